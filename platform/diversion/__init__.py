@@ -1,0 +1,130 @@
+"""diversion: a multi-tenant platform for police drug-diversion schemes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, render_template
+from govuk_frontend_wtf.main import WTFormsHelpers
+from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from diversion.config import REPO_ROOT, load_config
+from diversion.db import enforce_sqlite_foreign_keys
+from diversion.extensions import csrf, limiter, login, migrate, talisman
+from diversion.extensions import db as database  # `diversion.db` stays the module
+
+LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg (Welsh)"}
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+ERROR_MESSAGES = {
+    400: ("Something was wrong with that request", "Go back, check what you entered and try again."),
+    403: ("You cannot do this", "Your role does not allow this page or action."),
+    404: ("Page not found", "Check the address, or go back to your workspace."),
+    405: ("That action is not allowed here", "Go back and use the page's own buttons."),
+    429: ("Too many attempts", "Wait a minute before you try again."),
+    500: ("Sorry, there is a problem with the service", "Try again later. Nothing was changed."),
+}
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application; ``config`` overrides what the environment gives."""
+    settings = load_config(config)
+    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    app.config.update(settings)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        settings["INSTANCE_DIR"].mkdir(parents=True, exist_ok=True)
+    if app.config["PROXY_FIX_X_FOR"]:
+        n = app.config["PROXY_FIX_X_FOR"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    app.jinja_loader = ChoiceLoader([
+        PackageLoader("diversion"),
+        PrefixLoader({
+            "govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja"),
+            "govuk_frontend_wtf": PackageLoader("govuk_frontend_wtf"),
+        }),
+    ])
+    app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
+    WTFormsHelpers(app)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_errors(app)
+
+    from diversion.cli import register
+
+    register(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from diversion.tenancy import guard, rls
+    from diversion.tenancy.context import set_scope
+
+    database.init_app(app)
+    migrate.init_app(app, database, directory=str(REPO_ROOT / "migrations"))
+    login.init_app(app)
+    login.login_view = "accounts.sign_in"
+    login.login_message = "Sign in to see that page."
+    login.login_message_category = "info"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    talisman.init_app(
+        app,
+        force_https=False,  # TLS ends at the proxy; HSTS tells browsers to stay on it
+        strict_transport_security=app.config["HSTS"],
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy_nonce_in=["style-src"],
+        frame_options="DENY",
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        session_cookie_http_only=True,
+        referrer_policy="same-origin",
+    )
+    guard.install()
+    rls.install()
+    enforce_sqlite_foreign_keys()
+
+    # Scope is per unit of work: cleared before the URL is read and after it ends.
+    @app.url_value_preprocessor
+    def _clear_scope(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
+        set_scope(None, None)
+
+    @app.teardown_request
+    def _end_scope(_error: BaseException | None) -> None:
+        set_scope(None, None)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from diversion.accounts.views import bp as accounts_bp
+    from diversion.accounts.views import members_bp
+    from diversion.admin.views import bp as admin_bp
+    from diversion.public.views import bp as public_bp
+    from diversion.tenancy.views import bp as force_bp
+
+    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, force_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_errors(app: Flask) -> None:
+    def render_error(error: Exception) -> tuple[str, int]:
+        code = error.code if isinstance(error, HTTPException) and error.code else 500
+        if code >= 500:
+            app.logger.exception("Unhandled error", exc_info=error)
+            database.session.rollback()
+        title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
+        return render_template("errors/error.html", title=title, message=message), code
+
+    app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(Exception, render_error)

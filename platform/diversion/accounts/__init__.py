@@ -1,0 +1,1 @@
+"""Users, their memberships and roles, and signing in and out."""

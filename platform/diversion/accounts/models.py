@@ -1,0 +1,113 @@
+"""Users and the three kinds of membership a user can hold.
+
+A user is a global identity (one email address). What they may do comes
+from memberships: in a force (force admin, officer, supervisor: force-owned
+rows, under every isolation layer), in a provider (provider staff) or on the
+platform itself (platform admin, national lead).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    FORCE_ADMIN = "force_admin"
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    PROVIDER_STAFF = "provider_staff"
+    NATIONAL_LEAD = "national_lead"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+FORCE_ROLES = (Role.FORCE_ADMIN, Role.OFFICER, Role.SUPERVISOR)
+PLATFORM_ROLES = (Role.PLATFORM_ADMIN, Role.NATIONAL_LEAD)
+
+
+def _role_enum(name: str) -> Enum:
+    return Enum(Role, name=name, native_enum=False, validate_strings=True, length=32,
+                values_callable=lambda roles: [role.value for role in roles])
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # None for users who only sign in through their force's identity provider.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    # Part of the session cookie: bumping it ends every existing session.
+    session_version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    platform_grants: Mapped[list[PlatformGrant]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def platform_roles(self) -> frozenset[Role]:
+        return frozenset(grant.role for grant in self.platform_grants)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class ForceMembership(TenantScoped, Base):
+    """A user's role in one force. One row per (force, user, role)."""
+
+    __tablename__ = "force_memberships"
+    __tenant_table_args__ = (UniqueConstraint("tenant_id", "user_id", "role"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(_role_enum("force_role"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class ProviderMembership(Base):
+    """Provider staff: one login that works for the provider in every force it serves."""
+
+    __tablename__ = "provider_memberships"
+    __table_args__ = (UniqueConstraint("provider_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PlatformGrant(Base):
+    """A platform-wide role: platform admin or national lead."""
+
+    __tablename__ = "platform_grants"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[Role] = mapped_column(_role_enum("platform_role"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="platform_grants")

@@ -1,0 +1,239 @@
+"""Account services: users, passwords, memberships and sessions.
+
+Services take explicit arguments, validate, ``flush()`` and never commit:
+the request (or CLI command) owns the unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from diversion.accounts.models import (
+    FORCE_ROLES,
+    PLATFORM_ROLES,
+    ForceMembership,
+    PlatformGrant,
+    Role,
+    User,
+)
+from diversion.audit.services import record
+from diversion.db import utcnow
+from diversion.extensions import db
+from diversion.tenancy.guard import ALL_TENANTS
+from diversion.tenancy.models import Tenant
+
+MIN_PASSWORD_LENGTH = 12
+_hasher = PasswordHasher()
+# Verified against when the address is unknown, so that a miss costs as much
+# time as a wrong password and does not reveal which addresses exist.
+_UNKNOWN_USER_HASH = _hasher.hash("no-such-user-placeholder")
+
+
+class AccountError(ValueError):
+    """A refused account change; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def normalise_email(email: str) -> str:
+    """The canonical form of an address; refuses one that is not valid."""
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise AccountError("email", f"Enter a valid email address ({error}).") from error
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(
+            "password", f"Password must be at least {MIN_PASSWORD_LENGTH} characters."
+        )
+    return _hasher.hash(password)
+
+
+def find_user(email: str) -> User | None:
+    try:
+        email = normalise_email(email)
+    except AccountError:
+        return None
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def create_user(*, email: str, name: str, password: str | None, actor: User | None) -> User:
+    """Create a user; refuses an invalid or taken address, a blank name, a short password."""
+    email = normalise_email(email)
+    if not name.strip():
+        raise AccountError("name", "Enter the person's name.")
+    if find_user(email) is not None:
+        raise AccountError("email", "A user with this email address already exists.")
+    user = User(
+        email=email,
+        name=name.strip(),
+        password_hash=hash_password(password) if password is not None else None,
+    )
+    db.session.add(user)
+    db.session.flush()
+    record("user.created", actor=actor, object_type="user", object_id=user.id, tenant_id=None)
+    return user
+
+
+def set_password(user: User, password: str, *, actor: User | None) -> None:
+    """Set a new password and end the user's other sessions."""
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    db.session.flush()
+    record("user.password_set", actor=actor, object_type="user", object_id=user.id)
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active user with this address and password, or None.
+
+    Records a failed sign-in either way it fails (unknown address, wrong
+    password, deactivated account) without saying which to the caller.
+    """
+    user = find_user(email)
+    ok = False
+    try:
+        ok = _hasher.verify(
+            user.password_hash if user and user.password_hash else _UNKNOWN_USER_HASH, password
+        )
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if user is None or user.password_hash is None or not ok or not user.active:
+        record(
+            "auth.sign_in_failed",
+            actor=None,
+            actor_email=email.strip().lower()[:254],
+            tenant_id=None,
+            details={"reason": "inactive" if (ok and user and not user.active) else "credentials"},
+        )
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def record_sign_in(user: User) -> None:
+    user.last_signed_in_at = utcnow()
+    db.session.flush()
+    record("auth.signed_in", actor=user, object_type="user", object_id=user.id, tenant_id=None)
+
+
+def sign_out(user: User) -> None:
+    """End this and every other session of the user (copied cookies too)."""
+    user.session_version += 1
+    db.session.flush()
+    record("auth.signed_out", actor=user, object_type="user", object_id=user.id, tenant_id=None)
+
+
+def deactivate_user(user: User, *, actor: User) -> None:
+    """Stop a user signing in and end their sessions; refuses deactivating yourself."""
+    if user.id == actor.id:
+        raise AccountError("user", "You cannot deactivate your own account.")
+    user.active = False
+    user.session_version += 1
+    db.session.flush()
+    record("user.deactivated", actor=actor, object_type="user", object_id=user.id, tenant_id=None)
+
+
+def reactivate_user(user: User, *, actor: User) -> None:
+    user.active = True
+    db.session.flush()
+    record("user.reactivated", actor=actor, object_type="user", object_id=user.id, tenant_id=None)
+
+
+def grant_platform_role(user: User, role: Role, *, actor: User | None) -> PlatformGrant:
+    """Give a platform-wide role; refuses a force or provider role."""
+    if role not in PLATFORM_ROLES:
+        raise AccountError("role", f"{role.label} is not a platform role.")
+    grant = next((g for g in user.platform_grants if g.role == role), None)
+    if grant is None:
+        grant = PlatformGrant(role=role)
+        user.platform_grants.append(grant)
+        db.session.flush()
+        record("user.platform_role_granted", actor=actor, object_type="user",
+               object_id=user.id, tenant_id=None, details={"role": role.value})
+    return grant
+
+
+def force_roles(user: User) -> frozenset[Role]:
+    """The user's roles in the force in scope (the ORM guard adds the force)."""
+    roles = db.session.scalars(
+        select(ForceMembership.role).where(ForceMembership.user_id == user.id)
+    )
+    return frozenset(roles)
+
+
+def add_membership(tenant: Tenant, user: User, role: Role, *, actor: User | None) -> ForceMembership:
+    """Give ``user`` a role in ``tenant`` (the force in scope); idempotent.
+
+    Refuses a role that is not a force role.
+    """
+    if role not in FORCE_ROLES:
+        raise AccountError("role", f"{role.label} is not a role within a force.")
+    existing = db.session.scalar(
+        select(ForceMembership).where(
+            ForceMembership.user_id == user.id, ForceMembership.role == role
+        )
+    )
+    if existing is not None:
+        return existing
+    membership = ForceMembership(tenant_id=tenant.id, user_id=user.id, role=role)
+    db.session.add(membership)
+    db.session.flush()
+    record("membership.added", actor=actor, tenant_id=tenant.id, object_type="membership",
+           object_id=membership.id, details={"user_id": user.id, "role": role.value})
+    return membership
+
+
+def remove_membership(tenant: Tenant, membership: ForceMembership, *, actor: User) -> None:
+    """Remove a role and end the member's sessions on their next request.
+
+    Refuses removing the last force admin of a force.
+    """
+    if membership.role == Role.FORCE_ADMIN:
+        admins = db.session.scalars(
+            select(ForceMembership.id).where(ForceMembership.role == Role.FORCE_ADMIN)
+        ).all()
+        if len(admins) <= 1:
+            raise AccountError("membership", "A force must keep at least one force admin.")
+    membership.user.session_version += 1
+    db.session.delete(membership)
+    db.session.flush()
+    record("membership.removed", actor=actor, tenant_id=tenant.id, object_type="membership",
+           object_id=membership.id,
+           details={"user_id": membership.user_id, "role": membership.role.value})
+
+
+def members(tenant: Tenant) -> Sequence[ForceMembership]:
+    """The force's memberships, by user name (the force in scope)."""
+    return db.session.scalars(
+        select(ForceMembership).join(User).order_by(User.name, ForceMembership.role)
+    ).all()
+
+
+def workspaces(user: User) -> list[tuple[Tenant, frozenset[Role]]]:
+    """Every force where the user holds a role, with those roles.
+
+    Crosses forces on purpose (``all_tenants``), filtered to the user's own
+    rows; row-level security allows exactly that through ``app.user_id``.
+    """
+    rows = db.session.execute(
+        select(Tenant, ForceMembership.role)
+        .join(ForceMembership, ForceMembership.tenant_id == Tenant.id)
+        .where(ForceMembership.user_id == user.id)
+        .order_by(Tenant.name)
+        .execution_options(**{ALL_TENANTS: True})
+    ).all()
+    found: dict[int, tuple[Tenant, set[Role]]] = {}
+    for tenant, role in rows:
+        found.setdefault(tenant.id, (tenant, set()))[1].add(role)
+    return [(tenant, frozenset(roles)) for tenant, roles in found.values()]

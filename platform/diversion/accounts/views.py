@@ -1,0 +1,154 @@
+"""Signing in and out, and a force admin's management of the force's members."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from diversion.accounts import services
+from diversion.accounts.forms import AddMemberForm, ConfirmForm, SignInForm
+from diversion.accounts.models import ForceMembership, Role, User
+from diversion.extensions import db, limiter, login
+from diversion.tenancy.web import force_blueprint, requires_force_role
+
+bp = Blueprint("accounts", __name__)
+members_bp = force_blueprint("members", __name__, "/members")
+
+
+@login.user_loader
+def load_user(token: str) -> User | None:
+    """The user of a session cookie, if the session is still current.
+
+    Deactivation, sign-out and removal of a membership bump the user's
+    session version, so any older cookie (a copied one too) stops here.
+    """
+    user_id, _, version = token.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site: refuses absolute and scheme-relative URLs."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _sign_in_limit() -> str:
+    return str(current_app.config["SIGN_IN_RATE_LIMIT"])
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(_sign_in_limit, methods=["POST"])
+def sign_in() -> str | Response:
+    form = SignInForm()
+    next_url = _safe_next(request.args.get("next"))
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data or "", form.password.data or "")
+        if user is None:
+            db.session.commit()  # keep the failed-sign-in audit row
+            form.email.errors = ["Enter a correct email address and password"]
+        else:
+            # A fresh session at sign-in: nothing planted before it survives.
+            session.clear()
+            login_user(user)
+            services.record_sign_in(user)
+            db.session.commit()
+            return redirect(next_url or url_for("public.start"))
+    return render_template("accounts/sign_in.html", form=form), (
+        400 if form.errors and request.method == "POST" else 200
+    )
+
+
+@bp.route("/sign-out", methods=["POST"])
+@login_required
+def sign_out() -> Response:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    services.sign_out(current_user._get_current_object())
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You have signed out.", "success")
+    return redirect(url_for("accounts.sign_in"))
+
+
+@members_bp.route("/")
+@requires_force_role(Role.FORCE_ADMIN)
+def index() -> str:
+    return render_template(
+        "accounts/members.html",
+        memberships=services.members(g.tenant),
+        form=AddMemberForm(),
+        confirm=ConfirmForm(),
+    )
+
+
+@members_bp.route("/", methods=["POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def add() -> str | Response | tuple[str, int]:
+    form = AddMemberForm()
+    if form.validate_on_submit():
+        try:
+            user = services.find_user(form.email.data or "")
+            if user is None:
+                user = services.create_user(
+                    email=form.email.data or "",
+                    name=form.name.data or "",
+                    password=form.password.data or "",
+                    actor=current_user,
+                )
+            services.add_membership(g.tenant, user, Role(form.role.data), actor=current_user)
+        except services.AccountError as error:
+            db.session.rollback()
+            getattr(form, error.field).errors = [error.message]
+        else:
+            db.session.commit()
+            flash(f"{user.name} is now a {Role(form.role.data).label.lower()}.", "success")
+            return redirect(url_for(".index"))
+    html = render_template(
+        "accounts/members.html",
+        memberships=services.members(g.tenant),
+        form=form,
+        confirm=ConfirmForm(),
+    )
+    return html, 400
+
+
+@members_bp.route("/<uuid:membership_id>/remove", methods=["POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def remove(membership_id: uuid.UUID) -> Response:
+    membership = db.session.get(ForceMembership, membership_id)
+    if membership is None or not ConfirmForm().validate_on_submit():
+        abort(404 if membership is None else 400)
+    try:
+        services.remove_membership(g.tenant, membership, actor=current_user)
+    except services.AccountError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash("The membership was removed; their sessions have ended.", "success")
+    return redirect(url_for(".index"))

@@ -1,0 +1,74 @@
+"""Platform admin console: the forces on the platform and every user account."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from diversion.accounts import services
+from diversion.accounts.forms import ConfirmForm
+from diversion.accounts.models import Role, User
+from diversion.extensions import db
+from diversion.tenancy.models import Tenant
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def requires_platform_role(role: Role) -> Callable[[F], F]:
+    """Refuse (403) a signed-in user without ``role``; sign-in first for others."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if role not in current_user.platform_roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@bp.route("/")
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def index() -> str:
+    forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
+    users = db.session.scalars(select(User).order_by(User.email)).all()
+    return render_template("admin/index.html", forces=forces, users=users, confirm=ConfirmForm())
+
+
+def _change_user(user_id: int, change: Callable[..., None], done: str) -> Response:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        change(user, actor=current_user)
+    except services.AccountError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{user.email} {done}.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def deactivate(user_id: int) -> Response:
+    return _change_user(user_id, services.deactivate_user, "is deactivated; their sessions have ended")
+
+
+@bp.route("/users/<int:user_id>/reactivate", methods=["POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def reactivate(user_id: int) -> Response:
+    return _change_user(user_id, services.reactivate_user, "can sign in again")

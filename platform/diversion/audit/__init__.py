@@ -1,0 +1,1 @@
+"""The append-only record of sign-ins and of every change a service makes."""

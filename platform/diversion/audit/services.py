@@ -1,0 +1,40 @@
+"""Recording audit events. Every service that changes something calls ``record``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import has_request_context, request
+
+from diversion.audit.models import AuditEvent
+from diversion.extensions import db
+from diversion.tenancy.context import current_tenant_id
+
+if TYPE_CHECKING:
+    from diversion.accounts.models import User
+
+
+def record(
+    action: str,
+    *,
+    actor: User | None,
+    tenant_id: int | None = None,
+    object_type: str | None = None,
+    object_id: object = None,
+    actor_email: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event; ``tenant_id`` defaults to the force in scope."""
+    event = AuditEvent(
+        action=action,
+        actor_id=actor.id if actor is not None else None,
+        actor_email=actor.email if actor is not None else actor_email,
+        tenant_id=tenant_id if tenant_id is not None else current_tenant_id(),
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        ip_address=request.remote_addr if has_request_context() else None,
+        details=details or {},
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event

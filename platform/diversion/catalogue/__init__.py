@@ -1,0 +1,1 @@
+"""Providers and the course catalogue shared by every force."""

@@ -1,0 +1,89 @@
+"""The ``diversion`` command: a Flask CLI group over ``create_app``.
+
+``diversion run``, ``diversion db upgrade`` (Flask-Migrate),
+``diversion tenants sync`` and ``diversion demo``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from diversion.extensions import db
+
+
+def _create_app() -> Flask:
+    from diversion import create_app
+    from diversion.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, load_dotenv=False)
+def main() -> None:
+    """Run and manage the diversion platform."""
+
+
+@click.group("tenants")
+def tenants_group() -> None:
+    """Forces defined in tenants/*.toml."""
+
+
+@tenants_group.command("sync")
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of force files (default: the TENANTS_DIR setting).")
+@with_appcontext
+def tenants_sync(folder: Path | None) -> None:
+    """Validate every force file, then create or update the forces."""
+    from diversion.tenancy.files import ForceFilesInvalid
+    from diversion.tenancy.services import sync_tenants
+
+    folder = folder or Path(current_app.config["TENANTS_DIR"])
+    try:
+        report = sync_tenants(folder, actor=None)
+    except ForceFilesInvalid as error:
+        db.session.rollback()
+        click.echo("Nothing was changed. Fix these problems first:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    db.session.commit()
+    for label, slugs in (("created", report.created), ("updated", report.updated),
+                         ("unchanged", report.unchanged)):
+        if slugs:
+            click.echo(f"{label}: {', '.join(slugs)}")
+    if report.without_file:
+        click.echo(f"left as they are (no file): {', '.join(report.without_file)}")
+
+
+@click.command("demo")
+@click.option("--password", default="demo-password-1", show_default=True,
+              help="Password for every demo account.")
+@with_appcontext
+def demo(password: str) -> None:
+    """Seed demo accounts for every force (idempotent) and print them."""
+    from diversion.accounts.services import AccountError
+    from diversion.demo import seed_demo
+
+    try:
+        accounts = seed_demo(password=password)
+    except AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(f"--{error.field}: {error.message}") from error
+    db.session.commit()
+    click.echo(f"Demo sign-ins (password: {password}):")
+    width = max(len(email) for email, _ in accounts)
+    for email, what in accounts:
+        click.echo(f"  {email.ljust(width)}  {what}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(tenants_group)
+    app.cli.add_command(demo)

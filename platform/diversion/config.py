@@ -1,0 +1,77 @@
+"""Configuration read from the environment.
+
+``DIVERSION_ENV`` picks the profile: ``development`` (``make run``), ``test``
+(the suite) or ``production`` (the default, so a forgotten variable fails
+safe). Outside development and test a real ``SECRET_KEY`` is required.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("development", "test", "production")
+# Placeholder keys that must never sign a production session.
+WEAK_SECRET_KEYS = frozenset({"", "dev", "development", "secret", "changeme", "test"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment cannot produce a safe configuration."""
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask configuration from the environment and ``overrides``.
+
+    Refuses (``ConfigError``) an unknown ``DIVERSION_ENV`` and, outside
+    development and test, a missing, placeholder or short ``SECRET_KEY``.
+    """
+    overrides = dict(overrides or {})
+    env_name = str(overrides.pop("ENV_NAME", os.environ.get("DIVERSION_ENV", "production")))
+    if env_name not in ENVIRONMENTS:
+        raise ConfigError(
+            f"DIVERSION_ENV={env_name!r} is not one of {', '.join(ENVIRONMENTS)}."
+        )
+    relaxed = env_name in ("development", "test")
+    instance = Path(os.environ.get("DIVERSION_INSTANCE_DIR", REPO_ROOT / "instance"))
+    database_url = os.environ.get("DATABASE_URL", f"sqlite:///{instance / 'diversion.db'}")
+
+    config: dict[str, Any] = {
+        "ENV_NAME": env_name,
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-not-secret" if relaxed else ""),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "DATABASE_OWNER_URL": os.environ.get("DATABASE_OWNER_URL", ""),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "TENANTS_DIR": Path(os.environ.get("DIVERSION_TENANTS_DIR", REPO_ROOT / "tenants")),
+        "INSTANCE_DIR": instance,
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "SIGN_IN_RATE_LIMIT": os.environ.get("SIGN_IN_RATE_LIMIT", "10 per minute"),
+        "PROXY_FIX_X_FOR": int(os.environ.get("PROXY_FIX_X_FOR", "0")),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_NAME": "diversion_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not relaxed,
+        "REMEMBER_COOKIE_DURATION": 60 * 60 * 12,
+        "REMEMBER_COOKIE_SECURE": not relaxed,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
+        "HSTS": not relaxed,
+    }
+    config.update(overrides)
+    if not relaxed:
+        _refuse_weak_secret(str(config["SECRET_KEY"]))
+    return config
+
+
+def _refuse_weak_secret(secret: str) -> None:
+    if secret.lower() in WEAK_SECRET_KEYS or len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            "SECRET_KEY must be set to a random value of at least "
+            f"{MIN_SECRET_KEY_LENGTH} characters outside development and test "
+            '(for example: python -c "import secrets; print(secrets.token_urlsafe(48))").'
+        )

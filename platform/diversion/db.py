@@ -1,0 +1,92 @@
+"""Declarative base, constraint naming convention and the tenant mixin."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, event, ForeignKey, ForeignKeyConstraint, MetaData, UniqueConstraint, Uuid
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(DateTime):
+    """A timezone-aware UTC timestamp on every backend (SQLite drops the zone)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class TenantScoped:
+    """Mixin for every row owned by one force.
+
+    Gives the row an unguessable UUID key, ``tenant_id NOT NULL`` and
+    ``UNIQUE (tenant_id, id)`` so that children can point at it with a
+    composite foreign key ``(tenant_id, parent_id)``: the database itself then
+    refuses a link between two forces. The ORM guard (``tenancy.guard``) and
+    PostgreSQL row-level security (``tenancy.rls``) find tables through this
+    mixin. The unique constraint leads with ``tenant_id`` and so doubles as the
+    tenant index.
+    """
+
+    __tenant_scoped__ = True
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[object, ...]:  # noqa: N805
+        return (
+            UniqueConstraint("tenant_id", "id"),
+            *getattr(cls, "__tenant_table_args__", ()),
+        )
+
+
+def tenant_foreign_key(parent_table: str, column: str, *, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:
+    """A composite foreign key ``(tenant_id, column) -> parent (tenant_id, id)``."""
+    return ForeignKeyConstraint(
+        ["tenant_id", column],
+        [f"{parent_table}.tenant_id", f"{parent_table}.id"],
+        ondelete=ondelete,
+    )
+
+
+
+def _sqlite_foreign_keys_on(dbapi_connection: object, _record: object) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def enforce_sqlite_foreign_keys() -> None:
+    """SQLite ignores foreign keys unless asked, per connection; ask on every one."""
+    if not event.contains(Engine, "connect", _sqlite_foreign_keys_on):
+        event.listen(Engine, "connect", _sqlite_foreign_keys_on)

@@ -1,0 +1,1 @@
+"""Pages anyone may see: the start page and the health check."""

@@ -1,0 +1,1 @@
+"""Which force a piece of work belongs to, and the layers that enforce it."""

@@ -1,0 +1,149 @@
+"""Force definitions in ``tenants/<slug>.toml``: the schema and its reader.
+
+A file is checked whole before anything is applied; an error names the file,
+the key and the problem. Sections still to come (policy, offerings, billing)
+are accepted as tables so that files can carry them ahead of their features.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+LANGUAGES = ("en", "cy")
+# Files in the folder that are not forces.
+NOT_FORCES = frozenset({"catalogue"})
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class NonCompletionAction(enum.StrEnum):
+    """What a force does when a diverted person does not complete."""
+
+    NO_FURTHER_ACTION = "no_further_action"
+    PROSECUTION = "prosecution"
+    CHARGE_BY_POSTAL_REQUISITION = "charge_by_postal_requisition"
+    COURT = "court"
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    label: Text
+
+
+class NonCompletionOutcome(Outcome):
+    action: NonCompletionAction
+
+
+class Outcomes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    completed: Outcome
+    not_completed: NonCompletionOutcome
+
+
+class ForceFile(BaseModel):
+    """The validated content of one force's file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+    name: Text
+    scheme_name: Text
+    languages: list[str] = Field(min_length=1)
+    brand_colour: str
+    outcomes: Outcomes
+    policy: dict[str, Any] | None = None
+    offerings: list[dict[str, Any]] | dict[str, Any] | None = None
+    billing: dict[str, Any] | None = None
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in LANGUAGES]
+        if unknown:
+            raise ValueError(f"unknown language {unknown[0]!r}; use {' or '.join(LANGUAGES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a language is listed twice")
+        return value
+
+    @field_validator("brand_colour")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError(f"must be a colour written like #1d70b8, not {value!r}")
+        return value.lower()
+
+    def settings(self) -> dict[str, Any]:
+        """What the force row keeps beyond its columns."""
+        return self.model_dump(
+            mode="json", include={"outcomes", "policy", "offerings", "billing"}, exclude_none=True
+        )
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    path: Path
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name}: {self.key}: {self.message}"
+
+
+class ForceFilesInvalid(ValueError):
+    """Raised with every problem found in the folder; nothing is applied."""
+
+    def __init__(self, problems: list[FileProblem]) -> None:
+        super().__init__("\n".join(str(problem) for problem in problems))
+        self.problems = problems
+
+
+def _key(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(file)"
+
+
+def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
+    """Parse and validate one file, returning the force or its problems."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        return None, [FileProblem(path, "(syntax)", str(error))]
+    except (OSError, UnicodeDecodeError) as error:
+        return None, [FileProblem(path, "(file)", f"cannot be read: {error}")]
+    try:
+        force = ForceFile.model_validate(data)
+    except ValidationError as error:
+        return None, [
+            FileProblem(path, _key(item["loc"]), item["msg"].removeprefix("Value error, "))
+            for item in error.errors()
+        ]
+    if force.slug != path.stem:
+        return None, [FileProblem(path, "slug", f"is {force.slug!r} but the file is named {path.name}")]
+    return force, []
+
+
+def read_force_files(folder: Path) -> list[ForceFile]:
+    """Every force file in ``folder``; refuses the lot if any file is bad."""
+    paths = sorted(p for p in folder.glob("*.toml") if p.stem not in NOT_FORCES)
+    if not paths:
+        raise ForceFilesInvalid([FileProblem(folder, "(folder)", "holds no force files")])
+    forces: list[ForceFile] = []
+    problems: list[FileProblem] = []
+    for path in paths:
+        force, found = read_force_file(path)
+        problems.extend(found)
+        if force is not None:
+            forces.append(force)
+    if problems:
+        raise ForceFilesInvalid(problems)
+    return forces

@@ -1,0 +1,124 @@
+"""Layer 3 of isolation: PostgreSQL row-level security.
+
+Every force-owned table gets ENABLE and FORCE ROW LEVEL SECURITY and a
+policy comparing ``tenant_id`` with the transaction-local setting
+``app.tenant_id``. The setting is written with ``set_config(..., true)`` when
+a transaction begins, never with a session-level ``SET``, because pooled
+connections outlive a request. ``NULLIF(..., '')`` matters: once a local
+setting has been used, it reads back as an empty string, not NULL, and the
+cast would fail instead of matching nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import has_app_context
+from sqlalchemy import Connection, event, text
+from sqlalchemy.orm import Session, SessionTransaction
+
+from diversion.tenancy.context import current_scope
+
+CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')::integer"
+CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::integer"
+_SET_SCOPE = text(
+    "SELECT set_config('app.tenant_id', :tenant_id, true), "
+    "set_config('app.user_id', :user_id, true)"
+)
+
+
+def _write_scope(connection: Connection) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    scope = current_scope()
+    connection.execute(
+        _SET_SCOPE,
+        {
+            "tenant_id": "" if scope.tenant_id is None else str(scope.tenant_id),
+            "user_id": "" if scope.user_id is None else str(scope.user_id),
+        },
+    )
+
+
+def _after_begin(_session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+    _write_scope(connection)
+
+
+def apply_scope_to_open_transaction() -> None:
+    """Re-send the scope when it changes inside an open transaction."""
+    if not has_app_context():
+        return
+    from diversion.extensions import db
+
+    session = db.session()
+    if session.in_transaction():
+        _write_scope(session.connection())
+
+
+def install() -> None:
+    """Attach the ``after_begin`` listener to every session (idempotent)."""
+    if not event.contains(Session, "after_begin", _after_begin):
+        event.listen(Session, "after_begin", _after_begin)
+
+
+def policy_sql(table: str, *, also_readable: str | None = None) -> list[str]:
+    """DDL that puts ``table`` under the tenant policy (for migrations).
+
+    ``also_readable`` adds a SELECT-only policy (e.g. a user may read their
+    own memberships in every force); writes are always checked against the
+    current force alone.
+    """
+    statements = [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING (tenant_id = {CURRENT_TENANT}) WITH CHECK (tenant_id = {CURRENT_TENANT})",
+    ]
+    if also_readable:
+        statements.append(f"CREATE POLICY also_readable ON {table} FOR SELECT USING ({also_readable})")
+    return statements
+
+
+def drop_policy_sql(table: str) -> list[str]:
+    return [
+        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+        f"DROP POLICY IF EXISTS also_readable ON {table}",
+        f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+    ]
+
+
+def is_postgresql(bind: Any) -> bool:
+    return bool(bind.dialect.name == "postgresql")
+
+
+APP_ROLE = "diversion_app"
+
+
+def audit_policy_sql() -> list[str]:
+    """The audit log: readable within the force in scope, insert-only for the app.
+
+    Events outside any force (sign-ins, platform changes) have no tenant and
+    are readable by no force. There is no UPDATE or DELETE policy, and the
+    app role's UPDATE, DELETE and TRUNCATE rights are revoked when it exists.
+    """
+    return [
+        "ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE audit_events FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY audit_read ON audit_events FOR SELECT USING (tenant_id = {CURRENT_TENANT})",
+        "CREATE POLICY audit_append ON audit_events FOR INSERT "
+        f"WITH CHECK (tenant_id IS NULL OR tenant_id = {CURRENT_TENANT})",
+        "DO $$ BEGIN "
+        f"IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {APP_ROLE}; "
+        "END IF; END $$",
+    ]
+
+
+def drop_audit_policy_sql() -> list[str]:
+    return [
+        "DROP POLICY IF EXISTS audit_read ON audit_events",
+        "DROP POLICY IF EXISTS audit_append ON audit_events",
+        "ALTER TABLE audit_events NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE audit_events DISABLE ROW LEVEL SECURITY",
+    ]

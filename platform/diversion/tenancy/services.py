@@ -1,0 +1,67 @@
+"""Force services: bringing the platform in line with the force files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from diversion.accounts.models import User
+from diversion.audit.services import record
+from diversion.extensions import db
+from diversion.tenancy.files import ForceFile, read_force_files
+from diversion.tenancy.models import Tenant
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    # Forces in the database with no file: left as they are, never deleted here.
+    without_file: list[str] = field(default_factory=list)
+
+
+def _apply(tenant: Tenant, force: ForceFile) -> bool:
+    values = {
+        "name": force.name,
+        "scheme_name": force.scheme_name,
+        "languages": force.languages,
+        "brand_colour": force.brand_colour,
+        "settings": force.settings(),
+    }
+    changed = False
+    for attribute, value in values.items():
+        if getattr(tenant, attribute) != value:
+            setattr(tenant, attribute, value)
+            changed = True
+    return changed
+
+
+def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
+    """Create or update every force from its file; idempotent.
+
+    Refuses (``ForceFilesInvalid``, listing every problem) before changing
+    anything if any file is invalid. Never deletes a force.
+    """
+    forces = read_force_files(folder)
+    existing = {tenant.slug: tenant for tenant in db.session.scalars(select(Tenant))}
+    report = SyncReport()
+    for force in forces:
+        tenant = existing.pop(force.slug, None)
+        if tenant is None:
+            tenant = Tenant(slug=force.slug)
+            _apply(tenant, force)
+            db.session.add(tenant)
+            db.session.flush()
+            report.created.append(force.slug)
+            record("tenant.created", actor=actor, object_type="tenant", object_id=tenant.id)
+        elif _apply(tenant, force):
+            db.session.flush()
+            report.updated.append(force.slug)
+            record("tenant.updated", actor=actor, object_type="tenant", object_id=tenant.id)
+        else:
+            report.unchanged.append(force.slug)
+    report.without_file = sorted(existing)
+    return report

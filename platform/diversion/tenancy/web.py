@@ -1,0 +1,76 @@
+"""The force in the URL (``/<tenant>/...``) and layer 4 of isolation.
+
+Every force page lives on a blueprint made by ``force_blueprint``: the slug
+is taken from the URL and resolved to a force before any view runs, the
+scope is set for the ORM guard and row-level security, and the signed-in
+user must hold a membership in *that* force. A user of force A who asks
+for force B's pages gets 404, the same answer as for a force that does not
+exist, so the response says nothing about B.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, abort, g
+from flask_login import current_user
+from sqlalchemy import select
+
+from diversion.accounts.models import Role
+from diversion.accounts.services import force_roles
+from diversion.extensions import db, login
+from diversion.tenancy.context import set_scope
+from diversion.tenancy.models import Tenant
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _pull_tenant(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    slug = (values or {}).pop("tenant", None)
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug)) if slug else None
+    if tenant is None:
+        abort(404)
+    g.tenant = tenant
+    set_scope(tenant.id)
+
+
+def _push_tenant(_endpoint: str, values: dict[str, Any]) -> None:
+    if "tenant" not in values and "tenant" in g:
+        values["tenant"] = g.tenant.slug
+
+
+def _require_membership() -> Any:
+    if not current_user.is_authenticated:
+        return login.unauthorized()
+    roles = force_roles(current_user)
+    if not roles:
+        abort(404)
+    g.force_roles = roles
+    set_scope(g.tenant.id, current_user.id)
+    return None
+
+
+def force_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
+    """A blueprint under ``/<tenant>`` whose views run inside that force only."""
+    blueprint = Blueprint(name, import_name, url_prefix=f"/<tenant>{url_prefix}")
+    blueprint.url_value_preprocessor(_pull_tenant)
+    blueprint.url_defaults(_push_tenant)
+    blueprint.before_request(_require_membership)
+    return blueprint
+
+
+def requires_force_role(*roles: Role) -> Callable[[F], F]:
+    """Refuse (403) a member of the force who holds none of ``roles``."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not g.force_roles.intersection(roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
