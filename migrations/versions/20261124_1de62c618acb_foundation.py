@@ -58,7 +58,7 @@ def upgrade():
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
     op.create_table('audit_events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('occurred_at', diversion.db.UTCDateTime(), nullable=False),
     sa.Column('tenant_id', sa.Integer(), nullable=True),
     sa.Column('actor_id', sa.Integer(), nullable=True),

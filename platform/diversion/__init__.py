@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
 from govuk_frontend_wtf.main import WTFormsHelpers
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from werkzeug.exceptions import HTTPException
@@ -58,6 +58,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ])
     app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
     WTFormsHelpers(app)
+    # Force pages render inside their force: every template can see which.
+    app.context_processor(lambda: {"tenant": g.get("tenant")})
 
     _init_extensions(app)
     _register_blueprints(app)

@@ -61,6 +61,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
         "HSTS": not relaxed,
+        "PASSWORD_HASHING": "standard",
     }
     config.update(overrides)
     if not relaxed:

@@ -41,6 +41,9 @@ class UTCDateTime(DateTime):
         return value
 
 
+TENANT_SCOPED = "tenant_scoped"  # Table.info key marking force-owned tables
+
+
 class TenantScoped:
     """Mixin for every row owned by one force.
 
@@ -66,6 +69,7 @@ class TenantScoped:
         return (
             UniqueConstraint("tenant_id", "id"),
             *getattr(cls, "__tenant_table_args__", ()),
+            {"info": {TENANT_SCOPED: True}},
         )
 
 

@@ -10,6 +10,7 @@ from govuk_frontend_wtf.wtforms_widgets import (
     GovTextInput,
 )
 from wtforms import EmailField, PasswordField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from diversion.accounts.models import FORCE_ROLES
@@ -52,7 +53,7 @@ class AddMemberForm(FlaskForm):
     role = RadioField(
         "Role",
         widget=GovRadioInput(),
-        choices=[(role.value, role.label) for role in FORCE_ROLES],
+        choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
         validators=[InputRequired(message="Choose a role")],
     )
     submit = SubmitField("Add member", widget=GovSubmitInput())

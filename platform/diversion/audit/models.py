@@ -7,10 +7,11 @@ be rewritten by the application even through raw SQL.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from diversion.db import Base, UTCDateTime, utcnow
@@ -20,9 +21,9 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (Index(None, "tenant_id", "occurred_at"),)
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
-    )
+    # Made here, not by the database: an INSERT ... RETURNING would need a
+    # read policy on the new row, and events outside any force have none.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Null for events outside any force (a platform admin's change, a sign-in).
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))

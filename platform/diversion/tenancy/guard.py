@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql.visitors import iterate
 
-from diversion.db import TenantScoped
+from diversion.db import TENANT_SCOPED, TenantScoped
 from diversion.tenancy.context import require_tenant_id
 
 ALL_TENANTS = "all_tenants"
@@ -30,7 +31,17 @@ class CrossTenantWrite(RuntimeError):  # noqa: N818 - reads as the condition it 
 
 
 def _touches_force_rows(state: ORMExecuteState) -> bool:
-    return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
+    """Whether any force-owned table appears anywhere in the statement.
+
+    ``all_mappers`` alone misses entities that are only in the FROM clause
+    (``select(func.count()).select_from(Model)``), so walk the tables too.
+    """
+    if any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers):
+        return True
+    return any(
+        isinstance(element, Table) and element.info.get(TENANT_SCOPED)
+        for element in iterate(state.statement)
+    )
 
 
 def _filter_by_tenant(state: ORMExecuteState) -> None:

@@ -46,6 +46,10 @@ def _require_membership() -> Any:
         return login.unauthorized()
     roles = force_roles(current_user)
     if not roles:
+        # Forget the force before answering, so the 404 page cannot show a
+        # trace of it (its name, its colour).
+        g.pop("tenant", None)
+        set_scope(None)
         abort(404)
     g.force_roles = roles
     set_scope(g.tenant.id, current_user.id)

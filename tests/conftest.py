@@ -1,0 +1,186 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from diversion import create_app
+from diversion.accounts import services as accounts
+from diversion.accounts.models import Role, User
+from diversion.config import REPO_ROOT
+from diversion.extensions import db, limiter
+from diversion.models import Tenant
+from diversion.tenancy.context import scoped
+from diversion.tenancy.services import sync_tenants
+from tests.databases import (
+    TestDatabase,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_admin_url,
+    sqlite_database,
+)
+
+PASSWORD = "correct-horse-battery"
+TENANTS_DIR = REPO_ROOT / "tenants"
+CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """One migrated database per test process."""
+    admin = postgres_admin_url()
+    name = f"diversion_test_{_worker()}"
+    if admin is not None:
+        found = create_postgres_database(admin, name)
+    else:
+        found = sqlite_database(tmp_path_factory.mktemp("db"), name)
+    app = make_app(found)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    yield found
+    if found.is_postgresql:
+        drop_postgres_database(found)
+
+
+def make_app(database: TestDatabase, **overrides: Any) -> Flask:
+    config: dict[str, Any] = {
+        "ENV_NAME": "test",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-for-tests",
+        "SQLALCHEMY_DATABASE_URI": database.app_url,
+        "DATABASE_OWNER_URL": database.owner_url,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SIGN_IN_RATE_LIMIT": "1000 per minute",
+        "PASSWORD_HASHING": "fast-insecure",
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def empty_database(database: TestDatabase) -> None:
+    """Remove every row, as the owner (the app role may not delete audit rows)."""
+    from diversion.db import Base
+
+    engine = create_engine(database.owner_url)
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as connection:
+        if database.is_postgresql:
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database: TestDatabase) -> Iterator[Flask]:
+    application = make_app(database)
+    with application.app_context():
+        limiter.reset()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    empty_database(database)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_PATTERN.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1) or match.group(2)
+
+
+def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:
+    page = client.get("/sign-in")
+    return client.post(
+        "/sign-in",
+        data={"email": email, "password": password, "csrf_token": csrf_token(page.text)},
+    )
+
+
+def post_form(client: FlaskClient, page_url: str, action_url: str, data: dict[str, str] | None = None) -> Any:
+    """POST to ``action_url`` with the CSRF token of ``page_url``, as a browser would."""
+    page = client.get(page_url)
+    return client.post(action_url, data={**(data or {}), "csrf_token": csrf_token(page.text)})
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A plain record of a row, usable after its session has gone."""
+
+    id: Any
+    email: str = ""
+    slug: str = ""
+    name: str = ""
+    tenant_id: int | None = None
+
+
+@dataclass
+class World:
+    """Two forces with a user in every role, and people with no access."""
+
+    a: Ref
+    b: Ref
+    users: dict[str, Ref] = field(default_factory=dict)
+    memberships: dict[str, Ref] = field(default_factory=dict)
+
+    def email(self, key: str) -> str:
+        return self.users[key].email
+
+
+def build_world() -> World:
+    """Sync the real force files and give each role a user (inside an app context)."""
+    sync_tenants(TENANTS_DIR, actor=None)
+    tenants = {t.slug: t for t in db.session.scalars(db.select(Tenant))}
+    a, b = tenants["west-midlands"], tenants["durham"]
+    world = World(a=Ref(a.id, slug=a.slug, name=a.name), b=Ref(b.id, slug=b.slug, name=b.name))
+
+    def user(key: str) -> User:
+        created = accounts.create_user(
+            email=f"{key.replace('_', '-')}@example.org", name=key.replace("_", " ").title(),
+            password=PASSWORD, actor=None,
+        )
+        world.users[key] = Ref(created.id, email=created.email, name=created.name)
+        return created
+
+    for tenant, prefix in ((a, "a"), (b, "b")):
+        with scoped(tenant.id):
+            for role in (Role.FORCE_ADMIN, Role.OFFICER, Role.SUPERVISOR):
+                key = f"{prefix}_{role.value}"
+                membership = accounts.add_membership(tenant, user(key), role, actor=None)
+                world.memberships[key] = Ref(membership.id, tenant_id=tenant.id)
+    accounts.grant_platform_role(user("platform_admin"), Role.PLATFORM_ADMIN, actor=None)
+    accounts.grant_platform_role(user("national_lead"), Role.NATIONAL_LEAD, actor=None)
+    user("provider_staff")
+    user("no_role")
+    db.session.commit()
+    return world
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    with app.app_context():
+        return build_world()
