@@ -47,10 +47,14 @@ def run_migrations_online():
     options.setdefault("render_as_batch", True)
     options.setdefault("compare_type", True)
     engine = _engine()
-    with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_db.metadata, **options)
-        with context.begin_transaction():
-            context.run_migrations()
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=target_db.metadata, **options)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        if engine is not target_db.engine:
+            engine.dispose()
 
 
 if context.is_offline_mode():
