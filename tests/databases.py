@@ -30,6 +30,17 @@ class TestDatabase:
     def is_postgresql(self) -> bool:
         return self.app_url.startswith("postgresql")
 
+    @property
+    def inspector_url(self) -> str:
+        """A connection that sees every row: the superuser on PostgreSQL.
+
+        Even the owner is bound by FORCE ROW LEVEL SECURITY, so tests that
+        check what was written read through this.
+        """
+        if self.admin_url is None:
+            return self.app_url
+        return make_url(self.admin_url).set(database=self.name).render_as_string(hide_password=False)
+
 
 def postgres_admin_url() -> URL | None:
     raw = os.environ.get("TEST_DATABASE_URL")

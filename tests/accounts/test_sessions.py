@@ -1,0 +1,201 @@
+"""Signing in and out, and how sessions end."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import select
+
+from diversion.accounts import services
+from diversion.accounts.models import ForceMembership, User
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from tests.conftest import PASSWORD, World, csrf_token, make_app, post_form, sign_in
+
+
+def test_sign_in_lands_on_next_page_and_shows_the_user(client, world: World) -> None:
+    page = client.get("/sign-in?next=/west-midlands/")
+    response = client.post(
+        "/sign-in?next=/west-midlands/",
+        data={"email": world.email("a_officer"), "password": PASSWORD,
+              "csrf_token": csrf_token(page.text)},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/west-midlands/"
+    home = client.get("/west-midlands/")
+    assert world.email("a_officer") in home.text
+    assert "Sign out" in home.text
+
+
+def test_next_must_stay_on_this_site(client, world: World) -> None:
+    page = client.get("/sign-in")
+    response = client.post(
+        "/sign-in?next=//evil.example/steal",
+        data={"email": world.email("a_officer"), "password": PASSWORD,
+              "csrf_token": csrf_token(page.text)},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_wrong_password_shows_error_summary_and_changes_nothing(client, world: World) -> None:
+    response = sign_in(client, world.email("a_officer"), "not-the-password")
+    assert response.status_code == 400
+    assert "There is a problem" in response.text
+    assert "Enter a correct email address and password" in response.text
+    assert client.get("/west-midlands/").status_code == 302
+
+
+def test_empty_form_names_each_missing_field(client, world: World) -> None:
+    page = client.get("/sign-in")
+    response = client.post("/sign-in", data={"csrf_token": csrf_token(page.text)})
+    assert response.status_code == 400
+    assert "Enter your email address" in response.text
+    assert "Enter your password" in response.text
+
+
+def test_session_is_renewed_at_sign_in(client, world: World) -> None:
+    client.get("/sign-in")
+    with client.session_transaction() as session:
+        session["planted"] = "by-an-attacker"
+    sign_in(client, world.email("a_officer"))
+    with client.session_transaction() as session:
+        assert "planted" not in session
+
+
+def test_form_without_csrf_token_is_refused(client, world: World) -> None:
+    response = client.post(
+        "/sign-in", data={"email": world.email("a_officer"), "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert client.get("/west-midlands/").status_code == 302
+
+
+def _copy_cookie(app: Flask, source) -> object:
+    """A second client carrying the same session cookie: a stolen copy."""
+    thief = app.test_client()
+    cookie = source.get_cookie("diversion_session")
+    thief.set_cookie("diversion_session", cookie.value)
+    return thief
+
+
+def test_sign_out_ends_copied_sessions_too(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("a_officer"))
+    thief = _copy_cookie(app, client)
+    assert thief.get("/west-midlands/").status_code == 200
+    post_form(client, "/west-midlands/", "/sign-out")
+    assert client.get("/west-midlands/").status_code == 302
+    assert thief.get("/west-midlands/").status_code == 302
+
+
+def test_deactivation_ends_sessions_on_next_request(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("a_officer"))
+    assert client.get("/west-midlands/").status_code == 200
+    admin = app.test_client()
+    sign_in(admin, world.email("platform_admin"))
+    user_id = world.users["a_officer"].id
+    response = post_form(admin, "/admin/", f"/admin/users/{user_id}/deactivate")
+    assert response.status_code == 302
+    assert client.get("/west-midlands/").status_code == 302
+    assert sign_in(client, world.email("a_officer")).status_code == 400
+
+
+def test_removing_a_membership_ends_that_members_sessions(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("a_officer"))
+    assert client.get("/west-midlands/").status_code == 200
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    membership = world.memberships["a_officer"]
+    response = post_form(admin, "/west-midlands/members/",
+                         f"/west-midlands/members/{membership.id}/remove")
+    assert response.status_code == 302
+    assert client.get("/west-midlands/").status_code == 302
+    sign_in(client, world.email("a_officer"))
+    assert client.get("/west-midlands/").status_code == 404
+
+
+def test_last_force_admin_cannot_be_removed(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    membership = world.memberships["a_force_admin"]
+    response = post_form(client, "/west-midlands/members/",
+                         f"/west-midlands/members/{membership.id}/remove")
+    assert response.status_code == 302
+    assert "at least one force admin" in client.get("/west-midlands/members/").text
+    with app.app_context(), scoped(world.a.id):
+        assert db.session.get(ForceMembership, membership.id) is not None
+
+
+def test_force_admin_adds_a_new_member_who_can_sign_in(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    response = post_form(client, "/west-midlands/members/", "/west-midlands/members/", {
+        "email": "New.Officer@Example.org", "name": "New Officer",
+        "password": "a-long-initial-password", "role": "officer",
+    })
+    assert response.status_code == 302
+    newcomer = app.test_client()
+    sign_in(newcomer, "new.officer@example.org", "a-long-initial-password")
+    assert newcomer.get("/west-midlands/").status_code == 200
+    assert newcomer.get("/durham/").status_code == 404
+
+
+def test_adding_a_member_with_bad_input_names_the_field_and_changes_nothing(
+    app: Flask, client, world: World
+) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    response = post_form(client, "/west-midlands/members/", "/west-midlands/members/", {
+        "email": "fresh@example.org", "name": "Fresh", "password": "short", "role": "officer",
+    })
+    assert response.status_code == 400
+    assert "There is a problem" in response.text
+    assert "Password must be at least 12 characters" in response.text
+    response = post_form(client, "/west-midlands/members/", "/west-midlands/members/", {
+        "email": "fresh@example.org", "role": "platform_admin",
+    })
+    assert response.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == "fresh@example.org")) is None
+
+
+def test_sign_in_is_rate_limited(database, world: World) -> None:
+    app = make_app(database, SIGN_IN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    responses = [sign_in(client, world.email("a_officer"), "wrong-password") for _ in range(4)]
+    assert [r.status_code for r in responses] == [400, 400, 400, 429]
+    assert "Too many attempts" in responses[-1].text
+    # Even the right password is refused until the window passes.
+    assert sign_in(client, world.email("a_officer")).status_code == 429
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _redis_available() -> bool:
+    try:
+        return bool(redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_available(), reason="Redis is not listening on 127.0.0.1:6379")
+def test_rate_limit_is_shared_through_redis(database, world: World) -> None:
+    """Two app instances (two workers) share one count when storage is Redis."""
+    uri = "redis://127.0.0.1:6379/15"
+    redis.Redis.from_url(uri).flushdb()
+    first = make_app(database, SIGN_IN_RATE_LIMIT="2 per minute", RATELIMIT_STORAGE_URI=uri)
+    codes = [sign_in(first.test_client(), world.email("a_officer"), "wrong-password").status_code
+             for _ in range(2)]
+    second = make_app(database, SIGN_IN_RATE_LIMIT="2 per minute", RATELIMIT_STORAGE_URI=uri)
+    codes.append(sign_in(second.test_client(), world.email("a_officer"), "wrong").status_code)
+    assert codes == [400, 400, 429]
+    redis.Redis.from_url(uri).flushdb()
+    for instance in (first, second):
+        with instance.app_context():
+            db.engine.dispose()
+
+
+def test_password_is_stored_as_argon2(app: Flask, world: World) -> None:
+    with app.app_context():
+        user = db.session.get(User, world.users["a_officer"].id)
+        assert user is not None and user.password_hash is not None
+        assert user.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in user.password_hash
+        assert services.authenticate(world.email("a_officer"), PASSWORD) is not None

@@ -1,0 +1,76 @@
+"""The `diversion` command, run as an installed console script would be."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from flask import Flask
+from flask.cli import ScriptInfo
+from sqlalchemy import func, select
+
+from diversion.accounts import services
+from diversion.accounts.models import ForceMembership, Role, User
+from diversion.cli import main
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+
+
+def _run(app: Flask, *args: str):
+    return CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+
+def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
+    assert _run(app, "tenants", "sync").exit_code == 0
+    first = _run(app, "demo")
+    assert first.exit_code == 0, first.output
+    second = _run(app, "demo", "--password", "another-demo-password")
+    assert second.exit_code == 0, second.output
+    with app.app_context():
+        slugs = list(db.session.scalars(select(Tenant.slug)))
+        assert len(slugs) == 5
+        expected = {"platform@diversion.example", "national@diversion.example"}
+        for slug in slugs:
+            expected |= {f"{who}@{slug}.example" for who in ("admin", "officer", "supervisor")}
+        assert set(db.session.scalars(select(User.email))) == expected
+        for email in expected:
+            assert email in first.output
+        assert "demo-password-1" in first.output
+        # The second run's password is the one that works now.
+        assert services.authenticate("officer@durham.example", "another-demo-password")
+        assert services.authenticate("officer@durham.example", "demo-password-1") is None
+        platform = services.find_user("platform@diversion.example")
+        assert platform is not None and Role.PLATFORM_ADMIN in platform.platform_roles
+        durham = db.session.scalar(select(Tenant).where(Tenant.slug == "durham"))
+        assert durham is not None
+        with scoped(durham.id):
+            roles = db.session.execute(
+                select(User.email, ForceMembership.role).join(User)
+            ).all()
+            assert sorted((e, r.value) for e, r in roles) == [
+                ("admin@durham.example", "force_admin"),
+                ("officer@durham.example", "officer"),
+                ("supervisor@durham.example", "supervisor"),
+            ]
+            assert db.session.scalar(select(func.count()).select_from(ForceMembership)) == 3
+
+
+def test_demo_refuses_a_short_password(app: Flask) -> None:
+    result = _run(app, "demo", "--password", "short")
+    assert result.exit_code != 0
+    assert "--password" in result.output
+    assert "at least 12 characters" in result.output
+
+
+def test_the_console_script_is_installed() -> None:
+    import shutil
+    import subprocess
+
+    from diversion.config import REPO_ROOT
+
+    script = REPO_ROOT / ".venv" / "bin" / "diversion"
+    path = str(script) if script.exists() else shutil.which("diversion")
+    assert path, "the diversion console script is not installed"
+    out = subprocess.run([path, "--help"], capture_output=True, text=True, check=True,
+                         env={"DIVERSION_ENV": "test", "PATH": "/usr/bin:/bin"}).stdout
+    for command in ("run", "db", "tenants", "demo"):
+        assert f"  {command}" in out
