@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from flask import Flask
-from flask.cli import ScriptInfo
-from sqlalchemy import func, select
-
 from diversion.accounts import services
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.cli import main
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
+from flask import Flask
+from flask.cli import ScriptInfo
+from sqlalchemy import func, select
 
 
 def _run(app: Flask, *args: str):
@@ -39,7 +38,8 @@ def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
         assert services.authenticate("officer@durham.example", "another-demo-password")
         assert services.authenticate("officer@durham.example", "demo-password-1") is None
         platform = services.find_user("platform@diversion.example")
-        assert platform is not None and Role.PLATFORM_ADMIN in platform.platform_roles
+        assert platform is not None
+        assert Role.PLATFORM_ADMIN in platform.platform_roles
         durham = db.session.scalar(select(Tenant).where(Tenant.slug == "durham"))
         assert durham is not None
         with scoped(durham.id):

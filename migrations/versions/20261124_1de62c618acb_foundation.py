@@ -4,16 +4,14 @@ On PostgreSQL, force-owned tables are put under row-level security and the
 audit log is made append-only for the app role.
 
 Revision ID: 1de62c618acb
-Revises: 
+Revises:
 Create Date: 2026-11-24 08:18:16.855367
 
 """
-from alembic import op
+import diversion.db
 import sqlalchemy as sa
-
-import diversion.db  # noqa: F401 - custom column types
+from alembic import op
 from diversion.tenancy import rls
-
 
 # revision identifiers, used by Alembic.
 revision = '1de62c618acb'

@@ -6,7 +6,15 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, event, ForeignKey, ForeignKeyConstraint, MetaData, UniqueConstraint, Uuid
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    MetaData,
+    UniqueConstraint,
+    Uuid,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from diversion.accounts import services
 from diversion.accounts.models import Role, User
+from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from diversion.extensions import db
 
 FORCE_ACCOUNTS = (
     ("admin", Role.FORCE_ADMIN, "Force admin"),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import redis
-from flask import Flask
-from sqlalchemy import select
-
 from diversion.accounts import services
 from diversion.accounts.models import ForceMembership, User
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
+from flask import Flask
+from sqlalchemy import select
+
 from tests.conftest import PASSWORD, World, csrf_token, make_app, post_form, sign_in
 
 
@@ -195,7 +195,8 @@ def test_rate_limit_is_shared_through_redis(database, world: World) -> None:
 def test_password_is_stored_as_argon2(app: Flask, world: World) -> None:
     with app.app_context():
         user = db.session.get(User, world.users["a_officer"].id)
-        assert user is not None and user.password_hash is not None
+        assert user is not None
+        assert user.password_hash is not None
         assert user.password_hash.startswith("$argon2id$")
         assert PASSWORD not in user.password_hash
         assert services.authenticate(world.email("a_officer"), PASSWORD) is not None

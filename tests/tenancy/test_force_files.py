@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from flask import Flask
-from sqlalchemy import func, select
-
 from diversion.cli import main
 from diversion.extensions import db
 from diversion.tenancy.files import ForceFilesInvalid, read_force_files
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.services import sync_tenants
+from flask import Flask
+from sqlalchemy import func, select
+
 from tests.conftest import TENANTS_DIR
 
 FORCES = {"west-midlands", "thames-valley", "durham", "avon-and-somerset", "north-wales"}
@@ -43,7 +43,8 @@ def test_sync_is_idempotent(app: Flask) -> None:
         db.session.commit()
         assert set(first.created) == FORCES
         assert set(second.unchanged) == FORCES
-        assert not second.created and not second.updated
+        assert not second.created
+        assert not second.updated
         assert db.session.scalar(select(func.count()).select_from(Tenant)) == 5
 
 
@@ -56,15 +57,18 @@ def test_a_changed_file_updates_its_force(app: Flask, tmp_path: Path) -> None:
         report = sync_tenants(folder, actor=None)
         assert report.updated == ["durham"]
         durham = db.session.scalar(select(Tenant).where(Tenant.slug == "durham"))
-        assert durham is not None and durham.scheme_name == "Checkpoint Plus"
+        assert durham is not None
+        assert durham.scheme_name == "Checkpoint Plus"
 
 
 @pytest.mark.parametrize(
     ("file", "old", "new", "key", "problem"),
     [
         ("durham.toml", 'brand_colour = "#5b2a86"', 'brand_colour = "purple"', "brand_colour", "#1d70b8"),
-        ("north-wales.toml", 'languages = ["en", "cy"]', 'languages = ["en", "fr"]', "languages", "unknown language 'fr'"),
-        ("durham.toml", 'action = "prosecution"', 'action = "caution"', "outcomes.not_completed.action", "Input should be"),
+        ("north-wales.toml", 'languages = ["en", "cy"]', 'languages = ["en", "fr"]',
+         "languages", "unknown language 'fr'"),
+        ("durham.toml", 'action = "prosecution"', 'action = "caution"',
+         "outcomes.not_completed.action", "Input should be"),
         ("durham.toml", 'name = "Durham Constabulary"', 'nmae = "Durham Constabulary"', "nmae", "Extra inputs"),
         ("durham.toml", 'slug = "durham"', 'slug = "durham-police"', "slug", "file is named durham.toml"),
         ("durham.toml", 'name = "Durham Constabulary"', 'name = "Durham', "(syntax)", ""),

@@ -62,7 +62,7 @@ def _sign_in_limit() -> str:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(_sign_in_limit, methods=["POST"])
-def sign_in() -> str | Response:
+def sign_in() -> Response | tuple[str, int]:
     form = SignInForm()
     next_url = _safe_next(request.args.get("next"))
     if form.validate_on_submit():

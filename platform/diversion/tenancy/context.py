@@ -21,7 +21,7 @@ class Scope:
     user_id: int | None = None
 
 
-_scope: ContextVar[Scope] = ContextVar("diversion_scope", default=Scope(None, None))
+_scope: ContextVar[Scope] = ContextVar("diversion_scope", default=Scope(None, None))  # noqa: B039 - frozen
 
 
 class TenantNotSet(RuntimeError):  # noqa: N818 - reads as the condition it reports

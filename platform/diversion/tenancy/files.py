@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 LANGUAGES = ("en", "cy")
@@ -100,7 +107,7 @@ class FileProblem:
         return f"{self.path.name}: {self.key}: {self.message}"
 
 
-class ForceFilesInvalid(ValueError):
+class ForceFilesInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
     """Raised with every problem found in the folder; nothing is applied."""
 
     def __init__(self, problems: list[FileProblem]) -> None:

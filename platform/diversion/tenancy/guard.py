@@ -40,7 +40,7 @@ def _touches_force_rows(state: ORMExecuteState) -> bool:
         return True
     return any(
         isinstance(element, Table) and element.info.get(TENANT_SCOPED)
-        for element in iterate(state.statement)
+        for element in iterate(state.statement)  # type: ignore[arg-type]
     )
 
 
@@ -75,7 +75,7 @@ def _check_writes(session: Session, _context: Any, _instances: Any) -> None:
         if not isinstance(obj, TenantScoped):
             continue
         tenant_id = require_tenant_id()
-        history = inspect(obj).attrs.tenant_id.history
+        history = inspect(obj, raiseerr=True).attrs.tenant_id.history
         original = history.deleted[0] if history.deleted else obj.tenant_id
         if original != tenant_id or obj.tenant_id != tenant_id:
             raise CrossTenantWrite(
