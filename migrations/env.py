@@ -8,10 +8,11 @@ row-level security would not bind it), otherwise the app's own database.
 import logging
 from logging.config import fileConfig
 
-import diversion.models  # noqa: F401 - every table on the metadata
 from alembic import context
 from flask import current_app
 from sqlalchemy import create_engine
+
+import diversion.models  # noqa: F401 - every table on the metadata
 
 config = context.config
 if config.config_file_name:

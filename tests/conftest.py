@@ -6,7 +6,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,7 +85,7 @@ def empty_database(database: TestDatabase) -> None:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
             for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+                connection.execute(text(f"DELETE FROM {table}"))
     engine.dispose()
 
 

@@ -8,9 +8,10 @@ Revises:
 Create Date: 2026-11-24 08:18:16.855367
 
 """
-import diversion.db
 import sqlalchemy as sa
 from alembic import op
+
+import diversion.db
 from diversion.tenancy import rls
 
 # revision identifiers, used by Alembic.
