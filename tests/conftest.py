@@ -42,7 +42,8 @@ def _worker() -> str:
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
     """One migrated database per test process."""
     admin = postgres_admin_url()
-    name = f"diversion_test_{_worker()}"
+    # The process id keeps two runs on one server (two people, CI) apart.
+    name = f"diversion_test_{_worker()}_{os.getpid()}"
     if admin is not None:
         found = create_postgres_database(admin, name)
     else:

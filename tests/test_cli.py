@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from flask import Flask
+from flask.cli import ScriptInfo
+from sqlalchemy import func, select
+
 from diversion.accounts import services
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.cli import main
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from flask import Flask
-from flask.cli import ScriptInfo
-from sqlalchemy import func, select
 
 
 def _run(app: Flask, *args: str):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import redis
+from flask import Flask
+from sqlalchemy import select
+
 from diversion.accounts import services
 from diversion.accounts.models import ForceMembership, User
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
-from flask import Flask
-from sqlalchemy import select
-
 from tests.conftest import PASSWORD, World, csrf_token, make_app, post_form, sign_in
 
 

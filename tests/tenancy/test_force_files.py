@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import func, select
+
 from diversion.cli import main
 from diversion.extensions import db
 from diversion.tenancy.files import ForceFilesInvalid, read_force_files
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.services import sync_tenants
-from flask import Flask
-from sqlalchemy import func, select
-
 from tests.conftest import TENANTS_DIR
 
 FORCES = {"west-midlands", "thames-valley", "durham", "avon-and-somerset", "north-wales"}

@@ -14,22 +14,30 @@ if TYPE_CHECKING:
     from diversion.accounts.models import User
 
 
+class _InScope:
+    """Marker: file the event under the force in scope."""
+
+
+IN_SCOPE = _InScope()
+
+
 def record(
     action: str,
     *,
     actor: User | None,
-    tenant_id: int | None = None,
+    tenant_id: int | _InScope | None = IN_SCOPE,
     object_type: str | None = None,
     object_id: object = None,
     actor_email: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event; ``tenant_id`` defaults to the force in scope."""
+    """Append one event, filed under the force in scope unless ``tenant_id`` says
+    otherwise (``None``: an event outside any force, such as a sign-in)."""
     event = AuditEvent(
         action=action,
         actor_id=actor.id if actor is not None else None,
         actor_email=actor.email if actor is not None else actor_email,
-        tenant_id=tenant_id if tenant_id is not None else current_tenant_id(),
+        tenant_id=current_tenant_id() if isinstance(tenant_id, _InScope) else tenant_id,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
         ip_address=request.remote_addr if has_request_context() else None,
