@@ -56,7 +56,7 @@ def tenants_sync(folder: Path | None) -> None:
         sys.exit(1)
     db.session.commit()
     for label, slugs in (("created", report.created), ("updated", report.updated),
-                         ("unchanged", report.unchanged)):
+                         ("unchanged", report.unchanged), ("policies published", report.policies_published)):
         if slugs:
             click.echo(f"{label}: {', '.join(slugs)}")
     if report.without_file:

@@ -3,12 +3,15 @@
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
 from diversion.audit.models import AuditEvent
 from diversion.catalogue.models import Provider
+from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.tenancy.models import Tenant
 
 __all__ = [
     "AuditEvent",
+    "Decision",
     "ForceMembership",
     "PlatformGrant",
+    "PolicyVersion",
     "Provider",
     "ProviderMembership",
     "Tenant",

@@ -225,7 +225,7 @@ def test_force_owned_tables_are_marked() -> None:
 @pytest.mark.parametrize("table", tenant_tables(), ids=lambda t: t.name)
 def test_force_owned_table_has_tenant_keys_in_the_models(table: Table) -> None:
     assert table.c.tenant_id.nullable is False
-    assert [fk.column.table.name for fk in table.c.tenant_id.foreign_keys] == ["tenants"]
+    assert "tenants" in {fk.column.table.name for fk in table.c.tenant_id.foreign_keys}
     uniques = [
         [column.name for column in constraint.columns]
         for constraint in table.constraints

@@ -11,6 +11,7 @@ import enum
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,10 +92,8 @@ class ForceFile(BaseModel):
         return value.lower()
 
     def settings(self) -> dict[str, Any]:
-        """What the force row keeps beyond its columns."""
-        return self.model_dump(
-            mode="json", include={"outcomes", "policy", "offerings", "billing"}, exclude_none=True
-        )
+        """What the force row keeps beyond its columns (the policy has its own table)."""
+        return self.model_dump(mode="json", include={"outcomes", "offerings", "billing"}, exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,35 @@ def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
         ]
     if force.slug != path.stem:
         return None, [FileProblem(path, "slug", f"is {force.slug!r} but the file is named {path.name}")]
-    return force, []
+    problems = _check_policy(path, force.policy) if force.policy is not None else []
+    return (None, problems) if problems else (force, [])
+
+
+def split_policy(raw: dict[str, Any]) -> tuple[date | None, dict[str, Any]]:
+    """A file's ``[policy]`` table: its ``effective_from`` and the policy document."""
+    document = dict(raw)
+    effective_from = document.pop("effective_from", None)
+    return effective_from if isinstance(effective_from, date) else None, document
+
+
+def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
+    """The policy must compile and pass its own tests before a sync may publish it."""
+    from diversion.eligibility.compiler import PolicyInvalid, compile_policy
+    from diversion.eligibility.engine import run_tests
+
+    effective_from, document = split_policy(raw)
+    if effective_from is None:
+        return [FileProblem(path, "policy.effective_from", "must be a date such as 2021-04-01")]
+    try:
+        policy = compile_policy(document)
+    except PolicyInvalid as error:
+        return [FileProblem(path, f"policy.{p.place}", p.message + (f" (column {p.position})" if p.position else ""))
+                for p in error.problems]
+    return [
+        FileProblem(path, f"policy.tests[{outcome.name}]", "; ".join(outcome.problems))
+        for outcome in run_tests(policy, default_on=datetime.now(UTC).date())
+        if not outcome.passed
+    ]
 
 
 def read_force_files(folder: Path) -> list[ForceFile]:

@@ -123,3 +123,23 @@ def drop_audit_policy_sql() -> list[str]:
         "ALTER TABLE audit_events NO FORCE ROW LEVEL SECURITY",
         "ALTER TABLE audit_events DISABLE ROW LEVEL SECURITY",
     ]
+
+
+def published_policy_trigger_sql() -> list[str]:
+    """A published policy version never changes: refused by the database too."""
+    return [
+        "CREATE FUNCTION refuse_published_policy_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF OLD.status = 'published' THEN "
+        "RAISE EXCEPTION 'policy version % is published and cannot change', OLD.number "
+        "USING ERRCODE = 'integrity_constraint_violation'; END IF; "
+        "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER published_policy_immutable BEFORE UPDATE OR DELETE ON policy_versions "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_published_policy_change()",
+    ]
+
+
+def drop_published_policy_trigger_sql() -> list[str]:
+    return [
+        "DROP TRIGGER IF EXISTS published_policy_immutable ON policy_versions",
+        "DROP FUNCTION IF EXISTS refuse_published_policy_change()",
+    ]

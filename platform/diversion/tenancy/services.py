@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
+from diversion.eligibility.services import sync_from_file
 from diversion.extensions import db
-from diversion.tenancy.files import ForceFile, read_force_files
+from diversion.tenancy.context import scoped
+from diversion.tenancy.files import ForceFile, read_force_files, split_policy
 from diversion.tenancy.models import Tenant
 
 
@@ -19,6 +22,7 @@ class SyncReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    policies_published: list[str] = field(default_factory=list)
     # Forces in the database with no file: left as they are, never deleted here.
     without_file: list[str] = field(default_factory=list)
 
@@ -63,5 +67,12 @@ def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
             record("tenant.updated", actor=actor, object_type="tenant", object_id=tenant.id)
         else:
             report.unchanged.append(force.slug)
+        if force.policy is not None:
+            effective_from, document = split_policy(force.policy)
+            with scoped(tenant.id):
+                published = sync_from_file(tenant, document, effective_from=effective_from or date.min,
+                                           today=datetime.now(UTC).date())
+            if published is not None:
+                report.policies_published.append(f"{force.slug} v{published.number}")
     report.without_file = sorted(existing)
     return report

@@ -1,0 +1,1 @@
+"""Eligibility: each force's versioned policy, decisions with reasons, simulation."""

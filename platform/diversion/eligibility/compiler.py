@@ -1,0 +1,204 @@
+"""Compiling a policy: every expression against the typed catalogue, once, on save.
+
+Expressions are written in the ``rule-engine`` language. They are compiled
+with a typed context built from the national field catalogue and the
+policy's own parameters, so an unknown field, a type mismatch or a syntax
+error is refused when the policy is loaded or saved, with the pathway, the
+criterion and the position, and never surfaces at decision time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rule_engine
+from pydantic import ValidationError
+from rule_engine.parser import Parser
+
+from diversion.eligibility.catalogue import FIELDS
+from diversion.eligibility.document import PolicyDocument, location
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One thing wrong with a policy: where (pathway, criterion, column) and what."""
+
+    place: str
+    message: str
+    pathway: str | None = None
+    criterion: str | None = None
+    position: int | None = None  # 1-based column in the expression
+
+    def __str__(self) -> str:
+        where = self.place + (f", column {self.position}" if self.position else "")
+        return f"{where}: {self.message}"
+
+
+class PolicyInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class CompiledCriterion:
+    id: str
+    reason: str
+    expression: str
+    rule: rule_engine.Rule
+    facts: frozenset[str]  # the catalogue fields it reads
+    exclusion: bool = False
+
+    def met(self, thing: dict[str, Any]) -> bool:
+        """True when the person meets it (for an exclusion: is not excluded)."""
+        matched = bool(self.rule.matches(thing))
+        return not matched if self.exclusion else matched
+
+
+@dataclass(frozen=True)
+class CompiledPathway:
+    id: str
+    name: str
+    description: str
+    sessions: int
+    deadline_days: int
+    criteria: tuple[CompiledCriterion, ...]
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    document: PolicyDocument
+    content_hash: str
+    exclusions: tuple[CompiledCriterion, ...]
+    pathways: tuple[CompiledPathway, ...]
+    parameter_names: frozenset[str] = field(default_factory=frozenset)
+
+    def pathway(self, pathway_id: str) -> CompiledPathway | None:
+        return next((p for p in self.pathways if p.id == pathway_id), None)
+
+
+def _parameter_type(value: Any) -> Any:
+    if isinstance(value, bool):
+        return rule_engine.DataType.BOOLEAN
+    if isinstance(value, int):
+        return rule_engine.DataType.FLOAT
+    if isinstance(value, str):
+        return rule_engine.DataType.STRING
+    return rule_engine.DataType.ARRAY(rule_engine.DataType.STRING)
+
+
+def _first_position(expression: str, word: str) -> int | None:
+    match = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", expression)
+    return match.start() + 1 if match else None
+
+
+def _mismatch_position(expression: str, context: rule_engine.Context) -> int | None:
+    """Where a type mismatch is: the first operator whose two neighbours clash.
+
+    rule-engine reports the mismatch without a place, so each binary
+    operator is re-compiled with just its two neighbouring tokens.
+    """
+    lexer = Parser()._lexer.clone()
+    lexer.input(expression)
+    tokens = list(iter(lexer.token, None))
+    operand = {"SYMBOL", "FLOAT", "STRING", "TRUE", "FALSE", "NULL"}
+    for before, op, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if before.type in operand and after.type in operand and op.type not in operand:
+            snippet = expression[before.lexpos:after.lexpos + len(str(after.value))]
+            try:
+                rule_engine.Rule(snippet, context=context)
+            except rule_engine.EngineError as error:
+                if "mismatch" in str(error) or isinstance(error, rule_engine.errors.EvaluationError):
+                    return int(op.lexpos) + 1
+    return None
+
+
+def _compile_one(
+    expression: str, context: rule_engine.Context, used: set[str],
+) -> tuple[rule_engine.Rule | None, str | None, int | None]:
+    used.clear()
+    try:
+        rule = rule_engine.Rule(expression, context=context)
+    except rule_engine.RuleSyntaxError as error:
+        position = error.token.lexpos + 1 if error.token is not None else len(expression) + 1
+        return None, f"syntax error: {error.message}", position
+    except rule_engine.SymbolResolutionError as error:
+        name = error.symbol_name
+        hint = f" (did you mean {error.suggestion}?)" if getattr(error, "suggestion", None) else ""
+        return None, f"unknown field {name!r}: not in the national catalogue nor a parameter{hint}", \
+            _first_position(expression, name)
+    except rule_engine.EngineError as error:
+        return None, f"type mismatch: {error.message}", _mismatch_position(expression, context)
+    result = rule.statement.expression.result_type
+    if not rule_engine.DataType.is_compatible(result, rule_engine.DataType.BOOLEAN):
+        return None, f"must be a yes-or-no condition, not a {result.name.lower()}", 1
+    return rule, None, None
+
+
+def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
+    """Check a policy's shape and compile every expression.
+
+    Refuses (``PolicyInvalid`` listing every problem, each with its pathway,
+    criterion and column where it has one): a malformed document, an unknown
+    field, a parameter that shadows a field, a type mismatch, a syntax error,
+    an expression that is not a condition, and test cases with unknown facts.
+    """
+    if isinstance(raw, PolicyDocument):
+        document = raw
+    else:
+        try:
+            document = PolicyDocument.model_validate(raw)
+        except ValidationError as error:
+            raise PolicyInvalid([
+                PolicyProblem(location(tuple(item["loc"]), raw), item["msg"].removeprefix("Value error, "))
+                for item in error.errors()
+            ]) from None
+    problems: list[PolicyProblem] = []
+    parameter_names = set(document.parameters)
+    for name in sorted(parameter_names & set(FIELDS)):
+        problems.append(PolicyProblem(f"parameters.{name}", "has the name of a catalogue field"))
+
+    types = {name: f.rule_type for name, f in FIELDS.items()}
+    types.update({name: _parameter_type(values[0].value) for name, values in document.parameters.items()})
+    used: set[str] = set()
+    resolve: Callable[[str], Any] = rule_engine.type_resolver_from_dict(types)
+
+    def recording_resolver(name: str) -> Any:
+        used.add(name)
+        return resolve(name)
+
+    context = rule_engine.Context(type_resolver=recording_resolver, default_timezone="UTC")
+
+    def build(place: str, pathway: str | None, criterion_id: str, expression: str, reason: str, *,
+              exclusion: bool) -> CompiledCriterion | None:
+        rule, message, position = _compile_one(expression, context, used)
+        if rule is None:
+            problems.append(PolicyProblem(place, message or "", pathway, criterion_id, position))
+            return None
+        return CompiledCriterion(criterion_id, reason, expression, rule,
+                                 frozenset(used - parameter_names), exclusion)
+
+    exclusions = tuple(
+        c for e in document.exclusions
+        if (c := build(f"exclusions[{e.id}].excluded_if", None, e.id, e.excluded_if, e.reason, exclusion=True))
+    )
+    pathways = []
+    for p in document.pathways:
+        criteria = tuple(
+            c for cr in p.criteria
+            if (c := build(f"pathways[{p.id}].criteria[{cr.id}].expression", p.id, cr.id,
+                           cr.expression, cr.reason, exclusion=False))
+        )
+        pathways.append(CompiledPathway(p.id, p.name, p.description, p.sessions, p.deadline_days, criteria))
+    for case in document.tests:
+        unknown = sorted(set(case.facts) - set(FIELDS)) + sorted(set(document.test_defaults) - set(FIELDS))
+        if unknown:
+            problems.append(PolicyProblem(f"tests[{case.name}].facts",
+                                          f"unknown field {unknown[0]!r}: not in the national catalogue"))
+    if problems:
+        raise PolicyInvalid(problems)
+    return CompiledPolicy(document, document.content_hash(), exclusions, tuple(pathways),
+                          frozenset(parameter_names))

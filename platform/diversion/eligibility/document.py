@@ -1,0 +1,156 @@
+"""The policy document: what a force writes under ``[policy]``, kept as JSON.
+
+A document has dated parameters, exclusions that apply to every pathway,
+ordered pathways of named criteria, and the test cases the policy must pass
+before it can be published. This module checks its shape; ``compiler``
+checks its expressions against the field catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+ParameterValue = int | bool | str | list[str]
+Outcome = Literal["eligible", "not_eligible", "needs_review"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatedValue(_Strict):
+    """A parameter's value from a date on (until the next one starts)."""
+
+    from_: date = Field(alias="from")
+    value: ParameterValue
+
+
+class Criterion(_Strict):
+    """A condition a person must meet; ``reason`` says why, in plain English, when not."""
+
+    id: Identifier
+    expression: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    reason: Text
+
+
+class Exclusion(_Strict):
+    """A condition that rules a person out of every pathway."""
+
+    id: Identifier
+    excluded_if: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    reason: Text
+
+
+class Pathway(_Strict):
+    id: Identifier
+    name: Text
+    description: str = ""
+    sessions: int = Field(ge=1, le=50)
+    deadline_days: int = Field(ge=1, le=730)
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_criteria(self) -> Pathway:
+        _refuse_duplicates([c.id for c in self.criteria], f"pathway {self.id}: criterion")
+        return self
+
+
+class TestCase(_Strict):
+    """A case the policy must decide as expected before it can be published."""
+
+    name: Text
+    facts: dict[str, Any]
+    on: date | None = None
+    expect: Outcome
+    pathway: Identifier | None = None
+    unmet: list[Identifier] = []  # criteria that must be among the unmet ones
+    missing: list[str] = []  # facts that must be reported missing
+    unknown: list[str] = []  # default facts to leave out of this case (TOML has no null)
+
+    def all_facts(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        facts = {**defaults, **self.facts}
+        for name in self.unknown:
+            facts.pop(name, None)
+        return facts
+
+    @model_validator(mode="after")
+    def _pathway_only_when_eligible(self) -> TestCase:
+        if (self.expect == "eligible") != (self.pathway is not None):
+            raise ValueError("give a pathway exactly when the expected outcome is eligible")
+        return self
+
+
+class PolicyDocument(_Strict):
+    summary: str = ""
+    parameters: dict[Identifier, list[DatedValue]] = {}
+    exclusions: list[Exclusion] = []
+    pathways: list[Pathway] = Field(min_length=1)
+    test_defaults: dict[str, Any] = {}
+    tests: list[TestCase] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyDocument:
+        _refuse_duplicates([p.id for p in self.pathways], "pathway")
+        _refuse_duplicates([e.id for e in self.exclusions], "exclusion")
+        for name, values in self.parameters.items():
+            if not values:
+                raise ValueError(f"parameter {name} has no value")
+            _refuse_duplicates([v.from_.isoformat() for v in values], f"parameter {name}: date")
+            kinds = {type(v.value) for v in values}
+            if len(kinds) > 1:
+                raise ValueError(f"parameter {name} changes type between dates")
+        pathway_ids = {p.id for p in self.pathways}
+        for case in self.tests:
+            if case.pathway is not None and case.pathway not in pathway_ids:
+                raise ValueError(f"test {case.name!r} expects unknown pathway {case.pathway!r}")
+        return self
+
+    def parameters_on(self, day: date) -> dict[str, ParameterValue]:
+        """Each parameter's value in force on ``day`` (its earliest value before the first date)."""
+        found: dict[str, ParameterValue] = {}
+        for name, values in self.parameters.items():
+            ordered = sorted(values, key=lambda v: v.from_)
+            current = ordered[0].value
+            for dated in ordered:
+                if dated.from_ <= day:
+                    current = dated.value
+            found[name] = current
+        return found
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False)
+
+    def content_hash(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _refuse_duplicates(ids: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for identifier in ids:
+        if identifier in seen:
+            raise ValueError(f"{what} {identifier!r} appears twice")
+        seen.add(identifier)
+
+
+def location(loc: tuple[int | str, ...], document: dict[str, Any]) -> str:
+    """A readable place for a validation error: pathway and criterion ids, not indexes."""
+    parts: list[str] = []
+    node: Any = document
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            label = node.get("id") or node.get("name") if isinstance(node, dict) else None
+            parts.append(f"[{label}]" if label else f"[{part + 1}]")
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+            parts.append(("." if parts else "") + str(part))
+    return re.sub(r"\.\[", "[", "".join(parts)) or "(policy)"

@@ -1,0 +1,106 @@
+"""Policy versions and the decisions made with them (both force-owned)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
+
+
+class PolicyStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class PublishedPolicyImmutable(RuntimeError):  # noqa: N818 - reads as the condition it reports
+    """Raised on any attempt to change or delete a published policy version."""
+
+
+class PolicyVersion(TenantScoped, Base):
+    """One version of a force's eligibility policy.
+
+    A draft may change; a published version never does (refused by the ORM
+    here and, on PostgreSQL, by a trigger). ``number`` counts a force's
+    versions from 1.
+    """
+
+    __tablename__ = "policy_versions"
+    __tenant_table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        Index(None, "tenant_id", "status", "effective_from"),
+    )
+
+    number: Mapped[int]
+    status: Mapped[PolicyStatus] = mapped_column(
+        Enum(PolicyStatus, native_enum=False, length=16,
+             values_callable=lambda statuses: [s.value for s in statuses]),
+        default=PolicyStatus.DRAFT,
+    )
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(80))
+    effective_from: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_published(self) -> bool:
+        return self.status is PolicyStatus.PUBLISHED
+
+
+@event.listens_for(PolicyVersion, "before_update")
+@event.listens_for(PolicyVersion, "before_delete")
+def _refuse_changing_published(_mapper: Any, _connection: Any, target: PolicyVersion) -> None:
+    from sqlalchemy import inspect
+
+    history = inspect(target).attrs.status.history
+    was = history.deleted[0] if history.deleted else target.status
+    if was == PolicyStatus.PUBLISHED:
+        raise PublishedPolicyImmutable(f"Policy version {target.number} is published and cannot change.")
+
+
+class Outcome(enum.StrEnum):
+    ELIGIBLE = "eligible"
+    NOT_ELIGIBLE = "not_eligible"
+    NEEDS_REVIEW = "needs_review"
+
+    @property
+    def label(self) -> str:
+        return {"eligible": "Eligible", "not_eligible": "Not eligible",
+                "needs_review": "Needs review"}[self.value]
+
+
+class Decision(TenantScoped, Base):
+    """An eligibility decision, stored whole so that re-running it gives the same answer:
+    the fact snapshot, the policy version and its hash, every criterion's result."""
+
+    __tablename__ = "decisions"
+    __tenant_table_args__ = (
+        tenant_foreign_key("policy_versions", "policy_version_id"),
+        Index(None, "tenant_id", "decided_on"),
+    )
+
+    policy_version_id: Mapped[uuid.UUID]
+    policy_hash: Mapped[str] = mapped_column(String(80))
+    decided_on: Mapped[date] = mapped_column(Date)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16))
+    pathway: Mapped[str | None] = mapped_column(String(63))
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    missing: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Monitoring only: never an input to the decision.
+    age_band: Mapped[str] = mapped_column(String(16))
+    ethnicity: Mapped[str] = mapped_column(String(2))
+    source: Mapped[str] = mapped_column(String(16), default="intake")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+
+    policy_version: Mapped[PolicyVersion] = relationship(viewonly=True)

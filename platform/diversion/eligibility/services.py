@@ -1,0 +1,270 @@
+"""Policy services: drafts, tests, publication, the policy in force, decisions.
+
+Services take explicit arguments, validate, ``flush()`` and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import func, select
+
+from diversion.accounts.models import User
+from diversion.audit.services import record
+from diversion.db import utcnow
+from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, PolicyProblem, compile_policy
+from diversion.eligibility.document import PolicyDocument
+from diversion.eligibility.engine import Decision as DecisionResult
+from diversion.eligibility.engine import TestOutcome, decide, run_tests
+from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
+from diversion.extensions import db
+from diversion.monitoring import ETHNICITIES, age_band
+from diversion.tenancy.guard import ALL_TENANTS
+from diversion.tenancy.models import Tenant
+
+
+class PolicyError(ValueError):
+    """A refused policy change; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class NoPolicyInForce(LookupError):  # noqa: N818 - reads as the condition it reports
+    """The force has no published policy in force on the date asked."""
+
+
+@lru_cache(maxsize=256)
+def _compile_cached(canonical: str, content_hash: str) -> CompiledPolicy:
+    import json
+
+    return compile_policy(json.loads(canonical))
+
+
+def compiled(version: PolicyVersion) -> CompiledPolicy:
+    """The version's compiled policy (cached by content hash: versions never change)."""
+    document = PolicyDocument.model_validate(version.document)
+    return _compile_cached(document.canonical_json(), version.content_hash)
+
+
+def policy_in_force(on: date) -> PolicyVersion | None:
+    """The force in scope's published version in force on ``on``."""
+    return db.session.scalar(
+        select(PolicyVersion)
+        .where(PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from <= on)
+        .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
+        .limit(1)
+    )
+
+
+def published_policy_of(tenant: Tenant, on: date) -> PolicyVersion | None:
+    """Another force's published policy in force on ``on``.
+
+    Crosses forces on purpose (``all_tenants``): published policies are the
+    forces' public schemes, and row-level security lets exactly published
+    versions be read across forces.
+    """
+    return db.session.scalar(
+        select(PolicyVersion)
+        .where(PolicyVersion.tenant_id == tenant.id, PolicyVersion.status == PolicyStatus.PUBLISHED,
+               PolicyVersion.effective_from <= on)
+        .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
+        .limit(1)
+        .execution_options(**{ALL_TENANTS: True})
+    )
+
+
+def versions() -> Sequence[PolicyVersion]:
+    """The force in scope's versions, newest first."""
+    return db.session.scalars(select(PolicyVersion).order_by(PolicyVersion.number.desc())).all()
+
+
+def version(number: int) -> PolicyVersion | None:
+    return db.session.scalar(select(PolicyVersion).where(PolicyVersion.number == number))
+
+
+def current_draft() -> PolicyVersion | None:
+    return db.session.scalar(select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.DRAFT))
+
+
+def _next_number() -> int:
+    return int(db.session.scalar(select(func.coalesce(func.max(PolicyVersion.number), 0))) or 0) + 1
+
+
+def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: User | None, note: str = "") -> PolicyVersion:
+    """Create or replace the force's draft.
+
+    Refuses (``PolicyInvalid``, every problem with its place) a document
+    whose shape or expressions are wrong; nothing is saved then.
+    """
+    policy = compile_policy(raw)
+    draft = current_draft()
+    if draft is None:
+        draft = PolicyVersion(tenant_id=tenant.id, number=_next_number(), created_by_id=actor.id if actor else None)
+        db.session.add(draft)
+    draft.document = policy.document.model_dump(mode="json", by_alias=True)
+    draft.content_hash = policy.content_hash
+    draft.note = note.strip()[:500]
+    db.session.flush()
+    record("policy.draft_saved", actor=actor, tenant_id=tenant.id, object_type="policy_version",
+           object_id=draft.number, details={"hash": draft.content_hash})
+    return draft
+
+
+def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: User) -> None:
+    if draft.is_published:
+        raise PolicyError("version", "A published version cannot be discarded.")
+    db.session.delete(draft)
+    db.session.flush()
+    record("policy.draft_discarded", actor=actor, tenant_id=tenant.id, object_type="policy_version",
+           object_id=draft.number)
+
+
+def test_version(version: PolicyVersion, *, on: date) -> list[TestOutcome]:
+    return run_tests(compiled(version), default_on=on)
+
+
+def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor: User | None,
+            today: date) -> PolicyVersion:
+    """Publish a draft from ``effective_from`` on; it can never change again.
+
+    Refuses a version that is already published, a draft with no test cases
+    or with a failing one, and a date before the version now in force took
+    effect (history is not rewritten).
+    """
+    if draft.is_published:
+        raise PolicyError("version", f"Version {draft.number} is already published.")
+    policy = compiled(draft)
+    if not policy.document.tests:
+        raise PolicyError("tests", "Add test cases before publishing: a policy must show it works.")
+    failing = [t for t in run_tests(policy, default_on=today) if not t.passed]
+    if failing:
+        raise PolicyError("tests", f"{len(failing)} test case(s) fail, e.g. {failing[0].name!r}: "
+                          f"{'; '.join(failing[0].problems)}.")
+    latest = db.session.scalar(
+        select(func.max(PolicyVersion.effective_from)).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
+    )
+    if latest is not None and effective_from < latest:
+        raise PolicyError("effective_from",
+                          f"The date must be on or after {latest:%d %B %Y}, when the current version took effect.")
+    draft.status = PolicyStatus.PUBLISHED
+    draft.effective_from = effective_from
+    draft.published_at = utcnow()
+    draft.published_by_id = actor.id if actor else None
+    db.session.flush()
+    record("policy.published", actor=actor, tenant_id=tenant.id, object_type="policy_version",
+           object_id=draft.number, details={"hash": draft.content_hash, "effective_from": effective_from.isoformat()})
+    return draft
+
+
+def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date, today: date) -> PolicyVersion | None:
+    """Publish the force file's policy when it differs from the newest published version.
+
+    Returns the new version, or None when the file already matches. Refuses
+    as ``publish`` does.
+    """
+    policy = compile_policy(raw)
+    newest = db.session.scalar(
+        select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
+        .order_by(PolicyVersion.number.desc()).limit(1)
+    )
+    if newest is not None and newest.content_hash == policy.content_hash:
+        return None
+    draft = current_draft()
+    if draft is not None:
+        raise PolicyError("policy", "A draft is being edited in the console; publish or discard it first.")
+    draft = save_draft(tenant, raw, actor=None, note="From the force file")
+    if newest is not None and newest.effective_from and effective_from < newest.effective_from:
+        effective_from = today
+    return publish(tenant, draft, effective_from=effective_from, actor=None, today=today)
+
+
+def decide_case(facts: dict[str, Any], on: date) -> tuple[DecisionResult, PolicyVersion]:
+    """Decide with the force in scope's policy in force on ``on`` (nothing stored).
+
+    Refuses ``NoPolicyInForce`` and, for bad facts, ``FactsInvalid``.
+    """
+    in_force = policy_in_force(on)
+    if in_force is None:
+        raise NoPolicyInForce(f"No published policy is in force on {on:%d %B %Y}.")
+    return decide(compiled(in_force), facts, on, version=in_force.number), in_force
+
+
+def record_decision(tenant: Tenant, result: DecisionResult, version: PolicyVersion, *, ethnicity: str,
+                    actor: User | None, source: str = "intake") -> Decision:
+    """Store a decision whole. Refuses an ethnicity outside the 16+1 categories."""
+    if ethnicity not in ETHNICITIES:
+        raise PolicyError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
+    decision = Decision(
+        id=uuid.uuid4(), tenant_id=tenant.id, policy_version_id=version.id, policy_hash=version.content_hash,
+        decided_on=result.decided_on, facts=result.facts, outcome=result.outcome, pathway=result.pathway,
+        results=result.results_json(), missing=list(result.missing), age_band=age_band(result.facts.get("age")),
+        ethnicity=ethnicity, source=source, decided_by_id=actor.id if actor else None,
+    )
+    db.session.add(decision)
+    db.session.flush()
+    return decision
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # added, removed, changed
+    what: str  # "pathway", "criterion", "exclusion", "parameter", "summary"
+    name: str
+    detail: str = ""
+
+
+def diff(old: PolicyVersion, new: PolicyVersion) -> list[Change]:
+    """What changed from ``old`` to ``new``: pathways, criteria, exclusions, parameters."""
+    a = PolicyDocument.model_validate(old.document)
+    b = PolicyDocument.model_validate(new.document)
+    changes: list[Change] = []
+
+    def compare(what: str, before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> None:
+        for key in before.keys() - after.keys():
+            changes.append(Change("removed", what, prefix + key))
+        for key in after.keys() - before.keys():
+            changes.append(Change("added", what, prefix + key))
+        for key in sorted(before.keys() & after.keys()):
+            if before[key] != after[key]:
+                changes.append(Change("changed", what, prefix + key, _describe(before[key], after[key])))
+
+    if a.summary != b.summary:
+        changes.append(Change("changed", "summary", "summary"))
+    compare("parameter", {k: [v.model_dump(mode="json", by_alias=True) for v in vs] for k, vs in a.parameters.items()},
+            {k: [v.model_dump(mode="json", by_alias=True) for v in vs] for k, vs in b.parameters.items()})
+    compare("exclusion", {e.id: e.model_dump() for e in a.exclusions}, {e.id: e.model_dump() for e in b.exclusions})
+    pa = {p.id: p for p in a.pathways}
+    pb = {p.id: p for p in b.pathways}
+    compare("pathway", dict.fromkeys(pa), dict.fromkeys(pb))
+    for key in sorted(pa.keys() & pb.keys()):
+        old_p, new_p = pa[key].model_dump(exclude={"criteria"}), pb[key].model_dump(exclude={"criteria"})
+        if old_p != new_p:
+            changes.append(Change("changed", "pathway", key, _describe(old_p, new_p)))
+        compare("criterion", {c.id: c.model_dump() for c in pa[key].criteria},
+                {c.id: c.model_dump() for c in pb[key].criteria}, prefix=f"{key} / ")
+    order = {"removed": 0, "added": 1, "changed": 2}
+    return sorted(changes, key=lambda c: (c.what, order[c.kind], c.name))
+
+
+def _describe(before: Any, after: Any) -> str:
+    if isinstance(before, dict) and isinstance(after, dict):
+        parts = [f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in sorted(before.keys() | after.keys())
+                 if before.get(k) != after.get(k)]
+        return "; ".join(parts)
+    return f"{before!r} → {after!r}"
+
+
+def problems_by_place(error: PolicyInvalid) -> dict[tuple[str | None, str | None], list[PolicyProblem]]:
+    """Problems keyed by (pathway, criterion), to show each next to its criterion."""
+    found: dict[tuple[str | None, str | None], list[PolicyProblem]] = {}
+    for problem in error.problems:
+        found.setdefault((problem.pathway, problem.criterion), []).append(problem)
+    return found
