@@ -77,6 +77,21 @@ def demo(password: str) -> None:
     except AccountError as error:
         db.session.rollback()
         raise click.ClickException(f"--{error.field}: {error.message}") from error
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from diversion.demo import PAST_DECISIONS_PER_FORCE, seed_past_decisions
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+
+    tenants = db.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
+    today = datetime.now(UTC).date()
+    with click.progressbar(length=len(tenants) * PAST_DECISIONS_PER_FORCE,
+                           label="A year of past decisions per force") as bar:
+        for tenant in tenants:
+            with scoped(tenant.id):
+                seed_past_decisions(tenant, today=today, progress=bar.update)
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)
@@ -85,5 +100,8 @@ def demo(password: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from diversion.eligibility.cli import policy_group
+
+    app.cli.add_command(policy_group)
     app.cli.add_command(tenants_group)
     app.cli.add_command(demo)

@@ -6,10 +6,16 @@ given this time.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
 
 from diversion.accounts import services
 from diversion.accounts.models import Role, User
+from diversion.eligibility import services as eligibility
+from diversion.eligibility import synthetic
+from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -19,6 +25,7 @@ FORCE_ACCOUNTS = (
     ("officer", Role.OFFICER, "Officer"),
     ("supervisor", Role.SUPERVISOR, "Supervisor"),
 )
+PAST_DECISIONS_PER_FORCE = 1500  # West Midlands aimed at 1,500 people a year
 PLATFORM_ACCOUNTS = (
     ("platform@diversion.example", Role.PLATFORM_ADMIN, "Platform admin"),
     ("national@diversion.example", Role.NATIONAL_LEAD, "National lead"),
@@ -54,3 +61,27 @@ def seed_demo(*, password: str) -> list[tuple[str, str]]:
                 accounts.append((email, f"{label.lower()}, {tenant.name}"))
     db.session.flush()
     return accounts
+
+
+def seed_past_decisions(tenant: Tenant, *, today: date, count: int = PAST_DECISIONS_PER_FORCE,
+                        progress: Callable[[int], None] | None = None) -> int:
+    """A year of synthetic past decisions for the force in scope, made with the
+    policy in force on each day; skipped when the force already has demo decisions."""
+    existing = db.session.scalar(
+        select(func.count()).select_from(Decision).where(Decision.source == "demo"))
+    if existing:
+        return 0
+    made = 0
+    start = today - timedelta(days=365)
+    for case in synthetic.cases(tenant.slug, count, start=start, days=365, seed="demo"):
+        try:
+            result, version = eligibility.decide_case(case.facts, case.decided_on)
+        except eligibility.NoPolicyInForce:
+            continue
+        eligibility.record_decision(tenant, result, version, ethnicity=case.ethnicity,
+                                    actor=None, source="demo")
+        made += 1
+        if progress is not None and made % 100 == 0:
+            progress(100)
+    db.session.flush()
+    return made

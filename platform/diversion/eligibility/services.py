@@ -6,7 +6,7 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -22,6 +22,8 @@ from diversion.eligibility.document import PolicyDocument
 from diversion.eligibility.engine import Decision as DecisionResult
 from diversion.eligibility.engine import TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
+from diversion.eligibility.simulation import PastCase, Report
+from diversion.eligibility.simulation import simulate as run_simulation
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.guard import ALL_TENANTS
@@ -268,3 +270,18 @@ def problems_by_place(error: PolicyInvalid) -> dict[tuple[str | None, str | None
     for problem in error.problems:
         found.setdefault((problem.pathway, problem.criterion), []).append(problem)
     return found
+
+
+def past_cases(since: date | None) -> list[PastCase]:
+    """The force in scope's recorded decisions, as a simulation replays them."""
+    query = select(Decision.facts, Decision.decided_on, Decision.outcome, Decision.pathway,
+                   Decision.age_band, Decision.ethnicity).order_by(Decision.decided_on)
+    if since is not None:
+        query = query.where(Decision.decided_on >= since)
+    return [PastCase(*row) for row in db.session.execute(query)]
+
+
+def simulate(policy: CompiledPolicy, cases: list[PastCase], *,
+             progress: Callable[[int], None] | None = None) -> Report:
+    """Replay ``cases`` under ``policy`` (a draft, or another force's policy)."""
+    return run_simulation(policy, cases, progress=progress)
