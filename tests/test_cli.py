@@ -21,9 +21,9 @@ def _run(app: Flask, *args: str):
 
 def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
     assert _run(app, "tenants", "sync").exit_code == 0
-    first = _run(app, "demo")
+    first = _run(app, "demo", "--past-decisions", "40")
     assert first.exit_code == 0, first.output
-    second = _run(app, "demo", "--password", "another-demo-password")
+    second = _run(app, "demo", "--password", "another-demo-password", "--past-decisions", "40")
     assert second.exit_code == 0, second.output
     with app.app_context():
         slugs = list(db.session.scalars(select(Tenant.slug)))

@@ -66,8 +66,10 @@ def tenants_sync(folder: Path | None) -> None:
 @click.command("demo")
 @click.option("--password", default="demo-password-1", show_default=True,
               help="Password for every demo account.")
+@click.option("--past-decisions", "past_decisions", default=1500, show_default=True,
+              type=click.IntRange(0, 1_000_000), help="Synthetic past decisions per force, over a year.")
 @with_appcontext
-def demo(password: str) -> None:
+def demo(password: str, past_decisions: int) -> None:
     """Seed demo accounts for every force (idempotent) and print them."""
     from diversion.accounts.services import AccountError
     from diversion.demo import seed_demo
@@ -81,17 +83,17 @@ def demo(password: str) -> None:
 
     from sqlalchemy import select
 
-    from diversion.demo import PAST_DECISIONS_PER_FORCE, seed_past_decisions
+    from diversion.demo import seed_past_decisions
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
 
     tenants = db.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
     today = datetime.now(UTC).date()
-    with click.progressbar(length=len(tenants) * PAST_DECISIONS_PER_FORCE,
+    with click.progressbar(length=len(tenants) * past_decisions,
                            label="A year of past decisions per force") as bar:
         for tenant in tenants:
             with scoped(tenant.id):
-                seed_past_decisions(tenant, today=today, progress=bar.update)
+                seed_past_decisions(tenant, today=today, count=past_decisions, progress=bar.update)
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)

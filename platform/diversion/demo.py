@@ -25,7 +25,6 @@ FORCE_ACCOUNTS = (
     ("officer", Role.OFFICER, "Officer"),
     ("supervisor", Role.SUPERVISOR, "Supervisor"),
 )
-PAST_DECISIONS_PER_FORCE = 1500  # West Midlands aimed at 1,500 people a year
 PLATFORM_ACCOUNTS = (
     ("platform@diversion.example", Role.PLATFORM_ADMIN, "Platform admin"),
     ("national@diversion.example", Role.NATIONAL_LEAD, "National lead"),
@@ -63,7 +62,7 @@ def seed_demo(*, password: str) -> list[tuple[str, str]]:
     return accounts
 
 
-def seed_past_decisions(tenant: Tenant, *, today: date, count: int = PAST_DECISIONS_PER_FORCE,
+def seed_past_decisions(tenant: Tenant, *, today: date, count: int,
                         progress: Callable[[int], None] | None = None) -> int:
     """A year of synthetic past decisions for the force in scope, made with the
     policy in force on each day; skipped when the force already has demo decisions."""
