@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, g, render_template
 from govuk_frontend_wtf.main import WTFormsHelpers
@@ -15,6 +16,7 @@ from diversion.db import enforce_sqlite_foreign_keys
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
 
+LONDON = ZoneInfo("Europe/London")
 LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg (Welsh)"}
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
@@ -57,6 +59,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         }),
     ])
     app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
+    # Times are stored in UTC and shown in Europe/London.
+    app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
     WTFormsHelpers(app)
     # Force pages render inside their force: every template can see which.
     app.context_processor(lambda: {"tenant": g.get("tenant")})
@@ -112,10 +116,11 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp
     from diversion.admin.views import bp as admin_bp
+    from diversion.eligibility.views import bp as policy_bp
     from diversion.public.views import bp as public_bp
     from diversion.tenancy.views import bp as force_bp
 
-    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, force_bp):
+    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, force_bp):
         app.register_blueprint(blueprint)
 
 

@@ -52,9 +52,16 @@ class CompiledCriterion:
     facts: frozenset[str]  # the catalogue fields it reads
     exclusion: bool = False
 
-    def met(self, thing: dict[str, Any]) -> bool:
-        """True when the person meets it (for an exclusion: is not excluded)."""
-        matched = bool(self.rule.matches(thing))
+    def met(self, thing: dict[str, Any]) -> bool | None:
+        """True when the person meets it (for an exclusion: is not excluded).
+
+        None when the expression cannot be evaluated for this case (say, the
+        first of an empty list of substances): the case then goes to review.
+        """
+        try:
+            matched = bool(self.rule.matches(thing))
+        except rule_engine.EngineError:
+            return None
         return not matched if self.exclusion else matched
 
 

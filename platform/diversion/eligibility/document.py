@@ -14,7 +14,15 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -96,22 +104,37 @@ class PolicyDocument(_Strict):
     test_defaults: dict[str, Any] = {}
     tests: list[TestCase] = []
 
-    @model_validator(mode="after")
-    def _consistent(self) -> PolicyDocument:
-        _refuse_duplicates([p.id for p in self.pathways], "pathway")
-        _refuse_duplicates([e.id for e in self.exclusions], "exclusion")
-        for name, values in self.parameters.items():
+    @field_validator("pathways")
+    @classmethod
+    def _unique_pathways(cls, pathways: list[Pathway]) -> list[Pathway]:
+        _refuse_duplicates([p.id for p in pathways], "pathway")
+        return pathways
+
+    @field_validator("exclusions")
+    @classmethod
+    def _unique_exclusions(cls, exclusions: list[Exclusion]) -> list[Exclusion]:
+        _refuse_duplicates([e.id for e in exclusions], "exclusion")
+        return exclusions
+
+    @field_validator("parameters")
+    @classmethod
+    def _dated_consistently(cls, parameters: dict[str, list[DatedValue]]) -> dict[str, list[DatedValue]]:
+        for name, values in parameters.items():
             if not values:
                 raise ValueError(f"parameter {name} has no value")
             _refuse_duplicates([v.from_.isoformat() for v in values], f"parameter {name}: date")
-            kinds = {type(v.value) for v in values}
-            if len(kinds) > 1:
+            if len({type(v.value) for v in values}) > 1:
                 raise ValueError(f"parameter {name} changes type between dates")
-        pathway_ids = {p.id for p in self.pathways}
-        for case in self.tests:
+        return parameters
+
+    @field_validator("tests")
+    @classmethod
+    def _known_pathways(cls, tests: list[TestCase], info: ValidationInfo) -> list[TestCase]:
+        pathway_ids = {p.id for p in info.data.get("pathways", [])}
+        for case in tests:
             if case.pathway is not None and case.pathway not in pathway_ids:
                 raise ValueError(f"test {case.name!r} expects unknown pathway {case.pathway!r}")
-        return self
+        return tests
 
     def parameters_on(self, day: date) -> dict[str, ParameterValue]:
         """Each parameter's value in force on ``day`` (its earliest value before the first date)."""

@@ -70,9 +70,9 @@ class Decision:
 
 def _evaluate(criterion: CompiledCriterion, pathway: str | None, facts: dict[str, Any],
               thing: dict[str, Any]) -> CriterionResult:
-    if not criterion.facts <= facts.keys():
-        return CriterionResult(pathway, criterion.id, "unknown", criterion.reason)
-    return CriterionResult(pathway, criterion.id, "met" if criterion.met(thing) else "unmet", criterion.reason)
+    met = criterion.met(thing) if criterion.facts <= facts.keys() else None
+    result: Result = "unknown" if met is None else "met" if met else "unmet"
+    return CriterionResult(pathway, criterion.id, result, criterion.reason)
 
 
 def _missing(criteria: tuple[CompiledCriterion, ...], outcomes: list[CriterionResult],
@@ -104,16 +104,18 @@ def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
     # An exclusion that cannot be evaluated blocks a decision as much as an
     # earlier pathway that cannot: either could change the answer.
     missing = _missing(policy.exclusions, exclusions, known)
+    blocked = any(r.result == "unknown" for r in exclusions)
     for pathway, outcomes in pathways:
         if any(r.result == "unmet" for r in outcomes):
             continue
         if any(r.result == "unknown" for r in outcomes):
             missing |= _missing(pathway.criteria, outcomes, known)
+            blocked = True
             continue
-        if not missing:
+        if not blocked:
             return Decision("eligible", pathway.id, results, (), version, policy.content_hash, on, known)
         break
-    outcome: Literal["not_eligible", "needs_review"] = "needs_review" if missing else "not_eligible"
+    outcome: Literal["not_eligible", "needs_review"] = "needs_review" if blocked else "not_eligible"
     return Decision(outcome, None, results, tuple(sorted(missing)), version, policy.content_hash, on, known)
 
 

@@ -155,10 +155,15 @@ def _criterion(criterion: CompiledCriterion, columns: Columns, translator: _Tran
         matched = np.broadcast_to(np.asarray(translator.value(criterion.rule.statement.expression),
                                              dtype=np.bool_), (columns.size,))
     except _Untranslatable:
-        matched = np.zeros(columns.size, dtype=np.bool_)
+        met = np.zeros(columns.size, dtype=np.bool_)
         for i in np.flatnonzero(known).tolist():
             row = {k: v for k, v in columns.rows[i].items() if v is not None}
-            matched[i] = criterion.rule.matches({**parameters_on(int(columns.days[i])), **row})
+            answer = criterion.met({**parameters_on(int(columns.days[i])), **row})
+            if answer is None:
+                known[i] = False
+            else:
+                met[i] = answer
+        return known, met & known
     met = ~matched if criterion.exclusion else matched
     return known, met & known
 

@@ -1,0 +1,219 @@
+"""The policy console: the policy in force, the draft editor, tests, publication,
+history with differences, the field catalogue and simulation."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, date, datetime
+from typing import Any
+
+import tomli_w
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
+
+from diversion.accounts.forms import ConfirmForm
+from diversion.accounts.models import FORCE_ROLES, Role
+from diversion.eligibility import services
+from diversion.eligibility.catalogue import FIELDS
+from diversion.eligibility.compiler import PolicyInvalid, PolicyProblem
+from diversion.eligibility.document import PolicyDocument
+from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
+from diversion.eligibility.models import PolicyVersion
+from diversion.extensions import db
+from diversion.monitoring import ETHNICITIES
+from diversion.tenancy.models import Tenant
+from diversion.tenancy.web import force_blueprint, requires_force_role
+
+bp = force_blueprint("policy", __name__, "/policy")
+ADMIN = Role.FORCE_ADMIN
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def document_toml(document: dict[str, Any]) -> str:
+    """A stored document as the TOML an admin edits (dates as TOML dates)."""
+    plain = PolicyDocument.model_validate(document).model_dump(mode="python", by_alias=True, exclude_defaults=True)
+    return tomli_w.dumps(plain)
+
+
+def _line_of(text: str, problem: PolicyProblem) -> str | None:
+    """'line L, column C' of a problem in the TOML text, when it can be found."""
+    lines = text.splitlines()
+    start = 0
+    for wanted in filter(None, (problem.pathway, problem.criterion)):
+        pattern = re.compile(rf"""^\s*id\s*=\s*["']{re.escape(wanted)}["']""")
+        start = next((i for i in range(start, len(lines)) if pattern.match(lines[i])), -1)
+        if start < 0:
+            return None
+    key = "excluded_if" if problem.pathway is None else "expression"
+    for number in range(start, len(lines)):
+        match = re.match(rf"""^(\s*{key}\s*=\s*["'])""", lines[number])
+        if match:
+            column = len(match.group(1)) + (problem.position or 1)
+            return f"line {number + 1}, column {column}"
+    return None
+
+
+def _render_version(version: PolicyVersion | None, **context: Any) -> str:
+    policy = services.compiled(version) if version is not None else None
+    return render_template("eligibility/policy.html", version=version, policy=policy,
+                           document=policy.document if policy else None, **context)
+
+
+@bp.route("/")
+@requires_force_role(*FORCE_ROLES)
+def in_force() -> str:
+    version = services.policy_in_force(_today())
+    return _render_version(version, draft=services.current_draft(), title="Policy in force")
+
+
+@bp.route("/versions/<int:number>")
+@requires_force_role(*FORCE_ROLES)
+def show_version(number: int) -> str:
+    version = services.version(number)
+    if version is None:
+        abort(404)
+    return _render_version(version, draft=None, title=f"Version {number}")
+
+
+@bp.route("/fields")
+@requires_force_role(*FORCE_ROLES)
+def fields() -> str:
+    return render_template("eligibility/fields.html", fields=FIELDS.values())
+
+
+@bp.route("/draft", methods=["GET", "POST"])
+@requires_force_role(ADMIN)
+def draft() -> str | Response | tuple[str, int]:
+    existing = services.current_draft()
+    form = DraftForm()
+    problems: list[tuple[PolicyProblem, str | None]] = []
+    if request.method == "GET":
+        source = existing or services.policy_in_force(_today())
+        form.document.data = document_toml(source.document) if source else ""
+        form.note.data = existing.note if existing else ""
+    elif form.validate_on_submit():
+        text = form.document.data or ""
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            form.document.errors = [f"The draft is not valid TOML: {error}"]
+        else:
+            try:
+                saved = services.save_draft(g.tenant, raw, actor=current_user, note=form.note.data or "")
+            except PolicyInvalid as error:
+                db.session.rollback()
+                problems = [(p, _line_of(text, p)) for p in error.problems]
+                form.document.errors = [f"{len(problems)} problem(s) to fix: nothing was saved"]
+            else:
+                db.session.commit()
+                flash(f"Draft version {saved.number} saved. Run its tests, then publish it.", "success")
+                return redirect(url_for(".draft"))
+    html = render_template("eligibility/draft.html", form=form, draft=existing, problems=problems,
+                           publish=PublishForm(), confirm=ConfirmForm(), results=None)
+    return (html, 400) if request.method == "POST" else html
+
+
+@bp.route("/draft/test", methods=["POST"])
+@requires_force_role(ADMIN)
+def test_draft() -> str:
+    existing = services.current_draft()
+    if existing is None or not ConfirmForm().validate_on_submit():
+        abort(404 if existing is None else 400)
+    results = services.test_version(existing, on=_today())
+    form = DraftForm(formdata=None, document=document_toml(existing.document), note=existing.note)
+    return render_template("eligibility/draft.html", form=form, draft=existing, problems=[],
+                           publish=PublishForm(formdata=None), confirm=ConfirmForm(), results=results)
+
+
+@bp.route("/draft/publish", methods=["POST"])
+@requires_force_role(ADMIN)
+def publish() -> Response | tuple[str, int]:
+    existing = services.current_draft()
+    if existing is None:
+        abort(404)
+    form = PublishForm()
+    if form.validate_on_submit() and form.effective_from.data is not None:
+        try:
+            version = services.publish(g.tenant, existing, effective_from=form.effective_from.data,
+                                       actor=current_user, today=_today())
+        except services.PolicyError as error:
+            db.session.rollback()
+            field = form.effective_from if error.field == "effective_from" else None
+            if field is not None:
+                field.errors = [error.message]
+            else:
+                form.form_errors.append(error.message)
+        else:
+            db.session.commit()
+            flash(f"Version {version.number} is published, in force from "
+                  f"{version.effective_from:%d %B %Y}.", "success")
+            return redirect(url_for(".versions"))
+    page = DraftForm(formdata=None, document=document_toml(existing.document), note=existing.note)
+    return render_template("eligibility/draft.html", form=page, draft=existing, problems=[], publish=form,
+                           confirm=ConfirmForm(), results=None), 400
+
+
+@bp.route("/draft/discard", methods=["POST"])
+@requires_force_role(ADMIN)
+def discard() -> Response:
+    existing = services.current_draft()
+    if existing is None or not ConfirmForm().validate_on_submit():
+        abort(404 if existing is None else 400)
+    services.discard_draft(g.tenant, existing, actor=current_user)
+    db.session.commit()
+    flash("The draft was discarded.", "success")
+    return redirect(url_for(".in_force"))
+
+
+@bp.route("/versions")
+@requires_force_role(*FORCE_ROLES)
+def versions() -> str:
+    return render_template("eligibility/versions.html", versions=services.versions())
+
+
+@bp.route("/versions/diff")
+@requires_force_role(*FORCE_ROLES)
+def diff() -> str | tuple[str, int]:
+    numbers = [request.args.get("from", type=int), request.args.get("to", type=int)]
+    found = [services.version(n) if n else None for n in numbers]
+    old, new = found
+    if old is None or new is None:
+        return render_template("eligibility/versions.html", versions=services.versions(),
+                               error="Choose two versions to compare."), 400
+    return render_template("eligibility/diff.html", old=old, new=new, changes=services.diff(old, new))
+
+
+@bp.route("/simulate")
+@requires_force_role(ADMIN)
+def simulate() -> str | tuple[str, int]:
+    form = SimulationForm(request.args)
+    existing = services.current_draft()
+    others = db.session.scalars(select(Tenant).where(Tenant.id != g.tenant.id).order_by(Tenant.name)).all()
+    choices = [SelectChoice(f"force:{t.slug}", f"{t.name}: {t.scheme_name} (published)") for t in others]
+    if existing is not None:
+        choices.insert(0, SelectChoice("draft", f"This force's draft (version {existing.number})"))
+    form.source.choices = choices
+    report = policy_label = None
+    if "source" in request.args:
+        if not form.validate():
+            return render_template("eligibility/simulate.html", form=form, report=None), 400
+        if form.source.data == "draft" and existing is not None:
+            policy, policy_label = services.compiled(existing), f"draft version {existing.number}"
+        else:
+            slug = (form.source.data or "").removeprefix("force:")
+            other = next((t for t in others if t.slug == slug), None)
+            version = services.published_policy_of(other, _today()) if other else None
+            if other is None or version is None:
+                form.source.errors = ["That force has no published policy to try"]
+                return render_template("eligibility/simulate.html", form=form, report=None), 400
+            policy, policy_label = services.compiled(version), f"{other.name} version {version.number}"
+        report = services.simulate(policy, services.past_cases(form.since.data))
+    return render_template("eligibility/simulate.html", form=form, report=report, policy_label=policy_label,
+                           ethnicities=ETHNICITIES)

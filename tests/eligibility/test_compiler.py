@@ -1,0 +1,105 @@
+"""Compiling policies: bad expressions are refused at save time, with their place."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from diversion.eligibility.compiler import PolicyInvalid, compile_policy
+
+BASE: dict[str, Any] = {
+    "parameters": {"adult_age": [{"from": "2020-01-01", "value": 18}]},
+    "exclusions": [{"id": "supply", "excluded_if": "offence == 'supply'", "reason": "Supply is prosecuted."}],
+    "pathways": [{
+        "id": "adult", "name": "Adults", "sessions": 1, "deadline_days": 30,
+        "criteria": [{"id": "age", "expression": "age >= adult_age", "reason": "Under 18."}],
+    }],
+}
+
+
+def _with_expression(expression: str) -> dict[str, Any]:
+    document = copy.deepcopy(BASE)
+    document["pathways"][0]["criteria"].append({"id": "extra", "expression": expression, "reason": "r"})
+    return document
+
+
+def _problem(document: dict[str, Any]) -> Any:
+    with pytest.raises(PolicyInvalid) as caught:
+        compile_policy(document)
+    assert len(caught.value.problems) == 1, caught.value.problems
+    return caught.value.problems[0]
+
+
+def test_a_valid_policy_compiles_and_knows_which_facts_each_criterion_reads() -> None:
+    policy = compile_policy(BASE)
+    assert policy.pathways[0].criteria[0].facts == {"age"}
+    assert policy.exclusions[0].facts == {"offence"}
+    assert policy.content_hash.startswith("sha256:")
+
+
+def test_unknown_field_names_pathway_criterion_and_column() -> None:
+    problem = _problem(_with_expression("age >= 18 and personal_uze"))
+    assert (problem.pathway, problem.criterion, problem.position) == ("adult", "extra", 15)
+    assert "unknown field 'personal_uze'" in problem.message
+    assert "personal_use" in problem.message  # the suggestion
+
+
+def test_type_mismatch_is_refused_with_its_column() -> None:
+    problem = _problem(_with_expression("personal_use and offence >= 3"))
+    assert problem.criterion == "extra"
+    assert problem.message.startswith("type mismatch")
+    assert problem.position == 26
+
+
+def test_syntax_error_is_refused_with_its_column() -> None:
+    problem = _problem(_with_expression("age >= 18 and (offence == 'supply'"))
+    assert problem.message.startswith("syntax error")
+    assert problem.position is not None
+
+
+def test_an_expression_that_is_not_a_condition_is_refused() -> None:
+    problem = _problem(_with_expression("age + 1"))
+    assert "yes-or-no condition" in problem.message
+
+
+def test_exclusion_problems_name_the_exclusion() -> None:
+    document = copy.deepcopy(BASE)
+    document["exclusions"][0]["excluded_if"] = "ofence == 'supply'"
+    problem = _problem(document)
+    assert (problem.pathway, problem.criterion) == (None, "supply")
+    assert problem.place == "exclusions[supply].excluded_if"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    document = _with_expression("nonsense_one")
+    document["exclusions"][0]["excluded_if"] = "nonsense_two"
+    with pytest.raises(PolicyInvalid) as caught:
+        compile_policy(document)
+    assert {p.criterion for p in caught.value.problems} == {"extra", "supply"}
+
+
+@pytest.mark.parametrize(
+    ("change", "place", "text"),
+    [
+        (lambda d: d["pathways"][0].pop("criteria"), "pathways[adult].criteria", "Field required"),
+        (lambda d: d["pathways"].append(copy.deepcopy(d["pathways"][0])), "pathways", "appears twice"),
+        (lambda d: d["pathways"][0].update(sessions=0), "pathways[adult].sessions", "greater than or equal"),
+        (lambda d: d["parameters"].update(age=[{"from": "2020-01-01", "value": 3}]), "parameters.age",
+         "name of a catalogue field"),
+        (lambda d: d.update(colour="blue"), "colour", "Extra inputs"),
+    ],
+)
+def test_shape_problems_say_where(change, place, text) -> None:
+    document = copy.deepcopy(BASE)
+    change(document)
+    problem = _problem(document)
+    assert problem.place == place, problem
+    assert text in problem.message
+
+
+def test_the_hash_changes_with_content_and_only_with_content() -> None:
+    same = compile_policy(copy.deepcopy(BASE)).content_hash
+    assert compile_policy(copy.deepcopy(BASE)).content_hash == same
+    assert compile_policy(_with_expression("personal_use")).content_hash != same
