@@ -1,0 +1,125 @@
+"""Policy versions: drafts, tests before publication, immutability, the version in force."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from diversion.eligibility import services
+from diversion.eligibility.compiler import PolicyInvalid
+from diversion.eligibility.engine import decide
+from diversion.eligibility.models import Decision, PolicyVersion, PublishedPolicyImmutable
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import World
+from tests.eligibility.test_forces import adult
+
+TODAY = date(2026, 11, 24)
+
+
+def _durham(world: World) -> Tenant:
+    tenant = db.session.get(Tenant, world.b.id)
+    assert tenant is not None
+    return tenant
+
+
+def _document(version: PolicyVersion) -> dict:
+    return copy.deepcopy(version.document)
+
+
+def test_sync_published_each_force_policy_once(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        versions = services.versions()
+        assert [(v.number, v.status.value) for v in versions] == [(1, "published")]
+        assert versions[0].effective_from == date(2015, 4, 1)
+        assert versions[0].content_hash.startswith("sha256:")
+
+
+def test_draft_with_failing_tests_cannot_be_published(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        document = _document(services.versions()[0])
+        document["parameters"]["adult_age"][0]["value"] = 21  # breaks "18 exactly"
+        draft = services.save_draft(tenant, document, actor=None, note="raise the age")
+        assert draft.number == 2
+        with pytest.raises(services.PolicyError, match="18 exactly"):
+            services.publish(tenant, draft, effective_from=TODAY, actor=None, today=TODAY)
+        assert not draft.is_published
+
+
+def test_invalid_draft_is_refused_and_nothing_is_saved(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        document = _document(services.versions()[0])
+        document["pathways"][0]["criteria"][0]["expression"] = "stagee == 'custody'"
+        with pytest.raises(PolicyInvalid):
+            services.save_draft(tenant, document, actor=None)
+        db.session.rollback()
+        assert services.current_draft() is None
+
+
+def test_publish_then_the_new_version_is_in_force_from_its_date(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        first = services.versions()[0]
+        document = _document(first)
+        document["parameters"]["max_offence_age_days"].append({"from": "2027-01-01", "value": 183})
+        document["tests"].append({"name": "five months is fine from 2027", "facts": {"offence_age_days": 150},
+                                  "on": "2027-02-01", "expect": "eligible", "pathway": "checkpoint"})
+        draft = services.save_draft(tenant, document, actor=None)
+        with pytest.raises(services.PolicyError, match="on or after"):
+            services.publish(tenant, draft, effective_from=date(2010, 1, 1), actor=None, today=TODAY)
+        published = services.publish(tenant, draft, effective_from=date(2026, 12, 1), actor=None, today=TODAY)
+        db.session.commit()
+        assert services.policy_in_force(date(2026, 11, 30)).number == first.number
+        assert services.policy_in_force(date(2026, 12, 1)).number == published.number
+        changes = services.diff(first, published)
+        assert [(c.kind, c.what, c.name) for c in changes] == [("changed", "parameter", "max_offence_age_days")]
+
+
+def test_published_versions_never_change(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        published = services.versions()[0]
+        published.note = "rewriting history"
+        with pytest.raises(PublishedPolicyImmutable):
+            db.session.flush()
+        db.session.rollback()
+        if db.engine.dialect.name == "postgresql":
+            # The database refuses too, even through raw SQL.
+            with pytest.raises(Exception, match="published and cannot change"):
+                db.session.execute(text("UPDATE policy_versions SET note = 'x'"))
+            db.session.rollback()
+
+
+def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        result, version = services.decide_case(adult(stage="custody"), TODAY)
+        stored = services.record_decision(tenant, result, version, ethnicity="B2", actor=None)
+        db.session.commit()
+        again = db.session.get(Decision, stored.id)
+        replay = decide(services.compiled(again.policy_version), again.facts, again.decided_on,
+                        version=again.policy_version.number)
+        assert (replay.outcome, replay.pathway) == (again.outcome, again.pathway) == ("eligible", "checkpoint")
+        assert replay.results_json() == again.results
+        assert again.policy_hash == version.content_hash
+        assert (again.age_band, again.ethnicity) == ("25-34", "B2")
+        with pytest.raises(services.PolicyError, match="16\\+1"):
+            services.record_decision(tenant, result, version, ethnicity="ZZ", actor=None)
+
+
+def test_another_forces_published_policy_can_be_read_for_simulation(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.a.id):
+        durham = db.session.get(Tenant, world.b.id)
+        other = services.published_policy_of(durham, TODAY)
+        assert other is not None
+        assert other.tenant_id == world.b.id
+        # The force's own list stays its own.
+        own = services.versions()
+        assert own
+        assert all(v.tenant_id == world.a.id for v in own)

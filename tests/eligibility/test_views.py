@@ -1,0 +1,116 @@
+"""The policy console in the browser's terms: pages, forms and their errors."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from flask import Flask
+
+from diversion.accounts import services as accounts
+from diversion.accounts.models import Role, User
+from diversion.demo import seed_past_decisions
+from diversion.eligibility import services
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import World, csrf_token, sign_in
+from tests.eligibility.test_versions import TODAY
+
+
+def _draft_text(page: str) -> str:
+    match = re.search(r"<textarea[^>]*>(.*?)</textarea>", page, re.S)
+    assert match
+    return html.unescape(match.group(1))
+
+
+def _save(client, text: str, note: str = ""):
+    page = client.get("/durham/policy/draft")
+    return client.post("/durham/policy/draft",
+                       data={"document": text, "note": note, "csrf_token": csrf_token(page.text)})
+
+
+def test_everyone_in_the_force_reads_the_policy_in_plain_english(client, world: World) -> None:
+    sign_in(client, world.email("b_officer"))
+    page = client.get("/durham/policy/")
+    assert page.status_code == 200
+    assert "Checkpoint: 4-month contract" in page.text
+    assert "Excluded: the offence is more than three months old." in page.text
+    assert "offence_age_days &gt; max_offence_age_days" in page.text
+    assert client.get("/durham/policy/fields").status_code == 200
+    assert client.get("/durham/policy/draft").status_code == 403
+    assert client.get("/durham/policy/simulate").status_code == 403
+
+
+def test_a_bad_draft_shows_each_problem_in_place_and_saves_nothing(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("b_force_admin"))
+    text = _draft_text(client.get("/durham/policy/draft").text)
+    broken = text.replace('expression = "age >= adult_age"', 'expression = "age >= adult_agee"', 1)
+    assert broken != text
+    response = _save(client, broken)
+    assert response.status_code == 400
+    assert "There is a problem: nothing was saved" in response.text
+    problem = re.search(r'data-testid="policy-problems">(.*?)</ul>', response.text, re.S).group(1)
+    assert "Pathway checkpoint, criterion adult" in problem
+    line = next(i for i, row in enumerate(broken.splitlines(), 1) if "adult_agee" in row)
+    assert f"line {line}, column" in problem
+    assert "unknown field &#39;adult_agee&#39;" in problem
+    assert "adult_agee" in _draft_text(response.text)  # the admin's text is kept to fix
+    not_toml = _save(client, "pathways = [")
+    assert not_toml.status_code == 400
+    assert "not valid TOML" in not_toml.text
+    with app.app_context(), scoped(world.b.id):
+        assert services.current_draft() is None
+
+
+def test_edit_test_publish_and_diff_in_the_console(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("b_force_admin"))
+    text = _draft_text(client.get("/durham/policy/draft").text)
+    changed = text.replace('reason = "Excluded: hate crime."', 'reason = "Excluded: a hate crime or hate incident."')
+    assert _save(client, changed, "Clearer hate crime reason").status_code == 302
+
+    draft_page = client.get("/durham/policy/draft")
+    assert "Draft version 2" in draft_page.text
+    tested = client.post("/durham/policy/draft/test", data={"csrf_token": csrf_token(draft_page.text)})
+    assert tested.status_code == 200
+    assert "19 of 19 test cases pass" in tested.text
+
+    bad_date = client.post("/durham/policy/draft/publish", data={
+        "effective_from": ["31", "2", "2027"], "csrf_token": csrf_token(draft_page.text)})
+    assert bad_date.status_code == 400
+    assert "There is a problem" in bad_date.text
+    published = client.post("/durham/policy/draft/publish", data={
+        "effective_from": ["1", "12", "2026"], "csrf_token": csrf_token(draft_page.text)})
+    assert published.status_code == 302
+    versions = client.get("/durham/policy/versions").text
+    assert "Version 2" in versions
+    assert "Clearer hate crime reason" in versions
+    diff = client.get("/durham/policy/versions/diff?from=1&to=2")
+    assert diff.status_code == 200
+    changes = re.search(r'data-testid="changes">(.*?)</table>', diff.text, re.S).group(1)
+    assert "hate-crime" in changes
+    assert "Excluded: a hate crime or hate incident." in html.unescape(changes)
+    assert client.get("/durham/policy/versions/diff?from=1").status_code == 400
+    with app.app_context(), scoped(world.b.id):
+        assert services.policy_in_force(TODAY).number == 1
+
+
+def test_simulation_page_shows_thames_valley_under_durhams_policy(app: Flask, client, world: World) -> None:
+    with app.app_context():
+        thames = db.session.scalar(db.select(Tenant).where(Tenant.slug == "thames-valley"))
+        admin = db.session.get(User, world.users["a_force_admin"].id)
+        with scoped(thames.id):
+            seed_past_decisions(thames, today=TODAY, count=200)
+            accounts.add_membership(thames, admin, Role.FORCE_ADMIN, actor=None)
+        db.session.commit()
+    sign_in(client, world.email("a_force_admin"))
+    form = client.get("/thames-valley/policy/simulate")
+    assert "Durham Constabulary: Checkpoint (published)" in form.text
+    report = client.get("/thames-valley/policy/simulate?source=force:durham")
+    assert report.status_code == 200
+    changed = re.search(r'data-testid="changed">(.*?)</p>', report.text, re.S).group(1)
+    assert "of 200 decisions would change" in changed
+    assert "How often each criterion blocks" in report.text
+    assert "Eligible then and now, by age band" in report.text
+    assert "Eligible then and now, by ethnicity" in report.text
+    assert client.get("/thames-valley/policy/simulate?source=force:gotham").status_code == 400
