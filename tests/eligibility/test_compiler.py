@@ -49,7 +49,7 @@ def test_unknown_field_names_pathway_criterion_and_column() -> None:
 def test_type_mismatch_is_refused_with_its_column() -> None:
     problem = _problem(_with_expression("personal_use and offence >= 3"))
     assert problem.criterion == "extra"
-    assert problem.message.startswith("type mismatch")
+    assert problem.message == "type mismatch: 'offence' is text and 3 is a number: '>=' cannot join them"
     assert problem.position == 26
 
 
@@ -103,3 +103,9 @@ def test_the_hash_changes_with_content_and_only_with_content() -> None:
     same = compile_policy(copy.deepcopy(BASE)).content_hash
     assert compile_policy(copy.deepcopy(BASE)).content_hash == same
     assert compile_policy(_with_expression("personal_use")).content_hash != same
+
+
+def test_comparing_a_number_with_text_is_refused_where_it_happens() -> None:
+    problem = _problem(_with_expression("stage == 'custody' and age == 'old'"))
+    assert problem.position == 28
+    assert problem.message == "type mismatch: 'age' is a number and 'old' is text, so it is never equal"

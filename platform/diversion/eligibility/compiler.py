@@ -102,8 +102,20 @@ def _first_position(expression: str, word: str) -> int | None:
     return match.start() + 1 if match else None
 
 
-def _mismatch_position(expression: str, context: rule_engine.Context) -> int | None:
-    """Where a type mismatch is: the first operator whose two neighbours clash.
+_TYPE_NAMES = {"FLOAT": "a number", "STRING": "text", "BOOLEAN": "yes or no", "ARRAY": "a list",
+               "TRUE": "yes or no", "FALSE": "yes or no", "NULL": "nothing"}
+
+
+def _describe(token: Any, types: dict[str, Any]) -> str:
+    if token.type == "SYMBOL":
+        kind = types.get(token.value)
+        return f"{token.value!r} is {_TYPE_NAMES.get(kind.name, kind.name.lower()) if kind else 'unknown'}"
+    return f"{token.value} is {_TYPE_NAMES.get(token.type, token.type.lower())}"
+
+
+def _mismatch(expression: str, context: rule_engine.Context, types: dict[str, Any]) -> tuple[int | None, str]:
+    """Where a type mismatch is, and what clashes: the first operator whose two
+    neighbours cannot go together.
 
     rule-engine reports the mismatch without a place, so each binary
     operator is re-compiled with just its two neighbouring tokens.
@@ -117,14 +129,51 @@ def _mismatch_position(expression: str, context: rule_engine.Context) -> int | N
             snippet = expression[before.lexpos:after.lexpos + len(str(after.value))]
             try:
                 rule_engine.Rule(snippet, context=context)
-            except rule_engine.EngineError as error:
-                if "mismatch" in str(error) or isinstance(error, rule_engine.errors.EvaluationError):
-                    return int(op.lexpos) + 1
-    return None
+            except rule_engine.EngineError:
+                detail = f"{_describe(before, types)} and {_describe(after, types)}: {op.value!r} cannot join them"
+                return int(op.lexpos) + 1, detail
+    return None, "the parts of the expression do not fit together"
+
+
+def _never_equal(node: Any) -> bool:
+    """rule-engine lets ``==`` compare a number with text (always false): refuse that."""
+    if isinstance(node, rule_engine.ast.ComparisonExpression):
+        left, right = node.left.result_type, node.right.result_type
+        undefined = rule_engine.DataType.UNDEFINED
+        if undefined not in (left, right) and not rule_engine.DataType.is_compatible(left, right):
+            return True
+    return any(
+        _never_equal(getattr(node, child))
+        for child in ("left", "right", "container", "member", "condition", "case_true", "case_false")
+        if getattr(node, child, None) is not None
+    )
+
+
+def _tokens(expression: str) -> list[Any]:
+    lexer = Parser()._lexer.clone()
+    lexer.input(expression)
+    return list(iter(lexer.token, None))
+
+
+def _token_type(token: Any, types: dict[str, Any]) -> str | None:
+    if token.type == "SYMBOL":
+        kind = types.get(token.value)
+        return str(kind.name) if kind is not None else None
+    return {"FLOAT": "FLOAT", "STRING": "STRING", "TRUE": "BOOLEAN", "FALSE": "BOOLEAN"}.get(token.type)
+
+
+def _equality_clash(expression: str, types: dict[str, Any]) -> tuple[int | None, str]:
+    tokens = _tokens(expression)
+    for before, op, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if op.type in ("EQ", "NE"):
+            left, right = _token_type(before, types), _token_type(after, types)
+            if left and right and left != right:
+                return int(op.lexpos) + 1, f"{_describe(before, types)} and {_describe(after, types)}"
+    return None, "it compares values of different types"
 
 
 def _compile_one(
-    expression: str, context: rule_engine.Context, used: set[str],
+    expression: str, context: rule_engine.Context, used: set[str], types: dict[str, Any],
 ) -> tuple[rule_engine.Rule | None, str | None, int | None]:
     used.clear()
     try:
@@ -137,8 +186,12 @@ def _compile_one(
         hint = f" (did you mean {error.suggestion}?)" if getattr(error, "suggestion", None) else ""
         return None, f"unknown field {name!r}: not in the national catalogue nor a parameter{hint}", \
             _first_position(expression, name)
-    except rule_engine.EngineError as error:
-        return None, f"type mismatch: {error.message}", _mismatch_position(expression, context)
+    except rule_engine.EngineError:
+        position, detail = _mismatch(expression, context, types)
+        return None, f"type mismatch: {detail}", position
+    if _never_equal(rule.statement.expression):
+        position, detail = _equality_clash(expression, types)
+        return None, f"type mismatch: {detail}, so it is never equal", position
     result = rule.statement.expression.result_type
     if not rule_engine.DataType.is_compatible(result, rule_engine.DataType.BOOLEAN):
         return None, f"must be a yes-or-no condition, not a {result.name.lower()}", 1
@@ -181,7 +234,7 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
 
     def build(place: str, pathway: str | None, criterion_id: str, expression: str, reason: str, *,
               exclusion: bool) -> CompiledCriterion | None:
-        rule, message, position = _compile_one(expression, context, used)
+        rule, message, position = _compile_one(expression, context, used, types)
         if rule is None:
             problems.append(PolicyProblem(place, message or "", pathway, criterion_id, position))
             return None
