@@ -1,0 +1,448 @@
+"""Who may use which route: one table, the spec, checked against the app.
+
+``ROUTES`` below is written from the design (DESIGN.md, "Who uses it"), not
+from the app's own checks: for every (endpoint, method) the app serves, it
+says how to build a URL and which principals are *allowed*, with the answer
+they get. Every other principal is *denied*:
+
+- anonymous: a redirect to ``/sign-in?next=<the page asked for>``;
+- signed in, on a page of force A, without a membership in force A: 404,
+  the same answer as for a force that does not exist (layer 4 of isolation);
+- signed in otherwise (a member without the role, a platform page): 403.
+
+A denied answer never carries data (other users' email addresses, the
+forces' names, a foreign force's colour) and a denied action changes
+nothing; an allowed action has its effect. POSTs carry a valid CSRF token,
+so a denial is about access, never about CSRF (that answer would be 400).
+``test_every_route_is_in_the_table`` fails when the app gains a route that
+has no line here: add the line with the feature.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
+from sqlalchemy import select
+
+from diversion.accounts import services as accounts
+from diversion.accounts.models import ForceMembership, User
+from diversion.eligibility import services as policies
+from diversion.eligibility.views import document_toml
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import PASSWORD, World, csrf_token, sign_in
+
+# principal -> the user of the `world` fixture who plays it (None: not signed in)
+PRINCIPALS: dict[str, str | None] = {
+    "anonymous": None,
+    "platform_admin": "platform_admin",
+    "force_admin": "a_force_admin",
+    "officer": "a_officer",
+    "supervisor": "a_supervisor",
+    "provider_staff": "provider_staff",
+    "national_lead": "national_lead",
+    "other_force_admin": "b_force_admin",  # force B's admin, on force A's URLs
+    "no_role": "no_role",
+}
+EVERYONE = frozenset(PRINCIPALS)
+SIGNED_IN = EVERYONE - {"anonymous"}
+PLATFORM_ADMIN = frozenset({"platform_admin"})
+FORCE_A_MEMBERS = frozenset({"force_admin", "officer", "supervisor"})
+FORCE_A_ADMIN = frozenset({"force_admin"})
+IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+NEW_MEMBER = "new-member@example.org"
+FORCE_NAMES = ("West Midlands", "Durham")
+FORCE_COLOURS = {"west-midlands": "#1f3f8f", "durham": "#5b2a86"}
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What an allowed principal gets: a status and, for a redirect, where to."""
+
+    status: int
+    location: str | None = None
+
+
+OK = Allowed(200)
+
+
+def redirect(location: str) -> Allowed:
+    return Allowed(302, location)
+
+
+def allow(principals: frozenset[str], answer: Allowed) -> dict[str, Allowed]:
+    return dict.fromkeys(principals, answer)
+
+
+# Observed after the request, given (app, world, the principal's client, the
+# principal's user key or None): True when the action took effect.
+Effect = Callable[[Flask, World, FlaskClient, "str | None"], bool]
+Setup = Callable[[Flask, World], None]
+Data = Callable[[Flask, World], dict[str, str | list[str]]]
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str
+    method: str
+    url: Callable[[World], str]
+    allowed: dict[str, Allowed]  # everyone else is denied
+    force_page: bool = False  # under /<tenant>/: a non-member gets 404
+    data: Data = field(default=lambda _app, _w: {})
+    setup: Setup | None = None  # state the request needs (e.g. a draft to publish)
+    effect: Effect | None = None  # allowed: must happen; denied: must not
+    shows: Callable[[World], list[str]] = field(default=lambda _w: [])  # allowed page shows
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.endpoint, self.method)
+
+
+# ---------------------------------------------------------------- state and effects
+
+def _user_active(app: Flask, world: World, key: str) -> bool:
+    with app.app_context():
+        user = db.session.get(User, world.users[key].id)
+        assert user is not None
+        return user.active
+
+
+def _deactivate_b_supervisor(app: Flask, world: World) -> None:
+    with app.app_context():
+        user = db.session.get(User, world.users["b_supervisor"].id)
+        assert user is not None
+        user.active = False
+        db.session.commit()
+
+
+def _new_member_added(app: Flask, world: World, _client: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        user = accounts.find_user(NEW_MEMBER)
+        if user is None:
+            return False
+        with scoped(world.a.id):
+            return db.session.scalar(
+                select(ForceMembership).where(ForceMembership.user_id == user.id)
+            ) is not None
+
+
+def _membership_removed(app: Flask, world: World, _client: FlaskClient,
+                        _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.get(ForceMembership, world.memberships["a_supervisor"].id) is None
+
+
+def _signed_in_as(client: FlaskClient) -> str | None:
+    page = client.get("/").text
+    marker = "Signed in as <strong>"
+    if marker not in page:
+        return None
+    return page.split(marker, 1)[1].split("</strong>", 1)[0]
+
+
+def _signed_out(app: Flask, world: World, client: FlaskClient, who: str | None) -> bool:
+    """The principal had a session and it has ended everywhere (version bumped)."""
+    if who is None:
+        return False  # nobody to sign out
+    with app.app_context():
+        user = db.session.get(User, world.users[who].id)
+        assert user is not None
+        version = user.session_version
+    return _signed_in_as(client) is None and version > 1
+
+
+def _today() -> datetime:
+    return datetime.now(UTC)
+
+
+def _policy_toml(app: Flask, world: World) -> str:
+    """Force A's policy in force, as the TOML its admin edits."""
+    with app.app_context(), scoped(world.a.id):
+        version = policies.policy_in_force(_today().date())
+        assert version is not None, "force A has no policy in force"
+        return document_toml(version.document)
+
+
+DRAFT_NOTE = "saved by the access matrix"
+
+
+def _save_draft(app: Flask, world: World) -> None:
+    raw = tomllib.loads(_policy_toml(app, world))
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        policies.save_draft(tenant, raw, actor=None, note=DRAFT_NOTE)
+        db.session.commit()
+
+
+def _our_draft(app: Flask, world: World) -> str:
+    """What became of the draft saved by ``_save_draft``: draft, published or gone."""
+    with app.app_context(), scoped(world.a.id):
+        found = [v for v in policies.versions() if v.note == DRAFT_NOTE]
+        assert len(found) <= 1
+        if not found:
+            return "gone"
+        return "published" if found[0].is_published else "draft"
+
+
+def _draft_saved(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return policies.current_draft() is not None
+
+
+def _draft_published(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _our_draft(app, world) == "published"
+
+
+def _draft_discarded(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _our_draft(app, world) == "gone"
+
+
+def _tomorrow(_app: Flask, _world: World) -> dict[str, str | list[str]]:
+    day = _today().date() + timedelta(days=1)
+    return {"effective_from": [str(day.day), str(day.month), str(day.year)]}
+
+
+def _policy(path: str) -> Callable[[World], str]:
+    return lambda w: f"/{w.a.slug}/policy{path}"
+
+
+# ---------------------------------------------------------------- the spec
+
+ROUTES: tuple[Route, ...] = (
+    # Public: the assets, the start page, the health check, signing in.
+    Route("static", "GET", lambda w: "/static/build/app.css", allow(EVERYONE, OK)),
+    Route("public.start", "GET", lambda w: "/", allow(EVERYONE, OK)),
+    Route("public.health", "GET", lambda w: "/healthz", allow(EVERYONE, OK)),
+    Route("accounts.sign_in", "GET", lambda w: "/sign-in", allow(EVERYONE, OK)),
+    Route(
+        "accounts.sign_in", "POST", lambda w: "/sign-in", allow(EVERYONE, redirect("/")),
+        data=lambda _app, w: {"email": w.email("a_officer"), "password": PASSWORD},
+        effect=lambda _app, w, client, _who: _signed_in_as(client) == w.email("a_officer"),
+    ),
+    # Anyone signed in may sign out.
+    Route(
+        "accounts.sign_out", "POST", lambda w: "/sign-out",
+        allow(SIGNED_IN, redirect("/sign-in")), effect=_signed_out,
+    ),
+    # Platform admin console: platform admins only.
+    Route(
+        "admin.index", "GET", lambda w: "/admin/", allow(PLATFORM_ADMIN, OK),
+        shows=lambda w: [u.email for u in w.users.values()] + list(FORCE_NAMES),
+    ),
+    Route(
+        "admin.deactivate", "POST",
+        lambda w: f"/admin/users/{w.users['b_supervisor'].id}/deactivate",
+        allow(PLATFORM_ADMIN, redirect("/admin/")),
+        effect=lambda app, w, _c, _who: not _user_active(app, w, "b_supervisor"),
+    ),
+    Route(
+        "admin.reactivate", "POST",
+        lambda w: f"/admin/users/{w.users['b_supervisor'].id}/reactivate",
+        allow(PLATFORM_ADMIN, redirect("/admin/")), setup=_deactivate_b_supervisor,
+        effect=lambda app, w, _c, _who: _user_active(app, w, "b_supervisor"),
+    ),
+    # A force's pages: its members; its members list: its force admin.
+    Route(
+        "force.home", "GET", lambda w: f"/{w.a.slug}/", allow(FORCE_A_MEMBERS, OK),
+        force_page=True, shows=lambda w: [w.a.name],
+    ),
+    Route(
+        "members.index", "GET", lambda w: f"/{w.a.slug}/members/", allow(FORCE_A_ADMIN, OK),
+        force_page=True,
+        shows=lambda w: [w.a.name, *(w.email(k) for k in ("a_officer", "a_supervisor"))],
+    ),
+    Route(
+        "members.add", "POST", lambda w: f"/{w.a.slug}/members/",
+        allow(FORCE_A_ADMIN, redirect("/west-midlands/members/")), force_page=True,
+        data=lambda _app, w: {"email": NEW_MEMBER, "name": "New Member",
+                              "password": PASSWORD, "role": "officer"},
+        effect=_new_member_added,
+    ),
+    Route(
+        "members.remove", "POST",
+        lambda w: f"/{w.a.slug}/members/{w.memberships['a_supervisor'].id}/remove",
+        allow(FORCE_A_ADMIN, redirect("/west-midlands/members/")), force_page=True,
+        effect=_membership_removed,
+    ),
+    # The force's eligibility policy: every member reads it (officers decide
+    # with it); only the force admin drafts, tests, publishes and simulates.
+    Route("policy.in_force", "GET", _policy("/"), allow(FORCE_A_MEMBERS, OK),
+          force_page=True, shows=lambda w: [w.a.name]),
+    Route("policy.show_version", "GET", _policy("/versions/1"), allow(FORCE_A_MEMBERS, OK),
+          force_page=True, shows=lambda w: [w.a.name]),
+    Route("policy.fields", "GET", _policy("/fields"), allow(FORCE_A_MEMBERS, OK),
+          force_page=True),
+    Route("policy.versions", "GET", _policy("/versions"), allow(FORCE_A_MEMBERS, OK),
+          force_page=True),
+    Route("policy.diff", "GET", _policy("/versions/diff?from=1&to=1"),
+          allow(FORCE_A_MEMBERS, OK), force_page=True),
+    Route("policy.draft", "GET", _policy("/draft"), allow(FORCE_A_ADMIN, OK), force_page=True),
+    Route(
+        "policy.draft", "POST", _policy("/draft"),
+        allow(FORCE_A_ADMIN, redirect("/west-midlands/policy/draft")), force_page=True,
+        data=lambda app, w: {"document": _policy_toml(app, w), "note": "tightened"},
+        effect=_draft_saved,
+    ),
+    Route("policy.test_draft", "POST", _policy("/draft/test"), allow(FORCE_A_ADMIN, OK),
+          force_page=True, setup=_save_draft),
+    Route(
+        "policy.publish", "POST", _policy("/draft/publish"),
+        allow(FORCE_A_ADMIN, redirect("/west-midlands/policy/versions")), force_page=True,
+        setup=_save_draft, data=_tomorrow, effect=_draft_published,
+    ),
+    Route(
+        "policy.discard", "POST", _policy("/draft/discard"),
+        allow(FORCE_A_ADMIN, redirect("/west-midlands/policy/")), force_page=True,
+        setup=_save_draft, effect=_draft_discarded,
+    ),
+    Route("policy.simulate", "GET", _policy("/simulate"), allow(FORCE_A_ADMIN, OK),
+          force_page=True),
+)
+
+
+# ---------------------------------------------------------------- tests
+
+class _SharedBytecode(BytecodeCache):
+    """Compiled templates shared by this module's apps (one app per case).
+
+    Keyed by Jinja on the template's name and a checksum of its source, so a
+    changed template is compiled again; only the compiling is saved.
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+_BYTECODE = _SharedBytecode()
+
+
+@pytest.fixture(autouse=True)
+def _compile_templates_once(app: Flask) -> None:
+    app.jinja_env.bytecode_cache = _BYTECODE
+
+
+def test_every_route_is_in_the_table(app: Flask) -> None:
+    served = {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - IGNORED_METHODS
+    }
+    declared = [route.key for route in ROUTES]
+    assert len(declared) == len(set(declared)), "a route is declared twice"
+    missing = served - set(declared)
+    assert not missing, f"routes with no line in the access table: {sorted(missing)}"
+    stale = set(declared) - served
+    assert not stale, f"lines in the access table for routes the app lacks: {sorted(stale)}"
+    for route in ROUTES:
+        assert set(route.allowed) <= EVERYONE, route.key
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.endpoint}-{r.method}")
+def test_each_url_reaches_its_endpoint(app: Flask, world: World, route: Route) -> None:
+    path = urlsplit(route.url(world)).path
+    endpoint, _args = app.url_map.bind("localhost").match(path, method=route.method)
+    assert endpoint == route.endpoint
+
+
+def _denied_secrets(world: World, principal: str) -> list[str]:
+    """What a denied answer must not contain."""
+    own = PRINCIPALS[principal]
+    secrets = [ref.email for key, ref in world.users.items() if key != own]
+    secrets += [NEW_MEMBER, *FORCE_NAMES, FORCE_COLOURS["durham"]]
+    if principal not in FORCE_A_MEMBERS:  # a member's 403 page may keep its force's colour
+        secrets.append(FORCE_COLOURS["west-midlands"])
+    return secrets
+
+
+def _assert_denied(route: Route, principal: str, *, url: str, status: int,
+                   location: str | None, body: str) -> None:
+    if principal == "anonymous":
+        assert status == 302
+        assert location is not None
+        parts = urlsplit(location)
+        assert parts.path == "/sign-in"
+        assert parse_qs(parts.query)["next"] == [url]
+    elif route.force_page and principal not in FORCE_A_MEMBERS:
+        assert status == 404, body[:500]
+        assert "Page not found" in body
+    else:
+        assert status == 403, body[:500]
+        assert "You cannot do this" in body
+
+
+CASES = [pytest.param(route, principal, id=f"{route.endpoint}-{route.method}-{principal}")
+         for route in ROUTES for principal in PRINCIPALS]
+
+
+@pytest.mark.parametrize(("route", "principal"), CASES)
+def test_access(app: Flask, client: FlaskClient, world: World, route: Route,
+                principal: str) -> None:
+    user_key = PRINCIPALS[principal]
+    if user_key is not None:
+        assert sign_in(client, world.email(user_key)).status_code == 302
+        assert _signed_in_as(client) == world.email(user_key)
+    if route.setup is not None:
+        route.setup(app, world)
+    url = route.url(world)
+    if route.method == "GET":
+        response = client.get(url)
+    else:
+        # Any page's token is the session's token: /sign-in is open to all.
+        token = csrf_token(client.get("/sign-in").text)
+        response = client.post(url, data={**route.data(app, world), "csrf_token": token})
+    body = response.get_data(as_text=True)
+    response.close()
+    expected = route.allowed.get(principal)
+    if expected is not None:
+        assert response.status_code == expected.status, body[:500]
+        if expected.location is not None:
+            assert response.headers["Location"] == expected.location
+        for text in route.shows(world):
+            assert text in body
+    else:
+        _assert_denied(route, principal, url=url, status=response.status_code,
+                       location=response.headers.get("Location"), body=body)
+        for secret in _denied_secrets(world, principal):
+            assert secret not in body, f"denied answer shows {secret!r}"
+    if route.effect is not None:
+        assert route.effect(app, world, client, user_key) is (expected is not None)
+
+
+def test_a_token_from_the_sign_in_page_is_the_sessions_token(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    """Why the table may take its CSRF token from /sign-in, and why a denial is not CSRF."""
+    sign_in(client, world.email("platform_admin"))
+    target = f"/admin/users/{world.users['no_role'].id}/deactivate"
+    assert client.post(target).status_code == 400  # no token: refused before anything
+    other = app.test_client()
+    foreign = csrf_token(other.get("/sign-in").text)
+    assert client.post(target, data={"csrf_token": foreign}).status_code == 400
+    assert _user_active(app, world, "no_role")
+    token = csrf_token(client.get("/sign-in").text)
+    assert client.post(target, data={"csrf_token": token}).status_code == 302
+    assert not _user_active(app, world, "no_role")
+    # Anonymous too: the CSRF check comes first (400), the sign-in redirect after.
+    anonymous = app.test_client()
+    assert anonymous.post("/west-midlands/members/").status_code == 400
+    token = csrf_token(anonymous.get("/sign-in").text)
+    assert anonymous.post("/west-midlands/members/", data={"csrf_token": token}).status_code == 302
