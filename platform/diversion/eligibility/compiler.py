@@ -9,9 +9,11 @@ criterion and the position, and never surfaces at decision time.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import rule_engine
@@ -262,3 +264,13 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
         raise PolicyInvalid(problems)
     return CompiledPolicy(document, document.content_hash(), exclusions, tuple(pathways),
                           frozenset(parameter_names))
+
+
+@lru_cache(maxsize=256)
+def _compile_json(text: str) -> CompiledPolicy:
+    return compile_policy(json.loads(text))
+
+
+def compile_cached(raw: dict[str, Any]) -> CompiledPolicy:
+    """``compile_policy`` remembered by content: a compiled policy never changes."""
+    return _compile_json(json.dumps(raw, sort_keys=True, default=str))

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +16,13 @@ from sqlalchemy import func, select
 from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.db import utcnow
-from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, PolicyProblem, compile_policy
+from diversion.eligibility.compiler import (
+    CompiledPolicy,
+    PolicyInvalid,
+    PolicyProblem,
+    compile_cached,
+    compile_policy,
+)
 from diversion.eligibility.document import PolicyDocument
 from diversion.eligibility.engine import Decision as DecisionResult
 from diversion.eligibility.engine import TestOutcome, decide, run_tests
@@ -43,17 +48,9 @@ class NoPolicyInForce(LookupError):  # noqa: N818 - reads as the condition it re
     """The force has no published policy in force on the date asked."""
 
 
-@lru_cache(maxsize=256)
-def _compile_cached(canonical: str, content_hash: str) -> CompiledPolicy:
-    import json
-
-    return compile_policy(json.loads(canonical))
-
-
 def compiled(version: PolicyVersion) -> CompiledPolicy:
-    """The version's compiled policy (cached by content hash: versions never change)."""
-    document = PolicyDocument.model_validate(version.document)
-    return _compile_cached(document.canonical_json(), version.content_hash)
+    """The version's compiled policy (cached by content: a stored document never changes)."""
+    return compile_cached(version.document)
 
 
 def policy_in_force(on: date) -> PolicyVersion | None:
@@ -172,7 +169,7 @@ def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date,
     Returns the new version, or None when the file already matches. Refuses
     as ``publish`` does.
     """
-    policy = compile_policy(raw)
+    policy = compile_cached(raw)
     newest = db.session.scalar(
         select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
         .order_by(PolicyVersion.number.desc()).limit(1)

@@ -148,14 +148,14 @@ def split_policy(raw: dict[str, Any]) -> tuple[date | None, dict[str, Any]]:
 
 def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
     """The policy must compile and pass its own tests before a sync may publish it."""
-    from diversion.eligibility.compiler import PolicyInvalid, compile_policy
+    from diversion.eligibility.compiler import PolicyInvalid, compile_cached
     from diversion.eligibility.engine import run_tests
 
     effective_from, document = split_policy(raw)
     if effective_from is None:
         return [FileProblem(path, "policy.effective_from", "must be a date such as 2021-04-01")]
     try:
-        policy = compile_policy(document)
+        policy = compile_cached(document)
     except PolicyInvalid as error:
         return [FileProblem(path, f"policy.{p.place}", p.message + (f" (column {p.position})" if p.position else ""))
                 for p in error.problems]
