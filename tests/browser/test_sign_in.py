@@ -7,102 +7,16 @@ served on a free local port, with the users of the ``world`` fixture.
 from __future__ import annotations
 
 import re
-import shutil
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-from flask import Flask
-from playwright.sync_api import ConsoleMessage, Page, Response, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Page, expect
 
-from diversion.config import REPO_ROOT
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
 from tests.conftest import PASSWORD, World
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SIGN_IN_NEXT_HOME = re.compile(r"/sign-in\?next=%2Fwest-midlands%2F$")
 HEADER_INK = "rgb(11, 61, 79)"  # $diversion-ink, from app.scss
 WEST_MIDLANDS_COLOUR = "rgb(31, 63, 143)"  # brand_colour #1f3f8f in tenants/west-midlands.toml
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None or not Path(CHROMIUM).exists(),
-        reason=f"no system Chromium at {CHROMIUM} (this suite never downloads a browser)",
-    ),
-]
-
-
-@dataclass
-class Session:
-    page: Page
-    console: list[str]
-    errors: list[str]
-    failed: list[str]
-
-
-@pytest.fixture
-def live_server(app: Flask, world: World) -> Iterator[str]:
-    """The test app on 127.0.0.1, a free port, in a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser_page(live_server: str) -> Iterator[Session]:
-    """A fresh page; console messages, page errors and failed loads recorded."""
-    console: list[str] = []
-    errors: list[str] = []
-    failed: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 800})
-            # Violations reported by the page itself, per document.
-            context.add_init_script(
-                "window.cspViolations = [];"
-                "document.addEventListener('securitypolicyviolation',"
-                " e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
-            )
-            page = context.new_page()
-            page.on("console", lambda message: _record(console, message))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("response", lambda response: _record_failure(failed, response))
-            page.on("requestfailed", lambda request: failed.append(f"failed {request.url}"))
-            yield Session(page, console, errors, failed)
-            context.close()
-        finally:
-            browser.close()
-
-
-def _record(console: list[str], message: ConsoleMessage) -> None:
-    console.append(f"{message.type}: {message.text}")
-
-
-def _record_failure(failed: list[str], response: Response) -> None:
-    # A page may answer 4xx on purpose (the 404 below); what it loads may not.
-    if response.status >= 400 and response.request.resource_type != "document":
-        failed.append(f"{response.status} {response.url}")
+pytestmark = BROWSER_MARKS
 
 
 def _submit_sign_in(page: Page, email: str, password: str) -> None:

@@ -1,0 +1,98 @@
+"""A force admin edits, tests, publishes and compares a policy in a real browser,
+and simulates another force's policy on the force's past decisions."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from playwright.sync_api import Page, expect
+
+from diversion.accounts import services as accounts
+from diversion.accounts.models import Role, User
+from diversion.demo import seed_past_decisions
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
+from tests.conftest import PASSWORD, World
+from tests.eligibility.test_versions import TODAY
+
+pytestmark = BROWSER_MARKS
+
+
+def _sign_in(page: Page, email: str) -> None:
+    page.goto("/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_edit_test_publish_and_diff(browser_page: Session, world: World) -> None:
+    page = browser_page.page
+    _sign_in(page, world.email("b_force_admin"))
+    page.goto("/durham/policy/")
+    expect(page.get_by_role("heading", name="Policy in force")).to_be_visible()
+    page.get_by_role("button", name="Start a draft").click()
+
+    editor = page.get_by_label("Draft policy")
+    text = editor.input_value()
+    editor.fill(text.replace('expression = "resident_in_force_area"', 'expression = "resident_in_forces_area"'))
+    page.get_by_role("button", name="Save draft").click()
+    summary = page.get_by_test_id("policy-problems")
+    expect(summary).to_contain_text("Pathway checkpoint, criterion resident")
+    expect(summary).to_contain_text("unknown field 'resident_in_forces_area'")
+    _shot(page, "policy-draft-error")
+
+    editor = page.get_by_label("Draft policy")
+    editor.fill(editor.input_value()
+                .replace("resident_in_forces_area", "resident_in_force_area")
+                .replace('reason = "Excluded: a driving offence."', 'reason = "Excluded: any driving offence."'))
+    page.get_by_label("What changed").fill("Plainer driving reason")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Draft version 2 saved")
+
+    page.get_by_role("button", name="Run the test cases").click()
+    expect(page.get_by_test_id("test-results")).to_contain_text("19 of 19 test cases pass")
+
+    page.get_by_label("Day").fill("1")
+    page.get_by_label("Month").fill("12")
+    page.get_by_label("Year").fill("2026")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Version 2 is published")
+    _shot(page, "policy-versions")
+
+    page.get_by_role("button", name="Compare").click()
+    changes = page.get_by_test_id("changes")
+    expect(changes).to_contain_text("driving")
+    expect(changes).to_contain_text("Excluded: any driving offence.")
+    _shot(page, "policy-diff")
+    assert browser_page.errors == []
+    assert browser_page.failed == []
+
+
+def test_simulate_durhams_policy_on_thames_valley(app: Flask, browser_page: Session, world: World) -> None:
+    with app.app_context():
+        thames = db.session.scalar(db.select(Tenant).where(Tenant.slug == "thames-valley"))
+        admin = db.session.get(User, world.users["a_force_admin"].id)
+        with scoped(thames.id):
+            seed_past_decisions(thames, today=TODAY, count=400)
+            accounts.add_membership(thames, admin, Role.FORCE_ADMIN, actor=None)
+        db.session.commit()
+    page = browser_page.page
+    _sign_in(page, world.email("a_force_admin"))
+    page.goto("/thames-valley/policy/simulate")
+    page.get_by_label("Durham Constabulary: Checkpoint (published)").check()
+    page.get_by_role("button", name="Run simulation").click()
+    heading = page.get_by_role("heading", name=re.compile("If Durham Constabulary version 1 had been used"))
+    expect(heading).to_be_visible()
+    expect(page.get_by_test_id("changed")).to_contain_text("of 400 decisions would change")
+    expect(page.get_by_test_id("outcome-table")).to_contain_text("eligible: checkpoint")
+    expect(page.locator("main")).to_contain_text("Eligible then and now, by ethnicity")
+    _shot(page, "policy-simulation")
+    assert browser_page.errors == []
