@@ -72,6 +72,11 @@ def test_a_changed_file_updates_its_force(app: Flask, tmp_path: Path) -> None:
         ("durham.toml", 'name = "Durham Constabulary"', 'nmae = "Durham Constabulary"', "nmae", "Extra inputs"),
         ("durham.toml", 'slug = "durham"', 'slug = "durham-police"', "slug", "file is named durham.toml"),
         ("durham.toml", 'name = "Durham Constabulary"', 'name = "Durham', "(syntax)", ""),
+        ("durham.toml", 'expression = "age >= adult_age"', 'expression = "age >= adult_agee"',
+         "policy.pathways[checkpoint].criteria[adult].expression", "unknown field 'adult_agee'"),
+        ("durham.toml", 'value = 92 }', 'value = 30 }',
+         "policy.tests[offence 92 days old is within three months]", "expected eligible, got not_eligible"),
+        ("durham.toml", "effective_from = 2015-04-01", "", "policy.effective_from", "must be a date"),
     ],
 )
 def test_a_bad_file_is_named_with_key_and_problem_and_nothing_applies(
