@@ -8,15 +8,9 @@ import re
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from diversion.accounts import services as accounts
-from diversion.accounts.models import Role, User
-from diversion.demo import seed_past_decisions
-from diversion.extensions import db
-from diversion.tenancy.context import scoped
-from diversion.tenancy.models import Tenant
 from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
 from tests.conftest import PASSWORD, World
-from tests.eligibility.test_versions import TODAY
+from tests.eligibility.test_views import give_thames_valley_history
 
 pytestmark = BROWSER_MARKS
 
@@ -77,13 +71,7 @@ def test_edit_test_publish_and_diff(browser_page: Session, world: World) -> None
 
 
 def test_simulate_durhams_policy_on_thames_valley(app: Flask, browser_page: Session, world: World) -> None:
-    with app.app_context():
-        thames = db.session.scalar(db.select(Tenant).where(Tenant.slug == "thames-valley"))
-        admin = db.session.get(User, world.users["a_force_admin"].id)
-        with scoped(thames.id):
-            seed_past_decisions(thames, today=TODAY, count=400)
-            accounts.add_membership(thames, admin, Role.FORCE_ADMIN, actor=None)
-        db.session.commit()
+    give_thames_valley_history(app, world, 400)
     page = browser_page.page
     _sign_in(page, world.email("a_force_admin"))
     page.goto("/thames-valley/policy/simulate")

@@ -95,14 +95,33 @@ def test_edit_test_publish_and_diff_in_the_console(app: Flask, client, world: Wo
         assert services.policy_in_force(TODAY).number == 1
 
 
-def test_simulation_page_shows_thames_valley_under_durhams_policy(app: Flask, client, world: World) -> None:
+def test_publishing_a_draft_whose_tests_fail_is_refused_on_the_page(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("b_force_admin"))
+    text = _draft_text(client.get("/durham/policy/draft").text)
+    assert _save(client, text.replace("value = 92 }", "value = 30 }")).status_code == 302
+    page = client.get("/durham/policy/draft")
+    response = client.post("/durham/policy/draft/publish", data={
+        "effective_from": ["1", "12", "2026"], "csrf_token": csrf_token(page.text)})
+    assert response.status_code == 302
+    shown = html.unescape(client.get("/durham/policy/draft").text)
+    assert "Not published: 1 test case(s) fail, e.g. 'offence 92 days old is within three months'" in shown
+    with app.app_context(), scoped(world.b.id):
+        assert not services.current_draft().is_published
+
+
+def give_thames_valley_history(app: Flask, world: World, count: int) -> None:
+    """Past decisions in Thames Valley, and West Midlands' admin made its admin too."""
     with app.app_context():
         thames = db.session.scalar(db.select(Tenant).where(Tenant.slug == "thames-valley"))
         admin = db.session.get(User, world.users["a_force_admin"].id)
         with scoped(thames.id):
-            seed_past_decisions(thames, today=TODAY, count=200)
+            seed_past_decisions(thames, today=TODAY, count=count)
             accounts.add_membership(thames, admin, Role.FORCE_ADMIN, actor=None)
         db.session.commit()
+
+
+def test_simulation_page_shows_thames_valley_under_durhams_policy(app: Flask, client, world: World) -> None:
+    give_thames_valley_history(app, world, 200)
     sign_in(client, world.email("a_force_admin"))
     form = client.get("/thames-valley/policy/simulate")
     assert "Durham Constabulary: Checkpoint (published)" in form.text

@@ -21,6 +21,7 @@ from diversion.eligibility import services
 from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.compiler import PolicyInvalid, PolicyProblem
 from diversion.eligibility.document import PolicyDocument
+from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion
 from diversion.extensions import db
@@ -115,9 +116,18 @@ def draft() -> str | Response | tuple[str, int]:
                 db.session.commit()
                 flash(f"Draft version {saved.number} saved. Run its tests, then publish it.", "success")
                 return redirect(url_for(".draft"))
-    html = render_template("eligibility/draft.html", form=form, draft=existing, problems=problems,
-                           publish=PublishForm(), confirm=ConfirmForm(), results=None)
+    html = _draft_page(existing, form=form, problems=problems)
     return (html, 400) if request.method == "POST" else html
+
+
+def _draft_page(draft: PolicyVersion | None, *, form: DraftForm | None = None, publish: PublishForm | None = None,
+                problems: list[tuple[PolicyProblem, str | None]] | None = None,
+                results: list[TestOutcome] | None = None) -> str:
+    """The draft editor, showing the stored draft unless a submitted form is given."""
+    if form is None and draft is not None:
+        form = DraftForm(formdata=None, document=document_toml(draft.document), note=draft.note)
+    return render_template("eligibility/draft.html", form=form, draft=draft, problems=problems or [],
+                           publish=publish or PublishForm(formdata=None), confirm=ConfirmForm(), results=results)
 
 
 @bp.route("/draft/test", methods=["POST"])
@@ -126,10 +136,7 @@ def test_draft() -> str:
     existing = services.current_draft()
     if existing is None or not ConfirmForm().validate_on_submit():
         abort(404 if existing is None else 400)
-    results = services.test_version(existing, on=_today())
-    form = DraftForm(formdata=None, document=document_toml(existing.document), note=existing.note)
-    return render_template("eligibility/draft.html", form=form, draft=existing, problems=[],
-                           publish=PublishForm(formdata=None), confirm=ConfirmForm(), results=results)
+    return _draft_page(existing, results=services.test_version(existing, on=_today()))
 
 
 @bp.route("/draft/publish", methods=["POST"])
@@ -145,19 +152,16 @@ def publish() -> Response | tuple[str, int]:
                                        actor=current_user, today=_today())
         except services.PolicyError as error:
             db.session.rollback()
-            field = form.effective_from if error.field == "effective_from" else None
-            if field is not None:
-                field.errors = [error.message]
-            else:
-                form.form_errors.append(error.message)
+            if error.field != "effective_from":
+                flash(f"Not published: {error.message}", "error")
+                return redirect(url_for(".draft"))
+            form.effective_from.errors = [error.message]
         else:
             db.session.commit()
             flash(f"Version {version.number} is published, in force from "
                   f"{version.effective_from:%d %B %Y}.", "success")
             return redirect(url_for(".versions"))
-    page = DraftForm(formdata=None, document=document_toml(existing.document), note=existing.note)
-    return render_template("eligibility/draft.html", form=page, draft=existing, problems=[], publish=form,
-                           confirm=ConfirmForm(), results=None), 400
+    return _draft_page(existing, publish=form), 400
 
 
 @bp.route("/draft/discard", methods=["POST"])
