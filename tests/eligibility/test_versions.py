@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from diversion.audit.models import AuditEvent
 from diversion.eligibility import services
 from diversion.eligibility.compiler import PolicyInvalid
 from diversion.eligibility.engine import decide
@@ -109,6 +110,8 @@ def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) 
         assert replay.results_json() == again.results
         assert again.policy_hash == version.content_hash
         assert (again.age_band, again.ethnicity) == ("25-34", "B2")
+        audited = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "decision.recorded")).all()
+        assert [(e.object_id, e.tenant_id) for e in audited] == [(str(stored.id), world.b.id)]
         with pytest.raises(services.PolicyError, match="16\\+1"):
             services.record_decision(tenant, result, version, ethnicity="ZZ", actor=None)
 

@@ -209,6 +209,8 @@ def record_decision(tenant: Tenant, result: DecisionResult, version: PolicyVersi
     )
     db.session.add(decision)
     db.session.flush()
+    record("decision.recorded", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
+           details={"outcome": decision.outcome, "pathway": decision.pathway, "source": source})
     return decision
 
 
