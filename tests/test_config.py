@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 
 from diversion import create_app
 from diversion.config import ConfigError, load_config
@@ -48,6 +49,12 @@ def test_production_takes_database_and_limits_from_the_environment(monkeypatch) 
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app@db/diversion")
     monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://redis:6379/0")
+    with pytest.raises(ConfigError, match="PERSONAL_DATA_KEYS"):
+        load_config()
+    monkeypatch.setenv("PERSONAL_DATA_KEYS", Fernet.generate_key().decode())
+    with pytest.raises(ConfigError, match="PERSON_KEY_SECRET"):
+        load_config()
+    monkeypatch.setenv("PERSON_KEY_SECRET", "p" * 40)
     config = load_config()
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://app@db/diversion"
     assert config["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"

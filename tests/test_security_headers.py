@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cryptography.fernet import Fernet
+
 from diversion import create_app
 from tests.conftest import World, make_app, sign_in
 
@@ -33,6 +35,8 @@ def test_production_sends_hsts_and_secure_cookies(database, world: World, monkey
     monkeypatch.setenv("DIVERSION_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "x" * 48)
     monkeypatch.setenv("DATABASE_URL", database.app_url)
+    monkeypatch.setenv("PERSONAL_DATA_KEYS", Fernet.generate_key().decode())
+    monkeypatch.setenv("PERSON_KEY_SECRET", "p" * 40)
     app = create_app({"PASSWORD_HASHING": "fast-insecure"})
     client = app.test_client()
     response = sign_in_over_https(client, world.email("a_officer"))

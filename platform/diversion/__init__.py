@@ -76,6 +76,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
+    import diversion.models  # noqa: F401 - every table, so foreign keys between features resolve
     from diversion.tenancy import guard, rls
     from diversion.tenancy.context import set_scope
 

@@ -62,10 +62,23 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
         "HSTS": not relaxed,
         "PASSWORD_HASHING": "standard",
+        # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
+        "PERSONAL_DATA_KEYS": os.environ.get("PERSONAL_DATA_KEYS", ""),
+        # Master secret from which each force's person-key secret is derived.
+        "PERSON_KEY_SECRET": os.environ.get("PERSON_KEY_SECRET", ""),
     }
     config.update(overrides)
     if not relaxed:
         _refuse_weak_secret(str(config["SECRET_KEY"]))
+        for name in ("PERSONAL_DATA_KEYS", "PERSON_KEY_SECRET"):
+            if not config[name]:
+                raise ConfigError(f"{name} must be set outside development and test.")
+    else:
+        # Development and tests derive both from the secret key: never production.
+        from diversion.cases.identity import derived_key
+
+        config["PERSONAL_DATA_KEYS"] = config["PERSONAL_DATA_KEYS"] or derived_key(str(config["SECRET_KEY"]))
+        config["PERSON_KEY_SECRET"] = config["PERSON_KEY_SECRET"] or f"person-keys:{config['SECRET_KEY']}"
     return config
 
 

@@ -2,12 +2,19 @@
 
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
 from diversion.audit.models import AuditEvent
-from diversion.catalogue.models import Provider
+from diversion.cases.models import Encounter, Person, Referral, Transition
+from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.tenancy.models import Tenant
 
 __all__ = [
     "AuditEvent",
+    "Course",
+    "Encounter",
+    "Offering",
+    "Person",
+    "Referral",
+    "Transition",
     "Decision",
     "ForceMembership",
     "PlatformGrant",

@@ -85,10 +85,14 @@ class Decision(TenantScoped, Base):
     __tablename__ = "decisions"
     __tenant_table_args__ = (
         tenant_foreign_key("policy_versions", "policy_version_id"),
+        tenant_foreign_key("encounters", "encounter_id"),
         Index(None, "tenant_id", "decided_on"),
+        Index(None, "tenant_id", "encounter_id"),
     )
 
     policy_version_id: Mapped[uuid.UUID]
+    # None for synthetic history (demo, simulation data) with no encounter behind it.
+    encounter_id: Mapped[uuid.UUID | None]
     policy_hash: Mapped[str] = mapped_column(String(80))
     decided_on: Mapped[date] = mapped_column(Date)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -102,5 +106,19 @@ class Decision(TenantScoped, Base):
     ethnicity: Mapped[str] = mapped_column(String(2))
     source: Mapped[str] = mapped_column(String(16), default="intake")
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    # A supervisor's override: the outcome that stands, and why.
+    override_outcome: Mapped[str | None] = mapped_column(String(16))
+    override_pathway: Mapped[str | None] = mapped_column(String(63))
+    override_reason: Mapped[str | None] = mapped_column(String(1000))
+    overridden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    overridden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def final_outcome(self) -> str:
+        return self.override_outcome or self.outcome
+
+    @property
+    def final_pathway(self) -> str | None:
+        return self.override_pathway if self.override_outcome else self.pathway
 
     policy_version: Mapped[PolicyVersion] = relationship(viewonly=True)

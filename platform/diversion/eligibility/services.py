@@ -197,7 +197,7 @@ def decide_case(facts: dict[str, Any], on: date) -> tuple[DecisionResult, Policy
 
 
 def record_decision(tenant: Tenant, result: DecisionResult, version: PolicyVersion, *, ethnicity: str,
-                    actor: User | None, source: str = "intake") -> Decision:
+                    actor: User | None, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
     """Store a decision whole. Refuses an ethnicity outside the 16+1 categories."""
     if ethnicity not in ETHNICITIES:
         raise PolicyError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
@@ -205,7 +205,7 @@ def record_decision(tenant: Tenant, result: DecisionResult, version: PolicyVersi
         id=uuid.uuid4(), tenant_id=tenant.id, policy_version_id=version.id, policy_hash=version.content_hash,
         decided_on=result.decided_on, facts=result.facts, outcome=result.outcome, pathway=result.pathway,
         results=result.results_json(), missing=list(result.missing), age_band=age_band(result.facts.get("age")),
-        ethnicity=ethnicity, source=source, decided_by_id=actor.id if actor else None,
+        ethnicity=ethnicity, source=source, decided_by_id=actor.id if actor else None, encounter_id=encounter_id,
     )
     db.session.add(decision)
     db.session.flush()

@@ -1,0 +1,1 @@
+"""Case work: people (pseudonymous), encounters, decisions, referrals and outcomes."""

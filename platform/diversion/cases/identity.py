@@ -1,0 +1,104 @@
+"""Pseudonymous people: keyed by an HMAC with a per-force secret, identity encrypted.
+
+A person is found again in the same force by an HMAC of their normalised
+surname, given name and date of birth (and, separately, of their PNC ID when
+one is given), keyed with a secret derived for that force alone: the same
+person in two forces has unrelated keys, so nothing links across forces.
+Names and contact details are encrypted at rest (Fernet); only code running
+for the force, or for the provider a referral goes to, decrypts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+
+
+@dataclass(frozen=True)
+class Identity:
+    surname: str
+    given_name: str
+    date_of_birth: date
+    pnc_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+
+
+def _derive(secret: str, purpose: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(secret.encode())
+
+
+def _letters(text: str) -> str:
+    """Case, accents, spaces, hyphens and apostrophes do not make another person."""
+    folded = unicodedata.normalize("NFKD", text).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def normalise_pnc(pnc_id: str) -> str:
+    return "".join(ch for ch in pnc_id.upper() if ch.isalnum())
+
+
+def person_keys(tenant_slug: str, identity: Identity) -> tuple[str, str | None]:
+    """(name key, PNC key) for this person in this force."""
+    secret = _derive(current_app.config["PERSON_KEY_SECRET"], f"person-key:{tenant_slug}")
+    facts = f"{_letters(identity.surname)}|{_letters(identity.given_name)}|{identity.date_of_birth.isoformat()}"
+    name_key = hmac.new(secret, facts.encode(), hashlib.sha256).hexdigest()
+    pnc_key = None
+    if identity.pnc_id and normalise_pnc(identity.pnc_id):
+        pnc_key = hmac.new(secret, f"pnc|{normalise_pnc(identity.pnc_id)}".encode(), hashlib.sha256).hexdigest()
+    return name_key, pnc_key
+
+
+def _cipher() -> MultiFernet:
+    """The first key encrypts; every key decrypts (so keys can be rotated)."""
+    keys = [k.strip() for k in str(current_app.config["PERSONAL_DATA_KEYS"]).split(",") if k.strip()]
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def derived_key(secret: str) -> str:
+    """A Fernet key derived from a secret (development and tests only)."""
+    return base64.urlsafe_b64encode(_derive(secret, "personal-data")).decode()
+
+
+def seal(value: Identity | Contact) -> str:
+    data: dict[str, Any] = asdict(value)
+    if isinstance(value, Identity):
+        data["date_of_birth"] = value.date_of_birth.isoformat()
+    return _cipher().encrypt(json.dumps(data).encode()).decode()
+
+
+class Unreadable(ValueError):  # noqa: N818 - reads as the condition it reports
+    """Encrypted personal data that no configured key opens."""
+
+
+def _open(token: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(_cipher().decrypt(token.encode())))
+    except InvalidToken as error:
+        raise Unreadable("personal data cannot be decrypted with the configured keys") from error
+
+
+def open_identity(token: str) -> Identity:
+    data = _open(token)
+    return Identity(data["surname"], data["given_name"], date.fromisoformat(data["date_of_birth"]),
+                    data.get("pnc_id"))
+
+
+def open_contact(token: str) -> Contact:
+    return Contact(**_open(token))
