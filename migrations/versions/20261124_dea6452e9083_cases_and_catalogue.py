@@ -8,10 +8,10 @@ Revises: 1a7b644c4fd3
 Create Date: 2026-11-24 09:08:13.830515
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-import diversion.db  # noqa: F401 - custom column types
+import diversion.db
 from diversion.tenancy import rls
 
 FORCE_TABLES = ("offerings", "people", "encounters", "referrals", "referral_transitions")
