@@ -59,6 +59,9 @@ def tenants_sync(folder: Path | None) -> None:
                          ("unchanged", report.unchanged), ("policies published", report.policies_published)):
         if slugs:
             click.echo(f"{label}: {', '.join(slugs)}")
+    if report.catalogue_changes or report.offerings_added:
+        click.echo(f"catalogue: {report.catalogue_changes} providers and courses changed, "
+                   f"{report.offerings_added} offerings added")
     if report.without_file:
         click.echo(f"left as they are (no file): {', '.join(report.without_file)}")
 

@@ -27,7 +27,9 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def test_the_five_forces_are_valid() -> None:
-    forces = {force.slug: force for force in read_force_files(TENANTS_DIR)}
+    catalogue, found = read_force_files(TENANTS_DIR)
+    forces = {force.slug: force for force in found}
+    assert {c.slug for c in catalogue.courses} >= {o.course for f in found for o in f.offerings}
     assert set(forces) == FORCES
     assert forces["north-wales"].languages == ["en", "cy"]
     assert forces["avon-and-somerset"].outcomes.not_completed.action == "charge_by_postal_requisition"

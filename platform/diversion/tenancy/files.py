@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,9 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+if TYPE_CHECKING:
+    from diversion.catalogue.files import CatalogueFile
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 LANGUAGES = ("en", "cy")
@@ -59,6 +62,16 @@ class Outcomes(BaseModel):
     not_completed: NonCompletionOutcome
 
 
+class OfferingEntry(BaseModel):
+    """A course from the shared catalogue that serves one of the force's pathways."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    course: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+    pathway: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    notes: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
 class ForceFile(BaseModel):
     """The validated content of one force's file."""
 
@@ -71,7 +84,7 @@ class ForceFile(BaseModel):
     brand_colour: str
     outcomes: Outcomes
     policy: dict[str, Any] | None = None
-    offerings: list[dict[str, Any]] | dict[str, Any] | None = None
+    offerings: list[OfferingEntry] = []
     billing: dict[str, Any] | None = None
 
     @field_validator("languages")
@@ -93,7 +106,7 @@ class ForceFile(BaseModel):
 
     def settings(self) -> dict[str, Any]:
         """What the force row keeps beyond its columns (the policy has its own table)."""
-        return self.model_dump(mode="json", include={"outcomes", "offerings", "billing"}, exclude_none=True)
+        return self.model_dump(mode="json", include={"outcomes", "billing"}, exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -114,8 +127,19 @@ class ForceFilesInvalid(ValueError):  # noqa: N818 - reads as the condition it r
         self.problems = problems
 
 
-def _key(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location) or "(file)"
+def location_of(loc: tuple[int | str, ...], data: Any) -> str:
+    """A readable key for a validation error: ids or slugs instead of list indexes."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            label = (node.get("id") or node.get("slug") or node.get("course")) if isinstance(node, dict) else None
+            parts.append(f"[{label or part + 1}]")
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts) or "(file)"
 
 
 def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
@@ -130,7 +154,7 @@ def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
         force = ForceFile.model_validate(data)
     except ValidationError as error:
         return None, [
-            FileProblem(path, _key(item["loc"]), item["msg"].removeprefix("Value error, "))
+            FileProblem(path, location_of(item["loc"], data), item["msg"].removeprefix("Value error, "))
             for item in error.errors()
         ]
     if force.slug != path.stem:
@@ -166,18 +190,34 @@ def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
     ]
 
 
-def read_force_files(folder: Path) -> list[ForceFile]:
-    """Every force file in ``folder``; refuses the lot if any file is bad."""
+def _check_offerings(path: Path, force: ForceFile, courses: set[str]) -> list[FileProblem]:
+    pathways = {p.get("id") for p in (force.policy or {}).get("pathways", [])}
+    problems = []
+    for entry in force.offerings:
+        if entry.course not in courses:
+            problems.append(FileProblem(path, f"offerings[{entry.course}].course", "is not a course in catalogue.toml"))
+        if entry.pathway not in pathways:
+            problems.append(FileProblem(path, f"offerings[{entry.course}].pathway",
+                                        f"{entry.pathway!r} is not a pathway of this force's policy"))
+    return problems
+
+
+def read_force_files(folder: Path) -> tuple[CatalogueFile, list[ForceFile]]:
+    """The catalogue and every force file in ``folder``; refuses the lot if any file is bad."""
+    from diversion.catalogue.files import read_catalogue
+
     paths = sorted(p for p in folder.glob("*.toml") if p.stem not in NOT_FORCES)
     if not paths:
         raise ForceFilesInvalid([FileProblem(folder, "(folder)", "holds no force files")])
+    catalogue, problems = read_catalogue(folder)
+    courses = {c.slug for c in catalogue.courses} if catalogue else set()
     forces: list[ForceFile] = []
-    problems: list[FileProblem] = []
     for path in paths:
         force, found = read_force_file(path)
         problems.extend(found)
         if force is not None:
+            problems.extend(_check_offerings(path, force, courses) if catalogue else [])
             forces.append(force)
-    if problems:
+    if problems or catalogue is None:
         raise ForceFilesInvalid(problems)
-    return forces
+    return catalogue, forces

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
+from diversion.catalogue.services import sync_catalogue, sync_offerings
 from diversion.eligibility.services import sync_from_file
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -23,6 +24,8 @@ class SyncReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     policies_published: list[str] = field(default_factory=list)
+    catalogue_changes: int = 0
+    offerings_added: int = 0
     # Forces in the database with no file: left as they are, never deleted here.
     without_file: list[str] = field(default_factory=list)
 
@@ -49,9 +52,10 @@ def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
     Refuses (``ForceFilesInvalid``, listing every problem) before changing
     anything if any file is invalid. Never deletes a force.
     """
-    forces = read_force_files(folder)
-    existing = {tenant.slug: tenant for tenant in db.session.scalars(select(Tenant))}
     report = SyncReport()
+    catalogue, forces = read_force_files(folder)
+    report.catalogue_changes = sync_catalogue(catalogue, actor=actor)
+    existing = {tenant.slug: tenant for tenant in db.session.scalars(select(Tenant))}
     for force in forces:
         tenant = existing.pop(force.slug, None)
         if tenant is None:
@@ -74,5 +78,7 @@ def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
                                            today=datetime.now(UTC).date())
             if published is not None:
                 report.policies_published.append(f"{force.slug} v{published.number}")
+        with scoped(tenant.id):
+            report.offerings_added += sync_offerings(tenant, force.offerings, actor=actor)
     report.without_file = sorted(existing)
     return report
