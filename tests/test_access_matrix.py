@@ -21,9 +21,10 @@ has no line here: add the line with the feature.
 from __future__ import annotations
 
 import tomllib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -31,11 +32,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from diversion.accounts import services as accounts
 from diversion.accounts.models import ForceMembership, User
+from diversion.cases import services as cases
+from diversion.cases.identity import Contact, Identity
+from diversion.cases.models import Encounter, Referral, State
+from diversion.catalogue.models import Offering
 from diversion.eligibility import services as policies
+from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -220,6 +226,71 @@ def _policy(path: str) -> Callable[[World], str]:
 
 # ---------------------------------------------------------------- the spec
 
+# ---------------------------------------------------------------- case work state
+FORCE_A_STAFF = frozenset({"officer", "supervisor"})
+SUPERVISOR = frozenset({"supervisor"})
+CASE: dict[str, str] = {}  # ids made by a case's setup; NO_ID before it runs
+NO_ID = str(uuid.UUID(int=0))
+CASE_FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+              "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
+              "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
+              "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
+
+
+def _record_case(app: Flask, world: World) -> None:
+    """An eligible West Midlands case, recorded through the service."""
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        with scoped(world.a.id):
+            _, decision = cases.record_encounter(tenant, cases.Intake(
+                Identity("Case", "Robin", date(1996, 2, 3)), Contact(), "W1", _today().date(), dict(CASE_FACTS)),
+                actor=None, today=_today().date())
+            offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
+            CASE.update(decision=str(decision.id), encounter=str(decision.encounter_id), offering=str(offering.id))
+        db.session.commit()
+
+
+def _record_referral(app: Flask, world: World) -> None:
+    _record_case(app, world)
+    with app.app_context(), scoped(world.a.id):
+        decision = db.session.get(Decision, uuid.UUID(CASE["decision"]))
+        offering = db.session.get(Offering, uuid.UUID(CASE["offering"]))
+        referral = cases.refer(db.session.get(Tenant, world.a.id), decision, offering, actor=None,
+                               today=_today().date())
+        CASE["referral"] = str(referral.id)
+        db.session.commit()
+
+
+def _intake_form(_app: Flask, _world: World) -> dict[str, str | list[str]]:
+    today = _today()
+    return {"surname": "Intake", "given_name": "Alex", "date_of_birth": ["1", "2", "1990"], "ethnicity": "W1",
+            "offence_on": [str(today.day), str(today.month), str(today.year)], "offence": "possession",
+            "substances": ["cannabis"], "drug_class": "B", "personal_use": "yes", "stage": "street"}
+
+
+def _count(app: Flask, world: World, model: type) -> int:
+    with app.app_context(), scoped(world.a.id):
+        return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _encounter_recorded(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _count(app, world, Encounter) == 1
+
+
+def _decision_overridden(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.get(Decision, uuid.UUID(CASE["decision"])).override_reason is not None
+
+
+def _referred(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _count(app, world, Referral) == 1
+
+
+def _referral_accepted(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.get(Referral, uuid.UUID(CASE["referral"])).state is State.ACCEPTED
+
+
 ROUTES: tuple[Route, ...] = (
     # Public: the assets, the start page, the health check, signing in.
     Route("static", "GET", lambda w: "/static/build/app.css", allow(EVERYONE, OK)),
@@ -308,6 +379,29 @@ ROUTES: tuple[Route, ...] = (
         setup=_save_draft, effect=_draft_discarded,
     ),
     Route("policy.simulate", "GET", _policy("/simulate"), allow(FORCE_A_ADMIN, OK),
+          force_page=True),
+    # Case work (issue 4): officers and supervisors record and refer; supervisors review and
+    # override; the force admin reads cases and referrals.
+    Route("cases.intake", "GET", lambda w: "/west-midlands/encounters/new", allow(FORCE_A_STAFF, OK),
+          force_page=True),
+    Route("cases.intake", "POST", lambda w: "/west-midlands/encounters/new",
+          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, data=_intake_form, effect=_encounter_recorded),
+    Route("cases.decision", "GET", lambda w: f"/west-midlands/decisions/{CASE.get('decision', NO_ID)}",
+          allow(FORCE_A_MEMBERS, OK), force_page=True, setup=_record_case),
+    Route("cases.override", "POST", lambda w: f"/west-midlands/decisions/{CASE.get('decision', NO_ID)}/override",
+          allow(SUPERVISOR, Allowed(302)), force_page=True, setup=_record_case,
+          data=lambda _a, _w: {"outcome": "not_eligible", "reason": "Seen by a supervisor"},
+          effect=_decision_overridden),
+    Route("cases.refer", "POST", lambda w: f"/west-midlands/decisions/{CASE.get('decision', NO_ID)}/referrals",
+          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_record_case,
+          data=lambda _a, _w: {"offering": CASE["offering"]}, effect=_referred),
+    Route("cases.review", "GET", lambda w: "/west-midlands/review", allow(SUPERVISOR, OK), force_page=True),
+    Route("cases.case", "GET", lambda w: f"/west-midlands/cases/{CASE.get('encounter', NO_ID)}",
+          allow(FORCE_A_MEMBERS, OK), force_page=True, setup=_record_case, shows=lambda _w: ["Robin Case"]),
+    Route("cases.move", "POST", lambda w: f"/west-midlands/referrals/{CASE.get('referral', NO_ID)}/transitions",
+          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_record_referral,
+          data=lambda _a, _w: {"to": "accepted"}, effect=_referral_accepted),
+    Route("cases.referrals", "GET", lambda w: "/west-midlands/referrals", allow(FORCE_A_MEMBERS, OK),
           force_page=True),
 )
 

@@ -117,11 +117,12 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp
     from diversion.admin.views import bp as admin_bp
+    from diversion.cases.views import bp as cases_bp
     from diversion.eligibility.views import bp as policy_bp
     from diversion.public.views import bp as public_bp
     from diversion.tenancy.views import bp as force_bp
 
-    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, force_bp):
+    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp):
         app.register_blueprint(blueprint)
 
 

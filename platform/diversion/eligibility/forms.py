@@ -18,7 +18,9 @@ from wtforms.validators import InputRequired, Length, Optional
 
 
 class GovDateField(DateField):
-    """A day/month/year date whose widget copes with a request that left it out."""
+    """A GOV.UK day/month/year date whose widget copes with a request that left it out."""
+
+    widget = GovDateInput()
 
     def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
         super().process(formdata, data, extra_filters)

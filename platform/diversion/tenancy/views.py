@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import g, render_template
 
+from diversion.cases.services import dashboard
 from diversion.tenancy.web import force_blueprint
 
 bp = force_blueprint("force", __name__)
@@ -11,4 +14,6 @@ bp = force_blueprint("force", __name__)
 
 @bp.route("/")
 def home() -> str:
-    return render_template("tenancy/home.html", tenant=g.tenant, roles=g.force_roles)
+    """The force's home: who you are here, and the dashboard of its referrals."""
+    return render_template("tenancy/home.html", tenant=g.tenant, roles=g.force_roles,
+                           dashboard=dashboard(datetime.now(UTC).date()))

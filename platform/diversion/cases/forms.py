@@ -1,0 +1,113 @@
+"""The intake form, built from the national field catalogue, and the case-work forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from govuk_frontend_wtf.wtforms_widgets import (
+    GovCheckboxesInput,
+    GovRadioInput,
+    GovSelect,
+    GovSubmitInput,
+    GovTextArea,
+    GovTextInput,
+)
+from wtforms import Field, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+from diversion.cases.services import DERIVED_FACTS
+from diversion.eligibility.catalogue import FIELDS, Kind
+from diversion.eligibility.forms import GovDateField
+from diversion.monitoring import ETHNICITIES
+
+UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _choice_label(value: str) -> str:
+    return value.replace("_", " ").capitalize() if value not in ("A", "B", "C") else f"Class {value}"
+
+
+def _fact_field(name: str) -> Field:
+    spec = FIELDS[name]
+    if spec.kind is Kind.INT:
+        return StringField(_label(name), widget=GovTextInput(), description=spec.meaning,
+                           validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{_label(name)} must be a number")])
+    if spec.kind is Kind.BOOL:
+        return RadioField(_label(name), widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+                          choices=[SelectChoice("yes", "Yes"), SelectChoice("no", "No"),
+                                   SelectChoice(UNKNOWN, "Not known yet")])
+    if spec.kind is Kind.CHOICE:
+        return RadioField(_label(name), widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+                          choices=[*(SelectChoice(v, _choice_label(v)) for v in spec.values),
+                                   SelectChoice(UNKNOWN, "Not known yet")])
+    return SelectMultipleField(_label(name), widget=GovCheckboxesInput(), description=spec.meaning,
+                               choices=[SelectChoice(v, _choice_label(v)) for v in spec.values],
+                               validators=[Optional()])
+
+
+ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
+
+
+class _IntakeBase(FlaskForm):
+    surname = StringField("Surname", widget=GovTextInput(),
+                          validators=[InputRequired(message="Enter the person's surname"), Length(max=100)])
+    given_name = StringField("Given name", widget=GovTextInput(),
+                             validators=[InputRequired(message="Enter the person's given name"), Length(max=100)])
+    date_of_birth = GovDateField("Date of birth", format="%d %m %Y", description="For example, 27 3 2001",
+                                 validators=[InputRequired(message="Enter the date of birth as day, month and year")])
+    pnc_id = StringField("PNC ID (if known)", widget=GovTextInput(), validators=[Optional(), Length(max=20)])
+    ethnicity = SelectField("Self-defined ethnicity", widget=GovSelect(),
+                            choices=[SelectChoice(code, f"{code} – {label}") for code, label in ETHNICITIES.items()],
+                            default="NS")
+    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Length(max=40)])
+    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Length(max=254)])
+    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
+    offence_on = GovDateField("Date of the offence", format="%d %m %Y",
+                              validators=[InputRequired(message="Enter the offence date as day, month and year")])
+    submit = SubmitField("Record and decide", widget=GovSubmitInput())
+
+    def facts(self) -> dict[str, Any]:
+        """The facts as the decision reads them; ``Not known yet`` leaves a fact out."""
+        found: dict[str, Any] = {}
+        for name in ASKED_FACTS:
+            value = getattr(self, name).data
+            kind = FIELDS[name].kind
+            if kind is Kind.INT and value not in (None, ""):
+                found[name] = int(value)
+            elif kind is Kind.BOOL and value in ("yes", "no"):
+                found[name] = value == "yes"
+            elif kind is Kind.CHOICE and value and value != UNKNOWN:
+                found[name] = value
+            elif kind is Kind.CHOICES:
+                found[name] = list(value or [])
+        return found
+
+
+IntakeForm: type[_IntakeBase] = type("IntakeForm", (_IntakeBase,), {name: _fact_field(name) for name in ASKED_FACTS})
+
+
+class OverrideForm(FlaskForm):
+    outcome = RadioField("The decision that stands", widget=GovRadioInput(),
+                         choices=[SelectChoice("eligible", "Eligible"), SelectChoice("not_eligible", "Not eligible")],
+                         validators=[InputRequired(message="Choose the decision that stands")])
+    pathway = SelectField("Pathway (when eligible)", widget=GovSelect(), validators=[Optional()])
+    reason = TextAreaField("Reason", widget=GovTextArea(),
+                           validators=[InputRequired(message="Give the reason for the override"), Length(max=1000)])
+    submit = SubmitField("Override", widget=GovSubmitInput())
+
+
+class ReferForm(FlaskForm):
+    offering = RadioField("Course", widget=GovRadioInput(), validators=[InputRequired(message="Choose a course")])
+    submit = SubmitField("Offer a place", widget=GovSubmitInput())
+
+
+class TransitionForm(FlaskForm):
+    to = RadioField("What happened", widget=GovRadioInput(), validators=[InputRequired(message="Choose what happened")])
+    reason = TextAreaField("Reason or note", widget=GovTextArea(), validators=[Optional(), Length(max=1000)])
+    submit = SubmitField("Record", widget=GovSubmitInput())

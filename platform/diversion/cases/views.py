@@ -1,0 +1,220 @@
+"""Case work in the browser: intake, decisions and overrides, referrals, the case page."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
+
+from diversion.accounts.models import Role, User
+from diversion.cases import services
+from diversion.cases.forms import ASKED_FACTS, IntakeForm, OverrideForm, ReferForm, TransitionForm
+from diversion.cases.identity import Contact, Identity, open_contact, open_identity
+from diversion.cases.models import TRANSITIONS, Encounter, Person, Referral, State
+from diversion.eligibility import services as eligibility
+from diversion.eligibility.models import Decision
+from diversion.extensions import db
+from diversion.tenancy.web import force_blueprint, requires_force_role
+
+bp = force_blueprint("cases", __name__)
+STAFF = (Role.OFFICER, Role.SUPERVISOR)
+READERS = (Role.OFFICER, Role.SUPERVISOR, Role.FORCE_ADMIN)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _get(model: type, ident: uuid.UUID) -> object:
+    found = db.session.get(model, ident)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.route("/encounters/new", methods=["GET", "POST"])
+@requires_force_role(*STAFF)
+def intake() -> str | Response | tuple[str, int]:
+    form = IntakeForm()
+    if form.validate_on_submit() and form.date_of_birth.data and form.offence_on.data:
+        entry = services.Intake(
+            identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
+                              form.pnc_id.data or None),
+            contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
+            ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
+        try:
+            encounter, decision = services.record_encounter(g.tenant, entry, actor=current_user, today=_today())
+        except services.CaseError as error:
+            db.session.rollback()
+            field = getattr(form, error.field, None)
+            (field.errors if field is not None else form.form_errors).append(error.message)  # type: ignore[union-attr]
+        else:
+            db.session.commit()
+            return redirect(url_for(".decision", decision_id=decision.id))
+    html = render_template("cases/intake.html", form=form, facts=ASKED_FACTS)
+    return (html, 400) if request.method == "POST" else html
+
+
+def _decision_page(decision: Decision, *, override: OverrideForm | None = None, refer: ReferForm | None = None) -> str:
+    policy = eligibility.compiled(decision.policy_version)
+    override = override or OverrideForm(formdata=None)
+    override.pathway.choices = [SelectChoice("", "Choose a pathway")] + [
+        SelectChoice(p.id, p.name) for p in policy.pathways]
+    offerings = services.offerings_for(decision.final_pathway) if decision.final_pathway else []
+    refer = refer or ReferForm(formdata=None)
+    refer.offering.choices = [SelectChoice(str(o.id), f"{o.course.title} ({o.course.provider.name})")
+                              for o in offerings]
+    referrals = db.session.scalars(select(Referral).where(Referral.encounter_id == decision.encounter_id)).all() \
+        if decision.encounter_id else []
+    return render_template("cases/decision.html", decision=decision, policy=policy, override=override,
+                           refer=refer, offerings=offerings, referrals=referrals)
+
+
+@bp.route("/decisions/<uuid:decision_id>")
+@requires_force_role(*READERS)
+def decision(decision_id: uuid.UUID) -> str:
+    return _decision_page(_get(Decision, decision_id))  # type: ignore[arg-type]
+
+
+@bp.route("/decisions/<uuid:decision_id>/override", methods=["POST"])
+@requires_force_role(Role.SUPERVISOR)
+def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    found: Decision = _get(Decision, decision_id)  # type: ignore[assignment]
+    form = OverrideForm()
+    form.pathway.choices = [SelectChoice(p.id, p.id) for p in eligibility.compiled(found.policy_version).pathways]
+    form.pathway.choices.insert(0, SelectChoice("", ""))
+    if form.validate_on_submit():
+        try:
+            services.override(g.tenant, found, outcome=form.outcome.data or "", pathway=form.pathway.data or None,
+                              reason=form.reason.data or "", actor=current_user)
+        except services.CaseError as error:
+            db.session.rollback()
+            getattr(form, error.field, form.reason).errors.append(error.message)
+        else:
+            db.session.commit()
+            flash("The override is recorded with its reason.", "success")
+            return redirect(url_for(".decision", decision_id=found.id))
+    return _decision_page(found, override=form), 400
+
+
+@bp.route("/decisions/<uuid:decision_id>/referrals", methods=["POST"])
+@requires_force_role(*STAFF)
+def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    found: Decision = _get(Decision, decision_id)  # type: ignore[assignment]
+    form = ReferForm()
+    offerings = {str(o.id): o for o in services.offerings_for(found.final_pathway or "")}
+    form.offering.choices = [SelectChoice(key, key) for key in offerings]
+    if form.validate_on_submit():
+        try:
+            referral = services.refer(g.tenant, found, offerings[form.offering.data or ""], actor=current_user,
+                                      today=_today())
+        except services.CaseError as error:
+            db.session.rollback()
+            form.offering.errors.append(error.message)
+        else:
+            db.session.commit()
+            flash("The place is offered. Record the person's answer on the case page.", "success")
+            return redirect(url_for(".case", encounter_id=referral.encounter_id))
+    return _decision_page(found, refer=form), 400
+
+
+@bp.route("/review")
+@requires_force_role(Role.SUPERVISOR)
+def review() -> str:
+    return render_template("cases/review.html", decisions=services.review_queue())
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    title: str
+    by: str
+    detail: str = ""
+
+
+def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[Referral]) -> list[Event]:
+    """What happened in this case, newest first (MoJ Frontend timeline)."""
+    actor_ids = {encounter.recorded_by_id} | {d.decided_by_id for d in decisions} \
+        | {d.overridden_by_id for d in decisions} | {s.actor_id for r in referrals for s in r.transitions}
+    people = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids - {None})))}
+    events = [Event(encounter.recorded_at, "Encounter recorded", people.get(encounter.recorded_by_id or 0, "Import"),
+                    f"Offence on {encounter.offence_on:%d %B %Y}")]
+    for d in decisions:
+        verdict = d.outcome.replace("_", " ") + (f": {d.pathway}" if d.pathway else "")
+        events.append(Event(d.decided_at, f"Decision: {verdict}", people.get(d.decided_by_id or 0, "Import"),
+                            f"Policy version {d.policy_version.number}"))
+        if d.overridden_at:
+            events.append(Event(d.overridden_at, f"Overridden: {d.override_outcome.replace('_', ' ')}"  # type: ignore[union-attr]
+                                + (f": {d.override_pathway}" if d.override_pathway else ""),
+                                people.get(d.overridden_by_id or 0, ""), d.override_reason or ""))
+    for r in referrals:
+        for step in r.transitions:
+            title = f"Referral {step.to_state.label.lower()}"
+            if step.to_state.value in ("completed", "not_completed", "declined") and r.outcome_label:
+                title += f" – outcome: {r.outcome_label}"
+            events.append(Event(step.occurred_at, title, people.get(step.actor_id or 0, "Provider or system"),
+                                step.reason))
+    return sorted(events, key=lambda e: e.at, reverse=True)
+
+
+@bp.route("/cases/<uuid:encounter_id>")
+@requires_force_role(*READERS)
+def case(encounter_id: uuid.UUID) -> str:
+    encounter: Encounter = _get(Encounter, encounter_id)  # type: ignore[assignment]
+    person: Person = _get(Person, encounter.person_id)  # type: ignore[assignment]
+    history = db.session.scalars(
+        select(Encounter).where(Encounter.person_id == person.id).order_by(Encounter.offence_on.desc())).all()
+    decisions = db.session.scalars(
+        select(Decision).where(Decision.encounter_id.in_([e.id for e in history]))).all()
+    by_encounter = {d.encounter_id: d for d in decisions}
+    referrals = db.session.scalars(select(Referral).where(Referral.person_id == person.id)).all()
+    these = [r for r in referrals if r.encounter_id == encounter.id]
+    open_referral = next((r for r in these if r.state.is_open), None)
+    form = TransitionForm(formdata=None)
+    if open_referral is not None:
+        form.to.choices = [SelectChoice(s.value, s.label) for s in sorted(TRANSITIONS[open_referral.state])]
+    return render_template(
+        "cases/case.html", encounter=encounter, person=person, identity=open_identity(person.identity_sealed),
+        contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
+        referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
+        timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
+        open_referral=open_referral, transition=form)
+
+
+@bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
+@requires_force_role(*STAFF)
+def move(referral_id: uuid.UUID) -> Response:
+    referral: Referral = _get(Referral, referral_id)  # type: ignore[assignment]
+    form = TransitionForm()
+    form.to.choices = [SelectChoice(s.value, s.value) for s in State]
+    if not form.validate_on_submit():
+        flash("Choose what happened.", "error")
+    else:
+        try:
+            services.transition(g.tenant, referral, State(form.to.data), actor=current_user,
+                                reason=form.reason.data or "")
+        except services.CaseError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(f"Recorded: {State(form.to.data).label.lower()}.", "success")
+    return redirect(url_for(".case", encounter_id=referral.encounter_id))
+
+
+@bp.route("/referrals")
+@requires_force_role(*READERS)
+def referrals() -> str:
+    state = request.args.get("state")
+    query = select(Referral).order_by(Referral.deadline)
+    if state in {s.value for s in State}:
+        query = query.where(Referral.state == State(state))
+    return render_template("cases/referrals.html", referrals=db.session.scalars(query.limit(500)).all(),
+                           state=state, states=list(State), today=_today())
+
