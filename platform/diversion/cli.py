@@ -86,7 +86,7 @@ def demo(password: str, past_decisions: int) -> None:
 
     from sqlalchemy import select
 
-    from diversion.demo import seed_past_decisions
+    from diversion.demo import seed_case_work, seed_past_decisions
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
 
@@ -97,6 +97,7 @@ def demo(password: str, past_decisions: int) -> None:
         for tenant in tenants:
             with scoped(tenant.id):
                 seed_past_decisions(tenant, today=today, count=past_decisions, progress=bar.update)
+                seed_case_work(tenant, today=today)
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)

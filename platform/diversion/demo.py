@@ -6,6 +6,7 @@ given this time.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -13,6 +14,10 @@ from sqlalchemy import func, select
 
 from diversion.accounts import services
 from diversion.accounts.models import Role, User
+from diversion.cases import services as cases
+from diversion.cases.identity import Contact, Identity
+from diversion.cases.models import Referral, State
+from diversion.catalogue.models import Offering
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.models import Decision
@@ -83,4 +88,65 @@ def seed_past_decisions(tenant: Tenant, *, today: date, count: int,
         if progress is not None and made % 100 == 0:
             progress(100)
     db.session.flush()
+    return made
+
+
+GIVEN_NAMES = ("Jordan", "Aisha", "Callum", "Priya", "Kieran", "Grace", "Tomasz", "Chloe", "Reece", "Amara",
+               "Liam", "Sofia", "Ethan", "Zainab", "Owen", "Megan", "Dylan", "Hannah", "Tyler", "Niamh")
+SURNAMES = ("Walker", "Hussain", "Evans", "Patel", "Roberts", "Okafor", "Nowak", "Hughes", "Begum", "Jones",
+            "Taylor", "Williams", "Khan", "Davies", "Campbell", "Murphy", "Lewis", "Ahmed", "Clarke", "Wright")
+# Where each demo referral is taken to, so that every state shows up on every page.
+ROUTES_TO: dict[State, tuple[State, ...]] = {
+    State.OFFERED: (),
+    State.ACCEPTED: (State.ACCEPTED,),
+    State.DECLINED: (State.DECLINED,),
+    State.BOOKED: (State.ACCEPTED, State.BOOKED),
+    State.ATTENDED: (State.ACCEPTED, State.BOOKED, State.ATTENDED),
+    State.COMPLETED: (State.ACCEPTED, State.BOOKED),  # then every session, then completion
+    State.NOT_COMPLETED: (State.ACCEPTED, State.BOOKED, State.NOT_COMPLETED),
+    State.WITHDRAWN: (State.ACCEPTED, State.WITHDRAWN),
+}
+REASONS = {State.NOT_COMPLETED: "Did not attend the booked session", State.WITHDRAWN: "Charged for another matter"}
+
+
+def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
+    """People, encounters and referrals in every state for the force in scope,
+    some overdue, some needing review; skipped when the force has referrals."""
+    if db.session.scalar(select(func.count()).select_from(Referral)):
+        return 0
+    rng = random.Random(f"case-work:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
+    made = 0
+    wanted = [state for state in ROUTES_TO for _ in range(per_state)]
+    reviews = 2  # cases whose decision waits for a supervisor
+    stream = synthetic.cases(tenant.slug, 4000, start=today - timedelta(days=200), days=200, seed="case-work")
+    for case in stream:
+        if not wanted:
+            break
+        identity = Identity(rng.choice(SURNAMES), rng.choice(GIVEN_NAMES),
+                            case.decided_on - timedelta(days=365 * case.facts["age"] + rng.randrange(365)))
+        facts = {k: v for k, v in case.facts.items() if k not in cases.DERIVED_FACTS}
+        if reviews > 0:
+            # The officer did not yet know where it happened or the quantity.
+            for unknown in ("stage", "personal_use"):
+                facts.pop(unknown)
+        contact = Contact(phone=f"07700 9{rng.randrange(10**5):05d}")
+        intake = cases.Intake(identity, contact, case.ethnicity, case.decided_on, facts)
+        _, decision = cases.record_encounter(tenant, intake, actor=None, today=case.decided_on, source="demo")
+        if decision.outcome == "needs_review":
+            reviews -= 1
+            continue
+        if decision.final_pathway is None:
+            continue
+        offering = db.session.scalar(select(Offering).where(Offering.pathway == decision.final_pathway))
+        if offering is None:
+            continue
+        target = wanted.pop(0)
+        referral = cases.refer(tenant, decision, offering, actor=None, today=case.decided_on)
+        for step in ROUTES_TO[target]:
+            cases.transition(tenant, referral, step, actor=None, reason=REASONS.get(step, ""))
+        if target is State.COMPLETED:
+            while referral.sessions_attended < referral.sessions_required:
+                cases.transition(tenant, referral, State.ATTENDED, actor=None)
+            cases.transition(tenant, referral, State.COMPLETED, actor=None)
+        made += 1
     return made

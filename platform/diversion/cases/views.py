@@ -20,6 +20,7 @@ from diversion.cases.models import TRANSITIONS, Encounter, Person, Referral, Sta
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
+from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint, requires_force_role
 
 bp = force_blueprint("cases", __name__)
@@ -49,7 +50,7 @@ def intake() -> str | Response | tuple[str, int]:
             contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
             ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
         try:
-            encounter, decision = services.record_encounter(g.tenant, entry, actor=current_user, today=_today())
+            _, decision = services.record_encounter(g.tenant, entry, actor=current_user, today=_today())
         except services.CaseError as error:
             db.session.rollback()
             field = getattr(form, error.field, None)
@@ -184,7 +185,7 @@ def case(encounter_id: uuid.UUID) -> str:
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
         referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
         timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
-        open_referral=open_referral, transition=form)
+        open_referral=open_referral, transition=form, ethnicities=ETHNICITIES)
 
 
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
