@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -24,6 +25,7 @@ from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint, requires_force_role
 
 bp = force_blueprint("cases", __name__)
+Row = TypeVar("Row")
 STAFF = (Role.OFFICER, Role.SUPERVISOR)
 READERS = (Role.OFFICER, Role.SUPERVISOR, Role.FORCE_ADMIN)
 
@@ -32,7 +34,8 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def _get(model: type, ident: uuid.UUID) -> object:
+def _get(model: type[Row], ident: uuid.UUID) -> Row:
+    """The force's row with this id; 404 for anything else (another force's rows are not found)."""
     found = db.session.get(model, ident)
     if found is None:
         abort(404)
@@ -80,13 +83,13 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
 @bp.route("/decisions/<uuid:decision_id>")
 @requires_force_role(*READERS)
 def decision(decision_id: uuid.UUID) -> str:
-    return _decision_page(_get(Decision, decision_id))  # type: ignore[arg-type]
+    return _decision_page(_get(Decision, decision_id))
 
 
 @bp.route("/decisions/<uuid:decision_id>/override", methods=["POST"])
 @requires_force_role(Role.SUPERVISOR)
 def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
-    found: Decision = _get(Decision, decision_id)  # type: ignore[assignment]
+    found = _get(Decision, decision_id)
     form = OverrideForm()
     form.pathway.choices = [SelectChoice(p.id, p.id) for p in eligibility.compiled(found.policy_version).pathways]
     form.pathway.choices.insert(0, SelectChoice("", ""))
@@ -107,7 +110,7 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
 @bp.route("/decisions/<uuid:decision_id>/referrals", methods=["POST"])
 @requires_force_role(*STAFF)
 def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
-    found: Decision = _get(Decision, decision_id)  # type: ignore[assignment]
+    found = _get(Decision, decision_id)
     form = ReferForm()
     offerings = {str(o.id): o for o in services.offerings_for(found.final_pathway or "")}
     form.offering.choices = [SelectChoice(key, key) for key in offerings]
@@ -167,8 +170,8 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
 @bp.route("/cases/<uuid:encounter_id>")
 @requires_force_role(*READERS)
 def case(encounter_id: uuid.UUID) -> str:
-    encounter: Encounter = _get(Encounter, encounter_id)  # type: ignore[assignment]
-    person: Person = _get(Person, encounter.person_id)  # type: ignore[assignment]
+    encounter = _get(Encounter, encounter_id)
+    person = _get(Person, encounter.person_id)
     history = db.session.scalars(
         select(Encounter).where(Encounter.person_id == person.id).order_by(Encounter.offence_on.desc())).all()
     decisions = db.session.scalars(
@@ -191,7 +194,7 @@ def case(encounter_id: uuid.UUID) -> str:
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
 @requires_force_role(*STAFF)
 def move(referral_id: uuid.UUID) -> Response:
-    referral: Referral = _get(Referral, referral_id)  # type: ignore[assignment]
+    referral = _get(Referral, referral_id)
     form = TransitionForm()
     form.to.choices = [SelectChoice(s.value, s.value) for s in State]
     if not form.validate_on_submit():
