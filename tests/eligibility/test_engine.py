@@ -136,3 +136,17 @@ def test_expressions_the_columns_cannot_express_fall_back_to_rule_engine() -> No
     assert decide(compiled, {**young, "substances": ["cannabis"]}, days[0]).outcome == "eligible"
     assert decide(compiled, {**young, "substances": []}, days[0]).outcome == "needs_review"
     assert outcomes == {"eligible", "not_eligible", "needs_review"}
+
+
+@pytest.mark.parametrize("slug", FORCES)
+def test_the_python_fast_path_agrees_with_rule_engine(slug: str) -> None:
+    compiled = policy(slug)
+    criteria = [*compiled.exclusions, *(c for p in compiled.pathways for c in p.criteria)]
+    assert all(c.fast is not None for c in criteria)  # the five policies use only plain shapes
+    rng = random.Random(f"fast:{slug}")
+    for _ in range(500):
+        facts = _random_facts(rng)
+        thing = {**compiled.document.parameters_on(ON), **facts}
+        for criterion in criteria:
+            if criterion.facts <= facts.keys():
+                assert bool(criterion.fast(thing)) == bool(criterion.rule.matches(thing)), criterion.expression

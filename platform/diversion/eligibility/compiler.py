@@ -22,6 +22,7 @@ from rule_engine.parser import Parser
 
 from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.document import PolicyDocument, location
+from diversion.eligibility.fastpath import Check, fast_check
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class CompiledCriterion:
     rule: rule_engine.Rule
     facts: frozenset[str]  # the catalogue fields it reads
     exclusion: bool = False
+    fast: Check | None = None  # the same expression as a Python closure, when it has a plain shape
 
     def met(self, thing: dict[str, Any]) -> bool | None:
         """True when the person meets it (for an exclusion: is not excluded).
@@ -61,7 +63,7 @@ class CompiledCriterion:
         first of an empty list of substances): the case then goes to review.
         """
         try:
-            matched = bool(self.rule.matches(thing))
+            matched = bool(self.fast(thing)) if self.fast is not None else bool(self.rule.matches(thing))
         except rule_engine.EngineError:
             return None
         return not matched if self.exclusion else matched
@@ -240,8 +242,8 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
         if rule is None:
             problems.append(PolicyProblem(place, message or "", pathway, criterion_id, position))
             return None
-        return CompiledCriterion(criterion_id, reason, expression, rule,
-                                 frozenset(used - parameter_names), exclusion)
+        return CompiledCriterion(criterion_id, reason, expression, rule, frozenset(used - parameter_names),
+                                 exclusion, fast_check(rule))
 
     exclusions = tuple(
         c for e in document.exclusions
