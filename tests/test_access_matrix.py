@@ -8,7 +8,9 @@ they get. Every other principal is *denied*:
 - anonymous: a redirect to ``/sign-in?next=<the page asked for>``;
 - signed in, on a page of force A, without a membership in force A: 404,
   the same answer as for a force that does not exist (layer 4 of isolation);
-- signed in otherwise (a member without the role, a platform page): 403.
+- signed in otherwise (a member without the role, a platform page): 403;
+- on the API (``/api/v1``), anyone: 401 in JSON, since only a force
+  system's bearer token opens it and a web session, any session, does not.
 
 A denied answer never carries data (other users' email addresses, the
 forces' names, a foreign force's colour) and a denied action changes
@@ -20,6 +22,7 @@ has no line here: add the line with the feature.
 
 from __future__ import annotations
 
+import json
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -36,6 +39,8 @@ from sqlalchemy import func, select
 
 from diversion.accounts import services as accounts
 from diversion.accounts.models import ForceMembership, User
+from diversion.api import services as api_tokens
+from diversion.api.models import ApiToken
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
@@ -105,6 +110,7 @@ class Route:
     url: Callable[[World], str]
     allowed: dict[str, Allowed]  # everyone else is denied
     force_page: bool = False  # under /<tenant>/: a non-member gets 404
+    api: bool = False  # under /api/v1: no bearer token, so 401 for every principal
     data: Data = field(default=lambda _app, _w: {})
     setup: Setup | None = None  # state the request needs (e.g. a draft to publish)
     effect: Effect | None = None  # allowed: must happen; denied: must not
@@ -222,6 +228,25 @@ def _tomorrow(_app: Flask, _world: World) -> dict[str, str | list[str]]:
 
 def _policy(path: str) -> Callable[[World], str]:
     return lambda w: f"/{w.a.slug}/policy{path}"
+
+
+TOKEN: dict[str, str] = {}  # the API token made by a case's setup
+
+
+def _make_token(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.a.id):
+        token, _secret = api_tokens.create_token(db.session.get(Tenant, world.a.id), name="Matrix", actor=None)
+        TOKEN["id"] = str(token.id)
+        db.session.commit()
+
+
+def _token_made(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _count(app, world, ApiToken) == 1
+
+
+def _token_revoked(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.get(ApiToken, uuid.UUID(TOKEN["id"])).revoked_at is not None
 
 
 # ---------------------------------------------------------------- the spec
@@ -403,6 +428,32 @@ ROUTES: tuple[Route, ...] = (
           data=lambda _a, _w: {"to": "accepted"}, effect=_referral_accepted),
     Route("cases.referrals", "GET", lambda w: "/west-midlands/referrals", allow(FORCE_A_MEMBERS, OK),
           force_page=True),
+    # API tokens: the force admin's. The API itself answers a bearer token only, so no
+    # principal here (all with a web session or none) gets past 401, even with rows to see.
+    Route("api_tokens.index", "GET", lambda w: "/west-midlands/api-tokens/", allow(FORCE_A_ADMIN, OK),
+          force_page=True, shows=lambda w: [w.a.name]),
+    Route("api_tokens.create", "POST", lambda w: "/west-midlands/api-tokens/", allow(FORCE_A_ADMIN, OK),
+          force_page=True, data=lambda _a, _w: {"name": "Custody records"}, effect=_token_made,
+          shows=lambda _w: ["dvt.west-midlands."]),
+    Route("api_tokens.revoke", "POST", lambda w: f"/west-midlands/api-tokens/{TOKEN.get('id', NO_ID)}/revoke",
+          allow(FORCE_A_ADMIN, redirect("/west-midlands/api-tokens/")), force_page=True, setup=_make_token,
+          effect=_token_revoked),
+    Route("api.openapi_document", "GET", lambda w: "/api/v1/openapi.json", allow(EVERYONE, OK)),
+    Route("api.record_encounter", "POST", lambda w: "/api/v1/encounters", {}, api=True,
+          effect=_encounter_recorded),
+    Route("api.get_encounter", "GET", lambda w: f"/api/v1/encounters/{CASE.get('encounter', NO_ID)}", {},
+          api=True, setup=_record_case),
+    Route("api.get_decision", "GET", lambda w: f"/api/v1/decisions/{CASE.get('decision', NO_ID)}", {},
+          api=True, setup=_record_case),
+    Route("api.refer", "POST", lambda w: f"/api/v1/decisions/{CASE.get('decision', NO_ID)}/referrals", {},
+          api=True, setup=_record_case, data=lambda _a, _w: {"offering_id": CASE["offering"]}, effect=_referred),
+    Route("api.list_referrals", "GET", lambda w: "/api/v1/referrals", {}, api=True, setup=_record_referral),
+    Route("api.get_referral", "GET", lambda w: f"/api/v1/referrals/{CASE.get('referral', NO_ID)}", {},
+          api=True, setup=_record_referral),
+    Route("api.move_referral", "POST", lambda w: f"/api/v1/referrals/{CASE.get('referral', NO_ID)}/transitions",
+          {}, api=True, setup=_record_referral, data=lambda _a, _w: {"to": "accepted"},
+          effect=_referral_accepted),
+    Route("api.list_offerings", "GET", lambda w: "/api/v1/offerings", {}, api=True),
 )
 
 
@@ -469,7 +520,11 @@ def _denied_secrets(world: World, principal: str) -> list[str]:
 
 def _assert_denied(route: Route, principal: str, *, url: str, status: int,
                    location: str | None, body: str) -> None:
-    if principal == "anonymous":
+    if route.api:
+        assert status == 401, body[:500]
+        assert json.loads(body) == {"errors": [
+            {"field": None, "message": "Send a valid API token: Authorization: Bearer <token>."}]}
+    elif principal == "anonymous":
         assert status == 302
         assert location is not None
         parts = urlsplit(location)

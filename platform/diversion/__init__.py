@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, g, render_template
+from flask import Flask, g, render_template, request
 from govuk_frontend_wtf.main import WTFormsHelpers
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import enforce_sqlite_foreign_keys
@@ -117,21 +118,28 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp
     from diversion.admin.views import bp as admin_bp
+    from diversion.api.pages import bp as api_tokens_bp
+    from diversion.api.views import bp as api_bp
     from diversion.cases.views import bp as cases_bp
     from diversion.eligibility.views import bp as policy_bp
     from diversion.public.views import bp as public_bp
     from diversion.tenancy.views import bp as force_bp
 
-    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp):
+    for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
+                      api_tokens_bp):
         app.register_blueprint(blueprint)
 
 
 def _register_errors(app: Flask) -> None:
-    def render_error(error: Exception) -> tuple[str, int]:
+    def render_error(error: Exception) -> tuple[str, int] | Response:
         code = error.code if isinstance(error, HTTPException) and error.code else 500
         if code >= 500:
             app.logger.exception("Unhandled error", exc_info=error)
             database.session.rollback()
+        if request.path.startswith("/api/"):  # the API answers in JSON, even for a URL it lacks
+            from diversion.api.views import http_error
+
+            return http_error(error, code)
         title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
         return render_template("errors/error.html", title=title, message=message), code
 

@@ -1,6 +1,7 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
+from diversion.api.models import ApiToken
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
@@ -8,6 +9,7 @@ from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.tenancy.models import Tenant
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "Course",
     "Decision",

@@ -1,0 +1,67 @@
+"""A force admin's pages for the force's API tokens: make one, see them, revoke one."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import abort, flash, g, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from diversion.accounts.forms import ConfirmForm
+from diversion.accounts.models import Role
+from diversion.api import services
+from diversion.api.forms import CreateTokenForm
+from diversion.api.models import ApiToken
+from diversion.extensions import db
+from diversion.tenancy.web import force_blueprint, requires_force_role
+
+bp = force_blueprint("api_tokens", __name__, "/api-tokens")
+
+
+def _index(form: CreateTokenForm) -> str:
+    return render_template("api/tokens.html", tokens=services.tokens(), form=form, confirm=ConfirmForm(),
+                           prefix=lambda token: services.display_prefix(g.tenant, token))
+
+
+@bp.route("/")
+@requires_force_role(Role.FORCE_ADMIN)
+def index() -> str:
+    return _index(CreateTokenForm())
+
+
+@bp.route("/", methods=["POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def create() -> Response | tuple[str, int]:
+    form = CreateTokenForm()
+    if form.validate_on_submit():
+        try:
+            token, secret = services.create_token(g.tenant, name=form.name.data or "", actor=current_user)
+        except services.ApiTokenError as error:
+            db.session.rollback()
+            form.name.errors = [error.message]
+        else:
+            db.session.commit()
+            # Shown in this answer only: not flashed, since the session cookie is signed, not secret.
+            page = render_template("api/created.html", token=token, secret=secret)
+            response = Response(page, status=200, mimetype="text/html")
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    return _index(form), 400
+
+
+@bp.route("/<uuid:token_id>/revoke", methods=["POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def revoke(token_id: uuid.UUID) -> Response:
+    token = db.session.get(ApiToken, token_id)
+    if token is None or not ConfirmForm().validate_on_submit():
+        abort(404 if token is None else 400)
+    try:
+        services.revoke_token(g.tenant, token, actor=current_user)
+    except services.ApiTokenError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"The token “{token.name}” is revoked: calls with it are refused from now on.", "success")
+    return redirect(url_for(".index"))

@@ -1,0 +1,270 @@
+"""What the API reads and writes: pydantic models, and the OpenAPI document's schemas.
+
+Requests are strict (no coercion, no unknown keys), so the JSON Schema in
+the OpenAPI document says exactly what is accepted. Free text refuses
+control characters: they have no place in a name or a reason, and
+PostgreSQL cannot store some of them. The facts an encounter may carry are
+made from the national field catalogue, less the facts the platform works
+out itself, so the API follows the catalogue without being edited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from diversion.cases.models import State
+from diversion.cases.services import DERIVED_FACTS
+from diversion.eligibility.catalogue import FIELDS, Kind
+from diversion.eligibility.catalogue import Field as CatalogueField
+from diversion.eligibility.models import Outcome
+from diversion.monitoring import ETHNICITIES
+
+# Tab, line feed and carriage return are the only control characters allowed.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+MAX_PAGE = 500
+
+
+def _text(max_length: int, *, min_length: int = 0) -> StringConstraints:
+    """Free text of at most ``max_length`` characters, without control characters."""
+    return StringConstraints(min_length=min_length, max_length=max_length, pattern=NO_CONTROL_CHARACTERS)
+
+
+Name = Annotated[str, _text(100, min_length=1)]
+PncId = Annotated[str, _text(20)]
+Phone = Annotated[str, _text(40)]
+Email = Annotated[str, _text(254)]
+Address = Annotated[str, _text(500)]
+Reason = Annotated[str, _text(1000)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _in_utc(moment: datetime) -> datetime:
+    # SQLite gives back times without their zone; every stored time is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_in_utc)]
+
+
+def _one_of(values: tuple[str, ...]) -> Any:
+    """The type of a string that must be one of ``values`` (made from data, hence not written out)."""
+    return Literal.__getitem__(values)
+
+
+Ethnicity = _one_of(tuple(ETHNICITIES))
+
+
+# ---------------------------------------------------------------- requests
+
+class PersonIn(_Request):
+    """Who the person is. Used only to find them again in this force (a keyed
+    hash) and sealed at rest; never returned by the API."""
+
+    surname: Name
+    given_name: Name
+    date_of_birth: date
+    pnc_id: PncId | None = Field(default=None, description="Police National Computer ID, when the person has one.")
+
+
+class ContactIn(_Request):
+    """How a provider can reach the person; shared with a referral only."""
+
+    phone: Phone = ""
+    email: Email = ""
+    address: Address = ""
+
+
+def _fact_type(field: CatalogueField) -> Any:
+    if field.kind is Kind.INT:
+        return Annotated[int, Field(ge=field.minimum)] if field.minimum is not None else int
+    if field.kind is Kind.BOOL:
+        return bool
+    choice = _one_of(field.values)
+    if field.kind is Kind.CHOICE:
+        return choice
+    return Annotated[list[choice], Field(max_length=len(field.values))]  # type: ignore[valid-type]
+
+
+# Null or left out: the fact is not known (the decision may then need review).
+FactsIn: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "FactsIn",
+    __config__=ConfigDict(strict=True, extra="forbid"),
+    __doc__="The case facts the officer knows, from the national field catalogue. A fact left out "
+            "or null is unknown. Age, earlier diversions and the offence's age are worked out by the "
+            "platform and refused here.",
+    **{
+        name: (_fact_type(field) | None, Field(default=None, description=field.meaning))
+        for name, field in FIELDS.items() if name not in DERIVED_FACTS
+    },
+)
+
+
+class EncounterIn(_Request):
+    """An encounter to record and decide with the policy in force today."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "person": {"surname": "Example", "given_name": "Alex", "date_of_birth": "1996-03-14"},
+        "contact": {"phone": "07700 900123", "email": "", "address": ""},
+        "ethnicity": "NS",
+        "offence_on": "2026-11-01",
+        "facts": {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+                  "user_dealer": False, "admission": "admitted", "aggravating_factors": [],
+                  "resident_in_force_area": True, "stage": "street"},
+    }]})
+
+    person: PersonIn
+    contact: ContactIn = Field(default_factory=ContactIn)
+    ethnicity: Ethnicity = Field(  # type: ignore[valid-type]
+        description="Self-defined ethnicity (16+1 categories), or NS: not stated. "
+                    "For equality monitoring only, never an input to the decision.")
+    offence_on: date = Field(description="The date of the offence; not in the future.")
+    facts: FactsIn  # type: ignore[valid-type]
+
+
+class ReferralIn(_Request):
+    """A referral of the decision's person to a course the force offers for its pathway."""
+
+    offering_id: uuid.UUID
+    reason: Reason = ""
+
+
+class TransitionIn(_Request):
+    """Move a referral on. Ending it (not completed, withdrawn) needs a reason."""
+
+    to: State
+    reason: Reason = ""
+
+
+class ReferralQuery(BaseModel):
+    """The query string of the referral list (strings, so not strict; nothing unknown)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: State | None = None
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+# ---------------------------------------------------------------- responses
+
+class Unmet(_Response):
+    pathway: str | None = Field(description="The pathway, or null for an exclusion.")
+    criterion: str
+    reason: str
+
+
+class Override(_Response):
+    outcome: Outcome
+    pathway: str | None
+    reason: str
+    at: Moment | None
+
+
+class DecisionOut(_Response):
+    """An eligibility decision with its reasons, as stored: re-running it gives the same answer."""
+
+    id: uuid.UUID
+    encounter_id: uuid.UUID | None
+    decided_on: date
+    outcome: Outcome = Field(description="What the policy decided.")
+    pathway: str | None
+    unmet: list[Unmet] = Field(description="Every criterion or exclusion that was not met.")
+    missing: list[str] = Field(description="Facts the decision needs and did not have (needs review).")
+    policy_version: int
+    policy_hash: str
+    override: Override | None = Field(description="A supervisor's override, which then stands.")
+    final_outcome: Outcome = Field(description="The outcome that stands: the override's, else the policy's.")
+    final_pathway: str | None
+
+
+class EncounterOut(_Response):
+    id: uuid.UUID
+    person_id: uuid.UUID = Field(description="The person's pseudonymous key in this force.")
+    offence_on: date
+    recorded_at: Moment
+    source: str
+    facts: dict[str, Any] = Field(description="The facts as they were given.")
+
+
+class EncounterRecord(_Response):
+    encounter: EncounterOut
+    decision: DecisionOut | None
+
+
+class TransitionOut(_Response):
+    id: uuid.UUID
+    referral_id: uuid.UUID
+    from_state: State | None = Field(serialization_alias="from")
+    to_state: State = Field(serialization_alias="to")
+    occurred_at: Moment
+    reason: str
+
+
+class CaseOutcome(_Response):
+    code: str | None
+    label: str | None
+
+
+class ReferralOut(_Response):
+    id: uuid.UUID
+    encounter_id: uuid.UUID
+    offering_id: uuid.UUID
+    pathway: str
+    state: State
+    deadline: date
+    sessions_required: int
+    sessions_attended: int
+    outcome: CaseOutcome | None = Field(description="The case outcome once the referral has ended.")
+    created_at: Moment
+    updated_at: Moment
+    transitions: list[TransitionOut]
+
+
+class ReferralPage(_Response):
+    referrals: list[ReferralOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page, or null on the last.")
+
+
+class TransitionRecord(_Response):
+    transition: TransitionOut
+    referral: ReferralOut
+
+
+class CourseOut(_Response):
+    id: int
+    slug: str
+    title: str
+    sessions: int
+    provider: str
+
+
+class OfferingOut(_Response):
+    id: uuid.UUID
+    pathway: str
+    course: CourseOut
+
+
+class OfferingList(_Response):
+    offerings: list[OfferingOut]
+
+
+class ErrorItem(_Response):
+    field: str | None = Field(description="Where the problem is (dotted, as in the request), or null.")
+    message: str
+
+
+class ErrorBody(_Response):
+    errors: list[ErrorItem] = Field(min_length=1)

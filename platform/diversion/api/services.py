@@ -1,0 +1,136 @@
+"""API tokens: made and revoked by a force admin, checked on every API call.
+
+A token reads ``dvt.<force slug>.<prefix>.<secret>``. The force slug says
+which force's rows to look in (row-level security lets nothing be read
+before the force is known), the prefix finds the row, and the SHA-256 hash
+of the whole token must match the stored one. The token itself is never
+stored: it is returned once, by ``create_token``.
+
+Services take explicit arguments, validate, ``flush()`` and never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, timedelta
+
+from sqlalchemy import select
+
+from diversion.accounts.models import User
+from diversion.api.models import ApiToken
+from diversion.audit.services import record
+from diversion.db import utcnow
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+
+SCHEME = "dvt"
+MAX_NAME_LENGTH = 100
+# Writing the time of every call would make concurrent calls with one token
+# queue on its row; to the minute is enough to tell a token in use.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Compared against when no row matches, so a miss costs what a match costs.
+_NO_SUCH_TOKEN = hashlib.sha256(b"no-such-token").hexdigest()
+
+
+class ApiTokenError(ValueError):
+    """A refused token change; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def display_prefix(tenant: Tenant, token: ApiToken) -> str:
+    """The public start of a token, as shown on the page and in the audit log."""
+    return f"{SCHEME}.{tenant.slug}.{token.prefix}"
+
+
+def tokens() -> Sequence[ApiToken]:
+    """The force in scope's tokens, newest first, revoked ones too."""
+    return db.session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.prefix)).all()
+
+
+def create_token(tenant: Tenant, *, name: str, actor: User | None) -> tuple[ApiToken, str]:
+    """Make a token for one of the force's systems; returns the row and the token.
+
+    The token is in the return value only: afterwards nobody, the platform
+    included, can show it again. Refuses a blank or over-long name, and a
+    name already used by another token of the force that is not revoked.
+    """
+    name = name.strip()
+    if not name:
+        raise ApiTokenError("name", "Enter a name for the token, such as the system that will use it.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ApiTokenError("name", f"The name must be {MAX_NAME_LENGTH} characters or fewer.")
+    taken = db.session.scalar(select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)))
+    if taken is not None:
+        raise ApiTokenError("name", "A token that is in use already has this name: choose another.")
+    prefix = secrets.token_hex(4)
+    while db.session.scalar(select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None:
+        prefix = secrets.token_hex(4)
+    secret = f"{SCHEME}.{tenant.slug}.{prefix}.{secrets.token_urlsafe(32)}"
+    token = ApiToken(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
+                     created_by_id=actor.id if actor else None)
+    db.session.add(token)
+    db.session.flush()
+    record("api_token.created", actor=actor, tenant_id=tenant.id, object_type="api_token", object_id=token.id,
+           details={"name": name, "prefix": display_prefix(tenant, token)})
+    return token, secret
+
+
+def revoke_token(tenant: Tenant, token: ApiToken, *, actor: User | None) -> None:
+    """Stop a token working, at once and for good. Refuses one already revoked."""
+    if token.revoked_at is not None:
+        raise ApiTokenError("token", "This token was already revoked.")
+    token.revoked_at = utcnow()
+    db.session.flush()
+    record("api_token.revoked", actor=actor, tenant_id=tenant.id, object_type="api_token", object_id=token.id,
+           details={"name": token.name, "prefix": display_prefix(tenant, token)})
+
+
+def parse_bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value or " " in value:
+        return None
+    return value
+
+
+def authenticate(presented: str) -> tuple[Tenant, ApiToken] | None:
+    """The force and token a presented token belongs to, or None.
+
+    Refuses (None) a malformed token, an unknown force or prefix, a hash that
+    does not match (compared in constant time) and a revoked token. Notes
+    when the token was last used, to the minute.
+    """
+    parts = presented.split(".")
+    if len(parts) != 4 or parts[0] != SCHEME or not all(parts) or len(presented) > 256:
+        return None
+    _scheme, slug, prefix, _secret = parts
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        return None
+    # Inside the force only: its rows are all that row-level security shows.
+    with scoped(tenant.id):
+        token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix))
+        matches = hmac.compare_digest(token.secret_hash if token else _NO_SUCH_TOKEN, hash_token(presented))
+        if token is None or not matches or token.revoked_at is not None:
+            return None
+        now, last = utcnow(), token.last_used_at
+        # SQLite gives back times without their zone; every stored time is UTC.
+        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) >= LAST_USED_RESOLUTION:
+            token.last_used_at = now
+            db.session.flush()
+    return tenant, token
