@@ -1,20 +1,34 @@
-"""Run every benchmark: ``make bench`` (or ``python -m bench [name ...]``)."""
+"""Run every benchmark: ``make bench`` (or ``python -m bench [name ...] [--rows N] ...``)."""
 
 from __future__ import annotations
 
-import sys
+import argparse
+from collections.abc import Callable
 
-from bench import eligibility
+from bench import eligibility, importer, intake
 
-BENCHMARKS = {"decide": eligibility.bench_decide, "simulate": eligibility.bench_simulate}
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "decide": lambda _: eligibility.bench_decide(),
+    "simulate": lambda _: eligibility.bench_simulate(),
+    "intake": lambda options: intake.bench_intake(intakes=options.intakes, clients=options.clients),
+    "import": lambda options: importer.bench_import(rows=options.rows),
+}
 
 
-def main(names: list[str]) -> None:
-    for name in names or list(BENCHMARKS):
-        if name not in BENCHMARKS:
-            sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-        BENCHMARKS[name]()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the import file (import)")
+    parser.add_argument("--intakes", type=int, default=2_000, help="intakes to post (intake)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (intake)")
+    options = parser.parse_args(argv)
+    unknown = [name for name in options.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    for name in options.names or list(BENCHMARKS):
+        BENCHMARKS[name](options)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

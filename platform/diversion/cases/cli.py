@@ -1,0 +1,109 @@
+"""``diversion import`` (historic cases, for onboarding) and ``diversion referrals expire``.
+
+The same services as the pages and the API; one transaction per command
+(per force for ``expire``).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from diversion.cases import importer
+from diversion.cases.services import expire_overdue
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        known = ", ".join(db.session.scalars(select(Tenant.slug).order_by(Tenant.slug)))
+        raise click.BadParameter(f"no force {slug!r}; known forces: {known}", param_hint="--tenant")
+    return tenant
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{label.replace('_', ' ')} {count:,}" for label, count in sorted(counts.items())) or "none"
+
+
+@click.command("import")
+@click.option("--tenant", "slug", required=True, help="The force whose historic cases these are.")
+@click.option("--check", "check_only", is_flag=True, help="Only check the file: report its problems, import nothing.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_command(slug: str, file: Path, check_only: bool) -> None:
+    """Import historic encounters and their referrals from a CSV FILE.
+
+    The columns are described in the README ("Importing historic cases").
+    The whole file is checked first: if any row is wrong, every problem is
+    listed with its row and column and nothing is imported. Then every row is
+    recorded, decided and referred in one transaction.
+    """
+    tenant = _tenant(slug)
+    with scoped(tenant.id):
+        try:
+            with click.progressbar(length=file.stat().st_size, label=f"Checking {file.name}") as bar:
+                checked = importer.check_file(tenant, file, today=_today(), progress=bar.update)
+            if check_only:
+                db.session.rollback()
+                click.echo(f"{file.name}: {checked.rows:,} rows, no problems found; nothing was imported (--check).")
+                return
+            with click.progressbar(length=checked.rows, label=f"Importing into {tenant.name}") as bar:
+                report = importer.import_checked(tenant, checked, actor=None, progress=bar.update)
+        except importer.ImportInvalid as error:
+            db.session.rollback()
+            click.echo(f"Nothing was imported. {len(error.problems):,} problem(s) in {file.name}:", err=True)
+            for problem in error.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+        except BaseException:
+            db.session.rollback()
+            raise
+        db.session.commit()
+    click.echo(f"Imported {report.rows:,} encounters into {tenant.name} ({report.new_people:,} new people).")
+    click.echo(f"  decisions: {_counts(dict(report.decisions))}")
+    click.echo(f"  referrals: {_counts({state.value: count for state, count in report.referrals.items()})}")
+
+
+@click.group("referrals")
+def referrals_group() -> None:
+    """Referrals: move on the ones past their deadline."""
+
+
+@referrals_group.command("expire")
+@click.option("--tenant", "slug", help="One force (default: every force).")
+@with_appcontext
+def expire_command(slug: str | None) -> None:
+    """Move every open referral past its deadline to not completed."""
+    tenants = [_tenant(slug)] if slug else list(db.session.scalars(select(Tenant).order_by(Tenant.slug)))
+    today = _today()
+    total = 0
+    for tenant in tenants:
+        with scoped(tenant.id):
+            try:
+                moved = expire_overdue(tenant, today=today)
+            except BaseException:
+                db.session.rollback()
+                raise
+            db.session.commit()
+        total += moved
+        click.echo(f"{tenant.slug}: {moved:,} moved to not completed")
+    if len(tenants) > 1:
+        click.echo(f"{total:,} in all")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(import_command)
+    app.cli.add_command(referrals_group)

@@ -1,0 +1,748 @@
+"""Importing a force's historic encounters and referrals from a CSV file (onboarding).
+
+One row per historic encounter: the person, the offence and decision dates,
+every fact of the national catalogue an officer would give, and optionally
+the referral that followed and the state it reached. The columns are
+described in the README ("Importing historic cases").
+
+Two passes over the file, both streaming, so that a file of millions of rows
+never sits in memory:
+
+1. ``check_file`` reads every row and collects every problem as (row,
+   column, problem); header problems too. It also works out the decisions
+   the import will make (the policy in force on each decision date, the age,
+   the person's earlier diversions in the file and in the force), so that a
+   referral the policy would not allow is reported here, with every other
+   problem, and not halfway through the import. Those decisions are made in
+   batches on columns, as a simulation makes them, with each policy compiled
+   once. Nothing is written.
+2. ``import_checked`` records each row through the same services as an
+   officer's intake (``record_encounter`` with the decision date as "today",
+   ``refer``, ``transition`` along a legal path to the row's state), in the
+   caller's one transaction. Should a row still be refused there, it raises
+   ``ImportInvalid`` and the caller rolls everything back.
+
+Neither pass commits: the command does, once, at the end.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import event, func, select
+from sqlalchemy import text as sql
+from sqlalchemy.orm import Session
+
+from diversion.accounts.models import User
+from diversion.audit.services import record
+from diversion.cases.identity import Contact, Identity, normalise_pnc, person_keys
+from diversion.cases.models import FINAL_STATES, Encounter, Person, Referral, State, Transition
+from diversion.cases.services import (
+    DERIVED_FACTS,
+    DIVERTED_STATES,
+    CaseError,
+    Intake,
+    record_encounter,
+    refer,
+    transition,
+)
+from diversion.catalogue.models import Course, Offering
+from diversion.eligibility import services as eligibility
+from diversion.eligibility.catalogue import FIELDS, Kind
+from diversion.eligibility.compiler import CompiledPolicy
+from diversion.eligibility.engine import Decision as DecisionResult
+from diversion.eligibility.engine import decide
+from diversion.eligibility.models import PolicyStatus, PolicyVersion
+from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
+from diversion.extensions import db
+from diversion.monitoring import ETHNICITIES
+from diversion.tenancy.models import Tenant
+
+SOURCE = "import"  # encounters and decisions made by an import say so
+PERSON_COLUMNS = ("surname", "given_name", "date_of_birth", "pnc_id", "ethnicity", "phone", "email", "address")
+DATE_COLUMNS = ("offence_on", "decided_on")
+FACT_COLUMNS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
+REFERRAL_COLUMNS = ("course", "referral_state", "referral_outcome_on")
+COLUMNS = PERSON_COLUMNS + DATE_COLUMNS + FACT_COLUMNS + REFERRAL_COLUMNS
+OPTIONAL_COLUMNS = frozenset({"pnc_id", "phone", "email", "address", *REFERRAL_COLUMNS})
+# The same limits as the intake form.
+MAX_LENGTHS = {"surname": 100, "given_name": 100, "pnc_id": 20, "phone": 40, "email": 254, "address": 500}
+LIST_SEPARATOR = ";"
+NO_VALUES = "none"  # an empty list (no aggravating factors), which is not the same as unknown
+TRUE_WORDS = frozenset({"true", "yes"})
+FALSE_WORDS = frozenset({"false", "no"})
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Historic events are dated, not timed: midday UTC is the same day in London all year.
+MIDDAY = time(12, 0, tzinfo=UTC)
+# The legal path from "offered" to each state. A referral that was not
+# completed had been accepted (one the person refused is "declined").
+PATHS: dict[State, tuple[State, ...]] = {
+    State.OFFERED: (),
+    State.ACCEPTED: (State.ACCEPTED,),
+    State.DECLINED: (State.DECLINED,),
+    State.BOOKED: (State.ACCEPTED, State.BOOKED),
+    State.ATTENDED: (State.ACCEPTED, State.BOOKED, State.ATTENDED),
+    State.COMPLETED: (State.ACCEPTED, State.BOOKED, State.ATTENDED, State.COMPLETED),  # attended once per session
+    State.NOT_COMPLETED: (State.ACCEPTED, State.NOT_COMPLETED),
+    State.WITHDRAWN: (State.WITHDRAWN,),
+}
+PROGRESS_EVERY = 100
+DECIDE_BATCH = 20_000  # referral rows decided together, on columns
+# Where a service's refusal points, as a column of the file.
+FIELD_COLUMNS = {"policy": "decided_on", "decision": "course", "offering": "course", "state": "referral_state",
+                 "reason": "referral_state"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: the row as a spreadsheet numbers it (the
+    header is row 1), the column (None for the whole row or file), and what."""
+
+    row: int
+    column: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        if not self.row:  # the file as a whole
+            return self.problem
+        return f"row {self.row}, {self.column}: {self.problem}" if self.column else f"row {self.row}: {self.problem}"
+
+
+class ImportInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
+    """The file cannot be imported; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s), e.g. {problems[0]}" if problems else "no problems")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file ``check_file`` found importable, and what it holds."""
+
+    path: Path
+    sha256: str
+    rows: int
+    tenant_id: int
+    today: date
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    new_people: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    referrals: Counter[State] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row read and checked: an intake, its decision date and the referral, if any."""
+
+    number: int
+    intake: Intake
+    decided_on: date
+    course: str | None
+    state: State | None
+    ended_on: date | None
+
+
+# ---------------------------------------------------------------- reading the file
+
+
+class _Reading(io.RawIOBase):
+    """The file's bytes, hashed and counted as they pass (progress; a file changed between passes)."""
+
+    def __init__(self, raw: BinaryIO, progress: Callable[[int], None] | None) -> None:
+        super().__init__()
+        self._raw = raw
+        self._progress = progress
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self.digest.update(data)
+        if self._progress is not None and size:
+            self._progress(size)
+        return size
+
+
+class _Unreadable(Exception):  # noqa: N818 - reads as the condition it reports
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(message)
+        self.row = row
+        self.message = message
+
+
+def _lines(binary: BinaryIO) -> Iterator[str]:
+    """The file's lines as text. Decoded one by one (UTF-8 allows it), so that a
+    byte that is not UTF-8 is reported in its own row; a leading BOM (Excel's
+    "CSV UTF-8") is dropped."""
+    for number, line in enumerate(binary):
+        yield (line[len(codecs.BOM_UTF8):] if number == 0 and line.startswith(codecs.BOM_UTF8) else line).decode()
+
+
+def _records(reading: _Reading) -> Iterator[tuple[int, list[str]]]:
+    """(row number, values) of every record, the header being row 1; blank rows are skipped."""
+    number = 0
+    try:
+        for number, values in enumerate(csv.reader(_lines(io.BufferedReader(reading, 1 << 16)), strict=True),
+                                         start=1):
+            if values and any(value.strip() for value in values):
+                yield number, values
+    except UnicodeDecodeError as error:
+        raise _Unreadable(number + 1, f"not UTF-8 text ({error.reason}); save the file as CSV UTF-8") from error
+    except csv.Error as error:
+        raise _Unreadable(number + 1, f"cannot be read as CSV: {error}") from error
+
+
+def _header(values: list[str]) -> tuple[dict[str, int], list[Problem]]:
+    problems: list[Problem] = []
+    index: dict[str, int] = {}
+    for position, raw in enumerate(values):
+        name = raw.strip().lower()
+        if name in index:
+            problems.append(Problem(1, name, "this column appears twice"))
+        elif name in DERIVED_FACTS:
+            problems.append(Problem(1, name, "this fact is worked out by the platform; leave the column out"))
+        elif name not in COLUMNS:
+            problems.append(Problem(1, name or f"column {position + 1}", "not a column of the import file"))
+        else:
+            index[name] = position
+    problems += [Problem(1, name, "this column is missing") for name in COLUMNS
+                 if name not in index and name not in OPTIONAL_COLUMNS]
+    return index, problems
+
+
+# ---------------------------------------------------------------- one row
+
+
+def _date(text: str) -> date | str:
+    if not ISO_DATE.fullmatch(text):
+        return f"must be a date as YYYY-MM-DD, not {text!r}"
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is not a real date"
+
+
+_ALLOWED = {name: {value.lower(): value for value in spec.values} for name, spec in FIELDS.items()}
+
+
+def _fact(name: str, text: str) -> tuple[Any, str | None]:  # noqa: PLR0911 - one answer per kind
+    """(value, problem) of one fact column; an empty cell is unknown (None)."""
+    if not text:
+        return None, None
+    spec = FIELDS[name]
+    if spec.kind is Kind.BOOL:
+        word = text.lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS, None
+        return None, f"must be true, false, yes or no (or empty when not known), not {text!r}"
+    if spec.kind is Kind.INT:
+        try:
+            number = int(text)
+        except ValueError:
+            return None, f"must be a whole number, not {text!r}"
+        if spec.minimum is not None and number < spec.minimum:
+            return None, f"must be at least {spec.minimum}, not {number}"
+        return number, None
+    allowed = _ALLOWED[name]
+    if spec.kind is Kind.CHOICE:
+        if text.lower() in allowed:
+            return allowed[text.lower()], None
+        return None, f"must be one of {', '.join(spec.values)}, not {text!r}"
+    if text.lower() == NO_VALUES:
+        return [], None
+    items = [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+    wrong = [item for item in items if item.lower() not in allowed]
+    if wrong:
+        return None, (f"{wrong[0]!r} is not one of {', '.join(spec.values)} "
+                      f"(separate values with '{LIST_SEPARATOR}'; write '{NO_VALUES}' for none)")
+    return sorted({allowed[item.lower()] for item in items}), None
+
+
+def _age_on(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+class _Cells:
+    """One row's cells by column name, and the problems found in them."""
+
+    def __init__(self, number: int, values: list[str], index: dict[str, int]) -> None:
+        self.number = number
+        self._values = values
+        self._index = index
+        self.problems: list[Problem] = []
+
+    def __getitem__(self, name: str) -> str:
+        position = self._index.get(name)
+        return self._values[position].strip() if position is not None else ""
+
+    def refuse(self, column: str, problem: str) -> None:
+        self.problems.append(Problem(self.number, column, problem))
+
+    def date(self, name: str, *, required: bool) -> date | None:
+        text = self[name]
+        if not text:
+            if required:
+                self.refuse(name, f"enter the {name.replace('_', ' ')} as YYYY-MM-DD")
+            return None
+        parsed = _date(text)
+        if isinstance(parsed, str):
+            self.refuse(name, parsed)
+            return None
+        return parsed
+
+
+def _texts(cells: _Cells) -> dict[str, str]:
+    texts = {name: cells[name] for name in MAX_LENGTHS}
+    for name, text in texts.items():
+        if len(text) > MAX_LENGTHS[name]:
+            cells.refuse(name, f"at most {MAX_LENGTHS[name]} characters, not {len(text)}")
+    for name in ("surname", "given_name"):
+        if not texts[name]:
+            cells.refuse(name, f"enter the person's {name.replace('_', ' ')}")
+    if texts["pnc_id"] and not normalise_pnc(texts["pnc_id"]):
+        cells.refuse("pnc_id", f"{texts['pnc_id']!r} is not a PNC ID (leave it empty when not known)")
+    return texts
+
+
+def _facts(cells: _Cells) -> dict[str, Any]:
+    """The known facts; an empty cell leaves its fact out (unknown)."""
+    facts: dict[str, Any] = {}
+    for name in FACT_COLUMNS:
+        value, problem = _fact(name, cells[name])
+        if problem:
+            cells.refuse(name, problem)
+        elif value is not None:
+            facts[name] = value
+    return facts
+
+
+def _intake(cells: _Cells, today: date) -> tuple[Intake, date] | None:
+    """The intake and decision date, refused as ``record_encounter`` would refuse them."""
+    texts = _texts(cells)
+    born = cells.date("date_of_birth", required=True)
+    offence_on = cells.date("offence_on", required=True)
+    decided_on = cells.date("decided_on", required=True)
+    if decided_on and decided_on > today:
+        cells.refuse("decided_on", "cannot be in the future")
+    if offence_on and decided_on and offence_on > decided_on:
+        cells.refuse("offence_on", f"is after the decision date ({decided_on.isoformat()})")
+    if born and offence_on:
+        if born >= offence_on:
+            cells.refuse("date_of_birth", "must be before the offence date")
+        elif _age_on(born, offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
+            cells.refuse("date_of_birth", "under 10 on the offence date: below the age of criminal responsibility")
+    ethnicity = cells["ethnicity"].upper()
+    if ethnicity not in ETHNICITIES:
+        cells.refuse("ethnicity", f"must be one of the 16+1 codes ({', '.join(ETHNICITIES)}; NS when not "
+                                  f"stated), not {cells['ethnicity']!r}")
+    facts = _facts(cells)
+    if cells.problems or born is None or offence_on is None or decided_on is None:
+        return None
+    identity = Identity(texts["surname"], texts["given_name"], born, texts["pnc_id"] or None)
+    contact = Contact(texts["phone"], texts["email"], texts["address"])
+    return Intake(identity, contact, ethnicity, offence_on, facts), decided_on
+
+
+def _referral(cells: _Cells, decided_on: date | None, today: date) -> tuple[str | None, State | None, date | None]:
+    """(course, state, outcome date) of the row's referral; all None when there is none."""
+    course = cells["course"] or None
+    state_text = cells["referral_state"].lower()
+    state: State | None = None
+    if state_text:
+        try:
+            state = State(state_text)
+        except ValueError:
+            cells.refuse("referral_state", f"must be one of {', '.join(s.value for s in State)}, not {state_text!r}")
+    if course and not state_text:
+        cells.refuse("referral_state", "give the state the referral reached (offered, completed, ...)")
+    if state_text and not course:
+        cells.refuse("course", "give the course the person was referred to, or leave the referral columns empty")
+    ended_on = cells.date("referral_outcome_on", required=False)
+    if state is not None and state in FINAL_STATES and not cells["referral_outcome_on"]:
+        cells.refuse("referral_outcome_on", f"give the date the referral became {state.value} (YYYY-MM-DD)")
+    if ended_on is not None:
+        if not course:
+            cells.refuse("referral_outcome_on", "a referral outcome date needs a referral (course and referral_state)")
+        elif decided_on and ended_on < decided_on:
+            cells.refuse("referral_outcome_on", f"is before the decision date ({decided_on.isoformat()})")
+        elif ended_on > today:
+            cells.refuse("referral_outcome_on", "cannot be in the future")
+    if course is None or state is None:
+        return None, None, None
+    return course, state, ended_on
+
+
+def parse_row(number: int, values: list[str], index: dict[str, int], *,
+              today: date) -> tuple[Row | None, list[Problem]]:
+    """Read one row: the row (None when its intake part is wrong) and every problem in it.
+
+    Refuses what the intake would refuse (a missing name, a date of birth
+    that is not before the offence or makes the person under 10, an offence
+    after the decision date, a decision date after today, an unknown
+    ethnicity or fact value) and an incomplete or impossible referral.
+    """
+    if len(values) != len(index):
+        return None, [Problem(number, None, f"has {len(values)} values; the header names {len(index)} columns")]
+    cells = _Cells(number, values, index)
+    intake = _intake(cells, today)
+    course, state, ended_on = _referral(cells, intake[1] if intake else None, today)
+    if intake is None:
+        return None, cells.problems
+    return Row(number, intake[0], intake[1], course, state, ended_on), cells.problems
+
+
+# ---------------------------------------------------------------- checking the whole file
+
+
+class _Replay:
+    """What the import will decide, worked out without writing anything.
+
+    People are followed as ``record_encounter`` finds them (by name key,
+    else by PNC key) with their referrals' states, so that a person's
+    earlier diversions count as they will when the rows are recorded in
+    order. Keys are kept as 64-bit prefixes to keep a million people small;
+    the import itself uses the whole keys.
+    """
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        versions = db.session.scalars(
+            select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED,
+                                        PolicyVersion.effective_from.is_not(None))).all()
+        # The order policy_in_force picks in: the latest effective date, then the latest number.
+        self.versions = sorted(versions, key=lambda v: (v.effective_from or date.min, v.number), reverse=True)
+        self.by_date: dict[date, PolicyVersion | None] = {}
+        self.compiled: dict[uuid.UUID, CompiledPolicy] = {}
+        self.pending: list[tuple[Row, dict[str, Any], PolicyVersion]] = []  # rows whose referral awaits a decision
+        self.offerings: dict[str, dict[str, Offering]] = {}
+        for offering, slug in db.session.execute(select(Offering, Course.slug).join(Course)):
+            self.offerings.setdefault(slug, {})[offering.pathway] = offering
+        self.courses = set(db.session.scalars(select(Course.slug)))
+        self.names: set[int] = set()
+        self.pnc_owner: dict[int, int] = {}
+        self.has_pnc: set[int] = set()
+        self.history: dict[int, list[tuple[date, State]]] = {}
+        # Each person's latest offence in the file and its row, packed in one
+        # number (day << 32 | row): a million people stay small.
+        self.latest: dict[int, int] = {}
+        ids: dict[uuid.UUID, int] = {}
+        for person_id, name_key, pnc_key in db.session.execute(select(Person.id, Person.name_key, Person.pnc_key)):
+            ids[person_id] = self._known(name_key, pnc_key)
+        for person_id, offence_on, state in db.session.execute(
+                select(Referral.person_id, Encounter.offence_on, Referral.state)
+                .join(Encounter, Encounter.id == Referral.encounter_id)):
+            self.history.setdefault(ids[person_id], []).append((offence_on, state))
+
+    @staticmethod
+    def _short(key: str) -> int:
+        return int(key[:16], 16)
+
+    def _known(self, name_key: str, pnc_key: str | None) -> int:
+        person = self._short(name_key)
+        self.names.add(person)
+        if pnc_key is not None:
+            self.pnc_owner.setdefault(self._short(pnc_key), person)
+            self.has_pnc.add(person)
+        return person
+
+    def person(self, identity: Identity) -> tuple[int | None, int, int | None]:
+        """(the person found, or None; the row's name key; its PNC key)."""
+        name_key, pnc_key = person_keys(self.tenant.slug, identity)
+        name, pnc = self._short(name_key), (self._short(pnc_key) if pnc_key else None)
+        if name in self.names:
+            return name, name, pnc
+        return (self.pnc_owner.get(pnc) if pnc is not None else None), name, pnc
+
+    def remember(self, found: int | None, name: int, pnc: int | None, row: Row) -> None:
+        """The person as recorded after this row (and its referral's state)."""
+        person = found if found is not None else name
+        self.names.add(person)
+        if pnc is not None and person not in self.has_pnc:
+            self.has_pnc.add(person)
+            self.pnc_owner.setdefault(pnc, person)
+        if row.state is not None:
+            self.history.setdefault(person, []).append((row.intake.offence_on, row.state))
+        packed = row.intake.offence_on.toordinal() << 32 | row.number
+        if self.latest.get(person, 0) >> 32 <= packed >> 32:
+            self.latest[person] = packed
+
+    def out_of_order(self, row: Row, found: int | None) -> Problem | None:
+        """A referral that an earlier row of the same person, for a later offence, would not count."""
+        packed = self.latest.get(found) if found is not None else None
+        if row.state is None or packed is None or packed >> 32 <= row.intake.offence_on.toordinal():
+            return None
+        latest, number = date.fromordinal(packed >> 32), packed & 0xFFFFFFFF
+        return Problem(row.number, "offence_on",
+                       f"is before the offence of row {number} ({latest.isoformat()}) of the same person: "
+                       "put each person's rows in date order, so that this referral counts as an earlier one "
+                       "when that row is decided")
+
+    def policy_on(self, on: date) -> PolicyVersion | None:
+        if on not in self.by_date:
+            self.by_date[on] = next((v for v in self.versions if v.effective_from and v.effective_from <= on), None)
+        return self.by_date[on]
+
+    def _compiled(self, version: PolicyVersion) -> CompiledPolicy:
+        # The services' cache is keyed by the document's content, which costs a
+        # serialisation per call; a version never changes, so key it by id here.
+        if version.id not in self.compiled:
+            self.compiled[version.id] = eligibility.compiled(version)
+        return self.compiled[version.id]
+
+    def queue(self, row: Row, found: int | None) -> Problem | None:
+        """Take the row's decision into account: refused at once when no policy
+        is in force; otherwise decided with the rest of its batch by ``settle``."""
+        version = self.policy_on(row.decided_on)
+        if version is None:
+            first = min((v.effective_from for v in self.versions if v.effective_from), default=None)
+            since = f"; the first takes effect on {first.isoformat()}" if first else ""
+            return Problem(row.number, "decided_on",
+                           f"{self.tenant.name} has no published policy in force on {row.decided_on.isoformat()}"
+                           f"{since}")
+        if row.course is None:
+            return None  # any decision may be recorded; only a referral depends on it
+        if row.course not in self.courses:
+            return Problem(row.number, "course", f"no course {row.course!r} in the catalogue")
+        states = [state for on, state in self.history.get(found, ()) if on <= row.intake.offence_on] \
+            if found is not None else []
+        facts = {
+            **row.intake.facts,
+            "age": _age_on(row.intake.identity.date_of_birth, row.intake.offence_on),
+            "offence_age_days": (row.decided_on - row.intake.offence_on).days,
+            "previous_diversions": sum(state in DIVERTED_STATES for state in states),
+            "previous_non_engagement": any(state in (State.NOT_COMPLETED, State.DECLINED) for state in states),
+        }
+        self.pending.append((row, facts, version))
+        return None
+
+    def settle(self) -> list[Problem]:
+        """Decide the queued rows, a batch per policy version, on columns (as a
+        simulation does, with the same rules as ``decide``); the referrals the
+        decisions do not allow."""
+        problems: list[Problem] = []
+        by_version: dict[uuid.UUID, list[tuple[Row, dict[str, Any], PolicyVersion]]] = {}
+        for item in self.pending:
+            by_version.setdefault(item[2].id, []).append(item)
+        self.pending = []
+        for items in by_version.values():
+            version = items[0][2]
+            policy = self._compiled(version)
+            result = evaluate(policy, Columns.build([facts for _, facts, _ in items],
+                                                    [row.decided_on for row, _, _ in items]))
+            for (row, facts, _), code, index in zip(items, result.outcome.tolist(), result.pathway.tolist(),
+                                                    strict=True):
+                if code == ELIGIBLE:
+                    problem = self._offered(row, policy.pathways[index].id)
+                else:  # the whole decision, for its reasons
+                    problem = self._refused(row, decide(policy, facts, row.decided_on, version=version.number))
+                if problem is not None:
+                    problems.append(problem)
+        return problems
+
+    def _refused(self, row: Row, decision: DecisionResult) -> Problem | None:
+        if decision.outcome == "eligible" and decision.pathway is not None:
+            return self._offered(row, decision.pathway)
+        why = (f"needs review (missing: {', '.join(decision.missing)})"
+               if decision.outcome == "needs_review" else "is not eligible")
+        return Problem(row.number, "course",
+                       f"the decision {why} under policy v{decision.policy_version} in force on "
+                       f"{row.decided_on.isoformat()}; only an eligible decision can lead to a referral")
+
+    def _offered(self, row: Row, pathway: str) -> Problem | None:
+        offered = self.offerings.get(row.course or "", {})
+        if pathway in offered:
+            return None
+        pathways = ", ".join(sorted(offered)) or "no pathway"
+        return Problem(row.number, "course",
+                       f"{self.tenant.name} does not offer {row.course!r} for the {pathway!r} "
+                       f"pathway this row is eligible for (it offers it for: {pathways})")
+
+
+def check_file(tenant: Tenant, path: Path, *, today: date,
+               progress: Callable[[int], None] | None = None) -> CheckedFile:
+    """Read the whole file and refuse it (``ImportInvalid``, every problem with
+    its row and column) if anything in it would be refused; writes nothing.
+
+    Must run with ``tenant`` in scope. ``progress`` receives bytes read.
+    """
+    problems: list[Problem] = []
+    rows = 0
+    with path.open("rb") as raw:
+        reading = _Reading(raw, progress)
+        records = _records(reading)
+        try:
+            first = next(records, None)
+            if first is None:
+                raise ImportInvalid([Problem(1, None, "the file is empty: the first row must name the columns")])
+            index, header_problems = _header(first[1])
+            if header_problems:
+                raise ImportInvalid(header_problems)
+            replay = _Replay(tenant)
+            for number, values in records:
+                rows += 1
+                row, found_problems = parse_row(number, values, index, today=today)
+                problems += found_problems
+                if row is None:
+                    continue
+                found, name, pnc = replay.person(row.intake.identity)
+                problems += filter(None, (replay.out_of_order(row, found), replay.queue(row, found)))
+                replay.remember(found, name, pnc, row)
+                if len(replay.pending) >= DECIDE_BATCH:
+                    problems += replay.settle()
+            problems += replay.settle()
+        except _Unreadable as error:
+            problems.append(Problem(error.row, None, error.message))
+    if not rows and not problems:
+        problems.append(Problem(2, None, "the file has no rows after the header"))
+    if problems:
+        raise ImportInvalid(sorted(problems, key=lambda problem: problem.row))
+    return CheckedFile(path, reading.digest.hexdigest(), rows, tenant.id, today)
+
+
+# ---------------------------------------------------------------- importing
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, MIDDAY)
+
+
+class _HistoricClock:
+    """Stamps each referral step with its historic time as it is written.
+
+    The services date a step when it is recorded; an imported step happened
+    long ago. While an import runs, a ``before_flush`` listener on its session
+    gives every new step the time set here, so that the rows are written
+    with their historic dates at once (no second write).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.at: datetime | None = None
+
+    def _stamp(self, session: Session, _context: Any, _instances: Any) -> None:
+        if self.at is None:
+            return
+        for obj in session.new:
+            if isinstance(obj, Transition):
+                obj.occurred_at = self.at
+
+    def __enter__(self) -> _HistoricClock:
+        event.listen(self.session, "before_flush", self._stamp)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.session, "before_flush", self._stamp)
+
+
+def _import_row(tenant: Tenant, row: Row, offerings: dict[str, dict[str, Offering]], report: ImportReport, *,
+                actor: User | None, label: str, clock: _HistoricClock) -> None:
+    # Keeping the encounter referenced keeps it in the session's identity map, where ``refer`` finds it.
+    _encounter, decision = record_encounter(tenant, row.intake, actor=actor, today=row.decided_on, source=SOURCE)
+    report.decisions[decision.outcome] += 1
+    if row.course is None or row.state is None:
+        return
+    offering = offerings.get(row.course, {}).get(decision.final_pathway or "")
+    if offering is None:
+        raise CaseError("offering", "Choose a course this force offers for the decision's pathway.")
+    reason = f"Imported from historic records ({label}, row {row.number})"
+    # The offer on the decision date; the later steps on the outcome date, a
+    # second apart so that they keep their order.
+    clock.at = _at(row.decided_on)
+    referral = refer(tenant, decision, offering, actor=actor, today=row.decided_on, reason=reason)
+    ended = _at(row.ended_on or row.decided_on)
+    for step in PATHS[row.state]:
+        repeats = referral.sessions_required if step is State.ATTENDED and row.state is State.COMPLETED else 1
+        for _ in range(repeats):
+            clock.at = ended = ended + timedelta(seconds=1)
+            transition(tenant, referral, step, actor=actor, reason=reason)
+    clock.at = None
+    report.referrals[referral.state] += 1
+
+
+def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
+                   progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Record every row of a checked file, in the caller's transaction (never commits).
+
+    Refuses (``ImportInvalid``) a file that changed since it was checked and
+    a row a service refuses after all; the caller must then roll back.
+    ``progress`` receives rows imported.
+    """
+    if checked.tenant_id != tenant.id:
+        raise ValueError("the file was checked for another force")
+    offerings: dict[str, dict[str, Offering]] = {}
+    for offering, slug in db.session.execute(select(Offering, Course.slug).join(Course)):
+        offerings.setdefault(slug, {})[offering.pathway] = offering
+    if db.session.connection().dialect.name == "postgresql":
+        # One long transaction: the tables soon outgrow the statistics that the
+        # plans cached at its start were made with (rows not yet committed are
+        # never analysed), and those plans (sequential scans of what were
+        # small tables) would make every row slower than the one before.
+        db.session.execute(sql("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # Held for the whole import, so that a decision's policy version is found in the identity map.
+    _versions = db.session.scalars(select(PolicyVersion)).all()
+    people_before = db.session.scalar(select(func.count()).select_from(Person)) or 0
+    report = ImportReport()
+    pending = 0
+    with checked.path.open("rb") as raw, _HistoricClock(db.session()) as clock:
+        reading = _Reading(raw, None)
+        records = _records(reading)
+        try:
+            _, header = next(records)
+            index, _ = _header(header)
+            for number, values in records:
+                row, problems = parse_row(number, values, index, today=checked.today)
+                if row is None or problems:
+                    raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
+                try:
+                    _import_row(tenant, row, offerings, report, actor=actor, label=checked.path.name, clock=clock)
+                except CaseError as error:
+                    column = FIELD_COLUMNS.get(error.field, error.field)
+                    raise ImportInvalid([Problem(number, column, error.message)]) from error
+                report.rows += 1
+                pending += 1
+                if progress is not None and pending == PROGRESS_EVERY:
+                    progress(pending)
+                    pending = 0
+        except (_Unreadable, StopIteration) as error:
+            raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
+    if reading.digest.hexdigest() != checked.sha256:
+        raise ImportInvalid([Problem(0, None, "the file changed while it was imported")])
+    if progress is not None and pending:
+        progress(pending)
+    report.new_people = (db.session.scalar(select(func.count()).select_from(Person)) or 0) - people_before
+    record("cases.imported", actor=actor, tenant_id=tenant.id, object_type="import", object_id=checked.sha256[:16],
+           details={"file": checked.path.name, "sha256": checked.sha256, "rows": report.rows,
+                    "new_people": report.new_people, "decisions": dict(report.decisions),
+                    "referrals": {state.value: count for state, count in report.referrals.items()}})
+    return report
+
+
+def import_file(tenant: Tenant, path: Path, *, today: date, actor: User | None,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Check the whole file, then import it (the caller commits or rolls back)."""
+    return import_checked(tenant, check_file(tenant, path, today=today), actor=actor, progress=progress)
+
+
+def template_header() -> str:
+    """The header row of an import file, every column in the documented order."""
+    return ",".join(COLUMNS)
