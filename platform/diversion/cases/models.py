@@ -90,6 +90,7 @@ class Referral(TenantScoped, Base):
         tenant_foreign_key("offerings", "offering_id"),
         Index(None, "tenant_id", "state", "deadline"),
         Index(None, "tenant_id", "person_id"),
+        Index(None, "tenant_id", "encounter_id"),
     )
 
     encounter_id: Mapped[uuid.UUID]
