@@ -7,31 +7,17 @@ The same services as the pages and the API; one transaction per command
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from diversion.cases import importer
 from diversion.cases.services import expire_overdue
 from diversion.extensions import db
+from diversion.tenancy.cli import force, forces, today
 from diversion.tenancy.context import scoped
-from diversion.tenancy.models import Tenant
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-def _tenant(slug: str) -> Tenant:
-    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-    if tenant is None:
-        known = ", ".join(db.session.scalars(select(Tenant.slug).order_by(Tenant.slug)))
-        raise click.BadParameter(f"no force {slug!r}; known forces: {known}", param_hint="--tenant")
-    return tenant
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -51,11 +37,11 @@ def import_command(slug: str, file: Path, check_only: bool) -> None:
     listed with its row and column and nothing is imported. Then every row is
     recorded, decided and referred in one transaction.
     """
-    tenant = _tenant(slug)
+    tenant = force(slug)
     with scoped(tenant.id):
         try:
             with click.progressbar(length=file.stat().st_size, label=f"Checking {file.name}") as bar:
-                checked = importer.check_file(tenant, file, today=_today(), progress=bar.update)
+                checked = importer.check_file(tenant, file, today=today(), progress=bar.update)
             if check_only:
                 db.session.rollback()
                 click.echo(f"{file.name}: {checked.rows:,} rows, no problems found; nothing was imported (--check).")
@@ -87,13 +73,13 @@ def referrals_group() -> None:
 @with_appcontext
 def expire_command(slug: str | None) -> None:
     """Move every open referral past its deadline to not completed."""
-    tenants = [_tenant(slug)] if slug else list(db.session.scalars(select(Tenant).order_by(Tenant.slug)))
-    today = _today()
+    tenants = forces(slug)
+    on = today()
     total = 0
     for tenant in tenants:
         with scoped(tenant.id):
             try:
-                moved = expire_overdue(tenant, today=today)
+                moved = expire_overdue(tenant, today=on)
             except BaseException:
                 db.session.rollback()
                 raise

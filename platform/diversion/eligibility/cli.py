@@ -5,34 +5,20 @@ from __future__ import annotations
 import json
 import sys
 import tomllib
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from diversion.eligibility import services
 from diversion.eligibility.catalogue import FactsInvalid
 from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, compile_policy
 from diversion.eligibility.simulation import Report
-from diversion.extensions import db
+from diversion.tenancy.cli import force, forces, today
 from diversion.tenancy.context import scoped
 from diversion.tenancy.files import split_policy
-from diversion.tenancy.models import Tenant
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-def _tenant(slug: str) -> Tenant:
-    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-    if tenant is None:
-        known = ", ".join(db.session.scalars(select(Tenant.slug).order_by(Tenant.slug)))
-        raise click.BadParameter(f"no force {slug!r}; known forces: {known}", param_hint="--tenant")
-    return tenant
 
 
 @click.group("policy")
@@ -45,17 +31,17 @@ def policy_group() -> None:
 @with_appcontext
 def test_command(slug: str | None) -> None:
     """Run the test cases of each force's policy in force today (and its draft)."""
-    tenants = [_tenant(slug)] if slug else list(db.session.scalars(select(Tenant).order_by(Tenant.slug)))
+    tenants = forces(slug)
     failures = 0
     for tenant in tenants:
         with scoped(tenant.id):
-            in_force = services.policy_in_force(_today())
+            in_force = services.policy_in_force(today())
             draft = services.current_draft()
             if in_force is None:
                 click.echo(f"{tenant.slug}: FAIL no published policy in force")
                 failures += 1
             for version in filter(None, (in_force, draft)):
-                outcomes = services.test_version(version, on=_today())
+                outcomes = services.test_version(version, on=today())
                 failed = [o for o in outcomes if not o.passed]
                 status = "ok" if not failed else "FAIL"
                 click.echo(f"{tenant.slug} v{version.number} ({version.status.value}): "
@@ -75,7 +61,7 @@ def test_command(slug: str | None) -> None:
 @with_appcontext
 def decide_command(slug: str, facts_file: Any, on: datetime | None) -> None:
     """Decide one case and print the decision as JSON."""
-    tenant = _tenant(slug)
+    tenant = force(slug)
     try:
         facts = json.load(facts_file)
     except json.JSONDecodeError as error:
@@ -84,7 +70,7 @@ def decide_command(slug: str, facts_file: Any, on: datetime | None) -> None:
         raise click.BadParameter("must hold a JSON object of facts", param_hint="--facts")
     with scoped(tenant.id):
         try:
-            decision, _ = services.decide_case(facts, on.date() if on else _today())
+            decision, _ = services.decide_case(facts, on.date() if on else today())
         except FactsInvalid as error:
             for name, problem in error.problems.items():
                 click.echo(f"fact {name}: {problem}", err=True)
@@ -138,10 +124,10 @@ def simulate_command(slug: str, policy_file: Path | None, other: str | None, sin
     """Replay a force's past decisions under another policy and show what changes."""
     if (policy_file is None) == (other is None):
         raise click.UsageError("give exactly one of --policy FILE or --from-tenant FORCE")
-    tenant = _tenant(slug)
+    tenant = force(slug)
     if other is not None:
-        source = _tenant(other)
-        version = services.published_policy_of(source, _today())
+        source = force(other)
+        version = services.published_policy_of(source, today())
         if version is None:
             raise click.ClickException(f"{other} has no published policy in force")
         policy = services.compiled(version)
