@@ -24,6 +24,7 @@ from diversion.accounts.models import (
 )
 from diversion.audit.services import record
 from diversion.db import utcnow
+from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
@@ -48,13 +49,8 @@ def _hasher() -> PasswordHasher:
     return _HASHERS[_profile()]
 
 
-class AccountError(ValueError):
-    """A refused account change; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class AccountError(FieldError):
+    """A refused account change."""
 
 
 def normalise_email(email: str) -> str:

@@ -25,6 +25,7 @@ from diversion.accounts.forms import AddMemberForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
 from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.web import commit_or_flash
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
@@ -143,12 +144,6 @@ def remove(membership_id: uuid.UUID) -> Response:
     membership = db.session.get(ForceMembership, membership_id)
     if membership is None or not ConfirmForm().validate_on_submit():
         abort(404 if membership is None else 400)
-    try:
-        services.remove_membership(g.tenant, membership, actor=current_user)
-    except services.AccountError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash("The membership was removed; their sessions have ended.", "success")
+    commit_or_flash(lambda: services.remove_membership(g.tenant, membership, actor=current_user),
+                    "The membership was removed; their sessions have ended.")
     return redirect(url_for(".index"))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -16,6 +16,7 @@ from diversion.accounts.forms import ConfirmForm
 from diversion.accounts.models import Role, User
 from diversion.extensions import db
 from diversion.tenancy.models import Tenant
+from diversion.web import commit_or_flash
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,14 +52,7 @@ def _change_user(user_id: int, change: Callable[..., None], done: str) -> Respon
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        change(user, actor=current_user)
-    except services.AccountError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{user.email} {done}.", "success")
+    commit_or_flash(lambda: change(user, actor=current_user), f"{user.email} {done}.")
     return redirect(url_for(".index"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import abort, flash, g, redirect, render_template, url_for
+from flask import abort, g, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -15,6 +15,7 @@ from diversion.api.forms import CreateTokenForm
 from diversion.api.models import ApiToken
 from diversion.extensions import db
 from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.web import commit_or_flash
 
 bp = force_blueprint("api_tokens", __name__, "/api-tokens")
 
@@ -56,12 +57,6 @@ def revoke(token_id: uuid.UUID) -> Response:
     token = db.session.get(ApiToken, token_id)
     if token is None or not ConfirmForm().validate_on_submit():
         abort(404 if token is None else 400)
-    try:
-        services.revoke_token(g.tenant, token, actor=current_user)
-    except services.ApiTokenError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"The token “{token.name}” is revoked: calls with it are refused from now on.", "success")
+    commit_or_flash(lambda: services.revoke_token(g.tenant, token, actor=current_user),
+                    f"The token “{token.name}” is revoked: calls with it are refused from now on.")
     return redirect(url_for(".index"))

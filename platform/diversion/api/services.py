@@ -23,6 +23,7 @@ from diversion.accounts.models import User
 from diversion.api.models import ApiToken
 from diversion.audit.services import record
 from diversion.db import utcnow
+from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -36,13 +37,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 _NO_SUCH_TOKEN = hashlib.sha256(b"no-such-token").hexdigest()
 
 
-class ApiTokenError(ValueError):
-    """A refused token change; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class ApiTokenError(FieldError):
+    """A refused token change."""
 
 
 def hash_token(token: str) -> str:

@@ -23,6 +23,7 @@ from diversion.db import utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.catalogue import FIELDS, FactsInvalid
 from diversion.eligibility.models import Decision, Outcome
+from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
@@ -34,13 +35,8 @@ DIVERTED_STATES = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED, State
 REOFFENDING_DAYS = 365
 
 
-class CaseError(ValueError):
-    """A refused case change; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class CaseError(FieldError):
+    """A refused case change."""
 
 
 @dataclass(frozen=True)

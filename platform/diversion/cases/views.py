@@ -23,6 +23,7 @@ from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.web import commit_or_flash
 
 bp = force_blueprint("cases", __name__)
 Row = TypeVar("Row")
@@ -200,15 +201,10 @@ def move(referral_id: uuid.UUID) -> Response:
     if not form.validate_on_submit():
         flash("Choose what happened.", "error")
     else:
-        try:
-            services.transition(g.tenant, referral, State(form.to.data), actor=current_user,
-                                reason=form.reason.data or "")
-        except services.CaseError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
-            flash(f"Recorded: {State(form.to.data).label.lower()}.", "success")
+        to = State(form.to.data)
+        commit_or_flash(lambda: services.transition(g.tenant, referral, to, actor=current_user,
+                                                    reason=form.reason.data or ""),
+                        f"Recorded: {to.label.lower()}.")
     return redirect(url_for(".case", encounter_id=referral.encounter_id))
 
 

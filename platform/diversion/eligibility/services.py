@@ -29,19 +29,15 @@ from diversion.eligibility.engine import TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import PastCase, Report
 from diversion.eligibility.simulation import simulate as run_simulation
+from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
 
 
-class PolicyError(ValueError):
-    """A refused policy change; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class PolicyError(FieldError):
+    """A refused policy change."""
 
 
 class NoPolicyInForce(LookupError):  # noqa: N818 - reads as the condition it reports
