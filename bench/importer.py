@@ -2,10 +2,11 @@
 
 A believable West Midlands history (synthetic facts, some people met more
 than once, referrals in every state) is written to a CSV file. The import
-(the check pass, then every row recorded, decided and referred through the
-case services, in one transaction, as the app role under row-level
-security) is timed against ``COPY`` of the same file into a plain staging
-table of text columns, in the same run, on the same database.
+(the check pass, then every row decided and written with its person,
+decision, referral and referral steps, in batches, in one transaction, as
+the app role under row-level security) is timed against ``COPY`` of the
+same file into a plain staging table of text columns, in the same run, on
+the same database.
 """
 
 from __future__ import annotations
@@ -174,9 +175,9 @@ def bench_import(rows: int = 1_000_000) -> None:
             db.session.remove()
             db.engine.dispose()
         _rate("check pass (every row, decisions replayed)", rows, checking)
-        _rate("import pass (services, one transaction)", rows, total - checking)
+        _rate("import pass (decided, written in batches, one transaction)", rows, total - checking)
         whole = _rate("diversion import, both passes", rows, total)
         print(f"  {report.new_people:,} people, decisions {dict(report.decisions)}, "
               f"{sum(report.referrals.values()):,} referrals")
-        print(f"  the import runs at 1/{copy / whole:.0f} of COPY's speed, and decides, refers and audits "
+        print(f"  the import runs at 1/{copy / whole:.0f} of COPY's speed, and checks, decides and links "
               "every row\n")

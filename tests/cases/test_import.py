@@ -17,7 +17,6 @@ from diversion.audit.models import AuditEvent
 from diversion.cases import importer
 from diversion.cases.identity import open_identity
 from diversion.cases.models import Encounter, Person, Referral, State, Transition
-from diversion.cases.services import CaseError
 from diversion.cli import main
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
@@ -332,23 +331,48 @@ def test_progress_is_reported_while_importing(app: Flask, world: World, tmp_path
 
 def test_a_row_refused_during_the_import_undoes_the_whole_file(
         app: Flask, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rows are written a batch at a time; make the batches small, so that
+    # rows are already written when a later one is refused.
+    monkeypatch.setattr(importer, "WRITE_BATCH", 1)
     rows = [row(surname=f"Person{n}", course=DURHAM_COURSE, referral_state="accepted") for n in range(3)]
     path = write(tmp_path / "three.csv", rows)
-    real_refer = importer.refer
-    calls: list[Any] = []
-
-    def refuse_the_third(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        if len(calls) == 3:
-            raise CaseError("decision", "This encounter already has an open referral.")
-        return real_refer(*args, **kwargs)
-
-    monkeypatch.setattr(importer, "refer", refuse_the_third)
     before = counts(app, world.b.id)
-    result = _run(app, "import", "--tenant", "durham", str(path))
-    assert result.exit_code == 1
-    assert "row 4, course: This encounter already has an open referral." in result.output
+    with app.app_context(), scoped(world.b.id):
+        durham = db.session.get(Tenant, world.b.id)
+        assert durham is not None
+        checked = importer.check_file(durham, path, today=datetime.now(UTC).date())
+        # Between the passes the third row's referral becomes one its decision does not allow.
+        rows[2]["stage"] = "street"
+        write(path, rows)
+        with pytest.raises(importer.ImportInvalid) as refused:
+            importer.import_checked(durham, checked, actor=None)
+        assert [str(problem) for problem in refused.value.problems] == [
+            "row 4, course: the decision is not eligible under policy v1 in force on 2024-03-02; "
+            "only an eligible decision can lead to a referral"]
+        assert db.session.scalar(select(func.count()).select_from(Referral)) == 2  # written, not committed
+        db.session.rollback()
     assert counts(app, world.b.id) == before
+
+
+@pytest.mark.parametrize("batch", [1, 2, importer.WRITE_BATCH])
+def test_rows_written_in_any_batch_size_make_the_same_records(
+        app: Flask, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    monkeypatch.setattr(importer, "WRITE_BATCH", batch)
+    _import_durham_history(app, tmp_path)
+    with app.app_context(), scoped(world.b.id):
+        people = db.session.scalars(select(Person)).all()
+        assert len(people) == 3
+        # Sam's two rows, the second found by the PNC ID under another name, are one person.
+        jones = next(p for p in people if open_identity(p.identity_sealed).surname == "Jones")
+        assert jones.pnc_key is not None
+        encounters = db.session.scalars(select(Encounter).where(Encounter.person_id == jones.id)).all()
+        assert len(encounters) == 2
+        outcomes = sorted((d.decided_on, d.outcome, d.facts["previous_diversions"])
+                          for d in db.session.scalars(select(Decision)))
+        assert outcomes == [(date(2024, 3, 2), "eligible", 0), (date(2024, 3, 2), "eligible", 0),
+                            (date(2024, 3, 2), "needs_review", 0), (date(2025, 1, 10), "not_eligible", 1),
+                            (date(2025, 2, 3), "eligible", 0)]
+        assert db.session.scalar(select(func.count()).select_from(Transition)) == 9 + 2 + 3
 
 
 def test_the_readme_documents_every_column() -> None:

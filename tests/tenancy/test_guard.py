@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.sql import Executable
 
 from diversion.accounts.models import ForceMembership, PlatformGrant, Role, User
@@ -179,6 +179,34 @@ def test_bulk_update_and_delete_leave_other_force_untouched(app: Flask, world: W
             world.memberships["a_force_admin"].id: Role.SUPERVISOR,
             world.memberships["a_supervisor"].id: Role.SUPERVISOR,
         }
+
+
+def test_bulk_insert_rows_get_the_force_in_scope_and_another_forces_are_refused(
+        app: Flask, world: World) -> None:
+    no_role = world.users["no_role"].id
+    with app.app_context(), scoped(world.a.id):
+        with pytest.raises(CrossTenantWrite):
+            db.session.execute(insert(ForceMembership), [
+                {"user_id": no_role, "role": Role.OFFICER},
+                {"tenant_id": world.b.id, "user_id": no_role, "role": Role.OFFICER},
+            ])
+        db.session.rollback()
+        db.session.execute(insert(ForceMembership), [{"user_id": no_role, "role": Role.OFFICER}])
+        db.session.commit()
+    with app.app_context():
+        assert len(roles_by_id(world.a.id)) == len(A_KEYS) + 1
+        assert roles_by_id(world.b.id) == world_roles(world, B_KEYS)
+
+
+def test_bulk_update_by_primary_key_is_refused(app: Flask, world: World) -> None:
+    # It would ignore the force criteria: B's row, named by its key, from A's scope.
+    b_officer = world.memberships["b_officer"].id
+    with app.app_context(), scoped(world.a.id):
+        with pytest.raises(CrossTenantWrite):
+            db.session.execute(update(ForceMembership), [{"id": b_officer, "role": Role.FORCE_ADMIN}])
+        db.session.rollback()
+    with app.app_context():
+        assert roles_by_id(world.b.id) == world_roles(world, B_KEYS)
 
 
 # --- writes: before_flush ----------------------------------------------------------

@@ -15,8 +15,9 @@ import hashlib
 import hmac
 import json
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -40,7 +41,9 @@ class Contact:
     address: str = ""
 
 
+@lru_cache(maxsize=256)
 def _derive(secret: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from a configured secret (the same every time: cached)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(secret.encode())
 
 
@@ -67,8 +70,12 @@ def person_keys(tenant_slug: str, identity: Identity) -> tuple[str, str | None]:
 
 def _cipher() -> MultiFernet:
     """The first key encrypts; every key decrypts (so keys can be rotated)."""
-    keys = [k.strip() for k in str(current_app.config["PERSONAL_DATA_KEYS"]).split(",") if k.strip()]
-    return MultiFernet([Fernet(key) for key in keys])
+    return _cipher_of(str(current_app.config["PERSONAL_DATA_KEYS"]))
+
+
+@lru_cache(maxsize=8)
+def _cipher_of(keys: str) -> MultiFernet:
+    return MultiFernet([Fernet(key.strip()) for key in keys.split(",") if key.strip()])
 
 
 def derived_key(secret: str) -> str:
@@ -77,7 +84,7 @@ def derived_key(secret: str) -> str:
 
 
 def seal(value: Identity | Contact) -> str:
-    data: dict[str, Any] = asdict(value)
+    data: dict[str, Any] = {item.name: getattr(value, item.name) for item in fields(value)}
     if isinstance(value, Identity):
         data["date_of_birth"] = value.date_of_birth.isoformat()
     return _cipher().encrypt(json.dumps(data).encode()).decode()

@@ -16,11 +16,16 @@ never sits in memory:
    problem, and not halfway through the import. Those decisions are made in
    batches on columns, as a simulation makes them, with each policy compiled
    once. Nothing is written.
-2. ``import_checked`` records each row through the same services as an
-   officer's intake (``record_encounter`` with the decision date as "today",
-   ``refer``, ``transition`` along a legal path to the row's state), in the
-   caller's one transaction. Should a row still be refused there, it raises
-   ``ImportInvalid`` and the caller rolls everything back.
+2. ``import_checked`` reads the file again and writes it in batches: the
+   same people (found by name key, else PNC key, as an officer's intake
+   finds them), decisions made with the same compiled policies and derived
+   facts as ``record_encounter`` makes them, and each referral written with
+   every step of a legal path to its state, dated as it happened. Rows go
+   to the database as multi-row INSERTs of a few thousand rows, not one
+   service call at a time: an import of a million rows is an onboarding
+   job of minutes, not hours. Should a row still be refused there (a
+   decision that differs from the check's), it raises ``ImportInvalid``
+   and the caller rolls everything back.
 
 Neither pass commits: the command does, once, at the end.
 """
@@ -40,33 +45,28 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import event, func, select
-from sqlalchemy import text as sql
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
-from diversion.cases.identity import Contact, Identity, normalise_pnc, person_keys
+from diversion.cases.identity import Contact, Identity, normalise_pnc, person_keys, seal
 from diversion.cases.models import FINAL_STATES, Encounter, Person, Referral, State, Transition
 from diversion.cases.services import (
     DERIVED_FACTS,
     DIVERTED_STATES,
-    CaseError,
     Intake,
-    record_encounter,
-    refer,
-    transition,
+    outcome_of,
 )
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.catalogue import FIELDS, Kind
-from diversion.eligibility.compiler import CompiledPolicy
+from diversion.eligibility.compiler import CompiledPathway, CompiledPolicy
 from diversion.eligibility.engine import Decision as DecisionResult
 from diversion.eligibility.engine import decide
-from diversion.eligibility.models import PolicyStatus, PolicyVersion
+from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.extensions import db
-from diversion.monitoring import ETHNICITIES
+from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.models import Tenant
 
 SOURCE = "import"  # encounters and decisions made by an import say so
@@ -98,6 +98,7 @@ PATHS: dict[State, tuple[State, ...]] = {
     State.WITHDRAWN: (State.WITHDRAWN,),
 }
 PROGRESS_EVERY = 100
+WRITE_BATCH = 2_000  # rows written together
 DECIDE_BATCH = 20_000  # referral rows decided together, on columns
 # Where a service's refusal points, as a column of the file.
 FIELD_COLUMNS = {"policy": "decided_on", "decision": "course", "offering": "course", "state": "referral_state",
@@ -414,6 +415,23 @@ def parse_row(number: int, values: list[str], index: dict[str, int], *,
 # ---------------------------------------------------------------- checking the whole file
 
 
+@dataclass(frozen=True, slots=True)
+class _Match:
+    """Whom a row's identity is: the person already known (None when new), and
+    the row's keys, short (to follow people) and whole (to write)."""
+
+    found: int | None
+    name: int
+    pnc: int | None
+    name_key: str
+    pnc_key: str | None
+
+    @property
+    def person(self) -> int:
+        """The short key the person is followed under from this row on."""
+        return self.found if self.found is not None else self.name
+
+
 class _Replay:
     """What the import will decide, worked out without writing anything.
 
@@ -445,9 +463,12 @@ class _Replay:
         # Each person's latest offence in the file and its row, packed in one
         # number (day << 32 | row): a million people stay small.
         self.latest: dict[int, int] = {}
+        # Each person's record, by the short key they are followed under (the import's new people too).
+        self.person_ids: dict[int, uuid.UUID] = {}
         ids: dict[uuid.UUID, int] = {}
         for person_id, name_key, pnc_key in db.session.execute(select(Person.id, Person.name_key, Person.pnc_key)):
             ids[person_id] = self._known(name_key, pnc_key)
+            self.person_ids[ids[person_id]] = person_id
         for person_id, offence_on, state in db.session.execute(
                 select(Referral.person_id, Encounter.offence_on, Referral.state)
                 .join(Encounter, Encounter.id == Referral.encounter_id)):
@@ -465,21 +486,20 @@ class _Replay:
             self.has_pnc.add(person)
         return person
 
-    def person(self, identity: Identity) -> tuple[int | None, int, int | None]:
-        """(the person found, or None; the row's name key; its PNC key)."""
+    def person(self, identity: Identity) -> _Match:
+        """The person this identity is, if known (in the force or earlier in the file), and its keys."""
         name_key, pnc_key = person_keys(self.tenant.slug, identity)
         name, pnc = self._short(name_key), (self._short(pnc_key) if pnc_key else None)
-        if name in self.names:
-            return name, name, pnc
-        return (self.pnc_owner.get(pnc) if pnc is not None else None), name, pnc
+        found = name if name in self.names else (self.pnc_owner.get(pnc) if pnc is not None else None)
+        return _Match(found, name, pnc, name_key, pnc_key)
 
-    def remember(self, found: int | None, name: int, pnc: int | None, row: Row) -> None:
+    def remember(self, match: _Match, row: Row) -> None:
         """The person as recorded after this row (and its referral's state)."""
-        person = found if found is not None else name
+        person = match.person
         self.names.add(person)
-        if pnc is not None and person not in self.has_pnc:
+        if match.pnc is not None and person not in self.has_pnc:
             self.has_pnc.add(person)
-            self.pnc_owner.setdefault(pnc, person)
+            self.pnc_owner.setdefault(match.pnc, person)
         if row.state is not None:
             self.history.setdefault(person, []).append((row.intake.offence_on, row.state))
         packed = row.intake.offence_on.toordinal() << 32 | row.number
@@ -502,37 +522,42 @@ class _Replay:
             self.by_date[on] = next((v for v in self.versions if v.effective_from and v.effective_from <= on), None)
         return self.by_date[on]
 
-    def _compiled(self, version: PolicyVersion) -> CompiledPolicy:
+    def compiled_policy(self, version: PolicyVersion) -> CompiledPolicy:
         # The services' cache is keyed by the document's content, which costs a
         # serialisation per call; a version never changes, so key it by id here.
         if version.id not in self.compiled:
             self.compiled[version.id] = eligibility.compiled(version)
         return self.compiled[version.id]
 
-    def queue(self, row: Row, found: int | None) -> Problem | None:
-        """Take the row's decision into account: refused at once when no policy
-        is in force; otherwise decided with the rest of its batch by ``settle``."""
-        version = self.policy_on(row.decided_on)
-        if version is None:
-            first = min((v.effective_from for v in self.versions if v.effective_from), default=None)
-            since = f"; the first takes effect on {first.isoformat()}" if first else ""
-            return Problem(row.number, "decided_on",
-                           f"{self.tenant.name} has no published policy in force on {row.decided_on.isoformat()}"
-                           f"{since}")
-        if row.course is None:
-            return None  # any decision may be recorded; only a referral depends on it
-        if row.course not in self.courses:
-            return Problem(row.number, "course", f"no course {row.course!r} in the catalogue")
+    def no_policy(self, row: Row) -> Problem:
+        first = min((v.effective_from for v in self.versions if v.effective_from), default=None)
+        since = f"; the first takes effect on {first.isoformat()}" if first else ""
+        return Problem(row.number, "decided_on",
+                       f"{self.tenant.name} has no published policy in force on {row.decided_on.isoformat()}{since}")
+
+    def facts(self, row: Row, found: int | None) -> dict[str, Any]:
+        """The row's facts with the derived ones, as ``record_encounter`` works them out."""
         states = [state for on, state in self.history.get(found, ()) if on <= row.intake.offence_on] \
             if found is not None else []
-        facts = {
+        return {
             **row.intake.facts,
             "age": _age_on(row.intake.identity.date_of_birth, row.intake.offence_on),
             "offence_age_days": (row.decided_on - row.intake.offence_on).days,
             "previous_diversions": sum(state in DIVERTED_STATES for state in states),
             "previous_non_engagement": any(state in (State.NOT_COMPLETED, State.DECLINED) for state in states),
         }
-        self.pending.append((row, facts, version))
+
+    def queue(self, row: Row, found: int | None) -> Problem | None:
+        """Take the row's decision into account: refused at once when no policy
+        is in force; otherwise decided with the rest of its batch by ``settle``."""
+        version = self.policy_on(row.decided_on)
+        if version is None:
+            return self.no_policy(row)
+        if row.course is None:
+            return None  # any decision may be recorded; only a referral depends on it
+        if row.course not in self.courses:
+            return Problem(row.number, "course", f"no course {row.course!r} in the catalogue")
+        self.pending.append((row, self.facts(row, found), version))
         return None
 
     def settle(self) -> list[Problem]:
@@ -546,29 +571,29 @@ class _Replay:
         self.pending = []
         for items in by_version.values():
             version = items[0][2]
-            policy = self._compiled(version)
+            policy = self.compiled_policy(version)
             result = evaluate(policy, Columns.build([facts for _, facts, _ in items],
                                                     [row.decided_on for row, _, _ in items]))
             for (row, facts, _), code, index in zip(items, result.outcome.tolist(), result.pathway.tolist(),
                                                     strict=True):
                 if code == ELIGIBLE:
-                    problem = self._offered(row, policy.pathways[index].id)
+                    problem = self.offered(row, policy.pathways[index].id)
                 else:  # the whole decision, for its reasons
-                    problem = self._refused(row, decide(policy, facts, row.decided_on, version=version.number))
+                    problem = self.refused(row, decide(policy, facts, row.decided_on, version=version.number))
                 if problem is not None:
                     problems.append(problem)
         return problems
 
-    def _refused(self, row: Row, decision: DecisionResult) -> Problem | None:
+    def refused(self, row: Row, decision: DecisionResult) -> Problem | None:
         if decision.outcome == "eligible" and decision.pathway is not None:
-            return self._offered(row, decision.pathway)
+            return self.offered(row, decision.pathway)
         why = (f"needs review (missing: {', '.join(decision.missing)})"
                if decision.outcome == "needs_review" else "is not eligible")
         return Problem(row.number, "course",
                        f"the decision {why} under policy v{decision.policy_version} in force on "
                        f"{row.decided_on.isoformat()}; only an eligible decision can lead to a referral")
 
-    def _offered(self, row: Row, pathway: str) -> Problem | None:
+    def offered(self, row: Row, pathway: str) -> Problem | None:
         offered = self.offerings.get(row.course or "", {})
         if pathway in offered:
             return None
@@ -604,9 +629,9 @@ def check_file(tenant: Tenant, path: Path, *, today: date,
                 problems += found_problems
                 if row is None:
                     continue
-                found, name, pnc = replay.person(row.intake.identity)
-                problems += filter(None, (replay.out_of_order(row, found), replay.queue(row, found)))
-                replay.remember(found, name, pnc, row)
+                match = replay.person(row.intake.identity)
+                problems += filter(None, (replay.out_of_order(row, match.found), replay.queue(row, match.found)))
+                replay.remember(match, row)
                 if len(replay.pending) >= DECIDE_BATCH:
                     problems += replay.settle()
             problems += replay.settle()
@@ -626,57 +651,133 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, MIDDAY)
 
 
-class _HistoricClock:
-    """Stamps each referral step with its historic time as it is written.
+class _Writer:
+    """Turns checked rows into the rows an intake, a decision and a referral
+    would write, and writes them a batch at a time (multi-row INSERTs, in the
+    order the foreign keys need).
 
-    The services date a step when it is recorded; an imported step happened
-    long ago. While an import runs, a ``before_flush`` listener on its session
-    gives every new step the time set here, so that the rows are written
-    with their historic dates at once (no second write).
+    A person met again keeps one record, with the latest contact details and
+    ethnicity, as ``record_encounter`` keeps them. A referral is written
+    with every step of the legal path to its state (``PATHS``): the offer on
+    the decision date, the later steps on the outcome date, a second apart
+    so that they keep their order.
     """
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.at: datetime | None = None
+    def __init__(self, tenant: Tenant, replay: _Replay, report: ImportReport, *, actor: User | None,
+                 label: str) -> None:
+        self.tenant = tenant
+        self.replay = replay
+        self.report = report
+        self.actor_id = actor.id if actor else None
+        self.label = label
+        self.people: dict[uuid.UUID, dict[str, Any]] = {}
+        self.changed_people: dict[uuid.UUID, tuple[str, str, str | None]] = {}  # contact, ethnicity, PNC key
+        self.encounters: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
+        self.referrals: list[dict[str, Any]] = []
+        self.transitions: list[dict[str, Any]] = []
 
-    def _stamp(self, session: Session, _context: Any, _instances: Any) -> None:
-        if self.at is None:
-            return
-        for obj in session.new:
-            if isinstance(obj, Transition):
-                obj.occurred_at = self.at
+    def add(self, row: Row) -> None:
+        """Decide the row and queue what it writes; refuses (``ImportInvalid``)
+        a row whose decision no longer allows its referral."""
+        replay = self.replay
+        match = replay.person(row.intake.identity)
+        version = replay.policy_on(row.decided_on)
+        if version is None:
+            raise ImportInvalid([replay.no_policy(row)])
+        policy = replay.compiled_policy(version)
+        result = decide(policy, replay.facts(row, match.found), row.decided_on, version=version.number)
+        person_id = self._person(match, row)
+        encounter_id = uuid.uuid4()
+        self.encounters.append({
+            "id": encounter_id, "person_id": person_id, "offence_on": row.intake.offence_on,
+            "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE})
+        self.decisions.append({
+            "id": uuid.uuid4(), "policy_version_id": version.id, "encounter_id": encounter_id,
+            "policy_hash": version.content_hash, "decided_on": row.decided_on, "facts": result.facts,
+            "outcome": result.outcome, "pathway": result.pathway, "results": result.results_json(),
+            "missing": list(result.missing), "age_band": age_band(result.facts.get("age")),
+            "ethnicity": row.intake.ethnicity, "source": SOURCE, "decided_by_id": self.actor_id})
+        self.report.decisions[result.outcome] += 1
+        if row.course is not None and row.state is not None:
+            problem = replay.refused(row, result)
+            pathway = policy.pathway(result.pathway or "")
+            if problem is not None or pathway is None:
+                raise ImportInvalid([problem or Problem(row.number, "course", "the decision has no pathway")])
+            self._referral(row, row.state, replay.offerings[row.course][pathway.id], pathway,
+                           encounter_id=encounter_id, person_id=person_id)
+        replay.remember(match, row)
 
-    def __enter__(self) -> _HistoricClock:
-        event.listen(self.session, "before_flush", self._stamp)
-        return self
+    def _person(self, match: _Match, row: Row) -> uuid.UUID:
+        contact = seal(row.intake.contact)
+        ethnicity = row.intake.ethnicity
+        if match.found is None:
+            person_id = uuid.uuid4()
+            self.replay.person_ids[match.name] = person_id
+            self.people[person_id] = {
+                "id": person_id, "name_key": match.name_key, "pnc_key": match.pnc_key,
+                "identity_sealed": seal(row.intake.identity), "contact_sealed": contact, "ethnicity": ethnicity}
+            self.report.new_people += 1
+            return person_id
+        person_id = self.replay.person_ids[match.found]
+        waiting = self.people.get(person_id)
+        if waiting is not None:  # met earlier in this batch: not written yet
+            waiting.update(contact_sealed=contact, ethnicity=ethnicity, pnc_key=waiting["pnc_key"] or match.pnc_key)
+        else:
+            self.changed_people[person_id] = (contact, ethnicity, match.pnc_key)
+        return person_id
 
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.session, "before_flush", self._stamp)
+    def _referral(self, row: Row, reached: State, offering: Offering, pathway: CompiledPathway, *,
+                  encounter_id: uuid.UUID, person_id: uuid.UUID) -> None:
+        referral_id = uuid.uuid4()
+        reason = f"Imported from historic records ({self.label}, row {row.number})"
+        at = _at(row.decided_on)
+        steps: list[tuple[State | None, State, datetime]] = [(None, State.OFFERED, at)]
+        state, attended = State.OFFERED, 0
+        ended = _at(row.ended_on or row.decided_on)
+        for step in PATHS[reached]:
+            for _ in range(pathway.sessions if step is State.ATTENDED and reached is State.COMPLETED else 1):
+                ended += timedelta(seconds=1)
+                steps.append((state, step, ended))
+                state, attended = step, attended + (step is State.ATTENDED)
+        code, label = outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)
+        self.referrals.append({
+            "id": referral_id, "encounter_id": encounter_id, "person_id": person_id, "offering_id": offering.id,
+            "pathway": pathway.id, "state": state, "deadline": row.decided_on + timedelta(days=pathway.deadline_days),
+            "sessions_required": pathway.sessions, "sessions_attended": attended, "outcome_code": code,
+            "outcome_label": label, "created_at": at, "updated_at": steps[-1][2]})
+        self.transitions += [
+            {"id": uuid.uuid4(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
+             "occurred_at": when, "actor_id": self.actor_id, "reason": reason}
+            for came_from, to, when in steps]
+        self.report.referrals[state] += 1
 
+    def flush(self) -> None:
+        """Write the batch: people first, then what refers to them."""
+        session = db.session
+        # NULLs written as NULLs: every row has the same columns, so each table's
+        # batch goes as a few multi-row INSERTs (None would otherwise leave the
+        # column out, splitting the batch into one INSERT per shape of row).
+        nulls = {"render_nulls": True}
+        if self.people:
+            session.execute(insert(Person).execution_options(**nulls), list(self.people.values()))
+        if self.changed_people:
+            changed = session.scalars(select(Person).where(Person.id.in_(self.changed_people))).all()
+            for person in changed:
+                person.contact_sealed, person.ethnicity, pnc_key = self.changed_people[person.id]
+                person.pnc_key = person.pnc_key or pnc_key
+            session.flush()
+            for person in changed:
+                session.expunge(person)
+        for model, rows in ((Encounter, self.encounters), (Decision, self.decisions),
+                            (Referral, self.referrals), (Transition, self.transitions)):
+            if rows:
+                session.execute(insert(model).execution_options(**nulls), rows)
+        self.people, self.changed_people = {}, {}
+        self.encounters, self.decisions, self.referrals, self.transitions = [], [], [], []
 
-def _import_row(tenant: Tenant, row: Row, offerings: dict[str, dict[str, Offering]], report: ImportReport, *,
-                actor: User | None, label: str, clock: _HistoricClock) -> None:
-    # Keeping the encounter referenced keeps it in the session's identity map, where ``refer`` finds it.
-    _encounter, decision = record_encounter(tenant, row.intake, actor=actor, today=row.decided_on, source=SOURCE)
-    report.decisions[decision.outcome] += 1
-    if row.course is None or row.state is None:
-        return
-    offering = offerings.get(row.course, {}).get(decision.final_pathway or "")
-    if offering is None:
-        raise CaseError("offering", "Choose a course this force offers for the decision's pathway.")
-    reason = f"Imported from historic records ({label}, row {row.number})"
-    # The offer on the decision date; the later steps on the outcome date, a
-    # second apart so that they keep their order.
-    clock.at = _at(row.decided_on)
-    referral = refer(tenant, decision, offering, actor=actor, today=row.decided_on, reason=reason)
-    ended = _at(row.ended_on or row.decided_on)
-    for step in PATHS[row.state]:
-        repeats = referral.sessions_required if step is State.ATTENDED and row.state is State.COMPLETED else 1
-        for _ in range(repeats):
-            clock.at = ended = ended + timedelta(seconds=1)
-            transition(tenant, referral, step, actor=actor, reason=reason)
-    clock.at = None
-    report.referrals[referral.state] += 1
+    def __len__(self) -> int:
+        return len(self.encounters)
 
 
 def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
@@ -684,26 +785,17 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
     """Record every row of a checked file, in the caller's transaction (never commits).
 
     Refuses (``ImportInvalid``) a file that changed since it was checked and
-    a row a service refuses after all; the caller must then roll back.
-    ``progress`` receives rows imported.
+    a row whose referral its decision no longer allows (a policy published
+    in between); the caller must then roll back. ``progress`` receives rows
+    imported. One audit event records the import: the file, its hash and
+    what it held; every row written says it came from an import.
     """
     if checked.tenant_id != tenant.id:
         raise ValueError("the file was checked for another force")
-    offerings: dict[str, dict[str, Offering]] = {}
-    for offering, slug in db.session.execute(select(Offering, Course.slug).join(Course)):
-        offerings.setdefault(slug, {})[offering.pathway] = offering
-    if db.session.connection().dialect.name == "postgresql":
-        # One long transaction: the tables soon outgrow the statistics that the
-        # plans cached at its start were made with (rows not yet committed are
-        # never analysed), and those plans (sequential scans of what were
-        # small tables) would make every row slower than the one before.
-        db.session.execute(sql("SET LOCAL plan_cache_mode = force_custom_plan"))
-    # Held for the whole import, so that a decision's policy version is found in the identity map.
-    _versions = db.session.scalars(select(PolicyVersion)).all()
-    people_before = db.session.scalar(select(func.count()).select_from(Person)) or 0
     report = ImportReport()
+    writer = _Writer(tenant, _Replay(tenant), report, actor=actor, label=checked.path.name)
     pending = 0
-    with checked.path.open("rb") as raw, _HistoricClock(db.session()) as clock:
+    with checked.path.open("rb") as raw:
         reading = _Reading(raw, None)
         records = _records(reading)
         try:
@@ -713,23 +805,21 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
                 row, problems = parse_row(number, values, index, today=checked.today)
                 if row is None or problems:
                     raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
-                try:
-                    _import_row(tenant, row, offerings, report, actor=actor, label=checked.path.name, clock=clock)
-                except CaseError as error:
-                    column = FIELD_COLUMNS.get(error.field, error.field)
-                    raise ImportInvalid([Problem(number, column, error.message)]) from error
+                writer.add(row)
+                if len(writer) >= WRITE_BATCH:
+                    writer.flush()
                 report.rows += 1
                 pending += 1
                 if progress is not None and pending == PROGRESS_EVERY:
                     progress(pending)
                     pending = 0
+            writer.flush()
         except (_Unreadable, StopIteration) as error:
             raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
     if reading.digest.hexdigest() != checked.sha256:
         raise ImportInvalid([Problem(0, None, "the file changed while it was imported")])
     if progress is not None and pending:
         progress(pending)
-    report.new_people = (db.session.scalar(select(func.count()).select_from(Person)) or 0) - people_before
     record("cases.imported", actor=actor, tenant_id=tenant.id, object_type="import", object_id=checked.sha256[:16],
            details={"file": checked.path.name, "sha256": checked.sha256, "rows": report.rows,
                     "new_people": report.new_people, "decisions": dict(report.decisions),

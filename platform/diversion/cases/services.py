@@ -233,7 +233,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
     return referral
 
 
-def _outcome(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
+def outcome_of(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
+    """The case outcome (the force's code and its meaning) when a referral ends in ``to``."""
     outcomes = tenant.settings.get("outcomes", {})
     if to is State.COMPLETED:
         done = outcomes.get("completed", {})
@@ -267,7 +268,7 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | N
     if to is State.ATTENDED:
         referral.sessions_attended += 1
     if to in FINAL_STATES:
-        referral.outcome_code, referral.outcome_label = _outcome(tenant, to)
+        referral.outcome_code, referral.outcome_label = outcome_of(tenant, to)
     db.session.flush()
     record(f"referral.{to.value}", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"reason": reason.strip()} if reason.strip() else {})

@@ -18,7 +18,7 @@ missing fact never counts as a "no".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -65,7 +65,8 @@ class Decision:
         }
 
     def results_json(self) -> list[dict[str, Any]]:
-        return [asdict(r) for r in self.results]
+        return [{"pathway": r.pathway, "criterion": r.criterion, "result": r.result, "reason": r.reason}
+                for r in self.results]
 
 
 def _evaluate(criterion: CompiledCriterion, pathway: str | None, facts: dict[str, Any],

@@ -2,8 +2,11 @@
 
 One ``do_orm_execute`` listener adds ``tenant_id == current`` to every ORM
 statement that touches a force-owned entity, and fails closed when no force
-is in scope. One ``before_flush`` listener stamps new rows with the current
-force and refuses writes to another force's rows.
+is in scope. It also stamps and checks the rows of an ORM bulk INSERT
+(``session.execute(insert(Model), rows)``) and refuses an ORM bulk UPDATE
+by primary key (``session.execute(update(Model), rows)``), which would
+ignore the force criteria. One ``before_flush`` listener stamps new rows
+with the current force and refuses writes to another force's rows.
 
 The only bypass is the execution option ``all_tenants=True``; grep for it.
 It is for national aggregates and for queries that filter by something
@@ -44,13 +47,36 @@ def _touches_force_rows(state: ORMExecuteState) -> bool:
     )
 
 
-def _filter_by_tenant(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
+def _check_bulk_insert(state: ORMExecuteState) -> None:
+    """Stamp each row of an ORM bulk INSERT of force-owned rows with the force
+    in scope; refuse a row of another force, and rows the guard cannot see."""
+    mapper = state.bind_mapper
+    if mapper is None or not issubclass(mapper.class_, TenantScoped):
         return
-    if state.execution_options.get(ALL_TENANTS) or state.is_column_load:
+    tenant_id = require_tenant_id()
+    given = state.parameters
+    rows: list[dict[str, Any]] = given if isinstance(given, list) else [given] if isinstance(given, dict) else []
+    if not rows:  # values inside the statement, out of the guard's sight
+        raise CrossTenantWrite(f"Give the {mapper.class_.__name__} rows as parameters, so that their force "
+                               "can be checked.")
+    for row in rows:
+        if row.setdefault("tenant_id", tenant_id) != tenant_id:
+            raise CrossTenantWrite(f"Refusing to create a {mapper.class_.__name__} for another force.")
+
+
+def _filter_by_tenant(state: ORMExecuteState) -> None:
+    if state.execution_options.get(ALL_TENANTS):
+        return
+    if state.is_insert:
+        _check_bulk_insert(state)
+        return
+    if not (state.is_select or state.is_update or state.is_delete) or state.is_column_load:
         return
     if not _touches_force_rows(state):
         return
+    if state.is_update and state.is_executemany:
+        raise CrossTenantWrite("An ORM bulk UPDATE by primary key ignores the force in scope; change loaded "
+                               "objects or UPDATE ... WHERE instead.")
     tenant_id = require_tenant_id()
     state.statement = state.statement.options(
         with_loader_criteria(
