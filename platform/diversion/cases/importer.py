@@ -21,7 +21,7 @@ never sits in memory:
    finds them), decisions made with the same compiled policies and derived
    facts as ``record_encounter`` makes them, and each referral written with
    every step of a legal path to its state, dated as it happened. Rows go
-   to the database as multi-row INSERTs of a few thousand rows, not one
+   to the database in batched INSERTs of a few thousand rows, not one
    service call at a time: an import of a million rows is an onboarding
    job of minutes, not hours. Should a row still be refused there (a
    decision that differs from the check's), it raises ``ImportInvalid``
