@@ -178,7 +178,7 @@ def build_world() -> World:
     accounts.grant_platform_role(user("national_lead"), Role.NATIONAL_LEAD, actor=None)
     # Cranstoun serves force A (West Midlands), Druglink does not.
     providers = {p.slug: p for p in db.session.scalars(db.select(Provider))}
-    for key, slug in (("provider_staff", "cranstoun"), ("other_provider_staff", "druglink")):
+    for key, slug in (("provider_staff", "cranstoun"), ("druglink_staff", "druglink")):
         provider = providers[slug]
         world.providers[slug] = Ref(provider.id, slug=slug, name=provider.name)
         db.session.add(ProviderMembership(provider_id=provider.id, user_id=user(key).id))

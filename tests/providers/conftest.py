@@ -43,7 +43,8 @@ def make_referral(app: Flask, force: str, course: str, surname: str, phone: str,
     with app.app_context():
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == force))
         found = db.session.scalar(select(Course).where(Course.slug == course))
-        assert tenant is not None and found is not None
+        assert tenant is not None
+        assert found is not None
         with scoped(tenant.id):
             offering = db.session.scalar(select(Offering).where(Offering.course_id == found.id))
             assert offering is not None, f"{force} does not offer {course}"
