@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, text
 
 from diversion import create_app
 from diversion.accounts import services as accounts
-from diversion.accounts.models import Role, User
+from diversion.accounts.models import ProviderMembership, Role, User
+from diversion.catalogue.models import Provider
 from diversion.config import REPO_ROOT
 from diversion.extensions import db, limiter
 from diversion.models import Tenant
@@ -146,6 +147,7 @@ class World:
     b: Ref
     users: dict[str, Ref] = field(default_factory=dict)
     memberships: dict[str, Ref] = field(default_factory=dict)
+    providers: dict[str, Ref] = field(default_factory=dict)  # by slug: cranstoun, druglink
 
     def email(self, key: str) -> str:
         return self.users[key].email
@@ -174,7 +176,12 @@ def build_world() -> World:
                 world.memberships[key] = Ref(membership.id, tenant_id=tenant.id)
     accounts.grant_platform_role(user("platform_admin"), Role.PLATFORM_ADMIN, actor=None)
     accounts.grant_platform_role(user("national_lead"), Role.NATIONAL_LEAD, actor=None)
-    user("provider_staff")
+    # Cranstoun serves force A (West Midlands), Druglink does not.
+    providers = {p.slug: p for p in db.session.scalars(db.select(Provider))}
+    for key, slug in (("provider_staff", "cranstoun"), ("druglink_staff", "druglink")):
+        provider = providers[slug]
+        world.providers[slug] = Ref(provider.id, slug=slug, name=provider.name)
+        db.session.add(ProviderMembership(provider_id=provider.id, user_id=user(key).id))
     user("no_role")
     db.session.commit()
     return world

@@ -10,7 +10,9 @@ they get. Every other principal is *denied*:
   the same answer as for a force that does not exist (layer 4 of isolation);
 - signed in otherwise (a member without the role, a platform page): 403;
 - on the API (``/api/v1``), anyone: 401 in JSON, since only a force
-  system's bearer token opens it and a web session, any session, does not.
+  system's bearer token opens it and a web session, any session, does not;
+- provider staff of another provider, on a page of one of this provider's
+  referrals (``/provider/...``): 404, the same answer as for no referral.
 
 A denied answer never carries data (other users' email addresses, the
 forces' names, a foreign force's colour) and a denied action changes
@@ -25,7 +27,8 @@ from __future__ import annotations
 import json
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -44,12 +47,13 @@ from diversion.api.models import ApiToken
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
-from diversion.catalogue.models import Offering
+from diversion.catalogue.models import Offering, Provider
 from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
-from diversion.tenancy.context import scoped
+from diversion.providers import services as providers
+from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import PASSWORD, World, csrf_token, sign_in
 
@@ -60,7 +64,8 @@ PRINCIPALS: dict[str, str | None] = {
     "force_admin": "a_force_admin",
     "officer": "a_officer",
     "supervisor": "a_supervisor",
-    "provider_staff": "provider_staff",
+    "provider_staff": "provider_staff",  # Cranstoun, which serves force A
+    "druglink_staff": "druglink_staff",  # Druglink, which does not
     "national_lead": "national_lead",
     "other_force_admin": "b_force_admin",  # force B's admin, on force A's URLs
     "no_role": "no_role",
@@ -111,6 +116,7 @@ class Route:
     allowed: dict[str, Allowed]  # everyone else is denied
     force_page: bool = False  # under /<tenant>/: a non-member gets 404
     api: bool = False  # under /api/v1: no bearer token, so 401 for every principal
+    provider_page: bool = False  # one referral under /provider: another provider's staff get 404
     data: Data = field(default=lambda _app, _w: {})
     setup: Setup | None = None  # state the request needs (e.g. a draft to publish)
     effect: Effect | None = None  # allowed: must happen; denied: must not
@@ -316,6 +322,60 @@ def _referral_accepted(app: Flask, world: World, _c: FlaskClient, _who: str | No
         return db.session.get(Referral, uuid.UUID(CASE["referral"])).state is State.ACCEPTED
 
 
+# ---------------------------------------------------------------- provider workspace state
+CRANSTOUN_STAFF = frozenset({"provider_staff"})
+PROVIDER_STAFF = frozenset({"provider_staff", "druglink_staff"})
+
+
+@contextmanager
+def _as_cranstoun(app: Flask, world: World) -> Iterator[tuple[Provider, User, Referral]]:
+    """Force A's referral (to Cranstoun), in Cranstoun's scope, with its staff user."""
+    with app.app_context(), provider_scoped(world.providers["cranstoun"].id, world.users["provider_staff"].id):
+        provider = db.session.get(Provider, world.providers["cranstoun"].id)
+        staff = db.session.get(User, world.users["provider_staff"].id)
+        referral = providers.find_referral(provider, uuid.UUID(CASE["referral"]))
+        assert provider is not None
+        assert staff is not None
+        assert referral is not None
+        yield provider, staff, referral
+        db.session.commit()
+
+
+def _accepted_referral(app: Flask, world: World) -> None:
+    _record_referral(app, world)
+    with _as_cranstoun(app, world) as (_provider, staff, referral):
+        providers.accept(referral, actor=staff)
+
+
+def _booked_session(app: Flask, world: World) -> None:
+    _accepted_referral(app, world)
+    with _as_cranstoun(app, world) as (_provider, staff, referral):
+        booked = providers.book_session(referral, starts_at=_today() - timedelta(hours=2), venue="Digbeth",
+                                        actor=staff)
+        CASE["session"] = str(booked.id)
+
+
+def _every_session_attended(app: Flask, world: World) -> None:
+    _accepted_referral(app, world)
+    with _as_cranstoun(app, world) as (_provider, staff, referral):
+        while referral.sessions_attended < referral.sessions_required:
+            booked = providers.book_session(referral, starts_at=_today() - timedelta(hours=2), venue="Digbeth",
+                                            actor=staff)
+            providers.record_attendance(booked, attended=True, actor=staff)
+
+
+def _referral_in(state: State) -> Effect:
+    def effect(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+        with app.app_context(), scoped(world.a.id):
+            return db.session.get(Referral, uuid.UUID(CASE["referral"])).state is state
+    return effect
+
+
+def _yesterday(_app: Flask, _world: World) -> dict[str, str | list[str]]:
+    day = _today() - timedelta(days=1)
+    return {"day": [str(day.day), str(day.month), str(day.year)], "time": "09:15", "venue": "Digbeth"}
+
+
 ROUTES: tuple[Route, ...] = (
     # Public: the assets, the start page, the health check, signing in.
     Route("static", "GET", lambda w: "/static/build/app.css", allow(EVERYONE, OK)),
@@ -454,6 +514,26 @@ ROUTES: tuple[Route, ...] = (
           {}, api=True, setup=_record_referral, data=lambda _a, _w: {"to": "accepted"},
           effect=_referral_accepted),
     Route("api.list_offerings", "GET", lambda w: "/api/v1/offerings", {}, api=True),
+    # The provider workspace: provider staff, each seeing their own provider's referrals; a referral's
+    # pages and actions: its provider's staff only (force A's referral goes to Cranstoun).
+    Route("provider.referrals", "GET", lambda w: "/provider/", allow(PROVIDER_STAFF, OK), setup=_record_referral),
+    Route("provider.referral", "GET", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}",
+          allow(CRANSTOUN_STAFF, OK), provider_page=True, setup=_record_referral,
+          shows=lambda _w: ["Robin Case", "West Midlands Police"]),
+    Route("provider.accept", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/accept",
+          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_record_referral,
+          effect=_referral_in(State.ACCEPTED)),
+    Route("provider.book", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/sessions",
+          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_accepted_referral, data=_yesterday,
+          effect=_referral_in(State.BOOKED)),
+    Route("provider.attendance", "POST", lambda w: f"/provider/sessions/{CASE.get('session', NO_ID)}/attendance",
+          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_booked_session,
+          data=lambda _a, _w: {"attendance": "attended", "confirm": "y"}, effect=_referral_in(State.ATTENDED)),
+    Route("provider.complete", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/complete",
+          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_every_session_attended,
+          data=lambda _a, _w: {"confirm": "y"}, effect=_referral_in(State.COMPLETED)),
+    Route("provider.switch", "POST", lambda w: "/provider/organisation", allow(PROVIDER_STAFF, redirect("/provider/")),
+          data=lambda _a, w: {"provider": str(w.providers["cranstoun"].id)}),
 )
 
 
@@ -530,7 +610,8 @@ def _assert_denied(route: Route, principal: str, *, url: str, status: int,
         parts = urlsplit(location)
         assert parts.path == "/sign-in"
         assert parse_qs(parts.query)["next"] == [url]
-    elif route.force_page and principal not in FORCE_A_MEMBERS:
+    elif (route.force_page and principal not in FORCE_A_MEMBERS) or \
+            (route.provider_page and principal in PROVIDER_STAFF):
         assert status == 404, body[:500]
         assert "Page not found" in body
     else:

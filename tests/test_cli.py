@@ -9,9 +9,11 @@ from sqlalchemy import func, select
 
 from diversion.accounts import services
 from diversion.accounts.models import ForceMembership, Role, User
+from diversion.catalogue.models import Provider
 from diversion.cli import main
 from diversion.extensions import db
-from diversion.tenancy.context import scoped
+from diversion.providers import services as providers
+from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
 
 
@@ -31,6 +33,7 @@ def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
         expected = {"platform@diversion.example", "national@diversion.example"}
         for slug in slugs:
             expected |= {f"{who}@{slug}.example" for who in ("admin", "officer", "supervisor")}
+        expected |= {f"staff@{slug}.example" for slug in db.session.scalars(select(Provider.slug))}
         assert set(db.session.scalars(select(User.email))) == expected
         for email in expected:
             assert email in first.output
@@ -53,6 +56,17 @@ def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
                 ("supervisor@durham.example", "supervisor"),
             ]
             assert db.session.scalar(select(func.count()).select_from(ForceMembership)) == 3
+        assert "staff@cranstoun.example" in first.output
+        assert "provider staff, Cranstoun (serves Thames Valley Police, West Midlands Police)" in first.output
+        cranstoun = db.session.scalar(select(Provider).where(Provider.slug == "cranstoun"))
+        staff = services.find_user("staff@cranstoun.example")
+        assert cranstoun is not None
+        assert staff is not None
+        assert services.authenticate("staff@cranstoun.example", "another-demo-password") is not None
+        # Demo case work sent referrals to Cranstoun from both forces it serves, and only from those.
+        with provider_scoped(cranstoun.id, staff.id):
+            listed = providers.referrals(cranstoun, providers.ReferralFilter())
+            assert {tenant.slug for _, tenant in listed} == {"west-midlands", "thames-valley"}
 
 
 def test_demo_refuses_a_short_password(app: Flask) -> None:

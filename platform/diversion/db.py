@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -73,6 +74,19 @@ class TenantScoped:
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
         return mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool] | None:
+        """Which of these rows staff of ``provider_id`` may read (provider scope).
+
+        None, the default, means none: the ORM guard refuses the query outright
+        (fail closed). Referrals and the rows hanging off them override this.
+        """
+        return None
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        """Whether staff of ``provider_id`` may create or change this row (default: no)."""
+        return False
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[object, ...]:  # noqa: N805

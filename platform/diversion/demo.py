@@ -1,4 +1,8 @@
-"""A believable demo: accounts for every force and for the platform.
+"""A believable demo: accounts for every force, every provider and the platform.
+
+Provider staff sign in as ``staff@<provider-slug>.example`` (e.g.
+``staff@cranstoun.example``, serving West Midlands and Thames Valley) and
+find the referrals the demo case work sent to their provider.
 
 Idempotent: running it again leaves the same accounts, with the password
 given this time.
@@ -13,16 +17,17 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 
 from diversion.accounts import services
-from diversion.accounts.models import Role, User
+from diversion.accounts.models import ProviderMembership, Role, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Referral, State
-from diversion.catalogue.models import Offering
+from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
-from diversion.tenancy.context import scoped
+from diversion.providers.services import forces_served
+from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
 
 FORCE_ACCOUNTS = (
@@ -63,6 +68,15 @@ def seed_demo(*, password: str) -> list[tuple[str, str]]:
                 user = _account(email, f"{label}, {tenant.name}", password)
                 services.add_membership(tenant, user, role, actor=None)
                 accounts.append((email, f"{label.lower()}, {tenant.name}"))
+    for provider in db.session.scalars(select(Provider).order_by(Provider.slug)):
+        email = f"staff@{provider.slug}.example"
+        user = _account(email, f"Staff, {provider.name}", password)
+        if db.session.scalar(select(ProviderMembership).where(
+                ProviderMembership.provider_id == provider.id, ProviderMembership.user_id == user.id)) is None:
+            db.session.add(ProviderMembership(provider_id=provider.id, user_id=user.id))
+        with provider_scoped(provider.id):
+            served = ", ".join(t.name for t in forces_served(provider)) or "no force yet"
+        accounts.append((email, f"provider staff, {provider.name} (serves {served})"))
     db.session.flush()
     return accounts
 
@@ -137,9 +151,12 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
             continue
         if decision.final_pathway is None:
             continue
-        offering = db.session.scalar(select(Offering).where(Offering.pathway == decision.final_pathway))
-        if offering is None:
+        offerings = db.session.scalars(select(Offering).join(Course, Course.id == Offering.course_id)
+                                       .where(Offering.pathway == decision.final_pathway).order_by(Course.slug)).all()
+        if not offerings:
             continue
+        # Where a pathway has several providers, each gets some of the referrals.
+        offering = offerings[made % len(offerings)]
         target = wanted.pop(0)
         referral = cases.refer(tenant, decision, offering, actor=None, today=case.decided_on)
         for step in ROUTES_TO[target]:

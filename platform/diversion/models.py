@@ -3,7 +3,7 @@
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
 from diversion.api.models import ApiToken
 from diversion.audit.models import AuditEvent
-from diversion.cases.models import Encounter, Person, Referral, Transition
+from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.tenancy.models import Tenant
@@ -11,6 +11,7 @@ from diversion.tenancy.models import Tenant
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "BookedSession",
     "Course",
     "Decision",
     "Encounter",

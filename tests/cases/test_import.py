@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result

@@ -743,6 +743,7 @@ class _Writer:
         code, label = outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)
         self.referrals.append({
             "id": referral_id, "encounter_id": encounter_id, "person_id": person_id, "offering_id": offering.id,
+            "provider_id": offering.course.provider_id,
             "pathway": pathway.id, "state": state, "deadline": row.decided_on + timedelta(days=pathway.deadline_days),
             "sessions_required": pathway.sessions, "sessions_attended": attended, "outcome_code": code,
             "outcome_label": label, "created_at": at, "updated_at": steps[-1][2]})

@@ -1,4 +1,10 @@
-"""People, encounters, referrals and their transitions (all force-owned)."""
+"""People, encounters, referrals, their transitions and booked sessions (all force-owned).
+
+Provider staff reach these rows only through their provider's referrals:
+each model's ``provider_criteria`` says which rows (the ORM guard applies
+it in provider scope; the PostgreSQL policies in the migration say the
+same), and ``provider_may_write`` which rows they may create or change.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,20 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 
@@ -30,6 +48,11 @@ class Person(TenantScoped, Base):
     ethnicity: Mapped[str] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider sees the people referred to it (their contact details are for it)."""
+        return cls.id.in_(_provider_referrals(provider_id, "person_id"))
+
 
 class Encounter(TenantScoped, Base):
     """One time the force dealt with a person for a drug offence."""
@@ -48,6 +71,11 @@ class Encounter(TenantScoped, Base):
     source: Mapped[str] = mapped_column(String(16), default="intake")
 
     person: Mapped[Person] = relationship(viewonly=True)
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider sees the encounters its referrals came from (not their facts on any page)."""
+        return cls.id.in_(_provider_referrals(provider_id, "encounter_id"))
 
 
 class State(enum.StrEnum):
@@ -91,11 +119,15 @@ class Referral(TenantScoped, Base):
         Index(None, "tenant_id", "state", "deadline"),
         Index(None, "tenant_id", "person_id"),
         Index(None, "tenant_id", "encounter_id"),
+        Index(None, "provider_id", "state", "deadline"),
     )
 
     encounter_id: Mapped[uuid.UUID]
     person_id: Mapped[uuid.UUID]
     offering_id: Mapped[uuid.UUID]
+    # The provider of the offering's course, copied when referring: the key of
+    # the provider scope (guard and row-level security), and of its list.
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
     pathway: Mapped[str] = mapped_column(String(63))
     state: Mapped[State] = mapped_column(_enum(State), default=State.OFFERED)
     deadline: Mapped[date] = mapped_column(Date)
@@ -111,6 +143,36 @@ class Referral(TenantScoped, Base):
     offering: Mapped[Any] = relationship("Offering", viewonly=True)
     transitions: Mapped[list[Transition]] = relationship(
         viewonly=True, order_by="Transition.occurred_at")
+    sessions: Mapped[list[BookedSession]] = relationship(
+        viewonly=True, order_by="BookedSession.starts_at")
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        return cls.provider_id == provider_id
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        """Only the provider's own referral, never a new one, never moved to another provider."""
+        if inspect(self).pending:
+            return False
+        history = inspect(self).attrs.provider_id.history
+        original = history.deleted[0] if history.deleted else self.provider_id
+        return original == provider_id and self.provider_id == provider_id
+
+
+def _provider_referrals(provider_id: int, column: str) -> Any:
+    """``SELECT <column> FROM referrals WHERE provider_id = :provider`` (Core, so unguarded twice)."""
+    table = Referral.__table__
+    return select(table.c[column]).where(table.c.provider_id == provider_id)
+
+
+def _referral_of_provider(row: Any, provider_id: int) -> bool:
+    """Whether a child row's referral is one of the provider's."""
+    session = object_session(row)
+    if session is None:
+        return False
+    with session.no_autoflush:
+        referral = session.get(Referral, row.referral_id)
+    return referral is not None and referral.provider_id == provider_id
 
 
 class Transition(TenantScoped, Base):
@@ -128,3 +190,49 @@ class Transition(TenantScoped, Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     reason: Mapped[str] = mapped_column(String(1000), default="")
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        return cls.referral_id.in_(_provider_referrals(provider_id, "id"))
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        return _referral_of_provider(self, provider_id)
+
+
+class Attendance(enum.StrEnum):
+    ATTENDED = "attended"
+    DID_NOT_ATTEND = "did_not_attend"
+
+    @property
+    def label(self) -> str:
+        return "Attended" if self is Attendance.ATTENDED else "Did not attend"
+
+
+class BookedSession(TenantScoped, Base):
+    """A session of the course booked for a referral: when, where, and whether the person came.
+
+    Owned by the referral's force; the provider of the referral books it and
+    records the attendance (``providers.services``).
+    """
+
+    __tablename__ = "referral_sessions"
+    __tenant_table_args__ = (
+        tenant_foreign_key("referrals", "referral_id"),
+        Index(None, "tenant_id", "referral_id", "starts_at"),
+    )
+
+    referral_id: Mapped[uuid.UUID]
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    venue: Mapped[str] = mapped_column(String(300))
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    booked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    attendance: Mapped[Attendance | None] = mapped_column(_enum(Attendance))
+    attendance_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attendance_recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        return cls.referral_id.in_(_provider_referrals(provider_id, "id"))
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        return _referral_of_provider(self, provider_id)

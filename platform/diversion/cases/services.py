@@ -222,7 +222,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
     if pathway is None or encounter is None:
         raise CaseError("decision", "The decision's pathway or encounter is no longer there.")
     referral = Referral(id=uuid.uuid4(), tenant_id=tenant.id, encounter_id=encounter.id, person_id=encounter.person_id,
-                        offering_id=offering.id, pathway=pathway.id, state=State.OFFERED,
+                        offering_id=offering.id, provider_id=offering.course.provider_id, pathway=pathway.id,
+                        state=State.OFFERED,
                         deadline=today + timedelta(days=pathway.deadline_days), sessions_required=pathway.sessions)
     db.session.add(referral)
     db.session.flush()

@@ -189,7 +189,7 @@ def case(encounter_id: uuid.UUID) -> str:
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
         referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
         timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
-        open_referral=open_referral, transition=form, ethnicities=ETHNICITIES)
+        open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these)
 
 
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ColumnElement, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
@@ -52,3 +52,8 @@ class Offering(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     course: Mapped[Course] = relationship()
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider sees every force's offerings of its own courses (which forces it serves)."""
+        return cls.course_id.in_(select(Course.id).where(Course.provider_id == provider_id))

@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 
 from diversion.accounts.services import workspaces
 from diversion.extensions import db
+from diversion.providers.services import providers_of
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 
@@ -17,11 +18,13 @@ bp = Blueprint("public", __name__)
 @bp.route("/")
 def start() -> str:
     mine = []
+    providers = []
     if current_user.is_authenticated:
         set_scope(None, current_user.id)
         mine = workspaces(current_user)
+        providers = providers_of(current_user)
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
-    return render_template("public/start.html", workspaces=mine, forces=forces)
+    return render_template("public/start.html", workspaces=mine, providers=providers, forces=forces)
 
 
 @bp.route("/healthz")

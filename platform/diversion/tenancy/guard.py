@@ -8,6 +8,15 @@ by primary key (``session.execute(update(Model), rows)``), which would
 ignore the force criteria. One ``before_flush`` listener stamps new rows
 with the current force and refuses writes to another force's rows.
 
+In provider scope (``tenancy.context.provider_scoped``) the guard adds, for
+every force-owned entity in the statement, that model's
+``provider_criteria`` (the provider's referrals and the rows hanging off
+them), and refuses (``OutsideProviderScope``) a statement touching any
+force-owned table that has none: fail closed again. With a force in scope
+as well (``acting_for_provider``), both the force and the provider criteria
+apply. Writes in provider scope need a force in scope and are refused unless
+the row's ``provider_may_write`` agrees; deletes are refused.
+
 The only bypass is the execution option ``all_tenants=True``; grep for it.
 It is for national aggregates and for queries that filter by something
 stronger than the force (a user's own memberships, a provider's referrals).
@@ -23,14 +32,39 @@ from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.visitors import iterate
 
-from diversion.db import TENANT_SCOPED, TenantScoped
-from diversion.tenancy.context import require_tenant_id
+from diversion.db import TENANT_SCOPED, Base, TenantScoped
+from diversion.tenancy.context import current_scope, require_tenant_id
 
 ALL_TENANTS = "all_tenants"
 
 
 class CrossTenantWrite(RuntimeError):  # noqa: N818 - reads as the condition it reports
     """Raised when a flush would write a row of a force that is not in scope."""
+
+
+class OutsideProviderScope(RuntimeError):  # noqa: N818 - reads as the condition it reports
+    """Raised when provider staff's work touches force-owned rows that are not theirs to reach."""
+
+
+def _force_classes(state: ORMExecuteState) -> set[type[TenantScoped]]:
+    """Every force-owned model in the statement, found through its mappers and its tables."""
+    classes = {mapper.class_ for mapper in state.all_mappers if issubclass(mapper.class_, TenantScoped)}
+    tables = {element for element in iterate(state.statement)  # type: ignore[arg-type]
+              if isinstance(element, Table) and element.info.get(TENANT_SCOPED)}
+    if tables:
+        by_table = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
+        classes.update(by_table[table] for table in tables if table in by_table)
+    return classes
+
+
+def _provider_options(state: ORMExecuteState, provider_id: int) -> list[Any]:
+    options = []
+    for cls in sorted(_force_classes(state), key=lambda c: c.__name__):
+        criteria = cls.provider_criteria(provider_id)
+        if criteria is None:
+            raise OutsideProviderScope(f"Provider staff cannot reach {cls.__name__} rows.")
+        options.append(with_loader_criteria(cls, criteria, include_aliases=True))
+    return options
 
 
 def _touches_force_rows(state: ORMExecuteState) -> bool:
@@ -53,6 +87,8 @@ def _check_bulk_insert(state: ORMExecuteState) -> None:
     mapper = state.bind_mapper
     if mapper is None or not issubclass(mapper.class_, TenantScoped):
         return
+    if current_scope().provider_id is not None:
+        raise OutsideProviderScope(f"Provider staff cannot create {mapper.class_.__name__} rows in bulk.")
     tenant_id = require_tenant_id()
     given = state.parameters
     rows: list[dict[str, Any]] = given if isinstance(given, list) else [given] if isinstance(given, dict) else []
@@ -77,17 +113,31 @@ def _filter_by_tenant(state: ORMExecuteState) -> None:
     if state.is_update and state.is_executemany:
         raise CrossTenantWrite("An ORM bulk UPDATE by primary key ignores the force in scope; change loaded "
                                "objects or UPDATE ... WHERE instead.")
-    tenant_id = require_tenant_id()
-    state.statement = state.statement.options(
-        with_loader_criteria(
+    scope = current_scope()
+    options = _provider_options(state, scope.provider_id) if scope.provider_id is not None else []
+    if scope.provider_id is None or scope.tenant_id is not None:
+        tenant_id = require_tenant_id()
+        options.append(with_loader_criteria(
             TenantScoped,
             lambda cls: cls.tenant_id == tenant_id,
             include_aliases=True,
-        )
-    )
+        ))
+    state.statement = state.statement.options(*options)
+
+
+def _check_provider_writes(session: Session, provider_id: int) -> None:
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, TenantScoped) and not obj.provider_may_write(provider_id):
+            raise OutsideProviderScope(f"Provider staff cannot create or change this {type(obj).__name__}.")
+    for obj in session.deleted:
+        if isinstance(obj, TenantScoped):
+            raise OutsideProviderScope(f"Provider staff cannot delete a {type(obj).__name__}.")
 
 
 def _check_writes(session: Session, _context: Any, _instances: Any) -> None:
+    provider_id = current_scope().provider_id
+    if provider_id is not None:
+        _check_provider_writes(session, provider_id)
     for obj in session.new:
         if isinstance(obj, TenantScoped):
             tenant_id = require_tenant_id()

@@ -7,6 +7,23 @@ a transaction begins, never with a session-level ``SET``, because pooled
 connections outlive a request. ``NULLIF(..., '')`` matters: once a local
 setting has been used, it reads back as an empty string, not NULL, and the
 cast would fail instead of matching nothing.
+
+Provider staff work with ``app.provider_id`` set (and no force, or the force
+of the one referral they act on). Two kinds of policy carry it, next to the
+tenant policy:
+
+- ``provider_read`` (permissive, SELECT): with no force in scope, a provider
+  reads its own referrals and the rows hanging off them
+  (``provider_policy_sql``);
+- ``provider_restriction`` (RESTRICTIVE, so ANDed with everything else):
+  while ``app.provider_id`` is set, only those rows pass, for reads and
+  writes alike, even with a force in scope; provider staff never insert a
+  referral nor delete anything; on every other force-owned table, and on
+  the audit log's reads, nothing passes (``provider_excluded_sql``).
+
+A force-owned table added later without a provider policy is still closed
+to provider staff by the ORM guard; give it ``provider_excluded_sql`` (or
+``provider_policy_sql``) in its migration too.
 """
 
 from __future__ import annotations
@@ -21,9 +38,11 @@ from diversion.tenancy.context import current_scope
 
 CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')::integer"
 CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::integer"
+CURRENT_PROVIDER = "NULLIF(current_setting('app.provider_id', true), '')::integer"
 _SET_SCOPE = text(
     "SELECT set_config('app.tenant_id', :tenant_id, true), "
-    "set_config('app.user_id', :user_id, true)"
+    "set_config('app.user_id', :user_id, true), "
+    "set_config('app.provider_id', :provider_id, true)"
 )
 
 
@@ -36,6 +55,7 @@ def _write_scope(connection: Connection) -> None:
         {
             "tenant_id": "" if scope.tenant_id is None else str(scope.tenant_id),
             "user_id": "" if scope.user_id is None else str(scope.user_id),
+            "provider_id": "" if scope.provider_id is None else str(scope.provider_id),
         },
     )
 
@@ -77,6 +97,38 @@ def policy_sql(table: str, *, also_readable: str | None = None) -> list[str]:
     if also_readable:
         statements.append(f"CREATE POLICY also_readable ON {table} FOR SELECT USING ({also_readable})")
     return statements
+
+
+def provider_policy_sql(table: str, rows: str, *, insert: bool = False) -> list[str]:
+    """DDL letting provider staff reach ``rows`` of ``table`` (a condition on
+    its columns, in terms of ``CURRENT_PROVIDER``) and nothing else of it.
+
+    ``insert`` allows provider staff to insert such rows (with their
+    referral's force in scope, which the tenant policy checks).
+    """
+    mine = f"({CURRENT_PROVIDER} IS NULL OR ({rows}))"
+    statements = [
+        f"CREATE POLICY provider_read ON {table} FOR SELECT USING ({CURRENT_TENANT} IS NULL AND {rows})",
+        f"CREATE POLICY provider_restriction ON {table} AS RESTRICTIVE USING {mine} WITH CHECK {mine}",
+        f"CREATE POLICY provider_no_delete ON {table} AS RESTRICTIVE FOR DELETE "
+        f"USING ({CURRENT_PROVIDER} IS NULL)",
+    ]
+    if not insert:
+        statements.append(f"CREATE POLICY provider_no_insert ON {table} AS RESTRICTIVE FOR INSERT "
+                          f"WITH CHECK ({CURRENT_PROVIDER} IS NULL)")
+    return statements
+
+
+def provider_excluded_sql(table: str, *, command: str = "ALL") -> list[str]:
+    """DDL closing ``table`` to provider staff, whatever force is in scope."""
+    return [f"CREATE POLICY provider_restriction ON {table} AS RESTRICTIVE FOR {command} "
+            f"USING ({CURRENT_PROVIDER} IS NULL)"
+            + ("" if command in ("SELECT", "DELETE") else f" WITH CHECK ({CURRENT_PROVIDER} IS NULL)")]
+
+
+def drop_provider_policy_sql(table: str) -> list[str]:
+    return [f"DROP POLICY IF EXISTS {name} ON {table}"
+            for name in ("provider_read", "provider_restriction", "provider_no_delete", "provider_no_insert")]
 
 
 def drop_policy_sql(table: str) -> list[str]:

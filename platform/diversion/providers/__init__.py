@@ -1,0 +1,1 @@
+"""The provider workspace: provider staff and the referrals of every force their provider serves."""

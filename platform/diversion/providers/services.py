@@ -1,0 +1,261 @@
+"""Provider services: one provider's referrals across forces, and its part of their lifecycle.
+
+Every function here runs in the provider's scope (``tenancy.context``:
+``provider_scoped`` or ``set_provider_scope``): the ORM guard and row-level
+security then let through only the provider's referrals and the rows
+hanging off them, in every force it serves. A change is made through the
+force's own lifecycle services (``cases.services``) with the referral's
+force *added* to the scope (``acting_for_provider``), never in place of the
+provider. Every view and change is audited under the referral's force.
+
+Services validate, ``flush()`` and never commit. Refusals are
+``ProviderError`` naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from diversion.accounts.models import ProviderMembership, User
+from diversion.audit.services import record
+from diversion.cases import services as cases
+from diversion.cases.identity import Contact, Identity, open_contact, open_identity
+from diversion.cases.models import Attendance, BookedSession, Person, Referral, State
+from diversion.catalogue.models import Offering, Provider
+from diversion.db import utcnow
+from diversion.errors import FieldError
+from diversion.extensions import db
+from diversion.tenancy.context import acting_for_provider, current_provider_id
+from diversion.tenancy.guard import OutsideProviderScope
+from diversion.tenancy.models import Tenant
+
+# States in which the provider may book a (further) session.
+BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED})
+
+
+class ProviderError(FieldError):
+    """A refused change in the provider workspace."""
+
+
+def providers_of(user: User) -> list[Provider]:
+    """The providers the user works for, by name (provider memberships are global rows)."""
+    return list(db.session.scalars(
+        select(Provider).join(ProviderMembership, ProviderMembership.provider_id == Provider.id)
+        .where(ProviderMembership.user_id == user.id).order_by(Provider.name)))
+
+
+def _require_scope(provider: Provider) -> None:
+    if current_provider_id() != provider.id:
+        raise OutsideProviderScope(f"{provider.name}'s work needs its provider scope.")
+
+
+def forces_served(provider: Provider) -> list[Tenant]:
+    """The forces that offer one of the provider's courses, by name."""
+    _require_scope(provider)
+    return list(db.session.scalars(
+        select(Tenant).where(Tenant.id.in_(select(Offering.tenant_id))).order_by(Tenant.name)))
+
+
+@dataclass(frozen=True)
+class ReferralFilter:
+    """What the referrals list shows: one force, one state, a due-date window; the sort."""
+
+    force: str | None = None  # a force's slug
+    state: State | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    sort: str = "due"
+    descending: bool = False
+
+
+SORTS = {"due": Referral.deadline, "force": Tenant.name, "state": Referral.state, "referred": Referral.created_at}
+
+
+def referrals(provider: Provider, wanted: ReferralFilter, *, limit: int = 500) -> Sequence[tuple[Referral, Tenant]]:
+    """The provider's referrals matching ``wanted``, each with its force.
+
+    Refuses (``ProviderError``) an unknown sort and a window that ends before it starts.
+    """
+    _require_scope(provider)
+    if wanted.sort not in SORTS:
+        raise ProviderError("sort", f"Sort by one of: {', '.join(SORTS)}.")
+    if wanted.due_from and wanted.due_to and wanted.due_to < wanted.due_from:
+        raise ProviderError("due_to", "The 'due by' date must be the same as or after the 'due from' date.")
+    order = SORTS[wanted.sort]
+    query = (select(Referral, Tenant).join(Tenant, Tenant.id == Referral.tenant_id)
+             .where(Referral.provider_id == provider.id)  # the guard adds it too; here it also serves the index
+             .order_by(order.desc() if wanted.descending else order, Referral.deadline, Referral.id))
+    if wanted.force:
+        query = query.where(Tenant.slug == wanted.force)
+    if wanted.state:
+        query = query.where(Referral.state == wanted.state)
+    if wanted.due_from:
+        query = query.where(Referral.deadline >= wanted.due_from)
+    if wanted.due_to:
+        query = query.where(Referral.deadline <= wanted.due_to)
+    return db.session.execute(query.limit(limit)).tuples().all()
+
+
+def find_referral(provider: Provider, referral_id: uuid.UUID) -> Referral | None:
+    """One of the provider's referrals; None for any other (another provider's is not found)."""
+    _require_scope(provider)
+    referral = db.session.get(Referral, referral_id)
+    return referral if referral is not None and referral.provider_id == provider.id else None
+
+
+def find_session(provider: Provider, session_id: uuid.UUID) -> BookedSession | None:
+    """A session booked for one of the provider's referrals; None for any other."""
+    _require_scope(provider)
+    return db.session.get(BookedSession, session_id)
+
+
+@contextmanager
+def _acting(referral: Referral, actor: User) -> Iterator[Tenant]:
+    """The referral's force added to the provider's scope, for the force's services and the audit."""
+    with acting_for_provider(referral.provider_id, referral.tenant_id, actor.id):
+        tenant = db.session.get(Tenant, referral.tenant_id)
+        if tenant is None:  # the referral's foreign key rules it out
+            raise OutsideProviderScope("The referral's force is not there.")
+        yield tenant
+
+
+def record_listing(provider: Provider, shown: Sequence[tuple[Referral, Tenant]], *, actor: User) -> None:
+    """Audit a list page: one event per force, naming the referrals it showed there."""
+    _require_scope(provider)
+    by_force: dict[int, list[str]] = defaultdict(list)
+    for referral, tenant in shown:
+        by_force[tenant.id].append(str(referral.id))
+    for tenant_id, ids in by_force.items():
+        with acting_for_provider(provider.id, tenant_id, actor.id):
+            record("provider.referrals_listed", actor=actor, tenant_id=tenant_id, object_type="provider",
+                   object_id=provider.id, details={"provider": provider.slug, "referrals": ids})
+
+
+@dataclass(frozen=True)
+class ReferralView:
+    """What the referral page shows: who to contact, and the referral's sessions."""
+
+    referral: Referral
+    tenant: Tenant
+    identity: Identity
+    contact: Contact
+    sessions: list[BookedSession]
+
+
+def view_referral(provider: Provider, referral: Referral, *, actor: User) -> ReferralView:
+    """Open the referred person's name and contact details for the provider, and audit that."""
+    _require_scope(provider)
+    person = db.session.get(Person, referral.person_id)
+    tenant = db.session.get(Tenant, referral.tenant_id)
+    if person is None or tenant is None or referral.provider_id != provider.id:
+        raise OutsideProviderScope("Not one of the provider's referrals.")
+    sessions = list(db.session.scalars(
+        select(BookedSession).where(BookedSession.referral_id == referral.id).order_by(BookedSession.starts_at)))
+    with _acting(referral, actor):
+        record("provider.referral_viewed", actor=actor, tenant_id=referral.tenant_id, object_type="referral",
+               object_id=referral.id, details={"provider": provider.slug, "contact_details_shown": True})
+    return ReferralView(referral, tenant, open_identity(person.identity_sealed), open_contact(person.contact_sealed),
+                        sessions)
+
+
+def accept(referral: Referral, *, actor: User, reason: str = "") -> None:
+    """The provider takes the referral on. Refuses a referral that is not offered."""
+    with _acting(referral, actor) as tenant:
+        cases.transition(tenant, referral, State.ACCEPTED, actor=actor, reason=reason or "Accepted by the provider")
+
+
+def book_session(referral: Referral, *, starts_at: datetime, venue: str, actor: User) -> BookedSession:
+    """Book a session of the course: when and where.
+
+    Refuses a referral that is not accepted (or has ended), a blank or
+    overlong venue, a time without a zone, a session after the referral's
+    deadline, and more sessions than the course has left to attend. A
+    session that already happened may be booked (recorded late), so that
+    its attendance can then be recorded.
+    """
+    if referral.state not in BOOKABLE:
+        hint = ": accept it first" if referral.state is State.OFFERED else ""
+        raise ProviderError("referral", f"A referral that is {referral.state.label.lower()} cannot have sessions "
+                                        f"booked{hint}.")
+    venue = venue.strip()
+    if not venue:
+        raise ProviderError("venue", "Enter where the session takes place.")
+    if len(venue) > 300:
+        raise ProviderError("venue", "The venue must be 300 characters or fewer.")
+    if starts_at.tzinfo is None:
+        raise ProviderError("starts_at", "Give the session's time with its time zone.")
+    if starts_at.date() > referral.deadline:
+        raise ProviderError("starts_at", "The session must be on or before the referral's deadline, "
+                                         f"{referral.deadline:%d %B %Y}.")
+    waiting = db.session.scalars(select(BookedSession).where(
+        BookedSession.referral_id == referral.id, BookedSession.attendance.is_(None))).all()
+    if referral.sessions_attended + len(waiting) >= referral.sessions_required:
+        raise ProviderError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
+    with _acting(referral, actor) as tenant:
+        session = BookedSession(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
+                                venue=venue, booked_by_id=actor.id)
+        db.session.add(session)
+        db.session.flush()
+        if referral.state is not State.BOOKED:
+            cases.transition(tenant, referral, State.BOOKED, actor=actor,
+                             reason=f"Session booked for {_when(session)}")
+        record("session.booked", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
+               details={"session": str(session.id), "starts_at": starts_at.isoformat(), "venue": venue})
+    return session
+
+
+def _when(session: BookedSession) -> str:
+    from diversion import LONDON
+
+    return f"{session.starts_at.astimezone(LONDON):%d %B %Y %H:%M} at {session.venue}"
+
+
+def record_attendance(session: BookedSession, *, attended: bool, actor: User, note: str = "",
+                      now: datetime | None = None) -> None:
+    """Record whether the person came to a booked session.
+
+    Attended counts a session (the referral becomes ``attended``); did not
+    attend ends the referral as not completed, with the force's
+    non-completion outcome. Refuses a session whose attendance is already
+    recorded, a session that has not started yet, and a referral that has
+    ended.
+    """
+    referral = db.session.get(Referral, session.referral_id)
+    if referral is None:
+        raise OutsideProviderScope("Not one of the provider's referrals.")
+    if session.attendance is not None:
+        raise ProviderError("attendance", f"Attendance is already recorded: {session.attendance.label.lower()}.")
+    if session.starts_at > (now or utcnow()):
+        raise ProviderError("attendance", "Record attendance once the session has started.")
+    if not referral.state.is_open:
+        raise ProviderError("attendance", f"The referral is {referral.state.label.lower()}: nothing more to record.")
+    extra = f": {note.strip()}" if note.strip() else ""
+    with _acting(referral, actor) as tenant:
+        session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
+        session.attendance_recorded_at = utcnow()
+        session.attendance_recorded_by_id = actor.id
+        if attended:
+            cases.transition(tenant, referral, State.ATTENDED, actor=actor,
+                             reason=f"Attended the session of {_when(session)}{extra}")
+        else:
+            cases.transition(tenant, referral, State.NOT_COMPLETED, actor=actor,
+                             reason=f"Did not attend the session of {_when(session)}{extra}")
+        record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
+               object_id=referral.id, details={"session": str(session.id), "attendance": session.attendance.value})
+
+
+def complete(referral: Referral, *, actor: User, note: str = "") -> None:
+    """The course is done: the force's completion outcome follows.
+
+    Refuses a referral with sessions still to attend (``cases.transition``).
+    """
+    with _acting(referral, actor) as tenant:
+        cases.transition(tenant, referral, State.COMPLETED, actor=actor,
+                         reason=note.strip() or f"All {referral.sessions_required} sessions attended")

@@ -1,0 +1,223 @@
+"""The provider workspace at ``/provider/``: one sign-in, the provider's referrals from every force it serves.
+
+Before any view runs, the signed-in user must work for a provider
+(``ProviderMembership``); anyone else gets 403. The provider chosen in the
+organisation switcher (kept in the session, checked against the user's
+memberships on every request) is put in scope with no force
+(``set_provider_scope``): the ORM guard and row-level security then show
+that provider's referrals and nothing else. A referral of another provider,
+or of a force the provider does not serve, is not found (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
+
+from diversion import LONDON
+from diversion.accounts.models import User
+from diversion.cases.models import BookedSession, Referral, State
+from diversion.errors import FieldError
+from diversion.extensions import db, login
+from diversion.providers import services
+from diversion.providers.forms import AcceptForm, AttendanceForm, BookForm, CompleteForm, OrganisationForm
+from diversion.tenancy.context import set_provider_scope
+from diversion.web import commit_or_flash
+
+bp = Blueprint("provider", __name__, url_prefix="/provider")
+CHOSEN = "provider_id"  # session key: the organisation picked in the switcher
+
+
+@bp.before_request
+def _require_provider_staff() -> Any:
+    if not current_user.is_authenticated:
+        return login.unauthorized()
+    mine = services.providers_of(current_user)
+    if not mine:
+        abort(403)
+    chosen = session.get(CHOSEN)
+    provider = next((p for p in mine if p.id == chosen), mine[0])
+    g.provider, g.providers = provider, mine
+    set_provider_scope(provider.id, current_user.id)
+    return None
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _referral(referral_id: uuid.UUID) -> Referral:
+    found = services.find_referral(g.provider, referral_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _date_arg(name: str, label: str, errors: dict[str, str]) -> date | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = f"{label} must be a date like 2027-03-27."
+        return None
+
+
+def _filters() -> tuple[services.ReferralFilter, dict[str, str]]:
+    """The list's filters from the query string; bad ones are named and left out."""
+    errors: dict[str, str] = {}
+    force = request.args.get("force") or None
+    if force and force not in {t.slug for t in g.forces}:
+        errors["force"] = "Choose one of the forces your organisation serves."
+        force = None
+    state_raw = request.args.get("state") or None
+    state = None
+    if state_raw:
+        if state_raw in {s.value for s in State}:
+            state = State(state_raw)
+        else:
+            errors["state"] = "Choose one of the referral states."
+    sort = request.args.get("sort", "due")
+    if sort not in services.SORTS:
+        errors["sort"] = f"Sort by one of: {', '.join(services.SORTS)}."
+        sort = "due"
+    wanted = services.ReferralFilter(force=force, state=state, due_from=_date_arg("due_from", "Due from", errors),
+                                     due_to=_date_arg("due_to", "Due by", errors), sort=sort,
+                                     descending=request.args.get("order") == "descending")
+    if wanted.due_from and wanted.due_to and wanted.due_to < wanted.due_from:
+        errors["due_to"] = "Due by must be the same as or after due from."
+        wanted = services.ReferralFilter(force, state, wanted.due_from, None, sort, wanted.descending)
+    return wanted, errors
+
+
+@bp.route("/")
+def referrals() -> tuple[str, int]:
+    g.forces = services.forces_served(g.provider)
+    wanted, errors = _filters()
+    shown = services.referrals(g.provider, wanted)
+    services.record_listing(g.provider, shown, actor=current_user)
+    db.session.commit()
+    html = render_template("providers/referrals.html", shown=shown, wanted=wanted, errors=errors,
+                           forces=g.forces, states=list(State), today=_today(),
+                           organisation=_organisation_form())
+    return html, 400 if errors else 200
+
+
+def _organisation_form() -> OrganisationForm:
+    form = OrganisationForm(formdata=None, provider=str(g.provider.id))
+    form.provider.choices = [SelectChoice(str(p.id), p.name) for p in g.providers]
+    return form
+
+
+def _referral_page(referral: Referral, *, book: BookForm | None = None, attendance: AttendanceForm | None = None,
+                   complete: CompleteForm | None = None) -> str:
+    view = services.view_referral(g.provider, referral, actor=current_user)
+    db.session.commit()
+    actor_ids = {s.actor_id for s in referral.transitions} - {None}
+    names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids)))}
+    return render_template(
+        "providers/referral.html", view=view, referral=referral, names=names, today=_today(),
+        accept=AcceptForm(formdata=None), book=book or BookForm(formdata=None),
+        attendance=attendance or AttendanceForm(formdata=None), complete=complete or CompleteForm(formdata=None),
+        bookable=referral.state in services.BOOKABLE, organisation=_organisation_form(),
+        waiting=next((s for s in view.sessions if s.attendance is None), None))
+
+
+@bp.route("/referrals/<uuid:referral_id>")
+def referral(referral_id: uuid.UUID) -> str:
+    return _referral_page(_referral(referral_id))
+
+
+@bp.route("/referrals/<uuid:referral_id>/accept", methods=["POST"])
+def accept(referral_id: uuid.UUID) -> Response:
+    found = _referral(referral_id)
+    if AcceptForm().validate_on_submit():
+        commit_or_flash(lambda: services.accept(found, actor=current_user), "The referral is accepted.")
+    else:
+        flash("Something was wrong with that request: try again.", "error")
+    return redirect(url_for(".referral", referral_id=found.id))
+
+
+@bp.route("/referrals/<uuid:referral_id>/sessions", methods=["POST"])
+def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
+    found = _referral(referral_id)
+    form = BookForm()
+    if form.validate_on_submit() and form.day.data and form.time.data:
+        hours, minutes = (int(part) for part in form.time.data.split(":"))
+        starts_at = datetime.combine(form.day.data, time(hours, minutes), tzinfo=LONDON).astimezone(UTC)
+        try:
+            services.book_session(found, starts_at=starts_at, venue=form.venue.data or "", actor=current_user)
+        except FieldError as error:
+            db.session.rollback()
+            field = {"starts_at": form.day, "venue": form.venue}.get(error.field)
+            (field.errors if field is not None else form.form_errors).append(error.message)  # type: ignore[union-attr]
+        else:
+            db.session.commit()
+            flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
+            return redirect(url_for(".referral", referral_id=found.id))
+    return _referral_page(_referral(referral_id), book=form), 400
+
+
+@bp.route("/sessions/<uuid:session_id>/attendance", methods=["POST"])
+def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
+    booked: BookedSession | None = services.find_session(g.provider, session_id)
+    if booked is None:
+        abort(404)
+    found = _referral(booked.referral_id)
+    form = AttendanceForm()
+    if form.validate_on_submit() and form.confirm.data:
+        attended = form.attendance.data == "attended"
+        try:
+            services.record_attendance(booked, attended=attended, actor=current_user, note=form.note.data or "")
+        except FieldError as error:
+            db.session.rollback()
+            form.attendance.errors.append(error.message)  # type: ignore[attr-defined]
+        else:
+            db.session.commit()
+            flash("Attendance recorded." if attended else
+                  "Recorded: did not attend. The referral is not completed; the force is told on its case page.",
+                  "success")
+            return redirect(url_for(".referral", referral_id=found.id))
+    elif form.attendance.data and not form.confirm.data and not form.confirm.errors:
+        form.confirm.errors = ["Confirm what happened"]
+    return _referral_page(_referral(found.id), attendance=form), 400
+
+
+@bp.route("/referrals/<uuid:referral_id>/complete", methods=["POST"])
+def complete(referral_id: uuid.UUID) -> Response | tuple[str, int]:
+    found = _referral(referral_id)
+    form = CompleteForm()
+    if form.validate_on_submit() and form.confirm.data:
+        try:
+            services.complete(found, actor=current_user, note=form.note.data or "")
+        except FieldError as error:
+            db.session.rollback()
+            form.confirm.errors = [error.message]
+        else:
+            db.session.commit()
+            flash("Completion recorded. The force sees the outcome on its case page.", "success")
+            return redirect(url_for(".referral", referral_id=found.id))
+    elif not form.confirm.errors:
+        form.confirm.errors = ["Confirm that the course is completed"]
+    return _referral_page(_referral(referral_id), complete=form), 400
+
+
+@bp.route("/organisation", methods=["POST"])
+def switch() -> Response:
+    form = OrganisationForm()
+    form.provider.choices = [SelectChoice(str(p.id), p.name) for p in g.providers]
+    if form.validate_on_submit():
+        session[CHOSEN] = int(form.provider.data or 0)
+        flash(f"You are working for {next(p.name for p in g.providers if str(p.id) == form.provider.data)}.",
+              "success")
+    else:
+        flash("Choose one of your organisations.", "error")
+    return redirect(url_for(".referrals"))
