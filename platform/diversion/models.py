@@ -6,6 +6,14 @@ from diversion.audit.models import AuditEvent
 from diversion.cases.models import Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
+from diversion.integrations.models import (
+    FeedCounter,
+    FeedEntry,
+    ProviderToken,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from diversion.tenancy.models import Tenant
 
 __all__ = [
@@ -14,6 +22,8 @@ __all__ = [
     "Course",
     "Decision",
     "Encounter",
+    "FeedCounter",
+    "FeedEntry",
     "ForceMembership",
     "Offering",
     "Person",
@@ -21,8 +31,12 @@ __all__ = [
     "PolicyVersion",
     "Provider",
     "ProviderMembership",
+    "ProviderToken",
     "Referral",
     "Tenant",
     "Transition",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -25,6 +25,7 @@ from diversion.eligibility.catalogue import FIELDS, FactsInvalid
 from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.integrations.feed import announce
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 
@@ -226,8 +227,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
                         deadline=today + timedelta(days=pathway.deadline_days), sessions_required=pathway.sessions)
     db.session.add(referral)
     db.session.flush()
-    _step(tenant, referral, None, State.OFFERED, actor=actor, reason=reason or "Offered after the decision")
+    step = _step(tenant, referral, None, State.OFFERED, actor=actor, reason=reason or "Offered after the decision")
     db.session.flush()
+    announce(tenant, referral, step)
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
     return referral
@@ -269,6 +271,7 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | N
     if to in FINAL_STATES:
         referral.outcome_code, referral.outcome_label = _outcome(tenant, to)
     db.session.flush()
+    announce(tenant, referral, step)
     record(f"referral.{to.value}", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"reason": reason.strip()} if reason.strip() else {})
     return step
