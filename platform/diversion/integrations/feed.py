@@ -69,7 +69,8 @@ def decode_cursor(cursor: str | None) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     version, _, number = raw.partition(":")
-    if version != CURSOR_VERSION or not number.isdigit() or len(number) > 18:
+    if (version != CURSOR_VERSION or not number.isascii() or not number.isdigit() or len(number) > 18
+            or encode_cursor(int(number)) != cursor):  # only the exact text the feed gave out
         raise CursorError("cursor", "This is not a cursor the feed gave out: start again without one, "
                                       "or use next_cursor from the last page.")
     return int(number)
