@@ -110,6 +110,8 @@ def _post(http: urllib3.PoolManager, url: str, headers: dict[str, str], body: by
     try:
         response = http.request("POST", url, body=body, headers=headers, redirect=False, retries=False,
                                 timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=False)
+    except urllib3.exceptions.NewConnectionError:  # a subclass of the timeout error, but not one
+        return None, "Could not connect: the connection was refused or the address has no server."
     except urllib3.exceptions.TimeoutError:
         return None, f"No answer within {timeout:g} seconds."
     except urllib3.exceptions.HTTPError as error:
