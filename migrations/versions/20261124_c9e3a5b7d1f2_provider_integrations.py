@@ -10,8 +10,8 @@ Revises: 5c1d0e7a9b21
 Create Date: 2026-11-24 11:07:01.841686
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import diversion.db
 from diversion.tenancy import rls

@@ -96,7 +96,8 @@ def move(app: Flask, force: Ref, referral_id: uuid.UUID, to: State, reason: str 
     with app.app_context(), scoped(force.id):
         tenant = db.session.get(Tenant, force.id)
         referral = db.session.get(Referral, referral_id)
-        assert tenant is not None and referral is not None
+        assert tenant is not None
+        assert referral is not None
         cases.transition(tenant, referral, to, actor=None, reason=reason)
         db.session.commit()
 

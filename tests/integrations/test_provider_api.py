@@ -39,7 +39,8 @@ def test_the_feed_lists_the_providers_referrals_from_every_force_it_serves(
     assert second["course"]["slug"] == "cranstoun-checkpoint"
     assert (first["pathway"], first["state"], first["sessions_attended"]) == ("divert", "offered", 0)
     assert second["pathway"] == "checkpoint"
-    assert first["deadline"] and first["sessions_required"] >= 1
+    assert first["deadline"]
+    assert first["sessions_required"] >= 1
     # What the provider needs to reach the person, and nothing about the case.
     assert first["person"] == {"given_name": "Alex", "surname": "Archer", "phone": "07700 900456",
                                "email": "archer@example.org", "address": "2 Example Road"}
@@ -96,7 +97,7 @@ def test_one_referral_by_id(client: FlaskClient, providers: Providers, p1_token:
     assert missing.json == {"errors": [{"field": None, "message": "This provider has no such referral."}]}
 
 
-def _move(client: FlaskClient, token: str, referral: uuid.UUID, **body: object):  # noqa: ANN202
+def _move(client: FlaskClient, token: str, referral: uuid.UUID, **body: object):
     return client.post(f"{FEED}/{referral}/transitions", json=body, headers=bearer(token))
 
 
