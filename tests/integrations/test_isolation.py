@@ -80,7 +80,7 @@ def test_no_good_provider_token_is_401(client: FlaskClient, providers: Providers
     headers = {"Authorization": header} if header else {}
     response = client.get(FEED, headers=headers)
     assert response.status_code == 401
-    assert response.json == {"errors": [{"field": None, "message": "Send a valid provider API token: "
+    assert response.json == {"errors": [{"field": None, "message": "Send a valid API token: "
                                                                    "Authorization: Bearer <token>."}]}
 
 

@@ -35,7 +35,7 @@ from diversion.tenancy.context import set_scope
 
 bp = Blueprint("provider_api", __name__, url_prefix=f"{PREFIX}/provider")
 csrf.exempt(bp)  # bearer tokens only: no cookie opens these routes
-UNAUTHORIZED = "Send a valid provider API token: Authorization: Bearer <token>."
+UNAUTHORIZED = "Send a valid API token: Authorization: Bearer <token>."  # as the force API says
 NOT_FOUND = "This provider has no such referral."
 
 
