@@ -104,7 +104,10 @@ def feed() -> Response:
         raise _validation_problem(error) from None
     except CursorError as error:
         raise ApiProblem(422, [(error.field, error.message)]) from None
-    page = services.feed_page(_provider().id, after=after, limit=query.limit)
+    try:
+        page = services.feed_page(_provider().id, after=after, limit=query.limit)
+    except CursorError as error:
+        raise ApiProblem(422, [(error.field, error.message)]) from None
     return _json(schemas.ProviderReferralPage(referrals=[referral_out(item) for item in page.items],
                                               next_cursor=encode_cursor(page.next_position), has_more=page.more))
 

@@ -318,13 +318,16 @@ class FeedPage:
 
 def feed_page(provider_id: int, *, after: int, limit: int) -> FeedPage:
     """The referrals changed after position ``after``, oldest change first.
+    Refuses (``CursorError``) a position the provider's feed has not reached.
 
     Reads the high-water mark first and stops there, so nothing later can
     appear below the page's last position (see ``integrations.feed``).
     """
-    from diversion.integrations.feed import high_water
+    from diversion.integrations.feed import CursorError, high_water
 
     mark = high_water(provider_id)
+    if after > mark:
+        raise CursorError("cursor", "This cursor is ahead of the feed: it was not given out for this provider.")
     items = provider_referrals(provider_id, after=after, upto=mark, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
