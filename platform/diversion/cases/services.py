@@ -207,7 +207,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
 
     Refuses a decision that is not (or not overridden to) eligible, a course
     the force does not offer for that pathway, and a second open referral for
-    the same encounter.
+    the same encounter. The new referral goes into its provider's feed (and
+    webhook outbox) in the same transaction.
     """
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
         raise CaseError("decision", "Only an eligible decision can lead to a referral.")
@@ -251,7 +252,8 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | N
 
     Refuses a move the lifecycle does not allow (with the moves it does),
     completion before every session is attended, attendance beyond the
-    sessions required, and ending a referral without a reason.
+    sessions required, and ending a referral without a reason. The change
+    goes into the provider's feed (and webhook outbox) in the same transaction.
     """
     allowed = TRANSITIONS.get(referral.state, frozenset())
     if to not in allowed:
