@@ -113,6 +113,8 @@ def test_an_admin_sets_the_webhook_endpoint_and_its_secret_is_sealed(
         endpoint = db.session.scalar(select(WebhookEndpoint))
         assert endpoint is not None
         assert (endpoint.url, webhook_secret(endpoint)) == ("https://example.org/v2", rotated)
+    assert _post(client, f"{PAGE}webhook", {"webhook-url": "https://example.org/a<b>"}).status_code == 302
+    assert "https://example.org/a&lt;b&gt;" in client.get(PAGE).text  # shown as text, never as markup
     assert _post(client, f"{PAGE}webhook/remove").status_code == 302
     with app.app_context():
         assert db.session.scalar(select(WebhookEndpoint)) is None
