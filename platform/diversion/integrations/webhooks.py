@@ -129,7 +129,11 @@ def _post(http: urllib3.PoolManager, url: str, headers: dict[str, str], body: by
 
 def attempt(delivery: WebhookDelivery, *, http: urllib3.PoolManager, now: datetime | None = None) -> WebhookAttempt:
     """Send a delivery once, record the attempt, and settle what happens next
-    (delivered, another attempt later, or failed for good). Flushes, never commits."""
+    (delivered, another attempt later, or failed for good). Flushes, never commits.
+
+    ``now`` is the time of the attempt (signed into it, and the base of the
+    backoff): the clock at the moment of sending unless given.
+    """
     now = now or utcnow()
     endpoint = db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == delivery.provider_id))
     delivery.attempts += 1
@@ -168,8 +172,10 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, http: urllib3.
 
     This is the worker's unit of work, so it commits: a claim, then each
     attempt, so that what was sent is recorded even if a later one fails.
+    Without ``now``, each attempt is signed with the clock as it is sent (a
+    long round must not send stale timestamps).
     """
-    now = now or utcnow()
+    due_at = now or utcnow()
     http = http or urllib3.PoolManager(num_pools=20, maxsize=4)
     lease = timedelta(seconds=setting("WEBHOOK_TIMEOUT_SECONDS") * 3 + 30)
     outcome = Outcome()
@@ -177,7 +183,7 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, http: urllib3.
     db.session.commit()
     for force_id in forces:
         with scoped(force_id):
-            claimed = _claim(now, lease, batch)
+            claimed = _claim(due_at, lease, batch)
             db.session.commit()
             for delivery_id in claimed:
                 delivery = db.session.get(WebhookDelivery, delivery_id)
