@@ -20,6 +20,10 @@ still appear. A rolled-back change leaves a gap, which is harmless.
 The cost is that changes to one provider's referrals, across all its
 forces, commit one at a time (a short wait each; a long import holds the
 row for its whole transaction). SQLite allows one writer at a time anyway.
+A request changes one referral, so holds one counter; two long
+transactions that each change referrals of several providers (imports,
+the expiry command) can deadlock on PostgreSQL, which then aborts one of
+them whole, to be run again.
 
 The cursor is opaque to clients: ``base64url("v1:<position>")``.
 """
