@@ -41,7 +41,7 @@ from jinja2.bccache import Bucket
 from sqlalchemy import func, select
 
 from diversion.accounts import services as accounts
-from diversion.accounts.models import ForceMembership, User
+from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, User
 from diversion.api import services as api_tokens
 from diversion.api.models import ApiToken
 from diversion.cases import services as cases
@@ -52,6 +52,8 @@ from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
+from diversion.integrations import services as integrations
+from diversion.integrations.models import ProviderToken, WebhookEndpoint
 from diversion.providers import services as providers
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
@@ -374,6 +376,71 @@ def _referral_in(state: State) -> Effect:
 def _yesterday(_app: Flask, _world: World) -> dict[str, str | list[str]]:
     day = _today() - timedelta(days=1)
     return {"day": [str(day.day), str(day.month), str(day.year)], "time": "09:15", "venue": "Digbeth"}
+# ---------------------------------------------------------------- provider integrations
+CRANSTOUN_ADMIN = frozenset({"provider_staff"})  # made an admin of Cranstoun by the setup
+PROVIDER: dict[str, str] = {}  # ids made by a case's setup
+INTEGRATIONS = "/provider/integrations/"
+
+
+def _cranstoun(app: Flask) -> Provider:
+    provider = db.session.scalar(select(Provider).where(Provider.slug == "cranstoun"))
+    assert provider is not None
+    return provider
+
+
+def _provider_admin(app: Flask, world: World) -> None:
+    """The provider_staff principal (staff of Cranstoun, which serves force A) becomes its admin."""
+    with app.app_context():
+        membership = db.session.scalar(select(ProviderMembership).where(
+            ProviderMembership.provider_id == _cranstoun(app).id,
+            ProviderMembership.user_id == world.users["provider_staff"].id))
+        assert membership is not None
+        membership.role = ProviderRole.ADMIN
+        db.session.commit()
+
+
+def _provider_token(app: Flask, world: World) -> None:
+    _provider_admin(app, world)
+    with app.app_context():
+        token, _secret = integrations.create_token(_cranstoun(app), name="Matrix", actor=None)
+        PROVIDER["token"] = str(token.id)
+        db.session.commit()
+
+
+def _provider_endpoint(app: Flask, world: World) -> None:
+    _provider_admin(app, world)
+    with app.app_context():
+        endpoint, _secret = integrations.set_endpoint(_cranstoun(app), url="https://example.org/hooks", actor=None)
+        PROVIDER["sealed"] = endpoint.secret_sealed
+        db.session.commit()
+
+
+def _endpoint(app: Flask) -> WebhookEndpoint | None:
+    with app.app_context():
+        return db.session.scalar(select(WebhookEndpoint))
+
+
+def _provider_token_made(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(ProviderToken)) == 1
+
+
+def _provider_token_revoked(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return db.session.get(ProviderToken, uuid.UUID(PROVIDER["token"])).revoked_at is not None
+
+
+def _endpoint_set(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _endpoint(app) is not None
+
+
+def _secret_rotated(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    endpoint = _endpoint(app)
+    return endpoint is not None and endpoint.secret_sealed != PROVIDER["sealed"]
+
+
+def _endpoint_removed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _endpoint(app) is None
 
 
 ROUTES: tuple[Route, ...] = (
@@ -534,6 +601,31 @@ ROUTES: tuple[Route, ...] = (
           data=lambda _a, _w: {"confirm": "y"}, effect=_referral_in(State.COMPLETED)),
     Route("provider.switch", "POST", lambda w: "/provider/organisation", allow(PROVIDER_STAFF, redirect("/provider/")),
           data=lambda _a, w: {"provider": str(w.providers["cranstoun"].id)}),
+    # Provider integrations: the provider's admins manage its tokens and webhook endpoint (the
+    # provider_staff principal is made an admin of Cranstoun by each case's setup). The provider API
+    # answers a provider's bearer token only: no session opens it.
+    Route("provider_integrations.index", "GET", lambda w: INTEGRATIONS, allow(CRANSTOUN_ADMIN, OK),
+          setup=_provider_admin, shows=lambda _w: ["Cranstoun"]),
+    Route("provider_integrations.create_token", "POST", lambda w: f"{INTEGRATIONS}tokens", allow(CRANSTOUN_ADMIN, OK),
+          setup=_provider_admin, data=lambda _a, _w: {"token-name": "Case management"},
+          effect=_provider_token_made, shows=lambda _w: ["dvp.cranstoun."]),
+    Route("provider_integrations.revoke_token", "POST",
+          lambda w: f"{INTEGRATIONS}tokens/{PROVIDER.get('token', NO_ID)}/revoke",
+          allow(CRANSTOUN_ADMIN, redirect(INTEGRATIONS)), setup=_provider_token, effect=_provider_token_revoked),
+    Route("provider_integrations.set_webhook", "POST", lambda w: f"{INTEGRATIONS}webhook", allow(CRANSTOUN_ADMIN, OK),
+          setup=_provider_admin, data=lambda _a, _w: {"webhook-url": "https://example.org/hooks"},
+          effect=_endpoint_set, shows=lambda _w: ["dvwh_"]),
+    Route("provider_integrations.rotate_secret", "POST", lambda w: f"{INTEGRATIONS}webhook/secret",
+          allow(CRANSTOUN_ADMIN, OK), setup=_provider_endpoint, effect=_secret_rotated, shows=lambda _w: ["dvwh_"]),
+    Route("provider_integrations.remove_webhook", "POST", lambda w: f"{INTEGRATIONS}webhook/remove",
+          allow(CRANSTOUN_ADMIN, redirect(INTEGRATIONS)), setup=_provider_endpoint, effect=_endpoint_removed),
+    Route("provider_api.feed", "GET", lambda w: "/api/v1/provider/referrals", {}, api=True,
+          setup=_record_referral),
+    Route("provider_api.get_referral", "GET", lambda w: f"/api/v1/provider/referrals/{CASE.get('referral', NO_ID)}",
+          {}, api=True, setup=_record_referral),
+    Route("provider_api.move_referral", "POST",
+          lambda w: f"/api/v1/provider/referrals/{CASE.get('referral', NO_ID)}/transitions", {}, api=True,
+          setup=_record_referral, data=lambda _a, _w: {"to": "accepted"}, effect=_referral_accepted),
 )
 
 

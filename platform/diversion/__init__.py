@@ -122,12 +122,14 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.api.views import bp as api_bp
     from diversion.cases.views import bp as cases_bp
     from diversion.eligibility.views import bp as policy_bp
+    from diversion.integrations.api import bp as provider_api_bp
+    from diversion.integrations.pages import bp as provider_integrations_bp
     from diversion.providers.views import bp as provider_bp
     from diversion.public.views import bp as public_bp
     from diversion.tenancy.views import bp as force_bp
 
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
-                      api_tokens_bp, provider_bp):
+                      api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp):
         app.register_blueprint(blueprint)
 
 

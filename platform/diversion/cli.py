@@ -108,8 +108,10 @@ def demo(password: str, past_decisions: int) -> None:
 def register(app: Flask) -> None:
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
+    from diversion.integrations.cli import register as register_integrations
 
     app.cli.add_command(policy_group)
     app.cli.add_command(tenants_group)
     app.cli.add_command(demo)
     register_cases(app)
+    register_integrations(app)

@@ -6,6 +6,14 @@ from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
+from diversion.integrations.models import (
+    FeedCounter,
+    FeedEntry,
+    ProviderToken,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from diversion.tenancy.models import Tenant
 
 __all__ = [
@@ -15,6 +23,8 @@ __all__ = [
     "Course",
     "Decision",
     "Encounter",
+    "FeedCounter",
+    "FeedEntry",
     "ForceMembership",
     "Offering",
     "Person",
@@ -22,8 +32,12 @@ __all__ = [
     "PolicyVersion",
     "Provider",
     "ProviderMembership",
+    "ProviderToken",
     "Referral",
     "Tenant",
     "Transition",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

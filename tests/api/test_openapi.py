@@ -37,7 +37,7 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 def test_every_route_of_the_api_is_documented_and_nothing_else(app: Flask) -> None:
     served = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith("api."):
+        if rule.endpoint.startswith(("api.", "provider_api.")):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served |= {(path, method.lower()) for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
     assert served == {(path, method) for path, method, _ in _operations(openapi.document())}
@@ -60,14 +60,20 @@ def test_every_answer_is_documented() -> None:
         if path.endswith("openapi.json"):
             assert operation["security"] == [], label
             continue
-        assert responses["401"] == {"$ref": "#/components/responses/Unauthorized"}, label
+        provider = path.startswith("/api/v1/provider/")
+        if provider:
+            assert operation["security"] == [{"providerBearer": []}], label
+        assert responses["401"] == {"$ref": f"#/components/responses/{'Provider' if provider else ''}Unauthorized"}, \
+            label
         if "{" in path:
-            assert responses["404"] == {"$ref": "#/components/responses/NotFound"}, label
+            assert responses["404"] == {"$ref": f"#/components/responses/{'Provider' if provider else ''}NotFound"}, \
+                label
         if "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", [])):
             assert responses["422"] == {"$ref": "#/components/responses/Unprocessable"}, label
         if "requestBody" in operation:
             assert responses["413"] == {"$ref": "#/components/responses/TooLarge"}, label
-    for name in ("Unauthorized", "NotFound", "TooLarge", "Unprocessable"):
+    for name in ("Unauthorized", "NotFound", "TooLarge", "Unprocessable", "ProviderUnauthorized",
+                 "ProviderNotFound", "Conflict"):
         response = document["components"]["responses"][name]
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -78,3 +84,17 @@ def test_derived_facts_are_not_offered() -> None:
     assert {"age", "previous_diversions", "previous_non_engagement", "offence_age_days"}.isdisjoint(
         facts["properties"])
     assert {"offence", "substances", "user_dealer", "stage"} <= set(facts["properties"])
+
+
+def test_the_webhooks_are_documented_with_their_headers_and_body() -> None:
+    document = openapi.document()
+    assert set(document["webhooks"]) == {"referralCreated", "referralChanged"}
+    for item in document["webhooks"].values():
+        operation = item["post"]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"Diversion-Delivery", "Diversion-Event", "Diversion-Timestamp", "Diversion-Signature"}
+        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/WebhookEvent"}
+    event = document["components"]["schemas"]["WebhookEvent"]
+    assert set(event["required"]) == {"id", "type", "created_at", "data"}
+    assert "HMAC-SHA256" in document["info"]["description"]

@@ -1,5 +1,6 @@
 """Property-based: requests made from the OpenAPI document, valid and invalid,
-sent to the app in process with a good token of the `world` fixture's force A.
+sent to the app in process with a good token of the `world` fixture's force A,
+or, for the provider operations, of Cranstoun, which has referrals in two forces.
 
 No answer may be a server error, and every answer must be one the document
 lists, with its content type and body schema; invalid requests must be
@@ -28,6 +29,7 @@ from hypothesis import HealthCheck, settings
 from diversion.api import openapi
 from tests.api.conftest import bearer, make_token, user_dealer
 from tests.conftest import World
+from tests.integrations.conftest import build_providers, provider_token
 
 MAX_EXAMPLES = 25
 CONFIG = schemathesis.Config.from_dict({
@@ -38,18 +40,23 @@ CONFIG = schemathesis.Config.from_dict({
 schema = schemathesis.openapi.from_dict(openapi.document(), config=CONFIG)
 
 
+PROVIDER_PATHS = "/api/v1/provider/"
+
+
 @pytest.fixture
-def fuzz_token(app: Flask, world: World) -> str:
-    return make_token(app, world.a, "Fuzzing")
+def fuzz_tokens(app: Flask, world: World) -> dict[str, str]:
+    providers = build_providers(app, world)
+    return {"force": make_token(app, world.a, "Fuzzing"), "provider": provider_token(app, providers.p1, "Fuzzing")}
 
 
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-def test_the_api_keeps_to_its_document(case: schemathesis.Case, app: Flask, fuzz_token: str) -> None:
+def test_the_api_keeps_to_its_document(case: schemathesis.Case, app: Flask, fuzz_tokens: dict[str, str]) -> None:
     # This test's app: the checks that send a request again (without the token, say) send it there too.
     case.operation.schema.app = app
-    case.call_and_validate(app=app, headers=bearer(fuzz_token))
+    token = fuzz_tokens["provider" if case.path.startswith(PROVIDER_PATHS) else "force"]
+    case.call_and_validate(app=app, headers=bearer(token))
 
 
 def test_a_whole_referral_answers_as_documented(
@@ -84,3 +91,33 @@ def test_a_whole_referral_answers_as_documented(
     call("GET", "/api/v1/referrals", "/api/v1/referrals", query="?state=not_completed&limit=1")
     call("GET", "/api/v1/referrals", "/api/v1/referrals", query="?limit=many")
     assert [status for *_, status in answers] == [201, 200, 200, 200, 201, 422, 201, 201, 201, 422, 201, 200, 200, 422]
+
+
+def test_a_providers_work_answers_as_documented(app: Flask, client: FlaskClient, world: World) -> None:
+    """The provider operations with real referrals: the feed, one referral, moves and refusals."""
+    providers = build_providers(app, world)
+    auth = bearer(provider_token(app, providers.p1))
+    answers = []
+
+    def call(method: str, template: str, path: str, body: Any = None) -> Any:
+        response = client.open(path, method=method, json=body, headers=auth)
+        operation = schema[template][method]
+        assert operation.responses.find_by_status_code(response.status_code) is not None, response.status_code
+        operation.validate_response(response)
+        answers.append(response.status_code)
+        return response.json
+
+    feed = call("GET", "/api/v1/provider/referrals", "/api/v1/provider/referrals?limit=1")
+    call("GET", "/api/v1/provider/referrals", f"/api/v1/provider/referrals?cursor={feed['next_cursor']}")
+    call("GET", "/api/v1/provider/referrals", "/api/v1/provider/referrals?cursor=nonsense")
+    one = "/api/v1/provider/referrals/{referral_id}"
+    referral = providers.referrals["a1"]
+    call("GET", one, f"/api/v1/provider/referrals/{referral}")
+    call("GET", one, f"/api/v1/provider/referrals/{providers.referrals['b2']}")  # P2's: 404
+    move = "/api/v1/provider/referrals/{referral_id}/transitions"
+    path = f"/api/v1/provider/referrals/{referral}/transitions"
+    call("POST", move, path, {"to": "completed"})
+    call("POST", move, path, {"to": "accepted", "expected_state": "offered"})
+    call("POST", move, path, {"to": "not_completed"})
+    call("POST", move, path, {"to": "not_completed", "reason": "Did not attend"})
+    assert answers == [200, 200, 422, 200, 404, 409, 201, 422, 201]

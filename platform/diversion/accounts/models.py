@@ -32,6 +32,17 @@ class Role(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
 
+class ProviderRole(enum.StrEnum):
+    """What a user may do for a provider: staff work referrals; admins also manage integrations."""
+
+    STAFF = "staff"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
 FORCE_ROLES = (Role.FORCE_ADMIN, Role.OFFICER, Role.SUPERVISOR)
 PLATFORM_ROLES = (Role.PLATFORM_ADMIN, Role.NATIONAL_LEAD)
 
@@ -96,6 +107,10 @@ class ProviderMembership(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[ProviderRole] = mapped_column(
+        Enum(ProviderRole, name="provider_role", native_enum=False, validate_strings=True, length=16,
+             values_callable=lambda roles: [role.value for role in roles]),
+        default=ProviderRole.STAFF, server_default=ProviderRole.STAFF.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

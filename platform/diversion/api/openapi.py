@@ -16,13 +16,17 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from diversion.api import schemas
+from diversion.integrations import schemas as provider_schemas
+from diversion.integrations.schemas import MAX_FEED_PAGE
 
 PREFIX = "/api/v1"
 JSON = "application/json"
-_REQUESTS: tuple[type[BaseModel], ...] = (schemas.EncounterIn, schemas.ReferralIn, schemas.TransitionIn)
+_REQUESTS: tuple[type[BaseModel], ...] = (schemas.EncounterIn, schemas.ReferralIn, schemas.TransitionIn,
+                                          provider_schemas.ProviderMoveIn, provider_schemas.WebhookEvent)
 _RESPONSES: tuple[type[BaseModel], ...] = (
     schemas.EncounterRecord, schemas.DecisionOut, schemas.ReferralOut, schemas.ReferralPage,
     schemas.TransitionRecord, schemas.OfferingList, schemas.ErrorBody,
+    provider_schemas.ProviderReferralOut, provider_schemas.ProviderReferralPage, provider_schemas.ProviderMoveRecord,
 )
 
 DESCRIPTION = """\
@@ -43,6 +47,37 @@ Errors are JSON: `{"errors": [{"field": ..., "message": ...}]}`. Bad input gets
 422 with every field at fault and changes nothing; a missing, unknown or revoked
 token gets 401; an id that does not exist, or belongs to another force, gets 404;
 a body over 256 KiB gets 413.
+
+## For providers
+
+A provider (a charity delivering courses for several forces) has its own
+tokens, starting `dvp.`, made by its admins on the provider's *Integrations*
+page. They open the `/api/v1/provider/` operations only, which show the
+referrals sent to that provider from every force it serves, and nothing else:
+another provider's referral, in any force, gets 404.
+
+**The feed.** `GET /api/v1/provider/referrals` lists the referrals new or
+changed since `cursor`, oldest change first, each once, as it is now; send
+the `next_cursor` of each page as `cursor` on the next call (no cursor: from
+the start). A cursor never skips a change, even when changes commit out of
+order: the feed only shows a change once every earlier one is settled. Poll
+it, or wait for a webhook. When `has_more` is true, ask again at once.
+
+**Moves.** `POST /api/v1/provider/referrals/{referral_id}/transitions` accepts,
+declines, books, records attendance (once per session), completes, or ends a
+referral as not completed (with a reason). A move the referral's state does
+not allow gets 409 with the moves it does allow; `expected_state` guards
+against someone else having moved it first (409 too).
+
+**Webhooks.** With an endpoint set, each new referral and each change is
+POSTed to it (see `webhooks` below), signed: `Diversion-Signature: v1=<hex>`
+is the HMAC-SHA256, keyed with the endpoint's secret, of
+`<Diversion-Timestamp>.<raw body>`. Verify it on the raw bytes, compare in
+constant time, and refuse timestamps more than 5 minutes from your clock.
+Answer 2xx quickly; anything else is retried with growing waits (from 30
+seconds, doubling, with jitter) up to 8 attempts. A delivery can arrive more
+than once and out of order: de-duplicate on `Diversion-Delivery` (also the
+body's `id`) and fetch the referral for its current state.
 """
 
 
@@ -58,6 +93,14 @@ ERRORS: dict[str, dict[str, Any]] = {
     "NotFound": _error("No such item in this force."),
     "Unprocessable": _error("The request was refused; each error names the field at fault. Nothing changed."),
     "TooLarge": _error("The body is over 256 KiB and was not read."),
+    "ProviderUnauthorized": {
+        **_error("No provider token, or one that is malformed, unknown or revoked (a force token does not "
+                 "open these operations)."),
+        "headers": {"WWW-Authenticate": {"description": "The bearer scheme.", "schema": {"type": "string"}}},
+    },
+    "ProviderNotFound": _error("The provider has no such referral (another provider's is not found either)."),
+    "Conflict": _error("The referral's state does not allow this move now; the error says which it does. "
+                       "Nothing changed."),
 }
 
 
@@ -70,7 +113,8 @@ def ref_to(name: str) -> dict[str, str]:
 
 
 def _errors(*names: str) -> dict[str, Any]:
-    codes = {"Unauthorized": "401", "NotFound": "404", "TooLarge": "413", "Unprocessable": "422"}
+    codes = {"Unauthorized": "401", "NotFound": "404", "TooLarge": "413", "Unprocessable": "422",
+             "ProviderUnauthorized": "401", "ProviderNotFound": "404", "Conflict": "409"}
     return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in names}
 
 
@@ -143,11 +187,75 @@ def _paths(names: dict[type[BaseModel], str]) -> dict[str, Any]:
         f"{PREFIX}/offerings": {"get": _operation(
             "listOfferings", "The courses the force offers, by pathway", "Referrals",
             {**_ok("200", "The force's offerings.", names[schemas.OfferingList]), **_errors("Unauthorized")})},
+        **_provider_paths(names),
         f"{PREFIX}/openapi.json": {"get": _operation(
             "getOpenApi", "This document", "Document",
             {"200": {"description": "The OpenAPI 3.1 document.", "content": {JSON: {"schema": {"type": "object"}}}}},
             security=[])},
     }
+
+
+PROVIDER_SECURITY: list[dict[str, list[str]]] = [{"providerBearer": []}]
+
+
+def _provider_paths(names: dict[type[BaseModel], str]) -> dict[str, Any]:
+    referral = _path_id("referral_id", "referral")
+    feed_parameters = [
+        {"name": "cursor", "in": "query", "required": False,
+         "description": "The next_cursor of the last page; leave out to start from the beginning.",
+         "schema": {"type": "string", "maxLength": 64}},
+        {"name": "limit", "in": "query", "required": False, "description": "How many referrals per page.",
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_FEED_PAGE,
+                    "default": provider_schemas.FeedQuery.model_fields["limit"].default}},
+    ]
+    return {
+        f"{PREFIX}/provider/referrals": {"get": _operation(
+            "providerFeed", "New and changed referrals of the provider, from every force it serves", "Providers",
+            {**_ok("200", "A page of the feed.", names[provider_schemas.ProviderReferralPage]),
+             **_errors("ProviderUnauthorized", "Unprocessable")},
+            description="Oldest change first; a referral changed several times appears once, as it is now. "
+                        "A cursor the feed did not give out gets 422.",
+            parameters=feed_parameters, security=PROVIDER_SECURITY)},
+        f"{PREFIX}/provider/referrals/{{referral_id}}": {"get": _operation(
+            "providerGetReferral", "One of the provider's referrals, with the person's contact details",
+            "Providers",
+            {**_ok("200", "The referral.", names[provider_schemas.ProviderReferralOut]),
+             **_errors("ProviderUnauthorized", "ProviderNotFound")},
+            parameters=[referral], security=PROVIDER_SECURITY)},
+        f"{PREFIX}/provider/referrals/{{referral_id}}/transitions": {"post": _operation(
+            "providerMoveReferral", "Move one of the provider's referrals on", "Providers",
+            {**_ok("201", "Moved.", names[provider_schemas.ProviderMoveRecord]),
+             **_errors("ProviderUnauthorized", "ProviderNotFound", "Conflict", "TooLarge", "Unprocessable")},
+            description="409 for a move the referral's state does not allow, completion before every session "
+                        "is attended, or a referral no longer in `expected_state`; 422 for a bad body or "
+                        "ending it without a reason.",
+            parameters=[referral], requestBody=_body(names[provider_schemas.ProviderMoveIn]),
+            security=PROVIDER_SECURITY)},
+    }
+
+
+def _webhook(event: str, summary: str, event_schema: str) -> dict[str, Any]:
+    def header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "header", "required": True, "description": description, "schema": schema}
+
+    return {"post": {
+        "operationId": f"webhook{event.title().replace('.', '')}",
+        "summary": summary, "tags": ["Providers"], "security": [],
+        "description": f"Sent to the provider's endpoint with `type` `{event}`.",
+        "parameters": [
+            header("Diversion-Delivery", "The delivery id: the same on every retry. De-duplicate on it.",
+                   {"type": "string", "format": "uuid"}),
+            header("Diversion-Event", "The event type.", {"type": "string", "const": event}),
+            header("Diversion-Timestamp", "When this attempt was signed, in Unix seconds.",
+                   {"type": "string", "pattern": "^[0-9]+$"}),
+            header("Diversion-Signature", "`v1=` and the hex HMAC-SHA256 of `<timestamp>.<raw body>`, keyed "
+                                          "with the endpoint's signing secret.",
+                   {"type": "string", "pattern": "^v1=[0-9a-f]{64}$"}),
+        ],
+        "requestBody": {"required": True, "content": {JSON: {"schema": ref_to(event_schema)}}},
+        "responses": {"2XX": {"description": "Received: not sent again."},
+                      "default": {"description": "Anything else, or no answer: sent again later, up to the limit."}},
+    }}
 
 
 def document() -> dict[str, Any]:
@@ -168,14 +276,24 @@ def _document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {"title": "diversion API", "version": "1.0.0", "description": DESCRIPTION},
-        "tags": [{"name": name} for name in ("Encounters", "Decisions", "Referrals", "Document")],
+        "tags": [{"name": name} for name in ("Encounters", "Decisions", "Referrals", "Providers", "Document")],
         "security": [{"bearer": []}],
         "paths": _paths(names),
+        "webhooks": {
+            "referralCreated": _webhook("referral.created", "A referral was sent to the provider",
+                                        names[provider_schemas.WebhookEvent]),
+            "referralChanged": _webhook("referral.changed", "One of the provider's referrals changed",
+                                        names[provider_schemas.WebhookEvent]),
+        },
         "components": {
             "schemas": top["$defs"],
             "responses": ERRORS,
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
-                "description": "A token made by the force admin on the force's API tokens page."}},
+                "description": "A token made by the force admin on the force's API tokens page."},
+                "providerBearer": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "A provider token (dvp.…) made by a provider admin on the provider's "
+                                   "Integrations page."}},
         },
     }

@@ -25,6 +25,7 @@ from diversion.eligibility.catalogue import FIELDS, FactsInvalid
 from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.integrations.feed import announce
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 
@@ -206,7 +207,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
 
     Refuses a decision that is not (or not overridden to) eligible, a course
     the force does not offer for that pathway, and a second open referral for
-    the same encounter.
+    the same encounter. The new referral goes into its provider's feed (and
+    webhook outbox) in the same transaction.
     """
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
         raise CaseError("decision", "Only an eligible decision can lead to a referral.")
@@ -227,8 +229,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
                         deadline=today + timedelta(days=pathway.deadline_days), sessions_required=pathway.sessions)
     db.session.add(referral)
     db.session.flush()
-    _step(tenant, referral, None, State.OFFERED, actor=actor, reason=reason or "Offered after the decision")
+    step = _step(tenant, referral, None, State.OFFERED, actor=actor, reason=reason or "Offered after the decision")
     db.session.flush()
+    announce(tenant, referral, step)
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
     return referral
@@ -251,7 +254,8 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | N
 
     Refuses a move the lifecycle does not allow (with the moves it does),
     completion before every session is attended, attendance beyond the
-    sessions required, and ending a referral without a reason.
+    sessions required, and ending a referral without a reason. The change
+    goes into the provider's feed (and webhook outbox) in the same transaction.
     """
     allowed = TRANSITIONS.get(referral.state, frozenset())
     if to not in allowed:
@@ -271,6 +275,7 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | N
     if to in FINAL_STATES:
         referral.outcome_code, referral.outcome_label = outcome_of(tenant, to)
     db.session.flush()
+    announce(tenant, referral, step)
     record(f"referral.{to.value}", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"reason": reason.strip()} if reason.strip() else {})
     return step

@@ -1,0 +1,1 @@
+"""Provider integrations: API tokens, the referral feed and outbound webhooks."""

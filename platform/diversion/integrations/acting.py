@@ -1,0 +1,58 @@
+"""Which provider a signed-in user is acting for on the integration pages, and as what.
+
+A provider membership is global (one login serves the provider in every
+force), so these pages have no force in scope. A user who works for
+several providers acts for the one named by ``?provider=<slug>``, else
+for the one chosen in the workspace's organisation switcher, else for the
+first by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, request, session
+from flask_login import current_user
+from sqlalchemy import select
+
+from diversion.accounts.models import ProviderMembership, ProviderRole
+from diversion.catalogue.models import Provider
+from diversion.extensions import db, login
+from diversion.providers.views import CHOSEN
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def memberships(user_id: int) -> list[tuple[Provider, ProviderRole]]:
+    """The providers a user works for, by name, with their role in each."""
+    rows = db.session.execute(
+        select(Provider, ProviderMembership.role)
+        .join(ProviderMembership, ProviderMembership.provider_id == Provider.id)
+        .where(ProviderMembership.user_id == user_id).order_by(Provider.name)).all()
+    return [(provider, ProviderRole(role)) for provider, role in rows]
+
+
+def acting_provider(user_id: int, wanted: str | None = None) -> tuple[Provider, ProviderRole] | None:
+    held = memberships(user_id)
+    if wanted:
+        held = [(provider, role) for provider, role in held if provider.slug == wanted]
+    chosen = session.get(CHOSEN)
+    return next((item for item in held if item[0].id == chosen), held[0] if held else None)
+
+
+def requires_provider_admin(view: F) -> F:
+    """Sign-in first; then 403 unless the user is an admin of the provider they act for."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login.unauthorized()
+        found = acting_provider(current_user.id, request.args.get("provider"))
+        if found is None or found[1] is not ProviderRole.ADMIN:
+            abort(403)
+        g.provider = found[0]
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

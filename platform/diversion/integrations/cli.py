@@ -1,0 +1,38 @@
+"""``diversion webhooks deliver``: the worker that sends providers' webhooks."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Outbound webhooks to providers."""
+
+
+@webhooks_group.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep going: deliver what is due every --interval seconds.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
+              help="Seconds between rounds with --loop.")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="At most this many deliveries per force per round.")
+@with_appcontext
+def deliver(loop: bool, interval: float, batch: int) -> None:
+    """Send the webhook deliveries that are due (once, or with --loop until stopped)."""
+    from diversion.integrations import webhooks
+
+    if loop:
+        click.echo(f"Delivering webhooks every {interval:g} seconds; stop with Ctrl-C.")
+        try:
+            webhooks.run_forever(interval=interval, batch=batch, echo=click.echo)
+        except KeyboardInterrupt:
+            click.echo("Stopped.")
+        return
+    outcome = webhooks.deliver_due(batch=batch)
+    click.echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry later, {outcome.failed} failed.")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(webhooks_group)

@@ -1,0 +1,145 @@
+"""A provider's referral feed: positions, the cursor, and what each change writes.
+
+Every change to a referral (its offer, every transition) takes the next
+*position* of the referral's provider and writes, in the same transaction
+as the change: the referral's feed entry (its latest position) and, when the
+provider has a webhook endpoint, a delivery in the outbox.
+
+Why a per-provider counter row, and not a timestamp or a database sequence:
+a feed read by "everything after the last position I saw" skips a change
+when two transactions take positions 5 and 6 and 6 commits first (the
+reader sees 6, moves its cursor past 5, and 5 appears later behind it).
+Taking a position here is an UPDATE of the provider's counter row, and its
+row lock is held until the transaction ends, so the next position cannot
+be taken until the previous one is committed or rolled back: a provider's
+positions become visible in their own order. The reader also stops at the
+counter's committed value (the *high-water mark*) read before it looks at
+the entries, so a page never includes a position while a lower one could
+still appear. A rolled-back change leaves a gap, which is harmless.
+
+The cost is that changes to one provider's referrals, across all its
+forces, commit one at a time (a short wait each; a long import holds the
+row for its whole transaction). SQLite allows one writer at a time anyway.
+A request changes one referral, so holds one counter; two long
+transactions that each change referrals of several providers (imports,
+the expiry command) can deadlock on PostgreSQL, which then aborts one of
+them whole, to be run again.
+
+The cursor is opaque to clients: ``base64url("v1:<position>")``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from diversion.cases.models import Referral, State, Transition
+from diversion.db import utcnow
+from diversion.errors import FieldError
+from diversion.extensions import db
+from diversion.integrations.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
+from diversion.tenancy.models import Tenant
+
+CURSOR_VERSION = "v1"
+CREATED = "referral.created"
+CHANGED = "referral.changed"
+EVENTS = (CREATED, CHANGED)
+
+
+class CursorError(FieldError):
+    """A cursor this feed did not give out."""
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"{CURSOR_VERSION}:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The position a cursor stands for; no cursor is the start of the feed.
+
+    Refuses (``CursorError``) anything the feed did not give out.
+    """
+    if cursor is None or cursor == "":
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    version, _, number = raw.partition(":")
+    if (version != CURSOR_VERSION or not number.isascii() or not number.isdigit() or len(number) > 18
+            or encode_cursor(int(number)) != cursor):  # only the exact text the feed gave out
+        raise CursorError("cursor", "This is not a cursor the feed gave out: start again without one, "
+                                      "or use next_cursor from the last page.")
+    return int(number)
+
+
+def high_water(provider_id: int) -> int:
+    """The provider's last committed position: every lower one is settled."""
+    return int(db.session.scalar(
+        select(FeedCounter.last_position).where(FeedCounter.provider_id == provider_id)) or 0)
+
+
+def next_position(provider_id: int) -> int:
+    """Take the provider's next position; the counter row stays locked until the transaction ends."""
+    take = (update(FeedCounter).where(FeedCounter.provider_id == provider_id)
+            .values(last_position=FeedCounter.last_position + 1).returning(FeedCounter.last_position)
+            .execution_options(synchronize_session=False))
+    position = db.session.execute(take).scalar()
+    if position is None:  # the provider's first change: make its counter (once, even when two race)
+        try:
+            with db.session.begin_nested():
+                db.session.add(FeedCounter(provider_id=provider_id, last_position=0))
+        except IntegrityError:
+            pass
+        position = db.session.execute(take).scalar_one()
+    return int(position)
+
+
+def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, referral: Referral, step: Transition, *,
+          position: int) -> str:
+    """What a delivery sends: which referral changed and how, never anything about the person."""
+    occurred = step.occurred_at or utcnow()
+    data: dict[str, Any] = {
+        "id": str(delivery_id),
+        "type": event,
+        "created_at": utcnow().isoformat().replace("+00:00", "Z"),
+        "data": {
+            "referral_id": str(referral.id),
+            "force": tenant.slug,
+            "state": State(step.to_state).value,
+            "previous_state": State(step.from_state).value if step.from_state else None,
+            "transition_id": str(step.id),
+            "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+            "cursor": encode_cursor(position),
+        },
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def announce(tenant: Tenant, referral: Referral, step: Transition) -> None:
+    """Put a referral's change in its provider's feed and, if the provider has
+    a webhook endpoint, in the outbox; in the caller's transaction, with the
+    referral's force in scope. Called by the case services on every change."""
+    provider_id = referral.provider_id
+    position = next_position(provider_id)
+    entry = db.session.scalar(select(FeedEntry).where(FeedEntry.referral_id == referral.id))
+    if entry is None:
+        db.session.add(FeedEntry(tenant_id=tenant.id, referral_id=referral.id, provider_id=provider_id,
+                                 position=position))
+    else:
+        entry.position, entry.provider_id, entry.changed_at = position, provider_id, utcnow()
+    has_endpoint = db.session.scalar(
+        select(WebhookEndpoint.id).where(WebhookEndpoint.provider_id == provider_id)) is not None
+    if has_endpoint:
+        delivery_id = uuid.uuid4()
+        event = CREATED if step.from_state is None else CHANGED
+        db.session.add(WebhookDelivery(
+            id=delivery_id, tenant_id=tenant.id, provider_id=provider_id, referral_id=referral.id, event=event,
+            body=_body(delivery_id, event, tenant, referral, step, position=position), next_attempt_at=utcnow()))
+    db.session.flush()

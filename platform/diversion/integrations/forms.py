@@ -1,0 +1,33 @@
+"""The forms a provider admin manages integrations with (GOV.UK Frontend widgets)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
+from wtforms import StringField, SubmitField
+from wtforms.validators import InputRequired, Length
+
+from diversion.integrations.services import MAX_NAME_LENGTH, MAX_URL_LENGTH
+
+
+class ProviderTokenForm(FlaskForm):
+    name = StringField(
+        "Name",
+        widget=GovTextInput(),
+        description="Which system will use it, so that you can tell tokens apart, e.g. “Case management”.",
+        validators=[InputRequired(message="Enter a name for the token"),
+                    Length(max=MAX_NAME_LENGTH, message=f"The name must be {MAX_NAME_LENGTH} characters or fewer")],
+    )
+    submit = SubmitField("Make a token", widget=GovSubmitInput())
+
+
+class WebhookForm(FlaskForm):
+    url = StringField(
+        "Endpoint address",
+        widget=GovTextInput(),
+        description="Where we POST a signed event when a referral is sent to you or changes, "
+                    "e.g. https://example.org/diversion/webhooks.",
+        validators=[InputRequired(message="Enter the address of your endpoint"),
+                    Length(max=MAX_URL_LENGTH, message=f"The address must be {MAX_URL_LENGTH} characters or fewer")],
+    )
+    submit = SubmitField("Save the endpoint", widget=GovSubmitInput())

@@ -1,0 +1,168 @@
+"""What a provider's own systems use: API tokens, the referral feed, webhooks.
+
+Providers are global (one provider serves many forces), so their tokens,
+webhook endpoint and feed counter are global rows of that provider. What
+is about a referral stays with the referral's force: the feed entry that
+places a referral in its provider's feed, and each webhook delivery and
+attempt, are force-owned rows under every isolation layer, written in the
+same transaction as the change they announce. In provider scope, the
+provider reaches its own feed entries and deliveries (its staff's moves
+write them), never the attempts (the worker's).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ColumnElement, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from diversion.accounts.models import User
+from diversion.catalogue.models import Provider
+from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
+
+
+class ProviderToken(Base):
+    """A provider system's bearer token; only a SHA-256 hash of it is kept."""
+
+    __tablename__ = "provider_tokens"
+    __table_args__ = (UniqueConstraint("provider_id", "prefix"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    provider: Mapped[Provider] = relationship()
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class WebhookEndpoint(Base):
+    """Where a provider wants to hear of its referrals, and the secret that signs each delivery.
+
+    The secret is kept encrypted with the platform's data keys (it must be
+    readable to sign), never hashed, and shown to the provider once.
+    """
+
+    __tablename__ = "provider_webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    secret_made_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FeedCounter(Base):
+    """The last feed position handed out for a provider.
+
+    Taking a position updates this row, and the row lock is held until the
+    transaction ends, so a provider's positions commit in their own order:
+    see ``integrations.feed``.
+    """
+
+    __tablename__ = "provider_feed_counters"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    last_position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FeedEntry(TenantScoped, Base):
+    """A referral's place in its provider's feed: the position of its latest change."""
+
+    __tablename__ = "provider_feed_entries"
+    __tenant_table_args__ = (
+        tenant_foreign_key("referrals", "referral_id", ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "referral_id"),
+        UniqueConstraint("provider_id", "position"),
+        Index(None, "tenant_id", "provider_id", "position"),
+    )
+
+    referral_id: Mapped[uuid.UUID]
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    position: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider reaches its own feed entries (written when its staff move a referral)."""
+        return cls.provider_id == provider_id
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        return self.provider_id == provider_id
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class WebhookDelivery(TenantScoped, Base):
+    """One event to send to a provider's endpoint (the outbox), until it is answered 2xx or given up.
+
+    ``id`` is the delivery id the provider de-duplicates on: the same on
+    every retry. ``body`` is the exact JSON sent, so every retry sends the
+    same bytes.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __tenant_table_args__ = (
+        tenant_foreign_key("referrals", "referral_id", ondelete="CASCADE"),
+        Index(None, "tenant_id", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "provider_id", "created_at"),
+    )
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    referral_id: Mapped[uuid.UUID]
+    event: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        Enum(DeliveryStatus, native_enum=False, length=20, values_callable=lambda kinds: [k.value for k in kinds]),
+        default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider reaches its own deliveries (queued when its staff move a referral)."""
+        return cls.provider_id == provider_id
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        return self.provider_id == provider_id
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookAttempt(TenantScoped, Base):
+    """One try at a delivery: when, the answer's status code or the error."""
+
+    __tablename__ = "webhook_attempts"
+    __tenant_table_args__ = (
+        tenant_foreign_key("webhook_deliveries", "delivery_id", ondelete="CASCADE"),
+        Index(None, "tenant_id", "delivery_id", "attempted_at"),
+    )
+
+    delivery_id: Mapped[uuid.UUID]
+    number: Mapped[int]
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    url: Mapped[str] = mapped_column(String(500))
+    status_code: Mapped[int | None]
+    error: Mapped[str] = mapped_column(String(500), default="")

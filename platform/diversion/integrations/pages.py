@@ -1,0 +1,127 @@
+"""A provider admin's pages: the provider's API tokens and its webhook endpoint, under /provider/integrations."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from diversion.accounts.forms import ConfirmForm
+from diversion.extensions import db
+from diversion.integrations import services, webhooks
+from diversion.integrations.acting import requires_provider_admin
+from diversion.integrations.forms import ProviderTokenForm, WebhookForm
+from diversion.integrations.models import ProviderToken
+from diversion.tenancy.context import set_scope
+from diversion.web import commit_or_flash
+
+bp = Blueprint("provider_integrations", __name__, url_prefix="/provider/integrations")
+
+
+@bp.before_request
+def _no_force() -> None:
+    set_scope(None)  # provider pages cross forces only through the provider's own queries
+
+
+def _back() -> Response:
+    return redirect(url_for(".index", provider=request.args.get("provider")))
+
+
+def _secret_page(title: str, what: str, secret: str) -> Response:
+    """A page showing a secret once: never cached, never flashed (the session cookie is signed, not secret)."""
+    page = render_template("integrations/secret.html", title=title, what=what, secret=secret,
+                           provider=g.provider)
+    response = Response(page, status=200, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _index(token_form: ProviderTokenForm, webhook_form: WebhookForm) -> str:
+    endpoint = services.endpoint_of(g.provider)
+    if endpoint is not None and not webhook_form.url.data:
+        webhook_form.url.data = endpoint.url
+    return render_template(
+        "integrations/index.html", provider=g.provider, tokens=services.tokens(g.provider),
+        token_form=token_form, webhook_form=webhook_form, endpoint=endpoint, confirm=ConfirmForm(),
+        deliveries=webhooks.recent_deliveries(g.provider) if endpoint is not None else [],
+        prefix=lambda token: services.display_prefix(g.provider, token),
+        provider_arg=request.args.get("provider"))
+
+
+@bp.route("/")
+@requires_provider_admin
+def index() -> str:
+    return _index(ProviderTokenForm(prefix="token"), WebhookForm(prefix="webhook"))
+
+
+@bp.route("/tokens", methods=["POST"])
+@requires_provider_admin
+def create_token() -> Response | tuple[str, int]:
+    form = ProviderTokenForm(prefix="token")
+    if form.validate_on_submit():
+        try:
+            token, secret = services.create_token(g.provider, name=form.name.data or "", actor=current_user)
+        except services.IntegrationError as error:
+            db.session.rollback()
+            form.name.errors = [error.message]
+        else:
+            db.session.commit()
+            return _secret_page("API token made", f"The token “{token.name}”", secret)
+    return _index(form, WebhookForm(prefix="webhook")), 400
+
+
+@bp.route("/tokens/<uuid:token_id>/revoke", methods=["POST"])
+@requires_provider_admin
+def revoke_token(token_id: uuid.UUID) -> Response:
+    token = db.session.get(ProviderToken, token_id)
+    if token is None or token.provider_id != g.provider.id:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: services.revoke_token(g.provider, token, actor=current_user),
+                    f"The token “{token.name}” is revoked: calls with it are refused from now on.")
+    return _back()
+
+
+@bp.route("/webhook", methods=["POST"])
+@requires_provider_admin
+def set_webhook() -> Response | tuple[str, int]:
+    form = WebhookForm(prefix="webhook")
+    if form.validate_on_submit():
+        try:
+            _endpoint, secret = services.set_endpoint(g.provider, url=form.url.data or "", actor=current_user)
+        except services.IntegrationError as error:
+            db.session.rollback()
+            form.url.errors = [error.message]
+        else:
+            db.session.commit()
+            if secret is not None:
+                return _secret_page("Webhook endpoint saved", "The signing secret of your endpoint", secret)
+            return _back()
+    return _index(ProviderTokenForm(prefix="token"), form), 400
+
+
+@bp.route("/webhook/secret", methods=["POST"])
+@requires_provider_admin
+def rotate_secret() -> Response:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        secret = services.rotate_secret(g.provider, actor=current_user)
+    except services.IntegrationError:
+        db.session.rollback()
+        abort(404)
+    db.session.commit()
+    return _secret_page("New signing secret", "The new signing secret of your endpoint", secret)
+
+
+@bp.route("/webhook/remove", methods=["POST"])
+@requires_provider_admin
+def remove_webhook() -> Response:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: services.remove_endpoint(g.provider, actor=current_user),
+                    "The endpoint is removed: no more webhooks are sent.")
+    return _back()

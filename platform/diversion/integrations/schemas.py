@@ -1,0 +1,122 @@
+"""What the provider API reads and writes, and what its webhooks send (pydantic).
+
+A provider gets what it needs to deliver the course: the referral, the
+force, the course, pathway, deadline, sessions, state and history, and the
+person's name and contact details; never the case facts, the decision, the
+date of birth or any identifier the force keeps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from diversion.api.schemas import Moment, Reason, TransitionOut
+from diversion.cases.models import State
+from diversion.integrations.services import PROVIDER_MOVES
+
+MAX_FEED_PAGE = 200
+ProviderMove = Literal.__getitem__(tuple(s.value for s in PROVIDER_MOVES))  # type: ignore[attr-defined]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ForceOut(_Response):
+    slug: str
+    name: str
+
+
+class ProviderCourseOut(_Response):
+    id: int
+    slug: str
+    title: str
+    sessions: int
+
+
+class PersonContactOut(_Response):
+    """Whom to contact to deliver the course: shared with this referral only."""
+
+    given_name: str
+    surname: str
+    phone: str
+    email: str
+    address: str
+
+
+class ProviderReferralOut(_Response):
+    id: uuid.UUID
+    force: ForceOut
+    course: ProviderCourseOut
+    pathway: str
+    state: State
+    deadline: date
+    sessions_required: int
+    sessions_attended: int
+    person: PersonContactOut | None = Field(
+        description="The person's name and contact details; null only if they cannot be read.")
+    created_at: Moment
+    updated_at: Moment
+    transitions: list[TransitionOut]
+
+
+class ProviderReferralPage(_Response):
+    referrals: list[ProviderReferralOut] = Field(
+        description="Referrals new or changed since the cursor, oldest change first; each once, as it is now.")
+    next_cursor: str = Field(description="Send this as `cursor` next time: it never skips a change.")
+    has_more: bool = Field(description="True when more changes are ready now: ask again at once.")
+
+
+class FeedQuery(BaseModel):
+    """The feed's query string (strings, so not strict; nothing unknown)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=50, ge=1, le=MAX_FEED_PAGE)
+
+
+class ProviderMoveIn(BaseModel):
+    """Move one of the provider's referrals on. Not completed needs a reason (did not
+    attend, deadline passed, condition breached...); withdrawal is the force's."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
+        {"to": "booked", "reason": "Booked for 3 December, 10:00", "expected_state": "accepted"}]})
+
+    to: ProviderMove  # type: ignore[valid-type]
+    reason: Reason = ""
+    expected_state: State | None = Field(
+        default=None, description="Refuse (409) unless the referral is still in this state.")
+
+
+class ProviderMoveRecord(_Response):
+    transition: TransitionOut
+    referral: ProviderReferralOut
+
+
+# ---------------------------------------------------------------- webhooks
+
+class WebhookData(_Response):
+    referral_id: uuid.UUID
+    force: str = Field(description="The force's slug.")
+    state: State
+    previous_state: State | None = Field(description="Null for a new referral.")
+    transition_id: uuid.UUID
+    occurred_at: Moment
+    cursor: str = Field(description="A feed cursor at this change (reading the feed from an earlier cursor "
+                                    "includes it).")
+
+
+class WebhookEvent(_Response):
+    """The body of a webhook delivery. It names the referral and its new state, and
+    carries nothing about the person: fetch the referral with a provider token."""
+
+    id: uuid.UUID = Field(description="The delivery id, also in the Diversion-Delivery header: the same on "
+                                      "every retry, so de-duplicate on it.")
+    type: Literal["referral.created", "referral.changed"]
+    created_at: Moment
+    data: WebhookData

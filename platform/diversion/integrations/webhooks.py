@@ -1,0 +1,233 @@
+"""Sending the outbox: signed webhook deliveries, retried with backoff.
+
+Each delivery is POSTed to the provider's endpoint with these headers:
+
+- ``Diversion-Delivery``: the delivery id, the same on every retry (de-duplicate on it);
+- ``Diversion-Event``: ``referral.created`` or ``referral.changed``;
+- ``Diversion-Timestamp``: when this attempt was signed, in Unix seconds;
+- ``Diversion-Signature``: ``v1=`` and the hex HMAC-SHA256, keyed with the
+  provider's webhook secret, of ``<timestamp>.<raw body>``.
+
+Any 2xx answer delivers it. Anything else (another status, a redirect, a
+refused connection, a timeout) is a failed attempt: the next one waits
+``backoff`` (doubling from ``WEBHOOK_BACKOFF_SECONDS`` up to
+``WEBHOOK_BACKOFF_CAP_SECONDS``, with jitter), and after
+``WEBHOOK_MAX_ATTEMPTS`` attempts the delivery is marked failed. Every
+attempt is recorded with its status code or error.
+
+A delivery is claimed before it is sent (its next attempt moved a lease
+ahead, committed, and rows locked by another worker skipped), so several
+workers can run; one that dies mid-send leaves the delivery to be sent
+again when the lease ends. Delivery is at least once: hence the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import urllib3
+from flask import current_app
+from sqlalchemy import select
+
+from diversion.catalogue.models import Provider
+from diversion.db import utcnow
+from diversion.extensions import db
+from diversion.integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from diversion.integrations.services import webhook_secret
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+
+DELIVERY_HEADER = "Diversion-Delivery"
+EVENT_HEADER = "Diversion-Event"
+TIMESTAMP_HEADER = "Diversion-Timestamp"
+SIGNATURE_HEADER = "Diversion-Signature"
+SIGNATURE_VERSION = "v1"
+USER_AGENT = "diversion-webhooks/1"
+DEFAULTS = {
+    "WEBHOOK_MAX_ATTEMPTS": 8,
+    "WEBHOOK_BACKOFF_SECONDS": 30.0,
+    "WEBHOOK_BACKOFF_CAP_SECONDS": 6 * 3600.0,
+    "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+}
+
+
+def setting(name: str) -> float:
+    return float(current_app.config.get(name, DEFAULTS[name]))
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Diversion-Signature`` value for a body sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def backoff(failures: int, *, base: float, cap: float, jitter: float) -> timedelta:
+    """How long to wait after the ``failures``-th failed attempt.
+
+    Doubles from ``base`` up to ``cap``; the wait is between half of that and
+    all of it (``jitter`` in [0, 1) picks where), so that deliveries that
+    failed together do not all come back together.
+    """
+    ceiling = min(cap, base * 2 ** max(failures - 1, 0))
+    return timedelta(seconds=ceiling / 2 + ceiling / 2 * jitter)
+
+
+def _jitter() -> float:
+    return secrets.randbelow(1_000_000) / 1_000_000
+
+
+@dataclass
+class Outcome:
+    """What one run of the worker did."""
+
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    attempts: list[uuid.UUID] = field(default_factory=list)
+
+
+def _claim(now: datetime, lease: timedelta, batch: int) -> list[uuid.UUID]:
+    """Due deliveries of the force in scope, claimed by moving their next attempt a lease ahead."""
+    due = db.session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.status == DeliveryStatus.PENDING,
+                                      WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at).limit(batch).with_for_update(skip_locked=True)).all()
+    for delivery in due:
+        delivery.next_attempt_at = now + lease
+    db.session.flush()
+    return [delivery.id for delivery in due]
+
+
+def _post(http: urllib3.PoolManager, url: str, headers: dict[str, str], body: bytes,
+          timeout: float) -> tuple[int | None, str]:
+    try:
+        response = http.request("POST", url, body=body, headers=headers, redirect=False, retries=False,
+                                timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=False)
+    except urllib3.exceptions.NewConnectionError:  # a subclass of the timeout error, but not one
+        return None, "Could not connect: the connection was refused or the address has no server."
+    except urllib3.exceptions.TimeoutError:
+        return None, f"No answer within {timeout:g} seconds."
+    except urllib3.exceptions.HTTPError as error:
+        return None, f"Could not connect: {type(error).__name__}."
+    try:
+        response.drain_conn()
+    finally:
+        response.release_conn()
+    if 200 <= response.status < 300:
+        return response.status, ""
+    if 300 <= response.status < 400:
+        return response.status, "Redirects are not followed: give the endpoint's final address."
+    return response.status, f"Answered {response.status}."
+
+
+def attempt(delivery: WebhookDelivery, *, http: urllib3.PoolManager, now: datetime | None = None) -> WebhookAttempt:
+    """Send a delivery once, record the attempt, and settle what happens next
+    (delivered, another attempt later, or failed for good). Flushes, never commits.
+
+    ``now`` is the time of the attempt (signed into it, and the base of the
+    backoff): the clock at the moment of sending unless given.
+    """
+    now = now or utcnow()
+    endpoint = db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == delivery.provider_id))
+    delivery.attempts += 1
+    if endpoint is None:
+        status, error, url = None, "The provider has no webhook endpoint any more.", ""
+    else:
+        url = endpoint.url
+        body = delivery.body.encode()
+        timestamp = int(now.timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            DELIVERY_HEADER: str(delivery.id),
+            EVENT_HEADER: delivery.event,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: signature(webhook_secret(endpoint), timestamp, body),
+        }
+        status, error = _post(http, url, headers, body, setting("WEBHOOK_TIMEOUT_SECONDS"))
+    tried = WebhookAttempt(tenant_id=delivery.tenant_id, delivery_id=delivery.id, number=delivery.attempts,
+                           attempted_at=now, url=url, status_code=status, error=error[:500])
+    db.session.add(tried)
+    if status is not None and not error:
+        delivery.status, delivery.finished_at = DeliveryStatus.DELIVERED, now
+    elif endpoint is None or delivery.attempts >= setting("WEBHOOK_MAX_ATTEMPTS"):
+        delivery.status, delivery.finished_at = DeliveryStatus.FAILED, now
+    else:
+        delivery.next_attempt_at = now + backoff(delivery.attempts, base=setting("WEBHOOK_BACKOFF_SECONDS"),
+                                                 cap=setting("WEBHOOK_BACKOFF_CAP_SECONDS"), jitter=_jitter())
+    db.session.flush()
+    return tried
+
+
+def deliver_due(*, now: datetime | None = None, batch: int = 100, http: urllib3.PoolManager | None = None,
+                progress: Callable[[WebhookDelivery, WebhookAttempt], None] | None = None) -> Outcome:
+    """Send every delivery due at ``now``, force by force, each in its own transaction.
+
+    This is the worker's unit of work, so it commits: a claim, then each
+    attempt, so that what was sent is recorded even if a later one fails.
+    Without ``now``, each attempt is signed with the clock as it is sent (a
+    long round must not send stale timestamps).
+    """
+    due_at = now or utcnow()
+    http = http or urllib3.PoolManager(num_pools=20, maxsize=4)
+    lease = timedelta(seconds=setting("WEBHOOK_TIMEOUT_SECONDS") * 3 + 30)
+    outcome = Outcome()
+    forces = [force.id for force in db.session.scalars(select(Tenant).order_by(Tenant.id))]
+    db.session.commit()
+    for force_id in forces:
+        with scoped(force_id):
+            claimed = _claim(due_at, lease, batch)
+            db.session.commit()
+            for delivery_id in claimed:
+                delivery = db.session.get(WebhookDelivery, delivery_id)
+                if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+                    continue
+                tried = attempt(delivery, http=http, now=now)
+                db.session.commit()
+                outcome.attempts.append(delivery.id)
+                status: DeliveryStatus = delivery.status
+                if status is DeliveryStatus.DELIVERED:
+                    outcome.delivered += 1
+                elif status is DeliveryStatus.FAILED:
+                    outcome.failed += 1
+                else:
+                    outcome.retrying += 1
+                if progress is not None:
+                    progress(delivery, tried)
+    return outcome
+
+
+def run_forever(*, interval: float, batch: int, echo: Callable[[str], None],
+                should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Deliver what is due, then wait ``interval`` seconds, until stopped."""
+    http = urllib3.PoolManager(num_pools=20, maxsize=4)
+    while not should_stop():
+        outcome = deliver_due(batch=batch, http=http)
+        if outcome.attempts:
+            echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry, {outcome.failed} failed")
+        db.session.remove()
+        time.sleep(interval)
+
+
+def recent_deliveries(provider: Provider, *, limit: int = 20) -> list[tuple[Tenant, WebhookDelivery,
+                                                                             list[WebhookAttempt]]]:
+    """The provider's latest deliveries from every force, newest first, with their attempts."""
+    found: list[tuple[Tenant, WebhookDelivery, list[WebhookAttempt]]] = []
+    for force in db.session.scalars(select(Tenant).order_by(Tenant.id)).all():
+        with scoped(force.id):
+            deliveries = db.session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.provider_id == provider.id)
+                .order_by(WebhookDelivery.created_at.desc()).limit(limit)).all()
+            for delivery in deliveries:
+                tries = db.session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id)
+                                           .order_by(WebhookAttempt.number)).all()
+                found.append((force, delivery, list(tries)))
+    found.sort(key=lambda item: item[1].created_at, reverse=True)
+    return found[:limit]
