@@ -16,9 +16,13 @@ from diversion.audit.models import AuditEvent
 from diversion.cases import importer
 from diversion.cases.identity import open_identity
 from diversion.cases.models import Encounter, Person, Referral, State, Transition
+from diversion.catalogue.models import Course
 from diversion.cli import main
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
+from diversion.integrations import services as integrations
+from diversion.integrations.feed import high_water
+from diversion.integrations.models import FeedEntry, WebhookDelivery
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import World
@@ -383,3 +387,23 @@ def test_the_readme_documents_every_column() -> None:
         assert f"`{column}`" in section, column
     assert "`diversion import --tenant S FILE.csv [--check]`" in readme
     assert "`diversion referrals expire [--tenant S]`" in readme
+
+
+def test_imported_referrals_take_their_place_in_the_providers_feed(
+        app: Flask, world: World, tmp_path: Path) -> None:
+    with app.app_context():  # the provider of Durham's course listens for webhooks
+        course = db.session.scalar(select(Course).where(Course.slug == DURHAM_COURSE))
+        assert course is not None
+        integrations.set_endpoint(course.provider, url="https://example.org/hooks", actor=None)
+        db.session.commit()
+    _import_durham_history(app, tmp_path)
+    with app.app_context(), scoped(world.b.id):
+        referrals = {r.id: r for r in db.session.scalars(select(Referral))}
+        entries = db.session.scalars(select(FeedEntry).order_by(FeedEntry.position)).all()
+        assert {entry.referral_id for entry in entries} == set(referrals)
+        assert all(entry.provider_id == referrals[entry.referral_id].provider_id for entry in entries)
+        provider_id = entries[0].provider_id
+        assert [entry.position for entry in entries] == [1, 2, 3]
+        assert high_water(provider_id) == 3
+        # History, not news: nothing is sent to a provider's webhook.
+        assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0

@@ -66,6 +66,8 @@ from diversion.eligibility.engine import decide
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.extensions import db
+from diversion.integrations.feed import next_position
+from diversion.integrations.models import FeedEntry
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.models import Tenant
 
@@ -676,6 +678,7 @@ class _Writer:
         self.decisions: list[dict[str, Any]] = []
         self.referrals: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
+        self.imported: dict[int, list[uuid.UUID]] = {}  # referral ids by provider, for its feed
 
     def add(self, row: Row) -> None:
         """Decide the row and queue what it writes; refuses (``ImportInvalid``)
@@ -751,6 +754,7 @@ class _Writer:
             {"id": uuid.uuid4(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
              "occurred_at": when, "actor_id": self.actor_id, "reason": reason}
             for came_from, to, when in steps]
+        self.imported.setdefault(offering.course.provider_id, []).append(referral_id)
         self.report.referrals[state] += 1
 
     def flush(self) -> None:
@@ -776,6 +780,21 @@ class _Writer:
                 session.execute(insert(model).execution_options(**nulls), rows)
         self.people, self.changed_people = {}, {}
         self.encounters, self.decisions, self.referrals, self.transitions = [], [], [], []
+
+    def announce(self) -> None:
+        """Give every imported referral its place in its provider's feed, so that
+        the provider's systems learn of it (no webhook: an import is history,
+        not news). Done last, so that the providers' feed counters, locked
+        from here until the import commits, hold up their other changes only
+        for the end of the import."""
+        nulls = {"render_nulls": True}
+        for provider_id, referral_ids in sorted(self.imported.items()):
+            for start in range(0, len(referral_ids), WRITE_BATCH):
+                batch = referral_ids[start:start + WRITE_BATCH]
+                first = next_position(provider_id, len(batch)) - len(batch) + 1
+                db.session.execute(insert(FeedEntry).execution_options(**nulls), [
+                    {"referral_id": referral_id, "provider_id": provider_id, "position": first + offset}
+                    for offset, referral_id in enumerate(batch)])
 
     def __len__(self) -> int:
         return len(self.encounters)
@@ -821,6 +840,7 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
         raise ImportInvalid([Problem(0, None, "the file changed while it was imported")])
     if progress is not None and pending:
         progress(pending)
+    writer.announce()
     record("cases.imported", actor=actor, tenant_id=tenant.id, object_type="import", object_id=checked.sha256[:16],
            details={"file": checked.path.name, "sha256": checked.sha256, "rows": report.rows,
                     "new_people": report.new_people, "decisions": dict(report.decisions),

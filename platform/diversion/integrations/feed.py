@@ -85,10 +85,11 @@ def high_water(provider_id: int) -> int:
         select(FeedCounter.last_position).where(FeedCounter.provider_id == provider_id)) or 0)
 
 
-def next_position(provider_id: int) -> int:
-    """Take the provider's next position; the counter row stays locked until the transaction ends."""
+def next_position(provider_id: int, count: int = 1) -> int:
+    """Take the provider's next ``count`` positions, returning the last; the
+    counter row stays locked until the transaction ends."""
     take = (update(FeedCounter).where(FeedCounter.provider_id == provider_id)
-            .values(last_position=FeedCounter.last_position + 1).returning(FeedCounter.last_position)
+            .values(last_position=FeedCounter.last_position + count).returning(FeedCounter.last_position)
             .execution_options(synchronize_session=False))
     position = db.session.execute(take).scalar()
     if position is None:  # the provider's first change: make its counter (once, even when two race)
