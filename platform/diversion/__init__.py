@@ -121,12 +121,14 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
     from diversion.cases.views import bp as cases_bp
+    from diversion.catalogue.views import admin_bp as catalogue_admin_bp
+    from diversion.catalogue.views import offerings_bp
     from diversion.eligibility.views import bp as policy_bp
     from diversion.public.views import bp as public_bp
     from diversion.tenancy.views import bp as force_bp
 
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
-                      api_tokens_bp):
+                      api_tokens_bp, catalogue_admin_bp, offerings_bp):
         app.register_blueprint(blueprint)
 
 
