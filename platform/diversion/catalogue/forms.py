@@ -27,6 +27,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 from diversion.catalogue.vocabulary import (
@@ -67,8 +68,8 @@ class ProviderForm(FlaskForm):
     submit = SubmitField("Save provider", widget=GovSubmitInput())
 
     def data_for_service(self) -> dict[str, Any]:
-        return {"slug": self.slug.data, "name": self.name.data or "", "website": self.website.data or "",
-                "contact_email": self.contact_email.data or ""}
+        return {"slug": self.slug.data if "slug" in self else None, "name": self.name.data or "",
+                "website": self.website.data or "", "contact_email": self.contact_email.data or ""}
 
 
 class CourseForm(FlaskForm):
@@ -79,9 +80,10 @@ class CourseForm(FlaskForm):
         Length(max=200, message="The title must be 200 characters or fewer")])
     kinds = SelectMultipleField(
         "Pathway kinds served", widget=GovCheckboxesInput(),
-        choices=[(kind.value, info.label) for kind, info in KINDS.items()],
+        choices=[SelectChoice(kind.value, info.label) for kind, info in KINDS.items()],
         validators=[InputRequired(message="Choose at least one pathway kind")])
-    format = RadioField("Format", widget=GovRadioInput(), choices=[(k.value, v) for k, v in FORMAT_LABELS.items()],
+    format = RadioField("Format", widget=GovRadioInput(),
+                        choices=[SelectChoice(k.value, v) for k, v in FORMAT_LABELS.items()],
                         validators=[InputRequired(message="Choose the format")])
     sessions = GovIntegerField("Number of sessions", validators=[
         InputRequired(message="Enter the number of sessions"),
@@ -90,7 +92,7 @@ class CourseForm(FlaskForm):
         InputRequired(message="Enter the length of a session"),
         NumberRange(min=10, max=480, message="A session must last between 10 and 480 minutes")])
     delivery = SelectMultipleField(
-        "Delivery", widget=GovCheckboxesInput(), choices=[(k.value, v) for k, v in DELIVERY_LABELS.items()],
+        "Delivery", widget=GovCheckboxesInput(), choices=[SelectChoice(k.value, v) for k, v in DELIVERY_LABELS.items()],
         validators=[InputRequired(message="Choose how the course is delivered")])
     min_age = GovIntegerField("Youngest age", validators=[
         InputRequired(message="Enter the youngest age"),
@@ -100,10 +102,10 @@ class CourseForm(FlaskForm):
         Optional(), NumberRange(min=YOUNGEST_AGE, max=OLDEST_AGE,
                                 message=f"The oldest age must be between {YOUNGEST_AGE} and {OLDEST_AGE}")])
     languages = SelectMultipleField(
-        "Languages", widget=GovCheckboxesInput(), choices=list(COURSE_LANGUAGES.items()),
+        "Languages", widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in COURSE_LANGUAGES.items()],
         validators=[InputRequired(message="Choose at least one language")])
     areas = SelectMultipleField(
-        "Areas served", widget=GovCheckboxesInput(), choices=list(AREAS.items()),
+        "Areas served", widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in AREAS.items()],
         description="The police force areas where the course is delivered.",
         validators=[InputRequired(message="Choose at least one area")])
     description = TextAreaField("Description", widget=GovTextArea(), validators=[
@@ -113,7 +115,7 @@ class CourseForm(FlaskForm):
     def data_for_service(self) -> dict[str, Any]:
         names = ("slug", "provider", "title", "kinds", "format", "sessions", "session_minutes", "delivery",
                  "min_age", "max_age", "languages", "areas", "description")
-        data = {name: getattr(self, name).data for name in names}
+        data = {name: getattr(self, name).data for name in names if name in self}
         data["description"] = data["description"] or ""
         return data
 

@@ -20,6 +20,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.forms import ConfirmForm
 from diversion.accounts.models import Role
@@ -46,7 +47,7 @@ offerings_bp = force_blueprint("offerings", __name__, "/offerings")
 # How the pages write a course's facts.
 LABELS: dict[str, Callable[..., str]] = {
     "kinds": lambda kinds: ", ".join(kind_label(k) for k in kinds),
-    "format": lambda value: FORMAT_LABELS.get(value, value),
+    "format": lambda value: FORMAT_LABELS.get(value) or str(value),
     "delivery": lambda modes: " or ".join(DELIVERY_LABELS.get(m, m) for m in modes),
     "areas": lambda areas: ", ".join(AREAS.get(a, a) for a in areas),
     "ages": lambda course: f"{course.min_age} to {course.max_age}" if course.max_age else f"{course.min_age} and over",
@@ -105,7 +106,7 @@ def new_provider() -> Response | tuple[str, int]:
 def edit_provider(provider_id: int) -> Response | tuple[str, int]:
     provider = db.session.get(Provider, provider_id) or abort(404)
     form = ProviderForm(obj=provider if request.method == "GET" else None)
-    form.slug.data = provider.slug  # the address cannot change
+    del form.slug  # the address cannot change
     if _saved(form, lambda: services.update_provider(provider, form.data_for_service(), actor=current_user)):
         flash(f"{provider.name} is saved.", "success")
         return redirect(url_for(".index"))
@@ -119,9 +120,10 @@ def _course_page(form: CourseForm, course: Course | None) -> tuple[str, int]:
 
 def _course_form(course: Course | None) -> CourseForm:
     form = CourseForm(obj=course if request.method == "GET" else None)
-    form.provider.choices = [("", "Choose a provider")] + [(p.slug, p.name) for p in services.providers()]
+    form.provider.choices = [SelectChoice("", "Choose a provider")] + [
+        SelectChoice(p.slug, p.name) for p in services.providers()]
     if course is not None:
-        form.slug.data = course.slug
+        del form.slug  # the address cannot change
         if request.method == "GET":
             form.provider.data = course.provider.slug
     return form
@@ -202,7 +204,7 @@ def new() -> Response | tuple[str, int]:
     pathway = pathways.get(chosen or "")
     if pathway is None:
         choose = ChoosePathwayForm(request.args if chosen is not None else None)
-        choose.pathway.choices = [(p.id, p.name) for p in pathways.values()]
+        choose.pathway.choices = [SelectChoice(p.id, p.name) for p in pathways.values()]
         if chosen is not None:
             choose.validate()
             choose.pathway.errors = ["Choose a pathway of the force's policy in force"]
@@ -211,7 +213,7 @@ def new() -> Response | tuple[str, int]:
     courses = {str(c.id): c for c in services.fitting_courses(g.tenant, pathway)}
     form = AddOfferingForm()
     form.pathway.data = pathway.id
-    form.course.choices = [(key, c.title) for key, c in courses.items()]
+    form.course.choices = [SelectChoice(key, c.title) for key, c in courses.items()]
 
     def add() -> None:
         course = courses.get(form.course.data or "")
