@@ -48,7 +48,7 @@ offerings_bp = force_blueprint("offerings", __name__, "/offerings")
 LABELS: dict[str, Callable[..., str]] = {
     "kinds": lambda kinds: ", ".join(kind_label(k) for k in kinds),
     "format": lambda value: FORMAT_LABELS.get(value) or str(value),
-    "delivery": lambda modes: " or ".join(DELIVERY_LABELS.get(m, m) for m in modes),
+    "delivery": lambda modes: " or ".join(DELIVERY_LABELS.get(m, m) for m in modes).capitalize(),
     "areas": lambda areas: ", ".join(AREAS.get(a, a) for a in areas),
     "ages": lambda course: f"{course.min_age} to {course.max_age}" if course.max_age else f"{course.min_age} and over",
 }
@@ -203,13 +203,13 @@ def new() -> Response | tuple[str, int]:
     chosen = request.form.get("pathway") if request.method == "POST" else request.args.get("pathway")
     pathway = pathways.get(chosen or "")
     if pathway is None:
-        choose = ChoosePathwayForm(request.args if chosen is not None else None)
+        asked = request.method == "POST" or bool({"pathway", "submit"} & set(request.args))
+        choose = ChoosePathwayForm(request.args if asked else None)
         choose.pathway.choices = [SelectChoice(p.id, p.name) for p in pathways.values()]
-        if chosen is not None:
-            choose.validate()
+        if asked:
             choose.pathway.errors = ["Choose a pathway of the force's policy in force"]
         page = render_template("catalogue/offering_pathway.html", form=choose, pathways=pathways)
-        return page, 400 if chosen is not None else 200
+        return page, 400 if asked else 200
     courses = {str(c.id): c for c in services.fitting_courses(g.tenant, pathway)}
     form = AddOfferingForm()
     form.pathway.data = pathway.id
