@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import enforce_sqlite_foreign_keys
 from diversion.extensions import csrf, limiter, login, migrate, talisman
@@ -60,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         }),
     ])
     app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
+    app.jinja_env.filters["pathway_kind"] = kind_label
     # Times are stored in UTC and shown in Europe/London.
     app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
     WTFormsHelpers(app)

@@ -141,3 +141,10 @@ def test_another_forces_offering_is_not_found(app: Flask, client: FlaskClient, w
     assert response.status_code == 404
     with app.app_context(), scoped(world.b.id):
         assert db.session.get(Offering, durham_offering).withdrawn_at is None
+
+
+def test_the_policy_page_names_each_pathways_kind(client: FlaskClient, world: World) -> None:
+    sign_in(client, world.email("a_officer"))
+    page = client.get("/west-midlands/policy/").text
+    assert "National pathway kind: Adult drug education" in page
+    assert "National pathway kind: Young people&#39;s early intervention" in page
