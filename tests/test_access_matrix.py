@@ -47,7 +47,8 @@ from diversion.api.models import ApiToken
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
-from diversion.catalogue.models import Offering, Provider
+from diversion.catalogue import services as catalogue
+from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
@@ -255,6 +256,108 @@ def _token_made(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> 
 def _token_revoked(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
     with app.app_context(), scoped(world.a.id):
         return db.session.get(ApiToken, uuid.UUID(TOKEN["id"])).revoked_at is not None
+
+
+# ---------------------------------------------------------------- catalogue state
+CATALOGUE: dict[str, str] = {}  # ids found or made by a case's setup; "0" before it runs
+MATRIX_COURSE = {"slug": "matrix-course", "provider": "cranstoun", "title": "Matrix drug awareness",
+                 "kinds": ["adult_education"], "format": "group", "sessions": 1, "session_minutes": 120,
+                 "delivery": ["online"], "min_age": 18, "max_age": None, "languages": ["en"],
+                 "areas": ["west-midlands"], "description": ""}
+
+
+def _catalogue_ids(app: Flask, world: World) -> None:
+    with app.app_context():
+        provider = db.session.scalar(select(Provider).where(Provider.slug == "druglink"))
+        course = db.session.scalar(select(Course).where(Course.slug == "druglink-adult-course"))
+        CATALOGUE.update(provider=str(provider.id), course=str(course.id))
+        with scoped(world.a.id):
+            offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
+            CATALOGUE["offering"] = str(offering.id)
+
+
+def _retire_course(app: Flask, world: World) -> None:
+    _catalogue_ids(app, world)
+    with app.app_context():
+        course = db.session.get(Course, int(CATALOGUE["course"]))
+        course.retired_at = datetime.now(UTC)
+        db.session.commit()
+
+
+def _add_matrix_course(app: Flask, world: World) -> None:
+    with app.app_context():
+        admin = db.session.get(User, world.users["platform_admin"].id)
+        CATALOGUE["new_course"] = str(catalogue.create_course(MATRIX_COURSE, actor=admin).id)
+        db.session.commit()
+
+
+def _course(app: Flask) -> Course:
+    course = db.session.get(Course, int(CATALOGUE["course"]))
+    assert course is not None
+    return course
+
+
+def _provider_added(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return db.session.scalar(select(Provider).where(Provider.slug == "matrix-provider")) is not None
+
+
+def _provider_renamed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return db.session.get(Provider, int(CATALOGUE["provider"])).name == "Druglink (renamed)"
+
+
+def _course_added(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return db.session.scalar(select(Course).where(Course.slug == "matrix-course")) is not None
+
+
+def _course_renamed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return _course(app).title == "Adult course (renamed)"
+
+
+def _course_retired(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return _course(app).is_retired
+
+
+def _course_reinstated(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        return not _course(app).is_retired
+
+
+def _course_form(title: str) -> Data:
+    def data(_app: Flask, _w: World) -> dict[str, str | list[str]]:
+        return {"slug": "matrix-course", "provider": "druglink", "title": title, "kinds": ["adult_education"],
+                "format": "group", "sessions": "4", "session_minutes": "90", "delivery": ["in_person"],
+                "min_age": "18", "languages": ["en"], "areas": ["thames-valley"], "description": "From the matrix"}
+    return data
+
+
+def _offering(app: Flask, world: World) -> Offering:
+    offering = db.session.get(Offering, uuid.UUID(CATALOGUE["offering"]))
+    assert offering is not None
+    return offering
+
+
+def _offering_added(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.scalar(select(Offering).where(Offering.course_id == int(CATALOGUE["new_course"]))) is not None
+
+
+def _offering_changed(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return _offering(app, world).booking_contact == "0121 000 0000"
+
+
+def _offering_withdrawn(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return _offering(app, world).withdrawn_at is not None
+
+
+def _admin_catalogue(path: str) -> Callable[[World], str]:
+    return lambda w: f"/admin/catalogue{path.format(**{'provider': '0', 'course': '0', **CATALOGUE})}"
 
 
 # ---------------------------------------------------------------- the spec
@@ -626,6 +729,50 @@ ROUTES: tuple[Route, ...] = (
     Route("provider_api.move_referral", "POST",
           lambda w: f"/api/v1/provider/referrals/{CASE.get('referral', NO_ID)}/transitions", {}, api=True,
           setup=_record_referral, data=lambda _a, _w: {"to": "accepted"}, effect=_referral_accepted),
+    # The shared catalogue: platform admins manage providers and courses.
+    Route("catalogue_admin.index", "GET", _admin_catalogue("/"), allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["Checkpoint Cymru education course (Welsh and English)", "Druglink"]),
+    Route("catalogue_admin.new_provider", "GET", _admin_catalogue("/providers/new"), allow(PLATFORM_ADMIN, OK)),
+    Route("catalogue_admin.new_provider", "POST", _admin_catalogue("/providers/new"),
+          allow(PLATFORM_ADMIN, redirect("/admin/catalogue/")),
+          data=lambda _a, _w: {"slug": "matrix-provider", "name": "Matrix provider"}, effect=_provider_added),
+    Route("catalogue_admin.edit_provider", "GET", _admin_catalogue("/providers/{provider}"),
+          allow(PLATFORM_ADMIN, OK), setup=_catalogue_ids, shows=lambda _w: ["Druglink"]),
+    Route("catalogue_admin.edit_provider", "POST", _admin_catalogue("/providers/{provider}"),
+          allow(PLATFORM_ADMIN, redirect("/admin/catalogue/")), setup=_catalogue_ids,
+          data=lambda _a, _w: {"name": "Druglink (renamed)"}, effect=_provider_renamed),
+    Route("catalogue_admin.new_course", "GET", _admin_catalogue("/courses/new"), allow(PLATFORM_ADMIN, OK)),
+    Route("catalogue_admin.new_course", "POST", _admin_catalogue("/courses/new"),
+          allow(PLATFORM_ADMIN, redirect("/admin/catalogue/")), data=_course_form("Matrix course"),
+          effect=_course_added),
+    Route("catalogue_admin.edit_course", "GET", _admin_catalogue("/courses/{course}"), allow(PLATFORM_ADMIN, OK),
+          setup=_catalogue_ids, shows=lambda _w: ["Drug education course for adults"]),
+    Route("catalogue_admin.edit_course", "POST", _admin_catalogue("/courses/{course}"),
+          allow(PLATFORM_ADMIN, redirect("/admin/catalogue/")), setup=_catalogue_ids,
+          data=_course_form("Adult course (renamed)"), effect=_course_renamed),
+    Route("catalogue_admin.retire_course", "POST", _admin_catalogue("/courses/{course}/retire"),
+          allow(PLATFORM_ADMIN, redirect("/admin/catalogue/")), setup=_catalogue_ids, effect=_course_retired),
+    Route("catalogue_admin.reinstate_course", "POST", _admin_catalogue("/courses/{course}/reinstate"),
+          allow(PLATFORM_ADMIN, redirect("/admin/catalogue/")), setup=_retire_course, effect=_course_reinstated),
+    # A force's offerings: its force admin.
+    Route("offerings.index", "GET", lambda w: "/west-midlands/offerings/", allow(FORCE_A_ADMIN, OK),
+          force_page=True, shows=lambda w: [w.a.name, "DIVERT: assessment and drug education"]),
+    Route("offerings.new", "GET", lambda w: "/west-midlands/offerings/new?pathway=divert", allow(FORCE_A_ADMIN, OK),
+          force_page=True, setup=_add_matrix_course, shows=lambda _w: ["Matrix drug awareness"]),
+    Route("offerings.new", "POST", lambda w: "/west-midlands/offerings/new",
+          allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_add_matrix_course,
+          data=lambda _a, _w: {"pathway": "divert", "course": CATALOGUE["new_course"], "venues": "Digbeth"},
+          effect=_offering_added),
+    Route("offerings.edit", "GET", lambda w: f"/west-midlands/offerings/{CATALOGUE.get('offering', NO_ID)}",
+          allow(FORCE_A_ADMIN, OK), force_page=True, setup=_catalogue_ids,
+          shows=lambda _w: ["DIVERT: assessment and drug education"]),
+    Route("offerings.edit", "POST", lambda w: f"/west-midlands/offerings/{CATALOGUE.get('offering', NO_ID)}",
+          allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_catalogue_ids,
+          data=lambda _a, _w: {"booking_contact": "0121 000 0000"}, effect=_offering_changed),
+    Route("offerings.withdraw", "POST",
+          lambda w: f"/west-midlands/offerings/{CATALOGUE.get('offering', NO_ID)}/withdraw",
+          allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_catalogue_ids,
+          effect=_offering_withdrawn),
 )
 
 

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import enforce_sqlite_foreign_keys
 from diversion.extensions import csrf, limiter, login, migrate, talisman
@@ -60,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         }),
     ])
     app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
+    app.jinja_env.filters["pathway_kind"] = kind_label
     # Times are stored in UTC and shown in Europe/London.
     app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
     WTFormsHelpers(app)
@@ -121,6 +123,8 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
     from diversion.cases.views import bp as cases_bp
+    from diversion.catalogue.views import admin_bp as catalogue_admin_bp
+    from diversion.catalogue.views import offerings_bp
     from diversion.eligibility.views import bp as policy_bp
     from diversion.integrations.api import bp as provider_api_bp
     from diversion.integrations.pages import bp as provider_integrations_bp
@@ -129,7 +133,8 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.tenancy.views import bp as force_bp
 
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
-                      api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp):
+                      api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
+                      offerings_bp):
         app.register_blueprint(blueprint)
 
 

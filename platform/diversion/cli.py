@@ -42,6 +42,7 @@ def tenants_group() -> None:
 @with_appcontext
 def tenants_sync(folder: Path | None) -> None:
     """Validate every force file, then create or update the forces."""
+    from diversion.errors import FieldError
     from diversion.tenancy.files import ForceFilesInvalid
     from diversion.tenancy.services import sync_tenants
 
@@ -54,6 +55,10 @@ def tenants_sync(folder: Path | None) -> None:
         for problem in error.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
+    except FieldError as error:  # e.g. a policy that cannot be published over a draft
+        db.session.rollback()
+        click.echo(f"Nothing was changed. {error.field}: {error.message}", err=True)
+        sys.exit(1)
     db.session.commit()
     for label, slugs in (("created", report.created), ("updated", report.updated),
                          ("unchanged", report.unchanged), ("policies published", report.policies_published)):
@@ -62,6 +67,9 @@ def tenants_sync(folder: Path | None) -> None:
     if report.catalogue_changes or report.offerings_added:
         click.echo(f"catalogue: {report.catalogue_changes} providers and courses changed, "
                    f"{report.offerings_added} offerings added")
+    if report.catalogue_kept:
+        click.echo(f"catalogue: {report.catalogue_kept} providers and courses changed in the console, "
+                   "left as they are")
     if report.without_file:
         click.echo(f"left as they are (no file): {', '.join(report.without_file)}")
 

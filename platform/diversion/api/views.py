@@ -26,7 +26,7 @@ from diversion.audit.services import record
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, Transition
-from diversion.catalogue.models import Offering
+from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import csrf, db
@@ -269,7 +269,11 @@ def get_decision(decision_id: uuid.UUID) -> Response:
 
 @bp.get("/offerings")
 def list_offerings() -> Response:
-    offerings = db.session.scalars(select(Offering).order_by(Offering.pathway, Offering.created_at)).all()
+    # Only offerings that take new referrals: not withdrawn, their course not retired.
+    offerings = db.session.scalars(
+        select(Offering).join(Course)
+        .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None))
+        .order_by(Offering.pathway, Offering.created_at)).all()
     return _json(schemas.OfferingList(offerings=[
         schemas.OfferingOut(id=o.id, pathway=o.pathway, course=schemas.CourseOut(
             id=o.course.id, slug=o.course.slug, title=o.course.title, sessions=o.course.sessions,

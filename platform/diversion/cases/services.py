@@ -18,6 +18,7 @@ from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.cases.identity import Contact, Identity, person_keys, seal
 from diversion.cases.models import FINAL_STATES, TRANSITIONS, Encounter, Person, Referral, State, Transition
+from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
 from diversion.db import utcnow
 from diversion.eligibility import services as eligibility
@@ -189,7 +190,8 @@ def review_queue() -> Sequence[Decision]:
 
 
 def offerings_for(pathway: str) -> Sequence[Offering]:
-    return db.session.scalars(select(Offering).where(Offering.pathway == pathway)).all()
+    """The force's offerings that take new referrals for ``pathway``."""
+    return catalogue.live_offerings_for(pathway)
 
 
 def _step(tenant: Tenant, referral: Referral, came_from: State | None, to: State, *, actor: User | None,
@@ -206,14 +208,17 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
     """Offer the person a place on an offered course of the decision's pathway.
 
     Refuses a decision that is not (or not overridden to) eligible, a course
-    the force does not offer for that pathway, and a second open referral for
-    the same encounter. The new referral goes into its provider's feed (and
-    webhook outbox) in the same transaction.
+    the force does not offer for that pathway, an offering that is withdrawn
+    or whose course is retired (its referrals already made go on), and a
+    second open referral for the same encounter. The new referral goes into
+    its provider's feed (and webhook outbox) in the same transaction.
     """
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
         raise CaseError("decision", "Only an eligible decision can lead to a referral.")
     if offering.pathway != decision.final_pathway:
         raise CaseError("offering", "Choose a course this force offers for the decision's pathway.")
+    if not offering.takes_referrals:
+        raise CaseError("offering", "This course is no longer offered (withdrawn or retired): choose another.")
     open_already = db.session.scalar(
         select(func.count()).select_from(Referral)
         .where(Referral.encounter_id == decision.encounter_id, Referral.state.not_in(FINAL_STATES)))

@@ -1,34 +1,120 @@
-"""The shared catalogue in ``tenants/catalogue.toml``: providers and their courses."""
+"""The shared catalogue in ``tenants/catalogue.toml``: providers and their courses.
+
+The same schemas check the file and the platform admin console, so a course
+means the same thing wherever it was written. The file is checked whole:
+every problem is named with its place (``courses[avon-dep-session].areas``)
+and nothing is applied while any remains.
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
+from diversion.catalogue.vocabulary import (
+    AREAS,
+    COURSE_LANGUAGES,
+    KINDS,
+    OLDEST_AGE,
+    YOUNGEST_AGE,
+    CourseFormat,
+    Delivery,
+    PathwayKind,
+    ages_overlap,
+)
 from diversion.tenancy.files import SLUG_PATTERN, FileProblem, Text, location_of
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 CATALOGUE_FILE = "catalogue.toml"
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+WEBSITE = re.compile(r"https://[^\s/$.?#][^\s]*")
+
+
+def _unique(values: list[str], what: str) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} is listed twice")
+    return values
 
 
 class ProviderEntry(BaseModel):
+    """A provider: ``website`` an https address, ``contact_email`` an address; both optional."""
+
     model_config = ConfigDict(extra="forbid")
 
     slug: Slug
     name: Text
+    website: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = ""
+    contact_email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] = ""
+
+    @field_validator("website")
+    @classmethod
+    def _website(cls, value: str) -> str:
+        if value and not WEBSITE.fullmatch(value):
+            raise ValueError("must be a web address starting https://")
+        return value
+
+    @field_validator("contact_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if value and not EMAIL.fullmatch(value):
+            raise ValueError("must be an email address, like referrals@example.org")
+        return value
 
 
 class CourseEntry(BaseModel):
+    """A course. Refused: an unknown kind, format, delivery mode, language or
+    area; a list that is empty or names something twice; ages outside 10 to
+    120 or a lower age above the upper one."""
+
     model_config = ConfigDict(extra="forbid")
 
     slug: Slug
     provider: Slug
     title: Text
+    kinds: list[PathwayKind] = Field(min_length=1)
+    format: CourseFormat
     sessions: int = Field(ge=1, le=50)
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    session_minutes: int = Field(ge=10, le=480)
+    delivery: list[Delivery] = Field(min_length=1)
+    min_age: int = Field(ge=YOUNGEST_AGE, le=OLDEST_AGE)
+    max_age: int | None = Field(default=None, ge=YOUNGEST_AGE, le=OLDEST_AGE)
+    languages: list[str] = Field(min_length=1)
+    areas: list[str] = Field(min_length=1)
+    description: Description = ""
+
+    @field_validator("kinds", "delivery")
+    @classmethod
+    def _no_repeats(cls, values: list[str]) -> list[str]:
+        return _unique(values, "a value")
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, values: list[str]) -> list[str]:
+        unknown = [v for v in values if v not in COURSE_LANGUAGES]
+        if unknown:
+            raise ValueError(f"unknown language {unknown[0]!r}; use {' or '.join(COURSE_LANGUAGES)}")
+        return _unique(values, "a language")
+
+    @field_validator("areas")
+    @classmethod
+    def _areas(cls, values: list[str]) -> list[str]:
+        unknown = [v for v in values if v not in AREAS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a police force area of England and Wales "
+                             "(use its address, e.g. 'west-midlands')")
+        return _unique(values, "an area")
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> CourseEntry:
+        if self.max_age is not None and self.max_age < self.min_age:
+            raise ValueError("max_age must not be below min_age")
+        return self
 
 
 class CatalogueFile(BaseModel):
@@ -48,6 +134,39 @@ class CatalogueFile(BaseModel):
         return entries
 
 
+class CourseLike(Protocol):
+    """What ``misfit`` reads of a course: a catalogue row or a file entry."""
+
+    @property
+    def kinds(self) -> Sequence[str]: ...
+    @property
+    def min_age(self) -> int: ...
+    @property
+    def max_age(self) -> int | None: ...
+    @property
+    def areas(self) -> Sequence[str]: ...
+
+
+def misfit(course: CourseLike, *, force: str, kind: str | None) -> str | None:
+    """Why ``course`` cannot serve a pathway of ``kind`` in force ``force``, or None when it can.
+
+    The rule is in ``catalogue.vocabulary``: the force's area must be served;
+    a pathway that names a kind needs a course of that kind whose ages meet
+    the kind's age band. Retirement is checked by the services.
+    """
+    if force not in course.areas:
+        return "The course does not serve this force's area."
+    if kind is None:
+        return None
+    wanted = PathwayKind(kind)
+    if wanted not in course.kinds:
+        return f"The course does not serve the pathway's kind ({KINDS[wanted].label})."
+    if not ages_overlap(course.min_age, course.max_age, wanted):
+        band = KINDS[wanted]
+        return f"The course's ages do not meet the pathway's ({band.label}: {band.min_age} to {band.max_age})."
+    return None
+
+
 def read_catalogue(folder: Path) -> tuple[CatalogueFile | None, list[FileProblem]]:
     """The catalogue file, or every problem in it (no file: an empty catalogue)."""
     path = folder / CATALOGUE_FILE
@@ -57,6 +176,8 @@ def read_catalogue(folder: Path) -> tuple[CatalogueFile | None, list[FileProblem
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         return None, [FileProblem(path, "(syntax)", str(error))]
+    except (OSError, UnicodeDecodeError) as error:
+        return None, [FileProblem(path, "(file)", f"cannot be read: {error}")]
     try:
         catalogue = CatalogueFile.model_validate(data)
     except ValidationError as error:

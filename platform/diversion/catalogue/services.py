@@ -1,64 +1,353 @@
-"""Catalogue services: bring providers, courses and offerings in line with the files."""
+"""Catalogue services: providers and courses (platform admins), offerings (force admins),
+and bringing both in line with the files.
+
+Files and console live together by one rule: ``diversion tenants sync``
+creates what is missing and updates rows from the file, except rows changed
+in the console (``edited_in_console``), which it leaves alone and counts as
+kept. A sync never deletes, never retires a course and never withdraws or
+reopens an offering.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
-from diversion.catalogue.files import CatalogueFile
+from diversion.catalogue.files import CatalogueFile, CourseEntry, ProviderEntry, misfit
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.db import utcnow
+from diversion.eligibility import services as eligibility
+from diversion.eligibility.document import Pathway
+from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.files import OfferingEntry
 from diversion.tenancy.models import Tenant
 
+COURSE_FIELDS = ("provider", "title", "kinds", "format", "sessions", "session_minutes", "delivery", "min_age",
+                 "max_age", "languages", "areas", "description")
+PROVIDER_FIELDS = ("name", "website", "contact_email")
 
-def sync_catalogue(catalogue: CatalogueFile, *, actor: User | None) -> int:
-    """Create or update providers and courses; returns how many rows changed. Never deletes."""
-    changed = 0
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class CatalogueError(FieldError):
+    """A refused change to providers, courses or offerings."""
+
+
+@dataclass
+class CatalogueSync:
+    changed: int = 0
+    kept: int = 0  # rows changed in the console, left as they are
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` checked by the same schema as the file; the first problem, by field, if not."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        item = error.errors()[0]
+        field = str(item["loc"][0]) if item["loc"] else "(form)"
+        raise CatalogueError(field, item["msg"].removeprefix("Value error, ")) from None
+
+
+# ---------------------------------------------------------------- the file
+
+def _course_values(entry: CourseEntry, provider_id: int) -> dict[str, Any]:
+    values = entry.model_dump(mode="json", include=set(COURSE_FIELDS) - {"provider"})
+    return {**values, "provider_id": provider_id}
+
+
+def _bring_in_line(row: Provider | Course, values: dict[str, Any]) -> bool:
+    if not any(getattr(row, k) != v for k, v in values.items()):
+        return False
+    for key, value in values.items():
+        setattr(row, key, value)
+    return True
+
+
+def sync_catalogue(catalogue: CatalogueFile, *, actor: User | None) -> CatalogueSync:
+    """Create or update providers and courses from the file (by slug).
+
+    Rows changed in the console are kept as they are. Never deletes.
+    """
+    report = CatalogueSync()
     providers = {p.slug: p for p in db.session.scalars(select(Provider))}
     for entry in catalogue.providers:
+        values = entry.model_dump(include=set(PROVIDER_FIELDS))
         provider = providers.get(entry.slug)
         if provider is None:
-            provider = providers[entry.slug] = Provider(slug=entry.slug, name=entry.name)
-            db.session.add(provider)
-            changed += 1
-        elif provider.name != entry.name:
-            provider.name = entry.name
-            changed += 1
+            providers[entry.slug] = Provider(slug=entry.slug, **values)
+            db.session.add(providers[entry.slug])
+            report.changed += 1
+        elif provider.edited_in_console:
+            report.kept += 1
+        elif _bring_in_line(provider, values):
+            report.changed += 1
     db.session.flush()
     courses = {c.slug: c for c in db.session.scalars(select(Course))}
     for item in catalogue.courses:
-        values = {"provider_id": providers[item.provider].id, "title": item.title, "sessions": item.sessions,
-                  "description": item.description}
+        values = _course_values(item, providers[item.provider].id)
         course = courses.get(item.slug)
         if course is None:
             db.session.add(Course(slug=item.slug, **values))
-            changed += 1
-        elif any(getattr(course, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(course, key, value)
-            changed += 1
+            report.changed += 1
+        elif course.edited_in_console:
+            report.kept += 1
+        elif _bring_in_line(course, values):
+            report.changed += 1
     db.session.flush()
-    if changed:
-        record("catalogue.synced", actor=actor, tenant_id=None, details={"changed": changed})
-    return changed
+    if report.changed:
+        record("catalogue.synced", actor=actor, tenant_id=None,
+               details={"changed": report.changed, "kept": report.kept})
+    return report
+
+
+def _offering_details(entry: OfferingEntry) -> dict[str, str]:
+    return {"venues": "\n".join(entry.venues), "booking_contact": entry.booking_contact, "notes": entry.notes}
 
 
 def sync_offerings(tenant: Tenant, entries: list[OfferingEntry], *, actor: User | None) -> int:
-    """Add the force file's offerings that the force in scope lacks; returns how many."""
+    """Add the force file's offerings that the force in scope lacks and bring the
+    local details of the others in line, unless changed in the console; returns
+    how many were added. Never withdraws or reopens one."""
     courses = {c.slug: c.id for c in db.session.scalars(select(Course))}
     existing = {(o.course_id, o.pathway): o for o in db.session.scalars(select(Offering))}
     added = 0
     for entry in entries:
         key = (courses[entry.course], entry.pathway)
         offering = existing.get(key)
+        details = _offering_details(entry)
         if offering is None:
-            db.session.add(Offering(tenant_id=tenant.id, course_id=key[0], pathway=entry.pathway, notes=entry.notes))
+            db.session.add(Offering(tenant_id=tenant.id, course_id=key[0], pathway=entry.pathway, **details))
             added += 1
-        elif offering.notes != entry.notes:
-            offering.notes = entry.notes
+        elif not offering.edited_in_console:
+            for name, value in details.items():
+                setattr(offering, name, value)
     db.session.flush()
     if added:
         record("offerings.synced", actor=actor, tenant_id=tenant.id, details={"added": added})
     return added
+
+
+# ---------------------------------------------------------------- providers
+
+def providers() -> Sequence[Provider]:
+    return db.session.scalars(select(Provider).order_by(Provider.name)).all()
+
+
+def courses() -> Sequence[Course]:
+    return db.session.scalars(select(Course).order_by(Course.title)).all()
+
+
+def _provider_values(data: dict[str, Any]) -> dict[str, Any]:
+    return _validated(ProviderEntry, data).model_dump(include=set(PROVIDER_FIELDS))
+
+
+def create_provider(data: dict[str, Any], *, actor: User) -> Provider:
+    """Add a provider. Refuses a bad field (named) and an address already in use."""
+    entry = _validated(ProviderEntry, data)
+    if db.session.scalar(select(Provider).where(Provider.slug == entry.slug)) is not None:
+        raise CatalogueError("slug", f"A provider already has the address {entry.slug!r}.")
+    provider = Provider(slug=entry.slug, edited_in_console=True, **entry.model_dump(include=set(PROVIDER_FIELDS)))
+    db.session.add(provider)
+    db.session.flush()
+    record("provider.created", actor=actor, tenant_id=None, object_type="provider", object_id=provider.id,
+           details={"slug": provider.slug})
+    return provider
+
+
+def update_provider(provider: Provider, data: dict[str, Any], *, actor: User) -> list[str]:
+    """Change a provider's name and contacts (not its address); returns the fields
+    changed. Refuses a bad field, naming it. The file no longer updates it."""
+    values = _provider_values({**data, "slug": provider.slug})
+    changed = [k for k, v in values.items() if getattr(provider, k) != v]
+    for key in changed:
+        setattr(provider, key, values[key])
+    if changed:
+        provider.edited_in_console = True
+        db.session.flush()
+        record("provider.updated", actor=actor, tenant_id=None, object_type="provider", object_id=provider.id,
+               details={"fields": changed})
+    return changed
+
+
+# ---------------------------------------------------------------- courses
+
+def _course_entry(data: dict[str, Any]) -> tuple[CourseEntry, Provider]:
+    entry = _validated(CourseEntry, data)
+    provider = db.session.scalar(select(Provider).where(Provider.slug == entry.provider))
+    if provider is None:
+        raise CatalogueError("provider", "Choose a provider on the platform.")
+    return entry, provider
+
+
+def create_course(data: dict[str, Any], *, actor: User) -> Course:
+    """Add a course. Refuses a bad field (named), an unknown provider and an address in use."""
+    entry, provider = _course_entry(data)
+    if db.session.scalar(select(Course).where(Course.slug == entry.slug)) is not None:
+        raise CatalogueError("slug", f"A course already has the address {entry.slug!r}.")
+    course = Course(slug=entry.slug, edited_in_console=True, **_course_values(entry, provider.id))
+    db.session.add(course)
+    db.session.flush()
+    record("course.created", actor=actor, tenant_id=None, object_type="course", object_id=course.id,
+           details={"slug": course.slug})
+    return course
+
+
+def update_course(course: Course, data: dict[str, Any], *, actor: User) -> list[str]:
+    """Change a course (not its address); returns the fields changed.
+
+    Refuses a bad field (named) and an unknown provider. Offerings already
+    made stay, even if the course no longer fits them: the force admin sees
+    it on the offerings page and decides. The file no longer updates it.
+    """
+    entry, provider = _course_entry({**data, "slug": course.slug})
+    values = _course_values(entry, provider.id)
+    changed = [k for k, v in values.items() if getattr(course, k) != v]
+    for key in changed:
+        setattr(course, key, values[key])
+    if changed:
+        course.edited_in_console = True
+        db.session.flush()
+        record("course.updated", actor=actor, tenant_id=None, object_type="course", object_id=course.id,
+               details={"fields": changed})
+    return changed
+
+
+def retire_course(course: Course, *, actor: User) -> None:
+    """Retire a course: no new offerings, and its offerings take no new referrals;
+    referrals already made go on. Refuses a course already retired."""
+    if course.is_retired:
+        raise CatalogueError("course", "The course is already retired.")
+    course.retired_at = utcnow()
+    db.session.flush()
+    record("course.retired", actor=actor, tenant_id=None, object_type="course", object_id=course.id)
+
+
+def reinstate_course(course: Course, *, actor: User) -> None:
+    """Bring a retired course back. Refuses a course that is not retired."""
+    if not course.is_retired:
+        raise CatalogueError("course", "The course is not retired.")
+    course.retired_at = None
+    db.session.flush()
+    record("course.reinstated", actor=actor, tenant_id=None, object_type="course", object_id=course.id)
+
+
+# ---------------------------------------------------------------- offerings (the force in scope)
+
+def pathways_in_force(today: date) -> list[Pathway]:
+    """The pathways of the force in scope's policy in force (none without one)."""
+    version = eligibility.policy_in_force(today)
+    return list(eligibility.compiled(version).document.pathways) if version is not None else []
+
+
+def offerings() -> Sequence[Offering]:
+    """The force in scope's offerings, withdrawn ones too, by pathway."""
+    return db.session.scalars(select(Offering).order_by(Offering.pathway, Offering.created_at)).all()
+
+
+def live_offerings_for(pathway: str) -> Sequence[Offering]:
+    """The offerings that take new referrals for ``pathway``: not withdrawn, course not retired."""
+    return db.session.scalars(
+        select(Offering).join(Course)
+        .where(Offering.pathway == pathway, Offering.withdrawn_at.is_(None), Course.retired_at.is_(None))
+        .order_by(Offering.created_at)
+    ).all()
+
+
+def fitting_courses(tenant: Tenant, pathway: Pathway) -> list[Course]:
+    """The courses a force admin may offer for ``pathway``: live and fitting (``misfit``)."""
+    return [c for c in courses()
+            if not c.is_retired and misfit(c, force=tenant.slug, kind=pathway.kind) is None]
+
+
+@dataclass(frozen=True)
+class LocalDetails:
+    venues: list[str]
+    booking_contact: str
+    notes: str
+
+
+def _details(details: LocalDetails) -> dict[str, str]:
+    venues = [v.strip() for v in details.venues if v.strip()]
+    values = {"venues": "\n".join(venues), "booking_contact": details.booking_contact.strip(),
+              "notes": details.notes.strip()}
+    for name, limit in (("venues", 1000), ("booking_contact", 300), ("notes", 1000)):
+        if len(values[name]) > limit:
+            raise CatalogueError(name, f"Must be {limit} characters or fewer.")
+    if any(len(v) > 200 for v in venues):
+        raise CatalogueError("venues", "Each venue must be 200 characters or fewer.")
+    return values
+
+
+def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: LocalDetails, *, actor: User,
+                 today: date) -> Offering:
+    """Offer ``course`` for one of the force's pathways, with local details.
+
+    Refuses a pathway the policy in force does not have, a retired course, a
+    course that does not fit the pathway (``misfit``), and a course already
+    offered for that pathway. A withdrawn offering of the same pair is
+    reopened with the new details instead of being duplicated.
+    """
+    pathway = next((p for p in pathways_in_force(today) if p.id == pathway_id), None)
+    if pathway is None:
+        raise CatalogueError("pathway", "Choose a pathway of the force's policy in force.")
+    if course.is_retired:
+        raise CatalogueError("course", "The course is retired: choose another.")
+    why = misfit(course, force=tenant.slug, kind=pathway.kind)
+    if why is not None:
+        raise CatalogueError("course", f"{why} Choose a course that fits {pathway.name}.")
+    values = _details(details)
+    offering = db.session.scalar(select(Offering).where(Offering.course_id == course.id,
+                                                        Offering.pathway == pathway.id))
+    if offering is not None and offering.withdrawn_at is None:
+        raise CatalogueError("course", f"{course.title} is already offered for {pathway.name}.")
+    reopened = offering is not None
+    if offering is None:
+        offering = Offering(tenant_id=tenant.id, course_id=course.id, pathway=pathway.id)
+        db.session.add(offering)
+    for name, value in values.items():
+        setattr(offering, name, value)
+    offering.withdrawn_at = None
+    offering.edited_in_console = True
+    db.session.flush()
+    record("offering.reopened" if reopened else "offering.added", actor=actor, tenant_id=tenant.id,
+           object_type="offering", object_id=offering.id, details={"course": course.slug, "pathway": pathway.id})
+    return offering
+
+
+def update_offering(tenant: Tenant, offering: Offering, details: LocalDetails, *, actor: User) -> list[str]:
+    """Change an offering's local details; returns the fields changed.
+    Refuses a detail that is too long, naming it, and a withdrawn offering."""
+    if offering.withdrawn_at is not None:
+        raise CatalogueError("offering", "The offering is withdrawn: add it again to change it.")
+    values = _details(details)
+    changed = [k for k, v in values.items() if getattr(offering, k) != v]
+    for key in changed:
+        setattr(offering, key, values[key])
+    if changed:
+        offering.edited_in_console = True
+        db.session.flush()
+        record("offering.updated", actor=actor, tenant_id=tenant.id, object_type="offering",
+               object_id=offering.id, details={"fields": changed})
+    return changed
+
+
+def withdraw_offering(tenant: Tenant, offering: Offering, *, actor: User) -> None:
+    """Withdraw an offering: it takes no new referrals; referrals already made go on.
+    Refuses one already withdrawn."""
+    if offering.withdrawn_at is not None:
+        raise CatalogueError("offering", "The offering is already withdrawn.")
+    offering.withdrawn_at = utcnow()
+    offering.edited_in_console = True
+    db.session.flush()
+    record("offering.withdrawn", actor=actor, tenant_id=tenant.id, object_type="offering", object_id=offering.id,
+           details={"course": offering.course.slug, "pathway": offering.pathway})

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from diversion.catalogue.vocabulary import PathwayKind
+
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 ParameterValue = int | bool | str | list[str]
@@ -58,8 +60,14 @@ class Exclusion(_Strict):
 
 
 class Pathway(_Strict):
+    """A route a person can be diverted to. ``kind`` (optional) is its national
+    pathway kind (``catalogue.vocabulary.PathwayKind``): it decides which
+    catalogue courses may serve the pathway and lets schemes be compared.
+    Left out, it is not stored, so older documents keep their hash."""
+
     id: Identifier
     name: Text
+    kind: PathwayKind | None = Field(default=None, exclude_if=lambda value: value is None)
     description: str = ""
     sessions: int = Field(ge=1, le=50)
     deadline_days: int = Field(ge=1, le=730)

@@ -63,13 +63,24 @@ class Outcomes(BaseModel):
 
 
 class OfferingEntry(BaseModel):
-    """A course from the shared catalogue that serves one of the force's pathways."""
+    """A course from the shared catalogue that serves one of the force's pathways,
+    with the force's own details: where it runs, whom to call to book, notes."""
 
     model_config = ConfigDict(extra="forbid")
 
     course: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
     pathway: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    venues: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]] = Field(
+        default=[], max_length=20)
+    booking_contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = ""
     notes: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+    @field_validator("venues")
+    @classmethod
+    def _fits(cls, venues: list[str]) -> list[str]:
+        if len("\n".join(venues)) > 1000:
+            raise ValueError("the venues must be 1000 characters or fewer in all")
+        return venues
 
 
 class ForceFile(BaseModel):
@@ -190,15 +201,28 @@ def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
     ]
 
 
-def _check_offerings(path: Path, force: ForceFile, courses: set[str]) -> list[FileProblem]:
-    pathways = {p.get("id") for p in (force.policy or {}).get("pathways", [])}
+def _check_offerings(path: Path, force: ForceFile, catalogue: CatalogueFile) -> list[FileProblem]:
+    """Each offering names a catalogue course and a pathway of the force's policy,
+    once, and the course fits the pathway (``catalogue.files.misfit``)."""
+    from diversion.catalogue.files import misfit
+
+    courses = {c.slug: c for c in catalogue.courses}
+    kinds = {p.get("id"): p.get("kind") for p in (force.policy or {}).get("pathways", [])}
     problems = []
+    seen: set[tuple[str, str]] = set()
     for entry in force.offerings:
-        if entry.course not in courses:
-            problems.append(FileProblem(path, f"offerings[{entry.course}].course", "is not a course in catalogue.toml"))
-        if entry.pathway not in pathways:
-            problems.append(FileProblem(path, f"offerings[{entry.course}].pathway",
+        where = f"offerings[{entry.course}]"
+        course = courses.get(entry.course)
+        if course is None:
+            problems.append(FileProblem(path, f"{where}.course", "is not a course in catalogue.toml"))
+        if entry.pathway not in kinds:
+            problems.append(FileProblem(path, f"{where}.pathway",
                                         f"{entry.pathway!r} is not a pathway of this force's policy"))
+        elif course is not None and (why := misfit(course, force=force.slug, kind=kinds[entry.pathway])):
+            problems.append(FileProblem(path, f"{where}.pathway", f"{entry.pathway!r} cannot take this course: {why}"))
+        if (entry.course, entry.pathway) in seen:
+            problems.append(FileProblem(path, where, f"offers this course for {entry.pathway!r} twice"))
+        seen.add((entry.course, entry.pathway))
     return problems
 
 
@@ -210,13 +234,12 @@ def read_force_files(folder: Path) -> tuple[CatalogueFile, list[ForceFile]]:
     if not paths:
         raise ForceFilesInvalid([FileProblem(folder, "(folder)", "holds no force files")])
     catalogue, problems = read_catalogue(folder)
-    courses = {c.slug for c in catalogue.courses} if catalogue else set()
     forces: list[ForceFile] = []
     for path in paths:
         force, found = read_force_file(path)
         problems.extend(found)
         if force is not None:
-            problems.extend(_check_offerings(path, force, courses) if catalogue else [])
+            problems.extend(_check_offerings(path, force, catalogue) if catalogue else [])
             forces.append(force)
     if problems or catalogue is None:
         raise ForceFilesInvalid(problems)

@@ -25,6 +25,7 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     policies_published: list[str] = field(default_factory=list)
     catalogue_changes: int = 0
+    catalogue_kept: int = 0  # providers and courses changed in the console, left as they are
     offerings_added: int = 0
     # Forces in the database with no file: left as they are, never deleted here.
     without_file: list[str] = field(default_factory=list)
@@ -54,7 +55,8 @@ def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
     """
     report = SyncReport()
     catalogue, forces = read_force_files(folder)
-    report.catalogue_changes = sync_catalogue(catalogue, actor=actor)
+    synced = sync_catalogue(catalogue, actor=actor)
+    report.catalogue_changes, report.catalogue_kept = synced.changed, synced.kept
     existing = {tenant.slug: tenant for tenant in db.session.scalars(select(Tenant))}
     for force in forces:
         tenant = existing.pop(force.slug, None)

@@ -1,0 +1,264 @@
+"""Catalogue pages.
+
+``admin_bp`` (``/admin/catalogue``): platform admins list, add and change
+providers and courses, and retire or reinstate a course.
+
+``offerings_bp`` (``/<force>/offerings``): a force admin chooses which
+courses serve which of the force's pathways, with local details (venues,
+booking contact, notes), changes those details, and withdraws an offering.
+Adding is two steps, so that the course list only holds courses that fit
+the chosen pathway (``catalogue.files.misfit``) and works without script.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
+
+from diversion.accounts.forms import ConfirmForm
+from diversion.accounts.models import Role
+from diversion.admin.views import requires_platform_role
+from diversion.catalogue import services
+from diversion.catalogue.files import misfit
+from diversion.catalogue.forms import (
+    AddOfferingForm,
+    ChoosePathwayForm,
+    CourseForm,
+    EditOfferingForm,
+    LocalDetailsForm,
+    ProviderForm,
+)
+from diversion.catalogue.models import Course, Offering, Provider
+from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS, kind_label
+from diversion.extensions import db
+from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.web import commit_or_flash
+
+admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/catalogue")
+offerings_bp = force_blueprint("offerings", __name__, "/offerings")
+
+# How the pages write a course's facts.
+LABELS: dict[str, Callable[..., str]] = {
+    "kinds": lambda kinds: ", ".join(kind_label(k) for k in kinds),
+    "format": lambda value: FORMAT_LABELS.get(value) or str(value),
+    "delivery": lambda modes: " or ".join(DELIVERY_LABELS.get(m, m) for m in modes).capitalize(),
+    "areas": lambda areas: ", ".join(AREAS.get(a, a) for a in areas),
+    "ages": lambda course: f"{course.min_age} to {course.max_age}" if course.max_age else f"{course.min_age} and over",
+}
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _saved(form: FlaskForm, change: Callable[[], object]) -> bool:
+    """Validate the form, run the service as the request's unit of work; on a
+    refusal, roll back and put the service's reason on the field it names."""
+    if not form.validate_on_submit():
+        return False
+    try:
+        change()
+    except services.CatalogueError as error:
+        db.session.rollback()
+        field = getattr(form, error.field, None)
+        if field is None:
+            form.form_errors.append(error.message)
+        else:
+            field.errors = [error.message]
+        return False
+    db.session.commit()
+    return True
+
+
+# ---------------------------------------------------------------- platform admins
+
+@admin_bp.route("/")
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def index() -> str:
+    return render_template("catalogue/admin_index.html", providers=services.providers(), courses=services.courses(),
+                           confirm=ConfirmForm(), labels=LABELS)
+
+
+def _provider_page(form: ProviderForm, provider: Provider | None) -> tuple[str, int]:
+    page = render_template("catalogue/provider_form.html", form=form, provider=provider)
+    return page, 400 if request.method == "POST" else 200
+
+
+@admin_bp.route("/providers/new", methods=["GET", "POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def new_provider() -> Response | tuple[str, int]:
+    form = ProviderForm()
+    if _saved(form, lambda: services.create_provider(form.data_for_service(), actor=current_user)):
+        flash(f"{form.name.data} is added to the catalogue.", "success")
+        return redirect(url_for(".index"))
+    return _provider_page(form, None)
+
+
+@admin_bp.route("/providers/<int:provider_id>", methods=["GET", "POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def edit_provider(provider_id: int) -> Response | tuple[str, int]:
+    provider = db.session.get(Provider, provider_id) or abort(404)
+    form = ProviderForm(obj=provider if request.method == "GET" else None)
+    del form.slug  # the address cannot change
+    if _saved(form, lambda: services.update_provider(provider, form.data_for_service(), actor=current_user)):
+        flash(f"{provider.name} is saved.", "success")
+        return redirect(url_for(".index"))
+    return _provider_page(form, provider)
+
+
+def _course_page(form: CourseForm, course: Course | None) -> tuple[str, int]:
+    page = render_template("catalogue/course_form.html", form=form, course=course)
+    return page, 400 if request.method == "POST" else 200
+
+
+def _course_form(course: Course | None) -> CourseForm:
+    form = CourseForm(obj=course if request.method == "GET" else None)
+    form.provider.choices = [SelectChoice("", "Choose a provider")] + [
+        SelectChoice(p.slug, p.name) for p in services.providers()]
+    if course is not None:
+        del form.slug  # the address cannot change
+        if request.method == "GET":
+            form.provider.data = course.provider.slug
+    return form
+
+
+@admin_bp.route("/courses/new", methods=["GET", "POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def new_course() -> Response | tuple[str, int]:
+    form = _course_form(None)
+    if _saved(form, lambda: services.create_course(form.data_for_service(), actor=current_user)):
+        flash(f"{form.title.data} is added to the catalogue.", "success")
+        return redirect(url_for(".index"))
+    return _course_page(form, None)
+
+
+@admin_bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def edit_course(course_id: int) -> Response | tuple[str, int]:
+    course = db.session.get(Course, course_id) or abort(404)
+    form = _course_form(course)
+    if _saved(form, lambda: services.update_course(course, form.data_for_service(), actor=current_user)):
+        flash(f"{course.title} is saved.", "success")
+        return redirect(url_for(".index"))
+    return _course_page(form, course)
+
+
+def _course_change(course_id: int, change: Callable[..., None], done: str) -> Response:
+    course = db.session.get(Course, course_id)
+    if course is None:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: change(course, actor=current_user), f"{course.title} {done}.")
+    return redirect(url_for(".index"))
+
+
+@admin_bp.route("/courses/<int:course_id>/retire", methods=["POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def retire_course(course_id: int) -> Response:
+    return _course_change(course_id, services.retire_course,
+                          "is retired: it takes no new offerings or referrals; referrals already made go on")
+
+
+@admin_bp.route("/courses/<int:course_id>/reinstate", methods=["POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def reinstate_course(course_id: int) -> Response:
+    return _course_change(course_id, services.reinstate_course, "is back in the catalogue")
+
+
+# ---------------------------------------------------------------- force admins
+
+def _details(form: LocalDetailsForm) -> services.LocalDetails:
+    return services.LocalDetails(venues=form.venue_lines(), booking_contact=form.booking_contact.data or "",
+                                 notes=form.notes.data or "")
+
+
+@offerings_bp.route("/", endpoint="index")
+@requires_force_role(Role.FORCE_ADMIN)
+def offerings_index() -> str:
+    pathways = {p.id: p for p in services.pathways_in_force(_today())}
+
+    def problem(offering: Offering) -> str | None:
+        pathway = pathways.get(offering.pathway)
+        if pathway is None:
+            return "The policy in force has no such pathway."
+        return misfit(offering.course, force=g.tenant.slug, kind=pathway.kind)
+
+    return render_template("catalogue/offerings.html", offerings=services.offerings(), pathways=pathways,
+                           problem=problem, confirm=ConfirmForm(), labels=LABELS)
+
+
+@offerings_bp.route("/new", methods=["GET", "POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def new() -> Response | tuple[str, int]:
+    """Step 1 (GET, no pathway): choose a pathway. Step 2: a fitting course and local details."""
+    pathways = {p.id: p for p in services.pathways_in_force(_today())}
+    chosen = request.form.get("pathway") if request.method == "POST" else request.args.get("pathway")
+    pathway = pathways.get(chosen or "")
+    if pathway is None:
+        asked = request.method == "POST" or bool({"pathway", "submit"} & set(request.args))
+        choose = ChoosePathwayForm(request.args if asked else None)
+        choose.pathway.choices = [SelectChoice(p.id, p.name) for p in pathways.values()]
+        if asked:
+            choose.pathway.errors = ["Choose a pathway of the force's policy in force"]
+        page = render_template("catalogue/offering_pathway.html", form=choose, pathways=pathways)
+        return page, 400 if asked else 200
+    courses = {str(c.id): c for c in services.fitting_courses(g.tenant, pathway)}
+    form = AddOfferingForm()
+    form.pathway.data = pathway.id
+    form.course.choices = [SelectChoice(key, c.title) for key, c in courses.items()]
+
+    def add() -> None:
+        course = courses.get(form.course.data or "")
+        if course is None:
+            raise services.CatalogueError("course", "Choose one of the courses that fit this pathway.")
+        services.add_offering(g.tenant, course, pathway.id, _details(form), actor=current_user, today=_today())
+
+    if request.method == "POST" and _saved(form, add):
+        flash(f"{courses[form.course.data or ''].title} is offered for {pathway.name}.", "success")
+        return redirect(url_for(".index"))
+    page = render_template("catalogue/offering_new.html", form=form, pathway=pathway, courses=courses,
+                           labels=LABELS)
+    return page, 400 if request.method == "POST" else 200
+
+
+def _offering(offering_id: uuid.UUID) -> Offering:
+    offering = db.session.get(Offering, offering_id)
+    if offering is None:
+        abort(404)
+    return offering
+
+
+@offerings_bp.route("/<uuid:offering_id>", methods=["GET", "POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
+    offering = _offering(offering_id)
+    form = EditOfferingForm()
+    if request.method == "GET":
+        form.venues.data, form.booking_contact.data, form.notes.data = (
+            offering.venues, offering.booking_contact, offering.notes)
+    if _saved(form, lambda: services.update_offering(g.tenant, offering, _details(form), actor=current_user)):
+        flash(f"The offering of {offering.course.title} is saved.", "success")
+        return redirect(url_for(".index"))
+    pathway = next((p for p in services.pathways_in_force(_today()) if p.id == offering.pathway), None)
+    page = render_template("catalogue/offering_edit.html", form=form, offering=offering, pathway=pathway,
+                           labels=LABELS)
+    return page, 400 if request.method == "POST" else 200
+
+
+@offerings_bp.route("/<uuid:offering_id>/withdraw", methods=["POST"])
+@requires_force_role(Role.FORCE_ADMIN)
+def withdraw(offering_id: uuid.UUID) -> Response:
+    offering = _offering(offering_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: services.withdraw_offering(g.tenant, offering, actor=current_user),
+                    f"{offering.course.title} is withdrawn: it takes no new referrals; referrals already made go on.")
+    return redirect(url_for(".index"))
