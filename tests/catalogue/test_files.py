@@ -165,7 +165,9 @@ def test_the_file_updates_rows_until_the_console_changes_them(app: Flask, world:
 
 def test_sync_brings_offerings_local_details_in(app: Flask, world: World) -> None:
     with app.app_context(), scoped(db.session.scalar(select(Tenant.id).where(Tenant.slug == "thames-valley"))):
-        offering = db.session.scalar(select(Offering).where(Offering.pathway == "adult-course"))
+        offering = db.session.scalar(select(Offering).join(Course).where(
+            Offering.pathway == "adult-course", Course.slug == "druglink-adult-course"))
+        assert offering is not None
         assert offering.venues == "Berkshire"
         assert "body-worn video" in offering.notes
 
