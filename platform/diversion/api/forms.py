@@ -7,15 +7,20 @@ from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
-from diversion.api.services import MAX_NAME_LENGTH
+from diversion.api.bearer import MAX_NAME_LENGTH
 
 
-class CreateTokenForm(FlaskForm):
-    name = StringField(
+def token_name_field(example: str) -> StringField:
+    """A token's name, as a force's or a provider's token form asks for it."""
+    return StringField(
         "Name",
         widget=GovTextInput(),
-        description="Which system will use it, so that you can tell tokens apart, e.g. “Custody records”.",
+        description=f"Which system will use it, so that you can tell tokens apart, e.g. “{example}”.",
         validators=[InputRequired(message="Enter a name for the token"),
                     Length(max=MAX_NAME_LENGTH, message=f"The name must be {MAX_NAME_LENGTH} characters or fewer")],
     )
+
+
+class CreateTokenForm(FlaskForm):
+    name = token_name_field("Custody records")
     submit = SubmitField("Make a token", widget=GovSubmitInput())

@@ -11,15 +11,12 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Sequence
-from datetime import UTC, timedelta
 
 from sqlalchemy import select
 
 from diversion.accounts.models import User
+from diversion.api.bearer import accepts, checked_name, hash_token, new_token, split_token
 from diversion.api.models import ApiToken
 from diversion.audit.services import record
 from diversion.db import utcnow
@@ -29,20 +26,10 @@ from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 
 SCHEME = "dvt"
-MAX_NAME_LENGTH = 100
-# Writing the time of every call would make concurrent calls with one token
-# queue on its row; to the minute is enough to tell a token in use.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-# Compared against when no row matches, so a miss costs what a match costs.
-_NO_SUCH_TOKEN = hashlib.sha256(b"no-such-token").hexdigest()
 
 
 class ApiTokenError(FieldError):
     """A refused token change."""
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def display_prefix(tenant: Tenant, token: ApiToken) -> str:
@@ -62,18 +49,12 @@ def create_token(tenant: Tenant, *, name: str, actor: User | None) -> tuple[ApiT
     included, can show it again. Refuses a blank or over-long name, and a
     name already used by another token of the force that is not revoked.
     """
-    name = name.strip()
-    if not name:
-        raise ApiTokenError("name", "Enter a name for the token, such as the system that will use it.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ApiTokenError("name", f"The name must be {MAX_NAME_LENGTH} characters or fewer.")
+    name = checked_name(name, ApiTokenError)
     taken = db.session.scalar(select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)))
     if taken is not None:
         raise ApiTokenError("name", "A token that is in use already has this name: choose another.")
-    prefix = secrets.token_hex(4)
-    while db.session.scalar(select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None:
-        prefix = secrets.token_hex(4)
-    secret = f"{SCHEME}.{tenant.slug}.{prefix}.{secrets.token_urlsafe(32)}"
+    prefix, secret = new_token(SCHEME, tenant.slug, prefix_taken=lambda prefix: db.session.scalar(
+        select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None)
     token = ApiToken(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
                      created_by_id=actor.id if actor else None)
     db.session.add(token)
@@ -93,17 +74,6 @@ def revoke_token(tenant: Tenant, token: ApiToken, *, actor: User | None) -> None
            details={"name": token.name, "prefix": display_prefix(tenant, token)})
 
 
-def parse_bearer(header: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None."""
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() != "bearer" or not value or " " in value:
-        return None
-    return value
-
-
 def authenticate(presented: str) -> tuple[Tenant, ApiToken] | None:
     """The force and token a presented token belongs to, or None.
 
@@ -111,22 +81,14 @@ def authenticate(presented: str) -> tuple[Tenant, ApiToken] | None:
     does not match (compared in constant time) and a revoked token. Notes
     when the token was last used, to the minute.
     """
-    parts = presented.split(".")
-    if len(parts) != 4 or parts[0] != SCHEME or not all(parts) or len(presented) > 256:
-        return None
-    _scheme, slug, prefix, _secret = parts
-    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-    if tenant is None:
+    found = split_token(presented, SCHEME)
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == found[0])) if found else None
+    if found is None or tenant is None:
         return None
     # Inside the force only: its rows are all that row-level security shows.
     with scoped(tenant.id):
-        token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix))
-        matches = hmac.compare_digest(token.secret_hash if token else _NO_SUCH_TOKEN, hash_token(presented))
-        if token is None or not matches or token.revoked_at is not None:
+        token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == found[1]))
+        if token is None or not accepts(token, presented):
             return None
-        now, last = utcnow(), token.last_used_at
-        # SQLite gives back times without their zone; every stored time is UTC.
-        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) >= LAST_USED_RESOLUTION:
-            token.last_used_at = now
-            db.session.flush()
+        db.session.flush()
     return tenant, token

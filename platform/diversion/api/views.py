@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from diversion.api import openapi, schemas, services
+from diversion.api.bearer import parse_bearer
 from diversion.api.models import ApiToken
 from diversion.audit.services import record
 from diversion.cases import services as cases
@@ -104,7 +105,7 @@ def _authenticate() -> None:
     request.max_content_length = MAX_BODY_BYTES
     if request.endpoint == "api.openapi_document":
         return
-    presented = services.parse_bearer(request.headers.get("Authorization"))
+    presented = parse_bearer(request.headers.get("Authorization"))
     found = services.authenticate(presented) if presented else None
     if found is None:
         raise ApiProblem(401, [(None, HTTP_MESSAGES[401])])

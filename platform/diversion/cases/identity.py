@@ -68,8 +68,9 @@ def person_keys(tenant_slug: str, identity: Identity) -> tuple[str, str | None]:
     return name_key, pnc_key
 
 
-def _cipher() -> MultiFernet:
-    """The first key encrypts; every key decrypts (so keys can be rotated)."""
+def data_cipher() -> MultiFernet:
+    """The platform's data keys (``PERSONAL_DATA_KEYS``): the first encrypts,
+    every key decrypts (so keys can be rotated)."""
     return _cipher_of(str(current_app.config["PERSONAL_DATA_KEYS"]))
 
 
@@ -87,7 +88,7 @@ def seal(value: Identity | Contact) -> str:
     data: dict[str, Any] = {item.name: getattr(value, item.name) for item in fields(value)}
     if isinstance(value, Identity):
         data["date_of_birth"] = value.date_of_birth.isoformat()
-    return _cipher().encrypt(json.dumps(data).encode()).decode()
+    return data_cipher().encrypt(json.dumps(data).encode()).decode()
 
 
 class Unreadable(ValueError):  # noqa: N818 - reads as the condition it reports
@@ -96,7 +97,7 @@ class Unreadable(ValueError):  # noqa: N818 - reads as the condition it reports
 
 def _open(token: str) -> dict[str, Any]:
     try:
-        return dict(json.loads(_cipher().decrypt(token.encode())))
+        return dict(json.loads(data_cipher().decrypt(token.encode())))
     except InvalidToken as error:
         raise Unreadable("personal data cannot be decrypted with the configured keys") from error
 

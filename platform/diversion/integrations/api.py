@@ -14,6 +14,7 @@ from flask import Blueprint, g, request
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
+from diversion.api.bearer import parse_bearer
 from diversion.api.openapi import PREFIX
 from diversion.api.views import (
     MAX_BODY_BYTES,
@@ -51,7 +52,7 @@ def _authenticate() -> None:
     provider is then in scope, with no force (``set_provider_scope``)."""
     request.max_content_length = MAX_BODY_BYTES
     set_scope(None)
-    presented = services.parse_bearer(request.headers.get("Authorization"))
+    presented = parse_bearer(request.headers.get("Authorization"))
     found = services.authenticate(presented) if presented else None
     if found is None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])

@@ -7,17 +7,12 @@ from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
-from diversion.integrations.services import MAX_NAME_LENGTH, MAX_URL_LENGTH
+from diversion.api.forms import token_name_field
+from diversion.integrations.services import MAX_URL_LENGTH
 
 
 class ProviderTokenForm(FlaskForm):
-    name = StringField(
-        "Name",
-        widget=GovTextInput(),
-        description="Which system will use it, so that you can tell tokens apart, e.g. “Case management”.",
-        validators=[InputRequired(message="Enter a name for the token"),
-                    Length(max=MAX_NAME_LENGTH, message=f"The name must be {MAX_NAME_LENGTH} characters or fewer")],
-    )
+    name = token_name_field("Case management")
     submit = SubmitField("Make a token", widget=GovSubmitInput())
 
 

@@ -20,11 +20,12 @@ from sqlalchemy import BigInteger, ColumnElement, Enum, ForeignKey, Index, Strin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.accounts.models import User
+from diversion.api.bearer import BearerToken
 from diversion.catalogue.models import Provider
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 
 
-class ProviderToken(Base):
+class ProviderToken(BearerToken, Base):
     """A provider system's bearer token; only a SHA-256 hash of it is kept."""
 
     __tablename__ = "provider_tokens"
@@ -32,20 +33,9 @@ class ProviderToken(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(100))
-    prefix: Mapped[str] = mapped_column(String(16))
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     provider: Mapped[Provider] = relationship()
     created_by: Mapped[User | None] = relationship()
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
 
 
 class WebhookEndpoint(Base):
@@ -80,7 +70,21 @@ class FeedCounter(Base):
     last_position: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class FeedEntry(TenantScoped, Base):
+class _OfItsProvider:
+    """Force-owned rows about one provider, which its staff reach (and write, as
+    their moves announce themselves) in provider scope."""
+
+    provider_id: Mapped[int]
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        return cls.provider_id == provider_id
+
+    def provider_may_write(self, provider_id: int) -> bool:
+        return self.provider_id == provider_id
+
+
+class FeedEntry(_OfItsProvider, TenantScoped, Base):
     """A referral's place in its provider's feed: the position of its latest change."""
 
     __tablename__ = "provider_feed_entries"
@@ -96,14 +100,6 @@ class FeedEntry(TenantScoped, Base):
     position: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    @classmethod
-    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        """A provider reaches its own feed entries (written when its staff move a referral)."""
-        return cls.provider_id == provider_id
-
-    def provider_may_write(self, provider_id: int) -> bool:
-        return self.provider_id == provider_id
-
 
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
@@ -115,7 +111,7 @@ class DeliveryStatus(enum.StrEnum):
         return self.value.capitalize()
 
 
-class WebhookDelivery(TenantScoped, Base):
+class WebhookDelivery(_OfItsProvider, TenantScoped, Base):
     """One event to send to a provider's endpoint (the outbox), until it is answered 2xx or given up.
 
     ``id`` is the delivery id the provider de-duplicates on: the same on
@@ -140,14 +136,6 @@ class WebhookDelivery(TenantScoped, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    @classmethod
-    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        """A provider reaches its own deliveries (queued when its staff move a referral)."""
-        return cls.provider_id == provider_id
-
-    def provider_may_write(self, provider_id: int) -> bool:
-        return self.provider_id == provider_id
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

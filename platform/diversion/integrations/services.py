@@ -14,24 +14,22 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from diversion.accounts.models import User
+from diversion.api.bearer import accepts, checked_name, hash_token, new_token, split_token
 from diversion.audit.services import record
 from diversion.cases import services as cases
-from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
+from diversion.cases.identity import Contact, Identity, Unreadable, data_cipher, open_contact, open_identity
 from diversion.cases.models import Person, Referral, State, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import utcnow
@@ -42,10 +40,7 @@ from diversion.tenancy.context import acting_for_provider, current_scope, provid
 from diversion.tenancy.models import Tenant
 
 SCHEME = "dvp"
-MAX_NAME_LENGTH = 100
 MAX_URL_LENGTH = 500
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-_NO_SUCH_TOKEN = hashlib.sha256(b"no-such-provider-token").hexdigest()
 # What a provider may do to a referral; withdrawing it is the force's decision.
 PROVIDER_MOVES = (State.ACCEPTED, State.DECLINED, State.BOOKED, State.ATTENDED, State.COMPLETED,
                   State.NOT_COMPLETED)
@@ -61,10 +56,6 @@ class MoveError(FieldError):
 
 # ---------------------------------------------------------------- tokens
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def display_prefix(provider: Provider, token: ProviderToken) -> str:
     return f"{SCHEME}.{provider.slug}.{token.prefix}"
 
@@ -75,31 +66,20 @@ def tokens(provider: Provider) -> Sequence[ProviderToken]:
                               .order_by(ProviderToken.created_at.desc(), ProviderToken.prefix)).all()
 
 
-def _name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise IntegrationError("name", "Enter a name for the token, such as the system that will use it.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise IntegrationError("name", f"The name must be {MAX_NAME_LENGTH} characters or fewer.")
-    return name
-
-
 def create_token(provider: Provider, *, name: str, actor: User | None) -> tuple[ProviderToken, str]:
     """Make a token for one of the provider's systems; returns the row and the token (shown once).
 
     Refuses a blank or over-long name, and the name of another of the
     provider's tokens that is not revoked.
     """
-    name = _name(name)
+    name = checked_name(name, IntegrationError)
     taken = db.session.scalar(select(ProviderToken.id).where(
         ProviderToken.provider_id == provider.id, ProviderToken.name == name, ProviderToken.revoked_at.is_(None)))
     if taken is not None:
         raise IntegrationError("name", "A token that is in use already has this name: choose another.")
-    prefix = secrets.token_hex(4)
-    while db.session.scalar(select(ProviderToken.id).where(ProviderToken.provider_id == provider.id,
-                                                           ProviderToken.prefix == prefix)) is not None:
-        prefix = secrets.token_hex(4)
-    secret = f"{SCHEME}.{provider.slug}.{prefix}.{secrets.token_urlsafe(32)}"
+    prefix, secret = new_token(SCHEME, provider.slug, prefix_taken=lambda prefix: db.session.scalar(
+        select(ProviderToken.id).where(ProviderToken.provider_id == provider.id,
+                                       ProviderToken.prefix == prefix)) is not None)
     token = ProviderToken(provider_id=provider.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
                           created_by_id=actor.id if actor else None)
     db.session.add(token)
@@ -123,13 +103,6 @@ def revoke_token(provider: Provider, token: ProviderToken, *, actor: User | None
                                         "prefix": display_prefix(provider, token)})
 
 
-def parse_bearer(header: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None."""
-    from diversion.api.services import parse_bearer as parse
-
-    return parse(header)
-
-
 def authenticate(presented: str) -> tuple[Provider, ProviderToken] | None:
     """The provider and token a presented token belongs to, or None.
 
@@ -137,34 +110,21 @@ def authenticate(presented: str) -> tuple[Provider, ProviderToken] | None:
     prefix, a hash that does not match (compared in constant time) and a
     revoked token. Notes when the token was last used, to the minute.
     """
-    parts = presented.split(".")
-    if len(parts) != 4 or parts[0] != SCHEME or not all(parts) or len(presented) > 256:
+    found = split_token(presented, SCHEME)
+    provider = db.session.scalar(select(Provider).where(Provider.slug == found[0])) if found else None
+    token = None if provider is None or found is None else db.session.scalar(
+        select(ProviderToken).where(ProviderToken.provider_id == provider.id, ProviderToken.prefix == found[1]))
+    if provider is None or token is None or not accepts(token, presented):
         return None
-    _scheme, slug, prefix, _secret = parts
-    provider = db.session.scalar(select(Provider).where(Provider.slug == slug))
-    token = None if provider is None else db.session.scalar(
-        select(ProviderToken).where(ProviderToken.provider_id == provider.id, ProviderToken.prefix == prefix))
-    matches = hmac.compare_digest(token.secret_hash if token else _NO_SUCH_TOKEN, hash_token(presented))
-    if provider is None or token is None or not matches or token.revoked_at is not None:
-        return None
-    now, last = utcnow(), token.last_used_at
-    if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
-        db.session.flush()
+    db.session.flush()
     return provider, token
 
 
 # ---------------------------------------------------------------- webhook endpoint
 
-def _cipher() -> MultiFernet:
-    """The platform's data keys (as for personal data): the first seals, every one opens."""
-    keys = [k.strip() for k in str(current_app.config["PERSONAL_DATA_KEYS"]).split(",") if k.strip()]
-    return MultiFernet([Fernet(key) for key in keys])
-
-
 def webhook_secret(endpoint: WebhookEndpoint) -> str:
     try:
-        return _cipher().decrypt(endpoint.secret_sealed.encode()).decode()
+        return data_cipher().decrypt(endpoint.secret_sealed.encode()).decode()
     except InvalidToken as error:
         raise Unreadable("the webhook secret cannot be decrypted with the configured keys") from error
 
@@ -196,7 +156,7 @@ def check_url(url: str) -> str:
 
 def _new_secret() -> tuple[str, str]:
     secret = f"dvwh_{secrets.token_urlsafe(32)}"
-    return secret, _cipher().encrypt(secret.encode()).decode()
+    return secret, data_cipher().encrypt(secret.encode()).decode()
 
 
 def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[WebhookEndpoint, str | None]:
