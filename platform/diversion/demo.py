@@ -2,7 +2,9 @@
 
 Provider staff sign in as ``staff@<provider-slug>.example`` (e.g.
 ``staff@cranstoun.example``, serving West Midlands and Thames Valley) and
-find the referrals the demo case work sent to their provider.
+find the referrals the demo case work sent to their provider; each
+provider's admin, ``admin@<provider-slug>.example``, also manages its API
+tokens and webhook endpoint.
 
 Idempotent: running it again leaves the same accounts, with the password
 given this time.
@@ -17,7 +19,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 
 from diversion.accounts import services
-from diversion.accounts.models import ProviderMembership, Role, User
+from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Referral, State
@@ -38,6 +40,10 @@ FORCE_ACCOUNTS = (
 PLATFORM_ACCOUNTS = (
     ("platform@diversion.example", Role.PLATFORM_ADMIN, "Platform admin"),
     ("national@diversion.example", Role.NATIONAL_LEAD, "National lead"),
+)
+PROVIDER_ACCOUNTS = (
+    ("staff", ProviderRole.STAFF, "Provider staff"),
+    ("admin", ProviderRole.ADMIN, "Provider admin"),
 )
 
 
@@ -69,14 +75,18 @@ def seed_demo(*, password: str) -> list[tuple[str, str]]:
                 services.add_membership(tenant, user, role, actor=None)
                 accounts.append((email, f"{label.lower()}, {tenant.name}"))
     for provider in db.session.scalars(select(Provider).order_by(Provider.slug)):
-        email = f"staff@{provider.slug}.example"
-        user = _account(email, f"Staff, {provider.name}", password)
-        if db.session.scalar(select(ProviderMembership).where(
-                ProviderMembership.provider_id == provider.id, ProviderMembership.user_id == user.id)) is None:
-            db.session.add(ProviderMembership(provider_id=provider.id, user_id=user.id))
         with provider_scoped(provider.id):
             served = ", ".join(t.name for t in forces_served(provider)) or "no force yet"
-        accounts.append((email, f"provider staff, {provider.name} (serves {served})"))
+        for local, provider_role, label in PROVIDER_ACCOUNTS:
+            email = f"{local}@{provider.slug}.example"
+            user = _account(email, f"{label}, {provider.name}", password)
+            membership = db.session.scalar(select(ProviderMembership).where(
+                ProviderMembership.provider_id == provider.id, ProviderMembership.user_id == user.id))
+            if membership is None:
+                db.session.add(ProviderMembership(provider_id=provider.id, user_id=user.id, role=provider_role))
+            else:
+                membership.role = provider_role
+            accounts.append((email, f"{label.lower()}, {provider.name} (serves {served})"))
     db.session.flush()
     return accounts
 
