@@ -142,7 +142,8 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
     made = 0
     wanted = [state for state in ROUTES_TO for _ in range(per_state)]
     reviews = 2  # cases whose decision waits for a supervisor
-    stream = synthetic.cases(tenant.slug, 4000, start=today - timedelta(days=200), days=200, seed="case-work")
+    # The last ten weeks: most open referrals are within their deadline, the oldest past it.
+    stream = synthetic.cases(tenant.slug, 4000, start=today - timedelta(days=70), days=70, seed="case-work")
     for case in stream:
         if not wanted:
             break

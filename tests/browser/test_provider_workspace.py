@@ -83,7 +83,7 @@ def test_cranstoun_books_and_completes_and_the_force_sees_the_outcome(
         with scoped(tenant.id):
             referral = db.session.get(Referral, referral_id)
             encounter_id, deadline = referral.encounter_id, referral.deadline
-    # Demo referrals are months old: the sessions are recorded late, before the deadline.
+    # Demo referrals are weeks old: the sessions are recorded late, before the deadline.
     session_day = min(datetime.now(UTC).date() - timedelta(days=1), deadline - timedelta(days=1))
     while page.get_by_role("button", name="Book the session").count():
         _book(page, session_day, "Cranstoun hub, Digbeth")
@@ -100,7 +100,7 @@ def test_cranstoun_books_and_completes_and_the_force_sees_the_outcome(
     page.goto(f"/west-midlands/cases/{encounter_id}")
     expect(page.get_by_test_id("case-outcome")).to_contain_text("Community resolution: no criminal record")
     expect(page.get_by_test_id("case-sessions")).to_contain_text("Cranstoun hub, Digbeth")
-    expect(page.get_by_test_id("timeline")).to_contain_text("Staff, Cranstoun")
+    expect(page.get_by_test_id("timeline")).to_contain_text("Provider staff, Cranstoun")
     page.screenshot(path=str(ARTIFACTS / "force-case-outcome.png"), full_page=True)
     assert browser_page.errors == []
     assert browser_page.failed == []
