@@ -787,14 +787,12 @@ class _Writer:
         not news). Done last, so that the providers' feed counters, locked
         from here until the import commits, hold up their other changes only
         for the end of the import."""
-        nulls = {"render_nulls": True}
         for provider_id, referral_ids in sorted(self.imported.items()):
+            first = next_position(provider_id, len(referral_ids)) - len(referral_ids) + 1
             for start in range(0, len(referral_ids), WRITE_BATCH):
-                batch = referral_ids[start:start + WRITE_BATCH]
-                first = next_position(provider_id, len(batch)) - len(batch) + 1
-                db.session.execute(insert(FeedEntry).execution_options(**nulls), [
-                    {"referral_id": referral_id, "provider_id": provider_id, "position": first + offset}
-                    for offset, referral_id in enumerate(batch)])
+                db.session.execute(insert(FeedEntry), [
+                    {"referral_id": referral_id, "provider_id": provider_id, "position": first + start + offset}
+                    for offset, referral_id in enumerate(referral_ids[start:start + WRITE_BATCH])])
 
     def __len__(self) -> int:
         return len(self.encounters)
