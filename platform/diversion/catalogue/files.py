@@ -9,12 +9,11 @@ and nothing is applied while any remains.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from diversion.catalogue.vocabulary import (
     AREAS,
@@ -27,7 +26,7 @@ from diversion.catalogue.vocabulary import (
     PathwayKind,
     ages_overlap,
 )
-from diversion.tenancy.files import SLUG_PATTERN, FileProblem, Text, location_of
+from diversion.tenancy.files import SLUG_PATTERN, FileProblem, Text, read_validated
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -172,17 +171,9 @@ def read_catalogue(folder: Path) -> tuple[CatalogueFile | None, list[FileProblem
     path = folder / CATALOGUE_FILE
     if not path.exists():
         return CatalogueFile(), []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        return None, [FileProblem(path, "(syntax)", str(error))]
-    except (OSError, UnicodeDecodeError) as error:
-        return None, [FileProblem(path, "(file)", f"cannot be read: {error}")]
-    try:
-        catalogue = CatalogueFile.model_validate(data)
-    except ValidationError as error:
-        return None, [FileProblem(path, location_of(item["loc"], data), item["msg"].removeprefix("Value error, "))
-                      for item in error.errors()]
+    catalogue, problems = read_validated(path, CatalogueFile)
+    if catalogue is None:
+        return None, problems
     providers = {p.slug for p in catalogue.providers}
     problems = [FileProblem(path, f"courses[{c.slug}].provider", f"no provider {c.provider!r} in this file")
                 for c in catalogue.courses if c.provider not in providers]

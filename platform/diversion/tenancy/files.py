@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -33,6 +33,8 @@ LANGUAGES = ("en", "cy")
 NOT_FORCES = frozenset({"catalogue"})
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+FileModel = TypeVar("FileModel", bound=BaseModel)  # what a TOML file is read as
 
 
 class NonCompletionAction(enum.StrEnum):
@@ -153,8 +155,9 @@ def location_of(loc: tuple[int | str, ...], data: Any) -> str:
     return "".join(parts) or "(file)"
 
 
-def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
-    """Parse and validate one file, returning the force or its problems."""
+def read_validated(path: Path, model: type[FileModel]) -> tuple[FileModel | None, list[FileProblem]]:
+    """A TOML file read as ``model``, or its problems: unreadable, bad syntax,
+    or every field that does not validate, each named by its place."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
@@ -162,12 +165,19 @@ def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
     except (OSError, UnicodeDecodeError) as error:
         return None, [FileProblem(path, "(file)", f"cannot be read: {error}")]
     try:
-        force = ForceFile.model_validate(data)
+        return model.model_validate(data), []
     except ValidationError as error:
         return None, [
             FileProblem(path, location_of(item["loc"], data), item["msg"].removeprefix("Value error, "))
             for item in error.errors()
         ]
+
+
+def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
+    """Parse and validate one file, returning the force or its problems."""
+    force, problems = read_validated(path, ForceFile)
+    if force is None:
+        return None, problems
     if force.slug != path.stem:
         return None, [FileProblem(path, "slug", f"is {force.slug!r} but the file is named {path.name}")]
     problems = _check_policy(path, force.policy) if force.policy is not None else []
