@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="name",
                         help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
-    # A million rows: about half an hour on two busy cores (--rows 20000 for a quick look).
+    # A million rows: about 20 minutes on two quiet cores (--rows 20000 for a quick look).
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the import file (import)")
     parser.add_argument("--intakes", type=int, default=2_000, help="intakes to post (intake)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (intake)")
