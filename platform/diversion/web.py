@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from flask import flash
+from flask_wtf import FlaskForm
+from wtforms import Field
 
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -22,3 +24,15 @@ def commit_or_flash(change: Callable[[], object], done: str) -> bool:
     db.session.commit()
     flash(done, "success")
     return True
+
+
+def show_refusal(form: FlaskForm, error: FieldError, fields: Mapping[str, Field] | None = None) -> None:
+    """Undo the request's unit of work after a service refused it, and put the
+    reason on the form: on the field the service names (through ``fields``
+    where the form calls it otherwise), else on the form as a whole."""
+    db.session.rollback()
+    field = (fields or {}).get(error.field) or getattr(form, error.field, None)
+    if isinstance(field, Field):
+        field.errors = [error.message]
+    else:
+        form.form_errors.append(error.message)

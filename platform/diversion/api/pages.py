@@ -15,7 +15,7 @@ from diversion.api.forms import CreateTokenForm
 from diversion.api.models import ApiToken
 from diversion.extensions import db
 from diversion.tenancy.web import force_blueprint, requires_force_role
-from diversion.web import commit_or_flash
+from diversion.web import commit_or_flash, show_refusal
 
 bp = force_blueprint("api_tokens", __name__, "/api-tokens")
 
@@ -39,8 +39,7 @@ def create() -> Response | tuple[str, int]:
         try:
             token, secret = services.create_token(g.tenant, name=form.name.data or "", actor=current_user)
         except services.ApiTokenError as error:
-            db.session.rollback()
-            form.name.errors = [error.message]
+            show_refusal(form, error)
         else:
             db.session.commit()
             # Shown in this answer only: not flashed, since the session cookie is signed, not secret.

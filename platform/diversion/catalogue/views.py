@@ -39,7 +39,7 @@ from diversion.catalogue.models import Course, Offering, Provider
 from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS, kind_label
 from diversion.extensions import db
 from diversion.tenancy.web import force_blueprint, requires_force_role
-from diversion.web import commit_or_flash
+from diversion.web import commit_or_flash, show_refusal
 
 admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/catalogue")
 offerings_bp = force_blueprint("offerings", __name__, "/offerings")
@@ -66,12 +66,7 @@ def _saved(form: FlaskForm, change: Callable[[], object]) -> bool:
     try:
         change()
     except services.CatalogueError as error:
-        db.session.rollback()
-        field = getattr(form, error.field, None)
-        if field is None:
-            form.form_errors.append(error.message)
-        else:
-            field.errors = [error.message]
+        show_refusal(form, error)
         return False
     db.session.commit()
     return True

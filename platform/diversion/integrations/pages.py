@@ -15,7 +15,7 @@ from diversion.integrations.acting import requires_provider_admin
 from diversion.integrations.forms import ProviderTokenForm, WebhookForm
 from diversion.integrations.models import ProviderToken
 from diversion.tenancy.context import set_scope
-from diversion.web import commit_or_flash
+from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("provider_integrations", __name__, url_prefix="/provider/integrations")
 
@@ -64,8 +64,7 @@ def create_token() -> Response | tuple[str, int]:
         try:
             token, secret = services.create_token(g.provider, name=form.name.data or "", actor=current_user)
         except services.IntegrationError as error:
-            db.session.rollback()
-            form.name.errors = [error.message]
+            show_refusal(form, error)
         else:
             db.session.commit()
             return _secret_page("API token made", f"The token “{token.name}”", secret)
@@ -93,8 +92,7 @@ def set_webhook() -> Response | tuple[str, int]:
         try:
             _endpoint, secret = services.set_endpoint(g.provider, url=form.url.data or "", actor=current_user)
         except services.IntegrationError as error:
-            db.session.rollback()
-            form.url.errors = [error.message]
+            show_refusal(form, error)
         else:
             db.session.commit()
             if secret is not None:

@@ -29,7 +29,7 @@ from diversion.extensions import db, login
 from diversion.providers import services
 from diversion.providers.forms import AcceptForm, AttendanceForm, BookForm, CompleteForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
-from diversion.web import commit_or_flash
+from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 CHOSEN = "provider_id"  # session key: the organisation picked in the switcher
@@ -156,9 +156,7 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         try:
             services.book_session(found, starts_at=starts_at, venue=form.venue.data or "", actor=current_user)
         except FieldError as error:
-            db.session.rollback()
-            field = {"starts_at": form.day, "venue": form.venue}.get(error.field)
-            (field.errors if field is not None else form.form_errors).append(error.message)  # type: ignore[union-attr]
+            show_refusal(form, error, {"starts_at": form.day})
         else:
             db.session.commit()
             flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
