@@ -41,7 +41,7 @@ from jinja2.bccache import Bucket
 from sqlalchemy import func, select
 
 from diversion.accounts import services as accounts
-from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, User
+from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.api import services as api_tokens
 from diversion.api.models import ApiToken
 from diversion.cases import services as cases
@@ -156,6 +156,13 @@ def _new_member_added(app: Flask, world: World, _client: FlaskClient, _who: str 
             return db.session.scalar(
                 select(ForceMembership).where(ForceMembership.user_id == user.id)
             ) is not None
+
+
+def _supervisor_became_officer(app: Flask, world: World, _client: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        membership = db.session.get(ForceMembership, world.memberships["a_supervisor"].id)
+        assert membership is not None
+        return membership.role is Role.OFFICER
 
 
 def _membership_removed(app: Flask, world: World, _client: FlaskClient,
@@ -579,6 +586,15 @@ ROUTES: tuple[Route, ...] = (
         allow(PLATFORM_ADMIN, redirect("/admin/")), setup=_deactivate_b_supervisor,
         effect=lambda app, w, _c, _who: _user_active(app, w, "b_supervisor"),
     ),
+    Route("admin.add_member", "GET", lambda w: "/admin/members/new", allow(PLATFORM_ADMIN, OK),
+          shows=lambda w: list(FORCE_NAMES)),
+    Route(
+        "admin.add_member", "POST", lambda w: "/admin/members/new",
+        allow(PLATFORM_ADMIN, redirect("/admin/")),
+        data=lambda _app, w: {"force": w.a.slug, "email": NEW_MEMBER, "name": "New Member",
+                              "password": PASSWORD, "role": "officer"},
+        effect=_new_member_added,
+    ),
     # A force's pages: its members; its members list: its force admin.
     Route(
         "force.home", "GET", lambda w: f"/{w.a.slug}/", allow(FORCE_A_MEMBERS, OK),
@@ -590,11 +606,13 @@ ROUTES: tuple[Route, ...] = (
         shows=lambda w: [w.a.name, *(w.email(k) for k in ("a_officer", "a_supervisor"))],
     ),
     Route(
-        "members.add", "POST", lambda w: f"/{w.a.slug}/members/",
+        "members.change_role", "GET", lambda w: f"/{w.a.slug}/members/{w.memberships['a_supervisor'].id}/role",
+        allow(FORCE_A_ADMIN, OK), force_page=True, shows=lambda w: [w.email("a_supervisor")],
+    ),
+    Route(
+        "members.change_role", "POST", lambda w: f"/{w.a.slug}/members/{w.memberships['a_supervisor'].id}/role",
         allow(FORCE_A_ADMIN, redirect("/west-midlands/members/")), force_page=True,
-        data=lambda _app, w: {"email": NEW_MEMBER, "name": "New Member",
-                              "password": PASSWORD, "role": "officer"},
-        effect=_new_member_added,
+        data=lambda _app, _w: {"role": "officer"}, effect=_supervisor_became_officer,
     ),
     Route(
         "members.remove", "POST",
@@ -912,6 +930,7 @@ def test_a_token_from_the_sign_in_page_is_the_sessions_token(
     assert not _user_active(app, world, "no_role")
     # Anonymous too: the CSRF check comes first (400), the sign-in redirect after.
     anonymous = app.test_client()
-    assert anonymous.post("/west-midlands/members/").status_code == 400
+    remove = f"/west-midlands/members/{world.memberships['a_officer'].id}/remove"
+    assert anonymous.post(remove).status_code == 400
     token = csrf_token(anonymous.get("/sign-in").text)
-    assert anonymous.post("/west-midlands/members/", data={"csrf_token": token}).status_code == 302
+    assert anonymous.post(remove, data={"csrf_token": token}).status_code == 302

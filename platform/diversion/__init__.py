@@ -15,8 +15,10 @@ from werkzeug.wrappers import Response
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import enforce_sqlite_foreign_keys
+from diversion.errors import AddressRefused
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
+from diversion.web import Int64Converter, refuse_control_characters_in_url
 
 LONDON = ZoneInfo("Europe/London")
 LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg (Welsh)"}
@@ -69,6 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.context_processor(lambda: {"tenant": g.get("tenant")})
 
     _init_extensions(app)
+    # Before any route is added, so that every <int:...> in an address is bounded.
+    app.url_map.converters["int"] = Int64Converter
     _register_blueprints(app)
     _register_errors(app)
 
@@ -105,6 +109,8 @@ def _init_extensions(app: Flask) -> None:
     guard.install()
     rls.install()
     enforce_sqlite_foreign_keys()
+
+    app.url_value_preprocessor(refuse_control_characters_in_url)
 
     # Scope is per unit of work: cleared before the URL is read and after it ends.
     @app.url_value_preprocessor
@@ -149,6 +155,8 @@ def _register_errors(app: Flask) -> None:
 
             return http_error(error, code)
         title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
+        if isinstance(error, AddressRefused):
+            message = str(error.description)
         return render_template("errors/error.html", title=title, message=message), code
 
     app.register_error_handler(HTTPException, render_error)

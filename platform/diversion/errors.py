@@ -1,6 +1,8 @@
-"""The one shape of a refused change, shared by every feature's services."""
+"""The shapes of a refusal shared by every feature: a refused change, a refused address."""
 
 from __future__ import annotations
+
+from werkzeug.exceptions import BadRequest
 
 
 class FieldError(ValueError):
@@ -10,3 +12,8 @@ class FieldError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class AddressRefused(BadRequest):
+    """A request whose address (path or query) is refused; the description
+    says what was wrong, in plain words, and is shown as it is."""

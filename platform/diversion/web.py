@@ -1,15 +1,43 @@
-"""What every page that changes something does after calling its service."""
+"""What every page shares: the checks on its address, and what a page that
+changes something does after calling its service."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from flask import flash
-from flask_wtf import FlaskForm
+from flask import abort, flash, request
+from werkzeug.routing import IntegerConverter, Map
 from wtforms import Field
 
-from diversion.errors import FieldError
+from diversion.errors import AddressRefused, FieldError
 from diversion.extensions import db
+from diversion.forms import Form
+from diversion.inputs import INT64_MAX, printable, text_problem
+
+
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` in an address: a whole number that fits a 64-bit column.
+
+    A larger one does not match the route, so it is not found (404) like any
+    other unknown id, instead of reaching the database and failing there.
+    """
+
+    def __init__(self, url_map: Map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002 - werkzeug's names
+                 max: int | None = INT64_MAX, signed: bool = False) -> None:  # noqa: A002
+        ceiling = INT64_MAX if max is None or max > INT64_MAX else max
+        super().__init__(url_map, fixed_digits, min, ceiling, signed)
+
+
+def refuse_control_characters_in_url(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    """Before anything reads the address: a path with a control character is
+    not found (404); a query parameter with one is refused (400), named."""
+    if text_problem(request.path) is not None:
+        abort(404)
+    for name, value in request.args.items(multi=True):
+        if text_problem(name) is not None or text_problem(value) is not None:
+            raise AddressRefused(f"The address's “{printable(name.strip())[:40] or '?'}” value cannot contain "
+                                 "control characters.")
 
 
 def commit_or_flash(change: Callable[[], object], done: str) -> bool:
@@ -26,7 +54,7 @@ def commit_or_flash(change: Callable[[], object], done: str) -> bool:
     return True
 
 
-def show_refusal(form: FlaskForm, error: FieldError, fields: Mapping[str, Field] | None = None) -> None:
+def show_refusal(form: Form, error: FieldError, fields: Mapping[str, Field] | None = None) -> None:
     """Undo the request's unit of work after a service refused it, and put the
     reason on the form: on the field the service names (through ``fields``
     where the form calls it otherwise), else on the form as a whole."""

@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import select
 
 from diversion.accounts import services
-from diversion.accounts.models import ForceMembership, User
+from diversion.accounts.models import User
 from diversion.extensions import db
-from diversion.tenancy.context import scoped
 from tests.conftest import PASSWORD, World, csrf_token, make_app, post_form, sign_in
 
 
@@ -98,62 +96,6 @@ def test_deactivation_ends_sessions_on_next_request(app: Flask, client, world: W
     assert response.status_code == 302
     assert client.get("/west-midlands/").status_code == 302
     assert sign_in(client, world.email("a_officer")).status_code == 400
-
-
-def test_removing_a_membership_ends_that_members_sessions(app: Flask, client, world: World) -> None:
-    sign_in(client, world.email("a_officer"))
-    assert client.get("/west-midlands/").status_code == 200
-    admin = app.test_client()
-    sign_in(admin, world.email("a_force_admin"))
-    membership = world.memberships["a_officer"]
-    response = post_form(admin, "/west-midlands/members/",
-                         f"/west-midlands/members/{membership.id}/remove")
-    assert response.status_code == 302
-    assert client.get("/west-midlands/").status_code == 302
-    sign_in(client, world.email("a_officer"))
-    assert client.get("/west-midlands/").status_code == 404
-
-
-def test_last_force_admin_cannot_be_removed(app: Flask, client, world: World) -> None:
-    sign_in(client, world.email("a_force_admin"))
-    membership = world.memberships["a_force_admin"]
-    response = post_form(client, "/west-midlands/members/",
-                         f"/west-midlands/members/{membership.id}/remove")
-    assert response.status_code == 302
-    assert "at least one force admin" in client.get("/west-midlands/members/").text
-    with app.app_context(), scoped(world.a.id):
-        assert db.session.get(ForceMembership, membership.id) is not None
-
-
-def test_force_admin_adds_a_new_member_who_can_sign_in(app: Flask, client, world: World) -> None:
-    sign_in(client, world.email("a_force_admin"))
-    response = post_form(client, "/west-midlands/members/", "/west-midlands/members/", {
-        "email": "New.Officer@Example.org", "name": "New Officer",
-        "password": "a-long-initial-password", "role": "officer",
-    })
-    assert response.status_code == 302
-    newcomer = app.test_client()
-    sign_in(newcomer, "new.officer@example.org", "a-long-initial-password")
-    assert newcomer.get("/west-midlands/").status_code == 200
-    assert newcomer.get("/durham/").status_code == 404
-
-
-def test_adding_a_member_with_bad_input_names_the_field_and_changes_nothing(
-    app: Flask, client, world: World
-) -> None:
-    sign_in(client, world.email("a_force_admin"))
-    response = post_form(client, "/west-midlands/members/", "/west-midlands/members/", {
-        "email": "fresh@example.org", "name": "Fresh", "password": "short", "role": "officer",
-    })
-    assert response.status_code == 400
-    assert "There is a problem" in response.text
-    assert "Password must be at least 12 characters" in response.text
-    response = post_form(client, "/west-midlands/members/", "/west-midlands/members/", {
-        "email": "fresh@example.org", "role": "platform_admin",
-    })
-    assert response.status_code == 400
-    with app.app_context():
-        assert db.session.scalar(select(User).where(User.email == "fresh@example.org")) is None
 
 
 def test_sign_in_is_rate_limited(database, world: World) -> None:

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovPasswordInput,
     GovRadioInput,
+    GovSelect,
     GovSubmitInput,
     GovTextInput,
 )
-from wtforms import EmailField, PasswordField, RadioField, StringField, SubmitField
+from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from diversion.accounts.models import FORCE_ROLES
 from diversion.accounts.services import MIN_PASSWORD_LENGTH
+from diversion.forms import Form
 
 
-class SignInForm(FlaskForm):
+class SignInForm(Form):
     email = EmailField(
         "Email address",
         widget=GovTextInput(),
@@ -31,7 +32,10 @@ class SignInForm(FlaskForm):
     submit = SubmitField("Sign in", widget=GovSubmitInput())
 
 
-class AddMemberForm(FlaskForm):
+class AddMemberForm(Form):
+    """A platform admin gives a person (an account, or a new one) a role in a force."""
+
+    force = SelectField("Force", widget=GovSelect(), validators=[InputRequired(message="Choose the force")])
     email = EmailField(
         "Email address",
         widget=GovTextInput(),
@@ -56,8 +60,18 @@ class AddMemberForm(FlaskForm):
         choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
         validators=[InputRequired(message="Choose a role")],
     )
-    submit = SubmitField("Add member", widget=GovSubmitInput())
+    submit = SubmitField("Add to the force", widget=GovSubmitInput())
 
 
-class ConfirmForm(FlaskForm):
+class ChangeRoleForm(Form):
+    role = RadioField(
+        "Role",
+        widget=GovRadioInput(),
+        choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
+        validators=[InputRequired(message="Choose a role")],
+    )
+    submit = SubmitField("Save the role", widget=GovSubmitInput())
+
+
+class ConfirmForm(Form):
     """An empty form: a POST button carrying the CSRF token."""

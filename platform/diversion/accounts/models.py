@@ -31,6 +31,12 @@ class Role(enum.StrEnum):
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
 
+    @property
+    def with_article(self) -> str:
+        """"an officer", "a supervisor": the role in a sentence."""
+        name = self.label.lower()
+        return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
 
 class ProviderRole(enum.StrEnum):
     """What a user may do for a provider: staff work referrals; admins also manage integrations."""

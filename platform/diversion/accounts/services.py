@@ -12,7 +12,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from diversion.accounts.models import (
     FORCE_ROLES,
@@ -26,6 +26,7 @@ from diversion.audit.services import record
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.inputs import printable
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
 
@@ -130,6 +131,13 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def record_malformed_sign_in(email: str) -> None:
+    """Record a sign-in refused before any check of the password: its email
+    carried characters no address has (shown as \ufffd in the log)."""
+    record("auth.sign_in_failed", actor=None, actor_email=printable(email.strip().lower())[:254], tenant_id=None,
+           details={"reason": "malformed"})
+
+
 def record_sign_in(user: User) -> None:
     user.last_signed_in_at = utcnow()
     db.session.flush()
@@ -203,18 +211,62 @@ def add_membership(tenant: Tenant, user: User, role: Role, *, actor: User | None
     return membership
 
 
+def _keep_a_force_admin(membership: ForceMembership) -> None:
+    """Refuses taking away the force's last force admin (the force in scope)."""
+    if membership.role == Role.FORCE_ADMIN:
+        admins = db.session.scalar(
+            select(func.count()).select_from(ForceMembership).where(ForceMembership.role == Role.FORCE_ADMIN))
+        if (admins or 0) <= 1:
+            raise AccountError("membership", "A force must keep at least one force admin.")
+
+
+def add_member(tenant: Tenant, *, email: str, name: str, password: str, role: Role,
+               actor: User | None) -> tuple[User, ForceMembership]:
+    """Give a person a role in ``tenant`` (the force in scope): the account
+    with this address, or a new one with ``name`` and ``password``.
+
+    For platform admins only: the answer tells whether the address has an
+    account, which a force must not learn of another force's people.
+    Refuses what ``create_user`` and ``add_membership`` refuse.
+    """
+    user = find_user(email)
+    if user is None:
+        user = create_user(email=email, name=name, password=password, actor=actor)
+    return user, add_membership(tenant, user, role, actor=actor)
+
+
+def change_role(tenant: Tenant, membership: ForceMembership, role: Role, *, actor: User) -> ForceMembership:
+    """Give a member another role in the force in scope, in place of ``membership``'s.
+
+    Refuses a role that is not a force role, a role the member already
+    holds, and taking away the force's last force admin.
+    """
+    if role not in FORCE_ROLES:
+        raise AccountError("role", f"{role.label} is not a role within a force.")
+    if role == membership.role:
+        return membership
+    held = db.session.scalar(select(ForceMembership.id).where(
+        ForceMembership.user_id == membership.user_id, ForceMembership.role == role))
+    if held is not None:
+        raise AccountError("role", f"{membership.user.name} is already {role.with_article} here.")
+    _keep_a_force_admin(membership)
+    before = membership.role
+    membership.role = role
+    db.session.flush()
+    record("membership.role_changed", actor=actor, tenant_id=tenant.id, object_type="membership",
+           object_id=membership.id,
+           details={"user_id": membership.user_id, "from": before.value, "to": role.value})
+    return membership
+
+
 def remove_membership(tenant: Tenant, membership: ForceMembership, *, actor: User) -> None:
-    """Remove a role and end the member's sessions on their next request.
+    """Take a role away. The person's next request to this force is checked
+    against their memberships and refused; their sessions, and their work in
+    other forces, go on untouched.
 
     Refuses removing the last force admin of a force.
     """
-    if membership.role == Role.FORCE_ADMIN:
-        admins = db.session.scalars(
-            select(ForceMembership.id).where(ForceMembership.role == Role.FORCE_ADMIN)
-        ).all()
-        if len(admins) <= 1:
-            raise AccountError("membership", "A force must keep at least one force admin.")
-    membership.user.session_version += 1
+    _keep_a_force_admin(membership)
     db.session.delete(membership)
     db.session.flush()
     record("membership.removed", actor=actor, tenant_id=tenant.id, object_type="membership",

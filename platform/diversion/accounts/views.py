@@ -1,4 +1,5 @@
-"""Signing in and out, and a force admin's management of the force's members."""
+"""Signing in and out, and a force admin's management of the force's members
+(their roles; platform admins add people, in the admin console)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from diversion.accounts import services
-from diversion.accounts.forms import AddMemberForm, ConfirmForm, SignInForm
+from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
 from diversion.tenancy.web import force_blueprint, requires_force_role
-from diversion.web import commit_or_flash
+from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
@@ -78,6 +79,9 @@ def sign_in() -> Response | tuple[str, int]:
             services.record_sign_in(user)
             db.session.commit()
             return redirect(next_url or url_for("public.start"))
+    elif form.is_submitted() and form.email.errors and form.email.data:
+        services.record_malformed_sign_in(form.email.data)
+        db.session.commit()  # keep the failed-sign-in audit row
     return render_template("accounts/sign_in.html", form=form), (
         400 if form.errors and request.method == "POST" else 200
     )
@@ -96,54 +100,47 @@ def sign_out() -> Response:
     return redirect(url_for("accounts.sign_in"))
 
 
+def _membership(membership_id: uuid.UUID) -> ForceMembership:
+    """A membership of the force in the URL (the ORM guard adds the force); 404 for any other."""
+    membership = db.session.get(ForceMembership, membership_id)
+    if membership is None:
+        abort(404)
+    return membership
+
+
 @members_bp.route("/")
 @requires_force_role(Role.FORCE_ADMIN)
 def index() -> str:
-    return render_template(
-        "accounts/members.html",
-        memberships=services.members(g.tenant),
-        form=AddMemberForm(),
-        confirm=ConfirmForm(),
-    )
+    return render_template("accounts/members.html", memberships=services.members(g.tenant), confirm=ConfirmForm())
 
 
-@members_bp.route("/", methods=["POST"])
+@members_bp.route("/<uuid:membership_id>/role", methods=["GET", "POST"])
 @requires_force_role(Role.FORCE_ADMIN)
-def add() -> str | Response | tuple[str, int]:
-    form = AddMemberForm()
+def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    membership = _membership(membership_id)
+    form = ChangeRoleForm(data={"role": membership.role.value})
     if form.validate_on_submit():
+        role, before, person = Role(form.role.data), membership.role, membership.user.name
         try:
-            user = services.find_user(form.email.data or "")
-            if user is None:
-                user = services.create_user(
-                    email=form.email.data or "",
-                    name=form.name.data or "",
-                    password=form.password.data or "",
-                    actor=current_user,
-                )
-            services.add_membership(g.tenant, user, Role(form.role.data), actor=current_user)
+            services.change_role(g.tenant, membership, role, actor=current_user)
         except services.AccountError as error:
-            db.session.rollback()
-            getattr(form, error.field).errors = [error.message]
+            show_refusal(form, error)
         else:
             db.session.commit()
-            flash(f"{user.name} is now a {Role(form.role.data).label.lower()}.", "success")
+            if role is not before:
+                flash(f"{person} is now {role.with_article}.", "success")
             return redirect(url_for(".index"))
-    html = render_template(
-        "accounts/members.html",
-        memberships=services.members(g.tenant),
-        form=form,
-        confirm=ConfirmForm(),
-    )
-    return html, 400
+    html = render_template("accounts/member_role.html", membership=membership, form=form)
+    return (html, 400) if form.errors else html
 
 
 @members_bp.route("/<uuid:membership_id>/remove", methods=["POST"])
 @requires_force_role(Role.FORCE_ADMIN)
 def remove(membership_id: uuid.UUID) -> Response:
-    membership = db.session.get(ForceMembership, membership_id)
-    if membership is None or not ConfirmForm().validate_on_submit():
-        abort(404 if membership is None else 400)
+    membership = _membership(membership_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    person, role = membership.user.name, membership.role.with_article
     commit_or_flash(lambda: services.remove_membership(g.tenant, membership, actor=current_user),
-                    "The membership was removed; their sessions have ended.")
+                    f"{person} is no longer {role} in {g.tenant.name}.")
     return redirect(url_for(".index"))

@@ -1,4 +1,5 @@
-"""Platform admin console: the forces on the platform and every user account."""
+"""Platform admin console: the forces on the platform, every user account, and
+adding people to forces."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from diversion.accounts import services
-from diversion.accounts.forms import ConfirmForm
+from diversion.accounts.forms import AddMemberForm, ConfirmForm
 from diversion.accounts.models import Role, User
 from diversion.extensions import db
+from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from diversion.web import commit_or_flash
+from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,3 +68,31 @@ def deactivate(user_id: int) -> Response:
 @requires_platform_role(Role.PLATFORM_ADMIN)
 def reactivate(user_id: int) -> Response:
     return _change_user(user_id, services.reactivate_user, "can sign in again")
+
+
+@bp.route("/members/new", methods=["GET", "POST"])
+@requires_platform_role(Role.PLATFORM_ADMIN)
+def add_member() -> str | Response | tuple[str, int]:
+    """Give a person a role in a force: an existing account, or a new one."""
+    forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
+    form = AddMemberForm()
+    form.force.choices = [("", "Choose a force"), *((force.slug, force.name) for force in forces)]
+    if form.validate_on_submit():
+        force = next((f for f in forces if f.slug == form.force.data), None)
+        if force is None:
+            form.force.errors = ["Choose one of the forces"]
+        else:
+            role = Role(form.role.data)
+            try:
+                with scoped(force.id):
+                    user, _ = services.add_member(force, email=form.email.data or "", name=form.name.data or "",
+                                                  password=form.password.data or "", role=role, actor=current_user)
+            except services.AccountError as error:
+                show_refusal(form, error)
+            else:
+                message = f"{user.name} is now {role.with_article} in {force.name}."
+                db.session.commit()
+                flash(message, "success")
+                return redirect(url_for(".index"))
+    html = render_template("admin/add_member.html", form=form)
+    return (html, 400) if form.errors else html

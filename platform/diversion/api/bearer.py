@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ from diversion.errors import FieldError
 
 MAX_NAME_LENGTH = 100
 MAX_TOKEN_LENGTH = 256
+# Four dot-separated parts of letters, digits, '-' and '_': nothing else reaches a query.
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+){3}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # "last used" is kept to the minute: no write per call
 _NO_SUCH_TOKEN = hashlib.sha256(b"no-such-token").hexdigest()
 
@@ -77,8 +80,10 @@ def parse_bearer(header: str | None) -> str | None:
 
 def split_token(presented: str, scheme: str) -> tuple[str, str] | None:
     """(owner slug, prefix) of a well-formed token of ``scheme``, or None."""
+    if len(presented) > MAX_TOKEN_LENGTH or not TOKEN_SHAPE.fullmatch(presented):
+        return None
     parts = presented.split(".")
-    if len(parts) != 4 or parts[0] != scheme or not all(parts) or len(presented) > MAX_TOKEN_LENGTH:
+    if parts[0] != scheme:
         return None
     return parts[1], parts[2]
 

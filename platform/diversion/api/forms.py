@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
 from diversion.api.bearer import MAX_NAME_LENGTH
+from diversion.forms import Form
 
 
 def token_name_field(example: str) -> StringField:
@@ -21,6 +21,6 @@ def token_name_field(example: str) -> StringField:
     )
 
 
-class CreateTokenForm(FlaskForm):
+class CreateTokenForm(Form):
     name = token_name_field("Custody records")
     submit = SubmitField("Make a token", widget=GovSubmitInput())

@@ -21,24 +21,25 @@ from diversion.cases.services import DERIVED_FACTS
 from diversion.eligibility.catalogue import FIELDS, Kind
 from diversion.eligibility.catalogue import Field as CatalogueField
 from diversion.eligibility.models import Outcome
+from diversion.inputs import LINE_PATTERN, LINES_PATTERN
 from diversion.monitoring import ETHNICITIES
 
-# Tab, line feed and carriage return are the only control characters allowed.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 MAX_PAGE = 500
 
 
-def _text(max_length: int, *, min_length: int = 0) -> StringConstraints:
-    """Free text of at most ``max_length`` characters, without control characters."""
-    return StringConstraints(min_length=min_length, max_length=max_length, pattern=NO_CONTROL_CHARACTERS)
+def _text(max_length: int, *, min_length: int = 0, multiline: bool = False) -> StringConstraints:
+    """Text of at most ``max_length`` characters without control characters
+    (``diversion.inputs``; tab and line breaks only where ``multiline``)."""
+    return StringConstraints(min_length=min_length, max_length=max_length,
+                             pattern=LINES_PATTERN if multiline else LINE_PATTERN)
 
 
 Name = Annotated[str, _text(100, min_length=1)]
 PncId = Annotated[str, _text(20)]
 Phone = Annotated[str, _text(40)]
 Email = Annotated[str, _text(254)]
-Address = Annotated[str, _text(500)]
-Reason = Annotated[str, _text(1000)]
+Address = Annotated[str, _text(500, multiline=True)]
+Reason = Annotated[str, _text(1000, multiline=True)]
 
 
 class _Request(BaseModel):

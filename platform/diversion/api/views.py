@@ -30,6 +30,7 @@ from diversion.cases.models import Encounter, Referral, Transition
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.models import Decision, Outcome
+from diversion.errors import AddressRefused
 from diversion.extensions import csrf, db
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
@@ -90,6 +91,8 @@ def http_error(error: Exception, code: int) -> Response:
         headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
     message = HTTP_MESSAGES.get(code) or ("Something went wrong on our side; nothing was changed." if code >= 500
                                           else "The request could not be handled.")
+    if isinstance(error, AddressRefused):
+        message = str(error.description)
     return error_response(code, [(None, message)], headers)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
     GovRadioInput,
@@ -19,7 +18,7 @@ from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from diversion.cases.services import DERIVED_FACTS
 from diversion.eligibility.catalogue import FIELDS, Kind
-from diversion.eligibility.forms import GovDateField
+from diversion.forms import Form, GovDateField
 from diversion.monitoring import ETHNICITIES
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
@@ -54,7 +53,7 @@ def _fact_field(name: str) -> Field:
 ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
 
 
-class _IntakeBase(FlaskForm):
+class _IntakeBase(Form):
     surname = StringField("Surname", widget=GovTextInput(),
                           validators=[InputRequired(message="Enter the person's surname"), Length(max=100)])
     given_name = StringField("Given name", widget=GovTextInput(),
@@ -92,7 +91,7 @@ class _IntakeBase(FlaskForm):
 IntakeForm: type[_IntakeBase] = type("IntakeForm", (_IntakeBase,), {name: _fact_field(name) for name in ASKED_FACTS})
 
 
-class OverrideForm(FlaskForm):
+class OverrideForm(Form):
     outcome = RadioField("The decision that stands", widget=GovRadioInput(),
                          choices=[SelectChoice("eligible", "Eligible"), SelectChoice("not_eligible", "Not eligible")],
                          validators=[InputRequired(message="Choose the decision that stands")])
@@ -102,12 +101,12 @@ class OverrideForm(FlaskForm):
     submit = SubmitField("Override", widget=GovSubmitInput())
 
 
-class ReferForm(FlaskForm):
+class ReferForm(Form):
     offering = RadioField("Course", widget=GovRadioInput(), validators=[InputRequired(message="Choose a course")])
     submit = SubmitField("Offer a place", widget=GovSubmitInput())
 
 
-class TransitionForm(FlaskForm):
+class TransitionForm(Form):
     to = RadioField("What happened", widget=GovRadioInput(), validators=[InputRequired(message="Choose what happened")])
     reason = TextAreaField("Reason or note", widget=GovTextArea(), validators=[Optional(), Length(max=1000)])
     submit = SubmitField("Record", widget=GovSubmitInput())

@@ -66,6 +66,7 @@ from diversion.eligibility.engine import decide
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.extensions import db
+from diversion.inputs import case_date_problem, date_of_birth_problem, text_problem
 from diversion.integrations.feed import next_position
 from diversion.integrations.models import FeedEntry
 from diversion.monitoring import ETHNICITIES, age_band
@@ -345,8 +346,11 @@ def _intake(cells: _Cells, today: date) -> tuple[Intake, date] | None:
     born = cells.date("date_of_birth", required=True)
     offence_on = cells.date("offence_on", required=True)
     decided_on = cells.date("decided_on", required=True)
-    if decided_on and decided_on > today:
-        cells.refuse("decided_on", "cannot be in the future")
+    for name, day, problem_of in (("date_of_birth", born, date_of_birth_problem),
+                                  ("offence_on", offence_on, case_date_problem),
+                                  ("decided_on", decided_on, case_date_problem)):
+        if day is not None and (problem := problem_of(day, today)):
+            cells.refuse(name, problem)
     if offence_on and decided_on and offence_on > decided_on:
         cells.refuse("offence_on", f"is after the decision date ({decided_on.isoformat()})")
     if born and offence_on:
@@ -388,8 +392,8 @@ def _referral(cells: _Cells, decided_on: date | None, today: date) -> tuple[str 
             cells.refuse("referral_outcome_on", "a referral outcome date needs a referral (course and referral_state)")
         elif decided_on and ended_on < decided_on:
             cells.refuse("referral_outcome_on", f"is before the decision date ({decided_on.isoformat()})")
-        elif ended_on > today:
-            cells.refuse("referral_outcome_on", "cannot be in the future")
+        elif problem := case_date_problem(ended_on, today):
+            cells.refuse("referral_outcome_on", problem)
     if course is None or state is None:
         return None, None, None
     return course, state, ended_on
@@ -407,6 +411,9 @@ def parse_row(number: int, values: list[str], index: dict[str, int], *,
     if len(values) != len(index):
         return None, [Problem(number, None, f"has {len(values)} values; the header names {len(index)} columns")]
     cells = _Cells(number, values, index)
+    for name, position in index.items():
+        if problem := text_problem(values[position], multiline=name == "address"):
+            cells.refuse(name, problem)
     intake = _intake(cells, today)
     course, state, ended_on = _referral(cells, intake[1] if intake else None, today)
     if intake is None:

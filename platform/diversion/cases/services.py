@@ -26,6 +26,7 @@ from diversion.eligibility.catalogue import FIELDS, FactsInvalid
 from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.inputs import case_date_problem, date_of_birth_problem
 from diversion.integrations.feed import announce
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
@@ -109,8 +110,10 @@ def _check_intake(intake: Intake, today: date) -> None:
         raise CaseError("surname", "Enter the person's surname.")
     if not intake.identity.given_name.strip():
         raise CaseError("given_name", "Enter the person's given name.")
-    if intake.offence_on > today:
-        raise CaseError("offence_on", "The offence date cannot be in the future.")
+    if problem := case_date_problem(intake.offence_on, today):
+        raise CaseError("offence_on", f"The offence date {problem}.")
+    if problem := date_of_birth_problem(intake.identity.date_of_birth, today):
+        raise CaseError("date_of_birth", f"The date of birth {problem}.")
     if intake.identity.date_of_birth >= intake.offence_on:
         raise CaseError("date_of_birth", "The date of birth must be before the offence date.")
     if _age_on(intake.identity.date_of_birth, intake.offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
@@ -126,9 +129,10 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: User | None, toda
                      source: str = "intake") -> tuple[Encounter, Decision]:
     """Record an encounter and decide it at once with the policy in force today.
 
-    Refuses (``CaseError``) missing names, a future offence date, a date of
-    birth after it or under 10, an unknown ethnicity, derived facts given by
-    hand, facts outside the catalogue, and a force with no policy in force.
+    Refuses (``CaseError``) missing names, an offence date in the future or
+    before 2000, a date of birth before 1900, after the offence or under 10,
+    an unknown ethnicity, derived facts given by hand, facts outside the
+    catalogue, and a force with no policy in force.
     """
     _check_intake(intake, today)
     person = find_person(tenant, intake.identity)

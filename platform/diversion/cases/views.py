@@ -23,7 +23,7 @@ from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint, requires_force_role
-from diversion.web import commit_or_flash
+from diversion.web import show_refusal
 
 bp = force_blueprint("cases", __name__)
 Row = TypeVar("Row")
@@ -168,10 +168,8 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 
-@bp.route("/cases/<uuid:encounter_id>")
-@requires_force_role(*READERS)
-def case(encounter_id: uuid.UUID) -> str:
-    encounter = _get(Encounter, encounter_id)
+def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None) -> str:
+    """The case page; ``transition`` is a submitted form to show again with its errors."""
     person = _get(Person, encounter.person_id)
     history = db.session.scalars(
         select(Encounter).where(Encounter.person_id == person.id).order_by(Encounter.offence_on.desc())).all()
@@ -181,7 +179,7 @@ def case(encounter_id: uuid.UUID) -> str:
     referrals = db.session.scalars(select(Referral).where(Referral.person_id == person.id)).all()
     these = [r for r in referrals if r.encounter_id == encounter.id]
     open_referral = next((r for r in these if r.state.is_open), None)
-    form = TransitionForm(formdata=None)
+    form = transition or TransitionForm(formdata=None)
     if open_referral is not None:
         form.to.choices = [SelectChoice(s.value, s.label) for s in sorted(TRANSITIONS[open_referral.state])]
     return render_template(
@@ -192,20 +190,29 @@ def case(encounter_id: uuid.UUID) -> str:
         open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these)
 
 
+@bp.route("/cases/<uuid:encounter_id>")
+@requires_force_role(*READERS)
+def case(encounter_id: uuid.UUID) -> str:
+    return _case_page(_get(Encounter, encounter_id))
+
+
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
 @requires_force_role(*STAFF)
-def move(referral_id: uuid.UUID) -> Response:
+def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     referral = _get(Referral, referral_id)
     form = TransitionForm()
     form.to.choices = [SelectChoice(s.value, s.value) for s in State]
-    if not form.validate_on_submit():
-        flash("Choose what happened.", "error")
-    else:
+    if form.validate_on_submit():
         to = State(form.to.data)
-        commit_or_flash(lambda: services.transition(g.tenant, referral, to, actor=current_user,
-                                                    reason=form.reason.data or ""),
-                        f"Recorded: {to.label.lower()}.")
-    return redirect(url_for(".case", encounter_id=referral.encounter_id))
+        try:
+            services.transition(g.tenant, referral, to, actor=current_user, reason=form.reason.data or "")
+        except services.CaseError as error:
+            show_refusal(form, error, {"state": form.to})
+        else:
+            db.session.commit()
+            flash(f"Recorded: {to.label.lower()}.", "success")
+            return redirect(url_for(".case", encounter_id=referral.encounter_id))
+    return _case_page(_get(Encounter, referral.encounter_id), transition=form), 400
 
 
 @bp.route("/referrals")

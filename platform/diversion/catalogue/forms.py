@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
     GovRadioInput,
@@ -39,6 +38,7 @@ from diversion.catalogue.vocabulary import (
     OLDEST_AGE,
     YOUNGEST_AGE,
 )
+from diversion.forms import Form
 from diversion.tenancy.files import SLUG_PATTERN
 
 SLUG_HINT = "Lower-case letters, digits and hyphens, e.g. “cranstoun-divert”. It cannot change later."
@@ -54,7 +54,7 @@ def _slug_field(label: str) -> StringField:
         Regexp(SLUG_PATTERN, message="Use lower-case letters, digits and single hyphens only")])
 
 
-class ProviderForm(FlaskForm):
+class ProviderForm(Form):
     slug = _slug_field("Address")
     name = StringField("Name", widget=GovTextInput(), validators=[
         InputRequired(message="Enter the provider's name"),
@@ -72,7 +72,7 @@ class ProviderForm(FlaskForm):
                 "website": self.website.data or "", "contact_email": self.contact_email.data or ""}
 
 
-class CourseForm(FlaskForm):
+class CourseForm(Form):
     slug = _slug_field("Address")
     provider = SelectField("Provider", widget=GovSelect(), validators=[InputRequired(message="Choose a provider")])
     title = StringField("Title", widget=GovTextInput(), validators=[
@@ -120,7 +120,7 @@ class CourseForm(FlaskForm):
         return data
 
 
-class LocalDetailsForm(FlaskForm):
+class LocalDetailsForm(Form):
     venues = TextAreaField("Venues (optional)", widget=GovTextArea(), description="One a line: where people go.",
                            validators=[
                                Optional(), Length(max=1000, message="The venues must be 1000 characters or fewer")])
@@ -145,7 +145,7 @@ class AddOfferingForm(LocalDetailsForm):
     submit = SubmitField("Add offering", widget=GovSubmitInput())
 
 
-class ChoosePathwayForm(FlaskForm):
+class ChoosePathwayForm(Form):
     class Meta:
         csrf = False  # a step asked for with GET; nothing changes
 

@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
@@ -38,6 +37,7 @@ from diversion.catalogue.forms import (
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS, kind_label
 from diversion.extensions import db
+from diversion.forms import Form
 from diversion.tenancy.web import force_blueprint, requires_force_role
 from diversion.web import commit_or_flash, show_refusal
 
@@ -58,7 +58,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def _saved(form: FlaskForm, change: Callable[[], object]) -> bool:
+def _saved(form: Form, change: Callable[[], object]) -> bool:
     """Validate the form, run the service as the request's unit of work; on a
     refusal, roll back and put the service's reason on the field it names."""
     if not form.validate_on_submit():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from diversion.eligibility import services
 from diversion.eligibility.catalogue import FactsInvalid
 from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, compile_policy
 from diversion.eligibility.simulation import Report
+from diversion.inputs import InputRefused, load_json, load_toml
 from diversion.tenancy.cli import force, forces, today
 from diversion.tenancy.context import scoped
 from diversion.tenancy.files import split_policy
@@ -63,9 +63,9 @@ def decide_command(slug: str, facts_file: Any, on: datetime | None) -> None:
     """Decide one case and print the decision as JSON."""
     tenant = force(slug)
     try:
-        facts = json.load(facts_file)
-    except json.JSONDecodeError as error:
-        raise click.BadParameter(f"not valid JSON: {error}", param_hint="--facts") from error
+        facts = load_json(facts_file.read(), what="facts file")
+    except InputRefused as error:
+        raise click.BadParameter(str(error), param_hint="--facts") from error
     if not isinstance(facts, dict):
         raise click.BadParameter("must hold a JSON object of facts", param_hint="--facts")
     with scoped(tenant.id):
@@ -83,9 +83,11 @@ def decide_command(slug: str, facts_file: Any, on: datetime | None) -> None:
 def _policy_from_file(path: Path) -> CompiledPolicy:
     try:
         text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        raw = load_json(text, what="policy") if path.suffix == ".json" else load_toml(text, what="policy")
     except (OSError, ValueError) as error:
         raise click.BadParameter(str(error), param_hint="--policy") from error
+    if not isinstance(raw, dict):
+        raise click.BadParameter("must hold a policy (a table of its parts)", param_hint="--policy")
     if "policy" in raw:  # a whole force file
         raw = split_policy(raw["policy"])[1]
     raw.pop("effective_from", None)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovDateInput,
     GovRadioInput,
@@ -12,24 +9,13 @@ from govuk_frontend_wtf.wtforms_widgets import (
     GovTextArea,
     GovTextInput,
 )
-from wtforms import DateField, RadioField, StringField, SubmitField, TextAreaField
-from wtforms.utils import unset_value
+from wtforms import RadioField, StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
-
-class GovDateField(DateField):
-    """A GOV.UK day/month/year date whose widget copes with a request that left it out."""
-
-    widget = GovDateInput()
-
-    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
-        super().process(formdata, data, extra_filters)
-        raw: list[str] | None = getattr(self, "raw_data", None)
-        if not raw:
-            self.raw_data = None
+from diversion.forms import Form, GovDateField
 
 
-class DraftForm(FlaskForm):
+class DraftForm(Form):
     document = TextAreaField(
         "Draft policy",
         widget=GovTextArea(),
@@ -41,7 +27,7 @@ class DraftForm(FlaskForm):
     submit = SubmitField("Save draft", widget=GovSubmitInput())
 
 
-class PublishForm(FlaskForm):
+class PublishForm(Form):
     effective_from = GovDateField(
         "In force from",
         widget=GovDateInput(),
@@ -52,7 +38,7 @@ class PublishForm(FlaskForm):
     submit = SubmitField("Publish", widget=GovSubmitInput())
 
 
-class SimulationForm(FlaskForm):
+class SimulationForm(Form):
     class Meta:
         csrf = False  # a read-only report, asked for with GET
 

@@ -31,6 +31,7 @@ from diversion.eligibility.simulation import PastCase, Report
 from diversion.eligibility.simulation import simulate as run_simulation
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.inputs import planned_date_problem
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
@@ -130,12 +131,15 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
             today: date) -> PolicyVersion:
     """Publish a draft from ``effective_from`` on; it can never change again.
 
-    Refuses a version that is already published, a draft with no test cases
-    or with a failing one, and a date before the version now in force took
-    effect (history is not rewritten).
+    Refuses a version that is already published, a date before 2000 or more
+    than five years ahead, a draft with no test cases or with a failing one,
+    and a date before the version now in force took effect (history is not
+    rewritten).
     """
     if draft.is_published:
         raise PolicyError("version", f"Version {draft.number} is already published.")
+    if problem := planned_date_problem(effective_from, today):
+        raise PolicyError("effective_from", f"The date {problem}.")
     policy = compiled(draft)
     if not policy.document.tests:
         raise PolicyError("tests", "Add test cases before publishing: a policy must show it works.")

@@ -4,7 +4,6 @@ history with differences, the field catalogue and simulation."""
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion
 from diversion.extensions import db
+from diversion.inputs import InputRefused, int64_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint, requires_force_role
@@ -102,9 +102,9 @@ def draft() -> str | Response | tuple[str, int]:
     elif form.validate_on_submit():
         text = form.document.data or ""
         try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            form.document.errors = [f"The draft is not valid TOML: {error}"]
+            raw = load_toml(text, what="draft")
+        except InputRefused as error:
+            form.document.errors = [str(error)]
         else:
             try:
                 saved = services.save_draft(g.tenant, raw, actor=current_user, note=form.note.data or "")
@@ -185,7 +185,7 @@ def versions() -> str:
 @bp.route("/versions/diff")
 @requires_force_role(*FORCE_ROLES)
 def diff() -> str | tuple[str, int]:
-    numbers = [request.args.get("from", type=int), request.args.get("to", type=int)]
+    numbers = [int64_or_none(request.args.get("from")), int64_or_none(request.args.get("to"))]
     found = [services.version(n) if n else None for n in numbers]
     old, new = found
     if old is None or new is None:

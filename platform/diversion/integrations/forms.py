@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
 from diversion.api.forms import token_name_field
+from diversion.forms import Form
 from diversion.integrations.services import MAX_URL_LENGTH
 
 
-class ProviderTokenForm(FlaskForm):
+class ProviderTokenForm(Form):
     name = token_name_field("Case management")
     submit = SubmitField("Make a token", widget=GovSubmitInput())
 
 
-class WebhookForm(FlaskForm):
+class WebhookForm(Form):
     url = StringField(
         "Endpoint address",
         widget=GovTextInput(),

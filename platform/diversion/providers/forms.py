@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxInput,
     GovRadioInput,
@@ -15,14 +14,14 @@ from wtforms import BooleanField, RadioField, SelectField, StringField, SubmitFi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-from diversion.eligibility.forms import GovDateField
+from diversion.forms import Form, GovDateField
 
 
-class AcceptForm(FlaskForm):
+class AcceptForm(Form):
     submit = SubmitField("Accept the referral", widget=GovSubmitInput())
 
 
-class BookForm(FlaskForm):
+class BookForm(Form):
     day = GovDateField("Date of the session", format="%d %m %Y", description="For example, 27 3 2027",
                        validators=[InputRequired(message="Enter the date of the session as day, month and year")])
     time = StringField("Start time", widget=GovTextInput(), description="24-hour clock, UK time, for example 14:30",
@@ -34,7 +33,7 @@ class BookForm(FlaskForm):
     submit = SubmitField("Book the session", widget=GovSubmitInput())
 
 
-class AttendanceForm(FlaskForm):
+class AttendanceForm(Form):
     attendance = RadioField("Did the person attend?", widget=GovRadioInput(),
                             choices=[SelectChoice("attended", "Attended"),
                                      SelectChoice("did_not_attend", "Did not attend: the referral ends as not "
@@ -47,14 +46,14 @@ class AttendanceForm(FlaskForm):
     submit = SubmitField("Record attendance", widget=GovSubmitInput())
 
 
-class CompleteForm(FlaskForm):
+class CompleteForm(Form):
     note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
     confirm = BooleanField("I confirm the person has completed the course", widget=GovCheckboxInput(),
                            validators=[InputRequired(message="Confirm that the course is completed")])
     submit = SubmitField("Record completion", widget=GovSubmitInput())
 
 
-class OrganisationForm(FlaskForm):
+class OrganisationForm(Form):
     provider = SelectField("Organisation", widget=GovSelect(),
                            validators=[InputRequired(message="Choose an organisation")])
     submit = SubmitField("Switch", widget=GovSubmitInput())

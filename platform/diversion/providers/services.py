@@ -32,6 +32,7 @@ from diversion.catalogue.models import Offering, Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.tenancy.context import acting_for_provider, current_provider_id
 from diversion.tenancy.guard import OutsideProviderScope
 from diversion.tenancy.models import Tenant
@@ -191,6 +192,8 @@ def book_session(referral: Referral, *, starts_at: datetime, venue: str, actor: 
         raise ProviderError("venue", "The venue must be 300 characters or fewer.")
     if starts_at.tzinfo is None:
         raise ProviderError("starts_at", "Give the session's time with its time zone.")
+    if starts_at.date() < EARLIEST_CASE_DATE:
+        raise ProviderError("starts_at", f"The session's date must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}.")
     if starts_at.date() > referral.deadline:
         raise ProviderError("starts_at", "The session must be on or before the referral's deadline, "
                                          f"{referral.deadline:%d %B %Y}.")

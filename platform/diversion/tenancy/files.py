@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 
+from diversion.inputs import BadSyntax, InputRefused, Line, load_toml, planned_date_problem
+
 if TYPE_CHECKING:
     from diversion.catalogue.files import CatalogueFile
 
@@ -32,7 +33,7 @@ LANGUAGES = ("en", "cy")
 # Files in the folder that are not forces.
 NOT_FORCES = frozenset({"catalogue"})
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 FileModel = TypeVar("FileModel", bound=BaseModel)  # what a TOML file is read as
 
@@ -159,9 +160,11 @@ def read_validated(path: Path, model: type[FileModel]) -> tuple[FileModel | None
     """A TOML file read as ``model``, or its problems: unreadable, bad syntax,
     or every field that does not validate, each named by its place."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
+        data = load_toml(path.read_text(encoding="utf-8"), what="file")
+    except BadSyntax as error:
         return None, [FileProblem(path, "(syntax)", str(error))]
+    except InputRefused as error:
+        return None, [FileProblem(path, error.place or "(file)", error.problem)]
     except (OSError, UnicodeDecodeError) as error:
         return None, [FileProblem(path, "(file)", f"cannot be read: {error}")]
     try:
@@ -199,6 +202,8 @@ def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
     effective_from, document = split_policy(raw)
     if effective_from is None:
         return [FileProblem(path, "policy.effective_from", "must be a date such as 2021-04-01")]
+    if problem := planned_date_problem(effective_from, datetime.now(UTC).date()):
+        return [FileProblem(path, "policy.effective_from", problem)]
     try:
         policy = compile_cached(document)
     except PolicyInvalid as error:

@@ -1,0 +1,63 @@
+"""The base of every form, and the date field every form uses.
+
+Every form of the platform derives from ``Form``, which refuses control
+characters in every field it is sent (``diversion.inputs``): on the field
+itself, in the GOV.UK error summary, before any service sees the value.
+A test walks every form class to keep it that way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flask_wtf import FlaskForm
+from govuk_frontend_wtf.wtforms_widgets import GovDateInput
+from wtforms import DateField, Field, TextAreaField
+from wtforms.utils import unset_value
+
+from diversion.inputs import text_problem
+
+DATE_PARTS = 3  # day, month, year
+
+
+def _text_problem(field: Field) -> str | None:
+    for raw in getattr(field, "raw_data", None) or ():
+        if isinstance(raw, str) and (problem := text_problem(raw, multiline=isinstance(field, TextAreaField))):
+            return f"{field.label.text} {problem}"
+    return None
+
+
+class Form(FlaskForm):
+    """A form whose fields refuse control characters (line breaks and tabs
+    too, except in a text area). That refusal is the field's one error: it
+    says more than whatever else the value fails."""
+
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        for field in self:
+            if problem := _text_problem(field):
+                field.errors = [problem]
+                valid = False
+        return valid
+
+
+class GovDateField(DateField):
+    """A GOV.UK day/month/year date.
+
+    The widget needs exactly three parts; a request that sends another
+    number of values (one ``date_of_birth=1``, or none) gets the field's
+    error instead of a broken page.
+    """
+
+    widget = GovDateInput()
+
+    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
+        super().process(formdata, data, extra_filters)
+        raw: list[str] | None = getattr(self, "raw_data", None)
+        if not raw:
+            self.raw_data = None
+        elif len(raw) != DATE_PARTS:
+            self.raw_data = [*raw[:DATE_PARTS], *[""] * (DATE_PARTS - len(raw))]
+            self.data = None
+            self.process_errors = [f"Enter {self.label.text.lower()} as a day, a month and a year"]
