@@ -500,6 +500,16 @@ def test_every_api_body_refuses_control_characters_in_every_string(
         assert referral.state.value == "offered"
 
 
+def test_a_query_parameter_with_a_nul_is_the_apis_422_on_it(app: Flask, client: FlaskClient, world: World) -> None:
+    with app.app_context(), scoped(world.a.id):
+        _token, secret = api_tokens.create_token(db.session.get(Tenant, world.a.id), name="Query", actor=None)
+        db.session.commit()
+    response = client.get("/api/v1/referrals?state=%00", headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 422
+    assert response.get_json() == {"errors": [
+        {"field": "state", "message": "The address's “state” value cannot contain control characters."}]}
+
+
 def test_a_bearer_token_with_a_nul_is_a_plain_401(client: FlaskClient, world: World) -> None:
     for token in ("dvt.west\x00midlands.abcd1234.secret", "dvp.cran\x00stoun.abcd1234.secret"):
         path = "/api/v1/referrals" if token.startswith("dvt") else "/api/v1/provider/referrals"

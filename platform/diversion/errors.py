@@ -15,5 +15,10 @@ class FieldError(ValueError):
 
 
 class AddressRefused(BadRequest):
-    """A request whose address (path or query) is refused; the description
-    says what was wrong, in plain words, and is shown as it is."""
+    """A request whose query string is refused: ``parameter`` names the value
+    at fault and the description says what was wrong, in plain words, to be
+    shown as it is (a page's 400, the API's 422 on that parameter)."""
+
+    def __init__(self, parameter: str, description: str) -> None:
+        super().__init__(description)
+        self.parameter = parameter

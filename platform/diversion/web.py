@@ -36,8 +36,8 @@ def refuse_control_characters_in_url(_endpoint: str | None, _values: dict[str, A
         abort(404)
     for name, value in request.args.items(multi=True):
         if text_problem(name) is not None or text_problem(value) is not None:
-            raise AddressRefused(f"The address's “{printable(name.strip())[:40] or '?'}” value cannot contain "
-                                 "control characters.")
+            shown = printable(name.strip())[:40] or "?"
+            raise AddressRefused(shown, f"The address's “{shown}” value cannot contain control characters.")
 
 
 def commit_or_flash(change: Callable[[], object], done: str) -> bool:

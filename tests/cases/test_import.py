@@ -260,6 +260,7 @@ def test_a_bad_file_reports_every_bad_row_and_imports_nothing(app: Flask, world:
         "row 7, offence_on: is after the decision date (2024-03-02)",
         "row 8, course: Durham Constabulary does not offer 'cranstoun-divert' for the 'checkpoint' pathway",
         "row 9, course: the decision is not eligible under policy v1 in force on 2024-03-02",
+        "row 10, offence_on: cannot be in the future",
         "row 10, decided_on: cannot be in the future",
         "row 11, decided_on: Durham Constabulary has no published policy in force on 2014-06-01; "
         "the first takes effect on 2015-04-01",
@@ -269,7 +270,7 @@ def test_a_bad_file_reports_every_bad_row_and_imports_nothing(app: Flask, world:
     ]
     for line in expected:
         assert line in result.output
-    assert "Nothing was imported. 14 problem(s) in bad.csv:" in result.output
+    assert "Nothing was imported. 15 problem(s) in bad.csv:" in result.output
     assert "row 2" not in result.output
     assert "row 13" not in result.output
 

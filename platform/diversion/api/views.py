@@ -91,8 +91,8 @@ def http_error(error: Exception, code: int) -> Response:
         headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
     message = HTTP_MESSAGES.get(code) or ("Something went wrong on our side; nothing was changed." if code >= 500
                                           else "The request could not be handled.")
-    if isinstance(error, AddressRefused):
-        message = str(error.description)
+    if isinstance(error, AddressRefused):  # a bad parameter, as the API answers any
+        return error_response(422, [(error.parameter, str(error.description))])
     return error_response(code, [(None, message)], headers)
 
 
