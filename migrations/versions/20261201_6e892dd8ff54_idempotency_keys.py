@@ -18,7 +18,6 @@ from alembic import op
 import diversion.db
 from diversion.tenancy import rls
 
-
 # revision identifiers, used by Alembic.
 revision = '6e892dd8ff54'
 down_revision = 'a5c1e8d2f3b4'

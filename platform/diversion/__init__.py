@@ -166,7 +166,7 @@ def _register_errors(app: Flask) -> None:
             message = f"{message} {outage.changes_note()}"
         try:
             return render_template("errors/error.html", title=title, message=message), code
-        except Exception as failure:  # noqa: BLE001 - e.g. the user loader, once the database is gone
+        except Exception as failure:  # e.g. the user loader, once the database is gone
             app.logger.warning("The error page failed: %s", failure, exc_info=failure)
             outage.safe_rollback()
             if outage.is_outage(failure):

@@ -160,7 +160,7 @@ def safe_rollback() -> None:
     """
     try:
         db.session.rollback()
-    except Exception:  # noqa: BLE001 - whatever the driver says, the answer must still go out
+    except Exception:  # whatever the driver says, the answer must still go out
         current_app.logger.warning("Rolling back failed; closing the session.", exc_info=True)
         with contextlib.suppress(Exception):
             db.session.close()
@@ -177,7 +177,7 @@ def safe_page(title: str, message: str, status: int) -> Response:
                                "tenant": None, "get_flashed_messages": lambda **_: []}
     try:
         html = current_app.jinja_env.get_template("errors/error.html").render(context)
-    except Exception:  # noqa: BLE001 - the error page must always be answered
+    except Exception:  # the error page must always be answered
         current_app.logger.exception("The error page could not be rendered")
         html = PLAIN_PAGE.format(title=escape(title), message=escape(message))
     return Response(html, status=status, mimetype="text/html")
