@@ -146,7 +146,7 @@ def _register_errors(app: Flask) -> None:
     def render_error(error: Exception) -> tuple[str, int] | Response:
         api = request.path.startswith("/api/")  # the API answers in JSON, even for a URL it lacks
         if outage.is_outage(error):  # the database, not the code: 503, try again
-            app.logger.warning("The database cannot answer: %s", error, exc_info=error)
+            app.logger.warning("The database cannot answer (503): %s", error)  # an outage, not a bug: no traceback
             outage.safe_rollback()
             if api:
                 from diversion.api.views import unavailable
