@@ -4,7 +4,11 @@ The force comes from the bearer token, never from the URL or a session: a
 token of force A sees force A's rows only (the ORM guard and row-level
 security, as for pages), and another force's id gets the same 404 as an id
 that does not exist. Views parse, call the case services (the same ones the
-pages use) and serialise; one request is one unit of work.
+pages use) and serialise; one request is one unit of work. The answer is
+serialised before the commit and nothing is read after it (``commit_answer``):
+the commit may be the moment the connection drops, and an answer must never
+be built from a reload that fails, or tell of an effect that is not there.
+The creating calls take an ``Idempotency-Key`` (``api.idempotency``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The provider comes from its bearer token (``dvp.``), never from the URL or
 a session. A referral of another provider, whatever its force, gets the
 same 404 as one that does not exist. Views parse, call the integration
-services and serialise; one request is one unit of work.
+services and serialise; one request is one unit of work, its answer built
+before the commit (``api.views.commit_answer``). A move takes an
+``Idempotency-Key``, kept as the provider's own row.
 """
 
 from __future__ import annotations
