@@ -40,7 +40,7 @@ ERROR_MESSAGES = {
     404: ("Page not found", "Check the address, or go back to your workspace."),
     405: ("That action is not allowed here", "Go back and use the page's own buttons."),
     429: ("Too many attempts", "Wait a minute before you try again."),
-    500: ("Sorry, there is a problem with the service", "Try again later. Nothing was changed."),
+    500: ("Sorry, there is a problem with the service", "Try again later."),
 }
 
 
@@ -84,8 +84,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     import diversion.models  # noqa: F401 - every table, so foreign keys between features resolve
+    from diversion import outage
     from diversion.tenancy import guard, rls
-    from diversion.tenancy.context import set_scope
+    from diversion.tenancy.context import clear_scope, set_scope
 
     database.init_app(app)
     migrate.init_app(app, database, directory=str(REPO_ROOT / "migrations"))
@@ -109,6 +110,7 @@ def _init_extensions(app: Flask) -> None:
     guard.install()
     rls.install()
     enforce_sqlite_foreign_keys()
+    outage.install(app)
 
     app.url_value_preprocessor(refuse_control_characters_in_url)
 
@@ -119,7 +121,7 @@ def _init_extensions(app: Flask) -> None:
 
     @app.teardown_request
     def _end_scope(_error: BaseException | None) -> None:
-        set_scope(None, None)
+        clear_scope()  # no database write here: see clear_scope
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -145,19 +147,39 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_errors(app: Flask) -> None:
+    from diversion import outage
+
     def render_error(error: Exception) -> tuple[str, int] | Response:
+        api = request.path.startswith("/api/")  # the API answers in JSON, even for a URL it lacks
+        if outage.is_outage(error):  # the database, not the code: 503, try again
+            app.logger.warning("The database cannot answer (503): %s", error)  # an outage, not a bug: no traceback
+            outage.safe_rollback()
+            if api:
+                from diversion.api.views import unavailable
+
+                return unavailable()
+            return outage.unavailable_page()
         code = error.code if isinstance(error, HTTPException) and error.code else 500
         if code >= 500:
             app.logger.exception("Unhandled error", exc_info=error)
-            database.session.rollback()
-        if request.path.startswith("/api/"):  # the API answers in JSON, even for a URL it lacks
+            outage.safe_rollback()
+        if api:
             from diversion.api.views import http_error
 
             return http_error(error, code)
         title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
         if isinstance(error, AddressRefused):
             message = str(error.description)
-        return render_template("errors/error.html", title=title, message=message), code
+        if code >= 500:
+            message = f"{message} {outage.changes_note()}"
+        try:
+            return render_template("errors/error.html", title=title, message=message), code
+        except Exception as failure:  # e.g. the user loader, once the database is gone
+            app.logger.warning("The error page failed: %s", failure, exc_info=failure)
+            outage.safe_rollback()
+            if outage.is_outage(failure):
+                return outage.unavailable_page()
+            return outage.safe_page(title, message, code)
 
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(Exception, render_error)

@@ -114,6 +114,7 @@ def demo(password: str, past_decisions: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from diversion.api.cli import register as register_api
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
     from diversion.integrations.cli import register as register_integrations
@@ -121,5 +122,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(policy_group)
     app.cli.add_command(tenants_group)
     app.cli.add_command(demo)
+    register_api(app)
     register_cases(app)
     register_integrations(app)

@@ -43,7 +43,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-not-secret" if relaxed else ""),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "DATABASE_OWNER_URL": os.environ.get("DATABASE_OWNER_URL", ""),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Seconds to wait for a connection (the server, then the pool) before answering 503.
+        "DATABASE_CONNECT_TIMEOUT": int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5")),
+        "DATABASE_POOL_TIMEOUT": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+        # What a 503 (the database not answering) tells clients to wait, in seconds.
+        "RETRY_AFTER_SECONDS": int(os.environ.get("RETRY_AFTER_SECONDS", "30")),
         "TENANTS_DIR": Path(os.environ.get("DIVERSION_TENANTS_DIR", REPO_ROOT / "tenants")),
         "INSTANCE_DIR": instance,
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
@@ -75,6 +79,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
     }
     config.update(overrides)
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(config))
     if not relaxed:
         _refuse_weak_secret(str(config["SECRET_KEY"]))
         for name in ("PERSONAL_DATA_KEYS", "PERSON_KEY_SECRET"):
@@ -87,6 +92,16 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         config["PERSONAL_DATA_KEYS"] = config["PERSONAL_DATA_KEYS"] or derived_key(str(config["SECRET_KEY"]))
         config["PERSON_KEY_SECRET"] = config["PERSON_KEY_SECRET"] or f"person-keys:{config['SECRET_KEY']}"
     return config
+
+
+def _engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Pooled connections are checked before use; waits for a connection are bounded, so that an
+    unreachable database gets a quick 503 rather than requests piling up."""
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
+        options["connect_args"] = {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]}
+    return options
 
 
 def _refuse_weak_secret(secret: str) -> None:

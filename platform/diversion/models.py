@@ -1,7 +1,7 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
-from diversion.api.models import ApiToken
+from diversion.api.models import ApiToken, IdempotencyKey
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
@@ -9,6 +9,7 @@ from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.integrations.models import (
     FeedCounter,
     FeedEntry,
+    ProviderIdempotencyKey,
     ProviderToken,
     WebhookAttempt,
     WebhookDelivery,
@@ -26,11 +27,13 @@ __all__ = [
     "FeedCounter",
     "FeedEntry",
     "ForceMembership",
+    "IdempotencyKey",
     "Offering",
     "Person",
     "PlatformGrant",
     "PolicyVersion",
     "Provider",
+    "ProviderIdempotencyKey",
     "ProviderMembership",
     "ProviderToken",
     "Referral",

@@ -46,7 +46,21 @@ withdrawn, with a reason) and the case gets the force's outcome.
 Errors are JSON: `{"errors": [{"field": ..., "message": ...}]}`. Bad input gets
 422 with every field at fault and changes nothing; a missing, unknown or revoked
 token gets 401; an id that does not exist, or belongs to another force, gets 404;
-a body over 256 KiB gets 413.
+a body over 256 KiB gets 413. When the database cannot answer for a moment
+(stopped, restarting, overloaded), every operation gets 503 with `Retry-After`
+(seconds): send the request again after that.
+
+**Idempotency-Key.** The creating operations (record an encounter, refer,
+move a referral, and a provider's move) take an optional header
+`Idempotency-Key: <1 to 255 visible ASCII characters>`, a new one for each
+new request (a UUID, say). Send the same request again with the same key,
+after a timeout, a dropped connection or a 503, and it is done at most once:
+if it was done, the first answer comes back as it was, marked
+`Idempotent-Replayed: true`; if not, it is done now. Two requests with the
+same key at the same moment give one effect. A key is kept per token for 24
+hours; the same key with another request (method, path or body) gets 422
+naming the header. A refused request (4xx) keeps no key: correct it and send
+it again with the same key.
 
 ## For providers
 
@@ -101,11 +115,33 @@ ERRORS: dict[str, dict[str, Any]] = {
     "ProviderNotFound": _error("The provider has no such referral (another provider's is not found either)."),
     "Conflict": _error("The referral's state does not allow this move now; the error says which it does. "
                        "Nothing changed."),
+    "Unavailable": {
+        **_error("The database cannot answer for a moment: send the request again after Retry-After seconds "
+                 "(with the same Idempotency-Key, for a creating request)."),
+        "headers": {"Retry-After": {"description": "Seconds to wait before trying again.",
+                                    "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    },
 }
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "A new key for each new request (a UUID, say). The same request sent again with the same key "
+                   "within 24 hours is done at most once, and gets the first answer again.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+REPLAYED: dict[str, Any] = {"Idempotent-Replayed": {
+    "description": "`true` when this is the kept answer of an earlier request with the same Idempotency-Key.",
+    "schema": {"type": "string", "const": "true"}}}
 
 
 def _ok(status: str, description: str, ref: str) -> dict[str, Any]:
     return {status: {"description": description, "content": {JSON: {"schema": ref_to(ref)}}}}
+
+
+def _created(description: str, ref: str) -> dict[str, Any]:
+    """201 of a creating operation, which may be the replay of an earlier answer."""
+    answer = _ok("201", description, ref)
+    answer["201"]["headers"] = REPLAYED
+    return answer
 
 
 def ref_to(name: str) -> dict[str, str]:
@@ -114,8 +150,9 @@ def ref_to(name: str) -> dict[str, str]:
 
 def _errors(*names: str) -> dict[str, Any]:
     codes = {"Unauthorized": "401", "NotFound": "404", "TooLarge": "413", "Unprocessable": "422",
-             "ProviderUnauthorized": "401", "ProviderNotFound": "404", "Conflict": "409"}
-    return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in names}
+             "ProviderUnauthorized": "401", "ProviderNotFound": "404", "Conflict": "409", "Unavailable": "503"}
+    # Any operation that reads the database can meet it unavailable.
+    return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in (*names, "Unavailable")}
 
 
 def _path_id(name: str, what: str) -> dict[str, Any]:
@@ -148,10 +185,10 @@ def _paths(names: dict[type[BaseModel], str]) -> dict[str, Any]:
     return {
         f"{PREFIX}/encounters": {"post": _operation(
             "recordEncounter", "Record an encounter and decide it", "Encounters",
-            {**_ok("201", "Recorded and decided.", names[schemas.EncounterRecord]),
+            {**_created("Recorded and decided.", names[schemas.EncounterRecord]),
              **_errors("Unauthorized", "TooLarge", "Unprocessable")},
             description="Decides with the policy in force today and returns the decision with every reason.",
-            requestBody=_body(names[schemas.EncounterIn]))},
+            parameters=[IDEMPOTENCY_KEY], requestBody=_body(names[schemas.EncounterIn]))},
         f"{PREFIX}/encounters/{{encounter_id}}": {"get": _operation(
             "getEncounter", "An encounter and its decision", "Encounters",
             {**_ok("200", "The encounter.", names[schemas.EncounterRecord]),
@@ -163,11 +200,11 @@ def _paths(names: dict[type[BaseModel], str]) -> dict[str, Any]:
             parameters=[decision])},
         f"{PREFIX}/decisions/{{decision_id}}/referrals": {"post": _operation(
             "referDecision", "Refer the person to a course", "Referrals",
-            {**_ok("201", "Offered.", names[schemas.ReferralOut]),
+            {**_created("Offered.", names[schemas.ReferralOut]),
              **_errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable")},
             description="Refused for a decision that is not eligible (or overridden to eligible), a course the "
                         "force does not offer for the decision's pathway, and a second open referral.",
-            parameters=[decision], requestBody=_body(names[schemas.ReferralIn]))},
+            parameters=[decision, IDEMPOTENCY_KEY], requestBody=_body(names[schemas.ReferralIn]))},
         f"{PREFIX}/referrals": {"get": _operation(
             "listReferrals", "The force's referrals, newest first", "Referrals",
             {**_ok("200", "A page of referrals.", names[schemas.ReferralPage]),
@@ -179,11 +216,11 @@ def _paths(names: dict[type[BaseModel], str]) -> dict[str, Any]:
             parameters=[referral])},
         f"{PREFIX}/referrals/{{referral_id}}/transitions": {"post": _operation(
             "moveReferral", "Move a referral on", "Referrals",
-            {**_ok("201", "Moved.", names[schemas.TransitionRecord]),
+            {**_created("Moved.", names[schemas.TransitionRecord]),
              **_errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable")},
             description="Refused for a move the lifecycle does not allow (the error lists those it does), "
                         "completion before every session is attended, and ending without a reason.",
-            parameters=[referral], requestBody=_body(names[schemas.TransitionIn]))},
+            parameters=[referral, IDEMPOTENCY_KEY], requestBody=_body(names[schemas.TransitionIn]))},
         f"{PREFIX}/offerings": {"get": _operation(
             "listOfferings", "The courses the force offers, by pathway", "Referrals",
             {**_ok("200", "The force's offerings.", names[schemas.OfferingList]), **_errors("Unauthorized")})},
@@ -224,12 +261,12 @@ def _provider_paths(names: dict[type[BaseModel], str]) -> dict[str, Any]:
             parameters=[referral], security=PROVIDER_SECURITY)},
         f"{PREFIX}/provider/referrals/{{referral_id}}/transitions": {"post": _operation(
             "providerMoveReferral", "Move one of the provider's referrals on", "Providers",
-            {**_ok("201", "Moved.", names[provider_schemas.ProviderMoveRecord]),
+            {**_created("Moved.", names[provider_schemas.ProviderMoveRecord]),
              **_errors("ProviderUnauthorized", "ProviderNotFound", "Conflict", "TooLarge", "Unprocessable")},
             description="409 for a move the referral's state does not allow, completion before every session "
                         "is attended, or a referral no longer in `expected_state`; 422 for a bad body or "
                         "ending it without a reason.",
-            parameters=[referral], requestBody=_body(names[provider_schemas.ProviderMoveIn]),
+            parameters=[referral, IDEMPOTENCY_KEY], requestBody=_body(names[provider_schemas.ProviderMoveIn]),
             security=PROVIDER_SECURITY)},
     }
 

@@ -41,9 +41,10 @@ def create() -> Response | tuple[str, int]:
         except services.ApiTokenError as error:
             show_refusal(form, error)
         else:
-            db.session.commit()
             # Shown in this answer only: not flashed, since the session cookie is signed, not secret.
+            # Rendered before the commit: nothing is read after it, when the connection may be gone.
             page = render_template("api/created.html", token=token, secret=secret)
+            db.session.commit()
             response = Response(page, status=200, mimetype="text/html")
             response.headers["Cache-Control"] = "no-store"
             return response

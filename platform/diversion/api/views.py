@@ -4,7 +4,11 @@ The force comes from the bearer token, never from the URL or a session: a
 token of force A sees force A's rows only (the ORM guard and row-level
 security, as for pages), and another force's id gets the same 404 as an id
 that does not exist. Views parse, call the case services (the same ones the
-pages use) and serialise; one request is one unit of work.
+pages use) and serialise; one request is one unit of work. The answer is
+serialised before the commit and nothing is read after it (``commit_answer``):
+the commit may be the moment the connection drops, and an answer must never
+be built from a reload that fails, or tell of an effect that is not there.
+The creating calls take an ``Idempotency-Key`` (``api.idempotency``).
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from diversion.api import openapi, schemas, services
+from diversion import outage
+from diversion.api import idempotency, openapi, schemas, services
 from diversion.api.bearer import parse_bearer
-from diversion.api.models import ApiToken
+from diversion.api.models import ApiToken, IdempotencyKey, KeptAnswer
 from diversion.audit.services import record
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, Transition
 from diversion.catalogue.models import Course, Offering
+from diversion.db import utcnow
 from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import AddressRefused
@@ -89,16 +95,21 @@ def http_error(error: Exception, code: int) -> Response:
     headers = {}
     if isinstance(error, HTTPException):  # keep Allow on a 405
         headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
-    message = HTTP_MESSAGES.get(code) or ("Something went wrong on our side; nothing was changed." if code >= 500
-                                          else "The request could not be handled.")
+    message = HTTP_MESSAGES.get(code) or (f"Something went wrong on our side. {outage.changes_note()}"
+                                          if code >= 500 else "The request could not be handled.")
     if isinstance(error, AddressRefused):  # a bad parameter, as the API answers any
         return error_response(422, [(error.parameter, str(error.description))])
     return error_response(code, [(None, message)], headers)
 
 
+def unavailable() -> Response:
+    """503 when the database cannot answer: try again after ``Retry-After`` seconds."""
+    return error_response(503, [(None, outage.unavailable_message())], {"Retry-After": outage.retry_after()})
+
+
 @bp.errorhandler(ApiProblem)
 def _problem(error: ApiProblem) -> Response:
-    db.session.rollback()
+    outage.safe_rollback()
     return error_response(error.status, error.errors)
 
 
@@ -114,6 +125,7 @@ def _authenticate() -> None:
         raise ApiProblem(401, [(None, HTTP_MESSAGES[401])])
     # Keep "last used" even if the call itself is refused later.
     db.session.commit()
+    outage.forget_commits()  # bookkeeping, not the request's change
     tenant, token = found
     g.api_tenant, g.api_token = tenant, token
     set_scope(tenant.id)
@@ -132,6 +144,42 @@ def _json(model: BaseModel, status: int = 200, location: str | None = None) -> R
     response = Response(model.model_dump_json(by_alias=True), status=status, mimetype="application/json")
     if location is not None:
         response.headers["Location"] = location
+    return response
+
+
+def take_key(model: type[KeptAnswer], owner: dict[str, Any]) -> idempotency.Taken | Response | None:
+    """Take the request's ``Idempotency-Key``, if it has one, before its effect.
+
+    None without a key; the key, held until the request commits; or the
+    answer the same request got before, to send again as it is. 422 for a
+    malformed key or one used with another request.
+    """
+    try:
+        key = idempotency.checked_key(request.headers.getlist(idempotency.HEADER))
+        if key is None:
+            return None
+        found = idempotency.take(model, owner, key,
+                                 idempotency.fingerprint(request.method, request.path, request.get_data()),
+                                 now=utcnow())
+    except idempotency.IdempotencyError as error:
+        raise ApiProblem(422, [(error.field, error.message)]) from None
+    if isinstance(found, idempotency.Answer):
+        db.session.rollback()  # nothing to change: let go of the key's row
+        response = Response(found.body, status=found.status, mimetype="application/json")
+        if found.location is not None:
+            response.headers["Location"] = found.location
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+        return response
+    return found
+
+
+def commit_answer(response: Response, taken: idempotency.Taken | None) -> Response:
+    """Commit the request's unit of work with its answer, already built (nothing is read after the
+    commit, which may be the moment the connection drops), and kept under its key if it has one."""
+    if taken is not None:
+        idempotency.remember(taken, idempotency.Answer(response.status_code, response.get_data(as_text=True),
+                                                       response.headers.get("Location")))
+    db.session.commit()
     return response
 
 
@@ -236,8 +284,16 @@ def openapi_document() -> Response:
 
 # ---------------------------------------------------------------- encounters and decisions
 
+def _taken_key() -> idempotency.Taken | Response | None:
+    token: ApiToken = g.api_token
+    return take_key(IdempotencyKey, {"tenant_id": _tenant().id, "token_id": token.id})
+
+
 @bp.post("/encounters")
 def record_encounter() -> Response:
+    taken = _taken_key()
+    if isinstance(taken, Response):
+        return taken
     body = _body(schemas.EncounterIn)
     intake = cases.Intake(
         identity=Identity(body.person.surname, body.person.given_name, body.person.date_of_birth,
@@ -251,9 +307,8 @@ def record_encounter() -> Response:
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
     _audit("encounter_recorded", "encounter", encounter.id)
-    db.session.commit()
-    return _json(_encounter_record(encounter, decision), 201,
-                 url_for(".get_encounter", encounter_id=encounter.id))
+    return commit_answer(_json(_encounter_record(encounter, decision), 201,
+                               url_for(".get_encounter", encounter_id=encounter.id)), taken)
 
 
 @bp.get("/encounters/<uuid:encounter_id>")
@@ -288,6 +343,9 @@ def list_offerings() -> Response:
 
 @bp.post("/decisions/<uuid:decision_id>/referrals")
 def refer(decision_id: uuid.UUID) -> Response:
+    taken = _taken_key()
+    if isinstance(taken, Response):
+        return taken
     decision = _one(Decision, decision_id)
     body = _body(schemas.ReferralIn)
     offering = db.session.scalar(select(Offering).where(Offering.id == body.offering_id))
@@ -298,8 +356,9 @@ def refer(decision_id: uuid.UUID) -> Response:
     except cases.CaseError as error:
         _case_problem(error, REFERRAL_FIELDS)
     _audit("referral_offered", "referral", referral.id)
-    db.session.commit()
-    return _json(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id))
+    db.session.expire(referral, ["transitions"])  # read with the offer just made
+    return commit_answer(_json(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id)),
+                         taken)
 
 
 @bp.get("/referrals")
@@ -329,6 +388,9 @@ def get_referral(referral_id: uuid.UUID) -> Response:
 
 @bp.post("/referrals/<uuid:referral_id>/transitions")
 def move_referral(referral_id: uuid.UUID) -> Response:
+    taken = _taken_key()
+    if isinstance(taken, Response):
+        return taken
     referral = _one(Referral, referral_id)
     body = _body(schemas.TransitionIn)
     try:
@@ -336,5 +398,6 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     except cases.CaseError as error:
         _case_problem(error, TRANSITION_FIELDS)
     _audit(f"referral_{body.to.value}", "referral", referral.id)
-    db.session.commit()
-    return _json(schemas.TransitionRecord(transition=_transition_out(step), referral=referral_out(referral)), 201)
+    db.session.expire(referral, ["transitions"])  # read with the move just made
+    return commit_answer(_json(schemas.TransitionRecord(transition=_transition_out(step),
+                                                        referral=referral_out(referral)), 201), taken)

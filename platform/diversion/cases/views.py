@@ -60,8 +60,9 @@ def intake() -> str | Response | tuple[str, int]:
             field = getattr(form, error.field, None)
             (field.errors if field is not None else form.form_errors).append(error.message)  # type: ignore[union-attr]
         else:
+            target = url_for(".decision", decision_id=decision.id)  # read before the commit, not after it
             db.session.commit()
-            return redirect(url_for(".decision", decision_id=decision.id))
+            return redirect(target)
     html = render_template("cases/intake.html", form=form, facts=ASKED_FACTS)
     return (html, 400) if request.method == "POST" else html
 
@@ -104,7 +105,7 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
         else:
             db.session.commit()
             flash("The override is recorded with its reason.", "success")
-            return redirect(url_for(".decision", decision_id=found.id))
+            return redirect(url_for(".decision", decision_id=decision_id))
     return _decision_page(found, override=form), 400
 
 
@@ -123,9 +124,10 @@ def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             db.session.rollback()
             form.offering.errors.append(error.message)
         else:
+            target = url_for(".case", encounter_id=referral.encounter_id)  # read before the commit, not after it
             db.session.commit()
             flash("The place is offered. Record the person's answer on the case page.", "success")
-            return redirect(url_for(".case", encounter_id=referral.encounter_id))
+            return redirect(target)
     return _decision_page(found, refer=form), 400
 
 

@@ -3,7 +3,9 @@
 The provider comes from its bearer token (``dvp.``), never from the URL or
 a session. A referral of another provider, whatever its force, gets the
 same 404 as one that does not exist. Views parse, call the integration
-services and serialise; one request is one unit of work.
+services and serialise; one request is one unit of work, its answer built
+before the commit (``api.views.commit_answer``). A move takes an
+``Idempotency-Key``, kept as the provider's own row.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from flask import Blueprint, g, request
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
+from diversion import outage
 from diversion.api.bearer import parse_bearer
 from diversion.api.openapi import PREFIX
 from diversion.api.views import (
@@ -23,7 +26,9 @@ from diversion.api.views import (
     _json,
     _transition_out,
     _validation_problem,
+    commit_answer,
     error_response,
+    take_key,
 )
 from diversion.cases.models import State
 from diversion.cases.services import CaseError
@@ -31,7 +36,7 @@ from diversion.catalogue.models import Provider
 from diversion.extensions import csrf, db
 from diversion.integrations import schemas, services
 from diversion.integrations.feed import CursorError, decode_cursor, encode_cursor
-from diversion.integrations.models import ProviderToken
+from diversion.integrations.models import ProviderIdempotencyKey, ProviderToken
 from diversion.tenancy.context import set_provider_scope, set_scope
 
 bp = Blueprint("provider_api", __name__, url_prefix=f"{PREFIX}/provider")
@@ -42,7 +47,7 @@ NOT_FOUND = "This provider has no such referral."
 
 @bp.errorhandler(ApiProblem)
 def _problem(error: ApiProblem) -> Response:
-    db.session.rollback()
+    outage.safe_rollback()
     return error_response(error.status, error.errors)
 
 
@@ -57,6 +62,7 @@ def _authenticate() -> None:
     if found is None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])
     db.session.commit()  # keep "last used" even if the call is refused later
+    outage.forget_commits()  # bookkeeping, not the request's change
     g.api_provider, g.api_provider_token = found
     set_provider_scope(found[0].id)
 
@@ -123,6 +129,10 @@ def get_referral(referral_id: uuid.UUID) -> Response:
 @bp.post("/referrals/<uuid:referral_id>/transitions")
 def move_referral(referral_id: uuid.UUID) -> Response:
     _one(referral_id)  # 404 before the body: another provider's id tells nothing
+    # The provider's own key row, in provider scope (see ProviderIdempotencyKey).
+    taken = take_key(ProviderIdempotencyKey, {"provider_id": _provider().id, "token_id": _token().id})
+    if isinstance(taken, Response):
+        return taken
     body = _body(schemas.ProviderMoveIn)
     try:
         moved = services.move(_provider().id, referral_id, State(body.to), reason=body.reason,
@@ -133,7 +143,9 @@ def move_referral(referral_id: uuid.UUID) -> Response:
         raise ApiProblem(422, [(error.field, error.message)]) from None
     if moved is None:
         raise ApiProblem(404, [(None, NOT_FOUND)])
-    db.session.commit()
+    # Read again inside the transaction, with the move flushed: the answer is
+    # built before the commit, and nothing is read after it.
+    db.session.expire(moved.referral)
     item = _one(referral_id)
-    return _json(schemas.ProviderMoveRecord(transition=_transition_out(item.transitions[-1]),
-                                            referral=referral_out(item)), 201)
+    return commit_answer(_json(schemas.ProviderMoveRecord(transition=_transition_out(item.transitions[-1]),
+                                                          referral=referral_out(item)), 201), taken)

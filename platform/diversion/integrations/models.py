@@ -16,11 +16,22 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.accounts.models import User
 from diversion.api.bearer import BearerToken
+from diversion.api.models import KeptAnswer
 from diversion.catalogue.models import Provider
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 
@@ -29,13 +40,43 @@ class ProviderToken(BearerToken, Base):
     """A provider system's bearer token; only a SHA-256 hash of it is kept."""
 
     __tablename__ = "provider_tokens"
-    __table_args__ = (UniqueConstraint("provider_id", "prefix"),)
+    # (provider_id, id): what a provider's idempotency keys point at, so that
+    # the database refuses a key of one provider under another's token.
+    __table_args__ = (UniqueConstraint("provider_id", "prefix"), UniqueConstraint("provider_id", "id"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
 
     provider: Mapped[Provider] = relationship()
     created_by: Mapped[User | None] = relationship()
+
+
+class ProviderIdempotencyKey(KeptAnswer, Base):
+    """A provider token's request kept under its key, for 24 hours: the provider's row.
+
+    Not a force's: one token works across every force the provider serves,
+    so its keys are one set per token, whatever force each request touched
+    (a key used for a referral in one force cannot be used again for one
+    in another). Filing them under the referral's force would either split
+    that set per force or put a unique index across forces whose rows the
+    request's scope could neither see nor remove. So they are kept like
+    the provider's tokens and webhook endpoint, as the provider's own rows;
+    the database ties each to its provider's token (a composite foreign
+    key), and PostgreSQL row-level security shows them only with that
+    provider in scope (``app.provider_id``): never to a force, another
+    provider or a page.
+    """
+
+    __tablename__ = "provider_idempotency_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["provider_id", "token_id"], ["provider_tokens.provider_id", "provider_tokens.id"],
+                             ondelete="CASCADE"),
+        UniqueConstraint("token_id", "key"),
+        Index(None, "provider_id", "expires_at"),
+    )
+    key_columns = ("token_id", "key")
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
 
 
 class WebhookEndpoint(Base):

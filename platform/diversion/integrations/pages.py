@@ -30,9 +30,14 @@ def _back() -> Response:
 
 
 def _secret_page(title: str, what: str, secret: str) -> Response:
-    """A page showing a secret once: never cached, never flashed (the session cookie is signed, not secret)."""
+    """A page showing a secret once: never cached, never flashed (the session cookie is signed, not secret).
+
+    Rendered, then the request's change committed: nothing is read after
+    the commit, when the connection may be gone.
+    """
     page = render_template("integrations/secret.html", title=title, what=what, secret=secret,
                            provider=g.provider)
+    db.session.commit()
     response = Response(page, status=200, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -66,7 +71,6 @@ def create_token() -> Response | tuple[str, int]:
         except services.IntegrationError as error:
             show_refusal(form, error)
         else:
-            db.session.commit()
             return _secret_page("API token made", f"The token “{token.name}”", secret)
     return _index(form, WebhookForm(prefix="webhook")), 400
 
@@ -94,9 +98,9 @@ def set_webhook() -> Response | tuple[str, int]:
         except services.IntegrationError as error:
             show_refusal(form, error)
         else:
-            db.session.commit()
             if secret is not None:
                 return _secret_page("Webhook endpoint saved", "The signing secret of your endpoint", secret)
+            db.session.commit()
             return _back()
     return _index(ProviderTokenForm(prefix="token"), form), 400
 
@@ -111,7 +115,6 @@ def rotate_secret() -> Response:
     except services.IntegrationError:
         db.session.rollback()
         abort(404)
-    db.session.commit()
     return _secret_page("New signing secret", "The new signing secret of your endpoint", secret)
 
 

@@ -104,10 +104,10 @@ def referrals() -> tuple[str, int]:
     wanted, errors = _filters()
     shown = services.referrals(g.provider, wanted)
     services.record_listing(g.provider, shown, actor=current_user)
-    db.session.commit()
     html = render_template("providers/referrals.html", shown=shown, wanted=wanted, errors=errors,
                            forces=g.forces, states=list(State), today=_today(),
                            organisation=_organisation_form())
+    db.session.commit()  # after rendering: nothing is read after the commit
     return html, 400 if errors else 200
 
 
@@ -120,15 +120,16 @@ def _organisation_form() -> OrganisationForm:
 def _referral_page(referral: Referral, *, book: BookForm | None = None, attendance: AttendanceForm | None = None,
                    complete: CompleteForm | None = None) -> str:
     view = services.view_referral(g.provider, referral, actor=current_user)
-    db.session.commit()
     actor_ids = {s.actor_id for s in referral.transitions} - {None}
     names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids)))}
-    return render_template(
+    html = render_template(
         "providers/referral.html", view=view, referral=referral, names=names, today=_today(),
         accept=AcceptForm(formdata=None), book=book or BookForm(formdata=None),
         attendance=attendance or AttendanceForm(formdata=None), complete=complete or CompleteForm(formdata=None),
         bookable=referral.state in services.BOOKABLE, organisation=_organisation_form(),
         waiting=next((s for s in view.sessions if s.attendance is None), None))
+    db.session.commit()  # after rendering: nothing is read after the commit
+    return html
 
 
 @bp.route("/referrals/<uuid:referral_id>")
@@ -143,7 +144,7 @@ def accept(referral_id: uuid.UUID) -> Response:
         commit_or_flash(lambda: services.accept(found, actor=current_user), "The referral is accepted.")
     else:
         flash("Something was wrong with that request: try again.", "error")
-    return redirect(url_for(".referral", referral_id=found.id))
+    return redirect(url_for(".referral", referral_id=referral_id))
 
 
 @bp.route("/referrals/<uuid:referral_id>/sessions", methods=["POST"])
@@ -160,7 +161,7 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         else:
             db.session.commit()
             flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
-            return redirect(url_for(".referral", referral_id=found.id))
+            return redirect(url_for(".referral", referral_id=referral_id))
     return _referral_page(_referral(referral_id), book=form), 400
 
 
@@ -170,6 +171,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
     if booked is None:
         abort(404)
     found = _referral(booked.referral_id)
+    back = url_for(".referral", referral_id=found.id)  # read now: nothing is read after the commit
     form = AttendanceForm()
     if form.validate_on_submit() and form.confirm.data:
         attended = form.attendance.data == "attended"
@@ -183,7 +185,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
             flash("Attendance recorded." if attended else
                   "Recorded: did not attend. The referral is not completed; the force is told on its case page.",
                   "success")
-            return redirect(url_for(".referral", referral_id=found.id))
+            return redirect(back)
     elif form.attendance.data and not form.confirm.data and not form.confirm.errors:
         form.confirm.errors = ["Confirm what happened"]
     return _referral_page(_referral(found.id), attendance=form), 400
@@ -202,7 +204,7 @@ def complete(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         else:
             db.session.commit()
             flash("Completion recorded. The force sees the outcome on its case page.", "success")
-            return redirect(url_for(".referral", referral_id=found.id))
+            return redirect(url_for(".referral", referral_id=referral_id))
     elif not form.confirm.errors:
         form.confirm.errors = ["Confirm that the course is completed"]
     return _referral_page(_referral(referral_id), complete=form), 400

@@ -16,7 +16,7 @@ then apply, so the force's scope never widens what provider staff reach.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -66,16 +66,65 @@ def set_scope(tenant_id: int | None, user_id: int | None = None, *, provider_id:
     apply_scope_to_open_transaction()
 
 
+def clear_scope() -> None:
+    """Forget the scope at the end of a unit of work, without a word to the database.
+
+    For the end of a request: its session is about to be closed, which rolls
+    back whatever is still open, and the settings ``set_scope`` wrote are
+    local to that transaction (``set_config(..., true)``), so they go with
+    it. A write here could only fail (the connection dropped, the
+    transaction failed) and replace the request's answer with a crash. A
+    pooled connection is safe: its next transaction gets the scope written
+    afresh by ``after_begin`` (``tenancy.rls``).
+    """
+    _scope.set(Scope(None, None, None))
+
+
 @contextmanager
 def scoped(tenant_id: int | None, user_id: int | None = None, *,
            provider_id: int | None = None) -> Iterator[None]:
-    """Run a block in another scope and restore the previous one after it."""
+    """Run a block in another scope and restore the previous one after it.
+
+    When the block raises, its exception is the one that comes out: see
+    ``_restore_after_failure``.
+    """
     previous = _scope.get()
     set_scope(tenant_id, user_id, provider_id=provider_id)
     try:
         yield
-    finally:
-        set_scope(previous.tenant_id, previous.user_id, provider_id=previous.provider_id)
+    except BaseException:
+        _restore_after_failure(previous)
+        raise
+    set_scope(previous.tenant_id, previous.user_id, provider_id=previous.provider_id)
+
+
+def _restore_after_failure(previous: Scope) -> None:
+    """Put the previous scope back after the block raised, without hiding why it raised.
+
+    The scope itself (the ContextVar) is always restored. Then the open
+    transaction is told, as ``set_scope`` does, so that a caller who handles
+    the exception (a refusal, say) goes on in its own scope, never the
+    block's. That write can fail only where the block's failure came from
+    the database: the connection dropped, PostgreSQL aborted the transaction,
+    or the session awaits a rollback. Its failure is then not reported (the
+    block's exception is what the caller must see), and it leaves nothing
+    behind: such a transaction accepts no further statement until it is
+    rolled back (PostgreSQL refuses every statement in an aborted
+    transaction, SQLAlchemy every use of a session awaiting a rollback, a
+    dropped connection everything). A full rollback discards the inner
+    scope's settings with the rest of the transaction, since they are local
+    to it; a rollback to a savepoint brings back what they were when the
+    savepoint began, so ``tenancy.rls`` writes the scope in force again after
+    every savepoint rollback. Either way no statement runs with the inner
+    scope's settings once the scope is restored.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from diversion.tenancy.rls import apply_scope_to_open_transaction
+
+    _scope.set(previous)
+    with suppress(SQLAlchemyError):
+        apply_scope_to_open_transaction()
 
 
 def set_provider_scope(provider_id: int, user_id: int | None = None) -> None:

@@ -28,10 +28,12 @@ to provider staff by the ORM guard; give it ``provider_excluded_sql`` (or
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from flask import has_app_context
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from diversion.tenancy.context import current_scope
@@ -64,6 +66,19 @@ def _after_begin(_session: Session, _transaction: SessionTransaction, connection
     _write_scope(connection)
 
 
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    """After a rollback to a savepoint, write the scope in force again.
+
+    PostgreSQL brings the transaction-local settings back to what they were
+    when the savepoint began, which can be another scope's (a scope changed
+    inside the savepoint, then restored while it was failing). A failure
+    here means the connection is gone, and with it the transaction.
+    """
+    if previous.nested and session.in_transaction():
+        with suppress(SQLAlchemyError):
+            _write_scope(session.connection())
+
+
 def apply_scope_to_open_transaction() -> None:
     """Re-send the scope when it changes inside an open transaction."""
     if not has_app_context():
@@ -76,9 +91,11 @@ def apply_scope_to_open_transaction() -> None:
 
 
 def install() -> None:
-    """Attach the ``after_begin`` listener to every session (idempotent)."""
+    """Attach the ``after_begin`` and savepoint listeners to every session (idempotent)."""
     if not event.contains(Session, "after_begin", _after_begin):
         event.listen(Session, "after_begin", _after_begin)
+    if not event.contains(Session, "after_soft_rollback", _after_soft_rollback):
+        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
 
 
 def policy_sql(table: str, *, also_readable: str | None = None) -> list[str]:
@@ -124,6 +141,29 @@ def provider_excluded_sql(table: str, *, command: str = "ALL") -> list[str]:
     return [f"CREATE POLICY provider_restriction ON {table} AS RESTRICTIVE FOR {command} "
             f"USING ({CURRENT_PROVIDER} IS NULL)"
             + ("" if command in ("SELECT", "DELETE") else f" WITH CHECK ({CURRENT_PROVIDER} IS NULL)")]
+
+
+def provider_owned_sql(table: str) -> list[str]:
+    """DDL putting a table of the provider's own rows (``provider_id``, no force) under row-level security.
+
+    Its rows are reachable, for reads and writes alike, only with their
+    provider in scope (``app.provider_id``): never by a force, a page with
+    no provider in scope, or another provider.
+    """
+    mine = f"provider_id = {CURRENT_PROVIDER}"
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY provider_owned ON {table} USING ({mine}) WITH CHECK ({mine})",
+    ]
+
+
+def drop_provider_owned_sql(table: str) -> list[str]:
+    return [
+        f"DROP POLICY IF EXISTS provider_owned ON {table}",
+        f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+    ]
 
 
 def drop_provider_policy_sql(table: str) -> list[str]:

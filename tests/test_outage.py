@@ -1,0 +1,207 @@
+"""When the database cannot answer: 503 with Retry-After, pages and JSON alike, never a raw error page;
+a fault of the code stays a 500; the health check says which; the end of a request never fails."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Blueprint, Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from diversion.accounts.models import User
+from diversion.extensions import db
+from diversion.outage import TITLE
+from diversion.tenancy.context import current_scope, set_scope
+from tests import databases
+from tests.api.conftest import bearer, user_dealer
+from tests.conftest import World, make_app, sign_in
+from tests.databases import postgres_admin_url
+
+requires_postgresql = pytest.mark.skipif(postgres_admin_url() is None,
+                                         reason="PostgreSQL only: set TEST_DATABASE_URL to run")
+RETRY_AFTER = 7  # this suite's setting, to tell it from the default
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (taken from the system, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def unreachable(database: databases.TestDatabase, tmp_path: Path) -> str:
+    """A URL of the same kind as ``database`` where no database answers."""
+    if database.is_postgresql:
+        return f"postgresql+psycopg://diversion_app@127.0.0.1:{closed_port()}/{database.name}"
+    return f"sqlite:///{tmp_path / 'no-such-folder' / 'diversion.db'}"
+
+
+@pytest.fixture
+def down(database: databases.TestDatabase, tmp_path: Path) -> Iterator[Flask]:
+    """The app with its database gone (the same secret key, so a session cookie still reads)."""
+    application = make_app(database, SQLALCHEMY_DATABASE_URI=unreachable(database, tmp_path),
+                           RETRY_AFTER_SECONDS=RETRY_AFTER)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _connects(application: Flask) -> list[int]:
+    """Counts the app's attempts to open a database connection."""
+    attempts: list[int] = []
+    with application.app_context():
+        event.listen(db.engine, "do_connect", lambda *_args: attempts.append(1))
+    return attempts
+
+
+def test_a_page_gets_a_plain_503_without_touching_the_database_again(
+    client: FlaskClient, world: World, down: Flask,
+) -> None:
+    sign_in(client, world.email("a_officer"))
+    cookie = client.get_cookie("diversion_session")
+    assert cookie is not None
+    visitor = down.test_client()
+    visitor.set_cookie("diversion_session", cookie.value)
+    attempts = _connects(down)
+    for path in ("/", f"/{world.a.slug}/", "/provider/"):
+        attempts.clear()
+        response = visitor.get(path)
+        assert response.status_code == 503, path
+        assert response.headers["Retry-After"] == str(RETRY_AFTER)
+        assert response.mimetype == "text/html"
+        assert TITLE in response.text
+        assert "Try again in a minute. Nothing was changed." in response.text
+        assert "Traceback" not in response.text
+        assert "Werkzeug" not in response.text
+        # The page itself: the service's own, with nobody signed in on it, since
+        # the user loader would go to the database once more.
+        assert "diversion-header" in response.text
+        assert "Signed in as" not in response.text
+        assert attempts == [1], path
+
+
+def test_the_json_apis_answer_503_in_their_error_shape(world: World, down: Flask) -> None:
+    visitor = down.test_client()
+    for method, path, token in (
+        ("POST", "/api/v1/encounters", f"dvt.{world.a.slug}.0123abcd.secret"),
+        ("GET", "/api/v1/referrals", f"dvt.{world.a.slug}.0123abcd.secret"),
+        ("GET", "/api/v1/provider/referrals", "dvp.cranstoun.0123abcd.secret"),
+        ("POST", "/api/v1/provider/referrals/00000000-0000-4000-8000-000000000000/transitions",
+         "dvp.cranstoun.0123abcd.secret"),
+    ):
+        response = visitor.open(path, method=method, json=user_dealer(), headers=bearer(token))
+        assert response.status_code == 503, path
+        assert response.mimetype == "application/json"
+        assert response.headers["Retry-After"] == str(RETRY_AFTER)
+        (error,) = response.json["errors"]
+        assert error["field"] is None
+        assert error["message"].startswith(f"{TITLE}; try again in a minute.")
+        assert error["message"].endswith("Nothing was changed.")
+
+
+def test_the_health_check_says_whether_the_database_answers(client: FlaskClient, down: Flask) -> None:
+    healthy = client.get("/healthz")
+    assert (healthy.status_code, healthy.json) == (200, {"status": "ok"})
+    unhealthy = down.test_client().get("/healthz")
+    assert unhealthy.status_code == 503
+    assert unhealthy.json == {"status": "unhealthy", "database": "not answering"}
+    assert unhealthy.headers["Retry-After"] == str(RETRY_AFTER)
+
+
+# ---------------------------------------------------------------- faults of the code, drops mid-request
+
+@pytest.fixture
+def faulty(database: databases.TestDatabase, world: World) -> Iterator[Flask]:
+    """The app with a few routes that fail on purpose (added before its first request)."""
+    application = make_app(database)
+    routes = Blueprint("faults", __name__)
+
+    @routes.get("/faults/missing-table")
+    def missing_table() -> str:
+        db.session.execute(text("SELECT * FROM no_such_table"))
+        return "unreachable"
+
+    @routes.get("/faults/used-after-failure")
+    def used_after_failure() -> str:
+        db.session.add(User(name="No email"))  # NOT NULL: the flush fails
+        with contextlib.suppress(IntegrityError):  # the bug: going on without a rollback
+            db.session.flush()
+        db.session.execute(text("SELECT 1"))
+        return "unreachable"
+
+    @routes.get("/faults/dropped")
+    def dropped() -> str:
+        set_scope(world.a.id)
+        db.session.execute(text("SELECT 1"))
+        # The server ends this very connection, as a restart or a failover would.
+        db.session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return "unreachable"
+
+    @routes.get("/faults/used-after-drop")
+    def used_after_drop() -> str:
+        set_scope(world.a.id)
+        with contextlib.suppress(OperationalError):
+            db.session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        db.session.execute(text("SELECT 1"))  # "roll back first": caused by the drop
+        return "unreachable"
+
+    application.register_blueprint(routes)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_a_fault_of_the_code_stays_a_logged_500(faulty: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    visitor = faulty.test_client()
+    for path in ("/faults/missing-table", "/faults/used-after-failure"):
+        caplog.clear()
+        response = visitor.get(path)
+        assert response.status_code == 500, path
+        assert "Retry-After" not in response.headers
+        assert "Sorry, there is a problem with the service" in response.text
+        assert TITLE not in response.text
+        assert any(record.levelname == "ERROR" and record.exc_info for record in caplog.records), path
+    assert visitor.get("/healthz").status_code == 200
+
+
+@requires_postgresql
+@pytest.mark.postgres
+def test_a_connection_dropped_mid_request_gets_503_and_the_next_request_works(faulty: Flask) -> None:
+    visitor = faulty.test_client()
+    for path in ("/faults/dropped", "/faults/used-after-drop"):
+        # The test client raises what the teardown raises: it must raise nothing.
+        response = visitor.get(path)
+        assert response.status_code == 503, path
+        assert response.headers["Retry-After"] == "30"
+        assert TITLE in response.text
+        # The pool lets the dead connection go; the app goes on without a restart.
+        assert visitor.get("/healthz").json == {"status": "ok"}
+        assert visitor.get("/").status_code == 200
+
+
+def test_the_end_of_a_request_forgets_the_scope_without_writing(app: Flask, world: World) -> None:
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    with app.test_request_context("/"):
+        app.preprocess_request()
+        set_scope(world.a.id)
+        db.session.execute(text("SELECT 1"))  # a transaction is open, with the force's settings
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            app.do_teardown_request()
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        assert current_scope().tenant_id is None
+        assert statements == []
