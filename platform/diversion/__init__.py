@@ -82,6 +82,7 @@ def _init_extensions(app: Flask) -> None:
     import diversion.models  # noqa: F401 - every table, so foreign keys between features resolve
     from diversion.tenancy import guard, rls
     from diversion.tenancy.context import set_scope
+    from diversion.web import forbid_storing
 
     database.init_app(app)
     migrate.init_app(app, database, directory=str(REPO_ROOT / "migrations"))
@@ -105,6 +106,7 @@ def _init_extensions(app: Flask) -> None:
     guard.install()
     rls.install()
     enforce_sqlite_foreign_keys()
+    app.after_request(forbid_storing)  # no answer but a static asset is stored (see there why)
 
     # Scope is per unit of work: cleared before the URL is read and after it ends.
     @app.url_value_preprocessor

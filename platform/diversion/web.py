@@ -1,11 +1,13 @@
-"""What every page that changes something does after calling its service."""
+"""What every page that changes something does after calling its service, and
+what every answer carries."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import flash
+from flask import flash, request
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import Field
 
 from diversion.errors import FieldError
@@ -36,3 +38,20 @@ def show_refusal(form: FlaskForm, error: FieldError, fields: Mapping[str, Field]
         field.errors = [error.message]
     else:
         form.form_errors.append(error.message)
+
+
+def forbid_storing(response: Response) -> Response:
+    """Mark every answer but a static asset ``Cache-Control: no-store``.
+
+    Pages and API answers carry people's names and contact details, members'
+    email addresses, one-time secrets and CSRF tokens; none may be kept by a
+    browser (to reappear under Back on a shared computer) or by a proxy. The
+    rule is deliberately blunt: sorting answers into personal and not would
+    miss one sooner or later, and the few public pages (start, sign-in,
+    health) lose nothing by being fetched again. It overrides whatever a view
+    set (``send_file`` would allow storing). Static assets carry no data and
+    stay cacheable.
+    """
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
