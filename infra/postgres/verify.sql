@@ -72,13 +72,14 @@ BEGIN
     -- to simulate one force's policy on another's cases (`diversion policy
     -- simulate --from-tenant`, which reads them with no force in scope), so
     -- the migration gives policy_versions a SELECT-only policy
-    -- `also_readable` (status = 'published') next to the tenant policy. This
-    -- check used to count those rows as a leak; the rule is right and the
-    -- check now knows it. Drafts stay private to their force: any draft
+    -- `also_readable` (status = 'published') next to the tenant policy. The
+    -- rule is right, so the check allows exactly those rows rather than the
+    -- rule being narrowed: a published scheme is no secret, and the CLI needs
+    -- it with no force set. Drafts stay private to their force: a draft
     -- visible without a tenant still fails, and the check on write policies
     -- below makes sure the sharing is for reading only. force_memberships'
     -- own also_readable policy needs no entry: with no app.user_id it admits
-    -- nothing.
+    -- nothing. A new shared rule needs its own entry in `shared` below.
     FOR t IN
         SELECT c.oid, n.nspname, c.relname,
                c.relrowsecurity, c.relforcerowsecurity,
