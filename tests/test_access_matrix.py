@@ -898,6 +898,11 @@ def test_access(app: Flask, client: FlaskClient, world: World, route: Route,
         response = client.post(url, data={**route.data(app, world), "csrf_token": token})
     body = response.get_data(as_text=True)
     response.close()
+    # Allowed or denied, no answer but a static asset may be stored (diversion.web.forbid_storing).
+    if route.endpoint == "static":
+        assert "no-store" not in response.headers.get("Cache-Control", "")
+    else:
+        assert response.headers.get("Cache-Control") == "no-store"
     expected = route.allowed.get(principal)
     if expected is not None:
         assert response.status_code == expected.status, body[:500]

@@ -87,6 +87,7 @@ def _init_extensions(app: Flask) -> None:
     from diversion import outage
     from diversion.tenancy import guard, rls
     from diversion.tenancy.context import clear_scope, set_scope
+    from diversion.web import forbid_storing
 
     database.init_app(app)
     migrate.init_app(app, database, directory=str(REPO_ROOT / "migrations"))
@@ -111,6 +112,7 @@ def _init_extensions(app: Flask) -> None:
     rls.install()
     enforce_sqlite_foreign_keys()
     outage.install(app)
+    app.after_request(forbid_storing)  # no answer but a static asset is stored (see there why)
 
     app.url_value_preprocessor(refuse_control_characters_in_url)
 

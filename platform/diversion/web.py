@@ -1,5 +1,5 @@
-"""What every page shares: the checks on its address, and what a page that
-changes something does after calling its service."""
+"""What every page shares: the checks on its address, what every answer
+carries, and what a page that changes something does after calling its service."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, flash, request
 from werkzeug.routing import IntegerConverter, Map
+from werkzeug.wrappers import Response
 from wtforms import Field
 
 from diversion.errors import AddressRefused, FieldError
@@ -64,3 +65,20 @@ def show_refusal(form: Form, error: FieldError, fields: Mapping[str, Field] | No
         field.errors = [error.message]
     else:
         form.form_errors.append(error.message)
+
+
+def forbid_storing(response: Response) -> Response:
+    """Mark every answer but a static asset ``Cache-Control: no-store``.
+
+    Pages and API answers carry people's names and contact details, members'
+    email addresses, one-time secrets and CSRF tokens; none may be kept by a
+    browser (to reappear under Back on a shared computer) or by a proxy. The
+    rule is deliberately blunt: sorting answers into personal and not would
+    miss one sooner or later, and the few public pages (start, sign-in,
+    health) lose nothing by being fetched again. It overrides whatever a view
+    set (``send_file`` would allow storing). Static assets carry no data and
+    stay cacheable.
+    """
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
