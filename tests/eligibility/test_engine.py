@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from diversion.eligibility.catalogue import FIELDS, FactsInvalid, Kind, validate_facts
 from diversion.eligibility.engine import decide
+from diversion.eligibility.fields import FIELDS, FactsInvalid, Kind, validate_facts
 from diversion.eligibility.simulation import ELIGIBLE, NEEDS_REVIEW, Columns, evaluate
 from tests.eligibility.test_forces import FORCES, ON, adult, policy
 

@@ -18,8 +18,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from diversion.cases.models import State
 from diversion.cases.services import DERIVED_FACTS
-from diversion.eligibility.catalogue import FIELDS, Kind
-from diversion.eligibility.catalogue import Field as CatalogueField
+from diversion.eligibility.fields import FIELDS, Kind
+from diversion.eligibility.fields import Field as CatalogueField
 from diversion.eligibility.models import Outcome
 from diversion.inputs import LINE_PATTERN, LINES_PATTERN
 from diversion.monitoring import ETHNICITIES

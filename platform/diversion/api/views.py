@@ -34,7 +34,7 @@ from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, Transition
 from diversion.catalogue.models import Course, Offering
 from diversion.db import utcnow
-from diversion.eligibility.catalogue import FIELDS
+from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import AddressRefused
 from diversion.extensions import csrf, db

@@ -17,7 +17,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from diversion.cases.services import DERIVED_FACTS
-from diversion.eligibility.catalogue import FIELDS, Kind
+from diversion.eligibility.fields import FIELDS, Kind
 from diversion.forms import Form, GovDateField
 from diversion.monitoring import ETHNICITIES
 

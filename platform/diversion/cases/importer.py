@@ -59,10 +59,9 @@ from diversion.cases.services import (
 )
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as eligibility
-from diversion.eligibility.catalogue import FIELDS, Kind
 from diversion.eligibility.compiler import CompiledPathway, CompiledPolicy
-from diversion.eligibility.engine import Decision as DecisionResult
-from diversion.eligibility.engine import decide
+from diversion.eligibility.engine import Assessment, decide
+from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.extensions import db
@@ -593,7 +592,7 @@ class _Replay:
                     problems.append(problem)
         return problems
 
-    def refused(self, row: Row, decision: DecisionResult) -> Problem | None:
+    def refused(self, row: Row, decision: Assessment) -> Problem | None:
         if decision.outcome == "eligible" and decision.pathway is not None:
             return self.offered(row, decision.pathway)
         why = (f"needs review (missing: {', '.join(decision.missing)})"

@@ -22,7 +22,7 @@ from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
 from diversion.db import utcnow
 from diversion.eligibility import services as eligibility
-from diversion.eligibility.catalogue import FIELDS, FactsInvalid
+from diversion.eligibility.fields import FIELDS, FactsInvalid
 from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import FieldError
 from diversion.extensions import db

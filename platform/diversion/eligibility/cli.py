@@ -12,8 +12,8 @@ import click
 from flask.cli import with_appcontext
 
 from diversion.eligibility import services
-from diversion.eligibility.catalogue import FactsInvalid
 from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, compile_policy
+from diversion.eligibility.fields import FactsInvalid
 from diversion.eligibility.simulation import Report
 from diversion.inputs import InputRefused, load_json, load_toml
 from diversion.tenancy.cli import force, forces, today

@@ -20,9 +20,9 @@ import rule_engine
 from pydantic import ValidationError
 from rule_engine.parser import Parser
 
-from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.document import PolicyDocument, location
 from diversion.eligibility.fastpath import Check, fast_check
+from diversion.eligibility.fields import FIELDS
 
 
 @dataclass(frozen=True)

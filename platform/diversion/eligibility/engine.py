@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from diversion.eligibility.catalogue import FactsInvalid, validate_facts
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
+from diversion.eligibility.fields import FactsInvalid, validate_facts
 
 Result = Literal["met", "unmet", "unknown"]
 
@@ -37,7 +37,7 @@ class CriterionResult:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Assessment:
     outcome: Literal["eligible", "not_eligible", "needs_review"]
     pathway: str | None
     results: tuple[CriterionResult, ...]
@@ -86,7 +86,7 @@ def _missing(criteria: tuple[CompiledCriterion, ...], outcomes: list[CriterionRe
 
 
 def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
-           version: int | None = None) -> Decision:
+           version: int | None = None) -> Assessment:
     """Decide one case. Deterministic: the same facts, policy and date give the same decision.
 
     Refuses (``FactsInvalid``) facts that do not fit the national catalogue.
@@ -100,7 +100,7 @@ def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
     ]
     results = tuple(exclusions) + tuple(r for _, outcomes in pathways for r in outcomes)
     if any(r.result == "unmet" for r in exclusions):
-        return Decision("not_eligible", None, results, (), version, policy.content_hash, on, known)
+        return Assessment("not_eligible", None, results, (), version, policy.content_hash, on, known)
 
     # An exclusion that cannot be evaluated blocks a decision as much as an
     # earlier pathway that cannot: either could change the answer.
@@ -114,10 +114,10 @@ def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
             blocked = True
             continue
         if not blocked:
-            return Decision("eligible", pathway.id, results, (), version, policy.content_hash, on, known)
+            return Assessment("eligible", pathway.id, results, (), version, policy.content_hash, on, known)
         break
     outcome: Literal["not_eligible", "needs_review"] = "needs_review" if blocked else "not_eligible"
-    return Decision(outcome, None, results, tuple(sorted(missing)), version, policy.content_hash, on, known)
+    return Assessment(outcome, None, results, tuple(sorted(missing)), version, policy.content_hash, on, known)
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class TestOutcome:
     name: str
     passed: bool
     problems: tuple[str, ...]
-    decision: Decision | None
+    decision: Assessment | None
 
 
 def run_tests(policy: CompiledPolicy, *, default_on: date) -> list[TestOutcome]:

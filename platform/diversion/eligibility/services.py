@@ -24,8 +24,7 @@ from diversion.eligibility.compiler import (
     compile_policy,
 )
 from diversion.eligibility.document import PolicyDocument
-from diversion.eligibility.engine import Decision as DecisionResult
-from diversion.eligibility.engine import TestOutcome, decide, run_tests
+from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import PastCase, Report
 from diversion.eligibility.simulation import simulate as run_simulation
@@ -185,7 +184,7 @@ def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date,
     return publish(tenant, draft, effective_from=effective_from, actor=None, today=today)
 
 
-def decide_case(facts: dict[str, Any], on: date) -> tuple[DecisionResult, PolicyVersion]:
+def decide_case(facts: dict[str, Any], on: date) -> tuple[Assessment, PolicyVersion]:
     """Decide with the force in scope's policy in force on ``on`` (nothing stored).
 
     Refuses ``NoPolicyInForce`` and, for bad facts, ``FactsInvalid``.
@@ -196,7 +195,7 @@ def decide_case(facts: dict[str, Any], on: date) -> tuple[DecisionResult, Policy
     return decide(compiled(in_force), facts, on, version=in_force.number), in_force
 
 
-def record_decision(tenant: Tenant, result: DecisionResult, version: PolicyVersion, *, ethnicity: str,
+def record_decision(tenant: Tenant, result: Assessment, version: PolicyVersion, *, ethnicity: str,
                     actor: User | None, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
     """Store a decision whole. Refuses an ethnicity outside the 16+1 categories."""
     if ethnicity not in ETHNICITIES:

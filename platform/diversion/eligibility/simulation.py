@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from rule_engine import ast
 
-from diversion.eligibility.catalogue import FIELDS, Kind
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
+from diversion.eligibility.fields import FIELDS, Kind
 
 Bools = npt.NDArray[np.bool_]
 NOT_ELIGIBLE, ELIGIBLE, NEEDS_REVIEW = 0, 1, 2

@@ -17,10 +17,10 @@ from wtforms.fields.choices import SelectChoice
 from diversion.accounts.forms import ConfirmForm
 from diversion.accounts.models import FORCE_ROLES, Role
 from diversion.eligibility import services
-from diversion.eligibility.catalogue import FIELDS
 from diversion.eligibility.compiler import PolicyInvalid, PolicyProblem
 from diversion.eligibility.document import PolicyDocument
 from diversion.eligibility.engine import TestOutcome
+from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion
 from diversion.extensions import db
