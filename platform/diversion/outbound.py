@@ -303,10 +303,11 @@ def request(method: str, url: str, *, rules: Policy, timeout: float, body: bytes
     answer's body (none by default). Never raises for the network: the
     result says how it ended, and the reason is logged.
     """
+    shown = url.split("?", 1)[0]  # a query may carry a customer's own token: not in the log
     try:
         destination = check(url, rules)
     except Refused as refusal:
-        log.warning("outbound %s %s: not sent, the address is not allowed now (%s)", method, url, refusal.message)
+        log.warning("outbound %s %s: not sent, the address is not allowed now (%s)", method, shown, refusal.message)
         return Answer(Result.NOT_ALLOWED)
     sent_headers = {"User-Agent": USER_AGENT, **(headers or {}), "Host": destination.host_header}
     deadline = time.monotonic() + timeout
@@ -325,16 +326,17 @@ def request(method: str, url: str, *, rules: Policy, timeout: float, body: bytes
                 response.release_conn()
             return Answer(Result.ANSWERED, response.status, data)
         except urllib3.exceptions.NewConnectionError as error:  # a subclass of the timeout error, but not one
-            log.warning("outbound %s %s via %s: could not connect (%s)", method, url, address, error)
+            log.warning("outbound %s %s via %s: could not connect (%s)", method, shown, address, error)
             outcome = Answer(Result.COULD_NOT_CONNECT)
         except urllib3.exceptions.ConnectTimeoutError as error:
-            log.warning("outbound %s %s via %s: no connection in time (%s)", method, url, address, error)
+            log.warning("outbound %s %s via %s: no connection in time (%s)", method, shown, address, error)
             outcome = Answer(Result.TIMED_OUT)
         except urllib3.exceptions.ReadTimeoutError as error:  # sent: never sent again
-            log.warning("outbound %s %s via %s: no answer in time (%s)", method, url, address, error)
+            log.warning("outbound %s %s via %s: no answer in time (%s)", method, shown, address, error)
             return Answer(Result.TIMED_OUT)
         except (urllib3.exceptions.HTTPError, OSError) as error:  # TLS refused, cut off: possibly sent
-            log.warning("outbound %s %s via %s: failed (%s: %s)", method, url, address, type(error).__name__, error)
+            log.warning("outbound %s %s via %s: failed (%s: %s)", method, shown, address, type(error).__name__,
+                        error)
             return Answer(Result.COULD_NOT_CONNECT)
         finally:
             pool.close()
