@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from diversion import create_app
+from diversion import create_app, outbound
 from diversion.accounts import services as accounts
 from diversion.accounts.models import ProviderMembership, Role, User
 from diversion.catalogue.models import Provider
@@ -29,10 +29,22 @@ from tests.databases import (
     postgres_admin_url,
     sqlite_database,
 )
+from tests.network import DNS, FakeDNS
+
+# No DNS here, and nothing may leave the machine: outward calls resolve names
+# through the tests' own table (tests/network.py).
+outbound.resolver = DNS
 
 PASSWORD = "correct-horse-battery"
 TENANTS_DIR = REPO_ROOT / "tenants"
 CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+@pytest.fixture(autouse=True)
+def dns() -> Iterator[FakeDNS]:
+    """The names outward calls resolve; what a test adds is gone after it."""
+    yield DNS
+    DNS.reset()
 
 
 def _worker() -> str:

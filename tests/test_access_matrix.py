@@ -526,17 +526,17 @@ def _provider_endpoint(app: Flask, world: World) -> None:
 
 
 def _endpoint(app: Flask) -> WebhookEndpoint | None:
-    with app.app_context():
+    with app.app_context(), provider_scoped(_cranstoun(app).id):
         return db.session.scalar(select(WebhookEndpoint))
 
 
 def _provider_token_made(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
-    with app.app_context():
+    with app.app_context(), provider_scoped(_cranstoun(app).id):
         return db.session.scalar(select(func.count()).select_from(ProviderToken)) == 1
 
 
 def _provider_token_revoked(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
-    with app.app_context():
+    with app.app_context(), provider_scoped(_cranstoun(app).id):
         return db.session.get(ProviderToken, uuid.UUID(PROVIDER["token"])).revoked_at is not None
 
 

@@ -165,6 +165,38 @@ BEGIN
         RAISE NOTICE 'ok   every policy that lets rows be written compares with app.tenant_id';
     END IF;
 
+    -- A provider's own rows (API token hashes, webhook endpoint and secret,
+    -- the answers kept under its idempotency keys):
+    -- RLS enabled and forced, and no row visible while no provider is set.
+    IF coalesce(current_setting('app.provider_id', true), '') <> '' THEN
+        RAISE EXCEPTION 'app.provider_id is set in this session: run this file in a fresh session';
+    END IF;
+    FOR t IN
+        SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity,
+               EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid
+                       AND p.polname = 'provider_owned') AS has_policy
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relname IN ('provider_tokens', 'provider_webhooks', 'provider_idempotency_keys')
+        ORDER BY c.relname
+    LOOP
+        problems := concat_ws(', ',
+            CASE WHEN NOT t.relrowsecurity THEN 'RLS not enabled' END,
+            CASE WHEN NOT t.relforcerowsecurity THEN 'RLS not forced' END,
+            CASE WHEN NOT t.has_policy THEN 'no provider_owned policy' END);
+        EXECUTE format('SELECT count(*) FROM public.%I', t.relname) INTO visible;
+        IF visible > 0 THEN
+            problems := concat_ws(', ', problems, visible || ' rows visible with no provider set');
+        END IF;
+        IF problems <> '' THEN
+            RAISE WARNING 'FAIL table %: %', t.relname, problems;
+            failures := failures + 1;
+        ELSE
+            RAISE NOTICE 'ok   table %: RLS enabled and forced, nothing visible without a provider',
+                         t.relname;
+        END IF;
+    END LOOP;
+
     -- A view reads its tables with its owner's rights unless it is a
     -- security_invoker view; one made by a superuser would show every force.
     FOR t IN

@@ -77,9 +77,16 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_BACKOFF_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "30")),
         "WEBHOOK_BACKOFF_CAP_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", str(6 * 3600))),
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        # Outward calls (diversion.outbound): the ports they may use, and hosts exempt from
+        # the address and port rules: a local receiver in development only; the test list
+        # is set by the tests themselves, never from the environment.
+        "OUTBOUND_ALLOWED_PORTS": _ports(os.environ.get("OUTBOUND_ALLOWED_PORTS", "443")),
+        "OUTBOUND_DEV_ALLOW_HOSTS": _hosts(os.environ.get("OUTBOUND_DEV_ALLOW_HOSTS", "")),
+        "OUTBOUND_TEST_ALLOW_HOSTS": (),
     }
     config.update(overrides)
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(config))
+    _refuse_allow_lists_outside_their_profile(config, env_name)
     if not relaxed:
         _refuse_weak_secret(str(config["SECRET_KEY"]))
         for name in ("PERSONAL_DATA_KEYS", "PERSON_KEY_SECRET"):
@@ -102,6 +109,31 @@ def _engine_options(config: dict[str, Any]) -> dict[str, Any]:
         options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
         options["connect_args"] = {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]}
     return options
+
+
+def _ports(value: str) -> tuple[int, ...]:
+    try:
+        ports = tuple(int(item) for item in value.replace(",", " ").split())
+    except ValueError:
+        ports = ()
+    if not ports or any(not 0 < port < 65536 for port in ports):
+        raise ConfigError(f"OUTBOUND_ALLOWED_PORTS={value!r} must list port numbers (1-65535), e.g. 443,8443.")
+    return ports
+
+
+def _hosts(value: str) -> tuple[str, ...]:
+    return tuple(item for item in value.replace(",", " ").split() if item)
+
+
+def _refuse_allow_lists_outside_their_profile(config: dict[str, Any], env_name: str) -> None:
+    """An allow-list opens the platform's own network to outward calls: the
+    development one never outside development, the test one never outside tests."""
+    if config["OUTBOUND_DEV_ALLOW_HOSTS"] and env_name == "production":
+        raise ConfigError("OUTBOUND_DEV_ALLOW_HOSTS is for development only: unset it in production.")
+    if env_name != "development":
+        config["OUTBOUND_DEV_ALLOW_HOSTS"] = ()
+    if config["OUTBOUND_TEST_ALLOW_HOSTS"] and env_name != "test":
+        raise ConfigError("OUTBOUND_TEST_ALLOW_HOSTS is for the test suite only.")
 
 
 def _refuse_weak_secret(secret: str) -> None:

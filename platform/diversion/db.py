@@ -97,6 +97,20 @@ class TenantScoped:
         )
 
 
+class ProviderOwned:
+    """Mixin for a provider's own rows (its API tokens, its webhook endpoint and secret).
+
+    These rows belong to no force, and hold secrets, so they are reached only
+    with their provider in scope (``tenancy.context.provider_scoped``): the
+    ORM guard (``tenancy.guard``) filters them to that provider and refuses
+    them outright when no provider is in scope, and PostgreSQL row-level
+    security says the same with ``app.provider_id``
+    (``tenancy.rls.provider_owned_sql``).
+    """
+
+    provider_id: Mapped[int]
+
+
 def tenant_foreign_key(parent_table: str, column: str, *, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:
     """A composite foreign key ``(tenant_id, column) -> parent (tenant_id, id)``."""
     return ForeignKeyConstraint(

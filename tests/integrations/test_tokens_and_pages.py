@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, select, text
 from diversion.accounts.models import ProviderRole
 from diversion.extensions import db
 from diversion.integrations.models import ProviderToken, WebhookEndpoint
+from diversion.tenancy.context import provider_scoped
 from tests import databases
 from tests.conftest import World, csrf_token, sign_in
 from tests.integrations.conftest import Providers, add_provider_member, bearer, user_ref
@@ -65,7 +66,7 @@ def test_an_admin_makes_a_token_shown_once_kept_as_a_hash_and_revokes_it(
     assert hashlib.sha256(token.encode()).hexdigest() in stored
     api = app.test_client()
     assert api.get("/api/v1/provider/referrals", headers=bearer(token)).status_code == 200
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p1.id):
         row = db.session.scalar(select(ProviderToken))
         assert row is not None
         assert row.last_used_at is not None
@@ -90,7 +91,7 @@ def test_a_bad_token_name_is_refused_on_the_page(
     again = _post(client, f"{PAGE}tokens", {"token-name": "Twice"})
     assert again.status_code == 400
     assert "already has this name" in again.text
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p1.id):
         assert len(db.session.scalars(select(ProviderToken)).all()) == 1
 
 
@@ -109,14 +110,14 @@ def test_an_admin_sets_the_webhook_endpoint_and_its_secret_is_sealed(
     assert rotated.startswith("dvwh_")
     from diversion.integrations.services import webhook_secret
 
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p1.id):
         endpoint = db.session.scalar(select(WebhookEndpoint))
         assert endpoint is not None
         assert (endpoint.url, webhook_secret(endpoint)) == ("https://example.org/v2", rotated)
     assert _post(client, f"{PAGE}webhook", {"webhook-url": "https://example.org/a<b>"}).status_code == 302
     assert "https://example.org/a&lt;b&gt;" in client.get(PAGE).text  # shown as text, never as markup
     assert _post(client, f"{PAGE}webhook/remove").status_code == 302
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p1.id):
         assert db.session.scalar(select(WebhookEndpoint)) is None
 
 
@@ -131,7 +132,7 @@ def test_a_bad_webhook_address_is_refused_naming_the_field(
         assert page.status_code == 400, url
         assert "There is a problem" in page.text, url
         assert message in page.text, url
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p1.id):
         assert db.session.scalar(select(WebhookEndpoint)) is None
 
 
@@ -152,7 +153,7 @@ def test_provider_staff_who_are_not_admins_and_other_users_cannot_manage_integra
     sign_in(client, world.email("provider_staff"))
     assert client.get(PAGE).status_code == 403
     assert _post(client, f"{PAGE}tokens", {"token-name": "Sneaky"}).status_code == 403
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p1.id):
         assert db.session.scalar(select(ProviderToken)) is None
 
 
@@ -160,7 +161,7 @@ def test_an_admin_of_one_provider_cannot_revoke_another_providers_token(
     app: Flask, client: FlaskClient, world: World, providers: Providers, p2_token: str,
 ) -> None:
     _admin(app, client, world, providers)
-    with app.app_context():
+    with app.app_context(), provider_scoped(providers.p2.id):
         other = db.session.scalar(select(ProviderToken).where(ProviderToken.provider_id == providers.p2.id))
         assert other is not None
         other_id = other.id

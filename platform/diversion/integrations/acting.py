@@ -21,6 +21,7 @@ from diversion.accounts.models import ProviderMembership, ProviderRole
 from diversion.catalogue.models import Provider
 from diversion.extensions import db, login
 from diversion.providers.views import CHOSEN
+from diversion.tenancy.context import set_provider_scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,7 +44,11 @@ def acting_provider(user_id: int, wanted: str | None = None) -> tuple[Provider, 
 
 
 def requires_provider_admin(view: F) -> F:
-    """Sign-in first; then 403 unless the user is an admin of the provider they act for."""
+    """Sign-in first; then 403 unless the user is an admin of the provider they act for.
+
+    The provider is then in scope (no force) for the rest of the request: its
+    own rows (tokens, webhook endpoint) are reachable in its scope only.
+    """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,6 +58,7 @@ def requires_provider_admin(view: F) -> F:
         if found is None or found[1] is not ProviderRole.ADMIN:
             abort(403)
         g.provider = found[0]
+        set_provider_scope(g.provider.id, current_user.id)
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

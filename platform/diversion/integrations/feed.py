@@ -44,6 +44,7 @@ from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.integrations.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
+from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import Tenant
 
 CURSOR_VERSION = "v1"
@@ -123,6 +124,19 @@ def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, referral: Referral
     return json.dumps(data, separators=(",", ":"))
 
 
+def has_endpoint(provider_id: int) -> bool:
+    """Whether the provider wants webhooks, asked from a force's work on its referral.
+
+    The endpoint is the provider's own row, reachable only in its scope: the
+    provider is added to the scope for this one read (the force stays), with
+    nothing of the caller's flushed under it; only the row's id is read.
+    """
+    scope = current_scope()
+    with db.session.no_autoflush, scoped(scope.tenant_id, scope.user_id, provider_id=provider_id):
+        return db.session.scalar(
+            select(WebhookEndpoint.id).where(WebhookEndpoint.provider_id == provider_id)) is not None
+
+
 def announce(tenant: Tenant, referral: Referral, step: Transition) -> None:
     """Put a referral's change in its provider's feed and, if the provider has
     a webhook endpoint, in the outbox; in the caller's transaction, with the
@@ -135,9 +149,7 @@ def announce(tenant: Tenant, referral: Referral, step: Transition) -> None:
                                  position=position))
     else:
         entry.position, entry.provider_id, entry.changed_at = position, provider_id, utcnow()
-    has_endpoint = db.session.scalar(
-        select(WebhookEndpoint.id).where(WebhookEndpoint.provider_id == provider_id)) is not None
-    if has_endpoint:
+    if has_endpoint(provider_id):
         delivery_id = uuid.uuid4()
         event = CREATED if step.from_state is None else CHANGED
         db.session.add(WebhookDelivery(

@@ -1,7 +1,9 @@
 """What a provider's own systems use: API tokens, the referral feed, webhooks.
 
 Providers are global (one provider serves many forces), so their tokens,
-webhook endpoint and feed counter are global rows of that provider. What
+webhook endpoint and feed counter are global rows of that provider; the
+tokens and the endpoint (secrets) are reached only with their provider in
+scope (``ProviderOwned``). What
 is about a referral stays with the referral's force: the feed entry that
 places a referral in its provider's feed, and each webhook delivery and
 attempt, are force-owned rows under every isolation layer, written in the
@@ -33,10 +35,10 @@ from diversion.accounts.models import User
 from diversion.api.bearer import BearerToken
 from diversion.api.models import KeptAnswer
 from diversion.catalogue.models import Provider
-from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
+from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 
 
-class ProviderToken(BearerToken, Base):
+class ProviderToken(ProviderOwned, BearerToken, Base):
     """A provider system's bearer token; only a SHA-256 hash of it is kept."""
 
     __tablename__ = "provider_tokens"
@@ -51,7 +53,7 @@ class ProviderToken(BearerToken, Base):
     created_by: Mapped[User | None] = relationship()
 
 
-class ProviderIdempotencyKey(KeptAnswer, Base):
+class ProviderIdempotencyKey(ProviderOwned, KeptAnswer, Base):
     """A provider token's request kept under its key, for 24 hours: the provider's row.
 
     Not a force's: one token works across every force the provider serves,
@@ -62,9 +64,9 @@ class ProviderIdempotencyKey(KeptAnswer, Base):
     request's scope could neither see nor remove. So they are kept like
     the provider's tokens and webhook endpoint, as the provider's own rows;
     the database ties each to its provider's token (a composite foreign
-    key), and PostgreSQL row-level security shows them only with that
-    provider in scope (``app.provider_id``): never to a force, another
-    provider or a page.
+    key), and the ORM guard and PostgreSQL row-level security show them only
+    with that provider in scope (``app.provider_id``): never to a force,
+    another provider or a page.
     """
 
     __tablename__ = "provider_idempotency_keys"
@@ -79,7 +81,7 @@ class ProviderIdempotencyKey(KeptAnswer, Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
 
 
-class WebhookEndpoint(Base):
+class WebhookEndpoint(ProviderOwned, Base):
     """Where a provider wants to hear of its referrals, and the secret that signs each delivery.
 
     The secret is kept encrypted with the platform's data keys (it must be
@@ -180,8 +182,32 @@ class WebhookDelivery(_OfItsProvider, TenantScoped, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class AttemptResult(enum.StrEnum):
+    """How one try at a delivery ended, as the provider is told it.
+
+    Never the low-level reason (the worker logs that for operators): what a
+    provider reads must not tell it anything about the network the platform
+    runs in, such as which ports answer.
+    """
+
+    DELIVERED = "delivered"  # answered 2xx
+    REFUSED = "refused"  # answered another status (redirects included)
+    COULD_NOT_CONNECT = "could_not_connect"
+    TIMED_OUT = "timed_out"
+    NOT_ALLOWED = "not_allowed"  # the address failed the outbound rules at sending: nothing was sent
+
+    def label(self, status_code: int | None) -> str:
+        if self is AttemptResult.DELIVERED:
+            return "Delivered"
+        if self is AttemptResult.REFUSED:
+            return f"Refused by your endpoint (status {status_code})"
+        if self is AttemptResult.TIMED_OUT:
+            return "Timed out"
+        return "Could not connect"  # not allowed reads the same: it tells nothing of what is there
+
+
 class WebhookAttempt(TenantScoped, Base):
-    """One try at a delivery: when, the answer's status code or the error."""
+    """One try at a delivery: when, how it ended, and the answer's status code."""
 
     __tablename__ = "webhook_attempts"
     __tenant_table_args__ = (
@@ -194,4 +220,10 @@ class WebhookAttempt(TenantScoped, Base):
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     url: Mapped[str] = mapped_column(String(500))
     status_code: Mapped[int | None]
-    error: Mapped[str] = mapped_column(String(500), default="")
+    result: Mapped[AttemptResult] = mapped_column(
+        Enum(AttemptResult, native_enum=False, length=20, values_callable=lambda kinds: [k.value for k in kinds]))
+
+    @property
+    def answer(self) -> str:
+        """What the provider is shown for this attempt."""
+        return self.result.label(self.status_code)

@@ -9,6 +9,14 @@ makes them.
 Every query for a provider's referrals is ``provider_referrals``: it filters
 by the provider explicitly and is the one place that crosses forces.
 
+A provider's tokens and webhook endpoint are reached only in that provider's
+scope (the ORM guard and row-level security refuse them otherwise): the
+services below put it in scope themselves (``_own``), so the row a caller
+gets back may be read again while the same provider is in scope.
+
+A webhook address is checked by ``diversion.outbound``, which also makes
+every call to it: the address must lead to the public internet only.
+
 Services take explicit arguments, validate, ``flush()`` and never commit.
 """
 
@@ -16,15 +24,16 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from diversion import outbound
 from diversion.accounts.models import User
 from diversion.api.bearer import accepts, checked_name, hash_token, new_token, split_token
 from diversion.audit.services import record
@@ -54,6 +63,18 @@ class MoveError(FieldError):
     """A referral move the lifecycle does not allow from where the referral is now."""
 
 
+@contextmanager
+def _own(provider_id: int) -> Iterator[None]:
+    """A block that reaches the provider's own rows: its scope, unless it is in scope already
+    (then whatever force is in scope stays, as when its staff act on a referral)."""
+    scope = current_scope()
+    if scope.provider_id == provider_id:
+        yield
+        return
+    with provider_scoped(provider_id, scope.user_id):
+        yield
+
+
 # ---------------------------------------------------------------- tokens
 
 def display_prefix(provider: Provider, token: ProviderToken) -> str:
@@ -62,8 +83,9 @@ def display_prefix(provider: Provider, token: ProviderToken) -> str:
 
 def tokens(provider: Provider) -> Sequence[ProviderToken]:
     """The provider's tokens, newest first, revoked ones too."""
-    return db.session.scalars(select(ProviderToken).where(ProviderToken.provider_id == provider.id)
-                              .order_by(ProviderToken.created_at.desc(), ProviderToken.prefix)).all()
+    with _own(provider.id):
+        return db.session.scalars(select(ProviderToken).where(ProviderToken.provider_id == provider.id)
+                                  .order_by(ProviderToken.created_at.desc(), ProviderToken.prefix)).all()
 
 
 def create_token(provider: Provider, *, name: str, actor: User | None) -> tuple[ProviderToken, str]:
@@ -73,17 +95,19 @@ def create_token(provider: Provider, *, name: str, actor: User | None) -> tuple[
     provider's tokens that is not revoked.
     """
     name = checked_name(name, IntegrationError)
-    taken = db.session.scalar(select(ProviderToken.id).where(
-        ProviderToken.provider_id == provider.id, ProviderToken.name == name, ProviderToken.revoked_at.is_(None)))
-    if taken is not None:
-        raise IntegrationError("name", "A token that is in use already has this name: choose another.")
-    prefix, secret = new_token(SCHEME, provider.slug, prefix_taken=lambda prefix: db.session.scalar(
-        select(ProviderToken.id).where(ProviderToken.provider_id == provider.id,
-                                       ProviderToken.prefix == prefix)) is not None)
-    token = ProviderToken(provider_id=provider.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
-                          created_by_id=actor.id if actor else None)
-    db.session.add(token)
-    db.session.flush()
+    with _own(provider.id):
+        taken = db.session.scalar(select(ProviderToken.id).where(
+            ProviderToken.provider_id == provider.id, ProviderToken.name == name,
+            ProviderToken.revoked_at.is_(None)))
+        if taken is not None:
+            raise IntegrationError("name", "A token that is in use already has this name: choose another.")
+        prefix, secret = new_token(SCHEME, provider.slug, prefix_taken=lambda prefix: db.session.scalar(
+            select(ProviderToken.id).where(ProviderToken.provider_id == provider.id,
+                                           ProviderToken.prefix == prefix)) is not None)
+        token = ProviderToken(provider_id=provider.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
+                              created_by_id=actor.id if actor else None)
+        db.session.add(token)
+        db.session.flush()
     record("provider_token.created", actor=actor, tenant_id=None, object_type="provider_token",
            object_id=token.id, details={"provider": provider.slug, "name": name,
                                         "prefix": display_prefix(provider, token)})
@@ -92,12 +116,13 @@ def create_token(provider: Provider, *, name: str, actor: User | None) -> tuple[
 
 def revoke_token(provider: Provider, token: ProviderToken, *, actor: User | None) -> None:
     """Stop a token working, at once and for good. Refuses another provider's token and one already revoked."""
-    if token.provider_id != provider.id:
-        raise IntegrationError("token", "This token is not one of this provider's.")
-    if token.revoked_at is not None:
-        raise IntegrationError("token", "This token was already revoked.")
-    token.revoked_at = utcnow()
-    db.session.flush()
+    with _own(provider.id):
+        if token.provider_id != provider.id:
+            raise IntegrationError("token", "This token is not one of this provider's.")
+        if token.revoked_at is not None:
+            raise IntegrationError("token", "This token was already revoked.")
+        token.revoked_at = utcnow()
+        db.session.flush()
     record("provider_token.revoked", actor=actor, tenant_id=None, object_type="provider_token",
            object_id=token.id, details={"provider": provider.slug, "name": token.name,
                                         "prefix": display_prefix(provider, token)})
@@ -109,14 +134,20 @@ def authenticate(presented: str) -> tuple[Provider, ProviderToken] | None:
     Refuses (None) a malformed token, a force token, an unknown provider or
     prefix, a hash that does not match (compared in constant time) and a
     revoked token. Notes when the token was last used, to the minute.
+
+    The token is looked up in the named provider's scope only, so a token
+    row of any other provider is out of reach whatever the token says.
     """
     found = split_token(presented, SCHEME)
     provider = db.session.scalar(select(Provider).where(Provider.slug == found[0])) if found else None
-    token = None if provider is None or found is None else db.session.scalar(
-        select(ProviderToken).where(ProviderToken.provider_id == provider.id, ProviderToken.prefix == found[1]))
-    if provider is None or token is None or not accepts(token, presented):
+    if provider is None or found is None:
         return None
-    db.session.flush()
+    with _own(provider.id):
+        token = db.session.scalar(select(ProviderToken).where(ProviderToken.provider_id == provider.id,
+                                                              ProviderToken.prefix == found[1]))
+        if token is None or not accepts(token, presented):
+            return None
+        db.session.flush()
     return provider, token
 
 
@@ -130,27 +161,50 @@ def webhook_secret(endpoint: WebhookEndpoint) -> str:
 
 
 def endpoint_of(provider: Provider) -> WebhookEndpoint | None:
-    return db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == provider.id))
+    with _own(provider.id):
+        return db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == provider.id))
+
+
+@dataclass(frozen=True)
+class Hook:
+    """Where one provider's deliveries go, and the secret that signs them."""
+
+    url: str
+    secret: str
+
+
+def hook_of(provider_id: int) -> Hook | None:
+    """The provider's endpoint address and signing secret (for the worker), or None.
+
+    Reads in the provider's scope, whatever else is in scope, without
+    flushing the caller's pending changes under that scope.
+    """
+    with db.session.no_autoflush, _own(provider_id):
+        endpoint = db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == provider_id))
+        return None if endpoint is None else Hook(endpoint.url, webhook_secret(endpoint))
+
+
+def webhook_rules() -> outbound.Policy:
+    """The outbound rules for webhook endpoints: plain http only where ``WEBHOOK_ALLOW_HTTP`` allows it."""
+    return outbound.policy(current_app.config, allow_http=bool(current_app.config.get("WEBHOOK_ALLOW_HTTP")))
 
 
 def check_url(url: str) -> str:
-    """A webhook URL as it will be called. Refuses a blank or over-long one, one
-    that is not absolute http(s) (plain http only where the settings allow it,
-    never in production), and one carrying a user name, password or fragment."""
+    """A webhook URL as it will be called. Refuses a blank or over-long one, and
+    any address the outbound rules refuse (``diversion.outbound``): not a full
+    https:// address (plain http only where the settings allow it, never in
+    production), malformed, carrying a user name, password or fragment, on
+    another port than 443 (or those allowed), or leading, after resolving its
+    name now, anywhere but the public internet."""
     url = url.strip()
     if not url:
         raise IntegrationError("url", "Enter the address of your endpoint, starting https://.")
     if len(url) > MAX_URL_LENGTH:
         raise IntegrationError("url", f"The address must be {MAX_URL_LENGTH} characters or fewer.")
-    parts = urlsplit(url)
-    allowed = ("https", "http") if current_app.config.get("WEBHOOK_ALLOW_HTTP") else ("https",)
-    if parts.scheme not in allowed or not parts.hostname:
-        raise IntegrationError("url", "The address must be a full https:// address, such as "
-                                      "https://example.org/diversion/webhooks.")
-    if parts.username or parts.password or parts.fragment:
-        raise IntegrationError("url", "The address cannot carry a user name, password or #fragment.")
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise IntegrationError("url", "The address cannot contain spaces or control characters.")
+    try:
+        outbound.check(url, webhook_rules())
+    except outbound.Refused as refusal:
+        raise IntegrationError("url", refusal.message) from None
     return url
 
 
@@ -163,16 +217,17 @@ def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[W
     """Set where the provider's webhooks go. A new endpoint gets a secret, returned
     here once (None when only the address changed). Refuses a bad address (``check_url``)."""
     url = check_url(url)
-    endpoint = endpoint_of(provider)
-    secret: str | None = None
-    if endpoint is None:
-        secret, sealed = _new_secret()
-        endpoint = WebhookEndpoint(provider_id=provider.id, url=url, secret_sealed=sealed,
-                                   created_by_id=actor.id if actor else None)
-        db.session.add(endpoint)
-    else:
-        endpoint.url = url
-    db.session.flush()
+    with _own(provider.id):
+        endpoint = endpoint_of(provider)
+        secret: str | None = None
+        if endpoint is None:
+            secret, sealed = _new_secret()
+            endpoint = WebhookEndpoint(provider_id=provider.id, url=url, secret_sealed=sealed,
+                                       created_by_id=actor.id if actor else None)
+            db.session.add(endpoint)
+        else:
+            endpoint.url = url
+        db.session.flush()
     record("provider_webhook.set", actor=actor, tenant_id=None, object_type="provider_webhook",
            object_id=endpoint.id, details={"provider": provider.slug, "url": url, "new_secret": secret is not None})
     return endpoint, secret
@@ -181,12 +236,13 @@ def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[W
 def rotate_secret(provider: Provider, *, actor: User | None) -> str:
     """A new signing secret for the provider's endpoint, returned once; the old one
     stops at once. Refuses when the provider has no endpoint."""
-    endpoint = endpoint_of(provider)
-    if endpoint is None:
-        raise IntegrationError("url", "Set your endpoint's address first.")
-    secret, endpoint.secret_sealed = _new_secret()
-    endpoint.secret_made_at = utcnow()
-    db.session.flush()
+    with _own(provider.id):
+        endpoint = endpoint_of(provider)
+        if endpoint is None:
+            raise IntegrationError("url", "Set your endpoint's address first.")
+        secret, endpoint.secret_sealed = _new_secret()
+        endpoint.secret_made_at = utcnow()
+        db.session.flush()
     record("provider_webhook.secret_rotated", actor=actor, tenant_id=None, object_type="provider_webhook",
            object_id=endpoint.id, details={"provider": provider.slug})
     return secret
@@ -194,13 +250,14 @@ def rotate_secret(provider: Provider, *, actor: User | None) -> str:
 
 def remove_endpoint(provider: Provider, *, actor: User | None) -> None:
     """Stop webhooks to the provider: deliveries not yet made are given up. Refuses when there is none."""
-    endpoint = endpoint_of(provider)
-    if endpoint is None:
-        raise IntegrationError("url", "There is no endpoint to remove.")
-    record("provider_webhook.removed", actor=actor, tenant_id=None, object_type="provider_webhook",
-           object_id=endpoint.id, details={"provider": provider.slug, "url": endpoint.url})
-    db.session.delete(endpoint)
-    db.session.flush()
+    with _own(provider.id):
+        endpoint = endpoint_of(provider)
+        if endpoint is None:
+            raise IntegrationError("url", "There is no endpoint to remove.")
+        record("provider_webhook.removed", actor=actor, tenant_id=None, object_type="provider_webhook",
+               object_id=endpoint.id, details={"provider": provider.slug, "url": endpoint.url})
+        db.session.delete(endpoint)
+        db.session.flush()
 
 
 # ---------------------------------------------------------------- the provider's referrals

@@ -13,7 +13,16 @@ refused connection, a timeout) is a failed attempt: the next one waits
 ``backoff`` (doubling from ``WEBHOOK_BACKOFF_SECONDS`` up to
 ``WEBHOOK_BACKOFF_CAP_SECONDS``, with jitter), and after
 ``WEBHOOK_MAX_ATTEMPTS`` attempts the delivery is marked failed. Every
-attempt is recorded with its status code or error.
+attempt is recorded with how it ended (``AttemptResult``) and the status
+code, never the low-level reason, which is logged for operators.
+
+Every POST goes through ``diversion.outbound``: the endpoint's address is
+checked again at each attempt, its name resolved afresh, and the connection
+pinned to the address just checked; an address that no longer passes is not
+called (the provider reads "could not connect").
+
+The endpoint and its secret are the provider's own rows: the worker reads
+them in the provider's scope, and writes the attempt in the force's.
 
 A delivery is claimed before it is sent (its next attempt moved a lease
 ahead, committed, and rows locked by another worker skipped), so several
@@ -25,22 +34,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import urllib3
 from flask import current_app
 from sqlalchemy import select
 
+from diversion import outbound
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.extensions import db
-from diversion.integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from diversion.integrations.services import webhook_secret
+from diversion.integrations.models import AttemptResult, DeliveryStatus, WebhookAttempt, WebhookDelivery
+from diversion.integrations.services import hook_of, webhook_rules
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 
@@ -50,6 +61,7 @@ TIMESTAMP_HEADER = "Diversion-Timestamp"
 SIGNATURE_HEADER = "Diversion-Signature"
 SIGNATURE_VERSION = "v1"
 USER_AGENT = "diversion-webhooks/1"
+log = logging.getLogger(__name__)
 DEFAULTS = {
     "WEBHOOK_MAX_ATTEMPTS": 8,
     "WEBHOOK_BACKOFF_SECONDS": 30.0,
@@ -105,59 +117,58 @@ def _claim(now: datetime, lease: timedelta, batch: int) -> list[uuid.UUID]:
     return [delivery.id for delivery in due]
 
 
-def _post(http: urllib3.PoolManager, url: str, headers: dict[str, str], body: bytes,
-          timeout: float) -> tuple[int | None, str]:
-    try:
-        response = http.request("POST", url, body=body, headers=headers, redirect=False, retries=False,
-                                timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=False)
-    except urllib3.exceptions.NewConnectionError:  # a subclass of the timeout error, but not one
-        return None, "Could not connect: the connection was refused or the address has no server."
-    except urllib3.exceptions.TimeoutError:
-        return None, f"No answer within {timeout:g} seconds."
-    except urllib3.exceptions.HTTPError as error:
-        return None, f"Could not connect: {type(error).__name__}."
-    try:
-        response.drain_conn()
-    finally:
-        response.release_conn()
-    if 200 <= response.status < 300:
-        return response.status, ""
-    if 300 <= response.status < 400:
-        return response.status, "Redirects are not followed: give the endpoint's final address."
-    return response.status, f"Answered {response.status}."
+def _post(url: str, headers: dict[str, str], body: bytes, *, timeout: float,
+          ssl_context: ssl.SSLContext | None) -> tuple[AttemptResult, int | None]:
+    answer = outbound.request("POST", url, rules=webhook_rules(), timeout=timeout, body=body, headers=headers,
+                              ssl_context=ssl_context)
+    if answer.result is outbound.Result.ANSWERED:
+        ok = answer.status is not None and 200 <= answer.status < 300
+        return (AttemptResult.DELIVERED if ok else AttemptResult.REFUSED), answer.status
+    return {
+        outbound.Result.TIMED_OUT: AttemptResult.TIMED_OUT,
+        outbound.Result.NOT_ALLOWED: AttemptResult.NOT_ALLOWED,
+    }.get(answer.result, AttemptResult.COULD_NOT_CONNECT), None
 
 
-def attempt(delivery: WebhookDelivery, *, http: urllib3.PoolManager, now: datetime | None = None) -> WebhookAttempt:
+def attempt(delivery: WebhookDelivery, *, now: datetime | None = None,
+            ssl_context: ssl.SSLContext | None = None) -> WebhookAttempt | None:
     """Send a delivery once, record the attempt, and settle what happens next
     (delivered, another attempt later, or failed for good). Flushes, never commits.
 
+    A provider without an endpoint any more gets nothing: the delivery is
+    given up, and no attempt recorded (None), since nothing was tried.
     ``now`` is the time of the attempt (signed into it, and the base of the
     backoff): the clock at the moment of sending unless given.
+    ``ssl_context`` replaces the system's trust (tests).
     """
     now = now or utcnow()
-    endpoint = db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == delivery.provider_id))
+    hook = hook_of(delivery.provider_id)  # first: nothing of ours is pending under the provider's scope
+    if hook is None:
+        delivery.status, delivery.finished_at = DeliveryStatus.FAILED, now
+        db.session.flush()
+        return None
     delivery.attempts += 1
-    if endpoint is None:
-        status, error, url = None, "The provider has no webhook endpoint any more.", ""
-    else:
-        url = endpoint.url
-        body = delivery.body.encode()
-        timestamp = int(now.timestamp())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            DELIVERY_HEADER: str(delivery.id),
-            EVENT_HEADER: delivery.event,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: signature(webhook_secret(endpoint), timestamp, body),
-        }
-        status, error = _post(http, url, headers, body, setting("WEBHOOK_TIMEOUT_SECONDS"))
+    body = delivery.body.encode()
+    timestamp = int(now.timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        DELIVERY_HEADER: str(delivery.id),
+        EVENT_HEADER: delivery.event,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature(hook.secret, timestamp, body),
+    }
+    result, status = _post(hook.url, headers, body, timeout=setting("WEBHOOK_TIMEOUT_SECONDS"),
+                           ssl_context=ssl_context)
+    if result is not AttemptResult.DELIVERED:
+        log.info("webhook delivery %s (provider %s) attempt %s: %s %s", delivery.id, delivery.provider_id,
+                 delivery.attempts, result.value, status or "")
     tried = WebhookAttempt(tenant_id=delivery.tenant_id, delivery_id=delivery.id, number=delivery.attempts,
-                           attempted_at=now, url=url, status_code=status, error=error[:500])
+                           attempted_at=now, url=hook.url, status_code=status, result=result)
     db.session.add(tried)
-    if status is not None and not error:
+    if result is AttemptResult.DELIVERED:
         delivery.status, delivery.finished_at = DeliveryStatus.DELIVERED, now
-    elif endpoint is None or delivery.attempts >= setting("WEBHOOK_MAX_ATTEMPTS"):
+    elif delivery.attempts >= setting("WEBHOOK_MAX_ATTEMPTS"):
         delivery.status, delivery.finished_at = DeliveryStatus.FAILED, now
     else:
         delivery.next_attempt_at = now + backoff(delivery.attempts, base=setting("WEBHOOK_BACKOFF_SECONDS"),
@@ -166,17 +177,17 @@ def attempt(delivery: WebhookDelivery, *, http: urllib3.PoolManager, now: dateti
     return tried
 
 
-def deliver_due(*, now: datetime | None = None, batch: int = 100, http: urllib3.PoolManager | None = None,
-                progress: Callable[[WebhookDelivery, WebhookAttempt], None] | None = None) -> Outcome:
+def deliver_due(*, now: datetime | None = None, batch: int = 100, ssl_context: ssl.SSLContext | None = None,
+                progress: Callable[[WebhookDelivery, WebhookAttempt | None], None] | None = None) -> Outcome:
     """Send every delivery due at ``now``, force by force, each in its own transaction.
 
     This is the worker's unit of work, so it commits: a claim, then each
     attempt, so that what was sent is recorded even if a later one fails.
     Without ``now``, each attempt is signed with the clock as it is sent (a
-    long round must not send stale timestamps).
+    long round must not send stale timestamps). ``ssl_context`` replaces
+    the system's trust (tests).
     """
     due_at = now or utcnow()
-    http = http or urllib3.PoolManager(num_pools=20, maxsize=4)
     lease = timedelta(seconds=setting("WEBHOOK_TIMEOUT_SECONDS") * 3 + 30)
     outcome = Outcome()
     forces = [force.id for force in db.session.scalars(select(Tenant).order_by(Tenant.id))]
@@ -189,7 +200,7 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, http: urllib3.
                 delivery = db.session.get(WebhookDelivery, delivery_id)
                 if delivery is None or delivery.status is not DeliveryStatus.PENDING:
                     continue
-                tried = attempt(delivery, http=http, now=now)
+                tried = attempt(delivery, now=now, ssl_context=ssl_context)
                 db.session.commit()
                 outcome.attempts.append(delivery.id)
                 status: DeliveryStatus = delivery.status
@@ -207,9 +218,8 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, http: urllib3.
 def run_forever(*, interval: float, batch: int, echo: Callable[[str], None],
                 should_stop: Callable[[], bool] = lambda: False) -> None:
     """Deliver what is due, then wait ``interval`` seconds, until stopped."""
-    http = urllib3.PoolManager(num_pools=20, maxsize=4)
     while not should_stop():
-        outcome = deliver_due(batch=batch, http=http)
+        outcome = deliver_due(batch=batch)
         if outcome.attempts:
             echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry, {outcome.failed} failed")
         db.session.remove()

@@ -17,7 +17,15 @@ as well (``acting_for_provider``), both the force and the provider criteria
 apply. Writes in provider scope need a force in scope and are refused unless
 the row's ``provider_may_write`` agrees; deletes are refused.
 
-The only bypass is the execution option ``all_tenants=True``; grep for it.
+A provider's own rows (``ProviderOwned``: its API tokens, its webhook
+endpoint and secret) belong to no force and are guarded by provider alone:
+every ORM statement touching them is filtered to the provider in scope, and
+refused (``OutsideProviderScope``) when no provider is in scope; flushes
+refuse to create, change or delete another provider's. ``all_tenants``
+does not open them.
+
+The only bypass of the force criteria is the execution option
+``all_tenants=True``; grep for it.
 It is for national aggregates and for queries that filter by something
 stronger than the force (a user's own memberships, a provider's referrals).
 Objects already in the identity map and ``text()`` SQL are not filtered
@@ -32,7 +40,7 @@ from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.visitors import iterate
 
-from diversion.db import TENANT_SCOPED, Base, TenantScoped
+from diversion.db import TENANT_SCOPED, Base, ProviderOwned, TenantScoped
 from diversion.tenancy.context import current_scope, require_tenant_id
 
 ALL_TENANTS = "all_tenants"
@@ -100,7 +108,42 @@ def _check_bulk_insert(state: ORMExecuteState) -> None:
             raise CrossTenantWrite(f"Refusing to create a {mapper.class_.__name__} for another force.")
 
 
+def _provider_owned_classes(state: ORMExecuteState) -> set[type[ProviderOwned]]:
+    """Every provider-owned model in the statement, through its mappers and its tables."""
+    classes = {mapper.class_ for mapper in state.all_mappers if issubclass(mapper.class_, ProviderOwned)}
+    owned = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers
+             if issubclass(mapper.class_, ProviderOwned)}
+    classes.update(owned[element] for element in iterate(state.statement)  # type: ignore[arg-type]
+                   if isinstance(element, Table) and element in owned)
+    return classes
+
+
+def _filter_by_provider(state: ORMExecuteState) -> None:
+    """Keep a statement on provider-owned rows to the provider in scope; refuse it with none."""
+    if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
+        return
+    classes = _provider_owned_classes(state)
+    if not classes:
+        return
+    names = ", ".join(sorted(cls.__name__ for cls in classes))
+    provider_id = current_scope().provider_id
+    if provider_id is None:
+        raise OutsideProviderScope(f"No provider is in scope: refusing to touch {names} rows.")
+    if state.is_insert:
+        given = state.parameters
+        rows: list[dict[str, Any]] = given if isinstance(given, list) else [given] if isinstance(given, dict) else []
+        if not rows or any(row.get("provider_id") != provider_id for row in rows):
+            raise OutsideProviderScope(f"Refusing to create {names} rows of another provider.")
+        return
+    if state.is_update and state.is_executemany:
+        raise OutsideProviderScope("An ORM bulk UPDATE by primary key ignores the provider in scope.")
+    state.statement = state.statement.options(*(
+        with_loader_criteria(cls, cls.provider_id == provider_id, include_aliases=True)
+        for cls in sorted(classes, key=lambda c: c.__name__)))
+
+
 def _filter_by_tenant(state: ORMExecuteState) -> None:
+    _filter_by_provider(state)
     if state.execution_options.get(ALL_TENANTS):
         return
     if state.is_insert:
@@ -134,8 +177,20 @@ def _check_provider_writes(session: Session, provider_id: int) -> None:
             raise OutsideProviderScope(f"Provider staff cannot delete a {type(obj).__name__}.")
 
 
+def _check_provider_owned_writes(session: Session, provider_id: int | None) -> None:
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if not isinstance(obj, ProviderOwned):
+            continue
+        history = inspect(obj, raiseerr=True).attrs.provider_id.history
+        original = history.deleted[0] if history.deleted else obj.provider_id
+        if provider_id is None or original != provider_id or obj.provider_id != provider_id:
+            raise OutsideProviderScope(f"Refusing to create, change or delete a {type(obj).__name__} "
+                                       "outside its provider's scope.")
+
+
 def _check_writes(session: Session, _context: Any, _instances: Any) -> None:
     provider_id = current_scope().provider_id
+    _check_provider_owned_writes(session, provider_id)
     if provider_id is not None:
         _check_provider_writes(session, provider_id)
     for obj in session.new:

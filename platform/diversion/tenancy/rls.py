@@ -8,6 +8,11 @@ connections outlive a request. ``NULLIF(..., '')`` matters: once a local
 setting has been used, it reads back as an empty string, not NULL, and the
 cast would fail instead of matching nothing.
 
+A provider's own rows, which belong to no force (its API tokens, its
+webhook endpoint and signing secret), are under a policy of their own
+(``provider_owned_sql``): visible and writable only while ``app.provider_id``
+is their provider.
+
 Provider staff work with ``app.provider_id`` set (and no force, or the force
 of the one referral they act on). Two kinds of policy carry it, next to the
 tenant policy:
@@ -144,12 +149,10 @@ def provider_excluded_sql(table: str, *, command: str = "ALL") -> list[str]:
 
 
 def provider_owned_sql(table: str) -> list[str]:
-    """DDL putting a table of the provider's own rows (``provider_id``, no force) under row-level security.
-
-    Its rows are reachable, for reads and writes alike, only with their
-    provider in scope (``app.provider_id``): never by a force, a page with
-    no provider in scope, or another provider.
-    """
+    """DDL that puts a provider's own table (no force: its API tokens, its
+    webhook endpoint and secret) under the provider policy: a row is visible
+    and writable only while ``app.provider_id`` is the row's provider,
+    whatever force is in scope, and in no scope at all nothing is."""
     mine = f"provider_id = {CURRENT_PROVIDER}"
     return [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
