@@ -37,7 +37,7 @@ run: install assets
 	$(BIN)/diversion run --host $(HOST) --port $(PORT)
 
 test: install assets
-	DIVERSION_ENV=test $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	DIVERSION_ENV=test $(BIN)/pytest -n 2 --durations=20 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
