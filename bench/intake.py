@@ -161,9 +161,9 @@ def _bare(port: int) -> int:
 def _token_and_offerings(database: Any) -> tuple[str, dict[str, str]]:
     from sqlalchemy import select
 
-    from diversion.api.services import create_token
     from diversion.catalogue.models import Offering
     from diversion.extensions import db
+    from diversion.jsonapi.tokens import make_force_token as create_token
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
 

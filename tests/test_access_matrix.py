@@ -42,8 +42,6 @@ from sqlalchemy import func, select
 
 from diversion.accounts import services as accounts
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
-from diversion.api import services as api_tokens
-from diversion.api.models import ApiToken
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
@@ -53,9 +51,12 @@ from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
-from diversion.integrations import services as integrations
-from diversion.integrations.models import ProviderToken, WebhookEndpoint
+from diversion.jsonapi import tokens as api_tokens
+from diversion.jsonapi import tokens as provider_tokens
+from diversion.jsonapi.tokens import ApiToken, ProviderToken
 from diversion.providers import services as providers
+from diversion.providers import webhooks
+from diversion.providers.models import WebhookEndpoint
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import PASSWORD, World, csrf_token, sign_in
@@ -251,7 +252,7 @@ TOKEN: dict[str, str] = {}  # the API token made by a case's setup
 
 def _make_token(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
-        token, _secret = api_tokens.create_token(db.session.get(Tenant, world.a.id), name="Matrix", actor=None)
+        token, _secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Matrix", actor=None)
         TOKEN["id"] = str(token.id)
         db.session.commit()
 
@@ -512,7 +513,7 @@ def _provider_admin(app: Flask, world: World) -> None:
 def _provider_token(app: Flask, world: World) -> None:
     _provider_admin(app, world)
     with app.app_context():
-        token, _secret = integrations.create_token(_cranstoun(app), name="Matrix", actor=None)
+        token, _secret = provider_tokens.make_provider_token(_cranstoun(app), name="Matrix", actor=None)
         PROVIDER["token"] = str(token.id)
         db.session.commit()
 
@@ -520,7 +521,7 @@ def _provider_token(app: Flask, world: World) -> None:
 def _provider_endpoint(app: Flask, world: World) -> None:
     _provider_admin(app, world)
     with app.app_context():
-        endpoint, _secret = integrations.set_endpoint(_cranstoun(app), url="https://example.org/hooks", actor=None)
+        endpoint, _secret = webhooks.set_endpoint(_cranstoun(app), url="https://example.org/hooks", actor=None)
         PROVIDER["sealed"] = endpoint.secret_sealed
         db.session.commit()
 

@@ -32,14 +32,14 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from diversion.api import services as api_tokens
 from diversion.cases.importer import ImportInvalid, check_file
 from diversion.cases.models import Encounter, Referral
 from diversion.catalogue.models import Provider
 from diversion.config import REPO_ROOT
 from diversion.extensions import db
 from diversion.inputs import MAX_DOCUMENT_DEPTH
-from diversion.integrations import services as integrations
+from diversion.jsonapi import tokens as api_tokens
+from diversion.jsonapi import tokens as provider_tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.files import ForceFilesInvalid, read_force_files
 from diversion.tenancy.models import Tenant
@@ -474,10 +474,10 @@ def test_every_api_body_refuses_control_characters_in_every_string(
     matrix._record_referral(app, world)
     with app.app_context():
         with scoped(world.a.id):
-            _token, force_secret = api_tokens.create_token(db.session.get(Tenant, world.a.id), name="Bad input",
+            _token, force_secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Bad input",
                                                            actor=None)
         provider = db.session.get(Provider, world.providers["cranstoun"].id)
-        _token, provider_secret = integrations.create_token(provider, name="Bad input", actor=None)
+        _token, provider_secret = provider_tokens.make_provider_token(provider, name="Bad input", actor=None)
         db.session.commit()
     ids = {"decision_id": matrix.CASE["decision"], "referral_id": matrix.CASE["referral"]}
     for (path, _method), make in API_BODIES.items():
@@ -502,7 +502,7 @@ def test_every_api_body_refuses_control_characters_in_every_string(
 
 def test_a_query_parameter_with_a_nul_is_the_apis_422_on_it(app: Flask, client: FlaskClient, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
-        _token, secret = api_tokens.create_token(db.session.get(Tenant, world.a.id), name="Query", actor=None)
+        _token, secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Query", actor=None)
         db.session.commit()
     response = client.get("/api/v1/referrals?state=%00", headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 422

@@ -17,12 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from diversion.api import services as api_tokens
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue.models import Offering, Provider
 from diversion.extensions import db
-from diversion.integrations import services as integrations
+from diversion.jsonapi import tokens as api_tokens
+from diversion.jsonapi import tokens as provider_tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import World, sign_in
@@ -58,11 +58,11 @@ def case(app: Flask, world: World) -> Case:
             offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
             assert offering is not None
             referral = cases.refer(tenant, decision, offering, actor=None, today=today)
-            _, force_token = api_tokens.create_token(tenant, name="Custody system", actor=None)
+            _, force_token = api_tokens.make_force_token(tenant, name="Custody system", actor=None)
             found = Case(decision.encounter_id, decision.id, referral.id, force_token, "")
         provider = db.session.scalar(select(Provider).where(Provider.slug == "cranstoun"))
         assert provider is not None
-        _, provider_token = integrations.create_token(provider, name="Case system", actor=None)
+        _, provider_token = provider_tokens.make_provider_token(provider, name="Case system", actor=None)
         db.session.commit()
     assert found.encounter_id is not None
     return Case(found.encounter_id, found.decision_id, found.referral_id, found.force_token, provider_token)

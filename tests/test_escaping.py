@@ -30,7 +30,6 @@ from sqlalchemy import select
 
 from diversion.accounts import services as accounts
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
-from diversion.api import services as api_tokens
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue import services as catalogue
@@ -39,8 +38,10 @@ from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
-from diversion.integrations import services as integrations
+from diversion.jsonapi import tokens as api_tokens
+from diversion.jsonapi import tokens as provider_tokens
 from diversion.providers import services as providers
+from diversion.providers import webhooks
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import PASSWORD, World, csrf_token, sign_in
@@ -131,8 +132,8 @@ def _catalogue(s: _Seeding, world: World) -> None:
         "delivery": ["online"], "min_age": 18, "max_age": None, "languages": ["en"], "areas": ["west-midlands"],
         "description": marked("description")}, actor=platform_admin)
     s.seeded.ids["course"] = course.id
-    integrations.set_endpoint(s.provider, url=f"https://example.org/hooks/{MARK}", actor=s.users["provider-admin"])
-    integrations.create_token(s.provider, name=marked("provider-token"), actor=s.users["provider-admin"])
+    webhooks.set_endpoint(s.provider, url=f"https://example.org/hooks/{MARK}", actor=s.users["provider-admin"])
+    provider_tokens.make_provider_token(s.provider, name=marked("provider-token"), actor=s.users["provider-admin"])
 
 
 def _policy(s: _Seeding) -> None:
@@ -165,7 +166,7 @@ def _cases(s: _Seeding) -> None:
         venues=[marked("venue-one"), marked("venue-two")], booking_contact=marked("booking"),
         notes=marked("notes")), actor=s.users["force-admin"], today=s.today)
     s.seeded.ids["offering"] = offering.id
-    api_tokens.create_token(s.tenant, name=marked("force-token"), actor=s.users["force-admin"])
+    api_tokens.make_force_token(s.tenant, name=marked("force-token"), actor=s.users["force-admin"])
 
     def encounter(label: str, **facts: Any) -> Decision:
         _, decision = cases.record_encounter(s.tenant, cases.Intake(

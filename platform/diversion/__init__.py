@@ -136,8 +136,8 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.catalogue.views import admin_bp as catalogue_admin_bp
     from diversion.catalogue.views import offerings_bp
     from diversion.eligibility.views import bp as policy_bp
-    from diversion.integrations.api import bp as provider_api_bp
-    from diversion.integrations.pages import bp as provider_integrations_bp
+    from diversion.providers.api import bp as provider_api_bp
+    from diversion.providers.pages import bp as provider_integrations_bp
     from diversion.providers.views import bp as provider_bp
     from diversion.public.views import bp as public_bp
     from diversion.tenancy.views import bp as force_bp
@@ -157,7 +157,7 @@ def _register_errors(app: Flask) -> None:
             app.logger.warning("The database cannot answer (503): %s", error)  # an outage, not a bug: no traceback
             outage.safe_rollback()
             if api:
-                from diversion.api.views import unavailable
+                from diversion.jsonapi.http import unavailable
 
                 return unavailable()
             return outage.unavailable_page()
@@ -166,7 +166,7 @@ def _register_errors(app: Flask) -> None:
             app.logger.exception("Unhandled error", exc_info=error)
             outage.safe_rollback()
         if api:
-            from diversion.api.views import http_error
+            from diversion.jsonapi.http import http_error
 
             return http_error(error, code)
         title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])

@@ -114,14 +114,14 @@ def demo(password: str, past_decisions: int) -> None:
 
 
 def register(app: Flask) -> None:
-    from diversion.api.cli import register as register_api
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
-    from diversion.integrations.cli import register as register_integrations
+    from diversion.jsonapi.cli import register as register_api
+    from diversion.providers.cli import register as register_providers
 
     app.cli.add_command(policy_group)
     app.cli.add_command(tenants_group)
     app.cli.add_command(demo)
     register_api(app)
     register_cases(app)
-    register_integrations(app)
+    register_providers(app)

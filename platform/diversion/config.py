@@ -70,7 +70,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "PERSONAL_DATA_KEYS": os.environ.get("PERSONAL_DATA_KEYS", ""),
         # Master secret from which each force's person-key secret is derived.
         "PERSON_KEY_SECRET": os.environ.get("PERSON_KEY_SECRET", ""),
-        # Providers' webhooks (diversion.integrations.webhooks). Plain-http endpoints
+        # Providers' webhooks (diversion.providers.webhooks). Plain-http endpoints
         # only for trying things out locally, never in production.
         "WEBHOOK_ALLOW_HTTP": relaxed and os.environ.get("WEBHOOK_ALLOW_HTTP", "") == "1",
         "WEBHOOK_MAX_ATTEMPTS": int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8")),

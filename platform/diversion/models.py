@@ -1,16 +1,15 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
-from diversion.api.models import ApiToken, IdempotencyKey
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
-from diversion.integrations.models import (
+from diversion.jsonapi.idempotency import IdempotencyKey, ProviderIdempotencyKey
+from diversion.jsonapi.tokens import ApiToken, ProviderToken
+from diversion.providers.models import (
     FeedCounter,
     FeedEntry,
-    ProviderIdempotencyKey,
-    ProviderToken,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from diversion.api import services as tokens
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.extensions import db
+from diversion.jsonapi import tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import Ref, World
@@ -27,7 +27,7 @@ def make_token(app: Flask, force: Ref, name: str = "Custody system") -> str:
     with app.app_context(), scoped(force.id):
         tenant = db.session.get(Tenant, force.id)
         assert tenant is not None
-        _row, secret = tokens.create_token(tenant, name=name, actor=None)
+        _row, secret = tokens.make_force_token(tenant, name=name, actor=None)
         db.session.commit()
         return secret
 

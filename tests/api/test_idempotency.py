@@ -17,11 +17,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, text
 from werkzeug.test import TestResponse
 
-from diversion.api.models import IdempotencyKey
 from diversion.cases.models import Encounter, Referral, Transition
 from diversion.cli import main
 from diversion.db import utcnow
 from diversion.extensions import db
+from diversion.jsonapi.idempotency import IdempotencyKey
 from diversion.tenancy.context import scoped
 from tests import databases
 from tests.api.conftest import bearer, make_token, user_dealer

@@ -9,7 +9,7 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from diversion.api import openapi
+from diversion.jsonapi import openapi
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -19,15 +19,15 @@ def _operations(document: dict) -> list[tuple[str, str, dict]]:
             for method, operation in item.items() if method in METHODS]
 
 
-def test_the_document_is_served_without_a_token(client: FlaskClient) -> None:
+def test_the_document_is_served_without_a_token(app: Flask, client: FlaskClient) -> None:
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert response.json == openapi.document()
+    assert response.json == openapi.document(app)
 
 
-def test_the_document_is_valid_openapi_3_1() -> None:
-    document = openapi.document()
+def test_the_document_is_valid_openapi_3_1(app: Flask) -> None:
+    document = openapi.document(app)
     assert document["openapi"] == "3.1.0"
     schemathesis.openapi.from_dict(document).validate()  # against the OpenAPI 3.1 meta-schema
     for name, schema in document["components"]["schemas"].items():
@@ -40,11 +40,11 @@ def test_every_route_of_the_api_is_documented_and_nothing_else(app: Flask) -> No
         if rule.endpoint.startswith(("api.", "provider_api.")):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served |= {(path, method.lower()) for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
-    assert served == {(path, method) for path, method, _ in _operations(openapi.document())}
+    assert served == {(path, method) for path, method, _ in _operations(openapi.document(app))}
 
 
-def test_every_answer_is_documented() -> None:
-    document = openapi.document()
+def test_every_answer_is_documented(app: Flask) -> None:
+    document = openapi.document(app)
     assert document["security"] == [{"bearer": []}]
     bearer = document["components"]["securitySchemes"]["bearer"]
     assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
@@ -78,16 +78,16 @@ def test_every_answer_is_documented() -> None:
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
 
 
-def test_derived_facts_are_not_offered() -> None:
-    facts = openapi.document()["components"]["schemas"]["FactsIn"]
+def test_derived_facts_are_not_offered(app: Flask) -> None:
+    facts = openapi.document(app)["components"]["schemas"]["FactsIn"]
     assert facts["additionalProperties"] is False
     assert {"age", "previous_diversions", "previous_non_engagement", "offence_age_days"}.isdisjoint(
         facts["properties"])
     assert {"offence", "substances", "user_dealer", "stage"} <= set(facts["properties"])
 
 
-def test_the_webhooks_are_documented_with_their_headers_and_body() -> None:
-    document = openapi.document()
+def test_the_webhooks_are_documented_with_their_headers_and_body(app: Flask) -> None:
+    document = openapi.document(app)
     assert set(document["webhooks"]) == {"referralCreated", "referralChanged"}
     for item in document["webhooks"].values():
         operation = item["post"]

@@ -9,7 +9,7 @@ acceptance": a request that fits the schema can still break a case rule no
 JSON Schema can state (an offence date in the future, a date of birth after
 it), and that gets the documented 422.
 
-The document is the app's own (``openapi.document()``, what
+The document is the app's own (``openapi.document(app)``, what
 /api/v1/openapi.json serves; test_openapi.py holds the two equal).
 It is loaded here rather than through schemathesis's pytest fixture loader,
 which does not run under pytest 9.
@@ -26,10 +26,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 
-from diversion.api import openapi
+from diversion import create_app
+from diversion.jsonapi import openapi
 from tests.api.conftest import bearer, make_token, user_dealer
 from tests.conftest import World
-from tests.integrations.conftest import build_providers, provider_token
+from tests.providers.conftest import build_providers, provider_token
 
 MAX_EXAMPLES = 25
 CONFIG = schemathesis.Config.from_dict({
@@ -37,7 +38,9 @@ CONFIG = schemathesis.Config.from_dict({
     "generation": {"max-examples": MAX_EXAMPLES},
     "checks": {"positive_data_acceptance": {"enabled": False}},
 })
-schema = schemathesis.openapi.from_dict(openapi.document(), config=CONFIG)
+# The document of an app as the suite makes them (it depends on the code, not the database).
+schema = schemathesis.openapi.from_dict(
+    openapi.document(create_app({"ENV_NAME": "test", "SQLALCHEMY_DATABASE_URI": "sqlite://"})), config=CONFIG)
 
 
 PROVIDER_PATHS = "/api/v1/provider/"

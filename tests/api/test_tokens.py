@@ -9,9 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 
-from diversion.api.models import ApiToken
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
+from diversion.jsonapi.tokens import ApiToken
 from diversion.tenancy.context import scoped
 from tests import databases
 from tests.api.conftest import bearer, make_token, user_dealer

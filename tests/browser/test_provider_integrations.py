@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from diversion.accounts.models import ProviderRole
 from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
 from tests.conftest import PASSWORD, World
-from tests.integrations.conftest import add_provider_member, build_providers, refer, user_ref
+from tests.providers.conftest import add_provider_member, build_providers, refer, user_ref
 
 pytestmark = BROWSER_MARKS
 

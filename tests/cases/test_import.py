@@ -20,9 +20,9 @@ from diversion.catalogue.models import Course
 from diversion.cli import main
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
-from diversion.integrations import services as integrations
-from diversion.integrations.feed import high_water
-from diversion.integrations.models import FeedEntry, WebhookDelivery
+from diversion.providers import webhooks
+from diversion.providers.feed import high_water
+from diversion.providers.models import FeedEntry, WebhookDelivery
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import World
@@ -395,7 +395,7 @@ def test_imported_referrals_take_their_place_in_the_providers_feed(
     with app.app_context():  # the provider of Durham's course listens for webhooks
         course = db.session.scalar(select(Course).where(Course.slug == DURHAM_COURSE))
         assert course is not None
-        integrations.set_endpoint(course.provider, url="https://example.org/hooks", actor=None)
+        webhooks.set_endpoint(course.provider, url="https://example.org/hooks", actor=None)
         db.session.commit()
     _import_durham_history(app, tmp_path)
     with app.app_context(), scoped(world.b.id):

@@ -26,7 +26,6 @@ from flask import Flask
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from diversion.api import services as api_tokens
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue.models import Offering
@@ -34,6 +33,7 @@ from diversion.config import REPO_ROOT
 from diversion.eligibility import services as policies
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
+from diversion.jsonapi import tokens as api_tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests import databases
@@ -99,7 +99,7 @@ def populated(app: Flask, world: World) -> World:
         offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
         assert offering is not None
         cases.refer(tenant, decision, offering, actor=None, today=today)
-        api_tokens.create_token(tenant, name="Verify", actor=None)
+        api_tokens.make_force_token(tenant, name="Verify", actor=None)
         db.session.commit()
     return world
 

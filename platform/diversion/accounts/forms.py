@@ -17,6 +17,8 @@ from diversion.accounts.models import FORCE_ROLES
 from diversion.accounts.services import MIN_PASSWORD_LENGTH
 from diversion.forms import Form
 
+MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
+
 
 class SignInForm(Form):
     email = EmailField(
@@ -75,3 +77,15 @@ class ChangeRoleForm(Form):
 
 class ConfirmForm(Form):
     """An empty form: a POST button carrying the CSRF token."""
+
+
+def token_name_field(example: str) -> StringField:
+    """A token's name, as a force's or a provider's token form asks for it."""
+    return StringField(
+        "Name",
+        widget=GovTextInput(),
+        description=f"Which system will use it, so that you can tell tokens apart, e.g. “{example}”.",
+        validators=[InputRequired(message="Enter a name for the token"),
+                    Length(max=MAX_TOKEN_NAME_LENGTH,
+                           message=f"The name must be {MAX_TOKEN_NAME_LENGTH} characters or fewer")],
+    )

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
-from wtforms import StringField, SubmitField
-from wtforms.validators import InputRequired, Length
+from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput
+from wtforms import SubmitField
 
-from diversion.api.bearer import MAX_NAME_LENGTH
+from diversion.accounts.forms import token_name_field
 from diversion.forms import Form
-
-
-def token_name_field(example: str) -> StringField:
-    """A token's name, as a force's or a provider's token form asks for it."""
-    return StringField(
-        "Name",
-        widget=GovTextInput(),
-        description=f"Which system will use it, so that you can tell tokens apart, e.g. “{example}”.",
-        validators=[InputRequired(message="Enter a name for the token"),
-                    Length(max=MAX_NAME_LENGTH, message=f"The name must be {MAX_NAME_LENGTH} characters or fewer")],
-    )
 
 
 class CreateTokenForm(Form):

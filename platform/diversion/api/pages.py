@@ -10,10 +10,10 @@ from werkzeug.wrappers import Response
 
 from diversion.accounts.forms import ConfirmForm
 from diversion.accounts.models import Role
-from diversion.api import services
 from diversion.api.forms import CreateTokenForm
-from diversion.api.models import ApiToken
 from diversion.extensions import db
+from diversion.jsonapi import tokens
+from diversion.jsonapi.tokens import ApiToken
 from diversion.tenancy.web import force_blueprint, requires_force_role
 from diversion.web import commit_or_flash, show_refusal
 
@@ -21,8 +21,8 @@ bp = force_blueprint("api_tokens", __name__, "/api-tokens")
 
 
 def _index(form: CreateTokenForm) -> str:
-    return render_template("api/tokens.html", tokens=services.tokens(), form=form, confirm=ConfirmForm(),
-                           prefix=lambda token: services.display_prefix(g.tenant, token))
+    return render_template("api/tokens.html", tokens=tokens.force_tokens(), form=form, confirm=ConfirmForm(),
+                           prefix=lambda token: tokens.display_prefix(g.tenant.slug, token))
 
 
 @bp.route("/")
@@ -37,8 +37,8 @@ def create() -> Response | tuple[str, int]:
     form = CreateTokenForm()
     if form.validate_on_submit():
         try:
-            token, secret = services.create_token(g.tenant, name=form.name.data or "", actor=current_user)
-        except services.ApiTokenError as error:
+            token, secret = tokens.make_force_token(g.tenant, name=form.name.data or "", actor=current_user)
+        except tokens.TokenError as error:
             show_refusal(form, error)
         else:
             # Shown in this answer only: not flashed, since the session cookie is signed, not secret.
@@ -57,6 +57,6 @@ def revoke(token_id: uuid.UUID) -> Response:
     token = db.session.get(ApiToken, token_id)
     if token is None or not ConfirmForm().validate_on_submit():
         abort(404 if token is None else 400)
-    commit_or_flash(lambda: services.revoke_token(g.tenant, token, actor=current_user),
+    commit_or_flash(lambda: tokens.revoke_force_token(g.tenant, token, actor=current_user),
                     f"The token “{token.name}” is revoked: calls with it are refused from now on.")
     return redirect(url_for(".index"))

@@ -1,9 +1,8 @@
-"""What the API reads and writes: pydantic models, and the OpenAPI document's schemas.
+"""What the force API reads and writes: pydantic models, and the OpenAPI document's schemas.
 
 Requests are strict (no coercion, no unknown keys), so the JSON Schema in
-the OpenAPI document says exactly what is accepted. Free text refuses
-control characters: they have no place in a name or a reason, and
-PostgreSQL cannot store some of them. The facts an encounter may carry are
+the OpenAPI document says exactly what is accepted; text follows the
+case-work rulebook (``jsonapi.schemas.text``). The facts an encounter may carry are
 made from the national field catalogue, less the facts the platform works
 out itself, so the API follows the catalogue without being edited.
 """
@@ -11,64 +10,33 @@ out itself, so the API follows the catalogue without being edited.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from diversion.cases.models import State
-from diversion.cases.services import DERIVED_FACTS
+from diversion.cases.rules import DERIVED_FACTS
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.fields import Field as CatalogueField
 from diversion.eligibility.models import Outcome
-from diversion.inputs import LINE_PATTERN, LINES_PATTERN
+from diversion.jsonapi.schemas import Answer, Moment, Reason, Request, TransitionOut, one_of, text
 from diversion.monitoring import ETHNICITIES
 
 MAX_PAGE = 500
+Name = Annotated[str, text("surname", min_length=1)]
+PncId = Annotated[str, text("pnc_id")]
+Phone = Annotated[str, text("phone")]
+Email = Annotated[str, text("email")]
+Address = Annotated[str, text("address")]
 
 
-def _text(max_length: int, *, min_length: int = 0, multiline: bool = False) -> StringConstraints:
-    """Text of at most ``max_length`` characters without control characters
-    (``diversion.inputs``; tab and line breaks only where ``multiline``)."""
-    return StringConstraints(min_length=min_length, max_length=max_length,
-                             pattern=LINES_PATTERN if multiline else LINE_PATTERN)
-
-
-Name = Annotated[str, _text(100, min_length=1)]
-PncId = Annotated[str, _text(20)]
-Phone = Annotated[str, _text(40)]
-Email = Annotated[str, _text(254)]
-Address = Annotated[str, _text(500, multiline=True)]
-Reason = Annotated[str, _text(1000, multiline=True)]
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-
-class _Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _in_utc(moment: datetime) -> datetime:
-    # SQLite gives back times without their zone; every stored time is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-Moment = Annotated[datetime, AfterValidator(_in_utc)]
-
-
-def _one_of(values: tuple[str, ...]) -> Any:
-    """The type of a string that must be one of ``values`` (made from data, hence not written out)."""
-    return Literal.__getitem__(values)
-
-
-Ethnicity = _one_of(tuple(ETHNICITIES))
+Ethnicity = one_of(tuple(ETHNICITIES))
 
 
 # ---------------------------------------------------------------- requests
 
-class PersonIn(_Request):
+class PersonIn(Request):
     """Who the person is. Used only to find them again in this force (a keyed
     hash) and sealed at rest; never returned by the API."""
 
@@ -78,7 +46,7 @@ class PersonIn(_Request):
     pnc_id: PncId | None = Field(default=None, description="Police National Computer ID, when the person has one.")
 
 
-class ContactIn(_Request):
+class ContactIn(Request):
     """How a provider can reach the person; shared with a referral only."""
 
     phone: Phone = ""
@@ -91,7 +59,7 @@ def _fact_type(field: CatalogueField) -> Any:
         return Annotated[int, Field(ge=field.minimum)] if field.minimum is not None else int
     if field.kind is Kind.BOOL:
         return bool
-    choice = _one_of(field.values)
+    choice = one_of(field.values)
     if field.kind is Kind.CHOICE:
         return choice
     return Annotated[list[choice], Field(max_length=len(field.values))]  # type: ignore[valid-type]
@@ -111,7 +79,7 @@ FactsIn: type[BaseModel] = create_model(  # type: ignore[call-overload]
 )
 
 
-class EncounterIn(_Request):
+class EncounterIn(Request):
     """An encounter to record and decide with the policy in force today."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
@@ -133,14 +101,14 @@ class EncounterIn(_Request):
     facts: FactsIn  # type: ignore[valid-type]
 
 
-class ReferralIn(_Request):
+class ReferralIn(Request):
     """A referral of the decision's person to a course the force offers for its pathway."""
 
     offering_id: uuid.UUID
     reason: Reason = ""
 
 
-class TransitionIn(_Request):
+class TransitionIn(Request):
     """Move a referral on. Ending it (not completed, withdrawn) needs a reason."""
 
     to: State
@@ -159,20 +127,20 @@ class ReferralQuery(BaseModel):
 
 # ---------------------------------------------------------------- responses
 
-class Unmet(_Response):
+class Unmet(Answer):
     pathway: str | None = Field(description="The pathway, or null for an exclusion.")
     criterion: str
     reason: str
 
 
-class Override(_Response):
+class Override(Answer):
     outcome: Outcome
     pathway: str | None
     reason: str
     at: Moment | None
 
 
-class DecisionOut(_Response):
+class DecisionOut(Answer):
     """An eligibility decision with its reasons, as stored: re-running it gives the same answer."""
 
     id: uuid.UUID
@@ -189,7 +157,7 @@ class DecisionOut(_Response):
     final_pathway: str | None
 
 
-class EncounterOut(_Response):
+class EncounterOut(Answer):
     id: uuid.UUID
     person_id: uuid.UUID = Field(description="The person's pseudonymous key in this force.")
     offence_on: date
@@ -198,26 +166,17 @@ class EncounterOut(_Response):
     facts: dict[str, Any] = Field(description="The facts as they were given.")
 
 
-class EncounterRecord(_Response):
+class EncounterRecord(Answer):
     encounter: EncounterOut
     decision: DecisionOut | None
 
 
-class TransitionOut(_Response):
-    id: uuid.UUID
-    referral_id: uuid.UUID
-    from_state: State | None = Field(serialization_alias="from")
-    to_state: State = Field(serialization_alias="to")
-    occurred_at: Moment
-    reason: str
-
-
-class CaseOutcome(_Response):
+class CaseOutcome(Answer):
     code: str | None
     label: str | None
 
 
-class ReferralOut(_Response):
+class ReferralOut(Answer):
     id: uuid.UUID
     encounter_id: uuid.UUID
     offering_id: uuid.UUID
@@ -232,19 +191,19 @@ class ReferralOut(_Response):
     transitions: list[TransitionOut]
 
 
-class ReferralPage(_Response):
+class ReferralPage(Answer):
     referrals: list[ReferralOut]
     limit: int
     offset: int
     next_offset: int | None = Field(description="The offset of the next page, or null on the last.")
 
 
-class TransitionRecord(_Response):
+class TransitionRecord(Answer):
     transition: TransitionOut
     referral: ReferralOut
 
 
-class CourseOut(_Response):
+class CourseOut(Answer):
     id: int
     slug: str
     title: str
@@ -252,20 +211,11 @@ class CourseOut(_Response):
     provider: str
 
 
-class OfferingOut(_Response):
+class OfferingOut(Answer):
     id: uuid.UUID
     pathway: str
     course: CourseOut
 
 
-class OfferingList(_Response):
+class OfferingList(Answer):
     offerings: list[OfferingOut]
-
-
-class ErrorItem(_Response):
-    field: str | None = Field(description="Where the problem is (dotted, as in the request), or null.")
-    message: str
-
-
-class ErrorBody(_Response):
-    errors: list[ErrorItem] = Field(min_length=1)

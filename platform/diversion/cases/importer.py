@@ -66,9 +66,9 @@ from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, date_of_birth_problem, text_problem
-from diversion.integrations.feed import next_position
-from diversion.integrations.models import FeedEntry
 from diversion.monitoring import ETHNICITIES, age_band
+from diversion.providers.feed import next_position
+from diversion.providers.models import FeedEntry
 from diversion.tenancy.models import Tenant
 
 SOURCE = "import"  # encounters and decisions made by an import say so

@@ -27,8 +27,8 @@ from diversion.eligibility.models import Decision, Outcome
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, date_of_birth_problem
-from diversion.integrations.feed import announce
 from diversion.monitoring import ETHNICITIES
+from diversion.providers.feed import announce
 from diversion.tenancy.models import Tenant
 
 # Facts the platform works out itself; an officer never types them.

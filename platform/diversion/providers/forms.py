@@ -1,4 +1,5 @@
-"""Forms of the provider workspace: filters, accepting, booking, attendance, completion."""
+"""Forms of the provider workspace (filters, accepting, booking, attendance, completion) and of its
+integrations (API tokens, the webhook endpoint)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from wtforms import BooleanField, RadioField, SelectField, StringField, SubmitFi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
+from diversion.accounts.forms import token_name_field
 from diversion.forms import Form, GovDateField
+from diversion.providers.webhooks import MAX_URL_LENGTH
 
 
 class AcceptForm(Form):
@@ -57,3 +60,20 @@ class OrganisationForm(Form):
     provider = SelectField("Organisation", widget=GovSelect(),
                            validators=[InputRequired(message="Choose an organisation")])
     submit = SubmitField("Switch", widget=GovSubmitInput())
+
+
+class ProviderTokenForm(Form):
+    name = token_name_field("Case management")
+    submit = SubmitField("Make a token", widget=GovSubmitInput())
+
+
+class WebhookForm(Form):
+    url = StringField(
+        "Endpoint address",
+        widget=GovTextInput(),
+        description="Where we POST a signed event when a referral is sent to you or changes, "
+                    "e.g. https://example.org/diversion/webhooks.",
+        validators=[InputRequired(message="Enter the address of your endpoint"),
+                    Length(max=MAX_URL_LENGTH, message=f"The address must be {MAX_URL_LENGTH} characters or fewer")],
+    )
+    submit = SubmitField("Save the endpoint", widget=GovSubmitInput())

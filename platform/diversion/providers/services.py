@@ -1,4 +1,5 @@
-"""Provider services: one provider's referrals across forces, and its part of their lifecycle.
+"""Provider services: one provider's referrals across forces (for its workspace, its API and
+its feed), and its part of their lifecycle.
 
 Every function here runs in the provider's scope (``tenancy.context``:
 ``provider_scoped`` or ``set_provider_scope``): the ORM guard and row-level
@@ -22,27 +23,37 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from diversion.accounts.models import ProviderMembership, User
 from diversion.audit.services import record
 from diversion.cases import services as cases
-from diversion.cases.identity import Contact, Identity, open_contact, open_identity
-from diversion.cases.models import Attendance, BookedSession, Person, Referral, State
-from diversion.catalogue.models import Offering, Provider
+from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
+from diversion.cases.models import Attendance, BookedSession, Person, Referral, State, Transition
+from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
-from diversion.tenancy.context import acting_for_provider, current_provider_id
+from diversion.jsonapi.tokens import ProviderToken, display_prefix
+from diversion.providers.models import FeedEntry
+from diversion.tenancy.context import acting_for_provider, current_provider_id, current_scope, provider_scoped
 from diversion.tenancy.guard import OutsideProviderScope
 from diversion.tenancy.models import Tenant
 
+# What a provider may do to a referral; withdrawing it is the force's decision.
+PROVIDER_MOVES = (State.ACCEPTED, State.DECLINED, State.BOOKED, State.ATTENDED, State.COMPLETED,
+                  State.NOT_COMPLETED)
 # States in which the provider may book a (further) session.
 BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED})
 
 
 class ProviderError(FieldError):
     """A refused change in the provider workspace."""
+
+
+class MoveError(FieldError):
+    """A referral move the lifecycle does not allow from where the referral is now."""
 
 
 def providers_of(user: User) -> list[Provider]:
@@ -262,3 +273,126 @@ def complete(referral: Referral, *, actor: User, note: str = "") -> None:
     with _acting(referral, actor) as tenant:
         cases.transition(tenant, referral, State.COMPLETED, actor=actor,
                          reason=note.strip() or f"All {referral.sessions_required} sessions attended")
+
+
+# ---------------------------------------------------------------- the provider's referrals
+
+@dataclass(frozen=True)
+class ProviderReferral:
+    """A referral as its provider sees it, loaded inside its force's scope."""
+
+    force: Tenant
+    referral: Referral
+    course: Course
+    position: int
+    identity: Identity | None
+    contact: Contact | None
+    transitions: tuple[Transition, ...]
+
+
+def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = None, limit: int | None = None,
+                       referral_id: uuid.UUID | None = None) -> list[ProviderReferral]:
+    """The referrals sent to one provider, from every force, in feed order.
+
+    Runs in the provider's scope (``provider_scoped``): the ORM guard and
+    row-level security show the provider's referrals, their people and its
+    feed entries, from every force it serves, and nothing else. The filter
+    on the provider below only picks its feed.
+
+    ``after``/``upto`` bound the feed positions (exclusive/inclusive),
+    ``limit`` caps the result, ``referral_id`` picks one referral.
+    """
+    statement = (
+        select(Referral, FeedEntry.position, Course, Person)
+        .join(FeedEntry, (FeedEntry.tenant_id == Referral.tenant_id) & (FeedEntry.referral_id == Referral.id))
+        .join(Offering, (Offering.tenant_id == Referral.tenant_id) & (Offering.id == Referral.offering_id))
+        .join(Course, Course.id == Offering.course_id)
+        .join(Person, (Person.tenant_id == Referral.tenant_id) & (Person.id == Referral.person_id))
+        .where(FeedEntry.provider_id == provider_id, FeedEntry.position > after)
+        .options(selectinload(Referral.transitions))
+        .order_by(FeedEntry.position)
+    )
+    if upto is not None:
+        statement = statement.where(FeedEntry.position <= upto)
+    if referral_id is not None:
+        statement = statement.where(Referral.id == referral_id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    with provider_scoped(provider_id, current_scope().user_id):
+        rows = db.session.execute(statement).all()
+        forces = {force.id: force for force in db.session.scalars(
+            select(Tenant).where(Tenant.id.in_({referral.tenant_id for referral, *_ in rows})))}
+        return [ProviderReferral(forces[referral.tenant_id], referral, course, int(position), *_personal(person),
+                                 tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)))
+                for referral, position, course, person in rows]
+
+
+def _personal(person: Person) -> tuple[Identity | None, Contact | None]:
+    try:
+        return open_identity(person.identity_sealed), open_contact(person.contact_sealed)
+    except Unreadable:
+        return None, None
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[ProviderReferral]
+    next_position: int
+    more: bool
+
+
+def feed_page(provider_id: int, *, after: int, limit: int) -> FeedPage:
+    """The referrals changed after position ``after``, oldest change first.
+    Refuses (``CursorError``) a position the provider's feed has not reached.
+
+    Reads the high-water mark first and stops there, so nothing later can
+    appear below the page's last position (see ``providers.feed``).
+    """
+    from diversion.providers.feed import CursorError, high_water
+
+    mark = high_water(provider_id)
+    if after > mark:
+        raise CursorError("cursor", "This cursor is ahead of the feed: it was not given out for this provider.")
+    items = provider_referrals(provider_id, after=after, upto=mark, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    # Past the last item shown; or, with nothing after the cursor, the mark
+    # itself, so that gaps (rolled-back changes) are not read again.
+    next_position = items[-1].position if more else max(after, mark)
+    return FeedPage(items, next_position, more)
+
+
+def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, expected: State | None,
+         token: ProviderToken) -> ProviderReferral | None:
+    """Move one of the provider's referrals on, through the case services, with
+    the referral's force in scope. None when the provider has no such referral.
+
+    Refuses (``MoveError``) a move the provider may not make (withdrawal
+    is the force's), a referral no longer in the ``expected`` state, and a
+    move the lifecycle does not allow from its state; ``CaseError`` for a
+    missing reason. The audit log names the token.
+    """
+    found = provider_referrals(provider_id, referral_id=referral_id)
+    if not found:
+        return None
+    force = found[0].force
+    if to not in PROVIDER_MOVES:
+        raise MoveError("to", "Only the force can withdraw a referral.")
+    with acting_for_provider(provider_id, force.id):
+        referral = db.session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
+                                     .execution_options(populate_existing=True))
+        if referral is None:  # found a moment ago, in this transaction
+            return None
+        if expected is not None and referral.state is not expected:
+            raise MoveError("expected_state", f"The referral is {referral.state.label.lower()} now, not "
+                                                f"{expected.label.lower()}: fetch it again before moving it.")
+        try:
+            cases.transition(force, referral, to, actor=None, reason=reason)
+        except cases.CaseError as error:
+            if error.field == "state":
+                raise MoveError("to", error.message) from error
+            raise
+        record(f"provider_api.referral_{to.value}", actor=None, tenant_id=force.id, object_type="referral",
+               object_id=referral.id, details={"provider": token.provider.slug, "token": str(token.id),
+                                               "prefix": display_prefix(token.provider.slug, token)})
+    return found[0]

@@ -140,6 +140,19 @@ def provider_scoped(provider_id: int, user_id: int | None = None) -> Iterator[No
 
 
 @contextmanager
+def for_provider(provider_id: int) -> Iterator[None]:
+    """A block that reaches a provider's own rows (its tokens, its webhook endpoint):
+    in its scope, unless it is in scope already, when whatever force is in
+    scope stays (as when its staff act on one of its referrals)."""
+    scope = current_scope()
+    if scope.provider_id == provider_id:
+        yield
+        return
+    with provider_scoped(provider_id, scope.user_id):
+        yield
+
+
+@contextmanager
 def acting_for_provider(provider_id: int, tenant_id: int, user_id: int | None = None) -> Iterator[None]:
     """A block where provider staff change one of their referrals through the force's services.
 

@@ -14,11 +14,11 @@ from diversion.audit.models import AuditEvent
 from diversion.cases.models import State
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
-from diversion.integrations.feed import encode_cursor
 from diversion.providers import services as workspace
+from diversion.providers.feed import encode_cursor
 from diversion.tenancy.context import provider_scoped, scoped
 from tests.conftest import World
-from tests.integrations.conftest import Providers, bearer, ids, move, refer, state_of
+from tests.providers.conftest import Providers, bearer, ids, move, refer, state_of
 
 FEED = "/api/v1/provider/referrals"
 

@@ -27,13 +27,12 @@ from diversion.cases.models import State
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.extensions import db
-from diversion.integrations import services as integrations
-from diversion.integrations import webhooks
-from diversion.integrations.models import AttemptResult, DeliveryStatus, FeedEntry, WebhookAttempt, WebhookDelivery
-from diversion.integrations.schemas import WebhookEvent
+from diversion.providers import webhooks
+from diversion.providers.models import AttemptResult, DeliveryStatus, FeedEntry, WebhookAttempt, WebhookDelivery
+from diversion.providers.schemas import WebhookEvent
 from diversion.tenancy.context import scoped
 from tests.conftest import Ref, World
-from tests.integrations.conftest import Providers, move, refer
+from tests.providers.conftest import Providers, move, refer
 
 
 @dataclass
@@ -104,7 +103,7 @@ def set_endpoint(app: Flask, provider: Ref, url: str) -> str:
     with app.app_context():
         row = db.session.get(Provider, provider.id)
         assert row is not None
-        _endpoint, secret = integrations.set_endpoint(row, url=url, actor=None)
+        _endpoint, secret = webhooks.set_endpoint(row, url=url, actor=None)
         db.session.commit()
         assert secret is not None
         return secret
@@ -240,7 +239,7 @@ def test_an_unreachable_endpoint_is_an_attempt_that_could_not_connect(
     with app.app_context():
         provider = db.session.get(Provider, providers.p1.id)
         assert provider is not None
-        integrations.set_endpoint(provider, url=set_endpoint_url, actor=None)
+        webhooks.set_endpoint(provider, url=set_endpoint_url, actor=None)
         db.session.commit()
     refer(app, world.a, providers.offerings["a1"], surname="Ives")
     assert deliver(app, utcnow()).retrying == 1
@@ -290,7 +289,7 @@ def test_a_removed_endpoint_gives_up_what_was_waiting(
     with app.app_context():
         provider = db.session.get(Provider, providers.p1.id)
         assert provider is not None
-        integrations.remove_endpoint(provider, actor=None)
+        webhooks.remove_endpoint(provider, actor=None)
         db.session.commit()
     assert deliver(app, utcnow()).failed == 1
     ((delivery, attempts),) = deliveries(app, world.a)

@@ -43,7 +43,7 @@ from diversion.cases.models import Referral, State, Transition
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.integrations.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
+from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import Tenant
 

@@ -17,7 +17,7 @@ from diversion.tenancy.context import scoped
 from tests import databases
 from tests.conftest import World
 from tests.databases import postgres_admin_url
-from tests.integrations.conftest import Providers, bearer, state_of
+from tests.providers.conftest import Providers, bearer, state_of
 
 requires_postgresql = pytest.mark.skipif(postgres_admin_url() is None,
                                          reason="PostgreSQL only: set TEST_DATABASE_URL to run")

@@ -23,15 +23,16 @@ from sqlalchemy.exc import DBAPIError
 from diversion.cases.models import State
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
-from diversion.integrations import services as integrations
-from diversion.integrations.models import ProviderToken, WebhookEndpoint
+from diversion.jsonapi.tokens import ProviderToken
+from diversion.providers import webhooks
+from diversion.providers.models import WebhookEndpoint
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.guard import OutsideProviderScope
 from tests import databases
 from tests.api.conftest import make_token
 from tests.conftest import World
 from tests.databases import postgres_admin_url
-from tests.integrations.conftest import Providers, bearer, ids, state_of
+from tests.providers.conftest import Providers, bearer, ids, state_of
 
 FEED = "/api/v1/provider/referrals"
 NOT_FOUND = {"errors": [{"field": None, "message": "This provider has no such referral."}]}
@@ -124,7 +125,7 @@ def secrets_of_both(app: Flask, providers: Providers, p1_token: str, p2_token: s
         for key, ref in (("p1", providers.p1), ("p2", providers.p2)):
             provider = db.session.get(Provider, ref.id)
             assert provider is not None
-            integrations.set_endpoint(provider, url=f"https://example.org/{key}", actor=None)
+            webhooks.set_endpoint(provider, url=f"https://example.org/{key}", actor=None)
             db.session.commit()
             with provider_scoped(ref.id):
                 found[key] = {

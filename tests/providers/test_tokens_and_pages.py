@@ -11,11 +11,12 @@ from sqlalchemy import create_engine, select, text
 
 from diversion.accounts.models import ProviderRole
 from diversion.extensions import db
-from diversion.integrations.models import ProviderToken, WebhookEndpoint
+from diversion.jsonapi.tokens import ProviderToken
+from diversion.providers.models import WebhookEndpoint
 from diversion.tenancy.context import provider_scoped
 from tests import databases
 from tests.conftest import World, csrf_token, sign_in
-from tests.integrations.conftest import Providers, add_provider_member, bearer, user_ref
+from tests.providers.conftest import Providers, add_provider_member, bearer, user_ref
 
 PAGE = "/provider/integrations/"
 SECRET = re.compile(r'data-testid="secret">([^<]+)</textarea>')
@@ -108,7 +109,7 @@ def test_an_admin_sets_the_webhook_endpoint_and_its_secret_is_sealed(
     rotated = _shown_secret(_post(client, f"{PAGE}webhook/secret"))
     assert rotated != secret
     assert rotated.startswith("dvwh_")
-    from diversion.integrations.services import webhook_secret
+    from diversion.providers.webhooks import webhook_secret
 
     with app.app_context(), provider_scoped(providers.p1.id):
         endpoint = db.session.scalar(select(WebhookEndpoint))

@@ -1,10 +1,10 @@
-"""What a provider's own systems use: API tokens, the referral feed, webhooks.
+"""What a provider's own systems use: the referral feed and webhooks (its API tokens are
+``jsonapi.tokens``').
 
-Providers are global (one provider serves many forces), so their tokens,
-webhook endpoint and feed counter are global rows of that provider; the
-tokens and the endpoint (secrets) are reached only with their provider in
-scope (``ProviderOwned``). What
-is about a referral stays with the referral's force: the feed entry that
+Providers are global (one provider serves many forces), so their webhook
+endpoint and feed counter are global rows of that provider; the endpoint
+(a secret) is reached only with its provider in scope (``ProviderOwned``).
+What is about a referral stays with the referral's force: the feed entry that
 places a referral in its provider's feed, and each webhook delivery and
 attempt, are force-owned rows under every isolation layer, written in the
 same transaction as the change they announce. In provider scope, the
@@ -23,62 +23,14 @@ from sqlalchemy import (
     ColumnElement,
     Enum,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from diversion.accounts.models import User
-from diversion.api.bearer import BearerToken
-from diversion.api.models import KeptAnswer
-from diversion.catalogue.models import Provider
 from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
-
-
-class ProviderToken(ProviderOwned, BearerToken, Base):
-    """A provider system's bearer token; only a SHA-256 hash of it is kept."""
-
-    __tablename__ = "provider_tokens"
-    # (provider_id, id): what a provider's idempotency keys point at, so that
-    # the database refuses a key of one provider under another's token.
-    __table_args__ = (UniqueConstraint("provider_id", "prefix"), UniqueConstraint("provider_id", "id"))
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
-
-    provider: Mapped[Provider] = relationship()
-    created_by: Mapped[User | None] = relationship()
-
-
-class ProviderIdempotencyKey(ProviderOwned, KeptAnswer, Base):
-    """A provider token's request kept under its key, for 24 hours: the provider's row.
-
-    Not a force's: one token works across every force the provider serves,
-    so its keys are one set per token, whatever force each request touched
-    (a key used for a referral in one force cannot be used again for one
-    in another). Filing them under the referral's force would either split
-    that set per force or put a unique index across forces whose rows the
-    request's scope could neither see nor remove. So they are kept like
-    the provider's tokens and webhook endpoint, as the provider's own rows;
-    the database ties each to its provider's token (a composite foreign
-    key), and the ORM guard and PostgreSQL row-level security show them only
-    with that provider in scope (``app.provider_id``): never to a force,
-    another provider or a page.
-    """
-
-    __tablename__ = "provider_idempotency_keys"
-    __table_args__ = (
-        ForeignKeyConstraint(["provider_id", "token_id"], ["provider_tokens.provider_id", "provider_tokens.id"],
-                             ondelete="CASCADE"),
-        UniqueConstraint("token_id", "key"),
-        Index(None, "provider_id", "expires_at"),
-    )
-    key_columns = ("token_id", "key")
-
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
 
 
 class WebhookEndpoint(ProviderOwned, Base):
@@ -104,7 +56,7 @@ class FeedCounter(Base):
 
     Taking a position updates this row, and the row lock is held until the
     transaction ends, so a provider's positions commit in their own order:
-    see ``integrations.feed``.
+    see ``providers.feed``.
     """
 
     __tablename__ = "provider_feed_counters"

@@ -22,15 +22,14 @@ from sqlalchemy import select
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.extensions import db
-from diversion.integrations import services as integrations
-from diversion.integrations import webhooks
-from diversion.integrations.models import AttemptResult, DeliveryStatus, WebhookEndpoint
+from diversion.providers import webhooks
+from diversion.providers.models import AttemptResult, DeliveryStatus, WebhookEndpoint
 from diversion.tenancy.context import provider_scoped
 from tests.conftest import World
-from tests.integrations.conftest import Providers, refer
-from tests.integrations.test_tokens_and_pages import PAGE, _admin, _post
-from tests.integrations.test_webhooks import Receiver, deliveries, expected_signature, hooked, receiver
 from tests.network import CONNECTIONS, PUBLIC, FakeDNS, in_turn, listening
+from tests.providers.conftest import Providers, refer
+from tests.providers.test_tokens_and_pages import PAGE, _admin, _post
+from tests.providers.test_webhooks import Receiver, deliveries, expected_signature, hooked, receiver
 from tests.test_outbound import ELSEWHERE_FORMS, HOOKS, LOOPBACK_FORMS, names, test_ca, tls_server
 
 __all__ = ["hooked", "names", "receiver", "test_ca"]  # fixtures used here, defined beside their tests
@@ -45,7 +44,7 @@ def _row_url(app: Flask, provider_id: int, url: str) -> None:
         if endpoint is None:
             provider = db.session.get(Provider, provider_id)
             assert provider is not None
-            integrations.set_endpoint(provider, url="https://example.org/hooks", actor=None)
+            webhooks.set_endpoint(provider, url="https://example.org/hooks", actor=None)
             endpoint = db.session.scalar(select(WebhookEndpoint))
         assert endpoint is not None
         endpoint.url = url
@@ -167,7 +166,7 @@ def test_a_name_rebound_to_loopback_after_saving_is_not_called(
         with app.app_context():
             provider = db.session.get(Provider, providers.p1.id)
             assert provider is not None
-            integrations.set_endpoint(provider, url=f"https://rebind.test:{listener.port}/hooks", actor=None)
+            webhooks.set_endpoint(provider, url=f"https://rebind.test:{listener.port}/hooks", actor=None)
             db.session.commit()
         refer(app, world.a, providers.offerings["a1"], surname="Rees")
         with CONNECTIONS.recording() as seen:
@@ -187,7 +186,7 @@ def test_deliveries_over_tls_go_to_the_checked_address_and_verify_the_name(
         with app.app_context():
             provider = db.session.get(Provider, providers.p1.id)
             assert provider is not None
-            _endpoint, secret = integrations.set_endpoint(provider, url=f"https://{HOOKS}:{server.port}/hooks",
+            _endpoint, secret = webhooks.set_endpoint(provider, url=f"https://{HOOKS}:{server.port}/hooks",
                                                           actor=None)
             db.session.commit()
         assert secret is not None

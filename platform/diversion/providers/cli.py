@@ -21,7 +21,7 @@ def webhooks_group() -> None:
 @with_appcontext
 def deliver(loop: bool, interval: float, batch: int) -> None:
     """Send the webhook deliveries that are due (once, or with --loop until stopped)."""
-    from diversion.integrations import webhooks
+    from diversion.providers import webhooks
 
     if loop:
         click.echo(f"Delivering webhooks every {interval:g} seconds; stop with Ctrl-C.")

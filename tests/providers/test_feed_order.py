@@ -29,7 +29,7 @@ from diversion.tenancy.models import Tenant
 from tests import databases
 from tests.conftest import Ref, World
 from tests.databases import postgres_admin_url
-from tests.integrations.conftest import Providers, bearer, ids
+from tests.providers.conftest import Providers, bearer, ids
 
 pytestmark = pytest.mark.skipif(postgres_admin_url() is None,
                                 reason="PostgreSQL only (concurrent writers): set TEST_DATABASE_URL to run")

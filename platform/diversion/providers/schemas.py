@@ -14,31 +14,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from diversion.api.schemas import Moment, Reason, TransitionOut
 from diversion.cases.models import State
-from diversion.integrations.services import PROVIDER_MOVES
+from diversion.jsonapi.schemas import Answer, Moment, Reason, TransitionOut
+from diversion.providers.services import PROVIDER_MOVES
 
 MAX_FEED_PAGE = 200
 ProviderMove = Literal.__getitem__(tuple(s.value for s in PROVIDER_MOVES))  # type: ignore[attr-defined]
 
 
-class _Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ForceOut(_Response):
+class ForceOut(Answer):
     slug: str
     name: str
 
 
-class ProviderCourseOut(_Response):
+class ProviderCourseOut(Answer):
     id: int
     slug: str
     title: str
     sessions: int
 
 
-class PersonContactOut(_Response):
+class PersonContactOut(Answer):
     """Whom to contact to deliver the course: shared with this referral only."""
 
     given_name: str
@@ -48,7 +44,7 @@ class PersonContactOut(_Response):
     address: str
 
 
-class ProviderReferralOut(_Response):
+class ProviderReferralOut(Answer):
     id: uuid.UUID
     force: ForceOut
     course: ProviderCourseOut
@@ -64,7 +60,7 @@ class ProviderReferralOut(_Response):
     transitions: list[TransitionOut]
 
 
-class ProviderReferralPage(_Response):
+class ProviderReferralPage(Answer):
     referrals: list[ProviderReferralOut] = Field(
         description="Referrals new or changed since the cursor, oldest change first; each once, as it is now.")
     next_cursor: str = Field(description="Send this as `cursor` next time: it never skips a change.")
@@ -93,14 +89,14 @@ class ProviderMoveIn(BaseModel):
         default=None, description="Refuse (409) unless the referral is still in this state.")
 
 
-class ProviderMoveRecord(_Response):
+class ProviderMoveRecord(Answer):
     transition: TransitionOut
     referral: ProviderReferralOut
 
 
 # ---------------------------------------------------------------- webhooks
 
-class WebhookData(_Response):
+class WebhookData(Answer):
     referral_id: uuid.UUID
     force: str = Field(description="The force's slug.")
     state: State
@@ -111,7 +107,7 @@ class WebhookData(_Response):
                                     "includes it).")
 
 
-class WebhookEvent(_Response):
+class WebhookEvent(Answer):
     """The body of a webhook delivery. It names the referral and its new state, and
     carries nothing about the person: fetch the referral with a provider token."""
 

@@ -22,12 +22,10 @@ def forget_keys() -> None:
     """
     from sqlalchemy import select
 
-    from diversion.api.idempotency import forget_expired
-    from diversion.api.models import IdempotencyKey
     from diversion.catalogue.models import Provider
     from diversion.db import utcnow
     from diversion.extensions import db
-    from diversion.integrations.models import ProviderIdempotencyKey
+    from diversion.jsonapi.idempotency import IdempotencyKey, ProviderIdempotencyKey, forget_expired
     from diversion.tenancy.context import provider_scoped, scoped
     from diversion.tenancy.models import Tenant
 

@@ -37,16 +37,29 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
 
-from diversion.api.models import MAX_KEY_LENGTH, KeptAnswer
 from diversion.cases.identity import data_cipher
+from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 
+MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
@@ -54,6 +67,73 @@ KEEP_FOR = timedelta(hours=24)
 # any rate of new keys, few enough to cost nothing.
 FORGET_PER_TAKE = 20
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
+class KeptAnswer:
+    """The columns of a request kept under its ``Idempotency-Key``.
+
+    ``fingerprint`` is a hash of what was asked (method, path, body), to
+    tell a retry from another request under the same key. The answer
+    (``status``, ``body``, ``location``) is written in the transaction of
+    the request's effect, so a committed key always has its answer. The
+    body is sealed with the platform's data keys, as an answer can carry a
+    person's name and contact details.
+    """
+
+    # The unique key: which token's key it is.
+    key_columns: ClassVar[tuple[str, ...]]
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_id: Mapped[uuid.UUID]
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None]
+    body_sealed: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(KeptAnswer, TenantScoped, Base):
+    """A force token's request kept under its key, for 24 hours: the force's row, under every isolation layer."""
+
+    __tablename__ = "idempotency_keys"
+    __tenant_table_args__ = (
+        tenant_foreign_key("api_tokens", "token_id", ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "token_id", "key"),
+        Index(None, "tenant_id", "expires_at"),
+    )
+    key_columns = ("tenant_id", "token_id", "key")
+
+
+class ProviderIdempotencyKey(ProviderOwned, KeptAnswer, Base):
+    """A provider token's request kept under its key, for 24 hours: the provider's row.
+
+    Not a force's: one token works across every force the provider serves,
+    so its keys are one set per token, whatever force each request touched
+    (a key used for a referral in one force cannot be used again for one
+    in another). Filing them under the referral's force would either split
+    that set per force or put a unique index across forces whose rows the
+    request's scope could neither see nor remove. So they are kept like
+    the provider's tokens and webhook endpoint, as the provider's own rows;
+    the database ties each to its provider's token (a composite foreign
+    key), and the ORM guard and PostgreSQL row-level security show them only
+    with that provider in scope (``app.provider_id``): never to a force,
+    another provider or a page.
+    """
+
+    __tablename__ = "provider_idempotency_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["provider_id", "token_id"], ["provider_tokens.provider_id", "provider_tokens.id"],
+                             ondelete="CASCADE"),
+        UniqueConstraint("token_id", "key"),
+        Index(None, "provider_id", "expires_at"),
+    )
+    key_columns = ("token_id", "key")
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+
+
 K = TypeVar("K", bound=KeptAnswer)
 
 

@@ -10,10 +10,10 @@ from werkzeug.wrappers import Response
 
 from diversion.accounts.forms import ConfirmForm
 from diversion.extensions import db
-from diversion.integrations import services, webhooks
-from diversion.integrations.acting import requires_provider_admin
-from diversion.integrations.forms import ProviderTokenForm, WebhookForm
-from diversion.integrations.models import ProviderToken
+from diversion.jsonapi import tokens
+from diversion.providers import webhooks
+from diversion.providers.acting import requires_provider_admin
+from diversion.providers.forms import ProviderTokenForm, WebhookForm
 from diversion.tenancy.context import set_scope
 from diversion.web import commit_or_flash, show_refusal
 
@@ -44,14 +44,14 @@ def _secret_page(title: str, what: str, secret: str) -> Response:
 
 
 def _index(token_form: ProviderTokenForm, webhook_form: WebhookForm) -> str:
-    endpoint = services.endpoint_of(g.provider)
+    endpoint = webhooks.endpoint_of(g.provider)
     if endpoint is not None and not webhook_form.url.data:
         webhook_form.url.data = endpoint.url
     return render_template(
-        "integrations/index.html", provider=g.provider, tokens=services.tokens(g.provider),
+        "integrations/index.html", provider=g.provider, tokens=tokens.provider_tokens(g.provider),
         token_form=token_form, webhook_form=webhook_form, endpoint=endpoint, confirm=ConfirmForm(),
         deliveries=webhooks.recent_deliveries(g.provider) if endpoint is not None else [],
-        prefix=lambda token: services.display_prefix(g.provider, token),
+        prefix=lambda token: tokens.display_prefix(g.provider.slug, token),
         provider_arg=request.args.get("provider"))
 
 
@@ -67,8 +67,8 @@ def create_token() -> Response | tuple[str, int]:
     form = ProviderTokenForm(prefix="token")
     if form.validate_on_submit():
         try:
-            token, secret = services.create_token(g.provider, name=form.name.data or "", actor=current_user)
-        except services.IntegrationError as error:
+            token, secret = tokens.make_provider_token(g.provider, name=form.name.data or "", actor=current_user)
+        except tokens.TokenError as error:
             show_refusal(form, error)
         else:
             return _secret_page("API token made", f"The token “{token.name}”", secret)
@@ -78,12 +78,12 @@ def create_token() -> Response | tuple[str, int]:
 @bp.route("/tokens/<uuid:token_id>/revoke", methods=["POST"])
 @requires_provider_admin
 def revoke_token(token_id: uuid.UUID) -> Response:
-    token = db.session.get(ProviderToken, token_id)
+    token = db.session.get(tokens.ProviderToken, token_id)
     if token is None or token.provider_id != g.provider.id:
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: services.revoke_token(g.provider, token, actor=current_user),
+    commit_or_flash(lambda: tokens.revoke_provider_token(g.provider, token, actor=current_user),
                     f"The token “{token.name}” is revoked: calls with it are refused from now on.")
     return _back()
 
@@ -94,8 +94,8 @@ def set_webhook() -> Response | tuple[str, int]:
     form = WebhookForm(prefix="webhook")
     if form.validate_on_submit():
         try:
-            _endpoint, secret = services.set_endpoint(g.provider, url=form.url.data or "", actor=current_user)
-        except services.IntegrationError as error:
+            _endpoint, secret = webhooks.set_endpoint(g.provider, url=form.url.data or "", actor=current_user)
+        except webhooks.WebhookError as error:
             show_refusal(form, error)
         else:
             if secret is not None:
@@ -111,8 +111,8 @@ def rotate_secret() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        secret = services.rotate_secret(g.provider, actor=current_user)
-    except services.IntegrationError:
+        secret = webhooks.rotate_secret(g.provider, actor=current_user)
+    except webhooks.WebhookError:
         db.session.rollback()
         abort(404)
     return _secret_page("New signing secret", "The new signing secret of your endpoint", secret)
@@ -123,6 +123,6 @@ def rotate_secret() -> Response:
 def remove_webhook() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: services.remove_endpoint(g.provider, actor=current_user),
+    commit_or_flash(lambda: webhooks.remove_endpoint(g.provider, actor=current_user),
                     "The endpoint is removed: no more webhooks are sent.")
     return _back()

@@ -4,7 +4,7 @@ The provider comes from its bearer token (``dvp.``), never from the URL or
 a session. A referral of another provider, whatever its force, gets the
 same 404 as one that does not exist. Views parse, call the integration
 services and serialise; one request is one unit of work, its answer built
-before the commit (``api.views.commit_answer``). A move takes an
+before the commit (``jsonapi.http.commit_answer``). A move takes an
 ``Idempotency-Key``, kept as the provider's own row.
 """
 
@@ -12,53 +12,35 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, g, request
-from pydantic import ValidationError
+from flask import g, request
 from werkzeug.wrappers import Response
 
 from diversion import outage
-from diversion.api.bearer import parse_bearer
-from diversion.api.openapi import PREFIX
-from diversion.api.views import (
-    MAX_BODY_BYTES,
-    ApiProblem,
-    _body,
-    _json,
-    _transition_out,
-    _validation_problem,
-    commit_answer,
-    error_response,
-    take_key,
-)
 from diversion.cases.models import State
 from diversion.cases.services import CaseError
 from diversion.catalogue.models import Provider
-from diversion.extensions import csrf, db
-from diversion.integrations import schemas, services
-from diversion.integrations.feed import CursorError, decode_cursor, encode_cursor
-from diversion.integrations.models import ProviderIdempotencyKey, ProviderToken
+from diversion.extensions import db
+from diversion.jsonapi import tokens
+from diversion.jsonapi.http import UNAUTHORIZED, ApiProblem, answer, api_blueprint, body, commit_answer, query, take_key
+from diversion.jsonapi.idempotency import ProviderIdempotencyKey
+from diversion.jsonapi.openapi import with_part
+from diversion.jsonapi.schemas import transition_out
+from diversion.jsonapi.tokens import ProviderToken, parse_bearer
+from diversion.providers import openapi, schemas, services
+from diversion.providers.feed import CursorError, decode_cursor, encode_cursor
 from diversion.tenancy.context import set_provider_scope, set_scope
 
-bp = Blueprint("provider_api", __name__, url_prefix=f"{PREFIX}/provider")
-csrf.exempt(bp)  # bearer tokens only: no cookie opens these routes
-UNAUTHORIZED = "Send a valid API token: Authorization: Bearer <token>."  # as the force API says
+bp = with_part(api_blueprint("provider_api", __name__, "/provider"), openapi.PART)
 NOT_FOUND = "This provider has no such referral."
-
-
-@bp.errorhandler(ApiProblem)
-def _problem(error: ApiProblem) -> Response:
-    outage.safe_rollback()
-    return error_response(error.status, error.errors)
 
 
 @bp.before_request
 def _authenticate() -> None:
     """Resolve the provider from the bearer token; 401 without a good one. The
     provider is then in scope, with no force (``set_provider_scope``)."""
-    request.max_content_length = MAX_BODY_BYTES
     set_scope(None)
     presented = parse_bearer(request.headers.get("Authorization"))
-    found = services.authenticate(presented) if presented else None
+    found = tokens.authenticate_provider(presented) if presented else None
     if found is None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])
     db.session.commit()  # keep "last used" even if the call is refused later
@@ -90,7 +72,7 @@ def referral_out(item: services.ProviderReferral) -> schemas.ProviderReferralOut
         pathway=referral.pathway, state=referral.state, deadline=referral.deadline,
         sessions_required=referral.sessions_required, sessions_attended=referral.sessions_attended,
         person=person, created_at=referral.created_at, updated_at=referral.updated_at,
-        transitions=[_transition_out(step) for step in item.transitions],
+        transitions=[transition_out(step) for step in item.transitions],
     )
 
 
@@ -103,27 +85,22 @@ def _one(referral_id: uuid.UUID) -> services.ProviderReferral:
 
 @bp.get("/referrals")
 def feed() -> Response:
-    repeated = [name for name, values in request.args.lists() if len(values) > 1]
-    if repeated:
-        raise ApiProblem(422, [(name, "Give this parameter once.") for name in repeated])
+    asked = query(schemas.FeedQuery)
     try:
-        query = schemas.FeedQuery.model_validate(request.args.to_dict())
-        after = decode_cursor(query.cursor)
-    except ValidationError as error:
-        raise _validation_problem(error) from None
+        after = decode_cursor(asked.cursor)
     except CursorError as error:
         raise ApiProblem(422, [(error.field, error.message)]) from None
     try:
-        page = services.feed_page(_provider().id, after=after, limit=query.limit)
+        page = services.feed_page(_provider().id, after=after, limit=asked.limit)
     except CursorError as error:
         raise ApiProblem(422, [(error.field, error.message)]) from None
-    return _json(schemas.ProviderReferralPage(referrals=[referral_out(item) for item in page.items],
+    return answer(schemas.ProviderReferralPage(referrals=[referral_out(item) for item in page.items],
                                               next_cursor=encode_cursor(page.next_position), has_more=page.more))
 
 
 @bp.get("/referrals/<uuid:referral_id>")
 def get_referral(referral_id: uuid.UUID) -> Response:
-    return _json(referral_out(_one(referral_id)))
+    return answer(referral_out(_one(referral_id)))
 
 
 @bp.post("/referrals/<uuid:referral_id>/transitions")
@@ -133,10 +110,10 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     taken = take_key(ProviderIdempotencyKey, {"provider_id": _provider().id, "token_id": _token().id})
     if isinstance(taken, Response):
         return taken
-    body = _body(schemas.ProviderMoveIn)
+    asked = body(schemas.ProviderMoveIn)
     try:
-        moved = services.move(_provider().id, referral_id, State(body.to), reason=body.reason,
-                              expected=body.expected_state, token=_token())
+        moved = services.move(_provider().id, referral_id, State(asked.to), reason=asked.reason,
+                              expected=asked.expected_state, token=_token())
     except services.MoveError as error:
         raise ApiProblem(409, [(error.field, error.message)]) from None
     except CaseError as error:
@@ -147,5 +124,5 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     # built before the commit, and nothing is read after it.
     db.session.expire(moved.referral)
     item = _one(referral_id)
-    return commit_answer(_json(schemas.ProviderMoveRecord(transition=_transition_out(item.transitions[-1]),
+    return commit_answer(answer(schemas.ProviderMoveRecord(transition=transition_out(item.transitions[-1]),
                                                           referral=referral_out(item)), 201), taken)

@@ -1,4 +1,9 @@
-"""Sending the outbox: signed webhook deliveries, retried with backoff.
+"""A provider's webhook endpoint, and sending the outbox: signed deliveries, retried with backoff.
+
+A provider admin sets the endpoint's address (checked by
+``diversion.outbound``: it must lead to the public internet only) and gets
+its signing secret once; the secret is kept sealed with the platform's data
+keys, since it must be readable to sign.
 
 Each delivery is POSTed to the provider's endpoint with these headers:
 
@@ -43,16 +48,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import select
 
 from diversion import outbound
+from diversion.accounts.models import User
+from diversion.audit.services import record
+from diversion.cases.identity import Unreadable, data_cipher
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
+from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.integrations.models import AttemptResult, DeliveryStatus, WebhookAttempt, WebhookDelivery
-from diversion.integrations.services import hook_of, webhook_rules
-from diversion.tenancy.context import scoped
+from diversion.providers.models import (
+    AttemptResult,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from diversion.tenancy.context import for_provider, scoped
 from diversion.tenancy.models import Tenant
 
 DELIVERY_HEADER = "Diversion-Delivery"
@@ -68,7 +83,123 @@ DEFAULTS = {
     "WEBHOOK_BACKOFF_CAP_SECONDS": 6 * 3600.0,
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
 }
+MAX_URL_LENGTH = 500
 
+
+class WebhookError(FieldError):
+    """A refused change to a provider's webhook endpoint."""
+
+
+# ---------------------------------------------------------------- the provider's endpoint
+
+def webhook_secret(endpoint: WebhookEndpoint) -> str:
+    try:
+        return data_cipher().decrypt(endpoint.secret_sealed.encode()).decode()
+    except InvalidToken as error:
+        raise Unreadable("the webhook secret cannot be decrypted with the configured keys") from error
+
+
+def endpoint_of(provider: Provider) -> WebhookEndpoint | None:
+    with for_provider(provider.id):
+        return db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == provider.id))
+
+
+@dataclass(frozen=True)
+class Hook:
+    """Where one provider's deliveries go, and the secret that signs them."""
+
+    url: str
+    secret: str
+
+
+def hook_of(provider_id: int) -> Hook | None:
+    """The provider's endpoint address and signing secret (for the worker), or None.
+
+    Reads in the provider's scope, whatever else is in scope, without
+    flushing the caller's pending changes under that scope.
+    """
+    with db.session.no_autoflush, for_provider(provider_id):
+        endpoint = db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.provider_id == provider_id))
+        return None if endpoint is None else Hook(endpoint.url, webhook_secret(endpoint))
+
+
+def webhook_rules() -> outbound.Policy:
+    """The outbound rules for webhook endpoints: plain http only where ``WEBHOOK_ALLOW_HTTP`` allows it."""
+    return outbound.policy(current_app.config, allow_http=bool(current_app.config.get("WEBHOOK_ALLOW_HTTP")))
+
+
+def check_url(url: str) -> str:
+    """A webhook URL as it will be called. Refuses a blank or over-long one, and
+    any address the outbound rules refuse (``diversion.outbound``): not a full
+    https:// address (plain http only where the settings allow it, never in
+    production), malformed, carrying a user name, password or fragment, on
+    another port than 443 (or those allowed), or leading, after resolving its
+    name now, anywhere but the public internet."""
+    url = url.strip()
+    if not url:
+        raise WebhookError("url", "Enter the address of your endpoint, starting https://.")
+    if len(url) > MAX_URL_LENGTH:
+        raise WebhookError("url", f"The address must be {MAX_URL_LENGTH} characters or fewer.")
+    try:
+        outbound.check(url, webhook_rules())
+    except outbound.Refused as refusal:
+        raise WebhookError("url", refusal.message) from None
+    return url
+
+
+def _new_secret() -> tuple[str, str]:
+    secret = f"dvwh_{secrets.token_urlsafe(32)}"
+    return secret, data_cipher().encrypt(secret.encode()).decode()
+
+
+def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[WebhookEndpoint, str | None]:
+    """Set where the provider's webhooks go. A new endpoint gets a secret, returned
+    here once (None when only the address changed). Refuses a bad address (``check_url``)."""
+    url = check_url(url)
+    with for_provider(provider.id):
+        endpoint = endpoint_of(provider)
+        secret: str | None = None
+        if endpoint is None:
+            secret, sealed = _new_secret()
+            endpoint = WebhookEndpoint(provider_id=provider.id, url=url, secret_sealed=sealed,
+                                       created_by_id=actor.id if actor else None)
+            db.session.add(endpoint)
+        else:
+            endpoint.url = url
+        db.session.flush()
+    record("provider_webhook.set", actor=actor, tenant_id=None, object_type="provider_webhook",
+           object_id=endpoint.id, details={"provider": provider.slug, "url": url, "new_secret": secret is not None})
+    return endpoint, secret
+
+
+def rotate_secret(provider: Provider, *, actor: User | None) -> str:
+    """A new signing secret for the provider's endpoint, returned once; the old one
+    stops at once. Refuses when the provider has no endpoint."""
+    with for_provider(provider.id):
+        endpoint = endpoint_of(provider)
+        if endpoint is None:
+            raise WebhookError("url", "Set your endpoint's address first.")
+        secret, endpoint.secret_sealed = _new_secret()
+        endpoint.secret_made_at = utcnow()
+        db.session.flush()
+    record("provider_webhook.secret_rotated", actor=actor, tenant_id=None, object_type="provider_webhook",
+           object_id=endpoint.id, details={"provider": provider.slug})
+    return secret
+
+
+def remove_endpoint(provider: Provider, *, actor: User | None) -> None:
+    """Stop webhooks to the provider: deliveries not yet made are given up. Refuses when there is none."""
+    with for_provider(provider.id):
+        endpoint = endpoint_of(provider)
+        if endpoint is None:
+            raise WebhookError("url", "There is no endpoint to remove.")
+        record("provider_webhook.removed", actor=actor, tenant_id=None, object_type="provider_webhook",
+               object_id=endpoint.id, details={"provider": provider.slug, "url": endpoint.url})
+        db.session.delete(endpoint)
+        db.session.flush()
+
+
+# ---------------------------------------------------------------- delivering
 
 def setting(name: str) -> float:
     return float(current_app.config.get(name, DEFAULTS[name]))

@@ -1,0 +1,255 @@
+"""The case-work rulebook: the same answer wherever a case comes in.
+
+An officer's intake page, the force API, the CSV import and the demo all
+record cases by these rules, and the provider's doors move referrals by
+them: what an intake must be, how long each text may be, the facts the
+platform works out, the values of a decision's and a referral's row, and
+the path a referral takes through its lifecycle to a given state.
+
+Plain functions of their arguments: no database, no request. The services
+(``cases.services``) apply them to one case at a time, the importer to a
+file of thousands, the forms and the API schemas take their limits from
+here, so that one rule is written once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from diversion.cases.identity import Contact, Identity, normalise_pnc
+from diversion.cases.models import FINAL_STATES, TRANSITIONS, State
+from diversion.eligibility.engine import Assessment
+from diversion.eligibility.fields import FIELDS
+from diversion.eligibility.models import PolicyVersion
+from diversion.inputs import case_date_problem, date_of_birth_problem, text_problem
+from diversion.monitoring import ETHNICITIES, age_band
+from diversion.tenancy.models import Tenant
+
+# Facts the platform works out itself; an officer never types them.
+DERIVED_FACTS = ("age", "previous_diversions", "previous_non_engagement", "offence_age_days")
+# A referral that got this far counts as an earlier diversion.
+DIVERTED_STATES = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED, State.COMPLETED, State.NOT_COMPLETED})
+# ...and one that ended so counts as not engaging.
+NOT_ENGAGED_STATES = frozenset({State.NOT_COMPLETED, State.DECLINED})
+REOFFENDING_DAYS = 365
+# The longest text each input may hold, wherever it is typed or sent.
+LIMITS: Mapping[str, int] = {
+    "surname": 100, "given_name": 100, "pnc_id": 20, "phone": 40, "email": 254, "address": 500,
+    "reason": 1000, "venue": 300,
+}
+MULTILINE = frozenset({"address", "reason"})  # the texts that may run over several lines
+NAMES = {"surname": "surname", "given_name": "given name", "pnc_id": "PNC ID", "phone": "phone number",
+         "email": "email address", "address": "address", "reason": "reason", "venue": "venue",
+         "date_of_birth": "date of birth", "offence_on": "offence date", "decided_on": "decision date"}
+REASON_REQUIRED = frozenset({State.NOT_COMPLETED, State.WITHDRAWN})
+
+
+@dataclass(frozen=True)
+class Broken:
+    """One rule an input breaks: the field at fault and the problem, as a phrase
+    to follow the field's name in a list of problems ("cannot be in the future")."""
+
+    field: str
+    problem: str
+
+    @property
+    def sentence(self) -> str:
+        """The problem as a sentence naming the field, for a form or the API."""
+        if self.problem[:1].isupper():  # already a sentence of its own
+            return self.problem if self.problem.endswith(".") else f"{self.problem}."
+        return f"The {NAMES.get(self.field, self.field.replace('_', ' '))} {self.problem}."
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What an officer (or a file, or a force's system) records about one encounter."""
+
+    identity: Identity
+    contact: Contact
+    ethnicity: str
+    offence_on: date
+    facts: dict[str, Any]
+
+
+# ---------------------------------------------------------------- text
+
+def text_broken(field: str, value: str) -> Broken | None:
+    """Whether ``value`` breaks the rules for the text ``field``: control
+    characters (line breaks too where one line is expected) or its length."""
+    problem = text_problem(value, multiline=field in MULTILINE)
+    if problem is not None:
+        return Broken(field, problem)
+    if len(value) > LIMITS[field]:
+        return Broken(field, f"must be {LIMITS[field]} characters or fewer, not {len(value)}")
+    return None
+
+
+# ---------------------------------------------------------------- intake
+
+def age_on(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def intake_broken(intake: Intake, *, decided_on: date, today: date) -> list[Broken]:
+    """Every rule ``intake`` breaks when decided on ``decided_on``: names
+    missing or too long, texts with control characters, a PNC ID with no
+    letters or digits, a date of birth before 1900, in the future, not before
+    the offence or making the person under 10 then, an offence date before
+    2000 or after the decision, a decision date before 2000 or in the future,
+    an ethnicity outside the 16+1 categories, and derived facts given by hand."""
+    broken: list[Broken] = []
+    identity, contact = intake.identity, intake.contact
+    for field, value in (("surname", identity.surname), ("given_name", identity.given_name),
+                         ("pnc_id", identity.pnc_id or ""), ("phone", contact.phone), ("email", contact.email),
+                         ("address", contact.address)):
+        if (found := text_broken(field, value)) is not None:
+            broken.append(found)
+    for field, value in (("surname", identity.surname), ("given_name", identity.given_name)):
+        if not value.strip():
+            broken.append(Broken(field, f"Enter the person's {NAMES[field]}"))
+    if identity.pnc_id and not normalise_pnc(identity.pnc_id):
+        broken.append(Broken("pnc_id", "is not a PNC ID (leave it empty when not known)"))
+    for field, day, problem_of in (("offence_on", intake.offence_on, case_date_problem),
+                                   ("decided_on", decided_on, case_date_problem),
+                                   ("date_of_birth", identity.date_of_birth, date_of_birth_problem)):
+        if problem := problem_of(day, today):
+            broken.append(Broken(field, problem))
+    if intake.offence_on > decided_on <= today:
+        broken.append(Broken("offence_on", f"is after the decision date ({decided_on.isoformat()})"))
+    if identity.date_of_birth >= intake.offence_on:
+        broken.append(Broken("date_of_birth", "must be before the offence date"))
+    elif age_on(identity.date_of_birth, intake.offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
+        broken.append(Broken("date_of_birth", "Under 10 on the offence date: below the age of criminal responsibility"))
+    if intake.ethnicity not in ETHNICITIES:
+        broken.append(Broken("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'"))
+    given_derived = sorted(set(intake.facts) & set(DERIVED_FACTS))
+    if given_derived:
+        broken.append(Broken(given_derived[0], "This fact is worked out by the platform; leave it out"))
+    return broken
+
+
+def history_facts(earlier: Iterable[State]) -> dict[str, Any]:
+    """Earlier diversions in the force, from the states of the person's earlier referrals."""
+    states = list(earlier)
+    return {
+        "previous_diversions": sum(state in DIVERTED_STATES for state in states),
+        "previous_non_engagement": any(state in NOT_ENGAGED_STATES for state in states),
+    }
+
+
+def derived_facts(intake: Intake, *, decided_on: date, earlier: Iterable[State]) -> dict[str, Any]:
+    """The facts the platform knows: age on the offence date, the offence's age
+    on the decision date, and earlier diversions (``earlier``: the states of the
+    person's referrals for offences up to this one)."""
+    return {
+        "age": age_on(intake.identity.date_of_birth, intake.offence_on),
+        "offence_age_days": (decided_on - intake.offence_on).days,
+        **history_facts(earlier),
+    }
+
+
+def decision_values(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
+                    actor_id: int | None, source: str, encounter_id: uuid.UUID | None) -> dict[str, Any]:
+    """The columns of the stored decision of an assessment, whole: re-running it gives the same answer."""
+    return {
+        "id": uuid.uuid4(), "tenant_id": tenant.id, "policy_version_id": version.id,
+        "policy_hash": version.content_hash, "decided_on": assessment.decided_on, "facts": assessment.facts,
+        "outcome": assessment.outcome, "pathway": assessment.pathway, "results": assessment.results_json(),
+        "missing": list(assessment.missing), "age_band": age_band(assessment.facts.get("age")),
+        "ethnicity": ethnicity, "source": source, "decided_by_id": actor_id, "encounter_id": encounter_id,
+    }
+
+
+# ---------------------------------------------------------------- referrals
+
+def referral_values(*, tenant: Tenant, encounter_id: uuid.UUID, person_id: uuid.UUID, offering_id: uuid.UUID,
+                    provider_id: int, pathway: str, deadline_days: int, sessions: int,
+                    offered_on: date) -> dict[str, Any]:
+    """The columns of a new referral, offered on ``offered_on``: the pathway sets
+    its deadline and how many sessions the course needs."""
+    return {
+        "id": uuid.uuid4(), "tenant_id": tenant.id, "encounter_id": encounter_id, "person_id": person_id,
+        "offering_id": offering_id, "provider_id": provider_id, "pathway": pathway, "state": State.OFFERED,
+        "deadline": offered_on + timedelta(days=deadline_days), "sessions_required": sessions,
+        "sessions_attended": 0,
+    }
+
+
+def outcome_of(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
+    """The case outcome (the force's code and its meaning) when a referral ends in ``to``."""
+    outcomes = tenant.settings.get("outcomes", {})
+    if to is State.COMPLETED:
+        done = outcomes.get("completed", {})
+        return done.get("code"), done.get("label")
+    if to in (State.NOT_COMPLETED, State.DECLINED):
+        failed = outcomes.get("not_completed", {})
+        return failed.get("code"), failed.get("label")
+    return None, "Withdrawn: no outcome recorded"
+
+
+def _shortest(start: State, goal: State) -> tuple[State, ...]:
+    """The shortest chain of legal moves from ``start`` to ``goal`` (breadth first over ``TRANSITIONS``)."""
+    came_from: dict[State, State] = {}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        if state is goal:
+            chain: list[State] = []
+            while state is not start:
+                chain.append(state)
+                state = came_from[state]
+            return tuple(reversed(chain))
+        for following in sorted(TRANSITIONS.get(state, ())):
+            if following not in came_from and following is not start:
+                came_from[following] = state
+                queue.append(following)
+    raise ValueError(f"a referral cannot go from {start.value} to {goal.value}")
+
+
+def path_to(goal: State, *, sessions: int, via: State | None = None) -> tuple[State, ...]:
+    """The moves that take a new (offered) referral to ``goal``, the shortest
+    legal way, through ``via`` when given.
+
+    A referral that ends unfinished had been taken up (one the person
+    refused is declined): not completed goes through accepted. Reaching
+    completed, each of the course's ``sessions`` is booked and attended.
+    """
+    if via is None and goal is State.NOT_COMPLETED:
+        via = State.ACCEPTED
+    legs = _shortest(State.OFFERED, via) + _shortest(via, goal) if via is not None else _shortest(State.OFFERED,
+                                                                                               goal)
+    if goal is not State.COMPLETED:
+        return legs
+    before = legs[:legs.index(State.BOOKED)]
+    return (*before, *(State.BOOKED, State.ATTENDED) * sessions, State.COMPLETED)
+
+
+def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
+                sessions_required: int) -> Broken | None:
+    """Why a referral in ``state`` cannot move to ``to`` now, or None.
+
+    Refuses a move the lifecycle does not allow (naming the moves it does),
+    completion before every session is attended, attendance beyond the
+    sessions required, and ending a referral without a reason.
+    """
+    allowed = TRANSITIONS.get(state, frozenset())
+    if to not in allowed:
+        options = ", ".join(sorted(s.label.lower() for s in allowed)) or "nothing: it has ended"
+        return Broken("state", f"A referral that is {state.label.lower()} cannot become {to.label.lower()}; "
+                               f"it can become {options}")
+    if to is State.ATTENDED and sessions_attended >= sessions_required:
+        return Broken("state", f"All {sessions_required} sessions are already attended: record completion")
+    if to is State.COMPLETED and sessions_attended < sessions_required:
+        return Broken("state", f"Only {sessions_attended} of {sessions_required} sessions are attended")
+    if to in REASON_REQUIRED and not reason.strip():
+        return Broken("reason", "Give the reason (did not attend, deadline passed, condition breached...)")
+    return None
+
+
+def ends(to: State) -> bool:
+    return to in FINAL_STATES

@@ -1,1 +1,0 @@
-"""Provider integrations: API tokens, the referral feed and outbound webhooks."""

@@ -1,0 +1,75 @@
+"""The shapes both APIs read and write: text types, a referral's steps, the error body.
+
+Requests are strict (no coercion, no unknown keys), so the JSON Schema in
+the OpenAPI document says exactly what is accepted. Text refuses control
+characters (``diversion.inputs``) and is no longer than the case-work
+rulebook allows (``cases.rules.LIMITS``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from diversion.cases.models import State, Transition
+from diversion.cases.rules import LIMITS, MULTILINE
+from diversion.inputs import LINE_PATTERN, LINES_PATTERN
+
+
+def text(field: str, *, min_length: int = 0) -> StringConstraints:
+    """The text ``field`` of the rulebook: its length limit, without control
+    characters (tab and line breaks only where it runs over lines)."""
+    return StringConstraints(min_length=min_length, max_length=LIMITS[field],
+                             pattern=LINES_PATTERN if field in MULTILINE else LINE_PATTERN)
+
+
+Reason = Annotated[str, text("reason")]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _in_utc(moment: datetime) -> datetime:
+    # SQLite gives back times without their zone; every stored time is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_in_utc)]
+
+
+def one_of(values: tuple[str, ...]) -> Any:
+    """The type of a string that must be one of ``values`` (made from data, hence not written out)."""
+    return Literal.__getitem__(values)
+
+
+class TransitionOut(Answer):
+    """One step of a referral's lifecycle: who moved it is kept in the force's audit log."""
+
+    id: uuid.UUID
+    referral_id: uuid.UUID
+    from_state: State | None = Field(serialization_alias="from")
+    to_state: State = Field(serialization_alias="to")
+    occurred_at: Moment
+    reason: str
+
+
+def transition_out(step: Transition) -> TransitionOut:
+    return TransitionOut(id=step.id, referral_id=step.referral_id, from_state=step.from_state,
+                         to_state=step.to_state, occurred_at=step.occurred_at, reason=step.reason)
+
+
+class ErrorItem(Answer):
+    field: str | None = Field(description="Where the problem is (dotted, as in the request), or null.")
+    message: str
+
+
+class ErrorBody(Answer):
+    errors: list[ErrorItem] = Field(min_length=1)
