@@ -3,7 +3,7 @@
 The shapes are those that once reached the database or a template unchecked:
 a NUL byte (PostgreSQL cannot store one) or another control character in any
 text, a date sent as one value instead of three, a number in an address too
-large for a 64-bit column, documents nested absurdly deep, control
+large for the integer columns ids live in, documents nested absurdly deep, control
 characters in an address. The forms are not listed by hand: every page of
 the access table (``tests/test_access_matrix.py``) is opened as a principal
 allowed to see it, in the state its line sets up, and every form found on it
@@ -49,6 +49,7 @@ from tests.conftest import World, csrf_token, make_app, sign_in
 NUL = "spoilt\x00value"
 BELL = "spoilt\x07value"
 HUGE = "99999999999999999999"  # beyond a signed 64-bit integer
+BEYOND_IDS = ("2147483648", "9223372036854775807", HUGE)  # beyond the 32-bit integer columns of ids
 Setup = Callable[[Flask, World], None]
 
 
@@ -288,7 +289,7 @@ def _int_rules(app: Flask) -> list[str]:
                    if any(isinstance(c, IntegerConverter) for c in rule._converters.values())})
 
 
-def test_every_whole_number_in_an_address_beyond_64_bits_is_not_found(
+def test_every_whole_number_in_an_address_beyond_the_id_columns_is_not_found(
     app: Flask, client: FlaskClient, world: World
 ) -> None:
     endpoints = _int_rules(app)
@@ -307,18 +308,21 @@ def test_every_whole_number_in_an_address_beyond_64_bits_is_not_found(
             path = urlsplit(url).path
             _, args = app.url_map.bind("localhost").match(path, method=route.method)
             for name in numbers:
-                huge_path = path.replace(f"/{args[name]}", f"/{HUGE}", 1)
-                token = csrf_token(other.get("/sign-in").text)
-                response = other.get(huge_path) if route.method == "GET" else \
-                    other.post(huge_path, data={"csrf_token": token})
-                assert response.status_code == 404, (route.key, huge_path, response.status_code)
+                for huge in BEYOND_IDS:
+                    huge_path = path.replace(f"/{args[name]}", f"/{huge}", 1)
+                    token = csrf_token(other.get("/sign-in").text)
+                    response = other.get(huge_path) if route.method == "GET" else \
+                        other.post(huge_path, data={"csrf_token": token})
+                    assert response.status_code == 404, (route.key, huge_path, response.status_code)
 
 
 def test_a_huge_version_number_in_the_query_is_a_clear_refusal(client: FlaskClient, world: World) -> None:
     sign_in(client, world.email("a_force_admin"))
-    response = client.get(f"/west-midlands/policy/versions/diff?from={HUGE}&to=1")
-    assert response.status_code == 400
-    assert "Choose two versions to compare." in response.text
+    for huge in BEYOND_IDS:
+        for query in (f"from={huge}&to=1", f"from=1&to={huge}"):
+            response = client.get(f"/west-midlands/policy/versions/diff?{query}")
+            assert response.status_code == 400
+            assert "Choose two versions to compare." in response.text
 
 
 def test_control_characters_in_an_address(client: FlaskClient, world: World) -> None:

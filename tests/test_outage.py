@@ -152,6 +152,16 @@ def faulty(database: databases.TestDatabase, world: World) -> Iterator[Flask]:
         db.session.execute(text("SELECT 1"))  # "roll back first": caused by the drop
         return "unreachable"
 
+    @routes.get("/faults/dropped-after-answer")
+    def dropped_after_answer() -> str:
+        set_scope(world.a.id)
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        # Another connection ends this one after its work: only the end of the request meets it dead.
+        with db.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+        return "answered"
+
     application.register_blueprint(routes)
     yield application
     with application.app_context():
@@ -168,6 +178,18 @@ def test_a_fault_of_the_code_stays_a_logged_500(faulty: Flask, caplog: pytest.Lo
         assert "Sorry, there is a problem with the service" in response.text
         assert TITLE not in response.text
         assert any(record.levelname == "ERROR" and record.exc_info for record in caplog.records), path
+    assert visitor.get("/healthz").status_code == 200
+
+
+@requires_postgresql
+@pytest.mark.postgres
+def test_a_connection_dropped_after_the_answer_is_made_ends_the_request_quietly(faulty: Flask) -> None:
+    """The end of the request rolls back on a dead connection: that must not turn the answer into a raw page."""
+    visitor = faulty.test_client()
+    for _ in range(3):
+        response = visitor.get("/faults/dropped-after-answer")  # the test client raises what the teardown raises
+        assert response.status_code == 200
+        assert response.text == "answered"
     assert visitor.get("/healthz").status_code == 200
 
 
@@ -205,3 +227,32 @@ def test_the_end_of_a_request_forgets_the_scope_without_writing(app: Flask, worl
             event.remove(engine, "before_cursor_execute", note)
         assert current_scope().tenant_id is None
         assert statements == []
+
+
+def test_the_503_page_leads_back_to_the_page_asked_for(down: Flask) -> None:
+    response = down.test_client().get("/west-midlands/referrals?state=offered")
+    assert response.status_code == 503
+    assert 'href="/west-midlands/referrals?state=offered">Try again</a>' in response.text
+
+
+def test_a_command_says_the_database_does_not_answer_in_plain_words(down: Flask) -> None:
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from diversion.cli import main
+
+    for command in (["referrals", "expire"], ["api", "forget-keys"], ["webhooks", "deliver"]):
+        result = CliRunner().invoke(main, command, obj=ScriptInfo(create_app=lambda: down))
+        assert result.exit_code == 1, (command, result.output)
+        assert "The database does not answer" in result.output, command
+        assert "Traceback" not in result.output
+
+
+def test_the_webhook_worker_waits_for_the_database_round_after_round(down: Flask) -> None:
+    from diversion.providers import webhooks
+
+    rounds: list[int] = []
+    with down.app_context():
+        webhooks.run_forever(interval=0, batch=1, echo=print,
+                             should_stop=lambda: rounds.append(1) is None and len(rounds) > 3)
+    assert len(rounds) == 4  # three rounds met the database down, and the worker went on

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, g, render_template, request
 from govuk_frontend_wtf.main import WTFormsHelpers
@@ -14,13 +13,12 @@ from werkzeug.wrappers import Response
 
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
-from diversion.db import enforce_sqlite_foreign_keys
+from diversion.db import LONDON, enforce_sqlite_foreign_keys
 from diversion.errors import AddressRefused
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
-from diversion.web import Int64Converter, refuse_control_characters_in_url
+from diversion.web import IdConverter, refuse_control_characters_in_url
 
-LONDON = ZoneInfo("Europe/London")
 LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg (Welsh)"}
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
@@ -72,7 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     _init_extensions(app)
     # Before any route is added, so that every <int:...> in an address is bounded.
-    app.url_map.converters["int"] = Int64Converter
+    app.url_map.converters["int"] = IdConverter
     _register_blueprints(app)
     _register_errors(app)
 

@@ -26,7 +26,24 @@ def _create_app() -> Flask:
         raise click.ClickException(str(error)) from error
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, load_dotenv=False)
+class _Group(FlaskGroup):
+    """The command group: a database that does not answer is said in plain words, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as error:
+            from diversion.outage import is_outage
+
+            if is_outage(error):
+                raise click.ClickException(f"The database does not answer ({type(error).__name__}): nothing more "
+                                           "was done. Try again once it is back.") from error
+            raise
+
+
+@click.group(cls=_Group, create_app=_create_app, load_dotenv=False)
 def main() -> None:
     """Run and manage the diversion platform."""
 

@@ -21,10 +21,16 @@ from diversion.inputs import text_problem
 DATE_PARTS = 3  # day, month, year
 
 
+def _subject(field: Field) -> str:
+    """How a message names the field: its label, unless the label is a question."""
+    label = str(field.label.text)
+    return "The answer" if label.rstrip().endswith("?") else label
+
+
 def _text_problem(field: Field) -> str | None:
     for raw in getattr(field, "raw_data", None) or ():
         if isinstance(raw, str) and (problem := text_problem(raw, multiline=isinstance(field, TextAreaField))):
-            return f"{field.label.text} {problem}"
+            return f"{_subject(field)} {problem}"
     return None
 
 
@@ -60,4 +66,4 @@ class GovDateField(DateField):
         elif len(raw) != DATE_PARTS:
             self.raw_data = [*raw[:DATE_PARTS], *[""] * (DATE_PARTS - len(raw))]
             self.data = None
-            self.process_errors = [f"Enter {self.label.text.lower()} as a day, a month and a year"]
+            self.process_errors = [f"{_subject(self)} must include a day, a month and a year"]

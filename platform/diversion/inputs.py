@@ -13,7 +13,8 @@ apply them:
   was born before 1900 or is born tomorrow; the platform keeps no offence
   or decision from before 2000 nor from the future; a policy or a contract
   is dated at most five years ahead.
-- **Whole numbers** in addresses fit the database's 64-bit integers.
+- **Whole numbers** in addresses fit the database's integer columns (32 bits:
+  every id and number an address carries is one).
 - **Documents** (TOML policies and force files, JSON facts) are at most a
   set size and nested no deeper than their format needs.
 """
@@ -46,7 +47,7 @@ LINE_BREAK_MESSAGE = "must be on one line, without tabs or control characters"
 EARLIEST_BIRTH = date(1900, 1, 1)
 EARLIEST_CASE_DATE = date(2000, 1, 1)  # offences, decisions, referral steps
 YEARS_AHEAD = 5  # how far ahead a policy or a contract may be dated
-INT64_MAX = 2**63 - 1
+ID_MAX = 2**31 - 1  # the largest value of the integer columns ids live in
 
 MAX_DOCUMENT_BYTES = 200_000
 MAX_DOCUMENT_DEPTH = 12  # a force file nests about 7 deep (policy, tests, cases, facts, lists)
@@ -120,7 +121,7 @@ def strings_in(data: Any, place: tuple[str | int, ...] = ()) -> Iterator[tuple[t
 
 def dotted(place: tuple[str | int, ...]) -> str:
     """``pathways[2].reason`` for ("pathways", 2, "reason"), counting from 1 as people do."""
-    return "".join(f"[{part + 1}]" if isinstance(part, int) else ("." if i else "") + part
+    return "".join(f"[{part + 1}]" if isinstance(part, int) else ("." if i else "") + printable(part)
                    for i, part in enumerate(place))
 
 
@@ -168,13 +169,13 @@ def planned_date_problem(day: date, today: date, *, earliest: date = EARLIEST_CA
 
 # ---------------------------------------------------------------- numbers
 
-def int64_or_none(raw: str | None) -> int | None:
-    """A whole number from an address or query string that fits a 64-bit
+def id_or_none(raw: str | None) -> int | None:
+    """A whole number from an address or query string that fits an integer id
     column, or None for anything else (so it reads as an unknown id)."""
-    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 10:
         return None
     number = int(raw)
-    return number if number <= INT64_MAX else None
+    return number if number <= ID_MAX else None
 
 
 # ---------------------------------------------------------------- documents

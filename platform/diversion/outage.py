@@ -23,7 +23,7 @@ import contextlib
 import sqlite3
 from typing import Any
 
-from flask import Flask, current_app, g, has_app_context, has_request_context
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from flask_login import AnonymousUserMixin
 from markupsafe import escape
 from sqlalchemy import event, exc
@@ -49,7 +49,7 @@ NOTHING_CHANGED = "Nothing was changed."
 MAYBE_CHANGED = "If you were saving something, check whether it was saved before you enter it again."
 # The last resort when even the error page cannot be rendered: no template, no database.
 PLAIN_PAGE = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} – diversion</title>'
-              '</head><body><main><h1>{title}</h1><p>{message}</p><p><a href="/">Go to the start page</a></p>'
+              '</head><body><main><h1>{title}</h1><p>{message}</p><p><a href="{again}">{link}</a></p>'
               "</main></body></html>")
 
 _OUTAGE_SEEN = "diversion_database_outage"
@@ -129,6 +129,16 @@ def install(app: Flask) -> None:
     if not event.contains(Session, "before_commit", _note_commit):
         event.listen(Session, "before_commit", _note_commit)
     app.url_value_preprocessor(_start_request)
+    # Registered after Flask-SQLAlchemy's own, so it runs first (teardowns run last registered first).
+    app.teardown_appcontext(_end_session)
+
+
+def _end_session(_error: BaseException | None) -> None:
+    """End the unit of work's session when the request (or command) ends, never raising: a
+    connection dropped after the answer was made must not turn that answer into a raw error page."""
+    safe_rollback()
+    with contextlib.suppress(Exception):
+        db.session.remove()
 
 
 def commit_tried() -> bool:
@@ -166,7 +176,7 @@ def safe_rollback() -> None:
             db.session.close()
 
 
-def safe_page(title: str, message: str, status: int) -> Response:
+def safe_page(title: str, message: str, status: int, *, again: str | None = None) -> Response:
     """An error page rendered without the database: nobody signed in, no force, no flashed messages.
 
     ``render_template`` would run Flask-Login's context processor, which
@@ -174,18 +184,21 @@ def safe_page(title: str, message: str, status: int) -> Response:
     directly with a context of its own. If even that fails, a plain page.
     """
     context: dict[str, Any] = {"title": title, "message": message, "current_user": AnonymousUserMixin(),
-                               "tenant": None, "get_flashed_messages": lambda **_: []}
+                               "tenant": None, "get_flashed_messages": lambda **_: [], "again": again}
     try:
         html = current_app.jinja_env.get_template("errors/error.html").render(context)
     except Exception:  # the error page must always be answered
         current_app.logger.exception("The error page could not be rendered")
-        html = PLAIN_PAGE.format(title=escape(title), message=escape(message))
+        html = PLAIN_PAGE.format(title=escape(title), message=escape(message), again=escape(again or "/"),
+                                 link="Try again" if again else "Go to the start page")
     return Response(html, status=status, mimetype="text/html")
 
 
 def unavailable_page() -> Response:
     """The 503 page, with ``Retry-After``."""
-    response = safe_page(TITLE, f"{TRY_AGAIN} {changes_note()}", 503)
+    # "Try again" leads back to the page asked for; after a form, to the start page.
+    again = request.full_path.rstrip("?") if has_request_context() and request.method == "GET" else None
+    response = safe_page(TITLE, f"{TRY_AGAIN} {changes_note()}", 503, again=again)
     response.headers["Retry-After"] = retry_after()
     return response
 

@@ -14,19 +14,19 @@ from wtforms import Field
 from diversion.errors import AddressRefused, FieldError
 from diversion.extensions import db
 from diversion.forms import Form
-from diversion.inputs import INT64_MAX, printable, text_problem
+from diversion.inputs import ID_MAX, printable, text_problem
 
 
-class Int64Converter(IntegerConverter):
-    """``<int:...>`` in an address: a whole number that fits a 64-bit column.
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in an address: a whole number that fits the integer columns ids live in.
 
     A larger one does not match the route, so it is not found (404) like any
     other unknown id, instead of reaching the database and failing there.
     """
 
     def __init__(self, url_map: Map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002 - werkzeug's names
-                 max: int | None = INT64_MAX, signed: bool = False) -> None:  # noqa: A002
-        ceiling = INT64_MAX if max is None or max > INT64_MAX else max
+                 max: int | None = ID_MAX, signed: bool = False) -> None:  # noqa: A002
+        ceiling = ID_MAX if max is None or max > ID_MAX else max
         super().__init__(url_map, fixed_digits, min, ceiling, signed)
 
 

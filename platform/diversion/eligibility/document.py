@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from diversion.catalogue.vocabulary import PathwayKind
+from diversion.inputs import planned_date_problem
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -131,6 +132,10 @@ class PolicyDocument(_Strict):
             if not values:
                 raise ValueError(f"parameter {name} has no value")
             _refuse_duplicates([v.from_.isoformat() for v in values], f"parameter {name}: date")
+            today = datetime.now(UTC).date()
+            for dated in values:
+                if problem := planned_date_problem(dated.from_, today):
+                    raise ValueError(f"parameter {name}: the date {dated.from_.isoformat()} {problem}")
             if len({type(v.value) for v in values}) > 1:
                 raise ValueError(f"parameter {name} changes type between dates")
         return parameters

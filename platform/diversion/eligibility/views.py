@@ -24,7 +24,7 @@ from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion
 from diversion.extensions import db
-from diversion.inputs import InputRefused, int64_or_none, load_toml
+from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint, requires_force_role
@@ -185,7 +185,7 @@ def versions() -> str:
 @bp.route("/versions/diff")
 @requires_force_role(*FORCE_ROLES)
 def diff() -> str | tuple[str, int]:
-    numbers = [int64_or_none(request.args.get("from")), int64_or_none(request.args.get("to"))]
+    numbers = [id_or_none(request.args.get("from")), id_or_none(request.args.get("to"))]
     found = [services.version(n) if n else None for n in numbers]
     old, new = found
     if old is None or new is None:

@@ -75,6 +75,8 @@ def http_error(error: Exception, code: int) -> Response:
         headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}
     message = HTTP_MESSAGES.get(code) or (f"Something went wrong on our side. {outage.changes_note()}"
                                           if code >= 500 else "The request could not be handled.")
+    if code == 404 and request.path.startswith(f"{PREFIX}/provider/"):
+        message = "There is no such item for this provider."
     return error_response(code, [(None, message)], headers)
 
 

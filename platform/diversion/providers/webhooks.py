@@ -52,7 +52,7 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import select
 
-from diversion import outbound
+from diversion import outage, outbound
 from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.cases.identity import Unreadable, data_cipher
@@ -348,11 +348,20 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, ssl_context: s
 
 def run_forever(*, interval: float, batch: int, echo: Callable[[str], None],
                 should_stop: Callable[[], bool] = lambda: False) -> None:
-    """Deliver what is due, then wait ``interval`` seconds, until stopped."""
+    """Deliver what is due, then wait ``interval`` seconds, until stopped. A
+    database that does not answer is waited for, round after round: what was
+    due is sent once it answers again (deliveries are claimed, never lost)."""
     while not should_stop():
-        outcome = deliver_due(batch=batch)
-        if outcome.attempts:
-            echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry, {outcome.failed} failed")
+        try:
+            outcome = deliver_due(batch=batch)
+        except Exception as error:
+            if not outage.is_outage(error):
+                raise
+            log.warning("The database does not answer; trying again in %g seconds: %s", interval, error)
+            outage.safe_rollback()
+        else:
+            if outcome.attempts:
+                echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry, {outcome.failed} failed")
         db.session.remove()
         time.sleep(interval)
 
