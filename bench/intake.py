@@ -32,7 +32,7 @@ from typing import Any
 from flask import Flask, Response
 
 from bench.postgres import SECRETS, fresh_database, make_app
-from diversion.cases.services import DERIVED_FACTS
+from diversion.cases.rules import DERIVED_FACTS
 from diversion.config import REPO_ROOT
 from diversion.eligibility.synthetic import cases
 

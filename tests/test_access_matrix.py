@@ -675,6 +675,12 @@ ROUTES: tuple[Route, ...] = (
     Route("cases.move", "POST", lambda w: f"/west-midlands/referrals/{CASE.get('referral', NO_ID)}/transitions",
           allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_record_referral,
           data=lambda _a, _w: {"to": "accepted"}, effect=_referral_accepted),
+    Route("cases.book", "POST", lambda w: f"/west-midlands/referrals/{CASE.get('referral', NO_ID)}/sessions",
+          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_accepted_referral, data=_yesterday,
+          effect=_referral_in(State.BOOKED)),
+    Route("cases.attendance", "POST", lambda w: f"/west-midlands/sessions/{CASE.get('session', NO_ID)}/attendance",
+          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_booked_session,
+          data=lambda _a, _w: {"attendance": "attended", "confirm": "y"}, effect=_referral_in(State.ATTENDED)),
     Route("cases.referrals", "GET", lambda w: "/west-midlands/referrals", allow(FORCE_A_MEMBERS, OK),
           force_page=True),
     # API tokens: the force admin's. The API itself answers a bearer token only, so no

@@ -125,6 +125,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp
     from diversion.admin.views import bp as admin_bp

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
 from diversion.accounts import services
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
+from diversion.cases import rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Referral, State
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.models import Decision
@@ -106,7 +108,7 @@ def seed_past_decisions(tenant: Tenant, *, today: date, count: int,
             result, version = eligibility.decide_case(case.facts, case.decided_on)
         except eligibility.NoPolicyInForce:
             continue
-        eligibility.record_decision(tenant, result, version, ethnicity=case.ethnicity,
+        cases.record_decision(tenant, result, version, ethnicity=case.ethnicity,
                                     actor=None, source="demo")
         made += 1
         if progress is not None and made % 100 == 0:
@@ -119,18 +121,12 @@ GIVEN_NAMES = ("Jordan", "Aisha", "Callum", "Priya", "Kieran", "Grace", "Tomasz"
                "Liam", "Sofia", "Ethan", "Zainab", "Owen", "Megan", "Dylan", "Hannah", "Tyler", "Niamh")
 SURNAMES = ("Walker", "Hussain", "Evans", "Patel", "Roberts", "Okafor", "Nowak", "Hughes", "Begum", "Jones",
             "Taylor", "Williams", "Khan", "Davies", "Campbell", "Murphy", "Lewis", "Ahmed", "Clarke", "Wright")
-# Where each demo referral is taken to, so that every state shows up on every page.
-ROUTES_TO: dict[State, tuple[State, ...]] = {
-    State.OFFERED: (),
-    State.ACCEPTED: (State.ACCEPTED,),
-    State.DECLINED: (State.DECLINED,),
-    State.BOOKED: (State.ACCEPTED, State.BOOKED),
-    State.ATTENDED: (State.ACCEPTED, State.BOOKED, State.ATTENDED),
-    State.COMPLETED: (State.ACCEPTED, State.BOOKED),  # then every session, then completion
-    State.NOT_COMPLETED: (State.ACCEPTED, State.BOOKED, State.NOT_COMPLETED),
-    State.WITHDRAWN: (State.ACCEPTED, State.WITHDRAWN),
-}
+# Each demo referral is taken to one of these states, so that every state shows up on every page; a
+# referral not completed missed a booked session, and one withdrawn had been accepted.
+TARGETS = tuple(State)
+VIA = {State.NOT_COMPLETED: State.BOOKED, State.WITHDRAWN: State.ACCEPTED}
 REASONS = {State.NOT_COMPLETED: "Did not attend the booked session", State.WITHDRAWN: "Charged for another matter"}
+VENUE = "Community hub"
 
 
 def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
@@ -140,7 +136,7 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
         return 0
     rng = random.Random(f"case-work:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
     made = 0
-    wanted = [state for state in ROUTES_TO for _ in range(per_state)]
+    wanted = [state for state in TARGETS for _ in range(per_state)]
     reviews = 2  # cases whose decision waits for a supervisor
     # The last ten weeks: most open referrals are within their deadline, the oldest past it.
     stream = synthetic.cases(tenant.slug, 4000, start=today - timedelta(days=70), days=70, seed="case-work")
@@ -149,13 +145,13 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
             break
         identity = Identity(rng.choice(SURNAMES), rng.choice(GIVEN_NAMES),
                             case.decided_on - timedelta(days=365 * case.facts["age"] + rng.randrange(365)))
-        facts = {k: v for k, v in case.facts.items() if k not in cases.DERIVED_FACTS}
+        facts = {k: v for k, v in case.facts.items() if k not in rules.DERIVED_FACTS}
         if reviews > 0:
             # The officer did not yet know where it happened or the quantity.
             for unknown in ("stage", "personal_use"):
                 facts.pop(unknown)
         contact = Contact(phone=f"07700 9{rng.randrange(10**5):05d}")
-        intake = cases.Intake(identity, contact, case.ethnicity, case.decided_on, facts)
+        intake = rules.Intake(identity, contact, case.ethnicity, case.decided_on, facts)
         _, decision = cases.record_encounter(tenant, intake, actor=None, today=case.decided_on, source="demo")
         if decision.outcome == "needs_review":
             reviews -= 1
@@ -170,11 +166,11 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
         offering = offerings[made % len(offerings)]
         target = wanted.pop(0)
         referral = cases.refer(tenant, decision, offering, actor=None, today=case.decided_on)
-        for step in ROUTES_TO[target]:
-            cases.transition(tenant, referral, step, actor=None, reason=REASONS.get(step, ""))
-        if target is State.COMPLETED:
-            while referral.sessions_attended < referral.sessions_required:
-                cases.transition(tenant, referral, State.ATTENDED, actor=None)
-            cases.transition(tenant, referral, State.COMPLETED, actor=None)
+        # Sessions a couple of days after the decision, and never in the future: their attendance is recorded.
+        session_at = min(datetime.combine(case.decided_on + timedelta(days=2), time(10), tzinfo=LONDON),
+                         utcnow() - timedelta(hours=1))
+        cases.take_path(tenant, referral, rules.path_to(target, sessions=referral.sessions_required,
+                                                        via=VIA.get(target)),
+                        actor=None, reason=REASONS.get(target, ""), session_at=session_at, venue=VENUE)
         made += 1
     return made

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -65,16 +65,17 @@ def test_a_user_dealer_gets_checkpoint_and_goes_through_to_outcome_22(
     assert [(t["from"], t["to"], t["reason"]) for t in referral["transitions"]] == [
         (None, "offered", "Navigator assigned")]
 
-    def move(to: str, reason: str = "") -> dict:
+    def move(to: str, reason: str = "", **more: object) -> dict:
         answer = client.post(f"/api/v1/referrals/{referral['id']}/transitions",
-                             json={"to": to, "reason": reason}, headers=auth)
+                             json={"to": to, "reason": reason, **more}, headers=auth)
         assert answer.status_code == 201, answer.json
         assert answer.json["transition"]["to"] == to
         return answer.json["referral"]
 
     move("accepted", "Signed the contract")
-    move("booked")
     for session in range(1, 6):
+        move("booked", session={"starts_at": (datetime.now(UTC) - timedelta(hours=6 - session)).isoformat(),
+                                "venue": "Navigator's office"})
         state = move("attended", f"Condition {session} met")
         assert state["sessions_attended"] == session
     early = client.get(f"/api/v1/referrals/{referral['id']}", headers=auth).json
@@ -84,7 +85,7 @@ def test_a_user_dealer_gets_checkpoint_and_goes_through_to_outcome_22(
     assert done["state"] == "completed"
     assert done["outcome"] == {"code": "outcome-22", "label": "No further action (Outcome 22)"}
     assert [t["to"] for t in done["transitions"]] == [
-        "offered", "accepted", "booked", *["attended"] * 5, "completed"]
+        "offered", "accepted", *["booked", "attended"] * 5, "completed"]
 
     # An ended referral goes nowhere, and says so.
     refused = client.post(f"/api/v1/referrals/{referral['id']}/transitions", json={"to": "booked"}, headers=auth)
@@ -105,15 +106,15 @@ def _check_what_was_stored(app: Flask, world: World, token: str, encounter_id: s
         assert stored is not None
         assert stored.outcome_code == "outcome-22"
         steps = db.session.scalars(select(Transition).where(Transition.referral_id == stored.id)).all()
-        assert len(steps) == 9
+        assert len(steps) == 13  # offered, accepted, five sessions booked and attended, completed
         assert all(step.actor_id is None for step in steps)  # a system, not a user, moved it
         assert db.session.get(Encounter, uuid.UUID(encounter_id)).recorded_by_id is None
         # Which token did each change: filed under the force, next to the services' own events.
         api_events = db.session.scalars(select(AuditEvent).where(AuditEvent.action.like("api.%"))
                                         .order_by(AuditEvent.occurred_at)).all()
         assert [e.action for e in api_events] == [
-            "api.encounter_recorded", "api.referral_offered", "api.referral_accepted", "api.referral_booked",
-            *["api.referral_attended"] * 5, "api.referral_completed"]
+            "api.encounter_recorded", "api.referral_offered", "api.referral_accepted",
+            *["api.referral_booked", "api.referral_attended"] * 5, "api.referral_completed"]
         assert {e.tenant_id for e in api_events} == {world.b.id}
         assert {e.details["prefix"] for e in api_events} == {token.rsplit(".", 1)[0]}
 

@@ -18,6 +18,7 @@ which does not run under pytest 9.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -88,8 +89,10 @@ def test_a_whole_referral_answers_as_documented(
                     {"offering_id": str(checkpoint_offering)})["id"]
     call("POST", refer, f"/api/v1/decisions/{decision}/referrals", {"offering_id": str(checkpoint_offering)})
     move = "/api/v1/referrals/{referral_id}/transitions"
+    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "venue": "Navigator's office"}
     for to in ("accepted", "booked", "attended", "completed", "not_completed"):
-        call("POST", move, f"/api/v1/referrals/{referral}/transitions", {"to": to, "reason": "as planned"})
+        call("POST", move, f"/api/v1/referrals/{referral}/transitions",
+             {"to": to, "reason": "as planned", **({"session": session} if to == "booked" else {})})
     call("GET", "/api/v1/referrals/{referral_id}", f"/api/v1/referrals/{referral}")
     call("GET", "/api/v1/referrals", "/api/v1/referrals", query="?state=not_completed&limit=1")
     call("GET", "/api/v1/referrals", "/api/v1/referrals", query="?limit=many")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -151,19 +151,28 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
         with pytest.raises(cases.CaseError, match="open referral"):
             cases.refer(tenant, decision, _offering(), actor=None, today=TODAY)
         cases.transition(tenant, referral, State.ACCEPTED, actor=None)
-        cases.transition(tenant, referral, State.BOOKED, actor=None, reason="Monday 10am")
-        cases.transition(tenant, referral, State.ATTENDED, actor=None)
+        monday = datetime(2026, 11, 30, 10, tzinfo=UTC)  # a session held, recorded late
+        # Booked and attended come from booking a session and recording its attendance, at every door.
+        with pytest.raises(cases.CaseError, match="Book a session"):
+            cases.transition(tenant, referral, State.BOOKED, actor=None, reason="Monday 10am")
+        session, _ = cases.book_session(tenant, referral, starts_at=monday, venue="Durham hub", actor=None)
+        with pytest.raises(cases.CaseError, match="Record attendance at a booked session"):
+            cases.transition(tenant, referral, State.ATTENDED, actor=None)
+        cases.record_attendance(tenant, session, attended=True, actor=None)
         with pytest.raises(cases.CaseError, match="1 of 5 sessions"):
             cases.transition(tenant, referral, State.COMPLETED, actor=None)
         for _ in range(4):
-            cases.transition(tenant, referral, State.ATTENDED, actor=None)
+            session, _ = cases.book_session(tenant, referral, starts_at=monday, venue="Durham hub", actor=None)
+            cases.record_attendance(tenant, session, attended=True, actor=None)
         cases.transition(tenant, referral, State.COMPLETED, actor=None)
         assert (referral.outcome_code, referral.outcome_label) == ("outcome-22", "No further action (Outcome 22)")
         steps = [(t.from_state, t.to_state, t.reason) for t in db.session.scalars(
             select(cases.Transition).where(cases.Transition.referral_id == referral.id)
             .order_by(cases.Transition.occurred_at))]
         assert steps[0] == (None, State.OFFERED, "Offered after the decision")
-        assert steps[2] == (State.ACCEPTED, State.BOOKED, "Monday 10am")
+        held = "30 November 2026 10:00 at Durham hub"
+        assert steps[2] == (State.ACCEPTED, State.BOOKED, f"Session booked for {held}")
+        assert steps[3] == (State.BOOKED, State.ATTENDED, f"Attended the session of {held}")
         assert steps[-1][1] is State.COMPLETED
         with pytest.raises(cases.CaseError, match="it has ended"):
             cases.transition(tenant, referral, State.WITHDRAWN, actor=None, reason="late")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from click.testing import CliRunner, Result
 from flask import Flask
@@ -43,7 +43,9 @@ def _referral(tenant: Tenant, surname: str, *, decided_on: date, moves: tuple[St
     assert offering is not None
     referral = services.refer(tenant, decision, offering, actor=None, today=decided_on)
     for state in moves:
-        services.transition(tenant, referral, state, actor=None, reason="test")
+        session = services.SessionDetails(datetime.combine(decided_on, time(12), tzinfo=UTC), "Test venue") \
+            if state is State.BOOKED else None
+        services.move_to(tenant, referral, state, actor=None, reason="test", session=session)
     return referral
 
 

@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from diversion.audit.models import AuditEvent
+from diversion.cases import services as cases
 from diversion.eligibility import services
 from diversion.eligibility.compiler import PolicyInvalid
 from diversion.eligibility.engine import decide
@@ -101,7 +102,7 @@ def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) 
     with app.app_context(), scoped(world.b.id):
         tenant = _durham(world)
         result, version = services.decide_case(adult(stage="custody"), TODAY)
-        stored = services.record_decision(tenant, result, version, ethnicity="B2", actor=None)
+        stored = cases.record_decision(tenant, result, version, ethnicity="B2", actor=None)
         db.session.commit()
         again = db.session.get(Decision, stored.id)
         replay = decide(services.compiled(again.policy_version), again.facts, again.decided_on,
@@ -112,8 +113,8 @@ def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) 
         assert (again.age_band, again.ethnicity) == ("25-34", "B2")
         audited = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "decision.recorded")).all()
         assert [(e.object_id, e.tenant_id) for e in audited] == [(str(stored.id), world.b.id)]
-        with pytest.raises(services.PolicyError, match="16\\+1"):
-            services.record_decision(tenant, result, version, ethnicity="ZZ", actor=None)
+        with pytest.raises(cases.CaseError, match="16\\+1"):
+            cases.record_decision(tenant, result, version, ethnicity="ZZ", actor=None)
 
 
 def test_another_forces_published_policy_can_be_read_for_simulation(app: Flask, world: World) -> None:

@@ -34,6 +34,7 @@ from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, person_keys, seal
 from diversion.cases.models import Encounter, Person, Referral, State, Transition
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.tenancy.context import scoped
@@ -177,7 +178,8 @@ def move(app: Flask, force: Ref, referral_id: uuid.UUID, to: State, reason: str 
         referral = db.session.get(Referral, referral_id)
         assert tenant is not None
         assert referral is not None
-        cases.transition(tenant, referral, to, actor=None, reason=reason)
+        session = cases.SessionDetails(utcnow() - timedelta(hours=1), "Test venue") if to is State.BOOKED else None
+        cases.move_to(tenant, referral, to, actor=None, reason=reason, session=session)
         db.session.commit()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -48,7 +49,7 @@ def test_the_feed_lists_the_providers_referrals_from_every_force_it_serves(
     assert first["person"] == {"given_name": "Alex", "surname": "Archer", "phone": "07700 900456",
                                "email": "archer@example.org", "address": "2 Example Road"}
     assert set(first) == {"id", "force", "course", "pathway", "state", "deadline", "sessions_required",
-                          "sessions_attended", "person", "created_at", "updated_at", "transitions"}
+                          "sessions_attended", "person", "created_at", "updated_at", "transitions", "sessions"}
     assert [(t["from"], t["to"]) for t in first["transitions"]] == [(None, "offered")]
 
 
@@ -110,8 +111,10 @@ def test_the_provider_drives_the_lifecycle_through_the_case_services(
 ) -> None:
     referral = providers.referrals["b1"]  # Durham's
     sessions = client.get(f"{FEED}/{referral}", headers=bearer(p1_token)).json["sessions_required"]
-    for to in ("accepted", "booked", *["attended"] * sessions):
-        response = _move(client, p1_token, referral, to=to, reason=f"{to} by the provider")
+    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "venue": "Durham hub"}
+    for to in ("accepted", *["booked", "attended"] * sessions):
+        more = {"session": session} if to == "booked" else {}
+        response = _move(client, p1_token, referral, to=to, reason=f"{to} by the provider", **more)
         assert response.status_code == 201, response.text
         assert response.json["transition"]["to"] == to
     done = _move(client, p1_token, referral, to="completed")

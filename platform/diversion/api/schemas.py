@@ -20,7 +20,17 @@ from diversion.cases.rules import DERIVED_FACTS
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.fields import Field as CatalogueField
 from diversion.eligibility.models import Outcome
-from diversion.jsonapi.schemas import Answer, Moment, Reason, Request, TransitionOut, one_of, text
+from diversion.jsonapi.schemas import (
+    Answer,
+    Moment,
+    Reason,
+    Request,
+    SessionIn,
+    SessionOut,
+    TransitionOut,
+    one_of,
+    text,
+)
 from diversion.monitoring import ETHNICITIES
 
 MAX_PAGE = 500
@@ -109,10 +119,16 @@ class ReferralIn(Request):
 
 
 class TransitionIn(Request):
-    """Move a referral on. Ending it (not completed, withdrawn) needs a reason."""
+    """Move a referral on. Ending it (not completed, withdrawn) needs a reason. Booked
+    is reached by booking a session (``session``); attended by recording attendance
+    at a booked session (``session_id``, else the earliest that has started)."""
 
     to: State
     reason: Reason = ""
+    session: SessionIn | None = Field(default=None, description="With `to: booked`: the session to book.")
+    session_id: uuid.UUID | None = Field(
+        default=None, description="With `to: attended`: the booked session attended (default: the earliest that "
+                                  "has started and awaits its attendance).")
 
 
 class ReferralQuery(BaseModel):
@@ -189,6 +205,7 @@ class ReferralOut(Answer):
     created_at: Moment
     updated_at: Moment
     transitions: list[TransitionOut]
+    sessions: list[SessionOut] = Field(description="The sessions booked, earliest first, with their attendance.")
 
 
 class ReferralPage(Answer):

@@ -28,7 +28,7 @@ from diversion.audit.services import record
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral
-from diversion.cases.rules import DERIVED_FACTS
+from diversion.cases.rules import DERIVED_FACTS, Intake
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import Decision, Outcome
@@ -46,7 +46,7 @@ from diversion.jsonapi.http import (
     take_key,
 )
 from diversion.jsonapi.openapi import document, with_part
-from diversion.jsonapi.schemas import transition_out
+from diversion.jsonapi.schemas import session_out, transition_out
 from diversion.jsonapi.tokens import ApiToken, parse_bearer
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
@@ -58,7 +58,9 @@ ENCOUNTER_FIELDS = {"surname": "person.surname", "given_name": "person.given_nam
                     "date_of_birth": "person.date_of_birth", "pnc_id": "person.pnc_id",
                     "ethnicity": "ethnicity", "offence_on": "offence_on"}
 REFERRAL_FIELDS = {"decision": "decision_id", "offering": "offering_id", "reason": "reason"}
-TRANSITION_FIELDS = {"state": "to", "reason": "reason"}
+TRANSITION_FIELDS = {"state": "to", "reason": "reason", "session": "session", "venue": "session.venue",
+                     "starts_at": "session.starts_at", "session_id": "session_id", "referral": "to",
+                     "attendance": "session_id"}
 
 
 @bp.before_request
@@ -154,6 +156,7 @@ def referral_out(referral: Referral) -> schemas.ReferralOut:
         outcome=schemas.CaseOutcome(code=referral.outcome_code, label=referral.outcome_label) if ended else None,
         created_at=referral.created_at, updated_at=referral.updated_at,
         transitions=[transition_out(t) for t in sorted(referral.transitions, key=lambda t: t.occurred_at)],
+        sessions=[session_out(s) for s in cases.sessions_of(referral)],
     )
 
 
@@ -177,7 +180,7 @@ def record_encounter() -> Response:
     if isinstance(taken, Response):
         return taken
     body = _body(schemas.EncounterIn)
-    intake = cases.Intake(
+    intake = Intake(
         identity=Identity(body.person.surname, body.person.given_name, body.person.date_of_birth,
                           body.person.pnc_id),
         contact=Contact(body.contact.phone, body.contact.email, body.contact.address),
@@ -270,7 +273,9 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     referral = _one(Referral, referral_id)
     body = _body(schemas.TransitionIn)
     try:
-        step = cases.transition(_tenant(), referral, body.to, actor=None, reason=body.reason)
+        step = cases.move_to(_tenant(), referral, body.to, actor=None, reason=body.reason,
+                             session=cases.SessionDetails(body.session.starts_at, body.session.venue)
+                             if body.session else None, session_id=body.session_id)
     except cases.CaseError as error:
         _case_problem(error, TRANSITION_FIELDS)
     _audit(f"referral_{body.to.value}", "referral", referral.id)

@@ -1,22 +1,36 @@
-"""The intake form, built from the national field catalogue, and the case-work forms."""
+"""The intake form, built from the national field catalogue, and the case-work forms
+(overrides, referrals, moves, booking a session and recording attendance: the force's
+pages and the provider's use the same)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Any
 
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
+    GovCheckboxInput,
     GovRadioInput,
     GovSelect,
     GovSubmitInput,
     GovTextArea,
     GovTextInput,
 )
-from wtforms import Field, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField,
+    Field,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-from diversion.cases.services import DERIVED_FACTS
+from diversion.cases.rules import DERIVED_FACTS, LIMITS
+from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.forms import Form, GovDateField
 from diversion.monitoring import ETHNICITIES
@@ -55,18 +69,21 @@ ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
 
 class _IntakeBase(Form):
     surname = StringField("Surname", widget=GovTextInput(),
-                          validators=[InputRequired(message="Enter the person's surname"), Length(max=100)])
+                          validators=[InputRequired(message="Enter the person's surname"),
+                                      Length(max=LIMITS["surname"])])
     given_name = StringField("Given name", widget=GovTextInput(),
-                             validators=[InputRequired(message="Enter the person's given name"), Length(max=100)])
+                             validators=[InputRequired(message="Enter the person's given name"),
+                                         Length(max=LIMITS["given_name"])])
     date_of_birth = GovDateField("Date of birth", format="%d %m %Y", description="For example, 27 3 2001",
                                  validators=[InputRequired(message="Enter the date of birth as day, month and year")])
-    pnc_id = StringField("PNC ID (if known)", widget=GovTextInput(), validators=[Optional(), Length(max=20)])
+    pnc_id = StringField("PNC ID (if known)", widget=GovTextInput(),
+                         validators=[Optional(), Length(max=LIMITS["pnc_id"])])
     ethnicity = SelectField("Self-defined ethnicity", widget=GovSelect(),
                             choices=[SelectChoice(code, f"{code} – {label}") for code, label in ETHNICITIES.items()],
                             default="NS")
-    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Length(max=40)])
-    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Length(max=254)])
-    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
+    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["phone"])])
+    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["email"])])
+    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Length(max=LIMITS["address"])])
     offence_on = GovDateField("Date of the offence", format="%d %m %Y",
                               validators=[InputRequired(message="Enter the offence date as day, month and year")])
     submit = SubmitField("Record and decide", widget=GovSubmitInput())
@@ -97,7 +114,8 @@ class OverrideForm(Form):
                          validators=[InputRequired(message="Choose the decision that stands")])
     pathway = SelectField("Pathway (when eligible)", widget=GovSelect(), validators=[Optional()])
     reason = TextAreaField("Reason", widget=GovTextArea(),
-                           validators=[InputRequired(message="Give the reason for the override"), Length(max=1000)])
+                           validators=[InputRequired(message="Give the reason for the override"),
+                                       Length(max=LIMITS["reason"])])
     submit = SubmitField("Override", widget=GovSubmitInput())
 
 
@@ -108,5 +126,39 @@ class ReferForm(Form):
 
 class TransitionForm(Form):
     to = RadioField("What happened", widget=GovRadioInput(), validators=[InputRequired(message="Choose what happened")])
-    reason = TextAreaField("Reason or note", widget=GovTextArea(), validators=[Optional(), Length(max=1000)])
+    reason = TextAreaField("Reason or note", widget=GovTextArea(),
+                           validators=[Optional(), Length(max=LIMITS["reason"])])
     submit = SubmitField("Record", widget=GovSubmitInput())
+
+
+class BookForm(Form):
+    day = GovDateField("Date of the session", format="%d %m %Y", description="For example, 27 3 2027",
+                       validators=[InputRequired(message="Enter the date of the session as day, month and year")])
+    time = StringField("Start time", widget=GovTextInput(), description="24-hour clock, UK time, for example 14:30",
+                       validators=[InputRequired(message="Enter the start time"),
+                                   Regexp(r"^([01]?\d|2[0-3]):[0-5]\d$",
+                                          message="Enter the start time as hours and minutes, like 14:30")])
+    venue = StringField("Venue", widget=GovTextInput(), description="Where the person should go",
+                        validators=[InputRequired(message="Enter where the session takes place"),
+                                    Length(max=LIMITS["venue"])])
+    submit = SubmitField("Book the session", widget=GovSubmitInput())
+
+    def starts_at(self) -> datetime | None:
+        """When the session starts, in UTC, from the UK date and time given (None until both are valid)."""
+        if self.day.data is None or not self.time.data or self.time.errors:
+            return None
+        hours, minutes = (int(part) for part in self.time.data.split(":"))
+        return datetime.combine(self.day.data, time(hours, minutes), tzinfo=LONDON).astimezone(UTC)
+
+
+class AttendanceForm(Form):
+    attendance = RadioField("Did the person attend?", widget=GovRadioInput(),
+                            choices=[SelectChoice("attended", "Attended"),
+                                     SelectChoice("did_not_attend", "Did not attend: the referral ends as not "
+                                                                    "completed and the force's non-completion "
+                                                                    "action follows")],
+                            validators=[InputRequired(message="Choose whether the person attended")])
+    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
+    confirm = BooleanField("I confirm this is what happened", widget=GovCheckboxInput(),
+                           validators=[InputRequired(message="Confirm what happened")])
+    submit = SubmitField("Record attendance", widget=GovSubmitInput())

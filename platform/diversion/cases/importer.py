@@ -49,14 +49,20 @@ from sqlalchemy import insert, select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
-from diversion.cases.identity import Contact, Identity, normalise_pnc, person_keys, seal
-from diversion.cases.models import FINAL_STATES, Encounter, Person, Referral, State, Transition
-from diversion.cases.services import (
-    DERIVED_FACTS,
-    DIVERTED_STATES,
-    Intake,
-    outcome_of,
+from diversion.cases import rules
+from diversion.cases.events import Moved, announce
+from diversion.cases.identity import Contact, Identity, person_keys, seal
+from diversion.cases.models import (
+    FINAL_STATES,
+    Attendance,
+    BookedSession,
+    Encounter,
+    Person,
+    Referral,
+    State,
+    Transition,
 )
+from diversion.cases.rules import DERIVED_FACTS, Intake
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.compiler import CompiledPathway, CompiledPolicy
@@ -65,10 +71,8 @@ from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.extensions import db
-from diversion.inputs import case_date_problem, date_of_birth_problem, text_problem
-from diversion.monitoring import ETHNICITIES, age_band
-from diversion.providers.feed import next_position
-from diversion.providers.models import FeedEntry
+from diversion.inputs import case_date_problem, text_problem
+from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 
 SOURCE = "import"  # encounters and decisions made by an import say so
@@ -78,8 +82,7 @@ FACT_COLUMNS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
 REFERRAL_COLUMNS = ("course", "referral_state", "referral_outcome_on")
 COLUMNS = PERSON_COLUMNS + DATE_COLUMNS + FACT_COLUMNS + REFERRAL_COLUMNS
 OPTIONAL_COLUMNS = frozenset({"pnc_id", "phone", "email", "address", *REFERRAL_COLUMNS})
-# The same limits as the intake form.
-MAX_LENGTHS = {"surname": 100, "given_name": 100, "pnc_id": 20, "phone": 40, "email": 254, "address": 500}
+TEXT_COLUMNS = ("surname", "given_name", "pnc_id", "phone", "email", "address")
 LIST_SEPARATOR = ";"
 NO_VALUES = "none"  # an empty list (no aggravating factors), which is not the same as unknown
 TRUE_WORDS = frozenset({"true", "yes"})
@@ -87,18 +90,6 @@ FALSE_WORDS = frozenset({"false", "no"})
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Historic events are dated, not timed: midday UTC is the same day in London all year.
 MIDDAY = time(12, 0, tzinfo=UTC)
-# The legal path from "offered" to each state. A referral that was not
-# completed had been accepted (one the person refused is "declined").
-PATHS: dict[State, tuple[State, ...]] = {
-    State.OFFERED: (),
-    State.ACCEPTED: (State.ACCEPTED,),
-    State.DECLINED: (State.DECLINED,),
-    State.BOOKED: (State.ACCEPTED, State.BOOKED),
-    State.ATTENDED: (State.ACCEPTED, State.BOOKED, State.ATTENDED),
-    State.COMPLETED: (State.ACCEPTED, State.BOOKED, State.ATTENDED, State.COMPLETED),  # attended once per session
-    State.NOT_COMPLETED: (State.ACCEPTED, State.NOT_COMPLETED),
-    State.WITHDRAWN: (State.WITHDRAWN,),
-}
 PROGRESS_EVERY = 100
 WRITE_BATCH = 2_000  # rows written together
 DECIDE_BATCH = 20_000  # referral rows decided together, on columns
@@ -281,10 +272,6 @@ def _fact(name: str, text: str) -> tuple[Any, str | None]:  # noqa: PLR0911 - on
     return sorted({allowed[item.lower()] for item in items}), None
 
 
-def _age_on(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
 class _Cells:
     """One row's cells by column name, and the problems found in them."""
 
@@ -314,19 +301,6 @@ class _Cells:
         return parsed
 
 
-def _texts(cells: _Cells) -> dict[str, str]:
-    texts = {name: cells[name] for name in MAX_LENGTHS}
-    for name, text in texts.items():
-        if len(text) > MAX_LENGTHS[name]:
-            cells.refuse(name, f"at most {MAX_LENGTHS[name]} characters, not {len(text)}")
-    for name in ("surname", "given_name"):
-        if not texts[name]:
-            cells.refuse(name, f"enter the person's {name.replace('_', ' ')}")
-    if texts["pnc_id"] and not normalise_pnc(texts["pnc_id"]):
-        cells.refuse("pnc_id", f"{texts['pnc_id']!r} is not a PNC ID (leave it empty when not known)")
-    return texts
-
-
 def _facts(cells: _Cells) -> dict[str, Any]:
     """The known facts; an empty cell leaves its fact out (unknown)."""
     facts: dict[str, Any] = {}
@@ -340,33 +314,30 @@ def _facts(cells: _Cells) -> dict[str, Any]:
 
 
 def _intake(cells: _Cells, today: date) -> tuple[Intake, date] | None:
-    """The intake and decision date, refused as ``record_encounter`` would refuse them."""
-    texts = _texts(cells)
+    """The intake and decision date, refused as ``record_encounter`` would refuse them (``rules``)."""
+    texts = {name: cells[name] for name in TEXT_COLUMNS}
+    contact = Contact(texts["phone"], texts["email"], texts["address"])
     born = cells.date("date_of_birth", required=True)
     offence_on = cells.date("offence_on", required=True)
     decided_on = cells.date("decided_on", required=True)
-    for name, day, problem_of in (("date_of_birth", born, date_of_birth_problem),
-                                  ("offence_on", offence_on, case_date_problem),
-                                  ("decided_on", decided_on, case_date_problem)):
-        if day is not None and (problem := problem_of(day, today)):
-            cells.refuse(name, problem)
-    if offence_on and decided_on and offence_on > decided_on:
-        cells.refuse("offence_on", f"is after the decision date ({decided_on.isoformat()})")
-    if born and offence_on:
-        if born >= offence_on:
-            cells.refuse("date_of_birth", "must be before the offence date")
-        elif _age_on(born, offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
-            cells.refuse("date_of_birth", "under 10 on the offence date: below the age of criminal responsibility")
     ethnicity = cells["ethnicity"].upper()
     if ethnicity not in ETHNICITIES:
         cells.refuse("ethnicity", f"must be one of the 16+1 codes ({', '.join(ETHNICITIES)}; NS when not "
                                   f"stated), not {cells['ethnicity']!r}")
     facts = _facts(cells)
-    if cells.problems or born is None or offence_on is None or decided_on is None:
+    if born is None or offence_on is None or decided_on is None:
+        broken = rules.texts_broken(texts["surname"], texts["given_name"], texts["pnc_id"], contact)
+        intake = None
+    else:
+        identity = Identity(texts["surname"], texts["given_name"], born, texts["pnc_id"] or None)
+        intake = Intake(identity, contact, ethnicity, offence_on, facts)
+        broken = [b for b in rules.intake_broken(intake, decided_on=decided_on, today=today)
+                  if b.field != "ethnicity"]  # the cell's own problem is said above
+    for found in broken:
+        cells.refuse(found.field, found.problem)
+    if cells.problems or intake is None or decided_on is None:
         return None
-    identity = Identity(texts["surname"], texts["given_name"], born, texts["pnc_id"] or None)
-    contact = Contact(texts["phone"], texts["email"], texts["address"])
-    return Intake(identity, contact, ethnicity, offence_on, facts), decided_on
+    return intake, decided_on
 
 
 def _referral(cells: _Cells, decided_on: date | None, today: date) -> tuple[str | None, State | None, date | None]:
@@ -410,8 +381,8 @@ def parse_row(number: int, values: list[str], index: dict[str, int], *,
     if len(values) != len(index):
         return None, [Problem(number, None, f"has {len(values)} values; the header names {len(index)} columns")]
     cells = _Cells(number, values, index)
-    for name, position in index.items():
-        if problem := text_problem(values[position], multiline=name == "address"):
+    for name, position in index.items():  # the texts of the intake are the rulebook's (``_intake``)
+        if name not in TEXT_COLUMNS and (problem := text_problem(values[position])):
             cells.refuse(name, problem)
     intake = _intake(cells, today)
     course, state, ended_on = _referral(cells, intake[1] if intake else None, today)
@@ -544,16 +515,10 @@ class _Replay:
                        f"{self.tenant.name} has no published policy in force on {row.decided_on.isoformat()}{since}")
 
     def facts(self, row: Row, found: int | None) -> dict[str, Any]:
-        """The row's facts with the derived ones, as ``record_encounter`` works them out."""
-        states = [state for on, state in self.history.get(found, ()) if on <= row.intake.offence_on] \
+        """The row's facts with the derived ones, as ``record_encounter`` works them out (``rules``)."""
+        earlier = [state for on, state in self.history.get(found, ()) if on <= row.intake.offence_on] \
             if found is not None else []
-        return {
-            **row.intake.facts,
-            "age": _age_on(row.intake.identity.date_of_birth, row.intake.offence_on),
-            "offence_age_days": (row.decided_on - row.intake.offence_on).days,
-            "previous_diversions": sum(state in DIVERTED_STATES for state in states),
-            "previous_non_engagement": any(state in (State.NOT_COMPLETED, State.DECLINED) for state in states),
-        }
+        return {**row.intake.facts, **rules.derived_facts(row.intake, decided_on=row.decided_on, earlier=earlier)}
 
     def queue(self, row: Row, found: int | None) -> Problem | None:
         """Take the row's decision into account: refused at once when no policy
@@ -659,6 +624,16 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, MIDDAY)
 
 
+def imported_reason(label: str, number: int) -> str:
+    """The reason of an imported step: the file and the row it came from."""
+    return f"Imported from historic records ({label}, row {number})"
+
+
+def imported_venue(label: str, number: int) -> str:
+    """Where an imported session took place (the file does not say), naming the row it came from."""
+    return f"Not recorded (imported: {label}, row {number})"[:rules.LIMITS["venue"]]
+
+
 class _Writer:
     """Turns checked rows into the rows an intake, a decision and a referral
     would write, and writes them a batch at a time (multi-row INSERTs, in the
@@ -684,7 +659,8 @@ class _Writer:
         self.decisions: list[dict[str, Any]] = []
         self.referrals: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
-        self.imported: dict[int, list[uuid.UUID]] = {}  # referral ids by provider, for its feed
+        self.sessions: list[dict[str, Any]] = []
+        self.moves: list[Moved] = []  # each imported referral's last move, announced at the end
 
     def add(self, row: Row) -> None:
         """Decide the row and queue what it writes; refuses (``ImportInvalid``)
@@ -695,22 +671,19 @@ class _Writer:
         if version is None:
             raise ImportInvalid([replay.no_policy(row)])
         policy = replay.compiled_policy(version)
-        result = decide(policy, replay.facts(row, match.found), row.decided_on, version=version.number)
+        assessment = decide(policy, replay.facts(row, match.found), row.decided_on, version=version.number)
         person_id = self._person(match, row)
         encounter_id = uuid.uuid4()
         self.encounters.append({
             "id": encounter_id, "person_id": person_id, "offence_on": row.intake.offence_on,
             "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE})
-        self.decisions.append({
-            "id": uuid.uuid4(), "policy_version_id": version.id, "encounter_id": encounter_id,
-            "policy_hash": version.content_hash, "decided_on": row.decided_on, "facts": result.facts,
-            "outcome": result.outcome, "pathway": result.pathway, "results": result.results_json(),
-            "missing": list(result.missing), "age_band": age_band(result.facts.get("age")),
-            "ethnicity": row.intake.ethnicity, "source": SOURCE, "decided_by_id": self.actor_id})
-        self.report.decisions[result.outcome] += 1
+        self.decisions.append(rules.decision_values(self.tenant, assessment, version, ethnicity=row.intake.ethnicity,
+                                                    actor_id=self.actor_id, source=SOURCE,
+                                                    encounter_id=encounter_id))
+        self.report.decisions[assessment.outcome] += 1
         if row.course is not None and row.state is not None:
-            problem = replay.refused(row, result)
-            pathway = policy.pathway(result.pathway or "")
+            problem = replay.refused(row, assessment)
+            pathway = policy.pathway(assessment.pathway or "")
             if problem is not None or pathway is None:
                 raise ImportInvalid([problem or Problem(row.number, "course", "the decision has no pathway")])
             self._referral(row, row.state, replay.offerings[row.course][pathway.id], pathway,
@@ -738,29 +711,41 @@ class _Writer:
 
     def _referral(self, row: Row, reached: State, offering: Offering, pathway: CompiledPathway, *,
                   encounter_id: uuid.UUID, person_id: uuid.UUID) -> None:
-        referral_id = uuid.uuid4()
-        reason = f"Imported from historic records ({self.label}, row {row.number})"
+        referral = rules.referral_values(
+            tenant=self.tenant, encounter_id=encounter_id, person_id=person_id, offering_id=offering.id,
+            provider_id=offering.course.provider_id, pathway=pathway.id, deadline_days=pathway.deadline_days,
+            sessions=pathway.sessions, offered_on=row.decided_on)
+        referral_id = referral["id"]
+        reason, venue = imported_reason(self.label, row.number), imported_venue(self.label, row.number)
         at = _at(row.decided_on)
-        steps: list[tuple[State | None, State, datetime]] = [(None, State.OFFERED, at)]
-        state, attended = State.OFFERED, 0
+        steps: list[tuple[State | None, State, datetime, str]] = [(None, State.OFFERED, at, reason)]
         ended = _at(row.ended_on or row.decided_on)
-        for step in PATHS[reached]:
-            for _ in range(pathway.sessions if step is State.ATTENDED and reached is State.COMPLETED else 1):
-                ended += timedelta(seconds=1)
-                steps.append((state, step, ended))
-                state, attended = step, attended + (step is State.ATTENDED)
-        code, label = outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)
-        self.referrals.append({
-            "id": referral_id, "encounter_id": encounter_id, "person_id": person_id, "offering_id": offering.id,
-            "provider_id": offering.course.provider_id,
-            "pathway": pathway.id, "state": state, "deadline": row.decided_on + timedelta(days=pathway.deadline_days),
-            "sessions_required": pathway.sessions, "sessions_attended": attended, "outcome_code": code,
-            "outcome_label": label, "created_at": at, "updated_at": steps[-1][2]})
-        self.transitions += [
-            {"id": uuid.uuid4(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
-             "occurred_at": when, "actor_id": self.actor_id, "reason": reason}
-            for came_from, to, when in steps]
-        self.imported.setdefault(offering.course.provider_id, []).append(referral_id)
+        state, attended = State.OFFERED, 0
+        for step in rules.path_to(reached, sessions=pathway.sessions):
+            ended += timedelta(seconds=1)
+            why = reason
+            if step is State.BOOKED:  # a session, as booking one writes it
+                self.sessions.append({"id": uuid.uuid4(), "referral_id": referral_id, "starts_at": ended,
+                                      "venue": venue, "booked_by_id": self.actor_id, "attendance": None,
+                                      "attendance_recorded_at": None, "attendance_recorded_by_id": None})
+                why = rules.booked_reason(ended, venue)
+            elif step is State.ATTENDED:  # attendance at it, as recording it writes it
+                self.sessions[-1].update(attendance=Attendance.ATTENDED, attendance_recorded_at=ended,
+                                         attendance_recorded_by_id=self.actor_id)
+                why = rules.attendance_reason(self.sessions[-1]["starts_at"], venue, attended=True)
+            steps.append((state, step, ended, why))
+            state, attended = step, attended + (step is State.ATTENDED)
+        code, label = rules.outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)
+        referral.update(state=state, sessions_attended=attended, outcome_code=code, outcome_label=label,
+                        created_at=at, updated_at=steps[-1][2])
+        self.referrals.append(referral)
+        written = [{"id": uuid.uuid4(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
+                    "occurred_at": when, "actor_id": self.actor_id, "reason": why}
+                   for came_from, to, when, why in steps]
+        self.transitions += written
+        last = written[-1]
+        self.moves.append(Moved(referral_id, offering.course.provider_id, pathway.id, last["from_state"], state,
+                                last["id"], last["occurred_at"]))
         self.report.referrals[state] += 1
 
     def flush(self) -> None:
@@ -781,24 +766,20 @@ class _Writer:
             for person in changed:
                 session.expunge(person)
         for model, rows in ((Encounter, self.encounters), (Decision, self.decisions),
-                            (Referral, self.referrals), (Transition, self.transitions)):
+                            (Referral, self.referrals), (Transition, self.transitions), (BookedSession, self.sessions)):
             if rows:
                 session.execute(insert(model).execution_options(**nulls), rows)
         self.people, self.changed_people = {}, {}
-        self.encounters, self.decisions, self.referrals, self.transitions = [], [], [], []
+        self.encounters, self.decisions, self.referrals, self.transitions, self.sessions = [], [], [], [], []
 
     def announce(self) -> None:
-        """Give every imported referral its place in its provider's feed, so that
-        the provider's systems learn of it (no webhook: an import is history,
-        not news). Done last, so that the providers' feed counters, locked
-        from here until the import commits, hold up their other changes only
-        for the end of the import."""
-        for provider_id, referral_ids in sorted(self.imported.items()):
-            first = next_position(provider_id, len(referral_ids)) - len(referral_ids) + 1
-            for start in range(0, len(referral_ids), WRITE_BATCH):
-                db.session.execute(insert(FeedEntry), [
-                    {"referral_id": referral_id, "provider_id": provider_id, "position": first + start + offset}
-                    for offset, referral_id in enumerate(referral_ids[start:start + WRITE_BATCH])])
+        """Announce every imported referral, as history (``cases.events``): its
+        provider's feed gives it its place, so that the provider's systems learn
+        of it, but no webhook goes: an import is history, not news. Done last,
+        so that the providers' feed counters, locked from then until the import
+        commits, hold up their other changes only for the end of the import."""
+        for start in range(0, len(self.moves), WRITE_BATCH):
+            announce(self.tenant, self.moves[start:start + WRITE_BATCH], history=True)
 
     def __len__(self) -> int:
         return len(self.encounters)

@@ -98,11 +98,12 @@ class State(enum.StrEnum):
 
 
 FINAL_STATES = frozenset({State.DECLINED, State.COMPLETED, State.NOT_COMPLETED, State.WITHDRAWN})
-# Where each state may go next. Attendance repeats while sessions remain.
+# Where each state may go next. Booking and attendance repeat while sessions remain: each
+# booked session is a step (to booked), and so is each attended one (to attended).
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.OFFERED: frozenset({State.ACCEPTED, State.DECLINED, State.NOT_COMPLETED, State.WITHDRAWN}),
     State.ACCEPTED: frozenset({State.BOOKED, State.NOT_COMPLETED, State.WITHDRAWN}),
-    State.BOOKED: frozenset({State.ATTENDED, State.NOT_COMPLETED, State.WITHDRAWN}),
+    State.BOOKED: frozenset({State.BOOKED, State.ATTENDED, State.NOT_COMPLETED, State.WITHDRAWN}),
     State.ATTENDED: frozenset({State.ATTENDED, State.BOOKED, State.COMPLETED, State.NOT_COMPLETED,
                                State.WITHDRAWN}),
 }

@@ -18,11 +18,12 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from diversion.cases.identity import Contact, Identity, normalise_pnc
-from diversion.cases.models import FINAL_STATES, TRANSITIONS, State
+from diversion.cases.models import TRANSITIONS, State
+from diversion.db import LONDON
 from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import PolicyVersion
@@ -52,17 +53,23 @@ REASON_REQUIRED = frozenset({State.NOT_COMPLETED, State.WITHDRAWN})
 @dataclass(frozen=True)
 class Broken:
     """One rule an input breaks: the field at fault and the problem, as a phrase
-    to follow the field's name in a list of problems ("cannot be in the future")."""
+    for a list of problems ("offence_on: cannot be in the future").
+
+    ``predicate``: the phrase says something of the field, and a sentence
+    names it ("The offence date cannot be in the future."); otherwise the
+    phrase is a sentence of its own ("Enter the person's surname.").
+    """
 
     field: str
     problem: str
+    predicate: bool = True
 
     @property
     def sentence(self) -> str:
-        """The problem as a sentence naming the field, for a form or the API."""
-        if self.problem[:1].isupper():  # already a sentence of its own
-            return self.problem if self.problem.endswith(".") else f"{self.problem}."
-        return f"The {NAMES.get(self.field, self.field.replace('_', ' '))} {self.problem}."
+        """The problem as a sentence, for a form or the API."""
+        if self.predicate:
+            return f"The {NAMES.get(self.field, self.field.replace('_', ' '))} {self.problem}."
+        return f"{self.problem[:1].upper()}{self.problem[1:]}."
 
 
 @dataclass(frozen=True)
@@ -95,41 +102,49 @@ def age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def intake_broken(intake: Intake, *, decided_on: date, today: date) -> list[Broken]:
-    """Every rule ``intake`` breaks when decided on ``decided_on``: names
-    missing or too long, texts with control characters, a PNC ID with no
-    letters or digits, a date of birth before 1900, in the future, not before
-    the offence or making the person under 10 then, an offence date before
-    2000 or after the decision, a decision date before 2000 or in the future,
-    an ethnicity outside the 16+1 categories, and derived facts given by hand."""
-    broken: list[Broken] = []
-    identity, contact = intake.identity, intake.contact
-    for field, value in (("surname", identity.surname), ("given_name", identity.given_name),
-                         ("pnc_id", identity.pnc_id or ""), ("phone", contact.phone), ("email", contact.email),
-                         ("address", contact.address)):
-        if (found := text_broken(field, value)) is not None:
-            broken.append(found)
-    for field, value in (("surname", identity.surname), ("given_name", identity.given_name)):
+def texts_broken(surname: str, given_name: str, pnc_id: str, contact: Contact) -> list[Broken]:
+    """Every rule the texts of an intake break: names missing, texts too long or
+    with control characters, a PNC ID with no letters or digits."""
+    broken = [found for field, value in (("surname", surname), ("given_name", given_name), ("pnc_id", pnc_id),
+                                         ("phone", contact.phone), ("email", contact.email),
+                                         ("address", contact.address))
+              if (found := text_broken(field, value)) is not None]
+    for field, value in (("surname", surname), ("given_name", given_name)):
         if not value.strip():
-            broken.append(Broken(field, f"Enter the person's {NAMES[field]}"))
-    if identity.pnc_id and not normalise_pnc(identity.pnc_id):
-        broken.append(Broken("pnc_id", "is not a PNC ID (leave it empty when not known)"))
+            broken.append(Broken(field, f"enter the person's {NAMES[field]}", predicate=False))
+    if pnc_id and not normalise_pnc(pnc_id):
+        broken.append(Broken("pnc_id", "this is not a PNC ID: leave it empty when not known", predicate=False))
+    return broken
+
+
+def intake_broken(intake: Intake, *, decided_on: date, today: date) -> list[Broken]:
+    """Every rule ``intake`` breaks when decided on ``decided_on``: those of its
+    texts (``texts_broken``), a date of birth before 1900, in the future, not before
+    the offence or making the person under 10 then, an offence date before
+    2000, in the future or after the decision, a decision date before 2000 or
+    in the future, an ethnicity outside the 16+1 categories, and derived
+    facts given by hand."""
+    identity = intake.identity
+    broken = texts_broken(identity.surname, identity.given_name, identity.pnc_id or "", intake.contact)
     for field, day, problem_of in (("offence_on", intake.offence_on, case_date_problem),
                                    ("decided_on", decided_on, case_date_problem),
                                    ("date_of_birth", identity.date_of_birth, date_of_birth_problem)):
         if problem := problem_of(day, today):
             broken.append(Broken(field, problem))
-    if intake.offence_on > decided_on <= today:
+    if decided_on < intake.offence_on <= today:
         broken.append(Broken("offence_on", f"is after the decision date ({decided_on.isoformat()})"))
     if identity.date_of_birth >= intake.offence_on:
         broken.append(Broken("date_of_birth", "must be before the offence date"))
     elif age_on(identity.date_of_birth, intake.offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
-        broken.append(Broken("date_of_birth", "Under 10 on the offence date: below the age of criminal responsibility"))
+        broken.append(Broken("date_of_birth", "under 10 on the offence date: below the age of criminal "
+                                              "responsibility", predicate=False))
     if intake.ethnicity not in ETHNICITIES:
-        broken.append(Broken("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'"))
+        broken.append(Broken("ethnicity", "choose one of the 16+1 ethnicity categories, or 'Not stated'",
+                             predicate=False))
     given_derived = sorted(set(intake.facts) & set(DERIVED_FACTS))
     if given_derived:
-        broken.append(Broken(given_derived[0], "This fact is worked out by the platform; leave it out"))
+        broken.append(Broken(given_derived[0], "this fact is worked out by the platform; leave it out",
+                             predicate=False))
     return broken
 
 
@@ -240,16 +255,30 @@ def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
     allowed = TRANSITIONS.get(state, frozenset())
     if to not in allowed:
         options = ", ".join(sorted(s.label.lower() for s in allowed)) or "nothing: it has ended"
-        return Broken("state", f"A referral that is {state.label.lower()} cannot become {to.label.lower()}; "
-                               f"it can become {options}")
+        return Broken("state", f"a referral that is {state.label.lower()} cannot become {to.label.lower()}; "
+                               f"it can become {options}", predicate=False)
     if to is State.ATTENDED and sessions_attended >= sessions_required:
-        return Broken("state", f"All {sessions_required} sessions are already attended: record completion")
+        return Broken("state", f"all {sessions_required} sessions are already attended: record completion",
+                      predicate=False)
     if to is State.COMPLETED and sessions_attended < sessions_required:
-        return Broken("state", f"Only {sessions_attended} of {sessions_required} sessions are attended")
+        return Broken("state", f"only {sessions_attended} of {sessions_required} sessions are attended",
+                      predicate=False)
     if to in REASON_REQUIRED and not reason.strip():
-        return Broken("reason", "Give the reason (did not attend, deadline passed, condition breached...)")
+        return Broken("reason", "give the reason (did not attend, deadline passed, condition breached...)",
+                      predicate=False)
     return None
 
 
-def ends(to: State) -> bool:
-    return to in FINAL_STATES
+def _session(starts_at: datetime, venue: str) -> str:
+    return f"{starts_at.astimezone(LONDON):%d %B %Y %H:%M} at {venue}"
+
+
+def booked_reason(starts_at: datetime, venue: str) -> str:
+    """The reason of the step to booked: the session that was booked."""
+    return f"Session booked for {_session(starts_at, venue)}"
+
+
+def attendance_reason(starts_at: datetime, venue: str, *, attended: bool, note: str = "") -> str:
+    """The reason of the step attendance makes (attended, or not completed for a session missed)."""
+    extra = f": {note.strip()}" if note.strip() else ""
+    return f"{'Attended' if attended else 'Did not attend'} the session of {_session(starts_at, venue)}{extra}"

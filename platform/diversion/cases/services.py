@@ -1,4 +1,13 @@
-"""Case services: intake, decisions and overrides, referrals and their lifecycle.
+"""Case services: intake, decisions and overrides, referrals and every move of their lifecycle.
+
+The rules are the rulebook's (``cases.rules``); here they meet the
+database. Every change of a referral's state goes through one function
+(``_move``), whichever door it comes through (the force's pages and API,
+the provider's workspace and API, expiry): it records the step, settles
+the case outcome when the referral ends, and announces the move
+(``cases.events``) in the same transaction. A referral reaches booked only
+by a session being booked, and attended only by attendance being recorded
+at a booked session, so its sessions and its state never disagree.
 
 Services take explicit arguments, validate, ``flush()`` and never commit.
 Every refusal is a ``CaseError`` naming the input at fault.
@@ -9,53 +18,53 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy import func, select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
-from diversion.cases.identity import Contact, Identity, person_keys, seal
-from diversion.cases.models import FINAL_STATES, TRANSITIONS, Encounter, Person, Referral, State, Transition
+from diversion.cases import rules
+from diversion.cases.events import Moved, announce
+from diversion.cases.identity import Identity, person_keys, seal
+from diversion.cases.models import (
+    FINAL_STATES,
+    TRANSITIONS,
+    Attendance,
+    BookedSession,
+    Encounter,
+    Person,
+    Referral,
+    State,
+    Transition,
+)
+from diversion.cases.rules import REOFFENDING_DAYS, Broken, Intake
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
 from diversion.db import utcnow
 from diversion.eligibility import services as eligibility
-from diversion.eligibility.fields import FIELDS, FactsInvalid
-from diversion.eligibility.models import Decision, Outcome
+from diversion.eligibility.engine import Assessment
+from diversion.eligibility.fields import FactsInvalid
+from diversion.eligibility.models import Decision, Outcome, PolicyVersion
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.inputs import case_date_problem, date_of_birth_problem
+from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.monitoring import ETHNICITIES
-from diversion.providers.feed import announce
 from diversion.tenancy.models import Tenant
 
-# Facts the platform works out itself; an officer never types them.
-DERIVED_FACTS = ("age", "previous_diversions", "previous_non_engagement", "offence_age_days")
-# A referral that got this far counts as an earlier diversion.
-DIVERTED_STATES = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED, State.COMPLETED, State.NOT_COMPLETED})
-REOFFENDING_DAYS = 365
-
+# States in which a (further) session may be booked.
+BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED})
 
 class CaseError(FieldError):
     """A refused case change."""
 
 
-@dataclass(frozen=True)
-class Intake:
-    """What an officer records about one encounter."""
-
-    identity: Identity
-    contact: Contact
-    ethnicity: str
-    offence_on: date
-    facts: dict[str, Any]
+def _refuse(broken: Broken) -> NoReturn:
+    raise CaseError(broken.field, broken.sentence)
 
 
-def _age_on(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
+# ---------------------------------------------------------------- people and encounters
 
 def find_person(tenant: Tenant, identity: Identity) -> Person | None:
     """The force's record of this person, by name key or else by PNC key."""
@@ -66,91 +75,75 @@ def find_person(tenant: Tenant, identity: Identity) -> Person | None:
     return person
 
 
-def _person(tenant: Tenant, identity: Identity, contact: Contact, ethnicity: str) -> Person:
-    person = find_person(tenant, identity)
-    name_key, pnc_key = person_keys(tenant.slug, identity)
+def _person(tenant: Tenant, intake: Intake) -> Person:
+    person = find_person(tenant, intake.identity)
+    name_key, pnc_key = person_keys(tenant.slug, intake.identity)
     if person is None:
-        person = Person(tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key, identity_sealed=seal(identity),
-                        contact_sealed=seal(contact), ethnicity=ethnicity)
+        person = Person(tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key, identity_sealed=seal(intake.identity),
+                        contact_sealed=seal(intake.contact), ethnicity=intake.ethnicity)
         db.session.add(person)
     else:
         # The latest contact details and self-defined ethnicity are the ones to keep.
-        person.contact_sealed = seal(contact)
-        person.ethnicity = ethnicity
+        person.contact_sealed = seal(intake.contact)
+        person.ethnicity = intake.ethnicity
         person.pnc_key = person.pnc_key or pnc_key
     db.session.flush()
     return person
 
 
-def history_facts(person: Person | None, *, before: date) -> dict[str, Any]:
-    """Earlier diversions of this person in this force, and whether one ended in non-engagement."""
+def earlier_states(person: Person | None, *, up_to: date) -> list[State]:
+    """The states of the person's referrals in this force for offences up to ``up_to``."""
     if person is None:
-        return {"previous_diversions": 0, "previous_non_engagement": False}
-    states = db.session.scalars(
+        return []
+    return list(db.session.scalars(
         select(Referral.state).join(Encounter, Encounter.id == Referral.encounter_id)
-        .where(Referral.person_id == person.id, Encounter.offence_on < before)
-    ).all()
-    return {
-        "previous_diversions": sum(state in DIVERTED_STATES for state in states),
-        "previous_non_engagement": any(state in (State.NOT_COMPLETED, State.DECLINED) for state in states),
-    }
+        .where(Referral.person_id == person.id, Encounter.offence_on <= up_to)))
 
 
-def derive_facts(identity: Identity, person: Person | None, offence_on: date, today: date) -> dict[str, Any]:
-    """The facts the platform knows: age on the offence date, history, offence age."""
-    return {
-        "age": _age_on(identity.date_of_birth, offence_on),
-        "offence_age_days": (today - offence_on).days,
-        **history_facts(person, before=offence_on + timedelta(days=1)),
-    }
-
-
-def _check_intake(intake: Intake, today: date) -> None:
-    if not intake.identity.surname.strip():
-        raise CaseError("surname", "Enter the person's surname.")
-    if not intake.identity.given_name.strip():
-        raise CaseError("given_name", "Enter the person's given name.")
-    if problem := case_date_problem(intake.offence_on, today):
-        raise CaseError("offence_on", f"The offence date {problem}.")
-    if problem := date_of_birth_problem(intake.identity.date_of_birth, today):
-        raise CaseError("date_of_birth", f"The date of birth {problem}.")
-    if intake.identity.date_of_birth >= intake.offence_on:
-        raise CaseError("date_of_birth", "The date of birth must be before the offence date.")
-    if _age_on(intake.identity.date_of_birth, intake.offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
-        raise CaseError("date_of_birth", "Under 10 on the offence date: below the age of criminal responsibility.")
-    if intake.ethnicity not in ETHNICITIES:
+def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
+                    actor: User | None, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
+    """Store an assessment as the decision, whole. Refuses an ethnicity outside the 16+1 categories."""
+    if ethnicity not in ETHNICITIES:
         raise CaseError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
-    given_derived = sorted(set(intake.facts) & set(DERIVED_FACTS))
-    if given_derived:
-        raise CaseError(given_derived[0], "This fact is worked out by the platform; leave it out.")
+    values = rules.decision_values(tenant, assessment, version, ethnicity=ethnicity,
+                                   actor_id=actor.id if actor else None, source=source, encounter_id=encounter_id)
+    decision = Decision(**values)
+    db.session.add(decision)
+    db.session.flush()
+    record("decision.recorded", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
+           details={"outcome": decision.outcome, "pathway": decision.pathway, "source": source})
+    return decision
 
 
 def record_encounter(tenant: Tenant, intake: Intake, *, actor: User | None, today: date,
-                     source: str = "intake") -> tuple[Encounter, Decision]:
-    """Record an encounter and decide it at once with the policy in force today.
+                     source: str = "intake", decided_on: date | None = None) -> tuple[Encounter, Decision]:
+    """Record an encounter and decide it at once with the policy in force on
+    ``decided_on`` (today, unless a record of the past says otherwise).
 
-    Refuses (``CaseError``) missing names, an offence date in the future or
-    before 2000, a date of birth before 1900, after the offence or under 10,
-    an unknown ethnicity, derived facts given by hand, facts outside the
-    catalogue, and a force with no policy in force.
+    Refuses (``CaseError``) what the rulebook refuses (``rules.intake_broken``),
+    facts outside the field catalogue, and a force with no policy in force.
     """
-    _check_intake(intake, today)
+    decided_on = decided_on or today
+    broken = rules.intake_broken(intake, decided_on=decided_on, today=today)
+    if broken:
+        _refuse(broken[0])
     person = find_person(tenant, intake.identity)
-    facts = {**intake.facts, **derive_facts(intake.identity, person, intake.offence_on, today)}
+    earlier = earlier_states(person, up_to=intake.offence_on)
+    facts = {**intake.facts, **rules.derived_facts(intake, decided_on=decided_on, earlier=earlier)}
     try:
-        result, version = eligibility.decide_case(facts, today)
+        assessment, version = eligibility.decide_case(facts, decided_on)
     except FactsInvalid as error:
         name, problem = next(iter(error.problems.items()))
         raise CaseError(name, f"{name.replace('_', ' ').capitalize()} {problem}.") from error
     except eligibility.NoPolicyInForce as error:
         raise CaseError("policy", str(error)) from error
-    person = _person(tenant, intake.identity, intake.contact, intake.ethnicity)
+    person = _person(tenant, intake)
     encounter = Encounter(id=uuid.uuid4(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
                           recorded_by_id=actor.id if actor else None, facts=intake.facts, source=source)
     db.session.add(encounter)
     db.session.flush()
-    decision = eligibility.record_decision(tenant, result, version, ethnicity=intake.ethnicity, actor=actor,
-                                           source=source, encounter_id=encounter.id)
+    decision = record_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
+                               source=source, encounter_id=encounter.id)
     record("encounter.recorded", actor=actor, tenant_id=tenant.id, object_type="encounter", object_id=encounter.id,
            details={"decision": str(decision.id), "outcome": decision.outcome})
     return encounter, decision
@@ -165,6 +158,8 @@ def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str |
     """
     if not reason.strip():
         raise CaseError("reason", "Give the reason for the override: it is kept with the decision.")
+    if (broken := rules.text_broken("reason", reason)) is not None:
+        _refuse(broken)
     if outcome not in (Outcome.ELIGIBLE, Outcome.NOT_ELIGIBLE):
         raise CaseError("outcome", "Choose eligible or not eligible.")
     if outcome == Outcome.ELIGIBLE:
@@ -193,18 +188,16 @@ def review_queue() -> Sequence[Decision]:
     ).all()
 
 
+# ---------------------------------------------------------------- referrals
+
 def offerings_for(pathway: str) -> Sequence[Offering]:
     """The force's offerings that take new referrals for ``pathway``."""
     return catalogue.live_offerings_for(pathway)
 
 
-def _step(tenant: Tenant, referral: Referral, came_from: State | None, to: State, *, actor: User | None,
-          reason: str) -> Transition:
-    step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=came_from,
-                      to_state=to, actor_id=actor.id if actor else None, reason=reason.strip()[:1000])
-    db.session.add(step)
-    referral.state = to
-    return step
+def _moved(referral: Referral, step: Transition) -> Moved:
+    return Moved(referral.id, referral.provider_id, referral.pathway, step.from_state, step.to_state, step.id,
+                 step.occurred_at)
 
 
 def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User | None, today: date,
@@ -213,9 +206,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
 
     Refuses a decision that is not (or not overridden to) eligible, a course
     the force does not offer for that pathway, an offering that is withdrawn
-    or whose course is retired (its referrals already made go on), and a
-    second open referral for the same encounter. The new referral goes into
-    its provider's feed (and webhook outbox) in the same transaction.
+    or whose course is retired (its referrals already made go on), a second
+    open referral for the same encounter, and a reason the rulebook refuses.
+    The offer is announced (``cases.events``) in the same transaction.
     """
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
         raise CaseError("decision", "Only an eligible decision can lead to a referral.")
@@ -223,6 +216,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
         raise CaseError("offering", "Choose a course this force offers for the decision's pathway.")
     if not offering.takes_referrals:
         raise CaseError("offering", "This course is no longer offered (withdrawn or retired): choose another.")
+    if (broken := rules.text_broken("reason", reason)) is not None:
+        _refuse(broken)
     open_already = db.session.scalar(
         select(func.count()).select_from(Referral)
         .where(Referral.encounter_id == decision.encounter_id, Referral.state.not_in(FINAL_STATES)))
@@ -232,62 +227,200 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
     encounter = db.session.get(Encounter, decision.encounter_id)
     if pathway is None or encounter is None:
         raise CaseError("decision", "The decision's pathway or encounter is no longer there.")
-    referral = Referral(id=uuid.uuid4(), tenant_id=tenant.id, encounter_id=encounter.id, person_id=encounter.person_id,
-                        offering_id=offering.id, provider_id=offering.course.provider_id, pathway=pathway.id,
-                        state=State.OFFERED,
-                        deadline=today + timedelta(days=pathway.deadline_days), sessions_required=pathway.sessions)
+    referral = Referral(**rules.referral_values(
+        tenant=tenant, encounter_id=encounter.id, person_id=encounter.person_id, offering_id=offering.id,
+        provider_id=offering.course.provider_id, pathway=pathway.id, deadline_days=pathway.deadline_days,
+        sessions=pathway.sessions, offered_on=today))
     db.session.add(referral)
     db.session.flush()
-    step = _step(tenant, referral, None, State.OFFERED, actor=actor, reason=reason or "Offered after the decision")
+    step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
+                      to_state=State.OFFERED, actor_id=actor.id if actor else None,
+                      reason=reason.strip() or "Offered after the decision", occurred_at=utcnow())
+    db.session.add(step)
     db.session.flush()
-    announce(tenant, referral, step)
+    announce(tenant, [_moved(referral, step)])
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
     return referral
 
 
-def outcome_of(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
-    """The case outcome (the force's code and its meaning) when a referral ends in ``to``."""
-    outcomes = tenant.settings.get("outcomes", {})
-    if to is State.COMPLETED:
-        done = outcomes.get("completed", {})
-        return done.get("code"), done.get("label")
-    if to in (State.NOT_COMPLETED, State.DECLINED):
-        failed = outcomes.get("not_completed", {})
-        return failed.get("code"), failed.get("label")
-    return None, "Withdrawn: no outcome recorded"
+def _move(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, reason: str) -> Transition:
+    """The one way a referral changes state: checked by the rulebook, recorded, announced.
+
+    Refuses what ``rules.move_broken`` refuses.
+    """
+    if (broken := rules.move_broken(referral.state, to, reason=reason, sessions_attended=referral.sessions_attended,
+                                    sessions_required=referral.sessions_required)) is not None:
+        _refuse(broken)
+    if (broken := rules.text_broken("reason", reason)) is not None:
+        _refuse(broken)
+    step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
+                      to_state=to, actor_id=actor.id if actor else None, reason=reason.strip(),
+                      occurred_at=utcnow())
+    db.session.add(step)
+    referral.state = to
+    if to is State.ATTENDED:
+        referral.sessions_attended += 1
+    if to in FINAL_STATES:
+        referral.outcome_code, referral.outcome_label = rules.outcome_of(tenant, to)
+    db.session.flush()
+    announce(tenant, [_moved(referral, step)])
+    record(f"referral.{to.value}", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
+           details={"reason": reason.strip()} if reason.strip() else {})
+    return step
 
 
 def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, reason: str = "") -> Transition:
     """Move a referral on, recording who, when and why.
 
-    Refuses a move the lifecycle does not allow (with the moves it does),
-    completion before every session is attended, attendance beyond the
-    sessions required, and ending a referral without a reason. The change
-    goes into the provider's feed (and webhook outbox) in the same transaction.
+    Refuses what the rulebook refuses (a move the lifecycle does not allow,
+    with the moves it does; completion before every session is attended;
+    ending a referral without a reason), and a move to booked or attended,
+    which only booking a session (``book_session``) and recording attendance
+    at one (``record_attendance``) make.
     """
-    allowed = TRANSITIONS.get(referral.state, frozenset())
-    if to not in allowed:
-        options = ", ".join(sorted(s.label.lower() for s in allowed)) or "nothing: it has ended"
-        raise CaseError("state", f"A referral that is {referral.state.label.lower()} cannot become "
-                                 f"{to.label.lower()}; it can become {options}.")
-    if to is State.ATTENDED and referral.sessions_attended >= referral.sessions_required:
-        raise CaseError("state", f"All {referral.sessions_required} sessions are already attended: record completion.")
-    if to is State.COMPLETED and referral.sessions_attended < referral.sessions_required:
-        raise CaseError("state", f"Only {referral.sessions_attended} of {referral.sessions_required} sessions "
-                                 "are attended.")
-    if to in (State.NOT_COMPLETED, State.WITHDRAWN) and not reason.strip():
-        raise CaseError("reason", "Give the reason (did not attend, deadline passed, condition breached...).")
-    step = _step(tenant, referral, referral.state, to, actor=actor, reason=reason)
-    if to is State.ATTENDED:
-        referral.sessions_attended += 1
-    if to in FINAL_STATES:
-        referral.outcome_code, referral.outcome_label = outcome_of(tenant, to)
+    if to in (State.BOOKED, State.ATTENDED) and to in TRANSITIONS.get(referral.state, ()):
+        raise CaseError("state", "Book a session, with its date, time and venue, to make a referral booked."
+                        if to is State.BOOKED else
+                        "Record attendance at a booked session to make a referral attended.")
+    return _move(tenant, referral, to, actor=actor, reason=reason)
+
+
+def sessions_of(referral: Referral) -> list[BookedSession]:
+    """The referral's booked sessions, earliest first."""
+    return list(db.session.scalars(select(BookedSession).where(BookedSession.referral_id == referral.id)
+                                   .order_by(BookedSession.starts_at, BookedSession.booked_at)))
+
+
+def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, venue: str,
+                 actor: User | None) -> tuple[BookedSession, Transition]:
+    """Book a session of the course: when and where. The referral moves to booked
+    (again, for a further session); returns the session and that step.
+
+    Refuses a referral that is not accepted (or has ended), a blank venue or
+    one the rulebook refuses, a time without a zone or before 2000, a session
+    after the referral's deadline, and more sessions than the course has
+    left to attend. A session that already happened may be booked (recorded
+    late), so that its attendance can then be recorded.
+    """
+    if referral.state not in BOOKABLE:
+        hint = ": accept it first" if referral.state is State.OFFERED else ""
+        raise CaseError("referral", f"A referral that is {referral.state.label.lower()} cannot have sessions "
+                                    f"booked{hint}.")
+    venue = venue.strip()
+    if not venue:
+        raise CaseError("venue", "Enter where the session takes place.")
+    if (broken := rules.text_broken("venue", venue)) is not None:
+        _refuse(broken)
+    if starts_at.tzinfo is None:
+        raise CaseError("starts_at", "Give the session's time with its time zone.")
+    if starts_at.date() < EARLIEST_CASE_DATE:
+        raise CaseError("starts_at", f"The session's date must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}.")
+    if starts_at.date() > referral.deadline:
+        raise CaseError("starts_at", "The session must be on or before the referral's deadline, "
+                                     f"{referral.deadline:%d %B %Y}.")
+    waiting = [s for s in sessions_of(referral) if s.attendance is None]
+    if referral.sessions_attended + len(waiting) >= referral.sessions_required:
+        raise CaseError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
+    session = BookedSession(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
+                            venue=venue, booked_by_id=actor.id if actor else None)
+    db.session.add(session)
     db.session.flush()
-    announce(tenant, referral, step)
-    record(f"referral.{to.value}", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
-           details={"reason": reason.strip()} if reason.strip() else {})
+    step = _move(tenant, referral, State.BOOKED, actor=actor, reason=rules.booked_reason(starts_at, venue))
+    record("session.booked", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
+           details={"session": str(session.id), "starts_at": starts_at.isoformat(), "venue": venue})
+    return session, step
+
+
+def next_session(referral: Referral, *, now: datetime | None = None) -> BookedSession | None:
+    """The earliest of the referral's sessions that has started and awaits its attendance, or None."""
+    moment = now or utcnow()
+    return next((s for s in sessions_of(referral) if s.attendance is None and s.starts_at <= moment), None)
+
+
+def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool, actor: User | None,
+                      note: str = "", now: datetime | None = None) -> Transition:
+    """Record whether the person came to a booked session.
+
+    Attended counts a session (the referral becomes attended); did not
+    attend ends the referral as not completed, with the force's
+    non-completion outcome. Refuses a session whose attendance is already
+    recorded, a session that has not started yet, a referral that has
+    ended, and a note the rulebook refuses.
+    """
+    referral = db.session.get(Referral, session.referral_id)
+    if referral is None:
+        raise CaseError("session", "The session's referral is not there.")
+    if session.attendance is not None:
+        raise CaseError("attendance", f"Attendance is already recorded: {session.attendance.label.lower()}.")
+    if session.starts_at > (now or utcnow()):
+        raise CaseError("attendance", "Record attendance once the session has started.")
+    if not referral.state.is_open:
+        raise CaseError("attendance", f"The referral is {referral.state.label.lower()}: nothing more to record.")
+    session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
+    session.attendance_recorded_at = utcnow()
+    session.attendance_recorded_by_id = actor.id if actor else None
+    step = _move(tenant, referral, State.ATTENDED if attended else State.NOT_COMPLETED, actor=actor,
+                 reason=rules.attendance_reason(session.starts_at, session.venue, attended=attended, note=note))
+    record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
+           object_id=referral.id, details={"session": str(session.id), "attendance": session.attendance.value})
     return step
+
+
+@dataclass(frozen=True)
+class SessionDetails:
+    """When and where a session takes place, as a door that books one gives them."""
+
+    starts_at: datetime
+    venue: str
+
+
+def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, reason: str = "",
+            session: SessionDetails | None = None, session_id: uuid.UUID | None = None,
+            now: datetime | None = None) -> Transition:
+    """Move a referral to ``to`` the one way each state is reached, for a door
+    that asks by the state (the force API, the provider API): booked by
+    booking ``session``; attended by recording attendance at the session
+    ``session_id`` (else the earliest booked session that has started and
+    awaits its attendance); any other state by ``transition``.
+
+    Refuses what those refuse, booked without the session's details, and
+    attended with no such session, or none awaiting attendance.
+    """
+    if to in (State.BOOKED, State.ATTENDED) and (broken := rules.move_broken(
+            referral.state, to, reason=reason, sessions_attended=referral.sessions_attended,
+            sessions_required=referral.sessions_required)) is not None:
+        _refuse(broken)
+    if to is State.BOOKED:
+        if session is None:
+            raise CaseError("session", "Give the session's start (date, time and zone) and venue to book it.")
+        return book_session(tenant, referral, starts_at=session.starts_at, venue=session.venue, actor=actor)[1]
+    if to is State.ATTENDED:
+        waiting = next((s for s in sessions_of(referral) if s.id == session_id and s.attendance is None), None) \
+            if session_id else next_session(referral, now=now)
+        if waiting is None:
+            raise CaseError("session_id", "This referral has no such session awaiting its attendance."
+                            if session_id else "No booked session of this referral has started and awaits its "
+                                               "attendance: book one first.")
+        return record_attendance(tenant, waiting, attended=True, actor=actor, note=reason, now=now)
+    return transition(tenant, referral, to, actor=actor, reason=reason)
+
+
+def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, actor: User | None, reason: str,
+              session_at: datetime, venue: str) -> None:
+    """Move a referral along ``path`` (``rules.path_to``), each step through the
+    service that makes it: booking a session for booked, recording attendance
+    for attended, and for not completed a session missed when one awaits
+    attendance; ``reason`` for the other steps. For case work recorded after the
+    fact (the demo); refuses what each step's service refuses."""
+    for step in path:
+        waiting = next_session(referral, now=session_at) if step in (State.ATTENDED, State.NOT_COMPLETED) else None
+        if step is State.BOOKED:
+            book_session(tenant, referral, starts_at=session_at, venue=venue, actor=actor)
+        elif waiting is not None:
+            record_attendance(tenant, waiting, attended=step is State.ATTENDED, actor=actor, now=session_at)
+        else:
+            transition(tenant, referral, step, actor=actor, reason=reason)
 
 
 def expire_overdue(tenant: Tenant, *, today: date, actor: User | None = None) -> int:
@@ -299,6 +432,8 @@ def expire_overdue(tenant: Tenant, *, today: date, actor: User | None = None) ->
                    reason=f"Deadline passed on {referral.deadline:%d %B %Y}")
     return len(overdue)
 
+
+# ---------------------------------------------------------------- what the force sees
 
 def reoffended(decisions: Sequence[Decision], *, days: int = REOFFENDING_DAYS) -> dict[uuid.UUID, bool]:
     """For each decision with an encounter: did the same person have another

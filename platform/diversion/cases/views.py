@@ -15,9 +15,19 @@ from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.models import Role, User
 from diversion.cases import services
-from diversion.cases.forms import ASKED_FACTS, IntakeForm, OverrideForm, ReferForm, TransitionForm
+from diversion.cases.forms import (
+    ASKED_FACTS,
+    AttendanceForm,
+    BookForm,
+    IntakeForm,
+    OverrideForm,
+    ReferForm,
+    TransitionForm,
+)
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
-from diversion.cases.models import TRANSITIONS, Encounter, Person, Referral, State
+from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State
+from diversion.cases.rules import Intake
+from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
@@ -48,7 +58,7 @@ def _get(model: type[Row], ident: uuid.UUID) -> Row:
 def intake() -> str | Response | tuple[str, int]:
     form = IntakeForm()
     if form.validate_on_submit() and form.date_of_birth.data and form.offence_on.data:
-        entry = services.Intake(
+        entry = Intake(
             identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
                               form.pnc_id.data or None),
             contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
@@ -170,8 +180,13 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 
-def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None) -> str:
-    """The case page; ``transition`` is a submitted form to show again with its errors."""
+# Moves the "What happened" form offers; booked and attended come from booking and attendance.
+SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED})
+
+
+def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None, book: BookForm | None = None,
+               attendance: AttendanceForm | None = None) -> str:
+    """The case page; a form given is a submitted one, to show again with its errors."""
     person = _get(Person, encounter.person_id)
     history = db.session.scalars(
         select(Encounter).where(Encounter.person_id == person.id).order_by(Encounter.offence_on.desc())).all()
@@ -182,14 +197,20 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
     these = [r for r in referrals if r.encounter_id == encounter.id]
     open_referral = next((r for r in these if r.state.is_open), None)
     form = transition or TransitionForm(formdata=None)
+    waiting = None
     if open_referral is not None:
-        form.to.choices = [SelectChoice(s.value, s.label) for s in sorted(TRANSITIONS[open_referral.state])]
+        form.to.choices = [SelectChoice(s.value, s.label)
+                           for s in sorted(TRANSITIONS[open_referral.state] - SESSION_STATES)]
+        waiting = next((s for s in services.sessions_of(open_referral) if s.attendance is None), None)
     return render_template(
         "cases/case.html", encounter=encounter, person=person, identity=open_identity(person.identity_sealed),
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
         referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
         timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
-        open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these)
+        open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these,
+        waiting=waiting, bookable=open_referral is not None and open_referral.state in services.BOOKABLE,
+        book=book or BookForm(formdata=None), attendance=attendance or AttendanceForm(formdata=None),
+        now=utcnow())
 
 
 @bp.route("/cases/<uuid:encounter_id>")
@@ -203,7 +224,7 @@ def case(encounter_id: uuid.UUID) -> str:
 def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     referral = _get(Referral, referral_id)
     form = TransitionForm()
-    form.to.choices = [SelectChoice(s.value, s.value) for s in State]
+    form.to.choices = [SelectChoice(s.value, s.value) for s in State if s not in SESSION_STATES]
     if form.validate_on_submit():
         to = State(form.to.data)
         try:
@@ -215,6 +236,45 @@ def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
             flash(f"Recorded: {to.label.lower()}.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(_get(Encounter, referral.encounter_id), transition=form), 400
+
+
+@bp.route("/referrals/<uuid:referral_id>/sessions", methods=["POST"])
+@requires_force_role(*STAFF)
+def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
+    referral = _get(Referral, referral_id)
+    form = BookForm()
+    if form.validate_on_submit() and (starts_at := form.starts_at()) is not None:
+        try:
+            services.book_session(g.tenant, referral, starts_at=starts_at, venue=form.venue.data or "",
+                                  actor=current_user)
+        except services.CaseError as error:
+            show_refusal(form, error, {"starts_at": form.day, "referral": form.day})
+        else:
+            db.session.commit()
+            flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
+            return redirect(url_for(".case", encounter_id=referral.encounter_id))
+    return _case_page(_get(Encounter, referral.encounter_id), book=form), 400
+
+
+@bp.route("/sessions/<uuid:session_id>/attendance", methods=["POST"])
+@requires_force_role(*STAFF)
+def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
+    session = _get(BookedSession, session_id)
+    referral = _get(Referral, session.referral_id)
+    form = AttendanceForm()
+    if form.validate_on_submit() and form.confirm.data:
+        attended = form.attendance.data == "attended"
+        try:
+            services.record_attendance(g.tenant, session, attended=attended, actor=current_user,
+                                       note=form.note.data or "")
+        except services.CaseError as error:
+            show_refusal(form, error, {"session": form.attendance})
+        else:
+            db.session.commit()
+            flash("Attendance recorded." if attended else
+                  "Recorded: did not attend. The referral is not completed.", "success")
+            return redirect(url_for(".case", encounter_id=referral.encounter_id))
+    return _case_page(_get(Encounter, referral.encounter_id), attendance=form), 400
 
 
 @bp.route("/referrals")

@@ -5,7 +5,6 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -31,7 +30,6 @@ from diversion.eligibility.simulation import simulate as run_simulation
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import planned_date_problem
-from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
 
@@ -193,24 +191,6 @@ def decide_case(facts: dict[str, Any], on: date) -> tuple[Assessment, PolicyVers
     if in_force is None:
         raise NoPolicyInForce(f"No published policy is in force on {on:%d %B %Y}.")
     return decide(compiled(in_force), facts, on, version=in_force.number), in_force
-
-
-def record_decision(tenant: Tenant, result: Assessment, version: PolicyVersion, *, ethnicity: str,
-                    actor: User | None, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
-    """Store a decision whole. Refuses an ethnicity outside the 16+1 categories."""
-    if ethnicity not in ETHNICITIES:
-        raise PolicyError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
-    decision = Decision(
-        id=uuid.uuid4(), tenant_id=tenant.id, policy_version_id=version.id, policy_hash=version.content_hash,
-        decided_on=result.decided_on, facts=result.facts, outcome=result.outcome, pathway=result.pathway,
-        results=result.results_json(), missing=list(result.missing), age_band=age_band(result.facts.get("age")),
-        ethnicity=ethnicity, source=source, decided_by_id=actor.id if actor else None, encounter_id=encounter_id,
-    )
-    db.session.add(decision)
-    db.session.flush()
-    record("decision.recorded", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
-           details={"outcome": decision.outcome, "pathway": decision.pathway, "source": source})
-    return decision
 
 
 @dataclass(frozen=True)

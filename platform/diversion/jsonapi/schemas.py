@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from diversion.cases.models import State, Transition
+from diversion.cases.models import BookedSession, State, Transition
 from diversion.cases.rules import LIMITS, MULTILINE
 from diversion.inputs import LINE_PATTERN, LINES_PATTERN
 
@@ -64,6 +64,27 @@ class TransitionOut(Answer):
 def transition_out(step: Transition) -> TransitionOut:
     return TransitionOut(id=step.id, referral_id=step.referral_id, from_state=step.from_state,
                          to_state=step.to_state, occurred_at=step.occurred_at, reason=step.reason)
+
+
+class SessionIn(Request):
+    """A session to book: when it starts (with its time zone) and where."""
+
+    starts_at: datetime = Field(description="When the session starts, with its offset, e.g. 2027-03-01T10:00:00Z.")
+    venue: Annotated[str, text("venue", min_length=1)]
+
+
+class SessionOut(Answer):
+    """A booked session of a referral, and whether the person came."""
+
+    id: uuid.UUID
+    starts_at: Moment
+    venue: str
+    attendance: Literal["attended", "did_not_attend"] | None = Field(description="Null until recorded.")
+
+
+def session_out(session: BookedSession) -> SessionOut:
+    return SessionOut(id=session.id, starts_at=session.starts_at, venue=session.venue,
+                      attendance=session.attendance.value if session.attendance else None)
 
 
 class ErrorItem(Answer):

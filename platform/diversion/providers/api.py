@@ -17,14 +17,14 @@ from werkzeug.wrappers import Response
 
 from diversion import outage
 from diversion.cases.models import State
-from diversion.cases.services import CaseError
+from diversion.cases.services import CaseError, SessionDetails
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.jsonapi import tokens
 from diversion.jsonapi.http import UNAUTHORIZED, ApiProblem, answer, api_blueprint, body, commit_answer, query, take_key
 from diversion.jsonapi.idempotency import ProviderIdempotencyKey
 from diversion.jsonapi.openapi import with_part
-from diversion.jsonapi.schemas import transition_out
+from diversion.jsonapi.schemas import session_out, transition_out
 from diversion.jsonapi.tokens import ProviderToken, parse_bearer
 from diversion.providers import openapi, schemas, services
 from diversion.providers.feed import CursorError, decode_cursor, encode_cursor
@@ -32,6 +32,8 @@ from diversion.tenancy.context import set_provider_scope, set_scope
 
 bp = with_part(api_blueprint("provider_api", __name__, "/provider"), openapi.PART)
 NOT_FOUND = "This provider has no such referral."
+# Where each field a case service names sits in the request body.
+FIELDS = {"venue": "session.venue", "starts_at": "session.starts_at", "referral": "to", "attendance": "session_id"}
 
 
 @bp.before_request
@@ -73,6 +75,7 @@ def referral_out(item: services.ProviderReferral) -> schemas.ProviderReferralOut
         sessions_required=referral.sessions_required, sessions_attended=referral.sessions_attended,
         person=person, created_at=referral.created_at, updated_at=referral.updated_at,
         transitions=[transition_out(step) for step in item.transitions],
+        sessions=[session_out(session) for session in item.sessions],
     )
 
 
@@ -113,11 +116,13 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     asked = body(schemas.ProviderMoveIn)
     try:
         moved = services.move(_provider().id, referral_id, State(asked.to), reason=asked.reason,
-                              expected=asked.expected_state, token=_token())
+                              expected=asked.expected_state, token=_token(),
+                              session=SessionDetails(asked.session.starts_at, asked.session.venue)
+                              if asked.session else None, session_id=asked.session_id)
     except services.MoveError as error:
         raise ApiProblem(409, [(error.field, error.message)]) from None
     except CaseError as error:
-        raise ApiProblem(422, [(error.field, error.message)]) from None
+        raise ApiProblem(422, [(FIELDS.get(error.field, error.field), error.message)]) from None
     if moved is None:
         raise ApiProblem(404, [(None, NOT_FOUND)])
     # Read again inside the transaction, with the move flushed: the answer is

@@ -1,9 +1,11 @@
 """A provider's referral feed: positions, the cursor, and what each change writes.
 
-Every change to a referral (its offer, every transition) takes the next
-*position* of the referral's provider and writes, in the same transaction
-as the change: the referral's feed entry (its latest position) and, when the
-provider has a webhook endpoint, a delivery in the outbox.
+Every change to a referral (its offer, every move) is announced by the case
+services (``cases.events``); this module listens (``into_the_feed``). Each
+change takes the next *position* of the referral's provider and writes, in
+the same transaction as the change: the referral's feed entry (its latest
+position) and, when the provider has a webhook endpoint and the change is
+news rather than imported history, a delivery in the outbox.
 
 Why a per-provider counter row, and not a timestamp or a database sequence:
 a feed read by "everything after the last position I saw" skips a change
@@ -34,12 +36,13 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from diversion.cases.models import Referral, State, Transition
+from diversion.cases.events import Moved, referrals_moved
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -103,21 +106,19 @@ def next_position(provider_id: int, count: int = 1) -> int:
     return int(position)
 
 
-def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, referral: Referral, step: Transition, *,
-          position: int) -> str:
+def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, position: int) -> str:
     """What a delivery sends: which referral changed and how, never anything about the person."""
-    occurred = step.occurred_at or utcnow()
     data: dict[str, Any] = {
         "id": str(delivery_id),
         "type": event,
         "created_at": utcnow().isoformat().replace("+00:00", "Z"),
         "data": {
-            "referral_id": str(referral.id),
+            "referral_id": str(move.referral_id),
             "force": tenant.slug,
-            "state": State(step.to_state).value,
-            "previous_state": State(step.from_state).value if step.from_state else None,
-            "transition_id": str(step.id),
-            "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+            "state": move.to.value,
+            "previous_state": move.came_from.value if move.came_from else None,
+            "transition_id": str(move.transition_id),
+            "occurred_at": move.occurred_at.isoformat().replace("+00:00", "Z"),
             "cursor": encode_cursor(position),
         },
     }
@@ -137,22 +138,34 @@ def has_endpoint(provider_id: int) -> bool:
             select(WebhookEndpoint.id).where(WebhookEndpoint.provider_id == provider_id)) is not None
 
 
-def announce(tenant: Tenant, referral: Referral, step: Transition) -> None:
-    """Put a referral's change in its provider's feed and, if the provider has
-    a webhook endpoint, in the outbox; in the caller's transaction, with the
-    referral's force in scope. Called by the case services on every change."""
-    provider_id = referral.provider_id
-    position = next_position(provider_id)
-    entry = db.session.scalar(select(FeedEntry).where(FeedEntry.referral_id == referral.id))
-    if entry is None:
-        db.session.add(FeedEntry(tenant_id=tenant.id, referral_id=referral.id, provider_id=provider_id,
-                                 position=position))
-    else:
-        entry.position, entry.provider_id, entry.changed_at = position, provider_id, utcnow()
-    if has_endpoint(provider_id):
-        delivery_id = uuid.uuid4()
-        event = CREATED if step.from_state is None else CHANGED
-        db.session.add(WebhookDelivery(
-            id=delivery_id, tenant_id=tenant.id, provider_id=provider_id, referral_id=referral.id, event=event,
-            body=_body(delivery_id, event, tenant, referral, step, position=position), next_attempt_at=utcnow()))
+@referrals_moved.connect
+def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> None:
+    """Listener of referral moves (``cases.events``): each moved referral takes the
+    next position in its provider's feed and, unless the moves are history, a
+    delivery goes in the outbox for a provider with a webhook endpoint; in the
+    caller's transaction, with the referral's force in scope.
+
+    A batch takes each provider's positions at once, in the order of its moves.
+    """
+    by_provider: dict[int, list[Moved]] = {}
+    for move in moves:
+        by_provider.setdefault(move.provider_id, []).append(move)
+    for provider_id, theirs in sorted(by_provider.items()):
+        last = next_position(provider_id, len(theirs))
+        positions = dict(zip((m.referral_id for m in theirs), range(last - len(theirs) + 1, last + 1), strict=True))
+        existing = {entry.referral_id: entry for entry in db.session.scalars(
+            select(FeedEntry).where(FeedEntry.referral_id.in_(positions)))}
+        db.session.add_all([FeedEntry(tenant_id=tenant.id, referral_id=referral_id, provider_id=provider_id,
+                                      position=position)
+                            for referral_id, position in positions.items() if referral_id not in existing])
+        for referral_id, entry in existing.items():
+            entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
+        if not history and has_endpoint(provider_id):
+            for move in theirs:
+                delivery_id = uuid.uuid4()
+                event = CREATED if move.came_from is None else CHANGED
+                db.session.add(WebhookDelivery(
+                    id=delivery_id, tenant_id=tenant.id, provider_id=provider_id, referral_id=move.referral_id,
+                    event=event, body=_body(delivery_id, event, tenant, move, position=positions[move.referral_id]),
+                    next_attempt_at=utcnow()))
     db.session.flush()

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from diversion.cases.models import State
-from diversion.jsonapi.schemas import Answer, Moment, Reason, TransitionOut
+from diversion.jsonapi.schemas import Answer, Moment, Reason, SessionIn, SessionOut, TransitionOut
 from diversion.providers.services import PROVIDER_MOVES
 
 MAX_FEED_PAGE = 200
@@ -58,6 +58,7 @@ class ProviderReferralOut(Answer):
     created_at: Moment
     updated_at: Moment
     transitions: list[TransitionOut]
+    sessions: list[SessionOut] = Field(description="The sessions booked, earliest first, with their attendance.")
 
 
 class ProviderReferralPage(Answer):
@@ -81,12 +82,17 @@ class ProviderMoveIn(BaseModel):
     attend, deadline passed, condition breached...); withdrawal is the force's."""
 
     model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
-        {"to": "booked", "reason": "Booked for 3 December, 10:00", "expected_state": "accepted"}]})
+        {"to": "booked", "expected_state": "accepted",
+     "session": {"starts_at": "2027-03-01T10:00:00Z", "venue": "Digbeth community hub"}}]})
 
     to: ProviderMove  # type: ignore[valid-type]
     reason: Reason = ""
     expected_state: State | None = Field(
         default=None, description="Refuse (409) unless the referral is still in this state.")
+    session: SessionIn | None = Field(default=None, description="With `to: booked`: the session to book.")
+    session_id: uuid.UUID | None = Field(
+        default=None, description="With `to: attended`: the booked session attended (default: the earliest that "
+                                  "has started and awaits its attendance).")
 
 
 class ProviderMoveRecord(Answer):

@@ -29,12 +29,10 @@ from diversion.accounts.models import ProviderMembership, User
 from diversion.audit.services import record
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
-from diversion.cases.models import Attendance, BookedSession, Person, Referral, State, Transition
+from diversion.cases.models import BookedSession, Person, Referral, State, Transition
 from diversion.catalogue.models import Course, Offering, Provider
-from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.jsonapi.tokens import ProviderToken, display_prefix
 from diversion.providers.models import FeedEntry
 from diversion.tenancy.context import acting_for_provider, current_provider_id, current_scope, provider_scoped
@@ -44,8 +42,6 @@ from diversion.tenancy.models import Tenant
 # What a provider may do to a referral; withdrawing it is the force's decision.
 PROVIDER_MOVES = (State.ACCEPTED, State.DECLINED, State.BOOKED, State.ATTENDED, State.COMPLETED,
                   State.NOT_COMPLETED)
-# States in which the provider may book a (further) session.
-BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED})
 
 
 class ProviderError(FieldError):
@@ -184,85 +180,22 @@ def accept(referral: Referral, *, actor: User, reason: str = "") -> None:
 
 
 def book_session(referral: Referral, *, starts_at: datetime, venue: str, actor: User) -> BookedSession:
-    """Book a session of the course: when and where.
-
-    Refuses a referral that is not accepted (or has ended), a blank or
-    overlong venue, a time without a zone, a session after the referral's
-    deadline, and more sessions than the course has left to attend. A
-    session that already happened may be booked (recorded late), so that
-    its attendance can then be recorded.
-    """
-    if referral.state not in BOOKABLE:
-        hint = ": accept it first" if referral.state is State.OFFERED else ""
-        raise ProviderError("referral", f"A referral that is {referral.state.label.lower()} cannot have sessions "
-                                        f"booked{hint}.")
-    venue = venue.strip()
-    if not venue:
-        raise ProviderError("venue", "Enter where the session takes place.")
-    if len(venue) > 300:
-        raise ProviderError("venue", "The venue must be 300 characters or fewer.")
-    if starts_at.tzinfo is None:
-        raise ProviderError("starts_at", "Give the session's time with its time zone.")
-    if starts_at.date() < EARLIEST_CASE_DATE:
-        raise ProviderError("starts_at", f"The session's date must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}.")
-    if starts_at.date() > referral.deadline:
-        raise ProviderError("starts_at", "The session must be on or before the referral's deadline, "
-                                         f"{referral.deadline:%d %B %Y}.")
-    waiting = db.session.scalars(select(BookedSession).where(
-        BookedSession.referral_id == referral.id, BookedSession.attendance.is_(None))).all()
-    if referral.sessions_attended + len(waiting) >= referral.sessions_required:
-        raise ProviderError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
+    """Book a session of the course, through the case services (``cases.services.book_session``,
+    which says what is refused), with the referral's force added to the provider's scope."""
     with _acting(referral, actor) as tenant:
-        session = BookedSession(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
-                                venue=venue, booked_by_id=actor.id)
-        db.session.add(session)
-        db.session.flush()
-        if referral.state is not State.BOOKED:
-            cases.transition(tenant, referral, State.BOOKED, actor=actor,
-                             reason=f"Session booked for {_when(session)}")
-        record("session.booked", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
-               details={"session": str(session.id), "starts_at": starts_at.isoformat(), "venue": venue})
+        session, _step = cases.book_session(tenant, referral, starts_at=starts_at, venue=venue, actor=actor)
     return session
-
-
-def _when(session: BookedSession) -> str:
-    from diversion import LONDON
-
-    return f"{session.starts_at.astimezone(LONDON):%d %B %Y %H:%M} at {session.venue}"
 
 
 def record_attendance(session: BookedSession, *, attended: bool, actor: User, note: str = "",
                       now: datetime | None = None) -> None:
-    """Record whether the person came to a booked session.
-
-    Attended counts a session (the referral becomes ``attended``); did not
-    attend ends the referral as not completed, with the force's
-    non-completion outcome. Refuses a session whose attendance is already
-    recorded, a session that has not started yet, and a referral that has
-    ended.
-    """
+    """Record whether the person came to a booked session, through the case services
+    (``cases.services.record_attendance``, which says what is refused)."""
     referral = db.session.get(Referral, session.referral_id)
     if referral is None:
         raise OutsideProviderScope("Not one of the provider's referrals.")
-    if session.attendance is not None:
-        raise ProviderError("attendance", f"Attendance is already recorded: {session.attendance.label.lower()}.")
-    if session.starts_at > (now or utcnow()):
-        raise ProviderError("attendance", "Record attendance once the session has started.")
-    if not referral.state.is_open:
-        raise ProviderError("attendance", f"The referral is {referral.state.label.lower()}: nothing more to record.")
-    extra = f": {note.strip()}" if note.strip() else ""
     with _acting(referral, actor) as tenant:
-        session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
-        session.attendance_recorded_at = utcnow()
-        session.attendance_recorded_by_id = actor.id
-        if attended:
-            cases.transition(tenant, referral, State.ATTENDED, actor=actor,
-                             reason=f"Attended the session of {_when(session)}{extra}")
-        else:
-            cases.transition(tenant, referral, State.NOT_COMPLETED, actor=actor,
-                             reason=f"Did not attend the session of {_when(session)}{extra}")
-        record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
-               object_id=referral.id, details={"session": str(session.id), "attendance": session.attendance.value})
+        cases.record_attendance(tenant, session, attended=attended, actor=actor, note=note, now=now)
 
 
 def complete(referral: Referral, *, actor: User, note: str = "") -> None:
@@ -288,6 +221,7 @@ class ProviderReferral:
     identity: Identity | None
     contact: Contact | None
     transitions: tuple[Transition, ...]
+    sessions: tuple[BookedSession, ...]
 
 
 def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = None, limit: int | None = None,
@@ -322,8 +256,14 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
         rows = db.session.execute(statement).all()
         forces = {force.id: force for force in db.session.scalars(
             select(Tenant).where(Tenant.id.in_({referral.tenant_id for referral, *_ in rows})))}
+        sessions: dict[uuid.UUID, list[BookedSession]] = {}
+        for session in db.session.scalars(
+                select(BookedSession).where(BookedSession.referral_id.in_([referral.id for referral, *_ in rows]))
+                .order_by(BookedSession.starts_at, BookedSession.booked_at)):
+            sessions.setdefault(session.referral_id, []).append(session)
         return [ProviderReferral(forces[referral.tenant_id], referral, course, int(position), *_personal(person),
-                                 tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)))
+                                 tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)),
+                                 tuple(sessions.get(referral.id, ())))
                 for referral, position, course, person in rows]
 
 
@@ -363,14 +303,16 @@ def feed_page(provider_id: int, *, after: int, limit: int) -> FeedPage:
 
 
 def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, expected: State | None,
-         token: ProviderToken) -> ProviderReferral | None:
-    """Move one of the provider's referrals on, through the case services, with
-    the referral's force in scope. None when the provider has no such referral.
+         token: ProviderToken, session: cases.SessionDetails | None = None,
+         session_id: uuid.UUID | None = None) -> ProviderReferral | None:
+    """Move one of the provider's referrals on, the one way each state is reached
+    (``cases.services.move_to``), with the referral's force in scope. None when
+    the provider has no such referral.
 
     Refuses (``MoveError``) a move the provider may not make (withdrawal
     is the force's), a referral no longer in the ``expected`` state, and a
-    move the lifecycle does not allow from its state; ``CaseError`` for a
-    missing reason. The audit log names the token.
+    move the lifecycle does not allow from its state; ``CaseError`` for the
+    rest (a missing reason, a session's details). The audit log names the token.
     """
     found = provider_referrals(provider_id, referral_id=referral_id)
     if not found:
@@ -387,7 +329,7 @@ def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, ex
             raise MoveError("expected_state", f"The referral is {referral.state.label.lower()} now, not "
                                                 f"{expected.label.lower()}: fetch it again before moving it.")
         try:
-            cases.transition(force, referral, to, actor=None, reason=reason)
+            cases.move_to(force, referral, to, actor=None, reason=reason, session=session, session_id=session_id)
         except cases.CaseError as error:
             if error.field == "state":
                 raise MoveError("to", error.message) from error

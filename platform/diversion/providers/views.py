@@ -12,7 +12,7 @@ or of a force the provider does not serve, is not found (404).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
@@ -21,13 +21,15 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from diversion import LONDON
 from diversion.accounts.models import User
+from diversion.cases import services as cases
+from diversion.cases.forms import AttendanceForm, BookForm
 from diversion.cases.models import BookedSession, Referral, State
+from diversion.db import LONDON
 from diversion.errors import FieldError
 from diversion.extensions import db, login
 from diversion.providers import services
-from diversion.providers.forms import AcceptForm, AttendanceForm, BookForm, CompleteForm, OrganisationForm
+from diversion.providers.forms import AcceptForm, CompleteForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
 from diversion.web import commit_or_flash, show_refusal
 
@@ -126,7 +128,7 @@ def _referral_page(referral: Referral, *, book: BookForm | None = None, attendan
         "providers/referral.html", view=view, referral=referral, names=names, today=_today(),
         accept=AcceptForm(formdata=None), book=book or BookForm(formdata=None),
         attendance=attendance or AttendanceForm(formdata=None), complete=complete or CompleteForm(formdata=None),
-        bookable=referral.state in services.BOOKABLE, organisation=_organisation_form(),
+        bookable=referral.state in cases.BOOKABLE, organisation=_organisation_form(),
         waiting=next((s for s in view.sessions if s.attendance is None), None))
     db.session.commit()  # after rendering: nothing is read after the commit
     return html
@@ -151,9 +153,7 @@ def accept(referral_id: uuid.UUID) -> Response:
 def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     found = _referral(referral_id)
     form = BookForm()
-    if form.validate_on_submit() and form.day.data and form.time.data:
-        hours, minutes = (int(part) for part in form.time.data.split(":"))
-        starts_at = datetime.combine(form.day.data, time(hours, minutes), tzinfo=LONDON).astimezone(UTC)
+    if form.validate_on_submit() and (starts_at := form.starts_at()) is not None:
         try:
             services.book_session(found, starts_at=starts_at, venue=form.venue.data or "", actor=current_user)
         except FieldError as error:
