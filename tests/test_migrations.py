@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, insert, inspect, text, update
 
 import diversion.models  # noqa: F401 - every table on the metadata
 from diversion.config import REPO_ROOT
@@ -154,5 +155,71 @@ def test_round_trip_restores_row_level_security(fresh_database: Any) -> None:
             assert connection.scalar(text(
                 "SELECT has_table_privilege(current_user, 'audit_events', 'INSERT')"
             )) is True
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database: Any) -> None:
+    """What the old doors left (attended with no attended session, booked with none waiting) is put right."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from diversion.cases import services as cases
+    from diversion.cases.identity import Contact, Identity
+    from diversion.cases.models import BookedSession, Referral, State, Transition
+    from diversion.catalogue.models import Offering
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+    today = datetime.now(UTC).date()
+    facts = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+             "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
+             "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
+             "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        made = {}
+        with scoped(world.a.id):
+            tenant = db.session.get(Tenant, world.a.id)
+            offering = db.session.scalar(db.select(Offering).where(Offering.pathway == "divert"))
+            for name in ("Attended", "Booked", "Behind"):
+                _, decision = cases.record_encounter(tenant, cases.Intake(
+                    Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, facts), actor=None, today=today)
+                referral = cases.refer(tenant, decision, offering, actor=None, today=today)
+                cases.transition(tenant, referral, State.ACCEPTED, actor=None)
+                made[name] = referral.id
+            # "Behind": a session booked and waiting, while the old rule already counted an attendance.
+            cases.book_session(tenant, db.session.get(Referral, made["Behind"]),
+                               starts_at=datetime.now(UTC) - timedelta(hours=1), venue="Hub", actor=None)
+        db.session.commit()
+        # What the old force and provider APIs could leave: states moved with no session behind them.
+        owner = create_engine(fresh_database.inspector_url)
+        referrals, steps = Referral.__table__, Transition.__table__
+        with owner.begin() as connection:
+            at = datetime.now(UTC)
+            for name, state, attended in (("Attended", "attended", 1), ("Booked", "booked", 0),
+                                          ("Behind", "attended", 1)):
+                connection.execute(update(referrals).where(referrals.c.id == made[name])
+                                   .values(state=state, sessions_attended=attended))
+                for to in ("booked", "attended")[:1 + attended] if name != "Behind" else ("attended",):
+                    connection.execute(insert(steps).values(
+                        id=uuid4(), tenant_id=world.a.id, referral_id=made[name], from_state="accepted", to_state=to,
+                        occurred_at=at, reason="old door"))
+        owner.dispose()
+
+        downgrade(revision="f53b6dfa34fc")
+        upgrade()
+
+        with scoped(world.a.id):
+            def sessions(name: str) -> list[str | None]:
+                return [None if s.attendance is None else s.attendance.value for s in db.session.scalars(
+                    db.select(BookedSession).where(BookedSession.referral_id == made[name])
+                    .order_by(BookedSession.starts_at))]
+
+            assert sessions("Attended") == ["attended"]  # written, at the time of the step
+            assert sessions("Booked") == [None]  # one waiting, as booking would have left it
+            assert sessions("Behind") == ["attended"]  # the waiting one was the one attended
         db.session.remove()
         db.engine.dispose()
