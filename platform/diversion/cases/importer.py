@@ -90,6 +90,8 @@ FALSE_WORDS = frozenset({"false", "no"})
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Historic events are dated, not timed: midday UTC is the same day in London all year.
 MIDDAY = time(12, 0, tzinfo=UTC)
+# A referral in these states had sessions booked (and attended), on its outcome date.
+SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED, State.COMPLETED})
 PROGRESS_EVERY = 100
 WRITE_BATCH = 2_000  # rows written together
 DECIDE_BATCH = 20_000  # referral rows decided together, on columns
@@ -567,13 +569,39 @@ class _Replay:
                        f"{row.decided_on.isoformat()}; only an eligible decision can lead to a referral")
 
     def offered(self, row: Row, pathway: str) -> Problem | None:
+        """Refuses a course the force does not offer for the row's pathway, and sessions
+        (which a referral booked, attended or completed had) after the referral's deadline,
+        as booking one would refuse them."""
         offered = self.offerings.get(row.course or "", {})
-        if pathway in offered:
-            return None
-        pathways = ", ".join(sorted(offered)) or "no pathway"
-        return Problem(row.number, "course",
-                       f"{self.tenant.name} does not offer {row.course!r} for the {pathway!r} "
-                       f"pathway this row is eligible for (it offers it for: {pathways})")
+        if pathway not in offered:
+            pathways = ", ".join(sorted(offered)) or "no pathway"
+            return Problem(row.number, "course",
+                           f"{self.tenant.name} does not offer {row.course!r} for the {pathway!r} "
+                           f"pathway this row is eligible for (it offers it for: {pathways})")
+        version = self.policy_on(row.decided_on)
+        found = self.compiled_policy(version).pathway(pathway) if version else None
+        held = row.ended_on or row.decided_on
+        if found is not None and row.state in SESSION_STATES \
+                and held > (deadline := row.decided_on + timedelta(days=found.deadline_days)):
+            return Problem(row.number, "referral_outcome_on",
+                           f"is after the referral's deadline ({deadline.isoformat()}): its sessions were held by then")
+        return None
+
+
+def read_rows(path: Path, *, today: date) -> Iterator[Row]:
+    """The rows of a file ``check_file`` accepted, read one by one (nothing is written).
+
+    Refuses (``ImportInvalid``) a row that does not read after all (the file changed).
+    """
+    with path.open("rb") as raw:
+        records = _records(_Reading(raw, None))
+        _, header = next(records)
+        index, _ = _header(header)
+        for number, values in records:
+            row, problems = parse_row(number, values, index, today=today)
+            if row is None or problems:
+                raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
+            yield row
 
 
 def check_file(tenant: Tenant, path: Path, *, today: date,
