@@ -51,7 +51,7 @@ def _row_url(app: Flask, provider_id: int, url: str) -> None:
         db.session.commit()
 
 
-def _deliver(app: Flask, now: datetime | None = None, **kwargs: object) -> webhooks.Outcome:
+def _deliver(app: Flask, now: datetime | None = None, **kwargs: object) -> webhooks.DeliveryRound:
     with app.app_context():
         return webhooks.deliver_due(now=now or utcnow(), **kwargs)  # type: ignore[arg-type]
 

@@ -109,7 +109,7 @@ def set_endpoint(app: Flask, provider: Ref, url: str) -> str:
         return secret
 
 
-def deliver(app: Flask, now: datetime) -> webhooks.Outcome:
+def deliver(app: Flask, now: datetime) -> webhooks.DeliveryRound:
     with app.app_context():
         return webhooks.deliver_due(now=now)
 

@@ -30,8 +30,8 @@ def deliver(loop: bool, interval: float, batch: int) -> None:
         except KeyboardInterrupt:
             click.echo("Stopped.")
         return
-    outcome = webhooks.deliver_due(batch=batch)
-    click.echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry later, {outcome.failed} failed.")
+    done = webhooks.deliver_due(batch=batch)
+    click.echo(f"{done.delivered} delivered, {done.retrying} to retry later, {done.failed} failed.")
 
 
 def register(app: Flask) -> None:

@@ -227,7 +227,7 @@ def _jitter() -> float:
 
 
 @dataclass
-class Outcome:
+class DeliveryRound:
     """What one run of the worker did."""
 
     delivered: int = 0
@@ -309,7 +309,7 @@ def attempt(delivery: WebhookDelivery, *, now: datetime | None = None,
 
 
 def deliver_due(*, now: datetime | None = None, batch: int = 100, ssl_context: ssl.SSLContext | None = None,
-                progress: Callable[[WebhookDelivery, WebhookAttempt | None], None] | None = None) -> Outcome:
+                progress: Callable[[WebhookDelivery, WebhookAttempt | None], None] | None = None) -> DeliveryRound:
     """Send every delivery due at ``now``, force by force, each in its own transaction.
 
     This is the worker's unit of work, so it commits: a claim, then each
@@ -320,7 +320,7 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, ssl_context: s
     """
     due_at = now or utcnow()
     lease = timedelta(seconds=setting("WEBHOOK_TIMEOUT_SECONDS") * 3 + 30)
-    outcome = Outcome()
+    done = DeliveryRound()
     forces = [force.id for force in db.session.scalars(select(Tenant).order_by(Tenant.id))]
     db.session.commit()
     for force_id in forces:
@@ -333,17 +333,17 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, ssl_context: s
                     continue
                 tried = attempt(delivery, now=now, ssl_context=ssl_context)
                 db.session.commit()
-                outcome.attempts.append(delivery.id)
+                done.attempts.append(delivery.id)
                 status: DeliveryStatus = delivery.status
                 if status is DeliveryStatus.DELIVERED:
-                    outcome.delivered += 1
+                    done.delivered += 1
                 elif status is DeliveryStatus.FAILED:
-                    outcome.failed += 1
+                    done.failed += 1
                 else:
-                    outcome.retrying += 1
+                    done.retrying += 1
                 if progress is not None:
                     progress(delivery, tried)
-    return outcome
+    return done
 
 
 def run_forever(*, interval: float, batch: int, echo: Callable[[str], None],
@@ -353,15 +353,15 @@ def run_forever(*, interval: float, batch: int, echo: Callable[[str], None],
     due is sent once it answers again (deliveries are claimed, never lost)."""
     while not should_stop():
         try:
-            outcome = deliver_due(batch=batch)
+            done = deliver_due(batch=batch)
         except Exception as error:
             if not outage.is_outage(error):
                 raise
             log.warning("The database does not answer; trying again in %g seconds: %s", interval, error)
             outage.safe_rollback()
         else:
-            if outcome.attempts:
-                echo(f"{outcome.delivered} delivered, {outcome.retrying} to retry, {outcome.failed} failed")
+            if done.attempts:
+                echo(f"{done.delivered} delivered, {done.retrying} to retry, {done.failed} failed")
         db.session.remove()
         time.sleep(interval)
 
