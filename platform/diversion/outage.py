@@ -135,10 +135,14 @@ def install(app: Flask) -> None:
 
 def _end_session(_error: BaseException | None) -> None:
     """End the unit of work's session when the request (or command) ends, never raising: a
-    connection dropped after the answer was made must not turn that answer into a raw error page."""
-    safe_rollback()
-    with contextlib.suppress(Exception):
+    connection dropped after the answer was made must not turn that answer into a raw error page.
+    Should closing fail, the broken session is forgotten all the same, so the next request starts
+    with a new one (its connection was invalidated, and the pool connects afresh)."""
+    try:
         db.session.remove()
+    except Exception:  # whatever the driver says, the answer has gone out
+        current_app.logger.warning("Closing the session failed; it is dropped.", exc_info=True)
+        db.session.registry.clear()
 
 
 def commit_tried() -> bool:
