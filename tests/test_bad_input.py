@@ -260,7 +260,7 @@ def test_every_date_refuses_one_value_instead_of_three(
                 data[target.name] = one
                 response = _send(client, form, data, html)
                 assert response.status_code == 400, (form.action, target.name, one, response.text[:300])
-                assert "as a day, a month and a year" in response.text
+                assert "must include a day, a month and a year" in response.text
 
 
 def test_the_intake_form_names_each_spoilt_field(app: Flask, client: FlaskClient, world: World) -> None:
