@@ -30,3 +30,19 @@ def test_fixed_top_level_layout() -> None:
     for name in ("platform", "tenants", "migrations", "tests", "infra", "pyproject.toml",
                  "README.md", "Makefile", ".ci/run"):
         assert (REPO_ROOT / name).exists(), name
+
+
+def test_every_module_is_in_the_import_graph() -> None:
+    """A folder without ``__init__.py`` is skipped by the import graph that
+    ``lint-imports`` checks, so its modules would escape every contract."""
+    import grimp
+
+    graph = grimp.build_graph("diversion", exclude_type_checking_imports=True)
+    package = REPO_ROOT / "platform" / "diversion"
+    on_disk = {
+        ".".join(("diversion", *path.relative_to(package).with_suffix("").parts)).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+    }
+    assert on_disk - graph.modules == set()
+    assert {"diversion.api", "diversion.api.views"} <= graph.modules
+

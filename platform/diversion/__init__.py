@@ -132,8 +132,10 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
     from diversion.cases.views import bp as cases_bp
+    from diversion.catalogue.services import read_pathways_with
     from diversion.catalogue.views import admin_bp as catalogue_admin_bp
     from diversion.catalogue.views import offerings_bp
+    from diversion.eligibility.services import pathways_in_force
     from diversion.eligibility.views import bp as policy_bp
     from diversion.providers.api import bp as provider_api_bp
     from diversion.providers.pages import bp as provider_integrations_bp
@@ -145,6 +147,7 @@ def _register_blueprints(app: Flask) -> None:
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
                       offerings_bp):
         app.register_blueprint(blueprint)
+    read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
 
 
 def _register_errors(app: Flask) -> None:

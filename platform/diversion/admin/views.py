@@ -4,40 +4,22 @@ adding people to forces."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from diversion.accounts import services
 from diversion.accounts.forms import AddMemberForm, ConfirmForm
 from diversion.accounts.models import Role, User
+from diversion.accounts.web import requires_platform_role
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def requires_platform_role(role: Role) -> Callable[[F], F]:
-    """Refuse (403) a signed-in user without ``role``; sign-in first for others."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        @login_required
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if role not in current_user.platform_roles:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 @bp.route("/")

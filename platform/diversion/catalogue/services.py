@@ -10,10 +10,10 @@ reopens an offering.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -22,9 +22,8 @@ from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.catalogue.files import CatalogueFile, CourseEntry, ProviderEntry, misfit
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.catalogue.vocabulary import PathwayKind
 from diversion.db import utcnow
-from diversion.eligibility import services as eligibility
-from diversion.eligibility.document import Pathway
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.files import OfferingEntry
@@ -243,10 +242,37 @@ def reinstate_course(course: Course, *, actor: User) -> None:
 
 # ---------------------------------------------------------------- offerings (the force in scope)
 
+class Pathway(Protocol):
+    """What offerings need of a pathway of a force's policy (eligibility owns pathways)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> PathwayKind | None: ...
+
+
+PathwayReader = Callable[[date], Sequence[Pathway]]
+_pathway_reader: list[PathwayReader] = []
+
+
+def read_pathways_with(reader: PathwayReader) -> None:
+    """Hand the catalogue the function that lists the force in scope's pathways in
+    force on a day. Eligibility owns policies and sits above the catalogue, so it
+    registers this at start-up rather than the catalogue importing it."""
+    _pathway_reader[:] = [reader]
+
+
 def pathways_in_force(today: date) -> list[Pathway]:
-    """The pathways of the force in scope's policy in force (none without one)."""
-    version = eligibility.policy_in_force(today)
-    return list(eligibility.compiled(version).document.pathways) if version is not None else []
+    """The pathways of the force in scope's policy in force (none without one).
+
+    Refuses (RuntimeError) to answer before a reader is registered: an app that
+    forgot it must fail loudly, not offer no pathways.
+    """
+    if not _pathway_reader:
+        raise RuntimeError("No pathway reader is registered: call read_pathways_with() at start-up")
+    return list(_pathway_reader[0](today))
 
 
 def offerings() -> Sequence[Offering]:

@@ -23,7 +23,7 @@ from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.forms import ConfirmForm
 from diversion.accounts.models import Role
-from diversion.admin.views import requires_platform_role
+from diversion.accounts.web import requires_platform_role
 from diversion.catalogue import services
 from diversion.catalogue.files import misfit
 from diversion.catalogue.forms import (

@@ -22,7 +22,7 @@ from diversion.eligibility.compiler import (
     compile_cached,
     compile_policy,
 )
-from diversion.eligibility.document import PolicyDocument
+from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import PastCase, Report
@@ -55,6 +55,13 @@ def policy_in_force(on: date) -> PolicyVersion | None:
         .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
         .limit(1)
     )
+
+
+def pathways_in_force(on: date) -> list[Pathway]:
+    """The pathways of the force in scope's policy in force on ``on`` (none without one)."""
+    version = policy_in_force(on)
+    return list(compiled(version).document.pathways) if version is not None else []
+
 
 
 def published_policy_of(tenant: Tenant, on: date) -> PolicyVersion | None:
