@@ -34,6 +34,16 @@ class SignInForm(Form):
     submit = SubmitField("Sign in", widget=GovSubmitInput())
 
 
+def force_role_field() -> RadioField:
+    """The choice of one force role, as adding a member and changing a role ask it."""
+    return RadioField(
+        "Role",
+        widget=GovRadioInput(),
+        choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
+        validators=[InputRequired(message="Choose a role")],
+    )
+
+
 class AddMemberForm(Form):
     """A platform admin gives a person (an account, or a new one) a role in a force."""
 
@@ -56,22 +66,12 @@ class AddMemberForm(Form):
         "Share it with them securely.",
         validators=[Optional(), Length(max=1024)],
     )
-    role = RadioField(
-        "Role",
-        widget=GovRadioInput(),
-        choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
-        validators=[InputRequired(message="Choose a role")],
-    )
+    role = force_role_field()
     submit = SubmitField("Add to the force", widget=GovSubmitInput())
 
 
 class ChangeRoleForm(Form):
-    role = RadioField(
-        "Role",
-        widget=GovRadioInput(),
-        choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
-        validators=[InputRequired(message="Choose a role")],
-    )
+    role = force_role_field()
     submit = SubmitField("Save the role", widget=GovSubmitInput())
 
 
