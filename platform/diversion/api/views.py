@@ -80,6 +80,12 @@ def _authenticate() -> None:
     set_scope(tenant.id)
 
 
+def _token() -> ApiToken:
+    """The force system's token the request came with: the actor of its changes."""
+    token: ApiToken = g.api_token
+    return token
+
+
 def _tenant() -> Tenant:
     tenant: Tenant = g.api_tenant
     return tenant
@@ -188,7 +194,7 @@ def record_encounter() -> Response:
         facts=cast(BaseModel, body.facts).model_dump(exclude_none=True),
     )
     try:
-        encounter, decision = cases.record_encounter(_tenant(), intake, actor=None, today=_today(), source="api")
+        encounter, decision = cases.record_encounter(_tenant(), intake, actor=_token(), today=_today(), source="api")
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
     _audit("encounter_recorded", "encounter", encounter.id)
@@ -237,7 +243,7 @@ def refer(decision_id: uuid.UUID) -> Response:
     if offering is None:
         raise ApiProblem(422, [("offering_id", "This force offers no course with this id.")])
     try:
-        referral = cases.refer(_tenant(), decision, offering, actor=None, today=_today(), reason=body.reason)
+        referral = cases.refer(_tenant(), decision, offering, actor=_token(), today=_today(), reason=body.reason)
     except cases.CaseError as error:
         _case_problem(error, REFERRAL_FIELDS)
     _audit("referral_offered", "referral", referral.id)
@@ -273,7 +279,7 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     referral = _one(Referral, referral_id)
     body = _body(schemas.TransitionIn)
     try:
-        step = cases.move_to(_tenant(), referral, body.to, actor=None, reason=body.reason,
+        step = cases.move_to(_tenant(), referral, body.to, actor=_token(), reason=body.reason,
                              session=cases.SessionDetails(body.session.starts_at, body.session.venue)
                              if body.session else None, session_id=body.session_id)
     except cases.CaseError as error:
