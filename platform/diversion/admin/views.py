@@ -4,15 +4,15 @@ adding people to forces."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from diversion.accounts import services
+from diversion.accounts.access import Action, requires_platform_action
 from diversion.accounts.forms import AddMemberForm, ConfirmForm
 from diversion.accounts.models import Role, User
 from diversion.extensions import db
@@ -24,24 +24,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def requires_platform_role(role: Role) -> Callable[[F], F]:
-    """Refuse (403) a signed-in user without ``role``; sign-in first for others."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        @login_required
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if role not in current_user.platform_roles:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
 @bp.route("/")
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def index() -> str:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     users = db.session.scalars(select(User).order_by(User.email)).all()
@@ -59,19 +43,19 @@ def _change_user(user_id: int, change: Callable[..., None], done: str) -> Respon
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def deactivate(user_id: int) -> Response:
     return _change_user(user_id, services.deactivate_user, "is deactivated; their sessions have ended")
 
 
 @bp.route("/users/<int:user_id>/reactivate", methods=["POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def reactivate(user_id: int) -> Response:
     return _change_user(user_id, services.reactivate_user, "can sign in again")
 
 
 @bp.route("/members/new", methods=["GET", "POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def add_member() -> str | Response | tuple[str, int]:
     """Give a person a role in a force: an existing account, or a new one."""
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
