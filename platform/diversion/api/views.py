@@ -23,6 +23,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from diversion import outage
+from diversion.accounts.access import Action, require
 from diversion.api import openapi, schemas
 from diversion.audit.services import record
 from diversion.cases import services as cases
@@ -58,6 +59,8 @@ ENCOUNTER_FIELDS = {"surname": "person.surname", "given_name": "person.given_nam
                     "date_of_birth": "person.date_of_birth", "pnc_id": "person.pnc_id",
                     "ethnicity": "ethnicity", "offence_on": "offence_on"}
 REFERRAL_FIELDS = {"decision": "decision_id", "offering": "offering_id", "reason": "reason"}
+# The operations that answer with the force's cases without changing them.
+READS_CASES = frozenset({"api.get_encounter", "api.get_decision", "api.list_referrals", "api.get_referral"})
 TRANSITION_FIELDS = {"state": "to", "reason": "reason", "session": "session", "venue": "session.venue",
                      "starts_at": "session.starts_at", "session_id": "session_id", "referral": "to",
                      "attendance": "session_id"}
@@ -78,6 +81,8 @@ def _authenticate() -> None:
     tenant, token = found
     g.api_tenant, g.api_token = tenant, token
     set_scope(tenant.id)
+    if request.endpoint in READS_CASES:  # the changes are checked by the case services
+        require(token, Action.READ_CASES, tenant_id=tenant.id)
 
 
 def _token() -> ApiToken:
