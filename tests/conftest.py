@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from diversion import create_app, outbound
 from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, Role, User
 from diversion.catalogue.models import Provider
 from diversion.config import REPO_ROOT
@@ -167,7 +168,7 @@ class World:
 
 def build_world() -> World:
     """Sync the real force files and give each role a user (inside an app context)."""
-    sync_tenants(TENANTS_DIR, actor=None)
+    sync_tenants(TENANTS_DIR, actor=SYSTEM)
     tenants = {t.slug: t for t in db.session.scalars(db.select(Tenant))}
     a, b = tenants["west-midlands"], tenants["durham"]
     world = World(a=Ref(a.id, slug=a.slug, name=a.name), b=Ref(b.id, slug=b.slug, name=b.name))
@@ -175,7 +176,7 @@ def build_world() -> World:
     def user(key: str) -> User:
         created = accounts.create_user(
             email=f"{key.replace('_', '-')}@example.org", name=key.replace("_", " ").title(),
-            password=PASSWORD, actor=None,
+            password=PASSWORD, actor=SYSTEM,
         )
         world.users[key] = Ref(created.id, email=created.email, name=created.name)
         return created
@@ -184,10 +185,10 @@ def build_world() -> World:
         with scoped(tenant.id):
             for role in (Role.FORCE_ADMIN, Role.OFFICER, Role.SUPERVISOR):
                 key = f"{prefix}_{role.value}"
-                membership = accounts.add_membership(tenant, user(key), role, actor=None)
+                membership = accounts.add_membership(tenant, user(key), role, actor=SYSTEM)
                 world.memberships[key] = Ref(membership.id, tenant_id=tenant.id)
-    accounts.grant_platform_role(user("platform_admin"), Role.PLATFORM_ADMIN, actor=None)
-    accounts.grant_platform_role(user("national_lead"), Role.NATIONAL_LEAD, actor=None)
+    accounts.grant_platform_role(user("platform_admin"), Role.PLATFORM_ADMIN, actor=SYSTEM)
+    accounts.grant_platform_role(user("national_lead"), Role.NATIONAL_LEAD, actor=SYSTEM)
     # Cranstoun serves force A (West Midlands), Druglink does not.
     providers = {p.slug: p for p in db.session.scalars(db.select(Provider))}
     for key, slug in (("provider_staff", "cranstoun"), ("druglink_staff", "druglink")):

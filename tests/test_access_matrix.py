@@ -20,6 +20,12 @@ nothing; an allowed action has its effect. POSTs carry a valid CSRF token,
 so a denial is about access, never about CSRF (that answer would be 400).
 ``test_every_route_is_in_the_table`` fails when the app gains a route that
 has no line here: add the line with the feature.
+
+``ACTIONS`` below is the same design for the services: which principals may
+do each action, API tokens (a force system's, a provider system's), the
+national lead and the platform itself (``system``: commands, the demo, the
+importer, jobs) included. The code's table (``diversion.accounts.access``)
+must equal it, action by action.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from sqlalchemy import func, select
 
+from diversion.accounts import access
 from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -211,7 +219,7 @@ def _save_draft(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
         tenant = db.session.get(Tenant, world.a.id)
         assert tenant is not None
-        policies.save_draft(tenant, raw, actor=None, note=DRAFT_NOTE)
+        policies.save_draft(tenant, raw, actor=SYSTEM, note=DRAFT_NOTE)
         db.session.commit()
 
 
@@ -252,7 +260,7 @@ TOKEN: dict[str, str] = {}  # the API token made by a case's setup
 
 def _make_token(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
-        token, _secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Matrix", actor=None)
+        token, _secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Matrix", actor=SYSTEM)
         TOKEN["id"] = str(token.id)
         db.session.commit()
 
@@ -388,7 +396,7 @@ def _record_case(app: Flask, world: World) -> None:
         with scoped(world.a.id):
             _, decision = cases.record_encounter(tenant, cases.Intake(
                 Identity("Case", "Robin", date(1996, 2, 3)), Contact(), "W1", _today().date(), dict(CASE_FACTS)),
-                actor=None, today=_today().date())
+                actor=SYSTEM, today=_today().date())
             offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
             CASE.update(decision=str(decision.id), encounter=str(decision.encounter_id), offering=str(offering.id))
         db.session.commit()
@@ -399,7 +407,7 @@ def _record_referral(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
         decision = db.session.get(Decision, uuid.UUID(CASE["decision"]))
         offering = db.session.get(Offering, uuid.UUID(CASE["offering"]))
-        referral = cases.refer(db.session.get(Tenant, world.a.id), decision, offering, actor=None,
+        referral = cases.refer(db.session.get(Tenant, world.a.id), decision, offering, actor=SYSTEM,
                                today=_today().date())
         CASE["referral"] = str(referral.id)
         db.session.commit()
@@ -513,7 +521,7 @@ def _provider_admin(app: Flask, world: World) -> None:
 def _provider_token(app: Flask, world: World) -> None:
     _provider_admin(app, world)
     with app.app_context():
-        token, _secret = provider_tokens.make_provider_token(_cranstoun(app), name="Matrix", actor=None)
+        token, _secret = provider_tokens.make_provider_token(_cranstoun(app), name="Matrix", actor=SYSTEM)
         PROVIDER["token"] = str(token.id)
         db.session.commit()
 
@@ -521,7 +529,7 @@ def _provider_token(app: Flask, world: World) -> None:
 def _provider_endpoint(app: Flask, world: World) -> None:
     _provider_admin(app, world)
     with app.app_context():
-        endpoint, _secret = webhooks.set_endpoint(_cranstoun(app), url="https://example.org/hooks", actor=None)
+        endpoint, _secret = webhooks.set_endpoint(_cranstoun(app), url="https://example.org/hooks", actor=SYSTEM)
         PROVIDER["sealed"] = endpoint.secret_sealed
         db.session.commit()
 
@@ -799,6 +807,61 @@ ROUTES: tuple[Route, ...] = (
           allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_catalogue_ids,
           effect=_offering_withdrawn),
 )
+
+
+# ---------------------------------------------------------------- the actions, as the design gives them
+# Force staff record, refer and work referrals; the supervisor alone reviews and overrides; the force admin
+# owns the policy, the members, the force's tokens and courses and reads every case. Provider staff work
+# their provider's referrals (never withdraw one: that is the force's decision); the provider's admins also
+# manage its tokens and webhook. A force system's token does what an officer does through the API; a
+# provider system's token what provider staff do. Platform admins manage accounts and the catalogue. The
+# national lead compares aggregates and never sees a person: no action here. The platform itself (system)
+# syncs forces, imports, expires overdue referrals, seeds the demo; it never opens a provider's referrals.
+FORCE_STAFF = {"officer", "supervisor"}
+PROVIDER_SIDE = {"provider_staff", "provider_admin", "provider_api"}
+ACTIONS: dict[str, set[str]] = {
+    "read_policy": {"force_admin", "officer", "supervisor"},
+    "edit_policy": {"force_admin", "system"},
+    "publish_policy": {"force_admin", "system"},
+    "simulate_policy": {"force_admin", "system"},
+    "record_encounter": FORCE_STAFF | {"force_api", "system"},
+    "read_cases": FORCE_STAFF | {"force_admin", "force_api", "system"},
+    "review_decisions": {"supervisor"},
+    "override_decision": {"supervisor"},
+    "refer": FORCE_STAFF | {"force_api", "system"},
+    "move_referral": FORCE_STAFF | PROVIDER_SIDE | {"force_api", "system"},
+    "withdraw_referral": FORCE_STAFF | {"force_api", "system"},
+    "book_session": FORCE_STAFF | PROVIDER_SIDE | {"force_api", "system"},
+    "record_attendance": FORCE_STAFF | PROVIDER_SIDE | {"force_api", "system"},
+    "expire_referrals": {"system"},
+    "import_cases": {"system"},
+    "manage_members": {"force_admin", "system"},
+    "manage_api_tokens": {"force_admin", "system"},
+    "manage_offerings": {"force_admin", "system"},
+    "read_provider_referrals": PROVIDER_SIDE,
+    "manage_provider_tokens": {"provider_admin", "system"},
+    "manage_webhook": {"provider_admin", "system"},
+    "manage_users": {"platform_admin", "system"},
+    "edit_catalogue": {"platform_admin", "system"},
+    "sync_forces": {"system"},
+}
+TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",
+                    "national_lead", "force_api", "provider_api", "system"}
+
+
+def test_the_code_names_the_same_actions_and_principals() -> None:
+    assert {action.value for action in access.Action} == set(ACTIONS)
+    assert {principal.value for principal in access.Principal} == TABLE_PRINCIPALS
+    assert set().union(*ACTIONS.values()) <= TABLE_PRINCIPALS
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_the_codes_table_equals_the_design(action: str) -> None:
+    assert {principal.value for principal in access.ALLOWED[access.Action(action)]} == ACTIONS[action]
+
+
+def test_the_national_lead_may_do_nothing_that_shows_a_person() -> None:
+    assert not any("national_lead" in allowed for allowed in ACTIONS.values())
 
 
 # ---------------------------------------------------------------- tests

@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases.importer import ImportInvalid, check_file
 from diversion.cases.models import Encounter, Referral
 from diversion.catalogue.models import Provider
@@ -479,9 +480,9 @@ def test_every_api_body_refuses_control_characters_in_every_string(
     with app.app_context():
         with scoped(world.a.id):
             _token, force_secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Bad input",
-                                                           actor=None)
+                                                           actor=SYSTEM)
         provider = db.session.get(Provider, world.providers["cranstoun"].id)
-        _token, provider_secret = provider_tokens.make_provider_token(provider, name="Bad input", actor=None)
+        _token, provider_secret = provider_tokens.make_provider_token(provider, name="Bad input", actor=SYSTEM)
         db.session.commit()
     ids = {"decision_id": matrix.CASE["decision"], "referral_id": matrix.CASE["referral"]}
     for (path, _method), make in API_BODIES.items():
@@ -506,7 +507,7 @@ def test_every_api_body_refuses_control_characters_in_every_string(
 
 def test_a_query_parameter_with_a_nul_is_the_apis_422_on_it(app: Flask, client: FlaskClient, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
-        _token, secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Query", actor=None)
+        _token, secret = api_tokens.make_force_token(db.session.get(Tenant, world.a.id), name="Query", actor=SYSTEM)
         db.session.commit()
     response = client.get("/api/v1/referrals?state=%00", headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 422

@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue.models import Offering, Provider
@@ -54,15 +55,15 @@ def case(app: Flask, world: World) -> Case:
         with scoped(world.a.id):
             _, decision = cases.record_encounter(tenant, cases.Intake(
                 Identity(SURNAME, "Robin", date(1996, 2, 3)), Contact(phone=PHONE), "W1", today, dict(FACTS)),
-                actor=None, today=today)
+                actor=SYSTEM, today=today)
             offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
             assert offering is not None
-            referral = cases.refer(tenant, decision, offering, actor=None, today=today)
-            _, force_token = api_tokens.make_force_token(tenant, name="Custody system", actor=None)
+            referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=today)
+            _, force_token = api_tokens.make_force_token(tenant, name="Custody system", actor=SYSTEM)
             found = Case(decision.encounter_id, decision.id, referral.id, force_token, "")
         provider = db.session.scalar(select(Provider).where(Provider.slug == "cranstoun"))
         assert provider is not None
-        _, provider_token = provider_tokens.make_provider_token(provider, name="Case system", actor=None)
+        _, provider_token = provider_tokens.make_provider_token(provider, name="Case system", actor=SYSTEM)
         db.session.commit()
     assert found.encounter_id is not None
     return Case(found.encounter_id, found.decision_id, found.referral_id, found.force_token, provider_token)

@@ -29,6 +29,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -108,12 +109,12 @@ def _people(world: World, seeded: Seeded, today: date) -> _Seeding:
     other.name = marked("other-force")
     users: dict[str, User] = {}
     for key in ("force-admin", "officer", "supervisor", "provider-admin"):
-        users[key] = accounts.create_user(email=marked_email(key), name=marked(key), password=PASSWORD, actor=None)
+        users[key] = accounts.create_user(email=marked_email(key), name=marked(key), password=PASSWORD, actor=SYSTEM)
         seeded.users[key] = users[key].email
     with scoped(tenant.id):
         for key, role in (("force-admin", Role.FORCE_ADMIN), ("officer", Role.OFFICER),
                           ("supervisor", Role.SUPERVISOR)):
-            seeded.ids[f"{key}-membership"] = accounts.add_membership(tenant, users[key], role, actor=None).id
+            seeded.ids[f"{key}-membership"] = accounts.add_membership(tenant, users[key], role, actor=SYSTEM).id
     db.session.add(ProviderMembership(provider_id=provider.id, user_id=users["provider-admin"].id,
                                       role=ProviderRole.ADMIN))
     seeded.ids["provider"] = provider.id

@@ -19,6 +19,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, insert, inspect, text, update
 
 import diversion.models  # noqa: F401 - every table on the metadata
+from diversion.accounts.access import SYSTEM
 from diversion.config import REPO_ROOT
 from diversion.db import TENANT_SCOPED, Base
 from diversion.extensions import db
@@ -186,13 +187,13 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
             offering = db.session.scalar(db.select(Offering).where(Offering.pathway == "divert"))
             for name in ("Attended", "Booked", "Behind"):
                 _, decision = cases.record_encounter(tenant, cases.Intake(
-                    Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, facts), actor=None, today=today)
-                referral = cases.refer(tenant, decision, offering, actor=None, today=today)
-                cases.transition(tenant, referral, State.ACCEPTED, actor=None)
+                    Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, facts), actor=SYSTEM, today=today)
+                referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=today)
+                cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
                 made[name] = referral.id
             # "Behind": a session booked and waiting, while the old rule already counted an attendance.
             cases.book_session(tenant, db.session.get(Referral, made["Behind"]),
-                               starts_at=datetime.now(UTC) - timedelta(hours=1), venue="Hub", actor=None)
+                               starts_at=datetime.now(UTC) - timedelta(hours=1), venue="Hub", actor=SYSTEM)
         db.session.commit()
         # What the old force and provider APIs could leave: states moved with no session behind them.
         owner = create_engine(fresh_database.inspector_url)

@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from diversion.accounts.access import SYSTEM
 from diversion.extensions import db
 from tests import databases
 from tests.api.conftest import make_token, user_dealer
@@ -120,7 +121,7 @@ def served(cluster: Cluster) -> Iterator[tuple[Flask, databases.TestDatabase, st
         from diversion.tenancy.models import Tenant
         from diversion.tenancy.services import sync_tenants
 
-        sync_tenants(TENANTS_DIR, actor=None)
+        sync_tenants(TENANTS_DIR, actor=SYSTEM)
         durham = db.session.scalar(db.select(Tenant).where(Tenant.slug == "durham"))
         assert durham is not None
         force = Ref(durham.id, slug=durham.slug)

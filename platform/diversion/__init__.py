@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import LONDON, enforce_sqlite_foreign_keys
-from diversion.errors import AddressRefused
+from diversion.errors import AccessRefused, AddressRefused
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
 from diversion.web import IdConverter, refuse_control_characters_in_url
@@ -172,7 +172,7 @@ def _register_errors(app: Flask) -> None:
 
             return http_error(error, code)
         title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
-        if isinstance(error, AddressRefused):
+        if isinstance(error, AddressRefused | AccessRefused):
             message = str(error.description)
         if code >= 500:
             message = f"{message} {outage.changes_note()}"

@@ -59,13 +59,14 @@ def tenants_group() -> None:
 @with_appcontext
 def tenants_sync(folder: Path | None) -> None:
     """Validate every force file, then create or update the forces."""
+    from diversion.accounts.access import SYSTEM
     from diversion.errors import FieldError
     from diversion.tenancy.files import ForceFilesInvalid
     from diversion.tenancy.services import sync_tenants
 
     folder = folder or Path(current_app.config["TENANTS_DIR"])
     try:
-        report = sync_tenants(folder, actor=None)
+        report = sync_tenants(folder, actor=SYSTEM)
     except ForceFilesInvalid as error:
         db.session.rollback()
         click.echo("Nothing was changed. Fix these problems first:", err=True)

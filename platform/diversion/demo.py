@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 
 from diversion.accounts import services
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
 from diversion.cases import rules
 from diversion.cases import services as cases
@@ -52,7 +53,7 @@ PROVIDER_ACCOUNTS = (
 def _account(email: str, name: str, password: str) -> User:
     user = services.find_user(email)
     if user is None:
-        return services.create_user(email=email, name=name, password=password, actor=None)
+        return services.create_user(email=email, name=name, password=password, actor=SYSTEM)
     user.password_hash = services.hash_password(password)
     user.active = True
     return user
@@ -67,14 +68,14 @@ def seed_demo(*, password: str) -> list[tuple[str, str]]:
     accounts: list[tuple[str, str]] = []
     for email, role, label in PLATFORM_ACCOUNTS:
         user = _account(email, label, password)
-        services.grant_platform_role(user, role, actor=None)
+        services.grant_platform_role(user, role, actor=SYSTEM)
         accounts.append((email, label))
     for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)):
         with scoped(tenant.id):
             for local, role, label in FORCE_ACCOUNTS:
                 email = f"{local}@{tenant.slug}.example"
                 user = _account(email, f"{label}, {tenant.name}", password)
-                services.add_membership(tenant, user, role, actor=None)
+                services.add_membership(tenant, user, role, actor=SYSTEM)
                 accounts.append((email, f"{label.lower()}, {tenant.name}"))
     for provider in db.session.scalars(select(Provider).order_by(Provider.slug)):
         with provider_scoped(provider.id):
@@ -109,7 +110,7 @@ def seed_past_decisions(tenant: Tenant, *, today: date, count: int,
         except eligibility.NoPolicyInForce:
             continue
         cases.record_decision(tenant, result, version, ethnicity=case.ethnicity,
-                                    actor=None, source="demo")
+                                    actor=SYSTEM, source="demo")
         made += 1
         if progress is not None and made % 100 == 0:
             progress(100)
@@ -152,7 +153,7 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
                 facts.pop(unknown)
         contact = Contact(phone=f"07700 9{rng.randrange(10**5):05d}")
         intake = rules.Intake(identity, contact, case.ethnicity, case.decided_on, facts)
-        _, decision = cases.record_encounter(tenant, intake, actor=None, today=case.decided_on, source="demo")
+        _, decision = cases.record_encounter(tenant, intake, actor=SYSTEM, today=case.decided_on, source="demo")
         if decision.outcome == "needs_review":
             reviews -= 1
             continue
@@ -165,12 +166,12 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
         # Where a pathway has several providers, each gets some of the referrals.
         offering = offerings[made % len(offerings)]
         target = wanted.pop(0)
-        referral = cases.refer(tenant, decision, offering, actor=None, today=case.decided_on)
+        referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=case.decided_on)
         # Sessions a couple of days after the decision, and never in the future: their attendance is recorded.
         session_at = min(datetime.combine(case.decided_on + timedelta(days=2), time(10), tzinfo=LONDON),
                          utcnow() - timedelta(hours=1))
         cases.take_path(tenant, referral, rules.path_to(target, sessions=referral.sessions_required,
                                                         via=VIA.get(target)),
-                        actor=None, reason=REASONS.get(target, ""), session_at=session_at, venue=VENUE)
+                        actor=SYSTEM, reason=REASONS.get(target, ""), session_at=session_at, venue=VENUE)
         made += 1
     return made

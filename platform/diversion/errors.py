@@ -1,8 +1,8 @@
-"""The shapes of a refusal shared by every feature: a refused change, a refused address."""
+"""The shapes of a refusal shared by every feature: a refused change, a refused address, a refused action."""
 
 from __future__ import annotations
 
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, Forbidden
 
 
 class FieldError(ValueError):
@@ -22,3 +22,14 @@ class AddressRefused(BadRequest):
     def __init__(self, parameter: str, description: str) -> None:
         super().__init__(description)
         self.parameter = parameter
+
+
+class AccessRefused(Forbidden):
+    """An action the actor's roles do not allow (``accounts.access``): ``field`` names
+    the action and ``message`` says so in plain words. A page answers 403 with the
+    message, the API a 403 problem; nothing has been written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from diversion.accounts import services
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
@@ -35,7 +36,7 @@ def _also_officer_in_b(app: Flask, world: World, key: str) -> None:
         user = db.session.get(User, world.users[key].id)
         assert tenant is not None
         assert user is not None
-        services.add_membership(tenant, user, Role.OFFICER, actor=None)
+        services.add_membership(tenant, user, Role.OFFICER, actor=SYSTEM)
         db.session.commit()
 
 
@@ -124,7 +125,7 @@ def test_changing_a_role_refuses_a_role_held_and_the_last_force_admin(
         user = db.session.get(User, world.users["a_supervisor"].id)
         assert tenant is not None
         assert user is not None
-        services.add_membership(tenant, user, Role.OFFICER, actor=None)
+        services.add_membership(tenant, user, Role.OFFICER, actor=SYSTEM)
         db.session.commit()
     url = f"/west-midlands/members/{world.memberships['a_supervisor'].id}/role"
     response = post_form(client, url, url, {"role": "officer"})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from diversion.accounts.access import SYSTEM
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.extensions import db
 from diversion.jsonapi import tokens
@@ -27,7 +28,7 @@ def make_token(app: Flask, force: Ref, name: str = "Custody system") -> str:
     with app.app_context(), scoped(force.id):
         tenant = db.session.get(Tenant, force.id)
         assert tenant is not None
-        _row, secret = tokens.make_force_token(tenant, name=name, actor=None)
+        _row, secret = tokens.make_force_token(tenant, name=name, actor=SYSTEM)
         db.session.commit()
         return secret
 

@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, func, select, text
 
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
@@ -46,7 +47,7 @@ def _offering(pathway: str = "checkpoint") -> Offering:
 
 def test_intake_decides_at_once_with_derived_facts(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.b.id):
-        encounter, decision = cases.record_encounter(_durham(world), _intake(), actor=None, today=TODAY)
+        encounter, decision = cases.record_encounter(_durham(world), _intake(), actor=SYSTEM, today=TODAY)
         assert (decision.outcome, decision.pathway) == ("eligible", "checkpoint")
         assert decision.facts["age"] == 36
         assert decision.facts["offence_age_days"] == 3
@@ -59,10 +60,10 @@ def test_people_are_pseudonymous_sealed_and_linked_only_within_a_force(app: Flas
                                                                        database) -> None:
     with app.app_context():
         with scoped(world.b.id):
-            first, _ = cases.record_encounter(_durham(world), _intake(), actor=None, today=TODAY)
+            first, _ = cases.record_encounter(_durham(world), _intake(), actor=SYSTEM, today=TODAY)
             # The same person, written differently: still the same key in this force.
             again = Identity("ONEILL ", "jo", date(1990, 5, 1))
-            second, _ = cases.record_encounter(_durham(world), _intake(again), actor=None, today=TODAY)
+            second, _ = cases.record_encounter(_durham(world), _intake(again), actor=SYSTEM, today=TODAY)
             assert first.person_id == second.person_id
             person = db.session.get(Person, first.person_id)
             assert open_identity(person.identity_sealed).surname == "O'Neill"
@@ -71,7 +72,7 @@ def test_people_are_pseudonymous_sealed_and_linked_only_within_a_force(app: Flas
             west = db.session.get(Tenant, world.a.id)
             facts = {**USER_DEALER, "stage": "street"}
             other, _ = cases.record_encounter(west, cases.Intake(JO, Contact(), "B2", TODAY, facts),
-                                              actor=None, today=TODAY)
+                                              actor=SYSTEM, today=TODAY)
             west_key = db.session.get(Person, other.person_id).name_key
         assert west_key != person.name_key
         db.session.commit()
@@ -86,13 +87,13 @@ def test_people_are_pseudonymous_sealed_and_linked_only_within_a_force(app: Flas
 def test_history_counts_earlier_diversions_and_non_engagement(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.b.id):
         tenant = _durham(world)
-        _, first = cases.record_encounter(tenant, _intake(offence_on=date(2026, 1, 10)), actor=None,
+        _, first = cases.record_encounter(tenant, _intake(offence_on=date(2026, 1, 10)), actor=SYSTEM,
                                           today=date(2026, 1, 12))
-        referral = cases.refer(tenant, first, _offering(), actor=None, today=date(2026, 1, 12))
-        cases.transition(tenant, referral, State.ACCEPTED, actor=None)
-        cases.transition(tenant, referral, State.NOT_COMPLETED, actor=None, reason="Did not attend")
+        referral = cases.refer(tenant, first, _offering(), actor=SYSTEM, today=date(2026, 1, 12))
+        cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
+        cases.transition(tenant, referral, State.NOT_COMPLETED, actor=SYSTEM, reason="Did not attend")
         assert referral.outcome_code == "prosecution"
-        _, later = cases.record_encounter(tenant, _intake(offence_on=date(2026, 6, 1)), actor=None,
+        _, later = cases.record_encounter(tenant, _intake(offence_on=date(2026, 6, 1)), actor=SYSTEM,
                                           today=date(2026, 6, 2))
         assert later.facts["previous_diversions"] == 1
         assert later.facts["previous_non_engagement"] is True
@@ -112,7 +113,7 @@ def test_intake_refuses_bad_input_naming_the_field(app: Flask, world: World) -> 
         ]
         for intake, field in bad:
             with pytest.raises(cases.CaseError) as caught:
-                cases.record_encounter(tenant, intake, actor=None, today=TODAY)
+                cases.record_encounter(tenant, intake, actor=SYSTEM, today=TODAY)
             assert caught.value.field == field
         assert db.session.scalar(select(func.count()).select_from(Decision).where(Decision.source == "intake")) == 0
 
@@ -123,7 +124,7 @@ def test_needs_review_goes_to_the_queue_and_a_supervisor_overrides_with_a_reason
         facts = dict(USER_DEALER)
         del facts["admission"]
         intake = cases.Intake(JO, Contact(), "W1", TODAY, facts)
-        _, decision = cases.record_encounter(tenant, intake, actor=None, today=TODAY)
+        _, decision = cases.record_encounter(tenant, intake, actor=SYSTEM, today=TODAY)
         assert decision.outcome == "needs_review"
         assert cases.review_queue() == [decision]
         supervisor = db.session.get(User, world.users["b_supervisor"].id)
@@ -142,29 +143,29 @@ def test_needs_review_goes_to_the_queue_and_a_supervisor_overrides_with_a_reason
 def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.b.id):
         tenant = _durham(world)
-        _, decision = cases.record_encounter(tenant, _intake(), actor=None, today=TODAY)
-        referral = cases.refer(tenant, decision, _offering(), actor=None, today=TODAY)
+        _, decision = cases.record_encounter(tenant, _intake(), actor=SYSTEM, today=TODAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
         assert referral.deadline == TODAY + timedelta(days=122)
         assert referral.sessions_required == 5
         with pytest.raises(cases.CaseError, match="offered cannot become completed; it can become accepted"):
-            cases.transition(tenant, referral, State.COMPLETED, actor=None)
+            cases.transition(tenant, referral, State.COMPLETED, actor=SYSTEM)
         with pytest.raises(cases.CaseError, match="open referral"):
-            cases.refer(tenant, decision, _offering(), actor=None, today=TODAY)
-        cases.transition(tenant, referral, State.ACCEPTED, actor=None)
+            cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+        cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
         monday = datetime(2026, 11, 30, 10, tzinfo=UTC)  # a session held, recorded late
         # Booked and attended come from booking a session and recording its attendance, at every door.
         with pytest.raises(cases.CaseError, match="Book a session"):
-            cases.transition(tenant, referral, State.BOOKED, actor=None, reason="Monday 10am")
-        session, _ = cases.book_session(tenant, referral, starts_at=monday, venue="Durham hub", actor=None)
+            cases.transition(tenant, referral, State.BOOKED, actor=SYSTEM, reason="Monday 10am")
+        session, _ = cases.book_session(tenant, referral, starts_at=monday, venue="Durham hub", actor=SYSTEM)
         with pytest.raises(cases.CaseError, match="Record attendance at a booked session"):
-            cases.transition(tenant, referral, State.ATTENDED, actor=None)
-        cases.record_attendance(tenant, session, attended=True, actor=None)
+            cases.transition(tenant, referral, State.ATTENDED, actor=SYSTEM)
+        cases.record_attendance(tenant, session, attended=True, actor=SYSTEM)
         with pytest.raises(cases.CaseError, match="1 of 5 sessions"):
-            cases.transition(tenant, referral, State.COMPLETED, actor=None)
+            cases.transition(tenant, referral, State.COMPLETED, actor=SYSTEM)
         for _ in range(4):
-            session, _ = cases.book_session(tenant, referral, starts_at=monday, venue="Durham hub", actor=None)
-            cases.record_attendance(tenant, session, attended=True, actor=None)
-        cases.transition(tenant, referral, State.COMPLETED, actor=None)
+            session, _ = cases.book_session(tenant, referral, starts_at=monday, venue="Durham hub", actor=SYSTEM)
+            cases.record_attendance(tenant, session, attended=True, actor=SYSTEM)
+        cases.transition(tenant, referral, State.COMPLETED, actor=SYSTEM)
         assert (referral.outcome_code, referral.outcome_label) == ("outcome-22", "No further action (Outcome 22)")
         steps = [(t.from_state, t.to_state, t.reason) for t in db.session.scalars(
             select(cases.Transition).where(cases.Transition.referral_id == referral.id)
@@ -175,15 +176,15 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
         assert steps[3] == (State.BOOKED, State.ATTENDED, f"Attended the session of {held}")
         assert steps[-1][1] is State.COMPLETED
         with pytest.raises(cases.CaseError, match="it has ended"):
-            cases.transition(tenant, referral, State.WITHDRAWN, actor=None, reason="late")
+            cases.transition(tenant, referral, State.WITHDRAWN, actor=SYSTEM, reason="late")
 
 
 def test_a_decline_takes_the_forces_non_completion_path(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.b.id):
         tenant = _durham(world)
-        _, decision = cases.record_encounter(tenant, _intake(), actor=None, today=TODAY)
-        referral = cases.refer(tenant, decision, _offering(), actor=None, today=TODAY)
-        cases.transition(tenant, referral, State.DECLINED, actor=None)
+        _, decision = cases.record_encounter(tenant, _intake(), actor=SYSTEM, today=TODAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+        cases.transition(tenant, referral, State.DECLINED, actor=SYSTEM)
         assert (referral.outcome_code, referral.outcome_label) == ("prosecution", "Prosecution resumes")
 
 
@@ -192,27 +193,27 @@ def test_referral_only_to_an_offered_course_of_the_pathway(app: Flask, world: Wo
         west = db.session.get(Tenant, world.a.id)
         facts = {**USER_DEALER, "offence": "possession", "user_dealer": False, "personal_use": True,
                  "stage": "street"}
-        _, adult = cases.record_encounter(west, cases.Intake(JO, Contact(), "W1", TODAY, facts), actor=None,
+        _, adult = cases.record_encounter(west, cases.Intake(JO, Contact(), "W1", TODAY, facts), actor=SYSTEM,
                                           today=TODAY)
         assert adult.pathway == "divert"
         with pytest.raises(cases.CaseError, match="offers for the decision's pathway"):
-            cases.refer(west, adult, _offering("divert-youth"), actor=None, today=TODAY)
-        assert cases.refer(west, adult, _offering("divert"), actor=None, today=TODAY).pathway == "divert"
+            cases.refer(west, adult, _offering("divert-youth"), actor=SYSTEM, today=TODAY)
+        assert cases.refer(west, adult, _offering("divert"), actor=SYSTEM, today=TODAY).pathway == "divert"
 
 
 def test_expire_and_dashboard(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.b.id):
         tenant = _durham(world)
-        _, old = cases.record_encounter(tenant, _intake(offence_on=date(2026, 1, 2)), actor=None,
+        _, old = cases.record_encounter(tenant, _intake(offence_on=date(2026, 1, 2)), actor=SYSTEM,
                                         today=date(2026, 1, 5))
-        late = cases.refer(tenant, old, _offering(), actor=None, today=date(2026, 1, 5))
+        late = cases.refer(tenant, old, _offering(), actor=SYSTEM, today=date(2026, 1, 5))
         _, fresh = cases.record_encounter(tenant, _intake(Identity("Lee", "Ana", date(1999, 1, 1))),
-                                          actor=None, today=TODAY)
-        cases.refer(tenant, fresh, _offering(), actor=None, today=TODAY)
+                                          actor=SYSTEM, today=TODAY)
+        cases.refer(tenant, fresh, _offering(), actor=SYSTEM, today=TODAY)
         board = cases.dashboard(TODAY)
         assert board.open_by_state[State.OFFERED] == 2
         assert [r.id for r in board.overdue] == [late.id]
-        assert cases.expire_overdue(tenant, today=TODAY) == 1
+        assert cases.expire_overdue(tenant, today=TODAY, actor=SYSTEM) == 1
         assert late.state is State.NOT_COMPLETED
         assert db.session.scalar(select(func.count()).select_from(Referral)
                                  .where(Referral.state == State.OFFERED)) == 1

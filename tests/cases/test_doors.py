@@ -22,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import BookedSession, Referral, State, Transition
@@ -54,10 +55,10 @@ def _refer(app: Flask, world: World, surname: str) -> uuid.UUID:
         assert tenant is not None
         today = datetime.now(UTC).date()
         _, decision = cases.record_encounter(tenant, cases.Intake(
-            Identity(surname, "Sam", date(1994, 6, 7)), Contact(), "W1", today, dict(FACTS)), actor=None, today=today)
+            Identity(surname, "Sam", date(1994, 6, 7)), Contact(), "W1", today, dict(FACTS)), actor=SYSTEM, today=today)
         offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
         assert offering is not None
-        referral = cases.refer(tenant, decision, offering, actor=None, today=today)
+        referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=today)
         db.session.commit()
         return referral.id
 
@@ -154,7 +155,7 @@ def _provider_api(client: FlaskClient, world: World, app: Flask) -> Door:
     with app.app_context():
         provider = db.session.get(Provider, world.providers["cranstoun"].id)
         assert provider is not None
-        _row, secret = tokens.make_provider_token(provider, name="Doors", actor=None)
+        _row, secret = tokens.make_provider_token(provider, name="Doors", actor=SYSTEM)
         db.session.commit()
     return _api(client, bearer(secret), "/api/v1/provider/referrals")
 

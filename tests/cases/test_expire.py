@@ -9,6 +9,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import services
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Referral, State
@@ -36,16 +37,16 @@ def _referral(tenant: Tenant, surname: str, *, decided_on: date, moves: tuple[St
     """An eligible encounter decided on ``decided_on``, referred to the force's first offering, moved on."""
     intake = services.Intake(Identity(surname, "Alex", date(1990, 1, 1)), Contact(), "W1", decided_on,
                              {**FACTS, "stage": STAGE[tenant.slug]})
-    _, decision = services.record_encounter(tenant, intake, actor=None, today=decided_on)
+    _, decision = services.record_encounter(tenant, intake, actor=SYSTEM, today=decided_on)
     assert decision.outcome == "eligible", decision.results
     offering = db.session.scalars(select(Offering).join(Course).where(Offering.pathway == decision.pathway)
                                   .order_by(Course.slug)).first()
     assert offering is not None
-    referral = services.refer(tenant, decision, offering, actor=None, today=decided_on)
+    referral = services.refer(tenant, decision, offering, actor=SYSTEM, today=decided_on)
     for state in moves:
         session = services.SessionDetails(datetime.combine(decided_on, time(12), tzinfo=UTC), "Test venue") \
             if state is State.BOOKED else None
-        services.move_to(tenant, referral, state, actor=None, reason="test", session=session)
+        services.move_to(tenant, referral, state, actor=SYSTEM, reason="test", session=session)
     return referral
 
 

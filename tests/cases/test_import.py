@@ -12,6 +12,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
+from diversion.accounts.access import SYSTEM
 from diversion.audit.models import AuditEvent
 from diversion.cases import importer
 from diversion.cases.identity import open_identity
@@ -323,7 +324,7 @@ def test_progress_is_reported_while_importing(app: Flask, world: World, tmp_path
         today = datetime.now(UTC).date()
         checked = importer.check_file(durham, path, today=today, progress=read.append)
         assert checked.rows == 250
-        report = importer.import_checked(durham, checked, actor=None, progress=imported.append)
+        report = importer.import_checked(durham, checked, actor=SYSTEM, progress=imported.append)
         db.session.commit()
     assert sum(read) == path.stat().st_size
     assert imported == [100, 100, 50]
@@ -349,7 +350,7 @@ def test_a_row_refused_during_the_import_undoes_the_whole_file(
         rows[2]["stage"] = "street"
         write(path, rows)
         with pytest.raises(importer.ImportInvalid) as refused:
-            importer.import_checked(durham, checked, actor=None)
+            importer.import_checked(durham, checked, actor=SYSTEM)
         assert [str(problem) for problem in refused.value.problems] == [
             "row 4, course: the decision is not eligible under policy v1 in force on 2024-03-02; "
             "only an eligible decision can lead to a referral"]
@@ -395,7 +396,7 @@ def test_imported_referrals_take_their_place_in_the_providers_feed(
     with app.app_context():  # the provider of Durham's course listens for webhooks
         course = db.session.scalar(select(Course).where(Course.slug == DURHAM_COURSE))
         assert course is not None
-        webhooks.set_endpoint(course.provider, url="https://example.org/hooks", actor=None)
+        webhooks.set_endpoint(course.provider, url="https://example.org/hooks", actor=SYSTEM)
         db.session.commit()
     _import_durham_history(app, tmp_path)
     with app.app_context(), scoped(world.b.id):

@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import open_contact, open_identity
@@ -99,16 +100,16 @@ def _through_the_services(app: Flask, world: World, path: Path) -> None:
         offerings = {(course_slug, offering.pathway): offering for offering, course_slug in
                      db.session.execute(select(Offering, Course.slug).join(Course))}
         for found in importer.read_rows(path, today=today):
-            _, decision = cases.record_encounter(tenant, found.intake, actor=None, today=today,
+            _, decision = cases.record_encounter(tenant, found.intake, actor=SYSTEM, today=today,
                                                  source=importer.SOURCE, decided_on=found.decided_on)
             if found.course is None or found.state is None:
                 continue
             reason = importer.imported_reason(LABEL, found.number)
             referral = cases.refer(tenant, decision, offerings[(found.course, decision.final_pathway)],
-                                   actor=None, today=found.decided_on, reason=reason)
+                                   actor=SYSTEM, today=found.decided_on, reason=reason)
             held = datetime.combine(found.ended_on or found.decided_on, time(12), tzinfo=UTC)
             cases.take_path(tenant, referral, rules.path_to(found.state, sessions=referral.sessions_required),
-                            actor=None, reason=reason, session_at=held,
+                            actor=SYSTEM, reason=reason, session_at=held,
                             venue=importer.imported_venue(LABEL, found.number))
         db.session.commit()
 
@@ -117,7 +118,7 @@ def _through_the_import(app: Flask, world: World, path: Path) -> None:
     with app.app_context(), scoped(world.b.id):
         tenant = db.session.get(Tenant, world.b.id)
         assert tenant is not None
-        importer.import_file(tenant, path, today=datetime.now(UTC).date(), actor=None)
+        importer.import_file(tenant, path, today=datetime.now(UTC).date(), actor=SYSTEM)
         db.session.commit()
 
 

@@ -13,6 +13,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import User
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.files import read_catalogue
@@ -130,7 +131,7 @@ def test_a_sync_that_fails_late_leaves_nothing_behind(app: Flask, world: World, 
     with app.app_context(), scoped(world.b.id):
         durham = db.session.get(Tenant, world.b.id)
         version = policies.versions()[0]
-        policies.save_draft(durham, tomllib.loads(document_toml(version.document)), actor=None, note="open")
+        policies.save_draft(durham, tomllib.loads(document_toml(version.document)), actor=SYSTEM, note="open")
         db.session.commit()
     folder = _copy(tmp_path)
     _edit(folder / "catalogue.toml", 'title = "Drug Education Programme group session"', 'title = "Late change"')
@@ -154,7 +155,7 @@ def test_the_file_updates_rows_until_the_console_changes_them(app: Flask, world:
     _edit(path, 'title = "Drug Education Programme group session"', 'title = "DEP (file)"')
     _edit(path, 'title = "Drug education course for adults"', 'title = "Adult course (file)"')
     with app.app_context():
-        report = sync_tenants(folder, actor=None)
+        report = sync_tenants(folder, actor=SYSTEM)
         db.session.commit()
         titles = dict(db.session.execute(select(Course.slug, Course.title)).all())
         assert titles["avon-dep-session"] == "DEP (console)"  # the console's edit stands

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import User
 from diversion.audit.models import AuditEvent
 from diversion.cases import services as cases
@@ -170,7 +171,7 @@ def test_local_details_are_kept_changed_and_audited(app: Flask, world: World) ->
 def _eligible_decision(world: World) -> Any:
     _, decision = cases.record_encounter(
         _west(world), cases.Intake(Identity("Case", "Sam", date(1995, 1, 2)), Contact(), "W1",
-                                   TODAY - timedelta(days=1), dict(STREET_CASE)), actor=None, today=TODAY)
+                                   TODAY - timedelta(days=1), dict(STREET_CASE)), actor=SYSTEM, today=TODAY)
     assert decision.final_pathway == "divert"
     return decision
 
@@ -178,23 +179,23 @@ def _eligible_decision(world: World) -> Any:
 def test_a_retired_course_takes_no_new_referrals_but_its_referrals_go_on(app: Flask, world: World) -> None:
     with app.app_context(), scoped(world.a.id):
         offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
-        referral = cases.refer(_west(world), _eligible_decision(world), offering, actor=None, today=TODAY)
+        referral = cases.refer(_west(world), _eligible_decision(world), offering, actor=SYSTEM, today=TODAY)
         catalogue.retire_course(offering.course, actor=_user(world, "platform_admin"))
         assert cases.offerings_for("divert") == []
-        cases.transition(_west(world), referral, State.ACCEPTED, actor=None)  # goes on
+        cases.transition(_west(world), referral, State.ACCEPTED, actor=SYSTEM)  # goes on
         assert referral.state is State.ACCEPTED
         later = _eligible_decision_for_someone_else(world)
         with pytest.raises(cases.CaseError, match="no longer offered") as refused:
-            cases.refer(_west(world), later, offering, actor=None, today=TODAY)
+            cases.refer(_west(world), later, offering, actor=SYSTEM, today=TODAY)
         assert refused.value.field == "offering"
         catalogue.reinstate_course(offering.course, actor=_user(world, "platform_admin"))
-        assert cases.refer(_west(world), later, offering, actor=None, today=TODAY).state is State.OFFERED
+        assert cases.refer(_west(world), later, offering, actor=SYSTEM, today=TODAY).state is State.OFFERED
 
 
 def _eligible_decision_for_someone_else(world: World) -> Any:
     _, decision = cases.record_encounter(
         _west(world), cases.Intake(Identity("Other", "Ali", date(1990, 3, 4)), Contact(), "W1",
-                                   TODAY - timedelta(days=1), dict(STREET_CASE)), actor=None, today=TODAY)
+                                   TODAY - timedelta(days=1), dict(STREET_CASE)), actor=SYSTEM, today=TODAY)
     return decision
 
 
@@ -207,7 +208,7 @@ def test_a_withdrawn_offering_takes_no_new_referrals_and_can_be_added_again(app:
             catalogue.withdraw_offering(_west(world), offering, actor=force_admin)
         assert cases.offerings_for("divert") == []
         with pytest.raises(cases.CaseError, match="no longer offered"):
-            cases.refer(_west(world), _eligible_decision(world), offering, actor=None, today=TODAY)
+            cases.refer(_west(world), _eligible_decision(world), offering, actor=SYSTEM, today=TODAY)
         again = catalogue.add_offering(_west(world), offering.course, "divert",
                                        catalogue.LocalDetails([], "", "Back again"), actor=force_admin, today=TODAY)
         assert again.id == offering.id  # the same offering, reopened: no duplicate

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
 
+from diversion.accounts.access import SYSTEM
 from diversion.cli import main
 from diversion.demo import seed_past_decisions
 from diversion.extensions import db
@@ -36,7 +37,7 @@ def test_policy_test_fails_when_a_test_case_fails(app: Flask, world: World) -> N
         document = services.versions()[0].document
         document["tests"][0]["expect"] = "not_eligible"
         document["tests"][0].pop("pathway")
-        services.save_draft(db.session.get(Tenant, world.b.id), document, actor=None)
+        services.save_draft(db.session.get(Tenant, world.b.id), document, actor=SYSTEM)
         db.session.commit()
     result = _run(app, "policy", "test", "--tenant", "durham")
     # The draft's failure is reported; the published version still passes.

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from diversion.accounts.access import SYSTEM
 from diversion.audit.models import AuditEvent
 from diversion.cases import services as cases
 from diversion.eligibility import services
@@ -47,10 +48,10 @@ def test_draft_with_failing_tests_cannot_be_published(app: Flask, world: World) 
         tenant = _durham(world)
         document = _document(services.versions()[0])
         document["parameters"]["adult_age"][0]["value"] = 21  # breaks "18 exactly"
-        draft = services.save_draft(tenant, document, actor=None, note="raise the age")
+        draft = services.save_draft(tenant, document, actor=SYSTEM, note="raise the age")
         assert draft.number == 2
         with pytest.raises(services.PolicyError, match="18 exactly"):
-            services.publish(tenant, draft, effective_from=TODAY, actor=None, today=TODAY)
+            services.publish(tenant, draft, effective_from=TODAY, actor=SYSTEM, today=TODAY)
         assert not draft.is_published
 
 
@@ -60,7 +61,7 @@ def test_invalid_draft_is_refused_and_nothing_is_saved(app: Flask, world: World)
         document = _document(services.versions()[0])
         document["pathways"][0]["criteria"][0]["expression"] = "stagee == 'custody'"
         with pytest.raises(PolicyInvalid):
-            services.save_draft(tenant, document, actor=None)
+            services.save_draft(tenant, document, actor=SYSTEM)
         db.session.rollback()
         assert services.current_draft() is None
 
@@ -73,10 +74,10 @@ def test_publish_then_the_new_version_is_in_force_from_its_date(app: Flask, worl
         document["parameters"]["max_offence_age_days"].append({"from": "2027-01-01", "value": 183})
         document["tests"].append({"name": "five months is fine from 2027", "facts": {"offence_age_days": 150},
                                   "on": "2027-02-01", "expect": "eligible", "pathway": "checkpoint"})
-        draft = services.save_draft(tenant, document, actor=None)
+        draft = services.save_draft(tenant, document, actor=SYSTEM)
         with pytest.raises(services.PolicyError, match="on or after"):
-            services.publish(tenant, draft, effective_from=date(2010, 1, 1), actor=None, today=TODAY)
-        published = services.publish(tenant, draft, effective_from=date(2026, 12, 1), actor=None, today=TODAY)
+            services.publish(tenant, draft, effective_from=date(2010, 1, 1), actor=SYSTEM, today=TODAY)
+        published = services.publish(tenant, draft, effective_from=date(2026, 12, 1), actor=SYSTEM, today=TODAY)
         db.session.commit()
         assert services.policy_in_force(date(2026, 11, 30)).number == first.number
         assert services.policy_in_force(date(2026, 12, 1)).number == published.number
@@ -102,7 +103,7 @@ def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) 
     with app.app_context(), scoped(world.b.id):
         tenant = _durham(world)
         result, version = services.decide_case(adult(stage="custody"), TODAY)
-        stored = cases.record_decision(tenant, result, version, ethnicity="B2", actor=None)
+        stored = cases.record_decision(tenant, result, version, ethnicity="B2", actor=SYSTEM)
         db.session.commit()
         again = db.session.get(Decision, stored.id)
         replay = decide(services.compiled(again.policy_version), again.facts, again.decided_on,
@@ -114,7 +115,7 @@ def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) 
         audited = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "decision.recorded")).all()
         assert [(e.object_id, e.tenant_id) for e in audited] == [(str(stored.id), world.b.id)]
         with pytest.raises(cases.CaseError, match="16\\+1"):
-            cases.record_decision(tenant, result, version, ethnicity="ZZ", actor=None)
+            cases.record_decision(tenant, result, version, ethnicity="ZZ", actor=SYSTEM)
 
 
 def test_another_forces_published_policy_can_be_read_for_simulation(app: Flask, world: World) -> None:

@@ -8,6 +8,7 @@ import re
 from flask import Flask
 
 from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import Role, User
 from diversion.demo import seed_past_decisions
 from diversion.eligibility import services
@@ -116,7 +117,7 @@ def give_thames_valley_history(app: Flask, world: World, count: int) -> None:
         admin = db.session.get(User, world.users["a_force_admin"].id)
         with scoped(thames.id):
             seed_past_decisions(thames, today=TODAY, count=count)
-            accounts.add_membership(thames, admin, Role.FORCE_ADMIN, actor=None)
+            accounts.add_membership(thames, admin, Role.FORCE_ADMIN, actor=SYSTEM)
         db.session.commit()
 
 

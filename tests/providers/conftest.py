@@ -29,6 +29,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, person_keys, seal
@@ -163,10 +164,10 @@ def refer(app: Flask, force: Ref, offering_id: uuid.UUID, *, surname: str, given
         _encounter, decision = cases.record_encounter(tenant, cases.Intake(
             Identity(surname, given_name, date(1995, 6, 7)),
             contact or Contact("07700 900456", f"{surname.lower()}@example.org", "2 Example Road"),
-            "W1", today() - timedelta(days=2), dict(facts)), actor=None, today=today())
+            "W1", today() - timedelta(days=2), dict(facts)), actor=SYSTEM, today=today())
         offering = db.session.get(Offering, offering_id)
         assert offering is not None
-        referral = cases.refer(tenant, decision, offering, actor=None, today=today())
+        referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=today())
         db.session.commit()
         return referral.id
 
@@ -179,7 +180,7 @@ def move(app: Flask, force: Ref, referral_id: uuid.UUID, to: State, reason: str 
         assert tenant is not None
         assert referral is not None
         session = cases.SessionDetails(utcnow() - timedelta(hours=1), "Test venue") if to is State.BOOKED else None
-        cases.move_to(tenant, referral, to, actor=None, reason=reason, session=session)
+        cases.move_to(tenant, referral, to, actor=SYSTEM, reason=reason, session=session)
         db.session.commit()
 
 
@@ -194,7 +195,7 @@ def provider_token(app: Flask, provider: Ref, name: str = "Case system") -> str:
     with app.app_context():
         row = db.session.get(Provider, provider.id)
         assert row is not None
-        _token, secret = provider_tokens.make_provider_token(row, name=name, actor=None)
+        _token, secret = provider_tokens.make_provider_token(row, name=name, actor=SYSTEM)
         db.session.commit()
         return secret
 

@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.models import Referral, State
 from diversion.extensions import db
@@ -44,7 +45,7 @@ def _change(app: Flask, force: Ref, referral_id: uuid.UUID, *, changed: threadin
         referral = db.session.get(Referral, referral_id)
         assert tenant is not None
         assert referral is not None
-        cases.transition(tenant, referral, State.ACCEPTED, actor=None)
+        cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
         if changed is not None:
             changed.set()
         if commit is not None:

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases.models import State
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
@@ -125,7 +126,7 @@ def secrets_of_both(app: Flask, providers: Providers, p1_token: str, p2_token: s
         for key, ref in (("p1", providers.p1), ("p2", providers.p2)):
             provider = db.session.get(Provider, ref.id)
             assert provider is not None
-            webhooks.set_endpoint(provider, url=f"https://example.org/{key}", actor=None)
+            webhooks.set_endpoint(provider, url=f"https://example.org/{key}", actor=SYSTEM)
             db.session.commit()
             with provider_scoped(ref.id):
                 found[key] = {

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.extensions import db
@@ -44,7 +45,7 @@ def _row_url(app: Flask, provider_id: int, url: str) -> None:
         if endpoint is None:
             provider = db.session.get(Provider, provider_id)
             assert provider is not None
-            webhooks.set_endpoint(provider, url="https://example.org/hooks", actor=None)
+            webhooks.set_endpoint(provider, url="https://example.org/hooks", actor=SYSTEM)
             endpoint = db.session.scalar(select(WebhookEndpoint))
         assert endpoint is not None
         endpoint.url = url
@@ -166,7 +167,7 @@ def test_a_name_rebound_to_loopback_after_saving_is_not_called(
         with app.app_context():
             provider = db.session.get(Provider, providers.p1.id)
             assert provider is not None
-            webhooks.set_endpoint(provider, url=f"https://rebind.test:{listener.port}/hooks", actor=None)
+            webhooks.set_endpoint(provider, url=f"https://rebind.test:{listener.port}/hooks", actor=SYSTEM)
             db.session.commit()
         refer(app, world.a, providers.offerings["a1"], surname="Rees")
         with CONNECTIONS.recording() as seen:
@@ -187,7 +188,7 @@ def test_deliveries_over_tls_go_to_the_checked_address_and_verify_the_name(
             provider = db.session.get(Provider, providers.p1.id)
             assert provider is not None
             _endpoint, secret = webhooks.set_endpoint(provider, url=f"https://{HOOKS}:{server.port}/hooks",
-                                                          actor=None)
+                                                          actor=SYSTEM)
             db.session.commit()
         assert secret is not None
         refer(app, world.a, providers.offerings["a1"], surname="Shaw")

@@ -23,6 +23,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases.models import State
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
@@ -103,7 +104,7 @@ def set_endpoint(app: Flask, provider: Ref, url: str) -> str:
     with app.app_context():
         row = db.session.get(Provider, provider.id)
         assert row is not None
-        _endpoint, secret = webhooks.set_endpoint(row, url=url, actor=None)
+        _endpoint, secret = webhooks.set_endpoint(row, url=url, actor=SYSTEM)
         db.session.commit()
         assert secret is not None
         return secret
@@ -239,7 +240,7 @@ def test_an_unreachable_endpoint_is_an_attempt_that_could_not_connect(
     with app.app_context():
         provider = db.session.get(Provider, providers.p1.id)
         assert provider is not None
-        webhooks.set_endpoint(provider, url=set_endpoint_url, actor=None)
+        webhooks.set_endpoint(provider, url=set_endpoint_url, actor=SYSTEM)
         db.session.commit()
     refer(app, world.a, providers.offerings["a1"], surname="Ives")
     assert deliver(app, utcnow()).retrying == 1
@@ -263,7 +264,7 @@ def test_the_outbox_is_written_with_the_change_or_not_at_all(
         assert referral is not None
         assert tenant is not None
         before = db.session.scalar(select(FeedEntry.position).where(FeedEntry.referral_id == referral.id))
-        cases.transition(tenant, referral, State.ACCEPTED, actor=None)
+        cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
         assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
         db.session.rollback()  # the change is abandoned: so are its feed position and its delivery
         assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
@@ -289,7 +290,7 @@ def test_a_removed_endpoint_gives_up_what_was_waiting(
     with app.app_context():
         provider = db.session.get(Provider, providers.p1.id)
         assert provider is not None
-        webhooks.remove_endpoint(provider, actor=None)
+        webhooks.remove_endpoint(provider, actor=SYSTEM)
         db.session.commit()
     assert deliver(app, utcnow()).failed == 1
     ((delivery, attempts),) = deliveries(app, world.a)

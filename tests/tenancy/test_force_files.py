@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import func, select
 
+from diversion.accounts.access import SYSTEM
 from diversion.cli import main
 from diversion.extensions import db
 from diversion.tenancy.files import ForceFilesInvalid, read_force_files
@@ -39,9 +40,9 @@ def test_the_five_forces_are_valid() -> None:
 
 def test_sync_is_idempotent(app: Flask) -> None:
     with app.app_context():
-        first = sync_tenants(TENANTS_DIR, actor=None)
+        first = sync_tenants(TENANTS_DIR, actor=SYSTEM)
         db.session.commit()
-        second = sync_tenants(TENANTS_DIR, actor=None)
+        second = sync_tenants(TENANTS_DIR, actor=SYSTEM)
         db.session.commit()
         assert set(first.created) == FORCES
         assert set(second.unchanged) == FORCES
@@ -53,10 +54,10 @@ def test_sync_is_idempotent(app: Flask) -> None:
 def test_a_changed_file_updates_its_force(app: Flask, tmp_path: Path) -> None:
     folder = _copy(tmp_path)
     with app.app_context():
-        sync_tenants(folder, actor=None)
+        sync_tenants(folder, actor=SYSTEM)
         path = folder / "durham.toml"
         path.write_text(path.read_text().replace('scheme_name = "Checkpoint"', 'scheme_name = "Checkpoint Plus"'))
-        report = sync_tenants(folder, actor=None)
+        report = sync_tenants(folder, actor=SYSTEM)
         assert report.updated == ["durham"]
         durham = db.session.scalar(select(Tenant).where(Tenant.slug == "durham"))
         assert durham is not None
@@ -90,7 +91,7 @@ def test_a_bad_file_is_named_with_key_and_problem_and_nothing_applies(
     path.write_text(path.read_text().replace(old, new))
     with app.app_context():
         with pytest.raises(ForceFilesInvalid) as caught:
-            sync_tenants(folder, actor=None)
+            sync_tenants(folder, actor=SYSTEM)
         messages = [str(p) for p in caught.value.problems]
         assert any(m.startswith(f"{file}: {key}: ") and problem in m for m in messages), messages
         db.session.rollback()

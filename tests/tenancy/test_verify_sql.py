@@ -26,6 +26,7 @@ from flask import Flask
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue.models import Offering
@@ -91,15 +92,15 @@ def populated(app: Flask, world: World) -> World:
         assert tenant is not None
         in_force = policies.policy_in_force(today)
         assert in_force is not None
-        policies.save_draft(tenant, tomllib.loads(document_toml(in_force.document)), actor=None,
+        policies.save_draft(tenant, tomllib.loads(document_toml(in_force.document)), actor=SYSTEM,
                             note="a draft stays in its force")
         _, decision = cases.record_encounter(tenant, cases.Intake(
             Identity("Verify", "Robin", date(1996, 2, 3)), Contact(phone="07700 900123"), "W1", today,
-            dict(FACTS)), actor=None, today=today)
+            dict(FACTS)), actor=SYSTEM, today=today)
         offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
         assert offering is not None
-        cases.refer(tenant, decision, offering, actor=None, today=today)
-        api_tokens.make_force_token(tenant, name="Verify", actor=None)
+        cases.refer(tenant, decision, offering, actor=SYSTEM, today=today)
+        api_tokens.make_force_token(tenant, name="Verify", actor=SYSTEM)
         db.session.commit()
     return world
 

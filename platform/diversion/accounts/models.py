@@ -84,6 +84,11 @@ class User(UserMixin, Base):
         return f"{self.id}:{self.session_version}"
 
     @property
+    def person(self) -> User:
+        """Who acts, when this user acts (see ``accounts.access``)."""
+        return self
+
+    @property
     def platform_roles(self) -> frozenset[Role]:
         return frozenset(grant.role for grant in self.platform_grants)
 

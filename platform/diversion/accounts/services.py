@@ -7,6 +7,7 @@ the request (or CLI command) owns the unit of work.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select
 
+from diversion.accounts.access import Action, require, user_id_of
 from diversion.accounts.models import (
     FORCE_ROLES,
     PLATFORM_ROLES,
@@ -29,6 +31,9 @@ from diversion.extensions import db
 from diversion.inputs import printable
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 MIN_PASSWORD_LENGTH = 12
 _HASHERS = {
@@ -78,8 +83,10 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email))
 
 
-def create_user(*, email: str, name: str, password: str | None, actor: User | None) -> User:
-    """Create a user; refuses an invalid or taken address, a blank name, a short password."""
+def create_user(*, email: str, name: str, password: str | None, actor: Actor) -> User:
+    """Create a user; refuses an actor who may not manage users, an invalid or
+    taken address, a blank name, a short password."""
+    require(actor, Action.MANAGE_USERS)
     email = normalise_email(email)
     if not name.strip():
         raise AccountError("name", "Enter the person's name.")
@@ -96,8 +103,11 @@ def create_user(*, email: str, name: str, password: str | None, actor: User | No
     return user
 
 
-def set_password(user: User, password: str, *, actor: User | None) -> None:
-    """Set a new password and end the user's other sessions."""
+def set_password(user: User, password: str, *, actor: Actor) -> None:
+    """Set a new password and end the user's other sessions. Refuses an actor
+    other than the user who may not manage users."""
+    if user_id_of(actor) != user.id:
+        require(actor, Action.MANAGE_USERS)
     user.password_hash = hash_password(password)
     user.session_version += 1
     db.session.flush()
@@ -151,9 +161,11 @@ def sign_out(user: User) -> None:
     record("auth.signed_out", actor=user, object_type="user", object_id=user.id, tenant_id=None)
 
 
-def deactivate_user(user: User, *, actor: User) -> None:
-    """Stop a user signing in and end their sessions; refuses deactivating yourself."""
-    if user.id == actor.id:
+def deactivate_user(user: User, *, actor: Actor) -> None:
+    """Stop a user signing in and end their sessions; refuses an actor who may
+    not manage users, and deactivating yourself."""
+    require(actor, Action.MANAGE_USERS)
+    if user.id == user_id_of(actor):
         raise AccountError("user", "You cannot deactivate your own account.")
     user.active = False
     user.session_version += 1
@@ -161,14 +173,17 @@ def deactivate_user(user: User, *, actor: User) -> None:
     record("user.deactivated", actor=actor, object_type="user", object_id=user.id, tenant_id=None)
 
 
-def reactivate_user(user: User, *, actor: User) -> None:
+def reactivate_user(user: User, *, actor: Actor) -> None:
+    """Let a deactivated user sign in again; refuses an actor who may not manage users."""
+    require(actor, Action.MANAGE_USERS)
     user.active = True
     db.session.flush()
     record("user.reactivated", actor=actor, object_type="user", object_id=user.id, tenant_id=None)
 
 
-def grant_platform_role(user: User, role: Role, *, actor: User | None) -> PlatformGrant:
-    """Give a platform-wide role; refuses a force or provider role."""
+def grant_platform_role(user: User, role: Role, *, actor: Actor) -> PlatformGrant:
+    """Give a platform-wide role; refuses an actor who may not manage users, and a force or provider role."""
+    require(actor, Action.MANAGE_USERS)
     if role not in PLATFORM_ROLES:
         raise AccountError("role", f"{role.label} is not a platform role.")
     grant = next((g for g in user.platform_grants if g.role == role), None)
@@ -189,11 +204,13 @@ def force_roles(user: User) -> frozenset[Role]:
     return frozenset(roles)
 
 
-def add_membership(tenant: Tenant, user: User, role: Role, *, actor: User | None) -> ForceMembership:
+def add_membership(tenant: Tenant, user: User, role: Role, *, actor: Actor) -> ForceMembership:
     """Give ``user`` a role in ``tenant`` (the force in scope); idempotent.
 
-    Refuses a role that is not a force role.
+    Refuses an actor who may manage neither the force's members nor users,
+    and a role that is not a force role.
     """
+    require(actor, Action.MANAGE_MEMBERS, Action.MANAGE_USERS, tenant_id=tenant.id)
     if role not in FORCE_ROLES:
         raise AccountError("role", f"{role.label} is not a role within a force.")
     existing = db.session.scalar(
@@ -221,26 +238,30 @@ def _keep_a_force_admin(membership: ForceMembership) -> None:
 
 
 def add_member(tenant: Tenant, *, email: str, name: str, password: str, role: Role,
-               actor: User | None) -> tuple[User, ForceMembership]:
+               actor: Actor) -> tuple[User, ForceMembership]:
     """Give a person a role in ``tenant`` (the force in scope): the account
     with this address, or a new one with ``name`` and ``password``.
 
     For platform admins only: the answer tells whether the address has an
     account, which a force must not learn of another force's people.
-    Refuses what ``create_user`` and ``add_membership`` refuse.
+    Refuses an actor who may not manage users, and what ``create_user`` and
+    ``add_membership`` refuse.
     """
+    require(actor, Action.MANAGE_USERS)
     user = find_user(email)
     if user is None:
         user = create_user(email=email, name=name, password=password, actor=actor)
     return user, add_membership(tenant, user, role, actor=actor)
 
 
-def change_role(tenant: Tenant, membership: ForceMembership, role: Role, *, actor: User) -> ForceMembership:
+def change_role(tenant: Tenant, membership: ForceMembership, role: Role, *, actor: Actor) -> ForceMembership:
     """Give a member another role in the force in scope, in place of ``membership``'s.
 
-    Refuses a role that is not a force role, a role the member already
-    holds, and taking away the force's last force admin.
+    Refuses an actor who may not manage the force's members, a role that is
+    not a force role, a role the member already holds, and taking away the
+    force's last force admin.
     """
+    require(actor, Action.MANAGE_MEMBERS, tenant_id=tenant.id)
     if role not in FORCE_ROLES:
         raise AccountError("role", f"{role.label} is not a role within a force.")
     if role == membership.role:
@@ -259,13 +280,15 @@ def change_role(tenant: Tenant, membership: ForceMembership, role: Role, *, acto
     return membership
 
 
-def remove_membership(tenant: Tenant, membership: ForceMembership, *, actor: User) -> None:
+def remove_membership(tenant: Tenant, membership: ForceMembership, *, actor: Actor) -> None:
     """Take a role away. The person's next request to this force is checked
     against their memberships and refused; their sessions, and their work in
     other forces, go on untouched.
 
-    Refuses removing the last force admin of a force.
+    Refuses an actor who may not manage the force's members, and removing
+    the last force admin of a force.
     """
+    require(actor, Action.MANAGE_MEMBERS, tenant_id=tenant.id)
     _keep_a_force_admin(membership)
     db.session.delete(membership)
     db.session.flush()

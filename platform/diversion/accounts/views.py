@@ -22,14 +22,16 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from diversion.accounts import services
+from diversion.accounts.access import Action, force_may, requires_force_action
 from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
-from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.tenancy.web import force_blueprint
 from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
+bp.add_app_template_global(force_may)  # force pages show what the access table lets the member do
 
 
 @login.user_loader
@@ -109,13 +111,13 @@ def _membership(membership_id: uuid.UUID) -> ForceMembership:
 
 
 @members_bp.route("/")
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_MEMBERS)
 def index() -> str:
     return render_template("accounts/members.html", memberships=services.members(g.tenant), confirm=ConfirmForm())
 
 
 @members_bp.route("/<uuid:membership_id>/role", methods=["GET", "POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_MEMBERS)
 def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
     membership = _membership(membership_id)
     form = ChangeRoleForm(data={"role": membership.role.value})
@@ -135,7 +137,7 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
 
 
 @members_bp.route("/<uuid:membership_id>/remove", methods=["POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_MEMBERS)
 def remove(membership_id: uuid.UUID) -> Response:
     membership = _membership(membership_id)
     if not ConfirmForm().validate_on_submit():

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from diversion.accounts import services
+from diversion.accounts.access import Action, requires_platform_action
 from diversion.accounts.forms import AddMemberForm, ConfirmForm
 from diversion.accounts.models import Role, User
-from diversion.accounts.web import requires_platform_role
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -23,7 +23,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.route("/")
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def index() -> str:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     users = db.session.scalars(select(User).order_by(User.email)).all()
@@ -41,19 +41,19 @@ def _change_user(user_id: int, change: Callable[..., None], done: str) -> Respon
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def deactivate(user_id: int) -> Response:
     return _change_user(user_id, services.deactivate_user, "is deactivated; their sessions have ended")
 
 
 @bp.route("/users/<int:user_id>/reactivate", methods=["POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def reactivate(user_id: int) -> Response:
     return _change_user(user_id, services.reactivate_user, "can sign in again")
 
 
 @bp.route("/members/new", methods=["GET", "POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.MANAGE_USERS)
 def add_member() -> str | Response | tuple[str, int]:
     """Give a person a role in a force: an existing account, or a new one."""
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()

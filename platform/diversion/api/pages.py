@@ -8,13 +8,13 @@ from flask import abort, g, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.forms import ConfirmForm
-from diversion.accounts.models import Role
 from diversion.api.forms import CreateTokenForm
 from diversion.extensions import db
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken
-from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.tenancy.web import force_blueprint
 from diversion.web import commit_or_flash, show_refusal
 
 bp = force_blueprint("api_tokens", __name__, "/api-tokens")
@@ -26,13 +26,13 @@ def _index(form: CreateTokenForm) -> str:
 
 
 @bp.route("/")
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_API_TOKENS)
 def index() -> str:
     return _index(CreateTokenForm())
 
 
 @bp.route("/", methods=["POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_API_TOKENS)
 def create() -> Response | tuple[str, int]:
     form = CreateTokenForm()
     if form.validate_on_submit():
@@ -52,7 +52,7 @@ def create() -> Response | tuple[str, int]:
 
 
 @bp.route("/<uuid:token_id>/revoke", methods=["POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_API_TOKENS)
 def revoke(token_id: uuid.UUID) -> Response:
     token = db.session.get(ApiToken, token_id)
     if token is None or not ConfirmForm().validate_on_submit():

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from diversion import outage
+from diversion.accounts.access import Action, require
 from diversion.api import openapi, schemas
 from diversion.audit.services import record
 from diversion.cases import services as cases
@@ -58,6 +59,8 @@ ENCOUNTER_FIELDS = {"surname": "person.surname", "given_name": "person.given_nam
                     "date_of_birth": "person.date_of_birth", "pnc_id": "person.pnc_id",
                     "ethnicity": "ethnicity", "offence_on": "offence_on"}
 REFERRAL_FIELDS = {"decision": "decision_id", "offering": "offering_id", "reason": "reason"}
+# The operations that answer with the force's cases without changing them.
+READS_CASES = frozenset({"api.get_encounter", "api.get_decision", "api.list_referrals", "api.get_referral"})
 TRANSITION_FIELDS = {"state": "to", "reason": "reason", "session": "session", "venue": "session.venue",
                      "starts_at": "session.starts_at", "session_id": "session_id", "referral": "to",
                      "attendance": "session_id"}
@@ -78,6 +81,14 @@ def _authenticate() -> None:
     tenant, token = found
     g.api_tenant, g.api_token = tenant, token
     set_scope(tenant.id)
+    if request.endpoint in READS_CASES:  # the changes are checked by the case services
+        require(token, Action.READ_CASES, tenant_id=tenant.id)
+
+
+def _token() -> ApiToken:
+    """The force system's token the request came with: the actor of its changes."""
+    token: ApiToken = g.api_token
+    return token
 
 
 def _tenant() -> Tenant:
@@ -188,7 +199,7 @@ def record_encounter() -> Response:
         facts=cast(BaseModel, body.facts).model_dump(exclude_none=True),
     )
     try:
-        encounter, decision = cases.record_encounter(_tenant(), intake, actor=None, today=_today(), source="api")
+        encounter, decision = cases.record_encounter(_tenant(), intake, actor=_token(), today=_today(), source="api")
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
     _audit("encounter_recorded", "encounter", encounter.id)
@@ -237,7 +248,7 @@ def refer(decision_id: uuid.UUID) -> Response:
     if offering is None:
         raise ApiProblem(422, [("offering_id", "This force offers no course with this id.")])
     try:
-        referral = cases.refer(_tenant(), decision, offering, actor=None, today=_today(), reason=body.reason)
+        referral = cases.refer(_tenant(), decision, offering, actor=_token(), today=_today(), reason=body.reason)
     except cases.CaseError as error:
         _case_problem(error, REFERRAL_FIELDS)
     _audit("referral_offered", "referral", referral.id)
@@ -273,7 +284,7 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     referral = _one(Referral, referral_id)
     body = _body(schemas.TransitionIn)
     try:
-        step = cases.move_to(_tenant(), referral, body.to, actor=None, reason=body.reason,
+        step = cases.move_to(_tenant(), referral, body.to, actor=_token(), reason=body.reason,
                              session=cases.SessionDetails(body.session.starts_at, body.session.venue)
                              if body.session else None, session_id=body.session_id)
     except cases.CaseError as error:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import has_request_context, request
 
@@ -12,6 +12,13 @@ from diversion.tenancy.context import current_tenant_id
 
 if TYPE_CHECKING:
     from diversion.accounts.models import User
+
+
+class Acting(Protocol):
+    """Whoever acts (a user, a system's token, the platform itself): the person, if a person."""
+
+    @property
+    def person(self) -> User | None: ...
 
 
 class _InScope:
@@ -24,7 +31,7 @@ IN_SCOPE = _InScope()
 def record(
     action: str,
     *,
-    actor: User | None,
+    actor: Acting | None,
     tenant_id: int | _InScope | None = IN_SCOPE,
     object_type: str | None = None,
     object_id: object = None,
@@ -32,11 +39,13 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event, filed under the force in scope unless ``tenant_id`` says
-    otherwise (``None``: an event outside any force, such as a sign-in)."""
+    otherwise (``None``: an event outside any force, such as a sign-in). The
+    event names the person who acted; a token or the platform itself, none."""
+    person = actor.person if actor is not None else None
     event = AuditEvent(
         action=action,
-        actor_id=actor.id if actor is not None else None,
-        actor_email=actor.email if actor is not None else actor_email,
+        actor_id=person.id if person is not None else None,
+        actor_email=person.email if person is not None else actor_email,
         tenant_id=current_tenant_id() if isinstance(tenant_id, _InScope) else tenant_id,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),

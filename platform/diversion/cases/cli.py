@@ -13,6 +13,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from diversion.accounts.access import SYSTEM
 from diversion.cases import importer
 from diversion.cases.services import expire_overdue
 from diversion.extensions import db
@@ -47,7 +48,7 @@ def import_command(slug: str, file: Path, check_only: bool) -> None:
                 click.echo(f"{file.name}: {checked.rows:,} rows, no problems found; nothing was imported (--check).")
                 return
             with click.progressbar(length=checked.rows, label=f"Importing into {tenant.name}") as bar:
-                report = importer.import_checked(tenant, checked, actor=None, progress=bar.update)
+                report = importer.import_checked(tenant, checked, actor=SYSTEM, progress=bar.update)
         except importer.ImportInvalid as error:
             db.session.rollback()
             click.echo(f"Nothing was imported. {len(error.problems):,} problem(s) in {file.name}:", err=True)
@@ -79,7 +80,7 @@ def expire_command(slug: str | None) -> None:
     for tenant in tenants:
         with scoped(tenant.id):
             try:
-                moved = expire_overdue(tenant, today=on)
+                moved = expire_overdue(tenant, today=on, actor=SYSTEM)
             except BaseException:
                 db.session.rollback()
                 raise

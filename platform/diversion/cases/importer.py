@@ -43,11 +43,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import insert, select
 
-from diversion.accounts.models import User
+from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
@@ -74,6 +74,9 @@ from diversion.extensions import db
 from diversion.inputs import case_date_problem, text_problem
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 SOURCE = "import"  # encounters and decisions made by an import say so
 PERSON_COLUMNS = ("surname", "given_name", "date_of_birth", "pnc_id", "ethnicity", "phone", "email", "address")
@@ -674,12 +677,12 @@ class _Writer:
     so that they keep their order.
     """
 
-    def __init__(self, tenant: Tenant, replay: _Replay, report: ImportReport, *, actor: User | None,
+    def __init__(self, tenant: Tenant, replay: _Replay, report: ImportReport, *, actor: Actor,
                  label: str) -> None:
         self.tenant = tenant
         self.replay = replay
         self.report = report
-        self.actor_id = actor.id if actor else None
+        self.actor_id = user_id_of(actor)
         self.label = label
         self.people: dict[uuid.UUID, dict[str, Any]] = {}
         self.changed_people: dict[uuid.UUID, tuple[str, str, str | None]] = {}  # contact, ethnicity, PNC key
@@ -813,7 +816,7 @@ class _Writer:
         return len(self.encounters)
 
 
-def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
+def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: Actor,
                    progress: Callable[[int], None] | None = None) -> ImportReport:
     """Record every row of a checked file, in the caller's transaction (never commits).
 
@@ -821,8 +824,10 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
     a row whose referral its decision no longer allows (a policy published
     in between); the caller must then roll back. ``progress`` receives rows
     imported. One audit event records the import: the file, its hash and
-    what it held; every row written says it came from an import.
+    what it held; every row written says it came from an import. Refuses
+    (``AccessRefused``) an actor other than the platform itself, first.
     """
+    require(actor, Action.IMPORT_CASES, tenant_id=tenant.id)
     if checked.tenant_id != tenant.id:
         raise ValueError("the file was checked for another force")
     report = ImportReport()
@@ -861,9 +866,11 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: User | None,
     return report
 
 
-def import_file(tenant: Tenant, path: Path, *, today: date, actor: User | None,
+def import_file(tenant: Tenant, path: Path, *, today: date, actor: Actor,
                 progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Check the whole file, then import it (the caller commits or rolls back)."""
+    """Check the whole file, then import it (the caller commits or rolls back). Refuses
+    (``AccessRefused``) an actor other than the platform itself before reading it."""
+    require(actor, Action.IMPORT_CASES, tenant_id=tenant.id)
     return import_checked(tenant, check_file(tenant, path, today=today), actor=actor, progress=progress)
 
 

@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from sqlalchemy import func, select
 
-from diversion.accounts.models import User
+from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
@@ -52,6 +52,9 @@ from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 # States in which a (further) session may be booked.
 BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED})
@@ -101,12 +104,14 @@ def earlier_states(person: Person | None, *, up_to: date) -> list[State]:
 
 
 def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
-                    actor: User | None, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
-    """Store an assessment as the decision, whole. Refuses an ethnicity outside the 16+1 categories."""
+                    actor: Actor, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
+    """Store an assessment as the decision, whole. Refuses an actor who may not record
+    an encounter (``accounts.access``) and an ethnicity outside the 16+1 categories."""
+    require(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id)
     if ethnicity not in ETHNICITIES:
         raise CaseError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
     values = rules.decision_values(tenant, assessment, version, ethnicity=ethnicity,
-                                   actor_id=actor.id if actor else None, source=source, encounter_id=encounter_id)
+                                   actor_id=user_id_of(actor), source=source, encounter_id=encounter_id)
     decision = Decision(**values)
     db.session.add(decision)
     db.session.flush()
@@ -115,14 +120,16 @@ def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersi
     return decision
 
 
-def record_encounter(tenant: Tenant, intake: Intake, *, actor: User | None, today: date,
+def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: date,
                      source: str = "intake", decided_on: date | None = None) -> tuple[Encounter, Decision]:
     """Record an encounter and decide it at once with the policy in force on
     ``decided_on`` (today, unless a record of the past says otherwise).
 
-    Refuses (``CaseError``) what the rulebook refuses (``rules.intake_broken``),
+    Refuses an actor who may not record an encounter (``AccessRefused``);
+    (``CaseError``) what the rulebook refuses (``rules.intake_broken``),
     facts outside the field catalogue, and a force with no policy in force.
     """
+    require(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id)
     decided_on = decided_on or today
     broken = rules.intake_broken(intake, decided_on=decided_on, today=today)
     if broken:
@@ -139,7 +146,7 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: User | None, toda
         raise CaseError("policy", str(error)) from error
     person = _person(tenant, intake)
     encounter = Encounter(id=uuid.uuid4(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
-                          recorded_by_id=actor.id if actor else None, facts=intake.facts, source=source)
+                          recorded_by_id=user_id_of(actor), facts=intake.facts, source=source)
     db.session.add(encounter)
     db.session.flush()
     decision = record_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
@@ -150,12 +157,14 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: User | None, toda
 
 
 def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str | None, reason: str,
-             actor: User) -> Decision:
+             actor: Actor) -> Decision:
     """A supervisor's decision in place of the policy's, with a mandatory reason.
 
-    Refuses a blank reason, an outcome other than eligible or not eligible,
-    and a pathway that the decision's policy does not have.
+    Refuses an actor who may not override (a supervisor may), a blank reason,
+    an outcome other than eligible or not eligible, and a pathway that the
+    decision's policy does not have.
     """
+    require(actor, Action.OVERRIDE_DECISION, tenant_id=tenant.id)
     if not reason.strip():
         raise CaseError("reason", "Give the reason for the override: it is kept with the decision.")
     if (broken := rules.text_broken("reason", reason)) is not None:
@@ -171,7 +180,7 @@ def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str |
     decision.override_outcome = outcome
     decision.override_pathway = pathway
     decision.override_reason = reason.strip()
-    decision.overridden_by_id = actor.id
+    decision.overridden_by_id = user_id_of(actor)
     decision.overridden_at = utcnow()
     db.session.flush()
     record("decision.overridden", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
@@ -200,16 +209,18 @@ def _moved(referral: Referral, step: Transition) -> Moved:
                  step.occurred_at)
 
 
-def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User | None, today: date,
+def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Actor, today: date,
           reason: str = "") -> Referral:
     """Offer the person a place on an offered course of the decision's pathway.
 
     Refuses a decision that is not (or not overridden to) eligible, a course
     the force does not offer for that pathway, an offering that is withdrawn
     or whose course is retired (its referrals already made go on), a second
-    open referral for the same encounter, and a reason the rulebook refuses.
-    The offer is announced (``cases.events``) in the same transaction.
+    open referral for the same encounter, a reason the rulebook refuses, and
+    an actor who may not refer. The offer is announced (``cases.events``) in
+    the same transaction.
     """
+    require(actor, Action.REFER, tenant_id=tenant.id)
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
         raise CaseError("decision", "Only an eligible decision can lead to a referral.")
     if offering.pathway != decision.final_pathway:
@@ -234,7 +245,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
     db.session.add(referral)
     db.session.flush()
     step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
-                      to_state=State.OFFERED, actor_id=actor.id if actor else None,
+                      to_state=State.OFFERED, actor_id=user_id_of(actor),
                       reason=reason.strip() or "Offered after the decision", occurred_at=utcnow())
     db.session.add(step)
     db.session.flush()
@@ -244,7 +255,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: User
     return referral
 
 
-def _move(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, reason: str) -> Transition:
+def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str) -> Transition:
     """The one way a referral changes state: checked by the rulebook, recorded, announced.
 
     Refuses what ``rules.move_broken`` refuses.
@@ -255,7 +266,7 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, 
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
     step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
-                      to_state=to, actor_id=actor.id if actor else None, reason=reason.strip(),
+                      to_state=to, actor_id=user_id_of(actor), reason=reason.strip(),
                       occurred_at=utcnow())
     db.session.add(step)
     referral.state = to
@@ -270,15 +281,23 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, 
     return step
 
 
-def transition(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, reason: str = "") -> Transition:
+def moving(to: State) -> Action:
+    """The action a move to ``to`` is, in the access table."""
+    return {State.BOOKED: Action.BOOK_SESSION, State.ATTENDED: Action.RECORD_ATTENDANCE,
+            State.WITHDRAWN: Action.WITHDRAW_REFERRAL}.get(to, Action.MOVE_REFERRAL)
+
+
+def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str = "") -> Transition:
     """Move a referral on, recording who, when and why.
 
     Refuses what the rulebook refuses (a move the lifecycle does not allow,
     with the moves it does; completion before every session is attended;
     ending a referral without a reason), and a move to booked or attended,
     which only booking a session (``book_session``) and recording attendance
-    at one (``record_attendance``) make.
+    at one (``record_attendance``) make. Refuses an actor who may not make
+    the move (``moving``): only the force withdraws a referral.
     """
+    require(actor, moving(to), tenant_id=tenant.id, provider_id=referral.provider_id)
     if to in (State.BOOKED, State.ATTENDED) and to in TRANSITIONS.get(referral.state, ()):
         raise CaseError("state", "Book a session, with its date, time and venue, to make a referral booked."
                         if to is State.BOOKED else
@@ -293,16 +312,18 @@ def sessions_of(referral: Referral) -> list[BookedSession]:
 
 
 def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, venue: str,
-                 actor: User | None) -> tuple[BookedSession, Transition]:
+                 actor: Actor) -> tuple[BookedSession, Transition]:
     """Book a session of the course: when and where. The referral moves to booked
     (again, for a further session); returns the session and that step.
 
     Refuses a referral that is not accepted (or has ended), a blank venue or
     one the rulebook refuses, a time without a zone or before 2000, a session
     after the referral's deadline, and more sessions than the course has
-    left to attend. A session that already happened may be booked (recorded
-    late), so that its attendance can then be recorded.
+    left to attend, and an actor who may not book. A session that already
+    happened may be booked (recorded late), so that its attendance can then
+    be recorded.
     """
+    require(actor, Action.BOOK_SESSION, tenant_id=tenant.id, provider_id=referral.provider_id)
     if referral.state not in BOOKABLE:
         hint = ": accept it first" if referral.state is State.OFFERED else ""
         raise CaseError("referral", f"A referral that is {referral.state.label.lower()} cannot have sessions "
@@ -323,7 +344,7 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
     if referral.sessions_attended + len(waiting) >= referral.sessions_required:
         raise CaseError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
     session = BookedSession(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
-                            venue=venue, booked_by_id=actor.id if actor else None)
+                            venue=venue, booked_by_id=user_id_of(actor))
     db.session.add(session)
     db.session.flush()
     step = _move(tenant, referral, State.BOOKED, actor=actor, reason=rules.booked_reason(starts_at, venue))
@@ -338,7 +359,7 @@ def next_session(referral: Referral, *, now: datetime | None = None) -> BookedSe
     return next((s for s in sessions_of(referral) if s.attendance is None and s.starts_at <= moment), None)
 
 
-def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool, actor: User | None,
+def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool, actor: Actor,
                       note: str = "", now: datetime | None = None) -> Transition:
     """Record whether the person came to a booked session.
 
@@ -346,11 +367,12 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
     attend ends the referral as not completed, with the force's
     non-completion outcome. Refuses a session whose attendance is already
     recorded, a session that has not started yet, a referral that has
-    ended, and a note the rulebook refuses.
+    ended, a note the rulebook refuses, and an actor who may not record it.
     """
     referral = db.session.get(Referral, session.referral_id)
     if referral is None:
         raise CaseError("session", "The session's referral is not there.")
+    require(actor, Action.RECORD_ATTENDANCE, tenant_id=tenant.id, provider_id=referral.provider_id)
     if session.attendance is not None:
         raise CaseError("attendance", f"Attendance is already recorded: {session.attendance.label.lower()}.")
     if session.starts_at > (now or utcnow()):
@@ -359,7 +381,7 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
         raise CaseError("attendance", f"The referral is {referral.state.label.lower()}: nothing more to record.")
     session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
     session.attendance_recorded_at = utcnow()
-    session.attendance_recorded_by_id = actor.id if actor else None
+    session.attendance_recorded_by_id = user_id_of(actor)
     step = _move(tenant, referral, State.ATTENDED if attended else State.NOT_COMPLETED, actor=actor,
                  reason=rules.attendance_reason(session.starts_at, session.venue, attended=attended, note=note))
     record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
@@ -375,7 +397,7 @@ class SessionDetails:
     venue: str
 
 
-def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: User | None, reason: str = "",
+def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str = "",
             session: SessionDetails | None = None, session_id: uuid.UUID | None = None,
             now: datetime | None = None) -> Transition:
     """Move a referral to ``to`` the one way each state is reached, for a door
@@ -384,9 +406,11 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: User | None
     ``session_id`` (else the earliest booked session that has started and
     awaits its attendance); any other state by ``transition``.
 
-    Refuses what those refuse, booked without the session's details, and
-    attended with no such session, or none awaiting attendance.
+    Refuses what those refuse (an actor who may not make the move first),
+    booked without the session's details, and attended with no such
+    session, or none awaiting attendance.
     """
+    require(actor, moving(to), tenant_id=tenant.id, provider_id=referral.provider_id)
     if to in (State.BOOKED, State.ATTENDED) and (broken := rules.move_broken(
             referral.state, to, reason=reason, sessions_attended=referral.sessions_attended,
             sessions_required=referral.sessions_required)) is not None:
@@ -406,7 +430,7 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: User | None
     return transition(tenant, referral, to, actor=actor, reason=reason)
 
 
-def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, actor: User | None, reason: str,
+def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, actor: Actor, reason: str,
               session_at: datetime, venue: str) -> None:
     """Move a referral along ``path`` (``rules.path_to``), each step through the
     service that makes it: booking a session for booked, recording attendance
@@ -423,8 +447,10 @@ def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, acto
             transition(tenant, referral, step, actor=actor, reason=reason)
 
 
-def expire_overdue(tenant: Tenant, *, today: date, actor: User | None = None) -> int:
-    """Move every open referral past its deadline to not completed; returns how many."""
+def expire_overdue(tenant: Tenant, *, today: date, actor: Actor) -> int:
+    """Move every open referral past its deadline to not completed; returns how many.
+    Refuses an actor other than the platform's jobs (``SYSTEM``)."""
+    require(actor, Action.EXPIRE_REFERRALS, tenant_id=tenant.id)
     overdue = db.session.scalars(
         select(Referral).where(Referral.state.not_in(FINAL_STATES), Referral.deadline < today)).all()
     for referral in overdue:

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from diversion.accounts.models import Role, User
+from diversion.accounts.access import Action, requires_force_action
+from diversion.accounts.models import User
 from diversion.cases import services
 from diversion.cases.forms import (
     ASKED_FACTS,
@@ -32,13 +33,11 @@ from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
-from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.tenancy.web import force_blueprint
 from diversion.web import show_refusal
 
 bp = force_blueprint("cases", __name__)
 Row = TypeVar("Row")
-STAFF = (Role.OFFICER, Role.SUPERVISOR)
-READERS = (Role.OFFICER, Role.SUPERVISOR, Role.FORCE_ADMIN)
 
 
 def _today() -> date:
@@ -54,7 +53,7 @@ def _get(model: type[Row], ident: uuid.UUID) -> Row:
 
 
 @bp.route("/encounters/new", methods=["GET", "POST"])
-@requires_force_role(*STAFF)
+@requires_force_action(Action.RECORD_ENCOUNTER)
 def intake() -> str | Response | tuple[str, int]:
     form = IntakeForm()
     if form.validate_on_submit() and form.date_of_birth.data and form.offence_on.data:
@@ -93,13 +92,13 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
 
 
 @bp.route("/decisions/<uuid:decision_id>")
-@requires_force_role(*READERS)
+@requires_force_action(Action.READ_CASES)
 def decision(decision_id: uuid.UUID) -> str:
     return _decision_page(_get(Decision, decision_id))
 
 
 @bp.route("/decisions/<uuid:decision_id>/override", methods=["POST"])
-@requires_force_role(Role.SUPERVISOR)
+@requires_force_action(Action.OVERRIDE_DECISION)
 def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
     found = _get(Decision, decision_id)
     form = OverrideForm()
@@ -120,7 +119,7 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
 
 
 @bp.route("/decisions/<uuid:decision_id>/referrals", methods=["POST"])
-@requires_force_role(*STAFF)
+@requires_force_action(Action.REFER)
 def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
     found = _get(Decision, decision_id)
     form = ReferForm()
@@ -142,7 +141,7 @@ def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
 
 
 @bp.route("/review")
-@requires_force_role(Role.SUPERVISOR)
+@requires_force_action(Action.REVIEW_DECISIONS)
 def review() -> str:
     return render_template("cases/review.html", decisions=services.review_queue())
 
@@ -214,13 +213,13 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
 
 
 @bp.route("/cases/<uuid:encounter_id>")
-@requires_force_role(*READERS)
+@requires_force_action(Action.READ_CASES)
 def case(encounter_id: uuid.UUID) -> str:
     return _case_page(_get(Encounter, encounter_id))
 
 
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
-@requires_force_role(*STAFF)
+@requires_force_action(Action.MOVE_REFERRAL)
 def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     referral = _get(Referral, referral_id)
     form = TransitionForm()
@@ -239,7 +238,7 @@ def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
 
 
 @bp.route("/referrals/<uuid:referral_id>/sessions", methods=["POST"])
-@requires_force_role(*STAFF)
+@requires_force_action(Action.BOOK_SESSION)
 def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     referral = _get(Referral, referral_id)
     form = BookForm()
@@ -257,7 +256,7 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
 
 
 @bp.route("/sessions/<uuid:session_id>/attendance", methods=["POST"])
-@requires_force_role(*STAFF)
+@requires_force_action(Action.RECORD_ATTENDANCE)
 def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
     session = _get(BookedSession, session_id)
     referral = _get(Referral, session.referral_id)
@@ -278,7 +277,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
 
 
 @bp.route("/referrals")
-@requires_force_role(*READERS)
+@requires_force_action(Action.READ_CASES)
 def referrals() -> str:
     state = request.args.get("state")
     query = select(Referral).order_by(Referral.deadline)

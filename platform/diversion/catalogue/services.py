@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from diversion.accounts.models import User
+from diversion.accounts.access import Action, require
 from diversion.audit.services import record
 from diversion.catalogue.files import CatalogueFile, CourseEntry, ProviderEntry, misfit
 from diversion.catalogue.models import Course, Offering, Provider
@@ -28,6 +28,9 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.files import OfferingEntry
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 COURSE_FIELDS = ("provider", "title", "kinds", "format", "sessions", "session_minutes", "delivery", "min_age",
                  "max_age", "languages", "areas", "description")
@@ -72,11 +75,13 @@ def _bring_in_line(row: Provider | Course, values: dict[str, Any]) -> bool:
     return True
 
 
-def sync_catalogue(catalogue: CatalogueFile, *, actor: User | None) -> CatalogueSync:
+def sync_catalogue(catalogue: CatalogueFile, *, actor: Actor) -> CatalogueSync:
     """Create or update providers and courses from the file (by slug).
 
     Rows changed in the console are kept as they are. Never deletes.
+    An actor the access table does not allow is refused first (``AccessRefused``).
     """
+    require(actor, Action.EDIT_CATALOGUE)
     report = CatalogueSync()
     providers = {p.slug: p for p in db.session.scalars(select(Provider))}
     for entry in catalogue.providers:
@@ -113,10 +118,13 @@ def _offering_details(entry: OfferingEntry) -> dict[str, str]:
     return {"venues": "\n".join(entry.venues), "booking_contact": entry.booking_contact, "notes": entry.notes}
 
 
-def sync_offerings(tenant: Tenant, entries: list[OfferingEntry], *, actor: User | None) -> int:
+def sync_offerings(tenant: Tenant, entries: list[OfferingEntry], *, actor: Actor) -> int:
     """Add the force file's offerings that the force in scope lacks and bring the
     local details of the others in line, unless changed in the console; returns
-    how many were added. Never withdraws or reopens one."""
+    how many were added. Never withdraws or reopens one.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     courses = {c.slug: c.id for c in db.session.scalars(select(Course))}
     existing = {(o.course_id, o.pathway): o for o in db.session.scalars(select(Offering))}
     added = 0
@@ -150,8 +158,10 @@ def _provider_values(data: dict[str, Any]) -> dict[str, Any]:
     return _validated(ProviderEntry, data).model_dump(include=set(PROVIDER_FIELDS))
 
 
-def create_provider(data: dict[str, Any], *, actor: User) -> Provider:
-    """Add a provider. Refuses a bad field (named) and an address already in use."""
+def create_provider(data: dict[str, Any], *, actor: Actor) -> Provider:
+    """Add a provider. Refuses a bad field (named) and an address already in use.
+    An actor the access table does not allow is refused first (``AccessRefused``)."""
+    require(actor, Action.EDIT_CATALOGUE)
     entry = _validated(ProviderEntry, data)
     if db.session.scalar(select(Provider).where(Provider.slug == entry.slug)) is not None:
         raise CatalogueError("slug", f"A provider already has the address {entry.slug!r}.")
@@ -163,9 +173,12 @@ def create_provider(data: dict[str, Any], *, actor: User) -> Provider:
     return provider
 
 
-def update_provider(provider: Provider, data: dict[str, Any], *, actor: User) -> list[str]:
+def update_provider(provider: Provider, data: dict[str, Any], *, actor: Actor) -> list[str]:
     """Change a provider's name and contacts (not its address); returns the fields
-    changed. Refuses a bad field, naming it. The file no longer updates it."""
+    changed. Refuses a bad field, naming it. The file no longer updates it.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.EDIT_CATALOGUE)
     values = _provider_values({**data, "slug": provider.slug})
     changed = [k for k, v in values.items() if getattr(provider, k) != v]
     for key in changed:
@@ -188,8 +201,10 @@ def _course_entry(data: dict[str, Any]) -> tuple[CourseEntry, Provider]:
     return entry, provider
 
 
-def create_course(data: dict[str, Any], *, actor: User) -> Course:
-    """Add a course. Refuses a bad field (named), an unknown provider and an address in use."""
+def create_course(data: dict[str, Any], *, actor: Actor) -> Course:
+    """Add a course. Refuses a bad field (named), an unknown provider and an address in use.
+    An actor the access table does not allow is refused first (``AccessRefused``)."""
+    require(actor, Action.EDIT_CATALOGUE)
     entry, provider = _course_entry(data)
     if db.session.scalar(select(Course).where(Course.slug == entry.slug)) is not None:
         raise CatalogueError("slug", f"A course already has the address {entry.slug!r}.")
@@ -201,13 +216,15 @@ def create_course(data: dict[str, Any], *, actor: User) -> Course:
     return course
 
 
-def update_course(course: Course, data: dict[str, Any], *, actor: User) -> list[str]:
+def update_course(course: Course, data: dict[str, Any], *, actor: Actor) -> list[str]:
     """Change a course (not its address); returns the fields changed.
 
     Refuses a bad field (named) and an unknown provider. Offerings already
     made stay, even if the course no longer fits them: the force admin sees
     it on the offerings page and decides. The file no longer updates it.
+    An actor the access table does not allow is refused first (``AccessRefused``).
     """
+    require(actor, Action.EDIT_CATALOGUE)
     entry, provider = _course_entry({**data, "slug": course.slug})
     values = _course_values(entry, provider.id)
     changed = [k for k, v in values.items() if getattr(course, k) != v]
@@ -221,9 +238,12 @@ def update_course(course: Course, data: dict[str, Any], *, actor: User) -> list[
     return changed
 
 
-def retire_course(course: Course, *, actor: User) -> None:
+def retire_course(course: Course, *, actor: Actor) -> None:
     """Retire a course: no new offerings, and its offerings take no new referrals;
-    referrals already made go on. Refuses a course already retired."""
+    referrals already made go on. Refuses a course already retired.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.EDIT_CATALOGUE)
     if course.is_retired:
         raise CatalogueError("course", "The course is already retired.")
     course.retired_at = utcnow()
@@ -231,8 +251,10 @@ def retire_course(course: Course, *, actor: User) -> None:
     record("course.retired", actor=actor, tenant_id=None, object_type="course", object_id=course.id)
 
 
-def reinstate_course(course: Course, *, actor: User) -> None:
-    """Bring a retired course back. Refuses a course that is not retired."""
+def reinstate_course(course: Course, *, actor: Actor) -> None:
+    """Bring a retired course back. Refuses a course that is not retired.
+    An actor the access table does not allow is refused first (``AccessRefused``)."""
+    require(actor, Action.EDIT_CATALOGUE)
     if not course.is_retired:
         raise CatalogueError("course", "The course is not retired.")
     course.retired_at = None
@@ -314,7 +336,7 @@ def _details(details: LocalDetails) -> dict[str, str]:
     return values
 
 
-def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: LocalDetails, *, actor: User,
+def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: LocalDetails, *, actor: Actor,
                  today: date) -> Offering:
     """Offer ``course`` for one of the force's pathways, with local details.
 
@@ -322,7 +344,9 @@ def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: Local
     course that does not fit the pathway (``misfit``), and a course already
     offered for that pathway. A withdrawn offering of the same pair is
     reopened with the new details instead of being duplicated.
+    An actor the access table does not allow is refused first (``AccessRefused``).
     """
+    require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     pathway = next((p for p in pathways_in_force(today) if p.id == pathway_id), None)
     if pathway is None:
         raise CatalogueError("pathway", "Choose a pathway of the force's policy in force.")
@@ -350,9 +374,12 @@ def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: Local
     return offering
 
 
-def update_offering(tenant: Tenant, offering: Offering, details: LocalDetails, *, actor: User) -> list[str]:
+def update_offering(tenant: Tenant, offering: Offering, details: LocalDetails, *, actor: Actor) -> list[str]:
     """Change an offering's local details; returns the fields changed.
-    Refuses a detail that is too long, naming it, and a withdrawn offering."""
+    Refuses a detail that is too long, naming it, and a withdrawn offering.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     if offering.withdrawn_at is not None:
         raise CatalogueError("offering", "The offering is withdrawn: add it again to change it.")
     values = _details(details)
@@ -367,9 +394,12 @@ def update_offering(tenant: Tenant, offering: Offering, details: LocalDetails, *
     return changed
 
 
-def withdraw_offering(tenant: Tenant, offering: Offering, *, actor: User) -> None:
+def withdraw_offering(tenant: Tenant, offering: Offering, *, actor: Actor) -> None:
     """Withdraw an offering: it takes no new referrals; referrals already made go on.
-    Refuses one already withdrawn."""
+    Refuses one already withdrawn.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     if offering.withdrawn_at is not None:
         raise CatalogueError("offering", "The offering is already withdrawn.")
     offering.withdrawn_at = utcnow()

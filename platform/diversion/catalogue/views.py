@@ -21,9 +21,8 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from diversion.accounts.access import Action, requires_force_action, requires_platform_action
 from diversion.accounts.forms import ConfirmForm
-from diversion.accounts.models import Role
-from diversion.accounts.web import requires_platform_role
 from diversion.catalogue import services
 from diversion.catalogue.files import misfit
 from diversion.catalogue.forms import (
@@ -38,7 +37,7 @@ from diversion.catalogue.models import Course, Offering, Provider
 from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS, kind_label
 from diversion.extensions import db
 from diversion.forms import Form
-from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.tenancy.web import force_blueprint
 from diversion.web import commit_or_flash, show_refusal
 
 admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/catalogue")
@@ -75,7 +74,7 @@ def _saved(form: Form, change: Callable[[], object]) -> bool:
 # ---------------------------------------------------------------- platform admins
 
 @admin_bp.route("/")
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def index() -> str:
     return render_template("catalogue/admin_index.html", providers=services.providers(), courses=services.courses(),
                            confirm=ConfirmForm(), labels=LABELS)
@@ -87,7 +86,7 @@ def _provider_page(form: ProviderForm, provider: Provider | None) -> tuple[str, 
 
 
 @admin_bp.route("/providers/new", methods=["GET", "POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def new_provider() -> Response | tuple[str, int]:
     form = ProviderForm()
     if _saved(form, lambda: services.create_provider(form.data_for_service(), actor=current_user)):
@@ -97,7 +96,7 @@ def new_provider() -> Response | tuple[str, int]:
 
 
 @admin_bp.route("/providers/<int:provider_id>", methods=["GET", "POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def edit_provider(provider_id: int) -> Response | tuple[str, int]:
     provider = db.session.get(Provider, provider_id) or abort(404)
     form = ProviderForm(obj=provider if request.method == "GET" else None)
@@ -125,7 +124,7 @@ def _course_form(course: Course | None) -> CourseForm:
 
 
 @admin_bp.route("/courses/new", methods=["GET", "POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def new_course() -> Response | tuple[str, int]:
     form = _course_form(None)
     if _saved(form, lambda: services.create_course(form.data_for_service(), actor=current_user)):
@@ -135,7 +134,7 @@ def new_course() -> Response | tuple[str, int]:
 
 
 @admin_bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def edit_course(course_id: int) -> Response | tuple[str, int]:
     course = db.session.get(Course, course_id) or abort(404)
     form = _course_form(course)
@@ -156,14 +155,14 @@ def _course_change(course_id: int, change: Callable[..., None], done: str) -> Re
 
 
 @admin_bp.route("/courses/<int:course_id>/retire", methods=["POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def retire_course(course_id: int) -> Response:
     return _course_change(course_id, services.retire_course,
                           "is retired: it takes no new offerings or referrals; referrals already made go on")
 
 
 @admin_bp.route("/courses/<int:course_id>/reinstate", methods=["POST"])
-@requires_platform_role(Role.PLATFORM_ADMIN)
+@requires_platform_action(Action.EDIT_CATALOGUE)
 def reinstate_course(course_id: int) -> Response:
     return _course_change(course_id, services.reinstate_course, "is back in the catalogue")
 
@@ -176,7 +175,7 @@ def _details(form: LocalDetailsForm) -> services.LocalDetails:
 
 
 @offerings_bp.route("/", endpoint="index")
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_OFFERINGS)
 def offerings_index() -> str:
     pathways = {p.id: p for p in services.pathways_in_force(_today())}
 
@@ -191,7 +190,7 @@ def offerings_index() -> str:
 
 
 @offerings_bp.route("/new", methods=["GET", "POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_OFFERINGS)
 def new() -> Response | tuple[str, int]:
     """Step 1 (GET, no pathway): choose a pathway. Step 2: a fitting course and local details."""
     pathways = {p.id: p for p in services.pathways_in_force(_today())}
@@ -232,7 +231,7 @@ def _offering(offering_id: uuid.UUID) -> Offering:
 
 
 @offerings_bp.route("/<uuid:offering_id>", methods=["GET", "POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_OFFERINGS)
 def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
     offering = _offering(offering_id)
     form = EditOfferingForm()
@@ -249,7 +248,7 @@ def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
 
 
 @offerings_bp.route("/<uuid:offering_id>/withdraw", methods=["POST"])
-@requires_force_role(Role.FORCE_ADMIN)
+@requires_force_action(Action.MANAGE_OFFERINGS)
 def withdraw(offering_id: uuid.UUID) -> Response:
     offering = _offering(offering_id)
     if not ConfirmForm().validate_on_submit():

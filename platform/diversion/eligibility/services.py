@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from diversion.accounts.models import User
+from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.db import utcnow
 from diversion.eligibility.compiler import (
@@ -32,6 +32,9 @@ from diversion.extensions import db
 from diversion.inputs import planned_date_problem
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 
 class PolicyError(FieldError):
@@ -98,16 +101,18 @@ def _next_number() -> int:
     return int(db.session.scalar(select(func.coalesce(func.max(PolicyVersion.number), 0))) or 0) + 1
 
 
-def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: User | None, note: str = "") -> PolicyVersion:
+def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str = "") -> PolicyVersion:
     """Create or replace the force's draft.
 
-    Refuses (``PolicyInvalid``, every problem with its place) a document
-    whose shape or expressions are wrong; nothing is saved then.
+    Refuses an actor who may not edit the force's policy (``AccessRefused``),
+    and (``PolicyInvalid``, every problem with its place) a document whose
+    shape or expressions are wrong; nothing is saved then.
     """
+    require(actor, Action.EDIT_POLICY, tenant_id=tenant.id)
     policy = compile_policy(raw)
     draft = current_draft()
     if draft is None:
-        draft = PolicyVersion(tenant_id=tenant.id, number=_next_number(), created_by_id=actor.id if actor else None)
+        draft = PolicyVersion(tenant_id=tenant.id, number=_next_number(), created_by_id=user_id_of(actor))
         db.session.add(draft)
     draft.document = policy.document.model_dump(mode="json", by_alias=True)
     draft.content_hash = policy.content_hash
@@ -118,7 +123,9 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: User | None, note:
     return draft
 
 
-def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: User) -> None:
+def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: Actor) -> None:
+    """Throw the draft away; refuses an actor who may not edit the policy, and a published version."""
+    require(actor, Action.EDIT_POLICY, tenant_id=tenant.id)
     if draft.is_published:
         raise PolicyError("version", "A published version cannot be discarded.")
     db.session.delete(draft)
@@ -131,15 +138,17 @@ def test_version(version: PolicyVersion, *, on: date) -> list[TestOutcome]:
     return run_tests(compiled(version), default_on=on)
 
 
-def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor: User | None,
+def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor: Actor,
             today: date) -> PolicyVersion:
     """Publish a draft from ``effective_from`` on; it can never change again.
 
-    Refuses a version that is already published, a date before 2000 or more
+    Refuses an actor who may not publish the force's policy
+    (``AccessRefused``), a version that is already published, a date before 2000 or more
     than five years ahead, a draft with no test cases or with a failing one,
     and a date before the version now in force took effect (history is not
     rewritten).
     """
+    require(actor, Action.PUBLISH_POLICY, tenant_id=tenant.id)
     if draft.is_published:
         raise PolicyError("version", f"Version {draft.number} is already published.")
     if problem := planned_date_problem(effective_from, today):
@@ -160,14 +169,15 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
     draft.status = PolicyStatus.PUBLISHED
     draft.effective_from = effective_from
     draft.published_at = utcnow()
-    draft.published_by_id = actor.id if actor else None
+    draft.published_by_id = user_id_of(actor)
     db.session.flush()
     record("policy.published", actor=actor, tenant_id=tenant.id, object_type="policy_version",
            object_id=draft.number, details={"hash": draft.content_hash, "effective_from": effective_from.isoformat()})
     return draft
 
 
-def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date, today: date) -> PolicyVersion | None:
+def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date, today: date,
+                   actor: Actor) -> PolicyVersion | None:
     """Publish the force file's policy when it differs from the newest published version.
 
     Returns the new version, or None when the file already matches. Refuses
@@ -183,10 +193,10 @@ def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date,
     draft = current_draft()
     if draft is not None:
         raise PolicyError("policy", "A draft is being edited in the console; publish or discard it first.")
-    draft = save_draft(tenant, raw, actor=None, note="From the force file")
+    draft = save_draft(tenant, raw, actor=actor, note="From the force file")
     if newest is not None and newest.effective_from and effective_from < newest.effective_from:
         effective_from = today
-    return publish(tenant, draft, effective_from=effective_from, actor=None, today=today)
+    return publish(tenant, draft, effective_from=effective_from, actor=actor, today=today)
 
 
 def decide_case(facts: dict[str, Any], on: date) -> tuple[Assessment, PolicyVersion]:

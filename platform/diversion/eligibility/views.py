@@ -14,8 +14,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.forms import ConfirmForm
-from diversion.accounts.models import FORCE_ROLES, Role
 from diversion.eligibility import services
 from diversion.eligibility.compiler import PolicyInvalid, PolicyProblem
 from diversion.eligibility.document import PolicyDocument
@@ -27,10 +27,9 @@ from diversion.extensions import db
 from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
-from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.tenancy.web import force_blueprint
 
 bp = force_blueprint("policy", __name__, "/policy")
-ADMIN = Role.FORCE_ADMIN
 
 
 def _today() -> date:
@@ -68,14 +67,14 @@ def _render_version(version: PolicyVersion | None, **context: Any) -> str:
 
 
 @bp.route("/")
-@requires_force_role(*FORCE_ROLES)
+@requires_force_action(Action.READ_POLICY)
 def in_force() -> str:
     version = services.policy_in_force(_today())
     return _render_version(version, draft=services.current_draft(), title="Policy in force")
 
 
 @bp.route("/versions/<int:number>")
-@requires_force_role(*FORCE_ROLES)
+@requires_force_action(Action.READ_POLICY)
 def show_version(number: int) -> str:
     version = services.version(number)
     if version is None:
@@ -84,13 +83,13 @@ def show_version(number: int) -> str:
 
 
 @bp.route("/fields")
-@requires_force_role(*FORCE_ROLES)
+@requires_force_action(Action.READ_POLICY)
 def fields() -> str:
     return render_template("eligibility/fields.html", fields=FIELDS.values())
 
 
 @bp.route("/draft", methods=["GET", "POST"])
-@requires_force_role(ADMIN)
+@requires_force_action(Action.EDIT_POLICY)
 def draft() -> str | Response | tuple[str, int]:
     existing = services.current_draft()
     form = DraftForm()
@@ -131,7 +130,7 @@ def _draft_page(draft: PolicyVersion | None, *, form: DraftForm | None = None, p
 
 
 @bp.route("/draft/test", methods=["POST"])
-@requires_force_role(ADMIN)
+@requires_force_action(Action.EDIT_POLICY)
 def test_draft() -> str:
     existing = services.current_draft()
     if existing is None or not ConfirmForm().validate_on_submit():
@@ -140,7 +139,7 @@ def test_draft() -> str:
 
 
 @bp.route("/draft/publish", methods=["POST"])
-@requires_force_role(ADMIN)
+@requires_force_action(Action.PUBLISH_POLICY)
 def publish() -> Response | tuple[str, int]:
     existing = services.current_draft()
     if existing is None:
@@ -165,7 +164,7 @@ def publish() -> Response | tuple[str, int]:
 
 
 @bp.route("/draft/discard", methods=["POST"])
-@requires_force_role(ADMIN)
+@requires_force_action(Action.EDIT_POLICY)
 def discard() -> Response:
     existing = services.current_draft()
     if existing is None or not ConfirmForm().validate_on_submit():
@@ -177,13 +176,13 @@ def discard() -> Response:
 
 
 @bp.route("/versions")
-@requires_force_role(*FORCE_ROLES)
+@requires_force_action(Action.READ_POLICY)
 def versions() -> str:
     return render_template("eligibility/versions.html", versions=services.versions())
 
 
 @bp.route("/versions/diff")
-@requires_force_role(*FORCE_ROLES)
+@requires_force_action(Action.READ_POLICY)
 def diff() -> str | tuple[str, int]:
     numbers = [id_or_none(request.args.get("from")), id_or_none(request.args.get("to"))]
     found = [services.version(n) if n else None for n in numbers]
@@ -195,7 +194,7 @@ def diff() -> str | tuple[str, int]:
 
 
 @bp.route("/simulate")
-@requires_force_role(ADMIN)
+@requires_force_action(Action.SIMULATE_POLICY)
 def simulate() -> str | tuple[str, int]:
     form = SimulationForm(request.args)
     existing = services.current_draft()

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from diversion import outage
 from diversion.db import utcnow
-from diversion.errors import AddressRefused
+from diversion.errors import AccessRefused, AddressRefused
 from diversion.extensions import csrf, db
 from diversion.jsonapi import idempotency
 from diversion.jsonapi.schemas import ErrorBody, ErrorItem
@@ -70,6 +70,8 @@ def http_error(error: Exception, code: int) -> Response:
     """An error of the app (routing, an abort, a crash) under /api/, as JSON with no internals."""
     if isinstance(error, AddressRefused):  # a bad parameter, as the API answers any
         return error_response(422, [(error.parameter, str(error.description))])
+    if isinstance(error, AccessRefused):  # the token's system may not do this
+        return error_response(403, [(None, error.message)])
     headers = {}
     if isinstance(error, HTTPException):  # keep Allow on a 405
         headers = {name: value for name, value in error.get_headers() if name.lower() == "allow"}

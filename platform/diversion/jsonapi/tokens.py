@@ -24,10 +24,12 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from diversion.accounts.access import Action, require, user_id_of
 from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.catalogue.models import Provider
@@ -36,6 +38,9 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import for_provider, scoped
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 FORCE_SCHEME = "dvt"
 PROVIDER_SCHEME = "dvp"
@@ -61,6 +66,11 @@ class BearerToken:
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def person(self) -> None:
+        """A token acts for a system, not a person (see ``accounts.access``)."""
+        return None
 
 
 class ApiToken(BearerToken, TenantScoped, Base):
@@ -160,12 +170,14 @@ def force_tokens() -> Sequence[ApiToken]:
     return db.session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.prefix)).all()
 
 
-def make_force_token(tenant: Tenant, *, name: str, actor: User | None) -> tuple[ApiToken, str]:
+def make_force_token(tenant: Tenant, *, name: str, actor: Actor) -> tuple[ApiToken, str]:
     """Make a token for one of the force's systems (the force in scope); returns the row and the token.
 
     Refuses a blank or over-long name, and a name already used by another
     token of the force that is not revoked.
+    An actor the access table does not allow is refused first (``AccessRefused``).
     """
+    require(actor, Action.MANAGE_API_TOKENS, tenant_id=tenant.id)
     name = checked_name(name, TokenError)
     taken = db.session.scalar(select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)))
     if taken is not None:
@@ -173,7 +185,7 @@ def make_force_token(tenant: Tenant, *, name: str, actor: User | None) -> tuple[
     prefix, secret = new_token(FORCE_SCHEME, tenant.slug, prefix_taken=lambda prefix: db.session.scalar(
         select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None)
     token = ApiToken(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
-                     created_by_id=actor.id if actor else None)
+                     created_by_id=user_id_of(actor))
     db.session.add(token)
     db.session.flush()
     record("api_token.created", actor=actor, tenant_id=tenant.id, object_type="api_token", object_id=token.id,
@@ -181,8 +193,10 @@ def make_force_token(tenant: Tenant, *, name: str, actor: User | None) -> tuple[
     return token, secret
 
 
-def revoke_force_token(tenant: Tenant, token: ApiToken, *, actor: User | None) -> None:
-    """Stop a force's token working, at once and for good. Refuses one already revoked."""
+def revoke_force_token(tenant: Tenant, token: ApiToken, *, actor: Actor) -> None:
+    """Stop a force's token working, at once and for good. Refuses one already revoked.
+    An actor the access table does not allow is refused first (``AccessRefused``)."""
+    require(actor, Action.MANAGE_API_TOKENS, tenant_id=tenant.id)
     if token.revoked_at is not None:
         raise TokenError("token", "This token was already revoked.")
     token.revoked_at = utcnow()
@@ -221,12 +235,14 @@ def provider_tokens(provider: Provider) -> Sequence[ProviderToken]:
                                   .order_by(ProviderToken.created_at.desc(), ProviderToken.prefix)).all()
 
 
-def make_provider_token(provider: Provider, *, name: str, actor: User | None) -> tuple[ProviderToken, str]:
+def make_provider_token(provider: Provider, *, name: str, actor: Actor) -> tuple[ProviderToken, str]:
     """Make a token for one of the provider's systems; returns the row and the token (shown once).
 
     Refuses a blank or over-long name, and the name of another of the
     provider's tokens that is not revoked.
+    An actor the access table does not allow is refused first (``AccessRefused``).
     """
+    require(actor, Action.MANAGE_PROVIDER_TOKENS, provider_id=provider.id)
     name = checked_name(name, TokenError)
     with for_provider(provider.id):
         taken = db.session.scalar(select(ProviderToken.id).where(
@@ -238,7 +254,7 @@ def make_provider_token(provider: Provider, *, name: str, actor: User | None) ->
             select(ProviderToken.id).where(ProviderToken.provider_id == provider.id,
                                            ProviderToken.prefix == prefix)) is not None)
         token = ProviderToken(provider_id=provider.id, name=name, prefix=prefix, secret_hash=hash_token(secret),
-                              created_by_id=actor.id if actor else None)
+                              created_by_id=user_id_of(actor))
         db.session.add(token)
         db.session.flush()
     record("provider_token.created", actor=actor, tenant_id=None, object_type="provider_token",
@@ -247,9 +263,12 @@ def make_provider_token(provider: Provider, *, name: str, actor: User | None) ->
     return token, secret
 
 
-def revoke_provider_token(provider: Provider, token: ProviderToken, *, actor: User | None) -> None:
+def revoke_provider_token(provider: Provider, token: ProviderToken, *, actor: Actor) -> None:
     """Stop a provider's token working, at once and for good. Refuses another
-    provider's token and one already revoked."""
+    provider's token and one already revoked.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.MANAGE_PROVIDER_TOKENS, provider_id=provider.id)
     with for_provider(provider.id):
         if token.provider_id != provider.id:
             raise TokenError("token", "This token is not one of this provider's.")

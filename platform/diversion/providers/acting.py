@@ -17,6 +17,7 @@ from flask import abort, g, request, session
 from flask_login import current_user
 from sqlalchemy import select
 
+from diversion.accounts.access import Action, provider_role_allows
 from diversion.accounts.models import ProviderMembership, ProviderRole
 from diversion.catalogue.models import Provider
 from diversion.extensions import db, login
@@ -43,22 +44,26 @@ def acting_provider(user_id: int, wanted: str | None = None) -> tuple[Provider, 
     return next((item for item in held if item[0].id == chosen), held[0] if held else None)
 
 
-def requires_provider_admin(view: F) -> F:
-    """Sign-in first; then 403 unless the user is an admin of the provider they act for.
+def requires_provider_action(action: Action) -> Callable[[F], F]:
+    """Sign-in first; then 403 unless the user's role in the provider they act for
+    allows ``action`` (``accounts.access``).
 
     The provider is then in scope (no force) for the rest of the request: its
     own rows (tokens, webhook endpoint) are reachable in its scope only.
     """
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not current_user.is_authenticated:
-            return login.unauthorized()
-        found = acting_provider(current_user.id, request.args.get("provider"))
-        if found is None or found[1] is not ProviderRole.ADMIN:
-            abort(403)
-        g.provider = found[0]
-        set_provider_scope(g.provider.id, current_user.id)
-        return view(*args, **kwargs)
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login.unauthorized()
+            found = acting_provider(current_user.id, request.args.get("provider"))
+            if found is None or not provider_role_allows(found[1], action):
+                abort(403)
+            g.provider = found[0]
+            set_provider_scope(g.provider.id, current_user.id)
+            return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -16,6 +16,7 @@ from flask import g, request
 from werkzeug.wrappers import Response
 
 from diversion import outage
+from diversion.accounts.access import Action, require
 from diversion.cases.models import State
 from diversion.cases.services import CaseError, SessionDetails
 from diversion.catalogue.models import Provider
@@ -49,6 +50,8 @@ def _authenticate() -> None:
     outage.forget_commits()  # bookkeeping, not the request's change
     g.api_provider, g.api_provider_token = found
     set_provider_scope(found[0].id)
+    # Every answer shows the provider's referrals: the access table must let the token see them.
+    require(found[1], Action.READ_PROVIDER_REFERRALS, provider_id=found[0].id)
 
 
 def _provider() -> Provider:

@@ -8,11 +8,12 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from diversion.accounts.access import Action
 from diversion.accounts.forms import ConfirmForm
 from diversion.extensions import db
 from diversion.jsonapi import tokens
 from diversion.providers import webhooks
-from diversion.providers.acting import requires_provider_admin
+from diversion.providers.acting import requires_provider_action
 from diversion.providers.forms import ProviderTokenForm, WebhookForm
 from diversion.tenancy.context import set_scope
 from diversion.web import commit_or_flash, show_refusal
@@ -56,13 +57,13 @@ def _index(token_form: ProviderTokenForm, webhook_form: WebhookForm) -> str:
 
 
 @bp.route("/")
-@requires_provider_admin
+@requires_provider_action(Action.MANAGE_PROVIDER_TOKENS)
 def index() -> str:
     return _index(ProviderTokenForm(prefix="token"), WebhookForm(prefix="webhook"))
 
 
 @bp.route("/tokens", methods=["POST"])
-@requires_provider_admin
+@requires_provider_action(Action.MANAGE_PROVIDER_TOKENS)
 def create_token() -> Response | tuple[str, int]:
     form = ProviderTokenForm(prefix="token")
     if form.validate_on_submit():
@@ -76,7 +77,7 @@ def create_token() -> Response | tuple[str, int]:
 
 
 @bp.route("/tokens/<uuid:token_id>/revoke", methods=["POST"])
-@requires_provider_admin
+@requires_provider_action(Action.MANAGE_PROVIDER_TOKENS)
 def revoke_token(token_id: uuid.UUID) -> Response:
     token = db.session.get(tokens.ProviderToken, token_id)
     if token is None or token.provider_id != g.provider.id:
@@ -89,7 +90,7 @@ def revoke_token(token_id: uuid.UUID) -> Response:
 
 
 @bp.route("/webhook", methods=["POST"])
-@requires_provider_admin
+@requires_provider_action(Action.MANAGE_WEBHOOK)
 def set_webhook() -> Response | tuple[str, int]:
     form = WebhookForm(prefix="webhook")
     if form.validate_on_submit():
@@ -106,7 +107,7 @@ def set_webhook() -> Response | tuple[str, int]:
 
 
 @bp.route("/webhook/secret", methods=["POST"])
-@requires_provider_admin
+@requires_provider_action(Action.MANAGE_WEBHOOK)
 def rotate_secret() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
@@ -119,7 +120,7 @@ def rotate_secret() -> Response:
 
 
 @bp.route("/webhook/remove", methods=["POST"])
-@requires_provider_admin
+@requires_provider_action(Action.MANAGE_WEBHOOK)
 def remove_webhook() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)

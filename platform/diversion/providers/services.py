@@ -25,6 +25,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from diversion.accounts.access import Action, require
 from diversion.accounts.models import ProviderMembership, User
 from diversion.audit.services import record
 from diversion.cases import services as cases
@@ -135,8 +136,10 @@ def _acting(referral: Referral, actor: User) -> Iterator[Tenant]:
 
 
 def record_listing(provider: Provider, shown: Sequence[tuple[Referral, Tenant]], *, actor: User) -> None:
-    """Audit a list page: one event per force, naming the referrals it showed there."""
+    """Audit a list page: one event per force, naming the referrals it showed there.
+    Refuses (``AccessRefused``) an actor who may not see the provider's referrals."""
     _require_scope(provider)
+    require(actor, Action.READ_PROVIDER_REFERRALS, provider_id=provider.id)
     by_force: dict[int, list[str]] = defaultdict(list)
     for referral, tenant in shown:
         by_force[tenant.id].append(str(referral.id))
@@ -158,8 +161,10 @@ class ReferralView:
 
 
 def view_referral(provider: Provider, referral: Referral, *, actor: User) -> ReferralView:
-    """Open the referred person's name and contact details for the provider, and audit that."""
+    """Open the referred person's name and contact details for the provider, and audit that.
+    Refuses (``AccessRefused``) an actor who may not see the provider's referrals."""
     _require_scope(provider)
+    require(actor, Action.READ_PROVIDER_REFERRALS, provider_id=provider.id)
     person = db.session.get(Person, referral.person_id)
     tenant = db.session.get(Tenant, referral.tenant_id)
     if person is None or tenant is None or referral.provider_id != provider.id:
@@ -329,7 +334,7 @@ def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, ex
             raise MoveError("expected_state", f"The referral is {referral.state.label.lower()} now, not "
                                                 f"{expected.label.lower()}: fetch it again before moving it.")
         try:
-            cases.move_to(force, referral, to, actor=None, reason=reason, session=session, session_id=session_id)
+            cases.move_to(force, referral, to, actor=token, reason=reason, session=session, session_id=session_id)
         except cases.CaseError as error:
             if error.field == "state":
                 raise MoveError("to", error.message) from error

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from diversion.accounts.access import Action, may
 from diversion.accounts.models import User
 from diversion.cases import services as cases
 from diversion.cases.forms import AttendanceForm, BookForm
@@ -42,10 +43,10 @@ def _require_provider_staff() -> Any:
     if not current_user.is_authenticated:
         return login.unauthorized()
     mine = services.providers_of(current_user)
-    if not mine:
-        abort(403)
     chosen = session.get(CHOSEN)
-    provider = next((p for p in mine if p.id == chosen), mine[0])
+    provider = next((p for p in mine if p.id == chosen), mine[0] if mine else None)
+    if provider is None or not may(current_user, Action.READ_PROVIDER_REFERRALS, provider_id=provider.id):
+        abort(403)
     g.provider, g.providers = provider, mine
     set_provider_scope(provider.id, current_user.id)
     return None

@@ -47,13 +47,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import select
 
 from diversion import outage, outbound
-from diversion.accounts.models import User
+from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases.identity import Unreadable, data_cipher
 from diversion.catalogue.models import Provider
@@ -69,6 +70,9 @@ from diversion.providers.models import (
 )
 from diversion.tenancy.context import for_provider, scoped
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 DELIVERY_HEADER = "Diversion-Delivery"
 EVENT_HEADER = "Diversion-Event"
@@ -152,9 +156,12 @@ def _new_secret() -> tuple[str, str]:
     return secret, data_cipher().encrypt(secret.encode()).decode()
 
 
-def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[WebhookEndpoint, str | None]:
+def set_endpoint(provider: Provider, *, url: str, actor: Actor) -> tuple[WebhookEndpoint, str | None]:
     """Set where the provider's webhooks go. A new endpoint gets a secret, returned
-    here once (None when only the address changed). Refuses a bad address (``check_url``)."""
+    here once (None when only the address changed). Refuses a bad address (``check_url``).
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.MANAGE_WEBHOOK, provider_id=provider.id)
     url = check_url(url)
     with for_provider(provider.id):
         endpoint = endpoint_of(provider)
@@ -162,7 +169,7 @@ def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[W
         if endpoint is None:
             secret, sealed = _new_secret()
             endpoint = WebhookEndpoint(provider_id=provider.id, url=url, secret_sealed=sealed,
-                                       created_by_id=actor.id if actor else None)
+                                       created_by_id=user_id_of(actor))
             db.session.add(endpoint)
         else:
             endpoint.url = url
@@ -172,9 +179,12 @@ def set_endpoint(provider: Provider, *, url: str, actor: User | None) -> tuple[W
     return endpoint, secret
 
 
-def rotate_secret(provider: Provider, *, actor: User | None) -> str:
+def rotate_secret(provider: Provider, *, actor: Actor) -> str:
     """A new signing secret for the provider's endpoint, returned once; the old one
-    stops at once. Refuses when the provider has no endpoint."""
+    stops at once. Refuses when the provider has no endpoint.
+    An actor the access table does not allow is refused first (``AccessRefused``).
+    """
+    require(actor, Action.MANAGE_WEBHOOK, provider_id=provider.id)
     with for_provider(provider.id):
         endpoint = endpoint_of(provider)
         if endpoint is None:
@@ -187,8 +197,10 @@ def rotate_secret(provider: Provider, *, actor: User | None) -> str:
     return secret
 
 
-def remove_endpoint(provider: Provider, *, actor: User | None) -> None:
-    """Stop webhooks to the provider: deliveries not yet made are given up. Refuses when there is none."""
+def remove_endpoint(provider: Provider, *, actor: Actor) -> None:
+    """Stop webhooks to the provider: deliveries not yet made are given up. Refuses when there is none.
+    An actor the access table does not allow is refused first (``AccessRefused``)."""
+    require(actor, Action.MANAGE_WEBHOOK, provider_id=provider.id)
     with for_provider(provider.id):
         endpoint = endpoint_of(provider)
         if endpoint is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from diversion.accounts.models import User
+from diversion.accounts.access import Action, require
 from diversion.audit.services import record
 from diversion.catalogue.services import sync_catalogue, sync_offerings
 from diversion.eligibility.services import sync_from_file
@@ -16,6 +17,9 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.files import ForceFile, read_force_files, split_policy
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 
 @dataclass
@@ -47,12 +51,14 @@ def _apply(tenant: Tenant, force: ForceFile) -> bool:
     return changed
 
 
-def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
+def sync_tenants(folder: Path, *, actor: Actor) -> SyncReport:
     """Create or update every force from its file; idempotent.
 
-    Refuses (``ForceFilesInvalid``, listing every problem) before changing
-    anything if any file is invalid. Never deletes a force.
+    Refuses an actor other than the platform itself (``AccessRefused``), and
+    (``ForceFilesInvalid``, listing every problem) before changing anything
+    if any file is invalid. Never deletes a force.
     """
+    require(actor, Action.SYNC_FORCES)
     report = SyncReport()
     catalogue, forces = read_force_files(folder)
     synced = sync_catalogue(catalogue, actor=actor)
@@ -77,7 +83,7 @@ def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
             effective_from, document = split_policy(force.policy)
             with scoped(tenant.id):
                 published = sync_from_file(tenant, document, effective_from=effective_from or date.min,
-                                           today=datetime.now(UTC).date())
+                                           today=datetime.now(UTC).date(), actor=actor)
             if published is not None:
                 report.policies_published.append(f"{force.slug} v{published.number}")
         with scoped(tenant.id):

@@ -11,14 +11,12 @@ exist, so the response says nothing about B.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, g
 from flask_login import current_user
 from sqlalchemy import select
 
-from diversion.accounts.models import Role
 from diversion.accounts.services import force_roles
 from diversion.extensions import db, login
 from diversion.tenancy.context import set_scope
@@ -63,18 +61,3 @@ def force_blueprint(name: str, import_name: str, url_prefix: str = "") -> Bluepr
     blueprint.url_defaults(_push_tenant)
     blueprint.before_request(_require_membership)
     return blueprint
-
-
-def requires_force_role(*roles: Role) -> Callable[[F], F]:
-    """Refuse (403) a member of the force who holds none of ``roles``."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not g.force_roles.intersection(roles):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate

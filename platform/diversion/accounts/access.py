@@ -1,0 +1,280 @@
+"""Who may do what: one table of actions and principals, read by pages and services alike.
+
+An *action* is a thing that changes data or reads data a person would not
+want shown to anyone (case work, a provider's referrals, the members of a
+force). A *principal* is who asks: a force role (force admin, officer,
+supervisor) in the force at hand, a provider role (staff, admin) in the
+provider at hand, a platform role (platform admin, national lead), an API
+token (a force system's, a provider system's), or the platform itself
+(``SYSTEM``: the command line, the demo, the importer and the jobs).
+
+``ALLOWED`` is the table. Pages check it before their view runs (a 403
+page), and every service that changes data checks it again for its
+``actor`` (``require``), so that no door (a page, the API, a command, a job)
+can skip it: a caller without the right is refused with ``AccessRefused``
+before anything is written. The national lead appears in no line: the
+national comparison reads aggregates only and never a person.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, Union
+
+from flask import abort, g
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
+from diversion.errors import AccessRefused
+from diversion.extensions import db
+
+if TYPE_CHECKING:
+    from diversion.jsonapi.tokens import ApiToken, ProviderToken
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Principal(enum.StrEnum):
+    """Who asks for an action."""
+
+    FORCE_ADMIN = "force_admin"
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    PROVIDER_STAFF = "provider_staff"
+    PROVIDER_ADMIN = "provider_admin"
+    PLATFORM_ADMIN = "platform_admin"
+    NATIONAL_LEAD = "national_lead"
+    FORCE_API = "force_api"  # a force system's bearer token
+    PROVIDER_API = "provider_api"  # a provider system's bearer token
+    SYSTEM = "system"  # the platform itself: command line, demo, importer, jobs
+
+
+class Action(enum.StrEnum):
+    """What a principal may be allowed to do."""
+
+    # A force's eligibility policy.
+    READ_POLICY = "read_policy"
+    EDIT_POLICY = "edit_policy"  # save, test or discard a draft
+    PUBLISH_POLICY = "publish_policy"
+    SIMULATE_POLICY = "simulate_policy"  # replays the force's past cases
+    # Case work.
+    RECORD_ENCOUNTER = "record_encounter"
+    READ_CASES = "read_cases"  # people, decisions, referrals of the force
+    REVIEW_DECISIONS = "review_decisions"
+    OVERRIDE_DECISION = "override_decision"
+    REFER = "refer"
+    MOVE_REFERRAL = "move_referral"  # accept, decline, complete, not completed
+    WITHDRAW_REFERRAL = "withdraw_referral"  # the force's decision alone
+    BOOK_SESSION = "book_session"
+    RECORD_ATTENDANCE = "record_attendance"
+    EXPIRE_REFERRALS = "expire_referrals"
+    IMPORT_CASES = "import_cases"
+    # A force's own set-up.
+    MANAGE_MEMBERS = "manage_members"
+    MANAGE_API_TOKENS = "manage_api_tokens"
+    MANAGE_OFFERINGS = "manage_offerings"
+    # A provider's work and set-up.
+    READ_PROVIDER_REFERRALS = "read_provider_referrals"
+    MANAGE_PROVIDER_TOKENS = "manage_provider_tokens"
+    MANAGE_WEBHOOK = "manage_webhook"
+    # The platform.
+    MANAGE_USERS = "manage_users"  # accounts, platform roles, a member added to any force
+    EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
+    SYNC_FORCES = "sync_forces"  # forces written from their files
+
+
+FORCE_STAFF = frozenset({Principal.OFFICER, Principal.SUPERVISOR})
+FORCE_MEMBERS = FORCE_STAFF | {Principal.FORCE_ADMIN}
+PROVIDER_PEOPLE = frozenset({Principal.PROVIDER_STAFF, Principal.PROVIDER_ADMIN})
+SYSTEM_ONLY = frozenset({Principal.SYSTEM})
+
+ALLOWED: Mapping[Action, frozenset[Principal]] = {
+    Action.READ_POLICY: FORCE_MEMBERS,
+    Action.EDIT_POLICY: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.PUBLISH_POLICY: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.SIMULATE_POLICY: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.RECORD_ENCOUNTER: FORCE_STAFF | {Principal.FORCE_API, Principal.SYSTEM},
+    Action.READ_CASES: FORCE_MEMBERS | {Principal.FORCE_API, Principal.SYSTEM},
+    Action.REVIEW_DECISIONS: frozenset({Principal.SUPERVISOR}),
+    Action.OVERRIDE_DECISION: frozenset({Principal.SUPERVISOR}),
+    Action.REFER: FORCE_STAFF | {Principal.FORCE_API, Principal.SYSTEM},
+    Action.MOVE_REFERRAL: FORCE_STAFF | PROVIDER_PEOPLE | {Principal.FORCE_API, Principal.PROVIDER_API,
+                                                           Principal.SYSTEM},
+    Action.WITHDRAW_REFERRAL: FORCE_STAFF | {Principal.FORCE_API, Principal.SYSTEM},
+    Action.BOOK_SESSION: FORCE_STAFF | PROVIDER_PEOPLE | {Principal.FORCE_API, Principal.PROVIDER_API,
+                                                          Principal.SYSTEM},
+    Action.RECORD_ATTENDANCE: FORCE_STAFF | PROVIDER_PEOPLE | {Principal.FORCE_API, Principal.PROVIDER_API,
+                                                               Principal.SYSTEM},
+    Action.EXPIRE_REFERRALS: SYSTEM_ONLY,
+    Action.IMPORT_CASES: SYSTEM_ONLY,
+    Action.MANAGE_MEMBERS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_API_TOKENS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_OFFERINGS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.READ_PROVIDER_REFERRALS: PROVIDER_PEOPLE | {Principal.PROVIDER_API},
+    Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_WEBHOOK: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_USERS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.SYNC_FORCES: SYSTEM_ONLY,
+}
+
+# What the refusal says, by action: "You cannot <this>."
+WORDS: Mapping[Action, str] = {
+    Action.READ_POLICY: "read this force's policy",
+    Action.EDIT_POLICY: "change this force's policy",
+    Action.PUBLISH_POLICY: "publish this force's policy",
+    Action.SIMULATE_POLICY: "simulate this force's policy on its past cases",
+    Action.RECORD_ENCOUNTER: "record an encounter in this force",
+    Action.READ_CASES: "see this force's cases",
+    Action.REVIEW_DECISIONS: "review this force's decisions",
+    Action.OVERRIDE_DECISION: "override a decision in this force",
+    Action.REFER: "refer in this force",
+    Action.MOVE_REFERRAL: "move this referral on",
+    Action.WITHDRAW_REFERRAL: "withdraw this referral",
+    Action.BOOK_SESSION: "book a session of this referral",
+    Action.RECORD_ATTENDANCE: "record attendance for this referral",
+    Action.EXPIRE_REFERRALS: "end overdue referrals",
+    Action.IMPORT_CASES: "import case records",
+    Action.MANAGE_MEMBERS: "manage this force's members",
+    Action.MANAGE_API_TOKENS: "manage this force's API tokens",
+    Action.MANAGE_OFFERINGS: "manage this force's courses",
+    Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
+    Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
+    Action.MANAGE_WEBHOOK: "manage this provider's webhook",
+    Action.MANAGE_USERS: "manage user accounts",
+    Action.EDIT_CATALOGUE: "change the course catalogue",
+    Action.SYNC_FORCES: "write forces from their files",
+}
+
+
+@dataclass(frozen=True)
+class System:
+    """The platform acting on its own (a command, the demo, an import, a job): no person."""
+
+    name: str
+
+    @property
+    def person(self) -> None:
+        return None
+
+
+SYSTEM = System("system")
+
+# Who can be the actor of a service: a person, a system's token, or the platform itself.
+Actor: TypeAlias = Union[User, "ApiToken", "ProviderToken", System]
+
+
+def allows(principals: Iterable[Principal], *actions: Action) -> bool:
+    """True when one of ``principals`` may do one of ``actions``."""
+    held = frozenset(principals)
+    return any(ALLOWED[action] & held for action in actions)
+
+
+def for_role(role: Role | ProviderRole) -> Principal:
+    """The principal a stored role makes its holder."""
+    if isinstance(role, ProviderRole):
+        return Principal.PROVIDER_ADMIN if role is ProviderRole.ADMIN else Principal.PROVIDER_STAFF
+    return Principal(role.value)
+
+
+def _user_principals(user: User, tenant_id: int | None, provider_id: int | None) -> Iterator[frozenset[Principal]]:
+    """A user's principals, cheapest first: platform roles, then the provider's, then the force's."""
+    if not user.active:
+        return
+    yield frozenset(for_role(role) for role in user.platform_roles)
+    if provider_id is not None:
+        role = db.session.scalar(select(ProviderMembership.role).where(
+            ProviderMembership.user_id == user.id, ProviderMembership.provider_id == provider_id))
+        if role is not None:
+            yield frozenset({for_role(ProviderRole(role))})
+    if tenant_id is not None:
+        yield frozenset(for_role(role) for role in db.session.scalars(select(ForceMembership.role).where(
+            ForceMembership.user_id == user.id, ForceMembership.tenant_id == tenant_id)))
+
+
+def principals_of(actor: Actor | None, *, tenant_id: int | None = None,
+                  provider_id: int | None = None) -> Iterator[frozenset[Principal]]:
+    """What ``actor`` is, for work in the force ``tenant_id`` and/or on the provider ``provider_id``.
+
+    A token is its system's principal in its own force or provider only, and
+    none once revoked; a user is a principal through a role held there (or on
+    the platform), and none once deactivated; no actor is nothing.
+    """
+    if actor is None:
+        return
+    if isinstance(actor, System):
+        yield SYSTEM_ONLY
+    elif isinstance(actor, User):
+        yield from _user_principals(actor, tenant_id, provider_id)
+    elif actor.revoked_at is None:
+        force = getattr(actor, "tenant_id", None)  # a force system's token; else a provider system's
+        if force is not None:
+            if tenant_id in (None, force):
+                yield frozenset({Principal.FORCE_API})
+        elif provider_id in (None, getattr(actor, "provider_id", None)):
+            yield frozenset({Principal.PROVIDER_API})
+
+
+def may(actor: Actor | None, *actions: Action, tenant_id: int | None = None, provider_id: int | None = None) -> bool:
+    """True when ``actor`` may do one of ``actions`` in that force and/or for that provider."""
+    return any(allows(held, *actions) for held in principals_of(actor, tenant_id=tenant_id, provider_id=provider_id))
+
+
+def require(actor: Actor | None, *actions: Action, tenant_id: int | None = None,
+            provider_id: int | None = None) -> None:
+    """Refuse (``AccessRefused``) an actor who may do none of ``actions`` there; nothing is written."""
+    if not may(actor, *actions, tenant_id=tenant_id, provider_id=provider_id):
+        raise AccessRefused(actions[0].value, f"You cannot {WORDS[actions[0]]}: your role does not allow it.")
+
+
+def user_id_of(actor: Actor | None) -> int | None:
+    """The id of the person acting, for the rows that name who did it; None for a system."""
+    return actor.id if isinstance(actor, User) else None
+
+
+# ---------------------------------------------------------------- the pages' checks
+
+def requires_force_action(action: Action) -> Callable[[F], F]:
+    """On a force's page (``tenancy.web.force_blueprint``, which has made sure of a
+    membership): refuse (403) a member whose force roles do not allow ``action``."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not allows((for_role(role) for role in g.force_roles), action):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def force_may(action: str) -> bool:
+    """For a force's templates: whether the member's force roles allow ``action`` (by its value)."""
+    return allows((for_role(role) for role in g.get("force_roles", ())), Action(action))
+
+
+def requires_platform_action(action: Action) -> Callable[[F], F]:
+    """On a platform page: sign-in first; then refuse (403) a user whose platform roles do not allow ``action``."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not allows((for_role(role) for role in current_user.platform_roles), action):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def provider_role_allows(role: ProviderRole | None, action: Action) -> bool:
+    """For a provider's pages: whether a role held there (None: none) allows ``action``."""
+    return role is not None and allows({for_role(role)}, action)
