@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     abort,
     current_app,
     flash,
@@ -25,11 +26,17 @@ from diversion.accounts import services
 from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
-from diversion.tenancy.web import force_blueprint, requires_force_role
+from diversion.tenancy.web import force_blueprint, hand_membership_check, requires_force_role
 from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
+
+
+def register_membership_check(app: Flask) -> None:
+    """Tell the force pages (``tenancy.web``) how a user's roles in a force are
+    found and who sees a force that is not active; called when the app is set up."""
+    hand_membership_check(app, services.force_roles, sees_closed_forces=services.sees_closed_forces)
 
 
 @login.user_loader

@@ -1,21 +1,25 @@
-"""Force services: bringing the platform in line with the force files."""
+"""Force services: bringing the platform in line with the force files, and a
+force's lifecycle (draft, active, suspended)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.catalogue.services import sync_catalogue, sync_offerings
+from diversion.eligibility.document import split_policy
 from diversion.eligibility.services import sync_from_file
+from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.forces.files import ForceFile, read_force_files
 from diversion.tenancy.context import scoped
-from diversion.tenancy.files import ForceFile, read_force_files, split_policy
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 
 
 @dataclass
@@ -31,14 +35,26 @@ class SyncReport:
     without_file: list[str] = field(default_factory=list)
 
 
-def _apply(tenant: Tenant, force: ForceFile) -> bool:
-    values = {
+def _columns(force: ForceFile) -> dict[str, Any]:
+    """The force row's values from its file (the policy and the offerings have tables of their own)."""
+    completed, not_completed = force.outcomes.completed, force.outcomes.not_completed
+    return {
         "name": force.name,
         "scheme_name": force.scheme_name,
         "languages": force.languages,
         "brand_colour": force.brand_colour,
-        "settings": force.settings(),
+        "area": force.area or force.slug,
+        "completed_code": completed.code,
+        "completed_label": completed.label,
+        "not_completed_code": not_completed.code,
+        "not_completed_label": not_completed.label,
+        "not_completed_action": not_completed.action,
+        "settings": force.model_dump(mode="json", include={"billing"}, exclude_none=True),
     }
+
+
+def _apply(tenant: Tenant, force: ForceFile) -> bool:
+    values = _columns(force)
     changed = False
     for attribute, value in values.items():
         if getattr(tenant, attribute) != value:
@@ -84,3 +100,24 @@ def sync_tenants(folder: Path, *, actor: User | None) -> SyncReport:
             report.offerings_added += sync_offerings(tenant, force.offerings, actor=actor)
     report.without_file = sorted(existing)
     return report
+
+
+class ForceError(FieldError):
+    """A refused change to a force; ``field`` names the input at fault."""
+
+
+def change_status(tenant: Tenant, status: ForceStatus, *, actor: User | None) -> None:
+    """Move a force to ``status`` (draft, active or suspended), recorded in the audit log.
+
+    Refuses a move to the status the force already has, and a move back to
+    draft once the force has been active (suspend it instead).
+    """
+    if tenant.status is status:
+        raise ForceError("status", f"{tenant.name} is already {status.value}.")
+    if status is ForceStatus.DRAFT:
+        raise ForceError("status", f"{tenant.name} has been opened; suspend it instead of making it a draft again.")
+    before = tenant.status
+    tenant.status = status
+    db.session.flush()
+    record("tenant.status_changed", actor=actor, object_type="tenant", object_id=tenant.id,
+           details={"from": before.value, "to": status.value})
