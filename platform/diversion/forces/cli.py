@@ -1,5 +1,5 @@
 """``diversion tenants``: bring the forces in line with their files, move a
-force through its lifecycle."""
+force through its lifecycle, write a force out as its file."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from flask.cli import with_appcontext
 from diversion.commands import force
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.forces.files import ForceFilesInvalid
-from diversion.forces.services import change_status, sync_tenants
+from diversion.forces.files import ForceFilesInvalid, write_force_file
+from diversion.forces.services import change_status, force_file_of, sync_tenants
+from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus
 
 
@@ -71,3 +72,16 @@ def tenants_status(slug: str, status: str) -> None:
         raise click.ClickException(f"Nothing was changed. {error.message}") from error
     db.session.commit()
     click.echo(f"{tenant.slug}: {status}")
+
+
+@tenants_group.command("export")
+@click.argument("slug")
+@click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder to write <slug>.toml into (an existing file of that name is replaced).")
+@with_appcontext
+def tenants_export(slug: str, folder: Path) -> None:
+    """Write a force out as its file: its details, newest published policy and offerings."""
+    tenant = force(slug)
+    with scoped(tenant.id):
+        path = write_force_file(force_file_of(tenant), folder)
+    click.echo(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""A force's file, ``tenants/<slug>.toml``: its schema and its reader.
+"""A force's file, ``tenants/<slug>.toml``: its schema, its reader and its writer.
 
 Reading checks a file whole before anything is applied; every problem names
 the file, the key and what is wrong. The eligibility policy must compile
@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from diversion.catalogue.files import CatalogueFile, OfferingEntry, misfit, read_catalogue
@@ -179,3 +180,22 @@ def read_force_files(folder: Path) -> tuple[CatalogueFile, list[ForceFile]]:
     if problems or catalogue is None:
         raise ForceFilesInvalid(problems)
     return catalogue, forces
+
+
+def dump_force_file(force: ForceFile) -> str:
+    """The text of the force's file: read back, it gives the same force.
+
+    Keys left at their defaults are left out, and so is the area when it is
+    the force's address (what a file that names none covers).
+    """
+    data = force.model_dump(mode="python", exclude_defaults=True)
+    if data.get("area") == force.slug:
+        del data["area"]
+    return tomli_w.dumps(data, multiline_strings=True)
+
+
+def write_force_file(force: ForceFile, folder: Path) -> Path:
+    """Write ``<folder>/<slug>.toml`` (replacing a file of that name) and return its path."""
+    path = folder / f"{force.slug}.toml"
+    path.write_text(dump_force_file(force), encoding="utf-8")
+    return path

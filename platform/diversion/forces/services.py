@@ -1,5 +1,6 @@
-"""Force services: bringing the platform in line with the force files, and a
-force's lifecycle (draft, active, suspended)."""
+"""Force services: bringing the platform in line with the force files, a
+force's lifecycle (draft, active, suspended), and a force written back out
+as its file."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from sqlalchemy import select
 
 from diversion.accounts.models import User
 from diversion.audit.services import record
+from diversion.catalogue.files import OfferingEntry
+from diversion.catalogue.models import Offering
 from diversion.catalogue.services import sync_catalogue, sync_offerings
-from diversion.eligibility.document import split_policy
+from diversion.eligibility.document import PolicyDocument, split_policy
+from diversion.eligibility.models import PolicyStatus, PolicyVersion
 from diversion.eligibility.services import sync_from_file
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.forces.files import ForceFile, read_force_files
+from diversion.forces.files import ForceFile, NonCompletionCode, OutcomeCode, OutcomeCodes, read_force_files
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -121,3 +125,32 @@ def change_status(tenant: Tenant, status: ForceStatus, *, actor: User | None) ->
     db.session.flush()
     record("tenant.status_changed", actor=actor, object_type="tenant", object_id=tenant.id,
            details={"from": before.value, "to": status.value})
+
+
+def force_file_of(tenant: Tenant) -> ForceFile:
+    """The force as its file would say it today: its columns, the newest
+    published policy (with the day it took effect) and its offerings that
+    are not withdrawn. Reads the force's own rows: ``tenant`` must be in scope."""
+    newest = db.session.scalar(
+        select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
+        .order_by(PolicyVersion.number.desc()).limit(1))
+    policy = None if newest is None else {
+        "effective_from": newest.effective_from,
+        **PolicyDocument.model_validate(newest.document).model_dump(mode="python", by_alias=True, exclude_none=True),
+    }
+    offerings = [
+        OfferingEntry(course=o.course.slug, pathway=o.pathway, venues=o.venues.splitlines(),
+                      booking_contact=o.booking_contact, notes=o.notes)
+        for o in db.session.scalars(select(Offering).where(Offering.withdrawn_at.is_(None))
+                                    .order_by(Offering.created_at, Offering.pathway))
+    ]
+    return ForceFile(
+        slug=tenant.slug, name=tenant.name, scheme_name=tenant.scheme_name, languages=list(tenant.languages),
+        brand_colour=tenant.brand_colour,
+        area=None if tenant.area == tenant.slug else tenant.area,
+        outcomes=OutcomeCodes(
+            completed=OutcomeCode(code=tenant.completed_code, label=tenant.completed_label),
+            not_completed=NonCompletionCode(code=tenant.not_completed_code, label=tenant.not_completed_label,
+                                            action=tenant.not_completed_action)),
+        policy=policy, offerings=offerings, billing=tenant.settings.get("billing"),
+    )
