@@ -42,6 +42,7 @@ test: install assets
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install assets
 	DIVERSION_ENV=test $(BIN)/python -m bench

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from diversion.eligibility.compiler import CompiledPolicy, compile_policy
+from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import decide
 from diversion.eligibility.simulation import PastCase, simulate
 from diversion.eligibility.synthetic import cases
 from diversion.monitoring import age_band
-from diversion.tenancy.files import split_policy
 
 TENANTS = Path(__file__).resolve().parents[1] / "tenants"
 ON = date(2026, 6, 1)

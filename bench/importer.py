@@ -27,9 +27,9 @@ from diversion.cases import importer
 from diversion.cases.models import FINAL_STATES, State
 from diversion.config import REPO_ROOT
 from diversion.eligibility.compiler import CompiledPolicy, compile_cached
+from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import decide
 from diversion.eligibility.synthetic import cases
-from diversion.tenancy.files import split_policy
 
 FORCE = "west-midlands"
 COURSES = {"divert": "cranstoun-divert", "divert-youth": "cranstoun-divert-youth"}

@@ -64,7 +64,7 @@ def fresh_database(label: str) -> Iterator[TestDatabase]:
 
     from diversion.config import REPO_ROOT
     from diversion.extensions import db
-    from diversion.tenancy.services import sync_tenants
+    from diversion.forces.services import sync_tenants
 
     database = create_postgres_database(server_url(), f"diversion_bench_{label}_{os.getpid()}")
     try:

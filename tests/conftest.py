@@ -20,9 +20,9 @@ from diversion.accounts.models import ProviderMembership, Role, User
 from diversion.catalogue.models import Provider
 from diversion.config import REPO_ROOT
 from diversion.extensions import db, limiter
+from diversion.forces.services import sync_tenants
 from diversion.models import Tenant
 from diversion.tenancy.context import scoped
-from diversion.tenancy.services import sync_tenants
 from tests.databases import (
     TestDatabase,
     create_postgres_database,

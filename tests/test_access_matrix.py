@@ -844,6 +844,7 @@ ACTIONS: dict[str, set[str]] = {
     "manage_users": {"platform_admin", "system"},
     "edit_catalogue": {"platform_admin", "system"},
     "sync_forces": {"system"},
+    "change_force_status": {"platform_admin", "system"},
 }
 TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",
                     "national_lead", "force_api", "provider_api", "system"}

@@ -38,11 +38,11 @@ from diversion.cases.models import Encounter, Referral
 from diversion.catalogue.models import Provider
 from diversion.config import REPO_ROOT
 from diversion.extensions import db
+from diversion.forces.files import ForceFilesInvalid, read_force_files
 from diversion.inputs import MAX_DOCUMENT_DEPTH
 from diversion.jsonapi import tokens as api_tokens
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.tenancy.context import scoped
-from diversion.tenancy.files import ForceFilesInvalid, read_force_files
 from diversion.tenancy.models import Tenant
 from tests import test_access_matrix as matrix
 from tests.conftest import World, csrf_token, make_app, sign_in

@@ -224,3 +224,37 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
             assert sessions("Behind") == ["attended"]  # the waiting one was the one attended
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_forces_outcome_codes_and_area_become_columns(fresh_database: Any) -> None:
+    """The outcome codes leave the settings for columns (and come back on a downgrade); the area is the address."""
+    import json
+
+    from diversion.tenancy.models import ForceStatus, NonCompletionAction, Tenant
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade()
+        build_world()
+        db.session.remove()
+
+        downgrade(revision="7d3c2a9e5b14")
+        with db.engine.connect() as connection:
+            stored = connection.scalar(text("SELECT settings FROM tenants WHERE slug = 'durham'"))
+        settings = json.loads(stored) if isinstance(stored, str) else stored
+        assert settings["outcomes"] == {
+            "completed": {"code": "outcome-22", "label": "No further action (Outcome 22)"},
+            "not_completed": {"code": "prosecution", "label": "Prosecution resumes", "action": "prosecution"},
+        }
+
+        upgrade()
+        durham = db.session.scalar(db.select(Tenant).where(Tenant.slug == "durham"))
+        assert durham is not None
+        assert (durham.status, durham.area) == (ForceStatus.ACTIVE, "durham")
+        assert (durham.completed_code, durham.completed_label) == ("outcome-22", "No further action (Outcome 22)")
+        assert (durham.not_completed_code, durham.not_completed_label, durham.not_completed_action) == (
+            "prosecution", "Prosecution resumes", NonCompletionAction.PROSECUTION)
+        assert "outcomes" not in durham.settings
+        db.session.remove()
+        db.engine.dispose()

@@ -118,8 +118,8 @@ def served(cluster: Cluster) -> Iterator[tuple[Flask, databases.TestDatabase, st
         "connect_args": {"connect_timeout": 2}})
     with app.app_context():
         upgrade()
+        from diversion.forces.services import sync_tenants
         from diversion.tenancy.models import Tenant
-        from diversion.tenancy.services import sync_tenants
 
         sync_tenants(TENANTS_DIR, actor=SYSTEM)
         durham = db.session.scalar(db.select(Tenant).where(Tenant.slug == "durham"))

@@ -1,16 +1,14 @@
 """The ``diversion`` command: a Flask CLI group over ``create_app``.
 
-``diversion run``, ``diversion db upgrade`` (Flask-Migrate),
-``diversion tenants sync`` and ``diversion demo``.
+``diversion run``, ``diversion db upgrade`` (Flask-Migrate) and
+``diversion demo``; each feature adds its own group (``diversion tenants``
+from ``forces.cli``, ``diversion policy``...).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from diversion.extensions import db
@@ -46,50 +44,6 @@ class _Group(FlaskGroup):
 @click.group(cls=_Group, create_app=_create_app, load_dotenv=False)
 def main() -> None:
     """Run and manage the diversion platform."""
-
-
-@click.group("tenants")
-def tenants_group() -> None:
-    """Forces defined in tenants/*.toml."""
-
-
-@tenants_group.command("sync")
-@click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of force files (default: the TENANTS_DIR setting).")
-@with_appcontext
-def tenants_sync(folder: Path | None) -> None:
-    """Validate every force file, then create or update the forces."""
-    from diversion.accounts.access import SYSTEM
-    from diversion.errors import FieldError
-    from diversion.tenancy.files import ForceFilesInvalid
-    from diversion.tenancy.services import sync_tenants
-
-    folder = folder or Path(current_app.config["TENANTS_DIR"])
-    try:
-        report = sync_tenants(folder, actor=SYSTEM)
-    except ForceFilesInvalid as error:
-        db.session.rollback()
-        click.echo("Nothing was changed. Fix these problems first:", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(1)
-    except FieldError as error:  # e.g. a policy that cannot be published over a draft
-        db.session.rollback()
-        click.echo(f"Nothing was changed. {error.field}: {error.message}", err=True)
-        sys.exit(1)
-    db.session.commit()
-    for label, slugs in (("created", report.created), ("updated", report.updated),
-                         ("unchanged", report.unchanged), ("policies published", report.policies_published)):
-        if slugs:
-            click.echo(f"{label}: {', '.join(slugs)}")
-    if report.catalogue_changes or report.offerings_added:
-        click.echo(f"catalogue: {report.catalogue_changes} providers and courses changed, "
-                   f"{report.offerings_added} offerings added")
-    if report.catalogue_kept:
-        click.echo(f"catalogue: {report.catalogue_kept} providers and courses changed in the console, "
-                   "left as they are")
-    if report.without_file:
-        click.echo(f"left as they are (no file): {', '.join(report.without_file)}")
 
 
 @click.command("demo")
@@ -134,6 +88,7 @@ def demo(password: str, past_decisions: int) -> None:
 def register(app: Flask) -> None:
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
+    from diversion.forces.cli import tenants_group
     from diversion.jsonapi.cli import register as register_api
     from diversion.providers.cli import register as register_providers
 

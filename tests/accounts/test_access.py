@@ -42,13 +42,13 @@ from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.errors import AccessRefused
 from diversion.extensions import db
+from diversion.forces.services import change_status, sync_tenants
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
 from diversion.providers import services as providers
 from diversion.providers import webhooks
 from diversion.tenancy.context import provider_scoped, scoped
-from diversion.tenancy.models import Tenant
-from diversion.tenancy.services import sync_tenants
+from diversion.tenancy.models import ForceStatus, Tenant
 from tests.conftest import PASSWORD, TENANTS_DIR, Ref, World, csrf_token, sign_in
 
 TODAY = datetime.now(UTC).date()
@@ -241,6 +241,7 @@ SERVICES: dict[Action, Call] = {
     Action.EDIT_CATALOGUE: lambda c, actor: catalogue.create_provider({"slug": "refused", "name": "Refused"},
                                                                       actor=actor),
     Action.SYNC_FORCES: lambda c, actor: sync_tenants(TENANTS_DIR, actor=actor),
+    Action.CHANGE_FORCE_STATUS: lambda c, actor: change_status(_tenant(c.world), ForceStatus.SUSPENDED, actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})

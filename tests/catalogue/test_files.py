@@ -22,10 +22,10 @@ from diversion.cli import main
 from diversion.eligibility import services as policies
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
+from diversion.forces.files import ForceFilesInvalid, read_force_files
+from diversion.forces.services import sync_tenants
 from diversion.tenancy.context import scoped
-from diversion.tenancy.files import ForceFilesInvalid, read_force_files
 from diversion.tenancy.models import Tenant
-from diversion.tenancy.services import sync_tenants
 from tests.conftest import TENANTS_DIR, World
 
 

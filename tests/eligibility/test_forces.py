@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from diversion.eligibility.compiler import CompiledPolicy, compile_policy
+from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import decide, run_tests
-from diversion.tenancy.files import split_policy
 from tests.conftest import TENANTS_DIR
 
 FORCES = ("west-midlands", "thames-valley", "durham", "avon-and-somerset", "north-wales")

@@ -85,6 +85,7 @@ class Action(enum.StrEnum):
     MANAGE_USERS = "manage_users"  # accounts, platform roles, a member added to any force
     EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
     SYNC_FORCES = "sync_forces"  # forces written from their files
+    CHANGE_FORCE_STATUS = "change_force_status"  # open, suspend or reopen a force
 
 
 FORCE_STAFF = frozenset({Principal.OFFICER, Principal.SUPERVISOR})
@@ -120,6 +121,7 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.MANAGE_USERS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.SYNC_FORCES: SYSTEM_ONLY,
+    Action.CHANGE_FORCE_STATUS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
 }
 
 # What the refusal says, by action: "You cannot <this>."
@@ -148,6 +150,7 @@ WORDS: Mapping[Action, str] = {
     Action.MANAGE_USERS: "manage user accounts",
     Action.EDIT_CATALOGUE: "change the course catalogue",
     Action.SYNC_FORCES: "write forces from their files",
+    Action.CHANGE_FORCE_STATUS: "open, suspend or reopen a force",
 }
 
 

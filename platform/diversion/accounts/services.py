@@ -204,6 +204,11 @@ def force_roles(user: User) -> frozenset[Role]:
     return frozenset(roles)
 
 
+def sees_closed_forces(user: User) -> bool:
+    """Whether ``user`` sees a force's pages while it is a draft or suspended: the platform admin does."""
+    return Role.PLATFORM_ADMIN in user.platform_roles
+
+
 def add_membership(tenant: Tenant, user: User, role: Role, *, actor: Actor) -> ForceMembership:
     """Give ``user`` a role in ``tenant`` (the force in scope); idempotent.
 

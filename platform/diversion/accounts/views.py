@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     abort,
     current_app,
     flash,
@@ -26,12 +27,18 @@ from diversion.accounts.access import Action, force_may, requires_force_action
 from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
-from diversion.tenancy.web import force_blueprint
+from diversion.tenancy.web import force_blueprint, hand_membership_check
 from diversion.web import commit_or_flash, show_refusal
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
 bp.add_app_template_global(force_may)  # force pages show what the access table lets the member do
+
+
+def register_membership_check(app: Flask) -> None:
+    """Tell the force pages (``tenancy.web``) how a user's roles in a force are
+    found and who sees a force that is not active; called when the app is set up."""
+    hand_membership_check(app, services.force_roles, sees_closed_forces=services.sees_closed_forces)
 
 
 @login.user_loader

@@ -16,8 +16,8 @@ from flask.cli import with_appcontext
 from diversion.accounts.access import SYSTEM
 from diversion.cases import importer
 from diversion.cases.services import expire_overdue
+from diversion.commands import force, forces, today
 from diversion.extensions import db
-from diversion.tenancy.cli import force, forces, today
 from diversion.tenancy.context import scoped
 
 

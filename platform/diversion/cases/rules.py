@@ -197,13 +197,10 @@ def referral_values(*, tenant: Tenant, encounter_id: uuid.UUID, person_id: uuid.
 
 def outcome_of(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
     """The case outcome (the force's code and its meaning) when a referral ends in ``to``."""
-    outcomes = tenant.settings.get("outcomes", {})
     if to is State.COMPLETED:
-        done = outcomes.get("completed", {})
-        return done.get("code"), done.get("label")
+        return tenant.completed_code, tenant.completed_label
     if to in (State.NOT_COMPLETED, State.DECLINED):
-        failed = outcomes.get("not_completed", {})
-        return failed.get("code"), failed.get("label")
+        return tenant.not_completed_code, tenant.not_completed_label
     return None, "Withdrawn: no outcome recorded"
 
 

@@ -26,7 +26,7 @@ from diversion.catalogue.vocabulary import (
     PathwayKind,
     ages_overlap,
 )
-from diversion.tenancy.files import SLUG_PATTERN, FileProblem, Text, read_validated
+from diversion.files import SLUG_PATTERN, FileProblem, Text, read_validated
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -116,6 +116,28 @@ class CourseEntry(BaseModel):
         return self
 
 
+class OfferingEntry(BaseModel):
+    """A course from the shared catalogue that serves one of a force's pathways,
+    with the force's own details: where it runs, whom to call to book, notes.
+    Written under ``[[offerings]]`` in the force's file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    course: Slug
+    pathway: Annotated[str, StringConstraints(min_length=1, max_length=63)]
+    venues: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]] = Field(
+        default=[], max_length=20)
+    booking_contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = ""
+    notes: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+    @field_validator("venues")
+    @classmethod
+    def _fits(cls, venues: list[str]) -> list[str]:
+        if len("\n".join(venues)) > 1000:
+            raise ValueError("the venues must be 1000 characters or fewer in all")
+        return venues
+
+
 class CatalogueFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -146,14 +168,14 @@ class CourseLike(Protocol):
     def areas(self) -> Sequence[str]: ...
 
 
-def misfit(course: CourseLike, *, force: str, kind: str | None) -> str | None:
-    """Why ``course`` cannot serve a pathway of ``kind`` in force ``force``, or None when it can.
+def misfit(course: CourseLike, *, area: str, kind: str | None) -> str | None:
+    """Why ``course`` cannot serve a pathway of ``kind`` in a force of ``area``, or None when it can.
 
     The rule is in ``catalogue.vocabulary``: the force's area must be served;
     a pathway that names a kind needs a course of that kind whose ages meet
     the kind's age band. Retirement is checked by the services.
     """
-    if force not in course.areas:
+    if area not in course.areas:
         return "The course does not serve this force's area."
     if kind is None:
         return None

@@ -38,8 +38,8 @@ from diversion.catalogue.vocabulary import (
     OLDEST_AGE,
     YOUNGEST_AGE,
 )
+from diversion.files import SLUG_PATTERN
 from diversion.forms import Form
-from diversion.tenancy.files import SLUG_PATTERN
 
 SLUG_HINT = "Lower-case letters, digits and hyphens, e.g. “cranstoun-divert”. It cannot change later."
 

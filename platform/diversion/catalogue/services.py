@@ -20,13 +20,12 @@ from sqlalchemy import select
 
 from diversion.accounts.access import Action, require
 from diversion.audit.services import record
-from diversion.catalogue.files import CatalogueFile, CourseEntry, ProviderEntry, misfit
+from diversion.catalogue.files import CatalogueFile, CourseEntry, OfferingEntry, ProviderEntry, misfit
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.catalogue.vocabulary import PathwayKind
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.tenancy.files import OfferingEntry
 from diversion.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -314,7 +313,7 @@ def live_offerings_for(pathway: str) -> Sequence[Offering]:
 def fitting_courses(tenant: Tenant, pathway: Pathway) -> list[Course]:
     """The courses a force admin may offer for ``pathway``: live and fitting (``misfit``)."""
     return [c for c in courses()
-            if not c.is_retired and misfit(c, force=tenant.slug, kind=pathway.kind) is None]
+            if not c.is_retired and misfit(c, area=tenant.area, kind=pathway.kind) is None]
 
 
 @dataclass(frozen=True)
@@ -352,7 +351,7 @@ def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: Local
         raise CatalogueError("pathway", "Choose a pathway of the force's policy in force.")
     if course.is_retired:
         raise CatalogueError("course", "The course is retired: choose another.")
-    why = misfit(course, force=tenant.slug, kind=pathway.kind)
+    why = misfit(course, area=tenant.area, kind=pathway.kind)
     if why is not None:
         raise CatalogueError("course", f"{why} Choose a course that fits {pathway.name}.")
     values = _details(details)

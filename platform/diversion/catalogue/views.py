@@ -183,7 +183,7 @@ def offerings_index() -> str:
         pathway = pathways.get(offering.pathway)
         if pathway is None:
             return "The policy in force has no such pathway."
-        return misfit(offering.course, force=g.tenant.slug, kind=pathway.kind)
+        return misfit(offering.course, area=g.tenant.area, kind=pathway.kind)
 
     return render_template("catalogue/offerings.html", offerings=services.offerings(), pathways=pathways,
                            problem=problem, confirm=ConfirmForm(), labels=LABELS)

@@ -20,8 +20,8 @@ How a force's pathway and a course fit (``fits``)
 
 Areas
     The 43 territorial police force areas of England and Wales. A force on
-    the platform is served when its address (slug) is one of the areas a
-    course lists. Places within an area (a town, a venue) belong to the
+    the platform is served when its area (``Tenant.area``, by default its
+    address) is one of the areas a course lists. Places within an area (a town, a venue) belong to the
     force's offering, not to the course.
 """
 

@@ -11,14 +11,14 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from diversion.commands import force, forces, today
 from diversion.eligibility import services
 from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, compile_policy
+from diversion.eligibility.document import split_policy
 from diversion.eligibility.fields import FactsInvalid
 from diversion.eligibility.simulation import Report
 from diversion.inputs import InputRefused, load_json, load_toml
-from diversion.tenancy.cli import force, forces, today
 from diversion.tenancy.context import scoped
-from diversion.tenancy.files import split_policy
 
 
 @click.group("policy")

@@ -190,3 +190,10 @@ def location(loc: tuple[int | str, ...], document: dict[str, Any]) -> str:
             node = node.get(part) if isinstance(node, dict) else None
             parts.append(("." if parts else "") + str(part))
     return re.sub(r"\.\[", "[", "".join(parts)) or "(policy)"
+
+
+def split_policy(raw: dict[str, Any]) -> tuple[date | None, dict[str, Any]]:
+    """A force file's ``[policy]`` table: its ``effective_from`` and the policy document."""
+    document = dict(raw)
+    effective_from = document.pop("effective_from", None)
+    return effective_from if isinstance(effective_from, date) else None, document

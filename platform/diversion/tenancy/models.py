@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from diversion.db import Base, UTCDateTime, utcnow
 
 
+def _enum(kind: type[enum.StrEnum]) -> Enum:
+    return Enum(kind, native_enum=False, length=40, values_callable=lambda members: [m.value for m in members])
+
+
+class ForceStatus(enum.StrEnum):
+    """Where a force is in its life on the platform: its pages serve its
+    members only while it is active."""
+
+    DRAFT = "draft"  # being set up, not yet open to its members
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # closed to its members for now; nothing is deleted
+
+
+class NonCompletionAction(enum.StrEnum):
+    """What a force does when a diverted person does not complete."""
+
+    NO_FURTHER_ACTION = "no_further_action"
+    PROSECUTION = "prosecution"
+    CHARGE_BY_POSTAL_REQUISITION = "charge_by_postal_requisition"
+    COURT = "court"
+
+
 class Tenant(Base):
-    """A police force running its diversion scheme on the platform."""
+    """A police force running its diversion scheme on the platform.
+
+    ``area`` is the police force area it covers, by address (the areas a
+    course serves are named the same way). The outcome codes are what a
+    referral's case records when it ends: the force's code and its meaning
+    on completion, and on non-completion (with the action the force takes).
+    """
 
     __tablename__ = "tenants"
 
@@ -22,11 +51,22 @@ class Tenant(Base):
     scheme_name: Mapped[str] = mapped_column(String(200))
     brand_colour: Mapped[str] = mapped_column(String(7))
     languages: Mapped[list[str]] = mapped_column(JSON)
-    # Outcome codes, the policy, offerings and billing live in the force's
-    # settings document until their own tables exist.
+    status: Mapped[ForceStatus] = mapped_column(_enum(ForceStatus), default=ForceStatus.ACTIVE)
+    area: Mapped[str] = mapped_column(String(63))
+    completed_code: Mapped[str] = mapped_column(String(40))
+    completed_label: Mapped[str] = mapped_column(String(200))
+    not_completed_code: Mapped[str] = mapped_column(String(40))
+    not_completed_label: Mapped[str] = mapped_column(String(200))
+    not_completed_action: Mapped[NonCompletionAction] = mapped_column(_enum(NonCompletionAction))
+    # Sections of the force file whose features do not exist yet (billing),
+    # kept as the file wrote them until they have tables of their own.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is ForceStatus.ACTIVE
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"

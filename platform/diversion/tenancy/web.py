@@ -6,23 +6,52 @@ scope is set for the ORM guard and row-level security, and the signed-in
 user must hold a membership in *that* force. A user of force A who asks
 for force B's pages gets 404, the same answer as for a force that does not
 exist, so the response says nothing about B.
+
+Who is a member is not known here: the check is handed in at start-up
+(``hand_membership_check``, by ``accounts``). Until it is, every force
+page is refused. A blueprint made with ``members_only=False`` resolves the
+force and sets its scope without asking for a membership (a sign-in
+callback that arrives before anyone is signed in).
+
+A force that is not active (a draft, or suspended) refuses its pages to
+its members with a plain page that says so; those the check lets see
+closed forces (the platform admin) still see them.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, g
+from flask import Blueprint, Flask, abort, current_app, g, render_template
 from flask_login import current_user
 from sqlalchemy import select
 
-from diversion.accounts.services import force_roles
 from diversion.extensions import db, login
 from diversion.tenancy.context import set_scope
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The roles a user holds in the force in scope (none: not a member).
+RolesOf = Callable[[Any], frozenset[enum.Enum]]
+
+
+@dataclass(frozen=True)
+class MembershipCheck:
+    roles_of: RolesOf
+    sees_closed_forces: Callable[[Any], bool]
+
+
+_EXTENSION = "diversion.membership_check"
+
+
+def hand_membership_check(app: Flask, roles_of: RolesOf, *, sees_closed_forces: Callable[[Any], bool]) -> None:
+    """Say how a user's roles in the force in scope are found, and who may
+    see a force that is not active; called once when the app is set up."""
+    app.extensions[_EXTENSION] = MembershipCheck(roles_of, sees_closed_forces)
 
 
 def _pull_tenant(_endpoint: str | None, values: dict[str, Any] | None) -> None:
@@ -39,25 +68,40 @@ def _push_tenant(_endpoint: str, values: dict[str, Any]) -> None:
         values["tenant"] = g.tenant.slug
 
 
+_CLOSED = {
+    ForceStatus.DRAFT: "{name} is being set up on the platform: its pages open once it is ready.",
+    ForceStatus.SUSPENDED: "{name}'s pages are closed for now. Ask the platform team when they will open again.",
+}
+
+
 def _require_membership() -> Any:
     if not current_user.is_authenticated:
         return login.unauthorized()
-    roles = force_roles(current_user)
+    check: MembershipCheck | None = current_app.extensions.get(_EXTENSION)
+    roles = check.roles_of(current_user) if check is not None else frozenset()
     if not roles:
         # Forget the force before answering, so the 404 page cannot show a
         # trace of it (its name, its colour).
         g.pop("tenant", None)
         set_scope(None)
         abort(404)
+    tenant = g.tenant
+    if tenant.status is not ForceStatus.ACTIVE and not (check and check.sees_closed_forces(current_user)):
+        g.pop("tenant", None)
+        set_scope(None)
+        return render_template("errors/error.html", title="This force's pages are closed",
+                               message=_CLOSED[tenant.status].format(name=tenant.name)), 403
     g.force_roles = roles
-    set_scope(g.tenant.id, current_user.id)
+    set_scope(tenant.id, current_user.id)
     return None
 
 
-def force_blueprint(name: str, import_name: str, url_prefix: str = "") -> Blueprint:
-    """A blueprint under ``/<tenant>`` whose views run inside that force only."""
+def force_blueprint(name: str, import_name: str, url_prefix: str = "", *, members_only: bool = True) -> Blueprint:
+    """A blueprint under ``/<tenant>`` whose views run inside that force only
+    (and, unless ``members_only`` is False, for its members only)."""
     blueprint = Blueprint(name, import_name, url_prefix=f"/<tenant>{url_prefix}")
     blueprint.url_value_preprocessor(_pull_tenant)
     blueprint.url_defaults(_push_tenant)
-    blueprint.before_request(_require_membership)
+    if members_only:
+        blueprint.before_request(_require_membership)
     return blueprint

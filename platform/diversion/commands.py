@@ -1,4 +1,4 @@
-"""What every command that works on forces needs: a force by its slug, or all of them."""
+"""What every command that works on forces shares: a force by its slug, or all of them; today."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from diversion.accounts.access import SYSTEM
 from diversion.cli import main
 from diversion.extensions import db
-from diversion.tenancy.files import ForceFilesInvalid, read_force_files
+from diversion.forces.files import ForceFilesInvalid, read_force_files
+from diversion.forces.services import sync_tenants
 from diversion.tenancy.models import Tenant
-from diversion.tenancy.services import sync_tenants
 from tests.conftest import TENANTS_DIR
 
 FORCES = {"west-midlands", "thames-valley", "durham", "avon-and-somerset", "north-wales"}

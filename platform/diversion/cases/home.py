@@ -1,4 +1,5 @@
-"""The force home page."""
+"""The force home page: who you are in the force, the dashboard of its
+referrals and the scheme's details."""
 
 from __future__ import annotations
 
@@ -15,5 +16,5 @@ bp = force_blueprint("force", __name__)
 @bp.route("/")
 def home() -> str:
     """The force's home: who you are here, and the dashboard of its referrals."""
-    return render_template("tenancy/home.html", tenant=g.tenant, roles=g.force_roles,
+    return render_template("cases/home.html", tenant=g.tenant, roles=g.force_roles,
                            dashboard=dashboard(datetime.now(UTC).date()))

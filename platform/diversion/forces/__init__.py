@@ -1,0 +1,1 @@
+"""Forces as the platform keeps them: their files, sync, lifecycle and export."""
