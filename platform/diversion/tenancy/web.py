@@ -10,8 +10,7 @@ exist, so the response says nothing about B.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Blueprint, abort, g
 from flask_login import current_user
@@ -21,8 +20,6 @@ from diversion.accounts.services import force_roles
 from diversion.extensions import db, login
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _pull_tenant(_endpoint: str | None, values: dict[str, Any] | None) -> None:
