@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, render_template
 from flask_login import current_user
@@ -32,8 +32,6 @@ from sqlalchemy import select
 from diversion.extensions import db, login
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import ForceStatus, Tenant
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # The roles a user holds in the force in scope (none: not a member).
 RolesOf = Callable[[Any], frozenset[enum.Enum]]
