@@ -1,6 +1,6 @@
 """The ``diversion`` command: a Flask CLI group over ``create_app``.
 
-``diversion run``, ``diversion db upgrade`` (Flask-Migrate),
+``diversion run`` (Flask's, with an in-process jobs worker), ``diversion db upgrade`` (Flask-Migrate),
 ``diversion tenants sync`` and ``diversion demo``.
 """
 
@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from diversion.extensions import db
+from diversion.jobs.cli import run_with_worker
 
 
 def _create_app() -> Flask:
@@ -46,6 +47,9 @@ class _Group(FlaskGroup):
 @click.group(cls=_Group, create_app=_create_app, load_dotenv=False)
 def main() -> None:
     """Run and manage the diversion platform."""
+
+
+main.add_command(run_with_worker)  # `diversion run`: Flask's, with the jobs worked beside the server
 
 
 @click.group("tenants")
@@ -133,6 +137,7 @@ def demo(password: str, past_decisions: int) -> None:
 def register(app: Flask) -> None:
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
+    from diversion.jobs.cli import register as register_jobs
     from diversion.jsonapi.cli import register as register_api
     from diversion.providers.cli import register as register_providers
 
@@ -140,5 +145,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(tenants_group)
     app.cli.add_command(demo)
     register_api(app)
+    register_jobs(app)
     register_cases(app)
     register_providers(app)

@@ -77,6 +77,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_BACKOFF_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "30")),
         "WEBHOOK_BACKOFF_CAP_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", str(6 * 3600))),
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        # Background jobs (diversion.jobs): the longest a worker waits before it looks
+        # for jobs again (on PostgreSQL it is woken at once when one is queued).
+        "JOBS_POLL_SECONDS": float(os.environ.get("JOBS_POLL_SECONDS", "5")),
         # Outward calls (diversion.outbound): the ports they may use, and hosts exempt from
         # the address and port rules: a local receiver in development only; the test list
         # is set by the tests themselves, never from the environment.
