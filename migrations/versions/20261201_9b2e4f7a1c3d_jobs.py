@@ -67,9 +67,11 @@ def upgrade():
     connection.exec_driver_sql(f"CREATE SCHEMA {SCHEMA}")
     path = connection.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
     connection.exec_driver_sql(f"SELECT set_config('search_path', '{SCHEMA}', true)")
-    connection.exec_driver_sql(SchemaManager.get_schema())
+    # Straight to the driver, which then reads no parameters in them (both have % signs).
+    driver = connection.connection.driver_connection
+    driver.execute(SchemaManager.get_schema())
     connection.exec_driver_sql("SELECT set_config('search_path', %(path)s, true)", {"path": path})
-    connection.exec_driver_sql(GRANT_TO_THE_APP)
+    driver.execute(GRANT_TO_THE_APP)
 
 
 def downgrade():

@@ -1,10 +1,11 @@
 """Background jobs, on procrastinate: the queue lives in the platform's own database.
 
 Long work (webhook delivery today; month close, large simulations and
-exports next) runs as jobs. A feature declares its tasks on ``tasks`` (a
-procrastinate blueprint) and queues them with ``defer`` or, for work that
-a change makes due, ``defer_after_commit``. ``init_app`` gives each Flask
-app its own queue, chosen from its database:
+exports next) runs as jobs. A feature declares its tasks with ``task`` (a
+plain function stays callable as it is) and queues them with ``defer`` or,
+for work that a change makes due, ``defer_after_commit``. ``init_app``
+gives each Flask app its own queue, with every declared task, chosen from
+its database:
 
 - PostgreSQL: procrastinate's tables, in their own schema ``procrastinate``
   (made by a migration, like every other table), so jobs are backed up,
@@ -30,14 +31,17 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import procrastinate
 from flask import Flask, current_app
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.manager import JobManager
+from procrastinate.tasks import configure_task
 from procrastinate.testing import InMemoryConnector
 from sqlalchemy import event, insert, update
 from sqlalchemy.engine import make_url
@@ -47,12 +51,39 @@ from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.jobs.models import JobRun, RunState
 
-NAMESPACE = "diversion"
 SCHEMA = "procrastinate"  # the PostgreSQL schema of the job tables
-tasks = procrastinate.Blueprint()
 log = logging.getLogger(__name__)
 _current_run: ContextVar[int | None] = ContextVar("diversion_job_run", default=None)
 _WAKE = "diversion.jobs.wake"  # Session.info key: jobs to queue once the transaction commits
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class _Declared:
+    function: Callable[..., Any]
+    name: str
+    cron: str | None
+    options: dict[str, Any]
+
+
+_declared: list[_Declared] = []
+# What of a task's options applies when it is queued (the rest, when it runs).
+_DEFER_OPTIONS = ("lock", "queueing_lock", "queue", "priority")
+# Queues jobs on a connection it is given (the app's own pool), never one of its own.
+_ON_A_GIVEN_CONNECTION = JobManager(procrastinate.SyncPsycopgConnector())
+
+
+def task(name: str, *, cron: str | None = None, **options: Any) -> Callable[[Function], Function]:
+    """Declare ``function`` as the job ``name`` of every app's queue, with
+    procrastinate's task ``options`` (e.g. ``queueing_lock``); ``cron`` also
+    queues it on that schedule (a sixth field counts seconds), and it is then
+    given the ``timestamp`` of each time it was due."""
+
+    def declare(function: Function) -> Function:
+        _declared.append(_Declared(function, name, cron, options))
+        return function
+
+    return declare
 
 
 def init_app(app: Flask) -> None:
@@ -71,7 +102,10 @@ def init_app(app: Flask) -> None:
         "install_signal_handlers": False,
         "task_middleware": [_in_the_app(app)],
     })
-    queue.add_tasks_from(tasks, namespace=NAMESPACE)
+    for declared in _declared:
+        job = queue.task(name=declared.name, **declared.options)(declared.function)  # type: ignore[no-untyped-call]
+        if declared.cron is not None:
+            queue.periodic(cron=declared.cron)(job)  # type: ignore[no-untyped-call]
     app.extensions["jobs"] = queue
     if not event.contains(Session, "after_commit", _wake_after_commit):
         event.listen(Session, "after_commit", _wake_after_commit)
@@ -92,23 +126,30 @@ def in_memory(app: Flask | None = None) -> bool:
 
 def defer(task: str, *, lock: str | None = None, schedule_at: datetime | None = None,
           **arguments: Any) -> int | None:
-    """Queue ``task`` (its name without the namespace) with ``arguments``; its job id.
+    """Queue the job ``task`` with ``arguments``; its job id.
 
     ``lock`` lets one job of that name wait at a time, and run one at a
     time: None is returned when one is already waiting (it will do the
-    work). On PostgreSQL the job is written on a connection of its own and
-    committed at once, whatever the caller's transaction does.
+    work). Without ``lock``, the task's own locks apply. On PostgreSQL the
+    job is written on a connection of its own and committed at once,
+    whatever the caller's transaction does. Refuses (``KeyError``) a task
+    nobody declared.
     """
-    queue = queue_of()
-    options: dict[str, Any] = {"name": f"{NAMESPACE}:{task}", "lock": lock, "queueing_lock": lock,
-                               "schedule_at": schedule_at}
+    declared = next((each for each in _declared if each.name == task), None)
+    if declared is None:
+        raise KeyError(f"no job is declared as {task!r}")
+    options = {key: value for key, value in declared.options.items() if key in _DEFER_OPTIONS}
+    if lock is not None:
+        options.update(lock=lock, queueing_lock=lock)
+    if schedule_at is not None:
+        options["schedule_at"] = schedule_at
     try:
         if in_memory():
-            return queue.configure_task(**options).defer(**arguments)
+            return queue_of().configure_task(task, **options).defer(**arguments)
         with db.engine.connect() as connection:
             connection.exec_driver_sql(f"SET LOCAL search_path TO {SCHEMA}")
-            options["connection"] = connection.connection.driver_connection
-            job_id = queue.configure_task(**options).defer(**arguments)
+            job_id = configure_task(name=task, job_manager=_ON_A_GIVEN_CONNECTION,
+                                    connection=connection.connection.driver_connection, **options).defer(**arguments)
             connection.commit()
             return job_id
     except AlreadyEnqueued:
@@ -173,7 +214,7 @@ def _in_the_app(app: Flask) -> Callable[..., Any]:
         with app.app_context():
             with db.engine.begin() as connection:
                 run_id = connection.execute(insert(JobRun).values(
-                    task=context.job.task_name.removeprefix(f"{NAMESPACE}:"), job_id=context.job.id,
+                    task=context.job.task_name, job_id=context.job.id,
                     state=RunState.RUNNING, done=0, note="", started_at=utcnow()).returning(JobRun.id)).scalar_one()
             token = _current_run.set(run_id)
             state = RunState.FAILED
@@ -196,8 +237,12 @@ async def work(app: Flask, *, wait: bool = True, signals: bool = False) -> None:
     """Run the app's jobs: until stopped with ``wait`` (on SIGINT or SIGTERM
     with ``signals``), else until none is due."""
     queue = queue_of(app)
-    async with queue.open_async():
-        await queue.run_worker_async(wait=wait, install_signal_handlers=signals)
+    try:
+        async with queue.open_async():
+            await queue.run_worker_async(wait=wait, install_signal_handlers=signals)
+    finally:
+        if isinstance(queue.connector, InMemoryConnector):  # no worker listens any more
+            queue.connector.on_notification = None
 
 
 def work_now(app: Flask) -> None:
@@ -205,8 +250,31 @@ def work_now(app: Flask) -> None:
     asyncio.run(work(app, wait=False))
 
 
-def start_in_process(app: Flask) -> threading.Thread:
-    """A worker in a thread of this process (``diversion run``), for as long as the process runs."""
-    thread = threading.Thread(target=lambda: asyncio.run(work(app)), name="diversion-jobs", daemon=True)
-    thread.start()
-    return thread
+class InProcessWorker:
+    """A worker in a thread of this process (``diversion run``, tests): it runs
+    until ``stop``, or for as long as the process when nobody stops it."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="diversion-jobs",
+                                       daemon=True)
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _serve(self) -> None:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        self._started.set()
+        with suppress(asyncio.CancelledError):  # stopped: the job in hand was finished first
+            await work(self.app)
+
+    def start(self) -> InProcessWorker:
+        self.thread.start()
+        self._started.wait(10)
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Finish the job in hand, then stop."""
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self.thread.join(timeout)

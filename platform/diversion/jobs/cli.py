@@ -54,7 +54,7 @@ def _run_with_worker(**options: Any) -> Any:
     if reload is None:
         reload = get_debug_flag()
     if is_running_from_reloader() or not reload:  # the process that serves, not the reloader's watcher
-        jobs.start_in_process(context.ensure_object(ScriptInfo).load_app())
+        jobs.InProcessWorker(context.ensure_object(ScriptInfo).load_app()).start()
     return context.invoke(run_command, **options)
 
 

@@ -277,6 +277,8 @@ def providers_due(now: datetime | None = None) -> list[int]:
 
 def _post(url: str, headers: dict[str, str], body: bytes, *, timeout: float,
           ssl_context: ssl.SSLContext | None) -> tuple[AttemptResult, int | None]:
+    if ssl_context is None and current_app.config["ENV_NAME"] == "test":
+        ssl_context = current_app.config.get("WEBHOOK_TEST_TRUST")
     answer = outbound.request("POST", url, rules=webhook_rules(), timeout=timeout, body=body, headers=headers,
                               ssl_context=ssl_context)
     if answer.result is outbound.Result.ANSWERED:
@@ -387,14 +389,13 @@ def wake(provider_id: int) -> None:
     jobs.defer_after_commit(ROUND, lock=round_lock(provider_id), provider_id=provider_id)
 
 
-@jobs.tasks.task(name=ROUND)
+@jobs.task(ROUND)
 def delivery_round(provider_id: int) -> None:
     """The job: send what is due to one provider."""
     deliver_due(provider_id=provider_id)
 
 
-@jobs.tasks.periodic(cron="* * * * * */15")
-@jobs.tasks.task(name=SWEEP, queueing_lock=SWEEP)
+@jobs.task(SWEEP, cron="* * * * * */15", queueing_lock=SWEEP)
 def sweep(timestamp: int) -> None:
     """Every 15 seconds: a round for each provider with something due (retries
     come due, and a round that was never queued, or lost, is made up)."""
