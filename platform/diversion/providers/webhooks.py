@@ -360,15 +360,14 @@ def deliver_due(*, now: datetime | None = None, batch: int = 100, provider_id: i
             if delivery is not None:
                 attempt(delivery, now=now, ssl_context=ssl_context)
                 status = delivery.status
-        if status is None:  # taken, or settled, by another worker meanwhile
-            continue
-        done.attempts.append(delivery_id)
-        if status is DeliveryStatus.DELIVERED:
-            done.delivered += 1
-        elif status is DeliveryStatus.FAILED:
-            done.failed += 1
-        else:
-            done.retrying += 1
+        if status is not None:  # else taken, or settled, by another worker meanwhile
+            done.attempts.append(delivery_id)
+            if status is DeliveryStatus.DELIVERED:
+                done.delivered += 1
+            elif status is DeliveryStatus.FAILED:
+                done.failed += 1
+            else:
+                done.retrying += 1
         jobs.report(number, len(due), f"{done.delivered} delivered, {done.retrying} to retry, {done.failed} failed")
     return done
 
