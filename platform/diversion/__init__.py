@@ -74,8 +74,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_errors(app)
 
+    from diversion import jobs
     from diversion.cli import register
+    from diversion.providers import webhooks  # noqa: F401 - declares its jobs
 
+    jobs.init_app(app)
     register(app)
     return app
 

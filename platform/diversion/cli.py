@@ -1,8 +1,8 @@
 """The ``diversion`` command: a Flask CLI group over ``create_app``.
 
-``diversion run``, ``diversion db upgrade`` (Flask-Migrate) and
-``diversion demo``; each feature adds its own group (``diversion tenants``
-from ``forces.cli``, ``diversion policy``...).
+``diversion run`` (Flask's, with an in-process jobs worker), ``diversion db upgrade``
+(Flask-Migrate) and ``diversion demo``; each feature adds its own group
+(``diversion tenants`` from ``forces.cli``, ``diversion policy``...).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from diversion.extensions import db
+from diversion.jobs.cli import run_with_worker
 
 
 def _create_app() -> Flask:
@@ -44,6 +45,9 @@ class _Group(FlaskGroup):
 @click.group(cls=_Group, create_app=_create_app, load_dotenv=False)
 def main() -> None:
     """Run and manage the diversion platform."""
+
+
+main.add_command(run_with_worker)  # `diversion run`: Flask's, with the jobs worked beside the server
 
 
 @click.command("demo")
@@ -89,6 +93,7 @@ def register(app: Flask) -> None:
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
     from diversion.forces.cli import tenants_group
+    from diversion.jobs.cli import register as register_jobs
     from diversion.jsonapi.cli import register as register_api
     from diversion.providers.cli import register as register_providers
 
@@ -96,5 +101,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(tenants_group)
     app.cli.add_command(demo)
     register_api(app)
+    register_jobs(app)
     register_cases(app)
     register_providers(app)

@@ -77,12 +77,18 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_BACKOFF_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "30")),
         "WEBHOOK_BACKOFF_CAP_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", str(6 * 3600))),
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        # Background jobs (diversion.jobs): the longest a worker waits before it looks
+        # for jobs again (on PostgreSQL it is woken at once when one is queued).
+        "JOBS_POLL_SECONDS": float(os.environ.get("JOBS_POLL_SECONDS", "5")),
         # Outward calls (diversion.outbound): the ports they may use, and hosts exempt from
         # the address and port rules: a local receiver in development only; the test list
         # is set by the tests themselves, never from the environment.
         "OUTBOUND_ALLOWED_PORTS": _ports(os.environ.get("OUTBOUND_ALLOWED_PORTS", "443")),
         "OUTBOUND_DEV_ALLOW_HOSTS": _hosts(os.environ.get("OUTBOUND_DEV_ALLOW_HOSTS", "")),
         "OUTBOUND_TEST_ALLOW_HOSTS": (),
+        # The trust (an ssl.SSLContext) webhook jobs use instead of the system's: set by
+        # the test suite only, so that a job can reach its local TLS listener.
+        "WEBHOOK_TEST_TRUST": None,
     }
     config.update(overrides)
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(config))
@@ -134,6 +140,8 @@ def _refuse_allow_lists_outside_their_profile(config: dict[str, Any], env_name: 
         config["OUTBOUND_DEV_ALLOW_HOSTS"] = ()
     if config["OUTBOUND_TEST_ALLOW_HOSTS"] and env_name != "test":
         raise ConfigError("OUTBOUND_TEST_ALLOW_HOSTS is for the test suite only.")
+    if config["WEBHOOK_TEST_TRUST"] is not None and env_name != "test":
+        raise ConfigError("WEBHOOK_TEST_TRUST is for the test suite only.")
 
 
 def _refuse_weak_secret(secret: str) -> None:

@@ -5,6 +5,7 @@ from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
+from diversion.jobs.models import JobRun
 from diversion.jsonapi.idempotency import IdempotencyKey, ProviderIdempotencyKey
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
 from diversion.providers.models import (
@@ -27,6 +28,7 @@ __all__ = [
     "FeedEntry",
     "ForceMembership",
     "IdempotencyKey",
+    "JobRun",
     "Offering",
     "Person",
     "PlatformGrant",

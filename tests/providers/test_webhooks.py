@@ -50,6 +50,7 @@ class Receiver:
     otherwise: str = "200"
     received: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    heard: threading.Event = field(default_factory=threading.Event)  # set at each request
     url: str = ""
 
 
@@ -61,6 +62,7 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.received.append(Received(dict(self.headers.items()), body))
+            state.heard.set()
             answer = state.script.pop(0) if state.script else state.otherwise
             if answer == "slow":  # later than the worker waits; released when the test ends
                 state.release.wait(10)

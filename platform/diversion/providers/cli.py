@@ -1,4 +1,5 @@
-"""``diversion webhooks deliver``: the worker that sends providers' webhooks."""
+"""``diversion webhooks deliver``: send providers' webhooks that are due now, outside the job worker
+(which sends them as they come: ``diversion jobs worker``, or ``diversion run``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def webhooks_group() -> None:
               help="At most this many deliveries per force per round.")
 @with_appcontext
 def deliver(loop: bool, interval: float, batch: int) -> None:
-    """Send the webhook deliveries that are due (once, or with --loop until stopped)."""
+    """Send the webhook deliveries that are due now (once, or with --loop until stopped),
+    outside the job worker, which sends them as they come."""
     from diversion.providers import webhooks
 
     if loop:

@@ -5,7 +5,8 @@ services (``cases.events``); this module listens (``into_the_feed``). Each
 change takes the next *position* of the referral's provider and writes, in
 the same transaction as the change: the referral's feed entry (its latest
 position) and, when the provider has a webhook endpoint and the change is
-news rather than imported history, a delivery in the outbox.
+news rather than imported history, a delivery in the outbox, and a
+delivery round queued for once the transaction commits.
 
 Why a per-provider counter row, and not a timestamp or a database sequence:
 a feed read by "everything after the last position I saw" skips a change
@@ -47,6 +48,7 @@ from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
+from diversion.providers.webhooks import wake
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import Tenant
 
@@ -161,6 +163,7 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
         for referral_id, entry in existing.items():
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
         if not history and has_endpoint(provider_id):
+            wake(provider_id)
             for move in theirs:
                 delivery_id = uuid.uuid4()
                 event = CREATED if move.came_from is None else CHANGED

@@ -29,10 +29,15 @@ called (the provider reads "could not connect").
 The endpoint and its secret are the provider's own rows: the worker reads
 them in the provider's scope, and writes the attempt in the force's.
 
-A delivery is claimed before it is sent (its next attempt moved a lease
-ahead, committed, and rows locked by another worker skipped), so several
-workers can run; one that dies mid-send leaves the delivery to be sent
-again when the lease ends. Delivery is at least once: hence the id.
+Sending runs as jobs (``diversion.jobs``): a change that writes a delivery
+queues a round for its provider once it commits (``wake``), and a sweep
+every 15 seconds queues a round for every provider with something due
+(retries, and any round lost). The outbox is the truth; a job only wakes
+it, so a lost job loses nothing. A delivery is claimed before it is sent
+(its row locked until its attempt is committed, rows locked by another
+worker skipped), so several workers can run; one that dies mid-send
+leaves the delivery due, to be sent again. Delivery is at least once:
+hence the id.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import select
 
-from diversion import outage, outbound
+from diversion import jobs, outage, outbound
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases.identity import Unreadable, data_cipher
@@ -248,20 +253,44 @@ class DeliveryRound:
     attempts: list[uuid.UUID] = field(default_factory=list)
 
 
-def _claim(now: datetime, lease: timedelta, batch: int) -> list[uuid.UUID]:
-    """Due deliveries of the force in scope, claimed by moving their next attempt a lease ahead."""
-    due = db.session.scalars(
-        select(WebhookDelivery).where(WebhookDelivery.status == DeliveryStatus.PENDING,
+def _due(now: datetime, batch: int, provider_id: int | None) -> list[tuple[int, uuid.UUID]]:
+    """The deliveries due at ``now`` (of one provider, or all), force by force, each force's oldest first."""
+    due: list[tuple[int, uuid.UUID]] = []
+    for force_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
+        with scoped(force_id):
+            query = (select(WebhookDelivery.id).where(WebhookDelivery.status == DeliveryStatus.PENDING,
+                                                      WebhookDelivery.next_attempt_at <= now)
+                     .order_by(WebhookDelivery.next_attempt_at).limit(batch))
+            if provider_id is not None:
+                query = query.where(WebhookDelivery.provider_id == provider_id)
+            due.extend((force_id, delivery_id) for delivery_id in db.session.scalars(query))
+    return due
+
+
+def _claim(delivery_id: uuid.UUID, now: datetime) -> WebhookDelivery | None:
+    """The delivery, if it is still due, its row locked until the attempt is
+    committed; None when another worker holds it or has settled it."""
+    return db.session.scalar(
+        select(WebhookDelivery).where(WebhookDelivery.id == delivery_id,
+                                      WebhookDelivery.status == DeliveryStatus.PENDING,
                                       WebhookDelivery.next_attempt_at <= now)
-        .order_by(WebhookDelivery.next_attempt_at).limit(batch).with_for_update(skip_locked=True)).all()
-    for delivery in due:
-        delivery.next_attempt_at = now + lease
-    db.session.flush()
-    return [delivery.id for delivery in due]
+        .with_for_update(skip_locked=True))
+
+
+def providers_due(now: datetime | None = None) -> list[int]:
+    """The providers with a delivery due, in every force."""
+    due_at, found = now or utcnow(), set[int]()
+    for force_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
+        with scoped(force_id):
+            found.update(db.session.scalars(select(WebhookDelivery.provider_id).distinct().where(
+                WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= due_at)))
+    return sorted(found)
 
 
 def _post(url: str, headers: dict[str, str], body: bytes, *, timeout: float,
           ssl_context: ssl.SSLContext | None) -> tuple[AttemptResult, int | None]:
+    if ssl_context is None and current_app.config["ENV_NAME"] == "test":
+        ssl_context = current_app.config.get("WEBHOOK_TEST_TRUST")
     answer = outbound.request("POST", url, rules=webhook_rules(), timeout=timeout, body=body, headers=headers,
                               ssl_context=ssl_context)
     if answer.result is outbound.Result.ANSWERED:
@@ -271,8 +300,6 @@ def _post(url: str, headers: dict[str, str], body: bytes, *, timeout: float,
         outbound.Result.TIMED_OUT: AttemptResult.TIMED_OUT,
         outbound.Result.NOT_ALLOWED: AttemptResult.NOT_ALLOWED,
     }.get(answer.result, AttemptResult.COULD_NOT_CONNECT), None
-
-
 def attempt(delivery: WebhookDelivery, *, now: datetime | None = None,
             ssl_context: ssl.SSLContext | None = None) -> WebhookAttempt | None:
     """Send a delivery once, record the attempt, and settle what happens next
@@ -320,42 +347,71 @@ def attempt(delivery: WebhookDelivery, *, now: datetime | None = None,
     return tried
 
 
-def deliver_due(*, now: datetime | None = None, batch: int = 100, ssl_context: ssl.SSLContext | None = None,
-                progress: Callable[[WebhookDelivery, WebhookAttempt | None], None] | None = None) -> DeliveryRound:
-    """Send every delivery due at ``now``, force by force, each in its own transaction.
+def deliver_due(*, now: datetime | None = None, batch: int = 100, provider_id: int | None = None,
+                ssl_context: ssl.SSLContext | None = None) -> DeliveryRound:
+    """Send every delivery due at ``now`` (of one provider, or every one), force by force.
 
-    This is the worker's unit of work, so it commits: a claim, then each
-    attempt, so that what was sent is recorded even if a later one fails.
+    Each delivery is one unit of work (``jobs.unit_of_work``): claimed (its
+    row locked, so that another worker skips it), sent, and its attempt
+    committed, so that what was sent is recorded even if a later one fails;
+    a worker that dies mid-send leaves it due, to be sent again.
+    Progress is reported after each (``jobs.report``).
     Without ``now``, each attempt is signed with the clock as it is sent (a
     long round must not send stale timestamps). ``ssl_context`` replaces
     the system's trust (tests).
     """
     due_at = now or utcnow()
-    lease = timedelta(seconds=setting("WEBHOOK_TIMEOUT_SECONDS") * 3 + 30)
+    with jobs.unit_of_work():  # the reads end here, before any endpoint is called
+        due = _due(due_at, batch, provider_id)
     done = DeliveryRound()
-    forces = [force.id for force in db.session.scalars(select(Tenant).order_by(Tenant.id))]
-    db.session.commit()
-    for force_id in forces:
-        with scoped(force_id):
-            claimed = _claim(due_at, lease, batch)
-            db.session.commit()
-            for delivery_id in claimed:
-                delivery = db.session.get(WebhookDelivery, delivery_id)
-                if delivery is None or delivery.status is not DeliveryStatus.PENDING:
-                    continue
-                tried = attempt(delivery, now=now, ssl_context=ssl_context)
-                db.session.commit()
-                done.attempts.append(delivery.id)
-                status: DeliveryStatus = delivery.status
-                if status is DeliveryStatus.DELIVERED:
-                    done.delivered += 1
-                elif status is DeliveryStatus.FAILED:
-                    done.failed += 1
-                else:
-                    done.retrying += 1
-                if progress is not None:
-                    progress(delivery, tried)
+    jobs.report(0, len(due))
+    for number, (force_id, delivery_id) in enumerate(due, start=1):
+        status: DeliveryStatus | None = None
+        with scoped(force_id), jobs.unit_of_work():
+            delivery = _claim(delivery_id, due_at)
+            if delivery is not None:
+                attempt(delivery, now=now, ssl_context=ssl_context)
+                status = delivery.status
+        if status is not None:  # else taken, or settled, by another worker meanwhile
+            done.attempts.append(delivery_id)
+            if status is DeliveryStatus.DELIVERED:
+                done.delivered += 1
+            elif status is DeliveryStatus.FAILED:
+                done.failed += 1
+            else:
+                done.retrying += 1
+        jobs.report(number, len(due), f"{done.delivered} delivered, {done.retrying} to retry, {done.failed} failed")
     return done
+
+
+# ---------------------------------------------------------------- as jobs
+
+ROUND = "webhooks.deliver"
+SWEEP = "webhooks.sweep"
+
+
+def round_lock(provider_id: int) -> str:
+    """One round per provider waits, and runs, at a time."""
+    return f"{ROUND}:{provider_id}"
+
+
+def wake(provider_id: int) -> None:
+    """Queue a round for the provider once the caller's transaction commits (its new deliveries are due)."""
+    jobs.defer_after_commit(ROUND, lock=round_lock(provider_id), provider_id=provider_id)
+
+
+@jobs.task(ROUND)
+def delivery_round(provider_id: int) -> None:
+    """The job: send what is due to one provider."""
+    deliver_due(provider_id=provider_id)
+
+
+@jobs.task(SWEEP, cron="* * * * * */15", queueing_lock=SWEEP)
+def sweep(timestamp: int) -> None:
+    """Every 15 seconds: a round for each provider with something due (retries
+    come due, and a round that was never queued, or lost, is made up)."""
+    for provider_id in providers_due():
+        jobs.defer(ROUND, lock=round_lock(provider_id), provider_id=provider_id)
 
 
 def run_forever(*, interval: float, batch: int, echo: Callable[[str], None],

@@ -1,0 +1,70 @@
+"""The job queue as each database gets it, the commands around it, and what a run records."""
+
+from __future__ import annotations
+
+import procrastinate
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.cli import ScriptInfo
+from procrastinate.testing import InMemoryConnector
+from sqlalchemy import select
+
+from diversion import jobs
+from diversion.cli import main
+from diversion.config import ConfigError, load_config
+from diversion.extensions import db
+from diversion.jobs.cli import run_with_worker
+from diversion.jobs.models import JobRun, RunState
+from tests import databases
+
+
+def _run(app: Flask, *args: str):
+    return CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+
+def test_the_queue_follows_the_database(app: Flask, database: databases.TestDatabase) -> None:
+    connector = jobs.queue_of(app).connector
+    if database.is_postgresql:
+        assert isinstance(connector, procrastinate.PsycopgConnector)
+    else:
+        assert isinstance(connector, InMemoryConnector)
+    assert {"webhooks.deliver", "webhooks.sweep"} <= set(jobs.queue_of(app).tasks)
+
+
+def test_diversion_run_is_the_server_with_a_worker_beside_it(app: Flask) -> None:
+    with app.app_context():
+        context = main.make_context("diversion", ["run", "--help"], obj=ScriptInfo(create_app=lambda: app),
+                                    resilient_parsing=True)
+        assert main.get_command(context, "run") is run_with_worker
+    help_text = _run(app, "run", "--help").output
+    assert "worker" in help_text
+    assert "--port" in help_text
+
+
+def test_a_job_nobody_declared_is_refused(app: Flask) -> None:
+    with app.app_context(), pytest.raises(KeyError, match="no job is declared"):
+        jobs.defer("nothing.here")
+
+
+def test_the_runs_command_shows_each_run_and_how_far_it_got(app: Flask) -> None:
+    with app.app_context():
+        assert jobs.defer("webhooks.sweep", timestamp=0) is not None
+        assert jobs.defer("webhooks.sweep", timestamp=1) is None  # one waits at a time
+    jobs.work_now(app)
+    with app.app_context():
+        runs = db.session.scalars(select(JobRun)).all()
+        assert [(run.task, run.state) for run in runs if run.task == "webhooks.sweep"][:1] == [
+            ("webhooks.sweep", RunState.SUCCEEDED)]
+        assert runs[0].finished_at is not None
+    result = _run(app, "jobs", "runs")
+    assert result.exit_code == 0, result.output
+    assert "webhooks.sweep" in result.output
+    assert "succeeded" in result.output
+
+
+def test_the_test_trust_for_webhook_jobs_is_refused_outside_the_tests() -> None:
+    import ssl
+
+    with pytest.raises(ConfigError, match="WEBHOOK_TEST_TRUST"):
+        load_config({"ENV_NAME": "development", "WEBHOOK_TEST_TRUST": ssl.create_default_context()})
