@@ -23,6 +23,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.postgres import fresh_database, make_app
+from diversion.accounts.access import SYSTEM
 from diversion.cases import importer
 from diversion.cases.models import FINAL_STATES, State
 from diversion.config import REPO_ROOT
@@ -169,7 +170,7 @@ def bench_import(rows: int = 1_000_000) -> None:
                 start = time.perf_counter()
                 checked = importer.check_file(tenant, path, today=today)
                 checking = time.perf_counter() - start
-                report = importer.import_checked(tenant, checked, actor=None)
+                report = importer.import_checked(tenant, checked, actor=SYSTEM)
                 db.session.commit()
                 total = time.perf_counter() - start
             db.session.remove()

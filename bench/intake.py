@@ -32,6 +32,7 @@ from typing import Any
 from flask import Flask, Response
 
 from bench.postgres import SECRETS, fresh_database, make_app
+from diversion.accounts.access import SYSTEM
 from diversion.cases.rules import DERIVED_FACTS
 from diversion.config import REPO_ROOT
 from diversion.eligibility.synthetic import cases
@@ -173,7 +174,7 @@ def _token_and_offerings(database: Any) -> tuple[str, dict[str, str]]:
         if tenant is None:
             raise SystemExit(f"no force {FORCE!r} after tenants sync")
         with scoped(tenant.id):
-            _, token = create_token(tenant, name="intake benchmark", actor=None)
+            _, token = create_token(tenant, name="intake benchmark", actor=SYSTEM)
             offerings = {o.pathway: str(o.id) for o in db.session.scalars(select(Offering))}
             db.session.commit()
         db.session.remove()

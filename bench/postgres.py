@@ -62,6 +62,7 @@ def fresh_database(label: str) -> Iterator[TestDatabase]:
     """A migrated database with the forces synced; dropped on the way out."""
     from flask_migrate import upgrade
 
+    from diversion.accounts.access import SYSTEM
     from diversion.config import REPO_ROOT
     from diversion.extensions import db
     from diversion.forces.services import sync_tenants
@@ -71,7 +72,7 @@ def fresh_database(label: str) -> Iterator[TestDatabase]:
         app = make_app(database)
         with app.app_context():
             upgrade()
-            sync_tenants(REPO_ROOT / "tenants", actor=None)
+            sync_tenants(REPO_ROOT / "tenants", actor=SYSTEM)
             db.session.commit()
             db.session.remove()
             db.engine.dispose()

@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import create_engine, select, text, update
 
 from diversion import jobs
+from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import derived_key
 from diversion.cases.models import Referral, State
@@ -104,7 +105,7 @@ def test_a_change_rolled_back_queues_nothing(
         tenant = db.session.get(Tenant, world.b.id)
         assert referral is not None
         assert tenant is not None
-        cases.move_to(tenant, referral, State.ACCEPTED, actor=None)
+        cases.move_to(tenant, referral, State.ACCEPTED, actor=SYSTEM)
         db.session.rollback()
     assert queued(app) == []
     jobs.work_now(app)
@@ -147,7 +148,7 @@ def test_a_round_over_tls_reaches_the_checked_address_only(
             provider = db.session.get(Provider, providers.p1.id)
             assert provider is not None
             _endpoint, secret = webhooks.set_endpoint(provider, url=f"https://{HOOKS}:{server.port}/hooks",
-                                                      actor=None)
+                                                      actor=SYSTEM)
             db.session.commit()
         assert secret is not None
         refer(app, world.a, providers.offerings["a1"], surname="Shore")
