@@ -1,7 +1,9 @@
-"""Recording audit events. Every service that changes something calls ``record``."""
+"""Recording audit events. Every service that changes something calls ``record``; an event that
+must outlast a refused or failed request (a failed sign-in) is recorded with ``record_lasting``."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context, request
@@ -9,6 +11,7 @@ from flask import has_request_context, request
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
 from diversion.tenancy.context import current_tenant_id
+from diversion.unit import lasting
 
 if TYPE_CHECKING:
     from diversion.accounts.models import User
@@ -33,10 +36,34 @@ def record(
 ) -> AuditEvent:
     """Append one event, filed under the force in scope unless ``tenant_id`` says
     otherwise (``None``: an event outside any force, such as a sign-in)."""
+    return _append(action, actor_id=actor.id if actor is not None else None,
+                   actor_email=actor.email if actor is not None else actor_email, tenant_id=tenant_id,
+                   object_type=object_type, object_id=object_id, details=details)
+
+
+def record_lasting(
+    action: str,
+    *,
+    actor: User | None,
+    tenant_id: int | _InScope | None = IN_SCOPE,
+    object_type: str | None = None,
+    object_id: object = None,
+    actor_email: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one event, as ``record``, that lasts even when the request's change is refused or fails:
+    a failed sign-in, the personal details a page showed (``unit.lasting``)."""
+    lasting(partial(_append, action, actor_id=actor.id if actor is not None else None,
+                    actor_email=actor.email if actor is not None else actor_email, tenant_id=tenant_id,
+                    object_type=object_type, object_id=object_id, details=details))
+
+
+def _append(action: str, *, actor_id: int | None, actor_email: str | None, tenant_id: int | _InScope | None,
+            object_type: str | None, object_id: object, details: dict[str, Any] | None) -> AuditEvent:
     event = AuditEvent(
         action=action,
-        actor_id=actor.id if actor is not None else None,
-        actor_email=actor.email if actor is not None else actor_email,
+        actor_id=actor_id,
+        actor_email=actor_email,
         tenant_id=current_tenant_id() if isinstance(tenant_id, _InScope) else tenant_id,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
