@@ -15,7 +15,7 @@ from sqlalchemy import event, exc, func, select
 from sqlalchemy.orm import Session
 
 from diversion.audit.models import AuditEvent
-from diversion.audit.services import record
+from diversion.audit.services import record, record_lasting
 from diversion.extensions import csrf, db
 from diversion.jsonapi.tokens import ApiToken
 from diversion.outage import MAYBE_CHANGED, TITLE
@@ -111,6 +111,14 @@ def units(database: databases.TestDatabase) -> Iterator[Flask]:
         _probe("read")
         return "read"
 
+    @routes.post("/units/lasting-then-rolled-back")
+    def lasting_then_rolled_back() -> str:
+        record_lasting(PROBE, actor=None, tenant_id=None, details={"note": "lasting"})
+        _probe("rolled back")
+        db.session.rollback()  # not through refuse: the unit goes on, and commits what follows
+        _probe("after the rollback")
+        return "done"
+
     @routes.post("/units/commit-fails")
     def commit_fails() -> Any:
         _probe("lost")
@@ -162,6 +170,14 @@ def test_a_refused_or_failed_request_leaves_nothing_written(units: Flask, databa
     assert visitor.post("/units/crashed").status_code == 500
     assert _probes(database) == []
     assert commits == []
+
+
+def test_a_lasting_write_rolled_back_with_its_unit_is_made_again_on_its_own(
+    units: Flask, database: databases.TestDatabase, commits: list[int],
+) -> None:
+    assert units.test_client().post("/units/lasting-then-rolled-back").status_code == 200
+    assert sorted(_probes(database)) == ["after the rollback", "lasting"]
+    assert commits == [1, 1]  # the unit, then the lasting write apart
 
 
 def test_a_read_commits_only_what_it_wrote(units: Flask, database: databases.TestDatabase,

@@ -80,7 +80,7 @@ def refuse() -> None:
         setattr(g, _REFUSED, True)
 
 
-def write_apart(writes: list[_Lasting]) -> None:
+def _write_apart(writes: list[_Lasting]) -> None:
     """Make lasting writes again, in a transaction of their own; never raises (the answer must go out).
 
     A fresh application context gives ``db.session`` a session of its own
@@ -104,7 +104,7 @@ def _finish(response: Response) -> Response:
     writes: list[_Lasting] = unit.info.pop(_LASTING, [])
     if g.pop(_REFUSED, False) or not 200 <= response.status_code < 400:
         outage.safe_rollback()
-        write_apart(writes)
+        _write_apart(writes)
         return response
     if not unit.in_transaction() or (request.method in READS and not unit.info.get(_WROTE)):
         return response  # a read: nothing to commit; the end of the request closes the session
@@ -113,7 +113,7 @@ def _finish(response: Response) -> Response:
     except Exception as error:
         _take_back_flashes()
         return current_app.make_response(current_app.handle_user_exception(error))
-    write_apart([each for each in writes if each.lost])
+    _write_apart([each for each in writes if each.lost])
     return response
 
 
