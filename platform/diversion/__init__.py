@@ -85,7 +85,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     import diversion.models  # noqa: F401 - every table, so foreign keys between features resolve
-    from diversion import outage
+    from diversion import outage, unit
     from diversion.tenancy import guard, rls
     from diversion.tenancy.context import clear_scope, set_scope
     from diversion.web import forbid_storing
@@ -121,6 +121,9 @@ def _init_extensions(app: Flask) -> None:
     @app.url_value_preprocessor
     def _clear_scope(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
         set_scope(None, None)
+
+    # Last of the after_request functions, so it runs first: see unit.install.
+    unit.install(app)
 
     @app.teardown_request
     def _end_scope(_error: BaseException | None) -> None:

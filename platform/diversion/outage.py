@@ -80,7 +80,7 @@ def _is_outage(error: BaseException) -> bool:
     if isinstance(error, exc.PendingRollbackError):
         # "Roll back first": a fault of the code that went on after a failure,
         # unless what failed earlier in this request was the database itself.
-        return has_app_context() and bool(g.get(_OUTAGE_SEEN))
+        return outage_seen()
     return False
 
 
@@ -146,14 +146,13 @@ def _end_session(_error: BaseException | None) -> None:
 
 
 def commit_tried() -> bool:
-    """Whether this request has tried to commit a change (since ``forget_commits``)."""
+    """Whether this request has tried to commit its change (at its end: ``unit``)."""
     return has_request_context() and bool(g.get(_COMMIT_TRIED))
 
 
-def forget_commits() -> None:
-    """Bookkeeping committed before the request's own work (a token's "last used") is not its change."""
-    if has_request_context():
-        g.pop(_COMMIT_TRIED, None)
+def outage_seen() -> bool:
+    """Whether the database itself failed earlier in this request (or command)."""
+    return has_app_context() and bool(g.get(_OUTAGE_SEEN))
 
 
 def changes_note() -> str:

@@ -1,5 +1,6 @@
 """What every page shares: the checks on its address, what every answer
-carries, and what a page that changes something does after calling its service."""
+carries, and what a page that changes something does after calling its service
+(it never commits: the end of the request does, ``unit``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from werkzeug.wrappers import Response
 from wtforms import Field
 
 from diversion.errors import AddressRefused, FieldError
-from diversion.extensions import db
 from diversion.forms import Form
 from diversion.inputs import ID_MAX, printable, text_problem
+from diversion.unit import refuse
 
 
 class IdConverter(IntegerConverter):
@@ -41,25 +42,25 @@ def refuse_control_characters_in_url(_endpoint: str | None, _values: dict[str, A
             raise AddressRefused(shown, f"The address's “{shown}” value cannot contain control characters.")
 
 
-def commit_or_flash(change: Callable[[], object], done: str) -> bool:
-    """Run ``change`` as the request's unit of work: commit and flash ``done``,
-    or, when the service refuses, roll back and flash its reason. True if done."""
+def change_or_flash(change: Callable[[], object], done: str) -> bool:
+    """Run ``change`` as the request's unit of work and flash ``done`` (committed
+    at the end of the request, ``unit``), or, when the service refuses, give the
+    unit up and flash its reason. True if done."""
     try:
         change()
     except FieldError as error:
-        db.session.rollback()
+        refuse()
         flash(error.message, "error")
         return False
-    db.session.commit()
     flash(done, "success")
     return True
 
 
 def show_refusal(form: Form, error: FieldError, fields: Mapping[str, Field] | None = None) -> None:
-    """Undo the request's unit of work after a service refused it, and put the
+    """Give the request's unit of work up after a service refused it, and put the
     reason on the form: on the field the service names (through ``fields``
     where the form calls it otherwise), else on the form as a whole."""
-    db.session.rollback()
+    refuse()
     field = (fields or {}).get(error.field) or getattr(form, error.field, None)
     if isinstance(field, Field):
         field.errors = [error.message]

@@ -24,7 +24,7 @@ from diversion.accounts.models import (
     Role,
     User,
 )
-from diversion.audit.services import record
+from diversion.audit.services import record, record_lasting
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -118,7 +118,8 @@ def authenticate(email: str, password: str) -> User | None:
     """The active user with this address and password, or None.
 
     Records a failed sign-in either way it fails (unknown address, wrong
-    password, deactivated account) without saying which to the caller.
+    password, deactivated account) without saying which to the caller; the
+    record lasts though the sign-in is refused (``record_lasting``).
     """
     user = find_user(email)
     ok = False
@@ -128,7 +129,7 @@ def authenticate(email: str, password: str) -> User | None:
     except (VerificationError, InvalidHashError):
         ok = False
     if user is None or user.password_hash is None or not ok or not user.active:
-        record(
+        record_lasting(
             "auth.sign_in_failed",
             actor=None,
             actor_email=email.strip().lower()[:254],
@@ -144,8 +145,8 @@ def authenticate(email: str, password: str) -> User | None:
 def record_malformed_sign_in(email: str) -> None:
     """Record a sign-in refused before any check of the password: its email
     carried characters no address has (shown as \ufffd in the log)."""
-    record("auth.sign_in_failed", actor=None, actor_email=printable(email.strip().lower())[:254], tenant_id=None,
-           details={"reason": "malformed"})
+    record_lasting("auth.sign_in_failed", actor=None, actor_email=printable(email.strip().lower())[:254],
+                   tenant_id=None, details={"reason": "malformed"})
 
 
 def record_sign_in(user: User) -> None:

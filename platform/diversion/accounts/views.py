@@ -28,7 +28,7 @@ from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
 from diversion.tenancy.web import force_blueprint, hand_membership_check
-from diversion.web import commit_or_flash, show_refusal
+from diversion.web import change_or_flash, show_refusal
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
@@ -78,19 +78,16 @@ def sign_in() -> Response | tuple[str, int]:
     next_url = _safe_next(request.args.get("next"))
     if form.validate_on_submit():
         user = services.authenticate(form.email.data or "", form.password.data or "")
-        if user is None:
-            db.session.commit()  # keep the failed-sign-in audit row
+        if user is None:  # the failed sign-in's audit row lasts (record_lasting)
             form.email.errors = ["Enter a correct email address and password"]
         else:
             # A fresh session at sign-in: nothing planted before it survives.
             session.clear()
             login_user(user)
             services.record_sign_in(user)
-            db.session.commit()
             return redirect(next_url or url_for("public.start"))
     elif form.is_submitted() and form.email.errors and form.email.data:
-        services.record_malformed_sign_in(form.email.data)
-        db.session.commit()  # keep the failed-sign-in audit row
+        services.record_malformed_sign_in(form.email.data)  # lasts: see there
     return render_template("accounts/sign_in.html", form=form), (
         400 if form.errors and request.method == "POST" else 200
     )
@@ -102,7 +99,6 @@ def sign_out() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     services.sign_out(current_user._get_current_object())
-    db.session.commit()
     logout_user()
     session.clear()
     flash("You have signed out.", "success")
@@ -135,7 +131,6 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
         except services.AccountError as error:
             show_refusal(form, error)
         else:
-            db.session.commit()
             if role is not before:
                 flash(f"{person} is now {role.with_article}.", "success")
             return redirect(url_for(".index"))
@@ -150,6 +145,6 @@ def remove(membership_id: uuid.UUID) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     person, role = membership.user.name, membership.role.with_article
-    commit_or_flash(lambda: services.remove_membership(g.tenant, membership, actor=current_user),
+    change_or_flash(lambda: services.remove_membership(g.tenant, membership, actor=current_user),
                     f"{person} is no longer {role} in {g.tenant.name}.")
     return redirect(url_for(".index"))

@@ -17,7 +17,7 @@ from diversion.accounts.models import Role, User
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from diversion.web import commit_or_flash, show_refusal
+from diversion.web import change_or_flash, show_refusal
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -36,7 +36,7 @@ def _change_user(user_id: int, change: Callable[..., None], done: str) -> Respon
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: change(user, actor=current_user), f"{user.email} {done}.")
+    change_or_flash(lambda: change(user, actor=current_user), f"{user.email} {done}.")
     return redirect(url_for(".index"))
 
 
@@ -72,9 +72,7 @@ def add_member() -> str | Response | tuple[str, int]:
             except services.AccountError as error:
                 show_refusal(form, error)
             else:
-                message = f"{user.name} is now {role.with_article} in {force.name}."
-                db.session.commit()
-                flash(message, "success")
+                flash(f"{user.name} is now {role.with_article} in {force.name}.", "success")
                 return redirect(url_for(".index"))
     html = render_template("admin/add_member.html", form=form)
     return (html, 400) if form.errors else html

@@ -15,7 +15,7 @@ from diversion.extensions import db
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken
 from diversion.tenancy.web import force_blueprint
-from diversion.web import commit_or_flash, show_refusal
+from diversion.web import change_or_flash, show_refusal
 
 bp = force_blueprint("api_tokens", __name__, "/api-tokens")
 
@@ -42,9 +42,9 @@ def create() -> Response | tuple[str, int]:
             show_refusal(form, error)
         else:
             # Shown in this answer only: not flashed, since the session cookie is signed, not secret.
-            # Rendered before the commit: nothing is read after it, when the connection may be gone.
+            # Committed at the end of the request, after rendering: should the commit fail,
+            # this page is replaced, and a token that does not exist is never shown.
             page = render_template("api/created.html", token=token, secret=secret)
-            db.session.commit()
             response = Response(page, status=200, mimetype="text/html")
             response.headers["Cache-Control"] = "no-store"
             return response
@@ -57,6 +57,6 @@ def revoke(token_id: uuid.UUID) -> Response:
     token = db.session.get(ApiToken, token_id)
     if token is None or not ConfirmForm().validate_on_submit():
         abort(404 if token is None else 400)
-    commit_or_flash(lambda: tokens.revoke_force_token(g.tenant, token, actor=current_user),
+    change_or_flash(lambda: tokens.revoke_force_token(g.tenant, token, actor=current_user),
                     f"The token “{token.name}” is revoked: calls with it are refused from now on.")
     return redirect(url_for(".index"))

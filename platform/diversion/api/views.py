@@ -4,10 +4,10 @@ The force comes from the bearer token, never from the URL or a session: a
 token of force A sees force A's rows only (the ORM guard and row-level
 security, as for pages), and another force's id gets the same 404 as an id
 that does not exist. Views parse, call the case services (the same ones the
-pages use) and serialise; one request is one unit of work. The answer is
-serialised before the commit and nothing is read after it (``commit_answer``):
-the commit may be the moment the connection drops, and an answer must never
-be built from a reload that fails, or tell of an effect that is not there.
+pages use) and serialise; one request is one unit of work, committed once
+at its end (``unit``), after the answer is serialised: nothing is read
+after the commit, which may be the moment the connection drops. A change's
+answer is kept with it under its key (``keep_answer``).
 The creating calls take an ``Idempotency-Key`` (``jsonapi.idempotency``).
 """
 
@@ -22,7 +22,6 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from diversion import outage
 from diversion.accounts.access import Action, require
 from diversion.api import openapi, schemas
 from diversion.audit.services import record
@@ -42,7 +41,7 @@ from diversion.jsonapi.http import (
     answer,
     api_blueprint,
     body,
-    commit_answer,
+    keep_answer,
     query,
     take_key,
 )
@@ -75,9 +74,6 @@ def _authenticate() -> None:
     found = tokens.authenticate_force(presented) if presented else None
     if found is None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])
-    # Keep "last used" even if the call itself is refused later.
-    db.session.commit()
-    outage.forget_commits()  # bookkeeping, not the request's change
     tenant, token = found
     g.api_tenant, g.api_token = tenant, token
     set_scope(tenant.id)
@@ -203,7 +199,7 @@ def record_encounter() -> Response:
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
     _audit("encounter_recorded", "encounter", encounter.id)
-    return commit_answer(answer(_encounter_record(encounter, decision), 201,
+    return keep_answer(answer(_encounter_record(encounter, decision), 201,
                                url_for(".get_encounter", encounter_id=encounter.id)), taken)
 
 
@@ -253,7 +249,7 @@ def refer(decision_id: uuid.UUID) -> Response:
         _case_problem(error, REFERRAL_FIELDS)
     _audit("referral_offered", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the offer just made
-    return commit_answer(answer(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id)),
+    return keep_answer(answer(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id)),
                          taken)
 
 
@@ -291,5 +287,5 @@ def move_referral(referral_id: uuid.UUID) -> Response:
         _case_problem(error, TRANSITION_FIELDS)
     _audit(f"referral_{body.to.value}", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the move just made
-    return commit_answer(answer(schemas.TransitionRecord(transition=transition_out(step),
+    return keep_answer(answer(schemas.TransitionRecord(transition=transition_out(step),
                                                         referral=referral_out(referral)), 201), taken)

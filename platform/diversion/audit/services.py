@@ -1,7 +1,9 @@
-"""Recording audit events. Every service that changes something calls ``record``."""
+"""Recording audit events. Every service that changes something calls ``record``; an event that
+must outlast a refused or failed request (a failed sign-in) is recorded with ``record_lasting``."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import has_request_context, request
@@ -9,6 +11,7 @@ from flask import has_request_context, request
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
 from diversion.tenancy.context import current_tenant_id
+from diversion.unit import lasting
 
 if TYPE_CHECKING:
     from diversion.accounts.models import User
@@ -41,7 +44,28 @@ def record(
     """Append one event, filed under the force in scope unless ``tenant_id`` says
     otherwise (``None``: an event outside any force, such as a sign-in). The
     event names the person who acted; a token or the platform itself, none."""
-    person = actor.person if actor is not None else None
+    return _append(action, person=actor.person if actor is not None else None, actor_email=actor_email,
+                   tenant_id=tenant_id, object_type=object_type, object_id=object_id, details=details)
+
+
+def record_lasting(
+    action: str,
+    *,
+    actor: Acting | None,
+    tenant_id: int | _InScope | None = IN_SCOPE,
+    object_type: str | None = None,
+    object_id: object = None,
+    actor_email: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one event, as ``record``, that lasts even when the request's change is refused or fails:
+    a failed sign-in, the personal details a page showed (``unit.lasting``)."""
+    lasting(partial(_append, action, person=actor.person if actor is not None else None, actor_email=actor_email,
+                    tenant_id=tenant_id, object_type=object_type, object_id=object_id, details=details))
+
+
+def _append(action: str, *, person: User | None, actor_email: str | None, tenant_id: int | _InScope | None,
+            object_type: str | None, object_id: object, details: dict[str, Any] | None) -> AuditEvent:
     event = AuditEvent(
         action=action,
         actor_id=person.id if person is not None else None,

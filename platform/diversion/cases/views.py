@@ -34,6 +34,7 @@ from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
+from diversion.unit import refuse
 from diversion.web import show_refusal
 
 bp = force_blueprint("cases", __name__)
@@ -65,13 +66,11 @@ def intake() -> str | Response | tuple[str, int]:
         try:
             _, decision = services.record_encounter(g.tenant, entry, actor=current_user, today=_today())
         except services.CaseError as error:
-            db.session.rollback()
+            refuse()
             field = getattr(form, error.field, None)
             (field.errors if field is not None else form.form_errors).append(error.message)  # type: ignore[union-attr]
         else:
-            target = url_for(".decision", decision_id=decision.id)  # read before the commit, not after it
-            db.session.commit()
-            return redirect(target)
+            return redirect(url_for(".decision", decision_id=decision.id))
     html = render_template("cases/intake.html", form=form, facts=ASKED_FACTS)
     return (html, 400) if request.method == "POST" else html
 
@@ -109,10 +108,9 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             services.override(g.tenant, found, outcome=form.outcome.data or "", pathway=form.pathway.data or None,
                               reason=form.reason.data or "", actor=current_user)
         except services.CaseError as error:
-            db.session.rollback()
+            refuse()
             getattr(form, error.field, form.reason).errors.append(error.message)
         else:
-            db.session.commit()
             flash("The override is recorded with its reason.", "success")
             return redirect(url_for(".decision", decision_id=decision_id))
     return _decision_page(found, override=form), 400
@@ -130,13 +128,11 @@ def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             referral = services.refer(g.tenant, found, offerings[form.offering.data or ""], actor=current_user,
                                       today=_today())
         except services.CaseError as error:
-            db.session.rollback()
+            refuse()
             form.offering.errors.append(error.message)
         else:
-            target = url_for(".case", encounter_id=referral.encounter_id)  # read before the commit, not after it
-            db.session.commit()
             flash("The place is offered. Record the person's answer on the case page.", "success")
-            return redirect(target)
+            return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _decision_page(found, refer=form), 400
 
 
@@ -231,7 +227,6 @@ def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         except services.CaseError as error:
             show_refusal(form, error, {"state": form.to})
         else:
-            db.session.commit()
             flash(f"Recorded: {to.label.lower()}.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(_get(Encounter, referral.encounter_id), transition=form), 400
@@ -249,7 +244,6 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         except services.CaseError as error:
             show_refusal(form, error, {"starts_at": form.day, "referral": form.day})
         else:
-            db.session.commit()
             flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(_get(Encounter, referral.encounter_id), book=form), 400
@@ -269,7 +263,6 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
         except services.CaseError as error:
             show_refusal(form, error, {"session": form.attendance})
         else:
-            db.session.commit()
             flash("Attendance recorded." if attended else
                   "Recorded: did not attend. The referral is not completed.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))

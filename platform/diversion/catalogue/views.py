@@ -38,7 +38,7 @@ from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS
 from diversion.extensions import db
 from diversion.forms import Form
 from diversion.tenancy.web import force_blueprint
-from diversion.web import commit_or_flash, show_refusal
+from diversion.web import change_or_flash, show_refusal
 
 admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/catalogue")
 offerings_bp = force_blueprint("offerings", __name__, "/offerings")
@@ -67,7 +67,6 @@ def _saved(form: Form, change: Callable[[], object]) -> bool:
     except services.CatalogueError as error:
         show_refusal(form, error)
         return False
-    db.session.commit()
     return True
 
 
@@ -150,7 +149,7 @@ def _course_change(course_id: int, change: Callable[..., None], done: str) -> Re
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: change(course, actor=current_user), f"{course.title} {done}.")
+    change_or_flash(lambda: change(course, actor=current_user), f"{course.title} {done}.")
     return redirect(url_for(".index"))
 
 
@@ -253,6 +252,6 @@ def withdraw(offering_id: uuid.UUID) -> Response:
     offering = _offering(offering_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: services.withdraw_offering(g.tenant, offering, actor=current_user),
+    change_or_flash(lambda: services.withdraw_offering(g.tenant, offering, actor=current_user),
                     f"{offering.course.title} is withdrawn: it takes no new referrals; referrals already made go on.")
     return redirect(url_for(".index"))

@@ -28,6 +28,7 @@ from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
+from diversion.unit import refuse
 
 bp = force_blueprint("policy", __name__, "/policy")
 
@@ -108,11 +109,10 @@ def draft() -> str | Response | tuple[str, int]:
             try:
                 saved = services.save_draft(g.tenant, raw, actor=current_user, note=form.note.data or "")
             except PolicyInvalid as error:
-                db.session.rollback()
+                refuse()
                 problems = [(p, _line_of(text, p)) for p in error.problems]
                 form.document.errors = [f"{len(problems)} problem(s) to fix: nothing was saved"]
             else:
-                db.session.commit()
                 flash(f"Draft version {saved.number} saved. Run its tests, then publish it.", "success")
                 return redirect(url_for(".draft"))
     html = _draft_page(existing, form=form, problems=problems)
@@ -150,13 +150,12 @@ def publish() -> Response | tuple[str, int]:
             version = services.publish(g.tenant, existing, effective_from=form.effective_from.data,
                                        actor=current_user, today=_today())
         except services.PolicyError as error:
-            db.session.rollback()
+            refuse()
             if error.field != "effective_from":
                 flash(f"Not published: {error.message}", "error")
                 return redirect(url_for(".draft"))
             form.effective_from.errors = [error.message]
         else:
-            db.session.commit()
             flash(f"Version {version.number} is published, in force from "
                   f"{version.effective_from:%d %B %Y}.", "success")
             return redirect(url_for(".versions"))
@@ -170,7 +169,6 @@ def discard() -> Response:
     if existing is None or not ConfirmForm().validate_on_submit():
         abort(404 if existing is None else 400)
     services.discard_draft(g.tenant, existing, actor=current_user)
-    db.session.commit()
     flash("The draft was discarded.", "success")
     return redirect(url_for(".in_force"))
 

@@ -1,9 +1,10 @@
 """What every JSON API call goes through: its body read and checked, its answer, its problems.
 
-One request is one unit of work. The answer is serialised before the
-commit and nothing is read after it (``commit_answer``): the commit may be
-the moment the connection drops, and an answer must never be built from a
-reload that fails, or tell of an effect that is not there. Errors are JSON,
+One request is one unit of work, committed once at its end (``unit``),
+after its answer is serialised: nothing is read after the commit, which
+may be the moment the connection drops, and an answer must never be built
+from a reload that fails, or tell of an effect that is not there (when the
+commit fails, the answer is replaced). Errors are JSON,
 ``{"errors": [{"field": ..., "message": ...}]}``, never a page.
 """
 
@@ -20,7 +21,7 @@ from werkzeug.wrappers import Response
 from diversion import outage
 from diversion.db import utcnow
 from diversion.errors import AccessRefused, AddressRefused
-from diversion.extensions import csrf, db
+from diversion.extensions import csrf
 from diversion.jsonapi import idempotency
 from diversion.jsonapi.schemas import ErrorBody, ErrorItem
 
@@ -151,8 +152,9 @@ def query(model: type[M]) -> M:
 def take_key(model: type[idempotency.KeptAnswer], owner: dict[str, Any]) -> idempotency.Taken | Response | None:
     """Take the request's ``Idempotency-Key``, if it has one, before its effect.
 
-    None without a key; the key, held until the request commits; or the
-    answer the same request got before, to send again as it is. 422 for a
+    None without a key; the key, held until the request's unit of work
+    ends; or the answer the same request got before, to send again as it
+    is (the kept row's lock is let go when the unit ends). 422 for a
     malformed key or one used with another request.
     """
     try:
@@ -165,7 +167,6 @@ def take_key(model: type[idempotency.KeptAnswer], owner: dict[str, Any]) -> idem
     except idempotency.IdempotencyError as error:
         raise ApiProblem(422, [(error.field, error.message)]) from None
     if isinstance(found, idempotency.Answer):
-        db.session.rollback()  # nothing to change: let go of the key's row
         response = Response(found.body, status=found.status, mimetype="application/json")
         if found.location is not None:
             response.headers["Location"] = found.location
@@ -174,11 +175,10 @@ def take_key(model: type[idempotency.KeptAnswer], owner: dict[str, Any]) -> idem
     return found
 
 
-def commit_answer(response: Response, taken: idempotency.Taken | None) -> Response:
-    """Commit the request's unit of work with its answer, already built (nothing is read after the
-    commit, which may be the moment the connection drops), and kept under its key if it has one."""
+def keep_answer(response: Response, taken: idempotency.Taken | None) -> Response:
+    """The answer of a change, kept under the request's key if it has one: in the request's unit of
+    work, so that the change and its kept answer commit together, once, at the end of the request."""
     if taken is not None:
         idempotency.remember(taken, idempotency.Answer(response.status_code, response.get_data(as_text=True),
                                                        response.headers.get("Location")))
-    db.session.commit()
     return response

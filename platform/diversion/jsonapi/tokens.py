@@ -24,9 +24,10 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.accounts.access import Action, require, user_id_of
@@ -38,6 +39,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import for_provider, scoped
 from diversion.tenancy.models import Tenant
+from diversion.unit import lasting
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -144,17 +146,22 @@ def split_token(presented: str, scheme: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-def accepts(token: BearerToken | None, presented: str) -> bool:
+def accepts(token: ApiToken | ProviderToken | None, presented: str) -> bool:
     """Whether ``presented`` is this live token (hashes compared in constant
-    time, even when there is no token); notes when it was last used."""
+    time, even when there is no token); notes when it was last used, a note
+    that lasts even when the call is then refused (``unit.lasting``)."""
     matches = hmac.compare_digest(token.secret_hash if token else _NO_SUCH_TOKEN, hash_token(presented))
     if token is None or not matches or token.revoked_at is not None:
         return False
     now, last = utcnow(), token.last_used_at
     # SQLite gives back times without their zone; every stored time is UTC.
     if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
+        lasting(partial(_note_used, type(token), token.id, now))
     return True
+
+
+def _note_used(model: type[ApiToken | ProviderToken], token_id: uuid.UUID, now: datetime) -> None:
+    db.session.execute(update(model).where(model.id == token_id).values(last_used_at=now))
 
 
 def display_prefix(owner_slug: str, token: ApiToken | ProviderToken) -> str:

@@ -3,9 +3,10 @@
 The provider comes from its bearer token (``dvp.``), never from the URL or
 a session. A referral of another provider, whatever its force, gets the
 same 404 as one that does not exist. Views parse, call the integration
-services and serialise; one request is one unit of work, its answer built
-before the commit (``jsonapi.http.commit_answer``). A move takes an
-``Idempotency-Key``, kept as the provider's own row.
+services and serialise; one request is one unit of work, committed once at
+its end (``unit``), its answer built before the commit. A move takes an
+``Idempotency-Key``, its answer kept with it (``jsonapi.http.keep_answer``)
+as the provider's own row.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import uuid
 from flask import g, request
 from werkzeug.wrappers import Response
 
-from diversion import outage
 from diversion.accounts.access import Action, require
 from diversion.cases.models import State
 from diversion.cases.services import CaseError, SessionDetails
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.jsonapi import tokens
-from diversion.jsonapi.http import UNAUTHORIZED, ApiProblem, answer, api_blueprint, body, commit_answer, query, take_key
+from diversion.jsonapi.http import UNAUTHORIZED, ApiProblem, answer, api_blueprint, body, keep_answer, query, take_key
 from diversion.jsonapi.idempotency import ProviderIdempotencyKey
 from diversion.jsonapi.openapi import with_part
 from diversion.jsonapi.schemas import session_out, transition_out
@@ -46,8 +46,6 @@ def _authenticate() -> None:
     found = tokens.authenticate_provider(presented) if presented else None
     if found is None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])
-    db.session.commit()  # keep "last used" even if the call is refused later
-    outage.forget_commits()  # bookkeeping, not the request's change
     g.api_provider, g.api_provider_token = found
     set_provider_scope(found[0].id)
     # Every answer shows the provider's referrals: the access table must let the token see them.
@@ -132,5 +130,5 @@ def move_referral(referral_id: uuid.UUID) -> Response:
     # built before the commit, and nothing is read after it.
     db.session.expire(moved.referral)
     item = _one(referral_id)
-    return commit_answer(answer(schemas.ProviderMoveRecord(transition=transition_out(item.transitions[-1]),
+    return keep_answer(answer(schemas.ProviderMoveRecord(transition=transition_out(item.transitions[-1]),
                                                           referral=referral_out(item)), 201), taken)

@@ -16,7 +16,8 @@ from diversion.providers import webhooks
 from diversion.providers.acting import requires_provider_action
 from diversion.providers.forms import ProviderTokenForm, WebhookForm
 from diversion.tenancy.context import set_scope
-from diversion.web import commit_or_flash, show_refusal
+from diversion.unit import refuse
+from diversion.web import change_or_flash, show_refusal
 
 bp = Blueprint("provider_integrations", __name__, url_prefix="/provider/integrations")
 
@@ -33,12 +34,12 @@ def _back() -> Response:
 def _secret_page(title: str, what: str, secret: str) -> Response:
     """A page showing a secret once: never cached, never flashed (the session cookie is signed, not secret).
 
-    Rendered, then the request's change committed: nothing is read after
-    the commit, when the connection may be gone.
+    The request's change is committed at its end, after rendering: should
+    the commit fail, this page is replaced, and a secret that was not kept
+    is never shown.
     """
     page = render_template("integrations/secret.html", title=title, what=what, secret=secret,
                            provider=g.provider)
-    db.session.commit()
     response = Response(page, status=200, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -84,7 +85,7 @@ def revoke_token(token_id: uuid.UUID) -> Response:
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: tokens.revoke_provider_token(g.provider, token, actor=current_user),
+    change_or_flash(lambda: tokens.revoke_provider_token(g.provider, token, actor=current_user),
                     f"The token “{token.name}” is revoked: calls with it are refused from now on.")
     return _back()
 
@@ -101,7 +102,6 @@ def set_webhook() -> Response | tuple[str, int]:
         else:
             if secret is not None:
                 return _secret_page("Webhook endpoint saved", "The signing secret of your endpoint", secret)
-            db.session.commit()
             return _back()
     return _index(ProviderTokenForm(prefix="token"), form), 400
 
@@ -114,7 +114,7 @@ def rotate_secret() -> Response:
     try:
         secret = webhooks.rotate_secret(g.provider, actor=current_user)
     except webhooks.WebhookError:
-        db.session.rollback()
+        refuse()
         abort(404)
     return _secret_page("New signing secret", "The new signing secret of your endpoint", secret)
 
@@ -124,6 +124,6 @@ def rotate_secret() -> Response:
 def remove_webhook() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: webhooks.remove_endpoint(g.provider, actor=current_user),
+    change_or_flash(lambda: webhooks.remove_endpoint(g.provider, actor=current_user),
                     "The endpoint is removed: no more webhooks are sent.")
     return _back()

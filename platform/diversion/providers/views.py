@@ -32,7 +32,8 @@ from diversion.extensions import db, login
 from diversion.providers import services
 from diversion.providers.forms import AcceptForm, CompleteForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
-from diversion.web import commit_or_flash, show_refusal
+from diversion.unit import refuse
+from diversion.web import change_or_flash, show_refusal
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 CHOSEN = "provider_id"  # session key: the organisation picked in the switcher
@@ -110,7 +111,6 @@ def referrals() -> tuple[str, int]:
     html = render_template("providers/referrals.html", shown=shown, wanted=wanted, errors=errors,
                            forces=g.forces, states=list(State), today=_today(),
                            organisation=_organisation_form())
-    db.session.commit()  # after rendering: nothing is read after the commit
     return html, 400 if errors else 200
 
 
@@ -125,14 +125,12 @@ def _referral_page(referral: Referral, *, book: BookForm | None = None, attendan
     view = services.view_referral(g.provider, referral, actor=current_user)
     actor_ids = {s.actor_id for s in referral.transitions} - {None}
     names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids)))}
-    html = render_template(
+    return render_template(
         "providers/referral.html", view=view, referral=referral, names=names, today=_today(),
         accept=AcceptForm(formdata=None), book=book or BookForm(formdata=None),
         attendance=attendance or AttendanceForm(formdata=None), complete=complete or CompleteForm(formdata=None),
         bookable=referral.state in cases.BOOKABLE, organisation=_organisation_form(),
         waiting=next((s for s in view.sessions if s.attendance is None), None))
-    db.session.commit()  # after rendering: nothing is read after the commit
-    return html
 
 
 @bp.route("/referrals/<uuid:referral_id>")
@@ -144,7 +142,7 @@ def referral(referral_id: uuid.UUID) -> str:
 def accept(referral_id: uuid.UUID) -> Response:
     found = _referral(referral_id)
     if AcceptForm().validate_on_submit():
-        commit_or_flash(lambda: services.accept(found, actor=current_user), "The referral is accepted.")
+        change_or_flash(lambda: services.accept(found, actor=current_user), "The referral is accepted.")
     else:
         flash("Something was wrong with that request: try again.", "error")
     return redirect(url_for(".referral", referral_id=referral_id))
@@ -160,7 +158,6 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         except FieldError as error:
             show_refusal(form, error, {"starts_at": form.day})
         else:
-            db.session.commit()
             flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
             return redirect(url_for(".referral", referral_id=referral_id))
     return _referral_page(_referral(referral_id), book=form), 400
@@ -172,17 +169,16 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
     if booked is None:
         abort(404)
     found = _referral(booked.referral_id)
-    back = url_for(".referral", referral_id=found.id)  # read now: nothing is read after the commit
+    back = url_for(".referral", referral_id=found.id)
     form = AttendanceForm()
     if form.validate_on_submit() and form.confirm.data:
         attended = form.attendance.data == "attended"
         try:
             services.record_attendance(booked, attended=attended, actor=current_user, note=form.note.data or "")
         except FieldError as error:
-            db.session.rollback()
+            refuse()
             form.attendance.errors.append(error.message)  # type: ignore[attr-defined]
         else:
-            db.session.commit()
             flash("Attendance recorded." if attended else
                   "Recorded: did not attend. The referral is not completed; the force is told on its case page.",
                   "success")
@@ -200,10 +196,9 @@ def complete(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         try:
             services.complete(found, actor=current_user, note=form.note.data or "")
         except FieldError as error:
-            db.session.rollback()
+            refuse()
             form.confirm.errors = [error.message]
         else:
-            db.session.commit()
             flash("Completion recorded. The force sees the outcome on its case page.", "success")
             return redirect(url_for(".referral", referral_id=referral_id))
     elif not form.confirm.errors:
