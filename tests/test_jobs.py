@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import procrastinate
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,7 @@ from sqlalchemy import select
 from diversion import jobs
 from diversion.cli import main
 from diversion.config import ConfigError, load_config
+from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.jobs.cli import run_with_worker
 from diversion.jobs.models import JobRun, RunState
@@ -61,6 +64,23 @@ def test_the_runs_command_shows_each_run_and_how_far_it_got(app: Flask) -> None:
     assert result.exit_code == 0, result.output
     assert "webhooks.sweep" in result.output
     assert "succeeded" in result.output
+
+
+def test_the_nightly_job_forgets_runs_finished_long_ago_and_keeps_the_rest(app: Flask) -> None:
+    now = utcnow()
+    days_ago = [now - timedelta(days=app.config["JOBS_KEEP_DAYS"] + extra) for extra in (-1, 1, 2, 5)]
+    with app.app_context():
+        for task, started, finished in (("old", days_ago[2], days_ago[1]), ("recent", days_ago[0], days_ago[0]),
+                                        ("stuck", days_ago[3], None)):
+            db.session.add(JobRun(task=task, state=RunState.SUCCEEDED if finished else RunState.RUNNING,
+                                  started_at=started, finished_at=finished))
+        db.session.commit()
+        assert jobs.defer(jobs.FORGET, timestamp=0) is not None
+    jobs.work_now(app)
+    with app.app_context():
+        left = set(db.session.scalars(select(JobRun.task)))
+        assert {"recent", "stuck", jobs.FORGET} <= left
+        assert "old" not in left
 
 
 def test_the_test_trust_for_webhook_jobs_is_refused_outside_the_tests() -> None:

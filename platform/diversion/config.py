@@ -80,6 +80,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Background jobs (diversion.jobs): the longest a worker waits before it looks
         # for jobs again (on PostgreSQL it is woken at once when one is queued).
         "JOBS_POLL_SECONDS": float(os.environ.get("JOBS_POLL_SECONDS", "5")),
+        # How long a finished job's run is kept in job_runs before the nightly job forgets it.
+        "JOBS_KEEP_DAYS": int(os.environ.get("JOBS_KEEP_DAYS", "14")),
         # Outward calls (diversion.outbound): the ports they may use, and hosts exempt from
         # the address and port rules: a local receiver in development only; the test list
         # is set by the tests themselves, never from the environment.

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import procrastinate
@@ -43,7 +43,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.manager import JobManager
 from procrastinate.tasks import configure_task
 from procrastinate.testing import InMemoryConnector
-from sqlalchemy import event, insert, update
+from sqlalchemy import delete, event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -278,3 +278,15 @@ class InProcessWorker:
         if self._loop is not None and self._task is not None:
             self._loop.call_soon_threadsafe(self._task.cancel)
         self.thread.join(timeout)
+
+
+FORGET = "jobs.forget"
+
+
+@task(FORGET, cron="17 3 * * *", queueing_lock=FORGET)
+def forget_finished_runs(timestamp: int) -> None:
+    """Every night: forget the runs that finished more than ``JOBS_KEEP_DAYS``
+    days ago (a sweep every 15 seconds would otherwise keep thousands a day).
+    Runs still going, however old, are kept."""
+    before = utcnow() - timedelta(days=current_app.config["JOBS_KEEP_DAYS"])
+    db.session.execute(delete(JobRun).where(JobRun.finished_at < before))
