@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
 from procrastinate.testing import InMemoryConnector
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from diversion import jobs
 from diversion.cli import main
@@ -81,6 +81,21 @@ def test_the_nightly_job_forgets_runs_finished_long_ago_and_keeps_the_rest(app: 
         left = set(db.session.scalars(select(JobRun.task)))
         assert {"recent", "stuck", jobs.FORGET} <= left
         assert "old" not in left
+
+
+def test_a_job_that_succeeded_leaves_the_queue(app: Flask, database: databases.TestDatabase) -> None:
+    """Its run is in job_runs; the queue's own table keeps only what is to do or failed."""
+    if not database.is_postgresql:
+        pytest.skip("PostgreSQL only: the queue is in memory on SQLite")
+    with app.app_context():
+        job_id = jobs.defer(jobs.FORGET, timestamp=0)
+        db.session.commit()
+    jobs.work_now(app)
+    with app.app_context():
+        assert db.session.scalar(select(JobRun.state).where(JobRun.job_id == job_id)) is RunState.SUCCEEDED
+        left = db.session.execute(text(f"SELECT count(*) FROM {jobs.SCHEMA}.procrastinate_jobs WHERE id = :id"),
+                                  {"id": job_id}).scalar_one()
+        assert left == 0
 
 
 def test_the_test_trust_for_webhook_jobs_is_refused_outside_the_tests() -> None:

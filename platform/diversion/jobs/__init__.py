@@ -100,6 +100,7 @@ def init_app(app: Flask) -> None:
         "fetch_job_polling_interval": float(app.config["JOBS_POLL_SECONDS"]),
         "abort_job_polling_interval": float(app.config["JOBS_POLL_SECONDS"]),
         "install_signal_handlers": False,
+        "delete_jobs": "successful",  # job_runs keeps the account of each run; failed jobs stay to be looked into
         "task_middleware": [_in_the_app(app)],
     })
     for declared in _declared:
