@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bench.postgres import fresh_database, make_app
 from diversion.accounts.access import SYSTEM
-from diversion.cases import importer
+from diversion.cases import importer, rules
 from diversion.cases.models import FINAL_STATES, State
 from diversion.config import REPO_ROOT
 from diversion.eligibility.compiler import CompiledPolicy, compile_cached
@@ -97,7 +97,7 @@ def write_history(path: Path, rows: int, *, today: date) -> dict[str, int]:
                 if len(returning) < 10_000:
                     returning.append(person)
             person[4] = offence_on
-            age = importer._age_on(person[2], offence_on)  # as the import works it out
+            age = rules.age_on(person[2], offence_on)  # as the import works it out
             decision = decide(policy, {**facts, "age": age, "previous_diversions": 0,
                                        "previous_non_engagement": False,
                                        "offence_age_days": (decided_on - offence_on).days}, decided_on)
