@@ -78,7 +78,7 @@ def sign_in() -> Response | tuple[str, int]:
     next_url = _safe_next(request.args.get("next"))
     if form.validate_on_submit():
         user = services.authenticate(form.email.data or "", form.password.data or "")
-        if user is None:  # the failed sign-in's audit row lasts (record_lasting)
+        if user is None:  # the failed sign-in's audit row lasts (a lasting record)
             form.email.errors = ["Enter a correct email address and password"]
         else:
             # A fresh session at sign-in: nothing planted before it survives.
