@@ -22,6 +22,7 @@ from diversion.catalogue.files import CatalogueFile, OfferingEntry, known_area, 
 from diversion.eligibility.compiler import PolicyInvalid, compile_cached
 from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import run_tests
+from diversion.errors import ProblemsFound
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
 from diversion.tenancy.models import NonCompletionAction
@@ -94,12 +95,8 @@ class ForceFile(BaseModel):
         return self
 
 
-class ForceFilesInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
+class ForceFilesInvalid(ProblemsFound[FileProblem]):
     """Raised with every problem found in the folder; nothing is applied."""
-
-    def __init__(self, problems: list[FileProblem]) -> None:
-        super().__init__("\n".join(str(problem) for problem in problems))
-        self.problems = problems
 
 
 def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
