@@ -15,7 +15,7 @@ from sqlalchemy import event, exc, func, select
 from sqlalchemy.orm import Session
 
 from diversion.audit.models import AuditEvent
-from diversion.audit.services import record, record_lasting
+from diversion.audit.services import record
 from diversion.extensions import csrf, db
 from diversion.jsonapi.tokens import ApiToken
 from diversion.outage import MAYBE_CHANGED, TITLE
@@ -113,7 +113,7 @@ def units(database: databases.TestDatabase) -> Iterator[Flask]:
 
     @routes.post("/units/lasting-then-rolled-back")
     def lasting_then_rolled_back() -> str:
-        record_lasting(PROBE, actor=None, tenant_id=None, details={"note": "lasting"})
+        record(PROBE, actor=None, tenant_id=None, details={"note": "lasting"}, lasting=True)
         _probe("rolled back")
         db.session.rollback()  # not through refuse: the unit goes on, and commits what follows
         _probe("after the rollback")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, Generic, TypeVar
+
 from werkzeug.exceptions import BadRequest, Forbidden
+
+Problem = TypeVar("Problem")
 
 
 class FieldError(ValueError):
@@ -12,6 +16,20 @@ class FieldError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class ProblemsFound(ValueError, Generic[Problem]):  # noqa: N818 - reads as the condition it reports
+    """A whole (a file, a policy) refused: ``problems`` lists every problem found
+    in it, each naming its place; nothing of it is applied."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(self.summary(problems))
+        self.problems = problems
+
+    @staticmethod
+    def summary(problems: list[Any]) -> str:
+        """The message: every problem, one a line."""
+        return "\n".join(str(problem) for problem in problems)
 
 
 class AddressRefused(BadRequest):

@@ -4,6 +4,7 @@ named by its file, its place and what is wrong."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,6 +28,21 @@ class FileProblem:
 
     def __str__(self) -> str:
         return f"{self.path.name}: {self.key}: {self.message}"
+
+
+def listed_once(values: list[str], what: str) -> list[str]:
+    """``values`` as they are; refused (``ValueError``) when one is listed twice (``what`` names one)."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} is listed twice")
+    return values
+
+
+def known_languages(values: list[str], known: Collection[str]) -> list[str]:
+    """Language codes as they are; refused (``ValueError``): a code not in ``known``, or one listed twice."""
+    unknown = [code for code in values if code not in known]
+    if unknown:
+        raise ValueError(f"unknown language {unknown[0]!r}; use {' or '.join(known)}")
+    return listed_once(values, "a language")
 
 
 def location_of(loc: tuple[int | str, ...], data: Any) -> str:

@@ -139,32 +139,29 @@ def latest_future_date(today: date) -> date:
     return _years_after(today, YEARS_AHEAD)
 
 
-def date_of_birth_problem(born: date, today: date) -> str | None:
-    if born < EARLIEST_BIRTH:
-        return f"must be on or after {EARLIEST_BIRTH:%-d %B %Y}"
-    if born > today:
-        return "cannot be in the future"
+def _outside(day: date, earliest: date, latest: date, too_late: str) -> str | None:
+    """Why ``day`` is not from ``earliest`` to ``latest`` (``too_late`` when after it), or None."""
+    if day < earliest:
+        return f"must be on or after {earliest:%-d %B %Y}"
+    if day > latest:
+        return too_late
     return None
+
+
+def date_of_birth_problem(born: date, today: date) -> str | None:
+    return _outside(born, EARLIEST_BIRTH, today, "cannot be in the future")
 
 
 def case_date_problem(day: date, today: date) -> str | None:
     """Why an offence, decision or referral date cannot be, or None."""
-    if day < EARLIEST_CASE_DATE:
-        return f"must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}"
-    if day > today:
-        return "cannot be in the future"
-    return None
+    return _outside(day, EARLIEST_CASE_DATE, today, "cannot be in the future")
 
 
 def planned_date_problem(day: date, today: date, *, earliest: date = EARLIEST_CASE_DATE) -> str | None:
     """Why a date that may lie ahead (a policy's or contract's start, a booked
     session) cannot be, or None."""
-    if day < earliest:
-        return f"must be on or after {earliest:%-d %B %Y}"
     latest = latest_future_date(today)
-    if day > latest:
-        return f"must be no later than {latest:%-d %B %Y} ({YEARS_AHEAD} years from today)"
-    return None
+    return _outside(day, earliest, latest, f"must be no later than {latest:%-d %B %Y} ({YEARS_AHEAD} years from today)")
 
 
 # ---------------------------------------------------------------- numbers

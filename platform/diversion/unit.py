@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, message_flashed, request, session
 from sqlalchemy import event
@@ -55,6 +55,9 @@ _REFUSED = "diversion_unit_refused"  # g: the view gave the unit up
 _FLASHED = "diversion_flashed"  # g: how many messages this request flashed
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class _Lasting:
     write: Callable[[], object]
@@ -62,15 +65,17 @@ class _Lasting:
     lost: bool = False  # rolled back with the unit after it was made
 
 
-def lasting(write: Callable[[], object]) -> None:
-    """Make ``write`` now, in the unit; should the unit not commit, make it again on its own.
+def lasting(write: Callable[[], _T]) -> _T:
+    """Make ``write`` now, in the unit, and return what it returns; should the unit
+    not commit, make it again on its own.
 
     ``write`` must read what it needs afresh (ids, not loaded rows): when
     made again, it runs in another session, in the scope it runs in now.
     """
-    write()
+    made = write()
     if has_request_context():
         db.session().info.setdefault(_LASTING, []).append(_Lasting(write, current_scope()))
+    return made
 
 
 def refuse() -> None:

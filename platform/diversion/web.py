@@ -5,7 +5,7 @@ carries, and what a page that changes something does after calling its service
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import abort, flash, request
 from werkzeug.routing import IntegerConverter, Map
@@ -16,6 +16,8 @@ from diversion.errors import AddressRefused, FieldError
 from diversion.forms import Form
 from diversion.inputs import ID_MAX, printable, text_problem
 from diversion.unit import refuse
+
+T = TypeVar("T")
 
 
 class IdConverter(IntegerConverter):
@@ -54,6 +56,17 @@ def change_or_flash(change: Callable[[], object], done: str) -> bool:
         return False
     flash(done, "success")
     return True
+
+
+def change_on_form(form: Form, change: Callable[[], T], fields: Mapping[str, Field] | None = None) -> T | None:
+    """Run ``change`` as the request's unit of work and return what it answers, or,
+    when the service refuses, give the unit up, put the reason on the form
+    (``show_refusal``) and return None (so ``change`` must answer something)."""
+    try:
+        return change()
+    except FieldError as error:
+        show_refusal(form, error, fields)
+        return None
 
 
 def show_refusal(form: Form, error: FieldError, fields: Mapping[str, Field] | None = None) -> None:

@@ -241,20 +241,25 @@ def user_id_of(actor: Actor | None) -> int | None:
 
 # ---------------------------------------------------------------- the pages' checks
 
-def requires_force_action(action: Action) -> Callable[[F], F]:
-    """On a force's page (``tenancy.web.force_blueprint``, which has made sure of a
-    membership): refuse (403) a member whose force roles do not allow ``action``."""
+def _requires(roles: Callable[[], Iterable[Role]], action: Action) -> Callable[[F], F]:
+    """Refuse (403) a page to a user whose ``roles()`` (read at each request) do not allow ``action``."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not allows((for_role(role) for role in g.force_roles), action):
+            if not allows((for_role(role) for role in roles()), action):
                 abort(403)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def requires_force_action(action: Action) -> Callable[[F], F]:
+    """On a force's page (``tenancy.web.force_blueprint``, which has made sure of a
+    membership): refuse (403) a member whose force roles do not allow ``action``."""
+    return _requires(lambda: g.force_roles, action)
 
 
 def force_may(action: str) -> bool:
@@ -266,14 +271,8 @@ def requires_platform_action(action: Action) -> Callable[[F], F]:
     """On a platform page: sign-in first; then refuse (403) a user whose platform roles do not allow ``action``."""
 
     def decorate(view: F) -> F:
-        @wraps(view)
-        @login_required
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not allows((for_role(role) for role in current_user.platform_roles), action):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
+        checked: F = login_required(_requires(lambda: current_user.platform_roles, action)(view))
+        return checked
 
     return decorate
 

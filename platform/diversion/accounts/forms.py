@@ -20,12 +20,17 @@ from diversion.forms import Form
 MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
 
 
-class SignInForm(Form):
-    email = EmailField(
+def email_field(missing: str) -> EmailField:
+    """A person's email address, required (``missing`` says so when it is left out)."""
+    return EmailField(
         "Email address",
         widget=GovTextInput(),
-        validators=[InputRequired(message="Enter your email address"), Length(max=254)],
+        validators=[InputRequired(message=missing), Length(max=254)],
     )
+
+
+class SignInForm(Form):
+    email = email_field("Enter your email address")
     password = PasswordField(
         "Password",
         widget=GovPasswordInput(),
@@ -48,11 +53,7 @@ class AddMemberForm(Form):
     """A platform admin gives a person (an account, or a new one) a role in a force."""
 
     force = SelectField("Force", widget=GovSelect(), validators=[InputRequired(message="Choose the force")])
-    email = EmailField(
-        "Email address",
-        widget=GovTextInput(),
-        validators=[InputRequired(message="Enter the person's email address"), Length(max=254)],
-    )
+    email = email_field("Enter the person's email address")
     name = StringField(
         "Full name",
         widget=GovTextInput(),

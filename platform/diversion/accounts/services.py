@@ -24,7 +24,7 @@ from diversion.accounts.models import (
     Role,
     User,
 )
-from diversion.audit.services import record, record_lasting
+from diversion.audit.services import record
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -119,7 +119,7 @@ def authenticate(email: str, password: str) -> User | None:
 
     Records a failed sign-in either way it fails (unknown address, wrong
     password, deactivated account) without saying which to the caller; the
-    record lasts though the sign-in is refused (``record_lasting``).
+    record lasts though the sign-in is refused (``lasting``).
     """
     user = find_user(email)
     ok = False
@@ -129,12 +129,13 @@ def authenticate(email: str, password: str) -> User | None:
     except (VerificationError, InvalidHashError):
         ok = False
     if user is None or user.password_hash is None or not ok or not user.active:
-        record_lasting(
+        record(
             "auth.sign_in_failed",
             actor=None,
             actor_email=email.strip().lower()[:254],
             tenant_id=None,
             details={"reason": "inactive" if (ok and user and not user.active) else "credentials"},
+            lasting=True,
         )
         return None
     if _hasher().check_needs_rehash(user.password_hash):
@@ -145,8 +146,8 @@ def authenticate(email: str, password: str) -> User | None:
 def record_malformed_sign_in(email: str) -> None:
     """Record a sign-in refused before any check of the password: its email
     carried characters no address has (shown as \ufffd in the log)."""
-    record_lasting("auth.sign_in_failed", actor=None, actor_email=printable(email.strip().lower())[:254],
-                   tenant_id=None, details={"reason": "malformed"})
+    record("auth.sign_in_failed", actor=None, actor_email=printable(email.strip().lower())[:254],
+           tenant_id=None, details={"reason": "malformed"}, lasting=True)
 
 
 def record_sign_in(user: User) -> None:

@@ -28,7 +28,7 @@ from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
 from diversion.tenancy.web import force_blueprint, hand_membership_check
-from diversion.web import change_or_flash, show_refusal
+from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
@@ -78,7 +78,7 @@ def sign_in() -> Response | tuple[str, int]:
     next_url = _safe_next(request.args.get("next"))
     if form.validate_on_submit():
         user = services.authenticate(form.email.data or "", form.password.data or "")
-        if user is None:  # the failed sign-in's audit row lasts (record_lasting)
+        if user is None:  # the failed sign-in's audit row lasts (a lasting record)
             form.email.errors = ["Enter a correct email address and password"]
         else:
             # A fresh session at sign-in: nothing planted before it survives.
@@ -107,10 +107,7 @@ def sign_out() -> Response:
 
 def _membership(membership_id: uuid.UUID) -> ForceMembership:
     """A membership of the force in the URL (the ORM guard adds the force); 404 for any other."""
-    membership = db.session.get(ForceMembership, membership_id)
-    if membership is None:
-        abort(404)
-    return membership
+    return db.get_or_404(ForceMembership, membership_id)
 
 
 @members_bp.route("/")
@@ -126,11 +123,7 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
     form = ChangeRoleForm(data={"role": membership.role.value})
     if form.validate_on_submit():
         role, before, person = Role(form.role.data), membership.role, membership.user.name
-        try:
-            services.change_role(g.tenant, membership, role, actor=current_user)
-        except services.AccountError as error:
-            show_refusal(form, error)
-        else:
+        if change_on_form(form, lambda: services.change_role(g.tenant, membership, role, actor=current_user)):
             if role is not before:
                 flash(f"{person} is now {role.with_article}.", "success")
             return redirect(url_for(".index"))

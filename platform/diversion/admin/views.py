@@ -17,7 +17,7 @@ from diversion.accounts.models import Role, User
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from diversion.web import change_or_flash, show_refusal
+from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -31,9 +31,7 @@ def index() -> str:
 
 
 def _change_user(user_id: int, change: Callable[..., None], done: str) -> Response:
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404)
+    user = db.get_or_404(User, user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: change(user, actor=current_user), f"{user.email} {done}.")
@@ -65,13 +63,12 @@ def add_member() -> str | Response | tuple[str, int]:
             form.force.errors = ["Choose one of the forces"]
         else:
             role = Role(form.role.data)
-            try:
-                with scoped(force.id):
-                    user, _ = services.add_member(force, email=form.email.data or "", name=form.name.data or "",
-                                                  password=form.password.data or "", role=role, actor=current_user)
-            except services.AccountError as error:
-                show_refusal(form, error)
-            else:
+            with scoped(force.id):
+                added = change_on_form(form, lambda: services.add_member(
+                    force, email=form.email.data or "", name=form.name.data or "",
+                    password=form.password.data or "", role=role, actor=current_user))
+            if added is not None:
+                user, _ = added
                 flash(f"{user.name} is now {role.with_article} in {force.name}.", "success")
                 return redirect(url_for(".index"))
     html = render_template("admin/add_member.html", form=form)

@@ -7,11 +7,9 @@ from typing import Any
 from diversion.api import schemas
 from diversion.jsonapi.http import PREFIX
 from diversion.jsonapi.openapi import (
-    IDEMPOTENCY_KEY,
     Names,
     Part,
-    body,
-    created,
+    creating,
     errors,
     ok,
     operation,
@@ -34,12 +32,11 @@ def _paths(names: Names) -> dict[str, Any]:
          "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}},
     ]
     return {
-        f"{PREFIX}/encounters": {"post": operation(
+        f"{PREFIX}/encounters": {"post": creating(
             "recordEncounter", "Record an encounter and decide it", "Encounters",
-            {**created("Recorded and decided.", names[schemas.EncounterRecord]),
-             **errors("Unauthorized", "TooLarge", "Unprocessable")},
-            description="Decides with the policy in force today and returns the decision with every reason.",
-            parameters=[IDEMPOTENCY_KEY], requestBody=body(names[schemas.EncounterIn]))},
+            ("Recorded and decided.", names[schemas.EncounterRecord]), names[schemas.EncounterIn],
+            refusals=errors("Unauthorized", "TooLarge", "Unprocessable"),
+            description="Decides with the policy in force today and returns the decision with every reason.")},
         f"{PREFIX}/encounters/{{encounter_id}}": {"get": operation(
             "getEncounter", "An encounter and its decision", "Encounters",
             {**ok("200", "The encounter.", names[schemas.EncounterRecord]),
@@ -49,13 +46,12 @@ def _paths(names: Names) -> dict[str, Any]:
             "getDecision", "A decision with its reasons", "Decisions",
             {**ok("200", "The decision.", names[schemas.DecisionOut]), **errors("Unauthorized", "NotFound")},
             parameters=[decision])},
-        f"{PREFIX}/decisions/{{decision_id}}/referrals": {"post": operation(
+        f"{PREFIX}/decisions/{{decision_id}}/referrals": {"post": creating(
             "referDecision", "Refer the person to a course", "Referrals",
-            {**created("Offered.", names[schemas.ReferralOut]),
-             **errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable")},
+            ("Offered.", names[schemas.ReferralOut]), names[schemas.ReferralIn],
+            refusals=errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable"), path=(decision,),
             description="Refused for a decision that is not eligible (or overridden to eligible), a course the "
-                        "force does not offer for the decision's pathway, and a second open referral.",
-            parameters=[decision, IDEMPOTENCY_KEY], requestBody=body(names[schemas.ReferralIn]))},
+                        "force does not offer for the decision's pathway, and a second open referral.")},
         f"{PREFIX}/referrals": {"get": operation(
             "listReferrals", "The force's referrals, newest first", "Referrals",
             {**ok("200", "A page of referrals.", names[schemas.ReferralPage]),
@@ -65,13 +61,12 @@ def _paths(names: Names) -> dict[str, Any]:
             "getReferral", "A referral with its history", "Referrals",
             {**ok("200", "The referral.", names[schemas.ReferralOut]), **errors("Unauthorized", "NotFound")},
             parameters=[referral])},
-        f"{PREFIX}/referrals/{{referral_id}}/transitions": {"post": operation(
+        f"{PREFIX}/referrals/{{referral_id}}/transitions": {"post": creating(
             "moveReferral", "Move a referral on", "Referrals",
-            {**created("Moved.", names[schemas.TransitionRecord]),
-             **errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable")},
+            ("Moved.", names[schemas.TransitionRecord]), names[schemas.TransitionIn],
+            refusals=errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable"), path=(referral,),
             description="Refused for a move the lifecycle does not allow (the error lists those it does), "
-                        "completion before every session is attended, and ending without a reason.",
-            parameters=[referral, IDEMPOTENCY_KEY], requestBody=body(names[schemas.TransitionIn]))},
+                        "completion before every session is attended, and ending without a reason.")},
         f"{PREFIX}/offerings": {"get": operation(
             "listOfferings", "The courses the force offers, by pathway", "Referrals",
             {**ok("200", "The force's offerings.", names[schemas.OfferingList]), **errors("Unauthorized")})},

@@ -15,7 +15,7 @@ from diversion.extensions import db
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken
 from diversion.tenancy.web import force_blueprint
-from diversion.web import change_or_flash, show_refusal
+from diversion.web import change_on_form, change_or_flash
 
 bp = force_blueprint("api_tokens", __name__, "/api-tokens")
 
@@ -36,11 +36,10 @@ def index() -> str:
 def create() -> Response | tuple[str, int]:
     form = CreateTokenForm()
     if form.validate_on_submit():
-        try:
-            token, secret = tokens.make_force_token(g.tenant, name=form.name.data or "", actor=current_user)
-        except tokens.TokenError as error:
-            show_refusal(form, error)
-        else:
+        made = change_on_form(form, lambda: tokens.make_force_token(g.tenant, name=form.name.data or "",
+                                                                     actor=current_user))
+        if made is not None:
+            token, secret = made
             # Shown in this answer only: not flashed, since the session cookie is signed, not secret.
             # Committed at the end of the request, after rendering: should the commit fail,
             # this page is replaced, and a token that does not exist is never shown.

@@ -7,7 +7,7 @@ that does not exist. Views parse, call the case services (the same ones the
 pages use) and serialise; one request is one unit of work, committed once
 at its end (``unit``), after the answer is serialised: nothing is read
 after the commit, which may be the moment the connection drops. A change's
-answer is kept with it under its key (``keep_answer``).
+answer is kept with it under its key (``jsonapi.http.idempotent``).
 The creating calls take an ``Idempotency-Key`` (``jsonapi.idempotency``).
 """
 
@@ -41,9 +41,8 @@ from diversion.jsonapi.http import (
     answer,
     api_blueprint,
     body,
-    keep_answer,
+    idempotent,
     query,
-    take_key,
 )
 from diversion.jsonapi.openapi import document, with_part
 from diversion.jsonapi.schemas import session_out, transition_out
@@ -176,16 +175,13 @@ def openapi_document() -> Response:
 
 # ---------------------------------------------------------------- encounters and decisions
 
-def _taken_key() -> idempotency.Taken | Response | None:
-    token: ApiToken = g.api_token
-    return take_key(idempotency.IdempotencyKey, {"tenant_id": _tenant().id, "token_id": token.id})
+# The creating calls: their Idempotency-Key rows are the force's, per token.
+_idempotent = idempotent(idempotency.IdempotencyKey, lambda: {"tenant_id": _tenant().id, "token_id": _token().id})
 
 
 @bp.post("/encounters")
+@_idempotent
 def record_encounter() -> Response:
-    taken = _taken_key()
-    if isinstance(taken, Response):
-        return taken
     body = _body(schemas.EncounterIn)
     intake = Intake(
         identity=Identity(body.person.surname, body.person.given_name, body.person.date_of_birth,
@@ -199,8 +195,7 @@ def record_encounter() -> Response:
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
     _audit("encounter_recorded", "encounter", encounter.id)
-    return keep_answer(answer(_encounter_record(encounter, decision), 201,
-                               url_for(".get_encounter", encounter_id=encounter.id)), taken)
+    return answer(_encounter_record(encounter, decision), 201, url_for(".get_encounter", encounter_id=encounter.id))
 
 
 @bp.get("/encounters/<uuid:encounter_id>")
@@ -234,10 +229,8 @@ def list_offerings() -> Response:
 
 
 @bp.post("/decisions/<uuid:decision_id>/referrals")
+@_idempotent
 def refer(decision_id: uuid.UUID) -> Response:
-    taken = _taken_key()
-    if isinstance(taken, Response):
-        return taken
     decision = _one(Decision, decision_id)
     body = _body(schemas.ReferralIn)
     offering = db.session.scalar(select(Offering).where(Offering.id == body.offering_id))
@@ -249,8 +242,7 @@ def refer(decision_id: uuid.UUID) -> Response:
         _case_problem(error, REFERRAL_FIELDS)
     _audit("referral_offered", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the offer just made
-    return keep_answer(answer(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id)),
-                         taken)
+    return answer(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id))
 
 
 @bp.get("/referrals")
@@ -273,10 +265,8 @@ def get_referral(referral_id: uuid.UUID) -> Response:
 
 
 @bp.post("/referrals/<uuid:referral_id>/transitions")
+@_idempotent
 def move_referral(referral_id: uuid.UUID) -> Response:
-    taken = _taken_key()
-    if isinstance(taken, Response):
-        return taken
     referral = _one(Referral, referral_id)
     body = _body(schemas.TransitionIn)
     try:
@@ -287,5 +277,4 @@ def move_referral(referral_id: uuid.UUID) -> Response:
         _case_problem(error, TRANSITION_FIELDS)
     _audit(f"referral_{body.to.value}", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the move just made
-    return keep_answer(answer(schemas.TransitionRecord(transition=transition_out(step),
-                                                        referral=referral_out(referral)), 201), taken)
+    return answer(schemas.TransitionRecord(transition=transition_out(step), referral=referral_out(referral)), 201)

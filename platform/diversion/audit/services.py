@@ -1,5 +1,5 @@
 """Recording audit events. Every service that changes something calls ``record``; an event that
-must outlast a refused or failed request (a failed sign-in) is recorded with ``record_lasting``."""
+must outlast a refused or failed request (a failed sign-in) is recorded with ``record(..., lasting=True)``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import has_request_context, request
 
+from diversion import unit
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
 from diversion.tenancy.context import current_tenant_id
-from diversion.unit import lasting
 
 if TYPE_CHECKING:
     from diversion.accounts.models import User
@@ -40,28 +40,18 @@ def record(
     object_id: object = None,
     actor_email: str | None = None,
     details: dict[str, Any] | None = None,
+    lasting: bool = False,
 ) -> AuditEvent:
     """Append one event, filed under the force in scope unless ``tenant_id`` says
     otherwise (``None``: an event outside any force, such as a sign-in). The
-    event names the person who acted; a token or the platform itself, none."""
-    return _append(action, person=actor.person if actor is not None else None, actor_email=actor_email,
-                   tenant_id=tenant_id, object_type=object_type, object_id=object_id, details=details)
+    event names the person who acted; a token or the platform itself, none.
 
-
-def record_lasting(
-    action: str,
-    *,
-    actor: Acting | None,
-    tenant_id: int | _InScope | None = IN_SCOPE,
-    object_type: str | None = None,
-    object_id: object = None,
-    actor_email: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Append one event, as ``record``, that lasts even when the request's change is refused or fails:
-    a failed sign-in, the personal details a page showed (``unit.lasting``)."""
-    lasting(partial(_append, action, person=actor.person if actor is not None else None, actor_email=actor_email,
-                    tenant_id=tenant_id, object_type=object_type, object_id=object_id, details=details))
+    A ``lasting`` event stays recorded even when the request's change is
+    refused or fails: a failed sign-in, the personal details a page showed
+    (``unit.lasting``)."""
+    append = partial(_append, action, person=actor.person if actor is not None else None, actor_email=actor_email,
+                     tenant_id=tenant_id, object_type=object_type, object_id=object_id, details=details)
+    return unit.lasting(append) if lasting else append()
 
 
 def _append(action: str, *, person: User | None, actor_email: str | None, tenant_id: int | _InScope | None,

@@ -70,6 +70,7 @@ from diversion.eligibility.engine import Assessment, decide
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
+from diversion.errors import ProblemsFound
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, text_problem
 from diversion.monitoring import ETHNICITIES
@@ -118,12 +119,13 @@ class Problem:
         return f"row {self.row}, {self.column}: {self.problem}" if self.column else f"row {self.row}: {self.problem}"
 
 
-class ImportInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
+class ImportInvalid(ProblemsFound[Problem]):
     """The file cannot be imported; ``problems`` lists every problem found."""
 
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(f"{len(problems)} problem(s), e.g. {problems[0]}" if problems else "no problems")
-        self.problems = problems
+    @staticmethod
+    def summary(problems: list[Any]) -> str:
+        """The message: how many problems, and the first (a file may hold thousands)."""
+        return f"{len(problems)} problem(s), e.g. {problems[0]}" if problems else "no problems"
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TypeVar
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -35,22 +34,13 @@ from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
-from diversion.web import show_refusal
+from diversion.web import change_on_form
 
 bp = force_blueprint("cases", __name__)
-Row = TypeVar("Row")
 
 
 def _today() -> date:
     return datetime.now(UTC).date()
-
-
-def _get(model: type[Row], ident: uuid.UUID) -> Row:
-    """The force's row with this id; 404 for anything else (another force's rows are not found)."""
-    found = db.session.get(model, ident)
-    if found is None:
-        abort(404)
-    return found
 
 
 @bp.route("/encounters/new", methods=["GET", "POST"])
@@ -63,13 +53,10 @@ def intake() -> str | Response | tuple[str, int]:
                               form.pnc_id.data or None),
             contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
             ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
-        try:
-            _, decision = services.record_encounter(g.tenant, entry, actor=current_user, today=_today())
-        except services.CaseError as error:
-            refuse()
-            field = getattr(form, error.field, None)
-            (field.errors if field is not None else form.form_errors).append(error.message)  # type: ignore[union-attr]
-        else:
+        recorded = change_on_form(form, lambda: services.record_encounter(g.tenant, entry, actor=current_user,
+                                                                          today=_today()))
+        if recorded is not None:
+            _, decision = recorded
             return redirect(url_for(".decision", decision_id=decision.id))
     html = render_template("cases/intake.html", form=form, facts=ASKED_FACTS)
     return (html, 400) if request.method == "POST" else html
@@ -93,13 +80,13 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
 @bp.route("/decisions/<uuid:decision_id>")
 @requires_force_action(Action.READ_CASES)
 def decision(decision_id: uuid.UUID) -> str:
-    return _decision_page(_get(Decision, decision_id))
+    return _decision_page(db.get_or_404(Decision, decision_id))
 
 
 @bp.route("/decisions/<uuid:decision_id>/override", methods=["POST"])
 @requires_force_action(Action.OVERRIDE_DECISION)
 def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
-    found = _get(Decision, decision_id)
+    found = db.get_or_404(Decision, decision_id)
     form = OverrideForm()
     form.pathway.choices = [SelectChoice(p.id, p.id) for p in eligibility.compiled(found.policy_version).pathways]
     form.pathway.choices.insert(0, SelectChoice("", ""))
@@ -119,7 +106,7 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
 @bp.route("/decisions/<uuid:decision_id>/referrals", methods=["POST"])
 @requires_force_action(Action.REFER)
 def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
-    found = _get(Decision, decision_id)
+    found = db.get_or_404(Decision, decision_id)
     form = ReferForm()
     offerings = {str(o.id): o for o in services.offerings_for(found.final_pathway or "")}
     form.offering.choices = [SelectChoice(key, key) for key in offerings]
@@ -182,7 +169,7 @@ SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED})
 def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None, book: BookForm | None = None,
                attendance: AttendanceForm | None = None) -> str:
     """The case page; a form given is a submitted one, to show again with its errors."""
-    person = _get(Person, encounter.person_id)
+    person = db.get_or_404(Person, encounter.person_id)
     history = db.session.scalars(
         select(Encounter).where(Encounter.person_id == person.id).order_by(Encounter.offence_on.desc())).all()
     decisions = db.session.scalars(
@@ -211,62 +198,52 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
 @bp.route("/cases/<uuid:encounter_id>")
 @requires_force_action(Action.READ_CASES)
 def case(encounter_id: uuid.UUID) -> str:
-    return _case_page(_get(Encounter, encounter_id))
+    return _case_page(db.get_or_404(Encounter, encounter_id))
 
 
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
 @requires_force_action(Action.MOVE_REFERRAL)
 def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
-    referral = _get(Referral, referral_id)
+    referral = db.get_or_404(Referral, referral_id)
     form = TransitionForm()
     form.to.choices = [SelectChoice(s.value, s.value) for s in State if s not in SESSION_STATES]
     if form.validate_on_submit():
         to = State(form.to.data)
-        try:
-            services.transition(g.tenant, referral, to, actor=current_user, reason=form.reason.data or "")
-        except services.CaseError as error:
-            show_refusal(form, error, {"state": form.to})
-        else:
+        if change_on_form(form, lambda: services.transition(g.tenant, referral, to, actor=current_user,
+                                                             reason=form.reason.data or ""), {"state": form.to}):
             flash(f"Recorded: {to.label.lower()}.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
-    return _case_page(_get(Encounter, referral.encounter_id), transition=form), 400
+    return _case_page(db.get_or_404(Encounter, referral.encounter_id), transition=form), 400
 
 
 @bp.route("/referrals/<uuid:referral_id>/sessions", methods=["POST"])
 @requires_force_action(Action.BOOK_SESSION)
 def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
-    referral = _get(Referral, referral_id)
+    referral = db.get_or_404(Referral, referral_id)
     form = BookForm()
-    if form.validate_on_submit() and (starts_at := form.starts_at()) is not None:
-        try:
-            services.book_session(g.tenant, referral, starts_at=starts_at, venue=form.venue.data or "",
-                                  actor=current_user)
-        except services.CaseError as error:
-            show_refusal(form, error, {"starts_at": form.day, "referral": form.day})
-        else:
-            flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
-            return redirect(url_for(".case", encounter_id=referral.encounter_id))
-    return _case_page(_get(Encounter, referral.encounter_id), book=form), 400
+    if form.validate_on_submit() and (starts_at := form.starts_at()) is not None and change_on_form(
+            form, lambda: services.book_session(g.tenant, referral, starts_at=starts_at, venue=form.venue.data or "",
+                                                actor=current_user), {"starts_at": form.day, "referral": form.day}):
+        flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
+        return redirect(url_for(".case", encounter_id=referral.encounter_id))
+    return _case_page(db.get_or_404(Encounter, referral.encounter_id), book=form), 400
 
 
 @bp.route("/sessions/<uuid:session_id>/attendance", methods=["POST"])
 @requires_force_action(Action.RECORD_ATTENDANCE)
 def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
-    session = _get(BookedSession, session_id)
-    referral = _get(Referral, session.referral_id)
+    session = db.get_or_404(BookedSession, session_id)
+    referral = db.get_or_404(Referral, session.referral_id)
     form = AttendanceForm()
     if form.validate_on_submit() and form.confirm.data:
         attended = form.attendance.data == "attended"
-        try:
-            services.record_attendance(g.tenant, session, attended=attended, actor=current_user,
-                                       note=form.note.data or "")
-        except services.CaseError as error:
-            show_refusal(form, error, {"session": form.attendance})
-        else:
+        if change_on_form(form, lambda: services.record_attendance(g.tenant, session, attended=attended,
+                                                                    actor=current_user, note=form.note.data or ""),
+                          {"session": form.attendance}):
             flash("Attendance recorded." if attended else
                   "Recorded: did not attend. The referral is not completed.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
-    return _case_page(_get(Encounter, referral.encounter_id), attendance=form), 400
+    return _case_page(db.get_or_404(Encounter, referral.encounter_id), attendance=form), 400
 
 
 @bp.route("/referrals")

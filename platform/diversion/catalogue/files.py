@@ -26,7 +26,7 @@ from diversion.catalogue.vocabulary import (
     PathwayKind,
     ages_overlap,
 )
-from diversion.files import SLUG_PATTERN, FileProblem, Text, read_validated
+from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, listed_once, read_validated
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -35,10 +35,12 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 WEBSITE = re.compile(r"https://[^\s/$.?#][^\s]*")
 
 
-def _unique(values: list[str], what: str) -> list[str]:
-    if len(set(values)) != len(values):
-        raise ValueError(f"{what} is listed twice")
-    return values
+def known_area(value: str) -> str:
+    """A police force area's address as it is; refused (``ValueError``) when it names none."""
+    if value not in AREAS:
+        raise ValueError(f"{value!r} is not a police force area of England and Wales "
+                         "(use its address, e.g. 'west-midlands')")
+    return value
 
 
 class ProviderEntry(BaseModel):
@@ -90,24 +92,17 @@ class CourseEntry(BaseModel):
     @field_validator("kinds", "delivery")
     @classmethod
     def _no_repeats(cls, values: list[str]) -> list[str]:
-        return _unique(values, "a value")
+        return listed_once(values, "a value")
 
     @field_validator("languages")
     @classmethod
     def _languages(cls, values: list[str]) -> list[str]:
-        unknown = [v for v in values if v not in COURSE_LANGUAGES]
-        if unknown:
-            raise ValueError(f"unknown language {unknown[0]!r}; use {' or '.join(COURSE_LANGUAGES)}")
-        return _unique(values, "a language")
+        return known_languages(values, COURSE_LANGUAGES)
 
     @field_validator("areas")
     @classmethod
     def _areas(cls, values: list[str]) -> list[str]:
-        unknown = [v for v in values if v not in AREAS]
-        if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a police force area of England and Wales "
-                             "(use its address, e.g. 'west-midlands')")
-        return _unique(values, "an area")
+        return listed_once([known_area(value) for value in values], "an area")
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> CourseEntry:

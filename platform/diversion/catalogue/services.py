@@ -37,6 +37,7 @@ PROVIDER_FIELDS = ("name", "website", "contact_email")
 
 
 M = TypeVar("M", bound=BaseModel)
+Edited = TypeVar("Edited", Provider, Course)  # a row of the shared catalogue
 
 
 class CatalogueError(FieldError):
@@ -74,6 +75,21 @@ def _bring_in_line(row: Provider | Course, values: dict[str, Any]) -> bool:
     return True
 
 
+def _synced(report: CatalogueSync, model: type[Edited], row: Edited | None, slug: str,
+            values: dict[str, Any]) -> Edited:
+    """The row with ``slug`` in line with its file entry: added when missing, kept
+    as it is when changed in the console (counted in ``report``)."""
+    if row is None:
+        row = model(slug=slug, **values)
+        db.session.add(row)
+        report.changed += 1
+    elif row.edited_in_console:
+        report.kept += 1
+    elif _bring_in_line(row, values):
+        report.changed += 1
+    return row
+
+
 def sync_catalogue(catalogue: CatalogueFile, *, actor: Actor) -> CatalogueSync:
     """Create or update providers and courses from the file (by slug).
 
@@ -84,28 +100,12 @@ def sync_catalogue(catalogue: CatalogueFile, *, actor: Actor) -> CatalogueSync:
     report = CatalogueSync()
     providers = {p.slug: p for p in db.session.scalars(select(Provider))}
     for entry in catalogue.providers:
-        values = entry.model_dump(include=set(PROVIDER_FIELDS))
-        provider = providers.get(entry.slug)
-        if provider is None:
-            providers[entry.slug] = Provider(slug=entry.slug, **values)
-            db.session.add(providers[entry.slug])
-            report.changed += 1
-        elif provider.edited_in_console:
-            report.kept += 1
-        elif _bring_in_line(provider, values):
-            report.changed += 1
+        providers[entry.slug] = _synced(report, Provider, providers.get(entry.slug), entry.slug,
+                                        entry.model_dump(include=set(PROVIDER_FIELDS)))
     db.session.flush()
     courses = {c.slug: c for c in db.session.scalars(select(Course))}
     for item in catalogue.courses:
-        values = _course_values(item, providers[item.provider].id)
-        course = courses.get(item.slug)
-        if course is None:
-            db.session.add(Course(slug=item.slug, **values))
-            report.changed += 1
-        elif course.edited_in_console:
-            report.kept += 1
-        elif _bring_in_line(course, values):
-            report.changed += 1
+        _synced(report, Course, courses.get(item.slug), item.slug, _course_values(item, providers[item.provider].id))
     db.session.flush()
     if report.changed:
         record("catalogue.synced", actor=actor, tenant_id=None,
@@ -157,19 +157,44 @@ def _provider_values(data: dict[str, Any]) -> dict[str, Any]:
     return _validated(ProviderEntry, data).model_dump(include=set(PROVIDER_FIELDS))
 
 
+def _address_free(model: type[Provider] | type[Course], slug: str, which: str) -> None:
+    """Refuse (on ``slug``) an address a row of ``model`` already has; ``which`` names the kind of row."""
+    if db.session.scalar(select(model).where(model.slug == slug)) is not None:
+        raise CatalogueError("slug", f"{which} already has the address {slug!r}.")
+
+
+def _added_in_console(row: Edited, *, actor: Actor, kind: str) -> Edited:
+    """Add a provider or course written in the console, and record ``<kind>.created``."""
+    db.session.add(row)
+    db.session.flush()
+    record(f"{kind}.created", actor=actor, tenant_id=None, object_type=kind, object_id=row.id,
+           details={"slug": row.slug})
+    return row
+
+
+def _changed(row: Provider | Course | Offering, values: dict[str, Any], *, actor: Actor, kind: str,
+             tenant_id: int | None = None) -> list[str]:
+    """Set on ``row`` the ``values`` that differ, marking it edited in the console (its file
+    no longer updates it), and record ``<kind>.updated`` naming them; returns their names."""
+    changed = [k for k, v in values.items() if getattr(row, k) != v]
+    for key in changed:
+        setattr(row, key, values[key])
+    if changed:
+        row.edited_in_console = True
+        db.session.flush()
+        record(f"{kind}.updated", actor=actor, tenant_id=tenant_id, object_type=kind, object_id=row.id,
+               details={"fields": changed})
+    return changed
+
+
 def create_provider(data: dict[str, Any], *, actor: Actor) -> Provider:
     """Add a provider. Refuses a bad field (named) and an address already in use.
     An actor the access table does not allow is refused first (``AccessRefused``)."""
     require(actor, Action.EDIT_CATALOGUE)
     entry = _validated(ProviderEntry, data)
-    if db.session.scalar(select(Provider).where(Provider.slug == entry.slug)) is not None:
-        raise CatalogueError("slug", f"A provider already has the address {entry.slug!r}.")
-    provider = Provider(slug=entry.slug, edited_in_console=True, **entry.model_dump(include=set(PROVIDER_FIELDS)))
-    db.session.add(provider)
-    db.session.flush()
-    record("provider.created", actor=actor, tenant_id=None, object_type="provider", object_id=provider.id,
-           details={"slug": provider.slug})
-    return provider
+    _address_free(Provider, entry.slug, "A provider")
+    return _added_in_console(Provider(slug=entry.slug, edited_in_console=True,
+                                      **entry.model_dump(include=set(PROVIDER_FIELDS))), actor=actor, kind="provider")
 
 
 def update_provider(provider: Provider, data: dict[str, Any], *, actor: Actor) -> list[str]:
@@ -178,16 +203,7 @@ def update_provider(provider: Provider, data: dict[str, Any], *, actor: Actor) -
     An actor the access table does not allow is refused first (``AccessRefused``).
     """
     require(actor, Action.EDIT_CATALOGUE)
-    values = _provider_values({**data, "slug": provider.slug})
-    changed = [k for k, v in values.items() if getattr(provider, k) != v]
-    for key in changed:
-        setattr(provider, key, values[key])
-    if changed:
-        provider.edited_in_console = True
-        db.session.flush()
-        record("provider.updated", actor=actor, tenant_id=None, object_type="provider", object_id=provider.id,
-               details={"fields": changed})
-    return changed
+    return _changed(provider, _provider_values({**data, "slug": provider.slug}), actor=actor, kind="provider")
 
 
 # ---------------------------------------------------------------- courses
@@ -205,14 +221,9 @@ def create_course(data: dict[str, Any], *, actor: Actor) -> Course:
     An actor the access table does not allow is refused first (``AccessRefused``)."""
     require(actor, Action.EDIT_CATALOGUE)
     entry, provider = _course_entry(data)
-    if db.session.scalar(select(Course).where(Course.slug == entry.slug)) is not None:
-        raise CatalogueError("slug", f"A course already has the address {entry.slug!r}.")
-    course = Course(slug=entry.slug, edited_in_console=True, **_course_values(entry, provider.id))
-    db.session.add(course)
-    db.session.flush()
-    record("course.created", actor=actor, tenant_id=None, object_type="course", object_id=course.id,
-           details={"slug": course.slug})
-    return course
+    _address_free(Course, entry.slug, "A course")
+    return _added_in_console(Course(slug=entry.slug, edited_in_console=True, **_course_values(entry, provider.id)),
+                             actor=actor, kind="course")
 
 
 def update_course(course: Course, data: dict[str, Any], *, actor: Actor) -> list[str]:
@@ -225,16 +236,7 @@ def update_course(course: Course, data: dict[str, Any], *, actor: Actor) -> list
     """
     require(actor, Action.EDIT_CATALOGUE)
     entry, provider = _course_entry({**data, "slug": course.slug})
-    values = _course_values(entry, provider.id)
-    changed = [k for k, v in values.items() if getattr(course, k) != v]
-    for key in changed:
-        setattr(course, key, values[key])
-    if changed:
-        course.edited_in_console = True
-        db.session.flush()
-        record("course.updated", actor=actor, tenant_id=None, object_type="course", object_id=course.id,
-               details={"fields": changed})
-    return changed
+    return _changed(course, _course_values(entry, provider.id), actor=actor, kind="course")
 
 
 def retire_course(course: Course, *, actor: Actor) -> None:
@@ -381,16 +383,7 @@ def update_offering(tenant: Tenant, offering: Offering, details: LocalDetails, *
     require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     if offering.withdrawn_at is not None:
         raise CatalogueError("offering", "The offering is withdrawn: add it again to change it.")
-    values = _details(details)
-    changed = [k for k, v in values.items() if getattr(offering, k) != v]
-    for key in changed:
-        setattr(offering, key, values[key])
-    if changed:
-        offering.edited_in_console = True
-        db.session.flush()
-        record("offering.updated", actor=actor, tenant_id=tenant.id, object_type="offering",
-               object_id=offering.id, details={"fields": changed})
-    return changed
+    return _changed(offering, _details(details), actor=actor, kind="offering", tenant_id=tenant.id)
 
 
 def withdraw_offering(tenant: Tenant, offering: Offering, *, actor: Actor) -> None:

@@ -38,7 +38,7 @@ from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS
 from diversion.extensions import db
 from diversion.forms import Form
 from diversion.tenancy.web import force_blueprint
-from diversion.web import change_or_flash, show_refusal
+from diversion.web import change_on_form, change_or_flash
 
 admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/catalogue")
 offerings_bp = force_blueprint("offerings", __name__, "/offerings")
@@ -58,16 +58,9 @@ def _today() -> date:
 
 
 def _saved(form: Form, change: Callable[[], object]) -> bool:
-    """Validate the form, run the service as the request's unit of work; on a
-    refusal, roll back and put the service's reason on the field it names."""
-    if not form.validate_on_submit():
-        return False
-    try:
-        change()
-    except services.CatalogueError as error:
-        show_refusal(form, error)
-        return False
-    return True
+    """Validate the form and run the service (which answers something) as the request's
+    unit of work; on a refusal, put the service's reason on the form (``change_on_form``)."""
+    return form.validate_on_submit() and change_on_form(form, change) is not None
 
 
 # ---------------------------------------------------------------- platform admins
@@ -97,7 +90,7 @@ def new_provider() -> Response | tuple[str, int]:
 @admin_bp.route("/providers/<int:provider_id>", methods=["GET", "POST"])
 @requires_platform_action(Action.EDIT_CATALOGUE)
 def edit_provider(provider_id: int) -> Response | tuple[str, int]:
-    provider = db.session.get(Provider, provider_id) or abort(404)
+    provider = db.get_or_404(Provider, provider_id)
     form = ProviderForm(obj=provider if request.method == "GET" else None)
     del form.slug  # the address cannot change
     if _saved(form, lambda: services.update_provider(provider, form.data_for_service(), actor=current_user)):
@@ -135,7 +128,7 @@ def new_course() -> Response | tuple[str, int]:
 @admin_bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
 @requires_platform_action(Action.EDIT_CATALOGUE)
 def edit_course(course_id: int) -> Response | tuple[str, int]:
-    course = db.session.get(Course, course_id) or abort(404)
+    course = db.get_or_404(Course, course_id)
     form = _course_form(course)
     if _saved(form, lambda: services.update_course(course, form.data_for_service(), actor=current_user)):
         flash(f"{course.title} is saved.", "success")
@@ -144,9 +137,7 @@ def edit_course(course_id: int) -> Response | tuple[str, int]:
 
 
 def _course_change(course_id: int, change: Callable[..., None], done: str) -> Response:
-    course = db.session.get(Course, course_id)
-    if course is None:
-        abort(404)
+    course = db.get_or_404(Course, course_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: change(course, actor=current_user), f"{course.title} {done}.")
@@ -208,11 +199,11 @@ def new() -> Response | tuple[str, int]:
     form.pathway.data = pathway.id
     form.course.choices = [SelectChoice(key, c.title) for key, c in courses.items()]
 
-    def add() -> None:
+    def add() -> Offering:
         course = courses.get(form.course.data or "")
         if course is None:
             raise services.CatalogueError("course", "Choose one of the courses that fit this pathway.")
-        services.add_offering(g.tenant, course, pathway.id, _details(form), actor=current_user, today=_today())
+        return services.add_offering(g.tenant, course, pathway.id, _details(form), actor=current_user, today=_today())
 
     if request.method == "POST" and _saved(form, add):
         flash(f"{courses[form.course.data or ''].title} is offered for {pathway.name}.", "success")
@@ -222,17 +213,10 @@ def new() -> Response | tuple[str, int]:
     return page, 400 if request.method == "POST" else 200
 
 
-def _offering(offering_id: uuid.UUID) -> Offering:
-    offering = db.session.get(Offering, offering_id)
-    if offering is None:
-        abort(404)
-    return offering
-
-
 @offerings_bp.route("/<uuid:offering_id>", methods=["GET", "POST"])
 @requires_force_action(Action.MANAGE_OFFERINGS)
 def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
-    offering = _offering(offering_id)
+    offering = db.get_or_404(Offering, offering_id)
     form = EditOfferingForm()
     if request.method == "GET":
         form.venues.data, form.booking_contact.data, form.notes.data = (
@@ -249,7 +233,7 @@ def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
 @offerings_bp.route("/<uuid:offering_id>/withdraw", methods=["POST"])
 @requires_force_action(Action.MANAGE_OFFERINGS)
 def withdraw(offering_id: uuid.UUID) -> Response:
-    offering = _offering(offering_id)
+    offering = db.get_or_404(Offering, offering_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: services.withdraw_offering(g.tenant, offering, actor=current_user),

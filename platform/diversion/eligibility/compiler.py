@@ -23,6 +23,7 @@ from rule_engine.parser import Parser
 from diversion.eligibility.document import PolicyDocument, location
 from diversion.eligibility.fastpath import Check, fast_check
 from diversion.eligibility.fields import FIELDS
+from diversion.errors import ProblemsFound
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,8 @@ class PolicyProblem:
         return f"{where}: {self.message}"
 
 
-class PolicyInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
-    def __init__(self, problems: list[PolicyProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class PolicyInvalid(ProblemsFound[PolicyProblem]):
+    """A policy that does not compile; ``problems`` lists every problem found."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ checks both paths give the same answers on random cases.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,16 +24,18 @@ COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 
 class Unsupported(Exception):  # noqa: N818 - internal signal: keep rule-engine's evaluation
-    pass
+    """A shape this module (or the column evaluation of ``simulation``) does not evaluate."""
 
 
-def _literal(node: Any) -> Any:
+def literal(node: Any, array: Callable[[Iterator[Any]], Any]) -> Any:
+    """The value of a literal: a number, a string, a boolean, or an array of them,
+    its items gathered by ``array`` (a set to look up, a list for numpy)."""
     if isinstance(node, ast.FloatExpression):
         return float(node.value) if isinstance(node.value, Decimal) else node.value
     if isinstance(node, ast.StringExpression | ast.BooleanExpression):
         return node.value
     if isinstance(node, ast.ArrayExpression):
-        return frozenset(_literal(item) for item in node.value)
+        return array(literal(item, array) for item in node.value)
     raise Unsupported
 
 
@@ -58,7 +60,7 @@ def closure(node: Any) -> Check:  # noqa: PLR0911 - one branch per node kind
     if isinstance(node, ast.ContainsExpression):
         container, member = closure(node.container), closure(node.member)
         return lambda thing: member(thing) in container(thing)
-    value = _literal(node)
+    value = literal(node, frozenset)
     return lambda _thing: value
 
 

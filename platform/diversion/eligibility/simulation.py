@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -22,15 +21,12 @@ import numpy.typing as npt
 from rule_engine import ast
 
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
+from diversion.eligibility.fastpath import Unsupported, literal
 from diversion.eligibility.fields import FIELDS, Kind
 
 Bools = npt.NDArray[np.bool_]
 NOT_ELIGIBLE, ELIGIBLE, NEEDS_REVIEW = 0, 1, 2
 CHUNK = 100_000
-
-
-class _Untranslatable(Exception):  # noqa: N818 - internal signal, never escapes
-    pass
 
 
 @dataclass
@@ -68,16 +64,6 @@ class Columns:
         return cls(size, values, known, memberships, day_numbers, facts)
 
 
-def _literal(node: Any) -> Any:
-    if isinstance(node, ast.FloatExpression):
-        return float(node.value) if isinstance(node.value, Decimal) else node.value
-    if isinstance(node, ast.StringExpression | ast.BooleanExpression):
-        return node.value
-    if isinstance(node, ast.ArrayExpression):
-        return [_literal(item) for item in node.value]
-    raise _Untranslatable
-
-
 class _Translator:
     """Evaluates an expression tree over columns; parameters are dated per case."""
 
@@ -92,7 +78,7 @@ class _Translator:
                 return self.parameters[node.name]
             spec = FIELDS[node.name]
             if spec.kind is Kind.CHOICES:
-                raise _Untranslatable
+                raise Unsupported
             return c.values[node.name]
         if isinstance(node, ast.LogicExpression):
             left, right = self.value(node.left), self.value(node.right)
@@ -103,7 +89,7 @@ class _Translator:
             return self._compare(node.type, self.value(node.left), self.value(node.right))
         if isinstance(node, ast.ContainsExpression):
             return self._contains(node)
-        return _literal(node)
+        return literal(node, list)
 
     @staticmethod
     def _compare(kind: str, left: Any, right: Any) -> Any:
@@ -112,7 +98,7 @@ class _Translator:
             "le": np.less_equal, "lt": np.less,
         }
         if kind not in operations:
-            raise _Untranslatable
+            raise Unsupported
         return np.asarray(operations[kind](left, right), dtype=np.bool_)
 
     def _contains(self, node: Any) -> Any:
@@ -122,8 +108,8 @@ class _Translator:
             return self.columns.memberships[container.name, member.value]
         if isinstance(container, ast.ArrayExpression) and isinstance(member, ast.SymbolExpression) \
                 and member.name in FIELDS and FIELDS[member.name].kind is not Kind.CHOICES:
-            return np.isin(self.columns.values[member.name], _literal(container))
-        raise _Untranslatable
+            return np.isin(self.columns.values[member.name], literal(container, list))
+        raise Unsupported
 
 
 def _dated_parameters(policy: CompiledPolicy, columns: Columns) -> dict[str, Any]:
@@ -133,7 +119,7 @@ def _dated_parameters(policy: CompiledPolicy, columns: Columns) -> dict[str, Any
         ordered = sorted(dated, key=lambda d: d.from_)
         values = [d.value for d in ordered]
         if isinstance(values[0], list):
-            raise _Untranslatable
+            raise Unsupported
         if len(ordered) == 1:
             found[name] = values[0]
             continue
@@ -151,10 +137,10 @@ def _criterion(criterion: CompiledCriterion, columns: Columns, translator: _Tran
         known &= columns.known[name]
     try:
         if translator is None:
-            raise _Untranslatable
+            raise Unsupported
         matched = np.broadcast_to(np.asarray(translator.value(criterion.rule.statement.expression),
                                              dtype=np.bool_), (columns.size,))
-    except _Untranslatable:
+    except Unsupported:
         met = np.zeros(columns.size, dtype=np.bool_)
         for i in np.flatnonzero(known).tolist():
             row = {k: v for k, v in columns.rows[i].items() if v is not None}
@@ -179,7 +165,7 @@ def evaluate(policy: CompiledPolicy, columns: Columns) -> Evaluated:
     """Every case's outcome under ``policy``: the rules of ``engine.decide`` on columns."""
     try:
         translator: _Translator | None = _Translator(columns, _dated_parameters(policy, columns))
-    except _Untranslatable:
+    except Unsupported:
         translator = None
 
     def parameters_on(day: int) -> dict[str, Any]:

@@ -129,21 +129,28 @@ def _draft_page(draft: PolicyVersion | None, *, form: DraftForm | None = None, p
                            publish=publish or PublishForm(formdata=None), confirm=ConfirmForm(), results=results)
 
 
+def _draft(*, confirmed: bool = False) -> PolicyVersion:
+    """The force's draft, which a button acts on: 404 without one; with ``confirmed``,
+    400 for a POST without the confirm form's token."""
+    existing = services.current_draft()
+    if existing is None:
+        abort(404)
+    if confirmed and not ConfirmForm().validate_on_submit():
+        abort(400)
+    return existing
+
+
 @bp.route("/draft/test", methods=["POST"])
 @requires_force_action(Action.EDIT_POLICY)
 def test_draft() -> str:
-    existing = services.current_draft()
-    if existing is None or not ConfirmForm().validate_on_submit():
-        abort(404 if existing is None else 400)
+    existing = _draft(confirmed=True)
     return _draft_page(existing, results=services.test_version(existing, on=_today()))
 
 
 @bp.route("/draft/publish", methods=["POST"])
 @requires_force_action(Action.PUBLISH_POLICY)
 def publish() -> Response | tuple[str, int]:
-    existing = services.current_draft()
-    if existing is None:
-        abort(404)
+    existing = _draft()
     form = PublishForm()
     if form.validate_on_submit() and form.effective_from.data is not None:
         try:
@@ -165,10 +172,7 @@ def publish() -> Response | tuple[str, int]:
 @bp.route("/draft/discard", methods=["POST"])
 @requires_force_action(Action.EDIT_POLICY)
 def discard() -> Response:
-    existing = services.current_draft()
-    if existing is None or not ConfirmForm().validate_on_submit():
-        abort(404 if existing is None else 400)
-    services.discard_draft(g.tenant, existing, actor=current_user)
+    services.discard_draft(g.tenant, _draft(confirmed=True), actor=current_user)
     flash("The draft was discarded.", "success")
     return redirect(url_for(".in_force"))
 

@@ -18,12 +18,12 @@ from typing import Annotated, Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from diversion.catalogue.files import CatalogueFile, OfferingEntry, misfit, read_catalogue
-from diversion.catalogue.vocabulary import AREAS
+from diversion.catalogue.files import CatalogueFile, OfferingEntry, known_area, misfit, read_catalogue
 from diversion.eligibility.compiler import PolicyInvalid, compile_cached
 from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import run_tests
-from diversion.files import SLUG_PATTERN, FileProblem, Text, read_validated
+from diversion.errors import ProblemsFound
+from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
 from diversion.tenancy.models import NonCompletionAction
 
@@ -73,12 +73,7 @@ class ForceFile(BaseModel):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, value: list[str]) -> list[str]:
-        unknown = [code for code in value if code not in LANGUAGES]
-        if unknown:
-            raise ValueError(f"unknown language {unknown[0]!r}; use {' or '.join(LANGUAGES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("a language is listed twice")
-        return value
+        return known_languages(value, LANGUAGES)
 
     @field_validator("brand_colour")
     @classmethod
@@ -90,10 +85,7 @@ class ForceFile(BaseModel):
     @field_validator("area")
     @classmethod
     def _known_area(cls, value: str | None) -> str | None:
-        if value is not None and value not in AREAS:
-            raise ValueError(f"{value!r} is not a police force area of England and Wales "
-                             "(write it as its address, e.g. 'west-midlands')")
-        return value
+        return None if value is None else known_area(value)
 
     @model_validator(mode="after")
     def _area_by_default(self) -> ForceFile:
@@ -103,12 +95,8 @@ class ForceFile(BaseModel):
         return self
 
 
-class ForceFilesInvalid(ValueError):  # noqa: N818 - reads as the condition it reports
+class ForceFilesInvalid(ProblemsFound[FileProblem]):
     """Raised with every problem found in the folder; nothing is applied."""
-
-    def __init__(self, problems: list[FileProblem]) -> None:
-        super().__init__("\n".join(str(problem) for problem in problems))
-        self.problems = problems
 
 
 def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:

@@ -11,7 +11,8 @@ commit fails, the answer is replaced). Errors are JSON,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Blueprint, request
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,7 @@ from diversion.jsonapi.schemas import ErrorBody, ErrorItem
 
 PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
 # An encounter is a few kilobytes; anything far larger is refused (413) unread.
 MAX_BODY_BYTES = 256 * 1024
 UNAUTHORIZED = "Send a valid API token: Authorization: Bearer <token>."
@@ -173,6 +175,25 @@ def take_key(model: type[idempotency.KeptAnswer], owner: dict[str, Any]) -> idem
         response.headers[idempotency.REPLAYED_HEADER] = "true"
         return response
     return found
+
+
+def idempotent(model: type[idempotency.KeptAnswer], owner: Callable[[], dict[str, Any]],
+               ) -> Callable[[Callable[P, Response]], Callable[P, Response]]:
+    """A change that takes an ``Idempotency-Key`` before its effect (``take_key``, the key's
+    row owned by ``owner()``): the same request sent again gets the answer it got before,
+    and the view's answer is kept under the key (``keep_answer``)."""
+
+    def decorate(view: Callable[P, Response]) -> Callable[P, Response]:
+        @wraps(view)
+        def taking_the_key(*args: P.args, **kwargs: P.kwargs) -> Response:
+            taken = take_key(model, owner())
+            if isinstance(taken, Response):
+                return taken
+            return keep_answer(view(*args, **kwargs), taken)
+
+        return taking_the_key
+
+    return decorate
 
 
 def keep_answer(response: Response, taken: idempotency.Taken | None) -> Response:

@@ -159,6 +159,16 @@ def operation(operation_id: str, summary: str, tag: str, responses: dict[str, An
     return {"operationId": operation_id, "summary": summary, "tags": [tag], **extra, "responses": responses}
 
 
+def creating(operation_id: str, summary: str, tag: str, done: tuple[str, str], request_body: str, *,
+             refusals: dict[str, Any], path: tuple[dict[str, Any], ...] = (), description: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """A creating operation: a JSON body (``request_body``), an optional ``Idempotency-Key``,
+    and 201 with ``done`` (what it says, what it answers), or one of its ``refusals``."""
+    described = {"description": description} if description is not None else {}
+    return operation(operation_id, summary, tag, {**created(*done), **refusals}, **described,
+                     parameters=[*path, IDEMPOTENCY_KEY], requestBody=body(request_body), **extra)
+
+
 
 def document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the APIs ``app`` serves: a copy, for the caller to keep or change."""

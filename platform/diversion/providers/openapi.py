@@ -6,12 +6,10 @@ from typing import Any
 
 from diversion.jsonapi.http import PREFIX
 from diversion.jsonapi.openapi import (
-    IDEMPOTENCY_KEY,
     JSON,
     Names,
     Part,
-    body,
-    created,
+    creating,
     errors,
     ok,
     operation,
@@ -82,14 +80,14 @@ def _paths(names: Names) -> dict[str, Any]:
             {**ok("200", "The referral.", names[schemas.ProviderReferralOut]),
              **errors("ProviderUnauthorized", "ProviderNotFound")},
             parameters=[referral], security=PROVIDER_SECURITY)},
-        f"{PREFIX}/provider/referrals/{{referral_id}}/transitions": {"post": operation(
+        f"{PREFIX}/provider/referrals/{{referral_id}}/transitions": {"post": creating(
             "providerMoveReferral", "Move one of the provider's referrals on", "Providers",
-            {**created("Moved.", names[schemas.ProviderMoveRecord]),
-             **errors("ProviderUnauthorized", "ProviderNotFound", "Conflict", "TooLarge", "Unprocessable")},
+            ("Moved.", names[schemas.ProviderMoveRecord]), names[schemas.ProviderMoveIn],
+            refusals=errors("ProviderUnauthorized", "ProviderNotFound", "Conflict", "TooLarge", "Unprocessable"),
+            path=(referral,),
             description="409 for a move the referral's state does not allow, completion before every session "
                         "is attended, or a referral no longer in `expected_state`; 422 for a bad body or "
                         "ending it without a reason.",
-            parameters=[referral, IDEMPOTENCY_KEY], requestBody=body(names[schemas.ProviderMoveIn]),
             security=PROVIDER_SECURITY)},
     }
 

@@ -17,7 +17,7 @@ from diversion.providers.acting import requires_provider_action
 from diversion.providers.forms import ProviderTokenForm, WebhookForm
 from diversion.tenancy.context import set_scope
 from diversion.unit import refuse
-from diversion.web import change_or_flash, show_refusal
+from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("provider_integrations", __name__, url_prefix="/provider/integrations")
 
@@ -68,11 +68,10 @@ def index() -> str:
 def create_token() -> Response | tuple[str, int]:
     form = ProviderTokenForm(prefix="token")
     if form.validate_on_submit():
-        try:
-            token, secret = tokens.make_provider_token(g.provider, name=form.name.data or "", actor=current_user)
-        except tokens.TokenError as error:
-            show_refusal(form, error)
-        else:
+        made = change_on_form(form, lambda: tokens.make_provider_token(g.provider, name=form.name.data or "",
+                                                                        actor=current_user))
+        if made is not None:
+            token, secret = made
             return _secret_page("API token made", f"The token “{token.name}”", secret)
     return _index(form, WebhookForm(prefix="webhook")), 400
 
@@ -95,11 +94,10 @@ def revoke_token(token_id: uuid.UUID) -> Response:
 def set_webhook() -> Response | tuple[str, int]:
     form = WebhookForm(prefix="webhook")
     if form.validate_on_submit():
-        try:
-            _endpoint, secret = webhooks.set_endpoint(g.provider, url=form.url.data or "", actor=current_user)
-        except webhooks.WebhookError as error:
-            show_refusal(form, error)
-        else:
+        made = change_on_form(form, lambda: webhooks.set_endpoint(g.provider, url=form.url.data or "",
+                                                                   actor=current_user))
+        if made is not None:
+            _endpoint, secret = made
             if secret is not None:
                 return _secret_page("Webhook endpoint saved", "The signing secret of your endpoint", secret)
             return _back()

@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from diversion.accounts.access import Action, require
 from diversion.accounts.models import ProviderMembership, User
-from diversion.audit.services import record, record_lasting
+from diversion.audit.services import record
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
 from diversion.cases.models import BookedSession, Person, Referral, State, Transition
@@ -145,8 +145,8 @@ def record_listing(provider: Provider, shown: Sequence[tuple[Referral, Tenant]],
         by_force[tenant.id].append(str(referral.id))
     for tenant_id, ids in by_force.items():
         with acting_for_provider(provider.id, tenant_id, actor.id):
-            record_lasting("provider.referrals_listed", actor=actor, tenant_id=tenant_id, object_type="provider",
-                           object_id=provider.id, details={"provider": provider.slug, "referrals": ids})
+            record("provider.referrals_listed", actor=actor, tenant_id=tenant_id, object_type="provider",
+                   object_id=provider.id, details={"provider": provider.slug, "referrals": ids}, lasting=True)
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,9 @@ def view_referral(provider: Provider, referral: Referral, *, actor: User) -> Ref
     sessions = list(db.session.scalars(
         select(BookedSession).where(BookedSession.referral_id == referral.id).order_by(BookedSession.starts_at)))
     with _acting(referral, actor):
-        record_lasting("provider.referral_viewed", actor=actor, tenant_id=referral.tenant_id,
-                       object_type="referral", object_id=referral.id,
-                       details={"provider": provider.slug, "contact_details_shown": True})
+        record("provider.referral_viewed", actor=actor, tenant_id=referral.tenant_id,
+               object_type="referral", object_id=referral.id,
+               details={"provider": provider.slug, "contact_details_shown": True}, lasting=True)
     return ReferralView(referral, tenant, open_identity(person.identity_sealed), open_contact(person.contact_sealed),
                         sessions)
 

@@ -33,7 +33,7 @@ from diversion.providers import services
 from diversion.providers.forms import AcceptForm, CompleteForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
 from diversion.unit import refuse
-from diversion.web import change_or_flash, show_refusal
+from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 CHOSEN = "provider_id"  # session key: the organisation picked in the switcher
@@ -152,14 +152,11 @@ def accept(referral_id: uuid.UUID) -> Response:
 def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     found = _referral(referral_id)
     form = BookForm()
-    if form.validate_on_submit() and (starts_at := form.starts_at()) is not None:
-        try:
-            services.book_session(found, starts_at=starts_at, venue=form.venue.data or "", actor=current_user)
-        except FieldError as error:
-            show_refusal(form, error, {"starts_at": form.day})
-        else:
-            flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
-            return redirect(url_for(".referral", referral_id=referral_id))
+    if form.validate_on_submit() and (starts_at := form.starts_at()) is not None and change_on_form(
+            form, lambda: services.book_session(found, starts_at=starts_at, venue=form.venue.data or "",
+                                                actor=current_user), {"starts_at": form.day}):
+        flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
+        return redirect(url_for(".referral", referral_id=referral_id))
     return _referral_page(_referral(referral_id), book=form), 400
 
 
