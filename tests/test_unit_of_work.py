@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -137,19 +138,28 @@ def _probes(database: databases.TestDatabase) -> list[str]:
     return [e["details"]["note"] for e in _events(database) if e["action"] == PROBE]
 
 
-@pytest.fixture
-def commits(units: Flask) -> Iterator[list[int]]:
-    """Counts the COMMITs the database is sent."""
+@contextmanager
+def counting_commits(app: Flask) -> Iterator[list[int]]:
+    """Counts the COMMITs the app's database is sent while the block runs."""
     seen: list[int] = []
 
     def note(_connection: Any) -> None:
         seen.append(1)
 
-    with units.app_context():
+    with app.app_context():
         engine = db.engine
     event.listen(engine, "commit", note)
-    yield seen
-    event.remove(engine, "commit", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "commit", note)
+
+
+@pytest.fixture
+def commits(units: Flask) -> Iterator[list[int]]:
+    """Counts the COMMITs the database is sent."""
+    with counting_commits(units) as seen:
+        yield seen
 
 
 def test_a_successful_change_commits_once_at_the_end(units: Flask, database: databases.TestDatabase,
@@ -217,18 +227,8 @@ def test_a_commit_that_fails_replaces_the_answer_and_takes_back_its_message(
 def test_a_failed_sign_in_is_recorded_though_the_sign_in_is_refused(
     app: Flask, client: FlaskClient, database: databases.TestDatabase, world: World,
 ) -> None:
-    with app.app_context():
-        engine = db.engine
-    commits: list[int] = []
-
-    def note(_connection: Any) -> None:
-        commits.append(1)
-
-    event.listen(engine, "commit", note)
-    try:
+    with counting_commits(app) as commits:
         response = sign_in(client, world.email("a_officer"), "wrong-password")
-    finally:
-        event.remove(engine, "commit", note)
     assert response.status_code == 400
     assert commits == [1]  # the refused sign-in is rolled back; its record is written apart
     failed = [e for e in _events(database) if e["action"] == "auth.sign_in_failed"]
@@ -239,15 +239,7 @@ def test_a_failed_sign_in_is_recorded_though_the_sign_in_is_refused(
 
 def test_an_api_call_commits_once(app: Flask, world: World) -> None:
     token = make_token(app, world.b)
-    with app.app_context():
-        engine = db.engine
-    commits: list[int] = []
-
-    def note(_connection: Any) -> None:
-        commits.append(1)
-
-    event.listen(engine, "commit", note)
-    try:
+    with counting_commits(app) as commits:
         visitor = app.test_client()
         # The first call notes when the token was used, with the call's own change: one commit.
         made = visitor.post("/api/v1/encounters", json=user_dealer(),
@@ -266,8 +258,6 @@ def test_an_api_call_commits_once(app: Flask, world: World) -> None:
                                headers=bearer(token))
         assert refused.status_code == 422
         assert commits == []  # nothing changed, and "last used" was noted a moment ago
-    finally:
-        event.remove(engine, "commit", note)
 
 
 def test_a_refused_api_call_still_notes_when_its_token_was_used(app: Flask, world: World) -> None:

@@ -179,18 +179,23 @@ def test_a_name_rebound_to_loopback_after_saving_is_not_called(
     assert [a.result for a in attempts] == [AttemptResult.NOT_ALLOWED]
 
 
+def hooked_over_tls(app: Flask, provider_id: int, port: int) -> str:
+    """Point the provider's webhook at the local TLS listener on ``port``; its signing secret."""
+    with app.app_context():
+        provider = db.session.get(Provider, provider_id)
+        assert provider is not None
+        _endpoint, secret = webhooks.set_endpoint(provider, url=f"https://{HOOKS}:{port}/hooks", actor=SYSTEM)
+        db.session.commit()
+    assert secret is not None
+    return secret
+
+
 def test_deliveries_over_tls_go_to_the_checked_address_and_verify_the_name(
     app: Flask, world: World, providers: Providers, names: FakeDNS, test_ca: trustme.CA,
 ) -> None:
     app.config["OUTBOUND_TEST_ALLOW_HOSTS"] = (HOOKS,)
     with tls_server(test_ca, HOOKS) as server:
-        with app.app_context():
-            provider = db.session.get(Provider, providers.p1.id)
-            assert provider is not None
-            _endpoint, secret = webhooks.set_endpoint(provider, url=f"https://{HOOKS}:{server.port}/hooks",
-                                                          actor=SYSTEM)
-            db.session.commit()
-        assert secret is not None
+        secret = hooked_over_tls(app, providers.p1.id, server.port)
         refer(app, world.a, providers.offerings["a1"], surname="Shaw")
         # Resolved once per attempt; a later answer elsewhere is never used for this one.
         names.table[HOOKS] = in_turn(["127.0.0.1"], ["127.0.0.2"])

@@ -23,7 +23,6 @@ from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import derived_key
 from diversion.cases.models import Referral, State
-from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.jobs.models import JobRun, RunState
@@ -35,6 +34,7 @@ from tests import databases
 from tests.conftest import World
 from tests.network import FakeDNS
 from tests.providers.conftest import Providers, move, refer
+from tests.providers.test_webhook_addresses import hooked_over_tls
 from tests.providers.test_webhooks import Receiver, deliveries, expected_signature, hooked, receiver
 from tests.test_outbound import HOOKS, names, test_ca, tls_server
 
@@ -144,13 +144,7 @@ def test_a_round_over_tls_reaches_the_checked_address_only(
     app.config["OUTBOUND_TEST_ALLOW_HOSTS"] = (HOOKS,)
     with tls_server(test_ca, HOOKS) as server:
         app.config["WEBHOOK_TEST_TRUST"] = server.client_context
-        with app.app_context():
-            provider = db.session.get(Provider, providers.p1.id)
-            assert provider is not None
-            _endpoint, secret = webhooks.set_endpoint(provider, url=f"https://{HOOKS}:{server.port}/hooks",
-                                                      actor=SYSTEM)
-            db.session.commit()
-        assert secret is not None
+        secret = hooked_over_tls(app, providers.p1.id, server.port)
         refer(app, world.a, providers.offerings["a1"], surname="Shore")
         jobs.work_now(app)
     (sent,) = server.requests
