@@ -1,0 +1,42 @@
+"""One page of a long list, and its search: every list a person reads is
+paginated with Flask-SQLAlchemy's ``paginate`` (a COUNT and one page of
+rows, never the whole table in Python) and searched with ``search_terms``.
+
+Refuses nothing: a page number out of range, or not a number, shows the
+first or last page instead of an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import ColumnElement, Select, or_
+
+from diversion.extensions import db
+
+PER_PAGE = 25
+MAX_SEARCH = 100
+
+
+def page_of(statement: Select[Any], *, per_page: int = PER_PAGE) -> Pagination:
+    """The page of ``statement`` asked for by ``?page=`` (1 when absent or wrong)."""
+    raw = request.args.get("page", "1")
+    number = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    page = db.paginate(statement, page=max(number, 1), per_page=per_page, error_out=False, count=True)
+    if page.pages and number > page.pages:  # past the end: show the last page
+        page = db.paginate(statement, page=page.pages, per_page=per_page, error_out=False, count=True)
+    return page
+
+
+def search_terms() -> str:
+    """What was typed in the list's search box (``?q=``), trimmed to a sane length."""
+    return request.args.get("q", "").strip()[:MAX_SEARCH]
+
+
+def matching(text: str, *columns: ColumnElement[str]) -> ColumnElement[bool]:
+    """Rows where any of ``columns`` contains ``text``, ignoring case; ``%``
+    and ``_`` in the text match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(*(column.ilike(f"%{escaped}%", escape="\\") for column in columns))
