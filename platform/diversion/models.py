@@ -1,6 +1,7 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
+from diversion.accounts.sso import ForceSignOn, SignOnIdentity
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
@@ -27,6 +28,7 @@ __all__ = [
     "FeedCounter",
     "FeedEntry",
     "ForceMembership",
+    "ForceSignOn",
     "IdempotencyKey",
     "JobRun",
     "Offering",
@@ -38,6 +40,7 @@ __all__ = [
     "ProviderMembership",
     "ProviderToken",
     "Referral",
+    "SignOnIdentity",
     "Tenant",
     "Transition",
     "User",
