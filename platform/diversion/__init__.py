@@ -132,6 +132,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
+    from diversion.accounts.sso_views import bp as sso_bp
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp, register_membership_check
     from diversion.admin.views import bp as admin_bp
@@ -151,7 +152,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
-                      offerings_bp):
+                      offerings_bp, sso_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

@@ -143,6 +143,13 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def record_password_refused(user: User, forces: list[str]) -> None:
+    """Record a right password refused because a force of the user's (by slug)
+    makes its members sign in with its own account; the record lasts."""
+    record("auth.sign_in_failed", actor=None, actor_email=user.email, tenant_id=None,
+           details={"reason": "sso_compulsory", "forces": forces}, lasting=True)
+
+
 def record_malformed_sign_in(email: str) -> None:
     """Record a sign-in refused before any check of the password: its email
     carried characters no address has (shown as \ufffd in the log)."""
@@ -150,10 +157,13 @@ def record_malformed_sign_in(email: str) -> None:
            tenant_id=None, details={"reason": "malformed"}, lasting=True)
 
 
-def record_sign_in(user: User) -> None:
+def record_sign_in(user: User, *, method: str = "password", tenant_id: int | None = None,
+                   details: dict[str, str] | None = None) -> None:
+    """Note a sign-in: by ``method`` (``password``, or ``sso`` into the force ``tenant_id``)."""
     user.last_signed_in_at = utcnow()
     db.session.flush()
-    record("auth.signed_in", actor=user, object_type="user", object_id=user.id, tenant_id=None)
+    record("auth.signed_in", actor=user, object_type="user", object_id=user.id, tenant_id=tenant_id,
+           details={"method": method, **(details or {})})
 
 
 def sign_out(user: User) -> None:

@@ -292,12 +292,14 @@ def compulsory_forces(user: User) -> list[Tenant]:
 
 
 class SignInRefused(Exception):  # noqa: N818 - reads as the condition it reports
-    """A single sign-on refused: ``reason`` for the audit log, ``message`` for the person."""
+    """A single sign-on refused: ``reason`` for the audit log, ``message`` for the
+    person, ``status`` for the page (400 for a sign-in this browser did not start)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, status: int = 403) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True)

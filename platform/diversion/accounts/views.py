@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -22,7 +23,7 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from diversion.accounts import services
+from diversion.accounts import services, sso, sso_views
 from diversion.accounts.access import Action, force_may, requires_force_action
 from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
@@ -80,6 +81,15 @@ def sign_in() -> Response | tuple[str, int]:
         user = services.authenticate(form.email.data or "", form.password.data or "")
         if user is None:  # the failed sign-in's audit row lasts (a lasting record)
             form.email.errors = ["Enter a correct email address and password"]
+        elif forced := sso.compulsory_forces(user):
+            # The password was right: remembered for a while, so that a first
+            # sign-in through the force's provider joins that account to this one.
+            services.record_password_refused(user, [tenant.slug for tenant in forced])
+            session[sso_views.PROVEN] = {"user": user.id, "version": user.session_version, "at": int(time.time())}
+            names = " and ".join(tenant.name for tenant in forced)
+            form.email.errors = [f"{names} {'asks' if len(forced) == 1 else 'ask'} its members to sign in with "
+                                 "the force's own account, not a password: choose the force below"]
+            return render_template("accounts/sign_in.html", form=form, forces=forced), 400
         else:
             # A fresh session at sign-in: nothing planted before it survives.
             session.clear()
@@ -88,7 +98,7 @@ def sign_in() -> Response | tuple[str, int]:
             return redirect(next_url or url_for("public.start"))
     elif form.is_submitted() and form.email.errors and form.email.data:
         services.record_malformed_sign_in(form.email.data)  # lasts: see there
-    return render_template("accounts/sign_in.html", form=form), (
+    return render_template("accounts/sign_in.html", form=form, forces=sso.forces_signing_on()), (
         400 if form.errors and request.method == "POST" else 200
     )
 

@@ -94,6 +94,13 @@ def _require_membership() -> Any:
     return None
 
 
+def require_membership() -> Any:
+    """For a view of a ``members_only=False`` blueprint that is for members
+    after all: None when the signed-in user is a member of the force in the
+    URL (the scope then carries them), else the answer a members-only page gives."""
+    return _require_membership()
+
+
 def force_blueprint(name: str, import_name: str, url_prefix: str = "", *, members_only: bool = True) -> Blueprint:
     """A blueprint under ``/<tenant>`` whose views run inside that force only
     (and, unless ``members_only`` is False, for its members only)."""

@@ -1,0 +1,386 @@
+"""Signing in through a force's own identity provider: a real OpenID provider
+(``oidc-provider-mock``) on 127.0.0.1, behind the proxy of ``tests.oidc``.
+
+A good sign-in works, with PKCE (S256) proven from the requests the provider
+received; every bad answer (another issuer, another audience, an expired
+token, another nonce, a replayed or missing state, a tampered signature,
+force B's code at force A's callback) is refused with a plain page, recorded,
+and signs no one in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, select
+
+from diversion.accounts import sso
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import ForceMembership, Role, User
+from diversion.audit.models import AuditEvent
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import ForceStatus, Tenant
+from tests.conftest import PASSWORD, World, csrf_token, sign_in
+from tests.oidc import Proxy, authorize, put_user
+
+SECRET = "client-secret-of-the-force"
+
+
+def _use_provider(app: Flask, world: World, proxy: Proxy, *, new_people: str = "officer",
+                  compulsory: bool = False, force: str = "a") -> None:
+    app.config.update(SSO_ALLOW_HTTP=True, OUTBOUND_TEST_ALLOW_HOSTS=("127.0.0.1",))
+    ref = getattr(world, force)
+    with app.app_context(), scoped(ref.id):
+        tenant = db.session.get(Tenant, ref.id)
+        assert tenant is not None
+        sso.configure_sign_on(tenant, issuer=proxy.url, client_id=f"{ref.slug}-app", client_secret=SECRET,
+                              compulsory=compulsory, new_people=new_people, actor=SYSTEM)
+        db.session.commit()
+
+
+@pytest.fixture
+def provider(app: Flask, world: World, oidc: Proxy) -> Proxy:
+    """Both forces sign in through the provider (new people become officers)."""
+    _use_provider(app, world, oidc, force="a")
+    _use_provider(app, world, oidc, force="b")
+    put_user(oidc, "sub-ada", {"email": "ada@force-a.example.org", "name": "Ada Constable"})
+    return oidc
+
+
+def begin(client: FlaskClient, force: str = "west-midlands", query: str = "") -> str:
+    started = client.get(f"/{force}/sign-in/sso{query}")
+    assert started.status_code == 302, started.text[:500]
+    return str(started.headers["Location"])
+
+
+def come_back(client: FlaskClient, back: str) -> Any:
+    parts = urlsplit(back)
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+def sign_in_through(client: FlaskClient, proxy: Proxy, subject: str = "sub-ada",
+                    force: str = "west-midlands") -> Any:
+    return come_back(client, authorize(proxy, begin(client, force), subject))
+
+
+def signed_in_user(client: FlaskClient) -> str | None:
+    with client.session_transaction() as session:
+        return session.get("_user_id")
+
+
+def _events(database: Any, action: str) -> list[dict[str, Any]]:
+    engine = create_engine(database.inspector_url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(AuditEvent.__table__).where(AuditEvent.action == action)
+                                  .order_by(AuditEvent.occurred_at)).mappings().all()
+    engine.dispose()
+    return [dict(row) for row in rows]
+
+
+def _user(app: Flask, email: str) -> User | None:
+    with app.app_context():
+        return db.session.scalar(select(User).where(User.email == email))
+
+
+def assert_refused(database: Any, client: FlaskClient, answer: Any, reason: str, words: str,
+                   status: int = 403, signed_before: int = 0) -> None:
+    assert answer.status_code == status, answer.text[:800]
+    assert "You could not be signed in" in answer.text
+    assert words in answer.text
+    assert signed_in_user(client) is None
+    assert client.get("/west-midlands/").status_code == 302  # to the sign-in page
+    failures = _events(database, "auth.sign_in_failed")
+    assert failures, "the refusal is recorded"
+    assert failures[-1]["details"] == {"method": "sso", "reason": reason}
+    assert len(_events(database, "auth.signed_in")) == signed_before
+
+
+# ---------------------------------------------------------------- a good sign-in
+
+def test_a_new_person_signs_in_and_joins_the_force_with_its_default_role(
+    app: Flask, database: Any, client: FlaskClient, world: World, provider: Proxy,
+) -> None:
+    answer = sign_in_through(client, provider)
+    assert answer.status_code == 302, answer.text[:800]
+    assert answer.headers["Location"] == "/west-midlands/"
+    assert signed_in_user(client) is not None
+    home = client.get("/west-midlands/")
+    assert home.status_code == 200
+    assert "ada@force-a.example.org" in home.text
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "ada@force-a.example.org"))
+        assert user is not None
+        assert user.password_hash is None
+        assert user.name == "Ada Constable"
+        identity = db.session.scalar(select(sso.SignOnIdentity).where(sso.SignOnIdentity.user_id == user.id))
+        assert identity is not None
+        assert (identity.issuer, identity.subject) == (provider.url, "sub-ada")
+        with scoped(world.a.id):
+            assert set(db.session.scalars(select(ForceMembership.role).where(ForceMembership.user_id == user.id))) \
+                == {Role.OFFICER}
+        with scoped(world.b.id):  # only into that force
+            assert not db.session.scalars(select(ForceMembership).where(ForceMembership.user_id == user.id)).all()
+    signed = _events(database, "auth.signed_in")
+    assert len(signed) == 1
+    assert signed[0]["details"]["method"] == "sso"
+    assert signed[0]["tenant_id"] == world.a.id
+    assert client.get("/durham/").status_code == 404  # a member of force A only
+    # The second time, the same account, found by (issuer, subject).
+    client.post("/sign-out", data={"csrf_token": csrf_token(client.get("/west-midlands/").text)})
+    assert sign_in_through(client, provider).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == "ada@force-a.example.org")) is not None
+        assert len(db.session.scalars(select(sso.SignOnIdentity)).all()) == 1
+
+
+def test_pkce_s256_is_sent_and_proven(client: FlaskClient, provider: Proxy) -> None:
+    assert sign_in_through(client, provider).status_code == 302
+    [asked] = provider.requests_to("/oauth2/authorize")
+    [token] = provider.requests_to("/oauth2/token")
+    assert asked.query["response_type"] == "code"
+    assert asked.query["code_challenge_method"] == "S256"
+    assert asked.query["state"]
+    assert asked.query["nonce"]
+    assert asked.query["client_id"] == "west-midlands-app"
+    verifier = token.form["code_verifier"]
+    assert 43 <= len(verifier) <= 128
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    assert asked.query["code_challenge"] == challenge
+    assert token.form["grant_type"] == "authorization_code"
+    assert token.form["redirect_uri"] == asked.query["redirect_uri"]
+    assert "client_secret" not in token.form  # sent in the Authorization header, never in the body
+    assert token.headers["Authorization"].startswith("Basic ")
+    decoded = base64.b64decode(token.headers["Authorization"].removeprefix("Basic ")).decode()
+    assert decoded == f"west-midlands-app:{SECRET}"
+
+
+# ---------------------------------------------------------------- refusals
+
+def test_a_discovery_document_naming_another_issuer_is_refused(
+    database: Any, client: FlaskClient, provider: Proxy,
+) -> None:
+    provider.discovery_issuer = "https://elsewhere.example.org"
+    answer = client.get("/west-midlands/sign-in/sso")
+    assert_refused(database, client, answer, "issuer_mismatch", "names itself differently")
+    assert not provider.requests_to("/oauth2/token")
+
+
+def test_discovery_changed_between_start_and_callback_is_refused(
+    database: Any, client: FlaskClient, provider: Proxy,
+) -> None:
+    back = authorize(provider, begin(client), "sub-ada")
+    provider.discovery_issuer = "https://elsewhere.example.org"
+    assert_refused(database, client, come_back(client, back), "issuer_mismatch", "names itself differently")
+
+
+@pytest.mark.parametrize(("change", "resign", "reason"), [
+    (lambda claims: {**claims, "aud": "someone-else-app"}, True, "id_token_aud"),
+    (lambda claims: {**claims, "aud": ["someone-else-app", "another-app"]}, True, "id_token_aud"),
+    (lambda claims: {**claims, "exp": int(time.time()) - 600, "iat": int(time.time()) - 4200}, True,
+     "id_token_exp"),
+    (lambda claims: {**claims, "nonce": "not-the-nonce-sent"}, True, "id_token_nonce"),
+    (lambda claims: {k: v for k, v in claims.items() if k != "nonce"}, True, "id_token_nonce"),
+    (lambda claims: {**claims, "iss": "https://elsewhere.example.org"}, True, "id_token_iss"),
+    (lambda claims: {**claims, "sub": "sub-someone-else"}, False, "id_token_signature"),
+], ids=["wrong-audience", "wrong-audiences", "expired", "bad-nonce", "no-nonce", "wrong-iss", "tampered"])
+def test_a_bad_id_token_is_refused(database: Any, client: FlaskClient, provider: Proxy, change: Any,
+                                   resign: bool, reason: str) -> None:
+    provider.id_token, provider.resign = change, resign
+    answer = sign_in_through(client, provider)
+    assert_refused(database, client, answer, reason, "could not confirm who signed in")
+    assert provider.requests_to("/oauth2/token"), "refused after the token call, on the ID token"
+
+
+def test_a_re_signed_good_token_passes(client: FlaskClient, provider: Proxy) -> None:
+    """The proxy's own key is a key of the issuer's set: the refusals above are about the claims."""
+    provider.id_token = lambda claims: claims
+    assert sign_in_through(client, provider).status_code == 302
+    assert signed_in_user(client) is not None
+
+
+def test_a_missing_state_is_refused(database: Any, client: FlaskClient, provider: Proxy) -> None:
+    back = authorize(provider, begin(client), "sub-ada")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(back).query).items()}
+    answer = client.get(f"/west-midlands/sign-in/sso/callback?code={query['code']}")
+    assert_refused(database, client, answer, "state_missing", "Start again", status=400)
+    assert not provider.requests_to("/oauth2/token")
+
+
+def test_a_callback_with_no_sign_in_started_is_refused(database: Any, client: FlaskClient, provider: Proxy) -> None:
+    answer = client.get("/west-midlands/sign-in/sso/callback?code=abc&state=xyz")
+    assert_refused(database, client, answer, "state_missing", "Start again", status=400)
+
+
+def test_a_replayed_state_is_refused(app: Flask, database: Any, client: FlaskClient, provider: Proxy) -> None:
+    back = authorize(provider, begin(client), "sub-ada")
+    assert come_back(client, back).status_code == 302
+    client.post("/sign-out", data={"csrf_token": csrf_token(client.get("/west-midlands/").text)})
+    replayed = come_back(client, back)  # the same answer again: its state was good once
+    assert replayed.status_code == 400
+    assert signed_in_user(client) is None
+    # And inside a new sign-in of the same browser: the old state is not the new one.
+    begin(client)
+    again = come_back(client, back)
+    assert again.status_code == 400
+    assert "You could not be signed in" in again.text
+    assert signed_in_user(client) is None
+    reasons = [e["details"]["reason"] for e in _events(database, "auth.sign_in_failed")]
+    assert reasons == ["state_missing", "state_mismatch"]
+    assert len(provider.requests_to("/oauth2/token")) == 1
+
+
+def test_force_bs_code_at_force_as_callback_is_refused(
+    database: Any, client: FlaskClient, provider: Proxy,
+) -> None:
+    back = authorize(provider, begin(client, "durham"), "sub-ada")
+    parts = urlsplit(back)
+    assert parts.path == "/durham/sign-in/sso/callback"
+    answer = client.get(f"/west-midlands/sign-in/sso/callback?{parts.query}")
+    assert_refused(database, client, answer, "state_other_force", "started for another force", status=400)
+    assert not provider.requests_to("/oauth2/token")
+
+
+def test_force_bs_code_with_force_as_own_state_is_refused(
+    database: Any, client: FlaskClient, provider: Proxy,
+) -> None:
+    """B's code, sent with the state of a sign-in A started: the provider refuses
+    it to A's client, since it was given to B's."""
+    b_code = parse_qs(urlsplit(authorize(provider, begin(client, "durham"), "sub-ada")).query)["code"][0]
+    a_state = parse_qs(urlsplit(begin(client)).query)["state"][0]
+    answer = client.get(f"/west-midlands/sign-in/sso/callback?code={b_code}&state={a_state}")
+    assert_refused(database, client, answer, "token_refused", "did not accept this sign-in")
+    [token] = provider.requests_to("/oauth2/token")
+    assert token.form["code"] == b_code
+
+
+def test_the_provider_saying_no_is_refused(database: Any, client: FlaskClient, provider: Proxy) -> None:
+    state = parse_qs(urlsplit(begin(client)).query)["state"][0]
+    answer = client.get(f"/west-midlands/sign-in/sso/callback?error=access_denied&state={state}")
+    assert_refused(database, client, answer, "provider_error", "did not sign you in")
+
+
+# ---------------------------------------------------------------- the force's choices
+
+def test_a_force_that_refuses_new_people_refuses_them(
+    app: Flask, database: Any, client: FlaskClient, world: World, oidc: Proxy,
+) -> None:
+    _use_provider(app, world, oidc, new_people="refuse")
+    put_user(oidc, "sub-new", {"email": "new@force-a.example.org", "name": "New Person"})
+    answer = sign_in_through(client, oidc, "sub-new")
+    assert_refused(database, client, answer, "not_invited", "by invitation only")
+    assert _user(app, "new@force-a.example.org") is None
+
+
+def test_an_email_claim_never_opens_an_existing_account(
+    app: Flask, database: Any, client: FlaskClient, world: World, provider: Proxy,
+) -> None:
+    """A provider account whose email is a member's address does not become that member."""
+    put_user(provider, "sub-impostor", {"email": world.email("a_force_admin"), "name": "Impostor"})
+    answer = sign_in_through(client, provider, "sub-impostor")
+    assert_refused(database, client, answer, "email_taken", "already an account with your email address")
+    with app.app_context():
+        assert not db.session.scalars(select(sso.SignOnIdentity)).all()
+
+
+def test_a_member_joins_their_account_by_signing_in_with_their_password_first(
+    app: Flask, database: Any, client: FlaskClient, world: World, provider: Proxy,
+) -> None:
+    put_user(provider, "sub-officer", {"email": world.email("a_officer"), "name": "A Officer"})
+    assert sign_in(client, world.email("a_officer")).status_code == 302
+    answer = sign_in_through(client, provider, "sub-officer")
+    assert answer.status_code == 302
+    with app.app_context():
+        identity = db.session.scalar(select(sso.SignOnIdentity).where(sso.SignOnIdentity.subject == "sub-officer"))
+        assert identity is not None
+        assert identity.user_id == world.users["a_officer"].id
+    assert _events(database, "sign_on.identity_linked")[-1]["details"]["how"] == "password"
+
+
+def test_compulsory_sign_on_refuses_passwords_and_joins_at_the_first_sign_in(
+    app: Flask, database: Any, client: FlaskClient, world: World, oidc: Proxy,
+) -> None:
+    _use_provider(app, world, oidc, compulsory=True, new_people="refuse")
+    put_user(oidc, "sub-officer", {"email": "officer-at-idp@force-a.example.org", "name": "A Officer"})
+    refused = sign_in(client, world.email("a_officer"))
+    assert refused.status_code == 400
+    assert "asks its members to sign in with the force&#39;s own account" in refused.text
+    assert "Sign in with West Midlands Police&#39;s account" in refused.text or \
+        "Sign in with West Midlands" in refused.text
+    assert signed_in_user(client) is None
+    failed = _events(database, "auth.sign_in_failed")[-1]
+    assert failed["details"] == {"reason": "sso_compulsory", "forces": ["west-midlands"]}
+    # Other people (force B, the platform admin) still use their passwords.
+    other = app.test_client()
+    assert sign_in(other, world.email("b_officer")).status_code == 302
+    # The right password, then the force's account: the two are joined, and the officer is in.
+    answer = sign_in_through(client, oidc, "sub-officer")
+    assert answer.status_code == 302, answer.text[:500]
+    home = client.get("/west-midlands/")
+    assert home.status_code == 200
+    with app.app_context():
+        identity = db.session.scalar(select(sso.SignOnIdentity).where(sso.SignOnIdentity.subject == "sub-officer"))
+        assert identity is not None
+        assert identity.user_id == world.users["a_officer"].id
+    # A wrong password proves nothing: nothing to join to.
+    stranger = app.test_client()
+    sign_in(stranger, world.email("a_supervisor"), "wrong-password-here")
+    put_user(oidc, "sub-super", {"email": "super-at-idp@force-a.example.org"})
+    assert sign_in_through(stranger, oidc, "sub-super").status_code == 403
+
+
+@pytest.mark.parametrize("status", [ForceStatus.SUSPENDED, ForceStatus.DRAFT])
+def test_a_closed_force_refuses_sign_on(app: Flask, database: Any, client: FlaskClient, world: World,
+                                        provider: Proxy, status: ForceStatus) -> None:
+    back = authorize(provider, begin(client), "sub-ada")
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        tenant.status = status
+        db.session.commit()
+    answer = come_back(client, back)
+    assert_refused(database, client, answer, f"force_{status.value}", "West Midlands")
+    again = client.get("/west-midlands/sign-in/sso")
+    assert again.status_code == 403
+    assert not provider.requests_to("/oauth2/token")
+
+
+def test_the_sign_in_page_lists_active_forces_with_sign_on(
+    app: Flask, client: FlaskClient, world: World, oidc: Proxy,
+) -> None:
+    assert "account</a>" not in client.get("/sign-in").text
+    _use_provider(app, world, oidc, force="a")
+    page = client.get("/sign-in").text
+    assert 'href="/west-midlands/sign-in/sso"' in page
+    assert "/durham/sign-in/sso" not in page
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        tenant.status = ForceStatus.SUSPENDED
+        db.session.commit()
+    assert "/west-midlands/sign-in/sso" not in client.get("/sign-in").text
+    assert client.get("/cleveland/sign-in/sso").status_code == 404
+    assert client.get("/durham/sign-in/sso").status_code == 404  # no sign-on set up
+
+
+def test_a_deactivated_person_is_refused(app: Flask, database: Any, client: FlaskClient, provider: Proxy) -> None:
+    assert sign_in_through(client, provider).status_code == 302
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "ada@force-a.example.org"))
+        assert user is not None
+        user.active = False
+        db.session.commit()
+    fresh = app.test_client()
+    assert_refused(database, fresh, sign_in_through(fresh, provider), "inactive", "deactivated", signed_before=1)
+
+
+def test_a_password_is_still_a_password(client: FlaskClient, world: World, provider: Proxy) -> None:
+    """Sign-on that is not compulsory leaves passwords alone."""
+    assert sign_in(client, world.email("a_officer"), PASSWORD).status_code == 302
