@@ -46,7 +46,7 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from sqlalchemy import func, select
 
-from diversion.accounts import access
+from diversion.accounts import access, sso
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
@@ -562,6 +562,16 @@ def _endpoint_removed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) 
     return _endpoint(app) is None
 
 
+def _sign_on_set(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return sso.sign_on_of(tenant) is not None
+
+
+SIGN_ON = "/west-midlands/settings/sign-on"
+
+
 ROUTES: tuple[Route, ...] = (
     # Public: the assets, the start page, the health check, signing in.
     Route("static", "GET", lambda w: "/static/build/app.css", allow(EVERYONE, OK)),
@@ -573,6 +583,17 @@ ROUTES: tuple[Route, ...] = (
         data=lambda _app, w: {"email": w.email("a_officer"), "password": PASSWORD},
         effect=lambda _app, w, client, _who: _signed_in_as(client) == w.email("a_officer"),
     ),
+    # Single sign-on through a force's provider: open to all (force A has none set up here: 404;
+    # a callback this browser did not start: 400). Its settings: the force's admin.
+    Route("sso.start", "GET", lambda w: "/west-midlands/sign-in/sso", allow(EVERYONE, Allowed(404))),
+    Route("sso.callback", "GET", lambda w: "/west-midlands/sign-in/sso/callback?code=x&state=y",
+          allow(EVERYONE, Allowed(400))),
+    Route("sso.settings", "GET", lambda w: SIGN_ON, allow(FORCE_A_ADMIN, OK), force_page=True,
+          shows=lambda w: [w.a.name, "Single sign-on"]),
+    Route("sso.settings", "POST", lambda w: SIGN_ON, allow(FORCE_A_ADMIN, redirect(SIGN_ON)), force_page=True,
+          data=lambda _a, _w: {"issuer": "https://example.org/idp", "client_id": "matrix-app",
+                               "client_secret": "matrix-secret", "new_people": "refuse"},
+          effect=_sign_on_set),
     # Anyone signed in may sign out.
     Route(
         "accounts.sign_out", "POST", lambda w: "/sign-out",

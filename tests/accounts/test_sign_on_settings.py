@@ -121,3 +121,48 @@ def test_the_form_carries_the_services_arguments_and_never_the_secret(app: Flask
         kept = sso.SignOnForm(formdata=MultiDict({"issuer": ISSUER, "client_id": "app", "new_people": "refuse"}))
         assert kept.validate()
         assert kept.settings()["client_secret"] is None
+
+
+def test_the_force_admins_page_saves_refuses_in_place_and_never_shows_the_secret(
+    app: Flask, world: World,
+) -> None:
+    from tests.conftest import csrf_token, sign_in
+
+    client = app.test_client()
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get("/west-midlands/settings/sign-on")
+    assert page.status_code == 200
+    assert "Set up single sign-on" in page.text
+    assert "http://localhost/west-midlands/sign-in/sso/callback" in page.text  # to register at the provider
+    token = csrf_token(page.text)
+    bad = client.post("/west-midlands/settings/sign-on", data={
+        "csrf_token": token, "issuer": "https://127.0.0.1/idp", "client_id": "app", "client_secret": "kept-secret",
+        "new_people": "officer"})
+    assert bad.status_code == 400
+    assert "govuk-error-summary" in bad.text
+    assert 'href="#issuer"' in bad.text
+    assert "not on the public internet" in bad.text
+    assert "kept-secret" not in bad.text
+    with app.app_context(), scoped(world.a.id):
+        assert sso.sign_on_of(_tenant(world.a.id)) is None
+    saved = client.post("/west-midlands/settings/sign-on", data={
+        "csrf_token": token, "issuer": ISSUER, "client_id": "app", "client_secret": "kept-secret",
+        "new_people": "officer", "compulsory": "y"})
+    assert saved.status_code == 302
+    shown = client.get("/west-midlands/settings/sign-on").text
+    assert "The sign-on settings are saved" in shown
+    assert ISSUER in shown
+    assert "kept-secret" not in shown
+    assert "Saved, kept encrypted" in shown
+    # Saved again without a secret: the kept one stays.
+    again = client.post("/west-midlands/settings/sign-on", data={
+        "csrf_token": token, "issuer": ISSUER, "client_id": "app-2", "new_people": "refuse"})
+    assert again.status_code == 302
+    with app.app_context(), scoped(world.a.id):
+        sign_on = sso.sign_on_of(_tenant(world.a.id))
+        assert sign_on is not None
+        assert (sign_on.client_id, sign_on.compulsory, sign_on.new_people) == ("app-2", False, "refuse")
+        assert sso.client_secret(sign_on) == "kept-secret"
+    officer = app.test_client()
+    sign_in(officer, world.email("a_officer"))
+    assert officer.get("/west-midlands/settings/sign-on").status_code == 403
