@@ -1,5 +1,6 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
+from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
@@ -26,6 +27,7 @@ __all__ = [
     "Encounter",
     "FeedCounter",
     "FeedEntry",
+    "ForceInvitation",
     "ForceMembership",
     "IdempotencyKey",
     "JobRun",
@@ -35,6 +37,7 @@ __all__ = [
     "PolicyVersion",
     "Provider",
     "ProviderIdempotencyKey",
+    "ProviderInvitation",
     "ProviderMembership",
     "ProviderToken",
     "Referral",
