@@ -863,6 +863,7 @@ ACTIONS: dict[str, set[str]] = {
     "read_provider_referrals": PROVIDER_SIDE,
     "manage_provider_tokens": {"provider_admin", "system"},
     "manage_webhook": {"provider_admin", "system"},
+    "manage_provider_people": {"provider_admin", "system"},
     "manage_users": {"platform_admin", "system"},
     "edit_catalogue": {"platform_admin", "system"},
     "sync_forces": {"system"},

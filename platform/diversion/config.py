@@ -92,6 +92,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "OUTBOUND_ALLOWED_PORTS": _ports(os.environ.get("OUTBOUND_ALLOWED_PORTS", "443")),
         "OUTBOUND_DEV_ALLOW_HOSTS": _hosts(os.environ.get("OUTBOUND_DEV_ALLOW_HOSTS", "")),
         "OUTBOUND_TEST_ALLOW_HOSTS": (),
+        # Invitations by email (diversion.accounts.mail): off unless MAIL_SERVER is set.
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "diversion <no-reply@localhost>"),
+        "MAIL_STARTTLS": os.environ.get("MAIL_STARTTLS", "") == "1",
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_TIMEOUT_SECONDS": float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10")),
         # The trust (an ssl.SSLContext) webhook jobs use instead of the system's: set by
         # the test suite only, so that a job can reach its local TLS listener.
         "WEBHOOK_TEST_TRUST": None,

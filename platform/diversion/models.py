@@ -1,5 +1,6 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
+from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
 from diversion.accounts.sso import ForceSignOn, SignOnIdentity
 from diversion.audit.models import AuditEvent
@@ -27,6 +28,7 @@ __all__ = [
     "Encounter",
     "FeedCounter",
     "FeedEntry",
+    "ForceInvitation",
     "ForceMembership",
     "ForceSignOn",
     "IdempotencyKey",
@@ -37,6 +39,7 @@ __all__ = [
     "PolicyVersion",
     "Provider",
     "ProviderIdempotencyKey",
+    "ProviderInvitation",
     "ProviderMembership",
     "ProviderToken",
     "Referral",

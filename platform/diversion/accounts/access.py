@@ -82,6 +82,7 @@ class Action(enum.StrEnum):
     READ_PROVIDER_REFERRALS = "read_provider_referrals"
     MANAGE_PROVIDER_TOKENS = "manage_provider_tokens"
     MANAGE_WEBHOOK = "manage_webhook"
+    MANAGE_PROVIDER_PEOPLE = "manage_provider_people"  # invite, change roles, remove
     # The platform.
     MANAGE_USERS = "manage_users"  # accounts, platform roles, a member added to any force
     EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
@@ -120,6 +121,7 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.READ_PROVIDER_REFERRALS: PROVIDER_PEOPLE | {Principal.PROVIDER_API},
     Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_WEBHOOK: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_PROVIDER_PEOPLE: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_USERS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.SYNC_FORCES: SYSTEM_ONLY,
@@ -150,6 +152,7 @@ WORDS: Mapping[Action, str] = {
     Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
     Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
     Action.MANAGE_WEBHOOK: "manage this provider's webhook",
+    Action.MANAGE_PROVIDER_PEOPLE: "manage this provider's people",
     Action.MANAGE_USERS: "manage user accounts",
     Action.EDIT_CATALOGUE: "change the course catalogue",
     Action.SYNC_FORCES: "write forces from their files",
