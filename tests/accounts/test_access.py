@@ -26,7 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from diversion.accounts import access
+from diversion.accounts import access, sso
 from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
@@ -231,6 +231,9 @@ SERVICES: dict[Action, Call] = {
                                                                        actor=actor),
     Action.MANAGE_OFFERINGS: lambda c, actor: catalogue.withdraw_offering(_tenant(c.world), _offering(),
                                                                           actor=actor),
+    Action.MANAGE_SIGN_ON: lambda c, actor: sso.configure_sign_on(
+        _tenant(c.world), issuer="https://example.org/idp", client_id="refused", client_secret="refused",
+        compulsory=False, new_people="refuse", actor=actor),
     Action.READ_PROVIDER_REFERRALS: lambda c, actor: providers.view_referral(_cranstoun(c.world), _referral(c),
                                                                             actor=actor),
     Action.MANAGE_PROVIDER_TOKENS: lambda c, actor: tokens.make_provider_token(_cranstoun(c.world), name="Refused",

@@ -384,3 +384,121 @@ def test_a_deactivated_person_is_refused(app: Flask, database: Any, client: Flas
 def test_a_password_is_still_a_password(client: FlaskClient, world: World, provider: Proxy) -> None:
     """Sign-on that is not compulsory leaves passwords alone."""
     assert sign_in(client, world.email("a_officer"), PASSWORD).status_code == 302
+
+
+# ---------------------------------------------------------------- invitations
+
+def _invite(app: Flask, world: World, email: str, role: Role = Role.SUPERVISOR, force: str = "a") -> str:
+    from diversion.accounts.invitations import invite_to_force
+
+    ref = getattr(world, force)
+    with app.app_context(), scoped(ref.id):
+        tenant = db.session.get(Tenant, ref.id)
+        assert tenant is not None
+        _invitation, token = invite_to_force(tenant, email=email, name="Invited Person", role=role, actor=SYSTEM)
+        db.session.commit()
+    return token
+
+
+def _invitation_used(app: Flask, world: World, token: str) -> bool:
+    from diversion.accounts.invitations import find_force_invitation
+
+    with app.app_context(), scoped(world.a.id):
+        invitation = find_force_invitation(token)
+        assert invitation is not None
+        return invitation.used_at is not None
+
+
+def _roles(app: Flask, world: World, email: str) -> set[Role]:
+    with app.app_context(), scoped(world.a.id):
+        user = db.session.scalar(select(User).where(User.email == email))
+        assert user is not None
+        return set(db.session.scalars(select(ForceMembership.role).where(ForceMembership.user_id == user.id)))
+
+
+def test_an_invitation_is_taken_up_through_its_own_link_with_the_forces_account(
+    app: Flask, database: Any, client: FlaskClient, world: World, oidc: Proxy,
+) -> None:
+    _use_provider(app, world, oidc, new_people="refuse")
+    token = _invite(app, world, "invited@example.org")
+    # The provider knows the person under another address: the invitation's is what counts.
+    put_user(oidc, "sub-invited", {"email": "someone.else@idp.example.org", "name": "Ivy Invited"})
+    back = authorize(oidc, begin(client, query=f"?invitation={token}"), "sub-invited")
+    answer = come_back(client, back)
+    assert answer.status_code == 302, answer.text[:800]
+    assert client.get("/west-midlands/").status_code == 200
+    assert _roles(app, world, "invited@example.org") == {Role.SUPERVISOR}
+    assert _user(app, "someone.else@idp.example.org") is None
+    assert _invitation_used(app, world, token)
+    with app.app_context():
+        user = _user(app, "invited@example.org")
+        assert user is not None
+        assert user.password_hash is None
+        assert user.name == "Ivy Invited"
+        identity = db.session.scalar(select(sso.SignOnIdentity).where(sso.SignOnIdentity.subject == "sub-invited"))
+        assert identity is not None
+        assert identity.user_id == user.id
+    assert _events(database, "invitation.taken_up")
+    # The link is good once.
+    again = app.test_client()
+    assert_refused(database, again, again.get(f"/west-midlands/sign-in/sso?invitation={token}"),
+                   "invitation_unusable", "has been used", signed_before=1)
+    # The account now signs in by its identity alone.
+    fresh = app.test_client()
+    assert sign_in_through(fresh, oidc, "sub-invited").status_code == 302
+
+
+def test_an_invitation_is_never_taken_up_by_matching_the_email_claim(
+    app: Flask, database: Any, client: FlaskClient, world: World, oidc: Proxy,
+) -> None:
+    _use_provider(app, world, oidc, new_people="refuse")
+    token = _invite(app, world, "invited@example.org")
+    put_user(oidc, "sub-claims-it", {"email": "invited@example.org", "name": "Claims It"})
+    answer = sign_in_through(client, oidc, "sub-claims-it")  # no invitation link
+    assert_refused(database, client, answer, "not_invited", "by invitation only")
+    assert not _invitation_used(app, world, token)
+    assert _user(app, "invited@example.org") is None
+
+
+def test_an_invitation_of_force_a_opens_nothing_at_force_b(
+    app: Flask, database: Any, client: FlaskClient, world: World, provider: Proxy,
+) -> None:
+    token = _invite(app, world, "invited@example.org")
+    answer = client.get(f"/durham/sign-in/sso?invitation={token}")
+    assert answer.status_code == 403
+    assert "has been used, has expired or was withdrawn" in answer.text
+    assert signed_in_user(client) is None
+    assert not _invitation_used(app, world, token)
+
+
+def test_an_invitation_to_an_address_with_an_account_needs_that_account_first(
+    app: Flask, database: Any, client: FlaskClient, world: World, provider: Proxy,
+) -> None:
+    token = _invite(app, world, world.email("b_officer"), Role.OFFICER)
+    put_user(provider, "sub-b-officer", {"email": world.email("b_officer")})
+    refused = come_back(client, authorize(provider, begin(client, query=f"?invitation={token}"), "sub-b-officer"))
+    assert_refused(database, client, refused, "email_taken", "with its password first")
+    assert not _invitation_used(app, world, token)
+    # Signed in with that account's password, the same link joins the identity and takes the invitation up.
+    assert sign_in(client, world.email("b_officer")).status_code == 302
+    answer = come_back(client, authorize(provider, begin(client, query=f"?invitation={token}"), "sub-b-officer"))
+    assert answer.status_code == 302, answer.text[:800]
+    assert _invitation_used(app, world, token)
+    assert _roles(app, world, world.email("b_officer")) == {Role.OFFICER}
+
+
+def test_the_invitation_offer_shows_only_for_a_force_that_signs_on(
+    app: Flask, world: World, oidc: Proxy,
+) -> None:
+    from flask import g, render_template
+
+    with app.test_request_context("/west-midlands/"), scoped(world.a.id):
+        g.tenant = db.session.get(Tenant, world.a.id)
+        html = render_template("accounts/_sign_on_offer.html", tenant=g.tenant, token="the-token")
+        assert "Sign in with" not in html
+    _use_provider(app, world, oidc)
+    with app.test_request_context("/west-midlands/"), scoped(world.a.id):
+        g.tenant = db.session.get(Tenant, world.a.id)
+        html = render_template("accounts/_sign_on_offer.html", tenant=g.tenant, token="the-token")
+        assert "/west-midlands/sign-in/sso?invitation=the-token" in html
+        assert f"Sign in with {world.a.name}" in html

@@ -57,6 +57,7 @@ from diversion.tenancy.models import ForceStatus, Tenant
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
+    from diversion.accounts.invitations import ForceInvitation
 
 REFUSE = "refuse"
 # What a force may give a person its provider signs in for the first time.
@@ -371,20 +372,60 @@ def _provision(tenant: Tenant, sign_on: ForceSignOn, signed: Signed) -> User:
     return user
 
 
-def user_signing_in(tenant: Tenant, sign_on: ForceSignOn, signed: Signed, *,
-                    proven_user: User | None = None) -> User:
+def _taking_up(tenant: Tenant, invitation: ForceInvitation, signed: Signed, identity: SignOnIdentity | None,
+               proven_user: User | None) -> User:
+    """The account that takes up ``invitation`` through its own link: the identity's
+    account; or the signed-in (or password-proven) account of the invited
+    address; or a new account of the invited address, with no password. Refuses
+    an invited address that has an account this browser has not proven."""
+    from diversion.accounts import invitations, services
+
+    if identity is not None:
+        user = db.session.get(User, identity.user_id)
+        assert user is not None  # noqa: S101 - the foreign key says so
+    elif proven_user is not None and proven_user.email == invitation.email:
+        user = proven_user
+        link_identity(user, signed, tenant, how="password")
+    elif services.find_user(invitation.email) is not None:
+        raise SignInRefused("email_taken", "There is already an account with the invited email address. Sign in "
+                                           "with its password first, then open the invitation link again.")
+    else:
+        user = User(email=invitation.email, name=(signed.name or invitation.name)[:200], password_hash=None)
+        db.session.add(user)
+        db.session.flush()
+        record("user.created", actor=user, tenant_id=None, object_type="user", object_id=user.id,
+               details={"invitation": str(invitation.id), "method": "sso"})
+        link_identity(user, signed, tenant, how="invitation")
+    if not user.active:
+        raise SignInRefused("inactive", "Your account has been deactivated. Ask your force's admin.")
+    try:
+        invitations.take_up_force_invitation(invitation, user)
+    except services.AccountError as error:
+        raise SignInRefused("invitation_unusable", error.message) from None
+    return user
+
+
+def user_signing_in(tenant: Tenant, sign_on: ForceSignOn, signed: Signed, *, proven_user: User | None = None,
+                    invitation: ForceInvitation | None = None) -> User:
     """The account a checked sign-in at ``tenant`` (in scope) opens.
 
-    By the (issuer, subject) identity when it is known; else linked to
+    With ``invitation`` (opened from the token the sign-in started with: its
+    own link), the account that takes it up (``_taking_up``). Otherwise by the
+    (issuer, subject) identity when it is known; else linked to
     ``proven_user`` (a member of this force who proved their password in this
     browser); else, as the force chooses, a new account with the force's
-    default role, or refused. Refuses (``SignInRefused``) a deactivated
-    account, an account that is not a member of the force, and an identity
-    from another issuer than the force's.
+    default role, or refused. Never by the email claim.
+
+    Refuses (``SignInRefused``) a deactivated account, an account that is not
+    a member of the force, and an identity from another issuer than the force's.
     """
     if signed.issuer != sign_on.issuer:
         raise SignInRefused("issuer", "The sign-in came from another identity provider than your force's.")
     identity = identity_of(signed.issuer, signed.subject)
+    if identity is not None:
+        identity.last_used_at = utcnow()
+    if invitation is not None:
+        return _taking_up(tenant, invitation, signed, identity, proven_user)
     if identity is not None:
         user = db.session.get(User, identity.user_id)
         assert user is not None  # noqa: S101 - the foreign key says so
@@ -398,8 +439,6 @@ def user_signing_in(tenant: Tenant, sign_on: ForceSignOn, signed: Signed, *,
     if not _roles_here(user):
         raise SignInRefused("not_member", f"Your account is not a member of {tenant.name}. Ask your force's "
                                           "admin for an invitation.")
-    if identity is not None:
-        identity.last_used_at = utcnow()
     return user
 
 

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 from diversion.accounts import oidc
 from diversion.accounts import services as accounts
 from diversion.accounts.access import Action, force_may
+from diversion.accounts.invitations import open_force_invitation
 from diversion.accounts.models import User
 from diversion.accounts.sso import (
     ForceSignOn,
@@ -46,6 +47,13 @@ from diversion.unit import refuse
 from diversion.web import change_on_form
 
 bp = force_blueprint("sso", __name__, members_only=False)
+
+
+@bp.app_template_global()
+def force_signs_on() -> bool:
+    """For a force's pages (an invitation's, say): whether its people may sign in with its own account."""
+    tenant = g.get("tenant")
+    return tenant is not None and tenant.status is ForceStatus.ACTIVE and sign_on_of(tenant) is not None
 
 PENDING = "sso_pending"  # the sign-in under way: force, state, nonce, PKCE verifier
 PROVEN = "sso_proven"  # a password just checked in this browser, to link a first sign-in to
@@ -90,15 +98,22 @@ def start() -> Response | tuple[str, int]:
         metadata = oidc.discover(sign_on.issuer, sign_on_rules())
     except SignInRefused as refusal:
         return _refused(refusal)
+    invitation = request.args.get("invitation") or None
+    if invitation is not None and open_force_invitation(invitation) is None:
+        return _refused(_unusable_invitation())
     pending = oidc.Pending.new()
-    invitation = request.args.get("invitation", "")[:200] or None
     session[PENDING] = {"force": g.tenant.slug, "state": pending.state, "nonce": pending.nonce,
                         "verifier": pending.code_verifier, "at": int(time.time()), "invitation": invitation}
     return redirect(oidc.authorization_url(metadata, client_id=sign_on.client_id, redirect_uri=_callback_url(),
                                            pending=pending))
 
 
-def _pending_here() -> oidc.Pending:
+def _unusable_invitation() -> SignInRefused:
+    return SignInRefused("invitation_unusable", "This invitation has been used, has expired or was withdrawn. "
+                                                "Ask your force's admin for a new one.")
+
+
+def _pending_here() -> tuple[oidc.Pending, str | None]:
     """The sign-in this browser started at this force, taken out of the session
     (good once); refuses none, another force's, an old one, and a ``state`` that differs."""
     kept = session.pop(PENDING, None)
@@ -114,7 +129,9 @@ def _pending_here() -> oidc.Pending:
                                               "Start again from the sign-in page.", status=400)
     if int(kept.get("at", 0)) + PENDING_SECONDS < time.time():
         raise SignInRefused("state_expired", "This sign-in took too long. Start again from the sign-in page.")
-    return oidc.Pending(state=given, nonce=str(kept["nonce"]), code_verifier=str(kept["verifier"]))
+    invitation = kept.get("invitation")
+    return (oidc.Pending(state=given, nonce=str(kept["nonce"]), code_verifier=str(kept["verifier"])),
+            invitation if isinstance(invitation, str) else None)
 
 
 def _proven_user() -> User | None:
@@ -134,7 +151,10 @@ def _proven_user() -> User | None:
 
 def _signing_in() -> tuple[User, ForceSignOn]:
     """The account a callback signs in, once every check has passed; refuses (``SignInRefused``) otherwise."""
-    pending = _pending_here()
+    pending, token = _pending_here()
+    invitation = None
+    if token is not None and (invitation := open_force_invitation(token)) is None:
+        raise _unusable_invitation()
     if (closed := _closed()) is not None:
         raise closed
     if request.args.get("error"):
@@ -155,7 +175,8 @@ def _signing_in() -> tuple[User, ForceSignOn]:
     id_token = oidc.exchange_code(metadata, client_id=sign_on.client_id, client_secret=secret, code=code,
                                   redirect_uri=_callback_url(), pending=pending, rules=rules)
     claims = oidc.checked_claims(id_token, metadata, client_id=sign_on.client_id, nonce=pending.nonce, rules=rules)
-    return user_signing_in(g.tenant, sign_on, signed_from_claims(claims), proven_user=_proven_user()), sign_on
+    signed = signed_from_claims(claims)
+    return user_signing_in(g.tenant, sign_on, signed, proven_user=_proven_user(), invitation=invitation), sign_on
 
 
 @bp.route("/sign-in/sso/callback")
