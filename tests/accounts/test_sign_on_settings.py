@@ -166,3 +166,24 @@ def test_the_force_admins_page_saves_refuses_in_place_and_never_shows_the_secret
     officer = app.test_client()
     sign_in(officer, world.email("a_officer"))
     assert officer.get("/west-midlands/settings/sign-on").status_code == 403
+
+
+def test_settings_written_back_without_a_secret_wait_for_one(app: Flask, world: World) -> None:
+    """An export carries no secret: written back, the settings are kept, but no one signs in
+    through them (nor are passwords refused) until an admin enters the secret."""
+    with app.app_context(), scoped(world.a.id):
+        tenant = _tenant(world.a.id)
+        sign_on = _configure(tenant, client_secret=None, compulsory=True, secret_required=False)
+        assert not sign_on.has_secret
+        db.session.commit()
+        assert tenant not in sso.forces_signing_on()
+        officer = db.session.get(User, world.users["a_officer"].id)
+        assert officer is not None
+        assert sso.compulsory_forces(officer) == []
+        with pytest.raises(sso.SignOnError) as refused:
+            _configure(tenant, client_secret=None)
+        assert refused.value.field == "client_secret"
+        _configure(tenant, client_secret="now-entered", compulsory=True)
+        assert sso.client_secret(sign_on) == "now-entered"
+        assert [t.slug for t in sso.forces_signing_on()] == [world.a.slug]
+        assert [t.slug for t in sso.compulsory_forces(officer)] == [world.a.slug]

@@ -87,6 +87,11 @@ class ForceSignOn(TenantScoped, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     @property
+    def has_secret(self) -> bool:
+        """False until a secret is entered (settings written back from an export carry none)."""
+        return bool(self.client_secret_sealed)
+
+    @property
     def new_people_role(self) -> Role | None:
         return None if self.new_people == REFUSE else Role(self.new_people)
 
@@ -160,14 +165,16 @@ def check_issuer(issuer: str) -> str:
 
 
 def configure_sign_on(tenant: Tenant, *, issuer: str, client_id: str, client_secret: str | None,
-                      compulsory: bool, new_people: str, actor: Actor) -> ForceSignOn:
+                      compulsory: bool, new_people: str, actor: Actor, secret_required: bool = True) -> ForceSignOn:
     """Set the force's single sign-on (``tenant`` in scope); audited, the secret never.
 
     ``client_secret`` None (or blank) keeps the sealed one. Refuses an actor
     who may not manage the force's sign-on, an issuer ``check_issuer``
     refuses, a blank or over-long client id or secret, no secret when none is
-    kept yet, and a choice for new people other than refusing them or
-    making them officers or supervisors.
+    kept yet (unless ``secret_required`` is False, as when a force's exported
+    settings, which never carry it, are written back: its people then cannot
+    sign in this way until an admin enters it), and a choice for new people
+    other than refusing them or making them officers or supervisors.
     """
     require(actor, Action.MANAGE_SIGN_ON, tenant_id=tenant.id)
     issuer = check_issuer(issuer)
@@ -177,14 +184,14 @@ def configure_sign_on(tenant: Tenant, *, issuer: str, client_id: str, client_sec
         raise SignOnError("new_people", "Choose what happens when someone signs in for the first time.")
     sign_on = sign_on_of(tenant)
     secret = client_secret.strip() if client_secret else ""
-    if not secret and sign_on is None:
+    if not secret and (sign_on is None or not sign_on.has_secret) and secret_required:
         raise SignOnError("client_secret", "Enter the client secret the provider gave you.")
     if secret:
         secret = _text("client_secret", secret, missing="", longest=MAX_SECRET_LENGTH, label="client secret")
     new = sign_on is None
     if sign_on is None:
         sign_on = ForceSignOn(tenant_id=tenant.id, issuer=issuer, client_id=client_id,
-                              client_secret_sealed=seal_text(secret))
+                              client_secret_sealed=seal_text(secret) if secret else "")
         db.session.add(sign_on)
     sign_on.issuer, sign_on.client_id = issuer, client_id
     if secret:
@@ -270,7 +277,8 @@ def forces_signing_on() -> list[Tenant]:
     scope = current_scope()
     for tenant in tenants.all():
         with scoped(tenant.id, scope.user_id):
-            if sign_on_of(tenant) is not None:
+            sign_on = sign_on_of(tenant)
+            if sign_on is not None and sign_on.has_secret:
                 found.append(tenant)
     return found
 
@@ -287,7 +295,7 @@ def compulsory_forces(user: User) -> list[Tenant]:
             continue
         with scoped(tenant.id, user.id):
             sign_on = sign_on_of(tenant)
-            if sign_on is not None and sign_on.compulsory:
+            if sign_on is not None and sign_on.compulsory and sign_on.has_secret:
                 found.append(tenant)
     return found
 

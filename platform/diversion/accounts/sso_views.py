@@ -53,7 +53,8 @@ bp = force_blueprint("sso", __name__, members_only=False)
 def force_signs_on() -> bool:
     """For a force's pages (an invitation's, say): whether its people may sign in with its own account."""
     tenant = g.get("tenant")
-    return tenant is not None and tenant.status is ForceStatus.ACTIVE and sign_on_of(tenant) is not None
+    sign_on = sign_on_of(tenant) if tenant is not None and tenant.status is ForceStatus.ACTIVE else None
+    return sign_on is not None and sign_on.has_secret
 
 PENDING = "sso_pending"  # the sign-in under way: force, state, nonce, PKCE verifier
 PROVEN = "sso_proven"  # a password just checked in this browser, to link a first sign-in to
@@ -90,7 +91,7 @@ def start() -> Response | tuple[str, int]:
     if (closed := _closed()) is not None:
         return _refused(closed)
     sign_on = sign_on_of(g.tenant)
-    if sign_on is None:
+    if sign_on is None or not sign_on.has_secret:
         return _refused(SignInRefused("no_sign_on", f"{g.tenant.name} does not sign its people in with an "
                                                     "account of its own: use your email address and password.",
                                        status=404))
