@@ -174,7 +174,7 @@ class Page:
 def _pages() -> list[Page]:
     pages = [Page(route.endpoint, principal, route.url, route.setup) for route in matrix.ROUTES
              if route.method == "GET" and not route.api and (principal := _first_allowed(route)) is not None
-             and route.endpoint not in ("static", "public.health")]
+             and route.endpoint not in ("static", "public.health") and route.allowed[principal].status == 200]
     # States the access table does not open, where more forms appear.
     referral = lambda _w: f"/provider/referrals/{matrix.CASE.get('referral', matrix.NO_ID)}"  # noqa: E731
     case = lambda _w: f"/west-midlands/cases/{matrix.CASE.get('encounter', matrix.NO_ID)}"  # noqa: E731

@@ -55,7 +55,8 @@ FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B",
          "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
          "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
 # Pages with nothing a person types on them, or not HTML.
-NOT_READ = {"static", "public.health"}
+# Single sign-on's start and callback redirect, or refuse with fixed words: no value of a force's to show.
+NOT_READ = {"static", "public.health", "sso.start", "sso.callback"}
 NOT_READ_PREFIXES = ("api.", "provider_api.")
 
 
@@ -244,6 +245,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/offerings/{ids['offering']}", ["venue-one", "venue-two", "booking", "notes"]),
         ("force-admin", f"{a}/offerings/new?pathway=divert", ["pathway"]),
         ("force-admin", f"{a}/api-tokens/", ["force-token", "force-admin"]),
+        ("force-admin", f"{a}/settings/sign-on", []),
         ("force-admin", f"{a}/policy/", policy),
         ("force-admin", f"{a}/policy/versions", ["note", "draft-note"]),
         ("force-admin", f"{a}/policy/versions/{ids['version']}", policy),
