@@ -16,7 +16,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.oidc import Proxy, oidc, oidc_server, put_user
 
 pytestmark = BROWSER_MARKS
@@ -63,6 +63,19 @@ def test_a_new_officer_signs_in_through_the_forces_provider(
     page.wait_for_url("**/sign-in")
     page.goto("/west-midlands/")
     expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
+    # The sign-in page offers the force's account; its admin sees the settings, the secret never.
+    expect(page.get_by_role("link", name=f"Sign in with {world.a.name}'s account")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "single-sign-on-sign-in.png"), full_page=True)
+    page.get_by_label("Email address").fill(world.email("a_force_admin"))
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/west-midlands/")
+    page.get_by_role("link", name="Sign-on").click()
+    expect(page.get_by_role("heading", name="Single sign-on", level=1)).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Saved, kept encrypted")
+    expect(page.locator("main")).not_to_contain_text("browser-secret")
+    expect(page.get_by_label("Client secret")).to_have_value("")
+    page.screenshot(path=str(ARTIFACTS / "single-sign-on-settings.png"), full_page=True)
     ours = [line for line in browser_page.failed if live_server in line]
     assert not ours, ours
     assert not browser_page.errors, browser_page.errors
