@@ -502,3 +502,12 @@ def test_the_invitation_offer_shows_only_for_a_force_that_signs_on(
         html = render_template("accounts/_sign_on_offer.html", tenant=g.tenant, token="the-token")
         assert "/west-midlands/sign-in/sso?invitation=the-token" in html
         assert f"Sign in with {world.a.name}" in html
+
+
+def test_a_name_from_the_provider_is_kept_to_plain_text(app: Flask, client: FlaskClient, provider: Proxy) -> None:
+    put_user(provider, "sub-odd", {"email": "odd@force-a.example.org", "name": "Odd\x00 <b>Name</b>\n\tSecond line"})
+    assert sign_in_through(client, provider, "sub-odd").status_code == 302
+    user = _user(app, "odd@force-a.example.org")
+    assert user is not None
+    assert user.name == "Odd\ufffd <b>Name</b> Second line"
+    assert "<b>" not in client.get("/west-midlands/").text.split("Signed in as", 1)[1][:300]

@@ -50,7 +50,7 @@ from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forms import Form
-from diversion.inputs import text_problem
+from diversion.inputs import printable, text_problem
 from diversion.sealing import open_text, seal_text
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
@@ -322,12 +322,13 @@ class Signed:
 
 
 def signed_from_claims(claims: dict[str, Any]) -> Signed:
+    """What the checked claims say; a name is kept to plain text on one line (the provider's users type it)."""
     email = claims.get("email")
     name = claims.get("name") or " ".join(
         str(part) for part in (claims.get("given_name"), claims.get("family_name")) if part) or None
+    shown = printable(" ".join(str(name).split()))[:200] if name else ""
     return Signed(issuer=str(claims["iss"]), subject=str(claims["sub"]),
-                  email=str(email) if isinstance(email, str) and email else None,
-                  name=str(name)[:200] if name else None)
+                  email=str(email) if isinstance(email, str) and email else None, name=shown or None)
 
 
 def identity_of(issuer: str, subject: str) -> SignOnIdentity | None:
