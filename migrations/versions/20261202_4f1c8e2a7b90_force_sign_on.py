@@ -18,7 +18,7 @@ import diversion.db
 from diversion.tenancy import rls
 
 revision = "4f1c8e2a7b90"
-down_revision = "58c770242c26"  # after the invitations (main had two heads once merged)
+down_revision = "58c770242c26"
 branch_labels = None
 depends_on = None
 
