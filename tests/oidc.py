@@ -9,7 +9,8 @@ endpoint. The proxy
 
 - records each authorization and token request (so a test can prove PKCE
   from what was actually sent);
-- can change the discovery document's ``issuer`` (``Proxy.discovery_issuer``);
+- can change the discovery document's ``issuer`` (``Proxy.discovery_issuer``)
+  and its other fields (``Proxy.discovery``);
 - can change the ID token of the next token answers (``Proxy.id_token``):
   re-signed with the proxy's own key, which its key set publishes beside the
   provider's, where the case needs a valid signature, or changed without
@@ -75,6 +76,7 @@ class Proxy:
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "proxy-key"}))
     recorded: list[Recorded] = field(default_factory=list)
     discovery_issuer: str | None = None
+    discovery: dict[str, str] = field(default_factory=dict)  # other fields of the document, changed
     id_token: Change | None = None
     resign: bool = True
     port: int = 0
@@ -86,6 +88,7 @@ class Proxy:
     def reset(self) -> None:
         self.recorded.clear()
         self.discovery_issuer = None
+        self.discovery = {}
         self.id_token = None
         self.resign = True
 
@@ -129,9 +132,11 @@ class Proxy:
     def _alter(self, path: str, status: int, data: bytes) -> bytes:
         if status != 200:
             return data
-        if path == "/.well-known/openid-configuration" and self.discovery_issuer is not None:
+        if path == "/.well-known/openid-configuration" and (self.discovery_issuer is not None or self.discovery):
             document = json.loads(data)
-            document["issuer"] = self.discovery_issuer
+            if self.discovery_issuer is not None:
+                document["issuer"] = self.discovery_issuer
+            document.update(self.discovery)
             return json.dumps(document).encode()
         if path == "/jwks":
             keys = json.loads(data)

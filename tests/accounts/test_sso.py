@@ -511,3 +511,41 @@ def test_a_name_from_the_provider_is_kept_to_plain_text(app: Flask, client: Flas
     assert user is not None
     assert user.name == "Odd\ufffd <b>Name</b> Second line"
     assert "<b>" not in client.get("/west-midlands/").text.split("Signed in as", 1)[1][:300]
+
+
+# ---------------------------------------------------------------- the outbound rules
+
+@pytest.mark.parametrize("field", ["token_endpoint", "jwks_uri", "authorization_endpoint"])
+@pytest.mark.parametrize("address", ["http://169.254.169.254/latest/meta-data", "http://10.0.0.7/token",
+                                     "http://[::1]:5432/", "http://2130706434/"])
+def test_a_provider_that_points_at_an_inside_address_is_refused(
+    database: Any, client: FlaskClient, provider: Proxy, field: str, address: str,
+) -> None:
+    """Only the issuer's own host (127.0.0.1) is on the tests' allow-list: an endpoint elsewhere (127.0.0.2 too)
+    inside is refused by the outbound rules before anything is sent there."""
+    from tests.network import CONNECTIONS
+
+    provider.discovery = {field: address}
+    provider.recorded.clear()
+    with CONNECTIONS.recording() as seen:
+        answer = client.get("/west-midlands/sign-in/sso")
+    assert_refused(database, client, answer, "endpoint_refused", "an address it may not call")
+    # The discovery call (to the proxy, and the proxy's to the provider), and nothing else.
+    assert set(seen) <= {("127.0.0.1", provider.port), ("127.0.0.1", provider.upstream)}
+    assert [r.path for r in provider.recorded] == ["/.well-known/openid-configuration"]
+
+
+def test_an_issuer_the_rules_no_longer_allow_is_not_called(
+    app: Flask, database: Any, client: FlaskClient, provider: Proxy,
+) -> None:
+    """Saved while allowed, the issuer is checked again at each call: off the
+    allow-list, 127.0.0.1 is an inside address, and nothing is sent."""
+    from tests.network import CONNECTIONS
+
+    app.config["OUTBOUND_TEST_ALLOW_HOSTS"] = ()
+    provider.recorded.clear()
+    with CONNECTIONS.recording() as seen:
+        answer = client.get("/west-midlands/sign-in/sso")
+    assert_refused(database, client, answer, "discovery_unreachable", "could not be reached")
+    assert seen == []
+    assert not provider.recorded
