@@ -79,6 +79,7 @@ class Proxy:
     discovery: dict[str, str] = field(default_factory=dict)  # other fields of the document, changed
     id_token: Change | None = None
     resign: bool = True
+    raw_token: Callable[[str], str] | None = None  # the whole ID token replaced (header and signature too)
     port: int = 0
 
     @property
@@ -91,6 +92,7 @@ class Proxy:
         self.discovery = {}
         self.id_token = None
         self.resign = True
+        self.raw_token = None
 
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.recorded if r.path == path]
@@ -142,9 +144,12 @@ class Proxy:
             keys = json.loads(data)
             keys["keys"].append(self.key.as_dict(private=False))
             return json.dumps(keys).encode()
-        if path == "/oauth2/token" and self.id_token is not None:
+        if path == "/oauth2/token" and (self.id_token is not None or self.raw_token is not None):
             answer = json.loads(data)
-            answer["id_token"] = self.change_token(answer["id_token"])
+            if self.id_token is not None:
+                answer["id_token"] = self.change_token(answer["id_token"])
+            if self.raw_token is not None:
+                answer["id_token"] = self.raw_token(answer["id_token"])
             return json.dumps(answer).encode()
         return data
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -197,6 +198,33 @@ def test_a_bad_id_token_is_refused(database: Any, client: FlaskClient, provider:
     answer = sign_in_through(client, provider)
     assert_refused(database, client, answer, reason, "could not confirm who signed in")
     assert provider.requests_to("/oauth2/token"), "refused after the token call, on the ID token"
+
+
+def _unsigned(token: str) -> str:
+    """The same claims under ``alg: none``, with no signature."""
+    payload = token.split(".")[1]
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    return f"{header}.{payload}."
+
+
+def _hmac_signed_with_the_secret(token: str) -> str:
+    """The same claims signed HS256 with the client secret (which the platform holds too)."""
+    from joserfc import jwt
+    from joserfc.jwk import OctKey
+
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(SECRET))
+
+
+@pytest.mark.parametrize("replace", [_unsigned, _hmac_signed_with_the_secret, lambda _t: "not-a-token"],
+                         ids=["alg-none", "hs256-with-the-client-secret", "garbage"])
+def test_an_id_token_not_signed_by_the_issuers_keys_is_refused(
+    database: Any, client: FlaskClient, provider: Proxy, replace: Any,
+) -> None:
+    provider.raw_token = replace
+    answer = sign_in_through(client, provider)
+    assert_refused(database, client, answer, "id_token_signature", "could not confirm who signed in")
 
 
 def test_a_re_signed_good_token_passes(client: FlaskClient, provider: Proxy) -> None:
