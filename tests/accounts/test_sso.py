@@ -364,20 +364,38 @@ def test_compulsory_sign_on_refuses_passwords_and_joins_at_the_first_sign_in(
     assert sign_in_through(stranger, oidc, "sub-super").status_code == 403
 
 
-@pytest.mark.parametrize("status", [ForceStatus.SUSPENDED, ForceStatus.DRAFT])
-def test_a_closed_force_refuses_sign_on(app: Flask, database: Any, client: FlaskClient, world: World,
-                                        provider: Proxy, status: ForceStatus) -> None:
-    back = authorize(provider, begin(client), "sub-ada")
+def _set_status(app: Flask, world: World, status: ForceStatus) -> None:
     with app.app_context():
         tenant = db.session.get(Tenant, world.a.id)
         assert tenant is not None
         tenant.status = status
         db.session.commit()
+
+
+def test_a_suspended_force_refuses_sign_on(app: Flask, database: Any, client: FlaskClient, world: World,
+                                          provider: Proxy) -> None:
+    back = authorize(provider, begin(client), "sub-ada")
+    _set_status(app, world, ForceStatus.SUSPENDED)
     answer = come_back(client, back)
-    assert_refused(database, client, answer, f"force_{status.value}", "West Midlands")
+    assert_refused(database, client, answer, "force_suspended", "closed for now")
     again = client.get("/west-midlands/sign-in/sso")
     assert again.status_code == 403
+    assert "closed for now" in again.text
     assert not provider.requests_to("/oauth2/token")
+
+
+def test_a_draft_force_is_not_there(app: Flask, database: Any, client: FlaskClient, world: World,
+                                    provider: Proxy) -> None:
+    back = authorize(provider, begin(client), "sub-ada")
+    _set_status(app, world, ForceStatus.DRAFT)
+    for answer in (come_back(client, back), client.get("/west-midlands/sign-in/sso")):
+        assert answer.status_code == 404
+        assert "Page not found" in answer.text
+        assert world.a.name not in answer.text
+        assert "#1f3f8f" not in answer.text  # nor its colour
+    assert signed_in_user(client) is None
+    assert not provider.requests_to("/oauth2/token")
+    assert not _events(database, "auth.signed_in")
 
 
 def test_the_sign_in_page_lists_active_forces_with_sign_on(

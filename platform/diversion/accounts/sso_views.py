@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from diversion.accounts import oidc
@@ -41,6 +42,7 @@ from diversion.accounts.sso import (
 from diversion.audit.services import record
 from diversion.extensions import db
 from diversion.sealing import Unopenable
+from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import ForceStatus
 from diversion.tenancy.web import force_blueprint, require_membership
 from diversion.unit import refuse
@@ -72,13 +74,15 @@ def _refused(refusal: SignInRefused) -> tuple[str, int]:
 
 
 def _closed() -> SignInRefused | None:
+    """A suspended force's refusal; a draft force is not there at all (404, nothing of it shown)."""
     if g.tenant.status is ForceStatus.ACTIVE:
         return None
     if g.tenant.status is ForceStatus.SUSPENDED:
         return SignInRefused("force_suspended", f"{g.tenant.name}'s pages are closed for now, so no one can sign "
                                                 "in to it. Ask the platform team when they will open again.")
-    return SignInRefused("force_draft", f"{g.tenant.name} is being set up on the platform: signing in opens once "
-                                        "it is ready.")
+    g.pop("tenant", None)
+    set_scope(None)
+    raise NotFound
 
 
 def _callback_url() -> str:
