@@ -26,7 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from diversion.accounts import access
+from diversion.accounts import access, people
 from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
@@ -186,6 +186,13 @@ def _membership(cast: Cast) -> ForceMembership:
     return membership
 
 
+def _cranstoun_membership(cast: Cast) -> ProviderMembership:
+    membership = db.session.scalar(select(ProviderMembership).where(
+        ProviderMembership.user_id == cast.world.users["provider_staff"].id))
+    assert membership is not None
+    return membership
+
+
 def _offering() -> Offering:
     offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
     assert offering is not None
@@ -237,6 +244,8 @@ SERVICES: dict[Action, Call] = {
                                                                               actor=actor),
     Action.MANAGE_WEBHOOK: lambda c, actor: webhooks.set_endpoint(_cranstoun(c.world), url="https://example.org/h",
                                                                   actor=actor),
+    Action.MANAGE_PROVIDER_PEOPLE: lambda c, actor: people.change_provider_role(
+        _cranstoun(c.world), _cranstoun_membership(c), ProviderRole.ADMIN, actor=actor),
     Action.MANAGE_USERS: lambda c, actor: accounts.deactivate_user(_user(c.world, "no_role"), actor=actor),
     Action.EDIT_CATALOGUE: lambda c, actor: catalogue.create_provider({"slug": "refused", "name": "Refused"},
                                                                       actor=actor),
