@@ -987,6 +987,7 @@ ACTIONS: dict[str, set[str]] = {
     "manage_members": {"force_admin", "system"},
     "manage_api_tokens": {"force_admin", "system"},
     "manage_offerings": {"force_admin", "system"},
+    "manage_sign_on": {"force_admin", "platform_admin", "system"},
     "read_provider_referrals": PROVIDER_SIDE,
     "manage_provider_tokens": {"provider_admin", "system"},
     "manage_webhook": {"provider_admin", "system"},

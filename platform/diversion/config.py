@@ -77,6 +77,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_BACKOFF_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "30")),
         "WEBHOOK_BACKOFF_CAP_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", str(6 * 3600))),
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        # Forces' single sign-on (diversion.accounts.sso): plain-http identity providers
+        # only for trying things out locally, never in production; how long one call may take.
+        "SSO_ALLOW_HTTP": relaxed and os.environ.get("SSO_ALLOW_HTTP", "") == "1",
+        "SSO_TIMEOUT_SECONDS": float(os.environ.get("SSO_TIMEOUT_SECONDS", "10")),
         # Background jobs (diversion.jobs): the longest a worker waits before it looks
         # for jobs again (on PostgreSQL it is woken at once when one is queued).
         "JOBS_POLL_SECONDS": float(os.environ.get("JOBS_POLL_SECONDS", "5")),

@@ -2,6 +2,7 @@
 
 from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
+from diversion.accounts.sso import ForceSignOn, SignOnIdentity
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
@@ -29,6 +30,7 @@ __all__ = [
     "FeedEntry",
     "ForceInvitation",
     "ForceMembership",
+    "ForceSignOn",
     "IdempotencyKey",
     "JobRun",
     "Offering",
@@ -41,6 +43,7 @@ __all__ = [
     "ProviderMembership",
     "ProviderToken",
     "Referral",
+    "SignOnIdentity",
     "Tenant",
     "Transition",
     "User",

@@ -77,6 +77,7 @@ class Action(enum.StrEnum):
     MANAGE_MEMBERS = "manage_members"
     MANAGE_API_TOKENS = "manage_api_tokens"
     MANAGE_OFFERINGS = "manage_offerings"
+    MANAGE_SIGN_ON = "manage_sign_on"  # the force's single sign-on settings
     # A provider's work and set-up.
     READ_PROVIDER_REFERRALS = "read_provider_referrals"
     MANAGE_PROVIDER_TOKENS = "manage_provider_tokens"
@@ -116,6 +117,7 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.MANAGE_MEMBERS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_API_TOKENS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_OFFERINGS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_SIGN_ON: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_PROVIDER_REFERRALS: PROVIDER_PEOPLE | {Principal.PROVIDER_API},
     Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_WEBHOOK: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
@@ -146,6 +148,7 @@ WORDS: Mapping[Action, str] = {
     Action.MANAGE_MEMBERS: "manage this force's members",
     Action.MANAGE_API_TOKENS: "manage this force's API tokens",
     Action.MANAGE_OFFERINGS: "manage this force's courses",
+    Action.MANAGE_SIGN_ON: "change this force's single sign-on",
     Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
     Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
     Action.MANAGE_WEBHOOK: "manage this provider's webhook",
