@@ -267,6 +267,8 @@ def test_a_provider_admin_invites_and_the_newcomer_works_there(app: Flask, clien
     assert done.headers["Location"] == "/provider/"  # type: ignore[attr-defined]
     assert newcomer.get("/provider/").status_code == 200
     assert newcomer.get("/provider/people/").status_code == 403  # staff, not an admin
+    assert "/provider/people/" not in newcomer.get("/provider/").text  # nor offered the page
+    assert 'href="/provider/people/?provider=cranstoun"' in client.get("/provider/").text
     listed = client.get("/provider/people/?q=newcomer")
     assert "1 person matching" in listed.text
     assert "New Comer" in listed.text

@@ -13,7 +13,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from diversion.accounts import invitations, people
-from diversion.accounts.access import Action
+from diversion.accounts.access import Action, may
 from diversion.accounts.forms import ConfirmForm, ProviderInviteForm, ProviderRoleForm
 from diversion.accounts.invitations import ProviderInvitation
 from diversion.accounts.models import ProviderMembership, ProviderRole
@@ -25,6 +25,13 @@ from diversion.tenancy.context import set_scope
 from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("provider_people", __name__, url_prefix="/provider/people")
+
+
+@bp.app_template_global()
+def manages_provider_people() -> bool:
+    """For the workspace's templates: whether the signed-in user may manage the people of the provider in hand."""
+    provider = g.get("provider")
+    return provider is not None and may(current_user, Action.MANAGE_PROVIDER_PEOPLE, provider_id=provider.id)
 
 
 @bp.before_request
