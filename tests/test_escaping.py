@@ -28,6 +28,7 @@ from jinja2 import nodes
 from markupsafe import escape
 from sqlalchemy import select
 
+from diversion.accounts import invitations
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
@@ -205,6 +206,20 @@ def _provider_work(s: _Seeding) -> None:
         providers.record_attendance(booked, attended=True, actor=staff, note=marked("attendance-note"))
 
 
+def _invitations(s: _Seeding) -> None:
+    """A marked person invited to the force and to the provider (their links kept for the pages)."""
+    with scoped(s.tenant.id):
+        _invitation, token = invitations.invite_to_force(s.tenant, email=marked_email("invitee"),
+                                                         name=marked("invitee"), role=Role.OFFICER, actor=SYSTEM)
+    s.seeded.ids["force_invitation"] = token
+    _invitation, token = invitations.invite_to_provider(
+        s.provider, email=marked_email("provider-invitee"), name=marked("provider-invitee"),
+        role=ProviderRole.STAFF, actor=s.users["provider-admin"])
+    s.seeded.ids["provider_invitation"] = token
+    s.seeded.ids["provider-admin-membership"] = db.session.scalar(select(ProviderMembership.id).where(
+        ProviderMembership.user_id == s.users["provider-admin"].id))
+
+
 def seed(app: Flask, world: World) -> Seeded:
     """Marked values in every field that reaches a page, each through its own service."""
     seeded = Seeded()
@@ -216,6 +231,7 @@ def seed(app: Flask, world: World) -> Seeded:
             _cases(s)
         db.session.commit()
         _provider_work(s)
+        _invitations(s)
         db.session.commit()
     return seeded
 
@@ -236,7 +252,12 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("platform_admin", f"/admin/catalogue/courses/{ids['course']}", ["course", "description"]),
         ("platform_admin", "/admin/catalogue/courses/new", ["provider"]),
         ("force-admin", f"{a}/", ["scheme"]),
-        ("force-admin", f"{a}/members/", ["force-admin", "officer", "supervisor"]),
+        ("force-admin", f"{a}/members/", ["force-admin", "officer", "supervisor", "invitee"]),
+        ("force-admin", f"{a}/members/invite", ["scheme"]),
+        (None, f"{a}/invitation/{ids['force_invitation']}", ["invitee"]),
+        (None, f"/provider/invitation/{ids['provider_invitation']}", ["provider-invitee", "provider"]),
+        ("platform_admin", "/admin/people/", ["force-admin", "officer", "supervisor", "provider-admin"]),
+        ("platform_admin", "/admin/people/invite", ["other-force", "provider"]),
         ("force-admin", f"{a}/members/{ids['officer-membership']}/role", ["officer"]),
         ("platform_admin", "/admin/members/new", ["other-force"]),
         ("force-admin", f"{a}/offerings/",
@@ -266,6 +287,9 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("provider-admin", f"/provider/referrals/{ids['referral']}",
          [*person, "course", "provider", "session-venue", "accept-reason", "attendance-note", "provider-admin"]),
         ("provider-admin", "/provider/integrations/", ["provider", "provider-token"]),
+        ("provider-admin", "/provider/people/", ["provider", "provider-admin", "provider-invitee"]),
+        ("provider-admin", "/provider/people/invite", ["provider"]),
+        ("provider-admin", f"/provider/people/{ids['provider-admin-membership']}/role", ["provider", "provider-admin"]),
     ]
 
 
