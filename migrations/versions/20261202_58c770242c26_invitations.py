@@ -7,7 +7,7 @@ anyone is signed in, with no provider in scope, and is found by its token's
 hash alone. Neither table ever holds a token: only its SHA-256.
 
 Revision ID: 58c770242c26
-Revises: 4f1c8e2a7b90
+Revises: 9b2e4f7a1c3d
 Create Date: 2026-12-02 02:06:01.770712
 
 """
@@ -19,7 +19,7 @@ from diversion.tenancy import rls
 
 # revision identifiers, used by Alembic.
 revision = '58c770242c26'
-down_revision = '4f1c8e2a7b90'
+down_revision = '9b2e4f7a1c3d'
 branch_labels = None
 depends_on = None
 
