@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
 
 from diversion.catalogue.files import CatalogueFile, OfferingEntry, known_area, misfit, read_catalogue
 from diversion.eligibility.compiler import PolicyInvalid, compile_cached
@@ -25,9 +25,10 @@ from diversion.eligibility.engine import run_tests
 from diversion.errors import ProblemsFound
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
-from diversion.tenancy.models import NonCompletionAction
+from diversion.tenancy.models import NonCompletionAction, Tenant
 
 LANGUAGES = ("en", "cy")
+RETENTION = Tenant.RETENTION_BOUNDS
 # Files in the folder that are not forces.
 NOT_FORCES = frozenset({"catalogue"})
 
@@ -65,6 +66,8 @@ class ForceFile(BaseModel):
     languages: list[str] = Field(min_length=1)
     brand_colour: str
     area: str | None = None
+    # How long the force keeps its case records, in months (see Tenant.retention_months).
+    retention_months: StrictInt | None = Field(default=None, ge=RETENTION[0], le=RETENTION[1])
     outcomes: OutcomeCodes
     policy: dict[str, Any] | None = None
     offerings: list[OfferingEntry] = []

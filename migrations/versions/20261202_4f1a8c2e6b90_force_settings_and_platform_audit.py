@@ -1,0 +1,51 @@
+"""A force's data retention, and the platform admins' reading of the whole audit log.
+
+- ``tenants.retention_months``: how long a force keeps its case records, in
+  months; null until the force sets it (enforcing it is later work).
+- ``ix_audit_events_occurred_at``: the platform's audit, newest first,
+  without a scan of the whole log.
+- On PostgreSQL, ``audit_read_platform``: a second read policy on the
+  audit log. Its rows (every force's, and those outside any force, such as
+  sign-ins) are readable while the user in scope (``app.user_id``) holds
+  the platform admin role, checked against ``platform_grants`` by the
+  database itself; nobody else gains anything, and writes are unchanged
+  (insert only).
+
+Revision ID: 4f1a8c2e6b90
+Revises: 9b2e4f7a1c3d
+Create Date: 2026-12-02 02:20:00
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+from diversion.tenancy import rls
+
+revision = "4f1a8c2e6b90"
+down_revision = "9b2e4f7a1c3d"
+branch_labels = None
+depends_on = None
+
+PLATFORM_READ = (
+    "CREATE POLICY audit_read_platform ON audit_events FOR SELECT USING (EXISTS ("
+    "SELECT 1 FROM platform_grants WHERE platform_grants.role = 'platform_admin' "
+    f"AND platform_grants.user_id = {rls.CURRENT_USER}))"
+)
+
+
+def upgrade():
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("retention_months", sa.Integer(), nullable=True))
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_events_occurred_at"), ["occurred_at"], unique=False)
+    if rls.is_postgresql(op.get_bind()):
+        op.execute(PLATFORM_READ)
+
+
+def downgrade():
+    if rls.is_postgresql(op.get_bind()):
+        op.execute("DROP POLICY IF EXISTS audit_read_platform ON audit_events")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_events_occurred_at"))
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("retention_months")
