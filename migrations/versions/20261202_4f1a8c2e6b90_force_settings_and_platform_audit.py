@@ -33,11 +33,11 @@ PLATFORM_READ = (
 )
 
 
+# Plain ALTERs, not batch ones: SQLite adds and drops a column in place, where
+# a batch rebuild of ``tenants`` would break every force-owned row's foreign key.
 def upgrade():
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("retention_months", sa.Integer(), nullable=True))
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_events_occurred_at"), ["occurred_at"], unique=False)
+    op.add_column("tenants", sa.Column("retention_months", sa.Integer(), nullable=True))
+    op.create_index(op.f("ix_audit_events_occurred_at"), "audit_events", ["occurred_at"], unique=False)
     if rls.is_postgresql(op.get_bind()):
         op.execute(PLATFORM_READ)
 
@@ -45,7 +45,5 @@ def upgrade():
 def downgrade():
     if rls.is_postgresql(op.get_bind()):
         op.execute("DROP POLICY IF EXISTS audit_read_platform ON audit_events")
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_events_occurred_at"))
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.drop_column("retention_months")
+    op.drop_index(op.f("ix_audit_events_occurred_at"), table_name="audit_events")
+    op.drop_column("tenants", "retention_months")
