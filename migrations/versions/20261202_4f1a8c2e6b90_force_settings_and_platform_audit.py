@@ -26,12 +26,6 @@ down_revision = "9b2e4f7a1c3d"
 branch_labels = None
 depends_on = None
 
-PLATFORM_READ = (
-    "CREATE POLICY audit_read_platform ON audit_events FOR SELECT USING (EXISTS ("
-    "SELECT 1 FROM platform_grants WHERE platform_grants.role = 'platform_admin' "
-    f"AND platform_grants.user_id = {rls.CURRENT_USER}))"
-)
-
 
 # Plain ALTERs, not batch ones: SQLite adds and drops a column in place, where
 # a batch rebuild of ``tenants`` would break every force-owned row's foreign key.
@@ -39,11 +33,13 @@ def upgrade():
     op.add_column("tenants", sa.Column("retention_months", sa.Integer(), nullable=True))
     op.create_index(op.f("ix_audit_events_occurred_at"), "audit_events", ["occurred_at"], unique=False)
     if rls.is_postgresql(op.get_bind()):
-        op.execute(PLATFORM_READ)
+        for statement in rls.audit_platform_read_sql():
+            op.execute(statement)
 
 
 def downgrade():
     if rls.is_postgresql(op.get_bind()):
-        op.execute("DROP POLICY IF EXISTS audit_read_platform ON audit_events")
+        for statement in rls.drop_audit_platform_read_sql():
+            op.execute(statement)
     op.drop_index(op.f("ix_audit_events_occurred_at"), table_name="audit_events")
     op.drop_column("tenants", "retention_months")
