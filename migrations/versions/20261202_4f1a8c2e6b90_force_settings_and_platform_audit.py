@@ -12,7 +12,7 @@
   (insert only).
 
 Revision ID: 4f1a8c2e6b90
-Revises: 9b2e4f7a1c3d
+Revises: 4f1c8e2a7b90
 Create Date: 2026-12-02 02:20:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 from diversion.tenancy import rls
 
 revision = "4f1a8c2e6b90"
-down_revision = "9b2e4f7a1c3d"
+down_revision = "4f1c8e2a7b90"
 branch_labels = None
 depends_on = None
 

@@ -80,10 +80,12 @@ class Action(enum.StrEnum):
     CHANGE_FORCE_SETTINGS = "change_force_settings"  # retention, brand colour, languages
     EXPORT_FORCE = "export_force"  # the force's file, downloaded
     READ_FORCE_AUDIT = "read_force_audit"  # who saw or changed what in the force
+    MANAGE_SIGN_ON = "manage_sign_on"  # the force's single sign-on settings
     # A provider's work and set-up.
     READ_PROVIDER_REFERRALS = "read_provider_referrals"
     MANAGE_PROVIDER_TOKENS = "manage_provider_tokens"
     MANAGE_WEBHOOK = "manage_webhook"
+    MANAGE_PROVIDER_PEOPLE = "manage_provider_people"  # invite, change roles, remove
     # The platform.
     MANAGE_USERS = "manage_users"  # accounts, platform roles, a member added to any force
     EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
@@ -122,9 +124,11 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.CHANGE_FORCE_SETTINGS: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.EXPORT_FORCE: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_FORCE_AUDIT: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN}),
+    Action.MANAGE_SIGN_ON: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_PROVIDER_REFERRALS: PROVIDER_PEOPLE | {Principal.PROVIDER_API},
     Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_WEBHOOK: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_PROVIDER_PEOPLE: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_USERS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.SYNC_FORCES: SYSTEM_ONLY,
@@ -155,9 +159,11 @@ WORDS: Mapping[Action, str] = {
     Action.CHANGE_FORCE_SETTINGS: "change this force's settings",
     Action.EXPORT_FORCE: "download this force's configuration",
     Action.READ_FORCE_AUDIT: "see this force's audit log",
+    Action.MANAGE_SIGN_ON: "change this force's single sign-on",
     Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
     Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
     Action.MANAGE_WEBHOOK: "manage this provider's webhook",
+    Action.MANAGE_PROVIDER_PEOPLE: "manage this provider's people",
     Action.MANAGE_USERS: "manage user accounts",
     Action.EDIT_CATALOGUE: "change the course catalogue",
     Action.SYNC_FORCES: "write forces from their files",
