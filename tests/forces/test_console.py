@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select
 
 from diversion.accounts import services as accounts
+from diversion.accounts import sso
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import Role, User
 from diversion.audit.models import AuditEvent
@@ -36,6 +37,8 @@ from tests.api.conftest import bearer, make_token
 from tests.conftest import TENANTS_DIR, World, csrf_token, empty_database, post_form, sign_in
 
 TODAY = datetime.now(UTC).date()
+ISSUER = "https://example.org/durham/v2.0"
+SECRET = "durham-client-s3cret"
 
 
 def _tenant(slug: str) -> Tenant:
@@ -61,8 +64,11 @@ def _force_as_stored(slug: str) -> dict[str, Any]:
         offerings = sorted(
             (o.course.slug, o.pathway, o.venues, o.booking_contact, o.notes)
             for o in db.session.scalars(select(Offering).where(Offering.withdrawn_at.is_(None))))
+        sign_on = sso.sign_on_of(tenant)
+        assert sign_on is not None
         return {"row": row, "policy": (policy.document, policy.content_hash, policy.effective_from),
-                "offerings": offerings}
+                "offerings": offerings,
+                "sign_on": (sign_on.issuer, sign_on.client_id, sign_on.compulsory, sign_on.new_people)}
 
 
 def _configure_durham(app: Flask, world: World) -> None:
@@ -82,6 +88,8 @@ def _configure_durham(app: Flask, world: World) -> None:
             catalogue.update_offering(durham, offering, catalogue.LocalDetails(
                 venues=["Durham custody suite", "Peterlee"], booking_contact="0191 000 0000", notes="Navigators"),
                 actor=admin)
+            sso.configure_sign_on(durham, issuer=ISSUER, client_id="durham-diversion", client_secret=SECRET,
+                                  compulsory=True, new_people="officer", actor=admin)
         db.session.commit()
 
 
@@ -96,6 +104,10 @@ def test_a_force_exported_syncs_back_identically_on_an_empty_database(
     text = download.text
     assert "retention_months = 84" in text
     assert 'brand_colour = "#123abc"' in text
+    assert tomllib.loads(text)["sign_on"] == {"issuer": ISSUER, "client_id": "durham-diversion",
+                                              "compulsory": True, "new_people": "officer"}
+    assert SECRET not in text
+    assert "secret" not in text
     with app.app_context():
         before = _force_as_stored("durham")
 
@@ -110,10 +122,16 @@ def test_a_force_exported_syncs_back_identically_on_an_empty_database(
         report = sync_tenants(folder, actor=SYSTEM)
         db.session.commit()
         assert report.created == ["durham"]
+        assert report.sign_on_without_secret == ["durham"]  # the secret is never in a file: entered again
         after = _force_as_stored("durham")
+        with scoped(_tenant("durham").id):
+            restored = sso.sign_on_of(_tenant("durham"))
+            assert restored is not None
+            assert sso.client_secret(restored) == ""
     assert after["row"] == before["row"]
     assert after["policy"] == before["policy"]
     assert after["offerings"] == before["offerings"]
+    assert after["sign_on"] == before["sign_on"] == (ISSUER, "durham-diversion", True, "officer")
     assert after["row"]["retention_months"] == 84
     assert after["offerings"][0][2:] == ("Durham custody suite\nPeterlee", "0191 000 0000", "Navigators")
     assert after["policy"][0]["summary"] == "Checkpoint, as changed in the console."
@@ -171,6 +189,13 @@ def _rows_of_force(app: Flask, world: World) -> dict[str, int]:
                 for model in (Encounter, Decision, Offering, PolicyVersion, AuditEvent)}
 
 
+def _kept(now: dict[str, int], before: dict[str, int]) -> None:
+    """Every row is still there; the audit log has only grown (the suspension, the sign-ins)."""
+    assert {k: v for k, v in now.items() if k != "AuditEvent"} == {k: v for k, v in before.items()
+                                                                    if k != "AuditEvent"}
+    assert now["AuditEvent"] > before["AuditEvent"]
+
+
 def _also_in_durham(app: Flask, world: World, key: str) -> None:
     with app.app_context():
         durham = _tenant("durham")
@@ -213,7 +238,7 @@ def test_suspending_asks_first_then_ends_sessions_closes_pages_and_tokens_and_de
     assert "closed for now" in closed.text
     # Its API tokens are refused; nothing of the force is deleted.
     assert api.get("/api/v1/referrals", headers=bearer(token)).status_code == 401
-    assert _rows_of_force(app, world) == rows_before | {"AuditEvent": rows_before["AuditEvent"] + 1}
+    _kept(_rows_of_force(app, world), rows_before)
     assert rows_before["Encounter"] == rows_before["Decision"] == 1
     # Its admin has to sign in again too, and is refused the same way.
     force_admin = app.test_client()
@@ -235,7 +260,7 @@ def test_suspending_asks_first_then_ends_sessions_closes_pages_and_tokens_and_de
     assert back.status_code == 302
     assert officer.get("/west-midlands/").status_code == 200
     assert api.get("/api/v1/referrals", headers=bearer(token)).status_code == 200
-    assert _rows_of_force(app, world) == rows_before | {"AuditEvent": rows_before["AuditEvent"] + 2}
+    _kept(_rows_of_force(app, world), rows_before)
 
 
 def test_the_platform_admins_own_session_survives_suspending_a_force_they_belong_to(

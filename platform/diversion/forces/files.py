@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from diversion.accounts.sso import MAX_CLIENT_ID_LENGTH, MAX_ISSUER_LENGTH, NEW_PEOPLE, REFUSE
 from diversion.catalogue.files import CatalogueFile, OfferingEntry, known_area, misfit, read_catalogue
 from diversion.eligibility.compiler import PolicyInvalid, compile_cached
 from diversion.eligibility.document import split_policy
@@ -55,6 +65,29 @@ class OutcomeCodes(BaseModel):
     not_completed: NonCompletionCode
 
 
+class SignOnEntry(BaseModel):
+    """``[sign_on]``: the force's single sign-on, without its client secret.
+
+    The secret is never written to a file nor read from one (a file that
+    carries one is refused: an unknown key); after a sync that makes the
+    sign-on anew, it is entered once at the force's sign-on settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ISSUER_LENGTH)]
+    client_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=MAX_CLIENT_ID_LENGTH)]
+    compulsory: StrictBool = False
+    new_people: str = REFUSE
+
+    @field_validator("new_people")
+    @classmethod
+    def _known_choice(cls, value: str) -> str:
+        if value not in NEW_PEOPLE:
+            raise ValueError(f"must be one of {', '.join(NEW_PEOPLE)}, not {value!r}")
+        return value
+
+
 class ForceFile(BaseModel):
     """The validated content of one force's file."""
 
@@ -72,6 +105,7 @@ class ForceFile(BaseModel):
     policy: dict[str, Any] | None = None
     offerings: list[OfferingEntry] = []
     billing: dict[str, Any] | None = None
+    sign_on: SignOnEntry | None = None
 
     @field_validator("languages")
     @classmethod

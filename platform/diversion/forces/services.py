@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from diversion.accounts.access import Action, require
 from diversion.accounts.models import ForceMembership, PlatformGrant, Role, User
+from diversion.accounts.sso import ForceSignOn, check_issuer, configure_sign_on, sign_on_of
 from diversion.audit.services import record
 from diversion.catalogue.files import OfferingEntry
 from diversion.catalogue.models import Offering
@@ -29,9 +30,11 @@ from diversion.forces.files import (
     NonCompletionCode,
     OutcomeCode,
     OutcomeCodes,
+    SignOnEntry,
     dump_force_file,
     read_force_files,
 )
+from diversion.sealing import seal_text
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -50,6 +53,9 @@ class SyncReport:
     offerings_added: int = 0
     # Forces in the database with no file: left as they are, never deleted here.
     without_file: list[str] = field(default_factory=list)
+    # Forces whose single sign-on was made from their file: its client secret
+    # (never in a file) is still to be entered at the force's sign-on settings.
+    sign_on_without_secret: list[str] = field(default_factory=list)
 
 
 def _columns(force: ForceFile) -> dict[str, Any]:
@@ -118,8 +124,33 @@ def sync_tenants(folder: Path, *, actor: Actor) -> SyncReport:
                 report.policies_published.append(f"{force.slug} v{published.number}")
         with scoped(tenant.id):
             report.offerings_added += sync_offerings(tenant, force.offerings, actor=actor)
+            if force.sign_on is not None and _sync_sign_on(tenant, force.sign_on, actor=actor):
+                report.sign_on_without_secret.append(force.slug)
     report.without_file = sorted(existing)
     return report
+
+
+def _sync_sign_on(tenant: Tenant, entry: SignOnEntry, *, actor: Actor) -> bool:
+    """Bring the force's sign-on (in scope) in line with its file's ``[sign_on]``,
+    keeping the sealed client secret; True when the sign-on is made anew and so
+    has no secret yet. Refuses what ``accounts.sso.check_issuer`` refuses."""
+    sign_on = sign_on_of(tenant)
+    if sign_on is None:
+        issuer = check_issuer(entry.issuer)
+        sign_on = ForceSignOn(tenant_id=tenant.id, issuer=issuer, client_id=entry.client_id,
+                              client_secret_sealed=seal_text(""), compulsory=entry.compulsory,
+                              new_people=entry.new_people)
+        db.session.add(sign_on)
+        db.session.flush()
+        record("sign_on.configured", actor=actor, tenant_id=tenant.id, object_type="sign_on", object_id=sign_on.id,
+               details={"issuer": issuer, "client_id": entry.client_id, "compulsory": entry.compulsory,
+                        "new_people": entry.new_people, "created": True, "new_secret": False})
+        return True
+    if (sign_on.issuer, sign_on.client_id, sign_on.compulsory, sign_on.new_people) != (
+            entry.issuer, entry.client_id, entry.compulsory, entry.new_people):
+        configure_sign_on(tenant, issuer=entry.issuer, client_id=entry.client_id, client_secret=None,
+                          compulsory=entry.compulsory, new_people=entry.new_people, actor=actor)
+    return False
 
 
 class ForceError(FieldError):
@@ -221,9 +252,10 @@ def export_force(tenant: Tenant, *, actor: Actor) -> str:
 
 
 def force_file_of(tenant: Tenant) -> ForceFile:
-    """The force as its file would say it today: its columns, the newest
-    published policy (with the day it took effect) and its offerings that
-    are not withdrawn. Reads the force's own rows: ``tenant`` must be in scope."""
+    """The force as its file would say it today: its columns (retention
+    included), the newest published policy (with the day it took effect), its
+    offerings that are not withdrawn and its single sign-on without the client
+    secret. Reads the force's own rows: ``tenant`` must be in scope."""
     newest = db.session.scalar(
         select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
         .order_by(PolicyVersion.number.desc()).limit(1))
@@ -237,7 +269,11 @@ def force_file_of(tenant: Tenant) -> ForceFile:
         for o in db.session.scalars(select(Offering).where(Offering.withdrawn_at.is_(None))
                                     .order_by(Offering.created_at, Offering.pathway))
     ]
+    sign_on = sign_on_of(tenant)
     return ForceFile(
+        sign_on=None if sign_on is None else SignOnEntry(
+            issuer=sign_on.issuer, client_id=sign_on.client_id, compulsory=sign_on.compulsory,
+            new_people=sign_on.new_people),
         slug=tenant.slug, name=tenant.name, scheme_name=tenant.scheme_name, languages=list(tenant.languages),
         brand_colour=tenant.brand_colour, retention_months=tenant.retention_months,
         area=None if tenant.area == tenant.slug else tenant.area,
