@@ -367,4 +367,5 @@ def test_the_settings_link_to_sign_on_settings_once_that_page_exists(app: Flask,
     if "sso.settings" in app.view_functions:
         assert 'href="/west-midlands/settings/sign-on"' in page.text
     else:
-        assert "not available on the platform yet" in page.text
+        assert "The single sign-on settings page is not on the platform yet." in page.text
+    assert "Members sign in with a password: no identity provider is set up." in page.text

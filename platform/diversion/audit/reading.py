@@ -64,6 +64,8 @@ ACTIONS: Mapping[str, str] = {
     "case.viewed": "Case viewed (name and contact details shown)",
     "referrals.listed": "Referrals list viewed",
     "referral.offered": "Referral offered",
+    "sign_on.configured": "Single sign-on set up or changed",
+    "catalogue.synced": "Catalogue updated from its file",
     "session.booked": "Session booked",
     "session.attendance_recorded": "Attendance recorded",
     "provider.referral_viewed": "Provider viewed a referral (contact details shown)",
@@ -74,17 +76,23 @@ ACTIONS: Mapping[str, str] = {
 OBJECTS: Mapping[str, str] = {
     "tenant": "Force", "user": "Person", "membership": "Membership", "encounter": "Case", "decision": "Decision",
     "referral": "Referral", "api_token": "API token", "provider_token": "Provider API token",
-    "provider": "Provider", "policy_version": "Policy version", "offering": "Course offered", "course": "Course",
+    "provider": "Provider", "policy_version": "Policy version", "sign_on": "Single sign-on",
+    "offering": "Course offered", "course": "Course",
 }
 _CODE = re.compile(r"[a-z0-9_.]*")
 
 
-def action_words(action: str) -> str:
-    """An action in words."""
+STATUS_WORDS: Mapping[str, str] = {"suspended": "Force suspended", "active": "Force opened or reactivated"}
+
+
+def action_words(action: str, details: Mapping[str, Any] | None = None) -> str:
+    """An action in words (a force's status change by where it went, given its ``details``)."""
+    if action == "tenant.status_changed" and details and details.get("to") in STATUS_WORDS:
+        return STATUS_WORDS[details["to"]]
     if action in ACTIONS:
         return ACTIONS[action]
     thing, _, what = action.partition(".")
-    return f"{thing.replace('_', ' ').capitalize()}: {what.replace('_', ' ')}" if what else thing.replace("_", " ")
+    return f"{thing.replace('_', ' ').capitalize()} {what.replace('_', ' ')}" if what else thing.replace("_", " ")
 
 
 def object_words(object_type: str | None) -> str:
@@ -94,14 +102,30 @@ def object_words(object_type: str | None) -> str:
     return OBJECTS.get(object_type, object_type.replace("_", " ").capitalize())
 
 
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Details not worth a reader's eye: fingerprints of content.
 _HIDDEN = frozenset({"hash", "content_hash", "secret_hash"})
 
 
+def _text_value(value: str) -> str:
+    """A short reference for an id (as the object column shows it), a time in
+    Europe/London, a code in words, other text as it is."""
+    if _UUID.fullmatch(value):
+        return value[:8]
+    if _MOMENT.fullmatch(value):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(LONDON).strftime("%d %b %Y %H:%M")
+    return value.replace("_", " ") if _CODE.fullmatch(value) else value
+
+
 def _value(value: Any) -> str:
-    if isinstance(value, str) and _UUID.fullmatch(value):
-        return value[:8]  # a short reference, as the object column shows it
+    if isinstance(value, str) and value:
+        return _text_value(value)
     if value is None or value == "":
         return "not set"
     if isinstance(value, bool):
@@ -110,7 +134,7 @@ def _value(value: Any) -> str:
         return ", ".join(_value(v) for v in value) if len(value) <= 3 else f"{len(value)} items"
     if isinstance(value, dict):
         return "; ".join(f"{_key(k)} {_value(v)}" for k, v in value.items())
-    return str(value).replace("_", " ") if isinstance(value, str) and _CODE.fullmatch(value) else str(value)
+    return str(value)
 
 
 def _key(key: str) -> str:
@@ -269,7 +293,8 @@ def csv_lines(statement: Select[tuple[AuditEvent]], *, name_of: NameOf, force_of
     for event in result.scalars():
         yield line((
             event.occurred_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S"),
-            person_words(event, name_of), event.actor_email or "", action_words(event.action), event.action,
+            person_words(event, name_of), event.actor_email or "", action_words(event.action, event.details),
+            event.action,
             object_words(event.object_type), event.object_id or "",
             (force_of(event.tenant_id) or "") if event.tenant_id is not None else "",
             details_words(event.details, limit=2000, name_of=name_of), event.ip_address or "",

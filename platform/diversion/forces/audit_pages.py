@@ -20,6 +20,7 @@ from diversion.accounts.models import User
 from diversion.audit.models import AuditEvent
 from diversion.audit.reading import (
     ACTIONS,
+    LONDON,
     OBJECTS,
     FilterInvalid,
     NameOf,
@@ -43,7 +44,7 @@ FIELDS = ("person", "action", "object_type", "object_id", "since", "until")
 class Row:
     """One event as the table shows it."""
 
-    when: object
+    when: str
     person: str
     email: str
     action: str
@@ -84,8 +85,9 @@ def _rows(found: list[AuditEvent]) -> list[Row]:
         if user_objects else {}
     forces = _names(Tenant, {e.tenant_id for e in found if e.tenant_id is not None} | _object_ids(found, "tenant"))
     return [Row(
-        when=event.occurred_at, person=person_words(event, names.get), email=event.actor_email or "",
-        action=action_words(event.action), object_kind=object_words(event.object_type),
+        when=event.occurred_at.astimezone(LONDON).strftime("%d %b %Y %H:%M"),
+        person=person_words(event, names.get), email=event.actor_email or "",
+        action=action_words(event.action, event.details), object_kind=object_words(event.object_type),
         object_label=_object_label(event, emails, forces),
         object_filter={"object_type": event.object_type or "", "object_id": event.object_id or ""}
         if event.object_id else {},

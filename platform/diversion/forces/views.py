@@ -9,6 +9,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action, requires_force_or_platform_action
+from diversion.accounts.sso import sign_on_of
 from diversion.forces.audit_pages import audit_csv, audit_page
 from diversion.forces.forms import SettingsForm
 from diversion.forces.services import change_settings, export_force
@@ -45,7 +46,8 @@ def settings_page() -> str | Response | tuple[str, int]:
             else:
                 flash("Nothing was changed.", "success")
             return redirect(url_for(".index"))
-    html = render_template("forces/settings.html", form=form, sign_on_url=sign_on_settings_url())
+    html = render_template("forces/settings.html", form=form, sign_on_url=sign_on_settings_url(),
+                           sign_on=sign_on_of(tenant))
     return (html, 400) if request.method == "POST" else html
 
 
