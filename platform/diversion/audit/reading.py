@@ -73,6 +73,13 @@ ACTIONS: Mapping[str, str] = {
     "api_token.created": "API token made",
     "api_token.revoked": "API token revoked",
 }
+# Families of actions a reader may ask for at once (the filter takes the start of a code).
+ACTION_GROUPS: Mapping[str, str] = {
+    "auth": "Every sign-in and sign-out", "user": "Every change to an account",
+    "membership": "Every change to a force's members", "tenant": "Every change to a force",
+    "referral": "Every move of a referral", "decision": "Every decision made, viewed or overridden",
+    "api_token": "Every change to an API token",
+}
 OBJECTS: Mapping[str, str] = {
     "tenant": "Force", "user": "Person", "membership": "Membership", "encounter": "Case", "decision": "Decision",
     "referral": "Referral", "api_token": "API token", "provider_token": "Provider API token",

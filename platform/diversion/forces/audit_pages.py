@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from diversion.accounts.models import User
 from diversion.audit.models import AuditEvent
 from diversion.audit.reading import (
+    ACTION_GROUPS,
     ACTIONS,
     LONDON,
     OBJECTS,
@@ -104,7 +105,8 @@ def audit_page(*, tenant_id: int | None, reader: User, title: str, endpoint: str
     in no force's, with ``reader`` as the user in scope: on PostgreSQL the
     database itself lets the whole log be read only by a platform admin."""
     common = {"title": title, "endpoint": endpoint, "csv_endpoint": csv_endpoint, "base": base,
-              "platform": tenant_id is None, "actions": sorted(ACTIONS.items(), key=lambda a: a[1]),
+              "platform": tenant_id is None, "groups": list(ACTION_GROUPS.items()),
+              "actions": sorted(ACTIONS.items(), key=lambda a: a[1]),
               "objects": sorted(OBJECTS.items(), key=lambda o: o[1])}
     try:
         wanted = read_filter(request.args)
