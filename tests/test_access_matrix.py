@@ -67,7 +67,7 @@ from diversion.providers import services as providers
 from diversion.providers import webhooks
 from diversion.providers.models import WebhookEndpoint
 from diversion.tenancy.context import provider_scoped, scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 from tests.conftest import PASSWORD, World, csrf_token, sign_in
 
 # principal -> the user of the `world` fixture who plays it (None: not signed in)
@@ -179,6 +179,30 @@ def _membership_removed(app: Flask, world: World, _client: FlaskClient,
                         _who: str | None) -> bool:
     with app.app_context(), scoped(world.a.id):
         return db.session.get(ForceMembership, world.memberships["a_supervisor"].id) is None
+
+
+def _force_status(app: Flask, world: World) -> str:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return tenant.status.value
+
+
+def _suspend_force_a(app: Flask, world: World) -> None:
+    """Force A suspended, its members' sessions left as they are (the
+    service would end them: then every member would be asked to sign in)."""
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        tenant.status = ForceStatus.SUSPENDED
+        db.session.commit()
+
+
+def _retention_set(app: Flask, world: World, _client: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return tenant.retention_months == 84
 
 
 def _signed_in_as(client: FlaskClient) -> str | None:
@@ -696,6 +720,35 @@ ROUTES: tuple[Route, ...] = (
                               "password": PASSWORD, "role": "officer"},
         effect=_new_member_added,
     ),
+    # A force's configuration, lifecycle, settings and audit: the platform admins in the console; the
+    # force's own admins (and the platform admins) on the force's settings and audit pages.
+    Route("console.export", "GET", lambda w: "/admin/forces/west-midlands/export", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ['slug = "west-midlands"']),
+    Route("console.suspend", "GET", lambda w: "/admin/forces/west-midlands/suspend", allow(PLATFORM_ADMIN, OK),
+          shows=lambda w: [f"Suspend {w.a.name}?"]),
+    Route("console.suspend", "POST", lambda w: "/admin/forces/west-midlands/suspend",
+          allow(PLATFORM_ADMIN, redirect("/admin/")),
+          effect=lambda app, w, _c, _who: _force_status(app, w) == "suspended"),
+    Route("console.reactivate", "POST", lambda w: "/admin/forces/west-midlands/reactivate",
+          allow(PLATFORM_ADMIN, redirect("/admin/")), setup=_suspend_force_a,
+          effect=lambda app, w, _c, _who: _force_status(app, w) == "active"),
+    Route("console.audit", "GET", lambda w: "/admin/audit/", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["Audit log of the platform", "Account created"]),
+    Route("console.audit_download", "GET", lambda w: "/admin/audit/events.csv", allow(PLATFORM_ADMIN, OK),
+          shows=lambda w: ["What happened", "Signed in", w.email("platform_admin")]),
+    Route("settings.index", "GET", lambda w: f"/{w.a.slug}/settings/", allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK),
+          force_page=True, shows=lambda w: [f"Settings of {w.a.name}"]),
+    Route("settings.index", "POST", lambda w: f"/{w.a.slug}/settings/",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, redirect("/west-midlands/settings/")), force_page=True,
+          data=lambda _a, _w: {"retention_months": "84", "brand_colour": "#1f3f8f", "languages": ["en"]},
+          effect=_retention_set),
+    Route("settings.export", "GET", lambda w: f"/{w.a.slug}/settings/export",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK), force_page=True, shows=lambda _w: ['slug = "west-midlands"']),
+    Route("force_audit.index", "GET", lambda w: f"/{w.a.slug}/audit/", allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK),
+          force_page=True, shows=lambda w: [f"Audit log of {w.a.name}", "Member added"]),
+    Route("force_audit.download", "GET", lambda w: f"/{w.a.slug}/audit/events.csv",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK), force_page=True,
+          shows=lambda w: ["Member added", w.users["a_officer"].name]),
     # A force's pages: its members; its members list: its force admin.
     Route(
         "force.home", "GET", lambda w: f"/{w.a.slug}/", allow(FORCE_A_MEMBERS, OK),
@@ -987,6 +1040,9 @@ ACTIONS: dict[str, set[str]] = {
     "manage_members": {"force_admin", "system"},
     "manage_api_tokens": {"force_admin", "system"},
     "manage_offerings": {"force_admin", "system"},
+    "change_force_settings": {"force_admin", "platform_admin", "system"},
+    "export_force": {"force_admin", "platform_admin", "system"},
+    "read_force_audit": {"force_admin", "platform_admin"},
     "manage_sign_on": {"force_admin", "platform_admin", "system"},
     "read_provider_referrals": PROVIDER_SIDE,
     "manage_provider_tokens": {"provider_admin", "system"},
@@ -996,6 +1052,7 @@ ACTIONS: dict[str, set[str]] = {
     "edit_catalogue": {"platform_admin", "system"},
     "sync_forces": {"system"},
     "change_force_status": {"platform_admin", "system"},
+    "read_platform_audit": {"platform_admin"},
 }
 TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",
                     "national_lead", "force_api", "provider_api", "system"}

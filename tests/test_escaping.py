@@ -56,7 +56,8 @@ FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B",
          "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
          "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
 # Pages with nothing a person types on them, or not HTML.
-NOT_READ = {"static", "public.health"}
+NOT_READ = {"static", "public.health", "console.export", "settings.export", "console.audit_download",
+            "force_audit.download"}
 NOT_READ_PREFIXES = ("api.", "provider_api.")
 
 
@@ -290,6 +291,11 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("provider-admin", "/provider/people/", ["provider", "provider-admin", "provider-invitee"]),
         ("provider-admin", "/provider/people/invite", ["provider"]),
         ("provider-admin", f"/provider/people/{ids['provider-admin-membership']}/role", ["provider", "provider-admin"]),
+        ("force-admin", f"{a}/settings/", []),
+        ("force-admin", f"{a}/audit/", []),
+        ("force-admin", f"{a}/audit/?action=api_token", ["force-token"]),
+        ("platform_admin", "/admin/audit/?action=provider_token", ["provider-token"]),
+        ("platform_admin", f"/admin/forces/{world.a.slug}/suspend", []),
     ]
 
 

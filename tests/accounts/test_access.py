@@ -42,7 +42,7 @@ from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.errors import AccessRefused
 from diversion.extensions import db
-from diversion.forces.services import change_status, sync_tenants
+from diversion.forces.services import change_settings, change_status, export_force, sync_tenants
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
 from diversion.providers import services as providers
@@ -251,6 +251,10 @@ SERVICES: dict[Action, Call] = {
                                                                       actor=actor),
     Action.SYNC_FORCES: lambda c, actor: sync_tenants(TENANTS_DIR, actor=actor),
     Action.CHANGE_FORCE_STATUS: lambda c, actor: change_status(_tenant(c.world), ForceStatus.SUSPENDED, actor=actor),
+    Action.CHANGE_FORCE_SETTINGS: lambda c, actor: change_settings(_tenant(c.world), retention_months=12,
+                                                                   brand_colour="#000000", languages=["en"],
+                                                                   actor=actor),
+    Action.EXPORT_FORCE: lambda c, actor: export_force(_tenant(c.world), actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})
@@ -296,8 +300,11 @@ def test_a_service_refuses_a_caller_without_the_right(app: Flask, cast: Cast, ac
 
 
 def test_every_action_that_a_service_checks_is_tried() -> None:
-    """Reading and reviewing are the pages' alone; every other action has a service that checks it."""
-    pages_only = {Action.READ_POLICY, Action.SIMULATE_POLICY, Action.READ_CASES, Action.REVIEW_DECISIONS}
+    """Reading and reviewing are the pages' alone (the audit log's reading too, which on PostgreSQL the
+    database also holds to the force in scope or a platform admin); every other action has a service that
+    checks it."""
+    pages_only = {Action.READ_POLICY, Action.SIMULATE_POLICY, Action.READ_CASES, Action.REVIEW_DECISIONS,
+                  Action.READ_FORCE_AUDIT, Action.READ_PLATFORM_AUDIT}
     assert set(SERVICES) == set(Action) - pages_only
 
 
