@@ -51,7 +51,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forms import Form
 from diversion.inputs import printable, text_problem
-from diversion.sealing import open_text, seal_text
+from diversion.sealing import Unopenable, open_text, seal_text
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -88,8 +88,15 @@ class ForceSignOn(TenantScoped, Base):
 
     @property
     def has_secret(self) -> bool:
-        """False until a secret is entered (settings written back from an export carry none)."""
-        return bool(self.client_secret_sealed)
+        """False until a secret is entered (settings written back from an export carry none,
+        or an empty one sealed)."""
+        if not self.client_secret_sealed:
+            return False
+        try:
+            return open_text(self.client_secret_sealed) != ""
+        except Unopenable:
+            return True  # there is one, which the keys do not open: the sign-in says so
+
 
     @property
     def new_people_role(self) -> Role | None:
@@ -171,9 +178,9 @@ def configure_sign_on(tenant: Tenant, *, issuer: str, client_id: str, client_sec
     ``client_secret`` None (or blank) keeps the sealed one. Refuses an actor
     who may not manage the force's sign-on, an issuer ``check_issuer``
     refuses, a blank or over-long client id or secret, no secret when none is
-    kept yet (unless ``secret_required`` is False, as when a force's exported
-    settings, which never carry it, are written back: its people then cannot
-    sign in this way until an admin enters it), and a choice for new people
+    kept yet for a new sign-on (unless ``secret_required`` is False, as when a
+    force's exported settings, which never carry it, are written back: its
+    people then cannot sign in this way until an admin enters it), and a choice for new people
     other than refusing them or making them officers or supervisors.
     """
     require(actor, Action.MANAGE_SIGN_ON, tenant_id=tenant.id)
@@ -184,7 +191,7 @@ def configure_sign_on(tenant: Tenant, *, issuer: str, client_id: str, client_sec
         raise SignOnError("new_people", "Choose what happens when someone signs in for the first time.")
     sign_on = sign_on_of(tenant)
     secret = client_secret.strip() if client_secret else ""
-    if not secret and (sign_on is None or not sign_on.has_secret) and secret_required:
+    if not secret and sign_on is None and secret_required:
         raise SignOnError("client_secret", "Enter the client secret the provider gave you.")
     if secret:
         secret = _text("client_secret", secret, missing="", longest=MAX_SECRET_LENGTH, label="client secret")
