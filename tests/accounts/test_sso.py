@@ -595,3 +595,22 @@ def test_an_issuer_the_rules_no_longer_allow_is_not_called(
     assert_refused(database, client, answer, "discovery_unreachable", "could not be reached")
     assert seen == []
     assert not provider.recorded
+
+
+def test_the_invitation_page_offers_the_forces_account_and_its_button_takes_the_invitation_up(
+    app: Flask, database: Any, client: FlaskClient, world: World, oidc: Proxy,
+) -> None:
+    token = _invite(app, world, "invited@example.org")
+    page = client.get(f"/west-midlands/invitation/{token}")
+    assert page.status_code == 200
+    assert "Sign in with" not in page.text  # no sign-on set up yet
+    _use_provider(app, world, oidc, new_people="refuse")
+    page = client.get(f"/west-midlands/invitation/{token}")
+    assert f"Sign in with {world.a.name}'s account" in page.text
+    start = f"/west-midlands/sign-in/sso?invitation={token}"
+    assert f'href="{start}"' in page.text
+    put_user(oidc, "sub-from-page", {"email": "work@idp.example.org", "name": "From Page"})
+    answer = come_back(client, authorize(oidc, begin(client, query=f"?invitation={token}"), "sub-from-page"))
+    assert answer.status_code == 302, answer.text[:500]
+    assert _invitation_used(app, world, token)
+    assert _roles(app, world, "invited@example.org") == {Role.SUPERVISOR}
