@@ -95,8 +95,9 @@ def _configure_durham(app: Flask, world: World) -> None:
 
 def test_a_force_exported_syncs_back_identically_on_an_empty_database(
         app: Flask, client: FlaskClient, database, world: World, tmp_path: Path) -> None:
-    _configure_durham(app, world)
+    # Signed in first: once Durham's sign-on is compulsory, its admin's password is refused.
     sign_in(client, world.email("b_force_admin"))
+    _configure_durham(app, world)
     download = client.get("/durham/settings/export")
     assert download.status_code == 200
     assert download.headers["Content-Disposition"] == 'attachment; filename="durham.toml"'
