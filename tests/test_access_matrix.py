@@ -845,6 +845,7 @@ ACTIONS: dict[str, set[str]] = {
     "edit_catalogue": {"platform_admin", "system"},
     "sync_forces": {"system"},
     "change_force_status": {"platform_admin", "system"},
+    "onboard_force": {"platform_admin", "system"},
 }
 TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",
                     "national_lead", "force_api", "provider_api", "system"}
