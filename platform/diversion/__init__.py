@@ -134,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
     import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp, register_membership_check
+    from diversion.admin.onboarding import bp as onboarding_bp
     from diversion.admin.views import bp as admin_bp
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
@@ -151,7 +152,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
-                      offerings_bp):
+                      offerings_bp, onboarding_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

@@ -4,6 +4,7 @@ is closed to its members and takes no cases."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from diversion.forces.onboarding import ForceDetails, OnboardingError, TaskStatu
 from diversion.jsonapi import tokens as api_tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, NonCompletionAction, Tenant
-from tests.conftest import PASSWORD, World, csrf_token, post_form, sign_in
+from tests.conftest import PASSWORD, World, post_form, sign_in
 
 CLEVELAND = ForceDetails(
     name="Cleveland Police", slug="cleveland", scheme_name="Checkpoint Cleveland", area="cleveland",
@@ -385,3 +386,140 @@ def test_the_platform_admin_sets_up_a_draft_through_its_own_pages(app: Flask, cl
     assert client.get("/cleveland/members/").status_code == 200
     # Durham has opened: its pages are its members' only.
     assert client.get("/durham/policy/").status_code == 404
+
+
+# ---------------------------------------------------------------- the pages
+
+DETAILS_FORM = {
+    "name": "Cleveland Police", "slug": "cleveland", "scheme_name": "Checkpoint Cleveland", "area": "cleveland",
+    "languages": ["en"], "completed_code": "outcome-22", "completed_label": "No further action (Outcome 22)",
+    "not_completed_code": "prosecution", "not_completed_label": "Prosecution resumes",
+    "not_completed_action": "prosecution", "brand_colour": "#00558c",
+}
+
+
+def submit(client: FlaskClient, url: str, data: dict[str, Any]) -> Any:
+    return post_form(client, url, url, data)
+
+
+def error_links(html: str) -> list[str]:
+    """The targets of the error summary's links."""
+    summary = html.split('govuk-error-summary__list', 1)[1].split("</ul>", 1)[0]
+    return re.findall(r'href="(#[^"]+)"', summary)
+
+
+@pytest.fixture
+def admin_client(client: FlaskClient, world: World) -> FlaskClient:
+    sign_in(client, world.email("platform_admin"))
+    return client
+
+
+def test_the_details_page_shows_every_problem_in_place_and_makes_nothing(app: Flask, admin_client: FlaskClient,
+                                                                        world: World) -> None:
+    page = admin_client.get("/admin/forces/new")
+    assert page.status_code == 200
+    assert "Cleveland" in page.text  # the 43 areas, by name
+    bad = {**DETAILS_FORM, "name": "", "slug": "Cleveland Police", "area": "", "languages": [],
+           "brand_colour": "blue", "not_completed_action": ""}
+    answer = submit(admin_client, "/admin/forces/new", bad)
+    assert answer.status_code == 400
+    assert error_links(answer.text) == ["#name", "#slug", "#area", "#languages", "#not_completed_action",
+                                        "#brand_colour"]
+    assert "Use lower-case letters, digits and single hyphens only" in answer.text
+    # What only the service knows is shown in place too.
+    for slug, words in (("admin", "platform&#39;s own addresses"), ("durham", "already has the address")):
+        answer = submit(admin_client, "/admin/forces/new", {**DETAILS_FORM, "slug": slug})
+        assert answer.status_code == 400
+        assert error_links(answer.text) == ["#slug"]
+        assert words in answer.text
+    with app.app_context():
+        assert onboarding.drafts() == []
+
+
+def test_a_force_is_set_up_page_by_page(app: Flask, admin_client: FlaskClient, world: World) -> None:
+    made = submit(admin_client, "/admin/forces/new", DETAILS_FORM)
+    assert made.status_code == 302
+    assert made.headers["Location"] == "/admin/forces/cleveland/setup/"
+    tasks = admin_client.get("/admin/forces/cleveland/setup/")
+    assert tasks.status_code == 200
+    assert "govuk-task-list" in tasks.text
+    assert "Not yet started" in tasks.text
+    assert "Cannot start yet" in tasks.text
+    # Opening too soon is refused, in place.
+    early = post_form(admin_client, "/admin/forces/cleveland/setup/", "/admin/forces/cleveland/setup/finish")
+    assert early.status_code == 400
+    assert error_links(early.text) == ["#task-list-2-status"]
+    # The policy: nothing chosen, then Durham's.
+    policy_url = "/admin/forces/cleveland/setup/policy"
+    page = admin_client.get(policy_url)
+    assert "A copy of Durham Constabulary&#39;s policy" in page.text
+    refused = submit(admin_client, policy_url, {})
+    assert refused.status_code == 400
+    assert error_links(refused.text) == ["#template"]
+    assert submit(admin_client, policy_url, {"template": "copy:nowhere"}).status_code == 400
+    assert submit(admin_client, policy_url, {"template": "copy:durham"}).status_code == 302
+    # The offerings: none, a made-up value, then both Cleveland courses.
+    offerings_url = "/admin/forces/cleveland/setup/offerings"
+    page = admin_client.get(offerings_url)
+    with app.app_context():
+        ids = course_ids(*CLEVELAND_COURSES)
+    assert all(f'value="checkpoint:{i}"' in page.text for i in ids)
+    assert "durham-checkpoint-contract" not in page.text
+    for data in ({}, {"offerings": ["checkpoint:x"]}):
+        refused = submit(admin_client, offerings_url, data)
+        assert refused.status_code == 400
+        assert error_links(refused.text) == ["#offerings"]
+    chosen = submit(admin_client, offerings_url, {"offerings": [f"checkpoint:{i}" for i in ids]})
+    assert chosen.status_code == 302
+    assert "2 courses are offered" in admin_client.get(chosen.headers["Location"]).text
+    # The details can change, checked again.
+    details_url = "/admin/forces/cleveland/setup/details"
+    assert 'value="Checkpoint Cleveland"' in admin_client.get(details_url).text
+    refused = submit(admin_client, details_url, {**DETAILS_FORM, "brand_colour": "#12345"})
+    assert refused.status_code == 400
+    assert error_links(refused.text) == ["#brand_colour"]
+    assert submit(admin_client, details_url, {**DETAILS_FORM, "scheme_name": "Checkpoint"}).status_code == 302
+    # Open it.
+    opened = post_form(admin_client, "/admin/forces/cleveland/setup/", "/admin/forces/cleveland/setup/finish")
+    assert opened.status_code == 302
+    assert "Cleveland Police is open" in admin_client.get("/admin/").text
+    with app.app_context():
+        tenant = force("cleveland")
+        assert (tenant.status, tenant.scheme_name) == (ForceStatus.ACTIVE, "Checkpoint")
+    # An opened force has no set-up pages any more.
+    assert admin_client.get("/admin/forces/cleveland/setup/").status_code == 404
+
+
+def test_a_blank_policy_is_written_in_the_policy_console(app: Flask, admin_client: FlaskClient,
+                                                        world: World) -> None:
+    submit(admin_client, "/admin/forces/new", DETAILS_FORM)
+    chosen = submit(admin_client, "/admin/forces/cleveland/setup/policy", {"template": "blank"})
+    assert chosen.status_code == 302
+    assert chosen.headers["Location"] == "/cleveland/policy/draft"
+    editor = admin_client.get("/cleveland/policy/draft")
+    assert editor.status_code == 200
+    assert "adult-education" in editor.text
+    assert "published when the force opens" in editor.text
+
+
+def test_leaving_keeps_the_draft_to_resume_or_discard(app: Flask, admin_client: FlaskClient,
+                                                      world: World) -> None:
+    submit(admin_client, "/admin/forces/new", DETAILS_FORM)
+    console = admin_client.get("/admin/")
+    assert "Forces being set up" in console.text
+    assert 'href="/admin/forces/cleveland/setup/"' in console.text
+    assert 'href="/admin/forces/cleveland/discard"' in console.text
+    confirm = admin_client.get("/admin/forces/cleveland/discard")
+    assert confirm.status_code == 200
+    assert "cannot be undone" in confirm.text
+    gone = post_form(admin_client, "/admin/forces/cleveland/discard", "/admin/forces/cleveland/discard")
+    assert gone.status_code == 302
+    assert "The draft of Cleveland Police is discarded" in admin_client.get("/admin/").text
+    assert admin_client.get("/admin/forces/cleveland/setup/").status_code == 404
+    # An opened force is refused, and stays.
+    refused = post_form(admin_client, "/admin/", "/admin/forces/durham/discard")
+    assert refused.status_code == 302
+    assert "only a force being set up can be discarded" in admin_client.get("/admin/").text
+    with app.app_context():
+        assert force("durham").status is ForceStatus.ACTIVE
+    assert admin_client.get("/admin/forces/durham/discard").status_code == 404
