@@ -59,6 +59,7 @@ from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
+from diversion.forces import onboarding
 from diversion.jsonapi import tokens as api_tokens
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -66,7 +67,7 @@ from diversion.providers import services as providers
 from diversion.providers import webhooks
 from diversion.providers.models import WebhookEndpoint
 from diversion.tenancy.context import provider_scoped, scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 from tests.conftest import PASSWORD, World, csrf_token, sign_in
 
 # principal -> the user of the `world` fixture who plays it (None: not signed in)
@@ -374,6 +375,64 @@ def _offering_withdrawn(app: Flask, world: World, _c: FlaskClient, _who: str | N
 
 def _admin_catalogue(path: str) -> Callable[[World], str]:
     return lambda w: f"/admin/catalogue{path.format(**{'provider': '0', 'course': '0', **CATALOGUE})}"
+
+
+# ---------------------------------------------------------------- onboarding state
+MATRIX_FORCE = "matrix-force"  # a draft made by a case's setup
+MATRIX_DETAILS = {"name": "Matrix Police", "scheme_name": "Matrix scheme", "area": "cleveland", "languages": ["en"],
+                  "completed_code": "outcome-22", "completed_label": "No further action",
+                  "not_completed_code": "prosecution", "not_completed_label": "Prosecution resumes",
+                  "not_completed_action": "prosecution", "brand_colour": "#123456"}
+
+
+def _matrix_force(app: Flask) -> Tenant | None:
+    return db.session.scalar(select(Tenant).where(Tenant.slug == MATRIX_FORCE))
+
+
+def _start_matrix_draft(app: Flask, world: World, *, ready: bool = False) -> None:
+    """A draft force (with, when ``ready``, Durham's policy and a Cleveland course: every step done)."""
+    with app.app_context():
+        tenant = onboarding.start_draft(onboarding.ForceDetails(slug=MATRIX_FORCE, **MATRIX_DETAILS), actor=SYSTEM)
+        if ready:
+            durham = db.session.scalar(select(Tenant).where(Tenant.slug == "durham"))
+            course = db.session.scalar(select(Course.id).where(Course.slug == "cleveland-navigator-contract"))
+            with scoped(tenant.id):
+                onboarding.copy_policy(tenant, durham, actor=SYSTEM, today=_today().date())
+                onboarding.set_offerings(tenant, {("checkpoint", course)}, actor=SYSTEM)
+            CATALOGUE["cleveland_course"] = str(course)
+        db.session.commit()
+
+
+def _ready_matrix_draft(app: Flask, world: World) -> None:
+    _start_matrix_draft(app, world, ready=True)
+
+
+def _matrix(check: Callable[[Tenant | None], bool]) -> Effect:
+    def effect(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+        with app.app_context():
+            tenant = _matrix_force(app)
+            if tenant is None:
+                return check(None)
+            with scoped(tenant.id):
+                return check(tenant)
+    return effect
+
+
+_draft_made = _matrix(lambda t: t is not None)
+_draft_renamed = _matrix(lambda t: t is not None and t.scheme_name == "Matrix scheme (renamed)")
+_draft_has_policy = _matrix(lambda t: t is not None and policies.current_draft() is not None)
+_draft_offers_two = _matrix(lambda t: t is not None and len(onboarding.offered()) == 2)
+_draft_opened = _matrix(lambda t: t is not None and t.status is ForceStatus.ACTIVE)
+_draft_discarded = _matrix(lambda t: t is None)
+
+
+def _course_id(app: Flask, slug: str) -> int:
+    with app.app_context():
+        return int(db.session.scalar(select(Course.id).where(Course.slug == slug)))
+
+
+def _setup(path: str) -> Callable[[World], str]:
+    return lambda _w: f"/admin/forces/{MATRIX_FORCE}{path}"
 
 
 # ---------------------------------------------------------------- the spec
@@ -806,6 +865,37 @@ ROUTES: tuple[Route, ...] = (
           lambda w: f"/west-midlands/offerings/{CATALOGUE.get('offering', NO_ID)}/withdraw",
           allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_catalogue_ids,
           effect=_offering_withdrawn),
+    # Onboarding a force: platform admins only.
+    Route("onboarding.new", "GET", lambda w: "/admin/forces/new", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["Cleveland"]),
+    Route("onboarding.new", "POST", lambda w: "/admin/forces/new",
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")),
+          data=lambda _a, _w: {"slug": MATRIX_FORCE, **MATRIX_DETAILS}, effect=_draft_made),
+    Route("onboarding.tasks", "GET", _setup("/setup/"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,
+          shows=lambda _w: ["Matrix Police", "govuk-task-list"]),
+    Route("onboarding.details", "GET", _setup("/setup/details"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["Matrix scheme"]),
+    Route("onboarding.details", "POST", _setup("/setup/details"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
+          data=lambda _a, _w: {**MATRIX_DETAILS, "scheme_name": "Matrix scheme (renamed)"}, effect=_draft_renamed),
+    Route("onboarding.policy", "GET", _setup("/setup/policy"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["Durham Constabulary"]),
+    Route("onboarding.policy", "POST", _setup("/setup/policy"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
+          data=lambda _a, _w: {"template": "copy:durham"}, effect=_draft_has_policy),
+    Route("onboarding.offerings", "GET", _setup("/setup/offerings"), allow(PLATFORM_ADMIN, OK),
+          setup=_ready_matrix_draft, shows=lambda _w: ["Cleveland, example"]),
+    Route("onboarding.offerings", "POST", _setup("/setup/offerings"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_ready_matrix_draft,
+          data=lambda app, _w: {"offerings": [f"checkpoint:{CATALOGUE['cleveland_course']}",
+                                              f"checkpoint:{_course_id(app, 'cranstoun-cleveland-education')}"]},
+          effect=_draft_offers_two),
+    Route("onboarding.finish", "POST", _setup("/setup/finish"), allow(PLATFORM_ADMIN, redirect("/admin/")),
+          setup=_ready_matrix_draft, effect=_draft_opened),
+    Route("onboarding.discard", "GET", _setup("/discard"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,
+          shows=lambda _w: ["Matrix Police"]),
+    Route("onboarding.discard", "POST", _setup("/discard"), allow(PLATFORM_ADMIN, redirect("/admin/")),
+          setup=_start_matrix_draft, effect=_draft_discarded),
 )
 
 
