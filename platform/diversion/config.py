@@ -77,6 +77,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_BACKOFF_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "30")),
         "WEBHOOK_BACKOFF_CAP_SECONDS": float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", str(6 * 3600))),
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        # Forces' single sign-on (diversion.accounts.sso): plain-http identity providers
+        # only for trying things out locally, never in production; how long one call may take.
+        "SSO_ALLOW_HTTP": relaxed and os.environ.get("SSO_ALLOW_HTTP", "") == "1",
+        "SSO_TIMEOUT_SECONDS": float(os.environ.get("SSO_TIMEOUT_SECONDS", "10")),
         # Background jobs (diversion.jobs): the longest a worker waits before it looks
         # for jobs again (on PostgreSQL it is woken at once when one is queued).
         "JOBS_POLL_SECONDS": float(os.environ.get("JOBS_POLL_SECONDS", "5")),
@@ -88,6 +92,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "OUTBOUND_ALLOWED_PORTS": _ports(os.environ.get("OUTBOUND_ALLOWED_PORTS", "443")),
         "OUTBOUND_DEV_ALLOW_HOSTS": _hosts(os.environ.get("OUTBOUND_DEV_ALLOW_HOSTS", "")),
         "OUTBOUND_TEST_ALLOW_HOSTS": (),
+        # Invitations by email (diversion.accounts.mail): off unless MAIL_SERVER is set.
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "diversion <no-reply@localhost>"),
+        "MAIL_STARTTLS": os.environ.get("MAIL_STARTTLS", "") == "1",
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_TIMEOUT_SECONDS": float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10")),
         # The trust (an ssl.SSLContext) webhook jobs use instead of the system's: set by
         # the test suite only, so that a job can reach its local TLS listener.
         "WEBHOOK_TEST_TRUST": None,

@@ -1,6 +1,8 @@
 """Every model, imported once so that the metadata is complete (migrations, tests)."""
 
+from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
+from diversion.accounts.sso import ForceSignOn, SignOnIdentity
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
@@ -26,7 +28,9 @@ __all__ = [
     "Encounter",
     "FeedCounter",
     "FeedEntry",
+    "ForceInvitation",
     "ForceMembership",
+    "ForceSignOn",
     "IdempotencyKey",
     "JobRun",
     "Offering",
@@ -35,9 +39,11 @@ __all__ = [
     "PolicyVersion",
     "Provider",
     "ProviderIdempotencyKey",
+    "ProviderInvitation",
     "ProviderMembership",
     "ProviderToken",
     "Referral",
+    "SignOnIdentity",
     "Tenant",
     "Transition",
     "User",

@@ -85,10 +85,12 @@ class Action(enum.StrEnum):
     MANAGE_MEMBERS = "manage_members"
     MANAGE_API_TOKENS = "manage_api_tokens"
     MANAGE_OFFERINGS = "manage_offerings"
+    MANAGE_SIGN_ON = "manage_sign_on"  # the force's single sign-on settings
     # A provider's work and set-up.
     READ_PROVIDER_REFERRALS = "read_provider_referrals"
     MANAGE_PROVIDER_TOKENS = "manage_provider_tokens"
     MANAGE_WEBHOOK = "manage_webhook"
+    MANAGE_PROVIDER_PEOPLE = "manage_provider_people"  # invite, change roles, remove
     # The platform.
     MANAGE_USERS = "manage_users"  # accounts, platform roles, a member added to any force
     EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
@@ -124,9 +126,11 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.MANAGE_MEMBERS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_API_TOKENS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_OFFERINGS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_SIGN_ON: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_PROVIDER_REFERRALS: PROVIDER_PEOPLE | {Principal.PROVIDER_API},
     Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_WEBHOOK: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_PROVIDER_PEOPLE: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_USERS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.SYNC_FORCES: SYSTEM_ONLY,
@@ -154,9 +158,11 @@ WORDS: Mapping[Action, str] = {
     Action.MANAGE_MEMBERS: "manage this force's members",
     Action.MANAGE_API_TOKENS: "manage this force's API tokens",
     Action.MANAGE_OFFERINGS: "manage this force's courses",
+    Action.MANAGE_SIGN_ON: "change this force's single sign-on",
     Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
     Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
     Action.MANAGE_WEBHOOK: "manage this provider's webhook",
+    Action.MANAGE_PROVIDER_PEOPLE: "manage this provider's people",
     Action.MANAGE_USERS: "manage user accounts",
     Action.EDIT_CATALOGUE: "change the course catalogue",
     Action.SYNC_FORCES: "write forces from their files",

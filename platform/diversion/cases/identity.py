@@ -20,10 +20,12 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
+
+from diversion.sealing import data_cipher
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,6 @@ def person_keys(tenant_slug: str, identity: Identity) -> tuple[str, str | None]:
     if identity.pnc_id and normalise_pnc(identity.pnc_id):
         pnc_key = hmac.new(secret, f"pnc|{normalise_pnc(identity.pnc_id)}".encode(), hashlib.sha256).hexdigest()
     return name_key, pnc_key
-
-
-def data_cipher() -> MultiFernet:
-    """The platform's data keys (``PERSONAL_DATA_KEYS``): the first encrypts,
-    every key decrypts (so keys can be rotated)."""
-    return _cipher_of(str(current_app.config["PERSONAL_DATA_KEYS"]))
-
-
-@lru_cache(maxsize=8)
-def _cipher_of(keys: str) -> MultiFernet:
-    return MultiFernet([Fernet(key.strip()) for key in keys.split(",") if key.strip()])
 
 
 def derived_key(secret: str) -> str:

@@ -54,10 +54,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from diversion.cases.identity import data_cipher
 from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.sealing import data_cipher
 
 MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"

@@ -61,7 +61,7 @@ from sqlalchemy import select
 from diversion import jobs, outage, outbound
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
-from diversion.cases.identity import Unreadable, data_cipher
+from diversion.cases.identity import Unreadable
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
@@ -73,6 +73,7 @@ from diversion.providers.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from diversion.sealing import data_cipher
 from diversion.tenancy.context import for_provider, scoped
 from diversion.tenancy.models import Tenant
 
