@@ -46,7 +46,7 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from sqlalchemy import func, select
 
-from diversion.accounts import access
+from diversion.accounts import access, sso
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
@@ -399,6 +399,8 @@ def _start_matrix_draft(app: Flask, world: World, *, ready: bool = False) -> Non
             with scoped(tenant.id):
                 onboarding.copy_policy(tenant, durham, actor=SYSTEM, today=_today().date())
                 onboarding.set_offerings(tenant, {("checkpoint", course)}, actor=SYSTEM)
+                onboarding.invite_first_admin(tenant, email="matrix-admin@example.org", name="Matrix Admin",
+                                              actor=SYSTEM)
             CATALOGUE["cleveland_course"] = str(course)
         db.session.commit()
 
@@ -422,6 +424,8 @@ _draft_made = _matrix(lambda t: t is not None)
 _draft_renamed = _matrix(lambda t: t is not None and t.scheme_name == "Matrix scheme (renamed)")
 _draft_has_policy = _matrix(lambda t: t is not None and policies.current_draft() is not None)
 _draft_offers_two = _matrix(lambda t: t is not None and len(onboarding.offered()) == 2)
+_draft_signs_on = _matrix(lambda t: t is not None and sso.sign_on_of(t) is not None)
+_draft_invited = _matrix(lambda t: t is not None and onboarding.first_admins() == ["Chief (chief@example.org)"])
 _draft_opened = _matrix(lambda t: t is not None and t.status is ForceStatus.ACTIVE)
 _draft_discarded = _matrix(lambda t: t is None)
 
@@ -890,6 +894,17 @@ ROUTES: tuple[Route, ...] = (
           data=lambda app, _w: {"offerings": [f"checkpoint:{CATALOGUE['cleveland_course']}",
                                               f"checkpoint:{_course_id(app, 'cranstoun-cleveland-education')}"]},
           effect=_draft_offers_two),
+    Route("onboarding.sign_on", "GET", _setup("/setup/sign-on"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["Single sign-on"]),
+    Route("onboarding.sign_on", "POST", _setup("/setup/sign-on"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
+          data=lambda _a, _w: {"issuer": "https://example.org/matrix", "client_id": "platform",
+                               "client_secret": "s3cret", "new_people": "refuse"}, effect=_draft_signs_on),
+    Route("onboarding.first_admin", "GET", _setup("/setup/first-admin"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["The first force admin"]),
+    Route("onboarding.first_admin", "POST", _setup("/setup/first-admin"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, data=lambda _a, _w: {"name": "Chief", "email": "chief@example.org"},
+          effect=_draft_invited),
     Route("onboarding.finish", "POST", _setup("/setup/finish"), allow(PLATFORM_ADMIN, redirect("/admin/")),
           setup=_ready_matrix_draft, effect=_draft_opened),
     Route("onboarding.discard", "GET", _setup("/discard"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,

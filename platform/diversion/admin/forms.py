@@ -18,6 +18,7 @@ from wtforms import RadioField, SelectField, SelectMultipleField, StringField, S
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Regexp
 
+from diversion.accounts.forms import email_field
 from diversion.catalogue.vocabulary import AREAS
 from diversion.files import SLUG_PATTERN
 from diversion.forces.onboarding import ForceDetails
@@ -96,6 +97,16 @@ class PolicyTemplateForm(Form):
     template = RadioField("Which policy will the force start from?", widget=GovRadioInput(),
                           validators=[InputRequired(message="Choose a policy to start from")])
     submit = SubmitField("Use this policy", widget=GovSubmitInput())
+
+
+class FirstAdminForm(Form):
+    """The last step: who will be the force's first force admin."""
+
+    name = StringField("Full name", widget=GovTextInput(), validators=[
+        InputRequired(message="Enter the person's name"),
+        Length(max=200, message="The name must be 200 characters or fewer")])
+    email = email_field("Enter the person's email address")
+    submit = SubmitField("Invite them", widget=GovSubmitInput())
 
 
 class OfferingsForm(Form):

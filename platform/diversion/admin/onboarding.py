@@ -19,9 +19,11 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from diversion.accounts import sso
 from diversion.accounts.access import Action, requires_platform_action
 from diversion.accounts.forms import ConfirmForm
-from diversion.admin.forms import ForceDetailsForm, OfferingsForm, PolicyTemplateForm
+from diversion.accounts.invitations import invitation_link, mail_configured
+from diversion.admin.forms import FirstAdminForm, ForceDetailsForm, OfferingsForm, PolicyTemplateForm
 from diversion.catalogue.views import LABELS
 from diversion.catalogue.vocabulary import AREAS, kind_label
 from diversion.extensions import db
@@ -94,8 +96,8 @@ def details(force: str) -> Response | tuple[str, int]:
 
 def _tasks_page(tenant: Tenant, *, refusal: onboarding.OnboardingError | None = None) -> tuple[str, int]:
     tasks = onboarding.progress(tenant, today=_today())
-    links = {"details": url_for(".details", force=tenant.slug), "policy": url_for(".policy", force=tenant.slug),
-             "offerings": url_for(".offerings", force=tenant.slug)}
+    links = {key: url_for(f".{key}", force=tenant.slug)
+             for key in ("details", "policy", "offerings", "sign_on", "first_admin")}
     html = render_template("admin/onboarding/tasks.html", force=tenant, tasks=tasks, links=links,
                            area=AREAS.get(tenant.area, tenant.area), refusal=refusal, confirm=ConfirmForm())
     return html, 400 if refusal else 200
@@ -181,6 +183,37 @@ def offerings(force: str) -> Response | tuple[str, int]:
               else {f"{p}:{c}" for p, c in onboarding.offered()})
     return _page("admin/onboarding/offerings.html", form, force=tenant, choices=onboarding.offering_choices(tenant),
                  ticked=ticked, area=AREAS.get(tenant.area, tenant.area), kind_label=kind_label, labels=LABELS)
+
+
+# ---------------------------------------------------------------- single sign-on, the first force admin
+
+@bp.route("/<force>/setup/sign-on", methods=["GET", "POST"])
+@requires_platform_action(Action.ONBOARD_FORCE)
+def sign_on(force: str) -> Response | tuple[str, int]:
+    """The optional step: the force's identity provider (the client secret is never shown back)."""
+    tenant = _draft(force)
+    saved = sso.sign_on_of(tenant)
+    form = sso.SignOnForm.of(saved) if request.method == "GET" else sso.SignOnForm()
+    if form.validate_on_submit() and change_on_form(
+            form, lambda: onboarding.set_sign_on(tenant, actor=current_user, **form.settings())) is not None:
+        return _done("Single sign-on is saved.", tenant.slug)
+    return _page("admin/onboarding/sign_on.html", form, force=tenant, saved=saved)
+
+
+@bp.route("/<force>/setup/first-admin", methods=["GET", "POST"])
+@requires_platform_action(Action.ONBOARD_FORCE)
+def first_admin(force: str) -> str | tuple[str, int]:
+    """The last step: an invitation whose link is shown once, on the answer to the POST."""
+    tenant = _draft(force)
+    form = FirstAdminForm()
+    if form.validate_on_submit():
+        made = change_on_form(form, lambda: onboarding.invite_first_admin(
+            tenant, email=form.email.data or "", name=form.name.data or "", actor=current_user))
+        if made is not None:
+            invitation, token = made
+            return render_template("admin/onboarding/invited.html", force=tenant, invitation=invitation,
+                                   link=invitation_link(invitation, token), emailed=mail_configured())
+    return _page("admin/onboarding/first_admin.html", form, force=tenant, admins=onboarding.first_admins())
 
 
 # ---------------------------------------------------------------- discarding

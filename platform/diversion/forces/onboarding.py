@@ -30,6 +30,11 @@ The steps (``progress`` says where a draft stands):
    passes its tests.
 3. **Offerings** (``set_offerings``): courses of the catalogue that fit the
    draft policy's pathways in the force's area (``catalogue.files.misfit``).
+4. **Single sign-on**, optional (``set_sign_on``): the force's identity
+   provider, through ``accounts.sso.configure_sign_on``.
+5. **The first force admin** (``invite_first_admin``): an invitation
+   (``accounts.invitations.invite_to_force``) whose link is shown once; it
+   can be taken up once the force is open.
 
 ``finish`` checks every required step, publishes the policy (in force
 from that day) and opens the force, audited. ``discard`` deletes a draft
@@ -53,11 +58,14 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from diversion.accounts.access import Action, require
+from diversion.accounts.invitations import ForceInvitation, invite_to_force
+from diversion.accounts.models import ForceMembership, Role
+from diversion.accounts.sso import ForceSignOn, configure_sign_on, sign_on_of
 from diversion.audit.services import record
 from diversion.catalogue.files import OfferingEntry, misfit
 from diversion.catalogue.models import Course, Offering
 from diversion.catalogue.services import fitting_courses, sync_offerings
-from diversion.db import TENANT_SCOPED, Base
+from diversion.db import TENANT_SCOPED, Base, utcnow
 from diversion.eligibility import services as policies
 from diversion.eligibility.compiler import PolicyInvalid
 from diversion.eligibility.document import Pathway
@@ -427,6 +435,41 @@ def set_offerings(tenant: Tenant, chosen: Collection[tuple[str, int]], *, actor:
     return list(db.session.scalars(select(Offering).order_by(Offering.pathway, Offering.created_at)))
 
 
+# ---------------------------------------------------------------- single sign-on (optional), the first force admin
+
+def set_sign_on(tenant: Tenant, *, issuer: str, client_id: str, client_secret: str | None, compulsory: bool,
+                new_people: str, actor: Actor) -> ForceSignOn:
+    """Set the draft force's single sign-on (an optional step), as
+    ``accounts.sso.configure_sign_on`` does and with its refusals (a secret
+    left out keeps the one saved); besides what every service here refuses."""
+    require(actor, Action.ONBOARD_FORCE)
+    _only_draft(tenant)
+    return configure_sign_on(tenant, issuer=issuer, client_id=client_id, client_secret=client_secret,
+                             compulsory=compulsory, new_people=new_people, actor=actor)
+
+
+def invite_first_admin(tenant: Tenant, *, email: str, name: str, actor: Actor) -> tuple[ForceInvitation, str]:
+    """Invite the draft force's first force admin; the invitation and its token,
+    shown once (``accounts.invitations.invite_to_force``, with its refusals:
+    an invalid address, a blank name). Inviting again with the same address
+    replaces the earlier link. The invitation can be taken up once the force
+    is open. Refuses besides what every service here refuses."""
+    require(actor, Action.ONBOARD_FORCE)
+    _only_draft(tenant)
+    return invite_to_force(tenant, email=email, name=name, role=Role.FORCE_ADMIN, actor=actor)
+
+
+def first_admins() -> list[str]:
+    """Who the draft force in scope's first force admins are, or are invited to be:
+    force admins who are members, then invitations not taken up nor expired ("name (email)")."""
+    members = [f"{m.user.name} ({m.user.email})" for m in db.session.scalars(
+        select(ForceMembership).where(ForceMembership.role == Role.FORCE_ADMIN))]
+    invited = [f"{i.name} ({i.email})" for i in db.session.scalars(
+        select(ForceInvitation).where(ForceInvitation.role == Role.FORCE_ADMIN, ForceInvitation.used_at.is_(None),
+                                      ForceInvitation.expires_at > utcnow()).order_by(ForceInvitation.created_at))]
+    return members + invited
+
+
 # ---------------------------------------------------------------- where a draft stands, finishing, discarding
 
 class TaskStatus(enum.StrEnum):
@@ -434,13 +477,14 @@ class TaskStatus(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANNOT_START = "cannot_start"  # an earlier step must be done first
+    OPTIONAL = "optional"  # not done, and need not be
 
 
 @dataclass(frozen=True)
 class Task:
     """One step of the set-up as the task list shows it."""
 
-    key: str  # details, policy, offerings
+    key: str  # details, policy, offerings, sign_on, first_admin
     title: str
     status: TaskStatus
     hint: str = ""
@@ -472,7 +516,15 @@ def progress(tenant: Tenant, *, today: date) -> list[Task]:
                          f"{count} course{'s' if count != 1 else ''} offered.")
     else:
         offerings = Task("offerings", "Choose the courses offered", TaskStatus.NOT_STARTED)
-    return [Task("details", "Name the force and its scheme", TaskStatus.COMPLETED), policy, offerings]
+    sign_on = sign_on_of(tenant)
+    sso = (Task("sign_on", "Set up single sign-on", TaskStatus.COMPLETED, f"With {sign_on.issuer}.", required=False)
+           if sign_on is not None else
+           Task("sign_on", "Set up single sign-on", TaskStatus.OPTIONAL,
+                "Optional: members sign in with the force's own identity provider.", required=False))
+    admins = first_admins()
+    admin = (Task("first_admin", "Invite the first force admin", TaskStatus.COMPLETED, "; ".join(admins))
+             if admins else Task("first_admin", "Invite the first force admin", TaskStatus.NOT_STARTED))
+    return [Task("details", "Name the force and its scheme", TaskStatus.COMPLETED), policy, offerings, sso, admin]
 
 
 def _fitting_offerings(tenant: Tenant) -> list[Offering]:
@@ -488,7 +540,7 @@ def finish(tenant: Tenant, *, actor: Actor, today: date) -> PolicyVersion:
     it active, audited; returns the published version.
 
     Refuses a force with a required step not done (named: a policy that does
-    not pass its tests, no offering that fits it), an offering that no
+    not pass its tests, no offering that fits it, no force admin invited), an offering that no
     longer fits the policy, and what ``eligibility.services.publish`` and
     ``forces.services.change_status`` refuse; besides what every service
     here refuses. Nothing is changed then.
