@@ -76,7 +76,7 @@ def new() -> Response | tuple[str, int]:
     if form.validate_on_submit():
         tenant = change_on_form(form, lambda: onboarding.start_draft(form.details(""), actor=current_user))
         if tenant is not None:
-            return _done(f"{tenant.name} is saved as a draft: its pages stay closed until you finish.", tenant.slug)
+            return _done(f"{tenant.name} is saved as a draft: its pages stay closed until you open it.", tenant.slug)
     return _page("admin/onboarding/details.html", form, force=None)
 
 

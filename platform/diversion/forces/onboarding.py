@@ -520,7 +520,7 @@ def progress(tenant: Tenant, *, today: date) -> list[Task]:
     sso = (Task("sign_on", "Set up single sign-on", TaskStatus.COMPLETED, f"With {sign_on.issuer}.", required=False)
            if sign_on is not None else
            Task("sign_on", "Set up single sign-on", TaskStatus.OPTIONAL,
-                "Optional: members sign in with the force's own identity provider.", required=False))
+                "Members sign in with the force's own identity provider.", required=False))
     admins = first_admins()
     admin = (Task("first_admin", "Invite the first force admin", TaskStatus.COMPLETED, "; ".join(admins))
              if admins else Task("first_admin", "Invite the first force admin", TaskStatus.NOT_STARTED))
