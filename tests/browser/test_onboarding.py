@@ -66,7 +66,29 @@ def test_a_platform_admin_onboards_cleveland(app: Flask, browser_page: Session, 
     page.goto("/admin/")
     page.get_by_role("link", name="Set up a new force").click()
 
-    # Details: a colour that is not #rrggbb is shown in place, then put right.
+    _details_step(page)
+    _policy_and_offerings(page)
+    _sign_on_step(page)
+    _first_admin_step(app, page)
+
+    page.get_by_test_id("finish").click()
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Cleveland Police is open")
+    _shot(page, "10-open")
+    _no_page_trouble(browser_page)
+
+    with app.app_context():
+        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "cleveland"))
+        assert tenant is not None
+        assert tenant.status is ForceStatus.ACTIVE
+        with scoped(tenant.id):
+            version = policies.policy_in_force(datetime.now(UTC).date())
+            assert version is not None
+            assert version.note.startswith("Copied from Durham Constabulary")
+            assert len(onboarding.offered()) == 2
+
+
+def _details_step(page: Page) -> None:
+    """Details: a colour that is not #rrggbb is shown in place, then put right; the draft is kept."""
     _fill_details(page, colour="dark blue")
     page.get_by_role("button", name="Save and continue").click()
     summary = page.locator(".govuk-error-summary")
@@ -85,6 +107,8 @@ def test_a_platform_admin_onboards_cleveland(app: Flask, browser_page: Session, 
     _shot(page, "3-console-draft")
     page.get_by_role("link", name="Resume setting up Cleveland Police").click()
 
+
+def _policy_and_offerings(page: Page) -> None:
     # The first policy: a copy of Durham's.
     page.get_by_role("link", name="Choose the first policy").click()
     _shot(page, "4-policy")
@@ -103,6 +127,8 @@ def test_a_platform_admin_onboards_cleveland(app: Flask, browser_page: Session, 
     page.get_by_role("button", name="Save the courses offered").click()
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text("2 courses are offered")
 
+
+def _sign_on_step(page: Page) -> None:
     # Single sign-on (optional).
     page.get_by_role("link", name="Set up single sign-on").click()
     page.get_by_label("Issuer").fill("https://example.org/cleveland")
@@ -113,6 +139,8 @@ def test_a_platform_admin_onboards_cleveland(app: Flask, browser_page: Session, 
     page.get_by_role("button", name="Save sign-on settings").click()
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Single sign-on is saved")
 
+
+def _first_admin_step(app: Flask, page: Page) -> None:
     # The first force admin: its link is shown once (on the invitation's own page, once the
     # people part of the issue is there; until then the invitation is made by the service).
     if "invitations.accept" in app.view_functions:
@@ -133,18 +161,3 @@ def test_a_platform_admin_onboards_cleveland(app: Flask, browser_page: Session, 
         page.reload()
     expect(page.locator(".govuk-task-list")).to_contain_text("Cleveland Admin (admin@cleveland.example)")
     _shot(page, "9-tasks-done")
-
-    page.get_by_test_id("finish").click()
-    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Cleveland Police is open")
-    _shot(page, "10-open")
-    _no_page_trouble(browser_page)
-
-    with app.app_context():
-        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "cleveland"))
-        assert tenant is not None
-        assert tenant.status is ForceStatus.ACTIVE
-        with scoped(tenant.id):
-            version = policies.policy_in_force(datetime.now(UTC).date())
-            assert version is not None
-            assert version.note.startswith("Copied from Durham Constabulary")
-            assert len(onboarding.offered()) == 2
