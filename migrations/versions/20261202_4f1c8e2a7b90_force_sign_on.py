@@ -7,7 +7,7 @@ staff. ``sign_on_identities`` is global on purpose, like ``users``: an
 identity is the person's; what they may open is still their memberships.
 
 Revision ID: 4f1c8e2a7b90
-Revises: 9b2e4f7a1c3d
+Revises: 58c770242c26
 Create Date: 2026-12-02 02:30:00
 
 """
@@ -18,7 +18,7 @@ import diversion.db
 from diversion.tenancy import rls
 
 revision = "4f1c8e2a7b90"
-down_revision = "9b2e4f7a1c3d"
+down_revision = "58c770242c26"
 branch_labels = None
 depends_on = None
 
