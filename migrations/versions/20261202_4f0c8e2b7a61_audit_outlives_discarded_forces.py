@@ -14,18 +14,15 @@ other table points at ``audit_events``, so nothing else moves).
 The downgrade puts the key back; it is refused while events name a force
 that no longer exists.
 
-It also joins the two heads main had when it was written (force sign-on,
-invitations), so that ``upgrade head`` has one head to go to.
-
 Revision ID: 4f0c8e2b7a61
-Revises: 4f1c8e2a7b90, 58c770242c26
+Revises: 4f1c8e2a7b90
 Create Date: 2026-12-02 02:40:00
 
 """
 from alembic import op
 
 revision = "4f0c8e2b7a61"
-down_revision = ("4f1c8e2a7b90", "58c770242c26")
+down_revision = "4f1c8e2a7b90"
 branch_labels = None
 depends_on = None
 
