@@ -14,8 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select
 
+from diversion.accounts import access
 from diversion.accounts import services as accounts
-from diversion.accounts.access import SYSTEM
+from diversion.accounts.access import SYSTEM, Action
 from diversion.accounts.invitations import ForceInvitation
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.accounts.sso import ForceSignOn
@@ -437,10 +438,20 @@ def test_the_platform_admin_sets_up_a_draft_through_its_own_pages(app: Flask, cl
             onboarding.blank_policy(tenant, actor=admin(world), today=today())
         db.session.commit()
     sign_in(client, world.email("platform_admin"))
-    assert client.get("/cleveland/policy/draft").status_code == 200
-    assert client.get("/cleveland/members/").status_code == 200
+    for page in ("/cleveland/", "/cleveland/policy/", "/cleveland/policy/draft", "/cleveland/members/"):
+        assert client.get(page).status_code == 200, page
     # Durham has opened: its pages are its members' only.
     assert client.get("/durham/policy/").status_code == 404
+    with app.app_context():
+        platform_admin = admin(world)
+        cleveland, durham = force("cleveland"), force("durham")
+        with scoped(cleveland.id):
+            assert access.may(platform_admin, Action.EDIT_POLICY, tenant_id=cleveland.id)
+            # A force admin of another force is not made one here.
+            other = db.session.get(User, world.users["b_force_admin"].id)
+            assert not access.may(other, Action.EDIT_POLICY, tenant_id=cleveland.id)
+        with scoped(durham.id):
+            assert not access.may(platform_admin, Action.EDIT_POLICY, tenant_id=durham.id)
 
 
 # ---------------------------------------------------------------- the pages
