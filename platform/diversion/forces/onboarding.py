@@ -33,8 +33,9 @@ The steps (``progress`` says where a draft stands):
 4. **Single sign-on**, optional (``set_sign_on``): the force's identity
    provider, through ``accounts.sso.configure_sign_on``.
 5. **The first force admin** (``invite_first_admin``): an invitation
-   (``accounts.invitations.invite_to_force``) whose link is shown once; it
-   can be taken up once the force is open.
+   (``accounts.invitations.invite_to_force``) whose link is shown once;
+   whoever takes it up gets the role, and the force's pages open to them
+   when the force opens.
 
 ``finish`` checks every required step, publishes the policy (in force
 from that day) and opens the force, audited. ``discard`` deletes a draft
@@ -452,8 +453,8 @@ def invite_first_admin(tenant: Tenant, *, email: str, name: str, actor: Actor) -
     """Invite the draft force's first force admin; the invitation and its token,
     shown once (``accounts.invitations.invite_to_force``, with its refusals:
     an invalid address, a blank name). Inviting again with the same address
-    replaces the earlier link. The invitation can be taken up once the force
-    is open. Refuses besides what every service here refuses."""
+    replaces the earlier link. The force's pages open to the person when the
+    force opens. Refuses besides what every service here refuses."""
     require(actor, Action.ONBOARD_FORCE)
     _only_draft(tenant)
     return invite_to_force(tenant, email=email, name=name, role=Role.FORCE_ADMIN, actor=actor)
