@@ -420,14 +420,14 @@ def _matrix(check: Callable[[Tenant | None], bool]) -> Effect:
     return effect
 
 
-_draft_made = _matrix(lambda t: t is not None)
-_draft_renamed = _matrix(lambda t: t is not None and t.scheme_name == "Matrix scheme (renamed)")
-_draft_has_policy = _matrix(lambda t: t is not None and policies.current_draft() is not None)
-_draft_offers_two = _matrix(lambda t: t is not None and len(onboarding.offered()) == 2)
-_draft_signs_on = _matrix(lambda t: t is not None and sso.sign_on_of(t) is not None)
-_draft_invited = _matrix(lambda t: t is not None and onboarding.first_admins() == ["Chief (chief@example.org)"])
-_draft_opened = _matrix(lambda t: t is not None and t.status is ForceStatus.ACTIVE)
-_draft_discarded = _matrix(lambda t: t is None)
+_matrix_draft_made = _matrix(lambda t: t is not None)
+_matrix_draft_renamed = _matrix(lambda t: t is not None and t.scheme_name == "Matrix scheme (renamed)")
+_matrix_draft_has_policy = _matrix(lambda t: t is not None and policies.current_draft() is not None)
+_matrix_draft_offers_two = _matrix(lambda t: t is not None and len(onboarding.offered()) == 2)
+_matrix_draft_signs_on = _matrix(lambda t: t is not None and sso.sign_on_of(t) is not None)
+_matrix_draft_invited = _matrix(lambda t: t is not None and onboarding.first_admins() == ["Chief (chief@example.org)"])
+_matrix_draft_opened = _matrix(lambda t: t is not None and t.status is ForceStatus.ACTIVE)
+_matrix_draft_discarded = _matrix(lambda t: t is None)
 
 
 def _course_id(app: Flask, slug: str) -> int:
@@ -874,43 +874,44 @@ ROUTES: tuple[Route, ...] = (
           shows=lambda _w: ["Cleveland"]),
     Route("onboarding.new", "POST", lambda w: "/admin/forces/new",
           allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")),
-          data=lambda _a, _w: {"slug": MATRIX_FORCE, **MATRIX_DETAILS}, effect=_draft_made),
+          data=lambda _a, _w: {"slug": MATRIX_FORCE, **MATRIX_DETAILS}, effect=_matrix_draft_made),
     Route("onboarding.tasks", "GET", _setup("/setup/"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,
           shows=lambda _w: ["Matrix Police", "govuk-task-list"]),
     Route("onboarding.details", "GET", _setup("/setup/details"), allow(PLATFORM_ADMIN, OK),
           setup=_start_matrix_draft, shows=lambda _w: ["Matrix scheme"]),
     Route("onboarding.details", "POST", _setup("/setup/details"),
           allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
-          data=lambda _a, _w: {**MATRIX_DETAILS, "scheme_name": "Matrix scheme (renamed)"}, effect=_draft_renamed),
+          data=lambda _a, _w: {**MATRIX_DETAILS, "scheme_name": "Matrix scheme (renamed)"},
+          effect=_matrix_draft_renamed),
     Route("onboarding.policy", "GET", _setup("/setup/policy"), allow(PLATFORM_ADMIN, OK),
           setup=_start_matrix_draft, shows=lambda _w: ["Durham Constabulary"]),
     Route("onboarding.policy", "POST", _setup("/setup/policy"),
           allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
-          data=lambda _a, _w: {"template": "copy:durham"}, effect=_draft_has_policy),
+          data=lambda _a, _w: {"template": "copy:durham"}, effect=_matrix_draft_has_policy),
     Route("onboarding.offerings", "GET", _setup("/setup/offerings"), allow(PLATFORM_ADMIN, OK),
           setup=_ready_matrix_draft, shows=lambda _w: ["Cleveland, example"]),
     Route("onboarding.offerings", "POST", _setup("/setup/offerings"),
           allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_ready_matrix_draft,
           data=lambda app, _w: {"offerings": [f"checkpoint:{CATALOGUE['cleveland_course']}",
                                               f"checkpoint:{_course_id(app, 'cranstoun-cleveland-education')}"]},
-          effect=_draft_offers_two),
+          effect=_matrix_draft_offers_two),
     Route("onboarding.sign_on", "GET", _setup("/setup/sign-on"), allow(PLATFORM_ADMIN, OK),
           setup=_start_matrix_draft, shows=lambda _w: ["Single sign-on"]),
     Route("onboarding.sign_on", "POST", _setup("/setup/sign-on"),
           allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
           data=lambda _a, _w: {"issuer": "https://example.org/matrix", "client_id": "platform",
-                               "client_secret": "s3cret", "new_people": "refuse"}, effect=_draft_signs_on),
+                               "client_secret": "s3cret", "new_people": "refuse"}, effect=_matrix_draft_signs_on),
     Route("onboarding.first_admin", "GET", _setup("/setup/first-admin"), allow(PLATFORM_ADMIN, OK),
           setup=_start_matrix_draft, shows=lambda _w: ["The first force admin"]),
     Route("onboarding.first_admin", "POST", _setup("/setup/first-admin"), allow(PLATFORM_ADMIN, OK),
           setup=_start_matrix_draft, data=lambda _a, _w: {"name": "Chief", "email": "chief@example.org"},
-          effect=_draft_invited),
+          effect=_matrix_draft_invited),
     Route("onboarding.finish", "POST", _setup("/setup/finish"), allow(PLATFORM_ADMIN, redirect("/admin/")),
-          setup=_ready_matrix_draft, effect=_draft_opened),
+          setup=_ready_matrix_draft, effect=_matrix_draft_opened),
     Route("onboarding.discard", "GET", _setup("/discard"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,
           shows=lambda _w: ["Matrix Police"]),
     Route("onboarding.discard", "POST", _setup("/discard"), allow(PLATFORM_ADMIN, redirect("/admin/")),
-          setup=_start_matrix_draft, effect=_draft_discarded),
+          setup=_start_matrix_draft, effect=_matrix_draft_discarded),
 )
 
 
