@@ -46,9 +46,10 @@ from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from sqlalchemy import func, select
 
-from diversion.accounts import access, sso
+from diversion.accounts import access, invitations, sso
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
+from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -179,6 +180,30 @@ def _membership_removed(app: Flask, world: World, _client: FlaskClient,
                         _who: str | None) -> bool:
     with app.app_context(), scoped(world.a.id):
         return db.session.get(ForceMembership, world.memberships["a_supervisor"].id) is None
+
+
+def _force_status(app: Flask, world: World) -> str:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return tenant.status.value
+
+
+def _suspend_force_a(app: Flask, world: World) -> None:
+    """Force A suspended, its members' sessions left as they are (the
+    service would end them: then every member would be asked to sign in)."""
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        tenant.status = ForceStatus.SUSPENDED
+        db.session.commit()
+
+
+def _retention_set(app: Flask, world: World, _client: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return tenant.retention_months == 84
 
 
 def _signed_in_as(client: FlaskClient) -> str | None:
@@ -624,6 +649,97 @@ def _secret_rotated(app: Flask, _w: World, _c: FlaskClient, _who: str | None) ->
 def _endpoint_removed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
     return _endpoint(app) is None
 
+# ---------------------------------------------------------------- invitations and people
+INVITED: dict[str, str] = {}  # tokens and ids made by a case's setup
+MATRIX_STAFF = "matrix-staff@example.org"  # a second person at Cranstoun, made by a case's setup
+
+
+def _invite_to_a(app: Flask, world: World) -> None:
+    with app.test_request_context(), scoped(world.a.id):
+        invitation, token = invitations.invite_to_force(db.session.get(Tenant, world.a.id), email=NEW_MEMBER,
+                                                        name="New Member", role=Role.OFFICER, actor=SYSTEM)
+        INVITED.update(force_token=token, force_id=str(invitation.id))
+        db.session.commit()
+
+
+def _invite_to_cranstoun(app: Flask, world: World) -> None:
+    with app.test_request_context():
+        invitation, token = invitations.invite_to_provider(_cranstoun(app), email=NEW_MEMBER, name="New Member",
+                                                           role=ProviderRole.STAFF, actor=SYSTEM)
+        INVITED.update(provider_token=token, provider_id=str(invitation.id))
+        db.session.commit()
+
+
+def _admin_with_invitation(app: Flask, world: World) -> None:
+    _provider_admin(app, world)
+    _invite_to_cranstoun(app, world)
+
+
+def _admin_with_staff(app: Flask, world: World) -> None:
+    """Cranstoun's admin (the provider_staff principal) and a second person on its staff."""
+    _provider_admin(app, world)
+    with app.app_context():
+        staff = accounts.create_user(email=MATRIX_STAFF, name="Matrix Staff", password=PASSWORD, actor=SYSTEM)
+        membership = ProviderMembership(provider_id=_cranstoun(app).id, user_id=staff.id)
+        db.session.add(membership)
+        db.session.flush()
+        INVITED["membership"] = str(membership.id)
+        db.session.commit()
+
+
+def _force_invitation_to_new_member(app: Flask, world: World) -> ForceInvitation | None:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.scalar(select(ForceInvitation).where(ForceInvitation.email == NEW_MEMBER))
+
+
+def _invited_to_a(role: Role) -> Effect:
+    def effect(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+        found = _force_invitation_to_new_member(app, world)
+        return found is not None and found.role is role
+    return effect
+
+
+def _force_invitation_withdrawn(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _force_invitation_to_new_member(app, world) is None
+
+
+def _provider_invitation(app: Flask) -> ProviderInvitation | None:
+    with app.app_context():
+        return db.session.scalar(select(ProviderInvitation).where(ProviderInvitation.email == NEW_MEMBER))
+
+
+def _invited_to_cranstoun(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _provider_invitation(app) is not None
+
+
+def _provider_invitation_withdrawn(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _provider_invitation(app) is None
+
+
+def _matrix_staff(app: Flask) -> ProviderMembership | None:
+    with app.app_context():
+        return db.session.get(ProviderMembership, uuid.UUID(INVITED.get("membership", NO_ID)))
+
+
+def _matrix_staff_made_admin(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    found = _matrix_staff(app)
+    return found is not None and found.role is ProviderRole.ADMIN
+
+
+def _matrix_staff_removed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _matrix_staff(app) is None
+
+
+def _new_account(_app: Flask, _w: World) -> dict[str, str | list[str]]:
+    return {"name": "New Member", "password": PASSWORD, "confirm": PASSWORD}
+
+
+def _people(path: str) -> Callable[[World], str]:
+    return lambda w: f"/provider/people/{path.format(**{'provider_id': NO_ID, 'membership': NO_ID, **INVITED})}"
+
+
+EVERYONE_BUT_ANONYMOUS_IS_ANOTHER_ACCOUNT = allow(SIGNED_IN, Allowed(403))
+
 
 ROUTES: tuple[Route, ...] = (
     # Public: the assets, the start page, the health check, signing in.
@@ -667,6 +783,35 @@ ROUTES: tuple[Route, ...] = (
                               "password": PASSWORD, "role": "officer"},
         effect=_new_member_added,
     ),
+    # A force's configuration, lifecycle, settings and audit: the platform admins in the console; the
+    # force's own admins (and the platform admins) on the force's settings and audit pages.
+    Route("console.export", "GET", lambda w: "/admin/forces/west-midlands/export", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ['slug = "west-midlands"']),
+    Route("console.suspend", "GET", lambda w: "/admin/forces/west-midlands/suspend", allow(PLATFORM_ADMIN, OK),
+          shows=lambda w: [f"Suspend {w.a.name}?"]),
+    Route("console.suspend", "POST", lambda w: "/admin/forces/west-midlands/suspend",
+          allow(PLATFORM_ADMIN, redirect("/admin/")),
+          effect=lambda app, w, _c, _who: _force_status(app, w) == "suspended"),
+    Route("console.reactivate", "POST", lambda w: "/admin/forces/west-midlands/reactivate",
+          allow(PLATFORM_ADMIN, redirect("/admin/")), setup=_suspend_force_a,
+          effect=lambda app, w, _c, _who: _force_status(app, w) == "active"),
+    Route("console.audit", "GET", lambda w: "/admin/audit/", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["Audit log of the platform", "Account created"]),
+    Route("console.audit_download", "GET", lambda w: "/admin/audit/events.csv", allow(PLATFORM_ADMIN, OK),
+          shows=lambda w: ["What happened", "Signed in", w.email("platform_admin")]),
+    Route("settings.index", "GET", lambda w: f"/{w.a.slug}/settings/", allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK),
+          force_page=True, shows=lambda w: [f"Settings of {w.a.name}"]),
+    Route("settings.index", "POST", lambda w: f"/{w.a.slug}/settings/",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, redirect("/west-midlands/settings/")), force_page=True,
+          data=lambda _a, _w: {"retention_months": "84", "brand_colour": "#1f3f8f", "languages": ["en"]},
+          effect=_retention_set),
+    Route("settings.export", "GET", lambda w: f"/{w.a.slug}/settings/export",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK), force_page=True, shows=lambda _w: ['slug = "west-midlands"']),
+    Route("force_audit.index", "GET", lambda w: f"/{w.a.slug}/audit/", allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK),
+          force_page=True, shows=lambda w: [f"Audit log of {w.a.name}", "Member added"]),
+    Route("force_audit.download", "GET", lambda w: f"/{w.a.slug}/audit/events.csv",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK), force_page=True,
+          shows=lambda w: ["Member added", w.users["a_officer"].name]),
     # A force's pages: its members; its members list: its force admin.
     Route(
         "force.home", "GET", lambda w: f"/{w.a.slug}/", allow(FORCE_A_MEMBERS, OK),
@@ -692,6 +837,63 @@ ROUTES: tuple[Route, ...] = (
         allow(FORCE_A_ADMIN, redirect("/west-midlands/members/")), force_page=True,
         effect=_membership_removed,
     ),
+    # Invitations: the link is the authority, for anyone who has it. Without an account for the invited
+    # address, they make one and are signed in; signed in as another account, they are told to sign out (403).
+    Route("invitations.accept", "GET", lambda w: f"/west-midlands/invitation/{INVITED.get('force_token', 'x')}",
+          allow(EVERYONE, OK), setup=_invite_to_a, shows=lambda w: [w.a.name]),
+    Route("invitations.accept", "POST", lambda w: f"/west-midlands/invitation/{INVITED.get('force_token', 'x')}",
+          {**EVERYONE_BUT_ANONYMOUS_IS_ANOTHER_ACCOUNT, "anonymous": redirect("/west-midlands/")},
+          setup=_invite_to_a, data=_new_account),
+    Route("provider_invitations.accept", "GET",
+          lambda w: f"/provider/invitation/{INVITED.get('provider_token', 'x')}", allow(EVERYONE, OK),
+          setup=_invite_to_cranstoun, shows=lambda _w: ["Cranstoun"]),
+    Route("provider_invitations.accept", "POST",
+          lambda w: f"/provider/invitation/{INVITED.get('provider_token', 'x')}",
+          {**EVERYONE_BUT_ANONYMOUS_IS_ANOTHER_ACCOUNT, "anonymous": redirect("/provider/")},
+          setup=_invite_to_cranstoun, data=_new_account),
+    # A force admin invites to the force and withdraws invitations.
+    Route("members.invite", "GET", lambda w: f"/{w.a.slug}/members/invite", allow(FORCE_A_ADMIN, OK),
+          force_page=True, shows=lambda w: [w.a.name]),
+    Route("members.invite", "POST", lambda w: f"/{w.a.slug}/members/invite", allow(FORCE_A_ADMIN, OK),
+          force_page=True, data=lambda _a, _w: {"name": "New Member", "email": NEW_MEMBER, "role": "supervisor"},
+          effect=_invited_to_a(Role.SUPERVISOR), shows=lambda w: ["/west-midlands/invitation/", NEW_MEMBER]),
+    Route("members.withdraw_invitation", "POST",
+          lambda w: f"/{w.a.slug}/members/invitations/{INVITED.get('force_id', NO_ID)}/withdraw",
+          allow(FORCE_A_ADMIN, redirect("/west-midlands/members/")), force_page=True, setup=_invite_to_a,
+          effect=_force_invitation_withdrawn),
+    # A provider's admins manage its people (the provider_staff principal is made Cranstoun's admin).
+    Route("provider_people.index", "GET", _people(""), allow(CRANSTOUN_ADMIN, OK), setup=_admin_with_staff,
+          shows=lambda w: ["Cranstoun", w.email("provider_staff"), MATRIX_STAFF]),
+    Route("provider_people.invite", "GET", _people("invite"), allow(CRANSTOUN_ADMIN, OK), setup=_provider_admin,
+          shows=lambda _w: ["Cranstoun"]),
+    Route("provider_people.invite", "POST", _people("invite"), allow(CRANSTOUN_ADMIN, OK), setup=_provider_admin,
+          data=lambda _a, _w: {"name": "New Member", "email": NEW_MEMBER, "role": "staff"},
+          effect=_invited_to_cranstoun, shows=lambda _w: ["/provider/invitation/", NEW_MEMBER]),
+    Route("provider_people.withdraw_invitation", "POST", _people("invitations/{provider_id}/withdraw"),
+          allow(CRANSTOUN_ADMIN, redirect("/provider/people/")), setup=_admin_with_invitation,
+          effect=_provider_invitation_withdrawn),
+    Route("provider_people.change_role", "GET", _people("{membership}/role"), allow(CRANSTOUN_ADMIN, OK),
+          setup=_admin_with_staff, shows=lambda _w: [MATRIX_STAFF]),
+    Route("provider_people.change_role", "POST", _people("{membership}/role"),
+          allow(CRANSTOUN_ADMIN, redirect("/provider/people/")), setup=_admin_with_staff,
+          data=lambda _a, _w: {"role": "admin"}, effect=_matrix_staff_made_admin),
+    Route("provider_people.remove", "POST", _people("{membership}/remove"),
+          allow(CRANSTOUN_ADMIN, redirect("/provider/people/")), setup=_admin_with_staff,
+          effect=_matrix_staff_removed),
+    # Platform admins: every account, and the admins of forces and providers invited.
+    Route("admin_people.index", "GET", lambda w: "/admin/people/", allow(PLATFORM_ADMIN, OK),
+          shows=lambda w: [u.email for u in w.users.values()]),
+    Route("admin_people.deactivate", "POST", lambda w: f"/admin/people/{w.users['b_supervisor'].id}/deactivate",
+          allow(PLATFORM_ADMIN, redirect("/admin/people/")),
+          effect=lambda app, w, _c, _who: not _user_active(app, w, "b_supervisor")),
+    Route("admin_people.reactivate", "POST", lambda w: f"/admin/people/{w.users['b_supervisor'].id}/reactivate",
+          allow(PLATFORM_ADMIN, redirect("/admin/people/")), setup=_deactivate_b_supervisor,
+          effect=lambda app, w, _c, _who: _user_active(app, w, "b_supervisor")),
+    Route("admin_people.invite", "GET", lambda w: "/admin/people/invite", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: [*FORCE_NAMES, "Cranstoun"]),
+    Route("admin_people.invite", "POST", lambda w: "/admin/people/invite", allow(PLATFORM_ADMIN, OK),
+          data=lambda _a, w: {"organisation": f"force:{w.a.slug}", "name": "New Member", "email": NEW_MEMBER},
+          effect=_invited_to_a(Role.FORCE_ADMIN), shows=lambda _w: ["/west-midlands/invitation/"]),
     # The force's eligibility policy: every member reads it (officers decide
     # with it); only the force admin drafts, tests, publishes and simulates.
     Route("policy.in_force", "GET", _policy("/"), allow(FORCE_A_MEMBERS, OK),
@@ -944,6 +1146,9 @@ ACTIONS: dict[str, set[str]] = {
     "manage_members": {"force_admin", "system"},
     "manage_api_tokens": {"force_admin", "system"},
     "manage_offerings": {"force_admin", "system"},
+    "change_force_settings": {"force_admin", "platform_admin", "system"},
+    "export_force": {"force_admin", "platform_admin", "system"},
+    "read_force_audit": {"force_admin", "platform_admin"},
     "manage_sign_on": {"force_admin", "platform_admin", "system"},
     "read_provider_referrals": PROVIDER_SIDE,
     "manage_provider_tokens": {"provider_admin", "system"},
@@ -954,6 +1159,7 @@ ACTIONS: dict[str, set[str]] = {
     "sync_forces": {"system"},
     "change_force_status": {"platform_admin", "system"},
     "onboard_force": {"platform_admin", "system"},
+    "read_platform_audit": {"platform_admin"},
 }
 TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",
                     "national_lead", "force_api", "provider_api", "system"}

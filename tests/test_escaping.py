@@ -28,6 +28,7 @@ from jinja2 import nodes
 from markupsafe import escape
 from sqlalchemy import select
 
+from diversion.accounts import invitations
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
@@ -56,7 +57,8 @@ FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B",
          "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
          "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
 # Pages with nothing a person types on them, or not HTML.
-NOT_READ = {"static", "public.health"}
+NOT_READ = {"static", "public.health", "console.export", "settings.export", "console.audit_download",
+            "force_audit.download"}
 NOT_READ_PREFIXES = ("api.", "provider_api.")
 
 
@@ -226,6 +228,20 @@ def _draft_force(s: _Seeding, world: World) -> None:
                                       actor=platform_admin)
 
 
+def _invitations(s: _Seeding) -> None:
+    """A marked person invited to the force and to the provider (their links kept for the pages)."""
+    with scoped(s.tenant.id):
+        _invitation, token = invitations.invite_to_force(s.tenant, email=marked_email("invitee"),
+                                                         name=marked("invitee"), role=Role.OFFICER, actor=SYSTEM)
+    s.seeded.ids["force_invitation"] = token
+    _invitation, token = invitations.invite_to_provider(
+        s.provider, email=marked_email("provider-invitee"), name=marked("provider-invitee"),
+        role=ProviderRole.STAFF, actor=s.users["provider-admin"])
+    s.seeded.ids["provider_invitation"] = token
+    s.seeded.ids["provider-admin-membership"] = db.session.scalar(select(ProviderMembership.id).where(
+        ProviderMembership.user_id == s.users["provider-admin"].id))
+
+
 def seed(app: Flask, world: World) -> Seeded:
     """Marked values in every field that reaches a page, each through its own service."""
     seeded = Seeded()
@@ -237,6 +253,7 @@ def seed(app: Flask, world: World) -> Seeded:
             _cases(s)
         db.session.commit()
         _provider_work(s)
+        _invitations(s)
         db.session.commit()
         _draft_force(s, world)
         db.session.commit()
@@ -259,7 +276,12 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("platform_admin", f"/admin/catalogue/courses/{ids['course']}", ["course", "description"]),
         ("platform_admin", "/admin/catalogue/courses/new", ["provider"]),
         ("force-admin", f"{a}/", ["scheme"]),
-        ("force-admin", f"{a}/members/", ["force-admin", "officer", "supervisor"]),
+        ("force-admin", f"{a}/members/", ["force-admin", "officer", "supervisor", "invitee"]),
+        ("force-admin", f"{a}/members/invite", ["scheme"]),
+        (None, f"{a}/invitation/{ids['force_invitation']}", ["invitee"]),
+        (None, f"/provider/invitation/{ids['provider_invitation']}", ["provider-invitee", "provider"]),
+        ("platform_admin", "/admin/people/", ["force-admin", "officer", "supervisor", "provider-admin"]),
+        ("platform_admin", "/admin/people/invite", ["other-force", "provider"]),
         ("force-admin", f"{a}/members/{ids['officer-membership']}/role", ["officer"]),
         ("platform_admin", "/admin/members/new", ["other-force"]),
         ("force-admin", f"{a}/offerings/",
@@ -298,6 +320,14 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("platform_admin", f"/admin/forces/{DRAFT}/setup/sign-on", ["draft-force"]),
         ("platform_admin", f"/admin/forces/{DRAFT}/setup/first-admin", ["draft-force", "first-admin"]),
         ("platform_admin", f"/admin/forces/{DRAFT}/discard", ["draft-force"]),
+        ("provider-admin", "/provider/people/", ["provider", "provider-admin", "provider-invitee"]),
+        ("provider-admin", "/provider/people/invite", ["provider"]),
+        ("provider-admin", f"/provider/people/{ids['provider-admin-membership']}/role", ["provider", "provider-admin"]),
+        ("force-admin", f"{a}/settings/", []),
+        ("force-admin", f"{a}/audit/", []),
+        ("force-admin", f"{a}/audit/?action=api_token", ["force-token"]),
+        ("platform_admin", "/admin/audit/?action=provider_token", ["provider-token"]),
+        ("platform_admin", f"/admin/forces/{world.a.slug}/suspend", []),
     ]
 
 

@@ -15,14 +15,14 @@ The downgrade puts the key back; it is refused while events name a force
 that no longer exists.
 
 Revision ID: 4f0c8e2b7a61
-Revises: 4f1c8e2a7b90
+Revises: 4f1a8c2e6b90
 Create Date: 2026-12-02 02:40:00
 
 """
 from alembic import op
 
 revision = "4f0c8e2b7a61"
-down_revision = "4f1c8e2a7b90"
+down_revision = "4f1a8c2e6b90"
 branch_labels = None
 depends_on = None
 

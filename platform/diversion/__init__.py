@@ -132,9 +132,13 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
+    from diversion.accounts.invitation_views import bp as invitations_bp
+    from diversion.accounts.invitation_views import provider_bp as provider_invitations_bp
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp, register_membership_check
+    from diversion.admin.console import bp as console_bp
     from diversion.admin.onboarding import bp as onboarding_bp
+    from diversion.admin.people import bp as admin_people_bp
     from diversion.admin.views import bp as admin_bp
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
@@ -145,14 +149,18 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.catalogue.views import offerings_bp
     from diversion.eligibility.services import pathways_in_force
     from diversion.eligibility.views import bp as policy_bp
+    from diversion.forces.views import audit_bp as force_audit_bp
+    from diversion.forces.views import settings_bp
     from diversion.providers.api import bp as provider_api_bp
     from diversion.providers.pages import bp as provider_integrations_bp
+    from diversion.providers.people import bp as provider_people_bp
     from diversion.providers.views import bp as provider_bp
     from diversion.public.views import bp as public_bp
 
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
-                      offerings_bp, onboarding_bp):
+                      offerings_bp, invitations_bp, provider_invitations_bp, provider_people_bp, admin_people_bp,
+                      console_bp, settings_bp, force_audit_bp, onboarding_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

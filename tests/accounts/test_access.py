@@ -26,7 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from diversion.accounts import access
+from diversion.accounts import access, people
 from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
@@ -43,7 +43,7 @@ from diversion.eligibility.views import document_toml
 from diversion.errors import AccessRefused
 from diversion.extensions import db
 from diversion.forces import onboarding
-from diversion.forces.services import change_status, sync_tenants
+from diversion.forces.services import change_settings, change_status, export_force, sync_tenants
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
 from diversion.providers import services as providers
@@ -187,6 +187,13 @@ def _membership(cast: Cast) -> ForceMembership:
     return membership
 
 
+def _cranstoun_membership(cast: Cast) -> ProviderMembership:
+    membership = db.session.scalar(select(ProviderMembership).where(
+        ProviderMembership.user_id == cast.world.users["provider_staff"].id))
+    assert membership is not None
+    return membership
+
+
 def _offering() -> Offering:
     offering = db.session.scalar(select(Offering).where(Offering.pathway == "divert"))
     assert offering is not None
@@ -238,6 +245,8 @@ SERVICES: dict[Action, Call] = {
                                                                               actor=actor),
     Action.MANAGE_WEBHOOK: lambda c, actor: webhooks.set_endpoint(_cranstoun(c.world), url="https://example.org/h",
                                                                   actor=actor),
+    Action.MANAGE_PROVIDER_PEOPLE: lambda c, actor: people.change_provider_role(
+        _cranstoun(c.world), _cranstoun_membership(c), ProviderRole.ADMIN, actor=actor),
     Action.MANAGE_USERS: lambda c, actor: accounts.deactivate_user(_user(c.world, "no_role"), actor=actor),
     Action.EDIT_CATALOGUE: lambda c, actor: catalogue.create_provider({"slug": "refused", "name": "Refused"},
                                                                       actor=actor),
@@ -247,6 +256,10 @@ SERVICES: dict[Action, Call] = {
         name="Refused Police", slug="refused", scheme_name="Refused", area="cleveland", languages=["en"],
         completed_code="done", completed_label="Done", not_completed_code="not-done", not_completed_label="Not done",
         not_completed_action="prosecution", brand_colour="#123456"), actor=actor),
+    Action.CHANGE_FORCE_SETTINGS: lambda c, actor: change_settings(_tenant(c.world), retention_months=12,
+                                                                   brand_colour="#000000", languages=["en"],
+                                                                   actor=actor),
+    Action.EXPORT_FORCE: lambda c, actor: export_force(_tenant(c.world), actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})
@@ -292,8 +305,11 @@ def test_a_service_refuses_a_caller_without_the_right(app: Flask, cast: Cast, ac
 
 
 def test_every_action_that_a_service_checks_is_tried() -> None:
-    """Reading and reviewing are the pages' alone; every other action has a service that checks it."""
-    pages_only = {Action.READ_POLICY, Action.SIMULATE_POLICY, Action.READ_CASES, Action.REVIEW_DECISIONS}
+    """Reading and reviewing are the pages' alone (the audit log's reading too, which on PostgreSQL the
+    database also holds to the force in scope or a platform admin); every other action has a service that
+    checks it."""
+    pages_only = {Action.READ_POLICY, Action.SIMULATE_POLICY, Action.READ_CASES, Action.REVIEW_DECISIONS,
+                  Action.READ_FORCE_AUDIT, Action.READ_PLATFORM_AUDIT}
     assert set(SERVICES) == set(Action) - pages_only
 
 

@@ -59,7 +59,8 @@ def test_a_status_change_is_recorded_and_a_pointless_one_refused(app: Flask, dat
         details = connection.scalars(select(AuditEvent.__table__.c.details)
                                      .where(AuditEvent.__table__.c.action == "tenant.status_changed")).all()
     engine.dispose()
-    assert details == [{"from": "active", "to": "suspended"}]
+    # Durham's three members are signed out (see tests/forces/test_console.py).
+    assert details == [{"from": "active", "to": "suspended", "sessions_ended": 3}]
 
 
 def test_a_suspended_force_closes_its_pages_to_its_members(app: Flask, client, world: World) -> None:

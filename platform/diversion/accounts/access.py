@@ -85,6 +85,9 @@ class Action(enum.StrEnum):
     MANAGE_MEMBERS = "manage_members"
     MANAGE_API_TOKENS = "manage_api_tokens"
     MANAGE_OFFERINGS = "manage_offerings"
+    CHANGE_FORCE_SETTINGS = "change_force_settings"  # retention, brand colour, languages
+    EXPORT_FORCE = "export_force"  # the force's file, downloaded
+    READ_FORCE_AUDIT = "read_force_audit"  # who saw or changed what in the force
     MANAGE_SIGN_ON = "manage_sign_on"  # the force's single sign-on settings
     # A provider's work and set-up.
     READ_PROVIDER_REFERRALS = "read_provider_referrals"
@@ -97,6 +100,7 @@ class Action(enum.StrEnum):
     SYNC_FORCES = "sync_forces"  # forces written from their files
     CHANGE_FORCE_STATUS = "change_force_status"  # open, suspend or reopen a force
     ONBOARD_FORCE = "onboard_force"  # set up a new force as a draft, finish it, or discard it
+    READ_PLATFORM_AUDIT = "read_platform_audit"  # every force's events, sign-ins, console changes
 
 
 FORCE_STAFF = frozenset({Principal.OFFICER, Principal.SUPERVISOR})
@@ -126,6 +130,9 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.MANAGE_MEMBERS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_API_TOKENS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_OFFERINGS: frozenset({Principal.FORCE_ADMIN, Principal.SYSTEM}),
+    Action.CHANGE_FORCE_SETTINGS: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.EXPORT_FORCE: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.READ_FORCE_AUDIT: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN}),
     Action.MANAGE_SIGN_ON: frozenset({Principal.FORCE_ADMIN, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_PROVIDER_REFERRALS: PROVIDER_PEOPLE | {Principal.PROVIDER_API},
     Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
@@ -136,6 +143,7 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.SYNC_FORCES: SYSTEM_ONLY,
     Action.CHANGE_FORCE_STATUS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.ONBOARD_FORCE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.READ_PLATFORM_AUDIT: frozenset({Principal.PLATFORM_ADMIN}),
 }
 
 # What the refusal says, by action: "You cannot <this>."
@@ -158,6 +166,9 @@ WORDS: Mapping[Action, str] = {
     Action.MANAGE_MEMBERS: "manage this force's members",
     Action.MANAGE_API_TOKENS: "manage this force's API tokens",
     Action.MANAGE_OFFERINGS: "manage this force's courses",
+    Action.CHANGE_FORCE_SETTINGS: "change this force's settings",
+    Action.EXPORT_FORCE: "download this force's configuration",
+    Action.READ_FORCE_AUDIT: "see this force's audit log",
     Action.MANAGE_SIGN_ON: "change this force's single sign-on",
     Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
     Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
@@ -168,6 +179,7 @@ WORDS: Mapping[Action, str] = {
     Action.SYNC_FORCES: "write forces from their files",
     Action.CHANGE_FORCE_STATUS: "open, suspend or reopen a force",
     Action.ONBOARD_FORCE: "set up a new force",
+    Action.READ_PLATFORM_AUDIT: "see the platform's audit log",
 }
 
 
@@ -293,6 +305,12 @@ def requires_force_action(action: Action) -> Callable[[F], F]:
 def force_may(action: str) -> bool:
     """For a force's templates: whether the member's force roles allow ``action`` (by its value)."""
     return allows((for_role(role) for role in g.get("force_roles", ())), Action(action))
+
+
+def requires_force_or_platform_action(action: Action) -> Callable[[F], F]:
+    """On a force's page open to platform admins too (``force_blueprint(..., platform_admins=True)``):
+    refuse (403) a user whose force roles and platform roles together do not allow ``action``."""
+    return _requires(lambda: g.force_roles | current_user.platform_roles, action)
 
 
 def requires_platform_action(action: Action) -> Callable[[F], F]:

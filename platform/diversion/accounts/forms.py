@@ -11,9 +11,9 @@ from govuk_frontend_wtf.wtforms_widgets import (
 )
 from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
-from diversion.accounts.models import FORCE_ROLES
+from diversion.accounts.models import FORCE_ROLES, ProviderRole
 from diversion.accounts.services import MIN_PASSWORD_LENGTH
 from diversion.forms import Form
 
@@ -90,3 +90,71 @@ def token_name_field(example: str) -> StringField:
                     Length(max=MAX_TOKEN_NAME_LENGTH,
                            message=f"The name must be {MAX_TOKEN_NAME_LENGTH} characters or fewer")],
     )
+
+
+# ---------------------------------------------------------------- invitations
+
+def _invitee_fields() -> tuple[StringField, EmailField]:
+    name = StringField(
+        "Full name", widget=GovTextInput(),
+        validators=[InputRequired(message="Enter the person's name"),
+                    Length(max=200, message="The name must be 200 characters or fewer")])
+    return name, email_field("Enter the person's email address")
+
+
+class InviteForm(Form):
+    """A force admin invites a person to the force, with a role."""
+
+    name, email = _invitee_fields()
+    role = force_role_field()
+    submit = SubmitField("Send the invitation", widget=GovSubmitInput())
+
+
+class ProviderInviteForm(Form):
+    """A provider admin invites a person to work for the provider."""
+
+    name, email = _invitee_fields()
+    role = RadioField(
+        "Role", widget=GovRadioInput(),
+        choices=[SelectChoice(ProviderRole.STAFF.value, "Staff: works the provider's referrals"),
+                 SelectChoice(ProviderRole.ADMIN.value, "Admin: also manages its people, API tokens and webhook")],
+        validators=[InputRequired(message="Choose a role")])
+    submit = SubmitField("Send the invitation", widget=GovSubmitInput())
+
+
+class ProviderRoleForm(Form):
+    role = RadioField(
+        "Role", widget=GovRadioInput(),
+        choices=[SelectChoice(role.value, role.label) for role in ProviderRole],
+        validators=[InputRequired(message="Choose a role")])
+    submit = SubmitField("Save the role", widget=GovSubmitInput())
+
+
+class FirstAdminForm(Form):
+    """A platform admin invites the admin of a force or a provider."""
+
+    organisation = SelectField("Force or provider", widget=GovSelect(), validate_choice=False,
+                               validators=[InputRequired(message="Choose the force or provider")])
+    name, email = _invitee_fields()
+    submit = SubmitField("Send the invitation", widget=GovSubmitInput())
+
+
+class NewAccountForm(Form):
+    """Accepting an invitation with a new account: the person's name and a password."""
+
+    name = StringField(
+        "Your full name", widget=GovTextInput(),
+        validators=[InputRequired(message="Enter your full name"),
+                    Length(max=200, message="Your name must be 200 characters or fewer")])
+    password = PasswordField(
+        "Create a password", widget=GovPasswordInput(),
+        description=f"At least {MIN_PASSWORD_LENGTH} characters. A few unrelated words make a good one.",
+        validators=[InputRequired(message="Create a password"),
+                    Length(min=MIN_PASSWORD_LENGTH,
+                           message=f"The password must be at least {MIN_PASSWORD_LENGTH} characters"),
+                    Length(max=1024, message="The password must be 1024 characters or fewer")])
+    confirm = PasswordField(
+        "Type the password again", widget=GovPasswordInput(),
+        validators=[InputRequired(message="Type the password again"),
+                    EqualTo("password", message="The two passwords must be the same")])
+    submit = SubmitField("Create my account and accept", widget=GovSubmitInput())

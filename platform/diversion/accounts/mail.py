@@ -27,7 +27,6 @@ from email.utils import formataddr, make_msgid
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
-from cryptography.fernet import Fernet, MultiFernet
 from flask import current_app
 
 from diversion.accounts.access import SYSTEM
@@ -35,6 +34,7 @@ from diversion.audit.services import record
 from diversion.db import LONDON
 from diversion.extensions import db
 from diversion.jobs import defer_after_commit, task
+from diversion.sealing import data_cipher
 from diversion.tenancy.context import scoped
 
 if TYPE_CHECKING:
@@ -42,11 +42,6 @@ if TYPE_CHECKING:
 
 MAIL_INVITATION = "accounts.mail_invitation"
 SEALED_FOR_SECONDS = 8 * 24 * 3600  # longer than an invitation lasts; a job older than that sends nothing
-
-
-def _cipher() -> MultiFernet:
-    keys = str(current_app.config["PERSONAL_DATA_KEYS"])
-    return MultiFernet([Fernet(key.strip()) for key in keys.split(",") if key.strip()])
 
 
 def _message_text(invitation: Invitation, *, link: str, organisation: str) -> str:
@@ -75,7 +70,7 @@ def send_invitation_after_commit(invitation: Invitation, *, link: str, organisat
     content = {"to": invitation.email, "name": invitation.name,
                "subject": f"You are invited to join {organisation} on diversion",
                "text": _message_text(invitation, link=link, organisation=organisation)}
-    sealed = _cipher().encrypt(json.dumps(content).encode()).decode()
+    sealed = data_cipher().encrypt(json.dumps(content).encode()).decode()
     defer_after_commit(MAIL_INVITATION, lock=f"{MAIL_INVITATION}:{invitation.id}", sealed=sealed,
                        invitation_id=str(invitation.id),
                        tenant_id=tenant_id)
@@ -112,7 +107,7 @@ def mail_invitation(sealed: str, invitation_id: str, tenant_id: int | None) -> N
     """Email one invitation, if it is still open and mail is still configured; audited."""
     if not current_app.config.get("MAIL_SERVER"):
         return
-    content = json.loads(_cipher().decrypt(sealed.encode(), ttl=SEALED_FOR_SECONDS))
+    content = json.loads(data_cipher().decrypt(sealed.encode(), ttl=SEALED_FOR_SECONDS))
     with scoped(tenant_id):
         if not _still_wanted(uuid.UUID(invitation_id), tenant_id):
             return

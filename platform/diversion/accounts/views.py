@@ -1,5 +1,6 @@
-"""Signing in and out, and a force admin's management of the force's members
-(their roles; platform admins add people, in the admin console)."""
+"""Signing in and out, and a force admin's management of the force's members:
+the list (paginated, searchable), invitations (made, shown once, withdrawn),
+roles changed and memberships removed."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from diversion.accounts import services
+from diversion.accounts import invitations, people, services
 from diversion.accounts.access import Action, force_may, requires_force_action
-from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, SignInForm
+from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, InviteForm, SignInForm
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.extensions import db, limiter, login
+from diversion.listing import page_of, search_terms
 from diversion.tenancy.web import force_blueprint, hand_membership_check
 from diversion.web import change_on_form, change_or_flash
 
@@ -113,7 +115,48 @@ def _membership(membership_id: uuid.UUID) -> ForceMembership:
 @members_bp.route("/")
 @requires_force_action(Action.MANAGE_MEMBERS)
 def index() -> str:
-    return render_template("accounts/members.html", memberships=services.members(g.tenant), confirm=ConfirmForm())
+    search = search_terms()
+    return render_template("accounts/members.html", page=page_of(people.force_members(search)), search=search,
+                           invitations=invitations.pending_force_invitations(g.tenant), confirm=ConfirmForm())
+
+
+def invitation_sent(invitation: invitations.Invitation, token: str, *, joining: str, back: str,
+                    layout: str = "base.html") -> Response:
+    """The page showing an invitation's link, once: never stored (``web.forbid_storing``), never flashed.
+
+    The request's change is committed at its end, after rendering: should the
+    commit fail, this page is replaced, and a link that was not kept is never shown.
+    """
+    page = render_template("accounts/invitation_sent.html", invitation=invitation, joining=joining, back=back,
+                           link=invitations.invitation_link(invitation, token),
+                           mailed=invitations.mail_configured(), layout=layout)
+    return Response(page, status=200, mimetype="text/html")
+
+
+@members_bp.route("/invite", methods=["GET", "POST"])
+@requires_force_action(Action.MANAGE_MEMBERS)
+def invite() -> str | Response | tuple[str, int]:
+    """Invite a person to the force with a role; the link is shown once."""
+    form = InviteForm()
+    if form.validate_on_submit():
+        made = change_on_form(form, lambda: invitations.invite_to_force(
+            g.tenant, email=form.email.data or "", name=form.name.data or "", role=Role(form.role.data),
+            actor=current_user._get_current_object()))
+        if made is not None:
+            return invitation_sent(*made, joining=g.tenant.name, back=url_for(".index"), layout="force_base.html")
+    html = render_template("accounts/invite.html", form=form)
+    return (html, 400) if form.errors else html
+
+
+@members_bp.route("/invitations/<uuid:invitation_id>/withdraw", methods=["POST"])
+@requires_force_action(Action.MANAGE_MEMBERS)
+def withdraw_invitation(invitation_id: uuid.UUID) -> Response:
+    invitation = db.get_or_404(invitations.ForceInvitation, invitation_id)  # the force's own only (ORM guard)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    change_or_flash(lambda: invitations.withdraw_force_invitation(g.tenant, invitation, actor=current_user),
+                    f"The invitation to {invitation.name} is withdrawn: its link no longer works.")
+    return redirect(url_for(".index"))
 
 
 @members_bp.route("/<uuid:membership_id>/role", methods=["GET", "POST"])

@@ -19,7 +19,8 @@ from diversion.db import Base, UTCDateTime, utcnow
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index(None, "tenant_id", "occurred_at"),)
+    # By force and time (a force's audit), and by time alone (the platform's).
+    __table_args__ = (Index(None, "tenant_id", "occurred_at"), Index(None, "occurred_at"))
 
     # Made here, not by the database: an INSERT ... RETURNING would need a
     # read policy on the new row, and events outside any force have none.

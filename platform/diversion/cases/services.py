@@ -169,6 +169,18 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     return encounter, decision
 
 
+def viewed(tenant: Tenant, action: str, *, actor: Actor, object_type: str | None = None,
+           object_id: object = None, details: dict[str, object] | None = None) -> None:
+    """Record that ``actor`` was shown a page of the force's case work (``case.viewed``:
+    a person's name and contact details; ``decision.viewed``; ``referrals.listed``),
+    as the Data Protection Act 2018 s.62 logging duty expects. The record lasts
+    even when the request's unit of work does not commit (``unit.lasting``).
+    Refuses (``AccessRefused``) an actor who may not see the force's cases."""
+    require(actor, Action.READ_CASES, tenant_id=tenant.id)
+    record(action, actor=actor, tenant_id=tenant.id, object_type=object_type, object_id=object_id,
+           details=details, lasting=True)
+
+
 def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str | None, reason: str,
              actor: Actor) -> Decision:
     """A supervisor's decision in place of the policy's, with a mandatory reason.

@@ -80,7 +80,10 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
 @bp.route("/decisions/<uuid:decision_id>")
 @requires_force_action(Action.READ_CASES)
 def decision(decision_id: uuid.UUID) -> str:
-    return _decision_page(db.get_or_404(Decision, decision_id))
+    found = db.get_or_404(Decision, decision_id)
+    services.viewed(g.tenant, "decision.viewed", actor=current_user, object_type="decision", object_id=found.id,
+                    details={"case": str(found.encounter_id)} if found.encounter_id else None)
+    return _decision_page(found)
 
 
 @bp.route("/decisions/<uuid:decision_id>/override", methods=["POST"])
@@ -198,7 +201,10 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
 @bp.route("/cases/<uuid:encounter_id>")
 @requires_force_action(Action.READ_CASES)
 def case(encounter_id: uuid.UUID) -> str:
-    return _case_page(db.get_or_404(Encounter, encounter_id))
+    encounter = db.get_or_404(Encounter, encounter_id)
+    services.viewed(g.tenant, "case.viewed", actor=current_user, object_type="encounter", object_id=encounter.id,
+                    details={"contact_details_shown": True})
+    return _case_page(encounter)
 
 
 @bp.route("/referrals/<uuid:referral_id>/transitions", methods=["POST"])
@@ -253,6 +259,8 @@ def referrals() -> str:
     query = select(Referral).order_by(Referral.deadline)
     if state in {s.value for s in State}:
         query = query.where(Referral.state == State(state))
-    return render_template("cases/referrals.html", referrals=db.session.scalars(query.limit(500)).all(),
-                           state=state, states=list(State), today=_today())
+    shown = db.session.scalars(query.limit(500)).all()
+    services.viewed(g.tenant, "referrals.listed", actor=current_user,
+                    details={"referrals": len(shown), "state": state or "any"})
+    return render_template("cases/referrals.html", referrals=shown, state=state, states=list(State), today=_today())
 

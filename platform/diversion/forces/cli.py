@@ -57,6 +57,9 @@ def tenants_sync(folder: Path | None) -> None:
                    "left as they are")
     if report.without_file:
         click.echo(f"left as they are (no file): {', '.join(report.without_file)}")
+    for slug in report.sign_on_without_secret:
+        click.echo(f"{slug}: single sign-on set up from the file; enter its client secret at "
+                   f"/{slug}/settings/sign-on before anyone can sign in with it")
 
 
 @tenants_group.command("status")

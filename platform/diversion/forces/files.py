@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from diversion.accounts.sso import MAX_CLIENT_ID_LENGTH, MAX_ISSUER_LENGTH, NEW_PEOPLE, REFUSE
 from diversion.catalogue.files import CatalogueFile, OfferingEntry, known_area, misfit, read_catalogue
 from diversion.eligibility.compiler import PolicyInvalid, compile_cached
 from diversion.eligibility.document import split_policy
@@ -25,9 +35,10 @@ from diversion.eligibility.engine import run_tests
 from diversion.errors import ProblemsFound
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
-from diversion.tenancy.models import NonCompletionAction
+from diversion.tenancy.models import NonCompletionAction, Tenant
 
 LANGUAGES = ("en", "cy")
+RETENTION = Tenant.RETENTION_BOUNDS
 # Files in the folder that are not forces.
 NOT_FORCES = frozenset({"catalogue"})
 # Addresses a force cannot take: the first part of the platform's own
@@ -70,6 +81,29 @@ class OutcomeCodes(BaseModel):
     not_completed: NonCompletionCode
 
 
+class SignOnEntry(BaseModel):
+    """``[sign_on]``: the force's single sign-on, without its client secret.
+
+    The secret is never written to a file nor read from one (a file that
+    carries one is refused: an unknown key); after a sync that makes the
+    sign-on anew, it is entered once at the force's sign-on settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ISSUER_LENGTH)]
+    client_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=MAX_CLIENT_ID_LENGTH)]
+    compulsory: StrictBool = False
+    new_people: str = REFUSE
+
+    @field_validator("new_people")
+    @classmethod
+    def _known_choice(cls, value: str) -> str:
+        if value not in NEW_PEOPLE:
+            raise ValueError(f"must be one of {', '.join(NEW_PEOPLE)}, not {value!r}")
+        return value
+
+
 class ForceFile(BaseModel):
     """The validated content of one force's file."""
 
@@ -81,10 +115,13 @@ class ForceFile(BaseModel):
     languages: list[str] = Field(min_length=1)
     brand_colour: str
     area: str | None = None
+    # How long the force keeps its case records, in months (see Tenant.retention_months).
+    retention_months: StrictInt | None = Field(default=None, ge=RETENTION[0], le=RETENTION[1])
     outcomes: OutcomeCodes
     policy: dict[str, Any] | None = None
     offerings: list[OfferingEntry] = []
     billing: dict[str, Any] | None = None
+    sign_on: SignOnEntry | None = None
 
     @field_validator("slug")
     @classmethod

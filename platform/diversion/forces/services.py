@@ -4,14 +4,17 @@ as its file."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from diversion.accounts.access import Action, require
+from diversion.accounts.models import ForceMembership, PlatformGrant, Role, User
+from diversion.accounts.sso import ForceSignOn, check_issuer, configure_sign_on, sign_on_of
 from diversion.audit.services import record
 from diversion.catalogue.files import OfferingEntry
 from diversion.catalogue.models import Offering
@@ -21,7 +24,17 @@ from diversion.eligibility.models import PolicyStatus, PolicyVersion
 from diversion.eligibility.services import sync_from_file
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.forces.files import ForceFile, NonCompletionCode, OutcomeCode, OutcomeCodes, read_force_files
+from diversion.forces.files import (
+    LANGUAGES,
+    ForceFile,
+    NonCompletionCode,
+    OutcomeCode,
+    OutcomeCodes,
+    SignOnEntry,
+    dump_force_file,
+    read_force_files,
+)
+from diversion.sealing import seal_text
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -40,6 +53,9 @@ class SyncReport:
     offerings_added: int = 0
     # Forces in the database with no file: left as they are, never deleted here.
     without_file: list[str] = field(default_factory=list)
+    # Forces whose single sign-on was made from their file: its client secret
+    # (never in a file) is still to be entered at the force's sign-on settings.
+    sign_on_without_secret: list[str] = field(default_factory=list)
 
 
 def force_columns(force: ForceFile) -> dict[str, Any]:
@@ -56,6 +72,7 @@ def force_columns(force: ForceFile) -> dict[str, Any]:
         "not_completed_code": not_completed.code,
         "not_completed_label": not_completed.label,
         "not_completed_action": not_completed.action,
+        "retention_months": force.retention_months,
         "settings": force.model_dump(mode="json", include={"billing"}, exclude_none=True),
     }
 
@@ -107,8 +124,33 @@ def sync_tenants(folder: Path, *, actor: Actor) -> SyncReport:
                 report.policies_published.append(f"{force.slug} v{published.number}")
         with scoped(tenant.id):
             report.offerings_added += sync_offerings(tenant, force.offerings, actor=actor)
+            if force.sign_on is not None and _sync_sign_on(tenant, force.sign_on, actor=actor):
+                report.sign_on_without_secret.append(force.slug)
     report.without_file = sorted(existing)
     return report
+
+
+def _sync_sign_on(tenant: Tenant, entry: SignOnEntry, *, actor: Actor) -> bool:
+    """Bring the force's sign-on (in scope) in line with its file's ``[sign_on]``,
+    keeping the sealed client secret; True when the sign-on is made anew and so
+    has no secret yet. Refuses what ``accounts.sso.check_issuer`` refuses."""
+    sign_on = sign_on_of(tenant)
+    if sign_on is None:
+        issuer = check_issuer(entry.issuer)
+        sign_on = ForceSignOn(tenant_id=tenant.id, issuer=issuer, client_id=entry.client_id,
+                              client_secret_sealed=seal_text(""), compulsory=entry.compulsory,
+                              new_people=entry.new_people)
+        db.session.add(sign_on)
+        db.session.flush()
+        record("sign_on.configured", actor=actor, tenant_id=tenant.id, object_type="sign_on", object_id=sign_on.id,
+               details={"issuer": issuer, "client_id": entry.client_id, "compulsory": entry.compulsory,
+                        "new_people": entry.new_people, "created": True, "new_secret": False})
+        return True
+    if (sign_on.issuer, sign_on.client_id, sign_on.compulsory, sign_on.new_people) != (
+            entry.issuer, entry.client_id, entry.compulsory, entry.new_people):
+        configure_sign_on(tenant, issuer=entry.issuer, client_id=entry.client_id, client_secret=None,
+                          compulsory=entry.compulsory, new_people=entry.new_people, actor=actor)
+    return False
 
 
 class ForceError(FieldError):
@@ -117,6 +159,13 @@ class ForceError(FieldError):
 
 def change_status(tenant: Tenant, status: ForceStatus, *, actor: Actor) -> None:
     """Move a force to ``status`` (draft, active or suspended), recorded in the audit log.
+
+    Suspending ends the sessions of the force's members (they sign in again
+    for their other forces; the platform admins among them, who still see a
+    closed force, keep theirs), and while suspended the force's pages refuse
+    its members (``tenancy.web``) and its API tokens are refused
+    (``jsonapi.tokens.authenticate_force``). Nothing is deleted: reactivating
+    opens everything again as it was.
 
     Refuses an actor who may not change a force's status (``AccessRefused``),
     a move to the status the force already has, and a move back to draft once
@@ -129,15 +178,84 @@ def change_status(tenant: Tenant, status: ForceStatus, *, actor: Actor) -> None:
         raise ForceError("status", f"{tenant.name} has been opened; suspend it instead of making it a draft again.")
     before = tenant.status
     tenant.status = status
+    ended = _end_members_sessions(tenant) if status is ForceStatus.SUSPENDED else 0
     db.session.flush()
-    record("tenant.status_changed", actor=actor, object_type="tenant", object_id=tenant.id,
-           details={"from": before.value, "to": status.value})
+    details: dict[str, Any] = {"from": before.value, "to": status.value}
+    if status is ForceStatus.SUSPENDED:
+        details["sessions_ended"] = ended
+    with scoped(tenant.id):  # filed under the force: its admins see it in their audit
+        record("tenant.status_changed", actor=actor, object_type="tenant", object_id=tenant.id, details=details)
+
+
+def _end_members_sessions(tenant: Tenant) -> int:
+    """Bump the session version of every member of ``tenant`` who is not a
+    platform admin; returns how many people that signs out."""
+    with scoped(tenant.id):
+        member_ids = set(db.session.scalars(select(ForceMembership.user_id)))
+    admins = set(db.session.scalars(select(PlatformGrant.user_id).where(PlatformGrant.role == Role.PLATFORM_ADMIN)))
+    people = sorted(member_ids - admins)
+    if people:
+        db.session.execute(update(User).where(User.id.in_(people))
+                           .values(session_version=User.session_version + 1)
+                           .execution_options(synchronize_session="fetch"))
+    return len(people)
+
+
+def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colour: str, languages: list[str],
+                    actor: Actor) -> dict[str, tuple[Any, Any]]:
+    """Change a force's own settings: how long it keeps its records (months,
+    1 to 1200, or None for not set), its brand colour and its languages.
+    Records each change with its value before and after; returns them
+    (nothing changed: nothing recorded, an empty answer).
+
+    Refuses an actor who may not change this force's settings
+    (``AccessRefused``), a retention outside 1 to 1200 months, a colour not
+    written like #1d70b8, and no language or one the platform does not speak
+    (``ForceError`` naming the field).
+    """
+    require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
+    low, high = Tenant.RETENTION_BOUNDS
+    if retention_months is not None and not low <= retention_months <= high:
+        raise ForceError("retention_months", f"Enter a number of months from {low} to {high}.")
+    colour = brand_colour.strip().lower()
+    if not re.fullmatch(r"#[0-9a-f]{6}", colour):
+        raise ForceError("brand_colour", "Enter the colour as a # and six hexadecimal digits, like #1d70b8.")
+    if not languages:
+        raise ForceError("languages", "Choose at least one language.")
+    unknown = [code for code in languages if code not in LANGUAGES]
+    if unknown:
+        raise ForceError("languages", f"Choose from the languages offered, not {', '.join(unknown)}.")
+    wanted = {"retention_months": retention_months, "brand_colour": colour,
+              "languages": [code for code in LANGUAGES if code in languages]}
+    changes = {name: (getattr(tenant, name), value) for name, value in wanted.items() if getattr(tenant, name) != value}
+    if not changes:
+        return {}
+    for name, (_, value) in changes.items():
+        setattr(tenant, name, value)
+    db.session.flush()
+    record("tenant.settings_changed", actor=actor, tenant_id=tenant.id, object_type="tenant", object_id=tenant.id,
+           details={"before": {name: pair[0] for name, pair in changes.items()},
+                    "after": {name: pair[1] for name, pair in changes.items()}})
+    return changes
+
+
+def export_force(tenant: Tenant, *, actor: Actor) -> str:
+    """The force's file (``tenants/<slug>.toml``) as text, its export recorded.
+
+    Reads the force's own rows, so ``tenant`` must be in scope. Refuses an
+    actor who may not export this force (``AccessRefused``).
+    """
+    require(actor, Action.EXPORT_FORCE, tenant_id=tenant.id)
+    text = dump_force_file(force_file_of(tenant))
+    record("tenant.exported", actor=actor, tenant_id=tenant.id, object_type="tenant", object_id=tenant.id)
+    return text
 
 
 def force_file_of(tenant: Tenant) -> ForceFile:
-    """The force as its file would say it today: its columns, the newest
-    published policy (with the day it took effect) and its offerings that
-    are not withdrawn. Reads the force's own rows: ``tenant`` must be in scope."""
+    """The force as its file would say it today: its columns (retention
+    included), the newest published policy (with the day it took effect), its
+    offerings that are not withdrawn and its single sign-on without the client
+    secret. Reads the force's own rows: ``tenant`` must be in scope."""
     newest = db.session.scalar(
         select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
         .order_by(PolicyVersion.number.desc()).limit(1))
@@ -151,9 +269,13 @@ def force_file_of(tenant: Tenant) -> ForceFile:
         for o in db.session.scalars(select(Offering).where(Offering.withdrawn_at.is_(None))
                                     .order_by(Offering.created_at, Offering.pathway))
     ]
+    sign_on = sign_on_of(tenant)
     return ForceFile(
+        sign_on=None if sign_on is None else SignOnEntry(
+            issuer=sign_on.issuer, client_id=sign_on.client_id, compulsory=sign_on.compulsory,
+            new_people=sign_on.new_people),
         slug=tenant.slug, name=tenant.name, scheme_name=tenant.scheme_name, languages=list(tenant.languages),
-        brand_colour=tenant.brand_colour,
+        brand_colour=tenant.brand_colour, retention_months=tenant.retention_months,
         area=None if tenant.area == tenant.slug else tenant.area,
         outcomes=OutcomeCodes(
             completed=OutcomeCode(code=tenant.completed_code, label=tenant.completed_label),

@@ -216,13 +216,14 @@ def authenticate_force(presented: str) -> tuple[Tenant, ApiToken] | None:
     """The force and token a presented token belongs to, or None.
 
     Refuses (None) a malformed token, a provider token, an unknown force or
-    prefix, a hash that does not match (compared in constant time) and a
-    revoked token. Notes when the token
-    was last used, to the minute.
+    prefix, a hash that does not match (compared in constant time), a
+    revoked token, and every token of a force that is not active (suspended,
+    or a draft): its tokens work again once it is reopened. Notes when the
+    token was last used, to the minute.
     """
     found = split_token(presented, FORCE_SCHEME)
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == found[0])) if found else None
-    if found is None or tenant is None:
+    if found is None or tenant is None or not tenant.is_active:
         return None
     # Inside the force only: its rows are all that row-level security shows.
     with scoped(tenant.id):

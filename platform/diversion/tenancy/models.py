@@ -43,6 +43,9 @@ class Tenant(Base):
     on completion, and on non-completion (with the action the force takes).
     """
 
+    # The bounds of ``retention_months``: a month at least, a century at most.
+    RETENTION_BOUNDS = (1, 1200)
+
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,6 +61,9 @@ class Tenant(Base):
     not_completed_code: Mapped[str] = mapped_column(String(40))
     not_completed_label: Mapped[str] = mapped_column(String(200))
     not_completed_action: Mapped[NonCompletionAction] = mapped_column(_enum(NonCompletionAction))
+    # How long the force keeps its case records, in months (None: not set yet).
+    # Recorded and shown only: enforcing it is a later piece of work.
+    retention_months: Mapped[int | None] = mapped_column()
     # Sections of the force file whose features do not exist yet (billing),
     # kept as the file wrote them until they have tables of their own.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

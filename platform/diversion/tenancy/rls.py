@@ -211,6 +211,23 @@ def audit_policy_sql() -> list[str]:
     ]
 
 
+def audit_platform_read_sql() -> list[str]:
+    """The whole audit log (every force's events and those outside any force,
+    such as sign-ins) readable while the user in scope holds the platform
+    admin role, as ``platform_grants`` says; nobody else gains anything, and
+    writes stay insert-only. For the platform admins' audit viewer."""
+    return [
+        # Constants of this module only, never input.
+        "CREATE POLICY audit_read_platform ON audit_events FOR SELECT USING (EXISTS ("  # noqa: S608
+        "SELECT 1 FROM platform_grants WHERE platform_grants.role = 'platform_admin' "
+        f"AND platform_grants.user_id = {CURRENT_USER}))",
+    ]
+
+
+def drop_audit_platform_read_sql() -> list[str]:
+    return ["DROP POLICY IF EXISTS audit_read_platform ON audit_events"]
+
+
 def drop_audit_policy_sql() -> list[str]:
     return [
         "DROP POLICY IF EXISTS audit_read ON audit_events",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, render_template
@@ -72,12 +73,13 @@ _CLOSED = {
 }
 
 
-def _require_membership() -> Any:
+def _require_membership(*, platform_admins: bool = False) -> Any:
     if not current_user.is_authenticated:
         return login.unauthorized()
     check: MembershipCheck | None = current_app.extensions.get(_EXTENSION)
     roles = check.roles_of(current_user) if check is not None else frozenset()
-    if not roles:
+    admitted = platform_admins and check is not None and check.sees_closed_forces(current_user)
+    if not roles and not admitted:
         # Forget the force before answering, so the 404 page cannot show a
         # trace of it (its name, its colour).
         g.pop("tenant", None)
@@ -94,12 +96,15 @@ def _require_membership() -> Any:
     return None
 
 
-def force_blueprint(name: str, import_name: str, url_prefix: str = "", *, members_only: bool = True) -> Blueprint:
+def force_blueprint(name: str, import_name: str, url_prefix: str = "", *, members_only: bool = True,
+                    platform_admins: bool = False) -> Blueprint:
     """A blueprint under ``/<tenant>`` whose views run inside that force only
-    (and, unless ``members_only`` is False, for its members only)."""
+    (and, unless ``members_only`` is False, for its members only; with
+    ``platform_admins``, for those who see closed forces too, the platform
+    admins, member or not: a force's settings and audit)."""
     blueprint = Blueprint(name, import_name, url_prefix=f"/<tenant>{url_prefix}")
     blueprint.url_value_preprocessor(_pull_tenant)
     blueprint.url_defaults(_push_tenant)
     if members_only:
-        blueprint.before_request(_require_membership)
+        blueprint.before_request(partial(_require_membership, platform_admins=platform_admins))
     return blueprint

@@ -1,0 +1,110 @@
+"""The platform admin's people pages, under /admin/people: every account on the
+platform (paginated, searchable), deactivated and reactivated; and the
+invitation of a force's or a provider's admin (its first one, usually).
+
+A deactivated person's sessions end at once (their session version is
+bumped): their next request finds them signed out, and they cannot sign in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
+
+from diversion.accounts import invitations, people, services
+from diversion.accounts.access import Action, requires_platform_action
+from diversion.accounts.forms import ConfirmForm, FirstAdminForm
+from diversion.accounts.models import ProviderRole, Role, User
+from diversion.accounts.views import invitation_sent
+from diversion.catalogue.models import Provider
+from diversion.extensions import db
+from diversion.listing import page_of, search_terms
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.web import change_on_form, change_or_flash
+
+bp = Blueprint("admin_people", __name__, url_prefix="/admin/people")
+FORCE, PROVIDER = "force:", "provider:"
+
+
+@bp.route("/")
+@requires_platform_action(Action.MANAGE_USERS)
+def index() -> str:
+    search = search_terms()
+    return render_template("admin/people.html", page=page_of(people.every_user(search)), search=search,
+                           confirm=ConfirmForm())
+
+
+def _back() -> Response:
+    """To the list, on the page and search it was changed from."""
+    kept: dict[str, Any] = {key: value for key, value in request.args.items() if key in ("q", "page") and value}
+    return redirect(url_for(".index", **kept))
+
+
+def _change_user(user_id: int, change: Callable[..., None], done: str) -> Response:
+    user = db.get_or_404(User, user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    change_or_flash(lambda: change(user, actor=current_user._get_current_object()), f"{user.name} {done}.")
+    return _back()
+
+
+@bp.route("/<int:user_id>/deactivate", methods=["POST"])
+@requires_platform_action(Action.MANAGE_USERS)
+def deactivate(user_id: int) -> Response:
+    return _change_user(user_id, services.deactivate_user, "is deactivated: their sessions have ended")
+
+
+@bp.route("/<int:user_id>/reactivate", methods=["POST"])
+@requires_platform_action(Action.MANAGE_USERS)
+def reactivate(user_id: int) -> Response:
+    return _change_user(user_id, services.reactivate_user, "can sign in again")
+
+
+def _choices() -> tuple[list[SelectChoice], dict[str, Tenant | Provider]]:
+    forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
+    providers = db.session.scalars(select(Provider).order_by(Provider.name)).all()
+    found: dict[str, Tenant | Provider] = {}
+    choices = [SelectChoice("", "Choose a force or provider")]
+    for force in forces:
+        found[FORCE + force.slug] = force
+        note = " (being set up)" if force.status is ForceStatus.DRAFT else ""
+        choices.append(SelectChoice(FORCE + force.slug, f"{force.name}{note}: force"))
+    for provider in providers:
+        found[PROVIDER + provider.slug] = provider
+        choices.append(SelectChoice(PROVIDER + provider.slug, f"{provider.name}: provider"))
+    return choices, found
+
+
+@bp.route("/invite", methods=["GET", "POST"])
+@requires_platform_action(Action.MANAGE_USERS)
+def invite() -> str | Response | tuple[str, int]:
+    """Invite the admin of a force or a provider; the link is shown once."""
+    choices, found = _choices()
+    form = FirstAdminForm(data={"organisation": request.args.get("to", "")} if request.method == "GET" else None)
+    form.organisation.choices = choices
+    if form.validate_on_submit():
+        chosen = found.get(form.organisation.data or "")
+        actor = current_user._get_current_object()
+        email, name = form.email.data or "", form.name.data or ""
+        if isinstance(chosen, Tenant):
+            with scoped(chosen.id):
+                made = change_on_form(form, lambda: invitations.invite_to_force(
+                    chosen, email=email, name=name, role=Role.FORCE_ADMIN, actor=actor))
+                if made is not None:
+                    return invitation_sent(*made, joining=chosen.name, back=url_for(".index"))
+        elif isinstance(chosen, Provider):
+            made_for_provider = change_on_form(form, lambda: invitations.invite_to_provider(
+                chosen, email=email, name=name, role=ProviderRole.ADMIN, actor=actor))
+            if made_for_provider is not None:
+                return invitation_sent(*made_for_provider, joining=chosen.name, back=url_for(".index"))
+        else:
+            form.organisation.errors = ["Choose one of the forces or providers"]
+    html = render_template("admin/people_invite.html", form=form)
+    return (html, 400) if form.errors else html

@@ -1,0 +1,154 @@
+"""The audit log's pages, one for a force's admins and one for the platform
+admins: the same filters, the same table in plain words, the same CSV.
+
+Who may read is checked by the views that call these; which rows they
+read is the caller's ``tenant_id`` (a force's, or None for the whole
+platform) and, on PostgreSQL, the database's read policies on the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+from flask import render_template, request, stream_with_context
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from diversion.accounts.models import User
+from diversion.audit.models import AuditEvent
+from diversion.audit.reading import (
+    ACTION_GROUPS,
+    ACTIONS,
+    LONDON,
+    OBJECTS,
+    FilterInvalid,
+    NameOf,
+    action_words,
+    csv_lines,
+    details_words,
+    events,
+    object_words,
+    person_words,
+    read_filter,
+)
+from diversion.extensions import db
+from diversion.listing import page_of
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+
+FIELDS = ("person", "action", "object_type", "object_id", "since", "until")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One event as the table shows it."""
+
+    when: str
+    person: str
+    email: str
+    action: str
+    object_kind: str
+    object_label: str
+    object_filter: dict[str, str]
+    force: str
+    details: str
+
+
+def _names(model: type[User] | type[Tenant], ids: Iterable[int]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(wanted))).tuples().all())
+
+
+def _object_label(event: AuditEvent, emails: dict[int, str], forces: dict[int, str]) -> str:
+    """The object in words: the person's address, the force's name, or a short reference."""
+    if not event.object_id:
+        return ""
+    if event.object_type == "user" and event.object_id.isdigit():
+        return emails.get(int(event.object_id), "")
+    if event.object_type == "tenant" and event.object_id.isdigit():
+        return forces.get(int(event.object_id), "")
+    return event.object_id[:8]
+
+
+def _object_ids(found: list[AuditEvent], object_type: str) -> set[int]:
+    return {int(e.object_id) for e in found if e.object_type == object_type and e.object_id and e.object_id.isdigit()}
+
+
+def _rows(found: list[AuditEvent]) -> list[Row]:
+    names = _names(User, [e.actor_id for e in found if e.actor_id is not None]
+                   + [e.details["user_id"] for e in found if isinstance((e.details or {}).get("user_id"), int)])
+    user_objects = _object_ids(found, "user")
+    emails = dict(db.session.execute(select(User.id, User.email).where(User.id.in_(user_objects))).tuples().all()) \
+        if user_objects else {}
+    forces = _names(Tenant, {e.tenant_id for e in found if e.tenant_id is not None} | _object_ids(found, "tenant"))
+    return [Row(
+        when=event.occurred_at.astimezone(LONDON).strftime("%d %b %Y %H:%M"),
+        person=person_words(event, names.get), email=event.actor_email or "",
+        action=action_words(event.action, event.details), object_kind=object_words(event.object_type),
+        object_label=_object_label(event, emails, forces),
+        object_filter={"object_type": event.object_type or "", "object_id": event.object_id or ""}
+        if event.object_id else {},
+        force=forces.get(event.tenant_id, "") if event.tenant_id is not None else "",
+        details=details_words(event.details, name_of=names.get)) for event in found]
+
+
+def audit_page(*, tenant_id: int | None, reader: User, title: str, endpoint: str, csv_endpoint: str,
+               base: str) -> str | tuple[str, int]:
+    """The page of the audit asked for by the query string; a filter that
+    cannot be read is shown with its errors (400) and nothing else.
+
+    Read in the force's scope, or (``tenant_id`` None: the whole platform)
+    in no force's, with ``reader`` as the user in scope: on PostgreSQL the
+    database itself lets the whole log be read only by a platform admin."""
+    common = {"title": title, "endpoint": endpoint, "csv_endpoint": csv_endpoint, "base": base,
+              "platform": tenant_id is None, "groups": list(ACTION_GROUPS.items()),
+              "actions": sorted(ACTIONS.items(), key=lambda a: a[1]),
+              "objects": sorted(OBJECTS.items(), key=lambda o: o[1])}
+    try:
+        wanted = read_filter(request.args)
+    except FilterInvalid as error:
+        html = render_template("audit/events.html", problems=error.problems, shown=error.shown, page=None, rows=[],
+                               filter_args={}, **common)
+        return html, 400
+    with scoped(tenant_id, reader.id):
+        page = page_of(events(wanted, tenant_id=tenant_id))
+        rows = _rows(list(page.items))
+    shown = {name: request.args.get(name, "").strip() for name in FIELDS}
+    return render_template("audit/events.html", problems={}, shown=shown, page=page, rows=rows,
+                           filter_args=wanted.as_args(), filtered=wanted.any, **common)
+
+
+def audit_csv(*, tenant_id: int | None, reader: User, filename: str, title: str, endpoint: str,
+              csv_endpoint: str, base: str) -> Response | tuple[str, int]:
+    """The events the filters ask for as a CSV download, streamed a batch at a
+    time; a filter that cannot be read gets the page with its errors (400)."""
+    try:
+        wanted = read_filter(request.args)
+    except FilterInvalid:
+        page = audit_page(tenant_id=tenant_id, reader=reader, title=title, endpoint=endpoint,
+                          csv_endpoint=csv_endpoint, base=base)
+        return page if isinstance(page, tuple) else (page, 400)
+    statement = events(wanted, tenant_id=tenant_id)
+    reader_id = reader.id
+
+    def lines() -> Iterator[str]:
+        with scoped(tenant_id, reader_id):
+            yield from csv_lines(statement, name_of=_lazy(User), force_of=_lazy(Tenant))
+
+    response = Response(stream_with_context(lines()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _lazy(model: type[User] | type[Tenant]) -> NameOf:
+    """A name by id, read when first asked for and kept for the rest of the download."""
+
+    @cache
+    def name_of(row_id: int) -> str | None:
+        return db.session.scalar(select(model.name).where(model.id == row_id))
+
+    return name_of

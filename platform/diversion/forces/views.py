@@ -1,0 +1,79 @@
+"""A force's own settings and audit, for its force admins and the platform
+admins: data retention, brand colour and languages; the force's
+configuration downloaded as its file; who saw or changed what."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from diversion.accounts.access import Action, requires_force_or_platform_action
+from diversion.accounts.sso import sign_on_of
+from diversion.forces.audit_pages import audit_csv, audit_page
+from diversion.forces.forms import SettingsForm
+from diversion.forces.services import change_settings, export_force
+from diversion.tenancy.web import force_blueprint
+from diversion.web import change_on_form
+
+settings_bp = force_blueprint("settings", __name__, "/settings", platform_admins=True)
+audit_bp = force_blueprint("force_audit", __name__, "/audit", platform_admins=True)
+
+FIELD_NAMES = {"retention_months": "how long to keep case records", "brand_colour": "brand colour",
+               "languages": "languages"}
+
+
+def sign_on_settings_url() -> str | None:
+    """The force's single sign-on settings page, once that feature is on the platform."""
+    if "sso.settings" not in current_app.view_functions:
+        return None
+    return url_for("sso.settings")
+
+
+@settings_bp.route("/", methods=["GET", "POST"], endpoint="index")
+@requires_force_or_platform_action(Action.CHANGE_FORCE_SETTINGS)
+def settings_page() -> str | Response | tuple[str, int]:
+    tenant = g.tenant
+    form = SettingsForm(data={"retention_months": tenant.retention_months, "brand_colour": tenant.brand_colour,
+                              "languages": list(tenant.languages)})
+    if form.validate_on_submit():
+        changed = change_on_form(form, lambda: change_settings(
+            tenant, retention_months=form.retention_months.data, brand_colour=form.brand_colour.data or "",
+            languages=list(form.languages.data or []), actor=current_user))
+        if changed is not None:
+            if changed:
+                flash(f"Saved: {', '.join(FIELD_NAMES[name] for name in changed)}.", "success")
+            else:
+                flash("Nothing was changed.", "success")
+            return redirect(url_for(".index"))
+    html = render_template("forces/settings.html", form=form, sign_on_url=sign_on_settings_url(),
+                           sign_on=sign_on_of(tenant))
+    return (html, 400) if request.method == "POST" else html
+
+
+@settings_bp.route("/export")
+@requires_force_or_platform_action(Action.EXPORT_FORCE)
+def export() -> Response:
+    """The force's configuration as its ``tenants/<slug>.toml`` file."""
+    return toml_download(export_force(g.tenant, actor=current_user), g.tenant.slug)
+
+
+def toml_download(text: str, slug: str) -> Response:
+    response = Response(text, mimetype="application/toml")
+    response.headers["Content-Disposition"] = f'attachment; filename="{slug}.toml"'
+    return response
+
+
+@audit_bp.route("/", endpoint="index")
+@requires_force_or_platform_action(Action.READ_FORCE_AUDIT)
+def audit_index() -> str | tuple[str, int]:
+    return audit_page(tenant_id=g.tenant.id, reader=current_user, title=f"Audit log of {g.tenant.name}",
+                      endpoint="force_audit.index", csv_endpoint="force_audit.download", base="force_base.html")
+
+
+@audit_bp.route("/events.csv")
+@requires_force_or_platform_action(Action.READ_FORCE_AUDIT)
+def download() -> Response | tuple[str, int]:
+    return audit_csv(tenant_id=g.tenant.id, reader=current_user, filename=f"{g.tenant.slug}-audit.csv",
+                     title=f"Audit log of {g.tenant.name}", endpoint="force_audit.index",
+                     csv_endpoint="force_audit.download", base="force_base.html")

@@ -1,0 +1,211 @@
+"""The audit viewer: the platform's log for platform admins, a force's for its
+admins (who viewed or changed which case), filtered, paginated, in plain
+words, and downloaded as CSV with the same filters."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, insert, select, text
+
+from diversion.accounts.access import SYSTEM
+from diversion.audit.models import AuditEvent
+from diversion.audit.reading import action_words, details_words, read_filter
+from diversion.cases import services as cases
+from diversion.cases.identity import Contact, Identity
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import World, sign_in
+
+TODAY = datetime.now(UTC).date()
+
+
+def _table(html: str) -> str:
+    """The events' table of a page (not its filters' options, not its header)."""
+    return html.split("<table", 1)[1].split("</table>", 1)[0] if "<table" in html else ""
+
+
+def _case(app: Flask, world: World) -> str:
+    """A West Midlands case, recorded by the platform; its encounter's id."""
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        with scoped(world.a.id):
+            encounter, _decision = cases.record_encounter(tenant, cases.Intake(
+                Identity("Audit", "Ali", date(1991, 7, 8)), Contact(), "W1", TODAY,
+                {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+                 "admission": "admitted", "stage": "street"}), actor=SYSTEM, today=TODAY)
+            found = str(encounter.id)
+        db.session.commit()
+        return found
+
+
+def test_a_force_admin_sees_who_viewed_which_case_in_plain_words(app: Flask, world: World) -> None:
+    encounter = _case(app, world)
+    officer = app.test_client()
+    sign_in(officer, world.email("a_officer"))
+    assert officer.get(f"/west-midlands/cases/{encounter}").status_code == 200
+    assert officer.get("/west-midlands/referrals").status_code == 200
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    page = admin.get("/west-midlands/audit/?action=case.viewed")
+    assert page.status_code == 200
+    assert "1 event match the filters" in page.text
+    assert "Case viewed (name and contact details shown)" in page.text
+    assert world.users["a_officer"].name in page.text
+    assert f"Case {encounter[:8]}" in page.text
+    assert "contact details shown: yes" in page.text
+    assert "{" not in page.text.split("<main", 1)[1].split("</main>", 1)[0]  # no raw JSON
+    # The object's link shows every event about that case.
+    about = admin.get(f"/west-midlands/audit/?object_type=encounter&object_id={encounter}")
+    assert "Encounter recorded" in about.text
+    assert "Case viewed" in about.text
+    listed = admin.get("/west-midlands/audit/?action=referrals")
+    assert "Referrals list viewed" in listed.text
+
+
+def test_a_force_sees_its_own_events_only_and_no_sign_ins(app: Flask, world: World) -> None:
+    durham_officer = app.test_client()
+    sign_in(durham_officer, world.email("b_officer"))
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    page = _table(admin.get("/west-midlands/audit/").text)
+    assert "Member added" in page
+    assert world.users["a_supervisor"].name in page  # "person: A Supervisor"
+    assert world.users["b_supervisor"].name not in page
+    assert "Signed in" not in page
+    assert "Durham" not in page
+    download = admin.get("/west-midlands/audit/events.csv")
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert rows
+    assert {row["Force"] for row in rows} == {"West Midlands Police"}
+
+
+def test_the_platform_admin_sees_every_event_sign_ins_and_console_actions(app: Flask, world: World) -> None:
+    failed = app.test_client()
+    sign_in(failed, "stranger@example.org", "wrong-password-here")
+    admin = app.test_client()
+    sign_in(admin, world.email("platform_admin"))
+    page = admin.get("/admin/audit/")
+    assert page.status_code == 200
+    for words in ("Signed in", "Sign-in refused", "stranger@example.org (not signed in)", "Member added",
+                  "West Midlands Police", "Durham Constabulary", "Platform role given"):
+        assert words in page.text, words
+    page = admin.get("/admin/audit/?action=auth")
+    assert "Member added" not in _table(page.text)
+    assert "2 events match the filters" in page.text
+
+
+def test_filters_by_person_object_and_dates(app: Flask, world: World) -> None:
+    admin = app.test_client()
+    sign_in(admin, world.email("platform_admin"))
+    mine = admin.get("/admin/audit/?person=platform-admin")
+    assert "1 event match the filters" in mine.text
+    assert "Signed in" in mine.text
+    user_id = str(world.users["no_role"].id)
+    about = admin.get(f"/admin/audit/?object_type=user&object_id={user_id}")
+    assert "1 event match the filters" in about.text
+    assert "Account created" in about.text
+    assert world.email("no_role") in about.text
+    today = datetime.now(UTC).date()
+    assert "No events" in admin.get(f"/admin/audit/?until={today - timedelta(days=2)}").text
+    assert "No events" in admin.get(f"/admin/audit/?since={today + timedelta(days=2)}").text
+    some = admin.get(f"/admin/audit/?since={(today - timedelta(days=1)).strftime('%d/%m/%Y')}&until={today}")
+    assert "events match the filters" in some.text
+
+
+@pytest.mark.parametrize(("query", "field", "message"), [
+    ("since=31/02/2026", "since", "Enter the from date as a real date"),
+    ("until=yesterday", "until", "Enter the to date as a real date"),
+    ("since=2026-12-05&until=2026-12-01", "until", "The to date must be the same as or after the from date"),
+    ("action=drop%20table", "action", "Enter the action as its code"),
+    ("person=" + "x" * 101, "person", "Enter 100 characters or fewer"),
+])
+def test_a_bad_filter_is_named_and_nothing_is_shown(app: Flask, world: World, query: str, field: str,
+                                                    message: str) -> None:
+    admin = app.test_client()
+    sign_in(admin, world.email("platform_admin"))
+    for url in (f"/admin/audit/?{query}", f"/admin/audit/events.csv?{query}"):
+        page = admin.get(url)
+        assert page.status_code == 400
+        assert "There is a problem" in page.text
+        assert f'href="#{field}"' in page.text
+        assert message in page.text
+        assert "Events, newest first" not in page.text
+
+
+def _many_events(app: Flask, world: World, count: int) -> None:
+    with app.app_context(), scoped(world.a.id):
+        db.session.execute(insert(AuditEvent), [
+            {"id": uuid.uuid4(), "action": "decision.viewed", "tenant_id": world.a.id, "object_type": "decision",
+             "object_id": str(uuid.uuid4()), "actor_email": "=HYPERLINK(\"http://evil\")",
+             "occurred_at": datetime.now(UTC) - timedelta(minutes=n), "details": {}} for n in range(count)])
+        db.session.commit()
+
+
+def test_pages_and_csv_follow_the_filters_and_the_csv_streams(app: Flask, world: World) -> None:
+    _many_events(app, world, 60)
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    first = admin.get("/west-midlands/audit/?action=decision.viewed")
+    assert "60 events match the filters" in first.text
+    assert first.text.count("Decision viewed") == 25 + 1  # the rows, and the action's option
+    assert 'href="/west-midlands/audit/?action=decision.viewed&amp;page=2"' in first.text
+    third = admin.get("/west-midlands/audit/?action=decision.viewed&page=3")
+    assert third.text.count("Decision viewed") == 10 + 1
+    assert 'href="/west-midlands/audit/events.csv?action=decision.viewed"' in first.text
+    download = admin.get("/west-midlands/audit/events.csv?action=decision.viewed")
+    assert download.status_code == 200
+    assert download.is_streamed
+    assert download.mimetype == "text/csv"
+    assert download.headers["Content-Disposition"] == 'attachment; filename="west-midlands-audit.csv"'
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert len(rows) == 60
+    assert {row["What happened"] for row in rows} == {"Decision viewed"}
+    # A cell that a spreadsheet would run as a formula is written as text.
+    assert rows[0]["Email address"] == "'=HYPERLINK(\"http://evil\")"
+
+
+def test_details_read_as_words() -> None:
+    assert details_words({"before": {"retention_months": None}, "after": {"retention_months": 72}}) == \
+        "retention months: not set → 72"
+    assert details_words({"from": "active", "to": "suspended", "sessions_ended": 3}) == \
+        "from active to suspended; sessions ended: 3"
+    assert details_words({"user_id": 4, "role": "force_admin"}, name_of={4: "Ann"}.get) == \
+        "person: Ann; role: force admin"
+    assert details_words({"hash": "sha256:abc", "number": 2}) == "number: 2"
+    assert details_words({"referrals": ["a", "b", "c", "d"]}) == "referrals: 4 items"
+    assert details_words({"starts_at": "2026-09-25T10:00:00+01:00"}) == "starts at: 25 Sep 2026 10:00"
+    assert action_words("tenant.status_changed", {"from": "active", "to": "suspended"}) == "Force suspended"
+    assert action_words("referral.not_completed") == "Referral not completed"
+    assert len(details_words({"note": "x" * 500})) == 240
+
+
+def test_read_filter_takes_both_date_forms() -> None:
+    wanted = read_filter({"since": "1/12/2026", "until": "2026-12-02", "action": "Referral"})
+    assert (wanted.since, wanted.until, wanted.action) == (date(2026, 12, 1), date(2026, 12, 2), "referral")
+    assert wanted.as_args() == {"action": "referral", "since": "2026-12-01", "until": "2026-12-02"}
+
+
+def test_only_a_platform_admin_in_scope_reads_the_whole_log_on_postgresql(app: Flask, world: World) -> None:
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("row-level security is PostgreSQL's")
+        count = text("SELECT count(*) FROM audit_events")
+        with scoped(None, world.users["platform_admin"].id):
+            everything = db.session.execute(count).scalar()
+            outside = db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                        .where(AuditEvent.tenant_id.is_(None)))
+        with scoped(None, world.users["a_force_admin"].id):
+            assert db.session.execute(count).scalar() == 0
+        with scoped(world.a.id, world.users["a_force_admin"].id):
+            own = db.session.execute(count).scalar()
+            assert db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                     .where(AuditEvent.tenant_id != world.a.id)) == 0
+    assert everything > own > 0
+    assert outside > 0

@@ -1,0 +1,371 @@
+"""The console's work on a force: its configuration downloaded as its file
+(and synced back on an empty database, field by field), suspended and
+reactivated, and its own settings."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, func, select
+
+from diversion.accounts import services as accounts
+from diversion.accounts import sso
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import Role, User
+from diversion.audit.models import AuditEvent
+from diversion.cases import services as cases
+from diversion.cases.identity import Contact, Identity
+from diversion.cases.models import Encounter
+from diversion.catalogue import services as catalogue
+from diversion.catalogue.models import Offering
+from diversion.eligibility import services as policies
+from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
+from diversion.errors import AccessRefused
+from diversion.extensions import db
+from diversion.forces.files import read_force_file
+from diversion.forces.services import ForceError, change_settings, sync_tenants
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import ForceStatus, Tenant
+from tests.api.conftest import bearer, make_token
+from tests.conftest import TENANTS_DIR, World, csrf_token, empty_database, post_form, sign_in
+
+TODAY = datetime.now(UTC).date()
+ISSUER = "https://example.org/durham/v2.0"
+SECRET = "durham-client-s3cret"
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    assert tenant is not None
+    return tenant
+
+
+# ---------------------------------------------------------------- export and the round trip
+
+COLUMNS_NOT_COMPARED = {"id", "created_at", "updated_at"}
+
+
+def _force_as_stored(slug: str) -> dict[str, Any]:
+    """Everything the platform holds of a force's configuration: its row, its
+    newest published policy and its offerings (not withdrawn)."""
+    tenant = _tenant(slug)
+    row = {c.key: getattr(tenant, c.key) for c in Tenant.__mapper__.column_attrs if c.key not in COLUMNS_NOT_COMPARED}
+    with scoped(tenant.id):
+        policy = db.session.scalar(select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
+                                   .order_by(PolicyVersion.number.desc()).limit(1))
+        assert policy is not None
+        offerings = sorted(
+            (o.course.slug, o.pathway, o.venues, o.booking_contact, o.notes)
+            for o in db.session.scalars(select(Offering).where(Offering.withdrawn_at.is_(None))))
+        sign_on = sso.sign_on_of(tenant)
+        assert sign_on is not None
+        return {"row": row, "policy": (policy.document, policy.content_hash, policy.effective_from),
+                "offerings": offerings,
+                "sign_on": (sign_on.issuer, sign_on.client_id, sign_on.compulsory, sign_on.new_people)}
+
+
+def _configure_durham(app: Flask, world: World) -> None:
+    """Durham as a force admin would leave it: settings, a newer policy, local course details."""
+    with app.app_context():
+        durham = _tenant("durham")
+        admin = db.session.get(User, world.users["b_force_admin"].id)
+        with scoped(durham.id, admin.id):
+            change_settings(durham, retention_months=84, brand_colour="#123ABC", languages=["en", "cy"], actor=admin)
+            in_force = policies.policy_in_force(TODAY)
+            assert in_force is not None
+            document = dict(in_force.document)
+            document["summary"] = "Checkpoint, as changed in the console."
+            draft = policies.save_draft(durham, document, actor=admin, note="console")
+            policies.publish(durham, draft, effective_from=TODAY, actor=admin, today=TODAY)
+            offering = db.session.scalar(select(Offering))
+            catalogue.update_offering(durham, offering, catalogue.LocalDetails(
+                venues=["Durham custody suite", "Peterlee"], booking_contact="0191 000 0000", notes="Navigators"),
+                actor=admin)
+            sso.configure_sign_on(durham, issuer=ISSUER, client_id="durham-diversion", client_secret=SECRET,
+                                  compulsory=True, new_people="officer", actor=admin)
+        db.session.commit()
+
+
+def test_a_force_exported_syncs_back_identically_on_an_empty_database(
+        app: Flask, client: FlaskClient, database, world: World, tmp_path: Path) -> None:
+    _configure_durham(app, world)
+    sign_in(client, world.email("b_force_admin"))
+    download = client.get("/durham/settings/export")
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == 'attachment; filename="durham.toml"'
+    assert download.mimetype == "application/toml"
+    text = download.text
+    assert "retention_months = 84" in text
+    assert 'brand_colour = "#123abc"' in text
+    assert tomllib.loads(text)["sign_on"] == {"issuer": ISSUER, "client_id": "durham-diversion",
+                                              "compulsory": True, "new_people": "officer"}
+    assert SECRET not in text
+    assert "secret" not in text
+    with app.app_context():
+        before = _force_as_stored("durham")
+
+    # A fresh, empty database: the file and the catalogue alone make the force again.
+    empty_database(database)
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    shutil.copy(TENANTS_DIR / "catalogue.toml", folder / "catalogue.toml")
+    (folder / "durham.toml").write_text(text, encoding="utf-8")
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Tenant)) == 0
+        report = sync_tenants(folder, actor=SYSTEM)
+        db.session.commit()
+        assert report.created == ["durham"]
+        assert report.sign_on_without_secret == ["durham"]  # the secret is never in a file: entered again
+        after = _force_as_stored("durham")
+        with scoped(_tenant("durham").id):
+            restored = sso.sign_on_of(_tenant("durham"))
+            assert restored is not None
+            assert sso.client_secret(restored) == ""
+    assert after["row"] == before["row"]
+    assert after["policy"] == before["policy"]
+    assert after["offerings"] == before["offerings"]
+    assert after["sign_on"] == before["sign_on"] == (ISSUER, "durham-diversion", True, "officer")
+    assert after["row"]["retention_months"] == 84
+    assert after["offerings"][0][2:] == ("Durham custody suite\nPeterlee", "0191 000 0000", "Navigators")
+    assert after["policy"][0]["summary"] == "Checkpoint, as changed in the console."
+
+
+def test_the_platform_admin_downloads_any_force_and_the_download_is_audited(
+        app: Flask, client: FlaskClient, database, world: World) -> None:
+    sign_in(client, world.email("platform_admin"))
+    download = client.get("/admin/forces/north-wales/export")
+    assert download.status_code == 200
+    force = tomllib.loads(download.text)
+    assert (force["slug"], force["languages"]) == ("north-wales", ["en", "cy"])
+    assert "retention_months" not in force  # not set: left out, as a file that never set it
+    assert client.get("/admin/forces/no-such-force/export").status_code == 404
+    engine = create_engine(database.inspector_url)
+    with engine.connect() as connection:
+        exported = connection.execute(select(AuditEvent.__table__.c.actor_id, AuditEvent.__table__.c.tenant_id)
+                                      .where(AuditEvent.__table__.c.action == "tenant.exported")).all()
+    engine.dispose()
+    with app.app_context():
+        assert exported == [(world.users["platform_admin"].id, _tenant("north-wales").id)]
+
+
+@pytest.mark.parametrize(("value", "problem"), [("0", "greater than or equal to 1"),
+                                                ("1201", "less than or equal to 1200"),
+                                                ('"six years"', "valid integer"), ("true", "valid integer")])
+def test_a_force_file_with_a_retention_out_of_bounds_is_refused_by_name(
+        tmp_path: Path, value: str, problem: str) -> None:
+    path = tmp_path / "durham.toml"
+    path.write_text((TENANTS_DIR / "durham.toml").read_text().replace(
+        'brand_colour = "#5b2a86"', f'brand_colour = "#5b2a86"\nretention_months = {value}'))
+    force, problems = read_force_file(path)
+    assert force is None
+    assert [p.key for p in problems] == ["retention_months"]
+    assert problem in problems[0].message
+
+
+# ---------------------------------------------------------------- suspend and reactivate
+
+def _record_case(app: Flask, world: World) -> None:
+    with app.app_context():
+        tenant = _tenant("west-midlands")
+        with scoped(tenant.id):
+            cases.record_encounter(tenant, cases.Intake(
+                Identity("Suspended", "Sam", date(1990, 5, 6)), Contact(), "W1", TODAY,
+                {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+                 "admission": "admitted", "stage": "street"}), actor=SYSTEM, today=TODAY)
+        db.session.commit()
+
+
+def _rows_of_force(app: Flask, world: World) -> dict[str, int]:
+    """How many rows the force holds, by kind: what its history (and the national figures) are made of."""
+    with app.app_context(), scoped(world.a.id):
+        return {model.__name__: int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+                for model in (Encounter, Decision, Offering, PolicyVersion, AuditEvent)}
+
+
+def _kept(now: dict[str, int], before: dict[str, int]) -> None:
+    """Every row is still there; the audit log has only grown (the suspension, the sign-ins)."""
+    assert {k: v for k, v in now.items() if k != "AuditEvent"} == {k: v for k, v in before.items()
+                                                                    if k != "AuditEvent"}
+    assert now["AuditEvent"] > before["AuditEvent"]
+
+
+def _also_in_durham(app: Flask, world: World, key: str) -> None:
+    with app.app_context():
+        durham = _tenant("durham")
+        person = db.session.get(User, world.users[key].id)
+        with scoped(durham.id):
+            accounts.add_membership(durham, person, Role.OFFICER, actor=SYSTEM)
+        db.session.commit()
+
+
+def test_suspending_asks_first_then_ends_sessions_closes_pages_and_tokens_and_deletes_nothing(
+        app: Flask, world: World, database) -> None:
+    _record_case(app, world)
+    _also_in_durham(app, world, "a_officer")
+    token = make_token(app, world.a)
+    api = app.test_client()
+    assert api.get("/api/v1/referrals", headers=bearer(token)).status_code == 200
+    officer = app.test_client()
+    sign_in(officer, world.email("a_officer"))
+    assert officer.get("/west-midlands/").status_code == 200
+    rows_before = _rows_of_force(app, world)
+
+    admin = app.test_client()
+    sign_in(admin, world.email("platform_admin"))
+    ask = admin.get("/admin/forces/west-midlands/suspend")
+    assert ask.status_code == 200
+    assert "Suspend West Midlands Police?" in ask.text
+    assert "Nothing is deleted" in ask.text
+    with app.app_context():
+        assert _tenant("west-midlands").status is ForceStatus.ACTIVE  # asking changed nothing
+    done = admin.post("/admin/forces/west-midlands/suspend", data={"csrf_token": csrf_token(ask.text)})
+    assert done.status_code == 302
+    assert "is suspended" in admin.get("/admin/").text
+
+    # The officer's session has ended; signed in again, Durham works and West Midlands says it is closed.
+    assert officer.get("/west-midlands/").status_code == 302
+    sign_in(officer, world.email("a_officer"))
+    assert officer.get("/durham/").status_code == 200
+    closed = officer.get("/west-midlands/")
+    assert closed.status_code == 403
+    assert "closed for now" in closed.text
+    # Its API tokens are refused; nothing of the force is deleted.
+    assert api.get("/api/v1/referrals", headers=bearer(token)).status_code == 401
+    _kept(_rows_of_force(app, world), rows_before)
+    assert rows_before["Encounter"] == rows_before["Decision"] == 1
+    # Its admin has to sign in again too, and is refused the same way.
+    force_admin = app.test_client()
+    sign_in(force_admin, world.email("a_force_admin"))
+    assert force_admin.get("/west-midlands/settings/").status_code == 403
+
+    # Audited, with who did it.
+    engine = create_engine(database.inspector_url)
+    with engine.connect() as connection:
+        events = connection.execute(select(AuditEvent.__table__.c.actor_id, AuditEvent.__table__.c.details)
+                                    .where(AuditEvent.__table__.c.action == "tenant.status_changed")).all()
+    engine.dispose()
+    assert events == [(world.users["platform_admin"].id, {"from": "active", "to": "suspended", "sessions_ended": 3})]
+
+    # Reactivated: everything works again as it was.
+    page = admin.get("/admin/")
+    assert "Reactivate" in page.text
+    back = admin.post("/admin/forces/west-midlands/reactivate", data={"csrf_token": csrf_token(page.text)})
+    assert back.status_code == 302
+    assert officer.get("/west-midlands/").status_code == 200
+    assert api.get("/api/v1/referrals", headers=bearer(token)).status_code == 200
+    _kept(_rows_of_force(app, world), rows_before)
+
+
+def test_the_platform_admins_own_session_survives_suspending_a_force_they_belong_to(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    with app.app_context():
+        tenant = _tenant("west-midlands")
+        admin = db.session.get(User, world.users["platform_admin"].id)
+        with scoped(tenant.id):
+            accounts.add_membership(tenant, admin, Role.FORCE_ADMIN, actor=SYSTEM)
+        db.session.commit()
+    sign_in(client, world.email("platform_admin"))
+    assert post_form(client, "/admin/forces/west-midlands/suspend",
+                     "/admin/forces/west-midlands/suspend").status_code == 302
+    assert client.get("/west-midlands/settings/").status_code == 200
+
+
+def test_a_pointless_status_change_is_refused_with_a_message(app: Flask, client: FlaskClient, world: World) -> None:
+    sign_in(client, world.email("platform_admin"))
+    page = client.get("/admin/")
+    answer = client.post("/admin/forces/durham/reactivate", data={"csrf_token": csrf_token(page.text)},
+                         follow_redirects=True)
+    assert "Durham Constabulary is already active." in answer.text
+    assert client.post("/admin/forces/durham/reactivate").status_code == 400  # no CSRF token
+
+
+# ---------------------------------------------------------------- settings
+
+def _settings(app: Flask) -> tuple[int | None, str, list[str]]:
+    with app.app_context():
+        tenant = _tenant("west-midlands")
+        return tenant.retention_months, tenant.brand_colour, list(tenant.languages)
+
+
+def test_a_force_admin_changes_the_settings_and_the_change_is_audited_before_and_after(
+        app: Flask, client: FlaskClient, world: World, database) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get("/west-midlands/settings/")
+    assert page.status_code == 200
+    assert "will come in a later release" in page.text  # enforcing retention is later work
+    assert "Single sign-on" in page.text
+    answer = client.post("/west-midlands/settings/", data={
+        "csrf_token": csrf_token(page.text), "retention_months": "72", "brand_colour": "#00703C",
+        "languages": ["en", "cy"]}, follow_redirects=True)
+    assert "Saved: how long to keep case records, brand colour, languages." in answer.text
+    assert _settings(app) == (72, "#00703c", ["en", "cy"])
+    engine = create_engine(database.inspector_url)
+    with engine.connect() as connection:
+        details = connection.scalars(select(AuditEvent.__table__.c.details)
+                                     .where(AuditEvent.__table__.c.action == "tenant.settings_changed")).all()
+    engine.dispose()
+    assert details == [{"before": {"retention_months": None, "brand_colour": "#1f3f8f", "languages": ["en"]},
+                        "after": {"retention_months": 72, "brand_colour": "#00703c", "languages": ["en", "cy"]}}]
+    again = client.post("/west-midlands/settings/", data={
+        "csrf_token": csrf_token(page.text), "retention_months": "72", "brand_colour": "#00703c",
+        "languages": ["en", "cy"]}, follow_redirects=True)
+    assert "Nothing was changed." in again.text
+
+
+@pytest.mark.parametrize(("data", "field", "message"), [
+    ({"retention_months": "0"}, "retention_months", "Enter a number of months from 1 to 1200"),
+    ({"retention_months": "1201"}, "retention_months", "Enter a number of months from 1 to 1200"),
+    ({"retention_months": "six"}, "retention_months", "Enter the number of months as a whole number"),
+    ({"retention_months": "-3"}, "retention_months", "Enter the number of months as a whole number"),
+    ({"brand_colour": "red"}, "brand_colour", "Enter the colour as a # and six hexadecimal digits"),
+    ({"brand_colour": ""}, "brand_colour", "Enter the brand colour"),
+    ({"languages": []}, "languages", "Choose at least one language"),
+    ({"languages": ["fr"]}, "languages", "is not a valid choice"),
+])
+def test_bad_settings_are_named_and_change_nothing(app: Flask, client: FlaskClient, world: World,
+                                                   data: dict[str, Any], field: str, message: str) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get("/west-midlands/settings/")
+    form = {"csrf_token": csrf_token(page.text), "retention_months": "60", "brand_colour": "#1d70b8",
+            "languages": ["en"], **data}
+    answer = client.post("/west-midlands/settings/", data=form)
+    assert answer.status_code == 400
+    assert "There is a problem" in answer.text
+    assert f'href="#{field}' in answer.text
+    assert message in answer.text
+    assert _settings(app) == (None, "#1f3f8f", ["en"])
+
+
+def test_the_settings_service_refuses_an_officer_and_bad_values(app: Flask, world: World) -> None:
+    with app.app_context():
+        tenant = _tenant("west-midlands")
+        officer = db.session.get(User, world.users["a_officer"].id)
+        with scoped(tenant.id):
+            with pytest.raises(AccessRefused):
+                change_settings(tenant, retention_months=12, brand_colour="#000000", languages=["en"], actor=officer)
+            for kwargs, field in (({"retention_months": 0}, "retention_months"),
+                                  ({"brand_colour": "#12345"}, "brand_colour"),
+                                  ({"languages": []}, "languages"), ({"languages": ["de"]}, "languages")):
+                values = {"retention_months": 12, "brand_colour": "#000000", "languages": ["en"], **kwargs}
+                with pytest.raises(ForceError) as refused:
+                    change_settings(tenant, **values, actor=SYSTEM)
+                assert refused.value.field == field
+
+
+def test_the_settings_link_to_sign_on_settings_once_that_page_exists(app: Flask, client: FlaskClient,
+                                                                     world: World) -> None:
+    sign_in(client, world.email("platform_admin"))
+    page = client.get("/west-midlands/settings/")
+    assert page.status_code == 200
+    if "sso.settings" in app.view_functions:
+        assert 'href="/west-midlands/settings/sign-on"' in page.text
+    else:
+        assert "The single sign-on settings page is not on the platform yet." in page.text
+    assert "Members sign in with a password: no identity provider is set up." in page.text
