@@ -599,8 +599,6 @@ def test_leaving_keeps_the_draft_to_resume_or_discard(app: Flask, admin_client: 
 
 
 def test_the_first_admins_link_is_shown_once(app: Flask, admin_client: FlaskClient, world: World) -> None:
-    if "invitations.accept" not in app.view_functions:
-        pytest.skip("the invitation's own page (invitations.accept, the people part of issue 11) is not merged yet")
     submit(admin_client, "/admin/forces/new", DETAILS_FORM)
     admin_url = "/admin/forces/cleveland/setup/first-admin"
     refused = submit(admin_client, admin_url, {"name": "", "email": "chief"})
