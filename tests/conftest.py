@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,11 +166,16 @@ class World:
         return self.users[key].email
 
 
-def build_world() -> World:
-    """Sync the real force files and give each role a user (inside an app context)."""
+def build_world(force_b: Callable[[], Tenant] | None = None) -> World:
+    """Sync the real force files and give each role a user (inside an app context).
+
+    Force B is Durham, synced from its file, unless ``force_b`` makes another
+    (a force onboarded in the console, for the isolation tests); its people
+    are given their roles the same way either way.
+    """
     sync_tenants(TENANTS_DIR, actor=SYSTEM)
     tenants = {t.slug: t for t in db.session.scalars(db.select(Tenant))}
-    a, b = tenants["west-midlands"], tenants["durham"]
+    a, b = tenants["west-midlands"], (force_b() if force_b is not None else tenants["durham"])
     world = World(a=Ref(a.id, slug=a.slug, name=a.name), b=Ref(b.id, slug=b.slug, name=b.name))
 
     def user(key: str) -> User:

@@ -60,6 +60,7 @@ from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
+from diversion.forces import onboarding
 from diversion.jsonapi import tokens as api_tokens
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -399,6 +400,68 @@ def _offering_withdrawn(app: Flask, world: World, _c: FlaskClient, _who: str | N
 
 def _admin_catalogue(path: str) -> Callable[[World], str]:
     return lambda w: f"/admin/catalogue{path.format(**{'provider': '0', 'course': '0', **CATALOGUE})}"
+
+
+# ---------------------------------------------------------------- onboarding state
+MATRIX_FORCE = "matrix-force"  # a draft made by a case's setup
+MATRIX_DETAILS = {"name": "Matrix Police", "scheme_name": "Matrix scheme", "area": "cleveland", "languages": ["en"],
+                  "completed_code": "outcome-22", "completed_label": "No further action",
+                  "not_completed_code": "prosecution", "not_completed_label": "Prosecution resumes",
+                  "not_completed_action": "prosecution", "brand_colour": "#123456"}
+
+
+def _matrix_force(app: Flask) -> Tenant | None:
+    return db.session.scalar(select(Tenant).where(Tenant.slug == MATRIX_FORCE))
+
+
+def _start_matrix_draft(app: Flask, world: World, *, ready: bool = False) -> None:
+    """A draft force (with, when ``ready``, Durham's policy and a Cleveland course: every step done)."""
+    with app.app_context():
+        tenant = onboarding.start_draft(onboarding.ForceDetails(slug=MATRIX_FORCE, **MATRIX_DETAILS), actor=SYSTEM)
+        if ready:
+            durham = db.session.scalar(select(Tenant).where(Tenant.slug == "durham"))
+            course = db.session.scalar(select(Course.id).where(Course.slug == "cleveland-navigator-contract"))
+            with scoped(tenant.id):
+                onboarding.copy_policy(tenant, durham, actor=SYSTEM, today=_today().date())
+                onboarding.set_offerings(tenant, {("checkpoint", course)}, actor=SYSTEM)
+                onboarding.invite_first_admin(tenant, email="matrix-admin@example.org", name="Matrix Admin",
+                                              actor=SYSTEM)
+            CATALOGUE["cleveland_course"] = str(course)
+        db.session.commit()
+
+
+def _ready_matrix_draft(app: Flask, world: World) -> None:
+    _start_matrix_draft(app, world, ready=True)
+
+
+def _matrix(check: Callable[[Tenant | None], bool]) -> Effect:
+    def effect(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
+        with app.app_context():
+            tenant = _matrix_force(app)
+            if tenant is None:
+                return check(None)
+            with scoped(tenant.id):
+                return check(tenant)
+    return effect
+
+
+_matrix_draft_made = _matrix(lambda t: t is not None)
+_matrix_draft_renamed = _matrix(lambda t: t is not None and t.scheme_name == "Matrix scheme (renamed)")
+_matrix_draft_has_policy = _matrix(lambda t: t is not None and policies.current_draft() is not None)
+_matrix_draft_offers_two = _matrix(lambda t: t is not None and len(onboarding.offered()) == 2)
+_matrix_draft_signs_on = _matrix(lambda t: t is not None and sso.sign_on_of(t) is not None)
+_matrix_draft_invited = _matrix(lambda t: t is not None and onboarding.first_admins() == ["Chief (chief@example.org)"])
+_matrix_draft_opened = _matrix(lambda t: t is not None and t.status is ForceStatus.ACTIVE)
+_matrix_draft_discarded = _matrix(lambda t: t is None)
+
+
+def _course_id(app: Flask, slug: str) -> int:
+    with app.app_context():
+        return int(db.session.scalar(select(Course.id).where(Course.slug == slug)))
+
+
+def _setup(path: str) -> Callable[[World], str]:
+    return lambda _w: f"/admin/forces/{MATRIX_FORCE}{path}"
 
 
 # ---------------------------------------------------------------- the spec
@@ -1029,6 +1092,49 @@ ROUTES: tuple[Route, ...] = (
           lambda w: f"/west-midlands/offerings/{CATALOGUE.get('offering', NO_ID)}/withdraw",
           allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_catalogue_ids,
           effect=_offering_withdrawn),
+    # Onboarding a force: platform admins only.
+    Route("onboarding.new", "GET", lambda w: "/admin/forces/new", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["Cleveland"]),
+    Route("onboarding.new", "POST", lambda w: "/admin/forces/new",
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")),
+          data=lambda _a, _w: {"slug": MATRIX_FORCE, **MATRIX_DETAILS}, effect=_matrix_draft_made),
+    Route("onboarding.tasks", "GET", _setup("/setup/"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,
+          shows=lambda _w: ["Matrix Police", "govuk-task-list"]),
+    Route("onboarding.details", "GET", _setup("/setup/details"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["Matrix scheme"]),
+    Route("onboarding.details", "POST", _setup("/setup/details"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
+          data=lambda _a, _w: {**MATRIX_DETAILS, "scheme_name": "Matrix scheme (renamed)"},
+          effect=_matrix_draft_renamed),
+    Route("onboarding.policy", "GET", _setup("/setup/policy"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["Durham Constabulary"]),
+    Route("onboarding.policy", "POST", _setup("/setup/policy"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
+          data=lambda _a, _w: {"template": "copy:durham"}, effect=_matrix_draft_has_policy),
+    Route("onboarding.offerings", "GET", _setup("/setup/offerings"), allow(PLATFORM_ADMIN, OK),
+          setup=_ready_matrix_draft, shows=lambda _w: ["Cleveland, example"]),
+    Route("onboarding.offerings", "POST", _setup("/setup/offerings"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_ready_matrix_draft,
+          data=lambda app, _w: {"offerings": [f"checkpoint:{CATALOGUE['cleveland_course']}",
+                                              f"checkpoint:{_course_id(app, 'cranstoun-cleveland-education')}"]},
+          effect=_matrix_draft_offers_two),
+    Route("onboarding.sign_on", "GET", _setup("/setup/sign-on"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["Single sign-on"]),
+    Route("onboarding.sign_on", "POST", _setup("/setup/sign-on"),
+          allow(PLATFORM_ADMIN, redirect(f"/admin/forces/{MATRIX_FORCE}/setup/")), setup=_start_matrix_draft,
+          data=lambda _a, _w: {"issuer": "https://example.org/matrix", "client_id": "platform",
+                               "client_secret": "s3cret", "new_people": "refuse"}, effect=_matrix_draft_signs_on),
+    Route("onboarding.first_admin", "GET", _setup("/setup/first-admin"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, shows=lambda _w: ["The first force admin"]),
+    Route("onboarding.first_admin", "POST", _setup("/setup/first-admin"), allow(PLATFORM_ADMIN, OK),
+          setup=_start_matrix_draft, data=lambda _a, _w: {"name": "Chief", "email": "chief@example.org"},
+          effect=_matrix_draft_invited),
+    Route("onboarding.finish", "POST", _setup("/setup/finish"), allow(PLATFORM_ADMIN, redirect("/admin/")),
+          setup=_ready_matrix_draft, effect=_matrix_draft_opened),
+    Route("onboarding.discard", "GET", _setup("/discard"), allow(PLATFORM_ADMIN, OK), setup=_start_matrix_draft,
+          shows=lambda _w: ["Matrix Police"]),
+    Route("onboarding.discard", "POST", _setup("/discard"), allow(PLATFORM_ADMIN, redirect("/admin/")),
+          setup=_start_matrix_draft, effect=_matrix_draft_discarded),
 )
 
 
@@ -1073,6 +1179,7 @@ ACTIONS: dict[str, set[str]] = {
     "edit_catalogue": {"platform_admin", "system"},
     "sync_forces": {"system"},
     "change_force_status": {"platform_admin", "system"},
+    "onboard_force": {"platform_admin", "system"},
     "read_platform_audit": {"platform_admin"},
 }
 TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",

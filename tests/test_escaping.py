@@ -40,6 +40,7 @@ from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
+from diversion.forces import onboarding
 from diversion.jsonapi import tokens as api_tokens
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.providers import services as providers
@@ -208,6 +209,26 @@ def _provider_work(s: _Seeding) -> None:
         providers.record_attendance(booked, attended=True, actor=staff, note=marked("attendance-note"))
 
 
+DRAFT = "escaping-draft"
+
+
+def _draft_force(s: _Seeding, world: World) -> None:
+    """A force being set up, its texts marked, with West Midlands' (marked) policy, the marked
+    course offered and a marked first admin invited."""
+    platform_admin = db.session.get(User, world.users["platform_admin"].id)
+    details = onboarding.ForceDetails(
+        name=marked("draft-force"), slug=DRAFT, scheme_name=marked("draft-scheme"), area="west-midlands",
+        languages=["en"], completed_code="done", completed_label=marked("completed-label"),
+        not_completed_code="not-done", not_completed_label=marked("not-completed-label"),
+        not_completed_action="prosecution", brand_colour="#123456")
+    draft = onboarding.start_draft(details, actor=platform_admin)
+    with scoped(draft.id):
+        onboarding.copy_policy(draft, s.tenant, actor=platform_admin, today=s.today)
+        onboarding.set_offerings(draft, {("divert", s.seeded.ids["course"])}, actor=platform_admin)
+        onboarding.invite_first_admin(draft, email=marked_email("first-admin"), name=marked("first-admin"),
+                                      actor=platform_admin)
+
+
 def _invitations(s: _Seeding) -> None:
     """A marked person invited to the force and to the provider (their links kept for the pages)."""
     with scoped(s.tenant.id):
@@ -234,6 +255,8 @@ def seed(app: Flask, world: World) -> Seeded:
         db.session.commit()
         _provider_work(s)
         _invitations(s)
+        db.session.commit()
+        _draft_force(s, world)
         db.session.commit()
     return seeded
 
@@ -290,6 +313,15 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("provider-admin", f"/provider/referrals/{ids['referral']}",
          [*person, "course", "provider", "session-venue", "accept-reason", "attendance-note", "provider-admin"]),
         ("provider-admin", "/provider/integrations/", ["provider", "provider-token"]),
+        ("platform_admin", "/admin/forces/new", []),
+        ("platform_admin", f"/admin/forces/{DRAFT}/setup/", ["draft-force", "draft-scheme", "first-admin"]),
+        ("platform_admin", f"/admin/forces/{DRAFT}/setup/details",
+         ["draft-force", "draft-scheme", "completed-label", "not-completed-label"]),
+        ("platform_admin", f"/admin/forces/{DRAFT}/setup/policy", ["draft-force", "other-force", "pathway"]),
+        ("platform_admin", f"/admin/forces/{DRAFT}/setup/offerings", ["draft-force", "course", "provider", "pathway"]),
+        ("platform_admin", f"/admin/forces/{DRAFT}/setup/sign-on", ["draft-force"]),
+        ("platform_admin", f"/admin/forces/{DRAFT}/setup/first-admin", ["draft-force", "first-admin"]),
+        ("platform_admin", f"/admin/forces/{DRAFT}/discard", ["draft-force"]),
         ("provider-admin", "/provider/people/", ["provider", "provider-admin", "provider-invitee"]),
         ("provider-admin", "/provider/people/invite", ["provider"]),
         ("provider-admin", f"/provider/people/{ids['provider-admin-membership']}/role", ["provider", "provider-admin"]),

@@ -138,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.accounts.views import bp as accounts_bp
     from diversion.accounts.views import members_bp, register_membership_check
     from diversion.admin.console import bp as console_bp
+    from diversion.admin.onboarding import bp as onboarding_bp
     from diversion.admin.people import bp as admin_people_bp
     from diversion.admin.views import bp as admin_bp
     from diversion.api.pages import bp as api_tokens_bp
@@ -160,7 +161,7 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
                       offerings_bp, invitations_bp, provider_invitations_bp, provider_people_bp, admin_people_bp,
-                      console_bp, settings_bp, force_audit_bp, sso_bp):
+                      console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

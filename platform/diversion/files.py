@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError
 
-from diversion.inputs import BadSyntax, InputRefused, Line, load_toml
+from diversion.inputs import BadSyntax, InputRefused, checked_text, load_toml
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
-Text = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# The length is checked after the spaces are stripped (a blank is refused),
+# then the characters (``Line``'s check).
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(checked_text)]
 
 FileModel = TypeVar("FileModel", bound=BaseModel)  # what a TOML file is read as
 

@@ -42,6 +42,7 @@ from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.errors import AccessRefused
 from diversion.extensions import db
+from diversion.forces import onboarding
 from diversion.forces.services import change_settings, change_status, export_force, sync_tenants
 from diversion.jsonapi import tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -254,6 +255,10 @@ SERVICES: dict[Action, Call] = {
                                                                       actor=actor),
     Action.SYNC_FORCES: lambda c, actor: sync_tenants(TENANTS_DIR, actor=actor),
     Action.CHANGE_FORCE_STATUS: lambda c, actor: change_status(_tenant(c.world), ForceStatus.SUSPENDED, actor=actor),
+    Action.ONBOARD_FORCE: lambda c, actor: onboarding.start_draft(onboarding.ForceDetails(
+        name="Refused Police", slug="refused", scheme_name="Refused", area="cleveland", languages=["en"],
+        completed_code="done", completed_label="Done", not_completed_code="not-done", not_completed_label="Not done",
+        not_completed_action="prosecution", brand_colour="#123456"), actor=actor),
     Action.CHANGE_FORCE_SETTINGS: lambda c, actor: change_settings(_tenant(c.world), retention_months=12,
                                                                    brand_colour="#000000", languages=["en"],
                                                                    actor=actor),

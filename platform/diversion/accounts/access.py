@@ -14,6 +14,13 @@ page), and every service that changes data checks it again for its
 can skip it: a caller without the right is refused with ``AccessRefused``
 before anything is written. The national lead appears in no line: the
 national comparison reads aggregates only and never a person.
+
+One principal is not held through a stored role: while a force is a draft
+(being set up, ``forces.onboarding``), a platform admin is its force admin,
+so that the one who sets it up can write its first policy in the policy
+console, choose its offerings and invite its first people, through the
+force's own pages and services. The moment the force opens, only its
+members are its force admins (``setting_up``).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from sqlalchemy import select
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.errors import AccessRefused
 from diversion.extensions import db
+from diversion.tenancy.models import ForceStatus, Tenant
 
 if TYPE_CHECKING:
     from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -91,6 +99,7 @@ class Action(enum.StrEnum):
     EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
     SYNC_FORCES = "sync_forces"  # forces written from their files
     CHANGE_FORCE_STATUS = "change_force_status"  # open, suspend or reopen a force
+    ONBOARD_FORCE = "onboard_force"  # set up a new force as a draft, finish it, or discard it
     READ_PLATFORM_AUDIT = "read_platform_audit"  # every force's events, sign-ins, console changes
 
 
@@ -133,6 +142,7 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.SYNC_FORCES: SYSTEM_ONLY,
     Action.CHANGE_FORCE_STATUS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.ONBOARD_FORCE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_PLATFORM_AUDIT: frozenset({Principal.PLATFORM_ADMIN}),
 }
 
@@ -168,6 +178,7 @@ WORDS: Mapping[Action, str] = {
     Action.EDIT_CATALOGUE: "change the course catalogue",
     Action.SYNC_FORCES: "write forces from their files",
     Action.CHANGE_FORCE_STATUS: "open, suspend or reopen a force",
+    Action.ONBOARD_FORCE: "set up a new force",
     Action.READ_PLATFORM_AUDIT: "see the platform's audit log",
 }
 
@@ -202,11 +213,22 @@ def for_role(role: Role | ProviderRole) -> Principal:
     return Principal(role.value)
 
 
+def setting_up(user: User, tenant_id: int | None) -> bool:
+    """Whether ``user`` is a platform admin and the force ``tenant_id`` a draft:
+    then they act as its force admin (see the module's docstring)."""
+    if tenant_id is None or not user.active or Role.PLATFORM_ADMIN not in user.platform_roles:
+        return False
+    tenant = db.session.get(Tenant, tenant_id)
+    return tenant is not None and tenant.status is ForceStatus.DRAFT
+
+
 def _user_principals(user: User, tenant_id: int | None, provider_id: int | None) -> Iterator[frozenset[Principal]]:
     """A user's principals, cheapest first: platform roles, then the provider's, then the force's."""
     if not user.active:
         return
     yield frozenset(for_role(role) for role in user.platform_roles)
+    if setting_up(user, tenant_id):
+        yield frozenset({Principal.FORCE_ADMIN})
     if provider_id is not None:
         role = db.session.scalar(select(ProviderMembership.role).where(
             ProviderMembership.user_id == user.id, ProviderMembership.provider_id == provider_id))

@@ -15,7 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select
 
-from diversion.accounts.access import Action, require, user_id_of
+from diversion.accounts.access import Action, require, setting_up, user_id_of
 from diversion.accounts.models import (
     FORCE_ROLES,
     PLATFORM_ROLES,
@@ -29,6 +29,7 @@ from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import printable
+from diversion.tenancy.context import current_tenant_id
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
 
@@ -209,10 +210,14 @@ def grant_platform_role(user: User, role: Role, *, actor: Actor) -> PlatformGran
 
 
 def force_roles(user: User) -> frozenset[Role]:
-    """The user's roles in the force in scope (the ORM guard adds the force)."""
-    roles = db.session.scalars(
+    """The user's roles in the force in scope (the ORM guard adds the force),
+    and force admin for a platform admin while the force is a draft
+    (``access.setting_up``)."""
+    roles = set(db.session.scalars(
         select(ForceMembership.role).where(ForceMembership.user_id == user.id)
-    )
+    ))
+    if setting_up(user, current_tenant_id()):
+        roles.add(Role.FORCE_ADMIN)
     return frozenset(roles)
 
 

@@ -16,7 +16,7 @@ from diversion.accounts.forms import AddMemberForm, ConfirmForm
 from diversion.accounts.models import Role, User
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -27,7 +27,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def index() -> str:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     users = db.session.scalars(select(User).order_by(User.email)).all()
-    return render_template("admin/index.html", forces=forces, users=users, confirm=ConfirmForm())
+    return render_template("admin/index.html", forces=forces, users=users, confirm=ConfirmForm(),
+                           drafts=[force for force in forces if force.status is ForceStatus.DRAFT])
 
 
 def _change_user(user_id: int, change: Callable[..., None], done: str) -> Response:

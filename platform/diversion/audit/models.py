@@ -27,7 +27,11 @@ class AuditEvent(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Null for events outside any force (a platform admin's change, a sign-in).
-    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
+    # No foreign key on purpose: the log outlives the forces it names. A draft
+    # force that is discarded is deleted with everything it had
+    # (``forces.onboarding.discard``); its events stay as they were written,
+    # naming its id, and the discard event names its address and name.
+    tenant_id: Mapped[int | None]
     # RESTRICT, not SET NULL: deleting a user must not rewrite the record.
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     # Kept as typed so that a failed sign-in for an unknown address is recorded too.

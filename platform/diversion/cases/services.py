@@ -103,11 +103,22 @@ def earlier_states(person: Person | None, *, up_to: date) -> list[State]:
         .where(Referral.person_id == person.id, Encounter.offence_on <= up_to)))
 
 
+def _open_for_cases(tenant: Tenant) -> None:
+    """Refuse (``CaseError``) a force that is not open (a draft being set up, or
+    suspended): it takes no new cases, through its pages or its API alike.
+    (A command-line import of past records, ``cases.importer``, is the
+    platform's own work and is not refused here.)"""
+    if not tenant.is_active:
+        raise CaseError("force", f"{tenant.name} is not open on the platform: it takes no cases.")
+
+
 def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
                     actor: Actor, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
     """Store an assessment as the decision, whole. Refuses an actor who may not record
-    an encounter (``accounts.access``) and an ethnicity outside the 16+1 categories."""
+    an encounter (``accounts.access``), a force that is not open, and an ethnicity
+    outside the 16+1 categories."""
     require(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id)
+    _open_for_cases(tenant)
     if ethnicity not in ETHNICITIES:
         raise CaseError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
     values = rules.decision_values(tenant, assessment, version, ethnicity=ethnicity,
@@ -126,10 +137,12 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     ``decided_on`` (today, unless a record of the past says otherwise).
 
     Refuses an actor who may not record an encounter (``AccessRefused``);
-    (``CaseError``) what the rulebook refuses (``rules.intake_broken``),
-    facts outside the field catalogue, and a force with no policy in force.
+    (``CaseError``) a force that is not open (a draft, or suspended), what the
+    rulebook refuses (``rules.intake_broken``), facts outside the field
+    catalogue, and a force with no policy in force.
     """
     require(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id)
+    _open_for_cases(tenant)
     decided_on = decided_on or today
     broken = rules.intake_broken(intake, decided_on=decided_on, today=today)
     if broken:

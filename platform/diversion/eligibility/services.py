@@ -31,7 +31,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import planned_date_problem
 from diversion.tenancy.guard import ALL_TENANTS
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -139,16 +139,22 @@ def test_version(version: PolicyVersion, *, on: date) -> list[TestOutcome]:
 
 
 def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor: Actor,
-            today: date) -> PolicyVersion:
+            today: date, opening: bool = False) -> PolicyVersion:
     """Publish a draft from ``effective_from`` on; it can never change again.
 
     Refuses an actor who may not publish the force's policy
-    (``AccessRefused``), a version that is already published, a date before 2000 or more
+    (``AccessRefused``), a force that is still a draft (being set up), unless
+    it is being opened (``opening``: ``forces.onboarding.finish`` publishes
+    its first policy and opens it in the same unit of work, so that a draft
+    discarded before then leaves no published version behind), a version
+    that is already published, a date before 2000 or more
     than five years ahead, a draft with no test cases or with a failing one,
     and a date before the version now in force took effect (history is not
     rewritten).
     """
     require(actor, Action.PUBLISH_POLICY, tenant_id=tenant.id)
+    if tenant.status is ForceStatus.DRAFT and not opening:
+        raise PolicyError("force", f"{tenant.name} is being set up: its policy is published when the force opens.")
     if draft.is_published:
         raise PolicyError("version", f"Version {draft.number} is already published.")
     if problem := planned_date_problem(effective_from, today):

@@ -41,6 +41,22 @@ LANGUAGES = ("en", "cy")
 RETENTION = Tenant.RETENTION_BOUNDS
 # Files in the folder that are not forces.
 NOT_FORCES = frozenset({"catalogue"})
+# Addresses a force cannot take: the first part of the platform's own
+# addresses (``/admin/``, ``/provider/``, ``/api/v1/``...), today's and those
+# the design keeps for later (``/national/``). A test holds every first part
+# of the app's routes to this list.
+RESERVED_SLUGS = frozenset({
+    "admin", "api", "catalogue", "healthz", "national", "provider", "sign-in", "sign-out", "static",
+})
+
+
+def address_problem(slug: str) -> str | None:
+    """Why ``slug`` cannot be a force's address (its shape, or a reserved one), or None."""
+    if not re.fullmatch(SLUG_PATTERN, slug) or len(slug) > 63:
+        return "must be lower-case letters, digits and single hyphens, 63 characters at most"
+    if slug in RESERVED_SLUGS:
+        return f"{slug!r} is one of the platform's own addresses; choose another"
+    return None
 
 
 class OutcomeCode(BaseModel):
@@ -93,7 +109,7 @@ class ForceFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
+    slug: str
     name: Text
     scheme_name: Text
     languages: list[str] = Field(min_length=1)
@@ -106,6 +122,13 @@ class ForceFile(BaseModel):
     offerings: list[OfferingEntry] = []
     billing: dict[str, Any] | None = None
     sign_on: SignOnEntry | None = None
+
+    @field_validator("slug")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if problem := address_problem(value):
+            raise ValueError(problem)
+        return value
 
     @field_validator("languages")
     @classmethod

@@ -58,7 +58,7 @@ class SyncReport:
     sign_on_without_secret: list[str] = field(default_factory=list)
 
 
-def _columns(force: ForceFile) -> dict[str, Any]:
+def force_columns(force: ForceFile) -> dict[str, Any]:
     """The force row's values from its file (the policy and the offerings have tables of their own)."""
     completed, not_completed = force.outcomes.completed, force.outcomes.not_completed
     return {
@@ -78,7 +78,7 @@ def _columns(force: ForceFile) -> dict[str, Any]:
 
 
 def _apply(tenant: Tenant, force: ForceFile) -> bool:
-    values = _columns(force)
+    values = force_columns(force)
     changed = False
     for attribute, value in values.items():
         if getattr(tenant, attribute) != value:

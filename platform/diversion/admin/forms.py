@@ -1,0 +1,116 @@
+"""Forms of the console's onboarding pages.
+
+They check what a person can fix at once, with GOV.UK messages; the
+services check everything again with the force file's own rules
+(``forces.onboarding``).
+"""
+
+from __future__ import annotations
+
+from govuk_frontend_wtf.wtforms_widgets import (
+    GovCheckboxesInput,
+    GovRadioInput,
+    GovSelect,
+    GovSubmitInput,
+    GovTextInput,
+)
+from wtforms import RadioField, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, Regexp
+
+from diversion.accounts.forms import email_field
+from diversion.catalogue.vocabulary import AREAS
+from diversion.files import SLUG_PATTERN
+from diversion.forces.onboarding import ForceDetails
+from diversion.forms import Form
+from diversion.tenancy.models import NonCompletionAction
+
+LANGUAGE_LABELS = {"en": "English", "cy": "Welsh (Cymraeg)"}
+# What a force does when a person does not complete, in plain words.
+ACTION_LABELS = {
+    NonCompletionAction.PROSECUTION: "Prosecution resumes",
+    NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION: "Charge by postal requisition",
+    NonCompletionAction.COURT: "The case goes to court",
+    NonCompletionAction.NO_FURTHER_ACTION: "No further action",
+}
+
+
+def _text(label: str, missing: str, *, limit: int = 200, hint: str = "") -> StringField:
+    return StringField(label, widget=GovTextInput(), description=hint, validators=[
+        InputRequired(message=missing), Length(max=limit, message=f"{label} must be {limit} characters or fewer")])
+
+
+class ForceDetailsForm(Form):
+    """The first step: who the force is. The address is asked for once (it cannot change)."""
+
+    name = _text("Force name", "Enter the force's name", hint="As people know it, e.g. “Cleveland Police”.")
+    slug = StringField(
+        "Address", widget=GovTextInput(),
+        description="The force's pages will be at /address/: lower-case letters, digits and hyphens, "
+                    "e.g. “cleveland”. It cannot change later.",
+        validators=[InputRequired(message="Enter an address"),
+                    Length(max=63, message="The address must be 63 characters or fewer"),
+                    Regexp(SLUG_PATTERN, message="Use lower-case letters, digits and single hyphens only")])
+    scheme_name = _text("Scheme name", "Enter the scheme's name", hint="What the force calls its scheme, "
+                                                                       "e.g. “Checkpoint”.")
+    area = SelectField(
+        "Police force area", widget=GovSelect(),
+        description="The area the force covers: the catalogue's courses that serve it can be offered.",
+        choices=[SelectChoice("", "Choose the force area"),
+                 *(SelectChoice(k, v) for k, v in sorted(AREAS.items(), key=lambda item: item[1]))],
+        validators=[InputRequired(message="Choose the force area")])
+    languages = SelectMultipleField(
+        "Languages", widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in LANGUAGE_LABELS.items()],
+        validators=[InputRequired(message="Choose at least one language")])
+    completed_code = _text("Code on completion", "Enter the code recorded on completion", limit=40,
+                           hint="The outcome code the force records when a person completes, e.g. “outcome-22”.")
+    completed_label = _text("What the code on completion means", "Enter what the code on completion means",
+                            hint="e.g. “No further action (Outcome 22)”.")
+    not_completed_code = _text("Code on non-completion", "Enter the code recorded on non-completion", limit=40,
+                               hint="The code recorded when a person does not complete, e.g. “prosecution”.")
+    not_completed_label = _text("What the code on non-completion means",
+                                "Enter what the code on non-completion means", hint="e.g. “Prosecution resumes”.")
+    not_completed_action = RadioField(
+        "What happens when a person does not complete", widget=GovRadioInput(),
+        choices=[SelectChoice(k.value, v) for k, v in ACTION_LABELS.items()],
+        validators=[InputRequired(message="Choose what happens when a person does not complete")])
+    brand_colour = StringField(
+        "Brand colour", widget=GovTextInput(), description="Written #rrggbb, e.g. #1d70b8.",
+        validators=[InputRequired(message="Enter the brand colour"),
+                    Regexp(r"^#[0-9a-fA-F]{6}$", message="Enter the brand colour as #rrggbb, e.g. #1d70b8")])
+    submit = SubmitField("Save and continue", widget=GovSubmitInput())
+
+    def details(self, slug: str) -> ForceDetails:
+        """What was entered, for the service; ``slug`` stands in when the form has no address field."""
+        return ForceDetails(
+            name=self.name.data or "", slug=(self.slug.data or "") if "slug" in self else slug,
+            scheme_name=self.scheme_name.data or "", area=self.area.data or "",
+            languages=list(self.languages.data or []), completed_code=self.completed_code.data or "",
+            completed_label=self.completed_label.data or "", not_completed_code=self.not_completed_code.data or "",
+            not_completed_label=self.not_completed_label.data or "",
+            not_completed_action=self.not_completed_action.data or "", brand_colour=self.brand_colour.data or "")
+
+
+class PolicyTemplateForm(Form):
+    """The second step: which policy to start from (choices: ``copy:<force>`` or ``blank``)."""
+
+    template = RadioField("Which policy will the force start from?", widget=GovRadioInput(),
+                          validators=[InputRequired(message="Choose a policy to start from")])
+    submit = SubmitField("Use this policy", widget=GovSubmitInput())
+
+
+class FirstAdminForm(Form):
+    """The last step: who will be the force's first force admin."""
+
+    name = StringField("Full name", widget=GovTextInput(), validators=[
+        InputRequired(message="Enter the person's name"),
+        Length(max=200, message="The name must be 200 characters or fewer")])
+    email = email_field("Enter the person's email address")
+    submit = SubmitField("Invite them", widget=GovSubmitInput())
+
+
+class OfferingsForm(Form):
+    """The third step: the courses chosen, as ``<pathway>:<course id>`` (drawn by the page, grouped by pathway)."""
+
+    offerings = SelectMultipleField("Courses offered", validate_choice=False)
+    submit = SubmitField("Save the courses offered", widget=GovSubmitInput())
