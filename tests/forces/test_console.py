@@ -4,7 +4,6 @@ reactivated, and its own settings."""
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,55 +25,28 @@ from diversion.cases.models import Encounter
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
 from diversion.eligibility import services as policies
-from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
+from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.errors import AccessRefused
 from diversion.extensions import db
 from diversion.forces.files import read_force_file
-from diversion.forces.services import ForceError, change_settings, sync_tenants
+from diversion.forces.services import ForceError, change_settings
 from diversion.tenancy.context import scoped
-from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.tenancy.models import ForceStatus
 from tests.api.conftest import bearer, make_token
-from tests.conftest import TENANTS_DIR, World, csrf_token, empty_database, post_form, sign_in
+from tests.conftest import TENANTS_DIR, World, csrf_token, post_form, sign_in
+from tests.forces.round_trip import force_as_stored, sync_onto_empty_database, tenant_of
 
 TODAY = datetime.now(UTC).date()
 ISSUER = "https://example.org/durham/v2.0"
 SECRET = "durham-client-s3cret"
 
 
-def _tenant(slug: str) -> Tenant:
-    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-    assert tenant is not None
-    return tenant
-
-
 # ---------------------------------------------------------------- export and the round trip
-
-COLUMNS_NOT_COMPARED = {"id", "created_at", "updated_at"}
-
-
-def _force_as_stored(slug: str) -> dict[str, Any]:
-    """Everything the platform holds of a force's configuration: its row, its
-    newest published policy and its offerings (not withdrawn)."""
-    tenant = _tenant(slug)
-    row = {c.key: getattr(tenant, c.key) for c in Tenant.__mapper__.column_attrs if c.key not in COLUMNS_NOT_COMPARED}
-    with scoped(tenant.id):
-        policy = db.session.scalar(select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
-                                   .order_by(PolicyVersion.number.desc()).limit(1))
-        assert policy is not None
-        offerings = sorted(
-            (o.course.slug, o.pathway, o.venues, o.booking_contact, o.notes)
-            for o in db.session.scalars(select(Offering).where(Offering.withdrawn_at.is_(None))))
-        sign_on = sso.sign_on_of(tenant)
-        assert sign_on is not None
-        return {"row": row, "policy": (policy.document, policy.content_hash, policy.effective_from),
-                "offerings": offerings,
-                "sign_on": (sign_on.issuer, sign_on.client_id, sign_on.compulsory, sign_on.new_people)}
-
 
 def _configure_durham(app: Flask, world: World) -> None:
     """Durham as a force admin would leave it: settings, a newer policy, local course details."""
     with app.app_context():
-        durham = _tenant("durham")
+        durham = tenant_of("durham")
         admin = db.session.get(User, world.users["b_force_admin"].id)
         with scoped(durham.id, admin.id):
             change_settings(durham, retention_months=84, brand_colour="#123ABC", languages=["en", "cy"], actor=admin)
@@ -110,23 +82,16 @@ def test_a_force_exported_syncs_back_identically_on_an_empty_database(
     assert SECRET not in text
     assert "secret" not in text
     with app.app_context():
-        before = _force_as_stored("durham")
+        before = force_as_stored("durham")
 
     # A fresh, empty database: the file and the catalogue alone make the force again.
-    empty_database(database)
-    folder = tmp_path / "tenants"
-    folder.mkdir()
-    shutil.copy(TENANTS_DIR / "catalogue.toml", folder / "catalogue.toml")
-    (folder / "durham.toml").write_text(text, encoding="utf-8")
+    report = sync_onto_empty_database(app, database, tmp_path / "tenants", "durham", text)
+    assert report.created == ["durham"]
+    assert report.sign_on_without_secret == ["durham"]  # the secret is never in a file: entered again
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Tenant)) == 0
-        report = sync_tenants(folder, actor=SYSTEM)
-        db.session.commit()
-        assert report.created == ["durham"]
-        assert report.sign_on_without_secret == ["durham"]  # the secret is never in a file: entered again
-        after = _force_as_stored("durham")
-        with scoped(_tenant("durham").id):
-            restored = sso.sign_on_of(_tenant("durham"))
+        after = force_as_stored("durham")
+        with scoped(tenant_of("durham").id):
+            restored = sso.sign_on_of(tenant_of("durham"))
             assert restored is not None
             assert sso.client_secret(restored) == ""
     assert after["row"] == before["row"]
@@ -153,7 +118,7 @@ def test_the_platform_admin_downloads_any_force_and_the_download_is_audited(
                                       .where(AuditEvent.__table__.c.action == "tenant.exported")).all()
     engine.dispose()
     with app.app_context():
-        assert exported == [(world.users["platform_admin"].id, _tenant("north-wales").id)]
+        assert exported == [(world.users["platform_admin"].id, tenant_of("north-wales").id)]
 
 
 @pytest.mark.parametrize(("value", "problem"), [("0", "greater than or equal to 1"),
@@ -174,7 +139,7 @@ def test_a_force_file_with_a_retention_out_of_bounds_is_refused_by_name(
 
 def _record_case(app: Flask, world: World) -> None:
     with app.app_context():
-        tenant = _tenant("west-midlands")
+        tenant = tenant_of("west-midlands")
         with scoped(tenant.id):
             cases.record_encounter(tenant, cases.Intake(
                 Identity("Suspended", "Sam", date(1990, 5, 6)), Contact(), "W1", TODAY,
@@ -199,7 +164,7 @@ def _kept(now: dict[str, int], before: dict[str, int]) -> None:
 
 def _also_in_durham(app: Flask, world: World, key: str) -> None:
     with app.app_context():
-        durham = _tenant("durham")
+        durham = tenant_of("durham")
         person = db.session.get(User, world.users[key].id)
         with scoped(durham.id):
             accounts.add_membership(durham, person, Role.OFFICER, actor=SYSTEM)
@@ -225,7 +190,7 @@ def test_suspending_asks_first_then_ends_sessions_closes_pages_and_tokens_and_de
     assert "Suspend West Midlands Police?" in ask.text
     assert "Nothing is deleted" in ask.text
     with app.app_context():
-        assert _tenant("west-midlands").status is ForceStatus.ACTIVE  # asking changed nothing
+        assert tenant_of("west-midlands").status is ForceStatus.ACTIVE  # asking changed nothing
     done = admin.post("/admin/forces/west-midlands/suspend", data={"csrf_token": csrf_token(ask.text)})
     assert done.status_code == 302
     assert "is suspended" in admin.get("/admin/").text
@@ -267,7 +232,7 @@ def test_suspending_asks_first_then_ends_sessions_closes_pages_and_tokens_and_de
 def test_the_platform_admins_own_session_survives_suspending_a_force_they_belong_to(
         app: Flask, client: FlaskClient, world: World) -> None:
     with app.app_context():
-        tenant = _tenant("west-midlands")
+        tenant = tenant_of("west-midlands")
         admin = db.session.get(User, world.users["platform_admin"].id)
         with scoped(tenant.id):
             accounts.add_membership(tenant, admin, Role.FORCE_ADMIN, actor=SYSTEM)
@@ -291,7 +256,7 @@ def test_a_pointless_status_change_is_refused_with_a_message(app: Flask, client:
 
 def _settings(app: Flask) -> tuple[int | None, str, list[str]]:
     with app.app_context():
-        tenant = _tenant("west-midlands")
+        tenant = tenant_of("west-midlands")
         return tenant.retention_months, tenant.brand_colour, list(tenant.languages)
 
 
@@ -346,7 +311,7 @@ def test_bad_settings_are_named_and_change_nothing(app: Flask, client: FlaskClie
 
 def test_the_settings_service_refuses_an_officer_and_bad_values(app: Flask, world: World) -> None:
     with app.app_context():
-        tenant = _tenant("west-midlands")
+        tenant = tenant_of("west-midlands")
         officer = db.session.get(User, world.users["a_officer"].id)
         with scoped(tenant.id):
             with pytest.raises(AccessRefused):
