@@ -32,7 +32,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import current_app, has_request_context, url_for
 from sqlalchemy import Enum, ForeignKey, Select, String, UniqueConstraint, delete, select
@@ -190,18 +190,25 @@ def invite_to_force(tenant: Tenant, *, email: str, name: str, role: Role,
     return invitation, token
 
 
-def find_force_invitation(token: str) -> ForceInvitation | None:
-    """The invitation of the force in scope with this token, used or expired too; None when there is none."""
+_Kind = TypeVar("_Kind", ForceInvitation, ProviderInvitation)
+
+
+def _find(kind: type[_Kind], token: str, *, usable_only: bool) -> _Kind | None:
     if not _looks_like_token(token):
         return None
-    return db.session.scalar(select(ForceInvitation).where(ForceInvitation.token_hash == hash_token(token)))
+    invitation = db.session.scalar(select(kind).where(kind.token_hash == hash_token(token)))
+    return None if invitation is None or (usable_only and not invitation.usable) else invitation
+
+
+def find_force_invitation(token: str) -> ForceInvitation | None:
+    """The invitation of the force in scope with this token, used or expired too; None when there is none."""
+    return _find(ForceInvitation, token, usable_only=False)
 
 
 def open_force_invitation(token: str) -> ForceInvitation | None:
     """The invitation of the force in scope with this token, if it can still be
     taken up (neither used nor expired); else None."""
-    invitation = find_force_invitation(token)
-    return invitation if invitation is not None and invitation.usable else None
+    return _find(ForceInvitation, token, usable_only=True)
 
 
 def _taken_up(invitation: Invitation, user: User) -> None:
@@ -306,15 +313,12 @@ def invite_to_provider(provider: Provider, *, email: str, name: str, role: Provi
 
 def find_provider_invitation(token: str) -> ProviderInvitation | None:
     """The provider invitation with this token, used or expired too; None when there is none."""
-    if not _looks_like_token(token):
-        return None
-    return db.session.scalar(select(ProviderInvitation).where(ProviderInvitation.token_hash == hash_token(token)))
+    return _find(ProviderInvitation, token, usable_only=False)
 
 
 def open_provider_invitation(token: str) -> ProviderInvitation | None:
     """The provider invitation with this token, if it can still be taken up; else None."""
-    invitation = find_provider_invitation(token)
-    return invitation if invitation is not None and invitation.usable else None
+    return _find(ProviderInvitation, token, usable_only=True)
 
 
 def take_up_provider_invitation(invitation: ProviderInvitation, user: User) -> ProviderMembership:
