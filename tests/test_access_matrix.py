@@ -781,19 +781,7 @@ ROUTES: tuple[Route, ...] = (
     # Platform admin console: platform admins only.
     Route(
         "admin.index", "GET", lambda w: "/admin/", allow(PLATFORM_ADMIN, OK),
-        shows=lambda w: [u.email for u in w.users.values()] + list(FORCE_NAMES),
-    ),
-    Route(
-        "admin.deactivate", "POST",
-        lambda w: f"/admin/users/{w.users['b_supervisor'].id}/deactivate",
-        allow(PLATFORM_ADMIN, redirect("/admin/")),
-        effect=lambda app, w, _c, _who: not _user_active(app, w, "b_supervisor"),
-    ),
-    Route(
-        "admin.reactivate", "POST",
-        lambda w: f"/admin/users/{w.users['b_supervisor'].id}/reactivate",
-        allow(PLATFORM_ADMIN, redirect("/admin/")), setup=_deactivate_b_supervisor,
-        effect=lambda app, w, _c, _who: _user_active(app, w, "b_supervisor"),
+        shows=lambda w: list(FORCE_NAMES),
     ),
     Route("admin.add_member", "GET", lambda w: "/admin/members/new", allow(PLATFORM_ADMIN, OK),
           shows=lambda w: list(FORCE_NAMES)),
@@ -1331,7 +1319,7 @@ def test_a_token_from_the_sign_in_page_is_the_sessions_token(
 ) -> None:
     """Why the table may take its CSRF token from /sign-in, and why a denial is not CSRF."""
     sign_in(client, world.email("platform_admin"))
-    target = f"/admin/users/{world.users['no_role'].id}/deactivate"
+    target = f"/admin/people/{world.users['no_role'].id}/deactivate"
     assert client.post(target).status_code == 400  # no token: refused before anything
     other = app.test_client()
     foreign = csrf_token(other.get("/sign-in").text)

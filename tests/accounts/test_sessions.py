@@ -92,7 +92,7 @@ def test_deactivation_ends_sessions_on_next_request(app: Flask, client, world: W
     admin = app.test_client()
     sign_in(admin, world.email("platform_admin"))
     user_id = world.users["a_officer"].id
-    response = post_form(admin, "/admin/", f"/admin/users/{user_id}/deactivate")
+    response = post_form(admin, "/admin/people/", f"/admin/people/{user_id}/deactivate")
     assert response.status_code == 302
     assert client.get("/west-midlands/").status_code == 302
     assert sign_in(client, world.email("a_officer")).status_code == 400

@@ -3,9 +3,7 @@ adding people to forces."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -13,11 +11,11 @@ from werkzeug.wrappers import Response
 from diversion.accounts import services
 from diversion.accounts.access import Action, requires_platform_action
 from diversion.accounts.forms import AddMemberForm, ConfirmForm
-from diversion.accounts.models import Role, User
+from diversion.accounts.models import Role
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from diversion.web import change_on_form, change_or_flash
+from diversion.web import change_on_form
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -26,29 +24,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @requires_platform_action(Action.MANAGE_USERS)
 def index() -> str:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
-    users = db.session.scalars(select(User).order_by(User.email)).all()
-    return render_template("admin/index.html", forces=forces, users=users, confirm=ConfirmForm(),
+    return render_template("admin/index.html", forces=forces, confirm=ConfirmForm(),
                            drafts=[force for force in forces if force.status is ForceStatus.DRAFT])
-
-
-def _change_user(user_id: int, change: Callable[..., None], done: str) -> Response:
-    user = db.get_or_404(User, user_id)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    change_or_flash(lambda: change(user, actor=current_user), f"{user.email} {done}.")
-    return redirect(url_for(".index"))
-
-
-@bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
-@requires_platform_action(Action.MANAGE_USERS)
-def deactivate(user_id: int) -> Response:
-    return _change_user(user_id, services.deactivate_user, "is deactivated; their sessions have ended")
-
-
-@bp.route("/users/<int:user_id>/reactivate", methods=["POST"])
-@requires_platform_action(Action.MANAGE_USERS)
-def reactivate(user_id: int) -> Response:
-    return _change_user(user_id, services.reactivate_user, "can sign in again")
 
 
 @bp.route("/members/new", methods=["GET", "POST"])
