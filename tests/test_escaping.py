@@ -270,7 +270,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
     return [
         (None, "/", []),
         (None, "/sign-in", []),
-        ("platform_admin", "/admin/", ["scheme", "other-force", "force-admin", "officer", "provider-admin"]),
+        ("platform_admin", "/admin/", ["scheme", "other-force"]),
         ("platform_admin", "/admin/catalogue/", ["provider", "course"]),
         ("platform_admin", f"/admin/catalogue/providers/{ids['provider']}", ["provider"]),
         ("platform_admin", "/admin/catalogue/providers/new", []),
