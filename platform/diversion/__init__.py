@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from diversion.billing.months import money, month_label
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import LONDON, enforce_sqlite_foreign_keys
@@ -63,6 +64,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
     app.jinja_env.filters["pathway_kind"] = kind_label
     # Times are stored in UTC and shown in Europe/London.
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["month_label"] = month_label
     app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
     WTFormsHelpers(app)
     # Force pages render inside their force: every template can see which.

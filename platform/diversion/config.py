@@ -100,6 +100,15 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
         "MAIL_TIMEOUT_SECONDS": float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10")),
+        # Billing through Stripe (diversion.billing): invoices are not sent unless
+        # STRIPE_SECRET_KEY is set. STRIPE_API_BASE points the SDK at another server (the
+        # local Stripe server of the tests and of `make run`): development and test only.
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "") if relaxed else "",
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+        # How far from now (either way) a webhook's signed timestamp may be.
+        "STRIPE_WEBHOOK_TOLERANCE_SECONDS": int(os.environ.get("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "300")),
+        "STRIPE_TIMEOUT_SECONDS": float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "30")),
         # The trust (an ssl.SSLContext) webhook jobs use instead of the system's: set by
         # the test suite only, so that a job can reach its local TLS listener.
         "WEBHOOK_TEST_TRUST": None,

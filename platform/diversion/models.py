@@ -4,6 +4,17 @@ from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, PlatformGrant, ProviderMembership, User
 from diversion.accounts.sso import ForceSignOn, SignOnIdentity
 from diversion.audit.models import AuditEvent
+from diversion.billing.models import (
+    ClosedMonth,
+    ConnectedAccount,
+    Contract,
+    LedgerEntry,
+    Price,
+    Statement,
+    StatementLine,
+    StripeCustomer,
+    StripeEvent,
+)
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion
@@ -20,6 +31,15 @@ from diversion.providers.models import (
 from diversion.tenancy.models import Tenant
 
 __all__ = [
+    "ClosedMonth",
+    "ConnectedAccount",
+    "Contract",
+    "LedgerEntry",
+    "Price",
+    "Statement",
+    "StatementLine",
+    "StripeCustomer",
+    "StripeEvent",
     "ApiToken",
     "AuditEvent",
     "BookedSession",

@@ -312,7 +312,8 @@ def test_every_action_that_a_service_checks_is_tried() -> None:
     database also holds to the force in scope or a platform admin); every other action has a service that
     checks it."""
     pages_only = {Action.READ_POLICY, Action.SIMULATE_POLICY, Action.READ_CASES, Action.REVIEW_DECISIONS,
-                  Action.READ_FORCE_AUDIT, Action.READ_PLATFORM_AUDIT}
+                  Action.READ_FORCE_AUDIT, Action.READ_PLATFORM_AUDIT, Action.READ_BILLING,
+                  Action.RECONCILE_BILLING}
     assert set(SERVICES) == set(Action) - pages_only
 
 

@@ -94,6 +94,13 @@ class Action(enum.StrEnum):
     MANAGE_PROVIDER_TOKENS = "manage_provider_tokens"
     MANAGE_WEBHOOK = "manage_webhook"
     MANAGE_PROVIDER_PEOPLE = "manage_provider_people"  # invite, change roles, remove
+    MANAGE_PAYOUTS = "manage_payouts"  # the provider's Stripe connected account
+    # Billing.
+    READ_BILLING = "read_billing"  # contracts, statements: a force's, a provider's, or all
+    MANAGE_CONTRACTS = "manage_contracts"
+    CORRECT_LEDGER = "correct_ledger"  # reverse a ledger row, with a reason
+    CLOSE_MONTH = "close_month"  # lock a month, bill it on Stripe
+    RECONCILE_BILLING = "reconcile_billing"  # ledger, invoice lines and payments compared
     # The platform.
     MANAGE_USERS = "manage_users"  # accounts, platform roles, a member added to any force
     EDIT_CATALOGUE = "edit_catalogue"  # providers and courses
@@ -138,6 +145,13 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.MANAGE_PROVIDER_TOKENS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_WEBHOOK: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_PROVIDER_PEOPLE: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.MANAGE_PAYOUTS: frozenset({Principal.PROVIDER_ADMIN, Principal.SYSTEM}),
+    Action.READ_BILLING: frozenset({Principal.FORCE_ADMIN, Principal.PROVIDER_ADMIN, Principal.PLATFORM_ADMIN,
+                                    Principal.SYSTEM}),
+    Action.MANAGE_CONTRACTS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.CORRECT_LEDGER: frozenset({Principal.PLATFORM_ADMIN}),
+    Action.CLOSE_MONTH: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.RECONCILE_BILLING: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.MANAGE_USERS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.EDIT_CATALOGUE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.SYNC_FORCES: SYSTEM_ONLY,
@@ -174,6 +188,12 @@ WORDS: Mapping[Action, str] = {
     Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
     Action.MANAGE_WEBHOOK: "manage this provider's webhook",
     Action.MANAGE_PROVIDER_PEOPLE: "manage this provider's people",
+    Action.MANAGE_PAYOUTS: "set up this provider's payouts",
+    Action.READ_BILLING: "see these contracts and statements",
+    Action.MANAGE_CONTRACTS: "change billing contracts",
+    Action.CORRECT_LEDGER: "correct the ledger",
+    Action.CLOSE_MONTH: "close a billing month",
+    Action.RECONCILE_BILLING: "reconcile billing",
     Action.MANAGE_USERS: "manage user accounts",
     Action.EDIT_CATALOGUE: "change the course catalogue",
     Action.SYNC_FORCES: "write forces from their files",
