@@ -90,6 +90,7 @@ def demo(password: str, past_decisions: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from diversion.billing.cli import register as register_billing
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
     from diversion.forces.cli import tenants_group
@@ -104,3 +105,4 @@ def register(app: Flask) -> None:
     register_jobs(app)
     register_cases(app)
     register_providers(app)
+    register_billing(app)
