@@ -134,6 +134,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    import diversion.billing.ledger  # listens to referral moves (cases.events)
     import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
     from diversion.accounts.invitation_views import bp as invitations_bp
     from diversion.accounts.invitation_views import provider_bp as provider_invitations_bp
