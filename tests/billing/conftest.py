@@ -65,13 +65,14 @@ def billing(app: Flask, world: World) -> Billing:
 
 
 def moved(app: Flask, billing: Billing, to: State, at: datetime, *, history: bool = False,
-          transition_id: uuid.UUID | None = None, referral_id: uuid.UUID | None = None) -> uuid.UUID:
+          transition_id: uuid.UUID | None = None, referral_id: uuid.UUID | None = None,
+          pathway: str = "divert") -> uuid.UUID:
     """Announce one move of the referral (as the case services do), dated ``at``; commits."""
     step = transition_id or uuid.uuid4()
     with app.app_context(), scoped(billing.force.id):
         tenant = db.session.get(Tenant, billing.force.id)
         assert tenant is not None
-        announce(tenant, [Moved(referral_id or billing.referral, billing.provider.id, "divert", State.OFFERED, to,
+        announce(tenant, [Moved(referral_id or billing.referral, billing.provider.id, pathway, State.OFFERED, to,
                                 step, at)], history=history)
         db.session.commit()
     return step
@@ -84,6 +85,13 @@ def rows(app: Flask, force: Ref) -> list[dict[str, Any]]:
         return [{"key": r.key, "kind": r.kind, "month": r.month, "unit": r.unit_pence, "amount": r.amount_pence,
                  "id": r.id, "reverses": r.reverses_id, "reason": r.reason, "contract": r.contract_id}
                 for r in found]
+
+
+def force_ref(app: Flask, slug: str) -> Ref:
+    with app.app_context():
+        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+        assert tenant is not None
+        return Ref(tenant.id, slug=tenant.slug, name=tenant.name)
 
 
 def at(year: int, month: int, day: int, hour: int = 12) -> datetime:
