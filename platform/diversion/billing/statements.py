@@ -294,7 +294,7 @@ class Account:
     def status(self) -> str:
         if self.statement is not None:
             return self.statement.invoice_status.label
-        return "Month closed, statement being written" if self.closed else "Month open: a draft, still changing"
+        return "Month closed: statement being written" if self.closed else "Draft: month open"
 
 
 def accounts(*, tenant_id: int | None = None, provider_id: int | None = None, search: str = "",
