@@ -73,6 +73,26 @@ def london_date(moment: datetime) -> date:
 
 # ---------------------------------------------------------------- months and contracts
 
+def hold_months(tenant_id: int) -> None:
+    """Keep the force's months as they are until this transaction ends: taken before a ledger
+    writer reads which months are closed.
+
+    Why: a writer that read "October is open" must not commit its October row after the close
+    has locked October and written its statement. Every writer takes a KEY SHARE lock on the
+    force's row (writers do not block one another, nor ordinary changes of the force); the close
+    takes FOR UPDATE on it (``lock_months``) before it records a closed month, so it waits for the
+    writers already under way, and the writers after it see the month closed. SQLite has one
+    writer at a time anyway (no lock is written there).
+    """
+    db.session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+
+
+def lock_months(tenant_id: int) -> None:
+    """For the monthly close, before it records a closed month: wait for the ledger writers of the
+    force under way, and keep new ones waiting until the close's transaction ends (see ``hold_months``)."""
+    db.session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
 def open_month(tenant_id: int, month: date) -> date:
     """The month a row of ``month`` goes to in the force ``tenant_id``: ``month`` itself, or the
     first month after it that is not closed."""
@@ -177,6 +197,8 @@ def into_the_ledger(tenant: Tenant, *, moves: Sequence[Moved], history: bool) ->
             continue
         month = month_of(move.occurred_at)
         if month not in months:
+            if not months:
+                hold_months(tenant.id)
             months[month] = open_month(tenant.id, month)
         rows.append(LedgerEntry(
             tenant_id=tenant.id, key=event_key(move.transition_id), provider_id=move.provider_id,
@@ -211,6 +233,7 @@ def charge_monthly_fees(tenant: Tenant, month: date, *, actor: Actor) -> int:
     """
     require(actor, Action.CLOSE_MONTH, tenant_id=tenant.id)
     first = _month_bounds(month)[0]
+    hold_months(tenant.id)
     target = open_month(tenant.id, first)
     at = datetime(first.year, first.month, first.day, 12, tzinfo=LONDON)  # the month's first day, London
     rows = [LedgerEntry(tenant_id=tenant.id, key=fee_key(contract.id, first), provider_id=contract.provider_id,
@@ -247,6 +270,7 @@ def reverse(tenant: Tenant, entry: LedgerEntry, *, reason: str, actor: Actor) ->
     if db.session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_id == entry.id)) is not None:
         raise FieldError("entry", "This row has already been reversed.")
     now = utcnow()
+    hold_months(tenant.id)
     row = LedgerEntry(
         tenant_id=tenant.id, key=reversal_key(entry.id), provider_id=entry.provider_id,
         contract_id=entry.contract_id, month=open_month(tenant.id, month_of(now)), kind=entry.kind,
