@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderRole
-from diversion.billing import statements
+from diversion.billing import ledger, statements
 from diversion.billing.models import ClosedMonth, VatTreatment
 from diversion.cases.models import State
 from diversion.extensions import db
@@ -54,8 +54,6 @@ def _ledger(app: Flask, billing: Billing) -> None:
     with app.app_context(), scoped(billing.force.id):
         tenant = db.session.get(Tenant, billing.force.id)
         assert tenant is not None
-        from diversion.billing import ledger
-
         ledger.charge_monthly_fees(tenant, date(2026, 10, 1), actor=SYSTEM)
         db.session.add(ClosedMonth(tenant_id=tenant.id, month=date(2026, 10, 1)))
         statements.settle_month(tenant, date(2026, 10, 1), actor=SYSTEM)
