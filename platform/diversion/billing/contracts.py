@@ -90,6 +90,24 @@ def pathways_of_force() -> list[tuple[str, str]]:
     return list(found.items())
 
 
+def pathway_names(tenant_id: int) -> dict[str, str]:
+    """The names of a force's pathways by id, from its published policies (newest name first).
+
+    Crosses forces on purpose (``all_tenants``), for the pages of a contract
+    read by a provider or a platform admin: published policies are the forces'
+    public schemes, and row-level security lets exactly those be read across
+    forces (never with a provider in scope: call it with none)."""
+    found: dict[str, str] = {}
+    for document in db.session.scalars(
+            select(PolicyVersion.document)
+            .where(PolicyVersion.tenant_id == tenant_id, PolicyVersion.status == PolicyStatus.PUBLISHED)
+            .order_by(PolicyVersion.number.desc()).execution_options(**{ALL_TENANTS: True})):
+        for pathway in document.get("pathways", []):
+            if isinstance(pathway, dict) and isinstance(pathway.get("id"), str):
+                found.setdefault(pathway["id"], str(pathway.get("name") or pathway["id"]))
+    return found
+
+
 def providers_serving_force() -> list[Provider]:
     """The providers with a course offered in the force in scope (withdrawn offerings too: a contract
     outlives an offering), by name."""
