@@ -79,10 +79,11 @@ def test_a_platform_admin_adds_a_contract_and_reads_it(app: Flask, client: Flask
 
 
 BAD = [
-    pytest.param({"price_referral_accepted_divert": "seventy"}, "Enter the price of referral accepted in pounds",
-                 id="price-not-money"),
-    pytest.param({"price_referral_accepted_divert": "-70"}, "Enter the price of referral accepted in pounds",
-                 id="negative-price"),
+    pytest.param({"price_referral_accepted_divert": "seventy"},
+                 "Enter the price of referral accepted on DIVERT (adults) in pounds", id="price-not-money"),
+    pytest.param({"price_referral_accepted_divert": "-70"},
+                 "The price of referral accepted on DIVERT (adults) cannot be negative", id="negative-price"),
+    pytest.param({"monthly_fee": "-£5"}, "The monthly fee cannot be negative", id="negative-fee"),
     pytest.param({"monthly_fee": "lots"}, "Enter the monthly fee in pounds and pence", id="fee-not-money"),
     pytest.param({"platform_fee": "200"}, "between 0% and 100%", id="platform-fee-over-100"),
     pytest.param({"platform_fee": "a tenth"}, "Enter the platform fee as a percentage", id="platform-fee-words"),

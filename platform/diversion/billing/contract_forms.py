@@ -62,13 +62,20 @@ class _Money:
         self.what = what
 
     def __call__(self, _form: Form, field: Field) -> None:
-        if field.data and field.data.strip() and pence_of(field.data) is None:
+        text = (field.data or "").strip()
+        if text.startswith(("-", "£-", "−")):
+            raise ValidationError(f"{self.what[0].upper()}{self.what[1:]} cannot be negative")
+        if text and pence_of(text) is None:
             raise ValidationError(f"Enter {self.what} in pounds and pence, like 70.00")
+
+
+_FEE_TOO_LONG = "Enter the monthly fee in pounds and pence, like 1500.00"
+_PERCENT_WORDS = "Enter the platform fee as a percentage, like 2.5"
 
 
 def _percent(_form: Form, field: Field) -> None:
     if basis_points_of(field.data or "") is None:
-        raise ValidationError("Enter the platform fee as a percentage, like 2.5")
+        raise ValidationError(_PERCENT_WORDS)
 
 
 class _ProviderField(SelectField):
@@ -95,13 +102,14 @@ class ContractForm(Form):
     monthly_fee = StringField("Monthly fee (optional)", widget=GovTextInput(),
                               description="A fixed amount each month (a block grant), in pounds. Leave it empty for "
                                           "none.",
-                              validators=[Optional(), Length(max=20), _Money("the monthly fee")])
+                              validators=[Optional(), Length(max=20, message=_FEE_TOO_LONG), _Money("the monthly fee")])
     vat = _VatField("VAT", widget=GovRadioInput(),
                      choices=[SelectChoice(v.value, v.label) for v in VatTreatment],
                      validators=[InputRequired(message="Choose the VAT treatment")])
     platform_fee = StringField("Platform fee", widget=GovTextInput(),
                                description="A percentage of the net amount, before VAT, kept by the platform.",
-                               validators=[InputRequired(message="Enter the platform fee"), Length(max=10), _percent])
+                               validators=[InputRequired(message="Enter the platform fee"),
+                                           Length(max=10, message=_PERCENT_WORDS), _percent])
     notes = TextAreaField("Notes (optional)", widget=GovTextArea(),
                           description="Where the figures come from, for example that they are assumptions.",
                           validators=[Optional(), Length(max=NOTES_LENGTH,
@@ -142,7 +150,7 @@ def contract_form(pathways: Sequence[tuple[str, str]], providers: Sequence[Provi
         for kind in PRICED_KINDS:
             fields[price_field(kind, pathway)] = StringField(
                 f"{kind.label} ({name})", widget=GovTextInput(),
-                validators=[Optional(), Length(max=20), _Money(f"the price of {kind.label.lower()}")])
+                validators=[Optional(), _Money(f"the price of {kind.label.lower()} on {name}")])
     form_class = type("ForceContractForm", (ContractForm,), {**fields, "pathways": tuple(pathways)})
     data: dict[str, Any] | None = None
     if terms is not None:
