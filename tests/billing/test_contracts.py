@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from flask import Flask
@@ -15,7 +15,7 @@ from diversion.accounts.models import User
 from diversion.audit.models import AuditEvent
 from diversion.billing import contracts
 from diversion.billing.contracts import ContractError, Terms
-from diversion.billing.models import Contract, EventKind, Price, VatTreatment
+from diversion.billing.models import Contract, EventKind, LedgerEntry, Price, VatTreatment
 from diversion.errors import AccessRefused
 from diversion.extensions import db
 from diversion.tenancy.context import provider_scoped, scoped
@@ -241,3 +241,23 @@ def test_each_reads_only_its_own_contracts(app: Flask, world: World, database: o
 def test_the_force_pathways_and_serving_providers_come_from_its_policy_and_offerings(force_a: Tenant) -> None:
     assert dict(contracts.pathways_of_force()).keys() == {"divert", "divert-youth"}
     assert [p.slug for p in contracts.providers_serving_force()] == ["cranstoun"]
+
+
+def test_a_change_may_not_leave_ledger_rows_outside_the_dates(force_a: Tenant, world: World) -> None:
+    contract = contracts.create_contract(force_a, _terms(world), actor=SYSTEM)
+    # 23:30 on 31 March in UTC is 1 April in London: the row's day is London's.
+    db.session.add(LedgerEntry(tenant_id=force_a.id, key="matrix:1", provider_id=contract.provider_id,
+                               contract_id=contract.id, month=date(2026, 4, 1), kind=ACCEPTED, pathway="divert",
+                               occurred_at=datetime(2026, 3, 31, 23, 30, tzinfo=UTC), unit_pence=7000, quantity=1,
+                               amount_pence=7000))
+    db.session.commit()
+    with pytest.raises(ContractError, match="from 1 April 2026") as late_start:
+        contracts.change_contract(force_a, contract, _terms(world, starts_on=date(2026, 4, 2)), actor=SYSTEM)
+    assert late_start.value.field == "starts_on"
+    with pytest.raises(ContractError, match="up to 1 April 2026") as early_end:
+        contracts.change_contract(force_a, contract, _terms(world, ends_on=date(2026, 3, 31)), actor=SYSTEM)
+    assert early_end.value.field == "ends_on"
+    db.session.rollback()
+    changed = contracts.change_contract(force_a, contract, _terms(world, starts_on=date(2026, 4, 1),
+                                                                  ends_on=date(2026, 4, 1)), actor=SYSTEM)
+    assert (changed.starts_on, changed.ends_on) == (date(2026, 4, 1), date(2026, 4, 1))

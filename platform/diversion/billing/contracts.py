@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
-from diversion.billing.models import PRICED_KINDS, Contract, EventKind, Price, VatTreatment
+from diversion.billing.models import PRICED_KINDS, Contract, EventKind, LedgerEntry, Price, VatTreatment
 from diversion.catalogue.models import Course, Offering, Provider
-from diversion.db import utcnow
+from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import PolicyStatus, PolicyVersion
 from diversion.errors import FieldError
@@ -234,13 +234,30 @@ def create_contract(tenant: Tenant, terms: Terms, *, actor: Actor) -> Contract:
     return contract
 
 
+def _keeps_its_ledger(contract: Contract, terms: Terms) -> None:
+    """Refuse new dates that would leave some of the contract's ledger rows outside them: each row was
+    priced with the contract in force on its day (London), and stays so."""
+    first, last = db.session.execute(
+        select(func.min(LedgerEntry.occurred_at), func.max(LedgerEntry.occurred_at))
+        .where(LedgerEntry.contract_id == contract.id)).one()
+    if first is None or last is None:
+        return
+    first_day, last_day = first.astimezone(LONDON).date(), last.astimezone(LONDON).date()
+    if terms.starts_on > first_day:
+        raise ContractError("starts_on", f"The ledger has rows of this contract from {first_day:%-d %B %Y}: "
+                                         "the contract must start on or before that day.")
+    if terms.ends_on is not None and terms.ends_on < last_day:
+        raise ContractError("ends_on", f"The ledger has rows of this contract up to {last_day:%-d %B %Y}: "
+                                       "the contract must end on or after that day.")
+
+
 def change_contract(tenant: Tenant, contract: Contract, terms: Terms, *, actor: Actor) -> Contract:
     """Change a contract of the force in scope: its dates, fees, VAT, prices and notes.
 
     Refuses what ``create_contract`` refuses (the contract's own dates do not
-    count as an overlap), and another provider: a contract stays with its
-    provider (end it and make another). Ledger rows already written keep their
-    prices.
+    count as an overlap); another provider: a contract stays with its
+    provider (end it and make another); and dates that would leave some of its
+    ledger rows outside them. Ledger rows already written keep their prices.
     """
     require(actor, Action.MANAGE_CONTRACTS, tenant_id=tenant.id)
     if contract.tenant_id != tenant.id:
@@ -248,6 +265,7 @@ def change_contract(tenant: Tenant, contract: Contract, terms: Terms, *, actor: 
     if terms.provider_id != contract.provider_id:
         raise ContractError("provider", "A contract stays with its provider: end it and make another.")
     _check(terms, besides=contract.id)
+    _keeps_its_ledger(contract, terms)
     contract.starts_on, contract.ends_on = terms.starts_on, terms.ends_on
     contract.monthly_fee_pence = terms.monthly_fee_pence
     contract.vat = terms.vat
