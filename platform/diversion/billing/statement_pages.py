@@ -55,6 +55,13 @@ class ReverseForm(Form):
     submit = SubmitField("Reverse the row", widget=GovSubmitInput())
 
 
+@provider_bp.app_template_global()
+def reads_provider_billing() -> bool:
+    """For the workspace's templates: whether the signed-in user may read the billing of the provider in hand."""
+    provider = g.get("provider")
+    return provider is not None and may(current_user, Action.READ_BILLING, provider_id=provider.id)
+
+
 def _month(text: str) -> date:
     try:
         return parse_month(text)
