@@ -903,6 +903,12 @@ ROUTES: tuple[Route, ...] = (
     Route("admin_people.invite", "POST", lambda w: "/admin/people/invite", allow(PLATFORM_ADMIN, OK),
           data=lambda _a, w: {"organisation": f"force:{w.a.slug}", "name": "New Member", "email": NEW_MEMBER},
           effect=_invited_to_a(Role.FORCE_ADMIN), shows=lambda _w: ["/west-midlands/invitation/"]),
+    # The monthly close: platform admins start it and watch it (a month not ended yet is refused, so
+    # the matrix queues nothing).
+    Route("billing_close.index", "GET", lambda w: "/admin/billing/close/", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: [*FORCE_NAMES]),
+    Route("billing_close.index", "POST", lambda w: "/admin/billing/close/", allow(PLATFORM_ADMIN, Allowed(400)),
+          data=lambda _a, _w: {"month": "2999-01", "force": ""}, shows=lambda _w: ["has not ended yet"]),
     # The force's eligibility policy: every member reads it (officers decide
     # with it); only the force admin drafts, tests, publishes and simulates.
     Route("policy.in_force", "GET", _policy("/"), allow(FORCE_A_MEMBERS, OK),

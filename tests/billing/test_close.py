@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 import stripe
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from diversion.accounts.access import SYSTEM, AccessRefused
@@ -28,9 +29,10 @@ from diversion.billing.months import month_key, month_of, previous_month
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.jobs import work_now
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World
+from tests.conftest import World, post_form, sign_in
 from tests.stripe_server import StripeServer
 
 KEY = "sk_test_close"
@@ -44,7 +46,7 @@ def server() -> Iterator[StripeServer]:
 
 
 @pytest.fixture
-def billed(app: Flask, world: World, server: StripeServer) -> Iterator[Flask]:
+def billed(app: Flask, world: World, server: StripeServer) -> Flask:
     """The app with Stripe on (the local server), Cranstoun ready for payouts, and a month of ledger rows
     for West Midlands with Cranstoun (VAT at the standard rate, a 10% platform fee)."""
     app.config.update(STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=server.url, STRIPE_NETWORK_RETRIES=0)
@@ -61,7 +63,7 @@ def billed(app: Flask, world: World, server: StripeServer) -> Iterator[Flask]:
               [(EventKind.REFERRAL_ACCEPTED, "cannabis", 7000)] * 3
               + [(EventKind.SESSION_ATTENDED, "cannabis", 1500)] * 2)
         db.session.commit()
-        yield app
+    return app
 
 
 def _rows(tenant_id: int, provider_id: int, vat: VatTreatment, fee_bp: int,
@@ -253,3 +255,40 @@ def test_the_command_closes_a_month(billed: Flask, world: World, server: StripeS
     assert "--month" in bad.output
     unknown = runner.invoke(args=["billing", "close", "--month", month_key(MONTH), "--tenant", "atlantis"])
     assert "atlantis" in unknown.output
+
+
+def test_the_console_starts_the_close_and_shows_its_progress(billed: Flask, world: World, server: StripeServer,
+                                                            client: FlaskClient) -> None:
+    sign_in(client, world.email("platform_admin"))
+    page = client.get("/admin/billing/close/")
+    assert f'value="{month_key(MONTH)}"' in page.text
+    refused = post_form(client, "/admin/billing/close/", "/admin/billing/close/", {"month": "last month", "force": ""})
+    assert refused.status_code == 400
+    assert "Enter the month as year and month" in refused.text
+    started = post_form(client, "/admin/billing/close/", "/admin/billing/close/",
+                        {"month": month_key(MONTH), "force": "west-midlands"})
+    assert started.status_code == 302
+    work_now(billed)
+    shown = client.get(started.headers["Location"])
+    assert "Finished" in shown.text
+    assert "Sent, awaiting payment (1)" in shown.text
+    assert len(server.of_kind("invoice")) == 1
+    with billed.app_context(), scoped(world.b.id):
+        assert db.session.scalar(select(ClosedMonth)) is None  # only the force chosen
+
+
+def test_the_real_stripe_base_refuses_internal_addresses_outside_development_and_test() -> None:
+    from diversion.billing import stripe_api
+    from diversion.config import ConfigError
+
+    production = Flask("production")
+    production.config.update(ENV_NAME="production", STRIPE_SECRET_KEY=KEY, OUTBOUND_ALLOWED_PORTS=(443,))
+    assert stripe_api.api_base(production) is None  # Stripe itself
+    for internal in ("http://127.0.0.1:12111", "https://10.0.0.8", "https://169.254.169.254/v1"):
+        production.config["STRIPE_API_BASE"] = internal
+        with pytest.raises(ConfigError, match="STRIPE_API_BASE"):
+            stripe_api.client(production)
+    testing = Flask("testing")
+    testing.config.update(ENV_NAME="test", STRIPE_API_BASE="http://127.0.0.1:12111")
+    assert stripe_api.api_base(testing) == "http://127.0.0.1:12111"
+    assert stripe_api.client(testing) is None  # no key, no Stripe
