@@ -147,6 +147,7 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
     from diversion.billing.close_pages import bp as billing_close_bp
+    from diversion.billing.payout_pages import bp as billing_payouts_bp
     from diversion.cases.home import bp as force_bp
     from diversion.cases.views import bp as cases_bp
     from diversion.catalogue.services import read_pathways_with
@@ -165,7 +166,8 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
                       offerings_bp, invitations_bp, provider_invitations_bp, provider_people_bp, admin_people_bp,
-                      console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp, billing_close_bp):
+                      console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp, billing_close_bp,
+                      billing_payouts_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

@@ -31,6 +31,8 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.audit.models import AuditEvent
+from diversion.billing import payouts
+from diversion.billing.close import close_month
 from diversion.cases import importer
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -263,6 +265,10 @@ SERVICES: dict[Action, Call] = {
                                                                    brand_colour="#000000", languages=["en"],
                                                                    actor=actor),
     Action.EXPORT_FORCE: lambda c, actor: export_force(_tenant(c.world), actor=actor),
+    Action.CLOSE_MONTH: lambda c, actor: close_month(date(2026, 1, 1), actor=actor),
+    Action.MANAGE_PAYOUTS: lambda c, actor: payouts.onboarding_link(
+        _cranstoun(c.world), return_url="https://example.org/back", refresh_url="https://example.org/again",
+        actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})
