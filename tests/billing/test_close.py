@@ -292,3 +292,16 @@ def test_the_real_stripe_base_refuses_internal_addresses_outside_development_and
     testing.config.update(ENV_NAME="test", STRIPE_API_BASE="http://127.0.0.1:12111")
     assert stripe_api.api_base(testing) == "http://127.0.0.1:12111"
     assert stripe_api.client(testing) is None  # no key, no Stripe
+
+
+def test_a_closed_month_takes_no_new_rows(billed: Flask, world: World) -> None:
+    """Late events of a closed month go to the next open one (the ledger's ``open_month``)."""
+    ledger = pytest.importorskip("diversion.billing.ledger")
+    with billed.app_context():
+        with scoped(world.a.id):
+            assert ledger.open_month(world.a.id, MONTH) == MONTH
+        close_month(MONTH, tenant=_force(world), actor=SYSTEM)
+        with scoped(world.a.id):
+            assert ledger.open_month(world.a.id, MONTH) == month_of(utcnow())
+        with scoped(world.b.id):
+            assert ledger.open_month(world.b.id, MONTH) == MONTH  # another force's month is its own

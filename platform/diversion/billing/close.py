@@ -115,6 +115,15 @@ def _charge_monthly_fees(tenant: Tenant, month: date, actor: Actor) -> int:
     return charged
 
 
+def _hold_ledger_writers(tenant: Tenant) -> None:
+    """Wait for the force's ledger writers under way, and keep new ones waiting until the month is locked."""
+    try:
+        from diversion.billing.ledger import lock_months  # type: ignore[attr-defined,import-not-found,unused-ignore]
+    except ImportError:
+        return
+    lock_months(tenant.id)
+
+
 def _settle_month(tenant: Tenant, month: date, actor: Actor) -> list[Statement]:
     try:
         from diversion.billing.statements import settle_month  # type: ignore[attr-defined,import-not-found,unused-ignore]
@@ -197,6 +206,7 @@ def close_month(month: date, *, tenant: Tenant | None = None, actor: Actor,
 
 
 def _lock(force: Tenant, month: date, actor: Actor) -> None:
+    _hold_ledger_writers(force)
     if db.session.scalar(select(ClosedMonth.id).where(ClosedMonth.month == month)) is None:
         db.session.add(ClosedMonth(tenant_id=force.id, month=month, closed_by_id=user_id_of(actor)))
         db.session.flush()
