@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 import re
 import secrets
 import threading
@@ -48,7 +49,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "stripe" / "fixtures3.json"
+# Beside the repository (``../shared/stripe``); STRIPE_FIXTURES names another copy.
+FIXTURES = Path(os.environ.get("STRIPE_FIXTURES")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "stripe" / "fixtures3.json")
 MAX_INVOICE_ITEMS = 250  # Stripe refuses more items on one invoice
 
 
