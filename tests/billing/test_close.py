@@ -257,6 +257,17 @@ def test_the_command_closes_a_month(billed: Flask, world: World, server: StripeS
     assert "atlantis" in unknown.output
 
 
+def test_the_command_says_when_stripe_does_not_answer(billed: Flask, server: StripeServer) -> None:
+    server.die_after(2)
+    result = billed.test_cli_runner().invoke(args=["billing", "close", "--month", month_key(MONTH)])
+    assert result.exit_code == 1
+    assert "run the command again to carry on" in result.output
+    server.revive()
+    again = billed.test_cli_runner().invoke(args=["billing", "close", "--month", month_key(MONTH)])
+    assert again.exit_code == 0, again.output
+    assert len(server.of_kind("invoice")) == 1
+
+
 def test_the_console_starts_the_close_and_shows_its_progress(billed: Flask, world: World, server: StripeServer,
                                                             client: FlaskClient) -> None:
     sign_in(client, world.email("platform_admin"))

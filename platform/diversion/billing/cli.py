@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import stripe
 from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
@@ -44,6 +45,10 @@ def close_command(month: str, tenant_slug: str | None) -> None:
         report = close_month(parsed, tenant=tenant, actor=SYSTEM, progress=progress)
     except FieldError as error:
         raise click.BadParameter(error.message, param_hint="--month") from None
+    except stripe.StripeError as error:  # what was done is kept: the next run carries on from there
+        raise click.ClickException(f"Stripe refused or did not answer ({type(error).__name__}: "
+                                   f"{error.user_message or error}). What was done is kept: run the command "
+                                   "again to carry on; nothing is billed twice.") from None
     for line in report.lines():
         click.echo(line)
 
