@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import eligibility, importer, intake
+from bench import billing, eligibility, importer, intake
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "decide": lambda _: eligibility.bench_decide(),
     "simulate": lambda _: eligibility.bench_simulate(),
     "intake": lambda options: intake.bench_intake(intakes=options.intakes, clients=options.clients),
     "import": lambda options: importer.bench_import(rows=options.rows),
+    "billing": lambda options: billing.bench_billing(rows=options.ledger_rows, forces=options.forces,
+                                                     providers=options.providers),
 }
 
 
@@ -23,6 +25,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the import file (import)")
     parser.add_argument("--intakes", type=int, default=2_000, help="intakes to post (intake)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (intake)")
+    parser.add_argument("--ledger-rows", dest="ledger_rows", type=int, default=1_000_000,
+                        help="ledger rows in the month closed (billing)")
+    parser.add_argument("--forces", type=int, default=45, help="forces billed (billing)")
+    parser.add_argument("--providers", type=int, default=10, help="providers paid by each force (billing)")
     options = parser.parse_args(argv)
     unknown = [name for name in options.names if name not in BENCHMARKS]
     if unknown:

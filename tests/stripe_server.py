@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 import re
 import secrets
 import threading
@@ -48,7 +49,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "stripe" / "fixtures3.json"
+# Beside the repository (``../shared/stripe``); STRIPE_FIXTURES names another copy.
+FIXTURES = Path(os.environ.get("STRIPE_FIXTURES")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "stripe" / "fixtures3.json")
 MAX_INVOICE_ITEMS = 250  # Stripe refuses more items on one invoice
 
 
@@ -146,6 +149,7 @@ class StripeServer:
         self.requests: list[Recorded] = []
         self.objects: dict[str, dict[str, Any]] = {}  # by id, every kind
         self._items: dict[str, list[dict[str, Any]]] = {}  # invoice items by invoice id
+        self._kinds: dict[str, dict[str, dict[str, Any]]] = {}  # objects by kind, then id (oldest first)
         self.sent_invoices: list[str] = []  # ids, in the order they were sent
         self._keys: dict[str, _Stored] = {}
         self._ids = itertools.count(1)
@@ -214,7 +218,7 @@ class StripeServer:
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         """Stored objects of one kind (``customer``, ``invoice``, ``invoiceitem``, ...), oldest first."""
         with self.lock:
-            return [obj for obj in self.objects.values() if obj["object"] == kind]
+            return list(self._kinds.get(kind, {}).values())
 
     def set_account(self, account_id: str, *, transfers: bool = True, details_submitted: bool = True) -> None:
         """Make a connected account able (or not) to receive transfers."""
@@ -391,6 +395,7 @@ class StripeServer:
 
     def _keep(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.objects[obj["id"]] = obj
+        self._kinds.setdefault(obj["object"], {})[obj["id"]] = obj
         return obj
 
     def _create(self, kind: str, prefix: str, params: dict[str, Any], copied: tuple[str, ...]) -> dict[str, Any]:

@@ -989,6 +989,17 @@ ROUTES: tuple[Route, ...] = (
     Route("admin_people.invite", "POST", lambda w: "/admin/people/invite", allow(PLATFORM_ADMIN, OK),
           data=lambda _a, w: {"organisation": f"force:{w.a.slug}", "name": "New Member", "email": NEW_MEMBER},
           effect=_invited_to_a(Role.FORCE_ADMIN), shows=lambda _w: ["/west-midlands/invitation/"]),
+    # The monthly close: platform admins start it and watch it (a month not ended yet is refused, so
+    # the matrix queues nothing).
+    Route("billing_close.index", "GET", lambda w: "/admin/billing/close/", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: [*FORCE_NAMES]),
+    Route("billing_close.index", "POST", lambda w: "/admin/billing/close/", allow(PLATFORM_ADMIN, Allowed(400)),
+          data=lambda _a, _w: {"month": "2999-01", "force": ""}, shows=lambda _w: ["has not ended yet"]),
+    # A provider's payouts: its admins only (without Stripe set up, starting says so and changes nothing).
+    Route("billing_payouts.index", "GET", lambda w: "/provider/billing/payouts/", allow(CRANSTOUN_ADMIN, OK),
+          setup=_provider_admin, shows=lambda _w: ["Cranstoun", "Not set up"]),
+    Route("billing_payouts.start", "POST", lambda w: "/provider/billing/payouts/",
+          allow(CRANSTOUN_ADMIN, redirect("/provider/billing/payouts/")), setup=_provider_admin),
     # The force's eligibility policy: every member reads it (officers decide
     # with it); only the force admin drafts, tests, publishes and simulates.
     Route("policy.in_force", "GET", _policy("/"), allow(FORCE_A_MEMBERS, OK),

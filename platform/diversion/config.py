@@ -109,6 +109,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # How far from now (either way) a webhook's signed timestamp may be.
         "STRIPE_WEBHOOK_TOLERANCE_SECONDS": int(os.environ.get("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "300")),
         "STRIPE_TIMEOUT_SECONDS": float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "30")),
+        # How often the SDK tries a request again after a network failure (with the same idempotency key).
+        "STRIPE_NETWORK_RETRIES": int(os.environ.get("STRIPE_NETWORK_RETRIES", "2")),
+        # Days a force has to pay an invoice once it is sent.
+        "BILLING_DAYS_UNTIL_DUE": int(os.environ.get("BILLING_DAYS_UNTIL_DUE", "30")),
         # The trust (an ssl.SSLContext) webhook jobs use instead of the system's: set by
         # the test suite only, so that a job can reach its local TLS listener.
         "WEBHOOK_TEST_TRUST": None,

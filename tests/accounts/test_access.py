@@ -31,7 +31,7 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.audit.models import AuditEvent
-from diversion.billing import contracts, ledger
+from diversion.billing import contracts, ledger, payouts
 from diversion.billing.models import Contract, LedgerEntry, VatTreatment
 from diversion.cases import importer
 from diversion.cases import services as cases
@@ -273,6 +273,9 @@ SERVICES: dict[Action, Call] = {
     Action.MANAGE_CONTRACTS: lambda c, actor: contracts.create_contract(_tenant(c.world), contracts.Terms(
         provider_id=c.world.providers["cranstoun"].id, starts_on=TODAY, ends_on=None, monthly_fee_pence=0,
         vat=VatTreatment.EXEMPT, platform_fee_basis_points=0, prices={}), actor=actor),
+    Action.MANAGE_PAYOUTS: lambda c, actor: payouts.onboarding_link(
+        _cranstoun(c.world), return_url="https://example.org/back", refresh_url="https://example.org/again",
+        actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})

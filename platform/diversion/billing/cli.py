@@ -3,12 +3,54 @@
 from __future__ import annotations
 
 import click
+import stripe
 from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from diversion.errors import FieldError
+from diversion.extensions import db
 
 
 @click.group("billing")
 def billing_group() -> None:
     """Contracts, the ledger, the monthly close on Stripe and reconciliation."""
+
+
+@billing_group.command("close")
+@click.option("--month", required=True, help="The month to close, as YYYY-MM (it must have ended).")
+@click.option("--tenant", "tenant_slug", default=None, help="Close it for this force only (its slug).")
+@with_appcontext
+def close_command(month: str, tenant_slug: str | None) -> None:
+    """Lock a month, write its statements and bill each force for each provider on Stripe."""
+    from diversion.accounts.access import SYSTEM
+    from diversion.billing.close import close_month
+    from diversion.billing.months import parse_month
+    from diversion.tenancy.models import Tenant
+
+    try:
+        parsed = parse_month(month)
+    except FieldError as error:
+        raise click.BadParameter(error.message, param_hint="--month") from None
+    tenant = None
+    if tenant_slug is not None:
+        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+        if tenant is None:
+            raise click.BadParameter(f"No force has the slug {tenant_slug!r}.", param_hint="--tenant")
+
+    def progress(done: int, total: int | None, note: str) -> None:
+        click.echo(f"[{done}/{total}] {note}" if total else note, err=True)
+
+    try:
+        report = close_month(parsed, tenant=tenant, actor=SYSTEM, progress=progress)
+    except FieldError as error:
+        raise click.BadParameter(error.message, param_hint="--month") from None
+    except stripe.StripeError as error:  # what was done is kept: the next run carries on from there
+        raise click.ClickException(f"Stripe refused or did not answer ({type(error).__name__}: "
+                                   f"{error.user_message or error}). What was done is kept: run the command "
+                                   "again to carry on; nothing is billed twice.") from None
+    for line in report.lines():
+        click.echo(line)
 
 
 def register(app: Flask) -> None:
