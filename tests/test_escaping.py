@@ -330,6 +330,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/audit/?action=api_token", ["force-token"]),
         ("platform_admin", "/admin/audit/?action=provider_token", ["provider-token"]),
         ("platform_admin", f"/admin/forces/{world.a.slug}/suspend", []),
+        ("platform_admin", "/admin/billing/reconciliation?month=2026-11", ["other-force"]),
     ]
 
 

@@ -146,6 +146,7 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.admin.views import bp as admin_bp
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
+    from diversion.billing.reconcile_pages import bp as billing_reconciliation_bp
     from diversion.billing.webhooks import bp as billing_webhooks_bp
     from diversion.cases.home import bp as force_bp
     from diversion.cases.views import bp as cases_bp
@@ -168,6 +169,7 @@ def _register_blueprints(app: Flask) -> None:
                       console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(billing_webhooks_bp)
+    app.register_blueprint(billing_reconciliation_bp)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member
 
