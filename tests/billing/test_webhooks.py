@@ -277,6 +277,13 @@ def test_a_time_within_the_tolerance_either_way_is_taken(hooked: Flask, client: 
     assert _read(hooked, world, statement_id).invoice_status is InvoiceStatus.PAID
 
 
+def test_a_body_too_large_to_be_an_event_is_refused_unread(hooked: Flask, client: FlaskClient) -> None:
+    body = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    answer = _refused(client, body, signature(body))
+    assert (answer.status_code, answer.text) == (413, "The body is too large for a Stripe event.\n")
+    assert _recorded(hooked) == []
+
+
 def test_without_a_signing_secret_nothing_is_taken(app: Flask, client: FlaskClient, world: World) -> None:
     body = body_of(_invoice_event("evt_1", "invoice.paid", status="paid"))
     answer = _refused(client, body, signature(body))

@@ -33,6 +33,7 @@ import stripe
 from flask import Blueprint, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from diversion.billing.models import ConnectedAccount, InvoiceStatus, Statement, StripeEvent
@@ -53,6 +54,8 @@ INVOICE_EVENTS: Mapping[str, InvoiceStatus] = {
 }
 ACCOUNT_UPDATED = "account.updated"
 HANDLED = frozenset({*INVOICE_EVENTS, ACCOUNT_UPDATED})
+# Stripe's events are a few kilobytes; anything near this is not one, and is not read whole.
+LARGEST_BODY = 1024 * 1024
 
 
 class DeliveryRefused(ValueError):  # noqa: N818 - reads as the condition it reports
@@ -231,8 +234,13 @@ def _plain(message: str, status: int) -> Response:
 def stripe_webhook() -> Response:
     """Stripe's deliveries: verified on the raw body, then acted on once (see the module)."""
     config = current_app.config
+    request.max_content_length = LARGEST_BODY
     try:
-        event = verify(request.get_data(cache=False), request.headers.get("Stripe-Signature", ""),
+        payload = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return _plain("The body is too large for a Stripe event.", 413)
+    try:
+        event = verify(payload, request.headers.get("Stripe-Signature", ""),
                        secret=config["STRIPE_WEBHOOK_SECRET"],
                        tolerance=int(config["STRIPE_WEBHOOK_TOLERANCE_SECONDS"]))
     except DeliveryRefused as refused:
