@@ -61,6 +61,7 @@ class Problem(enum.StrEnum):
     PAID_AMOUNT_DIFFERS = "paid_amount_differs"
     UNPAID_PAST_DUE = "unpaid_past_due"
     PAYMENT_WITHOUT_INVOICE = "payment_without_invoice"
+    STATUS_DIFFERS = "status_differs"
     NOT_CHECKED = "not_checked"  # Stripe could not be read: the invoice is unreconciled, not wrong
 
     @property
@@ -75,8 +76,12 @@ _PROBLEM_LABELS = {
     Problem.PAID_AMOUNT_DIFFERS: "Paid amount differs",
     Problem.UNPAID_PAST_DUE: "Unpaid past due",
     Problem.PAYMENT_WITHOUT_INVOICE: "Payment without invoice",
+    Problem.STATUS_DIFFERS: "Status differs",
     Problem.NOT_CHECKED: "Invoice not checked",
 }
+# Stripe's statuses of an invoice, as ours (an uncollectible invoice is still unpaid, as far as we know).
+_STRIPE_STATUSES = {"draft": InvoiceStatus.DRAFT, "open": InvoiceStatus.OPEN, "uncollectible": InvoiceStatus.OPEN,
+                    "paid": InvoiceStatus.PAID, "void": InvoiceStatus.VOID}
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,9 @@ def _payment(statement: Statement, invoice: Invoice | None, today: date) -> Iter
         elif status is InvoiceStatus.PAID and invoice.amount_paid_pence != statement.amount_paid_pence:
             yield Problem.PAID_AMOUNT_DIFFERS, (f"Stripe says {money(invoice.amount_paid_pence)} was paid; "
                                                 f"{money(statement.amount_paid_pence)} was recorded here.")
+        elif (on_stripe := _STRIPE_STATUSES.get(invoice.status)) is not None and on_stripe.rank > status.rank:
+            yield Problem.STATUS_DIFFERS, (f"Stripe says the invoice is “{on_stripe.label}”; here it is "
+                                           f"“{status.label}”: an event from Stripe was missed.")
     unpaid = status in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.PAYMENT_FAILED)
     if unpaid and statement.invoice_due_on is not None and statement.invoice_due_on < today:
         owed = gross - statement.amount_paid_pence
