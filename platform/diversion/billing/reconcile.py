@@ -15,8 +15,9 @@ Three sources must agree, and every disagreement is listed in plain words:
   when Stripe is set up;
 - **invoice and payment**: a paid invoice was paid its total, an invoice
   past its due date is paid, a payment Stripe reported is about one of our
-  invoices, and what Stripe says was paid is what we recorded (*paid amount
-  differs*, *unpaid past due*, *payment without invoice*).
+  invoices, what Stripe says was paid is what we recorded, and no event from
+  Stripe was missed (*paid amount differs*, *unpaid past due*, *payment
+  without invoice*, *status differs*).
 
 Reading only: nothing is written, so the command and the page can run at any
 time and as often as wanted.
