@@ -32,7 +32,8 @@ def reconcile_command(month_text: str, slug: str | None) -> None:
     except FieldError as error:
         raise click.BadParameter(error.message, param_hint="--month") from error
     tenant = force(slug) if slug is not None else None
-    found = reconcile(month, tenant=tenant, stripe_client=stripe_client())
+    with stripe_client() as client:
+        found = reconcile(month, tenant=tenant, stripe_client=client)
     for line in describe(found):
         click.echo(line)
     if not found.clean:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -333,16 +334,21 @@ def _payments_without_invoice(month: date) -> list[Mismatch]:
     return found
 
 
-def stripe_client() -> stripe.StripeClient | None:
-    """The app's Stripe client (its key, its API base where one is set, its timeout); None when
-    Stripe is not set up."""
+@contextmanager
+def stripe_client() -> Iterator[stripe.StripeClient | None]:
+    """The app's Stripe client (its key, its API base where one is set, its timeout) for a block, its
+    connections closed after it; None when Stripe is not set up."""
     config = current_app.config
     if not config["STRIPE_SECRET_KEY"]:
-        return None
+        yield None
+        return
     base = config["STRIPE_API_BASE"]
-    return stripe.StripeClient(
-        config["STRIPE_SECRET_KEY"], base_addresses={"api": base} if base else None, max_network_retries=0,
-        http_client=stripe.new_default_http_client(timeout=float(config["STRIPE_TIMEOUT_SECONDS"])))
+    http = stripe.new_default_http_client(timeout=float(config["STRIPE_TIMEOUT_SECONDS"]))
+    try:
+        yield stripe.StripeClient(config["STRIPE_SECRET_KEY"], base_addresses={"api": base} if base else None,
+                                  max_network_retries=0, http_client=http)
+    finally:
+        http.close()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
 
 
 def read_invoice(client: stripe.StripeClient, invoice_id: str) -> Invoice:
@@ -391,7 +397,14 @@ def _day(day: date) -> str:
 
 
 def _reason(error: stripe.StripeError) -> str:
-    return (error.user_message or type(error).__name__).rstrip(".") + "."
+    """Why Stripe could not be asked, for people (the SDK's own messages carry ids and advice meant for developers)."""
+    if isinstance(error, stripe.APIConnectionError):
+        return "Stripe did not answer."
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        return "Stripe refused the platform's key."
+    if error.code == "resource_missing":
+        return "Stripe has no such invoice."
+    return f"Stripe answered with an error (HTTP status {error.http_status or 'unknown'})."
 
 
 def describe(found: Reconciliation) -> Iterable[str]:

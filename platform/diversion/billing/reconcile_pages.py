@@ -68,7 +68,8 @@ def reconciliation() -> tuple[str, int]:
     args = {"forces": forces, "month_text": month_text, "slug": slug, "search": search, "errors": errors}
     if errors:
         return render_template("billing/reconciliation.html", found=None, page=None, **args), 400
-    found = reconcile(month, tenant=tenant, stripe_client=stripe_client())
+    with stripe_client() as client:
+        found = reconcile(month, tenant=tenant, stripe_client=client)
     shown = [mismatch for mismatch in found.mismatches if not search or _matches(mismatch, search)]
     return render_template("billing/reconciliation.html", found=found, page=_page_of(shown), tenant=tenant,
                            **args), 200
