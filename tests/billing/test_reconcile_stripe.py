@@ -110,7 +110,7 @@ def test_a_line_changed_on_stripe_is_a_wrong_amount(app: Flask, world: World, se
     assert [(m.problem, m.detail) for m in found] == [
         (Problem.WRONG_AMOUNT, "The invoice on Stripe bills 4 × Referral accepted, education, at £70.00 (£280.00); "
                                "the statement has 3 (£210.00)."),
-        (Problem.WRONG_AMOUNT, "The invoice on Stripe totals £372.00; the statement, £288.00 with VAT.")]
+        (Problem.WRONG_AMOUNT, "The invoice on Stripe totals £372.00; the statement totals £288.00 with VAT.")]
     assert {m.reference for m in found} == {on_stripe.invoice_id}
 
 
@@ -123,7 +123,7 @@ def test_a_line_missing_on_stripe_and_a_line_stripe_has_more(app: Flask, world: 
                                "(£30.00)."),
         (Problem.UNEXPECTED_LINE, "The invoice on Stripe has a line (Something else) of 1 for £9.99 that the "
                                   "statement does not have."),
-        (Problem.WRONG_AMOUNT, "The invoice on Stripe totals £261.99; the statement, £288.00 with VAT.")]
+        (Problem.WRONG_AMOUNT, "The invoice on Stripe totals £261.99; the statement totals £288.00 with VAT.")]
 
 
 def test_a_payment_on_stripe_is_a_mismatch_until_its_event_arrives(

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import stripe
 from flask import Flask
 from playwright.sync_api import Page, expect
 
 from diversion.billing.models import InvoiceStatus, StripeEvent
 from diversion.extensions import db
 from tests.billing.test_reconcile import bill
+from tests.billing.test_reconcile_stripe import KEY, invoice_statement
 from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
 from tests.conftest import PASSWORD, World
+from tests.stripe_server import StripeServer
 
 pytestmark = BROWSER_MARKS
 
@@ -72,3 +75,30 @@ def test_the_reconciliation_of_a_month(app: Flask, browser_page: Session, world:
     page.screenshot(path=str(ARTIFACTS / "billing-reconciliation-error.png"), full_page=True)
     assert browser_page.errors == []
     assert browser_page.failed == []
+
+
+def test_the_page_shows_a_line_changed_on_the_stripe_server(app: Flask, browser_page: Session, world: World) -> None:
+    """Done as the close does it, on the local Stripe server: clean; then a line edited on Stripe shows."""
+    page = browser_page.page
+    ARTIFACTS.mkdir(exist_ok=True)
+    with StripeServer() as server:
+        app.config.update(STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=server.url, STRIPE_TIMEOUT_SECONDS=5)
+        http = stripe.RequestsClient(timeout=5)
+        try:
+            sdk = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0,
+                                      http_client=http)
+            on_stripe = invoice_statement(app, world, sdk)
+        finally:
+            http.close()
+        _sign_in(page, world.email("platform_admin"))
+        page.goto("/admin/billing/reconciliation?month=2026-11")
+        expect(page.get_by_text("1 statement compared, 1 invoice read from Stripe.")).to_be_visible()
+        expect(page.locator(".govuk-panel")).to_contain_text("No mismatches")
+        server.change_line(on_stripe.invoice_id, 0, quantity=4)
+        page.get_by_role("button", name="Reconcile").click()
+        table = page.locator("table.govuk-table")
+        expect(table.locator("caption")).to_have_text("2 mismatches")
+        expect(table).to_contain_text("The invoice on Stripe bills 4 × Referral accepted, education, at £70.00 "
+                                      "(£280.00); the statement has 3 (£210.00).")
+        page.screenshot(path=str(ARTIFACTS / "billing-reconciliation-stripe-line-changed.png"), full_page=True)
+    assert browser_page.errors == []

@@ -298,8 +298,8 @@ def _payment(statement: Statement, invoice: Invoice | None, today: date) -> Iter
                                             f"{money(gross)}.")
     if invoice is not None:
         if invoice.total_pence != gross:
-            yield Problem.WRONG_AMOUNT, (f"The invoice on Stripe totals {money(invoice.total_pence)}; the statement, "
-                                         f"{money(gross)} with VAT.")
+            yield Problem.WRONG_AMOUNT, (f"The invoice on Stripe totals {money(invoice.total_pence)}; "
+                                         f"the statement totals {money(gross)} with VAT.")
         if invoice.status == "paid" and status is not InvoiceStatus.PAID:
             paid = money(invoice.amount_paid_pence)
             yield Problem.PAID_AMOUNT_DIFFERS, (f"Stripe says the invoice is paid ({paid}); "
