@@ -202,28 +202,28 @@ def test_each_force_is_reconciled_in_its_own_scope(app: Flask, world: World) -> 
     assert _reconciled(app, tenant_id=world.a.id) == []
 
 
-def _run(app: Flask, *args: str) -> tuple[int, str]:
+def run_reconcile(app: Flask, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["billing", "reconcile", *args], obj=ScriptInfo(create_app=lambda: app))
     return result.exit_code, result.output
 
 
 def test_the_command_lists_the_mismatches_and_fails(app: Flask, world: World) -> None:
     bill(app, world, status=InvoiceStatus.OPEN, due_on=date(2026, 11, 30))
-    code, output = _run(app, "--month", "2026-11")
+    code, output = run_reconcile(app, "--month", "2026-11")
     assert code == 1
     assert output.splitlines()[1:] == [
         "1 mismatch:",
         "- Unpaid past due: West Midlands Police / Cranstoun: Due on 30 November 2026 and not paid: £288.00 "
         "outstanding (“Sent, awaiting payment”). [in_west_midlands_cranstoun]"]
-    code, output = _run(app, "--month", "2026-11", "--tenant", "durham")
+    code, output = run_reconcile(app, "--month", "2026-11", "--tenant", "durham")
     assert (code, output.splitlines()[-1]) == (0, "No mismatches.")
 
 
 def test_the_command_refuses_a_bad_month_or_force(app: Flask, world: World) -> None:
-    code, output = _run(app, "--month", "November")
+    code, output = run_reconcile(app, "--month", "November")
     assert code == 2
     assert "Enter the month as year and month, like 2026-11" in output
-    code, output = _run(app, "--month", "2026-11", "--tenant", "atlantis")
+    code, output = run_reconcile(app, "--month", "2026-11", "--tenant", "atlantis")
     assert code == 2
     assert "no force 'atlantis'" in output
 

@@ -19,7 +19,7 @@ from diversion.billing.reconcile import Mismatch, Problem, reconcile
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from tests.billing.stripe_events import SECRET
-from tests.billing.test_reconcile import MONTH, TODAY, bill
+from tests.billing.test_reconcile import MONTH, TODAY, bill, run_reconcile
 from tests.conftest import World, sign_in
 from tests.stripe_server import StripeServer
 
@@ -191,3 +191,18 @@ def test_the_page_is_clean_then_shows_a_line_changed_on_stripe(
     assert "The invoice on Stripe bills 1 × Session attended, education, at £15.00 (£15.00); " \
            "the statement has 2 (£30.00)." in page.text
     assert on_stripe.invoice_id not in page.text
+
+
+def test_the_command_reads_stripe_and_fails_on_a_changed_line(
+        app: Flask, world: World, server: StripeServer, sdk: stripe.StripeClient) -> None:
+    on_stripe = invoice_statement(app, world, sdk)
+    code, output = run_reconcile(app, "--month", "2026-11")
+    assert (code, output.splitlines()) == (0, [
+        "Reconciliation of November 2026: 1 statement, 1 invoice read from Stripe.", "No mismatches."])
+    server.change_line(on_stripe.invoice_id, 0, quantity=2)
+    code, output = run_reconcile(app, "--month", "2026-11", "--tenant", "west-midlands")
+    assert code == 1
+    assert output.splitlines()[1:3] == [
+        "2 mismatches:",
+        "- Wrong amount: West Midlands Police / Cranstoun: The invoice on Stripe bills 2 × Referral accepted, "
+        f"education, at £70.00 (£140.00); the statement has 3 (£210.00). [{on_stripe.invoice_id}]"]
