@@ -206,3 +206,18 @@ def test_the_command_reads_stripe_and_fails_on_a_changed_line(
         "2 mismatches:",
         "- Wrong amount: West Midlands Police / Cranstoun: The invoice on Stripe bills 2 × Referral accepted, "
         f"education, at £70.00 (£140.00); the statement has 3 (£210.00). [{on_stripe.invoice_id}]"]
+
+
+def test_a_statement_the_close_did_not_invoice(app: Flask, world: World, server: StripeServer) -> None:
+    """With Stripe on, a statement with no invoice is billed nowhere; one skipped for its provider's
+    account is the close's to report, and is not listed again."""
+    bill(app, world, invoice_id=None, status=InvoiceStatus.NOT_SENT, due_on=None)
+    assert [(m.problem, m.detail) for m in _reconciled(app, server)] == [
+        (Problem.MISSING_LINE, "No invoice on Stripe bills this statement's 2 lines (£240.00).")]
+    assert server.calls() == []
+    with app.app_context(), scoped(world.a.id):
+        statement = db.session.scalar(select(Statement))
+        assert statement is not None
+        statement.invoice_status = InvoiceStatus.SKIPPED
+        db.session.commit()
+    assert _reconciled(app, server) == []

@@ -200,6 +200,12 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
             except stripe.StripeError as error:
                 said(Problem.NOT_CHECKED, f"Stripe could not be asked for the invoice: {_reason(error)}",
                      statement.stripe_invoice_id)
+        elif stripe_client is not None and statement.invoice_status is InvoiceStatus.NOT_SENT and lines:
+            # With Stripe on, a statement of a closed month is invoiced by the close; one that is not (and
+            # was not skipped for its provider's account, which the close reports) is billed nowhere.
+            amount = sum(line.amount_pence for line in lines)
+            said(Problem.MISSING_LINE, f"No invoice on Stripe bills this statement's "
+                                       f"{_count(len(lines), 'line')} ({money(amount)}).")
         if invoice is not None:
             for problem, detail in _lines_against_invoice(lines, invoice):
                 said(problem, detail, statement.stripe_invoice_id or "")
