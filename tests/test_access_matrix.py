@@ -51,6 +51,8 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
+from diversion.billing.models import Contract, EventKind, LedgerEntry, Price
+from diversion.billing.months import month_key, month_of
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
@@ -738,6 +740,49 @@ def _people(path: str) -> Callable[[World], str]:
     return lambda w: f"/provider/people/{path.format(**{'provider_id': NO_ID, 'membership': NO_ID, **INVITED})}"
 
 
+
+# ---------------------------------------------------------------- billing statements
+BILLED: dict[str, str] = {}  # the ledger row made by a case's setup
+
+
+def _this_month() -> str:
+    return month_key(month_of(_today()))
+
+
+def _billed(app: Flask, world: World) -> None:
+    """A contract of force A with Cranstoun, then a referral accepted by Cranstoun: one ledger row this month."""
+    with app.app_context(), scoped(world.a.id):
+        contract = Contract(tenant_id=world.a.id, provider_id=world.providers["cranstoun"].id,
+                            starts_on=date(2000, 1, 1))
+        db.session.add(contract)
+        db.session.flush()
+        db.session.add(Price(tenant_id=world.a.id, contract_id=contract.id, kind=EventKind.REFERRAL_ACCEPTED,
+                             pathway="divert", unit_pence=7000))
+        db.session.commit()
+    _accepted_referral(app, world)
+    with app.app_context(), scoped(world.a.id):
+        BILLED["entry"] = str(db.session.scalars(select(LedgerEntry.id)).one())
+
+
+def _billed_for_its_admin(app: Flask, world: World) -> None:
+    _billed(app, world)
+    _provider_admin(app, world)
+
+
+def _reversed(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
+            LedgerEntry.reverses_id.is_not(None))) == 1
+
+
+def _statement(prefix: str, suffix: str = "") -> Callable[[World], str]:
+    return lambda _w: f"{prefix}/{_this_month()}{suffix}"
+
+
+def _reverse_url(_w: World) -> str:
+    return f"/admin/billing/west-midlands/cranstoun/{_this_month()}/rows/{BILLED.get('entry', NO_ID)}/reverse"
+
+
 EVERYONE_BUT_ANONYMOUS_IS_ANOTHER_ACCOUNT = allow(SIGNED_IN, Allowed(403))
 
 
@@ -1130,6 +1175,31 @@ ROUTES: tuple[Route, ...] = (
           shows=lambda _w: ["Matrix Police"]),
     Route("onboarding.discard", "POST", _setup("/discard"), allow(PLATFORM_ADMIN, redirect("/admin/")),
           setup=_start_matrix_draft, effect=_matrix_draft_discarded),
+    # Billing statements: a force's admins (its own), a provider's admins (its own, every force it serves),
+    # the platform's admins (every force; they alone reverse a ledger row).
+    Route("force_billing.index", "GET", lambda w: "/west-midlands/billing/", allow(FORCE_A_ADMIN, OK), force_page=True,
+          setup=_billed, shows=lambda _w: ["Cranstoun", "£70.00"]),
+    Route("force_billing.statement", "GET", _statement("/west-midlands/billing/cranstoun"), allow(FORCE_A_ADMIN, OK),
+          force_page=True, setup=_billed, shows=lambda _w: ["Referral accepted, divert", "£70.00"]),
+    Route("force_billing.download", "GET", _statement("/west-midlands/billing/cranstoun", ".csv"),
+          allow(FORCE_A_ADMIN, OK), force_page=True, setup=_billed, shows=lambda _w: ["Net to provider,70.00"]),
+    Route("provider_billing.index", "GET", lambda w: "/provider/billing/", allow(CRANSTOUN_ADMIN, OK),
+          setup=_billed_for_its_admin, shows=lambda w: [w.a.name, "£70.00"]),
+    Route("provider_billing.statement", "GET", _statement("/provider/billing/west-midlands"),
+          allow(CRANSTOUN_ADMIN, OK), setup=_billed_for_its_admin, shows=lambda _w: ["Referral accepted, divert"]),
+    Route("provider_billing.download", "GET", _statement("/provider/billing/west-midlands", ".csv"),
+          allow(CRANSTOUN_ADMIN, OK), setup=_billed_for_its_admin, shows=lambda _w: ["Net to provider,70.00"]),
+    Route("admin_billing.index", "GET", lambda w: "/admin/billing/", allow(PLATFORM_ADMIN, OK), setup=_billed,
+          shows=lambda w: [*FORCE_NAMES, "Cranstoun"]),
+    Route("admin_billing.statement", "GET", _statement("/admin/billing/west-midlands/cranstoun"),
+          allow(PLATFORM_ADMIN, OK), setup=_billed, shows=lambda _w: ["Referral accepted, divert", "Reverse"]),
+    Route("admin_billing.download", "GET", _statement("/admin/billing/west-midlands/cranstoun", ".csv"),
+          allow(PLATFORM_ADMIN, OK), setup=_billed, shows=lambda _w: ["Net to provider,70.00"]),
+    Route("admin_billing.reverse", "GET", _reverse_url, allow(PLATFORM_ADMIN, OK), setup=_billed,
+          shows=lambda _w: ["Reverse a ledger row", "£70.00"]),
+    Route("admin_billing.reverse", "POST", _reverse_url,
+          allow(PLATFORM_ADMIN, Allowed(302)), setup=_billed,
+          data=lambda _a, _w: {"reason": "Accepted by mistake"}, effect=_reversed),
 )
 
 

@@ -134,6 +134,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    import diversion.billing.ledger  # listens to referral moves (cases.events)
     import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
     from diversion.accounts.invitation_views import bp as invitations_bp
     from diversion.accounts.invitation_views import provider_bp as provider_invitations_bp
@@ -147,6 +148,9 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
     from diversion.billing.reconcile_pages import bp as billing_reconciliation_bp
+    from diversion.billing.statement_pages import admin_bp as admin_billing_bp
+    from diversion.billing.statement_pages import force_bp as force_billing_bp
+    from diversion.billing.statement_pages import provider_bp as provider_billing_bp
     from diversion.billing.webhooks import bp as billing_webhooks_bp
     from diversion.cases.home import bp as force_bp
     from diversion.cases.views import bp as cases_bp
@@ -170,6 +174,8 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(billing_webhooks_bp)
     app.register_blueprint(billing_reconciliation_bp)
+    for blueprint in (force_billing_bp, provider_billing_bp, admin_billing_bp):
+        app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member
 

@@ -31,6 +31,8 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.audit.models import AuditEvent
+from diversion.billing import ledger
+from diversion.billing.models import LedgerEntry
 from diversion.cases import importer
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -263,6 +265,11 @@ SERVICES: dict[Action, Call] = {
                                                                    brand_colour="#000000", languages=["en"],
                                                                    actor=actor),
     Action.EXPORT_FORCE: lambda c, actor: export_force(_tenant(c.world), actor=actor),
+    # The access check comes first: the row, never added to the session, is not looked at.
+    Action.CORRECT_LEDGER: lambda c, actor: ledger.reverse(_tenant(c.world), LedgerEntry(tenant_id=c.world.a.id),
+                                                           reason="Refused", actor=actor),
+    Action.CLOSE_MONTH: lambda c, actor: ledger.charge_monthly_fees(_tenant(c.world), date(2026, 10, 1),
+                                                                    actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})

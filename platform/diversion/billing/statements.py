@@ -1,0 +1,334 @@
+"""Statements: what a force owes one provider for one month, read from the ledger.
+
+A *draft* is live: the ledger rows of (force, provider, month) added up in
+the database (GROUP BY) into *groups*, one per contract, event kind,
+pathway and unit price, with their count and amount. A reversal carries a
+negated unit price, so it makes a group of its own. Each group's VAT is its
+contract's treatment on its amount; the platform's fee is each contract's
+basis points of that contract's net amount; the provider receives the net
+amount and VAT less the platform's fee.
+
+Once a month is closed (``ClosedMonth``) its ledger takes no new rows, and
+``settle_month`` fixes each provider's draft as a ``Statement`` with its
+``StatementLine`` groups: those are what the Stripe invoice bills, line for
+line. A statement lists every ledger row behind it (``statement_csv``, the
+statement pages).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import request
+from flask_sqlalchemy.pagination import SelectPagination
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy.exc import IntegrityError
+
+from diversion.accounts.access import Action, Actor, require
+from diversion.billing.ledger import is_closed, london_date
+from diversion.billing.models import (
+    ClosedMonth,
+    Contract,
+    EventKind,
+    InvoiceStatus,
+    LedgerEntry,
+    Statement,
+    StatementLine,
+    VatTreatment,
+)
+from diversion.billing.months import month_key, month_label, share_of
+from diversion.catalogue.models import Provider
+from diversion.errors import FieldError
+from diversion.extensions import db
+from diversion.listing import PER_PAGE, matching
+from diversion.tenancy.models import Tenant
+
+_KIND_ORDER = {kind: number for number, kind in enumerate(EventKind)}
+
+
+@dataclass(frozen=True)
+class Group:
+    """The ledger rows of one contract, event kind, pathway and unit price: one line of a statement."""
+
+    contract_id: uuid.UUID
+    kind: EventKind
+    pathway: str
+    unit_pence: int
+    quantity: int
+    amount_pence: int
+    vat_pence: int
+
+    @property
+    def label(self) -> str:
+        words = self.kind.label
+        if self.pathway:
+            words += f", {self.pathway}"
+        return f"{words} (reversed)" if self.unit_pence < 0 else words
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A statement's groups and totals, from the ledger as it stands."""
+
+    groups: tuple[Group, ...]
+    net_pence: int
+    vat_pence: int
+    platform_fee_pence: int
+    to_provider_pence: int
+
+    @property
+    def gross_pence(self) -> int:
+        return self.net_pence + self.vat_pence
+
+    @property
+    def rows(self) -> int:
+        return sum(abs(group.quantity) for group in self.groups)
+
+
+def _of(tenant_id: int, provider_id: int, month: date) -> ColumnElement[bool]:
+    return and_(LedgerEntry.tenant_id == tenant_id, LedgerEntry.provider_id == provider_id,
+                LedgerEntry.month == month)
+
+
+def totals(groups: Sequence[Group], fee_basis_points: dict[uuid.UUID, int]) -> Draft:
+    """The totals of ``groups``: the platform's fee is taken per contract, on its net amount."""
+    net_by_contract: dict[uuid.UUID, int] = {}
+    for group in groups:
+        net_by_contract[group.contract_id] = net_by_contract.get(group.contract_id, 0) + group.amount_pence
+    net = sum(group.amount_pence for group in groups)
+    vat = sum(group.vat_pence for group in groups)
+    fee = sum(share_of(amount, fee_basis_points.get(contract_id, 0))
+              for contract_id, amount in net_by_contract.items())
+    return Draft(tuple(groups), net, vat, fee, net + vat - fee)
+
+
+def _contract_terms(contract_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[VatTreatment, int]]:
+    ids = list(set(contract_ids))
+    if not ids:
+        return {}
+    return {contract_id: (vat, fee) for contract_id, vat, fee in db.session.execute(
+        select(Contract.id, Contract.vat, Contract.platform_fee_basis_points).where(Contract.id.in_(ids)))}
+
+
+def draft(tenant_id: int, provider_id: int, month: date) -> Draft:
+    """The live statement of the force ``tenant_id`` and the provider for ``month``, from its ledger rows
+    (summed in the database, whatever their number)."""
+    found = db.session.execute(
+        select(LedgerEntry.contract_id, LedgerEntry.kind, LedgerEntry.pathway, LedgerEntry.unit_pence,
+               func.sum(LedgerEntry.quantity), func.sum(LedgerEntry.amount_pence))
+        .where(_of(tenant_id, provider_id, month))
+        .group_by(LedgerEntry.contract_id, LedgerEntry.kind, LedgerEntry.pathway, LedgerEntry.unit_pence)).all()
+    terms = _contract_terms(row[0] for row in found)
+    groups = sorted(
+        (Group(contract_id, EventKind(kind), pathway, unit, int(quantity), int(amount),
+               share_of(int(amount), terms[contract_id][0].basis_points))
+         for contract_id, kind, pathway, unit, quantity, amount in found),
+        key=lambda g: (_KIND_ORDER[g.kind], g.pathway, g.unit_pence < 0, -abs(g.unit_pence), str(g.contract_id)))
+    return totals(groups, {contract_id: fee for contract_id, (_vat, fee) in terms.items()})
+
+
+def of_statement(statement: Statement) -> Draft:
+    """A settled statement's groups and totals, as fixed when it was written."""
+    lines = db.session.scalars(select(StatementLine).where(StatementLine.statement_id == statement.id)).all()
+    groups = sorted((Group(line.contract_id, line.kind, line.pathway, line.unit_pence, line.quantity,
+                           line.amount_pence, line.vat_pence) for line in lines),
+                    key=lambda g: (_KIND_ORDER[g.kind], g.pathway, g.unit_pence < 0, -abs(g.unit_pence),
+                                   str(g.contract_id)))
+    return Draft(tuple(groups), statement.net_pence, statement.vat_pence, statement.platform_fee_pence,
+                 statement.to_provider_pence)
+
+
+def statement_of(tenant_id: int, provider_id: int, month: date) -> Statement | None:
+    return db.session.scalar(select(Statement).where(
+        Statement.tenant_id == tenant_id, Statement.provider_id == provider_id, Statement.month == month))
+
+
+def settle_month(tenant: Tenant, month: date, *, actor: Actor) -> list[Statement]:
+    """Write the statement (and its lines) of each provider with ledger rows in ``month``, a month the
+    force has closed; returns every statement of that month, by provider.
+
+    Idempotent: a statement already written is returned as it is (a closed month's ledger
+    takes no new rows, so it could not differ). Refuses (``FieldError`` on ``month``) a month
+    that is not closed, and an actor who may not close a month (``CLOSE_MONTH``).
+    """
+    require(actor, Action.CLOSE_MONTH, tenant_id=tenant.id)
+    if not is_closed(tenant.id, month):
+        raise FieldError("month", f"{month_label(month)} is not closed yet: close it before its statements "
+                                  "are written.")
+    providers = db.session.scalars(select(LedgerEntry.provider_id).where(
+        LedgerEntry.tenant_id == tenant.id, LedgerEntry.month == month).distinct()).all()
+    for provider_id in sorted(providers):
+        if statement_of(tenant.id, provider_id, month) is not None:
+            continue
+        _write_statement(tenant.id, provider_id, month)
+    db.session.flush()
+    return list(db.session.scalars(select(Statement).where(
+        Statement.tenant_id == tenant.id, Statement.month == month).order_by(Statement.provider_id)))
+
+
+def _write_statement(tenant_id: int, provider_id: int, month: date) -> None:
+    """One statement and its lines; one written at the same moment by another settle wins."""
+    fixed = draft(tenant_id, provider_id, month)
+    try:
+        with db.session.begin_nested():
+            statement = Statement(id=uuid.uuid4(), tenant_id=tenant_id, provider_id=provider_id, month=month,
+                                  net_pence=fixed.net_pence, vat_pence=fixed.vat_pence,
+                                  platform_fee_pence=fixed.platform_fee_pence,
+                                  to_provider_pence=fixed.to_provider_pence, invoice_status=InvoiceStatus.NOT_SENT)
+            db.session.add(statement)
+            db.session.flush()
+            db.session.add_all(StatementLine(
+                tenant_id=tenant_id, statement_id=statement.id, contract_id=group.contract_id, kind=group.kind,
+                pathway=group.pathway, unit_pence=group.unit_pence, quantity=group.quantity,
+                amount_pence=group.amount_pence, vat_pence=group.vat_pence) for group in fixed.groups)
+    except IntegrityError:
+        return
+
+
+# ---------------------------------------------------------------- reading, for pages and files
+
+def ledger_rows(tenant_id: int, provider_id: int, month: date) -> Select[tuple[LedgerEntry]]:
+    """The ledger rows behind a statement, in the order they happened."""
+    return (select(LedgerEntry).where(_of(tenant_id, provider_id, month))
+            .order_by(LedgerEntry.occurred_at, LedgerEntry.key))
+
+
+def row_label(entry: LedgerEntry) -> str:
+    words = entry.kind.label + (f", {entry.pathway}" if entry.pathway else "")
+    return f"Reversal of: {words}" if entry.reverses_id is not None else words
+
+
+CSV_ROWS_HEADER = ("Date", "Event", "Pathway", "Unit price", "Quantity", "Amount", "Reversal reason")
+
+
+def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
+    """The statement as CSV: every ledger row behind it, then its groups and its totals
+    (pounds with pence, dates in London)."""
+    statement = statement_of(tenant_id, provider_id, month)
+    summary = of_statement(statement) if statement is not None else draft(tenant_id, provider_id, month)
+    out = io.StringIO()
+    write = csv.writer(out, lineterminator="\n").writerow
+    write(("Ledger rows",))
+    write(CSV_ROWS_HEADER)
+    for entry in db.session.execute(ledger_rows(tenant_id, provider_id, month).execution_options(
+            yield_per=1000)).scalars():
+        write((london_date(entry.occurred_at).isoformat(), row_label(entry), entry.pathway, _pounds(entry.unit_pence),
+               entry.quantity, _pounds(entry.amount_pence), _safe(entry.reason)))
+    write(())
+    write(("Lines",))
+    write(("Event", "Pathway", "Unit price", "Quantity", "Amount", "VAT"))
+    for group in summary.groups:
+        write((group.label, group.pathway, _pounds(group.unit_pence), group.quantity, _pounds(group.amount_pence),
+               _pounds(group.vat_pence)))
+    write(())
+    write(("Totals",))
+    for name, pence in (("Net", summary.net_pence), ("VAT", summary.vat_pence),
+                        ("Total to pay", summary.gross_pence), ("Platform fee", summary.platform_fee_pence),
+                        ("Net to provider", summary.to_provider_pence)):
+        write((name, _pounds(pence)))
+    return out.getvalue()
+
+
+def _pounds(pence: int) -> str:
+    sign = "-" if pence < 0 else ""
+    return f"{sign}{abs(pence) // 100}.{abs(pence) % 100:02d}"
+
+
+def _safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_filename(force_slug: str, provider_slug: str, month: date) -> str:
+    return f"statement-{force_slug}-{provider_slug}-{month_key(month)}.csv"
+
+
+# ---------------------------------------------------------------- lists of statements
+
+class _RowsPagination(SelectPagination):
+    """A page of a select of several columns (rows, not scalars)."""
+
+    def _query_items(self) -> list[Any]:
+        statement = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(statement).all())
+
+
+def page_of_rows(statement: Select[Any], *, per_page: int = PER_PAGE) -> SelectPagination:
+    """As ``listing.page_of``, for a select of several columns."""
+    raw = request.args.get("page", "1")
+    number = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+
+    def at(page: int) -> SelectPagination:
+        return _RowsPagination(select=statement, session=db.session, page=page, per_page=per_page,
+                               error_out=False, count=True)
+
+    page = at(max(number, 1))
+    if page.pages and number > page.pages:
+        page = at(page.pages)
+    return page
+
+
+@dataclass(frozen=True)
+class Account:
+    """One (force, provider, month) with ledger rows, for the lists of statements."""
+
+    month: date
+    tenant_id: int
+    force_slug: str
+    force_name: str
+    provider_id: int
+    provider_slug: str
+    provider_name: str
+    rows: int
+    net_pence: int
+    closed: bool
+    statement: Statement | None
+
+    @property
+    def status(self) -> str:
+        if self.statement is not None:
+            return self.statement.invoice_status.label
+        return "Month closed: statement being written" if self.closed else "Draft: month open"
+
+
+def accounts(*, tenant_id: int | None = None, provider_id: int | None = None, search: str = "",
+             month: date | None = None) -> Select[Any]:
+    """Every (month, force, provider) with ledger rows, newest month first, in the scope in force: a
+    force's (its providers), or a provider's (the forces it serves). Platform admins read one force
+    at a time, in its scope, as row-level security has it."""
+    closed = exists().where(ClosedMonth.tenant_id == LedgerEntry.tenant_id, ClosedMonth.month == LedgerEntry.month)
+    found = (select(LedgerEntry.month, LedgerEntry.tenant_id, Tenant.slug, Tenant.name, LedgerEntry.provider_id,
+                    Provider.slug, Provider.name, func.count(), func.sum(LedgerEntry.amount_pence),
+                    closed.correlate(LedgerEntry).label("closed"))
+             .join(Tenant, Tenant.id == LedgerEntry.tenant_id).join(Provider, Provider.id == LedgerEntry.provider_id)
+             .group_by(LedgerEntry.month, LedgerEntry.tenant_id, Tenant.slug, Tenant.name, LedgerEntry.provider_id,
+                       Provider.slug, Provider.name)
+             .order_by(LedgerEntry.month.desc(), Tenant.name, Provider.name))
+    if tenant_id is not None:
+        found = found.where(LedgerEntry.tenant_id == tenant_id)
+    if provider_id is not None:
+        found = found.where(LedgerEntry.provider_id == provider_id)
+    if search:
+        found = found.where(matching(search, Tenant.name.expression, Provider.name.expression))
+    if month is not None:
+        found = found.where(LedgerEntry.month == month)
+    return found
+
+
+def accounts_of(rows: Sequence[Any]) -> list[Account]:
+    """The page's rows as ``Account``s, with their statements (one query)."""
+    keys = {(row[1], row[4], row[0]) for row in rows}
+    statements: dict[tuple[int, int, date], Statement] = {}
+    if keys:
+        query = select(Statement).where(Statement.month.in_({key[2] for key in keys}),
+                                        Statement.provider_id.in_({key[1] for key in keys}),
+                                        Statement.tenant_id.in_({key[0] for key in keys}))
+        statements = {(s.tenant_id, s.provider_id, s.month): s for s in db.session.scalars(query)}
+    return [Account(row[0], row[1], row[2], row[3], row[4], row[5], row[6], int(row[7]), int(row[8] or 0),
+                    bool(row[9]), statements.get((row[1], row[4], row[0]))) for row in rows]

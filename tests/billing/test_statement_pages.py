@@ -1,0 +1,110 @@
+"""The statement pages: a force's admins, a provider's admins (their own only) and the platform's."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from diversion.accounts.models import ProviderRole
+from diversion.billing.models import LedgerEntry
+from diversion.cases.models import State
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from tests.billing.conftest import Billing, at, force_ref, make_contract, moved, rows
+from tests.conftest import Ref, World, csrf_token, sign_in
+from tests.providers.conftest import add_provider_member, make_referral, provider_ref
+
+OCTOBER = "2026-10"
+
+
+def _october(app: Flask, world: World, billing: Billing) -> None:
+    make_contract(app, billing.force, billing.provider, starts_on=date(2026, 1, 1))
+    moved(app, billing, State.ACCEPTED, at(2026, 10, 2))
+    moved(app, billing, State.ATTENDED, at(2026, 10, 5))
+
+
+def test_a_force_admin_reads_its_statements(app: Flask, client: FlaskClient, world: World, billing: Billing) -> None:
+    _october(app, world, billing)
+    sign_in(client, world.email("a_force_admin"))
+    index = client.get("/west-midlands/billing/")
+    assert index.status_code == 200
+    assert "Cranstoun" in index.text
+    assert "October 2026" in index.text
+    assert "£85.00" in index.text
+    page = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}")
+    assert page.status_code == 200
+    for words in ("Referral accepted, divert", "Session attended, divert", "£70.00", "£15.00", "2 ledger rows",
+                  "A draft"):
+        assert words in page.text
+    assert "Reverse" not in page.text
+    download = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}.csv")
+    assert download.status_code == 200
+    assert download.mimetype == "text/csv"
+    assert "Net to provider,85.00" in download.text
+    assert client.get("/west-midlands/billing/druglink/2026-10").status_code == 404
+    assert client.get("/west-midlands/billing/cranstoun/2026-13").status_code == 404
+    assert client.get("/west-midlands/billing/?q=nobody").status_code == 200
+
+
+def test_a_provider_admin_reads_its_own_statements_only(app: Flask, client: FlaskClient, world: World,
+                                                        billing: Billing) -> None:
+    _october(app, world, billing)
+    # Druglink's work for Thames Valley: billed, and none of Cranstoun's business.
+    druglink, valley = provider_ref_in(app, "druglink"), force_ref(app, "thames-valley")
+    theirs = make_referral(app, "thames-valley", "druglink-adult-course", "Thamesby", "07700 900555")
+    make_contract(app, valley, druglink, starts_on=date(2026, 1, 1), pathway="adult-course")
+    moved(app, Billing(valley, druglink, theirs.id, billing.offering), State.ACCEPTED, at(2026, 10, 3),
+          pathway="adult-course")
+    assert len(rows(app, valley)) == 1
+    add_provider_member(app, world.users["provider_staff"], billing.provider, ProviderRole.ADMIN)
+    sign_in(client, world.email("provider_staff"))
+    index = client.get("/provider/billing/")
+    assert index.status_code == 200
+    assert "West Midlands" in index.text
+    assert "Thames Valley" not in index.text
+    page = client.get(f"/provider/billing/west-midlands/{OCTOBER}")
+    assert page.status_code == 200
+    assert "£70.00" in page.text
+    assert client.get(f"/provider/billing/thames-valley/{OCTOBER}").status_code == 404
+    assert client.get(f"/provider/billing/west-midlands/{OCTOBER}.csv").status_code == 200
+
+
+def provider_ref_in(app: Flask, slug: str) -> Ref:
+    with app.app_context():
+        return provider_ref(slug)
+
+
+def test_a_platform_admin_reads_every_force_and_reverses_a_row(app: Flask, client: FlaskClient, world: World,
+                                                               billing: Billing) -> None:
+    _october(app, world, billing)
+    sign_in(client, world.email("platform_admin"))
+    index = client.get(f"/admin/billing/?month={OCTOBER}")
+    assert index.status_code == 200
+    assert "West Midlands" in index.text
+    assert "Durham" in index.text
+    assert "Nothing billed this month" in index.text
+    assert client.get("/admin/billing/?month=October").status_code == 400
+    url = f"/admin/billing/west-midlands/cranstoun/{OCTOBER}"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "Reverse" in page.text
+    with app.app_context(), scoped(billing.force.id):
+        entry = db.session.scalars(select(LedgerEntry).where(LedgerEntry.unit_pence == 7000)).one()
+    form_url = f"{url}/rows/{entry.id}/reverse"
+    form = client.get(form_url)
+    assert form.status_code == 200
+    blank = client.post(form_url, data={"reason": "  ", "csrf_token": csrf_token(form.text)})
+    assert blank.status_code == 400
+    assert "Enter why this row is reversed" in blank.text
+    assert len(rows(app, billing.force)) == 2
+    done = client.post(form_url, data={"reason": "Accepted by mistake", "csrf_token": csrf_token(form.text)})
+    assert done.status_code == 302
+    found = rows(app, billing.force)
+    assert [(r["amount"], r["reason"]) for r in found][-1] == (-7000, "Accepted by mistake")
+    again = client.post(form_url, data={"reason": "Twice", "csrf_token": csrf_token(form.text)})
+    assert again.status_code == 400
+    assert "already been reversed" in again.text
+    assert len(rows(app, billing.force)) == 3
