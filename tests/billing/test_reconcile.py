@@ -12,6 +12,9 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy import delete, select
 
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import User
+from diversion.billing import ledger, statements
 from diversion.billing.models import (
     ClosedMonth,
     Contract,
@@ -239,3 +242,36 @@ def test_reconciling_writes_nothing(app: Flask, world: World) -> None:
             statement = db.session.scalar(select(Statement))
             assert statement is not None
             assert statement.invoice_status is InvoiceStatus.OPEN
+
+
+def test_statements_settled_from_the_ledger_reconcile_clean(app: Flask, world: World) -> None:
+    """The statements ``settle_month`` writes, a reversal and a second provider included, agree with
+    the ledger as reconciliation groups it."""
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        rows = []
+        for slug in ("cranstoun", "druglink"):
+            provider = world.providers[slug].id
+            contract = Contract(provider_id=provider, starts_on=date(2026, 1, 1), vat=VatTreatment.STANDARD,
+                                platform_fee_basis_points=750)
+            db.session.add(contract)
+            db.session.flush()
+            for n in range(3):
+                rows.append(_ledger_row(world.a.id, provider, contract.id, EventKind.REFERRAL_ACCEPTED, n))
+            rows.append(_ledger_row(world.a.id, provider, contract.id, EventKind.SESSION_ATTENDED, 1))
+        db.session.add_all(rows)
+        db.session.flush()
+        ledger.reverse(tenant, rows[0], reason="Accepted twice by mistake", actor=_platform_admin(world))
+        db.session.add(ClosedMonth(month=MONTH))
+        db.session.flush()
+        settled = statements.settle_month(tenant, MONTH, actor=SYSTEM)
+        db.session.commit()
+        assert len(settled) == 2
+    assert _reconciled(app) == []
+
+
+def _platform_admin(world: World) -> User:
+    user = db.session.get(User, world.users["platform_admin"].id)
+    assert user is not None
+    return user
