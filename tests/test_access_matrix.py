@@ -51,7 +51,8 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.invitations import ForceInvitation, ProviderInvitation
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
-from diversion.billing.models import Contract, EventKind, LedgerEntry, Price
+from diversion.billing import contracts as billing_contracts
+from diversion.billing.models import Contract, EventKind, LedgerEntry, Price, VatTreatment
 from diversion.billing.months import month_key, month_of
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -781,6 +782,46 @@ def _statement(prefix: str, suffix: str = "") -> Callable[[World], str]:
 
 def _reverse_url(_w: World) -> str:
     return f"/admin/billing/west-midlands/cranstoun/{_this_month()}/rows/{BILLED.get('entry', NO_ID)}/reverse"
+# ---------------------------------------------------------------- billing: contracts
+CONTRACT: dict[str, str] = {}  # the contract made by a case's setup
+CONTRACTS = "/admin/billing/contracts/"
+
+
+def _contract_form(app: Flask, world: World) -> dict[str, str | list[str]]:
+    return {"provider": str(world.providers["cranstoun"].id), "starts_on": ["1", "1", "2026"], "vat": "exempt",
+            "platform_fee": "2.5", "price_referral_accepted_divert": "70", "notes": "Matrix figures"}
+
+
+def _make_contract(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        made = billing_contracts.create_contract(tenant, billing_contracts.Terms(
+            provider_id=_cranstoun(app).id, starts_on=date(2026, 1, 1), ends_on=None, monthly_fee_pence=0,
+            vat=VatTreatment.EXEMPT, platform_fee_basis_points=0, prices={}), actor=SYSTEM)
+        CONTRACT["id"] = str(made.id)
+        db.session.commit()
+
+
+def _admin_with_contract(app: Flask, world: World) -> None:
+    _provider_admin(app, world)
+    _make_contract(app, world)
+
+
+def _contracts(app: Flask, world: World) -> list[Contract]:
+    with app.app_context(), scoped(world.a.id):
+        return list(db.session.scalars(select(Contract)))
+
+
+def _contract_made(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return [c.notes for c in _contracts(app, world)] == ["Matrix figures"]
+
+
+def _contract_changed(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return [c.platform_fee_basis_points for c in _contracts(app, world)] == [250]
+
+
+def _contract(path: str) -> Callable[[World], str]:
+    return lambda w: path.format(id=CONTRACT.get("id", NO_ID))
 
 
 EVERYONE_BUT_ANONYMOUS_IS_ANOTHER_ACCOUNT = allow(SIGNED_IN, Allowed(403))
@@ -1132,6 +1173,29 @@ ROUTES: tuple[Route, ...] = (
           lambda w: f"/west-midlands/offerings/{CATALOGUE.get('offering', NO_ID)}/withdraw",
           allow(FORCE_A_ADMIN, redirect("/west-midlands/offerings/")), force_page=True, setup=_catalogue_ids,
           effect=_offering_withdrawn),
+    # Billing contracts: platform admins manage them; a force's admins and a provider's admins read their own.
+    Route("contracts_admin.index", "GET", lambda w: CONTRACTS, allow(PLATFORM_ADMIN, OK), setup=_make_contract,
+          shows=lambda _w: ["West Midlands Police and Cranstoun", "1 contract"]),
+    Route("contracts_admin.choose_force", "GET", lambda w: f"{CONTRACTS}new", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["West Midlands Police"]),
+    Route("contracts_admin.new", "GET", lambda w: f"{CONTRACTS}west-midlands/new", allow(PLATFORM_ADMIN, OK),
+          shows=lambda _w: ["Cranstoun", "Referral accepted"]),
+    Route("contracts_admin.new", "POST", lambda w: f"{CONTRACTS}west-midlands/new", allow(PLATFORM_ADMIN, Allowed(302)),
+          data=_contract_form, effect=_contract_made),
+    Route("contracts_admin.show", "GET", _contract(CONTRACTS + "west-midlands/{id}"), allow(PLATFORM_ADMIN, OK),
+          setup=_make_contract, shows=lambda _w: ["Change this contract", "Cranstoun"]),
+    Route("contracts_admin.edit", "GET", _contract(CONTRACTS + "west-midlands/{id}/edit"), allow(PLATFORM_ADMIN, OK),
+          setup=_make_contract, shows=lambda _w: ["Change the contract with Cranstoun"]),
+    Route("contracts_admin.edit", "POST", _contract(CONTRACTS + "west-midlands/{id}/edit"),
+          allow(PLATFORM_ADMIN, Allowed(302)), setup=_make_contract, data=_contract_form, effect=_contract_changed),
+    Route("force_contracts.force_index", "GET", lambda w: "/west-midlands/billing/contracts/", allow(FORCE_A_ADMIN, OK),
+          force_page=True, setup=_make_contract, shows=lambda _w: ["Cranstoun"]),
+    Route("force_contracts.force_show", "GET", _contract("/west-midlands/billing/contracts/{id}"),
+          allow(FORCE_A_ADMIN, OK), force_page=True, setup=_make_contract, shows=lambda _w: ["Cranstoun"]),
+    Route("provider_contracts.provider_index", "GET", lambda w: "/provider/billing/contracts/",
+          allow(CRANSTOUN_ADMIN, OK), setup=_admin_with_contract, shows=lambda _w: ["West Midlands Police"]),
+    Route("provider_contracts.provider_show", "GET", _contract("/provider/billing/contracts/{id}"),
+          allow(CRANSTOUN_ADMIN, OK), setup=_admin_with_contract, shows=lambda _w: ["West Midlands Police"]),
     # Onboarding a force: platform admins only.
     Route("onboarding.new", "GET", lambda w: "/admin/forces/new", allow(PLATFORM_ADMIN, OK),
           shows=lambda _w: ["Cleveland"]),

@@ -32,6 +32,8 @@ from diversion.accounts import invitations
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
+from diversion.billing import contracts
+from diversion.billing.models import EventKind, VatTreatment
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue import services as catalogue
@@ -209,6 +211,15 @@ def _provider_work(s: _Seeding) -> None:
         providers.record_attendance(booked, attended=True, actor=staff, note=marked("attendance-note"))
 
 
+def _contract(s: _Seeding) -> None:
+    """A contract between the force and the (marked) provider, priced on the (marked) pathway, with marked notes."""
+    made = contracts.create_contract(s.tenant, contracts.Terms(
+        provider_id=s.provider.id, starts_on=s.today, ends_on=None, monthly_fee_pence=0, vat=VatTreatment.EXEMPT,
+        platform_fee_basis_points=250, prices={(EventKind.REFERRAL_ACCEPTED, "divert"): 7000},
+        notes=marked("contract-notes")), actor=SYSTEM)
+    s.seeded.ids["contract"] = made.id
+
+
 DRAFT = "escaping-draft"
 
 
@@ -252,6 +263,7 @@ def seed(app: Flask, world: World) -> Seeded:
         with scoped(s.tenant.id):
             _policy(s)
             _cases(s)
+            _contract(s)
         db.session.commit()
         _provider_work(s)
         _invitations(s)
@@ -330,6 +342,16 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/audit/?action=api_token", ["force-token"]),
         ("platform_admin", "/admin/audit/?action=provider_token", ["provider-token"]),
         ("platform_admin", f"/admin/forces/{world.a.slug}/suspend", []),
+        ("platform_admin", "/admin/billing/contracts/", ["provider"]),
+        ("platform_admin", "/admin/billing/contracts/new", ["other-force", "draft-force"]),
+        ("platform_admin", f"/admin/billing/contracts{a}/new", ["provider", "pathway"]),
+        ("platform_admin", f"/admin/billing/contracts{a}/{ids['contract']}", ["provider", "pathway", "contract-notes"]),
+        ("platform_admin", f"/admin/billing/contracts{a}/{ids['contract']}/edit",
+         ["provider", "pathway", "contract-notes"]),
+        ("force-admin", f"{a}/billing/contracts/", ["provider"]),
+        ("force-admin", f"{a}/billing/contracts/{ids['contract']}", ["provider", "pathway", "contract-notes"]),
+        ("provider-admin", "/provider/billing/contracts/", ["provider"]),
+        ("provider-admin", f"/provider/billing/contracts/{ids['contract']}", ["provider", "pathway", "contract-notes"]),
         ("platform_admin", "/admin/billing/reconciliation?month=2026-11", ["other-force"]),
     ]
 

@@ -147,6 +147,9 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.admin.views import bp as admin_bp
     from diversion.api.pages import bp as api_tokens_bp
     from diversion.api.views import bp as api_bp
+    from diversion.billing.contract_pages import admin_bp as contracts_admin_bp
+    from diversion.billing.contract_pages import force_bp as force_contracts_bp
+    from diversion.billing.contract_pages import provider_bp as provider_contracts_bp
     from diversion.billing.reconcile_pages import bp as billing_reconciliation_bp
     from diversion.billing.statement_pages import admin_bp as admin_billing_bp
     from diversion.billing.statement_pages import force_bp as force_billing_bp
@@ -174,7 +177,8 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(billing_webhooks_bp)
     app.register_blueprint(billing_reconciliation_bp)
-    for blueprint in (force_billing_bp, provider_billing_bp, admin_billing_bp):
+    for blueprint in (force_billing_bp, provider_billing_bp, admin_billing_bp, contracts_admin_bp, force_contracts_bp,
+                      provider_contracts_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

@@ -70,7 +70,8 @@ def demo(password: str, past_decisions: int) -> None:
 
     from sqlalchemy import select
 
-    from diversion.demo import seed_case_work, seed_past_decisions
+    from diversion.billing.demo import seed_contracts
+    from diversion.demo import case_work_window, seed_case_work, seed_past_decisions
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
 
@@ -81,6 +82,8 @@ def demo(password: str, past_decisions: int) -> None:
         for tenant in tenants:
             with scoped(tenant.id):
                 seed_past_decisions(tenant, today=today, count=past_decisions, progress=bar.update)
+                # Contracts first: the case work's moves are billed as they are announced.
+                seed_contracts(tenant, starts_on=case_work_window(today)[0])
                 seed_case_work(tenant, today=today)
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")

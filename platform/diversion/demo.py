@@ -130,20 +130,46 @@ REASONS = {State.NOT_COMPLETED: "Did not attend the booked session", State.WITHD
 VENUE = "Community hub"
 
 
+def case_work_window(today: date) -> tuple[date, date]:
+    """The days the demo's referrals are made on: from the first day of the month before last (so
+    that the last two calendar months both have billable events) to three days ago."""
+    first = today.replace(day=1)
+    before_last = (first - timedelta(days=1)).replace(day=1)
+    return (before_last - timedelta(days=1)).replace(day=1), today - timedelta(days=3)
+
+
+def step_times(offered_at: datetime, steps: int, *, limit: datetime) -> list[datetime]:
+    """When each of ``steps`` steps after an offer at ``offered_at`` happens: two days apart, or closer
+    when ``limit`` (the referral's deadline, or now) comes sooner; always increasing, never past ``limit``."""
+    gap = min(timedelta(days=2), (limit - offered_at) / (steps + 1))
+    return [offered_at + gap * (number + 1) for number in range(steps)]
+
+
 def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
     """People, encounters and referrals in every state for the force in scope,
-    some overdue, some needing review; skipped when the force has referrals."""
+    some overdue, some needing review; skipped when the force has referrals.
+
+    The referrals are made on days spread evenly over ``case_work_window``, and
+    each step of each one happens on its own later day (``step_times``), announced
+    as news: every month of the window has referral events, billed on their dates."""
     if db.session.scalar(select(func.count()).select_from(Referral)):
         return 0
     rng = random.Random(f"case-work:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
     made = 0
-    wanted = [state for state in TARGETS for _ in range(per_state)]
+    # Every state in turn, so that each part of the window sees every kind of step.
+    wanted = [state for _ in range(per_state) for state in TARGETS]
+    total = len(wanted)
     reviews = 2  # cases whose decision waits for a supervisor
-    # The last ten weeks: most open referrals are within their deadline, the oldest past it.
-    stream = synthetic.cases(tenant.slug, 4000, start=today - timedelta(days=70), days=70, seed="case-work")
+    start, end = case_work_window(today)
+    days = (end - start).days + 1
+    now = utcnow()
+    # Most open referrals are within their deadline, the oldest past it.
+    stream = synthetic.cases(tenant.slug, 4000, start=start, days=days, seed="case-work")
     for case in stream:
         if not wanted:
             break
+        if case.decided_on < start + timedelta(days=days * made // total) and reviews <= 0:
+            continue  # wait for the next referral's day
         identity = Identity(rng.choice(SURNAMES), rng.choice(GIVEN_NAMES),
                             case.decided_on - timedelta(days=365 * case.facts["age"] + rng.randrange(365)))
         facts = {k: v for k, v in case.facts.items() if k not in rules.DERIVED_FACTS}
@@ -166,12 +192,12 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
         # Where a pathway has several providers, each gets some of the referrals.
         offering = offerings[made % len(offerings)]
         target = wanted.pop(0)
-        referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=case.decided_on)
-        # Sessions a couple of days after the decision, and never in the future: their attendance is recorded.
-        session_at = min(datetime.combine(case.decided_on + timedelta(days=2), time(10), tzinfo=LONDON),
-                         utcnow() - timedelta(hours=1))
-        cases.take_path(tenant, referral, rules.path_to(target, sessions=referral.sessions_required,
-                                                        via=VIA.get(target)),
-                        actor=SYSTEM, reason=REASONS.get(target, ""), session_at=session_at, venue=VENUE)
+        offered_at = datetime.combine(case.decided_on, time(9), tzinfo=LONDON)
+        referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=case.decided_on, at=offered_at)
+        path = rules.path_to(target, sessions=referral.sessions_required, via=VIA.get(target))
+        limit = min(datetime.combine(referral.deadline, time(17), tzinfo=LONDON), now - timedelta(hours=1))
+        times = step_times(offered_at, len(path), limit=limit)
+        cases.take_path(tenant, referral, path, actor=SYSTEM, reason=REASONS.get(target, ""),
+                        session_at=limit, venue=VENUE, times=times)
         made += 1
     return made

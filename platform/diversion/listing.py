@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import ColumnElement, Select, or_
+from flask_sqlalchemy.pagination import Pagination, SelectPagination
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import lazyload
 
 from diversion.extensions import db
 
@@ -20,13 +21,28 @@ PER_PAGE = 25
 MAX_SEARCH = 100
 
 
+class _Page(SelectPagination):
+    """Flask-SQLAlchemy's page of a SELECT, whose COUNT keeps the statement's execution options
+    (a list that crosses forces on purpose, ``all_tenants``, is counted across them too)."""
+
+    def _query_count(self) -> int:
+        statement = self._query_args["select"]
+        inner = statement.options(lazyload("*")).order_by(None).subquery()
+        counted = select(func.count()).select_from(inner).execution_options(**statement.get_execution_options())
+        return int(self._query_args["session"].execute(counted).scalar() or 0)
+
+
+def _paginate(statement: Select[Any], page: int, per_page: int) -> Pagination:
+    return _Page(select=statement, session=db.session(), page=page, per_page=per_page, error_out=False, count=True)
+
+
 def page_of(statement: Select[Any], *, per_page: int = PER_PAGE) -> Pagination:
     """The page of ``statement`` asked for by ``?page=`` (1 when absent or wrong)."""
     raw = request.args.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
-    page = db.paginate(statement, page=max(number, 1), per_page=per_page, error_out=False, count=True)
+    page = _paginate(statement, max(number, 1), per_page)
     if page.pages and number > page.pages:  # past the end: show the last page
-        page = db.paginate(statement, page=page.pages, per_page=per_page, error_out=False, count=True)
+        page = _paginate(statement, page.pages, per_page)
     return page
 
 

@@ -31,8 +31,8 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import ALLOWED, SYSTEM, Action, Actor, Principal
 from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.audit.models import AuditEvent
-from diversion.billing import ledger
-from diversion.billing.models import LedgerEntry
+from diversion.billing import contracts, ledger
+from diversion.billing.models import Contract, LedgerEntry, VatTreatment
 from diversion.cases import importer
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
@@ -270,6 +270,9 @@ SERVICES: dict[Action, Call] = {
                                                            reason="Refused", actor=actor),
     Action.CLOSE_MONTH: lambda c, actor: ledger.charge_monthly_fees(_tenant(c.world), date(2026, 10, 1),
                                                                     actor=actor),
+    Action.MANAGE_CONTRACTS: lambda c, actor: contracts.create_contract(_tenant(c.world), contracts.Terms(
+        provider_id=c.world.providers["cranstoun"].id, starts_on=TODAY, ends_on=None, monthly_fee_pence=0,
+        vat=VatTreatment.EXEMPT, platform_fee_basis_points=0, prices={}), actor=actor),
 }
 # Where each service runs: force A's scope, or Cranstoun's (its workspace's pages).
 IN_PROVIDER_SCOPE = frozenset({Action.READ_PROVIDER_REFERRALS})
@@ -288,7 +291,7 @@ def cast(app: Flask, world: World) -> Cast:
 def _written() -> tuple[int, ...]:
     """What the refused call could have written, counted in the open transaction."""
     return tuple(int(db.session.scalar(select(func.count()).select_from(model)) or 0)
-                 for model in (AuditEvent, Encounter, Decision, Referral, BookedSession, ApiToken, Offering))
+                 for model in (AuditEvent, Encounter, Decision, Referral, BookedSession, ApiToken, Offering, Contract))
 
 
 @pytest.mark.parametrize("action", list(SERVICES), ids=lambda action: action.value)

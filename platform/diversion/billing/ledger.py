@@ -33,7 +33,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from diversion.accounts.access import Action, Actor, require, user_id_of
-from diversion.billing.models import ClosedMonth, Contract, EventKind, LedgerEntry, Price
+from diversion.billing.contracts import contract_in_force, prices_of
+from diversion.billing.models import ClosedMonth, Contract, EventKind, LedgerEntry
 from diversion.billing.months import month_key, month_of, next_month
 from diversion.cases.events import Moved, referrals_moved
 from diversion.cases.models import State
@@ -108,20 +109,6 @@ def is_closed(tenant_id: int, month: date) -> bool:
         ClosedMonth.tenant_id == tenant_id, ClosedMonth.month == month)) is not None
 
 
-def _contract_in_force(tenant_id: int, provider_id: int, on: date) -> Contract | None:
-    """The force's contract with the provider that covers ``on`` (contracts never overlap)."""
-    return db.session.scalars(
-        select(Contract).where(
-            Contract.tenant_id == tenant_id, Contract.provider_id == provider_id, Contract.starts_on <= on,
-            or_(Contract.ends_on.is_(None), Contract.ends_on >= on))
-        .order_by(Contract.starts_on.desc()).limit(1)).first()
-
-
-def _prices_of(contract_id: uuid.UUID) -> dict[tuple[EventKind, str], int]:
-    return {(kind, pathway): unit for kind, pathway, unit in db.session.execute(
-        select(Price.kind, Price.pathway, Price.unit_pence).where(Price.contract_id == contract_id))}
-
-
 # ---------------------------------------------------------------- writing rows
 
 def _taken(keys: Sequence[str]) -> set[str]:
@@ -186,12 +173,12 @@ def into_the_ledger(tenant: Tenant, *, moves: Sequence[Moved], history: bool) ->
             continue
         on = london_date(move.occurred_at)
         if (move.provider_id, on) not in contracts:
-            contracts[move.provider_id, on] = _contract_in_force(tenant.id, move.provider_id, on)
+            contracts[move.provider_id, on] = contract_in_force(move.provider_id, on)
         contract = contracts[move.provider_id, on]
         if contract is None:
             continue
         if contract.id not in prices:
-            prices[contract.id] = _prices_of(contract.id)
+            prices[contract.id] = prices_of(contract)
         unit = prices[contract.id].get((kind, move.pathway))
         if unit is None:
             continue

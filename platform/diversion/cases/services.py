@@ -235,7 +235,7 @@ def _moved(referral: Referral, step: Transition) -> Moved:
 
 
 def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Actor, today: date,
-          reason: str = "") -> Referral:
+          reason: str = "", at: datetime | None = None) -> Referral:
     """Offer the person a place on an offered course of the decision's pathway.
 
     Refuses a decision that is not (or not overridden to) eligible, a course
@@ -243,7 +243,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     or whose course is retired (its referrals already made go on), a second
     open referral for the same encounter, a reason the rulebook refuses, and
     an actor who may not refer. The offer is announced (``cases.events``) in
-    the same transaction.
+    the same transaction, as made ``at`` (now unless given: case work
+    recorded after the fact, such as the demo's).
     """
     require(actor, Action.REFER, tenant_id=tenant.id)
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
@@ -271,7 +272,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     db.session.flush()
     step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
                       to_state=State.OFFERED, actor_id=user_id_of(actor),
-                      reason=reason.strip() or "Offered after the decision", occurred_at=utcnow())
+                      reason=reason.strip() or "Offered after the decision", occurred_at=at or utcnow())
     db.session.add(step)
     db.session.flush()
     announce(tenant, [_moved(referral, step)])
@@ -280,19 +281,29 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     return referral
 
 
-def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str) -> Transition:
-    """The one way a referral changes state: checked by the rulebook, recorded, announced.
+def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str,
+          at: datetime | None = None) -> Transition:
+    """The one way a referral changes state: checked by the rulebook, recorded (as happening
+    ``at``, now unless given), announced.
 
-    Refuses what ``rules.move_broken`` refuses.
+    Refuses what ``rules.move_broken`` refuses, and a time in the future or before the
+    referral's latest step (its steps happen in order).
     """
     if (broken := rules.move_broken(referral.state, to, reason=reason, sessions_attended=referral.sessions_attended,
                                     sessions_required=referral.sessions_required)) is not None:
         _refuse(broken)
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
+    if at is not None:
+        if at > utcnow():
+            raise CaseError("at", "A step cannot be dated in the future.")
+        latest = db.session.scalar(select(func.max(Transition.occurred_at))
+                                   .where(Transition.referral_id == referral.id))
+        if latest is not None and at < latest:
+            raise CaseError("at", "A step cannot be dated before the referral's previous step.")
     step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
                       to_state=to, actor_id=user_id_of(actor), reason=reason.strip(),
-                      occurred_at=utcnow())
+                      occurred_at=at or utcnow())
     db.session.add(step)
     referral.state = to
     if to is State.ATTENDED:
@@ -312,7 +323,8 @@ def moving(to: State) -> Action:
             State.WITHDRAWN: Action.WITHDRAW_REFERRAL}.get(to, Action.MOVE_REFERRAL)
 
 
-def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str = "") -> Transition:
+def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str = "",
+               at: datetime | None = None) -> Transition:
     """Move a referral on, recording who, when and why.
 
     Refuses what the rulebook refuses (a move the lifecycle does not allow,
@@ -320,14 +332,15 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, r
     ending a referral without a reason), and a move to booked or attended,
     which only booking a session (``book_session``) and recording attendance
     at one (``record_attendance``) make. Refuses an actor who may not make
-    the move (``moving``): only the force withdraws a referral.
+    the move (``moving``): only the force withdraws a referral. ``at``: when
+    the move happened, for case work recorded after the fact (now unless given).
     """
     require(actor, moving(to), tenant_id=tenant.id, provider_id=referral.provider_id)
     if to in (State.BOOKED, State.ATTENDED) and to in TRANSITIONS.get(referral.state, ()):
         raise CaseError("state", "Book a session, with its date, time and venue, to make a referral booked."
                         if to is State.BOOKED else
                         "Record attendance at a booked session to make a referral attended.")
-    return _move(tenant, referral, to, actor=actor, reason=reason)
+    return _move(tenant, referral, to, actor=actor, reason=reason, at=at)
 
 
 def sessions_of(referral: Referral) -> list[BookedSession]:
@@ -337,7 +350,7 @@ def sessions_of(referral: Referral) -> list[BookedSession]:
 
 
 def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, venue: str,
-                 actor: Actor) -> tuple[BookedSession, Transition]:
+                 actor: Actor, at: datetime | None = None) -> tuple[BookedSession, Transition]:
     """Book a session of the course: when and where. The referral moves to booked
     (again, for a further session); returns the session and that step.
 
@@ -346,7 +359,7 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
     after the referral's deadline, and more sessions than the course has
     left to attend, and an actor who may not book. A session that already
     happened may be booked (recorded late), so that its attendance can then
-    be recorded.
+    be recorded. ``at``: when it was booked (now unless given).
     """
     require(actor, Action.BOOK_SESSION, tenant_id=tenant.id, provider_id=referral.provider_id)
     if referral.state not in BOOKABLE:
@@ -369,10 +382,10 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
     if referral.sessions_attended + len(waiting) >= referral.sessions_required:
         raise CaseError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
     session = BookedSession(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
-                            venue=venue, booked_by_id=user_id_of(actor))
+                            venue=venue, booked_by_id=user_id_of(actor), booked_at=at or utcnow())
     db.session.add(session)
     db.session.flush()
-    step = _move(tenant, referral, State.BOOKED, actor=actor, reason=rules.booked_reason(starts_at, venue))
+    step = _move(tenant, referral, State.BOOKED, actor=actor, reason=rules.booked_reason(starts_at, venue), at=at)
     record("session.booked", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"session": str(session.id), "starts_at": starts_at.isoformat(), "venue": venue})
     return session, step
@@ -385,7 +398,7 @@ def next_session(referral: Referral, *, now: datetime | None = None) -> BookedSe
 
 
 def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool, actor: Actor,
-                      note: str = "", now: datetime | None = None) -> Transition:
+                      note: str = "", now: datetime | None = None, at: datetime | None = None) -> Transition:
     """Record whether the person came to a booked session.
 
     Attended counts a session (the referral becomes attended); did not
@@ -393,6 +406,8 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
     non-completion outcome. Refuses a session whose attendance is already
     recorded, a session that has not started yet, a referral that has
     ended, a note the rulebook refuses, and an actor who may not record it.
+    ``at``: when it was recorded (now unless given; the session must have
+    started by then).
     """
     referral = db.session.get(Referral, session.referral_id)
     if referral is None:
@@ -400,15 +415,15 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
     require(actor, Action.RECORD_ATTENDANCE, tenant_id=tenant.id, provider_id=referral.provider_id)
     if session.attendance is not None:
         raise CaseError("attendance", f"Attendance is already recorded: {session.attendance.label.lower()}.")
-    if session.starts_at > (now or utcnow()):
+    if session.starts_at > (at or now or utcnow()):
         raise CaseError("attendance", "Record attendance once the session has started.")
     if not referral.state.is_open:
         raise CaseError("attendance", f"The referral is {referral.state.label.lower()}: nothing more to record.")
     session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
-    session.attendance_recorded_at = utcnow()
+    session.attendance_recorded_at = at or utcnow()
     session.attendance_recorded_by_id = user_id_of(actor)
     step = _move(tenant, referral, State.ATTENDED if attended else State.NOT_COMPLETED, actor=actor,
-                 reason=rules.attendance_reason(session.starts_at, session.venue, attended=attended, note=note))
+                 reason=rules.attendance_reason(session.starts_at, session.venue, attended=attended, note=note), at=at)
     record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
            object_id=referral.id, details={"session": str(session.id), "attendance": session.attendance.value})
     return step
@@ -456,20 +471,31 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reas
 
 
 def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, actor: Actor, reason: str,
-              session_at: datetime, venue: str) -> None:
+              session_at: datetime, venue: str, times: Sequence[datetime] | None = None) -> None:
     """Move a referral along ``path`` (``rules.path_to``), each step through the
     service that makes it: booking a session for booked, recording attendance
     for attended, and for not completed a session missed when one awaits
     attendance; ``reason`` for the other steps. For case work recorded after the
-    fact (the demo); refuses what each step's service refuses."""
-    for step in path:
-        waiting = next_session(referral, now=session_at) if step in (State.ATTENDED, State.NOT_COMPLETED) else None
+    fact (the demo); refuses what each step's service refuses.
+
+    Without ``times`` every step happens now and every session starts at
+    ``session_at``. With ``times`` (one per step, in order) each step happens
+    at its time, and a session booked at one step starts at the next step's
+    time (when its attendance is recorded), or at ``session_at`` after the last.
+    """
+    if times is not None and len(times) != len(path):
+        raise CaseError("times", "Give one time per step of the path.")
+    for index, step in enumerate(path):
+        at = times[index] if times is not None else None
+        starts_at = times[index + 1] if times is not None and index + 1 < len(times) else session_at
+        moment = at or session_at
+        waiting = next_session(referral, now=moment) if step in (State.ATTENDED, State.NOT_COMPLETED) else None
         if step is State.BOOKED:
-            book_session(tenant, referral, starts_at=session_at, venue=venue, actor=actor)
+            book_session(tenant, referral, starts_at=starts_at, venue=venue, actor=actor, at=at)
         elif waiting is not None:
-            record_attendance(tenant, waiting, attended=step is State.ATTENDED, actor=actor, now=session_at)
+            record_attendance(tenant, waiting, attended=step is State.ATTENDED, actor=actor, now=moment, at=at)
         else:
-            transition(tenant, referral, step, actor=actor, reason=reason)
+            transition(tenant, referral, step, actor=actor, reason=reason, at=at)
 
 
 def expire_overdue(tenant: Tenant, *, today: date, actor: Actor) -> int:

@@ -1,0 +1,107 @@
+"""The demo's billing: a contract for every force and provider that work together, made before the
+case work moves, and case work whose steps are dated across the last two calendar months, as news."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from diversion.billing import contracts
+from diversion.billing.demo import NOTES, seed_contracts
+from diversion.billing.models import Contract, EventKind
+from diversion.billing.months import month_of, previous_month
+from diversion.cases.events import Moved, referrals_moved
+from diversion.cases.models import BookedSession, Referral, State, Transition
+from diversion.catalogue.models import Course, Offering
+from diversion.demo import case_work_window, seed_case_work, step_times
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import World
+
+
+def test_the_window_starts_on_the_first_day_of_the_month_before_last() -> None:
+    assert case_work_window(date(2026, 12, 2)) == (date(2026, 10, 1), date(2026, 11, 29))
+    assert case_work_window(date(2027, 1, 31)) == (date(2026, 11, 1), date(2027, 1, 28))
+    assert case_work_window(date(2027, 3, 1)) == (date(2027, 1, 1), date(2027, 2, 26))
+
+
+def test_steps_are_two_days_apart_or_closer_before_the_limit() -> None:
+    offered = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    assert step_times(offered, 2, limit=datetime(2026, 12, 1, tzinfo=UTC)) == [
+        datetime(2026, 11, 3, 9, tzinfo=UTC), datetime(2026, 11, 5, 9, tzinfo=UTC)]
+    close = step_times(offered, 5, limit=datetime(2026, 11, 2, 9, tzinfo=UTC))
+    assert close == sorted(close)
+    assert offered < close[0]
+    assert close[-1] < datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+def test_every_force_and_provider_pair_gets_one_contract_priced_near_70_pounds(app: Flask, world: World) -> None:
+    today = datetime.now(UTC).date()
+    start = case_work_window(today)[0]
+    with app.app_context():
+        for tenant in db.session.scalars(select(Tenant)).all():
+            with scoped(tenant.id):
+                pairs = set(db.session.scalars(select(Course.provider_id).join(Offering,
+                                                                               Offering.course_id == Course.id)))
+                assert seed_contracts(tenant, starts_on=start) == len(pairs)
+                assert seed_contracts(tenant, starts_on=start) == 0  # a pair with a contract is left alone
+                made = db.session.scalars(select(Contract)).all()
+                assert {c.provider_id for c in made} == pairs
+                for contract in made:
+                    assert contract.notes == NOTES
+                    assert "assumptions" in contract.notes
+                    assert contract.starts_on == start
+                    assert contract.ends_on is None
+                    prices = contracts.prices_of(contract)
+                    accepted = [p for (kind, _), p in prices.items() if kind is EventKind.REFERRAL_ACCEPTED]
+                    assert accepted
+                    assert all(6500 <= p <= 7500 for p in accepted)
+                    assert all(p < 7000 for (kind, _), p in prices.items() if kind is not EventKind.REFERRAL_ACCEPTED)
+        db.session.commit()
+
+
+def test_the_case_work_is_dated_across_the_last_two_months_and_announced_as_news(app: Flask, world: World) -> None:
+    today = datetime.now(UTC).date()
+    heard: list[tuple[bool, Moved]] = []
+
+    def listen(_sender: Any, *, moves: list[Moved], history: bool) -> None:
+        heard.extend((history, move) for move in moves)
+
+    with app.app_context(), scoped(world.a.id), referrals_moved.connected_to(listen):
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        seed_contracts(tenant, starts_on=case_work_window(today)[0])
+        assert seed_case_work(tenant, today=today) > 0
+        db.session.commit()
+        assert heard
+        assert not any(history for history, _ in heard)  # news: billed as each move happens
+        this_month = month_of(datetime.now(UTC))
+        last, before_last = previous_month(this_month), previous_month(previous_month(this_month))
+        accepted = Counter(month_of(move.occurred_at) for _, move in heard if move.to is State.ACCEPTED)
+        assert accepted[last] > 0
+        assert accepted[before_last] > 0
+        # Every step after the one before it, none in the future; sessions inside the deadline.
+        now = datetime.now(UTC)
+        for referral in db.session.scalars(select(Referral)):
+            steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral.id)
+                                       .order_by(Transition.occurred_at)).all()
+            assert steps[0].to_state is State.OFFERED
+            assert steps[0].occurred_at.date() <= referral.deadline
+            times = [step.occurred_at for step in steps]
+            assert times == sorted(times)
+            assert len(set(times)) == len(times)
+            assert times[-1] <= now
+            for session in db.session.scalars(select(BookedSession).where(BookedSession.referral_id == referral.id)):
+                assert session.starts_at.date() <= referral.deadline
+                assert session.booked_at <= session.starts_at
+                if session.attendance_recorded_at is not None:
+                    assert session.starts_at <= session.attendance_recorded_at
+        # Each contract was in force on the day of every accepted referral of its provider.
+        for _, move in heard:
+            if move.to is State.ACCEPTED:
+                assert contracts.contract_in_force(move.provider_id, move.occurred_at.date()) is not None

@@ -1,0 +1,61 @@
+"""Case work recorded after the fact: each step stamped with the time it happened (``at``), in order, never ahead."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from diversion.accounts.access import SYSTEM
+from diversion.cases import rules
+from diversion.cases import services as cases
+from diversion.cases.models import BookedSession, State, Transition
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from tests.cases.test_case_work import _durham, _intake, _offering
+from tests.conftest import World
+
+DAY = date(2026, 10, 5)
+NINE = datetime(2026, 10, 5, 9, tzinfo=UTC)
+
+
+def test_each_step_is_stamped_with_its_own_time(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        _, decision = cases.record_encounter(tenant, _intake(offence_on=DAY), actor=SYSTEM, today=DAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=DAY, at=NINE)
+        path = rules.path_to(State.COMPLETED, sessions=referral.sessions_required)
+        times = [NINE + timedelta(days=number + 1) for number in range(len(path))]
+        cases.take_path(tenant, referral, path, actor=SYSTEM, reason="", session_at=NINE, venue="Hub", times=times)
+        steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral.id)
+                                   .order_by(Transition.occurred_at)).all()
+        assert [s.occurred_at for s in steps] == [NINE, *times]
+        assert [s.to_state for s in steps] == [State.OFFERED, *path]
+        sessions = db.session.scalars(select(BookedSession).where(BookedSession.referral_id == referral.id)
+                                      .order_by(BookedSession.starts_at)).all()
+        assert len(sessions) == referral.sessions_required
+        for session in sessions:
+            # Booked at one step, held and recorded at the next.
+            assert session.booked_at + timedelta(days=1) == session.starts_at == session.attendance_recorded_at
+        assert referral.state is State.COMPLETED
+
+
+def test_a_step_dated_before_the_last_one_or_ahead_is_refused(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        _, decision = cases.record_encounter(tenant, _intake(offence_on=DAY), actor=SYSTEM, today=DAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=DAY, at=NINE)
+        with pytest.raises(cases.CaseError, match="before the referral's previous step") as early:
+            cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM, at=NINE - timedelta(minutes=1))
+        assert early.value.field == "at"
+        with pytest.raises(cases.CaseError, match="in the future"):
+            cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM,
+                             at=datetime.now(UTC) + timedelta(hours=1))
+        assert referral.state is State.OFFERED
+        with pytest.raises(cases.CaseError, match="one time per step"):
+            cases.take_path(tenant, referral, (State.ACCEPTED,), actor=SYSTEM, reason="", session_at=NINE,
+                            venue="Hub", times=[])
+        step = cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM, at=NINE)  # the same moment will do
+        assert step.occurred_at == NINE
