@@ -853,6 +853,13 @@ ROUTES: tuple[Route, ...] = (
     Route("sso.start", "GET", lambda w: "/west-midlands/sign-in/sso", allow(EVERYONE, Allowed(404))),
     Route("sso.callback", "GET", lambda w: "/west-midlands/sign-in/sso/callback?code=x&state=y",
           allow(EVERYONE, Allowed(400))),
+    # Stripe's webhook: open to all, no session, no CSRF; only a valid signature admits an event, so a
+    # post without one is refused alike for everyone (400), whoever is signed in.
+    Route("billing_webhooks.stripe_webhook", "POST", lambda w: "/billing/stripe/webhook",
+          allow(EVERYONE, Allowed(400))),
+    # Billing's reconciliation: the platform admins.
+    Route("billing_reconciliation.reconciliation", "GET", lambda w: "/admin/billing/reconciliation?month=2026-11",
+          allow(PLATFORM_ADMIN, OK), shows=lambda _w: ["Reconciliation", "November 2026", "No mismatches"]),
     Route("sso.settings", "GET", lambda w: SIGN_ON, allow(FORCE_A_ADMIN, OK), force_page=True,
           shows=lambda w: [w.a.name, "Single sign-on"]),
     Route("sso.settings", "POST", lambda w: SIGN_ON, allow(FORCE_A_ADMIN, redirect(SIGN_ON)), force_page=True,

@@ -352,6 +352,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/billing/contracts/{ids['contract']}", ["provider", "pathway", "contract-notes"]),
         ("provider-admin", "/provider/billing/contracts/", ["provider"]),
         ("provider-admin", f"/provider/billing/contracts/{ids['contract']}", ["provider", "pathway", "contract-notes"]),
+        ("platform_admin", "/admin/billing/reconciliation?month=2026-11", ["other-force"]),
     ]
 
 

@@ -152,9 +152,11 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.billing.contract_pages import force_bp as force_contracts_bp
     from diversion.billing.contract_pages import provider_bp as provider_contracts_bp
     from diversion.billing.payout_pages import bp as billing_payouts_bp
+    from diversion.billing.reconcile_pages import bp as billing_reconciliation_bp
     from diversion.billing.statement_pages import admin_bp as admin_billing_bp
     from diversion.billing.statement_pages import force_bp as force_billing_bp
     from diversion.billing.statement_pages import provider_bp as provider_billing_bp
+    from diversion.billing.webhooks import bp as billing_webhooks_bp
     from diversion.cases.home import bp as force_bp
     from diversion.cases.views import bp as cases_bp
     from diversion.catalogue.services import read_pathways_with
@@ -176,7 +178,8 @@ def _register_blueprints(app: Flask) -> None:
                       console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp):
         app.register_blueprint(blueprint)
     for blueprint in (force_billing_bp, provider_billing_bp, admin_billing_bp, contracts_admin_bp, force_contracts_bp,
-                      provider_contracts_bp, billing_close_bp, billing_payouts_bp):
+                      provider_contracts_bp, billing_close_bp, billing_payouts_bp, billing_reconciliation_bp,
+                      billing_webhooks_bp):
         app.register_blueprint(blueprint)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member

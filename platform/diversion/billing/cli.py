@@ -6,10 +6,8 @@ import click
 import stripe
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from diversion.errors import FieldError
-from diversion.extensions import db
 
 
 @click.group("billing")
@@ -26,17 +24,13 @@ def close_command(month: str, tenant_slug: str | None) -> None:
     from diversion.accounts.access import SYSTEM
     from diversion.billing.close import close_month
     from diversion.billing.months import parse_month
-    from diversion.tenancy.models import Tenant
+    from diversion.commands import force
 
     try:
         parsed = parse_month(month)
     except FieldError as error:
         raise click.BadParameter(error.message, param_hint="--month") from None
-    tenant = None
-    if tenant_slug is not None:
-        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
-        if tenant is None:
-            raise click.BadParameter(f"No force has the slug {tenant_slug!r}.", param_hint="--tenant")
+    tenant = force(tenant_slug) if tenant_slug is not None else None
 
     def progress(done: int, total: int | None, note: str) -> None:
         click.echo(f"[{done}/{total}] {note}" if total else note, err=True)
@@ -51,6 +45,31 @@ def close_command(month: str, tenant_slug: str | None) -> None:
                                    "again to carry on; nothing is billed twice.") from None
     for line in report.lines():
         click.echo(line)
+@billing_group.command("reconcile")
+@click.option("--month", "month_text", required=True, metavar="YYYY-MM", help="The month to reconcile.")
+@click.option("--tenant", "slug", default=None, metavar="SLUG", help="One force only (default: every force).")
+@with_appcontext
+def reconcile_command(month_text: str, slug: str | None) -> None:
+    """Compare a month's ledger, statements, invoices on Stripe and payments; list every mismatch.
+
+    Exits with status 1 when there is a mismatch, 0 when everything agrees.
+    """
+    from diversion.billing.months import parse_month
+    from diversion.billing.reconcile import describe, reconcile
+    from diversion.billing.stripe_api import opened
+    from diversion.commands import force
+
+    try:
+        month = parse_month(month_text, field="--month")
+    except FieldError as error:
+        raise click.BadParameter(error.message, param_hint="--month") from error
+    tenant = force(slug) if slug is not None else None
+    with opened() as client:
+        found = reconcile(month, tenant=tenant, stripe_client=client)
+    for line in describe(found):
+        click.echo(line)
+    if not found.clean:
+        raise SystemExit(1)
 
 
 def register(app: Flask) -> None:
