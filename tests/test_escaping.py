@@ -33,7 +33,8 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
 from diversion.billing import contracts
-from diversion.billing.models import EventKind, VatTreatment
+from diversion.billing.models import EventKind, LedgerEntry, VatTreatment
+from diversion.billing.months import month_key, month_of
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue import services as catalogue
@@ -61,7 +62,8 @@ FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B",
 # Pages with nothing a person types on them, or not HTML.
 # Single sign-on's start and callback redirect, or refuse with fixed words: no value of a force's to show.
 NOT_READ = {"static", "public.health", "console.export", "settings.export", "console.audit_download",
-            "force_audit.download", "sso.start", "sso.callback"}
+            "force_audit.download", "sso.start", "sso.callback", "force_billing.download", "provider_billing.download",
+            "admin_billing.download"}
 NOT_READ_PREFIXES = ("api.", "provider_api.")
 
 
@@ -266,6 +268,9 @@ def seed(app: Flask, world: World) -> Seeded:
             _contract(s)
         db.session.commit()
         _provider_work(s)
+        with scoped(s.tenant.id):  # the provider's acceptance, billed under the contract
+            seeded.ids["ledger-row"] = db.session.scalars(select(LedgerEntry.id)).one()
+        seeded.ids["provider-slug"] = s.provider.slug
         _invitations(s)
         db.session.commit()
         _draft_force(s, world)
@@ -277,6 +282,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
     """(who reads it, the page, the marked values it must show)."""
     a = f"/{world.a.slug}"
     ids = s.ids
+    provider, month = ids["provider-slug"], month_key(month_of(datetime.now(UTC)))
     person = ["referred-surname", "referred-given", "ref-ph", "referred-email", "referred-address"]
     policy = ["summary", "pathway", "pathway-description", "criterion", "exclusion"]
     return [
@@ -353,6 +359,16 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("provider-admin", "/provider/billing/contracts/", ["provider"]),
         ("provider-admin", f"/provider/billing/contracts/{ids['contract']}", ["provider", "pathway", "contract-notes"]),
         ("platform_admin", "/admin/billing/reconciliation?month=2026-11", ["other-force"]),
+        ("force-admin", f"{a}/billing/", ["provider"]),
+        ("force-admin", f"{a}/billing/{provider}/{month}", ["provider", "pathway"]),
+        ("provider-admin", "/provider/billing/", ["provider"]),
+        ("provider-admin", f"/provider/billing/{world.a.slug}/{month}", ["provider", "pathway"]),
+        ("provider-admin", "/provider/billing/payouts/", ["provider"]),
+        ("platform_admin", f"/admin/billing/?month={month}", ["provider"]),
+        ("platform_admin", f"/admin/billing{a}/{provider}/{month}", ["provider", "pathway"]),
+        ("platform_admin", f"/admin/billing{a}/{provider}/{month}/rows/{ids['ledger-row']}/reverse",
+         ["provider", "pathway"]),
+        ("platform_admin", "/admin/billing/close/", ["other-force"]),
     ]
 
 

@@ -55,7 +55,7 @@ def invoice_statement(app: Flask, world: World, sdk: stripe.StripeClient, *, ski
     customer = sdk.v1.customers.create({"name": "West Midlands Police"})
     vat = sdk.v1.tax_rates.create({"display_name": "VAT", "percentage": 20.0, "inclusive": False})
     invoice = sdk.v1.invoices.create({"customer": customer.id, "collection_method": "send_invoice",
-                                      "days_until_due": 30, "metadata": {"tenant": "west-midlands"}})
+                                      "days_until_due": 30, "metadata": {"diversion_force": "west-midlands"}})
     items = []
     with app.app_context(), scoped(world.a.id):
         lines = list(db.session.scalars(select(StatementLine).order_by(StatementLine.kind)))
@@ -63,7 +63,7 @@ def invoice_statement(app: Flask, world: World, sdk: stripe.StripeClient, *, ski
             item = sdk.v1.invoice_items.create({
                 "customer": customer.id, "invoice": invoice.id, "quantity": line.quantity,
                 "unit_amount_decimal": str(line.unit_pence), "currency": "gbp", "tax_rates": [vat.id],
-                "description": line.kind.label, "metadata": {"line": str(line.id)}})
+                "description": line.kind.label, "metadata": {"diversion_line": str(line.id)}})
             line.stripe_item_id = item.id
             items.append(item.id)
         if extra_item:

@@ -130,11 +130,13 @@ def test_a_reversal_makes_a_group_of_its_own(app: Flask, world: World, billing: 
         reversal = ledger.reverse(tenant, entry, reason="Not ours", actor=admin)
         found = statements.draft(billing.force.id, billing.provider.id, reversal.month)
         if reversal.month == OCTOBER:
-            assert [(g.unit_pence, g.quantity, g.label) for g in found.groups] == [
-                (7000, 1, "Referral accepted, divert"), (-7000, 1, "Referral accepted, divert (reversed)")]
+            names = statements.pathway_names(billing.force.id)
+            assert [(g.unit_pence, g.quantity, g.label(names)) for g in found.groups] == [
+                (7000, 1, "Referral accepted, DIVERT (adults)"),
+                (-7000, 1, "Referral accepted, DIVERT (adults) (reversed)")]
             assert found.net_pence == 0
         else:
             assert [(g.unit_pence, g.amount_pence) for g in found.groups] == [(-7000, -7000)]
         text = statements.statement_csv(billing.force.id, billing.provider.id, reversal.month)
-        assert "Reversal of: Referral accepted, divert" in text
+        assert "Reversal of: Referral accepted, DIVERT (adults)" in text
         assert "Not ours" in text

@@ -155,10 +155,10 @@ def test_the_invoice_of_any_force_is_found_by_its_id(hooked: Flask, client: Flas
     """Durham's statement is found whether the metadata names its force, names another, or is absent."""
     statement_id = _statement(hooked, world, tenant="b", invoice_id="in_durham")
     _deliver(client, _invoice_event("evt_1", "invoice.finalized", status="open", invoice_id="in_durham",
-                                    metadata={"tenant": "west-midlands"}))
+                                    metadata={"diversion_force": "west-midlands"}))
     assert _read(hooked, world, statement_id, tenant="b").invoice_status is InvoiceStatus.OPEN
     _deliver(client, _invoice_event("evt_2", "invoice.paid", status="paid", paid=10000, invoice_id="in_durham",
-                                    metadata={"tenant": "durham"}))
+                                    metadata={"diversion_force": "durham"}))
     assert _read(hooked, world, statement_id, tenant="b").invoice_status is InvoiceStatus.PAID
 
 

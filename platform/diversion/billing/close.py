@@ -45,7 +45,6 @@ from diversion.billing.models import (
     ClosedMonth,
     ConnectedAccount,
     Contract,
-    EventKind,
     InvoiceStatus,
     Statement,
     StatementLine,
@@ -300,10 +299,12 @@ class _Run:
                 for line in missing:
                     line.stripe_item_id = made.get(str(line.id))
             missing = [line for line in missing if line.stripe_item_id is None]
+        names = statements.pathway_names(statement.tenant_id) if missing else {}
         for line in missing:
             fields: Any = {
                 "customer": customer, "invoice": invoice_id, "currency": "gbp", "quantity": line.quantity,
-                "unit_amount_decimal": str(line.unit_pence), "description": _describe(line),
+                "unit_amount_decimal": str(line.unit_pence),
+                "description": statements.describe(line.kind, line.pathway, names, reversal=line.unit_pence < 0),
                 "metadata": {"diversion_statement": str(statement.id), "diversion_line": str(line.id),
                              "group": f"{line.kind.value}/{line.pathway}/{line.unit_pence}"}}
             if line.vat_pence and _vat_of(line) is VatTreatment.STANDARD:
@@ -329,9 +330,6 @@ def _vat_of(line: StatementLine) -> VatTreatment:
     return contract.vat if contract is not None else VatTreatment.EXEMPT
 
 
-def _describe(line: StatementLine) -> str:
-    what = line.kind.label if line.kind is EventKind.MONTHLY_FEE else f"{line.kind.label}, {line.pathway}"
-    return f"{what}{' (correction)' if line.unit_pence < 0 else ''}"
 
 
 # ------------------------------------------------------------------ as a job

@@ -289,7 +289,7 @@ def _invoice_line_of(line: StatementLine, on_stripe: Sequence[InvoiceLine]) -> I
         if line.stripe_item_id and candidate.item_id == line.stripe_item_id:
             return candidate
     for candidate in on_stripe:  # the item's id not recorded (a close that died before it could)
-        if candidate.metadata.get("line") == str(line.id):
+        if candidate.metadata.get("diversion_line") == str(line.id):
             return candidate
     return None
 

@@ -94,7 +94,8 @@ def _statement(tenant: Tenant, provider: Provider, month: date, **page: Any) -> 
     return render_template(
         "billing/statement.html", tenant=tenant, provider=provider, month=month, settled=settled,
         summary=summary, rows=rows, closed=ledger.is_closed(tenant.id, month),
-        reversed=ledger.reversed_ids(entry.id for entry in rows.items), label=statements.row_label, **page)
+        reversed=ledger.reversed_ids(entry.id for entry in rows.items), names=statements.pathway_names(tenant.id),
+        label=statements.row_label, **page)
 
 
 def _csv(tenant: Tenant, provider: Provider, month: date) -> Response:
@@ -242,5 +243,6 @@ def reverse(force: str, provider: str, month: str, entry_id: uuid.UUID) -> str |
             return redirect(back)
     already = bool(ledger.reversed_ids([entry.id]))
     html = render_template("billing/reverse.html", form=form, entry=entry, tenant=tenant, provider=found,
-                           month=chosen, back=back, already=already, label=statements.row_label(entry))
+                           month=chosen, back=back, already=already,
+                           label=statements.row_label(entry, statements.pathway_names(tenant.id)))
     return (html, 400) if request.method == "POST" else html

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
 from diversion.accounts.access import Action, Actor, require
+from diversion.billing import contracts
 from diversion.billing.ledger import is_closed, london_date
 from diversion.billing.models import (
     ClosedMonth,
@@ -47,6 +48,7 @@ from diversion.catalogue.models import Provider
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.listing import PER_PAGE, matching
+from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 
 _KIND_ORDER = {kind: number for number, kind in enumerate(EventKind)}
@@ -64,12 +66,9 @@ class Group:
     amount_pence: int
     vat_pence: int
 
-    @property
-    def label(self) -> str:
-        words = self.kind.label
-        if self.pathway:
-            words += f", {self.pathway}"
-        return f"{words} (reversed)" if self.unit_pence < 0 else words
+    def label(self, names: Mapping[str, str]) -> str:
+        """What the line is for, its pathway named from ``names`` (``pathway_names``)."""
+        return describe(self.kind, self.pathway, names, reversal=self.unit_pence < 0)
 
 
 @dataclass(frozen=True)
@@ -199,9 +198,22 @@ def ledger_rows(tenant_id: int, provider_id: int, month: date) -> Select[tuple[L
             .order_by(LedgerEntry.occurred_at, LedgerEntry.key))
 
 
-def row_label(entry: LedgerEntry) -> str:
-    words = entry.kind.label + (f", {entry.pathway}" if entry.pathway else "")
+def describe(kind: EventKind, pathway: str, names: Mapping[str, str], *, reversal: bool = False) -> str:
+    """What a line or a row is for, in words: its event and its pathway's name (``names``, by id)."""
+    words = kind.label + (f", {names.get(pathway, pathway)}" if pathway else "")
+    return f"{words} (reversed)" if reversal else words
+
+
+def row_label(entry: LedgerEntry, names: Mapping[str, str]) -> str:
+    words = describe(entry.kind, entry.pathway, names)
     return f"Reversal of: {words}" if entry.reverses_id is not None else words
+
+
+def pathway_names(tenant_id: int) -> dict[str, str]:
+    """The names of the force's pathways by id, whoever reads (a provider's scope included): published
+    policies are the force's public scheme."""
+    with scoped(None):
+        return contracts.pathway_names(tenant_id)
 
 
 CSV_ROWS_HEADER = ("Date", "Event", "Pathway", "Unit price", "Quantity", "Amount", "Reversal reason")
@@ -212,20 +224,21 @@ def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
     (pounds with pence, dates in London)."""
     statement = statement_of(tenant_id, provider_id, month)
     summary = of_statement(statement) if statement is not None else draft(tenant_id, provider_id, month)
+    names = pathway_names(tenant_id)
     out = io.StringIO()
     write = csv.writer(out, lineterminator="\n").writerow
     write(("Ledger rows",))
     write(CSV_ROWS_HEADER)
     for entry in db.session.execute(ledger_rows(tenant_id, provider_id, month).execution_options(
             yield_per=1000)).scalars():
-        write((london_date(entry.occurred_at).isoformat(), row_label(entry), entry.pathway, _pounds(entry.unit_pence),
-               entry.quantity, _pounds(entry.amount_pence), _safe(entry.reason)))
+        write((london_date(entry.occurred_at).isoformat(), row_label(entry, names), entry.pathway,
+               _pounds(entry.unit_pence), entry.quantity, _pounds(entry.amount_pence), _safe(entry.reason)))
     write(())
     write(("Lines",))
     write(("Event", "Pathway", "Unit price", "Quantity", "Amount", "VAT"))
     for group in summary.groups:
-        write((group.label, group.pathway, _pounds(group.unit_pence), group.quantity, _pounds(group.amount_pence),
-               _pounds(group.vat_pence)))
+        write((group.label(names), group.pathway, _pounds(group.unit_pence), group.quantity,
+               _pounds(group.amount_pence), _pounds(group.vat_pence)))
     write(())
     write(("Totals",))
     for name, pence in (("Net", summary.net_pence), ("VAT", summary.vat_pence),

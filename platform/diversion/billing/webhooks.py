@@ -192,14 +192,14 @@ def _apply_to_invoice(status: InvoiceStatus, invoice: Mapping[str, Any], created
 
 
 def _forces_to_look_in(invoice: Mapping[str, Any]) -> list[int]:
-    """Every force's id, the one the invoice's metadata names (``tenant``: its slug) first.
+    """Every force's id, the one the invoice's metadata names (``diversion_force``: its slug) first.
 
     The metadata only orders the search: it is Stripe's copy of what we sent,
     and the statement is found by its invoice id whatever the metadata says.
     """
     forces = db.session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.id)).all()
     metadata = invoice.get("metadata")
-    named = metadata.get("tenant") if isinstance(metadata, Mapping) else None
+    named = metadata.get("diversion_force") if isinstance(metadata, Mapping) else None
     return [tenant_id for tenant_id, slug in sorted(forces, key=lambda force: force.slug != named)]
 
 
