@@ -36,8 +36,8 @@ def test_a_force_admin_reads_its_statements(app: Flask, client: FlaskClient, wor
     assert "£85.00" in index.text
     page = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}")
     assert page.status_code == 200
-    for words in ("Referral accepted, divert", "Session attended, divert", "£70.00", "£15.00", "2 ledger rows",
-                  "A draft"):
+    for words in ("Referral accepted, DIVERT (adults)", "Session attended, DIVERT (adults)", "£70.00", "£15.00",
+                  "2 ledger rows", "A draft"):
         assert words in page.text
     assert "Reverse" not in page.text
     download = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}.csv")

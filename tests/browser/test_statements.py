@@ -74,7 +74,7 @@ def test_statements_for_the_force_the_provider_and_the_platform(
     page.get_by_role("link", name=re.compile(r"^Cranstoun\s*, October 2026$")).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("West Midlands Police to Cranstoun")
     expect(page.locator(".govuk-summary-list")).to_contain_text("Not sent")
-    expect(page.get_by_role("table").first).to_contain_text("Referral accepted, divert")
+    expect(page.get_by_role("table").first).to_contain_text("Referral accepted, DIVERT (adults)")
     assert page.get_by_role("link", name="Reverse").count() == 0
     page.screenshot(path=str(ARTIFACTS / "billing-force-statement.png"), full_page=True)
 

@@ -26,7 +26,7 @@ from diversion.accounts.access import (
     requires_force_action,
     requires_platform_action,
 )
-from diversion.billing import ledger, statements
+from diversion.billing import contracts, ledger, statements
 from diversion.billing.models import LedgerEntry
 from diversion.billing.months import month_key, month_of, parse_month
 from diversion.catalogue.models import Provider
@@ -36,7 +36,7 @@ from diversion.extensions import db
 from diversion.forms import Form
 from diversion.listing import matching, page_of, search_terms
 from diversion.providers.acting import requires_provider_action
-from diversion.tenancy.context import set_scope
+from diversion.tenancy.context import scoped, set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
@@ -83,18 +83,22 @@ def _force(slug: str) -> Tenant:
     return found
 
 
-def _statement(tenant: Tenant, provider: Provider, month: date, **page: Any) -> str:
-    """The statement page of (force, provider, month); 404 when it has no ledger row at all."""
+def _statement(tenant: Tenant, provider: Provider, month: date, *, pathways: dict[str, str] | None = None,
+               **page: Any) -> str:
+    """The statement page of (force, provider, month); 404 when it has no ledger row at all. Pathways
+    are named from ``pathways`` (id to name), the force's in scope without it."""
     settled = statements.statement_of(tenant.id, provider.id, month)
     rows = page_of(statements.ledger_rows(tenant.id, provider.id, month))
     if settled is None and not rows.total:
         abort(404)
     summary = statements.of_statement(settled) if settled is not None else statements.draft(
         tenant.id, provider.id, month)
+    names = pathways if pathways is not None else dict(contracts.pathways_of_force())
     return render_template(
         "billing/statement.html", tenant=tenant, provider=provider, month=month, settled=settled,
         summary=summary, rows=rows, closed=ledger.is_closed(tenant.id, month),
-        reversed=ledger.reversed_ids(entry.id for entry in rows.items), label=statements.row_label, **page)
+        reversed=ledger.reversed_ids(entry.id for entry in rows.items), pathways=names,
+        label=lambda entry: statements.row_label(entry, names), **page)
 
 
 def _csv(tenant: Tenant, provider: Provider, month: date) -> Response:
@@ -154,7 +158,10 @@ def provider_index() -> str:
 @provider_bp.route("/<force>/<month>", endpoint="statement")
 @requires_provider_action(Action.READ_BILLING)
 def provider_statement(force: str, month: str) -> str:
-    return _statement(_force(force), g.provider, _month(month), base="base.html",
+    tenant = _force(force)
+    with scoped(None, current_user.id):  # the force's published pathways: public, read with no provider in scope
+        names = contracts.pathway_names(tenant.id)
+    return _statement(tenant, g.provider, _month(month), pathways=names, base="base.html",
                       csv_url=url_for("provider_billing.download", force=force, month=month, **_here()),
                       back=url_for("provider_billing.index", **_here()), endpoint="provider_billing.statement",
                       reverse_endpoint=None)

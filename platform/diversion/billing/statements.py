@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -66,9 +66,13 @@ class Group:
 
     @property
     def label(self) -> str:
+        return self.named({})
+
+    def named(self, pathways: Mapping[str, str]) -> str:
+        """The line in words, its pathway by name where ``pathways`` (id to name) knows it."""
         words = self.kind.label
         if self.pathway:
-            words += f", {self.pathway}"
+            words += f", {pathways.get(self.pathway, self.pathway)}"
         return f"{words} (reversed)" if self.unit_pence < 0 else words
 
 
@@ -199,8 +203,10 @@ def ledger_rows(tenant_id: int, provider_id: int, month: date) -> Select[tuple[L
             .order_by(LedgerEntry.occurred_at, LedgerEntry.key))
 
 
-def row_label(entry: LedgerEntry) -> str:
-    words = entry.kind.label + (f", {entry.pathway}" if entry.pathway else "")
+def row_label(entry: LedgerEntry, pathways: Mapping[str, str] | None = None) -> str:
+    """A ledger row in words, its pathway by name where ``pathways`` (id to name) knows it."""
+    pathway = (pathways or {}).get(entry.pathway, entry.pathway)
+    words = entry.kind.label + (f", {pathway}" if pathway else "")
     return f"Reversal of: {words}" if entry.reverses_id is not None else words
 
 
