@@ -86,7 +86,7 @@ def _sign_out(page: Page) -> None:
 
 
 def _shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"billing-{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"billing-month-{name}.png"), full_page=True)
 
 
 def _statement(app: Flask, force: str, provider: str) -> Statement:
