@@ -87,6 +87,15 @@ class CloseReport:
     def skipped(self) -> list[Outcome]:
         return [each for each in self.outcomes if each.status is InvoiceStatus.SKIPPED]
 
+    def summary(self) -> str:
+        """The report in one sentence, e.g. for the console's progress."""
+        statuses = [each.status for each in self.outcomes]
+        said = f"{month_label(self.month)} is closed for {_count(len(self.forces), 'force')}, " \
+               f"with {_count(len(statuses), 'statement')}"
+        counted = "; ".join(f"{status.label} ({statuses.count(status)})" for status in InvoiceStatus
+                            if status in statuses)
+        return f"{said}: {counted}." if counted else f"{said}."
+
     def lines(self) -> list[str]:
         """The report in plain words, one line each."""
         said = [f"{month_label(self.month)} is closed for {_count(len(self.forces), 'force')}."]
@@ -136,7 +145,7 @@ def close_month(month: date, *, tenant: Tenant | None = None, actor: Actor,
                     say(done, total, f"Billing {force.name} for {providers.get(statement.provider_id, '')}")
                     report.outcomes.append(run.bill(force, statement))
                     done += 1
-    say(total, total, "Done")
+    say(total, total, report.summary())
     return report
 
 

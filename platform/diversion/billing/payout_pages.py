@@ -3,20 +3,43 @@ up) the provider's Stripe account for payouts, and see whether it can receive th
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action
 from diversion.accounts.forms import ConfirmForm
-from diversion.billing import payouts
+from diversion.billing import payouts, stripe_api
 from diversion.errors import FieldError
+from diversion.extensions import talisman
 from diversion.providers.acting import requires_provider_action
 from diversion.unit import refuse
 
 bp = Blueprint("billing_payouts", __name__, url_prefix="/provider/billing/payouts")
+
+
+class _PolicyWithStripeOnboarding(Mapping[str, str]):
+    """The app's content security policy, read per request, whose ``form-action`` also allows Stripe's
+    Account Link pages: the payouts form redirects there, and browsers hold a form's redirects to
+    ``form-action`` too (with ``'self'`` alone the button would do nothing)."""
+
+    def _policy(self) -> dict[str, str]:
+        policy = dict(talisman.content_security_policy)
+        allowed = policy.get("form-action", "'self'")
+        policy["form-action"] = f"{allowed} {stripe_api.onboarding_origin(current_app)}"
+        return policy
+
+    def __getitem__(self, name: str) -> str:
+        return self._policy()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._policy())
+
+    def __len__(self) -> int:
+        return len(self._policy())
 
 
 def _here() -> dict[str, Any]:
@@ -25,6 +48,7 @@ def _here() -> dict[str, Any]:
 
 
 @bp.route("/")
+@talisman(content_security_policy=_PolicyWithStripeOnboarding())
 @requires_provider_action(Action.MANAGE_PAYOUTS)
 def index() -> str:
     account = payouts.account_of(g.provider.id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from flask import Flask, current_app
@@ -26,6 +27,7 @@ from diversion import outbound
 from diversion.config import ConfigError
 
 RELAXED_PROFILES = ("development", "test")
+CONNECT_ORIGIN = "https://connect.stripe.com"
 
 
 def api_base(app: Flask) -> str | None:
@@ -40,6 +42,15 @@ def api_base(app: Flask) -> str | None:
         except outbound.Refused as refusal:
             raise ConfigError(f"STRIPE_API_BASE={base!r} is refused: {refusal.message}") from None
     return base
+
+
+def onboarding_origin(app: Flask) -> str:
+    """Where Stripe's Account Link pages live: Stripe Connect's own site, or the server of ``STRIPE_API_BASE``."""
+    base = api_base(app)
+    if base is None:
+        return CONNECT_ORIGIN
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def client(app: Flask | None = None) -> stripe.StripeClient | None:
