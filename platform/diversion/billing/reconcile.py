@@ -35,6 +35,7 @@ from typing import Any
 import stripe
 from sqlalchemy import func, select
 
+from diversion.billing import statements
 from diversion.billing.models import (
     ClosedMonth,
     EventKind,
@@ -174,6 +175,7 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
     """The force in scope's month: every statement, and ledger rows no statement bills."""
     found = _Found()
     ledger = _ledger_groups(month)
+    names = statements.pathway_names(force.id)
     closed = db.session.scalar(select(ClosedMonth.id).where(ClosedMonth.month == month)) is not None
     billed: set[int] = set()
     for statement in db.session.scalars(select(Statement).where(Statement.month == month)
@@ -186,7 +188,7 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
             found.mismatches.append(Mismatch(problem, force.name, provider, detail, reference))
 
         lines = list(db.session.scalars(select(StatementLine).where(StatementLine.statement_id == statement.id)))
-        for problem, detail in _ledger_against_lines(ledger.get(statement.provider_id, {}), lines):
+        for problem, detail in _ledger_against_lines(ledger.get(statement.provider_id, {}), lines, names):
             said(problem, detail)
         for problem, detail in _totals(statement, lines):
             said(problem, detail)
@@ -205,7 +207,7 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
             said(Problem.MISSING_LINE, f"No invoice on Stripe bills this statement's "
                                        f"{_count(len(lines), 'line')} ({money(amount)}).")
         if invoice is not None:
-            for problem, detail in _lines_against_invoice(lines, invoice):
+            for problem, detail in _lines_against_invoice(lines, invoice, names):
                 said(problem, detail, statement.stripe_invoice_id or "")
         for problem, detail in _payment(statement, invoice, today):
             said(problem, detail, statement.stripe_invoice_id or "")
@@ -236,20 +238,22 @@ def _ledger_groups(month: date) -> dict[int, dict[GroupKey, tuple[int, int]]]:
     return groups
 
 
-def _ledger_against_lines(ledger: Mapping[GroupKey, tuple[int, int]],
-                          lines: Sequence[StatementLine]) -> Iterator[tuple[Problem, str]]:
+def _ledger_against_lines(ledger: Mapping[GroupKey, tuple[int, int]], lines: Sequence[StatementLine],
+                          names: Mapping[str, str]) -> Iterator[tuple[Problem, str]]:
     by_group = {_group_of(line): line for line in lines}
     for key, (quantity, amount) in sorted(ledger.items(), key=lambda item: _order(item[0])):
         line = by_group.get(key)
         if line is None:
-            yield Problem.MISSING_LINE, f"The statement has no line for {_what(key, quantity, amount)} in the ledger."
+            yield Problem.MISSING_LINE, (f"The statement has no line for {_what(key, quantity, amount, names)} "
+                                         "in the ledger.")
         elif (line.quantity, line.amount_pence) != (quantity, amount):
-            yield Problem.WRONG_AMOUNT, (f"The statement bills {_what(key, line.quantity, line.amount_pence)}; "
-                                         f"the ledger has {_what(key, quantity, amount)}.")
+            billed = _what(key, line.quantity, line.amount_pence, names)
+            yield Problem.WRONG_AMOUNT, (f"The statement bills {billed}; "
+                                         f"the ledger has {_what(key, quantity, amount, names)}.")
     for key, line in sorted(by_group.items(), key=lambda item: _order(item[0])):
         if key not in ledger:
-            yield Problem.WRONG_AMOUNT, (f"The statement bills {_what(key, line.quantity, line.amount_pence)}, "
-                                         "which the ledger does not have.")
+            billed = _what(key, line.quantity, line.amount_pence, names)
+            yield Problem.WRONG_AMOUNT, f"The statement bills {billed}, which the ledger does not have."
 
 
 def _totals(statement: Statement, lines: Sequence[StatementLine]) -> Iterator[tuple[Problem, str]]:
@@ -263,7 +267,8 @@ def _totals(statement: Statement, lines: Sequence[StatementLine]) -> Iterator[tu
                                      f"its lines' VAT adds up to {money(vat)}.")
 
 
-def _lines_against_invoice(lines: Sequence[StatementLine], invoice: Invoice) -> Iterator[tuple[Problem, str]]:
+def _lines_against_invoice(lines: Sequence[StatementLine], invoice: Invoice,
+                           names: Mapping[str, str]) -> Iterator[tuple[Problem, str]]:
     """Each statement line against the invoice line of its invoice item (or of its metadata)."""
     on_stripe = list(invoice.lines)
     for line in sorted(lines, key=lambda each: _order(_group_of(each))):
@@ -271,11 +276,11 @@ def _lines_against_invoice(lines: Sequence[StatementLine], invoice: Invoice) -> 
         match = _invoice_line_of(line, on_stripe)
         if match is None:
             yield Problem.MISSING_LINE, (f"The invoice on Stripe has no line for "
-                                         f"{_what(key, line.quantity, line.amount_pence)}.")
+                                         f"{_what(key, line.quantity, line.amount_pence, names)}.")
             continue
         on_stripe.remove(match)
         if (match.quantity, match.amount_pence) != (line.quantity, line.amount_pence):
-            on_invoice = _what(key, match.quantity, match.amount_pence)
+            on_invoice = _what(key, match.quantity, match.amount_pence, names)
             yield Problem.WRONG_AMOUNT, (f"The invoice on Stripe bills {on_invoice}; "
                                          f"the statement has {line.quantity} ({money(line.amount_pence)}).")
     for extra in on_stripe:
@@ -368,11 +373,10 @@ def _order(key: GroupKey) -> tuple[str, str, str, int]:
     return (str(contract_id), kind.value, pathway, unit)
 
 
-def _what(key: GroupKey, quantity: int, amount: int) -> str:
-    """``3 × Referral accepted, education, at £70.00 (£210.00)``."""
+def _what(key: GroupKey, quantity: int, amount: int, names: Mapping[str, str]) -> str:
+    """``3 × Referral accepted, DIVERT (adults), at £70.00 (£210.00)``."""
     _contract, kind, pathway, unit = key
-    on = f", {pathway}," if pathway else ""
-    return f"{quantity} × {kind.label}{on} at {money(unit)} ({money(amount)})"
+    return f"{quantity} × {statements.describe(kind, pathway, names)}, at {money(unit)} ({money(amount)})"
 
 
 def _count(number: int, noun: str, plural: str = "") -> str:
