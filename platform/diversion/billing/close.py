@@ -57,7 +57,7 @@ from diversion.db import LONDON, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 
 Progress = Callable[[int, int | None, str], None]
 CLOSE_TASK = "billing.close"
@@ -124,7 +124,8 @@ def close_month(month: date, *, tenant: Tenant | None = None, actor: Actor,
     if month >= month_of(utcnow()):
         raise FieldError("month", f"{month_label(month)} has not ended yet: only a past month can be closed.")
     say = progress or (lambda _done, _total, _note: None)
-    forces = [tenant] if tenant is not None else list(db.session.scalars(select(Tenant).order_by(Tenant.name)))
+    forces = [tenant] if tenant is not None else list(db.session.scalars(
+        select(Tenant).where(Tenant.status != ForceStatus.DRAFT).order_by(Tenant.name)))  # a draft bills nothing
     report = CloseReport(month=month, stripe_on=bool(current_app.config.get("STRIPE_SECRET_KEY")))
     settled: list[tuple[Tenant, list[Statement]]] = []
     for done, force in enumerate(forces):

@@ -590,7 +590,10 @@ def discard(tenant: Tenant, *, actor: Actor) -> None:
         raise OnboardingError("force", f"{tenant.name} has opened: only a force being set up can be discarded. "
                                        "Suspend it instead.")
     for model in _force_models():
-        db.session.execute(delete(model).where(model.tenant_id == tenant.id))
+        # Only tables that hold rows of it: some (an append-only ledger) refuse any delete, and a draft
+        # has never written to them.
+        if db.session.scalar(select(model.id).where(model.tenant_id == tenant.id).limit(1)) is not None:
+            db.session.execute(delete(model).where(model.tenant_id == tenant.id))
     record("tenant.discarded", actor=actor, tenant_id=tenant.id, object_type="tenant", object_id=tenant.id,
            details={"slug": tenant.slug, "name": tenant.name})
     db.session.delete(tenant)
