@@ -46,7 +46,7 @@ NOT_FORCES = frozenset({"catalogue"})
 # the design keeps for later (``/national/``). A test holds every first part
 # of the app's routes to this list.
 RESERVED_SLUGS = frozenset({
-    "admin", "api", "catalogue", "healthz", "national", "provider", "sign-in", "sign-out", "static",
+    "admin", "api", "billing", "catalogue", "healthz", "national", "provider", "sign-in", "sign-out", "static",
 })
 
 
