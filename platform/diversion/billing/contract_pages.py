@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -27,7 +27,7 @@ from diversion.billing.models import PRICED_KINDS, Contract
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.listing import page_of, search_terms
-from diversion.providers.acting import requires_provider_action
+from diversion.providers.acting import provider_in_address, requires_provider_action
 from diversion.tenancy.context import scoped, set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
@@ -182,11 +182,6 @@ def force_show(contract_id: uuid.UUID) -> str:
 
 # ---------------------------------------------------------------- a provider's admins: its contracts with every force
 
-def _here() -> dict[str, Any]:
-    chosen = request.args.get("provider")
-    return {"provider": chosen} if chosen else {}
-
-
 @provider_bp.route("/")
 @requires_provider_action(Action.READ_BILLING)
 def provider_index() -> str:
@@ -194,7 +189,7 @@ def provider_index() -> str:
     return _list(base="base.html", title="Contracts", caption=g.provider.name,
                  endpoint="provider_contracts.provider_index", view="provider_contracts.provider_show",
                  statement=contracts.contracts_of_provider(g.provider.id, search), search=search, show_force=True,
-                 show_provider=False, here=_here())
+                 show_provider=False, here=provider_in_address())
 
 
 @provider_bp.route("/<uuid:contract_id>")
@@ -206,5 +201,5 @@ def provider_show(contract_id: uuid.UUID) -> str:
     tenant_id = found.tenant_id
     with scoped(None, current_user.id):  # the force's published pathways: public, read with no provider in scope
         names = contracts.pathway_names(tenant_id)
-    return _show(found, base="base.html", names=names, back=url_for(".provider_index", **_here()),
+    return _show(found, base="base.html", names=names, back=url_for(".provider_index", **provider_in_address()),
                  back_text="Contracts")

@@ -4,7 +4,6 @@ up) the provider's Stripe account for payouts, and see whether it can receive th
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,7 +14,7 @@ from diversion.accounts.forms import ConfirmForm
 from diversion.billing import payouts, stripe_api
 from diversion.errors import FieldError
 from diversion.extensions import talisman
-from diversion.providers.acting import requires_provider_action
+from diversion.providers.acting import provider_in_address, requires_provider_action
 from diversion.unit import refuse
 
 bp = Blueprint("billing_payouts", __name__, url_prefix="/provider/billing/payouts")
@@ -42,11 +41,6 @@ class _PolicyWithStripeOnboarding(Mapping[str, str]):
         return len(self._policy())
 
 
-def _here() -> dict[str, Any]:
-    chosen = request.args.get("provider")
-    return {"provider": chosen} if chosen else {}
-
-
 @bp.route("/")
 @talisman(content_security_policy=_PolicyWithStripeOnboarding())
 @requires_provider_action(Action.MANAGE_PAYOUTS)
@@ -55,23 +49,23 @@ def index() -> str:
     if request.args.get("returned") and account is not None and not account.transfers_active:
         account = payouts.refresh(g.provider, actor=current_user._get_current_object())  # back from Stripe
     return render_template("billing/payouts.html", provider=g.provider, account=account, confirm=ConfirmForm(),
-                           here=_here())
+                           here=provider_in_address())
 
 
 @bp.route("/", methods=["POST"])
 @requires_provider_action(Action.MANAGE_PAYOUTS)
 def start() -> Response:
     """Send the admin to Stripe to give the provider's details."""
-    back = url_for(".index", _external=True, returned=1, **_here())
-    again = url_for(".index", _external=True, **_here())
+    back = url_for(".index", _external=True, returned=1, **provider_in_address())
+    again = url_for(".index", _external=True, **provider_in_address())
     if not ConfirmForm().validate_on_submit():
         flash("Something went wrong with that form: try again.", "error")
-        return redirect(url_for(".index", **_here()))
+        return redirect(url_for(".index", **provider_in_address()))
     try:
         link = payouts.onboarding_link(g.provider, return_url=back, refresh_url=again,
                                        actor=current_user._get_current_object())
     except FieldError as error:
         refuse()
         flash(error.message, "error")
-        return redirect(url_for(".index", **_here()))
+        return redirect(url_for(".index", **provider_in_address()))
     return redirect(link)

@@ -35,7 +35,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forms import Form
 from diversion.listing import matching, page_of, search_terms
-from diversion.providers.acting import requires_provider_action
+from diversion.providers.acting import provider_in_address, requires_provider_action
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
@@ -136,11 +136,6 @@ def force_download(provider: str, month: str) -> Response:
 
 # ---------------------------------------------------------------- a provider's admins
 
-def _here() -> dict[str, Any]:
-    chosen = request.args.get("provider")
-    return {"provider": chosen} if chosen else {}
-
-
 @provider_bp.route("/", endpoint="index")
 @requires_provider_action(Action.READ_BILLING)
 def provider_index() -> str:
@@ -149,16 +144,16 @@ def provider_index() -> str:
     return render_template("billing/statements.html", page=page, accounts=statements.accounts_of(page.items),
                            search=search, reader="provider", title=f"Statements of {g.provider.name}",
                            this_month=month_of(utcnow()), base="base.html", endpoint="provider_billing.index",
-                           here=_here())
+                           here=provider_in_address())
 
 
 @provider_bp.route("/<force>/<month>", endpoint="statement")
 @requires_provider_action(Action.READ_BILLING)
 def provider_statement(force: str, month: str) -> str:
     return _statement(_force(force), g.provider, _month(month), base="base.html",
-                      csv_url=url_for("provider_billing.download", force=force, month=month, **_here()),
-                      back=url_for("provider_billing.index", **_here()), endpoint="provider_billing.statement",
-                      reverse_endpoint=None)
+                      csv_url=url_for("provider_billing.download", force=force, month=month, **provider_in_address()),
+                      back=url_for("provider_billing.index", **provider_in_address()),
+                      endpoint="provider_billing.statement", reverse_endpoint=None)
 
 
 @provider_bp.route("/<force>/<month>.csv", endpoint="download")

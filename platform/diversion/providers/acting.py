@@ -36,6 +36,12 @@ def memberships(user_id: int) -> list[tuple[Provider, ProviderRole]]:
     return [(provider, ProviderRole(role)) for provider, role in rows]
 
 
+def provider_in_address() -> dict[str, Any]:
+    """The provider chosen in the address (``?provider=``), to keep on every link and redirect."""
+    chosen = request.args.get("provider")
+    return {"provider": chosen} if chosen else {}
+
+
 def acting_provider(user_id: int, wanted: str | None = None) -> tuple[Provider, ProviderRole] | None:
     held = memberships(user_id)
     if wanted:

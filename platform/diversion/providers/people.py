@@ -6,9 +6,8 @@ integration pages (``acting``); no force is in scope."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -20,7 +19,7 @@ from diversion.accounts.models import ProviderMembership, ProviderRole
 from diversion.accounts.views import invitation_sent
 from diversion.extensions import db
 from diversion.listing import page_of, search_terms
-from diversion.providers.acting import requires_provider_action
+from diversion.providers.acting import provider_in_address, requires_provider_action
 from diversion.tenancy.context import set_scope
 from diversion.web import change_on_form, change_or_flash
 
@@ -39,12 +38,6 @@ def _no_force() -> None:
     set_scope(None)  # a provider's people belong to no force
 
 
-def _here() -> dict[str, Any]:
-    """The provider chosen in the address, kept on every link and redirect."""
-    chosen = request.args.get("provider")
-    return {"provider": chosen} if chosen else {}
-
-
 def _membership(membership_id: uuid.UUID) -> ProviderMembership:
     """One of this provider's memberships; 404 for any other."""
     membership = db.session.get(ProviderMembership, membership_id)
@@ -59,7 +52,7 @@ def index() -> str:
     search = search_terms()
     page = page_of(people.provider_people(g.provider.id, search))
     return render_template(
-        "providers/people.html", provider=g.provider, page=page, search=search, here=_here(),
+        "providers/people.html", provider=g.provider, page=page, search=search, here=provider_in_address(),
         users=people.users_by_id(membership.user_id for membership in page.items),
         invitations=invitations.pending_provider_invitations(g.provider), confirm=ConfirmForm())
 
@@ -74,8 +67,8 @@ def invite() -> str | Response | tuple[str, int]:
             g.provider, email=form.email.data or "", name=form.name.data or "",
             role=ProviderRole(form.role.data), actor=current_user._get_current_object()))
         if made is not None:
-            return invitation_sent(*made, joining=g.provider.name, back=url_for(".index", **_here()))
-    html = render_template("providers/people_invite.html", provider=g.provider, form=form, here=_here())
+            return invitation_sent(*made, joining=g.provider.name, back=url_for(".index", **provider_in_address()))
+    html = render_template("providers/people_invite.html", provider=g.provider, form=form, here=provider_in_address())
     return (html, 400) if form.errors else html
 
 
@@ -89,7 +82,7 @@ def withdraw_invitation(invitation_id: uuid.UUID) -> Response:
         abort(400)
     change_or_flash(lambda: invitations.withdraw_provider_invitation(g.provider, invitation, actor=current_user),
                     f"The invitation to {invitation.name} is withdrawn: its link no longer works.")
-    return redirect(url_for(".index", **_here()))
+    return redirect(url_for(".index", **provider_in_address()))
 
 
 @bp.route("/<uuid:membership_id>/role", methods=["GET", "POST"])
@@ -105,9 +98,9 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
             if role is not before:
                 flash(f"{person.name} is now {'an admin' if role is ProviderRole.ADMIN else 'staff'} "
                       f"of {g.provider.name}.", "success")
-            return redirect(url_for(".index", **_here()))
+            return redirect(url_for(".index", **provider_in_address()))
     html = render_template("providers/people_role.html", provider=g.provider, membership=membership,
-                           person=person, form=form, here=_here())
+                           person=person, form=form, here=provider_in_address())
     return (html, 400) if form.errors else html
 
 
@@ -120,4 +113,4 @@ def remove(membership_id: uuid.UUID) -> Response:
     person = people.users_by_id([membership.user_id])[membership.user_id]
     change_or_flash(lambda: people.remove_provider_membership(g.provider, membership, actor=current_user),
                     f"{person.name} no longer works for {g.provider.name}.")
-    return redirect(url_for(".index", **_here()))
+    return redirect(url_for(".index", **provider_in_address()))
