@@ -98,6 +98,10 @@ def empty_database(database: TestDatabase) -> None:
     with engine.begin() as connection:
         if database.is_postgresql:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            # Case reference numbers start again from 1 (``cases.references``).
+            for name in connection.scalars(text("SELECT relname FROM pg_class WHERE relkind = 'S' "
+                                                "AND relname LIKE 'encounter\\_numbers\\_%'")).all():
+                connection.execute(text(f'DROP SEQUENCE "{name}"'))
         else:
             # A row may point at another of its table (a ledger reversal at the row it reverses).
             connection.exec_driver_sql("PRAGMA foreign_keys = OFF")  # before the first write opens the transaction

@@ -19,6 +19,7 @@ from diversion.extensions import db
 
 PER_PAGE = 25
 MAX_SEARCH = 100
+COUNT_CAP = 10_000  # a long list counts this far exactly, and says "more than" beyond
 
 
 class _Page(SelectPagination):
@@ -32,18 +33,50 @@ class _Page(SelectPagination):
         return int(self._query_args["session"].execute(counted).scalar() or 0)
 
 
-def _paginate(statement: Select[Any], page: int, per_page: int) -> Pagination:
-    return _Page(select=statement, session=db.session(), page=page, per_page=per_page, error_out=False, count=True)
+class _CappedPage(_Page):
+    """A page of a list that may be long: its COUNT stops at ``COUNT_CAP`` + 1
+    rows (one indexed scan, never the whole table), so ``total`` is exact up
+    to the cap, and ``capped`` says when there are more (the pages go as far
+    as the cap reaches)."""
+
+    def _query_count(self) -> int:
+        statement = self._query_args["select"]
+        inner = statement.options(lazyload("*")).order_by(None).limit(COUNT_CAP + 1).subquery()
+        counted = select(func.count()).select_from(inner).execution_options(**statement.get_execution_options())
+        return int(self._query_args["session"].execute(counted).scalar() or 0)
+
+    @property
+    def capped(self) -> bool:
+        return (self.total or 0) > COUNT_CAP
 
 
-def page_of(statement: Select[Any], *, per_page: int = PER_PAGE) -> Pagination:
-    """The page of ``statement`` asked for by ``?page=`` (1 when absent or wrong)."""
+def _paginate(statement: Select[Any], page: int, per_page: int, *, capped: bool = False) -> Pagination:
+    kind = _CappedPage if capped else _Page
+    return kind(select=statement, session=db.session(), page=page, per_page=per_page, error_out=False, count=True)
+
+
+def page_of(statement: Select[Any], *, per_page: int = PER_PAGE, capped: bool = False) -> Pagination:
+    """The page of ``statement`` asked for by ``?page=`` (1 when absent or wrong).
+
+    ``capped``: for lists that may run to millions (cases, referrals, the
+    review queue): counted only up to ``COUNT_CAP`` (``total_text`` says
+    "more than 10,000" beyond). Its ORDER BY should follow an index, so that
+    a page costs an indexed scan of the rows before it."""
     raw = request.args.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
-    page = _paginate(statement, max(number, 1), per_page)
+    page = _paginate(statement, max(number, 1), per_page, capped=capped)
     if page.pages and number > page.pages:  # past the end: show the last page
-        page = _paginate(statement, page.pages, per_page)
+        page = _paginate(statement, page.pages, per_page, capped=capped)
     return page
+
+
+def total_text(page: Pagination, noun: str, plural: str | None = None) -> str:
+    """"1 case", "2,417 cases", "more than 10,000 cases": a list's total in words."""
+    total = page.total or 0
+    word = noun if total == 1 else plural or f"{noun}s"
+    if total > COUNT_CAP:
+        return f"More than {COUNT_CAP:,} {word}"
+    return f"{total:,} {word}"
 
 
 def search_terms() -> str:

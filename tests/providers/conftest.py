@@ -34,6 +34,7 @@ from diversion.accounts.models import ProviderMembership, ProviderRole, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, person_keys, seal
 from diversion.cases.models import Encounter, Person, Referral, State, Transition
+from diversion.cases.references import take_references
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import utcnow
 from diversion.extensions import db
@@ -72,7 +73,9 @@ def make_referral(app: Flask, force: str, course: str, surname: str, phone: str,
             person = Person(id=uuid.uuid4(), tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key,
                             identity_sealed=seal(identity), contact_sealed=seal(Contact(phone=phone)), ethnicity="W1")
             encounter = Encounter(id=uuid.uuid4(), tenant_id=tenant.id, person_id=person.id,
-                                  offence_on=today() - timedelta(days=3), facts={})
+                                  offence_on=today() - timedelta(days=3), facts={},
+                                  reference=take_references(tenant, today().year)[0], outcome="eligible",
+                                  pathway=offering.pathway)
             referral = Referral(id=uuid.uuid4(), tenant_id=tenant.id, encounter_id=encounter.id, person_id=person.id,
                                 offering_id=offering.id, provider_id=found.provider_id, pathway=offering.pathway,
                                 state=State.OFFERED, deadline=today() + timedelta(days=60),

@@ -1,4 +1,5 @@
-"""``diversion import`` (historic cases, for onboarding) and ``diversion referrals expire``.
+"""``diversion import`` (historic cases, for onboarding), ``diversion referrals expire``
+and ``diversion cases index-people``.
 
 The same services as the pages and the API; one transaction per command
 (per force for ``expire``).
@@ -15,7 +16,7 @@ from flask.cli import with_appcontext
 
 from diversion.accounts.access import SYSTEM
 from diversion.cases import importer
-from diversion.cases.services import expire_overdue
+from diversion.cases.services import expire_overdue, index_people
 from diversion.commands import force, forces, today
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -91,6 +92,29 @@ def expire_command(slug: str | None) -> None:
         click.echo(f"{total:,} in all")
 
 
+@click.group("cases")
+def cases_group() -> None:
+    """Case records: index people for search."""
+
+
+@cases_group.command("index-people")
+@click.option("--tenant", "slug", help="One force (default: every force).")
+@with_appcontext
+def index_people_command(slug: str | None) -> None:
+    """Give every person recorded before search existed their search keys
+    (surname with date of birth, and date of birth), so that staff can find them."""
+    for tenant in forces(slug):
+        with scoped(tenant.id):
+            try:
+                indexed = index_people(tenant)
+            except BaseException:
+                db.session.rollback()
+                raise
+            db.session.commit()
+        click.echo(f"{tenant.slug}: {indexed:,} people indexed")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(referrals_group)
+    app.cli.add_command(cases_group)

@@ -70,6 +70,21 @@ def person_keys(tenant_slug: str, identity: Identity) -> tuple[str, str | None]:
     return name_key, pnc_key
 
 
+def search_keys(tenant_slug: str, surname: str, date_of_birth: date) -> tuple[str, str]:
+    """(surname-and-birth key, birth key): the blind indexes a force's staff search people by.
+
+    Keyed like the name key, for this force alone, so that the database holds
+    no name and nothing that matches across forces. What can be found: a
+    surname (normalised as ``_letters`` does) together with the date of
+    birth, or the date of birth alone. What cannot: part of a name, a given
+    name, a surname without a date of birth, or anything sorted by name.
+    """
+    secret = _derive(current_app.config["PERSON_KEY_SECRET"], f"person-key:{tenant_slug}")
+    born = date_of_birth.isoformat()
+    return (hmac.new(secret, f"search|{_letters(surname)}|{born}".encode(), hashlib.sha256).hexdigest(),
+            hmac.new(secret, f"born|{born}".encode(), hashlib.sha256).hexdigest())
+
+
 def derived_key(secret: str) -> str:
     """A Fernet key derived from a secret (development and tests only)."""
     return base64.urlsafe_b64encode(_derive(secret, "personal-data")).decode()

@@ -51,7 +51,7 @@ from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
-from diversion.cases.identity import Contact, Identity, person_keys, seal
+from diversion.cases.identity import Contact, Identity, person_keys, seal, search_keys
 from diversion.cases.models import (
     FINAL_STATES,
     Attendance,
@@ -62,6 +62,7 @@ from diversion.cases.models import (
     State,
     Transition,
 )
+from diversion.cases.references import take_references
 from diversion.cases.rules import DERIVED_FACTS, Intake
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as eligibility
@@ -689,6 +690,7 @@ class _Writer:
         self.people: dict[uuid.UUID, dict[str, Any]] = {}
         self.changed_people: dict[uuid.UUID, tuple[str, str, str | None]] = {}  # contact, ethnicity, PNC key
         self.encounters: list[dict[str, Any]] = []
+        self.years: list[int] = []  # of each queued encounter's decision: its reference's year
         self.decisions: list[dict[str, Any]] = []
         self.referrals: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
@@ -709,7 +711,9 @@ class _Writer:
         encounter_id = uuid.uuid4()
         self.encounters.append({
             "id": encounter_id, "person_id": person_id, "offence_on": row.intake.offence_on,
-            "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE})
+            "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE,
+            "reference": None, "outcome": assessment.outcome, "pathway": assessment.pathway})
+        self.years.append(row.decided_on.year)
         self.decisions.append(rules.decision_values(self.tenant, assessment, version, ethnicity=row.intake.ethnicity,
                                                     actor_id=self.actor_id, source=SOURCE,
                                                     encounter_id=encounter_id))
@@ -729,8 +733,11 @@ class _Writer:
         if match.found is None:
             person_id = uuid.uuid4()
             self.replay.person_ids[match.name] = person_id
+            search_key, birth_key = search_keys(self.tenant.slug, row.intake.identity.surname,
+                                                row.intake.identity.date_of_birth)
             self.people[person_id] = {
                 "id": person_id, "name_key": match.name_key, "pnc_key": match.pnc_key,
+                "search_key": search_key, "birth_key": birth_key,
                 "identity_sealed": seal(row.intake.identity), "contact_sealed": contact, "ethnicity": ethnicity}
             self.report.new_people += 1
             return person_id
@@ -798,12 +805,25 @@ class _Writer:
             session.flush()
             for person in changed:
                 session.expunge(person)
+        self._give_references()
         for model, rows in ((Encounter, self.encounters), (Decision, self.decisions),
                             (Referral, self.referrals), (Transition, self.transitions), (BookedSession, self.sessions)):
             if rows:
                 session.execute(insert(model).execution_options(**nulls), rows)
         self.people, self.changed_people = {}, {}
         self.encounters, self.decisions, self.referrals, self.transitions, self.sessions = [], [], [], [], []
+        self.years = []
+
+    def _give_references(self) -> None:
+        """Each queued encounter's reference, for its decision's year, taken a
+        year's worth at a time and in the file's order."""
+        by_year: dict[int, list[dict[str, Any]]] = {}
+        for encounter, year in zip(self.encounters, self.years, strict=True):
+            by_year.setdefault(year, []).append(encounter)
+        for year, encounters in by_year.items():
+            for encounter, reference in zip(encounters, take_references(self.tenant, year, len(encounters)),
+                                            strict=True):
+                encounter["reference"] = reference
 
     def announce(self) -> None:
         """Announce every imported referral, as history (``cases.events``): its

@@ -35,49 +35,6 @@ def _enum(kind: type[enum.StrEnum]) -> Enum:
     return Enum(kind, native_enum=False, length=20, values_callable=lambda members: [m.value for m in members])
 
 
-class Person(TenantScoped, Base):
-    """A person as one force knows them: a pseudonymous key, identity sealed."""
-
-    __tablename__ = "people"
-    __tenant_table_args__ = (UniqueConstraint("tenant_id", "name_key"), Index(None, "tenant_id", "pnc_key"))
-
-    name_key: Mapped[str] = mapped_column(String(64))
-    pnc_key: Mapped[str | None] = mapped_column(String(64))
-    identity_sealed: Mapped[str] = mapped_column(Text)
-    contact_sealed: Mapped[str] = mapped_column(Text)
-    ethnicity: Mapped[str] = mapped_column(String(2))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    @classmethod
-    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        """A provider sees the people referred to it (their contact details are for it)."""
-        return cls.id.in_(_provider_referrals(provider_id, "person_id"))
-
-
-class Encounter(TenantScoped, Base):
-    """One time the force dealt with a person for a drug offence."""
-
-    __tablename__ = "encounters"
-    __tenant_table_args__ = (
-        tenant_foreign_key("people", "person_id"),
-        Index(None, "tenant_id", "person_id", "offence_on"),
-    )
-
-    person_id: Mapped[uuid.UUID]
-    offence_on: Mapped[date] = mapped_column(Date)
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    facts: Mapped[dict[str, Any]] = mapped_column(JSON)  # as the officer entered them
-    source: Mapped[str] = mapped_column(String(16), default="intake")
-
-    person: Mapped[Person] = relationship(viewonly=True)
-
-    @classmethod
-    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        """A provider sees the encounters its referrals came from (not their facts on any page)."""
-        return cls.id.in_(_provider_referrals(provider_id, "encounter_id"))
-
-
 class State(enum.StrEnum):
     OFFERED = "offered"
     ACCEPTED = "accepted"
@@ -109,6 +66,75 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+class Person(TenantScoped, Base):
+    """A person as one force knows them: a pseudonymous key, identity sealed."""
+
+    __tablename__ = "people"
+    __tenant_table_args__ = (
+        UniqueConstraint("tenant_id", "name_key"),
+        Index(None, "tenant_id", "pnc_key"),
+        Index(None, "tenant_id", "search_key"),
+        Index(None, "tenant_id", "birth_key"),
+    )
+
+    name_key: Mapped[str] = mapped_column(String(64))
+    pnc_key: Mapped[str | None] = mapped_column(String(64))
+    # Blind indexes for search (``cases.identity.search_keys``): surname with
+    # date of birth, and date of birth alone. None until indexed (people
+    # recorded before search existed: ``diversion cases index-people``).
+    search_key: Mapped[str | None] = mapped_column(String(64))
+    birth_key: Mapped[str | None] = mapped_column(String(64))
+    identity_sealed: Mapped[str] = mapped_column(Text)
+    contact_sealed: Mapped[str] = mapped_column(Text)
+    ethnicity: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider sees the people referred to it (their contact details are for it)."""
+        return cls.id.in_(_provider_referrals(provider_id, "person_id"))
+
+
+class Encounter(TenantScoped, Base):
+    """One time the force dealt with a person for a drug offence: a case.
+
+    ``reference`` is the case's short name in the force (``cases.references``).
+    The case's standing decision is copied on the row (``outcome``,
+    ``pathway``) by the services that decide and override, so that the
+    force's cases list filters and counts from this table and its indexes
+    (filters on referrals start from the referrals' own indexes).
+    """
+
+    __tablename__ = "encounters"
+    __tenant_table_args__ = (
+        tenant_foreign_key("people", "person_id"),
+        Index(None, "tenant_id", "reference", unique=True),
+        Index(None, "tenant_id", "person_id", "offence_on"),
+        Index(None, "tenant_id", "offence_on"),
+        Index(None, "tenant_id", "outcome", "reference"),
+        Index(None, "tenant_id", "pathway", "reference"),
+        Index(None, "tenant_id", "recorded_by_id", "reference"),
+    )
+
+    reference: Mapped[str] = mapped_column(String(24))
+    person_id: Mapped[uuid.UUID]
+    offence_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)  # as the officer entered them
+    source: Mapped[str] = mapped_column(String(16), default="intake")
+    # The standing decision: its outcome and pathway (an override's, when there is one).
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    pathway: Mapped[str | None] = mapped_column(String(63))
+
+    person: Mapped[Person] = relationship(viewonly=True)
+
+    @classmethod
+    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
+        """A provider sees the encounters its referrals came from (not their facts on any page)."""
+        return cls.id.in_(_provider_referrals(provider_id, "encounter_id"))
+
+
 class Referral(TenantScoped, Base):
     """A referral of a person to a course after an eligible (or overridden) decision."""
 
@@ -121,6 +147,8 @@ class Referral(TenantScoped, Base):
         Index(None, "tenant_id", "person_id"),
         Index(None, "tenant_id", "encounter_id"),
         Index(None, "provider_id", "state", "deadline"),
+        Index(None, "tenant_id", "offering_id", "deadline"),
+        Index(None, "tenant_id", "deadline"),
     )
 
     encounter_id: Mapped[uuid.UUID]

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
-from diversion.cases.identity import Identity, person_keys, seal
+from diversion.cases.identity import Identity, open_identity, person_keys, seal, search_keys
 from diversion.cases.models import (
     FINAL_STATES,
     TRANSITIONS,
@@ -39,6 +39,7 @@ from diversion.cases.models import (
     State,
     Transition,
 )
+from diversion.cases.references import take_references
 from diversion.cases.rules import REOFFENDING_DAYS, Broken, Intake
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
@@ -82,8 +83,10 @@ def _person(tenant: Tenant, intake: Intake) -> Person:
     person = find_person(tenant, intake.identity)
     name_key, pnc_key = person_keys(tenant.slug, intake.identity)
     if person is None:
+        search_key, birth_key = search_keys(tenant.slug, intake.identity.surname, intake.identity.date_of_birth)
         person = Person(tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key, identity_sealed=seal(intake.identity),
-                        contact_sealed=seal(intake.contact), ethnicity=intake.ethnicity)
+                        contact_sealed=seal(intake.contact), ethnicity=intake.ethnicity, search_key=search_key,
+                        birth_key=birth_key)
         db.session.add(person)
     else:
         # The latest contact details and self-defined ethnicity are the ones to keep.
@@ -92,6 +95,17 @@ def _person(tenant: Tenant, intake: Intake) -> Person:
         person.pnc_key = person.pnc_key or pnc_key
     db.session.flush()
     return person
+
+
+def index_people(tenant: Tenant) -> int:
+    """Give the force's people without search keys their keys, from their sealed
+    identity; returns how many. Refuses nothing: a person already indexed is left."""
+    people = db.session.scalars(select(Person).where(Person.search_key.is_(None))).all()
+    for person in people:
+        identity = open_identity(person.identity_sealed)
+        person.search_key, person.birth_key = search_keys(tenant.slug, identity.surname, identity.date_of_birth)
+    db.session.flush()
+    return len(people)
 
 
 def earlier_states(person: Person | None, *, up_to: date) -> list[State]:
@@ -159,7 +173,9 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         raise CaseError("policy", str(error)) from error
     person = _person(tenant, intake)
     encounter = Encounter(id=uuid.uuid4(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
-                          recorded_by_id=user_id_of(actor), facts=intake.facts, source=source)
+                          recorded_by_id=user_id_of(actor), facts=intake.facts, source=source,
+                          reference=take_references(tenant, decided_on.year)[0], outcome=assessment.outcome,
+                          pathway=assessment.pathway)
     db.session.add(encounter)
     db.session.flush()
     decision = record_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
@@ -207,10 +223,18 @@ def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str |
     decision.override_reason = reason.strip()
     decision.overridden_by_id = user_id_of(actor)
     decision.overridden_at = utcnow()
+    _stands(decision)
     db.session.flush()
     record("decision.overridden", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
            details={"from": decision.outcome, "to": outcome, "pathway": pathway, "reason": reason.strip()})
     return decision
+
+
+def _stands(decision: Decision) -> None:
+    """Copy the decision's outcome and pathway onto its encounter (the cases list reads them there)."""
+    if decision.encounter_id is not None:
+        db.session.execute(update(Encounter).where(Encounter.id == decision.encounter_id)
+                           .values(outcome=decision.final_outcome, pathway=decision.final_pathway))
 
 
 def review_queue() -> Sequence[Decision]:

@@ -86,6 +86,7 @@ class Decision(TenantScoped, Base):
     __tenant_table_args__ = (
         tenant_foreign_key("policy_versions", "policy_version_id"),
         tenant_foreign_key("encounters", "encounter_id"),
+        tenant_foreign_key("decisions", "superseded_by_id"),
         Index(None, "tenant_id", "decided_on"),
         Index(None, "tenant_id", "encounter_id"),
     )
@@ -112,6 +113,9 @@ class Decision(TenantScoped, Base):
     override_reason: Mapped[str | None] = mapped_column(String(1000))
     overridden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     overridden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The decision made again in its place once the facts it waited for were
+    # given (``cases.services.decide_again``); this one is kept as it was.
+    superseded_by_id: Mapped[uuid.UUID | None]
 
     @property
     def final_outcome(self) -> str:

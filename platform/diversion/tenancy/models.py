@@ -34,6 +34,18 @@ class NonCompletionAction(enum.StrEnum):
     COURT = "court"
 
 
+SMALL_WORDS = frozenset({"and", "of", "the"})
+
+
+def reference_prefix_for(slug: str) -> str:
+    """A force's reference prefix from its slug: the initials of its words
+    (``west-midlands`` → ``WM``), or the first three letters of a one-word
+    name (``durham`` → ``DUR``)."""
+    words = [word for word in slug.split("-") if word and word not in SMALL_WORDS] or [slug]
+    prefix = words[0][:3] if len(words) == 1 else "".join(word[0] for word in words)
+    return prefix.upper()[:8]
+
+
 class Tenant(Base):
     """A police force running its diversion scheme on the platform.
 
@@ -67,6 +79,9 @@ class Tenant(Base):
     # Sections of the force file whose features do not exist yet (billing),
     # kept as the file wrote them until they have tables of their own.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the force's case references start with (``WM`` in ``WM-2026-004217``).
+    reference_prefix: Mapped[str] = mapped_column(
+        String(8), default=lambda context: reference_prefix_for(context.get_current_parameters()["slug"]))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
