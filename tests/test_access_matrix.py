@@ -1069,6 +1069,8 @@ ROUTES: tuple[Route, ...] = (
           data=lambda _a, _w: {"attendance": "attended", "confirm": "y"}, effect=_referral_in(State.ATTENDED)),
     Route("cases.referrals", "GET", lambda w: "/west-midlands/referrals", allow(FORCE_A_MEMBERS, OK),
           force_page=True),
+    Route("case_list.index", "GET", lambda w: "/west-midlands/cases/", allow(FORCE_A_MEMBERS, OK),
+          force_page=True, setup=_record_case, shows=lambda _w: ["Robin Case"]),
     # API tokens: the force admin's. The API itself answers a bearer token only, so no
     # principal here (all with a web session or none) gets past 401, even with rows to see.
     Route("api_tokens.index", "GET", lambda w: "/west-midlands/api-tokens/", allow(FORCE_A_ADMIN, OK),

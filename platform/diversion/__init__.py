@@ -158,6 +158,7 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.billing.statement_pages import provider_bp as provider_billing_bp
     from diversion.billing.webhooks import bp as billing_webhooks_bp
     from diversion.cases.home import bp as force_bp
+    from diversion.cases.lists import bp as case_list_bp
     from diversion.cases.views import bp as cases_bp
     from diversion.catalogue.services import read_pathways_with
     from diversion.catalogue.views import admin_bp as catalogue_admin_bp
@@ -181,6 +182,7 @@ def _register_blueprints(app: Flask) -> None:
                       provider_contracts_bp, billing_close_bp, billing_payouts_bp, billing_reconciliation_bp,
                       billing_webhooks_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(case_list_bp)
     read_pathways_with(pathways_in_force)  # offerings serve pathways; eligibility owns them
     register_membership_check(app)  # the force pages ask accounts who is a member
 

@@ -24,7 +24,15 @@ COUNT_CAP = 10_000  # a long list counts this far exactly, and says "more than" 
 
 class _Page(SelectPagination):
     """Flask-SQLAlchemy's page of a SELECT, whose COUNT keeps the statement's execution options
-    (a list that crosses forces on purpose, ``all_tenants``, is counted across them too)."""
+    (a list that crosses forces on purpose, ``all_tenants``, is counted across them too), and
+    whose items are whole rows when the SELECT has several columns."""
+
+    def _query_items(self) -> list[Any]:
+        statement = self._query_args["select"]
+        if len(statement.column_descriptions) == 1:
+            return super()._query_items()
+        paged = statement.limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(paged).all())
 
     def _query_count(self) -> int:
         statement = self._query_args["select"]

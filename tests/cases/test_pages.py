@@ -59,7 +59,7 @@ def test_intake_errors_name_the_field_and_record_nothing(app: Flask, client, wor
     response = _form(client, "/durham/encounters/new", future)
     assert response.status_code == 400
     assert "The offence date cannot be in the future." in response.text
-    assert "0 referrals" in client.get("/durham/referrals").text
+    assert "No referral yet." in client.get("/durham/referrals").text
 
 
 def test_a_decision_that_needs_review_is_queued_for_supervisors(app: Flask, client, world: World) -> None:

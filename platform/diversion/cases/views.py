@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -14,6 +14,7 @@ from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.models import User
+from diversion.cases import search as finding
 from diversion.cases import services
 from diversion.cases.forms import (
     ASKED_FACTS,
@@ -26,11 +27,13 @@ from diversion.cases.forms import (
 )
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
 from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State
+from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import Intake
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
+from diversion.listing import page_of, total_text
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
@@ -199,9 +202,17 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
 
 
 @bp.route("/cases/<uuid:encounter_id>")
+@bp.route("/cases/<reference>")
 @requires_force_action(Action.READ_CASES)
-def case(encounter_id: uuid.UUID) -> str:
-    encounter = db.get_or_404(Encounter, encounter_id)
+def case(encounter_id: uuid.UUID | None = None, reference: str | None = None) -> str:
+    """The case page, by the encounter's reference (``WM-2026-000042``, as typed) or its id."""
+    if reference is not None and looks_like_reference(reference):
+        encounter = db.first_or_404(select(Encounter).where(Encounter.reference == normalise_reference(reference)))
+    else:
+        try:
+            encounter = db.get_or_404(Encounter, encounter_id or uuid.UUID(reference or ""))
+        except ValueError:
+            abort(404)
     services.viewed(g.tenant, "case.viewed", actor=current_user, object_type="encounter", object_id=encounter.id,
                     details={"contact_details_shown": True})
     return _case_page(encounter)
@@ -255,12 +266,13 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
 @bp.route("/referrals")
 @requires_force_action(Action.READ_CASES)
 def referrals() -> str:
-    state = request.args.get("state")
-    query = select(Referral).order_by(Referral.deadline)
-    if state in {s.value for s in State}:
-        query = query.where(Referral.state == State(state))
-    shown = db.session.scalars(query.limit(500)).all()
+    """The force's referrals, due soonest first: by state (``?state=``) or open past their deadline
+    (``?overdue=yes``), paginated, each with its case's reference and person."""
+    today = _today()
+    search = finding.read_search({key: request.args.get(key, "") for key in ("state", "overdue")} | {"sort": "due"})
+    page = page_of(finding.statement(g.tenant, search, today=today), capped=True)
+    shown = finding.rows(page.items)
     services.viewed(g.tenant, "referrals.listed", actor=current_user,
-                    details={"referrals": len(shown), "state": state or "any"})
-    return render_template("cases/referrals.html", referrals=shown, state=state, states=list(State), today=_today())
-
+                    details={"referrals": len(shown), "state": search.state or "any", "overdue": search.overdue})
+    return render_template("cases/referrals.html", page=page, rows=shown, search=search, states=list(State),
+                           today=today, total=total_text(page, "referral"))
