@@ -76,8 +76,10 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
                               for o in offerings]
     referrals = db.session.scalars(select(Referral).where(Referral.encounter_id == decision.encounter_id)).all() \
         if decision.encounter_id else []
+    case_reference = db.session.scalar(select(Encounter.reference).where(Encounter.id == decision.encounter_id)) \
+        if decision.encounter_id else None
     return render_template("cases/decision.html", decision=decision, policy=policy, override=override,
-                           refer=refer, offerings=offerings, referrals=referrals)
+                           refer=refer, offerings=offerings, referrals=referrals, case_reference=case_reference)
 
 
 @bp.route("/decisions/<uuid:decision_id>")
