@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from diversion.cases import services as cases
 from diversion.cases.models import FINAL_STATES, TRANSITIONS, Attendance, Encounter, Referral, State
@@ -25,13 +26,13 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(LONDON).date()
 
 
-def referral_problems(referral: Referral, *, today: date, now: datetime) -> list[str]:  # noqa: PLR0912
-    """Every way a referral disagrees with itself, its decision, its course or the clock."""
+def referral_problems(referral: Referral, offering: Offering | None, decision: Decision | None, *,  # noqa: PLR0912
+                      now: datetime) -> list[str]:
+    """Every way a referral disagrees with itself, its decision (``decision``), its course
+    (``offering``'s) or the clock."""
     problems: list[str] = []
     steps = list(referral.transitions)
     sessions = list(referral.sessions)
-    offering = db.session.get(Offering, referral.offering_id)
-    decision = db.session.scalar(select(Decision).where(Decision.encounter_id == referral.encounter_id))
     if not steps or steps[0].to_state is not State.OFFERED or steps[0].from_state is not None:
         return ["its first step is not the offer"]
     offered_on = _day(steps[0].occurred_at)
@@ -85,9 +86,14 @@ def check_demo(*, today: date, now: datetime) -> None:
     overdue_examples = 0
     for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)).all():
         with scoped(tenant.id):
-            referrals = db.session.scalars(select(Referral)).all()
+            referrals = db.session.scalars(select(Referral).options(
+                selectinload(Referral.transitions), selectinload(Referral.sessions))).all()
+            offerings = {o.id: o for o in db.session.scalars(select(Offering).options(joinedload(Offering.course)))}
+            decisions = {d.encounter_id: d for d in db.session.scalars(
+                select(Decision).where(Decision.encounter_id.is_not(None)))}
             for referral in referrals:
-                problems = referral_problems(referral, today=today, now=now)
+                problems = referral_problems(referral, offerings.get(referral.offering_id),
+                                             decisions.get(referral.encounter_id), now=now)
                 assert not problems, f"{tenant.slug}: a referral {problems}"
                 if referral.state.is_open and referral.deadline < today:
                     # Only the recent case work's oldest referrals are overdue, on purpose.

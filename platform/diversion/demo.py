@@ -33,6 +33,8 @@ from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
+from diversion.eligibility.compiler import CompiledPolicy
+from diversion.eligibility.engine import decide
 from diversion.eligibility.fields import FactsInvalid
 from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.extensions import db
@@ -247,13 +249,22 @@ def _backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
                                                           max((last - decided_on).days, 0)))
 
 
+def _policy_on(day: date, known: dict[date, tuple[PolicyVersion, CompiledPolicy] | None],
+               ) -> tuple[PolicyVersion, CompiledPolicy] | None:
+    """The force in scope's policy in force on ``day``, compiled: looked up once a day (``known``)."""
+    if day not in known:
+        found = eligibility.policy_in_force(day)
+        known[day] = (found, eligibility.compiled(found)) if found is not None else None
+    return known[day]
+
+
 def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: Counter[int], *,
-                      version: PolicyVersion, pathway_id: str, decided_on: date, wanted: int,
+                      policy: CompiledPolicy, pathway_id: str, decided_on: date, wanted: int,
                       today: date) -> dict[str, str] | None:
     """The referral cells of an eligible row: to an offering whose provider still wants referrals
     (``referred`` counts them), in a state its deadline allows (``_backlog_state``); None when none."""
     choices = [o for o in offerings if referred[o.course.provider_id] < wanted]
-    pathway = eligibility.compiled(version).pathway(pathway_id)
+    pathway = policy.pathway(pathway_id)
     if not choices or pathway is None:
         return None
     offering = choices[referred[choices[0].course.provider_id] % len(choices)]
@@ -281,6 +292,7 @@ def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[
     reviews = 0
     rows: list[dict[str, str]] = []
     names: set[tuple[str, str, date]] = set()
+    in_force: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
     for case in synthetic.cases(tenant.slug, 20_000, start=start, days=(end - start).days + 1, seed="history"):
         if reviews >= wanted and all(n >= wanted for n in referred.values()):
             break
@@ -288,16 +300,17 @@ def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[
         name = (rng.choice(SURNAMES), rng.choice(GIVEN_NAMES), born)
         if name in names:
             continue
-        facts = {k: v for k, v in case.facts.items() if k not in rules.DERIVED_FACTS}
-        for_review = reviews < wanted and rng.random() < 0.3
-        if for_review:
-            for unknown in UNKNOWN_AT_REVIEW:
-                facts.pop(unknown, None)
+        for_review = reviews < wanted and rng.random() < 0.3  # the officer did not know two facts
+        left_out = (*rules.DERIVED_FACTS, *(UNKNOWN_AT_REVIEW if for_review else ()))
+        facts = {k: v for k, v in case.facts.items() if k not in left_out}
         known = {**facts, "age": rules.age_on(born, case.decided_on), "offence_age_days": 0,
                  "previous_diversions": 0, "previous_non_engagement": False}
+        if (policy := _policy_on(case.decided_on, in_force)) is None:
+            continue
+        version = policy[0]
         try:
-            assessment, version = eligibility.decide_case(known, case.decided_on)
-        except (eligibility.NoPolicyInForce, FactsInvalid):
+            assessment = decide(policy[1], known, case.decided_on, version=version.number)
+        except FactsInvalid:
             continue
         row = {"surname": name[0], "given_name": name[1], "date_of_birth": born.isoformat(),
                "ethnicity": case.ethnicity, "phone": f"07700 9{rng.randrange(10**5):05d}",
@@ -308,7 +321,7 @@ def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[
                 continue
             reviews += 1
         elif assessment.outcome == "eligible" and not for_review and assessment.pathway in offerings:
-            referral = _backlog_referral(rng, offerings[assessment.pathway], referred, version=version,
+            referral = _backlog_referral(rng, offerings[assessment.pathway], referred, policy=policy[1],
                                          pathway_id=assessment.pathway, decided_on=case.decided_on,
                                          wanted=wanted, today=today)
             if referral is None:
