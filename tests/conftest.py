@@ -82,6 +82,7 @@ def make_app(database: TestDatabase, **overrides: Any) -> Flask:
         "DATABASE_OWNER_URL": database.owner_url,
         "RATELIMIT_STORAGE_URI": "memory://",
         "SIGN_IN_RATE_LIMIT": "1000 per minute",
+        "SIGN_IN_ACCOUNT_RATE_LIMIT": "1000 per minute",
         "PASSWORD_HASHING": "fast-insecure",
         "SERVER_NAME": None,
     }

@@ -844,7 +844,8 @@ ROUTES: tuple[Route, ...] = (
     Route("public.health", "GET", lambda w: "/healthz", allow(EVERYONE, OK)),
     Route("accounts.sign_in", "GET", lambda w: "/sign-in", allow(EVERYONE, OK)),
     Route(
-        "accounts.sign_in", "POST", lambda w: "/sign-in", allow(EVERYONE, redirect("/")),
+        # The officer lands on their own force's home (``accounts.views.landing``).
+        "accounts.sign_in", "POST", lambda w: "/sign-in", allow(EVERYONE, redirect("/west-midlands/")),
         data=lambda _app, w: {"email": w.email("a_officer"), "password": PASSWORD},
         effect=lambda _app, w, client, _who: _signed_in_as(client) == w.email("a_officer"),
     ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
@@ -15,6 +17,7 @@ from diversion.extensions import db
 from diversion.providers import services as providers
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
+from tests.demo_checks import check_demo
 
 
 def _run(app: Flask, *args: str):
@@ -28,6 +31,8 @@ def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
     second = _run(app, "demo", "--password", "another-demo-password", "--past-decisions", "40")
     assert second.exit_code == 0, second.output
     with app.app_context():
+        # The demo agrees with itself, and has three pages of every list in every force.
+        check_demo(today=datetime.now(UTC).date(), now=datetime.now(UTC))
         slugs = list(db.session.scalars(select(Tenant.slug)))
         assert len(slugs) == 5
         expected = {"platform@diversion.example", "national@diversion.example"}

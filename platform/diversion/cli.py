@@ -66,12 +66,14 @@ def demo(password: str, past_decisions: int) -> None:
     except AccountError as error:
         db.session.rollback()
         raise click.ClickException(f"--{error.field}: {error.message}") from error
+    import tempfile
     from datetime import UTC, datetime
+    from pathlib import Path
 
     from sqlalchemy import select
 
     from diversion.billing.demo import seed_contracts
-    from diversion.demo import case_work_window, seed_case_work, seed_past_decisions
+    from diversion.demo import case_work_window, seed_case_work, seed_history, seed_past_decisions
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
 
@@ -85,6 +87,9 @@ def demo(password: str, past_decisions: int) -> None:
                 # Contracts first: the case work's moves are billed as they are announced.
                 seed_contracts(tenant, starts_on=case_work_window(today)[0])
                 seed_case_work(tenant, today=today)
+                # Then the force's history, imported: three pages of every list.
+                with tempfile.TemporaryDirectory() as directory:
+                    seed_history(tenant, today=today, directory=Path(directory))
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)

@@ -12,16 +12,20 @@ given this time.
 
 from __future__ import annotations
 
+import csv
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
 from diversion.accounts import services
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
-from diversion.cases import rules
+from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Referral, State
@@ -29,8 +33,12 @@ from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
-from diversion.eligibility.models import Decision
+from diversion.eligibility.compiler import CompiledPolicy
+from diversion.eligibility.engine import decide
+from diversion.eligibility.fields import FactsInvalid
+from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.extensions import db
+from diversion.listing import PER_PAGE
 from diversion.providers.services import forces_served
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
@@ -201,3 +209,148 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
                         session_at=limit, venue=VENUE, times=times)
         made += 1
     return made
+
+
+# ---------------------------------------------------------------- the force's history, imported
+
+# Enough of every list for three pages (``listing.PER_PAGE`` a page) in every force: its cases, its
+# referrals, its review queue, and each provider's referrals from it.
+BACKLOG = 3 * PER_PAGE + 1
+BACKLOG_DAYS = 180  # how far back the imported history goes
+BACKLOG_FILE = "demo-history-{slug}.csv"
+UNKNOWN_AT_REVIEW = ("stage", "personal_use")  # the facts a review item waits for
+
+
+def _cell(value: Any) -> str:
+    """A fact as the import file writes it (``cases.importer``): empty when not known."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return importer.LIST_SEPARATOR.join(value) if value else importer.NO_VALUES
+    return str(value)
+
+
+def _backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
+                   today: date) -> tuple[State, date | None]:
+    """The state an imported referral reached, and the day it got there: any state while its
+    deadline is more than a week off (an open one is not overdue), a final one after that; never
+    later than yesterday, and sessions (booked, attended, completed) held by the deadline."""
+    deadline = decided_on + timedelta(days=deadline_days)
+    open_ok = deadline > today + timedelta(days=7)
+    state = rng.choice([s for s in TARGETS if open_ok or not s.is_open])
+    if state is State.OFFERED:
+        return state, None
+    last = min(today - timedelta(days=1), deadline)
+    if state.is_open:  # on its way: moved a little after the offer
+        last = min(last, decided_on + timedelta(days=14))
+    return state, decided_on + timedelta(days=rng.randint(min(1, (last - decided_on).days),
+                                                          max((last - decided_on).days, 0)))
+
+
+def _policy_on(day: date, known: dict[date, tuple[PolicyVersion, CompiledPolicy] | None],
+               ) -> tuple[PolicyVersion, CompiledPolicy] | None:
+    """The force in scope's policy in force on ``day``, compiled: looked up once a day (``known``)."""
+    if day not in known:
+        found = eligibility.policy_in_force(day)
+        known[day] = (found, eligibility.compiled(found)) if found is not None else None
+    return known[day]
+
+
+def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: Counter[int], *,
+                      policy: CompiledPolicy, pathway_id: str, decided_on: date, wanted: int,
+                      today: date) -> dict[str, str] | None:
+    """The referral cells of an eligible row: to an offering whose provider still wants referrals
+    (``referred`` counts them), in a state its deadline allows (``_backlog_state``); None when none."""
+    choices = [o for o in offerings if referred[o.course.provider_id] < wanted]
+    pathway = policy.pathway(pathway_id)
+    if not choices or pathway is None:
+        return None
+    offering = choices[referred[choices[0].course.provider_id] % len(choices)]
+    state, reached_on = _backlog_state(rng, decided_on, pathway.deadline_days, today=today)
+    referred[offering.course.provider_id] += 1
+    return {"course": offering.course.slug, "referral_state": state.value,
+            "referral_outcome_on": reached_on.isoformat() if reached_on else ""}
+
+
+def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[dict[str, str]]:
+    """The rows of an import file (``cases.importer``) of the force in scope's history:
+    made-up people, each decided with the policy in force on the day (as the import
+    decides them), until the force has ``wanted`` decisions waiting for review (two facts
+    not known), and every provider it works with ``wanted`` referrals of every state.
+    Refuses nothing: a case no policy decides is left out."""
+    rng = random.Random(f"history:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
+    start = today - timedelta(days=BACKLOG_DAYS)
+    end = case_work_window(today)[1]
+    offerings: dict[str, list[Offering]] = {}
+    for offering in db.session.scalars(select(Offering).join(Course, Course.id == Offering.course_id)
+                                       .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None))
+                                       .order_by(Course.slug)):
+        offerings.setdefault(offering.pathway, []).append(offering)
+    referred: Counter[int] = Counter({o.course.provider_id: 0 for os in offerings.values() for o in os})
+    reviews = 0
+    rows: list[dict[str, str]] = []
+    names: set[tuple[str, str, date]] = set()
+    in_force: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
+    for case in synthetic.cases(tenant.slug, 20_000, start=start, days=(end - start).days + 1, seed="history"):
+        if reviews >= wanted and all(n >= wanted for n in referred.values()):
+            break
+        born = case.decided_on - timedelta(days=365 * case.facts["age"] + rng.randrange(365))
+        name = (rng.choice(SURNAMES), rng.choice(GIVEN_NAMES), born)
+        if name in names:
+            continue
+        for_review = reviews < wanted and rng.random() < 0.3  # the officer did not know two facts
+        left_out = (*rules.DERIVED_FACTS, *(UNKNOWN_AT_REVIEW if for_review else ()))
+        facts = {k: v for k, v in case.facts.items() if k not in left_out}
+        known = {**facts, "age": rules.age_on(born, case.decided_on), "offence_age_days": 0,
+                 "previous_diversions": 0, "previous_non_engagement": False}
+        if (policy := _policy_on(case.decided_on, in_force)) is None:
+            continue
+        version = policy[0]
+        try:
+            assessment = decide(policy[1], known, case.decided_on, version=version.number)
+        except FactsInvalid:
+            continue
+        row = {"surname": name[0], "given_name": name[1], "date_of_birth": born.isoformat(),
+               "ethnicity": case.ethnicity, "phone": f"07700 9{rng.randrange(10**5):05d}",
+               "offence_on": case.decided_on.isoformat(), "decided_on": case.decided_on.isoformat(),
+               **{column: _cell(facts.get(column)) for column in importer.FACT_COLUMNS}}
+        if assessment.outcome == "needs_review":
+            if not for_review:
+                continue
+            reviews += 1
+        elif assessment.outcome == "eligible" and not for_review and assessment.pathway in offerings:
+            referral = _backlog_referral(rng, offerings[assessment.pathway], referred, policy=policy[1],
+                                         pathway_id=assessment.pathway, decided_on=case.decided_on,
+                                         wanted=wanted, today=today)
+            if referral is None:
+                continue
+            row.update(referral)
+        elif for_review or len(rows) % 4:  # a few cases that were not referred, as in real life
+            continue
+        names.add(name)
+        rows.append(row)
+    return rows
+
+
+def seed_history(tenant: Tenant, *, today: date, directory: Path, wanted: int = BACKLOG) -> int:
+    """Import the force in scope's history (``backlog_rows``) as a force joining the platform
+    imports its records (``cases.importer``: every decision and every step through the
+    rulebook, written in batches); returns the rows imported. Skipped when the force already
+    has imported cases. Refuses (``ImportInvalid``) what the import refuses."""
+    if db.session.scalar(select(func.count()).select_from(Decision).where(Decision.source == importer.SOURCE)):
+        return 0
+    rows = backlog_rows(tenant, today=today, wanted=wanted)
+    if not rows:
+        return 0
+    path = directory / BACKLOG_FILE.format(slug=tenant.slug)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=importer.COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    try:
+        report = importer.import_file(tenant, path, today=today, actor=SYSTEM)
+    finally:
+        path.unlink(missing_ok=True)
+    return report.rows

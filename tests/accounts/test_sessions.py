@@ -7,8 +7,11 @@ import redis
 from flask import Flask
 
 from diversion.accounts import services
-from diversion.accounts.models import User
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import Role, User
 from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
 from tests.conftest import PASSWORD, World, csrf_token, make_app, post_form, sign_in
 
 
@@ -33,7 +36,35 @@ def test_next_must_stay_on_this_site(client, world: World) -> None:
         data={"email": world.email("a_officer"), "password": PASSWORD,
               "csrf_token": csrf_token(page.text)},
     )
+    assert response.headers["Location"] == "/west-midlands/"  # the officer's own force, not elsewhere
+
+
+@pytest.mark.parametrize(("who", "lands"), [
+    ("a_officer", "/west-midlands/"), ("b_supervisor", "/durham/"), ("provider_staff", "/provider/"),
+    ("platform_admin", "/admin/"), ("national_lead", "/"), ("no_role", "/"),
+])
+def test_sign_in_lands_on_the_persons_own_workspace(client, world: World, who: str, lands: str) -> None:
+    response = sign_in(client, world.email(who))
+    assert response.status_code == 302
+    assert response.headers["Location"] == lands
+    assert client.get(lands).status_code == 200
+
+
+def test_someone_in_two_workspaces_lands_on_the_start_page_that_lists_them(app: Flask, client,
+                                                                           world: World) -> None:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.b.id)
+        user = services.find_user(world.email("a_officer"))
+        assert tenant is not None
+        assert user is not None
+        with scoped(tenant.id):
+            services.add_membership(tenant, user, Role.OFFICER, actor=SYSTEM)
+        db.session.commit()
+    response = sign_in(client, world.email("a_officer"))
     assert response.headers["Location"] == "/"
+    start = client.get("/")
+    assert "West Midlands" in start.text
+    assert "Durham" in start.text
 
 
 def test_wrong_password_shows_error_summary_and_changes_nothing(client, world: World) -> None:
@@ -106,6 +137,54 @@ def test_sign_in_is_rate_limited(database, world: World) -> None:
     assert "Too many attempts" in responses[-1].text
     # Even the right password is refused until the window passes.
     assert sign_in(client, world.email("a_officer")).status_code == 429
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"REMOTE_ADDR": address}
+
+
+def _sign_in_from(app: Flask, address: str, email: str, password: str = PASSWORD) -> int:
+    client = app.test_client()
+    client.environ_base.update(_from(address))
+    return int(sign_in(client, email, password).status_code)
+
+
+def test_successful_sign_ins_never_count_towards_the_limit(database, world: World) -> None:
+    """A trainer signs in a room of officers from one address: none is refused."""
+    app = make_app(database, SIGN_IN_RATE_LIMIT="2 per minute", SIGN_IN_ACCOUNT_RATE_LIMIT="2 per minute")
+    room = "192.0.2.10"
+    codes = [_sign_in_from(app, room, world.email(who)) for who in
+             ("a_officer", "a_supervisor", "a_force_admin", "b_officer", "b_supervisor", "a_officer", "a_officer")]
+    assert codes == [302] * 7
+    # Failures from that address still count, and the limit then holds for it.
+    assert [_sign_in_from(app, room, world.email("a_officer"), "wrong-password") for _ in range(3)] == [400, 400, 429]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_failed_sign_ins_are_limited_per_account_from_any_address(database, world: World) -> None:
+    app = make_app(database, SIGN_IN_RATE_LIMIT="100 per minute", SIGN_IN_ACCOUNT_RATE_LIMIT="2 per minute")
+    victim = world.email("a_officer")
+    codes = [_sign_in_from(app, f"198.51.100.{n}", victim, "wrong-password") for n in range(3)]
+    assert codes == [400, 400, 429]
+    # The account is held up whatever the address and the password (the case of the email does not matter)...
+    assert _sign_in_from(app, "203.0.113.9", victim.upper()) == 429
+    # ...and only that account: another signs in from the same address.
+    assert _sign_in_from(app, "198.51.100.1", world.email("a_supervisor")) == 302
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_failed_sign_ins_are_limited_per_address_across_accounts(database, world: World) -> None:
+    app = make_app(database, SIGN_IN_RATE_LIMIT="3 per minute", SIGN_IN_ACCOUNT_RATE_LIMIT="100 per minute")
+    address = "198.51.100.77"
+    codes = [_sign_in_from(app, address, world.email(who), "wrong-password")
+             for who in ("a_officer", "a_supervisor", "b_officer", "b_supervisor")]
+    assert codes == [400, 400, 400, 429]
+    assert _sign_in_from(app, address, world.email("a_force_admin")) == 429
+    assert _sign_in_from(app, "198.51.100.78", world.email("a_force_admin")) == 302  # another address is not
     with app.app_context():
         db.engine.dispose()
 

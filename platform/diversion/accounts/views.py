@@ -22,14 +22,16 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from diversion.accounts import invitations, people, services, sso, sso_views
 from diversion.accounts.access import Action, force_may, requires_force_action
 from diversion.accounts.forms import ChangeRoleForm, ConfirmForm, InviteForm, SignInForm
-from diversion.accounts.models import ForceMembership, Role, User
+from diversion.accounts.models import ForceMembership, ProviderMembership, Role, User
 from diversion.extensions import db, limiter, login
 from diversion.listing import page_of, search_terms
+from diversion.tenancy.context import set_scope
 from diversion.tenancy.web import force_blueprint, hand_membership_check
 from diversion.web import change_on_form, change_or_flash
 
@@ -74,9 +76,52 @@ def _sign_in_limit() -> str:
     return str(current_app.config["SIGN_IN_RATE_LIMIT"])
 
 
+def _account_limit() -> str:
+    return str(current_app.config["SIGN_IN_ACCOUNT_RATE_LIMIT"])
+
+
+def _account_key() -> str:
+    """The account a sign-in is for (the email typed, as accounts are found by it)."""
+    return "sign-in-account:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _failed(response: Response) -> bool:
+    """Whether a sign-in failed: only failures count towards the limits (a success redirects),
+    so a trainer signing in a room of officers from one address is never held up."""
+    return not 300 <= response.status_code < 400
+
+
+def landing(user: User) -> str:
+    """Where a person lands after signing in: their own workspace. The console for a
+    platform admin; their force's home, or their provider's workspace, when they have
+    exactly one; else the start page, which lists them all (a national lead too).
+
+    TODO(national): land national leads on ``/national/`` once that page exists.
+    """
+    if Role.PLATFORM_ADMIN in user.platform_roles:
+        return url_for("admin.index")
+    set_scope(None, user.id)  # the user's own memberships, across forces (``workspaces``)
+    forces = services.workspaces(user)
+    provider_count = db.session.scalar(select(func.count()).select_from(ProviderMembership)
+                                       .where(ProviderMembership.user_id == user.id)) or 0
+    if len(forces) == 1 and not provider_count and not user.platform_roles:
+        return url_for("force.home", tenant=forces[0][0].slug)
+    if provider_count and not forces and not user.platform_roles:
+        return url_for("provider.referrals")
+    return url_for("public.start")
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(_sign_in_limit, methods=["POST"])
+@limiter.limit(_sign_in_limit, methods=["POST"], deduct_when=_failed)  # per address
+@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key, deduct_when=_failed)
 def sign_in() -> Response | tuple[str, int]:
+    """Sign in with an email and password; lands on the person's own workspace
+    (``landing``) unless a ``next`` path on this site was asked for.
+
+    Refuses a wrong email or password, a force that asks for its own sign-in,
+    and (429) more failed attempts than the limits allow, per address
+    (``SIGN_IN_RATE_LIMIT``) and per account (``SIGN_IN_ACCOUNT_RATE_LIMIT``).
+    """
     form = SignInForm()
     next_url = _safe_next(request.args.get("next"))
     if form.validate_on_submit():
@@ -97,7 +142,7 @@ def sign_in() -> Response | tuple[str, int]:
             session.clear()
             login_user(user)
             services.record_sign_in(user)
-            return redirect(next_url or url_for("public.start"))
+            return redirect(next_url or landing(user))
     elif form.is_submitted() and form.email.errors and form.email.data:
         services.record_malformed_sign_in(form.email.data)  # lasts: see there
     return render_template("accounts/sign_in.html", form=form, forces=sso.forces_signing_on()), (

@@ -754,14 +754,14 @@ class _Writer:
         referral = rules.referral_values(
             tenant=self.tenant, encounter_id=encounter_id, person_id=person_id, offering_id=offering.id,
             provider_id=offering.course.provider_id, pathway=pathway.id, deadline_days=pathway.deadline_days,
-            sessions=pathway.sessions, offered_on=row.decided_on)
+            sessions=offering.course.sessions, offered_on=row.decided_on)
         referral_id = referral["id"]
         reason, venue = imported_reason(self.label, row.number), imported_venue(self.label, row.number)
         at = _at(row.decided_on)
         steps: list[tuple[State | None, State, datetime, str]] = [(None, State.OFFERED, at, reason)]
         ended = _at(row.ended_on or row.decided_on)
         state, attended = State.OFFERED, 0
-        for step in rules.path_to(reached, sessions=pathway.sessions):
+        for step in rules.path_to(reached, sessions=offering.course.sessions):
             ended += timedelta(seconds=1)
             why = reason
             if step is State.BOOKED:  # a session, as booking one writes it

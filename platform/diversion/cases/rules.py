@@ -186,7 +186,9 @@ def referral_values(*, tenant: Tenant, encounter_id: uuid.UUID, person_id: uuid.
                     provider_id: int, pathway: str, deadline_days: int, sessions: int,
                     offered_on: date) -> dict[str, Any]:
     """The columns of a new referral, offered on ``offered_on``: the pathway sets
-    its deadline and how many sessions the course needs."""
+    its deadline (``deadline_days`` from the day it is offered, whenever it is
+    recorded), the course it is made to how many sessions it needs
+    (``sessions``: ``Course.sessions``, never the pathway's count)."""
     return {
         "id": uuid.uuid4(), "tenant_id": tenant.id, "encounter_id": encounter_id, "person_id": person_id,
         "offering_id": offering_id, "provider_id": provider_id, "pathway": pathway, "state": State.OFFERED,

@@ -43,7 +43,7 @@ from diversion.cases.references import take_references
 from diversion.cases.rules import REOFFENDING_DAYS, Broken, Intake
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
-from diversion.db import utcnow
+from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FactsInvalid
@@ -268,7 +268,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     open referral for the same encounter, a reason the rulebook refuses, and
     an actor who may not refer. The offer is announced (``cases.events``) in
     the same transaction, as made ``at`` (now unless given: case work
-    recorded after the fact, such as the demo's).
+    recorded after the fact, such as the demo's). The deadline runs from the
+    day it is made (``at``'s day in London, else ``today``); its sessions are
+    its course's (``Course.sessions``).
     """
     require(actor, Action.REFER, tenant_id=tenant.id)
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
@@ -291,7 +293,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     referral = Referral(**rules.referral_values(
         tenant=tenant, encounter_id=encounter.id, person_id=encounter.person_id, offering_id=offering.id,
         provider_id=offering.course.provider_id, pathway=pathway.id, deadline_days=pathway.deadline_days,
-        sessions=pathway.sessions, offered_on=today))
+        sessions=offering.course.sessions, offered_on=at.astimezone(LONDON).date() if at is not None else today))
+    if at is not None:  # recorded after the fact: the row says when it was made
+        referral.created_at = referral.updated_at = at
     db.session.add(referral)
     db.session.flush()
     step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,

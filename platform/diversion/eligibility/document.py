@@ -64,7 +64,13 @@ class Pathway(_Strict):
     """A route a person can be diverted to. ``kind`` (optional) is its national
     pathway kind (``catalogue.vocabulary.PathwayKind``): it decides which
     catalogue courses may serve the pathway and lets schemes be compared.
-    Left out, it is not stored, so older documents keep their hash."""
+    Left out, it is not stored, so older documents keep their hash.
+
+    ``sessions`` is what the policy expects a course of the pathway to take, for
+    reading only: a referral takes its course's sessions (``Course.sessions``),
+    since one pathway may be served by courses of different lengths. Kept so
+    that published documents keep their hash. ``deadline_days`` runs from the
+    day of each referral."""
 
     id: Identifier
     name: Text

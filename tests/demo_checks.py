@@ -1,0 +1,114 @@
+"""What the demo must agree with: walked by the test that builds the whole demo (``tests/test_cli.py``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from diversion.cases import services as cases
+from diversion.cases.models import FINAL_STATES, TRANSITIONS, Attendance, Encounter, Referral, State
+from diversion.catalogue.models import Course, Offering
+from diversion.db import LONDON
+from diversion.demo import BACKLOG
+from diversion.eligibility import services as eligibility
+from diversion.eligibility.models import Decision
+from diversion.extensions import db
+from diversion.listing import PER_PAGE
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+
+
+def _day(moment: datetime) -> date:
+    return moment.astimezone(LONDON).date()
+
+
+def referral_problems(referral: Referral, offering: Offering | None, decision: Decision | None, *,  # noqa: PLR0912
+                      now: datetime) -> list[str]:
+    """Every way a referral disagrees with itself, its decision (``decision``), its course
+    (``offering``'s) or the clock."""
+    problems: list[str] = []
+    steps = list(referral.transitions)
+    sessions = list(referral.sessions)
+    if not steps or steps[0].to_state is not State.OFFERED or steps[0].from_state is not None:
+        return ["its first step is not the offer"]
+    offered_on = _day(steps[0].occurred_at)
+    if _day(referral.created_at) != offered_on:
+        problems.append(f"made on {_day(referral.created_at)} but offered on {offered_on}")
+    if decision is None or decision.final_outcome != "eligible" or decision.final_pathway != referral.pathway:
+        problems.append("its decision is not eligible for its pathway")
+    else:
+        pathway = eligibility.compiled(decision.policy_version).pathway(referral.pathway)
+        if pathway is None or referral.deadline != offered_on + timedelta(days=pathway.deadline_days):
+            problems.append(f"due {referral.deadline}, not its pathway's deadline from {offered_on}")
+        if offered_on < decision.decided_on:
+            problems.append("offered before its decision")
+    if offering is None or referral.sessions_required != offering.course.sessions:
+        problems.append(f"asks for {referral.sessions_required} sessions, not its course's")
+    attended = [s for s in sessions if s.attendance is Attendance.ATTENDED]
+    if referral.sessions_attended != len(attended):
+        problems.append(f"{referral.sessions_attended} sessions attended, but {len(attended)} recorded")
+    if referral.sessions_attended > referral.sessions_required:
+        problems.append("more sessions attended than required")
+    for session in sessions:
+        if session.attendance is not None and (session.starts_at > now or session.attendance_recorded_at is None
+                                               or session.attendance_recorded_at < session.starts_at):
+            problems.append(f"attendance recorded for the session of {session.starts_at} before it started")
+        if _day(session.starts_at) > referral.deadline:
+            problems.append(f"a session on {_day(session.starts_at)}, after the deadline")
+        if session.booked_at > session.starts_at and session.attendance is None and session.starts_at > now:
+            problems.append("a session booked after it starts")
+    times = [step.occurred_at for step in steps]
+    if times != sorted(times) or times[-1] > now:
+        problems.append("its steps are out of order or in the future")
+    for before, after in pairwise(steps):
+        if after.from_state is not before.to_state or after.to_state not in TRANSITIONS.get(before.to_state, ()):
+            problems.append(f"a step from {after.from_state} after reaching {before.to_state}")
+    if steps[-1].to_state is not referral.state:
+        problems.append(f"is {referral.state.value} but its last step reached {steps[-1].to_state.value}")
+    if referral.state is State.COMPLETED and referral.sessions_attended != referral.sessions_required:
+        problems.append("completed without every session attended")
+    if referral.state in FINAL_STATES and referral.outcome_label is None:
+        problems.append(f"{referral.state.value} with no outcome")
+    if referral.state not in FINAL_STATES and (referral.outcome_code or referral.outcome_label):
+        problems.append("open with an outcome")
+    if referral.state is State.BOOKED and not any(s.attendance is None for s in sessions):
+        problems.append("booked with no session awaiting attendance")
+    return problems
+
+
+def check_demo(*, today: date, now: datetime) -> None:
+    """Every force's referrals agree with themselves, and every list has three pages."""
+    assert BACKLOG > 3 * PER_PAGE
+    overdue_examples = 0
+    for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)).all():
+        with scoped(tenant.id):
+            referrals = db.session.scalars(select(Referral).options(
+                selectinload(Referral.transitions), selectinload(Referral.sessions))).all()
+            offerings = {o.id: o for o in db.session.scalars(select(Offering).options(joinedload(Offering.course)))}
+            decisions = {d.encounter_id: d for d in db.session.scalars(
+                select(Decision).where(Decision.encounter_id.is_not(None)))}
+            for referral in referrals:
+                problems = referral_problems(referral, offerings.get(referral.offering_id),
+                                             decisions.get(referral.encounter_id), now=now)
+                assert not problems, f"{tenant.slug}: a referral {problems}"
+                if referral.state.is_open and referral.deadline < today:
+                    # Only the recent case work's oldest referrals are overdue, on purpose.
+                    encounter = db.session.get(Encounter, referral.encounter_id)
+                    assert encounter is not None
+                    assert encounter.source == "demo", f"{tenant.slug}: an imported referral is overdue"
+                    overdue_examples += 1
+            encounters = db.session.scalar(select(func.count()).select_from(Encounter))
+            assert encounters is not None
+            assert encounters > 3 * PER_PAGE, tenant.slug
+            assert len(referrals) > 3 * PER_PAGE, tenant.slug
+            assert len(cases.review_queue()) > 3 * PER_PAGE, tenant.slug
+            by_provider = Counter(referral.provider_id for referral in referrals)
+            providers = set(db.session.scalars(select(Course.provider_id).join(Offering,
+                                                                               Offering.course_id == Course.id)))
+            assert set(by_provider) == providers, tenant.slug
+            assert all(count > 3 * PER_PAGE for count in by_provider.values()), (tenant.slug, by_provider)
+    assert overdue_examples  # the home page's "open past their deadline" has something to show
