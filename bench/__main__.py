@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import billing, eligibility, importer, intake
+from bench import billing, eligibility, importer, intake, lists
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "decide": lambda _: eligibility.bench_decide(),
@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "import": lambda options: importer.bench_import(rows=options.rows),
     "billing": lambda options: billing.bench_billing(rows=options.ledger_rows, forces=options.forces,
                                                      providers=options.providers),
+    "lists": lambda options: lists.bench_lists(encounters=options.encounters),
 }
 
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="ledger rows in the month closed (billing)")
     parser.add_argument("--forces", type=int, default=45, help="forces billed (billing)")
     parser.add_argument("--providers", type=int, default=10, help="providers paid by each force (billing)")
+    parser.add_argument("--encounters", type=int, default=1_000_000,
+                        help="encounters in the force whose lists are timed (lists)")
     options = parser.parse_args(argv)
     unknown = [name for name in options.names if name not in BENCHMARKS]
     if unknown:

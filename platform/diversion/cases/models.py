@@ -147,6 +147,7 @@ class Referral(TenantScoped, Base):
         Index(None, "tenant_id", "person_id"),
         Index(None, "tenant_id", "encounter_id"),
         Index(None, "provider_id", "state", "deadline"),
+        Index(None, "provider_id", "deadline", "id"),
         Index(None, "tenant_id", "offering_id", "deadline"),
         Index(None, "tenant_id", "deadline"),
     )
@@ -211,6 +212,7 @@ class Transition(TenantScoped, Base):
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
         Index(None, "tenant_id", "referral_id", "occurred_at"),
+        Index(None, "tenant_id", "to_state", "occurred_at"),
     )
 
     referral_id: Mapped[uuid.UUID]

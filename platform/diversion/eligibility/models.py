@@ -89,6 +89,7 @@ class Decision(TenantScoped, Base):
         tenant_foreign_key("decisions", "superseded_by_id"),
         Index(None, "tenant_id", "decided_on"),
         Index(None, "tenant_id", "encounter_id"),
+        Index(None, "tenant_id", "outcome", "decided_at"),
     )
 
     policy_version_id: Mapped[uuid.UUID]

@@ -29,7 +29,8 @@ from diversion.cases.models import BookedSession, Referral, State
 from diversion.db import LONDON
 from diversion.errors import FieldError
 from diversion.extensions import db, login
-from diversion.providers import services
+from diversion.listing import page_of, search_terms, total_text
+from diversion.providers import lists, services
 from diversion.providers.forms import AcceptForm, CompleteForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
 from diversion.unit import refuse
@@ -75,13 +76,17 @@ def _date_arg(name: str, label: str, errors: dict[str, str]) -> date | None:
         return None
 
 
-def _filters() -> tuple[services.ReferralFilter, dict[str, str]]:
-    """The list's filters from the query string; bad ones are named and left out."""
+def _filters() -> tuple[lists.ProviderListFilter, dict[str, str]]:
+    """The list's search and filters from the query string; bad ones are named and left out."""
     errors: dict[str, str] = {}
-    force = request.args.get("force") or None
-    if force and force not in {t.slug for t in g.forces}:
+    typed = search_terms()
+    reference = lists.reference_of(typed) if typed else None
+    if typed and reference is None:
+        errors["q"] = "Enter a case reference like WM-2026-000042."
+    slug = request.args.get("force") or None
+    force = next((t for t in g.forces if t.slug == slug), None)
+    if slug and force is None:
         errors["force"] = "Choose one of the forces your organisation serves."
-        force = None
     state_raw = request.args.get("state") or None
     state = None
     if state_raw:
@@ -89,27 +94,39 @@ def _filters() -> tuple[services.ReferralFilter, dict[str, str]]:
             state = State(state_raw)
         else:
             errors["state"] = "Choose one of the referral states."
+    overdue_raw = request.args.get("overdue") or None
+    if overdue_raw not in (None, "yes"):
+        errors["overdue"] = "Choose whether to show only referrals past their deadline."
+    course_raw = request.args.get("course") or None
+    course = next((c for c in g.courses if str(c.id) == course_raw), None)
+    if course_raw and course is None:
+        errors["course"] = "Choose one of your organisation's courses."
     sort = request.args.get("sort", "due")
-    if sort not in services.SORTS:
-        errors["sort"] = f"Sort by one of: {', '.join(services.SORTS)}."
+    if sort not in lists.SORTS:
+        errors["sort"] = "Sort by due date or state."
         sort = "due"
-    wanted = services.ReferralFilter(force=force, state=state, due_from=_date_arg("due_from", "Due from", errors),
-                                     due_to=_date_arg("due_to", "Due by", errors), sort=sort,
-                                     descending=request.args.get("order") == "descending")
-    if wanted.due_from and wanted.due_to and wanted.due_to < wanted.due_from:
+    due_from, due_to = _date_arg("due_from", "Due from", errors), _date_arg("due_to", "Due by", errors)
+    if due_from and due_to and due_to < due_from:
         errors["due_to"] = "Due by must be the same as or after due from."
-        wanted = services.ReferralFilter(force, state, wanted.due_from, None, sort, wanted.descending)
-    return wanted, errors
+        due_to = None
+    return lists.ProviderListFilter(reference=reference, force=force, state=state, overdue=overdue_raw == "yes",
+                                    course=course, due_from=due_from, due_to=due_to, sort=sort,
+                                    descending=request.args.get("order") == "descending"), errors
 
 
 @bp.route("/")
 def referrals() -> tuple[str, int]:
+    """The provider's referrals from every force it serves: a page at a time, with the people's names."""
     g.forces = services.forces_served(g.provider)
+    g.courses = lists.courses_of(g.provider)
     wanted, errors = _filters()
-    shown = services.referrals(g.provider, wanted)
-    services.record_listing(g.provider, shown, actor=current_user)
-    html = render_template("providers/referrals.html", shown=shown, wanted=wanted, errors=errors,
-                           forces=g.forces, states=list(State), today=_today(),
+    today = _today()
+    page = page_of(lists.statement(g.provider, wanted, today), capped=True)
+    shown = lists.rows(page.items, g.forces)
+    services.record_listing(g.provider, [(row.referral, row.force) for row in shown], actor=current_user)
+    html = render_template("providers/referrals.html", page=page, shown=shown, wanted=wanted, errors=errors,
+                           forces=g.forces, courses=g.courses, states=list(State), today=today,
+                           search=search_terms(), total=total_text(page, "referral"),
                            organisation=_organisation_form())
     return html, 400 if errors else 200
 

@@ -1,0 +1,62 @@
+"""The force home page: its counts come from COUNT queries (as many statements for thirty referrals as for
+one) and each count links to its list, filtered."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, update
+
+from diversion.cases.models import Referral, State
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from tests.conftest import World, sign_in
+from tests.providers.conftest import Made, make_referral, today
+
+
+def _statements(app: Flask, client: FlaskClient, url: str) -> tuple[int, str]:
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(args[2])
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        page = client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert page.status_code == 200
+    return len(seen), page.text
+
+
+def _overdue(app: Flask, made: Made, state: State = State.ACCEPTED) -> None:
+    with app.app_context(), scoped(made.tenant_id):
+        db.session.execute(update(Referral).where(Referral.id == made.id)
+                           .values(state=state, deadline=today() - timedelta(days=2)))
+        db.session.commit()
+
+
+def test_the_counts_are_counted_not_loaded_and_link_to_their_lists(app: Flask, client: FlaskClient,
+                                                                   world: World) -> None:
+    late = make_referral(app, "west-midlands", "cranstoun-divert", "Latecomer", "07700 900808")
+    _overdue(app, late)
+    sign_in(client, world.email("a_supervisor"))
+    one, page = _statements(app, client, "/west-midlands/")
+    assert "<strong>1</strong> open past their deadline" in page
+    assert 'href="/west-midlands/referrals?state=accepted"' in page
+    assert "overdue=yes" in page  # "see them" opens the list of the overdue, not the whole list
+    assert "<strong>0</strong> decisions waiting for a supervisor" in page
+    for number in range(29):
+        made = make_referral(app, "west-midlands", "cranstoun-divert", f"Person{number}", "07700 900100")
+        if number % 2:
+            _overdue(app, made)
+        if number % 3 == 0:
+            _overdue(app, made, State.COMPLETED)  # closed: past its deadline, but not overdue
+    thirty, page = _statements(app, client, "/west-midlands/")
+    assert "<strong>10</strong> open past their deadline" in page  # 1 + the 9 odd numbers not divisible by 3
+    assert thirty == one
