@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import current_app, g, render_template, url_for
+from flask import g, render_template, url_for
 
 from diversion.cases.services import dashboard
 from diversion.tenancy.web import force_blueprint
@@ -16,8 +16,5 @@ bp = force_blueprint("force", __name__)
 @bp.route("/")
 def home() -> str:
     """The force's home: who you are here, and the dashboard of its referrals (each count a link to its list)."""
-    # The cases list filters the overdue; where it is not (yet) served, the referrals list does.
-    overdue_list = url_for("case_list.index", overdue="yes") if "case_list.index" in current_app.view_functions \
-        else url_for("cases.referrals", overdue="yes")
     return render_template("cases/home.html", tenant=g.tenant, roles=g.force_roles,
-                           dashboard=dashboard(datetime.now(UTC).date()), overdue_list=overdue_list)
+                           dashboard=dashboard(datetime.now(UTC).date()), overdue_list=url_for("cases.referrals", overdue="yes"))
