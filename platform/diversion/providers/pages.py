@@ -8,7 +8,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from diversion.accounts.access import Action
+from diversion.accounts.access import Action, may
 from diversion.accounts.forms import ConfirmForm
 from diversion.extensions import db
 from diversion.jsonapi import tokens
@@ -20,6 +20,14 @@ from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("provider_integrations", __name__, url_prefix="/provider/integrations")
+
+
+@bp.app_template_global()
+def manages_provider_integrations() -> bool:
+    """For the workspace's navigation: whether the signed-in user may open the integrations of the provider in hand."""
+    provider = g.get("provider")
+    return provider is not None and any(may(current_user, action, provider_id=provider.id)
+                                        for action in (Action.MANAGE_PROVIDER_TOKENS, Action.MANAGE_WEBHOOK))
 
 
 @bp.before_request
