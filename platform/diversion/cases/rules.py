@@ -231,13 +231,13 @@ def after_missing(missed: int, *, allowed: int, deadline: date, on: date) -> tup
     """Where a referral goes when a session is missed (``missed``: how many sessions the
     person has now missed, this one included, ``on`` the day it is recorded): back to
     waiting for a booking (missed), or, past the force's ``allowed`` missed sessions or
-    the referral's ``deadline``, not completed, with why."""
+    once the referral's ``deadline`` has passed, not completed, with why."""
     if missed > allowed:
         if allowed == 0:
             return State.NOT_COMPLETED, "the force allows no missed session"
         return State.NOT_COMPLETED, f"{missed} sessions missed, more than the {allowed} the force allows"
-    if on >= deadline:
-        return State.NOT_COMPLETED, f"no time left to rebook before the deadline, {deadline:%d %B %Y}"
+    if on > deadline:
+        return State.NOT_COMPLETED, f"the deadline, {deadline:%d %B %Y}, has passed"
     return State.MISSED, ""
 
 

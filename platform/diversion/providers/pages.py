@@ -132,8 +132,7 @@ def test_event() -> Response:
     if not TestEventForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: feed.queue_test_event(g.provider, actor=current_user),
-                    "A test event is queued for your endpoint: it is sent within a few seconds and listed "
-                    "under the latest deliveries, with how it ended.")
+                    "A test event is queued for your endpoint: see how it ended under the latest deliveries.")
     return _back()
 
 
