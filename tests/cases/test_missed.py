@@ -41,4 +41,5 @@ def test_a_missed_referral_is_open_rebookable_and_reached_only_through_a_booking
     assert rules.path_to(State.MISSED, sessions=2) == (State.ACCEPTED, State.BOOKED, State.MISSED)
     assert rules.move_broken(State.ACCEPTED, State.MISSED, reason="", sessions_attended=0,
                              sessions_required=2) is not None
-    assert State.MISSED in rules.DIVERTED_STATES and State.MISSED not in rules.NOT_ENGAGED_STATES
+    assert State.MISSED in rules.DIVERTED_STATES
+    assert State.MISSED not in rules.NOT_ENGAGED_STATES
