@@ -69,7 +69,7 @@ from diversion.jsonapi import tokens as provider_tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
 from diversion.providers import services as providers
 from diversion.providers import webhooks
-from diversion.providers.models import WebhookEndpoint
+from diversion.providers.models import WebhookDelivery, WebhookEndpoint
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 from tests.conftest import PASSWORD, World, csrf_token, sign_in
@@ -652,6 +652,17 @@ def _secret_rotated(app: Flask, _w: World, _c: FlaskClient, _who: str | None) ->
 def _endpoint_removed(app: Flask, _w: World, _c: FlaskClient, _who: str | None) -> bool:
     return _endpoint(app) is None
 
+
+def _endpoint_and_referral(app: Flask, world: World) -> None:
+    """Cranstoun's endpoint, after force A sent it a referral (a test event names one)."""
+    _record_referral(app, world)
+    _provider_endpoint(app, world)
+
+
+def _test_event_queued(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.event == "webhook.test")) is not None
+
 # ---------------------------------------------------------------- invitations and people
 INVITED: dict[str, str] = {}  # tokens and ids made by a case's setup
 MATRIX_STAFF = "matrix-staff@example.org"  # a second person at Cranstoun, made by a case's setup
@@ -1107,6 +1118,9 @@ ROUTES: tuple[Route, ...] = (
     Route("provider.accept", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/accept",
           allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_record_referral,
           effect=_referral_in(State.ACCEPTED)),
+    Route("provider.decline", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/decline",
+          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_record_referral,
+          data=lambda _a, _w: {"reason": "No places before the deadline"}, effect=_referral_in(State.DECLINED)),
     Route("provider.book", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/sessions",
           allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_accepted_referral, data=_yesterday,
           effect=_referral_in(State.BOOKED)),
@@ -1134,6 +1148,8 @@ ROUTES: tuple[Route, ...] = (
           effect=_endpoint_set, shows=lambda _w: ["dvwh_"]),
     Route("provider_integrations.rotate_secret", "POST", lambda w: f"{INTEGRATIONS}webhook/secret",
           allow(CRANSTOUN_ADMIN, OK), setup=_provider_endpoint, effect=_secret_rotated, shows=lambda _w: ["dvwh_"]),
+    Route("provider_integrations.test_event", "POST", lambda w: f"{INTEGRATIONS}webhook/test",
+          allow(CRANSTOUN_ADMIN, redirect(INTEGRATIONS)), setup=_endpoint_and_referral, effect=_test_event_queued),
     Route("provider_integrations.remove_webhook", "POST", lambda w: f"{INTEGRATIONS}webhook/remove",
           allow(CRANSTOUN_ADMIN, redirect(INTEGRATIONS)), setup=_provider_endpoint, effect=_endpoint_removed),
     Route("provider_api.feed", "GET", lambda w: "/api/v1/provider/referrals", {}, api=True,

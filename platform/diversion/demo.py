@@ -131,10 +131,11 @@ GIVEN_NAMES = ("Jordan", "Aisha", "Callum", "Priya", "Kieran", "Grace", "Tomasz"
 SURNAMES = ("Walker", "Hussain", "Evans", "Patel", "Roberts", "Okafor", "Nowak", "Hughes", "Begum", "Jones",
             "Taylor", "Williams", "Khan", "Davies", "Campbell", "Murphy", "Lewis", "Ahmed", "Clarke", "Wright")
 # Each demo referral is taken to one of these states, so that every state shows up on every page; a
-# referral not completed missed a booked session, and one withdrawn had been accepted.
+# referral not completed missed a booked session and was not rebooked, and one withdrawn had been accepted.
 TARGETS = tuple(State)
-VIA = {State.NOT_COMPLETED: State.BOOKED, State.WITHDRAWN: State.ACCEPTED}
-REASONS = {State.NOT_COMPLETED: "Did not attend the booked session", State.WITHDRAWN: "Charged for another matter"}
+VIA = {State.NOT_COMPLETED: State.MISSED, State.WITHDRAWN: State.ACCEPTED}
+REASONS = {State.NOT_COMPLETED: "Missed a session and did not come back to book another",
+           State.WITHDRAWN: "Charged for another matter"}
 VENUE = "Community hub"
 
 

@@ -137,3 +137,38 @@ def test_a_second_open_referral_and_a_course_of_another_pathway_are_refused(
     assert again.json["errors"] == [{"field": "decision_id", "message": "This encounter already has an open referral."}]
     with app.app_context(), scoped(world.b.id):
         assert len(db.session.scalars(select(Referral)).all()) == 1
+
+
+def test_a_missed_session_through_the_force_api_waits_for_a_rebooking_then_ends(
+    app: Flask, client: FlaskClient, world: World, b_token: str, checkpoint_offering: uuid.UUID,
+) -> None:
+    auth = bearer(b_token)
+    _encounter, decision = _record_a_user_dealer(client, auth)
+    referral = client.post(f"/api/v1/decisions/{decision['id']}/referrals",
+                           json={"offering_id": str(checkpoint_offering)}, headers=auth).json
+
+    def move(to: str, **more: object) -> dict:
+        answer = client.post(f"/api/v1/referrals/{referral['id']}/transitions", json={"to": to, **more},
+                             headers=auth)
+        assert answer.status_code == 201, answer.json
+        return answer.json
+
+    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat(), "venue": "Navigator's office"}
+    move("accepted")
+    first = move("booked", session=session)["referral"]["sessions"][0]["id"]
+    refused = client.post(f"/api/v1/referrals/{referral['id']}/transitions",
+                          json={"to": "missed", "session_id": str(uuid.uuid4())}, headers=auth)
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["field"] == "session_id"
+    missed = move("missed", session_id=first, reason="No answer")
+    assert missed["transition"]["to"] == "missed"
+    assert missed["referral"]["state"] == "missed"
+    assert missed["referral"]["outcome"] is None
+    assert missed["referral"]["sessions"][0]["attendance"] == "did_not_attend"
+    rebooked = move("booked", session=session)["referral"]
+    assert rebooked["state"] == "booked"
+    ended = move("missed")  # the second miss: more than Durham allows
+    assert ended["transition"]["to"] == "not_completed"
+    assert ended["referral"]["state"] == "not_completed"
+    assert "2 sessions missed, more than the 1 the force allows" in ended["transition"]["reason"]
+    assert ended["referral"]["outcome"]["code"]

@@ -12,7 +12,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import User
 from diversion.billing import ledger
 from diversion.billing.models import ClosedMonth, EventKind, LedgerEntry
-from diversion.cases.models import State
+from diversion.cases.models import Referral, State
 from diversion.errors import AccessRefused, FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -194,3 +194,17 @@ def test_a_batch_of_moves_writes_a_row_each(app: Flask, world: World, billing: B
     found = rows(app, billing.force)
     assert len(found) == 60
     assert {r["month"] for r in found} == {date(2026, 9, 1), date(2026, 10, 1)}
+
+
+def test_a_missed_session_and_the_end_it_may_bring_bill_nothing(app: Flask, world: World, billing: Billing) -> None:
+    make_contract(app, billing.force, billing.provider, starts_on=date(2026, 1, 1))
+    move(app, billing.force, billing.referral, State.ACCEPTED)  # through the case services
+    move(app, billing.force, billing.referral, State.BOOKED)
+    move(app, billing.force, billing.referral, State.MISSED)  # waiting for a rebooking
+    move(app, billing.force, billing.referral, State.BOOKED)
+    move(app, billing.force, billing.referral, State.MISSED)  # a second miss: more than the force allows
+    with app.app_context(), scoped(billing.force.id):
+        referral = db.session.get(Referral, billing.referral)
+        assert referral is not None
+        assert referral.state is State.NOT_COMPLETED
+    assert [r["kind"] for r in rows(app, billing.force)] == [EventKind.REFERRAL_ACCEPTED]

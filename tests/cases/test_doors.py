@@ -108,9 +108,9 @@ def _pages(client: FlaskClient, world: World, app: Flask) -> Door:
             waiting = next((s.id for s in cases.sessions_of(referral) if s.attendance is None), uuid.uuid4())
         if what == "book":
             return post_form(client, page, f"/west-midlands/referrals/{referral_id}/sessions", _session_form(held))
-        if what == "attend":
+        if what in ("attend", "miss"):
             return post_form(client, page, f"/west-midlands/sessions/{waiting}/attendance",
-                             {"attendance": "attended", "confirm": "y"})
+                             {"attendance": "attended" if what == "attend" else "did_not_attend", "confirm": "y"})
         return post_form(client, page, f"/west-midlands/referrals/{referral_id}/transitions",
                          {"to": what, "reason": "by the officer"})
     return act
@@ -118,7 +118,7 @@ def _pages(client: FlaskClient, world: World, app: Flask) -> Door:
 
 def _api(client: FlaskClient, auth: dict[str, str], base: str) -> Door:
     def act(what: str, referral_id: uuid.UUID, held: datetime) -> Any:
-        body: dict[str, Any] = {"to": {"book": "booked", "attend": "attended"}.get(what, what)}
+        body: dict[str, Any] = {"to": {"book": "booked", "attend": "attended", "miss": "missed"}.get(what, what)}
         if what == "book":
             body["session"] = {"starts_at": held.isoformat(), "venue": VENUE}
         return client.post(f"{base}/{referral_id}/transitions", json=body, headers=auth)
@@ -138,13 +138,13 @@ def _workspace(client: FlaskClient, world: World, app: Flask) -> Door:
             return post_form(client, page, f"{page}/accept")
         if what == "book":
             return post_form(client, page, f"{page}/sessions", _session_form(held))
-        if what == "attend":
+        if what in ("attend", "miss"):
             with app.app_context(), scoped(world.a.id):
                 referral = db.session.get(Referral, referral_id)
                 assert referral is not None
                 waiting = next((s.id for s in cases.sessions_of(referral) if s.attendance is None), uuid.uuid4())
             return post_form(client, page, f"/provider/sessions/{waiting}/attendance",
-                             {"attendance": "attended", "confirm": "y"})
+                             {"attendance": "attended" if what == "attend" else "did_not_attend", "confirm": "y"})
         return post_form(client, page, f"{page}/complete", {"confirm": "y"})
     return act
 
@@ -183,6 +183,40 @@ def test_every_door_makes_the_same_rows(app: Flask, world: World) -> None:
                            (State.BOOKED, State.ATTENDED), (State.ATTENDED, State.COMPLETED)]
     assert [s[:2] for s in first.sessions] == [(VENUE, "attended"), (VENUE, "attended")]
     assert first.attended == 2
+    for name, rows in stored.items():
+        assert rows == first, name
+
+
+def test_every_door_records_a_missed_session_rebooks_it_and_ends_at_the_second_miss(
+        app: Flask, world: World) -> None:
+    held = _held()
+    stored: dict[str, Stored] = {}
+    for name, door in DOORS.items():
+        client = app.test_client()
+        act = door(client, world, app)
+        referral_id = _refer(app, world, name.replace(" ", "-").title() + "-Missed")
+        for what in ("accepted", "book", "miss", "book", "attend", "book", "miss"):
+            answer = act(what, referral_id, held)
+            assert answer.status_code in (201, 302), (name, what, answer.status_code, answer.text[:300])
+            if what == "miss" and answer.status_code == 302:
+                after = client.get(answer.headers["Location"]).text
+                assert "Recorded: did not attend" in after
+                if "The referral waits for another session to be booked" in after:  # the first miss
+                    assert "Rebook: Book session" in after, name
+            if what == "book" and answer.status_code == 302:  # the page says what did not attend will do
+                page = client.get(answer.headers["Location"]).text
+                assert ("the session is recorded as missed and another can be booked" in page
+                        or "Did not attend ends the referral as not completed" in page), name
+        stored[name] = _stored(app, world, referral_id)
+    first = stored["force pages"]
+    assert first.steps == [(None, State.OFFERED), (State.OFFERED, State.ACCEPTED), (State.ACCEPTED, State.BOOKED),
+                           (State.BOOKED, State.MISSED), (State.MISSED, State.BOOKED),
+                           (State.BOOKED, State.ATTENDED), (State.ATTENDED, State.BOOKED),
+                           (State.BOOKED, State.NOT_COMPLETED)]
+    assert [s[:2] for s in first.sessions] == [(VENUE, "did_not_attend"), (VENUE, "attended"),
+                                               (VENUE, "did_not_attend")]
+    assert first.state is State.NOT_COMPLETED
+    assert first.outcome[0] is not None
     for name, rows in stored.items():
         assert rows == first, name
 

@@ -16,7 +16,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.audit.models import AuditEvent
 from diversion.cases import importer
 from diversion.cases.identity import open_identity
-from diversion.cases.models import Encounter, Person, Referral, State, Transition
+from diversion.cases.models import Attendance, Encounter, Person, Referral, State, Transition
 from diversion.catalogue.models import Course
 from diversion.cli import main
 from diversion.eligibility.models import Decision
@@ -409,3 +409,31 @@ def test_imported_referrals_take_their_place_in_the_providers_feed(
         assert high_water(provider_id) == 3
         # History, not news: nothing is sent to a provider's webhook.
         assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+
+
+def test_a_missed_session_imports_as_missed_waiting_for_a_rebooking(app: Flask, world: World,
+                                                                      tmp_path: Path) -> None:
+    path = write(tmp_path / "missed.csv", [
+        row(course=DURHAM_COURSE, referral_state="missed", referral_outcome_on="2024-04-10"),
+        row(surname="Jones", given_name="Sam", date_of_birth="1999-12-31", course=DURHAM_COURSE,
+            referral_state="missing"),
+    ])
+    refused = _run(app, "import", "--tenant", "durham", str(path))
+    assert refused.exit_code != 0
+    assert "missed" in refused.output
+    assert "'missing'" in refused.output
+    path = write(tmp_path / "missed.csv", [
+        row(course=DURHAM_COURSE, referral_state="missed", referral_outcome_on="2024-04-10")])
+    result = _run(app, "import", "--tenant", "durham", str(path))
+    assert result.exit_code == 0, result.output
+    assert "referrals: missed 1" in result.output
+    with app.app_context(), scoped(world.b.id):
+        referral = db.session.scalars(select(Referral)).one()
+        assert referral.state is State.MISSED
+        assert referral.outcome_code is None  # still open: waiting for another session
+        assert [s.to_state for s in referral.transitions] == [State.OFFERED, State.ACCEPTED, State.BOOKED,
+                                                              State.MISSED]
+        assert "Did not attend" in referral.transitions[-1].reason
+        [session] = referral.sessions
+        assert session.attendance is Attendance.DID_NOT_ATTEND
+        assert referral.sessions_attended == 0

@@ -29,7 +29,7 @@ from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.errors import AccessRefused
 from diversion.extensions import db
 from diversion.forces.files import read_force_file
-from diversion.forces.services import ForceError, change_settings
+from diversion.forces.services import ForceError, change_settings, sync_tenants
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus
 from tests.api.conftest import bearer, make_token
@@ -294,6 +294,11 @@ def test_a_force_admin_changes_the_settings_and_the_change_is_audited_before_and
     ({"brand_colour": ""}, "brand_colour", "Enter the brand colour"),
     ({"languages": []}, "languages", "Choose at least one language"),
     ({"languages": ["fr"]}, "languages", "is not a valid choice"),
+    ({"missed_sessions_allowed": "11"}, "missed_sessions_allowed", "Enter a number of missed sessions from 0 to 10"),
+    ({"missed_sessions_allowed": "two"}, "missed_sessions_allowed",
+     "Enter the number of missed sessions allowed as a whole number"),
+    ({"missed_sessions_allowed": ""}, "missed_sessions_allowed",
+     "Enter the number of missed sessions allowed as a whole number"),
 ])
 def test_bad_settings_are_named_and_change_nothing(app: Flask, client: FlaskClient, world: World,
                                                    data: dict[str, Any], field: str, message: str) -> None:
@@ -307,6 +312,29 @@ def test_bad_settings_are_named_and_change_nothing(app: Flask, client: FlaskClie
     assert f'href="#{field}' in answer.text
     assert message in answer.text
     assert _settings(app) == (None, "#1f3f8f", ["en"])
+
+
+def test_a_force_admin_sets_the_missed_sessions_allowed_and_a_sync_keeps_it(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get("/west-midlands/settings/")
+    assert 'name="missed_sessions_allowed" type="text" value="1"' in page.text  # the default
+    answer = client.post("/west-midlands/settings/", data={
+        "csrf_token": csrf_token(page.text), "retention_months": "", "brand_colour": "#1f3f8f",
+        "languages": ["en"], "missed_sessions_allowed": "2"}, follow_redirects=True)
+    assert "Saved: missed sessions allowed." in answer.text
+    with app.app_context():
+        tenant = tenant_of("west-midlands")
+        assert tenant.settings["missed_sessions_allowed"] == 2
+        sync_tenants(TENANTS_DIR, actor=SYSTEM)
+        db.session.commit()
+        assert tenant_of("west-midlands").settings["missed_sessions_allowed"] == 2
+    with app.app_context():
+        tenant = tenant_of("west-midlands")
+        with scoped(tenant.id), pytest.raises(ForceError) as refused:
+            change_settings(tenant, retention_months=None, brand_colour="#1f3f8f", languages=["en"],
+                            missed_sessions_allowed=-1, actor=SYSTEM)
+        assert refused.value.field == "missed_sessions_allowed"
 
 
 def test_the_settings_service_refuses_an_officer_and_bad_values(app: Flask, world: World) -> None:

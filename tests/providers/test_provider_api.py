@@ -198,3 +198,26 @@ def test_a_move_in_the_provider_workspace_reaches_the_feed(
     page = _feed(client, p1_token, f"?cursor={cursor}")
     assert ids(page) == [str(providers.referrals["b1"])]
     assert page["referrals"][0]["state"] == "accepted"
+
+
+def test_the_provider_records_a_missed_session_and_rebooks_through_the_api(
+    app: Flask, client: FlaskClient, world: World, providers: Providers, p1_token: str,
+) -> None:
+    referral = providers.referrals["b1"]  # Durham's
+    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "venue": "Durham hub"}
+    assert _move(client, p1_token, referral, to="accepted").status_code == 201
+    too_early = _move(client, p1_token, referral, to="missed")
+    assert too_early.status_code == 409  # accepted cannot become missed: nothing was booked
+    assert _move(client, p1_token, referral, to="booked", session=session).status_code == 201
+    missed = _move(client, p1_token, referral, to="missed", expected_state="booked", reason="No answer")
+    assert missed.status_code == 201, missed.text
+    assert missed.json["transition"]["to"] == "missed"
+    assert missed.json["referral"]["state"] == "missed"
+    assert missed.json["referral"]["sessions"][0]["attendance"] == "did_not_attend"
+    assert state_of(app, world.b, referral) is State.MISSED
+    feed = client.get(FEED, headers=bearer(p1_token)).json["referrals"]
+    assert next(item for item in feed if item["id"] == str(referral))["state"] == "missed"
+    rebooked = _move(client, p1_token, referral, to="booked", expected_state="missed", session=session)
+    assert rebooked.status_code == 201, rebooked.text
+    assert rebooked.json["referral"]["state"] == "booked"
+    assert len(rebooked.json["referral"]["sessions"]) == 2

@@ -158,6 +158,21 @@ def test_provider_staff_who_are_not_admins_and_other_users_cannot_manage_integra
         assert db.session.scalar(select(ProviderToken)) is None
 
 
+def test_the_workspace_navigation_leads_its_admins_to_integrations_and_back(
+    app: Flask, client: FlaskClient, world: World, providers: Providers,
+) -> None:
+    add_provider_member(app, user_ref(app, "provider_staff", world), providers.p1, ProviderRole.STAFF)
+    sign_in(client, world.email("provider_staff"))
+    assert "Integrations" not in client.get("/provider/").text  # staff: not theirs to manage
+    _admin(app, client, world, providers)
+    workspace = client.get("/provider/").text
+    assert f'href="/provider/integrations/?provider={providers.p1.slug}"' in workspace
+    page = client.get(f"{PAGE}?provider={providers.p1.slug}").text
+    assert "provider workspace" in page  # the workspace's own navigation, with the way back
+    assert 'href="/provider/"' in page
+    assert "govuk-service-navigation__item--active" in page
+
+
 def test_an_admin_of_one_provider_cannot_revoke_another_providers_token(
     app: Flask, client: FlaskClient, world: World, providers: Providers, p2_token: str,
 ) -> None:

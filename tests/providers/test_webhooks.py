@@ -21,9 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import ProviderRole
 from diversion.cases.models import State
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
@@ -32,8 +34,8 @@ from diversion.providers import webhooks
 from diversion.providers.models import AttemptResult, DeliveryStatus, FeedEntry, WebhookAttempt, WebhookDelivery
 from diversion.providers.schemas import WebhookEvent
 from diversion.tenancy.context import scoped
-from tests.conftest import Ref, World
-from tests.providers.conftest import Providers, move, refer
+from tests.conftest import Ref, World, csrf_token, sign_in
+from tests.providers.conftest import Providers, add_provider_member, move, refer, user_ref
 
 
 @dataclass
@@ -319,3 +321,54 @@ def test_the_worker_command_delivers_what_is_due(
     assert result.output.strip() == "1 delivered, 0 to retry later, 0 failed."
     assert len(receiver.received) == 1
     assert uuid.UUID(receiver.received[0].headers["Diversion-Delivery"])
+
+
+def test_a_test_event_asked_for_on_the_page_is_sent_signed_and_listed(
+    app: Flask, client: FlaskClient, world: World, providers: Providers, receiver: Receiver, hooked: str,
+) -> None:
+    page_url = "/provider/integrations/"
+    add_provider_member(app, user_ref(app, "provider_staff", world), providers.p1, ProviderRole.ADMIN)
+    sign_in(client, world.email("provider_staff"))
+    with app.app_context():  # the referrals' own deliveries, sent: only the test event waits
+        webhooks.deliver_due(now=utcnow())
+    receiver.received.clear()
+    page = client.get(page_url)
+    assert "Send a test event" in page.text
+    assert client.post("/provider/integrations/webhook/test").status_code == 400  # no CSRF token
+    answer = client.post("/provider/integrations/webhook/test", data={"csrf_token": csrf_token(page.text)},
+                         follow_redirects=True)
+    assert "A test event is queued for your endpoint" in answer.text
+    assert 'data-testid="deliveries"' in answer.text
+    assert "webhook.test" in answer.text
+    outcome = deliver(app, utcnow())  # the same path as every delivery: outbound rules, signature, retries
+    assert (outcome.delivered, outcome.failed) == (1, 0)
+    [request] = receiver.received
+    assert request.headers["Diversion-Event"] == "webhook.test"
+    assert hmac.compare_digest(request.headers["Diversion-Signature"],
+                               expected_signature(hooked, request.headers["Diversion-Timestamp"], request.body))
+    event = WebhookEvent.model_validate_json(request.body)
+    assert event.type == "webhook.test"
+    assert event.data.referral_id in set(providers.referrals.values())
+    listed = client.get(page_url).text
+    assert "webhook.test" in listed
+    assert "Delivered" in listed
+    # Refused, and nothing queued, once the endpoint is removed.
+    with app.app_context():
+        row = db.session.get(Provider, providers.p1.id)
+        assert row is not None
+        webhooks.remove_endpoint(row, actor=SYSTEM)
+        db.session.commit()
+    refused = client.post("/provider/integrations/webhook/test", data={"csrf_token": csrf_token(listed)},
+                          follow_redirects=True)
+    assert "address first: a test event goes to it" in refused.text
+
+
+def test_a_missed_session_is_announced_as_a_change_to_missed(
+    app: Flask, world: World, providers: Providers, receiver: Receiver, hooked: str,
+) -> None:
+    referral = refer(app, world.a, providers.offerings["a1"], surname="Ellis")
+    for to in (State.ACCEPTED, State.BOOKED, State.MISSED):
+        move(app, world.a, referral, to)
+    deliver(app, utcnow())
+    events = [WebhookEvent.model_validate_json(r.body) for r in receiver.received]
+    assert [(e.data.previous_state, e.data.state) for e in events][-1] == (State.BOOKED, State.MISSED)

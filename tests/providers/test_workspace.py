@@ -14,6 +14,7 @@ from diversion.accounts.models import ProviderMembership
 from diversion.cases.models import Attendance, BookedSession, Referral, State, Transition
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
 from tests.conftest import World, csrf_token, sign_in
 from tests.providers.conftest import Made, Referrals
 
@@ -87,13 +88,16 @@ def test_accept_book_attend_complete_and_the_force_sees_the_outcome(
     assert "Provider Staff" in case.text  # who moved it, on the timeline
 
 
-def test_did_not_attend_ends_the_referral_with_the_forces_non_completion_action(
+def test_a_missed_session_is_rebooked_and_a_second_miss_ends_the_referral(
         app: Flask, client: FlaskClient, world: World, referrals: Referrals) -> None:
     mine = referrals.thames_valley
     sign_in(client, world.email("provider_staff"))
     _post(client, mine, f"/provider/referrals/{mine.id}/accept", {})
     _post(client, mine, f"/provider/referrals/{mine.id}/sessions", _booking("Oxford"))
     session = _sessions(app, mine)[0]
+    page = client.get(f"/provider/referrals/{mine.id}").text
+    assert "the session is recorded as missed and another can be booked" in page
+    assert "The force allows 1 missed session" in page
     no_confirmation = _post(client, mine, f"/provider/sessions/{session.id}/attendance",
                             {"attendance": "did_not_attend"})
     assert no_confirmation.status_code == 400
@@ -102,16 +106,79 @@ def test_did_not_attend_ends_the_referral_with_the_forces_non_completion_action(
     answer = _post(client, mine, f"/provider/sessions/{session.id}/attendance",
                    {"attendance": "did_not_attend", "note": "No answer on the phone", "confirm": "y"})
     assert answer.status_code == 302
+    assert _state(app, mine) == (State.MISSED, 0, None)  # waiting for a booking, not ended
+    assert _sessions(app, mine)[0].attendance is Attendance.DID_NOT_ATTEND
+    page = client.get(f"/provider/referrals/{mine.id}").text
+    assert "The referral waits for another session to be booked" in page
+    assert "Missed a session" in page
+    assert "Rebook: Book session 1 of" in page
+    # Rebooked: the same session of the course, another date.
+    assert _post(client, mine, f"/provider/referrals/{mine.id}/sessions", _booking("Banbury")).status_code == 302
+    assert _state(app, mine)[0] is State.BOOKED
+    again = _sessions(app, mine)[-1]
+    assert again.venue == "Banbury"
+    page = client.get(f"/provider/referrals/{mine.id}").text
+    assert "Did not attend ends the referral as not completed: 2 sessions missed, more than the 1" in page
+    answer = _post(client, mine, f"/provider/sessions/{again.id}/attendance",
+                   {"attendance": "did_not_attend", "confirm": "y"})
+    assert answer.status_code == 302
     state, _, outcome = _state(app, mine)
     assert state is State.NOT_COMPLETED
     assert outcome == "Prosecution: the deferred summons proceeds"  # Thames Valley's action
-    assert _sessions(app, mine)[0].attendance is Attendance.DID_NOT_ATTEND
     with app.app_context(), scoped(mine.tenant_id):
-        last = db.session.scalars(select(Transition).where(Transition.referral_id == mine.id)
-                                  .order_by(Transition.occurred_at.desc())).first()
-        assert last is not None
-        assert "Did not attend" in last.reason
-        assert "No answer on the phone" in last.reason
+        steps = db.session.scalars(select(Transition).where(Transition.referral_id == mine.id)
+                                   .order_by(Transition.occurred_at)).all()
+        assert [s.to_state for s in steps] == [State.OFFERED, State.ACCEPTED, State.BOOKED, State.MISSED,
+                                               State.BOOKED, State.NOT_COMPLETED]
+        assert "Did not attend" in steps[3].reason
+        assert "No answer on the phone" in steps[3].reason
+        assert "The referral ends: 2 sessions missed, more than the 1 the force allows" in steps[-1].reason
+
+
+def test_the_force_setting_of_missed_sessions_applies(app: Flask, client: FlaskClient, world: World,
+                                                      referrals: Referrals) -> None:
+    mine = referrals.thames_valley
+    with app.app_context():
+        tenant = db.session.get(Tenant, mine.tenant_id)
+        assert tenant is not None
+        tenant.settings = {**tenant.settings, "missed_sessions_allowed": 0}
+        db.session.commit()
+    sign_in(client, world.email("provider_staff"))
+    _post(client, mine, f"/provider/referrals/{mine.id}/accept", {})
+    _post(client, mine, f"/provider/referrals/{mine.id}/sessions", _booking("Oxford"))
+    page = client.get(f"/provider/referrals/{mine.id}").text
+    assert "Did not attend ends the referral as not completed: the force allows no missed session" in page
+    session = _sessions(app, mine)[0]
+    _post(client, mine, f"/provider/sessions/{session.id}/attendance", {"attendance": "did_not_attend", "confirm": "y"})
+    assert _state(app, mine)[0] is State.NOT_COMPLETED
+
+
+def test_the_provider_declines_a_referral_with_its_reason(app: Flask, client: FlaskClient, world: World,
+                                                          referrals: Referrals) -> None:
+    mine = referrals.west_midlands
+    sign_in(client, world.email("provider_staff"))
+    page = client.get(f"/provider/referrals/{mine.id}").text
+    assert "Decline the referral" in page
+    blank = _post(client, mine, f"/provider/referrals/{mine.id}/decline", {"reason": "   "})
+    assert blank.status_code == 400
+    assert "Give the reason the referral is declined" in blank.get_data(as_text=True)
+    assert _state(app, mine)[0] is State.OFFERED
+    done = _post(client, mine, f"/provider/referrals/{mine.id}/decline", {"reason": "No places before the deadline"})
+    assert done.status_code == 302
+    state, _, outcome = _state(app, mine)
+    assert state is State.DECLINED
+    assert outcome
+    page = client.get(f"/provider/referrals/{mine.id}").text
+    assert "No places before the deadline" in page
+    assert "Decline the referral" not in page
+    again = _post(client, mine, f"/provider/referrals/{mine.id}/decline", {"reason": "Twice"})
+    assert again.status_code == 400
+    assert "cannot become declined" in again.get_data(as_text=True)
+    # The force reads the reason on its case page.
+    sign_in(client, world.email("a_officer"))
+    case = client.get(f"/{world.a.slug}/cases/{mine.encounter_id}").text
+    assert "No places before the deadline" in case
+    assert "Referral declined" in case
 
 
 def test_bad_input_is_named_and_changes_nothing(app: Flask, client: FlaskClient, world: World,

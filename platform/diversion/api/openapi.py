@@ -66,7 +66,10 @@ def _paths(names: Names) -> dict[str, Any]:
             ("Moved.", names[schemas.TransitionRecord]), names[schemas.TransitionIn],
             refusals=errors("Unauthorized", "NotFound", "TooLarge", "Unprocessable"), path=(referral,),
             description="Refused for a move the lifecycle does not allow (the error lists those it does), "
-                        "completion before every session is attended, and ending without a reason.")},
+                        "completion before every session is attended, and ending without a reason. "
+                        "`missed` records a booked session as not attended: the referral waits for another "
+                        "booking, or ends as `not_completed` beyond the force's missed sessions allowed or at "
+                        "its deadline.")},
         f"{PREFIX}/offerings": {"get": operation(
             "listOfferings", "The courses the force offers, by pathway", "Referrals",
             {**ok("200", "The force's offerings.", names[schemas.OfferingList]), **errors("Unauthorized")})},

@@ -120,15 +120,18 @@ class ReferralIn(Request):
 
 class TransitionIn(Request):
     """Move a referral on. Ending it (not completed, withdrawn) needs a reason. Booked
-    is reached by booking a session (``session``); attended by recording attendance
-    at a booked session (``session_id``, else the earliest that has started)."""
+    is reached by booking a session (``session``); attended, or missed, by recording
+    that the person came, or did not, to a booked session (``session_id``, else the
+    earliest that has started). Missed waits for another session to be booked; a
+    miss beyond the force's missed sessions allowed, or at the deadline, ends the
+    referral as not completed instead (the answer's state says which)."""
 
     to: State
     reason: Reason = ""
     session: SessionIn | None = Field(default=None, description="With `to: booked`: the session to book.")
     session_id: uuid.UUID | None = Field(
-        default=None, description="With `to: attended`: the booked session attended (default: the earliest that "
-                                  "has started and awaits its attendance).")
+        default=None, description="With `to: attended` or `to: missed`: the booked session attended, or missed "
+                                  "(default: the earliest that has started and awaits its attendance).")
 
 
 class ReferralQuery(BaseModel):

@@ -29,6 +29,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
+from diversion.cases.models import Referral, State
 from diversion.cases.rules import DERIVED_FACTS, LIMITS
 from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
@@ -154,11 +155,18 @@ class BookForm(Form):
 class AttendanceForm(Form):
     attendance = RadioField("Did the person attend?", widget=GovRadioInput(),
                             choices=[SelectChoice("attended", "Attended"),
-                                     SelectChoice("did_not_attend", "Did not attend: the referral ends as not "
-                                                                    "completed and the force's non-completion "
-                                                                    "action follows")],
+                                     SelectChoice("did_not_attend", "Did not attend")],
                             validators=[InputRequired(message="Choose whether the person attended")])
     note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
     confirm = BooleanField("I confirm this is what happened", widget=GovCheckboxInput(),
                            validators=[InputRequired(message="Confirm what happened")])
     submit = SubmitField("Record attendance", widget=GovSubmitInput())
+
+
+def attendance_message(referral: Referral, attended: bool) -> str:
+    """What a page says once attendance is recorded, from where the referral went."""
+    if attended:
+        return "Attendance recorded."
+    if referral.state is State.MISSED:
+        return "Recorded: did not attend. The referral waits for another session to be booked."
+    return f"Recorded: did not attend. The referral ends as not completed: {referral.outcome_label}."

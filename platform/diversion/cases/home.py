@@ -17,4 +17,5 @@ bp = force_blueprint("force", __name__)
 def home() -> str:
     """The force's home: who you are here, and the dashboard of its referrals (each count a link to its list)."""
     return render_template("cases/home.html", tenant=g.tenant, roles=g.force_roles,
-                           dashboard=dashboard(datetime.now(UTC).date()), overdue_list=url_for("cases.referrals", overdue="yes"))
+                           dashboard=dashboard(datetime.now(UTC).date()),
+                           overdue_list=url_for("cases.referrals", overdue="yes"))

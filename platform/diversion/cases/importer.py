@@ -96,7 +96,7 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Historic events are dated, not timed: midday UTC is the same day in London all year.
 MIDDAY = time(12, 0, tzinfo=UTC)
 # A referral in these states had sessions booked (and attended), on its outcome date.
-SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED, State.COMPLETED})
+SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED, State.MISSED, State.COMPLETED})
 PROGRESS_EVERY = 100
 WRITE_BATCH = 2_000  # rows written together
 DECIDE_BATCH = 20_000  # referral rows decided together, on columns
@@ -769,10 +769,12 @@ class _Writer:
                                       "venue": venue, "booked_by_id": self.actor_id, "attendance": None,
                                       "attendance_recorded_at": None, "attendance_recorded_by_id": None})
                 why = rules.booked_reason(ended, venue)
-            elif step is State.ATTENDED:  # attendance at it, as recording it writes it
-                self.sessions[-1].update(attendance=Attendance.ATTENDED, attendance_recorded_at=ended,
-                                         attendance_recorded_by_id=self.actor_id)
-                why = rules.attendance_reason(self.sessions[-1]["starts_at"], venue, attended=True)
+            elif step in (State.ATTENDED, State.MISSED):  # attendance at it, as recording it writes it
+                attended_it = step is State.ATTENDED
+                self.sessions[-1].update(
+                    attendance=Attendance.ATTENDED if attended_it else Attendance.DID_NOT_ATTEND,
+                    attendance_recorded_at=ended, attendance_recorded_by_id=self.actor_id)
+                why = rules.attendance_reason(self.sessions[-1]["starts_at"], venue, attended=attended_it)
             steps.append((state, step, ended, why))
             state, attended = step, attended + (step is State.ATTENDED)
         code, label = rules.outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)

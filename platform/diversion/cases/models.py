@@ -41,12 +41,15 @@ class State(enum.StrEnum):
     DECLINED = "declined"
     BOOKED = "booked"
     ATTENDED = "attended"
+    MISSED = "missed"  # a session missed: waiting for another to be booked
     COMPLETED = "completed"
     NOT_COMPLETED = "not_completed"
     WITHDRAWN = "withdrawn"
 
     @property
     def label(self) -> str:
+        if self is State.MISSED:
+            return "Missed a session"
         return self.value.replace("_", " ").capitalize()
 
     @property
@@ -56,13 +59,15 @@ class State(enum.StrEnum):
 
 FINAL_STATES = frozenset({State.DECLINED, State.COMPLETED, State.NOT_COMPLETED, State.WITHDRAWN})
 # Where each state may go next. Booking and attendance repeat while sessions remain: each
-# booked session is a step (to booked), and so is each attended one (to attended).
+# booked session is a step (to booked), and so is each attended one (to attended), and each
+# one missed (to missed, waiting for another session to be booked, while the force allows).
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.OFFERED: frozenset({State.ACCEPTED, State.DECLINED, State.NOT_COMPLETED, State.WITHDRAWN}),
     State.ACCEPTED: frozenset({State.BOOKED, State.NOT_COMPLETED, State.WITHDRAWN}),
-    State.BOOKED: frozenset({State.BOOKED, State.ATTENDED, State.NOT_COMPLETED, State.WITHDRAWN}),
-    State.ATTENDED: frozenset({State.ATTENDED, State.BOOKED, State.COMPLETED, State.NOT_COMPLETED,
+    State.BOOKED: frozenset({State.BOOKED, State.ATTENDED, State.MISSED, State.NOT_COMPLETED, State.WITHDRAWN}),
+    State.ATTENDED: frozenset({State.ATTENDED, State.BOOKED, State.MISSED, State.COMPLETED, State.NOT_COMPLETED,
                                State.WITHDRAWN}),
+    State.MISSED: frozenset({State.BOOKED, State.ATTENDED, State.MISSED, State.NOT_COMPLETED, State.WITHDRAWN}),
 }
 
 

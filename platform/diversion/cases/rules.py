@@ -34,7 +34,8 @@ from diversion.tenancy.models import Tenant
 # Facts the platform works out itself; an officer never types them.
 DERIVED_FACTS = ("age", "previous_diversions", "previous_non_engagement", "offence_age_days")
 # A referral that got this far counts as an earlier diversion.
-DIVERTED_STATES = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED, State.COMPLETED, State.NOT_COMPLETED})
+DIVERTED_STATES = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED, State.MISSED, State.COMPLETED,
+                             State.NOT_COMPLETED})
 # ...and one that ended so counts as not engaging.
 NOT_ENGAGED_STATES = frozenset({State.NOT_COMPLETED, State.DECLINED})
 REOFFENDING_DAYS = 365
@@ -48,6 +49,11 @@ NAMES = {"surname": "surname", "given_name": "given name", "pnc_id": "PNC ID", "
          "email": "email address", "address": "address", "reason": "reason", "venue": "venue",
          "date_of_birth": "date of birth", "offence_on": "offence date", "decided_on": "decision date"}
 REASON_REQUIRED = frozenset({State.NOT_COMPLETED, State.WITHDRAWN})
+# How many sessions a person may miss (each then rebooked) before the referral ends as not
+# completed: a force setting (``Tenant.settings``), this unless the force chose otherwise.
+MISSED_SESSIONS_SETTING = "missed_sessions_allowed"
+MISSED_SESSIONS_ALLOWED = 1
+MISSED_SESSIONS_BOUNDS = (0, 10)
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,37 @@ def outcome_of(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
     return None, "Withdrawn: no outcome recorded"
 
 
+def missed_sessions_allowed(tenant: Tenant) -> int:
+    """How many sessions the force lets a person miss and still rebook (its setting, else 1)."""
+    value = (tenant.settings or {}).get(MISSED_SESSIONS_SETTING)
+    low, high = MISSED_SESSIONS_BOUNDS
+    return value if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high \
+        else MISSED_SESSIONS_ALLOWED
+
+
+def missed_sessions_broken(value: object) -> Broken | None:
+    """Why ``value`` cannot be the force's number of missed sessions allowed, or None."""
+    low, high = MISSED_SESSIONS_BOUNDS
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        return Broken(MISSED_SESSIONS_SETTING, f"enter the number of missed sessions allowed as a whole number "
+                                               f"from {low} to {high}", predicate=False)
+    return None
+
+
+def after_missing(missed: int, *, allowed: int, deadline: date, on: date) -> tuple[State, str]:
+    """Where a referral goes when a session is missed (``missed``: how many sessions the
+    person has now missed, this one included, ``on`` the day it is recorded): back to
+    waiting for a booking (missed), or, past the force's ``allowed`` missed sessions or
+    once the referral's ``deadline`` has passed, not completed, with why."""
+    if missed > allowed:
+        if allowed == 0:
+            return State.NOT_COMPLETED, "the force allows no missed session"
+        return State.NOT_COMPLETED, f"{missed} sessions missed, more than the {allowed} the force allows"
+    if on > deadline:
+        return State.NOT_COMPLETED, f"the deadline, {deadline:%d %B %Y}, has passed"
+    return State.MISSED, ""
+
+
 def _shortest(start: State, goal: State) -> tuple[State, ...]:
     """The shortest chain of legal moves from ``start`` to ``goal`` (breadth first over ``TRANSITIONS``)."""
     came_from: dict[State, State] = {}
@@ -232,6 +269,7 @@ def path_to(goal: State, *, sessions: int, via: State | None = None) -> tuple[St
     A referral that ends unfinished had been taken up (one the person
     refused is declined): not completed goes through accepted. Reaching
     completed, each of the course's ``sessions`` is booked and attended.
+    Missed (a session missed, waiting for another) goes through booked.
     """
     if via is None and goal is State.NOT_COMPLETED:
         via = State.ACCEPTED
@@ -277,7 +315,9 @@ def booked_reason(starts_at: datetime, venue: str) -> str:
     return f"Session booked for {_session(starts_at, venue)}"
 
 
-def attendance_reason(starts_at: datetime, venue: str, *, attended: bool, note: str = "") -> str:
-    """The reason of the step attendance makes (attended, or not completed for a session missed)."""
+def attendance_reason(starts_at: datetime, venue: str, *, attended: bool, note: str = "", ending: str = "") -> str:
+    """The reason of the step attendance makes (attended; or, for a session missed, missed, or
+    not completed with ``ending`` saying why it ended)."""
     extra = f": {note.strip()}" if note.strip() else ""
-    return f"{'Attended' if attended else 'Did not attend'} the session of {_session(starts_at, venue)}{extra}"
+    ends = f". The referral ends: {ending}" if ending else ""
+    return f"{'Attended' if attended else 'Did not attend'} the session of {_session(starts_at, venue)}{extra}{ends}"

@@ -58,7 +58,9 @@ if TYPE_CHECKING:
     from diversion.accounts.access import Actor
 
 # States in which a (further) session may be booked.
-BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED})
+BOOKABLE = frozenset({State.ACCEPTED, State.BOOKED, State.ATTENDED, State.MISSED})
+# States only booking a session, or recording attendance at one, reaches.
+SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED, State.MISSED})
 
 class CaseError(FieldError):
     """A refused case change."""
@@ -358,16 +360,18 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, r
     Refuses what the rulebook refuses (a move the lifecycle does not allow,
     with the moves it does; completion before every session is attended;
     ending a referral without a reason), and a move to booked or attended,
-    which only booking a session (``book_session``) and recording attendance
-    at one (``record_attendance``) make. Refuses an actor who may not make
+    or missed, which only booking a session (``book_session``) and recording
+    attendance at one (``record_attendance``) make. Refuses an actor who may not make
     the move (``moving``): only the force withdraws a referral. ``at``: when
     the move happened, for case work recorded after the fact (now unless given).
     """
     require(actor, moving(to), tenant_id=tenant.id, provider_id=referral.provider_id)
-    if to in (State.BOOKED, State.ATTENDED) and to in TRANSITIONS.get(referral.state, ()):
+    if to in SESSION_STATES and to in TRANSITIONS.get(referral.state, ()):
         raise CaseError("state", "Book a session, with its date, time and venue, to make a referral booked."
                         if to is State.BOOKED else
-                        "Record attendance at a booked session to make a referral attended.")
+                        "Record attendance at a booked session to make a referral attended."
+                        if to is State.ATTENDED else
+                        "Record a booked session as not attended to make a referral missed a session.")
     return _move(tenant, referral, to, actor=actor, reason=reason, at=at)
 
 
@@ -419,6 +423,20 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
     return session, step
 
 
+def missed_sessions(referral: Referral) -> int:
+    """How many of the referral's sessions the person did not attend (flushing what is pending first)."""
+    db.session.flush()
+    return db.session.scalar(select(func.count()).select_from(BookedSession).where(
+        BookedSession.referral_id == referral.id, BookedSession.attendance == Attendance.DID_NOT_ATTEND)) or 0
+
+
+def if_missed(tenant: Tenant, referral: Referral, *, on: date) -> tuple[State, str]:
+    """Where the referral would go were its next session recorded as missed ``on`` that day
+    (``rules.after_missing``): what the attendance forms warn of."""
+    return rules.after_missing(missed_sessions(referral) + 1, allowed=rules.missed_sessions_allowed(tenant),
+                               deadline=referral.deadline, on=on)
+
+
 def next_session(referral: Referral, *, now: datetime | None = None) -> BookedSession | None:
     """The earliest of the referral's sessions that has started and awaits its attendance, or None."""
     moment = now or utcnow()
@@ -429,9 +447,13 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
                       note: str = "", now: datetime | None = None, at: datetime | None = None) -> Transition:
     """Record whether the person came to a booked session.
 
-    Attended counts a session (the referral becomes attended); did not
-    attend ends the referral as not completed, with the force's
-    non-completion outcome. Refuses a session whose attendance is already
+    Attended counts a session (the referral becomes attended). Did not
+    attend is recorded on the session, and the referral goes back to
+    waiting for another session to be booked (missed), unless the person
+    has now missed more sessions than the force allows
+    (``rules.missed_sessions_allowed``) or the referral's deadline has come:
+    then it ends as not completed, with the force's non-completion
+    outcome. Refuses a session whose attendance is already
     recorded, a session that has not started yet, a referral that has
     ended, a note the rulebook refuses, and an actor who may not record it.
     ``at``: when it was recorded (now unless given; the session must have
@@ -450,8 +472,13 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
     session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
     session.attendance_recorded_at = at or utcnow()
     session.attendance_recorded_by_id = user_id_of(actor)
-    step = _move(tenant, referral, State.ATTENDED if attended else State.NOT_COMPLETED, actor=actor,
-                 reason=rules.attendance_reason(session.starts_at, session.venue, attended=attended, note=note), at=at)
+    to, ending = State.ATTENDED, ""
+    if not attended:
+        to, ending = rules.after_missing(
+            missed_sessions(referral), allowed=rules.missed_sessions_allowed(tenant), deadline=referral.deadline,
+            on=(at or now or utcnow()).astimezone(LONDON).date())
+    step = _move(tenant, referral, to, actor=actor, at=at, reason=rules.attendance_reason(
+        session.starts_at, session.venue, attended=attended, note=note, ending=ending))
     record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
            object_id=referral.id, details={"session": str(session.id), "attendance": session.attendance.value})
     return step
@@ -470,16 +497,18 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reas
             now: datetime | None = None) -> Transition:
     """Move a referral to ``to`` the one way each state is reached, for a door
     that asks by the state (the force API, the provider API): booked by
-    booking ``session``; attended by recording attendance at the session
-    ``session_id`` (else the earliest booked session that has started and
-    awaits its attendance); any other state by ``transition``.
+    booking ``session``; attended (or missed) by recording the person as
+    attending (or not) the session ``session_id`` (else the earliest booked
+    session that has started and awaits its attendance), and missed may then
+    end the referral as not completed (``record_attendance``); any other
+    state by ``transition``.
 
     Refuses what those refuse (an actor who may not make the move first),
     booked without the session's details, and attended with no such
     session, or none awaiting attendance.
     """
     require(actor, moving(to), tenant_id=tenant.id, provider_id=referral.provider_id)
-    if to in (State.BOOKED, State.ATTENDED) and (broken := rules.move_broken(
+    if to in SESSION_STATES and (broken := rules.move_broken(
             referral.state, to, reason=reason, sessions_attended=referral.sessions_attended,
             sessions_required=referral.sessions_required)) is not None:
         _refuse(broken)
@@ -487,14 +516,14 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reas
         if session is None:
             raise CaseError("session", "Give the session's start (date, time and zone) and venue to book it.")
         return book_session(tenant, referral, starts_at=session.starts_at, venue=session.venue, actor=actor)[1]
-    if to is State.ATTENDED:
+    if to in (State.ATTENDED, State.MISSED):
         waiting = next((s for s in sessions_of(referral) if s.id == session_id and s.attendance is None), None) \
             if session_id else next_session(referral, now=now)
         if waiting is None:
             raise CaseError("session_id", "This referral has no such session awaiting its attendance."
                             if session_id else "No booked session of this referral has started and awaits its "
                                                "attendance: book one first.")
-        return record_attendance(tenant, waiting, attended=True, actor=actor, note=reason, now=now)
+        return record_attendance(tenant, waiting, attended=to is State.ATTENDED, actor=actor, note=reason, now=now)
     return transition(tenant, referral, to, actor=actor, reason=reason)
 
 
@@ -502,8 +531,9 @@ def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, acto
               session_at: datetime, venue: str, times: Sequence[datetime] | None = None) -> None:
     """Move a referral along ``path`` (``rules.path_to``), each step through the
     service that makes it: booking a session for booked, recording attendance
-    for attended, and for not completed a session missed when one awaits
-    attendance; ``reason`` for the other steps. For case work recorded after the
+    for attended, a session missed for missed, and for not completed a
+    session missed when one awaits attendance (then ended with ``reason``
+    if the force allows a missed session); ``reason`` for the other steps. For case work recorded after the
     fact (the demo); refuses what each step's service refuses.
 
     Without ``times`` every step happens now and every session starts at
@@ -517,11 +547,14 @@ def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, acto
         at = times[index] if times is not None else None
         starts_at = times[index + 1] if times is not None and index + 1 < len(times) else session_at
         moment = at or session_at
-        waiting = next_session(referral, now=moment) if step in (State.ATTENDED, State.NOT_COMPLETED) else None
+        waiting = next_session(referral, now=moment) \
+            if step in (State.ATTENDED, State.MISSED, State.NOT_COMPLETED) else None
         if step is State.BOOKED:
             book_session(tenant, referral, starts_at=starts_at, venue=venue, actor=actor, at=at)
         elif waiting is not None:
             record_attendance(tenant, waiting, attended=step is State.ATTENDED, actor=actor, now=moment, at=at)
+            if step is State.NOT_COMPLETED and referral.state is State.MISSED:
+                transition(tenant, referral, step, actor=actor, reason=reason, at=at)
         else:
             transition(tenant, referral, step, actor=actor, reason=reason, at=at)
 

@@ -14,8 +14,8 @@ from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.models import User
+from diversion.cases import rules, services
 from diversion.cases import search as finding
-from diversion.cases import services
 from diversion.cases.forms import (
     ASKED_FACTS,
     AttendanceForm,
@@ -24,6 +24,7 @@ from diversion.cases.forms import (
     OverrideForm,
     ReferForm,
     TransitionForm,
+    attendance_message,
 )
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
 from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State
@@ -170,8 +171,8 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 
-# Moves the "What happened" form offers; booked and attended come from booking and attendance.
-SESSION_STATES = frozenset({State.BOOKED, State.ATTENDED})
+# Moves the "What happened" form does not offer: booked, attended and missed come from booking and attendance.
+SESSION_STATES = services.SESSION_STATES
 
 
 def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None, book: BookForm | None = None,
@@ -187,11 +188,13 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
     these = [r for r in referrals if r.encounter_id == encounter.id]
     open_referral = next((r for r in these if r.state.is_open), None)
     form = transition or TransitionForm(formdata=None)
-    waiting = None
+    waiting, if_missed = None, None
     if open_referral is not None:
         form.to.choices = [SelectChoice(s.value, s.label)
                            for s in sorted(TRANSITIONS[open_referral.state] - SESSION_STATES)]
         waiting = next((s for s in services.sessions_of(open_referral) if s.attendance is None), None)
+        if waiting is not None:
+            if_missed = services.if_missed(g.tenant, open_referral, on=_today())
     return render_template(
         "cases/case.html", encounter=encounter, person=person, identity=open_identity(person.identity_sealed),
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
@@ -200,7 +203,7 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
         open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these,
         waiting=waiting, bookable=open_referral is not None and open_referral.state in services.BOOKABLE,
         book=book or BookForm(formdata=None), attendance=attendance or AttendanceForm(formdata=None),
-        now=utcnow())
+        now=utcnow(), if_missed=if_missed, missed_allowed=rules.missed_sessions_allowed(g.tenant))
 
 
 @bp.route("/cases/<uuid:encounter_id>")
@@ -259,8 +262,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
         if change_on_form(form, lambda: services.record_attendance(g.tenant, session, attended=attended,
                                                                     actor=current_user, note=form.note.data or ""),
                           {"session": form.attendance}):
-            flash("Attendance recorded." if attended else
-                  "Recorded: did not attend. The referral is not completed.", "success")
+            flash(attendance_message(referral, attended), "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(db.get_or_404(Encounter, referral.encounter_id), attendance=form), 400
 

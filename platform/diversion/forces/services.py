@@ -16,6 +16,7 @@ from diversion.accounts.access import Action, require
 from diversion.accounts.models import ForceMembership, PlatformGrant, Role, User
 from diversion.accounts.sso import ForceSignOn, check_issuer, configure_sign_on, sign_on_of
 from diversion.audit.services import record
+from diversion.cases import rules
 from diversion.catalogue.files import OfferingEntry
 from diversion.catalogue.models import Offering
 from diversion.catalogue.services import sync_catalogue, sync_offerings
@@ -77,8 +78,14 @@ def force_columns(force: ForceFile) -> dict[str, Any]:
     }
 
 
+# Settings a force changes on its settings page, not in its file: a sync keeps them.
+PAGE_SETTINGS = (rules.MISSED_SESSIONS_SETTING,)
+
+
 def _apply(tenant: Tenant, force: ForceFile) -> bool:
     values = force_columns(force)
+    kept = {name: (tenant.settings or {})[name] for name in PAGE_SETTINGS if name in (tenant.settings or {})}
+    values["settings"] = {**values["settings"], **kept}
     changed = False
     for attribute, value in values.items():
         if getattr(tenant, attribute) != value:
@@ -202,15 +209,18 @@ def _end_members_sessions(tenant: Tenant) -> int:
 
 
 def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colour: str, languages: list[str],
-                    actor: Actor) -> dict[str, tuple[Any, Any]]:
+                    actor: Actor, missed_sessions_allowed: int | None = None) -> dict[str, tuple[Any, Any]]:
     """Change a force's own settings: how long it keeps its records (months,
-    1 to 1200, or None for not set), its brand colour and its languages.
+    1 to 1200, or None for not set), its brand colour, its languages, and
+    how many sessions a person may miss before a referral ends as not
+    completed (kept in ``Tenant.settings``; None leaves it as it is).
     Records each change with its value before and after; returns them
     (nothing changed: nothing recorded, an empty answer).
 
     Refuses an actor who may not change this force's settings
     (``AccessRefused``), a retention outside 1 to 1200 months, a colour not
-    written like #1d70b8, and no language or one the platform does not speak
+    written like #1d70b8, missed sessions allowed other than a whole number
+    from 0 to 10, and no language or one the platform does not speak
     (``ForceError`` naming the field).
     """
     require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
@@ -225,13 +235,22 @@ def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colou
     unknown = [code for code in languages if code not in LANGUAGES]
     if unknown:
         raise ForceError("languages", f"Choose from the languages offered, not {', '.join(unknown)}.")
+    if missed_sessions_allowed is not None and (
+            broken := rules.missed_sessions_broken(missed_sessions_allowed)) is not None:
+        raise ForceError(broken.field, broken.sentence)
     wanted = {"retention_months": retention_months, "brand_colour": colour,
               "languages": [code for code in LANGUAGES if code in languages]}
     changes = {name: (getattr(tenant, name), value) for name, value in wanted.items() if getattr(tenant, name) != value}
+    missed_now = rules.missed_sessions_allowed(tenant)
+    if missed_sessions_allowed is not None and missed_sessions_allowed != missed_now:
+        changes[rules.MISSED_SESSIONS_SETTING] = (missed_now, missed_sessions_allowed)
     if not changes:
         return {}
     for name, (_, value) in changes.items():
-        setattr(tenant, name, value)
+        if name == rules.MISSED_SESSIONS_SETTING:
+            tenant.settings = {**(tenant.settings or {}), name: value}
+        else:
+            setattr(tenant, name, value)
     db.session.flush()
     record("tenant.settings_changed", actor=actor, tenant_id=tenant.id, object_type="tenant", object_id=tenant.id,
            details={"before": {name: pair[0] for name, pair in changes.items()},

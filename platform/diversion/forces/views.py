@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action, requires_force_or_platform_action
 from diversion.accounts.sso import sign_on_of
+from diversion.cases.rules import missed_sessions_allowed
 from diversion.forces.audit_pages import audit_csv, audit_page
 from diversion.forces.forms import SettingsForm
 from diversion.forces.services import change_settings, export_force
@@ -20,7 +21,7 @@ settings_bp = force_blueprint("settings", __name__, "/settings", platform_admins
 audit_bp = force_blueprint("force_audit", __name__, "/audit", platform_admins=True)
 
 FIELD_NAMES = {"retention_months": "how long to keep case records", "brand_colour": "brand colour",
-               "languages": "languages"}
+               "languages": "languages", "missed_sessions_allowed": "missed sessions allowed"}
 
 
 def sign_on_settings_url() -> str | None:
@@ -35,11 +36,13 @@ def sign_on_settings_url() -> str | None:
 def settings_page() -> str | Response | tuple[str, int]:
     tenant = g.tenant
     form = SettingsForm(data={"retention_months": tenant.retention_months, "brand_colour": tenant.brand_colour,
-                              "languages": list(tenant.languages)})
+                              "languages": list(tenant.languages),
+                              "missed_sessions_allowed": missed_sessions_allowed(tenant)})
     if form.validate_on_submit():
         changed = change_on_form(form, lambda: change_settings(
             tenant, retention_months=form.retention_months.data, brand_colour=form.brand_colour.data or "",
-            languages=list(form.languages.data or []), actor=current_user))
+            languages=list(form.languages.data or []), missed_sessions_allowed=form.missed_sessions_allowed.data,
+            actor=current_user))
         if changed is not None:
             if changed:
                 flash(f"Saved: {', '.join(FIELD_NAMES[name] for name in changed)}.", "success")

@@ -38,23 +38,31 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from diversion.accounts.access import Action, require, user_id_of
+from diversion.audit.services import record
 from diversion.cases.events import Moved, referrals_moved
+from diversion.cases.models import Referral, Transition
+from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
-from diversion.providers.webhooks import wake
-from diversion.tenancy.context import current_scope, scoped
+from diversion.providers.webhooks import WebhookError, endpoint_of, wake
+from diversion.tenancy.context import acting_for_provider, current_scope, scoped
 from diversion.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from diversion.accounts.access import Actor
 
 CURSOR_VERSION = "v1"
 CREATED = "referral.created"
 CHANGED = "referral.changed"
+TEST = "webhook.test"  # sent when a provider admin asks, to try their endpoint
 EVENTS = (CREATED, CHANGED)
 
 
@@ -172,3 +180,45 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
                     event=event, body=_body(delivery_id, event, tenant, move, position=positions[move.referral_id]),
                     next_attempt_at=utcnow()))
     db.session.flush()
+
+
+def queue_test_event(provider: Provider, *, actor: Actor) -> WebhookDelivery:
+    """Queue a test delivery to the provider's endpoint, sent as every delivery is
+    (``webhooks.deliver_due``: signed, through the outbound rules, retried) and
+    listed with them. It is a ``webhook.test`` event about the referral the
+    provider's feed changed last, as it is now, and moves nothing.
+
+    Refuses an actor who may not manage the provider's webhook (``AccessRefused``),
+    a provider with no endpoint, and one with no referral yet (``WebhookError``).
+    Runs in the provider's scope (the integration pages').
+    """
+    require(actor, Action.MANAGE_WEBHOOK, provider_id=provider.id)
+    if endpoint_of(provider) is None:
+        raise WebhookError("webhook", "Save your endpoint's address first: a test event goes to it.")
+    latest = db.session.execute(
+        select(FeedEntry.tenant_id, FeedEntry.referral_id, FeedEntry.position)
+        .where(FeedEntry.provider_id == provider.id).order_by(FeedEntry.position.desc()).limit(1)).first()
+    if latest is None:
+        raise WebhookError("webhook", f"A test event names one of your referrals, and no force has sent "
+                                      f"{provider.name} a referral yet.")
+    tenant_id, referral_id, position = latest
+    with acting_for_provider(provider.id, tenant_id, user_id_of(actor)):
+        tenant = db.session.get(Tenant, tenant_id)
+        referral = db.session.get(Referral, referral_id)
+        step = db.session.scalars(select(Transition).where(Transition.referral_id == referral_id)
+                                  .order_by(Transition.occurred_at.desc()).limit(1)).first()
+        if tenant is None or referral is None or step is None:  # the feed entry's foreign key rules it out
+            raise WebhookError("webhook", "The referral of the test event is not there any more: try again.")
+        delivery_id = uuid.uuid4()
+        move = Moved(referral.id, provider.id, referral.pathway, step.from_state, step.to_state, step.id,
+                     step.occurred_at)
+        delivery = WebhookDelivery(id=delivery_id, tenant_id=tenant.id, provider_id=provider.id,
+                                   referral_id=referral.id, event=TEST,
+                                   body=_body(delivery_id, TEST, tenant, move, position=position),
+                                   next_attempt_at=utcnow())
+        db.session.add(delivery)
+        db.session.flush()
+    record("provider_webhook.test_queued", actor=actor, tenant_id=None, object_type="provider_webhook",
+           object_id=provider.id, details={"provider": provider.slug, "delivery": str(delivery_id)})
+    wake(provider.id)
+    return delivery

@@ -22,6 +22,18 @@ class AcceptForm(Form):
     submit = SubmitField("Accept the referral", widget=GovSubmitInput())
 
 
+class DeclineForm(Form):
+    reason = TextAreaField("Why can you not take this referral on?", widget=GovTextArea(),
+                           description="The force reads this on its case page, e.g. no places before the deadline.",
+                           validators=[InputRequired(message="Give the reason the referral is declined"),
+                                       Length(max=1000, message="The reason must be 1000 characters or fewer")])
+    submit = SubmitField("Decline the referral", widget=GovSubmitInput())
+
+
+class TestEventForm(Form):
+    submit = SubmitField("Send a test event", widget=GovSubmitInput())
+
+
 class CompleteForm(Form):
     note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
     confirm = BooleanField("I confirm the person has completed the course", widget=GovCheckboxInput(),

@@ -36,8 +36,12 @@ order: the feed only shows a change once every earlier one is settled. Poll
 it, or wait for a webhook. When `has_more` is true, ask again at once.
 
 **Moves.** `POST /api/v1/provider/referrals/{referral_id}/transitions` accepts,
-declines, books, records attendance (once per session), completes, or ends a
-referral as not completed (with a reason). A move the referral's state does
+declines, books, records attendance (`attended`, or `missed` for a session the
+person did not attend: once per session), completes, or ends a referral as not
+completed (with a reason). After a missed session the referral is `missed`,
+waiting for another session to be booked (`to: booked`), until the person has
+missed more sessions than the force allows or the deadline comes: then the miss
+ends it as `not_completed`. A move the referral's state does
 not allow gets 409 with the moves it does allow; `expected_state` guards
 against someone else having moved it first (409 too).
 

@@ -8,18 +8,26 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from diversion.accounts.access import Action
+from diversion.accounts.access import Action, may
 from diversion.accounts.forms import ConfirmForm
 from diversion.extensions import db
 from diversion.jsonapi import tokens
-from diversion.providers import webhooks
+from diversion.providers import feed, webhooks
 from diversion.providers.acting import requires_provider_action
-from diversion.providers.forms import ProviderTokenForm, WebhookForm
+from diversion.providers.forms import ProviderTokenForm, TestEventForm, WebhookForm
 from diversion.tenancy.context import set_scope
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
 
 bp = Blueprint("provider_integrations", __name__, url_prefix="/provider/integrations")
+
+
+@bp.app_template_global()
+def manages_provider_integrations() -> bool:
+    """For the workspace's navigation: whether the signed-in user may open the integrations of the provider in hand."""
+    provider = g.get("provider")
+    return provider is not None and any(may(current_user, action, provider_id=provider.id)
+                                        for action in (Action.MANAGE_PROVIDER_TOKENS, Action.MANAGE_WEBHOOK))
 
 
 @bp.before_request
@@ -52,6 +60,7 @@ def _index(token_form: ProviderTokenForm, webhook_form: WebhookForm) -> str:
     return render_template(
         "integrations/index.html", provider=g.provider, tokens=tokens.provider_tokens(g.provider),
         token_form=token_form, webhook_form=webhook_form, endpoint=endpoint, confirm=ConfirmForm(),
+        test_event=TestEventForm(formdata=None),
         deliveries=webhooks.recent_deliveries(g.provider) if endpoint is not None else [],
         prefix=lambda token: tokens.display_prefix(g.provider.slug, token),
         provider_arg=request.args.get("provider"))
@@ -115,6 +124,16 @@ def rotate_secret() -> Response:
         refuse()
         abort(404)
     return _secret_page("New signing secret", "The new signing secret of your endpoint", secret)
+
+
+@bp.route("/webhook/test", methods=["POST"])
+@requires_provider_action(Action.MANAGE_WEBHOOK)
+def test_event() -> Response:
+    if not TestEventForm().validate_on_submit():
+        abort(400)
+    change_or_flash(lambda: feed.queue_test_event(g.provider, actor=current_user),
+                    "A test event is queued for your endpoint: see how it ended under the latest deliveries.")
+    return _back()
 
 
 @bp.route("/webhook/remove", methods=["POST"])

@@ -78,8 +78,12 @@ class FeedQuery(BaseModel):
 
 
 class ProviderMoveIn(BaseModel):
-    """Move one of the provider's referrals on. Not completed needs a reason (did not
-    attend, deadline passed, condition breached...); withdrawal is the force's."""
+    """Move one of the provider's referrals on. Not completed needs a reason (deadline
+    passed, condition breached...); withdrawal is the force's. Missed records that the
+    person did not attend a booked session (``session_id``, else the earliest that has
+    started): the referral waits for another session to be booked, or, beyond the
+    force's missed sessions allowed or at the deadline, ends as not completed (the
+    answer's state says which)."""
 
     model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
         {"to": "booked", "expected_state": "accepted",
@@ -91,8 +95,8 @@ class ProviderMoveIn(BaseModel):
         default=None, description="Refuse (409) unless the referral is still in this state.")
     session: SessionIn | None = Field(default=None, description="With `to: booked`: the session to book.")
     session_id: uuid.UUID | None = Field(
-        default=None, description="With `to: attended`: the booked session attended (default: the earliest that "
-                                  "has started and awaits its attendance).")
+        default=None, description="With `to: attended` or `to: missed`: the booked session attended, or missed "
+                                  "(default: the earliest that has started and awaits its attendance).")
 
 
 class ProviderMoveRecord(Answer):
@@ -119,6 +123,8 @@ class WebhookEvent(Answer):
 
     id: uuid.UUID = Field(description="The delivery id, also in the Diversion-Delivery header: the same on "
                                       "every retry, so de-duplicate on it.")
-    type: Literal["referral.created", "referral.changed"]
+    type: Literal["referral.created", "referral.changed", "webhook.test"] = Field(
+        description="`webhook.test`: sent when you ask for a test event on your integrations page; it names "
+                    "the referral your feed changed last, as it is now, and moves nothing.")
     created_at: Moment
     data: WebhookData

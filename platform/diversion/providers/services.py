@@ -28,6 +28,7 @@ from sqlalchemy.orm import selectinload
 from diversion.accounts.access import Action, require
 from diversion.accounts.models import ProviderMembership, User
 from diversion.audit.services import record
+from diversion.cases import rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
 from diversion.cases.models import BookedSession, Person, Referral, State, Transition
@@ -41,7 +42,7 @@ from diversion.tenancy.guard import OutsideProviderScope
 from diversion.tenancy.models import Tenant
 
 # What a provider may do to a referral; withdrawing it is the force's decision.
-PROVIDER_MOVES = (State.ACCEPTED, State.DECLINED, State.BOOKED, State.ATTENDED, State.COMPLETED,
+PROVIDER_MOVES = (State.ACCEPTED, State.DECLINED, State.BOOKED, State.ATTENDED, State.MISSED, State.COMPLETED,
                   State.NOT_COMPLETED)
 
 
@@ -183,6 +184,28 @@ def accept(referral: Referral, *, actor: User, reason: str = "") -> None:
     """The provider takes the referral on. Refuses a referral that is not offered."""
     with _acting(referral, actor) as tenant:
         cases.transition(tenant, referral, State.ACCEPTED, actor=actor, reason=reason or "Accepted by the provider")
+
+
+def decline(referral: Referral, *, actor: User, reason: str) -> Referral:
+    """The provider cannot take the referral on, and says why: it ends, with the force's
+    non-completion outcome. Refuses a blank reason and a referral that is not offered."""
+    if not reason.strip():
+        raise ProviderError("reason", "Give the reason the referral is declined.")
+    with _acting(referral, actor) as tenant:
+        cases.transition(tenant, referral, State.DECLINED, actor=actor, reason=reason.strip())
+    return referral
+
+
+def if_missed(referral: Referral, *, actor: User, on: date) -> tuple[State, str]:
+    """Where the referral would go were its next session recorded as missed (``cases.services.if_missed``)."""
+    with _acting(referral, actor) as tenant:
+        return cases.if_missed(tenant, referral, on=on)
+
+
+def missed_allowed(referral: Referral, *, actor: User) -> int:
+    """How many missed sessions the referral's force allows."""
+    with _acting(referral, actor) as tenant:
+        return rules.missed_sessions_allowed(tenant)
 
 
 def book_session(referral: Referral, *, starts_at: datetime, venue: str, actor: User) -> BookedSession:

@@ -24,14 +24,14 @@ from wtforms.fields.choices import SelectChoice
 from diversion.accounts.access import Action, may
 from diversion.accounts.models import User
 from diversion.cases import services as cases
-from diversion.cases.forms import AttendanceForm, BookForm
+from diversion.cases.forms import AttendanceForm, BookForm, attendance_message
 from diversion.cases.models import BookedSession, Referral, State
 from diversion.db import LONDON
 from diversion.errors import FieldError
 from diversion.extensions import db, login
 from diversion.listing import page_of, search_terms, total_text
 from diversion.providers import lists, services
-from diversion.providers.forms import AcceptForm, CompleteForm, OrganisationForm
+from diversion.providers.forms import AcceptForm, CompleteForm, DeclineForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
@@ -138,16 +138,21 @@ def _organisation_form() -> OrganisationForm:
 
 
 def _referral_page(referral: Referral, *, book: BookForm | None = None, attendance: AttendanceForm | None = None,
-                   complete: CompleteForm | None = None) -> str:
+                   complete: CompleteForm | None = None, decline: DeclineForm | None = None) -> str:
     view = services.view_referral(g.provider, referral, actor=current_user)
+    waiting = next((s for s in view.sessions if s.attendance is None), None)
     actor_ids = {s.actor_id for s in referral.transitions} - {None}
     names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids)))}
     return render_template(
         "providers/referral.html", view=view, referral=referral, names=names, today=_today(),
         accept=AcceptForm(formdata=None), book=book or BookForm(formdata=None),
         attendance=attendance or AttendanceForm(formdata=None), complete=complete or CompleteForm(formdata=None),
-        bookable=referral.state in cases.BOOKABLE, organisation=_organisation_form(),
-        waiting=next((s for s in view.sessions if s.attendance is None), None))
+        decline=decline or DeclineForm(formdata=None),
+        bookable=referral.state in cases.BOOKABLE, organisation=_organisation_form(), waiting=waiting,
+        if_missed=services.if_missed(referral, actor=current_user, on=_today())
+        if waiting is not None and referral.state.is_open else None,
+        missed_allowed=services.missed_allowed(referral, actor=current_user),
+        missed=sum(1 for s in view.sessions if s.attendance is not None and s.attendance.value == "did_not_attend"))
 
 
 @bp.route("/referrals/<uuid:referral_id>")
@@ -163,6 +168,18 @@ def accept(referral_id: uuid.UUID) -> Response:
     else:
         flash("Something was wrong with that request: try again.", "error")
     return redirect(url_for(".referral", referral_id=referral_id))
+
+
+@bp.route("/referrals/<uuid:referral_id>/decline", methods=["POST"])
+def decline(referral_id: uuid.UUID) -> Response | tuple[str, int]:
+    found = _referral(referral_id)
+    form = DeclineForm()
+    if form.validate_on_submit() and change_on_form(
+            form, lambda: services.decline(found, actor=current_user, reason=form.reason.data or ""),
+            {"state": form.reason}):
+        flash("The referral is declined. The force sees your reason on its case page.", "success")
+        return redirect(url_for(".referral", referral_id=referral_id))
+    return _referral_page(_referral(referral_id), decline=form), 400
 
 
 @bp.route("/referrals/<uuid:referral_id>/sessions", methods=["POST"])
@@ -193,9 +210,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
             refuse()
             form.attendance.errors.append(error.message)  # type: ignore[attr-defined]
         else:
-            flash("Attendance recorded." if attended else
-                  "Recorded: did not attend. The referral is not completed; the force is told on its case page.",
-                  "success")
+            flash(attendance_message(found, attended), "success")
             return redirect(back)
     elif form.attendance.data and not form.confirm.data and not form.confirm.errors:
         form.confirm.errors = ["Confirm what happened"]

@@ -8,7 +8,8 @@ keys, since it must be readable to sign.
 Each delivery is POSTed to the provider's endpoint with these headers:
 
 - ``Diversion-Delivery``: the delivery id, the same on every retry (de-duplicate on it);
-- ``Diversion-Event``: ``referral.created`` or ``referral.changed``;
+- ``Diversion-Event``: ``referral.created``, ``referral.changed``, or ``webhook.test`` (asked for
+  on the integrations page: ``feed.queue_test_event``);
 - ``Diversion-Timestamp``: when this attempt was signed, in Unix seconds;
 - ``Diversion-Signature``: ``v1=`` and the hex HMAC-SHA256, keyed with the
   provider's webhook secret, of ``<timestamp>.<raw body>``.
