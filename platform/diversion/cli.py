@@ -84,12 +84,13 @@ def demo(password: str, past_decisions: int) -> None:
         for tenant in tenants:
             with scoped(tenant.id):
                 seed_past_decisions(tenant, today=today, count=past_decisions, progress=bar.update)
-                # Contracts first: the case work's moves are billed as they are announced.
-                seed_contracts(tenant, starts_on=case_work_window(today)[0])
-                seed_case_work(tenant, today=today)
-                # Then the force's history, imported: three pages of every list.
+                # The force's history first, imported (three pages of every list), so that
+                # case references count in time: the history's, then the recent case work's.
                 with tempfile.TemporaryDirectory() as directory:
                     seed_history(tenant, today=today, directory=Path(directory))
+                # Contracts before the case work: its moves are billed as they are announced.
+                seed_contracts(tenant, starts_on=case_work_window(today)[0])
+                seed_case_work(tenant, today=today)
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)
