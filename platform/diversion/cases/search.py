@@ -43,9 +43,9 @@ from diversion.tenancy.models import Tenant
 SORTS: Mapping[str, str] = {
     "-reference": "Newest reference first", "reference": "Oldest reference first",
     "-offence": "Latest offence first", "offence": "Earliest offence first",
-    "due": "Due soonest first", "state": "Referral state",
+    "due": "Due soonest first", "-due": "Due latest first", "state": "Referral state",
 }
-BY_REFERRAL = frozenset({"due", "state"})
+BY_REFERRAL = frozenset({"due", "-due", "state"})
 _WITH_COURSE = selectinload(Referral.offering).joinedload(Offering.course)  # shown in every row
 
 
@@ -184,7 +184,8 @@ def statement(tenant: Tenant, search: CaseSearch, *, today: date) -> Select[Any]
         "-reference": (Encounter.reference.desc(),), "reference": (Encounter.reference,),
         "-offence": (Encounter.offence_on.desc(), Encounter.reference.desc()),
         "offence": (Encounter.offence_on, Encounter.reference),
-        "due": (Referral.deadline, Referral.id), "state": (Referral.state, Referral.deadline, Referral.id),
+        "due": (Referral.deadline, Referral.id), "-due": (Referral.deadline.desc(), Referral.id.desc()),
+        "state": (Referral.state, Referral.deadline, Referral.id),
     }[search.sort]
     return query.order_by(*order)
 

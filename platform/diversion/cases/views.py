@@ -270,10 +270,13 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
 @bp.route("/referrals")
 @requires_force_action(Action.READ_CASES)
 def referrals() -> str:
-    """The force's referrals, due soonest first: by state (``?state=``) or open past their deadline
-    (``?overdue=yes``), paginated, each with its case's reference and person."""
+    """The force's referrals: every one, due latest first, or by state (``?state=``) or open past
+    their deadline (``?overdue=yes``), due soonest first; paginated, each with its case's
+    reference and person."""
     today = _today()
-    search = finding.read_search({key: request.args.get(key, "") for key in ("state", "overdue")} | {"sort": "due"})
+    wanted = {key: request.args.get(key, "") for key in ("state", "overdue")}
+    # A state's or the overdue's list is work to do, due soonest first; every referral, latest first.
+    search = finding.read_search(wanted | {"sort": "due" if any(wanted.values()) else "-due"})
     page = page_of(finding.statement(g.tenant, search, today=today), capped=True)
     shown = finding.rows(page.items)
     services.viewed(g.tenant, "referrals.listed", actor=current_user,
