@@ -99,8 +99,8 @@ def _day(args: Mapping[str, str], name: str, label: str, problems: dict[str, str
 
 def read_search(args: Mapping[str, str]) -> CaseSearch:
     """The search of a request's query arguments. A value that is not one of
-    the choices is ignored; a date that is not a date is a problem named on
-    its field (the list is then shown without it)."""
+    the choices is ignored; a date that is not a date, or a surname without
+    a date of birth, is a problem named on its field (and the page lists nothing)."""
     problems: dict[str, str] = {}
     parts = (args.get("born-day", "").strip(), args.get("born-month", "").strip(), args.get("born-year", "").strip())
     born = None
