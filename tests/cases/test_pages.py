@@ -23,6 +23,7 @@ INTAKE = {
     "offence": "supply", "substances": ["heroin"], "drug_class": "A", "personal_use": "no", "user_dealer": "yes",
     "admission": "admitted", "under_court_order": "no", "held_for_court": "no",
     "detained_mental_health_act": "no", "resident_in_force_area": "yes", "stage": "custody",
+    "aggravating_factors": ["none"],
 }
 
 

@@ -27,7 +27,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional, Regexp
+from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
 from diversion.cases.rules import DERIVED_FACTS, LIMITS
 from diversion.db import LONDON
@@ -36,32 +36,48 @@ from diversion.forms import Form, GovDateField
 from diversion.monitoring import ETHNICITIES
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
+NONE = "none"  # a list fact that is known to be empty (no aggravating factors)
 
 
-def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+class GovCheckboxesOrNone(GovCheckboxesInput):
+    """GOV.UK checkboxes whose last two options, "None" and "Not known yet",
+    stand apart after an "or" and each clear the others when ticked (the
+    "exclusive" behaviour; without JavaScript the form refuses a mix)."""
+
+    def map_gov_params(self, field: Field, **kwargs: Any) -> dict[str, Any]:
+        params: dict[str, Any] = super().map_gov_params(field, **kwargs)
+        items = params["items"]
+        for item in items[-2:]:
+            item["behaviour"] = "exclusive"
+        params["items"] = [*items[:-2], {"divider": "or"}, *items[-2:]]
+        return params
 
 
-def _choice_label(value: str) -> str:
-    return value.replace("_", " ").capitalize() if value not in ("A", "B", "C") else f"Class {value}"
+def _one_kind_of_answer(form: Form, field: Field) -> None:
+    chosen = set(field.data or [])
+    if len(chosen) > 1 and chosen & {NONE, UNKNOWN}:
+        answer = "None" if NONE in chosen else "Not known yet"
+        raise ValidationError(f"Choose {answer} on its own, or tick the {str(field.label.text).lower()}")
 
 
 def _fact_field(name: str) -> Field:
     spec = FIELDS[name]
     if spec.kind is Kind.INT:
-        return StringField(_label(name), widget=GovTextInput(), description=spec.meaning,
-                           validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{_label(name)} must be a number")])
+        return StringField(spec.label, widget=GovTextInput(), description=spec.meaning,
+                           validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{spec.label} must be a number")])
     if spec.kind is Kind.BOOL:
-        return RadioField(_label(name), widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+        return RadioField(spec.label, widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
                           choices=[SelectChoice("yes", "Yes"), SelectChoice("no", "No"),
                                    SelectChoice(UNKNOWN, "Not known yet")])
     if spec.kind is Kind.CHOICE:
-        return RadioField(_label(name), widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
-                          choices=[*(SelectChoice(v, _choice_label(v)) for v in spec.values),
+        return RadioField(spec.label, widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+                          choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
                                    SelectChoice(UNKNOWN, "Not known yet")])
-    return SelectMultipleField(_label(name), widget=GovCheckboxesInput(), description=spec.meaning,
-                               choices=[SelectChoice(v, _choice_label(v)) for v in spec.values],
-                               validators=[Optional()])
+    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description=spec.meaning,
+                               default=[UNKNOWN],
+                               choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
+                                        SelectChoice(NONE, "None"), SelectChoice(UNKNOWN, "Not known yet")],
+                               validators=[Optional(), _one_kind_of_answer])
 
 
 ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
@@ -84,12 +100,13 @@ class _IntakeBase(Form):
     phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["phone"])])
     email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["email"])])
     address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Length(max=LIMITS["address"])])
-    offence_on = GovDateField("Date of the offence", format="%d %m %Y",
+    offence_on = GovDateField("Date of the offence", format="%d %m %Y", called="the offence date",
                               validators=[InputRequired(message="Enter the offence date as day, month and year")])
     submit = SubmitField("Record and decide", widget=GovSubmitInput())
 
     def facts(self) -> dict[str, Any]:
-        """The facts as the decision reads them; ``Not known yet`` leaves a fact out."""
+        """The facts as the decision reads them; ``Not known yet`` (or, for a
+        list, nothing ticked) leaves a fact out; a list's ``None`` is empty."""
         found: dict[str, Any] = {}
         for name in ASKED_FACTS:
             value = getattr(self, name).data
@@ -100,11 +117,12 @@ class _IntakeBase(Form):
                 found[name] = value == "yes"
             elif kind is Kind.CHOICE and value and value != UNKNOWN:
                 found[name] = value
-            elif kind is Kind.CHOICES:
-                found[name] = list(value or [])
+            elif kind is Kind.CHOICES and value and UNKNOWN not in value:
+                found[name] = [] if NONE in value else list(value)
         return found
 
 
+IntakeBase = _IntakeBase  # the intake form's type, for annotations
 IntakeForm: type[_IntakeBase] = type("IntakeForm", (_IntakeBase,), {name: _fact_field(name) for name in ASKED_FACTS})
 
 
@@ -132,7 +150,8 @@ class TransitionForm(Form):
 
 
 class BookForm(Form):
-    day = GovDateField("Date of the session", format="%d %m %Y", description="For example, 27 3 2027",
+    day = GovDateField("Date of the session", format="%d %m %Y", called="the session date",
+                       description="For example, 27 3 2027",
                        validators=[InputRequired(message="Enter the date of the session as day, month and year")])
     time = StringField("Start time", widget=GovTextInput(), description="24-hour clock, UK time, for example 14:30",
                        validators=[InputRequired(message="Enter the start time"),

@@ -10,15 +10,17 @@ from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.models import User
-from diversion.cases import services
+from diversion.cases import rules, services
 from diversion.cases.forms import (
     ASKED_FACTS,
     AttendanceForm,
     BookForm,
+    IntakeBase,
     IntakeForm,
     OverrideForm,
     ReferForm,
@@ -29,6 +31,7 @@ from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person
 from diversion.cases.rules import Intake
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
+from diversion.eligibility.explain import explain_decision
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.monitoring import ETHNICITIES
@@ -43,16 +46,38 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+def _intake_of(form: IntakeBase) -> Intake | None:
+    """What the form records, once both its dates are real dates."""
+    if form.date_of_birth.data is None or form.offence_on.data is None:
+        return None
+    return Intake(
+        identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
+                          form.pnc_id.data or None),
+        contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
+        ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
+
+
+def _rulebook_on_form(form: IntakeBase, entry: Intake) -> bool:
+    """Put every rule the intake breaks on its field (one the form has not
+    already faulted), so that the error summary shows them all at once; the
+    service refuses them too. True when it breaks none."""
+    broken = rules.intake_broken(entry, decided_on=_today(), today=_today())
+    for rule in broken:
+        field = getattr(form, rule.field, None)
+        if not isinstance(field, Field):
+            form.form_errors.append(rule.sentence)
+        elif not field.errors:
+            field.errors = [rule.sentence]
+    return not broken
+
+
 @bp.route("/encounters/new", methods=["GET", "POST"])
 @requires_force_action(Action.RECORD_ENCOUNTER)
 def intake() -> str | Response | tuple[str, int]:
     form = IntakeForm()
-    if form.validate_on_submit() and form.date_of_birth.data and form.offence_on.data:
-        entry = Intake(
-            identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
-                              form.pnc_id.data or None),
-            contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
-            ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
+    valid = form.validate_on_submit()
+    entry = _intake_of(form) if form.is_submitted() else None
+    if entry is not None and _rulebook_on_form(form, entry) and valid:
         recorded = change_on_form(form, lambda: services.record_encounter(g.tenant, entry, actor=current_user,
                                                                           today=_today()))
         if recorded is not None:
@@ -74,7 +99,8 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
     referrals = db.session.scalars(select(Referral).where(Referral.encounter_id == decision.encounter_id)).all() \
         if decision.encounter_id else []
     return render_template("cases/decision.html", decision=decision, policy=policy, override=override,
-                           refer=refer, offerings=offerings, referrals=referrals)
+                           refer=refer, offerings=offerings, referrals=referrals,
+                           explanation=explain_decision(policy, decision))
 
 
 @bp.route("/decisions/<uuid:decision_id>")

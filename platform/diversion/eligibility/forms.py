@@ -30,6 +30,7 @@ class DraftForm(Form):
 class PublishForm(Form):
     effective_from = GovDateField(
         "In force from",
+        called="the date it comes into force",
         widget=GovDateInput(),
         format="%d %m %Y",
         description="For example, 1 4 2027. Decisions on and after this date use this version.",
@@ -44,6 +45,6 @@ class SimulationForm(Form):
 
     source = RadioField("Which policy", widget=GovRadioInput(),
                         validators=[InputRequired(message="Choose the policy to try")])
-    since = GovDateField("Only decisions from", widget=GovDateInput(), format="%d %m %Y",
+    since = GovDateField("Only decisions from", widget=GovDateInput(), format="%d %m %Y", called="the from date",
                       validators=[Optional()])
     submit = SubmitField("Run simulation", widget=GovSubmitInput())
