@@ -72,7 +72,7 @@ def test_a_decision_that_needs_review_is_queued_for_supervisors(app: Flask, clie
     supervisor = app.test_client()
     sign_in(supervisor, world.email("b_supervisor"))
     queue = supervisor.get("/durham/review").text
-    assert "1 decisions wait for a supervisor" in queue
+    assert "1 decision waits for a supervisor" in queue
     page = supervisor.get(response.headers["Location"])
     refused = supervisor.post(response.headers["Location"] + "/override",
                               data={"outcome": "eligible", "pathway": "checkpoint", "reason": "",
