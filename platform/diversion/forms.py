@@ -8,6 +8,7 @@ A test walks every form class to keep it that way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from govuk_frontend_wtf.main import wtforms_errors as govuk_wtforms_errors
 from govuk_frontend_wtf.wtforms_widgets import GovDateInput
 from wtforms import DateField, Field, TextAreaField
 from wtforms.utils import unset_value
+from wtforms.validators import Length, ValidationError
 
 from diversion.inputs import text_problem
 
@@ -25,7 +27,7 @@ DATE_PARTS = 3  # day, month, year
 def _subject(field: Field) -> str:
     """How a message names the field: its label, unless the label is a question."""
     label = str(field.label.text)
-    return "The answer" if label.rstrip().endswith("?") else label
+    return "The answer" if label.rstrip().endswith("?") else re.sub(r"\s*\([^)]*\)$", "", label)
 
 
 def _text_problem(field: Field) -> str | None:
@@ -47,6 +49,18 @@ class Form(FlaskForm):
                 field.errors = [problem]
                 valid = False
         return valid
+
+
+class Longest(Length):
+    """At most ``limit`` characters, refused in the service's words: "Phone must
+    be 40 characters or fewer" (never the library's "Field cannot be longer...")."""
+
+    def __init__(self, limit: int, message: str | None = None) -> None:
+        super().__init__(max=limit, message=message)
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        if len(field.data or "") > self.max:
+            raise ValidationError(self.message or f"{_subject(field)} must be {self.max:,} characters or fewer")
 
 
 class GovDateField(DateField):

@@ -27,12 +27,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import InputRequired, Optional, Regexp, ValidationError
 
 from diversion.cases.rules import DERIVED_FACTS, LIMITS
 from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
-from diversion.forms import Form, GovDateField
+from diversion.forms import Form, GovDateField, Longest
 from diversion.monitoring import ETHNICITIES
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
@@ -86,20 +86,20 @@ ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
 class _IntakeBase(Form):
     surname = StringField("Surname", widget=GovTextInput(),
                           validators=[InputRequired(message="Enter the person's surname"),
-                                      Length(max=LIMITS["surname"])])
+                                      Longest(LIMITS["surname"])])
     given_name = StringField("Given name", widget=GovTextInput(),
                              validators=[InputRequired(message="Enter the person's given name"),
-                                         Length(max=LIMITS["given_name"])])
+                                         Longest(LIMITS["given_name"])])
     date_of_birth = GovDateField("Date of birth", format="%d %m %Y", description="For example, 27 3 2001",
                                  validators=[InputRequired(message="Enter the date of birth as day, month and year")])
     pnc_id = StringField("PNC ID (if known)", widget=GovTextInput(),
-                         validators=[Optional(), Length(max=LIMITS["pnc_id"])])
+                         validators=[Optional(), Longest(LIMITS["pnc_id"])])
     ethnicity = SelectField("Self-defined ethnicity", widget=GovSelect(),
                             choices=[SelectChoice(code, f"{code} – {label}") for code, label in ETHNICITIES.items()],
                             default="NS")
-    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["phone"])])
-    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["email"])])
-    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Length(max=LIMITS["address"])])
+    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["phone"])])
+    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["email"])])
+    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Longest(LIMITS["address"])])
     offence_on = GovDateField("Date of the offence", format="%d %m %Y", called="the offence date",
                               validators=[InputRequired(message="Enter the offence date as day, month and year")])
     submit = SubmitField("Record and decide", widget=GovSubmitInput())
@@ -133,7 +133,7 @@ class OverrideForm(Form):
     pathway = SelectField("Pathway (when eligible)", widget=GovSelect(), validators=[Optional()])
     reason = TextAreaField("Reason", widget=GovTextArea(),
                            validators=[InputRequired(message="Give the reason for the override"),
-                                       Length(max=LIMITS["reason"])])
+                                       Longest(LIMITS["reason"])])
     submit = SubmitField("Override", widget=GovSubmitInput())
 
 
@@ -145,7 +145,7 @@ class ReferForm(Form):
 class TransitionForm(Form):
     to = RadioField("What happened", widget=GovRadioInput(), validators=[InputRequired(message="Choose what happened")])
     reason = TextAreaField("Reason or note", widget=GovTextArea(),
-                           validators=[Optional(), Length(max=LIMITS["reason"])])
+                           validators=[Optional(), Longest(LIMITS["reason"])])
     submit = SubmitField("Record", widget=GovSubmitInput())
 
 
@@ -159,7 +159,7 @@ class BookForm(Form):
                                           message="Enter the start time as hours and minutes, like 14:30")])
     venue = StringField("Venue", widget=GovTextInput(), description="Where the person should go",
                         validators=[InputRequired(message="Enter where the session takes place"),
-                                    Length(max=LIMITS["venue"])])
+                                    Longest(LIMITS["venue"])])
     submit = SubmitField("Book the session", widget=GovSubmitInput())
 
     def starts_at(self) -> datetime | None:
@@ -177,7 +177,7 @@ class AttendanceForm(Form):
                                                                     "completed and the force's non-completion "
                                                                     "action follows")],
                             validators=[InputRequired(message="Choose whether the person attended")])
-    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
+    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Longest(500)])
     confirm = BooleanField("I confirm this is what happened", widget=GovCheckboxInput(),
                            validators=[InputRequired(message="Confirm what happened")])
     submit = SubmitField("Record attendance", widget=GovSubmitInput())

@@ -34,6 +34,7 @@ from diversion.eligibility import services as eligibility
 from diversion.eligibility.explain import explain_decision
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
+from diversion.inputs import case_date_problem, date_of_birth_problem
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
@@ -57,11 +58,21 @@ def _intake_of(form: IntakeBase) -> Intake | None:
         ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
 
 
-def _rulebook_on_form(form: IntakeBase, entry: Intake) -> bool:
+def _rulebook_on_form(form: IntakeBase) -> bool:
     """Put every rule the intake breaks on its field (one the form has not
     already faulted), so that the error summary shows them all at once; the
-    service refuses them too. True when it breaks none."""
-    broken = rules.intake_broken(entry, decided_on=_today(), today=_today())
+    service refuses them too. Until both dates are real dates, the rules of
+    the texts and of each date on its own. True when it breaks none."""
+    today = _today()
+    entry = _intake_of(form)
+    if entry is not None:
+        broken = rules.intake_broken(entry, decided_on=today, today=today)
+    else:
+        broken = rules.texts_broken(form.surname.data or "", form.given_name.data or "", form.pnc_id.data or "",
+                                    Contact(form.phone.data or "", form.email.data or "", form.address.data or ""))
+        for day, problem_of in ((form.date_of_birth, date_of_birth_problem), (form.offence_on, case_date_problem)):
+            if day.data is not None and (problem := problem_of(day.data, today)):
+                broken.append(rules.Broken(day.name, problem))
     for rule in broken:
         field = getattr(form, rule.field, None)
         if not isinstance(field, Field):
@@ -76,8 +87,7 @@ def _rulebook_on_form(form: IntakeBase, entry: Intake) -> bool:
 def intake() -> str | Response | tuple[str, int]:
     form = IntakeForm()
     valid = form.validate_on_submit()
-    entry = _intake_of(form) if form.is_submitted() else None
-    if entry is not None and _rulebook_on_form(form, entry) and valid:
+    if form.is_submitted() and _rulebook_on_form(form) and valid and (entry := _intake_of(form)) is not None:
         recorded = change_on_form(form, lambda: services.record_encounter(g.tenant, entry, actor=current_user,
                                                                           today=_today()))
         if recorded is not None:

@@ -10,9 +10,9 @@ from govuk_frontend_wtf.wtforms_widgets import (
     GovTextInput,
 )
 from wtforms import RadioField, StringField, SubmitField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Optional
 
-from diversion.forms import Form, GovDateField
+from diversion.forms import Form, GovDateField, Longest
 
 
 class DraftForm(Form):
@@ -21,9 +21,9 @@ class DraftForm(Form):
         widget=GovTextArea(),
         description="TOML, as in the force files: summary, parameters, exclusions, pathways "
         "with their criteria, and test cases.",
-        validators=[InputRequired(message="Enter the draft policy"), Length(max=200_000)],
+        validators=[InputRequired(message="Enter the draft policy"), Longest(200_000)],
     )
-    note = StringField("What changed", widget=GovTextInput(), validators=[Optional(), Length(max=500)])
+    note = StringField("What changed", widget=GovTextInput(), validators=[Optional(), Longest(500)])
     submit = SubmitField("Save draft", widget=GovSubmitInput())
 
 
