@@ -97,7 +97,7 @@ def test_none_with_a_factor_is_refused_on_its_field(app: Flask, client, world: W
     sign_in(client, world.email("a_officer"))
     response = _record(client, {**ADULT, "aggravating_factors": ["none", "weapon"]})
     assert response.status_code == 400
-    assert "Choose None on its own, or tick the aggravating factors" in response.text
+    assert "Select None on its own, or the aggravating factors" in response.text
     assert 'href="#aggravating_factors"' in response.text
 
 

@@ -32,6 +32,7 @@ from wtforms.validators import InputRequired, Optional, Regexp, ValidationError
 from diversion.cases.rules import DERIVED_FACTS, LIMITS
 from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
+from diversion.eligibility.fields import Field as CatalogueField
 from diversion.forms import Form, GovDateField, Longest
 from diversion.monitoring import ETHNICITIES
 
@@ -57,23 +58,28 @@ def _one_kind_of_answer(form: Form, field: Field) -> None:
     chosen = set(field.data or [])
     if len(chosen) > 1 and chosen & {NONE, UNKNOWN}:
         answer = "None" if NONE in chosen else "Not known yet"
-        raise ValidationError(f"Choose {answer} on its own, or tick the {str(field.label.text).lower()}")
+        raise ValidationError(f"Select {answer} on its own, or the {str(field.label.text).lower()}")
+
+
+def _hint(spec: CatalogueField) -> str:
+    """The field's meaning as the form's hint, unless it only repeats the label."""
+    return "" if spec.meaning.rstrip(".").casefold() == spec.label.casefold() else spec.meaning
 
 
 def _fact_field(name: str) -> Field:
     spec = FIELDS[name]
     if spec.kind is Kind.INT:
-        return StringField(spec.label, widget=GovTextInput(), description=spec.meaning,
+        return StringField(spec.label, widget=GovTextInput(), description=_hint(spec),
                            validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{spec.label} must be a number")])
     if spec.kind is Kind.BOOL:
-        return RadioField(spec.label, widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+        return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
                           choices=[SelectChoice("yes", "Yes"), SelectChoice("no", "No"),
                                    SelectChoice(UNKNOWN, "Not known yet")])
     if spec.kind is Kind.CHOICE:
-        return RadioField(spec.label, widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+        return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
                           choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
                                    SelectChoice(UNKNOWN, "Not known yet")])
-    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description=spec.meaning,
+    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description="Select all that apply.",
                                default=[UNKNOWN],
                                choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
                                         SelectChoice(NONE, "None"), SelectChoice(UNKNOWN, "Not known yet")],

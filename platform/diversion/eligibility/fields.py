@@ -137,7 +137,7 @@ FIELDS: dict[str, Field] = {
         Field("offence_age_days", Kind.INT, "Days since the offence",
               "Days between the offence and the decision.", minimum=0),
         Field("aggravating_factors", Kind.CHOICES, "Aggravating factors",
-              "Aggravating factors present (an empty list when there are none).", AGGRAVATING_FACTORS),
+              "Aggravating factors present, if any (none is an empty list).", AGGRAVATING_FACTORS),
         Field("resident_in_force_area", Kind.BOOL, "Lives in the force area",
               "The person lives in the force's area."),
         Field("stage", Kind.CHOICE, "Stage",
