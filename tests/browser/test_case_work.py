@@ -53,7 +53,7 @@ def test_officer_records_decides_refers_and_reads_the_timeline(browser_page: Ses
     expect(page.get_by_test_id("person-name")).to_have_text("Casey Bell")
     timeline = page.get_by_test_id("timeline")
     expect(timeline).to_contain_text("Referral offered")
-    expect(timeline).to_contain_text("Decision: eligible: checkpoint")
+    expect(timeline).to_contain_text("Decision: Eligible, Checkpoint: 4-month contract")
     expect(timeline).to_contain_text("Encounter recorded")
 
     page.locator("fieldset:has(input[name=to])").get_by_label("Accepted").check()

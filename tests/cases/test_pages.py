@@ -42,7 +42,7 @@ def test_officer_records_a_user_dealer_refers_and_sees_the_timeline(app: Flask, 
     case = client.get(referred.headers["Location"])
     assert "Rhys Morgan" in case.text
     timeline = re.search(r'data-testid="timeline">(.*?)<h2', case.text, re.S).group(1)
-    assert timeline.index("Referral offered") < timeline.index("Decision: eligible: checkpoint") \
+    assert timeline.index("Referral offered") < timeline.index("Decision: Eligible, Checkpoint: 4-month contract") \
         < timeline.index("Encounter recorded")
     moved = client.post(re.search(r'action="([^"]+/transitions)"', case.text).group(1),
                         data={"to": "accepted", "csrf_token": csrf_token(case.text)})

@@ -32,7 +32,7 @@ from diversion.cases.rules import Intake
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.explain import explain_decision
-from diversion.eligibility.models import Decision
+from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, date_of_birth_problem
 from diversion.monitoring import ETHNICITIES
@@ -176,6 +176,13 @@ class Event:
     detail: str = ""
 
 
+def verdict(decision: Decision, outcome: str, pathway: str | None) -> str:
+    """An outcome in words, with its pathway's name: "Eligible, DIVERT (adults)"."""
+    said = Outcome(outcome).label
+    found = eligibility.compiled(decision.policy_version).pathway(pathway) if pathway else None
+    return f"{said}, {found.name if found else pathway}" if pathway else said
+
+
 def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[Referral]) -> list[Event]:
     """What happened in this case, newest first (MoJ Frontend timeline)."""
     actor_ids = {encounter.recorded_by_id} | {d.decided_by_id for d in decisions} \
@@ -184,12 +191,10 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     events = [Event(encounter.recorded_at, "Encounter recorded", people.get(encounter.recorded_by_id or 0, "Import"),
                     f"Offence on {encounter.offence_on:%d %B %Y}")]
     for d in decisions:
-        verdict = d.outcome.replace("_", " ") + (f": {d.pathway}" if d.pathway else "")
-        events.append(Event(d.decided_at, f"Decision: {verdict}", people.get(d.decided_by_id or 0, "Import"),
-                            f"Policy version {d.policy_version.number}"))
-        if d.overridden_at:
-            events.append(Event(d.overridden_at, f"Overridden: {d.override_outcome.replace('_', ' ')}"  # type: ignore[union-attr]
-                                + (f": {d.override_pathway}" if d.override_pathway else ""),
+        events.append(Event(d.decided_at, f"Decision: {verdict(d, d.outcome, d.pathway)}",
+                            people.get(d.decided_by_id or 0, "Import"), f"Policy version {d.policy_version.number}"))
+        if d.overridden_at and d.override_outcome:
+            events.append(Event(d.overridden_at, f"Overridden: {verdict(d, d.override_outcome, d.override_pathway)}",
                                 people.get(d.overridden_by_id or 0, ""), d.override_reason or ""))
     for r in referrals:
         for step in r.transitions:
@@ -227,6 +232,7 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
         "cases/case.html", encounter=encounter, person=person, identity=open_identity(person.identity_sealed),
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
         referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
+        verdicts={d.id: verdict(d, d.final_outcome, d.final_pathway) for d in decisions},
         timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
         open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these,
         waiting=waiting, bookable=open_referral is not None and open_referral.state in services.BOOKABLE,
