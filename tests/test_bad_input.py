@@ -522,3 +522,20 @@ def test_a_bearer_token_with_a_nul_is_a_plain_401(client: FlaskClient, world: Wo
         assert response.status_code == 401
         response = client.get(path, headers=[("Authorization", f"Bearer {token}")])
         assert response.status_code == 401
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_date_refuses_a_day_that_does_not_exist_in_its_own_words(
+    app: Flask, client: FlaskClient, world: World, page: Page
+) -> None:
+    url, html = _open(app, client, world, page)
+    for form in forms_on(html, url):
+        dates = [f for f in form.fields.values() if f.kind == "text" and len(f.values) == 3]
+        for target in dates:
+            data = _valid(app, world, form)
+            data[target.name] = ["31", "2", "2020"]
+            response = _send(client, form, data, html)
+            assert response.status_code == 400, (form.action, target.name, response.text[:300])
+            assert "must be a real date" in response.text, (form.action, target.name)
+            assert "Not a valid date" not in response.text
+            assert f'href="#{target.name}-day"' in response.text  # the summary's link reaches the day input

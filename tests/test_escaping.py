@@ -89,9 +89,12 @@ class Seeded:
     ids: dict[str, Any] = field(default_factory=dict)
 
 
-def _edit(document: dict[str, Any], pathway: str, criterion: str, reason: str) -> None:
+def _edit(document: dict[str, Any], pathway: str, criterion: str, reason: str, holds: str | None = None) -> None:
     found = next(p for p in document["pathways"] if p["id"] == pathway)
-    next(c for c in found["criteria"] if c["id"] == criterion)["reason"] = reason
+    changed = next(c for c in found["criteria"] if c["id"] == criterion)
+    changed["reason"] = reason
+    if holds is not None:
+        changed["holds"] = holds
 
 
 @dataclass
@@ -155,7 +158,7 @@ def _policy(s: _Seeding) -> None:
     divert = next(p for p in document["pathways"] if p["id"] == "divert")
     divert["name"] = marked("pathway")
     divert["description"] = marked("pathway-description")
-    _edit(document, "divert", "pre-arrest", marked("criterion"))
+    _edit(document, "divert", "pre-arrest", marked("criterion"), marked("criterion-holds"))
     document["exclusions"][0]["reason"] = marked("exclusion")
     document["tests"][0]["name"] = marked("test-case")
     admin = s.users["force-admin"]
@@ -284,7 +287,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
     ids = s.ids
     provider, month = ids["provider-slug"], month_key(month_of(datetime.now(UTC)))
     person = ["referred-surname", "referred-given", "ref-ph", "referred-email", "referred-address"]
-    policy = ["summary", "pathway", "pathway-description", "criterion", "exclusion"]
+    policy = ["summary", "pathway", "pathway-description", "criterion", "criterion-holds", "exclusion"]
     return [
         (None, "/", []),
         (None, "/sign-in", []),
@@ -322,8 +325,8 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("officer", f"{a}/cases/{ids['referred_case']}",
          [*person, "course", "provider", "session-venue", "refer-reason", "accept-reason", "attendance-note",
           "officer", "provider-admin"]),
-        ("officer", f"{a}/decisions/{ids['referred']}", ["pathway", "criterion"]),
-        ("officer", f"{a}/decisions/{ids['eligible']}", ["pathway", "criterion", "course"]),
+        ("officer", f"{a}/decisions/{ids['referred']}", ["pathway", "criterion-holds"]),
+        ("officer", f"{a}/decisions/{ids['eligible']}", ["pathway", "criterion-holds", "course"]),
         ("officer", f"{a}/decisions/{ids['custody']}", ["criterion"]),
         ("supervisor", f"{a}/decisions/{ids['overridden']}", ["override", "pathway"]),
         ("supervisor", f"{a}/review", []),

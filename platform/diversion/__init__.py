@@ -15,10 +15,14 @@ from diversion.billing.months import money, month_label
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import LONDON, enforce_sqlite_foreign_keys
+from diversion.eligibility.fields import describe_fact, fact_label
+from diversion.eligibility.models import Outcome
 from diversion.errors import AccessRefused, AddressRefused
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
+from diversion.forms import error_summary
 from diversion.web import IdConverter, refuse_control_characters_in_url
+from diversion.words import article, counted
 
 LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg (Welsh)"}
 CONTENT_SECURITY_POLICY = {
@@ -67,7 +71,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["month_label"] = month_label
     app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
+    # Counts, articles, facts and outcomes in words, from one place each.
+    app.jinja_env.filters["counted"] = counted
+    app.jinja_env.filters["article"] = article
+    app.jinja_env.filters["fact_label"] = fact_label
+    app.jinja_env.filters["fact_value"] = lambda value, name: describe_fact(name, value)
+    app.jinja_env.filters["outcome_label"] = lambda value: Outcome(value).label if value else ""
     WTFormsHelpers(app)
+    # The same helper, with error-summary links that reach date inputs.
+    app.add_template_global(error_summary, "wtforms_errors")
     # Force pages render inside their force: every template can see which.
     app.context_processor(lambda: {"tenant": g.get("tenant")})
 

@@ -8,13 +8,16 @@ A test walks every form class to keep it that way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
+from govuk_frontend_wtf.main import wtforms_errors as govuk_wtforms_errors
 from govuk_frontend_wtf.wtforms_widgets import GovDateInput
 from wtforms import DateField, Field, TextAreaField
 from wtforms.utils import unset_value
+from wtforms.validators import Length, ValidationError
 
 from diversion.inputs import text_problem
 
@@ -24,7 +27,7 @@ DATE_PARTS = 3  # day, month, year
 def _subject(field: Field) -> str:
     """How a message names the field: its label, unless the label is a question."""
     label = str(field.label.text)
-    return "The answer" if label.rstrip().endswith("?") else label
+    return "The answer" if label.rstrip().endswith("?") else re.sub(r"\s*\([^)]*\)$", "", label)
 
 
 def _text_problem(field: Field) -> str | None:
@@ -48,15 +51,57 @@ class Form(FlaskForm):
         return valid
 
 
+class Longest(Length):
+    """At most ``limit`` characters, refused in the service's words: "Phone must
+    be 40 characters or fewer" (never the library's "Field cannot be longer...")."""
+
+    def __init__(self, limit: int, message: str | None = None) -> None:
+        super().__init__(max=limit, message=message)
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        if len(field.data or "") > self.max:
+            raise ValidationError(self.message or f"{_subject(field)} must be {self.max:,} characters or fewer")
+
+
 class GovDateField(DateField):
     """A GOV.UK day/month/year date.
 
-    The widget needs exactly three parts; a request that sends another
-    number of values (one ``date_of_birth=1``, or none) gets the field's
-    error instead of a broken page.
+    ``called`` is how messages call the date ("the date of birth"); by default
+    the label. A date that is not a real one is refused as "The date of birth
+    must be a real date", a date with a part left empty as "... must include a
+    month", never with the library's words. The widget needs exactly three
+    parts; a request that sends another number of values (one
+    ``date_of_birth=1``, or none) gets the field's error instead of a broken
+    page. All three left empty is no date: the field's own validators say
+    whether one is needed.
     """
 
     widget = GovDateInput()
+
+    def __init__(self, label: str | None = None, validators: Any = None, *, called: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(label, validators, **kwargs)
+        self.date_name = called
+
+    def _named(self) -> str:
+        if self.date_name:
+            return self.date_name[:1].upper() + self.date_name[1:]
+        return _subject(self)
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        parts = [str(part).strip() for part in valuelist]
+        if not any(parts):
+            self.data = None
+            return
+        empty = [name for name, part in zip(("day", "month", "year"), parts, strict=False) if not part]
+        if empty:
+            self.data = None
+            raise ValueError(f"{self._named()} must include a {' and a '.join(empty)}")
+        try:
+            super().process_formdata(parts)
+        except ValueError:
+            self.data = None
+            raise ValueError(f"{self._named()} must be a real date") from None
 
     def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
         super().process(formdata, data, extra_filters)
@@ -66,4 +111,20 @@ class GovDateField(DateField):
         elif len(raw) != DATE_PARTS:
             self.raw_data = [*raw[:DATE_PARTS], *[""] * (DATE_PARTS - len(raw))]
             self.data = None
-            self.process_errors = [f"{_subject(self)} must include a day, a month and a year"]
+            self.process_errors = [f"{self._named()} must include a day, a month and a year"]
+
+
+def error_summary(form: FlaskForm, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The GOV.UK error summary's parameters for ``form`` (every field's first
+    error), each linking to what it is about: a date to its day input (which
+    holds ``<name>-day``; nothing holds the field's own id), an error of the
+    whole form to nothing."""
+    summary: dict[str, Any] = govuk_wtforms_errors(form, dict(params or {}))
+    dates = {f"#{field.id}": f"#{field.name}-day" for field in form if isinstance(field, DateField)}
+    for item in summary["errorList"]:
+        href = item.get("href")
+        if href == "#None":
+            del item["href"]
+        elif href in dates:
+            item["href"] = dates[href]
+    return summary

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import lazyload
 
 from diversion.extensions import db
+from diversion.words import counted
 
 PER_PAGE = 25
 MAX_SEARCH = 100
@@ -78,13 +79,12 @@ def page_of(statement: Select[Any], *, per_page: int = PER_PAGE, capped: bool = 
     return page
 
 
-def total_text(page: Pagination, noun: str, plural: str | None = None) -> str:
-    """"1 case", "2,417 cases", "more than 10,000 cases": a list's total in words."""
+def total_text(page: Pagination, noun: str) -> str:
+    """"1 case", "2,417 cases", "More than 10,000 cases": a list's total in words."""
     total = page.total or 0
-    word = noun if total == 1 else plural or f"{noun}s"
     if total > COUNT_CAP:
-        return f"More than {COUNT_CAP:,} {word}"
-    return f"{total:,} {word}"
+        return f"More than {counted(COUNT_CAP, noun)}"
+    return counted(total, noun)
 
 
 def search_terms() -> str:

@@ -93,6 +93,17 @@ def test_recording_an_encounter_decides_it(app: Flask, client: FlaskClient, worl
     assert unknown["decision"]["missing"] == ["admission", "stage"]
     assert "stage" not in unknown["encounter"]["facts"]  # unknown facts are not stored as given
 
+    # A list not known yet (null, or left out) is not "none": the decision waits for it.
+    for left_out in (False, True):
+        body = user_dealer(facts={"aggravating_factors": None},
+                           person={"surname": "Lister", "given_name": "Kit", "date_of_birth": "1990-05-05"})
+        if left_out:
+            del body["facts"]["aggravating_factors"]
+        listed = client.post("/api/v1/encounters", json=body, headers=bearer(b_token)).json
+        assert listed["decision"]["outcome"] == "needs_review"
+        assert "aggravating_factors" in listed["decision"]["missing"]
+        assert "aggravating_factors" not in listed["encounter"]["facts"]
+
     # The same person again: the platform finds them and counts nothing yet (no referral).
     again = _record(client, b_token)
     assert again["encounter"]["person_id"] == not_eligible["encounter"]["person_id"]

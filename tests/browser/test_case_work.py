@@ -32,18 +32,19 @@ def test_officer_records_decides_refers_and_reads_the_timeline(browser_page: Ses
     page.get_by_label("Given name").fill("Casey")
     _date(page, "date_of_birth", date(1993, 7, 14))
     _date(page, "offence_on", date.today())  # noqa: DTZ011 - as the officer would
-    answers = {"offence": "Supply", "user_dealer": "Yes", "personal_use": "No", "admission": "Admitted",
-               "stage": "Custody", "under_court_order": "No", "held_for_court": "No",
+    answers = {"offence": "Supply", "user_dealer": "Yes", "personal_use": "No", "admission": "Admitted the offence",
+               "stage": "In custody (after arrest)", "under_court_order": "No", "held_for_court": "No",
                "detained_mental_health_act": "No", "resident_in_force_area": "Yes", "drug_class": "Class A"}
     for name, label in answers.items():
         page.locator(f"fieldset:has(input[name={name}])").get_by_label(label, exact=True).check()
     page.locator("fieldset:has(input[name=substances])").get_by_label("Heroin").check()
+    page.locator("fieldset:has(input[name=aggravating_factors])").get_by_label("None", exact=True).check()
     page.get_by_role("button", name="Record and decide").click()
 
     outcome = page.get_by_test_id("decision-outcome")
     expect(outcome).to_contain_text("Eligible")
     expect(outcome).to_contain_text("Checkpoint: 4-month contract")
-    expect(page.get_by_test_id("reasons")).to_contain_text("Checkpoint is offered after arrest, in custody.")
+    expect(page.get_by_test_id("reasons")).to_contain_text("Dealt with after arrest, in custody.")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "case-decision.png"), full_page=True)
 
@@ -52,7 +53,7 @@ def test_officer_records_decides_refers_and_reads_the_timeline(browser_page: Ses
     expect(page.get_by_test_id("person-name")).to_have_text("Casey Bell")
     timeline = page.get_by_test_id("timeline")
     expect(timeline).to_contain_text("Referral offered")
-    expect(timeline).to_contain_text("Decision: eligible: checkpoint")
+    expect(timeline).to_contain_text("Decision: Eligible, Checkpoint: 4-month contract")
     expect(timeline).to_contain_text("Encounter recorded")
 
     page.locator("fieldset:has(input[name=to])").get_by_label("Accepted").check()

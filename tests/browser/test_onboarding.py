@@ -266,12 +266,13 @@ def _the_officer_accepts_and_gets_durhams_decision(page: Page, link: str) -> Non
         page.locator(f"#{field}-day").fill(str(day.day))
         page.locator(f"#{field}-month").fill(str(day.month))
         page.locator(f"#{field}-year").fill(str(day.year))
-    answers = {"offence": "Supply", "user_dealer": "Yes", "personal_use": "No", "admission": "Admitted",
-               "stage": "Custody", "under_court_order": "No", "held_for_court": "No",
+    answers = {"offence": "Supply", "user_dealer": "Yes", "personal_use": "No", "admission": "Admitted the offence",
+               "stage": "In custody (after arrest)", "under_court_order": "No", "held_for_court": "No",
                "detained_mental_health_act": "No", "resident_in_force_area": "Yes", "drug_class": "Class A"}
     for name, label in answers.items():
         page.locator(f"fieldset:has(input[name={name}])").get_by_label(label, exact=True).check()
     page.locator("fieldset:has(input[name=substances])").get_by_label("Heroin").check()
+    page.locator("fieldset:has(input[name=aggravating_factors])").get_by_label("None", exact=True).check()
     _shot(page, "14-officer-intake")
     page.get_by_role("button", name="Record and decide").click()
     # Durham's policy, decided at once: Checkpoint's user-dealer case in custody.

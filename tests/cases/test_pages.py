@@ -23,6 +23,7 @@ INTAKE = {
     "offence": "supply", "substances": ["heroin"], "drug_class": "A", "personal_use": "no", "user_dealer": "yes",
     "admission": "admitted", "under_court_order": "no", "held_for_court": "no",
     "detained_mental_health_act": "no", "resident_in_force_area": "yes", "stage": "custody",
+    "aggravating_factors": ["none"],
 }
 
 
@@ -41,7 +42,7 @@ def test_officer_records_a_user_dealer_refers_and_sees_the_timeline(app: Flask, 
     case = client.get(referred.headers["Location"])
     assert "Rhys Morgan" in case.text
     timeline = re.search(r'data-testid="timeline">(.*?)<h2', case.text, re.S).group(1)
-    assert timeline.index("Referral offered") < timeline.index("Decision: eligible: checkpoint") \
+    assert timeline.index("Referral offered") < timeline.index("Decision: Eligible, Checkpoint: 4-month contract") \
         < timeline.index("Encounter recorded")
     moved = client.post(re.search(r'action="([^"]+/transitions)"', case.text).group(1),
                         data={"to": "accepted", "csrf_token": csrf_token(case.text)})
@@ -71,7 +72,7 @@ def test_a_decision_that_needs_review_is_queued_for_supervisors(app: Flask, clie
     supervisor = app.test_client()
     sign_in(supervisor, world.email("b_supervisor"))
     queue = supervisor.get("/durham/review").text
-    assert "1 decisions wait for a supervisor" in queue
+    assert "1 decision waits for a supervisor" in queue
     page = supervisor.get(response.headers["Location"])
     refused = supervisor.post(response.headers["Location"] + "/override",
                               data={"outcome": "eligible", "pathway": "checkpoint", "reason": "",

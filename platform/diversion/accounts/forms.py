@@ -15,7 +15,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
 from diversion.accounts.models import FORCE_ROLES, ProviderRole
 from diversion.accounts.services import MIN_PASSWORD_LENGTH
-from diversion.forms import Form
+from diversion.forms import Form, Longest
 
 MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
 
@@ -25,7 +25,7 @@ def email_field(missing: str) -> EmailField:
     return EmailField(
         "Email address",
         widget=GovTextInput(),
-        validators=[InputRequired(message=missing), Length(max=254)],
+        validators=[InputRequired(message=missing), Longest(254)],
     )
 
 
@@ -34,7 +34,7 @@ class SignInForm(Form):
     password = PasswordField(
         "Password",
         widget=GovPasswordInput(),
-        validators=[InputRequired(message="Enter your password"), Length(max=1024)],
+        validators=[InputRequired(message="Enter your password"), Longest(1024)],
     )
     submit = SubmitField("Sign in", widget=GovSubmitInput())
 
@@ -58,14 +58,14 @@ class AddMemberForm(Form):
         "Full name",
         widget=GovTextInput(),
         description="Needed only for someone who has no account yet.",
-        validators=[Optional(), Length(max=200)],
+        validators=[Optional(), Longest(200)],
     )
     password = PasswordField(
         "Initial password",
         widget=GovPasswordInput(),
         description=f"Only for a new account: at least {MIN_PASSWORD_LENGTH} characters. "
         "Share it with them securely.",
-        validators=[Optional(), Length(max=1024)],
+        validators=[Optional(), Longest(1024)],
     )
     role = force_role_field()
     submit = SubmitField("Add to the force", widget=GovSubmitInput())

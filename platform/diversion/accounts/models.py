@@ -17,6 +17,7 @@ from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
+from diversion.words import article
 
 
 class Role(enum.StrEnum):
@@ -34,8 +35,7 @@ class Role(enum.StrEnum):
     @property
     def with_article(self) -> str:
         """"an officer", "a supervisor": the role in a sentence."""
-        name = self.label.lower()
-        return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+        return article(self.label.lower())
 
 
 class ProviderRole(enum.StrEnum):

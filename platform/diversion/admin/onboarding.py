@@ -33,6 +33,7 @@ from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
+from diversion.words import counted
 
 bp = Blueprint("onboarding", __name__, url_prefix="/admin/forces")
 
@@ -178,7 +179,7 @@ def offerings(force: str) -> Response | tuple[str, int]:
     if form.validate_on_submit() and change_on_form(form, lambda: onboarding.set_offerings(
             tenant, _chosen(request.form.getlist("offerings")), actor=current_user)) is not None:
         count = len(onboarding.offered())
-        return _done(f"{count} course{'s are' if count != 1 else ' is'} offered.", tenant.slug)
+        return _done(f"{counted(count, 'course')} {'is' if count == 1 else 'are'} offered.", tenant.slug)
     ticked = (set(request.form.getlist("offerings")) if request.method == "POST"
               else {f"{p}:{c}" for p, c in onboarding.offered()})
     return _page("admin/onboarding/offerings.html", form, force=tenant, choices=onboarding.offering_choices(tenant),

@@ -80,8 +80,9 @@ FactsIn: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "FactsIn",
     __config__=ConfigDict(strict=True, extra="forbid"),
     __doc__="The case facts the officer knows, from the national field catalogue. A fact left out "
-            "or null is unknown. Age, earlier diversions and the offence's age are worked out by the "
-            "platform and refused here.",
+            "or null is unknown; for a list (substances, aggravating factors) an empty list means none, "
+            "and null or left out means not known yet. Age, earlier diversions and the offence's age are "
+            "worked out by the platform and refused here.",
     **{
         name: (_fact_type(field) | None, Field(default=None, description=field.meaning))
         for name, field in FIELDS.items() if name not in DERIVED_FACTS

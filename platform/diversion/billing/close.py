@@ -58,6 +58,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import counted
 
 Progress = Callable[[int, int | None, str], None]
 CLOSE_TASK = "billing.close"
@@ -90,24 +91,20 @@ class CloseReport:
     def summary(self) -> str:
         """The report in one sentence, e.g. for the console's progress."""
         statuses = [each.status for each in self.outcomes]
-        said = f"{month_label(self.month)} is closed for {_count(len(self.forces), 'force')}, " \
-               f"with {_count(len(statuses), 'statement')}"
-        counted = "; ".join(f"{status.label} ({statuses.count(status)})" for status in InvoiceStatus
-                            if status in statuses)
-        return f"{said}: {counted}." if counted else f"{said}."
+        said = f"{month_label(self.month)} is closed for {counted(len(self.forces), 'force')}, " \
+               f"with {counted(len(statuses), 'statement')}"
+        by_status = "; ".join(f"{status.label} ({statuses.count(status)})" for status in InvoiceStatus
+                              if status in statuses)
+        return f"{said}: {by_status}." if by_status else f"{said}."
 
     def lines(self) -> list[str]:
         """The report in plain words, one line each."""
-        said = [f"{month_label(self.month)} is closed for {_count(len(self.forces), 'force')}."]
+        said = [f"{month_label(self.month)} is closed for {counted(len(self.forces), 'force')}."]
         if not self.stripe_on:
             said.append("Stripe is not set up: statements are written, no invoice was sent.")
         said += [f"{each.force}, {each.provider}: {each.status.label}{f' ({each.note})' if each.note else ''}."
                  for each in self.outcomes]
         return said
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 # ------------------------------------------------------------------ the close

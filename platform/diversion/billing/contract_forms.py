@@ -94,9 +94,10 @@ class ContractForm(Form):
     """A contract's terms; the price fields are added per force (``contract_form``)."""
 
     provider = _ProviderField("Provider", widget=GovSelect(), validators=[InputRequired(message="Choose a provider")])
-    starts_on = GovDateField("Starts on", format="%d %m %Y", description="For example, 1 4 2027.",
+    starts_on = GovDateField("Starts on", format="%d %m %Y", called="the start date",
+                             description="For example, 1 4 2027.",
                              validators=[InputRequired(message="Enter the date the contract starts")])
-    ends_on = GovDateField("Ends on (optional)", format="%d %m %Y",
+    ends_on = GovDateField("Ends on (optional)", format="%d %m %Y", called="the end date",
                            description="The contract's last day. Leave it empty for a contract until further notice.",
                            validators=[Optional()])
     monthly_fee = StringField("Monthly fee (optional)", widget=GovTextInput(),

@@ -51,6 +51,7 @@ from diversion.db import LONDON, utcnow
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
+from diversion.words import counted
 
 
 class Problem(enum.StrEnum):
@@ -205,7 +206,7 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
             # was not skipped for its provider's account, which the close reports) is billed nowhere.
             amount = sum(line.amount_pence for line in lines)
             said(Problem.MISSING_LINE, f"No invoice on Stripe bills this statement's "
-                                       f"{_count(len(lines), 'line')} ({money(amount)}).")
+                                       f"{counted(len(lines), 'line')} ({money(amount)}).")
         if invoice is not None:
             for problem, detail in _lines_against_invoice(lines, invoice, names):
                 said(problem, detail, statement.stripe_invoice_id or "")
@@ -218,7 +219,7 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
                 amount = sum(amount for _quantity, amount in groups.values())
                 found.mismatches.append(Mismatch(
                     Problem.MISSING_LINE, force.name, providers.get(provider_id, ""),
-                    f"The month is closed but nothing bills its {_count(rows, 'ledger row')} ({money(amount)}): "
+                    f"The month is closed but nothing bills its {counted(rows, 'ledger row')} ({money(amount)}): "
                     "there is no statement."))
     return found
 
@@ -379,10 +380,6 @@ def _what(key: GroupKey, quantity: int, amount: int, names: Mapping[str, str]) -
     return f"{quantity} × {statements.describe(kind, pathway, names)}, at {money(unit)} ({money(amount)})"
 
 
-def _count(number: int, noun: str, plural: str = "") -> str:
-    return f"{number} {noun if number == 1 else plural or noun + 's'}"
-
-
 def _day(day: date) -> str:
     return f"{day.day} {day.strftime('%B %Y')}"
 
@@ -400,14 +397,14 @@ def _reason(error: stripe.StripeError) -> str:
 
 def describe(found: Reconciliation) -> Iterable[str]:
     """The reconciliation as lines of text, for the command line."""
-    scope = f"{_count(found.statements, 'statement')}, {_count(found.invoices_read, 'invoice')} read from Stripe"
+    scope = f"{counted(found.statements, 'statement')}, {counted(found.invoices_read, 'invoice')} read from Stripe"
     if not found.stripe_on:
         scope += " (Stripe is not set up: invoices were not compared)"
     yield f"Reconciliation of {month_label(found.month)}: {scope}."
     if found.clean:
         yield "No mismatches."
         return
-    yield f"{_count(len(found.mismatches), 'mismatch', 'mismatches')}:"
+    yield f"{counted(len(found.mismatches), 'mismatch', 'mismatches')}:"
     for mismatch in found.mismatches:
         where = " / ".join(part for part in (mismatch.force, mismatch.provider) if part) or "Unplaced"
         reference = f" [{mismatch.reference}]" if mismatch.reference else ""

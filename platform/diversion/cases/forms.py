@@ -27,42 +27,64 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional, Regexp
+from wtforms.validators import InputRequired, Optional, Regexp, ValidationError
 
 from diversion.cases.models import Referral, State
 from diversion.cases.rules import DERIVED_FACTS, LIMITS
 from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
-from diversion.forms import Form, GovDateField
+from diversion.eligibility.fields import Field as CatalogueField
+from diversion.forms import Form, GovDateField, Longest
 from diversion.monitoring import ETHNICITIES
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
+NONE = "none"  # a list fact that is known to be empty (no aggravating factors)
 
 
-def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+class GovCheckboxesOrNone(GovCheckboxesInput):
+    """GOV.UK checkboxes whose last two options, "None" and "Not known yet",
+    stand apart after an "or" and each clear the others when ticked (the
+    "exclusive" behaviour; without JavaScript the form refuses a mix)."""
+
+    def map_gov_params(self, field: Field, **kwargs: Any) -> dict[str, Any]:
+        params: dict[str, Any] = super().map_gov_params(field, **kwargs)
+        items = params["items"]
+        for item in items[-2:]:
+            item["behaviour"] = "exclusive"
+        params["items"] = [*items[:-2], {"divider": "or"}, *items[-2:]]
+        return params
 
 
-def _choice_label(value: str) -> str:
-    return value.replace("_", " ").capitalize() if value not in ("A", "B", "C") else f"Class {value}"
+def _one_kind_of_answer(form: Form, field: Field) -> None:
+    chosen = set(field.data or [])
+    if len(chosen) > 1 and chosen & {NONE, UNKNOWN}:
+        answer = "None" if NONE in chosen else "Not known yet"
+        raise ValidationError(f"Select {answer} on its own, or the {str(field.label.text).lower()}")
+
+
+def _hint(spec: CatalogueField) -> str:
+    """The field's meaning as the form's hint, unless it only repeats the label."""
+    return "" if spec.meaning.rstrip(".").casefold() == spec.label.casefold() else spec.meaning
 
 
 def _fact_field(name: str) -> Field:
     spec = FIELDS[name]
     if spec.kind is Kind.INT:
-        return StringField(_label(name), widget=GovTextInput(), description=spec.meaning,
-                           validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{_label(name)} must be a number")])
+        return StringField(spec.label, widget=GovTextInput(), description=_hint(spec),
+                           validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{spec.label} must be a number")])
     if spec.kind is Kind.BOOL:
-        return RadioField(_label(name), widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
+        return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
                           choices=[SelectChoice("yes", "Yes"), SelectChoice("no", "No"),
                                    SelectChoice(UNKNOWN, "Not known yet")])
     if spec.kind is Kind.CHOICE:
-        return RadioField(_label(name), widget=GovRadioInput(), description=spec.meaning, default=UNKNOWN,
-                          choices=[*(SelectChoice(v, _choice_label(v)) for v in spec.values),
+        return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
+                          choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
                                    SelectChoice(UNKNOWN, "Not known yet")])
-    return SelectMultipleField(_label(name), widget=GovCheckboxesInput(), description=spec.meaning,
-                               choices=[SelectChoice(v, _choice_label(v)) for v in spec.values],
-                               validators=[Optional()])
+    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description="Select all that apply.",
+                               default=[UNKNOWN],
+                               choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
+                                        SelectChoice(NONE, "None"), SelectChoice(UNKNOWN, "Not known yet")],
+                               validators=[Optional(), _one_kind_of_answer])
 
 
 ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
@@ -71,26 +93,27 @@ ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
 class _IntakeBase(Form):
     surname = StringField("Surname", widget=GovTextInput(),
                           validators=[InputRequired(message="Enter the person's surname"),
-                                      Length(max=LIMITS["surname"])])
+                                      Longest(LIMITS["surname"])])
     given_name = StringField("Given name", widget=GovTextInput(),
                              validators=[InputRequired(message="Enter the person's given name"),
-                                         Length(max=LIMITS["given_name"])])
+                                         Longest(LIMITS["given_name"])])
     date_of_birth = GovDateField("Date of birth", format="%d %m %Y", description="For example, 27 3 2001",
                                  validators=[InputRequired(message="Enter the date of birth as day, month and year")])
     pnc_id = StringField("PNC ID (if known)", widget=GovTextInput(),
-                         validators=[Optional(), Length(max=LIMITS["pnc_id"])])
+                         validators=[Optional(), Longest(LIMITS["pnc_id"])])
     ethnicity = SelectField("Self-defined ethnicity", widget=GovSelect(),
                             choices=[SelectChoice(code, f"{code} – {label}") for code, label in ETHNICITIES.items()],
                             default="NS")
-    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["phone"])])
-    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Length(max=LIMITS["email"])])
-    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Length(max=LIMITS["address"])])
-    offence_on = GovDateField("Date of the offence", format="%d %m %Y",
+    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["phone"])])
+    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["email"])])
+    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Longest(LIMITS["address"])])
+    offence_on = GovDateField("Date of the offence", format="%d %m %Y", called="the offence date",
                               validators=[InputRequired(message="Enter the offence date as day, month and year")])
     submit = SubmitField("Record and decide", widget=GovSubmitInput())
 
     def facts(self) -> dict[str, Any]:
-        """The facts as the decision reads them; ``Not known yet`` leaves a fact out."""
+        """The facts as the decision reads them; ``Not known yet`` (or, for a
+        list, nothing ticked) leaves a fact out; a list's ``None`` is empty."""
         found: dict[str, Any] = {}
         for name in ASKED_FACTS:
             value = getattr(self, name).data
@@ -101,11 +124,12 @@ class _IntakeBase(Form):
                 found[name] = value == "yes"
             elif kind is Kind.CHOICE and value and value != UNKNOWN:
                 found[name] = value
-            elif kind is Kind.CHOICES:
-                found[name] = list(value or [])
+            elif kind is Kind.CHOICES and value and UNKNOWN not in value:
+                found[name] = [] if NONE in value else list(value)
         return found
 
 
+IntakeBase = _IntakeBase  # the intake form's type, for annotations
 IntakeForm: type[_IntakeBase] = type("IntakeForm", (_IntakeBase,), {name: _fact_field(name) for name in ASKED_FACTS})
 
 
@@ -116,7 +140,7 @@ class OverrideForm(Form):
     pathway = SelectField("Pathway (when eligible)", widget=GovSelect(), validators=[Optional()])
     reason = TextAreaField("Reason", widget=GovTextArea(),
                            validators=[InputRequired(message="Give the reason for the override"),
-                                       Length(max=LIMITS["reason"])])
+                                       Longest(LIMITS["reason"])])
     submit = SubmitField("Override", widget=GovSubmitInput())
 
 
@@ -128,12 +152,13 @@ class ReferForm(Form):
 class TransitionForm(Form):
     to = RadioField("What happened", widget=GovRadioInput(), validators=[InputRequired(message="Choose what happened")])
     reason = TextAreaField("Reason or note", widget=GovTextArea(),
-                           validators=[Optional(), Length(max=LIMITS["reason"])])
+                           validators=[Optional(), Longest(LIMITS["reason"])])
     submit = SubmitField("Record", widget=GovSubmitInput())
 
 
 class BookForm(Form):
-    day = GovDateField("Date of the session", format="%d %m %Y", description="For example, 27 3 2027",
+    day = GovDateField("Date of the session", format="%d %m %Y", called="the session date",
+                       description="For example, 27 3 2027",
                        validators=[InputRequired(message="Enter the date of the session as day, month and year")])
     time = StringField("Start time", widget=GovTextInput(), description="24-hour clock, UK time, for example 14:30",
                        validators=[InputRequired(message="Enter the start time"),
@@ -141,7 +166,7 @@ class BookForm(Form):
                                           message="Enter the start time as hours and minutes, like 14:30")])
     venue = StringField("Venue", widget=GovTextInput(), description="Where the person should go",
                         validators=[InputRequired(message="Enter where the session takes place"),
-                                    Length(max=LIMITS["venue"])])
+                                    Longest(LIMITS["venue"])])
     submit = SubmitField("Book the session", widget=GovSubmitInput())
 
     def starts_at(self) -> datetime | None:
@@ -157,7 +182,7 @@ class AttendanceForm(Form):
                             choices=[SelectChoice("attended", "Attended"),
                                      SelectChoice("did_not_attend", "Did not attend")],
                             validators=[InputRequired(message="Choose whether the person attended")])
-    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
+    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Longest(500)])
     confirm = BooleanField("I confirm this is what happened", widget=GovCheckboxInput(),
                            validators=[InputRequired(message="Confirm what happened")])
     submit = SubmitField("Record attendance", widget=GovSubmitInput())

@@ -46,7 +46,7 @@ from diversion.catalogue.models import Offering
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.engine import Assessment
-from diversion.eligibility.fields import FactsInvalid
+from diversion.eligibility.fields import FactsInvalid, fact_label
 from diversion.eligibility.models import Decision, Outcome, PolicyVersion
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -170,7 +170,7 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         assessment, version = eligibility.decide_case(facts, decided_on)
     except FactsInvalid as error:
         name, problem = next(iter(error.problems.items()))
-        raise CaseError(name, f"{name.replace('_', ' ').capitalize()} {problem}.") from error
+        raise CaseError(name, f"{fact_label(name)} {problem}.") from error
     except eligibility.NoPolicyInForce as error:
         raise CaseError("policy", str(error)) from error
     person = _person(tenant, intake)

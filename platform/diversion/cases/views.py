@@ -10,6 +10,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms import Field
 from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.access import Action, requires_force_action
@@ -20,6 +21,7 @@ from diversion.cases.forms import (
     ASKED_FACTS,
     AttendanceForm,
     BookForm,
+    IntakeBase,
     IntakeForm,
     OverrideForm,
     ReferForm,
@@ -32,8 +34,10 @@ from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import Intake
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
-from diversion.eligibility.models import Decision
+from diversion.eligibility.explain import explain_decision
+from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import db
+from diversion.inputs import case_date_problem, date_of_birth_problem
 from diversion.listing import page_of, total_text
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
@@ -47,16 +51,47 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+def _intake_of(form: IntakeBase) -> Intake | None:
+    """What the form records, once both its dates are real dates."""
+    if form.date_of_birth.data is None or form.offence_on.data is None:
+        return None
+    return Intake(
+        identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
+                          form.pnc_id.data or None),
+        contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
+        ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
+
+
+def _rulebook_on_form(form: IntakeBase) -> bool:
+    """Put every rule the intake breaks on its field (one the form has not
+    already faulted), so that the error summary shows them all at once; the
+    service refuses them too. Until both dates are real dates, the rules of
+    the texts and of each date on its own. True when it breaks none."""
+    today = _today()
+    entry = _intake_of(form)
+    if entry is not None:
+        broken = rules.intake_broken(entry, decided_on=today, today=today)
+    else:
+        broken = rules.texts_broken(form.surname.data or "", form.given_name.data or "", form.pnc_id.data or "",
+                                    Contact(form.phone.data or "", form.email.data or "", form.address.data or ""))
+        for day, problem_of in ((form.date_of_birth, date_of_birth_problem), (form.offence_on, case_date_problem)):
+            if day.data is not None and (problem := problem_of(day.data, today)):
+                broken.append(rules.Broken(day.name, problem))
+    for rule in broken:
+        field = getattr(form, rule.field, None)
+        if not isinstance(field, Field):
+            form.form_errors.append(rule.sentence)
+        elif not field.errors:
+            field.errors = [rule.sentence]
+    return not broken
+
+
 @bp.route("/encounters/new", methods=["GET", "POST"])
 @requires_force_action(Action.RECORD_ENCOUNTER)
 def intake() -> str | Response | tuple[str, int]:
     form = IntakeForm()
-    if form.validate_on_submit() and form.date_of_birth.data and form.offence_on.data:
-        entry = Intake(
-            identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
-                              form.pnc_id.data or None),
-            contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
-            ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
+    valid = form.validate_on_submit()
+    if form.is_submitted() and _rulebook_on_form(form) and valid and (entry := _intake_of(form)) is not None:
         recorded = change_on_form(form, lambda: services.record_encounter(g.tenant, entry, actor=current_user,
                                                                           today=_today()))
         if recorded is not None:
@@ -80,7 +115,8 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
     case_reference = db.session.scalar(select(Encounter.reference).where(Encounter.id == decision.encounter_id)) \
         if decision.encounter_id else None
     return render_template("cases/decision.html", decision=decision, policy=policy, override=override,
-                           refer=refer, offerings=offerings, referrals=referrals, case_reference=case_reference)
+                           refer=refer, offerings=offerings, referrals=referrals, case_reference=case_reference,
+                           explanation=explain_decision(policy, decision))
 
 
 @bp.route("/decisions/<uuid:decision_id>")
@@ -146,6 +182,13 @@ class Event:
     detail: str = ""
 
 
+def verdict(decision: Decision, outcome: str, pathway: str | None) -> str:
+    """An outcome in words, with its pathway's name: "Eligible, DIVERT (adults)"."""
+    said = Outcome(outcome).label
+    found = eligibility.compiled(decision.policy_version).pathway(pathway) if pathway else None
+    return f"{said}, {found.name if found else pathway}" if pathway else said
+
+
 def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[Referral]) -> list[Event]:
     """What happened in this case, newest first (MoJ Frontend timeline)."""
     actor_ids = {encounter.recorded_by_id} | {d.decided_by_id for d in decisions} \
@@ -154,12 +197,10 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     events = [Event(encounter.recorded_at, "Encounter recorded", people.get(encounter.recorded_by_id or 0, "Import"),
                     f"Offence on {encounter.offence_on:%d %B %Y}")]
     for d in decisions:
-        verdict = d.outcome.replace("_", " ") + (f": {d.pathway}" if d.pathway else "")
-        events.append(Event(d.decided_at, f"Decision: {verdict}", people.get(d.decided_by_id or 0, "Import"),
-                            f"Policy version {d.policy_version.number}"))
-        if d.overridden_at:
-            events.append(Event(d.overridden_at, f"Overridden: {d.override_outcome.replace('_', ' ')}"  # type: ignore[union-attr]
-                                + (f": {d.override_pathway}" if d.override_pathway else ""),
+        events.append(Event(d.decided_at, f"Decision: {verdict(d, d.outcome, d.pathway)}",
+                            people.get(d.decided_by_id or 0, "Import"), f"Policy version {d.policy_version.number}"))
+        if d.overridden_at and d.override_outcome:
+            events.append(Event(d.overridden_at, f"Overridden: {verdict(d, d.override_outcome, d.override_pathway)}",
                                 people.get(d.overridden_by_id or 0, ""), d.override_reason or ""))
     for r in referrals:
         for step in r.transitions:
@@ -199,6 +240,7 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
         "cases/case.html", encounter=encounter, person=person, identity=open_identity(person.identity_sealed),
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
         referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
+        verdicts={d.id: verdict(d, d.final_outcome, d.final_pathway) for d in decisions},
         timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
         open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these,
         waiting=waiting, bookable=open_referral is not None and open_referral.state in services.BOOKABLE,

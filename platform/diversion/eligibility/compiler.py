@@ -54,6 +54,7 @@ class CompiledCriterion:
     facts: frozenset[str]  # the catalogue fields it reads
     exclusion: bool = False
     fast: Check | None = None  # the same expression as a Python closure, when it has a plain shape
+    holds: str | None = None  # what is true when met, in plain English (an exclusion: when it does not apply)
 
     def met(self, thing: dict[str, Any]) -> bool | None:
         """True when the person meets it (for an exclusion: is not excluded).
@@ -236,24 +237,30 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
     context = rule_engine.Context(type_resolver=recording_resolver, default_timezone="UTC")
 
     def build(place: str, pathway: str | None, criterion_id: str, expression: str, reason: str, *,
-              exclusion: bool) -> CompiledCriterion | None:
+              exclusion: bool, holds: str | None) -> CompiledCriterion | None:
         rule, message, position = _compile_one(expression, context, used, types)
         if rule is None:
             problems.append(PolicyProblem(place, message or "", pathway, criterion_id, position))
             return None
+        if holds is not None and holds.casefold() == reason.casefold():
+            problems.append(PolicyProblem(place.rsplit(".", 1)[0] + ".holds",
+                                          "says the same as the reason: say what is true when it is met",
+                                          pathway, criterion_id))
+            return None
         return CompiledCriterion(criterion_id, reason, expression, rule, frozenset(used - parameter_names),
-                                 exclusion, fast_check(rule))
+                                 exclusion, fast_check(rule), holds)
 
     exclusions = tuple(
         c for e in document.exclusions
-        if (c := build(f"exclusions[{e.id}].excluded_if", None, e.id, e.excluded_if, e.reason, exclusion=True))
+        if (c := build(f"exclusions[{e.id}].excluded_if", None, e.id, e.excluded_if, e.reason,
+                       exclusion=True, holds=e.holds))
     )
     pathways = []
     for p in document.pathways:
         criteria = tuple(
             c for cr in p.criteria
             if (c := build(f"pathways[{p.id}].criteria[{cr.id}].expression", p.id, cr.id,
-                           cr.expression, cr.reason, exclusion=False))
+                           cr.expression, cr.reason, exclusion=False, holds=cr.holds))
         )
         pathways.append(CompiledPathway(p.id, p.name, p.description, p.sessions, p.deadline_days, criteria))
     for case in document.tests:

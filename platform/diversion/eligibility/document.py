@@ -45,19 +45,26 @@ class DatedValue(_Strict):
 
 
 class Criterion(_Strict):
-    """A condition a person must meet; ``reason`` says why, in plain English, when not."""
+    """A condition a person must meet; ``reason`` says why, in plain English,
+    when not; ``holds`` (optional) says in plain English what is true when it
+    is met, for the decision page of an eligible person ("Aged 18 or over.").
+    Left out, it is not stored, so older documents keep their hash."""
 
     id: Identifier
     expression: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     reason: Text
+    holds: Text | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Exclusion(_Strict):
-    """A condition that rules a person out of every pathway."""
+    """A condition that rules a person out of every pathway: ``reason`` says
+    why when it applies; ``holds`` (optional, as for a criterion) what is true
+    when it does not ("No supply or dealing.")."""
 
     id: Identifier
     excluded_if: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     reason: Text
+    holds: Text | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Pathway(_Strict):

@@ -32,11 +32,29 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Field:
+    """One fact: its name in policies, its label on pages, what it means, and
+    for a choice its allowed values (each with its label in ``VALUE_LABELS``)."""
+
     name: str
     kind: Kind
+    label: str
     meaning: str
     values: tuple[str, ...] = ()
     minimum: int | None = None
+
+    def value_label(self, value: str) -> str:
+        """How a page names one of this field's values ("mdma": "MDMA")."""
+        return VALUE_LABELS.get(self.name, {}).get(value) or VALUE_LABELS["*"].get(value, value)
+
+    def describe(self, value: Any) -> str:
+        """A known value of this fact in words, as a page shows it."""
+        if self.kind is Kind.BOOL:
+            return "Yes" if value else "No"
+        if self.kind is Kind.INT:
+            return str(value)
+        if self.kind is Kind.CHOICE:
+            return self.value_label(value)
+        return ", ".join(self.value_label(v) for v in value) if value else "None"
 
     @property
     def rule_type(self) -> Any:
@@ -58,41 +76,91 @@ AGGRAVATING_FACTORS = (
     "violence", "weapon", "hate_crime", "driving", "serious_offence", "co_accused", "domestic_abuse",
 )
 
+# How pages name the allowed values: one table for the intake form, the
+# decision page and every other page that shows facts. "*" holds the values
+# shared by several fields; a field's own entry wins.
+VALUE_LABELS: dict[str, dict[str, str]] = {
+    "*": {"other": "Other"},
+    "offence": {
+        "possession": "Possession", "possession_with_intent_to_supply": "Possession with intent to supply",
+        "supply": "Supply", "cultivation": "Cultivation",
+    },
+    "substances": {
+        "cannabis": "Cannabis", "cocaine": "Cocaine", "crack_cocaine": "Crack cocaine", "heroin": "Heroin",
+        "mdma": "MDMA", "ketamine": "Ketamine", "amphetamine": "Amphetamine",
+        "synthetic_cannabinoid": "Synthetic cannabinoid (such as spice)", "nitrous_oxide": "Nitrous oxide",
+    },
+    "drug_class": {"A": "Class A", "B": "Class B", "C": "Class C"},
+    "admission": {
+        "admitted": "Admitted the offence",
+        "no_comment_sufficient_evidence": "No comment, with enough evidence to charge",
+        "denied": "Denied the offence",
+    },
+    "aggravating_factors": {
+        "violence": "Violence", "weapon": "A weapon", "hate_crime": "Hate crime", "driving": "Driving",
+        "serious_offence": "A serious offence", "co_accused": "Co-accused", "domestic_abuse": "Domestic abuse",
+    },
+    "stage": {"street": "On the street (before arrest)", "custody": "In custody (after arrest)"},
+}
+
 FIELDS: dict[str, Field] = {
     field.name: field
     for field in (
-        Field("age", Kind.INT, "Age in whole years on the date of the offence.", minimum=10),
-        Field("offence", Kind.CHOICE, "The drug offence the person is dealt with for.", OFFENCES),
-        Field("substances", Kind.CHOICES, "Every substance found.", SUBSTANCES),
-        Field("drug_class", Kind.CHOICE, "The highest class (Misuse of Drugs Act 1971) among the substances.",
+        Field("age", Kind.INT, "Age",
+              "Age in whole years on the date of the offence.", minimum=10),
+        Field("offence", Kind.CHOICE, "Offence",
+              "The drug offence the person is dealt with for.", OFFENCES),
+        Field("substances", Kind.CHOICES, "Substances found",
+              "Every substance found.", SUBSTANCES),
+        Field("drug_class", Kind.CHOICE, "Drug class",
+              "The highest class (Misuse of Drugs Act 1971) among the substances.",
               ("A", "B", "C")),
-        Field("personal_use", Kind.BOOL, "The quantity is consistent with personal use."),
-        Field("user_dealer", Kind.BOOL,
+        Field("personal_use", Kind.BOOL, "Quantity for personal use",
+              "The quantity is consistent with personal use."),
+        Field("user_dealer", Kind.BOOL, "User-dealer",
               "The person sells small amounts to fund their own use (a user-dealer)."),
-        Field("admission", Kind.CHOICE,
+        Field("admission", Kind.CHOICE, "Admission",
               "What the person said: an admission, a no-comment interview with enough evidence to "
               "charge, or a denial.", ("admitted", "no_comment_sufficient_evidence", "denied")),
-        Field("under_court_order", Kind.BOOL,
+        Field("under_court_order", Kind.BOOL, "Subject to a court order",
               "Subject to a court order, including a suspended sentence or a conditional discharge."),
-        Field("on_bail", Kind.BOOL, "On bail for another matter."),
-        Field("held_for_court", Kind.BOOL, "Held in custody to be put before a court."),
-        Field("detained_mental_health_act", Kind.BOOL, "Detained under the Mental Health Act."),
-        Field("previous_diversions", Kind.INT,
+        Field("on_bail", Kind.BOOL, "On bail for another matter",
+              "On bail for another matter."),
+        Field("held_for_court", Kind.BOOL, "Held for court",
+              "Held in custody to be put before a court."),
+        Field("detained_mental_health_act", Kind.BOOL, "Detained under the Mental Health Act",
+              "Detained under the Mental Health Act."),
+        Field("previous_diversions", Kind.INT, "Earlier diversions",
               "Earlier diversions of this person in this force.", minimum=0),
-        Field("previous_non_engagement", Kind.BOOL,
+        Field("previous_non_engagement", Kind.BOOL, "Did not engage with an earlier diversion",
               "An earlier diversion in this force ended because the person did not engage."),
-        Field("offence_age_days", Kind.INT,
+        Field("offence_age_days", Kind.INT, "Days since the offence",
               "Days between the offence and the decision.", minimum=0),
-        Field("aggravating_factors", Kind.CHOICES,
-              "Aggravating factors present (an empty list when there are none).", AGGRAVATING_FACTORS),
-        Field("resident_in_force_area", Kind.BOOL, "The person lives in the force's area."),
-        Field("stage", Kind.CHOICE,
+        Field("aggravating_factors", Kind.CHOICES, "Aggravating factors",
+              "Aggravating factors present, if any (none is an empty list).", AGGRAVATING_FACTORS),
+        Field("resident_in_force_area", Kind.BOOL, "Lives in the force area",
+              "The person lives in the force's area."),
+        Field("stage", Kind.CHOICE, "Stage",
               "Where the decision is made: on the street (pre-arrest) or in custody (after arrest).",
               ("street", "custody")),
-        Field("suitable_for_out_of_court_disposal", Kind.BOOL,
+        Field("suitable_for_out_of_court_disposal", Kind.BOOL, "Suitable for an out-of-court disposal",
               "The offence is one that national guidance allows to be dealt with out of court."),
     )
 }
+
+
+def fact_label(name: str) -> str:
+    """A fact's label on pages (its name, should a stored decision carry one no longer in the catalogue)."""
+    field = FIELDS.get(name)
+    return field.label if field else name
+
+
+def describe_fact(name: str, value: Any) -> str:
+    """A fact's value in words; ``None`` (or left out) is "Not known"."""
+    field = FIELDS.get(name)
+    if value is None:
+        return "Not known"
+    return field.describe(value) if field else str(value)
 
 
 class FactsInvalid(ValueError):  # noqa: N818 - reads as the condition it reports

@@ -10,9 +10,9 @@ from govuk_frontend_wtf.wtforms_widgets import (
     GovTextInput,
 )
 from wtforms import RadioField, StringField, SubmitField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Optional
 
-from diversion.forms import Form, GovDateField
+from diversion.forms import Form, GovDateField, Longest
 
 
 class DraftForm(Form):
@@ -21,15 +21,16 @@ class DraftForm(Form):
         widget=GovTextArea(),
         description="TOML, as in the force files: summary, parameters, exclusions, pathways "
         "with their criteria, and test cases.",
-        validators=[InputRequired(message="Enter the draft policy"), Length(max=200_000)],
+        validators=[InputRequired(message="Enter the draft policy"), Longest(200_000)],
     )
-    note = StringField("What changed", widget=GovTextInput(), validators=[Optional(), Length(max=500)])
+    note = StringField("What changed", widget=GovTextInput(), validators=[Optional(), Longest(500)])
     submit = SubmitField("Save draft", widget=GovSubmitInput())
 
 
 class PublishForm(Form):
     effective_from = GovDateField(
         "In force from",
+        called="the date it comes into force",
         widget=GovDateInput(),
         format="%d %m %Y",
         description="For example, 1 4 2027. Decisions on and after this date use this version.",
@@ -44,6 +45,6 @@ class SimulationForm(Form):
 
     source = RadioField("Which policy", widget=GovRadioInput(),
                         validators=[InputRequired(message="Choose the policy to try")])
-    since = GovDateField("Only decisions from", widget=GovDateInput(), format="%d %m %Y",
+    since = GovDateField("Only decisions from", widget=GovDateInput(), format="%d %m %Y", called="the from date",
                       validators=[Optional()])
     submit = SubmitField("Run simulation", widget=GovSubmitInput())

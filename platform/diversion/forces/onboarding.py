@@ -79,6 +79,7 @@ from diversion.forces.files import ForceFile
 from diversion.forces.services import change_status, force_columns
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import counted
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -503,7 +504,8 @@ def progress(tenant: Tenant, *, today: date) -> list[Task]:
         policy = Task("policy", "Choose the first policy", TaskStatus.NOT_STARTED)
     elif state.ready:
         policy = Task("policy", "Choose the first policy", TaskStatus.COMPLETED,
-                      f"{state.tests} test case{'s' if state.tests != 1 else ''} pass; published when the force opens.")
+                      f"{counted(state.tests, 'test case')} {'passes' if state.tests == 1 else 'pass'}; "
+                      "published when the force opens.")
     else:
         policy = Task("policy", "Choose the first policy", TaskStatus.IN_PROGRESS,
                       "Its tests do not pass yet: finish it in the policy console." if state.tests
@@ -514,7 +516,7 @@ def progress(tenant: Tenant, *, today: date) -> list[Task]:
                          "Choose the first policy first.")
     elif count:
         offerings = Task("offerings", "Choose the courses offered", TaskStatus.COMPLETED,
-                         f"{count} course{'s' if count != 1 else ''} offered.")
+                         f"{counted(count, 'course')} offered.")
     else:
         offerings = Task("offerings", "Choose the courses offered", TaskStatus.NOT_STARTED)
     sign_on = sign_on_of(tenant)

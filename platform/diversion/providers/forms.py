@@ -14,7 +14,7 @@ from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAre
 from wtforms.validators import InputRequired, Length, Optional
 
 from diversion.accounts.forms import token_name_field
-from diversion.forms import Form
+from diversion.forms import Form, Longest
 from diversion.providers.webhooks import MAX_URL_LENGTH
 
 
@@ -35,7 +35,7 @@ class TestEventForm(Form):
 
 
 class CompleteForm(Form):
-    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Length(max=500)])
+    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Longest(500)])
     confirm = BooleanField("I confirm the person has completed the course", widget=GovCheckboxInput(),
                            validators=[InputRequired(message="Confirm that the course is completed")])
     submit = SubmitField("Record completion", widget=GovSubmitInput())
