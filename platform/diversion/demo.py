@@ -28,7 +28,7 @@ from diversion.accounts.models import ProviderMembership, ProviderRole, Role, Us
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.cases.models import Referral, State
+from diversion.cases.models import Encounter, State
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
@@ -156,12 +156,13 @@ def step_times(offered_at: datetime, steps: int, *, limit: datetime) -> list[dat
 
 def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
     """People, encounters and referrals in every state for the force in scope,
-    some overdue, some needing review; skipped when the force has referrals.
+    some overdue, some needing review; skipped when the force has cases of its own
+    already (an imported history, ``seed_history``, is not its own case work).
 
     The referrals are made on days spread evenly over ``case_work_window``, and
     each step of each one happens on its own later day (``step_times``), announced
     as news: every month of the window has referral events, billed on their dates."""
-    if db.session.scalar(select(func.count()).select_from(Referral)):
+    if db.session.scalar(select(func.count()).select_from(Encounter).where(Encounter.source != importer.SOURCE)):
         return 0
     rng = random.Random(f"case-work:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
     made = 0
