@@ -320,7 +320,8 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/policy/draft", []),  # the TOML has its own quoting: read, and checked as a whole
         ("force-admin", f"{a}/policy/fields", []),
         ("force-admin", f"{a}/policy/simulate?source=draft", ["criterion", "other-force"]),
-        ("force-admin", f"{a}/referrals", ["course"]),
+        ("force-admin", f"{a}/referrals", ["course", "referred-surname", "referred-given"]),
+        ("officer", f"{a}/cases/", ["referred-surname", "referred-given"]),
         ("officer", f"{a}/encounters/new", []),
         ("officer", f"{a}/cases/{ids['referred_case']}",
          [*person, "course", "provider", "session-venue", "refer-reason", "accept-reason", "attendance-note",

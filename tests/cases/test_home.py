@@ -47,10 +47,10 @@ def test_the_counts_are_counted_not_loaded_and_link_to_their_lists(app: Flask, c
     _overdue(app, late)
     sign_in(client, world.email("a_supervisor"))
     one, page = _statements(app, client, "/west-midlands/")
-    assert "<strong>1</strong> open past their deadline" in page
+    assert "<strong>1 referral</strong> open past its deadline" in page
     assert 'href="/west-midlands/referrals?state=accepted"' in page
     assert "overdue=yes" in page  # "see them" opens the list of the overdue, not the whole list
-    assert "<strong>0</strong> decisions waiting for a supervisor" in page
+    assert "<strong>0 decisions</strong> waiting for a supervisor" in page
     for number in range(29):
         made = make_referral(app, "west-midlands", "cranstoun-divert", f"Person{number}", "07700 900100")
         if number % 2:
@@ -58,5 +58,5 @@ def test_the_counts_are_counted_not_loaded_and_link_to_their_lists(app: Flask, c
         if number % 3 == 0:
             _overdue(app, made, State.COMPLETED)  # closed: past its deadline, but not overdue
     thirty, page = _statements(app, client, "/west-midlands/")
-    assert "<strong>10</strong> open past their deadline" in page  # 1 + the 9 odd numbers not divisible by 3
+    assert "<strong>10 referrals</strong> open past their deadline" in page  # 1 + the 9 odd numbers not divisible by 3
     assert thirty == one
