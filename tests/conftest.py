@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import sqlalchemy
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
@@ -126,6 +127,24 @@ def app(database: TestDatabase) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def statements_of(app: Flask, client: FlaskClient, url: str) -> tuple[int, str]:
+    """How many statements the database is sent to answer GET ``url`` (which must be 200), and the page."""
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(args[2])
+
+    with app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+    try:
+        page = client.get(url)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", note)
+    assert page.status_code == 200, url
+    return len(seen), page.text
 
 
 def csrf_token(html: str) -> str:

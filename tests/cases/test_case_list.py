@@ -18,8 +18,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.cases.test_case_work import USER_DEALER
-from tests.cases.test_home import _statements
-from tests.conftest import World, sign_in
+from tests.conftest import World, sign_in, statements_of
 
 TODAY = date.today()  # noqa: DTZ011 - the list reads today's date, as an officer would
 
@@ -133,10 +132,10 @@ def test_a_page_costs_the_same_statements_for_3_cases_as_for_25(app: Flask, clie
             _record(world, f"Few{n}", date(1980, 1, 1) + timedelta(days=n), refer=True)
         db.session.commit()
     sign_in(client, world.email("b_officer"))
-    few = {url: _statements(app, client, url)[0] for url in ("/durham/cases/", "/durham/referrals")}
+    few = {url: statements_of(app, client, url)[0] for url in ("/durham/cases/", "/durham/referrals")}
     with app.app_context(), scoped(world.b.id):
         for n in range(27):
             _record(world, f"Many{n}", date(1970, 1, 1) + timedelta(days=n), refer=True)
         db.session.commit()
-    many = {url: _statements(app, client, url)[0] for url in ("/durham/cases/", "/durham/referrals")}
+    many = {url: statements_of(app, client, url)[0] for url in ("/durham/cases/", "/durham/referrals")}
     assert many == few

@@ -4,34 +4,16 @@ one) and each count links to its list, filtered."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from diversion.cases.models import Referral, State
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
-from tests.conftest import World, sign_in
+from tests.conftest import World, sign_in, statements_of
 from tests.providers.conftest import Made, make_referral, today
-
-
-def _statements(app: Flask, client: FlaskClient, url: str) -> tuple[int, str]:
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        page = client.get(url)
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
-    assert page.status_code == 200
-    return len(seen), page.text
 
 
 def _overdue(app: Flask, made: Made, state: State = State.ACCEPTED) -> None:
@@ -46,7 +28,7 @@ def test_the_counts_are_counted_not_loaded_and_link_to_their_lists(app: Flask, c
     late = make_referral(app, "west-midlands", "cranstoun-divert", "Latecomer", "07700 900808")
     _overdue(app, late)
     sign_in(client, world.email("a_supervisor"))
-    one, page = _statements(app, client, "/west-midlands/")
+    one, page = statements_of(app, client, "/west-midlands/")
     assert "<strong>1 referral</strong> open past its deadline" in page
     assert 'href="/west-midlands/referrals?state=accepted"' in page
     assert "overdue=yes" in page  # "see them" opens the list of the overdue, not the whole list
@@ -57,6 +39,6 @@ def test_the_counts_are_counted_not_loaded_and_link_to_their_lists(app: Flask, c
             _overdue(app, made)
         if number % 3 == 0:
             _overdue(app, made, State.COMPLETED)  # closed: past its deadline, but not overdue
-    thirty, page = _statements(app, client, "/west-midlands/")
+    thirty, page = statements_of(app, client, "/west-midlands/")
     assert "<strong>10 referrals</strong> open past their deadline" in page  # 1 + the 9 odd numbers not divisible by 3
     assert thirty == one
