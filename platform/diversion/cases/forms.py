@@ -162,3 +162,65 @@ class AttendanceForm(Form):
     confirm = BooleanField("I confirm this is what happened", widget=GovCheckboxInput(),
                            validators=[InputRequired(message="Confirm what happened")])
     submit = SubmitField("Record attendance", widget=GovSubmitInput())
+
+
+# ---------------------------------------------------------------- the facts a decision waits for
+
+NONE_OF_THESE = "none"  # a list fact known to be empty (no aggravating factor, say)
+
+
+class FactsForm(Form):
+    """The facts a decision waits for, given at review (``cases.services.decide_again``):
+    one field per fact, as on the intake form, "Not known yet" still an answer."""
+
+    names: tuple[str, ...] = ()
+    submit = SubmitField("Decide again", widget=GovSubmitInput())
+
+    def facts(self) -> dict[str, Any]:
+        """The facts given, by name; one left "Not known yet" is None (still unknown)."""
+        found: dict[str, Any] = {}
+        for name in self.names:
+            value = getattr(self, name).data
+            kind = FIELDS[name].kind
+            found[name] = None
+            if kind is Kind.INT and value not in (None, ""):
+                found[name] = int(value)
+            elif kind is Kind.BOOL and value in ("yes", "no"):
+                found[name] = value == "yes"
+            elif kind is Kind.CHOICE and value and value != UNKNOWN:
+                found[name] = value
+            elif kind is Kind.CHOICES and value and UNKNOWN not in value:
+                found[name] = [] if NONE_OF_THESE in value else list(value)
+        return found
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        for name in self.names:
+            field = getattr(self, name)
+            chosen = field.data or []
+            if FIELDS[name].kind is Kind.CHOICES and len({NONE_OF_THESE, UNKNOWN} & set(chosen)) \
+                    and len(chosen) > 1:
+                field.errors.append(f"Choose the {_label(name).lower()}, or none of these, or not known yet: "
+                                    "only one of the three")
+                valid = False
+        if valid and all(value is None for value in self.facts().values()):
+            first = getattr(self, self.names[0])
+            first.errors.append("Give at least one of the facts the decision waits for")
+            valid = False
+        return valid
+
+
+def _list_fact(name: str) -> Field:
+    spec = FIELDS[name]
+    return SelectMultipleField(_label(name), widget=GovCheckboxesInput(), description=spec.meaning,
+                               choices=[*(SelectChoice(v, _choice_label(v)) for v in spec.values),
+                                        SelectChoice(NONE_OF_THESE, "None of these"),
+                                        SelectChoice(UNKNOWN, "Not known yet")],
+                               validators=[Optional()])
+
+
+def facts_form(names: list[str]) -> type[FactsForm]:
+    """A form asking for ``names`` (facts of the catalogue an officer gives)."""
+    fields: dict[str, Any] = {name: _list_fact(name) if FIELDS[name].kind is Kind.CHOICES else _fact_field(name)
+                              for name in names}
+    return type("AskedFactsForm", (FactsForm,), {**fields, "names": tuple(names)})
