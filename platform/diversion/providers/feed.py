@@ -44,6 +44,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from diversion.cases.events import Moved, referrals_moved
+from diversion.cases.models import Encounter, Referral
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -108,14 +109,17 @@ def next_position(provider_id: int, count: int = 1) -> int:
     return int(position)
 
 
-def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, position: int) -> str:
-    """What a delivery sends: which referral changed and how, never anything about the person."""
+def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, position: int,
+          reference: str) -> str:
+    """What a delivery sends: which referral (and case reference) changed and how, never anything
+    about the person."""
     data: dict[str, Any] = {
         "id": str(delivery_id),
         "type": event,
         "created_at": utcnow().isoformat().replace("+00:00", "Z"),
         "data": {
             "referral_id": str(move.referral_id),
+            "reference": reference,
             "force": tenant.slug,
             "state": move.to.value,
             "previous_state": move.came_from.value if move.came_from else None,
@@ -164,11 +168,17 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
         if not history and has_endpoint(provider_id):
             wake(provider_id)
+            # The moved referrals' case references, in one read.
+            references = dict(db.session.execute(
+                select(Referral.id, Encounter.reference)
+                .join(Encounter, (Encounter.tenant_id == Referral.tenant_id) & (Encounter.id == Referral.encounter_id))
+                .where(Referral.id.in_(positions))).tuples().all())
             for move in theirs:
                 delivery_id = uuid.uuid4()
                 event = CREATED if move.came_from is None else CHANGED
                 db.session.add(WebhookDelivery(
                     id=delivery_id, tenant_id=tenant.id, provider_id=provider_id, referral_id=move.referral_id,
-                    event=event, body=_body(delivery_id, event, tenant, move, position=positions[move.referral_id]),
+                    event=event, body=_body(delivery_id, event, tenant, move, position=positions[move.referral_id],
+                                            reference=references.get(move.referral_id, "")),
                     next_attempt_at=utcnow()))
     db.session.flush()
