@@ -197,7 +197,7 @@ def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(ap
         officer = _user(world, "b_officer")
         intake = cases.Intake(Identity("Morgan", "Rhys", date(1994, 9, 9)), Contact(), "W1", today, dict(WAITING))
         encounter, decision = cases.record_encounter(_durham(world), intake, actor=officer, today=today)
-        decision.decided_at = decision.decided_at - timedelta(days=3)  # it has waited three days
+        decision.decided_on = decision.decided_on - timedelta(days=3)  # it has waited three days
         reference, decision_id, encounter_id = encounter.reference, decision.id, encounter.id
         db.session.commit()
     sign_in(client, world.email("b_supervisor"))

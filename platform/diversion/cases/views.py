@@ -151,11 +151,13 @@ def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
     return _decision_page(found, refer=form), 400
 
 
-def waited(since: datetime, now: datetime) -> str:
-    """How long something has waited, in whole days: "Less than a day", "1 day", "12 days"."""
-    days = (now - since).days
+def waited(since: date, today: date) -> str:
+    """How long a decision has waited since its date, in days: "Since today", "1 day", "12 days".
+    (From the decision date, not the row's time: a case recorded after the fact, or decided
+    again with only some of its facts, has waited since the date it was first decided.)"""
+    days = (today - since).days
     if days < 1:
-        return "Less than a day"
+        return "Since today"
     return "1 day" if days == 1 else f"{days:,} days"
 
 
@@ -167,7 +169,7 @@ def review() -> str:
     services.viewed(g.tenant, "review.listed", actor=current_user, details={"decisions": len(items),
                                                                             "page": page.page})
     return render_template("cases/review.html", page=page, items=items, total=total_text(page, "decision"),
-                           now=utcnow(), waited=waited, offences=OFFENCE_LABELS)
+                           today=_today(), waited=waited, offences=OFFENCE_LABELS)
 
 
 def _facts_page(decision: Decision, encounter: Encounter, form: FactsForm) -> str:
