@@ -493,6 +493,26 @@ def _record_case(app: Flask, world: World) -> None:
         db.session.commit()
 
 
+def _record_waiting_case(app: Flask, world: World) -> None:
+    """A West Midlands case whose decision waits for personal use (recorded by a force system:
+    no officer recorded it, so only a supervisor may give the fact)."""
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        with scoped(world.a.id):
+            facts = {k: v for k, v in CASE_FACTS.items() if k != "personal_use"}
+            _, decision = cases.record_encounter(tenant, cases.Intake(
+                Identity("Case", "Robin", date(1996, 2, 3)), Contact(), "W1", _today().date(), facts),
+                actor=SYSTEM, today=_today().date())
+            assert decision.outcome == "needs_review"
+            CASE.update(decision=str(decision.id), encounter=str(decision.encounter_id))
+        db.session.commit()
+
+
+def _decided_again(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    with app.app_context(), scoped(world.a.id):
+        return db.session.get(Decision, uuid.UUID(CASE["decision"])).superseded_by_id is not None
+
+
 def _record_referral(app: Flask, world: World) -> None:
     _record_case(app, world)
     with app.app_context(), scoped(world.a.id):
@@ -1068,6 +1088,13 @@ ROUTES: tuple[Route, ...] = (
           allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_record_case,
           data=lambda _a, _w: {"offering": CASE["offering"]}, effect=_referred),
     Route("cases.review", "GET", lambda w: "/west-midlands/review", allow(SUPERVISOR, OK), force_page=True),
+    # Giving the facts a decision waits for (issue 13): a supervisor, or the officer who recorded
+    # the case (here a force system did, so the officer is refused: 403).
+    Route("cases.add_facts", "GET", lambda w: f"/west-midlands/decisions/{CASE.get('decision', NO_ID)}/facts",
+          allow(SUPERVISOR, OK), force_page=True, setup=_record_waiting_case, shows=lambda _w: ["Robin Case"]),
+    Route("cases.add_facts", "POST", lambda w: f"/west-midlands/decisions/{CASE.get('decision', NO_ID)}/facts",
+          allow(SUPERVISOR, Allowed(302)), force_page=True, setup=_record_waiting_case,
+          data=lambda _a, _w: {"personal_use": "yes"}, effect=_decided_again),
     Route("cases.case", "GET", lambda w: f"/west-midlands/cases/{CASE.get('encounter', NO_ID)}",
           allow(FORCE_A_MEMBERS, OK), force_page=True, setup=_record_case, shows=lambda _w: ["Robin Case"]),
     Route("cases.move", "POST", lambda w: f"/west-midlands/referrals/{CASE.get('referral', NO_ID)}/transitions",

@@ -126,7 +126,7 @@ def test_needs_review_goes_to_the_queue_and_a_supervisor_overrides_with_a_reason
         intake = cases.Intake(JO, Contact(), "W1", TODAY, facts)
         _, decision = cases.record_encounter(tenant, intake, actor=SYSTEM, today=TODAY)
         assert decision.outcome == "needs_review"
-        assert cases.review_queue() == [decision]
+        assert db.session.scalars(cases.review_queue()).all() == [decision]
         supervisor = db.session.get(User, world.users["b_supervisor"].id)
         with pytest.raises(cases.CaseError, match="reason"):
             cases.override(tenant, decision, outcome="eligible", pathway="checkpoint", reason=" ", actor=supervisor)
@@ -135,7 +135,7 @@ def test_needs_review_goes_to_the_queue_and_a_supervisor_overrides_with_a_reason
         cases.override(tenant, decision, outcome="eligible", pathway="checkpoint",
                        reason="Admitted on tape", actor=supervisor)
         assert (decision.final_outcome, decision.final_pathway) == ("eligible", "checkpoint")
-        assert cases.review_queue() == []
+        assert db.session.scalars(cases.review_queue()).all() == []
         referral = cases.refer(tenant, decision, _offering(), actor=supervisor, today=TODAY)
         assert referral.state is State.OFFERED
 

@@ -72,7 +72,7 @@ def test_a_decision_that_needs_review_is_queued_for_supervisors(app: Flask, clie
     supervisor = app.test_client()
     sign_in(supervisor, world.email("b_supervisor"))
     queue = supervisor.get("/durham/review").text
-    assert "1 decision waits for a supervisor" in queue
+    assert "1 decision waits for review" in queue
     page = supervisor.get(response.headers["Location"])
     refused = supervisor.post(response.headers["Location"] + "/override",
                               data={"outcome": "eligible", "pathway": "checkpoint", "reason": "",
@@ -83,5 +83,10 @@ def test_a_decision_that_needs_review_is_queued_for_supervisors(app: Flask, clie
                            data={"outcome": "eligible", "pathway": "checkpoint", "reason": "Admission on tape",
                                  "csrf_token": csrf_token(page.text)})
     assert done.status_code == 302
-    assert "Overridden by a supervisor from needs review: Admission on tape" in supervisor.get(
-        response.headers["Location"]).text
+    overridden = supervisor.get(response.headers["Location"]).text
+    assert "Overridden by a supervisor from needs review: Admission on tape" in overridden
+    # Nothing waits any more: the fact waited for is history, in the details for audit.
+    assert "Facts the decision is waiting for" not in overridden
+    assert 'data-testid="awaited"' not in overridden
+    assert "Facts this decision waited for: Admission (overridden by a supervisor instead)." in overridden
+    assert "Nothing waits for review." in supervisor.get("/durham/review").text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -48,8 +49,12 @@ def test_the_feed_lists_the_providers_referrals_from_every_force_it_serves(
     # What the provider needs to reach the person, and nothing about the case.
     assert first["person"] == {"given_name": "Alex", "surname": "Archer", "phone": "07700 900456",
                                "email": "archer@example.org", "address": "2 Example Road"}
-    assert set(first) == {"id", "force", "course", "pathway", "state", "deadline", "sessions_required",
-                          "sessions_attended", "person", "created_at", "updated_at", "transitions", "sessions"}
+    assert set(first) == {"id", "reference", "force", "course", "pathway", "state", "deadline",
+                          "sessions_required", "sessions_attended", "person", "created_at", "updated_at",
+                          "transitions", "sessions"}
+    # The case's reference in its force, to quote to the force.
+    assert re.fullmatch(r"WM-\d{4}-\d{6}", first["reference"])
+    assert re.fullmatch(r"[A-Z]+-\d{4}-\d{6}", second["reference"])
     assert [(t["from"], t["to"]) for t in first["transitions"]] == [(None, "offered")]
 
 

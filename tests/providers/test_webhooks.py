@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderRole
-from diversion.cases.models import State
+from diversion.cases.models import Encounter, Referral, State
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.extensions import db
@@ -284,7 +284,11 @@ def test_only_the_referrals_provider_hears_of_it(
     move(app, world.b, providers.referrals["b1"], State.ACCEPTED)  # Cranstoun's
     deliver(app, utcnow())
     (request,) = receiver.received
-    assert json.loads(request.body)["data"]["referral_id"] == str(providers.referrals["b1"])
+    data = json.loads(request.body)["data"]
+    assert data["referral_id"] == str(providers.referrals["b1"])
+    with app.app_context(), scoped(world.b.id):  # the case's reference, to quote to the force
+        referral = db.session.get(Referral, providers.referrals["b1"])
+        assert data["reference"] == db.session.get(Encounter, referral.encounter_id).reference
 
 
 def test_a_removed_endpoint_gives_up_what_was_waiting(

@@ -19,8 +19,10 @@ from diversion.jsonapi.openapi import (
 
 
 def _paths(names: Names) -> dict[str, Any]:
-    encounter, decision, referral = (path_id("encounter_id", "encounter"), path_id("decision_id", "decision"),
-                                     path_id("referral_id", "referral"))
+    decision, referral = path_id("decision_id", "decision"), path_id("referral_id", "referral")
+    encounter = {"name": "encounter_id", "in": "path", "required": True,
+                 "description": "The encounter's id, or its case reference (e.g. WM-2026-004217, in any case).",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 40}}
     query = schemas.ReferralQuery.model_fields
     list_parameters = [
         {"name": "state", "in": "query", "required": False, "description": "Only referrals in this state.",
@@ -38,7 +40,7 @@ def _paths(names: Names) -> dict[str, Any]:
             refusals=errors("Unauthorized", "TooLarge", "Unprocessable"),
             description="Decides with the policy in force today and returns the decision with every reason.")},
         f"{PREFIX}/encounters/{{encounter_id}}": {"get": operation(
-            "getEncounter", "An encounter and its decision", "Encounters",
+            "getEncounter", "An encounter and its decision, by id or case reference", "Encounters",
             {**ok("200", "The encounter.", names[schemas.EncounterRecord]),
              **errors("Unauthorized", "NotFound")},
             parameters=[encounter])},

@@ -165,6 +165,8 @@ class DecisionOut(Answer):
 
     id: uuid.UUID
     encounter_id: uuid.UUID | None
+    reference: str | None = Field(description="The case's reference in the force (e.g. WM-2026-004217); null "
+                                              "for a historic decision with no case.")
     decided_on: date
     outcome: Outcome = Field(description="What the policy decided.")
     pathway: str | None
@@ -175,10 +177,15 @@ class DecisionOut(Answer):
     override: Override | None = Field(description="A supervisor's override, which then stands.")
     final_outcome: Outcome = Field(description="The outcome that stands: the override's, else the policy's.")
     final_pathway: str | None
+    superseded_by_id: uuid.UUID | None = Field(
+        description="The decision made again in this one's place once the facts it waited for were given; "
+                    "null while this one stands.")
 
 
 class EncounterOut(Answer):
     id: uuid.UUID
+    reference: str = Field(description="The case's reference in the force (e.g. WM-2026-004217): short, for "
+                                       "people; the URL takes it in place of the id.")
     person_id: uuid.UUID = Field(description="The person's pseudonymous key in this force.")
     offence_on: date
     recorded_at: Moment
@@ -188,7 +195,8 @@ class EncounterOut(Answer):
 
 class EncounterRecord(Answer):
     encounter: EncounterOut
-    decision: DecisionOut | None
+    decision: DecisionOut | None = Field(description="The decision that stands (the latest, if the case was "
+                                                     "decided again).")
 
 
 class CaseOutcome(Answer):
@@ -199,6 +207,7 @@ class CaseOutcome(Answer):
 class ReferralOut(Answer):
     id: uuid.UUID
     encounter_id: uuid.UUID
+    reference: str = Field(description="The case's reference in the force (e.g. WM-2026-004217).")
     offering_id: uuid.UUID
     pathway: str
     state: State

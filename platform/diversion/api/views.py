@@ -28,6 +28,7 @@ from diversion.audit.services import record
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral
+from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import DERIVED_FACTS, Intake
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.fields import FIELDS
@@ -118,6 +119,28 @@ def _audit(operation: str, object_type: str, object_id: object) -> None:
            details={"token": str(token.id), "prefix": tokens.display_prefix(_tenant().slug, token)})
 
 
+def _reference_of(encounter_id: uuid.UUID | None) -> str | None:
+    """The reference of a case of the token's force (one indexed read), or None."""
+    if encounter_id is None:
+        return None
+    return db.session.scalar(select(Encounter.reference).where(Encounter.id == encounter_id))
+
+
+def _encounter(asked: str) -> Encounter:
+    """An encounter of the token's force by its id or its reference (any case, zeros or not);
+    404 for anything else."""
+    try:
+        where = Encounter.id == uuid.UUID(asked)
+    except ValueError:
+        if not looks_like_reference(asked):
+            raise ApiProblem(404, [(None, HTTP_MESSAGES[404])]) from None
+        where = Encounter.reference == normalise_reference(asked)
+    found = db.session.scalar(select(Encounter).where(where, Encounter.tenant_id == _tenant().id))
+    if found is None:
+        raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
+    return found
+
+
 def _one(model: type[Any], object_id: uuid.UUID) -> Any:
     """A row of the token's force by id; 404 for one of another force or none."""
     found = db.session.scalar(select(model).where(model.id == object_id, model.tenant_id == _tenant().id))
@@ -128,35 +151,37 @@ def _one(model: type[Any], object_id: uuid.UUID) -> Any:
 
 # ---------------------------------------------------------------- serialising
 
-def decision_out(decision: Decision) -> schemas.DecisionOut:
+def decision_out(decision: Decision, reference: str | None) -> schemas.DecisionOut:
+    """A decision as the API answers it, with its case's ``reference``."""
     override = None
     if decision.override_outcome:
         override = schemas.Override(outcome=Outcome(decision.override_outcome), pathway=decision.override_pathway,
                                     reason=decision.override_reason or "", at=decision.overridden_at)
     return schemas.DecisionOut(
-        id=decision.id, encounter_id=decision.encounter_id, decided_on=decision.decided_on,
+        id=decision.id, encounter_id=decision.encounter_id, reference=reference, decided_on=decision.decided_on,
         outcome=Outcome(decision.outcome), pathway=decision.pathway,
         unmet=[schemas.Unmet(pathway=r.get("pathway"), criterion=r["criterion"], reason=r["reason"])
                for r in decision.results if r.get("result") == "unmet"],
         missing=list(decision.missing), policy_version=decision.policy_version.number,
         policy_hash=decision.policy_hash, override=override, final_outcome=Outcome(decision.final_outcome),
-        final_pathway=decision.final_pathway,
+        final_pathway=decision.final_pathway, superseded_by_id=decision.superseded_by_id,
     )
 
 
 def _encounter_record(encounter: Encounter, decision: Decision | None) -> schemas.EncounterRecord:
     return schemas.EncounterRecord(
-        encounter=schemas.EncounterOut(id=encounter.id, person_id=encounter.person_id, offence_on=encounter.offence_on,
-                                       recorded_at=encounter.recorded_at, source=encounter.source,
-                                       facts=encounter.facts),
-        decision=decision_out(decision) if decision is not None else None,
+        encounter=schemas.EncounterOut(id=encounter.id, reference=encounter.reference, person_id=encounter.person_id,
+                                       offence_on=encounter.offence_on, recorded_at=encounter.recorded_at,
+                                       source=encounter.source, facts=encounter.facts),
+        decision=decision_out(decision, encounter.reference) if decision is not None else None,
     )
 
 
-def referral_out(referral: Referral) -> schemas.ReferralOut:
+def referral_out(referral: Referral, reference: str) -> schemas.ReferralOut:
+    """A referral as the API answers it, with its case's ``reference``."""
     ended = not referral.state.is_open
     return schemas.ReferralOut(
-        id=referral.id, encounter_id=referral.encounter_id, offering_id=referral.offering_id,
+        id=referral.id, encounter_id=referral.encounter_id, reference=reference, offering_id=referral.offering_id,
         pathway=referral.pathway, state=referral.state, deadline=referral.deadline,
         sessions_required=referral.sessions_required, sessions_attended=referral.sessions_attended,
         outcome=schemas.CaseOutcome(code=referral.outcome_code, label=referral.outcome_label) if ended else None,
@@ -198,17 +223,17 @@ def record_encounter() -> Response:
     return answer(_encounter_record(encounter, decision), 201, url_for(".get_encounter", encounter_id=encounter.id))
 
 
-@bp.get("/encounters/<uuid:encounter_id>")
-def get_encounter(encounter_id: uuid.UUID) -> Response:
-    encounter = _one(Encounter, encounter_id)
-    decision = db.session.scalar(select(Decision).where(Decision.encounter_id == encounter.id)
-                                 .order_by(Decision.decided_at.desc()).limit(1))
-    return answer(_encounter_record(encounter, decision))
+@bp.get("/encounters/<encounter_id>")
+def get_encounter(encounter_id: str) -> Response:
+    """An encounter by its id or its case reference, with the decision that stands."""
+    encounter = _encounter(encounter_id)
+    return answer(_encounter_record(encounter, cases.standing(encounter.id)))
 
 
 @bp.get("/decisions/<uuid:decision_id>")
 def get_decision(decision_id: uuid.UUID) -> Response:
-    return answer(decision_out(_one(Decision, decision_id)))
+    decision = _one(Decision, decision_id)
+    return answer(decision_out(decision, _reference_of(decision.encounter_id)))
 
 
 # ---------------------------------------------------------------- referrals
@@ -242,7 +267,8 @@ def refer(decision_id: uuid.UUID) -> Response:
         _case_problem(error, REFERRAL_FIELDS)
     _audit("referral_offered", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the offer just made
-    return answer(referral_out(referral), 201, url_for(".get_referral", referral_id=referral.id))
+    return answer(referral_out(referral, _reference_of(referral.encounter_id) or ""), 201,
+                  url_for(".get_referral", referral_id=referral.id))
 
 
 @bp.get("/referrals")
@@ -251,17 +277,23 @@ def list_referrals() -> Response:
     statement = select(Referral).order_by(Referral.created_at.desc(), Referral.id)
     if asked.state is not None:
         statement = statement.where(Referral.state == asked.state)
-    found = db.session.scalars(statement.offset(asked.offset).limit(asked.limit + 1)).all()
-    more = len(found) > asked.limit
+    # The page's references come with it, by a join (not a read per referral).
+    rows = db.session.execute(statement.add_columns(Encounter.reference)
+                              .join(Encounter, (Encounter.tenant_id == Referral.tenant_id)
+                                    & (Encounter.id == Referral.encounter_id))
+                              .offset(asked.offset).limit(asked.limit + 1)).tuples().all()
+    more = len(rows) > asked.limit
     return answer(schemas.ReferralPage(
-        referrals=[referral_out(r) for r in found[:asked.limit]], limit=asked.limit, offset=asked.offset,
+        referrals=[referral_out(r, reference) for r, reference in rows[:asked.limit]], limit=asked.limit,
+        offset=asked.offset,
         next_offset=asked.offset + asked.limit if more else None,
     ))
 
 
 @bp.get("/referrals/<uuid:referral_id>")
 def get_referral(referral_id: uuid.UUID) -> Response:
-    return answer(referral_out(_one(Referral, referral_id)))
+    referral = _one(Referral, referral_id)
+    return answer(referral_out(referral, _reference_of(referral.encounter_id) or ""))
 
 
 @bp.post("/referrals/<uuid:referral_id>/transitions")
@@ -277,4 +309,6 @@ def move_referral(referral_id: uuid.UUID) -> Response:
         _case_problem(error, TRANSITION_FIELDS)
     _audit(f"referral_{body.to.value}", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the move just made
-    return answer(schemas.TransitionRecord(transition=transition_out(step), referral=referral_out(referral)), 201)
+    return answer(schemas.TransitionRecord(transition=transition_out(step),
+                                           referral=referral_out(referral, _reference_of(referral.encounter_id) or "")),
+                  201)

@@ -90,6 +90,21 @@ def _fact_field(name: str) -> Field:
 ASKED_FACTS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
 
 
+def read_fact(name: str, value: Any) -> Any:
+    """A fact field's answer as the decision reads it: None when not known yet
+    (for a list, nothing ticked too); a list's ``None`` is the empty list."""
+    kind = FIELDS[name].kind
+    if kind is Kind.INT:
+        return int(value) if value not in (None, "") else None
+    if kind is Kind.BOOL:
+        return value == "yes" if value in ("yes", "no") else None
+    if kind is Kind.CHOICE:
+        return value if value and value != UNKNOWN else None
+    if not value or UNKNOWN in value:
+        return None
+    return [] if NONE in value else list(value)
+
+
 class _IntakeBase(Form):
     surname = StringField("Surname", widget=GovTextInput(),
                           validators=[InputRequired(message="Enter the person's surname"),
@@ -114,19 +129,8 @@ class _IntakeBase(Form):
     def facts(self) -> dict[str, Any]:
         """The facts as the decision reads them; ``Not known yet`` (or, for a
         list, nothing ticked) leaves a fact out; a list's ``None`` is empty."""
-        found: dict[str, Any] = {}
-        for name in ASKED_FACTS:
-            value = getattr(self, name).data
-            kind = FIELDS[name].kind
-            if kind is Kind.INT and value not in (None, ""):
-                found[name] = int(value)
-            elif kind is Kind.BOOL and value in ("yes", "no"):
-                found[name] = value == "yes"
-            elif kind is Kind.CHOICE and value and value != UNKNOWN:
-                found[name] = value
-            elif kind is Kind.CHOICES and value and UNKNOWN not in value:
-                found[name] = [] if NONE in value else list(value)
-        return found
+        answers = {name: read_fact(name, getattr(self, name).data) for name in ASKED_FACTS}
+        return {name: value for name, value in answers.items() if value is not None}
 
 
 IntakeBase = _IntakeBase  # the intake form's type, for annotations
@@ -195,3 +199,30 @@ def attendance_message(referral: Referral, attended: bool) -> str:
     if referral.state is State.MISSED:
         return "Recorded: did not attend. The referral waits for another session to be booked."
     return f"Recorded: did not attend. The referral ends as not completed: {referral.outcome_label}."
+
+
+# ---------------------------------------------------------------- the facts a decision waits for
+
+class FactsForm(Form):
+    """The facts a decision waits for, given at review (``cases.services.decide_again``):
+    one field per fact, as on the intake form, "Not known yet" still an answer."""
+
+    names: tuple[str, ...] = ()
+    submit = SubmitField("Decide again", widget=GovSubmitInput())
+
+    def facts(self) -> dict[str, Any]:
+        """The facts given, by name; one left "Not known yet" is None (still unknown)."""
+        return {name: read_fact(name, getattr(self, name).data) for name in self.names}
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        if valid and all(value is None for value in self.facts().values()):
+            getattr(self, self.names[0]).errors.append("Give at least one of the facts the decision waits for")
+            valid = False
+        return valid
+
+
+def facts_form(names: list[str]) -> type[FactsForm]:
+    """A form asking for ``names`` (facts of the catalogue an officer gives)."""
+    return type("AskedFactsForm", (FactsForm,), {**{name: _fact_field(name) for name in names},
+                                                   "names": tuple(names)})

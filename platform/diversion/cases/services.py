@@ -19,15 +19,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 
-from diversion.accounts.access import Action, require, user_id_of
+from diversion.accounts.access import Action, may, require, user_id_of
+from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
-from diversion.cases.identity import Identity, open_identity, person_keys, seal, search_keys
+from diversion.cases.identity import Identity, Unreadable, open_identity, person_keys, seal, search_keys
 from diversion.cases.models import (
     FINAL_STATES,
     TRANSITIONS,
@@ -46,9 +47,9 @@ from diversion.catalogue.models import Offering
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.engine import Assessment
-from diversion.eligibility.fields import FactsInvalid, fact_label
+from diversion.eligibility.fields import FIELDS, FactsInvalid, fact_label
 from diversion.eligibility.models import Decision, Outcome, PolicyVersion
-from diversion.errors import FieldError
+from diversion.errors import AccessRefused, FieldError
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.monitoring import ETHNICITIES
@@ -203,11 +204,14 @@ def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str |
              actor: Actor) -> Decision:
     """A supervisor's decision in place of the policy's, with a mandatory reason.
 
-    Refuses an actor who may not override (a supervisor may), a blank reason,
+    Refuses an actor who may not override (a supervisor may), a decision made
+    again since (``decide_again``: the new one stands), a blank reason,
     an outcome other than eligible or not eligible, and a pathway that the
     decision's policy does not have.
     """
     require(actor, Action.OVERRIDE_DECISION, tenant_id=tenant.id)
+    if decision.superseded_by_id is not None:
+        raise CaseError("decision", "This decision was made again: override the one that stands.")
     if not reason.strip():
         raise CaseError("reason", "Give the reason for the override: it is kept with the decision.")
     if (broken := rules.text_broken("reason", reason)) is not None:
@@ -239,13 +243,165 @@ def _stands(decision: Decision) -> None:
                            .values(outcome=decision.final_outcome, pathway=decision.final_pathway))
 
 
-def review_queue() -> Sequence[Decision]:
-    """Decisions of the force in scope that need review and have none yet, oldest first."""
-    return db.session.scalars(
-        select(Decision).where(Decision.outcome == Outcome.NEEDS_REVIEW, Decision.override_outcome.is_(None),
-                               Decision.encounter_id.is_not(None))
-        .order_by(Decision.decided_at)
-    ).all()
+def review_queue() -> Select[tuple[Decision]]:
+    """The decisions of the force in scope that wait for review, oldest first (a
+    statement, for ``listing.page_of``): needing review, with an encounter,
+    neither overridden nor made again. Ordered by the decision date first, which
+    the ``(tenant_id, decided_on)`` index follows."""
+    return (select(Decision)
+            .where(Decision.outcome == Outcome.NEEDS_REVIEW, Decision.override_outcome.is_(None),
+                   Decision.superseded_by_id.is_(None), Decision.encounter_id.is_not(None))
+            .order_by(Decision.decided_on, Decision.decided_at, Decision.id))
+
+
+def awaiting_review() -> int:
+    """How many decisions of the force in scope wait for review (a COUNT, no rows loaded)."""
+    return int(db.session.scalar(select(func.count()).select_from(review_queue().order_by(None).subquery())) or 0)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One decision waiting for review, as the queue shows it."""
+
+    decision: Decision
+    encounter: Encounter
+    identity: Identity | None  # None when the sealed name cannot be opened
+    officer: str | None  # who recorded the case; None for an import or a force system
+    offence: str | None  # the offence fact, None when not known yet
+
+
+def review_items(decisions: Sequence[Decision]) -> list[ReviewItem]:
+    """What the queue shows of a page of decisions: three statements whatever the
+    page's length (its encounters, their people, the officers who recorded them)."""
+    encounter_ids = [d.encounter_id for d in decisions if d.encounter_id is not None]
+    encounters = {e.id: e for e in db.session.scalars(select(Encounter).where(Encounter.id.in_(encounter_ids)))} \
+        if encounter_ids else {}
+    people = {p.id: p for p in db.session.scalars(
+        select(Person).where(Person.id.in_({e.person_id for e in encounters.values()})))} if encounters else {}
+    officer_ids = {e.recorded_by_id for e in encounters.values() if e.recorded_by_id is not None}
+    officers = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(officer_ids))).tuples().all()) \
+        if officer_ids else {}
+    items = []
+    for decision in decisions:
+        encounter = encounters.get(decision.encounter_id) if decision.encounter_id else None
+        if encounter is None:
+            continue
+        person = people.get(encounter.person_id)
+        try:
+            identity = open_identity(person.identity_sealed) if person is not None else None
+        except Unreadable:
+            identity = None
+        offence = decision.facts.get("offence") or encounter.facts.get("offence")
+        items.append(ReviewItem(decision, encounter, identity,
+                                officers.get(encounter.recorded_by_id) if encounter.recorded_by_id else None,
+                                offence if isinstance(offence, str) else None))
+    return items
+
+
+def standing(encounter_id: uuid.UUID) -> Decision | None:
+    """The encounter's standing decision: the latest not made again (an override stays on it)."""
+    return db.session.scalar(select(Decision).where(Decision.encounter_id == encounter_id,
+                                                    Decision.superseded_by_id.is_(None))
+                             .order_by(Decision.decided_at.desc(), Decision.id).limit(1))
+
+
+def standing_of(encounter_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decision]:
+    """The standing decision of each encounter (one statement for all of them)."""
+    if not encounter_ids:
+        return {}
+    found: dict[uuid.UUID, Decision] = {}
+    for decision in db.session.scalars(
+            select(Decision).where(Decision.encounter_id.in_(encounter_ids), Decision.superseded_by_id.is_(None))
+            .order_by(Decision.decided_at)):
+        if decision.encounter_id is not None:
+            found[decision.encounter_id] = decision  # the latest wins
+    return found
+
+
+def awaited(decision: Decision) -> list[str]:
+    """The facts a decision waits for that a person can give (the platform works out the others).
+    Empty once the decision is overridden or made again: nothing waits any more."""
+    if decision.final_outcome != Outcome.NEEDS_REVIEW or decision.superseded_by_id is not None:
+        return []
+    return [name for name in decision.missing if name in FIELDS and name not in rules.DERIVED_FACTS]
+
+
+def may_decide_again(actor: Actor | None, tenant: Tenant, encounter: Encounter | None) -> bool:
+    """Whether ``actor`` may give the facts a decision of ``encounter`` waits for:
+    a supervisor (who reviews decisions), or the officer who recorded the case
+    (their own case: they may have learnt the fact since). Not a force system or
+    the platform: a decision made again is a person's act."""
+    if not isinstance(actor, User):
+        return False
+    if may(actor, Action.REVIEW_DECISIONS, tenant_id=tenant.id):
+        return True
+    return (encounter is not None and encounter.recorded_by_id == actor.id
+            and may(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id))
+
+
+def decide_again(tenant: Tenant, decision: Decision, facts: dict[str, Any], *, actor: Actor) -> Decision:
+    """Decide a case again once facts it waited for are given, under the policy that
+    was in force on the original decision's date, and record the new decision in
+    its place (the old one is kept, ``superseded_by_id`` pointing to the new).
+
+    The new decision reads the original decision's facts (the officer's and those
+    the platform worked out then: age, earlier diversions and the offence's age as
+    at that date) with ``facts`` added; it is dated as the original was. The
+    given facts join the encounter's; the encounter's standing decision becomes
+    the new one (``_stands``). One audit row, ``decision.decided_again``.
+
+    Refuses an actor who may not (``AccessRefused``: neither a supervisor nor
+    the officer who recorded the case), and (``CaseError``) a force that is not
+    open, a decision that does not need review, one already overridden or
+    already made again, no fact given, facts outside the field catalogue or of
+    the wrong type, facts the decision was not waiting for, and a date with no
+    policy in force.
+    """
+    encounter = db.session.get(Encounter, decision.encounter_id) if decision.encounter_id else None
+    if not may_decide_again(actor, tenant, encounter):
+        raise AccessRefused(Action.REVIEW_DECISIONS.value, "You cannot give the facts of this case: only a "
+                                                           "supervisor or the officer who recorded it can.")
+    _open_for_cases(tenant)
+    if encounter is None:
+        raise CaseError("decision", "This decision has no case to decide again.")
+    if decision.superseded_by_id is not None:
+        raise CaseError("decision", "This decision was already made again: give the facts on the one that stands.")
+    if decision.override_outcome is not None:
+        raise CaseError("decision", "A supervisor has already overridden this decision: it needs no facts now.")
+    if decision.outcome != Outcome.NEEDS_REVIEW:
+        raise CaseError("decision", "Only a decision that needs review waits for facts.")
+    given = {name: value for name, value in facts.items() if value is not None}
+    if not given:
+        raise CaseError(next(iter(awaited(decision)), "facts"), "Give at least one of the facts the decision "
+                                                                 "waits for.")
+    for name in given:
+        if name not in FIELDS:
+            raise CaseError(name, f"{name.replace('_', ' ').capitalize()} is not a fact of the national "
+                                  "field catalogue.")
+        if name not in decision.missing:
+            raise CaseError(name, f"The decision was not waiting for {name.replace('_', ' ')}: only the facts "
+                                  "it waits for can be given here.")
+    try:
+        assessment, version = eligibility.decide_case({**decision.facts, **given}, decision.decided_on)
+    except FactsInvalid as error:
+        name, problem = next(iter(error.problems.items()))
+        raise CaseError(name, f"{name.replace('_', ' ').capitalize()} {problem}.") from error
+    except eligibility.NoPolicyInForce as error:
+        raise CaseError("policy", str(error)) from error
+    values = rules.decision_values(tenant, assessment, version, ethnicity=decision.ethnicity,
+                                   actor_id=user_id_of(actor), source="review", encounter_id=encounter.id)
+    again = Decision(**values)
+    db.session.add(again)
+    db.session.flush()
+    decision.superseded_by_id = again.id
+    encounter.facts = {**encounter.facts, **given}
+    _stands(again)
+    db.session.flush()
+    record("decision.decided_again", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=again.id,
+           details={"from": str(decision.id), "was": decision.outcome, "waited_for": list(decision.missing),
+                    "given": sorted(given), "outcome": again.outcome, "pathway": again.pathway,
+                    "policy_version": version.number})
+    return again
 
 
 # ---------------------------------------------------------------- referrals
@@ -621,8 +777,4 @@ def dashboard(today: date) -> Dashboard:
     completed = db.session.scalar(
         select(func.count()).select_from(Transition)
         .where(Transition.to_state == State.COMPLETED, Transition.occurred_at >= month_start)) or 0
-    awaiting = db.session.scalar(
-        select(func.count()).select_from(Decision)
-        .where(Decision.outcome == Outcome.NEEDS_REVIEW, Decision.override_outcome.is_(None),
-               Decision.encounter_id.is_not(None))) or 0
-    return Dashboard({s: counts.get(s, 0) for s in still_open}, int(overdue), int(completed), int(awaiting))
+    return Dashboard({s: counts.get(s, 0) for s in still_open}, int(overdue), int(completed), awaiting_review())

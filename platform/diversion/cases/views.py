@@ -21,20 +21,24 @@ from diversion.cases.forms import (
     ASKED_FACTS,
     AttendanceForm,
     BookForm,
+    FactsForm,
     IntakeBase,
     IntakeForm,
     OverrideForm,
     ReferForm,
     TransitionForm,
     attendance_message,
+    facts_form,
 )
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
 from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import Intake
+from diversion.catalogue.models import Offering
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.explain import explain_decision
+from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, date_of_birth_problem
@@ -43,8 +47,11 @@ from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
 from diversion.web import change_on_form
+from diversion.words import counted
 
 bp = force_blueprint("cases", __name__)
+# How a fact and an offence read on the review pages.
+FACT_LABELS = {name: field.label for name, field in FIELDS.items()}
 
 
 def _today() -> date:
@@ -101,22 +108,35 @@ def intake() -> str | Response | tuple[str, int]:
     return (html, 400) if request.method == "POST" else html
 
 
+def _refer_form(decision: Decision, refer: ReferForm | None = None) -> tuple[ReferForm, list[Offering]]:
+    """The form offering a place on the courses of the decision's pathway, and those offerings."""
+    offerings = list(services.offerings_for(decision.final_pathway)) if decision.final_pathway else []
+    refer = refer or ReferForm(formdata=None)
+    refer.offering.choices = [SelectChoice(str(o.id), f"{o.course.title} ({o.course.provider.name})")
+                              for o in offerings]
+    return refer, offerings
+
+
 def _decision_page(decision: Decision, *, override: OverrideForm | None = None, refer: ReferForm | None = None) -> str:
     policy = eligibility.compiled(decision.policy_version)
     override = override or OverrideForm(formdata=None)
     override.pathway.choices = [SelectChoice("", "Choose a pathway")] + [
         SelectChoice(p.id, p.name) for p in policy.pathways]
-    offerings = services.offerings_for(decision.final_pathway) if decision.final_pathway else []
-    refer = refer or ReferForm(formdata=None)
-    refer.offering.choices = [SelectChoice(str(o.id), f"{o.course.title} ({o.course.provider.name})")
-                              for o in offerings]
+    refer, offerings = _refer_form(decision, refer)
+    encounter = db.session.get(Encounter, decision.encounter_id) if decision.encounter_id else None
     referrals = db.session.scalars(select(Referral).where(Referral.encounter_id == decision.encounter_id)).all() \
         if decision.encounter_id else []
     case_reference = db.session.scalar(select(Encounter.reference).where(Encounter.id == decision.encounter_id)) \
         if decision.encounter_id else None
+    # A decision made again: the one it replaced, and the facts given then (the audit's history).
+    earlier = db.session.scalar(select(Decision).where(Decision.superseded_by_id == decision.id))
+    given = sorted(set(decision.facts) - set(earlier.facts)) if earlier is not None else []
     return render_template("cases/decision.html", decision=decision, policy=policy, override=override,
-                           refer=refer, offerings=offerings, referrals=referrals, case_reference=case_reference,
-                           explanation=explain_decision(policy, decision))
+                           refer=refer, offerings=offerings, referrals=referrals, encounter=encounter,
+                           case_reference=case_reference, explanation=explain_decision(policy, decision),
+                           earlier=earlier, given=given, awaited=services.awaited(decision),
+                           may_give_facts=services.may_decide_again(current_user, g.tenant, encounter),
+                           labels=FACT_LABELS)
 
 
 @bp.route("/decisions/<uuid:decision_id>")
@@ -151,6 +171,7 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
 @bp.route("/decisions/<uuid:decision_id>/referrals", methods=["POST"])
 @requires_force_action(Action.REFER)
 def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    """Offer a place; from the decision page or the case page (``?from=case``: its errors show there)."""
     found = db.get_or_404(Decision, decision_id)
     form = ReferForm()
     offerings = {str(o.id): o for o in services.offerings_for(found.final_pathway or "")}
@@ -165,13 +186,64 @@ def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
         else:
             flash("The place is offered. Record the person's answer on the case page.", "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
+    if request.args.get("from") == "case" and found.encounter_id is not None:
+        refer_form, _ = _refer_form(found, form)
+        return _case_page(db.get_or_404(Encounter, found.encounter_id), refer=refer_form), 400
     return _decision_page(found, refer=form), 400
+
+
+def waited(since: date, today: date) -> str:
+    """How long a decision has waited since its date, in days: "Since today", "1 day", "12 days".
+    (From the decision date, not the row's time: a case recorded after the fact, or decided
+    again with only some of its facts, has waited since the date it was first decided.)"""
+    days = (today - since).days
+    return "Since today" if days < 1 else counted(days, "day")
 
 
 @bp.route("/review")
 @requires_force_action(Action.REVIEW_DECISIONS)
 def review() -> str:
-    return render_template("cases/review.html", decisions=services.review_queue())
+    page = page_of(services.review_queue(), capped=True)
+    items = services.review_items(page.items)
+    services.viewed(g.tenant, "review.listed", actor=current_user, details={"decisions": len(items),
+                                                                            "page": page.page})
+    return render_template("cases/review.html", page=page, items=items, total=total_text(page, "decision"),
+                           today=_today(), waited=waited, offence=FIELDS["offence"])
+
+
+def _facts_page(decision: Decision, encounter: Encounter, form: FactsForm) -> str:
+    person = db.get_or_404(Person, encounter.person_id)
+    return render_template("cases/add_facts.html", decision=decision, encounter=encounter, form=form,
+                           identity=open_identity(person.identity_sealed), policy=decision.policy_version,
+                           in_force=eligibility.policy_in_force(decision.decided_on))
+
+
+@bp.route("/decisions/<uuid:decision_id>/facts", methods=["GET", "POST"])
+@requires_force_action(Action.RECORD_ENCOUNTER)
+def add_facts(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    """Give the facts a decision waits for, and decide again (``services.decide_again``):
+    a supervisor, or the officer who recorded the case (403 for anyone else)."""
+    found = db.get_or_404(Decision, decision_id)
+    encounter = db.get_or_404(Encounter, found.encounter_id) if found.encounter_id else None
+    if encounter is None or not services.may_decide_again(current_user, g.tenant, encounter):
+        abort(403)
+    names = services.awaited(found)
+    if not names:
+        stands = services.standing(encounter.id) or found
+        flash("This decision waits for no facts: it was decided, overridden or made again.", "success")
+        return redirect(url_for(".decision", decision_id=stands.id))
+    form = facts_form(names)()
+    if form.validate_on_submit():
+        try:
+            again = services.decide_again(g.tenant, found, form.facts(), actor=current_user)
+        except services.CaseError as error:
+            refuse()
+            getattr(form, error.field, getattr(form, names[0])).errors.append(error.message)
+        else:
+            flash(f"Decided again with the facts given: {again.final_outcome.replace('_', ' ')}.", "success")
+            return redirect(url_for(".decision", decision_id=again.id))
+    html = _facts_page(found, encounter, form)
+    return (html, 400) if request.method == "POST" else html
 
 
 @dataclass(frozen=True)
@@ -197,8 +269,12 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     events = [Event(encounter.recorded_at, "Encounter recorded", people.get(encounter.recorded_by_id or 0, "Import"),
                     f"Offence on {encounter.offence_on:%d %B %Y}")]
     for d in decisions:
-        events.append(Event(d.decided_at, f"Decision: {verdict(d, d.outcome, d.pathway)}",
-                            people.get(d.decided_by_id or 0, "Import"), f"Policy version {d.policy_version.number}"))
+        made_again = d.source == "review"
+        events.append(Event(d.decided_at, f"{'Decided again on review' if made_again else 'Decision'}: "
+                                          f"{verdict(d, d.outcome, d.pathway)}",
+                            people.get(d.decided_by_id or 0, "Import"),
+                            f"Policy version {d.policy_version.number}"
+                            + (f", in force on {d.decided_on:%d %B %Y}" if made_again else "")))
         if d.overridden_at and d.override_outcome:
             events.append(Event(d.overridden_at, f"Overridden: {verdict(d, d.override_outcome, d.override_pathway)}",
                                 people.get(d.overridden_by_id or 0, ""), d.override_reason or ""))
@@ -217,14 +293,17 @@ SESSION_STATES = services.SESSION_STATES
 
 
 def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None, book: BookForm | None = None,
-               attendance: AttendanceForm | None = None) -> str:
+               attendance: AttendanceForm | None = None, refer: ReferForm | None = None) -> str:
     """The case page; a form given is a submitted one, to show again with its errors."""
     person = db.get_or_404(Person, encounter.person_id)
     history = db.session.scalars(
         select(Encounter).where(Encounter.person_id == person.id).order_by(Encounter.offence_on.desc())).all()
     decisions = db.session.scalars(
-        select(Decision).where(Decision.encounter_id.in_([e.id for e in history]))).all()
-    by_encounter = {d.encounter_id: d for d in decisions}
+        select(Decision).where(Decision.encounter_id.in_([e.id for e in history]))
+        .order_by(Decision.decided_at)).all()
+    # Each encounter's standing decision: the latest not made again (the page never reads a superseded one).
+    by_encounter = {d.encounter_id: d for d in decisions if d.superseded_by_id is None}
+    stands = by_encounter.get(encounter.id)
     referrals = db.session.scalars(select(Referral).where(Referral.person_id == person.id)).all()
     these = [r for r in referrals if r.encounter_id == encounter.id]
     open_referral = next((r for r in these if r.state.is_open), None)
@@ -236,12 +315,17 @@ def _case_page(encounter: Encounter, *, transition: TransitionForm | None = None
         waiting = next((s for s in services.sessions_of(open_referral) if s.attendance is None), None)
         if waiting is not None:
             if_missed = services.if_missed(g.tenant, open_referral, on=_today())
+    refers = _refer_form(stands, refer) if stands is not None else (ReferForm(formdata=None), [])
     return render_template(
         "cases/case.html", encounter=encounter, person=person, identity=open_identity(person.identity_sealed),
         contact=open_contact(person.contact_sealed), history=history, by_encounter=by_encounter,
-        referrals_by_encounter={r.encounter_id: r for r in referrals}, reoffended=services.reoffended(decisions),
+        referrals_by_encounter={r.encounter_id: r for r in referrals},
         verdicts={d.id: verdict(d, d.final_outcome, d.final_pathway) for d in decisions},
         timeline=_timeline(encounter, [d for d in decisions if d.encounter_id == encounter.id], these),
+        reoffended=services.reoffended(list(by_encounter.values())), stands=stands,
+        refer=refers[0], offerings=refers[1],
+        may_give_facts=services.may_decide_again(current_user, g.tenant, encounter),
+        awaited=services.awaited(stands) if stands is not None else [], labels=FACT_LABELS,
         open_referral=open_referral, transition=form, ethnicities=ETHNICITIES, case_referrals=these,
         waiting=waiting, bookable=open_referral is not None and open_referral.state in services.BOOKABLE,
         book=book or BookForm(formdata=None), attendance=attendance or AttendanceForm(formdata=None),

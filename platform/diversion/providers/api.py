@@ -69,7 +69,7 @@ def referral_out(item: services.ProviderReferral) -> schemas.ProviderReferralOut
                                           phone=item.contact.phone, email=item.contact.email,
                                           address=item.contact.address)
     return schemas.ProviderReferralOut(
-        id=referral.id, force=schemas.ForceOut(slug=item.force.slug, name=item.force.name),
+        id=referral.id, reference=item.reference, force=schemas.ForceOut(slug=item.force.slug, name=item.force.name),
         course=schemas.ProviderCourseOut(id=item.course.id, slug=item.course.slug, title=item.course.title,
                                          sessions=item.course.sessions),
         pathway=referral.pathway, state=referral.state, deadline=referral.deadline,

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases.events import Moved, referrals_moved
-from diversion.cases.models import Referral, Transition
+from diversion.cases.models import Encounter, Referral, Transition
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
@@ -116,14 +116,17 @@ def next_position(provider_id: int, count: int = 1) -> int:
     return int(position)
 
 
-def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, position: int) -> str:
-    """What a delivery sends: which referral changed and how, never anything about the person."""
+def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, position: int,
+          reference: str) -> str:
+    """What a delivery sends: which referral (and case reference) changed and how, never anything
+    about the person."""
     data: dict[str, Any] = {
         "id": str(delivery_id),
         "type": event,
         "created_at": utcnow().isoformat().replace("+00:00", "Z"),
         "data": {
             "referral_id": str(move.referral_id),
+            "reference": reference,
             "force": tenant.slug,
             "state": move.to.value,
             "previous_state": move.came_from.value if move.came_from else None,
@@ -172,12 +175,18 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
         if not history and has_endpoint(provider_id):
             wake(provider_id)
+            # The moved referrals' case references, in one read.
+            references = dict(db.session.execute(
+                select(Referral.id, Encounter.reference)
+                .join(Encounter, (Encounter.tenant_id == Referral.tenant_id) & (Encounter.id == Referral.encounter_id))
+                .where(Referral.id.in_(positions))).tuples().all())
             for move in theirs:
                 delivery_id = uuid.uuid4()
                 event = CREATED if move.came_from is None else CHANGED
                 db.session.add(WebhookDelivery(
                     id=delivery_id, tenant_id=tenant.id, provider_id=provider_id, referral_id=move.referral_id,
-                    event=event, body=_body(delivery_id, event, tenant, move, position=positions[move.referral_id]),
+                    event=event, body=_body(delivery_id, event, tenant, move, position=positions[move.referral_id],
+                                            reference=references.get(move.referral_id, "")),
                     next_attempt_at=utcnow()))
     db.session.flush()
 
@@ -214,7 +223,9 @@ def queue_test_event(provider: Provider, *, actor: Actor) -> WebhookDelivery:
                      step.occurred_at)
         delivery = WebhookDelivery(id=delivery_id, tenant_id=tenant.id, provider_id=provider.id,
                                    referral_id=referral.id, event=TEST,
-                                   body=_body(delivery_id, TEST, tenant, move, position=position),
+                                   body=_body(delivery_id, TEST, tenant, move, position=position,
+                                              reference=db.session.scalar(select(Encounter.reference).where(
+                                                  Encounter.id == referral.encounter_id)) or ""),
                                    next_attempt_at=utcnow())
         db.session.add(delivery)
         db.session.flush()

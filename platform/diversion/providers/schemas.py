@@ -2,8 +2,9 @@
 
 A provider gets what it needs to deliver the course: the referral, the
 force, the course, pathway, deadline, sessions, state and history, and the
-person's name and contact details; never the case facts, the decision, the
-date of birth or any identifier the force keeps.
+person's name and contact details, and the case's reference (to speak of
+the case with the force); never the case facts, the decision, the date of
+birth or any other identifier the force keeps.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class PersonContactOut(Answer):
 
 class ProviderReferralOut(Answer):
     id: uuid.UUID
+    reference: str = Field(description="The case's reference in its force (e.g. WM-2026-004217): quote it to "
+                                       "the force.")
     force: ForceOut
     course: ProviderCourseOut
     pathway: str
@@ -108,6 +111,7 @@ class ProviderMoveRecord(Answer):
 
 class WebhookData(Answer):
     referral_id: uuid.UUID
+    reference: str = Field(description="The case's reference in its force (e.g. WM-2026-004217).")
     force: str = Field(description="The force's slug.")
     state: State
     previous_state: State | None = Field(description="Null for a new referral.")
@@ -118,8 +122,9 @@ class WebhookData(Answer):
 
 
 class WebhookEvent(Answer):
-    """The body of a webhook delivery. It names the referral and its new state, and
-    carries nothing about the person: fetch the referral with a provider token."""
+    """The body of a webhook delivery. It names the referral (and its case's reference)
+    and its new state, and carries nothing about the person: fetch the referral with a
+    provider token."""
 
     id: uuid.UUID = Field(description="The delivery id, also in the Diversion-Delivery header: the same on "
                                       "every retry, so de-duplicate on it.")

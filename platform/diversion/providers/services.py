@@ -31,7 +31,7 @@ from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
-from diversion.cases.models import BookedSession, Person, Referral, State, Transition
+from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -251,6 +251,7 @@ class ProviderReferral:
     contact: Contact | None
     transitions: tuple[Transition, ...]
     sessions: tuple[BookedSession, ...]
+    reference: str = ""  # the case's reference in its force (e.g. WM-2026-004217)
 
 
 def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = None, limit: int | None = None,
@@ -266,11 +267,12 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
     ``limit`` caps the result, ``referral_id`` picks one referral.
     """
     statement = (
-        select(Referral, FeedEntry.position, Course, Person)
+        select(Referral, FeedEntry.position, Course, Person, Encounter.reference)
         .join(FeedEntry, (FeedEntry.tenant_id == Referral.tenant_id) & (FeedEntry.referral_id == Referral.id))
         .join(Offering, (Offering.tenant_id == Referral.tenant_id) & (Offering.id == Referral.offering_id))
         .join(Course, Course.id == Offering.course_id)
         .join(Person, (Person.tenant_id == Referral.tenant_id) & (Person.id == Referral.person_id))
+        .join(Encounter, (Encounter.tenant_id == Referral.tenant_id) & (Encounter.id == Referral.encounter_id))
         .where(FeedEntry.provider_id == provider_id, FeedEntry.position > after)
         .options(selectinload(Referral.transitions))
         .order_by(FeedEntry.position)
@@ -292,8 +294,8 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
             sessions.setdefault(session.referral_id, []).append(session)
         return [ProviderReferral(forces[referral.tenant_id], referral, course, int(position), *_personal(person),
                                  tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)),
-                                 tuple(sessions.get(referral.id, ())))
-                for referral, position, course, person in rows]
+                                 tuple(sessions.get(referral.id, ())), reference)
+                for referral, position, course, person, reference in rows]
 
 
 def _personal(person: Person) -> tuple[Identity | None, Contact | None]:
