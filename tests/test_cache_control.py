@@ -81,7 +81,7 @@ def test_a_case_page_is_not_stored(client: FlaskClient, world: World, case: Case
     sign_in(client, world.email("a_officer"))
     _not_stored(client, f"/{world.a.slug}/cases/{case.encounter_id}", SURNAME, PHONE)
     _not_stored(client, f"/{world.a.slug}/decisions/{case.decision_id}", "Eligible")
-    _not_stored(client, f"/{world.a.slug}/referrals", "1 referrals")
+    _not_stored(client, f"/{world.a.slug}/referrals", "1 referral")
 
 
 def test_a_provider_referral_page_is_not_stored(client: FlaskClient, world: World, case: Case) -> None:

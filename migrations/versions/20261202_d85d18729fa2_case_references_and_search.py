@@ -47,21 +47,28 @@ decisions = sa.table("decisions", sa.column("encounter_id", sa.Uuid), sa.column(
 
 BACKFILLED = ("encounters", "decisions")  # tenant-owned tables read or written by the backfill
 NUMBERS_FUNCTIONS = ("""
-CREATE FUNCTION encounter_numbers(p_tenant integer, p_year integer, p_count integer)
-RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-    RETURN QUERY SELECT nextval(format('encounter_numbers_%s_%s', p_tenant, p_year)::regclass)
-        FROM generate_series(1, p_count);
-EXCEPTION WHEN undefined_table THEN
-    RETURN;  -- no sequence for this force and year: make_encounter_numbers first
-END $$
-""", """
 CREATE FUNCTION make_encounter_numbers(p_tenant integer, p_year integer)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I', format('encounter_numbers_%s_%s', p_tenant, p_year));
 EXCEPTION WHEN unique_violation OR duplicate_table THEN
     RETURN;  -- made at the same moment by another connection
+END $$
+""", """
+CREATE FUNCTION encounter_numbers(p_tenant integer, p_year integer, p_count integer)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    BEGIN
+        RETURN QUERY SELECT nextval(format('encounter_numbers_%s_%s', p_tenant, p_year)::regclass)
+            FROM generate_series(1, p_count);
+        RETURN;
+    EXCEPTION WHEN undefined_table THEN
+        NULL;
+    END;
+    -- No sequence (the caller had not made it first): made here, in the caller's transaction.
+    PERFORM make_encounter_numbers(p_tenant, p_year);
+    RETURN QUERY SELECT nextval(format('encounter_numbers_%s_%s', p_tenant, p_year)::regclass)
+        FROM generate_series(1, p_count);
 END $$
 """)
 
