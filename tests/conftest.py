@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,6 +69,7 @@ _remember_url_builders()
 
 PASSWORD = "correct-horse-battery"
 TENANTS_DIR = REPO_ROOT / "tenants"
+MEMORY = Path("/dev/shm")  # noqa: S108 - each run makes a private folder there (mkdtemp)
 CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
 
@@ -86,10 +90,15 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]
     admin = postgres_admin_url()
     # The process id keeps two runs on one server (two people, CI) apart.
     name = f"diversion_test_{_worker()}_{os.getpid()}"
+    folder: Path | None = None
     if admin is not None:
         found = create_postgres_database(admin, name)
     else:
-        found = sqlite_database(tmp_path_factory.mktemp("db"), name)
+        # In memory where the machine has a tmpfs (the same SQLite, without waiting on the disk
+        # at every commit), else among the run's temporary files.
+        if MEMORY.is_dir() and os.access(MEMORY, os.W_OK):
+            folder = Path(tempfile.mkdtemp(prefix="diversion-test-", dir=MEMORY))
+        found = sqlite_database(folder or tmp_path_factory.mktemp("db"), name)
     app = make_app(found)
     with app.app_context():
         from flask_migrate import upgrade
@@ -102,6 +111,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]
     _engines.clear()
     if found.is_postgresql:
         drop_postgres_database(found)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_app(database: TestDatabase, **overrides: Any) -> Flask:
