@@ -18,7 +18,8 @@ from diversion.extensions import db
 from diversion.forces import onboarding
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from tests.conftest import World, build_world
+from tests.conftest import World, build_world, world_of
+from tests.databases import TestDatabase
 
 ONBOARDED = onboarding.ForceDetails(
     name="Cleveland Police", slug="cleveland", scheme_name="Checkpoint Cleveland", area="cleveland",
@@ -47,7 +48,8 @@ def onboard_cleveland() -> Tenant:
 
 
 @pytest.fixture(params=["seeded", "onboarded"])
-def world(request: pytest.FixtureRequest, app: Flask) -> World:
+def world(request: pytest.FixtureRequest, app: Flask, database: TestDatabase) -> World:
     """The suite's world, force B synced from its file or onboarded in the console."""
-    with app.app_context():
-        return build_world(onboard_cleveland if request.param == "onboarded" else None)
+    if request.param == "onboarded":
+        return world_of(app, database, "onboarded", lambda: build_world(onboard_cleveland))
+    return world_of(app, database, "seeded", build_world)
