@@ -61,11 +61,11 @@ def test_cranstoun_books_and_completes_and_the_force_sees_the_outcome(
     _seed(app)
     page = browser_page.page
     ARTIFACTS.mkdir(exist_ok=True)
-    _sign_in(page, "staff@cranstoun.example")
-    page.get_by_test_id("workspaces").get_by_role("link", name="Provider workspace").click()
+    _sign_in(page, "staff@cranstoun.example")  # provider staff land on their workspace
     expect(page.get_by_role("heading", level=1)).to_have_text("Referrals to Cranstoun")
     table = page.get_by_test_id("referrals")
-    forces = set(table.locator("tbody tr td:first-child").all_inner_texts())
+    force_cells = "tbody tr td:nth-child(2) span.govuk-body-s"  # under each case reference
+    forces = set(table.locator(force_cells).all_inner_texts())
     assert forces == {"West Midlands Police", "Thames Valley Police"}
     expect(page.locator("body")).not_to_contain_text("Durham")
     page.screenshot(path=str(ARTIFACTS / "provider-referrals.png"), full_page=True)
@@ -73,7 +73,7 @@ def test_cranstoun_books_and_completes_and_the_force_sees_the_outcome(
     page.get_by_label("Force").select_option(label="West Midlands Police")
     page.get_by_label("State").select_option(label="Accepted")
     page.get_by_role("button", name="Apply filters").click()
-    assert set(table.locator("tbody tr td:first-child").all_inner_texts()) == {"West Midlands Police"}
+    assert set(table.locator(force_cells).all_inner_texts()) == {"West Midlands Police"}
     table.locator("tbody tr").first.get_by_role("link").click()
     expect(page.get_by_test_id("referral-summary")).to_contain_text("07700 9")  # the contact, here only
     referral_id = uuid.UUID(re.sub(r".*/referrals/", "", page.url))
