@@ -331,6 +331,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("officer", f"{a}/decisions/{ids['custody']}", ["criterion"]),
         ("supervisor", f"{a}/decisions/{ids['overridden']}", ["override", "pathway"]),
         ("supervisor", f"{a}/review", []),
+        ("supervisor", f"{a}/decisions/{ids['waiting']}/facts", []),
         ("provider-admin", "/provider/", ["provider", "course"]),
         ("provider-admin", f"/provider/referrals/{ids['referral']}",
          [*person, "course", "provider", "session-venue", "accept-reason", "attendance-note", "provider-admin"]),

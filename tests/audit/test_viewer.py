@@ -55,7 +55,7 @@ def test_a_force_admin_sees_who_viewed_which_case_in_plain_words(app: Flask, wor
     sign_in(admin, world.email("a_force_admin"))
     page = admin.get("/west-midlands/audit/?action=case.viewed")
     assert page.status_code == 200
-    assert "1 event match the filters" in page.text
+    assert "1 event matches the filters" in page.text
     assert "Case viewed (name and contact details shown)" in page.text
     assert world.users["a_officer"].name in page.text
     assert f"Case {encounter[:8]}" in page.text
@@ -105,11 +105,11 @@ def test_filters_by_person_object_and_dates(app: Flask, world: World) -> None:
     admin = app.test_client()
     sign_in(admin, world.email("platform_admin"))
     mine = admin.get("/admin/audit/?person=platform-admin")
-    assert "1 event match the filters" in mine.text
+    assert "1 event matches the filters" in mine.text
     assert "Signed in" in mine.text
     user_id = str(world.users["no_role"].id)
     about = admin.get(f"/admin/audit/?object_type=user&object_id={user_id}")
-    assert "1 event match the filters" in about.text
+    assert "1 event matches the filters" in about.text
     assert "Account created" in about.text
     assert world.email("no_role") in about.text
     today = datetime.now(UTC).date()
