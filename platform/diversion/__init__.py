@@ -21,6 +21,7 @@ from diversion.errors import AccessRefused, AddressRefused
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
 from diversion.forms import error_summary
+from diversion.listing import capped_text
 from diversion.web import IdConverter, refuse_control_characters_in_url
 from diversion.words import article, counted
 
@@ -73,6 +74,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
     # Counts, articles, facts and outcomes in words, from one place each.
     app.jinja_env.filters["counted"] = counted
+    app.jinja_env.filters["capped"] = capped_text
     app.jinja_env.filters["article"] = article
     app.jinja_env.filters["fact_label"] = fact_label
     app.jinja_env.filters["fact_value"] = lambda value, name: describe_fact(name, value)

@@ -49,10 +49,7 @@ class _CappedPage(_Page):
     as the cap reaches)."""
 
     def _query_count(self) -> int:
-        statement = self._query_args["select"]
-        inner = statement.options(lazyload("*")).order_by(None).limit(COUNT_CAP + 1).subquery()
-        counted = select(func.count()).select_from(inner).execution_options(**statement.get_execution_options())
-        return int(self._query_args["session"].execute(counted).scalar() or 0)
+        return count_to_cap(self._query_args["select"])
 
     @property
     def capped(self) -> bool:
@@ -79,12 +76,25 @@ def page_of(statement: Select[Any], *, per_page: int = PER_PAGE, capped: bool = 
     return page
 
 
-def total_text(page: Pagination, noun: str) -> str:
-    """"1 case", "2,417 cases", "More than 10,000 cases": a list's total in words."""
-    total = page.total or 0
+def count_to_cap(statement: Select[Any]) -> int:
+    """How many rows ``statement`` finds, counted no further than ``COUNT_CAP`` + 1: the cost of an
+    indexed scan of at most that many rows, however many there are."""
+    inner = statement.options(lazyload("*")).order_by(None).limit(COUNT_CAP + 1).subquery()
+    counting = select(func.count()).select_from(inner).execution_options(**statement.get_execution_options())
+    return int(db.session.execute(counting).scalar() or 0)
+
+
+def capped_text(total: int, noun: str | None = None) -> str:
+    """"1 case", "2,417 cases", "More than 10,000 cases" (or "2,417", "More than 10,000" without a noun):
+    a total counted by ``count_to_cap``, in words."""
     if total > COUNT_CAP:
-        return f"More than {counted(COUNT_CAP, noun)}"
-    return counted(total, noun)
+        return f"More than {counted(COUNT_CAP, noun) if noun else f'{COUNT_CAP:,}'}"
+    return counted(total, noun) if noun else f"{total:,}"
+
+
+def total_text(page: Pagination, noun: str) -> str:
+    """A capped list's total in words (``capped_text``)."""
+    return capped_text(page.total or 0, noun)
 
 
 def search_terms() -> str:

@@ -90,6 +90,19 @@ def test_filters_and_sorts_come_from_the_address(app: Flask, client, world: Worl
     assert _listed(client.get("/durham/cases/?sort=due").text) == [referred]
     assert _listed(client.get("/durham/cases/?sort=reference").text) == [referred, review, plain]
     assert _listed(client.get(f"/durham/cases/?from={TODAY.isoformat()}").text) == []
+    # Unless an order is asked for, a referral filter lists referrals by due date, a date filter by offence date.
+    by_state = client.get("/durham/cases/?state=offered").text
+    assert "1 referral</caption>" in by_state
+    assert "Sorted by referral" in by_state
+    assert '<option value="" selected>' not in by_state
+    assert '<option value="">To suit the search</option>' in by_state
+    asked = client.get("/durham/cases/?state=offered&sort=-reference").text
+    assert "1 case</caption>" in asked
+    assert '<option value="-reference" selected>' in asked
+    assert "Sorted by referral" not in asked
+    dated = client.get(f"/durham/cases/?from={(TODAY - timedelta(days=30)).isoformat()}").text
+    assert _listed(dated) == [plain, review, referred]  # the same offence date: newest reference first
+    assert "3 cases</caption>" in dated
     bad = client.get("/durham/cases/?from=2026-02-31")
     assert bad.status_code == 400
     assert "The earliest offence date must be a real date" in bad.text

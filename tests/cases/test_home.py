@@ -42,3 +42,16 @@ def test_the_counts_are_counted_not_loaded_and_link_to_their_lists(app: Flask, c
     thirty, page = statements_of(app, client, "/west-midlands/")
     assert "<strong>10 referrals</strong> open past their deadline" in page  # 1 + the 9 odd numbers not divisible by 3
     assert thirty == one
+
+
+def test_a_count_past_the_cap_says_more_than(app: Flask, client: FlaskClient, world: World, monkeypatch) -> None:
+    for number in range(3):
+        _overdue(app, make_referral(app, "west-midlands", "cranstoun-divert", f"Late{number}", "07700 900100"))
+    monkeypatch.setattr("diversion.listing.COUNT_CAP", 2)
+    sign_in(client, world.email("a_supervisor"))
+    page = client.get("/west-midlands/").text
+    assert "<strong>More than 2 referrals</strong> open past their deadline" in page
+    assert ">More than 2</span>" in page  # the accepted ones' figure
+    monkeypatch.setattr("diversion.listing.COUNT_CAP", 3)
+    page = client.get("/west-midlands/").text
+    assert "<strong>3 referrals</strong> open past their deadline" in page

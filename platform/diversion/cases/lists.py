@@ -58,7 +58,8 @@ def index() -> tuple[str, int] | str:
                     details={"cases": len(shown), "searched": search.searching, "filtered": search.filtered})
     choices = _choices()
     pathway_names = dict(choices["pathway"])
+    noun = "referral" if search.sort in finding.BY_REFERRAL else "case"  # a list by due date or state is of referrals
     html = render_template("cases/cases.html", page=page, rows=shown, search=search, choices=choices,
-                           pathway_names=pathway_names, total=total_text(page, "case"), today=today,
+                           pathway_names=pathway_names, total=total_text(page, noun), today=today,
                            here={key: value for key, value in request.args.items() if key in FILTERS})
     return (html, 400) if search.problems else html

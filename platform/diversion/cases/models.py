@@ -23,8 +23,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
+    exists,
     inspect,
-    select,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
@@ -58,6 +60,10 @@ class State(enum.StrEnum):
 
 
 FINAL_STATES = frozenset({State.DECLINED, State.COMPLETED, State.NOT_COMPLETED, State.WITHDRAWN})
+OPEN_STATES: tuple[State, ...] = tuple(state for state in State if state not in FINAL_STATES)
+# The open referrals as SQL, with the states written into the statement: the predicate of the partial
+# indexes of open referrals by due date, which PostgreSQL uses only for a query that says the same.
+_OPEN_SQL = text("state IN ({})".format(", ".join(f"'{state.value}'" for state in OPEN_STATES)))
 # Where each state may go next. Booking and attendance repeat while sessions remain: each
 # booked session is a step (to booked), and so is each attended one (to attended), and each
 # one missed (to missed, waiting for another session to be booked, while the force allows).
@@ -97,7 +103,7 @@ class Person(TenantScoped, Base):
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
         """A provider sees the people referred to it (their contact details are for it)."""
-        return cls.id.in_(_provider_referrals(provider_id, "person_id"))
+        return _held_by_provider(provider_id, "person_id", cls.tenant_id, cls.id)
 
 
 class Encounter(TenantScoped, Base):
@@ -137,7 +143,7 @@ class Encounter(TenantScoped, Base):
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
         """A provider sees the encounters its referrals came from (not their facts on any page)."""
-        return cls.id.in_(_provider_referrals(provider_id, "encounter_id"))
+        return _held_by_provider(provider_id, "encounter_id", cls.tenant_id, cls.id)
 
 
 class Referral(TenantScoped, Base):
@@ -155,6 +161,11 @@ class Referral(TenantScoped, Base):
         Index(None, "provider_id", "deadline", "id"),
         Index(None, "tenant_id", "offering_id", "deadline"),
         Index(None, "tenant_id", "deadline"),
+        # Open referrals by due date (the overdue lists and counts), of the force and of the provider.
+        Index("ix_referrals_open_tenant_id_deadline", "tenant_id", "deadline", "id",
+              postgresql_where=_OPEN_SQL, sqlite_where=_OPEN_SQL),
+        Index("ix_referrals_open_provider_id_deadline", "provider_id", "deadline", "id",
+              postgresql_where=_OPEN_SQL, sqlite_where=_OPEN_SQL),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -185,6 +196,13 @@ class Referral(TenantScoped, Base):
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
         return cls.provider_id == provider_id
 
+    @classmethod
+    def still_open(cls) -> ColumnElement[bool]:
+        """The referral is open (not declined, completed, not completed or withdrawn), said as the partial
+        indexes of open referrals say it (the states as literals), so that PostgreSQL can use them."""
+        return cls.state.in_(bindparam("open_states", [s.value for s in OPEN_STATES], expanding=True,
+                                       literal_execute=True))
+
     def provider_may_write(self, provider_id: int) -> bool:
         """Only the provider's own referral, never a new one, never moved to another provider."""
         if inspect(self).pending:
@@ -194,10 +212,16 @@ class Referral(TenantScoped, Base):
         return original == provider_id and self.provider_id == provider_id
 
 
-def _provider_referrals(provider_id: int, column: str) -> Any:
-    """``SELECT <column> FROM referrals WHERE provider_id = :provider`` (Core, so unguarded twice)."""
-    table = Referral.__table__
-    return select(table.c[column]).where(table.c.provider_id == provider_id)
+def _held_by_provider(provider_id: int, column: str, tenant_id: Any, value: Any) -> ColumnElement[bool]:
+    """``EXISTS`` a referral of the provider whose ``column`` is ``value`` in the same force.
+
+    Correlated on the force and the row (Core on an alias of ``referrals``, so unguarded twice and never
+    correlated to a ``referrals`` in the outer query), so that PostgreSQL looks up the few rows a page
+    shows in the referrals' (force, column) indexes instead of gathering every referral of the provider.
+    """
+    held = Referral.__table__.alias("held")
+    return exists().where(held.c.tenant_id == tenant_id, held.c[column] == value,
+                          held.c.provider_id == provider_id)
 
 
 def _referral_of_provider(row: Any, provider_id: int) -> bool:
@@ -229,7 +253,7 @@ class Transition(TenantScoped, Base):
 
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        return cls.referral_id.in_(_provider_referrals(provider_id, "id"))
+        return _held_by_provider(provider_id, "id", cls.tenant_id, cls.referral_id)
 
     def provider_may_write(self, provider_id: int) -> bool:
         return _referral_of_provider(self, provider_id)
@@ -268,7 +292,7 @@ class BookedSession(TenantScoped, Base):
 
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        return cls.referral_id.in_(_provider_referrals(provider_id, "id"))
+        return _held_by_provider(provider_id, "id", cls.tenant_id, cls.referral_id)
 
     def provider_may_write(self, provider_id: int) -> bool:
         return _referral_of_provider(self, provider_id)

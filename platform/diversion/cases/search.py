@@ -16,7 +16,13 @@ reference, offence date, due date or referral state.
 
 A list sorted by reference or offence date is a list of encounters; one
 sorted by due date or state is a list of referrals (each with its
-encounter), since only a referral has a due date and a state.
+encounter), since only a referral has a due date and a state. A list
+filtered on referrals (state, overdue, course) is one of referrals unless
+another order is asked for: it then follows the referrals' indexes
+(``(tenant_id, state, deadline)``, the open referrals by due date,
+``(tenant_id, offering_id, deadline)``) and stays quick in a force of a
+million cases; sorted by reference or offence date instead, it walks the
+encounters and looks up their referrals, which costs more as it grows.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from sqlalchemy.orm import selectinload
 
 from diversion.accounts.models import User
 from diversion.cases.identity import Identity, normalise_pnc, open_identity, person_keys, search_keys
-from diversion.cases.models import FINAL_STATES, Encounter, Person, Referral, State
+from diversion.cases.models import Encounter, Person, Referral, State
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.catalogue.models import Offering
 from diversion.eligibility.models import Outcome
@@ -66,6 +72,7 @@ class CaseSearch:
     offence_from: date | None = None
     offence_to: date | None = None
     sort: str = "-reference"
+    sort_asked: str = ""  # the order the address asked for; "" for the one that suits the filters
     problems: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -112,17 +119,24 @@ def read_search(args: Mapping[str, str]) -> CaseSearch:
     surname = args.get("surname", "").strip()[:100]
     if surname and born is None and "born" not in problems:
         problems["born"] = "Enter the date of birth too: a surname is searched together with a date of birth"
-    sort = args.get("sort", "-reference")
+    state = args.get("state", "") if args.get("state") in set(State) else ""
+    overdue, course = args.get("overdue") == "yes", _whole(args.get("course", ""))
+    offence_from = _day(args, "from", "The earliest offence date", problems)
+    offence_to = _day(args, "to", "The latest offence date", problems)
+    # Unless another order is asked for, a list filtered on its referrals is one of referrals, due soonest
+    # first, and one filtered on offence dates is in offence date order, latest first (each the order of
+    # the index its filter reads).
+    sort = args.get("sort") or ("due" if state or overdue or course else
+                                "-offence" if offence_from or offence_to else "-reference")
     return CaseSearch(
         text=args.get("q", "").strip()[:40], surname=surname, born=born, born_parts=parts,
         outcome=args.get("decision", "") if args.get("decision") in set(Outcome) else "",
         pathway=args.get("pathway", "").strip()[:63],
-        state=args.get("state", "") if args.get("state") in set(State) else "",
-        overdue=args.get("overdue") == "yes", course=_whole(args.get("course", "")),
+        state=state, overdue=overdue, course=course,
         officer=_whole(args.get("officer", "")),
-        offence_from=_day(args, "from", "The earliest offence date", problems),
-        offence_to=_day(args, "to", "The latest offence date", problems),
-        sort=sort if sort in SORTS else "-reference", problems=problems)
+        offence_from=offence_from, offence_to=offence_to,
+        sort=sort if sort in SORTS else "-reference", sort_asked=sort if sort in SORTS and args.get("sort") else "",
+        problems=problems)
 
 
 def _people(tenant: Tenant, search: CaseSearch) -> Select[Any] | None:
@@ -150,7 +164,7 @@ def _searched(tenant: Tenant, search: CaseSearch, query: Select[Any]) -> Select[
 
 def statement(tenant: Tenant, search: CaseSearch, *, today: date) -> Select[Any]:
     """The SELECT of the cases the search finds, in its order: rows of
-    (Encounter, Referral or None)."""
+    (Encounter, Referral or None). Reads the offerings of a course filtered on."""
     by_referral = search.sort in BY_REFERRAL
     if by_referral:
         query = select(Encounter, Referral).join(Referral, Referral.encounter_id == Encounter.id) \
@@ -172,10 +186,11 @@ def statement(tenant: Tenant, search: CaseSearch, *, today: date) -> Select[Any]
     if search.state:
         referral_filters.append(Referral.state == State(search.state))
     if search.overdue:
-        referral_filters += [Referral.state.not_in(FINAL_STATES), Referral.deadline < today]
+        referral_filters += [Referral.still_open(), Referral.deadline < today]
     if search.course:
+        # Its offerings read first, so that the planner sees their ids (``providers.lists`` says why).
         referral_filters.append(Referral.offering_id.in_(
-            select(Offering.id).where(Offering.course_id == search.course)))
+            db.session.scalars(select(Offering.id).where(Offering.course_id == search.course)).all()))
     if referral_filters and by_referral:
         query = query.where(*referral_filters)
     elif referral_filters:

@@ -31,6 +31,7 @@ from diversion.cases.events import Moved, announce
 from diversion.cases.identity import Identity, Unreadable, open_identity, person_keys, seal, search_keys
 from diversion.cases.models import (
     FINAL_STATES,
+    OPEN_STATES,
     TRANSITIONS,
     Attendance,
     BookedSession,
@@ -52,6 +53,7 @@ from diversion.eligibility.models import Decision, Outcome, PolicyVersion
 from diversion.errors import AccessRefused, FieldError
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
+from diversion.listing import count_to_cap
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 
@@ -255,8 +257,8 @@ def review_queue() -> Select[tuple[Decision]]:
 
 
 def awaiting_review() -> int:
-    """How many decisions of the force in scope wait for review (a COUNT, no rows loaded)."""
-    return int(db.session.scalar(select(func.count()).select_from(review_queue().order_by(None).subquery())) or 0)
+    """How many decisions of the force in scope wait for review, counted up to ``listing.COUNT_CAP`` + 1."""
+    return count_to_cap(review_queue())
 
 
 @dataclass(frozen=True)
@@ -441,7 +443,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         _refuse(broken)
     open_already = db.session.scalar(
         select(func.count()).select_from(Referral)
-        .where(Referral.encounter_id == decision.encounter_id, Referral.state.not_in(FINAL_STATES)))
+        .where(Referral.encounter_id == decision.encounter_id, Referral.still_open()))
     if open_already:
         raise CaseError("decision", "This encounter already has an open referral.")
     pathway = eligibility.compiled(decision.policy_version).pathway(decision.final_pathway)
@@ -720,7 +722,7 @@ def expire_overdue(tenant: Tenant, *, today: date, actor: Actor) -> int:
     Refuses an actor other than the platform's jobs (``SYSTEM``)."""
     require(actor, Action.EXPIRE_REFERRALS, tenant_id=tenant.id)
     overdue = db.session.scalars(
-        select(Referral).where(Referral.state.not_in(FINAL_STATES), Referral.deadline < today)).all()
+        select(Referral).where(Referral.still_open(), Referral.deadline < today)).all()
     for referral in overdue:
         transition(tenant, referral, State.NOT_COMPLETED, actor=actor,
                    reason=f"Deadline passed on {referral.deadline:%d %B %Y}")
@@ -754,6 +756,9 @@ def reoffended(decisions: Sequence[Decision], *, days: int = REOFFENDING_DAYS) -
 
 @dataclass(frozen=True)
 class Dashboard:
+    """The force's figures, each counted only up to ``listing.COUNT_CAP`` + 1 (``listing.capped_text``
+    says "more than 10,000" beyond)."""
+
     open_by_state: dict[State, int]
     overdue: int
     completed_this_month: int
@@ -761,20 +766,15 @@ class Dashboard:
 
 
 def dashboard(today: date) -> Dashboard:
-    """The force's figures, each a COUNT that follows an index (never rows loaded to be counted):
-    open referrals by state and those past their deadline (``(tenant_id, state, deadline)``), courses
-    completed this month (``(tenant_id, to_state, occurred_at)`` on transitions), and decisions waiting
-    for review (``(tenant_id, outcome, decided_at)`` on decisions)."""
-    still_open = [state for state in State if state.is_open]
-    counts: dict[State, int] = {
-        row[0]: row[1] for row in db.session.execute(
-            select(Referral.state, func.count()).where(Referral.state.in_(still_open)).group_by(Referral.state))
-    }
-    overdue = db.session.scalar(
-        select(func.count()).select_from(Referral)
-        .where(Referral.state.in_(still_open), Referral.deadline < today)) or 0
+    """The force's figures, each a capped COUNT that follows an index (never rows loaded to be counted,
+    never more than ``COUNT_CAP`` + 1 index entries read): open referrals by state (``(tenant_id, state,
+    deadline)``) and those past their deadline (the open referrals by due date), courses completed this
+    month (``(tenant_id, to_state, occurred_at)`` on transitions), and decisions waiting for review
+    (``(tenant_id, outcome, decided_at)`` on decisions)."""
     month_start = datetime(today.year, today.month, 1, tzinfo=UTC)
-    completed = db.session.scalar(
-        select(func.count()).select_from(Transition)
-        .where(Transition.to_state == State.COMPLETED, Transition.occurred_at >= month_start)) or 0
-    return Dashboard({s: counts.get(s, 0) for s in still_open}, int(overdue), int(completed), awaiting_review())
+    return Dashboard(
+        {state: count_to_cap(select(Referral.id).where(Referral.state == state)) for state in OPEN_STATES},
+        count_to_cap(select(Referral.id).where(Referral.still_open(), Referral.deadline < today)),
+        count_to_cap(select(Transition.id).where(Transition.to_state == State.COMPLETED,
+                                                 Transition.occurred_at >= month_start)),
+        awaiting_review())
