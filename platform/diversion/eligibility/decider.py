@@ -54,7 +54,7 @@ class Verdict(NamedTuple):
 
 
 # (facts, date, policy version) -> the parts of a ``Verdict``, as a plain tuple
-Decider = Callable[[Mapping[str, Any], date, "int | None"], tuple[Any, ...]]
+Decider = Callable[[Mapping[str, Any], date, int | None], tuple[Any, ...]]
 
 _OPERATORS = {"eq": "==", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 _PARAMETER_DAYS = 4096  # dates whose parameters are remembered, before starting again
