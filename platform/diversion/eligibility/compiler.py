@@ -20,6 +20,7 @@ import rule_engine
 from pydantic import ValidationError
 from rule_engine.parser import Parser
 
+from diversion.eligibility.decider import Decider, generate
 from diversion.eligibility.document import PolicyDocument, location
 from diversion.eligibility.fastpath import Check, fast_check
 from diversion.eligibility.fields import FIELDS
@@ -86,6 +87,11 @@ class CompiledPolicy:
     exclusions: tuple[CompiledCriterion, ...]
     pathways: tuple[CompiledPathway, ...]
     parameter_names: frozenset[str] = field(default_factory=frozenset)
+    # The policy as one Python function of (facts, date, version): ``decider``.
+    decider: Decider = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decider", generate(self))
 
     def pathway(self, pathway_id: str) -> CompiledPathway | None:
         return next((p for p in self.pathways if p.id == pathway_id), None)

@@ -12,20 +12,32 @@ The rules, in order:
 4. Otherwise ``not_eligible``, with every unmet criterion of every pathway.
 
 A criterion is evaluated only when every fact it reads is known, so a
-missing fact never counts as a "no".
+missing fact never counts as a "no". An exclusion that cannot be evaluated
+blocks a decision as much as an earlier pathway that cannot: either could
+change the answer.
+
+``decide`` follows these rules in the policy compiled to one Python function
+(``decider``): the facts checked once, each criterion a Python expression,
+and no criterion evaluated once the case is settled. Every criterion's
+result, which the decision page and the stored decision show, is worked out
+from the decision's facts when it is asked for (``Assessment.results``,
+``criterion_results``), evaluating every criterion, none skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any, Literal
 
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
-from diversion.eligibility.fields import FactsInvalid, validate_facts
+from diversion.eligibility.decider import Verdict
+from diversion.eligibility.fields import FactsInvalid
 
 Result = Literal["met", "unmet", "unknown"]
+_made = tuple.__new__  # an Assessment from its parts, without a call to __new__ in Python
 
 
 @dataclass(frozen=True)
@@ -36,16 +48,19 @@ class CriterionResult:
     reason: str
 
 
-@dataclass(frozen=True)
-class Assessment:
-    outcome: Literal["eligible", "not_eligible", "needs_review"]
-    pathway: str | None
-    results: tuple[CriterionResult, ...]
-    missing: tuple[str, ...]
-    policy_version: int | None
-    policy_hash: str
-    decided_on: date
-    facts: dict[str, Any] = field(default_factory=dict)
+class Assessment(Verdict):
+    """A decision, with every criterion's result (``results``) worked out from
+    its facts when asked for: the decision itself stops as soon as it is settled.
+
+    A named tuple, so that a decision is made as fast as a tuple; two
+    decisions are equal when their parts are, whichever compiled copy of the
+    policy made them.
+    """
+
+    @cached_property
+    def results(self) -> tuple[CriterionResult, ...]:
+        """Every criterion's result, exclusions first, then each pathway's in order."""
+        return criterion_results(self.policy, self.facts, self.decided_on)
 
     @property
     def unmet(self) -> list[CriterionResult]:
@@ -68,6 +83,18 @@ class Assessment:
         return [{"pathway": r.pathway, "criterion": r.criterion, "result": r.result, "reason": r.reason}
                 for r in self.results]
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Assessment) and self[:-1] == other[:-1]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]  # its facts are a dict
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields[:-1], self[:-1], strict=True))
+        return f"Assessment({parts})"
+
 
 def _evaluate(criterion: CompiledCriterion, pathway: str | None, facts: dict[str, Any],
               thing: dict[str, Any]) -> CriterionResult:
@@ -76,13 +103,15 @@ def _evaluate(criterion: CompiledCriterion, pathway: str | None, facts: dict[str
     return CriterionResult(pathway, criterion.id, result, criterion.reason)
 
 
-def _missing(criteria: tuple[CompiledCriterion, ...], outcomes: list[CriterionResult],
-             known: dict[str, Any]) -> set[str]:
-    return {
-        fact
-        for criterion, result in zip(criteria, outcomes, strict=True) if result.result == "unknown"
-        for fact in criterion.facts - known.keys()
-    }
+def criterion_results(policy: CompiledPolicy, known: dict[str, Any], on: date) -> tuple[CriterionResult, ...]:
+    """Every criterion of ``policy`` evaluated on ``known`` (checked) facts on ``on``, none skipped.
+
+    A criterion is evaluated only when every fact it reads is known;
+    otherwise its result is "unknown".
+    """
+    thing = {**policy.document.parameters_on(on), **known}
+    return (*(_evaluate(c, None, known, thing) for c in policy.exclusions),
+            *(_evaluate(c, pathway.id, known, thing) for pathway in policy.pathways for c in pathway.criteria))
 
 
 def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
@@ -91,33 +120,7 @@ def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
 
     Refuses (``FactsInvalid``) facts that do not fit the national catalogue.
     """
-    known = validate_facts(facts)
-    thing = {**policy.document.parameters_on(on), **known}
-    exclusions = [_evaluate(c, None, known, thing) for c in policy.exclusions]
-    pathways = [
-        (pathway, [_evaluate(c, pathway.id, known, thing) for c in pathway.criteria])
-        for pathway in policy.pathways
-    ]
-    results = tuple(exclusions) + tuple(r for _, outcomes in pathways for r in outcomes)
-    if any(r.result == "unmet" for r in exclusions):
-        return Assessment("not_eligible", None, results, (), version, policy.content_hash, on, known)
-
-    # An exclusion that cannot be evaluated blocks a decision as much as an
-    # earlier pathway that cannot: either could change the answer.
-    missing = _missing(policy.exclusions, exclusions, known)
-    blocked = any(r.result == "unknown" for r in exclusions)
-    for pathway, outcomes in pathways:
-        if any(r.result == "unmet" for r in outcomes):
-            continue
-        if any(r.result == "unknown" for r in outcomes):
-            missing |= _missing(pathway.criteria, outcomes, known)
-            blocked = True
-            continue
-        if not blocked:
-            return Assessment("eligible", pathway.id, results, (), version, policy.content_hash, on, known)
-        break
-    outcome: Literal["not_eligible", "needs_review"] = "needs_review" if blocked else "not_eligible"
-    return Assessment(outcome, None, results, tuple(sorted(missing)), version, policy.content_hash, on, known)
+    return _made(Assessment, policy.decider(facts, on, version))
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,17 @@ def literal(node: Any, array: Callable[[Iterator[Any]], Any]) -> Any:
     raise Unsupported
 
 
+def array_literal(comparison: Any) -> bool:
+    """Whether a comparison has a written list on a side: rule-engine compares
+    lists item by item, in order, which the set a written list becomes here does not."""
+    return isinstance(comparison.left, ast.ArrayExpression) or isinstance(comparison.right, ast.ArrayExpression)
+
+
 def closure(node: Any) -> Check:  # noqa: PLR0911 - one branch per node kind
     """A function of the case's facts and parameters equal to ``node``'s value."""
     if isinstance(node, ast.SymbolExpression):
+        if node.scope is not None:  # rule-engine's own symbols ($today...): not in the case's facts
+            raise Unsupported
         name = node.name
         return lambda thing: thing[name]
     if isinstance(node, ast.LogicExpression):
@@ -53,7 +61,7 @@ def closure(node: Any) -> Check:  # noqa: PLR0911 - one branch per node kind
         inner = closure(node.right)
         return lambda thing: not inner(thing)
     if isinstance(node, ast.ComparisonExpression | ast.ArithmeticComparisonExpression):
-        if node.type not in COMPARE:
+        if node.type not in COMPARE or array_literal(node):
             raise Unsupported
         compare, left, right = COMPARE[node.type], closure(node.left), closure(node.right)
         return lambda thing: compare(left(thing), right(thing))
