@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -226,3 +227,27 @@ def test_the_provider_records_a_missed_session_and_rebooks_through_the_api(
     assert rebooked.status_code == 201, rebooked.text
     assert rebooked.json["referral"]["state"] == "booked"
     assert len(rebooked.json["referral"]["sessions"]) == 2
+
+
+def test_a_feed_page_costs_the_same_statements_whatever_its_length(
+    app: Flask, client: FlaskClient, providers: Providers, p1_token: str,
+) -> None:
+    assert len(_feed(client, p1_token, "?limit=2")["referrals"]) == 2  # the token's first use is noted, once
+    assert _statements_of_feed(app, client, p1_token, "?limit=1") == \
+        _statements_of_feed(app, client, p1_token, "?limit=2")
+
+
+def _statements_of_feed(app: Flask, client: FlaskClient, token: str, query: str) -> int:
+    seen: list[str] = []
+
+    def note(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    with app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert client.get(f"{FEED}{query}", headers=bearer(token)).status_code == 200
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", note)
+    return len(seen)

@@ -266,36 +266,54 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
     ``after``/``upto`` bound the feed positions (exclusive/inclusive),
     ``limit`` caps the result, ``referral_id`` picks one referral.
     """
-    statement = (
-        select(Referral, FeedEntry.position, Course, Person, Encounter.reference)
-        .join(FeedEntry, (FeedEntry.tenant_id == Referral.tenant_id) & (FeedEntry.referral_id == Referral.id))
-        .join(Offering, (Offering.tenant_id == Referral.tenant_id) & (Offering.id == Referral.offering_id))
-        .join(Course, Course.id == Offering.course_id)
-        .join(Person, (Person.tenant_id == Referral.tenant_id) & (Person.id == Referral.person_id))
-        .join(Encounter, (Encounter.tenant_id == Referral.tenant_id) & (Encounter.id == Referral.encounter_id))
-        .where(FeedEntry.provider_id == provider_id, FeedEntry.position > after)
-        .options(selectinload(Referral.transitions))
-        .order_by(FeedEntry.position)
-    )
+    entries = (select(FeedEntry.tenant_id, FeedEntry.referral_id, FeedEntry.position)
+               .where(FeedEntry.provider_id == provider_id, FeedEntry.position > after)
+               .order_by(FeedEntry.position))
     if upto is not None:
-        statement = statement.where(FeedEntry.position <= upto)
+        entries = entries.where(FeedEntry.position <= upto)
     if referral_id is not None:
-        statement = statement.where(Referral.id == referral_id)
+        entries = entries.where(FeedEntry.referral_id == referral_id)
     if limit is not None:
-        statement = statement.limit(limit)
+        entries = entries.limit(limit)
     with provider_scoped(provider_id, current_scope().user_id):
-        rows = db.session.execute(statement).all()
+        # The page's positions first, from the feed's own index; then each kind of row for the page by
+        # its keys, one statement each: a fixed number of small statements, whatever the page's length
+        # (one statement joining them all is planned on RLS-blind estimates and scans the whole feed).
+        page = db.session.execute(entries).all()
+        if not page:
+            return []
         forces = {force.id: force for force in db.session.scalars(
-            select(Tenant).where(Tenant.id.in_({referral.tenant_id for referral, *_ in rows})))}
+            select(Tenant).where(Tenant.id.in_({entry.tenant_id for entry in page})))}
+        tenant_ids, ids = list(forces), [entry.referral_id for entry in page]
+        referrals = {referral.id: referral for referral in db.session.scalars(
+            select(Referral).where(Referral.tenant_id.in_(tenant_ids), Referral.id.in_(ids))
+            .options(selectinload(Referral.transitions)))}
+        people = {person.id: person for person in db.session.scalars(select(Person).where(
+            Person.tenant_id.in_(tenant_ids), Person.id.in_({r.person_id for r in referrals.values()})))}
+        references = dict(db.session.execute(select(Encounter.id, Encounter.reference).where(
+            Encounter.tenant_id.in_(tenant_ids),
+            Encounter.id.in_({r.encounter_id for r in referrals.values()}))).tuples().all())
+        courses = dict(db.session.execute(
+            select(Offering.id, Course).join(Course, Course.id == Offering.course_id).where(
+                Offering.tenant_id.in_(tenant_ids),
+                Offering.id.in_({r.offering_id for r in referrals.values()}))).tuples().all())
         sessions: dict[uuid.UUID, list[BookedSession]] = {}
         for session in db.session.scalars(
-                select(BookedSession).where(BookedSession.referral_id.in_([referral.id for referral, *_ in rows]))
+                select(BookedSession).where(BookedSession.tenant_id.in_(tenant_ids),
+                                            BookedSession.referral_id.in_(ids))
                 .order_by(BookedSession.starts_at, BookedSession.booked_at)):
             sessions.setdefault(session.referral_id, []).append(session)
-        return [ProviderReferral(forces[referral.tenant_id], referral, course, int(position), *_personal(person),
-                                 tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)),
-                                 tuple(sessions.get(referral.id, ())), reference)
-                for referral, position, course, person, reference in rows]
+        found = []
+        for entry in page:
+            referral = referrals.get(entry.referral_id)
+            if referral is None or referral.offering_id not in courses or referral.person_id not in people:
+                continue  # not the provider's to see (row-level security keeps it out)
+            found.append(ProviderReferral(
+                forces[referral.tenant_id], referral, courses[referral.offering_id], int(entry.position),
+                *_personal(people[referral.person_id]),
+                tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)),
+                tuple(sessions.get(referral.id, ())), references.get(referral.encounter_id, "")))
+        return found
 
 
 def _personal(person: Person) -> tuple[Identity | None, Contact | None]:
