@@ -7,7 +7,8 @@ generate_series``, never through the import): people (a pool of sealed identitie
 hex), encounters with their standing decision (70% eligible, 25% not eligible, 5% waiting for review),
 one decision each, and referrals to Cranstoun for 40% (mixed states; open ones due around today, some past
 it), each with a transition. Every page of ``PAGES`` is timed warm through the Flask test client, signed
-in (a supervisor of the force; a member of Cranstoun's staff): the median of ``RUNS`` requests and the
+in (a supervisor of the force; a member of Cranstoun's staff; Cranstoun's case system, with a token, for
+its feed): the median of ``RUNS`` requests and the
 statements one request makes. Then the force grows to 1,000,000 encounters and every page is timed again.
 Printed: milliseconds at each size, the ratio, and whether the large one is under 200 ms.
 
@@ -76,6 +77,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("provider: due window", "provider", "/provider/?due_from=2026-12-01&due_to=2026-12-31"),
     ("provider: by state", "provider", "/provider/?sort=state"),
     ("provider: page 40", "provider", "/provider/?page=40"),
+    ("provider API: feed of 100", "feed", "/api/v1/provider/referrals?limit=100"),
 ]
 
 
@@ -99,7 +101,8 @@ def _seed(admin_url: str, force_id: int, start: int, stop: int, setup: dict[str,
                 connection.execute(statement, arguments)
         # As autovacuum leaves a table after a million inserts: statistics, and the visibility map that
         # lets a count read an index alone.
-        connection.execute("VACUUM ANALYZE people, encounters, decisions, referrals, referral_transitions")
+        connection.execute("VACUUM ANALYZE people, encounters, decisions, referrals, referral_transitions, "
+                           "provider_feed_entries")
 
 
 # The case number ``i``: its year (2024 .. 2026), its place in a 100-bucket "hash" (h) that picks its
@@ -147,6 +150,13 @@ SEED: list[Any] = [
             WHEN n.h < 8 THEN 'attended' WHEN n.h < 32 THEN 'completed' WHEN n.h < 36 THEN 'not_completed'
             WHEN n.h < 38 THEN 'declined' ELSE 'withdrawn' END AS state) AS s
         WHERE n.h < 40""",
+    f"""INSERT INTO provider_feed_entries (id, tenant_id, referral_id, provider_id, position, changed_at)
+        SELECT md5('feed-' || n.i)::uuid, %(force)s, r.id, r.provider_id, n.i + 1, r.updated_at
+        FROM ({_NUMBERS}) AS n JOIN referrals r ON r.tenant_id = %(force)s
+             AND r.id = md5('referral-' || n.i)::uuid""",
+    """INSERT INTO provider_feed_counters (provider_id, last_position)
+        SELECT %(provider)s, max(position) FROM provider_feed_entries WHERE provider_id = %(provider)s
+        ON CONFLICT (provider_id) DO UPDATE SET last_position = excluded.last_position""",
     f"""INSERT INTO referral_transitions (id, tenant_id, referral_id, from_state, to_state, occurred_at, reason)
         SELECT md5('transition-' || n.i)::uuid, %(force)s, r.id, NULL, r.state,
                r.created_at + make_interval(days => (n.i %% 80)::int), ''
@@ -186,6 +196,16 @@ def _sign_in(client: Any, email: str, password: str) -> None:
                          data={"email": email, "password": password, "csrf_token": token.group(1)})
     if answer.status_code not in (302, 303):
         raise SystemExit(f"sign-in of {email} answered {answer.status_code}")
+
+
+class _Bearer:
+    """A test client that calls the provider API with a token of the provider."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.client, self.token = app.test_client(), token
+
+    def get(self, url: str, **options: Any) -> Any:
+        return self.client.get(url, headers={"Authorization": f"Bearer {self.token}"}, **options)
 
 
 def _time(client: Any, engine: Any, url: str) -> Timed:
@@ -228,9 +248,11 @@ def _report(small: dict[str, Timed], large: dict[str, Timed], encounters: int) -
 
 def bench_lists(encounters: int = LARGE) -> None:
     from diversion import create_app
+    from diversion.accounts.access import SYSTEM
     from diversion.catalogue.models import Course, Offering
     from diversion.eligibility.models import PolicyVersion
     from diversion.extensions import db
+    from diversion.jsonapi.tokens import make_provider_token
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
     from tests.conftest import PASSWORD, build_world
@@ -258,6 +280,8 @@ def bench_lists(encounters: int = LARGE) -> None:
                          "provider": world.providers["cranstoun"].id, "pathway": offering.pathway,
                          "policy": policy.id, "policy_hash": policy.content_hash,
                          "officers": [world.users[key].id for key in ("a_officer", "a_supervisor", "a_force_admin")]}
+            _, token = make_provider_token(world.providers["cranstoun"], name="Lists bench", actor=SYSTEM)
+            db.session.commit()
             engine = db.engine
             force_id = tenant.id
             pool = _sealed_pool(admin_url)
@@ -267,7 +291,7 @@ def bench_lists(encounters: int = LARGE) -> None:
                   "surname": surname, "day": born.day, "month": born.month, "year": born.year}
         started = time.perf_counter()
         _seed(admin_url, force_id, 0, SMALL, setup)
-        clients = {"force": app.test_client(), "provider": app.test_client()}
+        clients = {"force": app.test_client(), "provider": app.test_client(), "feed": _Bearer(app, token)}
         _sign_in(clients["force"], world.email("a_supervisor"), PASSWORD)
         _sign_in(clients["provider"], world.email("provider_staff"), PASSWORD)
         small = _time_all(clients, engine, values)
