@@ -8,14 +8,18 @@ from collections.abc import Callable
 from bench import billing, eligibility, importer, intake, lists
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "decide": lambda _: eligibility.bench_decide(),
-    "simulate": lambda _: eligibility.bench_simulate(),
+    "decide": lambda options: eligibility.bench_decide(count=options.cases // 50),
+    "simulate": lambda options: eligibility.bench_simulate(count=options.cases),
     "intake": lambda options: intake.bench_intake(intakes=options.intakes, clients=options.clients),
     "import": lambda options: importer.bench_import(rows=options.rows),
     "billing": lambda options: billing.bench_billing(rows=options.ledger_rows, forces=options.forces,
                                                      providers=options.providers),
     "lists": lambda options: lists.bench_lists(encounters=options.encounters),
 }
+
+# The sizes of ``--quick``: minutes in all on two cores, for a look rather than a figure to quote.
+QUICK = {"rows": 20_000, "intakes": 400, "ledger_rows": 100_000, "forces": 10, "providers": 5,
+         "encounters": 20_000, "cases": 100_000}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--providers", type=int, default=10, help="providers paid by each force (billing)")
     parser.add_argument("--encounters", type=int, default=1_000_000,
                         help="encounters in the force whose lists are timed (lists)")
+    parser.add_argument("--cases", type=int, default=1_000_000,
+                        help="synthetic past cases simulated (simulate); decide takes a fiftieth of them")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short look: every size a fiftieth or so of the full run (sizes given still win)")
     options = parser.parse_args(argv)
+    if options.quick:
+        for name, size in QUICK.items():
+            if getattr(options, name) == parser.get_default(name):
+                setattr(options, name, size)
     unknown = [name for name in options.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
