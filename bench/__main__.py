@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import billing, eligibility, importer, intake, lists
+from bench import billing, eligibility, importer, intake, lists, load
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "decide": lambda options: eligibility.bench_decide(count=options.cases // 50),
@@ -15,17 +15,19 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "billing": lambda options: billing.bench_billing(rows=options.ledger_rows, forces=options.forces,
                                                      providers=options.providers),
     "lists": lambda options: lists.bench_lists(encounters=options.encounters),
+    "load": lambda options: load.bench_load(minutes=options.minutes, clients=options.clients),
 }
+LONG = ("load",)  # run only when named
 
 # The sizes of ``--quick``: minutes in all on two cores, for a look rather than a figure to quote.
-QUICK = {"rows": 20_000, "intakes": 400, "ledger_rows": 100_000, "forces": 10, "providers": 5,
+QUICK = {"minutes": 2, "rows": 20_000, "intakes": 400, "ledger_rows": 100_000, "forces": 10, "providers": 5,
          "encounters": 20_000, "cases": 100_000}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="name",
-                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+                        help=f"benchmarks to run (default: all but {', '.join(LONG)}): {', '.join(BENCHMARKS)}")
     # A million rows: about 20 minutes on two quiet cores (--rows 20000 for a quick look).
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the import file (import)")
     parser.add_argument("--intakes", type=int, default=2_000, help="intakes to post (intake)")
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="encounters in the force whose lists are timed (lists)")
     parser.add_argument("--cases", type=int, default=1_000_000,
                         help="synthetic past cases simulated (simulate); decide takes a fiftieth of them")
+    parser.add_argument("--minutes", type=int, default=20, help="how long the mixed load lasts (load)")
     parser.add_argument("--quick", action="store_true",
                         help="a short look: every size a fiftieth or so of the full run (sizes given still win)")
     options = parser.parse_args(argv)
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [name for name in options.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-    for name in options.names or list(BENCHMARKS):
+    for name in options.names or [name for name in BENCHMARKS if name not in LONG]:
         BENCHMARKS[name](options)
 
 
