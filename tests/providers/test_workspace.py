@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +54,8 @@ def test_accept_book_attend_complete_and_the_force_sees_the_outcome(
     assert page.status_code == 200
     assert "Sam Midlander" in page.text
     assert mine.phone in page.text  # contact details, here only
+    assert re.search(r'Case reference\s*</dt>\s*<dd class="[^"]*diversion-reference">\s*WM-\d{4}-\d{6}\s*</dd>',
+                     page.text)  # to quote to the force
 
     assert _post(client, mine, f"/provider/referrals/{mine.id}/accept", {}).status_code == 302
     assert _state(app, mine)[0] is State.ACCEPTED
