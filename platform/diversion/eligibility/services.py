@@ -5,12 +5,13 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, Text, cast, func, select
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
@@ -25,8 +26,18 @@ from diversion.eligibility.compiler import (
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
-from diversion.eligibility.simulation import PastCase, Report
-from diversion.eligibility.simulation import simulate as run_simulation
+from diversion.eligibility.simulation import (
+    CHUNK as SIMULATION_CHUNK,
+)
+from diversion.eligibility.simulation import (
+    Columns,
+    PastChunk,
+    Report,
+    day_numbers,
+    facts_columns,
+    facts_needed,
+    replay,
+)
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import planned_date_problem
@@ -273,16 +284,54 @@ def problems_by_place(error: PolicyInvalid) -> dict[tuple[str | None, str | None
     return found
 
 
-def past_cases(since: date | None) -> list[PastCase]:
-    """The force in scope's recorded decisions, as a simulation replays them."""
-    query = select(Decision.facts, Decision.decided_on, Decision.outcome, Decision.pathway,
-                   Decision.age_band, Decision.ethnicity).order_by(Decision.decided_on)
-    if since is not None:
-        query = query.where(Decision.decided_on >= since)
-    return [PastCase(*row) for row in db.session.execute(query)]
+def _past_decisions(since: date | None) -> Select[Any]:
+    query = select(Decision.id)
+    return query.where(Decision.decided_on >= since) if since is not None else query
 
 
-def simulate(policy: CompiledPolicy, cases: list[PastCase], *,
-             progress: Callable[[int], None] | None = None) -> Report:
-    """Replay ``cases`` under ``policy`` (a draft, or another force's policy)."""
-    return run_simulation(policy, cases, progress=progress)
+def count_past_decisions(since: date | None) -> int:
+    """How many decisions of the force in scope a simulation from ``since`` replays."""
+    query = _past_decisions(since).with_only_columns(func.count()).select_from(Decision)
+    return int(db.session.scalar(query) or 0)
+
+
+def past_decision_chunks(names: Sequence[str], since: date | None, *,
+                         size: int = SIMULATION_CHUNK) -> Iterator[PastChunk]:
+    """The force in scope's decisions from ``since`` on, ``size`` at a time, as a simulation reads them.
+
+    Of each decision: its date, what was decided, its monitoring groups and,
+    from its facts (JSON), the fields ``names`` alone, each document parsed
+    and let go at once. One chunk is in memory at a time. On PostgreSQL that
+    is one query read through a server-side cursor; elsewhere (SQLite) one
+    query per chunk, in the order of the decisions' ids, so that no read is
+    left open between chunks (a job writes its progress between them, and
+    SQLite would keep that write waiting behind the read).
+    """
+    columns = (cast(Decision.facts, Text), Decision.decided_on, Decision.outcome, Decision.pathway,
+               Decision.age_band, Decision.ethnicity)
+
+    def chunk(rows: Sequence[Any]) -> PastChunk:
+        documents, days, outcomes, pathways, age_bands, ethnicities = zip(*rows, strict=True)
+        return PastChunk(Columns.of(facts_columns(documents, names), day_numbers(days)),
+                         outcomes, pathways, age_bands, ethnicities)
+
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = _past_decisions(since).with_only_columns(*columns).execution_options(yield_per=size)
+        for rows in db.session.execute(query).partitions():
+            yield chunk(rows)
+        return
+    page = _past_decisions(since).with_only_columns(Decision.id, *columns).order_by(Decision.id).limit(size)
+    after: uuid.UUID | None = None
+    while True:
+        found = db.session.execute(page.where(Decision.id > after) if after is not None else page).all()
+        if not found:
+            return
+        after = found[-1][0]
+        yield chunk([row[1:] for row in found])
+
+
+def simulate(policy: CompiledPolicy, since: date | None, *, progress: Callable[[int], None] | None = None,
+             size: int = SIMULATION_CHUNK) -> Report:
+    """Replay the force in scope's decisions from ``since`` on under ``policy``
+    (a draft, or another force's policy), ``size`` at a time."""
+    return replay(policy, past_decision_chunks(facts_needed(policy), since, size=size), progress=progress)

@@ -219,6 +219,6 @@ def simulate() -> str | tuple[str, int]:
                 form.source.errors = ["That force has no published policy to try"]
                 return render_template("eligibility/simulate.html", form=form, report=None), 400
             policy, policy_label = services.compiled(version), f"{other.name} version {version.number}"
-        report = services.simulate(policy, services.past_cases(form.since.data))
+        report = services.simulate(policy, form.since.data)
     return render_template("eligibility/simulate.html", form=form, report=report, policy_label=policy_label,
                            ethnicities=ETHNICITIES)

@@ -1,0 +1,149 @@
+"""Simulation: the report equals one made case by case with decide(), read from the database in chunks."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from diversion.demo import seed_past_decisions
+from diversion.eligibility import services
+from diversion.eligibility.compiler import CompiledPolicy, compile_policy
+from diversion.eligibility.engine import decide
+from diversion.eligibility.models import Decision
+from diversion.eligibility.simulation import (
+    GroupChange,
+    PastCase,
+    Report,
+    chunks_of,
+    facts_needed,
+    label,
+    replay,
+    simulate,
+)
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import World
+from tests.eligibility.test_engine import _random_facts
+from tests.eligibility.test_forces import FORCES, policy
+from tests.eligibility.test_versions import TODAY
+from tests.eligibility.test_views import give_thames_valley_history
+
+# A policy the column translation cannot express: evaluated case by case with rule-engine.
+UNUSUAL = {
+    "parameters": {"limit": [{"from": "2020-01-01", "value": 60}, {"from": "2023-01-01", "value": 40}]},
+    "exclusions": [{"id": "dealer", "excluded_if": "user_dealer", "reason": "Dealing."}],
+    "pathways": [{"id": "p", "name": "P", "sessions": 1, "deadline_days": 10, "criteria": [
+        {"id": "sum", "expression": "age + offence_age_days < limit", "reason": "Too late."},
+        {"id": "drug", "expression": "substances[0] == 'cannabis'", "reason": "Cannabis first."},
+    ]}, {"id": "q", "name": "Q", "sessions": 1, "deadline_days": 10, "criteria": [
+        {"id": "bad", "expression": "'weapon' in aggravating_factors", "reason": "No weapon."},
+    ]}],
+}
+
+
+def _by_hand(compiled: CompiledPolicy, cases: list[PastCase]) -> Report:
+    """The report made the slow way: each case decided with ``decide()``, every criterion's result counted."""
+    report = Report(cases=len(cases), changed=0)
+    blocking: Counter[tuple[str | None, str]] = Counter()
+    reasons: dict[tuple[str | None, str], str] = {}
+    groups: dict[str, dict[str, list[int]]] = {"age": {}, "ethnicity": {}}
+    for case in cases:
+        decision = decide(compiled, case.facts, case.decided_on)
+        old, new = label(case.outcome, case.pathway), label(decision.outcome, decision.pathway)
+        report.table.setdefault(old, Counter())[new] += 1
+        report.changed += old != new
+        for result in decision.results:
+            reasons[result.pathway, result.criterion] = result.reason
+            blocking[result.pathway, result.criterion] += result.result == "unmet"
+        for kind, group in (("age", case.age_band), ("ethnicity", case.ethnicity)):
+            tally = groups[kind].setdefault(group, [0, 0, 0])
+            tally[0] += 1
+            tally[1] += case.outcome == "eligible"
+            tally[2] += decision.outcome == "eligible"
+    report.blocking = [(p, c, reasons[p, c], n) for (p, c), n in blocking.items() if n]
+    report.by_age_band = [GroupChange(k, *v) for k, v in sorted(groups["age"].items())]
+    report.by_ethnicity = [GroupChange(k, *v) for k, v in sorted(groups["ethnicity"].items())]
+    return report
+
+
+def _same(got: Report, expected: Report) -> None:
+    assert (got.cases, got.changed, got.table) == (expected.cases, expected.changed, expected.table)
+    assert sorted(got.blocking, key=str) == sorted(expected.blocking, key=str)
+    assert [-n for *_, n in got.blocking] == sorted(-n for *_, n in got.blocking)  # most blocking first
+    assert (got.by_age_band, got.by_ethnicity) == (expected.by_age_band, expected.by_ethnicity)
+
+
+def _past_cases(rng: random.Random, count: int, pathways: list[str]) -> list[PastCase]:
+    made = []
+    for _ in range(count):
+        outcome = rng.choice(("eligible", "not_eligible", "needs_review"))
+        made.append(PastCase(_random_facts(rng), date(2020, 1, 1) + timedelta(days=rng.randrange(2000)), outcome,
+                             rng.choice([*pathways, "retired-pathway"]) if outcome == "eligible" else None,
+                             rng.choice(("10-17", "18-24", "25-34", "35+")), rng.choice(("W1", "B1", "A2", "NS"))))
+    return made
+
+
+@pytest.mark.parametrize("slug", [*FORCES, "unusual"])
+def test_the_report_equals_one_made_case_by_case_with_decide(slug: str) -> None:
+    compiled = compile_policy(UNUSUAL) if slug == "unusual" else policy(slug)
+    cases = _past_cases(random.Random(slug), 1200, [p.id for p in compiled.pathways])
+    expected = _by_hand(compiled, cases)
+    assert len(expected.table) > 2  # every kind of row exercised
+    assert expected.blocking
+    _same(simulate(compiled, cases), expected)
+    # In chunks of any size, each reporting its progress.
+    done: list[int] = []
+    _same(replay(compiled, chunks_of(cases, facts_needed(compiled), size=97), progress=done.append), expected)
+    assert done == [97] * 12 + [36]
+
+
+def test_a_report_survives_being_kept_as_json() -> None:
+    compiled = policy("durham")
+    report = simulate(compiled, _past_cases(random.Random(3), 300, ["checkpoint"]))
+    assert Report.from_json(report.as_json()) == report
+
+
+# ---------------------------------------------------------------- from the database
+
+
+def _tenant(slug: str) -> Tenant:
+    return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+def _stored_cases() -> list[PastCase]:
+    """The force in scope's decisions as objects, the way the simulation no longer reads them."""
+    return [PastCase(*row) for row in db.session.execute(select(
+        Decision.facts, Decision.decided_on, Decision.outcome, Decision.pathway, Decision.age_band,
+        Decision.ethnicity))]
+
+
+def _histories(app: Flask, world: World) -> None:
+    """300 past decisions in Thames Valley (whose admin West Midlands' admin is made), 120 in Durham."""
+    give_thames_valley_history(app, world, 300)
+    with app.app_context():
+        durham = _tenant("durham")
+        with scoped(durham.id):
+            assert seed_past_decisions(durham, today=TODAY, count=120) == 120
+        db.session.commit()
+
+
+def test_the_database_is_read_in_chunks_to_the_same_report(app: Flask, world: World) -> None:
+    _histories(app, world)
+    with app.app_context(), scoped(_tenant("thames-valley").id):
+        cases = _stored_cases()
+        assert len(cases) == services.count_past_decisions(None) == 300  # Durham's are not read
+        for slug in ("durham", "west-midlands"):
+            done: list[int] = []
+            report = services.simulate(policy(slug), None, progress=done.append, size=64)
+            _same(report, _by_hand(policy(slug), cases))
+            assert done == [64, 64, 64, 64, 44]
+        since = sorted(case.decided_on for case in cases)[150]
+        later = [case for case in cases if case.decided_on >= since]
+        assert services.count_past_decisions(since) == len(later)
+        _same(services.simulate(policy("durham"), since), _by_hand(policy("durham"), later))
