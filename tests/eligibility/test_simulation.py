@@ -1,20 +1,24 @@
-"""Simulation: the report equals one made case by case with decide(), read from the database in chunks."""
+"""Simulation: the report equals one made case by case with decide(); large runs go to a job,
+whose report is the direct simulation's, whose progress is recorded, and which each force alone reads."""
 
 from __future__ import annotations
 
 import random
+import re
+import uuid
 from collections import Counter
 from datetime import date, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from diversion import jobs
 from diversion.demo import seed_past_decisions
-from diversion.eligibility import services
+from diversion.eligibility import runs, services
 from diversion.eligibility.compiler import CompiledPolicy, compile_policy
 from diversion.eligibility.engine import decide
-from diversion.eligibility.models import Decision
+from diversion.eligibility.models import Decision, SimulationState
 from diversion.eligibility.simulation import (
     GroupChange,
     PastCase,
@@ -26,9 +30,11 @@ from diversion.eligibility.simulation import (
     simulate,
 )
 from diversion.extensions import db
+from diversion.jobs.models import JobRun, RunState
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World
+from tests import databases
+from tests.conftest import World, sign_in
 from tests.eligibility.test_engine import _random_facts
 from tests.eligibility.test_forces import FORCES, policy
 from tests.eligibility.test_versions import TODAY
@@ -147,3 +153,124 @@ def test_the_database_is_read_in_chunks_to_the_same_report(app: Flask, world: Wo
         later = [case for case in cases if case.decided_on >= since]
         assert services.count_past_decisions(since) == len(later)
         _same(services.simulate(policy("durham"), since), _by_hand(policy("durham"), later))
+
+
+def _ask(client, query: str):
+    return client.get(f"/thames-valley/policy/simulate?{query}")
+
+
+def _start(client, page: str):
+    """Press "Start the simulation" on the page: the form's own fields, posted."""
+    form = re.search(r'<form method="post" action="([^"]+/simulate/runs)".*?</form>', page, re.S)
+    assert form, "no button to start the simulation"
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(0))
+    data: dict[str, list[str]] = {}
+    for name, value in fields:
+        data.setdefault(name, []).append(value)
+    return client.post(form.group(1), data=data)
+
+
+def test_a_small_simulation_is_made_while_the_page_waits(app: Flask, client, world: World) -> None:
+    give_thames_valley_history(app, world, 300)
+    app.config["SIMULATION_JOB_THRESHOLD"] = 300
+    sign_in(client, world.email("a_force_admin"))
+    page = _ask(client, "source=force:durham")
+    assert page.status_code == 200
+    assert "of 300 decisions would change" in page.text
+    assert "Start the simulation" not in page.text
+    with app.app_context(), scoped(_tenant("thames-valley").id):
+        assert runs.recent() == []
+
+
+def test_a_run_over_the_threshold_goes_to_a_job_whose_report_is_the_direct_simulations(
+        app: Flask, client, world: World) -> None:
+    _histories(app, world)
+    app.config["SIMULATION_JOB_THRESHOLD"] = 299
+    sign_in(client, world.email("a_force_admin"))
+    page = _ask(client, "source=force:durham&since=1&since=1&since=2000")
+    assert page.status_code == 200
+    assert "There are 300 past decisions to decide again" in page.text
+    assert "decisions would change" not in page.text
+    started = _start(client, page.text)
+    assert started.status_code == 302
+    run_page = started.headers["Location"]
+    assert run_page.startswith("/thames-valley/policy/simulate/runs/"), run_page
+    waiting = client.get(run_page)
+    assert "Waiting to start" in waiting.text
+    assert "300 past decisions to decide again" in waiting.text
+    with app.app_context(), scoped(_tenant("thames-valley").id):
+        [run] = runs.recent()
+        assert (run.state, run.since, run.policy_label) == (SimulationState.WAITING, date(2000, 1, 1),
+                                                            "Durham Constabulary version 1")
+    jobs.work_now(app)
+
+    finished = client.get(run_page)
+    assert "Finished at" in finished.text
+    changed = re.search(r'data-testid="changed">(.*?)</p>', finished.text, re.S).group(1)
+    assert "of 300 decisions would change" in changed
+    assert "How often each criterion blocks" in finished.text
+    assert "Simulations run in the background" in client.get("/thames-valley/policy/simulate").text
+    with app.app_context():
+        thames = _tenant("thames-valley")
+        with scoped(thames.id):
+            run = runs.find(run.id)
+            direct = services.simulate(policy("durham"), date(2000, 1, 1))
+            assert runs.report_of(run) == direct
+            # Progress, on the run for the page and on the job's own record.
+            assert (run.state, run.done, run.total) == (SimulationState.FINISHED, 300, 300)
+        job = db.session.scalar(select(JobRun).where(JobRun.task == runs.SIMULATE))
+        assert (job.state, job.done, job.total, job.note) == (RunState.SUCCEEDED, 300, 300,
+                                                               "300 of 300 past decisions replayed")
+    # Made once: the same job again does nothing.
+    with app.app_context():
+        runs.simulate_job(str(run.id), thames.id)
+        db.session.commit()
+        with scoped(thames.id):
+            assert runs.find(run.id).finished_at == run.finished_at
+
+
+def test_a_force_cannot_read_another_forces_run(app: Flask, client, world: World,
+                                                database: databases.TestDatabase) -> None:
+    _histories(app, world)
+    app.config["SIMULATION_JOB_THRESHOLD"] = 10
+    sign_in(client, world.email("a_force_admin"))
+    started = _start(client, _ask(client, "source=force:durham").text)
+    run_id = uuid.UUID(started.headers["Location"].rsplit("/", 1)[1])
+    with app.app_context():
+        durham = _tenant("durham")
+        with scoped(durham.id):
+            assert runs.find(run_id) is None
+            assert runs.recent() == []
+            if database.is_postgresql:  # row-level security, beneath the ORM guard
+                assert db.session.execute(text("SELECT count(*) FROM simulation_runs")).scalar_one() == 0
+        # The job given another force than the run's finds no run, and leaves it waiting.
+        runs.simulate_job(str(run_id), durham.id)
+        db.session.commit()
+        with scoped(_tenant("thames-valley").id):
+            assert runs.find(run_id).state is SimulationState.WAITING
+    # Durham's admin, at Durham's address or at Thames Valley's, finds nothing.
+    other = app.test_client()
+    sign_in(other, world.email("b_force_admin"))
+    assert other.get(f"/durham/policy/simulate/runs/{run_id}").status_code == 404
+    assert other.get(f"/thames-valley/policy/simulate/runs/{run_id}").status_code == 404
+    # The run itself replays Thames Valley's decisions alone.
+    jobs.work_now(app)
+    with app.app_context(), scoped(_tenant("thames-valley").id):
+        assert runs.report_of(runs.find(run_id)).cases == 300
+
+
+def test_a_run_that_fails_says_so(app: Flask, client, world: World) -> None:
+    give_thames_valley_history(app, world, 30)
+    app.config["SIMULATION_JOB_THRESHOLD"] = 10
+    sign_in(client, world.email("a_force_admin"))
+    run_page = _start(client, _ask(client, "source=force:durham").text).headers["Location"]
+    with app.app_context(), scoped(_tenant("thames-valley").id):
+        [run] = runs.recent()
+        run.policy_document = {**run.policy_document, "pathways": "not a list"}
+        db.session.commit()
+    jobs.work_now(app)
+    page = client.get(run_page)
+    assert "Stopped before the end" in page.text
+    assert "The simulation stopped before the end" in page.text
+    with app.app_context():
+        assert db.session.scalar(select(JobRun.state).where(JobRun.task == runs.SIMULATE)) is RunState.FAILED
