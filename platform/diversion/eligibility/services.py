@@ -5,17 +5,17 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, Text, cast, func, select
+from sqlalchemy import Select, func, select
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.db import utcnow
+from diversion.eligibility import past
 from diversion.eligibility.compiler import (
     CompiledPolicy,
     PolicyInvalid,
@@ -26,18 +26,8 @@ from diversion.eligibility.compiler import (
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
-from diversion.eligibility.simulation import (
-    CHUNK as SIMULATION_CHUNK,
-)
-from diversion.eligibility.simulation import (
-    Columns,
-    PastChunk,
-    Report,
-    day_numbers,
-    facts_columns,
-    facts_needed,
-    replay,
-)
+from diversion.eligibility.simulation import CHUNK as SIMULATION_CHUNK
+from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import planned_date_problem
@@ -295,43 +285,29 @@ def count_past_decisions(since: date | None) -> int:
     return int(db.session.scalar(query) or 0)
 
 
-def past_decision_chunks(names: Sequence[str], since: date | None, *,
-                         size: int = SIMULATION_CHUNK) -> Iterator[PastChunk]:
-    """The force in scope's decisions from ``since`` on, ``size`` at a time, as a simulation reads them.
-
-    Of each decision: its date, what was decided, its monitoring groups and,
-    from its facts (JSON), the fields ``names`` alone, each document parsed
-    and let go at once. One chunk is in memory at a time. On PostgreSQL that
-    is one query read through a server-side cursor; elsewhere (SQLite) one
-    query per chunk, in the order of the decisions' ids, so that no read is
-    left open between chunks (a job writes its progress between them, and
-    SQLite would keep that write waiting behind the read).
-    """
-    columns = (cast(Decision.facts, Text), Decision.decided_on, Decision.outcome, Decision.pathway,
-               Decision.age_band, Decision.ethnicity)
-
-    def chunk(rows: Sequence[Any]) -> PastChunk:
-        documents, days, outcomes, pathways, age_bands, ethnicities = zip(*rows, strict=True)
-        return PastChunk(Columns.of(facts_columns(documents, names), day_numbers(days)),
-                         outcomes, pathways, age_bands, ethnicities)
-
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = _past_decisions(since).with_only_columns(*columns).execution_options(yield_per=size)
-        for rows in db.session.execute(query).partitions():
-            yield chunk(rows)
-        return
-    page = _past_decisions(since).with_only_columns(Decision.id, *columns).order_by(Decision.id).limit(size)
-    after: uuid.UUID | None = None
-    while True:
-        found = db.session.execute(page.where(Decision.id > after) if after is not None else page).all()
-        if not found:
-            return
-        after = found[-1][0]
-        yield chunk([row[1:] for row in found])
-
-
 def simulate(policy: CompiledPolicy, since: date | None, *, progress: Callable[[int], None] | None = None,
              size: int = SIMULATION_CHUNK) -> Report:
     """Replay the force in scope's decisions from ``since`` on under ``policy``
-    (a draft, or another force's policy), ``size`` at a time."""
-    return replay(policy, past_decision_chunks(facts_needed(policy), since, size=size), progress=progress)
+    (a draft, or another force's policy), ``size`` at a time (``past.chunks``).
+    ``progress`` is told how many more decisions have been replayed, after each chunk."""
+    told = 0
+
+    def tell(count: int) -> None:
+        nonlocal told
+        told += count
+        if progress is not None:
+            progress(count)
+
+    try:
+        return replay(policy, past.chunks(policy, since, size=size), progress=tell)
+    except past.Unlisted:
+        pass
+    again = 0
+
+    def tell_again(count: int) -> None:  # only what goes beyond what was told the first time
+        nonlocal again
+        before, again = again, again + count
+        if progress is not None and again > told:
+            progress(again - max(before, told))
+
+    return replay(policy, past.chunks(policy, since, size=size, typed=False), progress=tell_again)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -324,6 +324,36 @@ def facts_needed(policy: CompiledPolicy) -> tuple[str, ...]:
     return tuple(name for name in FIELDS if name in read)
 
 
+@dataclass(frozen=True)
+class Needs:
+    """The columns a policy is evaluated on: the fields its criteria read, and
+    for a field of several choices, the options a criterion looks for in it."""
+
+    fields: tuple[str, ...]
+    memberships: tuple[tuple[str, str], ...]
+
+
+class _Asked(dict[tuple[str, str], Bools]):
+    def __missing__(self, key: tuple[str, str]) -> Bools:
+        found = self[key] = np.zeros(0, dtype=np.bool_)
+        return found
+
+
+def column_needs(policy: CompiledPolicy) -> Needs | None:
+    """The columns ``policy`` is evaluated on; None when a criterion of it is
+    evaluated case by case with rule-engine, which needs the facts' own values."""
+    empty = Columns.of({name: [] for name in FIELDS}, np.zeros(0, dtype=np.int64))
+    asked = _Asked()
+    empty.memberships = asked
+    try:
+        translator = _Translator(empty, _dated_parameters(policy, empty))
+        for criterion in (*policy.exclusions, *(c for p in policy.pathways for c in p.criteria)):
+            translator.value(criterion.rule.statement.expression)
+    except Unsupported:
+        return None
+    return Needs(facts_needed(policy), tuple(sorted(asked)))
+
+
 def facts_columns(documents: Iterable[str], names: Sequence[str]) -> dict[str, Sequence[Any]]:
     """The fields ``names`` of each case's facts, given as JSON text: a column per field.
 
@@ -332,29 +362,6 @@ def facts_columns(documents: Iterable[str], names: Sequence[str]) -> dict[str, S
     loads = json.loads
     picked = [tuple(map(loads(document).get, names)) for document in documents]
     return dict(zip(names, zip(*picked, strict=True) if picked else [()] * len(names), strict=True))
-
-
-@dataclass(frozen=True)
-class PastChunk:
-    """Some past decisions as a simulation reads them: the facts it needs as
-    columns, and what each decision was, with its monitoring groups."""
-
-    columns: Columns
-    outcomes: Sequence[str]
-    pathways: Sequence[str | None]
-    age_bands: Sequence[str]
-    ethnicities: Sequence[str]
-
-
-def chunks_of(cases: Sequence[PastCase], names: Sequence[str] = tuple(FIELDS), *,
-              size: int = CHUNK) -> Iterator[PastChunk]:
-    """``cases`` as chunks of columns (their fields ``names``)."""
-    for start in range(0, len(cases), size):
-        part = cases[start:start + size]
-        raw = {name: [case.facts.get(name) for case in part] for name in names}
-        yield PastChunk(Columns.of(raw, day_numbers([case.decided_on for case in part])),
-                        [case.outcome for case in part], [case.pathway for case in part],
-                        [case.age_band for case in part], [case.ethnicity for case in part])
 
 
 Key = TypeVar("Key", bound=Hashable)
@@ -369,6 +376,42 @@ class _Codes(dict[Key, int]):
 
     def of(self, values: Iterable[Key], size: int) -> npt.NDArray[np.intp]:
         return np.fromiter(map(self.__getitem__, values), dtype=np.intp, count=size)
+
+
+@dataclass(frozen=True)
+class Coded(Generic[Key]):
+    """A value for each case, as a number for each case and the values the numbers stand for."""
+
+    codes: npt.NDArray[np.intp]
+    values: Sequence[Key]
+
+    @classmethod
+    def of(cls, items: Sequence[Key]) -> Coded[Key]:
+        found: _Codes[Key] = _Codes()
+        codes = found.of(items, len(items))
+        return cls(codes, list(found))
+
+
+@dataclass(frozen=True)
+class PastChunk:
+    """Some past decisions as a simulation reads them: the facts it needs as columns,
+    what was decided then (outcome, pathway) and each case's monitoring groups."""
+
+    columns: Columns
+    then: Coded[tuple[str, str | None]]
+    age_band: Coded[str]
+    ethnicity: Coded[str]
+
+
+def chunks_of(cases: Sequence[PastCase], names: Sequence[str] = tuple(FIELDS), *,
+              size: int = CHUNK) -> Iterator[PastChunk]:
+    """``cases`` as chunks of columns (their fields ``names``)."""
+    for start in range(0, len(cases), size):
+        part = cases[start:start + size]
+        raw = {name: [case.facts.get(name) for case in part] for name in names}
+        yield PastChunk(Columns.of(raw, day_numbers([case.decided_on for case in part])),
+                        Coded.of([(case.outcome, case.pathway) for case in part]),
+                        Coded.of([case.age_band for case in part]), Coded.of([case.ethnicity for case in part]))
 
 
 def _bincount(codes: npt.NDArray[np.intp], length: int, weights: Bools | None = None) -> list[int]:
@@ -391,9 +434,11 @@ class Tally:
 
     def add(self, chunk: PastChunk, result: Evaluated) -> None:
         size = chunk.columns.size
+        if not size:
+            return
         self.cases += size
         self.blocking.update(result.blocking)
-        then = self.then.of(zip(chunk.outcomes, chunk.pathways, strict=True), size)
+        then = self._codes(self.then, chunk.then)
         now = result.outcome.astype(np.intp) + 3 * (result.pathway.astype(np.intp) + 1)
         width = 3 * (len(self.policy.pathways) + 1)
         pairs = np.bincount(then * width + now)
@@ -401,8 +446,8 @@ class Tally:
             self.pairs[divmod(key, width)] += int(pairs[key])
         was_eligible = np.array([outcome == "eligible" for outcome, _ in self.then], dtype=np.bool_)[then]
         is_eligible = result.outcome == ELIGIBLE
-        for name, values in (("age_band", chunk.age_bands), ("ethnicity", chunk.ethnicities)):
-            codes = self.groups[name].of(values, size)
+        for name, coded in (("age_band", chunk.age_band), ("ethnicity", chunk.ethnicity)):
+            codes = self._codes(self.groups[name], coded)
             length = len(self.groups[name])
             rows = self.counts[name]
             rows.extend([0, 0, 0] for _ in range(length - len(rows)))
@@ -410,6 +455,11 @@ class Tally:
                                         _bincount(codes, length, is_eligible)), range(3), strict=True):
                 for row, n in zip(rows, counted, strict=True):
                     row[column] += n
+
+    @staticmethod
+    def _codes(known: _Codes[Key], coded: Coded[Key]) -> npt.NDArray[np.intp]:
+        """The chunk's numbers for ``coded``, as the tally numbers the same values."""
+        return np.array([known[value] for value in coded.values], dtype=np.intp)[coded.codes]
 
     def report(self) -> Report:
         pathway_ids = [p.id for p in self.policy.pathways]
@@ -435,7 +485,7 @@ class Tally:
     def _changes(self, name: str) -> list[GroupChange]:
         counts = self.counts[name]
         ordered = sorted(self.groups[name].items(), key=lambda item: str(item[0]))
-        return [GroupChange(str(group), *counts[code]) for group, code in ordered]
+        return [GroupChange(str(group), *counts[code]) for group, code in ordered if counts[code][0]]
 
 
 @contextmanager
