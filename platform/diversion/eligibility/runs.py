@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 SIMULATE = "policy.simulate"
 RECENT = 5  # runs listed on the simulation page
+NOTES = 40  # how many times at most a run notes how far it has got
 
 
 def in_background(decisions: int) -> bool:
@@ -90,13 +91,15 @@ def replay(run: SimulationRun) -> Report:
     """Make the run: replay the force in scope's decisions under the run's policy,
     noting how far it has got after each chunk. A run that stops on an error is
     noted as failed."""
-    done = total = 0
+    done = total = noted = 0
 
     def progress(count: int) -> None:
-        nonlocal done
+        nonlocal done, noted
         done += count
-        _note(run.id, done=done)
-        jobs.report(done, total, f"{done:,} of {total:,} past decisions replayed")
+        if done - noted >= max(total // NOTES, 1) or done >= total:  # a few dozen writes, however many decisions
+            noted = done
+            _note(run.id, done=done)
+            jobs.report(done, total, f"{done:,} of {total:,} past decisions replayed")
 
     try:
         policy = compile_cached(run.policy_document)
