@@ -14,6 +14,7 @@ work.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import date
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from diversion.accounts.access import Actor
 
 SIMULATE = "policy.simulate"
+log = logging.getLogger(__name__)
 RECENT = 5  # runs listed on the simulation page
 NOTES = 40  # how many times at most a run notes how far it has got
 
@@ -108,7 +110,10 @@ def replay(run: SimulationRun) -> Report:
         jobs.report(0, total, f"0 of {total:,} past decisions replayed")
         report = services.simulate(policy, run.since, progress=progress)
     except Exception:
-        _note(run.id, state=SimulationState.FAILED)
+        try:
+            _note(run.id, state=SimulationState.FAILED)
+        except Exception:  # the job's own failure is the one to report
+            log.warning("could not note simulation run %s as failed", run.id, exc_info=True)
         raise
     run.report = report.as_json()
     run.state = SimulationState.FINISHED
