@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import billing, eligibility, importer, intake, lists, load
+from bench import billing, eligibility, importer, intake, lists, load, simulation
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "decide": lambda options: eligibility.bench_decide(count=options.cases // 50),
-    "simulate": lambda options: eligibility.bench_simulate(count=options.cases),
+    "simulate": lambda options: simulation.bench_simulate(decisions=options.cases),
     "intake": lambda options: intake.bench_intake(intakes=options.intakes, clients=options.clients),
     "import": lambda options: importer.bench_import(rows=options.rows),
     "billing": lambda options: billing.bench_billing(rows=options.ledger_rows, forces=options.forces,
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encounters", type=int, default=1_000_000,
                         help="encounters in the force whose lists are timed (lists)")
     parser.add_argument("--cases", type=int, default=1_000_000,
-                        help="synthetic past cases simulated (simulate); decide takes a fiftieth of them")
+                        help="past decisions of one force simulated through the page's job (simulate), "
+                             "and a tenth of them as its baseline; decide takes a fiftieth of them")
     parser.add_argument("--minutes", type=int, default=20, help="how long the mixed load lasts (load)")
     parser.add_argument("--quick", action="store_true",
                         help="a short look: every size a fiftieth or so of the full run (sizes given still win)")

@@ -5,9 +5,7 @@ hand-written Python function of the same rules, in the same run (target:
 within 5x); also, for the record, decide() over cases with a fact missing
 and decide() with every criterion's result worked out, as stored today.
 
-simulate: a simulation over 1,000,000 synthetic past encounters (target:
-under 10 seconds on a 2-core machine), against the same cases decided one by
-one with ``decide()`` on a sample, scaled.
+The simulation's benchmark is ``bench.simulation``.
 """
 
 from __future__ import annotations
@@ -23,9 +21,7 @@ from typing import Any
 from diversion.eligibility.compiler import CompiledPolicy, compile_policy
 from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import decide
-from diversion.eligibility.simulation import PastCase, simulate
 from diversion.eligibility.synthetic import cases
-from diversion.monitoring import age_band
 
 TENANTS = Path(__file__).resolve().parents[1] / "tenants"
 ON = date(2026, 6, 1)
@@ -110,23 +106,3 @@ def bench_decide(count: int = 20_000, rounds: int = 15) -> None:
     ratio = baseline / engine
     print(f"  decide() takes {ratio:.1f}x the time of the hand-written function; "
           f"target within {DECIDE_TARGET}x: {'met' if ratio <= DECIDE_TARGET else 'MISSED'}\n")
-
-
-def bench_simulate(count: int = 1_000_000) -> None:
-    print(f"simulate: {count:,} synthetic past encounters under Durham's policy")
-    policy = _policy("durham")
-    start = time.perf_counter()
-    past = [PastCase(c.facts, c.decided_on, "eligible", "adult-course", age_band(c.facts.get("age")), c.ethnicity)
-            for c in cases("thames-valley", count, start=date(2025, 6, 1), days=365, seed="bench")]
-    print(f"  made the cases in {time.perf_counter() - start:.1f} s")
-    start = time.perf_counter()
-    report = simulate(policy, past)
-    seconds = time.perf_counter() - start
-    _rate("simulation (columns)", count, seconds)
-    sample = past[:20_000]
-    start = time.perf_counter()
-    for case in sample:
-        decide(policy, case.facts, case.decided_on)
-    one_by_one = _rate("decide() one by one (baseline, sampled)", len(sample), time.perf_counter() - start)
-    print(f"  {report.changed:,} would change; simulation is {count / seconds / one_by_one:.1f}x one-by-one; "
-          f"target under 10 s: {'met' if seconds < 10 else 'MISSED'} ({seconds:.1f} s)\n")

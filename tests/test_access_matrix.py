@@ -59,8 +59,9 @@ from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.eligibility import runs as simulation_runs
 from diversion.eligibility import services as policies
-from diversion.eligibility.models import Decision
+from diversion.eligibility.models import Decision, SimulationRun
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
 from diversion.forces import onboarding
@@ -461,6 +462,25 @@ _matrix_draft_discarded = _matrix(lambda t: t is None)
 def _course_id(app: Flask, slug: str) -> int:
     with app.app_context():
         return int(db.session.scalar(select(Course.id).where(Course.slug == slug)))
+
+
+SIMULATION: dict[str, str] = {}  # the run made by a case's setup
+
+
+def _simulation_run(app: Flask, world: World) -> None:
+    """A West Midlands simulation of Durham's policy, asked for by the platform (not yet made)."""
+    with app.app_context():
+        durham = db.session.get(Tenant, world.b.id)
+        version = policies.published_policy_of(durham, _today().date())
+        with scoped(world.a.id):
+            run = simulation_runs.start(db.session.get(Tenant, world.a.id), policies.compiled(version),
+                                        label="Durham Constabulary version 1", since=None, decisions=0, actor=SYSTEM)
+            SIMULATION["run"] = str(run.id)
+            db.session.commit()
+
+
+def _simulation_started(app: Flask, world: World, _c: FlaskClient, _who: str | None) -> bool:
+    return _count(app, world, SimulationRun) == 1
 
 
 def _setup(path: str) -> Callable[[World], str]:
@@ -1072,6 +1092,11 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("policy.simulate", "GET", _policy("/simulate"), allow(FORCE_A_ADMIN, OK),
           force_page=True),
+    Route("policy.start_simulation", "POST", _policy("/simulate/runs"), allow(FORCE_A_ADMIN, Allowed(302)),
+          force_page=True, data=lambda _a, _w: {"source": "force:durham"}, effect=_simulation_started),
+    Route("policy.simulation_run", "GET",
+          lambda w: f"/{w.a.slug}/policy/simulate/runs/{SIMULATION.get('run', NO_ID)}", allow(FORCE_A_ADMIN, OK),
+          force_page=True, setup=_simulation_run, shows=lambda _w: ["Durham Constabulary version 1"]),
     # Case work (issue 4): officers and supervisors record and refer; supervisors review and
     # override; the force admin reads cases and referrals.
     Route("cases.intake", "GET", lambda w: "/west-midlands/encounters/new", allow(FORCE_A_STAFF, OK),

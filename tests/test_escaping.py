@@ -39,6 +39,7 @@ from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Course, Provider
+from diversion.eligibility import runs as simulation_runs
 from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
@@ -225,6 +226,17 @@ def _contract(s: _Seeding) -> None:
     s.seeded.ids["contract"] = made.id
 
 
+def _simulation(s: _Seeding) -> None:
+    """The draft simulated in the background (its job's work, done here): its page shows the marked reasons."""
+    draft = policies.current_draft()
+    assert draft is not None
+    run = simulation_runs.start(s.tenant, policies.compiled(draft), label=f"draft version {draft.number}",
+                                since=None, decisions=5, actor=s.users["force-admin"])
+    db.session.commit()  # asked for, as the page's request commits it
+    simulation_runs.replay(run)
+    s.seeded.ids["simulation"] = run.id
+
+
 DRAFT = "escaping-draft"
 
 
@@ -269,6 +281,9 @@ def seed(app: Flask, world: World) -> Seeded:
             _policy(s)
             _cases(s)
             _contract(s)
+        db.session.commit()
+        with scoped(s.tenant.id):
+            _simulation(s)
         db.session.commit()
         _provider_work(s)
         with scoped(s.tenant.id):  # the provider's acceptance, billed under the contract
@@ -320,6 +335,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/policy/draft", []),  # the TOML has its own quoting: read, and checked as a whole
         ("force-admin", f"{a}/policy/fields", []),
         ("force-admin", f"{a}/policy/simulate?source=draft", ["criterion", "other-force"]),
+        ("force-admin", f"{a}/policy/simulate/runs/{ids['simulation']}", ["criterion"]),
         ("force-admin", f"{a}/referrals", ["course", "referred-surname", "referred-given"]),
         ("officer", f"{a}/cases/", ["referred-surname", "referred-given"]),
         ("officer", f"{a}/encounters/new", []),

@@ -88,6 +88,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JOBS_POLL_SECONDS": float(os.environ.get("JOBS_POLL_SECONDS", "5")),
         # How long a finished job's run is kept in job_runs before the nightly job forgets it.
         "JOBS_KEEP_DAYS": int(os.environ.get("JOBS_KEEP_DAYS", "14")),
+        # A simulation over more past decisions than this runs as a job, its progress on the page;
+        # a smaller one runs while the page waits.
+        "SIMULATION_JOB_THRESHOLD": int(os.environ.get("SIMULATION_JOB_THRESHOLD", "100000")),
         # Outward calls (diversion.outbound): the ports they may use, and hosts exempt from
         # the address and port rules: a local receiver in development only; the test list
         # is set by the tests themselves, never from the environment.

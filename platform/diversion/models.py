@@ -17,7 +17,7 @@ from diversion.billing.models import (
 )
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
-from diversion.eligibility.models import Decision, PolicyVersion
+from diversion.eligibility.models import Decision, PolicyVersion, SimulationRun
 from diversion.jobs.models import JobRun
 from diversion.jsonapi.idempotency import IdempotencyKey, ProviderIdempotencyKey
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -60,6 +60,7 @@ __all__ = [
     "ProviderToken",
     "Referral",
     "SignOnIdentity",
+    "SimulationRun",
     "Statement",
     "StatementLine",
     "StripeCustomer",

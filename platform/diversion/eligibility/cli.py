@@ -138,7 +138,8 @@ def simulate_command(slug: str, policy_file: Path | None, other: str | None, sin
         policy = _policy_from_file(policy_file)
         click.echo(f"Policy: {policy_file} ({policy.content_hash[:19]})")
     with scoped(tenant.id):
-        cases = services.past_cases(since.date() if since else None)
-        with click.progressbar(length=len(cases), label=f"Replaying {tenant.name}'s decisions") as bar:
-            report = services.simulate(policy, cases, progress=bar.update)
+        day = since.date() if since else None
+        total = services.count_past_decisions(day)
+        with click.progressbar(length=total, label=f"Replaying {tenant.name}'s decisions") as bar:
+            report = services.simulate(policy, day, progress=bar.update)
     print_report(report)

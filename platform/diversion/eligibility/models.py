@@ -127,3 +127,43 @@ class Decision(TenantScoped, Base):
         return self.override_pathway if self.override_outcome else self.pathway
 
     policy_version: Mapped[PolicyVersion] = relationship(viewonly=True)
+
+
+class SimulationState(enum.StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return {"waiting": "Waiting to start", "running": "Running", "finished": "Finished",
+                "failed": "Stopped before the end"}[self.value]
+
+
+class SimulationRun(TenantScoped, Base):
+    """A simulation too large to run while a page waits: run by a job, its progress
+    and then its report kept here for the page (``eligibility.runs``).
+
+    The policy tried is kept as it was when the run was asked for (a draft may
+    change since). ``done`` of ``total`` decisions replayed so far."""
+
+    __tablename__ = "simulation_runs"
+    __tenant_table_args__ = (Index(None, "tenant_id", "requested_at"),)
+
+    policy_label: Mapped[str] = mapped_column(String(300))
+    policy_hash: Mapped[str] = mapped_column(String(80))
+    policy_document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    since: Mapped[date | None] = mapped_column(Date)
+    state: Mapped[SimulationState] = mapped_column(
+        Enum(SimulationState, native_enum=False, length=16,
+             values_callable=lambda states: [s.value for s in states]),
+        default=SimulationState.WAITING,
+    )
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

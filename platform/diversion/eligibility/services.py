@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.db import utcnow
+from diversion.eligibility import past
 from diversion.eligibility.compiler import (
     CompiledPolicy,
     PolicyInvalid,
@@ -25,8 +26,8 @@ from diversion.eligibility.compiler import (
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
-from diversion.eligibility.simulation import PastCase, Report
-from diversion.eligibility.simulation import simulate as run_simulation
+from diversion.eligibility.simulation import CHUNK as SIMULATION_CHUNK
+from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import planned_date_problem
@@ -273,16 +274,40 @@ def problems_by_place(error: PolicyInvalid) -> dict[tuple[str | None, str | None
     return found
 
 
-def past_cases(since: date | None) -> list[PastCase]:
-    """The force in scope's recorded decisions, as a simulation replays them."""
-    query = select(Decision.facts, Decision.decided_on, Decision.outcome, Decision.pathway,
-                   Decision.age_band, Decision.ethnicity).order_by(Decision.decided_on)
-    if since is not None:
-        query = query.where(Decision.decided_on >= since)
-    return [PastCase(*row) for row in db.session.execute(query)]
+def _past_decisions(since: date | None) -> Select[Any]:
+    query = select(Decision.id)
+    return query.where(Decision.decided_on >= since) if since is not None else query
 
 
-def simulate(policy: CompiledPolicy, cases: list[PastCase], *,
-             progress: Callable[[int], None] | None = None) -> Report:
-    """Replay ``cases`` under ``policy`` (a draft, or another force's policy)."""
-    return run_simulation(policy, cases, progress=progress)
+def count_past_decisions(since: date | None) -> int:
+    """How many decisions of the force in scope a simulation from ``since`` replays."""
+    query = _past_decisions(since).with_only_columns(func.count()).select_from(Decision)
+    return int(db.session.scalar(query) or 0)
+
+
+def simulate(policy: CompiledPolicy, since: date | None, *, progress: Callable[[int], None] | None = None,
+             size: int = SIMULATION_CHUNK) -> Report:
+    """Replay the force in scope's decisions from ``since`` on under ``policy``
+    (a draft, or another force's policy), ``size`` at a time (``past.chunks``).
+    ``progress`` is told how many more decisions have been replayed, after each chunk."""
+    told = 0
+
+    def tell(count: int) -> None:
+        nonlocal told
+        told += count
+        if progress is not None:
+            progress(count)
+
+    try:
+        return replay(policy, past.chunks(policy, since, size=size), progress=tell)
+    except past.Unlisted:
+        pass
+    again = 0
+
+    def tell_again(count: int) -> None:  # only what goes beyond what was told the first time
+        nonlocal again
+        before, again = again, again + count
+        if progress is not None and again > told:
+            progress(again - max(before, told))
+
+    return replay(policy, past.chunks(policy, since, size=size, typed=False), progress=tell_again)

@@ -4,6 +4,7 @@ history with differences, the field catalogue and simulation."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ from wtforms.fields.choices import SelectChoice
 
 from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.forms import ConfirmForm
-from diversion.eligibility import services
-from diversion.eligibility.compiler import PolicyInvalid, PolicyProblem
+from diversion.eligibility import runs, services
+from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, PolicyProblem
 from diversion.eligibility.document import PolicyDocument
 from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.fields import FIELDS
@@ -195,30 +196,78 @@ def diff() -> str | tuple[str, int]:
     return render_template("eligibility/diff.html", old=old, new=new, changes=services.diff(old, new))
 
 
+def _simulation_form(formdata: Any, draft: PolicyVersion | None) -> tuple[SimulationForm, list[Tenant]]:
+    """The simulation form, its choices made: this force's draft, and each other force's published policy."""
+    form = SimulationForm(formdata)
+    others = list(db.session.scalars(select(Tenant).where(Tenant.id != g.tenant.id).order_by(Tenant.name)))
+    choices = [SelectChoice(f"force:{t.slug}", f"{t.name}: {t.scheme_name} (published)") for t in others]
+    if draft is not None:
+        choices.insert(0, SelectChoice("draft", f"This force's draft (version {draft.number})"))
+    form.source.choices = choices
+    return form, others
+
+
+def _policy_asked(form: SimulationForm, draft: PolicyVersion | None,
+                  others: list[Tenant]) -> tuple[CompiledPolicy, str] | None:
+    """The policy the valid ``form`` asks to try, and how the page names it; None,
+    with the form's error, when it names a force with no published policy."""
+    if form.source.data == "draft" and draft is not None:
+        return services.compiled(draft), f"draft version {draft.number}"
+    slug = (form.source.data or "").removeprefix("force:")
+    other = next((t for t in others if t.slug == slug), None)
+    version = services.published_policy_of(other, _today()) if other else None
+    if other is None or version is None:
+        form.source.errors = ["That force has no published policy to try"]
+        return None
+    return services.compiled(version), f"{other.name} version {version.number}"
+
+
+def _simulate_page(form: SimulationForm, **context: Any) -> str:
+    return render_template("eligibility/simulate.html", form=form, runs=runs.recent(), ethnicities=ETHNICITIES,
+                           **{"report": None, "background": None, "policy_label": None, **context})
+
+
 @bp.route("/simulate")
 @requires_force_action(Action.SIMULATE_POLICY)
 def simulate() -> str | tuple[str, int]:
-    form = SimulationForm(request.args)
-    existing = services.current_draft()
-    others = db.session.scalars(select(Tenant).where(Tenant.id != g.tenant.id).order_by(Tenant.name)).all()
-    choices = [SelectChoice(f"force:{t.slug}", f"{t.name}: {t.scheme_name} (published)") for t in others]
-    if existing is not None:
-        choices.insert(0, SelectChoice("draft", f"This force's draft (version {existing.number})"))
-    form.source.choices = choices
-    report = policy_label = None
-    if "source" in request.args:
-        if not form.validate():
-            return render_template("eligibility/simulate.html", form=form, report=None), 400
-        if form.source.data == "draft" and existing is not None:
-            policy, policy_label = services.compiled(existing), f"draft version {existing.number}"
-        else:
-            slug = (form.source.data or "").removeprefix("force:")
-            other = next((t for t in others if t.slug == slug), None)
-            version = services.published_policy_of(other, _today()) if other else None
-            if other is None or version is None:
-                form.source.errors = ["That force has no published policy to try"]
-                return render_template("eligibility/simulate.html", form=form, report=None), 400
-            policy, policy_label = services.compiled(version), f"{other.name} version {version.number}"
-        report = services.simulate(policy, services.past_cases(form.since.data))
-    return render_template("eligibility/simulate.html", form=form, report=report, policy_label=policy_label,
+    """The simulation form and, once a policy is chosen, its report: made while the page
+    waits, or, over ``SIMULATION_JOB_THRESHOLD`` decisions, offered as a run in the background."""
+    draft = services.current_draft()
+    form, others = _simulation_form(request.args, draft)
+    if "source" not in request.args:
+        return _simulate_page(form)
+    chosen = _policy_asked(form, draft, others) if form.validate() else None
+    if chosen is None:
+        return _simulate_page(form), 400
+    policy, policy_label = chosen
+    decisions = services.count_past_decisions(form.since.data)
+    if runs.in_background(decisions):
+        return _simulate_page(form, background=decisions, policy_label=policy_label)
+    return _simulate_page(form, report=services.simulate(policy, form.since.data), policy_label=policy_label)
+
+
+@bp.route("/simulate/runs", methods=["POST"])
+@requires_force_action(Action.SIMULATE_POLICY)
+def start_simulation() -> Response | tuple[str, int]:
+    """Start a simulation in the background (the form's choices, sent again), then show its page."""
+    draft = services.current_draft()
+    form, others = _simulation_form(request.form, draft)
+    chosen = _policy_asked(form, draft, others) if form.validate() else None
+    if chosen is None:
+        refuse()
+        return _simulate_page(form), 400
+    policy, policy_label = chosen
+    run = runs.start(g.tenant, policy, label=policy_label, since=form.since.data, actor=current_user,
+                     decisions=services.count_past_decisions(form.since.data))
+    return redirect(url_for(".simulation_run", run_id=run.id))
+
+
+@bp.route("/simulate/runs/<uuid:run_id>")
+@requires_force_action(Action.SIMULATE_POLICY)
+def simulation_run(run_id: uuid.UUID) -> str:
+    """A simulation run in the background: how far it has got, then its report."""
+    run = runs.find(run_id)
+    if run is None:
+        abort(404)
+    return render_template("eligibility/simulation_run.html", run=run, report=runs.report_of(run),
                            ethnicities=ETHNICITIES)
