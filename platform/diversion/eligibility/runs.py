@@ -83,10 +83,9 @@ def report_of(run: SimulationRun) -> Report | None:
 def _note(run_id: uuid.UUID, **values: Any) -> None:
     """Write on the run at once, in a transaction of its own (the job's own unit is
     still open), in the scope in force: the page reads it while the job goes on."""
-    with current_app.app_context():
+    with current_app.app_context(), jobs.unit_of_work():
         db.session.execute(update(SimulationRun).where(SimulationRun.id == run_id)
                            .values(updated_at=utcnow(), **values))
-        db.session.commit()
 
 
 def replay(run: SimulationRun) -> Report:
