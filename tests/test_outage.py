@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from diversion.accounts.models import User
@@ -256,3 +256,34 @@ def test_the_webhook_worker_waits_for_the_database_round_after_round(down: Flask
         webhooks.run_forever(interval=0, batch=1, echo=print,
                              should_stop=lambda: rounds.append(1) is None and len(rounds) > 3)
     assert len(rounds) == 4  # three rounds met the database down, and the worker went on
+
+
+# ---------------------------------------------------------------- pooled connections closed while idle
+
+@pytest.mark.parametrize("ping_after", [0.0, 3600.0])
+def test_a_pooled_connection_closed_while_idle_is_checked_only_once_idle_long_enough(
+    database: databases.TestDatabase, ping_after: float,
+) -> None:
+    """Without a ping per request, a connection the server closed while it lay in the pool is found
+    by the ping when it lay idle longer than the setting (the request never sees it); before that,
+    the request that meets it is answered 503 and the pool starts afresh for the next."""
+    if not database.is_postgresql:
+        pytest.skip("PostgreSQL only: the server closes the connection")
+    application = make_app(database, DATABASE_PING_AFTER_SECONDS=ping_after)
+    visitor = application.test_client()
+    assert visitor.get("/healthz").status_code == 200  # a connection now lies in the pool
+    admin = create_engine(database.inspector_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            closed = connection.scalar(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND usename = :role AND pid <> pg_backend_pid()"),
+                {"role": databases.APP_ROLE})
+        assert closed >= 1
+        first = visitor.get("/healthz")
+        assert first.status_code == (200 if ping_after == 0 else 503)
+        assert visitor.get("/healthz").status_code == 200
+    finally:
+        admin.dispose()
+        with application.app_context():
+            db.engine.dispose()

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from diversion.billing.months import money, month_label
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
-from diversion.db import LONDON, enforce_sqlite_foreign_keys
+from diversion.db import LONDON, enforce_sqlite_foreign_keys, ping_when_idle
 from diversion.eligibility.fields import describe_fact, fact_label
 from diversion.eligibility.models import Outcome
 from diversion.errors import AccessRefused, AddressRefused
@@ -129,6 +129,8 @@ def _init_extensions(app: Flask) -> None:
     guard.install()
     rls.install()
     enforce_sqlite_foreign_keys()
+    with app.app_context():
+        ping_when_idle(database.engine, app.config["DATABASE_PING_AFTER_SECONDS"])
     outage.install(app)
     app.after_request(forbid_storing)  # no answer but a static asset is stored (see there why)
 

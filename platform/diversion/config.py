@@ -46,6 +46,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Seconds to wait for a connection (the server, then the pool) before answering 503.
         "DATABASE_CONNECT_TIMEOUT": int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5")),
         "DATABASE_POOL_TIMEOUT": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+        # A pooled connection idle this many seconds is checked before use (``db.ping_when_idle``).
+        "DATABASE_PING_AFTER_SECONDS": float(os.environ.get("DATABASE_PING_AFTER_SECONDS", "10")),
         # What a 503 (the database not answering) tells clients to wait, in seconds.
         "RETRY_AFTER_SECONDS": int(os.environ.get("RETRY_AFTER_SECONDS", "30")),
         "TENANTS_DIR": Path(os.environ.get("DIVERSION_TENANTS_DIR", REPO_ROOT / "tenants")),
@@ -140,9 +142,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _engine_options(config: dict[str, Any]) -> dict[str, Any]:
-    """Pooled connections are checked before use; waits for a connection are bounded, so that an
-    unreachable database gets a quick 503 rather than requests piling up."""
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    """Waits for a connection are bounded, so that an unreachable database gets a quick 503 rather
+    than requests piling up. (Pooled connections idle a while are checked before use:
+    ``db.ping_when_idle``, installed with the app.)"""
+    options: dict[str, Any] = {}
     if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
         options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
         options["connect_args"] = {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -137,3 +138,35 @@ def enforce_sqlite_foreign_keys() -> None:
     """SQLite ignores foreign keys unless asked, per connection; ask on every one."""
     if not event.contains(Engine, "connect", _sqlite_foreign_keys_on):
         event.listen(Engine, "connect", _sqlite_foreign_keys_on)
+
+
+_CHECKED_IN_AT = "diversion_checked_in_at"  # a pooled connection's record: when it was last given back
+
+
+def ping_when_idle(engine: Engine, after_seconds: float) -> None:
+    """Check a pooled connection before use only when it has lain idle for ``after_seconds``
+    (a server restart or a firewall may have closed it meanwhile), not before every use as
+    ``pool_pre_ping`` would: a busy server's connections are in use all the time, and a ping
+    per request is a round trip per request. A connection that fails its ping is thrown away
+    and the pool takes or opens another (``DisconnectionError``); one that breaks in use
+    anyway is answered as an outage (``outage``), and the pool starts afresh."""
+    import time
+
+    from sqlalchemy import exc
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN_AT)
+        if since is None or time.monotonic() - since < after_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as error:  # any failure of a ping means the connection is gone
+            raise exc.DisconnectionError("a pooled connection idle too long no longer answers") from error
+
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)

@@ -75,18 +75,21 @@ def _provider_options(state: ORMExecuteState, provider_id: int) -> list[Any]:
     return options
 
 
-def _touches_force_rows(state: ORMExecuteState) -> bool:
-    """Whether any force-owned table appears anywhere in the statement.
+def _tables(state: ORMExecuteState) -> set[Table]:
+    """Every table anywhere in the statement (walked once per execution).
 
     ``all_mappers`` alone misses entities that are only in the FROM clause
-    (``select(func.count()).select_from(Model)``), so walk the tables too.
+    (``select(func.count()).select_from(Model)``), so the tables are walked too.
     """
+    return {element for element in iterate(state.statement)  # type: ignore[arg-type]
+            if isinstance(element, Table)}
+
+
+def _touches_force_rows(state: ORMExecuteState, tables: set[Table]) -> bool:
+    """Whether any force-owned table appears anywhere in the statement."""
     if any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers):
         return True
-    return any(
-        isinstance(element, Table) and element.info.get(TENANT_SCOPED)
-        for element in iterate(state.statement)  # type: ignore[arg-type]
-    )
+    return any(table.info.get(TENANT_SCOPED) for table in tables)
 
 
 def _check_bulk_insert(state: ORMExecuteState) -> None:
@@ -108,21 +111,34 @@ def _check_bulk_insert(state: ORMExecuteState) -> None:
             raise CrossTenantWrite(f"Refusing to create a {mapper.class_.__name__} for another force.")
 
 
-def _provider_owned_classes(state: ORMExecuteState) -> set[type[ProviderOwned]]:
+_OWNED: dict[int, dict[Table, type[ProviderOwned]]] = {}
+
+
+def _owned_tables() -> dict[Table, type[ProviderOwned]]:
+    """The provider-owned models by table (worked out once for the models mapped so far)."""
+    mappers = Base.registry.mappers
+    owned = _OWNED.get(len(mappers))
+    if owned is None:
+        owned = {mapper.local_table: mapper.class_ for mapper in mappers  # type: ignore[misc]
+                 if issubclass(mapper.class_, ProviderOwned)}
+        _OWNED.clear()
+        _OWNED[len(mappers)] = owned
+    return owned
+
+
+def _provider_owned_classes(state: ORMExecuteState, tables: set[Table]) -> set[type[ProviderOwned]]:
     """Every provider-owned model in the statement, through its mappers and its tables."""
     classes = {mapper.class_ for mapper in state.all_mappers if issubclass(mapper.class_, ProviderOwned)}
-    owned = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers
-             if issubclass(mapper.class_, ProviderOwned)}
-    classes.update(owned[element] for element in iterate(state.statement)  # type: ignore[arg-type]
-                   if isinstance(element, Table) and element in owned)
+    owned = _owned_tables()
+    classes.update(owned[table] for table in tables if table in owned)
     return classes
 
 
-def _filter_by_provider(state: ORMExecuteState) -> None:
+def _filter_by_provider(state: ORMExecuteState, tables: set[Table]) -> None:
     """Keep a statement on provider-owned rows to the provider in scope; refuse it with none."""
     if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
-    classes = _provider_owned_classes(state)
+    classes = _provider_owned_classes(state, tables)
     if not classes:
         return
     names = ", ".join(sorted(cls.__name__ for cls in classes))
@@ -143,7 +159,8 @@ def _filter_by_provider(state: ORMExecuteState) -> None:
 
 
 def _filter_by_tenant(state: ORMExecuteState) -> None:
-    _filter_by_provider(state)
+    tables = _tables(state)
+    _filter_by_provider(state, tables)
     if state.execution_options.get(ALL_TENANTS):
         return
     if state.is_insert:
@@ -151,7 +168,7 @@ def _filter_by_tenant(state: ORMExecuteState) -> None:
         return
     if not (state.is_select or state.is_update or state.is_delete) or state.is_column_load:
         return
-    if not _touches_force_rows(state):
+    if not _touches_force_rows(state, tables):
         return
     if state.is_update and state.is_executemany:
         raise CrossTenantWrite("An ORM bulk UPDATE by primary key ignores the force in scope; change loaded "

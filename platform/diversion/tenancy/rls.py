@@ -3,8 +3,9 @@
 Every force-owned table gets ENABLE and FORCE ROW LEVEL SECURITY and a
 policy comparing ``tenant_id`` with the transaction-local setting
 ``app.tenant_id``. The setting is written with ``set_config(..., true)`` when
-a transaction begins, never with a session-level ``SET``, because pooled
-connections outlive a request. ``NULLIF(..., '')`` matters: once a local
+a transaction begins (and when the scope changes inside it, once per
+change), never with a session-level ``SET``, because pooled connections
+outlive a request. ``NULLIF(..., '')`` matters: once a local
 setting has been used, it reads back as an empty string, not NULL, and the
 cast would fail instead of matching nothing.
 
@@ -37,7 +38,7 @@ from contextlib import suppress
 from typing import Any
 
 from flask import has_app_context
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -46,18 +47,28 @@ from diversion.tenancy.context import current_scope
 CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')::integer"
 CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::integer"
 CURRENT_PROVIDER = "NULLIF(current_setting('app.provider_id', true), '')::integer"
-_SET_SCOPE = text(
-    "SELECT set_config('app.tenant_id', :tenant_id, true), "
-    "set_config('app.user_id', :user_id, true), "
-    "set_config('app.provider_id', :provider_id, true)"
+# Sent to the driver as it is (its parameters in psycopg's style): nothing for SQLAlchemy to compile,
+# once or more in every transaction.
+_SET_SCOPE = (
+    "SELECT set_config('app.tenant_id', %(tenant_id)s, true), "
+    "set_config('app.user_id', %(user_id)s, true), "
+    "set_config('app.provider_id', %(provider_id)s, true)"
 )
 
 
-def _write_scope(connection: Connection) -> None:
+_WRITTEN = "diversion_scope"  # Connection.info: the scope last written in the connection's transaction
+
+
+def _write_scope(connection: Connection, *, again: bool = False) -> None:
+    """Write the scope in force into the connection's transaction, unless it is the scope already
+    written there (``again``: a new transaction, or one whose settings a savepoint took back)."""
     if connection.dialect.name != "postgresql":
         return
     scope = current_scope()
-    connection.execute(
+    if not again and connection.info.get(_WRITTEN) == scope:
+        return
+    connection.info.pop(_WRITTEN, None)  # until written: a failure leaves nothing believed
+    connection.exec_driver_sql(
         _SET_SCOPE,
         {
             "tenant_id": "" if scope.tenant_id is None else str(scope.tenant_id),
@@ -65,10 +76,11 @@ def _write_scope(connection: Connection) -> None:
             "provider_id": "" if scope.provider_id is None else str(scope.provider_id),
         },
     )
+    connection.info[_WRITTEN] = scope
 
 
 def _after_begin(_session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
-    _write_scope(connection)
+    _write_scope(connection, again=True)
 
 
 def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
@@ -81,11 +93,12 @@ def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None
     """
     if previous.nested and session.in_transaction():
         with suppress(SQLAlchemyError):
-            _write_scope(session.connection())
+            _write_scope(session.connection(), again=True)
 
 
 def apply_scope_to_open_transaction() -> None:
-    """Re-send the scope when it changes inside an open transaction."""
+    """Send the scope when it changes inside an open transaction (once: a scope set again
+    as it already stands costs nothing)."""
     if not has_app_context():
         return
     from diversion.extensions import db
