@@ -20,11 +20,12 @@ from typing import Any, NoReturn, TypeVar, cast
 from flask import current_app, g, jsonify, request, url_for
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action, require
 from diversion.api import openapi, schemas
-from diversion.audit.services import record
+from diversion.audit import services as audit
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral
@@ -48,7 +49,6 @@ from diversion.jsonapi.http import (
 from diversion.jsonapi.openapi import document, with_part
 from diversion.jsonapi.schemas import session_out, transition_out
 from diversion.jsonapi.tokens import ApiToken, parse_bearer
-from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 
 M = TypeVar("M", bound=BaseModel)
@@ -74,9 +74,10 @@ def _authenticate() -> None:
     found = tokens.authenticate_force(presented) if presented else None
     if found is None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])
-    tenant, token = found
+    tenant, token = found  # and the force is in scope
     g.api_tenant, g.api_token = tenant, token
-    set_scope(tenant.id)
+    # The case services' events name no person for a token: they name the token.
+    audit.through({"token": str(token.id), "prefix": tokens.display_prefix(tenant.slug, token)})
     if request.endpoint in READS_CASES:  # the changes are checked by the case services
         require(token, Action.READ_CASES, tenant_id=tenant.id)
 
@@ -109,14 +110,6 @@ def _body(model: type[M]) -> M:
 def _case_problem(error: cases.CaseError, fields: dict[str, str]) -> NoReturn:
     field = fields.get(error.field) or (f"facts.{error.field}" if error.field in FIELDS else None)
     raise ApiProblem(422, [(field, error.message)])
-
-
-def _audit(operation: str, object_type: str, object_id: object) -> None:
-    """Which token did it: the case services know no user for an API call."""
-    token: ApiToken = g.api_token
-    record(f"api.{operation}", actor=None, actor_email=None, tenant_id=_tenant().id, object_type=object_type,
-           object_id=object_id,
-           details={"token": str(token.id), "prefix": tokens.display_prefix(_tenant().slug, token)})
 
 
 def _reference_of(encounter_id: uuid.UUID | None) -> str | None:
@@ -177,8 +170,9 @@ def _encounter_record(encounter: Encounter, decision: Decision | None) -> schema
     )
 
 
-def referral_out(referral: Referral, reference: str) -> schemas.ReferralOut:
-    """A referral as the API answers it, with its case's ``reference``."""
+def referral_out(referral: Referral, reference: str, *, new: bool = False) -> schemas.ReferralOut:
+    """A referral as the API answers it, with its case's ``reference`` (``new``: just offered, so with
+    no sessions yet, and none read)."""
     ended = not referral.state.is_open
     return schemas.ReferralOut(
         id=referral.id, encounter_id=referral.encounter_id, reference=reference, offering_id=referral.offering_id,
@@ -187,7 +181,7 @@ def referral_out(referral: Referral, reference: str) -> schemas.ReferralOut:
         outcome=schemas.CaseOutcome(code=referral.outcome_code, label=referral.outcome_label) if ended else None,
         created_at=referral.created_at, updated_at=referral.updated_at,
         transitions=[transition_out(t) for t in sorted(referral.transitions, key=lambda t: t.occurred_at)],
-        sessions=[session_out(s) for s in cases.sessions_of(referral)],
+        sessions=[] if new else [session_out(s) for s in cases.sessions_of(referral)],
     )
 
 
@@ -219,7 +213,6 @@ def record_encounter() -> Response:
         encounter, decision = cases.record_encounter(_tenant(), intake, actor=_token(), today=_today(), source="api")
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
-    _audit("encounter_recorded", "encounter", encounter.id)
     return answer(_encounter_record(encounter, decision), 201, url_for(".get_encounter", encounter_id=encounter.id))
 
 
@@ -258,16 +251,15 @@ def list_offerings() -> Response:
 def refer(decision_id: uuid.UUID) -> Response:
     decision = _one(Decision, decision_id)
     body = _body(schemas.ReferralIn)
-    offering = db.session.scalar(select(Offering).where(Offering.id == body.offering_id))
+    offering = db.session.scalar(select(Offering).options(joinedload(Offering.course))
+                                 .where(Offering.id == body.offering_id))
     if offering is None:
         raise ApiProblem(422, [("offering_id", "This force offers no course with this id.")])
     try:
         referral = cases.refer(_tenant(), decision, offering, actor=_token(), today=_today(), reason=body.reason)
     except cases.CaseError as error:
         _case_problem(error, REFERRAL_FIELDS)
-    _audit("referral_offered", "referral", referral.id)
-    db.session.expire(referral, ["transitions"])  # read with the offer just made
-    return answer(referral_out(referral, _reference_of(referral.encounter_id) or ""), 201,
+    return answer(referral_out(referral, referral.encounter.reference, new=True), 201,  # its encounter in hand
                   url_for(".get_referral", referral_id=referral.id))
 
 
@@ -307,7 +299,6 @@ def move_referral(referral_id: uuid.UUID) -> Response:
                              if body.session else None, session_id=body.session_id)
     except cases.CaseError as error:
         _case_problem(error, TRANSITION_FIELDS)
-    _audit(f"referral_{body.to.value}", "referral", referral.id)
     db.session.expire(referral, ["transitions"])  # read with the move just made
     return answer(schemas.TransitionRecord(transition=transition_out(step),
                                            referral=referral_out(referral, _reference_of(referral.encounter_id) or "")),

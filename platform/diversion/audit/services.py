@@ -24,6 +24,16 @@ class Acting(Protocol):
     def person(self) -> User | None: ...
 
 
+_THROUGH = "diversion.audit_through"  # the request's WSGI environ: what its changes are made through
+
+
+def through(details: dict[str, Any]) -> None:
+    """Note that the rest of the request acts through something that is not a person (a
+    system's token): every event it records carries ``details`` (which token), so that the
+    service's own event says who did it and no second event is needed."""
+    request.environ[_THROUGH] = details
+
+
 class _InScope:
     """Marker: file the event under the force in scope."""
 
@@ -44,7 +54,8 @@ def record(
 ) -> AuditEvent:
     """Append one event, filed under the force in scope unless ``tenant_id`` says
     otherwise (``None``: an event outside any force, such as a sign-in). The
-    event names the person who acted; a token or the platform itself, none.
+    event names the person who acted; a token or the platform itself, none
+    (a token is named in the details: ``through``).
 
     A ``lasting`` event stays recorded even when the request's change is
     refused or fails: a failed sign-in, the personal details a page showed
@@ -56,6 +67,8 @@ def record(
 
 def _append(action: str, *, person: User | None, actor_email: str | None, tenant_id: int | _InScope | None,
             object_type: str | None, object_id: object, details: dict[str, Any] | None) -> AuditEvent:
+    if has_request_context() and _THROUGH in request.environ:
+        details = {**request.environ[_THROUGH], **(details or {})}
     event = AuditEvent(
         action=action,
         actor_id=person.id if person is not None else None,

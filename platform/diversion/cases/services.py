@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from diversion.accounts.access import Action, may, require, user_id_of
 from diversion.accounts.models import User
@@ -84,14 +85,14 @@ def find_person(tenant: Tenant, identity: Identity) -> Person | None:
     return person
 
 
-def _person(tenant: Tenant, intake: Intake) -> Person:
-    person = find_person(tenant, intake.identity)
+def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
+    """The person of ``intake``: ``person`` (as ``find_person`` found them) brought up to date, or a new one."""
     name_key, pnc_key = person_keys(tenant.slug, intake.identity)
     if person is None:
         search_key, birth_key = search_keys(tenant.slug, intake.identity.surname, intake.identity.date_of_birth)
-        person = Person(tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key, identity_sealed=seal(intake.identity),
-                        contact_sealed=seal(intake.contact), ethnicity=intake.ethnicity, search_key=search_key,
-                        birth_key=birth_key)
+        person = Person(id=uuid.uuid4(), tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key,
+                        identity_sealed=seal(intake.identity), contact_sealed=seal(intake.contact),
+                        ethnicity=intake.ethnicity, search_key=search_key, birth_key=birth_key)
         db.session.add(person)
     else:
         # The latest contact details and self-defined ethnicity are the ones to keep.
@@ -140,20 +141,29 @@ def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersi
     _open_for_cases(tenant)
     if ethnicity not in ETHNICITIES:
         raise CaseError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
+    decision = _store_decision(tenant, assessment, version, ethnicity=ethnicity, actor=actor, source=source,
+                               encounter_id=encounter_id)
+    record("decision.recorded", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
+           details={"outcome": decision.outcome, "pathway": decision.pathway, "source": source})
+    return decision
+
+
+def _store_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
+                    actor: Actor, source: str, encounter_id: uuid.UUID | None) -> Decision:
+    """The decision's row, added to the unit (flushed with what comes next), its version in hand."""
     values = rules.decision_values(tenant, assessment, version, ethnicity=ethnicity,
                                    actor_id=user_id_of(actor), source=source, encounter_id=encounter_id)
     decision = Decision(**values)
+    set_committed_value(decision, "policy_version", version)  # the answer reads it: no second read
     db.session.add(decision)
-    db.session.flush()
-    record("decision.recorded", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
-           details={"outcome": decision.outcome, "pathway": decision.pathway, "source": source})
     return decision
 
 
 def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: date,
                      source: str = "intake", decided_on: date | None = None) -> tuple[Encounter, Decision]:
     """Record an encounter and decide it at once with the policy in force on
-    ``decided_on`` (today, unless a record of the past says otherwise).
+    ``decided_on`` (today, unless a record of the past says otherwise). One
+    event is audited: the encounter recorded, with its decision.
 
     Refuses an actor who may not record an encounter (``AccessRefused``);
     (``CaseError``) a force that is not open (a draft, or suspended), what the
@@ -166,8 +176,8 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     broken = rules.intake_broken(intake, decided_on=decided_on, today=today)
     if broken:
         _refuse(broken[0])
-    person = find_person(tenant, intake.identity)
-    earlier = earlier_states(person, up_to=intake.offence_on)
+    found = find_person(tenant, intake.identity)
+    earlier = earlier_states(found, up_to=intake.offence_on)
     facts = {**intake.facts, **rules.derived_facts(intake, decided_on=decided_on, earlier=earlier)}
     try:
         assessment, version = eligibility.decide_case(facts, decided_on)
@@ -176,14 +186,14 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         raise CaseError(name, f"{fact_label(name)} {problem}.") from error
     except eligibility.NoPolicyInForce as error:
         raise CaseError("policy", str(error)) from error
-    person = _person(tenant, intake)
+    person = _person(tenant, intake, found)
     encounter = Encounter(id=uuid.uuid4(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
                           recorded_by_id=user_id_of(actor), facts=intake.facts, source=source,
                           reference=take_references(tenant, decided_on.year)[0], outcome=assessment.outcome,
                           pathway=assessment.pathway)
     db.session.add(encounter)
-    db.session.flush()
-    decision = record_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
+    db.session.flush()  # before its decision: nothing tells the unit of work that one needs the other
+    decision = _store_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
                                source=source, encounter_id=encounter.id)
     record("encounter.recorded", actor=actor, tenant_id=tenant.id, object_type="encounter", object_id=encounter.id,
            details={"decision": str(decision.id), "outcome": decision.outcome})
@@ -446,7 +456,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         .where(Referral.encounter_id == decision.encounter_id, Referral.still_open()))
     if open_already:
         raise CaseError("decision", "This encounter already has an open referral.")
-    pathway = eligibility.compiled(decision.policy_version).pathway(decision.final_pathway)
+    pathway = eligibility.compiled_of(decision).pathway(decision.final_pathway)
     encounter = db.session.get(Encounter, decision.encounter_id)
     if pathway is None or encounter is None:
         raise CaseError("decision", "The decision's pathway or encounter is no longer there.")
@@ -463,6 +473,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
                       reason=reason.strip() or "Offered after the decision", occurred_at=at or utcnow())
     db.session.add(step)
     db.session.flush()
+    set_committed_value(referral, "encounter", encounter)  # in hand for whoever answers (a referral keeps its case)
     announce(tenant, [_moved(referral, step)])
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})

@@ -11,6 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.orm import defer
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
@@ -46,15 +47,36 @@ class NoPolicyInForce(LookupError):  # noqa: N818 - reads as the condition it re
     """The force has no published policy in force on the date asked."""
 
 
+# Compiled policies by the content hash their versions store: a version known by its hash needs
+# neither its document loaded nor the document hashed again to find its compiled policy.
+_BY_HASH: dict[str, CompiledPolicy] = {}
+_BY_HASH_LIMIT = 256
+
+
 def compiled(version: PolicyVersion) -> CompiledPolicy:
-    """The version's compiled policy (cached by content: a stored document never changes)."""
-    return compile_cached(version.document)
+    """The version's compiled policy, cached by content (a document is known by its hash, and a
+    stored document never changes): the version's document is read only the first time."""
+    policy = _BY_HASH.get(version.content_hash)
+    if policy is None:
+        policy = compile_cached(version.document)
+        if policy.content_hash == version.content_hash:
+            if len(_BY_HASH) >= _BY_HASH_LIMIT:
+                _BY_HASH.clear()
+            _BY_HASH[version.content_hash] = policy
+    return policy
+
+
+def compiled_of(decision: Decision) -> CompiledPolicy:
+    """The compiled policy a decision was made with: known by the hash the decision keeps, its
+    version read only when this worker has not compiled that policy yet."""
+    return _BY_HASH.get(decision.policy_hash) or compiled(decision.policy_version)
 
 
 def policy_in_force(on: date) -> PolicyVersion | None:
-    """The force in scope's published version in force on ``on``."""
+    """The force in scope's published version in force on ``on`` (its document read when first used)."""
     return db.session.scalar(
         select(PolicyVersion)
+        .options(defer(PolicyVersion.document))
         .where(PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from <= on)
         .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
         .limit(1)
