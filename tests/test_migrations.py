@@ -258,3 +258,35 @@ def test_a_forces_outcome_codes_and_area_become_columns(fresh_database: Any) -> 
         assert "outcomes" not in durham.settings
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_provider_with_a_webhook_endpoint_wants_webhooks_on_its_feed_counter(fresh_database: Any) -> None:
+    """Counters learn which providers have an endpoint; a provider with one and no counter gets a counter."""
+    from datetime import UTC, datetime
+
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade(revision="c370e5872827")
+        engine = create_engine(fresh_database.inspector_url)  # sees every provider's rows
+        now = datetime.now(UTC)
+        with engine.begin() as connection:
+            ids = {}
+            for slug in ("counted", "uncounted", "quiet"):
+                connection.execute(text("INSERT INTO providers (slug, name, created_at) VALUES (:s, :s, :t)"),
+                                   {"s": slug, "t": now})
+                ids[slug] = connection.scalar(text("SELECT id FROM providers WHERE slug = :s"), {"s": slug})
+            for slug in ("counted", "uncounted"):
+                connection.execute(text(
+                    "INSERT INTO provider_webhooks (provider_id, url, secret_sealed, created_at, secret_made_at) "
+                    "VALUES (:p, 'https://example.org/hooks', 'sealed', :t, :t)"), {"p": ids[slug], "t": now})
+            for slug in ("counted", "quiet"):
+                connection.execute(text("INSERT INTO provider_feed_counters (provider_id, last_position) "
+                                        "VALUES (:p, 7)"), {"p": ids[slug]})
+        upgrade()
+        with engine.connect() as connection:
+            counters = {row.provider_id: (row.last_position, row.webhooks) for row in connection.execute(
+                text("SELECT provider_id, last_position, webhooks FROM provider_feed_counters"))}
+        engine.dispose()
+        assert counters == {ids["counted"]: (7, True), ids["uncounted"]: (0, True), ids["quiet"]: (7, False)}
+        db.session.remove()
+        db.engine.dispose()

@@ -51,9 +51,9 @@ from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery, WebhookEndpoint
+from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
 from diversion.providers.webhooks import WebhookError, endpoint_of, wake
-from diversion.tenancy.context import acting_for_provider, current_scope, scoped
+from diversion.tenancy.context import acting_for_provider
 from diversion.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -99,21 +99,22 @@ def high_water(provider_id: int) -> int:
         select(FeedCounter.last_position).where(FeedCounter.provider_id == provider_id)) or 0)
 
 
-def next_position(provider_id: int, count: int = 1) -> int:
-    """Take the provider's next ``count`` positions, returning the last; the
-    counter row stays locked until the transaction ends."""
+def next_position(provider_id: int, count: int = 1) -> tuple[int, bool]:
+    """Take the provider's next ``count`` positions, returning the last and whether the
+    provider wants webhooks; the counter row stays locked until the transaction ends."""
     take = (update(FeedCounter).where(FeedCounter.provider_id == provider_id)
-            .values(last_position=FeedCounter.last_position + count).returning(FeedCounter.last_position)
+            .values(last_position=FeedCounter.last_position + count)
+            .returning(FeedCounter.last_position, FeedCounter.webhooks)
             .execution_options(synchronize_session=False))
-    position = db.session.execute(take).scalar()
-    if position is None:  # the provider's first change: make its counter (once, even when two race)
+    taken = db.session.execute(take).first()
+    if taken is None:  # the provider's first change: make its counter (once, even when two race)
         try:
             with db.session.begin_nested():
                 db.session.add(FeedCounter(provider_id=provider_id, last_position=0))
         except IntegrityError:
             pass
-        position = db.session.execute(take).scalar_one()
-    return int(position)
+        taken = db.session.execute(take).one()
+    return int(taken[0]), bool(taken[1])
 
 
 def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, position: int,
@@ -138,19 +139,6 @@ def _body(delivery_id: uuid.UUID, event: str, tenant: Tenant, move: Moved, *, po
     return json.dumps(data, separators=(",", ":"))
 
 
-def has_endpoint(provider_id: int) -> bool:
-    """Whether the provider wants webhooks, asked from a force's work on its referral.
-
-    The endpoint is the provider's own row, reachable only in its scope: the
-    provider is added to the scope for this one read (the force stays), with
-    nothing of the caller's flushed under it; only the row's id is read.
-    """
-    scope = current_scope()
-    with db.session.no_autoflush, scoped(scope.tenant_id, scope.user_id, provider_id=provider_id):
-        return db.session.scalar(
-            select(WebhookEndpoint.id).where(WebhookEndpoint.provider_id == provider_id)) is not None
-
-
 @referrals_moved.connect
 def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> None:
     """Listener of referral moves (``cases.events``): each moved referral takes the
@@ -164,16 +152,18 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
     for move in moves:
         by_provider.setdefault(move.provider_id, []).append(move)
     for provider_id, theirs in sorted(by_provider.items()):
-        last = next_position(provider_id, len(theirs))
+        last, webhooks = next_position(provider_id, len(theirs))
         positions = dict(zip((m.referral_id for m in theirs), range(last - len(theirs) + 1, last + 1), strict=True))
+        # A new referral (an offer: no earlier state) has no entry yet; others may.
+        moved_before = [m.referral_id for m in theirs if m.came_from is not None]
         existing = {entry.referral_id: entry for entry in db.session.scalars(
-            select(FeedEntry).where(FeedEntry.referral_id.in_(positions)))}
+            select(FeedEntry).where(FeedEntry.referral_id.in_(moved_before)))} if moved_before else {}
         db.session.add_all([FeedEntry(tenant_id=tenant.id, referral_id=referral_id, provider_id=provider_id,
                                       position=position)
                             for referral_id, position in positions.items() if referral_id not in existing])
         for referral_id, entry in existing.items():
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
-        if not history and has_endpoint(provider_id):
+        if not history and webhooks:
             wake(provider_id)
             # The moved referrals' case references, in one read.
             references = dict(db.session.execute(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,17 +53,21 @@ class WebhookEndpoint(ProviderOwned, Base):
 
 
 class FeedCounter(Base):
-    """The last feed position handed out for a provider.
+    """The last feed position handed out for a provider, and whether it wants webhooks.
 
     Taking a position updates this row, and the row lock is held until the
     transaction ends, so a provider's positions commit in their own order:
-    see ``providers.feed``.
+    see ``providers.feed``. ``webhooks`` says whether the provider has a
+    webhook endpoint (kept by ``providers.webhooks`` as the endpoint is set
+    and removed), so that a move learns it with its position, in the same
+    statement, without reading the provider's own rows.
     """
 
     __tablename__ = "provider_feed_counters"
 
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
     last_position: Mapped[int] = mapped_column(BigInteger, default=0)
+    webhooks: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class _OfItsProvider:

@@ -57,7 +57,8 @@ from typing import TYPE_CHECKING
 
 from cryptography.fernet import InvalidToken
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from diversion import jobs, outage, outbound
 from diversion.accounts.access import Action, require, user_id_of
@@ -70,6 +71,7 @@ from diversion.extensions import db
 from diversion.providers.models import (
     AttemptResult,
     DeliveryStatus,
+    FeedCounter,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -181,6 +183,7 @@ def set_endpoint(provider: Provider, *, url: str, actor: Actor) -> tuple[Webhook
         else:
             endpoint.url = url
         db.session.flush()
+    _wants_webhooks(provider.id, True)
     record("provider_webhook.set", actor=actor, tenant_id=None, object_type="provider_webhook",
            object_id=endpoint.id, details={"provider": provider.slug, "url": url, "new_secret": secret is not None})
     return endpoint, secret
@@ -216,6 +219,22 @@ def remove_endpoint(provider: Provider, *, actor: Actor) -> None:
                object_id=endpoint.id, details={"provider": provider.slug, "url": endpoint.url})
         db.session.delete(endpoint)
         db.session.flush()
+    _wants_webhooks(provider.id, False)
+
+
+def _wants_webhooks(provider_id: int, wanted: bool) -> None:
+    """Note on the provider's feed counter whether its moves queue deliveries (``FeedCounter.webhooks``),
+    making the counter if the provider has none yet."""
+    note = (update(FeedCounter).where(FeedCounter.provider_id == provider_id).values(webhooks=wanted)
+            .returning(FeedCounter.provider_id).execution_options(synchronize_session=False))
+    if db.session.execute(note).first() is not None:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.execute(insert(FeedCounter).values(provider_id=provider_id, last_position=0,
+                                                          webhooks=wanted))
+    except IntegrityError:  # a move made the counter meanwhile
+        db.session.execute(note)
 
 
 # ---------------------------------------------------------------- delivering
