@@ -6,9 +6,20 @@ that row-level security binds every query. N concurrent clients post
 intakes to the JSON API as a force's system would: ``POST
 /api/v1/encounters`` (recorded and decided with the policy in force), then,
 when the decision is eligible, ``POST /api/v1/decisions/<id>/referrals``.
-The baseline, in the same run and the same server, is a bare endpoint of the
-same app returning a constant: what gunicorn, Flask and the app's own
-request handling cost before any case work.
+Two baselines, in the same run and the same server:
+
+- the floor the issue measures intake against: an endpoint of the same app,
+  behind the same gunicorn and connection pool, that sets the same scope and
+  performs the same INSERTs (and the feed's counter UPDATE) as raw SQL on the
+  driver, in one transaction per request, with the rows of an intake made
+  in the warm-up as its template (two requests for an intake that was
+  referred, as the API takes);
+- a bare endpoint returning a constant: what gunicorn, Flask and the app's
+  own request handling cost before any case work.
+
+Each intake request's statements are counted on the wire (``tests.wire``),
+as every statement the server is sent but those beginning and ending a
+transaction.
 """
 
 from __future__ import annotations
@@ -40,14 +51,18 @@ from diversion.eligibility.synthetic import cases
 FORCE = "west-midlands"
 HOST = "127.0.0.1"
 BARE_PATH = "/bench/bare"
+RAW_PATHS = {"encounter": "/bench/raw/encounter", "referral": "/bench/raw/referral"}
 WARM_UP = 40  # requests per worker before measuring: compiled policies, pools, imports
 READY_SECONDS = 60
 REQUEST_TIMEOUT = 30
 
 
 def serve() -> Flask:
-    """The app gunicorn runs here: the production app, plus a bare endpoint."""
+    """The app gunicorn runs here: the production app, plus the bare and raw-SQL endpoints."""
+    from flask import jsonify, request
+
     from diversion import create_app
+    from diversion.extensions import csrf
 
     app = create_app()
 
@@ -55,7 +70,99 @@ def serve() -> Flask:
     def bare() -> Response:
         return Response("ok", mimetype="text/plain")
 
+    @app.post(RAW_PATHS["encounter"])
+    def raw_encounter() -> Response:
+        request.get_json()  # the same body as an intake, read the same way
+        return jsonify(_raw_write("encounter", {}))
+
+    @app.post(RAW_PATHS["referral"])
+    def raw_referral() -> Response:
+        return jsonify(_raw_write("referral", request.get_json()))
+
+    for view in (raw_encounter, raw_referral):  # called as the API is, with no form to carry a CSRF token
+        csrf.exempt(view)
     return app
+
+
+# ---------------------------------------------------------------- the raw-SQL floor
+
+_TEMPLATES: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+
+
+def _templates(cursor: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The rows of the newest referred intake made in the warm-up, table by table, in the
+    order an intake writes them (read once per worker, in the force's scope)."""
+    if _TEMPLATES:
+        return _TEMPLATES
+
+    def one(sql: str, *values: Any) -> dict[str, Any]:
+        cursor.execute(sql, values)
+        names = [column.name for column in cursor.description]
+        found = cursor.fetchone()
+        if found is None:
+            raise RuntimeError(f"no template row: {sql}")
+        return dict(zip(names, found, strict=True))
+
+    referral = one("SELECT * FROM referrals ORDER BY created_at DESC LIMIT 1")
+    encounter = one("SELECT * FROM encounters WHERE id = %s", referral["encounter_id"])
+    _TEMPLATES["encounter"] = [
+        ("people", one("SELECT * FROM people WHERE id = %s", encounter["person_id"])),
+        ("encounters", encounter),
+        ("decisions", one("SELECT * FROM decisions WHERE encounter_id = %s", encounter["id"])),
+        ("audit_events", one("SELECT * FROM audit_events WHERE object_id = %s", str(encounter["id"]))),
+    ]
+    _TEMPLATES["referral"] = [
+        ("referrals", referral),
+        ("referral_transitions", one("SELECT * FROM referral_transitions WHERE referral_id = %s", referral["id"])),
+        ("provider_feed_entries", one("SELECT * FROM provider_feed_entries WHERE referral_id = %s", referral["id"])),
+        ("audit_events", one("SELECT * FROM audit_events WHERE object_id = %s", str(referral["id"]))),
+    ]
+    return _TEMPLATES
+
+
+def _raw_write(kind: str, given: dict[str, Any]) -> dict[str, str]:
+    """One intake's (or its referral's) rows written as raw SQL: the scope, then the INSERTs."""
+    import secrets
+    import uuid
+
+    from psycopg.types.json import Json
+
+    from diversion.extensions import db
+
+    connection = db.engine.raw_connection()  # the app's own pool
+    try:
+        cursor = connection.cursor()
+        tenant_id = int(os.environ["BENCH_FORCE_ID"])
+        cursor.execute("SELECT set_config('app.tenant_id', %s, true), set_config('app.user_id', '', true), "
+                       "set_config('app.provider_id', '', true)", (str(tenant_id),))
+        made = {"person": str(uuid.uuid4()), "encounter": str(uuid.uuid4()), "referral": str(uuid.uuid4()),
+                **given}
+        for table, template in _templates(cursor)[kind]:
+            row = {**template, "id": uuid.uuid4()}
+            if table == "people":
+                row.update(id=made["person"], name_key=secrets.token_hex(32))
+            elif table == "encounters":
+                row.update(id=made["encounter"], person_id=made["person"], reference=secrets.token_hex(10))
+            elif table == "decisions":
+                row["encounter_id"] = made["encounter"]
+            elif table == "referrals":
+                row.update(id=made["referral"], encounter_id=made["encounter"], person_id=made["person"])
+            elif table == "referral_transitions":
+                row["referral_id"] = made["referral"]
+            elif table == "provider_feed_entries":
+                cursor.execute("UPDATE provider_feed_counters SET last_position = last_position + 1 "
+                               "WHERE provider_id = %s RETURNING last_position", (row["provider_id"],))
+                row.update(referral_id=made["referral"], position=cursor.fetchone()[0])
+            elif table == "audit_events":
+                row["object_id"] = made[kind]
+            columns = list(row)
+            cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - the bench's own names
+                           f"VALUES ({', '.join(['%s'] * len(columns))})",
+                           [Json(value) if isinstance(value, dict | list) else value for value in row.values()])
+        connection.commit()
+        return made
+    finally:
+        connection.close()
 
 
 @dataclass
@@ -138,7 +245,10 @@ def _bodies(count: int, today: date) -> list[dict[str, Any]]:
     return bodies
 
 
-def _intake(port: int, token: str, body: dict[str, Any], offerings: dict[str, str]) -> int:
+def _intake(port: int, token: str, body: dict[str, Any], offerings: dict[str, str],
+            referred: list[dict[str, Any]] | None = None) -> int:
+    """One intake as a force's system makes it: the encounter, then its referral when eligible
+    (``referred`` collects the bodies that were)."""
     status, answer = _request(port, "POST", "/api/v1/encounters", body, token)
     if status != 201:
         raise RuntimeError(f"encounter: {status} {answer}")
@@ -149,7 +259,59 @@ def _intake(port: int, token: str, body: dict[str, Any], offerings: dict[str, st
                               {"offering_id": offerings[decision["pathway"]]}, token)
     if status != 201:
         raise RuntimeError(f"referral: {status} {answer}")
+    if referred is not None:
+        referred.append(body)
     return 2
+
+
+def _raw(port: int, body: dict[str, Any], refer: bool) -> int:
+    """The same intake's rows written as raw SQL (the floor), in as many requests."""
+    status, made = _request(port, "POST", RAW_PATHS["encounter"], body)
+    if status != 200:
+        raise RuntimeError(f"raw encounter: {status} {made}")
+    if not refer:
+        return 1
+    status, answer = _request(port, "POST", RAW_PATHS["referral"], made)
+    if status != 200:
+        raise RuntimeError(f"raw referral: {status} {answer}")
+    return 2
+
+
+def _statements(database: Any, token: str, offerings: dict[str, str], bodies: list[dict[str, Any]]) -> None:
+    """Every statement the server is sent for intakes (and their referrals), counted on the wire."""
+    from bench.postgres import app_config
+    from diversion import create_app
+    from tests.wire import wire_to
+
+    counts: dict[str, list[int]] = {"encounter": [], "referral": []}
+    with wire_to(database.app_url) as wire:
+        app = create_app({**app_config(database), "SQLALCHEMY_DATABASE_URI": wire.url})
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+        for number, body in enumerate(bodies):
+            wire.clear()
+            answer = client.post("/api/v1/encounters", json=body, headers=headers)
+            if answer.status_code != 201:
+                raise SystemExit(f"encounter: {answer.status_code} {answer.text}")
+            if number:  # the first warms the worker's caches, as the warm-up does for gunicorn's
+                counts["encounter"].append(len(wire.work()))
+            decision = answer.get_json()["decision"]
+            if decision["outcome"] == "eligible" and decision["pathway"] in offerings:
+                wire.clear()
+                answer = client.post(f"/api/v1/decisions/{decision['id']}/referrals",
+                                     json={"offering_id": offerings[decision["pathway"]]}, headers=headers)
+                if answer.status_code != 201:
+                    raise SystemExit(f"referral: {answer.status_code} {answer.text}")
+                if number:
+                    counts["referral"].append(len(wire.work()))
+        with app.app_context():
+            from diversion.extensions import db
+
+            db.engine.dispose()
+    for kind, seen in counts.items():
+        if seen:
+            print(f"  statements per {kind} request (on the wire, but BEGIN and COMMIT): "
+                  f"{min(seen)} to {max(seen)} (target for an intake: at most 12)")
 
 
 def _bare(port: int) -> int:
@@ -159,7 +321,7 @@ def _bare(port: int) -> int:
     return 1
 
 
-def _token_and_offerings(database: Any) -> tuple[str, dict[str, str]]:
+def _token_and_offerings(database: Any) -> tuple[str, dict[str, str], int]:
     from sqlalchemy import select
 
     from diversion.catalogue.models import Offering
@@ -177,9 +339,10 @@ def _token_and_offerings(database: Any) -> tuple[str, dict[str, str]]:
             _, token = create_token(tenant, name="intake benchmark", actor=SYSTEM)
             offerings = {o.pathway: str(o.id) for o in db.session.scalars(select(Offering))}
             db.session.commit()
+        force_id = tenant.id
         db.session.remove()
         db.engine.dispose()
-    return token, offerings
+    return token, offerings, force_id
 
 
 def _free_port() -> int:
@@ -189,9 +352,10 @@ def _free_port() -> int:
         return port
 
 
-def _start(database: Any, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _start(database: Any, port: int, log: Path, force_id: int | None = None) -> subprocess.Popen[bytes]:
     env = {
         **os.environ, **SECRETS,
+        "BENCH_FORCE_ID": str(force_id or ""),  # the force of the raw-SQL floor
         "DIVERSION_ENV": "production",
         "DATABASE_URL": database.app_url,
         "BIND": f"{HOST}:{port}",
@@ -247,22 +411,32 @@ def bench_intake(intakes: int = 2_000, clients: int = 8) -> None:
           f"PostgreSQL on {server_url().host} with row-level security")
     today = datetime.now(UTC).date()
     with tempfile.TemporaryDirectory(prefix="diversion-bench-") as folder, fresh_database("intake") as database:
-        token, offerings = _token_and_offerings(database)
+        token, offerings, force_id = _token_and_offerings(database)
         port = _free_port()
         log = Path(folder) / "gunicorn.log"
-        server = _start(database, port, log)
+        server = _start(database, port, log, force_id)
+        bodies = _bodies(intakes + WARM_UP * clients + 20, today)
+        warm_up, measured_bodies, counted = (bodies[:WARM_UP * clients], bodies[WARM_UP * clients:-20],
+                                             bodies[-20:])
         try:
             _wait_ready(server, port, log)
-            bodies = _bodies(intakes + WARM_UP * clients, today)
-            warm = [lambda body=body: _intake(port, token, body, offerings) for body in bodies[:WARM_UP * clients]]
-            _report("warm-up (not counted)", "intakes", _drive(clients, warm))
+            _report("warm-up (not counted)", "intakes", _drive(clients, [
+                lambda body=body: _intake(port, token, body, offerings) for body in warm_up]))
             bare = _drive(clients, [lambda: _bare(port)] * (intakes * 2))
-            measured = [lambda body=body: _intake(port, token, body, offerings) for body in bodies[WARM_UP * clients:]]
-            intake = _drive(clients, measured)
+            referred: list[dict[str, Any]] = []
+            intake = _drive(clients, [lambda body=body: _intake(port, token, body, offerings, referred)
+                                      for body in measured_bodies])
+            eligible = {id(body) for body in referred}
+            raw = _drive(clients, [lambda body=body: _raw(port, body, id(body) in eligible)
+                                   for body in measured_bodies])
         finally:
             _stop(server)
-        base = _report("bare endpoint, same stack (baseline)", "requests", bare)
+        base = _report("bare endpoint, same stack", "requests", bare)
+        floor = _report("raw SQL: the same scope and INSERTs", "intakes", raw)
         done = _report("intake: encounter + decision + referral", "intakes", intake)
-        referred = intake.requests - len(intake.latencies)
-        print(f"  {referred:,} of {len(intake.latencies):,} intakes were eligible and referred; "
-              f"intake runs at 1/{base / done:.1f} of the bare endpoint's rate\n")
+        print(f"  {len(referred):,} of {len(intake.latencies):,} intakes were eligible and referred")
+        print(f"  intake runs at {done / floor:.0%} of the raw-SQL floor's rate (target 50%), p99 "
+              f"{intake.percentile(0.99):.0f} ms (target under 100 ms), and at 1/{base / done:.1f} of the "
+              f"bare endpoint's rate")
+        _statements(database, token, offerings, counted)
+        print()

@@ -1,0 +1,73 @@
+"""What one intake costs the database: every statement the server is sent, counted on the wire.
+
+PostgreSQL only: the statements that matter there (the scope written into
+each transaction, a pool's ping) are not sent to SQLite. Counted as the
+intake benchmark counts them (``tests.wire``): everything but the
+statements that begin and end a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from diversion.extensions import db
+from tests.api.conftest import add_offering, bearer, make_token, user_dealer
+from tests.conftest import World, make_app
+from tests import databases
+from tests.wire import Wire, wire_to
+
+INTAKE_STATEMENTS = 12  # at most, for an encounter recorded and decided
+REFERRAL_STATEMENTS = 12  # at most, for the referral that follows
+
+
+@pytest.fixture
+def wired(app: Flask, database: databases.TestDatabase) -> Iterator[tuple[Flask, Wire]]:
+    if not database.is_postgresql:
+        pytest.skip("PostgreSQL only: set TEST_DATABASE_URL to run")
+    with wire_to(database.app_url) as wire:
+        through = make_app(database, SQLALCHEMY_DATABASE_URI=wire.url)
+        yield through, wire
+        with through.app_context():
+            db.engine.dispose()
+
+
+def _intake(client: Any, token: str, offering: str, wire: Wire, number: int) -> tuple[list[str], list[str]]:
+    body = user_dealer()
+    body["person"] |= {"surname": f"Statements-{number}", "pnc_id": None}
+    wire.clear()
+    answer = client.post("/api/v1/encounters", json=body, headers=bearer(token))
+    assert answer.status_code == 201, answer.text
+    recorded = wire.work()
+    decision = answer.get_json()["decision"]
+    assert decision["outcome"] == "eligible"
+    wire.clear()
+    answer = client.post(f"/api/v1/decisions/{decision['id']}/referrals", json={"offering_id": offering},
+                         headers=bearer(token))
+    assert answer.status_code == 201, answer.text
+    return recorded, wire.work()
+
+
+def test_an_intake_and_its_referral_each_take_a_dozen_statements_at_most(
+    app: Flask, world: World, wired: tuple[Flask, Wire],
+) -> None:
+    through, wire = wired
+    token = make_token(app, world.b)
+    offering = str(add_offering(app, world.b, "checkpoint"))
+    client = through.test_client()
+    _intake(client, token, offering, wire, 0)  # the first fills the worker's caches (policy, force id)
+    for number in (1, 2):
+        recorded, referred = _intake(client, token, offering, wire, number)
+        assert len(recorded) <= INTAKE_STATEMENTS, "\n".join(recorded)
+        assert len(referred) <= REFERRAL_STATEMENTS, "\n".join(referred)
+        for statements in (recorded, referred):
+            # The scope once per transaction, no ping, nothing prepared to be thrown away.
+            assert sum("set_config" in s for s in statements) == 1, "\n".join(statements)
+            assert not any(s.strip() in (";", "SELECT 1") or s.startswith("DEALLOCATE") for s in statements)
+        # The person found once, one audit row, nothing read again to answer.
+        assert sum(s.startswith("SELECT") and "FROM people" in s for s in recorded) == 1
+        assert sum(s.startswith("INSERT INTO audit_events") for s in recorded) == 1
+        assert sum(s.startswith("INSERT INTO audit_events") for s in referred) == 1
