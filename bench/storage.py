@@ -16,6 +16,10 @@ from sqlalchemy.engine import make_url
 
 from tests.databases import TestDatabase
 
+_INDEXES = """
+    SELECT i.relname, pg_relation_size(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+    WHERE x.indrelid = %s::regclass ORDER BY pg_relation_size(i.oid) DESC
+"""
 _SIZES = """
     SELECT c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid),
            pg_indexes_size(c.oid), coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)
@@ -31,6 +35,7 @@ class TableSize:
     indexes: int
     toast: int
     rows: int = 0
+    index_sizes: tuple[tuple[str, int], ...] = ()  # each index's size, largest first
 
 
 def _connect(database: TestDatabase) -> psycopg.Connection:
@@ -52,7 +57,8 @@ def grown(database: TestDatabase, before: dict[str, TableSize]) -> dict[str, Tab
     tables = {name: size for name, size in now.items() if name in before and size.total > before[name].total}
     with _connect(database) as connection:
         return {name: TableSize(size.total, size.heap, size.indexes, size.toast,
-                                connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])  # type: ignore[index]  # noqa: S608 - a table name the catalogue gave
+                                connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0],  # type: ignore[index]  # noqa: S608 - a table name the catalogue gave
+                                tuple(connection.execute(_INDEXES, (name,)).fetchall()))
                 for name, size in sorted(tables.items(), key=lambda item: -item[1].total)}
 
 
@@ -63,6 +69,9 @@ def print_storage(tables: dict[str, TableSize], *, encounters: int) -> None:
         per_row = f"{size.total / size.rows:>7,.0f} B/row" if size.rows else ""
         print(f"    {name:<28} {size.total / 1e6:>9,.1f} MB  (heap {size.heap / 1e6:,.1f}, "
               f"indexes {size.indexes / 1e6:,.1f}, TOAST {size.toast / 1e6:,.1f})  {size.rows:>9,} rows {per_row}")
+        if size.rows:
+            print("      " + ", ".join(f"{index} {bytes_ / size.rows:,.0f}" for index, bytes_ in size.index_sizes)
+                  + " B/row")
     total = sum(size.total for size in tables.values())
     print(f"  case data: {total / 1e6:,.1f} MB for {encounters:,} encounters = "
           f"{total / 1e6 / (encounters / 1000):.2f} MB per 1,000 encounters (target under 2 MB)")

@@ -10,6 +10,9 @@ every criterion's result and reason, nor a copy of its policy's hash.
   naming the decisions, and changes nothing.
 - ``decisions.policy_hash`` goes: it is the policy version's content hash, which never changes
   once published. A decision whose copy differs from its version's hash stops the upgrade too.
+- ``decisions (tenant_id, outcome)`` replaces ``(tenant_id, outcome, decided_at)``: the decisions
+  waiting for review are found by outcome alone (and listed by decision date), and an index whose key
+  repeats keeps each key once with its rows, where ``decided_at`` made every key different.
 
 The downgrade writes the results, the hash and the JSON facts back from the same sources.
 
@@ -161,9 +164,13 @@ def upgrade():
         batch_op.drop_column("facts")
         batch_op.alter_column("packed", new_column_name="facts", existing_type=sa.LargeBinary(), nullable=False)
         batch_op.alter_column("unmet", existing_type=sa.JSON(), nullable=False)
+    op.drop_index("ix_decisions_tenant_id_outcome_decided_at", table_name="decisions")
+    op.create_index("ix_decisions_tenant_id_outcome", "decisions", ["tenant_id", "outcome"])
 
 
 def downgrade():
+    op.drop_index("ix_decisions_tenant_id_outcome", table_name="decisions")
+    op.create_index("ix_decisions_tenant_id_outcome_decided_at", "decisions", ["tenant_id", "outcome", "decided_at"])
     op.add_column("decisions", sa.Column("policy_hash", sa.String(length=80), nullable=True))
     op.add_column("decisions", sa.Column("json_facts", sa.JSON(), nullable=True))
     op.add_column("decisions", sa.Column("results", sa.JSON(), nullable=True))

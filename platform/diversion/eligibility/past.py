@@ -134,7 +134,7 @@ class _Layout:
             kind = FIELDS[name].kind
             if kind is Kind.INT:  # 4 bytes, big-endian; -1 not known
                 whole = " | ".join(f"(get_byte(d.facts, {at + byte}) << {24 - 8 * byte})" for byte in range(4))
-                self._column(f"(CASE WHEN ({whole}) < 0 THEN 'NaN' ELSE ({whole}) END)::float8", ">f8")
+                self._column(f"(CASE WHEN ({whole}) < 0 THEN 'NaN'::float8 ELSE ({whole})::float8 END)", ">f8")
             elif kind is Kind.BOOL:  # 0 not known, 1 no, 2 yes
                 self._column(f"CASE get_byte(d.facts, {at}) WHEN 2 THEN 1 WHEN 1 THEN 0 ELSE -1 END::int2", ">i2")
             elif kind is Kind.CHOICE:  # 0 not known, else 1 + its place among the field's values
