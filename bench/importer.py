@@ -23,6 +23,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.postgres import fresh_database, make_app
+from bench.storage import grown, print_storage, table_sizes
 from diversion.accounts.access import SYSTEM
 from diversion.cases import importer, rules
 from diversion.cases.models import FINAL_STATES, State
@@ -162,6 +163,7 @@ def bench_import(rows: int = 1_000_000) -> None:
               f"{held['referrals']:,} referrals, {held['repeats']:,} rows of people met before")
         copy = _rate("PostgreSQL COPY into a staging table (baseline)", rows, _copy(database.owner_url, path))
         app = make_app(database)
+        sizes = table_sizes(database)
         with app.app_context():
             tenant = db.session.scalar(db.select(Tenant).where(Tenant.slug == FORCE))
             if tenant is None:
@@ -181,4 +183,6 @@ def bench_import(rows: int = 1_000_000) -> None:
         print(f"  {report.new_people:,} people, decisions {dict(report.decisions)}, "
               f"{sum(report.referrals.values()):,} referrals")
         print(f"  the import runs at 1/{copy / whole:.0f} of COPY's speed, and checks, decides and links "
-              "every row\n")
+              "every row")
+        print_storage(grown(database, sizes), encounters=rows)
+        print()

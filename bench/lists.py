@@ -30,6 +30,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
 from bench.postgres import app_config, fresh_database, server_url
+from diversion.eligibility.packed import pack_facts
 
 FORCE = "west-midlands"
 SMALL, LARGE = 1_000, 1_000_000
@@ -126,11 +127,11 @@ SEED: list[Any] = [
                CASE WHEN n.h < 70 THEN 'eligible' WHEN n.h < 95 THEN 'not_eligible' ELSE 'needs_review' END,
                CASE WHEN n.h < 70 THEN %(pathway)s END
         FROM ({_NUMBERS}) AS n""",
-    f"""INSERT INTO decisions (id, tenant_id, policy_version_id, encounter_id, policy_hash, decided_on,
-                               decided_at, facts, outcome, pathway, results, missing, age_band, ethnicity,
+    f"""INSERT INTO decisions (id, tenant_id, policy_version_id, encounter_id, decided_on,
+                               decided_at, facts, outcome, pathway, unmet, missing, age_band, ethnicity,
                                source, decided_by_id)
         SELECT md5('decision-' || n.i)::uuid, %(force)s, %(policy)s, md5('encounter-' || n.i)::uuid,
-               %(policy_hash)s, n.offence_on, n.offence_on + time '10:00', '{{}}',
+               n.offence_on, n.offence_on + time '10:00', %(no_facts)s,
                CASE WHEN n.h < 70 THEN 'eligible' WHEN n.h < 95 THEN 'not_eligible' ELSE 'needs_review' END,
                CASE WHEN n.h < 70 THEN %(pathway)s END, '[]',
                (CASE WHEN n.h >= 95 THEN '["admission"]' ELSE '[]' END)::json, '25-34', 'W1', 'intake',
@@ -278,7 +279,7 @@ def bench_lists(encounters: int = LARGE) -> None:
                     raise SystemExit(f"{FORCE} has no policy")
                 setup = {"prefix": tenant.reference_prefix, "offering": offering.id,
                          "provider": world.providers["cranstoun"].id, "pathway": offering.pathway,
-                         "policy": policy.id, "policy_hash": policy.content_hash,
+                         "policy": policy.id, "no_facts": pack_facts({}),
                          "officers": [world.users[key].id for key in ("a_officer", "a_supervisor", "a_force_admin")]}
             _, token = make_provider_token(world.providers["cranstoun"], name="Lists bench", actor=SYSTEM)
             db.session.commit()

@@ -60,10 +60,10 @@ def _mib(field: str, pid: int | str = "self") -> float:
 # ---------------------------------------------------------------- seeding with SQL
 
 SEED = f"""
-    INSERT INTO decisions (id, tenant_id, policy_version_id, encounter_id, policy_hash, decided_on, decided_at,
-                           facts, outcome, pathway, results, missing, age_band, ethnicity, source)
-    SELECT md5('decision-' || i)::uuid, %(force)s, %(policy)s, NULL, %(policy_hash)s, d.day,
-           d.day + time '10:00', p.facts, p.outcome, p.pathway, '[]', '[]', p.age_band, p.ethnicity, 'demo'
+    INSERT INTO decisions (id, tenant_id, policy_version_id, encounter_id, decided_on, decided_at,
+                           facts, outcome, pathway, unmet, missing, age_band, ethnicity, source)
+    SELECT md5('decision-' || i)::uuid, %(force)s, %(policy)s, NULL, d.day,
+           d.day + time '10:00', p.facts, p.outcome, p.pathway, p.unmet, '[]', p.age_band, p.ethnicity, 'demo'
     FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
     JOIN bench_pool p ON p.slot = i %% {POOL}
     CROSS JOIN LATERAL (SELECT %(start)s::date + ((i * 7919) %% 365)::int AS day) AS d
@@ -74,18 +74,19 @@ def _pool(admin_url: str) -> None:
     """``POOL`` synthetic West Midlands cases decided under its policy, in ``bench_pool``."""
     from bench.eligibility import _policy
     from diversion.eligibility.engine import decide
+    from diversion.eligibility.packed import pack_facts
     from diversion.eligibility.synthetic import cases
     from diversion.monitoring import age_band
 
     policy = _policy(FORCE)
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute("CREATE TABLE bench_pool (slot int PRIMARY KEY, facts json, outcome text, pathway text, "
-                           "age_band text, ethnicity text)")
+        connection.execute("CREATE TABLE bench_pool (slot int PRIMARY KEY, facts bytea, outcome text, pathway text, "
+                           "unmet json, age_band text, ethnicity text)")
         with connection.cursor().copy("COPY bench_pool FROM STDIN") as copy:
             for slot, case in enumerate(cases(FORCE, POOL, start=START, days=365, seed="bench")):
                 decision = decide(policy, case.facts, case.decided_on)
-                copy.write_row((slot, json.dumps(decision.facts), decision.outcome, decision.pathway,
-                                age_band(case.facts.get("age")), case.ethnicity))
+                copy.write_row((slot, pack_facts(decision.facts), decision.outcome, decision.pathway,
+                                json.dumps(decision.unmet_ids()), age_band(case.facts.get("age")), case.ethnicity))
 
 
 def _seed(admin_url: str, start: int, stop: int, setup: dict[str, Any]) -> float:
@@ -362,7 +363,7 @@ def bench_simulate(decisions: int = 1_000_000) -> None:
                     PolicyVersion.status == PolicyStatus.PUBLISHED).order_by(PolicyVersion.number.desc())).first()
                 if version is None:
                     raise SystemExit(f"{FORCE} has no published policy")
-                setup = {"force": force_id, "policy": version.id, "policy_hash": version.content_hash,
+                setup = {"force": force_id, "policy": version.id,
                          "start": START}
             email = world.email("a_force_admin")
             db.session.remove()

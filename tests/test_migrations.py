@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -290,3 +290,143 @@ def test_a_provider_with_a_webhook_endpoint_wants_webhooks_on_its_feed_counter(f
         assert counters == {ids["counted"]: (7, True), ids["uncounted"]: (0, True), ids["quiet"]: (7, False)}
         db.session.remove()
         db.engine.dispose()
+
+
+_FACTS = {"age": 30, "offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+          "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
+          "held_for_court": False, "detained_mental_health_act": False, "previous_diversions": 0,
+          "previous_non_engagement": False, "offence_age_days": 2, "aggravating_factors": [],
+          "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
+# Cases of every outcome: eligible, each route's own reasons, an exclusion, needs review, a youth.
+_CASES = ({}, {"stage": "custody"}, {"offence": "supply", "substances": ["heroin", "cocaine"]},
+          {"admission": None, "stage": None}, {"age": 15, "aggravating_factors": ["weapon", "violence"]},
+          {"previous_non_engagement": True, "personal_use": False})
+
+
+def _old_decisions(fresh_database: Any, tenant_id: int) -> dict[Any, dict[str, Any]]:
+    """Decisions in their old form, as the previous writer stored them, straight into the table:
+    every criterion's result and reason, the policy's hash and the facts as JSON."""
+    from datetime import UTC, date, datetime, time
+
+    import sqlalchemy as sa
+
+    from diversion.db import UTCDateTime
+    from diversion.eligibility.compiler import compile_cached
+    from diversion.eligibility.engine import decide
+    from diversion.monitoring import age_band
+
+    versions = sa.table("policy_versions", sa.column("id", sa.Uuid), sa.column("tenant_id", sa.Integer),
+                        sa.column("number", sa.Integer), sa.column("status", sa.String),
+                        sa.column("document", sa.JSON), sa.column("content_hash", sa.String))
+    decisions = sa.table("decisions", *(sa.column(name, kind) for name, kind in (
+        ("id", sa.Uuid), ("tenant_id", sa.Integer), ("policy_version_id", sa.Uuid), ("policy_hash", sa.String),
+        ("decided_on", sa.Date), ("decided_at", UTCDateTime()), ("facts", sa.JSON), ("outcome", sa.String),
+        ("pathway", sa.String), ("results", sa.JSON), ("missing", sa.JSON), ("age_band", sa.String),
+        ("ethnicity", sa.String), ("source", sa.String))))
+    owner = create_engine(fresh_database.inspector_url)
+    written: dict[Any, dict[str, Any]] = {}
+    with owner.begin() as connection:
+        version = connection.execute(sa.select(versions).where(
+            versions.c.tenant_id == tenant_id, versions.c.status == "published")
+            .order_by(versions.c.number.desc()).limit(1)).one()
+        policy = compile_cached(version.document)
+        for number, changes in enumerate(_CASES):
+            on = date(2026, 3, 1 + number)
+            assessment = decide(policy, {**_FACTS, **changes}, on, version=version.number)
+            row = {"id": uuid4(), "tenant_id": tenant_id, "policy_version_id": version.id,
+                   "policy_hash": version.content_hash, "decided_on": on,
+                   "decided_at": datetime.combine(on, time(10), UTC), "facts": assessment.facts,
+                   "outcome": assessment.outcome, "pathway": assessment.pathway,
+                   "results": assessment.results_json(), "missing": list(assessment.missing),
+                   "age_band": age_band(assessment.facts.get("age")), "ethnicity": "W1", "source": "demo"}
+            connection.execute(sa.insert(decisions).values(**row))
+            written[row["id"]] = {**row, "unmet": assessment.unmet_ids()}
+    owner.dispose()
+    return written
+
+
+def test_decisions_in_the_old_form_are_compacted_to_the_same_results(fresh_database: Any) -> None:
+    """Rows that kept every criterion's result come out of the upgrade with their facts packed and the
+    ids of their unmet criteria; their results, worked out again, are the ones they stored, and the
+    decision page says the same. The downgrade writes the old form back, the same."""
+    from diversion.eligibility.explain import explain, explain_decision
+    from diversion.eligibility.models import Decision
+    from diversion.eligibility.services import compiled
+    from diversion.tenancy.context import scoped
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        db.session.commit()
+        db.session.remove()
+        downgrade(revision="e4b8d2a6c913")
+        old = _old_decisions(fresh_database, world.a.id)
+
+        upgrade()
+        with scoped(world.a.id):
+            stored = {d.id: d for d in db.session.scalars(db.select(Decision))}
+            assert stored.keys() == old.keys()
+            assert {d.outcome for d in stored.values()} == {"eligible", "not_eligible", "needs_review"}
+            for decision_id, was in old.items():
+                decision = stored[decision_id]
+                assert decision.results == was["results"]
+                assert decision.unmet == was["unmet"]
+                assert decision.facts == was["facts"]
+                assert decision.policy_hash == was["policy_hash"]
+                assert decision.missing == was["missing"]
+                policy = compiled(decision.policy_version)
+                assert explain_decision(policy, decision) == explain(
+                    policy, outcome=was["outcome"], pathway=was["pathway"], results=was["results"],
+                    missing=was["missing"], facts=was["facts"])
+        db.session.remove()
+
+        downgrade(revision="e4b8d2a6c913")
+        inspector = create_engine(fresh_database.inspector_url)
+        with inspector.connect() as connection:
+            rows = connection.execute(text("SELECT id, policy_hash, facts, results FROM decisions")).all()
+        inspector.dispose()
+        written = {UUID(str(row.id)): (row.policy_hash, json_value(row.facts), json_value(row.results)) for row in rows}
+        assert written == {key: (was["policy_hash"], was["facts"], was["results"]) for key, was in old.items()}
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_decision_whose_results_would_change_stops_the_upgrade(fresh_database: Any,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A stored result that the facts and policy no longer give is not thrown away: the upgrade stops."""
+    import sqlalchemy as sa
+
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        db.session.commit()
+        db.session.remove()
+        downgrade(revision="e4b8d2a6c913")
+        old = _old_decisions(fresh_database, world.a.id)
+        changed = next(iter(old))
+        owner = create_engine(fresh_database.inspector_url)
+        decisions = sa.table("decisions", sa.column("id", sa.Uuid), sa.column("results", sa.JSON))
+        with owner.begin() as connection:
+            connection.execute(sa.update(decisions).where(decisions.c.id == changed).values(
+                results=[{"pathway": None, "criterion": "supply", "result": "met", "reason": "Not supply."}]))
+        with pytest.raises(SystemExit):  # flask-migrate logs the error and exits
+            upgrade()
+        said = capsys.readouterr()
+        assert f"{changed}: its results worked out again differ from the stored ones" in said.err + said.out
+        with owner.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM decisions WHERE results IS NOT NULL")) == len(old)
+        owner.dispose()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def json_value(value: Any) -> Any:
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value

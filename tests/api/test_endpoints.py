@@ -86,6 +86,12 @@ def test_recording_an_encounter_decides_it(app: Flask, client: FlaskClient, worl
     assert decision["pathway"] is None
     assert {"pathway": None, "criterion": "hate-crime", "reason": "Excluded: hate crime."} in decision["unmet"]
     assert {u["criterion"] for u in decision["unmet"]} == {"hate-crime", "low-level-offence"}
+    with app.app_context(), scoped(world.b.id):  # the reasons named by the stored ids are the results worked out again
+        stored = db.session.get(Decision, uuid.UUID(decision["id"]))
+        assert stored is not None
+        assert stored.unmet == ["hate-crime", "checkpoint/low-level-offence"]
+        assert decision["unmet"] == [{"pathway": r["pathway"], "criterion": r["criterion"], "reason": r["reason"]}
+                                     for r in stored.results if r["result"] == "unmet"]
 
     unknown = _record(client, b_token, facts={"stage": None, "admission": None},
                       person={"surname": "Other", "given_name": "Person", "date_of_birth": "2000-01-01"})

@@ -150,8 +150,8 @@ def _recorded(app: Flask, world: World) -> dict[str, Any]:
                 person(encounter.person_id), encounter.offence_on, sorted(encounter.facts.items()), encounter.source,
                 encounter.recorded_by_id,
                 (decision.policy_hash, decision.decided_on, sorted(decision.facts.items()), decision.outcome,
-                 decision.pathway, decision.results, decision.missing, decision.age_band, decision.ethnicity,
-                 decision.source, decision.decided_by_id),
+                 decision.pathway, decision.unmet, decision.results, decision.missing, decision.age_band,
+                 decision.ethnicity, decision.source, decision.decided_by_id),
                 None if referral is None else (
                     referral.pathway, referral.state, referral.deadline, referral.sessions_required,
                     referral.sessions_attended, referral.outcome_code, referral.outcome_label, referral.provider_id,

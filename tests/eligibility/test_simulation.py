@@ -151,9 +151,9 @@ def _odd_decisions(app: Flask) -> None:
                 facts = {**first.facts, **changes}
                 if changes.get("substances", 1) is None:
                     del facts["substances"]
-                db.session.add(Decision(policy_version_id=first.policy_version_id, policy_hash=first.policy_hash,
+                db.session.add(Decision(policy_version_id=first.policy_version_id,
                                         decided_on=first.decided_on, facts=facts, outcome="needs_review",
-                                        pathway=None, results=[], missing=[], age_band="unknown",
+                                        pathway=None, unmet=[], missing=[], age_band="unknown",
                                         ethnicity="NS", source="demo"))
             db.session.commit()
 
@@ -189,9 +189,9 @@ def test_a_decision_in_no_list_is_read_again_parsed(app: Flask, world: World,
     give_thames_valley_history(app, world, 150)
     with app.app_context(), scoped(_tenant("thames-valley").id):
         first = db.session.scalars(select(Decision).order_by(Decision.decided_on)).first()
-        db.session.add(Decision(policy_version_id=first.policy_version_id, policy_hash=first.policy_hash,
+        db.session.add(Decision(policy_version_id=first.policy_version_id,
                                 decided_on=first.decided_on, facts=first.facts, outcome="eligible",
-                                pathway="retired-pathway", results=[], missing=[], age_band="18-24",
+                                pathway="retired-pathway", unmet=[], missing=[], age_band="18-24",
                                 ethnicity="ZZ", source="demo"))
         db.session.commit()
         cases = _stored_cases()

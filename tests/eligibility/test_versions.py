@@ -110,6 +110,7 @@ def test_a_stored_decision_re_runs_to_the_same_answer(app: Flask, world: World) 
                         version=again.policy_version.number)
         assert (replay.outcome, replay.pathway) == (again.outcome, again.pathway) == ("eligible", "checkpoint")
         assert replay.results_json() == again.results
+        assert again.unmet == replay.unmet_ids()
         assert again.policy_hash == version.content_hash
         assert (again.age_band, again.ethnicity) == ("25-34", "B2")
         audited = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "decision.recorded")).all()

@@ -153,8 +153,8 @@ def decision_out(decision: Decision, reference: str | None) -> schemas.DecisionO
     return schemas.DecisionOut(
         id=decision.id, encounter_id=decision.encounter_id, reference=reference, decided_on=decision.decided_on,
         outcome=Outcome(decision.outcome), pathway=decision.pathway,
-        unmet=[schemas.Unmet(pathway=r.get("pathway"), criterion=r["criterion"], reason=r["reason"])
-               for r in decision.results if r.get("result") == "unmet"],
+        unmet=[schemas.Unmet(pathway=r.pathway, criterion=r.criterion, reason=r.reason)
+               for r in decision.unmet_criteria()],
         missing=list(decision.missing), policy_version=decision.policy_version.number,
         policy_hash=decision.policy_hash, override=override, final_outcome=Outcome(decision.final_outcome),
         final_pathway=decision.final_pathway, superseded_by_id=decision.superseded_by_id,

@@ -176,11 +176,14 @@ def derived_facts(intake: Intake, *, decided_on: date, earlier: Iterable[State])
 
 def decision_values(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
                     actor_id: int | None, source: str, encounter_id: uuid.UUID | None) -> dict[str, Any]:
-    """The columns of the stored decision of an assessment, whole: re-running it gives the same answer."""
+    """The columns of the stored decision of an assessment: its facts (packed by the
+    column, ``eligibility.packed``), policy version, outcome and pathway, the ids of
+    its unmet criteria and its missing facts; every criterion's result is worked
+    out again from these (``Decision.results``), so re-running it gives the same answer."""
     return {
         "id": uuid.uuid4(), "tenant_id": tenant.id, "policy_version_id": version.id,
-        "policy_hash": version.content_hash, "decided_on": assessment.decided_on, "facts": assessment.facts,
-        "outcome": assessment.outcome, "pathway": assessment.pathway, "results": assessment.results_json(),
+        "decided_on": assessment.decided_on, "facts": assessment.facts,
+        "outcome": assessment.outcome, "pathway": assessment.pathway, "unmet": assessment.unmet_ids(),
         "missing": list(assessment.missing), "age_band": age_band(assessment.facts.get("age")),
         "ethnicity": ethnicity, "source": source, "decided_by_id": actor_id, "encounter_id": encounter_id,
     }

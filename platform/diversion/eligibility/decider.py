@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from rule_engine import ast
 
 from diversion.eligibility.fastpath import Unsupported, array_literal, literal
-from diversion.eligibility.fields import FIELDS, Kind, validate_facts
+from diversion.eligibility.fields import FIELDS, LARGEST_WHOLE, Kind, validate_facts
 
 if TYPE_CHECKING:
     from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
@@ -133,6 +133,7 @@ def _check_and_bind(source: _Source, fields: dict[str, str]) -> None:
             tests.append(f"type({local}) is int")
             if spec.minimum is not None:
                 tests.append(f"{local} >= {int(spec.minimum)}")
+            tests.append(f"{local} <= {LARGEST_WHOLE}")
         elif spec.kind is Kind.BOOL:
             tests.append(f"type({local}) is bool")
         elif spec.kind is Kind.CHOICE:
@@ -153,13 +154,13 @@ def _check_and_bind(source: _Source, fields: dict[str, str]) -> None:
 
 def _copy_known(source: _Source, fields: dict[str, str], depth: int) -> None:
     """Lines that make ``known`` as ``validate_facts`` would from facts that are ``fine``:
-    a copy, in the same order, each list sorted."""
+    a copy, in the same order, each list sorted with each value once."""
     source.add(depth, "known = facts.copy()")
     for name, spec in FIELDS.items():
         if spec.kind is Kind.CHOICES:
             local = fields[name]
             source.add(depth, f"known[{source.constant(name)}] = {local} = "
-                              f"{local}[:] if len({local}) < 2 else sorted({local})")
+                              f"{local}[:] if len({local}) < 2 else sorted(set({local}))")
 
 
 def _parameters(source: _Source, policy: CompiledPolicy,

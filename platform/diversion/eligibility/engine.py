@@ -26,7 +26,7 @@ from the decision's facts when it is asked for (``Assessment.results``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -80,8 +80,11 @@ class Assessment(Verdict):
         }
 
     def results_json(self) -> list[dict[str, Any]]:
-        return [{"pathway": r.pathway, "criterion": r.criterion, "result": r.result, "reason": r.reason}
-                for r in self.results]
+        return results_json(self.results)
+
+    def unmet_ids(self) -> list[str]:
+        """The ids of the unmet criteria, as a stored decision keeps them (``unmet_id``)."""
+        return [unmet_id(r.pathway, r.criterion) for r in self.unmet]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Assessment) and self[:-1] == other[:-1]
@@ -101,6 +104,28 @@ def _evaluate(criterion: CompiledCriterion, pathway: str | None, facts: dict[str
     met = criterion.met(thing) if criterion.facts <= facts.keys() else None
     result: Result = "unknown" if met is None else "met" if met else "unmet"
     return CriterionResult(pathway, criterion.id, result, criterion.reason)
+
+
+def unmet_id(pathway: str | None, criterion: str) -> str:
+    """How a stored decision names an unmet criterion: an exclusion by its id, a
+    pathway's criterion as ``pathway/criterion`` (ids never hold a ``/``)."""
+    return criterion if pathway is None else f"{pathway}/{criterion}"
+
+
+def unmet_named(policy: CompiledPolicy, ids: Sequence[str]) -> list[CriterionResult]:
+    """The unmet criteria a stored decision names (``unmet_id``), with their reasons
+    from ``policy``, the decision's policy version: nothing evaluated again."""
+    criteria: dict[str, tuple[str | None, CompiledCriterion]] = {
+        unmet_id(None, c.id): (None, c) for c in policy.exclusions}
+    criteria.update({unmet_id(p.id, c.id): (p.id, c) for p in policy.pathways for c in p.criteria})
+    return [CriterionResult(criteria[name][0], criteria[name][1].id, "unmet", criteria[name][1].reason)
+            for name in ids]
+
+
+def results_json(results: tuple[CriterionResult, ...]) -> list[dict[str, Any]]:
+    """Criterion results as the decision page and the API read them."""
+    return [{"pathway": r.pathway, "criterion": r.criterion, "result": r.result, "reason": r.reason}
+            for r in results]
 
 
 def criterion_results(policy: CompiledPolicy, known: dict[str, Any], on: date) -> tuple[CriterionResult, ...]:

@@ -13,7 +13,8 @@ shown for a criterion that is met. For an exclusion, the stored result is
 "met" when the person is *not* excluded: an exclusion whose result is
 "unmet" is one that applies and rules the person out (``engine``).
 
-A pure function of a decision's stored parts and its compiled policy.
+A pure function of a decision's stored parts and its compiled policy: the
+results of a stored decision are worked out again from its facts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
+from diversion.eligibility.engine import criterion_results, results_json
 from diversion.eligibility.fields import FIELDS, describe_fact, fact_label
 
 
@@ -122,6 +124,9 @@ def explain(policy: CompiledPolicy, *, outcome: str, pathway: str | None, result
 
 
 def explain_decision(policy: CompiledPolicy, decision: Any) -> Explanation:
-    """``explain`` for a stored ``Decision`` (the policy's own decision, before any override)."""
-    return explain(policy, outcome=decision.outcome, pathway=decision.pathway, results=decision.results,
+    """``explain`` for a stored ``Decision`` (the policy's own decision, before any override),
+    ``policy`` being its policy version compiled: every criterion's result is worked out
+    again from the decision's facts on its date."""
+    results = results_json(criterion_results(policy, decision.facts, decision.decided_on))
+    return explain(policy, outcome=decision.outcome, pathway=decision.pathway, results=results,
                    missing=decision.missing, facts=decision.facts)

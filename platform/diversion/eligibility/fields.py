@@ -67,6 +67,8 @@ class Field:
         }[self.kind]
 
 
+LARGEST_WHOLE = 2 ** 31 - 1  # a whole-number fact is kept in 4 bytes (``packed``)
+
 OFFENCES = ("possession", "possession_with_intent_to_supply", "supply", "cultivation", "other")
 SUBSTANCES = (
     "cannabis", "cocaine", "crack_cocaine", "heroin", "mdma", "ketamine", "amphetamine",
@@ -177,6 +179,8 @@ def _check(field: Field, value: Any) -> str | None:  # noqa: PLR0911 - one answe
             return f"must be a whole number, not {value!r}"
         if field.minimum is not None and value < field.minimum:
             return f"must be at least {field.minimum}, not {value}"
+        if value > LARGEST_WHOLE:
+            return f"must be at most {LARGEST_WHOLE}, not {value}"
         return None
     if field.kind is Kind.BOOL:
         return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
@@ -197,7 +201,7 @@ def _fits(field: Field) -> Callable[[Any], bool]:
     values, minimum = field.values, field.minimum
     if field.kind is Kind.INT:
         return lambda value: (type(value) is int or (isinstance(value, int) and not isinstance(value, bool))) \
-            and (minimum is None or not value < minimum)
+            and (minimum is None or not value < minimum) and not value > LARGEST_WHOLE
     if field.kind is Kind.BOOL:
         return lambda value: type(value) is bool
     if field.kind is Kind.CHOICE:
@@ -212,7 +216,8 @@ _LISTS = frozenset(name for name, field in FIELDS.items() if field.kind is Kind.
 def validate_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The facts that are known, checked against the catalogue.
 
-    A field given as ``None`` (or left out) is unknown. Refuses
+    A field given as ``None`` (or left out) is unknown; a list of values is a
+    set (sorted, each value once). Refuses
     (``FactsInvalid``, naming every field at fault) an unknown field or a
     value of the wrong type or outside the allowed values.
     """
@@ -225,7 +230,7 @@ def validate_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
         elif value is None:
             continue
         elif fits(value):
-            known[name] = sorted(value) if name in _LISTS else value
+            known[name] = sorted(set(value)) if name in _LISTS else value
         else:
             problems[name] = _check(FIELDS[name], value) or "does not fit"
     if problems:

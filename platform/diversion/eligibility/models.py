@@ -11,6 +11,9 @@ from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
+from diversion.eligibility.compiler import compile_cached
+from diversion.eligibility.engine import CriterionResult, criterion_results, results_json, unmet_named
+from diversion.eligibility.packed import PackedFacts
 
 
 class PolicyStatus(enum.StrEnum):
@@ -79,8 +82,14 @@ class Outcome(enum.StrEnum):
 
 
 class Decision(TenantScoped, Base):
-    """An eligibility decision, stored whole so that re-running it gives the same answer:
-    the fact snapshot, the policy version and its hash, every criterion's result."""
+    """An eligibility decision, kept so that re-running it gives the same answer: the
+    fact snapshot (packed, ``eligibility.packed``), the policy version (whose content
+    hash, fixed once published, is the decision's), the outcome and pathway, the
+    ids of the criteria that were not met and the facts that were missing.
+
+    Every criterion's result and reason (``results``) is worked out again from the
+    facts and the policy version when a page asks for it: a decision is deterministic.
+    An unmet criterion's id is the exclusion's id, or ``pathway/criterion``."""
 
     __tablename__ = "decisions"
     __tenant_table_args__ = (
@@ -89,19 +98,21 @@ class Decision(TenantScoped, Base):
         tenant_foreign_key("decisions", "superseded_by_id"),
         Index(None, "tenant_id", "decided_on"),
         Index(None, "tenant_id", "encounter_id"),
-        Index(None, "tenant_id", "outcome", "decided_at"),
+        # The decisions waiting for review (counted on the home page, listed oldest first by
+        # decision date): few in each force, found by outcome; the key repeats, so PostgreSQL
+        # keeps each outcome once with the list of its rows (a few bytes a decision).
+        Index(None, "tenant_id", "outcome"),
     )
 
     policy_version_id: Mapped[uuid.UUID]
     # None for synthetic history (demo, simulation data) with no encounter behind it.
     encounter_id: Mapped[uuid.UUID | None]
-    policy_hash: Mapped[str] = mapped_column(String(80))
     decided_on: Mapped[date] = mapped_column(Date)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    facts: Mapped[dict[str, Any]] = mapped_column(PackedFacts())
     outcome: Mapped[str] = mapped_column(String(16))
     pathway: Mapped[str | None] = mapped_column(String(63))
-    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    unmet: Mapped[list[str]] = mapped_column(JSON, default=list)
     missing: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Monitoring only: never an input to the decision.
     age_band: Mapped[str] = mapped_column(String(16))
@@ -127,6 +138,22 @@ class Decision(TenantScoped, Base):
         return self.override_pathway if self.override_outcome else self.pathway
 
     policy_version: Mapped[PolicyVersion] = relationship(viewonly=True)
+
+    @property
+    def policy_hash(self) -> str:
+        """The content hash of the policy the decision was made with (a published version's never changes)."""
+        return self.policy_version.content_hash
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Every criterion's result and reason, exclusions first, worked out again from the
+        decision's facts with its policy version (``engine.criterion_results``)."""
+        policy = compile_cached(self.policy_version.document)
+        return results_json(criterion_results(policy, self.facts, self.decided_on))
+
+    def unmet_criteria(self) -> list[CriterionResult]:
+        """The criteria that were not met, with their reasons, in the order of ``results``."""
+        return unmet_named(compile_cached(self.policy_version.document), self.unmet)
 
 
 class SimulationState(enum.StrEnum):

@@ -5,8 +5,9 @@ Never every decision at once, never a decision as an object. Two ways to the sam
 suite checks they give the same report):
 
 - **typed** (PostgreSQL, when every criterion of the policy is evaluated on columns): one ``COPY`` of
-  a query in which PostgreSQL takes the fields the policy reads out of each decision's facts itself
-  (``json_to_record``, its parallel workers sharing the work) and sends each as a fixed-width binary
+  a query in which PostgreSQL takes the fields the policy reads out of each decision's packed facts
+  itself (``get_byte`` at each field's fixed place, ``packed``; its parallel workers sharing the
+  work) and sends each as a fixed-width binary
   number; NumPy reads the rows straight from the bytes, so Python does no work per decision. What was
   decided then, the age band and the ethnicity come as small numbers too: their places in the lists
   they are made from (the outcomes, the pathways of the force's policy versions, the age bands, the
@@ -14,18 +15,17 @@ suite checks they give the same report):
   none of them (never made by the platform) stops the read (``Unlisted``): the simulation then reads
   them all again, parsed.
 - **parsed** (SQLite, or a policy with a criterion evaluated case by case with rule-engine, which
-  needs the facts' own values): the facts as JSON text, each document parsed in Python and let go at
-  once, keeping the fields asked for (``simulation.facts_columns``).
+  needs the facts' own values): the packed facts, each unpacked in Python and let go at once, keeping
+  the fields asked for (``simulation.facts_columns``).
 
 Both read the force in scope's rows alone: the parsed way through the ORM (its guard), the typed way by
 naming the force in its query, in a transaction that carries the scope; row-level security holds under
 both.
 """
 
-# ruff: noqa: S608 - the typed query is built from the catalogue's field names; every value is a parameter
+# ruff: noqa: S608 - the typed query is built from the catalogue's places and numbers; every value is a parameter
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Text, cast, select
+from sqlalchemy import LargeBinary, select, type_coerce
 from sqlalchemy.orm import Session
 
+from diversion.eligibility import packed
 from diversion.eligibility.compiler import CompiledPolicy
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.models import Decision, Outcome, PolicyVersion
+from diversion.eligibility.packed import PLACE
 from diversion.eligibility.simulation import (
     CHUNK,
     Coded,
@@ -87,7 +89,7 @@ def _parsed(names: Sequence[str], since: date | None, size: int) -> Iterator[Pas
     query per chunk, in the order of the decisions' ids, so that no read is left open
     between chunks (a job writes its progress between them, and SQLite would keep that
     write waiting behind the read)."""
-    columns = (cast(Decision.facts, Text), Decision.decided_on, Decision.outcome, Decision.pathway,
+    columns = (type_coerce(Decision.facts, LargeBinary), Decision.decided_on, Decision.outcome, Decision.pathway,
                Decision.age_band, Decision.ethnicity)
     query = select(*columns)
     if since is not None:
@@ -123,45 +125,42 @@ class _Layout:
         self.needs = needs
         self.sql: list[str] = ["(d.decided_on - DATE '0001-01-01' + 1)::int4"]  # the day's ordinal
         self.formats: list[str] = [">i4"]
-        self.parameters: dict[str, Any] = {}
-        self.record: list[str] = []  # json_to_record's column definitions
         for group in GROUPS:  # numbered from 1 in its list; a pathway of none is 0; -1 is in no list
             self.sql.append(f"(CASE WHEN d.{group} IS NULL THEN 0 ELSE coalesce(array_position(%({group})s::text[], "
                             f"d.{group}), -1) END)::int2")
             self.formats.append(">i2")
-        for name in needs.fields:
+        for name in needs.fields:  # read from the packed facts' bytes (``packed``), each at its fixed place
+            at = PLACE[name].offset
             kind = FIELDS[name].kind
-            if kind is Kind.INT:
-                self._column(name, "float8", f"coalesce(f.{name}, 'NaN')", ">f8")
-            elif kind is Kind.BOOL:
-                self._column(name, "boolean", f"CASE f.{name} WHEN true THEN 1 WHEN false THEN 0 ELSE -1 END::int2",
-                             ">i2")
-            elif kind is Kind.CHOICE:  # 0 unknown, -1 a value the catalogue does not have, else 1 + its place
-                self.parameters[f"{name}_values"] = list(FIELDS[name].values)
-                self._column(name, "text", f"(CASE WHEN f.{name} IS NULL THEN 0 ELSE coalesce(array_position("
-                                           f"%({name}_values)s::text[], f.{name}), -1) END)::int2", ">i2")
-            else:
-                self._column(name, "jsonb", f"f.{name} IS NOT NULL", "?")
-        for number, (name, option) in enumerate(needs.memberships):
-            self.parameters[f"option{number}"] = json.dumps([option])
-            self.sql.append(f"coalesce(f.{name} @> %(option{number})s::jsonb, false)")
-            self.formats.append("?")
+            if kind is Kind.INT:  # 4 bytes, big-endian; -1 not known
+                whole = " | ".join(f"(get_byte(d.facts, {at + byte}) << {24 - 8 * byte})" for byte in range(4))
+                self._column(f"(CASE WHEN ({whole}) < 0 THEN 'NaN'::float8 ELSE ({whole})::float8 END)", ">f8")
+            elif kind is Kind.BOOL:  # 0 not known, 1 no, 2 yes
+                self._column(f"CASE get_byte(d.facts, {at}) WHEN 2 THEN 1 WHEN 1 THEN 0 ELSE -1 END::int2", ">i2")
+            elif kind is Kind.CHOICE:  # 0 not known, else 1 + its place among the field's values
+                self._column(f"get_byte(d.facts, {at})::int2", ">i2")
+            else:  # the top bit of the first of two bytes: known
+                self._column(f"(get_byte(d.facts, {at}) & {packed.KNOWN >> 8}) <> 0", "?")
+        for name, option in needs.memberships:  # bit i of the two bytes: the field's i-th value
+            values = FIELDS[name].values
+            if option not in values:
+                self._column("false", "?")
+                continue
+            bit = values.index(option)
+            at = PLACE[name].offset + (0 if bit >= 8 else 1)
+            self._column(f"(get_byte(d.facts, {at}) & {1 << bit % 8}) <> 0", "?")
         fields = [("count", ">i2")]
         for number, form in enumerate(self.formats):
             fields += [(f"length{number}", ">i4"), (f"value{number}", form)]
         self.dtype = np.dtype(fields)
         self.widths = [np.dtype(form).itemsize for form in self.formats]
 
-    def _column(self, name: str, record_type: str, expression: str, form: str) -> None:
-        self.record.append(f"{name} {record_type}")
+    def _column(self, expression: str, form: str) -> None:
         self.sql.append(expression)
         self.formats.append(form)
 
     def query(self, where: str) -> str:
-        source = "decisions d"
-        if self.record:
-            source += f", json_to_record(d.facts) AS f({', '.join(self.record)})"
-        return f"COPY (SELECT {', '.join(self.sql)} FROM {source} WHERE {where}) TO STDOUT (FORMAT binary)"
+        return f"COPY (SELECT {', '.join(self.sql)} FROM decisions d WHERE {where}) TO STDOUT (FORMAT binary)"
 
     def rows(self, data: bytes | bytearray) -> npt.NDArray[Any]:
         rows = np.frombuffer(data, dtype=self.dtype)
@@ -247,6 +246,6 @@ def _typed(needs: Needs, since: date | None, size: int) -> Iterator[PastChunk]:
         groups = {"outcome": [outcome.value for outcome in Outcome], "pathway": sorted(pathways),
                   "age_band": [band for band, _low, _high in AGE_BANDS] + [UNKNOWN_BAND],
                   "ethnicity": list(ETHNICITIES)}
-        with driver.cursor().copy(layout.query(where), {**arguments, **groups, **layout.parameters}) as copy:
+        with driver.cursor().copy(layout.query(where), {**arguments, **groups}) as copy:
             for data in _fixed_rows(copy, layout.dtype.itemsize, size):
                 yield layout.chunk(layout.rows(data), groups)

@@ -5,6 +5,7 @@ Services take explicit arguments, validate, ``flush()`` and never commit.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -47,10 +48,18 @@ class NoPolicyInForce(LookupError):  # noqa: N818 - reads as the condition it re
     """The force has no published policy in force on the date asked."""
 
 
-# Compiled policies by the content hash their versions store: a version known by its hash needs
-# neither its document loaded nor the document hashed again to find its compiled policy.
+# Compiled policies by the content hash their versions store (a version known by its hash needs
+# neither its document loaded nor the document hashed again), and published versions' hashes by
+# their id (a published version never changes: a decision names its version by id alone).
 _BY_HASH: dict[str, CompiledPolicy] = {}
-_BY_HASH_LIMIT = 256
+_PUBLISHED_HASHES: dict[uuid.UUID, str] = {}
+_CACHE_LIMIT = 256
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 def compiled(version: PolicyVersion) -> CompiledPolicy:
@@ -60,16 +69,18 @@ def compiled(version: PolicyVersion) -> CompiledPolicy:
     if policy is None:
         policy = compile_cached(version.document)
         if policy.content_hash == version.content_hash:
-            if len(_BY_HASH) >= _BY_HASH_LIMIT:
-                _BY_HASH.clear()
-            _BY_HASH[version.content_hash] = policy
+            _remember(_BY_HASH, version.content_hash, policy)
+    if version.status == PolicyStatus.PUBLISHED:
+        _remember(_PUBLISHED_HASHES, version.id, version.content_hash)
     return policy
 
 
 def compiled_of(decision: Decision) -> CompiledPolicy:
-    """The compiled policy a decision was made with: known by the hash the decision keeps, its
-    version read only when this worker has not compiled that policy yet."""
-    return _BY_HASH.get(decision.policy_hash) or compiled(decision.policy_version)
+    """The compiled policy a decision was made with: its version read only when this worker has not
+    compiled that policy yet."""
+    known = _PUBLISHED_HASHES.get(decision.policy_version_id)
+    policy = _BY_HASH.get(known) if known is not None else None
+    return policy or compiled(decision.policy_version)
 
 
 def policy_in_force(on: date) -> PolicyVersion | None:

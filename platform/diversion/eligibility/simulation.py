@@ -15,7 +15,6 @@ simulation holds one chunk at a time, whatever the number of decisions.
 from __future__ import annotations
 
 import gc
-import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from rule_engine import ast
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
 from diversion.eligibility.fastpath import Unsupported, literal
 from diversion.eligibility.fields import FIELDS, Kind
+from diversion.eligibility.packed import unpack_facts
 
 Bools = npt.NDArray[np.bool_]
 NOT_ELIGIBLE, ELIGIBLE, NEEDS_REVIEW = 0, 1, 2
@@ -354,13 +354,13 @@ def column_needs(policy: CompiledPolicy) -> Needs | None:
     return Needs(facts_needed(policy), tuple(sorted(asked)))
 
 
-def facts_columns(documents: Iterable[str], names: Sequence[str]) -> dict[str, Sequence[Any]]:
-    """The fields ``names`` of each case's facts, given as JSON text: a column per field.
+def facts_columns(documents: Iterable[bytes], names: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """The fields ``names`` of each case's facts, given packed (``packed``): a column per field.
 
-    Each document is parsed and let go at once, keeping only the values
+    Each is unpacked and let go at once, keeping only the values
     asked for (a field left out is None, unknown)."""
-    loads = json.loads
-    picked = [tuple(map(loads(document).get, names)) for document in documents]
+    unpack = unpack_facts
+    picked = [tuple(map(unpack(document).get, names)) for document in documents]
     return dict(zip(names, zip(*picked, strict=True) if picked else [()] * len(names), strict=True))
 
 
