@@ -288,3 +288,22 @@ def _compile_json(text: str) -> CompiledPolicy:
 def compile_cached(raw: dict[str, Any]) -> CompiledPolicy:
     """``compile_policy`` remembered by content: a compiled policy never changes."""
     return _compile_json(json.dumps(raw, sort_keys=True, default=str))
+
+
+# Compiled policies by the content hash their stored versions keep: a version known by its hash
+# needs neither its document read nor the document hashed again.
+_BY_HASH: dict[str, CompiledPolicy] = {}
+_BY_HASH_LIMIT = 256
+
+
+def compile_stored(content_hash: str, document: Callable[[], dict[str, Any]]) -> CompiledPolicy:
+    """The compiled policy of a stored version whose content hash is ``content_hash``;
+    ``document`` (which may read it from the database) is called only the first time."""
+    policy = _BY_HASH.get(content_hash)
+    if policy is None:
+        policy = compile_cached(document())
+        if policy.content_hash == content_hash:
+            if len(_BY_HASH) >= _BY_HASH_LIMIT:
+                _BY_HASH.clear()
+            _BY_HASH[content_hash] = policy
+    return policy

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
-from diversion.eligibility.compiler import compile_cached
+from diversion.eligibility.compiler import CompiledPolicy, compile_stored
 from diversion.eligibility.engine import CriterionResult, criterion_results, results_json, unmet_named
 from diversion.eligibility.packed import PackedFacts
 
@@ -148,12 +148,15 @@ class Decision(TenantScoped, Base):
     def results(self) -> list[dict[str, Any]]:
         """Every criterion's result and reason, exclusions first, worked out again from the
         decision's facts with its policy version (``engine.criterion_results``)."""
-        policy = compile_cached(self.policy_version.document)
-        return results_json(criterion_results(policy, self.facts, self.decided_on))
+        return results_json(criterion_results(self._policy(), self.facts, self.decided_on))
 
     def unmet_criteria(self) -> list[CriterionResult]:
         """The criteria that were not met, with their reasons, in the order of ``results``."""
-        return unmet_named(compile_cached(self.policy_version.document), self.unmet)
+        return unmet_named(self._policy(), self.unmet)
+
+    def _policy(self) -> CompiledPolicy:
+        version = self.policy_version
+        return compile_stored(version.content_hash, lambda: version.document)
 
 
 class SimulationState(enum.StrEnum):

@@ -24,6 +24,7 @@ from diversion.eligibility.compiler import (
     PolicyProblem,
     compile_cached,
     compile_policy,
+    compile_stored,
 )
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
@@ -48,39 +49,29 @@ class NoPolicyInForce(LookupError):  # noqa: N818 - reads as the condition it re
     """The force has no published policy in force on the date asked."""
 
 
-# Compiled policies by the content hash their versions store (a version known by its hash needs
-# neither its document loaded nor the document hashed again), and published versions' hashes by
-# their id (a published version never changes: a decision names its version by id alone).
-_BY_HASH: dict[str, CompiledPolicy] = {}
+# Published versions' content hashes by id: a published version never changes, and a decision
+# names its version by id alone.
 _PUBLISHED_HASHES: dict[uuid.UUID, str] = {}
-_CACHE_LIMIT = 256
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
+_PUBLISHED_LIMIT = 256
 
 
 def compiled(version: PolicyVersion) -> CompiledPolicy:
-    """The version's compiled policy, cached by content (a document is known by its hash, and a
-    stored document never changes): the version's document is read only the first time."""
-    policy = _BY_HASH.get(version.content_hash)
-    if policy is None:
-        policy = compile_cached(version.document)
-        if policy.content_hash == version.content_hash:
-            _remember(_BY_HASH, version.content_hash, policy)
+    """The version's compiled policy, cached by content (``compile_stored``): the version's
+    document is read only the first time."""
     if version.status == PolicyStatus.PUBLISHED:
-        _remember(_PUBLISHED_HASHES, version.id, version.content_hash)
-    return policy
+        if len(_PUBLISHED_HASHES) >= _PUBLISHED_LIMIT:
+            _PUBLISHED_HASHES.clear()
+        _PUBLISHED_HASHES[version.id] = version.content_hash
+    return compile_stored(version.content_hash, lambda: version.document)
 
 
 def compiled_of(decision: Decision) -> CompiledPolicy:
     """The compiled policy a decision was made with: its version read only when this worker has not
     compiled that policy yet."""
     known = _PUBLISHED_HASHES.get(decision.policy_version_id)
-    policy = _BY_HASH.get(known) if known is not None else None
-    return policy or compiled(decision.policy_version)
+    if known is not None:
+        return compile_stored(known, lambda: decision.policy_version.document)
+    return compiled(decision.policy_version)
 
 
 def policy_in_force(on: date) -> PolicyVersion | None:
