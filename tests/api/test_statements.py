@@ -15,9 +15,9 @@ import pytest
 from flask import Flask
 
 from diversion.extensions import db
+from tests import databases
 from tests.api.conftest import add_offering, bearer, make_token, user_dealer
 from tests.conftest import World, make_app
-from tests import databases
 from tests.wire import Wire, wire_to
 
 INTAKE_STATEMENTS = 12  # at most, for an encounter recorded and decided

@@ -17,6 +17,7 @@ from flask import g, request
 from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action, require
+from diversion.audit import services as audit
 from diversion.cases.models import State
 from diversion.cases.services import CaseError, SessionDetails
 from diversion.catalogue.models import Provider
@@ -48,6 +49,9 @@ def _authenticate() -> None:
         raise ApiProblem(401, [(None, UNAUTHORIZED)])
     g.api_provider, g.api_provider_token = found
     set_provider_scope(found[0].id)
+    # The case services' events name no person for a token: they name the provider and its token.
+    audit.through({"provider": found[0].slug, "token": str(found[1].id),
+                   "prefix": tokens.display_prefix(found[0].slug, found[1])})
     # Every answer shows the provider's referrals: the access table must let the token see them.
     require(found[1], Action.READ_PROVIDER_REFERRALS, provider_id=found[0].id)
 

@@ -35,7 +35,7 @@ from diversion.cases.models import BookedSession, Encounter, Person, Referral, S
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.jsonapi.tokens import ProviderToken, display_prefix
+from diversion.jsonapi.tokens import ProviderToken
 from diversion.providers.models import FeedEntry
 from diversion.tenancy.context import acting_for_provider, current_provider_id, current_scope, provider_scoped
 from diversion.tenancy.guard import OutsideProviderScope
@@ -361,7 +361,8 @@ def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, ex
     Refuses (``MoveError``) a move the provider may not make (withdrawal
     is the force's), a referral no longer in the ``expected`` state, and a
     move the lifecycle does not allow from its state; ``CaseError`` for the
-    rest (a missing reason, a session's details). The audit log names the token.
+    rest (a missing reason, a session's details). The move's own audit event names the token
+    (``audit.through``, set by the provider API).
     """
     found = provider_referrals(provider_id, referral_id=referral_id)
     if not found:
@@ -383,7 +384,4 @@ def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, ex
             if error.field == "state":
                 raise MoveError("to", error.message) from error
             raise
-        record(f"provider_api.referral_{to.value}", actor=None, tenant_id=force.id, object_type="referral",
-               object_id=referral.id, details={"provider": token.provider.slug, "token": str(token.id),
-                                               "prefix": display_prefix(token.provider.slug, token)})
     return found[0]
