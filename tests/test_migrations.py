@@ -303,6 +303,19 @@ _CASES = ({}, {"stage": "custody"}, {"offence": "supply", "substances": ["heroin
           {"previous_non_engagement": True, "personal_use": False})
 
 
+def _with_old_decisions(fresh_database: Any) -> tuple[Any, Any]:
+    """The world built at head, then taken back to before compact decisions: the world and its
+    decisions in the old form (``_old_decisions``). Runs in the caller's app context."""
+    from tests.conftest import build_world
+
+    upgrade()
+    world = build_world()
+    db.session.commit()
+    db.session.remove()
+    downgrade(revision="e4b8d2a6c913")
+    return world, _old_decisions(fresh_database, world.a.id)
+
+
 def _old_decisions(fresh_database: Any, tenant_id: int) -> dict[Any, dict[str, Any]]:
     """Decisions in their old form, as the previous writer stored them, straight into the table:
     every criterion's result and reason, the policy's hash and the facts as JSON."""
@@ -353,16 +366,10 @@ def test_decisions_in_the_old_form_are_compacted_to_the_same_results(fresh_datab
     from diversion.eligibility.models import Decision
     from diversion.eligibility.services import compiled
     from diversion.tenancy.context import scoped
-    from tests.conftest import build_world
 
     app = make_app(fresh_database)
     with app.app_context():
-        upgrade()
-        world = build_world()
-        db.session.commit()
-        db.session.remove()
-        downgrade(revision="e4b8d2a6c913")
-        old = _old_decisions(fresh_database, world.a.id)
+        world, old = _with_old_decisions(fresh_database)
 
         upgrade()
         with scoped(world.a.id):
@@ -399,16 +406,10 @@ def test_a_decision_whose_results_would_change_stops_the_upgrade(fresh_database:
     """A stored result that the facts and policy no longer give is not thrown away: the upgrade stops."""
     import sqlalchemy as sa
 
-    from tests.conftest import build_world
 
     app = make_app(fresh_database)
     with app.app_context():
-        upgrade()
-        world = build_world()
-        db.session.commit()
-        db.session.remove()
-        downgrade(revision="e4b8d2a6c913")
-        old = _old_decisions(fresh_database, world.a.id)
+        _, old = _with_old_decisions(fresh_database)
         changed = next(iter(old))
         owner = create_engine(fresh_database.inspector_url)
         decisions = sa.table("decisions", sa.column("id", sa.Uuid), sa.column("results", sa.JSON))
