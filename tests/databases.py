@@ -77,7 +77,8 @@ def create_postgres_database(admin: URL, name: str) -> TestDatabase:
     owner = admin.set(username=OWNER_ROLE, password=None, database=name)
     engine = create_engine(owner, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        connection.execute(text(f"GRANT CONNECT ON DATABASE \"{name}\" TO {APP_ROLE}"))
+        connection.execute(text(f"REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"))
+        connection.execute(text(f"GRANT CONNECT, TEMPORARY ON DATABASE \"{name}\" TO {APP_ROLE}"))
         connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}"))
         connection.execute(text(
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public "

@@ -99,6 +99,9 @@ BEGIN
     EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO diversion_owner, diversion_app',
                    current_database());
+    -- The app's own temporary tables: the bulk path of imports COPYs each batch
+    -- into one and moves it across with INSERT ... SELECT, under row-level security.
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO diversion_app', current_database());
 END
 $database$;
 

@@ -1,0 +1,183 @@
+"""Writing many force-owned rows of one table at once: the bulk path of imports.
+
+On PostgreSQL a batch is COPYed into a temporary table shaped like its
+table (made once per transaction, dropped at its end, emptied after each
+batch), then moved across by one ``INSERT ... SELECT``: row-level security
+checks every row as it checks any INSERT (``COPY`` straight into a table
+under row-level security is refused), and the foreign keys and indexes do
+their usual work. That runs in a thread of its own (``Batches``), so that an
+import works out its next batch while the database takes in the last.
+Elsewhere (SQLite) a batch is one ``executemany``.
+
+The ORM guard does not see these rows, so ``insert_rows`` does its part
+itself: every row is stamped with the force in scope, and a row of another
+force is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from psycopg import sql
+from sqlalchemy import Column, Table, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session, scoped_session
+
+from diversion.db import Base
+from diversion.tenancy.context import current_scope, require_tenant_id
+from diversion.tenancy.guard import CrossTenantWrite, OutsideProviderScope
+
+_Plan = tuple[list[str], list[Callable[[Any], Any] | None], list[Callable[[], Any] | None]]
+_PLANS: dict[tuple[Table, str], _Plan] = {}
+
+
+def _plan(table: Table, dialect: Dialect) -> _Plan:
+    """The table's columns written by a batch (all but those the server fills in:
+    server defaults and a generated key),
+    each with its conversion to what the driver takes and its default."""
+    plan = _PLANS.get((table, dialect.name))
+    if plan is None:
+        columns: list[Column[Any]] = [c for c in table.columns
+                                      if c.server_default is None and c is not table.autoincrement_column]
+        plan = ([c.name for c in columns], [c.type.bind_processor(dialect) for c in columns],
+                [_default_of(c) for c in columns])
+        _PLANS[table, dialect.name] = plan
+    return plan
+
+
+def _default_of(column: Column[Any]) -> Callable[[], Any] | None:
+    default = column.default
+    if default is None:
+        return None
+    if default.is_scalar:  # type: ignore[attr-defined]
+        value = default.arg  # type: ignore[attr-defined]
+        return lambda: value
+    if default.is_callable:  # type: ignore[attr-defined]
+        make = default.arg  # type: ignore[attr-defined]  # SQLAlchemy wraps it to take a context
+        return lambda: make(None)
+    raise ValueError(f"{column.table.name}.{column.name}: a default the bulk path cannot compute")
+
+
+def _stamped(model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Every row stamped with the force in scope; refuses a row of another force
+    (``CrossTenantWrite``) and provider staff, who never write in bulk."""
+    if current_scope().provider_id is not None:
+        raise OutsideProviderScope(f"Provider staff cannot create {model.__name__} rows in bulk.")
+    tenant_id = require_tenant_id()
+    for row in rows:
+        if row.setdefault("tenant_id", tenant_id) != tenant_id:
+            raise CrossTenantWrite(f"Refusing to create a {model.__name__} for another force.")
+
+
+Rows = Sequence[dict[str, Any]]
+
+
+class Batches:
+    """Batches of rows for several tables, each written whole (``write``) in the
+    session's transaction, in the order given (parents before children).
+
+    On PostgreSQL a batch's COPY and INSERT ... SELECT run in a thread of their
+    own on the session's connection, so that the caller works out its next batch
+    in Python while the database takes in this one. The caller must not use the
+    session until ``wait`` (which ``write`` calls first) returns; a failure of
+    the batch is raised there. Elsewhere (SQLite) ``write`` writes at once.
+    """
+
+    def __init__(self, session: Session | scoped_session[Any]) -> None:
+        self.session = session
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def write(self, batch: Sequence[tuple[type[Base], Rows]]) -> None:
+        """Write every table's rows (column values by attribute name, each row of a
+        table with the same keys); columns a row leaves out take their defaults.
+        Refuses rows of another force, or with no force in scope, before writing any."""
+        self.wait()
+        batch = [(model, rows) for model, rows in batch if rows]
+        for model, rows in batch:
+            if getattr(model, "__tenant_scoped__", False):
+                _stamped(model, rows)
+        session = self.session
+        session.flush()  # what the session holds goes first: these rows may point at it
+        connection = session.connection()
+        if connection.dialect.name != "postgresql":
+            for model, rows in batch:
+                session.execute(insert(model).execution_options(render_nulls=True), list(rows))
+            return
+        driver = connection.connection.driver_connection
+        copies = [_copy_of(model, rows, connection.dialect) for model, rows in batch]
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
+        self._pending = self._thread.submit(_copy_across, driver, copies)
+
+    def wait(self) -> None:
+        """Until the batch being written is in; raises what went wrong with it."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the last batch and let the thread go (also when that batch failed)."""
+        try:
+            self.wait()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+                self._thread = None
+
+
+_Copy = tuple[sql.Composable, sql.Composable, sql.Composable, list[tuple[str, Callable[[Any], Any] | None,
+                                                                    Callable[[], Any] | None]], Rows]
+
+
+def _copy_of(model: type[Base], rows: Rows, dialect: Dialect) -> _Copy:
+    """What ``_copy_across`` needs of a table's rows: its name, its staging table's, the
+    columns, and each column's key, conversion and default (when the rows leave it out)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    names, processors, defaults = _plan(table, dialect)
+    keys = [model.__mapper__.get_property_by_column(table.c[name]).key for name in names]
+    given = rows[0].keys()
+    columns = [(key, process, default if key not in given else None)
+               for key, process, default in zip(keys, processors, defaults, strict=True)]
+    return (sql.Identifier(table.name), sql.Identifier(f"bulk_{table.name}"),
+            sql.SQL(", ").join(map(sql.Identifier, names)), columns, rows)
+
+
+def _copy_across(driver: Any, copies: list[_Copy]) -> None:
+    """Each table's rows COPYed into its staging table and moved across by INSERT ... SELECT."""
+    with driver.cursor() as cursor:
+        for target, staging, listed, columns, rows in copies:
+            # The columns' types and no constraint: the table's own are checked on the way across.
+            cursor.execute(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ON COMMIT DROP "
+                                   "AS SELECT {} FROM {} WITH NO DATA").format(staging, listed, target))
+            with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, listed)) as copy:
+                for row in rows:
+                    values = []
+                    for key, process, default in columns:
+                        value = default() if default is not None else row.get(key)
+                        values.append(process(value) if process is not None and value is not None else value)
+                    copy.write_row(values)
+            cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, listed, listed, staging))
+            cursor.execute(sql.SQL("TRUNCATE {}").format(staging))
+
+
+def insert_rows(session: Session | scoped_session[Any], model: type[Base], rows: Rows) -> None:
+    """Write ``rows`` into ``model``'s table at once (``Batches.write``, waited for)."""
+    batches = Batches(session)
+    try:
+        batches.write([(model, rows)])
+    finally:
+        batches.close()
+
+
+def fresh_plans(session: Session | scoped_session[Any]) -> None:
+    """Have PostgreSQL plan its statements again, foreign-key checks included, for the
+    tables as they are now: plans cached while a table was small (a connection that
+    wrote to it earlier) would otherwise scan whole tables where an index finds the row."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("DISCARD PLANS")

@@ -1,0 +1,97 @@
+"""The bulk path (``tenancy.bulk``): many force-owned rows at once, on SQLite and
+on PostgreSQL (COPY into a temporary table, then INSERT ... SELECT under
+row-level security), stamped with the force in scope, never another's."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError as SQLAlchemyError
+
+from diversion.cases.models import Person
+from diversion.extensions import db
+from diversion.tenancy.bulk import Batches, fresh_plans, insert_rows
+from diversion.tenancy.context import TenantNotSet, scoped
+from diversion.tenancy.guard import CrossTenantWrite
+from tests.conftest import World
+
+
+def people(count: int) -> list[dict[str, Any]]:
+    return [{"id": uuid.uuid4(), "name_key": uuid.uuid4().hex * 2, "pnc_key": None, "search_key": None,
+             "birth_key": None, "identity_sealed": "sealed identity", "contact_sealed": "sealed contact",
+             "ethnicity": "W1"} for _ in range(count)]
+
+
+def count(tenant_id: int) -> int:
+    with scoped(tenant_id):
+        return db.session.scalar(select(func.count()).select_from(Person)) or 0
+
+
+def test_rows_are_written_with_the_force_in_scope_and_their_defaults(app: Flask, world: World) -> None:
+    before = datetime.now(UTC)
+    with app.app_context():
+        with scoped(world.a.id):
+            rows = people(2_500)
+            insert_rows(db.session, Person, rows[:1_000])
+            fresh_plans(db.session)
+            insert_rows(db.session, Person, rows[1_000:])  # a second batch in the same transaction
+            db.session.commit()
+            stored = {person.id: person for person in db.session.scalars(select(Person))}
+        assert set(stored) == {row["id"] for row in rows}
+        person = stored[rows[0]["id"]]
+        assert person.tenant_id == world.a.id
+        assert person.name_key == rows[0]["name_key"]
+        assert person.pnc_key is None
+        created = person.created_at if person.created_at.tzinfo else person.created_at.replace(tzinfo=UTC)
+        assert created >= before.replace(microsecond=0)  # the column's default, filled in
+        assert count(world.b.id) == 0
+
+
+def test_the_next_transaction_writes_again(app: Flask, world: World) -> None:
+    with app.app_context():
+        for _ in range(2):  # the temporary table went with the first transaction
+            with scoped(world.a.id):
+                insert_rows(db.session, Person, people(3))
+                db.session.commit()
+        assert count(world.a.id) == 6
+
+
+def test_a_row_of_another_force_is_refused_and_nothing_is_written(app: Flask, world: World) -> None:
+    with app.app_context():
+        with scoped(world.a.id):
+            rows = people(3)
+            rows[2]["tenant_id"] = world.b.id
+            with pytest.raises(CrossTenantWrite):
+                insert_rows(db.session, Person, rows)
+            db.session.rollback()
+        assert count(world.a.id) == 0
+        assert count(world.b.id) == 0
+
+
+def test_no_force_in_scope_is_refused(app: Flask, world: World) -> None:
+    with app.app_context(), pytest.raises(TenantNotSet):
+        insert_rows(db.session, Person, people(1))
+
+
+def test_a_batch_that_fails_is_raised_and_the_transaction_undone(app: Flask, world: World) -> None:
+    with app.app_context():
+        with scoped(world.a.id):
+            batches = Batches(db.session)
+            first = people(2)
+            batches.write([(Person, first)])
+            again = [*people(1), {**first[0], "id": uuid.uuid4()}]  # a name key already written
+            def write_and_wait() -> None:  # raised by the write on SQLite, by the wait on PostgreSQL
+                batches.write([(Person, again)])
+                batches.close()
+
+            with pytest.raises((SQLAlchemyError, psycopg.Error)):
+                write_and_wait()
+            batches.close()
+            db.session.rollback()
+        assert count(world.a.id) == 0
