@@ -99,7 +99,8 @@ def test_the_column_simulation_agrees_with_decide_case_by_case(slug: str) -> Non
     compiled = policy(slug)
     facts = [_random_facts(rng) for _ in range(1500)]
     days = [date(2020, 1, 1) + timedelta(days=rng.randrange(2000)) for _ in facts]
-    result = evaluate(compiled, Columns.build(facts, days))
+    result = evaluate(compiled, Columns.build(facts, days), explain=True)
+    assert result.unmet is not None
     names = {ELIGIBLE: "eligible", NEEDS_REVIEW: "needs_review"}
     seen = set()
     for i, (one, day) in enumerate(zip(facts, days, strict=True)):
@@ -107,6 +108,7 @@ def test_the_column_simulation_agrees_with_decide_case_by_case(slug: str) -> Non
         index = int(result.pathway[i])
         got = (names.get(int(result.outcome[i]), "not_eligible"), compiled.pathways[index].id if index >= 0 else None)
         assert got == (expected.outcome, expected.pathway), (one, day)
+        assert result.unmet[i] == expected.unmet_ids(), (one, day)  # what a stored decision keeps
         seen.add(expected.outcome)
     assert seen == {"eligible", "not_eligible", "needs_review"}  # every branch exercised
 
@@ -124,12 +126,14 @@ def test_expressions_the_columns_cannot_express_fall_back_to_rule_engine() -> No
     rng = random.Random(7)
     facts = [_random_facts(rng) for _ in range(300)]
     days = [date(2024, 1, 1)] * len(facts)
-    result = evaluate(compiled, Columns.build(facts, days))
+    result = evaluate(compiled, Columns.build(facts, days), explain=True)
+    assert result.unmet is not None
     names = {ELIGIBLE: "eligible", NEEDS_REVIEW: "needs_review"}
     outcomes = set()
     for i, one in enumerate(facts):
         expected = decide(compiled, one, days[i])
         assert names.get(int(result.outcome[i]), "not_eligible") == expected.outcome, one
+        assert result.unmet[i] == expected.unmet_ids(), one
         outcomes.add(expected.outcome)
     # An empty list of substances cannot be indexed: such a case goes to review.
     young = {"age": 20, "offence_age_days": 1}

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from rule_engine import ast
 
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
+from diversion.eligibility.engine import unmet_id
 from diversion.eligibility.fastpath import Unsupported, literal
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.packed import unpack_facts
@@ -211,10 +212,14 @@ class Evaluated:
     outcome: npt.NDArray[np.int8]
     pathway: npt.NDArray[np.int16]  # index into policy.pathways, -1 for none
     blocking: dict[tuple[str | None, str], int]  # (pathway, criterion) -> cases where unmet
+    # With ``explain``: each case's unmet criteria by id (``unmet_id``), in the order
+    # of ``criterion_results``: what a stored decision keeps (``Assessment.unmet_ids``).
+    unmet: list[list[str]] | None = None
 
 
-def evaluate(policy: CompiledPolicy, columns: Columns) -> Evaluated:
-    """Every case's outcome under ``policy``: the rules of ``engine.decide`` on columns."""
+def evaluate(policy: CompiledPolicy, columns: Columns, *, explain: bool = False) -> Evaluated:
+    """Every case's outcome under ``policy``: the rules of ``engine.decide`` on columns;
+    with ``explain``, every case's unmet criteria too (every criterion judged, none skipped)."""
     try:
         translator: _Translator | None = _Translator(columns, _dated_parameters(policy, columns))
     except Unsupported:
@@ -224,6 +229,7 @@ def evaluate(policy: CompiledPolicy, columns: Columns) -> Evaluated:
         return policy.document.parameters_on(date.fromordinal(day))
 
     blocking: dict[tuple[str | None, str], int] = {}
+    named: list[list[str]] | None = [[] for _ in range(columns.size)] if explain else None
 
     def judged(criteria: Iterable[CompiledCriterion], pathway: str | None) -> tuple[Bools, Bools]:
         any_unmet = np.zeros(columns.size, dtype=np.bool_)
@@ -232,6 +238,10 @@ def evaluate(policy: CompiledPolicy, columns: Columns) -> Evaluated:
             known, met = _criterion(criterion, columns, translator, parameters_on)
             unmet = known & ~met
             blocking[pathway, criterion.id] = int(unmet.sum())
+            if named is not None:
+                name = unmet_id(pathway, criterion.id)
+                for case in np.flatnonzero(unmet).tolist():
+                    named[case].append(name)
             any_unmet |= unmet
             any_unknown |= ~known
         return any_unmet, any_unknown
@@ -252,7 +262,7 @@ def evaluate(policy: CompiledPolicy, columns: Columns) -> Evaluated:
         searching &= ~fits
         blocked |= searching & ~unmet & unknown
     outcome[searching & blocked] = NEEDS_REVIEW
-    return Evaluated(outcome, chosen, blocking)
+    return Evaluated(outcome, chosen, blocking, named)
 
 
 @dataclass(frozen=True)
