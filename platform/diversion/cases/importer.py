@@ -45,7 +45,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
@@ -75,6 +75,7 @@ from diversion.errors import ProblemsFound
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, text_problem
 from diversion.monitoring import ETHNICITIES
+from diversion.tenancy.bulk import Batches, fresh_plans
 from diversion.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -687,11 +688,13 @@ class _Writer:
         self.report = report
         self.actor_id = user_id_of(actor)
         self.label = label
+        self.batches = Batches(db.session)
         self.people: dict[uuid.UUID, dict[str, Any]] = {}
         self.changed_people: dict[uuid.UUID, tuple[str, str, str | None]] = {}  # contact, ethnicity, PNC key
         self.encounters: list[dict[str, Any]] = []
         self.years: list[int] = []  # of each queued encounter's decision: its reference's year
         self.decisions: list[dict[str, Any]] = []
+        self.judged: list[tuple[CompiledPolicy, dict[str, Any], date]] = []  # each decision's policy, facts, day
         self.referrals: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
@@ -714,9 +717,11 @@ class _Writer:
             "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE,
             "reference": None, "outcome": assessment.outcome, "pathway": assessment.pathway})
         self.years.append(row.decided_on.year)
+        # Its unmet criteria are worked out with the whole batch's, on columns (``_explain``).
         self.decisions.append(rules.decision_values(self.tenant, assessment, version, ethnicity=row.intake.ethnicity,
                                                     actor_id=self.actor_id, source=SOURCE,
-                                                    encounter_id=encounter_id))
+                                                    encounter_id=encounter_id, unmet=[]))
+        self.judged.append((policy, assessment.facts, row.decided_on))
         self.report.decisions[assessment.outcome] += 1
         if row.course is not None and row.state is not None:
             problem = replay.refused(row, assessment)
@@ -791,14 +796,11 @@ class _Writer:
         self.report.referrals[state] += 1
 
     def flush(self) -> None:
-        """Write the batch: people first, then what refers to them."""
+        """Hand the batch to ``batches`` (``tenancy.bulk``): people first, then what
+        refers to them. The database takes it in while the next batch is worked out."""
         session = db.session
-        # NULLs written as NULLs: every row has the same columns, so each table's
-        # batch goes as a few multi-row INSERTs (None would otherwise leave the
-        # column out, splitting the batch into one INSERT per shape of row).
-        nulls = {"render_nulls": True}
-        if self.people:
-            session.execute(insert(Person).execution_options(**nulls), list(self.people.values()))
+        self.batches.wait()  # the session is ours again
+        fresh_plans(session)  # the tables have grown since the last batch
         if self.changed_people:
             changed = session.scalars(select(Person).where(Person.id.in_(self.changed_people))).all()
             for person in changed:
@@ -808,13 +810,26 @@ class _Writer:
             for person in changed:
                 session.expunge(person)
         self._give_references()
-        for model, rows in ((Encounter, self.encounters), (Decision, self.decisions),
-                            (Referral, self.referrals), (Transition, self.transitions), (BookedSession, self.sessions)):
-            if rows:
-                session.execute(insert(model).execution_options(**nulls), rows)
+        self._explain()
+        self.batches.write([(Person, list(self.people.values())), (Encounter, self.encounters),
+                            (Decision, self.decisions), (Referral, self.referrals), (Transition, self.transitions),
+                            (BookedSession, self.sessions)])
         self.people, self.changed_people = {}, {}
         self.encounters, self.decisions, self.referrals, self.transitions, self.sessions = [], [], [], [], []
-        self.years = []
+        self.years, self.judged = [], []
+
+    def _explain(self) -> None:
+        """Each queued decision's unmet criteria, worked out on columns a policy version at a
+        time (``simulation.evaluate``, proven equal to ``decide``'s on random cases)."""
+        by_policy: dict[int, list[int]] = {}
+        for index, (policy, _, _) in enumerate(self.judged):
+            by_policy.setdefault(id(policy), []).append(index)
+        for indexes in by_policy.values():
+            policy = self.judged[indexes[0]][0]
+            result = evaluate(policy, Columns.build([self.judged[i][1] for i in indexes],
+                                                    [self.judged[i][2] for i in indexes]), explain=True)
+            for index, unmet in zip(indexes, result.unmet or (), strict=True):
+                self.decisions[index]["unmet"] = unmet
 
     def _give_references(self) -> None:
         """Each queued encounter's reference, for its decision's year, taken a
@@ -878,6 +893,8 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: Actor,
             writer.flush()
         except (_Unreadable, StopIteration) as error:
             raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
+        finally:
+            writer.batches.close()  # the last batch in (or its failure raised), before anything else
     if reading.digest.hexdigest() != checked.sha256:
         raise ImportInvalid([Problem(0, None, "the file changed while it was imported")])
     if progress is not None and pending:

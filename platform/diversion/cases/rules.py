@@ -175,15 +175,18 @@ def derived_facts(intake: Intake, *, decided_on: date, earlier: Iterable[State])
 
 
 def decision_values(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
-                    actor_id: int | None, source: str, encounter_id: uuid.UUID | None) -> dict[str, Any]:
+                    actor_id: int | None, source: str, encounter_id: uuid.UUID | None,
+                    unmet: list[str] | None = None) -> dict[str, Any]:
     """The columns of the stored decision of an assessment: its facts (packed by the
     column, ``eligibility.packed``), policy version, outcome and pathway, the ids of
-    its unmet criteria and its missing facts; every criterion's result is worked
-    out again from these (``Decision.results``), so re-running it gives the same answer."""
+    its unmet criteria (``unmet`` when worked out already, for many at once, on
+    columns) and its missing facts; every criterion's result is worked out again
+    from these (``Decision.results``), so re-running it gives the same answer."""
     return {
         "id": uuid.uuid4(), "tenant_id": tenant.id, "policy_version_id": version.id,
         "decided_on": assessment.decided_on, "facts": assessment.facts,
-        "outcome": assessment.outcome, "pathway": assessment.pathway, "unmet": assessment.unmet_ids(),
+        "outcome": assessment.outcome, "pathway": assessment.pathway,
+        "unmet": assessment.unmet_ids() if unmet is None else unmet,
         "missing": list(assessment.missing), "age_band": age_band(assessment.facts.get("age")),
         "ethnicity": ethnicity, "source": source, "decided_by_id": actor_id, "encounter_id": encounter_id,
     }

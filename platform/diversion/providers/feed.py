@@ -53,6 +53,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
 from diversion.providers.webhooks import WebhookError, endpoint_of, wake
+from diversion.tenancy.bulk import insert_rows
 from diversion.tenancy.context import acting_for_provider
 from diversion.tenancy.models import Tenant
 
@@ -158,9 +159,12 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
         moved_before = [m.referral_id for m in theirs if m.came_from is not None]
         existing = {entry.referral_id: entry for entry in db.session.scalars(
             select(FeedEntry).where(FeedEntry.referral_id.in_(moved_before)))} if moved_before else {}
-        db.session.add_all([FeedEntry(tenant_id=tenant.id, referral_id=referral_id, provider_id=provider_id,
-                                      position=position)
-                            for referral_id, position in positions.items() if referral_id not in existing])
+        entries = [{"referral_id": referral_id, "provider_id": provider_id, "position": position}
+                   for referral_id, position in positions.items() if referral_id not in existing]
+        if history:  # an import's thousands at once, on the bulk path
+            insert_rows(db.session, FeedEntry, entries)
+        else:
+            db.session.add_all([FeedEntry(tenant_id=tenant.id, **entry) for entry in entries])
         for referral_id, entry in existing.items():
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
         if not history and webhooks:
