@@ -144,7 +144,14 @@ def bench_load(minutes: int = 20, clients: int = 8) -> None:
             rounds, failures = _run(port, setup, minutes, clients, rss=lambda: _workers_rss(server.pid))
         finally:
             _stop(server)
-    _report(rounds, failures, minutes)
+        _report(rounds, failures, minutes)
+        if failures:
+            kept = Path(tempfile.gettempdir()) / "diversion-load-gunicorn.log"
+            kept.write_bytes(log.read_bytes())
+            errors = [line for line in log.read_text().splitlines() if " 500 " in line or "Error" in line]
+            print(f"  the server's log is kept at {kept}; its first error lines:")
+            for line in errors[:10]:
+                print(f"    {line}")
 
 
 def _run(port: int, setup: dict[str, Any], minutes: int, clients: int, rss: Any) -> tuple[Counter[int], list[str]]:

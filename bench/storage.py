@@ -38,15 +38,16 @@ class TableSize:
     index_sizes: tuple[tuple[str, int], ...] = ()  # each index's size, largest first
 
 
-def _connect(database: TestDatabase) -> psycopg.Connection:
-    url = make_url(database.inspector_url)
+def connect(url_text: str) -> psycopg.Connection:
+    """An autocommitting psycopg connection to a database URL."""
+    url = make_url(url_text)
     return psycopg.connect(f"host={url.host} port={url.port or 5432} user={url.username} dbname={url.database}",
                            autocommit=True)
 
 
 def table_sizes(database: TestDatabase) -> dict[str, TableSize]:
     """Every table of the database's public schema, by name."""
-    with _connect(database) as connection:
+    with connect(database.inspector_url) as connection:
         return {name: TableSize(total, heap, indexes, toast)
                 for name, total, heap, indexes, toast in connection.execute(_SIZES)}
 
@@ -55,7 +56,7 @@ def grown(database: TestDatabase, before: dict[str, TableSize]) -> dict[str, Tab
     """The tables that grew since ``before``, with their sizes now and their rows."""
     now = table_sizes(database)
     tables = {name: size for name, size in now.items() if name in before and size.total > before[name].total}
-    with _connect(database) as connection:
+    with connect(database.inspector_url) as connection:
         return {name: TableSize(size.total, size.heap, size.indexes, size.toast,
                                 connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0],  # type: ignore[index]  # noqa: S608 - a table name the catalogue gave
                                 tuple(connection.execute(_INDEXES, (name,)).fetchall()))
