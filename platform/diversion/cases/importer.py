@@ -20,12 +20,15 @@ never sits in memory:
    same people (found by name key, else PNC key, as an officer's intake
    finds them), decisions made with the same compiled policies and derived
    facts as ``record_encounter`` makes them, and each referral written with
-   every step of a legal path to its state, dated as it happened. Rows go
-   to the database in batched INSERTs of a few thousand rows, not one
-   service call at a time: an import of a million rows is an onboarding
-   job of minutes, not hours. Should a row still be refused there (a
-   decision that differs from the check's), it raises ``ImportInvalid``
-   and the caller rolls everything back.
+   every step of a legal path to its state, dated as it happened. Each
+   batch's unmet criteria are worked out on columns, and the batch goes to
+   the database on the bulk path (``tenancy.bulk``: COPY into a temporary
+   table and one ``INSERT ... SELECT`` per table on PostgreSQL, in a thread
+   while the next batch is worked out), not one service call at a time: an
+   import of a million rows is an onboarding job of minutes, not hours.
+   Should a row still be refused there (a decision that differs from the
+   check's), it raises ``ImportInvalid`` and the caller rolls everything
+   back.
 
 Neither pass commits: the command does, once, at the end.
 """

@@ -91,26 +91,13 @@ class Batches:
         self._pending: Future[None] | None = None
 
     def write(self, batch: Sequence[tuple[type[Base], Rows]]) -> None:
-        """Write every table's rows (column values by attribute name, each row of a
-        table with the same keys); columns a row leaves out take their defaults.
-        Refuses rows of another force, or with no force in scope, before writing any."""
+        """Write every table's rows (``insert_rows``), once the batch before is in."""
         self.wait()
-        batch = [(model, rows) for model, rows in batch if rows]
-        for model, rows in batch:
-            if getattr(model, "__tenant_scoped__", False):
-                _stamped(model, rows)
-        session = self.session
-        session.flush()  # what the session holds goes first: these rows may point at it
-        connection = session.connection()
-        if connection.dialect.name != "postgresql":
-            for model, rows in batch:
-                session.execute(insert(model).execution_options(render_nulls=True), list(rows))
-            return
-        driver = connection.connection.driver_connection
-        copies = [_copy_of(model, rows, connection.dialect) for model, rows in batch]
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
-        self._pending = self._thread.submit(_copy_across, driver, copies)
+        copies = _prepared(self.session, batch)
+        if copies is not None:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
+            self._pending = self._thread.submit(_copy_across, *copies)
 
     def wait(self) -> None:
         """Until the batch being written is in; raises what went wrong with it."""
@@ -166,12 +153,30 @@ def _copy_across(driver: Any, copies: list[_Copy]) -> None:
 
 
 def insert_rows(session: Session | scoped_session[Any], model: type[Base], rows: Rows) -> None:
-    """Write ``rows`` into ``model``'s table at once (``Batches.write``, waited for)."""
-    batches = Batches(session)
-    try:
-        batches.write([(model, rows)])
-    finally:
-        batches.close()
+    """Write ``rows`` (column values by attribute name, each row with the same keys)
+    into ``model``'s table, in the session's transaction; columns a row leaves out
+    take their defaults. Refuses rows of another force, or with no force in scope."""
+    copies = _prepared(session, [(model, rows)])
+    if copies is not None:
+        _copy_across(*copies)
+
+
+def _prepared(session: Session | scoped_session[Any],
+              batch: Sequence[tuple[type[Base], Rows]]) -> tuple[Any, list[_Copy]] | None:
+    """The batch checked (every table's rows, before any is written) and, on PostgreSQL,
+    what ``_copy_across`` needs to write it; elsewhere it is written here and None returned."""
+    batch = [(model, rows) for model, rows in batch if rows]
+    for model, rows in batch:
+        if getattr(model, "__tenant_scoped__", False):
+            _stamped(model, rows)
+    session.flush()  # what the session holds goes first: these rows may point at it
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        for model, rows in batch:
+            session.execute(insert(model).execution_options(render_nulls=True), list(rows))
+        return None
+    return connection.connection.driver_connection, [_copy_of(model, rows, connection.dialect)
+                                                     for model, rows in batch]
 
 
 def fresh_plans(session: Session | scoped_session[Any]) -> None:
