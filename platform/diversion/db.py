@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -58,13 +61,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+class _Ids(threading.local):
+    """Each thread's stock of random bits for new keys (``new_id``)."""
+
+    def __init__(self) -> None:
+        self.stock: list[int] = []
+
+
+_IDS = _Ids()
+os.register_at_fork(after_in_child=_IDS.stock.clear)  # a child never hands out its parent's keys
+ID_STOCK = 256
+_RANDOM_BITS = 74  # of a version 7 UUID: 12 after the version, 62 after the variant
+
+
+def new_id() -> uuid.UUID:
+    """A new row key: a version 7 UUID (RFC 9562), the millisecond it was made
+    followed by 74 random bits. Unguessable as a version 4 is; made in time
+    order, so that each index on keys grows at its end (a million keys written
+    at once touch a few pages, not a page each). The random bits are read from
+    the system ``ID_STOCK`` keys at a time: each read lets go of the
+    interpreter's lock, which a bulk write would then wait for behind the
+    thread writing its previous batch."""
+    stock = _IDS.stock
+    if not stock:
+        data = os.urandom(10 * ID_STOCK)
+        stock.extend(int.from_bytes(data[start:start + 10]) >> (80 - _RANDOM_BITS)
+                     for start in range(0, len(data), 10))
+    bits = stock.pop()
+    high, low = bits >> 62, bits & ((1 << 62) - 1)
+    return uuid.UUID(int=(time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | high << 64 | 0b10 << 62 | low)
+
+
 TENANT_SCOPED = "tenant_scoped"  # Table.info key marking force-owned tables
 
 
 class TenantScoped:
     """Mixin for every row owned by one force.
 
-    Gives the row an unguessable UUID key, ``tenant_id NOT NULL`` and
+    Gives the row an unguessable UUID key (``new_id``), ``tenant_id NOT NULL`` and
     ``UNIQUE (tenant_id, id)`` so that children can point at it with a
     composite foreign key ``(tenant_id, parent_id)``: the database itself then
     refuses a link between two forces. The ORM guard (``tenancy.guard``) and
@@ -75,7 +109,7 @@ class TenantScoped:
 
     __tenant_scoped__ = True
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class

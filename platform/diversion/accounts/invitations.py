@@ -43,7 +43,7 @@ from diversion.accounts.access import Action, may, require, user_id_of
 from diversion.accounts.models import FORCE_ROLES, ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.accounts.services import AccountError, normalise_email
 from diversion.audit.services import record
-from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
+from diversion.db import Base, TenantScoped, UTCDateTime, new_id, utcnow
 from diversion.extensions import db
 from diversion.tenancy.models import Tenant
 
@@ -109,7 +109,7 @@ class ProviderInvitation(_Invitation, Base):
     __tablename__ = "provider_invitations"
     __table_args__ = (UniqueConstraint("token_hash"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), index=True)
     role: Mapped[ProviderRole] = mapped_column(_provider_role_enum())
 

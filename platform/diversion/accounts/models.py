@@ -16,7 +16,7 @@ from flask_login import UserMixin
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
+from diversion.db import Base, TenantScoped, UTCDateTime, new_id, utcnow
 from diversion.words import article
 
 
@@ -115,7 +115,7 @@ class ProviderMembership(Base):
     __tablename__ = "provider_memberships"
     __table_args__ = (UniqueConstraint("provider_id", "user_id"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[ProviderRole] = mapped_column(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from diversion.db import Base, UTCDateTime, utcnow
+from diversion.db import Base, UTCDateTime, new_id, utcnow
 
 
 class AuditEvent(Base):
@@ -24,7 +24,7 @@ class AuditEvent(Base):
 
     # Made here, not by the database: an INSERT ... RETURNING would need a
     # read policy on the new row, and events outside any force have none.
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Null for events outside any force (a platform admin's change, a sign-in).
     # No foreign key on purpose: the log outlives the forces it names. A draft

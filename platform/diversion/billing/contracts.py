@@ -31,7 +31,7 @@ from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.billing.models import PRICED_KINDS, Contract, EventKind, LedgerEntry, Price, VatTreatment
 from diversion.catalogue.models import Course, Offering, Provider
-from diversion.db import LONDON, utcnow
+from diversion.db import LONDON, new_id, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import PolicyStatus, PolicyVersion
 from diversion.errors import FieldError
@@ -221,7 +221,7 @@ def create_contract(tenant: Tenant, terms: Terms, *, actor: Actor) -> Contract:
     """
     require(actor, Action.MANAGE_CONTRACTS, tenant_id=tenant.id)
     _check(terms, besides=None)
-    contract = Contract(id=uuid.uuid4(), tenant_id=tenant.id, provider_id=terms.provider_id,
+    contract = Contract(id=new_id(), tenant_id=tenant.id, provider_id=terms.provider_id,
                         starts_on=terms.starts_on, ends_on=terms.ends_on, monthly_fee_pence=terms.monthly_fee_pence,
                         vat=terms.vat, platform_fee_basis_points=terms.platform_fee_basis_points,
                         notes=terms.notes.strip(), created_by_id=user_id_of(actor))

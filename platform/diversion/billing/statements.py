@@ -45,6 +45,7 @@ from diversion.billing.models import (
 )
 from diversion.billing.months import month_key, month_label, share_of
 from diversion.catalogue.models import Provider
+from diversion.db import new_id
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.listing import PER_PAGE, matching
@@ -176,7 +177,7 @@ def _write_statement(tenant_id: int, provider_id: int, month: date) -> None:
     fixed = draft(tenant_id, provider_id, month)
     try:
         with db.session.begin_nested():
-            statement = Statement(id=uuid.uuid4(), tenant_id=tenant_id, provider_id=provider_id, month=month,
+            statement = Statement(id=new_id(), tenant_id=tenant_id, provider_id=provider_id, month=month,
                                   net_pence=fixed.net_pence, vat_pence=fixed.vat_pence,
                                   platform_fee_pence=fixed.platform_fee_pence,
                                   to_provider_pence=fixed.to_provider_pence, invoice_status=InvoiceStatus.NOT_SENT)

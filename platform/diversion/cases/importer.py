@@ -68,6 +68,7 @@ from diversion.cases.models import (
 from diversion.cases.references import take_references
 from diversion.cases.rules import DERIVED_FACTS, Intake
 from diversion.catalogue.models import Course, Offering
+from diversion.db import new_id
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.compiler import CompiledPathway, CompiledPolicy
 from diversion.eligibility.engine import Assessment, decide
@@ -714,7 +715,7 @@ class _Writer:
         policy = replay.compiled_policy(version)
         assessment = decide(policy, replay.facts(row, match.found), row.decided_on, version=version.number)
         person_id = self._person(match, row)
-        encounter_id = uuid.uuid4()
+        encounter_id = new_id()
         self.encounters.append({
             "id": encounter_id, "person_id": person_id, "offence_on": row.intake.offence_on,
             "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE,
@@ -739,7 +740,7 @@ class _Writer:
         contact = seal(row.intake.contact)
         ethnicity = row.intake.ethnicity
         if match.found is None:
-            person_id = uuid.uuid4()
+            person_id = new_id()
             self.replay.person_ids[match.name] = person_id
             search_key, birth_key = search_keys(self.tenant.slug, row.intake.identity.surname,
                                                 row.intake.identity.date_of_birth)
@@ -773,7 +774,7 @@ class _Writer:
             ended += timedelta(seconds=1)
             why = reason
             if step is State.BOOKED:  # a session, as booking one writes it
-                self.sessions.append({"id": uuid.uuid4(), "referral_id": referral_id, "starts_at": ended,
+                self.sessions.append({"id": new_id(), "referral_id": referral_id, "starts_at": ended,
                                       "venue": venue, "booked_by_id": self.actor_id, "attendance": None,
                                       "attendance_recorded_at": None, "attendance_recorded_by_id": None})
                 why = rules.booked_reason(ended, venue)
@@ -789,7 +790,7 @@ class _Writer:
         referral.update(state=state, sessions_attended=attended, outcome_code=code, outcome_label=label,
                         created_at=at, updated_at=steps[-1][2])
         self.referrals.append(referral)
-        written = [{"id": uuid.uuid4(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
+        written = [{"id": new_id(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
                     "occurred_at": when, "actor_id": self.actor_id, "reason": why}
                    for came_from, to, when, why in steps]
         self.transitions += written

@@ -23,7 +23,7 @@ from typing import Any
 
 from diversion.cases.identity import Contact, Identity, normalise_pnc
 from diversion.cases.models import TRANSITIONS, State
-from diversion.db import LONDON
+from diversion.db import LONDON, new_id
 from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import PolicyVersion
@@ -183,7 +183,7 @@ def decision_values(tenant: Tenant, assessment: Assessment, version: PolicyVersi
     columns) and its missing facts; every criterion's result is worked out again
     from these (``Decision.results``), so re-running it gives the same answer."""
     return {
-        "id": uuid.uuid4(), "tenant_id": tenant.id, "policy_version_id": version.id,
+        "id": new_id(), "tenant_id": tenant.id, "policy_version_id": version.id,
         "decided_on": assessment.decided_on, "facts": assessment.facts,
         "outcome": assessment.outcome, "pathway": assessment.pathway,
         "unmet": assessment.unmet_ids() if unmet is None else unmet,
@@ -202,7 +202,7 @@ def referral_values(*, tenant: Tenant, encounter_id: uuid.UUID, person_id: uuid.
     recorded), the course it is made to how many sessions it needs
     (``sessions``: ``Course.sessions``, never the pathway's count)."""
     return {
-        "id": uuid.uuid4(), "tenant_id": tenant.id, "encounter_id": encounter_id, "person_id": person_id,
+        "id": new_id(), "tenant_id": tenant.id, "encounter_id": encounter_id, "person_id": person_id,
         "offering_id": offering_id, "provider_id": provider_id, "pathway": pathway, "state": State.OFFERED,
         "deadline": offered_on + timedelta(days=deadline_days), "sessions_required": sessions,
         "sessions_attended": 0,

@@ -46,7 +46,7 @@ from diversion.cases.references import take_references
 from diversion.cases.rules import REOFFENDING_DAYS, Broken, Intake
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Offering
-from diversion.db import LONDON, utcnow
+from diversion.db import LONDON, new_id, utcnow
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS, FactsInvalid, fact_label
@@ -90,7 +90,7 @@ def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
     name_key, pnc_key = person_keys(tenant.slug, intake.identity)
     if person is None:
         search_key, birth_key = search_keys(tenant.slug, intake.identity.surname, intake.identity.date_of_birth)
-        person = Person(id=uuid.uuid4(), tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key,
+        person = Person(id=new_id(), tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key,
                         identity_sealed=seal(intake.identity), contact_sealed=seal(intake.contact),
                         ethnicity=intake.ethnicity, search_key=search_key, birth_key=birth_key)
         db.session.add(person)
@@ -187,7 +187,7 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     except eligibility.NoPolicyInForce as error:
         raise CaseError("policy", str(error)) from error
     person = _person(tenant, intake, found)
-    encounter = Encounter(id=uuid.uuid4(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
+    encounter = Encounter(id=new_id(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
                           recorded_by_id=user_id_of(actor), facts=intake.facts, source=source,
                           reference=take_references(tenant, decided_on.year)[0], outcome=assessment.outcome,
                           pathway=assessment.pathway)
@@ -468,7 +468,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         referral.created_at = referral.updated_at = at
     db.session.add(referral)
     db.session.flush()
-    step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
+    step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
                       to_state=State.OFFERED, actor_id=user_id_of(actor),
                       reason=reason.strip() or "Offered after the decision", occurred_at=at or utcnow())
     db.session.add(step)
@@ -500,7 +500,7 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
                                    .where(Transition.referral_id == referral.id))
         if latest is not None and at < latest:
             raise CaseError("at", "A step cannot be dated before the referral's previous step.")
-    step = Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
+    step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
                       to_state=to, actor_id=user_id_of(actor), reason=reason.strip(),
                       occurred_at=at or utcnow())
     db.session.add(step)
@@ -582,7 +582,7 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
     waiting = [s for s in sessions_of(referral) if s.attendance is None]
     if referral.sessions_attended + len(waiting) >= referral.sessions_required:
         raise CaseError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
-    session = BookedSession(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
+    session = BookedSession(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
                             venue=venue, booked_by_id=user_id_of(actor), booked_at=at or utcnow())
     db.session.add(session)
     db.session.flush()

@@ -54,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
+from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, new_id, tenant_foreign_key, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.sealing import data_cipher
@@ -83,7 +83,7 @@ class KeptAnswer:
     # The unique key: which token's key it is.
     key_columns: ClassVar[tuple[str, ...]]
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     token_id: Mapped[uuid.UUID]
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     fingerprint: Mapped[str] = mapped_column(String(64))
@@ -232,10 +232,10 @@ def take(model: type[K], owner: dict[str, Any], key: str, request: str, *, now: 
     """
     _forget_some(model, owner, now)
     for _attempt in range(3):
-        new_id = _insert_if_free(model, {**owner, "id": uuid.uuid4(), "key": key, "fingerprint": request,
-                                         "created_at": now, "expires_at": now + KEEP_FOR})
-        if new_id is not None:
-            return Taken(model, new_id)
+        taken = _insert_if_free(model, {**owner, "id": new_id(), "key": key, "fingerprint": request,
+                                        "created_at": now, "expires_at": now + KEEP_FOR})
+        if taken is not None:
+            return Taken(model, taken)
         kept = db.session.scalar(select(model).where(*_owned(model, owner), model.key == key)
                                  .with_for_update().execution_options(populate_existing=True))
         if kept is None:

@@ -34,7 +34,7 @@ from diversion.accounts.access import Action, require, user_id_of
 from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.catalogue.models import Provider
-from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, utcnow
+from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, new_id, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.tenancy.context import for_provider, set_scope
@@ -92,7 +92,7 @@ class ProviderToken(ProviderOwned, BearerToken, Base):
     # the database refuses a key of one provider under another's token.
     __table_args__ = (UniqueConstraint("provider_id", "prefix"), UniqueConstraint("provider_id", "id"))
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
 
     provider: Mapped[Provider] = relationship()

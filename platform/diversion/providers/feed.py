@@ -48,7 +48,7 @@ from diversion.audit.services import record
 from diversion.cases.events import Moved, referrals_moved
 from diversion.cases.models import Encounter, Referral, Transition
 from diversion.catalogue.models import Provider
-from diversion.db import utcnow
+from diversion.db import new_id, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
@@ -175,7 +175,7 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
                 .join(Encounter, (Encounter.tenant_id == Referral.tenant_id) & (Encounter.id == Referral.encounter_id))
                 .where(Referral.id.in_(positions))).tuples().all())
             for move in theirs:
-                delivery_id = uuid.uuid4()
+                delivery_id = new_id()
                 event = CREATED if move.came_from is None else CHANGED
                 db.session.add(WebhookDelivery(
                     id=delivery_id, tenant_id=tenant.id, provider_id=provider_id, referral_id=move.referral_id,
@@ -212,7 +212,7 @@ def queue_test_event(provider: Provider, *, actor: Actor) -> WebhookDelivery:
                                   .order_by(Transition.occurred_at.desc()).limit(1)).first()
         if tenant is None or referral is None or step is None:  # the feed entry's foreign key rules it out
             raise WebhookError("webhook", "The referral of the test event is not there any more: try again.")
-        delivery_id = uuid.uuid4()
+        delivery_id = new_id()
         move = Moved(referral.id, provider.id, referral.pathway, step.from_state, step.to_state, step.id,
                      step.occurred_at)
         delivery = WebhookDelivery(id=delivery_id, tenant_id=tenant.id, provider_id=provider.id,

@@ -1,4 +1,4 @@
-"""Writing many force-owned rows of one table at once: the bulk path of imports.
+"""Writing many force-owned rows at once: the bulk path of imports.
 
 On PostgreSQL a batch is COPYed into a temporary table shaped like its
 table (made once per transaction, dropped at its end, emptied after each
@@ -35,8 +35,8 @@ _PLANS: dict[tuple[Table, str], _Plan] = {}
 
 def _plan(table: Table, dialect: Dialect) -> _Plan:
     """The table's columns written by a batch (all but those the server fills in:
-    server defaults and a generated key),
-    each with its conversion to what the driver takes and its default."""
+    server defaults and a generated key), each with its conversion to what the
+    driver takes and its default."""
     plan = _PLANS.get((table, dialect.name))
     if plan is None:
         columns: list[Column[Any]] = [c for c in table.columns
