@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from diversion.cases.identity import Contact, Identity, normalise_pnc
@@ -249,6 +250,7 @@ def after_missing(missed: int, *, allowed: int, deadline: date, on: date) -> tup
     return State.MISSED, ""
 
 
+@cache  # the moves never change; an import asks for every referral
 def _shortest(start: State, goal: State) -> tuple[State, ...]:
     """The shortest chain of legal moves from ``start`` to ``goal`` (breadth first over ``TRANSITIONS``)."""
     came_from: dict[State, State] = {}
