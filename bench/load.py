@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import http.client
 import re
+import statistics
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,7 @@ def _run(port: int, setup: dict[str, Any], minutes: int, clients: int, rss: Any)
     bodies = iter(_bodies(minutes * 60 * 40 * clients, today))  # more than the run can post
     lock = threading.Lock()
     rounds: Counter[int] = Counter()
+    steps: defaultdict[tuple[int, str], list[float]] = defaultdict(list)  # (minute, step) -> seconds each
     failures: list[str] = []
     start = time.monotonic()
     stop = start + minutes * 60
@@ -170,13 +172,25 @@ def _run(port: int, setup: dict[str, Any], minutes: int, clients: int, rss: Any)
         while time.monotonic() < stop:
             with lock:
                 body = next(bodies)
-            try:
+            def intake(body: dict[str, Any] = body) -> None:
                 _intake(port, setup["force_token"], body, setup["offerings"])
-                officer.read(f"/{FORCE}/referrals")
-                staff.read("/provider/")
-                status, _ = _request(port, "GET", "/api/v1/provider/referrals?limit=100", token=setup["provider_token"])
+
+            def feed() -> None:
+                status, _ = _request(port, "GET", "/api/v1/provider/referrals?limit=100",
+                                     token=setup["provider_token"])
                 if status != 200:
                     raise RuntimeError(f"feed: {status}")
+
+            try:
+                for step, call in (("intake", intake),
+                                   ("officer's referrals", lambda: officer.read(f"/{FORCE}/referrals")),
+                                   ("provider's list", lambda: staff.read("/provider/")),
+                                   ("feed page of 100", feed)):
+                    began = time.monotonic()
+                    call()
+                    took = time.monotonic() - began
+                    with lock:
+                        steps[int((began - start) // 60), step].append(took)
             except Exception as error:  # counted and shown; the run goes on
                 with lock:
                     failures.append(repr(error))
@@ -191,6 +205,13 @@ def _run(port: int, setup: dict[str, Any], minutes: int, clients: int, rss: Any)
     for thread in threads:
         thread.join()
     print(f"  workers' memory at the end:   {rss():,} MiB")
+    window = min(WINDOW, max(1, minutes // 2))
+    for step in dict.fromkeys(name for _, name in steps):
+        first = [t for m in range(window) for t in steps[m, step]]
+        last = [t for m in range(minutes - window, minutes) for t in steps[m, step]]
+        if first and last:
+            print(f"  {step:<20} mean {statistics.mean(first) * 1000:7.1f} ms in the first {window} min, "
+                  f"{statistics.mean(last) * 1000:7.1f} ms in the last {window}")
     return rounds, failures
 
 
