@@ -249,7 +249,12 @@ def list_offerings() -> Response:
 @bp.post("/decisions/<uuid:decision_id>/referrals")
 @_idempotent
 def refer(decision_id: uuid.UUID) -> Response:
-    decision = _one(Decision, decision_id)
+    # The decision with its encounter, in one read: the referral is made from both.
+    found = db.session.execute(select(Decision, Encounter).outerjoin(Encounter, Encounter.id == Decision.encounter_id)
+                               .where(Decision.id == decision_id, Decision.tenant_id == _tenant().id)).first()
+    if found is None:
+        raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
+    decision = found[0]
     body = _body(schemas.ReferralIn)
     offering = db.session.scalar(select(Offering).options(joinedload(Offering.course))
                                  .where(Offering.id == body.offering_id))

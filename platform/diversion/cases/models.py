@@ -138,7 +138,7 @@ class Encounter(TenantScoped, Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     pathway: Mapped[str | None] = mapped_column(String(63))
 
-    person: Mapped[Person] = relationship(viewonly=True)
+    person: Mapped[Person] = relationship()  # not view-only: a flush writes the person before the encounter
 
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:

@@ -99,7 +99,6 @@ def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
         person.contact_sealed = seal(intake.contact)
         person.ethnicity = intake.ethnicity
         person.pnc_key = person.pnc_key or pnc_key
-    db.session.flush()
     return person
 
 
@@ -473,7 +472,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
                       reason=reason.strip() or "Offered after the decision", occurred_at=at or utcnow())
     db.session.add(step)
     db.session.flush()
-    set_committed_value(referral, "encounter", encounter)  # in hand for whoever answers (a referral keeps its case)
+    # In hand for whoever answers: a referral keeps its case, and a new one has this one step.
+    set_committed_value(referral, "encounter", encounter)
+    set_committed_value(referral, "transitions", [step])
     announce(tenant, [_moved(referral, step)])
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
