@@ -140,6 +140,12 @@ def _start(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
     g.pop(_FLASHED, None)
 
 
+def wrote() -> None:
+    """Note that the request's unit wrote on its connection, outside the ORM's sight: it is
+    committed at the end as a unit that flushed is."""
+    db.session().info[_WROTE] = True
+
+
 def _wrote_by_flush(session: Session, _context: Any) -> None:
     session.info[_WROTE] = True
 
