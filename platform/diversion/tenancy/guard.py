@@ -34,6 +34,8 @@ here: PostgreSQL row-level security is the backstop for those.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, event, inspect
@@ -54,42 +56,59 @@ class OutsideProviderScope(RuntimeError):  # noqa: N818 - reads as the condition
     """Raised when provider staff's work touches force-owned rows that are not theirs to reach."""
 
 
-def _force_classes(state: ORMExecuteState) -> set[type[TenantScoped]]:
-    """Every force-owned model in the statement, found through its mappers and its tables."""
-    classes = {mapper.class_ for mapper in state.all_mappers if issubclass(mapper.class_, TenantScoped)}
-    tables = {element for element in iterate(state.statement)  # type: ignore[arg-type]
-              if isinstance(element, Table) and element.info.get(TENANT_SCOPED)}
-    if tables:
-        by_table = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
-        classes.update(by_table[table] for table in tables if table in by_table)
-    return classes
+# The mapped class of each table the guard has met (None: a table no model maps).
+_CLASS_OF: dict[Table, type[Base] | None] = {}
 
 
-def _provider_options(state: ORMExecuteState, provider_id: int) -> list[Any]:
+def _class_of(table: Table) -> type[Base] | None:
+    try:
+        return _CLASS_OF[table]
+    except KeyError:
+        # By the table's hash and equality: a table met through an annotated column is a copy.
+        found = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}.get(table)
+        _CLASS_OF[table] = found
+        return found
+
+
+@dataclass(frozen=True)
+class _Touched:
+    """What one statement touches: every table anywhere in it, and the mapped classes of
+    its entities and of those tables. ``all_mappers`` alone misses entities that are only
+    in the FROM clause (``select(func.count()).select_from(Model)``), hence the tables,
+    walked once per execution."""
+
+    tables: frozenset[Table]
+    classes: frozenset[type[Base]]
+
+    @classmethod
+    def by(cls, state: ORMExecuteState) -> _Touched:
+        tables = frozenset(element for element in iterate(state.statement)  # type: ignore[arg-type]
+                           if isinstance(element, Table))
+        classes = {mapper.class_ for mapper in state.all_mappers}
+        classes.update(found for found in map(_class_of, tables) if found is not None)
+        return cls(tables, frozenset(classes))
+
+    def force_classes(self) -> list[type[TenantScoped]]:
+        """The force-owned models, by name."""
+        return sorted((c for c in self.classes if issubclass(c, TenantScoped)), key=lambda c: c.__name__)
+
+    def force_rows(self) -> bool:
+        """Whether any force-owned table appears anywhere in the statement."""
+        return any(issubclass(c, TenantScoped) for c in self.classes) or \
+            any(table.info.get(TENANT_SCOPED) for table in self.tables)
+
+    def provider_owned(self) -> list[type[ProviderOwned]]:
+        return sorted((c for c in self.classes if issubclass(c, ProviderOwned)), key=lambda c: c.__name__)
+
+
+def _provider_options(touched: _Touched, provider_id: int) -> list[Any]:
     options = []
-    for cls in sorted(_force_classes(state), key=lambda c: c.__name__):
+    for cls in touched.force_classes():
         criteria = cls.provider_criteria(provider_id)
         if criteria is None:
             raise OutsideProviderScope(f"Provider staff cannot reach {cls.__name__} rows.")
         options.append(with_loader_criteria(cls, criteria, include_aliases=True))
     return options
-
-
-def _tables(state: ORMExecuteState) -> set[Table]:
-    """Every table anywhere in the statement (walked once per execution).
-
-    ``all_mappers`` alone misses entities that are only in the FROM clause
-    (``select(func.count()).select_from(Model)``), so the tables are walked too.
-    """
-    return {element for element in iterate(state.statement)  # type: ignore[arg-type]
-            if isinstance(element, Table)}
-
-
-def _touches_force_rows(state: ORMExecuteState, tables: set[Table]) -> bool:
-    """Whether any force-owned table appears anywhere in the statement."""
-    if any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers):
-        return True
-    return any(table.info.get(TENANT_SCOPED) for table in tables)
 
 
 def _check_bulk_insert(state: ORMExecuteState) -> None:
@@ -111,34 +130,11 @@ def _check_bulk_insert(state: ORMExecuteState) -> None:
             raise CrossTenantWrite(f"Refusing to create a {mapper.class_.__name__} for another force.")
 
 
-_OWNED: dict[int, dict[Table, type[ProviderOwned]]] = {}
-
-
-def _owned_tables() -> dict[Table, type[ProviderOwned]]:
-    """The provider-owned models by table (worked out once for the models mapped so far)."""
-    mappers = Base.registry.mappers
-    owned = _OWNED.get(len(mappers))
-    if owned is None:
-        owned = {mapper.local_table: mapper.class_ for mapper in mappers  # type: ignore[misc]
-                 if issubclass(mapper.class_, ProviderOwned)}
-        _OWNED.clear()
-        _OWNED[len(mappers)] = owned
-    return owned
-
-
-def _provider_owned_classes(state: ORMExecuteState, tables: set[Table]) -> set[type[ProviderOwned]]:
-    """Every provider-owned model in the statement, through its mappers and its tables."""
-    classes = {mapper.class_ for mapper in state.all_mappers if issubclass(mapper.class_, ProviderOwned)}
-    owned = _owned_tables()
-    classes.update(owned[table] for table in tables if table in owned)
-    return classes
-
-
-def _filter_by_provider(state: ORMExecuteState, tables: set[Table]) -> None:
+def _filter_by_provider(state: ORMExecuteState, touched: _Touched) -> None:
     """Keep a statement on provider-owned rows to the provider in scope; refuse it with none."""
     if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
-    classes = _provider_owned_classes(state, tables)
+    classes = touched.provider_owned()
     if not classes:
         return
     names = ", ".join(sorted(cls.__name__ for cls in classes))
@@ -155,12 +151,18 @@ def _filter_by_provider(state: ORMExecuteState, tables: set[Table]) -> None:
         raise OutsideProviderScope("An ORM bulk UPDATE by primary key ignores the provider in scope.")
     state.statement = state.statement.options(*(
         with_loader_criteria(cls, cls.provider_id == provider_id, include_aliases=True)
-        for cls in sorted(classes, key=lambda c: c.__name__)))
+        for cls in classes))
+
+
+@cache
+def _force_criteria(tenant_id: int) -> Any:
+    """``tenant_id == tenant_id`` on every force-owned entity of a statement (made once per force)."""
+    return with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
 
 
 def _filter_by_tenant(state: ORMExecuteState) -> None:
-    tables = _tables(state)
-    _filter_by_provider(state, tables)
+    touched = _Touched.by(state)
+    _filter_by_provider(state, touched)
     if state.execution_options.get(ALL_TENANTS):
         return
     if state.is_insert:
@@ -168,20 +170,16 @@ def _filter_by_tenant(state: ORMExecuteState) -> None:
         return
     if not (state.is_select or state.is_update or state.is_delete) or state.is_column_load:
         return
-    if not _touches_force_rows(state, tables):
+    if not touched.force_rows():
         return
     if state.is_update and state.is_executemany:
         raise CrossTenantWrite("An ORM bulk UPDATE by primary key ignores the force in scope; change loaded "
                                "objects or UPDATE ... WHERE instead.")
     scope = current_scope()
-    options = _provider_options(state, scope.provider_id) if scope.provider_id is not None else []
+    options = _provider_options(touched, scope.provider_id) if scope.provider_id is not None else []
     if scope.provider_id is None or scope.tenant_id is not None:
         tenant_id = require_tenant_id()
-        options.append(with_loader_criteria(
-            TenantScoped,
-            lambda cls: cls.tenant_id == tenant_id,
-            include_aliases=True,
-        ))
+        options.append(_force_criteria(tenant_id))
     state.statement = state.statement.options(*options)
 
 
