@@ -105,9 +105,14 @@ class TenantScoped:
     PostgreSQL row-level security (``tenancy.rls``) find tables through this
     mixin. The unique constraint leads with ``tenant_id`` and so doubles as the
     tenant index.
+
+    A leaf (``__tenant_leaf__``: a table no other row points at, such as a
+    referral's steps) has no such constraint: it would be a second index of
+    every row for nothing. Its own indexes lead with ``tenant_id``.
     """
 
     __tenant_scoped__ = True
+    __tenant_leaf__ = False
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
 
@@ -131,7 +136,7 @@ class TenantScoped:
     @declared_attr.directive
     def __table_args__(cls) -> tuple[object, ...]:  # noqa: N805
         return (
-            UniqueConstraint("tenant_id", "id"),
+            *(() if cls.__tenant_leaf__ else (UniqueConstraint("tenant_id", "id"),)),
             *getattr(cls, "__tenant_table_args__", ()),
             {"info": {TENANT_SCOPED: True}},
         )

@@ -215,6 +215,19 @@ def tenant_tables() -> list[Table]:
     return tables
 
 
+def leaves() -> set[str]:
+    """The force-owned tables no row points at, which need no ``UNIQUE (tenant_id, id)``."""
+    return {mapper.local_table.name for mapper in Base.registry.mappers  # type: ignore[union-attr]
+            if getattr(mapper.class_, "__tenant_leaf__", False)}
+
+
+def test_a_leaf_is_pointed_at_by_no_row() -> None:
+    assert {"referral_transitions", "referral_sessions", "provider_feed_entries"} <= leaves()
+    pointed_at = {constraint.referred_table.name for table in Base.metadata.tables.values()
+                  for constraint in table.foreign_key_constraints}
+    assert not leaves() & pointed_at
+
+
 def test_force_owned_tables_are_marked() -> None:
     names = {table.name for table in tenant_tables()}
     assert "force_memberships" in names
@@ -231,8 +244,8 @@ def test_force_owned_table_has_tenant_keys_in_the_models(table: Table) -> None:
         for constraint in table.constraints
         if isinstance(constraint, UniqueConstraint)
     ]
-    # What children's composite foreign keys point at.
-    assert ["tenant_id", "id"] in uniques
+    # What children's composite foreign keys point at (a leaf has no children).
+    assert (["tenant_id", "id"] in uniques) is (table.name not in leaves())
     # The tenant index: an index or unique constraint that leads with tenant_id.
     keys = uniques + [[column.name for column in index.columns] for index in table.indexes]
     assert any(columns[0] == "tenant_id" for columns in keys), keys
@@ -264,7 +277,7 @@ def test_force_owned_table_has_tenant_keys_in_the_database(database: Any, table:
     finally:
         engine.dispose()
     assert columns["tenant_id"]["nullable"] is False
-    assert ["tenant_id", "id"] in uniques
+    assert (["tenant_id", "id"] in uniques) is (table.name not in leaves())
     assert any(keys[0] == "tenant_id" for keys in uniques + indexes)
 
 

@@ -238,6 +238,7 @@ class Transition(TenantScoped, Base):
     """One step of a referral's life: who moved it, when, and why."""
 
     __tablename__ = "referral_transitions"
+    __tenant_leaf__ = True  # no row points at one
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
         Index(None, "tenant_id", "referral_id", "occurred_at"),
@@ -276,6 +277,7 @@ class BookedSession(TenantScoped, Base):
     """
 
     __tablename__ = "referral_sessions"
+    __tenant_leaf__ = True  # no row points at one
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
         Index(None, "tenant_id", "referral_id", "starts_at"),

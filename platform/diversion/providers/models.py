@@ -88,6 +88,7 @@ class FeedEntry(_OfItsProvider, TenantScoped, Base):
     """A referral's place in its provider's feed: the position of its latest change."""
 
     __tablename__ = "provider_feed_entries"
+    __tenant_leaf__ = True  # no row points at one
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id", ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "referral_id"),
