@@ -431,3 +431,61 @@ def json_value(value: Any) -> Any:
     import json
 
     return json.loads(value) if isinstance(value, str) else value
+
+
+def test_people_keyed_by_whole_digests_are_found_by_the_short_keys_after_the_upgrade(fresh_database: Any) -> None:
+    """A person written with the whole HMAC digests as keys (64 hex digits) is found by the name,
+    PNC and search keys the platform makes now, once the upgrade has cut them."""
+    import hashlib
+    import hmac
+    from datetime import date
+
+    from flask import current_app
+
+    from diversion.cases.identity import Identity, _derive, _letters, normalise_pnc, person_keys, search_keys
+    from diversion.cases.services import find_person
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        db.session.commit()
+        downgrade(revision="5d2e8f1a4c67")
+        identity = Identity("O'Brien-Smith", "Róisín", date(1990, 2, 3), "12/345678A")
+        secret = _derive(current_app.config["PERSON_KEY_SECRET"], f"person-key:{world.a.slug}")
+
+        def whole(text_: str) -> str:
+            return hmac.new(secret, text_.encode(), hashlib.sha256).hexdigest()
+
+        born = identity.date_of_birth.isoformat()
+        old = {"name_key": whole(f"{_letters(identity.surname)}|{_letters(identity.given_name)}|{born}"),
+               "pnc_key": whole(f"pnc|{normalise_pnc(identity.pnc_id or '')}"),
+               "search_key": whole(f"search|{_letters(identity.surname)}|{born}"), "birth_key": whole(f"born|{born}")}
+        owner = create_engine(fresh_database.owner_url)
+        with owner.begin() as connection:
+            if connection.dialect.name == "postgresql":  # the force's scope, as row-level security asks
+                connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(world.a.id)})
+            connection.execute(text(
+                "INSERT INTO people (id, tenant_id, name_key, pnc_key, search_key, birth_key, identity_sealed, "
+                "contact_sealed, ethnicity, created_at) VALUES (:id, :tenant, :name_key, :pnc_key, :search_key, "
+                ":birth_key, 'sealed', 'sealed', 'W1', CURRENT_TIMESTAMP)"),
+                {"id": uuid4().hex if connection.dialect.name == "sqlite" else str(uuid4()), "tenant": world.a.id,
+                 **old})
+        owner.dispose()
+        db.session.remove()
+
+        upgrade()
+        with scoped(world.a.id):
+            tenant = db.session.get(Tenant, world.a.id)
+            assert tenant is not None
+            found = find_person(tenant, identity)
+            assert found is not None
+            assert (found.name_key, found.pnc_key) == person_keys(world.a.slug, identity)
+            assert (found.search_key, found.birth_key) == search_keys(world.a.slug, identity.surname,
+                                                                   identity.date_of_birth)
+            assert all(len(getattr(found, key)) == 32 and old[key].startswith(getattr(found, key)) for key in old)
+        db.session.remove()
+        db.engine.dispose()
