@@ -89,12 +89,14 @@ class CompiledPolicy:
     parameter_names: frozenset[str] = field(default_factory=frozenset)
     # The policy as one Python function of (facts, date, version): ``decider``.
     decider: Decider = field(init=False, repr=False, compare=False)
+    _by_id: dict[str, CompiledPathway] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decider", generate(self))
+        object.__setattr__(self, "_by_id", {p.id: p for p in self.pathways})
 
     def pathway(self, pathway_id: str) -> CompiledPathway | None:
-        return next((p for p in self.pathways if p.id == pathway_id), None)
+        return self._by_id.get(pathway_id)
 
 
 def _parameter_type(value: Any) -> Any:
