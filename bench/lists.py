@@ -123,7 +123,7 @@ SEED: list[Any] = [
                                 facts, source, outcome, pathway)
         SELECT md5('encounter-' || n.i)::uuid, %(force)s,
                %(prefix)s || '-' || n.year || '-' || lpad(n.number::text, 6, '0'), md5('person-' || n.i)::uuid,
-               n.offence_on, n.offence_on + time '10:00', (%(officers)s::int[])[1 + n.i %% 3], '{{}}', 'intake',
+               n.offence_on, n.offence_on + time '10:00', (%(officers)s::int[])[1 + n.i %% 3], %(no_facts)s, 'intake',
                CASE WHEN n.h < 70 THEN 'eligible' WHEN n.h < 95 THEN 'not_eligible' ELSE 'needs_review' END,
                CASE WHEN n.h < 70 THEN %(pathway)s END
         FROM ({_NUMBERS}) AS n""",

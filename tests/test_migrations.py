@@ -489,3 +489,65 @@ def test_people_keyed_by_whole_digests_are_found_by_the_short_keys_after_the_upg
             assert all(len(getattr(found, key)) == 32 and old[key].startswith(getattr(found, key)) for key in old)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_encounter_facts_are_packed_and_come_back_the_same(fresh_database: Any,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Facts entered as JSON come out of the upgrade packed and read back equal; the downgrade
+    writes the same JSON back; an encounter with a fact outside the catalogue stops the upgrade."""
+    from datetime import UTC, date, datetime
+
+    from diversion.cases import services as cases
+    from diversion.cases.identity import Contact, Identity
+    from diversion.cases.models import Encounter
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+    from tests.conftest import build_world
+
+    today = datetime.now(UTC).date()
+    entered = {"offence": "possession", "substances": ["cocaine", "cannabis"], "drug_class": "A",
+               "personal_use": True, "admission": "admitted", "stage": "street"}
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        with scoped(world.a.id):
+            tenant = db.session.get(Tenant, world.a.id)
+            assert tenant is not None
+            encounter, _ = cases.record_encounter(tenant, cases.Intake(
+                Identity("Packed", "Pat", date(1990, 1, 2)), Contact(), "W1", today, entered),
+                actor=SYSTEM, today=today)
+            encounter_id = encounter.id
+        db.session.commit()
+        db.session.remove()
+        as_checked = {**entered, "substances": sorted(entered["substances"])}
+
+        downgrade(revision="8f3a1c6e2b95")
+        inspector = create_engine(fresh_database.inspector_url)
+        with inspector.connect() as connection:
+            stored = connection.scalar(text("SELECT facts FROM encounters WHERE id = :id"),
+                                       {"id": encounter_id if fresh_database.is_postgresql else encounter_id.hex})
+        assert json_value(stored) == as_checked
+        upgrade()
+        with scoped(world.a.id):
+            found = db.session.get(Encounter, encounter_id)
+            assert found is not None
+            assert found.facts == as_checked
+        db.session.remove()
+
+        downgrade(revision="8f3a1c6e2b95")
+        owner = create_engine(fresh_database.owner_url)
+        with owner.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(world.a.id)})
+            connection.execute(text("UPDATE encounters SET facts = :facts"), {"facts": '{"shoe_size": 9}'})
+        owner.dispose()
+        with pytest.raises(SystemExit):  # flask-migrate logs the error and exits
+            upgrade()
+        said = capsys.readouterr()
+        assert f"{encounter_id}: shoe_size: not a field of the catalogue" in said.err + said.out
+        with inspector.connect() as connection:
+            assert json_value(connection.scalar(text("SELECT facts FROM encounters"))) == {"shoe_size": 9}
+        inspector.dispose()
+        db.session.remove()
+        db.engine.dispose()

@@ -14,7 +14,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     Date,
     Enum,
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
+from diversion.eligibility.packed import PackedFacts
 
 
 def _enum(kind: type[enum.StrEnum]) -> Enum:
@@ -132,7 +132,7 @@ class Encounter(TenantScoped, Base):
     offence_on: Mapped[date] = mapped_column(Date)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    facts: Mapped[dict[str, Any]] = mapped_column(JSON)  # as the officer entered them
+    facts: Mapped[dict[str, Any]] = mapped_column(PackedFacts())  # as the officer entered them, packed
     source: Mapped[str] = mapped_column(String(16), default="intake")
     # The standing decision: its outcome and pathway (an override's, when there is one).
     outcome: Mapped[str | None] = mapped_column(String(16))
