@@ -241,7 +241,8 @@ class Transition(TenantScoped, Base):
     __tenant_leaf__ = True  # no row points at one
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
-        Index(None, "tenant_id", "referral_id", "occurred_at"),
+        # A referral's few steps, read together and ordered as read: equal keys share one entry.
+        Index(None, "tenant_id", "referral_id"),
         Index(None, "tenant_id", "to_state", "occurred_at"),
     )
 
@@ -280,7 +281,7 @@ class BookedSession(TenantScoped, Base):
     __tenant_leaf__ = True  # no row points at one
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
-        Index(None, "tenant_id", "referral_id", "starts_at"),
+        Index(None, "tenant_id", "referral_id"),  # a referral's sessions (equal keys share one entry)
     )
 
     referral_id: Mapped[uuid.UUID]
