@@ -134,12 +134,17 @@ def _encounter(asked: str) -> Encounter:
     return found
 
 
-def _one(model: type[Any], object_id: uuid.UUID) -> Any:
-    """A row of the token's force by id; 404 for one of another force or none."""
-    found = db.session.scalar(select(model).where(model.id == object_id, model.tenant_id == _tenant().id))
+def _one(model: type[Any], object_id: uuid.UUID, *also: Any) -> Any:
+    """A row of the token's force by id; 404 for one of another force or none. With ``also``
+    (entities outer-joined to it, each with its ON clause), they are read in the same
+    statement and kept in the session."""
+    query = select(model, *(entity for entity, _ in also))
+    for entity, on in also:
+        query = query.outerjoin(entity, on)
+    found = db.session.execute(query.where(model.id == object_id, model.tenant_id == _tenant().id)).first()
     if found is None:
         raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
-    return found
+    return found[0]
 
 
 # ---------------------------------------------------------------- serialising
@@ -250,11 +255,7 @@ def list_offerings() -> Response:
 @_idempotent
 def refer(decision_id: uuid.UUID) -> Response:
     # The decision with its encounter, in one read: the referral is made from both.
-    found = db.session.execute(select(Decision, Encounter).outerjoin(Encounter, Encounter.id == Decision.encounter_id)
-                               .where(Decision.id == decision_id, Decision.tenant_id == _tenant().id)).first()
-    if found is None:
-        raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
-    decision = found[0]
+    decision = _one(Decision, decision_id, (Encounter, Encounter.id == Decision.encounter_id))
     body = _body(schemas.ReferralIn)
     offering = db.session.scalar(select(Offering).options(joinedload(Offering.course))
                                  .where(Offering.id == body.offering_id))
