@@ -8,6 +8,7 @@ statements that begin and end a transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,3 +75,5 @@ def test_an_intake_and_its_referral_each_take_a_dozen_statements_at_most(
         assert not any("FROM policy_versions" in s for s in referred)
         assert sum(s.startswith("INSERT INTO audit_events") for s in recorded) == 1
         assert sum(s.startswith("INSERT INTO audit_events") for s in referred) == 1
+        # The referral's decision read with its encounter, in one statement.
+        assert sum(bool(re.search(r"\b(FROM|JOIN) encounters\b", s)) for s in referred) == 1, "\n".join(referred)

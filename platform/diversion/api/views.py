@@ -137,14 +137,15 @@ def _encounter(asked: str) -> Encounter:
 def _one(model: type[Any], object_id: uuid.UUID, *also: Any) -> Any:
     """A row of the token's force by id; 404 for one of another force or none. With ``also``
     (entities outer-joined to it, each with its ON clause), they are read in the same
-    statement and kept in the session."""
+    statement, and the answer is the whole result row: keep it while the request needs the joined
+    objects, since the session's identity map holds an object only while something else does."""
     query = select(model, *(entity for entity, _ in also))
     for entity, on in also:
         query = query.outerjoin(entity, on)
     found = db.session.execute(query.where(model.id == object_id, model.tenant_id == _tenant().id)).first()
     if found is None:
         raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
-    return found[0]
+    return found if also else found[0]
 
 
 # ---------------------------------------------------------------- serialising
@@ -255,7 +256,7 @@ def list_offerings() -> Response:
 @_idempotent
 def refer(decision_id: uuid.UUID) -> Response:
     # The decision with its encounter, in one read: the referral is made from both.
-    decision = _one(Decision, decision_id, (Encounter, Encounter.id == Decision.encounter_id))
+    decision, encounter = _one(Decision, decision_id, (Encounter, Encounter.id == Decision.encounter_id))
     body = _body(schemas.ReferralIn)
     offering = db.session.scalar(select(Offering).options(joinedload(Offering.course))
                                  .where(Offering.id == body.offering_id))
@@ -265,7 +266,7 @@ def refer(decision_id: uuid.UUID) -> Response:
         referral = cases.refer(_tenant(), decision, offering, actor=_token(), today=_today(), reason=body.reason)
     except cases.CaseError as error:
         _case_problem(error, REFERRAL_FIELDS)
-    return answer(referral_out(referral, referral.encounter.reference, new=True), 201,  # its encounter in hand
+    return answer(referral_out(referral, encounter.reference, new=True), 201,
                   url_for(".get_referral", referral_id=referral.id))
 
 
