@@ -13,11 +13,14 @@ connection, and it must be on 127.0.0.1.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from flask import Flask
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from tests.databases import TestDatabase, create_postgres_database, drop_postgres_database
@@ -79,3 +82,58 @@ def fresh_database(label: str) -> Iterator[TestDatabase]:
         yield database
     finally:
         drop_postgres_database(database)
+
+
+# What autovacuum weighs for each table (PostgreSQL's own rule, with the server's own settings): analyse
+# once the rows changed since the last analysis pass a threshold plus a share of the table; vacuum once
+# the rows inserted, or the dead rows, since the last vacuum do.
+_DUE = """
+    SELECT s.schemaname, s.relname,
+           s.n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
+               + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * greatest(c.reltuples, 0)
+           OR s.n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
+               + current_setting('autovacuum_vacuum_scale_factor')::float8 * greatest(c.reltuples, 0),
+           s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+               + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
+    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+"""
+
+
+@contextmanager
+def autovacuum_stand_in(database: TestDatabase) -> Iterator[Callable[[], str]]:
+    """While a long benchmark writes, do what autovacuum would, on a server that has it off.
+
+    Production runs autovacuum, which keeps the statistics the planner needs as tables grow; this
+    machine's server runs with it off (for the test suite's speed), so a twenty-minute load would be
+    planned from tables last seen empty. Every ``autovacuum_naptime`` this analyses, and vacuums,
+    each table past autovacuum's own thresholds (``_DUE``), as the superuser. On a server with
+    autovacuum on it does nothing. Yields a function that says what was done.
+    """
+    url = make_url(database.inspector_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as connection:
+        on = connection.execute("SELECT current_setting('autovacuum') = 'on'").fetchone()
+        nap = connection.execute("SELECT setting::float8 FROM pg_settings WHERE name = 'autovacuum_naptime'")\
+            .fetchone()
+        if on is None or on[0] or nap is None:
+            yield lambda: "the server's own autovacuum kept the tables' statistics"
+            return
+        done = {"vacuumed": 0, "analysed": 0}
+        stop = threading.Event()
+
+        def work() -> None:
+            while not stop.wait(nap[0]):
+                for schema, table, vacuum, analyse in connection.execute(_DUE).fetchall():
+                    if vacuum or analyse:
+                        command = sql.SQL("VACUUM (ANALYZE) {}" if vacuum else "ANALYZE {}")
+                        connection.execute(command.format(sql.Identifier(schema, table)))
+                        done["vacuumed"] += bool(vacuum)
+                        done["analysed"] += 1
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        try:
+            yield lambda: (f"autovacuum is off on this server: every {nap[0]:.0f} s the bench did its work, "
+                           f"{done['analysed']:,} analyses ({done['vacuumed']:,} with a vacuum)")
+        finally:
+            stop.set()
+            worker.join()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, create_engine, func, select, text
+from sqlalchemy import Connection, create_engine, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from diversion.accounts.models import ForceMembership, User
@@ -298,3 +298,40 @@ def test_raw_sql_cannot_create_a_referral_as_the_provider(database: Any, world: 
             ":person, :offering, :provider, 'adult-course', 'offered', now(), 1, 0, now(), now())"),
             {"new": uuid.uuid4(), "tenant": mine.tenant_id, "enc": mine.encounter_id, "person": mine.person_id,
              "offering": offering, "provider": _cranstoun(world)})
+
+
+def _subplan_only(plan: dict[str, Any], alias: str, within: bool = False) -> list[str]:
+    """The plan nodes reading ``alias`` that are not inside a subplan (looked up per row)."""
+    within = within or plan.get("Parent Relationship") == "SubPlan"
+    found = [plan["Node Type"]] if plan.get("Alias") == alias and not within else []
+    for child in plan.get("Plans", []):
+        found += _subplan_only(child, alias, within)
+    return found
+
+
+@pytest.mark.skipif(postgres_admin_url() is None, reason="PostgreSQL only: its plans")
+@pytest.mark.parametrize("model", [Person, Encounter, Transition, BookedSession])
+def test_a_provider_reads_rows_by_referral_row_by_row_never_gathering_all_its_referrals(
+        app: Flask, world: World, referrals: Referrals, model: Any) -> None:
+    """The guard's test of a row held by the provider stays a subquery looked up for each row: a join
+    might start from every referral of the provider, whose number row-level security hides from the
+    planner (a feed page of 100 read 4,000 referrals so)."""
+    sent: list[tuple[str, Any]] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context(), provider_scoped(_cranstoun(world)):
+        column = model.referral_id if hasattr(model, "referral_id") else model.id
+        engine = db.engine
+        db.session.scalars(select(Referral.id).limit(1)).all()  # the scope is written: the next is the read
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            db.session.scalars(select(model).where(column.in_([uuid.uuid4() for _ in range(100)]))).all()
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        statement, parameters = sent[-1]
+        assert " held" in statement
+        plan = db.session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar()
+        db.session.rollback()
+    assert _subplan_only(plan[0]["Plan"], "held") == []
