@@ -551,3 +551,54 @@ def test_encounter_facts_are_packed_and_come_back_the_same(fresh_database: Any,
         inspector.dispose()
         db.session.remove()
         db.engine.dispose()
+
+
+@requires_postgresql
+@pytest.mark.postgres
+def test_policies_that_read_the_scope_per_row_read_it_once_after_the_upgrade(fresh_database: Any) -> None:
+    """Policies written as they were (the setting read for each row) are rewritten to read it once a
+    statement; the downgrade writes them back; the app role still sees its force's rows alone."""
+    from tests.conftest import build_world
+
+    per_row = "(NULLIF(current_setting('app.{}', true), '')::integer)"
+    policies = text("SELECT tablename, policyname, coalesce(qual, '') || ' ' || coalesce(with_check, '') "
+                    "FROM pg_policies WHERE schemaname = current_schema() ORDER BY 1, 2")
+    owner = create_engine(fresh_database.owner_url)
+    app = make_app(fresh_database)
+    try:
+        with app.app_context():
+            upgrade(revision="c8d1f4a7e2b6")
+            with owner.begin() as connection:
+                connection.execute(text(
+                    f"ALTER POLICY tenant_isolation ON referrals USING (tenant_id = {per_row.format('tenant_id')}) "
+                    f"WITH CHECK (tenant_id = {per_row.format('tenant_id')})"))
+                connection.execute(text(
+                    "ALTER POLICY provider_restriction ON people USING "
+                    f"({per_row.format('provider_id')} IS NULL OR EXISTS (SELECT 1 FROM referrals r "
+                    "WHERE r.person_id = people.id AND r.provider_id = " + per_row.format("provider_id") + "))"))
+                before = connection.execute(policies).all()
+            assert sum("( SELECT" not in found for _, _, found in before) >= 2
+
+            upgrade()
+            with owner.begin() as connection:
+                after = connection.execute(policies).all()
+            assert [row[:2] for row in after] == [row[:2] for row in before]
+            for table, name, expression in after:
+                assert expression.count("current_setting") == expression.count("( SELECT (NULLIF(current_setting"), (
+                    table, name, expression)
+            assert any("EXISTS" in expression for table, _, expression in after if table == "people")
+
+            downgrade(revision="c8d1f4a7e2b6")
+            with owner.begin() as connection:
+                assert not any("( SELECT (NULLIF" in found for _, _, found in connection.execute(policies))
+            upgrade()
+            world = build_world()
+            db.session.commit()
+            with db.engine.begin() as connection:  # the app role, in force A's scope
+                connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(world.a.id)})
+                seen = set(connection.scalars(text("SELECT DISTINCT tenant_id FROM force_memberships")))
+            assert seen == {world.a.id}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        owner.dispose()

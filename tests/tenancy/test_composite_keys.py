@@ -314,8 +314,8 @@ def test_force_owned_table_is_under_row_level_security(database: Any, table: Tab
     assert policy is not None, "no tenant_isolation policy"
     assert policy.cmd == "ALL"
     for expression in (policy.qual, policy.with_check):
-        # NULLIF keeps a cleared setting ('') from failing the cast.
-        assert "tenant_id = (NULLIF(current_setting('app.tenant_id'" in expression
+        # NULLIF keeps a cleared setting ('') from failing the cast; the subquery reads it once a statement.
+        assert "tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'" in expression
 
 
 @requires_postgresql

@@ -44,9 +44,11 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from diversion.tenancy.context import current_scope
 
-CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')::integer"
-CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::integer"
-CURRENT_PROVIDER = "NULLIF(current_setting('app.provider_id', true), '')::integer"
+# Each setting as a scalar subquery: PostgreSQL reads it once per statement (an InitPlan), not once per
+# row, and plans with the table's statistics instead of guessing that a force has a few dozen rows.
+CURRENT_TENANT = "(SELECT NULLIF(current_setting('app.tenant_id', true), '')::integer)"
+CURRENT_USER = "(SELECT NULLIF(current_setting('app.user_id', true), '')::integer)"
+CURRENT_PROVIDER = "(SELECT NULLIF(current_setting('app.provider_id', true), '')::integer)"
 # Sent to the driver as it is (its parameters in psycopg's style): nothing for SQLAlchemy to compile,
 # once or more in every transaction.
 _SET_SCOPE = (
