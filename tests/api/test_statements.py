@@ -77,3 +77,10 @@ def test_an_intake_and_its_referral_each_take_a_dozen_statements_at_most(
         assert sum(s.startswith("INSERT INTO audit_events") for s in referred) == 1
         # The referral's decision read with its encounter, in one statement.
         assert sum(bool(re.search(r"\b(FROM|JOIN) encounters\b", s)) for s in referred) == 1, "\n".join(referred)
+
+
+def test_the_apps_connections_compile_no_plans_just_in_time(app: Flask, database: databases.TestDatabase) -> None:
+    if not database.is_postgresql:
+        pytest.skip("PostgreSQL only: set TEST_DATABASE_URL to run")
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW jit").scalar() == "off"
