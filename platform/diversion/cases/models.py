@@ -220,9 +220,8 @@ def _held_by_provider(provider_id: int, column: str, tenant_id: Any, value: Any)
     correlated to a ``referrals`` in the outer query), so that PostgreSQL looks up the few rows a page
     shows in the referrals' (force, column) indexes instead of gathering every referral of the provider.
     The subquery's ``OFFSET 0`` keeps PostgreSQL from turning the ``EXISTS`` into a join that may start
-    from the referrals: under row-level security it cannot estimate how many of them the provider holds,
-    and a page of 100 rows then read all the provider's referrals (27 ms at 4,000 referrals, growing with
-    them, against 1 ms looked up row by row).
+    from the referrals whenever it thinks the provider holds few: a page of 100 rows then read all the
+    provider's referrals (27 ms at 4,000 referrals, growing with them, against 1 ms looked up row by row).
     """
     held = Referral.__table__.alias("held")
     return exists(select(held.c.id).where(held.c.tenant_id == tenant_id, held.c[column] == value,
