@@ -166,17 +166,26 @@ def tenant_foreign_key(parent_table: str, column: str, *, ondelete: str = "RESTR
 
 
 
-def _sqlite_foreign_keys_on(dbapi_connection: object, _record: object) -> None:
+def _get_byte(data: bytes | None, offset: int | None) -> int | None:
+    """PostgreSQL's ``get_byte`` for SQLite: the byte at ``offset`` (from 0), or NULL outside the data."""
+    if data is None or offset is None or not 0 <= offset < len(data):
+        return None
+    return data[offset]
+
+
+def _set_up_sqlite(dbapi_connection: object, _record: object) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        dbapi_connection.create_function("get_byte", 2, _get_byte, deterministic=True)
 
 
 def enforce_sqlite_foreign_keys() -> None:
-    """SQLite ignores foreign keys unless asked, per connection; ask on every one."""
-    if not event.contains(Engine, "connect", _sqlite_foreign_keys_on):
-        event.listen(Engine, "connect", _sqlite_foreign_keys_on)
+    """SQLite ignores foreign keys unless asked, per connection; ask on every one. Each connection
+    also learns ``get_byte``, which PostgreSQL has, so that SQL reading packed facts runs on both."""
+    if not event.contains(Engine, "connect", _set_up_sqlite):
+        event.listen(Engine, "connect", _set_up_sqlite)
 
 
 _CHECKED_IN_AT = "diversion_checked_in_at"  # a pooled connection's record: when it was last given back

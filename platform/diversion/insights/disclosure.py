@@ -62,7 +62,8 @@ class _Programme:
 
     def __init__(self, cells: int, figures: Sequence[frozenset[int]]) -> None:
         self.cells = cells
-        rows, columns = [], []
+        rows: list[int] = []
+        columns: list[int] = []
         for row, members in enumerate(figures):
             rows.extend([row] * len(members))
             columns.extend(members)
@@ -79,9 +80,8 @@ class _Programme:
         limits = np.concatenate([highs, -lows]) if order else None
         objective = self.matrix[figure].toarray().ravel()
         pinned: list[int] = []
-        ends = []
-        for sign, exposed in ((1.0, lambda value: value > SAFE_LOW + _TOLERANCE),
-                              (-1.0, lambda value: value < SAFE_HIGH - _TOLERANCE)):
+        ends: list[float] = []
+        for sign in (1.0, -1.0):
             result = optimize.linprog(sign * objective, A_ub=constraints, b_ub=limits,
                                       bounds=(0, None), method="highs")
             if result.status == 3:  # unbounded: nothing caps it
@@ -89,9 +89,10 @@ class _Programme:
                 continue
             if result.status != 0:
                 raise ValueError(f"the released figures contradict each other ({result.message})")
-            value = sign * result.fun
+            value = float(sign * result.fun)
             ends.append(value)
-            if exposed(value) and order:
+            exposed = value > SAFE_LOW + _TOLERANCE if sign > 0 else value < SAFE_HIGH - _TOLERANCE
+            if exposed and order:
                 duals = np.abs(result.ineqlin.marginals)
                 pinned.extend(order[row % len(order)] for row in np.flatnonzero(duals > _TOLERANCE))
         return (ends[0], ends[1]), pinned
@@ -127,9 +128,9 @@ def protect(cells: Sequence[int], figures: Sequence[Sequence[int]]) -> Released:
     programme = _Programme(len(cells), members)
     waiting = sorted(primary)
     while waiting:
-        figure = waiting.pop()
+        exposed = waiting.pop()
         while True:
-            (low, high), pinned = programme.extremes(figure, released)
+            (low, high), pinned = programme.extremes(exposed, released)
             if low <= SAFE_LOW + _TOLERANCE and high >= SAFE_HIGH - _TOLERANCE:
                 break
             candidates = [index for index in pinned if index in released] or sorted(released)

@@ -87,7 +87,7 @@ def _quantile(target: float, total: int, p: float) -> float:
     at, below = stats.binom.cdf(r, total, target), stats.binom.cdf(r - 1, total, target)
     if at <= below:
         return r
-    return max(0.0, r - (at - p) / (at - below))
+    return max(0.0, float(r - (at - p) / (at - below)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,328 @@
+"""The national comparison's metrics: one definition of each, written down once, for every force.
+
+The unit is the *case* (an encounter) and a case belongs to the month of its
+standing decision (the one not superseded; an override's outcome where a
+supervisor overrode it). Every figure is a count of cases; rates are one
+count over another. Each force's counts are worked out in SQL by
+``count_force``, per month and per category of each breakdown, and kept in
+``insight_counts``; quarters and years are sums of months.
+
+``MEASURES`` and ``BREAKDOWNS`` say how each is counted, in the words the
+pages show under "How this is counted".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Date, Integer, and_, case, exists, func, literal, select, union_all
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from diversion.cases.models import Attendance, BookedSession, Encounter, Referral, State
+from diversion.eligibility.models import Decision, Outcome
+from diversion.eligibility.packed import PLACE
+from diversion.monitoring import AGE_BANDS, UNKNOWN_BAND
+
+SHORT, LONG = 182, 365  # the reoffending windows, in days after the decision (6 and 12 months)
+NOT_RECORDED = "not_recorded"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A count of cases, with the words that define it."""
+
+    name: str
+    title: str
+    counted: str  # how it is counted, as the page says it
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One measure over another, with the words that define it."""
+
+    name: str
+    title: str
+    numerator: str
+    denominator: str
+    counted: str
+
+
+MEASURES: dict[str, Measure] = {measure.name: measure for measure in (
+    Measure("cases", "Cases decided",
+            "Encounters with a standing eligibility decision dated in the period. A case decided again once "
+            "missing facts were given counts once, in the month of its latest decision."),
+    Measure("eligible", "Eligible", "Cases whose standing decision (a supervisor's override where there is one) "
+            "is eligible."),
+    Measure("not_eligible", "Not eligible", "Cases whose standing decision is not eligible."),
+    Measure("needs_review", "Waiting for review", "Cases whose standing decision still needs a supervisor's review."),
+    Measure("referred", "Referred", "Cases with a referral to a course, whatever became of it."),
+    Measure("declined", "Declined", "Referred cases whose referral the person declined."),
+    Measure("engaged", "Engaged", "Referred cases in which the person attended at least one session."),
+    Measure("completed", "Completed", "Referred cases whose referral was completed."),
+    Measure("not_completed", "Not completed", "Referred cases whose referral ended as not completed (the force "
+            "then takes the case back). Declined and withdrawn referrals are counted apart."),
+    Measure("withdrawn", "Withdrawn", "Referred cases whose referral was withdrawn."),
+    Measure("diverted_6", "Diverted, 6 months passed", "Referred cases decided at least 182 days before the "
+            "figures were computed, so that their 6-month window has fully passed."),
+    Measure("reoffended_6", "Met again within 6 months", "Of those, cases in which the same person was met "
+                                                         "again by the same force for another offence dated in "
+                                                         "the 182 days after the decision."),
+    Measure("diverted_12", "Diverted, 12 months passed", "Referred cases decided at least 365 days before the "
+            "figures were computed."),
+    Measure("reoffended_12", "Met again within 12 months", "Of those, cases in which the same person was met "
+                                                           "again by the same force within 365 days of the "
+                                                           "decision."),
+    Measure("completed_6", "Completed, 6 months passed", "Completed cases decided at least 182 days before."),
+    Measure("completed_reoffended_6", "Completed and met again within 6 months",
+            "Of those, cases in which the same person was met again within 182 days of the decision."),
+    Measure("completed_12", "Completed, 12 months passed", "Completed cases decided at least 365 days before."),
+    Measure("completed_reoffended_12", "Completed and met again within 12 months",
+            "Of those, cases in which the same person was met again within 365 days of the decision."),
+)}
+
+RATES: dict[str, Rate] = {rate.name: rate for rate in (
+    Rate("eligibility", "Eligible", "eligible", "cases", "Cases found eligible, of all cases decided."),
+    Rate("referral", "Referred", "referred", "cases", "Cases referred to a course, of all cases decided."),
+    Rate("engagement", "Engagement", "engaged", "referred",
+         "Referred cases in which the person attended at least one session, of all referred cases."),
+    Rate("completion", "Completion", "completed", "referred",
+         "Referred cases whose referral was completed, of all referred cases (those still open count "
+         "against it until they end: read recent months with care)."),
+    Rate("reoffending_6", "Met again within 6 months", "reoffended_6", "diverted_6",
+         "Referred cases whose person was met again by the force within 182 days of the decision, of the "
+         "referred cases whose 6 months have passed."),
+    Rate("reoffending_12", "Met again within 12 months", "reoffended_12", "diverted_12",
+         "Referred cases whose person was met again by the force within 365 days of the decision, of the "
+         "referred cases whose 12 months have passed."),
+    Rate("completer_reoffending_12", "Met again within 12 months, completers", "completed_reoffended_12",
+         "completed_12", "Completed cases whose person was met again by the force within 365 days of the "
+         "decision, of the completed cases whose 12 months have passed."),
+)}
+
+# How a case is placed in each breakdown. A case found with several substances is counted once,
+# under the first of them in SUBSTANCE_ORDER (class A first), so that the categories add up.
+SUBSTANCE_ORDER = ("heroin", "crack_cocaine", "cocaine", "mdma", "ketamine", "amphetamine",
+                   "synthetic_cannabinoid", "cannabis", "nitrous_oxide", "other")
+ETHNIC_GROUPS = {"A": "Asian or Asian British", "B": "Black or Black British", "M": "Mixed",
+                 "O": "Other ethnic group", "W": "White", "N": "Not stated"}
+WAIT_BANDS = ((7, "0-7"), (14, "8-14"), (28, "15-28"), (56, "29-56"), (None, "57+"))
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    name: str
+    title: str
+    categories: tuple[str, ...]
+    counted: str
+
+
+BREAKDOWNS: dict[str, Breakdown] = {breakdown.name: breakdown for breakdown in (
+    Breakdown("all", "All cases", ("all",), "Every case, whatever its categories."),
+    Breakdown("substance", "Substance", (*SUBSTANCE_ORDER, NOT_RECORDED),
+              "The substance found. A case with several is counted once, under the first of them in this "
+              "order: heroin, crack cocaine, cocaine, MDMA, ketamine, amphetamine, synthetic cannabinoid, "
+              "cannabis, nitrous oxide, other."),
+    Breakdown("drug_class", "Drug class", ("A", "B", "C", NOT_RECORDED),
+              "The highest class among the substances found, as the officer recorded it."),
+    Breakdown("age_band", "Age band", (*(band for band, _, _ in AGE_BANDS), UNKNOWN_BAND),
+              "The person's age on the date of the offence."),
+    Breakdown("ethnicity", "Ethnic group", tuple(ETHNIC_GROUPS),
+              "The person's self-defined ethnicity, in the five broad groups of the census and not stated."),
+    Breakdown("wait", "Days to first session", tuple(band for _, band in WAIT_BANDS),
+              "Engaged cases only: the days from the decision to the first session the person attended."),
+    Breakdown("ending", "How referrals ended without completion", ("never_attended", "stopped_attending"),
+              "Not completed cases only: those in which the person attended no session, and those in which they "
+              "attended some and stopped."),
+)}
+# The breakdowns that split every case, so each adds up to the whole; the others split one measure.
+PARTITIONS = ("all", "substance", "drug_class", "age_band", "ethnicity")
+
+
+class _Month(FunctionElement[date]):
+    """The first day of a date's month."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(_Month)
+def _month_default(element: _Month, compiler: Any, **kw: Any) -> str:
+    return f"date(strftime('%Y-%m-01', {compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(_Month, "postgresql")
+def _month_postgresql(element: _Month, compiler: Any, **kw: Any) -> str:
+    return f"CAST(date_trunc('month', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
+class _DaysBetween(FunctionElement[int]):
+    """Whole days from the first date to the second."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_DaysBetween)
+def _days_default(element: _DaysBetween, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(julianday({second}) - julianday({first}) AS INTEGER)"
+
+
+@compiles(_DaysBetween, "postgresql")
+def _days_postgresql(element: _DaysBetween, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(CAST({second} AS DATE) - CAST({first} AS DATE))"
+
+
+def _byte(column: ColumnElement[Any], offset: int) -> ColumnElement[int]:
+    """One byte of the packed facts (PostgreSQL's ``get_byte``; SQLite has the same, from ``db``)."""
+    return func.get_byte(column, offset)
+
+
+def _substance(facts: ColumnElement[Any]) -> ColumnElement[str]:
+    place = PLACE["substances"]
+    bits = _byte(facts, place.offset) * 256 + _byte(facts, place.offset + 1)
+    values = place.field.values
+    return case(*((bits.op("&")(1 << values.index(name)) != 0, literal(name)) for name in SUBSTANCE_ORDER),
+                else_=literal(NOT_RECORDED))
+
+
+def _drug_class(facts: ColumnElement[Any]) -> ColumnElement[str]:
+    place = PLACE["drug_class"]
+    byte = _byte(facts, place.offset)
+    return case(*((byte == number, literal(value)) for number, value in enumerate(place.field.values, start=1)),
+                else_=literal(NOT_RECORDED))
+
+
+def _wait(days: ColumnElement[int]) -> ColumnElement[str | None]:
+    """The band of days to the first session; none where the person attended none."""
+    return case((days.is_(None), literal(None)),
+                *((days <= limit, literal(band)) for limit, band in WAIT_BANDS if limit is not None),
+                else_=literal(WAIT_BANDS[-1][1]))
+
+
+@dataclass(frozen=True)
+class Count:
+    """A force's counts of one month in one category of one breakdown."""
+
+    month: date
+    breakdown: str
+    category: str
+    counts: dict[str, int]
+
+
+def _cases(force_id: int, today: date) -> Any:
+    """One row per case of the force: its month, its categories and a 0/1 flag per measure."""
+    decision, encounter, referral, booked = (Decision.__table__, Encounter.__table__, Referral.__table__,
+                                             BookedSession.__table__)
+    first_session = (
+        select(func.min(booked.c.starts_at))
+        .select_from(booked.join(referral, and_(referral.c.tenant_id == booked.c.tenant_id,
+                                                referral.c.id == booked.c.referral_id)))
+        .where(referral.c.tenant_id == force_id, referral.c.encounter_id == encounter.c.id,
+               booked.c.attendance == Attendance.ATTENDED.value)
+        .scalar_subquery()
+    )
+    referrals = (
+        select(referral.c.encounter_id,
+               func.max(case((referral.c.sessions_attended > 0, 1), else_=0)).label("engaged"),
+               *(func.max(case((referral.c.state == state.value, 1), else_=0)).label(state.value)
+                 for state in (State.COMPLETED, State.NOT_COMPLETED, State.DECLINED, State.WITHDRAWN)))
+        .where(referral.c.tenant_id == force_id)
+        .group_by(referral.c.encounter_id)
+        .subquery("referred")
+    )
+    again = aliased(Encounter.__table__, name="again")
+
+    def met_again_within(days: int) -> ColumnElement[int]:
+        return case((exists().where(
+            again.c.tenant_id == force_id, again.c.person_id == encounter.c.person_id,
+            again.c.offence_on > decision.c.decided_on,
+            _DaysBetween(decision.c.decided_on, again.c.offence_on) <= days), 1), else_=0)
+
+    outcome = func.coalesce(decision.c.override_outcome, decision.c.outcome)
+    is_referred = referrals.c.encounter_id.is_not(None)
+    short_passed = decision.c.decided_on <= today - timedelta(days=SHORT)
+    long_passed = decision.c.decided_on <= today - timedelta(days=LONG)
+    completed = referrals.c.completed == 1
+
+    def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return case((condition, 1), else_=0)
+
+    ethnic_group = func.substr(decision.c.ethnicity, 1, 1)
+    return (
+        select(
+            _Month(decision.c.decided_on).label("month"),
+            _substance(decision.c.facts).label("substance"),
+            _drug_class(decision.c.facts).label("drug_class"),
+            decision.c.age_band.label("age_band"),
+            ethnic_group.label("ethnicity"),
+            _wait(_DaysBetween(decision.c.decided_on, first_session)).label("wait"),
+            case((referrals.c.not_completed == 1,
+                  case((referrals.c.engaged == 1, literal("stopped_attending")), else_=literal("never_attended"))),
+                 else_=literal(None)).label("ending"),
+            literal(1).label("cases"),
+            *(flag(outcome == value.value).label(value.value) for value in Outcome),
+            flag(is_referred).label("referred"),
+            *(flag(referrals.c[name] == 1).label(name)
+              for name in ("declined", "engaged", "completed", "not_completed", "withdrawn")),
+            flag(is_referred & short_passed).label("diverted_6"),
+            (flag(is_referred & short_passed) * met_again_within(SHORT)).label("reoffended_6"),
+            flag(is_referred & long_passed).label("diverted_12"),
+            (flag(is_referred & long_passed) * met_again_within(LONG)).label("reoffended_12"),
+            flag(completed & short_passed).label("completed_6"),
+            (flag(completed & short_passed) * met_again_within(SHORT)).label("completed_reoffended_6"),
+            flag(completed & long_passed).label("completed_12"),
+            (flag(completed & long_passed) * met_again_within(LONG)).label("completed_reoffended_12"),
+        )
+        .select_from(
+            decision.join(encounter, and_(encounter.c.tenant_id == decision.c.tenant_id,
+                                          encounter.c.id == decision.c.encounter_id))
+            .outerjoin(referrals, referrals.c.encounter_id == encounter.c.id))
+        .where(decision.c.tenant_id == force_id, decision.c.superseded_by_id.is_(None), decision.c.decided_on <= today)
+        .cte("cases")
+    )
+
+
+def count_force(session: Session, force_id: int, today: date) -> list[Count]:
+    """The force's counts per month, for every category of every breakdown, as of ``today``
+    (which decides whose reoffending windows have passed). Cases decided after ``today`` are
+    left out. The caller puts the force in scope (row-level security reads only its rows)."""
+    cases = _cases(force_id, today)
+    parts = []
+    for name in BREAKDOWNS:
+        category = literal("all") if name == "all" else cases.c[name]
+        rows = select(cases.c.month, literal(name).label("breakdown"), category.label("category"),
+                      *(func.sum(cases.c[measure]).label(measure) for measure in MEASURES))
+        if name in PARTITIONS:
+            parts.append(rows.group_by(cases.c.month, category))
+        else:
+            parts.append(rows.where(category.is_not(None)).group_by(cases.c.month, category))
+    found = []
+    for row in session.execute(union_all(*parts)).mappings():
+        month = row["month"] if isinstance(row["month"], date) else date.fromisoformat(row["month"])
+        category = row["category"]
+        if row["breakdown"] == "ethnicity":
+            category = category if category in ETHNIC_GROUPS else "N"
+        found.append(Count(month, row["breakdown"], category, {measure: int(row[measure] or 0)
+                                                                for measure in MEASURES}))
+    return _merged(found)
+
+
+def _merged(counts: Sequence[Count]) -> list[Count]:
+    """Counts of the same month and category added together (ethnicity codes outside the
+    broad groups fall into "not stated")."""
+    merged: dict[tuple[date, str, str], dict[str, int]] = {}
+    for count in counts:
+        into = merged.setdefault((count.month, count.breakdown, count.category), dict.fromkeys(MEASURES, 0))
+        for measure, value in count.counts.items():
+            into[measure] += value
+    return [Count(month, breakdown, category, values)
+            for (month, breakdown, category), values in sorted(merged.items())]
+
