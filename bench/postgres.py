@@ -50,6 +50,7 @@ def app_config(database: TestDatabase) -> dict[str, Any]:
         **SECRETS,
         "SQLALCHEMY_DATABASE_URI": database.app_url,
         "DATABASE_OWNER_URL": database.owner_url,
+        "INSIGHTS_DATABASE_URL": database.insights_url,
         "RATELIMIT_STORAGE_URI": "memory://",
     }
 

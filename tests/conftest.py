@@ -123,6 +123,7 @@ def make_app(database: TestDatabase, **overrides: Any) -> Flask:
         "SECRET_KEY": "test-secret-key-that-is-long-enough-for-tests",
         "SQLALCHEMY_DATABASE_URI": database.app_url,
         "DATABASE_OWNER_URL": database.owner_url,
+        "INSIGHTS_DATABASE_URL": database.insights_url,
         "RATELIMIT_STORAGE_URI": "memory://",
         "SIGN_IN_RATE_LIMIT": "1000 per minute",
         "SIGN_IN_ACCOUNT_RATE_LIMIT": "1000 per minute",

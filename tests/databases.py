@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 
 OWNER_ROLE = "diversion_owner"
 APP_ROLE = "diversion_app"
+INSIGHTS_ROLE = "diversion_insights"  # the national pages' login: the aggregate tables alone
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class TestDatabase:
     owner_url: str
     admin_url: str | None
     name: str
+    insights_url: str
 
     @property
     def is_postgresql(self) -> bool:
@@ -57,6 +59,7 @@ def create_roles(admin: URL) -> None:
         for role, options in (
             (OWNER_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"),
             (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB"),
+            (INSIGHTS_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB"),
         ):
             exists = connection.scalar(
                 text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
@@ -80,6 +83,8 @@ def create_postgres_database(admin: URL, name: str) -> TestDatabase:
         connection.execute(text(f"REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"))
         connection.execute(text(f"GRANT CONNECT, TEMPORARY ON DATABASE \"{name}\" TO {APP_ROLE}"))
         connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}"))
+        connection.execute(text(f"GRANT CONNECT ON DATABASE \"{name}\" TO {INSIGHTS_ROLE}"))
+        connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {INSIGHTS_ROLE}"))
         connection.execute(text(
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public "
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}"
@@ -90,11 +95,13 @@ def create_postgres_database(admin: URL, name: str) -> TestDatabase:
         ))
     engine.dispose()
     app = admin.set(username=APP_ROLE, password=None, database=name)
+    insights = admin.set(username=INSIGHTS_ROLE, password=None, database=name)
     return TestDatabase(
         app_url=app.render_as_string(hide_password=False),
         owner_url=owner.render_as_string(hide_password=False),
         admin_url=admin.render_as_string(hide_password=False),
         name=name,
+        insights_url=insights.render_as_string(hide_password=False),
     )
 
 
@@ -108,4 +115,4 @@ def drop_postgres_database(database: TestDatabase) -> None:
 
 def sqlite_database(folder: Path, name: str) -> TestDatabase:
     url = f"sqlite:///{folder / (name + '.db')}"
-    return TestDatabase(app_url=url, owner_url=url, admin_url=None, name=name)
+    return TestDatabase(app_url=url, owner_url=url, admin_url=None, name=name, insights_url=url)

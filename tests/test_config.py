@@ -55,8 +55,12 @@ def test_production_takes_database_and_limits_from_the_environment(monkeypatch) 
     with pytest.raises(ConfigError, match="PERSON_KEY_SECRET"):
         load_config()
     monkeypatch.setenv("PERSON_KEY_SECRET", "p" * 40)
+    with pytest.raises(ConfigError, match="INSIGHTS_DATABASE_URL"):
+        load_config()
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", "postgresql+psycopg://insights@db/diversion")
     config = load_config()
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://app@db/diversion"
+    assert config["SQLALCHEMY_BINDS"]["insights"]["url"] == "postgresql+psycopg://insights@db/diversion"
     assert config["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"
     assert config["SESSION_COOKIE_SECURE"] is True
     assert config["HSTS"] is True

@@ -11,4 +11,5 @@ psql --no-psqlrc --set ON_ERROR_STOP=1 \
     --dbname "${POSTGRES_DB:?POSTGRES_DB must be set}" \
     --set owner_password="${DIVERSION_OWNER_PASSWORD:?DIVERSION_OWNER_PASSWORD must be set}" \
     --set app_password="${DIVERSION_APP_PASSWORD:?DIVERSION_APP_PASSWORD must be set}" \
+    --set insights_password="${DIVERSION_INSIGHTS_PASSWORD:?DIVERSION_INSIGHTS_PASSWORD must be set}" \
     --file /diversion/roles.sql

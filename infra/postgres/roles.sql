@@ -128,3 +128,32 @@ ALTER DEFAULT PRIVILEGES FOR ROLE diversion_owner IN SCHEMA public
 -- audit_events back to the app, undoing the REVOKE that the migration makes
 -- to keep the audit log append-only. Tables exist only after this file has
 -- run, so the default privileges above already cover them.
+
+-- 4. The insights login. ----------------------------------------------------
+
+-- National leads' pages read aggregates only, through a login of their own
+-- (INSIGHTS_DATABASE_URL) that may read the released figures and the forces'
+-- names and nothing else (not even the unprotected counts): no default
+-- privileges, one explicit grant. The migration that makes
+-- those tables grants the same where this role already exists.
+DO $insights$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'diversion_insights') THEN
+        CREATE ROLE diversion_insights LOGIN;
+    END IF;
+END
+$insights$;
+ALTER ROLE diversion_insights WITH LOGIN NOSUPERUSER NOBYPASSRLS
+    NOCREATEDB NOCREATEROLE NOREPLICATION;
+\if :{?insights_password}
+ALTER ROLE diversion_insights WITH PASSWORD :'insights_password';
+\endif
+DO $insights_grants$
+BEGIN
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO diversion_insights', current_database());
+    IF to_regclass('public.insight_figures') IS NOT NULL THEN
+        GRANT SELECT ON insight_forces, insight_tables, insight_figures TO diversion_insights;
+    END IF;
+END
+$insights_grants$;
+GRANT USAGE ON SCHEMA public TO diversion_insights;

@@ -138,7 +138,24 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
         config["PERSONAL_DATA_KEYS"] = config["PERSONAL_DATA_KEYS"] or derived_key(str(config["SECRET_KEY"]))
         config["PERSON_KEY_SECRET"] = config["PERSON_KEY_SECRET"] or f"person-keys:{config['SECRET_KEY']}"
+    _insights_login(config, relaxed=relaxed)
     return config
+
+
+def _insights_login(config: dict[str, Any], *, relaxed: bool) -> None:
+    """The national pages' own database login (``INSIGHTS_DATABASE_URL``, a bind named
+    ``insights``), which may read the aggregate tables alone. On a laptop and in tests it
+    defaults to the app's database; on PostgreSQL outside them it must be given."""
+    url = config.get("INSIGHTS_DATABASE_URL") or os.environ.get("INSIGHTS_DATABASE_URL", "")
+    main = str(config["SQLALCHEMY_DATABASE_URI"])
+    if not url:
+        if main.startswith("postgresql") and not relaxed:
+            raise ConfigError("INSIGHTS_DATABASE_URL must be set: the national pages read aggregates through a "
+                              "login of their own (infra/postgres/roles.sql makes diversion_insights).")
+        url = main
+    config["INSIGHTS_DATABASE_URL"] = url
+    config.setdefault("SQLALCHEMY_BINDS", {"insights": {"url": url, **_engine_options(
+        {**config, "SQLALCHEMY_DATABASE_URI": url})}})
 
 
 def _engine_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from diversion.billing.models import (
 from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion, SimulationRun
+from diversion.insights.models import InsightFigure, InsightForce, InsightStale, InsightTable, insight_counts
 from diversion.jobs.models import JobRun
 from diversion.jsonapi.idempotency import IdempotencyKey, ProviderIdempotencyKey
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -46,6 +47,10 @@ __all__ = [
     "ForceMembership",
     "ForceSignOn",
     "IdempotencyKey",
+    "InsightFigure",
+    "InsightForce",
+    "InsightStale",
+    "InsightTable",
     "JobRun",
     "LedgerEntry",
     "Offering",
@@ -71,4 +76,5 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "insight_counts",
 ]

@@ -78,8 +78,59 @@ def force_columns(force: ForceFile) -> dict[str, Any]:
     }
 
 
-# Settings a force changes on its settings page, not in its file: a sync keeps them.
-PAGE_SETTINGS = (rules.MISSED_SESSIONS_SETTING,)
+# A force's assumptions for the police time a referral saves, shown beside its figures in the national
+# comparison (``insights``): tenths of an hour per referral, and pence per hour. Until the force sets
+# them, these defaults: a charge file and the custody time around it, and an hour of a constable's
+# time with its on-costs.
+HOURS_SAVED_SETTING = "police_hours_saved_per_referral"
+COST_PER_HOUR_SETTING = "police_cost_per_hour_pence"
+DEFAULT_HOURS_SAVED = 60
+DEFAULT_COST_PER_HOUR = 3_800
+HOURS_SAVED_BOUNDS = (0, 1_000)  # tenths: up to 100 hours
+COST_PER_HOUR_BOUNDS = (0, 100_000)  # pence: up to £1,000
+
+# Settings a force changes on its pages, not in its file: a sync keeps them.
+PAGE_SETTINGS = (rules.MISSED_SESSIONS_SETTING, HOURS_SAVED_SETTING, COST_PER_HOUR_SETTING)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _setting(tenant: Tenant, name: str, default: int) -> int:
+    value = (tenant.settings or {}).get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def police_time(tenant: Tenant) -> tuple[int, int]:
+    """The force's (tenths of an hour saved per referral, pence per hour): its own, or the defaults."""
+    return (_setting(tenant, HOURS_SAVED_SETTING, DEFAULT_HOURS_SAVED),
+            _setting(tenant, COST_PER_HOUR_SETTING, DEFAULT_COST_PER_HOUR))
+
+
+def change_police_time(tenant: Tenant, *, hours_saved: int, cost_per_hour: int,
+                       actor: Actor) -> dict[str, tuple[Any, Any]]:
+    """Change the force's assumptions for police time saved (tenths of an hour per referral,
+    pence per hour), each change recorded with its value before and after; returns them.
+
+    Refuses an actor who may not change this force's settings (``AccessRefused``), and
+    hours or a cost outside their bounds (``ForceError`` naming the field).
+    """
+    require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
+    for field_name, value, (low, high), scale, unit in (("hours", hours_saved, HOURS_SAVED_BOUNDS, 10, "hours"),
+                                                         ("cost", cost_per_hour, COST_PER_HOUR_BOUNDS, 100, "pounds")):
+        if not _whole(value) or not low <= value <= high:
+            raise ForceError(field_name, f"Enter {unit} from {low // scale:,} to {high // scale:,}")
+    now = dict(zip((HOURS_SAVED_SETTING, COST_PER_HOUR_SETTING), police_time(tenant), strict=True))
+    wanted = {HOURS_SAVED_SETTING: hours_saved, COST_PER_HOUR_SETTING: cost_per_hour}
+    changes = {name: (now[name], value) for name, value in wanted.items() if now[name] != value}
+    if changes:
+        tenant.settings = {**(tenant.settings or {}), **{name: pair[1] for name, pair in changes.items()}}
+        db.session.flush()
+        record("tenant.settings_changed", actor=actor, tenant_id=tenant.id, object_type="tenant",
+               object_id=tenant.id, details={"before": {name: pair[0] for name, pair in changes.items()},
+                                             "after": {name: pair[1] for name, pair in changes.items()}})
+    return changes
 
 
 def _apply(tenant: Tenant, force: ForceFile) -> bool:

@@ -21,7 +21,7 @@ programme), the smallest first, so that the least is lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,44 +58,61 @@ class Released:
 
 
 class _Programme:
-    """The attacker's linear programmes over a table's cells, given what is released."""
+    """The attacker's linear programmes over a table's cells, given what is released.
 
-    def __init__(self, cells: int, figures: Sequence[frozenset[int]]) -> None:
-        self.cells = cells
+    It keeps every table it has met that fits what is released (the true one first, then each
+    programme's solution): releasing less only loosens the constraints, so each stays a witness,
+    and a figure that is 0 in one witness and 9 or more in another is safe without a programme."""
+
+    def __init__(self, cells: int, figures: Sequence[frozenset[int]], truth: Sequence[int] | None = None) -> None:
         rows: list[int] = []
         columns: list[int] = []
         for row, members in enumerate(figures):
             rows.extend([row] * len(members))
             columns.extend(members)
         self.matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(figures), cells))
+        self.witnesses: list[np.ndarray] = [np.asarray(truth, dtype=float)] if truth is not None else []
 
-    def extremes(self, figure: int, released: dict[int, int]) -> tuple[tuple[float, float], list[int]]:
-        """The least and greatest value of ``figure`` given the ``released`` figures, and the
-        released figures whose bounds held it in where it is exposed (the binding constraints)."""
+    def _solve(self, figure: int, released: dict[int, int], sign: float) -> tuple[float, list[int]]:
+        """The least (``sign`` 1) or greatest (-1) value of ``figure``, and the released figures
+        whose bounds bind it there."""
         order = sorted(released)
-        lows = np.array([bounds(released[index])[0] for index in order], dtype=float)
-        highs = np.array([bounds(released[index])[1] for index in order], dtype=float)
-        known = self.matrix[order]
-        constraints = sparse.vstack([known, -known]) if order else None
-        limits = np.concatenate([highs, -lows]) if order else None
+        constraints = limits = None
+        if order:
+            known = self.matrix[order]
+            constraints = sparse.vstack([known, -known])
+            limits = np.concatenate([[bounds(released[index])[1] for index in order],
+                                     [-bounds(released[index])[0] for index in order]])
         objective = self.matrix[figure].toarray().ravel()
+        result = optimize.linprog(sign * objective, A_ub=constraints, b_ub=limits, bounds=(0, None), method="highs")
+        if result.status == 3:  # unbounded: nothing caps it
+            return float("inf"), []
+        if result.status != 0:
+            raise ValueError(f"the released figures contradict each other ({result.message})")
+        self.witnesses.append(result.x)
+        duals = np.abs(result.ineqlin.marginals) if order else np.zeros(0)
+        return float(sign * result.fun), [order[row % len(order)] for row in np.flatnonzero(duals > _TOLERANCE)]
+
+    def extremes(self, figure: int, released: dict[int, int]) -> tuple[float, float]:
+        """The least and greatest value of ``figure`` given the ``released`` figures."""
+        return self._solve(figure, released, 1.0)[0], self._solve(figure, released, -1.0)[0]
+
+    def exposed(self, figure: int, released: dict[int, int]) -> list[int] | None:
+        """None where ``figure`` can be anything from 0 to 9 given the ``released`` figures; else
+        the released figures that pin it (perhaps none)."""
+        values = np.vstack(self.witnesses) @ self.matrix[figure].toarray().ravel() if self.witnesses \
+            else np.zeros(0)
         pinned: list[int] = []
-        ends: list[float] = []
-        for sign in (1.0, -1.0):
-            result = optimize.linprog(sign * objective, A_ub=constraints, b_ub=limits,
-                                      bounds=(0, None), method="highs")
-            if result.status == 3:  # unbounded: nothing caps it
-                ends.append(float("inf"))
-                continue
-            if result.status != 0:
-                raise ValueError(f"the released figures contradict each other ({result.message})")
-            value = float(sign * result.fun)
-            ends.append(value)
-            exposed = value > SAFE_LOW + _TOLERANCE if sign > 0 else value < SAFE_HIGH - _TOLERANCE
-            if exposed and order:
-                duals = np.abs(result.ineqlin.marginals)
-                pinned.extend(order[row % len(order)] for row in np.flatnonzero(duals > _TOLERANCE))
-        return (ends[0], ends[1]), pinned
+        exposed = False
+        if not np.any(values <= SAFE_LOW + _TOLERANCE):
+            low, binding = self._solve(figure, released, 1.0)
+            if low > SAFE_LOW + _TOLERANCE:
+                exposed, pinned = True, pinned + binding
+        if not np.any(values >= SAFE_HIGH - _TOLERANCE):
+            high, binding = self._solve(figure, released, -1.0)
+            if high < SAFE_HIGH - _TOLERANCE:
+                exposed, pinned = True, pinned + binding
+        return pinned if exposed else None
 
 
 def feasible_range(cells: int, figures: Sequence[Sequence[int]], values: Sequence[int | None],
@@ -104,36 +121,45 @@ def feasible_range(cells: int, figures: Sequence[Sequence[int]], values: Sequenc
     (None where suppressed) of ``figures`` over ``cells`` cells."""
     members = [frozenset(members) for members in figures]
     released = {index: value for index, value in enumerate(values) if value is not None}
-    return _Programme(cells, members).extremes(figure, released)[0]
+    return _Programme(cells, members).extremes(figure, released)
 
 
-def protect(cells: Sequence[int], figures: Sequence[Sequence[int]]) -> Released:
+def protect(cells: Sequence[int], figures: Sequence[Sequence[int]], *,
+            given: Mapping[int, int | None] | None = None) -> Released:
     """Release ``figures`` (each a list of indices into ``cells``, the true counts) under the
-    three rules above.
+    three rules above. ``given`` holds figures already released elsewhere (their value, or None
+    where they were suppressed there): they are kept as they were, so the same number is never
+    shown in one table and hidden in another, and never chosen to be suppressed here.
 
-    Refuses negative counts, a figure with no cells and an index outside ``cells``.
+    Refuses negative counts, a figure with no cells, an index outside ``cells``, and a given
+    figure released that is under 10 or not its count rounded.
     """
     if any(count < 0 for count in cells):
         raise ValueError("counts cannot be negative")
     members = [frozenset(figure) for figure in figures]
-    for index, figure in enumerate(members):
-        if not figure:
+    for index, cells_of in enumerate(members):
+        if not cells_of:
             raise ValueError(f"figure {index} sums no cells")
-        if min(figure) < 0 or max(figure) >= len(cells):
+        if min(cells_of) < 0 or max(cells_of) >= len(cells):
             raise ValueError(f"figure {index} names a cell the table does not have")
-    totals = [sum(cells[cell] for cell in figure) for figure in members]
+    totals = [sum(cells[cell] for cell in cells_of) for cells_of in members]
+    given = dict(given or {})
+    for index, value in given.items():
+        if value is not None and (totals[index] < THRESHOLD or value != rounded(totals[index])):
+            raise ValueError(f"figure {index} was released elsewhere as {value}, which its count does not give")
     primary = {index for index, total in enumerate(totals) if total < THRESHOLD}
-    released = {index: rounded(total) for index, total in enumerate(totals) if index not in primary}
-    secondary: set[int] = set()
-    programme = _Programme(len(cells), members)
-    waiting = sorted(primary)
-    while waiting:
+    hidden = primary | {index for index, value in given.items() if value is None}
+    released = {index: rounded(total) for index, total in enumerate(totals) if index not in hidden}
+    secondary: set[int] = hidden - primary
+    programme = _Programme(len(cells), members, cells)
+    waiting = sorted(hidden)
+    while waiting and released:  # with nothing released, nothing can be worked out
         exposed = waiting.pop()
-        while True:
-            (low, high), pinned = programme.extremes(exposed, released)
-            if low <= SAFE_LOW + _TOLERANCE and high >= SAFE_HIGH - _TOLERANCE:
-                break
-            candidates = [index for index in pinned if index in released] or sorted(released)
+        while (pinned := programme.exposed(exposed, released)) is not None:
+            free = [index for index in released if index not in given]
+            if not free:
+                break  # nothing left here to hide: what remains was released, and protected, elsewhere
+            candidates = [index for index in pinned if index in released and index not in given] or sorted(free)
             chosen = min(candidates, key=lambda index: (totals[index], len(members[index]), index))
             del released[chosen]
             secondary.add(chosen)

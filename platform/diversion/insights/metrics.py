@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Integer, and_, case, exists, func, literal, select, union_all
+from sqlalchemy import Date, Integer, and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -87,8 +87,8 @@ MEASURES: dict[str, Measure] = {measure.name: measure for measure in (
 )}
 
 RATES: dict[str, Rate] = {rate.name: rate for rate in (
-    Rate("eligibility", "Eligible", "eligible", "cases", "Cases found eligible, of all cases decided."),
-    Rate("referral", "Referred", "referred", "cases", "Cases referred to a course, of all cases decided."),
+    Rate("eligibility", "Eligibility rate", "eligible", "cases", "Cases found eligible, of all cases decided."),
+    Rate("referral", "Referral rate", "referred", "cases", "Cases referred to a course, of all cases decided."),
     Rate("engagement", "Engagement", "engaged", "referred",
          "Referred cases in which the person attended at least one session, of all referred cases."),
     Rate("completion", "Completion", "completed", "referred",
@@ -145,7 +145,7 @@ PARTITIONS = ("all", "substance", "drug_class", "age_band", "ethnicity")
 
 
 class _Month(FunctionElement[date]):
-    """The first day of a date's month."""
+    """The first day of a date's month (``month_of``)."""
 
     type = Date()
     inherit_cache = True
@@ -159,6 +159,11 @@ def _month_default(element: _Month, compiler: Any, **kw: Any) -> str:
 @compiles(_Month, "postgresql")
 def _month_postgresql(element: _Month, compiler: Any, **kw: Any) -> str:
     return f"CAST(date_trunc('month', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
+def month_of(day: ColumnElement[date]) -> ColumnElement[date]:
+    """The first day of ``day``'s month, in SQL."""
+    return _Month(day)
 
 
 class _DaysBetween(FunctionElement[int]):
@@ -217,7 +222,11 @@ class Count:
     counts: dict[str, int]
 
 
-def _cases(force_id: int, today: date) -> Any:
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def _cases(force_id: int, today: date, months: Sequence[date] | None) -> Any:
     """One row per case of the force: its month, its categories and a 0/1 flag per measure."""
     decision, encounter, referral, booked = (Decision.__table__, Encounter.__table__, Referral.__table__,
                                              BookedSession.__table__)
@@ -258,7 +267,7 @@ def _cases(force_id: int, today: date) -> Any:
     ethnic_group = func.substr(decision.c.ethnicity, 1, 1)
     return (
         select(
-            _Month(decision.c.decided_on).label("month"),
+            month_of(decision.c.decided_on).label("month"),
             _substance(decision.c.facts).label("substance"),
             _drug_class(decision.c.facts).label("drug_class"),
             decision.c.age_band.label("age_band"),
@@ -285,16 +294,20 @@ def _cases(force_id: int, today: date) -> Any:
             decision.join(encounter, and_(encounter.c.tenant_id == decision.c.tenant_id,
                                           encounter.c.id == decision.c.encounter_id))
             .outerjoin(referrals, referrals.c.encounter_id == encounter.c.id))
-        .where(decision.c.tenant_id == force_id, decision.c.superseded_by_id.is_(None), decision.c.decided_on <= today)
+        .where(decision.c.tenant_id == force_id, decision.c.superseded_by_id.is_(None), decision.c.decided_on <= today,
+               *([or_(*(and_(decision.c.decided_on >= month, decision.c.decided_on < _next_month(month))
+                        for month in months))] if months is not None else []))
         .cte("cases")
     )
 
 
-def count_force(session: Session, force_id: int, today: date) -> list[Count]:
-    """The force's counts per month, for every category of every breakdown, as of ``today``
-    (which decides whose reoffending windows have passed). Cases decided after ``today`` are
-    left out. The caller puts the force in scope (row-level security reads only its rows)."""
-    cases = _cases(force_id, today)
+def count_force(session: Session, force_id: int, today: date, *,
+                months: Sequence[date] | None = None) -> list[Count]:
+    """The force's counts per month (``months`` alone, each the first of its month, when given),
+    for every category of every breakdown, as of ``today`` (which decides whose reoffending
+    windows have passed). Cases decided after ``today`` are left out. The caller puts the force
+    in scope (row-level security reads only its rows)."""
+    cases = _cases(force_id, today, months)
     parts = []
     for name in BREAKDOWNS:
         category = literal("all") if name == "all" else cases.c[name]

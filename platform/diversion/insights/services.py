@@ -1,0 +1,255 @@
+"""Keeping the aggregates current: each force's counts worked out again from its case work, and the
+figures released from them protected again (``insights.release``).
+
+Two ways in. A referral change marks the month of its case out of date
+(``months_out_of_date``, a listener of ``cases.events``, in the change's own
+transaction; an import's batch marks its months in one statement), and a
+sweep every few minutes counts those months again. Every night the whole of
+every force is counted again, since some figures change with time alone (a
+reoffending window passing) or with a new case (a person met again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from diversion.cases.events import Moved, referrals_moved
+from diversion.cases.models import Referral
+from diversion.db import LONDON, utcnow
+from diversion.eligibility.models import Decision
+from diversion.extensions import db
+from diversion.forces.services import police_time
+from diversion.insights.metrics import BREAKDOWNS, MEASURES, RATES, count_force, month_of
+from diversion.insights.models import InsightFigure, InsightForce, InsightStale, InsightTable, insight_counts
+from diversion.insights.release import ALL, Figure, counted_months, fingerprint, release
+from diversion.jobs import task, unit_of_work
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import ForceStatus, Tenant
+
+# The tables released: every measure as a whole; by a breakdown, the measures its pages show (a rate's
+# two by substance and by age band, the filters of the rate pages; referrals by ethnic group; waits for
+# a first session, and how referrals ended unfinished). The rest stay counted, unreleased.
+_RATED = tuple(dict.fromkeys(name for rate in RATES.values() for name in (rate.numerator, rate.denominator)))
+RELEASED: dict[str, tuple[str, ...]] = {
+    ALL: tuple(MEASURES),
+    "substance": _RATED,
+    "age_band": _RATED,
+    "ethnicity": ("cases", "referred"),
+    "wait": ("engaged",),
+    "ending": ("not_completed",),
+}
+REFRESH_STALE = "insights.refresh-stale"
+REFRESH_ALL = "insights.refresh-all"
+
+
+def refresh_force(session: Session, force: Tenant, *, today: date, now: datetime,
+                  months: Sequence[date] | None = None) -> int:
+    """Count the force's case work again (only ``months``, when given), replace its counts with
+    what was found, and release its tables of the years counted again (and the national tables of
+    those years) protected anew; the number of rows of counts written. The caller puts the force
+    in scope; this flushes and never commits."""
+    found = count_force(session, force.id, today, months=months)
+    gone = delete(insight_counts).where(insight_counts.c.force_id == force.id)
+    if months is not None:
+        gone = gone.where(insight_counts.c.month.in_(list(months)))
+    session.execute(gone)
+    if found:
+        session.execute(insert(insight_counts), [
+            {"force_id": force.id, "month": item.month, "breakdown": item.breakdown, "category": item.category,
+             **item.counts} for item in found])
+    hours, cost = police_time(force)
+    kept = session.get(InsightForce, force.id)
+    if kept is None:
+        session.add(InsightForce(force_id=force.id, name=force.name, computed_at=now, hours_saved=hours,
+                                 cost_per_hour=cost))
+    else:
+        kept.name, kept.computed_at, kept.hours_saved, kept.cost_per_hour = force.name, now, hours, cost
+    session.flush()
+    years = sorted({month.year for month in months} if months is not None else _years(session, force.id, today))
+    for area in (force.id, None):
+        release_years(session, area, years, today=today, now=now)
+    return len(found)
+
+
+def _years(session: Session, force_id: int, today: date) -> range:
+    """The years from the force's first counted month to this one."""
+    first = session.scalar(select(insight_counts.c.month).where(insight_counts.c.force_id == force_id)
+                           .order_by(insight_counts.c.month).limit(1))
+    return range(first.year if first else today.year, today.year + 1)
+
+
+def _counts_of(session: Session, area: int | None, year: int) -> dict[tuple[str, str], dict[tuple[str, int], int]]:
+    """(breakdown, measure) -> {(category, month): count} of ``area`` (a force, or None: all forces
+    added together) in ``year``, read from the counts."""
+    columns = [func.sum(insight_counts.c[name]).label(name) for name in MEASURES]
+    query = (select(insight_counts.c.month, insight_counts.c.breakdown, insight_counts.c.category, *columns)
+             .where(insight_counts.c.month >= date(year, 1, 1), insight_counts.c.month < date(year + 1, 1, 1))
+             .group_by(insight_counts.c.month, insight_counts.c.breakdown, insight_counts.c.category))
+    if area is not None:
+        query = query.where(insight_counts.c.force_id == area)
+    found: dict[tuple[str, str], dict[tuple[str, int], int]] = {}
+    for row in session.execute(query).mappings():
+        month = row["month"] if isinstance(row["month"], date) else date.fromisoformat(str(row["month"]))
+        for name in RELEASED.get(row["breakdown"], ()):
+            if row[name]:
+                found.setdefault((row["breakdown"], name), {})[row["category"], month.month] = int(row[name])
+    return found
+
+
+def release_years(session: Session, area: int | None, years: Sequence[int], *, today: date, now: datetime) -> int:
+    """Release ``area``'s tables (a force's, or None: all forces') of ``years``, protected; the
+    number of tables protected anew (a table whose counts have not changed is kept as it was).
+    Flushes, never commits."""
+    protected = 0
+    for year in years:
+        months = counted_months(year, today)
+        if not months:
+            continue
+        counts = _counts_of(session, area, year)
+        if not counts:
+            continue  # nothing counted that year: no table to show
+        wholes: dict[str, list[Figure]] = {}
+        for breakdown, measures in RELEASED.items():
+            categories = (ALL,) if breakdown == ALL else BREAKDOWNS[breakdown].categories
+            for measure in measures:
+                cells = counts.get((breakdown, measure), {})
+                if not cells:  # nothing counted: no table (a page shows its figures as withheld)
+                    _drop(session, _Key(area, measure, breakdown, year, months))
+                    continue
+                whole = None if breakdown == ALL else wholes[measure]
+                done = _store(session, _Key(area, measure, breakdown, year, months),
+                              fingerprint(cells, months, whole),
+                              partial(release, cells, categories, year=year, months=months, whole=whole), now)
+                if breakdown == ALL:
+                    wholes[measure] = done[0]
+                protected += done[1]
+    session.flush()
+    return protected
+
+
+def _table_of(session: Session, key: _Key) -> InsightTable | None:
+    return session.scalar(select(InsightTable).where(
+        InsightTable.force_id.is_(None) if key.area is None else InsightTable.force_id == key.area,
+        InsightTable.measure == key.measure, InsightTable.breakdown == key.breakdown, InsightTable.year == key.year))
+
+
+def _drop(session: Session, key: _Key) -> None:
+    table = _table_of(session, key)
+    if table is not None:
+        session.delete(table)
+
+
+@dataclass(frozen=True)
+class _Key:
+    area: int | None  # a force, or None: all forces
+    measure: str
+    breakdown: str
+    year: int
+    months: int
+
+
+def _store(session: Session, key: _Key, mark: str, protect: Callable[[], list[Figure]],
+           now: datetime) -> tuple[list[Figure], bool]:
+    """The table's figures: those kept where its fingerprint is unchanged, else released anew
+    (``protect()``) and stored in place of the old. (figures, whether protected anew)"""
+    area, months = key.area, key.months
+    table = _table_of(session, key)
+    if table is not None and table.fingerprint == mark and table.months == months:
+        kept = session.execute(select(InsightFigure.category, InsightFigure.period, InsightFigure.value)
+                               .where(InsightFigure.table_id == table.id)).all()
+        return [Figure(category, period, value) for category, period, value in kept], False
+    figures: list[Figure] = protect()
+    if table is None:
+        table = InsightTable(force_id=area, measure=key.measure, breakdown=key.breakdown, year=key.year,
+                             months=months, fingerprint=mark, computed_at=now)
+        session.add(table)
+        session.flush()
+    else:
+        table.months, table.fingerprint, table.computed_at = months, mark, now
+        session.execute(delete(InsightFigure).where(InsightFigure.table_id == table.id))
+    session.execute(insert(InsightFigure), [{"table_id": table.id, "category": figure.category,
+                                             "period": figure.period, "value": figure.value} for figure in figures])
+    return figures, True
+
+
+def _forces(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).where(Tenant.status != ForceStatus.DRAFT).order_by(Tenant.name)))
+
+
+def refresh_all(session: Session, *, today: date, now: datetime) -> int:
+    """Count every force again, each in its own scope; the rows written. Flushes, never commits."""
+    written = 0
+    for force in _forces(session):
+        with scoped(force.id):
+            written += refresh_force(session, force, today=today, now=now)
+    session.execute(delete(InsightStale))
+    session.flush()
+    return written
+
+
+def refresh_stale(session: Session, *, today: date, now: datetime) -> int:
+    """Count again the months a referral change marked out of date; the rows written.
+
+    The marks are taken (deleted) before the counting: a change committed before that is seen by
+    the counting, and one committed after marks its month again for the next sweep."""
+    stale: dict[int, list[date]] = {}
+    for force_id, month in session.execute(delete(InsightStale).returning(InsightStale.force_id,
+                                                                          InsightStale.month)):
+        stale.setdefault(force_id, []).append(month)
+    written = 0
+    for force in _forces(session):
+        if force.id in stale:
+            with scoped(force.id):
+                written += refresh_force(session, force, today=today, now=now, months=stale[force.id])
+    session.flush()
+    return written
+
+
+@referrals_moved.connect
+def months_out_of_date(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> None:
+    """Listener of referral moves (``cases.events``): the months of the moved referrals' cases
+    are marked out of date, in one statement, in the caller's transaction."""
+    del history  # an import's months are as out of date as a page's
+    ids = [move.referral_id for move in moves]
+    months = (
+        select(Decision.tenant_id, month_of(Decision.__table__.c.decided_on))
+        .join(Referral, and_(Referral.tenant_id == Decision.tenant_id, Referral.encounter_id == Decision.encounter_id))
+        .where(Referral.id.in_(ids), Decision.superseded_by_id.is_(None))
+        .distinct()
+    )
+    dialect: Any = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    db.session.execute(dialect.insert(InsightStale).from_select(["force_id", "month"], months)
+                       .on_conflict_do_nothing(index_elements=["force_id", "month"]))
+
+
+def _today() -> tuple[date, datetime]:
+    now = utcnow()
+    return now.astimezone(LONDON).date(), now
+
+
+@task(REFRESH_STALE, cron="*/5 * * * *", queueing_lock=REFRESH_STALE)
+def refresh_stale_job(timestamp: int) -> None:
+    """Every five minutes: the months referral changes made out of date, counted again."""
+    del timestamp
+    today, now = _today()
+    with unit_of_work():
+        refresh_stale(db.session(), today=today, now=now)
+
+
+@task(REFRESH_ALL, cron="41 2 * * *", queueing_lock=REFRESH_ALL)
+def refresh_all_job(timestamp: int) -> None:
+    """Every night: every force counted again."""
+    del timestamp
+    today, now = _today()
+    with unit_of_work():
+        refresh_all(db.session(), today=today, now=now)
+    current_app.logger.info("insights refreshed for %s", today)
