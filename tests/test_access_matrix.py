@@ -65,6 +65,7 @@ from diversion.eligibility.models import Decision, SimulationRun
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
 from diversion.forces import onboarding
+from diversion.insights.models import InsightFigure, InsightForce, InsightTable
 from diversion.jsonapi import tokens as api_tokens
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.jsonapi.tokens import ApiToken, ProviderToken
@@ -191,6 +192,34 @@ def _force_status(app: Flask, world: World) -> str:
         tenant = db.session.get(Tenant, world.a.id)
         assert tenant is not None
         return tenant.status.value
+
+
+NATIONAL_READERS = frozenset({"national_lead", "platform_admin"})
+
+
+def _released(app: Flask, world: World) -> None:
+    """Released figures of 2025 for force A and for every force (written as the refresh would leave
+    them, without the counting): 40 referred, 20 of them completed."""
+    now = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+    with app.app_context():
+        db.session.add(InsightForce(force_id=world.a.id, name=world.a.name, computed_at=now, hours_saved=60,
+                                    cost_per_hour=3_800))
+        for area in (world.a.id, None):
+            for measure, value in (("cases", 80), ("referred", 40), ("completed", 20)):
+                table = InsightTable(force_id=area, measure=measure, breakdown="all", year=2025, months=12,
+                                     fingerprint="-", computed_at=now)
+                db.session.add(table)
+                db.session.flush()
+                db.session.add_all([InsightFigure(table_id=table.id, category="all", period=period, value=value)
+                                    for period in ("2025", "2025-Q4")])
+        db.session.commit()
+
+
+def _police_time_set(app: Flask, world: World, _client: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return tenant.settings.get("police_hours_saved_per_referral") == 45
 
 
 def _suspend_force_a(app: Flask, world: World) -> None:
@@ -1347,6 +1376,33 @@ ROUTES: tuple[Route, ...] = (
     Route("admin_billing.reverse", "POST", _reverse_url,
           allow(PLATFORM_ADMIN, Allowed(302)), setup=_billed,
           data=lambda _a, _w: {"reason": "Accepted by mistake"}, effect=_reversed),
+    # The national comparison: national leads and platform admins read every force's released figures; a
+    # force's admins their own force's, against every force's (and set its assumptions for police time).
+    Route("national.index", "GET", lambda _w: "/national/", allow(NATIONAL_READERS, OK), setup=_released,
+          shows=lambda w: ["National comparison", "All forces", w.a.name]),
+    Route("national.metric", "GET", lambda _w: "/national/completion", allow(NATIONAL_READERS, OK),
+          setup=_released, shows=lambda w: ["Completion by force, 2025", w.a.name, "50%"]),
+    Route("national.funnel_svg", "GET", lambda _w: "/national/completion/funnel.svg", allow(NATIONAL_READERS, OK),
+          setup=_released, shows=lambda _w: ["<svg"]),
+    Route("national.trend_svg", "GET", lambda _w: "/national/completion/trend.svg", allow(NATIONAL_READERS, OK),
+          setup=_released, shows=lambda _w: ["<svg"]),
+    Route("national.compare", "GET", lambda w: f"/national/compare?first={w.a.id}&second={w.a.id}",
+          allow(NATIONAL_READERS, OK), setup=_released, shows=lambda w: [f"{w.a.name} and {w.a.name}, 2025"]),
+    Route("national.equality", "GET", lambda _w: "/national/equality", allow(NATIONAL_READERS, OK),
+          setup=_released, shows=lambda _w: ["Referral rate by ethnic group, All forces, 2025"]),
+    Route("force_insights.force_index", "GET", lambda w: f"/{w.a.slug}/insights/", allow(FORCE_A_ADMIN, OK),
+          force_page=True, setup=_released, shows=lambda w: [f"{w.a.name}: figures", "All forces"]),
+    Route("force_insights.force_metric", "GET", lambda w: f"/{w.a.slug}/insights/completion",
+          allow(FORCE_A_ADMIN, OK), force_page=True, setup=_released, shows=lambda w: [w.a.name, "50%"]),
+    Route("force_insights.force_funnel_svg", "GET", lambda w: f"/{w.a.slug}/insights/completion/funnel.svg",
+          allow(FORCE_A_ADMIN, OK), force_page=True, setup=_released, shows=lambda _w: ["<svg"]),
+    Route("force_insights.force_trend_svg", "GET", lambda w: f"/{w.a.slug}/insights/completion/trend.svg",
+          allow(FORCE_A_ADMIN, OK), force_page=True, setup=_released, shows=lambda _w: ["<svg"]),
+    Route("force_insights.assumptions", "GET", lambda w: f"/{w.a.slug}/insights/assumptions",
+          allow(FORCE_A_ADMIN, OK), force_page=True, shows=lambda _w: ["Police time saved", "6.0"]),
+    Route("force_insights.assumptions", "POST", lambda w: f"/{w.a.slug}/insights/assumptions",
+          allow(FORCE_A_ADMIN, redirect("/west-midlands/insights/")), force_page=True,
+          data=lambda _a, _w: {"hours": "4.5", "cost": "41.00"}, effect=_police_time_set),
 )
 
 
@@ -1356,8 +1412,9 @@ ROUTES: tuple[Route, ...] = (
 # their provider's referrals (never withdraw one: that is the force's decision); the provider's admins also
 # manage its tokens and webhook. A force system's token does what an officer does through the API; a
 # provider system's token what provider staff do. Platform admins manage accounts and the catalogue. The
-# national lead compares aggregates and never sees a person: no action here. The platform itself (system)
-# syncs forces, imports, expires overdue referrals, seeds the demo; it never opens a provider's referrals.
+# national lead compares aggregates and never sees a person: reading the national figures alone (as platform
+# admins may, and a force admin the force's own). The platform itself (system) syncs forces, imports, expires
+# overdue referrals, seeds the demo, exports the national figures; it never opens a provider's referrals.
 FORCE_STAFF = {"officer", "supervisor"}
 PROVIDER_SIDE = {"provider_staff", "provider_admin", "provider_api"}
 ACTIONS: dict[str, set[str]] = {
@@ -1399,6 +1456,8 @@ ACTIONS: dict[str, set[str]] = {
     "change_force_status": {"platform_admin", "system"},
     "onboard_force": {"platform_admin", "system"},
     "read_platform_audit": {"platform_admin"},
+    "read_national_figures": {"national_lead", "platform_admin", "system"},
+    "read_force_figures": {"force_admin"},
 }
 TABLE_PRINCIPALS = {"force_admin", "officer", "supervisor", "provider_staff", "provider_admin", "platform_admin",
                     "national_lead", "force_api", "provider_api", "system"}
@@ -1416,7 +1475,7 @@ def test_the_codes_table_equals_the_design(action: str) -> None:
 
 
 def test_the_national_lead_may_do_nothing_that_shows_a_person() -> None:
-    assert not any("national_lead" in allowed for allowed in ACTIONS.values())
+    assert {action for action, allowed in ACTIONS.items() if "national_lead" in allowed} == {"read_national_figures"}
 
 
 # ---------------------------------------------------------------- tests

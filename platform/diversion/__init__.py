@@ -150,7 +150,8 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    import diversion.billing.ledger  # listens to referral moves (cases.events)
+    import diversion.billing.ledger  # listens to referral moves (cases.events), as do the two below
+    import diversion.insights.services
     import diversion.providers.feed  # noqa: F401 - listens to referral moves (cases.events)
     from diversion.accounts.invitation_views import bp as invitations_bp
     from diversion.accounts.invitation_views import provider_bp as provider_invitations_bp
@@ -183,6 +184,8 @@ def _register_blueprints(app: Flask) -> None:
     from diversion.eligibility.views import bp as policy_bp
     from diversion.forces.views import audit_bp as force_audit_bp
     from diversion.forces.views import settings_bp
+    from diversion.insights.views import force_bp as force_insights_bp
+    from diversion.insights.views import national_bp
     from diversion.providers.api import bp as provider_api_bp
     from diversion.providers.pages import bp as provider_integrations_bp
     from diversion.providers.people import bp as provider_people_bp
@@ -192,7 +195,7 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (public_bp, accounts_bp, admin_bp, members_bp, policy_bp, cases_bp, force_bp, api_bp,
                       api_tokens_bp, provider_bp, provider_api_bp, provider_integrations_bp, catalogue_admin_bp,
                       offerings_bp, invitations_bp, provider_invitations_bp, provider_people_bp, admin_people_bp,
-                      console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp):
+                      console_bp, settings_bp, force_audit_bp, sso_bp, onboarding_bp, national_bp, force_insights_bp):
         app.register_blueprint(blueprint)
     for blueprint in (force_billing_bp, provider_billing_bp, admin_billing_bp, contracts_admin_bp, force_contracts_bp,
                       provider_contracts_bp, billing_close_bp, billing_payouts_bp, billing_reconciliation_bp,

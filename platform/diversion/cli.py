@@ -74,6 +74,7 @@ def demo(password: str, past_decisions: int) -> None:
 
     from diversion.billing.demo import seed_contracts
     from diversion.demo import case_work_window, seed_case_work, seed_history, seed_past_decisions
+    from diversion.insights.services import refresh_all
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
 
@@ -91,6 +92,8 @@ def demo(password: str, past_decisions: int) -> None:
                 # Contracts before the case work: its moves are billed as they are announced.
                 seed_contracts(tenant, starts_on=case_work_window(today)[0])
                 seed_case_work(tenant, today=today)
+    click.echo("Counting every force for the national comparison...")
+    refresh_all(db.session(), today=today, now=datetime.now(UTC))
     db.session.commit()
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)
@@ -103,6 +106,7 @@ def register(app: Flask) -> None:
     from diversion.cases.cli import register as register_cases
     from diversion.eligibility.cli import policy_group
     from diversion.forces.cli import tenants_group
+    from diversion.insights.cli import register as register_insights
     from diversion.jobs.cli import register as register_jobs
     from diversion.jsonapi.cli import register as register_api
     from diversion.providers.cli import register as register_providers
@@ -113,5 +117,6 @@ def register(app: Flask) -> None:
     register_api(app)
     register_jobs(app)
     register_cases(app)
+    register_insights(app)
     register_providers(app)
     register_billing(app)

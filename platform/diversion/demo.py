@@ -215,10 +215,14 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
 
 # ---------------------------------------------------------------- the force's history, imported
 
-# Enough of every list for three pages (``listing.PER_PAGE`` a page) in every force: its cases, its
-# referrals, its review queue, and each provider's referrals from it.
+# Enough of every list for three pages (``listing.PER_PAGE`` a page) in every force: its review queue, and
+# cases and referrals in every state; the history is long enough for the national comparison to show
+# released figures (hundreds of referrals a force) and full 12-month reoffending windows.
 BACKLOG = 3 * PER_PAGE + 1
-BACKLOG_DAYS = 180  # how far back the imported history goes
+BACKLOG_DAYS = 180  # how far back decisions still waiting for review go
+HISTORY_DAYS = 900  # how far back the imported history goes: about two and a half years
+HISTORY_CASES = 1_100  # synthetic cases spread over it, of which the import takes the decided ones
+MET_AGAIN = 0.2  # how often a case not referred is a person referred before, met again
 BACKLOG_FILE = "demo-history-{slug}.csv"
 UNKNOWN_AT_REVIEW = ("stage", "personal_use")  # the facts a review item waits for
 
@@ -277,14 +281,17 @@ def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: C
 
 
 def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[dict[str, str]]:
-    """The rows of an import file (``cases.importer``) of the force in scope's history:
-    made-up people, each decided with the policy in force on the day (as the import
-    decides them), until the force has ``wanted`` decisions waiting for review (two facts
-    not known), and every provider it works with ``wanted`` referrals of every state.
-    Refuses nothing: a case no policy decides is left out."""
+    """The rows of an import file (``cases.importer``) of the force in scope's history over
+    ``HISTORY_DAYS``: made-up people, each decided with the policy in force on the day (as the
+    import decides them); every eligible case referred to an offering of its pathway, in a state
+    its deadline allows; the cases found not eligible; ``wanted`` decisions of the last
+    ``BACKLOG_DAYS`` waiting for review (two facts not known); and people referred before met
+    again (``MET_AGAIN``), so that reoffending can be counted. Refuses nothing: a case no policy
+    decides is left out."""
     rng = random.Random(f"history:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
-    start = today - timedelta(days=BACKLOG_DAYS)
+    start = today - timedelta(days=HISTORY_DAYS)
     end = case_work_window(today)[1]
+    reviews_from = today - timedelta(days=BACKLOG_DAYS)
     offerings: dict[str, list[Offering]] = {}
     for offering in db.session.scalars(select(Offering).join(Course, Course.id == Offering.course_id)
                                        .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None))
@@ -294,15 +301,15 @@ def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[
     reviews = 0
     rows: list[dict[str, str]] = []
     names: set[tuple[str, str, date]] = set()
+    diverted: list[tuple[tuple[str, str, date], str, date]] = []  # (name, ethnicity, decided on) of those referred
     in_force: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
-    for case in synthetic.cases(tenant.slug, 20_000, start=start, days=(end - start).days + 1, seed="history"):
-        if reviews >= wanted and all(n >= wanted for n in referred.values()):
-            break
+    for case in synthetic.cases(tenant.slug, HISTORY_CASES, start=start, days=(end - start).days + 1,
+                                seed="history"):
         born = case.decided_on - timedelta(days=365 * case.facts["age"] + rng.randrange(365))
-        name = (rng.choice(SURNAMES), rng.choice(GIVEN_NAMES), born)
+        name, ethnicity = (rng.choice(SURNAMES), rng.choice(GIVEN_NAMES), born), case.ethnicity
         if name in names:
             continue
-        for_review = reviews < wanted and rng.random() < 0.3  # the officer did not know two facts
+        for_review = reviews < wanted and case.decided_on >= reviews_from and rng.random() < 0.3
         left_out = (*rules.DERIVED_FACTS, *(UNKNOWN_AT_REVIEW if for_review else ()))
         facts = {k: v for k, v in case.facts.items() if k not in left_out}
         known = {**facts, "age": rules.age_on(born, case.decided_on), "offence_age_days": 0,
@@ -314,23 +321,33 @@ def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[
             assessment = decide(policy[1], known, case.decided_on, version=version.number)
         except FactsInvalid:
             continue
-        row = {"surname": name[0], "given_name": name[1], "date_of_birth": born.isoformat(),
-               "ethnicity": case.ethnicity, "phone": f"07700 9{rng.randrange(10**5):05d}",
-               "offence_on": case.decided_on.isoformat(), "decided_on": case.decided_on.isoformat(),
-               **{column: _cell(facts.get(column)) for column in importer.FACT_COLUMNS}}
+        referral = None
         if assessment.outcome == "needs_review":
             if not for_review:
                 continue
             reviews += 1
-        elif assessment.outcome == "eligible" and not for_review and assessment.pathway in offerings:
+        elif assessment.outcome == "eligible" and not for_review:
+            if assessment.pathway not in offerings:
+                continue
             referral = _backlog_referral(rng, offerings[assessment.pathway], referred, policy=policy[1],
                                          pathway_id=assessment.pathway, decided_on=case.decided_on,
-                                         wanted=wanted, today=today)
+                                         wanted=HISTORY_CASES, today=today)
             if referral is None:
                 continue
-            row.update(referral)
-        elif for_review or len(rows) % 4:  # a few cases that were not referred, as in real life
+        elif for_review:
             continue
+        earlier = [person for person in diverted if person[2] <= case.decided_on - timedelta(days=30)]
+        if referral is None and not for_review and earlier and rng.random() < MET_AGAIN:
+            # Someone referred before, met again: the import finds them by name and date of birth (their
+            # earlier diversion may now count against them, so this case takes no referral).
+            name, ethnicity, _ = rng.choice(earlier)
+        row = {"surname": name[0], "given_name": name[1], "date_of_birth": name[2].isoformat(),
+               "ethnicity": ethnicity, "phone": f"07700 9{rng.randrange(10**5):05d}",
+               "offence_on": case.decided_on.isoformat(), "decided_on": case.decided_on.isoformat(),
+               **{column: _cell(facts.get(column)) for column in importer.FACT_COLUMNS}}
+        if referral is not None:
+            row.update(referral)
+            diverted.append((name, ethnicity, case.decided_on))
         names.add(name)
         rows.append(row)
     return rows

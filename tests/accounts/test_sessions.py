@@ -41,7 +41,7 @@ def test_next_must_stay_on_this_site(client, world: World) -> None:
 
 @pytest.mark.parametrize(("who", "lands"), [
     ("a_officer", "/west-midlands/"), ("b_supervisor", "/durham/"), ("provider_staff", "/provider/"),
-    ("platform_admin", "/admin/"), ("national_lead", "/"), ("no_role", "/"),
+    ("platform_admin", "/admin/"), ("national_lead", "/national/"), ("no_role", "/"),
 ])
 def test_sign_in_lands_on_the_persons_own_workspace(client, world: World, who: str, lands: str) -> None:
     response = sign_in(client, world.email(who))

@@ -12,8 +12,8 @@ token (a force system's, a provider system's), or the platform itself
 page), and every service that changes data checks it again for its
 ``actor`` (``require``), so that no door (a page, the API, a command, a job)
 can skip it: a caller without the right is refused with ``AccessRefused``
-before anything is written. The national lead appears in no line: the
-national comparison reads aggregates only and never a person.
+before anything is written. The national lead appears in one line alone,
+reading the national comparison's figures: aggregates only, never a person.
 
 One principal is not held through a stored role: while a force is a draft
 (being set up, ``forces.onboarding``), a platform admin is its force admin,
@@ -108,6 +108,9 @@ class Action(enum.StrEnum):
     CHANGE_FORCE_STATUS = "change_force_status"  # open, suspend or reopen a force
     ONBOARD_FORCE = "onboard_force"  # set up a new force as a draft, finish it, or discard it
     READ_PLATFORM_AUDIT = "read_platform_audit"  # every force's events, sign-ins, console changes
+    # The national comparison: released aggregates only.
+    READ_NATIONAL_FIGURES = "read_national_figures"  # every force's figures
+    READ_FORCE_FIGURES = "read_force_figures"  # the force's own, against every force's
 
 
 FORCE_STAFF = frozenset({Principal.OFFICER, Principal.SUPERVISOR})
@@ -158,6 +161,8 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
     Action.CHANGE_FORCE_STATUS: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.ONBOARD_FORCE: frozenset({Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
     Action.READ_PLATFORM_AUDIT: frozenset({Principal.PLATFORM_ADMIN}),
+    Action.READ_NATIONAL_FIGURES: frozenset({Principal.NATIONAL_LEAD, Principal.PLATFORM_ADMIN, Principal.SYSTEM}),
+    Action.READ_FORCE_FIGURES: frozenset({Principal.FORCE_ADMIN}),
 }
 
 # What the refusal says, by action: "You cannot <this>."
@@ -200,6 +205,8 @@ WORDS: Mapping[Action, str] = {
     Action.CHANGE_FORCE_STATUS: "open, suspend or reopen a force",
     Action.ONBOARD_FORCE: "set up a new force",
     Action.READ_PLATFORM_AUDIT: "see the platform's audit log",
+    Action.READ_NATIONAL_FIGURES: "see the national comparison",
+    Action.READ_FORCE_FIGURES: "see this force's figures",
 }
 
 

@@ -93,10 +93,9 @@ def _failed(response: Response) -> bool:
 
 def landing(user: User) -> str:
     """Where a person lands after signing in: their own workspace. The console for a
-    platform admin; their force's home, or their provider's workspace, when they have
-    exactly one; else the start page, which lists them all (a national lead too).
-
-    TODO(national): land national leads on ``/national/`` once that page exists.
+    platform admin; the national comparison for a national lead with no other workspace;
+    their force's home, or their provider's workspace, when they have exactly one; else
+    the start page, which lists them all.
     """
     if Role.PLATFORM_ADMIN in user.platform_roles:
         return url_for("admin.index")
@@ -108,6 +107,8 @@ def landing(user: User) -> str:
         return url_for("force.home", tenant=forces[0][0].slug)
     if provider_count and not forces and not user.platform_roles:
         return url_for("provider.referrals")
+    if user.platform_roles == {Role.NATIONAL_LEAD} and not forces and not provider_count:
+        return url_for("national.index")
     return url_for("public.start")
 
 

@@ -1,0 +1,88 @@
+"""The comparison's charts, drawn on the server as SVG with matplotlib: nothing runs in the browser.
+
+Each chart is an image beside a table holding the same numbers (the table is
+what a screen reader reads; the image has a short text alternative). Drawn
+with matplotlib's SVG backend alone (no screen, no GUI toolkit), one figure
+per request, closed once written.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from diversion.insights.statistics import Z95, Z998, Funnel
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+INK, GREY, BLUE, RED, ORANGE = "#0b0c0c", "#505a5f", "#1d70b8", "#d4351c", "#f47738"
+_SIZE = (8.0, 4.8)  # inches: 800 by 480 pixels at 100 to the inch
+_FONT: Any = {"font.size": 11, "font.family": "DejaVu Sans", "svg.fonttype": "none", "svg.hashsalt": "diversion"}
+
+
+def _figure(title: str, x_label: str) -> tuple[Figure, Axes]:
+    from matplotlib.figure import Figure  # imported when a chart is first drawn: it takes a second or two
+
+    figure = Figure(figsize=_SIZE, dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title, loc="left", fontsize=13, color=INK)
+    axes.set_xlabel(x_label, color=INK)
+    axes.set_ylabel("Rate (%)", color=INK)
+    axes.grid(axis="y", color="#b1b4b6", linewidth=0.6)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    return figure, axes
+
+
+def _svg(figure: Figure) -> str:
+    from matplotlib import rc_context
+
+    out = io.StringIO()
+    with rc_context(_FONT):
+        figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+    return out.getvalue()
+
+
+def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, float]],
+                highlight: str | None = None) -> str:
+    """Each force's rate (%) against its denominator, with the national rate and its 95% and 99.8%
+    limits. ``points``: (force, denominator, rate 0-1); ``highlight`` names a force drawn apart."""
+    largest = max((total for _, total, _ in points), default=100)
+    sizes = sorted({max(1, round(largest * 1.1 * step / 200)) for step in range(1, 201)})
+    figure, axes = _figure(title, "Cases the rate is worked out from")
+    axes.axhline(funnel.target * 100, color=BLUE, linewidth=2, label="National rate")
+    for label, z, style, colour in (("95% limits", Z95, "--", GREY), ("99.8% limits", Z998, ":", RED)):
+        limits = [funnel.limits(size, z) for size in sizes]
+        axes.plot(sizes, [limit.low * 100 for limit in limits], style, color=colour,
+                  linewidth=1.5, label=label)
+        axes.plot(sizes, [limit.high * 100 for limit in limits], style, color=colour,
+                  linewidth=1.5)
+    others = [(total, value * 100) for name, total, value in points if name != highlight]
+    if others:
+        axes.scatter([x for x, _ in others], [y for _, y in others], color=INK, s=30, zorder=3,
+                     label="A force" if highlight else "Each force")
+    own = [(total, value * 100) for name, total, value in points if name == highlight]
+    if own:
+        axes.scatter([x for x, _ in own], [y for _, y in own], color=ORANGE, edgecolor=INK, s=90, marker="D",
+                     zorder=4, label=highlight)
+    axes.set_xlim(left=0)
+    axes.set_ylim(0, 100)
+    axes.legend(loc="lower right", frameon=False)
+    return _svg(figure)
+
+
+def trend_chart(title: str, periods: Sequence[str], lines: Sequence[tuple[str, Sequence[float | None]]]) -> str:
+    """Rates (%) over ``periods``, one line per series (a gap where a rate is not shown)."""
+    figure, axes = _figure(title, "Quarter")
+    positions = list(range(len(periods)))
+    for (name, values), colour, marker in zip(lines, (BLUE, ORANGE), ("o", "D"), strict=False):
+        axes.plot(positions, [float("nan") if value is None else value * 100
+                              for value in values], marker=marker, color=colour, linewidth=2, label=name)
+    step = max(1, len(periods) // 8)
+    axes.set_xticks(positions[::step], [periods[index] for index in positions[::step]])
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="lower left", frameon=False)
+    return _svg(figure)

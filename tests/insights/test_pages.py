@@ -1,0 +1,240 @@
+"""The national comparison's pages and downloads: aggregates only, the CSV is the table shown, bad
+choices are named, and a force's admin sees the force's own figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.cli import ScriptInfo
+from flask.testing import FlaskClient
+
+from diversion.cli import main
+from diversion.db import utcnow
+from diversion.extensions import db
+from diversion.insights import services
+from diversion.insights.shown import ALLOWED_COLUMNS
+from diversion.tenancy.models import Tenant
+from tests.cases.test_import import DURHAM_COURSE, _run, row, write
+from tests.conftest import World, post_form, sign_in
+
+PEOPLE = ("Smith", "Jones", "Brown", "Patel", "Person")  # every surname in the history below
+
+
+def _history(app: Flask, tmp_path: Path) -> None:
+    """Durham's 2025: 36 people referred (30 completed, 6 declined) and 6 found not eligible."""
+    rows = []
+    for number in range(36):
+        month = number % 12 + 1
+        rows.append(row(surname=f"Person{number}", given_name="Sam", date_of_birth=f"1990-{month:02d}-11",
+                        ethnicity="W1" if number % 3 else "B2", offence_on=f"2025-{month:02d}-03",
+                        decided_on=f"2025-{month:02d}-04", course=DURHAM_COURSE,
+                        referral_state="completed" if number < 30 else "declined",
+                        referral_outcome_on=f"2025-{month:02d}-20"))
+    for number in range(6):
+        rows.append(row(surname="Smith" if number < 3 else "Jones", given_name=f"Alex{number}",
+                        offence_on="2025-05-01", decided_on="2025-05-01", stage="street"))
+    result = _run(app, "import", "--tenant", "durham", str(write(tmp_path / "history.csv", rows)))
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        services.refresh_all(db.session(), today=date(2026, 12, 1), now=utcnow())
+        db.session.commit()
+
+
+class _Tables(HTMLParser):
+    """Every table of a page: its caption and its rows of cell texts (head first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[tuple[str, list[list[str]]]] = []
+        self._cell: list[str] | None = None
+        self._caption: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append(("", []))
+        elif tag == "caption":
+            self._caption = []
+        elif tag == "tr" and self.tables:
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "caption" and self._caption is not None:
+            self.tables[-1] = (" ".join("".join(self._caption).split()), self.tables[-1][1])
+            self._caption = None
+        elif tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        for part in (self._cell, self._caption):
+            if part is not None:
+                part.append(data)
+
+
+def tables_of(html: str) -> list[tuple[str, list[list[str]]]]:
+    reader = _Tables()
+    reader.feed(html)
+    return reader.tables
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+def _national_pages(world: World) -> Iterator[str]:
+    yield "/national/"
+    yield "/national/?period=2025-Q2"
+    for name in ("referral", "engagement", "completion", "reoffending_12", "eligibility"):
+        yield f"/national/{name}"
+        yield f"/national/{name}?substance=cannabis"
+        yield f"/national/{name}?age_band=25-34"
+    yield f"/national/compare?first={world.b.id}&second={world.a.id}"
+    yield f"/national/equality?force={world.b.id}"
+    yield "/national/equality"
+
+
+@pytest.fixture
+def lead(app: Flask, world: World, tmp_path: Path) -> FlaskClient:
+    _history(app, tmp_path)
+    client = app.test_client()
+    sign_in(client, world.email("national_lead"))
+    return client
+
+
+def test_every_national_page_and_download_is_aggregates_only(lead: FlaskClient, app: Flask, world: World) -> None:
+    # A column is an aggregate or an area (two forces side by side).
+    allowed = ALLOWED_COLUMNS | {world.a.name, world.b.name}
+    for page in _national_pages(world):
+        response = lead.get(page)
+        assert response.status_code == 200, page
+        assert not any(name in response.text for name in PEOPLE), page
+        assert "1990-" not in response.text  # no date of birth
+        found = tables_of(response.text)
+        assert found, page
+        for _, rows in found:
+            assert set(rows[0]) <= allowed, (page, set(rows[0]) - allowed)
+        download = lead.get(page + ("&" if "?" in page else "?") + "format=csv")
+        assert download.status_code == 200
+        assert download.mimetype == "text/csv"
+        assert not any(name in download.text for name in PEOPLE), page
+        assert set(csv_rows(download.text)[0]) <= allowed, page
+    for chart in ("completion/funnel.svg", "completion/trend.svg"):
+        response = lead.get(f"/national/{chart}")
+        assert response.status_code == 200
+        assert response.mimetype == "image/svg+xml"
+        assert "<script" not in response.text
+        assert not any(name in response.text for name in PEOPLE)
+
+
+def test_a_download_is_the_table_shown_cell_for_cell(lead: FlaskClient, world: World) -> None:
+    for page, csv_page in (("/national/?period=2025", "/national/?period=2025&format=csv"),
+                           ("/national/completion?period=2025", "/national/completion?period=2025&format=csv"),
+                           (f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025",
+                            f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025&format=csv"),
+                           ("/national/equality?period=2025", "/national/equality?period=2025&format=csv")):
+        shown = tables_of(lead.get(page).text)[0][1]
+        assert csv_rows(lead.get(csv_page).text) == shown, page
+    trend = tables_of(lead.get("/national/completion?period=2025").text)[1][1]
+    assert csv_rows(lead.get("/national/completion?period=2025&format=csv&table=trend").text) == trend
+
+
+def test_the_figures_are_those_of_the_history_released(lead: FlaskClient) -> None:
+    caption, rows = tables_of(lead.get("/national/completion?period=2025").text)[0]
+    assert caption == "Completion by force, 2025"
+    durham = next(cells for cells in rows if cells[0] == "Durham Constabulary")
+    # 30 completed of 36 referred: 30 and 35 released, 86% (71% to 93%) from the released counts.
+    assert durham[1:5] == ["30", "35", "86%", "71% to 94%"]
+    overview = tables_of(lead.get("/national/?period=2025").text)[0][1]
+    assert overview[1][:3] == ["All forces", "40", "35"]  # 42 cases and 36 referred, rounded to 5
+    # The second quarter alone: counts under ten are withheld, and so are the rates made of them.
+    quarter = tables_of(lead.get("/national/?period=2025-Q2").text)[0][1]
+    assert quarter[1][1:4] == ["15", "[c]", "[x]"]  # 15 cases (9 referred, 6 not eligible)
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("period=1999", "Choose a period from the list"),
+    ("substance=cannabis&age_band=25-34", "Choose a substance or an age band, not both"),
+    ("substance=glue", "Choose a substance from the list"),
+    ("age_band=100-120", "Choose a age band from the list"),
+])
+def test_a_choice_not_offered_is_named_and_refused(lead: FlaskClient, query: str, message: str) -> None:
+    response = lead.get(f"/national/completion?{query}")
+    assert response.status_code == 400
+    assert "There is a problem" in response.text
+    assert message in response.text
+
+
+def test_an_unknown_rate_is_not_found(lead: FlaskClient) -> None:
+    assert lead.get("/national/happiness").status_code == 404
+    assert lead.get("/national/happiness/funnel.svg").status_code == 404
+
+
+def test_a_force_admin_sees_the_force_against_every_force_and_no_other(app: Flask, world: World,
+                                                                     tmp_path: Path) -> None:
+    _history(app, tmp_path)
+    client = app.test_client()
+    sign_in(client, world.email("b_force_admin"))
+    for page in ("/durham/insights/?period=2025", "/durham/insights/completion?period=2025"):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert "Durham Constabulary" in response.text
+        assert "All forces" in response.text
+        assert world.a.name not in response.text
+    svg = client.get("/durham/insights/completion/funnel.svg?period=2025")
+    assert svg.status_code == 200
+    assert "Durham Constabulary" in svg.text  # drawn apart from the other forces
+
+
+def test_a_force_admin_sets_the_assumptions_and_bad_ones_change_nothing(app: Flask, world: World) -> None:
+    client = app.test_client()
+    sign_in(client, world.email("b_force_admin"))
+    page = "/durham/insights/assumptions"
+    refused = post_form(client, page, page, {"hours": "lots", "cost": "38"})
+    assert refused.status_code == 400
+    assert "Police hours saved by each referral" in refused.text
+    refused = post_form(client, page, page, {"hours": "101", "cost": "38"})
+    assert refused.status_code == 400
+    assert "Enter hours from 0 to 100" in refused.text
+    with app.app_context():
+        durham = db.session.get(Tenant, world.b.id)
+        assert durham is not None
+        assert "police_hours_saved_per_referral" not in durham.settings
+    saved = post_form(client, page, page, {"hours": "4.5", "cost": "41.50"})
+    assert saved.status_code == 302
+    with app.app_context():
+        durham = db.session.get(Tenant, world.b.id)
+        assert durham is not None
+        assert durham.settings["police_hours_saved_per_referral"] == 45
+        assert durham.settings["police_cost_per_hour_pence"] == 4_150
+
+
+def test_the_export_command_prints_what_the_page_downloads(app: Flask, world: World, tmp_path: Path) -> None:
+    _history(app, tmp_path)
+    client = app.test_client()
+    sign_in(client, world.email("national_lead"))
+    runner = CliRunner()
+    info = ScriptInfo(create_app=lambda: app)
+    printed = runner.invoke(main, ["insights", "export", "--period", "2025"], obj=info)
+    assert printed.exit_code == 0, printed.output
+    assert printed.output == client.get("/national/?period=2025&format=csv").text.replace("\r\n", "\n")
+    as_json = runner.invoke(main, ["insights", "export", "--format", "json", "--rate", "completion",
+                                   "--period", "2025"], obj=info)
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.output)
+    assert document["caption"] == "Completion by force, 2025"
+    assert {"Force": "All forces", "Completed": "30", "Referred": "35", "Rate": "86%", "95% interval": "71% to 94%",
+            "Against the national rate": "Not applicable"} in document["rows"]
+    refused = runner.invoke(main, ["insights", "export", "--period", "1999"], obj=info)
+    assert refused.exit_code != 0
+    assert "'1999' is not a period with figures" in refused.output
