@@ -200,7 +200,8 @@ def app(database: TestDatabase) -> Iterator[Flask]:
     yield application
     with application.app_context():
         db.session.remove()
-        db.engine.dispose()
+        for engine in db.engines.values():  # the app's own and the insights login's
+            engine.dispose()
     empty_database(database)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -280,77 +280,129 @@ def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: C
             "referral_outcome_on": reached_on.isoformat() if reached_on else ""}
 
 
-def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[dict[str, str]]:
-    """The rows of an import file (``cases.importer``) of the force in scope's history over
-    ``HISTORY_DAYS``: made-up people, each decided with the policy in force on the day (as the
-    import decides them); every eligible case referred to an offering of its pathway, in a state
-    its deadline allows; the cases found not eligible; ``wanted`` decisions of the last
-    ``BACKLOG_DAYS`` waiting for review (two facts not known); and people referred before met
-    again (``MET_AGAIN``), so that reoffending can be counted. Refuses nothing: a case no policy
-    decides is left out."""
-    rng = random.Random(f"history:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
-    start = today - timedelta(days=HISTORY_DAYS)
-    end = case_work_window(today)[1]
-    reviews_from = today - timedelta(days=BACKLOG_DAYS)
-    offerings: dict[str, list[Offering]] = {}
-    for offering in db.session.scalars(select(Offering).join(Course, Course.id == Offering.course_id)
-                                       .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None))
-                                       .order_by(Course.slug)):
-        offerings.setdefault(offering.pathway, []).append(offering)
-    referred: Counter[int] = Counter({o.course.provider_id: 0 for os in offerings.values() for o in os})
-    reviews = 0
-    rows: list[dict[str, str]] = []
-    names: set[tuple[str, str, date]] = set()
-    diverted: list[tuple[tuple[str, str, date], str, date]] = []  # (name, ethnicity, decided on) of those referred
-    in_force: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
-    for case in synthetic.cases(tenant.slug, HISTORY_CASES, start=start, days=(end - start).days + 1,
-                                seed="history"):
-        born = case.decided_on - timedelta(days=365 * case.facts["age"] + rng.randrange(365))
-        name, ethnicity = (rng.choice(SURNAMES), rng.choice(GIVEN_NAMES), born), case.ethnicity
-        if name in names:
-            continue
-        for_review = reviews < wanted and case.decided_on >= reviews_from and rng.random() < 0.3
+def _met_again(rng: random.Random, diverted: list[tuple[tuple[str, str, date], str, date]],
+               on: date) -> tuple[tuple[str, str, date], str] | None:
+    """Now and then (``MET_AGAIN``), someone referred at least a month before ``on``, met again: the
+    import finds them by name and date of birth (their earlier diversion may count against them now,
+    so such a case takes no referral). (name, ethnicity), or None."""
+    earlier = [person for person in diverted if person[2] <= on - timedelta(days=30)]
+    if not earlier or rng.random() >= MET_AGAIN:
+        return None
+    name, ethnicity, _ = rng.choice(earlier)
+    return name, ethnicity
+
+
+class _Backlog:
+    """The rows of a force's history file, made up one pass at a time (``backlog_rows``)."""
+
+    def __init__(self, tenant: Tenant, today: date) -> None:
+        self.tenant, self.today = tenant, today
+        self.rng = random.Random(f"history:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
+        self.end = case_work_window(today)[1]
+        self.offerings: dict[str, list[Offering]] = {}
+        for offering in db.session.scalars(select(Offering).join(Course, Course.id == Offering.course_id)
+                                           .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None))
+                                           .order_by(Course.slug)):
+            self.offerings.setdefault(offering.pathway, []).append(offering)
+        self.referred: Counter[int] = Counter({o.course.provider_id: 0 for os in self.offerings.values() for o in os})
+        self.rows: list[dict[str, str]] = []
+        self.names: set[tuple[str, str, date]] = set()
+        self.diverted: list[tuple[tuple[str, str, date], str, date]] = []  # (name, ethnicity, decided on)
+        self.in_force: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
+
+    def cases(self, days: int, count: int, seed: str) -> Iterator[synthetic.SyntheticCase]:
+        start = self.today - timedelta(days=days)
+        return synthetic.cases(self.tenant.slug, count, start=start, days=(self.end - start).days + 1, seed=seed)
+
+    def decided(self, case: synthetic.SyntheticCase, *,
+                for_review: bool) -> tuple[tuple[str, str, date], dict[str, Any], CompiledPolicy, Any] | None:
+        """A new person for the case, and (the facts the file gives, the policy, its decision), decided as
+        the import will; two facts left out of a case meant for review. None where the made-up name is
+        taken or no policy decides the case."""
+        born = case.decided_on - timedelta(days=365 * case.facts["age"] + self.rng.randrange(365))
+        name = (self.rng.choice(SURNAMES), self.rng.choice(GIVEN_NAMES), born)
+        if name in self.names:
+            return None
         left_out = (*rules.DERIVED_FACTS, *(UNKNOWN_AT_REVIEW if for_review else ()))
         facts = {k: v for k, v in case.facts.items() if k not in left_out}
         known = {**facts, "age": rules.age_on(born, case.decided_on), "offence_age_days": 0,
                  "previous_diversions": 0, "previous_non_engagement": False}
-        if (policy := _policy_on(case.decided_on, in_force)) is None:
-            continue
-        version = policy[0]
+        if (policy := _policy_on(case.decided_on, self.in_force)) is None:
+            return None
         try:
-            assessment = decide(policy[1], known, case.decided_on, version=version.number)
+            decision = decide(policy[1], known, case.decided_on, version=policy[0].number)
         except FactsInvalid:
-            continue
-        referral = None
-        if assessment.outcome == "needs_review":
-            if not for_review:
-                continue
-            reviews += 1
-        elif assessment.outcome == "eligible" and not for_review:
-            if assessment.pathway not in offerings:
-                continue
-            referral = _backlog_referral(rng, offerings[assessment.pathway], referred, policy=policy[1],
-                                         pathway_id=assessment.pathway, decided_on=case.decided_on,
-                                         wanted=HISTORY_CASES, today=today)
-            if referral is None:
-                continue
-        elif for_review:
-            continue
-        earlier = [person for person in diverted if person[2] <= case.decided_on - timedelta(days=30)]
-        if referral is None and not for_review and earlier and rng.random() < MET_AGAIN:
-            # Someone referred before, met again: the import finds them by name and date of birth (their
-            # earlier diversion may now count against them, so this case takes no referral).
-            name, ethnicity, _ = rng.choice(earlier)
-        row = {"surname": name[0], "given_name": name[1], "date_of_birth": name[2].isoformat(),
-               "ethnicity": ethnicity, "phone": f"07700 9{rng.randrange(10**5):05d}",
-               "offence_on": case.decided_on.isoformat(), "decided_on": case.decided_on.isoformat(),
-               **{column: _cell(facts.get(column)) for column in importer.FACT_COLUMNS}}
+            return None
+        self.names.add(name)
+        return name, facts, policy[1], decision
+
+    def add(self, name: tuple[str, str, date], ethnicity: str, case: synthetic.SyntheticCase, facts: dict[str, Any],
+            referral: dict[str, str] | None = None) -> None:
+        self.rows.append({"surname": name[0], "given_name": name[1], "date_of_birth": name[2].isoformat(),
+                          "ethnicity": ethnicity, "phone": f"07700 9{self.rng.randrange(10**5):05d}",
+                          "offence_on": case.decided_on.isoformat(), "decided_on": case.decided_on.isoformat(),
+                          **{column: _cell(facts.get(column)) for column in importer.FACT_COLUMNS},
+                          **(referral or {})})
         if referral is not None:
-            row.update(referral)
-            diverted.append((name, ethnicity, case.decided_on))
-        names.add(name)
-        rows.append(row)
-    return rows
+            self.diverted.append((name, ethnicity, case.decided_on))
+
+    def referral(self, case: synthetic.SyntheticCase, policy: CompiledPolicy, decision: Any,
+                 wanted: int) -> dict[str, str] | None:
+        """The referral cells of an eligible case, to a provider with fewer than ``wanted``."""
+        if decision.outcome != "eligible" or decision.pathway not in self.offerings:
+            return None
+        return _backlog_referral(self.rng, self.offerings[decision.pathway], self.referred, policy=policy,
+                                 pathway_id=decision.pathway, decided_on=case.decided_on, wanted=wanted,
+                                 today=self.today)
+
+    def history(self) -> None:
+        """Every case of ``HISTORY_DAYS``: the eligible referred, the rest as decided, and now and
+        then someone referred before met again."""
+        for case in self.cases(HISTORY_DAYS, HISTORY_CASES, "history"):
+            if (found := self.decided(case, for_review=False)) is None:
+                continue
+            name, facts, policy, decision = found
+            if decision.outcome == "not_eligible":
+                self.add(*(_met_again(self.rng, self.diverted, case.decided_on) or (name, case.ethnicity)),
+                         case, facts)
+            elif (referral := self.referral(case, policy, decision, HISTORY_CASES)) is not None:
+                self.add(name, case.ethnicity, case, facts, referral)
+
+    def top_up(self, wanted: int) -> None:
+        """More referred cases, until every provider the force works with has ``wanted``."""
+        for case in self.cases(HISTORY_DAYS, 20_000, "top-up"):
+            if all(count >= wanted for count in self.referred.values()):
+                return
+            if (found := self.decided(case, for_review=False)) is not None:
+                name, facts, policy, decision = found
+                if (referral := self.referral(case, policy, decision, wanted)) is not None:
+                    self.add(name, case.ethnicity, case, facts, referral)
+
+    def reviews(self, wanted: int) -> None:
+        """``wanted`` recent cases waiting for review: two facts the officer did not know."""
+        count = 0
+        for case in self.cases(BACKLOG_DAYS, 20 * wanted, "review"):
+            if count >= wanted:
+                return
+            found = self.decided(case, for_review=True)
+            if found is not None and found[3].outcome == "needs_review":
+                self.add(found[0], case.ethnicity, case, found[1])
+                count += 1
+
+
+def backlog_rows(tenant: Tenant, *, today: date, wanted: int = BACKLOG) -> list[dict[str, str]]:
+    """The rows of an import file (``cases.importer``) of the force in scope's history over
+    ``HISTORY_DAYS``, in date order: made-up people, each decided with the policy in force on the
+    day (as the import decides them); every eligible case referred to an offering of its pathway,
+    in a state its deadline allows, and more until every provider has ``wanted`` referrals; the
+    cases found not eligible; people referred before met again (``MET_AGAIN``), so that
+    reoffending can be counted; and ``wanted`` decisions of the last ``BACKLOG_DAYS`` waiting for
+    review (two facts not known). Refuses nothing: a case no policy decides is left out."""
+    backlog = _Backlog(tenant, today)
+    backlog.history()
+    backlog.top_up(wanted)
+    backlog.reviews(wanted)
+    return sorted(backlog.rows, key=lambda row: row["decided_on"])
 
 
 def seed_history(tenant: Tenant, *, today: date, directory: Path, wanted: int = BACKLOG) -> int:

@@ -202,7 +202,7 @@ def test_a_force_admin_sets_the_assumptions_and_bad_ones_change_nothing(app: Fla
     page = "/durham/insights/assumptions"
     refused = post_form(client, page, page, {"hours": "lots", "cost": "38"})
     assert refused.status_code == 400
-    assert "Police hours saved by each referral" in refused.text
+    assert "Enter the hours as a number, such as 6.5" in refused.text
     refused = post_form(client, page, page, {"hours": "101", "cost": "38"})
     assert refused.status_code == 400
     assert "Enter hours from 0 to 100" in refused.text

@@ -70,7 +70,7 @@ def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, flo
                      zorder=4, label=highlight)
     axes.set_xlim(left=0)
     axes.set_ylim(0, 100)
-    axes.legend(loc="lower right", frameon=False)
+    figure.legend(loc="outside lower center", ncols=5, frameon=False)
     return _svg(figure)
 
 
@@ -84,5 +84,5 @@ def trend_chart(title: str, periods: Sequence[str], lines: Sequence[tuple[str, S
     step = max(1, len(periods) // 8)
     axes.set_xticks(positions[::step], [periods[index] for index in positions[::step]])
     axes.set_ylim(bottom=0)
-    axes.legend(loc="lower left", frameon=False)
+    figure.legend(loc="outside lower center", ncols=2, frameon=False)
     return _svg(figure)

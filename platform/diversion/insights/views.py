@@ -234,16 +234,32 @@ def equality() -> Any:
 
 # ---------------------------------------------------------------- a force's assumptions
 
+class _Amount(DecimalField):
+    """A number; anything else is named as such ("Enter the hours as a number, such as 6.5")."""
+
+    widget = GovTextInput()
+
+    def __init__(self, label: str, *, what: str, example: str, **options: Any) -> None:
+        super().__init__(label, **options)
+        self.what, self.example = what, example
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata([str(value).strip() for value in valuelist])
+        except ValueError as error:
+            raise ValueError(f"Enter {self.what} as a number, such as {self.example}") from error
+
+
 class AssumptionsForm(Form):
-    hours = DecimalField("Police hours saved by each referral", places=1, widget=GovTextInput(),
-                         description="The officer time a referral saves against a charge: the file, the custody "
-                                     "time and the court. In hours, to one decimal place.",
-                         validators=[InputRequired(message="Enter the hours saved by each referral"),
-                                     NumberRange(min=0, max=100, message="Enter hours from 0 to 100")])
-    cost = DecimalField("Cost of an hour of police time, in pounds", places=2, widget=GovTextInput(),
-                        description="An hour of an officer's time with its on-costs.",
-                        validators=[InputRequired(message="Enter the cost of an hour of police time"),
-                                    NumberRange(min=0, max=1000, message="Enter pounds from 0 to 1,000")])
+    hours = _Amount("Police hours saved by each referral", what="the hours", example="6.5",
+                    description="The officer time a referral saves against a charge: the file, the custody time and "
+                                "the court. In hours, to one decimal place.",
+                    validators=[InputRequired(message="Enter the hours saved by each referral"),
+                                NumberRange(min=0, max=100, message="Enter hours from 0 to 100")])
+    cost = _Amount("Cost of an hour of police time, in pounds", what="the cost", example="38.50",
+                   description="An hour of an officer's time with its on-costs.",
+                   validators=[InputRequired(message="Enter the cost of an hour of police time"),
+                               NumberRange(min=0, max=1000, message="Enter pounds from 0 to 1,000")])
     submit = SubmitField("Save the assumptions", widget=GovSubmitInput())
 
 
