@@ -12,11 +12,10 @@ Revises: e7b3c9d2f8a1
 Create Date: 2026-12-03 09:27:59.530056
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-import diversion.db  # noqa: F401 - custom column types
-
+import diversion.db
 
 INSIGHTS_ROLE = 'diversion_insights'
 READABLE = ('insight_forces', 'insight_tables', 'insight_figures')

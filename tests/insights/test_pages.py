@@ -30,11 +30,13 @@ PEOPLE = ("Smith", "Jones", "Brown", "Patel", "Person")  # every surname in the 
 
 
 def _history(app: Flask, tmp_path: Path) -> None:
-    """Durham's 2025: 36 people referred (30 completed, 6 declined) and 6 found not eligible."""
+    """Durham's 2025: 36 people referred (30 completed, 6 declined; 12 with cocaine as well as cannabis,
+    24 with cannabis alone), and 6 found not eligible (with cannabis)."""
     rows = []
     for number in range(36):
         month = number % 12 + 1
-        rows.append(row(surname=f"Person{number}", given_name="Sam", date_of_birth=f"1990-{month:02d}-11",
+        found = {"substances": "cocaine;cannabis", "drug_class": "A"} if number % 3 == 0 else {}
+        rows.append(row(**found, surname=f"Person{number}", given_name="Sam", date_of_birth=f"1990-{month:02d}-11",
                         ethnicity="W1" if number % 3 else "B2", offence_on=f"2025-{month:02d}-03",
                         decided_on=f"2025-{month:02d}-04", course=DURHAM_COURSE,
                         referral_state="completed" if number < 30 else "declined",
@@ -149,7 +151,7 @@ def test_a_download_is_the_table_shown_cell_for_cell(lead: FlaskClient, world: W
     assert csv_rows(lead.get("/national/completion?period=2025&format=csv&table=trend").text) == trend
 
 
-def test_the_figures_are_those_of_the_history_released(lead: FlaskClient) -> None:
+def test_the_figures_are_those_of_the_history_released(lead: FlaskClient, world: World) -> None:
     caption, rows = tables_of(lead.get("/national/completion?period=2025").text)[0]
     assert caption == "Completion by force, 2025"
     durham = next(cells for cells in rows if cells[0] == "Durham Constabulary")
@@ -157,6 +159,14 @@ def test_the_figures_are_those_of_the_history_released(lead: FlaskClient) -> Non
     assert durham[1:5] == ["30", "35", "86%", "71% to 94%"]
     overview = tables_of(lead.get("/national/?period=2025").text)[0][1]
     assert overview[1][:3] == ["All forces", "40", "35"]  # 42 cases and 36 referred, rounded to 5
+    every = {cells[0]: cells[1:] for cells in tables_of(
+        lead.get(f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025").text)[0][1]}
+    # 30 of the 42 cases with cannabis alone; the 12 with cocaine are hidden, for the other substances'
+    # sake (none): released, they would show that no more than four cases had anything else.
+    assert every["Cases by substance: Cannabis"] == ["30 (75%)", "[c]", "30 (75%)"]
+    assert every["Cases by substance: Cocaine"] == ["[c]", "[c]", "[c]"]
+    assert every["Declined"] == ["[c]", "[c]", "[c]"]  # six
+    assert every["Completion"][0] == "86% (71% to 94%)"
     # The second quarter alone: counts under ten are withheld, and so are the rates made of them.
     quarter = tables_of(lead.get("/national/?period=2025-Q2").text)[0][1]
     assert quarter[1][1:4] == ["15", "[c]", "[x]"]  # 15 cases (9 referred, 6 not eligible)

@@ -33,6 +33,8 @@ CATEGORY_NAMES = {
                   "synthetic_cannabinoid": "Synthetic cannabinoid", "cannabis": "Cannabis",
                   "nitrous_oxide": "Nitrous oxide", "other": "Other", "not_recorded": "Not recorded"},
     "age_band": {"unknown": "Not known"},
+    "wait": {"57+": "57 or more"},
+    "ending": {"never_attended": "attended no session", "stopped_attending": "attended some, then stopped"},
     "ethnicity": ETHNIC_GROUPS,
 }
 
@@ -206,19 +208,39 @@ def _trend(page: MetricPage, own: Force | None) -> None:
 
 
 def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
-    """Two forces' rates side by side, with all forces'."""
+    """Every figure of one or two forces side by side, with all forces': each measure's count, cases
+    by substance with their share, waits for a first session, how unfinished referrals ended, and
+    each rate with its interval."""
     table = Table("", ["Measure", *(force.name for force in picked), "All forces"],
                   numeric=frozenset(range(1, len(picked) + 2)))
-    if chosen.period is None or len(picked) != 2:
+    if chosen.period is None or not 1 <= len(picked) <= 2:
         return table
-    table.caption = f"{picked[0].name} and {picked[1].name}, {chosen.period.label}"
-    values = reading.figures(_measures(list(RATES.values()), "cases", "referred"), period=chosen.period)
-    table.rows.append(["Cases decided", *(count_text(values.get((force.id, "cases", ALL))) for force in picked),
-                       count_text(values.get((NATIONAL, "cases", ALL)))])
+    table.caption = f"{' and '.join(force.name for force in picked)}, {chosen.period.label}"
+    areas: list[int | None] = [*(force.id for force in picked), NATIONAL]
+    values = reading.figures(list(MEASURES), period=chosen.period)
+    for name, measure in MEASURES.items():
+        table.rows.append([measure.title, *(count_text(values.get((area, name, ALL))) for area in areas)])
+    for breakdown, measure, label in (("substance", "cases", "Cases by substance: {category}"),
+                                      ("wait", "engaged", "Days to the first session: {category}"),
+                                      ("ending", "not_completed", "Not completed: {category}")):
+        categories = BREAKDOWNS[breakdown].categories
+        split = reading.figures([measure], period=chosen.period, breakdown=breakdown, categories=categories)
+        for category in categories:
+            table.rows.append([label.format(category=category_name(breakdown, category)),
+                               *(_share(split.get((area, measure, category)), values.get((area, measure, ALL)))
+                                 for area in areas)])
     for rate in RATES.values():
-        table.rows.append([rate.title, *(rate_with_interval(_rate_cells(values, force.id, rate)) for force in picked),
-                           rate_with_interval(_rate_cells(values, NATIONAL, rate))])
+        table.rows.append([rate.title, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas)])
     return table
+
+
+def _share(part: int | None, whole: int | None) -> str:
+    """"120 (27%)": a category's count and its share of the whole, where both are released."""
+    if part is None:
+        return SUPPRESSED
+    if not whole:
+        return count_text(part)
+    return f"{count_text(part)} ({part / whole:.0%})"
 
 
 def equality(chosen: Choices, area: int | None, area_name: str) -> Table:

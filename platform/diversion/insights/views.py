@@ -92,10 +92,12 @@ def _overview(own: Force | None) -> Any:
     else:
         shown = [own]
     table, saved = tables.overview(chosen, shown), tables.police_time(chosen, shown)
+    every = tables.compare(chosen, [own]) if own is not None else None
+    wanted = {"police-time": saved, "all": every}.get(request.args.get("table", ""))
     if request.args.get("format") == "csv":
-        return _csv(saved if request.args.get("table") == "police-time" else table, "overview", chosen)
-    return _answer(render_template("insights/overview.html", chosen=chosen, table=table, saved=saved, page=page,
-                                   own=own,
+        return _csv(wanted or table, "overview", chosen)
+    return _answer(render_template("insights/overview.html", chosen=chosen, table=table, saved=saved, every=every,
+                                   page=page, own=own,
                                    rates={name: RATES[name] for name in OVERVIEW_RATES}, computed=_computed(own),
                                    search=search_terms(), endpoints=_endpoints(own)), chosen)
 
