@@ -366,6 +366,7 @@ def _start(database: Any, port: int, log: Path, force_id: int | None = None) -> 
         "BENCH_FORCE_ID": str(force_id or ""),  # the force of the raw-SQL floor
         "DIVERSION_ENV": "production",
         "DATABASE_URL": database.app_url,
+        "INSIGHTS_DATABASE_URL": database.insights_url,
         "BIND": f"{HOST}:{port}",
         "GUNICORN_MAX_REQUESTS": "0",  # no worker restarts in the middle of a measurement
         "GUNICORN_LOG_LEVEL": "warning",

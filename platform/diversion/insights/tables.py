@@ -220,14 +220,14 @@ def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
     values = reading.figures(list(MEASURES), period=chosen.period)
     for name, measure in MEASURES.items():
         table.rows.append([measure.title, *(count_text(values.get((area, name, ALL))) for area in areas)])
-    for breakdown, measure, label in (("substance", "cases", "Cases by substance: {category}"),
+    for breakdown, counted, label in (("substance", "cases", "Cases by substance: {category}"),
                                       ("wait", "engaged", "Days to the first session: {category}"),
                                       ("ending", "not_completed", "Not completed: {category}")):
         categories = BREAKDOWNS[breakdown].categories
-        split = reading.figures([measure], period=chosen.period, breakdown=breakdown, categories=categories)
+        split = reading.figures([counted], period=chosen.period, breakdown=breakdown, categories=categories)
         for category in categories:
             table.rows.append([label.format(category=category_name(breakdown, category)),
-                               *(_share(split.get((area, measure, category)), values.get((area, measure, ALL)))
+                               *(_share(split.get((area, counted, category)), values.get((area, counted, ALL)))
                                  for area in areas)])
     for rate in RATES.values():
         table.rows.append([rate.title, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas)])
