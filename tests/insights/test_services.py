@@ -3,16 +3,19 @@ protected, and the national login reads the released figures and nothing else.""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import ProgrammingError
 
 from diversion.accounts.access import SYSTEM
+from diversion.cases.events import Moved
+from diversion.cases.models import Referral
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forces import services as forces
@@ -23,6 +26,7 @@ from diversion.tenancy.models import Tenant
 from tests.conftest import World
 from tests.databases import postgres_admin_url
 from tests.insights.test_metrics import TODAY, _history
+from tests.providers.test_isolation import _subplan_only
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -126,3 +130,31 @@ def test_the_national_login_reads_the_released_figures_and_nothing_else(app: Fla
                 connection.execute(text(f'SELECT 1 FROM "{table}" LIMIT 1'))
     finally:
         engine.dispose()
+
+
+@pytest.mark.skipif(postgres_admin_url() is None, reason="PostgreSQL only: its plans")
+def test_marking_a_referrals_month_looks_its_decision_up_per_referral(app: Flask, world: World,
+                                                                     tmp_path: Path) -> None:
+    """The listener finds each moved referral's case month by the decisions' index, a subquery per
+    referral: a join could read every decision of the force, and intake slowed tenfold so."""
+    _history(app, tmp_path)
+    sent: list[tuple[str, Any]] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context(), scoped(world.b.id):
+        durham = db.session.get(Tenant, world.b.id)
+        referral = db.session.scalars(select(Referral)).first()
+        assert durham is not None
+        assert referral is not None
+        move = Moved(referral.id, referral.provider_id, referral.pathway, None, referral.state, uuid.uuid4(), NOW)
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            services.months_out_of_date(durham, moves=[move], history=False)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+        statement, parameters = next((s, p) for s, p in sent if s.startswith("INSERT INTO insight_stale"))
+        plan = db.session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar()
+        db.session.rollback()
+    assert _subplan_only(plan[0]["Plan"], "decisions") == []

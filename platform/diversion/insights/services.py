@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -217,15 +217,16 @@ def refresh_stale(session: Session, *, today: date, now: datetime) -> int:
 @referrals_moved.connect
 def months_out_of_date(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> None:
     """Listener of referral moves (``cases.events``): the months of the moved referrals' cases
-    are marked out of date, in one statement, in the caller's transaction."""
+    are marked out of date, in one statement, in the caller's transaction. Each referral's case
+    month is looked up by its encounter in the decisions' index (a subquery per referral, never
+    a join the planner could turn into a scan of the force's decisions)."""
     del history  # an import's months are as out of date as a page's
-    ids = [move.referral_id for move in moves]
-    months = (
-        select(Decision.tenant_id, month_of(Decision.__table__.c.decided_on))
-        .join(Referral, and_(Referral.tenant_id == Decision.tenant_id, Referral.encounter_id == Decision.encounter_id))
-        .where(Referral.id.in_(ids), Decision.superseded_by_id.is_(None))
-        .distinct()
-    )
+    decided_on = (select(Decision.decided_on)
+                  .where(Decision.tenant_id == Referral.tenant_id, Decision.encounter_id == Referral.encounter_id,
+                         Decision.superseded_by_id.is_(None))
+                  .limit(1).scalar_subquery())
+    months = (select(Referral.tenant_id, month_of(decided_on))
+              .where(Referral.id.in_([move.referral_id for move in moves])).distinct())
     dialect: Any = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     db.session.execute(dialect.insert(InsightStale).from_select(["force_id", "month"], months)
                        .on_conflict_do_nothing(index_elements=["force_id", "month"]))
