@@ -64,20 +64,18 @@ def truth(table: Table, figure: int) -> int:
     return sum(table.cells[cell] for cell in table.figures[figure])
 
 
-def attack(table: Table, released: Released, figure: int) -> tuple[float, float]:
-    """The least and greatest whole value ``figure`` can take, given what was released."""
-    size = len(table.cells)
-    rows = [index for index, value in enumerate(released.values) if value is not None]
+def whole_range(size: int, shown: list[tuple[list[int], int]], target: list[int]) -> tuple[float, float]:
+    """The least and greatest whole value the cells ``target`` can sum to over ``size`` cells, given
+    each released (cells, value): within 2 of its value and at least 10 (an integer programme)."""
     constraints = []
-    if rows:
-        matrix = np.zeros((len(rows), size))
-        for row, index in enumerate(rows):
-            matrix[row, table.figures[index]] = 1
-        lows = [max(released.values[index] - 2, 10) for index in rows]  # type: ignore[operator]
-        highs = [released.values[index] + 2 for index in rows]  # type: ignore[operator]
-        constraints.append(optimize.LinearConstraint(matrix, lows, highs))
+    if shown:
+        matrix = np.zeros((len(shown), size))
+        for row, (cells, _) in enumerate(shown):
+            matrix[row, cells] = 1
+        constraints.append(optimize.LinearConstraint(matrix, [max(value - 2, 10) for _, value in shown],
+                                                     [value + 2 for _, value in shown]))
     objective = np.zeros(size)
-    objective[table.figures[figure]] = 1
+    objective[target] = 1
     ends = []
     for sign in (1, -1):
         result = optimize.milp(sign * objective, constraints=constraints, integrality=np.ones(size),
@@ -85,6 +83,12 @@ def attack(table: Table, released: Released, figure: int) -> tuple[float, float]
         assert result.status == 0, result.message
         ends.append(sign * result.fun)
     return ends[0], ends[1]
+
+
+def attack(table: Table, released: Released, figure: int) -> tuple[float, float]:
+    """The least and greatest whole value ``figure`` can take, given what was released."""
+    shown = [(table.figures[index], value) for index, value in enumerate(released.values) if value is not None]
+    return whole_range(len(table.cells), shown, table.figures[figure])
 
 
 @settings(deadline=None, max_examples=40)
