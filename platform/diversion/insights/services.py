@@ -52,11 +52,11 @@ REFRESH_ALL = "insights.refresh-all"
 
 
 def refresh_force(session: Session, force: Tenant, *, today: date, now: datetime,
-                  months: Sequence[date] | None = None) -> int:
+                  months: Sequence[date] | None = None, national: bool = True) -> int:
     """Count the force's case work again (only ``months``, when given), replace its counts with
-    what was found, and release its tables of the years counted again (and the national tables of
-    those years) protected anew; the number of rows of counts written. The caller puts the force
-    in scope; this flushes and never commits."""
+    what was found, and release its tables of the years counted again (and, unless ``national``
+    is False, the national tables of those years) protected anew; the number of rows of counts
+    written. The caller puts the force in scope; this flushes and never commits."""
     found = count_force(session, force.id, today, months=months)
     gone = delete(insight_counts).where(insight_counts.c.force_id == force.id)
     if months is not None:
@@ -75,15 +75,17 @@ def refresh_force(session: Session, force: Tenant, *, today: date, now: datetime
         kept.name, kept.computed_at, kept.hours_saved, kept.cost_per_hour = force.name, now, hours, cost
     session.flush()
     years = sorted({month.year for month in months} if months is not None else _years(session, force.id, today))
-    for area in (force.id, None):
+    for area in (force.id, None) if national else (force.id,):
         release_years(session, area, years, today=today, now=now)
     return len(found)
 
 
-def _years(session: Session, force_id: int, today: date) -> range:
-    """The years from the force's first counted month to this one."""
-    first = session.scalar(select(insight_counts.c.month).where(insight_counts.c.force_id == force_id)
-                           .order_by(insight_counts.c.month).limit(1))
+def _years(session: Session, force_id: int | None, today: date) -> range:
+    """The years from the force's first counted month (any force's, for None) to this one."""
+    query = select(insight_counts.c.month).order_by(insight_counts.c.month).limit(1)
+    if force_id is not None:
+        query = query.where(insight_counts.c.force_id == force_id)
+    first = session.scalar(query)
     return range(first.year if first else today.year, today.year + 1)
 
 
@@ -186,12 +188,15 @@ def _forces(session: Session) -> list[Tenant]:
 
 
 def refresh_all(session: Session, *, today: date, now: datetime) -> int:
-    """Count every force again, each in its own scope; the rows written. Flushes, never commits."""
+    """Count every force again, each in its own scope, then release the national tables once; the
+    rows written. The months marked out of date are taken first (a change committed during the
+    count marks its month again). Flushes, never commits."""
+    session.execute(delete(InsightStale))
     written = 0
     for force in _forces(session):
         with scoped(force.id):
-            written += refresh_force(session, force, today=today, now=now)
-    session.execute(delete(InsightStale))
+            written += refresh_force(session, force, today=today, now=now, national=False)
+    release_years(session, None, _years(session, None, today), today=today, now=now)
     session.flush()
     return written
 
