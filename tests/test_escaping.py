@@ -45,6 +45,7 @@ from diversion.eligibility.models import Decision
 from diversion.eligibility.views import document_toml
 from diversion.extensions import db
 from diversion.forces import onboarding
+from diversion.insights import services as insights
 from diversion.jsonapi import tokens as api_tokens
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.providers import services as providers
@@ -64,7 +65,10 @@ FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B",
 # Single sign-on's start and callback redirect, or refuse with fixed words: no value of a force's to show.
 NOT_READ = {"static", "public.health", "console.export", "settings.export", "console.audit_download",
             "force_audit.download", "sso.start", "sso.callback", "force_billing.download", "provider_billing.download",
-            "admin_billing.download"}
+            "admin_billing.download",
+            # Charts: images, whose texts matplotlib writes escaped as XML.
+            "national.funnel_svg", "national.trend_svg", "force_insights.force_funnel_svg",
+            "force_insights.force_trend_svg"}
 NOT_READ_PREFIXES = ("api.", "provider_api.")
 
 
@@ -293,6 +297,9 @@ def seed(app: Flask, world: World) -> Seeded:
         db.session.commit()
         _draft_force(s, world)
         db.session.commit()
+        # The national comparison, counted: the forces' (marked) names on its pages.
+        insights.refresh_all(db.session(), today=datetime.now(UTC).date(), now=datetime.now(UTC))
+        db.session.commit()
     return seeded
 
 
@@ -390,6 +397,13 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("platform_admin", f"/admin/billing{a}/{provider}/{month}/rows/{ids['ledger-row']}/reverse",
          ["provider", "pathway"]),
         ("platform_admin", "/admin/billing/close/", ["other-force"]),
+        ("national_lead", "/national/", ["other-force"]),
+        ("national_lead", "/national/completion", ["other-force"]),
+        ("national_lead", f"/national/compare?first={world.b.id}&second={world.a.id}", ["other-force"]),
+        ("national_lead", f"/national/equality?force={world.b.id}", ["other-force"]),
+        ("force-admin", f"{a}/insights/", ["scheme"]),
+        ("force-admin", f"{a}/insights/completion", ["scheme"]),
+        ("force-admin", f"{a}/insights/assumptions", ["scheme"]),
     ]
 
 

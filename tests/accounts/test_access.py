@@ -322,11 +322,11 @@ def test_a_service_refuses_a_caller_without_the_right(app: Flask, cast: Cast, ac
 
 def test_every_action_that_a_service_checks_is_tried() -> None:
     """Reading and reviewing are the pages' alone (the audit log's reading too, which on PostgreSQL the
-    database also holds to the force in scope or a platform admin); every other action has a service that
-    checks it."""
+    database also holds to the force in scope or a platform admin, and the national comparison's, which it
+    holds to the released figures); every other action has a service that checks it."""
     pages_only = {Action.READ_POLICY, Action.SIMULATE_POLICY, Action.READ_CASES, Action.REVIEW_DECISIONS,
                   Action.READ_FORCE_AUDIT, Action.READ_PLATFORM_AUDIT, Action.READ_BILLING,
-                  Action.RECONCILE_BILLING}
+                  Action.RECONCILE_BILLING, Action.READ_NATIONAL_FIGURES, Action.READ_FORCE_FIGURES}
     assert set(SERVICES) == set(Action) - pages_only
 
 

@@ -32,7 +32,7 @@ from diversion.insights.metrics import BREAKDOWNS, MEASURES, RATES, count_force,
 from diversion.insights.models import InsightFigure, InsightForce, InsightStale, InsightTable, insight_counts
 from diversion.insights.release import ALL, Figure, counted_months, fingerprint, release
 from diversion.jobs import task, unit_of_work
-from diversion.tenancy.context import scoped
+from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
 # The tables released: every measure as a whole; by a breakdown, the measures its pages show (a rate's
@@ -224,17 +224,27 @@ def months_out_of_date(tenant: Tenant, *, moves: Sequence[Moved], history: bool)
     """Listener of referral moves (``cases.events``): the months of the moved referrals' cases
     are marked out of date, in one statement, in the caller's transaction. Each referral's case
     month is looked up by its encounter in the decisions' index (a subquery per referral, never
-    a join the planner could turn into a scan of the force's decisions)."""
+    a join the planner could turn into a scan of the force's decisions).
+
+    A provider's staff move referrals with their provider in scope, which hides the force's
+    decisions from them; the lookup is made in the force's scope alone, and writes nothing but
+    the months."""
     del history  # an import's months are as out of date as a page's
     decided_on = (select(Decision.decided_on)
                   .where(Decision.tenant_id == Referral.tenant_id, Decision.encounter_id == Referral.encounter_id,
                          Decision.superseded_by_id.is_(None))
                   .limit(1).scalar_subquery())
     months = (select(Referral.tenant_id, month_of(decided_on))
-              .where(Referral.id.in_([move.referral_id for move in moves])).distinct())
+              .where(Referral.id.in_([move.referral_id for move in moves]), decided_on.is_not(None)).distinct())
     dialect: Any = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    db.session.execute(dialect.insert(InsightStale).from_select(["force_id", "month"], months)
-                       .on_conflict_do_nothing(index_elements=["force_id", "month"]))
+    statement = (dialect.insert(InsightStale).from_select(["force_id", "month"], months)
+                 .on_conflict_do_nothing(index_elements=["force_id", "month"]))
+    scope = current_scope()
+    if scope.provider_id is None:
+        db.session.execute(statement)
+        return
+    with scoped(tenant.id, scope.user_id):
+        db.session.execute(statement)
 
 
 def _today() -> tuple[date, datetime]:
