@@ -35,6 +35,7 @@ def test_production_sends_hsts_and_secure_cookies(database, world: World, monkey
     monkeypatch.setenv("DIVERSION_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "x" * 48)
     monkeypatch.setenv("DATABASE_URL", database.app_url)
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", database.insights_url)
     monkeypatch.setenv("PERSONAL_DATA_KEYS", Fernet.generate_key().decode())
     monkeypatch.setenv("PERSON_KEY_SECRET", "p" * 40)
     app = create_app({"PASSWORD_HASHING": "fast-insecure"})
@@ -48,7 +49,8 @@ def test_production_sends_hsts_and_secure_cookies(database, world: World, monkey
     from diversion.extensions import db
 
     with app.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 def sign_in_over_https(client, email: str):
