@@ -70,7 +70,7 @@ class _Ids(threading.local):
 
 _IDS = _Ids()
 os.register_at_fork(after_in_child=_IDS.stock.clear)  # a child never hands out its parent's keys
-ID_STOCK = 256
+ID_STOCK = 4096
 _RANDOM_BITS = 74  # of a version 7 UUID: 12 after the version, 62 after the variant
 
 

@@ -56,6 +56,20 @@ def test_intake_decides_at_once_with_derived_facts(app: Flask, world: World) -> 
         assert decision.encounter_id == encounter.id
 
 
+def test_a_person_met_without_contact_details_keeps_none_and_later_details_are_sealed(app: Flask,
+                                                                                      world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        bare = cases.Intake(JO, Contact(), "B2", TODAY - timedelta(days=3), USER_DEALER)
+        encounter, _ = cases.record_encounter(_durham(world), bare, actor=SYSTEM, today=TODAY)
+        person = db.session.get(Person, encounter.person_id)
+        assert person.contact_sealed == ""  # nothing to seal
+        assert open_contact(person.contact_sealed) == Contact()
+        cases.record_encounter(_durham(world), _intake(offence_on=TODAY - timedelta(days=1)), actor=SYSTEM,
+                               today=TODAY)
+        assert person.contact_sealed not in ("", "jo@example.org")
+        assert open_contact(person.contact_sealed).phone == "07700 900123"
+
+
 def test_people_are_pseudonymous_sealed_and_linked_only_within_a_force(app: Flask, world: World,
                                                                        database) -> None:
     with app.app_context():

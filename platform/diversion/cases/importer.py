@@ -54,7 +54,7 @@ from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
-from diversion.cases.identity import Contact, Identity, person_keys, seal, search_keys
+from diversion.cases.identity import Contact, Identity, person_keys, seal, seal_contact, search_keys
 from diversion.cases.models import (
     FINAL_STATES,
     Attendance,
@@ -737,7 +737,7 @@ class _Writer:
         replay.remember(match, row)
 
     def _person(self, match: _Match, row: Row) -> uuid.UUID:
-        contact = seal(row.intake.contact)
+        contact = seal_contact(row.intake.contact)
         ethnicity = row.intake.ethnicity
         if match.found is None:
             person_id = new_id()

@@ -29,7 +29,15 @@ from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases.events import Moved, announce
-from diversion.cases.identity import Identity, Unreadable, open_identity, person_keys, seal, search_keys
+from diversion.cases.identity import (
+    Identity,
+    Unreadable,
+    open_identity,
+    person_keys,
+    seal,
+    seal_contact,
+    search_keys,
+)
 from diversion.cases.models import (
     FINAL_STATES,
     OPEN_STATES,
@@ -91,12 +99,12 @@ def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
     if person is None:
         search_key, birth_key = search_keys(tenant.slug, intake.identity.surname, intake.identity.date_of_birth)
         person = Person(id=new_id(), tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key,
-                        identity_sealed=seal(intake.identity), contact_sealed=seal(intake.contact),
+                        identity_sealed=seal(intake.identity), contact_sealed=seal_contact(intake.contact),
                         ethnicity=intake.ethnicity, search_key=search_key, birth_key=birth_key)
         db.session.add(person)
     else:
         # The latest contact details and self-defined ethnicity are the ones to keep.
-        person.contact_sealed = seal(intake.contact)
+        person.contact_sealed = seal_contact(intake.contact)
         person.ethnicity = intake.ethnicity
         person.pnc_key = person.pnc_key or pnc_key
     return person
