@@ -16,7 +16,8 @@ quarter, a year, the grand total). Three rules, applied to every figure:
 
 A suppressed figure is chosen as secondary among the released figures whose
 bounds pinned the exposed one (the constraints binding its linear
-programme), the smallest first, so that the least is lost.
+programme), the smallest first, so that the least is lost. The programmes are
+solved by HiGHS.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
-from scipy import optimize, sparse
 
 THRESHOLD = 10  # figures under this are never released
 BASE = 5  # released figures are rounded to a multiple of this
@@ -60,38 +61,56 @@ class Released:
 class _Programme:
     """The attacker's linear programmes over a table's cells, given what is released.
 
+    One HiGHS model per table: a column per cell (at least 0), a row per figure, bounded by what
+    the figure's release says (``bounds``) or free while it is suppressed. Each programme changes
+    only the objective and the rows released since the last, so HiGHS starts from the last
+    solution's basis: a table's hundreds of programmes take milliseconds each.
+
     It keeps every table it has met that fits what is released (the true one first, then each
     programme's solution): releasing less only loosens the constraints, so each stays a witness,
     and a figure that is 0 in one witness and 9 or more in another is safe without a programme."""
 
     def __init__(self, cells: int, figures: Sequence[frozenset[int]], truth: Sequence[int] | None = None) -> None:
-        rows: list[int] = []
-        columns: list[int] = []
-        for row, members in enumerate(figures):
-            rows.extend([row] * len(members))
-            columns.extend(members)
-        self.matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(figures), cells))
+        self.figures = [np.fromiter(sorted(members), dtype=np.int32, count=len(members)) for members in figures]
         self.witnesses: list[np.ndarray] = [np.asarray(truth, dtype=float)] if truth is not None else []
+        self.model = highspy.Highs()  # type: ignore[no-untyped-call]
+        self.model.setOptionValue("output_flag", False)
+        self.model.setOptionValue("presolve", "off")  # small programmes, each started from the last basis
+        self.model.addVars(cells, np.zeros(cells), np.full(cells, highspy.kHighsInf))
+        for members in self.figures:
+            self.model.addRow(-highspy.kHighsInf, highspy.kHighsInf, len(members), members, np.ones(len(members)))
+        self.bound: dict[int, int] = {}  # the figures whose rows are bounded, by their released value
+        self.objective: np.ndarray = np.zeros(0, dtype=np.int32)
+
+    def _release(self, released: dict[int, int]) -> None:
+        """The rows bounded as ``released`` says (a figure suppressed since is freed)."""
+        for index in [index for index in self.bound if index not in released]:
+            self.model.changeRowBounds(index, -highspy.kHighsInf, highspy.kHighsInf)
+            del self.bound[index]
+        for index, value in released.items():
+            if self.bound.get(index) != value:
+                self.model.changeRowBounds(index, *map(float, bounds(value)))
+                self.bound[index] = value
 
     def _solve(self, figure: int, released: dict[int, int], sign: float) -> tuple[float, list[int]]:
         """The least (``sign`` 1) or greatest (-1) value of ``figure``, and the released figures
         whose bounds bind it there."""
-        order = sorted(released)
-        constraints = limits = None
-        if order:
-            known = self.matrix[order]
-            constraints = sparse.vstack([known, -known])
-            limits = np.concatenate([[bounds(released[index])[1] for index in order],
-                                     [-bounds(released[index])[0] for index in order]])
-        objective = self.matrix[figure].toarray().ravel()
-        result = optimize.linprog(sign * objective, A_ub=constraints, b_ub=limits, bounds=(0, None), method="highs")
-        if result.status == 3:  # unbounded: nothing caps it
-            return float("inf"), []
-        if result.status != 0:
-            raise ValueError(f"the released figures contradict each other ({result.message})")
-        self.witnesses.append(result.x)
-        duals = np.abs(result.ineqlin.marginals) if order else np.zeros(0)
-        return float(sign * result.fun), [order[row % len(order)] for row in np.flatnonzero(duals > _TOLERANCE)]
+        self._release(released)
+        if len(self.objective):
+            self.model.changeColsCost(len(self.objective), self.objective, np.zeros(len(self.objective)))
+        self.objective = self.figures[figure]
+        self.model.changeColsCost(len(self.objective), self.objective, np.full(len(self.objective), sign))
+        self.model.run()
+        status = self.model.getModelStatus()
+        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            return float("inf"), []  # nothing caps it (no bounds can make these programmes infeasible)
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise ValueError(f"the released figures contradict each other ({self.model.modelStatusToString(status)})")
+        solution = self.model.getSolution()
+        self.witnesses.append(np.asarray(solution.col_value))
+        duals = np.abs(np.asarray(solution.row_dual))
+        value = sign * self.model.getInfo().objective_function_value
+        return float(value), [index for index in np.flatnonzero(duals > _TOLERANCE).tolist() if index in released]
 
     def extremes(self, figure: int, released: dict[int, int]) -> tuple[float, float]:
         """The least and greatest value of ``figure`` given the ``released`` figures."""
@@ -100,8 +119,8 @@ class _Programme:
     def exposed(self, figure: int, released: dict[int, int]) -> list[int] | None:
         """None where ``figure`` can be anything from 0 to 9 given the ``released`` figures; else
         the released figures that pin it (perhaps none)."""
-        values = np.vstack(self.witnesses) @ self.matrix[figure].toarray().ravel() if self.witnesses \
-            else np.zeros(0)
+        members = self.figures[figure]
+        values = np.vstack(self.witnesses)[:, members].sum(axis=1) if self.witnesses else np.zeros(0)
         pinned: list[int] = []
         exposed = False
         if not np.any(values <= SAFE_LOW + _TOLERANCE):
