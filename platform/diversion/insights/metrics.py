@@ -13,9 +13,11 @@ pages show under "How this is counted".
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import reduce
 from typing import Any
 
 from sqlalchemy import Date, Integer, and_, case, exists, func, literal, or_, select, union_all
@@ -226,6 +228,13 @@ def _next_month(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
+# The referral states a case's referrals are counted by, and the bit each (and being referred, and
+# engaging) takes in the number ``_cases`` reads them from.
+_REFERRAL_STATES = (State.COMPLETED, State.NOT_COMPLETED, State.DECLINED, State.WITHDRAWN)
+_REFERRAL_BITS: dict[str, int] = {"referred": 1, "engaged": 2,
+                                  **{state.value: 4 << place for place, state in enumerate(_REFERRAL_STATES)}}
+
+
 def _cases(force_id: int, today: date, months: Sequence[date] | None) -> Any:
     """One row per case of the force: its month, its categories and a 0/1 flag per measure."""
     decision, encounter, referral, booked = (Decision.__table__, Encounter.__table__, Referral.__table__,
@@ -238,65 +247,73 @@ def _cases(force_id: int, today: date, months: Sequence[date] | None) -> Any:
                booked.c.attendance == Attendance.ATTENDED.value)
         .scalar_subquery()
     )
-    referrals = (
-        select(referral.c.encounter_id,
-               func.max(case((referral.c.sessions_attended > 0, 1), else_=0)).label("engaged"),
-               *(func.max(case((referral.c.state == state.value, 1), else_=0)).label(state.value)
-                 for state in (State.COMPLETED, State.NOT_COMPLETED, State.DECLINED, State.WITHDRAWN)))
-        .where(referral.c.tenant_id == force_id)
-        .group_by(referral.c.encounter_id)
-        .subquery("referred")
+    # What the case's referrals reached, one bit each (``_REFERRAL_BITS``): looked up per case by
+    # the referrals' index on their encounter, whatever the planner believes of the tables' sizes
+    # (a join to the referrals grouped by encounter went quadratic on statistics not yet gathered).
+    bits = [func.max(case((condition, bit), else_=0)) for condition, bit in (
+        (literal(True), _REFERRAL_BITS["referred"]),
+        (referral.c.sessions_attended > 0, _REFERRAL_BITS["engaged"]),
+        *((referral.c.state == state.value, _REFERRAL_BITS[state.value]) for state in _REFERRAL_STATES))]
+    reached = func.coalesce(
+        select(reduce(operator.add, bits))
+        .where(referral.c.tenant_id == force_id, referral.c.encounter_id == encounter.c.id)
+        .scalar_subquery(), 0)
+    # Each case's own values first, worked out once each (OFFSET 0 keeps PostgreSQL from pulling
+    # the subqueries up into every flag that reads them).
+    facts = (
+        select(month_of(decision.c.decided_on).label("month"), decision.c.decided_on, decision.c.facts,
+               decision.c.age_band, decision.c.ethnicity, encounter.c.person_id,
+               func.coalesce(decision.c.override_outcome, decision.c.outcome).label("outcome"),
+               first_session.label("first_session"), reached.label("reached"))
+        .select_from(decision.join(encounter, and_(encounter.c.tenant_id == decision.c.tenant_id,
+                                                   encounter.c.id == decision.c.encounter_id)))
+        .where(decision.c.tenant_id == force_id, decision.c.superseded_by_id.is_(None), decision.c.decided_on <= today,
+               *([or_(*(and_(decision.c.decided_on >= month, decision.c.decided_on < _next_month(month))
+                        for month in months))] if months is not None else []))
+        .offset(0)
+        .subquery("facts")
     )
     again = aliased(Encounter.__table__, name="again")
 
     def met_again_within(days: int) -> ColumnElement[int]:
         return case((exists().where(
-            again.c.tenant_id == force_id, again.c.person_id == encounter.c.person_id,
-            again.c.offence_on > decision.c.decided_on,
-            _DaysBetween(decision.c.decided_on, again.c.offence_on) <= days), 1), else_=0)
+            again.c.tenant_id == force_id, again.c.person_id == facts.c.person_id,
+            again.c.offence_on > facts.c.decided_on,
+            _DaysBetween(facts.c.decided_on, again.c.offence_on) <= days), 1), else_=0)
 
-    outcome = func.coalesce(decision.c.override_outcome, decision.c.outcome)
-    is_referred = referrals.c.encounter_id.is_not(None)
-    short_passed = decision.c.decided_on <= today - timedelta(days=SHORT)
-    long_passed = decision.c.decided_on <= today - timedelta(days=LONG)
-    completed = referrals.c.completed == 1
+    def has(name: str) -> ColumnElement[bool]:
+        return (facts.c.reached // _REFERRAL_BITS[name]) % 2 == 1
+
+    short_passed = facts.c.decided_on <= today - timedelta(days=SHORT)
+    long_passed = facts.c.decided_on <= today - timedelta(days=LONG)
 
     def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return case((condition, 1), else_=0)
 
-    ethnic_group = func.substr(decision.c.ethnicity, 1, 1)
     return (
         select(
-            month_of(decision.c.decided_on).label("month"),
-            _substance(decision.c.facts).label("substance"),
-            _drug_class(decision.c.facts).label("drug_class"),
-            decision.c.age_band.label("age_band"),
-            ethnic_group.label("ethnicity"),
-            _wait(_DaysBetween(decision.c.decided_on, first_session)).label("wait"),
-            case((referrals.c.not_completed == 1,
-                  case((referrals.c.engaged == 1, literal("stopped_attending")), else_=literal("never_attended"))),
+            facts.c.month,
+            _substance(facts.c.facts).label("substance"),
+            _drug_class(facts.c.facts).label("drug_class"),
+            facts.c.age_band.label("age_band"),
+            func.substr(facts.c.ethnicity, 1, 1).label("ethnicity"),
+            _wait(_DaysBetween(facts.c.decided_on, facts.c.first_session)).label("wait"),
+            case((has(State.NOT_COMPLETED.value),
+                  case((has("engaged"), literal("stopped_attending")), else_=literal("never_attended"))),
                  else_=literal(None)).label("ending"),
             literal(1).label("cases"),
-            *(flag(outcome == value.value).label(value.value) for value in Outcome),
-            flag(is_referred).label("referred"),
-            *(flag(referrals.c[name] == 1).label(name)
-              for name in ("declined", "engaged", "completed", "not_completed", "withdrawn")),
-            flag(is_referred & short_passed).label("diverted_6"),
-            (flag(is_referred & short_passed) * met_again_within(SHORT)).label("reoffended_6"),
-            flag(is_referred & long_passed).label("diverted_12"),
-            (flag(is_referred & long_passed) * met_again_within(LONG)).label("reoffended_12"),
-            flag(completed & short_passed).label("completed_6"),
-            (flag(completed & short_passed) * met_again_within(SHORT)).label("completed_reoffended_6"),
-            flag(completed & long_passed).label("completed_12"),
-            (flag(completed & long_passed) * met_again_within(LONG)).label("completed_reoffended_12"),
+            *(flag(facts.c.outcome == value.value).label(value.value) for value in Outcome),
+            flag(has("referred")).label("referred"),
+            *(flag(has(name)).label(name) for name in ("engaged", *(state.value for state in _REFERRAL_STATES))),
+            flag(has("referred") & short_passed).label("diverted_6"),
+            (flag(has("referred") & short_passed) * met_again_within(SHORT)).label("reoffended_6"),
+            flag(has("referred") & long_passed).label("diverted_12"),
+            (flag(has("referred") & long_passed) * met_again_within(LONG)).label("reoffended_12"),
+            flag(has(State.COMPLETED.value) & short_passed).label("completed_6"),
+            (flag(has(State.COMPLETED.value) & short_passed) * met_again_within(SHORT)).label("completed_reoffended_6"),
+            flag(has(State.COMPLETED.value) & long_passed).label("completed_12"),
+            (flag(has(State.COMPLETED.value) & long_passed) * met_again_within(LONG)).label("completed_reoffended_12"),
         )
-        .select_from(
-            decision.join(encounter, and_(encounter.c.tenant_id == decision.c.tenant_id,
-                                          encounter.c.id == decision.c.encounter_id))
-            .outerjoin(referrals, referrals.c.encounter_id == encounter.c.id))
-        .where(decision.c.tenant_id == force_id, decision.c.superseded_by_id.is_(None), decision.c.decided_on <= today,
-               *([or_(*(and_(decision.c.decided_on >= month, decision.c.decided_on < _next_month(month))
-                        for month in months))] if months is not None else []))
         .cte("cases")
     )
 
