@@ -32,6 +32,7 @@ from diversion.insights.metrics import BREAKDOWNS, MEASURES, RATES, count_force,
 from diversion.insights.models import InsightFigure, InsightForce, InsightStale, InsightTable, insight_counts
 from diversion.insights.release import ALL, Figure, counted_months, fingerprint, release
 from diversion.jobs import task, unit_of_work
+from diversion.tenancy.bulk import insert_rows
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -112,6 +113,7 @@ def release_years(session: Session, area: int | None, years: Sequence[int], *, t
     number of tables protected anew (a table whose counts have not changed is kept as it was).
     Flushes, never commits."""
     protected = 0
+    tables = _tables_of(session, area)
     for year in years:
         months = counted_months(year, today)
         if not months:
@@ -124,13 +126,16 @@ def release_years(session: Session, area: int | None, years: Sequence[int], *, t
             categories = (ALL,) if breakdown == ALL else BREAKDOWNS[breakdown].categories
             for measure in measures:
                 cells = counts.get((breakdown, measure), {})
+                table = tables.get((measure, breakdown, year))
                 if not cells:  # nothing counted: no table (a page shows its figures as withheld)
-                    _drop(session, _Key(area, measure, breakdown, year, months))
+                    if table is not None:
+                        session.delete(table)
                     continue
                 whole = None if breakdown == ALL else wholes[measure]
-                done = _store(session, _Key(area, measure, breakdown, year, months),
+                done = _store(session, table, _Key(area, measure, breakdown, year, months),
                               fingerprint(cells, months, whole),
-                              partial(release, cells, categories, year=year, months=months, whole=whole), now)
+                              protect=partial(release, cells, categories, year=year, months=months, whole=whole),
+                              now=now)
                 if breakdown == ALL:
                     wholes[measure] = done[0]
                 protected += done[1]
@@ -138,16 +143,11 @@ def release_years(session: Session, area: int | None, years: Sequence[int], *, t
     return protected
 
 
-def _table_of(session: Session, key: _Key) -> InsightTable | None:
-    return session.scalar(select(InsightTable).where(
-        InsightTable.force_id.is_(None) if key.area is None else InsightTable.force_id == key.area,
-        InsightTable.measure == key.measure, InsightTable.breakdown == key.breakdown, InsightTable.year == key.year))
-
-
-def _drop(session: Session, key: _Key) -> None:
-    table = _table_of(session, key)
-    if table is not None:
-        session.delete(table)
+def _tables_of(session: Session, area: int | None) -> dict[tuple[str, str, int], InsightTable]:
+    """The area's tables stored (a force's, or None: all forces'), by measure, breakdown and year."""
+    return {(table.measure, table.breakdown, table.year): table for table in session.scalars(
+        select(InsightTable).where(InsightTable.force_id.is_(None) if area is None
+                                   else InsightTable.force_id == area))}
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,12 @@ class _Key:
     months: int
 
 
-def _store(session: Session, key: _Key, mark: str, protect: Callable[[], list[Figure]],
-           now: datetime) -> tuple[list[Figure], bool]:
-    """The table's figures: those kept where its fingerprint is unchanged, else released anew
-    (``protect()``) and stored in place of the old. (figures, whether protected anew)"""
+def _store(session: Session, table: InsightTable | None, key: _Key, mark: str, *,
+           protect: Callable[[], list[Figure]], now: datetime) -> tuple[list[Figure], bool]:
+    """The figures of ``key``'s table (``table`` as stored, if it is): those kept where its
+    fingerprint is unchanged, else released anew (``protect()``) and stored in place of the old
+    (on the bulk path). (figures, whether protected anew)"""
     area, months = key.area, key.months
-    table = _table_of(session, key)
     if table is not None and table.fingerprint == mark and table.months == months:
         kept = session.execute(select(InsightFigure.category, InsightFigure.period, InsightFigure.value)
                                .where(InsightFigure.table_id == table.id)).all()
@@ -178,8 +178,8 @@ def _store(session: Session, key: _Key, mark: str, protect: Callable[[], list[Fi
     else:
         table.months, table.fingerprint, table.computed_at = months, mark, now
         session.execute(delete(InsightFigure).where(InsightFigure.table_id == table.id))
-    session.execute(insert(InsightFigure), [{"table_id": table.id, "category": figure.category,
-                                             "period": figure.period, "value": figure.value} for figure in figures])
+    insert_rows(session, InsightFigure, [{"table_id": table.id, "category": figure.category, "period": figure.period,
+                                          "value": figure.value} for figure in figures])
     return figures, True
 
 
