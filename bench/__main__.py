@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import billing, eligibility, importer, intake, lists, load, simulation
+from bench import billing, eligibility, importer, intake, lists, load, national, simulation
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "decide": lambda options: eligibility.bench_decide(count=options.cases // 50),
@@ -16,12 +16,13 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
                                                      providers=options.providers),
     "lists": lambda options: lists.bench_lists(encounters=options.encounters),
     "load": lambda options: load.bench_load(minutes=options.minutes, clients=options.clients),
+    "national": lambda options: national.bench_national(encounters=options.national),
 }
-LONG = ("load",)  # run only when named
+LONG = ("load", "national")  # run only when named
 
 # The sizes of ``--quick``: minutes in all on two cores, for a look rather than a figure to quote.
 QUICK = {"minutes": 2, "rows": 20_000, "intakes": 400, "ledger_rows": 100_000, "forces": 10, "providers": 5,
-         "encounters": 20_000, "cases": 100_000}
+         "encounters": 20_000, "cases": 100_000, "national": 100_000}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="past decisions of one force simulated through the page's job (simulate), "
                              "and a tenth of them as its baseline; decide takes a fiftieth of them")
     parser.add_argument("--minutes", type=int, default=20, help="how long the mixed load lasts (load)")
+    parser.add_argument("--national", type=int, default=5_000_000,
+                        help="encounters shared among the forces (national)")
     parser.add_argument("--quick", action="store_true",
                         help="a short look: every size a fiftieth or so of the full run (sizes given still win)")
     options = parser.parse_args(argv)

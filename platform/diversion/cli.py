@@ -55,9 +55,34 @@ main.add_command(run_with_worker)  # `diversion run`: Flask's, with the jobs wor
               help="Password for every demo account.")
 @click.option("--past-decisions", "past_decisions", default=1500, show_default=True,
               type=click.IntRange(0, 1_000_000), help="Synthetic past decisions per force, over a year.")
+@click.option("--scale", type=click.Choice(["demo", "national"]), default="demo", show_default=True,
+              help="national: a force for every police force area of England and Wales and five years of "
+                   "made-up case work among them, in place of the demo's case work.")
+@click.option("--encounters", default=5_000_000, show_default=True, type=click.IntRange(43, 50_000_000),
+              help="With --scale national: the encounters shared among the forces.")
+@click.option("--seed", default="diversion", show_default=True, help="With --scale national: the same seed "
+              "and size make the same history.")
+@click.option("--workers", default=None, type=click.IntRange(1, 16),
+              help="With --scale national: processes recording forces side by side (default: 2 on "
+                   "PostgreSQL, 1 on SQLite).")
 @with_appcontext
-def demo(password: str, past_decisions: int) -> None:
-    """Seed demo accounts for every force (idempotent) and print them."""
+def demo(*, password: str, past_decisions: int, scale: str, encounters: int, seed: str,
+         workers: int | None) -> None:
+    """Seed demo accounts for every force (idempotent) and print them, with case work to show."""
+    if scale == "national":
+        _national_forces()
+    accounts = _accounts(password)
+    if scale == "national":
+        _national_history(encounters=encounters, seed=seed, workers=workers)
+    else:
+        _demo_case_work(past_decisions)
+    click.echo(f"Demo sign-ins (password: {password}):")
+    width = max(len(email) for email, _ in accounts)
+    for email, what in accounts:
+        click.echo(f"  {email.ljust(width)}  {what}")
+
+
+def _accounts(password: str) -> list[tuple[str, str]]:
     from diversion.accounts.services import AccountError
     from diversion.demo import seed_demo
 
@@ -66,6 +91,54 @@ def demo(password: str, past_decisions: int) -> None:
     except AccountError as error:
         db.session.rollback()
         raise click.ClickException(f"--{error.field}: {error.message}") from error
+    db.session.commit()
+    return accounts
+
+
+def _national_forces() -> None:
+    """A force for every area with none (``national_demo.national_folder``), synced as ``tenants sync`` does."""
+    import tempfile
+    from pathlib import Path
+
+    from flask import current_app
+
+    from diversion.accounts.access import SYSTEM
+    from diversion.forces.services import sync_tenants
+    from diversion.national_demo import national_folder
+
+    with tempfile.TemporaryDirectory(prefix="diversion-national-") as folder:
+        made = national_folder(Path(current_app.config["TENANTS_DIR"]), Path(folder))
+        report = sync_tenants(Path(folder), actor=SYSTEM)
+    db.session.commit()
+    click.echo(f"{len(made)} made-up forces beside the real ones; {len(report.created)} created now.")
+
+
+def _national_history(*, encounters: int, seed: str, workers: int | None) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from diversion.insights.services import refresh_all
+    from diversion.national_demo import seed_national, shares
+
+    today = datetime.now(UTC).date()
+    counts = shares(encounters)
+    if workers is None:
+        workers = 2 if db.engine.dialect.name == "postgresql" else 1
+    started = time.perf_counter()
+    with click.progressbar(length=sum(counts.values()), label=f"Five years of case work in {len(counts)} forces",
+                           show_pos=True) as bar:
+        rows = seed_national(counts, today=today, seed=seed, workers=workers, progress=bar.update)
+    seconds = time.perf_counter() - started
+    click.echo(f"{rows:,} encounters recorded in {seconds / 60:.1f} minutes ({rows / seconds:,.0f} a second; "
+               "forces that already held imported cases were left as they were).")
+    started = time.perf_counter()
+    click.echo("Counting every force for the national comparison...")
+    refresh_all(db.session(), today=today, now=datetime.now(UTC))
+    db.session.commit()
+    click.echo(f"Counted in {time.perf_counter() - started:.0f} s.")
+
+
+def _demo_case_work(past_decisions: int) -> None:
     import tempfile
     from datetime import UTC, datetime
     from pathlib import Path
@@ -95,10 +168,6 @@ def demo(password: str, past_decisions: int) -> None:
     click.echo("Counting every force for the national comparison...")
     refresh_all(db.session(), today=today, now=datetime.now(UTC))
     db.session.commit()
-    click.echo(f"Demo sign-ins (password: {password}):")
-    width = max(len(email) for email, _ in accounts)
-    for email, what in accounts:
-        click.echo(f"  {email.ljust(width)}  {what}")
 
 
 def register(app: Flask) -> None:

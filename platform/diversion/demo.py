@@ -238,7 +238,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
+def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
                    today: date) -> tuple[State, date | None]:
     """The state an imported referral reached, and the day it got there: any state while its
     deadline is more than a week off (an open one is not overdue), a final one after that; never
@@ -255,7 +255,7 @@ def _backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
                                                           max((last - decided_on).days, 0)))
 
 
-def _policy_on(day: date, known: dict[date, tuple[PolicyVersion, CompiledPolicy] | None],
+def policy_on(day: date, known: dict[date, tuple[PolicyVersion, CompiledPolicy] | None],
                ) -> tuple[PolicyVersion, CompiledPolicy] | None:
     """The force in scope's policy in force on ``day``, compiled: looked up once a day (``known``)."""
     if day not in known:
@@ -268,13 +268,13 @@ def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: C
                       policy: CompiledPolicy, pathway_id: str, decided_on: date, wanted: int,
                       today: date) -> dict[str, str] | None:
     """The referral cells of an eligible row: to an offering whose provider still wants referrals
-    (``referred`` counts them), in a state its deadline allows (``_backlog_state``); None when none."""
+    (``referred`` counts them), in a state its deadline allows (``backlog_state``); None when none."""
     choices = [o for o in offerings if referred[o.course.provider_id] < wanted]
     pathway = policy.pathway(pathway_id)
     if not choices or pathway is None:
         return None
     offering = choices[referred[choices[0].course.provider_id] % len(choices)]
-    state, reached_on = _backlog_state(rng, decided_on, pathway.deadline_days, today=today)
+    state, reached_on = backlog_state(rng, decided_on, pathway.deadline_days, today=today)
     referred[offering.course.provider_id] += 1
     return {"course": offering.course.slug, "referral_state": state.value,
             "referral_outcome_on": reached_on.isoformat() if reached_on else ""}
@@ -327,7 +327,7 @@ class _Backlog:
         facts = {k: v for k, v in case.facts.items() if k not in left_out}
         known = {**facts, "age": rules.age_on(born, case.decided_on), "offence_age_days": 0,
                  "previous_diversions": 0, "previous_non_engagement": False}
-        if (policy := _policy_on(case.decided_on, self.in_force)) is None:
+        if (policy := policy_on(case.decided_on, self.in_force)) is None:
             return None
         try:
             decision = decide(policy[1], known, case.decided_on, version=policy[0].number)

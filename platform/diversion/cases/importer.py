@@ -42,7 +42,7 @@ import io
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -151,6 +151,11 @@ class ImportReport:
     new_people: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     referrals: Counter[State] = field(default_factory=Counter)
+
+    def details(self) -> dict[str, Any]:
+        """What the import recorded, as its audit event keeps it."""
+        return {"new_people": self.new_people, "decisions": dict(self.decisions),
+                "referrals": {state.value: count for state, count in self.referrals.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -859,9 +864,57 @@ class _Writer:
         return len(self.encounters)
 
 
+def import_rows(tenant: Tenant, rows: Iterable[Row], *, actor: Actor, label: str,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Record ``rows`` in order, in the caller's transaction (never commits): rows ``check_file``
+    accepted, or rows made up valid (``national_demo``). ``label`` names where they came from in
+    each step's reason; ``progress`` receives rows recorded.
+
+    Refuses (``AccessRefused``) an actor other than the platform itself, first; and
+    (``ImportInvalid``) a row whose decision does not allow its referral, after which the caller
+    must roll back. Records no audit event: the caller says what was imported.
+    """
+    require(actor, Action.IMPORT_CASES, tenant_id=tenant.id)
+    report = ImportReport()
+    writer = _Writer(tenant, _Replay(tenant), report, actor=actor, label=label)
+    pending = 0
+    try:
+        for row in rows:
+            writer.add(row)
+            if len(writer) >= WRITE_BATCH:
+                writer.flush()
+            report.rows += 1
+            pending += 1
+            if progress is not None and pending == PROGRESS_EVERY:
+                progress(pending)
+                pending = 0
+        writer.flush()
+    finally:
+        writer.batches.close()  # the last batch in (or its failure raised), before anything else
+    if progress is not None and pending:
+        progress(pending)
+    writer.announce()
+    return report
+
+
+def _rows_again(checked: CheckedFile, reading: _Reading) -> Iterator[Row]:
+    """The rows of a checked file, read again; refuses (``ImportInvalid``) one that no longer reads."""
+    records = _records(reading)
+    try:
+        _, header = next(records)
+        index, _ = _header(header)
+        for number, values in records:
+            row, problems = parse_row(number, values, index, today=checked.today)
+            if row is None or problems:
+                raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
+            yield row
+    except (_Unreadable, StopIteration) as error:
+        raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
+
+
 def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: Actor,
                    progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Record every row of a checked file, in the caller's transaction (never commits).
+    """Record every row of a checked file (``import_rows``), in the caller's transaction (never commits).
 
     Refuses (``ImportInvalid``) a file that changed since it was checked and
     a row whose referral its decision no longer allows (a policy published
@@ -873,41 +926,15 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: Actor,
     require(actor, Action.IMPORT_CASES, tenant_id=tenant.id)
     if checked.tenant_id != tenant.id:
         raise ValueError("the file was checked for another force")
-    report = ImportReport()
-    writer = _Writer(tenant, _Replay(tenant), report, actor=actor, label=checked.path.name)
-    pending = 0
     with checked.path.open("rb") as raw:
         reading = _Reading(raw, None)
-        records = _records(reading)
-        try:
-            _, header = next(records)
-            index, _ = _header(header)
-            for number, values in records:
-                row, problems = parse_row(number, values, index, today=checked.today)
-                if row is None or problems:
-                    raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
-                writer.add(row)
-                if len(writer) >= WRITE_BATCH:
-                    writer.flush()
-                report.rows += 1
-                pending += 1
-                if progress is not None and pending == PROGRESS_EVERY:
-                    progress(pending)
-                    pending = 0
-            writer.flush()
-        except (_Unreadable, StopIteration) as error:
-            raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
-        finally:
-            writer.batches.close()  # the last batch in (or its failure raised), before anything else
+        report = import_rows(tenant, _rows_again(checked, reading), actor=actor, label=checked.path.name,
+                             progress=progress)
     if reading.digest.hexdigest() != checked.sha256:
         raise ImportInvalid([Problem(0, None, "the file changed while it was imported")])
-    if progress is not None and pending:
-        progress(pending)
-    writer.announce()
     record("cases.imported", actor=actor, tenant_id=tenant.id, object_type="import", object_id=checked.sha256[:16],
            details={"file": checked.path.name, "sha256": checked.sha256, "rows": report.rows,
-                    "new_people": report.new_people, "decisions": dict(report.decisions),
-                    "referrals": {state.value: count for state, count in report.referrals.items()}})
+                    **report.details()})
     return report
 
 
