@@ -11,6 +11,7 @@ own on this machine (``python -m bench import``); the count is timed apart.
 from __future__ import annotations
 
 import time
+import traceback
 
 from bench.postgres import fresh_database, make_app
 from bench.storage import connect, table_sizes
@@ -29,7 +30,8 @@ def bench_national(encounters: int = 5_000_000, workers: int = 2) -> None:
                                                      "--workers", str(workers)])
         seconds = time.perf_counter() - started
         if result.exit_code != 0:
-            raise SystemExit(f"the demo failed: {result.output[-2000:]}") from result.exception
+            why = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+            raise SystemExit(f"the demo failed: {result.output[-2000:]}\n{why}")
         lines = [line for line in result.output.splitlines() if "recorded in" in line or "Counted in" in line]
         for line in lines:
             print(f"  {line}")

@@ -260,6 +260,24 @@ def test_the_webhook_worker_waits_for_the_database_round_after_round(down: Flask
 
 # ---------------------------------------------------------------- pooled connections closed while idle
 
+def test_a_connection_pinged_after_lying_idle_is_handed_out_outside_a_transaction(
+    database: databases.TestDatabase,
+) -> None:
+    """The ping's own transaction is ended: a connection asked for in autocommit (as case
+    references make their yearly sequence, apart from the caller's transaction) could not be
+    switched to it inside one, and the national demo's import stopped there."""
+    application = make_app(database, DATABASE_PING_AFTER_SECONDS=0.0)
+    try:
+        with application.app_context():
+            with db.engine.connect() as connection:  # it lies in the pool once given back
+                connection.execute(text("SELECT 1"))
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as apart:
+                assert apart.execute(text("SELECT 2")).scalar() == 2
+    finally:
+        with application.app_context():
+            db.engine.dispose()
+
+
 @pytest.mark.parametrize("ping_after", [0.0, 3600.0])
 def test_a_pooled_connection_closed_while_idle_is_checked_only_once_idle_long_enough(
     database: databases.TestDatabase, ping_after: float,

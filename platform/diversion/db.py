@@ -213,6 +213,9 @@ def ping_when_idle(engine: Engine, after_seconds: float) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
+            # The ping began a transaction (the driver's default): end it, so that the connection is
+            # handed out as it lay in the pool (one asked for in autocommit cannot be, inside one).
+            dbapi_connection.rollback()
         except Exception as error:  # any failure of a ping means the connection is gone
             raise exc.DisconnectionError("a pooled connection idle too long no longer answers") from error
 

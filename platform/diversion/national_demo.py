@@ -238,7 +238,7 @@ def _config() -> dict[str, Any]:
     """The running app's configuration as a new process can take it (plain values)."""
     plain = (str, int, float, bool, type(None), dict, list, tuple)
     return {key: value for key, value in current_app.config.items()
-            if isinstance(value, plain) and key.isupper() and not key.startswith("SESSION_")}
+            if isinstance(value, plain) and key.isupper()}
 
 
 def seed_national(counts: dict[str, int], *, today: date, seed: str, workers: int,
