@@ -7,6 +7,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
@@ -118,7 +122,7 @@ def _national_history(*, encounters: int, seed: str, workers: int | None) -> Non
     from datetime import UTC, datetime
 
     from diversion.insights.services import refresh_all
-    from diversion.national_demo import seed_national, shares
+    from diversion.national_demo import shares
 
     today = datetime.now(UTC).date()
     counts = shares(encounters)
@@ -127,7 +131,7 @@ def _national_history(*, encounters: int, seed: str, workers: int | None) -> Non
     started = time.perf_counter()
     with click.progressbar(length=sum(counts.values()), label=f"Five years of case work in {len(counts)} forces",
                            show_pos=True) as bar:
-        rows = seed_national(counts, today=today, seed=seed, workers=workers, progress=bar.update)
+        rows = _record_forces(counts, today=today, seed=seed, workers=workers, progress=bar.update)
     seconds = time.perf_counter() - started
     click.echo(f"{rows:,} encounters recorded in {seconds / 60:.1f} minutes ({rows / seconds:,.0f} a second; "
                "forces that already held imported cases were left as they were).")
@@ -136,6 +140,78 @@ def _national_history(*, encounters: int, seed: str, workers: int | None) -> Non
     refresh_all(db.session(), today=today, now=datetime.now(UTC))
     db.session.commit()
     click.echo(f"Counted in {time.perf_counter() - started:.0f} s.")
+
+
+_WORKER: dict[str, Any] = {}  # a worker process's end of the progress queue
+
+
+def _start_worker(config: dict[str, Any], progress: Any) -> None:
+    from diversion import create_app
+
+    create_app(config).app_context().push()
+    _WORKER.update(progress=progress)
+
+
+def _record_force(slug: str, count: int, today: date, seed: str) -> int:
+    """One force's made-up history (``national_demo.seed_force``), committed: a unit of the command."""
+    from sqlalchemy import select
+
+    from diversion.national_demo import seed_force
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+
+    progress = _WORKER.get("progress")
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise click.ClickException(f"no force {slug!r}")
+    with scoped(tenant.id):
+        rows = seed_force(tenant, count=count, today=today, seed=seed,
+                          progress=progress.put if progress is not None else None)
+    db.session.commit()
+    return rows
+
+
+def _plain_config() -> dict[str, Any]:
+    """The running app's configuration as a new process can take it (plain values)."""
+    from flask import current_app
+
+    plain = (str, int, float, bool, type(None), dict, list, tuple)
+    return {key: value for key, value in current_app.config.items() if isinstance(value, plain) and key.isupper()}
+
+
+def _record_forces(counts: dict[str, int], *, today: date, seed: str, workers: int,
+                   progress: Callable[[int], None]) -> int:
+    """Each force's history (``counts`` by force address), the largest first, each committed
+    whole, in ``workers`` processes (here, with one); returns the rows recorded."""
+    import multiprocessing
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    order = sorted(counts, key=lambda slug: -counts[slug])
+    if workers <= 1:
+        _WORKER.clear()
+        total = 0
+        for slug in order:
+            total += _record_force(slug, counts[slug], today, seed)
+            progress(counts[slug])
+        return total
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        told = manager.Queue()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(_plain_config(), told)) as pool:
+            pending: set[Future[int]] = {pool.submit(_record_force, slug, counts[slug], today, seed)
+                                         for slug in order}
+            total = 0
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                total += sum(future.result() for future in done)
+                while True:
+                    try:
+                        progress(told.get_nowait())
+                    except queue.Empty:
+                        break
+            return total
 
 
 def _demo_case_work(past_decisions: int) -> None:

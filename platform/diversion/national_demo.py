@@ -6,7 +6,7 @@ of the real forces' files, its policy and offerings included, named "(demo)"),
 then makes up each force's history and records it on the import's bulk path
 (``cases.importer.import_rows``: every decision made with the force's own
 policy in force on the day, every referral written with every step of its
-path), a force at a time in each of several processes. Encounters are shared
+path), a force at a time (the command runs several processes side by side). Encounters are shared
 among the forces by the people living in each area; a person is now and then
 met again, so that reoffending can be counted. Seeded: the same seed and size
 give the same history. A force that already holds imported cases is left as
@@ -15,19 +15,15 @@ it is.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import random
 import tomllib
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from diversion.accounts.access import SYSTEM
@@ -46,7 +42,6 @@ from diversion.eligibility.fields import FactsInvalid
 from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.extensions import db
 from diversion.forces.files import NOT_FORCES
-from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 
 ENCOUNTERS = 5_000_000
@@ -206,71 +201,3 @@ def seed_force(tenant: Tenant, *, count: int, today: date, seed: str,
     record("cases.imported", actor=SYSTEM, tenant_id=tenant.id, object_type="import", object_id=LABEL,
            details={"generated": LABEL, "seed": seed, "rows": report.rows, **report.details()})
     return report.rows
-
-
-# ---------------------------------------------------------------- several processes
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _start_worker(config: dict[str, Any], progress: Any) -> None:
-    from diversion import create_app
-
-    app: Flask = create_app(config)
-    app.app_context().push()
-    _WORKER.update(progress=progress)
-
-
-def _seed_in_worker(slug: str, count: int, today: date, seed: str) -> int:
-    progress = _WORKER.get("progress")
-    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-    if tenant is None:
-        raise LookupError(f"no force {slug!r}")
-    with scoped(tenant.id):
-        rows = seed_force(tenant, count=count, today=today, seed=seed,
-                          progress=progress.put if progress is not None else None)
-    db.session.commit()
-    return rows
-
-
-def _config() -> dict[str, Any]:
-    """The running app's configuration as a new process can take it (plain values)."""
-    plain = (str, int, float, bool, type(None), dict, list, tuple)
-    return {key: value for key, value in current_app.config.items()
-            if isinstance(value, plain) and key.isupper()}
-
-
-def seed_national(counts: dict[str, int], *, today: date, seed: str, workers: int,
-                  progress: Callable[[int], None]) -> int:
-    """Each force's history (``seed_force``; ``counts`` by force address), the largest first, in
-    ``workers`` processes (each force in one transaction, committed); returns the rows recorded.
-    With one worker it all happens here, in the caller's transaction, committed force by force."""
-    order = sorted(counts, key=lambda slug: -counts[slug])
-    if workers <= 1:
-        total = 0
-        for slug in order:
-            tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-            if tenant is None:
-                raise LookupError(f"no force {slug!r}")
-            with scoped(tenant.id):
-                total += seed_force(tenant, count=counts[slug], today=today, seed=seed, progress=progress)
-            db.session.commit()
-        return total
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager:
-        told = manager.Queue()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(_config(), told)) as pool:
-            pending: set[Future[int]] = {pool.submit(_seed_in_worker, slug, counts[slug], today, seed)
-                                         for slug in order}
-            total = 0
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                total += sum(future.result() for future in done)
-                while True:
-                    try:
-                        progress(told.get_nowait())
-                    except queue.Empty:
-                        break
-            return total
