@@ -49,7 +49,7 @@ YEARS = 5
 LABEL = "national demo"  # where the made-up rows say they came from
 # The forces a made-up force copies, in turn: English ones, whose files are in English alone.
 TEMPLATES = ("west-midlands", "thames-valley", "durham", "avon-and-somerset")
-# People living in each area, in thousands, rounded (mid-2020s estimates); the City of London
+# People living in each area, in thousands, roughly (mid-2020s estimates); the City of London
 # counted by its many visitors rather than its few residents.
 PEOPLE = {
     "avon-and-somerset": 1_780, "bedfordshire": 700, "cambridgeshire": 900, "cheshire": 1_100,
@@ -113,11 +113,11 @@ class _History:
         self.tenant, self.count, self.start, self.today = tenant, count, start, today
         self.seed = f"national:{seed}:{tenant.slug}"
         self.rng = random.Random(self.seed)  # noqa: S311 - made-up data, not secrets
-        self.offerings: dict[str, list[tuple[str, int]]] = {}  # pathway: (course, sessions)
-        for offering, course in db.session.execute(
-                select(Offering, Course).join(Course, Course.id == Offering.course_id)
+        self.offerings: dict[str, list[str]] = {}  # the courses offered for each pathway
+        for pathway, course in db.session.execute(
+                select(Offering.pathway, Course.slug).join(Course, Course.id == Offering.course_id)
                 .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None)).order_by(Course.slug)):
-            self.offerings.setdefault(offering.pathway, []).append((course.slug, course.sessions))
+            self.offerings.setdefault(pathway, []).append(course)
         self.policies: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
         self.names: set[int] = set()
         self.diverted: list[_Person] = []
@@ -170,7 +170,7 @@ class _History:
         pathway = policy.pathway(decision.pathway or "")
         if decision.outcome != "eligible" or not offered or pathway is None:
             return None, None, None
-        course, _ = offered[self.rng.randrange(len(offered))]
+        course = offered[self.rng.randrange(len(offered))]
         state, reached_on = backlog_state(self.rng, on, pathway.deadline_days, today=self.today)
         return course, state, reached_on
 
