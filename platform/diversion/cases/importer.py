@@ -604,13 +604,10 @@ class _Replay:
         return None
 
 
-def read_rows(path: Path, *, today: date) -> Iterator[Row]:
-    """The rows of a file ``check_file`` accepted, read one by one (nothing is written).
-
-    Refuses (``ImportInvalid``) a row that does not read after all (the file changed).
-    """
-    with path.open("rb") as raw:
-        records = _records(_Reading(raw, None))
+def _rows_again(reading: _Reading, *, today: date) -> Iterator[Row]:
+    """The rows of a checked file, read again; refuses (``ImportInvalid``) one that no longer reads."""
+    records = _records(reading)
+    try:
         _, header = next(records)
         index, _ = _header(header)
         for number, values in records:
@@ -618,6 +615,17 @@ def read_rows(path: Path, *, today: date) -> Iterator[Row]:
             if row is None or problems:
                 raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
             yield row
+    except (_Unreadable, StopIteration) as error:
+        raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
+
+
+def read_rows(path: Path, *, today: date) -> Iterator[Row]:
+    """The rows of a file ``check_file`` accepted, read one by one (nothing is written).
+
+    Refuses (``ImportInvalid``) a row that does not read after all (the file changed).
+    """
+    with path.open("rb") as raw:
+        yield from _rows_again(_Reading(raw, None), today=today)
 
 
 def check_file(tenant: Tenant, path: Path, *, today: date,
@@ -897,21 +905,6 @@ def import_rows(tenant: Tenant, rows: Iterable[Row], *, actor: Actor, label: str
     return report
 
 
-def _rows_again(checked: CheckedFile, reading: _Reading) -> Iterator[Row]:
-    """The rows of a checked file, read again; refuses (``ImportInvalid``) one that no longer reads."""
-    records = _records(reading)
-    try:
-        _, header = next(records)
-        index, _ = _header(header)
-        for number, values in records:
-            row, problems = parse_row(number, values, index, today=checked.today)
-            if row is None or problems:
-                raise ImportInvalid(problems or [Problem(number, None, "changed since the file was checked")])
-            yield row
-    except (_Unreadable, StopIteration) as error:
-        raise ImportInvalid([Problem(0, None, "the file changed since it was checked")]) from error
-
-
 def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: Actor,
                    progress: Callable[[int], None] | None = None) -> ImportReport:
     """Record every row of a checked file (``import_rows``), in the caller's transaction (never commits).
@@ -928,7 +921,7 @@ def import_checked(tenant: Tenant, checked: CheckedFile, *, actor: Actor,
         raise ValueError("the file was checked for another force")
     with checked.path.open("rb") as raw:
         reading = _Reading(raw, None)
-        report = import_rows(tenant, _rows_again(checked, reading), actor=actor, label=checked.path.name,
+        report = import_rows(tenant, _rows_again(reading, today=checked.today), actor=actor, label=checked.path.name,
                              progress=progress)
     if reading.digest.hexdigest() != checked.sha256:
         raise ImportInvalid([Problem(0, None, "the file changed while it was imported")])
