@@ -36,7 +36,7 @@ from diversion.eligibility import synthetic
 from diversion.eligibility.compiler import CompiledPolicy
 from diversion.eligibility.engine import decide
 from diversion.eligibility.fields import FactsInvalid
-from diversion.eligibility.models import Decision, PolicyVersion
+from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.listing import PER_PAGE
 from diversion.providers.services import forces_served
@@ -255,15 +255,6 @@ def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
                                                           max((last - decided_on).days, 0)))
 
 
-def policy_on(day: date, known: dict[date, tuple[PolicyVersion, CompiledPolicy] | None],
-               ) -> tuple[PolicyVersion, CompiledPolicy] | None:
-    """The force in scope's policy in force on ``day``, compiled: looked up once a day (``known``)."""
-    if day not in known:
-        found = eligibility.policy_in_force(day)
-        known[day] = (found, eligibility.compiled(found)) if found is not None else None
-    return known[day]
-
-
 def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: Counter[int], *,
                       policy: CompiledPolicy, pathway_id: str, decided_on: date, wanted: int,
                       today: date) -> dict[str, str] | None:
@@ -308,7 +299,7 @@ class _Backlog:
         self.rows: list[dict[str, str]] = []
         self.names: set[tuple[str, str, date]] = set()
         self.diverted: list[tuple[tuple[str, str, date], str, date]] = []  # (name, ethnicity, decided on)
-        self.in_force: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
+        self.policies = eligibility.PoliciesInForce()
 
     def cases(self, days: int, count: int, seed: str) -> Iterator[synthetic.SyntheticCase]:
         start = self.today - timedelta(days=days)
@@ -327,7 +318,7 @@ class _Backlog:
         facts = {k: v for k, v in case.facts.items() if k not in left_out}
         known = {**facts, "age": rules.age_on(born, case.decided_on), "offence_age_days": 0,
                  "previous_diversions": 0, "previous_non_engagement": False}
-        if (policy := policy_on(case.decided_on, self.in_force)) is None:
+        if (policy := self.policies.on(case.decided_on)) is None:
             return None
         try:
             decision = decide(policy[1], known, case.decided_on, version=policy[0].number)

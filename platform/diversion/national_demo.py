@@ -34,12 +34,13 @@ from diversion.cases.importer import Row
 from diversion.cases.models import State
 from diversion.catalogue.models import Course, Offering
 from diversion.catalogue.vocabulary import AREAS
-from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state, policy_on
+from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state
+from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.compiler import CompiledPolicy
 from diversion.eligibility.engine import decide
 from diversion.eligibility.fields import FactsInvalid
-from diversion.eligibility.models import Decision, PolicyVersion
+from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.forces.files import NOT_FORCES
 from diversion.tenancy.models import Tenant
@@ -118,7 +119,7 @@ class _History:
                 select(Offering.pathway, Course.slug).join(Course, Course.id == Offering.course_id)
                 .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None)).order_by(Course.slug)):
             self.offerings.setdefault(pathway, []).append(course)
-        self.policies: dict[date, tuple[PolicyVersion, CompiledPolicy] | None] = {}
+        self.policies = eligibility.PoliciesInForce()
         self.names: set[int] = set()
         self.diverted: list[_Person] = []
         self.seen = 0  # people diverted so far (the reservoir's draw)
@@ -128,7 +129,7 @@ class _History:
         days = (self.today - self.start).days
         for number, case in enumerate(synthetic.cases(self.tenant.slug, self.count, start=self.start, days=days,
                                                       seed=self.seed), start=2):
-            found = policy_on(case.decided_on, self.policies)
+            found = self.policies.on(case.decided_on)
             if found is None:
                 continue
             facts = {name: value for name, value in case.facts.items() if name not in rules.DERIVED_FACTS}

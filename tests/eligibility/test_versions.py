@@ -81,6 +81,15 @@ def test_publish_then_the_new_version_is_in_force_from_its_date(app: Flask, worl
         db.session.commit()
         assert services.policy_in_force(date(2026, 11, 30)).number == first.number
         assert services.policy_in_force(date(2026, 12, 1)).number == published.number
+        # Read once for a bulk job, the versions give the same answer on every day, compiled.
+        in_force = services.PoliciesInForce()
+        for day in (date(2000, 1, 1), first.effective_from, date(2026, 11, 30), date(2026, 12, 1), date(2030, 1, 1)):
+            expected = services.policy_in_force(day)
+            found = in_force.on(day)
+            assert (found[0].number if found else None) == (expected.number if expected else None)
+            if found is not None:
+                assert found[1] is in_force.on(day)[1]
+                assert found[1].content_hash == found[0].content_hash
         changes = services.diff(first, published)
         assert [(c.kind, c.what, c.name) for c in changes] == [("changed", "parameter", "max_offence_age_days")]
 

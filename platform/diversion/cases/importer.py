@@ -73,7 +73,8 @@ from diversion.eligibility import services as eligibility
 from diversion.eligibility.compiler import CompiledPathway, CompiledPolicy
 from diversion.eligibility.engine import Assessment, decide
 from diversion.eligibility.fields import FIELDS, Kind
-from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
+from diversion.eligibility.models import Decision
+from diversion.eligibility.services import InForce
 from diversion.eligibility.simulation import ELIGIBLE, Columns, evaluate
 from diversion.errors import ProblemsFound
 from diversion.extensions import db
@@ -441,14 +442,8 @@ class _Replay:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        versions = db.session.scalars(
-            select(PolicyVersion).where(PolicyVersion.status == PolicyStatus.PUBLISHED,
-                                        PolicyVersion.effective_from.is_not(None))).all()
-        # The order policy_in_force picks in: the latest effective date, then the latest number.
-        self.versions = sorted(versions, key=lambda v: (v.effective_from or date.min, v.number), reverse=True)
-        self.by_date: dict[date, PolicyVersion | None] = {}
-        self.compiled: dict[uuid.UUID, CompiledPolicy] = {}
-        self.pending: list[tuple[Row, dict[str, Any], PolicyVersion]] = []  # rows whose referral awaits a decision
+        self.policies = eligibility.PoliciesInForce()
+        self.pending: list[tuple[Row, dict[str, Any], InForce]] = []  # rows whose referral awaits a decision
         self.offerings: dict[str, dict[str, Offering]] = {}
         for offering, slug in db.session.execute(select(Offering, Course.slug).join(Course)):
             self.offerings.setdefault(slug, {})[offering.pathway] = offering
@@ -514,20 +509,8 @@ class _Replay:
                        "put each person's rows in date order, so that this referral counts as an earlier one "
                        "when that row is decided")
 
-    def policy_on(self, on: date) -> PolicyVersion | None:
-        if on not in self.by_date:
-            self.by_date[on] = next((v for v in self.versions if v.effective_from and v.effective_from <= on), None)
-        return self.by_date[on]
-
-    def compiled_policy(self, version: PolicyVersion) -> CompiledPolicy:
-        # The services' cache is keyed by the document's content, which costs a
-        # serialisation per call; a version never changes, so key it by id here.
-        if version.id not in self.compiled:
-            self.compiled[version.id] = eligibility.compiled(version)
-        return self.compiled[version.id]
-
     def no_policy(self, row: Row) -> Problem:
-        first = min((v.effective_from for v in self.versions if v.effective_from), default=None)
+        first = min((v.effective_from for v in self.policies.versions if v.effective_from), default=None)
         since = f"; the first takes effect on {first.isoformat()}" if first else ""
         return Problem(row.number, "decided_on",
                        f"{self.tenant.name} has no published policy in force on {row.decided_on.isoformat()}{since}")
@@ -541,14 +524,14 @@ class _Replay:
     def queue(self, row: Row, found: int | None) -> Problem | None:
         """Take the row's decision into account: refused at once when no policy
         is in force; otherwise decided with the rest of its batch by ``settle``."""
-        version = self.policy_on(row.decided_on)
-        if version is None:
+        in_force = self.policies.on(row.decided_on)
+        if in_force is None:
             return self.no_policy(row)
         if row.course is None:
             return None  # any decision may be recorded; only a referral depends on it
         if row.course not in self.courses:
             return Problem(row.number, "course", f"no course {row.course!r} in the catalogue")
-        self.pending.append((row, self.facts(row, found), version))
+        self.pending.append((row, self.facts(row, found), in_force))
         return None
 
     def settle(self) -> list[Problem]:
@@ -556,13 +539,12 @@ class _Replay:
         simulation does, with the same rules as ``decide``); the referrals the
         decisions do not allow."""
         problems: list[Problem] = []
-        by_version: dict[uuid.UUID, list[tuple[Row, dict[str, Any], PolicyVersion]]] = {}
+        by_version: dict[uuid.UUID, list[tuple[Row, dict[str, Any], InForce]]] = {}
         for item in self.pending:
-            by_version.setdefault(item[2].id, []).append(item)
+            by_version.setdefault(item[2][0].id, []).append(item)
         self.pending = []
         for items in by_version.values():
-            version = items[0][2]
-            policy = self.compiled_policy(version)
+            version, policy = items[0][2]
             result = evaluate(policy, Columns.build([facts for _, facts, _ in items],
                                                     [row.decided_on for row, _, _ in items]))
             for (row, facts, _), code, index in zip(items, result.outcome.tolist(), result.pathway.tolist(),
@@ -594,8 +576,8 @@ class _Replay:
             return Problem(row.number, "course",
                            f"{self.tenant.name} does not offer {row.course!r} for the {pathway!r} "
                            f"pathway this row is eligible for (it offers it for: {pathways})")
-        version = self.policy_on(row.decided_on)
-        found = self.compiled_policy(version).pathway(pathway) if version else None
+        in_force = self.policies.on(row.decided_on)
+        found = in_force[1].pathway(pathway) if in_force is not None else None
         held = row.ended_on or row.decided_on
         if found is not None and row.state in SESSION_STATES \
                 and held > (deadline := row.decided_on + timedelta(days=found.deadline_days)):
@@ -722,10 +704,10 @@ class _Writer:
         a row whose decision no longer allows its referral."""
         replay = self.replay
         match = replay.person(row.intake.identity)
-        version = replay.policy_on(row.decided_on)
-        if version is None:
+        in_force = replay.policies.on(row.decided_on)
+        if in_force is None:
             raise ImportInvalid([replay.no_policy(row)])
-        policy = replay.compiled_policy(version)
+        version, policy = in_force
         assessment = decide(policy, replay.facts(row, match.found), row.decided_on, version=version.number)
         person_id = self._person(match, row)
         encounter_id = new_id()

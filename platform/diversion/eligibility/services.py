@@ -85,6 +85,38 @@ def policy_in_force(on: date) -> PolicyVersion | None:
     )
 
 
+InForce = tuple[PolicyVersion, CompiledPolicy]  # a published version and its compiled policy
+
+
+class PoliciesInForce:
+    """The force in scope's published policies, read once, for work that decides many cases of one
+    force (an import, a demo): the one in force on a day (``on``), compiled once. A policy
+    published after it was made is not seen."""
+
+    def __init__(self) -> None:
+        versions = db.session.scalars(
+            select(PolicyVersion).options(defer(PolicyVersion.document))
+            .where(PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from.is_not(None))).all()
+        # The order policy_in_force picks in: the latest effective date, then the latest number.
+        self.versions = sorted(versions, key=lambda v: (v.effective_from or date.min, v.number), reverse=True)
+        self._on: dict[date, InForce | None] = {}
+        self._compiled: dict[uuid.UUID, CompiledPolicy] = {}
+
+    def on(self, day: date) -> InForce | None:
+        """The version in force on ``day`` and its compiled policy; None before the first."""
+        if day not in self._on:
+            version = next((v for v in self.versions if v.effective_from and v.effective_from <= day), None)
+            self._on[day] = (version, self._compiled_of(version)) if version is not None else None
+        return self._on[day]
+
+    def _compiled_of(self, version: PolicyVersion) -> CompiledPolicy:
+        # compiled() keys its cache by the document's content, which costs a serialisation
+        # per call; a version never changes, so key it by id here.
+        if version.id not in self._compiled:
+            self._compiled[version.id] = compiled(version)
+        return self._compiled[version.id]
+
+
 def pathways_in_force(on: date) -> list[Pathway]:
     """The pathways of the force in scope's policy in force on ``on`` (none without one)."""
     version = policy_in_force(on)
