@@ -22,7 +22,7 @@ test suite keeps a copy of this one.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,38 +78,67 @@ class Unpackable(ValueError):  # noqa: N818 - reads as the condition it reports
     out of range), or bytes that are not packed facts."""
 
 
-def pack_facts(facts: Mapping[str, Any]) -> bytes:
-    """The known facts (as ``fields.validate_facts`` gives them) packed.
-
-    Refuses (``Unpackable``) a field not in the catalogue, a value it does not allow,
-    a whole number below 0 or above ``fields.LARGEST_WHOLE``."""
-    unknown = set(facts) - PLACE.keys()
-    if unknown:
-        raise Unpackable(f"{sorted(unknown)[0]}: not a field of the catalogue")
+def _blank() -> bytes:
+    """Nothing known: the layout byte, -1 in every whole number, 0 elsewhere."""
     out = bytearray(SIZE)
     out[0] = LAYOUT
     for place in PLACES:
-        value = facts.get(place.name)
-        offset, kind = place.offset, place.field.kind
-        try:
-            if kind is Kind.INT:
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                          or not 0 <= value <= LARGEST_WHOLE):
-                    raise Unpackable(f"{place.name}: {value!r} is not a whole number from 0 to {LARGEST_WHOLE}")
-                _INT.pack_into(out, offset, -1 if value is None else value)
-            elif kind is Kind.BOOL:
-                if value is not None and not isinstance(value, bool):
-                    raise Unpackable(f"{place.name}: {value!r} is not yes or no")
-                out[offset] = 0 if value is None else 1 + value
-            elif kind is Kind.CHOICE:
-                out[offset] = 0 if value is None else 1 + _CODES[place.name][value]
-            elif value is not None:
-                bits = KNOWN
-                for item in value:
-                    bits |= 1 << _CODES[place.name][item]
-                _SET.pack_into(out, offset, bits)
-        except (KeyError, TypeError):
-            raise Unpackable(f"{place.name}: {value!r} is not a value of the catalogue") from None
+        if place.field.kind is Kind.INT:
+            _INT.pack_into(out, place.offset, -1)
+    return bytes(out)
+
+
+_BLANK = _blank()
+_Packer = Callable[[bytearray, Any], None]
+
+
+def _packer(place: Place) -> _Packer:
+    """What writes a known value of the field into its place (worked out once per field, not per
+    value: every decision and encounter is packed). Raises ``KeyError`` or ``TypeError`` for a value
+    the catalogue does not have."""
+    offset, name, kind = place.offset, place.name, place.field.kind
+    codes = _CODES[name]
+
+    def whole(out: bytearray, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LARGEST_WHOLE:
+            raise Unpackable(f"{name}: {value!r} is not a whole number from 0 to {LARGEST_WHOLE}")
+        _INT.pack_into(out, offset, value)
+
+    def yes_or_no(out: bytearray, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise Unpackable(f"{name}: {value!r} is not yes or no")
+        out[offset] = 1 + value
+
+    def one_of(out: bytearray, value: Any) -> None:
+        out[offset] = 1 + codes[value]
+
+    def any_of(out: bytearray, value: Any) -> None:
+        bits = KNOWN
+        for item in value:
+            bits |= 1 << codes[item]
+        _SET.pack_into(out, offset, bits)
+
+    return {Kind.INT: whole, Kind.BOOL: yes_or_no, Kind.CHOICE: one_of, Kind.CHOICES: any_of}[kind]
+
+
+_PACKERS = {place.name: _packer(place) for place in PLACES}
+
+
+def pack_facts(facts: Mapping[str, Any]) -> bytes:
+    """The known facts (as ``fields.validate_facts`` gives them) packed; a fact given as None is not known.
+
+    Refuses (``Unpackable``) a field not in the catalogue, a value it does not allow,
+    a whole number below 0 or above ``fields.LARGEST_WHOLE``."""
+    out = bytearray(_BLANK)
+    for name, value in facts.items():
+        packer = _PACKERS.get(name)
+        if packer is None:
+            raise Unpackable(f"{sorted(set(facts) - _PACKERS.keys())[0]}: not a field of the catalogue")
+        if value is not None:
+            try:
+                packer(out, value)
+            except (KeyError, TypeError):
+                raise Unpackable(f"{name}: {value!r} is not a value of the catalogue") from None
     return bytes(out)
 
 

@@ -10,7 +10,9 @@ same cases.
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from collections.abc import Iterator
+from itertools import accumulate
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -42,8 +44,25 @@ class SyntheticCase:
     ethnicity: str
 
 
-def _pick(rng: random.Random, table: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
-    return rng.choices(table, weights=[row[-1] for row in table])[0]
+class _Weighted:
+    """Rows drawn by their weights (each row's last item) as ``random.choices`` draws one (the same
+    row for the same state of the generator), with the running totals worked out once, not per draw:
+    a national demo draws tens of millions."""
+
+    def __init__(self, table: tuple[tuple[Any, ...], ...]) -> None:
+        self.table = table
+        self.totals = list(accumulate(row[-1] for row in table))
+        self.total = self.totals[-1] + 0.0
+        self.last = len(table) - 1
+
+    def __call__(self, rng: random.Random) -> tuple[Any, ...]:
+        return self.table[bisect(self.totals, rng.random() * self.total, 0, self.last)]
+
+
+_SUBSTANCE, _OFFENCE, _ETHNICITY, _AGGRAVATING = map(_Weighted, (SUBSTANCES, OFFENCES, ETHNICITY, AGGRAVATING))
+_PREVIOUS = _Weighted(((0, 85), (1, 11), (2, 3), (3, 1)))
+_ADMISSION = _Weighted((("admitted", 80), ("no_comment_sufficient_evidence", 12), ("denied", 8)))
+_RECENT = _Weighted(((0, 92), (1, 8)))  # within a fortnight, or older
 
 
 def _age(rng: random.Random) -> int:
@@ -59,11 +78,11 @@ def _age(rng: random.Random) -> int:
 
 def case(rng: random.Random, street_share: float, on: date) -> SyntheticCase:
     """One case with believable facts."""
-    substance, drug_class, _ = _pick(rng, SUBSTANCES)
-    offence = _pick(rng, OFFENCES)[0]
+    substance, drug_class, _ = _SUBSTANCE(rng)
+    offence = _OFFENCE(rng)[0]
     dealing = offence in ("possession_with_intent_to_supply", "supply")
     street = rng.random() < street_share
-    previous = rng.choices((0, 1, 2, 3), weights=(85, 11, 3, 1))[0]
+    previous = _PREVIOUS(rng)[0]
     facts: dict[str, Any] = {
         "age": _age(rng),
         "offence": offence,
@@ -71,17 +90,15 @@ def case(rng: random.Random, street_share: float, on: date) -> SyntheticCase:
         "drug_class": drug_class,
         "personal_use": (rng.random() < 0.95) if not dealing else (rng.random() < 0.1),
         "user_dealer": dealing and rng.random() < 0.4,
-        "admission": rng.choices(("admitted", "no_comment_sufficient_evidence", "denied"),
-                                 weights=(80, 12, 8))[0],
+        "admission": _ADMISSION(rng)[0],
         "under_court_order": rng.random() < 0.06,
         "on_bail": rng.random() < 0.05,
         "held_for_court": (not street) and rng.random() < 0.02,
         "detained_mental_health_act": (not street) and rng.random() < 0.005,
         "previous_diversions": previous,
         "previous_non_engagement": previous > 0 and rng.random() < 0.3,
-        "offence_age_days": 0 if street else rng.choices((rng.randint(0, 14), rng.randint(15, 150)),
-                                                         weights=(92, 8))[0],
-        "aggravating_factors": [_pick(rng, AGGRAVATING)[0]] if rng.random() < 0.1 else [],
+        "offence_age_days": 0 if street else (rng.randint(0, 14), rng.randint(15, 150))[_RECENT(rng)[0]],
+        "aggravating_factors": [_AGGRAVATING(rng)[0]] if rng.random() < 0.1 else [],
         "resident_in_force_area": rng.random() < 0.92,
         "stage": "street" if street else "custody",
         "suitable_for_out_of_court_disposal": (not dealing) and rng.random() < 0.95,
@@ -89,7 +106,7 @@ def case(rng: random.Random, street_share: float, on: date) -> SyntheticCase:
     if rng.random() < 0.03:
         facts[rng.choice(OFTEN_MISSING)] = None
     # Stop and search falls more on young Black people: over-represent them among the young.
-    ethnicity = _pick(rng, ETHNICITY)[0]
+    ethnicity = _ETHNICITY(rng)[0]
     if facts["age"] < 25 and rng.random() < 0.06:
         ethnicity = rng.choice(("B1", "B2", "M1"))
     return SyntheticCase(facts, on, ethnicity)

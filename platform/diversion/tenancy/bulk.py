@@ -141,12 +141,13 @@ def _copy_across(driver: Any, copies: list[_Copy]) -> None:
             # The columns' types and no constraint: the table's own are checked on the way across.
             cursor.execute(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ON COMMIT DROP "
                                    "AS SELECT {} FROM {} WITH NO DATA").format(staging, listed, target))
+            processed = [(place, process) for place, (_, process, _) in enumerate(columns) if process is not None]
             with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, listed)) as copy:
                 for row in rows:
-                    values = []
-                    for key, process, default in columns:
-                        value = default() if default is not None else row.get(key)
-                        values.append(process(value) if process is not None and value is not None else value)
+                    values = [row.get(key) if default is None else default() for key, _, default in columns]
+                    for place, process in processed:
+                        if (value := values[place]) is not None:
+                            values[place] = process(value)
                     copy.write_row(values)
             cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, listed, listed, staging))
             cursor.execute(sql.SQL("TRUNCATE {}").format(staging))
