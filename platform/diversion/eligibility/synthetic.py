@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from bisect import bisect
 from collections.abc import Iterator
-from itertools import accumulate
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import accumulate
 from typing import Any
 
 # (substance, class, weight)
