@@ -15,10 +15,14 @@ from playwright.sync_api import ConsoleMessage, Page, Response, sync_playwright
 from werkzeug.serving import make_server
 
 from diversion.config import REPO_ROOT
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# axe-core (npm, pinned in package.json) and the rules it runs: WCAG 2.0, 2.1 and 2.2, levels A and AA.
+AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+PHONE_WIDTH = 375
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -100,3 +104,33 @@ def _record_failure(failed: list[str], response: Response) -> None:
         failed.append(f"{response.status} {response.url}")
 
 
+
+
+def sign_in(page: Page, email: str) -> None:
+    page.goto("/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def axe_violations(page: Page) -> list[str]:
+    """What axe-core finds against WCAG 2.2 A and AA on the page as it stands, one line per
+    element: the rule, its impact, what it asks and where (every rule run, none disabled)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())  # evaluated by the browser's tools, as a page's policy cannot refuse
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS)
+    return [f"{page.url}: {found['id']} ({found['impact']}): {found['help']} at {node['target']}"
+            for found in result["violations"] for node in found["nodes"]]
+
+
+def wider_than_a_phone(page: Page) -> int | None:
+    """How wide the page is at 375 pixels, where it scrolls sideways (None when it fits: only a
+    table's own region may scroll); the viewport is put back as it was."""
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 800})
+    try:
+        width = int(page.evaluate("document.scrollingElement.scrollWidth"))
+    finally:
+        if viewport is not None:
+            page.set_viewport_size(viewport)
+    return width if width > PHONE_WIDTH else None

@@ -11,18 +11,11 @@ from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Course, Offering
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
-from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, sign_in
 from tests.catalogue.test_services import NEW_COURSE
-from tests.conftest import PASSWORD, World
+from tests.conftest import World
 
 pytestmark = BROWSER_MARKS
-
-
-def _sign_in(page: Page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def _shot(page: Page, name: str) -> None:
@@ -41,7 +34,7 @@ def test_a_force_admin_adds_an_offering(app: Flask, browser_page: Session, world
         catalogue.create_course(NEW_COURSE, actor=db.session.get(User, world.users["platform_admin"].id))
         db.session.commit()
     page = browser_page.page
-    _sign_in(page, world.email("a_force_admin"))
+    sign_in(page, world.email("a_force_admin"))
     page.goto("/west-midlands/")
     page.get_by_role("link", name="Courses offered").click()
     expect(page.get_by_role("heading", name="Courses offered by West Midlands Police")).to_be_visible()
@@ -73,7 +66,7 @@ def test_a_force_admin_adds_an_offering(app: Flask, browser_page: Session, world
 
 def test_a_platform_admin_edits_a_course(app: Flask, browser_page: Session, world: World) -> None:
     page = browser_page.page
-    _sign_in(page, world.email("platform_admin"))
+    sign_in(page, world.email("platform_admin"))
     page.goto("/admin/")
     page.get_by_role("link", name="Course catalogue: providers and courses").click()
     page.get_by_role("link", name="Change Drug Education Programme group session").click()

@@ -3,26 +3,19 @@ contract is saved; the force's admin reads it, prices and all, and cannot change
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
-from tests.conftest import PASSWORD, World
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, sign_in
+from tests.conftest import World
 
 pytestmark = BROWSER_MARKS
-
-
-def _sign_in(page: Page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_contract_is_added_in_the_console_and_read_by_the_force(
         browser_page: Session, live_server: str, world: World) -> None:
     page = browser_page.page
     ARTIFACTS.mkdir(exist_ok=True)
-    _sign_in(page, world.email("platform_admin"))
+    sign_in(page, world.email("platform_admin"))
     page.goto("/admin/billing/contracts/")
     expect(page.locator("body")).to_contain_text("There are no contracts yet.")
     page.get_by_role("button", name="Add a contract").click()
@@ -49,7 +42,7 @@ def test_a_contract_is_added_in_the_console_and_read_by_the_force(
     page.screenshot(path=str(ARTIFACTS / "contract-console.png"), full_page=True)
     page.get_by_role("button", name="Sign out").click()
 
-    _sign_in(page, world.email("a_force_admin"))
+    sign_in(page, world.email("a_force_admin"))
     page.goto("/west-midlands/billing/contracts/")
     page.get_by_role("link", name="Cranstoun").click()
     prices = page.get_by_role("table")

@@ -19,8 +19,8 @@ from diversion.catalogue.models import Course, Offering
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
-from tests.conftest import PASSWORD, World
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, sign_in
+from tests.conftest import World
 
 pytestmark = BROWSER_MARKS
 TODAY = datetime.now(UTC).date()
@@ -58,13 +58,6 @@ def _seed(app: Flask, world: World) -> dict[str, str]:
     return {"missed": "Alex Person00", "declined": "Alex Person01"}
 
 
-def _sign_in(page: Page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def _page_two(page: Page, table: str) -> None:
     """The list's pagination reaches page 2, and page 2 lists rows."""
     page.get_by_role("navigation", name="Pages").get_by_role("link", name="Page 2", exact=True).click()
@@ -74,7 +67,7 @@ def _page_two(page: Page, table: str) -> None:
 
 def _officer_finds_yesterdays_person(page: Page, world: World) -> None:
     """By surname and date of birth, then by reference; then the case opens."""
-    _sign_in(page, world.email("a_officer"))
+    sign_in(page, world.email("a_officer"))
     expect(page).to_have_url(re.compile(r"/west-midlands/$"))
     page.get_by_role("link", name="Cases", exact=True).click()
     page.get_by_label("Surname").fill("yesterday")
@@ -112,7 +105,7 @@ def test_find_a_case_page_through_lists_decline_and_rebook(app: Flask, browser_p
     page.get_by_role("button", name="Sign out").click()
 
     # The provider: its list's page 2, a decline with its reason, a rebooking after a missed session.
-    _sign_in(page, world.email("provider_staff"))
+    sign_in(page, world.email("provider_staff"))
     expect(page).to_have_url(re.compile(r"/provider/$"))
     _page_two(page, "referrals")
     page.goto("/provider/")

@@ -8,18 +8,11 @@ import re
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session
-from tests.conftest import PASSWORD, World
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, sign_in
+from tests.conftest import World
 from tests.eligibility.test_views import give_thames_valley_history
 
 pytestmark = BROWSER_MARKS
-
-
-def _sign_in(page: Page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def _shot(page: Page, name: str) -> None:
@@ -29,7 +22,7 @@ def _shot(page: Page, name: str) -> None:
 
 def test_edit_test_publish_and_diff(browser_page: Session, world: World) -> None:
     page = browser_page.page
-    _sign_in(page, world.email("b_force_admin"))
+    sign_in(page, world.email("b_force_admin"))
     page.goto("/durham/policy/")
     expect(page.get_by_role("heading", name="Policy in force")).to_be_visible()
     page.get_by_role("button", name="Start a draft").click()
@@ -73,7 +66,7 @@ def test_edit_test_publish_and_diff(browser_page: Session, world: World) -> None
 def test_simulate_durhams_policy_on_thames_valley(app: Flask, browser_page: Session, world: World) -> None:
     give_thames_valley_history(app, world, 400)
     page = browser_page.page
-    _sign_in(page, world.email("a_force_admin"))
+    sign_in(page, world.email("a_force_admin"))
     page.goto("/thames-valley/policy/simulate")
     page.get_by_label("Durham Constabulary: Checkpoint (published)").check()
     page.get_by_role("button", name="Run simulation").click()
