@@ -9,7 +9,10 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export DIVERSION_ENV ?= development
 
-.PHONY: run test lint typecheck bench install assets clean
+TRANSLATIONS := platform/diversion/translations
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
+
+.PHONY: run test lint typecheck bench install assets translations clean
 
 $(STAMPS)/python: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
@@ -26,8 +29,18 @@ $(STAMPS)/npm: package.json package-lock.json
 platform/diversion/static/build/app.css: $(STAMPS)/npm $(wildcard platform/diversion/static/scss/*.scss)
 	npm run --silent build
 
+# Each language's catalogue, compiled for the app to read.
+$(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po $(STAMPS)/python
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+
 install: $(STAMPS)/python
-assets: platform/diversion/static/build/app.css
+assets: platform/diversion/static/build/app.css $(CATALOGUES)
+
+# Every string marked for translation, extracted; each language's catalogue brought up to date
+# (new strings to translate appear empty in its messages.po; a test fails until they are).
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --omit-header --sort-output -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching --width 120 -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 
 run: install assets
 	$(BIN)/diversion db upgrade
@@ -48,4 +61,4 @@ bench: install assets
 	DIVERSION_ENV=test $(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(STAMPS) node_modules platform/diversion/static/build instance
+	rm -rf $(VENV) $(STAMPS) node_modules platform/diversion/static/build instance $(CATALOGUES)

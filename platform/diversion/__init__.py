@@ -25,7 +25,6 @@ from diversion.listing import capped_text
 from diversion.web import IdConverter, refuse_control_characters_in_url
 from diversion.words import article, counted
 
-LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg (Welsh)"}
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
     "script-src": "'self'",
@@ -66,7 +65,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "govuk_frontend_wtf": PackageLoader("govuk_frontend_wtf"),
         }),
     ])
-    app.jinja_env.filters["language_name"] = lambda code: LANGUAGE_NAMES.get(code, code)
     app.jinja_env.filters["pathway_kind"] = kind_label
     # Times are stored in UTC and shown in Europe/London.
     app.jinja_env.filters["money"] = money
@@ -102,13 +100,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     import diversion.models  # noqa: F401 - every table, so foreign keys between features resolve
-    from diversion import outage, unit
+    from diversion import language, outage, unit
     from diversion.tenancy import guard, rls
     from diversion.tenancy.context import clear_scope, set_scope
     from diversion.web import forbid_storing
 
     database.init_app(app)
     migrate.init_app(app, database, directory=str(REPO_ROOT / "migrations"))
+    language.init_app(app)
     login.init_app(app)
     login.login_view = "accounts.sign_in"
     login.login_message = "Sign in to see that page."

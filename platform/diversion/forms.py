@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from govuk_frontend_wtf.main import wtforms_errors as govuk_wtforms_errors
 from govuk_frontend_wtf.wtforms_widgets import GovDateInput
@@ -119,7 +120,7 @@ def error_summary(form: FlaskForm, params: Mapping[str, Any] | None = None) -> d
     error), each linking to what it is about: a date to its day input (which
     holds ``<name>-day``; nothing holds the field's own id), an error of the
     whole form to nothing."""
-    summary: dict[str, Any] = govuk_wtforms_errors(form, dict(params or {}))
+    summary: dict[str, Any] = govuk_wtforms_errors(form, {"titleText": gettext("There is a problem"), **(params or {})})
     dates = {f"#{field.id}": f"#{field.name}-day" for field in form if isinstance(field, DateField)}
     for item in summary["errorList"]:
         href = item.get("href")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from govuk_frontend_wtf.wtforms_widgets import (
     GovPasswordInput,
     GovRadioInput,
@@ -20,23 +22,23 @@ from diversion.forms import Form, Longest
 MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
 
 
-def email_field(missing: str) -> EmailField:
+def email_field(missing: str | LazyString) -> EmailField:
     """A person's email address, required (``missing`` says so when it is left out)."""
     return EmailField(
-        "Email address",
+        _l("Email address"),
         widget=GovTextInput(),
         validators=[InputRequired(message=missing), Longest(254)],
     )
 
 
 class SignInForm(Form):
-    email = email_field("Enter your email address")
+    email = email_field(_l("Enter your email address"))
     password = PasswordField(
-        "Password",
+        _l("Password"),
         widget=GovPasswordInput(),
-        validators=[InputRequired(message="Enter your password"), Longest(1024)],
+        validators=[InputRequired(message=_l("Enter your password")), Longest(1024)],
     )
-    submit = SubmitField("Sign in", widget=GovSubmitInput())
+    submit = SubmitField(_l("Sign in"), widget=GovSubmitInput())
 
 
 def force_role_field() -> RadioField:

@@ -71,6 +71,8 @@ class User(UserMixin, Base):
     session_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The language the person chose to read pages in ("en" or "cy"); None until they choose.
+    language: Mapped[str | None] = mapped_column(String(2))
 
     platform_grants: Mapped[list[PlatformGrant]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -35,9 +35,9 @@ from diversion.eligibility.engine import run_tests
 from diversion.errors import ProblemsFound
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
+from diversion.language import LANGUAGES
 from diversion.tenancy.models import NonCompletionAction, Tenant
 
-LANGUAGES = ("en", "cy")
 RETENTION = Tenant.RETENTION_BOUNDS
 # Files in the folder that are not forces.
 NOT_FORCES = frozenset({"catalogue"})

@@ -10,8 +10,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 from diversion.cases.rules import MISSED_SESSIONS_BOUNDS
-from diversion.forces.files import LANGUAGES
 from diversion.forms import Form
+from diversion.language import LANGUAGES
 from diversion.tenancy.models import Tenant
 
 LANGUAGE_LABELS = {"en": "English", "cy": "Cymraeg (Welsh)"}

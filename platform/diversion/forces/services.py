@@ -26,7 +26,6 @@ from diversion.eligibility.services import sync_from_file
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forces.files import (
-    LANGUAGES,
     ForceFile,
     NonCompletionCode,
     OutcomeCode,
@@ -35,6 +34,7 @@ from diversion.forces.files import (
     dump_force_file,
     read_force_files,
 )
+from diversion.language import LANGUAGES
 from diversion.sealing import seal_text
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant

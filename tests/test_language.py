@@ -1,0 +1,94 @@
+"""English or Welsh: the switch, the choice remembered by the browser and the account, and who is offered it."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import Role, User
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.conftest import World, csrf_token, sign_in
+
+
+def _lang(html: str) -> str:
+    found = re.search(r'<html lang="([a-z]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def _language_of(app: Flask, email: str) -> str | None:
+    with app.app_context():
+        return db.session.scalar(db.select(User.language).where(User.email == email))
+
+
+def test_the_sign_in_page_in_welsh_links_back_to_english(client: FlaskClient, world: World) -> None:
+    page = client.get("/sign-in?lang=cy")
+    assert _lang(page.text) == "cy"
+    assert "Mewngofnodi" in page.text
+    assert "Neidio i'r prif gynnwys" in page.text
+    assert "Cyfeiriad e-bost" in page.text
+    switch = re.search(r'<nav class="diversion-language-switch".*?</nav>', page.text, re.S)
+    assert switch is not None
+    assert '<a class="govuk-link" href="/sign-in?lang=en" hreflang="en" lang="en" rel="alternate">English</a>' \
+        in switch.group(0)
+    assert '<span aria-current="true">Cymraeg</span>' in switch.group(0)
+    # Remembered by the browser: the next page is Welsh without asking again.
+    assert _lang(client.get("/").text) == "cy"
+    assert "Heddluoedd ar y platfform" in client.get("/").text
+    assert _lang(client.get("/?lang=en").text) == "en"
+    assert _lang(client.get("/").text) == "en"
+
+
+def test_before_any_choice_the_browser_decides_and_a_language_we_lack_changes_nothing(
+        client: FlaskClient, world: World) -> None:
+    assert _lang(client.get("/sign-in", headers={"Accept-Language": "cy-GB,cy;q=0.9,en;q=0.5"}).text) == "cy"
+    assert _lang(client.get("/sign-in", headers={"Accept-Language": "fr"}).text) == "en"
+    page = client.get("/sign-in?lang=fr")
+    assert page.status_code == 200
+    assert _lang(page.text) == "en"
+    assert "language=" not in page.headers.get("Set-Cookie", "")
+
+
+def test_errors_are_in_the_readers_language(client: FlaskClient, world: World) -> None:
+    form = client.get("/sign-in?lang=cy")
+    page = client.post("/sign-in", data={"email": "", "password": "", "csrf_token": csrf_token(form.text)})
+    assert "Mae problem wedi codi" in page.text
+    assert "Rhowch eich cyfeiriad e-bost" in page.text
+    assert "<title>Gwall: Mewngofnodi" in page.text
+
+
+def test_the_choice_made_before_signing_in_is_the_accounts_on_every_device(
+        app: Flask, world: World) -> None:
+    email = world.email("a_officer")
+    first = app.test_client()
+    first.get("/sign-in?lang=cy")
+    assert sign_in(first, email).status_code == 302
+    assert _language_of(app, email) == "cy"
+    other = app.test_client()  # another browser: no cookie, no session
+    assert _lang(other.get("/sign-in").text) == "en"
+    sign_in(other, email)
+    assert _lang(other.get("/").text) == "cy"
+    other.get("/?lang=en")  # changed while signed in: the account keeps it
+    assert _language_of(app, email) == "en"
+
+
+def test_the_switch_is_offered_where_welsh_is_spoken(app: Flask, client: FlaskClient, world: World) -> None:
+    with app.app_context():
+        north_wales = db.session.scalar(db.select(Tenant).where(Tenant.slug == "north-wales"))
+        assert north_wales is not None
+        assert "cy" in north_wales.languages
+        user = db.session.get(User, world.users["a_officer"].id)
+        with scoped(north_wales.id):
+            accounts.add_membership(north_wales, user, Role.OFFICER, actor=SYSTEM)
+        db.session.commit()
+    sign_in(client, world.email("a_officer"))
+    assert 'data-testid="language-switch"' in client.get("/north-wales/").text
+    assert 'data-testid="language-switch"' not in client.get("/west-midlands/").text  # English alone
+    assert 'data-testid="language-switch"' in client.get("/north-wales/?lang=cy").text
+    assert _lang(client.get("/north-wales/").text) == "cy"
