@@ -65,6 +65,9 @@ def test_every_kind_of_page_passes_axe_and_fits_a_phone(browser_page: Session, w
     check = _Checked(page)
     check.visit("start page", "/")
     check.visit("sign-in", "/sign-in")
+    check.visit("sign-in in Welsh", "/sign-in?lang=cy")
+    check.visit("start page in Welsh", "/")
+    page.goto("/?lang=en")
 
     sign_in(page, world.email("a_officer"))
     check("force home")
@@ -111,6 +114,6 @@ def test_every_kind_of_page_passes_axe_and_fits_a_phone(browser_page: Session, w
     sign_in(page, world.email("national_lead"))
     check.visit("national overview", "/national/")
 
-    assert len(check.seen) == 21
+    assert len(check.seen) == 23
     assert check.problems == []
     assert browser_page.errors == []
