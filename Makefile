@@ -31,7 +31,7 @@ platform/diversion/static/build/app.css: $(STAMPS)/npm $(wildcard platform/diver
 
 # Each language's catalogue, compiled for the app to read.
 $(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po $(STAMPS)/python
-	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+	$(BIN)/pybabel compile -i $< -o $@
 
 install: $(STAMPS)/python
 assets: platform/diversion/static/build/app.css $(CATALOGUES)
