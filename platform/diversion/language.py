@@ -24,6 +24,7 @@ from flask_login import current_user, user_logged_in
 
 from diversion.accounts.models import User
 from diversion.extensions import db
+from diversion.outage import outage_seen
 
 LANGUAGES = ("en", "cy")
 ENGLISH = "en"
@@ -40,8 +41,8 @@ babel = Babel()
 def chosen_language() -> str:
     """The reader's language: the one asked for now, else the one this browser chose, else the
     one their account remembers, else the best their browser asks for; English when none applies."""
-    for choice in (g.get("language_asked"), request.cookies.get(COOKIE),
-                   current_user.language if current_user.is_authenticated else None):
+    reader = _reader()
+    for choice in (g.get("language_asked"), request.cookies.get(COOKIE), reader.language if reader else None):
         if choice in LANGUAGES:
             return str(choice)
     return request.accept_languages.best_match(LANGUAGES, ENGLISH)
@@ -55,8 +56,16 @@ def remember_choice() -> None:
     if asked not in LANGUAGES:
         return
     g.language_asked = asked
-    if current_user.is_authenticated:
-        _keep_on_account(current_user, asked)
+    if (reader := _reader()) is not None:
+        _keep_on_account(reader, asked)
+
+
+def _reader() -> User | None:
+    """The person signed in, where the database may be asked: not once it has failed in this
+    request, whose error page is drawn without it (``outage``)."""
+    if outage_seen() or not current_user.is_authenticated:
+        return None
+    return current_user  # type: ignore[no-any-return]
 
 
 def _keep_on_account(user: User, language: str) -> None:
@@ -87,7 +96,7 @@ def switch_offered() -> bool:
     tenant = g.get("tenant")
     if tenant is not None:
         return WELSH in tenant.languages
-    return not current_user.is_authenticated
+    return _reader() is None
 
 
 def address_in(language: str) -> str:
