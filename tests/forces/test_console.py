@@ -49,7 +49,7 @@ def _configure_durham(app: Flask, world: World) -> None:
         durham = tenant_of("durham")
         admin = db.session.get(User, world.users["b_force_admin"].id)
         with scoped(durham.id, admin.id):
-            change_settings(durham, retention_months=84, brand_colour="#123ABC", languages=["en", "cy"], actor=admin)
+            change_settings(durham, retention_months=84, brand_colour="#123ABC", languages=["en"], actor=admin)
             in_force = policies.policy_in_force(TODAY)
             assert in_force is not None
             document = dict(in_force.document)

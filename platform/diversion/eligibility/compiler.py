@@ -25,6 +25,7 @@ from diversion.eligibility.document import PolicyDocument, location
 from diversion.eligibility.fastpath import Check, fast_check
 from diversion.eligibility.fields import FIELDS
 from diversion.errors import ProblemsFound
+from diversion.language import WELSH
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ class PolicyInvalid(ProblemsFound[PolicyProblem]):
 
 
 @dataclass(frozen=True)
+class Welsh:
+    """A policy sentence's Welsh, where the policy gives it."""
+
+    reason: str | None = None
+    holds: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class CompiledCriterion:
     id: str
     reason: str
@@ -56,6 +67,13 @@ class CompiledCriterion:
     exclusion: bool = False
     fast: Check | None = None  # the same expression as a Python closure, when it has a plain shape
     holds: str | None = None  # what is true when met, in plain English (an exclusion: when it does not apply)
+    welsh: Welsh = field(default_factory=Welsh)
+
+    def reason_in(self, language: str) -> str:
+        return (self.welsh.reason if language == WELSH else None) or self.reason
+
+    def holds_in(self, language: str) -> str | None:
+        return (self.welsh.holds if language == WELSH else None) or self.holds
 
     def met(self, thing: dict[str, Any]) -> bool | None:
         """True when the person meets it (for an exclusion: is not excluded).
@@ -78,6 +96,13 @@ class CompiledPathway:
     sessions: int
     deadline_days: int
     criteria: tuple[CompiledCriterion, ...]
+    welsh: Welsh = field(default_factory=Welsh)
+
+    def name_in(self, language: str) -> str:
+        return (self.welsh.name if language == WELSH else None) or self.name
+
+    def description_in(self, language: str) -> str:
+        return (self.welsh.description if language == WELSH else None) or self.description
 
 
 @dataclass(frozen=True)
@@ -245,7 +270,7 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
     context = rule_engine.Context(type_resolver=recording_resolver, default_timezone="UTC")
 
     def build(place: str, pathway: str | None, criterion_id: str, expression: str, reason: str, *,
-              exclusion: bool, holds: str | None) -> CompiledCriterion | None:
+              exclusion: bool, holds: str | None, welsh: Welsh) -> CompiledCriterion | None:
         rule, message, position = _compile_one(expression, context, used, types)
         if rule is None:
             problems.append(PolicyProblem(place, message or "", pathway, criterion_id, position))
@@ -255,22 +280,29 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
                                           "says the same as the reason: say what is true when it is met",
                                           pathway, criterion_id))
             return None
+        if welsh.holds is not None and holds is None:
+            problems.append(PolicyProblem(place.rsplit(".", 1)[0] + ".holds_cy",
+                                          "gives the Welsh of a holds sentence that is not there: add holds",
+                                          pathway, criterion_id))
+            return None
         return CompiledCriterion(criterion_id, reason, expression, rule, frozenset(used - parameter_names),
-                                 exclusion, fast_check(rule), holds)
+                                 exclusion, fast_check(rule), holds, welsh)
 
     exclusions = tuple(
         c for e in document.exclusions
         if (c := build(f"exclusions[{e.id}].excluded_if", None, e.id, e.excluded_if, e.reason,
-                       exclusion=True, holds=e.holds))
+                       exclusion=True, holds=e.holds, welsh=Welsh(e.reason_cy, e.holds_cy)))
     )
     pathways = []
     for p in document.pathways:
         criteria = tuple(
             c for cr in p.criteria
             if (c := build(f"pathways[{p.id}].criteria[{cr.id}].expression", p.id, cr.id,
-                           cr.expression, cr.reason, exclusion=False, holds=cr.holds))
+                           cr.expression, cr.reason, exclusion=False, holds=cr.holds,
+                           welsh=Welsh(cr.reason_cy, cr.holds_cy)))
         )
-        pathways.append(CompiledPathway(p.id, p.name, p.description, p.sessions, p.deadline_days, criteria))
+        pathways.append(CompiledPathway(p.id, p.name, p.description, p.sessions, p.deadline_days, criteria,
+                                        Welsh(name=p.name_cy, description=p.description_cy)))
     for case in document.tests:
         unknown = sorted(set(case.facts) - set(FIELDS)) + sorted(set(document.test_defaults) - set(FIELDS))
         if unknown:
@@ -280,6 +312,31 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
         raise PolicyInvalid(problems)
     return CompiledPolicy(document, document.content_hash(), exclusions, tuple(pathways),
                           frozenset(parameter_names))
+
+
+def welsh_missing(document: PolicyDocument) -> list[PolicyProblem]:
+    """What a policy lacks in Welsh, for a force that works in Welsh as well as English: each
+    pathway's name (and description, where it has one), and each reason and holds sentence,
+    must have its Welsh beside it (``name_cy``, ``reason_cy``...). Empty when nothing is missing."""
+    problems = []
+
+    def check(place: str, english: str | None, welsh: str | None, pathway: str | None = None,
+              criterion: str | None = None) -> None:
+        if english and not welsh:
+            name = place.rsplit(".", 1)[-1]
+            problems.append(PolicyProblem(f"{place}_cy", f"is missing: the force works in Welsh, so the {name} "
+                                                         f"needs its Welsh beside the English", pathway, criterion))
+
+    for e in document.exclusions:
+        check(f"exclusions[{e.id}].reason", e.reason, e.reason_cy, None, e.id)
+        check(f"exclusions[{e.id}].holds", e.holds, e.holds_cy, None, e.id)
+    for p in document.pathways:
+        check(f"pathways[{p.id}].name", p.name, p.name_cy, p.id)
+        check(f"pathways[{p.id}].description", p.description, p.description_cy, p.id)
+        for c in p.criteria:
+            check(f"pathways[{p.id}].criteria[{c.id}].reason", c.reason, c.reason_cy, p.id, c.id)
+            check(f"pathways[{p.id}].criteria[{c.id}].holds", c.holds, c.holds_cy, p.id, c.id)
+    return problems
 
 
 @lru_cache(maxsize=256)

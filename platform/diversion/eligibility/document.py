@@ -26,6 +26,7 @@ from pydantic import (
 
 from diversion.catalogue.vocabulary import PathwayKind
 from diversion.inputs import planned_date_problem
+from diversion.language import WELSH
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -44,16 +45,24 @@ class DatedValue(_Strict):
     value: ParameterValue
 
 
+Welsh = Field(default=None, exclude_if=lambda value: value is None)
+
+
 class Criterion(_Strict):
     """A condition a person must meet; ``reason`` says why, in plain English,
     when not; ``holds`` (optional) says in plain English what is true when it
     is met, for the decision page of an eligible person ("Aged 18 or over.").
-    Left out, it is not stored, so older documents keep their hash."""
+    Left out, it is not stored, so older documents keep their hash.
+
+    ``reason_cy`` and ``holds_cy`` are the same in Welsh, for a force that works in
+    Welsh too (``compiler.welsh_missing`` requires them there); left out, not stored."""
 
     id: Identifier
     expression: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     reason: Text
     holds: Text | None = Field(default=None, exclude_if=lambda value: value is None)
+    reason_cy: Text | None = Welsh
+    holds_cy: Text | None = Welsh
 
 
 class Exclusion(_Strict):
@@ -65,6 +74,8 @@ class Exclusion(_Strict):
     excluded_if: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     reason: Text
     holds: Text | None = Field(default=None, exclude_if=lambda value: value is None)
+    reason_cy: Text | None = Welsh
+    holds_cy: Text | None = Welsh
 
 
 class Pathway(_Strict):
@@ -77,15 +88,22 @@ class Pathway(_Strict):
     reading only: a referral takes its course's sessions (``Course.sessions``),
     since one pathway may be served by courses of different lengths. Kept so
     that published documents keep their hash. ``deadline_days`` runs from the
-    day of each referral."""
+    day of each referral. ``name_cy`` and ``description_cy``: the same in Welsh
+    (as for a criterion's ``reason_cy``)."""
 
     id: Identifier
     name: Text
     kind: PathwayKind | None = Field(default=None, exclude_if=lambda value: value is None)
     description: str = ""
+    name_cy: Text | None = Welsh
+    description_cy: Text | None = Welsh
     sessions: int = Field(ge=1, le=50)
     deadline_days: int = Field(ge=1, le=730)
     criteria: list[Criterion] = Field(min_length=1)
+
+    def name_in(self, language: str) -> str:
+        """The name in ``language`` ("cy" or "en"), where the policy gives it; else the English."""
+        return (self.name_cy if language == WELSH else None) or self.name
 
     @model_validator(mode="after")
     def _unique_criteria(self) -> Pathway:

@@ -25,6 +25,7 @@ from diversion.eligibility.compiler import (
     compile_cached,
     compile_policy,
     compile_stored,
+    welsh_missing,
 )
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
@@ -34,6 +35,7 @@ from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import planned_date_problem
+from diversion.language import WELSH
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -163,10 +165,13 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str =
 
     Refuses an actor who may not edit the force's policy (``AccessRefused``),
     and (``PolicyInvalid``, every problem with its place) a document whose
-    shape or expressions are wrong; nothing is saved then.
+    shape or expressions are wrong, or that lacks the Welsh of a sentence where
+    the force works in Welsh (``welsh_missing``); nothing is saved then.
     """
     require(actor, Action.EDIT_POLICY, tenant_id=tenant.id)
     policy = compile_policy(raw)
+    if problems := _welsh_missing(tenant, policy.document):
+        raise PolicyInvalid(problems)
     draft = current_draft()
     if draft is None:
         draft = PolicyVersion(tenant_id=tenant.id, number=_next_number(), created_by_id=user_id_of(actor))
@@ -178,6 +183,11 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str =
     record("policy.draft_saved", actor=actor, tenant_id=tenant.id, object_type="policy_version",
            object_id=draft.number, details={"hash": draft.content_hash})
     return draft
+
+
+def _welsh_missing(tenant: Tenant, document: PolicyDocument) -> list[PolicyProblem]:
+    """What the policy lacks in Welsh, where the force works in Welsh; nothing for an English-only force."""
+    return welsh_missing(document) if WELSH in tenant.languages else []
 
 
 def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: Actor) -> None:
@@ -217,6 +227,8 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
     if problem := planned_date_problem(effective_from, today):
         raise PolicyError("effective_from", f"The date {problem}.")
     policy = compiled(draft)
+    if problems := _welsh_missing(tenant, policy.document):
+        raise PolicyError("policy", f"{tenant.name} works in Welsh too: {problems[0]}.")
     if not policy.document.tests:
         raise PolicyError("tests", "Add test cases before publishing: a policy must show it works.")
     failing = [t for t in run_tests(policy, default_on=today) if not t.passed]

@@ -29,13 +29,13 @@ from pydantic import (
 
 from diversion.accounts.sso import MAX_CLIENT_ID_LENGTH, MAX_ISSUER_LENGTH, NEW_PEOPLE, REFUSE
 from diversion.catalogue.files import CatalogueFile, OfferingEntry, known_area, misfit, read_catalogue
-from diversion.eligibility.compiler import PolicyInvalid, compile_cached
+from diversion.eligibility.compiler import PolicyInvalid, compile_cached, welsh_missing
 from diversion.eligibility.document import split_policy
 from diversion.eligibility.engine import run_tests
 from diversion.errors import ProblemsFound
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
-from diversion.language import LANGUAGES
+from diversion.language import LANGUAGES, WELSH
 from diversion.tenancy.models import NonCompletionAction, Tenant
 
 RETENTION = Tenant.RETENTION_BOUNDS
@@ -166,12 +166,13 @@ def read_force_file(path: Path) -> tuple[ForceFile | None, list[FileProblem]]:
         return None, problems
     if force.slug != path.stem:
         return None, [FileProblem(path, "slug", f"is {force.slug!r} but the file is named {path.name}")]
-    problems = _check_policy(path, force.policy) if force.policy is not None else []
+    problems = _check_policy(path, force.policy, force.languages) if force.policy is not None else []
     return (None, problems) if problems else (force, [])
 
 
-def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
-    """The policy must compile and pass its own tests before a sync may publish it."""
+def _check_policy(path: Path, raw: dict[str, Any], languages: list[str]) -> list[FileProblem]:
+    """The policy must compile and pass its own tests before a sync may publish it; and give
+    every sentence in Welsh too where the force works in Welsh (``welsh_missing``)."""
     effective_from, document = split_policy(raw)
     if effective_from is None:
         return [FileProblem(path, "policy.effective_from", "must be a date such as 2021-04-01")]
@@ -182,6 +183,8 @@ def _check_policy(path: Path, raw: dict[str, Any]) -> list[FileProblem]:
     except PolicyInvalid as error:
         return [FileProblem(path, f"policy.{p.place}", p.message + (f" (column {p.position})" if p.position else ""))
                 for p in error.problems]
+    if WELSH in languages and (untranslated := welsh_missing(policy.document)):
+        return [FileProblem(path, f"policy.{p.place}", p.message) for p in untranslated]
     return [
         FileProblem(path, f"policy.tests[{outcome.name}]", "; ".join(outcome.problems))
         for outcome in run_tests(policy, default_on=datetime.now(UTC).date())
