@@ -70,14 +70,20 @@ def test_a_platform_admin_adds_and_edits_a_course(app: Flask, client: FlaskClien
         edit = f"/admin/catalogue/courses/{course.id}"
     page = client.get(edit).text
     assert 'value="online" checked' in page
-    response = post_form(client, edit, edit, {**COURSE_FORM, "title": "Late course", "languages": ["en", "cy"]})
+    # Offered in Welsh too: the Welsh title and description are asked for, and kept.
+    untranslated = post_form(client, edit, edit, {**COURSE_FORM, "title": "Late course", "languages": ["en", "cy"]})
+    assert untranslated.status_code == 400
+    assert "enter the Welsh title: the course is offered in Welsh" in untranslated.text
+    response = post_form(client, edit, edit, {**COURSE_FORM, "title": "Late course", "languages": ["en", "cy"],
+                                              "title_cy": "Cwrs hwyr", "description_cy": "Cwrs gyda'r nos."})
     assert response.status_code == 302
     with app.app_context():
         course = _course("night-course")
-        assert (course.title, course.languages) == ("Late course", ["en", "cy"])
+        assert (course.title, course.languages, course.title_cy) == ("Late course", ["en", "cy"], "Cwrs hwyr")
     # Platform events belong to no force: read them as the auditor does.
     updates = [e for e in _events(database) if e["action"] == "course.updated"]
-    assert [(e["details"], e["tenant_id"]) for e in updates] == [({"fields": ["title", "languages"]}, None)]
+    assert [(e["details"], e["tenant_id"]) for e in updates] == [
+        ({"fields": ["title", "languages", "title_cy", "description_cy"]}, None)]
     listing = client.get("/admin/catalogue/").text
     assert "Late course" in listing
 

@@ -51,8 +51,11 @@ def test_the_feed_lists_the_providers_referrals_from_every_force_it_serves(
     assert first["person"] == {"given_name": "Alex", "surname": "Archer", "phone": "07700 900456",
                                "email": "archer@example.org", "address": "2 Example Road"}
     assert set(first) == {"id", "reference", "force", "course", "pathway", "state", "deadline",
-                          "sessions_required", "sessions_attended", "person", "created_at", "updated_at",
-                          "transitions", "sessions"}
+                          "sessions_required", "sessions_attended", "person", "language", "created_at",
+                          "updated_at", "transitions", "sessions"}
+    # West Midlands and Durham work in English alone: neither asks the person's language.
+    assert (first["language"], second["language"]) == (None, None)
+    assert first["course"]["title_cy"] is None
     # The case's reference in its force, to quote to the force.
     assert re.fullmatch(r"WM-\d{4}-\d{6}", first["reference"])
     assert re.fullmatch(r"[A-Z]+-\d{4}-\d{6}", second["reference"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Any
 
+from flask_babel import gettext as _
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
     GovCheckboxInput,
@@ -35,6 +36,8 @@ from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.fields import Field as CatalogueField
 from diversion.forms import Form, GovDateField, Longest
+from diversion.forms import lazy_gettext as _l
+from diversion.language import ENGLISH, WELSH
 from diversion.monitoring import ETHNICITIES
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
@@ -58,8 +61,10 @@ class GovCheckboxesOrNone(GovCheckboxesInput):
 def _one_kind_of_answer(form: Form, field: Field) -> None:
     chosen = set(field.data or [])
     if len(chosen) > 1 and chosen & {NONE, UNKNOWN}:
-        answer = "None" if NONE in chosen else "Not known yet"
-        raise ValidationError(f"Select {answer} on its own, or the {str(field.label.text).lower()}")
+        label = str(field.label.text).lower()
+        if NONE in chosen:
+            raise ValidationError(_("Select None on its own, or the %(field)s", field=label))
+        raise ValidationError(_("Select Not known yet on its own, or the %(field)s", field=label))
 
 
 def _hint(spec: CatalogueField) -> str:
@@ -71,19 +76,20 @@ def _fact_field(name: str) -> Field:
     spec = FIELDS[name]
     if spec.kind is Kind.INT:
         return StringField(spec.label, widget=GovTextInput(), description=_hint(spec),
-                           validators=[Optional(), Regexp(r"^\d{1,3}$", message=f"{spec.label} must be a number")])
+                           validators=[Optional(), Regexp(r"^\d{1,3}$",
+                                                          message=_l("%(field)s must be a number", field=spec.label))])
     if spec.kind is Kind.BOOL:
         return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
-                          choices=[SelectChoice("yes", "Yes"), SelectChoice("no", "No"),
-                                   SelectChoice(UNKNOWN, "Not known yet")])
+                          choices=[SelectChoice("yes", _l("Yes")), SelectChoice("no", _l("No")),
+                                   SelectChoice(UNKNOWN, _l("Not known yet"))])
     if spec.kind is Kind.CHOICE:
         return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
                           choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
-                                   SelectChoice(UNKNOWN, "Not known yet")])
-    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description="Select all that apply.",
+                                   SelectChoice(UNKNOWN, _l("Not known yet"))])
+    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description=_l("Select all that apply."),
                                default=[UNKNOWN],
                                choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
-                                        SelectChoice(NONE, "None"), SelectChoice(UNKNOWN, "Not known yet")],
+                                        SelectChoice(NONE, _l("None")), SelectChoice(UNKNOWN, _l("Not known yet"))],
                                validators=[Optional(), _one_kind_of_answer])
 
 
@@ -106,25 +112,30 @@ def read_fact(name: str, value: Any) -> Any:
 
 
 class _IntakeBase(Form):
-    surname = StringField("Surname", widget=GovTextInput(),
-                          validators=[InputRequired(message="Enter the person's surname"),
+    surname = StringField(_l("Surname"), widget=GovTextInput(),
+                          validators=[InputRequired(message=_l("Enter the person's surname")),
                                       Longest(LIMITS["surname"])])
-    given_name = StringField("Given name", widget=GovTextInput(),
-                             validators=[InputRequired(message="Enter the person's given name"),
+    given_name = StringField(_l("Given name"), widget=GovTextInput(),
+                             validators=[InputRequired(message=_l("Enter the person's given name")),
                                          Longest(LIMITS["given_name"])])
-    date_of_birth = GovDateField("Date of birth", format="%d %m %Y", description="For example, 27 3 2001",
-                                 validators=[InputRequired(message="Enter the date of birth as day, month and year")])
-    pnc_id = StringField("PNC ID (if known)", widget=GovTextInput(),
+    date_of_birth = GovDateField(_l("Date of birth"), format="%d %m %Y", description=_l("For example, 27 3 2001"),
+                                 validators=[InputRequired(
+                                     message=_l("Enter the date of birth as day, month and year"))])
+    pnc_id = StringField(_l("PNC ID (if known)"), widget=GovTextInput(),
                          validators=[Optional(), Longest(LIMITS["pnc_id"])])
-    ethnicity = SelectField("Self-defined ethnicity", widget=GovSelect(),
+    ethnicity = SelectField(_l("Self-defined ethnicity"), widget=GovSelect(),
                             choices=[SelectChoice(code, f"{code} – {label}") for code, label in ETHNICITIES.items()],
                             default="NS")
-    phone = StringField("Phone", widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["phone"])])
-    email = StringField("Email", widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["email"])])
-    address = TextAreaField("Address", widget=GovTextArea(), validators=[Optional(), Longest(LIMITS["address"])])
-    offence_on = GovDateField("Date of the offence", format="%d %m %Y", called="the offence date",
-                              validators=[InputRequired(message="Enter the offence date as day, month and year")])
-    submit = SubmitField("Record and decide", widget=GovSubmitInput())
+    phone = StringField(_l("Phone"), widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["phone"])])
+    email = StringField(_l("Email"), widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["email"])])
+    address = TextAreaField(_l("Address"), widget=GovTextArea(), validators=[Optional(), Longest(LIMITS["address"])])
+    # Asked by a force that works in Welsh (the intake page removes it elsewhere): the provider reads it too.
+    language = RadioField(_l("Which language does the person prefer to be spoken to in?"), widget=GovRadioInput(),
+                          choices=[SelectChoice(ENGLISH, _l("English")), SelectChoice(WELSH, _l("Welsh"))],
+                          validators=[InputRequired(message=_l("Select the language the person prefers"))])
+    offence_on = GovDateField(_l("Date of the offence"), format="%d %m %Y", called="the offence date",
+                              validators=[InputRequired(message=_l("Enter the offence date as day, month and year"))])
+    submit = SubmitField(_l("Record and decide"), widget=GovSubmitInput())
 
     def facts(self) -> dict[str, Any]:
         """The facts as the decision reads them; ``Not known yet`` (or, for a
@@ -138,40 +149,45 @@ IntakeForm: type[_IntakeBase] = type("IntakeForm", (_IntakeBase,), {name: _fact_
 
 
 class OverrideForm(Form):
-    outcome = RadioField("The decision that stands", widget=GovRadioInput(),
-                         choices=[SelectChoice("eligible", "Eligible"), SelectChoice("not_eligible", "Not eligible")],
-                         validators=[InputRequired(message="Choose the decision that stands")])
-    pathway = SelectField("Pathway (when eligible)", widget=GovSelect(), validators=[Optional()])
-    reason = TextAreaField("Reason", widget=GovTextArea(),
-                           validators=[InputRequired(message="Give the reason for the override"),
+    outcome = RadioField(_l("The decision that stands"), widget=GovRadioInput(),
+                         choices=[SelectChoice("eligible", _l("Eligible")),
+                                  SelectChoice("not_eligible", _l("Not eligible"))],
+                         validators=[InputRequired(message=_l("Choose the decision that stands"))])
+    pathway = SelectField(_l("Pathway (when eligible)"), widget=GovSelect(), validators=[Optional()])
+    reason = TextAreaField(_l("Reason"), widget=GovTextArea(),
+                           validators=[InputRequired(message=_l("Give the reason for the override")),
                                        Longest(LIMITS["reason"])])
-    submit = SubmitField("Override", widget=GovSubmitInput())
+    submit = SubmitField(_l("Override"), widget=GovSubmitInput())
 
 
 class ReferForm(Form):
-    offering = RadioField("Course", widget=GovRadioInput(), validators=[InputRequired(message="Choose a course")])
-    submit = SubmitField("Offer a place", widget=GovSubmitInput())
+    offering = RadioField(_l("Course"), widget=GovRadioInput(),
+                          validators=[InputRequired(message=_l("Choose a course"))])
+    submit = SubmitField(_l("Offer a place"), widget=GovSubmitInput())
 
 
 class TransitionForm(Form):
-    to = RadioField("What happened", widget=GovRadioInput(), validators=[InputRequired(message="Choose what happened")])
-    reason = TextAreaField("Reason or note", widget=GovTextArea(),
+    to = RadioField(_l("What happened"), widget=GovRadioInput(),
+                    validators=[InputRequired(message=_l("Choose what happened"))])
+    reason = TextAreaField(_l("Reason or note"), widget=GovTextArea(),
                            validators=[Optional(), Longest(LIMITS["reason"])])
-    submit = SubmitField("Record", widget=GovSubmitInput())
+    submit = SubmitField(_l("Record"), widget=GovSubmitInput())
 
 
 class BookForm(Form):
-    day = GovDateField("Date of the session", format="%d %m %Y", called="the session date",
-                       description="For example, 27 3 2027",
-                       validators=[InputRequired(message="Enter the date of the session as day, month and year")])
-    time = StringField("Start time", widget=GovTextInput(), description="24-hour clock, UK time, for example 14:30",
-                       validators=[InputRequired(message="Enter the start time"),
+    day = GovDateField(_l("Date of the session"), format="%d %m %Y", called="the session date",
+                       description=_l("For example, 27 3 2027"),
+                       validators=[InputRequired(
+                           message=_l("Enter the date of the session as day, month and year"))])
+    time = StringField(_l("Start time"), widget=GovTextInput(),
+                       description=_l("24-hour clock, UK time, for example 14:30"),
+                       validators=[InputRequired(message=_l("Enter the start time")),
                                    Regexp(r"^([01]?\d|2[0-3]):[0-5]\d$",
-                                          message="Enter the start time as hours and minutes, like 14:30")])
-    venue = StringField("Venue", widget=GovTextInput(), description="Where the person should go",
-                        validators=[InputRequired(message="Enter where the session takes place"),
+                                          message=_l("Enter the start time as hours and minutes, like 14:30"))])
+    venue = StringField(_l("Venue"), widget=GovTextInput(), description=_l("Where the person should go"),
+                        validators=[InputRequired(message=_l("Enter where the session takes place")),
                                     Longest(LIMITS["venue"])])
-    submit = SubmitField("Book the session", widget=GovSubmitInput())
+    submit = SubmitField(_l("Book the session"), widget=GovSubmitInput())
 
     def starts_at(self) -> datetime | None:
         """When the session starts, in UTC, from the UK date and time given (None until both are valid)."""
@@ -182,23 +198,24 @@ class BookForm(Form):
 
 
 class AttendanceForm(Form):
-    attendance = RadioField("Did the person attend?", widget=GovRadioInput(),
-                            choices=[SelectChoice("attended", "Attended"),
-                                     SelectChoice("did_not_attend", "Did not attend")],
-                            validators=[InputRequired(message="Choose whether the person attended")])
-    note = TextAreaField("Note (optional)", widget=GovTextArea(), validators=[Optional(), Longest(500)])
-    confirm = BooleanField("I confirm this is what happened", widget=GovCheckboxInput(),
-                           validators=[InputRequired(message="Confirm what happened")])
-    submit = SubmitField("Record attendance", widget=GovSubmitInput())
+    attendance = RadioField(_l("Did the person attend?"), widget=GovRadioInput(),
+                            choices=[SelectChoice("attended", _l("Attended")),
+                                     SelectChoice("did_not_attend", _l("Did not attend"))],
+                            validators=[InputRequired(message=_l("Choose whether the person attended"))])
+    note = TextAreaField(_l("Note (optional)"), widget=GovTextArea(), validators=[Optional(), Longest(500)])
+    confirm = BooleanField(_l("I confirm this is what happened"), widget=GovCheckboxInput(),
+                           validators=[InputRequired(message=_l("Confirm what happened"))])
+    submit = SubmitField(_l("Record attendance"), widget=GovSubmitInput())
 
 
 def attendance_message(referral: Referral, attended: bool) -> str:
     """What a page says once attendance is recorded, from where the referral went."""
     if attended:
-        return "Attendance recorded."
+        return str(_("Attendance recorded."))
     if referral.state is State.MISSED:
-        return "Recorded: did not attend. The referral waits for another session to be booked."
-    return f"Recorded: did not attend. The referral ends as not completed: {referral.outcome_label}."
+        return str(_("Recorded: did not attend. The referral waits for another session to be booked."))
+    return str(_("Recorded: did not attend. The referral ends as not completed: %(outcome)s.",
+                 outcome=referral.outcome_label))
 
 
 # ---------------------------------------------------------------- the facts a decision waits for
@@ -208,7 +225,7 @@ class FactsForm(Form):
     one field per fact, as on the intake form, "Not known yet" still an answer."""
 
     names: tuple[str, ...] = ()
-    submit = SubmitField("Decide again", widget=GovSubmitInput())
+    submit = SubmitField(_l("Decide again"), widget=GovSubmitInput())
 
     def facts(self) -> dict[str, Any]:
         """The facts given, by name; one left "Not known yet" is None (still unknown)."""
@@ -217,7 +234,7 @@ class FactsForm(Form):
     def validate(self, extra_validators: Any = None) -> bool:
         valid = bool(super().validate(extra_validators))
         if valid and all(value is None for value in self.facts().values()):
-            getattr(self, self.names[0]).errors.append("Give at least one of the facts the decision waits for")
+            getattr(self, self.names[0]).errors.append(_("Give at least one of the facts the decision waits for"))
             valid = False
         return valid
 

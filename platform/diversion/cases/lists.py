@@ -18,6 +18,7 @@ from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Outcome
 from diversion.extensions import db
+from diversion.language import current_language
 from diversion.listing import page_of, total_text
 from diversion.tenancy.web import force_blueprint
 
@@ -30,7 +31,7 @@ FILTERS = ("q", "surname", "born-day", "born-month", "born-year", "decision", "p
 def _choices() -> dict[str, list[tuple[str, str]]]:
     """The values each filter offers, as (value, label): the force's pathways, courses and officers."""
     today = datetime.now(UTC).date()
-    pathways = [(p.id, p.name) for p in eligibility.pathways_in_force(today)]
+    pathways = [(p.id, p.name_in(current_language())) for p in eligibility.pathways_in_force(today)]
     courses = db.session.execute(select(Course.id, Course.title).join(Offering, Offering.course_id == Course.id)
                                  .distinct().order_by(Course.title)).all()
     officers = db.session.execute(

@@ -13,6 +13,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
     Date,
@@ -51,15 +52,18 @@ class State(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        if self is State.MISSED:
-            return "Missed a session"
-        return self.value.replace("_", " ").capitalize()
+        return str(_STATE_LABELS[self])
 
     @property
     def is_open(self) -> bool:
         return self not in FINAL_STATES
 
 
+_STATE_LABELS = {
+    State.OFFERED: _l("Offered"), State.ACCEPTED: _l("Accepted"), State.DECLINED: _l("Declined"),
+    State.BOOKED: _l("Booked"), State.ATTENDED: _l("Attended"), State.MISSED: _l("Missed a session"),
+    State.COMPLETED: _l("Completed"), State.NOT_COMPLETED: _l("Not completed"), State.WITHDRAWN: _l("Withdrawn"),
+}
 FINAL_STATES = frozenset({State.DECLINED, State.COMPLETED, State.NOT_COMPLETED, State.WITHDRAWN})
 OPEN_STATES: tuple[State, ...] = tuple(state for state in State if state not in FINAL_STATES)
 # The open referrals as SQL, with the states written into the statement: the predicate of the partial
@@ -99,6 +103,9 @@ class Person(TenantScoped, Base):
     identity_sealed: Mapped[str] = mapped_column(Text)
     contact_sealed: Mapped[str] = mapped_column(Text)
     ethnicity: Mapped[str] = mapped_column(String(2))
+    # The language the person prefers to be spoken to in ("en" or "cy"), asked at intake by a
+    # force that works in Welsh; None where it was not asked. Their provider reads it too.
+    language: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @classmethod
@@ -271,7 +278,7 @@ class Attendance(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return "Attended" if self is Attendance.ATTENDED else "Did not attend"
+        return str(_l("Attended") if self is Attendance.ATTENDED else _l("Did not attend"))
 
 
 class BookedSession(TenantScoped, Base):

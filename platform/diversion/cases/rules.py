@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from flask_babel import gettext as _
+
 from diversion.cases.identity import Contact, Identity, normalise_pnc
 from diversion.cases.models import TRANSITIONS, State
 from diversion.db import LONDON, new_id
@@ -70,10 +72,13 @@ class Broken:
     field: str
     problem: str
     predicate: bool = True
+    said: str = ""  # the whole sentence, where the rule words it itself (translated)
 
     @property
     def sentence(self) -> str:
         """The problem as a sentence, for a form or the API."""
+        if self.said:
+            return self.said
         if self.predicate:
             return f"The {NAMES.get(self.field, self.field.replace('_', ' '))} {self.problem}."
         return f"{self.problem[:1].upper()}{self.problem[1:]}."
@@ -88,6 +93,7 @@ class Intake:
     ethnicity: str
     offence_on: date
     facts: dict[str, Any]
+    language: str | None = None  # the language the person prefers, where the force asks (``en``, ``cy``)
 
 
 # ---------------------------------------------------------------- text
@@ -118,9 +124,10 @@ def texts_broken(surname: str, given_name: str, pnc_id: str, contact: Contact) -
               if (found := text_broken(field, value)) is not None]
     for field, value in (("surname", surname), ("given_name", given_name)):
         if not value.strip():
-            broken.append(Broken(field, f"enter the person's {NAMES[field]}", predicate=False))
+            broken.append(Broken(field, _("enter the person's surname") if field == "surname"
+                                 else _("enter the person's given name"), predicate=False))
     if pnc_id and not normalise_pnc(pnc_id):
-        broken.append(Broken("pnc_id", "this is not a PNC ID: leave it empty when not known", predicate=False))
+        broken.append(Broken("pnc_id", _("this is not a PNC ID: leave it empty when not known"), predicate=False))
     return broken
 
 
@@ -139,18 +146,21 @@ def intake_broken(intake: Intake, *, decided_on: date, today: date) -> list[Brok
         if problem := problem_of(day, today):
             broken.append(Broken(field, problem))
     if decided_on < intake.offence_on <= today:
-        broken.append(Broken("offence_on", f"is after the decision date ({decided_on.isoformat()})"))
+        broken.append(Broken("offence_on", f"is after the decision date ({decided_on.isoformat()})",
+                             said=_("The offence date is after the decision date (%(date)s).",
+                                    date=decided_on.isoformat())))
     if identity.date_of_birth >= intake.offence_on:
-        broken.append(Broken("date_of_birth", "must be before the offence date"))
+        broken.append(Broken("date_of_birth", "must be before the offence date",
+                             said=_("The date of birth must be before the offence date.")))
     elif age_on(identity.date_of_birth, intake.offence_on) < FIELDS["age"].minimum:  # type: ignore[operator]
-        broken.append(Broken("date_of_birth", "under 10 on the offence date: below the age of criminal "
-                                              "responsibility", predicate=False))
+        broken.append(Broken("date_of_birth", _("under 10 on the offence date: below the age of criminal "
+                                                "responsibility"), predicate=False))
     if intake.ethnicity not in ETHNICITIES:
-        broken.append(Broken("ethnicity", "choose one of the 16+1 ethnicity categories, or 'Not stated'",
+        broken.append(Broken("ethnicity", _("choose one of the 16+1 ethnicity categories, or 'Not stated'"),
                              predicate=False))
     given_derived = sorted(set(intake.facts) & set(DERIVED_FACTS))
     if given_derived:
-        broken.append(Broken(given_derived[0], "this fact is worked out by the platform; leave it out",
+        broken.append(Broken(given_derived[0], _("this fact is worked out by the platform; leave it out"),
                              predicate=False))
     return broken
 
@@ -231,8 +241,8 @@ def missed_sessions_broken(value: object) -> Broken | None:
     """Why ``value`` cannot be the force's number of missed sessions allowed, or None."""
     low, high = MISSED_SESSIONS_BOUNDS
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        return Broken(MISSED_SESSIONS_SETTING, f"enter the number of missed sessions allowed as a whole number "
-                                               f"from {low} to {high}", predicate=False)
+        return Broken(MISSED_SESSIONS_SETTING, _("enter the number of missed sessions allowed as a whole number "
+                                                 "from %(low)s to %(high)s", low=low, high=high), predicate=False)
     return None
 
 
@@ -299,17 +309,21 @@ def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
     """
     allowed = TRANSITIONS.get(state, frozenset())
     if to not in allowed:
-        options = ", ".join(sorted(s.label.lower() for s in allowed)) or "nothing: it has ended"
-        return Broken("state", f"a referral that is {state.label.lower()} cannot become {to.label.lower()}; "
-                               f"it can become {options}", predicate=False)
+        options = ", ".join(sorted(s.label.lower() for s in allowed))
+        if not options:
+            return Broken("state", _("a referral that is %(state)s cannot become %(to)s; it can become nothing: "
+                                     "it has ended", state=state.label.lower(), to=to.label.lower()), predicate=False)
+        return Broken("state", _("a referral that is %(state)s cannot become %(to)s; it can become %(options)s",
+                                 state=state.label.lower(), to=to.label.lower(), options=options), predicate=False)
     if to is State.ATTENDED and sessions_attended >= sessions_required:
-        return Broken("state", f"all {sessions_required} sessions are already attended: record completion",
+        return Broken("state", _("all %(num)s sessions are already attended: record completion", num=sessions_required),
                       predicate=False)
     if to is State.COMPLETED and sessions_attended < sessions_required:
-        return Broken("state", f"only {sessions_attended} of {sessions_required} sessions are attended",
+        return Broken("state", _("only %(attended)s of %(required)s sessions are attended", attended=sessions_attended,
+                                 required=sessions_required),
                       predicate=False)
     if to in REASON_REQUIRED and not reason.strip():
-        return Broken("reason", "give the reason (did not attend, deadline passed, condition breached...)",
+        return Broken("reason", _("give the reason (did not attend, deadline passed, condition breached...)"),
                       predicate=False)
     return None
 

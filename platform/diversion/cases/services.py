@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -62,9 +63,11 @@ from diversion.eligibility.models import Decision, Outcome, PolicyVersion
 from diversion.errors import AccessRefused, FieldError
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
+from diversion.language import LANGUAGES, WELSH
 from diversion.listing import count_to_cap
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
+from diversion.words import day
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -100,13 +103,15 @@ def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
         search_key, birth_key = search_keys(tenant.slug, intake.identity.surname, intake.identity.date_of_birth)
         person = Person(id=new_id(), tenant_id=tenant.id, name_key=name_key, pnc_key=pnc_key,
                         identity_sealed=seal(intake.identity), contact_sealed=seal_contact(intake.contact),
-                        ethnicity=intake.ethnicity, search_key=search_key, birth_key=birth_key)
+                        ethnicity=intake.ethnicity, search_key=search_key, birth_key=birth_key,
+                        language=intake.language)
         db.session.add(person)
     else:
         # The latest contact details and self-defined ethnicity are the ones to keep.
         person.contact_sealed = seal_contact(intake.contact)
         person.ethnicity = intake.ethnicity
         person.pnc_key = person.pnc_key or pnc_key
+        person.language = intake.language or person.language
     return person
 
 
@@ -136,7 +141,7 @@ def _open_for_cases(tenant: Tenant) -> None:
     (A command-line import of past records, ``cases.importer``, is the
     platform's own work and is not refused here.)"""
     if not tenant.is_active:
-        raise CaseError("force", f"{tenant.name} is not open on the platform: it takes no cases.")
+        raise CaseError("force", _("%(force)s is not open on the platform: it takes no cases.", force=tenant.name))
 
 
 def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
@@ -147,7 +152,7 @@ def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersi
     require(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id)
     _open_for_cases(tenant)
     if ethnicity not in ETHNICITIES:
-        raise CaseError("ethnicity", "Choose one of the 16+1 ethnicity categories, or 'Not stated'.")
+        raise CaseError("ethnicity", _("Choose one of the 16+1 ethnicity categories, or 'Not stated'."))
     decision = _store_decision(tenant, assessment, version, ethnicity=ethnicity, actor=actor, source=source,
                                encounter_id=encounter_id)
     record("decision.recorded", actor=actor, tenant_id=tenant.id, object_type="decision", object_id=decision.id,
@@ -175,7 +180,9 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     Refuses an actor who may not record an encounter (``AccessRefused``);
     (``CaseError``) a force that is not open (a draft, or suspended), what the
     rulebook refuses (``rules.intake_broken``), facts outside the field
-    catalogue, and a force with no policy in force.
+    catalogue, a force with no policy in force, and the person's language
+    where the force works in English alone (or a language the platform does
+    not have).
     """
     require(actor, Action.RECORD_ENCOUNTER, tenant_id=tenant.id)
     _open_for_cases(tenant)
@@ -183,6 +190,10 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     broken = rules.intake_broken(intake, decided_on=decided_on, today=today)
     if broken:
         _refuse(broken[0])
+    if intake.language is not None and (intake.language not in LANGUAGES or WELSH not in tenant.languages):
+        raise CaseError("language", _("%(force)s does not ask the person's language: it works in English alone.",
+                                      force=tenant.name) if intake.language in LANGUAGES
+                        else _("The language must be English or Welsh."))
     found = find_person(tenant, intake.identity)
     earlier = earlier_states(found, up_to=intake.offence_on)
     facts = {**intake.facts, **rules.derived_facts(intake, decided_on=decided_on, earlier=earlier)}
@@ -230,17 +241,17 @@ def override(tenant: Tenant, decision: Decision, *, outcome: str, pathway: str |
     """
     require(actor, Action.OVERRIDE_DECISION, tenant_id=tenant.id)
     if decision.superseded_by_id is not None:
-        raise CaseError("decision", "This decision was made again: override the one that stands.")
+        raise CaseError("decision", _("This decision was made again: override the one that stands."))
     if not reason.strip():
-        raise CaseError("reason", "Give the reason for the override: it is kept with the decision.")
+        raise CaseError("reason", _("Give the reason for the override: it is kept with the decision."))
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
     if outcome not in (Outcome.ELIGIBLE, Outcome.NOT_ELIGIBLE):
-        raise CaseError("outcome", "Choose eligible or not eligible.")
+        raise CaseError("outcome", _("Choose eligible or not eligible."))
     if outcome == Outcome.ELIGIBLE:
         policy = eligibility.compiled(decision.policy_version)
         if pathway is None or policy.pathway(pathway) is None:
-            raise CaseError("pathway", "Choose the pathway the person is eligible for.")
+            raise CaseError("pathway", _("Choose the pathway the person is eligible for."))
     else:
         pathway = None
     decision.override_outcome = outcome
@@ -378,28 +389,28 @@ def decide_again(tenant: Tenant, decision: Decision, facts: dict[str, Any], *, a
     """
     encounter = db.session.get(Encounter, decision.encounter_id) if decision.encounter_id else None
     if not may_decide_again(actor, tenant, encounter):
-        raise AccessRefused(Action.REVIEW_DECISIONS.value, "You cannot give the facts of this case: only a "
-                                                           "supervisor or the officer who recorded it can.")
+        raise AccessRefused(Action.REVIEW_DECISIONS.value, _("You cannot give the facts of this case: only a "
+                                                             "supervisor or the officer who recorded it can."))
     _open_for_cases(tenant)
     if encounter is None:
-        raise CaseError("decision", "This decision has no case to decide again.")
+        raise CaseError("decision", _("This decision has no case to decide again."))
     if decision.superseded_by_id is not None:
-        raise CaseError("decision", "This decision was already made again: give the facts on the one that stands.")
+        raise CaseError("decision", _("This decision was already made again: give the facts on the one that stands."))
     if decision.override_outcome is not None:
-        raise CaseError("decision", "A supervisor has already overridden this decision: it needs no facts now.")
+        raise CaseError("decision", _("A supervisor has already overridden this decision: it needs no facts now."))
     if decision.outcome != Outcome.NEEDS_REVIEW:
-        raise CaseError("decision", "Only a decision that needs review waits for facts.")
+        raise CaseError("decision", _("Only a decision that needs review waits for facts."))
     given = {name: value for name, value in facts.items() if value is not None}
     if not given:
-        raise CaseError(next(iter(awaited(decision)), "facts"), "Give at least one of the facts the decision "
-                                                                 "waits for.")
+        raise CaseError(next(iter(awaited(decision)), "facts"), _("Give at least one of the facts the decision "
+                                                                   "waits for."))
     for name in given:
         if name not in FIELDS:
-            raise CaseError(name, f"{name.replace('_', ' ').capitalize()} is not a fact of the national "
-                                  "field catalogue.")
+            raise CaseError(name, _("%(fact)s is not a fact of the national field catalogue.",
+                                    fact=name.replace("_", " ").capitalize()))
         if name not in decision.missing:
-            raise CaseError(name, f"The decision was not waiting for {name.replace('_', ' ')}: only the facts "
-                                  "it waits for can be given here.")
+            raise CaseError(name, _("The decision was not waiting for %(fact)s: only the facts it waits for can be "
+                                    "given here.", fact=name.replace("_", " ")))
     try:
         assessment, version = eligibility.decide_case({**decision.facts, **given}, decision.decided_on)
     except FactsInvalid as error:
@@ -425,9 +436,13 @@ def decide_again(tenant: Tenant, decision: Decision, facts: dict[str, Any], *, a
 
 # ---------------------------------------------------------------- referrals
 
-def offerings_for(pathway: str) -> Sequence[Offering]:
-    """The force's offerings that take new referrals for ``pathway``."""
-    return catalogue.live_offerings_for(pathway)
+def offerings_for(pathway: str, *, language: str | None = None) -> list[Offering]:
+    """The force's offerings that take new referrals for ``pathway``; for a person who prefers
+    Welsh (``language``), the courses offered in Welsh first."""
+    offerings = list(catalogue.live_offerings_for(pathway))
+    if language == WELSH:
+        offerings.sort(key=lambda offering: not offering.course.offered_in_welsh)  # stable: otherwise as offered
+    return offerings
 
 
 def _moved(referral: Referral, step: Transition) -> Moved:
@@ -451,22 +466,22 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     """
     require(actor, Action.REFER, tenant_id=tenant.id)
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
-        raise CaseError("decision", "Only an eligible decision can lead to a referral.")
+        raise CaseError("decision", _("Only an eligible decision can lead to a referral."))
     if offering.pathway != decision.final_pathway:
-        raise CaseError("offering", "Choose a course this force offers for the decision's pathway.")
+        raise CaseError("offering", _("Choose a course this force offers for the decision's pathway."))
     if not offering.takes_referrals:
-        raise CaseError("offering", "This course is no longer offered (withdrawn or retired): choose another.")
+        raise CaseError("offering", _("This course is no longer offered (withdrawn or retired): choose another."))
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
     open_already = db.session.scalar(
         select(func.count()).select_from(Referral)
         .where(Referral.encounter_id == decision.encounter_id, Referral.still_open()))
     if open_already:
-        raise CaseError("decision", "This encounter already has an open referral.")
+        raise CaseError("decision", _("This encounter already has an open referral."))
     pathway = eligibility.compiled_of(decision).pathway(decision.final_pathway)
     encounter = db.session.get(Encounter, decision.encounter_id)
     if pathway is None or encounter is None:
-        raise CaseError("decision", "The decision's pathway or encounter is no longer there.")
+        raise CaseError("decision", _("The decision's pathway or encounter is no longer there."))
     referral = Referral(**rules.referral_values(
         tenant=tenant, encounter_id=encounter.id, person_id=encounter.person_id, offering_id=offering.id,
         provider_id=offering.course.provider_id, pathway=pathway.id, deadline_days=pathway.deadline_days,
@@ -504,11 +519,11 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
         _refuse(broken)
     if at is not None:
         if at > utcnow():
-            raise CaseError("at", "A step cannot be dated in the future.")
+            raise CaseError("at", _("A step cannot be dated in the future."))
         latest = db.session.scalar(select(func.max(Transition.occurred_at))
                                    .where(Transition.referral_id == referral.id))
         if latest is not None and at < latest:
-            raise CaseError("at", "A step cannot be dated before the referral's previous step.")
+            raise CaseError("at", _("A step cannot be dated before the referral's previous step."))
     step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
                       to_state=to, actor_id=user_id_of(actor), reason=reason.strip(),
                       occurred_at=at or utcnow())
@@ -545,11 +560,11 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, r
     """
     require(actor, moving(to), tenant_id=tenant.id, provider_id=referral.provider_id)
     if to in SESSION_STATES and to in TRANSITIONS.get(referral.state, ()):
-        raise CaseError("state", "Book a session, with its date, time and venue, to make a referral booked."
+        raise CaseError("state", _("Book a session, with its date, time and venue, to make a referral booked.")
                         if to is State.BOOKED else
-                        "Record attendance at a booked session to make a referral attended."
+                        _("Record attendance at a booked session to make a referral attended.")
                         if to is State.ATTENDED else
-                        "Record a booked session as not attended to make a referral missed a session.")
+                        _("Record a booked session as not attended to make a referral missed a session."))
     return _move(tenant, referral, to, actor=actor, reason=reason, at=at)
 
 
@@ -573,24 +588,27 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
     """
     require(actor, Action.BOOK_SESSION, tenant_id=tenant.id, provider_id=referral.provider_id)
     if referral.state not in BOOKABLE:
-        hint = ": accept it first" if referral.state is State.OFFERED else ""
-        raise CaseError("referral", f"A referral that is {referral.state.label.lower()} cannot have sessions "
-                                    f"booked{hint}.")
+        state = referral.state.label.lower()
+        raise CaseError("referral", _("A referral that is %(state)s cannot have sessions booked: accept it first.",
+                                      state=state) if referral.state is State.OFFERED
+                        else _("A referral that is %(state)s cannot have sessions booked.", state=state))
     venue = venue.strip()
     if not venue:
-        raise CaseError("venue", "Enter where the session takes place.")
+        raise CaseError("venue", _("Enter where the session takes place."))
     if (broken := rules.text_broken("venue", venue)) is not None:
         _refuse(broken)
     if starts_at.tzinfo is None:
-        raise CaseError("starts_at", "Give the session's time with its time zone.")
+        raise CaseError("starts_at", _("Give the session's time with its time zone."))
     if starts_at.date() < EARLIEST_CASE_DATE:
-        raise CaseError("starts_at", f"The session's date must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}.")
+        raise CaseError("starts_at", _("The session's date must be on or after %(date)s.",
+                                       date=EARLIEST_CASE_DATE.strftime("%-d %B %Y")))
     if starts_at.date() > referral.deadline:
-        raise CaseError("starts_at", "The session must be on or before the referral's deadline, "
-                                     f"{referral.deadline:%d %B %Y}.")
+        raise CaseError("starts_at", _("The session must be on or before the referral's deadline, %(date)s.",
+                                       date=day(referral.deadline)))
     waiting = [s for s in sessions_of(referral) if s.attendance is None]
     if referral.sessions_attended + len(waiting) >= referral.sessions_required:
-        raise CaseError("starts_at", f"All {referral.sessions_required} sessions are already booked or attended.")
+        raise CaseError("starts_at", _("All %(num)s sessions are already booked or attended.",
+                                       num=referral.sessions_required))
     session = BookedSession(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, starts_at=starts_at,
                             venue=venue, booked_by_id=user_id_of(actor), booked_at=at or utcnow())
     db.session.add(session)
@@ -639,14 +657,16 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
     """
     referral = db.session.get(Referral, session.referral_id)
     if referral is None:
-        raise CaseError("session", "The session's referral is not there.")
+        raise CaseError("session", _("The session's referral is not there."))
     require(actor, Action.RECORD_ATTENDANCE, tenant_id=tenant.id, provider_id=referral.provider_id)
     if session.attendance is not None:
-        raise CaseError("attendance", f"Attendance is already recorded: {session.attendance.label.lower()}.")
+        raise CaseError("attendance", _("Attendance is already recorded: %(attendance)s.",
+                                        attendance=session.attendance.label.lower()))
     if session.starts_at > (at or now or utcnow()):
-        raise CaseError("attendance", "Record attendance once the session has started.")
+        raise CaseError("attendance", _("Record attendance once the session has started."))
     if not referral.state.is_open:
-        raise CaseError("attendance", f"The referral is {referral.state.label.lower()}: nothing more to record.")
+        raise CaseError("attendance", _("The referral is %(state)s: nothing more to record.",
+                                        state=referral.state.label.lower()))
     session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
     session.attendance_recorded_at = at or utcnow()
     session.attendance_recorded_by_id = user_id_of(actor)
@@ -692,15 +712,15 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reas
         _refuse(broken)
     if to is State.BOOKED:
         if session is None:
-            raise CaseError("session", "Give the session's start (date, time and zone) and venue to book it.")
+            raise CaseError("session", _("Give the session's start (date, time and zone) and venue to book it."))
         return book_session(tenant, referral, starts_at=session.starts_at, venue=session.venue, actor=actor)[1]
     if to in (State.ATTENDED, State.MISSED):
         waiting = next((s for s in sessions_of(referral) if s.id == session_id and s.attendance is None), None) \
             if session_id else next_session(referral, now=now)
         if waiting is None:
-            raise CaseError("session_id", "This referral has no such session awaiting its attendance."
-                            if session_id else "No booked session of this referral has started and awaits its "
-                                               "attendance: book one first.")
+            raise CaseError("session_id", _("This referral has no such session awaiting its attendance.")
+                            if session_id else _("No booked session of this referral has started and awaits its "
+                                                 "attendance: book one first."))
         return record_attendance(tenant, waiting, attended=to is State.ATTENDED, actor=actor, note=reason, now=now)
     return transition(tenant, referral, to, actor=actor, reason=reason)
 
@@ -720,7 +740,7 @@ def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, acto
     time (when its attendance is recorded), or at ``session_at`` after the last.
     """
     if times is not None and len(times) != len(path):
-        raise CaseError("times", "Give one time per step of the path.")
+        raise CaseError("times", _("Give one time per step of the path."))
     for index, step in enumerate(path):
         at = times[index] if times is not None else None
         starts_at = times[index + 1] if times is not None and index + 1 < len(times) else session_at
@@ -770,7 +790,7 @@ def reoffended(decisions: Sequence[Decision], *, days: int = REOFFENDING_DAYS) -
     for decision in with_encounters:
         window_end = decision.decided_on + timedelta(days=days)
         dates = later.get(people[decision.encounter_id], []) if decision.encounter_id else []
-        result[decision.id] = any(decision.decided_on < day <= window_end for day in dates)
+        result[decision.id] = any(decision.decided_on < when <= window_end for when in dates)
     return result
 
 

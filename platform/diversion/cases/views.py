@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -42,12 +43,13 @@ from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, date_of_birth_problem
+from diversion.language import WELSH, current_language
 from diversion.listing import page_of, total_text
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
 from diversion.web import change_on_form
-from diversion.words import counted
+from diversion.words import counted, day
 
 bp = force_blueprint("cases", __name__)
 # How a fact and an offence read on the review pages.
@@ -66,7 +68,8 @@ def _intake_of(form: IntakeBase) -> Intake | None:
         identity=Identity(form.surname.data or "", form.given_name.data or "", form.date_of_birth.data,
                           form.pnc_id.data or None),
         contact=Contact(form.phone.data or "", form.email.data or "", form.address.data or ""),
-        ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts())
+        ethnicity=form.ethnicity.data or "NS", offence_on=form.offence_on.data, facts=form.facts(),
+        language=form.language.data if "language" in form else None)
 
 
 def _rulebook_on_form(form: IntakeBase) -> bool:
@@ -81,9 +84,9 @@ def _rulebook_on_form(form: IntakeBase) -> bool:
     else:
         broken = rules.texts_broken(form.surname.data or "", form.given_name.data or "", form.pnc_id.data or "",
                                     Contact(form.phone.data or "", form.email.data or "", form.address.data or ""))
-        for day, problem_of in ((form.date_of_birth, date_of_birth_problem), (form.offence_on, case_date_problem)):
-            if day.data is not None and (problem := problem_of(day.data, today)):
-                broken.append(rules.Broken(day.name, problem))
+        for dated, problem_of in ((form.date_of_birth, date_of_birth_problem), (form.offence_on, case_date_problem)):
+            if dated.data is not None and (problem := problem_of(dated.data, today)):
+                broken.append(rules.Broken(dated.name, problem))
     for rule in broken:
         field = getattr(form, rule.field, None)
         if not isinstance(field, Field):
@@ -97,12 +100,14 @@ def _rulebook_on_form(form: IntakeBase) -> bool:
 @requires_force_action(Action.RECORD_ENCOUNTER)
 def intake() -> str | Response | tuple[str, int]:
     form = IntakeForm()
+    if WELSH not in g.tenant.languages:
+        del form.language  # a force that works in English alone does not ask
     valid = form.validate_on_submit()
     if form.is_submitted() and _rulebook_on_form(form) and valid and (entry := _intake_of(form)) is not None:
         recorded = change_on_form(form, lambda: services.record_encounter(g.tenant, entry, actor=current_user,
                                                                           today=_today()))
         if recorded is not None:
-            _, decision = recorded
+            decision = recorded[1]
             return redirect(url_for(".decision", decision_id=decision.id))
     html = render_template("cases/intake.html", form=form, facts=ASKED_FACTS)
     return (html, 400) if request.method == "POST" else html
@@ -110,9 +115,13 @@ def intake() -> str | Response | tuple[str, int]:
 
 def _refer_form(decision: Decision, refer: ReferForm | None = None) -> tuple[ReferForm, list[Offering]]:
     """The form offering a place on the courses of the decision's pathway, and those offerings."""
-    offerings = list(services.offerings_for(decision.final_pathway)) if decision.final_pathway else []
+    person = db.session.scalar(select(Person).join(Encounter, Encounter.person_id == Person.id)
+                               .where(Encounter.id == decision.encounter_id)) if decision.encounter_id else None
+    offerings = list(services.offerings_for(decision.final_pathway, language=person.language if person else None)) \
+        if decision.final_pathway else []
     refer = refer or ReferForm(formdata=None)
-    refer.offering.choices = [SelectChoice(str(o.id), f"{o.course.title} ({o.course.provider.name})")
+    language = current_language()
+    refer.offering.choices = [SelectChoice(str(o.id), f"{o.course.title_in(language)} ({o.course.provider.name})")
                               for o in offerings]
     return refer, offerings
 
@@ -120,8 +129,8 @@ def _refer_form(decision: Decision, refer: ReferForm | None = None) -> tuple[Ref
 def _decision_page(decision: Decision, *, override: OverrideForm | None = None, refer: ReferForm | None = None) -> str:
     policy = eligibility.compiled(decision.policy_version)
     override = override or OverrideForm(formdata=None)
-    override.pathway.choices = [SelectChoice("", "Choose a pathway")] + [
-        SelectChoice(p.id, p.name) for p in policy.pathways]
+    override.pathway.choices = [SelectChoice("", _("Choose a pathway"))] + [
+        SelectChoice(p.id, p.name_in(current_language())) for p in policy.pathways]
     refer, offerings = _refer_form(decision, refer)
     encounter = db.session.get(Encounter, decision.encounter_id) if decision.encounter_id else None
     referrals = db.session.scalars(select(Referral).where(Referral.encounter_id == decision.encounter_id)).all() \
@@ -133,7 +142,8 @@ def _decision_page(decision: Decision, *, override: OverrideForm | None = None, 
     given = sorted(set(decision.facts) - set(earlier.facts)) if earlier is not None else []
     return render_template("cases/decision.html", decision=decision, policy=policy, override=override,
                            refer=refer, offerings=offerings, referrals=referrals, encounter=encounter,
-                           case_reference=case_reference, explanation=explain_decision(policy, decision),
+                           case_reference=case_reference,
+                           explanation=explain_decision(policy, decision, current_language()),
                            earlier=earlier, given=given, awaited=services.awaited(decision),
                            may_give_facts=services.may_decide_again(current_user, g.tenant, encounter),
                            labels=FACT_LABELS)
@@ -163,7 +173,7 @@ def override(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             refuse()
             getattr(form, error.field, form.reason).errors.append(error.message)
         else:
-            flash("The override is recorded with its reason.", "success")
+            flash(_("The override is recorded with its reason."), "success")
             return redirect(url_for(".decision", decision_id=decision_id))
     return _decision_page(found, override=form), 400
 
@@ -184,10 +194,10 @@ def refer(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             refuse()
             form.offering.errors.append(error.message)
         else:
-            flash("The place is offered. Record the person's answer on the case page.", "success")
+            flash(_("The place is offered. Record the person's answer on the case page."), "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     if request.args.get("from") == "case" and found.encounter_id is not None:
-        refer_form, _ = _refer_form(found, form)
+        refer_form = _refer_form(found, form)[0]
         return _case_page(db.get_or_404(Encounter, found.encounter_id), refer=refer_form), 400
     return _decision_page(found, refer=form), 400
 
@@ -197,7 +207,7 @@ def waited(since: date, today: date) -> str:
     (From the decision date, not the row's time: a case recorded after the fact, or decided
     again with only some of its facts, has waited since the date it was first decided.)"""
     days = (today - since).days
-    return "Since today" if days < 1 else counted(days, "day")
+    return _("Since today") if days < 1 else counted(days, "day")
 
 
 @bp.route("/review")
@@ -230,7 +240,7 @@ def add_facts(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
     names = services.awaited(found)
     if not names:
         stands = services.standing(encounter.id) or found
-        flash("This decision waits for no facts: it was decided, overridden or made again.", "success")
+        flash(_("This decision waits for no facts: it was decided, overridden or made again."), "success")
         return redirect(url_for(".decision", decision_id=stands.id))
     form = facts_form(names)()
     if form.validate_on_submit():
@@ -240,7 +250,8 @@ def add_facts(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             refuse()
             getattr(form, error.field, getattr(form, names[0])).errors.append(error.message)
         else:
-            flash(f"Decided again with the facts given: {again.final_outcome.replace('_', ' ')}.", "success")
+            flash(_("Decided again with the facts given: %(outcome)s.",
+                    outcome=again.final_outcome.replace("_", " ")), "success")
             return redirect(url_for(".decision", decision_id=again.id))
     html = _facts_page(found, encounter, form)
     return (html, 400) if request.method == "POST" else html
@@ -266,24 +277,32 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     actor_ids = {encounter.recorded_by_id} | {d.decided_by_id for d in decisions} \
         | {d.overridden_by_id for d in decisions} | {s.actor_id for r in referrals for s in r.transitions}
     people = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids - {None})))}
-    events = [Event(encounter.recorded_at, "Encounter recorded", people.get(encounter.recorded_by_id or 0, "Import"),
-                    f"Offence on {encounter.offence_on:%d %B %Y}")]
+    imported = _("Import")
+    events = [Event(encounter.recorded_at, _("Encounter recorded"), people.get(encounter.recorded_by_id or 0, imported),
+                    _("Offence on %(date)s", date=day(encounter.offence_on)))]
     for d in decisions:
         made_again = d.source == "review"
-        events.append(Event(d.decided_at, f"{'Decided again on review' if made_again else 'Decision'}: "
-                                          f"{verdict(d, d.outcome, d.pathway)}",
-                            people.get(d.decided_by_id or 0, "Import"),
-                            f"Policy version {d.policy_version.number}"
-                            + (f", in force on {d.decided_on:%d %B %Y}" if made_again else "")))
+        said = verdict(d, d.outcome, d.pathway)
+        events.append(Event(d.decided_at,
+                            _("Decided again on review: %(verdict)s", verdict=said) if made_again
+                            else _("Decision: %(verdict)s", verdict=said),
+                            people.get(d.decided_by_id or 0, imported),
+                            _("Policy version %(number)s, in force on %(date)s", number=d.policy_version.number,
+                              date=day(d.decided_on)) if made_again
+                            else _("Policy version %(number)s", number=d.policy_version.number)))
         if d.overridden_at and d.override_outcome:
-            events.append(Event(d.overridden_at, f"Overridden: {verdict(d, d.override_outcome, d.override_pathway)}",
+            events.append(Event(d.overridden_at,
+                                _("Overridden: %(verdict)s",
+                                  verdict=verdict(d, d.override_outcome, d.override_pathway)),
                                 people.get(d.overridden_by_id or 0, ""), d.override_reason or ""))
     for r in referrals:
         for step in r.transitions:
-            title = f"Referral {step.to_state.label.lower()}"
+            state = step.to_state.label.lower()
             if step.to_state.value in ("completed", "not_completed", "declined") and r.outcome_label:
-                title += f" – outcome: {r.outcome_label}"
-            events.append(Event(step.occurred_at, title, people.get(step.actor_id or 0, "Provider or system"),
+                title = _("Referral %(state)s – outcome: %(outcome)s", state=state, outcome=r.outcome_label)
+            else:
+                title = _("Referral %(state)s", state=state)
+            events.append(Event(step.occurred_at, title, people.get(step.actor_id or 0, _("Provider or system")),
                                 step.reason))
     return sorted(events, key=lambda e: e.at, reverse=True)
 
@@ -359,7 +378,7 @@ def move(referral_id: uuid.UUID) -> Response | tuple[str, int]:
         to = State(form.to.data)
         if change_on_form(form, lambda: services.transition(g.tenant, referral, to, actor=current_user,
                                                              reason=form.reason.data or ""), {"state": form.to}):
-            flash(f"Recorded: {to.label.lower()}.", "success")
+            flash(_("Recorded: %(state)s.", state=to.label.lower()), "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(db.get_or_404(Encounter, referral.encounter_id), transition=form), 400
 
@@ -372,7 +391,9 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     if form.validate_on_submit() and (starts_at := form.starts_at()) is not None and change_on_form(
             form, lambda: services.book_session(g.tenant, referral, starts_at=starts_at, venue=form.venue.data or "",
                                                 actor=current_user), {"starts_at": form.day, "referral": form.day}):
-        flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
+        local = starts_at.astimezone(LONDON)
+        flash(_("The session is booked for %(date)s at %(time)s.", date=day(local.date()),
+                time=local.strftime("%H:%M")), "success")
         return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(db.get_or_404(Encounter, referral.encounter_id), book=form), 400
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from diversion.catalogue.vocabulary import (
     AREAS,
@@ -27,6 +27,7 @@ from diversion.catalogue.vocabulary import (
     ages_overlap,
 )
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, listed_once, read_validated
+from diversion.language import WELSH
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -71,7 +72,9 @@ class ProviderEntry(BaseModel):
 class CourseEntry(BaseModel):
     """A course. Refused: an unknown kind, format, delivery mode, language or
     area; a list that is empty or names something twice; ages outside 10 to
-    120 or a lower age above the upper one."""
+    120 or a lower age above the upper one; a course offered in Welsh without
+    its Welsh title (``title_cy``; and ``description_cy`` where it has a
+    description), and Welsh for a course not offered in Welsh."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +91,8 @@ class CourseEntry(BaseModel):
     languages: list[str] = Field(min_length=1)
     areas: list[str] = Field(min_length=1)
     description: Description = ""
+    title_cy: Text | None = Field(default=None, validate_default=True)
+    description_cy: Description | None = Field(default=None, validate_default=True)
 
     @field_validator("kinds", "delivery")
     @classmethod
@@ -109,6 +114,20 @@ class CourseEntry(BaseModel):
         if self.max_age is not None and self.max_age < self.min_age:
             raise ValueError("max_age must not be below min_age")
         return self
+
+    @field_validator("title_cy", "description_cy")
+    @classmethod
+    def _welsh_where_offered_in_welsh(cls, value: str | None, info: ValidationInfo) -> str | None:
+        offered = WELSH in (info.data.get("languages") or [])
+        if value and not offered:
+            raise ValueError("only a course offered in Welsh has Welsh: add Welsh (cy) to its languages, "
+                             "or leave this out")
+        if offered and not value:
+            if info.field_name == "title_cy":
+                raise ValueError("enter the Welsh title: the course is offered in Welsh")
+            if info.data.get("description"):
+                raise ValueError("enter the description in Welsh: the course is offered in Welsh")
+        return value
 
 
 class OfferingEntry(BaseModel):

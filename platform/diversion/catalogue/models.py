@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.catalogue.vocabulary import CourseFormat, Delivery
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
+from diversion.language import WELSH
 
 
 class Provider(Base):
@@ -67,11 +68,25 @@ class Course(Base):
     languages: Mapped[list[str]] = mapped_column(JSON, default=_list("en"))
     areas: Mapped[list[str]] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(String(2000), default="")
+    # The same in Welsh, for a course offered in Welsh (required then: ``files.CourseEntry``).
+    title_cy: Mapped[str | None] = mapped_column(String(200))
+    description_cy: Mapped[str | None] = mapped_column(String(2000))
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     edited_in_console: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     provider: Mapped[Provider] = relationship()
+
+    @property
+    def offered_in_welsh(self) -> bool:
+        return WELSH in self.languages
+
+    def title_in(self, language: str) -> str:
+        """The title in ``language``, where the course has it; else the English."""
+        return (self.title_cy if language == WELSH else None) or self.title
+
+    def description_in(self, language: str) -> str:
+        return (self.description_cy if language == WELSH else None) or self.description
 
     @property
     def is_retired(self) -> bool:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from diversion.accounts.access import Actor
 
 COURSE_FIELDS = ("provider", "title", "kinds", "format", "sessions", "session_minutes", "delivery", "min_age",
-                 "max_age", "languages", "areas", "description")
+                 "max_age", "languages", "areas", "description", "title_cy", "description_cy")
 PROVIDER_FIELDS = ("name", "website", "contact_email")
 
 

@@ -12,6 +12,7 @@ as the provider's own row.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from flask import g, request
 from werkzeug.wrappers import Response
@@ -75,10 +76,11 @@ def referral_out(item: services.ProviderReferral) -> schemas.ProviderReferralOut
     return schemas.ProviderReferralOut(
         id=referral.id, reference=item.reference, force=schemas.ForceOut(slug=item.force.slug, name=item.force.name),
         course=schemas.ProviderCourseOut(id=item.course.id, slug=item.course.slug, title=item.course.title,
-                                         sessions=item.course.sessions),
+                                         sessions=item.course.sessions, title_cy=item.course.title_cy),
         pathway=referral.pathway, state=referral.state, deadline=referral.deadline,
         sessions_required=referral.sessions_required, sessions_attended=referral.sessions_attended,
-        person=person, created_at=referral.created_at, updated_at=referral.updated_at,
+        person=person, language=cast("schemas.Language | None", item.language),
+        created_at=referral.created_at, updated_at=referral.updated_at,
         transitions=[transition_out(step) for step in item.transitions],
         sessions=[session_out(session) for session in item.sessions],
     )

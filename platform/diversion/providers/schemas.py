@@ -23,6 +23,9 @@ MAX_FEED_PAGE = 200
 ProviderMove = Literal.__getitem__(tuple(s.value for s in PROVIDER_MOVES))  # type: ignore[attr-defined]
 
 
+Language = Literal["en", "cy"]  # the platform's languages (``diversion.language``)
+
+
 class ForceOut(Answer):
     slug: str
     name: str
@@ -33,6 +36,8 @@ class ProviderCourseOut(Answer):
     slug: str
     title: str
     sessions: int
+    title_cy: str | None = Field(description="The course's title in Welsh, for a course offered in Welsh; "
+                                             "else null.")
 
 
 class PersonContactOut(Answer):
@@ -58,6 +63,9 @@ class ProviderReferralOut(Answer):
     sessions_attended: int
     person: PersonContactOut | None = Field(
         description="The person's name and contact details; null only if they cannot be read.")
+    language: Language | None = Field(
+        description="The language the person prefers to be spoken to in: `en` (English) or `cy` (Welsh), "
+                    "asked by a force that works in Welsh; null where the force did not ask.")
     created_at: Moment
     updated_at: Moment
     transitions: list[TransitionOut]

@@ -159,6 +159,7 @@ class ReferralView:
     identity: Identity
     contact: Contact
     sessions: list[BookedSession]
+    language: str | None = None  # the language the person prefers, where their force asked
 
 
 def view_referral(provider: Provider, referral: Referral, *, actor: User) -> ReferralView:
@@ -177,7 +178,7 @@ def view_referral(provider: Provider, referral: Referral, *, actor: User) -> Ref
                object_type="referral", object_id=referral.id,
                details={"provider": provider.slug, "contact_details_shown": True}, lasting=True)
     return ReferralView(referral, tenant, open_identity(person.identity_sealed), open_contact(person.contact_sealed),
-                        sessions)
+                        sessions, person.language)
 
 
 def accept(referral: Referral, *, actor: User, reason: str = "") -> None:
@@ -252,6 +253,7 @@ class ProviderReferral:
     transitions: tuple[Transition, ...]
     sessions: tuple[BookedSession, ...]
     reference: str = ""  # the case's reference in its force (e.g. WM-2026-004217)
+    language: str | None = None  # the language the person prefers ("en", "cy"), where their force asked
 
 
 def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = None, limit: int | None = None,
@@ -312,7 +314,8 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
                 forces[referral.tenant_id], referral, courses[referral.offering_id], int(entry.position),
                 *_personal(people[referral.person_id]),
                 tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)),
-                tuple(sessions.get(referral.id, ())), references.get(referral.encounter_id, "")))
+                tuple(sessions.get(referral.id, ())), references.get(referral.encounter_id, ""),
+                people[referral.person_id].language))
         return found
 
 

@@ -1,0 +1,103 @@
+"""A force that works in Welsh asks each person's language at intake; the provider reads it, and a
+person who prefers Welsh is offered the courses given in Welsh first. A force that works in English
+alone never asks."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import Role, User
+from diversion.cases.models import Person
+from diversion.catalogue.models import Course, Offering
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
+from tests.cases.test_pages import INTAKE, TODAY, _form
+from tests.conftest import World, csrf_token, sign_in
+
+# An adult dealt with after arrest in North Wales, for an offence suitable out of court.
+NORTH_WALES = {**INTAKE, "offence": "possession", "substances": ["cannabis"], "drug_class": "B",
+               "personal_use": "yes", "user_dealer": "no", "on_bail": "no",
+               "suitable_for_out_of_court_disposal": "yes"}
+
+
+def _north_wales(app: Flask, world: World) -> int:
+    """West Midlands' officer serves North Wales too; North Wales' id."""
+    with app.app_context():
+        tenant = db.session.scalar(select(Tenant).where(Tenant.slug == "north-wales"))
+        assert tenant is not None
+        with scoped(tenant.id):
+            accounts.add_membership(tenant, db.session.get(User, world.users["a_officer"].id), Role.OFFICER,
+                                    actor=SYSTEM)
+        db.session.commit()
+        return tenant.id
+
+
+def _language_of(app: Flask, tenant_id: int) -> list[str | None]:
+    with app.app_context(), scoped(tenant_id):
+        return list(db.session.scalars(select(Person.language)))
+
+
+def test_north_wales_asks_the_persons_language_and_keeps_it(app: Flask, client: FlaskClient, world: World) -> None:
+    tenant_id = _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    intake = client.get("/north-wales/encounters/new").text
+    assert "Which language does the person prefer to be spoken to in?" in intake
+    unanswered = _form(client, "/north-wales/encounters/new", NORTH_WALES)
+    assert unanswered.status_code == 400
+    assert "Select the language the person prefers" in unanswered.text
+    assert _language_of(app, tenant_id) == []  # nothing recorded
+    recorded = _form(client, "/north-wales/encounters/new", {**NORTH_WALES, "language": "cy"})
+    assert recorded.status_code == 302
+    assert _language_of(app, tenant_id) == ["cy"]
+    decision = client.get(recorded.headers["Location"]).text
+    offering = re.search(r'name="offering" type="radio" value="([^"]+)"', decision).group(1)
+    referred = client.post(recorded.headers["Location"] + "/referrals",
+                           data={"offering": offering, "csrf_token": csrf_token(decision)})
+    case = client.get(referred.headers["Location"]).text
+    assert re.search(r'data-testid="person-language">Cymraeg<', case)
+
+
+def test_a_force_that_works_in_english_alone_does_not_ask(app: Flask, client: FlaskClient, world: World) -> None:
+    sign_in(client, world.email("b_officer"))
+    assert "Which language does the person prefer" not in client.get("/durham/encounters/new").text
+    recorded = _form(client, "/durham/encounters/new", {**INTAKE, "language": "cy"})  # sent anyway: ignored
+    assert recorded.status_code == 302
+    assert _language_of(app, world.b.id) == [None]
+
+
+def test_a_person_who_prefers_welsh_sees_the_courses_given_in_welsh_first(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    tenant_id = _north_wales(app, world)
+    with app.app_context():
+        welsh = db.session.scalar(select(Course).where(Course.slug == "checkpoint-cymru-course"))
+        assert welsh is not None
+        english = Course(slug="evening-course", provider_id=welsh.provider_id, title="Evening course in English",
+                         kinds=["deferred_prosecution"], format="group", sessions=2, delivery=["in_person"],
+                         languages=["en"], areas=["north-wales"])
+        db.session.add(english)
+        db.session.flush()
+        with scoped(tenant_id):
+            # Offered before the Welsh course, so first for anyone who has not asked for Welsh.
+            db.session.add(Offering(tenant_id=tenant_id, course_id=english.id, pathway="checkpoint-cymru",
+                                    created_at=datetime.now(UTC) - timedelta(days=3650)))
+            db.session.commit()
+    sign_in(client, world.email("a_officer"))
+
+    def courses(language: str) -> list[str]:
+        recorded = _form(client, "/north-wales/encounters/new", {**NORTH_WALES, "language": language,
+                                                                   "given_name": f"Rhys {language}"})
+        decision = client.get(recorded.headers["Location"]).text
+        labels = re.findall(r'for="offering[^"]*">\s*([^<]+?)\s*</label>', decision)
+        return [label.split(" (")[0] for label in labels]
+
+    assert courses("cy") == ["Checkpoint Cymru education course", "Evening course in English"]
+    assert courses("en") == ["Evening course in English", "Checkpoint Cymru education course"]
+    assert TODAY  # the intake is dated today
