@@ -11,6 +11,7 @@ from pathlib import Path
 from babel.messages.pofile import read_po
 
 from diversion.config import REPO_ROOT
+from diversion.words import COUNTED
 
 TRANSLATIONS = REPO_ROOT / "platform" / "diversion" / "translations"
 WELSH = TRANSLATIONS / "cy" / "LC_MESSAGES" / "messages.po"
@@ -53,13 +54,36 @@ def test_every_string_has_welsh() -> None:
     for message in catalogue:
         if not message.id:
             continue
-        english, welsh = str(message.id), str(message.string or "")
-        if not welsh.strip():
+        # A count has its English in two forms and its Welsh in six (zero, one, two, few, many, other).
+        englishes = tuple(message.id) if isinstance(message.id, tuple | list) else (message.id,)
+        welshes = tuple(message.string) if isinstance(message.string, tuple | list) else (message.string,)
+        english = str(englishes[0])
+        if not all(str(welsh or "").strip() for welsh in welshes):
             problems.append(f"no Welsh: {english!r}")
         elif message.fuzzy:
             problems.append(f"fuzzy: {english!r}")
-        elif welsh == english and english not in same:
+        elif all(welsh in englishes for welsh in welshes) and english not in same:
             problems.append(f"the English unchanged: {english!r}")
-        elif sorted(PLACEHOLDER.findall(welsh)) != sorted(PLACEHOLDER.findall(english)):
+        elif any(sorted(PLACEHOLDER.findall(welsh)) != sorted(PLACEHOLDER.findall(english)) for welsh in welshes):
             problems.append(f"placeholders differ: {english!r}")
     assert problems == []
+
+
+def test_a_count_has_every_welsh_form() -> None:
+    with WELSH.open("rb") as po:
+        catalogue = read_po(po)
+    assert catalogue.num_plurals == 6
+    counts = [message for message in catalogue if message.pluralizable]
+    assert counts, "no count is marked for translation"
+    assert [m.id for m in counts if len(m.string) != catalogue.num_plurals] == []
+
+
+def test_every_noun_counted_on_a_page_is_counted_in_welsh() -> None:
+    """Each ``counted('noun')`` in the templates and the code has its plural message."""
+    used = set()
+    noun = re.compile(r"(?:counted|capped|total_text)\((?:[^,()]+, )?['\"]([a-z ]+)['\"]")
+    for path in (REPO_ROOT / "platform" / "diversion").rglob("*"):
+        if path.suffix in {".html", ".py"}:
+            used |= set(noun.findall(path.read_text()))
+    assert used, "no counted noun found: the pattern is out of date"
+    assert used - set(COUNTED) == set()

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from diversion.billing.months import money, month_label
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
-from diversion.db import LONDON, enforce_sqlite_foreign_keys, ping_when_idle
+from diversion.db import enforce_sqlite_foreign_keys, ping_when_idle
 from diversion.eligibility.fields import describe_fact, fact_label
 from diversion.eligibility.models import Outcome
 from diversion.errors import AccessRefused, AddressRefused
@@ -23,7 +23,7 @@ from diversion.extensions import db as database  # `diversion.db` stays the modu
 from diversion.forms import error_summary
 from diversion.listing import capped_text
 from diversion.web import IdConverter, refuse_control_characters_in_url
-from diversion.words import article, counted
+from diversion.words import article, counted, day, moment
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
@@ -69,7 +69,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Times are stored in UTC and shown in Europe/London.
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["month_label"] = month_label
-    app.jinja_env.filters["london"] = lambda moment: moment.astimezone(LONDON).strftime("%d %B %Y %H:%M")
+    app.jinja_env.filters["london"] = moment
+    app.jinja_env.filters["day"] = day
     # Counts, articles, facts and outcomes in words, from one place each.
     app.jinja_env.filters["counted"] = counted
     app.jinja_env.filters["capped"] = capped_text

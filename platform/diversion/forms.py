@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_babel import gettext
+from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from govuk_frontend_wtf.main import wtforms_errors as govuk_wtforms_errors
 from govuk_frontend_wtf.wtforms_widgets import GovDateInput
+from markupsafe import escape
 from wtforms import DateField, Field, TextAreaField
 from wtforms.utils import unset_value
 from wtforms.validators import Length, ValidationError
@@ -25,10 +27,28 @@ from diversion.inputs import text_problem
 DATE_PARTS = 3  # day, month, year
 
 
+class LazyText(LazyString):
+    """A message translated when a page reads it, written by the page as text: escaped.
+    Flask-Babel's own lazy string hands itself to Jinja as markup, so a label such as
+    "Enter the person's name" would be written unescaped."""
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
+
+
+def lazy_gettext(string: str, **variables: Any) -> LazyText:
+    """Flask-Babel's ``lazy_gettext``, escaped where a page writes it (``LazyText``): what
+    every form's labels, hints and messages are marked with (as ``_l``)."""
+    return LazyText(gettext, string, **variables)
+
+
+_l = lazy_gettext
+
+
 def _subject(field: Field) -> str:
     """How a message names the field: its label, unless the label is a question."""
     label = str(field.label.text)
-    return "The answer" if label.rstrip().endswith("?") else re.sub(r"\s*\([^)]*\)$", "", label)
+    return gettext("The answer") if label.rstrip().endswith("?") else re.sub(r"\s*\([^)]*\)$", "", label)
 
 
 def _text_problem(field: Field) -> str | None:
@@ -41,7 +61,9 @@ def _text_problem(field: Field) -> str | None:
 class Form(FlaskForm):
     """A form whose fields refuse control characters (line breaks and tabs
     too, except in a text area). That refusal is the field's one error: it
-    says more than whatever else the value fails."""
+    says more than whatever else the value fails. Its errors are plain text
+    once validated: a message translated lazily (``_l``) would otherwise reach
+    the page as markup, unescaped."""
 
     def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         valid = bool(super().validate(extra_validators))
@@ -49,6 +71,8 @@ class Form(FlaskForm):
             if problem := _text_problem(field):
                 field.errors = [problem]
                 valid = False
+            elif isinstance(field.errors, list):
+                field.errors = [str(error) for error in field.errors]
         return valid
 
 
@@ -61,7 +85,29 @@ class Longest(Length):
 
     def __call__(self, form: FlaskForm, field: Field) -> None:
         if len(field.data or "") > self.max:
-            raise ValidationError(self.message or f"{_subject(field)} must be {self.max:,} characters or fewer")
+            raise ValidationError(self.message or gettext("%(field)s must be %(count)s characters or fewer",
+                                                          field=_subject(field), count=f"{self.max:,}"))
+
+
+class DateInput(GovDateInput):
+    """GOV.UK's day, month and year inputs, their labels in the reader's language."""
+
+    def map_gov_params(self, field: Field, **kwargs: Any) -> dict[str, Any]:
+        params: dict[str, Any] = super().map_gov_params(field, **kwargs)
+        for item, label in zip(params["items"], (gettext("Day"), gettext("Month"), gettext("Year")), strict=True):
+            item["label"] = label
+        return params
+
+
+# What a date left part-empty lacks, said whole, as Welsh needs it.
+_LACKING = {
+    ("day",): _l("%(date)s must include a day"),
+    ("month",): _l("%(date)s must include a month"),
+    ("year",): _l("%(date)s must include a year"),
+    ("day", "month"): _l("%(date)s must include a day and a month"),
+    ("day", "year"): _l("%(date)s must include a day and a year"),
+    ("month", "year"): _l("%(date)s must include a month and a year"),
+}
 
 
 class GovDateField(DateField):
@@ -77,7 +123,7 @@ class GovDateField(DateField):
     whether one is needed.
     """
 
-    widget = GovDateInput()
+    widget = DateInput()
 
     def __init__(self, label: str | None = None, validators: Any = None, *, called: str | None = None,
                  **kwargs: Any) -> None:
@@ -86,7 +132,8 @@ class GovDateField(DateField):
 
     def _named(self) -> str:
         if self.date_name:
-            return self.date_name[:1].upper() + self.date_name[1:]
+            name = str(self.date_name)
+            return name[:1].upper() + name[1:]
         return _subject(self)
 
     def process_formdata(self, valuelist: list[Any]) -> None:
@@ -94,15 +141,15 @@ class GovDateField(DateField):
         if not any(parts):
             self.data = None
             return
-        empty = [name for name, part in zip(("day", "month", "year"), parts, strict=False) if not part]
+        empty = tuple(name for name, part in zip(("day", "month", "year"), parts, strict=False) if not part)
         if empty:
             self.data = None
-            raise ValueError(f"{self._named()} must include a {' and a '.join(empty)}")
+            raise ValueError(str(_LACKING[empty]) % {"date": self._named()})
         try:
             super().process_formdata(parts)
         except ValueError:
             self.data = None
-            raise ValueError(f"{self._named()} must be a real date") from None
+            raise ValueError(gettext("%(date)s must be a real date", date=self._named())) from None
 
     def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
         super().process(formdata, data, extra_filters)
@@ -112,7 +159,7 @@ class GovDateField(DateField):
         elif len(raw) != DATE_PARTS:
             self.raw_data = [*raw[:DATE_PARTS], *[""] * (DATE_PARTS - len(raw))]
             self.data = None
-            self.process_errors = [f"{self._named()} must include a day, a month and a year"]
+            self.process_errors = [gettext("%(date)s must include a day, a month and a year", date=self._named())]
 
 
 def error_summary(form: FlaskForm, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

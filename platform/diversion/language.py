@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale
 from flask_login import current_user, user_logged_in
 
@@ -40,7 +40,10 @@ babel = Babel()
 
 def chosen_language() -> str:
     """The reader's language: the one asked for now, else the one this browser chose, else the
-    one their account remembers, else the best their browser asks for; English when none applies."""
+    one their account remembers, else the best their browser asks for; English when none applies,
+    and outside a request (the command line, jobs)."""
+    if not has_request_context():
+        return ENGLISH
     reader = _reader()
     for choice in (g.get("language_asked"), request.cookies.get(COOKIE), reader.language if reader else None):
         if choice in LANGUAGES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import Pagination, SelectPagination
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import lazyload
@@ -88,7 +89,7 @@ def capped_text(total: int, noun: str | None = None) -> str:
     """"1 case", "2,417 cases", "More than 10,000 cases" (or "2,417", "More than 10,000" without a noun):
     a total counted by ``count_to_cap``, in words."""
     if total > COUNT_CAP:
-        return f"More than {counted(COUNT_CAP, noun) if noun else f'{COUNT_CAP:,}'}"
+        return str(_("More than %(count)s", count=counted(COUNT_CAP, noun) if noun else format(COUNT_CAP, ",")))
     return counted(total, noun) if noun else f"{total:,}"
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import abort, flash, request
+from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 from wtforms import Field
@@ -41,7 +42,8 @@ def refuse_control_characters_in_url(_endpoint: str | None, _values: dict[str, A
     for name, value in request.args.items(multi=True):
         if text_problem(name) is not None or text_problem(value) is not None:
             shown = printable(name.strip())[:40] or "?"
-            raise AddressRefused(shown, f"The address's “{shown}” value cannot contain control characters.")
+            raise AddressRefused(shown, _("The address's “%(name)s” value cannot contain control characters.",
+                                          name=shown))
 
 
 def change_or_flash(change: Callable[[], object], done: str) -> bool:

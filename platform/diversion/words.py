@@ -3,9 +3,22 @@
 Templates use the ``counted`` filter (``{{ n | counted('encounter') }}``) and
 ``article`` (``{{ role | article }}``); Python code (flash messages, captions
 built in views) calls the functions.
+
+A count is said in the reader's language: each noun counted on a page has its line in
+``COUNTED``, a plural message of the catalogue, whose Welsh has the six forms Welsh counts
+in. Outside a request (the command line) the English is used.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+
+from babel.dates import format_date, format_datetime
+from flask import has_request_context
+from flask_babel import get_locale, ngettext
+
+from diversion.db import LONDON
 
 # Plurals that do not follow the rules below.
 IRREGULAR = {
@@ -33,11 +46,43 @@ def plural(noun: str) -> str:
     return f"{head} {word}" if head else word
 
 
-def counted(number: int, noun: str, many: str | None = None) -> str:
-    """``number`` with ``noun`` agreeing: "1 encounter", "2 encounters", "1,200 people".
+# Every noun a page counts, in the reader's language (each a literal message, for extraction).
+# A noun missing here is counted in English.
+COUNTED: dict[str, Callable[[int], str]] = {
+    "account": lambda n: ngettext("%(count)s account", "%(count)s accounts", n, count=f"{n:,}"),
+    "case": lambda n: ngettext("%(count)s case", "%(count)s cases", n, count=f"{n:,}"),
+    "change": lambda n: ngettext("%(count)s change", "%(count)s changes", n, count=f"{n:,}"),
+    "contract": lambda n: ngettext("%(count)s contract", "%(count)s contracts", n, count=f"{n:,}"),
+    "course": lambda n: ngettext("%(count)s course", "%(count)s courses", n, count=f"{n:,}"),
+    "day": lambda n: ngettext("%(count)s day", "%(count)s days", n, count=f"{n:,}"),
+    "decision": lambda n: ngettext("%(count)s decision", "%(count)s decisions", n, count=f"{n:,}"),
+    "encounter": lambda n: ngettext("%(count)s encounter", "%(count)s encounters", n, count=f"{n:,}"),
+    "event": lambda n: ngettext("%(count)s event", "%(count)s events", n, count=f"{n:,}"),
+    "force": lambda n: ngettext("%(count)s force", "%(count)s forces", n, count=f"{n:,}"),
+    "invitation": lambda n: ngettext("%(count)s invitation", "%(count)s invitations", n, count=f"{n:,}"),
+    "invoice": lambda n: ngettext("%(count)s invoice", "%(count)s invoices", n, count=f"{n:,}"),
+    "ledger row": lambda n: ngettext("%(count)s ledger row", "%(count)s ledger rows", n, count=f"{n:,}"),
+    "line": lambda n: ngettext("%(count)s line", "%(count)s lines", n, count=f"{n:,}"),
+    "mismatch": lambda n: ngettext("%(count)s mismatch", "%(count)s mismatches", n, count=f"{n:,}"),
+    "offering": lambda n: ngettext("%(count)s offering", "%(count)s offerings", n, count=f"{n:,}"),
+    "past decision": lambda n: ngettext("%(count)s past decision", "%(count)s past decisions", n, count=f"{n:,}"),
+    "person": lambda n: ngettext("%(count)s person", "%(count)s people", n, count=f"{n:,}"),
+    "referral": lambda n: ngettext("%(count)s referral", "%(count)s referrals", n, count=f"{n:,}"),
+    "session": lambda n: ngettext("%(count)s session", "%(count)s sessions", n, count=f"{n:,}"),
+    "statement": lambda n: ngettext("%(count)s statement", "%(count)s statements", n, count=f"{n:,}"),
+    "test case": lambda n: ngettext("%(count)s test case", "%(count)s test cases", n, count=f"{n:,}"),
+    "token": lambda n: ngettext("%(count)s token", "%(count)s tokens", n, count=f"{n:,}"),
+}
 
-    ``many`` gives the plural where ``plural`` would get it wrong.
+
+def counted(number: int, noun: str, many: str | None = None) -> str:
+    """``number`` with ``noun`` agreeing, in the reader's language: "1 encounter", "2 encounters",
+    "1,200 people".
+
+    ``many`` gives the English plural where ``plural`` would get it wrong.
     """
+    if noun in COUNTED:
+        return COUNTED[noun](number)
     return f"{number:,} {noun if number == 1 else many or plural(noun)}"
 
 
@@ -49,3 +94,24 @@ def article(word: str) -> str:
     if lower.startswith(A_NOT_AN):
         return f"a {word}"
     return f"{'an' if lower[:1] in tuple('aeiou') else 'a'} {word}"
+
+
+def _locale() -> str:
+    """The reader's language; English outside a request (the command line)."""
+    return str(get_locale() or "en") if has_request_context() else "en"
+
+
+def day(value: date, *, padded: bool = True) -> str:
+    """A date for people, in the reader's language: "03 December 2026", "03 Rhagfyr 2026"
+    ("3 December 2026" when not ``padded``)."""
+    return format_date(value, "dd MMMM y" if padded else "d MMMM y", locale=_locale())
+
+
+def month(value: date) -> str:
+    """A month for people, in the reader's language: "November 2026", "Tachwedd 2026"."""
+    return format_date(value, "LLLL y", locale=_locale())
+
+
+def moment(value: datetime) -> str:
+    """A moment for people, in London's time and the reader's language: "03 December 2026 14:05"."""
+    return format_datetime(value, "dd MMMM y HH:mm", tzinfo=LONDON, locale=_locale())

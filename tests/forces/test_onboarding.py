@@ -518,7 +518,7 @@ def test_a_force_is_set_up_page_by_page(app: Flask, admin_client: FlaskClient, w
     # The policy: nothing chosen, then Durham's.
     policy_url = "/admin/forces/cleveland/setup/policy"
     page = admin_client.get(policy_url)
-    assert "A copy of Durham Constabulary&#39;s policy" in page.text
+    assert "A copy of Durham Constabulary's policy" in page.text
     refused = submit(admin_client, policy_url, {})
     assert refused.status_code == 400
     assert error_links(refused.text) == ["#template"]

@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from diversion import LONDON
 from diversion.accounts.models import ProviderMembership
 from diversion.cases.models import Attendance, BookedSession, Referral, State, Transition
+from diversion.db import LONDON
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import LazyString
-from flask_babel import lazy_gettext as _l
 from govuk_frontend_wtf.wtforms_widgets import (
     GovPasswordInput,
     GovRadioInput,
@@ -18,6 +17,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from diversion.accounts.models import FORCE_ROLES, ProviderRole
 from diversion.accounts.services import MIN_PASSWORD_LENGTH
 from diversion.forms import Form, Longest
+from diversion.forms import lazy_gettext as _l
 
 MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
 
@@ -44,53 +44,54 @@ class SignInForm(Form):
 def force_role_field() -> RadioField:
     """The choice of one force role, as adding a member and changing a role ask it."""
     return RadioField(
-        "Role",
+        _l("Role"),
         widget=GovRadioInput(),
         choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
-        validators=[InputRequired(message="Choose a role")],
+        validators=[InputRequired(message=_l("Choose a role"))],
     )
 
 
 class AddMemberForm(Form):
     """A platform admin gives a person (an account, or a new one) a role in a force."""
 
-    force = SelectField("Force", widget=GovSelect(), validators=[InputRequired(message="Choose the force")])
-    email = email_field("Enter the person's email address")
+    force = SelectField(_l("Force"), widget=GovSelect(), validators=[InputRequired(message=_l("Choose the force"))])
+    email = email_field(_l("Enter the person's email address"))
     name = StringField(
-        "Full name",
+        _l("Full name"),
         widget=GovTextInput(),
-        description="Needed only for someone who has no account yet.",
+        description=_l("Needed only for someone who has no account yet."),
         validators=[Optional(), Longest(200)],
     )
     password = PasswordField(
-        "Initial password",
+        _l("Initial password"),
         widget=GovPasswordInput(),
-        description=f"Only for a new account: at least {MIN_PASSWORD_LENGTH} characters. "
-        "Share it with them securely.",
+        description=_l("Only for a new account: at least %(num)s characters. Share it with them securely.",
+                       num=MIN_PASSWORD_LENGTH),
         validators=[Optional(), Longest(1024)],
     )
     role = force_role_field()
-    submit = SubmitField("Add to the force", widget=GovSubmitInput())
+    submit = SubmitField(_l("Add to the force"), widget=GovSubmitInput())
 
 
 class ChangeRoleForm(Form):
     role = force_role_field()
-    submit = SubmitField("Save the role", widget=GovSubmitInput())
+    submit = SubmitField(_l("Save the role"), widget=GovSubmitInput())
 
 
 class ConfirmForm(Form):
     """An empty form: a POST button carrying the CSRF token."""
 
 
-def token_name_field(example: str) -> StringField:
+def token_name_field(example: str | LazyString) -> StringField:
     """A token's name, as a force's or a provider's token form asks for it."""
     return StringField(
-        "Name",
+        _l("Name"),
         widget=GovTextInput(),
-        description=f"Which system will use it, so that you can tell tokens apart, e.g. “{example}”.",
-        validators=[InputRequired(message="Enter a name for the token"),
+        description=_l("Which system will use it, so that you can tell tokens apart, e.g. “%(example)s”.",
+                       example=example),
+        validators=[InputRequired(message=_l("Enter a name for the token")),
                     Length(max=MAX_TOKEN_NAME_LENGTH,
-                           message=f"The name must be {MAX_TOKEN_NAME_LENGTH} characters or fewer")],
+                           message=_l("The name must be %(num)s characters or fewer", num=MAX_TOKEN_NAME_LENGTH))],
     )
 
 
@@ -98,10 +99,10 @@ def token_name_field(example: str) -> StringField:
 
 def _invitee_fields() -> tuple[StringField, EmailField]:
     name = StringField(
-        "Full name", widget=GovTextInput(),
-        validators=[InputRequired(message="Enter the person's name"),
-                    Length(max=200, message="The name must be 200 characters or fewer")])
-    return name, email_field("Enter the person's email address")
+        _l("Full name"), widget=GovTextInput(),
+        validators=[InputRequired(message=_l("Enter the person's name")),
+                    Length(max=200, message=_l("The name must be %(num)s characters or fewer", num=200))])
+    return name, email_field(_l("Enter the person's email address"))
 
 
 class InviteForm(Form):
@@ -109,7 +110,7 @@ class InviteForm(Form):
 
     name, email = _invitee_fields()
     role = force_role_field()
-    submit = SubmitField("Send the invitation", widget=GovSubmitInput())
+    submit = SubmitField(_l("Send the invitation"), widget=GovSubmitInput())
 
 
 class ProviderInviteForm(Form):
@@ -117,46 +118,46 @@ class ProviderInviteForm(Form):
 
     name, email = _invitee_fields()
     role = RadioField(
-        "Role", widget=GovRadioInput(),
-        choices=[SelectChoice(ProviderRole.STAFF.value, "Staff: works the provider's referrals"),
-                 SelectChoice(ProviderRole.ADMIN.value, "Admin: also manages its people, API tokens and webhook")],
-        validators=[InputRequired(message="Choose a role")])
-    submit = SubmitField("Send the invitation", widget=GovSubmitInput())
+        _l("Role"), widget=GovRadioInput(),
+        choices=[SelectChoice(ProviderRole.STAFF.value, _l("Staff: works the provider's referrals")),
+                 SelectChoice(ProviderRole.ADMIN.value, _l("Admin: also manages its people, API tokens and webhook"))],
+        validators=[InputRequired(message=_l("Choose a role"))])
+    submit = SubmitField(_l("Send the invitation"), widget=GovSubmitInput())
 
 
 class ProviderRoleForm(Form):
     role = RadioField(
-        "Role", widget=GovRadioInput(),
+        _l("Role"), widget=GovRadioInput(),
         choices=[SelectChoice(role.value, role.label) for role in ProviderRole],
-        validators=[InputRequired(message="Choose a role")])
-    submit = SubmitField("Save the role", widget=GovSubmitInput())
+        validators=[InputRequired(message=_l("Choose a role"))])
+    submit = SubmitField(_l("Save the role"), widget=GovSubmitInput())
 
 
 class FirstAdminForm(Form):
     """A platform admin invites the admin of a force or a provider."""
 
-    organisation = SelectField("Force or provider", widget=GovSelect(), validate_choice=False,
-                               validators=[InputRequired(message="Choose the force or provider")])
+    organisation = SelectField(_l("Force or provider"), widget=GovSelect(), validate_choice=False,
+                               validators=[InputRequired(message=_l("Choose the force or provider"))])
     name, email = _invitee_fields()
-    submit = SubmitField("Send the invitation", widget=GovSubmitInput())
+    submit = SubmitField(_l("Send the invitation"), widget=GovSubmitInput())
 
 
 class NewAccountForm(Form):
     """Accepting an invitation with a new account: the person's name and a password."""
 
     name = StringField(
-        "Your full name", widget=GovTextInput(),
-        validators=[InputRequired(message="Enter your full name"),
-                    Length(max=200, message="Your name must be 200 characters or fewer")])
+        _l("Your full name"), widget=GovTextInput(),
+        validators=[InputRequired(message=_l("Enter your full name")),
+                    Length(max=200, message=_l("Your name must be %(num)s characters or fewer", num=200))])
     password = PasswordField(
-        "Create a password", widget=GovPasswordInput(),
-        description=f"At least {MIN_PASSWORD_LENGTH} characters. A few unrelated words make a good one.",
-        validators=[InputRequired(message="Create a password"),
+        _l("Create a password"), widget=GovPasswordInput(),
+        description=_l("At least %(num)s characters. A few unrelated words make a good one.", num=MIN_PASSWORD_LENGTH),
+        validators=[InputRequired(message=_l("Create a password")),
                     Length(min=MIN_PASSWORD_LENGTH,
-                           message=f"The password must be at least {MIN_PASSWORD_LENGTH} characters"),
-                    Length(max=1024, message="The password must be 1024 characters or fewer")])
+                           message=_l("The password must be at least %(num)s characters", num=MIN_PASSWORD_LENGTH)),
+                    Length(max=1024, message=_l("The password must be %(num)s characters or fewer", num=1024))])
     confirm = PasswordField(
-        "Type the password again", widget=GovPasswordInput(),
-        validators=[InputRequired(message="Type the password again"),
-                    EqualTo("password", message="The two passwords must be the same")])
-    submit = SubmitField("Create my account and accept", widget=GovSubmitInput())
+        _l("Type the password again"), widget=GovPasswordInput(),
+        validators=[InputRequired(message=_l("Type the password again")),
+                    EqualTo("password", message=_l("The two passwords must be the same"))])
+    submit = SubmitField(_l("Create my account and accept"), widget=GovSubmitInput())

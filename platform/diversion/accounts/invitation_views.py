@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
@@ -42,19 +43,19 @@ def _closed(title: str, message: str, status: int) -> tuple[str, int]:
 def _unusable(invitation: Invitation | None) -> tuple[str, int] | Response | None:
     """The page for a link that cannot be taken up (None: it can)."""
     if invitation is None:
-        return _closed("This invitation link does not work",
-                       "Check that you copied the whole link from the email or message. An invitation that has "
-                       "been withdrawn, or replaced by a newer one, no longer works: ask whoever invited you.", 404)
+        return _closed(_("This invitation link does not work"),
+                       _("Check that you copied the whole link from the email or message. An invitation that has "
+                         "been withdrawn, or replaced by a newer one, no longer works: ask whoever invited you."), 404)
     if invitation.used_at is not None:
         if current_user.is_authenticated and current_user.id == invitation.used_by_id:
             return None  # they accepted already: send them on
-        return _closed("This invitation has already been used",
-                       "Each invitation link works once. If it was you who accepted it, sign in with your "
-                       "account. If not, tell whoever invited you at once.", 410)
+        return _closed(_("This invitation has already been used"),
+                       _("Each invitation link works once. If it was you who accepted it, sign in with your "
+                         "account. If not, tell whoever invited you at once."), 410)
     if invitation.expired:
-        return _closed("This invitation has expired",
-                       f"Invitation links work for {invitations.INVITATION_DAYS} days. "
-                       "Ask whoever invited you to send a new one.", 410)
+        return _closed(_("This invitation has expired"),
+                       _("Invitation links work for %(num)s days. Ask whoever invited you to send a new one.",
+                         num=invitations.INVITATION_DAYS), 410)
     return None
 
 
@@ -84,7 +85,7 @@ def _as_signed_in(invitation: Invitation, context: dict[str, Any], take_up: Call
     form = ConfirmForm()
     me = current_user._get_current_object()
     if form.validate_on_submit() and change_on_form(form, lambda: take_up(invitation, me) or True):
-        flash(f"You have joined {context['organisation']}.", "success")
+        flash(_("You have joined %(organisation)s.", organisation=context["organisation"]), "success")
         return redirect(destination())
     return render_template("accounts/invitation.html", state="confirm", form=form, **context)
 
@@ -99,7 +100,8 @@ def _with_new_account(invitation: Invitation, context: dict[str, Any], take_up: 
             session.clear()  # a fresh session for the new account: nothing planted before it survives
             login_user(user)
             services.record_sign_in(user)
-            flash(f"Your account is ready and you have joined {context['organisation']}.", "success")
+            flash(_("Your account is ready and you have joined %(organisation)s.",
+                    organisation=context["organisation"]), "success")
             return redirect(destination())
     page = render_template("accounts/invitation.html", state="new_account", form=form, **context)
     return (page, 400) if form.errors else page

@@ -27,7 +27,10 @@ from email.utils import formataddr, make_msgid
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
+from babel.dates import format_date, format_time
 from flask import current_app
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from diversion.accounts.access import SYSTEM
 from diversion.audit.services import record
@@ -48,17 +51,21 @@ def _message_text(invitation: Invitation, *, link: str, organisation: str) -> st
     from diversion.accounts.models import ProviderRole
 
     if isinstance(invitation.role, ProviderRole):
-        role = "an admin" if invitation.role is ProviderRole.ADMIN else "a member of staff"
+        role = _("an admin") if invitation.role is ProviderRole.ADMIN else _("a member of staff")
     else:
         role = invitation.role.with_article
     until = invitation.expires_at.astimezone(LONDON)
-    return (
-        f"Hello {invitation.name},\n\n"
-        f"You are invited to join {organisation} on diversion as {role}.\n\n"
-        f"To accept, open this link:\n\n{link}\n\n"
-        f"The link works once, until {until:%d %B %Y at %H:%M} (UK time). Do not pass it on: "
-        "whoever opens it can take up the invitation.\n\n"
-        "If you were not expecting this email, you can ignore it.\n"
+    locale = get_locale() or "en"  # the inviter's language: the email is written in their request
+    when = _("%(date)s at %(time)s", date=format_date(until.date(), "dd MMMM y", locale=locale),
+             time=format_time(until.time(), "HH:mm", locale=locale))
+    return str(
+        _("Hello %(name)s,", name=invitation.name) + "\n\n"
+        + _("You are invited to join %(organisation)s on diversion as %(role)s.", organisation=organisation,
+            role=role) + "\n\n"
+        + _("To accept, open this link:") + f"\n\n{link}\n\n"
+        + _("The link works once, until %(until)s (UK time). Do not pass it on: whoever opens it can take up "
+            "the invitation.", until=when) + "\n\n"
+        + _("If you were not expecting this email, you can ignore it.") + "\n"
     )
 
 
@@ -68,7 +75,7 @@ def send_invitation_after_commit(invitation: Invitation, *, link: str, organisat
 
     tenant_id = invitation.tenant_id if isinstance(invitation, ForceInvitation) else None
     content = {"to": invitation.email, "name": invitation.name,
-               "subject": f"You are invited to join {organisation} on diversion",
+               "subject": _("You are invited to join %(organisation)s on diversion", organisation=organisation),
                "text": _message_text(invitation, link=link, organisation=organisation)}
     sealed = data_cipher().encrypt(json.dumps(content).encode()).decode()
     defer_after_commit(MAIL_INVITATION, lock=f"{MAIL_INVITATION}:{invitation.id}", sealed=sealed,

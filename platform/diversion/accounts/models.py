@@ -12,12 +12,12 @@ import enum
 import uuid
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, new_id, utcnow
-from diversion.words import article
 
 
 class Role(enum.StrEnum):
@@ -30,12 +30,12 @@ class Role(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return str(_ROLE_LABELS[self])
 
     @property
     def with_article(self) -> str:
-        """"an officer", "a supervisor": the role in a sentence."""
-        return article(self.label.lower())
+        """"an officer", "a supervisor": the role in a sentence, in the reader's language."""
+        return str(_ROLES_IN_A_SENTENCE[self])
 
 
 class ProviderRole(enum.StrEnum):
@@ -46,9 +46,19 @@ class ProviderRole(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.capitalize()
+        return str(_l("Staff") if self is ProviderRole.STAFF else _l("Admin"))
 
 
+_ROLE_LABELS = {
+    Role.PLATFORM_ADMIN: _l("Platform admin"), Role.FORCE_ADMIN: _l("Force admin"), Role.OFFICER: _l("Officer"),
+    Role.SUPERVISOR: _l("Supervisor"), Role.PROVIDER_STAFF: _l("Provider staff"),
+    Role.NATIONAL_LEAD: _l("National lead"),
+}
+_ROLES_IN_A_SENTENCE = {
+    Role.PLATFORM_ADMIN: _l("a platform admin"), Role.FORCE_ADMIN: _l("a force admin"),
+    Role.OFFICER: _l("an officer"), Role.SUPERVISOR: _l("a supervisor"),
+    Role.PROVIDER_STAFF: _l("a member of provider staff"), Role.NATIONAL_LEAD: _l("a national lead"),
+}
 FORCE_ROLES = (Role.FORCE_ADMIN, Role.OFFICER, Role.SUPERVISOR)
 PLATFORM_ROLES = (Role.PLATFORM_ADMIN, Role.NATIONAL_LEAD)
 

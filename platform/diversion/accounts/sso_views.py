@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
@@ -69,7 +70,7 @@ def _refused(refusal: SignInRefused) -> tuple[str, int]:
     refuse()
     record("auth.sign_in_failed", actor=None, tenant_id=g.tenant.id, lasting=True,
            details={"method": "sso", "reason": refusal.reason})
-    return render_template("errors/error.html", title="You could not be signed in", message=refusal.message,
+    return render_template("errors/error.html", title=_("You could not be signed in"), message=refusal.message,
                            again=url_for("accounts.sign_in")), refusal.status
 
 
@@ -78,8 +79,9 @@ def _closed() -> SignInRefused | None:
     if g.tenant.status is ForceStatus.ACTIVE:
         return None
     if g.tenant.status is ForceStatus.SUSPENDED:
-        return SignInRefused("force_suspended", f"{g.tenant.name}'s pages are closed for now, so no one can sign "
-                                                "in to it. Ask the platform team when they will open again.")
+        return SignInRefused("force_suspended", _("%(force)s's pages are closed for now, so no one can sign "
+                                                  "in to it. Ask the platform team when they will open again.",
+                                                  force=g.tenant.name))
     g.pop("tenant", None)
     set_scope(None)
     raise NotFound
@@ -96,8 +98,9 @@ def start() -> Response | tuple[str, int]:
         return _refused(closed)
     sign_on = sign_on_of(g.tenant)
     if sign_on is None or not sign_on.has_secret:
-        return _refused(SignInRefused("no_sign_on", f"{g.tenant.name} does not sign its people in with an "
-                                                    "account of its own: use your email address and password.",
+        return _refused(SignInRefused("no_sign_on", _("%(force)s does not sign its people in with an "
+                                                      "account of its own: use your email address and password.",
+                                                      force=g.tenant.name),
                                        status=404))
     try:
         metadata = oidc.discover(sign_on.issuer, sign_on_rules())
@@ -114,8 +117,8 @@ def start() -> Response | tuple[str, int]:
 
 
 def _unusable_invitation() -> SignInRefused:
-    return SignInRefused("invitation_unusable", "This invitation has been used, has expired or was withdrawn. "
-                                                "Ask your force's admin for a new one.")
+    return SignInRefused("invitation_unusable", _("This invitation has been used, has expired or was withdrawn. "
+                                                  "Ask your force's admin for a new one."))
 
 
 def _pending_here() -> tuple[oidc.Pending, str | None]:
@@ -124,16 +127,16 @@ def _pending_here() -> tuple[oidc.Pending, str | None]:
     kept = session.pop(PENDING, None)
     given = request.args.get("state", "")
     if not isinstance(kept, dict) or not given:
-        raise SignInRefused("state_missing", "This sign-in was not started here, or has already been used. "
-                                             "Start again from the sign-in page.", status=400)
+        raise SignInRefused("state_missing", _("This sign-in was not started here, or has already been used. "
+                                               "Start again from the sign-in page."), status=400)
     if kept.get("force") != g.tenant.slug:
-        raise SignInRefused("state_other_force", "This sign-in was started for another force. Start again from "
-                                                 "the sign-in page.", status=400)
+        raise SignInRefused("state_other_force", _("This sign-in was started for another force. Start again from "
+                                                   "the sign-in page."), status=400)
     if not hmac.compare_digest(str(kept.get("state", "")), given):
-        raise SignInRefused("state_mismatch", "This sign-in was not started here, or has already been used. "
-                                              "Start again from the sign-in page.", status=400)
+        raise SignInRefused("state_mismatch", _("This sign-in was not started here, or has already been used. "
+                                                "Start again from the sign-in page."), status=400)
     if int(kept.get("at", 0)) + PENDING_SECONDS < time.time():
-        raise SignInRefused("state_expired", "This sign-in took too long. Start again from the sign-in page.")
+        raise SignInRefused("state_expired", _("This sign-in took too long. Start again from the sign-in page."))
     invitation = kept.get("invitation")
     return (oidc.Pending(state=given, nonce=str(kept["nonce"]), code_verifier=str(kept["verifier"])),
             invitation if isinstance(invitation, str) else None)
@@ -163,13 +166,13 @@ def _signing_in() -> tuple[User, ForceSignOn]:
     if (closed := _closed()) is not None:
         raise closed
     if request.args.get("error"):
-        raise SignInRefused("provider_error", "Your force's identity provider did not sign you in. Start again "
-                                              "from the sign-in page.")
+        raise SignInRefused("provider_error", _("Your force's identity provider did not sign you in. Start again "
+                                                "from the sign-in page."))
     code = request.args.get("code", "")
     sign_on = sign_on_of(g.tenant)
     if not code or sign_on is None:
-        raise SignInRefused("no_code", "Your force's identity provider did not finish signing you in. Start "
-                                       "again from the sign-in page.", status=400)
+        raise SignInRefused("no_code", _("Your force's identity provider did not finish signing you in. Start "
+                                         "again from the sign-in page."), status=400)
     rules = sign_on_rules()
     metadata = oidc.discover(sign_on.issuer, rules)
     try:
@@ -210,8 +213,8 @@ def settings() -> Any:
     if form.validate_on_submit():
         saved = change_on_form(form, lambda: configure_sign_on(g.tenant, actor=current_user, **form.settings()))
         if saved is not None:
-            flash("The sign-on settings are saved. The client secret is kept encrypted and will not be shown "
-                  "again.", "success")
+            flash(_("The sign-on settings are saved. The client secret is kept encrypted and will not be shown "
+                    "again."), "success")
             return redirect(url_for(".settings"))
     html = render_template("accounts/sign_on_settings.html", form=form, sign_on=sign_on,
                            callback=_callback_url(), linked=linked_identities(g.tenant) if sign_on else [])

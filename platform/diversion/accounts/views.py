@@ -21,6 +21,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -128,15 +130,17 @@ def sign_in() -> Response | tuple[str, int]:
     if form.validate_on_submit():
         user = services.authenticate(form.email.data or "", form.password.data or "")
         if user is None:  # the failed sign-in's audit row lasts (a lasting record)
-            form.email.errors = ["Enter a correct email address and password"]
+            form.email.errors = [_("Enter a correct email address and password")]
         elif forced := sso.compulsory_forces(user):
             # The password was right: remembered for a while, so that a first
             # sign-in through the force's provider joins that account to this one.
             services.record_password_refused(user, [tenant.slug for tenant in forced])
             session[sso_views.PROVEN] = {"user": user.id, "version": user.session_version, "at": int(time.time())}
-            names = " and ".join(tenant.name for tenant in forced)
-            form.email.errors = [f"{names} {'asks' if len(forced) == 1 else 'ask'} its members to sign in with "
-                                 "the force's own account, not a password: choose the force below"]
+            names = _(" and ").join(tenant.name for tenant in forced)
+            form.email.errors = [ngettext("%(names)s asks its members to sign in with the force's own account, "
+                                          "not a password: choose the force below",
+                                          "%(names)s ask its members to sign in with the force's own account, "
+                                          "not a password: choose the force below", len(forced), names=names)]
             return render_template("accounts/sign_in.html", form=form, forces=forced), 400
         else:
             # A fresh session at sign-in: nothing planted before it survives.
@@ -159,7 +163,7 @@ def sign_out() -> Response:
     services.sign_out(current_user._get_current_object())
     logout_user()
     session.clear()
-    flash("You have signed out.", "success")
+    flash(_("You have signed out."), "success")
     return redirect(url_for("accounts.sign_in"))
 
 
@@ -211,7 +215,7 @@ def withdraw_invitation(invitation_id: uuid.UUID) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: invitations.withdraw_force_invitation(g.tenant, invitation, actor=current_user),
-                    f"The invitation to {invitation.name} is withdrawn: its link no longer works.")
+                    _("The invitation to %(name)s is withdrawn: its link no longer works.", name=invitation.name))
     return redirect(url_for(".index"))
 
 
@@ -224,7 +228,7 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
         role, before, person = Role(form.role.data), membership.role, membership.user.name
         if change_on_form(form, lambda: services.change_role(g.tenant, membership, role, actor=current_user)):
             if role is not before:
-                flash(f"{person} is now {role.with_article}.", "success")
+                flash(_("%(name)s is now %(role)s.", name=person, role=role.with_article), "success")
             return redirect(url_for(".index"))
     html = render_template("accounts/member_role.html", membership=membership, form=form)
     return (html, 400) if form.errors else html
@@ -238,5 +242,5 @@ def remove(membership_id: uuid.UUID) -> Response:
         abort(400)
     person, role = membership.user.name, membership.role.with_article
     change_or_flash(lambda: services.remove_membership(g.tenant, membership, actor=current_user),
-                    f"{person} is no longer {role} in {g.tenant.name}.")
+                    _("%(name)s is no longer %(role)s in %(force)s.", name=person, role=role, force=g.tenant.name))
     return redirect(url_for(".index"))

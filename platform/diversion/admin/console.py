@@ -4,6 +4,7 @@ and reopened) and the platform's audit log."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -46,8 +47,8 @@ def suspend(slug: str) -> str | Response:
     form = ConfirmForm()
     if form.validate_on_submit():
         change_or_flash(lambda: change_status(tenant, ForceStatus.SUSPENDED, actor=current_user),
-                        f"{tenant.name} is suspended: its people's sessions have ended and its pages and "
-                        "API tokens are closed until it is reactivated.")
+                        _("%(force)s is suspended: its people's sessions have ended and its pages and "
+                          "API tokens are closed until it is reactivated.", force=tenant.name))
         return redirect(url_for("admin.index"))
     return render_template("admin/suspend.html", force=tenant, confirm=form)
 
@@ -59,14 +60,14 @@ def reactivate(slug: str) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: change_status(tenant, ForceStatus.ACTIVE, actor=current_user),
-                    f"{tenant.name} is open again: its people can sign in and its API tokens work.")
+                    _("%(force)s is open again: its people can sign in and its API tokens work.", force=tenant.name))
     return redirect(url_for("admin.index"))
 
 
 @bp.route("/audit/")
 @requires_platform_action(Action.READ_PLATFORM_AUDIT)
 def audit() -> str | tuple[str, int]:
-    return audit_page(tenant_id=None, reader=current_user, title="Audit log of the platform",
+    return audit_page(tenant_id=None, reader=current_user, title=_("Audit log of the platform"),
                       endpoint="console.audit", csv_endpoint="console.audit_download", base="base.html")
 
 
@@ -74,5 +75,5 @@ def audit() -> str | tuple[str, int]:
 @requires_platform_action(Action.READ_PLATFORM_AUDIT)
 def audit_download() -> Response | tuple[str, int]:
     return audit_csv(tenant_id=None, reader=current_user, filename="platform-audit.csv",
-                     title="Audit log of the platform", endpoint="console.audit",
+                     title=_("Audit log of the platform"), endpoint="console.audit",
                      csv_endpoint="console.audit_download", base="base.html")

@@ -7,6 +7,7 @@ services check everything again with the force file's own rules
 
 from __future__ import annotations
 
+from flask_babel import LazyString
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
     GovRadioInput,
@@ -23,62 +24,66 @@ from diversion.catalogue.vocabulary import AREAS
 from diversion.files import SLUG_PATTERN
 from diversion.forces.onboarding import ForceDetails
 from diversion.forms import Form
+from diversion.forms import lazy_gettext as _l
 from diversion.tenancy.models import NonCompletionAction
 
-LANGUAGE_LABELS = {"en": "English", "cy": "Welsh (Cymraeg)"}
+LANGUAGE_LABELS = {"en": _l("English"), "cy": _l("Welsh (Cymraeg)")}
 # What a force does when a person does not complete, in plain words.
 ACTION_LABELS = {
-    NonCompletionAction.PROSECUTION: "Prosecution resumes",
-    NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION: "Charge by postal requisition",
-    NonCompletionAction.COURT: "The case goes to court",
-    NonCompletionAction.NO_FURTHER_ACTION: "No further action",
+    NonCompletionAction.PROSECUTION: _l("Prosecution resumes"),
+    NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION: _l("Charge by postal requisition"),
+    NonCompletionAction.COURT: _l("The case goes to court"),
+    NonCompletionAction.NO_FURTHER_ACTION: _l("No further action"),
 }
 
 
-def _text(label: str, missing: str, *, limit: int = 200, hint: str = "") -> StringField:
+def _text(label: LazyString, missing: LazyString, *, limit: int = 200, hint: LazyString | str = "") -> StringField:
     return StringField(label, widget=GovTextInput(), description=hint, validators=[
-        InputRequired(message=missing), Length(max=limit, message=f"{label} must be {limit} characters or fewer")])
+        InputRequired(message=missing),
+        Length(max=limit, message=_l("%(label)s must be %(limit)s characters or fewer", label=label, limit=limit))])
 
 
 class ForceDetailsForm(Form):
     """The first step: who the force is. The address is asked for once (it cannot change)."""
 
-    name = _text("Force name", "Enter the force's name", hint="As people know it, e.g. “Cleveland Police”.")
+    name = _text(_l("Force name"), _l("Enter the force's name"), hint=_l("As people know it, e.g. “Cleveland Police”."))
     slug = StringField(
-        "Address", widget=GovTextInput(),
-        description="The force's pages will be at /address/: lower-case letters, digits and hyphens, "
-                    "e.g. “cleveland”. It cannot change later.",
-        validators=[InputRequired(message="Enter an address"),
-                    Length(max=63, message="The address must be 63 characters or fewer"),
-                    Regexp(SLUG_PATTERN, message="Use lower-case letters, digits and single hyphens only")])
-    scheme_name = _text("Scheme name", "Enter the scheme's name", hint="What the force calls its scheme, "
-                                                                       "e.g. “Checkpoint”.")
+        _l("Address"), widget=GovTextInput(),
+        description=_l("The force's pages will be at /address/: lower-case letters, digits and hyphens, "
+                       "e.g. “cleveland”. It cannot change later."),
+        validators=[InputRequired(message=_l("Enter an address")),
+                    Length(max=63, message=_l("The address must be 63 characters or fewer")),
+                    Regexp(SLUG_PATTERN, message=_l("Use lower-case letters, digits and single hyphens only"))])
+    scheme_name = _text(_l("Scheme name"), _l("Enter the scheme's name"),
+                        hint=_l("What the force calls its scheme, e.g. “Checkpoint”."))
     area = SelectField(
-        "Police force area", widget=GovSelect(),
-        description="The area the force covers: the catalogue's courses that serve it can be offered.",
-        choices=[SelectChoice("", "Choose the force area"),
+        _l("Police force area"), widget=GovSelect(),
+        description=_l("The area the force covers: the catalogue's courses that serve it can be offered."),
+        choices=[SelectChoice("", _l("Choose the force area")),
                  *(SelectChoice(k, v) for k, v in sorted(AREAS.items(), key=lambda item: item[1]))],
-        validators=[InputRequired(message="Choose the force area")])
+        validators=[InputRequired(message=_l("Choose the force area"))])
     languages = SelectMultipleField(
-        "Languages", widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in LANGUAGE_LABELS.items()],
-        validators=[InputRequired(message="Choose at least one language")])
-    completed_code = _text("Code on completion", "Enter the code recorded on completion", limit=40,
-                           hint="The outcome code the force records when a person completes, e.g. “outcome-22”.")
-    completed_label = _text("What the code on completion means", "Enter what the code on completion means",
-                            hint="e.g. “No further action (Outcome 22)”.")
-    not_completed_code = _text("Code on non-completion", "Enter the code recorded on non-completion", limit=40,
-                               hint="The code recorded when a person does not complete, e.g. “prosecution”.")
-    not_completed_label = _text("What the code on non-completion means",
-                                "Enter what the code on non-completion means", hint="e.g. “Prosecution resumes”.")
+        _l("Languages"), widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in LANGUAGE_LABELS.items()],
+        validators=[InputRequired(message=_l("Choose at least one language"))])
+    completed_code = _text(_l("Code on completion"), _l("Enter the code recorded on completion"), limit=40,
+                           hint=_l("The outcome code the force records when a person completes, e.g. “outcome-22”."))
+    completed_label = _text(_l("What the code on completion means"), _l("Enter what the code on completion means"),
+                            hint=_l("e.g. “No further action (Outcome 22)”."))
+    not_completed_code = _text(_l("Code on non-completion"), _l("Enter the code recorded on non-completion"),
+                               limit=40,
+                               hint=_l("The code recorded when a person does not complete, e.g. “prosecution”."))
+    not_completed_label = _text(_l("What the code on non-completion means"),
+                                _l("Enter what the code on non-completion means"),
+                                hint=_l("e.g. “Prosecution resumes”."))
     not_completed_action = RadioField(
-        "What happens when a person does not complete", widget=GovRadioInput(),
+        _l("What happens when a person does not complete"), widget=GovRadioInput(),
         choices=[SelectChoice(k.value, v) for k, v in ACTION_LABELS.items()],
-        validators=[InputRequired(message="Choose what happens when a person does not complete")])
+        validators=[InputRequired(message=_l("Choose what happens when a person does not complete"))])
     brand_colour = StringField(
-        "Brand colour", widget=GovTextInput(), description="Written #rrggbb, e.g. #1d70b8.",
-        validators=[InputRequired(message="Enter the brand colour"),
-                    Regexp(r"^#[0-9a-fA-F]{6}$", message="Enter the brand colour as #rrggbb, e.g. #1d70b8")])
-    submit = SubmitField("Save and continue", widget=GovSubmitInput())
+        _l("Brand colour"), widget=GovTextInput(), description=_l("Written #rrggbb, e.g. #1d70b8."),
+        validators=[InputRequired(message=_l("Enter the brand colour")),
+                    Regexp(r"^#[0-9a-fA-F]{6}$", message=_l("Enter the brand colour as #rrggbb, e.g. #1d70b8"))])
+    submit = SubmitField(_l("Save and continue"), widget=GovSubmitInput())
 
     def details(self, slug: str) -> ForceDetails:
         """What was entered, for the service; ``slug`` stands in when the form has no address field."""
@@ -94,23 +99,23 @@ class ForceDetailsForm(Form):
 class PolicyTemplateForm(Form):
     """The second step: which policy to start from (choices: ``copy:<force>`` or ``blank``)."""
 
-    template = RadioField("Which policy will the force start from?", widget=GovRadioInput(),
-                          validators=[InputRequired(message="Choose a policy to start from")])
-    submit = SubmitField("Use this policy", widget=GovSubmitInput())
+    template = RadioField(_l("Which policy will the force start from?"), widget=GovRadioInput(),
+                          validators=[InputRequired(message=_l("Choose a policy to start from"))])
+    submit = SubmitField(_l("Use this policy"), widget=GovSubmitInput())
 
 
 class FirstAdminForm(Form):
     """The last step: who will be the force's first force admin."""
 
-    name = StringField("Full name", widget=GovTextInput(), validators=[
-        InputRequired(message="Enter the person's name"),
-        Length(max=200, message="The name must be 200 characters or fewer")])
-    email = email_field("Enter the person's email address")
-    submit = SubmitField("Invite them", widget=GovSubmitInput())
+    name = StringField(_l("Full name"), widget=GovTextInput(), validators=[
+        InputRequired(message=_l("Enter the person's name")),
+        Length(max=200, message=_l("The name must be 200 characters or fewer"))])
+    email = email_field(_l("Enter the person's email address"))
+    submit = SubmitField(_l("Invite them"), widget=GovSubmitInput())
 
 
 class OfferingsForm(Form):
     """The third step: the courses chosen, as ``<pathway>:<course id>`` (drawn by the page, grouped by pathway)."""
 
-    offerings = SelectMultipleField("Courses offered", validate_choice=False)
-    submit = SubmitField("Save the courses offered", widget=GovSubmitInput())
+    offerings = SelectMultipleField(_l("Courses offered"), validate_choice=False)
+    submit = SubmitField(_l("Save the courses offered"), widget=GovSubmitInput())

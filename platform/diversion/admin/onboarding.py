@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -33,7 +35,6 @@ from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
-from diversion.words import counted
 
 bp = Blueprint("onboarding", __name__, url_prefix="/admin/forces")
 
@@ -77,7 +78,8 @@ def new() -> Response | tuple[str, int]:
     if form.validate_on_submit():
         tenant = change_on_form(form, lambda: onboarding.start_draft(form.details(""), actor=current_user))
         if tenant is not None:
-            return _done(f"{tenant.name} is saved as a draft: its pages stay closed until you open it.", tenant.slug)
+            return _done(_("%(force)s is saved as a draft: its pages stay closed until you open it.",
+                           force=tenant.name), tenant.slug)
     return _page("admin/onboarding/details.html", form, force=None)
 
 
@@ -89,7 +91,7 @@ def details(force: str) -> Response | tuple[str, int]:
     del form.slug  # the address cannot change
     if form.validate_on_submit() and change_on_form(
             form, lambda: onboarding.change_details(tenant, form.details(tenant.slug), actor=current_user)) is not None:
-        return _done(f"{tenant.name}'s details are saved.", tenant.slug)
+        return _done(_("%(force)s's details are saved.", force=tenant.name), tenant.slug)
     return _page("admin/onboarding/details.html", form, force=tenant)
 
 
@@ -122,8 +124,9 @@ def finish(force: str) -> Response | tuple[str, int]:
     except onboarding.OnboardingError as error:
         refuse()
         return _tasks_page(tenant, refusal=error)
-    flash(f"{tenant.name} is open: its members can sign in at /{tenant.slug}/, and version {version.number} "
-          f"of its policy is in force from {version.effective_from:%d %B %Y}.", "success")
+    flash(_("%(force)s is open: its members can sign in at /%(slug)s/, and version %(number)s "
+            "of its policy is in force from %(date)s.", force=tenant.name, slug=tenant.slug, number=version.number,
+            date=f"{version.effective_from:%d %B %Y}"), "success")
     return redirect(url_for("admin.index"))
 
 
@@ -136,7 +139,7 @@ def policy(force: str) -> Response | tuple[str, int]:
     templates = {t.force.slug: t for t in onboarding.policy_templates(tenant, today=_today())}
     form = PolicyTemplateForm()
     form.template.choices = [SelectChoice(f"copy:{slug}", t.force.name) for slug, t in templates.items()]
-    form.template.choices.append(SelectChoice(BLANK, "A blank policy"))
+    form.template.choices.append(SelectChoice(BLANK, _("A blank policy")))
 
     def choose() -> object:
         chosen = form.template.data or ""
@@ -144,15 +147,15 @@ def policy(force: str) -> Response | tuple[str, int]:
             return onboarding.blank_policy(tenant, actor=current_user, today=_today())
         template = templates.get(chosen.removeprefix("copy:"))
         if template is None:
-            raise onboarding.OnboardingError("template", "Choose one of the policies listed.")
+            raise onboarding.OnboardingError("template", _("Choose one of the policies listed."))
         return onboarding.copy_policy(tenant, template.force, actor=current_user, today=_today())
 
     if form.validate_on_submit() and change_on_form(form, choose) is not None:
         if form.template.data == BLANK:
-            flash("The blank policy is saved as the force's draft. Write its pathways and test cases here, "
-                  "then go back to the set-up.", "success")
+            flash(_("The blank policy is saved as the force's draft. Write its pathways and test cases here, "
+                    "then go back to the set-up."), "success")
             return redirect(url_for("policy.draft", tenant=tenant.slug))
-        return _done("The policy is copied and passes its tests: it will be published when the force opens.",
+        return _done(_("The policy is copied and passes its tests: it will be published when the force opens."),
                      tenant.slug)
     return _page("admin/onboarding/policy.html", form, force=tenant, templates=templates,
                  state=onboarding.policy_state(today=_today()), kind_label=kind_label)
@@ -166,7 +169,7 @@ def _chosen(values: list[str]) -> set[tuple[str, int]]:
     for value in values:
         match = CHOICE.match(value)
         if match is None:
-            raise onboarding.OnboardingError("offerings", "Choose courses from the lists shown.")
+            raise onboarding.OnboardingError("offerings", _("Choose courses from the lists shown."))
         chosen.add((match.group(1), int(match.group(2))))
     return chosen
 
@@ -179,7 +182,7 @@ def offerings(force: str) -> Response | tuple[str, int]:
     if form.validate_on_submit() and change_on_form(form, lambda: onboarding.set_offerings(
             tenant, _chosen(request.form.getlist("offerings")), actor=current_user)) is not None:
         count = len(onboarding.offered())
-        return _done(f"{counted(count, 'course')} {'is' if count == 1 else 'are'} offered.", tenant.slug)
+        return _done(ngettext("%(num)s course is offered.", "%(num)s courses are offered.", count), tenant.slug)
     ticked = (set(request.form.getlist("offerings")) if request.method == "POST"
               else {f"{p}:{c}" for p, c in onboarding.offered()})
     return _page("admin/onboarding/offerings.html", form, force=tenant, choices=onboarding.offering_choices(tenant),
@@ -197,7 +200,7 @@ def sign_on(force: str) -> Response | tuple[str, int]:
     form = sso.SignOnForm.of(saved) if request.method == "GET" else sso.SignOnForm()
     if form.validate_on_submit() and change_on_form(
             form, lambda: onboarding.set_sign_on(tenant, actor=current_user, **form.settings())) is not None:
-        return _done("Single sign-on is saved.", tenant.slug)
+        return _done(_("Single sign-on is saved."), tenant.slug)
     return _page("admin/onboarding/sign_on.html", form, force=tenant, saved=saved)
 
 
@@ -231,5 +234,6 @@ def discard(force: str) -> Response | tuple[str, int]:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     set_scope(tenant.id, current_user.id)
-    change_or_flash(lambda: onboarding.discard(tenant, actor=current_user), f"The draft of {tenant.name} is discarded.")
+    change_or_flash(lambda: onboarding.discard(tenant, actor=current_user),
+                    _("The draft of %(force)s is discarded.", force=tenant.name))
     return redirect(url_for("admin.index"))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -47,38 +48,41 @@ def _back() -> Response:
     return redirect(url_for(".index", **kept))
 
 
-def _change_user(user_id: int, change: Callable[..., None], done: str) -> Response:
+def _change_user(user_id: int, change: Callable[..., None], done: Callable[[str], str]) -> Response:
+    """``done`` says, in a sentence naming the person, what the change did."""
     user = db.get_or_404(User, user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    change_or_flash(lambda: change(user, actor=current_user._get_current_object()), f"{user.name} {done}.")
+    change_or_flash(lambda: change(user, actor=current_user._get_current_object()), done(user.name))
     return _back()
 
 
 @bp.route("/<int:user_id>/deactivate", methods=["POST"])
 @requires_platform_action(Action.MANAGE_USERS)
 def deactivate(user_id: int) -> Response:
-    return _change_user(user_id, services.deactivate_user, "is deactivated: their sessions have ended")
+    return _change_user(user_id, services.deactivate_user, lambda name: _(
+        "%(name)s is deactivated: their sessions have ended.", name=name))
 
 
 @bp.route("/<int:user_id>/reactivate", methods=["POST"])
 @requires_platform_action(Action.MANAGE_USERS)
 def reactivate(user_id: int) -> Response:
-    return _change_user(user_id, services.reactivate_user, "can sign in again")
+    return _change_user(user_id, services.reactivate_user, lambda name: _("%(name)s can sign in again.", name=name))
 
 
 def _choices() -> tuple[list[SelectChoice], dict[str, Tenant | Provider]]:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     providers = db.session.scalars(select(Provider).order_by(Provider.name)).all()
     found: dict[str, Tenant | Provider] = {}
-    choices = [SelectChoice("", "Choose a force or provider")]
+    choices = [SelectChoice("", _("Choose a force or provider"))]
     for force in forces:
         found[FORCE + force.slug] = force
-        note = " (being set up)" if force.status is ForceStatus.DRAFT else ""
-        choices.append(SelectChoice(FORCE + force.slug, f"{force.name}{note}: force"))
+        label = (_("%(name)s (being set up): force", name=force.name) if force.status is ForceStatus.DRAFT
+                 else _("%(name)s: force", name=force.name))
+        choices.append(SelectChoice(FORCE + force.slug, label))
     for provider in providers:
         found[PROVIDER + provider.slug] = provider
-        choices.append(SelectChoice(PROVIDER + provider.slug, f"{provider.name}: provider"))
+        choices.append(SelectChoice(PROVIDER + provider.slug, _("%(name)s: provider", name=provider.name)))
     return choices, found
 
 
@@ -105,6 +109,6 @@ def invite() -> str | Response | tuple[str, int]:
             if made_for_provider is not None:
                 return invitation_sent(*made_for_provider, joining=chosen.name, back=url_for(".index"))
         else:
-            form.organisation.errors = ["Choose one of the forces or providers"]
+            form.organisation.errors = [_("Choose one of the forces or providers")]
     html = render_template("admin/people_invite.html", form=form)
     return (html, 400) if form.errors else html

@@ -4,6 +4,7 @@ adding people to forces."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -34,11 +35,11 @@ def add_member() -> str | Response | tuple[str, int]:
     """Give a person a role in a force: an existing account, or a new one."""
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     form = AddMemberForm()
-    form.force.choices = [("", "Choose a force"), *((force.slug, force.name) for force in forces)]
+    form.force.choices = [("", _("Choose a force")), *((force.slug, force.name) for force in forces)]
     if form.validate_on_submit():
         force = next((f for f in forces if f.slug == form.force.data), None)
         if force is None:
-            form.force.errors = ["Choose one of the forces"]
+            form.force.errors = [_("Choose one of the forces")]
         else:
             role = Role(form.role.data)
             with scoped(force.id):
@@ -46,8 +47,9 @@ def add_member() -> str | Response | tuple[str, int]:
                     force, email=form.email.data or "", name=form.name.data or "",
                     password=form.password.data or "", role=role, actor=current_user))
             if added is not None:
-                user, _ = added
-                flash(f"{user.name} is now {role.with_article} in {force.name}.", "success")
+                user = added[0]
+                flash(_("%(name)s is now %(role)s in %(force)s.", name=user.name, role=role.with_article,
+                        force=force.name), "success")
                 return redirect(url_for(".index"))
     html = render_template("admin/add_member.html", form=form)
     return (html, 400) if form.errors else html

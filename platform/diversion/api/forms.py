@@ -7,8 +7,9 @@ from wtforms import SubmitField
 
 from diversion.accounts.forms import token_name_field
 from diversion.forms import Form
+from diversion.forms import lazy_gettext as _l
 
 
 class CreateTokenForm(Form):
-    name = token_name_field("Custody records")
-    submit = SubmitField("Make a token", widget=GovSubmitInput())
+    name = token_name_field(_l("Custody records"))
+    submit = SubmitField(_l("Make a token"), widget=GovSubmitInput())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import abort, g, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -57,5 +58,5 @@ def revoke(token_id: uuid.UUID) -> Response:
     if token is None or not ConfirmForm().validate_on_submit():
         abort(404 if token is None else 400)
     change_or_flash(lambda: tokens.revoke_force_token(g.tenant, token, actor=current_user),
-                    f"The token “{token.name}” is revoked: calls with it are refused from now on.")
+                    _("The token “%(name)s” is revoked: calls with it are refused from now on.", name=token.name))
     return redirect(url_for(".index"))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from govuk_frontend_wtf.wtforms_widgets import GovSelect, GovSubmitInput, GovTextInput
 from sqlalchemy import select
@@ -34,11 +36,11 @@ EVERY_FORCE = ""
 
 
 class CloseForm(Form):
-    month = StringField("Month", widget=GovTextInput(),
-                        description="The year and month, like 2026-11. It must have ended.",
-                        validators=[InputRequired(message="Enter the month to close")])
-    force = SelectField("Force", widget=GovSelect(), validate_choice=False)
-    submit = SubmitField("Close the month", widget=GovSubmitInput())
+    month = StringField(_l("Month"), widget=GovTextInput(),
+                        description=_l("The year and month, like 2026-11. It must have ended."),
+                        validators=[InputRequired(message=_l("Enter the month to close"))])
+    force = SelectField(_l("Force"), widget=GovSelect(), validate_choice=False)
+    submit = SubmitField(_l("Close the month"), widget=GovSubmitInput())
 
 
 @dataclass(frozen=True)
@@ -64,23 +66,24 @@ def _force_month(force: Tenant, month: date) -> ForceMonth:
 def index() -> str | Response | tuple[str, int]:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     form = CloseForm(data={"month": month_key(previous_month(month_of(utcnow())))} if request.method == "GET" else None)
-    form.force.choices = [(EVERY_FORCE, "Every force")] + [(force.slug, force.name) for force in forces]
+    form.force.choices = [(EVERY_FORCE, _("Every force"))] + [(force.slug, force.name) for force in forces]
     if form.validate_on_submit():
         chosen = next((force for force in forces if force.slug == form.force.data), None)
         try:
             month = parse_month(form.month.data or "")
             if month >= month_of(utcnow()):
-                raise FieldError("month", f"{month_label(month)} has not ended yet: only a past month can be closed")
+                raise FieldError("month", _("%(month)s has not ended yet: only a past month can be closed",
+                                              month=month_label(month)))
         except FieldError as error:
             form.month.errors = [error.message]
         else:
             if form.force.data != EVERY_FORCE and chosen is None:
-                form.force.errors = ["Choose one of the forces, or every force"]
+                form.force.errors = [_("Choose one of the forces, or every force")]
             else:
                 job = jobs.defer(CLOSE_TASK, month=month_key(month), tenant_id=chosen.id if chosen else None,
                                  user_id=current_user.id)
                 if job is None:
-                    flash("A close is already waiting to run: its progress shows below once it starts.", "error")
+                    flash(_("A close is already waiting to run: its progress shows below once it starts."), "error")
                     return redirect(url_for(".index", month=month_key(month)))
                 return redirect(url_for(".index", run=job, month=month_key(month)))
     month = _month_asked()

@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext as _
 from govuk_frontend_wtf.wtforms_widgets import GovRadioInput, GovSelect, GovSubmitInput, GovTextArea, GovTextInput
 from wtforms import Field, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -23,6 +24,7 @@ from diversion.billing.contracts import NOTES_LENGTH, Terms, price_field
 from diversion.billing.models import PRICED_KINDS, EventKind, VatTreatment
 from diversion.catalogue.models import Provider
 from diversion.forms import Form, GovDateField
+from diversion.forms import lazy_gettext as _l
 
 _POUNDS = re.compile(r"£?\s*(\d{1,3}(?:,\d{3})+|\d{1,9})(?:\.(\d{1,2}))?")
 _PERCENT = re.compile(r"(\d{1,3})(?:\.(\d{1,2}))?\s*%?")
@@ -58,65 +60,72 @@ def percent_of(basis_points: int) -> str:
 
 
 class _Money:
-    def __init__(self, what: str) -> None:
-        self.what = what
+    """Money in pounds and pence, refused in whole sentences: ``negative`` when below nought,
+    ``wrong`` when not money."""
+
+    def __init__(self, negative: str, wrong: str) -> None:
+        self.negative, self.wrong = negative, wrong
 
     def __call__(self, _form: Form, field: Field) -> None:
         text = (field.data or "").strip()
         if text.startswith(("-", "£-", "−")):
-            raise ValidationError(f"{self.what[0].upper()}{self.what[1:]} cannot be negative")
+            raise ValidationError(str(self.negative))
         if text and pence_of(text) is None:
-            raise ValidationError(f"Enter {self.what} in pounds and pence, like 70.00")
+            raise ValidationError(str(self.wrong))
 
 
-_FEE_TOO_LONG = "Enter the monthly fee in pounds and pence, like 1500.00"
-_PERCENT_WORDS = "Enter the platform fee as a percentage, like 2.5"
+_FEE_TOO_LONG = _l("Enter the monthly fee in pounds and pence, like 1500.00")
+_PERCENT_WORDS = _l("Enter the platform fee as a percentage, like 2.5")
 
 
 def _percent(_form: Form, field: Field) -> None:
     if basis_points_of(field.data or "") is None:
-        raise ValidationError(_PERCENT_WORDS)
+        raise ValidationError(str(_PERCENT_WORDS))
 
 
 class _ProviderField(SelectField):
     def pre_validate(self, form: Any) -> None:
         if self.data not in {str(choice[0]) for choice in self.iter_choices()} or not self.data:
-            raise ValidationError("Choose one of the providers listed")
+            raise ValidationError(_("Choose one of the providers listed"))
 
 
 class _VatField(RadioField):
     def pre_validate(self, form: Any) -> None:
         if self.data not in {v.value for v in VatTreatment}:
-            raise ValidationError("Choose the VAT treatment")
+            raise ValidationError(_("Choose the VAT treatment"))
 
 
 class ContractForm(Form):
     """A contract's terms; the price fields are added per force (``contract_form``)."""
 
-    provider = _ProviderField("Provider", widget=GovSelect(), validators=[InputRequired(message="Choose a provider")])
-    starts_on = GovDateField("Starts on", format="%d %m %Y", called="the start date",
-                             description="For example, 1 4 2027.",
-                             validators=[InputRequired(message="Enter the date the contract starts")])
-    ends_on = GovDateField("Ends on (optional)", format="%d %m %Y", called="the end date",
-                           description="The contract's last day. Leave it empty for a contract until further notice.",
+    provider = _ProviderField(_l("Provider"), widget=GovSelect(),
+                              validators=[InputRequired(message=_l("Choose a provider"))])
+    starts_on = GovDateField(_l("Starts on"), format="%d %m %Y", called="the start date",
+                             description=_l("For example, 1 4 2027."),
+                             validators=[InputRequired(message=_l("Enter the date the contract starts"))])
+    ends_on = GovDateField(_l("Ends on (optional)"), format="%d %m %Y", called="the end date",
+                           description=_l("The contract's last day. Leave it empty for a contract until further "
+                                          "notice."),
                            validators=[Optional()])
-    monthly_fee = StringField("Monthly fee (optional)", widget=GovTextInput(),
-                              description="A fixed amount each month (a block grant), in pounds. Leave it empty for "
-                                          "none.",
-                              validators=[Optional(), Length(max=20, message=_FEE_TOO_LONG), _Money("the monthly fee")])
-    vat = _VatField("VAT", widget=GovRadioInput(),
+    monthly_fee = StringField(_l("Monthly fee (optional)"), widget=GovTextInput(),
+                              description=_l("A fixed amount each month (a block grant), in pounds. Leave it empty "
+                                             "for none."),
+                              validators=[Optional(), Length(max=20, message=_FEE_TOO_LONG),
+                                          _Money(_l("The monthly fee cannot be negative"),
+                                                 _l("Enter the monthly fee in pounds and pence, like 70.00"))])
+    vat = _VatField(_l("VAT"), widget=GovRadioInput(),
                      choices=[SelectChoice(v.value, v.label) for v in VatTreatment],
-                     validators=[InputRequired(message="Choose the VAT treatment")])
-    platform_fee = StringField("Platform fee", widget=GovTextInput(),
-                               description="A percentage of the net amount, before VAT, kept by the platform.",
-                               validators=[InputRequired(message="Enter the platform fee"),
+                     validators=[InputRequired(message=_l("Choose the VAT treatment"))])
+    platform_fee = StringField(_l("Platform fee"), widget=GovTextInput(),
+                               description=_l("A percentage of the net amount, before VAT, kept by the platform."),
+                               validators=[InputRequired(message=_l("Enter the platform fee")),
                                            Length(max=10, message=_PERCENT_WORDS), _percent])
-    notes = TextAreaField("Notes (optional)", widget=GovTextArea(),
-                          description="Where the figures come from, for example that they are assumptions.",
+    notes = TextAreaField(_l("Notes (optional)"), widget=GovTextArea(),
+                          description=_l("Where the figures come from, for example that they are assumptions."),
                           validators=[Optional(), Length(max=NOTES_LENGTH,
-                                                         message=f"The notes must be {NOTES_LENGTH} characters or "
-                                                                 "fewer")])
-    submit = SubmitField("Save contract", widget=GovSubmitInput())
+                                                         message=_l("The notes must be %(max)s characters or fewer",
+                                                                    max=NOTES_LENGTH))])
+    submit = SubmitField(_l("Save contract"), widget=GovSubmitInput())
 
     pathways: Sequence[tuple[str, str]] = ()
 
@@ -151,7 +160,10 @@ def contract_form(pathways: Sequence[tuple[str, str]], providers: Sequence[Provi
         for kind in PRICED_KINDS:
             fields[price_field(kind, pathway)] = StringField(
                 f"{kind.label} ({name})", widget=GovTextInput(),
-                validators=[Optional(), _Money(f"the price of {kind.label.lower()} on {name}")])
+                validators=[Optional(), _Money(
+                    _("The price of %(kind)s on %(pathway)s cannot be negative", kind=kind.label.lower(), pathway=name),
+                    _("Enter the price of %(kind)s on %(pathway)s in pounds and pence, like 70.00",
+                      kind=kind.label.lower(), pathway=name))])
     form_class = type("ForceContractForm", (ContractForm,), {**fields, "pathways": tuple(pathways)})
     data: dict[str, Any] | None = None
     if terms is not None:
@@ -161,6 +173,6 @@ def contract_form(pathways: Sequence[tuple[str, str]], providers: Sequence[Provi
                 "notes": terms.notes,
                 **{price_field(kind, pathway): pounds_of(pence) for (kind, pathway), pence in terms.prices.items()}}
     form: ContractForm = form_class(data=data)
-    form.provider.choices = [SelectChoice("", "Choose a provider"),
+    form.provider.choices = [SelectChoice("", _("Choose a provider")),
                              *(SelectChoice(str(p.id), p.name) for p in providers)]
     return form

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask_babel import format_date
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -44,8 +46,9 @@ def _today() -> date:
 
 def _dates(contract: Contract) -> str:
     if contract.ends_on is None:
-        return f"From {contract.starts_on:%-d %B %Y}, until further notice"
-    return f"{contract.starts_on:%-d %B %Y} to {contract.ends_on:%-d %B %Y}"
+        return str(_("From %(start)s, until further notice", start=format_date(contract.starts_on, "d MMMM y")))
+    return str(_("%(start)s to %(end)s", start=format_date(contract.starts_on, "d MMMM y"),
+                 end=format_date(contract.ends_on, "d MMMM y")))
 
 
 def _list(*, base: str, title: str, caption: str, endpoint: str, view: str, statement: Any, search: str,
@@ -88,7 +91,7 @@ def _force(slug: str) -> Tenant:
 def index() -> str:
     set_scope(None, current_user.id)  # row-level security lets a platform admin read every force's contracts
     search = search_terms()
-    return _list(base="base.html", title="Contracts", caption="Billing", endpoint="contracts_admin.index",
+    return _list(base="base.html", title=_("Contracts"), caption=_("Billing"), endpoint="contracts_admin.index",
                  view="contracts_admin.show", statement=contracts.every_contract(search), search=search,
                  show_force=True, show_provider=True, new=url_for(".choose_force"))
 
@@ -117,8 +120,8 @@ def new(force: str) -> str | Response | tuple[str, int]:
             made = change_on_form(form, lambda: contracts.create_contract(
                 tenant, form.terms(int(form.provider.data or 0)), actor=current_user._get_current_object()))
             if made is not None:
-                flash(f"The contract between {tenant.name} and "
-                      f"{db.session.get(Provider, made.provider_id).name} is saved.", "success")  # type: ignore[union-attr]
+                flash(_("The contract between %(force)s and %(provider)s is saved.", force=tenant.name,
+                        provider=db.session.get(Provider, made.provider_id).name), "success")  # type: ignore[union-attr]
                 return redirect(url_for(".show", force=tenant.slug, contract_id=made.id))
         return _form_page(tenant, form, contract=None)
 
@@ -137,7 +140,7 @@ def show(force: str, contract_id: uuid.UUID) -> str:
     with scoped(tenant.id, current_user.id):
         contract = _contract_of(tenant, contract_id)
         return _show(contract, base="base.html", names=dict(contracts.pathways_of_force()),
-                     back=url_for(".index"), back_text="Contracts",
+                     back=url_for(".index"), back_text=_("Contracts"),
                      change=url_for(".edit", force=tenant.slug, contract_id=contract.id))
 
 
@@ -155,8 +158,8 @@ def edit(force: str, contract_id: uuid.UUID) -> str | Response | tuple[str, int]
             changed = change_on_form(form, lambda: contracts.change_contract(
                 tenant, contract, form.terms(contract.provider_id), actor=current_user._get_current_object()))
             if changed is not None:
-                flash(f"The contract between {tenant.name} and {provider.name if provider else ''} is changed.",
-                      "success")
+                flash(_("The contract between %(force)s and %(provider)s is changed.", force=tenant.name,
+                        provider=provider.name if provider else ""), "success")
                 return redirect(url_for(".show", force=tenant.slug, contract_id=contract.id))
         return _form_page(tenant, form, contract=contract)
 
@@ -167,7 +170,7 @@ def edit(force: str, contract_id: uuid.UUID) -> str | Response | tuple[str, int]
 @requires_force_action(Action.READ_BILLING)
 def force_index() -> str:
     search = search_terms()
-    return _list(base="force_base.html", title="Contracts", caption=g.tenant.name,
+    return _list(base="force_base.html", title=_("Contracts"), caption=g.tenant.name,
                  endpoint="force_contracts.force_index", view="force_contracts.force_show",
                  statement=contracts.contracts_of_force(search), search=search, show_force=False, show_provider=True)
 
@@ -177,7 +180,7 @@ def force_index() -> str:
 def force_show(contract_id: uuid.UUID) -> str:
     contract = _contract_of(g.tenant, contract_id)
     return _show(contract, base="force_base.html", names=dict(contracts.pathways_of_force()),
-                 back=url_for(".force_index"), back_text="Contracts")
+                 back=url_for(".force_index"), back_text=_("Contracts"))
 
 
 # ---------------------------------------------------------------- a provider's admins: its contracts with every force
@@ -186,7 +189,7 @@ def force_show(contract_id: uuid.UUID) -> str:
 @requires_provider_action(Action.READ_BILLING)
 def provider_index() -> str:
     search = search_terms()
-    return _list(base="base.html", title="Contracts", caption=g.provider.name,
+    return _list(base="base.html", title=_("Contracts"), caption=g.provider.name,
                  endpoint="provider_contracts.provider_index", view="provider_contracts.provider_show",
                  statement=contracts.contracts_of_provider(g.provider.id, search), search=search, show_force=True,
                  show_provider=False, here=provider_in_address())
@@ -202,4 +205,4 @@ def provider_show(contract_id: uuid.UUID) -> str:
     with scoped(None, current_user.id):  # the force's published pathways: public, read with no provider in scope
         names = contracts.pathway_names(tenant_id)
     return _show(found, base="base.html", names=names, back=url_for(".provider_index", **provider_in_address()),
-                 back_text="Contracts")
+                 back_text=_("Contracts"))

@@ -18,6 +18,7 @@ import enum
 import uuid
 from datetime import date, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
@@ -51,14 +52,14 @@ class EventKind(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return _KIND_LABELS[self]
+        return str(_KIND_LABELS[self])
 
 
 _KIND_LABELS = {
-    EventKind.REFERRAL_ACCEPTED: "Referral accepted",
-    EventKind.SESSION_ATTENDED: "Session attended",
-    EventKind.COURSE_COMPLETED: "Course completed",
-    EventKind.MONTHLY_FEE: "Monthly fee",
+    EventKind.REFERRAL_ACCEPTED: _l("Referral accepted"),
+    EventKind.SESSION_ATTENDED: _l("Session attended"),
+    EventKind.COURSE_COMPLETED: _l("Course completed"),
+    EventKind.MONTHLY_FEE: _l("Monthly fee"),
 }
 # The kinds priced per referral event (the monthly fee is the contract's own).
 PRICED_KINDS = (EventKind.REFERRAL_ACCEPTED, EventKind.SESSION_ATTENDED, EventKind.COURSE_COMPLETED)
@@ -70,7 +71,7 @@ class VatTreatment(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return "Exempt from VAT" if self is VatTreatment.EXEMPT else "VAT at the standard rate (20%)"
+        return str(_l("Exempt from VAT") if self is VatTreatment.EXEMPT else _l("VAT at the standard rate (20%)"))
 
     @property
     def basis_points(self) -> int:
@@ -214,7 +215,7 @@ class InvoiceStatus(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return _STATUS_LABELS[self]
+        return str(_STATUS_LABELS[self])
 
     @property
     def rank(self) -> int:
@@ -222,13 +223,13 @@ class InvoiceStatus(enum.StrEnum):
 
 
 _STATUS_LABELS = {
-    InvoiceStatus.NOT_SENT: "Not sent",
-    InvoiceStatus.SKIPPED: "Not sent: the provider cannot receive payouts yet",
-    InvoiceStatus.DRAFT: "Draft",
-    InvoiceStatus.OPEN: "Sent, awaiting payment",
-    InvoiceStatus.PAYMENT_FAILED: "Payment failed",
-    InvoiceStatus.PAID: "Paid",
-    InvoiceStatus.VOID: "Void",
+    InvoiceStatus.NOT_SENT: _l("Not sent"),
+    InvoiceStatus.SKIPPED: _l("Not sent: the provider cannot receive payouts yet"),
+    InvoiceStatus.DRAFT: _l("Draft"),
+    InvoiceStatus.OPEN: _l("Sent, awaiting payment"),
+    InvoiceStatus.PAYMENT_FAILED: _l("Payment failed"),
+    InvoiceStatus.PAID: _l("Paid"),
+    InvoiceStatus.VOID: _l("Void"),
 }
 _STATUS_RANKS = {
     InvoiceStatus.NOT_SENT: 0, InvoiceStatus.SKIPPED: 0, InvoiceStatus.DRAFT: 1, InvoiceStatus.OPEN: 2,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from diversion import words
 from diversion.db import LONDON
 from diversion.errors import FieldError
 
@@ -45,8 +46,8 @@ def month_key(month: date) -> str:
 
 
 def month_label(month: date) -> str:
-    """How a month is written for people: ``November 2026``."""
-    return month.strftime("%B %Y")
+    """How a month is written for people: ``November 2026`` (in the reader's language: ``words.month``)."""
+    return words.month(month)
 
 
 def money(pence: int) -> str:

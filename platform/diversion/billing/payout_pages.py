@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -59,7 +60,7 @@ def start() -> Response:
     back = url_for(".index", _external=True, returned=1, **provider_in_address())
     again = url_for(".index", _external=True, **provider_in_address())
     if not ConfirmForm().validate_on_submit():
-        flash("Something went wrong with that form: try again.", "error")
+        flash(_("Something went wrong with that form: try again."), "error")
         return redirect(url_for(".index", **provider_in_address()))
     try:
         link = payouts.onboarding_link(g.provider, return_url=back, refresh_url=again,

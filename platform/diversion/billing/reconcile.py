@@ -33,6 +33,7 @@ from datetime import date
 from typing import Any
 
 import stripe
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from diversion.billing import statements
@@ -68,18 +69,18 @@ class Problem(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return _PROBLEM_LABELS[self]
+        return str(_PROBLEM_LABELS[self])
 
 
 _PROBLEM_LABELS = {
-    Problem.MISSING_LINE: "Missing line",
-    Problem.WRONG_AMOUNT: "Wrong amount",
-    Problem.UNEXPECTED_LINE: "Line not on the statement",
-    Problem.PAID_AMOUNT_DIFFERS: "Paid amount differs",
-    Problem.UNPAID_PAST_DUE: "Unpaid past due",
-    Problem.PAYMENT_WITHOUT_INVOICE: "Payment without invoice",
-    Problem.STATUS_DIFFERS: "Status differs",
-    Problem.NOT_CHECKED: "Invoice not checked",
+    Problem.MISSING_LINE: _l("Missing line"),
+    Problem.WRONG_AMOUNT: _l("Wrong amount"),
+    Problem.UNEXPECTED_LINE: _l("Line not on the statement"),
+    Problem.PAID_AMOUNT_DIFFERS: _l("Paid amount differs"),
+    Problem.UNPAID_PAST_DUE: _l("Unpaid past due"),
+    Problem.PAYMENT_WITHOUT_INVOICE: _l("Payment without invoice"),
+    Problem.STATUS_DIFFERS: _l("Status differs"),
+    Problem.NOT_CHECKED: _l("Invoice not checked"),
 }
 # Stripe's statuses of an invoice, as ours (an uncollectible invoice is still unpaid, as far as we know).
 _STRIPE_STATUSES = {"draft": InvoiceStatus.DRAFT, "open": InvoiceStatus.OPEN, "uncollectible": InvoiceStatus.OPEN,

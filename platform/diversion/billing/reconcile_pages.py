@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 
@@ -65,7 +66,7 @@ def reconciliation() -> tuple[str, int]:
         errors["month"] = refused.message
     tenant = next((force for force in forces if force.slug == slug), None)
     if slug and tenant is None:
-        errors["force"] = "Choose a force from the list, or every force."
+        errors["force"] = _("Choose a force from the list, or every force.")
     args = {"forces": forces, "month_text": month_text, "slug": slug, "search": search, "errors": errors}
     if errors:
         return render_template("billing/reconciliation.html", found=None, page=None, **args), 400

@@ -13,6 +13,8 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextArea
 from sqlalchemy import select
@@ -28,7 +30,7 @@ from diversion.accounts.access import (
 )
 from diversion.billing import ledger, statements
 from diversion.billing.models import LedgerEntry
-from diversion.billing.months import month_key, month_of, parse_month
+from diversion.billing.months import month_key, month_label, month_of, parse_month
 from diversion.catalogue.models import Provider
 from diversion.db import utcnow
 from diversion.errors import FieldError
@@ -47,12 +49,12 @@ admin_bp = Blueprint("admin_billing", __name__, url_prefix="/admin/billing")
 
 
 class ReverseForm(Form):
-    reason = TextAreaField("Why is this row reversed?", widget=GovTextArea(),
-                           validators=[InputRequired(message="Enter why this row is reversed"),
+    reason = TextAreaField(_l("Why is this row reversed?"), widget=GovTextArea(),
+                           validators=[InputRequired(message=_l("Enter why this row is reversed")),
                                        Length(max=ledger.REASON_LIMIT,
-                                              message=f"The reason must be {ledger.REASON_LIMIT} characters "
-                                                      "or fewer")])
-    submit = SubmitField("Reverse the row", widget=GovSubmitInput())
+                                              message=_l("The reason must be %(max)s characters or fewer",
+                                                         max=ledger.REASON_LIMIT))])
+    submit = SubmitField(_l("Reverse the row"), widget=GovSubmitInput())
 
 
 @provider_bp.app_template_global()
@@ -116,7 +118,7 @@ def force_index() -> str:
     search = search_terms()
     page = statements.page_of_rows(statements.accounts(tenant_id=g.tenant.id, search=search))
     return render_template("billing/statements.html", page=page, accounts=statements.accounts_of(page.items),
-                           search=search, reader="force", title=f"Statements of {g.tenant.name}",
+                           search=search, reader="force", title=_("Statements of %(name)s", name=g.tenant.name),
                            this_month=month_of(utcnow()), base="force_base.html", endpoint="force_billing.index")
 
 
@@ -142,7 +144,7 @@ def provider_index() -> str:
     search = search_terms()
     page = statements.page_of_rows(statements.accounts(provider_id=g.provider.id, search=search))
     return render_template("billing/statements.html", page=page, accounts=statements.accounts_of(page.items),
-                           search=search, reader="provider", title=f"Statements of {g.provider.name}",
+                           search=search, reader="provider", title=_("Statements of %(name)s", name=g.provider.name),
                            this_month=month_of(utcnow()), base="base.html", endpoint="provider_billing.index",
                            here=provider_in_address())
 
@@ -234,7 +236,8 @@ def reverse(force: str, provider: str, month: str, entry_id: uuid.UUID) -> str |
                                                            actor=current_user._get_current_object()),
                               {"entry": form.reason})
         if done is not None:
-            flash(f"The row is reversed in the statement of {done.month:%B %Y}.", "success")
+            flash(_("The row is reversed in the statement of %(month)s.", month=month_label(done.month)),
+                  "success")
             return redirect(back)
     already = bool(ledger.reversed_ids([entry.id]))
     html = render_template("billing/reverse.html", form=form, entry=entry, tenant=tenant, provider=found,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -46,10 +47,11 @@ offerings_bp = force_blueprint("offerings", __name__, "/offerings")
 # How the pages write a course's facts.
 LABELS: dict[str, Callable[..., str]] = {
     "kinds": lambda kinds: ", ".join(kind_label(k) for k in kinds),
-    "format": lambda value: FORMAT_LABELS.get(value) or str(value),
-    "delivery": lambda modes: " or ".join(DELIVERY_LABELS.get(m, m) for m in modes).capitalize(),
+    "format": lambda value: str(FORMAT_LABELS.get(value) or value),
+    "delivery": lambda modes: " or ".join(str(DELIVERY_LABELS.get(m, m)) for m in modes).capitalize(),
     "areas": lambda areas: ", ".join(AREAS.get(a, a) for a in areas),
-    "ages": lambda course: f"{course.min_age} to {course.max_age}" if course.max_age else f"{course.min_age} and over",
+    "ages": lambda course: _("%(youngest)s to %(oldest)s", youngest=course.min_age, oldest=course.max_age)
+    if course.max_age else _("%(youngest)s and over", youngest=course.min_age),
 }
 
 
@@ -82,7 +84,7 @@ def _provider_page(form: ProviderForm, provider: Provider | None) -> tuple[str, 
 def new_provider() -> Response | tuple[str, int]:
     form = ProviderForm()
     if _saved(form, lambda: services.create_provider(form.data_for_service(), actor=current_user)):
-        flash(f"{form.name.data} is added to the catalogue.", "success")
+        flash(_("%(name)s is added to the catalogue.", name=form.name.data), "success")
         return redirect(url_for(".index"))
     return _provider_page(form, None)
 
@@ -94,7 +96,7 @@ def edit_provider(provider_id: int) -> Response | tuple[str, int]:
     form = ProviderForm(obj=provider if request.method == "GET" else None)
     del form.slug  # the address cannot change
     if _saved(form, lambda: services.update_provider(provider, form.data_for_service(), actor=current_user)):
-        flash(f"{provider.name} is saved.", "success")
+        flash(_("%(name)s is saved.", name=provider.name), "success")
         return redirect(url_for(".index"))
     return _provider_page(form, provider)
 
@@ -106,7 +108,7 @@ def _course_page(form: CourseForm, course: Course | None) -> tuple[str, int]:
 
 def _course_form(course: Course | None) -> CourseForm:
     form = CourseForm(obj=course if request.method == "GET" else None)
-    form.provider.choices = [SelectChoice("", "Choose a provider")] + [
+    form.provider.choices = [SelectChoice("", _("Choose a provider"))] + [
         SelectChoice(p.slug, p.name) for p in services.providers()]
     if course is not None:
         del form.slug  # the address cannot change
@@ -120,7 +122,7 @@ def _course_form(course: Course | None) -> CourseForm:
 def new_course() -> Response | tuple[str, int]:
     form = _course_form(None)
     if _saved(form, lambda: services.create_course(form.data_for_service(), actor=current_user)):
-        flash(f"{form.title.data} is added to the catalogue.", "success")
+        flash(_("%(name)s is added to the catalogue.", name=form.title.data), "success")
         return redirect(url_for(".index"))
     return _course_page(form, None)
 
@@ -131,30 +133,31 @@ def edit_course(course_id: int) -> Response | tuple[str, int]:
     course = db.get_or_404(Course, course_id)
     form = _course_form(course)
     if _saved(form, lambda: services.update_course(course, form.data_for_service(), actor=current_user)):
-        flash(f"{course.title} is saved.", "success")
+        flash(_("%(name)s is saved.", name=course.title), "success")
         return redirect(url_for(".index"))
     return _course_page(form, course)
 
 
-def _course_change(course_id: int, change: Callable[..., None], done: str) -> Response:
+def _course_change(course_id: int, change: Callable[..., None], done: Callable[[str], str]) -> Response:
     course = db.get_or_404(Course, course_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    change_or_flash(lambda: change(course, actor=current_user), f"{course.title} {done}.")
+    change_or_flash(lambda: change(course, actor=current_user), done(course.title))
     return redirect(url_for(".index"))
 
 
 @admin_bp.route("/courses/<int:course_id>/retire", methods=["POST"])
 @requires_platform_action(Action.EDIT_CATALOGUE)
 def retire_course(course_id: int) -> Response:
-    return _course_change(course_id, services.retire_course,
-                          "is retired: it takes no new offerings or referrals; referrals already made go on")
+    return _course_change(course_id, services.retire_course, lambda title: _(
+        "%(course)s is retired: it takes no new offerings or referrals; referrals already made go on.", course=title))
 
 
 @admin_bp.route("/courses/<int:course_id>/reinstate", methods=["POST"])
 @requires_platform_action(Action.EDIT_CATALOGUE)
 def reinstate_course(course_id: int) -> Response:
-    return _course_change(course_id, services.reinstate_course, "is back in the catalogue")
+    return _course_change(course_id, services.reinstate_course,
+                          lambda title: _("%(course)s is back in the catalogue.", course=title))
 
 
 # ---------------------------------------------------------------- force admins
@@ -172,7 +175,7 @@ def offerings_index() -> str:
     def problem(offering: Offering) -> str | None:
         pathway = pathways.get(offering.pathway)
         if pathway is None:
-            return "The policy in force has no such pathway."
+            return str(_("The policy in force has no such pathway."))
         return misfit(offering.course, area=g.tenant.area, kind=pathway.kind)
 
     return render_template("catalogue/offerings.html", offerings=services.offerings(), pathways=pathways,
@@ -191,7 +194,7 @@ def new() -> Response | tuple[str, int]:
         choose = ChoosePathwayForm(request.args if asked else None)
         choose.pathway.choices = [SelectChoice(p.id, p.name) for p in pathways.values()]
         if asked:
-            choose.pathway.errors = ["Choose a pathway of the force's policy in force"]
+            choose.pathway.errors = [_("Choose a pathway of the force's policy in force")]
         page = render_template("catalogue/offering_pathway.html", form=choose, pathways=pathways)
         return page, 400 if asked else 200
     courses = {str(c.id): c for c in services.fitting_courses(g.tenant, pathway)}
@@ -202,11 +205,12 @@ def new() -> Response | tuple[str, int]:
     def add() -> Offering:
         course = courses.get(form.course.data or "")
         if course is None:
-            raise services.CatalogueError("course", "Choose one of the courses that fit this pathway.")
+            raise services.CatalogueError("course", _("Choose one of the courses that fit this pathway."))
         return services.add_offering(g.tenant, course, pathway.id, _details(form), actor=current_user, today=_today())
 
     if request.method == "POST" and _saved(form, add):
-        flash(f"{courses[form.course.data or ''].title} is offered for {pathway.name}.", "success")
+        flash(_("%(course)s is offered for %(pathway)s.", course=courses[form.course.data or ""].title,
+                pathway=pathway.name), "success")
         return redirect(url_for(".index"))
     page = render_template("catalogue/offering_new.html", form=form, pathway=pathway, courses=courses,
                            labels=LABELS)
@@ -222,7 +226,7 @@ def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
         form.venues.data, form.booking_contact.data, form.notes.data = (
             offering.venues, offering.booking_contact, offering.notes)
     if _saved(form, lambda: services.update_offering(g.tenant, offering, _details(form), actor=current_user)):
-        flash(f"The offering of {offering.course.title} is saved.", "success")
+        flash(_("The offering of %(course)s is saved.", course=offering.course.title), "success")
         return redirect(url_for(".index"))
     pathway = next((p for p in services.pathways_in_force(_today()) if p.id == offering.pathway), None)
     page = render_template("catalogue/offering_edit.html", form=form, offering=offering, pathway=pathway,
@@ -237,5 +241,6 @@ def withdraw(offering_id: uuid.UUID) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: services.withdraw_offering(g.tenant, offering, actor=current_user),
-                    f"{offering.course.title} is withdrawn: it takes no new referrals; referrals already made go on.")
+                    _("%(course)s is withdrawn: it takes no new referrals; referrals already made go on.",
+                      course=offering.course.title))
     return redirect(url_for(".index"))

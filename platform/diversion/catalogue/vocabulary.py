@@ -30,6 +30,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
 # The age of criminal responsibility in England and Wales, and an upper bound
 # that stands for "no upper limit".
 YOUNGEST_AGE = 10
@@ -46,27 +50,36 @@ class PathwayKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class KindInfo:
-    label: str
-    meaning: str
+    title: LazyString  # the kind's national name, in the reader's language (``label``)
+    explanation: LazyString
     min_age: int
     max_age: int
+
+    @property
+    def label(self) -> str:
+        return str(self.title)
+
+    @property
+    def meaning(self) -> str:
+        return str(self.explanation)
 
 
 KINDS: dict[PathwayKind, KindInfo] = {
     PathwayKind.ADULT_EDUCATION: KindInfo(
-        "Adult drug education", "An assessment and education sessions for adults found with drugs for their own use.",
+        _l("Adult drug education"),
+        _l("An assessment and education sessions for adults found with drugs for their own use."),
         18, OLDEST_AGE),
     PathwayKind.YOUTH_INTERVENTION: KindInfo(
-        "Young people's early intervention", "A separate route for under 18s that keeps them in education.",
+        _l("Young people's early intervention"), _l("A separate route for under 18s that keeps them in education."),
         YOUNGEST_AGE, 17),
     PathwayKind.DEFERRED_PROSECUTION: KindInfo(
-        "Deferred prosecution contract",
-        "A contract of conditions (e.g. for four months) supervised by a navigator; prosecution if broken.",
+        _l("Deferred prosecution contract"),
+        _l("A contract of conditions (e.g. for four months) supervised by a navigator; prosecution if broken."),
         18, OLDEST_AGE),
     PathwayKind.USER_DEALER: KindInfo(
-        "User-dealer pathway", "For people who sell small amounts to fund their own use.", 18, OLDEST_AGE),
+        _l("User-dealer pathway"), _l("For people who sell small amounts to fund their own use."), 18, OLDEST_AGE),
     PathwayKind.TREATMENT: KindInfo(
-        "Treatment referral", "An assessment and a referral into drug treatment.", YOUNGEST_AGE, OLDEST_AGE),
+        _l("Treatment referral"), _l("An assessment and a referral into drug treatment."), YOUNGEST_AGE, OLDEST_AGE),
 }
 
 
@@ -75,7 +88,7 @@ class Delivery(enum.StrEnum):
     ONLINE = "online"
 
 
-DELIVERY_LABELS = {Delivery.IN_PERSON: "In person", Delivery.ONLINE: "Online"}
+DELIVERY_LABELS = {Delivery.IN_PERSON: _l("In person"), Delivery.ONLINE: _l("Online")}
 
 
 class CourseFormat(enum.StrEnum):
@@ -86,14 +99,14 @@ class CourseFormat(enum.StrEnum):
 
 
 FORMAT_LABELS = {
-    CourseFormat.GROUP: "Group sessions",
-    CourseFormat.ONE_TO_ONE: "One-to-one sessions",
-    CourseFormat.GROUP_AND_ONE_TO_ONE: "Group and one-to-one sessions",
-    CourseFormat.CONTRACT: "Conditional contract with a navigator",
+    CourseFormat.GROUP: _l("Group sessions"),
+    CourseFormat.ONE_TO_ONE: _l("One-to-one sessions"),
+    CourseFormat.GROUP_AND_ONE_TO_ONE: _l("Group and one-to-one sessions"),
+    CourseFormat.CONTRACT: _l("Conditional contract with a navigator"),
 }
 
 # The languages a course can be delivered in (the platform's languages).
-COURSE_LANGUAGES = {"en": "English", "cy": "Welsh"}
+COURSE_LANGUAGES = {"en": _l("English"), "cy": _l("Welsh")}
 
 # Territorial police force areas of England and Wales, by address.
 AREAS: dict[str, str] = {
@@ -146,7 +159,7 @@ AREAS: dict[str, str] = {
 def kind_label(kind: str | None) -> str:
     """The national name of a kind (or the raw value, for one no longer known)."""
     try:
-        return KINDS[PathwayKind(kind)].label if kind else "Not stated"
+        return KINDS[PathwayKind(kind)].label if kind else gettext("Not stated")
     except ValueError:
         return str(kind)
 

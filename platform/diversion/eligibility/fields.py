@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import rule_engine
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 
 class Kind(enum.StrEnum):
@@ -24,10 +27,10 @@ class Kind(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {
-            "int": "whole number", "bool": "yes or no",
-            "choice": "one of", "choices": "any of",
-        }[self.value]
+        return str({
+            "int": _l("whole number"), "bool": _l("yes or no"),
+            "choice": _l("one of"), "choices": _l("any of"),
+        }[self.value])
 
 
 @dataclass(frozen=True)
@@ -37,24 +40,32 @@ class Field:
 
     name: str
     kind: Kind
-    label: str
-    meaning: str
+    title: LazyString  # the label, in the reader's language (``label``)
+    explanation: LazyString  # what it means, likewise (``meaning``)
     values: tuple[str, ...] = ()
     minimum: int | None = None
 
+    @property
+    def label(self) -> str:
+        return str(self.title)
+
+    @property
+    def meaning(self) -> str:
+        return str(self.explanation)
+
     def value_label(self, value: str) -> str:
         """How a page names one of this field's values ("mdma": "MDMA")."""
-        return VALUE_LABELS.get(self.name, {}).get(value) or VALUE_LABELS["*"].get(value, value)
+        return str(VALUE_LABELS.get(self.name, {}).get(value) or VALUE_LABELS["*"].get(value, value))
 
     def describe(self, value: Any) -> str:
         """A known value of this fact in words, as a page shows it."""
         if self.kind is Kind.BOOL:
-            return "Yes" if value else "No"
+            return str(gettext("Yes") if value else gettext("No"))
         if self.kind is Kind.INT:
             return str(value)
         if self.kind is Kind.CHOICE:
             return self.value_label(value)
-        return ", ".join(self.value_label(v) for v in value) if value else "None"
+        return ", ".join(self.value_label(v) for v in value) if value else gettext("None")
 
     @property
     def rule_type(self) -> Any:
@@ -81,72 +92,74 @@ AGGRAVATING_FACTORS = (
 # How pages name the allowed values: one table for the intake form, the
 # decision page and every other page that shows facts. "*" holds the values
 # shared by several fields; a field's own entry wins.
-VALUE_LABELS: dict[str, dict[str, str]] = {
-    "*": {"other": "Other"},
+VALUE_LABELS: dict[str, dict[str, LazyString]] = {
+    "*": {"other": _l("Other")},
     "offence": {
-        "possession": "Possession", "possession_with_intent_to_supply": "Possession with intent to supply",
-        "supply": "Supply", "cultivation": "Cultivation",
+        "possession": _l("Possession"), "possession_with_intent_to_supply": _l("Possession with intent to supply"),
+        "supply": _l("Supply"), "cultivation": _l("Cultivation"),
     },
     "substances": {
-        "cannabis": "Cannabis", "cocaine": "Cocaine", "crack_cocaine": "Crack cocaine", "heroin": "Heroin",
-        "mdma": "MDMA", "ketamine": "Ketamine", "amphetamine": "Amphetamine",
-        "synthetic_cannabinoid": "Synthetic cannabinoid (such as spice)", "nitrous_oxide": "Nitrous oxide",
+        "cannabis": _l("Cannabis"), "cocaine": _l("Cocaine"), "crack_cocaine": _l("Crack cocaine"),
+        "heroin": _l("Heroin"),
+        "mdma": _l("MDMA"), "ketamine": _l("Ketamine"), "amphetamine": _l("Amphetamine"),
+        "synthetic_cannabinoid": _l("Synthetic cannabinoid (such as spice)"), "nitrous_oxide": _l("Nitrous oxide"),
     },
-    "drug_class": {"A": "Class A", "B": "Class B", "C": "Class C"},
+    "drug_class": {"A": _l("Class A"), "B": _l("Class B"), "C": _l("Class C")},
     "admission": {
-        "admitted": "Admitted the offence",
-        "no_comment_sufficient_evidence": "No comment, with enough evidence to charge",
-        "denied": "Denied the offence",
+        "admitted": _l("Admitted the offence"),
+        "no_comment_sufficient_evidence": _l("No comment, with enough evidence to charge"),
+        "denied": _l("Denied the offence"),
     },
     "aggravating_factors": {
-        "violence": "Violence", "weapon": "A weapon", "hate_crime": "Hate crime", "driving": "Driving",
-        "serious_offence": "A serious offence", "co_accused": "Co-accused", "domestic_abuse": "Domestic abuse",
+        "violence": _l("Violence"), "weapon": _l("A weapon"), "hate_crime": _l("Hate crime"),
+        "driving": _l("Driving"), "serious_offence": _l("A serious offence"), "co_accused": _l("Co-accused"),
+        "domestic_abuse": _l("Domestic abuse"),
     },
-    "stage": {"street": "On the street (before arrest)", "custody": "In custody (after arrest)"},
+    "stage": {"street": _l("On the street (before arrest)"), "custody": _l("In custody (after arrest)")},
 }
 
 FIELDS: dict[str, Field] = {
     field.name: field
     for field in (
-        Field("age", Kind.INT, "Age",
-              "Age in whole years on the date of the offence.", minimum=10),
-        Field("offence", Kind.CHOICE, "Offence",
-              "The drug offence the person is dealt with for.", OFFENCES),
-        Field("substances", Kind.CHOICES, "Substances found",
-              "Every substance found.", SUBSTANCES),
-        Field("drug_class", Kind.CHOICE, "Drug class",
-              "The highest class (Misuse of Drugs Act 1971) among the substances.",
+        Field("age", Kind.INT, _l("Age"),
+              _l("Age in whole years on the date of the offence."), minimum=10),
+        Field("offence", Kind.CHOICE, _l("Offence"),
+              _l("The drug offence the person is dealt with for."), OFFENCES),
+        Field("substances", Kind.CHOICES, _l("Substances found"),
+              _l("Every substance found."), SUBSTANCES),
+        Field("drug_class", Kind.CHOICE, _l("Drug class"),
+              _l("The highest class (Misuse of Drugs Act 1971) among the substances."),
               ("A", "B", "C")),
-        Field("personal_use", Kind.BOOL, "Quantity for personal use",
-              "The quantity is consistent with personal use."),
-        Field("user_dealer", Kind.BOOL, "User-dealer",
-              "The person sells small amounts to fund their own use (a user-dealer)."),
-        Field("admission", Kind.CHOICE, "Admission",
-              "What the person said: an admission, a no-comment interview with enough evidence to "
-              "charge, or a denial.", ("admitted", "no_comment_sufficient_evidence", "denied")),
-        Field("under_court_order", Kind.BOOL, "Subject to a court order",
-              "Subject to a court order, including a suspended sentence or a conditional discharge."),
-        Field("on_bail", Kind.BOOL, "On bail for another matter",
-              "On bail for another matter."),
-        Field("held_for_court", Kind.BOOL, "Held for court",
-              "Held in custody to be put before a court."),
-        Field("detained_mental_health_act", Kind.BOOL, "Detained under the Mental Health Act",
-              "Detained under the Mental Health Act."),
-        Field("previous_diversions", Kind.INT, "Earlier diversions",
-              "Earlier diversions of this person in this force.", minimum=0),
-        Field("previous_non_engagement", Kind.BOOL, "Did not engage with an earlier diversion",
-              "An earlier diversion in this force ended because the person did not engage."),
-        Field("offence_age_days", Kind.INT, "Days since the offence",
-              "Days between the offence and the decision.", minimum=0),
-        Field("aggravating_factors", Kind.CHOICES, "Aggravating factors",
-              "Aggravating factors present, if any (none is an empty list).", AGGRAVATING_FACTORS),
-        Field("resident_in_force_area", Kind.BOOL, "Lives in the force area",
-              "The person lives in the force's area."),
-        Field("stage", Kind.CHOICE, "Stage",
-              "Where the decision is made: on the street (pre-arrest) or in custody (after arrest).",
+        Field("personal_use", Kind.BOOL, _l("Quantity for personal use"),
+              _l("The quantity is consistent with personal use.")),
+        Field("user_dealer", Kind.BOOL, _l("User-dealer"),
+              _l("The person sells small amounts to fund their own use (a user-dealer).")),
+        Field("admission", Kind.CHOICE, _l("Admission"),
+              _l("What the person said: an admission, a no-comment interview with enough evidence to "
+              "charge, or a denial."), ("admitted", "no_comment_sufficient_evidence", "denied")),
+        Field("under_court_order", Kind.BOOL, _l("Subject to a court order"),
+              _l("Subject to a court order, including a suspended sentence or a conditional discharge.")),
+        Field("on_bail", Kind.BOOL, _l("On bail for another matter"),
+              _l("On bail for another matter.")),
+        Field("held_for_court", Kind.BOOL, _l("Held for court"),
+              _l("Held in custody to be put before a court.")),
+        Field("detained_mental_health_act", Kind.BOOL, _l("Detained under the Mental Health Act"),
+              _l("Detained under the Mental Health Act.")),
+        Field("previous_diversions", Kind.INT, _l("Earlier diversions"),
+              _l("Earlier diversions of this person in this force."), minimum=0),
+        Field("previous_non_engagement", Kind.BOOL, _l("Did not engage with an earlier diversion"),
+              _l("An earlier diversion in this force ended because the person did not engage.")),
+        Field("offence_age_days", Kind.INT, _l("Days since the offence"),
+              _l("Days between the offence and the decision."), minimum=0),
+        Field("aggravating_factors", Kind.CHOICES, _l("Aggravating factors"),
+              _l("Aggravating factors present, if any (none is an empty list)."), AGGRAVATING_FACTORS),
+        Field("resident_in_force_area", Kind.BOOL, _l("Lives in the force area"),
+              _l("The person lives in the force's area.")),
+        Field("stage", Kind.CHOICE, _l("Stage"),
+              _l("Where the decision is made: on the street (pre-arrest) or in custody (after arrest)."),
               ("street", "custody")),
-        Field("suitable_for_out_of_court_disposal", Kind.BOOL, "Suitable for an out-of-court disposal",
-              "The offence is one that national guidance allows to be dealt with out of court."),
+        Field("suitable_for_out_of_court_disposal", Kind.BOOL, _l("Suitable for an out-of-court disposal"),
+              _l("The offence is one that national guidance allows to be dealt with out of court.")),
     )
 }
 

@@ -13,38 +13,39 @@ from wtforms import RadioField, StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from diversion.forms import Form, GovDateField, Longest
+from diversion.forms import lazy_gettext as _l
 
 
 class DraftForm(Form):
     document = TextAreaField(
-        "Draft policy",
+        _l("Draft policy"),
         widget=GovTextArea(),
-        description="TOML, as in the force files: summary, parameters, exclusions, pathways "
-        "with their criteria, and test cases.",
-        validators=[InputRequired(message="Enter the draft policy"), Longest(200_000)],
+        description=_l("TOML, as in the force files: summary, parameters, exclusions, pathways "
+                       "with their criteria, and test cases."),
+        validators=[InputRequired(message=_l("Enter the draft policy")), Longest(200_000)],
     )
-    note = StringField("What changed", widget=GovTextInput(), validators=[Optional(), Longest(500)])
-    submit = SubmitField("Save draft", widget=GovSubmitInput())
+    note = StringField(_l("What changed"), widget=GovTextInput(), validators=[Optional(), Longest(500)])
+    submit = SubmitField(_l("Save draft"), widget=GovSubmitInput())
 
 
 class PublishForm(Form):
     effective_from = GovDateField(
-        "In force from",
+        _l("In force from"),
         called="the date it comes into force",
         widget=GovDateInput(),
         format="%d %m %Y",
-        description="For example, 1 4 2027. Decisions on and after this date use this version.",
-        validators=[InputRequired(message="Enter the date the version comes into force")],
+        description=_l("For example, 1 4 2027. Decisions on and after this date use this version."),
+        validators=[InputRequired(message=_l("Enter the date the version comes into force"))],
     )
-    submit = SubmitField("Publish", widget=GovSubmitInput())
+    submit = SubmitField(_l("Publish"), widget=GovSubmitInput())
 
 
 class SimulationForm(Form):
     class Meta:
         csrf = False  # a read-only report, asked for with GET
 
-    source = RadioField("Which policy", widget=GovRadioInput(),
-                        validators=[InputRequired(message="Choose the policy to try")])
-    since = GovDateField("Only decisions from", widget=GovDateInput(), format="%d %m %Y", called="the from date",
+    source = RadioField(_l("Which policy"), widget=GovRadioInput(),
+                        validators=[InputRequired(message=_l("Choose the policy to try"))])
+    since = GovDateField(_l("Only decisions from"), widget=GovDateInput(), format="%d %m %Y", called="the from date",
                       validators=[Optional()])
-    submit = SubmitField("Run simulation", widget=GovSubmitInput())
+    submit = SubmitField(_l("Run simulation"), widget=GovSubmitInput())

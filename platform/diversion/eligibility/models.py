@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -77,8 +78,8 @@ class Outcome(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"eligible": "Eligible", "not_eligible": "Not eligible",
-                "needs_review": "Needs review"}[self.value]
+        return str({"eligible": _l("Eligible"), "not_eligible": _l("Not eligible"),
+                    "needs_review": _l("Needs review")}[self.value])
 
 
 class Decision(TenantScoped, Base):
@@ -167,8 +168,8 @@ class SimulationState(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"waiting": "Waiting to start", "running": "Running", "finished": "Finished",
-                "failed": "Stopped before the end"}[self.value]
+        return str({"waiting": _l("Waiting to start"), "running": _l("Running"), "finished": _l("Finished"),
+                    "failed": _l("Stopped before the end")}[self.value])
 
 
 class SimulationRun(TenantScoped, Base):

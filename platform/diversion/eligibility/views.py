@@ -10,6 +10,7 @@ from typing import Any
 
 import tomli_w
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -30,6 +31,7 @@ from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
+from diversion.words import day
 
 bp = force_blueprint("policy", __name__, "/policy")
 
@@ -58,7 +60,7 @@ def _line_of(text: str, problem: PolicyProblem) -> str | None:
         match = re.match(rf"""^(\s*{key}\s*=\s*["'])""", lines[number])
         if match:
             column = len(match.group(1)) + (problem.position or 1)
-            return f"line {number + 1}, column {column}"
+            return str(_("line %(line)s, column %(column)s", line=number + 1, column=column))
     return None
 
 
@@ -72,7 +74,7 @@ def _render_version(version: PolicyVersion | None, **context: Any) -> str:
 @requires_force_action(Action.READ_POLICY)
 def in_force() -> str:
     version = services.policy_in_force(_today())
-    return _render_version(version, draft=services.current_draft(), title="Policy in force")
+    return _render_version(version, draft=services.current_draft(), title=_("Policy in force"))
 
 
 @bp.route("/versions/<int:number>")
@@ -81,7 +83,7 @@ def show_version(number: int) -> str:
     version = services.version(number)
     if version is None:
         abort(404)
-    return _render_version(version, draft=None, title=f"Version {number}")
+    return _render_version(version, draft=None, title=_("Version %(number)s", number=number))
 
 
 @bp.route("/fields")
@@ -112,9 +114,10 @@ def draft() -> str | Response | tuple[str, int]:
             except PolicyInvalid as error:
                 refuse()
                 problems = [(p, _line_of(text, p)) for p in error.problems]
-                form.document.errors = [f"{len(problems)} problem(s) to fix: nothing was saved"]
+                form.document.errors = [_("%(count)s problem(s) to fix: nothing was saved", count=len(problems))]
             else:
-                flash(f"Draft version {saved.number} saved. Run its tests, then publish it.", "success")
+                flash(_("Draft version %(number)s saved. Run its tests, then publish it.", number=saved.number),
+                      "success")
                 return redirect(url_for(".draft"))
     html = _draft_page(existing, form=form, problems=problems)
     return (html, 400) if request.method == "POST" else html
@@ -160,12 +163,12 @@ def publish() -> Response | tuple[str, int]:
         except services.PolicyError as error:
             refuse()
             if error.field != "effective_from":
-                flash(f"Not published: {error.message}", "error")
+                flash(_("Not published: %(reason)s", reason=error.message), "error")
                 return redirect(url_for(".draft"))
             form.effective_from.errors = [error.message]
         else:
-            flash(f"Version {version.number} is published, in force from "
-                  f"{version.effective_from:%d %B %Y}.", "success")
+            flash(_("Version %(number)s is published, in force from %(date)s.", number=version.number,
+                    date=day(version.effective_from)), "success")
             return redirect(url_for(".versions"))
     return _draft_page(existing, publish=form), 400
 
@@ -174,7 +177,7 @@ def publish() -> Response | tuple[str, int]:
 @requires_force_action(Action.EDIT_POLICY)
 def discard() -> Response:
     services.discard_draft(g.tenant, _draft(confirmed=True), actor=current_user)
-    flash("The draft was discarded.", "success")
+    flash(_("The draft was discarded."), "success")
     return redirect(url_for(".in_force"))
 
 
@@ -192,7 +195,7 @@ def diff() -> str | tuple[str, int]:
     old, new = found
     if old is None or new is None:
         return render_template("eligibility/versions.html", versions=services.versions(),
-                               error="Choose two versions to compare."), 400
+                               error=_("Choose two versions to compare.")), 400
     return render_template("eligibility/diff.html", old=old, new=new, changes=services.diff(old, new))
 
 
@@ -200,9 +203,11 @@ def _simulation_form(formdata: Any, draft: PolicyVersion | None) -> tuple[Simula
     """The simulation form, its choices made: this force's draft, and each other force's published policy."""
     form = SimulationForm(formdata)
     others = list(db.session.scalars(select(Tenant).where(Tenant.id != g.tenant.id).order_by(Tenant.name)))
-    choices = [SelectChoice(f"force:{t.slug}", f"{t.name}: {t.scheme_name} (published)") for t in others]
+    choices = [SelectChoice(f"force:{t.slug}",
+                            _("%(force)s: %(scheme)s (published)", force=t.name, scheme=t.scheme_name))
+               for t in others]
     if draft is not None:
-        choices.insert(0, SelectChoice("draft", f"This force's draft (version {draft.number})"))
+        choices.insert(0, SelectChoice("draft", _("This force's draft (version %(number)s)", number=draft.number)))
     form.source.choices = choices
     return form, others
 
@@ -217,7 +222,7 @@ def _policy_asked(form: SimulationForm, draft: PolicyVersion | None,
     other = next((t for t in others if t.slug == slug), None)
     version = services.published_policy_of(other, _today()) if other else None
     if other is None or version is None:
-        form.source.errors = ["That force has no published policy to try"]
+        form.source.errors = [_("That force has no published policy to try")]
         return None
     return services.compiled(version), f"{other.name} version {version.number}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from govuk_frontend_wtf.wtforms_widgets import GovCheckboxesInput, GovSubmitInput, GovTextInput
 from wtforms import IntegerField, SelectMultipleField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
@@ -11,6 +12,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 
 from diversion.cases.rules import MISSED_SESSIONS_BOUNDS
 from diversion.forms import Form
+from diversion.forms import lazy_gettext as _l
 from diversion.language import LANGUAGES
 from diversion.tenancy.models import Tenant
 
@@ -27,7 +29,7 @@ class MonthsField(IntegerField):
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist and str(valuelist[0]).strip() and not str(valuelist[0]).strip().isdigit():
             self.data = None
-            raise ValueError("Enter the number of months as a whole number, such as 72")
+            raise ValueError(_("Enter the number of months as a whole number, such as 72"))
         super().process_formdata([str(v).strip() for v in valuelist])
 
 
@@ -39,29 +41,35 @@ class CountField(IntegerField):
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist and not str(valuelist[0]).strip().isdigit():
             self.data = None
-            raise ValueError("Enter the number of missed sessions allowed as a whole number, such as 1")
+            raise ValueError(_("Enter the number of missed sessions allowed as a whole number, such as 1"))
         super().process_formdata([str(v).strip() for v in valuelist])
 
 
 class SettingsForm(Form):
     retention_months = MonthsField(
-        "How long to keep case records, in months (optional)",
-        description=f"A whole number from {LOW} to {HIGH}, such as 72 for six years. Leave empty if not decided.",
+        _l("How long to keep case records, in months (optional)"),
+        description=_l("A whole number from %(low)s to %(high)s, such as 72 for six years. Leave empty if not decided.",
+                       low=LOW, high=HIGH),
         validators=[Optional(), NumberRange(min=LOW, max=HIGH,
-                                            message=f"Enter a number of months from {LOW} to {HIGH}")])
+                                            message=_l("Enter a number of months from %(low)s to %(high)s",
+                                                       low=LOW, high=HIGH))])
     missed_sessions_allowed = CountField(
-        "Missed sessions allowed",
-        description=f"How many sessions a person may miss, each then rebooked, before the referral ends as not "
-                    f"completed. A whole number from {MISSED_LOW} to {MISSED_HIGH}; 0 ends it at the first.",
+        _l("Missed sessions allowed"),
+        description=_l("How many sessions a person may miss, each then rebooked, before the referral ends as not "
+                       "completed. A whole number from %(low)s to %(high)s; 0 ends it at the first.",
+                       low=MISSED_LOW, high=MISSED_HIGH),
         validators=[NumberRange(min=MISSED_LOW, max=MISSED_HIGH,
-                                message=f"Enter a number of missed sessions from {MISSED_LOW} to {MISSED_HIGH}")])
+                                message=_l("Enter a number of missed sessions from %(low)s to %(high)s",
+                                           low=MISSED_LOW, high=MISSED_HIGH))])
     brand_colour = StringField(
-        "Brand colour", widget=GovTextInput(), description="A # and six hexadecimal digits, such as #1d70b8.",
-        validators=[InputRequired(message="Enter the brand colour"), Length(max=7, message="Enter 7 characters"),
-                    Regexp(r"^#[0-9a-fA-F]{6}$", message="Enter the colour as a # and six hexadecimal digits, "
-                                                         "such as #1d70b8")])
+        _l("Brand colour"), widget=GovTextInput(), description=_l("A # and six hexadecimal digits, such as #1d70b8."),
+        validators=[InputRequired(message=_l("Enter the brand colour")),
+                    Length(max=7, message=_l("Enter 7 characters")),
+                    Regexp(r"^#[0-9a-fA-F]{6}$", message=_l("Enter the colour as a # and six hexadecimal digits, "
+                                                            "such as #1d70b8"))])
     languages = SelectMultipleField(
-        "Languages", widget=GovCheckboxesInput(), description="The languages the force's pages and letters use.",
+        _l("Languages"), widget=GovCheckboxesInput(),
+        description=_l("The languages the force's pages and letters use."),
         choices=[SelectChoice(code, LANGUAGE_LABELS[code]) for code in LANGUAGES],
-        validators=[InputRequired(message="Choose at least one language")])
-    submit = SubmitField("Save settings", widget=GovSubmitInput())
+        validators=[InputRequired(message=_l("Choose at least one language"))])
+    submit = SubmitField(_l("Save settings"), widget=GovSubmitInput())

@@ -55,6 +55,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
@@ -79,7 +82,6 @@ from diversion.forces.files import ForceFile
 from diversion.forces.services import change_status, force_columns
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from diversion.words import counted
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -112,12 +114,12 @@ class ForceDetails:
 
 # How a refusal names each input, and where the force file keeps it.
 _WORDS = {
-    "name": "The force's name", "slug": "The address", "scheme_name": "The scheme's name",
-    "area": "The force area", "languages": "The languages", "brand_colour": "The brand colour",
-    "completed_code": "The code on completion", "completed_label": "What the code on completion means",
-    "not_completed_code": "The code on non-completion",
-    "not_completed_label": "What the code on non-completion means",
-    "not_completed_action": "What happens on non-completion",
+    "name": _l("The force's name"), "slug": _l("The address"), "scheme_name": _l("The scheme's name"),
+    "area": _l("The force area"), "languages": _l("The languages"), "brand_colour": _l("The brand colour"),
+    "completed_code": _l("The code on completion"), "completed_label": _l("What the code on completion means"),
+    "not_completed_code": _l("The code on non-completion"),
+    "not_completed_label": _l("What the code on non-completion means"),
+    "not_completed_action": _l("What happens on non-completion"),
 }
 _PLACES: dict[tuple[str, ...], str] = {
     ("outcomes", "completed", "code"): "completed_code",
@@ -132,7 +134,7 @@ def _as_file(details: ForceDetails) -> ForceFile:
     """The details as a force file would give them, checked by the file's own
     rules; the first problem refused, named by the input it comes from."""
     if not details.area.strip():
-        raise OnboardingError("area", "Choose the force area.")
+        raise OnboardingError("area", _("Choose the force area."))
     data: dict[str, Any] = {
         "slug": details.slug.strip(), "name": details.name, "scheme_name": details.scheme_name,
         "languages": list(details.languages), "brand_colour": details.brand_colour.strip(),
@@ -154,16 +156,18 @@ def _as_file(details: ForceDetails) -> ForceFile:
 
 def _plain(name: str, item: Any) -> str:
     """A validation problem in a sentence that names the input."""
-    what = _WORDS.get(name, "The answer")
+    what = str(_WORDS.get(name, _l("The answer")))
     kind, message = item["type"], str(item["msg"]).removeprefix("Value error, ")
     if kind in ("missing", "string_too_short"):
-        return f"{what} cannot be empty." if name != "languages" else "Choose at least one language."
+        return str(_("%(what)s cannot be empty.", what=what) if name != "languages"
+                   else _("Choose at least one language."))
     if kind == "too_short":
-        return "Choose at least one language."
+        return str(_("Choose at least one language."))
     if kind == "string_too_long":
-        return f"{what} must be {item['ctx']['max_length']} characters or fewer."
+        return str(_("%(what)s must be %(limit)s characters or fewer.", what=what, limit=item["ctx"]["max_length"]))
     if kind == "enum":
-        return f"{what}: choose one of the answers given."
+        return str(_("%(what)s: choose one of the answers given.", what=what))
+    # The force file's own rule, said in English (``forces.files``).
     if message.startswith(("must", "is ")):
         return f"{what} {message}."
     return f"{what}: {message}."
@@ -171,12 +175,14 @@ def _plain(name: str, item: Any) -> str:
 
 def _address_free(slug: str) -> None:
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
-        raise OnboardingError("slug", f"A force already has the address {slug!r}: choose another.")
+        raise OnboardingError("slug", _("A force already has the address %(slug)s: choose another.", slug=repr(slug)))
 
 
 def _only_draft(tenant: Tenant) -> None:
-    if tenant.status is not ForceStatus.DRAFT:
-        raise OnboardingError("force", f"{tenant.name} is not being set up: it is {tenant.status.value}.")
+    if tenant.status is ForceStatus.ACTIVE:
+        raise OnboardingError("force", _("%(force)s is not being set up: it is active.", force=tenant.name))
+    if tenant.status is ForceStatus.SUSPENDED:
+        raise OnboardingError("force", _("%(force)s is not being set up: it is suspended.", force=tenant.name))
 
 
 def start_draft(details: ForceDetails, *, actor: Actor) -> Tenant:
@@ -313,12 +319,13 @@ def _save_policy(tenant: Tenant, document: dict[str, Any], *, actor: Actor, note
     try:
         version = policies.save_draft(tenant, document, actor=actor, note=note)
     except PolicyInvalid as error:
-        raise OnboardingError("template", f"That policy cannot be used: {error.problems[0]}") from error
+        raise OnboardingError("template", _("That policy cannot be used: %(problem)s",
+                                            problem=error.problems[0])) from error
     if not policies.compiled(version).document.tests:
-        raise OnboardingError("template", "That policy has no test cases: a policy must show it works.")
+        raise OnboardingError("template", _("That policy has no test cases: a policy must show it works."))
     if failing := _failing(version, today):
-        raise OnboardingError("template", f"That policy fails its own test {failing[0].name!r} today: "
-                                          f"{'; '.join(failing[0].problems)}.")
+        raise OnboardingError("template", _("That policy fails its own test %(test)s today: %(problems)s.",
+                                            test=repr(failing[0].name), problems="; ".join(failing[0].problems)))
     pathways = {p.id for p in policies.compiled(version).document.pathways}
     db.session.execute(delete(Offering).where(Offering.tenant_id == tenant.id, Offering.pathway.not_in(pathways)))
     return version
@@ -337,7 +344,7 @@ def copy_policy(tenant: Tenant, source: Tenant, *, actor: Actor, today: date) ->
     _only_draft(tenant)
     version = None if source.id == tenant.id else policies.published_policy_of(source, today)
     if version is None:
-        raise OnboardingError("template", f"{source.name} has no policy in force to copy.")
+        raise OnboardingError("template", _("%(force)s has no policy in force to copy.", force=source.name))
     policy = _save_policy(tenant, dict(version.document), actor=actor, today=today,
                           note=f"Copied from {source.name}, version {version.number}")
     record("tenant.policy_copied", actor=actor, tenant_id=tenant.id, object_type="policy_version",
@@ -410,18 +417,19 @@ def set_offerings(tenant: Tenant, chosen: Collection[tuple[str, int]], *, actor:
     _only_draft(tenant)
     pathways = {p.id: p for p in draft_pathways()}
     if not pathways:
-        raise OnboardingError("offerings", "Choose the first policy first: offerings serve its pathways.")
+        raise OnboardingError("offerings", _("Choose the first policy first: offerings serve its pathways."))
     if not chosen:
-        raise OnboardingError("offerings", "Choose at least one course.")
+        raise OnboardingError("offerings", _("Choose at least one course."))
     courses = {c.id: c for c in db.session.scalars(select(Course).where(Course.id.in_({c for _, c in chosen})))}
     for pathway_id, course_id in sorted(chosen):
         pathway, course = pathways.get(pathway_id), courses.get(course_id)
         if pathway is None:
-            raise OnboardingError("offerings", "Choose courses for the pathways of the force's policy.")
+            raise OnboardingError("offerings", _("Choose courses for the pathways of the force's policy."))
         if course is None or course.is_retired:
-            raise OnboardingError("offerings", "Choose courses from the catalogue that are not retired.")
+            raise OnboardingError("offerings", _("Choose courses from the catalogue that are not retired."))
         if why := misfit(course, area=tenant.area, kind=pathway.kind):
-            raise OnboardingError("offerings", f"{course.title} cannot serve {pathway.name}: {why}")
+            raise OnboardingError("offerings", _("%(course)s cannot serve %(pathway)s: %(why)s",
+                                                course=course.title, pathway=pathway.name, why=why))
     wanted = set(chosen)
     existing = list(db.session.scalars(select(Offering)))
     dropped = [o for o in existing if (o.pathway, o.course_id) not in wanted]
@@ -497,37 +505,48 @@ class Task:
         return self.status is TaskStatus.COMPLETED
 
 
+# How a step that is not done is named in a refusal to open the force.
+_UNDONE = {
+    TaskStatus.NOT_STARTED: _l("not started"), TaskStatus.IN_PROGRESS: _l("in progress"),
+    TaskStatus.CANNOT_START: _l("cannot start"),
+}
+
+
 def progress(tenant: Tenant, *, today: date) -> list[Task]:
     """The steps of the draft force in scope and where each stands."""
     state = policy_state(today=today)
+    choose_policy = _("Choose the first policy")
     if state.version is None:
-        policy = Task("policy", "Choose the first policy", TaskStatus.NOT_STARTED)
+        policy = Task("policy", choose_policy, TaskStatus.NOT_STARTED)
     elif state.ready:
-        policy = Task("policy", "Choose the first policy", TaskStatus.COMPLETED,
-                      f"{counted(state.tests, 'test case')} {'passes' if state.tests == 1 else 'pass'}; "
-                      "published when the force opens.")
+        policy = Task("policy", choose_policy, TaskStatus.COMPLETED,
+                      ngettext("%(num)s test case passes; published when the force opens.",
+                               "%(num)s test cases pass; published when the force opens.", state.tests))
     else:
-        policy = Task("policy", "Choose the first policy", TaskStatus.IN_PROGRESS,
-                      "Its tests do not pass yet: finish it in the policy console." if state.tests
-                      else "It has no test cases yet: add them in the policy console.")
+        policy = Task("policy", choose_policy, TaskStatus.IN_PROGRESS,
+                      _("Its tests do not pass yet: finish it in the policy console.") if state.tests
+                      else _("It has no test cases yet: add them in the policy console."))
     count = len(_fitting_offerings(tenant))
+    choose_courses = _("Choose the courses offered")
     if state.version is None:
-        offerings = Task("offerings", "Choose the courses offered", TaskStatus.CANNOT_START,
-                         "Choose the first policy first.")
+        offerings = Task("offerings", choose_courses, TaskStatus.CANNOT_START, _("Choose the first policy first."))
     elif count:
-        offerings = Task("offerings", "Choose the courses offered", TaskStatus.COMPLETED,
-                         f"{counted(count, 'course')} offered.")
+        offerings = Task("offerings", choose_courses, TaskStatus.COMPLETED,
+                         ngettext("%(num)s course offered.", "%(num)s courses offered.", count))
     else:
-        offerings = Task("offerings", "Choose the courses offered", TaskStatus.NOT_STARTED)
+        offerings = Task("offerings", choose_courses, TaskStatus.NOT_STARTED)
     sign_on = sign_on_of(tenant)
-    sso = (Task("sign_on", "Set up single sign-on", TaskStatus.COMPLETED, f"With {sign_on.issuer}.", required=False)
+    set_up_sign_on = _("Set up single sign-on")
+    sso = (Task("sign_on", set_up_sign_on, TaskStatus.COMPLETED, _("With %(issuer)s.", issuer=sign_on.issuer),
+                required=False)
            if sign_on is not None else
-           Task("sign_on", "Set up single sign-on", TaskStatus.OPTIONAL,
-                "Members sign in with the force's own identity provider.", required=False))
+           Task("sign_on", set_up_sign_on, TaskStatus.OPTIONAL,
+                _("Members sign in with the force's own identity provider."), required=False))
     admins = first_admins()
-    admin = (Task("first_admin", "Invite the first force admin", TaskStatus.COMPLETED, "; ".join(admins))
-             if admins else Task("first_admin", "Invite the first force admin", TaskStatus.NOT_STARTED))
-    return [Task("details", "Name the force and its scheme", TaskStatus.COMPLETED), policy, offerings, sso, admin]
+    invite_admin = _("Invite the first force admin")
+    admin = (Task("first_admin", invite_admin, TaskStatus.COMPLETED, "; ".join(admins))
+             if admins else Task("first_admin", invite_admin, TaskStatus.NOT_STARTED))
+    return [Task("details", _("Name the force and its scheme"), TaskStatus.COMPLETED), policy, offerings, sso, admin]
 
 
 def _fitting_offerings(tenant: Tenant) -> list[Offering]:
@@ -552,15 +571,15 @@ def finish(tenant: Tenant, *, actor: Actor, today: date) -> PolicyVersion:
     _only_draft(tenant)
     undone = [task for task in progress(tenant, today=today) if task.required and not task.done]
     if undone:
-        raise OnboardingError(undone[0].key, "Finish every step first: "
-                              + "; ".join(f"{t.title.lower()} ({t.status.value.replace('_', ' ')})" for t in undone)
-                              + ".")
+        steps = "; ".join(f"{t.title.lower()} ({_UNDONE.get(t.status, t.status.value.replace('_', ' '))})"
+                          for t in undone)
+        raise OnboardingError(undone[0].key, _("Finish every step first: %(steps)s.", steps=steps))
     fitting = _fitting_offerings(tenant)
     if len(fitting) != len(offered()):
-        raise OnboardingError("offerings", "Some offerings no longer fit the policy: choose the courses again.")
+        raise OnboardingError("offerings", _("Some offerings no longer fit the policy: choose the courses again."))
     state = policy_state(today=today)
     if state.version is None:  # progress has said so already; for the type checker
-        raise OnboardingError("policy", "Choose the first policy first.")
+        raise OnboardingError("policy", _("Choose the first policy first."))
     try:
         published = policies.publish(tenant, state.version, effective_from=today, actor=actor, today=today,
                                      opening=True)
@@ -589,8 +608,8 @@ def discard(tenant: Tenant, *, actor: Actor) -> None:
     """
     require(actor, Action.ONBOARD_FORCE)
     if tenant.status is not ForceStatus.DRAFT:
-        raise OnboardingError("force", f"{tenant.name} has opened: only a force being set up can be discarded. "
-                                       "Suspend it instead.")
+        raise OnboardingError("force", _("%(force)s has opened: only a force being set up can be discarded. "
+                                         "Suspend it instead.", force=tenant.name))
     for model in _force_models():
         # Only tables that hold rows of it: some (an append-only ledger) refuse any delete, and a draft
         # has never written to them.

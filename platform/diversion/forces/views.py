@@ -5,6 +5,8 @@ configuration downloaded as its file; who saw or changed what."""
 from __future__ import annotations
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -20,8 +22,8 @@ from diversion.web import change_on_form
 settings_bp = force_blueprint("settings", __name__, "/settings", platform_admins=True)
 audit_bp = force_blueprint("force_audit", __name__, "/audit", platform_admins=True)
 
-FIELD_NAMES = {"retention_months": "how long to keep case records", "brand_colour": "brand colour",
-               "languages": "languages", "missed_sessions_allowed": "missed sessions allowed"}
+FIELD_NAMES = {"retention_months": _l("how long to keep case records"), "brand_colour": _l("brand colour"),
+               "languages": _l("languages"), "missed_sessions_allowed": _l("missed sessions allowed")}
 
 
 def sign_on_settings_url() -> str | None:
@@ -45,9 +47,10 @@ def settings_page() -> str | Response | tuple[str, int]:
             actor=current_user))
         if changed is not None:
             if changed:
-                flash(f"Saved: {', '.join(FIELD_NAMES[name] for name in changed)}.", "success")
+                saved = ", ".join(str(FIELD_NAMES[name]) for name in changed)
+                flash(_("Saved: %(settings)s.", settings=saved), "success")
             else:
-                flash("Nothing was changed.", "success")
+                flash(_("Nothing was changed."), "success")
             return redirect(url_for(".index"))
     html = render_template("forces/settings.html", form=form, sign_on_url=sign_on_settings_url(),
                            sign_on=sign_on_of(tenant))
@@ -70,7 +73,8 @@ def toml_download(text: str, slug: str) -> Response:
 @audit_bp.route("/", endpoint="index")
 @requires_force_or_platform_action(Action.READ_FORCE_AUDIT)
 def audit_index() -> str | tuple[str, int]:
-    return audit_page(tenant_id=g.tenant.id, reader=current_user, title=f"Audit log of {g.tenant.name}",
+    return audit_page(tenant_id=g.tenant.id, reader=current_user,
+                      title=_("Audit log of %(force)s", force=g.tenant.name),
                       endpoint="force_audit.index", csv_endpoint="force_audit.download", base="force_base.html")
 
 
@@ -78,5 +82,5 @@ def audit_index() -> str | tuple[str, int]:
 @requires_force_or_platform_action(Action.READ_FORCE_AUDIT)
 def download() -> Response | tuple[str, int]:
     return audit_csv(tenant_id=g.tenant.id, reader=current_user, filename=f"{g.tenant.slug}-audit.csv",
-                     title=f"Audit log of {g.tenant.name}", endpoint="force_audit.index",
+                     title=_("Audit log of %(force)s", force=g.tenant.name), endpoint="force_audit.index",
                      csv_endpoint="force_audit.download", base="force_base.html")

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask_babel import gettext
+
 from diversion.insights import reading
 from diversion.insights.metrics import BREAKDOWNS, ETHNIC_GROUPS, MEASURES, RATES, Rate
 from diversion.insights.reading import NATIONAL, Force, Period
@@ -68,6 +70,15 @@ class Choices:
         return f"{BREAKDOWNS[self.breakdown].title}: {category_name(self.breakdown, self.category)}"
 
 
+def _not_listed(name: str) -> str:
+    """The problem of a filter's category that is not offered, in the reader's language."""
+    if name == "substance":
+        return str(gettext("Choose a substance from the list"))
+    if name == "age_band":
+        return str(gettext("Choose a age band from the list"))
+    return f"Choose a {BREAKDOWNS[name].title.lower()} from the list"
+
+
 def choose(period: str, filters: dict[str, str] | None = None, *, today: date) -> Choices:
     """The period (a key such as 2025 or 2025-Q3; empty: the latest year that is over) and the
     filter (at most one of ``FILTERS``) asked for, each refused with a message where not offered."""
@@ -78,17 +89,16 @@ def choose(period: str, filters: dict[str, str] | None = None, *, today: date) -
     if period:
         found = next((candidate for candidate in periods if candidate.key == period), None)
         if found is None:
-            chosen.problems.append({"text": "Choose a period from the list", "href": "#period"})
+            chosen.problems.append({"text": gettext("Choose a period from the list"), "href": "#period"})
         else:
             chosen.period = found
     given = [(name, value) for name, value in (filters or {}).items() if name in FILTERS and value]
     if len(given) > 1:
-        chosen.problems.append({"text": "Choose a substance or an age band, not both", "href": "#substance"})
+        chosen.problems.append({"text": gettext("Choose a substance or an age band, not both"), "href": "#substance"})
     elif given:
         name, category = given[0]
         if category not in BREAKDOWNS[name].categories:
-            chosen.problems.append({"text": f"Choose a {BREAKDOWNS[name].title.lower()} from the list",
-                                    "href": f"#{name}"})
+            chosen.problems.append({"text": _not_listed(name), "href": f"#{name}"})
         else:
             chosen.breakdown, chosen.category = name, category
     return chosen

@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import LazyString
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextInput
 from wtforms import DecimalField, SubmitField
@@ -151,7 +154,7 @@ def _funnel_svg(name: str, own: Force | None) -> Response:
 
 def _trend_svg(name: str, own: Force | None) -> Response:
     page = tables.metric(_rate(name), _choices(filters=True), own)
-    lines = [("All forces", page.national_trend)]
+    lines = [(_("All forces"), page.national_trend)]
     if own is not None:
         lines.append((own.name, page.own_trend))
     return _svg(charts.trend_chart(page.trend.caption, [f"{q[:4]} Q{q[-1]}" for q in page.quarters], lines))
@@ -202,7 +205,7 @@ def _force_asked(field: str, everyone: list[Force], chosen: Choices) -> Force | 
     asked = request.args.get(field, "")
     found = next((force for force in everyone if str(force.id) == asked), None)
     if asked and found is None:
-        chosen.problems.append({"text": "Choose a force from the list", "href": f"#{field}"})
+        chosen.problems.append({"text": _("Choose a force from the list"), "href": f"#{field}"})
     return found
 
 
@@ -227,7 +230,7 @@ def equality() -> Any:
     chosen = _choices()
     everyone = reading.forces()
     force = _force_asked("force", everyone, chosen)
-    table = tables.equality(chosen, force.id if force else NATIONAL, force.name if force else "All forces")
+    table = tables.equality(chosen, force.id if force else NATIONAL, force.name if force else _("All forces"))
     if request.args.get("format") == "csv" and table.rows:
         return _csv(table, "equality", chosen)
     return _answer(render_template("insights/equality.html", chosen=chosen, table=table, forces=everyone,
@@ -237,32 +240,34 @@ def equality() -> Any:
 # ---------------------------------------------------------------- a force's assumptions
 
 class _Amount(DecimalField):
-    """A number; anything else is named as such ("Enter the hours as a number, such as 6.5")."""
+    """A number; anything else is named as such, in ``not_a_number`` ("Enter the hours as a number, such as 6.5")."""
 
     widget = GovTextInput()
 
-    def __init__(self, label: str, *, what: str, example: str, **options: Any) -> None:
+    def __init__(self, label: str | LazyString, *, not_a_number: str | LazyString, **options: Any) -> None:
         super().__init__(label, **options)
-        self.what, self.example = what, example
+        self.not_a_number = not_a_number
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         try:
             super().process_formdata([str(value).strip() for value in valuelist])
         except ValueError as error:
-            raise ValueError(f"Enter {self.what} as a number, such as {self.example}") from error
+            raise ValueError(str(self.not_a_number)) from error
 
 
 class AssumptionsForm(Form):
-    hours = _Amount("Police hours saved by each referral", what="the hours", example="6.5",
-                    description="The officer time a referral saves against a charge: the file, the custody time and "
-                                "the court. In hours, to one decimal place.",
-                    validators=[InputRequired(message="Enter the hours saved by each referral"),
-                                NumberRange(min=0, max=100, message="Enter hours from 0 to 100")])
-    cost = _Amount("Cost of an hour of police time, in pounds", what="the cost", example="38.50",
-                   description="An hour of an officer's time with its on-costs.",
-                   validators=[InputRequired(message="Enter the cost of an hour of police time"),
-                               NumberRange(min=0, max=1000, message="Enter pounds from 0 to 1,000")])
-    submit = SubmitField("Save the assumptions", widget=GovSubmitInput())
+    hours = _Amount(_l("Police hours saved by each referral"),
+                    not_a_number=_l("Enter the hours as a number, such as 6.5"),
+                    description=_l("The officer time a referral saves against a charge: the file, the custody time "
+                                   "and the court. In hours, to one decimal place."),
+                    validators=[InputRequired(message=_l("Enter the hours saved by each referral")),
+                                NumberRange(min=0, max=100, message=_l("Enter hours from 0 to 100"))])
+    cost = _Amount(_l("Cost of an hour of police time, in pounds"),
+                   not_a_number=_l("Enter the cost as a number, such as 38.50"),
+                   description=_l("An hour of an officer's time with its on-costs."),
+                   validators=[InputRequired(message=_l("Enter the cost of an hour of police time")),
+                               NumberRange(min=0, max=1000, message=_l("Enter pounds from 0 to 1,000"))])
+    submit = SubmitField(_l("Save the assumptions"), widget=GovSubmitInput())
 
 
 @force_bp.route("/assumptions", methods=["GET", "POST"])
@@ -274,8 +279,8 @@ def assumptions() -> Any:
     if form.validate_on_submit() and change_on_form(form, lambda: change_police_time(
             g.tenant, hours_saved=round(float(form.hours.data or 0) * 10),
             cost_per_hour=round(float(form.cost.data or 0) * 100), actor=current_user)) is not None:
-        flash("The assumptions are saved. Your figures use them from the next time they are counted, "
-              "within a day.", "success")
+        flash(_("The assumptions are saved. Your figures use them from the next time they are counted, "
+                "within a day."), "success")
         return redirect(url_for(".force_index"))
     html = render_template("insights/assumptions.html", form=form)
     return (html, 400) if form.errors else html

@@ -18,6 +18,7 @@ import enum
 import uuid
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -109,7 +110,8 @@ class DeliveryStatus(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.capitalize()
+        return str({DeliveryStatus.PENDING: _l("Pending"), DeliveryStatus.DELIVERED: _l("Delivered"),
+                    DeliveryStatus.FAILED: _l("Failed")}[self])
 
 
 class WebhookDelivery(_OfItsProvider, TenantScoped, Base):
@@ -156,12 +158,12 @@ class AttemptResult(enum.StrEnum):
 
     def label(self, status_code: int | None) -> str:
         if self is AttemptResult.DELIVERED:
-            return "Delivered"
+            return str(_l("Delivered"))
         if self is AttemptResult.REFUSED:
-            return f"Refused by your endpoint (status {status_code})"
+            return str(_l("Refused by your endpoint (status %(status)s)", status=status_code))
         if self is AttemptResult.TIMED_OUT:
-            return "Timed out"
-        return "Could not connect"  # not allowed reads the same: it tells nothing of what is there
+            return str(_l("Timed out"))
+        return str(_l("Could not connect"))  # not allowed reads the same: it tells nothing of what is there
 
 
 class WebhookAttempt(TenantScoped, Base):

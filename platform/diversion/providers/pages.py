@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -81,7 +82,7 @@ def create_token() -> Response | tuple[str, int]:
                                                                         actor=current_user))
         if made is not None:
             token, secret = made
-            return _secret_page("API token made", f"The token “{token.name}”", secret)
+            return _secret_page(_("API token made"), _("The token “%(name)s”", name=token.name), secret)
     return _index(form, WebhookForm(prefix="webhook")), 400
 
 
@@ -94,7 +95,7 @@ def revoke_token(token_id: uuid.UUID) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: tokens.revoke_provider_token(g.provider, token, actor=current_user),
-                    f"The token “{token.name}” is revoked: calls with it are refused from now on.")
+                    _("The token “%(name)s” is revoked: calls with it are refused from now on.", name=token.name))
     return _back()
 
 
@@ -108,7 +109,7 @@ def set_webhook() -> Response | tuple[str, int]:
         if made is not None:
             _endpoint, secret = made
             if secret is not None:
-                return _secret_page("Webhook endpoint saved", "The signing secret of your endpoint", secret)
+                return _secret_page(_("Webhook endpoint saved"), _("The signing secret of your endpoint"), secret)
             return _back()
     return _index(ProviderTokenForm(prefix="token"), form), 400
 
@@ -123,7 +124,7 @@ def rotate_secret() -> Response:
     except webhooks.WebhookError:
         refuse()
         abort(404)
-    return _secret_page("New signing secret", "The new signing secret of your endpoint", secret)
+    return _secret_page(_("New signing secret"), _("The new signing secret of your endpoint"), secret)
 
 
 @bp.route("/webhook/test", methods=["POST"])
@@ -132,7 +133,7 @@ def test_event() -> Response:
     if not TestEventForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: feed.queue_test_event(g.provider, actor=current_user),
-                    "A test event is queued for your endpoint: see how it ended under the latest deliveries.")
+                    _("A test event is queued for your endpoint: see how it ended under the latest deliveries."))
     return _back()
 
 
@@ -142,5 +143,5 @@ def remove_webhook() -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: webhooks.remove_endpoint(g.provider, actor=current_user),
-                    "The endpoint is removed: no more webhooks are sent.")
+                    _("The endpoint is removed: no more webhooks are sent."))
     return _back()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -81,7 +82,7 @@ def withdraw_invitation(invitation_id: uuid.UUID) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: invitations.withdraw_provider_invitation(g.provider, invitation, actor=current_user),
-                    f"The invitation to {invitation.name} is withdrawn: its link no longer works.")
+                    _("The invitation to %(name)s is withdrawn: its link no longer works.", name=invitation.name))
     return redirect(url_for(".index", **provider_in_address()))
 
 
@@ -96,8 +97,10 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
         if change_on_form(form, lambda: people.change_provider_role(g.provider, membership, role,
                                                                     actor=current_user)):
             if role is not before:
-                flash(f"{person.name} is now {'an admin' if role is ProviderRole.ADMIN else 'staff'} "
-                      f"of {g.provider.name}.", "success")
+                done = (_("%(name)s is now an admin of %(provider)s.", name=person.name, provider=g.provider.name)
+                        if role is ProviderRole.ADMIN else
+                        _("%(name)s is now staff of %(provider)s.", name=person.name, provider=g.provider.name))
+                flash(done, "success")
             return redirect(url_for(".index", **provider_in_address()))
     html = render_template("providers/people_role.html", provider=g.provider, membership=membership,
                            person=person, form=form, here=provider_in_address())
@@ -112,5 +115,5 @@ def remove(membership_id: uuid.UUID) -> Response:
         abort(400)
     person = people.users_by_id([membership.user_id])[membership.user_id]
     change_or_flash(lambda: people.remove_provider_membership(g.provider, membership, actor=current_user),
-                    f"{person.name} no longer works for {g.provider.name}.")
+                    _("%(name)s no longer works for %(provider)s.", name=person.name, provider=g.provider.name))
     return redirect(url_for(".index", **provider_in_address()))

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -35,6 +36,7 @@ from diversion.providers.forms import AcceptForm, CompleteForm, DeclineForm, Org
 from diversion.tenancy.context import set_provider_scope
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
+from diversion.words import day
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 CHOSEN = "provider_id"  # session key: the organisation picked in the switcher
@@ -65,14 +67,14 @@ def _referral(referral_id: uuid.UUID) -> Referral:
     return found
 
 
-def _date_arg(name: str, label: str, errors: dict[str, str]) -> date | None:
+def _date_arg(name: str, problem: str, errors: dict[str, str]) -> date | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        errors[name] = f"{label} must be a date like 2027-03-27."
+        errors[name] = problem
         return None
 
 
@@ -82,32 +84,33 @@ def _filters() -> tuple[lists.ProviderListFilter, dict[str, str]]:
     typed = search_terms()
     reference = lists.reference_of(typed) if typed else None
     if typed and reference is None:
-        errors["q"] = "Enter a case reference like WM-2026-000042."
+        errors["q"] = _("Enter a case reference like WM-2026-000042.")
     slug = request.args.get("force") or None
     force = next((t for t in g.forces if t.slug == slug), None)
     if slug and force is None:
-        errors["force"] = "Choose one of the forces your organisation serves."
+        errors["force"] = _("Choose one of the forces your organisation serves.")
     state_raw = request.args.get("state") or None
     state = None
     if state_raw:
         if state_raw in {s.value for s in State}:
             state = State(state_raw)
         else:
-            errors["state"] = "Choose one of the referral states."
+            errors["state"] = _("Choose one of the referral states.")
     overdue_raw = request.args.get("overdue") or None
     if overdue_raw not in (None, "yes"):
-        errors["overdue"] = "Choose whether to show only referrals past their deadline."
+        errors["overdue"] = _("Choose whether to show only referrals past their deadline.")
     course_raw = request.args.get("course") or None
     course = next((c for c in g.courses if str(c.id) == course_raw), None)
     if course_raw and course is None:
-        errors["course"] = "Choose one of your organisation's courses."
+        errors["course"] = _("Choose one of your organisation's courses.")
     sort = request.args.get("sort", "due")
     if sort not in lists.SORTS:
-        errors["sort"] = "Sort by due date or state."
+        errors["sort"] = _("Sort by due date or state.")
         sort = "due"
-    due_from, due_to = _date_arg("due_from", "Due from", errors), _date_arg("due_to", "Due by", errors)
+    due_from = _date_arg("due_from", _("Due from must be a date like 2027-03-27."), errors)
+    due_to = _date_arg("due_to", _("Due by must be a date like 2027-03-27."), errors)
     if due_from and due_to and due_to < due_from:
-        errors["due_to"] = "Due by must be the same as or after due from."
+        errors["due_to"] = _("Due by must be the same as or after due from.")
         due_to = None
     return lists.ProviderListFilter(reference=reference, force=force, state=state, overdue=overdue_raw == "yes",
                                     course=course, due_from=due_from, due_to=due_to, sort=sort,
@@ -164,9 +167,9 @@ def referral(referral_id: uuid.UUID) -> str:
 def accept(referral_id: uuid.UUID) -> Response:
     found = _referral(referral_id)
     if AcceptForm().validate_on_submit():
-        change_or_flash(lambda: services.accept(found, actor=current_user), "The referral is accepted.")
+        change_or_flash(lambda: services.accept(found, actor=current_user), _("The referral is accepted."))
     else:
-        flash("Something was wrong with that request: try again.", "error")
+        flash(_("Something was wrong with that request: try again."), "error")
     return redirect(url_for(".referral", referral_id=referral_id))
 
 
@@ -177,7 +180,7 @@ def decline(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     if form.validate_on_submit() and change_on_form(
             form, lambda: services.decline(found, actor=current_user, reason=form.reason.data or ""),
             {"state": form.reason}):
-        flash("The referral is declined. The force sees your reason on its case page.", "success")
+        flash(_("The referral is declined. The force sees your reason on its case page."), "success")
         return redirect(url_for(".referral", referral_id=referral_id))
     return _referral_page(_referral(referral_id), decline=form), 400
 
@@ -189,7 +192,9 @@ def book(referral_id: uuid.UUID) -> Response | tuple[str, int]:
     if form.validate_on_submit() and (starts_at := form.starts_at()) is not None and change_on_form(
             form, lambda: services.book_session(found, starts_at=starts_at, venue=form.venue.data or "",
                                                 actor=current_user), {"starts_at": form.day}):
-        flash(f"The session is booked for {starts_at.astimezone(LONDON):%d %B %Y at %H:%M}.", "success")
+        local = starts_at.astimezone(LONDON)
+        flash(_("The session is booked for %(day)s at %(time)s.", day=day(local),
+                time=local.strftime("%H:%M")), "success")
         return redirect(url_for(".referral", referral_id=referral_id))
     return _referral_page(_referral(referral_id), book=form), 400
 
@@ -213,7 +218,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
             flash(attendance_message(found, attended), "success")
             return redirect(back)
     elif form.attendance.data and not form.confirm.data and not form.confirm.errors:
-        form.confirm.errors = ["Confirm what happened"]
+        form.confirm.errors = [_("Confirm what happened")]
     return _referral_page(_referral(found.id), attendance=form), 400
 
 
@@ -228,10 +233,10 @@ def complete(referral_id: uuid.UUID) -> Response | tuple[str, int]:
             refuse()
             form.confirm.errors = [error.message]
         else:
-            flash("Completion recorded. The force sees the outcome on its case page.", "success")
+            flash(_("Completion recorded. The force sees the outcome on its case page."), "success")
             return redirect(url_for(".referral", referral_id=referral_id))
     elif not form.confirm.errors:
-        form.confirm.errors = ["Confirm that the course is completed"]
+        form.confirm.errors = [_("Confirm that the course is completed")]
     return _referral_page(_referral(referral_id), complete=form), 400
 
 
@@ -241,8 +246,8 @@ def switch() -> Response:
     form.provider.choices = [SelectChoice(str(p.id), p.name) for p in g.providers]
     if form.validate_on_submit():
         session[CHOSEN] = int(form.provider.data or 0)
-        flash(f"You are working for {next(p.name for p in g.providers if str(p.id) == form.provider.data)}.",
-              "success")
+        flash(_("You are working for %(provider)s.",
+                provider=next(p.name for p in g.providers if str(p.id) == form.provider.data)), "success")
     else:
-        flash("Choose one of your organisations.", "error")
+        flash(_("Choose one of your organisations."), "error")
     return redirect(url_for(".referrals"))
