@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from playwright.sync_api import Page, expect
 
@@ -53,7 +54,10 @@ class _Checked:
 
 
 def _asking(address: str, language: str) -> str:
-    return address + ("&" if "?" in address else "?") + f"lang={language}"
+    """``address`` asking for ``language`` (any language it asked for before replaced)."""
+    parts = urlsplit(address)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "lang"] + [("lang", language)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _date(page: Page, field: str, day: date) -> None:

@@ -109,6 +109,7 @@ def test_a_north_wales_officer_works_in_welsh_from_intake_to_referral(app: Flask
     _checked(page, problems, "case")
     page.locator("header form button").click()
 
+    page.goto("/sign-in?lang=en")  # the browser keeps the officer's Welsh until asked otherwise
     sign_in(page, PROVIDER_STAFF)
     page.goto("/provider/?lang=cy")
     _checked(page, problems, "provider workspace")
