@@ -29,9 +29,9 @@ def test_every_course_of_the_catalogue_offered_in_welsh_has_its_welsh() -> None:
 
 
 def test_a_course_offered_in_welsh_without_its_welsh_title_is_refused() -> None:
-    with pytest.raises(ValidationError, match="title_cy\n.*enter the Welsh title"):
+    with pytest.raises(ValidationError, match=r"title_cy\n.*enter the Welsh title"):
         CourseEntry.model_validate(_course(languages=["en", "cy"]))
-    with pytest.raises(ValidationError, match="description_cy\n.*enter the description in Welsh"):
+    with pytest.raises(ValidationError, match=r"description_cy\n.*enter the description in Welsh"):
         CourseEntry.model_validate(_course(languages=["en", "cy"], title_cy="Cwrs nos"))
     entry = CourseEntry.model_validate(_course(languages=["en", "cy"], title_cy="Cwrs nos",
                                                description_cy="Dwy noson."))
