@@ -17,6 +17,7 @@ from datetime import date, datetime
 from babel.dates import format_date, format_datetime
 from flask import has_request_context
 from flask_babel import get_locale, ngettext
+from flask_babel.speaklater import LazyString
 
 from diversion.db import LONDON
 
@@ -44,6 +45,22 @@ def plural(noun: str) -> str:
     else:
         word = last + "s"
     return f"{head} {word}" if head else word
+
+
+class Described:
+    """A thing of a fixed catalogue named and explained in the reader's language: its ``title``
+    and ``explanation`` are messages translated when read, as ``label`` and ``meaning``."""
+
+    title: LazyString
+    explanation: LazyString
+
+    @property
+    def label(self) -> str:
+        return str(self.title)
+
+    @property
+    def meaning(self) -> str:
+        return str(self.explanation)
 
 
 # Every noun a page counts, in the reader's language (each a literal message, for extraction).

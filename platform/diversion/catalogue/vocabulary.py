@@ -34,6 +34,8 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
+from diversion.words import Described
+
 # The age of criminal responsibility in England and Wales, and an upper bound
 # that stands for "no upper limit".
 YOUNGEST_AGE = 10
@@ -49,19 +51,11 @@ class PathwayKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class KindInfo:
-    title: LazyString  # the kind's national name, in the reader's language (``label``)
+class KindInfo(Described):
+    title: LazyString  # the kind's national name (``label``)
     explanation: LazyString
     min_age: int
     max_age: int
-
-    @property
-    def label(self) -> str:
-        return str(self.title)
-
-    @property
-    def meaning(self) -> str:
-        return str(self.explanation)
 
 
 KINDS: dict[PathwayKind, KindInfo] = {

@@ -18,6 +18,8 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
+from diversion.words import Described
+
 
 class Kind(enum.StrEnum):
     INT = "int"
@@ -34,24 +36,16 @@ class Kind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Field:
+class Field(Described):
     """One fact: its name in policies, its label on pages, what it means, and
     for a choice its allowed values (each with its label in ``VALUE_LABELS``)."""
 
     name: str
     kind: Kind
-    title: LazyString  # the label, in the reader's language (``label``)
-    explanation: LazyString  # what it means, likewise (``meaning``)
+    title: LazyString  # the label (``label``)
+    explanation: LazyString  # what it means (``meaning``)
     values: tuple[str, ...] = ()
     minimum: int | None = None
-
-    @property
-    def label(self) -> str:
-        return str(self.title)
-
-    @property
-    def meaning(self) -> str:
-        return str(self.explanation)
 
     def value_label(self, value: str) -> str:
         """How a page names one of this field's values ("mdma": "MDMA")."""
