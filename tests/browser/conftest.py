@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -16,6 +17,9 @@ from werkzeug.serving import make_server
 
 from diversion.config import REPO_ROOT
 from tests.conftest import PASSWORD, World
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -52,7 +56,7 @@ class Session:
 @pytest.fixture
 def live_server(app: Flask, world: World) -> Iterator[str]:
     """The test app on 127.0.0.1, a free port, in a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _whole_bodies(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
@@ -61,6 +65,24 @@ def live_server(app: Flask, world: World) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def _whole_bodies(app: Flask) -> WSGIApplication:
+    """Each response read whole before it is sent. Werkzeug's development server
+    leaves a static file open when Chromium drops the connection mid-download (a
+    favicon cut short by the next navigation), and the unclosed file would fail
+    whichever test the collector happened to be in."""
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return serve
 
 
 @pytest.fixture
