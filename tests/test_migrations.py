@@ -602,3 +602,98 @@ def test_policies_that_read_the_scope_per_row_read_it_once_after_the_upgrade(fre
             db.engine.dispose()
     finally:
         owner.dispose()
+
+
+def _every_sentence(tenant_id: int) -> None:
+    """Case work whose steps hold every kind of sentence the platform writes, and a person's words."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from diversion.cases import services as cases
+    from diversion.cases.identity import Contact, Identity
+    from diversion.cases.models import State, Why
+    from diversion.catalogue.models import Offering
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+
+    today = datetime.now(UTC).date()
+    facts = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+             "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
+             "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
+             "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
+    with scoped(tenant_id):
+        tenant = db.session.get(Tenant, tenant_id)
+        offering = db.session.scalar(db.select(Offering).where(Offering.pathway == "divert"))
+        referrals = []
+        for name in ("Missed", "Expired", "Imported"):
+            _, decision = cases.record_encounter(tenant, cases.Intake(
+                Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, facts), actor=SYSTEM, today=today)
+            referrals.append(cases.refer(tenant, decision, offering, actor=SYSTEM, today=today,
+                                         reason="" if name != "Imported" else "Asked for by the custody sergeant"))
+        missed, expired, imported = referrals
+        cases.transition(tenant, missed, State.ACCEPTED, actor=SYSTEM, why=Why.ACCEPTED)
+        started = datetime.now(UTC) - timedelta(hours=2)
+        for venue, note in (("Hub: east door", "No answer: phone off"), ("Civic Centre", "")):
+            session, _ = cases.book_session(tenant, missed, starts_at=started, venue=venue, actor=SYSTEM)
+            cases.record_attendance(tenant, session, attended=False, actor=SYSTEM, note=note)
+        cases.transition(tenant, expired, State.NOT_COMPLETED, actor=SYSTEM, why=Why.DEADLINE_PASSED,
+                         details={"deadline": expired.deadline.isoformat()})
+        cases.transition(tenant, imported, State.WITHDRAWN, actor=SYSTEM, why=Why.IMPORTED,
+                         details={"file": "history (2025).csv", "row": 7})
+
+
+def test_the_sentences_steps_once_kept_become_codes_and_come_back_on_the_downgrade(fresh_database: Any) -> None:
+    """Every sentence the platform wrote is read back into its code and details, a venue holding ": "
+    and a person's note included; a reason a person typed stays as it was."""
+    from diversion.cases.models import BookedSession, Transition, Why
+    from diversion.tenancy.context import scoped
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+
+    def steps() -> list[tuple[Any, ...]]:
+        with scoped(world.a.id):
+            return [(step.to_state, step.why, step.why_details, step.reason, step.account) for step in
+                    db.session.scalars(db.select(Transition).order_by(Transition.referral_id, Transition.occurred_at))]
+
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        _every_sentence(world.a.id)
+        db.session.commit()
+        before = steps()
+        db.session.remove()
+        assert [why for _, why, *_ in before if why is not None] == [
+            Why.OFFERED, Why.ACCEPTED, Why.BOOKED, Why.DID_NOT_ATTEND, Why.BOOKED, Why.DID_NOT_ATTEND, Why.OFFERED,
+            Why.DEADLINE_PASSED, Why.IMPORTED]
+
+        downgrade(revision="4d6072162e95")
+        owner = create_engine(fresh_database.inspector_url)  # every force's rows
+        with owner.connect() as connection:
+            kept = set(connection.scalars(text("SELECT reason FROM referral_transitions")))
+        assert "Offered after the decision" in kept
+        assert any(reason.startswith("Did not attend the session of ") and
+                   reason.endswith(" at Hub: east door: No answer: phone off") for reason in kept)
+        assert "Imported from historic records (history (2025).csv, row 7)" in kept
+        assert "Asked for by the custody sergeant" in kept
+        # An imported session, as the import once wrote it: where it was, not recorded.
+        with owner.begin() as connection:
+            connection.execute(text("UPDATE referral_sessions SET venue = :imported WHERE venue = 'Civic Centre'"),
+                               {"imported": "Not recorded (imported: history.csv, row 3)"})
+            connection.execute(text("UPDATE referral_transitions SET reason = replace(reason, 'Civic Centre', "
+                                    ":imported)"), {"imported": "Not recorded (imported: history.csv, row 3)"})
+        owner.dispose()
+        upgrade()
+        db.session.remove()
+
+        def unrecorded(step: tuple[Any, ...]) -> tuple[Any, ...]:
+            state, why, details, reason, account = step
+            if details and details.get("venue") == "Civic Centre":
+                return state, why, details | {"venue": ""}, reason, account.replace("Civic Centre",
+                                                                                    "a place not recorded")
+            return step
+
+        assert steps() == [unrecorded(step) for step in before]
+        with scoped(world.a.id):
+            assert set(db.session.scalars(db.select(BookedSession.venue))) == {"Hub: east door", ""}
+        db.session.remove()
+        db.engine.dispose()

@@ -181,7 +181,7 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
             cases.record_attendance(tenant, session, attended=True, actor=SYSTEM)
         cases.transition(tenant, referral, State.COMPLETED, actor=SYSTEM)
         assert (referral.outcome_code, referral.outcome_label) == ("outcome-22", "No further action (Outcome 22)")
-        steps = [(t.from_state, t.to_state, t.reason) for t in db.session.scalars(
+        steps = [(t.from_state, t.to_state, t.account) for t in db.session.scalars(
             select(cases.Transition).where(cases.Transition.referral_id == referral.id)
             .order_by(cases.Transition.occurred_at))]
         assert steps[0] == (None, State.OFFERED, "Offered after the decision")

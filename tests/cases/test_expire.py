@@ -12,7 +12,7 @@ from sqlalchemy import select
 from diversion.accounts.access import SYSTEM
 from diversion.cases import services
 from diversion.cases.identity import Contact, Identity
-from diversion.cases.models import Referral, State
+from diversion.cases.models import Referral, State, Why
 from diversion.catalogue.models import Course, Offering
 from diversion.cli import main
 from diversion.extensions import db
@@ -89,7 +89,8 @@ def test_expire_moves_only_overdue_open_referrals_of_the_force(app: Flask, world
             assert referral.outcome_code == "prosecution"
             last = referral.transitions[-1]
             assert last.to_state == State.NOT_COMPLETED
-            assert last.reason == f"Deadline passed on {referral.deadline:%d %B %Y}"
+            assert (last.why, last.reason) == (Why.DEADLINE_PASSED, "")
+            assert last.account == f"Deadline passed on {referral.deadline:%d %B %Y}"
     again = _run(app, "referrals", "expire", "--tenant", "durham")
     assert again.output.strip() == "durham: 0 moved to not completed"
 

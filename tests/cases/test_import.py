@@ -16,7 +16,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.audit.models import AuditEvent
 from diversion.cases import importer
 from diversion.cases.identity import open_identity
-from diversion.cases.models import Attendance, Encounter, Person, Referral, State, Transition
+from diversion.cases.models import Attendance, Encounter, Person, Referral, State, Transition, Why
 from diversion.catalogue.models import Course
 from diversion.cli import main
 from diversion.eligibility.models import Decision
@@ -164,7 +164,9 @@ def test_referrals_reach_their_states_along_legal_paths(app: Flask, world: World
         # Each step carries its historic date: the offer on the decision date, the rest on the outcome date.
         assert utc(steps[0].occurred_at) == datetime(2024, 3, 2, 12, tzinfo=UTC)
         assert {utc(s.occurred_at).date() for s in steps[1:]} == {date(2024, 6, 28)}
-        assert all("row 2" in s.reason for s in steps)
+        assert [s.why for s in steps] == [Why.IMPORTED, Why.IMPORTED, *[Why.BOOKED, Why.ATTENDED] * 5, Why.IMPORTED]
+        assert {s.why_details["row"] for s in steps if s.why is Why.IMPORTED and s.why_details} == {2}
+        assert steps[0].account == "Imported from historic records (durham-history.csv, row 2)"
         declined = referrals[State.DECLINED]
         assert declined.outcome_code == "prosecution"
         assert [s.to_state for s in declined.transitions] == [State.OFFERED, State.DECLINED]
@@ -433,7 +435,8 @@ def test_a_missed_session_imports_as_missed_waiting_for_a_rebooking(app: Flask, 
         assert referral.outcome_code is None  # still open: waiting for another session
         assert [s.to_state for s in referral.transitions] == [State.OFFERED, State.ACCEPTED, State.BOOKED,
                                                               State.MISSED]
-        assert "Did not attend" in referral.transitions[-1].reason
+        assert referral.transitions[-1].why is Why.DID_NOT_ATTEND
+        assert referral.transitions[-1].account.startswith("Did not attend the session of ")
         [session] = referral.sessions
         assert session.attendance is Attendance.DID_NOT_ATTEND
         assert referral.sessions_attended == 0

@@ -24,7 +24,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import open_contact, open_identity
-from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition
+from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition, Why, told
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
@@ -36,6 +36,8 @@ from tests.conftest import World, build_world, empty_database
 
 ROWS = 200
 LABEL = "history.csv"
+# The file does not say where a session was: the services need a venue, so they are given the words a page shows.
+PLACE_NOT_RECORDED = "a place not recorded"
 SURNAMES = ("Walker", "Hussain", "Evans", "Patel", "Roberts", "Okafor", "Nowak", "Hughes", "Begum", "Jones")
 GIVEN = ("Jordan", "Aisha", "Callum", "Priya", "Kieran", "Grace", "Tomasz", "Chloe")
 
@@ -104,13 +106,13 @@ def _through_the_services(app: Flask, world: World, path: Path) -> None:
                                                  source=importer.SOURCE, decided_on=found.decided_on)
             if found.course is None or found.state is None:
                 continue
-            reason = importer.imported_reason(LABEL, found.number)
+            reason = told(Why.IMPORTED, importer.imported_details(LABEL, found.number))
             referral = cases.refer(tenant, decision, offerings[(found.course, decision.final_pathway)],
                                    actor=SYSTEM, today=found.decided_on, reason=reason)
             held = datetime.combine(found.ended_on or found.decided_on, time(12), tzinfo=UTC)
             cases.take_path(tenant, referral, rules.path_to(found.state, sessions=referral.sessions_required),
                             actor=SYSTEM, reason=reason, session_at=held,
-                            venue=importer.imported_venue(LABEL, found.number))
+                            venue=PLACE_NOT_RECORDED)
         db.session.commit()
 
 
@@ -130,11 +132,12 @@ def _recorded(app: Flask, world: World) -> dict[str, Any]:
         referrals = {r.encounter_id: r for r in db.session.scalars(select(Referral))}
         steps: dict[Any, list[tuple[Any, ...]]] = {}
         for step in db.session.scalars(select(Transition).order_by(Transition.occurred_at)):
-            steps.setdefault(step.referral_id, []).append((step.from_state, step.to_state, step.reason))
+            steps.setdefault(step.referral_id, []).append((step.from_state, step.to_state, step.account))
         sessions: dict[Any, list[tuple[Any, ...]]] = {}
         for held in db.session.scalars(select(BookedSession).order_by(BookedSession.starts_at)):
             sessions.setdefault(held.referral_id, []).append(
-                (held.venue, held.attendance, f"{held.starts_at:%Y-%m-%d %H:%M}", held.booked_by_id))
+                (held.venue or PLACE_NOT_RECORDED, held.attendance, f"{held.starts_at:%Y-%m-%d %H:%M}",
+                 held.booked_by_id))
         in_feed = {entry.referral_id for entry in db.session.scalars(select(FeedEntry))}
 
         def person(person_id: Any) -> tuple[Any, ...]:

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from diversion.cases import rules
-from diversion.cases.models import TRANSITIONS, State
+from diversion.cases.models import TRANSITIONS, State, ending_sentence
 from diversion.tenancy.models import Tenant
 
 DEADLINE = date(2027, 3, 31)
@@ -23,7 +23,8 @@ DEADLINE = date(2027, 3, 31)
 ])
 def test_a_miss_waits_for_a_rebooking_until_the_allowance_or_the_deadline(
         missed: int, allowed: int, on: date, to: State, why: str) -> None:
-    assert rules.after_missing(missed, allowed=allowed, deadline=DEADLINE, on=on) == (to, why)
+    reached, ending = rules.after_missing(missed, allowed=allowed, deadline=DEADLINE, on=on)
+    assert (reached, ending_sentence(ending)) == (to, why)
 
 
 @pytest.mark.parametrize(("settings", "allowed"), [

@@ -33,7 +33,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, ProviderRole, User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, person_keys, seal
-from diversion.cases.models import Encounter, Person, Referral, State, Transition
+from diversion.cases.models import Encounter, Person, Referral, State, Transition, Why
 from diversion.cases.references import take_references
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import utcnow
@@ -87,7 +87,7 @@ def make_referral(app: Flask, force: str, course: str, surname: str, phone: str,
             db.session.add(referral)
             db.session.flush()
             db.session.add(Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
-                                      to_state=State.OFFERED, reason="Offered after the decision"))
+                                      to_state=State.OFFERED, why=Why.OFFERED))
             db.session.commit()
             return Made(referral.id, tenant.id, person.id, encounter.id, surname, phone)
 

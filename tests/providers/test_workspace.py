@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from diversion.accounts.models import ProviderMembership
-from diversion.cases.models import Attendance, BookedSession, Referral, State, Transition
+from diversion.cases.models import Attendance, BookedSession, Referral, State, Transition, Why
 from diversion.db import LONDON
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -133,9 +133,10 @@ def test_a_missed_session_is_rebooked_and_a_second_miss_ends_the_referral(
                                    .order_by(Transition.occurred_at)).all()
         assert [s.to_state for s in steps] == [State.OFFERED, State.ACCEPTED, State.BOOKED, State.MISSED,
                                                State.BOOKED, State.NOT_COMPLETED]
-        assert "Did not attend" in steps[3].reason
-        assert "No answer on the phone" in steps[3].reason
-        assert "The referral ends: 2 sessions missed, more than the 1 the force allows" in steps[-1].reason
+        assert (steps[3].why, steps[3].reason) == (Why.DID_NOT_ATTEND, "No answer on the phone")
+        assert steps[3].account.startswith("Did not attend the session of ")
+        assert steps[3].account.endswith(": No answer on the phone")
+        assert steps[-1].account.endswith(". The referral ends: 2 sessions missed, more than the 1 the force allows")
 
 
 def test_the_force_setting_of_missed_sessions_applies(app: Flask, client: FlaskClient, world: World,

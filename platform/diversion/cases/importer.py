@@ -64,6 +64,7 @@ from diversion.cases.models import (
     Referral,
     State,
     Transition,
+    Why,
 )
 from diversion.cases.references import take_references
 from diversion.cases.rules import DERIVED_FACTS, Intake
@@ -658,14 +659,13 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, MIDDAY)
 
 
-def imported_reason(label: str, number: int) -> str:
-    """The reason of an imported step: the file and the row it came from."""
-    return f"Imported from historic records ({label}, row {number})"
+def imported_details(label: str, number: int) -> dict[str, Any]:
+    """The details of an imported step (``Why.IMPORTED``): the file and the row it came from."""
+    return {"file": label, "row": number}
 
 
-def imported_venue(label: str, number: int) -> str:
-    """Where an imported session took place (the file does not say), naming the row it came from."""
-    return f"Not recorded (imported: {label}, row {number})"[:rules.LIMITS["venue"]]
+# Where an imported session took place: the file does not say (pages read it as not recorded).
+IMPORTED_VENUE = ""
 
 
 class _Writer:
@@ -760,34 +760,36 @@ class _Writer:
             provider_id=offering.course.provider_id, pathway=pathway.id, deadline_days=pathway.deadline_days,
             sessions=offering.course.sessions, offered_on=row.decided_on)
         referral_id = referral["id"]
-        reason, venue = imported_reason(self.label, row.number), imported_venue(self.label, row.number)
+        imported = (Why.IMPORTED, imported_details(self.label, row.number))
         at = _at(row.decided_on)
-        steps: list[tuple[State | None, State, datetime, str]] = [(None, State.OFFERED, at, reason)]
+        steps: list[tuple[State | None, State, datetime, tuple[Why, dict[str, Any]]]] = [
+            (None, State.OFFERED, at, imported)]
         ended = _at(row.ended_on or row.decided_on)
         state, attended = State.OFFERED, 0
         for step in rules.path_to(reached, sessions=offering.course.sessions):
             ended += timedelta(seconds=1)
-            why = reason
+            said = imported
             if step is State.BOOKED:  # a session, as booking one writes it
                 self.sessions.append({"id": new_id(), "referral_id": referral_id, "starts_at": ended,
-                                      "venue": venue, "booked_by_id": self.actor_id, "attendance": None,
+                                      "venue": IMPORTED_VENUE, "booked_by_id": self.actor_id, "attendance": None,
                                       "attendance_recorded_at": None, "attendance_recorded_by_id": None})
-                why = rules.booked_reason(ended, venue)
+                said = (Why.BOOKED, rules.session_details(ended, IMPORTED_VENUE))
             elif step in (State.ATTENDED, State.MISSED):  # attendance at it, as recording it writes it
                 attended_it = step is State.ATTENDED
                 self.sessions[-1].update(
                     attendance=Attendance.ATTENDED if attended_it else Attendance.DID_NOT_ATTEND,
                     attendance_recorded_at=ended, attendance_recorded_by_id=self.actor_id)
-                why = rules.attendance_reason(self.sessions[-1]["starts_at"], venue, attended=attended_it)
-            steps.append((state, step, ended, why))
+                said = (Why.ATTENDED if attended_it else Why.DID_NOT_ATTEND,
+                        rules.session_details(self.sessions[-1]["starts_at"], IMPORTED_VENUE))
+            steps.append((state, step, ended, said))
             state, attended = step, attended + (step is State.ATTENDED)
         code, label = rules.outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)
         referral.update(state=state, sessions_attended=attended, outcome_code=code, outcome_label=label,
                         created_at=at, updated_at=steps[-1][2])
         self.referrals.append(referral)
         written = [{"id": new_id(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
-                    "occurred_at": when, "actor_id": self.actor_id, "reason": why}
-                   for came_from, to, when, why in steps]
+                    "occurred_at": when, "actor_id": self.actor_id, "reason": "", "why": why, "why_details": details}
+                   for came_from, to, when, (why, details) in steps]
         self.transitions += written
         last = written[-1]
         self.moves.append(Moved(referral_id, offering.course.provider_id, pathway.id, last["from_state"], state,

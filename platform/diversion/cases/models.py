@@ -13,8 +13,10 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Date,
     Enum,
@@ -33,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 from diversion.eligibility.packed import PackedFacts
+from diversion.words import day, moment
 
 
 def _enum(kind: type[enum.StrEnum]) -> Enum:
@@ -245,8 +248,87 @@ def _referral_of_provider(row: Any, provider_id: int) -> bool:
     return referral is not None and referral.provider_id == provider_id
 
 
+class Why(enum.StrEnum):
+    """What the platform itself says of a step it writes. The step keeps this code and its
+    details (``Transition.why_details``), never the sentence: ``told`` draws the sentence
+    in the reader's language.
+
+    Details: booked, attended and did not attend have the session's ``starts_at`` (ISO,
+    UTC) and ``venue``; did not attend, when it ends the referral, has ``ending`` (an
+    ``Ending``) with the ``missed`` and ``allowed`` sessions or the ``deadline`` (ISO);
+    all attended has ``sessions``; deadline passed has ``deadline``; imported has the
+    ``file`` and the ``row`` the step came from.
+    """
+
+    OFFERED = "offered"  # a referral made without a reason typed
+    ACCEPTED = "accepted"  # by the provider, without a reason typed
+    BOOKED = "booked"
+    ATTENDED = "attended"
+    DID_NOT_ATTEND = "did_not_attend"
+    ALL_ATTENDED = "all_attended"  # completed by the provider without a note
+    DEADLINE_PASSED = "deadline_passed"  # ended by the nightly job
+    IMPORTED = "imported"  # written by an import of historic records
+
+
+class Ending(enum.StrEnum):
+    """Why a missed session ends a referral (``rules.after_missing``)."""
+
+    NONE_ALLOWED = "none_allowed"
+    TOO_MANY_MISSED = "too_many_missed"
+    DEADLINE = "deadline"
+
+
+def ending_sentence(details: dict[str, Any]) -> str:
+    """Why a missed session ends the referral, in the reader's language ("" when it does not)."""
+    match details.get("ending"):
+        case Ending.NONE_ALLOWED:
+            return str(_("the force allows no missed session"))
+        case Ending.TOO_MANY_MISSED:
+            return str(_("%(missed)s sessions missed, more than the %(allowed)s the force allows",
+                         missed=details["missed"], allowed=details["allowed"]))
+        case Ending.DEADLINE:
+            return str(_("the deadline, %(date)s, has passed", date=day(date.fromisoformat(details["deadline"]))))
+    return ""
+
+
+def told(why: Why | None, details: dict[str, Any] | None, words: str = "") -> str:
+    """A step's account in the reader's language: the platform's sentence for ``why`` drawn from
+    its ``details``, with the ``words`` a person gave (a note on attendance) after it; only the
+    words when the platform said nothing."""
+    details = details or {}
+    note = f": {words}" if words else ""
+    said: str
+    match why:
+        case None:
+            return words
+        case Why.OFFERED:
+            said = _("Offered after the decision")
+        case Why.ACCEPTED:
+            said = _("Accepted by the provider")
+        case Why.ALL_ATTENDED:
+            said = _("All %(num)s sessions attended", num=details["sessions"])
+        case Why.DEADLINE_PASSED:
+            said = _("Deadline passed on %(date)s", date=day(date.fromisoformat(details["deadline"])))
+        case Why.IMPORTED:
+            said = _("Imported from historic records (%(file)s, row %(row)s)", file=details["file"],
+                     row=details["row"])
+        case _:
+            when = moment(datetime.fromisoformat(details["starts_at"]))
+            venue = details["venue"] or _("a place not recorded")
+            if why is Why.BOOKED:
+                said = _("Session booked for %(when)s at %(venue)s", when=when, venue=venue)
+            elif why is Why.ATTENDED:
+                said = _("Attended the session of %(when)s at %(venue)s", when=when, venue=venue)
+            else:
+                said = _("Did not attend the session of %(when)s at %(venue)s", when=when, venue=venue)
+            if ending := ending_sentence(details):
+                return said + note + str(_(". The referral ends: %(why)s", why=ending))
+    return said + note
+
+
 class Transition(TenantScoped, Base):
-    """One step of a referral's life: who moved it, when, and why."""
+    """One step of a referral's life: who moved it, when, and why (the words a person
+    gave, ``reason``, and what the platform said of it, ``why``: read both as ``account``)."""
 
     __tablename__ = "referral_transitions"
     __tenant_leaf__ = True  # no row points at one
@@ -263,6 +345,13 @@ class Transition(TenantScoped, Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     reason: Mapped[str] = mapped_column(String(1000), default="")
+    why: Mapped[Why | None] = mapped_column(_enum(Why))
+    why_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+
+    @property
+    def account(self) -> str:
+        """What the step says, in the reader's language (``told``)."""
+        return told(self.why, self.why_details, self.reason)
 
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:

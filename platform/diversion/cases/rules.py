@@ -18,15 +18,15 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from flask_babel import gettext as _
 
 from diversion.cases.identity import Contact, Identity, normalise_pnc
-from diversion.cases.models import TRANSITIONS, State
-from diversion.db import LONDON, new_id
+from diversion.cases.models import TRANSITIONS, Ending, State
+from diversion.db import new_id
 from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import PolicyVersion
@@ -246,18 +246,19 @@ def missed_sessions_broken(value: object) -> Broken | None:
     return None
 
 
-def after_missing(missed: int, *, allowed: int, deadline: date, on: date) -> tuple[State, str]:
+def after_missing(missed: int, *, allowed: int, deadline: date, on: date) -> tuple[State, dict[str, Any]]:
     """Where a referral goes when a session is missed (``missed``: how many sessions the
     person has now missed, this one included, ``on`` the day it is recorded): back to
     waiting for a booking (missed), or, past the force's ``allowed`` missed sessions or
-    once the referral's ``deadline`` has passed, not completed, with why."""
+    once the referral's ``deadline`` has passed, not completed, with why (the ``ending``
+    details of the step, ``models.ending_sentence``)."""
     if missed > allowed:
         if allowed == 0:
-            return State.NOT_COMPLETED, "the force allows no missed session"
-        return State.NOT_COMPLETED, f"{missed} sessions missed, more than the {allowed} the force allows"
+            return State.NOT_COMPLETED, {"ending": Ending.NONE_ALLOWED.value}
+        return State.NOT_COMPLETED, {"ending": Ending.TOO_MANY_MISSED.value, "missed": missed, "allowed": allowed}
     if on > deadline:
-        return State.NOT_COMPLETED, f"the deadline, {deadline:%d %B %Y}, has passed"
-    return State.MISSED, ""
+        return State.NOT_COMPLETED, {"ending": Ending.DEADLINE.value, "deadline": deadline.isoformat()}
+    return State.MISSED, {}
 
 
 @cache  # the moves never change; an import asks for every referral
@@ -300,12 +301,13 @@ def path_to(goal: State, *, sessions: int, via: State | None = None) -> tuple[St
 
 
 def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
-                sessions_required: int) -> Broken | None:
+                sessions_required: int, explained: bool = False) -> Broken | None:
     """Why a referral in ``state`` cannot move to ``to`` now, or None.
 
     Refuses a move the lifecycle does not allow (naming the moves it does),
     completion before every session is attended, attendance beyond the
-    sessions required, and ending a referral without a reason.
+    sessions required, and ending a referral without a reason (unless the
+    platform gives it: ``explained``).
     """
     allowed = TRANSITIONS.get(state, frozenset())
     if to not in allowed:
@@ -322,24 +324,13 @@ def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
         return Broken("state", _("only %(attended)s of %(required)s sessions are attended", attended=sessions_attended,
                                  required=sessions_required),
                       predicate=False)
-    if to in REASON_REQUIRED and not reason.strip():
+    if to in REASON_REQUIRED and not reason.strip() and not explained:
         return Broken("reason", _("give the reason (did not attend, deadline passed, condition breached...)"),
                       predicate=False)
     return None
 
 
-def _session(starts_at: datetime, venue: str) -> str:
-    return f"{starts_at.astimezone(LONDON):%d %B %Y %H:%M} at {venue}"
+def session_details(starts_at: datetime, venue: str) -> dict[str, Any]:
+    """The details of a step about a session (booked, attended, missed: ``models.Why``)."""
+    return {"starts_at": starts_at.astimezone(UTC).isoformat(), "venue": venue}
 
-
-def booked_reason(starts_at: datetime, venue: str) -> str:
-    """The reason of the step to booked: the session that was booked."""
-    return f"Session booked for {_session(starts_at, venue)}"
-
-
-def attendance_reason(starts_at: datetime, venue: str, *, attended: bool, note: str = "", ending: str = "") -> str:
-    """The reason of the step attendance makes (attended; or, for a session missed, missed, or
-    not completed with ``ending`` saying why it ended)."""
-    extra = f": {note.strip()}" if note.strip() else ""
-    ends = f". The referral ends: {ending}" if ending else ""
-    return f"{'Attended' if attended else 'Did not attend'} the session of {_session(starts_at, venue)}{extra}{ends}"

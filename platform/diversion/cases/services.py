@@ -50,6 +50,8 @@ from diversion.cases.models import (
     Referral,
     State,
     Transition,
+    Why,
+    ending_sentence,
 )
 from diversion.cases.references import take_references
 from diversion.cases.rules import REOFFENDING_DAYS, Broken, Intake
@@ -492,7 +494,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     db.session.flush()
     step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
                       to_state=State.OFFERED, actor_id=user_id_of(actor),
-                      reason=reason.strip() or "Offered after the decision", occurred_at=at or utcnow())
+                      reason=reason.strip(), why=None if reason.strip() else Why.OFFERED,
+                      occurred_at=at or utcnow())
     db.session.add(step)
     db.session.flush()
     # In hand for whoever answers: a referral keeps its case, and a new one has this one step.
@@ -505,14 +508,16 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
 
 
 def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str,
-          at: datetime | None = None) -> Transition:
+          why: Why | None = None, details: dict[str, Any] | None = None, at: datetime | None = None) -> Transition:
     """The one way a referral changes state: checked by the rulebook, recorded (as happening
-    ``at``, now unless given), announced.
+    ``at``, now unless given, with the person's ``reason`` and what the platform says of it,
+    ``why`` and its ``details``), announced.
 
     Refuses what ``rules.move_broken`` refuses, and a time in the future or before the
     referral's latest step (its steps happen in order).
     """
-    if (broken := rules.move_broken(referral.state, to, reason=reason, sessions_attended=referral.sessions_attended,
+    if (broken := rules.move_broken(referral.state, to, reason=reason, explained=why is not None,
+                                    sessions_attended=referral.sessions_attended,
                                     sessions_required=referral.sessions_required)) is not None:
         _refuse(broken)
     if (broken := rules.text_broken("reason", reason)) is not None:
@@ -525,8 +530,8 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
         if latest is not None and at < latest:
             raise CaseError("at", _("A step cannot be dated before the referral's previous step."))
     step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
-                      to_state=to, actor_id=user_id_of(actor), reason=reason.strip(),
-                      occurred_at=at or utcnow())
+                      to_state=to, actor_id=user_id_of(actor), reason=reason.strip(), why=why,
+                      why_details=details or None, occurred_at=at or utcnow())
     db.session.add(step)
     referral.state = to
     if to is State.ATTENDED:
@@ -536,7 +541,7 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
     db.session.flush()
     announce(tenant, [_moved(referral, step)])
     record(f"referral.{to.value}", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
-           details={"reason": reason.strip()} if reason.strip() else {})
+           details=({"reason": reason.strip()} if reason.strip() else {}) | ({"why": why.value} if why else {}))
     return step
 
 
@@ -547,8 +552,10 @@ def moving(to: State) -> Action:
 
 
 def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason: str = "",
+               why: Why | None = None, details: dict[str, Any] | None = None,
                at: datetime | None = None) -> Transition:
-    """Move a referral on, recording who, when and why.
+    """Move a referral on, recording who, when and why (the ``reason`` a person gave, and
+    what the platform says of the move: ``why`` and its ``details``, ``models.Why``).
 
     Refuses what the rulebook refuses (a move the lifecycle does not allow,
     with the moves it does; completion before every session is attended;
@@ -565,7 +572,7 @@ def transition(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, r
                         _("Record attendance at a booked session to make a referral attended.")
                         if to is State.ATTENDED else
                         _("Record a booked session as not attended to make a referral missed a session."))
-    return _move(tenant, referral, to, actor=actor, reason=reason, at=at)
+    return _move(tenant, referral, to, actor=actor, reason=reason, why=why, details=details, at=at)
 
 
 def sessions_of(referral: Referral) -> list[BookedSession]:
@@ -613,7 +620,8 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
                             venue=venue, booked_by_id=user_id_of(actor), booked_at=at or utcnow())
     db.session.add(session)
     db.session.flush()
-    step = _move(tenant, referral, State.BOOKED, actor=actor, reason=rules.booked_reason(starts_at, venue), at=at)
+    step = _move(tenant, referral, State.BOOKED, actor=actor, reason="", why=Why.BOOKED,
+                 details=rules.session_details(starts_at, venue), at=at)
     record("session.booked", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"session": str(session.id), "starts_at": starts_at.isoformat(), "venue": venue})
     return session, step
@@ -629,8 +637,9 @@ def missed_sessions(referral: Referral) -> int:
 def if_missed(tenant: Tenant, referral: Referral, *, on: date) -> tuple[State, str]:
     """Where the referral would go were its next session recorded as missed ``on`` that day
     (``rules.after_missing``): what the attendance forms warn of."""
-    return rules.after_missing(missed_sessions(referral) + 1, allowed=rules.missed_sessions_allowed(tenant),
-                               deadline=referral.deadline, on=on)
+    to, ending = rules.after_missing(missed_sessions(referral) + 1, allowed=rules.missed_sessions_allowed(tenant),
+                                     deadline=referral.deadline, on=on)
+    return to, ending_sentence(ending)
 
 
 def next_session(referral: Referral, *, now: datetime | None = None) -> BookedSession | None:
@@ -670,13 +679,14 @@ def record_attendance(tenant: Tenant, session: BookedSession, *, attended: bool,
     session.attendance = Attendance.ATTENDED if attended else Attendance.DID_NOT_ATTEND
     session.attendance_recorded_at = at or utcnow()
     session.attendance_recorded_by_id = user_id_of(actor)
-    to, ending = State.ATTENDED, ""
+    to, ending = State.ATTENDED, dict[str, Any]()
     if not attended:
         to, ending = rules.after_missing(
             missed_sessions(referral), allowed=rules.missed_sessions_allowed(tenant), deadline=referral.deadline,
             on=(at or now or utcnow()).astimezone(LONDON).date())
-    step = _move(tenant, referral, to, actor=actor, at=at, reason=rules.attendance_reason(
-        session.starts_at, session.venue, attended=attended, note=note, ending=ending))
+    step = _move(tenant, referral, to, actor=actor, at=at, reason=note.strip(),
+                 why=Why.ATTENDED if attended else Why.DID_NOT_ATTEND,
+                 details=rules.session_details(session.starts_at, session.venue) | ending)
     record("session.attendance_recorded", actor=actor, tenant_id=tenant.id, object_type="referral",
            object_id=referral.id, details={"session": str(session.id), "attendance": session.attendance.value})
     return step
@@ -764,8 +774,8 @@ def expire_overdue(tenant: Tenant, *, today: date, actor: Actor) -> int:
     overdue = db.session.scalars(
         select(Referral).where(Referral.still_open(), Referral.deadline < today)).all()
     for referral in overdue:
-        transition(tenant, referral, State.NOT_COMPLETED, actor=actor,
-                   reason=f"Deadline passed on {referral.deadline:%d %B %Y}")
+        transition(tenant, referral, State.NOT_COMPLETED, actor=actor, why=Why.DEADLINE_PASSED,
+                   details={"deadline": referral.deadline.isoformat()})
     return len(overdue)
 
 

@@ -303,7 +303,7 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
             else:
                 title = _("Referral %(state)s", state=state)
             events.append(Event(step.occurred_at, title, people.get(step.actor_id or 0, _("Provider or system")),
-                                step.reason))
+                                step.account))
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 

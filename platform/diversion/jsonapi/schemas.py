@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from diversion.cases.models import BookedSession, State, Transition
+from diversion.cases.models import BookedSession, State, Transition, Why
 from diversion.cases.rules import LIMITS, MULTILINE
 from diversion.inputs import LINE_PATTERN, LINES_PATTERN
 
@@ -58,12 +58,17 @@ class TransitionOut(Answer):
     from_state: State | None = Field(serialization_alias="from")
     to_state: State = Field(serialization_alias="to")
     occurred_at: Moment
-    reason: str
+    reason: str = Field(description="What the step says: the words a person gave, after the platform's own "
+                                    "sentence where it wrote one, in the language asked for (Accept-Language: "
+                                    "English or Welsh; English by default)")
+    why: Why | None = Field(description="The code of the platform's own sentence, when it wrote one: offered, "
+                                        "accepted, booked, attended, did_not_attend, all_attended, "
+                                        "deadline_passed or imported")
 
 
 def transition_out(step: Transition) -> TransitionOut:
     return TransitionOut(id=step.id, referral_id=step.referral_id, from_state=step.from_state,
-                         to_state=step.to_state, occurred_at=step.occurred_at, reason=step.reason)
+                         to_state=step.to_state, occurred_at=step.occurred_at, reason=step.account, why=step.why)
 
 
 class SessionIn(Request):

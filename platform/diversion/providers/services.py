@@ -31,7 +31,7 @@ from diversion.audit.services import record
 from diversion.cases import rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, Unreadable, open_contact, open_identity
-from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition
+from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition, Why
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.errors import FieldError
 from diversion.extensions import db
@@ -184,7 +184,8 @@ def view_referral(provider: Provider, referral: Referral, *, actor: User) -> Ref
 def accept(referral: Referral, *, actor: User, reason: str = "") -> None:
     """The provider takes the referral on. Refuses a referral that is not offered."""
     with _acting(referral, actor) as tenant:
-        cases.transition(tenant, referral, State.ACCEPTED, actor=actor, reason=reason or "Accepted by the provider")
+        cases.transition(tenant, referral, State.ACCEPTED, actor=actor, reason=reason,
+                         why=None if reason.strip() else Why.ACCEPTED)
 
 
 def decline(referral: Referral, *, actor: User, reason: str) -> Referral:
@@ -234,8 +235,11 @@ def complete(referral: Referral, *, actor: User, note: str = "") -> None:
     Refuses a referral with sessions still to attend (``cases.transition``).
     """
     with _acting(referral, actor) as tenant:
-        cases.transition(tenant, referral, State.COMPLETED, actor=actor,
-                         reason=note.strip() or f"All {referral.sessions_required} sessions attended")
+        if note.strip():
+            cases.transition(tenant, referral, State.COMPLETED, actor=actor, reason=note)
+        else:
+            cases.transition(tenant, referral, State.COMPLETED, actor=actor, why=Why.ALL_ATTENDED,
+                             details={"sessions": referral.sessions_required})
 
 
 # ---------------------------------------------------------------- the provider's referrals
