@@ -234,7 +234,7 @@ def _simulation(s: _Seeding) -> None:
     """The draft simulated in the background (its job's work, done here): its page shows the marked reasons."""
     draft = policies.current_draft()
     assert draft is not None
-    run = simulation_runs.start(s.tenant, policies.compiled(draft), label=f"draft version {draft.number}",
+    run = simulation_runs.start(s.tenant, policies.compiled(draft), force=None, number=draft.number,
                                 since=None, decisions=5, actor=s.users["force-admin"])
     db.session.commit()  # asked for, as the page's request commits it
     simulation_runs.replay(run)

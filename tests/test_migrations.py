@@ -697,3 +697,43 @@ def test_the_sentences_steps_once_kept_become_codes_and_come_back_on_the_downgra
             assert set(db.session.scalars(db.select(BookedSession.venue))) == {"Hub: east door", ""}
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_simulation_run_names_its_policy_by_force_and_version_after_the_upgrade(fresh_database: Any) -> None:
+    from datetime import UTC, datetime
+
+    from diversion.eligibility import runs
+    from diversion.eligibility import services as policies
+    from diversion.eligibility.models import SimulationRun
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        with scoped(world.a.id):
+            tenant = db.session.get(Tenant, world.a.id)
+            version = policies.published_policy_of(tenant, datetime.now(UTC).date())
+            for force in (None, "Durham Constabulary"):
+                runs.start(tenant, policies.compiled(version), force=force, number=version.number, since=None,
+                           decisions=3, actor=SYSTEM)
+        db.session.commit()
+
+        downgrade(revision="511c990d9bb9")
+        owner = create_engine(fresh_database.inspector_url)  # every force's rows
+        with owner.connect() as connection:
+            labels = set(connection.scalars(text("SELECT policy_label FROM simulation_runs")))
+        owner.dispose()
+        assert labels == {f"draft version {version.number}", f"Durham Constabulary version {version.number}"}
+        upgrade()
+        db.session.remove()
+
+        with scoped(world.a.id):
+            assert {(run.policy_force, run.policy_number, run.policy_label)
+                    for run in db.session.scalars(db.select(SimulationRun))} == {
+                (None, version.number, f"draft version {version.number}"),
+                ("Durham Constabulary", version.number, f"Durham Constabulary version {version.number}")}
+        db.session.remove()
+        db.engine.dispose()

@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -172,6 +173,14 @@ class SimulationState(enum.StrEnum):
                     "failed": _l("Stopped before the end")}[self.value])
 
 
+def policy_named(force: str | None, number: int) -> str:
+    """A policy tried in a simulation, named for the reader: "draft version 3", or another
+    force's "Durham Constabulary version 2"."""
+    if force is None:
+        return str(_("draft version %(number)s", number=number))
+    return str(_("%(force)s version %(number)s", force=force, number=number))
+
+
 class SimulationRun(TenantScoped, Base):
     """A simulation too large to run while a page waits: run by a job, its progress
     and then its report kept here for the page (``eligibility.runs``).
@@ -182,7 +191,10 @@ class SimulationRun(TenantScoped, Base):
     __tablename__ = "simulation_runs"
     __tenant_table_args__ = (Index(None, "tenant_id", "requested_at"),)
 
-    policy_label: Mapped[str] = mapped_column(String(300))
+    # The policy tried: another force's published one (that force's name) or, None, this force's
+    # draft; and its version. Named in the reader's language by ``policy_label``.
+    policy_force: Mapped[str | None] = mapped_column(String(200))
+    policy_number: Mapped[int]
     policy_hash: Mapped[str] = mapped_column(String(80))
     policy_document: Mapped[dict[str, Any]] = mapped_column(JSON)
     since: Mapped[date | None] = mapped_column(Date)
@@ -198,3 +210,7 @@ class SimulationRun(TenantScoped, Base):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def policy_label(self) -> str:
+        return policy_named(self.policy_force, self.policy_number)

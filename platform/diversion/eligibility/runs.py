@@ -48,16 +48,17 @@ def in_background(decisions: int) -> bool:
     return decisions > int(current_app.config["SIMULATION_JOB_THRESHOLD"])
 
 
-def start(tenant: Tenant, policy: CompiledPolicy, *, label: str, since: date | None, decisions: int,
-          actor: Actor) -> SimulationRun:
-    """Keep a run of ``policy`` over the force's decisions from ``since`` on
+def start(tenant: Tenant, policy: CompiledPolicy, *, force: str | None, number: int, since: date | None,
+          decisions: int, actor: Actor) -> SimulationRun:
+    """Keep a run of ``policy`` (version ``number`` of the force's draft, or of the
+    force named ``force``'s published policy) over the force's decisions from ``since`` on
     (``decisions`` of them, as counted now), for a job to make once the unit of
     work commits.
 
     Refuses (``AccessRefused``) an actor who may not simulate the force's policy.
     """
     require(actor, Action.SIMULATE_POLICY, tenant_id=tenant.id)
-    run = SimulationRun(tenant_id=tenant.id, policy_label=label[:300], policy_hash=policy.content_hash,
+    run = SimulationRun(tenant_id=tenant.id, policy_force=force, policy_number=number, policy_hash=policy.content_hash,
                         policy_document=policy.document.model_dump(mode="json", by_alias=True), since=since,
                         total=decisions, requested_by_id=user_id_of(actor))
     db.session.add(run)

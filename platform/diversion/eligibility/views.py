@@ -24,7 +24,7 @@ from diversion.eligibility.document import PolicyDocument
 from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
-from diversion.eligibility.models import PolicyVersion
+from diversion.eligibility.models import PolicyVersion, policy_named
 from diversion.extensions import db
 from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
@@ -213,18 +213,19 @@ def _simulation_form(formdata: Any, draft: PolicyVersion | None) -> tuple[Simula
 
 
 def _policy_asked(form: SimulationForm, draft: PolicyVersion | None,
-                  others: list[Tenant]) -> tuple[CompiledPolicy, str] | None:
-    """The policy the valid ``form`` asks to try, and how the page names it; None,
-    with the form's error, when it names a force with no published policy."""
+                  others: list[Tenant]) -> tuple[CompiledPolicy, str | None, int] | None:
+    """The policy the valid ``form`` asks to try, the force whose it is (None: this force's
+    draft) and its version; None, with the form's error, when it names a force with no
+    published policy."""
     if form.source.data == "draft" and draft is not None:
-        return services.compiled(draft), f"draft version {draft.number}"
+        return services.compiled(draft), None, draft.number
     slug = (form.source.data or "").removeprefix("force:")
     other = next((t for t in others if t.slug == slug), None)
     version = services.published_policy_of(other, _today()) if other else None
     if other is None or version is None:
         form.source.errors = [_("That force has no published policy to try")]
         return None
-    return services.compiled(version), f"{other.name} version {version.number}"
+    return services.compiled(version), other.name, version.number
 
 
 def _simulate_page(form: SimulationForm, **context: Any) -> str:
@@ -244,7 +245,8 @@ def simulate() -> str | tuple[str, int]:
     chosen = _policy_asked(form, draft, others) if form.validate() else None
     if chosen is None:
         return _simulate_page(form), 400
-    policy, policy_label = chosen
+    policy, force, number = chosen
+    policy_label = policy_named(force, number)
     decisions = services.count_past_decisions(form.since.data)
     if runs.in_background(decisions):
         return _simulate_page(form, background=decisions, policy_label=policy_label)
@@ -261,8 +263,8 @@ def start_simulation() -> Response | tuple[str, int]:
     if chosen is None:
         refuse()
         return _simulate_page(form), 400
-    policy, policy_label = chosen
-    run = runs.start(g.tenant, policy, label=policy_label, since=form.since.data, actor=current_user,
+    policy, force, number = chosen
+    run = runs.start(g.tenant, policy, force=force, number=number, since=form.since.data, actor=current_user,
                      decisions=services.count_past_decisions(form.since.data))
     return redirect(url_for(".simulation_run", run_id=run.id))
 
