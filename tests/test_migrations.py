@@ -716,24 +716,68 @@ def test_a_simulation_run_names_its_policy_by_force_and_version_after_the_upgrad
         with scoped(world.a.id):
             tenant = db.session.get(Tenant, world.a.id)
             version = policies.published_policy_of(tenant, datetime.now(UTC).date())
+            number = version.number
             for force in (None, "Durham Constabulary"):
-                runs.start(tenant, policies.compiled(version), force=force, number=version.number, since=None,
+                runs.start(tenant, policies.compiled(version), force=force, number=number, since=None,
                            decisions=3, actor=SYSTEM)
         db.session.commit()
+        db.session.remove()
 
         downgrade(revision="511c990d9bb9")
         owner = create_engine(fresh_database.inspector_url)  # every force's rows
         with owner.connect() as connection:
             labels = set(connection.scalars(text("SELECT policy_label FROM simulation_runs")))
         owner.dispose()
-        assert labels == {f"draft version {version.number}", f"Durham Constabulary version {version.number}"}
+        assert labels == {f"draft version {number}", f"Durham Constabulary version {number}"}
         upgrade()
         db.session.remove()
 
         with scoped(world.a.id):
             assert {(run.policy_force, run.policy_number, run.policy_label)
                     for run in db.session.scalars(db.select(SimulationRun))} == {
-                (None, version.number, f"draft version {version.number}"),
-                ("Durham Constabulary", version.number, f"Durham Constabulary version {version.number}")}
+                (None, number, f"draft version {number}"),
+                ("Durham Constabulary", number, f"Durham Constabulary version {number}")}
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_policy_version_the_platform_made_keeps_its_origin_through_the_round_trip(fresh_database: Any) -> None:
+    from diversion.eligibility import services as policies
+    from diversion.eligibility.models import Origin, PolicyVersion
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+
+    def origins() -> list[tuple[Any, ...]]:
+        with scoped(world.a.id):
+            return [(v.number, v.status, v.origin, v.origin_details, v.note, v.described)
+                    for v in db.session.scalars(db.select(PolicyVersion).order_by(PolicyVersion.number))]
+
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        with scoped(world.a.id):
+            tenant = db.session.get(Tenant, world.a.id)
+            published = db.session.scalars(db.select(PolicyVersion)).first()
+            policies.save_draft(tenant, dict(published.document), actor=SYSTEM, origin=Origin.COPIED,
+                                origin_details={"force": "Durham Constabulary", "number": 2})
+        db.session.commit()
+        before = origins()
+        db.session.remove()
+        assert before[-1][1:] == ("draft", Origin.COPIED, {"force": "Durham Constabulary", "number": 2}, "",
+                                  "Copied from Durham Constabulary, version 2")
+
+        downgrade(revision="b3dec0596c53")
+        owner = create_engine(fresh_database.inspector_url)  # every force's rows
+        with owner.connect() as connection:
+            notes = set(connection.scalars(text("SELECT note FROM policy_versions")))
+        owner.dispose()
+        assert "Copied from Durham Constabulary, version 2" in notes
+        upgrade()
+        db.session.remove()
+
+        assert origins() == before
         db.session.remove()
         db.engine.dispose()

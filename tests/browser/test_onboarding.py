@@ -126,7 +126,7 @@ def _opened_with_durhams_policy(app: Flask) -> None:
         with scoped(tenant.id):
             version = policies.policy_in_force(datetime.now(UTC).date())
             assert version is not None
-            assert version.note.startswith("Copied from Durham Constabulary")
+            assert version.described.startswith("Copied from Durham Constabulary")
             assert len(onboarding.offered()) == 2
 
 

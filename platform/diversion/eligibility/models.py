@@ -27,6 +27,28 @@ class PublishedPolicyImmutable(RuntimeError):  # noqa: N818 - reads as the condi
     """Raised on any attempt to change or delete a published policy version."""
 
 
+class Origin(enum.StrEnum):
+    """Where the platform made a policy version from, when no person wrote a note for it
+    (``PolicyVersion.origin``; a copy's ``origin_details`` name the ``force`` and ``number``)."""
+
+    FORCE_FILE = "force_file"  # the force's file in tenants/, synced
+    COPIED = "copied"  # another force's policy, copied when the force was set up
+    BLANK = "blank"  # the blank policy a new force starts from
+
+
+def origin_sentence(origin: Origin | None, details: dict[str, Any] | None) -> str:
+    """Where the platform made a policy version from, in the reader's language ("" for None)."""
+    if origin is Origin.FORCE_FILE:
+        return str(_("From the force file"))
+    if origin is Origin.BLANK:
+        return str(_("The blank policy"))
+    if origin is Origin.COPIED:
+        details = details or {}
+        return str(_("Copied from %(force)s, version %(number)s", force=details.get("force", ""),
+                     number=details.get("number", "")))
+    return ""
+
+
 class PolicyVersion(TenantScoped, Base):
     """One version of a force's eligibility policy.
 
@@ -50,11 +72,20 @@ class PolicyVersion(TenantScoped, Base):
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(80))
     effective_from: Mapped[date | None] = mapped_column(Date)
-    note: Mapped[str] = mapped_column(String(500), default="")
+    note: Mapped[str] = mapped_column(String(500), default="")  # a person's words
+    origin: Mapped[Origin | None] = mapped_column(
+        Enum(Origin, native_enum=False, length=16, values_callable=lambda origins: [o.value for o in origins]))
+    origin_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def described(self) -> str:
+        """The version's note, in the reader's language: what a person wrote, else where the
+        platform made it from ("" when neither)."""
+        return self.note or origin_sentence(self.origin, self.origin_details)
 
     @property
     def is_published(self) -> bool:

@@ -29,7 +29,7 @@ from diversion.eligibility.compiler import (
 )
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
-from diversion.eligibility.models import Decision, PolicyStatus, PolicyVersion
+from diversion.eligibility.models import Decision, Origin, PolicyStatus, PolicyVersion
 from diversion.eligibility.simulation import CHUNK as SIMULATION_CHUNK
 from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
@@ -160,8 +160,10 @@ def _next_number() -> int:
     return int(db.session.scalar(select(func.coalesce(func.max(PolicyVersion.number), 0))) or 0) + 1
 
 
-def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str = "") -> PolicyVersion:
-    """Create or replace the force's draft.
+def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str = "", origin: Origin | None = None,
+               origin_details: dict[str, Any] | None = None) -> PolicyVersion:
+    """Create or replace the force's draft, with a person's ``note``, or where the platform
+    made it from (``origin`` and its details).
 
     Refuses an actor who may not edit the force's policy (``AccessRefused``),
     and (``PolicyInvalid``, every problem with its place) a document whose
@@ -179,6 +181,7 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str =
     draft.document = policy.document.model_dump(mode="json", by_alias=True)
     draft.content_hash = policy.content_hash
     draft.note = note.strip()[:500]
+    draft.origin, draft.origin_details = origin, origin_details
     db.session.flush()
     record("policy.draft_saved", actor=actor, tenant_id=tenant.id, object_type="policy_version",
            object_id=draft.number, details={"hash": draft.content_hash})
@@ -268,7 +271,7 @@ def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date,
     draft = current_draft()
     if draft is not None:
         raise PolicyError("policy", "A draft is being edited in the console; publish or discard it first.")
-    draft = save_draft(tenant, raw, actor=actor, note="From the force file")
+    draft = save_draft(tenant, raw, actor=actor, origin=Origin.FORCE_FILE)
     if newest is not None and newest.effective_from and effective_from < newest.effective_from:
         effective_from = today
     return publish(tenant, draft, effective_from=effective_from, actor=actor, today=today)

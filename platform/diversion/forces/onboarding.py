@@ -75,7 +75,7 @@ from diversion.eligibility.compiler import PolicyInvalid
 from diversion.eligibility.document import Pathway
 from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.fields import FIELDS, Kind
-from diversion.eligibility.models import PolicyVersion
+from diversion.eligibility.models import Origin, PolicyVersion
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forces.files import ForceFile
@@ -312,12 +312,12 @@ def _failing(version: PolicyVersion, today: date) -> list[TestOutcome]:
     return [t for t in policies.test_version(version, on=today) if not t.passed]
 
 
-def _save_policy(tenant: Tenant, document: dict[str, Any], *, actor: Actor, note: str,
-                 today: date) -> PolicyVersion:
+def _save_policy(tenant: Tenant, document: dict[str, Any], *, actor: Actor, origin: Origin,
+                 origin_details: dict[str, Any] | None = None, today: date) -> PolicyVersion:
     """Save ``document`` as the draft's policy and check it passes its tests;
     then drop the offerings for pathways it no longer has."""
     try:
-        version = policies.save_draft(tenant, document, actor=actor, note=note)
+        version = policies.save_draft(tenant, document, actor=actor, origin=origin, origin_details=origin_details)
     except PolicyInvalid as error:
         raise OnboardingError("template", _("That policy cannot be used: %(problem)s",
                                             problem=error.problems[0])) from error
@@ -346,7 +346,7 @@ def copy_policy(tenant: Tenant, source: Tenant, *, actor: Actor, today: date) ->
     if version is None:
         raise OnboardingError("template", _("%(force)s has no policy in force to copy.", force=source.name))
     policy = _save_policy(tenant, dict(version.document), actor=actor, today=today,
-                          note=f"Copied from {source.name}, version {version.number}")
+                          origin=Origin.COPIED, origin_details={"force": source.name, "number": version.number})
     record("tenant.policy_copied", actor=actor, tenant_id=tenant.id, object_type="policy_version",
            object_id=policy.number, details={"from": source.slug, "version": version.number})
     return policy
@@ -358,7 +358,7 @@ def blank_policy(tenant: Tenant, *, actor: Actor, today: date) -> PolicyVersion:
     dropped. Refuses what every service here refuses."""
     require(actor, Action.ONBOARD_FORCE)
     _only_draft(tenant)
-    return _save_policy(tenant, blank_document(), actor=actor, today=today, note="The blank policy")
+    return _save_policy(tenant, blank_document(), actor=actor, today=today, origin=Origin.BLANK)
 
 
 @dataclass(frozen=True)
