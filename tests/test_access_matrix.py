@@ -503,7 +503,8 @@ def _simulation_run(app: Flask, world: World) -> None:
         version = policies.published_policy_of(durham, _today().date())
         with scoped(world.a.id):
             run = simulation_runs.start(db.session.get(Tenant, world.a.id), policies.compiled(version),
-                                        label="Durham Constabulary version 1", since=None, decisions=0, actor=SYSTEM)
+                                        force="Durham Constabulary", number=version.number, since=None,
+                                        decisions=0, actor=SYSTEM)
             SIMULATION["run"] = str(run.id)
             db.session.commit()
 
