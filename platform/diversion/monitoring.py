@@ -8,24 +8,28 @@ policy on each group can be shown (equality impact).
 
 from __future__ import annotations
 
-ETHNICITIES: dict[str, str] = {
-    "A1": "Asian or Asian British: Indian",
-    "A2": "Asian or Asian British: Pakistani",
-    "A3": "Asian or Asian British: Bangladeshi",
-    "A9": "Asian or Asian British: any other Asian background",
-    "B1": "Black or Black British: Caribbean",
-    "B2": "Black or Black British: African",
-    "B9": "Black or Black British: any other Black background",
-    "M1": "Mixed: White and Black Caribbean",
-    "M2": "Mixed: White and Black African",
-    "M3": "Mixed: White and Asian",
-    "M9": "Mixed: any other mixed background",
-    "O1": "Chinese",
-    "O9": "Any other ethnic group",
-    "W1": "White: British",
-    "W2": "White: Irish",
-    "W9": "White: any other White background",
-    "NS": "Not stated",
+from diversion.forms import LazyText
+from diversion.forms import lazy_gettext as _l
+
+# Each category's name, in the reader's language when read (Welsh: the 2011 census's Welsh form).
+ETHNICITIES: dict[str, LazyText] = {
+    "A1": _l("Asian or Asian British: Indian"),
+    "A2": _l("Asian or Asian British: Pakistani"),
+    "A3": _l("Asian or Asian British: Bangladeshi"),
+    "A9": _l("Asian or Asian British: any other Asian background"),
+    "B1": _l("Black or Black British: Caribbean"),
+    "B2": _l("Black or Black British: African"),
+    "B9": _l("Black or Black British: any other Black background"),
+    "M1": _l("Mixed: White and Black Caribbean"),
+    "M2": _l("Mixed: White and Black African"),
+    "M3": _l("Mixed: White and Asian"),
+    "M9": _l("Mixed: any other mixed background"),
+    "O1": _l("Chinese"),
+    "O9": _l("Any other ethnic group"),
+    "W1": _l("White: British"),
+    "W2": _l("White: Irish"),
+    "W9": _l("White: any other White background"),
+    "NS": _l("Not stated"),
 }
 
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (

@@ -180,7 +180,7 @@ def test_details_read_as_words() -> None:
         "person: Ann; role: force admin"
     assert details_words({"hash": "sha256:abc", "number": 2}) == "number: 2"
     assert details_words({"referrals": ["a", "b", "c", "d"]}) == "referrals: 4 items"
-    assert details_words({"starts_at": "2026-09-25T10:00:00+01:00"}) == "starts at: 25 Sep 2026 10:00"
+    assert details_words({"starts_at": "2026-09-25T10:00:00+01:00"}) == "starts at: 25 September 2026 10:00"
     assert action_words("tenant.status_changed", {"from": "active", "to": "suspended"}) == "Force suspended"
     assert action_words("referral.not_completed") == "Referral not completed"
     assert len(details_words({"note": "x" * 500})) == 240

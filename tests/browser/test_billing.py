@@ -141,7 +141,7 @@ def _close_last_month(app: Flask, page: Page) -> None:
     _work_jobs(app)
     page.reload()
     expect(page.locator(".govuk-tag").first).to_have_text("Finished")
-    expect(page.locator("main")).to_contain_text(f"{month_label(LAST_MONTH)} is closed for ")
+    expect(page.locator("main")).to_contain_text(f"{month_label(LAST_MONTH)} is closed for the forces asked")
     page.get_by_label("Search the forces").fill("West Midlands")
     page.get_by_role("button", name="Search").click()
     table = page.locator("table.govuk-table")

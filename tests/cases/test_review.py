@@ -233,7 +233,7 @@ def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(ap
     assert "Nothing waits for review." in client.get("/durham/review").text
     # Referred from the case page, which shows the standing decision.
     case = client.get(f"/durham/cases/{encounter_id}")
-    assert "Decision: eligible" in case.text
+    assert "Decision: Eligible, " in case.text
     assert reference in case.text
     offering = re.search(r'name="offering" type="radio" value="([^"]+)"', case.text).group(1)
     action = re.search(r'action="([^"]+/referrals[^"]*)"', case.text).group(1).replace("&amp;", "&")

@@ -122,8 +122,8 @@ def test_a_force_counts_nothing_of_another_force(app: Flask, world: World, tmp_p
 
 def test_every_measure_rate_and_breakdown_says_how_it_is_counted() -> None:
     for item in (*MEASURES.values(), *RATES.values(), *BREAKDOWNS.values()):
-        assert item.counted.endswith(".")
-        assert len(item.counted) > 20
+        assert item.meaning.endswith(".")
+        assert len(item.meaning) > 20
     for rate in RATES.values():
         assert rate.numerator in MEASURES
         assert rate.denominator in MEASURES

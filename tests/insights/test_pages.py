@@ -176,7 +176,7 @@ def test_the_figures_are_those_of_the_history_released(lead: FlaskClient, world:
     ("period=1999", "Choose a period from the list"),
     ("substance=cannabis&age_band=25-34", "Choose a substance or an age band, not both"),
     ("substance=glue", "Choose a substance from the list"),
-    ("age_band=100-120", "Choose a age band from the list"),
+    ("age_band=100-120", "Choose an age band from the list"),
 ])
 def test_a_choice_not_offered_is_named_and_refused(lead: FlaskClient, query: str, message: str) -> None:
     response = lead.get(f"/national/completion?{query}")

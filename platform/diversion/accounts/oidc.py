@@ -33,12 +33,14 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import current_app
+from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from diversion import outbound
 from diversion.accounts.sso import SignInRefused
+from diversion.forms import lazy_gettext as _l
 
 SCOPE = "openid email profile"
 # Asymmetric only: a symmetric (HS*) token would be checked with the client
@@ -46,8 +48,8 @@ SCOPE = "openid email profile"
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 LEEWAY_SECONDS = 60
 READ_LIMIT = 512 * 1024
-UNREACHABLE = ("Your force's identity provider could not be reached just now. Try again in a few minutes; if it "
-               "keeps happening, tell your force's admin.")
+UNREACHABLE = _l("Your force's identity provider could not be reached just now. Try again in a few minutes; if it "
+                 "keeps happening, tell your force's admin.")
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,13 @@ def _get_json(url: str, rules: outbound.Policy, *, what: str) -> dict[str, Any]:
     answer = outbound.request("GET", url, rules=rules, timeout=_timeout(), read_limit=READ_LIMIT,
                               headers={"Accept": "application/json"})
     if answer.result is not outbound.Result.ANSWERED or answer.status != 200:
-        raise SignInRefused(f"{what}_unreachable", UNREACHABLE)
+        raise SignInRefused(f"{what}_unreachable", str(UNREACHABLE))
     try:
         data = json.loads(answer.body)
     except ValueError:
-        raise SignInRefused(f"{what}_unreadable", UNREACHABLE) from None
+        raise SignInRefused(f"{what}_unreadable", str(UNREACHABLE)) from None
     if not isinstance(data, dict):
-        raise SignInRefused(f"{what}_unreadable", UNREACHABLE)
+        raise SignInRefused(f"{what}_unreadable", str(UNREACHABLE))
     return data
 
 
@@ -100,19 +102,19 @@ def discover(issuer: str, rules: outbound.Policy) -> ProviderMetadata:
     naming another issuer, or lacking an endpoint, or with one the rules refuse."""
     document = _get_json(discovery_url(issuer), rules, what="discovery")
     if document.get("issuer") != issuer:
-        raise SignInRefused("issuer_mismatch", "Your force's identity provider names itself differently from the "
+        raise SignInRefused("issuer_mismatch", _("Your force's identity provider names itself differently from the "
                                                "issuer your force set up, so the platform does not trust it. "
-                                               "Tell your force's admin.")
+                                               "Tell your force's admin."))
     endpoints = {}
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         value = document.get(name)
         if not isinstance(value, str):
-            raise SignInRefused("discovery_incomplete", UNREACHABLE)
+            raise SignInRefused("discovery_incomplete", str(UNREACHABLE))
         try:
             outbound.check(value, rules)
         except outbound.Refused:
-            raise SignInRefused("endpoint_refused", "Your force's identity provider sends the platform to an "
-                                                    "address it may not call. Tell your force's admin.") from None
+            raise SignInRefused("endpoint_refused", _("Your force's identity provider sends the platform to an "
+                                                    "address it may not call. Tell your force's admin.")) from None
         endpoints[name] = value
     return ProviderMetadata(issuer=issuer, **endpoints)
 
@@ -137,18 +139,18 @@ def exchange_code(metadata: ProviderMetadata, *, client_id: str, client_secret: 
     answer = outbound.request("POST", metadata.token_endpoint, rules=rules, timeout=_timeout(),
                               body=str(body).encode(), headers=headers, read_limit=READ_LIMIT)
     if answer.result is not outbound.Result.ANSWERED or answer.status is None:
-        raise SignInRefused("token_unreachable", UNREACHABLE)
+        raise SignInRefused("token_unreachable", str(UNREACHABLE))
     if answer.status != 200:
-        raise SignInRefused("token_refused", "Your force's identity provider did not accept this sign-in. "
-                                             "Start again from the sign-in page.")
+        raise SignInRefused("token_refused", _("Your force's identity provider did not accept this sign-in. "
+                                             "Start again from the sign-in page."))
     try:
         data = json.loads(answer.body)
     except ValueError:
         data = None
     token = data.get("id_token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token:
-        raise SignInRefused("no_id_token", "Your force's identity provider did not say who signed in. "
-                                           "Start again from the sign-in page.")
+        raise SignInRefused("no_id_token", _("Your force's identity provider did not say who signed in. "
+                                           "Start again from the sign-in page."))
     return token
 
 
@@ -157,9 +159,9 @@ def _unverified_header(id_token: str) -> dict[str, Any]:
         part = id_token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
     except (ValueError, TypeError):
-        raise SignInRefused("id_token_signature", INVALID) from None
+        raise SignInRefused("id_token_signature", str(INVALID)) from None
     if not isinstance(header, dict):
-        raise SignInRefused("id_token_signature", INVALID)
+        raise SignInRefused("id_token_signature", str(INVALID))
     return header
 
 
@@ -173,11 +175,11 @@ def _verified(id_token: str, keys: KeySet) -> dict[str, Any]:
             return dict(jwt.decode(id_token, key, algorithms=list(ALGORITHMS)).claims)
         except (JoseError, ValueError, TypeError, KeyError):
             continue
-    raise SignInRefused("id_token_signature", INVALID)
+    raise SignInRefused("id_token_signature", str(INVALID))
 
 
-INVALID = "The platform could not confirm who signed in at your force's identity provider. Start again from " \
-          "the sign-in page; if it keeps happening, tell your force's admin."
+INVALID = _l("The platform could not confirm who signed in at your force's identity provider. Start again from "
+             "the sign-in page; if it keeps happening, tell your force's admin.")
 
 
 def checked_claims(id_token: str, metadata: ProviderMetadata, *, client_id: str, nonce: str,
@@ -187,7 +189,7 @@ def checked_claims(id_token: str, metadata: ProviderMetadata, *, client_id: str,
     try:
         keys = KeySet.import_key_set(_get_json(metadata.jwks_uri, rules, what="jwks"))  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError):
-        raise SignInRefused("jwks_unreadable", UNREACHABLE) from None
+        raise SignInRefused("jwks_unreadable", str(UNREACHABLE)) from None
     claims = _verified(id_token, keys)
     registry = jwt.JWTClaimsRegistry(
         leeway=LEEWAY_SECONDS,
@@ -202,10 +204,10 @@ def checked_claims(id_token: str, metadata: ProviderMetadata, *, client_id: str,
         registry.validate(claims)
     except JoseError as error:
         claim = getattr(error, "claim", None) or "claims"
-        raise SignInRefused(f"id_token_{claim}", INVALID) from None
+        raise SignInRefused(f"id_token_{claim}", str(INVALID)) from None
     audience = claims["aud"]
     if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != client_id:
-        raise SignInRefused("id_token_azp", INVALID)
+        raise SignInRefused("id_token_azp", str(INVALID))
     if not isinstance(claims.get("sub"), str) or not claims["sub"] or len(claims["sub"]) > 255:
-        raise SignInRefused("id_token_sub", INVALID)
+        raise SignInRefused("id_token_sub", str(INVALID))
     return claims

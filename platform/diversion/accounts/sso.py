@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxInput,
     GovPasswordInput,
@@ -49,8 +50,9 @@ from diversion.audit.services import record
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.forms import Form
-from diversion.inputs import printable, text_problem
+from diversion.forms import Form, LazyText
+from diversion.forms import lazy_gettext as _l
+from diversion.inputs import CONTROL_CHARACTERS_MESSAGE, printable, text_problem
 from diversion.sealing import Unopenable, open_text, seal_text
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
@@ -143,14 +145,46 @@ def client_secret(sign_on: ForceSignOn) -> str:
     return open_text(sign_on.client_secret_sealed)
 
 
-def _text(field: str, value: str, *, missing: str, longest: int, label: str) -> str:
+@dataclass(frozen=True)
+class _Says:
+    """How the settings refuse one text field, each a whole sentence (translated when read)."""
+
+    missing: LazyText
+    too_long: LazyText
+    on_one_line: LazyText
+    no_control: LazyText
+
+
+_ISSUER = _Says(
+    missing=_l("Enter the issuer of your force's identity provider"),
+    too_long=_l("The issuer must be %(count)s characters or fewer", count=MAX_ISSUER_LENGTH),
+    on_one_line=_l("The issuer must be on one line, without tabs or control characters"),
+    no_control=_l("The issuer cannot contain control characters (such as a NUL byte)"))
+_CLIENT_ID = _Says(
+    missing=_l("Enter the client ID the provider gave you"),
+    too_long=_l("The client ID must be %(count)s characters or fewer", count=MAX_CLIENT_ID_LENGTH),
+    on_one_line=_l("The client ID must be on one line, without tabs or control characters"),
+    no_control=_l("The client ID cannot contain control characters (such as a NUL byte)"))
+_CLIENT_SECRET = _Says(
+    missing=_l("Enter the client secret the provider gave you"),
+    too_long=_l("The client secret must be %(count)s characters or fewer", count=MAX_SECRET_LENGTH),
+    on_one_line=_l("The client secret must be on one line, without tabs or control characters"),
+    no_control=_l("The client secret cannot contain control characters (such as a NUL byte)"))
+
+
+_CHOOSE_NEW_PEOPLE = _l("Choose what happens when someone signs in for the first time")
+# Each choice said whole, as Welsh needs it.
+_LET_IN = {Role.OFFICER: _l("Let them in as an officer"), Role.SUPERVISOR: _l("Let them in as a supervisor")}
+
+
+def _text(field: str, value: str, *, says: _Says, longest: int) -> str:
     value = value.strip()
     if not value:
-        raise SignOnError(field, missing)
+        raise SignOnError(field, str(says.missing))
     if len(value) > longest:
-        raise SignOnError(field, f"The {label} must be {longest} characters or fewer.")
+        raise SignOnError(field, str(says.too_long))
     if problem := text_problem(value):
-        raise SignOnError(field, f"The {label} {problem}")
+        raise SignOnError(field, str(says.no_control if problem == CONTROL_CHARACTERS_MESSAGE else says.on_one_line))
     return value
 
 
@@ -158,10 +192,10 @@ def check_issuer(issuer: str) -> str:
     """The issuer as it will be pinned. Refuses a blank or over-long one, one with a
     query, and any address the outbound rules refuse (``diversion.outbound``: a full
     https:// address leading to the public internet only)."""
-    issuer = _text("issuer", issuer, missing="Enter the issuer of your force's identity provider.",
-                   longest=MAX_ISSUER_LENGTH, label="issuer")
+    issuer = _text("issuer", issuer, says=_ISSUER, longest=MAX_ISSUER_LENGTH)
     if "?" in issuer:
-        raise SignOnError("issuer", "The issuer cannot carry a ?query: give it exactly as your provider names it.")
+        raise SignOnError("issuer", _("The issuer cannot carry a ?query: give it exactly as your provider names "
+                                      "it."))
     try:
         outbound.check(issuer, sign_on_rules())
     except outbound.Refused as refusal:
@@ -185,16 +219,15 @@ def configure_sign_on(tenant: Tenant, *, issuer: str, client_id: str, client_sec
     """
     require(actor, Action.MANAGE_SIGN_ON, tenant_id=tenant.id)
     issuer = check_issuer(issuer)
-    client_id = _text("client_id", client_id, missing="Enter the client ID the provider gave you.",
-                      longest=MAX_CLIENT_ID_LENGTH, label="client ID")
+    client_id = _text("client_id", client_id, says=_CLIENT_ID, longest=MAX_CLIENT_ID_LENGTH)
     if new_people not in NEW_PEOPLE:
-        raise SignOnError("new_people", "Choose what happens when someone signs in for the first time.")
+        raise SignOnError("new_people", str(_CHOOSE_NEW_PEOPLE))
     sign_on = sign_on_of(tenant)
     secret = client_secret.strip() if client_secret else ""
     if not secret and sign_on is None and secret_required:
-        raise SignOnError("client_secret", "Enter the client secret the provider gave you.")
+        raise SignOnError("client_secret", str(_CLIENT_SECRET.missing))
     if secret:
-        secret = _text("client_secret", secret, missing="", longest=MAX_SECRET_LENGTH, label="client secret")
+        secret = _text("client_secret", secret, says=_CLIENT_SECRET, longest=MAX_SECRET_LENGTH)
     new = sign_on is None
     if sign_on is None:
         sign_on = ForceSignOn(tenant_id=tenant.id, issuer=issuer, client_id=client_id,
@@ -218,43 +251,39 @@ class SignOnForm(Form):
     """
 
     issuer = StringField(
-        "Issuer",
+        _l("Issuer"),
         widget=GovTextInput(),
-        description="Exactly as your identity provider names itself, for example "
-                    "https://login.microsoftonline.com/<tenant id>/v2.0 for Microsoft Entra ID.",
-        validators=[InputRequired(message="Enter the issuer of your force's identity provider"),
-                    Length(max=MAX_ISSUER_LENGTH, message=f"The issuer must be {MAX_ISSUER_LENGTH} characters "
-                                                          "or fewer")],
+        description=_l("Exactly as your identity provider names itself, for example "
+                       "https://login.microsoftonline.com/<tenant id>/v2.0 for Microsoft Entra ID."),
+        validators=[InputRequired(message=_ISSUER.missing), Length(max=MAX_ISSUER_LENGTH, message=_ISSUER.too_long)],
     )
     client_id = StringField(
-        "Client ID",
+        _l("Client ID"),
         widget=GovTextInput(),
-        description="The application (client) ID your provider gave the platform.",
-        validators=[InputRequired(message="Enter the client ID the provider gave you"),
-                    Length(max=MAX_CLIENT_ID_LENGTH, message=f"The client ID must be {MAX_CLIENT_ID_LENGTH} "
-                                                             "characters or fewer")],
+        description=_l("The application (client) ID your provider gave the platform."),
+        validators=[InputRequired(message=_CLIENT_ID.missing),
+                    Length(max=MAX_CLIENT_ID_LENGTH, message=_CLIENT_ID.too_long)],
     )
     client_secret = PasswordField(
-        "Client secret",
+        _l("Client secret"),
         widget=GovPasswordInput(),
-        description="Entered once and kept encrypted: it is never shown again. Leave it blank to keep the one "
-                    "already saved.",
-        validators=[Optional(), Length(max=MAX_SECRET_LENGTH, message=f"The client secret must be "
-                                                                      f"{MAX_SECRET_LENGTH} characters or fewer")],
+        description=_l("Entered once and kept encrypted: it is never shown again. Leave it blank to keep the one "
+                       "already saved."),
+        validators=[Optional(), Length(max=MAX_SECRET_LENGTH, message=_CLIENT_SECRET.too_long)],
     )
     compulsory = BooleanField(
-        "Members must sign in with the force's account (their passwords are refused)",
+        _l("Members must sign in with the force's account (their passwords are refused)"),
         widget=GovCheckboxInput(),
     )
     new_people = RadioField(
-        "When someone signs in for the first time",
+        _l("When someone signs in for the first time"),
         widget=GovRadioInput(),
-        choices=[SelectChoice(REFUSE, "Refuse them: people join by invitation only"),
-                 *(SelectChoice(role.value, f"Let them in as {role.with_article}") for role in NEW_PEOPLE_ROLES)],
+        choices=[SelectChoice(REFUSE, _l("Refuse them: people join by invitation only")),
+                 *(SelectChoice(role.value, _LET_IN[role]) for role in NEW_PEOPLE_ROLES)],
         default=REFUSE,
-        validators=[InputRequired(message="Choose what happens when someone signs in for the first time")],
+        validators=[InputRequired(message=_CHOOSE_NEW_PEOPLE)],
     )
-    submit = SubmitField("Save sign-on settings", widget=GovSubmitInput())
+    submit = SubmitField(_l("Save sign-on settings"), widget=GovSubmitInput())
 
     def settings(self) -> dict[str, Any]:
         """The keyword arguments of ``configure_sign_on`` this form carries."""
@@ -365,21 +394,21 @@ def _provision(tenant: Tenant, sign_on: ForceSignOn, signed: Signed) -> User:
 
     role = sign_on.new_people_role
     if role is None:
-        raise SignInRefused("not_invited", f"{tenant.name} lets people in by invitation only. Ask your force's "
-                                           "admin for an invitation, then sign in from its link.")
+        raise SignInRefused("not_invited", _("%(force)s lets people in by invitation only. Ask your force's admin "
+                                             "for an invitation, then sign in from its link.", force=tenant.name))
     if signed.email is None:
-        raise SignInRefused("no_email", f"Your account at {tenant.name}'s identity provider gives no email "
-                                        "address, so the platform cannot make an account for you. Ask your "
-                                        "force's admin for an invitation.")
+        raise SignInRefused("no_email", _("Your account at %(force)s's identity provider gives no email address, "
+                                          "so the platform cannot make an account for you. Ask your force's admin "
+                                          "for an invitation.", force=tenant.name))
     try:
         email = services.normalise_email(signed.email)
     except services.AccountError:
-        raise SignInRefused("no_email", "The email address your identity provider gives is not one the platform "
-                                        "can use. Ask your force's admin for an invitation.") from None
+        raise SignInRefused("no_email", _("The email address your identity provider gives is not one the "
+                                          "platform can use. Ask your force's admin for an invitation.")) from None
     if services.find_user(email) is not None:
-        raise SignInRefused("email_taken", "There is already an account with your email address. Sign in with "
-                                           "its password first, then sign in with your force's account: the two "
-                                           "are then joined.")
+        raise SignInRefused("email_taken", _("There is already an account with your email address. Sign in with "
+                                             "its password first, then sign in with your force's account: the two "
+                                             "are then joined."))
     user = services.create_user(email=email, name=signed.name or email, password=None, actor=SYSTEM)
     services.add_membership(tenant, user, role, actor=SYSTEM)
     link_identity(user, signed, tenant, how="first_sign_in")
@@ -403,8 +432,8 @@ def _taking_up(tenant: Tenant, invitation: ForceInvitation, signed: Signed, iden
         user = proven_user
         link_identity(user, signed, tenant, how="password")
     elif services.find_user(invitation.email) is not None:
-        raise SignInRefused("email_taken", "There is already an account with the invited email address. Sign in "
-                                           "with its password first, then open the invitation link again.")
+        raise SignInRefused("email_taken", _("There is already an account with the invited email address. Sign "
+                                             "in with its password first, then open the invitation link again."))
     else:
         user = User(email=invitation.email, name=(signed.name or invitation.name)[:200], password_hash=None)
         db.session.add(user)
@@ -413,7 +442,7 @@ def _taking_up(tenant: Tenant, invitation: ForceInvitation, signed: Signed, iden
                details={"invitation": str(invitation.id), "method": "sso"})
         link_identity(user, signed, tenant, how="invitation")
     if not user.active:
-        raise SignInRefused("inactive", "Your account has been deactivated. Ask your force's admin.")
+        raise SignInRefused("inactive", _("Your account has been deactivated. Ask your force's admin."))
     try:
         invitations.take_up_force_invitation(invitation, user)
     except services.AccountError as error:
@@ -436,7 +465,7 @@ def user_signing_in(tenant: Tenant, sign_on: ForceSignOn, signed: Signed, *, pro
     a member of the force, and an identity from another issuer than the force's.
     """
     if signed.issuer != sign_on.issuer:
-        raise SignInRefused("issuer", "The sign-in came from another identity provider than your force's.")
+        raise SignInRefused("issuer", _("The sign-in came from another identity provider than your force's."))
     identity = identity_of(signed.issuer, signed.subject)
     if identity is not None:
         identity.last_used_at = utcnow()
@@ -451,10 +480,10 @@ def user_signing_in(tenant: Tenant, sign_on: ForceSignOn, signed: Signed, *, pro
     else:
         return _provision(tenant, sign_on, signed)
     if not user.active:
-        raise SignInRefused("inactive", "Your account has been deactivated. Ask your force's admin.")
+        raise SignInRefused("inactive", _("Your account has been deactivated. Ask your force's admin."))
     if not _roles_here(user):
-        raise SignInRefused("not_member", f"Your account is not a member of {tenant.name}. Ask your force's "
-                                          "admin for an invitation.")
+        raise SignInRefused("not_member", _("Your account is not a member of %(force)s. Ask your force's admin "
+                                            "for an invitation.", force=tenant.name))
     return user
 
 

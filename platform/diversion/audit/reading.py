@@ -26,10 +26,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_babel.speaklater import LazyString
 from sqlalchemy import Select, select
 
+from diversion import words
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
+from diversion.forms import lazy_gettext as _l
 from diversion.listing import matching
 
 LONDON = ZoneInfo("Europe/London")
@@ -38,81 +43,223 @@ CSV_BATCH = 500
 # A name by id (a person's, a force's), or None when there is none.
 NameOf = Callable[[int], "str | None"]
 
-# What each recorded action says, in words; an action not named here is
-# put into words from its code ("referral.not_completed": "Referral: not completed").
-ACTIONS: Mapping[str, str] = {
-    "auth.signed_in": "Signed in",
-    "auth.signed_out": "Signed out",
-    "auth.sign_in_failed": "Sign-in refused",
-    "user.created": "Account created",
-    "user.password_set": "Password set",
-    "user.deactivated": "Account deactivated",
-    "user.reactivated": "Account reactivated",
-    "user.platform_role_granted": "Platform role given",
-    "membership.added": "Member added",
-    "membership.role_changed": "Member's role changed",
-    "membership.removed": "Member removed",
-    "tenant.created": "Force created",
-    "tenant.updated": "Force updated from its file",
-    "tenant.status_changed": "Force opened, suspended or reopened",
-    "tenant.settings_changed": "Force settings changed",
-    "tenant.exported": "Force configuration downloaded",
-    "encounter.recorded": "Encounter recorded",
-    "decision.recorded": "Decision made",
-    "decision.overridden": "Decision overridden",
-    "decision.viewed": "Decision viewed",
-    "case.viewed": "Case viewed (name and contact details shown)",
-    "referrals.listed": "Referrals list viewed",
-    "referral.offered": "Referral offered",
-    "sign_on.configured": "Single sign-on set up or changed",
-    "catalogue.synced": "Catalogue updated from its file",
-    "session.booked": "Session booked",
-    "session.attendance_recorded": "Attendance recorded",
-    "provider.referral_viewed": "Provider viewed a referral (contact details shown)",
-    "provider.referrals_listed": "Provider listed its referrals",
-    "api_token.created": "API token made",
-    "api_token.revoked": "API token revoked",
-}
+class _Words(Mapping[str, str]):
+    """A table of codes and their words, each a message translated when read: in the
+    reader's language in a request, in English outside one (the command line)."""
+
+    def __init__(self, messages: Mapping[str, LazyString]) -> None:
+        self._messages = dict(messages)
+
+    def __getitem__(self, code: str) -> str:
+        return str(self._messages[code])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._messages)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+
+# What each recorded action says, in words. Every action the platform records has its line
+# (a test checks); a code not named here is shown as itself (``action_words``).
+ACTIONS: Mapping[str, str] = _Words({
+    "auth.signed_in": _l("Signed in"),
+    "auth.signed_out": _l("Signed out"),
+    "auth.sign_in_failed": _l("Sign-in refused"),
+    "user.created": _l("Account created"),
+    "user.password_set": _l("Password set"),
+    "user.deactivated": _l("Account deactivated"),
+    "user.reactivated": _l("Account reactivated"),
+    "user.platform_role_granted": _l("Platform role given"),
+    "membership.added": _l("Member added"),
+    "membership.role_changed": _l("Member's role changed"),
+    "membership.removed": _l("Member removed"),
+    "invitation.created": _l("Invitation sent"),
+    "invitation.mailed": _l("Invitation email sent"),
+    "invitation.taken_up": _l("Invitation taken up"),
+    "invitation.withdrawn": _l("Invitation withdrawn"),
+    "tenant.created": _l("Force created"),
+    "tenant.draft_started": _l("Draft force started"),
+    "tenant.updated": _l("Force updated from its file"),
+    "tenant.status_changed": _l("Force opened, suspended or reopened"),
+    "tenant.settings_changed": _l("Force settings changed"),
+    "tenant.exported": _l("Force configuration downloaded"),
+    "tenant.policy_copied": _l("Policy copied from another force"),
+    "tenant.onboarded": _l("Force set up and opened"),
+    "tenant.discarded": _l("Draft force discarded"),
+    "policy.draft_saved": _l("Draft policy saved"),
+    "policy.draft_discarded": _l("Draft policy discarded"),
+    "policy.published": _l("Policy published"),
+    "encounter.recorded": _l("Encounter recorded"),
+    "cases.imported": _l("Historic cases imported"),
+    "cases.listed": _l("Cases list viewed"),
+    "case.viewed": _l("Case viewed (name and contact details shown)"),
+    "decision.recorded": _l("Decision made"),
+    "decision.decided_again": _l("Decision made again"),
+    "decision.overridden": _l("Decision overridden"),
+    "decision.viewed": _l("Decision viewed"),
+    "review.listed": _l("Decisions to review viewed"),
+    "referrals.listed": _l("Referrals list viewed"),
+    "referral.offered": _l("Referral offered"),
+    "referral.accepted": _l("Referral accepted"),
+    "referral.declined": _l("Referral declined"),
+    "referral.booked": _l("Referral booked"),
+    "referral.attended": _l("Session attended"),
+    "referral.missed": _l("Session missed"),
+    "referral.completed": _l("Referral completed"),
+    "referral.not_completed": _l("Referral not completed"),
+    "referral.withdrawn": _l("Referral withdrawn"),
+    "session.booked": _l("Session booked"),
+    "session.attendance_recorded": _l("Attendance recorded"),
+    "sign_on.configured": _l("Single sign-on set up or changed"),
+    "sign_on.identity_linked": _l("Single sign-on identity linked to an account"),
+    "sign_on.person_provisioned": _l("Account made at a first single sign-on"),
+    "catalogue.synced": _l("Catalogue updated from its file"),
+    "provider.created": _l("Provider added"),
+    "provider.updated": _l("Provider changed"),
+    "course.created": _l("Course added"),
+    "course.updated": _l("Course changed"),
+    "course.retired": _l("Course retired"),
+    "course.reinstated": _l("Course reinstated"),
+    "offering.added": _l("Course added to those offered"),
+    "offering.reopened": _l("Course offered again"),
+    "offering.updated": _l("Details of a course offered changed"),
+    "offering.withdrawn": _l("Course no longer offered"),
+    "offerings.synced": _l("Courses offered updated from the catalogue"),
+    "offerings.dropped": _l("Courses offered dropped"),
+    "provider.referral_viewed": _l("Provider viewed a referral (contact details shown)"),
+    "provider.referrals_listed": _l("Provider listed its referrals"),
+    "provider_invitation.created": _l("Provider invitation sent"),
+    "provider_invitation.mailed": _l("Provider invitation email sent"),
+    "provider_invitation.taken_up": _l("Provider invitation taken up"),
+    "provider_invitation.withdrawn": _l("Provider invitation withdrawn"),
+    "provider_membership.added": _l("Provider staff member added"),
+    "provider_membership.role_changed": _l("Provider staff member's role changed"),
+    "provider_membership.removed": _l("Provider staff member removed"),
+    "provider_webhook.set": _l("Provider webhook set"),
+    "provider_webhook.secret_rotated": _l("Provider webhook signing secret replaced"),
+    "provider_webhook.removed": _l("Provider webhook removed"),
+    "provider_webhook.test_queued": _l("Provider webhook test event sent"),
+    "api_token.created": _l("API token made"),
+    "api_token.revoked": _l("API token revoked"),
+    "provider_token.created": _l("Provider API token made"),
+    "provider_token.revoked": _l("Provider API token revoked"),
+    "contract.created": _l("Contract made"),
+    "contract.changed": _l("Contract changed"),
+})
 # Families of actions a reader may ask for at once (the filter takes the start of a code).
-ACTION_GROUPS: Mapping[str, str] = {
-    "auth": "Every sign-in and sign-out", "user": "Every change to an account",
-    "membership": "Every change to a force's members", "tenant": "Every change to a force",
-    "referral": "Every move of a referral", "decision": "Every decision made, viewed or overridden",
-    "api_token": "Every change to an API token",
-}
-OBJECTS: Mapping[str, str] = {
-    "tenant": "Force", "user": "Person", "membership": "Membership", "encounter": "Case", "decision": "Decision",
-    "referral": "Referral", "api_token": "API token", "provider_token": "Provider API token",
-    "provider": "Provider", "policy_version": "Policy version", "sign_on": "Single sign-on",
-    "offering": "Course offered", "course": "Course",
-}
+ACTION_GROUPS: Mapping[str, str] = _Words({
+    "auth": _l("Every sign-in and sign-out"), "user": _l("Every change to an account"),
+    "membership": _l("Every change to a force's members"), "tenant": _l("Every change to a force"),
+    "referral": _l("Every move of a referral"), "decision": _l("Every decision made, viewed or overridden"),
+    "api_token": _l("Every change to an API token"),
+})
+OBJECTS: Mapping[str, str] = _Words({
+    "tenant": _l("Force"), "user": _l("Person"), "membership": _l("Membership"), "encounter": _l("Case"),
+    "decision": _l("Decision"), "referral": _l("Referral"), "api_token": _l("API token"),
+    "provider_token": _l("Provider API token"), "provider": _l("Provider"), "policy_version": _l("Policy version"),
+    "sign_on": _l("Single sign-on"), "offering": _l("Course offered"), "course": _l("Course"),
+    "invitation": _l("Invitation"), "provider_invitation": _l("Provider invitation"),
+    "provider_membership": _l("Provider staff membership"), "provider_webhook": _l("Provider webhook"),
+    "contract": _l("Contract"), "import": _l("Import"),
+})
 _CODE = re.compile(r"[a-z0-9_.]*")
 
 
-STATUS_WORDS: Mapping[str, str] = {"suspended": "Force suspended", "active": "Force opened or reactivated"}
+STATUS_WORDS: Mapping[str, str] = _Words({"suspended": _l("Force suspended"),
+                                          "active": _l("Force opened or reactivated")})
 
 
 def action_words(action: str, details: Mapping[str, Any] | None = None) -> str:
-    """An action in words (a force's status change by where it went, given its ``details``)."""
+    """An action in words (a force's status change by where it went, given its ``details``);
+    an action with no words of its own is named by its code."""
     if action == "tenant.status_changed" and details and details.get("to") in STATUS_WORDS:
         return STATUS_WORDS[details["to"]]
     if action in ACTIONS:
         return ACTIONS[action]
-    thing, _, what = action.partition(".")
-    return f"{thing.replace('_', ' ').capitalize()} {what.replace('_', ' ')}" if what else thing.replace("_", " ")
+    return str(_("Action recorded as %(code)s", code=action))
 
 
 def object_words(object_type: str | None) -> str:
-    """An object's kind in words ("" for none)."""
+    """An object's kind in words ("" for none; a kind with no words, its code)."""
     if not object_type:
         return ""
-    return OBJECTS.get(object_type, object_type.replace("_", " ").capitalize())
+    return OBJECTS.get(object_type, object_type.replace("_", " "))
 
 
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Details not worth a reader's eye: fingerprints of content.
 _HIDDEN = frozenset({"hash", "content_hash", "secret_hash"})
+
+# The names of the details the platform records, in words; a detail not named here is
+# shown by its code.
+_KEYS: Mapping[str, str] = _Words({
+    "person": _l("person"), "role": _l("role"), "reason": _l("reason"), "why": _l("why"),
+    "method": _l("how"), "how": _l("how"), "outcome": _l("outcome"), "pathway": _l("pathway"),
+    "source": _l("source"), "decision": _l("decision"), "was": _l("outcome before"),
+    "waited_for": _l("waited for"), "given": _l("answers given"), "policy_version": _l("policy version"),
+    "version": _l("policy version"), "effective_from": _l("in force from"), "course": _l("course"),
+    "session": _l("session"), "starts_at": _l("starts at"), "venue": _l("venue"),
+    "attendance": _l("attendance"), "file": _l("file"), "sha256": _l("file fingerprint"), "rows": _l("rows"),
+    "new_people": _l("new people"), "decisions": _l("decisions"), "referrals": _l("referrals"),
+    "cases": _l("cases"), "searched": _l("searched"), "filtered": _l("filtered"), "state": _l("state"),
+    "overdue": _l("overdue"), "page": _l("page"), "contact_details_shown": _l("contact details shown"),
+    "provider": _l("provider"), "provider_id": _l("provider"), "delivery": _l("delivery"),
+    "url": _l("address"), "new_secret": _l("new signing secret"), "token": _l("token"),
+    "prefix": _l("token prefix"), "slug": _l("web address name"), "name": _l("name"), "fields": _l("fields changed"),
+    "dropped": _l("dropped"), "offerings": _l("courses offered"), "sessions_ended": _l("sessions ended"),
+    "issuer": _l("issuer"), "client_id": _l("client ID"), "compulsory": _l("compulsory"),
+    "created": _l("newly set up"), "invitation": _l("invitation"), "provider_invitation": _l("invitation"),
+    "email": _l("email address"), "replaced": _l("invitations replaced"), "forces": _l("forces"),
+    "changed": _l("changed"), "kept": _l("kept"), "added": _l("added"), "starts_on": _l("starts on"),
+    "ends_on": _l("ends on"), "monthly_fee_pence": _l("monthly fee (pence)"), "vat": _l("VAT"),
+    "platform_fee_basis_points": _l("platform fee (basis points)"), "prices": _l("prices (pence)"),
+    "generated": _l("generated"), "seed": _l("seed"), "retention_months": _l("retention months"),
+})
+# Stored codes with words of their own, by the detail that holds them; any other value is
+# shown as it was stored.
+_ROLES: Mapping[str, LazyString] = {
+    "platform_admin": _l("platform admin"), "force_admin": _l("force admin"), "officer": _l("officer"),
+    "supervisor": _l("supervisor"), "provider_staff": _l("provider staff"), "national_lead": _l("national lead"),
+}
+_OUTCOMES: Mapping[str, LazyString] = {
+    "eligible": _l("eligible"), "not_eligible": _l("not eligible"), "needs_review": _l("needs review"),
+}
+_STATUSES: Mapping[str, LazyString] = {"draft": _l("draft"), "active": _l("active"), "suspended": _l("suspended")}
+_STATES: Mapping[str, LazyString] = {
+    "offered": _l("offered"), "accepted": _l("accepted"), "declined": _l("declined"), "booked": _l("booked"),
+    "attended": _l("attended"), "missed": _l("missed a session"), "completed": _l("completed"),
+    "not_completed": _l("not completed"), "withdrawn": _l("withdrawn"), "any": _l("any"),
+}
+_VALUES: Mapping[str, Mapping[str, str]] = {
+    "role": _Words(_ROLES),
+    "from": _Words({**_ROLES, **_OUTCOMES, **_STATUSES}),
+    "to": _Words({**_ROLES, **_OUTCOMES, **_STATUSES}),
+    "outcome": _Words(_OUTCOMES), "was": _Words(_OUTCOMES),
+    "state": _Words(_STATES), "referrals": _Words(_STATES), "decisions": _Words(_OUTCOMES),
+    "attendance": _Words({"attended": _l("attended"), "did_not_attend": _l("did not attend")}),
+    "why": _Words({
+        "offered": _l("offered without a reason typed"), "accepted": _l("accepted without a reason typed"),
+        "booked": _l("session booked"), "attended": _l("session attended"),
+        "did_not_attend": _l("session not attended"), "all_attended": _l("every session attended"),
+        "deadline_passed": _l("deadline passed"), "imported": _l("imported from historic records"),
+    }),
+    "reason": _Words({
+        "credentials": _l("wrong email address or password"), "inactive": _l("account deactivated"),
+        "sso_compulsory": _l("the force signs in with single sign-on only"),
+        "malformed": _l("not an email address"),
+    }),
+    "method": _Words({"password": _l("password"), "sso": _l("single sign-on")}),
+    "how": _Words({"password": _l("password"), "invitation": _l("invitation"),
+                   "first_sign_in": _l("first sign-in")}),
+    "source": _Words({"intake": _l("encounter recorded")}),
+}
+
+
+def moment_words(moment: datetime) -> str:
+    """A moment in Europe/London's time and the reader's language: "25 September 2026 10:00"."""
+    return words.moment(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def _text_value(value: str) -> str:
@@ -125,27 +272,39 @@ def _text_value(value: str) -> str:
             moment = datetime.fromisoformat(value)
         except ValueError:
             return value
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return moment.astimezone(LONDON).strftime("%d %b %Y %H:%M")
+        return moment_words(moment)
     return value.replace("_", " ") if _CODE.fullmatch(value) else value
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, key: str = "") -> str:
     if isinstance(value, str) and value:
-        return _text_value(value)
+        known = _VALUES.get(key, {})
+        return known[value] if value in known else _text_value(value)
     if value is None or value == "":
-        return "not set"
+        return str(_("not set"))
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return str(_("yes")) if value else str(_("no"))
     if isinstance(value, list):
-        return ", ".join(_value(v) for v in value) if len(value) <= 3 else f"{len(value)} items"
-    if isinstance(value, dict):
-        return "; ".join(f"{_key(k)} {_value(v)}" for k, v in value.items())
+        return _list(value, key)
+    if isinstance(value, dict):  # counts by code (decisions by outcome, referrals by state) and the like
+        known = _VALUES.get(key, {})
+        return "; ".join(f"{known[k] if k in known else _key(k)} {_value(v)}" for k, v in value.items())
     return str(value)
 
 
+def _list(value: list[Any], key: str) -> str:
+    """A short list in full, a longer one counted."""
+    if len(value) <= 3:
+        return ", ".join(_value(v, key) for v in value)
+    return str(ngettext("%(count)s item", "%(count)s items", len(value), count=len(value)))
+
+
 def _key(key: str) -> str:
-    return key.replace("_", " ")
+    return _KEYS.get(key, key.replace("_", " "))
+
+
+def _detail(key: str, value: Any) -> str:
+    return f"{_key(key)}: {_value(value, key)}"
 
 
 def details_words(details: Mapping[str, Any] | None, *, limit: int = 240, name_of: NameOf | None = None) -> str:
@@ -156,15 +315,16 @@ def details_words(details: Mapping[str, Any] | None, *, limit: int = 240, name_o
         return ""
     details = {k: v for k, v in details.items() if k not in _HIDDEN}
     if isinstance(details.get("user_id"), int) and name_of is not None:
-        details = {("person" if k == "user_id" else k): (name_of(v) or "a person" if k == "user_id" else v)
+        details = {("person" if k == "user_id" else k): (name_of(v) or str(_("a person")) if k == "user_id" else v)
                    for k, v in details.items()}
     parts: list[str] = []
     before, after = details.get("before"), details.get("after")
     if isinstance(before, dict) and isinstance(after, dict):
-        parts += [f"{_key(k)}: {_value(before.get(k))} → {_value(after.get(k))}" for k in after]
+        parts += [f"{_key(k)}: {_value(before.get(k), k)} → {_value(after.get(k), k)}" for k in after]
     if "from" in details and "to" in details:
-        parts.append(f"from {_value(details['from'])} to {_value(details['to'])}")
-    parts += [f"{_key(k)}: {_value(v)}" for k, v in details.items() if k not in ("before", "after", "from", "to")]
+        parts.append(str(_("from %(before)s to %(after)s", before=_value(details["from"], "from"),
+                           after=_value(details["to"], "to"))))
+    parts += [_detail(k, v) for k, v in details.items() if k not in ("before", "after", "from", "to")]
     text = "; ".join(parts)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -199,8 +359,9 @@ class FilterInvalid(ValueError):  # noqa: N818 - reads as the condition it repor
         self.shown = shown  # what was typed, to put back in the form
 
 
-def _day(text: str, label: str) -> date:
-    """A day written 2026-12-01 or 1/12/2026 (or 1 12 2026); refuses anything else."""
+def _day(text: str, which: str) -> date:
+    """A day written 2026-12-01 or 1/12/2026 (or 1 12 2026); refuses anything else.
+    ``which`` is the end of the range it is: ``since`` or ``until``."""
     text = text.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", text):
@@ -211,7 +372,9 @@ def _day(text: str, label: str) -> date:
             raise ValueError(text)
         return date(year, month, day)
     except ValueError:
-        raise ValueError(f"Enter the {label} date as a real date, like 2026-12-01 or 1/12/2026") from None
+        if which == "since":
+            raise ValueError(_("Enter the from date as a real date, like 2026-12-01 or 1/12/2026")) from None
+        raise ValueError(_("Enter the to date as a real date, like 2026-12-01 or 1/12/2026")) from None
 
 
 def read_filter(args: Mapping[str, str]) -> AuditFilter:
@@ -225,21 +388,22 @@ def read_filter(args: Mapping[str, str]) -> AuditFilter:
     problems: dict[str, str] = {}
     for name, value in shown.items():
         if len(value) > MAX_FILTER:
-            problems[name] = f"Enter {MAX_FILTER} characters or fewer"
-    for name, label in (("action", "action"), ("object_type", "object kind")):
-        if name not in problems and not _CODE.fullmatch(shown[name].lower()):
-            problems[name] = f"Enter the {label} as its code, such as referral.offered or referral"
+            problems[name] = str(_("Enter %(count)s characters or fewer", count=MAX_FILTER))
+    if "action" not in problems and not _CODE.fullmatch(shown["action"].lower()):
+        problems["action"] = str(_("Enter the action as its code, such as referral.offered or referral"))
+    if "object_type" not in problems and not _CODE.fullmatch(shown["object_type"].lower()):
+        problems["object_type"] = str(_("Enter the object kind as its code, such as referral or encounter"))
     days: dict[str, date | None] = {}
-    for name, label in (("since", "from"), ("until", "to")):
+    for name in ("since", "until"):
         days[name] = None
         if shown[name] and name not in problems:
             try:
-                days[name] = _day(shown[name], label)
+                days[name] = _day(shown[name], name)
             except ValueError as error:
                 problems[name] = str(error)
     since, until = days["since"], days["until"]
     if since and until and until < since:
-        problems["until"] = "The to date must be the same as or after the from date"
+        problems["until"] = str(_("The to date must be the same as or after the from date"))
     if problems:
         raise FilterInvalid(problems, shown)
     return AuditFilter(person=shown["person"], action=shown["action"].lower(),
@@ -273,8 +437,10 @@ def events(wanted: AuditFilter, *, tenant_id: int | None) -> Select[tuple[AuditE
     return statement.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id)
 
 
-CSV_HEADER = ("When (Europe/London)", "Person", "Email address", "What happened", "Action code", "Object",
-              "Object id", "Force", "Details", "IP address")
+# The CSV's columns, in the reader's language (English outside a request).
+CSV_HEADER: tuple[LazyString, ...] = (
+    _l("When (Europe/London)"), _l("Person"), _l("Email address"), _l("What happened"), _l("Action code"),
+    _l("Object"), _l("Object id"), _l("Force"), _l("Details"), _l("IP address"))
 
 
 def _cell(value: str) -> str:
@@ -295,7 +461,7 @@ def csv_lines(statement: Select[tuple[AuditEvent]], *, name_of: NameOf, force_of
         writer.writerow([_cell(c) for c in cells])
         return buffer.getvalue()
 
-    yield line(CSV_HEADER)
+    yield line(str(heading) for heading in CSV_HEADER)
     result = db.session.execute(statement.execution_options(yield_per=CSV_BATCH))
     for event in result.scalars():
         yield line((
@@ -312,7 +478,7 @@ def person_words(event: AuditEvent, name_of: NameOf) -> str:
     """Who acted, in words: the person's name, the address typed at a refused
     sign-in, or the platform itself (a command, a job, an API token)."""
     if event.actor_id is not None:
-        return name_of(event.actor_id) or event.actor_email or "A person"
+        return name_of(event.actor_id) or event.actor_email or str(_("A person"))
     if event.actor_email:
-        return f"{event.actor_email} (not signed in)"
-    return "The platform or a system's token"
+        return str(_("%(email)s (not signed in)", email=event.actor_email))
+    return str(_("The platform or a system's token"))

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask_babel import gettext as _
 from govuk_frontend_wtf.wtforms_widgets import GovRadioInput, GovSelect, GovSubmitInput, GovTextArea, GovTextInput
@@ -95,15 +95,21 @@ class _VatField(RadioField):
             raise ValidationError(_("Choose the VAT treatment"))
 
 
+# How the date fields' messages call them, in the reader's language ("The start date must be a real date"):
+# read when a message is written (``GovDateField`` takes the text of whatever it is given).
+_START_DATE = cast(str, _l("the start date"))
+_END_DATE = cast(str, _l("the end date"))
+
+
 class ContractForm(Form):
     """A contract's terms; the price fields are added per force (``contract_form``)."""
 
     provider = _ProviderField(_l("Provider"), widget=GovSelect(),
                               validators=[InputRequired(message=_l("Choose a provider"))])
-    starts_on = GovDateField(_l("Starts on"), format="%d %m %Y", called="the start date",
+    starts_on = GovDateField(_l("Starts on"), format="%d %m %Y", called=_START_DATE,
                              description=_l("For example, 1 4 2027."),
                              validators=[InputRequired(message=_l("Enter the date the contract starts"))])
-    ends_on = GovDateField(_l("Ends on (optional)"), format="%d %m %Y", called="the end date",
+    ends_on = GovDateField(_l("Ends on (optional)"), format="%d %m %Y", called=_END_DATE,
                            description=_l("The contract's last day. Leave it empty for a contract until further "
                                           "notice."),
                            validators=[Optional()])

@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -34,6 +33,7 @@ from diversion.tenancy.context import scoped, set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
+from diversion.words import day
 
 admin_bp = Blueprint("contracts_admin", __name__, url_prefix="/admin/billing/contracts")
 force_bp = force_blueprint("force_contracts", __name__, "/billing/contracts")
@@ -46,9 +46,9 @@ def _today() -> date:
 
 def _dates(contract: Contract) -> str:
     if contract.ends_on is None:
-        return str(_("From %(start)s, until further notice", start=format_date(contract.starts_on, "d MMMM y")))
-    return str(_("%(start)s to %(end)s", start=format_date(contract.starts_on, "d MMMM y"),
-                 end=format_date(contract.ends_on, "d MMMM y")))
+        return str(_("From %(start)s, until further notice", start=day(contract.starts_on, padded=False)))
+    return str(_("%(start)s to %(end)s", start=day(contract.starts_on, padded=False),
+                 end=day(contract.ends_on, padded=False)))
 
 
 def _list(*, base: str, title: str, caption: str, endpoint: str, view: str, statement: Any, search: str,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select
 
 from diversion.accounts.access import Action, require, user_id_of
@@ -40,6 +41,7 @@ from diversion.inputs import EARLIEST_CASE_DATE, YEARS_AHEAD, text_problem
 from diversion.listing import matching
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import Tenant
+from diversion.words import day
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -136,53 +138,70 @@ def _overlapping(provider_id: int, starts_on: date, ends_on: date | None,
     return db.session.scalar(wanted.order_by(Contract.starts_on).limit(1))
 
 
-def _pence(value: int, field_name: str, what: str) -> None:
+def _monthly_fee(value: int) -> None:
     if value < 0:
-        raise ContractError(field_name, f"{what} cannot be negative.")
+        raise ContractError("monthly_fee", _("The monthly fee cannot be negative"))
     if value > MOST_PENCE:
-        raise ContractError(field_name, f"{what} must be at most £1,000,000.")
+        raise ContractError("monthly_fee", _("The monthly fee must be at most £1,000,000"))
+
+
+def _price(value: int, kind: EventKind, pathway: str, pathway_name: str) -> None:
+    if value < 0:
+        raise ContractError(price_field(kind, pathway), _("The price of %(kind)s on %(pathway)s cannot be negative",
+                                                          kind=kind.label.lower(), pathway=pathway_name))
+    if value > MOST_PENCE:
+        raise ContractError(price_field(kind, pathway), _("The price of %(kind)s on %(pathway)s must be at most "
+                                                          "£1,000,000", kind=kind.label.lower(), pathway=pathway_name))
 
 
 def _check(terms: Terms, *, besides: uuid.UUID | None) -> None:
     """Refuse terms that cannot stand: see ``create_contract``."""
     if db.session.get(Provider, terms.provider_id) is None or not _serves_force(terms.provider_id):
-        raise ContractError("provider", "Choose a provider that delivers a course this force offers.")
+        raise ContractError("provider", _("Choose a provider that delivers a course this force offers."))
     if terms.starts_on < EARLIEST_CASE_DATE:
-        raise ContractError("starts_on", f"The start date must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}.")
+        raise ContractError("starts_on", _("The start date must be on or after %(earliest)s.",
+                                           earliest=day(EARLIEST_CASE_DATE, padded=False)))
     if terms.ends_on is not None and terms.ends_on < terms.starts_on:
-        raise ContractError("ends_on", "The end date must be on or after the start date.")
+        raise ContractError("ends_on", _("The end date must be on or after the start date."))
     latest = utcnow().date().replace(day=1, month=1)
     latest = latest.replace(year=latest.year + YEARS_AHEAD + 1)
     for name, when in (("starts_on", terms.starts_on), ("ends_on", terms.ends_on)):
         if when is not None and when >= latest:
-            raise ContractError(name, f"Date a contract at most {YEARS_AHEAD} years ahead.")
+            raise ContractError(name, _("Date a contract at most %(years)s years ahead.", years=YEARS_AHEAD))
     _check_money(terms)
     clash = _overlapping(terms.provider_id, terms.starts_on, terms.ends_on, besides=besides)
     if clash is not None:
-        until = f"{clash.ends_on:%-d %B %Y}" if clash.ends_on else "further notice"
-        raise ContractError("starts_on", f"These dates overlap the contract with this provider from "
-                                         f"{clash.starts_on:%-d %B %Y} until {until}: end that one first.")
+        if clash.ends_on is None:
+            raise ContractError("starts_on", _("These dates overlap the contract with this provider from %(start)s "
+                                               "until further notice: end that one first.",
+                                               start=day(clash.starts_on, padded=False)))
+        raise ContractError("starts_on", _("These dates overlap the contract with this provider from %(start)s "
+                                           "until %(end)s: end that one first.",
+                                           start=day(clash.starts_on, padded=False),
+                                           end=day(clash.ends_on, padded=False)))
 
 
 def _check_money(terms: Terms) -> None:
     """Refuse fees, prices and notes that cannot stand: see ``create_contract``."""
-    _pence(terms.monthly_fee_pence, "monthly_fee", "The monthly fee")
+    _monthly_fee(terms.monthly_fee_pence)
     if not 0 <= terms.platform_fee_basis_points <= MOST_BASIS_POINTS:
-        raise ContractError("platform_fee", "The platform fee must be between 0% and 100%.")
+        raise ContractError("platform_fee", _("The platform fee must be between 0% and 100%."))
     if not isinstance(terms.vat, VatTreatment):
-        raise ContractError("vat", "Choose the VAT treatment.")
+        raise ContractError("vat", _("Choose the VAT treatment"))
     if len(terms.notes) > NOTES_LENGTH:
-        raise ContractError("notes", f"The notes must be {NOTES_LENGTH} characters or fewer.")
-    if problem := text_problem(terms.notes, multiline=True):
-        raise ContractError("notes", f"The notes {problem}")
+        raise ContractError("notes", _("The notes must be %(max)s characters or fewer", max=NOTES_LENGTH))
+    if text_problem(terms.notes, multiline=True):
+        raise ContractError("notes", _("The notes cannot contain control characters (such as a NUL byte)"))
     pathways = dict(pathways_of_force())
     for (kind, pathway), pence in terms.prices.items():
         if kind not in PRICED_KINDS:
-            raise ContractError("prices", f"{kind.label} is not priced per referral: it is the monthly fee.")
+            raise ContractError("prices", _("%(kind)s is not priced per referral: it is the monthly fee.",
+                                            kind=kind.label))
         if pathway not in pathways:
             raise ContractError(price_field(kind, pathway),
-                                f"This force's policy has no pathway “{pathway}”: price its own pathways only.")
-        _pence(pence, price_field(kind, pathway), f"The price of {kind.label.lower()} on {pathways[pathway]}")
+                                _("This force's policy has no pathway “%(pathway)s”: price its own pathways only.",
+                                  pathway=pathway))
+        _price(pence, kind, pathway, pathways[pathway])
 
 
 def _write_prices(tenant: Tenant, contract: Contract, prices: Mapping[tuple[EventKind, str], int]) -> None:
@@ -244,11 +263,11 @@ def _keeps_its_ledger(contract: Contract, terms: Terms) -> None:
         return
     first_day, last_day = first.astimezone(LONDON).date(), last.astimezone(LONDON).date()
     if terms.starts_on > first_day:
-        raise ContractError("starts_on", f"The ledger has rows of this contract from {first_day:%-d %B %Y}: "
-                                         "the contract must start on or before that day.")
+        raise ContractError("starts_on", _("The ledger has rows of this contract from %(day)s: the contract must "
+                                           "start on or before that day.", day=day(first_day, padded=False)))
     if terms.ends_on is not None and terms.ends_on < last_day:
-        raise ContractError("ends_on", f"The ledger has rows of this contract up to {last_day:%-d %B %Y}: "
-                                       "the contract must end on or after that day.")
+        raise ContractError("ends_on", _("The ledger has rows of this contract up to %(day)s: the contract must "
+                                         "end on or after that day.", day=day(last_day, padded=False)))
 
 
 def change_contract(tenant: Tenant, contract: Contract, terms: Terms, *, actor: Actor) -> Contract:
@@ -261,9 +280,9 @@ def change_contract(tenant: Tenant, contract: Contract, terms: Terms, *, actor: 
     """
     require(actor, Action.MANAGE_CONTRACTS, tenant_id=tenant.id)
     if contract.tenant_id != tenant.id:
-        raise ContractError("contract", "This contract is not this force's.")
+        raise ContractError("contract", _("This contract is not this force's."))
     if terms.provider_id != contract.provider_id:
-        raise ContractError("provider", "A contract stays with its provider: end it and make another.")
+        raise ContractError("provider", _("A contract stays with its provider: end it and make another."))
     _check(terms, besides=contract.id)
     _keeps_its_ledger(contract, terms)
     contract.starts_on, contract.ends_on = terms.starts_on, terms.ends_on
@@ -365,8 +384,8 @@ def parties_of(contracts: Sequence[Contract]) -> Parties:
 def status_of(contract: Contract, today: date) -> str:
     """Where the contract stands on ``today``, in words: in force, starts later or ended."""
     if contract.starts_on > today:
-        return "Starts later"
+        return str(_("Starts later"))
     if contract.ends_on is not None and contract.ends_on < today:
-        return "Ended"
-    return "In force"
+        return str(_("Ended"))
+    return str(_("In force"))
 

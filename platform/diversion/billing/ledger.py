@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -247,15 +248,15 @@ def reverse(tenant: Tenant, entry: LedgerEntry, *, reason: str, actor: Actor) ->
     require(actor, Action.CORRECT_LEDGER, tenant_id=tenant.id)
     reason = " ".join(reason.split())
     if not reason:
-        raise FieldError("reason", "Enter why this row is reversed.")
+        raise FieldError("reason", _("Enter why this row is reversed"))
     if len(reason) > REASON_LIMIT:
-        raise FieldError("reason", f"The reason must be {REASON_LIMIT} characters or fewer.")
+        raise FieldError("reason", _("The reason must be %(max)s characters or fewer", max=REASON_LIMIT))
     if entry.tenant_id != tenant.id:
-        raise FieldError("entry", "This row is not on this force's ledger.")
+        raise FieldError("entry", _("This row is not on this force's ledger."))
     if entry.reverses_id is not None:
-        raise FieldError("entry", "This row is itself a reversal: it cannot be reversed.")
+        raise FieldError("entry", _("This row is itself a reversal: it cannot be reversed."))
     if db.session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_id == entry.id)) is not None:
-        raise FieldError("entry", "This row has already been reversed.")
+        raise FieldError("entry", _("This row has already been reversed."))
     now = utcnow()
     hold_months(tenant.id)
     row = LedgerEntry(
@@ -265,7 +266,7 @@ def reverse(tenant: Tenant, entry: LedgerEntry, *, reason: str, actor: Actor) ->
         quantity=entry.quantity, amount_pence=-entry.amount_pence, reverses_id=entry.id, reason=reason,
         created_by_id=user_id_of(actor))
     if not _write([row]):  # another reversal of it committed in the meantime
-        raise FieldError("entry", "This row has already been reversed.")
+        raise FieldError("entry", _("This row has already been reversed."))
     db.session.flush()
     return row
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from flask_babel import gettext as _
+
 from diversion import words
 from diversion.db import LONDON
 from diversion.errors import FieldError
@@ -36,7 +38,8 @@ def parse_month(text: str, *, field: str = "month") -> date:
     """The month written ``YYYY-MM``. Refuses (``FieldError`` on ``field``) anything else."""
     found = _MONTH.fullmatch(text.strip())
     if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 2000:
-        raise FieldError(field, f"Enter the month as year and month, like 2026-11, not {text.strip()[:20]!r}.")
+        raise FieldError(field, _("Enter the month as year and month, like 2026-11, not %(given)s.",
+                                  given=repr(text.strip()[:20])))
     return date(int(found[1]), int(found[2]), 1)
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextArea
 from sqlalchemy import select
@@ -36,6 +35,7 @@ from diversion.db import utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forms import Form
+from diversion.forms import lazy_gettext as _l
 from diversion.listing import matching, page_of, search_terms
 from diversion.providers.acting import provider_in_address, requires_provider_action
 from diversion.tenancy.context import set_scope

@@ -26,6 +26,7 @@ from datetime import date
 from typing import Any
 
 from flask import request
+from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +49,7 @@ from diversion.catalogue.models import Provider
 from diversion.db import new_id
 from diversion.errors import FieldError
 from diversion.extensions import db
+from diversion.forms import lazy_gettext as _l
 from diversion.listing import PER_PAGE, matching
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -159,8 +161,8 @@ def settle_month(tenant: Tenant, month: date, *, actor: Actor) -> list[Statement
     """
     require(actor, Action.CLOSE_MONTH, tenant_id=tenant.id)
     if not is_closed(tenant.id, month):
-        raise FieldError("month", f"{month_label(month)} is not closed yet: close it before its statements "
-                                  "are written.")
+        raise FieldError("month", _("%(month)s is not closed yet: close it before its statements are written.",
+                                    month=month_label(month)))
     providers = db.session.scalars(select(LedgerEntry.provider_id).where(
         LedgerEntry.tenant_id == tenant.id, LedgerEntry.month == month).distinct()).all()
     for provider_id in sorted(providers):
@@ -200,14 +202,16 @@ def ledger_rows(tenant_id: int, provider_id: int, month: date) -> Select[tuple[L
 
 
 def describe(kind: EventKind, pathway: str, names: Mapping[str, str], *, reversal: bool = False) -> str:
-    """What a line or a row is for, in words: its event and its pathway's name (``names``, by id)."""
+    """What a line or a row is for, in words (the reader's language): its event and its pathway's name
+    (``names``, by id)."""
     words = kind.label + (f", {names.get(pathway, pathway)}" if pathway else "")
-    return f"{words} (reversed)" if reversal else words
+    return str(_("%(line)s (reversed)", line=words)) if reversal else words
 
 
 def row_label(entry: LedgerEntry, names: Mapping[str, str]) -> str:
+    """What a ledger row is for, in words; a reversal says so."""
     words = describe(entry.kind, entry.pathway, names)
-    return f"Reversal of: {words}" if entry.reverses_id is not None else words
+    return str(_("Reversal of: %(row)s", row=words)) if entry.reverses_id is not None else words
 
 
 def pathway_names(tenant_id: int) -> dict[str, str]:
@@ -217,7 +221,9 @@ def pathway_names(tenant_id: int) -> dict[str, str]:
         return contracts.pathway_names(tenant_id)
 
 
-CSV_ROWS_HEADER = ("Date", "Event", "Pathway", "Unit price", "Quantity", "Amount", "Reversal reason")
+# The CSV's headings, in the reader's language (English on the command line).
+CSV_ROWS_HEADER = (_l("Date"), _l("Event"), _l("Pathway"), _l("Unit price"), _l("Quantity"), _l("Amount"),
+                   _l("Reversal reason"))
 
 
 def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
@@ -228,23 +234,23 @@ def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
     names = pathway_names(tenant_id)
     out = io.StringIO()
     write = csv.writer(out, lineterminator="\n").writerow
-    write(("Ledger rows",))
-    write(CSV_ROWS_HEADER)
+    write((_("Ledger rows"),))
+    write(tuple(str(heading) for heading in CSV_ROWS_HEADER))
     for entry in db.session.execute(ledger_rows(tenant_id, provider_id, month).execution_options(
             yield_per=1000)).scalars():
         write((london_date(entry.occurred_at).isoformat(), row_label(entry, names), entry.pathway,
                _pounds(entry.unit_pence), entry.quantity, _pounds(entry.amount_pence), _safe(entry.reason)))
     write(())
-    write(("Lines",))
-    write(("Event", "Pathway", "Unit price", "Quantity", "Amount", "VAT"))
+    write((_("Lines"),))
+    write((_("Event"), _("Pathway"), _("Unit price"), _("Quantity"), _("Amount"), _("VAT")))
     for group in summary.groups:
         write((group.label(names), group.pathway, _pounds(group.unit_pence), group.quantity,
                _pounds(group.amount_pence), _pounds(group.vat_pence)))
     write(())
-    write(("Totals",))
-    for name, pence in (("Net", summary.net_pence), ("VAT", summary.vat_pence),
-                        ("Total to pay", summary.gross_pence), ("Platform fee", summary.platform_fee_pence),
-                        ("Net to provider", summary.to_provider_pence)):
+    write((_("Totals"),))
+    for name, pence in ((_("Net (before VAT)"), summary.net_pence), (_("VAT"), summary.vat_pence),
+                        (_("Total to pay"), summary.gross_pence), (_("Platform fee"), summary.platform_fee_pence),
+                        (_("Net to provider"), summary.to_provider_pence)):
         write((name, _pounds(pence)))
     return out.getvalue()
 
@@ -308,7 +314,7 @@ class Account:
     def status(self) -> str:
         if self.statement is not None:
             return self.statement.invoice_status.label
-        return "Month closed: statement being written" if self.closed else "Draft: month open"
+        return str(_("Month closed: statement being written") if self.closed else _("Draft: month open"))
 
 
 def accounts(*, tenant_id: int | None = None, provider_id: int | None = None, search: str = "",

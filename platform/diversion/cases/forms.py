@@ -124,7 +124,8 @@ class _IntakeBase(Form):
     pnc_id = StringField(_l("PNC ID (if known)"), widget=GovTextInput(),
                          validators=[Optional(), Longest(LIMITS["pnc_id"])])
     ethnicity = SelectField(_l("Self-defined ethnicity"), widget=GovSelect(),
-                            choices=[SelectChoice(code, f"{code} – {label}") for code, label in ETHNICITIES.items()],
+                            choices=[SelectChoice(code, _l("%(code)s – %(ethnicity)s", code=code, ethnicity=label))
+                                     for code, label in ETHNICITIES.items()],
                             default="NS")
     phone = StringField(_l("Phone"), widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["phone"])])
     email = StringField(_l("Email"), widget=GovTextInput(), validators=[Optional(), Longest(LIMITS["email"])])

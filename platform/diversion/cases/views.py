@@ -266,10 +266,13 @@ class Event:
 
 
 def verdict(decision: Decision, outcome: str, pathway: str | None) -> str:
-    """An outcome in words, with its pathway's name: "Eligible, DIVERT (adults)"."""
+    """An outcome in words, with its pathway's name, in the reader's language: "Eligible, DIVERT (adults)"."""
     said = Outcome(outcome).label
-    found = eligibility.compiled(decision.policy_version).pathway(pathway) if pathway else None
-    return f"{said}, {found.name if found else pathway}" if pathway else said
+    if not pathway:
+        return said
+    found = eligibility.compiled(decision.policy_version).pathway(pathway)
+    return str(_("%(outcome)s, %(pathway)s", outcome=said,
+                 pathway=found.name_in(current_language()) if found else pathway))
 
 
 def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[Referral]) -> list[Event]:

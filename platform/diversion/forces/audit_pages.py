@@ -21,7 +21,6 @@ from diversion.audit.models import AuditEvent
 from diversion.audit.reading import (
     ACTION_GROUPS,
     ACTIONS,
-    LONDON,
     OBJECTS,
     FilterInvalid,
     NameOf,
@@ -29,6 +28,7 @@ from diversion.audit.reading import (
     csv_lines,
     details_words,
     events,
+    moment_words,
     object_words,
     person_words,
     read_filter,
@@ -86,7 +86,7 @@ def _rows(found: list[AuditEvent]) -> list[Row]:
         if user_objects else {}
     forces = _names(Tenant, {e.tenant_id for e in found if e.tenant_id is not None} | _object_ids(found, "tenant"))
     return [Row(
-        when=event.occurred_at.astimezone(LONDON).strftime("%d %b %Y %H:%M"),
+        when=moment_words(event.occurred_at),
         person=person_words(event, names.get), email=event.actor_email or "",
         action=action_words(event.action, event.details), object_kind=object_words(event.object_type),
         object_label=_object_label(event, emails, forces),

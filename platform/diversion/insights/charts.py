@@ -3,7 +3,8 @@
 Each chart is an image beside a table holding the same numbers (the table is
 what a screen reader reads; the image has a short text alternative). Drawn
 with matplotlib's SVG backend alone (no screen, no GUI toolkit), one figure
-per request, closed once written.
+per request, closed once written. Every word drawn (axes, legends) is in the reader's language;
+the titles are the captions of the tables beside them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from flask_babel import gettext
 
 from diversion.insights.statistics import Z95, Z998, Funnel
 
@@ -30,7 +33,7 @@ def _figure(title: str, x_label: str) -> tuple[Figure, Axes]:
     axes = figure.add_subplot()
     axes.set_title(title, loc="left", fontsize=13, color=INK)
     axes.set_xlabel(x_label, color=INK)
-    axes.set_ylabel("Rate (%)", color=INK)
+    axes.set_ylabel(gettext("Rate (%)"), color=INK)
     axes.grid(axis="y", color="#b1b4b6", linewidth=0.6)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
@@ -52,18 +55,18 @@ def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, flo
     limits. ``points``: (force, denominator, rate 0-1); ``highlight`` names a force drawn apart."""
     largest = max((total for _, total, _ in points), default=100)
     sizes = sorted({max(1, round(largest * 1.1 * step / 200)) for step in range(1, 201)})
-    figure, axes = _figure(title, "Cases the rate is worked out from")
-    axes.axhline(funnel.target * 100, color=BLUE, linewidth=2, label="National rate")
-    for label, z, style, colour in (("95% limits", Z95, "--", GREY), ("99.8% limits", Z998, ":", RED)):
+    figure, axes = _figure(title, gettext("Cases the rate is worked out from"))
+    axes.axhline(funnel.target * 100, color=BLUE, linewidth=2, label=gettext("National rate"))
+    for coverage, z, style, colour in (("95", Z95, "--", GREY), ("99.8", Z998, ":", RED)):
         limits = [funnel.limits(size, z) for size in sizes]
         axes.plot(sizes, [limit.low * 100 for limit in limits], style, color=colour,
-                  linewidth=1.5, label=label)
+                  linewidth=1.5, label=gettext("%(coverage)s%% limits", coverage=coverage))
         axes.plot(sizes, [limit.high * 100 for limit in limits], style, color=colour,
                   linewidth=1.5)
     others = [(total, value * 100) for name, total, value in points if name != highlight]
     if others:
         axes.scatter([x for x, _ in others], [y for _, y in others], color=INK, s=30, zorder=3,
-                     label="A force" if highlight else "Each force")
+                     label=gettext("A force") if highlight else gettext("Each force"))
     own = [(total, value * 100) for name, total, value in points if name == highlight]
     if own:
         axes.scatter([x for x, _ in own], [y for _, y in own], color=ORANGE, edgecolor=INK, s=90, marker="D",
@@ -76,7 +79,7 @@ def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, flo
 
 def trend_chart(title: str, periods: Sequence[str], lines: Sequence[tuple[str, Sequence[float | None]]]) -> str:
     """Rates (%) over ``periods``, one line per series (a gap where a rate is not shown)."""
-    figure, axes = _figure(title, "Quarter")
+    figure, axes = _figure(title, gettext("Quarter"))
     positions = list(range(len(periods)))
     for (name, values), colour, marker in zip(lines, (BLUE, ORANGE), ("o", "D"), strict=False):
         axes.plot(positions, [float("nan") if value is None else value * 100

@@ -8,7 +8,8 @@ count over another. Each force's counts are worked out in SQL by
 ``insight_counts``; quarters and years are sums of months.
 
 ``MEASURES`` and ``BREAKDOWNS`` say how each is counted, in the words the
-pages show under "How this is counted".
+pages show under "How this is counted": each name (``label``) and definition (``meaning``) is a
+message, said in the reader's language (English on the command line).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from datetime import date, timedelta
 from functools import reduce
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import Date, Integer, and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
@@ -30,117 +33,130 @@ from diversion.cases.models import Attendance, BookedSession, Encounter, Referra
 from diversion.eligibility.models import Decision, Outcome
 from diversion.eligibility.packed import PLACE
 from diversion.monitoring import AGE_BANDS, UNKNOWN_BAND
+from diversion.words import Described
 
 SHORT, LONG = 182, 365  # the reoffending windows, in days after the decision (6 and 12 months)
 NOT_RECORDED = "not_recorded"
 
 
 @dataclass(frozen=True)
-class Measure:
-    """A count of cases, with the words that define it."""
+class Measure(Described):
+    """A count of cases, with the words that define it, in the reader's language."""
 
     name: str
-    title: str
-    counted: str  # how it is counted, as the page says it
+    title: LazyString  # its name on pages (``label``)
+    explanation: LazyString  # how it is counted, as the page says it (``meaning``)
 
 
 @dataclass(frozen=True)
-class Rate:
-    """One measure over another, with the words that define it."""
+class Rate(Described):
+    """One measure over another, with the words that define it, in the reader's language."""
 
     name: str
-    title: str
+    title: LazyString  # its name on pages (``label``)
     numerator: str
     denominator: str
-    counted: str
+    explanation: LazyString  # how it is counted (``meaning``)
 
 
 MEASURES: dict[str, Measure] = {measure.name: measure for measure in (
-    Measure("cases", "Cases decided",
-            "Encounters with a standing eligibility decision dated in the period. A case decided again once "
-            "missing facts were given counts once, in the month of its latest decision."),
-    Measure("eligible", "Eligible", "Cases whose standing decision (a supervisor's override where there is one) "
-            "is eligible."),
-    Measure("not_eligible", "Not eligible", "Cases whose standing decision is not eligible."),
-    Measure("needs_review", "Waiting for review", "Cases whose standing decision still needs a supervisor's review."),
-    Measure("referred", "Referred", "Cases with a referral to a course, whatever became of it."),
-    Measure("declined", "Declined", "Referred cases whose referral the person declined."),
-    Measure("engaged", "Engaged", "Referred cases in which the person attended at least one session."),
-    Measure("completed", "Completed", "Referred cases whose referral was completed."),
-    Measure("not_completed", "Not completed", "Referred cases whose referral ended as not completed (the force "
-            "then takes the case back). Declined and withdrawn referrals are counted apart."),
-    Measure("withdrawn", "Withdrawn", "Referred cases whose referral was withdrawn."),
-    Measure("diverted_6", "Diverted, 6 months passed", "Referred cases decided at least 182 days before the "
-            "figures were computed, so that their 6-month window has fully passed."),
-    Measure("reoffended_6", "Met again within 6 months", "Of those, cases in which the same person was met "
-                                                         "again by the same force for another offence dated in "
-                                                         "the 182 days after the decision."),
-    Measure("diverted_12", "Diverted, 12 months passed", "Referred cases decided at least 365 days before the "
-            "figures were computed."),
-    Measure("reoffended_12", "Met again within 12 months", "Of those, cases in which the same person was met "
-                                                           "again by the same force within 365 days of the "
-                                                           "decision."),
-    Measure("completed_6", "Completed, 6 months passed", "Completed cases decided at least 182 days before."),
-    Measure("completed_reoffended_6", "Completed and met again within 6 months",
-            "Of those, cases in which the same person was met again within 182 days of the decision."),
-    Measure("completed_12", "Completed, 12 months passed", "Completed cases decided at least 365 days before."),
-    Measure("completed_reoffended_12", "Completed and met again within 12 months",
-            "Of those, cases in which the same person was met again within 365 days of the decision."),
+    Measure("cases", _l("Cases decided"),
+            _l("Encounters with a standing eligibility decision dated in the period. A case decided again once "
+               "missing facts were given counts once, in the month of its latest decision.")),
+    Measure("eligible", _l("Eligible"), _l("Cases whose standing decision (a supervisor's override where there is "
+                                           "one) is eligible.")),
+    Measure("not_eligible", _l("Not eligible"), _l("Cases whose standing decision is not eligible.")),
+    Measure("needs_review", _l("Waiting for review"),
+            _l("Cases whose standing decision still needs a supervisor's review.")),
+    Measure("referred", _l("Referred"), _l("Cases with a referral to a course, whatever became of it.")),
+    Measure("declined", _l("Declined"), _l("Referred cases whose referral the person declined.")),
+    Measure("engaged", _l("Engaged"), _l("Referred cases in which the person attended at least one session.")),
+    Measure("completed", _l("Completed"), _l("Referred cases whose referral was completed.")),
+    Measure("not_completed", _l("Not completed"),
+            _l("Referred cases whose referral ended as not completed (the force then takes the case back). "
+               "Declined and withdrawn referrals are counted apart.")),
+    Measure("withdrawn", _l("Withdrawn"), _l("Referred cases whose referral was withdrawn.")),
+    Measure("diverted_6", _l("Diverted, 6 months passed"),
+            _l("Referred cases decided at least 182 days before the figures were computed, so that their 6-month "
+               "window has fully passed.")),
+    Measure("reoffended_6", _l("Met again within 6 months"),
+            _l("Of those, cases in which the same person was met again by the same force for another offence "
+               "dated in the 182 days after the decision.")),
+    Measure("diverted_12", _l("Diverted, 12 months passed"),
+            _l("Referred cases decided at least 365 days before the figures were computed.")),
+    Measure("reoffended_12", _l("Met again within 12 months"),
+            _l("Of those, cases in which the same person was met again by the same force within 365 days of the "
+               "decision.")),
+    Measure("completed_6", _l("Completed, 6 months passed"),
+            _l("Completed cases decided at least 182 days before.")),
+    Measure("completed_reoffended_6", _l("Completed and met again within 6 months"),
+            _l("Of those, cases in which the same person was met again within 182 days of the decision.")),
+    Measure("completed_12", _l("Completed, 12 months passed"),
+            _l("Completed cases decided at least 365 days before.")),
+    Measure("completed_reoffended_12", _l("Completed and met again within 12 months"),
+            _l("Of those, cases in which the same person was met again within 365 days of the decision.")),
 )}
 
 RATES: dict[str, Rate] = {rate.name: rate for rate in (
-    Rate("eligibility", "Eligibility rate", "eligible", "cases", "Cases found eligible, of all cases decided."),
-    Rate("referral", "Referral rate", "referred", "cases", "Cases referred to a course, of all cases decided."),
-    Rate("engagement", "Engagement", "engaged", "referred",
-         "Referred cases in which the person attended at least one session, of all referred cases."),
-    Rate("completion", "Completion", "completed", "referred",
-         "Referred cases whose referral was completed, of all referred cases (those still open count "
-         "against it until they end: read recent months with care)."),
-    Rate("reoffending_6", "Met again within 6 months", "reoffended_6", "diverted_6",
-         "Referred cases whose person was met again by the force within 182 days of the decision, of the "
-         "referred cases whose 6 months have passed."),
-    Rate("reoffending_12", "Met again within 12 months", "reoffended_12", "diverted_12",
-         "Referred cases whose person was met again by the force within 365 days of the decision, of the "
-         "referred cases whose 12 months have passed."),
-    Rate("completer_reoffending_12", "Met again within 12 months, completers", "completed_reoffended_12",
-         "completed_12", "Completed cases whose person was met again by the force within 365 days of the "
-         "decision, of the completed cases whose 12 months have passed."),
+    Rate("eligibility", _l("Eligibility rate"), "eligible", "cases",
+         _l("Cases found eligible, of all cases decided.")),
+    Rate("referral", _l("Referral rate"), "referred", "cases",
+         _l("Cases referred to a course, of all cases decided.")),
+    Rate("engagement", _l("Engagement"), "engaged", "referred",
+         _l("Referred cases in which the person attended at least one session, of all referred cases.")),
+    Rate("completion", _l("Completion"), "completed", "referred",
+         _l("Referred cases whose referral was completed, of all referred cases (those still open count "
+            "against it until they end: read recent months with care).")),
+    Rate("reoffending_6", _l("Met again within 6 months"), "reoffended_6", "diverted_6",
+         _l("Referred cases whose person was met again by the force within 182 days of the decision, of the "
+            "referred cases whose 6 months have passed.")),
+    Rate("reoffending_12", _l("Met again within 12 months"), "reoffended_12", "diverted_12",
+         _l("Referred cases whose person was met again by the force within 365 days of the decision, of the "
+            "referred cases whose 12 months have passed.")),
+    Rate("completer_reoffending_12", _l("Met again within 12 months, completers"), "completed_reoffended_12",
+         "completed_12", _l("Completed cases whose person was met again by the force within 365 days of the "
+                            "decision, of the completed cases whose 12 months have passed.")),
 )}
 
 # How a case is placed in each breakdown. A case found with several substances is counted once,
 # under the first of them in SUBSTANCE_ORDER (class A first), so that the categories add up.
 SUBSTANCE_ORDER = ("heroin", "crack_cocaine", "cocaine", "mdma", "ketamine", "amphetamine",
                    "synthetic_cannabinoid", "cannabis", "nitrous_oxide", "other")
-ETHNIC_GROUPS = {"A": "Asian or Asian British", "B": "Black or Black British", "M": "Mixed",
-                 "O": "Other ethnic group", "W": "White", "N": "Not stated"}
+# The broad ethnic groups, each named in the reader's language.
+ETHNIC_GROUPS: dict[str, LazyString] = {
+    "A": _l("Asian or Asian British"), "B": _l("Black or Black British"), "M": _l("Mixed"),
+    "O": _l("Other ethnic group"), "W": _l("White"), "N": _l("Not stated"),
+}
 WAIT_BANDS = ((7, "0-7"), (14, "8-14"), (28, "15-28"), (56, "29-56"), (None, "57+"))
 
 
 @dataclass(frozen=True)
-class Breakdown:
+class Breakdown(Described):
+    """A way of splitting the cases into categories, with the words that define it."""
+
     name: str
-    title: str
+    title: LazyString  # its name on pages (``label``)
     categories: tuple[str, ...]
-    counted: str
+    explanation: LazyString  # how a case is placed (``meaning``)
 
 
 BREAKDOWNS: dict[str, Breakdown] = {breakdown.name: breakdown for breakdown in (
-    Breakdown("all", "All cases", ("all",), "Every case, whatever its categories."),
-    Breakdown("substance", "Substance", (*SUBSTANCE_ORDER, NOT_RECORDED),
-              "The substance found. A case with several is counted once, under the first of them in this "
-              "order: heroin, crack cocaine, cocaine, MDMA, ketamine, amphetamine, synthetic cannabinoid, "
-              "cannabis, nitrous oxide, other."),
-    Breakdown("drug_class", "Drug class", ("A", "B", "C", NOT_RECORDED),
-              "The highest class among the substances found, as the officer recorded it."),
-    Breakdown("age_band", "Age band", (*(band for band, _, _ in AGE_BANDS), UNKNOWN_BAND),
-              "The person's age on the date of the offence."),
-    Breakdown("ethnicity", "Ethnic group", tuple(ETHNIC_GROUPS),
-              "The person's self-defined ethnicity, in the five broad groups of the census and not stated."),
-    Breakdown("wait", "Days to first session", tuple(band for _, band in WAIT_BANDS),
-              "Engaged cases only: the days from the decision to the first session the person attended."),
-    Breakdown("ending", "How referrals ended without completion", ("never_attended", "stopped_attending"),
-              "Not completed cases only: those in which the person attended no session, and those in which they "
-              "attended some and stopped."),
+    Breakdown("all", _l("All cases"), ("all",), _l("Every case, whatever its categories.")),
+    Breakdown("substance", _l("Substance"), (*SUBSTANCE_ORDER, NOT_RECORDED),
+              _l("The substance found. A case with several is counted once, under the first of them in this "
+                 "order: heroin, crack cocaine, cocaine, MDMA, ketamine, amphetamine, synthetic cannabinoid, "
+                 "cannabis, nitrous oxide, other.")),
+    Breakdown("drug_class", _l("Drug class"), ("A", "B", "C", NOT_RECORDED),
+              _l("The highest class among the substances found, as the officer recorded it.")),
+    Breakdown("age_band", _l("Age band"), (*(band for band, _, _ in AGE_BANDS), UNKNOWN_BAND),
+              _l("The person's age on the date of the offence.")),
+    Breakdown("ethnicity", _l("Ethnic group"), tuple(ETHNIC_GROUPS),
+              _l("The person's self-defined ethnicity, in the five broad groups of the census and not stated.")),
+    Breakdown("wait", _l("Days to first session"), tuple(band for _, band in WAIT_BANDS),
+              _l("Engaged cases only: the days from the decision to the first session the person attended.")),
+    Breakdown("ending", _l("How referrals ended without completion"), ("never_attended", "stopped_attending"),
+              _l("Not completed cases only: those in which the person attended no session, and those in which "
+                 "they attended some and stopped.")),
 )}
 # The breakdowns that split every case, so each adds up to the whole; the others split one measure.
 PARTITIONS = ("all", "substance", "drug_class", "age_band", "ethnicity")

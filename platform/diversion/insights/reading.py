@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from flask_babel import gettext
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Connection, and_, func, select
 
@@ -99,11 +100,18 @@ class Period:
 
     @property
     def label(self) -> str:
+        """The period in the reader's language: "2025", "2026, to date", "2025, quarter 3"."""
         if "-Q" in self.key:
-            return f"{self.key[:4]}, quarter {self.key[-1]}"
+            return str(gettext("%(year)s, quarter %(quarter)s", year=self.key[:4], quarter=self.key[-1]))
         if not self.complete:
-            return f"{self.key}, to date"
+            return str(gettext("%(year)s, to date", year=self.key))
         return self.key
+
+
+def quarter_name(key: str) -> str:
+    """A quarter (its key, "2025-Q3") as a table's row and a chart's axis name it, in the reader's
+    language: "2025 Q3"."""
+    return str(gettext("%(year)s Q%(quarter)s", year=key[:4], quarter=key[-1]))
 
 
 def periods(today: date) -> list[Period]:

@@ -4,6 +4,9 @@ so the download equals what is shown, cell for cell.
 A rate is worked out from the released counts (each rounded to 5), never the
 true ones, so that it reveals no more than its counts do; it is shown only
 where both are released. Its interval is the Wilson interval of those counts.
+
+Every word a table holds is said in the reader's language (English on the command line); the
+marks ``[c]`` and ``[x]`` are those of statistical releases, the same in every language.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from flask_babel import gettext
+
 from diversion.insights.statistics import Z95, Z998, Funnel, Interval, wilson
 
 SUPPRESSED = "[c]"  # the mark statistical releases use for a figure withheld to protect confidentiality
 NOT_SHOWN = "[x]"  # a rate whose counts are not both released
-# The columns any national table or CSV may have: the test of "aggregates only" checks every page against it.
+# The columns any national table or CSV may have, in English: the test of "aggregates only" checks every
+# page against it.
 ALLOWED_COLUMNS = frozenset({
     "Force", "All forces", "Period", "Quarter", "Ethnic group", "Category", "Measure",
     "Cases decided", "Eligible", "Not eligible", "Waiting for review", "Referred", "Declined", "Engaged",
@@ -65,9 +71,19 @@ def rate_text(rate: Rate) -> str:
     return percent(rate.value) if rate.value is not None else NOT_SHOWN
 
 
+def between(low: str, high: str) -> str:
+    """"35% to 46%": an interval from ``low`` to ``high``, in the reader's language."""
+    return str(gettext("%(low)s to %(high)s", low=low, high=high))
+
+
 def interval_text(rate: Rate) -> str:
     interval = rate.interval
-    return NOT_SHOWN if interval is None else f"{percent(interval.low)} to {percent(interval.high)}"
+    return NOT_SHOWN if interval is None else between(percent(interval.low), percent(interval.high))
+
+
+def interval_heading() -> str:
+    """The heading of a column of 95% intervals, in the reader's language."""
+    return str(gettext("%(coverage)s%% interval", coverage=95))
 
 
 def rate_with_interval(rate: Rate) -> str:
@@ -80,15 +96,12 @@ def against(funnel: Funnel, rate: Rate) -> str:
     if not rate.shown or rate.total is None or rate.value is None:
         return NOT_SHOWN
     outer, inner = funnel.limits(rate.total, Z998), funnel.limits(rate.total, Z95)
-    if rate.value > outer.high:
-        return "Above the 99.8% limit"
-    if rate.value < outer.low:
-        return "Below the 99.8% limit"
-    if rate.value > inner.high:
-        return "Above the 95% limit"
-    if rate.value < inner.low:
-        return "Below the 95% limit"
-    return "Within the limits"
+    for limits, coverage in ((outer, "99.8"), (inner, "95")):
+        if rate.value > limits.high:
+            return str(gettext("Above the %(coverage)s%% limit", coverage=coverage))
+        if rate.value < limits.low:
+            return str(gettext("Below the %(coverage)s%% limit", coverage=coverage))
+    return str(gettext("Within the limits"))
 
 
 @dataclass

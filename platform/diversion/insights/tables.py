@@ -1,5 +1,8 @@
 """The comparison's tables, built from the released figures for a period and a choice of filter:
 the pages render them (``insights.views``), their CSVs and ``diversion insights export`` write them.
+
+Every heading, caption and word of a cell is in the reader's language (English on the command line,
+outside any request); a page and its CSV are built by the same table, so they say the same.
 """
 
 from __future__ import annotations
@@ -9,17 +12,21 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from diversion.insights import reading
 from diversion.insights.metrics import BREAKDOWNS, ETHNIC_GROUPS, MEASURES, RATES, Rate
-from diversion.insights.reading import NATIONAL, Force, Period
+from diversion.insights.reading import NATIONAL, Force, Period, quarter_name
 from diversion.insights.release import ALL
 from diversion.insights.shown import (
     NOT_SHOWN,
     SUPPRESSED,
     Table,
     against,
+    between,
     count_text,
+    interval_heading,
     interval_text,
     rate_text,
     rate_with_interval,
@@ -29,20 +36,29 @@ from diversion.insights.statistics import Funnel, funnel, group_ratio
 
 OVERVIEW_RATES = ("referral", "engagement", "completion", "reoffending_12")
 FILTERS = ("substance", "age_band")  # each a table of its own: one at a time, never combined
-CATEGORY_NAMES = {
-    "substance": {"heroin": "Heroin", "crack_cocaine": "Crack cocaine", "cocaine": "Cocaine", "mdma": "MDMA",
-                  "ketamine": "Ketamine", "amphetamine": "Amphetamine",
-                  "synthetic_cannabinoid": "Synthetic cannabinoid", "cannabis": "Cannabis",
-                  "nitrous_oxide": "Nitrous oxide", "other": "Other", "not_recorded": "Not recorded"},
-    "age_band": {"unknown": "Not known"},
-    "wait": {"57+": "57 or more"},
-    "ending": {"never_attended": "attended no session", "stopped_attending": "attended some, then stopped"},
+# The categories named in words, in the reader's language; any other is named by itself ("25-34").
+CATEGORY_NAMES: dict[str, dict[str, LazyString]] = {
+    "substance": {"heroin": _l("Heroin"), "crack_cocaine": _l("Crack cocaine"), "cocaine": _l("Cocaine"),
+                  "mdma": _l("MDMA"), "ketamine": _l("Ketamine"), "amphetamine": _l("Amphetamine"),
+                  "synthetic_cannabinoid": _l("Synthetic cannabinoid"), "cannabis": _l("Cannabis"),
+                  "nitrous_oxide": _l("Nitrous oxide"), "other": _l("Other"), "not_recorded": _l("Not recorded")},
+    "age_band": {"unknown": _l("Not known")},
+    "wait": {"57+": _l("57 or more")},
+    "ending": {"never_attended": _l("attended no session"),
+               "stopped_attending": _l("attended some, then stopped")},
     "ethnicity": ETHNIC_GROUPS,
+}
+# The problem of a filter's category that is not offered, for each of ``FILTERS``.
+NOT_LISTED: dict[str, LazyString] = {
+    "substance": _l("Choose a substance from the list"),
+    "age_band": _l("Choose an age band from the list"),
 }
 
 
 def category_name(breakdown: str, category: str) -> str:
-    return CATEGORY_NAMES.get(breakdown, {}).get(category, category)
+    """A category as pages name it, in the reader's language ("cannabis": "Cannabis")."""
+    named = CATEGORY_NAMES.get(breakdown, {}).get(category)
+    return category if named is None else str(named)
 
 
 @dataclass
@@ -64,19 +80,12 @@ class Choices:
         return chosen
 
     @property
-    def filter_label(self) -> str:
+    def filtered(self) -> dict[str, str]:
+        """The filter chosen in words, as a caption's ``filter`` and ``category`` (``{}`` for none):
+        "Substance" and "Cannabis"."""
         if self.breakdown == ALL:
-            return ""
-        return f"{BREAKDOWNS[self.breakdown].title}: {category_name(self.breakdown, self.category)}"
-
-
-def _not_listed(name: str) -> str:
-    """The problem of a filter's category that is not offered, in the reader's language."""
-    if name == "substance":
-        return str(gettext("Choose a substance from the list"))
-    if name == "age_band":
-        return str(gettext("Choose a age band from the list"))
-    return f"Choose a {BREAKDOWNS[name].title.lower()} from the list"
+            return {}
+        return {"filter": BREAKDOWNS[self.breakdown].label, "category": category_name(self.breakdown, self.category)}
 
 
 def choose(period: str, filters: dict[str, str] | None = None, *, today: date) -> Choices:
@@ -98,7 +107,7 @@ def choose(period: str, filters: dict[str, str] | None = None, *, today: date) -
     elif given:
         name, category = given[0]
         if category not in BREAKDOWNS[name].categories:
-            chosen.problems.append({"text": _not_listed(name), "href": f"#{name}"})
+            chosen.problems.append({"text": str(NOT_LISTED[name]), "href": f"#{name}"})
         else:
             chosen.breakdown, chosen.category = name, category
     return chosen
@@ -116,13 +125,13 @@ def _measures(rates: Sequence[Rate], *extra: str) -> list[str]:
 def overview(chosen: Choices, forces: Sequence[Force]) -> Table:
     """All forces' and each of ``forces``' counts and main rates for the period chosen."""
     rates = [RATES[name] for name in OVERVIEW_RATES]
-    table = Table("", ["Force", "Cases decided", "Referred", *(rate.title for rate in rates)],
-                  numeric=frozenset({1, 2}))
+    table = Table("", [gettext("Force"), MEASURES["cases"].label, MEASURES["referred"].label,
+                       *(rate.label for rate in rates)], numeric=frozenset({1, 2}))
     if chosen.period is None:
         return table
     values = reading.figures(_measures(rates, "cases", "referred"), period=chosen.period)
-    table.caption = f"Forces, {chosen.period.label}"
-    for area, name in [(NATIONAL, "All forces"), *((force.id, force.name) for force in forces)]:
+    table.caption = str(gettext("Forces, %(period)s", period=chosen.period.label))
+    for area, name in [(NATIONAL, gettext("All forces")), *((force.id, force.name) for force in forces)]:
         table.rows.append([name, count_text(values.get((area, "cases", ALL))),
                            count_text(values.get((area, "referred", ALL))),
                            *(rate_with_interval(_rate_cells(values, area, rate)) for rate in rates)])
@@ -132,11 +141,12 @@ def overview(chosen: Choices, forces: Sequence[Force]) -> Table:
 def police_time(chosen: Choices, forces: Sequence[Force]) -> Table:
     """The police time and money each of ``forces``' referrals saved in the period chosen, by the
     force's own assumptions (shown beside them)."""
-    table = Table("", ["Force", "Referred", "Hours saved per referral", "Cost per hour", "Police hours saved",
-                       "Cost saved"], numeric=frozenset({1, 2, 3, 4, 5}))
+    table = Table("", [gettext("Force"), MEASURES["referred"].label, gettext("Hours saved per referral"),
+                       gettext("Cost per hour"), gettext("Police hours saved"), gettext("Cost saved")],
+                  numeric=frozenset({1, 2, 3, 4, 5}))
     if chosen.period is None:
         return table
-    table.caption = f"Police time saved, {chosen.period.label}"
+    table.caption = str(gettext("Police time saved, %(period)s", period=chosen.period.label))
     values = reading.figures(["referred"], period=chosen.period)
     for force in forces:
         referred = values.get((force.id, "referred", ALL))
@@ -165,15 +175,19 @@ class MetricPage:
 def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
     """One rate for the period and filter chosen: every force's (or ``own``'s alone) against all
     forces' with the funnel's limits, and its trend by quarter."""
-    numerator, denominator = MEASURES[rate.numerator].title, MEASURES[rate.denominator].title
-    forces = Table("", ["Force", numerator, denominator, "Rate", "95% interval", "Against the national rate"],
-                   numeric=frozenset({1, 2, 3}))
-    trend = Table("", ["Quarter", numerator, denominator, "Rate", "95% interval"], numeric=frozenset({1, 2, 3}))
+    numerator, denominator = MEASURES[rate.numerator].label, MEASURES[rate.denominator].label
+    forces = Table("", [gettext("Force"), numerator, denominator, gettext("Rate"), interval_heading(),
+                        gettext("Against the national rate")], numeric=frozenset({1, 2, 3}))
+    trend = Table("", [gettext("Quarter"), numerator, denominator, gettext("Rate"), interval_heading()],
+                  numeric=frozenset({1, 2, 3}))
     page = MetricPage(rate, chosen, forces, trend, None, [], [], [], [], [])
     if chosen.period is None:
         return page
-    where = f", {chosen.filter_label}" if chosen.filter_label else ""
-    forces.caption = f"{rate.title} by force, {chosen.period.label}{where}"
+    if chosen.filtered:
+        forces.caption = str(gettext("%(rate)s by force, %(period)s, %(filter)s: %(category)s", rate=rate.label,
+                                     period=chosen.period.label, **chosen.filtered))
+    else:
+        forces.caption = str(gettext("%(rate)s by force, %(period)s", rate=rate.label, period=chosen.period.label))
     values = reading.figures([rate.numerator, rate.denominator], period=chosen.period, breakdown=chosen.breakdown,
                              categories=[chosen.category])
     everyone = reading.forces()
@@ -184,8 +198,8 @@ def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
         page.funnel = funnel([(cells.events or 0, cells.total or 0) for _, cells in shown])
         page.points = [(force.name, cells.total or 0, cells.value or 0.0) for force, cells in shown]
     national = _rate_cells(values, NATIONAL, rate, chosen.category)
-    forces.rows.append(["All forces", count_text(national.events), count_text(national.total),
-                        rate_text(national), interval_text(national), "Not applicable"])
+    forces.rows.append([gettext("All forces"), count_text(national.events), count_text(national.total),
+                        rate_text(national), interval_text(national), gettext("Not applicable")])
     for force, cells in rated:
         if own is not None and force.id != own.id:
             continue
@@ -202,46 +216,66 @@ def _trend(page: MetricPage, own: Force | None) -> None:
     values = reading.series([rate.numerator, rate.denominator], periods_wanted=page.quarters,
                             breakdown=chosen.breakdown, category=chosen.category)
     area = NATIONAL if own is None else own.id
-    page.trend.caption = f"{rate.title} by quarter, {'all forces' if own is None else own.name}"
-    if chosen.filter_label:
-        page.trend.caption += f", {chosen.filter_label}"
+    page.trend.caption = _trend_caption(rate, own, chosen)
     for quarter in page.quarters:
         national = Shown(values.get((NATIONAL, rate.numerator, quarter)),
                          values.get((NATIONAL, rate.denominator, quarter)))
         cells = Shown(values.get((area, rate.numerator, quarter)), values.get((area, rate.denominator, quarter)))
         page.national_trend.append(national.value)
         page.own_trend.append(cells.value)
-        page.trend.rows.append([f"{quarter[:4]} Q{quarter[-1]}", count_text(cells.events), count_text(cells.total),
+        page.trend.rows.append([quarter_name(quarter), count_text(cells.events), count_text(cells.total),
                                 rate_text(cells), interval_text(cells)])
 
 
+def _trend_caption(rate: Rate, own: Force | None, chosen: Choices) -> str:
+    """"Completion by quarter, all forces" (or the force's name), with the filter chosen if any."""
+    if own is None:
+        if chosen.filtered:
+            return str(gettext("%(rate)s by quarter, all forces, %(filter)s: %(category)s", rate=rate.label,
+                               **chosen.filtered))
+        return str(gettext("%(rate)s by quarter, all forces", rate=rate.label))
+    if chosen.filtered:
+        return str(gettext("%(rate)s by quarter, %(force)s, %(filter)s: %(category)s", rate=rate.label,
+                           force=own.name, **chosen.filtered))
+    return str(gettext("%(rate)s by quarter, %(force)s", rate=rate.label, force=own.name))
 
 
 def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
     """Every figure of one or two forces side by side, with all forces': each measure's count, cases
     by substance with their share, waits for a first session, how unfinished referrals ended, and
     each rate with its interval."""
-    table = Table("", ["Measure", *(force.name for force in picked), "All forces"],
+    table = Table("", [gettext("Measure"), *(force.name for force in picked), gettext("All forces")],
                   numeric=frozenset(range(1, len(picked) + 2)))
     if chosen.period is None or not 1 <= len(picked) <= 2:
         return table
-    table.caption = f"{' and '.join(force.name for force in picked)}, {chosen.period.label}"
+    if len(picked) == 1:
+        table.caption = f"{picked[0].name}, {chosen.period.label}"
+    else:
+        table.caption = str(gettext("%(first)s and %(second)s, %(period)s", first=picked[0].name,
+                                    second=picked[1].name, period=chosen.period.label))
     areas: list[int | None] = [*(force.id for force in picked), NATIONAL]
     values = reading.figures(list(MEASURES), period=chosen.period)
     for name, measure in MEASURES.items():
-        table.rows.append([measure.title, *(count_text(values.get((area, name, ALL))) for area in areas)])
-    for breakdown, counted, label in (("substance", "cases", "Cases by substance: {category}"),
-                                      ("wait", "engaged", "Days to the first session: {category}"),
-                                      ("ending", "not_completed", "Not completed: {category}")):
+        table.rows.append([measure.label, *(count_text(values.get((area, name, ALL))) for area in areas)])
+    for breakdown, counted in (("substance", "cases"), ("wait", "engaged"), ("ending", "not_completed")):
         categories = BREAKDOWNS[breakdown].categories
         split = reading.figures([counted], period=chosen.period, breakdown=breakdown, categories=categories)
         for category in categories:
-            table.rows.append([label.format(category=category_name(breakdown, category)),
+            table.rows.append([_split_label(breakdown, category_name(breakdown, category)),
                                *(_share(split.get((area, counted, category)), values.get((area, counted, ALL)))
                                  for area in areas)])
     for rate in RATES.values():
-        table.rows.append([rate.title, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas)])
+        table.rows.append([rate.label, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas)])
     return table
+
+
+def _split_label(breakdown: str, category: str) -> str:
+    """The row of one category of a split in the table of every figure: "Cases by substance: Cannabis"."""
+    if breakdown == "substance":
+        return str(gettext("Cases by substance: %(substance)s", substance=category))
+    if breakdown == "wait":
+        return str(gettext("Days to the first session: %(days)s", days=category))
+    return str(gettext("Not completed: %(how)s", how=category))
 
 
 def _share(part: int | None, whole: int | None) -> str:
@@ -257,20 +291,22 @@ def equality(chosen: Choices, area: int | None, area_name: str) -> Table:
     """Each ethnic group's referral rate in ``area`` (a force, or all forces), and its ratio to the
     whole area's rate with its interval."""
     rate = RATES["referral"]
-    table = Table("", ["Ethnic group", "Cases decided", "Referred", "Rate", "95% interval",
-                       "Ratio to every group's rate"], numeric=frozenset({1, 2, 3, 5}))
+    table = Table("", [BREAKDOWNS["ethnicity"].label, MEASURES["cases"].label, MEASURES["referred"].label,
+                       gettext("Rate"), interval_heading(), gettext("Ratio to every group's rate")],
+                  numeric=frozenset({1, 2, 3, 5}))
     if chosen.period is None:
         return table
-    table.caption = f"Referral rate by ethnic group, {area_name}, {chosen.period.label}"
+    table.caption = str(gettext("Referral rate by ethnic group, %(area)s, %(period)s", area=area_name,
+                                period=chosen.period.label))
     groups = list(BREAKDOWNS["ethnicity"].categories)
     values = reading.figures([rate.numerator, rate.denominator], period=chosen.period, breakdown="ethnicity",
                              categories=[ALL, *groups])
     whole = _rate_cells(values, area, rate)
-    table.rows.append(["Every group", count_text(whole.total), count_text(whole.events),
+    table.rows.append([gettext("Every group"), count_text(whole.total), count_text(whole.events),
                        rate_text(whole), interval_text(whole), "1.00"])
     for group in groups:
         cells = _rate_cells(values, area, rate, group)
-        table.rows.append([ETHNIC_GROUPS[group], count_text(cells.total), count_text(cells.events),
+        table.rows.append([str(ETHNIC_GROUPS[group]), count_text(cells.total), count_text(cells.events),
                            rate_text(cells), interval_text(cells), _ratio_text(cells, whole)])
     return table
 
@@ -285,4 +321,4 @@ def _ratio_text(group: Shown, whole: Shown) -> str:
         return NOT_SHOWN
     if ratio.interval is None:
         return f"{ratio.value:.2f}"
-    return f"{ratio.value:.2f} ({ratio.interval.low:.2f} to {ratio.interval.high:.2f})"
+    return f"{ratio.value:.2f} ({between(f'{ratio.interval.low:.2f}', f'{ratio.interval.high:.2f}')})"

@@ -24,7 +24,9 @@ class RunState(enum.StrEnum):
 
 class JobRun(Base):
     """One run of a job: ``done`` of ``total`` steps so far (``total`` unknown
-    until the job has counted its work), and a short ``note`` of where it is."""
+    until the job has counted its work), and a short ``note`` of where it is: a
+    line for operators at the command line (``diversion jobs list``), in English
+    as the logs are. Pages say a run's progress from ``done`` and ``total``."""
 
     __tablename__ = "job_runs"
 
