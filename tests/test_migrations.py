@@ -34,6 +34,11 @@ from tests.databases import (
 
 MIGRATIONS = REPO_ROOT / "migrations"
 DATED_FILE = re.compile(r"^\d{8}_[0-9a-f]{12}_[a-z0-9_]+\.py$")
+# An adult's possession of cannabis, eligible under every test force's policy.
+FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
+         "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
+         "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
+         "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
 requires_postgresql = pytest.mark.skipif(
     postgres_admin_url() is None,
     reason="PostgreSQL only (row-level security): set TEST_DATABASE_URL to run",
@@ -174,10 +179,6 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
 
     app = make_app(fresh_database)
     today = datetime.now(UTC).date()
-    facts = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
-             "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
-             "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
-             "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
     with app.app_context():
         upgrade()
         world = build_world()
@@ -187,7 +188,7 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
             offering = db.session.scalar(db.select(Offering).where(Offering.pathway == "divert"))
             for name in ("Attended", "Booked", "Behind"):
                 _, decision = cases.record_encounter(tenant, cases.Intake(
-                    Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, facts), actor=SYSTEM, today=today)
+                    Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, FACTS), actor=SYSTEM, today=today)
                 referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=today)
                 cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
                 made[name] = referral.id
@@ -292,11 +293,8 @@ def test_a_provider_with_a_webhook_endpoint_wants_webhooks_on_its_feed_counter(f
         db.engine.dispose()
 
 
-_FACTS = {"age": 30, "offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
-          "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
-          "held_for_court": False, "detained_mental_health_act": False, "previous_diversions": 0,
-          "previous_non_engagement": False, "offence_age_days": 2, "aggravating_factors": [],
-          "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
+# The same case as the engine sees it, with what intake works out.
+_FACTS = {**FACTS, "age": 30, "previous_diversions": 0, "previous_non_engagement": False, "offence_age_days": 2}
 # Cases of every outcome: eligible, each route's own reasons, an exclusion, needs review, a youth.
 _CASES = ({}, {"stage": "custody"}, {"offence": "supply", "substances": ["heroin", "cocaine"]},
           {"admission": None, "stage": None}, {"age": 15, "aggravating_factors": ["weapon", "violence"]},
@@ -616,17 +614,13 @@ def _every_sentence(tenant_id: int) -> None:
     from diversion.tenancy.models import Tenant
 
     today = datetime.now(UTC).date()
-    facts = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
-             "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
-             "held_for_court": False, "detained_mental_health_act": False, "aggravating_factors": [],
-             "resident_in_force_area": True, "stage": "street", "suitable_for_out_of_court_disposal": True}
     with scoped(tenant_id):
         tenant = db.session.get(Tenant, tenant_id)
         offering = db.session.scalar(db.select(Offering).where(Offering.pathway == "divert"))
         referrals = []
         for name in ("Missed", "Expired", "Imported"):
             _, decision = cases.record_encounter(tenant, cases.Intake(
-                Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, facts), actor=SYSTEM, today=today)
+                Identity(name, "Sam", date(1990, 1, 1)), Contact(), "W1", today, FACTS), actor=SYSTEM, today=today)
             referrals.append(cases.refer(tenant, decision, offering, actor=SYSTEM, today=today,
                                          reason="" if name != "Imported" else "Asked for by the custody sergeant"))
         missed, expired, imported = referrals
