@@ -63,6 +63,14 @@ def test_errors_are_in_the_readers_language(client: FlaskClient, world: World) -
     assert "<title>Gwall: Mewngofnodi" in page.text
 
 
+def test_an_error_page_is_in_the_readers_language(client: FlaskClient, world: World) -> None:
+    missing = client.get("/no/such/page?lang=cy")
+    assert missing.status_code == 404
+    assert "<title>Heb ddod o hyd i&#39;r dudalen" in missing.text
+    assert "Page not found" not in missing.text
+    assert "Page not found" in client.get("/no/such/page?lang=en").text
+
+
 def test_the_choice_made_before_signing_in_is_the_accounts_on_every_device(
         app: Flask, world: World) -> None:
     email = world.email("a_officer")

@@ -76,7 +76,7 @@ def test_a_page_gets_a_plain_503_without_touching_the_database_again(
         assert response.status_code == 503, path
         assert response.headers["Retry-After"] == str(RETRY_AFTER)
         assert response.mimetype == "text/html"
-        assert TITLE in response.text
+        assert str(TITLE) in response.text
         assert "Try again in a minute. Nothing was changed." in response.text
         assert "Traceback" not in response.text
         assert "Werkzeug" not in response.text
@@ -176,7 +176,7 @@ def test_a_fault_of_the_code_stays_a_logged_500(faulty: Flask, caplog: pytest.Lo
         assert response.status_code == 500, path
         assert "Retry-After" not in response.headers
         assert "Sorry, there is a problem with the service" in response.text
-        assert TITLE not in response.text
+        assert str(TITLE) not in response.text
         assert any(record.levelname == "ERROR" and record.exc_info for record in caplog.records), path
     assert visitor.get("/healthz").status_code == 200
 
@@ -202,7 +202,7 @@ def test_a_connection_dropped_mid_request_gets_503_and_the_next_request_works(fa
         response = visitor.get(path)
         assert response.status_code == 503, path
         assert response.headers["Retry-After"] == "30"
-        assert TITLE in response.text
+        assert str(TITLE) in response.text
         # The pool lets the dead connection go; the app goes on without a restart.
         assert visitor.get("/healthz").json == {"status": "ok"}
         assert visitor.get("/").status_code == 200

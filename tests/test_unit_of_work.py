@@ -214,8 +214,8 @@ def test_a_commit_that_fails_replaces_the_answer_and_takes_back_its_message(
     finally:
         event.remove(Session, "before_commit", fail)
     assert response.status_code == 503
-    assert TITLE in response.text
-    assert MAYBE_CHANGED in response.text
+    assert str(TITLE) in response.text
+    assert str(MAYBE_CHANGED) in response.text
     assert response.headers["Cache-Control"] == "no-store"  # the other after-request work still applies
     assert _probes(database) == []
     with visitor.session_transaction() as cookie:

@@ -21,6 +21,7 @@ from diversion.errors import AccessRefused, AddressRefused
 from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
 from diversion.forms import error_summary
+from diversion.forms import lazy_gettext as _l
 from diversion.listing import capped_text
 from diversion.web import IdConverter, refuse_control_characters_in_url
 from diversion.words import article, counted, day, moment
@@ -37,13 +38,14 @@ CONTENT_SECURITY_POLICY = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
+# Each error page's title and message, in the reader's language when shown.
 ERROR_MESSAGES = {
-    400: ("Something was wrong with that request", "Go back, check what you entered and try again."),
-    403: ("You cannot do this", "Your role does not allow this page or action."),
-    404: ("Page not found", "Check the address, or go back to your workspace."),
-    405: ("That action is not allowed here", "Go back and use the page's own buttons."),
-    429: ("Too many attempts", "Wait a minute before you try again."),
-    500: ("Sorry, there is a problem with the service", "Try again later."),
+    400: (_l("Something was wrong with that request"), _l("Go back, check what you entered and try again.")),
+    403: (_l("You cannot do this"), _l("Your role does not allow this page or action.")),
+    404: (_l("Page not found"), _l("Check the address, or go back to your workspace.")),
+    405: (_l("That action is not allowed here"), _l("Go back and use the page's own buttons.")),
+    429: (_l("Too many attempts"), _l("Wait a minute before you try again.")),
+    500: (_l("Sorry, there is a problem with the service"), _l("Try again later.")),
 }
 
 
@@ -227,7 +229,7 @@ def _register_errors(app: Flask) -> None:
             from diversion.jsonapi.http import http_error
 
             return http_error(error, code)
-        title, message = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
+        title, message = map(str, ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400]))
         if isinstance(error, AddressRefused | AccessRefused):
             message = str(error.description)
         if code >= 500:

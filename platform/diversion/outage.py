@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from diversion.extensions import db
+from diversion.forms import lazy_gettext as _l
 
 # PostgreSQL SQLSTATE classes that say the server cannot serve now, not that
 # the statement is wrong: 08 connection exception, 40 transaction rollback
@@ -43,10 +44,11 @@ POSTGRESQL_OUTAGE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 # out of memory, I/O error, disk full, cannot open the file, lock protocol.
 SQLITE_OUTAGE_CODES = frozenset({5, 6, 7, 10, 13, 14, 15})
 
-TITLE = "The service is busy or down for a moment"
-TRY_AGAIN = "Try again in a minute."
-NOTHING_CHANGED = "Nothing was changed."
-MAYBE_CHANGED = "If you were saving something, check whether it was saved before you enter it again."
+# In the reader's language when shown (their choice is known without the database).
+TITLE = _l("The service is busy or down for a moment")
+TRY_AGAIN = _l("Try again in a minute.")
+NOTHING_CHANGED = _l("Nothing was changed.")
+MAYBE_CHANGED = _l("If you were saving something, check whether it was saved before you enter it again.")
 # The last resort when even the error page cannot be rendered: no template, no database.
 PLAIN_PAGE = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} – diversion</title>'
               '</head><body><main><h1>{title}</h1><p>{message}</p><p><a href="{again}">{link}</a></p>'
@@ -157,7 +159,7 @@ def outage_seen() -> bool:
 
 def changes_note() -> str:
     """What an error answer may say about changes: "nothing" only when no commit was tried."""
-    return MAYBE_CHANGED if commit_tried() else NOTHING_CHANGED
+    return str(MAYBE_CHANGED if commit_tried() else NOTHING_CHANGED)
 
 
 def retry_after() -> str:
@@ -193,7 +195,7 @@ def safe_page(title: str, message: str, status: int, *, again: str | None = None
     except Exception:  # the error page must always be answered
         current_app.logger.exception("The error page could not be rendered")
         html = PLAIN_PAGE.format(title=escape(title), message=escape(message), again=escape(again or "/"),
-                                 link="Try again" if again else "Go to the start page")
+                                 link=_l("Try again") if again else _l("Go to the start page"))
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -201,7 +203,7 @@ def unavailable_page() -> Response:
     """The 503 page, with ``Retry-After``."""
     # "Try again" leads back to the page asked for; after a form, to the start page.
     again = request.full_path.rstrip("?") if has_request_context() and request.method == "GET" else None
-    response = safe_page(TITLE, f"{TRY_AGAIN} {changes_note()}", 503, again=again)
+    response = safe_page(str(TITLE), f"{TRY_AGAIN} {changes_note()}", 503, again=again)
     response.headers["Retry-After"] = retry_after()
     return response
 
