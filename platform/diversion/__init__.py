@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from diversion.billing.months import money, month_label
+from diversion.cases.rules import outcome_named
 from diversion.catalogue.vocabulary import kind_label
 from diversion.config import REPO_ROOT, load_config
 from diversion.db import enforce_sqlite_foreign_keys, ping_when_idle
@@ -22,6 +23,7 @@ from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
 from diversion.forms import error_summary
 from diversion.forms import lazy_gettext as _l
+from diversion.language import current_language
 from diversion.listing import capped_text
 from diversion.web import IdConverter, refuse_control_characters_in_url
 from diversion.words import article, counted, day, moment
@@ -80,6 +82,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.filters["fact_label"] = fact_label
     app.jinja_env.filters["fact_value"] = lambda value, name: describe_fact(name, value)
     app.jinja_env.filters["outcome_label"] = lambda value: Outcome(value).label if value else ""
+    # A referral's outcome as its force names it, in the reader's language.
+    app.jinja_env.filters["outcome_named"] = lambda label, code, tenant: outcome_named(label, code, tenant,
+                                                                                        current_language())
     WTFormsHelpers(app)
     # The same helper, with error-summary links that reach date inputs.
     app.add_template_global(error_summary, "wtforms_errors")

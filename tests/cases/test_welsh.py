@@ -15,6 +15,7 @@ from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import Role, User
 from diversion.cases.models import Person
+from diversion.cases.rules import outcome_named
 from diversion.catalogue.models import Course, Offering
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -101,3 +102,26 @@ def test_a_person_who_prefers_welsh_sees_the_courses_given_in_welsh_first(
     assert courses("cy") == ["Checkpoint Cymru education course", "Evening course in English"]
     assert courses("en") == ["Evening course in English", "Checkpoint Cymru education course"]
     assert TODAY  # the intake is dated today
+
+
+def test_a_force_names_its_outcomes_in_welsh_where_its_file_gives_them(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    welsh = client.get("/north-wales/?lang=cy").text
+    assert "Dim camau pellach (Canlyniad 22)" in welsh
+    assert "Mae&#39;r achos yn mynd i&#39;r llys" in welsh
+    english = client.get("/north-wales/?lang=en").text
+    assert "No further action (Outcome 22)" in english
+    assert "Dim camau pellach" not in english
+
+
+def test_an_outcome_whose_code_the_force_no_longer_uses_keeps_the_label_it_was_given() -> None:
+    force = Tenant(completed_code="outcome-22", completed_label="No further action",
+                   completed_label_cy="Dim camau pellach", not_completed_code="court",
+                   not_completed_label="Court", not_completed_label_cy=None)
+    assert outcome_named("No further action", "outcome-22", force, "cy") == "Dim camau pellach"
+    assert outcome_named("No further action", "outcome-22", force, "en") == "No further action"
+    assert outcome_named("Court", "court", force, "cy") == "Court"  # no Welsh given for it
+    assert outcome_named("Charged", "old-code", force, "cy") == "Charged"
+    assert outcome_named(None, None, force, "cy") == ""

@@ -17,7 +17,7 @@ from govuk_frontend_wtf.wtforms_widgets import (
 )
 from wtforms import RadioField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Regexp
+from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from diversion.accounts.forms import email_field
 from diversion.catalogue.vocabulary import AREAS
@@ -40,6 +40,14 @@ ACTION_LABELS = {
 def _text(label: LazyString, missing: LazyString, *, limit: int = 200, hint: LazyString | str = "") -> StringField:
     return StringField(label, widget=GovTextInput(), description=hint, validators=[
         InputRequired(message=missing),
+        Length(max=limit, message=_l("%(label)s must be %(limit)s characters or fewer", label=label, limit=limit))])
+
+
+def _welsh(label: LazyString, *, limit: int = 200) -> StringField:
+    """An optional label in Welsh, for a force that works in Welsh."""
+    return StringField(label, widget=GovTextInput(), description=_l("For a force that works in Welsh: what its "
+                                                                     "pages say in Welsh."), validators=[
+        Optional(),
         Length(max=limit, message=_l("%(label)s must be %(limit)s characters or fewer", label=label, limit=limit))])
 
 
@@ -75,6 +83,8 @@ class ForceDetailsForm(Form):
     not_completed_label = _text(_l("What the code on non-completion means"),
                                 _l("Enter what the code on non-completion means"),
                                 hint=_l("e.g. “Prosecution resumes”."))
+    completed_label_cy = _welsh(_l("What the code on completion means, in Welsh (optional)"))
+    not_completed_label_cy = _welsh(_l("What the code on non-completion means, in Welsh (optional)"))
     not_completed_action = RadioField(
         _l("What happens when a person does not complete"), widget=GovRadioInput(),
         choices=[SelectChoice(k.value, v) for k, v in ACTION_LABELS.items()],
@@ -93,7 +103,9 @@ class ForceDetailsForm(Form):
             languages=list(self.languages.data or []), completed_code=self.completed_code.data or "",
             completed_label=self.completed_label.data or "", not_completed_code=self.not_completed_code.data or "",
             not_completed_label=self.not_completed_label.data or "",
-            not_completed_action=self.not_completed_action.data or "", brand_colour=self.brand_colour.data or "")
+            not_completed_action=self.not_completed_action.data or "", brand_colour=self.brand_colour.data or "",
+            completed_label_cy=self.completed_label_cy.data or "",
+            not_completed_label_cy=self.not_completed_label_cy.data or "")
 
 
 class PolicyTemplateForm(Form):

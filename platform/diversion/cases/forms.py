@@ -31,14 +31,15 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional, Regexp, ValidationError
 
 from diversion.cases.models import Referral, State
-from diversion.cases.rules import DERIVED_FACTS, LIMITS
+from diversion.cases.rules import DERIVED_FACTS, LIMITS, outcome_named
 from diversion.db import LONDON
 from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.fields import Field as CatalogueField
 from diversion.forms import Form, GovDateField, Longest
 from diversion.forms import lazy_gettext as _l
-from diversion.language import ENGLISH, WELSH
+from diversion.language import ENGLISH, WELSH, current_language
 from diversion.monitoring import ETHNICITIES
+from diversion.tenancy.models import Tenant
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
 NONE = "none"  # a list fact that is known to be empty (no aggravating factors)
@@ -209,14 +210,15 @@ class AttendanceForm(Form):
     submit = SubmitField(_l("Record attendance"), widget=GovSubmitInput())
 
 
-def attendance_message(referral: Referral, attended: bool) -> str:
-    """What a page says once attendance is recorded, from where the referral went."""
+def attendance_message(referral: Referral, tenant: Tenant, attended: bool) -> str:
+    """What a page says once attendance is recorded, from where the referral went (the outcome
+    named by its force, ``tenant``)."""
     if attended:
         return str(_("Attendance recorded."))
     if referral.state is State.MISSED:
         return str(_("Recorded: did not attend. The referral waits for another session to be booked."))
     return str(_("Recorded: did not attend. The referral ends as not completed: %(outcome)s.",
-                 outcome=referral.outcome_label))
+                 outcome=outcome_named(referral.outcome_label, referral.outcome_code, tenant, current_language())))
 
 
 # ---------------------------------------------------------------- the facts a decision waits for

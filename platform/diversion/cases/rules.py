@@ -31,6 +31,7 @@ from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import PolicyVersion
 from diversion.inputs import case_date_problem, date_of_birth_problem, text_problem
+from diversion.language import WELSH
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.models import Tenant
 
@@ -221,12 +222,24 @@ def referral_values(*, tenant: Tenant, encounter_id: uuid.UUID, person_id: uuid.
 
 
 def outcome_of(tenant: Tenant, to: State) -> tuple[str | None, str | None]:
-    """The case outcome (the force's code and its meaning) when a referral ends in ``to``."""
+    """The case outcome (the force's code and its meaning) when a referral ends in ``to``;
+    none for a withdrawn referral."""
     if to is State.COMPLETED:
         return tenant.completed_code, tenant.completed_label
     if to in (State.NOT_COMPLETED, State.DECLINED):
         return tenant.not_completed_code, tenant.not_completed_label
-    return None, "Withdrawn: no outcome recorded"
+    return None, None
+
+
+def outcome_named(label: str | None, code: str | None, tenant: Tenant, language: str) -> str:
+    """An outcome as a page names it in ``language``: for a reader of Welsh, the force's Welsh
+    for the outcome's ``code`` where it gives one; else the ``label`` kept with it ("" for none)."""
+    if language == WELSH and code is not None:
+        welsh = {tenant.completed_code: tenant.completed_label_cy,
+                 tenant.not_completed_code: tenant.not_completed_label_cy}.get(code)
+        if welsh:
+            return welsh
+    return label or ""
 
 
 def missed_sessions_allowed(tenant: Tenant) -> int:

@@ -302,7 +302,8 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
         for step in r.transitions:
             state = step.to_state.label.lower()
             if step.to_state.value in ("completed", "not_completed", "declined") and r.outcome_label:
-                title = _("Referral %(state)s – outcome: %(outcome)s", state=state, outcome=r.outcome_label)
+                title = _("Referral %(state)s – outcome: %(outcome)s", state=state, outcome=rules.outcome_named(
+                    r.outcome_label, r.outcome_code, g.tenant, current_language()))
             else:
                 title = _("Referral %(state)s", state=state)
             events.append(Event(step.occurred_at, title, people.get(step.actor_id or 0, _("Provider or system")),
@@ -412,7 +413,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
         if change_on_form(form, lambda: services.record_attendance(g.tenant, session, attended=attended,
                                                                     actor=current_user, note=form.note.data or ""),
                           {"session": form.attendance}):
-            flash(attendance_message(referral, attended), "success")
+            flash(attendance_message(referral, g.tenant, attended), "success")
             return redirect(url_for(".case", encounter_id=referral.encounter_id))
     return _case_page(db.get_or_404(Encounter, referral.encounter_id), attendance=form), 400
 

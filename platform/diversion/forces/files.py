@@ -66,6 +66,7 @@ class OutcomeCode(BaseModel):
 
     code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     label: Text
+    label_cy: Text | None = None  # the label in Welsh, for a force that works in Welsh
 
 
 class NonCompletionCode(OutcomeCode):

@@ -110,6 +110,8 @@ class ForceDetails:
     not_completed_label: str
     not_completed_action: str
     brand_colour: str
+    completed_label_cy: str = ""  # the labels in Welsh: blank for none
+    not_completed_label_cy: str = ""
 
 
 # How a refusal names each input, and where the force file keeps it.
@@ -120,6 +122,8 @@ _WORDS = {
     "not_completed_code": _l("The code on non-completion"),
     "not_completed_label": _l("What the code on non-completion means"),
     "not_completed_action": _l("What happens on non-completion"),
+    "completed_label_cy": _l("What the code on completion means, in Welsh"),
+    "not_completed_label_cy": _l("What the code on non-completion means, in Welsh"),
 }
 _PLACES: dict[tuple[str, ...], str] = {
     ("outcomes", "completed", "code"): "completed_code",
@@ -127,6 +131,8 @@ _PLACES: dict[tuple[str, ...], str] = {
     ("outcomes", "not_completed", "code"): "not_completed_code",
     ("outcomes", "not_completed", "label"): "not_completed_label",
     ("outcomes", "not_completed", "action"): "not_completed_action",
+    ("outcomes", "completed", "label_cy"): "completed_label_cy",
+    ("outcomes", "not_completed", "label_cy"): "not_completed_label_cy",
 }
 
 
@@ -140,8 +146,10 @@ def _as_file(details: ForceDetails) -> ForceFile:
         "languages": list(details.languages), "brand_colour": details.brand_colour.strip(),
         "area": details.area.strip(),
         "outcomes": {
-            "completed": {"code": details.completed_code, "label": details.completed_label},
+            "completed": {"code": details.completed_code, "label": details.completed_label,
+                          "label_cy": details.completed_label_cy.strip() or None},
             "not_completed": {"code": details.not_completed_code, "label": details.not_completed_label,
+                              "label_cy": details.not_completed_label_cy.strip() or None,
                               "action": details.not_completed_action},
         },
     }
@@ -235,7 +243,8 @@ def details_of(tenant: Tenant) -> ForceDetails:
         languages=list(tenant.languages), completed_code=tenant.completed_code,
         completed_label=tenant.completed_label, not_completed_code=tenant.not_completed_code,
         not_completed_label=tenant.not_completed_label, not_completed_action=tenant.not_completed_action.value,
-        brand_colour=tenant.brand_colour)
+        brand_colour=tenant.brand_colour, completed_label_cy=tenant.completed_label_cy or "",
+        not_completed_label_cy=tenant.not_completed_label_cy or "")
 
 
 def drafts() -> Sequence[Tenant]:

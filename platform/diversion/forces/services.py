@@ -70,8 +70,10 @@ def force_columns(force: ForceFile) -> dict[str, Any]:
         "area": force.area or force.slug,
         "completed_code": completed.code,
         "completed_label": completed.label,
+        "completed_label_cy": completed.label_cy,
         "not_completed_code": not_completed.code,
         "not_completed_label": not_completed.label,
+        "not_completed_label_cy": not_completed.label_cy,
         "not_completed_action": not_completed.action,
         "retention_months": force.retention_months,
         "settings": force.model_dump(mode="json", include={"billing"}, exclude_none=True),
@@ -348,8 +350,10 @@ def force_file_of(tenant: Tenant) -> ForceFile:
         brand_colour=tenant.brand_colour, retention_months=tenant.retention_months,
         area=None if tenant.area == tenant.slug else tenant.area,
         outcomes=OutcomeCodes(
-            completed=OutcomeCode(code=tenant.completed_code, label=tenant.completed_label),
+            completed=OutcomeCode(code=tenant.completed_code, label=tenant.completed_label,
+                                  label_cy=tenant.completed_label_cy),
             not_completed=NonCompletionCode(code=tenant.not_completed_code, label=tenant.not_completed_label,
+                                            label_cy=tenant.not_completed_label_cy,
                                             action=tenant.not_completed_action)),
         policy=policy, offerings=offerings, billing=tenant.settings.get("billing"),
     )

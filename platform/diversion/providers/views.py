@@ -34,6 +34,7 @@ from diversion.listing import page_of, search_terms, total_text
 from diversion.providers import lists, services
 from diversion.providers.forms import AcceptForm, CompleteForm, DeclineForm, OrganisationForm
 from diversion.tenancy.context import set_provider_scope
+from diversion.tenancy.models import Tenant
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
 from diversion.words import day
@@ -215,7 +216,7 @@ def attendance(session_id: uuid.UUID) -> Response | tuple[str, int]:
             refuse()
             form.attendance.errors.append(error.message)  # type: ignore[attr-defined]
         else:
-            flash(attendance_message(found, attended), "success")
+            flash(attendance_message(found, db.get_or_404(Tenant, found.tenant_id), attended), "success")
             return redirect(back)
     elif form.attendance.data and not form.confirm.data and not form.confirm.errors:
         form.confirm.errors = [_("Confirm what happened")]

@@ -72,6 +72,9 @@ class Tenant(Base):
     completed_label: Mapped[str] = mapped_column(String(200))
     not_completed_code: Mapped[str] = mapped_column(String(40))
     not_completed_label: Mapped[str] = mapped_column(String(200))
+    # The two labels in Welsh, for a force that works in Welsh (None: not given).
+    completed_label_cy: Mapped[str | None] = mapped_column(String(200))
+    not_completed_label_cy: Mapped[str | None] = mapped_column(String(200))
     not_completed_action: Mapped[NonCompletionAction] = mapped_column(_enum(NonCompletionAction))
     # How long the force keeps its case records, in months (None: not set yet).
     # Recorded and shown only: enforcing it is a later piece of work.
