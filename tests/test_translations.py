@@ -81,7 +81,7 @@ def test_a_count_has_every_welsh_form() -> None:
 def test_every_noun_counted_on_a_page_is_counted_in_welsh() -> None:
     """Each ``counted('noun')`` in the templates and the code has its plural message."""
     used = set()
-    noun = re.compile(r"(?:counted|capped|total_text)\((?:[^,()]+, )?['\"]([a-z ]+)['\"]")
+    noun = re.compile(r"(?:counted|capped|total_text|count)\((?:[^,()]+, )?['\"]([a-z ]+)['\"]")
     for path in (REPO_ROOT / "platform" / "diversion").rglob("*"):
         if path.suffix in {".html", ".py"}:
             used |= set(noun.findall(path.read_text()))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from flask_babel import gettext
 from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from govuk_frontend_wtf.main import wtforms_errors as govuk_wtforms_errors
-from govuk_frontend_wtf.wtforms_widgets import GovDateInput
+from govuk_frontend_wtf.wtforms_widgets import GovDateInput, GovPasswordInput
 from markupsafe import escape
 from wtforms import DateField, Field, TextAreaField
 from wtforms.utils import unset_value
@@ -43,6 +44,12 @@ def lazy_gettext(string: str, **variables: Any) -> LazyText:
 
 
 _l = lazy_gettext
+
+
+def label_of(thing: Any) -> LazyText:
+    """``thing.label``, read when a page writes it (in the reader's language), not when a form
+    class is made: the label of a choice made at import."""
+    return LazyText(attrgetter("label"), thing)
 
 
 def _subject(field: Field) -> str:
@@ -87,6 +94,20 @@ class Longest(Length):
         if len(field.data or "") > self.max:
             raise ValidationError(self.message or gettext("%(field)s must be %(count)s characters or fewer",
                                                           field=_subject(field), count=f"{self.max:,}"))
+
+
+class PasswordInput(GovPasswordInput):
+    """GOV.UK's password input, its Show and Hide (and what a screen reader hears of them) in
+    the reader's language."""
+
+    def map_gov_params(self, field: Field, **kwargs: Any) -> dict[str, Any]:
+        params: dict[str, Any] = super().map_gov_params(field, **kwargs)
+        said = {"showPasswordText": gettext("Show"), "hidePasswordText": gettext("Hide"),
+                "showPasswordAriaLabelText": gettext("Show password"),
+                "hidePasswordAriaLabelText": gettext("Hide password"),
+                "passwordShownAnnouncementText": gettext("Your password is visible"),
+                "passwordHiddenAnnouncementText": gettext("Your password is hidden")}
+        return {**said, **params}
 
 
 class DateInput(GovDateInput):

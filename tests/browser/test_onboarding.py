@@ -63,9 +63,9 @@ def _fill_details(page: Page, *, colour: str) -> None:
     page.get_by_label("Scheme name").fill("Checkpoint Cleveland")
     page.get_by_label("Police force area").select_option(label="Cleveland")
     page.get_by_label("Code on completion", exact=True).fill("outcome-22")
-    page.get_by_label("What the code on completion means").fill("No further action (Outcome 22)")
+    page.get_by_label("What the code on completion means", exact=True).fill("No further action (Outcome 22)")
     page.get_by_label("Code on non-completion", exact=True).fill("prosecution")
-    page.get_by_label("What the code on non-completion means").fill("Prosecution resumes")
+    page.get_by_label("What the code on non-completion means", exact=True).fill("Prosecution resumes")
     page.get_by_label("Prosecution resumes", exact=True).check()
     page.get_by_label("Brand colour").fill(colour)
 

@@ -4,19 +4,23 @@ alone never asks."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import Role, User
+from diversion.cases.forms import ASKED_FACTS
 from diversion.cases.models import Person
 from diversion.cases.rules import outcome_named
 from diversion.catalogue.models import Course, Offering
+from diversion.eligibility.fields import FIELDS
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -125,3 +129,21 @@ def test_an_outcome_whose_code_the_force_no_longer_uses_keeps_the_label_it_was_g
     assert outcome_named("Court", "court", force, "cy") == "Court"  # no Welsh given for it
     assert outcome_named("Charged", "old-code", force, "cy") == "Charged"
     assert outcome_named(None, None, force, "cy") == ""
+
+
+def test_the_intake_form_asks_every_fact_in_welsh(app: Flask, client: FlaskClient, world: World) -> None:
+    """The form's questions and answers are made once, at import: each is read in the reader's language."""
+    _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    page = html.unescape(re.sub(r"<[^>]+>", " ", client.get("/north-wales/encounters/new?lang=cy").text))
+    with app.test_request_context(), force_locale("cy"):
+        asked = [(str(FIELDS[name].title), *(str(FIELDS[name].value_title(v)) for v in FIELDS[name].values))
+                 for name in ASKED_FACTS]
+    with app.test_request_context(), force_locale("en"):
+        english = [(str(FIELDS[name].title), *(str(FIELDS[name].value_title(v)) for v in FIELDS[name].values))
+                   for name in ASKED_FACTS]
+    for welsh_words, english_words in zip(asked, english, strict=True):
+        for welsh, words in zip(welsh_words, english_words, strict=True):
+            assert welsh in page, welsh
+            if welsh != words:
+                assert words not in page, words

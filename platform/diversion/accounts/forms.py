@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask_babel import LazyString
 from govuk_frontend_wtf.wtforms_widgets import (
-    GovPasswordInput,
     GovRadioInput,
     GovSelect,
     GovSubmitInput,
@@ -16,7 +15,7 @@ from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
 from diversion.accounts.models import FORCE_ROLES, ProviderRole
 from diversion.accounts.services import MIN_PASSWORD_LENGTH
-from diversion.forms import Form, Longest
+from diversion.forms import Form, Longest, PasswordInput, label_of
 from diversion.forms import lazy_gettext as _l
 
 MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
@@ -35,7 +34,7 @@ class SignInForm(Form):
     email = email_field(_l("Enter your email address"))
     password = PasswordField(
         _l("Password"),
-        widget=GovPasswordInput(),
+        widget=PasswordInput(),
         validators=[InputRequired(message=_l("Enter your password")), Longest(1024)],
     )
     submit = SubmitField(_l("Sign in"), widget=GovSubmitInput())
@@ -46,7 +45,7 @@ def force_role_field() -> RadioField:
     return RadioField(
         _l("Role"),
         widget=GovRadioInput(),
-        choices=[SelectChoice(role.value, role.label) for role in FORCE_ROLES],
+        choices=[SelectChoice(role.value, label_of(role)) for role in FORCE_ROLES],
         validators=[InputRequired(message=_l("Choose a role"))],
     )
 
@@ -64,7 +63,7 @@ class AddMemberForm(Form):
     )
     password = PasswordField(
         _l("Initial password"),
-        widget=GovPasswordInput(),
+        widget=PasswordInput(),
         description=_l("Only for a new account: at least %(num)s characters. Share it with them securely.",
                        num=MIN_PASSWORD_LENGTH),
         validators=[Optional(), Longest(1024)],
@@ -128,7 +127,7 @@ class ProviderInviteForm(Form):
 class ProviderRoleForm(Form):
     role = RadioField(
         _l("Role"), widget=GovRadioInput(),
-        choices=[SelectChoice(role.value, role.label) for role in ProviderRole],
+        choices=[SelectChoice(role.value, label_of(role)) for role in ProviderRole],
         validators=[InputRequired(message=_l("Choose a role"))])
     submit = SubmitField(_l("Save the role"), widget=GovSubmitInput())
 
@@ -150,14 +149,14 @@ class NewAccountForm(Form):
         validators=[InputRequired(message=_l("Enter your full name")),
                     Length(max=200, message=_l("Your name must be %(num)s characters or fewer", num=200))])
     password = PasswordField(
-        _l("Create a password"), widget=GovPasswordInput(),
+        _l("Create a password"), widget=PasswordInput(),
         description=_l("At least %(num)s characters. A few unrelated words make a good one.", num=MIN_PASSWORD_LENGTH),
         validators=[InputRequired(message=_l("Create a password")),
                     Length(min=MIN_PASSWORD_LENGTH,
                            message=_l("The password must be at least %(num)s characters", num=MIN_PASSWORD_LENGTH)),
                     Length(max=1024, message=_l("The password must be %(num)s characters or fewer", num=1024))])
     confirm = PasswordField(
-        _l("Type the password again"), widget=GovPasswordInput(),
+        _l("Type the password again"), widget=PasswordInput(),
         validators=[InputRequired(message=_l("Type the password again")),
                     EqualTo("password", message=_l("The two passwords must be the same"))])
     submit = SubmitField(_l("Create my account and accept"), widget=GovSubmitInput())

@@ -32,7 +32,6 @@ from flask import current_app
 from flask_babel import gettext as _
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxInput,
-    GovPasswordInput,
     GovRadioInput,
     GovSubmitInput,
     GovTextInput,
@@ -50,7 +49,7 @@ from diversion.audit.services import record
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.forms import Form, LazyText
+from diversion.forms import Form, LazyText, PasswordInput
 from diversion.forms import lazy_gettext as _l
 from diversion.inputs import CONTROL_CHARACTERS_MESSAGE, printable, text_problem
 from diversion.sealing import Unopenable, open_text, seal_text
@@ -266,7 +265,7 @@ class SignOnForm(Form):
     )
     client_secret = PasswordField(
         _l("Client secret"),
-        widget=GovPasswordInput(),
+        widget=PasswordInput(),
         description=_l("Entered once and kept encrypted: it is never shown again. Leave it blank to keep the one "
                        "already saved."),
         validators=[Optional(), Length(max=MAX_SECRET_LENGTH, message=_CLIENT_SECRET.too_long)],

@@ -195,7 +195,7 @@ _HIDDEN = frozenset({"hash", "content_hash", "secret_hash"})
 # The names of the details the platform records, in words; a detail not named here is
 # shown by its code.
 _KEYS: Mapping[str, str] = _Words({
-    "person": _l("person"), "role": _l("role"), "reason": _l("reason"), "why": _l("why"),
+    "person": _l("person"), "case": _l("case"), "role": _l("role"), "reason": _l("reason"), "why": _l("why"),
     "method": _l("how"), "how": _l("how"), "outcome": _l("outcome"), "pathway": _l("pathway"),
     "source": _l("source"), "decision": _l("decision"), "was": _l("outcome before"),
     "waited_for": _l("waited for"), "given": _l("answers given"), "policy_version": _l("policy version"),

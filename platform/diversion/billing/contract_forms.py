@@ -23,7 +23,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from diversion.billing.contracts import NOTES_LENGTH, Terms, price_field
 from diversion.billing.models import PRICED_KINDS, EventKind, VatTreatment
 from diversion.catalogue.models import Provider
-from diversion.forms import Form, GovDateField
+from diversion.forms import Form, GovDateField, label_of
 from diversion.forms import lazy_gettext as _l
 
 _POUNDS = re.compile(r"£?\s*(\d{1,3}(?:,\d{3})+|\d{1,9})(?:\.(\d{1,2}))?")
@@ -120,7 +120,7 @@ class ContractForm(Form):
                                           _Money(_l("The monthly fee cannot be negative"),
                                                  _l("Enter the monthly fee in pounds and pence, like 70.00"))])
     vat = _VatField(_l("VAT"), widget=GovRadioInput(),
-                     choices=[SelectChoice(v.value, v.label) for v in VatTreatment],
+                     choices=[SelectChoice(v.value, label_of(v)) for v in VatTreatment],
                      validators=[InputRequired(message=_l("Choose the VAT treatment"))])
     platform_fee = StringField(_l("Platform fee"), widget=GovTextInput(),
                                description=_l("A percentage of the net amount, before VAT, kept by the platform."),

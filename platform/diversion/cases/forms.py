@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel.speaklater import LazyString
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
     GovCheckboxInput,
@@ -55,7 +56,7 @@ class GovCheckboxesOrNone(GovCheckboxesInput):
         items = params["items"]
         for item in items[-2:]:
             item["behaviour"] = "exclusive"
-        params["items"] = [*items[:-2], {"divider": "or"}, *items[-2:]]
+        params["items"] = [*items[:-2], {"divider": _("or")}, *items[-2:]]
         return params
 
 
@@ -68,28 +69,28 @@ def _one_kind_of_answer(form: Form, field: Field) -> None:
         raise ValidationError(_("Select Not known yet on its own, or the %(field)s", field=label))
 
 
-def _hint(spec: CatalogueField) -> str:
-    """The field's meaning as the form's hint, unless it only repeats the label."""
-    return "" if spec.meaning.rstrip(".").casefold() == spec.label.casefold() else spec.meaning
+def _hint(spec: CatalogueField) -> LazyString | str:
+    """The field's meaning as the form's hint (translated when read), unless it only repeats the label."""
+    return "" if spec.meaning.rstrip(".").casefold() == spec.label.casefold() else spec.explanation
 
 
 def _fact_field(name: str) -> Field:
     spec = FIELDS[name]
     if spec.kind is Kind.INT:
-        return StringField(spec.label, widget=GovTextInput(), description=_hint(spec),
+        return StringField(spec.title, widget=GovTextInput(), description=_hint(spec),
                            validators=[Optional(), Regexp(r"^\d{1,3}$",
-                                                          message=_l("%(field)s must be a number", field=spec.label))])
+                                                          message=_l("%(field)s must be a number", field=spec.title))])
     if spec.kind is Kind.BOOL:
-        return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
+        return RadioField(spec.title, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
                           choices=[SelectChoice("yes", _l("Yes")), SelectChoice("no", _l("No")),
                                    SelectChoice(UNKNOWN, _l("Not known yet"))])
     if spec.kind is Kind.CHOICE:
-        return RadioField(spec.label, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
-                          choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
+        return RadioField(spec.title, widget=GovRadioInput(), description=_hint(spec), default=UNKNOWN,
+                          choices=[*(SelectChoice(v, spec.value_title(v)) for v in spec.values),
                                    SelectChoice(UNKNOWN, _l("Not known yet"))])
-    return SelectMultipleField(spec.label, widget=GovCheckboxesOrNone(), description=_l("Select all that apply."),
+    return SelectMultipleField(spec.title, widget=GovCheckboxesOrNone(), description=_l("Select all that apply."),
                                default=[UNKNOWN],
-                               choices=[*(SelectChoice(v, spec.value_label(v)) for v in spec.values),
+                               choices=[*(SelectChoice(v, spec.value_title(v)) for v in spec.values),
                                         SelectChoice(NONE, _l("None")), SelectChoice(UNKNOWN, _l("Not known yet"))],
                                validators=[Optional(), _one_kind_of_answer])
 

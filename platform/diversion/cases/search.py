@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, false, null, select
 from sqlalchemy.orm import selectinload
 
@@ -231,5 +232,5 @@ def rows(found: Sequence[Any]) -> list[CaseRow]:
     names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(officers)))} if officers else {}
     return [CaseRow(encounter, open_identity(people[encounter.person_id].identity_sealed)
                     if encounter.person_id in people else None,
-                    referral or latest.get(encounter.id), names.get(encounter.recorded_by_id or 0, "Import"))
+                    referral or latest.get(encounter.id), names.get(encounter.recorded_by_id or 0, str(_("Import"))))
             for encounter, referral in pairs]

@@ -53,7 +53,7 @@ from diversion.words import counted, day
 
 bp = force_blueprint("cases", __name__)
 # How a fact and an offence read on the review pages.
-FACT_LABELS = {name: field.label for name, field in FIELDS.items()}
+FACT_LABELS = {name: field.title for name, field in FIELDS.items()}  # translated when a page reads them
 
 
 def _today() -> date:

@@ -40,7 +40,7 @@ from diversion.catalogue.vocabulary import (
     YOUNGEST_AGE,
 )
 from diversion.files import SLUG_PATTERN
-from diversion.forms import Form
+from diversion.forms import Form, label_of
 from diversion.forms import lazy_gettext as _l
 
 SLUG_HINT = _l("Lower-case letters, digits and hyphens, e.g. “cranstoun-divert”. It cannot change later.")
@@ -86,7 +86,7 @@ class CourseForm(Form):
         Length(max=200, message=_l("The title must be 200 characters or fewer"))])
     kinds = SelectMultipleField(
         _l("Pathway kinds served"), widget=GovCheckboxesInput(),
-        choices=[SelectChoice(kind.value, info.label) for kind, info in KINDS.items()],
+        choices=[SelectChoice(kind.value, label_of(info)) for kind, info in KINDS.items()],
         validators=[InputRequired(message=_l("Choose at least one pathway kind"))])
     format = RadioField(_l("Format"), widget=GovRadioInput(),
                         choices=[SelectChoice(k.value, v) for k, v in FORMAT_LABELS.items()],

@@ -49,7 +49,11 @@ class Field(Described):
 
     def value_label(self, value: str) -> str:
         """How a page names one of this field's values ("mdma": "MDMA")."""
-        return str(VALUE_LABELS.get(self.name, {}).get(value) or VALUE_LABELS["*"].get(value, value))
+        return str(self.value_title(value))
+
+    def value_title(self, value: str) -> LazyString | str:
+        """``value_label`` as a message translated when read (a form's choice, made at import)."""
+        return VALUE_LABELS.get(self.name, {}).get(value) or VALUE_LABELS["*"].get(value, value)
 
     def describe(self, value: Any) -> str:
         """A known value of this fact in words, as a page shows it."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from govuk_frontend_wtf.wtforms_widgets import (
-    GovDateInput,
     GovRadioInput,
     GovSubmitInput,
     GovTextArea,
@@ -12,7 +11,7 @@ from govuk_frontend_wtf.wtforms_widgets import (
 from wtforms import RadioField, StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
-from diversion.forms import Form, GovDateField, Longest
+from diversion.forms import DateInput, Form, GovDateField, Longest
 from diversion.forms import lazy_gettext as _l
 
 
@@ -32,7 +31,7 @@ class PublishForm(Form):
     effective_from = GovDateField(
         _l("In force from"),
         called="the date it comes into force",
-        widget=GovDateInput(),
+        widget=DateInput(),
         format="%d %m %Y",
         description=_l("For example, 1 4 2027. Decisions on and after this date use this version."),
         validators=[InputRequired(message=_l("Enter the date the version comes into force"))],
@@ -46,6 +45,6 @@ class SimulationForm(Form):
 
     source = RadioField(_l("Which policy"), widget=GovRadioInput(),
                         validators=[InputRequired(message=_l("Choose the policy to try"))])
-    since = GovDateField(_l("Only decisions from"), widget=GovDateInput(), format="%d %m %Y", called="the from date",
+    since = GovDateField(_l("Only decisions from"), widget=DateInput(), format="%d %m %Y", called="the from date",
                       validators=[Optional()])
     submit = SubmitField(_l("Run simulation"), widget=GovSubmitInput())
