@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import tomllib
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
@@ -20,6 +21,7 @@ from diversion.cases.forms import ASKED_FACTS
 from diversion.cases.models import Person
 from diversion.cases.rules import outcome_named
 from diversion.catalogue.models import Course, Offering
+from diversion.config import REPO_ROOT
 from diversion.eligibility.fields import FIELDS
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
@@ -147,3 +149,18 @@ def test_the_intake_form_asks_every_fact_in_welsh(app: Flask, client: FlaskClien
             assert welsh in page, welsh
             if welsh != words:
                 assert words not in page, words
+
+
+def test_the_policy_page_gives_the_forces_own_welsh(app: Flask, client: FlaskClient, world: World) -> None:
+    policy = tomllib.loads((REPO_ROOT / "tenants" / "north-wales.toml").read_text())["policy"]
+    exclusion, pathway = policy["exclusions"][0], policy["pathways"][0]
+    _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    welsh = html.unescape(client.get("/north-wales/policy/?lang=cy").text)
+    assert exclusion["reason_cy"] in welsh
+    assert exclusion["reason"] not in welsh
+    assert pathway["name_cy"] in welsh
+    assert pathway["criteria"][0]["reason_cy"] in welsh
+    english = html.unescape(client.get("/north-wales/policy/?lang=en").text)
+    assert exclusion["reason"] in english
+    assert pathway["name"] in english

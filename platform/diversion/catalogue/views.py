@@ -38,6 +38,7 @@ from diversion.catalogue.models import Course, Offering, Provider
 from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS, kind_label
 from diversion.extensions import db
 from diversion.forms import Form
+from diversion.language import current_language
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form, change_or_flash
 
@@ -192,7 +193,7 @@ def new() -> Response | tuple[str, int]:
     if pathway is None:
         asked = request.method == "POST" or bool({"pathway", "submit"} & set(request.args))
         choose = ChoosePathwayForm(request.args if asked else None)
-        choose.pathway.choices = [SelectChoice(p.id, p.name) for p in pathways.values()]
+        choose.pathway.choices = [SelectChoice(p.id, p.name_in(current_language())) for p in pathways.values()]
         if asked:
             choose.pathway.errors = [_("Choose a pathway of the force's policy in force")]
         page = render_template("catalogue/offering_pathway.html", form=choose, pathways=pathways)
@@ -200,7 +201,7 @@ def new() -> Response | tuple[str, int]:
     courses = {str(c.id): c for c in services.fitting_courses(g.tenant, pathway)}
     form = AddOfferingForm()
     form.pathway.data = pathway.id
-    form.course.choices = [SelectChoice(key, c.title) for key, c in courses.items()]
+    form.course.choices = [SelectChoice(key, c.title_in(current_language())) for key, c in courses.items()]
 
     def add() -> Offering:
         course = courses.get(form.course.data or "")
@@ -209,8 +210,9 @@ def new() -> Response | tuple[str, int]:
         return services.add_offering(g.tenant, course, pathway.id, _details(form), actor=current_user, today=_today())
 
     if request.method == "POST" and _saved(form, add):
-        flash(_("%(course)s is offered for %(pathway)s.", course=courses[form.course.data or ""].title,
-                pathway=pathway.name), "success")
+        flash(_("%(course)s is offered for %(pathway)s.",
+                course=courses[form.course.data or ""].title_in(current_language()),
+                pathway=pathway.name_in(current_language())), "success")
         return redirect(url_for(".index"))
     page = render_template("catalogue/offering_new.html", form=form, pathway=pathway, courses=courses,
                            labels=LABELS)

@@ -30,6 +30,7 @@ from diversion.cases.models import Encounter, Person, Referral, State
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.extensions import db
+from diversion.language import WELSH, current_language
 from diversion.tenancy.models import Tenant
 
 SORTS = ("due", "state")
@@ -121,9 +122,10 @@ def rows(referrals: list[Referral], forces: list[Tenant]) -> list[Row]:
     references = dict(db.session.execute(
         select(Encounter.id, Encounter.reference).where(
             Encounter.tenant_id.in_(tenant_ids), Encounter.id.in_({r.encounter_id for r in referrals}))).tuples().all())
-    titles = dict(db.session.execute(
-        select(Offering.id, Course.title).join(Course, Course.id == Offering.course_id).where(
-            Offering.tenant_id.in_(tenant_ids), Offering.id.in_({r.offering_id for r in referrals}))).tuples().all())
+    welsh = current_language() == WELSH
+    titles = {offering: (welsh and title_cy) or title for offering, title, title_cy in db.session.execute(
+        select(Offering.id, Course.title, Course.title_cy).join(Course, Course.id == Offering.course_id).where(
+            Offering.tenant_id.in_(tenant_ids), Offering.id.in_({r.offering_id for r in referrals}))).tuples()}
     people = {person.id: person for person in db.session.scalars(
         select(Person).where(Person.tenant_id.in_(tenant_ids), Person.id.in_({r.person_id for r in referrals})))}
     by_id = {force.id: force for force in forces}
