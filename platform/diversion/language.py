@@ -24,6 +24,7 @@ from flask_login import current_user, user_logged_in
 
 from diversion.accounts.models import User
 from diversion.extensions import db
+from diversion.forms import lazy_gettext as _l
 from diversion.outage import outage_seen
 
 LANGUAGES = ("en", "cy")
@@ -31,7 +32,7 @@ ENGLISH = "en"
 WELSH = "cy"
 # Each language named in itself, as the switch shows it; and as a force's settings list it.
 OWN_NAMES = {ENGLISH: "English", WELSH: "Cymraeg"}
-DESCRIBED = {ENGLISH: "English", WELSH: "Cymraeg (Welsh)"}
+DESCRIBED = {ENGLISH: _l("English"), WELSH: _l("Welsh (Cymraeg)")}  # in the reader's language
 COOKIE = "language"
 COOKIE_DAYS = 365
 
@@ -120,6 +121,6 @@ def init_app(app: Flask) -> None:
     user_logged_in.connect(_signed_in, app)
     app.add_template_global(switch_offered, "language_switch_offered")
     app.jinja_env.globals["language_names"] = OWN_NAMES
-    app.jinja_env.filters["language_name"] = lambda code: DESCRIBED.get(code, code)
+    app.jinja_env.filters["language_name"] = lambda code: str(DESCRIBED.get(code, code))
     app.add_template_global(address_in, "address_in")
     app.add_template_global(current_language, "current_language")

@@ -46,7 +46,7 @@ def test_settings_suspend_reactivate_and_the_audit(browser_page: Session, world:
     summary.get_by_role("link").first.click()
     assert page.evaluate("document.activeElement.id") == "retention_months"
     page.get_by_label("How long to keep case records, in months (optional)").fill("72")
-    page.get_by_label("Cymraeg (Welsh)").check()
+    page.get_by_label("Welsh (Cymraeg)").check()
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text(
         "Saved: how long to keep case records, languages.")

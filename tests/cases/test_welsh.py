@@ -157,6 +157,7 @@ def test_the_policy_page_gives_the_forces_own_welsh(app: Flask, client: FlaskCli
     _north_wales(app, world)
     sign_in(client, world.email("a_officer"))
     welsh = html.unescape(client.get("/north-wales/policy/?lang=cy").text)
+    assert policy["summary_cy"].strip() in welsh
     assert exclusion["reason_cy"] in welsh
     assert exclusion["reason"] not in welsh
     assert pathway["name_cy"] in welsh

@@ -25,9 +25,9 @@ from diversion.files import SLUG_PATTERN
 from diversion.forces.onboarding import ForceDetails
 from diversion.forms import Form
 from diversion.forms import lazy_gettext as _l
+from diversion.language import DESCRIBED
 from diversion.tenancy.models import NonCompletionAction
 
-LANGUAGE_LABELS = {"en": _l("English"), "cy": _l("Welsh (Cymraeg)")}
 # What a force does when a person does not complete, in plain words.
 ACTION_LABELS = {
     NonCompletionAction.PROSECUTION: _l("Prosecution resumes"),
@@ -71,7 +71,7 @@ class ForceDetailsForm(Form):
                  *(SelectChoice(k, v) for k, v in sorted(AREAS.items(), key=lambda item: item[1]))],
         validators=[InputRequired(message=_l("Choose the force area"))])
     languages = SelectMultipleField(
-        _l("Languages"), widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in LANGUAGE_LABELS.items()],
+        _l("Languages"), widget=GovCheckboxesInput(), choices=[SelectChoice(k, v) for k, v in DESCRIBED.items()],
         validators=[InputRequired(message=_l("Choose at least one language"))])
     completed_code = _text(_l("Code on completion"), _l("Enter the code recorded on completion"), limit=40,
                            hint=_l("The outcome code the force records when a person completes, e.g. “outcome-22”."))

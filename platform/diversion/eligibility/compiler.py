@@ -317,7 +317,8 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
 def welsh_missing(document: PolicyDocument) -> list[PolicyProblem]:
     """What a policy lacks in Welsh, for a force that works in Welsh as well as English: each
     pathway's name (and description, where it has one), and each reason and holds sentence,
-    must have its Welsh beside it (``name_cy``, ``reason_cy``...). Empty when nothing is missing."""
+    must have its Welsh beside it (``name_cy``, ``reason_cy``...), and so must the policy's summary.
+    Empty when nothing is missing."""
     problems = []
 
     def check(place: str, english: str | None, welsh: str | None, pathway: str | None = None,
@@ -327,6 +328,7 @@ def welsh_missing(document: PolicyDocument) -> list[PolicyProblem]:
             problems.append(PolicyProblem(f"{place}_cy", f"is missing: the force works in Welsh, so the {name} "
                                                          f"needs its Welsh beside the English", pathway, criterion))
 
+    check("summary", document.summary.strip(), document.summary_cy)
     for e in document.exclusions:
         check(f"exclusions[{e.id}].reason", e.reason, e.reason_cy, None, e.id)
         check(f"exclusions[{e.id}].holds", e.holds, e.holds_cy, None, e.id)

@@ -138,6 +138,7 @@ class TestCase(_Strict):
 
 class PolicyDocument(_Strict):
     summary: str = ""
+    summary_cy: str | None = Welsh  # the summary in Welsh, for a force that works in Welsh
     parameters: dict[Identifier, list[DatedValue]] = {}
     exclusions: list[Exclusion] = []
     pathways: list[Pathway] = Field(min_length=1)

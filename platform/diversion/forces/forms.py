@@ -13,10 +13,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 from diversion.cases.rules import MISSED_SESSIONS_BOUNDS
 from diversion.forms import Form
 from diversion.forms import lazy_gettext as _l
-from diversion.language import LANGUAGES
+from diversion.language import DESCRIBED, LANGUAGES
 from diversion.tenancy.models import Tenant
 
-LANGUAGE_LABELS = {"en": "English", "cy": "Cymraeg (Welsh)"}
 LOW, HIGH = Tenant.RETENTION_BOUNDS
 MISSED_LOW, MISSED_HIGH = MISSED_SESSIONS_BOUNDS
 
@@ -70,6 +69,6 @@ class SettingsForm(Form):
     languages = SelectMultipleField(
         _l("Languages"), widget=GovCheckboxesInput(),
         description=_l("The languages the force's pages and letters use."),
-        choices=[SelectChoice(code, LANGUAGE_LABELS[code]) for code in LANGUAGES],
+        choices=[SelectChoice(code, DESCRIBED[code]) for code in LANGUAGES],
         validators=[InputRequired(message=_l("Choose at least one language"))])
     submit = SubmitField(_l("Save settings"), widget=GovSubmitInput())
