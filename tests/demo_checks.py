@@ -71,8 +71,10 @@ def referral_problems(referral: Referral, offering: Offering | None, decision: D
         problems.append(f"is {referral.state.value} but its last step reached {steps[-1].to_state.value}")
     if referral.state is State.COMPLETED and referral.sessions_attended != referral.sessions_required:
         problems.append("completed without every session attended")
-    if referral.state in FINAL_STATES and referral.outcome_label is None:
+    if referral.state in FINAL_STATES - {State.WITHDRAWN} and referral.outcome_label is None:
         problems.append(f"{referral.state.value} with no outcome")
+    if referral.state is State.WITHDRAWN and (referral.outcome_code or referral.outcome_label):
+        problems.append("withdrawn with an outcome")  # a withdrawn referral records none
     if referral.state not in FINAL_STATES and (referral.outcome_code or referral.outcome_label):
         problems.append("open with an outcome")
     if referral.state is State.BOOKED and not any(s.attendance is None for s in sessions):
