@@ -52,10 +52,15 @@ def postgres_admin_url() -> URL | None:
     return url.set(drivername="postgresql+psycopg")
 
 
+_ROLES_LOCK = 7_210_001  # the advisory lock the test set-up takes while it creates the roles
+
+
 def create_roles(admin: URL) -> None:
-    """Create the owner and app roles once per cluster (idempotent)."""
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
+    """Create the owner and app roles once per cluster (idempotent). Test workers starting side by side
+    on a new cluster take turns under an advisory lock, so that no two create the same role."""
+    engine = create_engine(admin)
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROLES_LOCK})
         for role, options in (
             (OWNER_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"),
             (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB"),
