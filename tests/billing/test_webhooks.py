@@ -250,7 +250,7 @@ def test_a_delivery_that_is_not_a_genuine_current_event_is_refused_and_changes_n
     elif case == "signed too long ago":
         header = signature(body, at=now - 301)
     elif case == "signed in the future":
-        header = signature(body, at=now + 301)
+        header = signature(body, at=now + 360)  # a minute past the edge, so a slow request cannot reach it
     elif case == "not json":
         body = b"paid, honest"
         header = signature(body)
