@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from diversion.accounts.access import SYSTEM
 from diversion.cases import rules
@@ -14,6 +15,7 @@ from diversion.cases import services as cases
 from diversion.cases.models import BookedSession, State, Transition
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
 from tests.cases.test_case_work import _durham, _intake, _offering
 from tests.conftest import World
 
@@ -59,3 +61,35 @@ def test_a_step_dated_before_the_last_one_or_ahead_is_refused(app: Flask, world:
                             venue="Hub", times=[])
         step = cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM, at=NINE)  # the same moment will do
         assert step.occurred_at == NINE
+
+
+def _completed(tenant: Tenant, offence_on: date, at: datetime) -> None:
+    _, decision = cases.record_encounter(tenant, _intake(offence_on=offence_on), actor=SYSTEM, today=offence_on)
+    referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=offence_on, at=at)
+    path = rules.path_to(State.COMPLETED, sessions=referral.sessions_required)
+    cases.take_path(tenant, referral, path, actor=SYSTEM, reason="", session_at=at, venue="Hub",
+                    times=[at + timedelta(hours=number + 1) for number in range(len(path))])
+
+
+def test_the_home_page_counts_the_courses_completed_this_month_from_their_own_index(app: Flask, world: World) -> None:
+    sent: list[tuple[str, Any]] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        _completed(tenant, date(2026, 9, 28), datetime(2026, 9, 28, 9, tzinfo=UTC))  # September's
+        _completed(tenant, DAY, NINE)  # October's
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            board = cases.dashboard(date(2026, 10, 20))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+        assert board.completed_this_month == 1
+        statement, parameters = next((s, p) for s, p in sent if "referral_transitions" in s)
+        if db.engine.dialect.name == "postgresql":  # the partial index's predicate is the query's own
+            connection = db.session.connection()
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
+            assert any("ix_referral_transitions_completed_tenant_id_occurred_at" in line for line in plan), plan

@@ -819,12 +819,11 @@ def dashboard(today: date) -> Dashboard:
     """The force's figures, each a capped COUNT that follows an index (never rows loaded to be counted,
     never more than ``COUNT_CAP`` + 1 index entries read): open referrals by state (``(tenant_id, state,
     deadline)``) and those past their deadline (the open referrals by due date), courses completed this
-    month (``(tenant_id, to_state, occurred_at)`` on transitions), and decisions waiting for review
+    month (the partial ``(tenant_id, occurred_at)`` of completing steps), and decisions waiting for review
     (``(tenant_id, outcome, decided_at)`` on decisions)."""
     month_start = datetime(today.year, today.month, 1, tzinfo=UTC)
     return Dashboard(
         {state: count_to_cap(select(Referral.id).where(Referral.state == state)) for state in OPEN_STATES},
         count_to_cap(select(Referral.id).where(Referral.still_open(), Referral.deadline < today)),
-        count_to_cap(select(Transition.id).where(Transition.to_state == State.COMPLETED,
-                                                 Transition.occurred_at >= month_start)),
+        count_to_cap(select(Transition.id).where(Transition.completing(), Transition.occurred_at >= month_start)),
         awaiting_review())
