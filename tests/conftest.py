@@ -212,6 +212,12 @@ def client(app: Flask) -> FlaskClient:
 
 def statements_of(app: Flask, client: FlaskClient, url: str) -> tuple[int, str]:
     """How many statements the database is sent to answer GET ``url`` (which must be 200), and the page."""
+    seen, page = statements_sent(app, client, url)
+    return len(seen), page
+
+
+def statements_sent(app: Flask, client: FlaskClient, url: str) -> tuple[list[str], str]:
+    """The statements the database is sent to answer GET ``url`` (which must be 200), and the page."""
     seen: list[str] = []
 
     def note(*args: Any) -> None:
@@ -225,7 +231,7 @@ def statements_of(app: Flask, client: FlaskClient, url: str) -> tuple[int, str]:
     finally:
         sqlalchemy.event.remove(engine, "before_cursor_execute", note)
     assert page.status_code == 200, url
-    return len(seen), page.text
+    return seen, page.text
 
 
 def csrf_token(html: str) -> str:

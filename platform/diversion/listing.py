@@ -36,8 +36,13 @@ class _Page(SelectPagination):
         paged = statement.limit(self.per_page).offset(self._query_offset)
         return list(self._query_args["session"].execute(paged).all())
 
+    def _counted(self) -> Select[Any]:
+        """What is counted: the ``count`` given in its place, else the page's own SELECT."""
+        counted: Select[Any] | None = self._query_args["counted"]
+        return self._query_args["select"] if counted is None else counted
+
     def _query_count(self) -> int:
-        statement = self._query_args["select"]
+        statement = self._counted()
         inner = statement.options(lazyload("*")).order_by(None).subquery()
         counted = select(func.count()).select_from(inner).execution_options(**statement.get_execution_options())
         return int(self._query_args["session"].execute(counted).scalar() or 0)
@@ -50,30 +55,34 @@ class _CappedPage(_Page):
     as the cap reaches)."""
 
     def _query_count(self) -> int:
-        return count_to_cap(self._query_args["select"])
+        return count_to_cap(self._counted())
 
     @property
     def capped(self) -> bool:
         return (self.total or 0) > COUNT_CAP
 
 
-def _paginate(statement: Select[Any], page: int, per_page: int, *, capped: bool = False) -> Pagination:
+def _paginate(statement: Select[Any], page: int, per_page: int, *, capped: bool = False,
+              count: Select[Any] | None = None) -> Pagination:
     kind = _CappedPage if capped else _Page
-    return kind(select=statement, session=db.session(), page=page, per_page=per_page, error_out=False, count=True)
+    return kind(select=statement, counted=count, session=db.session(), page=page, per_page=per_page,
+                error_out=False, count=True)
 
 
-def page_of(statement: Select[Any], *, per_page: int = PER_PAGE, capped: bool = False) -> Pagination:
+def page_of(statement: Select[Any], *, per_page: int = PER_PAGE, capped: bool = False,
+            count: Select[Any] | None = None) -> Pagination:
     """The page of ``statement`` asked for by ``?page=`` (1 when absent or wrong).
 
     ``capped``: for lists that may run to millions (cases, referrals, the
     review queue): counted only up to ``COUNT_CAP`` (``total_text`` says
     "more than 10,000" beyond). Its ORDER BY should follow an index, so that
-    a page costs an indexed scan of the rows before it."""
+    a page costs an indexed scan of the rows before it. ``count``: a cheaper
+    SELECT finding as many rows as ``statement``, counted in its place."""
     raw = request.args.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
-    page = _paginate(statement, max(number, 1), per_page, capped=capped)
+    page = _paginate(statement, max(number, 1), per_page, capped=capped, count=count)
     if page.pages and number > page.pages:  # past the end: show the last page
-        page = _paginate(statement, page.pages, per_page, capped=capped)
+        page = _paginate(statement, page.pages, per_page, capped=capped, count=count)
     return page
 
 

@@ -18,7 +18,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.cases.test_case_work import USER_DEALER
-from tests.conftest import World, sign_in, statements_of
+from tests.conftest import World, sign_in, statements_of, statements_sent
 
 TODAY = date.today()  # noqa: DTZ011 - the list reads today's date, as an officer would
 
@@ -152,3 +152,31 @@ def test_a_page_costs_the_same_statements_for_3_cases_as_for_25(app: Flask, clie
         db.session.commit()
     many = {url: statements_of(app, client, url)[0] for url in ("/durham/cases/", "/durham/referrals")}
     assert many == few
+
+
+def _counts(app: Flask, client, url: str) -> tuple[list[str], str]:
+    """The COUNT statements sent to answer GET ``url``, and the page."""
+    seen, page = statements_sent(app, client, url)
+    return [statement for statement in seen if "count(*)" in statement], page
+
+
+def test_a_list_of_referrals_is_counted_from_the_referrals_alone_unless_a_case_field_narrows_it(
+        app: Flask, client, world: World) -> None:
+    """Every referral has its case, so a count of referrals filtered on nothing of the case need not
+    join each to it (the join made the count grow with the force's history); a search on the case does."""
+    with app.app_context(), scoped(world.b.id):
+        references = [_record(world, f"Counted{n}", date(1980, 1, 1) + timedelta(days=n), refer=True).reference
+                      for n in range(3)]
+        _record(world, "Unreferred", date(1981, 1, 1))
+        db.session.commit()
+    sign_in(client, world.email("b_officer"))
+    for url, total in (("/durham/referrals", "3 referrals"), ("/durham/referrals?state=offered", "3 referrals"),
+                       ("/durham/referrals?state=completed", "No referral"),
+                       ("/durham/cases/?sort=due", "3 referrals")):
+        counts, page = _counts(app, client, url)
+        assert total in page, url
+        assert len(counts) == 1, url
+        assert "encounters" not in counts[0], url
+    counts, page = _counts(app, client, f"/durham/cases/?sort=due&q={references[1]}")
+    assert "encounters" in counts[0]
+    assert "1 referral" in page

@@ -19,7 +19,7 @@ from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Outcome
 from diversion.extensions import db
 from diversion.language import current_language
-from diversion.listing import page_of, total_text
+from diversion.listing import total_text
 from diversion.tenancy.web import force_blueprint
 
 bp = force_blueprint("case_list", __name__)
@@ -53,7 +53,7 @@ def index() -> tuple[str, int] | str:
     """Every case of the force, newest first: searched, filtered, sorted and paginated from the address."""
     today = datetime.now(UTC).date()
     search = finding.read_search(request.args)
-    page = page_of(finding.statement(g.tenant, search, today=today), capped=True)
+    page = finding.page(g.tenant, search, today=today)
     shown = finding.rows(page.items)
     services.viewed(g.tenant, "cases.listed", actor=current_user,
                     details={"cases": len(shown), "searched": search.searching, "filtered": search.filtered})

@@ -34,7 +34,8 @@ from datetime import date
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, false, null, select
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import ColumnElement, Select, false, null, select
 from sqlalchemy.orm import selectinload
 
 from diversion.accounts.models import User
@@ -45,6 +46,7 @@ from diversion.catalogue.models import Offering
 from diversion.eligibility.models import Outcome
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
+from diversion.listing import page_of
 from diversion.tenancy.models import Tenant
 
 SORTS: Mapping[str, str] = {
@@ -166,6 +168,36 @@ def _searched(tenant: Tenant, search: CaseSearch, query: Select[Any]) -> Select[
 def statement(tenant: Tenant, search: CaseSearch, *, today: date) -> Select[Any]:
     """The SELECT of the cases the search finds, in its order: rows of
     (Encounter, Referral or None). Reads the offerings of a course filtered on."""
+    return _statement(tenant, search, _referral_filters(search, today))
+
+
+def page(tenant: Tenant, search: CaseSearch, *, today: date) -> Pagination:
+    """The page asked for (``?page=``) of the cases the search finds, counted up to the cap. A list of
+    referrals filtered on nothing of their cases is counted from the referrals alone (every referral
+    has its case), so that the count reads the referrals' index instead of joining each to its case."""
+    referral_filters = _referral_filters(search, today)
+    case_filtered = any((search.text, search.surname, search.born, search.outcome, search.pathway, search.officer,
+                         search.offence_from, search.offence_to))
+    count = select(Referral.id).where(*referral_filters) \
+        if search.sort in BY_REFERRAL and not case_filtered else None
+    return page_of(_statement(tenant, search, referral_filters), capped=True, count=count)
+
+
+def _referral_filters(search: CaseSearch, today: date) -> list[ColumnElement[bool]]:
+    """The conditions on referrals the search asks for. Reads the offerings of a course filtered on."""
+    filters: list[ColumnElement[bool]] = []
+    if search.state:
+        filters.append(Referral.state == State(search.state))
+    if search.overdue:
+        filters += [Referral.still_open(), Referral.deadline < today]
+    if search.course:
+        # Its offerings read first, so that the planner sees their ids (``providers.lists`` says why).
+        filters.append(Referral.offering_id.in_(
+            db.session.scalars(select(Offering.id).where(Offering.course_id == search.course)).all()))
+    return filters
+
+
+def _statement(tenant: Tenant, search: CaseSearch, referral_filters: list[ColumnElement[bool]]) -> Select[Any]:
     by_referral = search.sort in BY_REFERRAL
     if by_referral:
         query = select(Encounter, Referral).join(Referral, Referral.encounter_id == Encounter.id) \
@@ -183,15 +215,6 @@ def statement(tenant: Tenant, search: CaseSearch, *, today: date) -> Select[Any]
         query = query.where(Encounter.offence_on >= search.offence_from)
     if search.offence_to:
         query = query.where(Encounter.offence_on <= search.offence_to)
-    referral_filters = []
-    if search.state:
-        referral_filters.append(Referral.state == State(search.state))
-    if search.overdue:
-        referral_filters += [Referral.still_open(), Referral.deadline < today]
-    if search.course:
-        # Its offerings read first, so that the planner sees their ids (``providers.lists`` says why).
-        referral_filters.append(Referral.offering_id.in_(
-            db.session.scalars(select(Offering.id).where(Offering.course_id == search.course)).all()))
     if referral_filters and by_referral:
         query = query.where(*referral_filters)
     elif referral_filters:

@@ -428,7 +428,7 @@ def referrals() -> str:
     wanted = {key: request.args.get(key, "") for key in ("state", "overdue")}
     # A state's or the overdue's list is work to do, due soonest first; every referral, latest first.
     search = finding.read_search(wanted | {"sort": "due" if any(wanted.values()) else "-due"})
-    page = page_of(finding.statement(g.tenant, search, today=today), capped=True)
+    page = finding.page(g.tenant, search, today=today)
     shown = finding.rows(page.items)
     services.viewed(g.tenant, "referrals.listed", actor=current_user,
                     details={"referrals": len(shown), "state": search.state or "any", "overdue": search.overdue})
