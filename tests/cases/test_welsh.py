@@ -165,3 +165,22 @@ def test_the_policy_page_gives_the_forces_own_welsh(app: Flask, client: FlaskCli
     english = html.unescape(client.get("/north-wales/policy/?lang=en").text)
     assert exclusion["reason"] in english
     assert pathway["name"] in english
+
+
+def test_what_is_refused_is_said_in_welsh(app: Flask, client: FlaskClient, world: World) -> None:
+    """The refusals the services word (an intake's dates, the cases list's search) reach a reader of
+    Welsh in Welsh, with dates in Welsh."""
+    _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    client.get("/north-wales/?lang=cy")
+    ahead = TODAY + timedelta(days=3)
+    future = html.unescape(_form(client, "/north-wales/encounters/new", {
+        **NORTH_WALES, "language": "cy", "offence_on": [str(ahead.day), str(ahead.month), str(ahead.year)]}).text)
+    assert "Ni all dyddiad y drosedd fod yn y dyfodol." in future
+    assert "cannot be in the future" not in future
+    early = html.unescape(_form(client, "/north-wales/encounters/new", {
+        **NORTH_WALES, "language": "cy", "date_of_birth": ["1", "1", "1890"]}).text)
+    assert "Rhaid i'r dyddiad geni fod ar 01 Ionawr 1900 neu ar ôl hynny." in early
+    search = html.unescape(client.get("/north-wales/cases/?from=1999-12-31&surname=Jones").text)
+    assert "Rhaid i'r dyddiad trosedd cynharaf fod ar 1 Ionawr 2000 neu ar ôl hynny" in search
+    assert "Rhowch y dyddiad geni hefyd" in search

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from diversion.accounts.access import Action, require, setting_up, user_id_of
@@ -65,13 +66,13 @@ def normalise_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
-        raise AccountError("email", f"Enter a valid email address ({error}).") from error
+        raise AccountError("email", _("Enter a valid email address, like name@example.com.")) from error
 
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
-            "password", f"Password must be at least {MIN_PASSWORD_LENGTH} characters."
+            "password", _("Password must be at least %(count)s characters.", count=MIN_PASSWORD_LENGTH)
         )
     return _hasher().hash(password)
 
@@ -90,9 +91,9 @@ def create_user(*, email: str, name: str, password: str | None, actor: Actor) ->
     require(actor, Action.MANAGE_USERS)
     email = normalise_email(email)
     if not name.strip():
-        raise AccountError("name", "Enter the person's name.")
+        raise AccountError("name", _("Enter the person's name."))
     if find_user(email) is not None:
-        raise AccountError("email", "A user with this email address already exists.")
+        raise AccountError("email", _("A user with this email address already exists."))
     user = User(
         email=email,
         name=name.strip(),
@@ -179,7 +180,7 @@ def deactivate_user(user: User, *, actor: Actor) -> None:
     not manage users, and deactivating yourself."""
     require(actor, Action.MANAGE_USERS)
     if user.id == user_id_of(actor):
-        raise AccountError("user", "You cannot deactivate your own account.")
+        raise AccountError("user", _("You cannot deactivate your own account."))
     user.active = False
     user.session_version += 1
     db.session.flush()
@@ -198,7 +199,7 @@ def grant_platform_role(user: User, role: Role, *, actor: Actor) -> PlatformGran
     """Give a platform-wide role; refuses an actor who may not manage users, and a force or provider role."""
     require(actor, Action.MANAGE_USERS)
     if role not in PLATFORM_ROLES:
-        raise AccountError("role", f"{role.label} is not a platform role.")
+        raise AccountError("role", _("%(role)s is not a platform role.", role=role.label))
     grant = next((g for g in user.platform_grants if g.role == role), None)
     if grant is None:
         grant = PlatformGrant(role=role)
@@ -234,7 +235,7 @@ def add_membership(tenant: Tenant, user: User, role: Role, *, actor: Actor) -> F
     """
     require(actor, Action.MANAGE_MEMBERS, Action.MANAGE_USERS, tenant_id=tenant.id)
     if role not in FORCE_ROLES:
-        raise AccountError("role", f"{role.label} is not a role within a force.")
+        raise AccountError("role", _("%(role)s is not a role within a force.", role=role.label))
     existing = db.session.scalar(
         select(ForceMembership).where(
             ForceMembership.user_id == user.id, ForceMembership.role == role
@@ -256,7 +257,7 @@ def _keep_a_force_admin(membership: ForceMembership) -> None:
         admins = db.session.scalar(
             select(func.count()).select_from(ForceMembership).where(ForceMembership.role == Role.FORCE_ADMIN))
         if (admins or 0) <= 1:
-            raise AccountError("membership", "A force must keep at least one force admin.")
+            raise AccountError("membership", _("A force must keep at least one force admin."))
 
 
 def add_member(tenant: Tenant, *, email: str, name: str, password: str, role: Role,
@@ -285,13 +286,14 @@ def change_role(tenant: Tenant, membership: ForceMembership, role: Role, *, acto
     """
     require(actor, Action.MANAGE_MEMBERS, tenant_id=tenant.id)
     if role not in FORCE_ROLES:
-        raise AccountError("role", f"{role.label} is not a role within a force.")
+        raise AccountError("role", _("%(role)s is not a role within a force.", role=role.label))
     if role == membership.role:
         return membership
     held = db.session.scalar(select(ForceMembership.id).where(
         ForceMembership.user_id == membership.user_id, ForceMembership.role == role))
     if held is not None:
-        raise AccountError("role", f"{membership.user.name} is already {role.with_article} here.")
+        raise AccountError("role", _("%(name)s is already %(role)s here.", name=membership.user.name,
+                                     role=role.with_article))
     _keep_a_force_admin(membership)
     before = membership.role
     membership.role = role

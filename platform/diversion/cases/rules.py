@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from diversion.cases.identity import Contact, Identity, normalise_pnc
 from diversion.cases.models import TRANSITIONS, Ending, State
@@ -30,10 +31,11 @@ from diversion.db import new_id
 from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import PolicyVersion
-from diversion.inputs import case_date_problem, date_of_birth_problem, text_problem
+from diversion.inputs import EARLIEST_BIRTH, EARLIEST_CASE_DATE, case_date_problem, date_of_birth_problem, text_problem
 from diversion.language import WELSH
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.models import Tenant
+from diversion.words import day as words_day
 
 # Facts the platform works out itself; an officer never types them.
 DERIVED_FACTS = ("age", "previous_diversions", "previous_non_engagement", "offence_age_days")
@@ -83,6 +85,28 @@ class Broken:
         if self.predicate:
             return f"The {NAMES.get(self.field, self.field.replace('_', ' '))} {self.problem}."
         return f"{self.problem[:1].upper()}{self.problem[1:]}."
+
+
+# A date of an intake out of its range, in the reader's language: (before its earliest, in the future).
+_DATE_SAID = {
+    "offence_on": (_l("The offence date must be on or after %(date)s."),
+                   _l("The offence date cannot be in the future.")),
+    "decided_on": (_l("The decision date must be on or after %(date)s."),
+                   _l("The decision date cannot be in the future.")),
+    "date_of_birth": (_l("The date of birth must be on or after %(date)s."),
+                      _l("The date of birth cannot be in the future.")),
+}
+
+
+def date_broken(field: str, day: date, today: date) -> Broken | None:
+    """The rule a date of an intake breaks (``offence_on``, ``decided_on`` or ``date_of_birth``): before
+    the earliest date taken, or in the future; None when it breaks none."""
+    problem = (date_of_birth_problem if field == "date_of_birth" else case_date_problem)(day, today)
+    if problem is None:
+        return None
+    early, future = _DATE_SAID[field]
+    earliest = EARLIEST_BIRTH if field == "date_of_birth" else EARLIEST_CASE_DATE
+    return Broken(field, problem, said=str(future) if day > today else early % {"date": words_day(earliest)})
 
 
 @dataclass(frozen=True)
@@ -141,11 +165,10 @@ def intake_broken(intake: Intake, *, decided_on: date, today: date) -> list[Brok
     facts given by hand."""
     identity = intake.identity
     broken = texts_broken(identity.surname, identity.given_name, identity.pnc_id or "", intake.contact)
-    for field, day, problem_of in (("offence_on", intake.offence_on, case_date_problem),
-                                   ("decided_on", decided_on, case_date_problem),
-                                   ("date_of_birth", identity.date_of_birth, date_of_birth_problem)):
-        if problem := problem_of(day, today):
-            broken.append(Broken(field, problem))
+    for field, day in (("offence_on", intake.offence_on), ("decided_on", decided_on),
+                       ("date_of_birth", identity.date_of_birth)):
+        if (wrong := date_broken(field, day, today)) is not None:
+            broken.append(wrong)
     if decided_on < intake.offence_on <= today:
         broken.append(Broken("offence_on", f"is after the decision date ({decided_on.isoformat()})",
                              said=_("The offence date is after the decision date (%(date)s).",

@@ -34,6 +34,7 @@ from datetime import date
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import ColumnElement, Select, false, null, select
 from sqlalchemy.orm import selectinload
@@ -48,6 +49,7 @@ from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.listing import page_of
 from diversion.tenancy.models import Tenant
+from diversion.words import day
 
 SORTS: Mapping[str, str] = {
     "-reference": "Newest reference first", "reference": "Oldest reference first",
@@ -92,17 +94,27 @@ def _whole(text: str) -> int | None:
     return int(text) if text.isdigit() and len(text) < 10 else None
 
 
-def _day(args: Mapping[str, str], name: str, label: str, problems: dict[str, str]) -> date | None:
+# What a wrong offence date in the search is told, by field: (not a date, before the earliest date taken).
+_DAY_SAID = {
+    "from": (_l("The earliest offence date must be a real date, like 2026-03-27"),
+             _l("The earliest offence date must be on or after %(date)s")),
+    "to": (_l("The latest offence date must be a real date, like 2026-03-27"),
+           _l("The latest offence date must be on or after %(date)s")),
+}
+
+
+def _day(args: Mapping[str, str], name: str, problems: dict[str, str]) -> date | None:
     raw = args.get(name, "").strip()
     if not raw:
         return None
+    not_a_date, too_early = _DAY_SAID[name]
     try:
         found = date.fromisoformat(raw)
     except ValueError:
-        problems[name] = f"{label} must be a real date, like 2026-03-27"
+        problems[name] = str(not_a_date)
         return None
     if found < EARLIEST_CASE_DATE:
-        problems[name] = f"{label} must be on or after {EARLIEST_CASE_DATE:%-d %B %Y}"
+        problems[name] = too_early % {"date": day(EARLIEST_CASE_DATE, padded=False)}
         return None
     return found
 
@@ -118,14 +130,14 @@ def read_search(args: Mapping[str, str]) -> CaseSearch:
         try:
             born = date(int(parts[2]), int(parts[1]), int(parts[0]))
         except ValueError:
-            problems["born"] = "Date of birth must be a real date, with a day, a month and a year"
+            problems["born"] = _("Date of birth must be a real date, with a day, a month and a year")
     surname = args.get("surname", "").strip()[:100]
     if surname and born is None and "born" not in problems:
-        problems["born"] = "Enter the date of birth too: a surname is searched together with a date of birth"
+        problems["born"] = _("Enter the date of birth too: a surname is searched together with a date of birth")
     state = args.get("state", "") if args.get("state") in set(State) else ""
     overdue, course = args.get("overdue") == "yes", _whole(args.get("course", ""))
-    offence_from = _day(args, "from", "The earliest offence date", problems)
-    offence_to = _day(args, "to", "The latest offence date", problems)
+    offence_from = _day(args, "from", problems)
+    offence_to = _day(args, "to", problems)
     # Unless another order is asked for, a list filtered on its referrals is one of referrals, due soonest
     # first, and one filtered on offence dates is in offence date order, latest first (each the order of
     # the index its filter reads).

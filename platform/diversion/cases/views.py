@@ -42,7 +42,6 @@ from diversion.eligibility.explain import explain_decision
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import db
-from diversion.inputs import case_date_problem, date_of_birth_problem
 from diversion.language import WELSH, current_language
 from diversion.listing import page_of, total_text
 from diversion.monitoring import ETHNICITIES
@@ -84,9 +83,9 @@ def _rulebook_on_form(form: IntakeBase) -> bool:
     else:
         broken = rules.texts_broken(form.surname.data or "", form.given_name.data or "", form.pnc_id.data or "",
                                     Contact(form.phone.data or "", form.email.data or "", form.address.data or ""))
-        for dated, problem_of in ((form.date_of_birth, date_of_birth_problem), (form.offence_on, case_date_problem)):
-            if dated.data is not None and (problem := problem_of(dated.data, today)):
-                broken.append(rules.Broken(dated.name, problem))
+        for dated in (form.date_of_birth, form.offence_on):
+            if dated.data is not None and (wrong := rules.date_broken(dated.name, dated.data, today)) is not None:
+                broken.append(wrong)
     for rule in broken:
         field = getattr(form, rule.field, None)
         if not isinstance(field, Field):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Protocol
 
+from flask_babel import gettext as _
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from diversion.catalogue.vocabulary import (
@@ -190,15 +191,16 @@ def misfit(course: CourseLike, *, area: str, kind: str | None) -> str | None:
     the kind's age band. Retirement is checked by the services.
     """
     if area not in course.areas:
-        return "The course does not serve this force's area."
+        return str(_("The course does not serve this force's area."))
     if kind is None:
         return None
     wanted = PathwayKind(kind)
     if wanted not in course.kinds:
-        return f"The course does not serve the pathway's kind ({KINDS[wanted].label})."
+        return str(_("The course does not serve the pathway's kind (%(kind)s).", kind=KINDS[wanted].label))
     if not ages_overlap(course.min_age, course.max_age, wanted):
         band = KINDS[wanted]
-        return f"The course's ages do not meet the pathway's ({band.label}: {band.min_age} to {band.max_age})."
+        return str(_("The course's ages do not meet the pathway's (%(band)s: %(low)s to %(high)s).",
+                     band=band.label, low=band.min_age, high=band.max_age))
     return None
 
 

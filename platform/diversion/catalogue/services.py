@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from flask_babel import gettext as _
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
@@ -332,9 +333,9 @@ def _details(details: LocalDetails) -> dict[str, str]:
               "notes": details.notes.strip()}
     for name, limit in (("venues", 1000), ("booking_contact", 300), ("notes", 1000)):
         if len(values[name]) > limit:
-            raise CatalogueError(name, f"Must be {limit} characters or fewer.")
+            raise CatalogueError(name, _("Must be %(count)s characters or fewer.", count=limit))
     if any(len(v) > 200 for v in venues):
-        raise CatalogueError("venues", "Each venue must be 200 characters or fewer.")
+        raise CatalogueError("venues", _("Each venue must be 200 characters or fewer."))
     return values
 
 
@@ -351,17 +352,19 @@ def add_offering(tenant: Tenant, course: Course, pathway_id: str, details: Local
     require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     pathway = next((p for p in pathways_in_force(today) if p.id == pathway_id), None)
     if pathway is None:
-        raise CatalogueError("pathway", "Choose a pathway of the force's policy in force.")
+        raise CatalogueError("pathway", _("Choose a pathway of the force's policy in force."))
     if course.is_retired:
-        raise CatalogueError("course", "The course is retired: choose another.")
+        raise CatalogueError("course", _("The course is retired: choose another."))
     why = misfit(course, area=tenant.area, kind=pathway.kind)
     if why is not None:
-        raise CatalogueError("course", f"{why} Choose a course that fits {pathway.name}.")
+        raise CatalogueError("course", _("%(why)s Choose a course that fits %(pathway)s.", why=why,
+                                         pathway=pathway.name))
     values = _details(details)
     offering = db.session.scalar(select(Offering).where(Offering.course_id == course.id,
                                                         Offering.pathway == pathway.id))
     if offering is not None and offering.withdrawn_at is None:
-        raise CatalogueError("course", f"{course.title} is already offered for {pathway.name}.")
+        raise CatalogueError("course", _("%(course)s is already offered for %(pathway)s.", course=course.title,
+                                                  pathway=pathway.name))
     reopened = offering is not None
     if offering is None:
         offering = Offering(tenant_id=tenant.id, course_id=course.id, pathway=pathway.id)
@@ -383,7 +386,7 @@ def update_offering(tenant: Tenant, offering: Offering, details: LocalDetails, *
     """
     require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     if offering.withdrawn_at is not None:
-        raise CatalogueError("offering", "The offering is withdrawn: add it again to change it.")
+        raise CatalogueError("offering", _("The offering is withdrawn: add it again to change it."))
     return _changed(offering, _details(details), actor=actor, kind="offering", tenant_id=tenant.id)
 
 
@@ -394,7 +397,7 @@ def withdraw_offering(tenant: Tenant, offering: Offering, *, actor: Actor) -> No
     """
     require(actor, Action.MANAGE_OFFERINGS, tenant_id=tenant.id)
     if offering.withdrawn_at is not None:
-        raise CatalogueError("offering", "The offering is already withdrawn.")
+        raise CatalogueError("offering", _("The offering is already withdrawn."))
     offering.withdrawn_at = utcnow()
     offering.edited_in_console = True
     db.session.flush()

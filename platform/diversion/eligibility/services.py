@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import defer
 
@@ -34,10 +36,11 @@ from diversion.eligibility.simulation import CHUNK as SIMULATION_CHUNK
 from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.inputs import planned_date_problem
+from diversion.inputs import EARLIEST_CASE_DATE, latest_future_date, planned_date_problem
 from diversion.language import WELSH
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import day
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -197,7 +200,7 @@ def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: Actor) -> None
     """Throw the draft away; refuses an actor who may not edit the policy, and a published version."""
     require(actor, Action.EDIT_POLICY, tenant_id=tenant.id)
     if draft.is_published:
-        raise PolicyError("version", "A published version cannot be discarded.")
+        raise PolicyError("version", _("A published version cannot be discarded."))
     db.session.delete(draft)
     db.session.flush()
     record("policy.draft_discarded", actor=actor, tenant_id=tenant.id, object_type="policy_version",
@@ -224,26 +227,31 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
     """
     require(actor, Action.PUBLISH_POLICY, tenant_id=tenant.id)
     if tenant.status is ForceStatus.DRAFT and not opening:
-        raise PolicyError("force", f"{tenant.name} is being set up: its policy is published when the force opens.")
+        raise PolicyError("force", _("%(force)s is being set up: its policy is published when the force opens.",
+                                     force=tenant.name))
     if draft.is_published:
-        raise PolicyError("version", f"Version {draft.number} is already published.")
-    if problem := planned_date_problem(effective_from, today):
-        raise PolicyError("effective_from", f"The date {problem}.")
+        raise PolicyError("version", _("Version %(number)s is already published.", number=draft.number))
+    if planned_date_problem(effective_from, today):
+        raise PolicyError("effective_from", _("The date must be from %(earliest)s to %(latest)s.",
+                                              earliest=day(EARLIEST_CASE_DATE), latest=day(latest_future_date(today))))
     policy = compiled(draft)
     if problems := _welsh_missing(tenant, policy.document):
-        raise PolicyError("policy", f"{tenant.name} works in Welsh too: {problems[0]}.")
+        raise PolicyError("policy", _("%(force)s works in Welsh too: %(problem)s.", force=tenant.name,
+                                      problem=problems[0]))
     if not policy.document.tests:
-        raise PolicyError("tests", "Add test cases before publishing: a policy must show it works.")
+        raise PolicyError("tests", _("Add test cases before publishing: a policy must show it works."))
     failing = [t for t in run_tests(policy, default_on=today) if not t.passed]
     if failing:
-        raise PolicyError("tests", f"{len(failing)} test case(s) fail, e.g. {failing[0].name!r}: "
-                          f"{'; '.join(failing[0].problems)}.")
+        raise PolicyError("tests", ngettext("%(num)s test case fails: %(name)s: %(problems)s.",
+                                            "%(num)s test cases fail, for example %(name)s: %(problems)s.",
+                                            len(failing), name=failing[0].name,
+                                            problems="; ".join(failing[0].problems)))
     latest = db.session.scalar(
         select(func.max(PolicyVersion.effective_from)).where(PolicyVersion.status == PolicyStatus.PUBLISHED)
     )
     if latest is not None and effective_from < latest:
-        raise PolicyError("effective_from",
-                          f"The date must be on or after {latest:%d %B %Y}, when the current version took effect.")
+        raise PolicyError("effective_from", _("The date must be on or after %(date)s, when the current version "
+                                              "took effect.", date=day(latest)))
     draft.status = PolicyStatus.PUBLISHED
     draft.effective_from = effective_from
     draft.published_at = utcnow()
@@ -270,7 +278,7 @@ def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date,
         return None
     draft = current_draft()
     if draft is not None:
-        raise PolicyError("policy", "A draft is being edited in the console; publish or discard it first.")
+        raise PolicyError("policy", _("A draft is being edited in the console; publish or discard it first."))
     draft = save_draft(tenant, raw, actor=actor, origin=Origin.FORCE_FILE)
     if newest is not None and newest.effective_from and effective_from < newest.effective_from:
         effective_from = today

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from diversion.accounts.access import Action, require
@@ -119,10 +121,11 @@ def change_police_time(tenant: Tenant, *, hours_saved: int, cost_per_hour: int,
     hours or a cost outside their bounds (``ForceError`` naming the field).
     """
     require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
-    for field_name, value, (low, high), scale, unit in (("hours", hours_saved, HOURS_SAVED_BOUNDS, 10, "hours"),
-                                                         ("cost", cost_per_hour, COST_PER_HOUR_BOUNDS, 100, "pounds")):
+    for field_name, value, (low, high), scale, said in (
+            ("hours", hours_saved, HOURS_SAVED_BOUNDS, 10, _l("Enter hours from %(low)s to %(high)s")),
+            ("cost", cost_per_hour, COST_PER_HOUR_BOUNDS, 100, _l("Enter pounds from %(low)s to %(high)s"))):
         if not _whole(value) or not low <= value <= high:
-            raise ForceError(field_name, f"Enter {unit} from {low // scale:,} to {high // scale:,}")
+            raise ForceError(field_name, said % {"low": f"{low // scale:,}", "high": f"{high // scale:,}"})
     now = dict(zip((HOURS_SAVED_SETTING, COST_PER_HOUR_SETTING), police_time(tenant), strict=True))
     wanted = {HOURS_SAVED_SETTING: hours_saved, COST_PER_HOUR_SETTING: cost_per_hour}
     changes = {name: (now[name], value) for name, value in wanted.items() if now[name] != value}
@@ -279,15 +282,16 @@ def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colou
     require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
     low, high = Tenant.RETENTION_BOUNDS
     if retention_months is not None and not low <= retention_months <= high:
-        raise ForceError("retention_months", f"Enter a number of months from {low} to {high}.")
+        raise ForceError("retention_months", _("Enter a number of months from %(low)s to %(high)s", low=low,
+                                               high=high))
     colour = brand_colour.strip().lower()
     if not re.fullmatch(r"#[0-9a-f]{6}", colour):
-        raise ForceError("brand_colour", "Enter the colour as a # and six hexadecimal digits, like #1d70b8.")
+        raise ForceError("brand_colour", _("Enter the colour as a # and six hexadecimal digits, like #1d70b8."))
     if not languages:
-        raise ForceError("languages", "Choose at least one language.")
+        raise ForceError("languages", _("Choose at least one language."))
     unknown = [code for code in languages if code not in LANGUAGES]
     if unknown:
-        raise ForceError("languages", f"Choose from the languages offered, not {', '.join(unknown)}.")
+        raise ForceError("languages", _("Choose from the languages offered, not %(codes)s.", codes=", ".join(unknown)))
     if missed_sessions_allowed is not None and (
             broken := rules.missed_sessions_broken(missed_sessions_allowed)) is not None:
         raise ForceError(broken.field, broken.sentence)
@@ -299,7 +303,7 @@ def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colou
         changes[rules.MISSED_SESSIONS_SETTING] = (missed_now, missed_sessions_allowed)
     if not changes:
         return {}
-    for name, (_, value) in changes.items():
+    for name, (_before, value) in changes.items():
         if name == rules.MISSED_SESSIONS_SETTING:
             tenant.settings = {**(tenant.settings or {}), name: value}
         else:
