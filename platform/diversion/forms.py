@@ -23,7 +23,7 @@ from wtforms import DateField, Field, TextAreaField
 from wtforms.utils import unset_value
 from wtforms.validators import Length, ValidationError
 
-from diversion.inputs import text_problem
+from diversion.inputs import LINE_BREAK_MESSAGE, text_problem
 
 DATE_PARTS = 3  # day, month, year
 
@@ -61,7 +61,11 @@ def _subject(field: Field) -> str:
 def _text_problem(field: Field) -> str | None:
     for raw in getattr(field, "raw_data", None) or ():
         if isinstance(raw, str) and (problem := text_problem(raw, multiline=isinstance(field, TextAreaField))):
-            return f"{_subject(field)} {problem}"
+            if problem == LINE_BREAK_MESSAGE:
+                return str(gettext("%(field)s must be on one line, without tabs or control characters",
+                               field=_subject(field)))
+            return str(gettext("%(field)s cannot contain control characters (such as a NUL byte)",
+                               field=_subject(field)))
     return None
 
 

@@ -184,3 +184,6 @@ def test_what_is_refused_is_said_in_welsh(app: Flask, client: FlaskClient, world
     search = html.unescape(client.get("/north-wales/cases/?from=1999-12-31&surname=Jones").text)
     assert "Rhaid i'r dyddiad trosedd cynharaf fod ar 1 Ionawr 2000 neu ar ôl hynny" in search
     assert "Rhowch y dyddiad geni hefyd" in search
+    spoilt = html.unescape(_form(client, "/north-wales/encounters/new", {
+        **NORTH_WALES, "language": "cy", "surname": "Jones\x07"}).text)
+    assert "Cyfenw: ni chaiff gynnwys nodau rheoli (fel beit NUL)" in spoilt

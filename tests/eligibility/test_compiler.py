@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask_babel import force_locale
 
 from diversion.eligibility.compiler import PolicyInvalid, compile_policy
 
@@ -59,6 +61,41 @@ def test_syntax_error_is_refused_with_its_column() -> None:
     assert problem.position is not None
 
 
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        ("age >= 18 and (offence == 'supply'", "syntax error: the expression ends before it is complete"),
+        ("age >= 18 18", "syntax error: '18' is not expected here"),
+        ("age >= 18 $", "syntax error: the character '$' cannot be used"),
+    ],
+)
+def test_a_syntax_error_says_what_cannot_be_read(expression: str, said: str) -> None:
+    assert _problem(_with_expression(expression)).message == said
+
+
+def test_every_kind_of_problem_is_said_in_the_readers_language(app: Flask) -> None:
+    """A force admin reading Welsh reads a policy's problems in Welsh: the shape's, the expressions'
+    and the test cases'; the places stay the document's own words."""
+    document = _with_expression("age >= 18 and personal_uze")
+    document["exclusions"][0]["excluded_if"] = "offence >= 3"
+    document["pathways"][0].pop("sessions")
+    document["colour"] = "blue"
+    with app.test_request_context(), force_locale("cy"):
+        with pytest.raises(PolicyInvalid) as shape:
+            compile_policy(document)
+        document.pop("colour")
+        document["pathways"][0]["sessions"] = 1
+        with pytest.raises(PolicyInvalid) as expressions:
+            compile_policy(document)
+    said = {p.place: p.message for p in shape.value.problems + expressions.value.problems}
+    assert said["pathways[adult].sessions"] == "mae angen hwn"
+    assert said["colour"] == "nid yw'n rhan o bolisi: gwiriwch y sillafu"
+    assert said["pathways[adult].criteria[extra].expression"].startswith(
+        "maes anhysbys 'personal_uze': nid yw yn y catalog cenedlaethol nac yn baramedr")
+    assert said["exclusions[supply].excluded_if"] == \
+        "diffyg cyfatebiaeth math: testun yw 'offence' a rhif yw 3: ni all '>=' eu cysylltu"
+
+
 def test_an_expression_that_is_not_a_condition_is_refused() -> None:
     problem = _problem(_with_expression("age + 1"))
     assert "yes-or-no condition" in problem.message
@@ -83,12 +120,12 @@ def test_every_problem_is_reported_at_once() -> None:
 @pytest.mark.parametrize(
     ("change", "place", "text"),
     [
-        (lambda d: d["pathways"][0].pop("criteria"), "pathways[adult].criteria", "Field required"),
+        (lambda d: d["pathways"][0].pop("criteria"), "pathways[adult].criteria", "is required"),
         (lambda d: d["pathways"].append(copy.deepcopy(d["pathways"][0])), "pathways", "appears twice"),
-        (lambda d: d["pathways"][0].update(sessions=0), "pathways[adult].sessions", "greater than or equal"),
+        (lambda d: d["pathways"][0].update(sessions=0), "pathways[adult].sessions", "must be 1 or more"),
         (lambda d: d["parameters"].update(age=[{"from": "2020-01-01", "value": 3}]), "parameters.age",
          "name of a catalogue field"),
-        (lambda d: d.update(colour="blue"), "colour", "Extra inputs"),
+        (lambda d: d.update(colour="blue"), "colour", "is not part of a policy"),
     ],
 )
 def test_shape_problems_say_where(change, place, text) -> None:

@@ -64,6 +64,16 @@ def test_a_bad_draft_shows_each_problem_in_place_and_saves_nothing(app: Flask, c
         assert services.current_draft() is None
 
 
+def test_a_bad_draft_is_explained_in_welsh_to_a_reader_of_welsh(client, world: World) -> None:
+    sign_in(client, world.email("b_force_admin"))
+    text = _draft_text(client.get("/durham/policy/draft?lang=cy").text)
+    response = _save(client, text.replace('expression = "age >= adult_age"', 'expression = "age >= adult_agee"', 1))
+    assert response.status_code == 400
+    problem = html.unescape(re.search(r'data-testid="policy-problems">(.*?)</ul>', response.text, re.S).group(1))
+    assert "maes anhysbys 'adult_agee': nid yw yn y catalog cenedlaethol nac yn baramedr" in problem
+    assert "unknown field" not in problem
+
+
 def test_edit_test_publish_and_diff_in_the_console(app: Flask, client, world: World) -> None:
     sign_in(client, world.email("b_force_admin"))
     text = _draft_text(client.get("/durham/policy/draft").text)

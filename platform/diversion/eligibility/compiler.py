@@ -17,11 +17,13 @@ from functools import lru_cache
 from typing import Any
 
 import rule_engine
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 from rule_engine.parser import Parser
 
 from diversion.eligibility.decider import Decider, generate
-from diversion.eligibility.document import PolicyDocument, location
+from diversion.eligibility.document import PolicyDocument, location, shape_said
 from diversion.eligibility.fastpath import Check, fast_check
 from diversion.eligibility.fields import FIELDS
 from diversion.errors import ProblemsFound
@@ -139,15 +141,22 @@ def _first_position(expression: str, word: str) -> int | None:
     return match.start() + 1 if match else None
 
 
-_TYPE_NAMES = {"FLOAT": "a number", "STRING": "text", "BOOLEAN": "yes or no", "ARRAY": "a list",
-               "TRUE": "yes or no", "FALSE": "yes or no", "NULL": "nothing"}
+_TYPE_NAMES = {"FLOAT": _l("a number"), "STRING": _l("text"), "BOOLEAN": _l("yes or no"), "ARRAY": _l("a list"),
+               "TRUE": _l("yes or no"), "FALSE": _l("yes or no"), "NULL": _l("nothing"),
+               "DATETIME": _l("a date and time"), "TIMEDELTA": _l("a length of time"), "MAPPING": _l("a table")}
+
+
+def _type_name(name: str) -> str:
+    said = _TYPE_NAMES.get(name)
+    return str(said) if said is not None else name.lower()
 
 
 def _describe(token: Any, types: dict[str, Any]) -> str:
     if token.type == "SYMBOL":
         kind = types.get(token.value)
-        return f"{token.value!r} is {_TYPE_NAMES.get(kind.name, kind.name.lower()) if kind else 'unknown'}"
-    return f"{token.value} is {_TYPE_NAMES.get(token.type, token.type.lower())}"
+        return str(_("%(thing)s is %(kind)s", thing=repr(token.value),
+                     kind=_type_name(kind.name) if kind else _("unknown")))
+    return str(_("%(thing)s is %(kind)s", thing=str(token.value), kind=_type_name(token.type)))
 
 
 def _mismatch(expression: str, context: rule_engine.Context, types: dict[str, Any]) -> tuple[int | None, str]:
@@ -167,9 +176,10 @@ def _mismatch(expression: str, context: rule_engine.Context, types: dict[str, An
             try:
                 rule_engine.Rule(snippet, context=context)
             except rule_engine.EngineError:
-                detail = f"{_describe(before, types)} and {_describe(after, types)}: {op.value!r} cannot join them"
-                return int(op.lexpos) + 1, detail
-    return None, "the parts of the expression do not fit together"
+                return int(op.lexpos) + 1, _("%(left)s and %(right)s: %(operator)r cannot join them",
+                                             left=_describe(before, types), right=_describe(after, types),
+                                             operator=op.value)
+    return None, _("the parts of the expression do not fit together")
 
 
 def _never_equal(node: Any) -> bool:
@@ -205,8 +215,9 @@ def _equality_clash(expression: str, types: dict[str, Any]) -> tuple[int | None,
         if op.type in ("EQ", "NE"):
             left, right = _token_type(before, types), _token_type(after, types)
             if left and right and left != right:
-                return int(op.lexpos) + 1, f"{_describe(before, types)} and {_describe(after, types)}"
-    return None, "it compares values of different types"
+                return int(op.lexpos) + 1, _("%(left)s and %(right)s", left=_describe(before, types),
+                                             right=_describe(after, types))
+    return None, _("it compares values of different types")
 
 
 def _compile_one(
@@ -216,23 +227,38 @@ def _compile_one(
     try:
         rule = rule_engine.Rule(expression, context=context)
     except rule_engine.RuleSyntaxError as error:
-        position = error.token.lexpos + 1 if error.token is not None else len(expression) + 1
-        return None, f"syntax error: {error.message}", position
+        return None, _syntax_said(error, expression), \
+            error.token.lexpos + 1 if error.token is not None else len(expression) + 1
     except rule_engine.SymbolResolutionError as error:
         name = error.symbol_name
-        hint = f" (did you mean {error.suggestion}?)" if getattr(error, "suggestion", None) else ""
-        return None, f"unknown field {name!r}: not in the national catalogue nor a parameter{hint}", \
-            _first_position(expression, name)
+        if suggestion := getattr(error, "suggestion", None):
+            said = _("unknown field %(name)r: not in the national catalogue nor a parameter "
+                     "(did you mean %(suggestion)s?)", name=name, suggestion=suggestion)
+        else:
+            said = _("unknown field %(name)r: not in the national catalogue nor a parameter", name=name)
+        return None, said, _first_position(expression, name)
     except rule_engine.EngineError:
         position, detail = _mismatch(expression, context, types)
-        return None, f"type mismatch: {detail}", position
+        return None, _("type mismatch: %(detail)s", detail=detail), position
     if _never_equal(rule.statement.expression):
         position, detail = _equality_clash(expression, types)
-        return None, f"type mismatch: {detail}, so it is never equal", position
+        return None, _("type mismatch: %(detail)s, so it is never equal", detail=detail), position
     result = rule.statement.expression.result_type
     if not rule_engine.DataType.is_compatible(result, rule_engine.DataType.BOOLEAN):
-        return None, f"must be a yes-or-no condition, not a {result.name.lower()}", 1
+        return None, _("must be a yes-or-no condition, not %(kind)s", kind=_type_name(result.name)), 1
     return rule, None, None
+
+
+def _syntax_said(error: rule_engine.RuleSyntaxError, expression: str) -> str:
+    """What rule-engine's syntax error means, in the reader's language: where the expression
+    stops making sense, or the character or reserved word it cannot read."""
+    if illegal := re.search(r"illegal character ('.*')", error.message):
+        return str(_("syntax error: the character %(character)s cannot be used", character=illegal.group(1)))
+    if reserved := re.search(r"the (\S+) keyword is reserved", error.message):
+        return str(_("syntax error: %(word)r is a reserved word", word=reserved.group(1)))
+    if error.token is None:
+        return str(_("syntax error: the expression ends before it is complete"))
+    return str(_("syntax error: %(text)r is not expected here", text=str(error.token.value)))
 
 
 def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
@@ -250,13 +276,13 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
             document = PolicyDocument.model_validate(raw)
         except ValidationError as error:
             raise PolicyInvalid([
-                PolicyProblem(location(tuple(item["loc"]), raw), item["msg"].removeprefix("Value error, "))
+                PolicyProblem(location(tuple(item["loc"]), raw), shape_said(item))
                 for item in error.errors()
             ]) from None
     problems: list[PolicyProblem] = []
     parameter_names = set(document.parameters)
     for name in sorted(parameter_names & set(FIELDS)):
-        problems.append(PolicyProblem(f"parameters.{name}", "has the name of a catalogue field"))
+        problems.append(PolicyProblem(f"parameters.{name}", _("has the name of a catalogue field")))
 
     types = {name: f.rule_type for name, f in FIELDS.items()}
     types.update({name: _parameter_type(values[0].value) for name, values in document.parameters.items()})
@@ -277,12 +303,12 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
             return None
         if holds is not None and holds.casefold() == reason.casefold():
             problems.append(PolicyProblem(place.rsplit(".", 1)[0] + ".holds",
-                                          "says the same as the reason: say what is true when it is met",
+                                          _("says the same as the reason: say what is true when it is met"),
                                           pathway, criterion_id))
             return None
         if welsh.holds is not None and holds is None:
             problems.append(PolicyProblem(place.rsplit(".", 1)[0] + ".holds_cy",
-                                          "gives the Welsh of a holds sentence that is not there: add holds",
+                                          _("gives the Welsh of a holds sentence that is not there: add holds"),
                                           pathway, criterion_id))
             return None
         return CompiledCriterion(criterion_id, reason, expression, rule, frozenset(used - parameter_names),
@@ -307,7 +333,8 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
         unknown = sorted(set(case.facts) - set(FIELDS)) + sorted(set(document.test_defaults) - set(FIELDS))
         if unknown:
             problems.append(PolicyProblem(f"tests[{case.name}].facts",
-                                          f"unknown field {unknown[0]!r}: not in the national catalogue"))
+                                          _("unknown field %(name)r: not in the national catalogue",
+                                            name=unknown[0])))
     if problems:
         raise PolicyInvalid(problems)
     return CompiledPolicy(document, document.content_hash(), exclusions, tuple(pathways),
@@ -324,9 +351,8 @@ def welsh_missing(document: PolicyDocument) -> list[PolicyProblem]:
     def check(place: str, english: str | None, welsh: str | None, pathway: str | None = None,
               criterion: str | None = None) -> None:
         if english and not welsh:
-            name = place.rsplit(".", 1)[-1]
-            problems.append(PolicyProblem(f"{place}_cy", f"is missing: the force works in Welsh, so the {name} "
-                                                         f"needs its Welsh beside the English", pathway, criterion))
+            problems.append(PolicyProblem(f"{place}_cy", _("is missing: the force works in Welsh, so this needs "
+                                                           "its Welsh beside the English"), pathway, criterion))
 
     check("summary", document.summary.strip(), document.summary_cy)
     for e in document.exclusions:

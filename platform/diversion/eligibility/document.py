@@ -14,6 +14,8 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,9 +25,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from diversion.catalogue.vocabulary import PathwayKind
-from diversion.inputs import planned_date_problem
+from diversion.inputs import EARLIEST_CASE_DATE, YEARS_AHEAD, latest_future_date
 from diversion.language import WELSH
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
@@ -107,7 +110,7 @@ class Pathway(_Strict):
 
     @model_validator(mode="after")
     def _unique_criteria(self) -> Pathway:
-        _refuse_duplicates([c.id for c in self.criteria], f"pathway {self.id}: criterion")
+        _refuse_duplicates([c.id for c in self.criteria], _("pathway %(pathway)s: criterion", pathway=self.id))
         return self
 
 
@@ -132,7 +135,7 @@ class TestCase(_Strict):
     @model_validator(mode="after")
     def _pathway_only_when_eligible(self) -> TestCase:
         if (self.expect == "eligible") != (self.pathway is not None):
-            raise ValueError("give a pathway exactly when the expected outcome is eligible")
+            raise ValueError(_("give a pathway exactly when the expected outcome is eligible"))
         return self
 
 
@@ -148,13 +151,13 @@ class PolicyDocument(_Strict):
     @field_validator("pathways")
     @classmethod
     def _unique_pathways(cls, pathways: list[Pathway]) -> list[Pathway]:
-        _refuse_duplicates([p.id for p in pathways], "pathway")
+        _refuse_duplicates([p.id for p in pathways], _("pathway"))
         return pathways
 
     @field_validator("exclusions")
     @classmethod
     def _unique_exclusions(cls, exclusions: list[Exclusion]) -> list[Exclusion]:
-        _refuse_duplicates([e.id for e in exclusions], "exclusion")
+        _refuse_duplicates([e.id for e in exclusions], _("exclusion"))
         return exclusions
 
     @field_validator("parameters")
@@ -162,14 +165,20 @@ class PolicyDocument(_Strict):
     def _dated_consistently(cls, parameters: dict[str, list[DatedValue]]) -> dict[str, list[DatedValue]]:
         for name, values in parameters.items():
             if not values:
-                raise ValueError(f"parameter {name} has no value")
-            _refuse_duplicates([v.from_.isoformat() for v in values], f"parameter {name}: date")
-            today = datetime.now(UTC).date()
+                raise ValueError(_("parameter %(name)s has no value", name=name))
+            _refuse_duplicates([v.from_.isoformat() for v in values], _("parameter %(name)s: date", name=name))
+            latest = latest_future_date(datetime.now(UTC).date())
             for dated in values:
-                if problem := planned_date_problem(dated.from_, today):
-                    raise ValueError(f"parameter {name}: the date {dated.from_.isoformat()} {problem}")
+                if dated.from_ < EARLIEST_CASE_DATE:
+                    raise ValueError(_("parameter %(name)s: the date %(date)s must be on or after %(earliest)s",
+                                       name=name, date=dated.from_.isoformat(),
+                                       earliest=EARLIEST_CASE_DATE.isoformat()))
+                if dated.from_ > latest:
+                    raise ValueError(_("parameter %(name)s: the date %(date)s must be no later than %(latest)s "
+                                       "(%(years)s years from today)", name=name, date=dated.from_.isoformat(),
+                                       latest=latest.isoformat(), years=YEARS_AHEAD))
             if len({type(v.value) for v in values}) > 1:
-                raise ValueError(f"parameter {name} changes type between dates")
+                raise ValueError(_("parameter %(name)s changes type between dates", name=name))
         return parameters
 
     @field_validator("tests")
@@ -178,7 +187,8 @@ class PolicyDocument(_Strict):
         pathway_ids = {p.id for p in info.data.get("pathways", [])}
         for case in tests:
             if case.pathway is not None and case.pathway not in pathway_ids:
-                raise ValueError(f"test {case.name!r} expects unknown pathway {case.pathway!r}")
+                raise ValueError(_("test %(test)r expects unknown pathway %(pathway)r", test=case.name,
+                                   pathway=case.pathway))
         return tests
 
     def parameters_on(self, day: date) -> dict[str, ParameterValue]:
@@ -205,8 +215,51 @@ def _refuse_duplicates(ids: list[str], what: str) -> None:
     seen: set[str] = set()
     for identifier in ids:
         if identifier in seen:
-            raise ValueError(f"{what} {identifier!r} appears twice")
+            raise ValueError(_("%(what)s %(id)r appears twice", what=what, id=identifier))
         seen.add(identifier)
+
+
+# What is wrong with a document's shape, said in the reader's language, by the kind of error
+# pydantic found (its ``ctx`` fills the placeholders); a kind not listed keeps pydantic's English.
+_SHAPE_SAID = {
+    "missing": _l("is required"),
+    "extra_forbidden": _l("is not part of a policy: check its spelling"),
+    "string_type": _l("must be text"),
+    "string_too_short": _l("must not be empty"),
+    "string_too_long": _l("must be %(max_length)s characters or fewer"),
+    "string_pattern_mismatch": _l("must start with a small letter and hold only small letters, digits, - and _"),
+    "int_type": _l("must be a whole number"),
+    "int_parsing": _l("must be a whole number"),
+    "int_from_float": _l("must be a whole number"),
+    "bool_type": _l("must be true or false"),
+    "bool_parsing": _l("must be true or false"),
+    "greater_than_equal": _l("must be %(ge)s or more"),
+    "less_than_equal": _l("must be %(le)s or less"),
+    "too_short": _l("must have at least %(min_length)s"),
+    "list_type": _l("must be a list"),
+    "dict_type": _l("must be a table"),
+    "model_type": _l("must be a table"),
+    "model_attributes_type": _l("must be a table"),
+    "date_type": _l("must be a date, like 2026-04-01"),
+    "date_parsing": _l("must be a date, like 2026-04-01"),
+    "date_from_datetime_parsing": _l("must be a date, like 2026-04-01"),
+    "date_from_datetime_inexact": _l("must be a date, like 2026-04-01"),
+    "literal_error": _l("must be one of %(expected)s"),
+    "enum": _l("must be one of %(expected)s"),
+}
+
+
+def shape_said(item: ErrorDetails) -> str:
+    """What one of pydantic's errors about a document says, in the reader's language: a
+    check of the document's own (a ``ValueError``) as it said it, pydantic's kinds from
+    ``_SHAPE_SAID``."""
+    context = item.get("ctx") or {}
+    if item["type"] == "value_error":
+        return str(context.get("error", item["msg"]))
+    said = _SHAPE_SAID.get(item["type"])
+    if said is None:
+        return item["msg"]
+    return str(said) % {key: str(value) for key, value in context.items()}
 
 
 def location(loc: tuple[int | str, ...], document: dict[str, Any]) -> str:

@@ -32,6 +32,8 @@ from datetime import date
 from functools import cached_property
 from typing import Any, Literal
 
+from flask_babel import gettext as _
+
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
 from diversion.eligibility.decider import Verdict
 from diversion.eligibility.fields import FactsInvalid
@@ -164,15 +166,16 @@ def run_tests(policy: CompiledPolicy, *, default_on: date) -> list[TestOutcome]:
         try:
             decision = decide(policy, case.all_facts(document.test_defaults), case.on or default_on)
         except FactsInvalid as error:
-            outcomes.append(TestOutcome(case.name, False, (f"bad facts: {error}",), None))
+            outcomes.append(TestOutcome(case.name, False, (_("bad facts: %(problems)s", problems=str(error)),), None))
             continue
         problems: list[str] = []
         if decision.outcome != case.expect:
-            problems.append(f"expected {case.expect}, got {decision.outcome}")
+            problems.append(_("expected %(expected)s, got %(got)s", expected=case.expect, got=decision.outcome))
         if case.pathway is not None and decision.pathway != case.pathway:
-            problems.append(f"expected pathway {case.pathway}, got {decision.pathway}")
+            problems.append(_("expected pathway %(expected)s, got %(got)s", expected=case.pathway,
+                              got=decision.pathway))
         unmet = {r.criterion for r in decision.unmet}
-        problems += [f"expected {c} to be unmet" for c in case.unmet if c not in unmet]
-        problems += [f"expected {f} to be missing" for f in case.missing if f not in decision.missing]
+        problems += [_("expected %(criterion)s to be unmet", criterion=c) for c in case.unmet if c not in unmet]
+        problems += [_("expected %(fact)s to be missing", fact=f) for f in case.missing if f not in decision.missing]
         outcomes.append(TestOutcome(case.name, not problems, tuple(problems), decision))
     return outcomes

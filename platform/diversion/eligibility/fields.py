@@ -172,7 +172,7 @@ def describe_fact(name: str, value: Any) -> str:
     """A fact's value in words; ``None`` (or left out) is "Not known"."""
     field = FIELDS.get(name)
     if value is None:
-        return "Not known"
+        return str(gettext("Not known"))
     return field.describe(value) if field else str(value)
 
 
@@ -187,23 +187,24 @@ class FactsInvalid(ValueError):  # noqa: N818 - reads as the condition it report
 def _check(field: Field, value: Any) -> str | None:  # noqa: PLR0911 - one answer per kind
     if field.kind is Kind.INT:
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be a whole number, not {value!r}"
+            return str(gettext("must be a whole number, not %(value)r", value=value))
         if field.minimum is not None and value < field.minimum:
-            return f"must be at least {field.minimum}, not {value}"
+            return str(gettext("must be at least %(minimum)s, not %(value)s", minimum=field.minimum, value=value))
         if value > LARGEST_WHOLE:
-            return f"must be at most {LARGEST_WHOLE}, not {value}"
+            return str(gettext("must be at most %(maximum)s, not %(value)s", maximum=LARGEST_WHOLE, value=value))
         return None
     if field.kind is Kind.BOOL:
-        return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+        return None if isinstance(value, bool) else str(gettext("must be true or false, not %(value)r", value=value))
     if field.kind is Kind.CHOICE:
         if value not in field.values:
-            return f"must be one of {', '.join(field.values)}; not {value!r}"
+            return str(gettext("must be one of %(values)s; not %(value)r", values=", ".join(field.values), value=value))
         return None
     if not isinstance(value, list):
-        return f"must be a list of values from {', '.join(field.values)}; not {value!r}"
+        return str(gettext("must be a list of values from %(values)s; not %(value)r", values=", ".join(field.values),
+                       value=value))
     wrong = [item for item in value if item not in field.values]
     if wrong:
-        return f"{wrong[0]!r} is not one of {', '.join(field.values)}"
+        return str(gettext("%(value)r is not one of %(values)s", value=wrong[0], values=", ".join(field.values)))
     return None
 
 
@@ -237,13 +238,13 @@ def validate_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in facts.items():
         fits = _FITS.get(name)
         if fits is None:
-            problems[name] = "is not a field of the national catalogue"
+            problems[name] = gettext("is not a field of the national catalogue")
         elif value is None:
             continue
         elif fits(value):
             known[name] = sorted(set(value)) if name in _LISTS else value
         else:
-            problems[name] = _check(FIELDS[name], value) or "does not fit"
+            problems[name] = _check(FIELDS[name], value) or gettext("does not fit")
     if problems:
         raise FactsInvalid(problems)
     return known

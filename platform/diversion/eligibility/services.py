@@ -292,7 +292,7 @@ def decide_case(facts: dict[str, Any], on: date) -> tuple[Assessment, PolicyVers
     """
     in_force = policy_in_force(on)
     if in_force is None:
-        raise NoPolicyInForce(f"No published policy is in force on {on:%d %B %Y}.")
+        raise NoPolicyInForce(_("No published policy is in force on %(day)s.", day=day(on)))
     return decide(compiled(in_force), facts, on, version=in_force.number), in_force
 
 
