@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import AfterValidator
 
 # C0 controls but tab, line feed and carriage return; DEL and the C1 controls.
@@ -192,14 +194,29 @@ def _depth(data: Any) -> int:
     return deepest
 
 
+# What a refused document is called, in the reader's language (``what`` of the loaders).
+_DOCUMENTS = {"document": _l("document"), "draft": _l("draft"), "policy": _l("policy"), "file": _l("file"),
+              "facts file": _l("facts file")}
+
+
+def _said(what: str) -> str:
+    return str(_DOCUMENTS.get(what, what))
+
+
+def _deep(what: str) -> str:
+    return str(_("The %(what)s nests tables or lists more than %(count)s levels deep.", what=_said(what),
+                 count=MAX_DOCUMENT_DEPTH))
+
+
 def _bounded(text: str, what: str) -> None:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
-        raise InputRefused(f"The {what} is larger than {MAX_DOCUMENT_BYTES // 1000} KB.")
+        raise InputRefused(_("The %(what)s is larger than %(size)s KB.", what=_said(what),
+                             size=MAX_DOCUMENT_BYTES // 1000))
 
 
 def _checked(data: Any, what: str) -> Any:
     if _depth(data) > MAX_DOCUMENT_DEPTH:
-        raise InputRefused(f"The {what} nests tables or lists more than {MAX_DOCUMENT_DEPTH} levels deep.")
+        raise InputRefused(_deep(what))
     for place, value in strings_in(data):
         if (problem := text_problem(value, multiline=True)) is not None:
             raise InputRefused(problem, dotted(place))
@@ -214,9 +231,9 @@ def load_toml(text: str, *, what: str = "document") -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise BadSyntax(f"The {what} is not valid TOML: {error}.") from error
+        raise BadSyntax(_("The %(what)s is not valid TOML: %(error)s.", what=_said(what), error=error)) from error
     except RecursionError as error:  # the parser recurses once per level of nesting
-        raise InputRefused(f"The {what} nests tables or lists more than {MAX_DOCUMENT_DEPTH} levels deep.") \
+        raise InputRefused(_deep(what)) \
             from error
     return _checked(data, what)  # type: ignore[no-any-return]
 
@@ -227,8 +244,8 @@ def load_json(text: str, *, what: str = "document") -> Any:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BadSyntax(f"The {what} is not valid JSON: {error}.") from error
+        raise BadSyntax(_("The %(what)s is not valid JSON: %(error)s.", what=_said(what), error=error)) from error
     except RecursionError as error:
-        raise InputRefused(f"The {what} nests objects or lists more than {MAX_DOCUMENT_DEPTH} levels deep.") \
+        raise InputRefused(_deep(what)) \
             from error
     return _checked(data, what)

@@ -60,6 +60,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from diversion.errors import FieldError
 
@@ -105,8 +108,8 @@ _REFUSED_V6 = tuple(ipaddress.IPv6Network(network) for network in (
 class Refused(FieldError):  # noqa: N818 - reads as the condition it reports
     """An address outward calls may not go to; ``message`` says why in plain words."""
 
-    def __init__(self, message: str, field: str = "url") -> None:
-        super().__init__(field, message)
+    def __init__(self, message: str | LazyString, field: str = "url") -> None:
+        super().__init__(field, str(message))
 
 
 class Result(enum.StrEnum):
@@ -208,18 +211,18 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
-MALFORMED = ("This is not a web address we can use: check the host name, the brackets around an IPv6 "
-             "address and the port.")
-NOT_PUBLIC_ADDRESS = ("This address is not on the public internet (it is a local, private or reserved address): "
-                      "give the public address of your endpoint.")
-NOT_PUBLIC_NAME = ("This host name does not lead to public internet addresses only: give the public address "
-                   "of your endpoint.")
+MALFORMED = _l("This is not a web address we can use: check the host name, the brackets around an IPv6 "
+               "address and the port.")
+NOT_PUBLIC_ADDRESS = _l("This address is not on the public internet (it is a local, private or reserved address): "
+                        "give the public address of your endpoint.")
+NOT_PUBLIC_NAME = _l("This host name does not lead to public internet addresses only: give the public address "
+                     "of your endpoint.")
 
 
 def _parse(url: str, rules: Policy) -> tuple[str, str, int, str]:
     """Scheme, ASCII host, port and target of a URL the rules accept as written."""
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise Refused("The address cannot contain spaces or control characters.")
+        raise Refused(_("The address cannot contain spaces or control characters."))
     schemes = ("https", "http") if rules.allow_http else ("https",)
     try:
         parts = urlsplit(url)
@@ -228,9 +231,9 @@ def _parse(url: str, rules: Policy) -> tuple[str, str, int, str]:
     except ValueError:
         raise Refused(MALFORMED) from None
     if parts.scheme.lower() not in schemes or not hostname:
-        raise Refused("The address must be a full https:// address, such as https://example.org/diversion/webhooks.")
+        raise Refused(_("The address must be a full https:// address, such as https://example.org/diversion/webhooks."))
     if "@" in parts.netloc or "#" in url:
-        raise Refused("The address cannot carry a user name, password or #fragment.")
+        raise Refused(_("The address cannot carry a user name, password or #fragment."))
     scheme = parts.scheme.lower()
     if port is None:
         if parts.netloc.endswith(":"):
@@ -272,7 +275,8 @@ def check(url: str, rules: Policy) -> Destination:
     allowed_ports = rules.ports | ({80} if scheme == "http" else set())
     if port not in allowed_ports and not allow_listed:
         ports = ", ".join(str(p) for p in sorted(allowed_ports))
-        raise Refused(f"The address must use the standard port ({ports}), not port {port}.")
+        raise Refused(_("The address must use the standard port (%(ports)s), not port %(port)s.",
+                        ports=ports, port=port))
     found = _addresses(host, port)
     is_literal = literal_address(host) is not None
     if not found:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from diversion.accounts import access, people, sso
@@ -318,6 +319,20 @@ def test_a_service_refuses_a_caller_without_the_right(app: Flask, cast: Cast, ac
             assert refused.value.field == action.value
             assert refused.value.code == 403
             assert refused.value.message.endswith(": your role does not allow it."), refused.value.message
+
+
+def test_every_refusal_is_said_in_the_readers_language(app: Flask) -> None:
+    """Each action's refusal names the action in Welsh to a reader of Welsh, none in English."""
+    with app.test_request_context(), force_locale("cy"):
+        for action in Action:
+            with pytest.raises(AccessRefused) as refused:
+                access.require(None, action)
+            said = refused.value.message
+            assert said.startswith("Ni allwch "), said
+            assert said.endswith(": nid yw eich rôl yn caniatáu hyn."), said
+            with force_locale("en"):
+                english = str(access.WORDS[action])
+            assert english not in said, said
 
 
 def test_every_action_that_a_service_checks_is_tried() -> None:

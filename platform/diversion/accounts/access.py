@@ -32,6 +32,9 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, Union
 
 from flask import abort, g
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -166,47 +169,47 @@ ALLOWED: Mapping[Action, frozenset[Principal]] = {
 }
 
 # What the refusal says, by action: "You cannot <this>."
-WORDS: Mapping[Action, str] = {
-    Action.READ_POLICY: "read this force's policy",
-    Action.EDIT_POLICY: "change this force's policy",
-    Action.PUBLISH_POLICY: "publish this force's policy",
-    Action.SIMULATE_POLICY: "simulate this force's policy on its past cases",
-    Action.RECORD_ENCOUNTER: "record an encounter in this force",
-    Action.READ_CASES: "see this force's cases",
-    Action.REVIEW_DECISIONS: "review this force's decisions",
-    Action.OVERRIDE_DECISION: "override a decision in this force",
-    Action.REFER: "refer in this force",
-    Action.MOVE_REFERRAL: "move this referral on",
-    Action.WITHDRAW_REFERRAL: "withdraw this referral",
-    Action.BOOK_SESSION: "book a session of this referral",
-    Action.RECORD_ATTENDANCE: "record attendance for this referral",
-    Action.EXPIRE_REFERRALS: "end overdue referrals",
-    Action.IMPORT_CASES: "import case records",
-    Action.MANAGE_MEMBERS: "manage this force's members",
-    Action.MANAGE_API_TOKENS: "manage this force's API tokens",
-    Action.MANAGE_OFFERINGS: "manage this force's courses",
-    Action.CHANGE_FORCE_SETTINGS: "change this force's settings",
-    Action.EXPORT_FORCE: "download this force's configuration",
-    Action.READ_FORCE_AUDIT: "see this force's audit log",
-    Action.MANAGE_SIGN_ON: "change this force's single sign-on",
-    Action.READ_PROVIDER_REFERRALS: "see this provider's referrals",
-    Action.MANAGE_PROVIDER_TOKENS: "manage this provider's API tokens",
-    Action.MANAGE_WEBHOOK: "manage this provider's webhook",
-    Action.MANAGE_PROVIDER_PEOPLE: "manage this provider's people",
-    Action.MANAGE_PAYOUTS: "set up this provider's payouts",
-    Action.READ_BILLING: "see these contracts and statements",
-    Action.MANAGE_CONTRACTS: "change billing contracts",
-    Action.CORRECT_LEDGER: "correct the ledger",
-    Action.CLOSE_MONTH: "close a billing month",
-    Action.RECONCILE_BILLING: "reconcile billing",
-    Action.MANAGE_USERS: "manage user accounts",
-    Action.EDIT_CATALOGUE: "change the course catalogue",
-    Action.SYNC_FORCES: "write forces from their files",
-    Action.CHANGE_FORCE_STATUS: "open, suspend or reopen a force",
-    Action.ONBOARD_FORCE: "set up a new force",
-    Action.READ_PLATFORM_AUDIT: "see the platform's audit log",
-    Action.READ_NATIONAL_FIGURES: "see the national comparison",
-    Action.READ_FORCE_FIGURES: "see this force's figures",
+WORDS: Mapping[Action, LazyString] = {
+    Action.READ_POLICY: _l("read this force's policy"),
+    Action.EDIT_POLICY: _l("change this force's policy"),
+    Action.PUBLISH_POLICY: _l("publish this force's policy"),
+    Action.SIMULATE_POLICY: _l("simulate this force's policy on its past cases"),
+    Action.RECORD_ENCOUNTER: _l("record an encounter in this force"),
+    Action.READ_CASES: _l("see this force's cases"),
+    Action.REVIEW_DECISIONS: _l("review this force's decisions"),
+    Action.OVERRIDE_DECISION: _l("override a decision in this force"),
+    Action.REFER: _l("refer in this force"),
+    Action.MOVE_REFERRAL: _l("move this referral on"),
+    Action.WITHDRAW_REFERRAL: _l("withdraw this referral"),
+    Action.BOOK_SESSION: _l("book a session of this referral"),
+    Action.RECORD_ATTENDANCE: _l("record attendance for this referral"),
+    Action.EXPIRE_REFERRALS: _l("end overdue referrals"),
+    Action.IMPORT_CASES: _l("import case records"),
+    Action.MANAGE_MEMBERS: _l("manage this force's members"),
+    Action.MANAGE_API_TOKENS: _l("manage this force's API tokens"),
+    Action.MANAGE_OFFERINGS: _l("manage this force's courses"),
+    Action.CHANGE_FORCE_SETTINGS: _l("change this force's settings"),
+    Action.EXPORT_FORCE: _l("download this force's configuration"),
+    Action.READ_FORCE_AUDIT: _l("see this force's audit log"),
+    Action.MANAGE_SIGN_ON: _l("change this force's single sign-on"),
+    Action.READ_PROVIDER_REFERRALS: _l("see this provider's referrals"),
+    Action.MANAGE_PROVIDER_TOKENS: _l("manage this provider's API tokens"),
+    Action.MANAGE_WEBHOOK: _l("manage this provider's webhook"),
+    Action.MANAGE_PROVIDER_PEOPLE: _l("manage this provider's people"),
+    Action.MANAGE_PAYOUTS: _l("set up this provider's payouts"),
+    Action.READ_BILLING: _l("see these contracts and statements"),
+    Action.MANAGE_CONTRACTS: _l("change billing contracts"),
+    Action.CORRECT_LEDGER: _l("correct the ledger"),
+    Action.CLOSE_MONTH: _l("close a billing month"),
+    Action.RECONCILE_BILLING: _l("reconcile billing"),
+    Action.MANAGE_USERS: _l("manage user accounts"),
+    Action.EDIT_CATALOGUE: _l("change the course catalogue"),
+    Action.SYNC_FORCES: _l("write forces from their files"),
+    Action.CHANGE_FORCE_STATUS: _l("open, suspend or reopen a force"),
+    Action.ONBOARD_FORCE: _l("set up a new force"),
+    Action.READ_PLATFORM_AUDIT: _l("see the platform's audit log"),
+    Action.READ_NATIONAL_FIGURES: _l("see the national comparison"),
+    Action.READ_FORCE_FIGURES: _l("see this force's figures"),
 }
 
 
@@ -298,7 +301,8 @@ def require(actor: Actor | None, *actions: Action, tenant_id: int | None = None,
             provider_id: int | None = None) -> None:
     """Refuse (``AccessRefused``) an actor who may do none of ``actions`` there; nothing is written."""
     if not may(actor, *actions, tenant_id=tenant_id, provider_id=provider_id):
-        raise AccessRefused(actions[0].value, f"You cannot {WORDS[actions[0]]}: your role does not allow it.")
+        raise AccessRefused(actions[0].value, _("You cannot %(action)s: your role does not allow it.",
+                                                      action=str(WORDS[actions[0]])))
 
 
 def user_id_of(actor: Actor | None) -> int | None:

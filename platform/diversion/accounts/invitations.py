@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import current_app, has_request_context, url_for
+from flask_babel import gettext as _
 from sqlalchemy import Enum, ForeignKey, Select, String, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -136,9 +137,9 @@ def _new_token() -> tuple[str, str]:
 def _clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:
-        raise AccountError("name", "Enter the person's name.")
+        raise AccountError("name", _("Enter the person's name."))
     if len(cleaned) > MAX_NAME_LENGTH:
-        raise AccountError("name", f"The name must be {MAX_NAME_LENGTH} characters or fewer.")
+        raise AccountError("name", _("The name must be %(count)s characters or fewer.", count=MAX_NAME_LENGTH))
     return cleaned
 
 
@@ -164,15 +165,15 @@ def invite_to_force(tenant: Tenant, *, email: str, name: str, role: Role,
     """
     require(actor, Action.MANAGE_MEMBERS, Action.MANAGE_USERS, tenant_id=tenant.id)
     if role not in FORCE_ROLES:
-        raise AccountError("role", "Choose a role within a force.")
+        raise AccountError("role", _("Choose a role within a force."))
     if role is not Role.FORCE_ADMIN and not may(actor, Action.MANAGE_MEMBERS, tenant_id=tenant.id):
-        raise AccountError("role", "The platform team invites a force's admins only; its admins invite the rest.")
+        raise AccountError("role", _("The platform team invites a force's admins only; its admins invite the rest."))
     email = normalise_email(email)
     name = _clean_name(name)
     held = db.session.scalar(select(ForceMembership.id).join(User, User.id == ForceMembership.user_id).where(
         User.email == email, ForceMembership.role == role))
     if held is not None:
-        raise AccountError("email", f"The person with this address is already {role.with_article} here.")
+        raise AccountError("email", _("The person with this address is already %(role)s here.", role=role.with_article))
     replaced = db.session.scalars(select(ForceInvitation.id).where(
         ForceInvitation.email == email, ForceInvitation.used_at.is_(None))).all()
     if replaced:
@@ -213,9 +214,9 @@ def open_force_invitation(token: str) -> ForceInvitation | None:
 
 def _taken_up(invitation: Invitation, user: User) -> None:
     if not invitation.usable:
-        raise AccountError("invitation", "This invitation has been used or has expired.")
+        raise AccountError("invitation", _("This invitation has been used or has expired."))
     if not user.active:
-        raise AccountError("invitation", "This account is deactivated: ask the platform team.")
+        raise AccountError("invitation", _("This account is deactivated: ask the platform team."))
     invitation.used_at = utcnow()
     invitation.used_by_id = user.id
 
@@ -260,7 +261,7 @@ def withdraw_force_invitation(tenant: Tenant, invitation: ForceInvitation, *, ac
     """
     require(actor, Action.MANAGE_MEMBERS, Action.MANAGE_USERS, tenant_id=tenant.id)
     if invitation.used_at is not None:
-        raise AccountError("invitation", f"{invitation.name} has already accepted this invitation.")
+        raise AccountError("invitation", _("%(name)s has already accepted this invitation.", name=invitation.name))
     db.session.delete(invitation)
     db.session.flush()
     record("invitation.withdrawn", actor=actor, tenant_id=tenant.id, object_type="invitation",
@@ -284,15 +285,16 @@ def invite_to_provider(provider: Provider, *, email: str, name: str, role: Provi
     """
     require(actor, Action.MANAGE_PROVIDER_PEOPLE, Action.MANAGE_USERS, provider_id=provider.id)
     if not isinstance(role, ProviderRole):
-        raise AccountError("role", "Choose staff or admin.")
+        raise AccountError("role", _("Choose staff or admin."))
     if role is not ProviderRole.ADMIN and not may(actor, Action.MANAGE_PROVIDER_PEOPLE, provider_id=provider.id):
-        raise AccountError("role", "The platform team invites a provider's admins only; its admins invite the rest.")
+        raise AccountError("role", _("The platform team invites a provider's admins only; its admins invite the rest."))
     email = normalise_email(email)
     name = _clean_name(name)
     held = db.session.scalar(select(ProviderMembership.id).join(User, User.id == ProviderMembership.user_id).where(
         User.email == email, ProviderMembership.provider_id == provider.id))
     if held is not None:
-        raise AccountError("email", f"The person with this address already works for {provider.name}.")
+        raise AccountError("email", _("The person with this address already works for %(provider)s.",
+                                      provider=provider.name))
     replaced = db.session.scalars(select(ProviderInvitation.id).where(
         ProviderInvitation.provider_id == provider.id, ProviderInvitation.email == email,
         ProviderInvitation.used_at.is_(None))).all()
@@ -363,9 +365,9 @@ def withdraw_provider_invitation(provider: Provider, invitation: ProviderInvitat
     """
     require(actor, Action.MANAGE_PROVIDER_PEOPLE, Action.MANAGE_USERS, provider_id=provider.id)
     if invitation.provider_id != provider.id:
-        raise AccountError("invitation", "This invitation is not one of this provider's.")
+        raise AccountError("invitation", _("This invitation is not one of this provider's."))
     if invitation.used_at is not None:
-        raise AccountError("invitation", f"{invitation.name} has already accepted this invitation.")
+        raise AccountError("invitation", _("%(name)s has already accepted this invitation.", name=invitation.name))
     db.session.delete(invitation)
     db.session.flush()
     record("provider_invitation.withdrawn", actor=actor, tenant_id=None, object_type="provider_invitation",
@@ -393,9 +395,9 @@ def account_from_invitation(invitation: Invitation, *, name: str, password: str)
     from diversion.accounts.services import find_user, hash_password
 
     if not invitation.usable:
-        raise AccountError("invitation", "This invitation has been used or has expired.")
+        raise AccountError("invitation", _("This invitation has been used or has expired."))
     if find_user(invitation.email) is not None:
-        raise AccountError("email", "An account with this email address exists: sign in, then open the link again.")
+        raise AccountError("email", _("An account with this email address exists: sign in, then open the link again."))
     user = User(email=invitation.email, name=_clean_name(name), password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 
 from diversion.accounts.access import Action, require
@@ -71,12 +72,12 @@ def _keep_a_provider_admin(membership: ProviderMembership) -> None:
         admins = db.session.scalar(select(func.count()).select_from(ProviderMembership).where(
             ProviderMembership.provider_id == membership.provider_id, ProviderMembership.role == ProviderRole.ADMIN))
         if (admins or 0) <= 1:
-            raise AccountError("membership", "A provider must keep at least one admin.")
+            raise AccountError("membership", _("A provider must keep at least one admin."))
 
 
 def _mine(provider: Provider, membership: ProviderMembership) -> None:
     if membership.provider_id != provider.id:
-        raise AccountError("membership", f"This person does not work for {provider.name}.")
+        raise AccountError("membership", _("This person does not work for %(provider)s.", provider=provider.name))
 
 
 def change_provider_role(provider: Provider, membership: ProviderMembership, role: ProviderRole, *,
@@ -89,7 +90,7 @@ def change_provider_role(provider: Provider, membership: ProviderMembership, rol
     require(actor, Action.MANAGE_PROVIDER_PEOPLE, provider_id=provider.id)
     _mine(provider, membership)
     if not isinstance(role, ProviderRole):
-        raise AccountError("role", "Choose staff or admin.")
+        raise AccountError("role", _("Choose staff or admin."))
     if role is membership.role:
         return membership
     _keep_a_provider_admin(membership)

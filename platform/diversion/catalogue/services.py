@@ -159,9 +159,10 @@ def _provider_values(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _address_free(model: type[Provider] | type[Course], slug: str, which: str) -> None:
-    """Refuse (on ``slug``) an address a row of ``model`` already has; ``which`` names the kind of row."""
+    """Refuse (on ``slug``) an address a row of ``model`` already has; ``which`` says so, the address
+    its ``%(slug)r``."""
     if db.session.scalar(select(model).where(model.slug == slug)) is not None:
-        raise CatalogueError("slug", f"{which} already has the address {slug!r}.")
+        raise CatalogueError("slug", which % {"slug": slug})
 
 
 def _added_in_console(row: Edited, *, actor: Actor, kind: str) -> Edited:
@@ -193,7 +194,7 @@ def create_provider(data: dict[str, Any], *, actor: Actor) -> Provider:
     An actor the access table does not allow is refused first (``AccessRefused``)."""
     require(actor, Action.EDIT_CATALOGUE)
     entry = _validated(ProviderEntry, data)
-    _address_free(Provider, entry.slug, "A provider")
+    _address_free(Provider, entry.slug, _("A provider already has the address %(slug)r."))
     return _added_in_console(Provider(slug=entry.slug, edited_in_console=True,
                                       **entry.model_dump(include=set(PROVIDER_FIELDS))), actor=actor, kind="provider")
 
@@ -213,7 +214,7 @@ def _course_entry(data: dict[str, Any]) -> tuple[CourseEntry, Provider]:
     entry = _validated(CourseEntry, data)
     provider = db.session.scalar(select(Provider).where(Provider.slug == entry.provider))
     if provider is None:
-        raise CatalogueError("provider", "Choose a provider on the platform.")
+        raise CatalogueError("provider", _("Choose a provider on the platform."))
     return entry, provider
 
 
@@ -222,7 +223,7 @@ def create_course(data: dict[str, Any], *, actor: Actor) -> Course:
     An actor the access table does not allow is refused first (``AccessRefused``)."""
     require(actor, Action.EDIT_CATALOGUE)
     entry, provider = _course_entry(data)
-    _address_free(Course, entry.slug, "A course")
+    _address_free(Course, entry.slug, _("A course already has the address %(slug)r."))
     return _added_in_console(Course(slug=entry.slug, edited_in_console=True, **_course_values(entry, provider.id)),
                              actor=actor, kind="course")
 
@@ -247,7 +248,7 @@ def retire_course(course: Course, *, actor: Actor) -> None:
     """
     require(actor, Action.EDIT_CATALOGUE)
     if course.is_retired:
-        raise CatalogueError("course", "The course is already retired.")
+        raise CatalogueError("course", _("The course is already retired."))
     course.retired_at = utcnow()
     db.session.flush()
     record("course.retired", actor=actor, tenant_id=None, object_type="course", object_id=course.id)
@@ -258,7 +259,7 @@ def reinstate_course(course: Course, *, actor: Actor) -> None:
     An actor the access table does not allow is refused first (``AccessRefused``)."""
     require(actor, Action.EDIT_CATALOGUE)
     if not course.is_retired:
-        raise CatalogueError("course", "The course is not retired.")
+        raise CatalogueError("course", _("The course is not retired."))
     course.retired_at = None
     db.session.flush()
     record("course.reinstated", actor=actor, tenant_id=None, object_type="course", object_id=course.id)

@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -86,11 +87,11 @@ def decode_cursor(cursor: str | None) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
-    version, _, number = raw.partition(":")
+    version, _colon, number = raw.partition(":")
     if (version != CURSOR_VERSION or not number.isascii() or not number.isdigit() or len(number) > 18
             or encode_cursor(int(number)) != cursor):  # only the exact text the feed gave out
-        raise CursorError("cursor", "This is not a cursor the feed gave out: start again without one, "
-                                      "or use next_cursor from the last page.")
+        raise CursorError("cursor", _("This is not a cursor the feed gave out: start again without one, "
+                                        "or use next_cursor from the last page."))
     return int(number)
 
 
@@ -197,13 +198,13 @@ def queue_test_event(provider: Provider, *, actor: Actor) -> WebhookDelivery:
     """
     require(actor, Action.MANAGE_WEBHOOK, provider_id=provider.id)
     if endpoint_of(provider) is None:
-        raise WebhookError("webhook", "Save your endpoint's address first: a test event goes to it.")
+        raise WebhookError("webhook", _("Save your endpoint's address first: a test event goes to it."))
     latest = db.session.execute(
         select(FeedEntry.tenant_id, FeedEntry.referral_id, FeedEntry.position)
         .where(FeedEntry.provider_id == provider.id).order_by(FeedEntry.position.desc()).limit(1)).first()
     if latest is None:
-        raise WebhookError("webhook", f"A test event names one of your referrals, and no force has sent "
-                                      f"{provider.name} a referral yet.")
+        raise WebhookError("webhook", _("A test event names one of your referrals, and no force has sent "
+                                        "%(provider)s a referral yet.", provider=provider.name))
     tenant_id, referral_id, position = latest
     with acting_for_provider(provider.id, tenant_id, user_id_of(actor)):
         tenant = db.session.get(Tenant, tenant_id)
@@ -211,7 +212,7 @@ def queue_test_event(provider: Provider, *, actor: Actor) -> WebhookDelivery:
         step = db.session.scalars(select(Transition).where(Transition.referral_id == referral_id)
                                   .order_by(Transition.occurred_at.desc()).limit(1)).first()
         if tenant is None or referral is None or step is None:  # the feed entry's foreign key rules it out
-            raise WebhookError("webhook", "The referral of the test event is not there any more: try again.")
+            raise WebhookError("webhook", _("The referral of the test event is not there any more: try again."))
         delivery_id = new_id()
         move = Moved(referral.id, provider.id, referral.pathway, step.from_state, step.to_state, step.id,
                      step.occurred_at)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -95,9 +96,9 @@ def referrals(provider: Provider, wanted: ReferralFilter, *, limit: int = 500) -
     """
     _require_scope(provider)
     if wanted.sort not in SORTS:
-        raise ProviderError("sort", f"Sort by one of: {', '.join(SORTS)}.")
+        raise ProviderError("sort", _("Sort by one of: %(sorts)s.", sorts=", ".join(SORTS)))
     if wanted.due_from and wanted.due_to and wanted.due_to < wanted.due_from:
-        raise ProviderError("due_to", "The 'due by' date must be the same as or after the 'due from' date.")
+        raise ProviderError("due_to", _("The 'due by' date must be the same as or after the 'due from' date."))
     order = SORTS[wanted.sort]
     query = (select(Referral, Tenant).join(Tenant, Tenant.id == Referral.tenant_id)
              .where(Referral.provider_id == provider.id)  # the guard adds it too; here it also serves the index
@@ -192,7 +193,7 @@ def decline(referral: Referral, *, actor: User, reason: str) -> Referral:
     """The provider cannot take the referral on, and says why: it ends, with the force's
     non-completion outcome. Refuses a blank reason and a referral that is not offered."""
     if not reason.strip():
-        raise ProviderError("reason", "Give the reason the referral is declined.")
+        raise ProviderError("reason", _("Give the reason the referral is declined."))
     with _acting(referral, actor) as tenant:
         cases.transition(tenant, referral, State.DECLINED, actor=actor, reason=reason.strip())
     return referral
@@ -348,7 +349,7 @@ def feed_page(provider_id: int, *, after: int, limit: int) -> FeedPage:
 
     mark = high_water(provider_id)
     if after > mark:
-        raise CursorError("cursor", "This cursor is ahead of the feed: it was not given out for this provider.")
+        raise CursorError("cursor", _("This cursor is ahead of the feed: it was not given out for this provider."))
     items = provider_referrals(provider_id, after=after, upto=mark, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
@@ -376,15 +377,16 @@ def move(provider_id: int, referral_id: uuid.UUID, to: State, *, reason: str, ex
         return None
     force = found[0].force
     if to not in PROVIDER_MOVES:
-        raise MoveError("to", "Only the force can withdraw a referral.")
+        raise MoveError("to", _("Only the force can withdraw a referral."))
     with acting_for_provider(provider_id, force.id):
         referral = db.session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
                                      .execution_options(populate_existing=True))
         if referral is None:  # found a moment ago, in this transaction
             return None
         if expected is not None and referral.state is not expected:
-            raise MoveError("expected_state", f"The referral is {referral.state.label.lower()} now, not "
-                                                f"{expected.label.lower()}: fetch it again before moving it.")
+            raise MoveError("expected_state", _("The referral is %(now)s now, not %(expected)s: fetch it again "
+                                                "before moving it.",
+                                                now=referral.state.label.lower(), expected=expected.label.lower()))
         try:
             cases.move_to(force, referral, to, actor=token, reason=reason, session=session, session_id=session_id)
         except cases.CaseError as error:

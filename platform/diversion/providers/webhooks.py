@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.fernet import InvalidToken
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -150,9 +151,9 @@ def check_url(url: str) -> str:
     name now, anywhere but the public internet."""
     url = url.strip()
     if not url:
-        raise WebhookError("url", "Enter the address of your endpoint, starting https://.")
+        raise WebhookError("url", _("Enter the address of your endpoint, starting https://."))
     if len(url) > MAX_URL_LENGTH:
-        raise WebhookError("url", f"The address must be {MAX_URL_LENGTH} characters or fewer.")
+        raise WebhookError("url", _("The address must be %(count)s characters or fewer.", count=MAX_URL_LENGTH))
     try:
         outbound.check(url, webhook_rules())
     except outbound.Refused as refusal:
@@ -198,7 +199,7 @@ def rotate_secret(provider: Provider, *, actor: Actor) -> str:
     with for_provider(provider.id):
         endpoint = endpoint_of(provider)
         if endpoint is None:
-            raise WebhookError("url", "Set your endpoint's address first.")
+            raise WebhookError("url", _("Set your endpoint's address first."))
         secret, endpoint.secret_sealed = _new_secret()
         endpoint.secret_made_at = utcnow()
         db.session.flush()
@@ -214,7 +215,7 @@ def remove_endpoint(provider: Provider, *, actor: Actor) -> None:
     with for_provider(provider.id):
         endpoint = endpoint_of(provider)
         if endpoint is None:
-            raise WebhookError("url", "There is no endpoint to remove.")
+            raise WebhookError("url", _("There is no endpoint to remove."))
         record("provider_webhook.removed", actor=actor, tenant_id=None, object_type="provider_webhook",
                object_id=endpoint.id, details={"provider": provider.slug, "url": endpoint.url})
         db.session.delete(endpoint)
