@@ -23,10 +23,9 @@ from diversion.extensions import csrf, limiter, login, migrate, talisman
 from diversion.extensions import db as database  # `diversion.db` stays the module
 from diversion.forms import error_summary
 from diversion.forms import lazy_gettext as _l
-from diversion.language import current_language
 from diversion.listing import capped_text
 from diversion.web import IdConverter, refuse_control_characters_in_url
-from diversion.words import article, counted, day, moment
+from diversion.words import article, counted, current_language, day, moment
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",

@@ -19,17 +19,15 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel
 from flask_login import current_user, user_logged_in
 
 from diversion.accounts.models import User
 from diversion.extensions import db
 from diversion.forms import lazy_gettext as _l
 from diversion.outage import outage_seen
+from diversion.words import ENGLISH, LANGUAGES, WELSH, current_language
 
-LANGUAGES = ("en", "cy")
-ENGLISH = "en"
-WELSH = "cy"
 # Each language named in itself, as the switch shows it; and as a force's settings list it.
 OWN_NAMES = {ENGLISH: "English", WELSH: "Cymraeg"}
 DESCRIBED = {ENGLISH: _l("English"), WELSH: _l("Welsh (Cymraeg)")}  # in the reader's language
@@ -107,10 +105,6 @@ def address_in(language: str) -> str:
     """This page's address, asking for it in ``language`` (its other query parameters kept)."""
     query = [(name, value) for name, value in request.args.items(multi=True) if name != "lang"]
     return f"{request.path}?{urlencode([*query, ('lang', language)])}"
-
-
-def current_language() -> str:
-    return str(get_locale() or ENGLISH)
 
 
 def init_app(app: Flask) -> None:

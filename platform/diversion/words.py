@@ -21,6 +21,11 @@ from flask_babel.speaklater import LazyString
 
 from diversion.db import LONDON
 
+# The languages the platform speaks, by their codes (``language`` chooses among them for each reader).
+LANGUAGES = ("en", "cy")
+ENGLISH = "en"
+WELSH = "cy"
+
 # Plurals that do not follow the rules below.
 IRREGULAR = {
     "person": "people", "criterion": "criteria", "child": "children", "analysis": "analyses",
@@ -115,22 +120,22 @@ def article(word: str) -> str:
     return f"{'an' if lower[:1] in tuple('aeiou') else 'a'} {word}"
 
 
-def _locale() -> str:
+def current_language() -> str:
     """The reader's language; English outside a request (the command line)."""
-    return str(get_locale() or "en") if has_request_context() else "en"
+    return str(get_locale() or ENGLISH) if has_request_context() else ENGLISH
 
 
 def day(value: date, *, padded: bool = True) -> str:
     """A date for people, in the reader's language: "03 December 2026", "03 Rhagfyr 2026"
     ("3 December 2026" when not ``padded``)."""
-    return format_date(value, "dd MMMM y" if padded else "d MMMM y", locale=_locale())
+    return format_date(value, "dd MMMM y" if padded else "d MMMM y", locale=current_language())
 
 
 def month(value: date) -> str:
     """A month for people, in the reader's language: "November 2026", "Tachwedd 2026"."""
-    return format_date(value, "LLLL y", locale=_locale())
+    return format_date(value, "LLLL y", locale=current_language())
 
 
 def moment(value: datetime) -> str:
     """A moment for people, in London's time and the reader's language: "03 December 2026 14:05"."""
-    return format_datetime(value, "dd MMMM y HH:mm", tzinfo=LONDON, locale=_locale())
+    return format_datetime(value, "dd MMMM y HH:mm", tzinfo=LONDON, locale=current_language())

@@ -25,7 +25,7 @@ from diversion.config import REPO_ROOT
 from diversion.eligibility.fields import FIELDS
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 from tests.cases.test_pages import INTAKE, TODAY, _form
 from tests.conftest import World, csrf_token, sign_in
 
@@ -120,6 +120,27 @@ def test_a_force_names_its_outcomes_in_welsh_where_its_file_gives_them(
     english = client.get("/north-wales/?lang=en").text
     assert "No further action (Outcome 22)" in english
     assert "Dim camau pellach" not in english
+
+
+def test_a_force_is_named_in_welsh_where_its_file_names_it(app: Flask, client: FlaskClient, world: World) -> None:
+    """North Wales' file gives its Welsh name: a reader of Welsh reads it on the force's pages, in what they
+    are told and on the page of a force that is closed; a reader of English reads the English name."""
+    tenant_id = _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    welsh = client.get("/north-wales/?lang=cy").text
+    assert "Heddlu Gogledd Cymru · Checkpoint Cymru" in welsh
+    assert "North Wales Police" not in welsh
+    english = client.get("/north-wales/?lang=en").text
+    assert "North Wales Police · Checkpoint Cymru" in english
+    assert "Heddlu Gogledd Cymru" not in english
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        assert tenant is not None
+        tenant.status = ForceStatus.SUSPENDED
+        db.session.commit()
+    closed = client.get("/north-wales/?lang=cy")
+    assert closed.status_code == 403
+    assert "Mae tudalennau Heddlu Gogledd Cymru ar gau am y tro." in html.unescape(closed.text)
 
 
 def test_an_outcome_whose_code_the_force_no_longer_uses_keeps_the_label_it_was_given() -> None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from diversion.catalogue.files import CourseEntry
 from diversion.catalogue.models import Course
-from diversion.language import ENGLISH, WELSH
+from diversion.words import ENGLISH, WELSH
 from tests.conftest import TENANTS_DIR
 
 

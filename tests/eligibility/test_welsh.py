@@ -12,7 +12,7 @@ import pytest
 from diversion.eligibility.compiler import PolicyInvalid, compile_policy, welsh_missing
 from diversion.eligibility.engine import decide
 from diversion.eligibility.explain import explain
-from diversion.language import ENGLISH, WELSH
+from diversion.words import ENGLISH, WELSH
 from tests.conftest import TENANTS_DIR
 from tests.eligibility.test_forces import ON, adult, policy
 

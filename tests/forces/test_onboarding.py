@@ -502,6 +502,15 @@ def test_the_details_page_shows_every_problem_in_place_and_makes_nothing(app: Fl
         assert onboarding.drafts() == []
 
 
+def test_a_force_may_give_its_name_in_welsh(app: Flask, admin_client: FlaskClient) -> None:
+    made = submit(admin_client, "/admin/forces/new", {**DETAILS_FORM, "name_cy": "Heddlu Cleveland"})
+    assert made.status_code == 302
+    with app.app_context():
+        assert (force("cleveland").name_in("cy"), force("cleveland").name_in("en")) == \
+            ("Heddlu Cleveland", "Cleveland Police")
+    assert 'value="Heddlu Cleveland"' in admin_client.get("/admin/forces/cleveland/setup/details").text
+
+
 def test_a_force_is_set_up_page_by_page(app: Flask, admin_client: FlaskClient, world: World) -> None:
     made = submit(admin_client, "/admin/forces/new", DETAILS_FORM)
     assert made.status_code == 302

@@ -55,6 +55,7 @@ from diversion.inputs import CONTROL_CHARACTERS_MESSAGE, printable, text_problem
 from diversion.sealing import Unopenable, open_text, seal_text
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import current_language
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -394,11 +395,12 @@ def _provision(tenant: Tenant, sign_on: ForceSignOn, signed: Signed) -> User:
     role = sign_on.new_people_role
     if role is None:
         raise SignInRefused("not_invited", _("%(force)s lets people in by invitation only. Ask your force's admin "
-                                             "for an invitation, then sign in from its link.", force=tenant.name))
+                                             "for an invitation, then sign in from its link.",
+                                             force=tenant.name_in(current_language())))
     if signed.email is None:
         raise SignInRefused("no_email", _("Your account at %(force)s's identity provider gives no email address, "
                                           "so the platform cannot make an account for you. Ask your force's admin "
-                                          "for an invitation.", force=tenant.name))
+                                          "for an invitation.", force=tenant.name_in(current_language())))
     try:
         email = services.normalise_email(signed.email)
     except services.AccountError:
@@ -482,7 +484,7 @@ def user_signing_in(tenant: Tenant, sign_on: ForceSignOn, signed: Signed, *, pro
         raise SignInRefused("inactive", _("Your account has been deactivated. Ask your force's admin."))
     if not _roles_here(user):
         raise SignInRefused("not_member", _("Your account is not a member of %(force)s. Ask your force's admin "
-                                            "for an invitation.", force=tenant.name))
+                                            "for an invitation.", force=tenant.name_in(current_language())))
     return user
 
 

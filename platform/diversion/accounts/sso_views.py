@@ -48,6 +48,7 @@ from diversion.tenancy.models import ForceStatus
 from diversion.tenancy.web import force_blueprint, require_membership
 from diversion.unit import refuse
 from diversion.web import change_on_form
+from diversion.words import current_language
 
 bp = force_blueprint("sso", __name__, members_only=False)
 
@@ -81,7 +82,7 @@ def _closed() -> SignInRefused | None:
     if g.tenant.status is ForceStatus.SUSPENDED:
         return SignInRefused("force_suspended", _("%(force)s's pages are closed for now, so no one can sign "
                                                   "in to it. Ask the platform team when they will open again.",
-                                                  force=g.tenant.name))
+                                                  force=g.tenant.name_in(current_language())))
     g.pop("tenant", None)
     set_scope(None)
     raise NotFound
@@ -100,7 +101,7 @@ def start() -> Response | tuple[str, int]:
     if sign_on is None or not sign_on.has_secret:
         return _refused(SignInRefused("no_sign_on", _("%(force)s does not sign its people in with an "
                                                       "account of its own: use your email address and password.",
-                                                      force=g.tenant.name),
+                                                      force=g.tenant.name_in(current_language())),
                                        status=404))
     try:
         metadata = oidc.discover(sign_on.issuer, sign_on_rules())

@@ -36,6 +36,7 @@ from diversion.listing import page_of, search_terms
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.web import force_blueprint, hand_membership_check
 from diversion.web import change_on_form, change_or_flash
+from diversion.words import current_language
 
 bp = Blueprint("accounts", __name__)
 members_bp = force_blueprint("members", __name__, "/members")
@@ -242,5 +243,6 @@ def remove(membership_id: uuid.UUID) -> Response:
         abort(400)
     person, role = membership.user.name, membership.role.with_article
     change_or_flash(lambda: services.remove_membership(g.tenant, membership, actor=current_user),
-                    _("%(name)s is no longer %(role)s in %(force)s.", name=person, role=role, force=g.tenant.name))
+                    _("%(name)s is no longer %(role)s in %(force)s.", name=person, role=role,
+                      force=g.tenant.name_in(current_language())))
     return redirect(url_for(".index"))

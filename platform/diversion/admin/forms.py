@@ -55,6 +55,7 @@ class ForceDetailsForm(Form):
     """The first step: who the force is. The address is asked for once (it cannot change)."""
 
     name = _text(_l("Force name"), _l("Enter the force's name"), hint=_l("As people know it, e.g. “Cleveland Police”."))
+    name_cy = _welsh(_l("Force name in Welsh (optional)"))
     slug = StringField(
         _l("Address"), widget=GovTextInput(),
         description=_l("The force's pages will be at /address/: lower-case letters, digits and hyphens, "
@@ -105,7 +106,7 @@ class ForceDetailsForm(Form):
             not_completed_label=self.not_completed_label.data or "",
             not_completed_action=self.not_completed_action.data or "", brand_colour=self.brand_colour.data or "",
             completed_label_cy=self.completed_label_cy.data or "",
-            not_completed_label_cy=self.not_completed_label_cy.data or "")
+            not_completed_label_cy=self.not_completed_label_cy.data or "", name_cy=self.name_cy.data or "")
 
 
 class PolicyTemplateForm(Form):

@@ -42,6 +42,7 @@ from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
+from diversion.words import current_language
 
 force_bp = force_blueprint("force_billing", __name__, "/billing")
 provider_bp = Blueprint("provider_billing", __name__, url_prefix="/provider/billing")
@@ -118,7 +119,8 @@ def force_index() -> str:
     search = search_terms()
     page = statements.page_of_rows(statements.accounts(tenant_id=g.tenant.id, search=search))
     return render_template("billing/statements.html", page=page, accounts=statements.accounts_of(page.items),
-                           search=search, reader="force", title=_("Statements of %(name)s", name=g.tenant.name),
+                           search=search, reader="force", title=_("Statements of %(name)s",
+                                                                  name=g.tenant.name_in(current_language())),
                            this_month=month_of(utcnow()), base="force_base.html", endpoint="force_billing.index")
 
 

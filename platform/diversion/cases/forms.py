@@ -38,9 +38,9 @@ from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.fields import Field as CatalogueField
 from diversion.forms import Form, GovDateField, Longest
 from diversion.forms import lazy_gettext as _l
-from diversion.language import ENGLISH, WELSH, current_language
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
+from diversion.words import ENGLISH, WELSH, current_language
 
 UNKNOWN = "unknown"  # the officer does not know this yet: the decision may need review
 NONE = "none"  # a list fact that is known to be empty (no aggravating factors)

@@ -18,9 +18,9 @@ from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Outcome
 from diversion.extensions import db
-from diversion.language import current_language
 from diversion.listing import total_text
 from diversion.tenancy.web import force_blueprint
+from diversion.words import current_language
 
 bp = force_blueprint("case_list", __name__)
 

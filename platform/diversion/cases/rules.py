@@ -32,9 +32,9 @@ from diversion.eligibility.engine import Assessment
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import PolicyVersion
 from diversion.inputs import EARLIEST_BIRTH, EARLIEST_CASE_DATE, case_date_problem, date_of_birth_problem, text_problem
-from diversion.language import WELSH
 from diversion.monitoring import ETHNICITIES, age_band
 from diversion.tenancy.models import Tenant
+from diversion.words import WELSH
 from diversion.words import day as words_day
 
 # Facts the platform works out itself; an officer never types them.

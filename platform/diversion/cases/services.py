@@ -65,11 +65,10 @@ from diversion.eligibility.models import Decision, Outcome, PolicyVersion
 from diversion.errors import AccessRefused, FieldError
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
-from diversion.language import LANGUAGES, WELSH
 from diversion.listing import count_to_cap
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
-from diversion.words import day
+from diversion.words import LANGUAGES, WELSH, current_language, day
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -143,7 +142,8 @@ def _open_for_cases(tenant: Tenant) -> None:
     (A command-line import of past records, ``cases.importer``, is the
     platform's own work and is not refused here.)"""
     if not tenant.is_active:
-        raise CaseError("force", _("%(force)s is not open on the platform: it takes no cases.", force=tenant.name))
+        raise CaseError("force", _("%(force)s is not open on the platform: it takes no cases.",
+                                   force=tenant.name_in(current_language())))
 
 
 def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
@@ -194,7 +194,7 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         _refuse(broken[0])
     if intake.language is not None and (intake.language not in LANGUAGES or WELSH not in tenant.languages):
         raise CaseError("language", _("%(force)s does not ask the person's language: it works in English alone.",
-                                      force=tenant.name) if intake.language in LANGUAGES
+                                      force=tenant.name_in(current_language())) if intake.language in LANGUAGES
                         else _("The language must be English or Welsh."))
     found = find_person(tenant, intake.identity)
     earlier = earlier_states(found, up_to=intake.offence_on)

@@ -42,13 +42,12 @@ from diversion.eligibility.explain import explain_decision
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.models import Decision, Outcome
 from diversion.extensions import db
-from diversion.language import WELSH, current_language
 from diversion.listing import page_of, total_text
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
 from diversion.web import change_on_form
-from diversion.words import counted, day
+from diversion.words import WELSH, counted, current_language, day
 
 bp = force_blueprint("cases", __name__)
 # How a fact and an offence read on the review pages.

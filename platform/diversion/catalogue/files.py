@@ -28,7 +28,7 @@ from diversion.catalogue.vocabulary import (
     ages_overlap,
 )
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, listed_once, read_validated
-from diversion.language import WELSH
+from diversion.words import WELSH
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=63)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.catalogue.vocabulary import CourseFormat, Delivery
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
-from diversion.language import WELSH
+from diversion.words import WELSH
 
 
 class Provider(Base):

@@ -38,9 +38,9 @@ from diversion.catalogue.models import Course, Offering, Provider
 from diversion.catalogue.vocabulary import AREAS, DELIVERY_LABELS, FORMAT_LABELS, kind_label
 from diversion.extensions import db
 from diversion.forms import Form
-from diversion.language import current_language
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form, change_or_flash
+from diversion.words import current_language
 
 admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/catalogue")
 offerings_bp = force_blueprint("offerings", __name__, "/offerings")

@@ -27,7 +27,7 @@ from diversion.eligibility.document import PolicyDocument, location, shape_said
 from diversion.eligibility.fastpath import Check, fast_check
 from diversion.eligibility.fields import FIELDS
 from diversion.errors import ProblemsFound
-from diversion.language import WELSH
+from diversion.words import WELSH
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 
 from diversion.catalogue.vocabulary import PathwayKind
 from diversion.inputs import EARLIEST_CASE_DATE, YEARS_AHEAD, latest_future_date
-from diversion.language import WELSH
+from diversion.words import WELSH
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

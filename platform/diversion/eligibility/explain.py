@@ -33,7 +33,7 @@ from flask_babel import lazy_gettext as _l
 from diversion.eligibility.compiler import CompiledCriterion, CompiledPolicy
 from diversion.eligibility.engine import criterion_results, results_json
 from diversion.eligibility.fields import FIELDS, describe_fact, fact_label
-from diversion.language import ENGLISH
+from diversion.words import ENGLISH
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,9 @@ from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE, latest_future_date, planned_date_problem
-from diversion.language import WELSH
 from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import ForceStatus, Tenant
-from diversion.words import day
+from diversion.words import WELSH, current_language, day
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -228,7 +227,7 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
     require(actor, Action.PUBLISH_POLICY, tenant_id=tenant.id)
     if tenant.status is ForceStatus.DRAFT and not opening:
         raise PolicyError("force", _("%(force)s is being set up: its policy is published when the force opens.",
-                                     force=tenant.name))
+                                     force=tenant.name_in(current_language())))
     if draft.is_published:
         raise PolicyError("version", _("Version %(number)s is already published.", number=draft.number))
     if planned_date_problem(effective_from, today):
@@ -236,7 +235,8 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
                                               earliest=day(EARLIEST_CASE_DATE), latest=day(latest_future_date(today))))
     policy = compiled(draft)
     if problems := _welsh_missing(tenant, policy.document):
-        raise PolicyError("policy", _("%(force)s works in Welsh too: %(problem)s.", force=tenant.name,
+        raise PolicyError("policy", _("%(force)s works in Welsh too: %(problem)s.",
+                                      force=tenant.name_in(current_language()),
                                       problem=problems[0]))
     if not policy.document.tests:
         raise PolicyError("tests", _("Add test cases before publishing: a policy must show it works."))

@@ -35,8 +35,8 @@ from diversion.eligibility.engine import run_tests
 from diversion.errors import ProblemsFound
 from diversion.files import SLUG_PATTERN, FileProblem, Text, known_languages, read_validated
 from diversion.inputs import planned_date_problem
-from diversion.language import LANGUAGES, WELSH
 from diversion.tenancy.models import NonCompletionAction, Tenant
+from diversion.words import LANGUAGES, WELSH
 
 RETENTION = Tenant.RETENTION_BOUNDS
 # Files in the folder that are not forces.
@@ -112,6 +112,7 @@ class ForceFile(BaseModel):
 
     slug: str
     name: Text
+    name_cy: Text | None = None  # the force's name in Welsh, where it gives one
     scheme_name: Text
     languages: list[str] = Field(min_length=1)
     brand_colour: str

@@ -13,8 +13,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 from diversion.cases.rules import MISSED_SESSIONS_BOUNDS
 from diversion.forms import Form
 from diversion.forms import lazy_gettext as _l
-from diversion.language import DESCRIBED, LANGUAGES
+from diversion.language import DESCRIBED
 from diversion.tenancy.models import Tenant
+from diversion.words import LANGUAGES
 
 LOW, HIGH = Tenant.RETENTION_BOUNDS
 MISSED_LOW, MISSED_HIGH = MISSED_SESSIONS_BOUNDS

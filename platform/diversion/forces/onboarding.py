@@ -112,11 +112,13 @@ class ForceDetails:
     brand_colour: str
     completed_label_cy: str = ""  # the labels in Welsh: blank for none
     not_completed_label_cy: str = ""
+    name_cy: str = ""  # the force's name in Welsh: blank for none
 
 
 # How a refusal names each input, and where the force file keeps it.
 _WORDS = {
-    "name": _l("The force's name"), "slug": _l("The address"), "scheme_name": _l("The scheme's name"),
+    "name": _l("The force's name"), "name_cy": _l("The force's name in Welsh"),
+    "slug": _l("The address"), "scheme_name": _l("The scheme's name"),
     "area": _l("The force area"), "languages": _l("The languages"), "brand_colour": _l("The brand colour"),
     "completed_code": _l("The code on completion"), "completed_label": _l("What the code on completion means"),
     "not_completed_code": _l("The code on non-completion"),
@@ -142,7 +144,8 @@ def _as_file(details: ForceDetails) -> ForceFile:
     if not details.area.strip():
         raise OnboardingError("area", _("Choose the force area."))
     data: dict[str, Any] = {
-        "slug": details.slug.strip(), "name": details.name, "scheme_name": details.scheme_name,
+        "slug": details.slug.strip(), "name": details.name, "name_cy": details.name_cy.strip() or None,
+        "scheme_name": details.scheme_name,
         "languages": list(details.languages), "brand_colour": details.brand_colour.strip(),
         "area": details.area.strip(),
         "outcomes": {
@@ -244,7 +247,7 @@ def details_of(tenant: Tenant) -> ForceDetails:
         completed_label=tenant.completed_label, not_completed_code=tenant.not_completed_code,
         not_completed_label=tenant.not_completed_label, not_completed_action=tenant.not_completed_action.value,
         brand_colour=tenant.brand_colour, completed_label_cy=tenant.completed_label_cy or "",
-        not_completed_label_cy=tenant.not_completed_label_cy or "")
+        not_completed_label_cy=tenant.not_completed_label_cy or "", name_cy=tenant.name_cy or "")
 
 
 def drafts() -> Sequence[Tenant]:

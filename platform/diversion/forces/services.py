@@ -36,10 +36,10 @@ from diversion.forces.files import (
     dump_force_file,
     read_force_files,
 )
-from diversion.language import LANGUAGES
 from diversion.sealing import seal_text
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import LANGUAGES
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -66,6 +66,7 @@ def force_columns(force: ForceFile) -> dict[str, Any]:
     completed, not_completed = force.outcomes.completed, force.outcomes.not_completed
     return {
         "name": force.name,
+        "name_cy": force.name_cy,
         "scheme_name": force.scheme_name,
         "languages": force.languages,
         "brand_colour": force.brand_colour,
@@ -350,7 +351,8 @@ def force_file_of(tenant: Tenant) -> ForceFile:
         sign_on=None if sign_on is None else SignOnEntry(
             issuer=sign_on.issuer, client_id=sign_on.client_id, compulsory=sign_on.compulsory,
             new_people=sign_on.new_people),
-        slug=tenant.slug, name=tenant.name, scheme_name=tenant.scheme_name, languages=list(tenant.languages),
+        slug=tenant.slug, name=tenant.name, name_cy=tenant.name_cy, scheme_name=tenant.scheme_name,
+        languages=list(tenant.languages),
         brand_colour=tenant.brand_colour, retention_months=tenant.retention_months,
         area=None if tenant.area == tenant.slug else tenant.area,
         outcomes=OutcomeCodes(

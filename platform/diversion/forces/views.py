@@ -18,6 +18,7 @@ from diversion.forces.forms import SettingsForm
 from diversion.forces.services import change_settings, export_force
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
+from diversion.words import current_language
 
 settings_bp = force_blueprint("settings", __name__, "/settings", platform_admins=True)
 audit_bp = force_blueprint("force_audit", __name__, "/audit", platform_admins=True)
@@ -74,7 +75,7 @@ def toml_download(text: str, slug: str) -> Response:
 @requires_force_or_platform_action(Action.READ_FORCE_AUDIT)
 def audit_index() -> str | tuple[str, int]:
     return audit_page(tenant_id=g.tenant.id, reader=current_user,
-                      title=_("Audit log of %(force)s", force=g.tenant.name),
+                      title=_("Audit log of %(force)s", force=g.tenant.name_in(current_language())),
                       endpoint="force_audit.index", csv_endpoint="force_audit.download", base="force_base.html")
 
 
@@ -82,5 +83,6 @@ def audit_index() -> str | tuple[str, int]:
 @requires_force_or_platform_action(Action.READ_FORCE_AUDIT)
 def download() -> Response | tuple[str, int]:
     return audit_csv(tenant_id=g.tenant.id, reader=current_user, filename=f"{g.tenant.slug}-audit.csv",
-                     title=_("Audit log of %(force)s", force=g.tenant.name), endpoint="force_audit.index",
+                     title=_("Audit log of %(force)s",
+                             force=g.tenant.name_in(current_language())), endpoint="force_audit.index",
                      csv_endpoint="force_audit.download", base="force_base.html")

@@ -30,8 +30,8 @@ from diversion.cases.models import Encounter, Person, Referral, State
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.extensions import db
-from diversion.language import WELSH, current_language
 from diversion.tenancy.models import Tenant
+from diversion.words import WELSH, current_language
 
 SORTS = ("due", "state")
 

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from diversion.db import Base, UTCDateTime, utcnow
+from diversion.words import WELSH
 
 
 def _enum(kind: type[enum.StrEnum]) -> Enum:
@@ -63,6 +64,7 @@ class Tenant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_cy: Mapped[str | None] = mapped_column(String(200))  # its name in Welsh, where it gives one
     scheme_name: Mapped[str] = mapped_column(String(200))
     brand_colour: Mapped[str] = mapped_column(String(7))
     languages: Mapped[list[str]] = mapped_column(JSON)
@@ -87,6 +89,11 @@ class Tenant(Base):
         String(8), default=lambda context: reference_prefix_for(context.get_current_parameters()["slug"]))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def name_in(self, language: str) -> str:
+        """The force's name in ``language`` ("Heddlu Gogledd Cymru" in Welsh), where it gives one; else
+        its English name."""
+        return (self.name_cy if language == WELSH else None) or self.name
 
     @property
     def is_active(self) -> bool:

@@ -27,12 +27,15 @@ from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from diversion.extensions import db, login
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import current_language
 
 # The roles a user holds in the force in scope (none: not a member).
 RolesOf = Callable[[Any], frozenset[enum.Enum]]
@@ -68,8 +71,8 @@ def _push_tenant(_endpoint: str, values: dict[str, Any]) -> None:
 
 
 _CLOSED = {
-    ForceStatus.DRAFT: "{name} is being set up on the platform: its pages open once it is ready.",
-    ForceStatus.SUSPENDED: "{name}'s pages are closed for now. Ask the platform team when they will open again.",
+    ForceStatus.DRAFT: _l("%(name)s is being set up on the platform: its pages open once it is ready."),
+    ForceStatus.SUSPENDED: _l("%(name)s's pages are closed for now. Ask the platform team when they will open again."),
 }
 
 
@@ -89,8 +92,8 @@ def _require_membership(*, platform_admins: bool = False) -> Any:
     if tenant.status is not ForceStatus.ACTIVE and not (check and check.sees_closed_forces(current_user)):
         g.pop("tenant", None)
         set_scope(None)
-        return render_template("errors/error.html", title="This force's pages are closed",
-                               message=_CLOSED[tenant.status].format(name=tenant.name)), 403
+        return render_template("errors/error.html", title=_("This force's pages are closed"),
+                               message=str(_CLOSED[tenant.status]) % {"name": tenant.name_in(current_language())}), 403
     g.force_roles = roles
     set_scope(tenant.id, current_user.id)
     return None
