@@ -58,7 +58,7 @@ def _no_page_trouble(session: Session, live_server: str) -> None:
 
 
 def _fill_details(page: Page, *, colour: str) -> None:
-    page.get_by_label("Force name").fill("Cleveland Police")
+    page.get_by_label("Force name", exact=True).fill("Cleveland Police")
     page.get_by_label("Address", exact=True).fill("cleveland")
     page.get_by_label("Scheme name").fill("Checkpoint Cleveland")
     page.get_by_label("Police force area").select_option(label="Cleveland")
