@@ -93,7 +93,7 @@ def test_every_kind_of_problem_is_said_in_the_readers_language(app: Flask) -> No
     assert said["pathways[adult].criteria[extra].expression"].startswith(
         "maes anhysbys 'personal_uze': nid yw yn y catalog cenedlaethol nac yn baramedr")
     assert said["exclusions[supply].excluded_if"] == \
-        "diffyg cyfatebiaeth math: testun yw 'offence' a rhif yw 3: ni all '>=' eu cysylltu"
+        "anghysondeb math: testun yw 'offence' a rhif yw 3: ni all '>=' eu cysylltu"
 
 
 def test_an_expression_that_is_not_a_condition_is_refused() -> None:
