@@ -9,7 +9,8 @@ from flask.testing import FlaskClient
 
 from diversion.accounts import services as accounts
 from diversion.accounts.access import SYSTEM
-from diversion.accounts.models import Role, User
+from diversion.accounts.models import ProviderMembership, Role, User
+from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -100,3 +101,19 @@ def test_the_switch_is_offered_where_welsh_is_spoken(app: Flask, client: FlaskCl
     assert 'data-testid="language-switch"' not in client.get("/west-midlands/").text  # English alone
     assert 'data-testid="language-switch"' in client.get("/north-wales/?lang=cy").text
     assert _lang(client.get("/north-wales/").text) == "cy"
+
+
+def test_a_providers_staff_are_offered_the_switch_where_it_gives_a_course_in_welsh(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    """Outside a force, the switch follows the reader: the staff of a provider that gives a course in Welsh
+    have it; others have it only while they read Welsh, to come back to English."""
+    sign_in(client, world.email("provider_staff"))
+    assert 'data-testid="language-switch"' not in client.get("/provider/").text  # Cranstoun: English alone
+    assert 'data-testid="language-switch"' in client.get("/provider/?lang=cy").text
+    assert 'data-testid="language-switch"' not in client.get("/provider/?lang=en").text
+    with app.app_context():
+        cymru = db.session.scalar(db.select(Provider).where(Provider.slug == "checkpoint-cymru-partners"))
+        assert cymru is not None
+        db.session.add(ProviderMembership(provider_id=cymru.id, user_id=world.users["provider_staff"].id))
+        db.session.commit()
+    assert 'data-testid="language-switch"' in client.get("/").text

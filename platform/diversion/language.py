@@ -21,8 +21,10 @@ from urllib.parse import urlencode
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel
 from flask_login import current_user, user_logged_in
+from sqlalchemy import select
 
-from diversion.accounts.models import User
+from diversion.accounts.models import ProviderMembership, User
+from diversion.catalogue.models import Course
 from diversion.extensions import db
 from diversion.forms import lazy_gettext as _l
 from diversion.outage import outage_seen
@@ -93,12 +95,20 @@ def _signed_in(_app: Flask, user: User) -> None:
 
 
 def switch_offered() -> bool:
-    """Whether the page offers the language switch: on a bilingual force's pages, and on
-    the pages outside any force that anyone may read."""
+    """Whether the page offers the language switch: on a bilingual force's pages, as the force's
+    languages say; outside any force, to anyone not signed in, to a reader reading Welsh (who may
+    want English back), and to the staff of a provider that gives a course in Welsh."""
     tenant = g.get("tenant")
     if tenant is not None:
         return WELSH in tenant.languages
-    return _reader() is None
+    reader = _reader()
+    if reader is None or current_language() == WELSH:
+        return True
+    if "language_gives_welsh" not in g:  # asked once a page (a provider has a few courses)
+        g.language_gives_welsh = any(WELSH in languages for languages in db.session.scalars(
+            select(Course.languages).join(ProviderMembership, ProviderMembership.provider_id == Course.provider_id)
+            .where(ProviderMembership.user_id == reader.id, Course.retired_at.is_(None))))
+    return bool(g.language_gives_welsh)
 
 
 def address_in(language: str) -> str:
