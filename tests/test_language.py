@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from flask import Flask
@@ -14,7 +15,7 @@ from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World, csrf_token, sign_in
+from tests.conftest import PASSWORD, World, csrf_token, sign_in
 
 
 def _lang(html: str) -> str:
@@ -117,3 +118,19 @@ def test_a_providers_staff_are_offered_the_switch_where_it_gives_a_course_in_wel
         db.session.add(ProviderMembership(provider_id=cymru.id, user_id=world.users["provider_staff"].id))
         db.session.commit()
     assert 'data-testid="language-switch"' in client.get("/").text
+
+
+def test_a_provider_reads_the_forces_it_serves_by_their_welsh_names(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    with app.app_context():
+        cymru = db.session.scalar(db.select(Provider).where(Provider.slug == "checkpoint-cymru-partners"))
+        assert cymru is not None
+        staff = accounts.create_user(email="staff@cymru.example", name="Gareth Jones", password=PASSWORD,
+                                     actor=SYSTEM)
+        db.session.add(ProviderMembership(provider_id=cymru.id, user_id=staff.id))
+        db.session.commit()
+    sign_in(client, "staff@cymru.example")
+    welsh = html.unescape(client.get("/provider/?lang=cy").text)
+    assert "yn ei wasanaethu: Heddlu Gogledd Cymru." in welsh
+    assert ">Heddlu Gogledd Cymru</option>" in welsh
+    assert "North Wales Police" not in welsh
