@@ -6,6 +6,7 @@ row-level security would not bind it), otherwise the app's own database.
 """
 
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -32,6 +33,28 @@ def _skip_empty_autogenerate(_context, _revision, directives):
         logger.info("No changes in schema detected.")
 
 
+@contextmanager
+def _rebuilding_sqlite_tables(connection):
+    """On SQLite, foreign keys go unchecked while the migrations run, then every one is checked.
+
+    SQLite changes a table's constraints by building it anew and dropping the old one
+    (alembic's batch mode); with its foreign keys enforced, dropping a table that other rows
+    point at is refused. SQLite's own procedure turns them off, outside any transaction, and
+    checks them all before turning them on again; a row left pointing nowhere fails the run."""
+    driver = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+    if driver is None:
+        yield
+        return
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = driver.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"rows point at rows that are not there after the migrations: {broken[:5]}")
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
 def run_migrations_offline():
     context.configure(
         url=str(_engine().url), target_metadata=target_db.metadata, literal_binds=True,
@@ -48,7 +71,7 @@ def run_migrations_online():
     options.setdefault("compare_type", True)
     engine = _engine()
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, _rebuilding_sqlite_tables(connection):
             context.configure(connection=connection, target_metadata=target_db.metadata, **options)
             with context.begin_transaction():
                 context.run_migrations()

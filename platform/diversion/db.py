@@ -109,15 +109,26 @@ class TenantScoped:
     A leaf (``__tenant_leaf__``: a table no other row points at, such as a
     referral's steps) has no such constraint: it would be a second index of
     every row for nothing. Its own indexes lead with ``tenant_id``.
+
+    A child (``__tenant_from_parent__``: a row that must have a force-owned
+    parent, such as an encounter's person) has no foreign key of its own from
+    ``tenant_id`` to ``tenants``: its composite foreign key, on columns that
+    cannot be empty, already finds its force through the parent, whose own key
+    to ``tenants`` holds (and, being ``RESTRICT``, keeps the force while the
+    parent is there). A second key would be a second check of every row
+    written, for nothing.
     """
 
     __tenant_scoped__ = True
     __tenant_leaf__ = False
+    __tenant_from_parent__ = False
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        if cls.__tenant_from_parent__:
+            return mapped_column(nullable=False)
         return mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
 
     @classmethod

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -228,6 +229,36 @@ def test_a_leaf_is_pointed_at_by_no_row() -> None:
     assert not leaves() & pointed_at
 
 
+def parent_keys(table: Table) -> list[ForeignKeyConstraint]:
+    """The composite foreign keys through which a row of ``table`` must have a force-owned
+    parent (on columns that cannot be empty): each finds the row's force for it."""
+    return [constraint for constraint in table.foreign_key_constraints
+            if constraint.referred_table is not table and constraint.referred_table.info.get(TENANT_SCOPED)
+            and constraint.column_keys[0] == "tenant_id" and not any(c.nullable for c in constraint.columns)]
+
+
+def keeps_its_own_tenant_key(table: Table) -> bool:
+    return "tenants" in {fk.column.table.name for fk in table.c.tenant_id.foreign_keys}
+
+
+def test_a_child_finds_its_force_through_a_parent_and_only_a_child() -> None:
+    children = {table.name for table in tenant_tables() if parent_keys(table)}
+    assert {"encounters", "decisions", "referrals", "referral_transitions"} <= children
+    for table in tenant_tables():
+        # One rule: a table with a parent to vouch for its force has no key of its own to tenants.
+        assert keeps_its_own_tenant_key(table) is (table.name not in children), table.name
+
+
+def test_every_force_owned_row_reaches_the_tenants_table() -> None:
+    """Following parents from any table ends at one whose own key holds its force."""
+    for table in tenant_tables():
+        seen, current = {table.name}, table
+        while not keeps_its_own_tenant_key(current):
+            current = parent_keys(current)[0].referred_table
+            assert current.name not in seen, f"{table.name}: its parents go round in a circle"
+            seen.add(current.name)
+
+
 def test_force_owned_tables_are_marked() -> None:
     names = {table.name for table in tenant_tables()}
     assert "force_memberships" in names
@@ -238,7 +269,7 @@ def test_force_owned_tables_are_marked() -> None:
 @pytest.mark.parametrize("table", tenant_tables(), ids=lambda t: t.name)
 def test_force_owned_table_has_tenant_keys_in_the_models(table: Table) -> None:
     assert table.c.tenant_id.nullable is False
-    assert "tenants" in {fk.column.table.name for fk in table.c.tenant_id.foreign_keys}
+    assert keeps_its_own_tenant_key(table) or parent_keys(table)
     uniques = [
         [column.name for column in constraint.columns]
         for constraint in table.constraints
@@ -274,9 +305,14 @@ def test_force_owned_table_has_tenant_keys_in_the_database(database: Any, table:
         columns = {column["name"]: column for column in found.get_columns(table.name)}
         uniques = [u["column_names"] for u in found.get_unique_constraints(table.name)]
         indexes = [i["column_names"] for i in found.get_indexes(table.name)]
+        keys = {(key["referred_table"], tuple(key["constrained_columns"]))
+                for key in found.get_foreign_keys(table.name)}
     finally:
         engine.dispose()
     assert columns["tenant_id"]["nullable"] is False
+    assert (("tenants", ("tenant_id",)) in keys) is keeps_its_own_tenant_key(table)
+    for parent in parent_keys(table):
+        assert (parent.referred_table.name, tuple(parent.column_keys)) in keys
     assert (["tenant_id", "id"] in uniques) is (table.name not in leaves())
     assert any(keys[0] == "tenant_id" for keys in uniques + indexes)
 

@@ -122,6 +122,7 @@ class Price(TenantScoped, Base):
     """A contract's price, in pence, for one event kind on one pathway of the force."""
 
     __tablename__ = "billing_prices"
+    __tenant_from_parent__ = True  # its contract holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("billing_contracts", "contract_id", ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "contract_id", "kind", "pathway"),
@@ -152,6 +153,7 @@ class LedgerEntry(_OfItsProvider, TenantScoped, Base):
     """
 
     __tablename__ = "ledger_entries"
+    __tenant_from_parent__ = True  # its contract holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("billing_contracts", "contract_id", ondelete="RESTRICT"),
         tenant_foreign_key("referrals", "referral_id", ondelete="RESTRICT"),
@@ -282,6 +284,7 @@ class StatementLine(TenantScoped, Base):
     """
 
     __tablename__ = "billing_statement_lines"
+    __tenant_from_parent__ = True  # its statement holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("billing_statements", "statement_id", ondelete="CASCADE"),
         tenant_foreign_key("billing_contracts", "contract_id", ondelete="RESTRICT"),

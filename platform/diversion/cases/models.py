@@ -129,6 +129,7 @@ class Encounter(TenantScoped, Base):
     """
 
     __tablename__ = "encounters"
+    __tenant_from_parent__ = True  # its person holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("people", "person_id"),
         Index(None, "tenant_id", "reference", unique=True),
@@ -162,6 +163,7 @@ class Referral(TenantScoped, Base):
     """A referral of a person to a course after an eligible (or overridden) decision."""
 
     __tablename__ = "referrals"
+    __tenant_from_parent__ = True  # its encounter holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("encounters", "encounter_id"),
         tenant_foreign_key("people", "person_id"),
@@ -333,6 +335,7 @@ class Transition(TenantScoped, Base):
 
     __tablename__ = "referral_transitions"
     __tenant_leaf__ = True  # no row points at one
+    __tenant_from_parent__ = True  # its referral holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
         # A referral's few steps, read together and ordered as read: equal keys share one entry.
@@ -389,6 +392,7 @@ class BookedSession(TenantScoped, Base):
 
     __tablename__ = "referral_sessions"
     __tenant_leaf__ = True  # no row points at one
+    __tenant_from_parent__ = True  # its referral holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id"),
         Index(None, "tenant_id", "referral_id"),  # a referral's sessions (equal keys share one entry)

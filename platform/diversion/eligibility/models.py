@@ -125,6 +125,7 @@ class Decision(TenantScoped, Base):
     An unmet criterion's id is the exclusion's id, or ``pathway/criterion``."""
 
     __tablename__ = "decisions"
+    __tenant_from_parent__ = True  # its policy version holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("policy_versions", "policy_version_id"),
         tenant_foreign_key("encounters", "encounter_id"),

@@ -98,6 +98,7 @@ class IdempotencyKey(KeptAnswer, TenantScoped, Base):
     """A force token's request kept under its key, for 24 hours: the force's row, under every isolation layer."""
 
     __tablename__ = "idempotency_keys"
+    __tenant_from_parent__ = True  # its token holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("api_tokens", "token_id", ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "token_id", "key"),

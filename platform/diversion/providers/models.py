@@ -90,6 +90,7 @@ class FeedEntry(_OfItsProvider, TenantScoped, Base):
 
     __tablename__ = "provider_feed_entries"
     __tenant_leaf__ = True  # no row points at one
+    __tenant_from_parent__ = True  # its referral holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id", ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "referral_id"),
@@ -123,6 +124,7 @@ class WebhookDelivery(_OfItsProvider, TenantScoped, Base):
     """
 
     __tablename__ = "webhook_deliveries"
+    __tenant_from_parent__ = True  # its referral holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id", ondelete="CASCADE"),
         Index(None, "tenant_id", "status", "next_attempt_at"),
@@ -170,6 +172,7 @@ class WebhookAttempt(TenantScoped, Base):
     """One try at a delivery: when, how it ended, and the answer's status code."""
 
     __tablename__ = "webhook_attempts"
+    __tenant_from_parent__ = True  # its delivery holds the force
     __tenant_table_args__ = (
         tenant_foreign_key("webhook_deliveries", "delivery_id", ondelete="CASCADE"),
         Index(None, "tenant_id", "delivery_id", "attempted_at"),
