@@ -4,6 +4,7 @@ row-level security), stamped with the force in scope, never another's."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.exc import DBAPIError as SQLAlchemyError
 
 from diversion.cases.models import Person
 from diversion.extensions import db
-from diversion.tenancy.bulk import Batches, fresh_plans, insert_rows
+from diversion.tenancy.bulk import YOUNG_COLLECTION_EVERY, Batches, collecting_rarely, fresh_plans, insert_rows
 from diversion.tenancy.context import TenantNotSet, scoped
 from diversion.tenancy.guard import CrossTenantWrite
 from tests.conftest import World
@@ -95,3 +96,14 @@ def test_a_batch_that_fails_is_raised_and_the_transaction_undone(app: Flask, wor
             batches.close()
             db.session.rollback()
         assert count(world.a.id) == 0
+
+
+def test_bulk_work_collects_rarely_and_puts_the_collector_back() -> None:
+    before = gc.get_threshold()
+    with collecting_rarely():
+        assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, *before[1:])
+        assert gc.isenabled()  # rarer, not never: a cycle made meanwhile is still freed
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), collecting_rarely():
+        raise RuntimeError("the import failed")
+    assert gc.get_threshold() == before

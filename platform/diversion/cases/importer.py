@@ -81,7 +81,7 @@ from diversion.errors import ProblemsFound
 from diversion.extensions import db
 from diversion.inputs import case_date_problem, text_problem
 from diversion.monitoring import ETHNICITIES
-from diversion.tenancy.bulk import Batches, fresh_plans
+from diversion.tenancy.bulk import Batches, collecting_rarely, fresh_plans
 from diversion.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -620,7 +620,7 @@ def check_file(tenant: Tenant, path: Path, *, today: date,
     """
     problems: list[Problem] = []
     rows = 0
-    with path.open("rb") as raw:
+    with path.open("rb") as raw, collecting_rarely():
         reading = _Reading(raw, progress)
         records = _records(reading)
         try:
@@ -870,22 +870,23 @@ def import_rows(tenant: Tenant, rows: Iterable[Row], *, actor: Actor, label: str
     report = ImportReport()
     writer = _Writer(tenant, _Replay(tenant), report, actor=actor, label=label)
     pending = 0
-    try:
-        for row in rows:
-            writer.add(row)
-            if len(writer) >= WRITE_BATCH:
-                writer.flush()
-            report.rows += 1
-            pending += 1
-            if progress is not None and pending == PROGRESS_EVERY:
-                progress(pending)
-                pending = 0
-        writer.flush()
-    finally:
-        writer.batches.close()  # the last batch in (or its failure raised), before anything else
-    if progress is not None and pending:
-        progress(pending)
-    writer.announce()
+    with collecting_rarely():
+        try:
+            for row in rows:
+                writer.add(row)
+                if len(writer) >= WRITE_BATCH:
+                    writer.flush()
+                report.rows += 1
+                pending += 1
+                if progress is not None and pending == PROGRESS_EVERY:
+                    progress(pending)
+                    pending = 0
+            writer.flush()
+        finally:
+            writer.batches.close()  # the last batch in (or its failure raised), before anything else
+        if progress is not None and pending:
+            progress(pending)
+        writer.announce()
     return report
 
 
