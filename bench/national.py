@@ -37,7 +37,7 @@ TARGET_MINUTES = 15
 PAGE_TARGET_MS = 300  # the overview, warm, at national size
 WARM_RUNS = 7
 LEAD = "national@diversion.example"
-PASSWORD = "bench-national-password"
+PASSWORD = "bench-national-password"  # noqa: S105 - made up for a benchmark database, dropped with it
 HTTPS = "https://localhost"  # production's cookies are Secure
 # The rows the counting reads, grouped as plainly as SQL can: the floor of the counting.
 RAW_GROUP_BY = """
