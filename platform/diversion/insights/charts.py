@@ -3,19 +3,26 @@
 Each chart is an image beside a table holding the same numbers (the table is
 what a screen reader reads; the image has a short text alternative). Drawn
 with matplotlib's SVG backend alone (no screen, no GUI toolkit), one figure
-per request, closed once written. Every word drawn (axes, legends) is in the reader's language;
+per drawing, closed once written. Every word drawn (axes, legends) is in the reader's language;
 the titles are the captions of the tables beside them.
+
+A chart is a function of what it draws and the reader's language alone, and drawing one takes
+about 200 ms, so each process keeps the last ``CHARTS_KEPT`` drawn, by those: a page read again
+(or by another reader of the same figures) gets its chart at once, and new figures (the
+aggregates counted again) draw anew, since the chart is looked up by the figures themselves.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext
 
 from diversion.insights.statistics import Z95, Z998, Funnel
+from diversion.words import current_language
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -24,6 +31,7 @@ if TYPE_CHECKING:
 INK, GREY, BLUE, RED, ORANGE = "#0b0c0c", "#505a5f", "#1d70b8", "#d4351c", "#f47738"
 _SIZE = (8.0, 4.8)  # inches: 800 by 480 pixels at 100 to the inch
 _FONT: Any = {"font.size": 11, "font.family": "DejaVu Sans", "svg.fonttype": "none", "svg.hashsalt": "diversion"}
+CHARTS_KEPT = 64  # drawn charts each process keeps (an SVG is tens of kB)
 
 
 def _figure(title: str, x_label: str) -> tuple[Figure, Axes]:
@@ -53,6 +61,13 @@ def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, flo
                 highlight: str | None = None) -> str:
     """Each force's rate (%) against its denominator, with the national rate and its 95% and 99.8%
     limits. ``points``: (force, denominator, rate 0-1); ``highlight`` names a force drawn apart."""
+    return _funnel_plot(str(title), funnel, tuple(points), highlight, current_language())
+
+
+@lru_cache(maxsize=CHARTS_KEPT)
+def _funnel_plot(title: str, funnel: Funnel, points: tuple[tuple[str, int, float], ...], highlight: str | None,
+                 language: str) -> str:
+    del language  # a key of the drawings kept: the words drawn are the reader's
     largest = max((total for _, total, _ in points), default=100)
     sizes = sorted({max(1, round(largest * 1.1 * step / 200)) for step in range(1, 201)})
     figure, axes = _figure(title, gettext("Cases the rate is worked out from"))
@@ -79,6 +94,14 @@ def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, flo
 
 def trend_chart(title: str, periods: Sequence[str], lines: Sequence[tuple[str, Sequence[float | None]]]) -> str:
     """Rates (%) over ``periods``, one line per series (a gap where a rate is not shown)."""
+    return _trend_chart(str(title), tuple(periods), tuple((str(name), tuple(values)) for name, values in lines),
+                        current_language())
+
+
+@lru_cache(maxsize=CHARTS_KEPT)
+def _trend_chart(title: str, periods: tuple[str, ...], lines: tuple[tuple[str, tuple[float | None, ...]], ...],
+                 language: str) -> str:
+    del language  # a key of the drawings kept: the words drawn are the reader's
     figure, axes = _figure(title, gettext("Quarter"))
     positions = list(range(len(periods)))
     for (name, values), colour, marker in zip(lines, (BLUE, ORANGE), ("o", "D"), strict=False):
