@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from diversion.audit.models import AuditEvent
 from diversion.cases import importer
@@ -17,6 +19,8 @@ from diversion.config import REPO_ROOT
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.forces.files import read_force_files
+from diversion.insights import services as insights
+from diversion.insights.models import InsightFigure, InsightTable, insight_counts
 from diversion.national_demo import PEOPLE, _History, national_folder, shares
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
@@ -24,6 +28,27 @@ from tests.databases import postgres_admin_url
 from tests.test_cli import _run
 
 TODAY = date(2026, 12, 1)
+
+
+def _released(session: Session) -> tuple[list[Any], list[Any]]:
+    """Every force's counts and every released figure, with the table it is in."""
+    counts = session.execute(select(insight_counts).order_by(*insight_counts.c)).all()
+    figures = session.execute(
+        select(InsightTable.force_id, InsightTable.measure, InsightTable.breakdown, InsightTable.year,
+               InsightFigure.category, InsightFigure.period, InsightFigure.value)
+        .join(InsightFigure, InsightFigure.table_id == InsightTable.id)).all()
+    return counts, sorted(figures, key=repr)
+
+
+def _counted_as_a_whole_count_counts(app: Flask) -> None:
+    """Each force was counted for the national comparison, as counting them all again counts them."""
+    with app.app_context():
+        counted = _released(db.session())
+        assert {row.force_id for row in counted[0]} == set(db.session.scalars(select(Tenant.id)))
+        assert any(force_id is None for force_id, *_ in counted[1])  # the national tables too
+        insights.refresh_all(db.session(), today=datetime.now(UTC).date(), now=datetime.now(UTC))
+        assert _released(db.session()) == counted
+        db.session.rollback()
 
 
 def test_every_area_has_a_force_and_its_share_of_the_encounters(tmp_path: Path) -> None:
@@ -69,6 +94,7 @@ def test_the_national_demo_records_every_forces_history_once(app: Flask) -> None
     assert result.exit_code == 0, result.output
     assert "38 made-up forces" in result.output
     assert "encounters recorded" in result.output
+    _counted_as_a_whole_count_counts(app)
     with app.app_context():
         forces = db.session.scalars(select(Tenant)).all()
         assert sorted(force.area for force in forces) == sorted(AREAS)
@@ -99,6 +125,7 @@ def test_two_processes_record_the_forces_side_by_side(app: Flask) -> None:
     assert _run(app, "tenants", "sync").exit_code == 0
     result = _run(app, "demo", "--scale", "national", "--encounters", "2000", "--workers", "2")
     assert result.exit_code == 0, result.output
+    _counted_as_a_whole_count_counts(app)
     with app.app_context():
         for force in db.session.scalars(select(Tenant)).all():
             with scoped(force.id):

@@ -131,13 +131,13 @@ def _national_history(*, encounters: int, seed: str, workers: int | None) -> Non
     started = time.perf_counter()
     with click.progressbar(length=sum(counts.values()), label=f"Five years of case work in {len(counts)} forces",
                            show_pos=True) as bar:
-        rows = _record_forces(counts, today=today, seed=seed, workers=workers, progress=bar.update)
+        rows, counted = _record_forces(counts, today=today, seed=seed, workers=workers, progress=bar.update)
     seconds = time.perf_counter() - started
-    click.echo(f"{rows:,} encounters recorded in {seconds / 60:.1f} minutes ({rows / seconds:,.0f} a second; "
-               "forces that already held imported cases were left as they were).")
+    click.echo(f"{rows:,} encounters recorded and counted in {seconds / 60:.1f} minutes ({rows / seconds:,.0f} a "
+               "second; forces that already held imported cases were left as they were).")
     started = time.perf_counter()
-    click.echo("Counting every force for the national comparison...")
-    refresh_all(db.session(), today=today, now=datetime.now(UTC))
+    click.echo("Counting the rest for the national comparison...")
+    refresh_all(db.session(), today=today, now=datetime.now(UTC), counted=counted)
     db.session.commit()
     click.echo(f"Counted in {time.perf_counter() - started:.0f} s.")
 
@@ -152,10 +152,15 @@ def _start_worker(config: dict[str, Any], progress: Any) -> None:
     _WORKER.update(progress=progress)
 
 
-def _record_force(slug: str, count: int, today: date, seed: str) -> int:
-    """One force's made-up history (``national_demo.seed_force``), committed: a unit of the command."""
+def _record_force(slug: str, count: int, today: date, seed: str) -> tuple[int, int | None]:
+    """One force's made-up history (``national_demo.seed_force``), then its counts for the
+    national comparison (``insights.services.refresh_force``, its own tables alone), committed: a
+    unit of the command. (rows recorded, the force's key if it was counted)"""
+    from datetime import UTC, datetime
+
     from sqlalchemy import select
 
+    from diversion.insights.services import refresh_force
     from diversion.national_demo import seed_force
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
@@ -167,8 +172,10 @@ def _record_force(slug: str, count: int, today: date, seed: str) -> int:
     with scoped(tenant.id):
         rows = seed_force(tenant, count=count, today=today, seed=seed,
                           progress=progress.put if progress is not None else None)
+        if rows:
+            refresh_force(db.session(), tenant, today=today, now=datetime.now(UTC), national=False)
     db.session.commit()
-    return rows
+    return rows, tenant.id if rows else None
 
 
 def _plain_config() -> dict[str, Any]:
@@ -180,38 +187,46 @@ def _plain_config() -> dict[str, Any]:
 
 
 def _record_forces(counts: dict[str, int], *, today: date, seed: str, workers: int,
-                   progress: Callable[[int], None]) -> int:
+                   progress: Callable[[int], None]) -> tuple[int, set[int]]:
     """Each force's history (``counts`` by force address), the largest first, each committed
-    whole, in ``workers`` processes (here, with one); returns the rows recorded."""
+    whole with its counts (``_record_force``), in ``workers`` processes (here, with one); returns
+    the rows recorded and the forces counted."""
     import multiprocessing
     import queue
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     order = sorted(counts, key=lambda slug: -counts[slug])
+    total, counted = 0, set()
+
+    def done(rows: int, force_id: int | None) -> None:
+        nonlocal total
+        total += rows
+        if force_id is not None:
+            counted.add(force_id)
+
     if workers <= 1:
         _WORKER.clear()
-        total = 0
         for slug in order:
-            total += _record_force(slug, counts[slug], today, seed)
+            done(*_record_force(slug, counts[slug], today, seed))
             progress(counts[slug])
-        return total
+        return total, counted
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         told = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
                                  initargs=(_plain_config(), told)) as pool:
-            pending: set[Future[int]] = {pool.submit(_record_force, slug, counts[slug], today, seed)
-                                         for slug in order}
-            total = 0
+            pending: set[Future[tuple[int, int | None]]] = {
+                pool.submit(_record_force, slug, counts[slug], today, seed) for slug in order}
             while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                total += sum(future.result() for future in done)
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done(*future.result())
                 while True:
                     try:
                         progress(told.get_nowait())
                     except queue.Empty:
                         break
-            return total
+            return total, counted
 
 
 def _demo_case_work(past_decisions: int) -> None:

@@ -72,7 +72,11 @@ class _Programme:
 
     def __init__(self, cells: int, figures: Sequence[frozenset[int]], truth: Sequence[int] | None = None) -> None:
         self.figures = [np.fromiter(sorted(members), dtype=np.int32, count=len(members)) for members in figures]
-        self.witnesses: list[np.ndarray] = [np.asarray(truth, dtype=float)] if truth is not None else []
+        # The witnesses, a row each, in the first ``witnessed`` rows (the rest room for more).
+        self.witnesses = np.empty((8, cells))
+        self.witnessed = 0
+        if truth is not None:
+            self._witness(np.asarray(truth, dtype=float))
         self.model = highspy.Highs()  # type: ignore[no-untyped-call]
         self.model.setOptionValue("output_flag", False)
         self.model.setOptionValue("presolve", "off")  # small programmes, each started from the last basis
@@ -81,6 +85,12 @@ class _Programme:
             self.model.addRow(-highspy.kHighsInf, highspy.kHighsInf, len(members), members, np.ones(len(members)))
         self.bound: dict[int, int] = {}  # the figures whose rows are bounded, by their released value
         self.objective: np.ndarray = np.zeros(0, dtype=np.int32)
+
+    def _witness(self, table: np.ndarray) -> None:
+        if self.witnessed == len(self.witnesses):
+            self.witnesses = np.concatenate([self.witnesses, np.empty_like(self.witnesses)])
+        self.witnesses[self.witnessed] = table
+        self.witnessed += 1
 
     def _release(self, released: dict[int, int]) -> None:
         """The rows bounded as ``released`` says (a figure suppressed since is freed)."""
@@ -107,7 +117,7 @@ class _Programme:
         if status != highspy.HighsModelStatus.kOptimal:
             raise ValueError(f"the released figures contradict each other ({self.model.modelStatusToString(status)})")
         solution = self.model.getSolution()
-        self.witnesses.append(np.asarray(solution.col_value))
+        self._witness(np.asarray(solution.col_value))
         duals = np.abs(np.asarray(solution.row_dual))
         value = sign * self.model.getInfo().objective_function_value
         return float(value), [index for index in np.flatnonzero(duals > _TOLERANCE).tolist() if index in released]
@@ -120,14 +130,14 @@ class _Programme:
         """None where ``figure`` can be anything from 0 to 9 given the ``released`` figures; else
         the released figures that pin it (perhaps none)."""
         members = self.figures[figure]
-        values = np.vstack(self.witnesses)[:, members].sum(axis=1) if self.witnesses else np.zeros(0)
+        values = self.witnesses[:self.witnessed, members].sum(axis=1)
         pinned: list[int] = []
         exposed = False
-        if not np.any(values <= SAFE_LOW + _TOLERANCE):
+        if not (values <= SAFE_LOW + _TOLERANCE).any():
             low, binding = self._solve(figure, released, 1.0)
             if low > SAFE_LOW + _TOLERANCE:
                 exposed, pinned = True, pinned + binding
-        if not np.any(values >= SAFE_HIGH - _TOLERANCE):
+        if not (values >= SAFE_HIGH - _TOLERANCE).any():
             high, binding = self._solve(figure, released, -1.0)
             if high < SAFE_HIGH - _TOLERANCE:
                 exposed, pinned = True, pinned + binding

@@ -11,7 +11,7 @@ reoffending window passing) or with a new case (a person met again).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -112,8 +112,8 @@ def release_years(session: Session, area: int | None, years: Sequence[int], *, t
     """Release ``area``'s tables (a force's, or None: all forces') of ``years``, protected; the
     number of tables protected anew (a table whose counts have not changed is kept as it was).
     Flushes, never commits."""
-    protected = 0
     tables = _tables_of(session, area)
+    written: list[tuple[InsightTable, list[Figure]]] = []  # tables protected anew, written at the end
     for year in years:
         months = counted_months(year, today)
         if not months:
@@ -138,9 +138,10 @@ def release_years(session: Session, area: int | None, years: Sequence[int], *, t
                               now=now)
                 if breakdown == ALL:
                     wholes[measure] = done[0]
-                protected += done[1]
-    session.flush()
-    return protected
+                if done[1] is not None:
+                    written.append((done[1], done[0]))
+    _write_figures(session, written)
+    return len(written)
 
 
 def _tables_of(session: Session, area: int | None) -> dict[tuple[str, str, int], InsightTable]:
@@ -160,42 +161,53 @@ class _Key:
 
 
 def _store(session: Session, table: InsightTable | None, key: _Key, mark: str, *,
-           protect: Callable[[], list[Figure]], now: datetime) -> tuple[list[Figure], bool]:
+           protect: Callable[[], list[Figure]], now: datetime) -> tuple[list[Figure], InsightTable | None]:
     """The figures of ``key``'s table (``table`` as stored, if it is): those kept where its
-    fingerprint is unchanged, else released anew (``protect()``) and stored in place of the old
-    (on the bulk path). (figures, whether protected anew)"""
+    fingerprint is unchanged, else released anew (``protect()``), with the table to store them in
+    (added to the session, or changed in place), which ``_write_figures`` writes. (figures, the
+    table protected anew or None)"""
     area, months = key.area, key.months
     if table is not None and table.fingerprint == mark and table.months == months:
         kept = session.execute(select(InsightFigure.category, InsightFigure.period, InsightFigure.value)
                                .where(InsightFigure.table_id == table.id)).all()
-        return [Figure(category, period, value) for category, period, value in kept], False
+        return [Figure(category, period, value) for category, period, value in kept], None
     figures: list[Figure] = protect()
     if table is None:
         table = InsightTable(force_id=area, measure=key.measure, breakdown=key.breakdown, year=key.year,
                              months=months, fingerprint=mark, computed_at=now)
         session.add(table)
-        session.flush()
     else:
         table.months, table.fingerprint, table.computed_at = months, mark, now
-        session.execute(delete(InsightFigure).where(InsightFigure.table_id == table.id))
-    insert_rows(session, InsightFigure, [{"table_id": table.id, "category": figure.category, "period": figure.period,
-                                          "value": figure.value} for figure in figures])
-    return figures, True
+    return figures, table
+
+
+def _write_figures(session: Session, written: Sequence[tuple[InsightTable, list[Figure]]]) -> None:
+    """Each table's figures in place of those it held, in a few statements for them all (the
+    new tables given their keys first). Flushes."""
+    replaced = [table.id for table, _ in written if table.id is not None]
+    session.flush()
+    if replaced:
+        session.execute(delete(InsightFigure).where(InsightFigure.table_id.in_(replaced)))
+    insert_rows(session, InsightFigure, [
+        {"table_id": table.id, "category": figure.category, "period": figure.period, "value": figure.value}
+        for table, figures in written for figure in figures])
 
 
 def _forces(session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).where(Tenant.status != ForceStatus.DRAFT).order_by(Tenant.name)))
 
 
-def refresh_all(session: Session, *, today: date, now: datetime) -> int:
+def refresh_all(session: Session, *, today: date, now: datetime, counted: Collection[int] = frozenset()) -> int:
     """Count every force again, each in its own scope, then release the national tables once; the
     rows written. The months marked out of date are taken first (a change committed during the
-    count marks its month again). Flushes, never commits."""
+    count marks its month again). Forces in ``counted`` are left as they are: the caller counted
+    them whole (``refresh_force``) since their last change. Flushes, never commits."""
     session.execute(delete(InsightStale))
     written = 0
     for force in _forces(session):
-        with scoped(force.id):
-            written += refresh_force(session, force, today=today, now=now, national=False)
+        if force.id not in counted:
+            with scoped(force.id):
+                written += refresh_force(session, force, today=today, now=now, national=False)
     release_years(session, None, _years(session, None, today), today=today, now=now)
     session.flush()
     return written
