@@ -19,10 +19,13 @@ from sqlalchemy import (
     MetaData,
     UniqueConstraint,
     Uuid,
+    any_,
+    bindparam,
     event,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -165,6 +168,16 @@ class ProviderOwned:
     """
 
     provider_id: Mapped[int]
+
+
+def among(column: ColumnElement[Any] | QueryableAttribute[Any], values: list[Any],
+          dialect: Dialect) -> ColumnElement[bool]:
+    """``column IN values``, sent to PostgreSQL as one array (``column = ANY(:values)``): a
+    statement of thousands of keys is then the same text each time, where an IN list is written
+    out key by key and parsed again on every run. Elsewhere (SQLite) a plain IN."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.expression.type)))
+    return column.in_(values)
 
 
 def tenant_foreign_key(parent_table: str, column: str, *, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:

@@ -49,7 +49,7 @@ from diversion.audit.services import record
 from diversion.cases.events import Moved, referrals_moved
 from diversion.cases.models import Encounter, Referral, Transition
 from diversion.catalogue.models import Provider
-from diversion.db import new_id, utcnow
+from diversion.db import among, new_id, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
@@ -159,7 +159,8 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
         # A new referral (an offer: no earlier state) has no entry yet; others may.
         moved_before = [m.referral_id for m in theirs if m.came_from is not None]
         existing = {entry.referral_id: entry for entry in db.session.scalars(
-            select(FeedEntry).where(FeedEntry.referral_id.in_(moved_before)))} if moved_before else {}
+            select(FeedEntry).where(among(FeedEntry.referral_id, moved_before, db.session.get_bind().dialect)))
+        } if moved_before else {}
         entries = [{"referral_id": referral_id, "provider_id": provider_id, "position": position}
                    for referral_id, position in positions.items() if referral_id not in existing]
         if history:  # an import's thousands at once, on the bulk path
