@@ -196,20 +196,17 @@ def _record_forces(counts: dict[str, int], *, today: date, seed: str, workers: i
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     order = sorted(counts, key=lambda slug: -counts[slug])
-    total, counted = 0, set()
+    results: list[tuple[int, int | None]] = []
 
-    def done(rows: int, force_id: int | None) -> None:
-        nonlocal total
-        total += rows
-        if force_id is not None:
-            counted.add(force_id)
+    def summed() -> tuple[int, set[int]]:
+        return sum(rows for rows, _ in results), {force for _, force in results if force is not None}
 
     if workers <= 1:
         _WORKER.clear()
         for slug in order:
-            done(*_record_force(slug, counts[slug], today, seed))
+            results.append(_record_force(slug, counts[slug], today, seed))
             progress(counts[slug])
-        return total, counted
+        return summed()
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         told = manager.Queue()
@@ -219,14 +216,13 @@ def _record_forces(counts: dict[str, int], *, today: date, seed: str, workers: i
                 pool.submit(_record_force, slug, counts[slug], today, seed) for slug in order}
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    done(*future.result())
+                results += [future.result() for future in finished]
                 while True:
                     try:
                         progress(told.get_nowait())
                     except queue.Empty:
                         break
-            return total, counted
+            return summed()
 
 
 def _demo_case_work(past_decisions: int) -> None:
