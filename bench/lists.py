@@ -173,8 +173,8 @@ def _sealed_pool(admin_url: str) -> list[tuple[str, str, str, date]]:
     surnames = ("Okafor", "Smith", "Nowak", "Patel", "Jones", "O'Neill", "Khan", "Evans", "Silva", "Brown")
     made: list[tuple[str, str, str, date]] = []
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute("CREATE TABLE bench_sealed (slot int PRIMARY KEY, identity_sealed text, "
-                           "contact_sealed text)")
+        connection.execute("CREATE TABLE bench_sealed (slot int PRIMARY KEY, identity_sealed bytea, "
+                           "contact_sealed bytea)")
         copying = "COPY bench_sealed (slot, identity_sealed, contact_sealed) FROM STDIN"
         with connection.cursor().copy(copying) as copy:
             for slot in range(POOL):

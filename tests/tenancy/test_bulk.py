@@ -25,7 +25,7 @@ from tests.conftest import World
 
 def people(count: int) -> list[dict[str, Any]]:
     return [{"id": uuid.uuid4(), "name_key": uuid.uuid4().hex * 2, "pnc_key": None, "search_key": None,
-             "birth_key": None, "identity_sealed": "sealed identity", "contact_sealed": "sealed contact",
+             "birth_key": None, "identity_sealed": b"sealed identity", "contact_sealed": b"sealed contact",
              "ethnicity": "W1"} for _ in range(count)]
 
 

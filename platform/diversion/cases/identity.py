@@ -4,7 +4,7 @@ A person is found again in the same force by an HMAC of their normalised
 surname, given name and date of birth (and, separately, of their PNC ID when
 one is given), keyed with a secret derived for that force alone: the same
 person in two forces has unrelated keys, so nothing links across forces.
-Names and contact details are encrypted at rest (Fernet); only code running
+Names and contact details are encrypted at rest (``sealing.seal_bytes``); only code running
 for the force, or for the provider a referral goes to, decrypts them.
 """
 
@@ -20,12 +20,11 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-from diversion.sealing import data_cipher
+from diversion.sealing import Unopenable, open_bytes, seal_bytes
 
 
 @dataclass(frozen=True)
@@ -105,36 +104,40 @@ def derived_key(secret: str) -> str:
 _NAMES = {kind: tuple(item.name for item in fields(kind)) for kind in (Identity, Contact)}
 
 
-def seal(value: Identity | Contact) -> str:
-    data: dict[str, Any] = {name: getattr(value, name) for name in _NAMES[type(value)]}
+def seal(value: Identity | Contact) -> bytes:
+    """The identity or contact details sealed (``sealing.seal_bytes``): a JSON list of the
+    fields in order, the date of birth as ISO text."""
+    data: list[Any] = [getattr(value, name) for name in _NAMES[type(value)]]
     if isinstance(value, Identity):
-        data["date_of_birth"] = value.date_of_birth.isoformat()
-    return data_cipher().encrypt(json.dumps(data).encode()).decode()
+        data[2] = value.date_of_birth.isoformat()
+    return seal_bytes(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def seal_contact(contact: Contact) -> str:
+def seal_contact(contact: Contact) -> bytes:
     """The contact details sealed; empty when there are none: nothing to keep, and nothing to
-    spend a token (about 140 bytes) and an encryption on (``open_contact`` reads it as none).
-    People recorded before this keep their sealed empty details, which read the same."""
-    return seal(contact) if contact != NO_CONTACT else ""
+    spend a nonce, a tag and an encryption on (``open_contact`` reads it as none)."""
+    return seal(contact) if contact != NO_CONTACT else b""
 
 
 class Unreadable(ValueError):  # noqa: N818 - reads as the condition it reports
     """Encrypted personal data that no configured key opens."""
 
 
-def _open(token: str) -> dict[str, Any]:
+def _open(sealed: bytes, kind: type[Identity] | type[Contact]) -> dict[str, Any]:
+    """The fields sealed, by name: from a list in order, or from an object (people sealed
+    before the list)."""
     try:
-        return dict(json.loads(data_cipher().decrypt(token.encode())))
-    except InvalidToken as error:
+        data = json.loads(open_bytes(sealed))
+    except Unopenable as error:
         raise Unreadable("personal data cannot be decrypted with the configured keys") from error
+    return dict(zip(_NAMES[kind], data, strict=False)) if isinstance(data, list) else dict(data)
 
 
-def open_identity(token: str) -> Identity:
-    data = _open(token)
+def open_identity(sealed: bytes) -> Identity:
+    data = _open(sealed, Identity)
     return Identity(data["surname"], data["given_name"], date.fromisoformat(data["date_of_birth"]),
                     data.get("pnc_id"))
 
 
-def open_contact(token: str) -> Contact:
-    return Contact(**_open(token)) if token else NO_CONTACT
+def open_contact(sealed: bytes) -> Contact:
+    return Contact(**_open(sealed, Contact)) if sealed else NO_CONTACT

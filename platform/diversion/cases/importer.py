@@ -689,7 +689,7 @@ class _Writer:
         self.label = label
         self.batches = Batches(db.session)
         self.people: dict[uuid.UUID, dict[str, Any]] = {}
-        self.changed_people: dict[uuid.UUID, tuple[str, str, str | None]] = {}  # contact, ethnicity, PNC key
+        self.changed_people: dict[uuid.UUID, tuple[bytes, str, str | None]] = {}  # contact, ethnicity, PNC key
         self.encounters: list[dict[str, Any]] = []
         self.years: list[int] = []  # of each queued encounter's decision: its reference's year
         self.decisions: list[dict[str, Any]] = []

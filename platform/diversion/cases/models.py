@@ -22,8 +22,8 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
-    Text,
     UniqueConstraint,
     bindparam,
     exists,
@@ -104,8 +104,8 @@ class Person(TenantScoped, Base):
     # recorded before search existed: ``diversion cases index-people``).
     search_key: Mapped[str | None] = mapped_column(String(64))
     birth_key: Mapped[str | None] = mapped_column(String(64))
-    identity_sealed: Mapped[str] = mapped_column(Text)
-    contact_sealed: Mapped[str] = mapped_column(Text)
+    identity_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    contact_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # empty: no contact details
     ethnicity: Mapped[str] = mapped_column(String(2))
     # The language the person prefers to be spoken to in ("en" or "cy"), asked at intake by a
     # force that works in Welsh; None where it was not asked. Their provider reads it too.
