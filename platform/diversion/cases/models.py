@@ -135,8 +135,12 @@ class Encounter(TenantScoped, Base):
         Index(None, "tenant_id", "reference", unique=True),
         Index(None, "tenant_id", "person_id", "offence_on"),
         Index(None, "tenant_id", "offence_on"),
-        Index(None, "tenant_id", "outcome", "reference"),
-        Index(None, "tenant_id", "pathway", "reference"),
+        # The decision and pathway filters' indexes hold their column alone: entries of one value
+        # share one key (deduplicated), a few bytes each; a page of them walks the reference index
+        # and skips the rest. An officer's cases are few among many: their index keeps the
+        # reference, so that a page of them is read in order (found and sorted, it took 7x longer).
+        Index(None, "tenant_id", "outcome"),
+        Index(None, "tenant_id", "pathway"),
         Index(None, "tenant_id", "recorded_by_id", "reference"),
     )
 
