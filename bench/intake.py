@@ -141,7 +141,7 @@ def _raw_write(kind: str, given: dict[str, Any]) -> dict[str, str]:
         for table, template in _templates(cursor)[kind]:
             row = {**template, "id": uuid.uuid4()}
             if table == "people":
-                row.update(id=made["person"], name_key=secrets.token_hex(16))
+                row.update(id=made["person"], name_key=secrets.token_bytes(16))
             elif table == "encounters":
                 row.update(id=made["encounter"], person_id=made["person"], reference=secrets.token_hex(10))
             elif table == "decisions":

@@ -116,8 +116,9 @@ _NUMBERS = """
 SEED: list[Any] = [
     f"""INSERT INTO people (id, tenant_id, name_key, pnc_key, search_key, birth_key, identity_sealed,
                             contact_sealed, ethnicity, created_at)
-        SELECT md5('person-' || n.i)::uuid, %(force)s, md5('name-' || n.i), md5('pnc-' || n.i),
-               md5('search-' || n.i), md5('born-' || n.i), s.identity_sealed, s.contact_sealed, 'W1', now()
+        SELECT md5('person-' || n.i)::uuid, %(force)s, decode(md5('name-' || n.i), 'hex'),
+               decode(md5('pnc-' || n.i), 'hex'), decode(md5('search-' || n.i), 'hex'),
+               decode(md5('born-' || n.i), 'hex'), s.identity_sealed, s.contact_sealed, 'W1', now()
         FROM ({_NUMBERS}) AS n JOIN bench_sealed s ON s.slot = n.i %% {POOL}""",
     f"""INSERT INTO encounters (id, tenant_id, reference, person_id, offence_on, recorded_at, recorded_by_id,
                                 facts, source, outcome, pathway)

@@ -24,7 +24,7 @@ from tests.conftest import World
 
 
 def people(count: int) -> list[dict[str, Any]]:
-    return [{"id": uuid.uuid4(), "name_key": uuid.uuid4().hex * 2, "pnc_key": None, "search_key": None,
+    return [{"id": uuid.uuid4(), "name_key": uuid.uuid4().bytes, "pnc_key": None, "search_key": None,
              "birth_key": None, "identity_sealed": b"sealed identity", "contact_sealed": b"sealed contact",
              "ethnicity": "W1"} for _ in range(count)]
 

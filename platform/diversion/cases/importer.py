@@ -422,8 +422,8 @@ class _Match:
     found: int | None
     name: int
     pnc: int | None
-    name_key: str
-    pnc_key: str | None
+    name_key: bytes
+    pnc_key: bytes | None
 
     @property
     def person(self) -> int:
@@ -468,10 +468,10 @@ class _Replay:
             self.history.setdefault(ids[person_id], []).append((offence_on, state))
 
     @staticmethod
-    def _short(key: str) -> int:
-        return int(key[:16], 16)
+    def _short(key: bytes) -> int:
+        return int.from_bytes(key[:8])
 
-    def _known(self, name_key: str, pnc_key: str | None) -> int:
+    def _known(self, name_key: bytes, pnc_key: bytes | None) -> int:
         person = self._short(name_key)
         self.names.add(person)
         if pnc_key is not None:
@@ -689,7 +689,7 @@ class _Writer:
         self.label = label
         self.batches = Batches(db.session)
         self.people: dict[uuid.UUID, dict[str, Any]] = {}
-        self.changed_people: dict[uuid.UUID, tuple[bytes, str, str | None]] = {}  # contact, ethnicity, PNC key
+        self.changed_people: dict[uuid.UUID, tuple[bytes, str, bytes | None]] = {}  # contact, ethnicity, PNC key
         self.encounters: list[dict[str, Any]] = []
         self.years: list[int] = []  # of each queued encounter's decision: its reference's year
         self.decisions: list[dict[str, Any]] = []

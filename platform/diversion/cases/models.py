@@ -97,13 +97,14 @@ class Person(TenantScoped, Base):
         Index(None, "tenant_id", "birth_key"),
     )
 
-    name_key: Mapped[str] = mapped_column(String(64))
-    pnc_key: Mapped[str | None] = mapped_column(String(64))
+    # Keyed hashes, 16 bytes each (``cases.identity.person_keys``).
+    name_key: Mapped[bytes] = mapped_column(LargeBinary(16))
+    pnc_key: Mapped[bytes | None] = mapped_column(LargeBinary(16))
     # Blind indexes for search (``cases.identity.search_keys``): surname with
     # date of birth, and date of birth alone. None until indexed (people
     # recorded before search existed: ``diversion cases index-people``).
-    search_key: Mapped[str | None] = mapped_column(String(64))
-    birth_key: Mapped[str | None] = mapped_column(String(64))
+    search_key: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    birth_key: Mapped[bytes | None] = mapped_column(LargeBinary(16))
     identity_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     contact_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # empty: no contact details
     ethnicity: Mapped[str] = mapped_column(String(2))
