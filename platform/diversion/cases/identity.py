@@ -11,7 +11,6 @@ for the force, or for the provider a referral goes to, decrypts them.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import unicodedata
@@ -63,7 +62,7 @@ KEY_BYTES = 16
 
 
 def _key(secret: bytes, text: str) -> bytes:
-    return hmac.new(secret, text.encode(), hashlib.sha256).digest()[:KEY_BYTES]
+    return hmac.digest(secret, text.encode(), "sha256")[:KEY_BYTES]
 
 
 def normalise_pnc(pnc_id: str) -> str:
@@ -102,6 +101,8 @@ def derived_key(secret: str) -> str:
 
 # The fields sealed of each kind, in order (looked up once, not per person).
 _NAMES = {kind: tuple(item.name for item in fields(kind)) for kind in (Identity, Contact)}
+_SEALED_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps would make
+# an encoder for every value it is given options for
 
 
 def seal(value: Identity | Contact) -> bytes:
@@ -110,7 +111,7 @@ def seal(value: Identity | Contact) -> bytes:
     data: list[Any] = [getattr(value, name) for name in _NAMES[type(value)]]
     if isinstance(value, Identity):
         data[2] = value.date_of_birth.isoformat()
-    return seal_bytes(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+    return seal_bytes(_SEALED_JSON.encode(data).encode())
 
 
 def seal_contact(contact: Contact) -> bytes:
