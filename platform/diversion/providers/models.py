@@ -94,8 +94,10 @@ class FeedEntry(_OfItsProvider, TenantScoped, Base):
     __tenant_table_args__ = (
         tenant_foreign_key("referrals", "referral_id", ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "referral_id"),
+        # The feed is read by its provider in order of position (``providers.services``): this
+        # serves every read, across the provider's forces. No index leads with the force: no
+        # query asks for one force's entries.
         UniqueConstraint("provider_id", "position"),
-        Index(None, "tenant_id", "provider_id", "position"),
     )
 
     referral_id: Mapped[uuid.UUID]
