@@ -101,16 +101,15 @@ def derived_key(secret: str) -> str:
 
 # The fields sealed of each kind, in order (looked up once, not per person).
 _NAMES = {kind: tuple(item.name for item in fields(kind)) for kind in (Identity, Contact)}
-_SEALED_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps would make
-# an encoder for every value it is given options for
+# Made once: json.dumps given options makes an encoder for every value.
+_SEALED_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def seal(value: Identity | Contact) -> bytes:
     """The identity or contact details sealed (``sealing.seal_bytes``): a JSON list of the
     fields in order, the date of birth as ISO text."""
-    data: list[Any] = [getattr(value, name) for name in _NAMES[type(value)]]
-    if isinstance(value, Identity):
-        data[2] = value.date_of_birth.isoformat()
+    data = [getattr(value, name) for name in _NAMES[type(value)]]
+    data = [field.isoformat() if isinstance(field, date) else field for field in data]
     return seal_bytes(_SEALED_JSON.encode(data).encode())
 
 
