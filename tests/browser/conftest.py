@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +56,14 @@ class Session:
 
 @pytest.fixture
 def live_server(app: Flask, world: World) -> Iterator[str]:
-    """The test app on 127.0.0.1, a free port, in a background thread."""
+    """The test app, with the test world, on 127.0.0.1, a free port, in a background thread."""
+    with serving(app) as address:
+        yield address
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` served on 127.0.0.1, a free port, in a background thread, until the block ends."""
     server = make_server("127.0.0.1", 0, _whole_bodies(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
@@ -87,7 +95,14 @@ def _whole_bodies(app: Flask) -> WSGIApplication:
 
 @pytest.fixture
 def browser_page(live_server: str) -> Iterator[Session]:
-    """A fresh page; console messages, page errors and failed loads recorded."""
+    """A fresh page on the test world's server (``browsing``)."""
+    with browsing(live_server) as session:
+        yield session
+
+
+@contextmanager
+def browsing(address: str) -> Iterator[Session]:
+    """A fresh page on the server at ``address``; console messages, page errors and failed loads recorded."""
     console: list[str] = []
     errors: list[str] = []
     failed: list[str] = []
@@ -96,7 +111,7 @@ def browser_page(live_server: str) -> Iterator[Session]:
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 800})
+            context = browser.new_context(base_url=address, viewport={"width": 1280, "height": 800})
             # Violations reported by the page itself, per document.
             context.add_init_script(
                 "window.cspViolations = [];"
