@@ -238,14 +238,35 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
-                   today: date) -> tuple[State, date | None]:
-    """The state an imported referral reached, and the day it got there: any state while its
-    deadline is more than a week off (an open one is not overdue), a final one after that; never
-    later than yesterday, and sessions (booked, attended, completed) held by the deadline."""
+# How made-up past referrals went. Each force completes its own share of them (``completion_share``),
+# between these two (Thames Valley's pilot: about half of those offered), so that the national
+# comparison has differences to show; the rest were refused, not completed or withdrawn, in these
+# proportions. Half of those still within their deadline are still open.
+COMPLETING = (0.45, 0.8)
+NOT_COMPLETING = {State.DECLINED: 3, State.NOT_COMPLETED: 5, State.WITHDRAWN: 2}
+STILL_OPEN = 0.5
+OPEN_STATES = tuple(state for state in State if state.is_open)
+
+
+def completion_share(seed: str) -> float:
+    """The share of a force's made-up referrals that end completed (``COMPLETING``), drawn from
+    ``seed``: the same seed, the same share."""
+    return random.Random(f"completing:{seed}").uniform(*COMPLETING)  # noqa: S311 - made-up data, not secrets
+
+
+def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *, today: date,
+                  completing: float) -> tuple[State, date | None]:
+    """The state an imported referral reached, and the day it got there: an open one now and then
+    while its deadline is more than a week off (an open one is not overdue, ``STILL_OPEN``), a final
+    one otherwise, completed at the force's rate (``completing``); never later than yesterday, and
+    sessions (booked, attended, completed) held by the deadline."""
     deadline = decided_on + timedelta(days=deadline_days)
-    open_ok = deadline > today + timedelta(days=7)
-    state = rng.choice([s for s in TARGETS if open_ok or not s.is_open])
+    if deadline > today + timedelta(days=7) and rng.random() < STILL_OPEN:
+        state = rng.choice(OPEN_STATES)
+    elif rng.random() < completing:
+        state = State.COMPLETED
+    else:
+        state = rng.choices(tuple(NOT_COMPLETING), weights=tuple(NOT_COMPLETING.values()))[0]
     if state is State.OFFERED:
         return state, None
     last = min(today - timedelta(days=1), deadline)
@@ -257,7 +278,7 @@ def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *,
 
 def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: Counter[int], *,
                       policy: CompiledPolicy, pathway_id: str, decided_on: date, wanted: int,
-                      today: date) -> dict[str, str] | None:
+                      today: date, completing: float) -> dict[str, str] | None:
     """The referral cells of an eligible row: to an offering whose provider still wants referrals
     (``referred`` counts them), in a state its deadline allows (``backlog_state``); None when none."""
     choices = [o for o in offerings if referred[o.course.provider_id] < wanted]
@@ -265,7 +286,7 @@ def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: C
     if not choices or pathway is None:
         return None
     offering = choices[referred[choices[0].course.provider_id] % len(choices)]
-    state, reached_on = backlog_state(rng, decided_on, pathway.deadline_days, today=today)
+    state, reached_on = backlog_state(rng, decided_on, pathway.deadline_days, today=today, completing=completing)
     referred[offering.course.provider_id] += 1
     return {"course": offering.course.slug, "referral_state": state.value,
             "referral_outcome_on": reached_on.isoformat() if reached_on else ""}
@@ -289,6 +310,7 @@ class _Backlog:
     def __init__(self, tenant: Tenant, today: date) -> None:
         self.tenant, self.today = tenant, today
         self.rng = random.Random(f"history:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
+        self.completing = completion_share(tenant.slug)
         self.end = case_work_window(today)[1]
         self.offerings: dict[str, list[Offering]] = {}
         for offering in db.session.scalars(select(Offering).join(Course, Course.id == Offering.course_id)
@@ -344,7 +366,7 @@ class _Backlog:
             return None
         return _backlog_referral(self.rng, self.offerings[decision.pathway], self.referred, policy=policy,
                                  pathway_id=decision.pathway, decided_on=case.decided_on, wanted=wanted,
-                                 today=self.today)
+                                 today=self.today, completing=self.completing)
 
     def history(self) -> None:
         """Every case of ``HISTORY_DAYS``: the eligible referred, the rest as decided, and now and

@@ -34,7 +34,7 @@ from diversion.cases.importer import Row
 from diversion.cases.models import State
 from diversion.catalogue.models import Course, Offering
 from diversion.catalogue.vocabulary import AREAS
-from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state
+from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state, completion_share
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.compiler import CompiledPolicy
@@ -114,6 +114,7 @@ class _History:
         self.tenant, self.count, self.start, self.today = tenant, count, start, today
         self.seed = f"national:{seed}:{tenant.slug}"
         self.rng = random.Random(self.seed)  # noqa: S311 - made-up data, not secrets
+        self.completing = completion_share(self.seed)
         self.offerings: dict[str, list[str]] = {}  # the courses offered for each pathway
         for pathway, course in db.session.execute(
                 select(Offering.pathway, Course.slug).join(Course, Course.id == Offering.course_id)
@@ -172,7 +173,8 @@ class _History:
         if decision.outcome != "eligible" or not offered or pathway is None:
             return None, None, None
         course = offered[self.rng.randrange(len(offered))]
-        state, reached_on = backlog_state(self.rng, on, pathway.deadline_days, today=self.today)
+        state, reached_on = backlog_state(self.rng, on, pathway.deadline_days, today=self.today,
+                                          completing=self.completing)
         return course, state, reached_on
 
     def _met_again(self, on: date) -> _Person | None:
