@@ -248,6 +248,13 @@ STILL_OPEN = 0.5
 OPEN_STATES = tuple(state for state in State if state.is_open)
 
 
+def attended_before_ending(rng: random.Random, state: State, sessions: int) -> int:
+    """The sessions attended by a made-up referral that reached ``state``: for one that ended unfinished,
+    any number short of the course's ``sessions`` (so some people stop coming and others never come);
+    none otherwise (a completed one attended each session: the path says so)."""
+    return rng.randrange(sessions) if state in rules.ENDED_UNFINISHED else 0
+
+
 def completion_share(seed: str) -> float:
     """The share of a force's made-up referrals that end completed (``COMPLETING``), drawn from
     ``seed``: the same seed, the same share."""
@@ -288,8 +295,10 @@ def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: C
     offering = choices[referred[choices[0].course.provider_id] % len(choices)]
     state, reached_on = backlog_state(rng, decided_on, pathway.deadline_days, today=today, completing=completing)
     referred[offering.course.provider_id] += 1
+    attended = attended_before_ending(rng, state, offering.course.sessions)
     return {"course": offering.course.slug, "referral_state": state.value,
-            "referral_outcome_on": reached_on.isoformat() if reached_on else ""}
+            "referral_outcome_on": reached_on.isoformat() if reached_on else "",
+            "sessions_attended": str(attended) if attended else ""}
 
 
 def _met_again(rng: random.Random, diverted: list[tuple[tuple[str, str, date], str, date]],

@@ -34,7 +34,7 @@ from diversion.cases.importer import Row
 from diversion.cases.models import State
 from diversion.catalogue.models import Course, Offering
 from diversion.catalogue.vocabulary import AREAS
-from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state, completion_share
+from diversion.demo import GIVEN_NAMES, SURNAMES, attended_before_ending, backlog_state, completion_share
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.compiler import CompiledPolicy
@@ -97,7 +97,8 @@ def national_folder(source: Path, target: Path) -> list[str]:
     return made
 
 
-_Referral = tuple[str | None, State | None, date | None]  # course, state reached, the day it was
+# course, state reached, the day it was, sessions attended before it ended unfinished
+_Referral = tuple[str | None, State | None, date | None, int]
 
 
 @dataclass
@@ -115,11 +116,11 @@ class _History:
         self.seed = f"national:{seed}:{tenant.slug}"
         self.rng = random.Random(self.seed)  # noqa: S311 - made-up data, not secrets
         self.completing = completion_share(self.seed)
-        self.offerings: dict[str, list[str]] = {}  # the courses offered for each pathway
-        for pathway, course in db.session.execute(
-                select(Offering.pathway, Course.slug).join(Course, Course.id == Offering.course_id)
+        self.offerings: dict[str, list[tuple[str, int]]] = {}  # the courses (and their sessions) of each pathway
+        for pathway, course, sessions in db.session.execute(
+                select(Offering.pathway, Course.slug, Course.sessions).join(Course, Course.id == Offering.course_id)
                 .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None)).order_by(Course.slug)):
-            self.offerings.setdefault(pathway, []).append(course)
+            self.offerings.setdefault(pathway, []).append((course, sessions))
         self.policies = eligibility.PoliciesInForce()
         self.names: set[int] = set()
         self.diverted: list[_Person] = []
@@ -145,7 +146,7 @@ class _History:
                 self._remember(_Person(identity, case.ethnicity, case.decided_on))
 
     def _row(self, number: int, person: tuple[Identity, str], on: date, facts: dict[str, Any],
-             referral: _Referral = (None, None, None)) -> Row:
+             referral: _Referral = (None, None, None, 0)) -> Row:
         phone = f"07700 9{self.rng.randrange(10**5):05d}" if self.rng.random() < WITH_PHONE else ""
         return Row(number, rules.Intake(person[0], Contact(phone=phone), person[1], on, facts), on, *referral)
 
@@ -160,22 +161,23 @@ class _History:
                 return identity
 
     def _referral(self, policy: CompiledPolicy, identity: Identity, facts: dict[str, Any], on: date) -> _Referral:
-        """(course, state, day it was reached) of a new person's case where it is eligible and the
-        force offers its pathway, as the import will decide it; all None otherwise."""
+        """(course, state, day it was reached, sessions attended) of a new person's case where it is
+        eligible and the force offers its pathway, as the import will decide it; None, None, None, 0
+        otherwise."""
         known = {**facts, "age": rules.age_on(identity.date_of_birth, on), "offence_age_days": 0,
                  "previous_diversions": 0, "previous_non_engagement": False}
         try:
             decision = decide(policy, known, on)
         except FactsInvalid:
-            return None, None, None
+            return None, None, None, 0
         offered = self.offerings.get(decision.pathway or "")
         pathway = policy.pathway(decision.pathway or "")
         if decision.outcome != "eligible" or not offered or pathway is None:
-            return None, None, None
-        course = offered[self.rng.randrange(len(offered))]
+            return None, None, None, 0
+        course, sessions = offered[self.rng.randrange(len(offered))]
         state, reached_on = backlog_state(self.rng, on, pathway.deadline_days, today=self.today,
                                           completing=self.completing)
-        return course, state, reached_on
+        return course, state, reached_on, attended_before_ending(self.rng, state, sessions)
 
     def _met_again(self, on: date) -> _Person | None:
         if not self.diverted or self.rng.random() >= MET_AGAIN:

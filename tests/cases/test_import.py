@@ -45,7 +45,7 @@ def row(**changes: str) -> dict[str, str]:
         "user_dealer": "no", "admission": "admitted", "under_court_order": "false", "on_bail": "false",
         "held_for_court": "false", "detained_mental_health_act": "false", "aggravating_factors": "none",
         "resident_in_force_area": "yes", "stage": "custody", "suitable_for_out_of_court_disposal": "true",
-        "course": "", "referral_state": "", "referral_outcome_on": "",
+        "course": "", "referral_state": "", "referral_outcome_on": "", "sessions_attended": "",
     }
     unknown = set(changes) - set(values)
     assert not unknown, unknown
@@ -269,7 +269,7 @@ def test_a_bad_file_reports_every_bad_row_and_imports_nothing(app: Flask, world:
         "the first takes effect on 2015-04-01",
         "row 12, surname: enter the person's surname",
         "row 12, date_of_birth: under 10 on the offence date",
-        "row 14: has 2 values; the header names 27 columns",
+        f"row 14: has 2 values; the header names {len(importer.COLUMNS)} columns",
     ]
     for line in expected:
         assert line in result.output
@@ -440,3 +440,44 @@ def test_a_missed_session_imports_as_missed_waiting_for_a_rebooking(app: Flask, 
         [session] = referral.sessions
         assert session.attendance is Attendance.DID_NOT_ATTEND
         assert referral.sessions_attended == 0
+
+
+def test_a_referral_ended_unfinished_imports_with_the_sessions_attended_before(app: Flask, world: World,
+                                                                               tmp_path: Path) -> None:
+    unfinished = {"course": DURHAM_COURSE, "referral_outcome_on": "2024-05-10"}
+    path = write(tmp_path / "attended.csv", [
+        row(referral_state="completed", sessions_attended="2", **unfinished),
+        row(surname="Jones", referral_state="not_completed", sessions_attended="two", **unfinished),
+        row(surname="Brown", referral_state="withdrawn", sessions_attended="5", **unfinished),
+        row(surname="Green", referral_state="not_completed", sessions_attended="2", course=DURHAM_COURSE,
+            referral_outcome_on="2024-08-01"),
+    ])
+    refused = _run(app, "import", "--tenant", "durham", str(path))
+    assert refused.exit_code == 1
+    for problem in (
+            "row 2, sessions_attended: give it only for a referral that ended not_completed or withdrawn; "
+            "leave it empty for any other state",
+            "row 3, sessions_attended: must be a whole number of sessions, such as 2, not 'two'",
+            f"row 4, sessions_attended: is 5, but '{DURHAM_COURSE}' has 5 sessions: a referral that attended "
+            "every one is completed",
+            "row 5, referral_outcome_on: is after the referral's deadline (2024-07-02): its sessions were held "
+            "by then"):
+        assert problem in refused.output
+    assert counts(app, world.b.id)["Referral"] == 0
+
+    path = write(tmp_path / "attended.csv", [
+        row(referral_state="not_completed", sessions_attended="2", **unfinished),
+        row(surname="Jones", referral_state="withdrawn", sessions_attended="0", **unfinished),
+    ])
+    result = _run(app, "import", "--tenant", "durham", str(path))
+    assert result.exit_code == 0, result.output
+    with app.app_context(), scoped(world.b.id):
+        stopped, withdrawn = db.session.scalars(select(Referral).order_by(Referral.state)).all()
+        assert (stopped.state, stopped.sessions_attended, stopped.outcome_code) == (
+            State.NOT_COMPLETED, 2, "prosecution")
+        assert [s.to_state for s in stopped.transitions] == [
+            State.OFFERED, State.ACCEPTED, State.BOOKED, State.ATTENDED, State.BOOKED, State.ATTENDED,
+            State.NOT_COMPLETED]
+        assert [s.attendance for s in stopped.sessions] == [Attendance.ATTENDED, Attendance.ATTENDED]
+        assert (withdrawn.state, withdrawn.sessions_attended) == (State.WITHDRAWN, 0)
+        assert [s.to_state for s in withdrawn.transitions] == [State.OFFERED, State.WITHDRAWN]

@@ -69,6 +69,8 @@ def _rows() -> list[dict[str, str]]:
             changes.update(course=DURHAM_COURSE, referral_state=state.value)
             if not state.is_open or rng.random() < 0.5:
                 changes["referral_outcome_on"] = (decided + timedelta(days=rng.randint(0, 100))).isoformat()
+            if state in rules.ENDED_UNFINISHED and rng.random() < 0.5:  # after some of the 5 sessions
+                changes["sessions_attended"] = str(rng.randint(1, 4))
         made.append(row(**changes))
     return made
 
@@ -90,7 +92,7 @@ def _importable(app: Flask, world: World, tmp_path: Path) -> Path:
                 return path
         assert all(p.column in ("course", "referral_outcome_on") for p in problems), problems
         for problem in problems:
-            rows[problem.row - 2].update(course="", referral_state="", referral_outcome_on="")
+            rows[problem.row - 2].update(course="", referral_state="", referral_outcome_on="", sessions_attended="")
 
 
 def _through_the_services(app: Flask, world: World, path: Path) -> None:
@@ -110,7 +112,8 @@ def _through_the_services(app: Flask, world: World, path: Path) -> None:
             referral = cases.refer(tenant, decision, offerings[(found.course, decision.final_pathway)],
                                    actor=SYSTEM, today=found.decided_on, reason=reason)
             held = datetime.combine(found.ended_on or found.decided_on, time(12), tzinfo=UTC)
-            cases.take_path(tenant, referral, rules.path_to(found.state, sessions=referral.sessions_required),
+            path = rules.path_to(found.state, sessions=referral.sessions_required, attended=found.attended)
+            cases.take_path(tenant, referral, path,
                             actor=SYSTEM, reason=reason, session_at=held,
                             venue=PLACE_NOT_RECORDED)
         db.session.commit()

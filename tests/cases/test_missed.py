@@ -44,3 +44,11 @@ def test_a_missed_referral_is_open_rebookable_and_reached_only_through_a_booking
                              sessions_required=2) is not None
     assert State.MISSED in rules.DIVERTED_STATES
     assert State.MISSED not in rules.NOT_ENGAGED_STATES
+
+
+def test_a_referral_ended_unfinished_after_sessions_attended_goes_through_each_of_them() -> None:
+    assert rules.path_to(State.WITHDRAWN, sessions=3, attended=1) == (
+        State.ACCEPTED, State.BOOKED, State.ATTENDED, State.WITHDRAWN)
+    for goal, attended in ((State.COMPLETED, 1), (State.NOT_COMPLETED, 3), (State.BOOKED, 1)):
+        with pytest.raises(ValueError, match="cannot have attended"):
+            rules.path_to(goal, sessions=3, attended=attended)

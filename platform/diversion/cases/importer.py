@@ -91,7 +91,7 @@ SOURCE = "import"  # encounters and decisions made by an import say so
 PERSON_COLUMNS = ("surname", "given_name", "date_of_birth", "pnc_id", "ethnicity", "phone", "email", "address")
 DATE_COLUMNS = ("offence_on", "decided_on")
 FACT_COLUMNS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
-REFERRAL_COLUMNS = ("course", "referral_state", "referral_outcome_on")
+REFERRAL_COLUMNS = ("course", "referral_state", "referral_outcome_on", "sessions_attended")
 COLUMNS = PERSON_COLUMNS + DATE_COLUMNS + FACT_COLUMNS + REFERRAL_COLUMNS
 OPTIONAL_COLUMNS = frozenset({"pnc_id", "phone", "email", "address", *REFERRAL_COLUMNS})
 TEXT_COLUMNS = ("surname", "given_name", "pnc_id", "phone", "email", "address")
@@ -170,6 +170,7 @@ class Row:
     course: str | None
     state: State | None
     ended_on: date | None
+    attended: int = 0  # sessions attended before a referral ended unfinished (``rules.ENDED_UNFINISHED``)
 
 
 # ---------------------------------------------------------------- reading the file
@@ -360,8 +361,10 @@ def _intake(cells: _Cells, today: date) -> tuple[Intake, date] | None:
     return intake, decided_on
 
 
-def _referral(cells: _Cells, decided_on: date | None, today: date) -> tuple[str | None, State | None, date | None]:
-    """(course, state, outcome date) of the row's referral; all None when there is none."""
+def _referral(cells: _Cells, decided_on: date | None,
+              today: date) -> tuple[str | None, State | None, date | None, int]:
+    """(course, state, outcome date, sessions attended) of the row's referral; None, None, None, 0
+    when there is none."""
     course = cells["course"] or None
     state_text = cells["referral_state"].lower()
     state: State | None = None
@@ -384,9 +387,27 @@ def _referral(cells: _Cells, decided_on: date | None, today: date) -> tuple[str 
             cells.refuse("referral_outcome_on", f"is before the decision date ({decided_on.isoformat()})")
         elif problem := case_date_problem(ended_on, today):
             cells.refuse("referral_outcome_on", problem)
+    attended = _attended(cells, state)
     if course is None or state is None:
-        return None, None, None
-    return course, state, ended_on
+        return None, None, None, 0
+    return course, state, ended_on, attended
+
+
+def _attended(cells: _Cells, state: State | None) -> int:
+    """The sessions attended before the referral ended unfinished (0 when the cell is empty).
+    Refuses a value that is not a whole number, and one for a referral that did not end
+    unfinished (a completed one attended every session; an open one is at its state)."""
+    text = cells["sessions_attended"]
+    if not text:
+        return 0
+    if not text.isdigit() or not text.isascii():
+        cells.refuse("sessions_attended", f"must be a whole number of sessions, such as 2, not {text!r}")
+        return 0
+    if state not in rules.ENDED_UNFINISHED:
+        cells.refuse("sessions_attended", "give it only for a referral that ended not_completed or withdrawn; "
+                                          "leave it empty for any other state")
+        return 0
+    return int(text)
 
 
 def parse_row(number: int, values: list[str], index: dict[str, int], *,
@@ -405,10 +426,10 @@ def parse_row(number: int, values: list[str], index: dict[str, int], *,
         if name not in TEXT_COLUMNS and (problem := text_problem(values[position])):
             cells.refuse(name, problem)
     intake = _intake(cells, today)
-    course, state, ended_on = _referral(cells, intake[1] if intake else None, today)
+    referral = _referral(cells, intake[1] if intake else None, today)
     if intake is None:
         return None, cells.problems
-    return Row(number, intake[0], intake[1], course, state, ended_on), cells.problems
+    return Row(number, intake[0], intake[1], *referral), cells.problems
 
 
 # ---------------------------------------------------------------- checking the whole file
@@ -568,19 +589,25 @@ class _Replay:
                        f"{row.decided_on.isoformat()}; only an eligible decision can lead to a referral")
 
     def offered(self, row: Row, pathway: str) -> Problem | None:
-        """Refuses a course the force does not offer for the row's pathway, and sessions
-        (which a referral booked, attended or completed had) after the referral's deadline,
-        as booking one would refuse them."""
+        """Refuses a course the force does not offer for the row's pathway, as many sessions
+        attended as the course has (or more) by a referral that ended unfinished, and sessions
+        (which a referral booked, attended or completed had, or one that ended after attending
+        some) after the referral's deadline, as booking one would refuse them."""
         offered = self.offerings.get(row.course or "", {})
         if pathway not in offered:
             pathways = ", ".join(sorted(offered)) or "no pathway"
             return Problem(row.number, "course",
                            f"{self.tenant.name} does not offer {row.course!r} for the {pathway!r} "
                            f"pathway this row is eligible for (it offers it for: {pathways})")
+        sessions = offered[pathway].course.sessions
+        if row.attended >= sessions:
+            return Problem(row.number, "sessions_attended",
+                           f"is {row.attended}, but {row.course!r} has {sessions} session{'s' * (sessions != 1)}: "
+                           f"a referral that attended every one is completed")
         in_force = self.policies.on(row.decided_on)
         found = in_force[1].pathway(pathway) if in_force is not None else None
         held = row.ended_on or row.decided_on
-        if found is not None and row.state in SESSION_STATES \
+        if found is not None and (row.state in SESSION_STATES or row.attended) \
                 and held > (deadline := row.decided_on + timedelta(days=found.deadline_days)):
             return Problem(row.number, "referral_outcome_on",
                            f"is after the referral's deadline ({deadline.isoformat()}): its sessions were held by then")
@@ -766,7 +793,7 @@ class _Writer:
             (None, State.OFFERED, at, imported)]
         ended = _at(row.ended_on or row.decided_on)
         state, attended = State.OFFERED, 0
-        for step in rules.path_to(reached, sessions=offering.course.sessions):
+        for step in rules.path_to(reached, sessions=offering.course.sessions, attended=row.attended):
             ended += timedelta(seconds=1)
             said = imported
             if step is State.BOOKED:  # a session, as booking one writes it

@@ -317,7 +317,10 @@ def _shortest(start: State, goal: State) -> tuple[State, ...]:
     raise ValueError(f"a referral cannot go from {start.value} to {goal.value}")
 
 
-def path_to(goal: State, *, sessions: int, via: State | None = None) -> tuple[State, ...]:
+ENDED_UNFINISHED = frozenset({State.NOT_COMPLETED, State.WITHDRAWN})  # may end after sessions attended
+
+
+def path_to(goal: State, *, sessions: int, via: State | None = None, attended: int = 0) -> tuple[State, ...]:
     """The moves that take a new (offered) referral to ``goal``, the shortest
     legal way, through ``via`` when given.
 
@@ -325,7 +328,15 @@ def path_to(goal: State, *, sessions: int, via: State | None = None) -> tuple[St
     refused is declined): not completed goes through accepted. Reaching
     completed, each of the course's ``sessions`` is booked and attended.
     Missed (a session missed, waiting for another) goes through booked.
+    A referral that ended unfinished (``ENDED_UNFINISHED``) after ``attended``
+    sessions had each of them booked and attended first. Refuses
+    (``ValueError``) sessions attended by any other ending, or as many as the
+    course has (that referral completed).
     """
+    if attended:
+        if goal not in ENDED_UNFINISHED or not 0 < attended < sessions:
+            raise ValueError(f"a {goal.value} referral of {sessions} sessions cannot have attended {attended}")
+        return (*_shortest(State.OFFERED, State.ACCEPTED), *(State.BOOKED, State.ATTENDED) * attended, goal)
     if via is None and goal is State.NOT_COMPLETED:
         via = State.ACCEPTED
     legs = _shortest(State.OFFERED, via) + _shortest(via, goal) if via is not None else _shortest(State.OFFERED,
