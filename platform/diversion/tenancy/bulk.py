@@ -1,8 +1,8 @@
 """Writing many force-owned rows at once: the bulk path of imports.
 
-On PostgreSQL a batch is COPYed into a temporary table shaped like its
-table (made once per transaction, dropped at its end, emptied after each
-batch), then moved across by one ``INSERT ... SELECT``: row-level security
+On PostgreSQL a batch is COPYed (in binary, typed as the columns) into a
+temporary table shaped like its table (made once per transaction, dropped
+at its end, emptied after each batch), then moved across by one ``INSERT ... SELECT``: row-level security
 checks every row as it checks any INSERT (``COPY`` straight into a table
 under row-level security is refused), and the foreign keys and indexes do
 their usual work. That runs in a thread of its own (``Batches``), so that an
