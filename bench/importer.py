@@ -123,6 +123,7 @@ def write_history(path: Path, rows: int, *, today: date, seed: str = "bench-impo
                       "pnc_id": person[3], "ethnicity": case.ethnicity, "phone": "", "email": "", "address": "",
                       "offence_on": offence_on.isoformat(), "decided_on": decided_on.isoformat(),
                       "course": course, "referral_state": state, "referral_outcome_on": outcome_on,
+                      "sessions_attended": "",
                       **{name: _cell(facts.get(name)) for name in importer.FACT_COLUMNS}}
             writer.writerow([values[name] for name in importer.COLUMNS])
             held["rows"] += 1
