@@ -248,25 +248,20 @@ STILL_OPEN = 0.5
 OPEN_STATES = tuple(state for state in State if state.is_open)
 
 
-def attended_before_ending(rng: random.Random, state: State, sessions: int) -> int:
-    """The sessions attended by a made-up referral that reached ``state``: for one that ended unfinished,
-    any number short of the course's ``sessions`` (so some people stop coming and others never come);
-    none otherwise (a completed one attended each session: the path says so)."""
-    return rng.randrange(sessions) if state in rules.ENDED_UNFINISHED else 0
-
-
 def completion_share(seed: str) -> float:
     """The share of a force's made-up referrals that end completed (``COMPLETING``), drawn from
     ``seed``: the same seed, the same share."""
     return random.Random(f"completing:{seed}").uniform(*COMPLETING)  # noqa: S311 - made-up data, not secrets
 
 
-def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *, today: date,
-                  completing: float) -> tuple[State, date | None]:
-    """The state an imported referral reached, and the day it got there: an open one now and then
-    while its deadline is more than a week off (an open one is not overdue, ``STILL_OPEN``), a final
-    one otherwise, completed at the force's rate (``completing``); never later than yesterday, and
-    sessions (booked, attended, completed) held by the deadline."""
+def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *, sessions: int, today: date,
+                  completing: float) -> tuple[State, date | None, int]:
+    """The state an imported referral reached, the day it got there and the sessions attended before
+    it ended unfinished: an open one now and then while its deadline is more than a week off (an open
+    one is not overdue, ``STILL_OPEN``), a final one otherwise, completed at the force's rate
+    (``completing``); never later than yesterday, and sessions (booked, attended, completed) held by
+    the deadline. One that ended unfinished attended any number short of the course's ``sessions``
+    (some people stop coming, others never come)."""
     deadline = decided_on + timedelta(days=deadline_days)
     if deadline > today + timedelta(days=7) and rng.random() < STILL_OPEN:
         state = rng.choice(OPEN_STATES)
@@ -275,12 +270,13 @@ def backlog_state(rng: random.Random, decided_on: date, deadline_days: int, *, t
     else:
         state = rng.choices(tuple(NOT_COMPLETING), weights=tuple(NOT_COMPLETING.values()))[0]
     if state is State.OFFERED:
-        return state, None
+        return state, None, 0
     last = min(today - timedelta(days=1), deadline)
     if state.is_open:  # on its way: moved a little after the offer
         last = min(last, decided_on + timedelta(days=14))
-    return state, decided_on + timedelta(days=rng.randint(min(1, (last - decided_on).days),
-                                                          max((last - decided_on).days, 0)))
+    reached_on = decided_on + timedelta(days=rng.randint(min(1, (last - decided_on).days),
+                                                         max((last - decided_on).days, 0)))
+    return state, reached_on, rng.randrange(sessions) if state in rules.ENDED_UNFINISHED else 0
 
 
 def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: Counter[int], *,
@@ -293,9 +289,9 @@ def _backlog_referral(rng: random.Random, offerings: list[Offering], referred: C
     if not choices or pathway is None:
         return None
     offering = choices[referred[choices[0].course.provider_id] % len(choices)]
-    state, reached_on = backlog_state(rng, decided_on, pathway.deadline_days, today=today, completing=completing)
+    state, reached_on, attended = backlog_state(rng, decided_on, pathway.deadline_days,
+                                                sessions=offering.course.sessions, today=today, completing=completing)
     referred[offering.course.provider_id] += 1
-    attended = attended_before_ending(rng, state, offering.course.sessions)
     return {"course": offering.course.slug, "referral_state": state.value,
             "referral_outcome_on": reached_on.isoformat() if reached_on else "",
             "sessions_attended": str(attended) if attended else ""}

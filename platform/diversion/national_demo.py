@@ -34,7 +34,7 @@ from diversion.cases.importer import Row
 from diversion.cases.models import State
 from diversion.catalogue.models import Course, Offering
 from diversion.catalogue.vocabulary import AREAS
-from diversion.demo import GIVEN_NAMES, SURNAMES, attended_before_ending, backlog_state, completion_share
+from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state, completion_share
 from diversion.eligibility import services as eligibility
 from diversion.eligibility import synthetic
 from diversion.eligibility.compiler import CompiledPolicy
@@ -175,9 +175,8 @@ class _History:
         if decision.outcome != "eligible" or not offered or pathway is None:
             return None, None, None, 0
         course, sessions = offered[self.rng.randrange(len(offered))]
-        state, reached_on = backlog_state(self.rng, on, pathway.deadline_days, today=self.today,
-                                          completing=self.completing)
-        return course, state, reached_on, attended_before_ending(self.rng, state, sessions)
+        return course, *backlog_state(self.rng, on, pathway.deadline_days, sessions=sessions, today=self.today,
+                                      completing=self.completing)
 
     def _met_again(self, on: date) -> _Person | None:
         if not self.diverted or self.rng.random() >= MET_AGAIN:
