@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import Any
 
+import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
@@ -180,3 +182,35 @@ def test_a_list_of_referrals_is_counted_from_the_referrals_alone_unless_a_case_f
     counts, page = _counts(app, client, f"/durham/cases/?sort=due&q={references[1]}")
     assert "encounters" in counts[0]
     assert "1 referral" in page
+
+
+def test_the_referrals_list_reads_a_page_in_its_index_order_however_many_share_a_due_date(
+        app: Flask, client, world: World) -> None:
+    """Every referral made on one day is due on one day: the whole list's order (due date, then id)
+    is its index's, so that a page is cut from the index, never found and sorted from them all."""
+    with app.app_context(), scoped(world.b.id):
+        for n in range(3):
+            _record(world, f"Tied{n}", date(1980, 1, 1) + timedelta(days=n), refer=True)
+        db.session.commit()
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the plan is PostgreSQL's")
+    sign_in(client, world.email("b_officer"))
+    sent: list[tuple[str, Any]] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert client.get("/durham/referrals").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    statement, parameters = next((s, p) for s, p in sent if "ORDER BY referrals.deadline DESC" in s)
+    with app.app_context(), scoped(world.b.id):
+        connection = db.session.connection()
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
+    assert any("ix_referrals_tenant_id_deadline_id" in line for line in plan), "\n".join(plan)
+    assert not any("Sort" in line for line in plan), "\n".join(plan)

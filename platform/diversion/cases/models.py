@@ -179,7 +179,9 @@ class Referral(TenantScoped, Base):
         Index(None, "provider_id", "state", "deadline"),
         Index(None, "provider_id", "deadline", "id"),
         Index(None, "tenant_id", "offering_id", "deadline"),
-        Index(None, "tenant_id", "deadline"),
+        # Every referral of the force by due date, then id (the referrals list's order, whole): a page
+        # is read in order however many share a due date, where found by date and sorted it grew with them.
+        Index(None, "tenant_id", "deadline", "id"),
         # Open referrals by due date (the overdue lists and counts), of the force and of the provider.
         Index("ix_referrals_open_tenant_id_deadline", "tenant_id", "deadline", "id",
               postgresql_where=_OPEN_SQL, sqlite_where=_OPEN_SQL),
