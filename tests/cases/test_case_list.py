@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import User
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter
@@ -184,16 +185,9 @@ def test_a_list_of_referrals_is_counted_from_the_referrals_alone_unless_a_case_f
     assert "1 referral" in page
 
 
-def test_the_referrals_list_reads_a_page_in_its_index_order_however_many_share_a_due_date(
-        app: Flask, client, world: World) -> None:
-    """Every referral made on one day is due on one day: the whole list's order (due date, then id)
-    is its index's, so that a page is cut from the index, never found and sorted from them all."""
-    with app.app_context(), scoped(world.b.id):
-        for n in range(3):
-            _record(world, f"Tied{n}", date(1980, 1, 1) + timedelta(days=n), refer=True)
-        db.session.commit()
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("the plan is PostgreSQL's")
+def _plan(app: Flask, client, world: World, url: str, marker: str) -> list[str]:
+    """PostgreSQL's plan, with sequential scans discouraged, of the statement holding ``marker`` that
+    answering GET ``url`` sent (the officer of Durham signed in)."""
     sign_in(client, world.email("b_officer"))
     sent: list[tuple[str, Any]] = []
 
@@ -204,13 +198,46 @@ def test_the_referrals_list_reads_a_page_in_its_index_order_however_many_share_a
         engine = db.engine
     event.listen(engine, "before_cursor_execute", note)
     try:
-        assert client.get("/durham/referrals").status_code == 200
+        assert client.get(url).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", note)
-    statement, parameters = next((s, p) for s, p in sent if "ORDER BY referrals.deadline DESC" in s)
+    statement, parameters = next((s, p) for s, p in sent if marker in s)
     with app.app_context(), scoped(world.b.id):
         connection = db.session.connection()
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
+        return list(connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
+
+
+def test_the_referrals_list_reads_a_page_in_its_index_order_however_many_share_a_due_date(
+        app: Flask, client, world: World) -> None:
+    """Every referral made on one day is due on one day: the whole list's order (due date, then id)
+    is its index's, so that a page is cut from the index, never found and sorted from them all."""
+    with app.app_context(), scoped(world.b.id):
+        for n in range(3):
+            _record(world, f"Tied{n}", date(1980, 1, 1) + timedelta(days=n), refer=True)
+        db.session.commit()
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the plan is PostgreSQL's")
+    plan = _plan(app, client, world, "/durham/referrals", "ORDER BY referrals.deadline DESC")
     assert any("ix_referrals_tenant_id_deadline_id" in line for line in plan), "\n".join(plan)
     assert not any("Sort" in line for line in plan), "\n".join(plan)
+
+
+def test_an_officers_cases_are_read_from_the_index_of_the_cases_officers_recorded(
+        app: Flask, client, world: World) -> None:
+    """The cases a case system sent or an import brought have no officer, and no entry in the index
+    an officer's cases are read from."""
+    with app.app_context(), scoped(world.b.id):
+        officer = db.session.scalar(select(User).where(User.email == world.email("b_officer")))
+        assert officer is not None
+        tenant = _durham(world)
+        for n, actor in enumerate((officer, SYSTEM)):
+            intake = cases.Intake(Identity(f"Kept{n}", "Sam", date(1980, 1, 1 + n), None), Contact(), "W1",
+                                  TODAY - timedelta(days=2), dict(USER_DEALER))
+            cases.record_encounter(tenant, intake, actor=actor, today=TODAY)
+        db.session.commit()
+        officer_id = officer.id
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the plan is PostgreSQL's")
+    plan = _plan(app, client, world, f"/durham/cases/?officer={officer_id}", "ORDER BY encounters.reference DESC")
+    assert any("ix_encounters_officer_tenant_id_recorded_by_id_reference" in line for line in plan), "\n".join(plan)
