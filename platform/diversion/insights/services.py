@@ -15,16 +15,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from diversion.cases.events import Moved, referrals_moved
 from diversion.cases.models import Referral
-from diversion.db import LONDON, among, utcnow
+from diversion.db import LONDON, among, insert_skipping_conflicts, utcnow
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.forces.services import police_time
@@ -246,13 +244,11 @@ def months_out_of_date(tenant: Tenant, *, moves: Sequence[Moved], history: bool)
                   .where(Decision.tenant_id == Referral.tenant_id, Decision.encounter_id == Referral.encounter_id,
                          Decision.superseded_by_id.is_(None))
                   .limit(1).scalar_subquery())
-    bind = db.session.get_bind().dialect
     months = (select(Referral.tenant_id, month_of(decided_on))
-              .where(among(Referral.id, [move.referral_id for move in moves], bind), decided_on.is_not(None))
+              .where(among(Referral.id, [move.referral_id for move in moves], db.session.get_bind().dialect),
+                     decided_on.is_not(None))
               .distinct())
-    dialect: Any = postgresql if bind.name == "postgresql" else sqlite
-    statement = (dialect.insert(InsightStale).from_select(["force_id", "month"], months)
-                 .on_conflict_do_nothing(index_elements=["force_id", "month"]))
+    statement = insert_skipping_conflicts(InsightStale).from_select(["force_id", "month"], months)
     scope = current_scope()
     if scope.provider_id is None:
         db.session.execute(statement)

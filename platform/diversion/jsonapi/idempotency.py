@@ -51,10 +51,18 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from diversion.db import Base, ProviderOwned, TenantScoped, UTCDateTime, new_id, tenant_foreign_key, utcnow
+from diversion.db import (
+    Base,
+    ProviderOwned,
+    TenantScoped,
+    UTCDateTime,
+    insert_skipping_conflicts,
+    new_id,
+    tenant_foreign_key,
+    utcnow,
+)
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.sealing import data_cipher
@@ -205,9 +213,7 @@ def _insert_if_free(model: type[K], values: dict[str, Any]) -> uuid.UUID | None:
     yet committed makes this wait for its transaction, then insert (it
     rolled back) or not (it committed).
     """
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement: Any = dialect.insert(model)
-    statement = statement.on_conflict_do_nothing(index_elements=list(model.key_columns)).returning(model.id)
+    statement = insert_skipping_conflicts(model).returning(model.id)  # the key is its one unique key
     # The values as parameters, where the ORM guard stamps and checks a force-owned row.
     found: uuid.UUID | None = db.session.execute(statement, values).scalar_one_or_none()
     return found
