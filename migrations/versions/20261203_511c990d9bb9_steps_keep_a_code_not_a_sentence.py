@@ -43,15 +43,15 @@ TABLES = ("referral_transitions", "referral_sessions")
 IMPORTED_VENUE = re.compile(r"Not recorded \(imported(: .*, row \d+)?\)")  # the downgrade writes it shorter
 FIXED = {"Offered after the decision": "offered", "Accepted by the provider": "accepted"}
 ALL_ATTENDED = re.compile(r"All (\d+) sessions attended")
-DEADLINE_PASSED = re.compile(r"Deadline passed on (\d{2} [A-Z][a-z]+ \d{4})")
+DEADLINE_PASSED = re.compile(r"Deadline passed on (\d{1,2} [A-Z][a-z]+ \d{4})")
 IMPORTED = re.compile(r"Imported from historic records \((.*), row (\d+)\)")
 SESSION = re.compile(r"(Session booked for|Attended the session of|Did not attend the session of) "
-                     r"(\d{2} [A-Z][a-z]+ \d{4} \d{2}:\d{2}) at (.*)", re.DOTALL)
+                     r"(\d{1,2} [A-Z][a-z]+ \d{4} \d{2}:\d{2}) at (.*)", re.DOTALL)
 SESSION_WHY = {"Session booked for": "booked", "Attended the session of": "attended",
                "Did not attend the session of": "did_not_attend"}
 ENDS = ". The referral ends: "
 TOO_MANY = re.compile(r"(\d+) sessions missed, more than the (\d+) the force allows")
-PAST_DEADLINE = re.compile(r"the deadline, (\d{2} [A-Z][a-z]+ \d{4}), has passed")
+PAST_DEADLINE = re.compile(r"the deadline, (\d{1,2} [A-Z][a-z]+ \d{4}), has passed")
 # Written in LIKE so that only the platform's sentences are read back, a batch at a time.
 LIKELY = ("All % sessions attended", "Deadline passed on %", "Imported from historic records (%",
           "Session booked for %", "Attended the session of %", "Did not attend the session of %")

@@ -125,10 +125,10 @@ def current_language() -> str:
     return str(get_locale() or ENGLISH) if has_request_context() else ENGLISH
 
 
-def day(value: date, *, padded: bool = True) -> str:
-    """A date for people, in the reader's language: "03 December 2026", "03 Rhagfyr 2026"
-    ("3 December 2026" when not ``padded``)."""
-    return format_date(value, "dd MMMM y" if padded else "d MMMM y", locale=current_language())
+def day(value: date) -> str:
+    """A date for people, in the reader's language, as GOV.UK writes one: "3 December 2026",
+    "3 Rhagfyr 2026" (no leading zero)."""
+    return format_date(value, "d MMMM y", locale=current_language())
 
 
 def month(value: date) -> str:
@@ -137,5 +137,5 @@ def month(value: date) -> str:
 
 
 def moment(value: datetime) -> str:
-    """A moment for people, in London's time and the reader's language: "03 December 2026 14:05"."""
-    return format_datetime(value, "dd MMMM y HH:mm", tzinfo=LONDON, locale=current_language())
+    """A moment for people, in London's time and the reader's language: "3 December 2026 14:05"."""
+    return format_datetime(value, "d MMMM y HH:mm", tzinfo=LONDON, locale=current_language())

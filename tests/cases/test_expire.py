@@ -90,7 +90,7 @@ def test_expire_moves_only_overdue_open_referrals_of_the_force(app: Flask, world
             last = referral.transitions[-1]
             assert last.to_state == State.NOT_COMPLETED
             assert (last.why, last.reason) == (Why.DEADLINE_PASSED, "")
-            assert last.account == f"Deadline passed on {referral.deadline:%d %B %Y}"
+            assert last.account == f"Deadline passed on {referral.deadline.day} {referral.deadline:%B %Y}"
     again = _run(app, "referrals", "expire", "--tenant", "durham")
     assert again.output.strip() == "durham: 0 moved to not completed"
 

@@ -56,7 +56,7 @@ def _message_text(invitation: Invitation, *, link: str, organisation: str) -> st
         role = invitation.role.with_article
     until = invitation.expires_at.astimezone(LONDON)
     locale = get_locale() or "en"  # the inviter's language: the email is written in their request
-    when = _("%(date)s at %(time)s", date=format_date(until.date(), "dd MMMM y", locale=locale),
+    when = _("%(date)s at %(time)s", date=format_date(until.date(), "d MMMM y", locale=locale),
              time=format_time(until.time(), "HH:mm", locale=locale))
     return str(
         _("Hello %(name)s,", name=invitation.name) + "\n\n"

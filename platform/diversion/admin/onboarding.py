@@ -35,6 +35,7 @@ from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
+from diversion.words import day
 
 bp = Blueprint("onboarding", __name__, url_prefix="/admin/forces")
 
@@ -119,14 +120,15 @@ def finish(force: str) -> Response | tuple[str, int]:
     tenant = _draft(force)
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    today = _today()
     try:
-        version = onboarding.finish(tenant, actor=current_user, today=_today())
+        version = onboarding.finish(tenant, actor=current_user, today=today)
     except onboarding.OnboardingError as error:
         refuse()
         return _tasks_page(tenant, refusal=error)
     flash(_("%(force)s is open: its members can sign in at /%(slug)s/, and version %(number)s "
             "of its policy is in force from %(date)s.", force=tenant.name, slug=tenant.slug, number=version.number,
-            date=f"{version.effective_from:%d %B %Y}"), "success")
+            date=day(version.effective_from or today)), "success")  # published from today
     return redirect(url_for("admin.index"))
 
 

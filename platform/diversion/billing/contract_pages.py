@@ -46,9 +46,9 @@ def _today() -> date:
 
 def _dates(contract: Contract) -> str:
     if contract.ends_on is None:
-        return str(_("From %(start)s, until further notice", start=day(contract.starts_on, padded=False)))
-    return str(_("%(start)s to %(end)s", start=day(contract.starts_on, padded=False),
-                 end=day(contract.ends_on, padded=False)))
+        return str(_("From %(start)s, until further notice", start=day(contract.starts_on)))
+    return str(_("%(start)s to %(end)s", start=day(contract.starts_on),
+                 end=day(contract.ends_on)))
 
 
 def _list(*, base: str, title: str, caption: str, endpoint: str, view: str, statement: Any, search: str,

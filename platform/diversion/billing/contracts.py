@@ -160,7 +160,7 @@ def _check(terms: Terms, *, besides: uuid.UUID | None) -> None:
         raise ContractError("provider", _("Choose a provider that delivers a course this force offers."))
     if terms.starts_on < EARLIEST_CASE_DATE:
         raise ContractError("starts_on", _("The start date must be on or after %(earliest)s.",
-                                           earliest=day(EARLIEST_CASE_DATE, padded=False)))
+                                           earliest=day(EARLIEST_CASE_DATE)))
     if terms.ends_on is not None and terms.ends_on < terms.starts_on:
         raise ContractError("ends_on", _("The end date must be on or after the start date."))
     latest = utcnow().date().replace(day=1, month=1)
@@ -174,11 +174,11 @@ def _check(terms: Terms, *, besides: uuid.UUID | None) -> None:
         if clash.ends_on is None:
             raise ContractError("starts_on", _("These dates overlap the contract with this provider from %(start)s "
                                                "until further notice: end that one first.",
-                                               start=day(clash.starts_on, padded=False)))
+                                               start=day(clash.starts_on)))
         raise ContractError("starts_on", _("These dates overlap the contract with this provider from %(start)s "
                                            "until %(end)s: end that one first.",
-                                           start=day(clash.starts_on, padded=False),
-                                           end=day(clash.ends_on, padded=False)))
+                                           start=day(clash.starts_on),
+                                           end=day(clash.ends_on)))
 
 
 def _check_money(terms: Terms) -> None:
@@ -264,10 +264,10 @@ def _keeps_its_ledger(contract: Contract, terms: Terms) -> None:
     first_day, last_day = first.astimezone(LONDON).date(), last.astimezone(LONDON).date()
     if terms.starts_on > first_day:
         raise ContractError("starts_on", _("The ledger has rows of this contract from %(day)s: the contract must "
-                                           "start on or before that day.", day=day(first_day, padded=False)))
+                                           "start on or before that day.", day=day(first_day)))
     if terms.ends_on is not None and terms.ends_on < last_day:
         raise ContractError("ends_on", _("The ledger has rows of this contract up to %(day)s: the contract must "
-                                         "end on or after that day.", day=day(last_day, padded=False)))
+                                         "end on or after that day.", day=day(last_day)))
 
 
 def change_contract(tenant: Tenant, contract: Contract, terms: Terms, *, actor: Actor) -> Contract:

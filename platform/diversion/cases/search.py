@@ -114,7 +114,7 @@ def _day(args: Mapping[str, str], name: str, problems: dict[str, str]) -> date |
         problems[name] = str(not_a_date)
         return None
     if found < EARLIEST_CASE_DATE:
-        problems[name] = too_early % {"date": day(EARLIEST_CASE_DATE, padded=False)}
+        problems[name] = too_early % {"date": day(EARLIEST_CASE_DATE)}
         return None
     return found
 
