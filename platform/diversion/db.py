@@ -195,7 +195,7 @@ def _skip_conflicts(_element: _SkipConflicts, _compiler: Any, **_kw: Any) -> str
     return "ON CONFLICT DO NOTHING"
 
 
-class InsertSkippingConflicts(Insert):
+class _InsertSkippingConflicts(Insert):
     """``INSERT ... ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite alike (``insert_skipping_conflicts``).
 
     The dialects' own ``insert(...).on_conflict_do_nothing()`` statements are never cached by
@@ -210,10 +210,10 @@ class InsertSkippingConflicts(Insert):
         self._post_values_clause = _SkipConflicts()
 
 
-def insert_skipping_conflicts(table: Any) -> InsertSkippingConflicts:
+def insert_skipping_conflicts(table: Any) -> Insert:
     """An INSERT (of values, or ``from_select``) that skips each row a unique key of ``table`` already
     holds; on PostgreSQL, one that another transaction holds uncommitted is waited for first."""
-    return InsertSkippingConflicts(table)
+    return _InsertSkippingConflicts(table)
 
 
 def tenant_foreign_key(parent_table: str, column: str, *, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:
