@@ -218,10 +218,17 @@ def statements_of(app: Flask, client: FlaskClient, url: str) -> tuple[int, str]:
 
 def statements_sent(app: Flask, client: FlaskClient, url: str) -> tuple[list[str], str]:
     """The statements the database is sent to answer GET ``url`` (which must be 200), and the page."""
-    seen: list[str] = []
+    sent, page = statements_and_parameters_sent(app, client, url)
+    return [statement for statement, _ in sent], page
+
+
+def statements_and_parameters_sent(app: Flask, client: FlaskClient, url: str) -> tuple[list[tuple[str, Any]], str]:
+    """Each statement the database is sent to answer GET ``url`` (which must be 200) with its
+    parameters, and the page."""
+    seen: list[tuple[str, Any]] = []
 
     def note(*args: Any) -> None:
-        seen.append(args[2])
+        seen.append((args[2], args[3]))
 
     with app.app_context():
         engine = db.engine

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import User
@@ -21,7 +20,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.cases.test_case_work import USER_DEALER
-from tests.conftest import World, sign_in, statements_of, statements_sent
+from tests.conftest import World, sign_in, statements_and_parameters_sent, statements_of, statements_sent
 
 TODAY = date.today()  # noqa: DTZ011 - the list reads today's date, as an officer would
 
@@ -189,18 +188,7 @@ def _plan(app: Flask, client, world: World, url: str, marker: str) -> list[str]:
     """PostgreSQL's plan, with sequential scans discouraged, of the statement holding ``marker`` that
     answering GET ``url`` sent (the officer of Durham signed in)."""
     sign_in(client, world.email("b_officer"))
-    sent: list[tuple[str, Any]] = []
-
-    def note(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    sent, _ = statements_and_parameters_sent(app, client, url)
     statement, parameters = next((s, p) for s, p in sent if marker in s)
     with app.app_context(), scoped(world.b.id):
         connection = db.session.connection()
