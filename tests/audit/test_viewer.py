@@ -31,22 +31,27 @@ def _table(html: str) -> str:
     return html.split("<table", 1)[1].split("</table>", 1)[0] if "<table" in html else ""
 
 
-def _case(app: Flask, world: World) -> str:
-    """A West Midlands case, recorded by the platform; its encounter's id."""
+def _recorded(app: Flask, world: World, surname: str = "Audit") -> tuple[str, str]:
+    """A West Midlands case, recorded by the platform: its encounter's id and its reference."""
     with app.app_context():
         tenant = db.session.get(Tenant, world.a.id)
         with scoped(world.a.id):
             encounter, _decision = cases.record_encounter(tenant, cases.Intake(
-                Identity("Audit", "Ali", date(1991, 7, 8)), Contact(), "W1", TODAY,
+                Identity(surname, "Ali", date(1991, 7, 8)), Contact(), "W1", TODAY,
                 {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
                  "admission": "admitted", "stage": "street"}), actor=SYSTEM, today=TODAY)
-            found = str(encounter.id)
+            found = str(encounter.id), encounter.reference
         db.session.commit()
         return found
 
 
+def _case(app: Flask, world: World) -> str:
+    """A West Midlands case, recorded by the platform; its encounter's id."""
+    return _recorded(app, world)[0]
+
+
 def test_a_force_admin_sees_who_viewed_which_case_in_plain_words(app: Flask, world: World) -> None:
-    encounter = _case(app, world)
+    encounter, reference = _recorded(app, world)
     officer = app.test_client()
     sign_in(officer, world.email("a_officer"))
     assert officer.get(f"/west-midlands/cases/{encounter}").status_code == 200
@@ -58,7 +63,7 @@ def test_a_force_admin_sees_who_viewed_which_case_in_plain_words(app: Flask, wor
     assert "1 event matches the filters" in page.text
     assert "Case viewed (name and contact details shown)" in page.text
     assert world.users["a_officer"].name in page.text
-    assert f"Case {encounter[:8]}" in page.text
+    assert f"Case {reference}" in page.text
     assert "contact details shown: yes" in page.text
     assert "{" not in page.text.split("<main", 1)[1].split("</main>", 1)[0]  # no raw JSON
     # The object's link shows every event about that case.
@@ -67,6 +72,24 @@ def test_a_force_admin_sees_who_viewed_which_case_in_plain_words(app: Flask, wor
     assert "Case viewed" in about.text
     listed = admin.get("/west-midlands/audit/?action=referrals")
     assert "Referrals list viewed" in listed.text
+
+
+def test_a_forces_log_names_each_case_by_its_reference_however_close_in_time_they_were_made(
+        app: Flask, world: World) -> None:
+    """Keys made in the same minute begin with the same digits: the log names the case, its
+    decision and its referral by the case's reference; ids it cannot name, by their last digits."""
+    first, first_reference = _recorded(app, world, "Early")
+    second, second_reference = _recorded(app, world, "Later")
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    page = _table(admin.get("/west-midlands/audit/?action=encounter.recorded").text)
+    assert f"Case {first_reference}" in page
+    assert f"Case {second_reference}" in page
+    assert f"Case {first[:8]}" not in page  # the digits they share name neither
+    platform = app.test_client()
+    sign_in(platform, world.email("platform_admin"))
+    whole = _table(platform.get("/admin/audit/?action=encounter.recorded").text)
+    assert f"Case {first[-8:]}" in whole and f"Case {second[-8:]}" in whole
 
 
 def test_a_force_sees_its_own_events_only_and_no_sign_ins(app: Flask, world: World) -> None:

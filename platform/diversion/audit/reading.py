@@ -262,11 +262,18 @@ def moment_words(moment: datetime) -> str:
     return words.moment(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
+def short_id(value: str) -> str:
+    """A short reference for a row's id: its last eight digits. Keys are made in time order
+    (``db.new_id``): their first digits are the moment they were made, which the rows made in
+    the same minute share; their last are random."""
+    return value[-8:]
+
+
 def _text_value(value: str) -> str:
     """A short reference for an id (as the object column shows it), a time in
     Europe/London, a code in words, other text as it is."""
     if _UUID.fullmatch(value):
-        return value[:8]
+        return short_id(value)
     if _MOMENT.fullmatch(value):
         try:
             moment = datetime.fromisoformat(value)

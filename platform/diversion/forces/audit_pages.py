@@ -8,6 +8,7 @@ platform) and, on PostgreSQL, the database's read policies on the log.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,10 @@ from diversion.audit.reading import (
     object_words,
     person_words,
     read_filter,
+    short_id,
 )
+from diversion.cases.models import Encounter, Referral
+from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.listing import page_of
 from diversion.tenancy.context import scoped
@@ -63,33 +67,64 @@ def _names(model: type[User] | type[Tenant], ids: Iterable[int]) -> dict[int, st
     return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(wanted))).tuples().all())
 
 
-def _object_label(event: AuditEvent, emails: dict[int, str], forces: dict[int, str]) -> str:
-    """The object in words: the person's address, the force's name, or a short reference."""
+def _object_label(event: AuditEvent, emails: dict[int, str], forces: dict[int, str],
+                  references: dict[str, str]) -> str:
+    """The object in words: the person's address, the force's name, a case's reference, or a
+    short reference to its id (``short_id``)."""
     if not event.object_id:
         return ""
     if event.object_type == "user" and event.object_id.isdigit():
         return emails.get(int(event.object_id), "")
     if event.object_type == "tenant" and event.object_id.isdigit():
         return forces.get(int(event.object_id), "")
-    return event.object_id[:8]
+    return references.get(event.object_id) or short_id(event.object_id)
+
+
+def _as_uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def _case_references(found: list[AuditEvent]) -> dict[str, str]:
+    """The case reference of each case, decision and referral the events are about (one read
+    for each kind on the page), by the object id the events hold. Read in the force in scope."""
+    def about(kind: str) -> set[uuid.UUID]:
+        return {object_id for event in found if event.object_type == kind
+                and (object_id := _as_uuid(event.object_id)) is not None}
+
+    statements = []
+    if cases := about("encounter"):
+        statements.append(select(Encounter.id, Encounter.reference).where(Encounter.id.in_(cases)))
+    for kind, model in (("decision", Decision), ("referral", Referral)):
+        if ids := about(kind):
+            statements.append(select(model.id, Encounter.reference).where(model.id.in_(ids))
+                              .join(Encounter, (Encounter.tenant_id == model.tenant_id)
+                                    & (Encounter.id == model.encounter_id)))
+    return {str(object_id): reference for statement in statements
+            for object_id, reference in db.session.execute(statement).tuples()}
 
 
 def _object_ids(found: list[AuditEvent], object_type: str) -> set[int]:
     return {int(e.object_id) for e in found if e.object_type == object_type and e.object_id and e.object_id.isdigit()}
 
 
-def _rows(found: list[AuditEvent]) -> list[Row]:
+def _rows(found: list[AuditEvent], *, in_force: bool) -> list[Row]:
+    """The events as the table shows them; ``in_force``: read in one force's scope, whose
+    cases can then be named by their references."""
     names = _names(User, [e.actor_id for e in found if e.actor_id is not None]
                    + [e.details["user_id"] for e in found if isinstance((e.details or {}).get("user_id"), int)])
     user_objects = _object_ids(found, "user")
     emails = dict(db.session.execute(select(User.id, User.email).where(User.id.in_(user_objects))).tuples().all()) \
         if user_objects else {}
     forces = _names(Tenant, {e.tenant_id for e in found if e.tenant_id is not None} | _object_ids(found, "tenant"))
+    references = _case_references(found) if in_force else {}
     return [Row(
         when=moment_words(event.occurred_at),
         person=person_words(event, names.get), email=event.actor_email or "",
         action=action_words(event.action, event.details), object_kind=object_words(event.object_type),
-        object_label=_object_label(event, emails, forces),
+        object_label=_object_label(event, emails, forces, references),
         object_filter={"object_type": event.object_type or "", "object_id": event.object_id or ""}
         if event.object_id else {},
         force=forces.get(event.tenant_id, "") if event.tenant_id is not None else "",
@@ -116,7 +151,7 @@ def audit_page(*, tenant_id: int | None, reader: User, title: str, endpoint: str
         return html, 400
     with scoped(tenant_id, reader.id):
         page = page_of(events(wanted, tenant_id=tenant_id))
-        rows = _rows(list(page.items))
+        rows = _rows(list(page.items), in_force=tenant_id is not None)
     shown = {name: request.args.get(name, "").strip() for name in FIELDS}
     return render_template("audit/events.html", problems={}, shown=shown, page=page, rows=rows,
                            filter_args=wanted.as_args(), filtered=wanted.any, **common)
