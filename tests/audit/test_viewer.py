@@ -89,7 +89,8 @@ def test_a_forces_log_names_each_case_by_its_reference_however_close_in_time_the
     platform = app.test_client()
     sign_in(platform, world.email("platform_admin"))
     whole = _table(platform.get("/admin/audit/?action=encounter.recorded").text)
-    assert f"Case {first[-8:]}" in whole and f"Case {second[-8:]}" in whole
+    assert f"Case {first[-8:]}" in whole
+    assert f"Case {second[-8:]}" in whole
 
 
 def test_a_force_sees_its_own_events_only_and_no_sign_ins(app: Flask, world: World) -> None:
