@@ -255,3 +255,29 @@ def _statements_of_feed(app: Flask, client: FlaskClient, token: str, query: str)
     finally:
         sqlalchemy.event.remove(engine, "before_cursor_execute", note)
     return len(seen)
+
+
+def test_a_step_made_with_the_providers_token_is_the_providers_case_systems_on_both_sides(
+    app: Flask, client: FlaskClient, world: World, providers: Providers, p1_token: str,
+) -> None:
+    """The timelines name the case system that made a step through the API, not the force; a
+    step the platform made (the offer here) keeps its words."""
+    from tests.conftest import sign_in
+
+    referral = providers.referrals["b1"]  # Durham's, offered by the platform
+    accepted = _move(client, p1_token, referral, to="accepted", expected_state="offered")
+    assert accepted.status_code == 201, accepted.text
+    with app.app_context():
+        name = db.session.get(Provider, providers.p1.id).name
+    staff = app.test_client()
+    sign_in(staff, world.email("provider_staff"))
+    page = staff.get(f"/provider/referrals/{referral}")
+    assert page.status_code == 200
+    bylines = re.findall(r'moj-timeline__byline">([^<]*)<', page.text)
+    assert bylines == [f"by {name}’s case system", f"by {world.b.name}"]  # newest first
+    officer = app.test_client()
+    sign_in(officer, world.email("b_officer"))
+    case = officer.get(f"/durham/cases/{accepted.json['referral']['reference']}")
+    assert case.status_code == 200
+    assert f"{name}’s case system" in case.text
+    assert "Provider or system" in case.text  # the offer, made by the platform

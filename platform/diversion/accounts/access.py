@@ -310,6 +310,21 @@ def user_id_of(actor: Actor | None) -> int | None:
     return actor.id if isinstance(actor, User) else None
 
 
+class CaseSystem(enum.StrEnum):
+    """A case system acting through the API with its token: the force's own, or its provider's."""
+
+    FORCE = "force"
+    PROVIDER = "provider"
+
+
+def case_system_of(actor: Actor | None) -> CaseSystem | None:
+    """Whose case system is acting, for the rows that name who did it: None for a person and for
+    the platform itself (a nightly job, an import)."""
+    if actor is None or isinstance(actor, User | System):
+        return None
+    return CaseSystem.FORCE if getattr(actor, "tenant_id", None) is not None else CaseSystem.PROVIDER
+
+
 # ---------------------------------------------------------------- the pages' checks
 
 def _requires(roles: Callable[[], Iterable[Role]], action: Action) -> Callable[[F], F]:

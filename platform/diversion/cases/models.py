@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
+from diversion.accounts.access import CaseSystem
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 from diversion.eligibility.packed import PackedFacts
 from diversion.words import day, moment
@@ -340,9 +342,24 @@ def told(why: Why | None, details: dict[str, Any] | None, words: str = "") -> st
     return said + note
 
 
+def made_by(step: Transition, people: Mapping[int, str], *, force: str, provider: Callable[[], str],
+            otherwise: str) -> str:
+    """Who made a step, in the reader's language: the person (by ``people``, names by user id), else
+    the ``force``'s or the ``provider``'s case system (its name asked for only then), else ``otherwise``
+    (the platform itself: a nightly job, an import)."""
+    if step.actor_id is not None and step.actor_id in people:
+        return people[step.actor_id]
+    if step.by_system is CaseSystem.PROVIDER:
+        return str(_("%(provider)s’s case system", provider=provider()))
+    if step.by_system is CaseSystem.FORCE:
+        return str(_("%(force)s’s case system", force=force))
+    return otherwise
+
+
 class Transition(TenantScoped, Base):
-    """One step of a referral's life: who moved it, when, and why (the words a person
-    gave, ``reason``, and what the platform said of it, ``why``: read both as ``account``)."""
+    """One step of a referral's life: who moved it (a person, ``actor_id``, or a case system
+    through the API, ``by_system``; neither: the platform itself), when, and why (the words a
+    person gave, ``reason``, and what the platform said of it, ``why``: read both as ``account``)."""
 
     __tablename__ = "referral_transitions"
     __tenant_leaf__ = True  # no row points at one
@@ -362,6 +379,8 @@ class Transition(TenantScoped, Base):
     to_state: Mapped[State] = mapped_column(_enum(State))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    # The case system that made the step through the API, when no person did (``actor_id`` empty).
+    by_system: Mapped[CaseSystem | None] = mapped_column(_enum(CaseSystem))
     reason: Mapped[str] = mapped_column(String(1000), default="")
     why: Mapped[Why | None] = mapped_column(_enum(Why))
     why_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))

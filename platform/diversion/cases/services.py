@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from diversion.accounts.access import Action, may, require, user_id_of
+from diversion.accounts.access import Action, case_system_of, may, require, user_id_of
 from diversion.accounts.models import User
 from diversion.audit.services import record
 from diversion.cases import rules
@@ -493,7 +493,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     db.session.add(referral)
     db.session.flush()
     step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
-                      to_state=State.OFFERED, actor_id=user_id_of(actor),
+                      to_state=State.OFFERED, actor_id=user_id_of(actor), by_system=case_system_of(actor),
                       reason=reason.strip(), why=None if reason.strip() else Why.OFFERED,
                       occurred_at=at or utcnow())
     db.session.add(step)
@@ -530,7 +530,8 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
         if latest is not None and at < latest:
             raise CaseError("at", _("A step cannot be dated before the referral's previous step."))
     step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
-                      to_state=to, actor_id=user_id_of(actor), reason=reason.strip(), why=why,
+                      to_state=to, actor_id=user_id_of(actor), by_system=case_system_of(actor),
+                      reason=reason.strip(), why=why,
                       why_details=details or None, occurred_at=at or utcnow())
     db.session.add(step)
     referral.state = to

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -32,7 +33,7 @@ from diversion.cases.forms import (
     facts_form,
 )
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
-from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State
+from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State, made_by
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import Intake
 from diversion.catalogue.models import Offering
@@ -273,12 +274,17 @@ def verdict(decision: Decision, outcome: str, pathway: str | None) -> str:
                  pathway=found.name_in(current_language()) if found else pathway))
 
 
+def _provider_name(referral: Referral) -> str:
+    return str(referral.offering.course.provider.name)
+
+
 def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[Referral]) -> list[Event]:
     """What happened in this case, newest first (MoJ Frontend timeline)."""
     actor_ids = {encounter.recorded_by_id} | {d.decided_by_id for d in decisions} \
         | {d.overridden_by_id for d in decisions} | {s.actor_id for r in referrals for s in r.transitions}
     people = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids - {None})))}
     imported = _("Import")
+    force = g.tenant.name_in(current_language())
     events = [Event(encounter.recorded_at, _("Encounter recorded"), people.get(encounter.recorded_by_id or 0, imported),
                     _("Offence on %(date)s", date=day(encounter.offence_on)))]
     for d in decisions:
@@ -304,8 +310,9 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
                     r.outcome_label, r.outcome_code, g.tenant, current_language()))
             else:
                 title = _("Referral %(state)s", state=state)
-            events.append(Event(step.occurred_at, title, people.get(step.actor_id or 0, _("Provider or system")),
-                                step.account))
+            events.append(Event(step.occurred_at, title, made_by(
+                step, people, force=force, provider=partial(_provider_name, r), otherwise=_("Provider or system")),
+                step.account))
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 

@@ -26,7 +26,7 @@ from diversion.accounts.access import Action, may
 from diversion.accounts.models import User
 from diversion.cases import services as cases
 from diversion.cases.forms import AttendanceForm, BookForm, attendance_message
-from diversion.cases.models import BookedSession, Referral, State
+from diversion.cases.models import BookedSession, Referral, State, made_by
 from diversion.db import LONDON
 from diversion.errors import FieldError
 from diversion.extensions import db, login
@@ -37,7 +37,7 @@ from diversion.tenancy.context import set_provider_scope
 from diversion.tenancy.models import Tenant
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
-from diversion.words import day
+from diversion.words import current_language, day
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 CHOSEN = "provider_id"  # session key: the organisation picked in the switcher
@@ -147,8 +147,11 @@ def _referral_page(referral: Referral, *, book: BookForm | None = None, attendan
     waiting = next((s for s in view.sessions if s.attendance is None), None)
     actor_ids = {s.actor_id for s in referral.transitions} - {None}
     names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids)))}
+    force = view.tenant.name_in(current_language())
+    made = {step.id: made_by(step, names, force=force, provider=lambda: g.provider.name, otherwise=force)
+            for step in referral.transitions}
     return render_template(
-        "providers/referral.html", view=view, referral=referral, names=names, today=_today(),
+        "providers/referral.html", view=view, referral=referral, made=made, today=_today(),
         accept=AcceptForm(formdata=None), book=book or BookForm(formdata=None),
         attendance=attendance or AttendanceForm(formdata=None), complete=complete or CompleteForm(formdata=None),
         decline=decline or DeclineForm(formdata=None),
