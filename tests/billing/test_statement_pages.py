@@ -8,11 +8,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderRole
+from diversion.billing import ledger
 from diversion.billing.models import LedgerEntry
 from diversion.cases.models import State
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
 from tests.billing.conftest import Billing, at, force_ref, make_contract, moved, rows
 from tests.conftest import Ref, World, csrf_token, sign_in
 from tests.providers.conftest import add_provider_member, make_referral, provider_ref
@@ -47,6 +50,25 @@ def test_a_force_admin_reads_its_statements(app: Flask, client: FlaskClient, wor
     assert client.get("/west-midlands/billing/druglink/2026-10").status_code == 404
     assert client.get("/west-midlands/billing/cranstoun/2026-13").status_code == 404
     assert client.get("/west-midlands/billing/?q=nobody").status_code == 200
+
+
+def test_a_draft_says_the_monthly_fee_comes_at_the_close(app: Flask, client: FlaskClient, world: World,
+                                                        billing: Billing) -> None:
+    """The fee is charged when the month closes: a draft says so, and that its totals are so far."""
+    make_contract(app, billing.force, billing.provider, starts_on=date(2026, 1, 1), fee=150000)
+    moved(app, billing, State.ACCEPTED, at(2026, 10, 2))
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}")
+    assert page.status_code == 200
+    assert ("The monthly fee, £1,500.00 before VAT, is added when the month closes: these totals do not include "
+            "it yet.") in page.text
+    assert "Total to pay so far" in page.text
+    with app.app_context(), scoped(billing.force.id):  # charged, as the close charges it: no longer to come
+        ledger.charge_monthly_fees(db.session.get(Tenant, billing.force.id), date(2026, 10, 1), actor=SYSTEM)
+        db.session.commit()
+    page = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}")
+    assert "is added when the month closes" not in page.text
+    assert "£1,500.00" in page.text
 
 
 def test_a_provider_admin_reads_its_own_statements_only(app: Flask, client: FlaskClient, world: World,

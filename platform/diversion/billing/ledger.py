@@ -212,6 +212,18 @@ def contracts_with_fees(tenant_id: int, month: date) -> list[Contract]:
         or_(Contract.ends_on.is_(None), Contract.ends_on >= first)).order_by(Contract.provider_id, Contract.starts_on)))
 
 
+def fees_to_charge(tenant_id: int, provider_id: int, month: date) -> int:
+    """The monthly fees (in pence, before VAT) the close of ``month`` will charge the force for the
+    provider's contracts: those of ``contracts_with_fees`` not charged yet."""
+    theirs = {fee_key(contract.id, month): contract.monthly_fee_pence
+              for contract in contracts_with_fees(tenant_id, month) if contract.provider_id == provider_id}
+    if not theirs:
+        return 0
+    charged = set(db.session.scalars(select(LedgerEntry.key).where(
+        LedgerEntry.tenant_id == tenant_id, LedgerEntry.key.in_(theirs))))
+    return sum(fee for key, fee in theirs.items() if key not in charged)
+
+
 def charge_monthly_fees(tenant: Tenant, month: date, *, actor: Actor) -> int:
     """Write each contract's monthly fee for ``month`` (one row per contract in force for at least a
     day of it with a fee), in the open month from ``month`` on; returns how many rows were new.

@@ -94,9 +94,11 @@ def _statement(tenant: Tenant, provider: Provider, month: date, **page: Any) -> 
         abort(404)
     summary = statements.of_statement(settled) if settled is not None else statements.draft(
         tenant.id, provider.id, month)
+    closed = ledger.is_closed(tenant.id, month)
     return render_template(
         "billing/statement.html", tenant=tenant, provider=provider, month=month, settled=settled,
-        summary=summary, rows=rows, closed=ledger.is_closed(tenant.id, month),
+        summary=summary, rows=rows, closed=closed,
+        fees_to_come=0 if settled or closed else ledger.fees_to_charge(tenant.id, provider.id, month),
         reversed=ledger.reversed_ids(entry.id for entry in rows.items), names=statements.pathway_names(tenant.id),
         label=statements.row_label, **page)
 
