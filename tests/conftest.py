@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderMembership, Role, User
 from diversion.catalogue.models import Provider
 from diversion.config import REPO_ROOT
+from diversion.db import LONDON
 from diversion.extensions import db, limiter
 from diversion.forces.services import sync_tenants
 from diversion.models import Tenant
@@ -245,6 +246,15 @@ def csrf_token(html: str) -> str:
     match = CSRF_PATTERN.search(html)
     assert match, "no CSRF token on the page"
     return match.group(1) or match.group(2)
+
+
+def started_today() -> datetime:
+    """A moment passed on today's date in London: when a session of a case met today may have
+    started (an hour ago; midnight, when the day is not an hour old). A session may not be
+    booked before the day of the offence."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.astimezone(LONDON).date(), time(), LONDON).astimezone(UTC)
+    return max(now - timedelta(hours=1), midnight)
 
 
 def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:

@@ -74,7 +74,7 @@ from diversion.providers import webhooks
 from diversion.providers.models import WebhookDelivery, WebhookEndpoint
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from tests.conftest import PASSWORD, World, csrf_token, sign_in
+from tests.conftest import PASSWORD, World, csrf_token, sign_in, started_today
 
 # principal -> the user of the `world` fixture who plays it (None: not signed in)
 PRINCIPALS: dict[str, str | None] = {
@@ -632,7 +632,7 @@ def _accepted_referral(app: Flask, world: World) -> None:
 def _booked_session(app: Flask, world: World) -> None:
     _accepted_referral(app, world)
     with _as_cranstoun(app, world) as (_provider, staff, referral):
-        booked = providers.book_session(referral, starts_at=_today() - timedelta(hours=2), venue="Digbeth",
+        booked = providers.book_session(referral, starts_at=started_today(), venue="Digbeth",
                                         actor=staff)
         CASE["session"] = str(booked.id)
 
@@ -641,7 +641,7 @@ def _every_session_attended(app: Flask, world: World) -> None:
     _accepted_referral(app, world)
     with _as_cranstoun(app, world) as (_provider, staff, referral):
         while referral.sessions_attended < referral.sessions_required:
-            booked = providers.book_session(referral, starts_at=_today() - timedelta(hours=2), venue="Digbeth",
+            booked = providers.book_session(referral, starts_at=started_today(), venue="Digbeth",
                                             actor=staff)
             providers.record_attendance(booked, attended=True, actor=staff)
 

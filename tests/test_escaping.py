@@ -52,7 +52,7 @@ from diversion.providers import services as providers
 from diversion.providers import webhooks
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import PASSWORD, World, csrf_token, sign_in
+from tests.conftest import PASSWORD, World, csrf_token, sign_in, started_today
 
 # Closes a double-quoted attribute and opens a script: harmless only if escaped.
 MARK = '"><script>alert(1)</script>'
@@ -216,7 +216,7 @@ def _provider_work(s: _Seeding) -> None:
         referral = providers.find_referral(s.provider, s.seeded.ids["referral"])
         assert referral is not None
         providers.accept(referral, actor=staff, reason=marked("accept-reason"))
-        booked = providers.book_session(referral, starts_at=datetime.now(UTC) - timedelta(hours=2),
+        booked = providers.book_session(referral, starts_at=started_today(),
                                         venue=marked("session-venue"), actor=staff)
         providers.record_attendance(booked, attended=True, actor=staff, note=marked("attendance-note"))
 

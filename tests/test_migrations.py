@@ -23,7 +23,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.config import REPO_ROOT
 from diversion.db import TENANT_SCOPED, Base
 from diversion.extensions import db
-from tests.conftest import make_app
+from tests.conftest import make_app, started_today
 from tests.databases import (
     APP_ROLE,
     create_postgres_database,
@@ -167,7 +167,7 @@ def test_round_trip_restores_row_level_security(fresh_database: Any) -> None:
 
 def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database: Any) -> None:
     """What the old doors left (attended with no attended session, booked with none waiting) is put right."""
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import UTC, date, datetime
 
     from diversion.cases import services as cases
     from diversion.cases.identity import Contact, Identity
@@ -194,7 +194,7 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
                 made[name] = referral.id
             # "Behind": a session booked and waiting, while the old rule already counted an attendance.
             cases.book_session(tenant, db.session.get(Referral, made["Behind"]),
-                               starts_at=datetime.now(UTC) - timedelta(hours=1), venue="Hub", actor=SYSTEM)
+                               starts_at=started_today(), venue="Hub", actor=SYSTEM)
         db.session.commit()
         # What the old force and provider APIs could leave: states moved with no session behind them.
         owner = create_engine(fresh_database.inspector_url)
@@ -604,7 +604,7 @@ def test_policies_that_read_the_scope_per_row_read_it_once_after_the_upgrade(fre
 
 def _every_sentence(tenant_id: int) -> None:
     """Case work whose steps hold every kind of sentence the platform writes, and a person's words."""
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import UTC, date, datetime
 
     from diversion.cases import services as cases
     from diversion.cases.identity import Contact, Identity
@@ -625,7 +625,7 @@ def _every_sentence(tenant_id: int) -> None:
                                          reason="" if name != "Imported" else "Asked for by the custody sergeant"))
         missed, expired, imported = referrals
         cases.transition(tenant, missed, State.ACCEPTED, actor=SYSTEM, why=Why.ACCEPTED)
-        started = datetime.now(UTC) - timedelta(hours=2)
+        started = started_today()
         for venue, note in (("Hub: east door", "No answer: phone off"), ("Civic Centre", "")):
             session, _ = cases.book_session(tenant, missed, starts_at=started, venue=venue, actor=SYSTEM)
             cases.record_attendance(tenant, session, attended=False, actor=SYSTEM, note=note)

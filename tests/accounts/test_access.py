@@ -53,7 +53,7 @@ from diversion.providers import services as providers
 from diversion.providers import webhooks
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from tests.conftest import PASSWORD, TENANTS_DIR, Ref, World, csrf_token, sign_in
+from tests.conftest import PASSWORD, TENANTS_DIR, Ref, World, csrf_token, sign_in, started_today
 
 TODAY = datetime.now(UTC).date()
 FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
@@ -116,7 +116,7 @@ def _cast(app: Flask, world: World) -> Cast:
             offering = _offering()
             referral = cases.refer(tenant, first, offering, actor=SYSTEM, today=TODAY)
             cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
-            session, _ = cases.book_session(tenant, referral, starts_at=datetime.now(UTC) - timedelta(hours=1),
+            session, _ = cases.book_session(tenant, referral, starts_at=started_today(),
                                             venue="Digbeth", actor=SYSTEM)
             _, second = cases.record_encounter(tenant, _intake("Sam"), actor=SYSTEM, today=TODAY)
             version = policies.policy_in_force(TODAY)

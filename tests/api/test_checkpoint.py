@@ -14,7 +14,7 @@ from diversion.cases.models import Encounter, Referral, Transition
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from tests.api.conftest import bearer, today, user_dealer
-from tests.conftest import World
+from tests.conftest import World, started_today
 
 
 def _record_a_user_dealer(client: FlaskClient, auth: dict[str, str]) -> tuple[dict, dict]:
@@ -156,7 +156,7 @@ def test_a_missed_session_through_the_force_api_waits_for_a_rebooking_then_ends(
         assert answer.status_code == 201, answer.json
         return answer.json
 
-    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat(), "venue": "Navigator's office"}
+    session = {"starts_at": (started_today()).isoformat(), "venue": "Navigator's office"}
     move("accepted")
     first = move("booked", session=session)["referral"]["sessions"][0]["id"]
     refused = client.post(f"/api/v1/referrals/{referral['id']}/transitions",

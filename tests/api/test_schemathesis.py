@@ -18,7 +18,6 @@ which does not run under pytest 9.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from diversion import create_app
 from diversion.jsonapi import openapi
 from tests.api.conftest import bearer, make_token, user_dealer
-from tests.conftest import World
+from tests.conftest import World, started_today
 from tests.providers.conftest import build_providers, provider_token
 
 MAX_EXAMPLES = 25
@@ -89,7 +88,7 @@ def test_a_whole_referral_answers_as_documented(
                     {"offering_id": str(checkpoint_offering)})["id"]
     call("POST", refer, f"/api/v1/decisions/{decision}/referrals", {"offering_id": str(checkpoint_offering)})
     move = "/api/v1/referrals/{referral_id}/transitions"
-    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "venue": "Navigator's office"}
+    session = {"starts_at": (started_today()).isoformat(), "venue": "Navigator's office"}
     for to in ("accepted", "booked", "attended", "completed", "not_completed"):
         call("POST", move, f"/api/v1/referrals/{referral}/transitions",
              {"to": to, "reason": "as planned", **({"session": session} if to == "booked" else {})})

@@ -20,7 +20,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, sign_in
-from tests.conftest import World
+from tests.conftest import World, started_today
 
 pytestmark = BROWSER_MARKS
 TODAY = datetime.now(UTC).date()
@@ -48,7 +48,7 @@ def _seed(app: Flask, world: World) -> dict[str, str]:
             referrals.append(cases.refer(tenant, decision, offering, actor=SYSTEM, today=TODAY))
         missed = referrals[0]
         cases.transition(tenant, missed, State.ACCEPTED, actor=SYSTEM)
-        session, _ = cases.book_session(tenant, missed, starts_at=datetime.now(UTC) - timedelta(hours=2),
+        session, _ = cases.book_session(tenant, missed, starts_at=started_today(),
                                         venue="Digbeth hub", actor=SYSTEM)
         cases.record_attendance(tenant, session, attended=False, actor=SYSTEM)
         assert missed.state is State.MISSED

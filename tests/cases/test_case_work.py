@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from flask import Flask
@@ -14,11 +14,13 @@ from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
 from diversion.cases.models import Person, Referral, State
 from diversion.catalogue.models import Offering
+from diversion.db import LONDON
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World
+from diversion.words import moment
+from tests.conftest import World, started_today
 
 TODAY = date(2026, 11, 24)
 USER_DEALER = {"offence": "supply", "user_dealer": True, "substances": ["heroin"], "drug_class": "A",
@@ -169,7 +171,7 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
         with pytest.raises(cases.CaseError, match="open referral"):
             cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
         cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
-        monday = datetime(2026, 11, 30, 10, tzinfo=UTC)  # a session held, recorded late
+        monday = started_today().replace(second=0, microsecond=0)  # a session held, recorded late
         # Booked and attended come from booking a session and recording its attendance, at every door.
         with pytest.raises(cases.CaseError, match="Book a session"):
             cases.transition(tenant, referral, State.BOOKED, actor=SYSTEM, reason="Monday 10am")
@@ -188,12 +190,32 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
             select(cases.Transition).where(cases.Transition.referral_id == referral.id)
             .order_by(cases.Transition.occurred_at))]
         assert steps[0] == (None, State.OFFERED, "Offered after the decision")
-        held = "30 November 2026 10:00 at Durham hub"
+        held = f"{moment(monday)} at Durham hub"
         assert steps[2] == (State.ACCEPTED, State.BOOKED, f"Session booked for {held}")
         assert steps[3] == (State.BOOKED, State.ATTENDED, f"Attended the session of {held}")
         assert steps[-1][1] is State.COMPLETED
         with pytest.raises(cases.CaseError, match="it has ended"):
             cases.transition(tenant, referral, State.WITHDRAWN, actor=SYSTEM, reason="late")
+
+
+def test_a_session_cannot_be_booked_before_the_day_of_the_offence(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        offence_on = TODAY - timedelta(days=3)
+        _, decision = cases.record_encounter(tenant, _intake(offence_on=offence_on), actor=SYSTEM, today=TODAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+        cases.transition(tenant, referral, State.ACCEPTED, actor=SYSTEM)
+        evening_before = datetime.combine(offence_on - timedelta(days=1), time(23, 30), LONDON)
+        for starts_at in (evening_before, datetime(2020, 1, 1, 10, tzinfo=UTC)):
+            with pytest.raises(cases.CaseError, match="on or after the day of the offence") as refused:
+                cases.book_session(tenant, referral, starts_at=starts_at, venue="Durham hub", actor=SYSTEM)
+            assert refused.value.field == "starts_at"
+        assert referral.state is State.ACCEPTED
+        assert cases.sessions_of(referral) == []
+        # Its morning is the day of the offence in London, though still the evening before in UTC.
+        cases.book_session(tenant, referral, starts_at=datetime.combine(offence_on, time(0, 30), LONDON),
+                           venue="Durham hub", actor=SYSTEM)
+        assert referral.state is State.BOOKED
 
 
 def test_a_decline_takes_the_forces_non_completion_path(app: Flask, world: World) -> None:

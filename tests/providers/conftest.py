@@ -36,12 +36,11 @@ from diversion.cases.identity import Contact, Identity, person_keys, seal
 from diversion.cases.models import Encounter, Person, Referral, State, Transition, Why
 from diversion.cases.references import take_references
 from diversion.catalogue.models import Course, Offering, Provider
-from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import Ref, World
+from tests.conftest import Ref, World, started_today
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ def move(app: Flask, force: Ref, referral_id: uuid.UUID, to: State, reason: str 
         referral = db.session.get(Referral, referral_id)
         assert tenant is not None
         assert referral is not None
-        session = cases.SessionDetails(utcnow() - timedelta(hours=1), "Test venue") if to is State.BOOKED else None
+        session = cases.SessionDetails(started_today(), "Test venue") if to is State.BOOKED else None
         cases.move_to(tenant, referral, to, actor=SYSTEM, reason=reason, session=session)
         db.session.commit()
 

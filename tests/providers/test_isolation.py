@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ from diversion.extensions import db
 from diversion.providers import services
 from diversion.tenancy.context import acting_for_provider, provider_scoped, scoped
 from diversion.tenancy.guard import OutsideProviderScope
-from tests.conftest import World, csrf_token, sign_in
+from tests.conftest import World, csrf_token, sign_in, started_today
 from tests.databases import postgres_admin_url
 from tests.providers.conftest import Referrals
 
@@ -177,7 +177,7 @@ def test_another_providers_session_is_not_found(client: FlaskClient, app: Flask,
             druglink = db.session.get(Provider, int(world.providers["druglink"].id))
             theirs = services.find_referral(druglink, referrals.druglink.id)
             services.accept(theirs, actor=druglink_staff)
-            booked = services.book_session(theirs, starts_at=datetime.now(UTC) - timedelta(hours=1),
+            booked = services.book_session(theirs, starts_at=started_today(),
                                            venue="Reading", actor=druglink_staff)
             session_id = booked.id
             db.session.commit()

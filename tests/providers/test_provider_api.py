@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy
@@ -20,7 +19,7 @@ from diversion.extensions import db
 from diversion.providers import services as workspace
 from diversion.providers.feed import encode_cursor
 from diversion.tenancy.context import provider_scoped, scoped
-from tests.conftest import World
+from tests.conftest import World, started_today
 from tests.providers.conftest import Providers, bearer, ids, move, refer, state_of
 
 FEED = "/api/v1/provider/referrals"
@@ -120,7 +119,7 @@ def test_the_provider_drives_the_lifecycle_through_the_case_services(
 ) -> None:
     referral = providers.referrals["b1"]  # Durham's
     sessions = client.get(f"{FEED}/{referral}", headers=bearer(p1_token)).json["sessions_required"]
-    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "venue": "Durham hub"}
+    session = {"starts_at": (started_today()).isoformat(), "venue": "Durham hub"}
     for to in ("accepted", *["booked", "attended"] * sessions):
         more = {"session": session} if to == "booked" else {}
         response = _move(client, p1_token, referral, to=to, reason=f"{to} by the provider", **more)
@@ -214,7 +213,7 @@ def test_the_provider_records_a_missed_session_and_rebooks_through_the_api(
     app: Flask, client: FlaskClient, world: World, providers: Providers, p1_token: str,
 ) -> None:
     referral = providers.referrals["b1"]  # Durham's
-    session = {"starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "venue": "Durham hub"}
+    session = {"starts_at": (started_today()).isoformat(), "venue": "Durham hub"}
     assert _move(client, p1_token, referral, to="accepted").status_code == 201
     too_early = _move(client, p1_token, referral, to="missed")
     assert too_early.status_code == 409  # accepted cannot become missed: nothing was booked

@@ -589,7 +589,9 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
 
     Refuses a referral that is not accepted (or has ended), a blank venue or
     one the rulebook refuses, a time without a zone or before 2000, a session
-    after the referral's deadline, and more sessions than the course has
+    before the day of the offence (in London: the day the case's history, which
+    may be recorded late, begins) or after the referral's deadline, and more
+    sessions than the course has
     left to attend, and an actor who may not book. A session that already
     happened may be booked (recorded late), so that its attendance can then
     be recorded. ``at``: when it was booked (now unless given).
@@ -609,7 +611,11 @@ def book_session(tenant: Tenant, referral: Referral, *, starts_at: datetime, ven
         raise CaseError("starts_at", _("Give the session's time with its time zone."))
     if starts_at.date() < EARLIEST_CASE_DATE:
         raise CaseError("starts_at", _("The session's date must be on or after %(date)s.",
-                                       date=EARLIEST_CASE_DATE.strftime("%-d %B %Y")))
+                                       date=day(EARLIEST_CASE_DATE)))
+    offence_on = referral.encounter.offence_on
+    if starts_at.astimezone(LONDON).date() < offence_on:
+        raise CaseError("starts_at", _("The session must be on or after the day of the offence, %(date)s.",
+                                       date=day(offence_on)))
     if starts_at.date() > referral.deadline:
         raise CaseError("starts_at", _("The session must be on or before the referral's deadline, %(date)s.",
                                        date=day(referral.deadline)))
