@@ -91,6 +91,32 @@ def test_filters_by_state_force_overdue_and_course(app: Flask, client: FlaskClie
         assert message in refused.text
 
 
+def test_the_selected_filters_are_shown_each_with_a_link_that_removes_it(
+        app: Flask, client: FlaskClient, world: World, referrals: Referrals) -> None:
+    sign_in(client, world.email("provider_staff"))
+    page = client.get("/provider/?state=offered&force=thames-valley&overdue=yes&sort=state").text
+    tags = dict(re.findall(r'<a class="moj-filter__tag" href="([^"]*)"><span class="govuk-visually-hidden">'
+                           r'Remove this filter:</span> ([^<]*)</a>', page))
+    assert sorted(tags.values()) == ["Offered", "Only open past their deadline", "Thames Valley Police"]
+    without_state = next(href for href, words in tags.items() if words == "Offered")
+    assert without_state.startswith("/provider/?")
+    assert "state=" not in without_state
+    assert "force=thames-valley" in without_state
+    assert "sort=state" in without_state  # the order is kept: it is not a filter
+    assert "moj-filter__tag" not in client.get("/provider/").text
+
+
+def test_a_due_window_that_ends_before_it_starts_filters_on_neither_date(
+        app: Flask, client: FlaskClient, world: World, referrals: Referrals) -> None:
+    sign_in(client, world.email("provider_staff"))
+    everything = _rows(client.get("/provider/").text)
+    refused = client.get(f"/provider/?due_from={today() + timedelta(days=30)}&due_to={today() - timedelta(days=30)}")
+    assert refused.status_code == 400
+    assert "Due by must be the same as or after due from." in refused.text
+    assert _rows(refused.text) == everything
+    assert "moj-filter__tag" not in refused.text
+
+
 @pytest.fixture
 def many(app: Flask, referrals: Referrals) -> list[Made]:
     made = [make_referral(app, "west-midlands", "cranstoun-divert", f"Person{number:02d}", "07700 900100")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -110,12 +111,35 @@ def _filters() -> tuple[lists.ProviderListFilter, dict[str, str]]:
         sort = "due"
     due_from = _date_arg("due_from", _("Due from must be a date like 2027-03-27."), errors)
     due_to = _date_arg("due_to", _("Due by must be a date like 2027-03-27."), errors)
-    if due_from and due_to and due_to < due_from:
+    if due_from and due_to and due_to < due_from:  # a window that is empty: neither end is kept
         errors["due_to"] = _("Due by must be the same as or after due from.")
-        due_to = None
+        due_from = due_to = None
     return lists.ProviderListFilter(reference=reference, force=force, state=state, overdue=overdue_raw == "yes",
                                     course=course, due_from=due_from, due_to=due_to, sort=sort,
                                     descending=request.args.get("order") == "descending"), errors
+
+
+def _selected(wanted: lists.ProviderListFilter) -> list[tuple[str, str, str]]:
+    """The filters in use, as the selected filters panel shows them: (heading, the filter in words, the
+    list's address without it)."""
+    chosen: list[tuple[str, str, str]] = []
+    if wanted.reference:
+        chosen.append((_("Case reference"), wanted.reference, "q"))
+    if wanted.force:
+        chosen.append((_("Force"), wanted.force.name_in(current_language()), "force"))
+    if wanted.state:
+        chosen.append((_("State"), wanted.state.label, "state"))
+    if wanted.course:
+        chosen.append((_("Course"), wanted.course.title_in(current_language()), "course"))
+    if wanted.overdue:
+        chosen.append((_("Deadline"), _("Only open past their deadline"), "overdue"))
+    if wanted.due_from:
+        chosen.append((_("Due from"), day(wanted.due_from), "due_from"))
+    if wanted.due_to:
+        chosen.append((_("Due by"), day(wanted.due_to), "due_to"))
+    kept = {name: value for name, value in request.args.items() if name != "page"}
+    return [(heading, words, url_for(".referrals") + "?" + urlencode({k: v for k, v in kept.items() if k != name}))
+            for heading, words, name in chosen]
 
 
 @bp.route("/")
@@ -130,7 +154,7 @@ def referrals() -> tuple[str, int]:
     services.record_listing(g.provider, [(row.referral, row.force) for row in shown], actor=current_user)
     html = render_template("providers/referrals.html", page=page, shown=shown, wanted=wanted, errors=errors,
                            forces=g.forces, courses=g.courses, states=list(State), today=today,
-                           search=search_terms(), total=total_text(page, "referral"),
+                           search=search_terms(), total=total_text(page, "referral"), selected=_selected(wanted),
                            organisation=_organisation_form())
     return html, 400 if errors else 200
 
