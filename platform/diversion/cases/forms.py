@@ -218,7 +218,7 @@ def attendance_message(referral: Referral, tenant: Tenant, attended: bool) -> st
         return str(_("Attendance recorded."))
     if referral.state is State.MISSED:
         return str(_("Recorded: did not attend. The referral waits for another session to be booked."))
-    return str(_("Recorded: did not attend. The referral ends as not completed: %(outcome)s.",
+    return str(_("Recorded: did not attend. The referral ends as not completed, with the outcome “%(outcome)s”.",
                  outcome=outcome_named(referral.outcome_label, referral.outcome_code, tenant, current_language())))
 
 

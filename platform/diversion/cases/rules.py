@@ -368,8 +368,8 @@ def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
         return Broken("state", _("all %(num)s sessions are already attended: record completion", num=sessions_required),
                       predicate=False)
     if to is State.COMPLETED and sessions_attended < sessions_required:
-        return Broken("state", _("only %(attended)s of %(required)s sessions are attended", attended=sessions_attended,
-                                 required=sessions_required),
+        return Broken("state", _("%(attended)s of %(required)s sessions are attended so far: book and record "
+                                 "attendance at the rest first", attended=sessions_attended, required=sessions_required),
                       predicate=False)
     if to in REASON_REQUIRED and not reason.strip() and not explained:
         return Broken("reason", _("give the reason (did not attend, deadline passed, condition breached...)"),
