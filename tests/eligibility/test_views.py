@@ -144,3 +144,24 @@ def test_simulation_page_shows_thames_valley_under_durhams_policy(app: Flask, cl
     assert "Eligible then and now, by age band" in report.text
     assert "Eligible then and now, by ethnicity" in report.text
     assert client.get("/thames-valley/policy/simulate?source=force:gotham").status_code == 400
+
+
+def test_running_a_simulation_without_a_policy_asks_for_one(app: Flask, client, world: World) -> None:
+    give_thames_valley_history(app, world, 20)
+    sign_in(client, world.email("a_force_admin"))
+    untouched = client.get("/thames-valley/policy/simulate")
+    assert "There is a problem" not in untouched.text
+    # "Run simulation" pressed with no policy chosen (and no date): the form comes back with the error.
+    page = client.get("/thames-valley/policy/simulate?since=&since=&since=&submit=y")
+    assert page.status_code == 400
+    assert "<title>Error: Simulate a policy" in page.text
+    summary = re.search(r'<div class="govuk-error-summary".*?</ul>', page.text, re.S)
+    assert summary
+    assert re.search(r'<a href="#source">\s*Choose the policy to try\s*</a>', summary.group(0))
+    assert re.search(r'<input class="govuk-radios__input" id="source" name="source"', page.text)
+    assert re.search(r'class="govuk-error-message"[^>]*>\s*<span class="govuk-visually-hidden">Error:</span>'
+                     r'\s*Choose the policy to try', page.text)
+    assert 'id="results"' not in page.text  # no report
+    welsh = client.get("/thames-valley/policy/simulate?since=&since=&since=&submit=y&lang=cy")
+    assert welsh.status_code == 400
+    assert "Dewiswch y polisi i&#39;w roi ar brawf" in welsh.text

@@ -240,7 +240,7 @@ def simulate() -> str | tuple[str, int]:
     waits, or, over ``SIMULATION_JOB_THRESHOLD`` decisions, offered as a run in the background."""
     draft = services.current_draft()
     form, others = _simulation_form(request.args, draft)
-    if "source" not in request.args:
+    if not request.args.keys() & {"source", "submit"}:  # the form not sent yet (sent, a policy is required)
         return _simulate_page(form)
     chosen = _policy_asked(form, draft, others) if form.validate() else None
     if chosen is None:
