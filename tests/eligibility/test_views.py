@@ -165,3 +165,49 @@ def test_running_a_simulation_without_a_policy_asks_for_one(app: Flask, client, 
     welsh = client.get("/thames-valley/policy/simulate?since=&since=&since=&submit=y&lang=cy")
     assert welsh.status_code == 400
     assert "Dewiswch y polisi i&#39;w roi ar brawf" in welsh.text
+
+
+def test_test_results_and_the_refusal_to_publish_name_outcomes_and_pathways(app: Flask, client,
+                                                                            world: World) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get("/west-midlands/policy/draft")
+    text = _draft_text(page.text)
+    # Adults from 25, young people from 18: an 18-year-old takes the young person's route, a 17-year-old none.
+    changed = text.replace("adult_age = [\n    { from = 2020-10-01, value = 18 },",
+                           "adult_age = [\n    { from = 2020-10-01, value = 25 },").replace(
+                           "youngest_age = [\n    { from = 2020-10-01, value = 10 },",
+                           "youngest_age = [\n    { from = 2020-10-01, value = 18 },")
+    assert "value = 25 }" in changed
+    assert "value = 10 }" not in changed
+    saved = client.post("/west-midlands/policy/draft",
+                        data={"document": changed, "note": "", "csrf_token": csrf_token(page.text)})
+    assert saved.status_code == 302
+    draft = client.get("/west-midlands/policy/draft")
+
+    tested = client.post("/west-midlands/policy/draft/test", data={"csrf_token": csrf_token(draft.text)})
+    results = html.unescape(re.search(r'data-testid="test-results">(.*?)</table>', tested.text, re.S).group(1))
+    rows = {re.sub(r"<[^>]+>", "", cells[0]).strip(): [re.sub(r"<[^>]+>|\s+", " ", c).strip() for c in cells[1:]]
+            for cells in (re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+                          for row in re.findall(r"<tr[^>]*>(.*?)</tr>", results, re.S)[1:])}
+    assert rows["18 exactly is an adult"][1:] == [
+        "Eligible, DIVERT young person's route",
+        "expected pathway DIVERT (adults), got DIVERT young person's route"]
+    assert rows["17 takes the young person's route"][1:] == [
+        "Not eligible",
+        "expected Eligible, got Not eligible; expected pathway DIVERT young person's route, got no pathway"]
+    assert rows["adult with cannabis"] == ["Pass", "Eligible, DIVERT (adults)", ""]
+    assert rows["age unknown needs review"][1] == "Needs review"
+    assert not re.search(r"eligible: |not_eligible|needs_review|\bdivert-youth\b|pathway divert\b", results)
+
+    refused = client.post("/west-midlands/policy/draft/publish", data={
+        "effective_from": ["1", "12", "2026"], "csrf_token": csrf_token(draft.text)})
+    assert refused.status_code == 302
+    shown = html.unescape(client.get("/west-midlands/policy/draft").text)
+    assert "Not published: 2 test cases fail, for example 18 exactly is an adult: expected pathway " \
+           "DIVERT (adults), got DIVERT young person's route." in shown
+
+    welsh = client.post("/west-midlands/policy/draft/test?lang=cy", data={"csrf_token": csrf_token(draft.text)})
+    said = html.unescape(welsh.text)
+    assert "Cymwys, DIVERT young person's route" in said  # the force gives no Welsh names
+    assert "disgwyliwyd Cymwys, cafwyd Ddim yn gymwys; disgwyliwyd llwybr DIVERT young person's route, " \
+           "cafwyd dim llwybr" in said

@@ -15,6 +15,7 @@ from diversion.commands import force, forces, today
 from diversion.eligibility import services
 from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, compile_policy
 from diversion.eligibility.document import split_policy
+from diversion.eligibility.engine import run_tests
 from diversion.eligibility.fields import FactsInvalid
 from diversion.eligibility.simulation import Report
 from diversion.inputs import InputRefused, load_json, load_toml
@@ -41,7 +42,8 @@ def test_command(slug: str | None) -> None:
                 click.echo(f"{tenant.slug}: FAIL no published policy in force")
                 failures += 1
             for version in filter(None, (in_force, draft)):
-                outcomes = services.test_version(version, on=today())
+                # Outcomes and pathways by the ids the force's file writes.
+                outcomes = run_tests(services.compiled(version), default_on=today())
                 failed = [o for o in outcomes if not o.passed]
                 status = "ok" if not failed else "FAIL"
                 click.echo(f"{tenant.slug} v{version.number} ({version.status.value}): "

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from flask_babel import gettext as _
 
@@ -150,6 +150,28 @@ def decide(policy: CompiledPolicy, facts: Mapping[str, Any], on: date, *,
     return _made(Assessment, policy.decider(facts, on, version))
 
 
+class Wording(Protocol):
+    """How a test case's problems name an outcome and a pathway (None: no pathway)."""
+
+    def outcome(self, outcome: str) -> str: ...
+
+    def pathway(self, pathway: str | None) -> str: ...
+
+
+class _AsWritten:
+    """Outcomes and pathways by their ids, as the policy's file writes them: for the
+    command line and the force files, whose readers write those ids."""
+
+    def outcome(self, outcome: str) -> str:
+        return outcome
+
+    def pathway(self, pathway: str | None) -> str:
+        return str(pathway)
+
+
+AS_WRITTEN: Wording = _AsWritten()
+
+
 @dataclass(frozen=True)
 class TestOutcome:
     name: str
@@ -158,8 +180,9 @@ class TestOutcome:
     decision: Assessment | None
 
 
-def run_tests(policy: CompiledPolicy, *, default_on: date) -> list[TestOutcome]:
-    """Run the policy's own test cases; each says what it expected and what it got."""
+def run_tests(policy: CompiledPolicy, *, default_on: date, wording: Wording = AS_WRITTEN) -> list[TestOutcome]:
+    """Run the policy's own test cases; each says what it expected and what it got, naming
+    outcomes and pathways by ``wording`` (by default, by their ids)."""
     outcomes: list[TestOutcome] = []
     document = policy.document
     for case in document.tests:
@@ -170,10 +193,11 @@ def run_tests(policy: CompiledPolicy, *, default_on: date) -> list[TestOutcome]:
             continue
         problems: list[str] = []
         if decision.outcome != case.expect:
-            problems.append(_("expected %(expected)s, got %(got)s", expected=case.expect, got=decision.outcome))
+            problems.append(_("expected %(expected)s, got %(got)s", expected=wording.outcome(case.expect),
+                              got=wording.outcome(decision.outcome)))
         if case.pathway is not None and decision.pathway != case.pathway:
-            problems.append(_("expected pathway %(expected)s, got %(got)s", expected=case.pathway,
-                              got=decision.pathway))
+            problems.append(_("expected pathway %(expected)s, got %(got)s", expected=wording.pathway(case.pathway),
+                              got=wording.pathway(decision.pathway)))
         unmet = {r.criterion for r in decision.unmet}
         problems += [_("expected %(criterion)s to be unmet", criterion=c) for c in case.unmet if c not in unmet]
         problems += [_("expected %(fact)s to be missing", fact=f) for f in case.missing if f not in decision.missing]

@@ -32,6 +32,7 @@ from diversion.eligibility.compiler import (
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
 from diversion.eligibility.models import Decision, Origin, PolicyStatus, PolicyVersion
+from diversion.eligibility.naming import Names
 from diversion.eligibility.simulation import CHUNK as SIMULATION_CHUNK
 from diversion.eligibility.simulation import Report, replay
 from diversion.errors import FieldError
@@ -207,7 +208,10 @@ def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: Actor) -> None
 
 
 def test_version(version: PolicyVersion, *, on: date) -> list[TestOutcome]:
-    return run_tests(compiled(version), default_on=on)
+    """Run the version's test cases, their problems naming outcomes and pathways in the
+    reader's words (``naming.Names``)."""
+    policy = compiled(version)
+    return run_tests(policy, default_on=on, wording=Names.of(policy))
 
 
 def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor: Actor,
@@ -240,7 +244,7 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
                                       problem=problems[0]))
     if not policy.document.tests:
         raise PolicyError("tests", _("Add test cases before publishing: a policy must show it works."))
-    failing = [t for t in run_tests(policy, default_on=today) if not t.passed]
+    failing = [t for t in run_tests(policy, default_on=today, wording=Names.of(policy)) if not t.passed]
     if failing:
         raise PolicyError("tests", ngettext("%(num)s test case fails: %(name)s: %(problems)s.",
                                             "%(num)s test cases fail, for example %(name)s: %(problems)s.",

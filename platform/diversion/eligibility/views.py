@@ -25,6 +25,7 @@ from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion, policy_named
+from diversion.eligibility.naming import Names
 from diversion.extensions import db
 from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
@@ -126,11 +127,13 @@ def draft() -> str | Response | tuple[str, int]:
 def _draft_page(draft: PolicyVersion | None, *, form: DraftForm | None = None, publish: PublishForm | None = None,
                 problems: list[tuple[PolicyProblem, str | None]] | None = None,
                 results: list[TestOutcome] | None = None) -> str:
-    """The draft editor, showing the stored draft unless a submitted form is given."""
+    """The draft editor, showing the stored draft unless a submitted form is given, and
+    the results of its test cases when they were run."""
     if form is None and draft is not None:
         form = DraftForm(formdata=None, document=document_toml(draft.document), note=draft.note)
     return render_template("eligibility/draft.html", form=form, draft=draft, problems=problems or [],
-                           publish=publish or PublishForm(formdata=None), confirm=ConfirmForm(), results=results)
+                           publish=publish or PublishForm(formdata=None), confirm=ConfirmForm(), results=results,
+                           names=Names.of(services.compiled(draft)) if results is not None and draft else None)
 
 
 def _draft(*, confirmed: bool = False) -> PolicyVersion:

@@ -1,0 +1,49 @@
+"""Outcomes and pathways named for people, in the reader's language: an outcome by its label
+("Needs review"), a pathway by the name its policy gives it ("DIVERT (adults)"), never by
+the ids a policy's file and the stored decisions use ("needs_review", "divert")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+
+from diversion.eligibility.compiler import CompiledPolicy
+from diversion.eligibility.models import Outcome
+from diversion.words import current_language
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names of some policies' pathways, by id, in the reader's language (``of``).
+
+    A ``Wording`` for a policy's test cases (``engine.run_tests``)."""
+
+    pathways: Mapping[str, str]
+
+    @classmethod
+    def of(cls, *policies: CompiledPolicy) -> Names:
+        """The pathways of ``policies``: where two name the same id, the first's name."""
+        language = current_language()
+        found: dict[str, str] = {}
+        for policy in policies:
+            for pathway in policy.pathways:
+                found.setdefault(pathway.id, pathway.name_in(language))
+        return cls(found)
+
+    def outcome(self, outcome: str) -> str:
+        """Its label: "Eligible", "Not eligible" or "Needs review"."""
+        return Outcome(outcome).label
+
+    def pathway(self, pathway: str | None) -> str:
+        """A pathway's name; "no pathway" for None. A pathway none of the policies has
+        (never expected) keeps its id."""
+        if pathway is None:
+            return str(_("no pathway"))
+        return self.pathways.get(pathway, pathway)
+
+    def verdict(self, outcome: str, pathway: str | None) -> str:
+        """An outcome, with its pathway's name when there is one: "Eligible, DIVERT (adults)"."""
+        said = self.outcome(outcome)
+        return str(_("%(outcome)s, %(pathway)s", outcome=said, pathway=self.pathway(pathway))) if pathway else said
