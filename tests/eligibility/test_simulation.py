@@ -3,6 +3,7 @@ whose report is the direct simulation's, whose progress is recorded, and which e
 
 from __future__ import annotations
 
+import html
 import random
 import re
 import uuid
@@ -334,3 +335,57 @@ def test_a_run_that_fails_says_so(app: Flask, client, world: World) -> None:
     assert "The simulation stopped before the end" in page.text
     with app.app_context():
         assert db.session.scalar(select(JobRun.state).where(JobRun.task == runs.SIMULATE)) is RunState.FAILED
+
+
+def _table(page: str, caption: str) -> list[list[str]]:
+    """The cells of the table with ``caption``, row by row (its head first), as the reader sees them."""
+    table = re.search(rf"<table[^>]*>\s*<caption[^>]*>\s*{re.escape(caption)}\s*</caption>(.*?)</table>", page, re.S)
+    assert table, f"no table {caption!r}"
+    return [[html.unescape(re.sub(r"<[^>]+>|\s+", lambda m: " " if m.group(0).strip() == "" else "", cell)).strip()
+             for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(1), re.S)]
+
+
+def test_the_report_names_outcomes_and_pathways_and_counts_with_separators(app: Flask, client,
+                                                                            world: World) -> None:
+    give_thames_valley_history(app, world, 1_300)
+    sign_in(client, world.email("a_force_admin"))
+    page = _ask(client, "source=force:durham&since=&since=&since=&submit=y").text
+    outcomes = _table(page, "Decided then (rows) and now (columns)")
+    # What Thames Valley decided then, by its own pathways' names; what Durham's policy decides now, by its.
+    assert outcomes[0] == ["Decided then", "Eligible, Checkpoint: 4-month contract", "Not eligible"]
+    assert [row[0] for row in outcomes[1:]] == ["Eligible, Adult drug education course",
+                                               "Eligible, Youth diversion (under 18)", "Needs review", "Not eligible"]
+    blocking = _table(page, "How often each criterion blocks")
+    assert {row[0] for row in blocking[1:]} == {"Checkpoint: 4-month contract", "every pathway (exclusion)"}
+    counts = [cell for row in (*outcomes[1:], *blocking[1:]) for cell in row[1:] if cell[:1].isdigit()]
+    counts += [row[-1] for row in blocking[1:]]
+    assert any(len(n) > 3 for n in counts), counts  # some count in the thousands, with its separator
+    assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", n) for n in counts), counts
+    by_age = _table(page, "Eligible then and now, by age band")
+    assert all(re.fullmatch(r"[+-]\d{1,3}(,\d{3})*", row[-1]) for row in by_age[1:])
+    assert not re.search(r"\beligible: |needs_review|not_eligible|>\s*adult-course\s*<|>\s*checkpoint\s*<", page)
+
+    # The same report, in Welsh: outcomes by their Welsh labels, North Wales's pathway by its Welsh name.
+    welsh = _ask(client, "source=force:north-wales&lang=cy").text
+    outcomes = _table(welsh, "Penderfyniad bryd hynny (rhesi) a nawr (colofnau)")
+    assert "Cymwys, Checkpoint Cymru: contract 4 mis" in outcomes[0]
+    assert "Ddim yn gymwys" in outcomes[0]
+    assert [row[0] for row in outcomes[1:]] == ["Cymwys, Adult drug education course",  # no Welsh name of its own
+                                               "Cymwys, Youth diversion (under 18)", "Angen adolygiad",
+                                               "Ddim yn gymwys"]
+    blocking = _table(welsh, "Pa mor aml y mae pob maen prawf yn rhwystro")
+    assert "Checkpoint Cymru: contract 4 mis" in {row[0] for row in blocking[1:]}
+
+
+def test_a_run_in_the_background_names_outcomes_and_pathways(app: Flask, client, world: World) -> None:
+    give_thames_valley_history(app, world, 30)
+    app.config["SIMULATION_JOB_THRESHOLD"] = 10
+    sign_in(client, world.email("a_force_admin"))
+    run_page = _start(client, _ask(client, "source=force:durham").text).headers["Location"]
+    jobs.work_now(app)
+    page = client.get(run_page).text
+    outcomes = _table(page, "Decided then (rows) and now (columns)")
+    assert "Eligible, Checkpoint: 4-month contract" in outcomes[0]
+    assert "Eligible, Adult drug education course" in [row[0] for row in outcomes[1:]]
+    assert not re.search(r"\beligible: |needs_review|not_eligible", page)

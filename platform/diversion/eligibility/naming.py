@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 
 from diversion.eligibility.compiler import CompiledPolicy
 from diversion.eligibility.models import Outcome
+from diversion.eligibility.simulation import unlabel
 from diversion.words import current_language
 
 
@@ -47,3 +48,16 @@ class Names:
         """An outcome, with its pathway's name when there is one: "Eligible, DIVERT (adults)"."""
         said = self.outcome(outcome)
         return str(_("%(outcome)s, %(pathway)s", outcome=said, pathway=self.pathway(pathway))) if pathway else said
+
+    def label(self, label: str) -> str:
+        """A simulation report's outcome (``simulation.label``) in words."""
+        return self.verdict(*unlabel(label))
+
+
+@dataclass(frozen=True)
+class ReportNames:
+    """How a simulation's report names outcomes and pathways: ``then``, as the force's own
+    policies name what it decided; ``now``, as the policy tried names what it would decide."""
+
+    then: Names
+    now: Names

@@ -129,6 +129,15 @@ def pathways_in_force(on: date) -> list[Pathway]:
 
 
 
+def past_names() -> Names:
+    """How the force in scope's past decisions name their pathways: by the names its
+    published versions give them, the newest version's name first."""
+    published = db.session.scalars(
+        select(PolicyVersion).options(defer(PolicyVersion.document))
+        .where(PolicyVersion.status == PolicyStatus.PUBLISHED).order_by(PolicyVersion.number.desc())).all()
+    return Names.of(*map(compiled, published))
+
+
 def published_policy_of(tenant: Tenant, on: date) -> PolicyVersion | None:
     """Another force's published policy in force on ``on``.
 

@@ -324,7 +324,15 @@ class Report:
 
 
 def label(outcome: str, pathway: str | None) -> str:
+    """How a report keeps an outcome, with its pathway when eligible: "eligible: divert",
+    "needs_review" (ids, for the report kept as JSON; ``naming.Names.label`` says it for people)."""
     return f"eligible: {pathway}" if outcome == "eligible" and pathway else outcome
+
+
+def unlabel(kept: str) -> tuple[str, str | None]:
+    """The outcome and the pathway (None without one) of a ``label``."""
+    outcome, _, pathway = kept.partition(": ")
+    return outcome, pathway or None
 
 
 def facts_needed(policy: CompiledPolicy) -> tuple[str, ...]:

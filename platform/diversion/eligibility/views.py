@@ -19,13 +19,13 @@ from wtforms.fields.choices import SelectChoice
 from diversion.accounts.access import Action, requires_force_action
 from diversion.accounts.forms import ConfirmForm
 from diversion.eligibility import runs, services
-from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, PolicyProblem
+from diversion.eligibility.compiler import CompiledPolicy, PolicyInvalid, PolicyProblem, compile_cached
 from diversion.eligibility.document import PolicyDocument
 from diversion.eligibility.engine import TestOutcome
 from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion, policy_named
-from diversion.eligibility.naming import Names
+from diversion.eligibility.naming import Names, ReportNames
 from diversion.extensions import db
 from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.monitoring import ETHNICITIES
@@ -233,7 +233,13 @@ def _policy_asked(form: SimulationForm, draft: PolicyVersion | None,
 
 def _simulate_page(form: SimulationForm, **context: Any) -> str:
     return render_template("eligibility/simulate.html", form=form, runs=runs.recent(), ethnicities=ETHNICITIES,
-                           **{"report": None, "background": None, "policy_label": None, **context})
+                           **{"report": None, "background": None, "policy_label": None, "names": None, **context})
+
+
+def _report_names(policy: CompiledPolicy) -> ReportNames:
+    """How a simulation report of ``policy`` names pathways: those decided then by the force's
+    own published policies, those decided now (and the criteria that block) by ``policy``."""
+    return ReportNames(then=services.past_names(), now=Names.of(policy))
 
 
 @bp.route("/simulate")
@@ -253,7 +259,8 @@ def simulate() -> str | tuple[str, int]:
     decisions = services.count_past_decisions(form.since.data)
     if runs.in_background(decisions):
         return _simulate_page(form, background=decisions, policy_label=policy_label)
-    return _simulate_page(form, report=services.simulate(policy, form.since.data), policy_label=policy_label)
+    return _simulate_page(form, report=services.simulate(policy, form.since.data), policy_label=policy_label,
+                          names=_report_names(policy))
 
 
 @bp.route("/simulate/runs", methods=["POST"])
@@ -279,5 +286,7 @@ def simulation_run(run_id: uuid.UUID) -> str:
     run = runs.find(run_id)
     if run is None:
         abort(404)
-    return render_template("eligibility/simulation_run.html", run=run, report=runs.report_of(run),
+    report = runs.report_of(run)
+    names = _report_names(compile_cached(run.policy_document)) if report is not None else None
+    return render_template("eligibility/simulation_run.html", run=run, report=report, names=names,
                            ethnicities=ETHNICITIES)
