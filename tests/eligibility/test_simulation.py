@@ -376,6 +376,10 @@ def test_the_report_names_outcomes_and_pathways_and_counts_with_separators(app: 
                                                "Ddim yn gymwys"]
     blocking = _table(welsh, "Pa mor aml y mae pob maen prawf yn rhwystro")
     assert "Checkpoint Cymru: contract 4 mis" in {row[0] for row in blocking[1:]}
+    # Why each criterion blocks, in the Welsh North Wales's policy gives.
+    assert ["Checkpoint Cymru: contract 4 mis", "after-arrest", "Cynigir Checkpoint Cymru ar ôl arestio."] \
+        in [row[:3] for row in blocking[1:]]
+    assert not {"Checkpoint Cymru is offered after arrest.", "Excluded: on bail."} & {row[2] for row in blocking[1:]}
 
 
 def test_a_run_in_the_background_names_outcomes_and_pathways(app: Flask, client, world: World) -> None:

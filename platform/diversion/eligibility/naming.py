@@ -57,7 +57,21 @@ class Names:
 @dataclass(frozen=True)
 class ReportNames:
     """How a simulation's report names outcomes and pathways: ``then``, as the force's own
-    policies name what it decided; ``now``, as the policy tried names what it would decide."""
+    policies name what it decided; ``now``, as the policy tried names what it would decide;
+    and says why each criterion of the policy tried blocks (``reasons``, by pathway and criterion),
+    all in the reader's language (``of``)."""
 
     then: Names
     now: Names
+    reasons: Mapping[tuple[str | None, str], str]
+
+    @classmethod
+    def of(cls, tried: CompiledPolicy, *, then: Names) -> ReportNames:
+        language = current_language()
+        reasons: dict[tuple[str | None, str], str] = {(None, c.id): c.reason_in(language) for c in tried.exclusions}
+        reasons.update({(p.id, c.id): c.reason_in(language) for p in tried.pathways for c in p.criteria})
+        return cls(then, Names.of(tried), reasons)
+
+    def reason(self, pathway: str | None, criterion: str, kept: str) -> str:
+        """Why a criterion blocks: the report ``kept`` it in English."""
+        return self.reasons.get((pathway, criterion), kept)

@@ -238,8 +238,8 @@ def _simulate_page(form: SimulationForm, **context: Any) -> str:
 
 def _report_names(policy: CompiledPolicy) -> ReportNames:
     """How a simulation report of ``policy`` names pathways: those decided then by the force's
-    own published policies, those decided now (and the criteria that block) by ``policy``."""
-    return ReportNames(then=services.past_names(), now=Names.of(policy))
+    own published policies, those decided now (and the criteria that block, with their reasons) by ``policy``."""
+    return ReportNames.of(policy, then=services.past_names())
 
 
 @bp.route("/simulate")
