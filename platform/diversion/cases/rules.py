@@ -369,8 +369,8 @@ def move_broken(state: State, to: State, *, reason: str, sessions_attended: int,
                       predicate=False)
     if to is State.COMPLETED and sessions_attended < sessions_required:
         return Broken("state", _("%(attended)s of %(required)s sessions are attended so far: book and record "
-                                 "attendance at the rest first", attended=sessions_attended, required=sessions_required),
-                      predicate=False)
+                                 "attendance at the rest first", attended=sessions_attended,
+                                 required=sessions_required), predicate=False)
     if to in REASON_REQUIRED and not reason.strip() and not explained:
         return Broken("reason", _("give the reason (did not attend, deadline passed, condition breached...)"),
                       predicate=False)
