@@ -217,6 +217,8 @@ NOT_PUBLIC_ADDRESS = _l("This address is not on the public internet (it is a loc
                         "give the public address of your endpoint.")
 NOT_PUBLIC_NAME = _l("This host name does not lead to public internet addresses only: give the public address "
                      "of your endpoint.")
+UNKNOWN_NAME = _l("We could not find this host name: check it is spelt right and that it is published "
+                  "on the public internet.")
 
 
 def _parse(url: str, rules: Policy) -> tuple[str, str, int, str]:
@@ -279,8 +281,8 @@ def check(url: str, rules: Policy) -> Destination:
                         ports=ports, port=port))
     found = _addresses(host, port)
     is_literal = literal_address(host) is not None
-    if not found:
-        raise Refused(NOT_PUBLIC_NAME)
+    if not found:  # the name leads nowhere (it does not exist, or the lookup failed)
+        raise Refused(UNKNOWN_NAME)
     if not allow_listed and any(refused_address(address) for address in found):
         raise Refused(NOT_PUBLIC_ADDRESS if is_literal else NOT_PUBLIC_NAME)
     return Destination(scheme, host, port, target, tuple(str(address) for address in found))

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from diversion.accounts.access import SYSTEM
@@ -190,6 +191,15 @@ def _form(client, url: str, data: dict) -> object:
     return client.post(url, data={**data, "csrf_token": csrf_token(page.text)})
 
 
+def _nothing_waits(client: FlaskClient, url: str) -> None:
+    """The facts page of a decision that waits for nothing sends back to it, saying so as news, not a success."""
+    waits_not = client.get(url)
+    assert waits_not.status_code == 302
+    told = client.get(waits_not.headers["Location"]).text
+    assert "This decision waits for no facts" in told
+    assert "govuk-notification-banner--success" not in told
+
+
 def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(app: Flask, client,
                                                                               world: World) -> None:
     today = datetime.now(UTC).date()
@@ -222,6 +232,7 @@ def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(ap
     assert done.status_code == 302
     new_page = client.get(done.headers["Location"])
     assert "Eligible" in new_page.text
+    assert "Decided again with the facts given: eligible." in new_page.text
     assert "Decided again on review" in new_page.text
     assert 'data-testid="awaited"' not in new_page.text
     old_page = client.get(f"/durham/decisions/{decision_id}").text
@@ -229,7 +240,7 @@ def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(ap
     assert "Facts this decision waited for: Admission (given when it was made again)." in old_page
     assert "Override this decision" not in old_page
     assert "Refer to a course" not in old_page
-    assert client.get(url).status_code == 302  # nothing waits now
+    _nothing_waits(client, url)
     assert "Nothing waits for review." in client.get("/durham/review").text
     # Referred from the case page, which shows the standing decision.
     case = client.get(f"/durham/cases/{encounter_id}")

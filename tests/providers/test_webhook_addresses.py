@@ -68,7 +68,7 @@ MALFORMED = [
     ("https://example.org:port/", "not a web address we can use"),
     ("https://example.org:8443/", "port (443), not port 8443"),
     ("https://example.org/#x", "#fragment"),
-    ("https://nowhere.test/", "does not lead to public internet addresses"),
+    ("https://nowhere.test/", "We could not find this host name"),
 ]
 
 

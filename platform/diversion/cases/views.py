@@ -239,7 +239,7 @@ def add_facts(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
     names = services.awaited(found)
     if not names:
         stands = services.standing(encounter.id) or found
-        flash(_("This decision waits for no facts: it was decided, overridden or made again."), "success")
+        flash(_("This decision waits for no facts: it was decided, overridden or made again."), "info")
         return redirect(url_for(".decision", decision_id=stands.id))
     form = facts_form(names)()
     if form.validate_on_submit():
@@ -250,7 +250,7 @@ def add_facts(decision_id: uuid.UUID) -> str | Response | tuple[str, int]:
             getattr(form, error.field, getattr(form, names[0])).errors.append(error.message)
         else:
             flash(_("Decided again with the facts given: %(outcome)s.",
-                    outcome=again.final_outcome.replace("_", " ")), "success")
+                    outcome=Outcome(again.final_outcome).label.lower()), "success")
             return redirect(url_for(".decision", decision_id=again.id))
     html = _facts_page(found, encounter, form)
     return (html, 400) if request.method == "POST" else html
