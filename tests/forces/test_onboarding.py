@@ -118,6 +118,7 @@ def test_starting_makes_a_draft_force_with_the_details(app: Flask, database: Any
     ({"slug": "Cleveland Police"}, "slug", "lower-case letters"),
     ({"slug": "admin"}, "slug", "platform's own addresses"),
     ({"slug": "durham"}, "slug", "already has the address"),
+    ({"name": "durham constabulary"}, "name", "A force is already called durham constabulary"),
     ({"name": "  "}, "name", "cannot be empty"),
     ({"name": "x" * 201}, "name", "200 characters or fewer"),
     ({"area": ""}, "area", "Choose the force area"),

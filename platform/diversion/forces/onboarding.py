@@ -59,7 +59,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from diversion.accounts.access import Action, require
 from diversion.accounts.invitations import ForceInvitation, invite_to_force
@@ -189,6 +189,14 @@ def _address_free(slug: str) -> None:
         raise OnboardingError("slug", _("A force already has the address %(slug)s: choose another.", slug=repr(slug)))
 
 
+def _name_free(name: str, *, but: int | None = None) -> None:
+    """Refuse a name another force (but ``but``) has, in any case: every list of forces names them."""
+    taken = select(Tenant.id).where(func.lower(Tenant.name) == name.lower())
+    if db.session.scalar(taken.where(Tenant.id != but) if but is not None else taken) is not None:
+        raise OnboardingError("name", _("A force is already called %(name)s: give this force its own name.",
+                                        name=name))
+
+
 def _only_draft(tenant: Tenant) -> None:
     if tenant.status is ForceStatus.ACTIVE:
         raise OnboardingError("force", _("%(force)s is not being set up: it is active.", force=tenant.name))
@@ -204,11 +212,12 @@ def start_draft(details: ForceDetails, *, actor: Actor) -> Tenant:
     address that is not lower-case letters, digits and single hyphens or is
     one of the platform's own, a blank or too long text, an unknown area or
     language, a colour not written #rrggbb, a non-completion action not
-    listed), no area, and an address another force has.
+    listed), no area, and an address or a name (in any case) another force has.
     """
     require(actor, Action.ONBOARD_FORCE)
     force = _as_file(details)
     _address_free(force.slug)
+    _name_free(force.name)
     tenant = Tenant(slug=force.slug, status=ForceStatus.DRAFT, **force_columns(force))
     db.session.add(tenant)
     db.session.flush()
@@ -228,6 +237,7 @@ def change_details(tenant: Tenant, details: ForceDetails, *, actor: Actor) -> li
     require(actor, Action.ONBOARD_FORCE)
     _only_draft(tenant)
     force = _as_file(replace(details, slug=tenant.slug))
+    _name_free(force.name, but=tenant.id)
     values = {k: v for k, v in force_columns(force).items() if k != "settings"}
     changed = [k for k, v in values.items() if getattr(tenant, k) != v]
     for key in changed:
