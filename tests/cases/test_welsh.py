@@ -208,3 +208,28 @@ def test_what_is_refused_is_said_in_welsh(app: Flask, client: FlaskClient, world
     spoilt = html.unescape(_form(client, "/north-wales/encounters/new", {
         **NORTH_WALES, "language": "cy", "surname": "Jones\x07"}).text)
     assert "Cyfenw: ni chaiff gynnwys nodau rheoli (fel beit NUL)" in spoilt
+
+
+def _options(page: str, name: str) -> list[str]:
+    """The labels of a select's options, as the page shows them."""
+    found = re.search(rf'<select class="govuk-select" id="{name}" name="{name}">(.*?)</select>', page, re.DOTALL)
+    assert found is not None, name
+    return [html.unescape(label).strip() for label in re.findall(r"<option[^>]*>([^<]*)</option>", found.group(1))]
+
+
+def test_the_cases_lists_filters_offer_their_choices_in_welsh(app: Flask, client: FlaskClient, world: World) -> None:
+    """Every order the cases list offers is named in Welsh to a reader of Welsh, and each course by its
+    Welsh title (as the course's other pages name it); a reader of English reads them in English."""
+    _north_wales(app, world)
+    sign_in(client, world.email("a_officer"))
+    welsh = client.get("/north-wales/cases/?lang=cy").text
+    assert _options(welsh, "sort") == [
+        "I weddu i’r chwiliad", "Y cyfeirnod mwyaf diweddar yn gyntaf", "Y cyfeirnod hynaf yn gyntaf",
+        "Y drosedd ddiweddaraf yn gyntaf", "Y drosedd gynharaf yn gyntaf", "Y dyddiad dyledus cynharaf yn gyntaf",
+        "Y dyddiad dyledus diweddaraf yn gyntaf", "Statws yr atgyfeiriad"]
+    assert _options(welsh, "course") == ["Unrhyw gwrs", "Cwrs addysg Checkpoint Cymru (Cymraeg a Saesneg)"]
+    english = client.get("/north-wales/cases/?lang=en").text
+    assert _options(english, "sort") == [
+        "To suit the search", "Newest reference first", "Oldest reference first", "Latest offence first",
+        "Earliest offence first", "Due soonest first", "Due latest first", "Referral state"]
+    assert _options(english, "course") == ["Any course", "Checkpoint Cymru education course (Welsh and English)"]

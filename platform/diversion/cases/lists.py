@@ -20,7 +20,7 @@ from diversion.eligibility.models import Outcome
 from diversion.extensions import db
 from diversion.listing import total_text
 from diversion.tenancy.web import force_blueprint
-from diversion.words import current_language
+from diversion.words import WELSH, current_language
 
 bp = force_blueprint("case_list", __name__)
 
@@ -31,9 +31,13 @@ FILTERS = ("q", "surname", "born-day", "born-month", "born-year", "decision", "p
 def _choices() -> dict[str, list[tuple[str, str]]]:
     """The values each filter offers, as (value, label): the force's pathways, courses and officers."""
     today = datetime.now(UTC).date()
-    pathways = [(p.id, p.name_in(current_language())) for p in eligibility.pathways_in_force(today)]
-    courses = db.session.execute(select(Course.id, Course.title).join(Offering, Offering.course_id == Course.id)
-                                 .distinct().order_by(Course.title)).all()
+    language = current_language()
+    pathways = [(p.id, p.name_in(language)) for p in eligibility.pathways_in_force(today)]
+    offered = db.session.execute(select(Course.id, Course.title, Course.title_cy)
+                                 .join(Offering, Offering.course_id == Course.id).distinct()).tuples().all()
+    # Each course by its title in the reader's language (its Welsh title, where it has one), in that order.
+    titles = {str(course): (title_cy if language == WELSH else None) or title for course, title, title_cy in offered}
+    courses = sorted(titles.items(), key=lambda item: item[1].casefold())
     officers = db.session.execute(
         select(User.id, User.name).join(ForceMembership, ForceMembership.user_id == User.id)
         .where(ForceMembership.role.in_((Role.OFFICER, Role.SUPERVISOR))).distinct().order_by(User.name)).all()
@@ -41,9 +45,9 @@ def _choices() -> dict[str, list[tuple[str, str]]]:
         "decision": [(o.value, o.label) for o in Outcome],
         "pathway": pathways,
         "state": [(s.value, s.label) for s in State],
-        "course": [(str(c.id), c.title) for c in courses],
+        "course": courses,
         "officer": [(str(u.id), u.name) for u in officers],
-        "sort": list(finding.SORTS.items()),
+        "sort": [(value, str(label)) for value, label in finding.SORTS.items()],
     }
 
 

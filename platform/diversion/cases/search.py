@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy.pagination import Pagination
@@ -51,10 +52,11 @@ from diversion.listing import page_of
 from diversion.tenancy.models import Tenant
 from diversion.words import day
 
-SORTS: Mapping[str, str] = {
-    "-reference": "Newest reference first", "reference": "Oldest reference first",
-    "-offence": "Latest offence first", "offence": "Earliest offence first",
-    "due": "Due soonest first", "-due": "Due latest first", "state": "Referral state",
+# Each order the list offers, named in the reader's language when shown (lazily: made once, at import).
+SORTS: Mapping[str, LazyString] = {
+    "-reference": _l("Newest reference first"), "reference": _l("Oldest reference first"),
+    "-offence": _l("Latest offence first"), "offence": _l("Earliest offence first"),
+    "due": _l("Due soonest first"), "-due": _l("Due latest first"), "state": _l("Referral state"),
 }
 BY_REFERRAL = frozenset({"due", "-due", "state"})
 _WITH_COURSE = selectinload(Referral.offering).joinedload(Offering.course)  # shown in every row
