@@ -250,3 +250,20 @@ def _case_url(app: Flask, world: World, referral_id: uuid.UUID) -> str:
         referral = db.session.get(Referral, referral_id)
         assert referral is not None
         return f"/west-midlands/cases/{referral.encounter_id}"
+
+
+@pytest.mark.parametrize("name", ["force pages", "provider workspace"])
+def test_the_case_page_captions_its_sessions_true_to_whoever_booked_them(app: Flask, world: World,
+                                                                         name: str) -> None:
+    """An officer books sessions as a provider's staff do: the case page's table of them says they are
+    booked, not who booked them."""
+    client = app.test_client()
+    act = DOORS[name](client, world, app)
+    referral_id = _refer(app, world, "Captioned")
+    for what in ("accepted", "book"):
+        assert act(what, referral_id, _held()).status_code in (201, 302)
+    officer = app.test_client()
+    sign_in(officer, world.email("a_officer"))
+    page = officer.get(_case_url(app, world, referral_id)).text
+    assert re.search(r"<caption[^>]*>\s*Sessions booked\s*</caption>", page)
+    assert "booked by the provider" not in page
