@@ -4,6 +4,7 @@ choices are named, and a force's admin sees the force's own figures."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Iterator
@@ -16,12 +17,17 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from diversion.accounts import services as accounts
+from diversion.accounts.access import SYSTEM
+from diversion.accounts.models import Role, User
 from diversion.cli import main
 from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.insights import services
 from diversion.insights.shown import ALLOWED_COLUMNS
+from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.cases.test_import import DURHAM_COURSE, _run, row, write
 from tests.conftest import World, post_form, sign_in
@@ -248,3 +254,46 @@ def test_the_export_command_prints_what_the_page_downloads(app: Flask, world: Wo
     refused = runner.invoke(main, ["insights", "export", "--period", "1999"], obj=info)
     assert refused.exit_code != 0
     assert "'1999' is not a period with figures" in refused.output
+
+
+def test_a_force_is_named_in_welsh_on_the_figures_pages_to_a_reader_of_welsh(app: Flask, world: World,
+                                                                              tmp_path: Path) -> None:
+    """North Wales gives its Welsh name: its admin reading Welsh reads it in the heading, the tables and
+    the charts of the force's figures, and a national lead reading Welsh reads it in the comparison;
+    in English, the English name."""
+    _history(app, tmp_path)
+    with app.app_context():
+        north_wales = db.session.scalar(select(Tenant).where(Tenant.slug == "north-wales"))
+        assert north_wales is not None
+        with scoped(north_wales.id):
+            accounts.add_membership(north_wales, db.session.get(User, world.users["a_force_admin"].id),
+                                    Role.FORCE_ADMIN, actor=SYSTEM)
+        db.session.commit()
+        force_id = north_wales.id
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    overview = html.unescape(admin.get("/north-wales/insights/?period=2025&lang=cy").text)
+    assert "Heddlu Gogledd Cymru: ffigurau" in overview
+    assert "Heddlu Gogledd Cymru o'i gymharu â phob heddlu" in overview
+    (_, figures), (every, by_figure), (_, time) = tables_of(overview)
+    assert figures[-1][0] == "Heddlu Gogledd Cymru"
+    assert every == "Heddlu Gogledd Cymru, 2025"
+    assert by_figure[0][1] == "Heddlu Gogledd Cymru"
+    assert time[-1][0] == "Heddlu Gogledd Cymru"
+    assert "North Wales Police" not in overview
+    completion = html.unescape(admin.get("/north-wales/insights/completion?period=2025").text)
+    assert "North Wales Police" not in completion
+    assert "Heddlu Gogledd Cymru" in completion
+    assert "Heddlu Gogledd Cymru" in admin.get("/north-wales/insights/completion/trend.svg?period=2025").text
+    english = admin.get("/north-wales/insights/?period=2025&lang=en").text
+    assert "North Wales Police: figures" in english
+    assert "Heddlu Gogledd Cymru" not in english
+    lead = app.test_client()
+    sign_in(lead, world.email("national_lead"))
+    for page in ("/national/?period=2025&lang=cy", "/national/?period=2025&q=Heddlu",
+                 f"/national/compare?first={force_id}&second={world.b.id}&period=2025",
+                 f"/national/equality?force={force_id}&period=2025"):
+        shown = lead.get(page).text
+        assert "Heddlu Gogledd Cymru" in shown, page
+        assert "North Wales Police" not in shown, page
+    assert "North Wales Police" in lead.get("/national/?period=2025&lang=en").text

@@ -33,13 +33,15 @@ insight_counts = Table(
 
 
 class InsightForce(Base):
-    """A force as the national comparison shows it: its name, when its figures were computed, and
-    its assumptions for police time saved (copied from the force's settings at each refresh)."""
+    """A force as the national comparison shows it: its name (in Welsh too, where it gives one), when its
+    figures were computed, and its assumptions for police time saved (copied from the force's settings at
+    each refresh)."""
 
     __tablename__ = "insight_forces"
 
     force_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_cy: Mapped[str | None] = mapped_column(String(200))  # its name in Welsh, where it gives one
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     hours_saved: Mapped[int] = mapped_column()  # tenths of an hour of police time saved per referral
     cost_per_hour: Mapped[int] = mapped_column()  # pence

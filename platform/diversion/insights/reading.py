@@ -21,6 +21,7 @@ from diversion.extensions import db
 from diversion.insights.models import InsightFigure, InsightForce, InsightTable
 from diversion.insights.release import ALL
 from diversion.listing import PER_PAGE, matching
+from diversion.words import WELSH
 
 NATIONAL = None  # the area of every force added together
 
@@ -34,6 +35,12 @@ class Force:
     computed_at: datetime
     hours_saved: int  # tenths of an hour per referral
     cost_per_hour: int  # pence
+    name_cy: str | None = None  # its name in Welsh, where it gives one
+
+    def name_in(self, language: str) -> str:
+        """The force's name in ``language`` ("Heddlu Gogledd Cymru" in Welsh), where it gives one; else
+        its English name."""
+        return (self.name_cy if language == WELSH else None) or self.name
 
 
 def _connection() -> Connection:
@@ -41,11 +48,11 @@ def _connection() -> Connection:
 
 
 _FORCE_COLUMNS = (InsightForce.force_id, InsightForce.name, InsightForce.computed_at, InsightForce.hours_saved,
-                  InsightForce.cost_per_hour)
+                  InsightForce.cost_per_hour, InsightForce.name_cy)
 
 
 def _force(row: Any) -> Force:
-    return Force(row[0], row[1], _utc(row[2]), row[3], row[4])
+    return Force(row[0], row[1], _utc(row[2]), row[3], row[4], row[5])
 
 
 def forces() -> list[Force]:
@@ -71,11 +78,11 @@ class _Page(Pagination):
 
 
 def force_page(search: str, number: int, *, per_page: int = PER_PAGE) -> Pagination:
-    """The page ``number`` of the forces whose name contains ``search``, by name (the last page
-    when ``number`` is past it)."""
+    """The page ``number`` of the forces whose name (in English or Welsh) contains ``search``, by name
+    (the last page when ``number`` is past it)."""
     statement = select(*_FORCE_COLUMNS).order_by(InsightForce.name)
     if search:
-        statement = statement.where(matching(search, InsightForce.__table__.c.name))
+        statement = statement.where(matching(search, InsightForce.__table__.c.name, InsightForce.__table__.c.name_cy))
     page = _Page(page=max(number, 1), per_page=per_page, error_out=False, select=statement)
     if page.pages and number > page.pages:
         page = _Page(page=page.pages, per_page=per_page, error_out=False, select=statement)

@@ -68,10 +68,11 @@ def refresh_force(session: Session, force: Tenant, *, today: date, now: datetime
     hours, cost = police_time(force)
     kept = session.get(InsightForce, force.id)
     if kept is None:
-        session.add(InsightForce(force_id=force.id, name=force.name, computed_at=now, hours_saved=hours,
-                                 cost_per_hour=cost))
+        session.add(InsightForce(force_id=force.id, name=force.name, name_cy=force.name_cy, computed_at=now,
+                                 hours_saved=hours, cost_per_hour=cost))
     else:
-        kept.name, kept.computed_at, kept.hours_saved, kept.cost_per_hour = force.name, now, hours, cost
+        kept.name, kept.name_cy, kept.computed_at = force.name, force.name_cy, now
+        kept.hours_saved, kept.cost_per_hour = hours, cost
     session.flush()
     years = sorted({month.year for month in months} if months is not None else _years(session, force.id, today))
     for area in (force.id, None) if national else (force.id,):

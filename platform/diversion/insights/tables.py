@@ -33,6 +33,7 @@ from diversion.insights.shown import (
 )
 from diversion.insights.shown import Rate as Shown
 from diversion.insights.statistics import Funnel, funnel, group_ratio
+from diversion.words import current_language
 
 OVERVIEW_RATES = ("referral", "engagement", "completion", "reoffending_12")
 FILTERS = ("substance", "age_band")  # each a table of its own: one at a time, never combined
@@ -53,6 +54,11 @@ NOT_LISTED: dict[str, LazyString] = {
     "substance": _l("Choose a substance from the list"),
     "age_band": _l("Choose an age band from the list"),
 }
+
+
+def force_name(force: Force) -> str:
+    """A force as pages name it, in the reader's language ("Heddlu Gogledd Cymru" in Welsh)."""
+    return force.name_in(current_language())
 
 
 def category_name(breakdown: str, category: str) -> str:
@@ -131,7 +137,7 @@ def overview(chosen: Choices, forces: Sequence[Force]) -> Table:
         return table
     values = reading.figures(_measures(rates, "cases", "referred"), period=chosen.period)
     table.caption = str(gettext("Forces, %(period)s", period=chosen.period.label))
-    for area, name in [(NATIONAL, gettext("All forces")), *((force.id, force.name) for force in forces)]:
+    for area, name in [(NATIONAL, gettext("All forces")), *((force.id, force_name(force)) for force in forces)]:
         table.rows.append([name, count_text(values.get((area, "cases", ALL))),
                            count_text(values.get((area, "referred", ALL))),
                            *(rate_with_interval(_rate_cells(values, area, rate)) for rate in rates)])
@@ -151,7 +157,7 @@ def police_time(chosen: Choices, forces: Sequence[Force]) -> Table:
     for force in forces:
         referred = values.get((force.id, "referred", ALL))
         hours = None if referred is None else referred * force.hours_saved / 10
-        table.rows.append([force.name, count_text(referred), f"{force.hours_saved / 10:.1f}",
+        table.rows.append([force_name(force), count_text(referred), f"{force.hours_saved / 10:.1f}",
                            f"£{force.cost_per_hour / 100:,.2f}",
                            SUPPRESSED if hours is None else f"{hours:,.0f}",
                            SUPPRESSED if hours is None else f"£{hours * force.cost_per_hour / 100:,.0f}"])
@@ -193,17 +199,18 @@ def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
     everyone = reading.forces()
     rated = [(force, _rate_cells(values, force.id, rate, chosen.category)) for force in everyone]
     shown = [(force, cells) for force, cells in rated if cells.shown]
-    page.withheld = [force.name for force, cells in rated if not cells.shown and (own is None or force.id == own.id)]
+    page.withheld = [force_name(force) for force, cells in rated
+                     if not cells.shown and (own is None or force.id == own.id)]
     if shown:
         page.funnel = funnel([(cells.events or 0, cells.total or 0) for _, cells in shown])
-        page.points = [(force.name, cells.total or 0, cells.value or 0.0) for force, cells in shown]
+        page.points = [(force_name(force), cells.total or 0, cells.value or 0.0) for force, cells in shown]
     national = _rate_cells(values, NATIONAL, rate, chosen.category)
     forces.rows.append([gettext("All forces"), count_text(national.events), count_text(national.total),
                         rate_text(national), interval_text(national), gettext("Not applicable")])
     for force, cells in rated:
         if own is not None and force.id != own.id:
             continue
-        forces.rows.append([force.name, count_text(cells.events), count_text(cells.total), rate_text(cells),
+        forces.rows.append([force_name(force), count_text(cells.events), count_text(cells.total), rate_text(cells),
                             interval_text(cells), against(page.funnel, cells) if page.funnel else NOT_SHOWN])
     _trend(page, own)
     return page
@@ -236,23 +243,23 @@ def _trend_caption(rate: Rate, own: Force | None, chosen: Choices) -> str:
         return str(gettext("%(rate)s by quarter, all forces", rate=rate.label))
     if chosen.filtered:
         return str(gettext("%(rate)s by quarter, %(force)s, %(filter)s: %(category)s", rate=rate.label,
-                           force=own.name, **chosen.filtered))
-    return str(gettext("%(rate)s by quarter, %(force)s", rate=rate.label, force=own.name))
+                           force=force_name(own), **chosen.filtered))
+    return str(gettext("%(rate)s by quarter, %(force)s", rate=rate.label, force=force_name(own)))
 
 
 def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
     """Every figure of one or two forces side by side, with all forces': each measure's count, cases
     by substance with their share, waits for a first session, how unfinished referrals ended, and
     each rate with its interval."""
-    table = Table("", [gettext("Measure"), *(force.name for force in picked), gettext("All forces")],
+    table = Table("", [gettext("Measure"), *(force_name(force) for force in picked), gettext("All forces")],
                   numeric=frozenset(range(1, len(picked) + 2)))
     if chosen.period is None or not 1 <= len(picked) <= 2:
         return table
     if len(picked) == 1:
-        table.caption = f"{picked[0].name}, {chosen.period.label}"
+        table.caption = f"{force_name(picked[0])}, {chosen.period.label}"
     else:
-        table.caption = str(gettext("%(first)s and %(second)s, %(period)s", first=picked[0].name,
-                                    second=picked[1].name, period=chosen.period.label))
+        table.caption = str(gettext("%(first)s and %(second)s, %(period)s", first=force_name(picked[0]),
+                                    second=force_name(picked[1]), period=chosen.period.label))
     areas: list[int | None] = [*(force.id for force in picked), NATIONAL]
     values = reading.figures(list(MEASURES), period=chosen.period)
     for name, measure in MEASURES.items():

@@ -50,7 +50,7 @@ def _scope() -> Force | None:
     if tenant is None:
         return None
     found = next((force for force in reading.forces() if force.id == tenant.id), None)
-    return found or Force(tenant.id, tenant.name, utcnow(), *police_time(tenant))
+    return found or Force(tenant.id, tenant.name, utcnow(), *police_time(tenant), name_cy=tenant.name_cy)
 
 
 def _page_number() -> int:
@@ -149,14 +149,14 @@ def _funnel_svg(name: str, own: Force | None) -> Response:
     if page.funnel is None:
         abort(404)
     return _svg(charts.funnel_plot(page.forces.caption, page.funnel, page.points,
-                                   highlight=own.name if own is not None else None))
+                                   highlight=tables.force_name(own) if own is not None else None))
 
 
 def _trend_svg(name: str, own: Force | None) -> Response:
     page = tables.metric(_rate(name), _choices(filters=True), own)
     lines = [(_("All forces"), page.national_trend)]
     if own is not None:
-        lines.append((own.name, page.own_trend))
+        lines.append((tables.force_name(own), page.own_trend))
     return _svg(charts.trend_chart(page.trend.caption, [reading.quarter_name(q) for q in page.quarters], lines))
 
 
@@ -230,7 +230,8 @@ def equality() -> Any:
     chosen = _choices()
     everyone = reading.forces()
     force = _force_asked("force", everyone, chosen)
-    table = tables.equality(chosen, force.id if force else NATIONAL, force.name if force else _("All forces"))
+    table = tables.equality(chosen, force.id if force else NATIONAL,
+                            tables.force_name(force) if force else _("All forces"))
     if request.args.get("format") == "csv" and table.rows:
         return _csv(table, "equality", chosen)
     return _answer(render_template("insights/equality.html", chosen=chosen, table=table, forces=everyone,
