@@ -134,3 +134,43 @@ def test_a_provider_reads_the_forces_it_serves_by_their_welsh_names(
     assert "yn ei wasanaethu: Heddlu Gogledd Cymru." in welsh
     assert ">Heddlu Gogledd Cymru</option>" in welsh
     assert "North Wales Police" not in welsh
+
+
+def test_the_console_billing_and_audit_pages_name_a_force_in_the_readers_language(
+        app: Flask, client: FlaskClient, world: World) -> None:
+    """North Wales gives its Welsh name: a reader of Welsh reads it wherever a page names the force (the
+    console's choices of forces, billing, the audit log, the page of an invitation), and a reader of
+    English reads its English name."""
+    with app.app_context():
+        north_wales = db.session.scalar(db.select(Tenant).where(Tenant.slug == "north-wales"))
+        assert north_wales is not None
+        with scoped(north_wales.id):
+            accounts.add_membership(north_wales, db.session.get(User, world.users["a_force_admin"].id),
+                                    Role.FORCE_ADMIN, actor=SYSTEM)
+        db.session.commit()
+    sign_in(client, world.email("platform_admin"))
+    for page in ("/admin/members/new", "/admin/people/invite", "/admin/billing/contracts/new",
+                 "/admin/billing/reconciliation", "/admin/billing/close/", "/admin/audit/"):
+        welsh = html.unescape(client.get(f"{page}?lang=cy").text)
+        assert "Heddlu Gogledd Cymru" in welsh, page
+        assert "North Wales Police" not in welsh, page
+        english = html.unescape(client.get(f"{page}?lang=en").text)
+        assert "North Wales Police" in english, page
+        assert "Heddlu Gogledd Cymru" not in english, page
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    contracts = html.unescape(admin.get("/north-wales/billing/contracts/?lang=cy").text)
+    assert "Heddlu Gogledd Cymru" in contracts
+    assert "North Wales Police" not in contracts
+    page = "/north-wales/members/invite"
+    invited = admin.post(page, data={"email": "rhys@example.org", "name": "Rhys Evans", "role": "officer",
+                                     "csrf_token": csrf_token(admin.get(page).text)})
+    assert invited.status_code == 200, invited.text
+    link = re.search(r"https?://[^/\s\"<]+(/north-wales/invitation/[^\s\"<]+)", invited.text)
+    assert link is not None
+    sent = html.unescape(invited.text)
+    assert "Heddlu Gogledd Cymru" in sent
+    assert "North Wales Police" not in sent
+    joining = html.unescape(app.test_client().get(f"{link.group(1)}?lang=cy").text)
+    assert "Ymuno â Heddlu Gogledd Cymru" in joining
+    assert "North Wales Police" not in joining

@@ -112,8 +112,8 @@ def search_terms() -> str:
     return request.args.get("q", "").strip()[:MAX_SEARCH]
 
 
-def matching(text: str, *columns: ColumnElement[str]) -> ColumnElement[bool]:
+def matching(text: str, *columns: ColumnElement[str] | ColumnElement[str | None]) -> ColumnElement[bool]:
     """Rows where any of ``columns`` contains ``text``, ignoring case; ``%``
-    and ``_`` in the text match themselves."""
+    and ``_`` in the text match themselves (an empty column, NULL, matches nothing)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return or_(*(column.ilike(f"%{escaped}%", escape="\\") for column in columns))

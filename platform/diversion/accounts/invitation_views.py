@@ -31,6 +31,7 @@ from diversion.accounts.invitations import Invitation, ProviderInvitation
 from diversion.accounts.models import User
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
+from diversion.words import current_language
 
 bp = force_blueprint("invitations", __name__, "/invitation", members_only=False)
 provider_bp = Blueprint("provider_invitations", __name__, url_prefix="/provider/invitation")
@@ -121,7 +122,8 @@ def _provider_name(invitation: Invitation) -> str:
 @bp.route("/<token>", methods=["GET", "POST"])
 def accept(token: str) -> Any:
     """A force's invitation (the force in the URL is in scope: another force's link is not found)."""
-    return _accept(invitations.find_force_invitation(token), organisation=lambda _i: g.tenant.name,
+    return _accept(invitations.find_force_invitation(token),
+                   organisation=lambda _i: g.tenant.name_in(current_language()),
                    take_up=invitations.take_up_force_invitation, destination=lambda: url_for("force.home"))
 
 

@@ -47,6 +47,7 @@ from diversion.audit.services import record
 from diversion.db import Base, TenantScoped, UTCDateTime, new_id, utcnow
 from diversion.extensions import db
 from diversion.tenancy.models import Tenant
+from diversion.words import current_language
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -187,7 +188,7 @@ def invite_to_force(tenant: Tenant, *, email: str, name: str, role: Role,
     record("invitation.created", actor=actor, tenant_id=tenant.id, object_type="invitation",
            object_id=invitation.id, details={"email": email, "role": role.value,
                                              "replaced": [str(each) for each in replaced]})
-    _mail(invitation, token, organisation=tenant.name)
+    _mail(invitation, token, organisation=tenant.name_in(current_language()))  # in the inviter's language
     return invitation, token
 
 

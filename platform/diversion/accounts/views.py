@@ -137,7 +137,7 @@ def sign_in() -> Response | tuple[str, int]:
             # sign-in through the force's provider joins that account to this one.
             services.record_password_refused(user, [tenant.slug for tenant in forced])
             session[sso_views.PROVEN] = {"user": user.id, "version": user.session_version, "at": int(time.time())}
-            names = _(" and ").join(tenant.name for tenant in forced)
+            names = _(" and ").join(tenant.name_in(current_language()) for tenant in forced)
             form.email.errors = [ngettext("%(names)s asks its members to sign in with the force's own account, "
                                           "not a password: choose the force below",
                                           "%(names)s ask its members to sign in with the force's own account, "
@@ -204,7 +204,8 @@ def invite() -> str | Response | tuple[str, int]:
             g.tenant, email=form.email.data or "", name=form.name.data or "", role=Role(form.role.data),
             actor=current_user._get_current_object()))
         if made is not None:
-            return invitation_sent(*made, joining=g.tenant.name, back=url_for(".index"), layout="force_base.html")
+            return invitation_sent(*made, joining=g.tenant.name_in(current_language()), back=url_for(".index"),
+                                   layout="force_base.html")
     html = render_template("accounts/invite.html", form=form)
     return (html, 400) if form.errors else html
 

@@ -18,6 +18,7 @@ from diversion.forces.views import toml_download
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 from diversion.web import change_or_flash
+from diversion.words import current_language
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 
@@ -48,7 +49,7 @@ def suspend(slug: str) -> str | Response:
     if form.validate_on_submit():
         change_or_flash(lambda: change_status(tenant, ForceStatus.SUSPENDED, actor=current_user),
                         _("%(force)s is suspended: its people's sessions have ended and its pages and "
-                          "API tokens are closed until it is reactivated.", force=tenant.name))
+                          "API tokens are closed until it is reactivated.", force=tenant.name_in(current_language())))
         return redirect(url_for("admin.index"))
     return render_template("admin/suspend.html", force=tenant, confirm=form)
 
@@ -60,7 +61,8 @@ def reactivate(slug: str) -> Response:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: change_status(tenant, ForceStatus.ACTIVE, actor=current_user),
-                    _("%(force)s is open again: its people can sign in and its API tokens work.", force=tenant.name))
+                    _("%(force)s is open again: its people can sign in and its API tokens work.",
+                      force=tenant.name_in(current_language())))
     return redirect(url_for("admin.index"))
 
 

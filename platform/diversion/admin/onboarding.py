@@ -35,7 +35,7 @@ from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.unit import refuse
 from diversion.web import change_on_form, change_or_flash
-from diversion.words import day
+from diversion.words import current_language, day
 
 bp = Blueprint("onboarding", __name__, url_prefix="/admin/forces")
 
@@ -80,7 +80,7 @@ def new() -> Response | tuple[str, int]:
         tenant = change_on_form(form, lambda: onboarding.start_draft(form.details(""), actor=current_user))
         if tenant is not None:
             return _done(_("%(force)s is saved as a draft: its pages stay closed until you open it.",
-                           force=tenant.name), tenant.slug)
+                           force=tenant.name_in(current_language())), tenant.slug)
     return _page("admin/onboarding/details.html", form, force=None)
 
 
@@ -92,7 +92,7 @@ def details(force: str) -> Response | tuple[str, int]:
     del form.slug  # the address cannot change
     if form.validate_on_submit() and change_on_form(
             form, lambda: onboarding.change_details(tenant, form.details(tenant.slug), actor=current_user)) is not None:
-        return _done(_("%(force)s's details are saved.", force=tenant.name), tenant.slug)
+        return _done(_("%(force)s's details are saved.", force=tenant.name_in(current_language())), tenant.slug)
     return _page("admin/onboarding/details.html", form, force=tenant)
 
 
@@ -127,8 +127,8 @@ def finish(force: str) -> Response | tuple[str, int]:
         refuse()
         return _tasks_page(tenant, refusal=error)
     flash(_("%(force)s is open: its members can sign in at /%(slug)s/, and version %(number)s "
-            "of its policy is in force from %(date)s.", force=tenant.name, slug=tenant.slug, number=version.number,
-            date=day(version.effective_from or today)), "success")  # published from today
+            "of its policy is in force from %(date)s.", force=tenant.name_in(current_language()), slug=tenant.slug,
+            number=version.number, date=day(version.effective_from or today)), "success")  # published from today
     return redirect(url_for("admin.index"))
 
 
@@ -140,7 +140,8 @@ def policy(force: str) -> Response | tuple[str, int]:
     tenant = _draft(force)
     templates = {t.force.slug: t for t in onboarding.policy_templates(tenant, today=_today())}
     form = PolicyTemplateForm()
-    form.template.choices = [SelectChoice(f"copy:{slug}", t.force.name) for slug, t in templates.items()]
+    form.template.choices = [SelectChoice(f"copy:{slug}", t.force.name_in(current_language()))
+                             for slug, t in templates.items()]
     form.template.choices.append(SelectChoice(BLANK, _("A blank policy")))
 
     def choose() -> object:
@@ -237,5 +238,5 @@ def discard(force: str) -> Response | tuple[str, int]:
         abort(400)
     set_scope(tenant.id, current_user.id)
     change_or_flash(lambda: onboarding.discard(tenant, actor=current_user),
-                    _("The draft of %(force)s is discarded.", force=tenant.name))
+                    _("The draft of %(force)s is discarded.", force=tenant.name_in(current_language())))
     return redirect(url_for("admin.index"))

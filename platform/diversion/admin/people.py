@@ -29,6 +29,7 @@ from diversion.listing import page_of, search_terms
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 from diversion.web import change_on_form, change_or_flash
+from diversion.words import current_language
 
 bp = Blueprint("admin_people", __name__, url_prefix="/admin/people")
 FORCE, PROVIDER = "force:", "provider:"
@@ -77,8 +78,9 @@ def _choices() -> tuple[list[SelectChoice], dict[str, Tenant | Provider]]:
     choices = [SelectChoice("", _("Choose a force or provider"))]
     for force in forces:
         found[FORCE + force.slug] = force
-        label = (_("%(name)s (being set up): force", name=force.name) if force.status is ForceStatus.DRAFT
-                 else _("%(name)s: force", name=force.name))
+        named = force.name_in(current_language())
+        label = (_("%(name)s (being set up): force", name=named) if force.status is ForceStatus.DRAFT
+                 else _("%(name)s: force", name=named))
         choices.append(SelectChoice(FORCE + force.slug, label))
     for provider in providers:
         found[PROVIDER + provider.slug] = provider

@@ -17,6 +17,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 from diversion.web import change_on_form
+from diversion.words import current_language
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,7 +36,8 @@ def add_member() -> str | Response | tuple[str, int]:
     """Give a person a role in a force: an existing account, or a new one."""
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     form = AddMemberForm()
-    form.force.choices = [("", _("Choose a force")), *((force.slug, force.name) for force in forces)]
+    form.force.choices = [("", _("Choose a force")),
+                          *((force.slug, force.name_in(current_language())) for force in forces)]
     if form.validate_on_submit():
         force = next((f for f in forces if f.slug == form.force.data), None)
         if force is None:
@@ -49,7 +51,7 @@ def add_member() -> str | Response | tuple[str, int]:
             if added is not None:
                 user = added[0]
                 flash(_("%(name)s is now %(role)s in %(force)s.", name=user.name, role=role.with_article,
-                        force=force.name), "success")
+                        force=force.name_in(current_language())), "success")
                 return redirect(url_for(".index"))
     html = render_template("admin/add_member.html", form=form)
     return (html, 400) if form.errors else html

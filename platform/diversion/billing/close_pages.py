@@ -30,6 +30,7 @@ from diversion.jobs.models import JobRun
 from diversion.listing import matching, page_of, search_terms
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
+from diversion.words import current_language
 
 bp = Blueprint("billing_close", __name__, url_prefix="/admin/billing/close")
 EVERY_FORCE = ""
@@ -58,7 +59,7 @@ def _force_month(force: Tenant, month: date) -> ForceMonth:
         closed = db.session.scalar(select(ClosedMonth.id).where(ClosedMonth.month == month)) is not None
         statuses = list(db.session.scalars(select(Statement.invoice_status).where(Statement.month == month)))
     summary = "; ".join(f"{status.label} ({statuses.count(status)})" for status in InvoiceStatus if status in statuses)
-    return ForceMonth(force.name, closed, len(statuses), summary)
+    return ForceMonth(force.name_in(current_language()), closed, len(statuses), summary)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -66,7 +67,8 @@ def _force_month(force: Tenant, month: date) -> ForceMonth:
 def index() -> str | Response | tuple[str, int]:
     forces = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
     form = CloseForm(data={"month": month_key(previous_month(month_of(utcnow())))} if request.method == "GET" else None)
-    form.force.choices = [(EVERY_FORCE, _("Every force"))] + [(force.slug, force.name) for force in forces]
+    form.force.choices = [(EVERY_FORCE, _("Every force")),
+                          *((force.slug, force.name_in(current_language())) for force in forces)]
     if form.validate_on_submit():
         chosen = next((force for force in forces if force.slug == form.force.data), None)
         try:
@@ -91,7 +93,7 @@ def index() -> str | Response | tuple[str, int]:
     search = search_terms()
     query = select(Tenant).order_by(Tenant.name)
     if search:
-        query = query.where(matching(search, Tenant.name.expression))
+        query = query.where(matching(search, Tenant.name.expression, Tenant.name_cy.expression))
     page = page_of(query)
     rows = [_force_month(force, month) for force in page.items]
     html = render_template("billing/close.html", form=form, run=run, month=month, rows=rows, page=page,

@@ -33,7 +33,7 @@ from diversion.tenancy.context import scoped, set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
-from diversion.words import day
+from diversion.words import current_language, day
 
 admin_bp = Blueprint("contracts_admin", __name__, url_prefix="/admin/billing/contracts")
 force_bp = force_blueprint("force_contracts", __name__, "/billing/contracts")
@@ -120,7 +120,8 @@ def new(force: str) -> str | Response | tuple[str, int]:
             made = change_on_form(form, lambda: contracts.create_contract(
                 tenant, form.terms(int(form.provider.data or 0)), actor=current_user._get_current_object()))
             if made is not None:
-                flash(_("The contract between %(force)s and %(provider)s is saved.", force=tenant.name,
+                flash(_("The contract between %(force)s and %(provider)s is saved.",
+                        force=tenant.name_in(current_language()),
                         provider=db.session.get(Provider, made.provider_id).name), "success")  # type: ignore[union-attr]
                 return redirect(url_for(".show", force=tenant.slug, contract_id=made.id))
         return _form_page(tenant, form, contract=None)
@@ -158,7 +159,8 @@ def edit(force: str, contract_id: uuid.UUID) -> str | Response | tuple[str, int]
             changed = change_on_form(form, lambda: contracts.change_contract(
                 tenant, contract, form.terms(contract.provider_id), actor=current_user._get_current_object()))
             if changed is not None:
-                flash(_("The contract between %(force)s and %(provider)s is changed.", force=tenant.name,
+                flash(_("The contract between %(force)s and %(provider)s is changed.",
+                        force=tenant.name_in(current_language()),
                         provider=provider.name if provider else ""), "success")
                 return redirect(url_for(".show", force=tenant.slug, contract_id=contract.id))
         return _form_page(tenant, form, contract=contract)
@@ -170,7 +172,7 @@ def edit(force: str, contract_id: uuid.UUID) -> str | Response | tuple[str, int]
 @requires_force_action(Action.READ_BILLING)
 def force_index() -> str:
     search = search_terms()
-    return _list(base="force_base.html", title=_("Contracts"), caption=g.tenant.name,
+    return _list(base="force_base.html", title=_("Contracts"), caption=g.tenant.name_in(current_language()),
                  endpoint="force_contracts.force_index", view="force_contracts.force_show",
                  statement=contracts.contracts_of_force(search), search=search, show_force=False, show_provider=True)
 

@@ -52,7 +52,7 @@ from diversion.db import LONDON, utcnow
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from diversion.words import counted
+from diversion.words import counted, current_language
 
 
 class Problem(enum.StrEnum):
@@ -187,7 +187,8 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
         provider = providers.get(statement.provider_id, "")
 
         def said(problem: Problem, detail: str, reference: str = "", provider: str = provider) -> None:
-            found.mismatches.append(Mismatch(problem, force.name, provider, detail, reference))
+            found.mismatches.append(Mismatch(problem, force.name_in(current_language()), provider, detail,
+                                             reference))
 
         lines = list(db.session.scalars(select(StatementLine).where(StatementLine.statement_id == statement.id)))
         for problem, detail in _ledger_against_lines(ledger.get(statement.provider_id, {}), lines, names):
@@ -219,7 +220,7 @@ def _force_month(force: Tenant, month: date, providers: Mapping[int, str],
                 rows = sum(quantity for quantity, _amount in groups.values())
                 amount = sum(amount for _quantity, amount in groups.values())
                 found.mismatches.append(Mismatch(
-                    Problem.MISSING_LINE, force.name, providers.get(provider_id, ""),
+                    Problem.MISSING_LINE, force.name_in(current_language()), providers.get(provider_id, ""),
                     f"The month is closed but nothing bills its {counted(rows, 'ledger row')} ({money(amount)}): "
                     "there is no statement."))
     return found

@@ -53,6 +53,7 @@ from diversion.forms import lazy_gettext as _l
 from diversion.listing import PER_PAGE, matching
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
+from diversion.words import WELSH
 
 _KIND_ORDER = {kind: number for number, kind in enumerate(EventKind)}
 
@@ -309,6 +310,12 @@ class Account:
     net_pence: int
     closed: bool
     statement: Statement | None
+    force_name_cy: str | None = None  # the force's name in Welsh, where it gives one
+
+    def force_name_in(self, language: str) -> str:
+        """The force's name in ``language`` ("Heddlu Gogledd Cymru" in Welsh), where it gives one; else
+        its English name."""
+        return (self.force_name_cy if language == WELSH else None) or self.force_name
 
     @property
     def status(self) -> str:
@@ -325,17 +332,18 @@ def accounts(*, tenant_id: int | None = None, provider_id: int | None = None, se
     closed = exists().where(ClosedMonth.tenant_id == LedgerEntry.tenant_id, ClosedMonth.month == LedgerEntry.month)
     found = (select(LedgerEntry.month, LedgerEntry.tenant_id, Tenant.slug, Tenant.name, LedgerEntry.provider_id,
                     Provider.slug, Provider.name, func.count(), func.sum(LedgerEntry.amount_pence),
-                    closed.correlate(LedgerEntry).label("closed"))
+                    closed.correlate(LedgerEntry).label("closed"), Tenant.name_cy)
              .join(Tenant, Tenant.id == LedgerEntry.tenant_id).join(Provider, Provider.id == LedgerEntry.provider_id)
              .group_by(LedgerEntry.month, LedgerEntry.tenant_id, Tenant.slug, Tenant.name, LedgerEntry.provider_id,
-                       Provider.slug, Provider.name)
+                       Provider.slug, Provider.name, Tenant.name_cy)
              .order_by(LedgerEntry.month.desc(), Tenant.name, Provider.name))
     if tenant_id is not None:
         found = found.where(LedgerEntry.tenant_id == tenant_id)
     if provider_id is not None:
         found = found.where(LedgerEntry.provider_id == provider_id)
     if search:
-        found = found.where(matching(search, Tenant.name.expression, Provider.name.expression))
+        found = found.where(matching(search, Tenant.name.expression, Tenant.name_cy.expression,
+                                     Provider.name.expression))
     if month is not None:
         found = found.where(LedgerEntry.month == month)
     return found
@@ -351,4 +359,4 @@ def accounts_of(rows: Sequence[Any]) -> list[Account]:
                                         Statement.tenant_id.in_({key[0] for key in keys}))
         statements = {(s.tenant_id, s.provider_id, s.month): s for s in db.session.scalars(query)}
     return [Account(row[0], row[1], row[2], row[3], row[4], row[5], row[6], int(row[7]), int(row[8] or 0),
-                    bool(row[9]), statements.get((row[1], row[4], row[0]))) for row in rows]
+                    bool(row[9]), statements.get((row[1], row[4], row[0])), row[10]) for row in rows]

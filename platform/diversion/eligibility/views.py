@@ -32,7 +32,7 @@ from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
-from diversion.words import day
+from diversion.words import current_language, day
 
 bp = force_blueprint("policy", __name__, "/policy")
 
@@ -207,7 +207,8 @@ def _simulation_form(formdata: Any, draft: PolicyVersion | None) -> tuple[Simula
     form = SimulationForm(formdata)
     others = list(db.session.scalars(select(Tenant).where(Tenant.id != g.tenant.id).order_by(Tenant.name)))
     choices = [SelectChoice(f"force:{t.slug}",
-                            _("%(force)s: %(scheme)s (published)", force=t.name, scheme=t.scheme_name))
+                            _("%(force)s: %(scheme)s (published)", force=t.name_in(current_language()),
+                              scheme=t.scheme_name))
                for t in others]
     if draft is not None:
         choices.insert(0, SelectChoice("draft", _("This force's draft (version %(number)s)", number=draft.number)))

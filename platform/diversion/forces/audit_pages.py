@@ -41,6 +41,7 @@ from diversion.extensions import db
 from diversion.listing import page_of
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
+from diversion.words import current_language
 
 FIELDS = ("person", "action", "object_type", "object_id", "since", "until")
 
@@ -60,11 +61,20 @@ class Row:
     details: str
 
 
-def _names(model: type[User] | type[Tenant], ids: Iterable[int]) -> dict[int, str]:
+def _names(ids: Iterable[int]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(wanted))).tuples().all())
+    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(wanted))).tuples().all())
+
+
+def _force_names(ids: Iterable[int]) -> dict[int, str]:
+    """Each force's name in the reader's language ("Heddlu Gogledd Cymru" in Welsh), by id."""
+    if not (wanted := set(ids)):
+        return {}
+    language = current_language()
+    found = db.session.scalars(select(Tenant).where(Tenant.id.in_(wanted)))
+    return {force.id: force.name_in(language) for force in found}
 
 
 def _object_label(event: AuditEvent, emails: dict[int, str], forces: dict[int, str],
@@ -113,12 +123,12 @@ def _object_ids(found: list[AuditEvent], object_type: str) -> set[int]:
 def _rows(found: list[AuditEvent], *, in_force: bool) -> list[Row]:
     """The events as the table shows them; ``in_force``: read in one force's scope, whose
     cases can then be named by their references."""
-    names = _names(User, [e.actor_id for e in found if e.actor_id is not None]
+    names = _names([e.actor_id for e in found if e.actor_id is not None]
                    + [e.details["user_id"] for e in found if isinstance((e.details or {}).get("user_id"), int)])
     user_objects = _object_ids(found, "user")
     emails = dict(db.session.execute(select(User.id, User.email).where(User.id.in_(user_objects))).tuples().all()) \
         if user_objects else {}
-    forces = _names(Tenant, {e.tenant_id for e in found if e.tenant_id is not None} | _object_ids(found, "tenant"))
+    forces = _force_names({e.tenant_id for e in found if e.tenant_id is not None} | _object_ids(found, "tenant"))
     references = _case_references(found) if in_force else {}
     return [Row(
         when=moment_words(event.occurred_at),

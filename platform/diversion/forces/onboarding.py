@@ -82,6 +82,7 @@ from diversion.forces.files import ForceFile
 from diversion.forces.services import change_status, force_columns
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import current_language
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -199,9 +200,11 @@ def _name_free(name: str, *, but: int | None = None) -> None:
 
 def _only_draft(tenant: Tenant) -> None:
     if tenant.status is ForceStatus.ACTIVE:
-        raise OnboardingError("force", _("%(force)s is not being set up: it is active.", force=tenant.name))
+        raise OnboardingError("force", _("%(force)s is not being set up: it is active.",
+                                         force=tenant.name_in(current_language())))
     if tenant.status is ForceStatus.SUSPENDED:
-        raise OnboardingError("force", _("%(force)s is not being set up: it is suspended.", force=tenant.name))
+        raise OnboardingError("force", _("%(force)s is not being set up: it is suspended.",
+                                         force=tenant.name_in(current_language())))
 
 
 def start_draft(details: ForceDetails, *, actor: Actor) -> Tenant:
@@ -366,7 +369,8 @@ def copy_policy(tenant: Tenant, source: Tenant, *, actor: Actor, today: date) ->
     _only_draft(tenant)
     version = None if source.id == tenant.id else policies.published_policy_of(source, today)
     if version is None:
-        raise OnboardingError("template", _("%(force)s has no policy in force to copy.", force=source.name))
+        raise OnboardingError("template", _("%(force)s has no policy in force to copy.",
+                                            force=source.name_in(current_language())))
     policy = _save_policy(tenant, dict(version.document), actor=actor, today=today,
                           origin=Origin.COPIED, origin_details={"force": source.name, "number": version.number})
     record("tenant.policy_copied", actor=actor, tenant_id=tenant.id, object_type="policy_version",
@@ -631,7 +635,7 @@ def discard(tenant: Tenant, *, actor: Actor) -> None:
     require(actor, Action.ONBOARD_FORCE)
     if tenant.status is not ForceStatus.DRAFT:
         raise OnboardingError("force", _("%(force)s has opened: only a force being set up can be discarded. "
-                                         "Suspend it instead.", force=tenant.name))
+                                         "Suspend it instead.", force=tenant.name_in(current_language())))
     for model in _force_models():
         # Only tables that hold rows of it: some (an append-only ledger) refuse any delete, and a draft
         # has never written to them.
