@@ -8,7 +8,7 @@ read as the force booking it. ``by_system`` says whose system it was
 made before stay empty: which token made them is in the audit log alone.
 
 Revision ID: 5c2e8a1d7f40
-Revises: 3e8b1f6a9c52
+Revises: 2c8a2b2a6989
 Create Date: 2026-12-05 04:45:00.000000
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5c2e8a1d7f40'
-down_revision = '3e8b1f6a9c52'
+down_revision = '2c8a2b2a6989'
 branch_labels = None
 depends_on = None
 
