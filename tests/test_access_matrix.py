@@ -59,6 +59,7 @@ from diversion.cases.identity import Contact, Identity
 from diversion.cases.models import Encounter, Referral, State
 from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.db import LONDON
 from diversion.eligibility import runs as simulation_runs
 from diversion.eligibility import services as policies
 from diversion.eligibility.models import Decision, SimulationRun
@@ -653,9 +654,10 @@ def _referral_in(state: State) -> Effect:
     return effect
 
 
-def _yesterday(_app: Flask, _world: World) -> dict[str, str | list[str]]:
-    day = _today() - timedelta(days=1)
-    return {"day": [str(day.day), str(day.month), str(day.year)], "time": "09:15", "venue": "Digbeth"}
+def _earlier_today(_app: Flask, _world: World) -> dict[str, str | list[str]]:
+    """A session at midnight today in London: passed, and not before the case's offence (today's)."""
+    day = datetime.now(UTC).astimezone(LONDON).date()
+    return {"day": [str(day.day), str(day.month), str(day.year)], "time": "00:00", "venue": "Digbeth"}
 # ---------------------------------------------------------------- provider integrations
 CRANSTOUN_ADMIN = frozenset({"provider_staff"})  # made an admin of Cranstoun by the setup
 PROVIDER: dict[str, str] = {}  # ids made by a case's setup
@@ -1156,7 +1158,7 @@ ROUTES: tuple[Route, ...] = (
           allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_record_referral,
           data=lambda _a, _w: {"to": "accepted"}, effect=_referral_accepted),
     Route("cases.book", "POST", lambda w: f"/west-midlands/referrals/{CASE.get('referral', NO_ID)}/sessions",
-          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_accepted_referral, data=_yesterday,
+          allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_accepted_referral, data=_earlier_today,
           effect=_referral_in(State.BOOKED)),
     Route("cases.attendance", "POST", lambda w: f"/west-midlands/sessions/{CASE.get('session', NO_ID)}/attendance",
           allow(FORCE_A_STAFF, Allowed(302)), force_page=True, setup=_booked_session,
@@ -1204,7 +1206,7 @@ ROUTES: tuple[Route, ...] = (
           allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_record_referral,
           data=lambda _a, _w: {"reason": "No places before the deadline"}, effect=_referral_in(State.DECLINED)),
     Route("provider.book", "POST", lambda w: f"/provider/referrals/{CASE.get('referral', NO_ID)}/sessions",
-          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_accepted_referral, data=_yesterday,
+          allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_accepted_referral, data=_earlier_today,
           effect=_referral_in(State.BOOKED)),
     Route("provider.attendance", "POST", lambda w: f"/provider/sessions/{CASE.get('session', NO_ID)}/attendance",
           allow(CRANSTOUN_STAFF, Allowed(302)), provider_page=True, setup=_booked_session,

@@ -73,7 +73,7 @@ def test_simulate_durhams_policy_on_thames_valley(app: Flask, browser_page: Sess
     heading = page.get_by_role("heading", name=re.compile("If Durham Constabulary version 1 had been used"))
     expect(heading).to_be_visible()
     expect(page.get_by_test_id("changed")).to_contain_text("of 400 decisions would change")
-    expect(page.get_by_test_id("outcome-table")).to_contain_text("eligible: checkpoint")
+    expect(page.get_by_test_id("outcome-table")).to_contain_text("Eligible, Checkpoint: 4-month contract")
     expect(page.locator("main")).to_contain_text("Eligible then and now, by ethnicity")
     _shot(page, "policy-simulation")
     assert browser_page.errors == []
