@@ -87,9 +87,15 @@ def test_a_provider_admin_reads_its_own_statements_only(app: Flask, client: Flas
     assert index.status_code == 200
     assert "West Midlands" in index.text
     assert "Thames Valley" not in index.text
+    assert 'href="/provider/billing/payouts/' in index.text  # an admin sets up the payouts from here
     page = client.get(f"/provider/billing/west-midlands/{OCTOBER}")
     assert page.status_code == 200
     assert "£70.00" in page.text
+    contracts, payouts = client.get("/provider/billing/contracts/"), client.get("/provider/billing/payouts/")
+    for billing_page in (index, page, contracts, payouts):
+        assert 'data-testid="organisation"' not in billing_page.text
+        assert "provider workspace" in billing_page.text  # the workspace's navigation, Referrals first
+        assert 'href="/provider/"' in billing_page.text
     assert client.get(f"/provider/billing/thames-valley/{OCTOBER}").status_code == 404
     assert client.get(f"/provider/billing/west-midlands/{OCTOBER}.csv").status_code == 200
 

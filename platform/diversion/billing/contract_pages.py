@@ -28,7 +28,7 @@ from diversion.billing.models import PRICED_KINDS, Contract
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.listing import page_of, search_terms
-from diversion.providers.acting import provider_in_address, requires_provider_action
+from diversion.providers.acting import WORKSPACE_BASE, provider_in_address, requires_provider_action
 from diversion.tenancy.context import scoped, set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
@@ -191,7 +191,7 @@ def force_show(contract_id: uuid.UUID) -> str:
 @requires_provider_action(Action.READ_BILLING)
 def provider_index() -> str:
     search = search_terms()
-    return _list(base="base.html", title=_("Contracts"), caption=g.provider.name,
+    return _list(base=WORKSPACE_BASE, title=_("Contracts"), caption=g.provider.name,
                  endpoint="provider_contracts.provider_index", view="provider_contracts.provider_show",
                  statement=contracts.contracts_of_provider(g.provider.id, search), search=search, show_force=True,
                  show_provider=False, here=provider_in_address())
@@ -206,5 +206,5 @@ def provider_show(contract_id: uuid.UUID) -> str:
     tenant_id = found.tenant_id
     with scoped(None, current_user.id):  # the force's published pathways: public, read with no provider in scope
         names = contracts.pathway_names(tenant_id)
-    return _show(found, base="base.html", names=names, back=url_for(".provider_index", **provider_in_address()),
+    return _show(found, base=WORKSPACE_BASE, names=names, back=url_for(".provider_index", **provider_in_address()),
                  back_text=_("Contracts"))

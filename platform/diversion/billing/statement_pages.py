@@ -37,7 +37,7 @@ from diversion.extensions import db
 from diversion.forms import Form
 from diversion.forms import lazy_gettext as _l
 from diversion.listing import matching, page_of, search_terms
-from diversion.providers.acting import provider_in_address, requires_provider_action
+from diversion.providers.acting import WORKSPACE_BASE, provider_in_address, requires_provider_action
 from diversion.tenancy.context import set_scope
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
@@ -149,14 +149,15 @@ def provider_index() -> str:
     page = statements.page_of_rows(statements.accounts(provider_id=g.provider.id, search=search))
     return render_template("billing/statements.html", page=page, accounts=statements.accounts_of(page.items),
                            search=search, reader="provider", title=_("Statements of %(name)s", name=g.provider.name),
-                           this_month=month_of(utcnow()), base="base.html", endpoint="provider_billing.index",
-                           here=provider_in_address())
+                           this_month=month_of(utcnow()), base=WORKSPACE_BASE, endpoint="provider_billing.index",
+                           here=provider_in_address(),
+                           payouts=may(current_user, Action.MANAGE_PAYOUTS, provider_id=g.provider.id))
 
 
 @provider_bp.route("/<force>/<month>", endpoint="statement")
 @requires_provider_action(Action.READ_BILLING)
 def provider_statement(force: str, month: str) -> str:
-    return _statement(_force(force), g.provider, _month(month), base="base.html",
+    return _statement(_force(force), g.provider, _month(month), base=WORKSPACE_BASE,
                       csv_url=url_for("provider_billing.download", force=force, month=month, **provider_in_address()),
                       back=url_for("provider_billing.index", **provider_in_address()),
                       endpoint="provider_billing.statement", reverse_endpoint=None)

@@ -25,6 +25,9 @@ from diversion.providers.views import CHOSEN
 from diversion.tenancy.context import set_provider_scope
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The template a page of the workspace that other features serve (a provider's billing) extends: the
+# workspace's navigation above it.
+WORKSPACE_BASE = "providers/workspace.html"
 
 
 def memberships(user_id: int) -> list[tuple[Provider, ProviderRole]]:
