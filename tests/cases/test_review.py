@@ -233,6 +233,7 @@ def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(ap
     new_page = client.get(done.headers["Location"])
     assert "Eligible" in new_page.text
     assert "Decided again with the facts given: eligible." in new_page.text
+    assert "Under the policy in force on" in new_page.text  # made today, under the first decision's policy
     assert "Decided again on review" in new_page.text
     assert 'data-testid="awaited"' not in new_page.text
     old_page = client.get(f"/durham/decisions/{decision_id}").text
