@@ -150,7 +150,8 @@ def _catalogue(s: _Seeding, world: World) -> None:
         "description": marked("description")}, actor=platform_admin)
     s.seeded.ids["course"] = course.id
     webhooks.set_endpoint(s.provider, url=f"https://example.org/hooks/{MARK}", actor=s.users["provider-admin"])
-    provider_tokens.make_provider_token(s.provider, name=marked("provider-token"), actor=s.users["provider-admin"])
+    s.seeded.ids["provider_token"] = provider_tokens.make_provider_token(
+        s.provider, name=marked("provider-token"), actor=s.users["provider-admin"])[0].id
 
 
 def _policy(s: _Seeding) -> None:
@@ -183,7 +184,8 @@ def _cases(s: _Seeding) -> None:
         venues=[marked("venue-one"), marked("venue-two")], booking_contact=marked("booking"),
         notes=marked("notes")), actor=s.users["force-admin"], today=s.today)
     s.seeded.ids["offering"] = offering.id
-    api_tokens.make_force_token(s.tenant, name=marked("force-token"), actor=s.users["force-admin"])
+    s.seeded.ids["force_token"] = api_tokens.make_force_token(s.tenant, name=marked("force-token"),
+                                                               actor=s.users["force-admin"])[0].id
 
     def encounter(label: str, **facts: Any) -> Decision:
         _, decision = cases.record_encounter(s.tenant, cases.Intake(
@@ -333,6 +335,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/offerings/{ids['offering']}", ["venue-one", "venue-two", "booking", "notes"]),
         ("force-admin", f"{a}/offerings/new?pathway=divert", ["pathway"]),
         ("force-admin", f"{a}/api-tokens/", ["force-token", "force-admin"]),
+        ("force-admin", f"{a}/api-tokens/{ids['force_token']}/revoke", ["force-token"]),
         ("force-admin", f"{a}/settings/sign-on", []),
         ("force-admin", f"{a}/policy/", policy),
         ("force-admin", f"{a}/policy/versions", ["note", "draft-note"]),
@@ -359,6 +362,8 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("provider-admin", f"/provider/referrals/{ids['referral']}",
          [*person, "course", "provider", "session-venue", "accept-reason", "attendance-note", "provider-admin"]),
         ("provider-admin", "/provider/integrations/", ["provider", "provider-token"]),
+        ("provider-admin", f"/provider/integrations/tokens/{ids['provider_token']}/revoke",
+         ["provider", "provider-token"]),
         ("platform_admin", "/admin/forces/new", []),
         ("platform_admin", f"/admin/forces/{DRAFT}/setup/", ["draft-force", "draft-scheme", "first-admin"]),
         ("platform_admin", f"/admin/forces/{DRAFT}/setup/details",
@@ -443,9 +448,13 @@ def test_every_value_reaches_the_pages_escaped(app: Flask, world: World) -> None
     assert_escaped("draft test results", tested.text)
     assert shown(marked("test-case")) in tested.text
     tokens_page = admin.get(f"{a}/api-tokens/").text
-    revoke = re.search(r'action="([^"]+/revoke)"', tokens_page)
+    revoke = re.search(r'href="([^"]+/revoke)"', tokens_page)
     assert revoke is not None
-    revoked = admin.post(revoke.group(1), data={"csrf_token": csrf_token(tokens_page)},
+    asked = admin.get(revoke.group(1))  # the question first
+    assert asked.status_code == 200
+    assert_escaped("the question before a token is revoked", asked.text)
+    assert shown(marked("force-token")) in asked.text
+    revoked = admin.post(revoke.group(1), data={"csrf_token": csrf_token(asked.text)},
                          follow_redirects=True)
     assert revoked.status_code == 200
     assert_escaped("a revoked token's message", revoked.text)

@@ -72,9 +72,14 @@ def test_an_admin_makes_a_token_shown_once_kept_as_a_hash_and_revokes_it(
         assert row is not None
         assert row.last_used_at is not None
         token_id = row.id
+    asked = client.get(f"{PAGE}tokens/{token_id}/revoke")  # the list links to a question, which changes nothing
+    assert asked.status_code == 200
+    assert "Revoke the token “Case management”?" in asked.text
+    assert api.get("/api/v1/provider/referrals", headers=bearer(token)).status_code == 200
     assert _post(client, f"{PAGE}tokens/{token_id}/revoke").status_code == 302
     assert api.get("/api/v1/provider/referrals", headers=bearer(token)).status_code == 401
     assert "Revoked" in client.get(PAGE).text
+    assert client.get(f"{PAGE}tokens/{token_id}/revoke").status_code == 404  # nothing left to ask
     assert _post(client, f"{PAGE}tokens/{token_id}/revoke").status_code == 302  # refused, flashed
     assert "already revoked" in client.get(PAGE).text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import abort, g, redirect, render_template, url_for
+from flask import abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -51,12 +51,18 @@ def create() -> Response | tuple[str, int]:
     return _index(form), 400
 
 
-@bp.route("/<uuid:token_id>/revoke", methods=["POST"])
+@bp.route("/<uuid:token_id>/revoke", methods=["GET", "POST"])
 @requires_force_action(Action.MANAGE_API_TOKENS)
-def revoke(token_id: uuid.UUID) -> Response:
+def revoke(token_id: uuid.UUID) -> Response | str:
+    """Asks first (GET), then revokes (POST)."""
     token = db.session.get(ApiToken, token_id)
-    if token is None or not ConfirmForm().validate_on_submit():
-        abort(404 if token is None else 400)
+    if token is None or (token.is_revoked and request.method == "GET"):
+        abort(404)
+    if request.method == "GET":
+        return render_template("tokens_revoke.html", base="force_base.html", token=token, confirm=ConfirmForm(),
+                               action=url_for(".revoke", token_id=token.id), back=url_for(".index"))
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
     change_or_flash(lambda: tokens.revoke_force_token(g.tenant, token, actor=current_user),
                     _("The token “%(name)s” is revoked: calls with it are refused from now on.", name=token.name))
     return redirect(url_for(".index"))

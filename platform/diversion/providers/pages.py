@@ -14,7 +14,7 @@ from diversion.accounts.forms import ConfirmForm
 from diversion.extensions import db
 from diversion.jsonapi import tokens
 from diversion.providers import feed, webhooks
-from diversion.providers.acting import requires_provider_action
+from diversion.providers.acting import WORKSPACE_BASE, provider_in_address, requires_provider_action
 from diversion.providers.forms import ProviderTokenForm, TestEventForm, WebhookForm
 from diversion.tenancy.context import set_scope
 from diversion.unit import refuse
@@ -86,12 +86,17 @@ def create_token() -> Response | tuple[str, int]:
     return _index(form, WebhookForm(prefix="webhook")), 400
 
 
-@bp.route("/tokens/<uuid:token_id>/revoke", methods=["POST"])
+@bp.route("/tokens/<uuid:token_id>/revoke", methods=["GET", "POST"])
 @requires_provider_action(Action.MANAGE_PROVIDER_TOKENS)
-def revoke_token(token_id: uuid.UUID) -> Response:
+def revoke_token(token_id: uuid.UUID) -> Response | str:
+    """Asks first (GET), then revokes (POST)."""
     token = db.session.get(tokens.ProviderToken, token_id)
-    if token is None or token.provider_id != g.provider.id:
+    if token is None or token.provider_id != g.provider.id or (token.is_revoked and request.method == "GET"):
         abort(404)
+    if request.method == "GET":
+        return render_template("tokens_revoke.html", base=WORKSPACE_BASE, token=token, confirm=ConfirmForm(),
+                               action=url_for(".revoke_token", token_id=token.id, **provider_in_address()),
+                               back=url_for(".index", **provider_in_address()))
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: tokens.revoke_provider_token(g.provider, token, actor=current_user),
