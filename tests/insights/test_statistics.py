@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from diversion.insights.statistics import Z95, Z998, binomial_limits, funnel, group_ratio, rate, wilson
+from diversion.insights.tables import _share
 
 counts = st.integers(1, 5_000).flatmap(lambda total: st.tuples(st.integers(0, total), st.just(total)))
 
@@ -129,3 +130,11 @@ def test_a_group_ratio_refuses_a_group_that_does_not_fit_its_whole(
         group: tuple[int, int], whole: tuple[int, int]) -> None:
     with pytest.raises(ValueError, match=r"group cannot hold|undefined"):
         group_ratio(*group, *whole)
+
+
+@pytest.mark.parametrize(("part", "whole", "shown"), [
+    (120, 440, "120 (27%)"), (10, 5_000, "10 (<1%)"), (0, 5_000, "0 (0%)"), (4_990, 5_000, "4,990 (>99%)"),
+    (5_000, 5_000, "5,000 (100%)"), (7, 0, "7"), (None, 10, "[c]"),
+])
+def test_a_share_of_some_never_reads_as_none_or_all(part: int | None, whole: int, shown: str) -> None:
+    assert _share(part, whole) == shown

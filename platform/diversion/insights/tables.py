@@ -291,7 +291,10 @@ def _share(part: int | None, whole: int | None) -> str:
         return SUPPRESSED
     if not whole:
         return count_text(part)
-    return f"{count_text(part)} ({part / whole:.0%})"
+    share = part / whole
+    # A count of some, but not all, never reads as none or as all: under half a percent is "<1%".
+    shown = "<1%" if 0 < share < 0.005 else ">99%" if 0.995 <= share < 1 else f"{share:.0%}"
+    return f"{count_text(part)} ({shown})"
 
 
 def equality(chosen: Choices, area: int | None, area_name: str) -> Table:
