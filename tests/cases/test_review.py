@@ -219,6 +219,7 @@ def test_the_queue_shows_who_what_and_how_long_and_the_supervisor_resolves_it(ap
     assert f"/durham/decisions/{decision_id}" in row
     page = client.get(f"/durham/decisions/{decision_id}")
     assert "Give these facts and decide again" in page.text
+    assert "It waits for your review: see below" in page.text  # told to the supervisor, who reviews it
     url = f"/durham/decisions/{decision_id}/facts"
     form = client.get(url)
     assert form.status_code == 200

@@ -191,6 +191,12 @@ def test_a_choice_not_offered_is_named_and_refused(lead: FlaskClient, query: str
     assert message in response.text
 
 
+def test_a_force_is_not_compared_with_itself(lead: FlaskClient, world: World) -> None:
+    response = lead.get(f"/national/compare?first={world.b.id}&second={world.b.id}&period=2025")
+    assert response.status_code == 400
+    assert "Choose two different forces" in response.text
+
+
 def test_an_unknown_rate_is_not_found(lead: FlaskClient) -> None:
     assert lead.get("/national/happiness").status_code == 404
     assert lead.get("/national/happiness/funnel.svg").status_code == 404

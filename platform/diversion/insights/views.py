@@ -216,6 +216,9 @@ def compare() -> Any:
     chosen = _choices()
     everyone = reading.forces()
     picked = [force for field in ("first", "second") if (force := _force_asked(field, everyone, chosen))]
+    if len(picked) == 2 and picked[0].id == picked[1].id:  # a force against itself compares nothing
+        chosen.problems.append({"text": _("Choose two different forces"), "href": "#second"})
+        picked = picked[:1]
     table = tables.compare(chosen, picked)
     if request.args.get("format") == "csv" and table.rows:
         return _csv(table, "compare", chosen)
