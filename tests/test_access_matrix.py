@@ -205,6 +205,8 @@ def _released(app: Flask, world: World) -> None:
     with app.app_context():
         db.session.add(InsightForce(force_id=world.a.id, name=world.a.name, computed_at=now, hours_saved=60,
                                     cost_per_hour=3_800))
+        db.session.add(InsightForce(force_id=world.b.id, name=world.b.name, computed_at=now, hours_saved=60,
+                                    cost_per_hour=3_800))  # none of its figures released
         for area in (world.a.id, None):
             for measure, value in (("cases", 80), ("referred", 40), ("completed", 20)):
                 table = InsightTable(force_id=area, measure=measure, breakdown="all", year=2025, months=12,
@@ -1394,8 +1396,8 @@ ROUTES: tuple[Route, ...] = (
           setup=_released, shows=lambda _w: ["<svg"]),
     Route("national.trend_svg", "GET", lambda _w: "/national/completion/trend.svg", allow(NATIONAL_READERS, OK),
           setup=_released, shows=lambda _w: ["<svg"]),
-    Route("national.compare", "GET", lambda w: f"/national/compare?first={w.a.id}&second={w.a.id}",
-          allow(NATIONAL_READERS, OK), setup=_released, shows=lambda w: [f"{w.a.name} and {w.a.name}, 2025"]),
+    Route("national.compare", "GET", lambda w: f"/national/compare?first={w.a.id}&second={w.b.id}",
+          allow(NATIONAL_READERS, OK), setup=_released, shows=lambda w: [f"{w.a.name} and {w.b.name}, 2025"]),
     Route("national.equality", "GET", lambda _w: "/national/equality", allow(NATIONAL_READERS, OK),
           setup=_released, shows=lambda _w: ["Referral rate by ethnic group, All forces, 2025"]),
     Route("force_insights.force_index", "GET", lambda w: f"/{w.a.slug}/insights/", allow(FORCE_A_ADMIN, OK),
