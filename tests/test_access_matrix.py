@@ -657,9 +657,10 @@ def _referral_in(state: State) -> Effect:
 
 
 def _earlier_today(_app: Flask, _world: World) -> dict[str, str | list[str]]:
-    """A session at midnight today in London: passed, and not before the case's offence (today's)."""
-    day = datetime.now(UTC).astimezone(LONDON).date()
-    return {"day": [str(day.day), str(day.month), str(day.year)], "time": "00:00", "venue": "Digbeth"}
+    """A session earlier today in London: passed, and not before the case's offence (today's)."""
+    started = started_today().astimezone(LONDON)
+    return {"day": [str(started.day), str(started.month), str(started.year)], "time": f"{started:%H:%M}",
+            "venue": "Digbeth"}
 # ---------------------------------------------------------------- provider integrations
 CRANSTOUN_ADMIN = frozenset({"provider_staff"})  # made an admin of Cranstoun by the setup
 PROVIDER: dict[str, str] = {}  # ids made by a case's setup

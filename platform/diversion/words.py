@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import TypeVar
 
 from babel.dates import format_date, format_datetime
 from flask import has_request_context
@@ -25,6 +26,7 @@ from diversion.db import LONDON
 LANGUAGES = ("en", "cy")
 ENGLISH = "en"
 WELSH = "cy"
+_Text = TypeVar("_Text", bound=str | None)
 
 # Plurals that do not follow the rules below.
 IRREGULAR = {
@@ -118,6 +120,12 @@ def article(word: str) -> str:
     if lower.startswith(A_NOT_AN):
         return f"a {word}"
     return f"{'an' if lower[:1] in tuple('aeiou') else 'a'} {word}"
+
+
+def in_language(english: _Text, welsh: str | None, language: str) -> _Text | str:
+    """A text given in English and perhaps in Welsh, in ``language``: the Welsh to a reader of Welsh
+    where there is one, else the English."""
+    return (welsh if language == WELSH else None) or english
 
 
 def current_language() -> str:

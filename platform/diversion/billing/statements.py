@@ -53,7 +53,7 @@ from diversion.forms import lazy_gettext as _l
 from diversion.listing import PER_PAGE, matching
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from diversion.words import WELSH
+from diversion.words import in_language
 
 _KIND_ORDER = {kind: number for number, kind in enumerate(EventKind)}
 
@@ -315,7 +315,7 @@ class Account:
     def force_name_in(self, language: str) -> str:
         """The force's name in ``language`` ("Heddlu Gogledd Cymru" in Welsh), where it gives one; else
         its English name."""
-        return (self.force_name_cy if language == WELSH else None) or self.force_name
+        return in_language(self.force_name, self.force_name_cy, language)
 
     @property
     def status(self) -> str:

@@ -20,7 +20,7 @@ from diversion.eligibility.models import Outcome
 from diversion.extensions import db
 from diversion.listing import total_text
 from diversion.tenancy.web import force_blueprint
-from diversion.words import WELSH, current_language
+from diversion.words import current_language, in_language
 
 bp = force_blueprint("case_list", __name__)
 
@@ -36,7 +36,7 @@ def _choices() -> dict[str, list[tuple[str, str]]]:
     offered = db.session.execute(select(Course.id, Course.title, Course.title_cy)
                                  .join(Offering, Offering.course_id == Course.id).distinct()).tuples().all()
     # Each course by its title in the reader's language (its Welsh title, where it has one), in that order.
-    titles = {str(course): (title_cy if language == WELSH else None) or title for course, title, title_cy in offered}
+    titles = {str(course): in_language(title, title_cy, language) for course, title, title_cy in offered}
     courses = sorted(titles.items(), key=lambda item: item[1].casefold())
     officers = db.session.execute(
         select(User.id, User.name).join(ForceMembership, ForceMembership.user_id == User.id)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.catalogue.vocabulary import CourseFormat, Delivery
 from diversion.db import Base, TenantScoped, UTCDateTime, utcnow
-from diversion.words import WELSH
+from diversion.words import WELSH, in_language
 
 
 class Provider(Base):
@@ -83,10 +83,10 @@ class Course(Base):
 
     def title_in(self, language: str) -> str:
         """The title in ``language``, where the course has it; else the English."""
-        return (self.title_cy if language == WELSH else None) or self.title
+        return in_language(self.title, self.title_cy, language)
 
     def description_in(self, language: str) -> str:
-        return (self.description_cy if language == WELSH else None) or self.description
+        return in_language(self.description, self.description_cy, language)
 
     @property
     def is_retired(self) -> bool:

@@ -27,7 +27,7 @@ from diversion.eligibility.document import PolicyDocument, location, shape_said
 from diversion.eligibility.fastpath import Check, fast_check
 from diversion.eligibility.fields import FIELDS
 from diversion.errors import ProblemsFound
-from diversion.words import WELSH
+from diversion.words import in_language
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,10 @@ class CompiledCriterion:
     welsh: Welsh = field(default_factory=Welsh)
 
     def reason_in(self, language: str) -> str:
-        return (self.welsh.reason if language == WELSH else None) or self.reason
+        return in_language(self.reason, self.welsh.reason, language)
 
     def holds_in(self, language: str) -> str | None:
-        return (self.welsh.holds if language == WELSH else None) or self.holds
+        return in_language(self.holds, self.welsh.holds, language)
 
     def met(self, thing: dict[str, Any]) -> bool | None:
         """True when the person meets it (for an exclusion: is not excluded).
@@ -101,10 +101,10 @@ class CompiledPathway:
     welsh: Welsh = field(default_factory=Welsh)
 
     def name_in(self, language: str) -> str:
-        return (self.welsh.name if language == WELSH else None) or self.name
+        return in_language(self.name, self.welsh.name, language)
 
     def description_in(self, language: str) -> str:
-        return (self.welsh.description if language == WELSH else None) or self.description
+        return in_language(self.description, self.welsh.description, language)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 
 from diversion.catalogue.vocabulary import PathwayKind
 from diversion.inputs import EARLIEST_CASE_DATE, YEARS_AHEAD, latest_future_date
-from diversion.words import WELSH
+from diversion.words import in_language
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=63)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -106,7 +106,7 @@ class Pathway(_Strict):
 
     def name_in(self, language: str) -> str:
         """The name in ``language`` ("cy" or "en"), where the policy gives it; else the English."""
-        return (self.name_cy if language == WELSH else None) or self.name
+        return in_language(self.name, self.name_cy, language)
 
     @model_validator(mode="after")
     def _unique_criteria(self) -> Pathway:

@@ -21,7 +21,7 @@ from diversion.extensions import db
 from diversion.insights.models import InsightFigure, InsightForce, InsightTable
 from diversion.insights.release import ALL
 from diversion.listing import PER_PAGE, matching
-from diversion.words import WELSH
+from diversion.words import in_language
 
 NATIONAL = None  # the area of every force added together
 
@@ -40,7 +40,7 @@ class Force:
     def name_in(self, language: str) -> str:
         """The force's name in ``language`` ("Heddlu Gogledd Cymru" in Welsh), where it gives one; else
         its English name."""
-        return (self.name_cy if language == WELSH else None) or self.name
+        return in_language(self.name, self.name_cy, language)
 
 
 def _connection() -> Connection:

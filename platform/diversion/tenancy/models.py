@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from diversion.db import Base, UTCDateTime, utcnow
-from diversion.words import WELSH
+from diversion.words import in_language
 
 
 def _enum(kind: type[enum.StrEnum]) -> Enum:
@@ -93,7 +93,7 @@ class Tenant(Base):
     def name_in(self, language: str) -> str:
         """The force's name in ``language`` ("Heddlu Gogledd Cymru" in Welsh), where it gives one; else
         its English name."""
-        return (self.name_cy if language == WELSH else None) or self.name
+        return in_language(self.name, self.name_cy, language)
 
     @property
     def is_active(self) -> bool:
