@@ -196,6 +196,22 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
         assert steps[-1][1] is State.COMPLETED
         with pytest.raises(cases.CaseError, match="it has ended"):
             cases.transition(tenant, referral, State.WITHDRAWN, actor=SYSTEM, reason="late")
+        with pytest.raises(cases.CaseError, match=r"referral has ended \(completed\): its outcome stands"):
+            cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+
+
+def test_a_place_is_offered_again_after_a_withdrawn_referral_alone(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        _, decision = cases.record_encounter(tenant, _intake(), actor=SYSTEM, today=TODAY)
+        first = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+        cases.transition(tenant, first, State.WITHDRAWN, actor=SYSTEM, reason="Offered the wrong course")
+        again = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+        assert again.id != first.id
+        assert again.state is State.OFFERED
+        cases.transition(tenant, again, State.DECLINED, actor=SYSTEM)
+        with pytest.raises(cases.CaseError, match=r"referral has ended \(declined\)"):
+            cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
 
 
 def test_a_session_cannot_be_booked_before_the_day_of_the_offence(app: Flask, world: World) -> None:

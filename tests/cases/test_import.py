@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from diversion.providers.feed import high_water
 from diversion.providers.models import FeedEntry, WebhookDelivery
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World
+from tests.conftest import World, sign_in
 
 DURHAM_COURSE = "durham-checkpoint-contract"  # offered by Durham for its "checkpoint" pathway
 DIVERT_COURSE = "cranstoun-divert"  # offered by West Midlands for "divert"
@@ -481,3 +482,29 @@ def test_a_referral_ended_unfinished_imports_with_the_sessions_attended_before(a
         assert [s.attendance for s in stopped.sessions] == [Attendance.ATTENDED, Attendance.ATTENDED]
         assert (withdrawn.state, withdrawn.sessions_attended) == (State.WITHDRAWN, 0)
         assert [s.to_state for s in withdrawn.transitions] == [State.OFFERED, State.WITHDRAWN]
+
+
+def test_an_imported_case_tells_its_story_in_the_order_it_happened(app: Flask, world: World,
+                                                                   tmp_path: Path) -> None:
+    _import_durham_history(app, tmp_path)
+    with app.app_context(), scoped(world.b.id):
+        done = db.session.scalar(select(Referral).where(Referral.state == State.COMPLETED))
+        assert done is not None
+        reference = db.session.get(Encounter, done.encounter_id).reference
+        db.session.rollback()
+    client = app.test_client()
+    sign_in(client, world.email("b_officer"))
+    page = client.get(f"/durham/cases/{reference}")
+    assert page.status_code == 200
+    titles = re.findall(r'moj-timeline__title">([^<]*)<', page.text)
+    bylines = re.findall(r'moj-timeline__byline">([^<]*)<', page.text)
+    dates = re.findall(r'moj-timeline__date"><time datetime="([^"]*)"', page.text)
+    # Newest first: the record's import (today), the referral's steps of 2024, then the decision of its day.
+    assert titles[0] == "Record imported"
+    assert titles[1].startswith("Referral completed")
+    assert titles[-2] == "Referral offered"
+    assert titles[-1].startswith("Decision: Eligible")
+    assert dates[-1] == "2024-03-02"  # the decision's day in the record, not the hour of the import
+    assert set(bylines) == {"by Import"}  # the import's steps, made by no person nor case system
+    assert "in force on that day; decided when the record was imported" in page.text
+    assert "Refer to a course" not in page.text  # the referral ended with its outcome

@@ -279,4 +279,4 @@ def test_a_step_made_with_the_providers_token_is_the_providers_case_systems_on_b
     case = officer.get(f"/durham/cases/{accepted.json['referral']['reference']}")
     assert case.status_code == 200
     assert f"{name}’s case system" in case.text
-    assert "Provider or system" in case.text  # the offer, made by the platform
+    assert "by the platform" in case.text  # the offer, made by the platform itself

@@ -459,7 +459,9 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     Refuses a decision that is not (or not overridden to) eligible, a course
     the force does not offer for that pathway, an offering that is withdrawn
     or whose course is retired (its referrals already made go on), a second
-    open referral for the same encounter, a reason the rulebook refuses, and
+    referral for the same encounter while one is open or once one has ended
+    with an outcome (after a withdrawn one a place may be offered again), a
+    reason the rulebook refuses, and
     an actor who may not refer. The offer is announced (``cases.events``) in
     the same transaction, as made ``at`` (now unless given: case work
     recorded after the fact, such as the demo's). The deadline runs from the
@@ -475,11 +477,13 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         raise CaseError("offering", _("This course is no longer offered (withdrawn or retired): choose another."))
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
-    open_already = db.session.scalar(
-        select(func.count()).select_from(Referral)
-        .where(Referral.encounter_id == decision.encounter_id, Referral.still_open()))
-    if open_already:
+    earlier = db.session.scalar(select(Referral.state).where(
+        Referral.encounter_id == decision.encounter_id, Referral.state != State.WITHDRAWN).limit(1))
+    if earlier is not None and earlier.is_open:
         raise CaseError("decision", _("This encounter already has an open referral."))
+    if earlier is not None:
+        raise CaseError("decision", _("This encounter’s referral has ended (%(state)s): its outcome stands, so no "
+                                      "place is offered again.", state=earlier.label.lower()))
     pathway = eligibility.compiled_of(decision).pathway(decision.final_pathway)
     encounter = db.session.get(Encounter, decision.encounter_id)
     if pathway is None or encounter is None:

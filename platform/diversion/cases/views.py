@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from functools import partial
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -33,6 +33,7 @@ from diversion.cases.forms import (
     facts_form,
 )
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
+from diversion.cases.importer import SOURCE as IMPORTED
 from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State, made_by
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import Intake
@@ -262,6 +263,7 @@ class Event:
     title: str
     by: str
     detail: str = ""
+    on_day: bool = False  # from a record of the past: its day is known, not its hour
 
 
 def verdict(decision: Decision, outcome: str, pathway: str | None) -> str:
@@ -285,11 +287,21 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     people = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids - {None})))}
     imported = _("Import")
     force = g.tenant.name_in(current_language())
-    events = [Event(encounter.recorded_at, _("Encounter recorded"), people.get(encounter.recorded_by_id or 0, imported),
+    past = encounter.source == IMPORTED
+    events = [Event(encounter.recorded_at, _("Record imported") if past else _("Encounter recorded"),
+                    people.get(encounter.recorded_by_id or 0, imported),
                     _("Offence on %(date)s", date=day(encounter.offence_on)))]
     for d in decisions:
-        made_again = d.source == "review"
         said = verdict(d, d.outcome, d.pathway)
+        if d.source == IMPORTED:
+            # Decided as on its day in the record, when the record was imported: told on that day,
+            # before what followed it (the referral's steps of the record start at midday).
+            events.append(Event(datetime.combine(d.decided_on, time.min, tzinfo=LONDON),
+                                _("Decision: %(verdict)s", verdict=said), imported,
+                                _("Policy version %(number)s, in force on that day; decided when the record was "
+                                  "imported", number=d.policy_version.number), on_day=True))
+            continue
+        made_again = d.source == "review"
         events.append(Event(d.decided_at,
                             _("Decided again on review: %(verdict)s", verdict=said) if made_again
                             else _("Decision: %(verdict)s", verdict=said),
@@ -310,9 +322,10 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
                     r.outcome_label, r.outcome_code, g.tenant, current_language()))
             else:
                 title = _("Referral %(state)s", state=state)
+            # Neither a person nor a case system: the platform, or the import of a record of the past.
+            platform = imported if past and step.occurred_at <= encounter.recorded_at else _("the platform")
             events.append(Event(step.occurred_at, title, made_by(
-                step, people, force=force, provider=partial(_provider_name, r), otherwise=_("Provider or system")),
-                step.account))
+                step, people, force=force, provider=partial(_provider_name, r), otherwise=platform), step.account))
     return sorted(events, key=lambda e: e.at, reverse=True)
 
 
