@@ -10,13 +10,17 @@ from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
 from diversion.accounts import services
+from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ForceMembership, Role, User
-from diversion.catalogue.models import Provider
+from diversion.audit.models import AuditEvent
+from diversion.catalogue.models import Course, Provider
 from diversion.cli import main
+from diversion.db import TENANT_SCOPED, Base
 from diversion.extensions import db
+from diversion.forces import onboarding
 from diversion.providers import services as providers
 from diversion.tenancy.context import provider_scoped, scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 from tests.demo_checks import check_demo
 
 
@@ -73,6 +77,83 @@ def test_demo_creates_every_documented_account_idempotently(app: Flask) -> None:
         with provider_scoped(cranstoun.id, staff.id):
             listed = providers.referrals(cranstoun, providers.ReferralFilter())
             assert {tenant.slug for _, tenant in listed} == {"west-midlands", "thames-valley"}
+
+
+CLEVELAND = onboarding.ForceDetails(
+    name="Cleveland Police", slug="cleveland", scheme_name="Checkpoint Cleveland", area="cleveland",
+    languages=["en"], completed_code="outcome-22", completed_label="No further action (Outcome 22)",
+    not_completed_code="prosecution", not_completed_label="Prosecution resumes",
+    not_completed_action="prosecution", brand_colour="#00558c",
+)
+
+
+def _force(slug: str) -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    assert tenant is not None
+    return tenant
+
+
+def _rows_of(tenant: Tenant) -> dict[str, object]:
+    """How many rows the force has in each of its tables (those it has rows in) and events in the audit
+    log, and when it last changed."""
+    with scoped(tenant.id):
+        counts = {table.name: db.session.scalar(select(func.count()).select_from(table)
+                                                .where(table.c.tenant_id == tenant.id))
+                  for table in Base.metadata.sorted_tables if table.info.get(TENANT_SCOPED)}
+        counts["audit_events"] = db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                                   .where(AuditEvent.tenant_id == tenant.id))
+    return {name: count for name, count in counts.items() if count} | {"updated": tenant.updated_at}
+
+
+def test_demo_passes_over_a_force_being_set_up_in_the_console_and_one_opened_since(app: Flask) -> None:
+    """A platform admin set up Cleveland in the console (its policy copied, its courses chosen, not
+    yet published): the demo fills the other forces and leaves Cleveland exactly as it is. Once
+    opened today, Cleveland still has no policy in force over the demo's case work: passed over again."""
+    assert _run(app, "tenants", "sync").exit_code == 0
+    today = datetime.now(UTC).date()
+    with app.app_context():
+        draft = onboarding.start_draft(CLEVELAND, actor=SYSTEM)
+        with scoped(draft.id):
+            onboarding.copy_policy(draft, _force("durham"), actor=SYSTEM, today=today)
+            onboarding.set_offerings(draft, {("checkpoint", course.id) for course in db.session.scalars(select(Course))
+                                             if "cleveland" in course.areas}, actor=SYSTEM)
+        db.session.commit()
+        before = _rows_of(draft)
+        assert before["policy_versions"] == 1
+        assert before["offerings"] == 2
+        assert before["audit_events"]
+
+    first = _run(app, "demo", "--past-decisions", "10")
+    assert first.exit_code == 0, first.output
+    assert "Passed over Cleveland Police (/cleveland/), left as it is: being set up in the console." in first.output
+    assert "@cleveland.example" not in first.output
+    with app.app_context():
+        draft = _force("cleveland")
+        assert draft.status is ForceStatus.DRAFT
+        assert _rows_of(draft) == before  # no member, decision, case, contract or audit event added
+        assert services.find_user("admin@cleveland.example") is None
+        with scoped(draft.id):
+            first_admin = onboarding.progress(draft, today=today)[-1]
+            assert first_admin.key == "first_admin"
+            assert first_admin.status is onboarding.TaskStatus.NOT_STARTED
+        # The forces synced from their files are filled as ever.
+        west_midlands = _force("west-midlands")
+        assert services.find_user("admin@west-midlands.example") is not None
+        assert _rows_of(west_midlands)["encounters"] > 0
+
+        with scoped(draft.id):
+            onboarding.invite_first_admin(draft, email="first-admin@cleveland.example", name="First Admin",
+                                          actor=SYSTEM)
+            onboarding.finish(draft, actor=SYSTEM, today=today)
+        db.session.commit()
+        opened = _rows_of(draft)
+
+    again = _run(app, "demo", "--past-decisions", "10")
+    assert again.exit_code == 0, again.output
+    assert "Passed over Cleveland Police (/cleveland/), left as it is: no policy in force on" in again.output
+    with app.app_context():
+        assert _rows_of(_force("cleveland")) == opened
+        assert services.find_user("admin@cleveland.example") is None
 
 
 def test_demo_refuses_a_short_password(app: Flask) -> None:

@@ -66,6 +66,13 @@ def test_every_area_has_a_force_and_its_share_of_the_encounters(tmp_path: Path) 
     assert min(shares(43).values()) == 1
 
 
+def test_no_area_is_made_up_at_the_address_of_a_force_the_demo_passes_over(tmp_path: Path) -> None:
+    made = national_folder(REPO_ROOT / "tenants", tmp_path, taken={"cleveland"})
+    assert "cleveland" not in made
+    assert not (tmp_path / "cleveland.toml").exists()
+    assert len(made) == len(AREAS) - 6
+
+
 def _made_up(app: Flask, slug: str, count: int, seed: str) -> list[tuple[object, ...]]:
     with app.app_context():
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))

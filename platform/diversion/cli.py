@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask
@@ -17,6 +17,9 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from diversion.extensions import db
 from diversion.jobs.cli import run_with_worker
+
+if TYPE_CHECKING:
+    from diversion.tenancy.models import Tenant
 
 
 def _create_app() -> Flask:
@@ -72,26 +75,37 @@ main.add_command(run_with_worker)  # `diversion run`: Flask's, with the jobs wor
 @with_appcontext
 def demo(*, password: str, past_decisions: int, scale: str, encounters: int, seed: str,
          workers: int | None) -> None:
-    """Seed demo accounts for every force (idempotent) and print them, with case work to show."""
+    """Seed demo accounts for every open force (idempotent) and print them, with case work to show.
+    A force being set up in the console, suspended, or with no policy in force over the demo's case
+    work is passed over and left as it is (``demo.demo_forces``)."""
+    from datetime import UTC, datetime
+
+    from diversion.demo import demo_forces
+
+    today = datetime.now(UTC).date()
     if scale == "national":
-        _national_forces()
-    accounts = _accounts(password)
+        _national_forces(taken={tenant.slug for tenant, _ in demo_forces(today=today).passed_over})
+    forces = demo_forces(today=today)
+    accounts = _accounts(password, forces.filled)
     if scale == "national":
-        _national_history(encounters=encounters, seed=seed, workers=workers)
+        _national_history(encounters=encounters, seed=seed, workers=workers,
+                          filled={tenant.slug for tenant in forces.filled})
     else:
-        _demo_case_work(past_decisions)
+        _demo_case_work(past_decisions, forces.filled)
+    for tenant, why in forces.passed_over:
+        click.echo(f"Passed over {tenant.name} (/{tenant.slug}/), left as it is: {why}.")
     click.echo(f"Demo sign-ins (password: {password}):")
     width = max(len(email) for email, _ in accounts)
     for email, what in accounts:
         click.echo(f"  {email.ljust(width)}  {what}")
 
 
-def _accounts(password: str) -> list[tuple[str, str]]:
+def _accounts(password: str, forces: list[Tenant]) -> list[tuple[str, str]]:
     from diversion.accounts.services import AccountError
     from diversion.demo import seed_demo
 
     try:
-        accounts = seed_demo(password=password)
+        accounts = seed_demo(password=password, forces=forces)
     except AccountError as error:
         db.session.rollback()
         raise click.ClickException(f"--{error.field}: {error.message}") from error
@@ -99,8 +113,9 @@ def _accounts(password: str) -> list[tuple[str, str]]:
     return accounts
 
 
-def _national_forces() -> None:
-    """A force for every area with none (``national_demo.national_folder``), synced as ``tenants sync`` does."""
+def _national_forces(*, taken: set[str]) -> None:
+    """A force for every area with none (``national_demo.national_folder``), synced as ``tenants sync`` does;
+    none at an address in ``taken`` (the forces the demo passes over)."""
     import tempfile
     from pathlib import Path
 
@@ -111,13 +126,15 @@ def _national_forces() -> None:
     from diversion.national_demo import national_folder
 
     with tempfile.TemporaryDirectory(prefix="diversion-national-") as folder:
-        made = national_folder(Path(current_app.config["TENANTS_DIR"]), Path(folder))
+        made = national_folder(Path(current_app.config["TENANTS_DIR"]), Path(folder), taken=taken)
         report = sync_tenants(Path(folder), actor=SYSTEM)
     db.session.commit()
     click.echo(f"{len(made)} made-up forces beside the real ones; {len(report.created)} created now.")
 
 
-def _national_history(*, encounters: int, seed: str, workers: int | None) -> None:
+def _national_history(*, encounters: int, seed: str, workers: int | None, filled: set[str]) -> None:
+    """Each area's share of ``encounters`` recorded in its force, where that force is one the demo
+    fills (``filled``, by address), then every force counted for the national comparison."""
     import time
     from datetime import UTC, datetime
 
@@ -125,7 +142,7 @@ def _national_history(*, encounters: int, seed: str, workers: int | None) -> Non
     from diversion.national_demo import shares
 
     today = datetime.now(UTC).date()
-    counts = shares(encounters)
+    counts = {slug: count for slug, count in shares(encounters).items() if slug in filled}
     if workers is None:
         workers = 2 if db.engine.dialect.name == "postgresql" else 1
     started = time.perf_counter()
@@ -225,20 +242,18 @@ def _record_forces(counts: dict[str, int], *, today: date, seed: str, workers: i
             return summed()
 
 
-def _demo_case_work(past_decisions: int) -> None:
+def _demo_case_work(past_decisions: int, tenants: list[Tenant]) -> None:
+    """A year of past decisions, an imported history, contracts and recent case work in each of
+    ``tenants`` (the forces the demo fills), then every force counted for the national comparison."""
     import tempfile
     from datetime import UTC, datetime
     from pathlib import Path
-
-    from sqlalchemy import select
 
     from diversion.billing.demo import seed_contracts
     from diversion.demo import case_work_window, seed_case_work, seed_history, seed_past_decisions
     from diversion.insights.services import refresh_all
     from diversion.tenancy.context import scoped
-    from diversion.tenancy.models import Tenant
 
-    tenants = db.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
     today = datetime.now(UTC).date()
     with click.progressbar(length=len(tenants) * past_decisions,
                            label="A year of past decisions per force") as bar:

@@ -8,6 +8,11 @@ tokens and webhook endpoint.
 
 Idempotent: running it again leaves the same accounts, with the password
 given this time.
+
+The demo fills the forces that are open with a policy in force over all its
+case work (``demo_forces``); any other force in the database (one a platform
+admin is setting up in the console, one suspended, one whose first policy
+came into force since) is passed over and left exactly as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import csv
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,7 @@ from diversion.extensions import db
 from diversion.listing import PER_PAGE
 from diversion.providers.services import forces_served
 from diversion.tenancy.context import provider_scoped, scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 
 FORCE_ACCOUNTS = (
     ("admin", Role.FORCE_ADMIN, "Force admin"),
@@ -67,8 +73,39 @@ def _account(email: str, name: str, password: str) -> User:
     return user
 
 
-def seed_demo(*, password: str) -> list[tuple[str, str]]:
-    """Create or refresh the demo accounts; returns (email, what it is) pairs.
+@dataclass(frozen=True)
+class DemoForces:
+    """The forces the demo fills, by address, and those it passes over, each with why."""
+
+    filled: list[Tenant] = field(default_factory=list)
+    passed_over: list[tuple[Tenant, str]] = field(default_factory=list)
+
+
+def demo_forces(*, today: date) -> DemoForces:
+    """Which forces the demo fills: those open (active) whose policy is in force from the first day
+    of the demo's case work (``case_work_window``) on, since every case it records is decided with
+    the policy in force on its day. Every other force is passed over, with why: one being set up in
+    the console (a draft, which takes no cases and whose first force admin the platform admin
+    invites), one suspended, and one whose first policy came into force later (a force opened in
+    the console today). Refuses nothing."""
+    start = case_work_window(today)[0]
+    forces = DemoForces()
+    for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)):
+        if tenant.status is ForceStatus.DRAFT:
+            forces.passed_over.append((tenant, "being set up in the console"))
+        elif tenant.status is ForceStatus.SUSPENDED:
+            forces.passed_over.append((tenant, "suspended"))
+        elif eligibility.published_policy_of(tenant, start) is None:
+            forces.passed_over.append((tenant, f"no policy in force on {start.isoformat()}, when the demo's "
+                                               "case work starts"))
+        else:
+            forces.filled.append(tenant)
+    return forces
+
+
+def seed_demo(*, password: str, forces: list[Tenant]) -> list[tuple[str, str]]:
+    """Create or refresh the demo accounts: the platform's, those of each of ``forces`` (the
+    forces the demo fills, ``demo_forces``) and every provider's; returns (email, what it is) pairs.
 
     Refuses (``AccountError``) a password shorter than the minimum.
     """
@@ -78,7 +115,7 @@ def seed_demo(*, password: str) -> list[tuple[str, str]]:
         user = _account(email, label, password)
         services.grant_platform_role(user, role, actor=SYSTEM)
         accounts.append((email, label))
-    for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)):
+    for tenant in forces:
         with scoped(tenant.id):
             for local, role, label in FORCE_ACCOUNTS:
                 email = f"{local}@{tenant.slug}.example"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -74,14 +74,16 @@ def shares(total: int) -> dict[str, int]:
     return {area: max(1, round(total * count / people)) for area, count in PEOPLE.items()}
 
 
-def national_folder(source: Path, target: Path) -> list[str]:
+def national_folder(source: Path, target: Path, *, taken: Collection[str] = ()) -> list[str]:
     """Write into ``target`` the force files of ``source`` and the catalogue, and a made-up force
     for every area with no force: a copy of a template force (``TEMPLATES``, in turn) under the
-    area's address, with the area added to the courses it offers. Returns the made-up forces."""
+    area's address, with the area added to the courses it offers. An area whose address is in
+    ``taken`` (a force the demo passes over, such as one being set up in the console there) gets
+    none: syncing a file there would change that force. Returns the made-up forces."""
     files = {path.stem: tomllib.loads(path.read_text()) for path in sorted(source.glob("*.toml"))}
     catalogue = files.pop("catalogue")
     courses = {course["slug"]: course for course in catalogue.get("courses", [])}
-    covered = {force.get("area", slug) for slug, force in files.items() if slug not in NOT_FORCES}
+    covered = {force.get("area", slug) for slug, force in files.items() if slug not in NOT_FORCES} | set(taken)
     made = []
     for number, area in enumerate(sorted(set(AREAS) - covered)):
         force = dict(files[TEMPLATES[number % len(TEMPLATES)]])

@@ -19,7 +19,7 @@ from diversion.billing.demo import seed_contracts
 from diversion.billing.models import InvoiceStatus, Statement, StripeEvent
 from diversion.billing.months import month_key, month_label, month_of, previous_month
 from diversion.catalogue.models import Provider
-from diversion.demo import case_work_window, seed_case_work, seed_demo
+from diversion.demo import case_work_window, demo_forces, seed_case_work, seed_demo
 from diversion.extensions import db
 from diversion.jobs import work_now
 from diversion.tenancy.context import scoped
@@ -45,8 +45,8 @@ def server(app: Flask) -> Iterator[StripeServer]:
 
 def _seed(app: Flask) -> None:
     with app.app_context():
-        seed_demo(password=DEMO_PASSWORD)
         today = datetime.now(UTC).date()
+        seed_demo(password=DEMO_PASSWORD, forces=demo_forces(today=today).filled)
         for tenant in db.session.scalars(select(Tenant).where(Tenant.slug.in_(FORCES))):
             with scoped(tenant.id):
                 # Contracts first: the case work's moves are billed as they are announced.

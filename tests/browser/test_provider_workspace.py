@@ -11,7 +11,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from diversion.cases.models import Referral
-from diversion.demo import seed_case_work, seed_demo
+from diversion.demo import demo_forces, seed_case_work, seed_demo
 from diversion.extensions import db
 from diversion.models import Tenant
 from diversion.tenancy.context import scoped
@@ -23,8 +23,8 @@ DEMO_PASSWORD = "demo-password-for-the-browser"
 
 def _seed(app: Flask) -> None:
     with app.app_context():
-        seed_demo(password=DEMO_PASSWORD)
         today = datetime.now(UTC).date()
+        seed_demo(password=DEMO_PASSWORD, forces=demo_forces(today=today).filled)
         for tenant in db.session.scalars(db.select(Tenant).where(
                 Tenant.slug.in_(["west-midlands", "thames-valley", "durham"]))):
             with scoped(tenant.id):

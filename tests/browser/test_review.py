@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.demo import seed_case_work, seed_demo
+from diversion.demo import demo_forces, seed_case_work, seed_demo
 from diversion.extensions import db
 from diversion.models import Tenant
 from diversion.tenancy.context import scoped
@@ -30,7 +30,7 @@ FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B",
 def _seed(app: Flask) -> str:
     today = datetime.now(UTC).date()
     with app.app_context():
-        seed_demo(password=DEMO_PASSWORD)
+        seed_demo(password=DEMO_PASSWORD, forces=demo_forces(today=today).filled)
         tenant = db.session.scalar(db.select(Tenant).where(Tenant.slug == "west-midlands"))
         with scoped(tenant.id):
             seed_case_work(tenant, today=today, per_state=1)
