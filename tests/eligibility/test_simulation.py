@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from diversion import jobs
 from diversion.demo import seed_past_decisions
@@ -346,9 +346,20 @@ def _table(page: str, caption: str) -> list[list[str]]:
             for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(1), re.S)]
 
 
+def _visible(page: str) -> str:
+    """The page's text as the reader sees it: its main content, without markup."""
+    main = re.search(r"<main.*?</main>", page, re.S)
+    assert main
+    return html.unescape(re.sub(r"<[^>]+>", " ", main.group(0)))
+
+
 def test_the_report_names_outcomes_and_pathways_and_counts_with_separators(app: Flask, client,
                                                                             world: World) -> None:
     give_thames_valley_history(app, world, 1_300)
+    with app.app_context(), scoped(_tenant("thames-valley").id):  # one decision whose age was not known
+        db.session.execute(update(Decision).where(Decision.id == db.session.scalar(select(Decision.id).limit(1)))
+                           .values(age_band="unknown"))
+        db.session.commit()
     sign_in(client, world.email("a_force_admin"))
     page = _ask(client, "source=force:durham&since=&since=&since=&submit=y").text
     outcomes = _table(page, "Decided then (rows) and now (columns)")
@@ -357,13 +368,25 @@ def test_the_report_names_outcomes_and_pathways_and_counts_with_separators(app: 
     assert [row[0] for row in outcomes[1:]] == ["Eligible, Adult drug education course",
                                                "Eligible, Youth diversion (under 18)", "Needs review", "Not eligible"]
     blocking = _table(page, "How often each criterion blocks")
+    # Each criterion by why it blocks, never by its id in the policy.
+    assert blocking[0] == ["Pathway", "Reason", "Cases"]
     assert {row[0] for row in blocking[1:]} == {"Checkpoint: 4-month contract", "every pathway (exclusion)"}
+    assert ["Checkpoint: 4-month contract", "Checkpoint is offered after arrest, in custody."] \
+        in [row[:2] for row in blocking[1:]]
+    durham = policy("durham")
+    criteria = {c.id for c in durham.exclusions} | {c.id for p in durham.pathways for c in p.criteria}
+    assert not criteria & {cell for row in blocking for cell in row}
+    assert "after-arrest" not in _visible(page)
     counts = [cell for row in (*outcomes[1:], *blocking[1:]) for cell in row[1:] if cell[:1].isdigit()]
     counts += [row[-1] for row in blocking[1:]]
     assert any(len(n) > 3 for n in counts), counts  # some count in the thousands, with its separator
     assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", n) for n in counts), counts
     by_age = _table(page, "Eligible then and now, by age band")
     assert all(re.fullmatch(r"[+-]\d{1,3}(,\d{3})*", row[-1]) for row in by_age[1:])
+    assert "Not known" in [row[0] for row in by_age[1:]]  # the decision whose age was not known
+    assert "unknown" not in _visible(page)
+    by_ethnicity = _table(page, "Eligible then and now, by ethnicity")
+    assert all(re.fullmatch(r"[A-Z][A-Z0-9] – .+", row[0]) for row in by_ethnicity[1:]), by_ethnicity
     assert not re.search(r"\beligible: |needs_review|not_eligible|>\s*adult-course\s*<|>\s*checkpoint\s*<", page)
 
     # The same report, in Welsh: outcomes by their Welsh labels, North Wales's pathway by its Welsh name.
@@ -376,10 +399,13 @@ def test_the_report_names_outcomes_and_pathways_and_counts_with_separators(app: 
                                                "Ddim yn gymwys"]
     blocking = _table(welsh, "Pa mor aml y mae pob maen prawf yn rhwystro")
     assert "Checkpoint Cymru: contract 4 mis" in {row[0] for row in blocking[1:]}
-    # Why each criterion blocks, in the Welsh North Wales's policy gives.
-    assert ["Checkpoint Cymru: contract 4 mis", "after-arrest", "Cynigir Checkpoint Cymru ar ôl arestio."] \
-        in [row[:3] for row in blocking[1:]]
-    assert not {"Checkpoint Cymru is offered after arrest.", "Excluded: on bail."} & {row[2] for row in blocking[1:]}
+    # Why each criterion blocks, in the Welsh North Wales's policy gives; its id nowhere.
+    assert blocking[0] == ["Llwybr", "Rheswm", "Achosion"]
+    assert ["Checkpoint Cymru: contract 4 mis", "Cynigir Checkpoint Cymru ar ôl arestio."] \
+        in [row[:2] for row in blocking[1:]]
+    assert not {"Checkpoint Cymru is offered after arrest.", "Excluded: on bail."} & {row[1] for row in blocking[1:]}
+    assert "after-arrest" not in _visible(welsh)
+    assert "Ddim yn hysbys" in [row[0] for row in _table(welsh, "Cymwys bryd hynny a nawr, yn ôl band oedran")[1:]]
 
 
 def test_a_run_in_the_background_names_outcomes_and_pathways(app: Flask, client, world: World) -> None:

@@ -1,6 +1,7 @@
 """Outcomes and pathways named for people, in the reader's language: an outcome by its label
-("Needs review"), a pathway by the name its policy gives it ("DIVERT (adults)"), never by
-the ids a policy's file and the stored decisions use ("needs_review", "divert")."""
+("Needs review"), a pathway by the name its policy gives it ("DIVERT (adults)"), a criterion
+by why it blocks, never by the ids a policy's file and the stored decisions use
+("needs_review", "divert", "after-arrest")."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from flask_babel import gettext as _
 from diversion.eligibility.compiler import CompiledPolicy
 from diversion.eligibility.models import Outcome
 from diversion.eligibility.simulation import unlabel
+from diversion.monitoring import ETHNICITIES, UNKNOWN_BAND
 from diversion.words import current_language
 
 
@@ -73,5 +75,18 @@ class ReportNames:
         return cls(then, Names.of(tried), reasons)
 
     def reason(self, pathway: str | None, criterion: str, kept: str) -> str:
-        """Why a criterion blocks: the report ``kept`` it in English."""
+        """Why a criterion blocks, as the policy tried says it in the reader's language; the
+        report ``kept`` it in English, said where the policy tried has no such criterion."""
         return self.reasons.get((pathway, criterion), kept)
+
+    @staticmethod
+    def age_band(band: str) -> str:
+        """An age band as the report names it: "25-34", or "Not known" for an age not known."""
+        return str(_("Not known")) if band == UNKNOWN_BAND else band
+
+    @staticmethod
+    def ethnicity(code: str) -> str:
+        """One of the 16+1 categories as police forces record it, its code and its name:
+        "W1 – White: British"; a code outside them (never expected) by itself."""
+        name = ETHNICITIES.get(code)
+        return code if name is None else f"{code} – {name}"

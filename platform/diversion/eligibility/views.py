@@ -28,7 +28,6 @@ from diversion.eligibility.models import PolicyVersion, policy_named
 from diversion.eligibility.naming import Names, ReportNames
 from diversion.extensions import db
 from diversion.inputs import InputRefused, id_or_none, load_toml
-from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
 from diversion.unit import refuse
@@ -233,7 +232,7 @@ def _policy_asked(form: SimulationForm, draft: PolicyVersion | None,
 
 
 def _simulate_page(form: SimulationForm, **context: Any) -> str:
-    return render_template("eligibility/simulate.html", form=form, runs=runs.recent(), ethnicities=ETHNICITIES,
+    return render_template("eligibility/simulate.html", form=form, runs=runs.recent(),
                            **{"report": None, "background": None, "policy_label": None, "names": None, **context})
 
 
@@ -289,5 +288,4 @@ def simulation_run(run_id: uuid.UUID) -> str:
         abort(404)
     report = runs.report_of(run)
     names = _report_names(compile_cached(run.policy_document)) if report is not None else None
-    return render_template("eligibility/simulation_run.html", run=run, report=report, names=names,
-                           ethnicities=ETHNICITIES)
+    return render_template("eligibility/simulation_run.html", run=run, report=report, names=names)
