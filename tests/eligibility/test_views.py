@@ -13,10 +13,12 @@ from diversion.accounts.models import Role, User
 from diversion.demo import seed_past_decisions
 from diversion.eligibility import services
 from diversion.extensions import db
+from diversion.forces import onboarding
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.conftest import World, csrf_token, sign_in
 from tests.eligibility.test_versions import TODAY
+from tests.forces.test_onboarding import CLEVELAND
 
 
 def _draft_text(page: str) -> str:
@@ -133,9 +135,17 @@ def give_thames_valley_history(app: Flask, world: World, count: int) -> None:
 
 def test_simulation_page_shows_thames_valley_under_durhams_policy(app: Flask, client, world: World) -> None:
     give_thames_valley_history(app, world, 200)
+    with app.app_context():  # a force being set up in the console: no policy published yet
+        draft = onboarding.start_draft(CLEVELAND, actor=SYSTEM)
+        with scoped(draft.id):
+            onboarding.copy_policy(draft, db.session.scalar(db.select(Tenant).where(Tenant.slug == "durham")),
+                                   actor=SYSTEM, today=TODAY)
+        db.session.commit()
     sign_in(client, world.email("a_force_admin"))
     form = client.get("/thames-valley/policy/simulate")
     assert "Durham Constabulary: Checkpoint (published)" in form.text
+    assert "Cleveland" not in form.text
+    assert client.get("/thames-valley/policy/simulate?source=force:cleveland").status_code == 400
     report = client.get("/thames-valley/policy/simulate?source=force:durham")
     assert report.status_code == 200
     changed = re.search(r'data-testid="changed">(.*?)</p>', report.text, re.S).group(1)

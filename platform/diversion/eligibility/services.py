@@ -155,6 +155,18 @@ def published_policy_of(tenant: Tenant, on: date) -> PolicyVersion | None:
     )
 
 
+def forces_with_policy_in_force(on: date, *, but: int) -> list[Tenant]:
+    """Every force but the one with id ``but`` that has a published policy in force on ``on``, by
+    name: those whose policy another force may try (``published_policy_of``); a force being set
+    up, whose policy is not yet published, is not one. Crosses forces as ``published_policy_of`` does."""
+    in_force = (select(PolicyVersion.id)
+                .where(PolicyVersion.tenant_id == Tenant.id, PolicyVersion.status == PolicyStatus.PUBLISHED,
+                       PolicyVersion.effective_from <= on)
+                .exists())
+    return list(db.session.scalars(select(Tenant).where(Tenant.id != but, in_force).order_by(Tenant.name)
+                                   .execution_options(**{ALL_TENANTS: True})))
+
+
 def versions() -> Sequence[PolicyVersion]:
     """The force in scope's versions, newest first."""
     return db.session.scalars(select(PolicyVersion).order_by(PolicyVersion.number.desc())).all()

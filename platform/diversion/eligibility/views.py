@@ -12,7 +12,6 @@ import tomli_w
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
@@ -26,7 +25,6 @@ from diversion.eligibility.fields import FIELDS
 from diversion.eligibility.forms import DraftForm, PublishForm, SimulationForm
 from diversion.eligibility.models import PolicyVersion, policy_named
 from diversion.eligibility.naming import Names, ReportNames
-from diversion.extensions import db
 from diversion.inputs import InputRefused, id_or_none, load_toml
 from diversion.tenancy.models import Tenant
 from diversion.tenancy.web import force_blueprint
@@ -202,9 +200,10 @@ def diff() -> str | tuple[str, int]:
 
 
 def _simulation_form(formdata: Any, draft: PolicyVersion | None) -> tuple[SimulationForm, list[Tenant]]:
-    """The simulation form, its choices made: this force's draft, and each other force's published policy."""
+    """The simulation form, its choices made: this force's draft, and each other force's published policy
+    (a force being set up has none yet: not offered)."""
     form = SimulationForm(formdata)
-    others = list(db.session.scalars(select(Tenant).where(Tenant.id != g.tenant.id).order_by(Tenant.name)))
+    others = services.forces_with_policy_in_force(_today(), but=g.tenant.id)
     choices = [SelectChoice(f"force:{t.slug}",
                             _("%(force)s: %(scheme)s (published)", force=t.name_in(current_language()),
                               scheme=t.scheme_name))
