@@ -68,7 +68,8 @@ PAGES: list[tuple[str, str, str]] = [
     ("referrals: overdue", "force", "/{force}/referrals?overdue=yes"),
     ("referrals: page 40", "force", "/{force}/referrals?page=40"),
     ("review queue", "force", "/{force}/review"),
-    ("provider", "provider", "/provider/"),
+    ("provider: open (the default)", "provider", "/provider/"),
+    ("provider: all", "provider", "/provider/?state=all"),
     *((f"provider: {state}", "provider", f"/provider/?state={state}")
       for state in ("offered", "accepted", "booked", "completed")),
     ("provider: overdue", "provider", "/provider/?overdue=yes"),
@@ -77,7 +78,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("provider: reference", "provider", "/provider/?q={referred}"),
     ("provider: due window", "provider", "/provider/?due_from=2026-12-01&due_to=2026-12-31"),
     ("provider: by state", "provider", "/provider/?sort=state"),
-    ("provider: page 40", "provider", "/provider/?page=40"),
+    ("provider: page 40 of all", "provider", "/provider/?state=all&page=40"),
     ("provider API: feed of 100", "feed", "/api/v1/provider/referrals?limit=100"),
 ]
 

@@ -90,6 +90,7 @@ COUNTED: dict[str, Callable[[int], str]] = {
     "membership": lambda n: ngettext("%(count)s membership", "%(count)s memberships", n, count=f"{n:,}"),
     "mismatch": lambda n: ngettext("%(count)s mismatch", "%(count)s mismatches", n, count=f"{n:,}"),
     "offering": lambda n: ngettext("%(count)s offering", "%(count)s offerings", n, count=f"{n:,}"),
+    "open referral": lambda n: ngettext("%(count)s open referral", "%(count)s open referrals", n, count=f"{n:,}"),
     "past decision": lambda n: ngettext("%(count)s past decision", "%(count)s past decisions", n, count=f"{n:,}"),
     "person": lambda n: ngettext("%(count)s person", "%(count)s people", n, count=f"{n:,}"),
     "referral": lambda n: ngettext("%(count)s referral", "%(count)s referrals", n, count=f"{n:,}"),

@@ -80,7 +80,8 @@ def test_filters_by_state_force_overdue_and_course(app: Flask, client: FlaskClie
     assert set(_rows(client.get("/provider/?force=thames-valley").text)) == {str(referrals.thames_valley.id)}
     with app.app_context():
         course = db.session.scalar(select(Course.id).where(Course.slug == "cranstoun-divert"))
-    assert len(_rows(client.get(f"/provider/?course={course}").text)) == 4
+    assert len(_rows(client.get(f"/provider/?course={course}&state=all").text)) == 4
+    assert len(_rows(client.get(f"/provider/?course={course}").text)) == 3  # the open ones: not the finished
     together = client.get(f"/provider/?course={course}&force=west-midlands&overdue=yes&state=accepted").text
     assert _rows(together) == [str(late.id)]
     for wrong, message in (("overdue=maybe", "Choose whether to show only referrals past their deadline."),
@@ -89,6 +90,28 @@ def test_filters_by_state_force_overdue_and_course(app: Flask, client: FlaskClie
         refused = client.get(f"/provider/?{wrong}")
         assert refused.status_code == 400
         assert message in refused.text
+
+
+def test_the_list_holds_the_open_referrals_until_asked_for_the_ended_ones(
+        app: Flask, client: FlaskClient, world: World, referrals: Referrals) -> None:
+    done = make_referral(app, "west-midlands", "cranstoun-divert", "Finisher", "07700 900707")
+    _set(app, done, state=State.COMPLETED)
+    sign_in(client, world.email("provider_staff"))
+    shown = client.get("/provider/").text
+    assert str(done.id) not in _rows(shown)
+    assert str(referrals.west_midlands.id) in _rows(shown)
+    assert re.search(r"\d+ open referrals?<", shown)
+    everything = client.get("/provider/?state=all").text
+    assert {str(done.id), str(referrals.west_midlands.id)} <= set(_rows(everything))
+    assert '<option value="all" selected>All states</option>' in everything
+    assert _rows(client.get("/provider/?state=completed").text) == [str(done.id)]
+    # A case reference is found whatever its referral's state.
+    assert _rows(client.get("/provider/", query_string={"q": _reference(app, done)}).text) == [str(done.id)]
+    # With none open, the list says how to see the others.
+    for made in (referrals.west_midlands, referrals.thames_valley):
+        _set(app, made, state=State.WITHDRAWN)
+    empty = client.get("/provider/").text
+    assert "No open referrals. To see the ones that have ended, choose All states." in empty
 
 
 def test_the_selected_filters_are_shown_each_with_a_link_that_removes_it(
@@ -130,7 +153,7 @@ def test_pages_of_25_keep_the_filters_and_read_the_people_in_one_query(
         app: Flask, client: FlaskClient, world: World, many: list[Made]) -> None:
     sign_in(client, world.email("provider_staff"))
     first = client.get("/provider/?force=west-midlands").text
-    assert "29 referrals" in first  # 28 here and the fixture's West Midlands one
+    assert "29 open referrals" in first  # 28 here and the fixture's West Midlands one
     assert _rows(first) == [str(made.id) for made in many[:25]]
     assert "force=west-midlands&amp;page=2" in first
     second = client.get("/provider/?force=west-midlands&page=2").text

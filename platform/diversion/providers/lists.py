@@ -5,9 +5,11 @@ force gave it; its prefix names the force). Names are sealed, so the list
 shows them (the provider holds the referral and may read its person) but
 neither searches nor sorts by them.
 
-The statement follows the referrals' indexes: ``(provider_id, deadline,
-id)`` for the whole list by due date, ``(provider_id, state, deadline)``
-for one state and for the open ones past their deadline; a page costs an
+Unless a state or a case reference is asked for, the list holds the open
+referrals alone: the work still to do. The statement follows the
+referrals' indexes: ``(provider_id, deadline, id)`` of the open ones, and of
+all, by due date, ``(provider_id, state, deadline)`` for one state and for
+the open ones past their deadline; a page costs an
 indexed scan of the rows before it, and the total is counted up to
 ``listing.COUNT_CAP``. The people of a page are read in one query.
 
@@ -34,6 +36,7 @@ from diversion.tenancy.models import Tenant
 from diversion.words import WELSH, current_language
 
 SORTS = ("due", "state")
+ALL_STATES = "all"  # the state filter's choice of every referral, ended ones too
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ProviderListFilter:
     reference: str | None = None  # as stored (``normalise_reference``)
     force: Tenant | None = None
     state: State | None = None
+    open_only: bool = True  # no state asked for: the open referrals (a reference is found in any state)
     overdue: bool = False
     course: Course | None = None
     due_from: date | None = None
@@ -72,6 +76,11 @@ class Row:
         return self.referral.state
 
 
+def shows_open_alone(wanted: ProviderListFilter) -> bool:
+    """Whether the list holds the open referrals alone: no state asked for, nor a case reference."""
+    return wanted.open_only and wanted.state is None and not wanted.reference
+
+
 def reference_of(text: str) -> str | None:
     """A typed search as a stored case reference, or None when it is not shaped as one."""
     return normalise_reference(text) if looks_like_reference(text) else None
@@ -97,6 +106,8 @@ def statement(provider: Provider, wanted: ProviderListFilter, today: date) -> Se
         query = query.where(Referral.tenant_id == wanted.force.id)
     if wanted.state is not None:
         query = query.where(Referral.state == wanted.state)
+    elif shows_open_alone(wanted):
+        query = query.where(Referral.still_open())
     if wanted.overdue:
         query = query.where(Referral.still_open(), Referral.deadline < today)
     if wanted.course is not None:

@@ -93,7 +93,7 @@ def _filters() -> tuple[lists.ProviderListFilter, dict[str, str]]:
         errors["force"] = _("Choose one of the forces your organisation serves.")
     state_raw = request.args.get("state") or None
     state = None
-    if state_raw:
+    if state_raw and state_raw != lists.ALL_STATES:
         if state_raw in {s.value for s in State}:
             state = State(state_raw)
         else:
@@ -114,7 +114,8 @@ def _filters() -> tuple[lists.ProviderListFilter, dict[str, str]]:
     if due_from and due_to and due_to < due_from:  # a window that is empty: neither end is kept
         errors["due_to"] = _("Due by must be the same as or after due from.")
         due_from = due_to = None
-    return lists.ProviderListFilter(reference=reference, force=force, state=state, overdue=overdue_raw == "yes",
+    return lists.ProviderListFilter(reference=reference, force=force, state=state,
+                                    open_only=state_raw != lists.ALL_STATES, overdue=overdue_raw == "yes",
                                     course=course, due_from=due_from, due_to=due_to, sort=sort,
                                     descending=request.args.get("order") == "descending"), errors
 
@@ -152,10 +153,11 @@ def referrals() -> tuple[str, int]:
     page = page_of(lists.statement(g.provider, wanted, today), capped=True)
     shown = lists.rows(page.items, g.forces)
     services.record_listing(g.provider, [(row.referral, row.force) for row in shown], actor=current_user)
+    noun = "open referral" if lists.shows_open_alone(wanted) else "referral"
     html = render_template("providers/referrals.html", page=page, shown=shown, wanted=wanted, errors=errors,
-                           forces=g.forces, courses=g.courses, states=list(State), today=today,
-                           search=search_terms(), total=total_text(page, "referral"), selected=_selected(wanted),
-                           organisation=_organisation_form())
+                           forces=g.forces, courses=g.courses, states=list(State), all_states=lists.ALL_STATES,
+                           today=today, search=search_terms(), total=total_text(page, noun),
+                           selected=_selected(wanted), organisation=_organisation_form())
     return html, 400 if errors else 200
 
 
