@@ -98,9 +98,9 @@ def _whole(text: str) -> int | None:
 
 # What a wrong offence date in the search is told, by field: (not a date, before the earliest date taken).
 _DAY_SAID = {
-    "from": (_l("The earliest offence date must be a real date, like 2026-03-27"),
+    "from": (_l("The earliest offence date must be a real date"),
              _l("The earliest offence date must be on or after %(date)s")),
-    "to": (_l("The latest offence date must be a real date, like 2026-03-27"),
+    "to": (_l("The latest offence date must be a real date"),
            _l("The latest offence date must be on or after %(date)s")),
 }
 

@@ -109,8 +109,8 @@ def _filters() -> tuple[lists.ProviderListFilter, dict[str, str]]:
     if sort not in lists.SORTS:
         errors["sort"] = _("Sort by due date or state.")
         sort = "due"
-    due_from = _date_arg("due_from", _("Due from must be a date like 2027-03-27."), errors)
-    due_to = _date_arg("due_to", _("Due by must be a date like 2027-03-27."), errors)
+    due_from = _date_arg("due_from", _("Due from must be a real date."), errors)
+    due_to = _date_arg("due_to", _("Due by must be a real date."), errors)
     if due_from and due_to and due_to < due_from:  # a window that is empty: neither end is kept
         errors["due_to"] = _("Due by must be the same as or after due from.")
         due_from = due_to = None
