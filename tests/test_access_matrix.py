@@ -1021,6 +1021,11 @@ ROUTES: tuple[Route, ...] = (
         data=lambda _app, _w: {"role": "officer"}, effect=_supervisor_became_officer,
     ),
     Route(
+        "members.remove", "GET", lambda w: f"/{w.a.slug}/members/{w.memberships['a_supervisor'].id}/remove",
+        allow(FORCE_A_ADMIN, OK), force_page=True,
+        shows=lambda w: [f"Remove A Supervisor from {w.a.name}?", w.email("a_supervisor")],
+    ),
+    Route(
         "members.remove", "POST",
         lambda w: f"/{w.a.slug}/members/{w.memberships['a_supervisor'].id}/remove",
         allow(FORCE_A_ADMIN, redirect("/west-midlands/members/")), force_page=True,
@@ -1066,6 +1071,8 @@ ROUTES: tuple[Route, ...] = (
     Route("provider_people.change_role", "POST", _people("{membership}/role"),
           allow(CRANSTOUN_ADMIN, redirect("/provider/people/")), setup=_admin_with_staff,
           data=lambda _a, _w: {"role": "admin"}, effect=_matrix_staff_made_admin),
+    Route("provider_people.remove", "GET", _people("{membership}/remove"), allow(CRANSTOUN_ADMIN, OK),
+          setup=_admin_with_staff, shows=lambda _w: ["Remove Matrix Staff from Cranstoun?", MATRIX_STAFF]),
     Route("provider_people.remove", "POST", _people("{membership}/remove"),
           allow(CRANSTOUN_ADMIN, redirect("/provider/people/")), setup=_admin_with_staff,
           effect=_matrix_staff_removed),

@@ -49,8 +49,15 @@ def test_removing_a_membership_closes_that_force_only_at_the_next_request(
     version = _session_version(app, world.users["a_officer"].id)
     admin = app.test_client()
     sign_in(admin, world.email("a_force_admin"))
-    response = post_form(admin, "/west-midlands/members/",
-                         f"/west-midlands/members/{world.memberships['a_officer'].id}/remove")
+    remove = f"/west-midlands/members/{world.memberships['a_officer'].id}/remove"
+    assert f'href="{remove}"' in admin.get("/west-midlands/members/").text  # the list links to a question
+    asked = admin.get(remove)
+    assert asked.status_code == 200
+    assert "Remove A Officer from West Midlands Police?" in asked.text
+    assert "A Officer (a-officer@example.org) is an officer in West Midlands Police." in asked.text
+    assert client.get("/west-midlands/").status_code == 200  # asking changed nothing
+    assert _roles(app, world.a.id, world.users["a_officer"].id) == {Role.OFFICER}
+    response = post_form(admin, remove, remove)
     assert response.status_code == 302
     assert "A Officer is no longer an officer in West Midlands Police." in admin.get("/west-midlands/members/").text
     # Still signed in, and still an officer of the other force.
@@ -60,10 +67,33 @@ def test_removing_a_membership_closes_that_force_only_at_the_next_request(
     assert _session_version(app, world.users["a_officer"].id) == version
 
 
+def test_removing_one_of_two_roles_says_which_stays(app: Flask, client: FlaskClient, world: World) -> None:
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        user = db.session.get(User, world.users["a_officer"].id)
+        assert tenant is not None
+        assert user is not None
+        services.add_membership(tenant, user, Role.SUPERVISOR, actor=SYSTEM)
+        db.session.commit()
+    sign_in(client, world.email("a_force_admin"))
+    remove = f"/west-midlands/members/{world.memberships['a_officer'].id}/remove"
+    asked = client.get(remove)
+    assert asked.status_code == 200
+    assert "Remove A Officer as an officer?" in asked.text
+    assert "They stay a supervisor there." in asked.text
+    assert "Remove the role" in asked.text
+    assert _roles(app, world.a.id, world.users["a_officer"].id) == {Role.OFFICER, Role.SUPERVISOR}
+    assert post_form(client, remove, remove).status_code == 302
+    assert _roles(app, world.a.id, world.users["a_officer"].id) == {Role.SUPERVISOR}
+    assert client.get(remove).status_code == 404  # nothing left to ask about
+
+
 def test_last_force_admin_cannot_be_removed(app: Flask, client: FlaskClient, world: World) -> None:
     sign_in(client, world.email("a_force_admin"))
     membership = world.memberships["a_force_admin"]
-    response = post_form(client, "/west-midlands/members/", f"/west-midlands/members/{membership.id}/remove")
+    remove = f"/west-midlands/members/{membership.id}/remove"
+    assert client.get(remove).status_code == 200  # asked; the answer refuses
+    response = post_form(client, remove, remove)
     assert response.status_code == 302
     assert "at least one force admin" in client.get("/west-midlands/members/").text
     with app.app_context(), scoped(world.a.id):
@@ -94,6 +124,7 @@ def test_a_force_admin_cannot_touch_another_forces_membership(
     sign_in(client, world.email("a_force_admin"))
     theirs = world.memberships["b_officer"]
     assert client.get(f"/west-midlands/members/{theirs.id}/role").status_code == 404
+    assert client.get(f"/west-midlands/members/{theirs.id}/remove").status_code == 404
     response = post_form(client, "/west-midlands/members/", f"/west-midlands/members/{theirs.id}/role",
                          {"role": "force_admin"})
     assert response.status_code == 404

@@ -295,14 +295,23 @@ def test_a_provider_admin_changes_roles_and_removes_people_but_keeps_an_admin(ap
     refused = post_form(client, role, role, {"role": "staff"})
     assert refused.status_code == 400
     assert "A provider must keep at least one admin." in refused.text
-    post_form(client, "/provider/people/", f"/provider/people/{admin_membership}/remove")
+    remove = f"/provider/people/{admin_membership}/remove"
+    assert client.get(remove).status_code == 200  # asked; the answer refuses
+    post_form(client, remove, remove)
     assert "A provider must keep at least one admin." in client.get("/provider/people/").text
     # Another person: made an admin, then removed.
     role = f"/provider/people/{staff_membership}/role"
     assert post_form(client, role, role, {"role": "admin"}).status_code == 302
     assert "New Comer is now an admin of Cranstoun." in client.get("/provider/people/").text
     assert worker.get("/provider/people/").status_code == 200  # an admin at their next request
-    assert post_form(client, "/provider/people/", f"/provider/people/{staff_membership}/remove").status_code == 302
+    remove = f"/provider/people/{staff_membership}/remove"
+    assert f'href="{remove}"' in client.get("/provider/people/").text  # the list links to a question
+    asked = client.get(remove)
+    assert asked.status_code == 200
+    assert "Remove New Comer from Cranstoun?" in asked.text
+    assert f"New Comer ({NEWCOMER}) is an admin of Cranstoun." in asked.text
+    assert worker.get("/provider/people/").status_code == 200  # asking changed nothing
+    assert post_form(client, remove, remove).status_code == 302
     assert "New Comer no longer works for Cranstoun." in client.get("/provider/people/").text
     # Their next request is refused; they are still signed in.
     assert worker.get("/provider/").status_code == 403
@@ -327,6 +336,7 @@ def test_a_provider_admin_cannot_touch_another_providers_people(app: Flask, clie
         invitation_id = invitation.id
     sign_in(client, world.email("provider_staff"))
     assert client.get(f"/provider/people/{druglink}/role").status_code == 404
+    assert client.get(f"/provider/people/{druglink}/remove").status_code == 404
     assert post_form(client, "/provider/people/", f"/provider/people/{druglink}/remove").status_code == 404
     assert post_form(client, "/provider/people/",
                      f"/provider/people/invitations/{invitation_id}/withdraw").status_code == 404

@@ -114,7 +114,9 @@ def test_every_kind_of_page_passes_axe_and_fits_a_phone(browser_page: Session, w
 
     sign_in(page, world.email("a_force_admin"))
     for what, path in (("policy console", "/west-midlands/policy/"), ("simulation", "/west-midlands/policy/simulate"),
-                       ("members", "/west-midlands/members/"), ("audit", "/west-midlands/audit/"),
+                       ("members", "/west-midlands/members/"),
+                       ("removing a member", f"/west-midlands/members/{world.memberships['a_supervisor'].id}/remove"),
+                       ("audit", "/west-midlands/audit/"),
                        ("settings", "/west-midlands/settings/"), ("force's billing", "/west-midlands/billing/")):
         check.visit(what, path)
     page.get_by_role("button", name="Sign out").click()
@@ -133,6 +135,6 @@ def test_every_kind_of_page_passes_axe_and_fits_a_phone(browser_page: Session, w
     sign_in(page, world.email("national_lead"))
     check.visit("national overview", "/national/")
 
-    assert len(check.seen) == 2 * 21  # each kind of page in English and in Welsh
+    assert len(check.seen) == 2 * 22  # each kind of page in English and in Welsh
     assert check.problems == []
     assert browser_page.errors == []

@@ -321,6 +321,13 @@ def remove_membership(tenant: Tenant, membership: ForceMembership, *, actor: Act
            details={"user_id": membership.user_id, "role": membership.role.value})
 
 
+def other_roles(membership: ForceMembership) -> list[Role]:
+    """The roles the member holds in the force besides ``membership``'s (the force in scope), by name."""
+    roles = db.session.scalars(select(ForceMembership.role).where(
+        ForceMembership.user_id == membership.user_id, ForceMembership.id != membership.id))
+    return sorted(roles, key=lambda role: role.label)
+
+
 def members(tenant: Tenant) -> Sequence[ForceMembership]:
     """The force's memberships, by user name (the force in scope)."""
     return db.session.scalars(

@@ -236,10 +236,14 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
     return (html, 400) if form.errors else html
 
 
-@members_bp.route("/<uuid:membership_id>/remove", methods=["POST"])
+@members_bp.route("/<uuid:membership_id>/remove", methods=["GET", "POST"])
 @requires_force_action(Action.MANAGE_MEMBERS)
-def remove(membership_id: uuid.UUID) -> Response:
+def remove(membership_id: uuid.UUID) -> Response | str:
+    """Asks first (GET), then takes the role away (POST); refuses what ``services.remove_membership`` refuses."""
     membership = _membership(membership_id)
+    if request.method == "GET":
+        return render_template("accounts/member_remove.html", membership=membership,
+                               staying=services.other_roles(membership), confirm=ConfirmForm())
     if not ConfirmForm().validate_on_submit():
         abort(400)
     person, role = membership.user.name, membership.role.with_article

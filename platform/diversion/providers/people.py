@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -107,13 +107,18 @@ def change_role(membership_id: uuid.UUID) -> str | Response | tuple[str, int]:
     return (html, 400) if form.errors else html
 
 
-@bp.route("/<uuid:membership_id>/remove", methods=["POST"])
+@bp.route("/<uuid:membership_id>/remove", methods=["GET", "POST"])
 @requires_provider_action(Action.MANAGE_PROVIDER_PEOPLE)
-def remove(membership_id: uuid.UUID) -> Response:
+def remove(membership_id: uuid.UUID) -> Response | str:
+    """Asks first (GET), then removes the person (POST); refuses what ``people.remove_provider_membership``
+    refuses."""
     membership = _membership(membership_id)
+    person = people.users_by_id([membership.user_id])[membership.user_id]
+    if request.method == "GET":
+        return render_template("providers/people_remove.html", provider=g.provider, membership=membership,
+                               person=person, confirm=ConfirmForm(), here=provider_in_address())
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    person = people.users_by_id([membership.user_id])[membership.user_id]
     change_or_flash(lambda: people.remove_provider_membership(g.provider, membership, actor=current_user),
                     _("%(name)s no longer works for %(provider)s.", name=person.name, provider=g.provider.name))
     return redirect(url_for(".index", **provider_in_address()))
