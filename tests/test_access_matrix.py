@@ -1127,6 +1127,8 @@ ROUTES: tuple[Route, ...] = (
         allow(FORCE_A_ADMIN, redirect("/west-midlands/policy/versions")), force_page=True,
         setup=_save_draft, data=_tomorrow, effect=_draft_published,
     ),
+    Route("policy.discard", "GET", _policy("/draft/discard"), allow(FORCE_A_ADMIN, OK), force_page=True,
+          setup=_save_draft, shows=lambda _w: ["Discard draft version", DRAFT_NOTE]),
     Route(
         "policy.discard", "POST", _policy("/draft/discard"),
         allow(FORCE_A_ADMIN, redirect("/west-midlands/policy/")), force_page=True,

@@ -344,6 +344,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/policy/versions/diff?from={ids['first_version']}&to={ids['version'] + 1}",
          ["criterion", "draft-criterion", "exclusion", "pathway"]),
         ("force-admin", f"{a}/policy/draft", []),  # the TOML has its own quoting: read, and checked as a whole
+        ("force-admin", f"{a}/policy/draft/discard", ["draft-note"]),
         ("force-admin", f"{a}/policy/fields", []),
         ("force-admin", f"{a}/policy/simulate?source=draft", ["criterion", "other-force"]),
         ("force-admin", f"{a}/policy/simulate/runs/{ids['simulation']}", ["criterion"]),

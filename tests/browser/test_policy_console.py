@@ -8,7 +8,7 @@ import re
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, sign_in
+from tests.browser.conftest import ARTIFACTS, BROWSER_MARKS, Session, axe_violations, sign_in
 from tests.conftest import World
 from tests.eligibility.test_views import give_thames_valley_history
 
@@ -59,6 +59,31 @@ def test_edit_test_publish_and_diff(browser_page: Session, world: World) -> None
     expect(changes).to_contain_text("driving")
     expect(changes).to_contain_text("Excluded: any driving offence.")
     _shot(page, "policy-diff")
+    assert browser_page.errors == []
+    assert browser_page.failed == []
+
+
+def test_discarding_a_draft_asks_first(browser_page: Session, world: World) -> None:
+    page = browser_page.page
+    sign_in(page, world.email("b_force_admin"))
+    page.goto("/durham/policy/draft")
+    page.get_by_label("What changed").fill("Only trying")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("Draft version 2 saved")
+
+    page.get_by_role("button", name="Discard the draft").click()  # a link to the question
+    expect(page.get_by_role("heading", name="Discard draft version 2?")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Only trying")
+    expect(page.locator("main")).to_contain_text("Version 1, the policy in force, stays as it is.")
+    assert axe_violations(page) == []
+    _shot(page, "policy-discard-question")
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name="Draft version 2")).to_be_visible()  # kept
+
+    page.get_by_role("button", name="Discard the draft").click()
+    page.get_by_role("button", name="Discard the draft").click()
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("The draft was discarded.")
+    expect(page.get_by_role("button", name="Start a draft")).to_be_visible()
     assert browser_page.errors == []
     assert browser_page.failed == []
 

@@ -122,6 +122,31 @@ def test_publishing_a_draft_whose_tests_fail_is_refused_on_the_page(app: Flask, 
         assert not services.current_draft().is_published
 
 
+def test_discarding_the_draft_asks_first(app: Flask, client, world: World) -> None:
+    sign_in(client, world.email("b_force_admin"))
+    assert client.get("/durham/policy/draft/discard").status_code == 404  # no draft to ask about
+    text = _draft_text(client.get("/durham/policy/draft").text)
+    assert _save(client, text.replace("value = 92 }", "value = 91 }"), "Trying a shorter window").status_code == 302
+    assert 'href="/durham/policy/draft/discard"' in client.get("/durham/policy/draft").text  # a link to a question
+    asked = client.get("/durham/policy/draft/discard")
+    assert asked.status_code == 200
+    assert "Discard draft version 2?" in asked.text
+    assert "Trying a shorter window" in asked.text
+    assert "Version 1, the policy in force, stays as it is." in asked.text
+    assert "Cancel" in asked.text
+    with app.app_context(), scoped(world.b.id):
+        assert services.current_draft() is not None  # asking changed nothing
+    assert client.post("/durham/policy/draft/discard").status_code == 400  # no token: refused, as before
+    discarded = client.post("/durham/policy/draft/discard", data={"csrf_token": csrf_token(asked.text)})
+    assert discarded.status_code == 302
+    assert discarded.headers["Location"] == "/durham/policy/"
+    assert "The draft was discarded." in client.get("/durham/policy/").text
+    with app.app_context(), scoped(world.b.id):
+        assert services.current_draft() is None
+        assert services.policy_in_force(TODAY).number == 1
+    assert client.get("/durham/policy/draft/discard").status_code == 404
+
+
 def give_thames_valley_history(app: Flask, world: World, count: int) -> None:
     """Past decisions in Thames Valley, and West Midlands' admin made its admin too."""
     with app.app_context():

@@ -173,9 +173,13 @@ def publish() -> Response | tuple[str, int]:
     return _draft_page(existing, publish=form), 400
 
 
-@bp.route("/draft/discard", methods=["POST"])
+@bp.route("/draft/discard", methods=["GET", "POST"])
 @requires_force_action(Action.EDIT_POLICY)
-def discard() -> Response:
+def discard() -> Response | str:
+    """Asks first (GET), then discards the draft (POST); 404 without a draft."""
+    if request.method == "GET":
+        return render_template("eligibility/discard.html", draft=_draft(), confirm=ConfirmForm(),
+                               in_force=services.policy_in_force(_today()))
     services.discard_draft(g.tenant, _draft(confirmed=True), actor=current_user)
     flash(_("The draft was discarded."), "success")
     return redirect(url_for(".in_force"))
