@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from diversion.audit.models import AuditEvent
-from diversion.cases import importer
-from diversion.cases.models import Encounter, Referral, State
+from diversion.cases.models import IMPORTED, Encounter, Referral, State
 from diversion.catalogue.vocabulary import AREAS
 from diversion.config import REPO_ROOT
 from diversion.eligibility.models import Decision
@@ -108,7 +107,7 @@ def test_the_national_demo_records_every_forces_history_once(app: Flask) -> None
         for force in forces:
             with scoped(force.id):
                 imported = db.session.scalar(select(func.count()).select_from(Decision)
-                                             .where(Decision.source == importer.SOURCE))
+                                             .where(Decision.source == IMPORTED))
                 recorded = db.session.scalar(select(func.count()).select_from(AuditEvent)
                                              .where(AuditEvent.action == "cases.imported",
                                                     AuditEvent.tenant_id == force.id))

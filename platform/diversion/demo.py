@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import random
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,12 +30,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from diversion.accounts import services
-from diversion.accounts.access import SYSTEM
+from diversion.accounts.access import SYSTEM, Actor
 from diversion.accounts.models import ProviderMembership, ProviderRole, Role, User
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.cases.models import Encounter, State
+from diversion.cases.models import DEMO, IMPORTED, Encounter, State
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
@@ -49,19 +50,28 @@ from diversion.providers.services import forces_served
 from diversion.tenancy.context import provider_scoped, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
+# Each account: the local part of its address, its role, what the account list calls it, and the given
+# name of the made-up person who holds it (their surname is their organisation's, ``_surname``).
 FORCE_ACCOUNTS = (
-    ("admin", Role.FORCE_ADMIN, "Force admin"),
-    ("officer", Role.OFFICER, "Officer"),
-    ("supervisor", Role.SUPERVISOR, "Supervisor"),
+    ("admin", Role.FORCE_ADMIN, "Force admin", "Alex"),
+    ("officer", Role.OFFICER, "Officer", "Sam"),
+    ("supervisor", Role.SUPERVISOR, "Supervisor", "Jo"),
 )
 PLATFORM_ACCOUNTS = (
-    ("platform@diversion.example", Role.PLATFORM_ADMIN, "Platform admin"),
-    ("national@diversion.example", Role.NATIONAL_LEAD, "National lead"),
+    ("platform@diversion.example", Role.PLATFORM_ADMIN, "Platform admin", "Morgan Reid"),
+    ("national@diversion.example", Role.NATIONAL_LEAD, "National lead", "Rowan Price"),
 )
 PROVIDER_ACCOUNTS = (
-    ("staff", ProviderRole.STAFF, "Provider staff"),
-    ("admin", ProviderRole.ADMIN, "Provider admin"),
+    ("staff", ProviderRole.STAFF, "Provider staff", "Robin"),
+    ("admin", ProviderRole.ADMIN, "Provider admin", "Kit"),
 )
+STAFF_SURNAMES = ("Ahmed", "Bennett", "Chowdhury", "Davies", "Ellis", "Fraser", "Gill", "Hughes", "Iqbal",
+                  "Jenkins", "Kaur", "Lloyd", "Mensah", "Novak", "Owusu", "Pryce", "Quinn", "Rees")
+
+
+def _surname(slug: str) -> str:
+    """The surname of a made-up organisation's demo people: the same for its slug on every run."""
+    return STAFF_SURNAMES[zlib.crc32(slug.encode()) % len(STAFF_SURNAMES)]
 
 
 def _account(email: str, name: str, password: str) -> User:
@@ -70,6 +80,7 @@ def _account(email: str, name: str, password: str) -> User:
         return services.create_user(email=email, name=name, password=password, actor=SYSTEM)
     user.password_hash = services.hash_password(password)
     user.active = True
+    user.name = name
     return user
 
 
@@ -111,23 +122,23 @@ def seed_demo(*, password: str, forces: list[Tenant]) -> list[tuple[str, str]]:
     """
     services.hash_password(password)  # refuse a short password before changing anything
     accounts: list[tuple[str, str]] = []
-    for email, role, label in PLATFORM_ACCOUNTS:
-        user = _account(email, label, password)
+    for email, role, label, name in PLATFORM_ACCOUNTS:
+        user = _account(email, name, password)
         services.grant_platform_role(user, role, actor=SYSTEM)
         accounts.append((email, label))
     for tenant in forces:
         with scoped(tenant.id):
-            for local, role, label in FORCE_ACCOUNTS:
+            for local, role, label, given in FORCE_ACCOUNTS:
                 email = f"{local}@{tenant.slug}.example"
-                user = _account(email, f"{label}, {tenant.name}", password)
+                user = _account(email, f"{given} {_surname(tenant.slug)}", password)
                 services.add_membership(tenant, user, role, actor=SYSTEM)
                 accounts.append((email, f"{label.lower()}, {tenant.name}"))
     for provider in db.session.scalars(select(Provider).order_by(Provider.slug)):
         with provider_scoped(provider.id):
             served = ", ".join(t.name for t in forces_served(provider)) or "no force yet"
-        for local, provider_role, label in PROVIDER_ACCOUNTS:
+        for local, provider_role, label, given in PROVIDER_ACCOUNTS:
             email = f"{local}@{provider.slug}.example"
-            user = _account(email, f"{label}, {provider.name}", password)
+            user = _account(email, f"{given} {_surname(provider.slug)}", password)
             membership = db.session.scalar(select(ProviderMembership).where(
                 ProviderMembership.provider_id == provider.id, ProviderMembership.user_id == user.id))
             if membership is None:
@@ -144,7 +155,7 @@ def seed_past_decisions(tenant: Tenant, *, today: date, count: int,
     """A year of synthetic past decisions for the force in scope, made with the
     policy in force on each day; skipped when the force already has demo decisions."""
     existing = db.session.scalar(
-        select(func.count()).select_from(Decision).where(Decision.source == "demo"))
+        select(func.count()).select_from(Decision).where(Decision.source == DEMO))
     if existing:
         return 0
     made = 0
@@ -155,7 +166,7 @@ def seed_past_decisions(tenant: Tenant, *, today: date, count: int,
         except eligibility.NoPolicyInForce:
             continue
         cases.record_decision(tenant, result, version, ethnicity=case.ethnicity,
-                                    actor=SYSTEM, source="demo")
+                                    actor=SYSTEM, source=DEMO)
         made += 1
         if progress is not None and made % 100 == 0:
             progress(100)
@@ -199,7 +210,7 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
     The referrals are made on days spread evenly over ``case_work_window``, and
     each step of each one happens on its own later day (``step_times``), announced
     as news: every month of the window has referral events, billed on their dates."""
-    if db.session.scalar(select(func.count()).select_from(Encounter).where(Encounter.source != importer.SOURCE)):
+    if db.session.scalar(select(func.count()).select_from(Encounter).where(Encounter.source != IMPORTED)):
         return 0
     rng = random.Random(f"case-work:{tenant.slug}")  # noqa: S311 - made-up data, not secrets
     made = 0
@@ -212,6 +223,8 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
     now = utcnow()
     # Most open referrals are within their deadline, the oldest past it.
     stream = synthetic.cases(tenant.slug, 4000, start=start, days=days, seed="case-work")
+    # The force's demo officer records and refers (the platform itself where the demo made no accounts).
+    officer: Actor = services.find_user(f"officer@{tenant.slug}.example") or SYSTEM
     for case in stream:
         if not wanted:
             break
@@ -226,7 +239,10 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
                 facts.pop(unknown)
         contact = Contact(phone=f"07700 9{rng.randrange(10**5):05d}")
         intake = rules.Intake(identity, contact, case.ethnicity, case.decided_on, facts)
-        _, decision = cases.record_encounter(tenant, intake, actor=SYSTEM, today=case.decided_on, source="demo")
+        encounter, decision = cases.record_encounter(tenant, intake, actor=officer, today=case.decided_on,
+                                                     source=DEMO)
+        # Recorded on its day, as the referral that follows is made on it (``cases.refer``'s ``at``).
+        encounter.recorded_at = decision.decided_at = datetime.combine(case.decided_on, time(8, 30), tzinfo=LONDON)
         if decision.outcome == "needs_review":
             reviews -= 1
             continue
@@ -240,7 +256,7 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
         offering = offerings[made % len(offerings)]
         target = wanted.pop(0)
         offered_at = datetime.combine(case.decided_on, time(9), tzinfo=LONDON)
-        referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=case.decided_on, at=offered_at)
+        referral = cases.refer(tenant, decision, offering, actor=officer, today=case.decided_on, at=offered_at)
         path = rules.path_to(target, sessions=referral.sessions_required, via=VIA.get(target))
         limit = min(datetime.combine(referral.deadline, time(17), tzinfo=LONDON), now - timedelta(hours=1))
         times = step_times(offered_at, len(path), limit=limit)
@@ -465,7 +481,7 @@ def seed_history(tenant: Tenant, *, today: date, directory: Path, wanted: int = 
     imports its records (``cases.importer``: every decision and every step through the
     rulebook, written in batches); returns the rows imported. Skipped when the force already
     has imported cases. Refuses (``ImportInvalid``) what the import refuses."""
-    if db.session.scalar(select(func.count()).select_from(Decision).where(Decision.source == importer.SOURCE)):
+    if db.session.scalar(select(func.count()).select_from(Decision).where(Decision.source == IMPORTED)):
         return 0
     rows = backlog_rows(tenant, today=today, wanted=wanted)
     if not rows:

@@ -31,7 +31,7 @@ from diversion.audit.services import record
 from diversion.cases import importer, rules
 from diversion.cases.identity import Contact, Identity
 from diversion.cases.importer import Row
-from diversion.cases.models import State
+from diversion.cases.models import IMPORTED, State
 from diversion.catalogue.models import Course, Offering
 from diversion.catalogue.vocabulary import AREAS
 from diversion.demo import GIVEN_NAMES, SURNAMES, backlog_state, completion_share
@@ -199,7 +199,7 @@ def seed_force(tenant: Tenant, *, count: int, today: date, seed: str,
     """Make up and record the history of ``tenant`` (in scope): ``count`` cases over ``YEARS``
     years to ``today``; returns the rows recorded (0 when the force already holds imported
     cases). Records one audit event, as an import does. Never commits."""
-    if db.session.scalar(select(func.count()).select_from(Decision).where(Decision.source == importer.SOURCE)):
+    if db.session.scalar(select(func.count()).select_from(Decision).where(Decision.source == IMPORTED)):
         return 0
     start = today - timedelta(days=365 * YEARS)
     history = _History(tenant, count=count, start=start, today=today, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from tests.api.conftest import bearer, today, user_dealer
-from tests.conftest import World
+from tests.conftest import World, sign_in
 
 NOWHERE = uuid.UUID("00000000-0000-4000-8000-000000000000")
 UNAUTHORIZED = {"errors": [{"field": None, "message": "Send a valid API token: Authorization: Bearer <token>."}]}
@@ -266,3 +267,21 @@ def test_the_referral_list_pages_and_filters(
         response = client.get(f"/api/v1/referrals?{query}", headers=auth)
         assert response.status_code == 422, query
         assert [e["field"] for e in response.json["errors"]] == [field]
+
+
+def test_a_case_recorded_through_the_api_says_the_forces_case_system_recorded_it(
+        app: Flask, world: World, b_token: str) -> None:
+    api = app.test_client()
+    made = _record(api, b_token)
+    reference = made["encounter"]["reference"]
+    officer = app.test_client()
+    sign_in(officer, world.email("b_officer"))
+    system = f"{world.b.name}’s case system"
+    case = officer.get(f"/durham/cases/{reference}").text
+    bylines = dict(zip(re.findall(r'moj-timeline__title">([^<]*)<', case),
+                       re.findall(r'moj-timeline__byline">([^<]*)<', case), strict=True))
+    assert bylines["Encounter recorded"] == f"by {system}"
+    assert next(by for title, by in bylines.items() if title.startswith("Decision:")) == f"by {system}"
+    listed = officer.get("/durham/cases/", query_string={"q": reference}).text
+    assert system in listed
+    assert "Import" not in listed  # it was not imported

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Flask
 from playwright.sync_api import Page, expect
 
+from diversion.accounts.models import User
 from diversion.cases.models import Referral
 from diversion.demo import demo_forces, seed_case_work, seed_demo
 from diversion.extensions import db
@@ -30,6 +31,13 @@ def _seed(app: Flask) -> None:
             with scoped(tenant.id):
                 seed_case_work(tenant, today=today, per_state=2)
         db.session.commit()
+
+
+def _name_of(app: Flask, email: str) -> str:
+    with app.app_context():
+        name = db.session.scalar(db.select(User.name).where(User.email == email))
+        assert name is not None
+        return name
 
 
 def _sign_in(page: Page, email: str) -> None:
@@ -101,7 +109,7 @@ def test_cranstoun_books_and_completes_and_the_force_sees_the_outcome(
     expect(page.get_by_test_id("case-outcome")).to_have_text(
         "Completed – outcome: Community resolution: no criminal record")  # the force's code for it is not shown
     expect(page.get_by_test_id("case-sessions")).to_contain_text("Cranstoun hub, Digbeth")
-    expect(page.get_by_test_id("timeline")).to_contain_text("Provider staff, Cranstoun")
+    expect(page.get_by_test_id("timeline")).to_contain_text(f"by {_name_of(app, 'staff@cranstoun.example')}")
     page.screenshot(path=str(ARTIFACTS / "force-case-outcome.png"), full_page=True)
     assert browser_page.errors == []
     assert browser_page.failed == []

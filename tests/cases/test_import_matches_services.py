@@ -24,7 +24,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import open_contact, open_identity
-from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition, Why, told
+from diversion.cases.models import IMPORTED, BookedSession, Encounter, Person, Referral, State, Transition, Why, told
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
@@ -105,7 +105,7 @@ def _through_the_services(app: Flask, world: World, path: Path) -> None:
                      db.session.execute(select(Offering, Course.slug).join(Course))}
         for found in importer.read_rows(path, today=today):
             _, decision = cases.record_encounter(tenant, found.intake, actor=SYSTEM, today=today,
-                                                 source=importer.SOURCE, decided_on=found.decided_on)
+                                                 source=IMPORTED, decided_on=found.decided_on)
             if found.course is None or found.state is None:
                 continue
             reason = told(Why.IMPORTED, importer.imported_details(LABEL, found.number))

@@ -28,7 +28,7 @@ from diversion.api import openapi, schemas
 from diversion.audit import services as audit
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.cases.models import Encounter, Referral
+from diversion.cases.models import API, Encounter, Referral
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import DERIVED_FACTS, Intake
 from diversion.catalogue.models import Course, Offering
@@ -216,7 +216,7 @@ def record_encounter() -> Response:
         facts=cast(BaseModel, body.facts).model_dump(exclude_none=True),
     )
     try:
-        encounter, decision = cases.record_encounter(_tenant(), intake, actor=_token(), today=_today(), source="api")
+        encounter, decision = cases.record_encounter(_tenant(), intake, actor=_token(), today=_today(), source=API)
     except cases.CaseError as error:
         _case_problem(error, ENCOUNTER_FIELDS)
     return answer(_encounter_record(encounter, decision), 201, url_for(".get_encounter", encounter_id=encounter.id))

@@ -57,6 +57,7 @@ from diversion.cases.events import Moved, announce
 from diversion.cases.identity import Contact, Identity, person_keys, seal, seal_contact, search_keys
 from diversion.cases.models import (
     FINAL_STATES,
+    IMPORTED,
     Attendance,
     BookedSession,
     Encounter,
@@ -87,7 +88,6 @@ from diversion.tenancy.models import Tenant
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
 
-SOURCE = "import"  # encounters and decisions made by an import say so
 PERSON_COLUMNS = ("surname", "given_name", "date_of_birth", "pnc_id", "ethnicity", "phone", "email", "address")
 DATE_COLUMNS = ("offence_on", "decided_on")
 FACT_COLUMNS = tuple(name for name in FIELDS if name not in DERIVED_FACTS)
@@ -740,12 +740,12 @@ class _Writer:
         encounter_id = new_id()
         self.encounters.append({
             "id": encounter_id, "person_id": person_id, "offence_on": row.intake.offence_on,
-            "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": SOURCE,
+            "recorded_by_id": self.actor_id, "facts": row.intake.facts, "source": IMPORTED,
             "reference": None, "outcome": assessment.outcome, "pathway": assessment.pathway})
         self.years.append(row.decided_on.year)
         # Its unmet criteria are worked out with the whole batch's, on columns (``_explain``).
         self.decisions.append(rules.decision_values(self.tenant, assessment, version, ethnicity=row.intake.ethnicity,
-                                                    actor_id=self.actor_id, source=SOURCE,
+                                                    actor_id=self.actor_id, source=IMPORTED,
                                                     encounter_id=encounter_id, unmet=[]))
         self.judged.append((policy, assessment.facts, row.decided_on))
         self.report.decisions[assessment.outcome] += 1

@@ -58,7 +58,7 @@ def index() -> tuple[str, int] | str:
     today = datetime.now(UTC).date()
     search = finding.read_search(request.args)
     page = finding.page(g.tenant, search, today=today)
-    shown = finding.rows(page.items)
+    shown = finding.rows(page.items, force=g.tenant.name_in(current_language()))
     services.viewed(g.tenant, "cases.listed", actor=current_user,
                     details={"cases": len(shown), "searched": search.searching, "filtered": search.filtered})
     choices = _choices()

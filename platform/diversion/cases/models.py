@@ -122,6 +122,11 @@ class Person(TenantScoped, Base):
         return _held_by_provider(provider_id, "person_id", cls.tenant_id, cls.id)
 
 
+# Where an encounter came from (``Encounter.source``; its decision says the same): an officer's page, a
+# force's case system through the API, the import of a record of the past, or the demo.
+INTAKE, API, IMPORTED, DEMO = "intake", "api", "import", "demo"
+
+
 class Encounter(TenantScoped, Base):
     """One time the force dealt with a person for a drug offence: a case.
 
@@ -157,7 +162,7 @@ class Encounter(TenantScoped, Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     facts: Mapped[dict[str, Any]] = mapped_column(PackedFacts())  # as the officer entered them, packed
-    source: Mapped[str] = mapped_column(String(16), default="intake")
+    source: Mapped[str] = mapped_column(String(16), default=INTAKE)
     # The standing decision: its outcome and pathway (an override's, when there is one).
     outcome: Mapped[str | None] = mapped_column(String(16))
     pathway: Mapped[str | None] = mapped_column(String(63))
@@ -354,6 +359,19 @@ def made_by(step: Transition, people: Mapping[int, str], *, force: str, provider
     if step.by_system is CaseSystem.FORCE:
         return str(_("%(force)s’s case system", force=force))
     return otherwise
+
+
+def recorded_by(encounter: Encounter, people: Mapping[int, str], *, force: str) -> str:
+    """Who recorded an encounter, in the reader's language: the officer (by ``people``, names by user
+    id), else the ``force``'s case system (through the API), else the import of a record of the past,
+    else the platform itself (the demo)."""
+    if encounter.recorded_by_id is not None and encounter.recorded_by_id in people:
+        return people[encounter.recorded_by_id]
+    if encounter.source == API:
+        return str(_("%(force)s’s case system", force=force))
+    if encounter.source == IMPORTED:
+        return str(_("Import"))
+    return str(_("the platform"))
 
 
 class Transition(TenantScoped, Base):

@@ -42,7 +42,7 @@ from sqlalchemy.orm import selectinload
 
 from diversion.accounts.models import User
 from diversion.cases.identity import Identity, normalise_pnc, open_identity, person_keys, search_keys
-from diversion.cases.models import Encounter, Person, Referral, State
+from diversion.cases.models import Encounter, Person, Referral, State, recorded_by
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.catalogue.models import Offering
 from diversion.eligibility.models import Outcome
@@ -253,9 +253,10 @@ class CaseRow:
     officer: str
 
 
-def rows(found: Sequence[Any]) -> list[CaseRow]:
+def rows(found: Sequence[Any], *, force: str) -> list[CaseRow]:
     """The rows of one page: each case's person (opened), its referral (the row's own when the list
-    is of referrals, else the encounter's latest) and its officer, in three queries at most."""
+    is of referrals, else the encounter's latest) and who recorded it (``models.recorded_by``; ``force``
+    names the force's case system), in three queries at most."""
     pairs = [(row[0], row[1]) for row in found]
     people = {p.id: p for p in db.session.scalars(
         select(Person).where(Person.id.in_({e.person_id for e, _ in pairs})))} if pairs else {}
@@ -269,5 +270,5 @@ def rows(found: Sequence[Any]) -> list[CaseRow]:
     names = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(officers)))} if officers else {}
     return [CaseRow(encounter, open_identity(people[encounter.person_id].identity_sealed)
                     if encounter.person_id in people else None,
-                    referral or latest.get(encounter.id), names.get(encounter.recorded_by_id or 0, str(_("Import"))))
+                    referral or latest.get(encounter.id), recorded_by(encounter, names, force=force))
             for encounter, referral in pairs]

@@ -41,6 +41,7 @@ from diversion.cases.identity import (
 )
 from diversion.cases.models import (
     FINAL_STATES,
+    INTAKE,
     OPEN_STATES,
     TRANSITIONS,
     Attendance,
@@ -147,7 +148,7 @@ def _open_for_cases(tenant: Tenant) -> None:
 
 
 def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
-                    actor: Actor, source: str = "intake", encounter_id: uuid.UUID | None = None) -> Decision:
+                    actor: Actor, source: str = INTAKE, encounter_id: uuid.UUID | None = None) -> Decision:
     """Store an assessment as the decision, whole. Refuses an actor who may not record
     an encounter (``accounts.access``), a force that is not open, and an ethnicity
     outside the 16+1 categories."""
@@ -174,7 +175,7 @@ def _store_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersi
 
 
 def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: date,
-                     source: str = "intake", decided_on: date | None = None) -> tuple[Encounter, Decision]:
+                     source: str = INTAKE, decided_on: date | None = None) -> tuple[Encounter, Decision]:
     """Record an encounter and decide it at once with the policy in force on
     ``decided_on`` (today, unless a record of the past says otherwise). One
     event is audited: the encounter recorded, with its decision.

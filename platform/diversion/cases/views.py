@@ -33,8 +33,17 @@ from diversion.cases.forms import (
     facts_form,
 )
 from diversion.cases.identity import Contact, Identity, open_contact, open_identity
-from diversion.cases.importer import SOURCE as IMPORTED
-from diversion.cases.models import TRANSITIONS, BookedSession, Encounter, Person, Referral, State, made_by
+from diversion.cases.models import (
+    IMPORTED,
+    TRANSITIONS,
+    BookedSession,
+    Encounter,
+    Person,
+    Referral,
+    State,
+    made_by,
+    recorded_by,
+)
 from diversion.cases.references import looks_like_reference, normalise_reference
 from diversion.cases.rules import Intake
 from diversion.catalogue.models import Offering
@@ -285,11 +294,10 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
     actor_ids = {encounter.recorded_by_id} | {d.decided_by_id for d in decisions} \
         | {d.overridden_by_id for d in decisions} | {s.actor_id for r in referrals for s in r.transitions}
     people = {u.id: u.name for u in db.session.scalars(select(User).where(User.id.in_(actor_ids - {None})))}
-    imported = _("Import")
     force = g.tenant.name_in(current_language())
     past = encounter.source == IMPORTED
-    events = [Event(encounter.recorded_at, _("Record imported") if past else _("Encounter recorded"),
-                    people.get(encounter.recorded_by_id or 0, imported),
+    recorder = recorded_by(encounter, people, force=force)  # a decision made at intake is theirs too
+    events = [Event(encounter.recorded_at, _("Record imported") if past else _("Encounter recorded"), recorder,
                     _("Offence on %(date)s", date=day(encounter.offence_on)))]
     for d in decisions:
         said = verdict(d, d.outcome, d.pathway)
@@ -297,7 +305,7 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
             # Decided as on its day in the record, when the record was imported: told on that day,
             # before what followed it (the referral's steps of the record start at midday).
             events.append(Event(datetime.combine(d.decided_on, time.min, tzinfo=LONDON),
-                                _("Decision: %(verdict)s", verdict=said), imported,
+                                _("Decision: %(verdict)s", verdict=said), recorder,
                                 _("Policy version %(number)s, in force on that day; decided when the record was "
                                   "imported", number=d.policy_version.number), on_day=True))
             continue
@@ -305,7 +313,7 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
         events.append(Event(d.decided_at,
                             _("Decided again on review: %(verdict)s", verdict=said) if made_again
                             else _("Decision: %(verdict)s", verdict=said),
-                            people.get(d.decided_by_id or 0, imported),
+                            people.get(d.decided_by_id or 0, recorder),
                             _("Policy version %(number)s, in force on %(date)s", number=d.policy_version.number,
                               date=day(d.decided_on)) if made_again
                             else _("Policy version %(number)s", number=d.policy_version.number)))
@@ -323,7 +331,7 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
             else:
                 title = _("Referral %(state)s", state=state)
             # Neither a person nor a case system: the platform, or the import of a record of the past.
-            platform = imported if past and step.occurred_at <= encounter.recorded_at else _("the platform")
+            platform = recorder if past and step.occurred_at <= encounter.recorded_at else _("the platform")
             events.append(Event(step.occurred_at, title, made_by(
                 step, people, force=force, provider=partial(_provider_name, r), otherwise=platform), step.account))
     return sorted(events, key=lambda e: e.at, reverse=True)
@@ -447,7 +455,7 @@ def referrals() -> str:
     # A state's or the overdue's list is work to do, due soonest first; every referral, latest first.
     search = finding.read_search(wanted | {"sort": "due" if any(wanted.values()) else "-due"})
     page = finding.page(g.tenant, search, today=today)
-    shown = finding.rows(page.items)
+    shown = finding.rows(page.items, force=g.tenant.name_in(current_language()))
     services.viewed(g.tenant, "referrals.listed", actor=current_user,
                     details={"referrals": len(shown), "state": search.state or "any", "overdue": search.overdue})
     return render_template("cases/referrals.html", page=page, rows=shown, search=search, states=list(State),
