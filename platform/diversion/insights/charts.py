@@ -68,6 +68,12 @@ def funnel_plot(title: str, funnel: Funnel, points: Sequence[tuple[str, int, flo
 def _funnel_plot(title: str, funnel: Funnel, points: tuple[tuple[str, int, float], ...], highlight: str | None,
                  language: str) -> str:
     del language  # a key of the drawings kept: the words drawn are the reader's
+    return _svg(funnel_figure(title, funnel, points, highlight))
+
+
+def funnel_figure(title: str, funnel: Funnel, points: Sequence[tuple[str, int, float]],
+                  highlight: str | None = None) -> Figure:
+    """The funnel plot (``funnel_plot``) as a figure, not yet drawn."""
     largest = max((total for _, total, _ in points), default=100)
     sizes = sorted({max(1, round(largest * 1.1 * step / 200)) for step in range(1, 201)})
     figure, axes = _figure(title, gettext("Cases the rate is worked out from"))
@@ -88,27 +94,57 @@ def _funnel_plot(title: str, funnel: Funnel, points: tuple[tuple[str, int, float
                      zorder=4, label=highlight)
     axes.set_xlim(left=0)
     axes.set_ylim(0, 100)
-    figure.legend(loc="outside lower center", ncols=5, frameon=False)
-    return _svg(figure)
+    # Five entries fit one row; with a force's name (which may be long) the legend takes two.
+    figure.legend(loc="outside lower center", ncols=3 if own else 5, frameon=False)
+    return figure
 
 
-def trend_chart(title: str, periods: Sequence[str], lines: Sequence[tuple[str, Sequence[float | None]]]) -> str:
-    """Rates (%) over ``periods``, one line per series (a gap where a rate is not shown)."""
-    return _trend_chart(str(title), tuple(periods), tuple((str(name), tuple(values)) for name, values in lines),
+def trend_chart(title: str, quarters: Sequence[str], lines: Sequence[tuple[str, Sequence[float | None]]]) -> str:
+    """Rates (%) over ``quarters`` (keys, "2025-Q3"), one line per series (a gap where a rate is not shown)."""
+    return _trend_chart(str(title), tuple(quarters), tuple((str(name), tuple(values)) for name, values in lines),
                         current_language())
 
 
+QUARTERS_NAMED = 20  # quarters the axis names one by one ("Q3"); more are marked, unnamed, and named by year alone
+YEARS_NAMED = 12  # years named under the axis; more are named every other year (or third...)
+
+
+def quarter_ticks(quarters: Sequence[str]) -> tuple[list[str], list[tuple[float, str]]]:
+    """How the axis of ``quarters`` (keys, "2025-Q3") is named, in the reader's language, so that no name
+    runs into the next: each quarter by its number ("Q3"; none beyond ``QUARTERS_NAMED``), and each year
+    once, under the middle of its quarters (every other year, or third, beyond ``YEARS_NAMED``):
+    (each quarter's name, [(place, year)])."""
+    named = len(quarters) <= QUARTERS_NAMED
+    names = [str(gettext("Q%(quarter)s", quarter=key[-1])) if named else "" for key in quarters]
+    years: dict[str, list[int]] = {}
+    for place, key in enumerate(quarters):
+        years.setdefault(key[:4], []).append(place)
+    step = -(-len(years) // YEARS_NAMED)
+    return names, [((places[0] + places[-1]) / 2, year) for year, places in list(years.items())[::step]]
+
+
 @lru_cache(maxsize=CHARTS_KEPT)
-def _trend_chart(title: str, periods: tuple[str, ...], lines: tuple[tuple[str, tuple[float | None, ...]], ...],
+def _trend_chart(title: str, quarters: tuple[str, ...], lines: tuple[tuple[str, tuple[float | None, ...]], ...],
                  language: str) -> str:
     del language  # a key of the drawings kept: the words drawn are the reader's
+    return _svg(trend_figure(title, quarters, lines))
+
+
+def trend_figure(title: str, quarters: Sequence[str],
+                 lines: Sequence[tuple[str, Sequence[float | None]]]) -> Figure:
+    """The trend chart (``trend_chart``) as a figure, not yet drawn."""
     figure, axes = _figure(title, gettext("Quarter"))
-    positions = list(range(len(periods)))
+    positions = list(range(len(quarters)))
     for (name, values), colour, marker in zip(lines, (BLUE, ORANGE), ("o", "D"), strict=False):
         axes.plot(positions, [float("nan") if value is None else value * 100
                               for value in values], marker=marker, color=colour, linewidth=2, label=name)
-    step = max(1, len(periods) // 8)
-    axes.set_xticks(positions[::step], [periods[index] for index in positions[::step]])
+    names, years = quarter_ticks(quarters)
+    axes.set_xticks(positions, names)
+    # The years are the minor ticks' names, unmarked, under the quarters' (a year of one quarter shares
+    # its place with that quarter's tick, which must not hide it).
+    axes.set_xticks([place for place, _ in years], [year for _, year in years], minor=True)
+    axes.xaxis.remove_overlapping_locs = False
+    axes.tick_params(axis="x", which="minor", length=0, pad=18 if any(names) else 4)
     axes.set_ylim(bottom=0)
     figure.legend(loc="outside lower center", ncols=2, frameon=False)
-    return _svg(figure)
+    return figure

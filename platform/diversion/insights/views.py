@@ -157,7 +157,7 @@ def _trend_svg(name: str, own: Force | None) -> Response:
     lines = [(_("All forces"), page.national_trend)]
     if own is not None:
         lines.append((tables.force_name(own), page.own_trend))
-    return _svg(charts.trend_chart(page.trend.caption, [reading.quarter_name(q) for q in page.quarters], lines))
+    return _svg(charts.trend_chart(page.trend.caption, page.quarters, lines))
 
 
 @national_bp.route("/<name>")
