@@ -1,5 +1,5 @@
-"""The national comparison's pages and downloads: aggregates only, the CSV is the table shown, bad
-choices are named, and a force's admin sees the force's own figures."""
+"""The national comparison's pages and downloads: aggregates only, the CSV holds the figures shown (as plain
+numbers), bad choices are named, and a force's admin sees the force's own figures."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import date
 from html.parser import HTMLParser
@@ -26,7 +27,8 @@ from diversion.cli import main
 from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.insights import services
-from diversion.insights.shown import ALLOWED_COLUMNS
+from diversion.insights.metrics import RATES
+from diversion.insights.shown import ALLOWED_COLUMNS, csv_columns
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.cases.test_import import DURHAM_COURSE, _run, row, write
@@ -121,7 +123,9 @@ def lead(app: Flask, world: World, tmp_path: Path) -> FlaskClient:
 
 
 def test_every_national_page_and_download_is_aggregates_only(lead: FlaskClient, app: Flask, world: World) -> None:
-    # A column is an aggregate or an area (two forces side by side).
+    # A column is an aggregate or an area (two forces side by side); the CSV's, one of their fields.
+    with app.test_request_context():
+        downloaded = csv_columns() | {world.a.name, world.b.name}
     allowed = ALLOWED_COLUMNS | {world.a.name, world.b.name}
     for page in _national_pages(world):
         response = lead.get(page)
@@ -136,7 +140,7 @@ def test_every_national_page_and_download_is_aggregates_only(lead: FlaskClient, 
         assert download.status_code == 200
         assert download.mimetype == "text/csv"
         assert not any(name in download.text for name in PEOPLE), page
-        assert set(csv_rows(download.text)[0]) <= allowed, page
+        assert set(csv_rows(download.text)[0]) <= downloaded, page
     for chart in ("completion/funnel.svg", "completion/trend.svg"):
         response = lead.get(f"/national/{chart}")
         assert response.status_code == 200
@@ -145,16 +149,92 @@ def test_every_national_page_and_download_is_aggregates_only(lead: FlaskClient, 
         assert not any(name in response.text for name in PEOPLE)
 
 
-def test_a_download_is_the_table_shown_cell_for_cell(lead: FlaskClient, world: World) -> None:
-    for page, csv_page in (("/national/?period=2025", "/national/?period=2025&format=csv"),
-                           ("/national/completion?period=2025", "/national/completion?period=2025&format=csv"),
-                           (f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025",
-                            f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025&format=csv"),
-                           ("/national/equality?period=2025", "/national/equality?period=2025&format=csv")):
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+NUMBER_SHOWN = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?")
+
+
+def agree(shown: str, fields: list[str]) -> bool:
+    """A page's cell and its fields in the CSV say the same: the same words or mark, or each number
+    the page shows for people ("1,235", "£7,980", "86% (71% to 94%)") is the CSV's plain one, to the
+    page's rounding."""
+    if fields == [shown] or all(field == shown for field in fields):
+        return True
+    values = [field for field in fields if field]  # an empty field: nothing applies (a ratio's interval)
+    if not all(PLAIN_NUMBER.fullmatch(field) for field in values):
+        return False
+    numbers = [float(found.replace(",", "")) for found in NUMBER_SHOWN.findall(shown)]
+    return len(numbers) == len(values) and all(abs(number - float(field)) <= 0.55
+                                                 for number, field in zip(numbers, values, strict=True))
+
+
+def same_figures(shown: list[list[str]], downloaded: list[list[str]], widths: list[int]) -> None:
+    """Each row of the page's table is the CSV's, cell by cell, a cell taking ``widths``' fields."""
+    assert len(downloaded) == len(shown)
+    assert len(downloaded[0]) == sum(widths)
+    for page_row, csv_row in zip(shown[1:], downloaded[1:], strict=True):
+        at = 0
+        for cell, width in zip(page_row, widths, strict=True):
+            assert agree(cell, csv_row[at:at + width]), (cell, csv_row[at:at + width])
+            at += width
+
+
+def test_a_download_holds_the_figures_shown_as_plain_numbers(lead: FlaskClient, world: World) -> None:
+    """The CSV is for spreadsheets: the numbers the page shows for people, written plain (no thousands
+    separator, no percent or pound sign: the unit is in the column's name), a rate's interval in two
+    columns of its own, the marks as the page has them."""
+    for page, widths in (("/national/?period=2025", [1, 1, 1, 3, 3, 3, 3]),
+                         ("/national/completion?period=2025", [1, 1, 1, 1, 2, 1]),
+                         ("/national/equality?period=2025", [1, 1, 1, 1, 2, 3])):
         shown = tables_of(lead.get(page).text)[0][1]
-        assert csv_rows(lead.get(csv_page).text) == shown, page
+        same_figures(shown, csv_rows(lead.get(f"{page}&format=csv").text), widths)
     trend = tables_of(lead.get("/national/completion?period=2025").text)[1][1]
-    assert csv_rows(lead.get("/national/completion?period=2025&format=csv&table=trend").text) == trend
+    same_figures(trend, csv_rows(lead.get("/national/completion?period=2025&format=csv&table=trend").text),
+                  [1, 1, 1, 1, 2])
+    saved = tables_of(lead.get("/national/?period=2025").text)[1][1]
+    downloaded = csv_rows(lead.get("/national/?period=2025&format=csv&table=police-time").text)
+    same_figures(saved, downloaded, [1] * 6)
+    assert downloaded[0] == ["Force", "Referred", "Hours saved per referral", "Cost per hour (£)",
+                             "Police hours saved", "Cost saved (£)"]
+    durham = "Durham Constabulary"
+    # 35 referrals released, 6 hours each at £38 an hour.
+    assert next(row for row in saved if row[0] == durham) == [durham, "35", "6.0", "£38.00", "210", "£7,980"]
+    assert next(row for row in downloaded if row[0] == durham) == [durham, "35", "6.0", "38.00", "210.0", "7980.00"]
+
+    overview = csv_rows(lead.get("/national/?period=2025&format=csv").text)
+    assert overview[0][:6] == ["Force", "Cases decided", "Referred", "Referral rate (%)",
+                               "Referral rate, 95% interval, lower bound (%)",
+                               "Referral rate, 95% interval, upper bound (%)"]
+    assert overview[1][:6] == ["All forces", "40", "35", "87.5", "73.9", "94.5"]  # 35 of 40 released
+    completion = csv_rows(lead.get("/national/completion?period=2025&format=csv").text)
+    assert completion[0] == ["Force", "Completed", "Referred", "Rate (%)", "95% interval, lower bound (%)",
+                             "95% interval, upper bound (%)", "Against the national rate"]
+    assert completion[1] == ["All forces", "30", "35", "85.7", "70.6", "93.7", "Not applicable"]
+    assert ["West Midlands Police", "[c]", "[c]", "[x]", "[x]", "[x]", "[x]"] in completion  # nothing released
+
+    # Two forces side by side: a row for each number, named with its unit.
+    page = f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025"
+    every = {row[0]: row[1:] for row in csv_rows(lead.get(f"{page}&format=csv").text)[1:]}
+    assert every["Cases by substance: Cannabis"] == ["30", "[c]", "30"]
+    assert every["Cases by substance: Cannabis, share (%)"] == ["75.0", "[c]", "75.0"]
+    assert every["Completion (%)"][0] == "85.7"
+    assert every["Completion, 95% interval, lower bound (%)"][0] == "70.6"
+    assert every["Completion, 95% interval, upper bound (%)"][0] == "93.7"
+    assert every["Declined"] == ["[c]", "[c]", "[c]"]
+    # Row by row: a count takes one row of the CSV, a count and its share two, a rate and its interval three.
+    shown = tables_of(lead.get(page).text)[0][1][1:]
+    downloaded = csv_rows(lead.get(f"{page}&format=csv").text)[1:]
+    rates = len(RATES)
+    at = 0
+    for place, (label, *cells) in enumerate(shown):
+        width = 3 if place >= len(shown) - rates else 2 if ":" in label else 1
+        rows = downloaded[at:at + width]
+        assert rows[0][0] == (f"{label} (%)" if width == 3 else label)
+        for area, cell in enumerate(cells):
+            assert agree(cell, [row[area + 1] for row in rows]), (label, cell)
+        at += width
+    assert at == len(downloaded)
+    for fields in every.values():
+        assert all(PLAIN_NUMBER.fullmatch(field) or field in ("[c]", "[x]") for field in fields), fields
 
 
 def test_the_figures_are_those_of_the_history_released(lead: FlaskClient, world: World) -> None:
@@ -255,8 +335,13 @@ def test_the_export_command_prints_what_the_page_downloads(app: Flask, world: Wo
     assert as_json.exit_code == 0, as_json.output
     document = json.loads(as_json.output)
     assert document["caption"] == "Completion by force, 2025"
-    assert {"Force": "All forces", "Completed": "30", "Referred": "35", "Rate": "86%", "95% interval": "71% to 94%",
+    # For programs: numbers as numbers, a rate in percent with its interval's bounds apart, marks as text.
+    assert {"Force": "All forces", "Completed": 30, "Referred": 35, "Rate (%)": 85.7,
+            "95% interval, lower bound (%)": 70.6, "95% interval, upper bound (%)": 93.7,
             "Against the national rate": "Not applicable"} in document["rows"]
+    assert {"Force": "West Midlands Police", "Completed": "[c]", "Referred": "[c]", "Rate (%)": "[x]",
+            "95% interval, lower bound (%)": "[x]", "95% interval, upper bound (%)": "[x]",
+            "Against the national rate": "[x]"} in document["rows"]
     refused = runner.invoke(main, ["insights", "export", "--period", "1999"], obj=info)
     assert refused.exit_code != 0
     assert "'1999' is not a period with figures" in refused.output

@@ -132,9 +132,16 @@ def test_a_group_ratio_refuses_a_group_that_does_not_fit_its_whole(
         group_ratio(*group, *whole)
 
 
-@pytest.mark.parametrize(("part", "whole", "shown"), [
-    (120, 440, "120 (27%)"), (10, 5_000, "10 (<1%)"), (0, 5_000, "0 (0%)"), (4_990, 5_000, "4,990 (>99%)"),
-    (5_000, 5_000, "5,000 (100%)"), (7, 0, "7"), (None, 10, "[c]"),
+@pytest.mark.parametrize(("part", "whole", "shown", "fields"), [
+    (120, 440, "120 (27%)", ("120", "27.3")), (10, 5_000, "10 (<1%)", ("10", "0.2")),
+    (0, 5_000, "0 (0%)", ("0", "0.0")),
+    (4_990, 5_000, "4,990 (>99%)", ("4990", "99.8")), (5_000, 5_000, "5,000 (100%)", ("5000", "100.0")),
+    (7, 0, "7", ("7", "[x]")), (None, 10, "[c]", ("[c]", "[c]")),
 ])
-def test_a_share_of_some_never_reads_as_none_or_all(part: int | None, whole: int, shown: str) -> None:
-    assert _share(part, whole) == shown
+def test_a_share_of_some_never_reads_as_none_or_all(part: int | None, whole: int, shown: str,
+                                                    fields: tuple[str, str]) -> None:
+    """On the page, a share of some but not all never reads as 0% or 100%; in the CSV, the count and the
+    share are plain numbers, the share to a tenth of a percent."""
+    cell = _share(part, whole)
+    assert cell.text == shown
+    assert cell.fields == fields

@@ -4,6 +4,7 @@ export`` (print a table of the national comparison, as its page's CSV download g
 from __future__ import annotations
 
 import json
+import re
 
 import click
 from flask import Flask
@@ -41,7 +42,8 @@ def refresh_command() -> None:
 @click.option("--rate", type=click.Choice(sorted(RATES)), help="One rate, force by force (default: the overview).")
 @with_appcontext
 def export_command(form: str, period: str, rate: str | None) -> None:
-    """Print the overview (or one rate's table of forces) for a period, as the page shows it."""
+    """Print the overview (or one rate's table of forces) for a period, as the page's CSV gives it: plain
+    numbers (in JSON, numbers where there is one, the marks and words as text, null where nothing applies)."""
     chosen = tables.choose(period, today=today())
     if chosen.problems:
         raise click.BadParameter(f"{period!r} is not a period with figures; choose from "
@@ -52,8 +54,23 @@ def export_command(form: str, period: str, rate: str | None) -> None:
     if form == "csv":
         click.echo(table.csv(), nl=False)
     else:
+        head, rows = table.fields()
         click.echo(json.dumps({"caption": table.caption,
-                               "rows": [dict(zip(table.head, row, strict=True)) for row in table.rows]}, indent=2))
+                               "rows": [{name: _value(field) for name, field in zip(head, row, strict=True)}
+                                        for row in rows]}, indent=2, ensure_ascii=False))
+
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _value(field: str) -> int | float | str | None:
+    """A CSV field as JSON gives it: a number where it is one ("1235": 1235, "40.0": 40.0), null where
+    empty, else the mark or words as they are ("[c]")."""
+    if not field:
+        return None
+    if _NUMBER.fullmatch(field):
+        return float(field) if "." in field else int(field)
+    return field
 
 
 def register(app: Flask) -> None:

@@ -2,7 +2,8 @@
 the pages render them (``insights.views``), their CSVs and ``diversion insights export`` write them.
 
 Every heading, caption and word of a cell is in the reader's language (English on the command line,
-outside any request); a page and its CSV are built by the same table, so they say the same.
+outside any request); a page and its CSV are built by the same table, so they say the same (the
+page in numbers for people, the CSV in plain numbers: ``insights.shown``).
 """
 
 from __future__ import annotations
@@ -20,18 +21,29 @@ from diversion.insights.metrics import BREAKDOWNS, ETHNIC_GROUPS, MEASURES, RATE
 from diversion.insights.reading import NATIONAL, Force, Period, quarter_name
 from diversion.insights.release import ALL
 from diversion.insights.shown import (
+    INTERVAL,
     NOT_SHOWN,
+    PERCENT,
+    PLAIN,
+    POUNDS,
+    RATE,
+    RATIO,
+    SHARE,
     SUPPRESSED,
+    Cell,
+    Kind,
     Table,
     against,
     between,
-    count_text,
+    count,
+    interval,
     interval_heading,
-    interval_text,
-    rate_text,
+    number,
+    pounds,
     rate_with_interval,
 )
 from diversion.insights.shown import Rate as Shown
+from diversion.insights.shown import rate as rate_cell
 from diversion.insights.statistics import Funnel, funnel, group_ratio
 from diversion.words import current_language
 
@@ -132,16 +144,17 @@ def overview(chosen: Choices, forces: Sequence[Force]) -> Table:
     """All forces' and each of ``forces``' counts and main rates for the period chosen."""
     rates = [RATES[name] for name in OVERVIEW_RATES]
     table = Table("", [gettext("Force"), MEASURES["cases"].label, MEASURES["referred"].label,
-                       *(rate.label for rate in rates)], numeric=frozenset({1, 2}))
+                       *(rate.label for rate in rates)], [PLAIN, PLAIN, PLAIN, *(RATE for _ in rates)],
+                  numeric=frozenset({1, 2}))
     if chosen.period is None:
         return table
     values = reading.figures(_measures(rates, "cases", "referred"), period=chosen.period)
     table.caption = str(gettext("Forces, %(period)s", period=chosen.period.label))
     for area, name in [(NATIONAL, gettext("All forces")), *((force.id, force_name(force)) for force in forces)]:
-        table.rows.append([name, count_text(values.get((area, "cases", ALL))),
-                           count_text(values.get((area, "referred", ALL))),
-                           *(rate_with_interval(_rate_cells(values, area, rate)) for rate in rates)])
+        table.add(name, count(values.get((area, "cases", ALL))), count(values.get((area, "referred", ALL))),
+                  *(rate_with_interval(_rate_cells(values, area, rate)) for rate in rates))
     return table
+
 
 
 def police_time(chosen: Choices, forces: Sequence[Force]) -> Table:
@@ -149,7 +162,7 @@ def police_time(chosen: Choices, forces: Sequence[Force]) -> Table:
     force's own assumptions (shown beside them)."""
     table = Table("", [gettext("Force"), MEASURES["referred"].label, gettext("Hours saved per referral"),
                        gettext("Cost per hour"), gettext("Police hours saved"), gettext("Cost saved")],
-                  numeric=frozenset({1, 2, 3, 4, 5}))
+                  [PLAIN, PLAIN, PLAIN, POUNDS, PLAIN, POUNDS], numeric=frozenset({1, 2, 3, 4, 5}))
     if chosen.period is None:
         return table
     table.caption = str(gettext("Police time saved, %(period)s", period=chosen.period.label))
@@ -157,11 +170,23 @@ def police_time(chosen: Choices, forces: Sequence[Force]) -> Table:
     for force in forces:
         referred = values.get((force.id, "referred", ALL))
         hours = None if referred is None else referred * force.hours_saved / 10
-        table.rows.append([force_name(force), count_text(referred), f"{force.hours_saved / 10:.1f}",
-                           f"£{force.cost_per_hour / 100:,.2f}",
-                           SUPPRESSED if hours is None else f"{hours:,.0f}",
-                           SUPPRESSED if hours is None else f"£{hours * force.cost_per_hour / 100:,.0f}"])
+        table.add(force_name(force), count(referred), number(force.hours_saved / 10, 1),
+                  pounds(force.cost_per_hour / 100, 2), _whole(hours), _whole_pounds(hours, force.cost_per_hour))
     return table
+
+
+def _whole(hours: float | None) -> Cell:
+    """Hours saved: whole on the page ("1,158"), to the tenth in the CSV ("1157.5")."""
+    shown = number(hours, 0)
+    return shown if hours is None else Cell(shown.text, (f"{hours:.1f}",))
+
+
+def _whole_pounds(hours: float | None, pence_an_hour: int) -> Cell:
+    """The cost of ``hours``: whole pounds on the page ("£44,560"), to the penny in the CSV ("44559.75")."""
+    if hours is None:
+        return pounds(None, 0)
+    cost = hours * pence_an_hour / 100
+    return Cell(pounds(cost, 0).text, (f"{cost:.2f}",))
 
 
 @dataclass
@@ -178,14 +203,22 @@ class MetricPage:
     own_trend: list[float | None]
 
 
+def _rate_columns(numerator: str, denominator: str) -> tuple[list[str], list[Kind]]:
+    """The head and kinds of a rate's columns: its two counts, the rate and its interval."""
+    return ([numerator, denominator, gettext("Rate"), interval_heading()], [PLAIN, PLAIN, PERCENT, INTERVAL])
+
+
+def _rate_row(cells: Shown) -> list[Cell]:
+    return [count(cells.events), count(cells.total), rate_cell(cells), interval(cells)]
+
+
 def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
     """One rate for the period and filter chosen: every force's (or ``own``'s alone) against all
     forces' with the funnel's limits, and its trend by quarter."""
-    numerator, denominator = MEASURES[rate.numerator].label, MEASURES[rate.denominator].label
-    forces = Table("", [gettext("Force"), numerator, denominator, gettext("Rate"), interval_heading(),
-                        gettext("Against the national rate")], numeric=frozenset({1, 2, 3}))
-    trend = Table("", [gettext("Quarter"), numerator, denominator, gettext("Rate"), interval_heading()],
-                  numeric=frozenset({1, 2, 3}))
+    head, kinds = _rate_columns(MEASURES[rate.numerator].label, MEASURES[rate.denominator].label)
+    forces = Table("", [gettext("Force"), *head, gettext("Against the national rate")], [PLAIN, *kinds, PLAIN],
+                   numeric=frozenset({1, 2, 3}))
+    trend = Table("", [gettext("Quarter"), *head], [PLAIN, *kinds], numeric=frozenset({1, 2, 3}))
     page = MetricPage(rate, chosen, forces, trend, None, [], [], [], [], [])
     if chosen.period is None:
         return page
@@ -205,13 +238,11 @@ def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
         page.funnel = funnel([(cells.events or 0, cells.total or 0) for _, cells in shown])
         page.points = [(force_name(force), cells.total or 0, cells.value or 0.0) for force, cells in shown]
     national = _rate_cells(values, NATIONAL, rate, chosen.category)
-    forces.rows.append([gettext("All forces"), count_text(national.events), count_text(national.total),
-                        rate_text(national), interval_text(national), gettext("Not applicable")])
+    forces.add(gettext("All forces"), *_rate_row(national), gettext("Not applicable"))
     for force, cells in rated:
         if own is not None and force.id != own.id:
             continue
-        forces.rows.append([force_name(force), count_text(cells.events), count_text(cells.total), rate_text(cells),
-                            interval_text(cells), against(page.funnel, cells) if page.funnel else NOT_SHOWN])
+        forces.add(force_name(force), *_rate_row(cells), against(page.funnel, cells) if page.funnel else NOT_SHOWN)
     _trend(page, own)
     return page
 
@@ -230,8 +261,7 @@ def _trend(page: MetricPage, own: Force | None) -> None:
         cells = Shown(values.get((area, rate.numerator, quarter)), values.get((area, rate.denominator, quarter)))
         page.national_trend.append(national.value)
         page.own_trend.append(cells.value)
-        page.trend.rows.append([quarter_name(quarter), count_text(cells.events), count_text(cells.total),
-                                rate_text(cells), interval_text(cells)])
+        page.trend.add(quarter_name(quarter), *_rate_row(cells))
 
 
 def _trend_caption(rate: Rate, own: Force | None, chosen: Choices) -> str:
@@ -250,9 +280,9 @@ def _trend_caption(rate: Rate, own: Force | None, chosen: Choices) -> str:
 def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
     """Every figure of one or two forces side by side, with all forces': each measure's count, cases
     by substance with their share, waits for a first session, how unfinished referrals ended, and
-    each rate with its interval."""
+    each rate with its interval. Read by row in its CSV: a row for each number."""
     table = Table("", [gettext("Measure"), *(force_name(force) for force in picked), gettext("All forces")],
-                  numeric=frozenset(range(1, len(picked) + 2)))
+                  numeric=frozenset(range(1, len(picked) + 2)), by_row=True)
     if chosen.period is None or not 1 <= len(picked) <= 2:
         return table
     if len(picked) == 1:
@@ -263,16 +293,16 @@ def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
     areas: list[int | None] = [*(force.id for force in picked), NATIONAL]
     values = reading.figures(list(MEASURES), period=chosen.period)
     for name, measure in MEASURES.items():
-        table.rows.append([measure.label, *(count_text(values.get((area, name, ALL))) for area in areas)])
+        table.add(measure.label, *(count(values.get((area, name, ALL))) for area in areas))
     for breakdown, counted in (("substance", "cases"), ("wait", "engaged"), ("ending", "not_completed")):
         categories = BREAKDOWNS[breakdown].categories
         split = reading.figures([counted], period=chosen.period, breakdown=breakdown, categories=categories)
         for category in categories:
-            table.rows.append([_split_label(breakdown, category_name(breakdown, category)),
-                               *(_share(split.get((area, counted, category)), values.get((area, counted, ALL)))
-                                 for area in areas)])
+            table.add(_split_label(breakdown, category_name(breakdown, category)),
+                      *(_share(split.get((area, counted, category)), values.get((area, counted, ALL)))
+                        for area in areas), kind=SHARE)
     for rate in RATES.values():
-        table.rows.append([rate.label, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas)])
+        table.add(rate.label, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas), kind=RATE)
     return table
 
 
@@ -285,16 +315,17 @@ def _split_label(breakdown: str, category: str) -> str:
     return str(gettext("Not completed: %(how)s", how=category))
 
 
-def _share(part: int | None, whole: int | None) -> str:
-    """"120 (27%)": a category's count and its share of the whole, where both are released."""
+def _share(part: int | None, whole: int | None) -> Cell:
+    """"120 (27%)": a category's count and its share of the whole, where both are released (120 and
+    26.7 in the CSV, the share ``[x]`` where the whole is not released)."""
     if part is None:
-        return SUPPRESSED
+        return Cell(SUPPRESSED, (SUPPRESSED, SUPPRESSED))
     if not whole:
-        return count_text(part)
+        return Cell(count(part).text, (str(part), NOT_SHOWN))
     share = part / whole
     # A count of some, but not all, never reads as none or as all: under half a percent is "<1%".
     shown = "<1%" if 0 < share < 0.005 else ">99%" if 0.995 <= share < 1 else f"{share:.0%}"
-    return f"{count_text(part)} ({shown})"
+    return Cell(f"{count(part).text} ({shown})", (str(part), f"{share * 100:.1f}"))
 
 
 def equality(chosen: Choices, area: int | None, area_name: str) -> Table:
@@ -303,7 +334,7 @@ def equality(chosen: Choices, area: int | None, area_name: str) -> Table:
     rate = RATES["referral"]
     table = Table("", [BREAKDOWNS["ethnicity"].label, MEASURES["cases"].label, MEASURES["referred"].label,
                        gettext("Rate"), interval_heading(), gettext("Ratio to every group's rate")],
-                  numeric=frozenset({1, 2, 3, 5}))
+                  [PLAIN, PLAIN, PLAIN, PERCENT, INTERVAL, RATIO], numeric=frozenset({1, 2, 3, 5}))
     if chosen.period is None:
         return table
     table.caption = str(gettext("Referral rate by ethnic group, %(area)s, %(period)s", area=area_name,
@@ -312,23 +343,26 @@ def equality(chosen: Choices, area: int | None, area_name: str) -> Table:
     values = reading.figures([rate.numerator, rate.denominator], period=chosen.period, breakdown="ethnicity",
                              categories=[ALL, *groups])
     whole = _rate_cells(values, area, rate)
-    table.rows.append([gettext("Every group"), count_text(whole.total), count_text(whole.events),
-                       rate_text(whole), interval_text(whole), "1.00"])
+    table.add(gettext("Every group"), count(whole.total), count(whole.events), rate_cell(whole), interval(whole),
+              Cell("1.00", ("1.00", "", "")))  # the whole against itself: no interval to give
     for group in groups:
         cells = _rate_cells(values, area, rate, group)
-        table.rows.append([str(ETHNIC_GROUPS[group]), count_text(cells.total), count_text(cells.events),
-                           rate_text(cells), interval_text(cells), _ratio_text(cells, whole)])
+        table.add(str(ETHNIC_GROUPS[group]), count(cells.total), count(cells.events), rate_cell(cells),
+                  interval(cells), _ratio(cells, whole))
     return table
 
 
-def _ratio_text(group: Shown, whole: Shown) -> str:
-    """"0.82 (0.70 to 0.96)": a group's rate over the whole's, where both are shown."""
+def _ratio(group: Shown, whole: Shown) -> Cell:
+    """"0.82 (0.70 to 0.96)": a group's rate over the whole's, where both are shown (0.82, 0.70 and 0.96 in
+    the CSV)."""
     if not group.shown or not whole.shown or not whole.events:
-        return NOT_SHOWN
+        return Cell(NOT_SHOWN, (NOT_SHOWN,) * 3)
     try:
         ratio = group_ratio(group.events or 0, group.total or 0, whole.events or 0, whole.total or 0)
     except ValueError:  # rounding made the group's counts exceed what the whole leaves room for
-        return NOT_SHOWN
-    if ratio.interval is None:
-        return f"{ratio.value:.2f}"
-    return f"{ratio.value:.2f} ({between(f'{ratio.interval.low:.2f}', f'{ratio.interval.high:.2f}')})"
+        return Cell(NOT_SHOWN, (NOT_SHOWN,) * 3)
+    value = f"{ratio.value:.2f}"
+    if ratio.interval is None:  # no event in the group: a ratio of 0 has no interval to give
+        return Cell(value, (value, "", ""))
+    low, high = f"{ratio.interval.low:.2f}", f"{ratio.interval.high:.2f}"
+    return Cell(f"{value} ({between(low, high)})", (value, low, high))

@@ -3,7 +3,8 @@ figures against the national rate for its admins (``/<force>/insights/``).
 
 Pages read released figures only (``insights.reading``, through the insights
 login); each table is built once (``insights.tables``) and rendered as HTML
-or as its CSV (``?format=csv``), so the download is what the page shows.
+or as its CSV (``?format=csv``), so the download holds the figures the page
+shows (as plain numbers, for spreadsheets: ``insights.shown``).
 Charts are images drawn on the server (``insights.charts``), each beside a
 table with its numbers.
 """
