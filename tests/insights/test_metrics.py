@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,18 @@ from flask import Flask
 from sqlalchemy import event
 
 from diversion.extensions import db
-from diversion.insights.metrics import BREAKDOWNS, MEASURES, PARTITIONS, RATES, Count, count_force
+from diversion.insights.metrics import (
+    BREAKDOWNS,
+    LONG,
+    MEASURES,
+    PARTITIONS,
+    RATES,
+    SHORT,
+    WINDOW_MONTHS,
+    Count,
+    count_force,
+    too_soon,
+)
 from diversion.insights.statistics import wilson
 from diversion.tenancy.context import scoped
 from tests.cases.test_import import DURHAM_COURSE, _run, row, write
@@ -47,9 +58,9 @@ def _history(app: Flask, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def _found(app: Flask, world: World) -> dict[tuple[date, str, str], dict[str, int]]:
+def _found(app: Flask, world: World, today: date = TODAY) -> dict[tuple[date, str, str], dict[str, int]]:
     with app.app_context(), scoped(world.b.id):
-        counted = count_force(db.session, world.b.id, TODAY)
+        counted = count_force(db.session, world.b.id, today)
         db.session.rollback()
     assert all(isinstance(count, Count) for count in counted)
     return {(count.month, count.breakdown, count.category): {name: value for name, value in count.counts.items()
@@ -127,6 +138,50 @@ def test_every_measure_rate_and_breakdown_says_how_it_is_counted() -> None:
     for rate in RATES.values():
         assert rate.numerator in MEASURES
         assert rate.denominator in MEASURES
+
+
+def test_a_measure_of_a_window_says_it_and_its_rates_take_it() -> None:
+    windowed = {name: measure.window for name, measure in MEASURES.items() if measure.window is not None}
+    assert windowed == {"diverted_6": SHORT, "reoffended_6": SHORT, "completed_6": SHORT,
+                        "completed_reoffended_6": SHORT, "diverted_12": LONG, "reoffended_12": LONG,
+                        "completed_12": LONG, "completed_reoffended_12": LONG}
+    for name, measure in windowed.items():
+        assert f"{WINDOW_MONTHS[measure]} months" in MEASURES[name].label
+    assert {name: rate.window for name, rate in RATES.items() if rate.window} == {
+        "reoffending_6": SHORT, "reoffending_12": LONG, "completer_reoffending_12": LONG}
+
+
+def test_too_soon_is_the_day_before_a_case_of_the_periods_first_day_could_be_counted() -> None:
+    assert too_soon(LONG, date(2025, 1, 1), date(2025, 12, 31))
+    assert not too_soon(LONG, date(2025, 1, 1), date(2026, 1, 1))  # 365 days after 1 January 2025
+    assert too_soon(SHORT, date(2025, 7, 1), date(2025, 12, 29))
+    assert not too_soon(SHORT, date(2025, 7, 1), date(2025, 12, 30))  # 182 days after 1 July
+
+
+def test_a_period_too_soon_for_a_window_has_no_case_counted_in_it(app: Flask, world: World, tmp_path: Path) -> None:
+    """Counted on any day, a month that is too soon for a window has nothing counted in that window's
+    measures (too soon is never said of a month where a case may be counted); and the history's
+    cases are counted once their windows pass."""
+    _history(app, tmp_path)
+    windows = {name: measure.window for name, measure in MEASURES.items() if measure.window is not None}
+    # Around the days the history's windows pass: Smith's of 2 March 2024 (6 months: 31 August 2024;
+    # 12 months: 2 March 2025), and Jones' second, of 3 February 2025.
+    days = [date(2024, 8, 30), date(2024, 8, 31), date(2024, 9, 1), date(2025, 3, 1), date(2025, 3, 2),
+            date(2025, 8, 4), date(2025, 8, 5), date(2026, 2, 2), date(2026, 2, 3)]
+    seen: set[tuple[date, str]] = set()
+    for day in days:
+        for (month, breakdown, _), counts in _found(app, world, day).items():
+            if breakdown != "all":
+                continue
+            for name, window in windows.items():
+                if too_soon(window, month, day):
+                    assert counts.get(name, 0) == 0, (day, month, name)
+                elif counts.get(name):
+                    seen.add((month, name))
+    assert {(MARCH, "diverted_6"), (MARCH, "diverted_12"), (FEBRUARY, "diverted_6"),
+            (FEBRUARY, "diverted_12")} <= seen
+    # The first day a case may be counted: the window from the month's first day.
+    assert not too_soon(LONG, FEBRUARY, FEBRUARY + timedelta(days=LONG))
 
 
 @pytest.mark.skipif(postgres_admin_url() is None, reason="PostgreSQL only: its plans")

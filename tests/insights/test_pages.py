@@ -1,5 +1,6 @@
 """The national comparison's pages and downloads: aggregates only, the CSV holds the figures shown (as plain
-numbers), bad choices are named, and a force's admin sees the force's own figures."""
+numbers), a figure too recent to count says so, bad choices are named, and a force's admin sees the force's
+own figures."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -37,9 +38,10 @@ from tests.conftest import World, post_form, sign_in
 PEOPLE = ("Smith", "Jones", "Brown", "Patel", "Person")  # every surname in the history below
 
 
-def _history(app: Flask, tmp_path: Path) -> None:
+def _history(app: Flask, tmp_path: Path, *, now: datetime | None = None) -> None:
     """Durham's 2025: 36 people referred (30 completed, 6 declined; 12 with cocaine as well as cannabis,
-    24 with cannabis alone), and 6 found not eligible (with cannabis)."""
+    24 with cannabis alone), and 6 found not eligible (with cannabis); counted on 1 December 2026, or
+    at ``now``."""
     rows = []
     for number in range(36):
         month = number % 12 + 1
@@ -55,7 +57,7 @@ def _history(app: Flask, tmp_path: Path) -> None:
     result = _run(app, "import", "--tenant", "durham", str(write(tmp_path / "history.csv", rows)))
     assert result.exit_code == 0, result.output
     with app.app_context():
-        services.refresh_all(db.session(), today=date(2026, 12, 1), now=utcnow())
+        services.refresh_all(db.session(), today=now.date() if now else date(2026, 12, 1), now=now or utcnow())
         db.session.commit()
 
 
@@ -256,6 +258,62 @@ def test_the_figures_are_those_of_the_history_released(lead: FlaskClient, world:
     # The second quarter alone: counts under ten are withheld, and so are the rates made of them.
     quarter = tables_of(lead.get("/national/?period=2025-Q2").text)[0][1]
     assert quarter[1][1:4] == ["15", "[c]", "[x]"]  # 15 cases (9 referred, 6 not eligible)
+
+
+def test_a_figure_too_soon_for_its_window_says_so_and_a_small_one_stays_withheld(app: Flask, world: World,
+                                                                                  tmp_path: Path) -> None:
+    """Counted on 15 October 2025, no case of 2025 has had its 12 months, nor any of its third and fourth
+    quarters its 6: the pages and the downloads say "Too soon" of those, not "[c]", and say what it means;
+    a figure whose window has passed for some cases keeps its marks."""
+    _history(app, tmp_path, now=datetime(2025, 10, 15, 12, tzinfo=UTC))
+    lead = app.test_client()
+    sign_in(lead, world.email("national_lead"))
+    page = f"/national/compare?first={world.b.id}&second={world.a.id}&period=2025"
+    response = lead.get(page)
+    assert response.status_code == 200
+    every = {row[0]: row[1:] for row in tables_of(response.text)[0][1]}
+    for label in ("Diverted, 12 months passed", "Met again within 12 months", "Completed, 12 months passed",
+                  "Completed and met again within 12 months", "Met again within 12 months, completers"):
+        assert every[label] == ["Too soon"] * 3, label
+    assert "Too soon" not in every["Diverted, 6 months passed"]  # January to April's cases have had theirs
+    assert every["Declined"] == ["[c]", "[c]", "[c]"]  # four: withheld, as ever
+    assert ("Too soon: 12 months have not yet passed since the decision for any case of the period, so this "
+            "figure cannot be counted yet. It is not a withheld count.") in html.unescape(response.text)
+    downloaded = {row[0]: row[1:] for row in csv_rows(lead.get(f"{page}&format=csv").text)}
+    assert downloaded["Diverted, 12 months passed"] == ["Too soon"] * 3
+    assert downloaded["Met again within 12 months, 95% interval, upper bound (%)"] == ["Too soon"] * 3
+    assert downloaded["Declined"] == ["[c]", "[c]", "[c]"]
+
+    overview = tables_of(lead.get("/national/?period=2025").text)[0][1]
+    assert overview[0][-1] == "Met again within 12 months"
+    assert overview[1][0] == "All forces"
+    assert overview[1][-1] == "Too soon"
+    assert "Too soon" not in overview[1][:-1]
+
+    rate = html.unescape(lead.get("/national/reoffending_12?period=2025").text)
+    assert ("Too soon: 12 months have not passed since the decision for any case of this period, so no force's "
+            "rate can be shown yet.") in rate
+    assert "its counts are withheld" not in rate
+    assert "Not on the chart" not in rate
+    forces = {row[0]: row[1:] for row in tables_of(rate)[0][1]}
+    assert forces["Durham Constabulary"] == ["Too soon"] * 5
+    assert forces["All forces"] == ["Too soon"] * 4 + ["Not applicable"]
+
+    # By quarter, 6 months: the first two quarters' cases have had theirs (their figures are small, and
+    # withheld), the last two's have not.
+    six = html.unescape(lead.get("/national/reoffending_6?period=2025").text)
+    trend = {row[0]: row[1:] for row in tables_of(six)[1][1]}
+    assert trend["2025 Q1"] == ["[c]", "[c]", "[x]", "[x]"]
+    assert trend["2025 Q2"] == ["[c]", "[c]", "[x]", "[x]"]
+    assert trend["2025 Q3"] == trend["2025 Q4"] == ["Too soon"] * 4
+    assert "Too soon: 6 months have not yet passed since the decision for any case of the period" in six
+    downloaded_trend = csv_rows(lead.get("/national/reoffending_6?period=2025&format=csv&table=trend").text)
+    assert ["2025 Q3", *["Too soon"] * 5] in downloaded_trend
+
+    welsh = html.unescape(lead.get(f"{page}&lang=cy").text)
+    assert "Too soon" not in welsh
+    assert "Rhy gynnar" in welsh
+    assert "Rhy gynnar: nid yw 12 mis wedi mynd heibio" in welsh
 
 
 @pytest.mark.parametrize(("query", "message"), [

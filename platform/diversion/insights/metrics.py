@@ -36,6 +36,7 @@ from diversion.monitoring import AGE_BANDS, UNKNOWN_BAND
 from diversion.words import Described
 
 SHORT, LONG = 182, 365  # the reoffending windows, in days after the decision (6 and 12 months)
+WINDOW_MONTHS = {SHORT: 6, LONG: 12}  # each window as pages name it, in months
 NOT_RECORDED = "not_recorded"
 
 
@@ -46,6 +47,7 @@ class Measure(Described):
     name: str
     title: LazyString  # its name on pages (``label``)
     explanation: LazyString  # how it is counted, as the page says it (``meaning``)
+    window: int | None = None  # the days that must pass after a case's decision before it is counted (SHORT, LONG)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class Rate(Described):
     numerator: str
     denominator: str
     explanation: LazyString  # how it is counted (``meaning``)
+
+    @property
+    def window(self) -> int | None:
+        """The days that must pass after a case's decision before it is counted: its denominator's."""
+        return MEASURES[self.denominator].window
 
 
 MEASURES: dict[str, Measure] = {measure.name: measure for measure in (
@@ -78,23 +85,25 @@ MEASURES: dict[str, Measure] = {measure.name: measure for measure in (
     Measure("withdrawn", _l("Withdrawn"), _l("Referred cases whose referral was withdrawn.")),
     Measure("diverted_6", _l("Diverted, 6 months passed"),
             _l("Referred cases decided at least 182 days before the figures were computed, so that their 6-month "
-               "window has fully passed.")),
+               "window has fully passed."), window=SHORT),
     Measure("reoffended_6", _l("Met again within 6 months"),
             _l("Of those, cases in which the same person was met again by the same force for another offence "
-               "dated in the 182 days after the decision.")),
+               "dated in the 182 days after the decision."), window=SHORT),
     Measure("diverted_12", _l("Diverted, 12 months passed"),
-            _l("Referred cases decided at least 365 days before the figures were computed.")),
+            _l("Referred cases decided at least 365 days before the figures were computed."), window=LONG),
     Measure("reoffended_12", _l("Met again within 12 months"),
             _l("Of those, cases in which the same person was met again by the same force within 365 days of the "
-               "decision.")),
+               "decision."), window=LONG),
     Measure("completed_6", _l("Completed, 6 months passed"),
-            _l("Completed cases decided at least 182 days before.")),
+            _l("Completed cases decided at least 182 days before."), window=SHORT),
     Measure("completed_reoffended_6", _l("Completed and met again within 6 months"),
-            _l("Of those, cases in which the same person was met again within 182 days of the decision.")),
+            _l("Of those, cases in which the same person was met again within 182 days of the decision."),
+            window=SHORT),
     Measure("completed_12", _l("Completed, 12 months passed"),
-            _l("Completed cases decided at least 365 days before.")),
+            _l("Completed cases decided at least 365 days before."), window=LONG),
     Measure("completed_reoffended_12", _l("Completed and met again within 12 months"),
-            _l("Of those, cases in which the same person was met again within 365 days of the decision.")),
+            _l("Of those, cases in which the same person was met again within 365 days of the decision."),
+            window=LONG),
 )}
 
 RATES: dict[str, Rate] = {rate.name: rate for rate in (
@@ -117,6 +126,16 @@ RATES: dict[str, Rate] = {rate.name: rate for rate in (
          "completed_12", _l("Completed cases whose person was met again by the force within 365 days of the "
                             "decision, of the completed cases whose 12 months have passed.")),
 )}
+
+
+def too_soon(window: int, start: date, counted_on: date) -> bool:
+    """Whether no case of a period that began on ``start`` can be counted in a measure of ``window``
+    (days after the decision, ``Measure.window``) by counts made on ``counted_on``: the window had not
+    passed even for a case decided on the period's first day (``count_force`` counts a case once its
+    decision is ``window`` days or more before the day counted). Reasoned from the dates, since a count
+    of none is withheld like any small one."""
+    return start + timedelta(days=window) > counted_on
+
 
 # How a case is placed in each breakdown. A case found with several substances is counted once,
 # under the first of them in SUBSTANCE_ORDER (class A first), so that the categories add up.

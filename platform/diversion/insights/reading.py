@@ -17,6 +17,7 @@ from flask_babel import gettext
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Connection, and_, func, select
 
+from diversion.db import LONDON
 from diversion.extensions import db
 from diversion.insights.models import InsightFigure, InsightForce, InsightTable
 from diversion.insights.release import ALL
@@ -60,6 +61,15 @@ def forces() -> list[Force]:
     with _connection() as connection:
         rows = connection.execute(select(*_FORCE_COLUMNS).order_by(InsightForce.name)).all()
     return [_force(row) for row in rows]
+
+
+def counted_on() -> date | None:
+    """The day, in London, of the latest count of any force's figures (None before the first): every
+    figure released was counted as of that day or before, so a window (6 or 12 months after a decision)
+    not passed by then had passed for no case counted."""
+    with _connection() as connection:
+        latest = connection.scalar(select(func.max(InsightForce.computed_at)))
+    return None if latest is None else _utc(latest).astimezone(LONDON).date()
 
 
 class _Page(Pagination):
@@ -106,6 +116,11 @@ class Period:
         return int(self.key[:4])
 
     @property
+    def start(self) -> date:
+        """The period's first day."""
+        return start_of(self.key)
+
+    @property
     def label(self) -> str:
         """The period in the reader's language: "2025", "2026, to date", "2025, quarter 3"."""
         if "-Q" in self.key:
@@ -113,6 +128,11 @@ class Period:
         if not self.complete:
             return str(gettext("%(year)s, to date", year=self.key))
         return self.key
+
+
+def start_of(key: str) -> date:
+    """The first day of a period, by its key ("2025": 1 January 2025; "2025-Q3": 1 July 2025)."""
+    return date(int(key[:4]), int(key[-1]) * 3 - 2 if "-Q" in key else 1, 1)
 
 
 def quarter_name(key: str) -> str:

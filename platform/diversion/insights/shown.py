@@ -9,7 +9,9 @@ Each cell has its text on the page ("1,235", "40% (35% to 46%)") and its fields 
 are for spreadsheets and programs: plain numbers ("1235"; "40.0", "35.2" and "45.7", with the unit
 and what each is in the column's name), one to a column. Every word a table holds is said in the
 reader's language (English on the command line); the marks ``[c]`` and ``[x]`` are those of
-statistical releases, the same in every language, on the page and in the CSV alike.
+statistical releases, the same in every language, on the page and in the CSV alike. A figure that
+needs 6 or 12 months to pass after each case's decision, of a period too recent for any of its
+cases to have had them, says so ("Too soon") rather than look withheld.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class Cell:
 
     text: str
     fields: tuple[str, ...]
+    soon: int | None = None  # where the cell says "too soon": the months not passed for any case of its period
 
 
 def text(words: str) -> Cell:
@@ -110,8 +113,17 @@ def text(words: str) -> Cell:
     return Cell(words, (words,))
 
 
-def _marked(mark: str, width: int) -> Cell:
-    return Cell(mark, (mark,) * width)
+def too_soon_text() -> str:
+    """What a figure says of a period too recent for any of its cases to have had its 6 or 12 months."""
+    return str(gettext("Too soon"))
+
+
+def _marked(mark: str, width: int, soon: int | None = None) -> Cell:
+    return Cell(mark, (mark,) * width, soon)
+
+
+def _soon(width: int, months: int) -> Cell:
+    return _marked(too_soon_text(), width, months)
 
 
 def _percent_field(value: float) -> str:
@@ -119,8 +131,11 @@ def _percent_field(value: float) -> str:
     return f"{value * 100:.1f}"
 
 
-def count(value: int | None) -> Cell:
-    """A released count ("1,235"; 1235 in the CSV), ``[c]`` where withheld."""
+def count(value: int | None, soon: int | None = None) -> Cell:
+    """A released count ("1,235"; 1235 in the CSV), ``[c]`` where withheld, or "Too soon" where
+    ``soon`` gives the months not passed for any case of the period."""
+    if soon is not None:
+        return _soon(1, soon)
     if value is None:
         return _marked(SUPPRESSED, 1)
     return Cell(f"{value:,}", (str(value),))
@@ -190,25 +205,31 @@ def interval_heading() -> str:
     return str(gettext("%(coverage)s%% interval", coverage=95))
 
 
-def rate(value: Rate) -> Cell:
-    """A rate ("40%"; 40.0 in the CSV, a ``PERCENT`` column), or the mark of a rate not shown."""
+def rate(value: Rate, soon: int | None = None) -> Cell:
+    """A rate ("40%"; 40.0 in the CSV, a ``PERCENT`` column), the mark of a rate not shown, or "Too soon"."""
+    if soon is not None:
+        return _soon(1, soon)
     if value.value is None:
         return _marked(NOT_SHOWN, 1)
     return Cell(percent(value.value), (_percent_field(value.value),))
 
 
-def interval(value: Rate) -> Cell:
-    """A rate's 95% interval ("35% to 46%"; 35.2 and 45.7 in the CSV, an ``INTERVAL`` column), or the mark
-    of a rate not shown."""
+def interval(value: Rate, soon: int | None = None) -> Cell:
+    """A rate's 95% interval ("35% to 46%"; 35.2 and 45.7 in the CSV, an ``INTERVAL`` column), the mark of a
+    rate not shown, or "Too soon"."""
+    if soon is not None:
+        return _soon(2, soon)
     found = value.interval
     if found is None:
         return _marked(NOT_SHOWN, 2)
     return Cell(interval_text(value), interval_fields(found))
 
 
-def rate_with_interval(value: Rate) -> Cell:
-    """"40% (35% to 46%)" (40.0, 35.2 and 45.7 in the CSV, a ``RATE`` column), or the mark of a rate not
-    shown."""
+def rate_with_interval(value: Rate, soon: int | None = None) -> Cell:
+    """"40% (35% to 46%)" (40.0, 35.2 and 45.7 in the CSV, a ``RATE`` column), the mark of a rate not
+    shown, or "Too soon"."""
+    if soon is not None:
+        return _soon(3, soon)
     found = value.interval
     if not value.shown or value.value is None or found is None:
         return _marked(NOT_SHOWN, 3)
@@ -227,6 +248,20 @@ def against(funnel: Funnel, rate: Rate) -> str:
         if rate.value < limits.low:
             return str(gettext("Below the %(coverage)s%% limit", coverage=coverage))
     return str(gettext("Within the limits"))
+
+
+def soon_legend(months: Sequence[int]) -> str:
+    """What "Too soon" means, for the windows (in months) of the figures that say it; empty for none."""
+    found = sorted(set(months))
+    if not found:
+        return ""
+    if len(found) == 1:
+        return str(gettext("Too soon: %(months)s months have not yet passed since the decision for any case of the "
+                           "period, so this figure cannot be counted yet. It is not a withheld count.",
+                           months=found[0]))
+    return str(gettext("Too soon: %(short)s or %(long)s months (as the figure needs) have not yet passed since the "
+                       "decision for any case of the period, so it cannot be counted yet. It is not a withheld count.",
+                       short=found[0], long=found[-1]))
 
 
 @dataclass
@@ -249,6 +284,11 @@ class Table:
         """A row of ``cells`` (words given as they are); ``kind`` names its fields in a table read by row."""
         self.rows.append([text(cell) if isinstance(cell, str) else cell for cell in cells])
         self.row_kinds.append(kind)
+
+    @property
+    def soon(self) -> list[int]:
+        """The months not passed, of the cells saying "too soon"."""
+        return sorted({cell.soon for row in self.rows for cell in row if cell.soon is not None})
 
     def _kind(self, column: int) -> Kind:
         return self.kinds[column] if column < len(self.kinds) else PLAIN

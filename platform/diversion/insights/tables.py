@@ -4,6 +4,11 @@ the pages render them (``insights.views``), their CSVs and ``diversion insights 
 Every heading, caption and word of a cell is in the reader's language (English on the command line,
 outside any request); a page and its CSV are built by the same table, so they say the same (the
 page in numbers for people, the CSV in plain numbers: ``insights.shown``).
+
+A figure that needs a window to pass after each case's decision (6 or 12 months: ``Measure.window``)
+says "Too soon" for a period that began too recently for the window to have passed for any of its
+cases by the day the figures were counted. That is reasoned from the dates alone, never from the
+counts: a count of none is withheld like any small one.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from diversion.insights import reading
-from diversion.insights.metrics import BREAKDOWNS, ETHNIC_GROUPS, MEASURES, RATES, Rate
-from diversion.insights.reading import NATIONAL, Force, Period, quarter_name
+from diversion.insights.metrics import BREAKDOWNS, ETHNIC_GROUPS, MEASURES, RATES, WINDOW_MONTHS, Rate, too_soon
+from diversion.insights.reading import NATIONAL, Force, Period, quarter_name, start_of
 from diversion.insights.release import ALL
 from diversion.insights.shown import (
     INTERVAL,
@@ -88,6 +93,16 @@ class Choices:
     breakdown: str = ALL
     category: str = ALL
     problems: list[dict[str, str]] = field(default_factory=list)
+    counted_on: date | None = None  # the day of the latest count of the figures (``reading.counted_on``)
+
+    def soon(self, window: int | None, start: date | None = None) -> int | None:
+        """The months of ``window`` (days; None: a figure that needs none) where they cannot have passed
+        for any case of the period beginning on ``start`` (the period chosen where not given) by the day
+        the figures were counted: the figure is too soon to tell. None where they may have."""
+        start = start or (self.period.start if self.period else None)
+        if window is None or start is None or self.counted_on is None or not too_soon(window, start, self.counted_on):
+            return None
+        return WINDOW_MONTHS[window]
 
     @property
     def args(self) -> dict[str, str]:
@@ -112,7 +127,7 @@ def choose(period: str, filters: dict[str, str] | None = None, *, today: date) -
     periods = reading.periods(today)
     default = next((found for found in periods if "-Q" not in found.key and found.complete),
                    periods[0] if periods else None)
-    chosen = Choices(default, periods)
+    chosen = Choices(default, periods, counted_on=reading.counted_on())
     if period:
         found = next((candidate for candidate in periods if candidate.key == period), None)
         if found is None:
@@ -152,7 +167,7 @@ def overview(chosen: Choices, forces: Sequence[Force]) -> Table:
     table.caption = str(gettext("Forces, %(period)s", period=chosen.period.label))
     for area, name in [(NATIONAL, gettext("All forces")), *((force.id, force_name(force)) for force in forces)]:
         table.add(name, count(values.get((area, "cases", ALL))), count(values.get((area, "referred", ALL))),
-                  *(rate_with_interval(_rate_cells(values, area, rate)) for rate in rates))
+                  *(rate_with_interval(_rate_cells(values, area, rate), chosen.soon(rate.window)) for rate in rates))
     return table
 
 
@@ -201,6 +216,7 @@ class MetricPage:
     quarters: list[str]
     national_trend: list[float | None]
     own_trend: list[float | None]
+    soon: int | None = None  # the months not passed for any case of the period chosen: too soon to tell
 
 
 def _rate_columns(numerator: str, denominator: str) -> tuple[list[str], list[Kind]]:
@@ -208,8 +224,8 @@ def _rate_columns(numerator: str, denominator: str) -> tuple[list[str], list[Kin
     return ([numerator, denominator, gettext("Rate"), interval_heading()], [PLAIN, PLAIN, PERCENT, INTERVAL])
 
 
-def _rate_row(cells: Shown) -> list[Cell]:
-    return [count(cells.events), count(cells.total), rate_cell(cells), interval(cells)]
+def _rate_row(cells: Shown, soon: int | None) -> list[Cell]:
+    return [count(cells.events, soon), count(cells.total, soon), rate_cell(cells, soon), interval(cells, soon)]
 
 
 def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
@@ -227,24 +243,31 @@ def metric(rate: Rate, chosen: Choices, own: Force | None) -> MetricPage:
                                      period=chosen.period.label, **chosen.filtered))
     else:
         forces.caption = str(gettext("%(rate)s by force, %(period)s", rate=rate.label, period=chosen.period.label))
+    page.soon = soon = chosen.soon(rate.window)
     values = reading.figures([rate.numerator, rate.denominator], period=chosen.period, breakdown=chosen.breakdown,
                              categories=[chosen.category])
     everyone = reading.forces()
     rated = [(force, _rate_cells(values, force.id, rate, chosen.category)) for force in everyone]
-    shown = [(force, cells) for force, cells in rated if cells.shown]
-    page.withheld = [force_name(force) for force, cells in rated
-                     if not cells.shown and (own is None or force.id == own.id)]
+    shown = [(force, cells) for force, cells in rated if cells.shown and soon is None]
+    if soon is None:  # too soon, no force's counts are withheld: none is counted yet
+        page.withheld = [force_name(force) for force, cells in rated
+                         if not cells.shown and (own is None or force.id == own.id)]
     if shown:
         page.funnel = funnel([(cells.events or 0, cells.total or 0) for _, cells in shown])
         page.points = [(force_name(force), cells.total or 0, cells.value or 0.0) for force, cells in shown]
     national = _rate_cells(values, NATIONAL, rate, chosen.category)
-    forces.add(gettext("All forces"), *_rate_row(national), gettext("Not applicable"))
+    forces.add(gettext("All forces"), *_rate_row(national, soon), gettext("Not applicable"))
     for force, cells in rated:
         if own is not None and force.id != own.id:
             continue
-        forces.add(force_name(force), *_rate_row(cells), against(page.funnel, cells) if page.funnel else NOT_SHOWN)
+        where = _too_soon(soon) if soon is not None else against(page.funnel, cells) if page.funnel else NOT_SHOWN
+        forces.add(force_name(force), *_rate_row(cells, soon), where)
     _trend(page, own)
     return page
+
+
+def _too_soon(months: int) -> Cell:
+    return count(None, months)
 
 
 def _trend(page: MetricPage, own: Force | None) -> None:
@@ -261,7 +284,7 @@ def _trend(page: MetricPage, own: Force | None) -> None:
         cells = Shown(values.get((area, rate.numerator, quarter)), values.get((area, rate.denominator, quarter)))
         page.national_trend.append(national.value)
         page.own_trend.append(cells.value)
-        page.trend.add(quarter_name(quarter), *_rate_row(cells))
+        page.trend.add(quarter_name(quarter), *_rate_row(cells, chosen.soon(rate.window, start_of(quarter))))
 
 
 def _trend_caption(rate: Rate, own: Force | None, chosen: Choices) -> str:
@@ -293,7 +316,8 @@ def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
     areas: list[int | None] = [*(force.id for force in picked), NATIONAL]
     values = reading.figures(list(MEASURES), period=chosen.period)
     for name, measure in MEASURES.items():
-        table.add(measure.label, *(count(values.get((area, name, ALL))) for area in areas))
+        soon = chosen.soon(measure.window)
+        table.add(measure.label, *(count(values.get((area, name, ALL)), soon) for area in areas))
     for breakdown, counted in (("substance", "cases"), ("wait", "engaged"), ("ending", "not_completed")):
         categories = BREAKDOWNS[breakdown].categories
         split = reading.figures([counted], period=chosen.period, breakdown=breakdown, categories=categories)
@@ -302,7 +326,9 @@ def compare(chosen: Choices, picked: Sequence[Force]) -> Table:
                       *(_share(split.get((area, counted, category)), values.get((area, counted, ALL)))
                         for area in areas), kind=SHARE)
     for rate in RATES.values():
-        table.add(rate.label, *(rate_with_interval(_rate_cells(values, area, rate)) for area in areas), kind=RATE)
+        soon = chosen.soon(rate.window)
+        table.add(rate.label, *(rate_with_interval(_rate_cells(values, area, rate), soon) for area in areas),
+                  kind=RATE)
     return table
 
 

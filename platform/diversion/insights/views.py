@@ -29,7 +29,7 @@ from diversion.forms import Form
 from diversion.insights import charts, reading, tables
 from diversion.insights.metrics import BREAKDOWNS, MEASURES, RATES, Rate
 from diversion.insights.reading import NATIONAL, Force
-from diversion.insights.shown import Table
+from diversion.insights.shown import Table, soon_legend
 from diversion.insights.tables import FILTERS, OVERVIEW_RATES, Choices, category_name
 from diversion.listing import search_terms
 from diversion.tenancy.web import force_blueprint
@@ -103,7 +103,8 @@ def _overview(own: Force | None) -> Any:
     return _answer(render_template("insights/overview.html", chosen=chosen, table=table, saved=saved, every=every,
                                    page=page, own=own,
                                    rates={name: RATES[name] for name in OVERVIEW_RATES}, computed=_computed(own),
-                                   search=search_terms(), endpoints=_endpoints(own)), chosen)
+                                   search=search_terms(), endpoints=_endpoints(own),
+                                   soon=soon_legend([*table.soon, *(every.soon if every else [])])), chosen)
 
 
 @national_bp.route("/")
@@ -135,7 +136,8 @@ def _metric(name: str, own: Force | None) -> Any:
         return _csv(page.trend if request.args.get("table") == "trend" else page.forces, name, chosen)
     return _answer(render_template("insights/metric.html", page=page, chosen=chosen, own=own, measures=MEASURES,
                                    breakdowns=BREAKDOWNS, filters=FILTERS, category_name=category_name,
-                                   computed=_computed(own), endpoints=_endpoints(own), name=name), chosen)
+                                   computed=_computed(own), endpoints=_endpoints(own), name=name,
+                                   soon=soon_legend([*page.forces.soon, *page.trend.soon])), chosen)
 
 
 def _svg(svg: str) -> Response:
@@ -224,7 +226,7 @@ def compare() -> Any:
     if request.args.get("format") == "csv" and table.rows:
         return _csv(table, "compare", chosen)
     return _answer(render_template("insights/compare.html", chosen=chosen, table=table, forces=everyone,
-                                   computed=_computed(None)), chosen)
+                                   computed=_computed(None), soon=soon_legend(table.soon)), chosen)
 
 
 @national_bp.route("/equality")
