@@ -290,6 +290,12 @@ def test_a_provider_admin_changes_roles_and_removes_people_but_keeps_an_admin(ap
     sign_in(worker, NEWCOMER)
     assert worker.get("/provider/").status_code == 200
     sign_in(client, world.email("provider_staff"))
+    # The people pages are pages of the workspace: its navigation above them, People the current item.
+    for page in ("/provider/people/", f"/provider/people/{staff_membership}/role",
+                 f"/provider/people/{staff_membership}/remove", "/provider/people/invite"):
+        shown = client.get(page).text
+        assert "Cranstoun · provider workspace" in shown, page
+        assert re.search(r'aria-current="true"[^>]*>\s*<strong[^>]*>People</strong>', shown), page
     # The last admin can neither step down nor go.
     role = f"/provider/people/{admin_membership}/role"
     refused = post_form(client, role, role, {"role": "staff"})
