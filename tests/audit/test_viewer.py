@@ -203,6 +203,10 @@ def test_details_read_as_words() -> None:
     assert details_words({"user_id": 4, "role": "force_admin"}, name_of={4: "Ann"}.get) == \
         "person: Ann; role: force admin"
     assert details_words({"hash": "sha256:abc", "number": 2}) == "number: 2"
+    assert details_words({"before": {"languages": ["en"]}, "after": {"languages": ["en", "cy"]}}) == \
+        "languages: English → English, Welsh"
+    assert details_words({"outcome": "eligible", "source": "api"}) == \
+        "outcome: eligible; source: recorded through the API"
     assert details_words({"referrals": ["a", "b", "c", "d"]}) == "referrals: 4 items"
     assert details_words({"starts_at": "2026-09-25T10:00:00+01:00"}) == "starts at: 25 September 2026 10:00"
     assert action_words("tenant.status_changed", {"from": "active", "to": "suspended"}) == "Force suspended"

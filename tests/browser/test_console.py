@@ -89,4 +89,15 @@ def test_settings_suspend_reactivate_and_the_audit(browser_page: Session, world:
     with page.expect_download() as csv_download:
         page.get_by_role("link", name="Download them as CSV").click()
     assert "Force suspended" in csv_download.value.path().read_text(encoding="utf-8")
+    _platform_audit_fits(admin)
     assert browser_page.errors == []
+
+
+def _platform_audit_fits(admin: Page) -> None:
+    """The platform's log, with its column of forces, fits a desktop's width: nothing to scroll to."""
+    admin.set_viewport_size({"width": 1280, "height": 900})
+    admin.goto("/admin/audit/")
+    region = admin.locator(".diversion-table-scroll").first
+    expect(region).to_contain_text("Force suspended")
+    assert region.evaluate("region => region.scrollWidth <= region.clientWidth")
+    admin.screenshot(path=str(ARTIFACTS / "console-platform-audit.png"), full_page=True)

@@ -216,6 +216,7 @@ _KEYS: Mapping[str, str] = _Words({
     "ends_on": _l("ends on"), "monthly_fee_pence": _l("monthly fee (pence)"), "vat": _l("VAT"),
     "platform_fee_basis_points": _l("platform fee (basis points)"), "prices": _l("prices (pence)"),
     "generated": _l("generated"), "seed": _l("seed"), "retention_months": _l("retention months"),
+    "languages": _l("languages"),
 })
 # Stored codes with words of their own, by the detail that holds them; any other value is
 # shown as it was stored.
@@ -253,7 +254,9 @@ _VALUES: Mapping[str, Mapping[str, str]] = {
     "method": _Words({"password": _l("password"), "sso": _l("single sign-on")}),
     "how": _Words({"password": _l("password"), "invitation": _l("invitation"),
                    "first_sign_in": _l("first sign-in")}),
-    "source": _Words({"intake": _l("encounter recorded")}),
+    "source": _Words({"intake": _l("encounter recorded"), "api": _l("recorded through the API"),
+                      "import": _l("imported"), "demo": _l("demo")}),
+    "languages": _Words({"en": _l("English"), "cy": _l("Welsh")}),
 }
 
 
