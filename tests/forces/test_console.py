@@ -269,20 +269,40 @@ def test_a_force_admin_changes_the_settings_and_the_change_is_audited_before_and
     assert "Single sign-on" in page.text
     answer = client.post("/west-midlands/settings/", data={
         "csrf_token": csrf_token(page.text), "retention_months": "72", "brand_colour": "#00703C",
-        "languages": ["en", "cy"]}, follow_redirects=True)
-    assert "Saved: how long to keep case records, brand colour, languages." in answer.text
-    assert _settings(app) == (72, "#00703c", ["en", "cy"])
+        "languages": ["en"]}, follow_redirects=True)
+    assert "Saved: how long to keep case records, brand colour." in answer.text
+    assert _settings(app) == (72, "#00703c", ["en"])
     engine = create_engine(database.inspector_url)
     with engine.connect() as connection:
         details = connection.scalars(select(AuditEvent.__table__.c.details)
                                      .where(AuditEvent.__table__.c.action == "tenant.settings_changed")).all()
     engine.dispose()
-    assert details == [{"before": {"retention_months": None, "brand_colour": "#1f3f8f", "languages": ["en"]},
-                        "after": {"retention_months": 72, "brand_colour": "#00703c", "languages": ["en", "cy"]}}]
+    assert details == [{"before": {"retention_months": None, "brand_colour": "#1f3f8f"},
+                        "after": {"retention_months": 72, "brand_colour": "#00703c"}}]
     again = client.post("/west-midlands/settings/", data={
         "csrf_token": csrf_token(page.text), "retention_months": "72", "brand_colour": "#00703c",
-        "languages": ["en", "cy"]}, follow_redirects=True)
+        "languages": ["en"]}, follow_redirects=True)
     assert "Nothing was changed." in again.text
+    # Welsh pages would be in English: West Midlands' outcome labels and policy have no Welsh.
+    welsh = client.post("/west-midlands/settings/", data={
+        "csrf_token": csrf_token(page.text), "retention_months": "72", "brand_colour": "#00703c",
+        "languages": ["en", "cy"]})
+    assert welsh.status_code == 400
+    assert ("West Midlands Police cannot work in Welsh yet: its outcome labels and its policy in force (its "
+            "summary, pathway names and reasons) have no Welsh.") in welsh.text
+    assert _settings(app) == (72, "#00703c", ["en"])
+
+
+def test_a_force_with_its_welsh_may_work_in_welsh_again(app: Flask, world: World) -> None:
+    with app.app_context():
+        tenant = tenant_of("north-wales")
+        colour = tenant.brand_colour
+        with scoped(tenant.id):
+            change_settings(tenant, retention_months=None, brand_colour=colour, languages=["en"], actor=SYSTEM)
+            changed = change_settings(tenant, retention_months=None, brand_colour=colour, languages=["en", "cy"],
+                                      actor=SYSTEM)
+        assert changed == {"languages": (["en"], ["en", "cy"])}
+        db.session.rollback()
 
 
 @pytest.mark.parametrize(("data", "field", "message"), [

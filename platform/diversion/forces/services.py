@@ -22,9 +22,10 @@ from diversion.cases import rules
 from diversion.catalogue.files import OfferingEntry
 from diversion.catalogue.models import Offering
 from diversion.catalogue.services import sync_catalogue, sync_offerings
+from diversion.eligibility.compiler import welsh_missing
 from diversion.eligibility.document import PolicyDocument, split_policy
 from diversion.eligibility.models import PolicyStatus, PolicyVersion
-from diversion.eligibility.services import sync_from_file
+from diversion.eligibility.services import compiled, published_policy_of, sync_from_file
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forces.files import (
@@ -39,7 +40,7 @@ from diversion.forces.files import (
 from diversion.sealing import seal_text
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from diversion.words import LANGUAGES
+from diversion.words import LANGUAGES, WELSH
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -277,8 +278,9 @@ def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colou
     Refuses an actor who may not change this force's settings
     (``AccessRefused``), a retention outside 1 to 1200 months, a colour not
     written like #1d70b8, missed sessions allowed other than a whole number
-    from 0 to 10, and no language or one the platform does not speak
-    (``ForceError`` naming the field).
+    from 0 to 10, no language or one the platform does not speak, and Welsh
+    for a force whose outcome labels or policy in force have no Welsh
+    (its Welsh pages would be in English) (``ForceError`` naming the field).
     """
     require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
     low, high = Tenant.RETENTION_BOUNDS
@@ -293,6 +295,10 @@ def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colou
     unknown = [code for code in languages if code not in LANGUAGES]
     if unknown:
         raise ForceError("languages", _("Choose from the languages offered, not %(codes)s.", codes=", ".join(unknown)))
+    if WELSH in languages and WELSH not in tenant.languages and (wanting := _welsh_wanting(tenant)):
+        raise ForceError("languages", _("%(force)s cannot work in Welsh yet: %(wanting)s have no Welsh. Give "
+                                        "them their Welsh, then choose Welsh here.", force=tenant.name,
+                                        wanting=_(" and ").join(wanting)))
     if missed_sessions_allowed is not None and (
             broken := rules.missed_sessions_broken(missed_sessions_allowed)) is not None:
         raise ForceError(broken.field, broken.sentence)
@@ -314,6 +320,18 @@ def change_settings(tenant: Tenant, *, retention_months: int | None, brand_colou
            details={"before": {name: pair[0] for name, pair in changes.items()},
                     "after": {name: pair[1] for name, pair in changes.items()}})
     return changes
+
+
+def _welsh_wanting(tenant: Tenant) -> list[str]:
+    """What a force would show in English on its Welsh pages: its outcome labels, and its policy in
+    force today (its summary, pathway names and reasons), where either has no Welsh."""
+    wanting = []
+    if not (tenant.completed_label_cy and tenant.not_completed_label_cy):
+        wanting.append(str(_("its outcome labels")))
+    version = published_policy_of(tenant, datetime.now(UTC).date())
+    if version is not None and welsh_missing(compiled(version).document):
+        wanting.append(str(_("its policy in force (its summary, pathway names and reasons)")))
+    return wanting
 
 
 def export_force(tenant: Tenant, *, actor: Actor) -> str:
