@@ -175,6 +175,7 @@ def test_simulation_page_shows_thames_valley_under_durhams_policy(app: Flask, cl
     assert report.status_code == 200
     changed = re.search(r'data-testid="changed">(.*?)</p>', report.text, re.S).group(1)
     assert "of 200 decisions would change" in changed
+    assert "decided again as on its own day: a value the policy gives from a later date does not apply" in report.text
     assert "How often each criterion blocks" in report.text
     assert "Eligible then and now, by age band" in report.text
     assert "Eligible then and now, by ethnicity" in report.text
