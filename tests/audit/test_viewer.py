@@ -210,6 +210,8 @@ def test_details_read_as_words() -> None:
     assert details_words({"referrals": ["a", "b", "c", "d"]}) == "referrals: 4 items"
     assert details_words({"starts_at": "2026-09-25T10:00:00+01:00"}) == "starts at: 25 September 2026 10:00"
     assert action_words("tenant.status_changed", {"from": "active", "to": "suspended"}) == "Force suspended"
+    assert action_words("tenant.status_changed", {"from": "draft", "to": "active"}) == "Force opened"
+    assert action_words("tenant.status_changed", {"from": "suspended", "to": "active"}) == "Force reopened"
     assert action_words("referral.not_completed") == "Referral not completed"
     assert len(details_words({"note": "x" * 500})) == 240
 

@@ -166,15 +166,20 @@ OBJECTS: Mapping[str, str] = _Words({
 _CODE = re.compile(r"[a-z0-9_.]*")
 
 
-STATUS_WORDS: Mapping[str, str] = _Words({"suspended": _l("Force suspended"),
-                                          "active": _l("Force opened or reactivated")})
+# A force's status change by where it came from and went: opened from a draft, reopened once suspended.
+STATUS_WORDS: Mapping[tuple[str, str], LazyString] = {
+    ("draft", "active"): _l("Force opened"), ("suspended", "active"): _l("Force reopened"),
+    ("active", "suspended"): _l("Force suspended"), ("draft", "suspended"): _l("Force suspended"),
+}
 
 
 def action_words(action: str, details: Mapping[str, Any] | None = None) -> str:
-    """An action in words (a force's status change by where it went, given its ``details``);
-    an action with no words of its own is named by its code."""
-    if action == "tenant.status_changed" and details and details.get("to") in STATUS_WORDS:
-        return STATUS_WORDS[details["to"]]
+    """An action in words (a force's status change by where it came from and went, given its
+    ``details``); an action with no words of its own is named by its code."""
+    if action == "tenant.status_changed" and details:
+        words = STATUS_WORDS.get((str(details.get("from")), str(details.get("to"))))
+        if words is not None:
+            return str(words)
     if action in ACTIONS:
         return ACTIONS[action]
     return str(_("Action recorded as %(code)s", code=action))
