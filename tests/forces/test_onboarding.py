@@ -585,6 +585,15 @@ def test_a_blank_policy_is_written_in_the_policy_console(app: Flask, admin_clien
     assert "published when the force opens" in editor.text
 
 
+def test_the_policy_console_leads_back_to_the_set_up_before_a_policy_is_chosen(
+        app: Flask, admin_client: FlaskClient, world: World) -> None:
+    submit(admin_client, "/admin/forces/new", DETAILS_FORM)
+    editor = admin_client.get("/cleveland/policy/draft")
+    assert editor.status_code == 200
+    assert 'href="/admin/forces/cleveland/setup/"' in editor.text
+    assert "Back to the set-up" in editor.text
+
+
 def test_leaving_keeps_the_draft_to_resume_or_discard(app: Flask, admin_client: FlaskClient,
                                                       world: World) -> None:
     submit(admin_client, "/admin/forces/new", DETAILS_FORM)
