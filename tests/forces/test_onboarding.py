@@ -4,6 +4,7 @@ is closed to its members and takes no cases."""
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility import services as policies
+from diversion.eligibility.compiler import PolicyInvalid
 from diversion.eligibility.models import PolicyStatus, PolicyVersion
 from diversion.errors import AccessRefused
 from diversion.extensions import db
@@ -178,7 +180,7 @@ def test_a_copied_policy_is_the_sources_and_stays_a_draft_until_the_force_opens(
             version = onboarding.copy_policy(tenant, durham.force, actor=admin(world), today=today())
             assert version.status is PolicyStatus.DRAFT
             assert version.content_hash == durham.version.content_hash
-            assert onboarding.policy_state(today=today()).ready
+            assert onboarding.policy_state(tenant, today=today()).ready
             assert policies.policy_in_force(today()) is None
             # Publishing in the policy console waits for the force to open.
             with pytest.raises(policies.PolicyError, match="published when the force opens"):
@@ -197,7 +199,7 @@ def test_a_blank_policy_passes_its_tests_and_names_every_catalogue_field(app: Fl
         with scoped(tenant.id):
             version = onboarding.blank_policy(tenant, actor=admin(world), today=today())
             assert set(version.document["test_defaults"]) == set(FIELDS)
-            assert onboarding.policy_state(today=today()).ready
+            assert onboarding.policy_state(tenant, today=today()).ready
 
 
 def test_a_policy_that_fails_its_tests_leaves_the_step_in_progress(app: Flask, world: World) -> None:
@@ -212,6 +214,42 @@ def test_a_policy_that_fails_its_tests_leaves_the_step_in_progress(app: Flask, w
             task = next(t for t in onboarding.progress(tenant, today=today()) if t.key == "policy")
             assert task.status is TaskStatus.IN_PROGRESS
             assert "tests do not pass" in task.hint
+
+
+def test_a_force_that_works_in_welsh_starts_from_any_policy_and_opens_once_it_has_its_welsh(
+        app: Flask, world: World) -> None:
+    with app.app_context():
+        tenant = start(world, replace(CLEVELAND, languages=["en", "cy"]))
+        with scoped(tenant.id):
+            for version in (onboarding.copy_policy(tenant, force("west-midlands"), actor=admin(world), today=today()),
+                            onboarding.blank_policy(tenant, actor=admin(world), today=today())):
+                assert version.status is PolicyStatus.DRAFT
+            state = onboarding.policy_state(tenant, today=today())
+            assert not state.failing
+            assert not state.ready
+            assert state.welsh_missing.startswith("6 sentences have no Welsh, among them the policy’s summary.")
+            task = next(t for t in onboarding.progress(tenant, today=today()) if t.key == "policy")
+            assert task.status is TaskStatus.IN_PROGRESS
+            assert "Add it in the policy console" in task.hint
+            assert "_cy" not in task.hint
+            # Publishing (as opening does) says what is missing, in words.
+            with pytest.raises(policies.PolicyError) as refused:
+                policies.publish(tenant, state.version, effective_from=today(), actor=admin(world),  # type: ignore[arg-type]
+                                 today=today(), opening=True)
+            assert "the policy’s summary" in refused.value.message
+            assert "_cy" not in refused.value.message
+            # With its Welsh, the step is done.
+            onboarding.copy_policy(tenant, force("north-wales"), actor=admin(world), today=today())
+            assert onboarding.policy_state(tenant, today=today()).ready
+
+
+def test_an_open_force_that_works_in_welsh_still_saves_no_draft_without_its_welsh(app: Flask, world: World) -> None:
+    with app.app_context():
+        north_wales = force("north-wales")
+        english = policies.published_policy_of(force("west-midlands"), today())
+        assert english is not None
+        with scoped(north_wales.id), pytest.raises(PolicyInvalid):
+            policies.save_draft(north_wales, dict(english.document), actor=SYSTEM)
 
 
 def test_copying_refuses_a_force_without_a_policy_and_the_draft_itself(app: Flask, world: World) -> None:
@@ -583,6 +621,27 @@ def test_a_blank_policy_is_written_in_the_policy_console(app: Flask, admin_clien
     assert editor.status_code == 200
     assert "adult-education" in editor.text
     assert "published when the force opens" in editor.text
+
+
+def test_a_force_that_works_in_welsh_copies_an_english_policy_and_is_told_what_welsh_to_add(
+        app: Flask, admin_client: FlaskClient, world: World) -> None:
+    submit(admin_client, "/admin/forces/new", {**DETAILS_FORM, "languages": ["en", "cy"]})
+    policy_url = "/admin/forces/cleveland/setup/policy"
+    chosen = submit(admin_client, policy_url, {"template": "copy:west-midlands"})
+    assert chosen.status_code == 302
+    said = html.unescape(admin_client.get(chosen.headers["Location"]).text)
+    assert "Cleveland Police works in Welsh:" in said
+    assert "have no Welsh, among them the policy’s summary" in said
+    assert "_cy" not in said
+    page = html.unescape(admin_client.get(policy_url).text)
+    assert "Add it in the policy console" in page
+    editor = html.unescape(admin_client.get("/cleveland/policy/draft").text)
+    assert "needs its Welsh beside the English before it is published" in editor
+    blank = submit(admin_client, policy_url, {"template": "blank"})
+    assert (blank.status_code, blank.headers["Location"]) == (302, "/cleveland/policy/draft")
+    opened = post_form(admin_client, "/admin/forces/cleveland/setup/", "/admin/forces/cleveland/setup/finish")
+    assert opened.status_code == 400
+    assert "_cy" not in opened.text
 
 
 def test_the_policy_console_leads_back_to_the_set_up_before_a_policy_is_chosen(

@@ -154,14 +154,21 @@ def policy(force: str) -> Response | tuple[str, int]:
         return onboarding.copy_policy(tenant, template.force, actor=current_user, today=_today())
 
     if form.validate_on_submit() and change_on_form(form, choose) is not None:
+        missing = onboarding.policy_state(tenant, today=_today()).welsh_missing
         if form.template.data == BLANK:
             flash(_("The blank policy is saved as the force's draft. Write its pathways and test cases here, "
-                    "then go back to the set-up."), "success")
+                    "then go back to the set-up.") if not missing else
+                  _("The blank policy is saved as the force's draft. Write its pathways and test cases here, "
+                    "each sentence in Welsh as well as English, then go back to the set-up."), "success")
             return redirect(url_for("policy.draft", tenant=tenant.slug))
+        if missing:
+            return _done(_("The policy is copied and passes its tests. %(force)s works in Welsh: %(missing)s "
+                           "Add it in the policy console before the force opens.",
+                           force=tenant.name_in(current_language()), missing=missing), tenant.slug)
         return _done(_("The policy is copied and passes its tests: it will be published when the force opens."),
                      tenant.slug)
     return _page("admin/onboarding/policy.html", form, force=tenant, templates=templates,
-                 state=onboarding.policy_state(today=_today()), kind_label=kind_label)
+                 state=onboarding.policy_state(tenant, today=_today()), kind_label=kind_label)
 
 
 # ---------------------------------------------------------------- offerings

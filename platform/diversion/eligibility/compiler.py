@@ -19,6 +19,7 @@ from typing import Any
 import rule_engine
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from pydantic import ValidationError
 from rule_engine.parser import Parser
 
@@ -341,30 +342,76 @@ def compile_policy(raw: dict[str, Any] | PolicyDocument) -> CompiledPolicy:
                           frozenset(parameter_names))
 
 
+@dataclass(frozen=True)
+class _Untranslated:
+    """A sentence of a policy given in English without its Welsh: where (its place, pathway,
+    criterion), which part of the policy it is (summary, name, description, reason, holds) and its English."""
+
+    place: str
+    part: str
+    english: str
+    pathway: str | None = None
+    criterion: str | None = None
+
+
+def _untranslated(document: PolicyDocument) -> list[_Untranslated]:
+    found = []
+
+    def check(place: str, part: str, english: str | None, welsh: str | None, *, pathway: str | None = None,
+              criterion: str | None = None) -> None:
+        if english and not welsh:
+            found.append(_Untranslated(f"{place}_cy", part, english, pathway, criterion))
+
+    check("summary", "summary", document.summary.strip(), document.summary_cy)
+    for e in document.exclusions:
+        check(f"exclusions[{e.id}].reason", "reason", e.reason, e.reason_cy, criterion=e.id)
+        check(f"exclusions[{e.id}].holds", "holds", e.holds, e.holds_cy, criterion=e.id)
+    for p in document.pathways:
+        check(f"pathways[{p.id}].name", "name", p.name, p.name_cy, pathway=p.id)
+        check(f"pathways[{p.id}].description", "description", p.description, p.description_cy, pathway=p.id)
+        for c in p.criteria:
+            where = f"pathways[{p.id}].criteria[{c.id}]"
+            check(f"{where}.reason", "reason", c.reason, c.reason_cy, pathway=p.id, criterion=c.id)
+            check(f"{where}.holds", "holds", c.holds, c.holds_cy, pathway=p.id, criterion=c.id)
+    return found
+
+
 def welsh_missing(document: PolicyDocument) -> list[PolicyProblem]:
     """What a policy lacks in Welsh, for a force that works in Welsh as well as English: each
     pathway's name (and description, where it has one), and each reason and holds sentence,
     must have its Welsh beside it (``name_cy``, ``reason_cy``...), and so must the policy's summary.
     Empty when nothing is missing."""
-    problems = []
+    message = _("is missing: the force works in Welsh, so this needs its Welsh beside the English")
+    return [PolicyProblem(u.place, message, u.pathway, u.criterion) for u in _untranslated(document)]
 
-    def check(place: str, english: str | None, welsh: str | None, pathway: str | None = None,
-              criterion: str | None = None) -> None:
-        if english and not welsh:
-            problems.append(PolicyProblem(f"{place}_cy", _("is missing: the force works in Welsh, so this needs "
-                                                           "its Welsh beside the English"), pathway, criterion))
 
-    check("summary", document.summary.strip(), document.summary_cy)
-    for e in document.exclusions:
-        check(f"exclusions[{e.id}].reason", e.reason, e.reason_cy, None, e.id)
-        check(f"exclusions[{e.id}].holds", e.holds, e.holds_cy, None, e.id)
-    for p in document.pathways:
-        check(f"pathways[{p.id}].name", p.name, p.name_cy, p.id)
-        check(f"pathways[{p.id}].description", p.description, p.description_cy, p.id)
-        for c in p.criteria:
-            check(f"pathways[{p.id}].criteria[{c.id}].reason", c.reason, c.reason_cy, p.id, c.id)
-            check(f"pathways[{p.id}].criteria[{c.id}].holds", c.holds, c.holds_cy, p.id, c.id)
-    return problems
+def welsh_missing_words(document: PolicyDocument) -> list[str]:
+    """What ``welsh_missing`` finds, each named in words for a reader who never sees the
+    policy's file (the policy's summary, the name of a pathway, a reason quoted...)."""
+    names = {p.id: p.name for p in document.pathways}
+    said = []
+    for u in _untranslated(document):
+        if u.part == "summary":
+            said.append(_("the policy’s summary"))
+        elif u.part == "name":
+            said.append(_("the name of the pathway ‘%(name)s’", name=u.english))
+        elif u.part == "description":
+            said.append(_("the description of the pathway ‘%(name)s’", name=names.get(u.pathway or "", "")))
+        elif u.part == "reason":
+            said.append(_("the reason ‘%(sentence)s’", sentence=u.english))
+        else:
+            said.append(_("the sentence ‘%(sentence)s’", sentence=u.english))
+    return said
+
+
+def welsh_missing_said(document: PolicyDocument) -> str:
+    """How many sentences of the policy have no Welsh, and the first of them, in a sentence
+    ("" when none lacks it)."""
+    said = welsh_missing_words(document)
+    if not said:
+        return ""
+    return str(ngettext("%(num)s sentence has no Welsh: %(first)s.",
+                        "%(num)s sentences have no Welsh, among them %(first)s.", len(said), first=said[0]))
 
 
 @lru_cache(maxsize=256)

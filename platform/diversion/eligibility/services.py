@@ -28,6 +28,7 @@ from diversion.eligibility.compiler import (
     compile_policy,
     compile_stored,
     welsh_missing,
+    welsh_missing_said,
 )
 from diversion.eligibility.document import Pathway, PolicyDocument
 from diversion.eligibility.engine import Assessment, TestOutcome, decide, run_tests
@@ -192,11 +193,14 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str =
     Refuses an actor who may not edit the force's policy (``AccessRefused``),
     and (``PolicyInvalid``, every problem with its place) a document whose
     shape or expressions are wrong, or that lacks the Welsh of a sentence where
-    the force works in Welsh (``welsh_missing``); nothing is saved then.
+    the force works in Welsh (``welsh_missing``); nothing is saved then. A
+    force being set up may save a draft without its Welsh (a copy of an
+    English force's policy, the blank one): ``welsh_missing_said`` tells
+    what is missing, and ``publish`` refuses it until it is there.
     """
     require(actor, Action.EDIT_POLICY, tenant_id=tenant.id)
     policy = compile_policy(raw)
-    if problems := _welsh_missing(tenant, policy.document):
+    if tenant.status is not ForceStatus.DRAFT and (problems := _welsh_missing(tenant, policy.document)):
         raise PolicyInvalid(problems)
     draft = current_draft()
     if draft is None:
@@ -215,6 +219,12 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str =
 def _welsh_missing(tenant: Tenant, document: PolicyDocument) -> list[PolicyProblem]:
     """What the policy lacks in Welsh, where the force works in Welsh; nothing for an English-only force."""
     return welsh_missing(document) if WELSH in tenant.languages else []
+
+
+def welsh_gaps(tenant: Tenant, document: PolicyDocument) -> str:
+    """What the policy lacks in Welsh where the force works in Welsh, in a sentence
+    (``welsh_missing_said``); "" when nothing is missing or the force works in English only."""
+    return welsh_missing_said(document) if WELSH in tenant.languages else ""
 
 
 def discard_draft(tenant: Tenant, draft: PolicyVersion, *, actor: Actor) -> None:
@@ -259,10 +269,10 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
         raise PolicyError("effective_from", _("The date must be from %(earliest)s to %(latest)s.",
                                               earliest=day(EARLIEST_CASE_DATE), latest=day(latest_future_date(today))))
     policy = compiled(draft)
-    if problems := _welsh_missing(tenant, policy.document):
-        raise PolicyError("policy", _("%(force)s works in Welsh too: %(problem)s.",
-                                      force=tenant.name_in(current_language()),
-                                      problem=problems[0]))
+    if missing := welsh_gaps(tenant, policy.document):
+        raise PolicyError("policy", _("%(force)s works in Welsh, so its policy needs its Welsh beside the "
+                                      "English: %(missing)s Add it in the policy console.",
+                                      force=tenant.name_in(current_language()), missing=missing))
     if not policy.document.tests:
         raise PolicyError("tests", _("Add test cases before publishing: a policy must show it works."))
     failing = [t for t in run_tests(policy, default_on=today, wording=Names.of(policy)) if not t.passed]

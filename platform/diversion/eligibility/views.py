@@ -128,7 +128,9 @@ def _draft_page(draft: PolicyVersion | None, *, form: DraftForm | None = None, p
     the results of its test cases when they were run."""
     if form is None and draft is not None:
         form = DraftForm(formdata=None, document=document_toml(draft.document), note=draft.note)
+    welsh_missing = services.welsh_gaps(g.tenant, services.compiled(draft).document) if draft else ""
     return render_template("eligibility/draft.html", form=form, draft=draft, problems=problems or [],
+                           welsh_missing=welsh_missing,
                            publish=publish or PublishForm(formdata=None), confirm=ConfirmForm(), results=results,
                            names=Names.of(services.compiled(draft)) if results is not None and draft else None)
 

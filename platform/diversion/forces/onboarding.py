@@ -389,24 +389,26 @@ def blank_policy(tenant: Tenant, *, actor: Actor, today: date) -> PolicyVersion:
 
 @dataclass(frozen=True)
 class PolicyState:
-    """The draft force's policy: its draft version (None: not chosen yet) and its failing tests."""
+    """The draft force's policy: its draft version (None: not chosen yet), its failing tests
+    and, for a force that works in Welsh, what it lacks in Welsh said in a sentence ("" for nothing)."""
 
     version: PolicyVersion | None
     failing: list[TestOutcome] = field(default_factory=list)
     tests: int = 0
+    welsh_missing: str = ""
 
     @property
     def ready(self) -> bool:
-        return self.version is not None and self.tests > 0 and not self.failing
+        return self.version is not None and self.tests > 0 and not self.failing and not self.welsh_missing
 
 
-def policy_state(*, today: date) -> PolicyState:
+def policy_state(tenant: Tenant, *, today: date) -> PolicyState:
     """Where the draft force in scope's policy stands on ``today``."""
     version = policies.current_draft()
     if version is None:
         return PolicyState(None)
-    tests = len(policies.compiled(version).document.tests)
-    return PolicyState(version, _failing(version, today), tests)
+    document = policies.compiled(version).document
+    return PolicyState(version, _failing(version, today), len(document.tests), policies.welsh_gaps(tenant, document))
 
 
 def draft_pathways() -> list[Pathway]:
@@ -540,7 +542,7 @@ _UNDONE = {
 
 def progress(tenant: Tenant, *, today: date) -> list[Task]:
     """The steps of the draft force in scope and where each stands."""
-    state = policy_state(today=today)
+    state = policy_state(tenant, today=today)
     choose_policy = _("Choose the first policy")
     if state.version is None:
         policy = Task("policy", choose_policy, TaskStatus.NOT_STARTED)
@@ -550,8 +552,10 @@ def progress(tenant: Tenant, *, today: date) -> list[Task]:
                                "%(num)s test cases pass; published when the force opens.", state.tests))
     else:
         policy = Task("policy", choose_policy, TaskStatus.IN_PROGRESS,
-                      _("Its tests do not pass yet: finish it in the policy console.") if state.tests
-                      else _("It has no test cases yet: add them in the policy console."))
+                      _("It has no test cases yet: add them in the policy console.") if not state.tests
+                      else _("Its tests do not pass yet: finish it in the policy console.") if state.failing
+                      else _("Its Welsh is not all there yet: %(missing)s Add it in the policy console.",
+                             missing=state.welsh_missing))
     count = len(_fitting_offerings(tenant))
     choose_courses = _("Choose the courses offered")
     if state.version is None:
@@ -603,7 +607,7 @@ def finish(tenant: Tenant, *, actor: Actor, today: date) -> PolicyVersion:
     fitting = _fitting_offerings(tenant)
     if len(fitting) != len(offered()):
         raise OnboardingError("offerings", _("Some offerings no longer fit the policy: choose the courses again."))
-    state = policy_state(today=today)
+    state = policy_state(tenant, today=today)
     if state.version is None:  # progress has said so already; for the type checker
         raise OnboardingError("policy", _("Choose the first policy first."))
     try:
