@@ -653,6 +653,34 @@ def test_the_policy_console_leads_back_to_the_set_up_before_a_policy_is_chosen(
     assert "Back to the set-up" in editor.text
 
 
+def test_a_pathway_no_course_fits_is_left_without_one_and_the_force_still_opens(
+        app: Flask, admin_client: FlaskClient, world: World) -> None:
+    submit(admin_client, "/admin/forces/new", DETAILS_FORM)
+    # No course fits the blank policy's pathway in Cleveland.
+    submit(admin_client, "/admin/forces/cleveland/setup/policy", {"template": "blank"})
+    offerings_url = "/admin/forces/cleveland/setup/offerings"
+    page = html.unescape(admin_client.get(offerings_url).text)
+    assert "Adult drug education</h2>" in page  # its name, not its kind's same words again
+    assert "(Adult drug education)" not in page
+    assert "so it is left without one" in page
+    assert 'href="/admin/catalogue/courses/new"' in page
+    assert "Ask for one" not in page
+    saved = submit(admin_client, offerings_url, {})
+    assert saved.status_code == 302
+    tasks = html.unescape(admin_client.get(saved.headers["Location"]).text)
+    assert "No course is offered: none in the catalogue fits the policy’s pathways." in tasks
+    with app.app_context():
+        tenant = force("cleveland")
+        with scoped(tenant.id):
+            step = next(t for t in onboarding.progress(tenant, today=today()) if t.key == "offerings")
+            assert step.status is TaskStatus.COMPLETED
+            onboarding.invite_first_admin(tenant, email="chief@cleveland.example", name="Chief Admin",
+                                          actor=admin(world))
+        db.session.commit()
+    opened = post_form(admin_client, "/admin/forces/cleveland/setup/", "/admin/forces/cleveland/setup/finish")
+    assert opened.status_code == 302
+
+
 def test_leaving_keeps_the_draft_to_resume_or_discard(app: Flask, admin_client: FlaskClient,
                                                       world: World) -> None:
     submit(admin_client, "/admin/forces/new", DETAILS_FORM)

@@ -192,7 +192,8 @@ def offerings(force: str) -> Response | tuple[str, int]:
     if form.validate_on_submit() and change_on_form(form, lambda: onboarding.set_offerings(
             tenant, _chosen(request.form.getlist("offerings")), actor=current_user)) is not None:
         count = len(onboarding.offered())
-        return _done(ngettext("%(num)s course is offered.", "%(num)s courses are offered.", count), tenant.slug)
+        return _done(ngettext("%(num)s course is offered.", "%(num)s courses are offered.", count) if count
+                     else _("No course is offered: none in the catalogue fits the policy’s pathways."), tenant.slug)
     ticked = (set(request.form.getlist("offerings")) if request.method == "POST"
               else {f"{p}:{c}" for p, c in onboarding.offered()})
     return _page("admin/onboarding/offerings.html", form, force=tenant, choices=onboarding.offering_choices(tenant),

@@ -436,8 +436,9 @@ def set_offerings(tenant: Tenant, chosen: Collection[tuple[str, int]], *, actor:
     Their local details (venues, booking contact) are written later on the
     force's "Courses offered" page. Returns the offerings.
 
-    Refuses a force with no policy yet, an empty choice, a pathway the
-    policy lacks, and a course that is not in the catalogue, is retired or
+    Refuses a force with no policy yet, an empty choice where a course of
+    the catalogue fits one of its pathways (a pathway no course fits is
+    left without one), a pathway the policy lacks, and a course that is not in the catalogue, is retired or
     does not fit the pathway (``misfit``); besides what every service here
     refuses.
     """
@@ -446,7 +447,7 @@ def set_offerings(tenant: Tenant, chosen: Collection[tuple[str, int]], *, actor:
     pathways = {p.id: p for p in draft_pathways()}
     if not pathways:
         raise OnboardingError("offerings", _("Choose the first policy first: offerings serve its pathways."))
-    if not chosen:
+    if not chosen and any(courses for _pathway, courses in offering_choices(tenant)):
         raise OnboardingError("offerings", _("Choose at least one course."))
     courses = {c.id: c for c in db.session.scalars(select(Course).where(Course.id.in_({c for _, c in chosen})))}
     for pathway_id, course_id in sorted(chosen):
@@ -563,6 +564,9 @@ def progress(tenant: Tenant, *, today: date) -> list[Task]:
     elif count:
         offerings = Task("offerings", choose_courses, TaskStatus.COMPLETED,
                          ngettext("%(num)s course offered.", "%(num)s courses offered.", count))
+    elif not any(courses for _pathway, courses in offering_choices(tenant)):
+        offerings = Task("offerings", choose_courses, TaskStatus.COMPLETED,
+                         _("No course in the catalogue fits the policy’s pathways: none is offered."))
     else:
         offerings = Task("offerings", choose_courses, TaskStatus.NOT_STARTED)
     sign_on = sign_on_of(tenant)
