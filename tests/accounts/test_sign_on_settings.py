@@ -135,6 +135,7 @@ def test_the_force_admins_page_saves_refuses_in_place_and_never_shows_the_secret
     assert page.status_code == 200
     assert "Set up single sign-on" in page.text
     assert "http://localhost/west-midlands/sign-in/sso/callback" in page.text  # to register at the provider
+    assert "keep the one already saved" not in page.text  # none is saved
     token = csrf_token(page.text)
     bad = client.post("/west-midlands/settings/sign-on", data={
         "csrf_token": token, "issuer": "https://127.0.0.1/idp", "client_id": "app", "client_secret": "kept-secret",
@@ -155,6 +156,7 @@ def test_the_force_admins_page_saves_refuses_in_place_and_never_shows_the_secret
     assert ISSUER in shown
     assert "kept-secret" not in shown
     assert "Saved, kept encrypted" in shown
+    assert "keep the one already saved" in shown
     # Saved again without a secret: the kept one stays.
     again = client.post("/west-midlands/settings/sign-on", data={
         "csrf_token": token, "issuer": ISSUER, "client_id": "app-2", "new_people": "refuse"})

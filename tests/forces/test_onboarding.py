@@ -738,3 +738,17 @@ def test_single_sign_on_is_set_on_its_page_and_the_secret_never_shown(app: Flask
     assert submit(admin_client, sign_on_url, {"issuer": "https://example.org/cleveland", "client_id": "platform",
                                               "client_secret": "s3cret", "new_people": "refuse"}).status_code == 302
     assert "s3cret" not in admin_client.get(sign_on_url).text
+
+
+def test_the_sign_on_step_shows_the_redirect_address_and_speaks_of_a_saved_secret_once_one_is(
+        app: Flask, admin_client: FlaskClient, world: World) -> None:
+    submit(admin_client, "/admin/forces/new", DETAILS_FORM)
+    sign_on_url = "/admin/forces/cleveland/setup/sign-on"
+    page = admin_client.get(sign_on_url).text
+    found = re.search(r'data-testid="redirect-address"><code class="app-code">([^<]+)<', page)
+    assert found is not None
+    assert found.group(1) == "http://localhost/cleveland/sign-in/sso/callback"
+    assert "keep the one already saved" not in page
+    assert submit(admin_client, sign_on_url, {"issuer": "https://example.org/cleveland", "client_id": "platform",
+                                              "client_secret": "s3cret", "new_people": "refuse"}).status_code == 302
+    assert "keep the one already saved" in admin_client.get(sign_on_url).text

@@ -299,6 +299,16 @@ class SignOnForm(Form):
         return cls(data={"issuer": sign_on.issuer, "client_id": sign_on.client_id,
                          "compulsory": sign_on.compulsory, "new_people": sign_on.new_people}, **kwargs)
 
+    @classmethod
+    def for_page(cls, sign_on: ForceSignOn | None, *, submitted: bool) -> SignOnForm:
+        """The form a settings page shows: the one submitted, or else filled in from the saved
+        settings (``of``); its client secret's hint speaks of keeping a saved secret only when
+        one is saved."""
+        form = cls() if submitted else cls.of(sign_on)
+        if sign_on is None or not sign_on.has_secret:
+            form.client_secret.description = _("Entered once and kept encrypted: it is never shown again.")
+        return form
+
 
 # ---------------------------------------------------------------- who signs in
 

@@ -89,7 +89,12 @@ def _closed() -> SignInRefused | None:
 
 
 def _callback_url() -> str:
-    return url_for("sso.callback", _external=True)
+    return callback_url(g.tenant.slug)
+
+
+def callback_url(slug: str) -> str:
+    """The redirect address a force's identity provider sends its people back to, to register there."""
+    return url_for("sso.callback", tenant=slug, _external=True)
 
 
 @bp.route("/sign-in/sso")
@@ -210,7 +215,7 @@ def settings() -> Any:
     if not force_may(Action.MANAGE_SIGN_ON.value):
         abort(403)
     sign_on = sign_on_of(g.tenant)
-    form = SignOnForm.of(sign_on) if request.method == "GET" else SignOnForm()
+    form = SignOnForm.for_page(sign_on, submitted=request.method != "GET")
     if form.validate_on_submit():
         saved = change_on_form(form, lambda: configure_sign_on(g.tenant, actor=current_user, **form.settings()))
         if saved is not None:

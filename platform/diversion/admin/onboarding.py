@@ -25,6 +25,7 @@ from diversion.accounts import sso
 from diversion.accounts.access import Action, requires_platform_action
 from diversion.accounts.forms import ConfirmForm
 from diversion.accounts.invitations import invitation_link, mail_configured
+from diversion.accounts.sso_views import callback_url
 from diversion.admin.forms import FirstAdminForm, ForceDetailsForm, OfferingsForm, PolicyTemplateForm
 from diversion.catalogue.views import LABELS
 from diversion.catalogue.vocabulary import AREAS, kind_label
@@ -208,11 +209,11 @@ def sign_on(force: str) -> Response | tuple[str, int]:
     """The optional step: the force's identity provider (the client secret is never shown back)."""
     tenant = _draft(force)
     saved = sso.sign_on_of(tenant)
-    form = sso.SignOnForm.of(saved) if request.method == "GET" else sso.SignOnForm()
+    form = sso.SignOnForm.for_page(saved, submitted=request.method != "GET")
     if form.validate_on_submit() and change_on_form(
             form, lambda: onboarding.set_sign_on(tenant, actor=current_user, **form.settings())) is not None:
         return _done(_("Single sign-on is saved."), tenant.slug)
-    return _page("admin/onboarding/sign_on.html", form, force=tenant, saved=saved)
+    return _page("admin/onboarding/sign_on.html", form, force=tenant, saved=saved, callback=callback_url(tenant.slug))
 
 
 @bp.route("/<force>/setup/first-admin", methods=["GET", "POST"])
