@@ -118,7 +118,7 @@ def test_starting_makes_a_draft_force_with_the_details(app: Flask, database: Any
 
 @pytest.mark.parametrize(("change", "field", "words"), [
     ({"slug": "Cleveland Police"}, "slug", "lower-case letters"),
-    ({"slug": "admin"}, "slug", "platform's own addresses"),
+    ({"slug": "admin"}, "slug", "^‘admin’ is one of the platform’s own addresses: choose another address.$"),
     ({"slug": "durham"}, "slug", "already has the address"),
     ({"name": "durham constabulary"}, "name", "A force is already called durham constabulary"),
     ({"name": "  "}, "name", "cannot be empty"),
@@ -532,7 +532,8 @@ def test_the_details_page_shows_every_problem_in_place_and_makes_nothing(app: Fl
                                         "#brand_colour"]
     assert "Use lower-case letters, digits and single hyphens only" in answer.text
     # What only the service knows is shown in place too.
-    for slug, words in (("admin", "platform&#39;s own addresses"), ("durham", "already has the address")):
+    for slug, words in (("admin", "‘admin’ is one of the platform’s own addresses: choose another address."),
+                        ("durham", "already has the address")):
         answer = submit(admin_client, "/admin/forces/new", {**DETAILS_FORM, "slug": slug})
         assert answer.status_code == 400
         assert error_links(answer.text) == ["#slug"]

@@ -78,7 +78,7 @@ from diversion.eligibility.fields import FIELDS, Kind
 from diversion.eligibility.models import Origin, PolicyVersion
 from diversion.errors import FieldError
 from diversion.extensions import db
-from diversion.forces.files import ForceFile
+from diversion.forces.files import RESERVED_SLUGS, ForceFile
 from diversion.forces.services import change_status, force_columns
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
@@ -144,6 +144,9 @@ def _as_file(details: ForceDetails) -> ForceFile:
     rules; the first problem refused, named by the input it comes from."""
     if not details.area.strip():
         raise OnboardingError("area", _("Choose the force area."))
+    if (slug := details.slug.strip()) in RESERVED_SLUGS:
+        raise OnboardingError("slug", _("‘%(slug)s’ is one of the platform’s own addresses: choose another address.",
+                                        slug=slug))
     data: dict[str, Any] = {
         "slug": details.slug.strip(), "name": details.name, "name_cy": details.name_cy.strip() or None,
         "scheme_name": details.scheme_name,
