@@ -19,7 +19,10 @@ The steps (``progress`` says where a draft stands):
    force's policy in force, or a blank one written over the field
    catalogue, saved as the force's draft version; it must pass its own
    tests. A blank one is then written in the policy console
-   (``/<force>/policy/draft``).
+   (``/<force>/policy/draft``). A force that works in Welsh may start from
+   a policy without its Welsh (an English force's, the blank one): what
+   it lacks is said in words (``PolicyState.welsh_missing``), and the step
+   is done once every sentence has its Welsh, added in the policy console.
 
    The policy is published when the force is finished, not at this step:
    a published version can never change or be deleted (the database
@@ -30,6 +33,8 @@ The steps (``progress`` says where a draft stands):
    passes its tests.
 3. **Offerings** (``set_offerings``): courses of the catalogue that fit the
    draft policy's pathways in the force's area (``catalogue.files.misfit``).
+   A pathway no course fits is left without one; when none fits any, the
+   step is done with no course offered.
 4. **Single sign-on**, optional (``set_sign_on``): the force's identity
    provider, through ``accounts.sso.configure_sign_on``.
 5. **The first force admin** (``invite_first_admin``): an invitation
