@@ -50,6 +50,10 @@ def test_draft_with_failing_tests_cannot_be_published(app: Flask, world: World) 
         document["parameters"]["adult_age"][0]["value"] = 21  # breaks "18 exactly"
         draft = services.save_draft(tenant, document, actor=SYSTEM, note="raise the age")
         assert draft.number == 2
+        saved = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "policy.draft_saved")
+                                  .order_by(AuditEvent.occurred_at.desc()).limit(1))
+        assert saved is not None
+        assert saved.details["note"] == "raise the age"  # the log says what changed, as the draft does
         with pytest.raises(services.PolicyError, match="18 exactly"):
             services.publish(tenant, draft, effective_from=TODAY, actor=SYSTEM, today=TODAY)
         assert not draft.is_published

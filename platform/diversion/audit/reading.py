@@ -221,7 +221,7 @@ _KEYS: Mapping[str, str] = _Words({
     "ends_on": _l("ends on"), "monthly_fee_pence": _l("monthly fee (pence)"), "vat": _l("VAT"),
     "platform_fee_basis_points": _l("platform fee (basis points)"), "prices": _l("prices (pence)"),
     "generated": _l("generated"), "seed": _l("seed"), "retention_months": _l("retention months"),
-    "languages": _l("languages"),
+    "languages": _l("languages"), "note": _l("what changed"),
 })
 # Stored codes with words of their own, by the detail that holds them; any other value is
 # shown as it was stored.

@@ -212,7 +212,7 @@ def save_draft(tenant: Tenant, raw: dict[str, Any], *, actor: Actor, note: str =
     draft.origin, draft.origin_details = origin, origin_details
     db.session.flush()
     record("policy.draft_saved", actor=actor, tenant_id=tenant.id, object_type="policy_version",
-           object_id=draft.number, details={"hash": draft.content_hash})
+           object_id=draft.number, details={"hash": draft.content_hash, **({"note": draft.note} if draft.note else {})})
     return draft
 
 
