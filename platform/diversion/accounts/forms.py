@@ -11,22 +11,32 @@ from govuk_frontend_wtf.wtforms_widgets import (
 )
 from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import EqualTo, InputRequired, Length, Optional
+from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
 
 from diversion.accounts.models import FORCE_ROLES, ProviderRole
-from diversion.accounts.services import MIN_PASSWORD_LENGTH
+from diversion.accounts.services import MIN_PASSWORD_LENGTH, AccountError, normalise_email
 from diversion.forms import Form, Longest, PasswordInput, label_of
 from diversion.forms import lazy_gettext as _l
 
 MAX_TOKEN_NAME_LENGTH = 100  # as jsonapi.tokens keeps it
 
 
-def email_field(missing: str | LazyString) -> EmailField:
-    """A person's email address, required (``missing`` says so when it is left out)."""
+def _an_address(form: Form, field: EmailField) -> None:
+    """Refuses what is not an email address, with the words the services use for it (``normalise_email``)."""
+    try:
+        normalise_email(field.data or "")
+    except AccountError as error:
+        raise ValidationError(error.message) from error
+
+
+def email_field(missing: str | LazyString, *, checked: bool = False) -> EmailField:
+    """A person's email address, required (``missing`` says so when it is left out); ``checked``: one
+    that is not an address is named here, beside the form's other mistakes, not after they are put
+    right (sign-in leaves it to the service, which records a malformed attempt)."""
     return EmailField(
         _l("Email address"),
         widget=GovTextInput(),
-        validators=[InputRequired(message=missing), Longest(254)],
+        validators=[InputRequired(message=missing), Longest(254), *([_an_address] if checked else [])],
     )
 
 
@@ -96,18 +106,19 @@ def token_name_field(example: str | LazyString) -> StringField:
 
 # ---------------------------------------------------------------- invitations
 
-def _invitee_fields() -> tuple[StringField, EmailField]:
+def invitee_fields() -> tuple[StringField, EmailField]:
+    """A person invited: their name and their email address, each mistake named at once."""
     name = StringField(
         _l("Full name"), widget=GovTextInput(),
         validators=[InputRequired(message=_l("Enter the person's name")),
                     Length(max=200, message=_l("The name must be %(num)s characters or fewer", num=200))])
-    return name, email_field(_l("Enter the person's email address"))
+    return name, email_field(_l("Enter the person's email address"), checked=True)
 
 
 class InviteForm(Form):
     """A force admin invites a person to the force, with a role."""
 
-    name, email = _invitee_fields()
+    name, email = invitee_fields()
     role = force_role_field()
     submit = SubmitField(_l("Send the invitation"), widget=GovSubmitInput())
 
@@ -115,7 +126,7 @@ class InviteForm(Form):
 class ProviderInviteForm(Form):
     """A provider admin invites a person to work for the provider."""
 
-    name, email = _invitee_fields()
+    name, email = invitee_fields()
     role = RadioField(
         _l("Role"), widget=GovRadioInput(),
         choices=[SelectChoice(ProviderRole.STAFF.value, _l("Staff: works the provider's referrals")),
@@ -137,7 +148,7 @@ class FirstAdminForm(Form):
 
     organisation = SelectField(_l("Force or provider"), widget=GovSelect(), validate_choice=False,
                                validators=[InputRequired(message=_l("Choose the force or provider"))])
-    name, email = _invitee_fields()
+    name, email = invitee_fields()
     submit = SubmitField(_l("Send the invitation"), widget=GovSubmitInput())
 
 

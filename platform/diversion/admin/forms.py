@@ -19,7 +19,7 @@ from wtforms import RadioField, SelectField, SelectMultipleField, StringField, S
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-from diversion.accounts.forms import email_field
+from diversion.accounts.forms import invitee_fields
 from diversion.catalogue.vocabulary import AREAS
 from diversion.files import SLUG_PATTERN
 from diversion.forces.onboarding import ForceDetails
@@ -120,10 +120,7 @@ class PolicyTemplateForm(Form):
 class FirstAdminForm(Form):
     """The last step: who will be the force's first force admin."""
 
-    name = StringField(_l("Full name"), widget=GovTextInput(), validators=[
-        InputRequired(message=_l("Enter the person's name")),
-        Length(max=200, message=_l("The name must be 200 characters or fewer"))])
-    email = email_field(_l("Enter the person's email address"))
+    name, email = invitee_fields()
     submit = SubmitField(_l("Invite them"), widget=GovSubmitInput())
 
 
