@@ -406,6 +406,8 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("platform_admin", f"/admin/billing{a}/{provider}/{month}/rows/{ids['ledger-row']}/reverse",
          ["provider", "pathway"]),
         ("platform_admin", "/admin/billing/close/", ["other-force"]),
+        ("platform_admin", "/admin/billing/close/2026-11", ["other-force"]),
+        ("platform_admin", f"/admin/billing/close/2026-11?force={world.b.slug}", ["other-force"]),
         ("national_lead", "/national/", ["other-force"]),
         ("national_lead", "/national/completion", ["other-force"]),
         ("national_lead", f"/national/compare?first={world.b.id}&second={world.a.id}", ["other-force"]),

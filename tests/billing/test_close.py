@@ -276,8 +276,16 @@ def test_the_console_starts_the_close_and_shows_its_progress(billed: Flask, worl
     refused = post_form(client, "/admin/billing/close/", "/admin/billing/close/", {"month": "last month", "force": ""})
     assert refused.status_code == 400
     assert "Enter the month as year and month" in refused.text
-    started = post_form(client, "/admin/billing/close/", "/admin/billing/close/",
-                        {"month": month_key(MONTH), "force": "west-midlands"})
+    asked = post_form(client, "/admin/billing/close/", "/admin/billing/close/",
+                      {"month": month_key(MONTH), "force": "west-midlands"})
+    assert asked.status_code == 302  # asked first: nothing is closed yet
+    confirm_url = asked.headers["Location"]
+    assert confirm_url == f"/admin/billing/close/{month_key(MONTH)}?force=west-midlands"
+    work_now(billed)
+    assert not server.of_kind("invoice")
+    with billed.app_context(), scoped(world.a.id):
+        assert db.session.scalar(select(ClosedMonth)) is None
+    started = post_form(client, confirm_url, confirm_url)
     assert started.status_code == 302
     work_now(billed)
     shown = client.get(started.headers["Location"])
@@ -316,3 +324,28 @@ def test_a_closed_month_takes_no_new_rows(billed: Flask, world: World) -> None:
             assert ledger.open_month(world.a.id, MONTH) == month_of(utcnow())
         with scoped(world.b.id):
             assert ledger.open_month(world.b.id, MONTH) == MONTH  # another force's month is its own
+
+
+def test_the_console_asks_before_it_closes_a_month(billed: Flask, world: World, server: StripeServer,
+                                                  client: FlaskClient) -> None:
+    """The page names the month and the forces, says what closing does, and closes nothing until asked."""
+    sign_in(client, world.email("platform_admin"))
+    url = f"/admin/billing/close/{month_key(MONTH)}"
+    page = client.get(f"{url}?force=west-midlands")
+    assert page.status_code == 200
+    label = MONTH.strftime("%B %Y")
+    for words in (f"Close {label} for West Midlands Police?", "makes each statement of the month final",
+                  "sends each force an invoice for each statement on Stripe", "A closed month cannot be opened again",
+                  "govuk-button--warning", "Cancel", f'href="/admin/billing/close/?month={month_key(MONTH)}"'):
+        assert words in page.text
+    every = client.get(url)
+    assert f"Close {label} for every force?" in every.text
+    assert "West Midlands Police" in every.text
+    assert "Durham" in every.text
+    work_now(billed)
+    assert not server.of_kind("invoice")
+    with billed.app_context(), scoped(world.a.id):
+        assert db.session.scalar(select(ClosedMonth)) is None
+    assert client.post(url, data={}).status_code == 400  # no CSRF token: nothing queued
+    for wrong in ("/admin/billing/close/2999-01", "/admin/billing/close/someday", f"{url}?force=nowhere"):
+        assert client.get(wrong).status_code == 404

@@ -1,13 +1,15 @@
 """The console's monthly close, /admin/billing/close: a platform admin chooses a month
-(and a force, or every force) and starts the close as a background job; the page
-shows the run's progress and, force by force, where the month's invoices stand."""
+(and a force, or every force), is asked to confirm on a page naming the forces and the
+month and saying what closing does (``/admin/billing/close/<month>``, GET), and starts
+the close as a background job (the same address, POST); the first page shows the run's
+progress and, force by force, where the month's invoices stand."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -19,6 +21,7 @@ from wtforms.validators import InputRequired
 
 from diversion import jobs
 from diversion.accounts.access import Action, requires_platform_action
+from diversion.accounts.forms import ConfirmForm
 from diversion.billing.close import CLOSE_TASK
 from diversion.billing.models import ClosedMonth, InvoiceStatus, Statement
 from diversion.billing.months import month_key, month_label, month_of, parse_month, previous_month
@@ -29,7 +32,7 @@ from diversion.forms import Form
 from diversion.jobs.models import JobRun
 from diversion.listing import matching, page_of, search_terms
 from diversion.tenancy.context import scoped
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import ForceStatus, Tenant
 from diversion.words import current_language
 
 bp = Blueprint("billing_close", __name__, url_prefix="/admin/billing/close")
@@ -41,7 +44,7 @@ class CloseForm(Form):
                         description=_l("The year and month, like 2026-11. It must have ended."),
                         validators=[InputRequired(message=_l("Enter the month to close"))])
     force = SelectField(_l("Force"), widget=GovSelect(), validate_choice=False)
-    submit = SubmitField(_l("Close the month"), widget=GovSubmitInput())
+    submit = SubmitField(_l("Continue"), widget=GovSubmitInput())
 
 
 @dataclass(frozen=True)
@@ -72,22 +75,14 @@ def index() -> str | Response | tuple[str, int]:
     if form.validate_on_submit():
         chosen = next((force for force in forces if force.slug == form.force.data), None)
         try:
-            month = parse_month(form.month.data or "")
-            if month >= month_of(utcnow()):
-                raise FieldError("month", _("%(month)s has not ended yet: only a past month can be closed",
-                                              month=month_label(month)))
+            month = _ended(form.month.data or "")
         except FieldError as error:
             form.month.errors = [error.message]
         else:
             if form.force.data != EVERY_FORCE and chosen is None:
                 form.force.errors = [_("Choose one of the forces, or every force")]
-            else:
-                job = jobs.defer(CLOSE_TASK, month=month_key(month), tenant_id=chosen.id if chosen else None,
-                                 user_id=current_user.id)
-                if job is None:
-                    flash(_("A close is already waiting to run: its progress shows below once it starts."), "error")
-                    return redirect(url_for(".index", month=month_key(month)))
-                return redirect(url_for(".index", run=job, month=month_key(month)))
+            else:  # asked first: the close cannot be taken back
+                return redirect(url_for(".confirm", month=month_key(month), force=chosen.slug if chosen else None))
     month = _month_asked()
     run = _run_asked()
     search = search_terms()
@@ -99,6 +94,46 @@ def index() -> str | Response | tuple[str, int]:
     html = render_template("billing/close.html", form=form, run=run, month=month, rows=rows, page=page,
                            search=search, running=run is not None and run.finished_at is None)
     return (html, 400) if form.errors else html
+
+
+def _ended(text: str) -> date:
+    """The month ``text`` names; refuses (``FieldError`` on ``month``) one that is not a month or has not ended."""
+    month = parse_month(text)
+    if month >= month_of(utcnow()):
+        raise FieldError("month", _("%(month)s has not ended yet: only a past month can be closed",
+                                    month=month_label(month)))
+    return month
+
+
+@bp.route("/<month>", methods=["GET", "POST"])
+@requires_platform_action(Action.CLOSE_MONTH)
+def confirm(month: str) -> str | Response:
+    """Asks first (GET): the month, the force (``?force=``, or every force) and what closing does;
+    then starts the close (POST). A month that is not one or has not ended, or a force that is not
+    one, is not found."""
+    try:
+        chosen_month = _ended(month)
+    except FieldError:
+        abort(404)
+    slug = request.args.get("force", "")
+    chosen = db.session.scalar(select(Tenant).where(Tenant.slug == slug)) if slug else None
+    if slug and chosen is None:
+        abort(404)
+    if request.method == "GET":
+        forces = [chosen] if chosen else list(db.session.scalars(
+            select(Tenant).where(Tenant.status != ForceStatus.DRAFT).order_by(Tenant.name)))  # as the close has it
+        return render_template("billing/close_confirm.html", month=chosen_month, chosen=chosen, forces=forces,
+                               stripe_on=bool(current_app.config.get("STRIPE_SECRET_KEY")), confirm=ConfirmForm(),
+                               action=url_for(".confirm", month=month_key(chosen_month), force=slug or None),
+                               back=url_for(".index", month=month_key(chosen_month)))
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    job = jobs.defer(CLOSE_TASK, month=month_key(chosen_month), tenant_id=chosen.id if chosen else None,
+                     user_id=current_user.id)
+    if job is None:
+        flash(_("A close is already waiting to run: its progress shows below once it starts."), "error")
+        return redirect(url_for(".index", month=month_key(chosen_month)))
+    return redirect(url_for(".index", run=job, month=month_key(chosen_month)))
 
 
 def _month_asked() -> date:
