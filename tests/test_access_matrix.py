@@ -1079,6 +1079,8 @@ ROUTES: tuple[Route, ...] = (
     # Platform admins: every account, and the admins of forces and providers invited.
     Route("admin_people.index", "GET", lambda w: "/admin/people/", allow(PLATFORM_ADMIN, OK),
           shows=lambda w: [u.email for u in w.users.values()]),
+    Route("admin_people.deactivate", "GET", lambda w: f"/admin/people/{w.users['b_supervisor'].id}/deactivate",
+          allow(PLATFORM_ADMIN, OK), shows=lambda w: ["Deactivate B Supervisor?", w.email("b_supervisor")]),
     Route("admin_people.deactivate", "POST", lambda w: f"/admin/people/{w.users['b_supervisor'].id}/deactivate",
           allow(PLATFORM_ADMIN, redirect("/admin/people/")),
           effect=lambda app, w, _c, _who: not _user_active(app, w, "b_supervisor")),

@@ -134,6 +134,7 @@ def _people(world: World, seeded: Seeded, today: date) -> _Seeding:
     db.session.add(ProviderMembership(provider_id=provider.id, user_id=users["provider-admin"].id,
                                       role=ProviderRole.ADMIN))
     seeded.ids["provider"] = provider.id
+    seeded.ids["provider-admin-user"] = users["provider-admin"].id
     return _Seeding(seeded, tenant, provider, users, today)
 
 
@@ -327,6 +328,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         (None, f"{a}/invitation/{ids['force_invitation']}", ["invitee"]),
         (None, f"/provider/invitation/{ids['provider_invitation']}", ["provider-invitee", "provider"]),
         ("platform_admin", "/admin/people/", ["force-admin", "officer", "supervisor", "provider-admin"]),
+        ("platform_admin", f"/admin/people/{ids['provider-admin-user']}/deactivate", ["provider-admin"]),
         ("platform_admin", "/admin/people/invite", ["other-force", "provider"]),
         ("force-admin", f"{a}/members/{ids['officer-membership']}/role", ["officer"]),
         ("force-admin", f"{a}/members/{ids['officer-membership']}/remove", ["officer"]),

@@ -371,6 +371,15 @@ def test_a_platform_admin_searches_pages_and_deactivates(app: Flask, client: Fla
     found = client.get("/admin/people/?q=A+Officer")
     assert "1 account matching" in found.text
     target = world.users["a_officer"].id
+    # Asked first: the page names the person and what deactivating does, and changes nothing.
+    asked = client.get(f"/admin/people/{target}/deactivate?q=A+Officer")
+    assert asked.status_code == 200
+    for words in ("Deactivate A Officer?", world.email("a_officer"), "Their sessions end at once",
+                  "govuk-button--warning", 'href="/admin/people/?q=A+Officer"', "Cancel"):
+        assert words in asked.text
+    assert f'href="/admin/people/{target}/deactivate?q=A+Officer"' in found.text
+    assert f'href="/admin/people/{target}/deactivate"' in page.text  # no empty search carried
+    assert officer.get("/west-midlands/").status_code == 200
     done = post_form(client, "/admin/people/?q=A+Officer", f"/admin/people/{target}/deactivate?q=A+Officer")
     assert done.status_code == 302
     assert done.headers["Location"] == "/admin/people/?q=A+Officer"

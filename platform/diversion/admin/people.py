@@ -1,6 +1,7 @@
 """The platform admin's people pages, under /admin/people: every account on the
-platform (paginated, searchable), deactivated and reactivated; and the
-invitation of a force's or a provider's admin (its first one, usually).
+platform (paginated, searchable), deactivated (after a page that asks first)
+and reactivated; and the invitation of a force's or a provider's admin (its
+first one, usually).
 
 A deactivated person's sessions end at once (their session version is
 bumped): their next request finds them signed out, and they cannot sign in.
@@ -45,8 +46,7 @@ def index() -> str:
 
 def _back() -> Response:
     """To the list, on the page and search it was changed from."""
-    kept: dict[str, Any] = {key: value for key, value in request.args.items() if key in ("q", "page") and value}
-    return redirect(url_for(".index", **kept))
+    return redirect(url_for(".index", **_kept()))
 
 
 def _change_user(user_id: int, change: Callable[..., None], done: Callable[[str], str]) -> Response:
@@ -58,9 +58,21 @@ def _change_user(user_id: int, change: Callable[..., None], done: Callable[[str]
     return _back()
 
 
-@bp.route("/<int:user_id>/deactivate", methods=["POST"])
+def _kept() -> dict[str, Any]:
+    """The list's page and search, carried to a change and back."""
+    return {key: value for key, value in request.args.items() if key in ("q", "page") and value}
+
+
+@bp.route("/<int:user_id>/deactivate", methods=["GET", "POST"])
 @requires_platform_action(Action.MANAGE_USERS)
-def deactivate(user_id: int) -> Response:
+def deactivate(user_id: int) -> str | Response:
+    """Asks first (GET), naming the person and what it does; then deactivates (POST), refusing
+    what ``services.deactivate_user`` refuses."""
+    if request.method == "GET":
+        user = db.get_or_404(User, user_id)
+        return render_template("admin/people_deactivate.html", user=user, confirm=ConfirmForm(),
+                               action=url_for(".deactivate", user_id=user.id, **_kept()),
+                               back=url_for(".index", **_kept()))
     return _change_user(user_id, services.deactivate_user, lambda name: _(
         "%(name)s is deactivated: their sessions have ended.", name=name))
 
