@@ -46,7 +46,10 @@ def test_a_force_admin_reads_its_statements(app: Flask, client: FlaskClient, wor
     download = client.get(f"/west-midlands/billing/cranstoun/{OCTOBER}.csv")
     assert download.status_code == 200
     assert download.mimetype == "text/csv"
-    assert "Net to provider,85.00" in download.text
+    assert "Paid to the provider after the platform fee,85.00" in download.text
+    assert "Net to" not in download.text  # "net" is before VAT, and only that
+    assert "Paid to Cranstoun after the platform fee" in page.text
+    assert "Net to" not in page.text
     assert client.get("/west-midlands/billing/druglink/2026-10").status_code == 404
     assert client.get("/west-midlands/billing/cranstoun/2026-13").status_code == 404
     assert client.get("/west-midlands/billing/?q=nobody").status_code == 200
@@ -91,6 +94,8 @@ def test_a_provider_admin_reads_its_own_statements_only(app: Flask, client: Flas
     page = client.get(f"/provider/billing/west-midlands/{OCTOBER}")
     assert page.status_code == 200
     assert "£70.00" in page.text
+    assert "Paid to Cranstoun after the platform fee" in page.text
+    assert "Net to" not in page.text
     contracts, payouts = client.get("/provider/billing/contracts/"), client.get("/provider/billing/payouts/")
     for billing_page in (index, page, contracts, payouts):
         assert 'data-testid="organisation"' not in billing_page.text

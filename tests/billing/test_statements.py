@@ -116,7 +116,7 @@ def test_the_csv_lists_every_row_then_the_lines_and_totals(app: Flask, world: Wo
     assert ["VAT", "142.00"] in table
     assert ["Total to pay", "852.00"] in table
     assert ["Platform fee", "17.75"] in table
-    assert ["Net to provider", "834.25"] in table
+    assert ["Paid to the provider after the platform fee", "834.25"] in table
 
 
 def test_a_reversal_makes_a_group_of_its_own(app: Flask, world: World, billing: Billing) -> None:

@@ -251,7 +251,7 @@ def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
     write((_("Totals"),))
     for name, pence in ((_("Net (before VAT)"), summary.net_pence), (_("VAT"), summary.vat_pence),
                         (_("Total to pay"), summary.gross_pence), (_("Platform fee"), summary.platform_fee_pence),
-                        (_("Net to provider"), summary.to_provider_pence)):
+                        (_("Paid to the provider after the platform fee"), summary.to_provider_pence)):
         write((name, _pounds(pence)))
     return out.getvalue()
 
