@@ -85,6 +85,10 @@ def test_a_provider_admin_sets_up_payouts_on_stripe(app: Flask, world: World, ad
 
 
 def test_without_stripe_payouts_cannot_be_set_up_and_nothing_is_kept(app: Flask, admin: FlaskClient) -> None:
+    page = admin.get(PAGE)
+    assert "Payouts cannot be set up yet: the platform is not connected to Stripe." in page.text  # said at once,
+    assert "Set up payouts on Stripe" not in page.text  # not offered to fail
+    assert 'action="/provider/billing/payouts/"' not in page.text
     answer = post_form(admin, PAGE, PAGE)
     assert answer.status_code == 302
     assert "not connected to Stripe" in admin.get(PAGE).text

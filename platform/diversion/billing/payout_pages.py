@@ -50,7 +50,7 @@ def index() -> str:
     if request.args.get("returned") and account is not None and not account.transfers_active:
         account = payouts.refresh(g.provider, actor=current_user._get_current_object())  # back from Stripe
     return render_template("billing/payouts.html", provider=g.provider, account=account, confirm=ConfirmForm(),
-                           here=provider_in_address())
+                           here=provider_in_address(), stripe_on=stripe_api.is_on(), stripe_off=payouts.STRIPE_OFF)
 
 
 @bp.route("/", methods=["POST"])

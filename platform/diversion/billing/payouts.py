@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from diversion.accounts.access import Action, Actor, require
@@ -21,7 +22,7 @@ from diversion.catalogue.models import Provider
 from diversion.errors import FieldError
 from diversion.extensions import db
 
-STRIPE_OFF = "Payouts cannot be set up yet: the platform is not connected to Stripe. Ask the platform's team."
+STRIPE_OFF = _l("Payouts cannot be set up yet: the platform is not connected to Stripe. Ask the platform’s team.")
 
 
 def account_of(provider_id: int) -> ConnectedAccount | None:
@@ -39,7 +40,7 @@ def onboarding_link(provider: Provider, *, return_url: str, refresh_url: str, ac
     require(actor, Action.MANAGE_PAYOUTS, provider_id=provider.id)
     with stripe_api.opened() as sdk:
         if sdk is None:
-            raise FieldError("payouts", STRIPE_OFF)
+            raise FieldError("payouts", str(STRIPE_OFF))
         account = account_of(provider.id)
         if account is None:
             params: Any = {"type": "express", "country": "GB", "default_currency": "gbp",

@@ -68,6 +68,11 @@ def client(app: Flask | None = None) -> stripe.StripeClient | None:
                                max_network_retries=int(app.config.get("STRIPE_NETWORK_RETRIES", 2)))
 
 
+def is_on(app: Flask | None = None) -> bool:
+    """Whether the platform is connected to Stripe (a key is set): what needs Stripe can be offered."""
+    return bool((app or current_app).config.get("STRIPE_SECRET_KEY"))
+
+
 @contextmanager
 def opened(app: Flask | None = None) -> Iterator[stripe.StripeClient | None]:
     """``client`` for the length of a block, its connections closed after it."""
