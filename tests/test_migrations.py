@@ -580,7 +580,8 @@ def test_policies_that_read_the_scope_per_row_read_it_once_after_the_upgrade(fre
             upgrade()
             with owner.begin() as connection:
                 after = connection.execute(policies).all()
-            assert [row[:2] for row in after] == [row[:2] for row in before]
+            added_since = {("force_memberships", "platform_read")}  # by later revisions, read once already
+            assert [row[:2] for row in after if row[:2] not in added_since] == [row[:2] for row in before]
             for table, name, expression in after:
                 assert expression.count("current_setting") == expression.count("( SELECT (NULLIF(current_setting"), (
                     table, name, expression)

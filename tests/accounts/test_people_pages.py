@@ -20,7 +20,7 @@ from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import PASSWORD, World, csrf_token, post_form, sign_in
+from tests.conftest import PASSWORD, World, csrf_token, post_form, sign_in, statements_of
 
 NEWCOMER = "newcomer@example.org"
 NEW_PASSWORD = "a-long-enough-password"
@@ -398,6 +398,35 @@ def test_a_platform_admin_searches_pages_and_deactivates(app: Flask, client: Fla
     own = world.users["platform_admin"].id
     post_form(client, "/admin/people/", f"/admin/people/{own}/deactivate")
     assert "You cannot deactivate your own account." in client.get("/admin/people/").text
+
+
+def test_the_platform_admin_sees_where_each_account_works(app: Flask, client: FlaskClient, world: World) -> None:
+    """Each account's forces and providers, with its role in each, in words; read in the same number of
+    statements for a page of many people as for a few (never one per person)."""
+    with app.app_context():
+        db.session.add(ProviderMembership(provider_id=world.providers["cranstoun"].id,
+                                          user_id=world.users["a_officer"].id, role=ProviderRole.ADMIN))
+        db.session.commit()
+    sign_in(client, world.email("platform_admin"))
+    few, page = statements_of(app, client, "/admin/people/")
+    assert "Forces and providers" in page
+    assert "Cranstoun (admin); West Midlands Police (officer)" in page
+    assert "Cranstoun (staff)" in page  # the provider's staff member
+    assert "Durham Constabulary (supervisor)" in page
+    asked = client.get(f"/admin/people/{world.users['a_officer'].id}/deactivate")
+    assert "Cranstoun (admin); West Midlands Police (officer)" in asked.text
+    with app.app_context():
+        for number in range(12):
+            person = services.create_user(email=f"person-{number:02}@example.org", name=f"Person {number:02}",
+                                          password=None, actor=SYSTEM)
+            db.session.add(ProviderMembership(provider_id=world.providers["druglink"].id, user_id=person.id))
+            with scoped(world.b.id):
+                services.add_membership(db.session.get(Tenant, world.b.id), person, Role.OFFICER, actor=SYSTEM)
+        db.session.commit()
+    many, page = statements_of(app, client, "/admin/people/")
+    assert page.count("Durham Constabulary (officer); Druglink (staff)") + page.count(
+        "Druglink (staff); Durham Constabulary (officer)") == 12
+    assert many == few
 
 
 def test_a_platform_admin_invites_a_draft_forces_first_admin(app: Flask, client: FlaskClient,

@@ -9,7 +9,7 @@ bumped): their next request finds them signed out, and they cannot sign in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -22,12 +22,13 @@ from wtforms.fields.choices import SelectChoice
 from diversion.accounts import invitations, people, services
 from diversion.accounts.access import Action, requires_platform_action
 from diversion.accounts.forms import ConfirmForm, FirstAdminForm
-from diversion.accounts.models import ProviderRole, Role, User
+from diversion.accounts.models import ForceMembership, ProviderMembership, ProviderRole, Role, User
 from diversion.accounts.views import invitation_sent
 from diversion.catalogue.models import Provider
 from diversion.extensions import db
 from diversion.listing import page_of, search_terms
-from diversion.tenancy.context import scoped
+from diversion.tenancy.context import scoped, set_scope
+from diversion.tenancy.guard import ALL_TENANTS
 from diversion.tenancy.models import ForceStatus, Tenant
 from diversion.web import change_on_form, change_or_flash
 from diversion.words import current_language
@@ -36,12 +37,41 @@ bp = Blueprint("admin_people", __name__, url_prefix="/admin/people")
 FORCE, PROVIDER = "force:", "provider:"
 
 
+def memberships_of(users: Iterable[User]) -> dict[int, list[tuple[str, str]]]:
+    """Where each of ``users`` works, by user id: (force or provider name, role) pairs, by name.
+
+    Two queries for the lot, whatever their number: their roles in every force, then in every
+    provider. Crosses forces on purpose (``all_tenants``): on PostgreSQL, row-level security lets
+    them through only while a platform admin is in scope."""
+    ids = {user.id for user in users}
+    found: dict[int, list[tuple[str, str]]] = {user_id: [] for user_id in ids}
+    if not ids:
+        return found
+    language = current_language()
+    for user_id, force, role in db.session.execute(
+            select(ForceMembership.user_id, Tenant, ForceMembership.role)
+            .join(Tenant, Tenant.id == ForceMembership.tenant_id)
+            .where(ForceMembership.user_id.in_(ids))
+            .execution_options(**{ALL_TENANTS: True})):
+        found[user_id].append((force.name_in(language), role.label))
+    for user_id, name, provider_role in db.session.execute(
+            select(ProviderMembership.user_id, Provider.name, ProviderMembership.role)
+            .join(Provider, Provider.id == ProviderMembership.provider_id)
+            .where(ProviderMembership.user_id.in_(ids))):
+        found[user_id].append((name, provider_role.label))
+    for places in found.values():
+        places.sort(key=lambda place: (place[0].casefold(), place[1].casefold()))
+    return found
+
+
 @bp.route("/")
 @requires_platform_action(Action.MANAGE_USERS)
 def index() -> str:
     search = search_terms()
-    return render_template("admin/people.html", page=page_of(people.every_user(search)), search=search,
-                           confirm=ConfirmForm())
+    set_scope(None, current_user.id)  # row-level security lets a platform admin read every force's memberships
+    page = page_of(people.every_user(search))
+    return render_template("admin/people.html", page=page, search=search, confirm=ConfirmForm(),
+                           memberships=memberships_of(page.items))
 
 
 def _back() -> Response:
@@ -70,7 +100,9 @@ def deactivate(user_id: int) -> str | Response:
     what ``services.deactivate_user`` refuses."""
     if request.method == "GET":
         user = db.get_or_404(User, user_id)
+        set_scope(None, current_user.id)  # as ``index``: their memberships in every force
         return render_template("admin/people_deactivate.html", user=user, confirm=ConfirmForm(),
+                               memberships=memberships_of([user])[user.id],
                                action=url_for(".deactivate", user_id=user.id, **_kept()),
                                back=url_for(".index", **_kept()))
     return _change_user(user_id, services.deactivate_user, lambda name: _(
