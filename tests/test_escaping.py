@@ -337,6 +337,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
          ["course", "provider", "venue-one", "venue-two", "booking", "notes", "pathway"]),
         ("force-admin", f"{a}/offerings/{ids['offering']}", ["venue-one", "venue-two", "booking", "notes"]),
         ("force-admin", f"{a}/offerings/new?pathway=divert", ["pathway"]),
+        ("force-admin", f"{a}/offerings/{ids['offering']}/withdraw", ["course", "provider", "pathway"]),
         ("force-admin", f"{a}/api-tokens/", ["force-token", "force-admin"]),
         ("force-admin", f"{a}/api-tokens/{ids['force_token']}/revoke", ["force-token"]),
         ("force-admin", f"{a}/settings/sign-on", []),

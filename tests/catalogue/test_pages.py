@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
@@ -14,6 +15,7 @@ from diversion.catalogue import services as catalogue
 from diversion.catalogue.models import Course, Offering
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
 from tests.audit.test_audit import _events
 from tests.catalogue.test_services import NEW_COURSE
 from tests.conftest import World, post_form, sign_in
@@ -130,8 +132,17 @@ def test_a_force_admin_changes_and_withdraws_an_offering(app: Flask, client: Fla
     assert too_long.status_code == 400
     assert "The booking contact must be 300 characters or fewer" in too_long.text
     assert post_form(client, edit, edit, {"venues": "Digbeth Hub", "notes": "Mornings"}).status_code == 302
-    response = post_form(client, "/west-midlands/offerings/", f"{edit}/withdraw")
+    assert f'href="{edit}/withdraw"' in client.get("/west-midlands/offerings/").text  # a link, not a button
+    asking = client.get(f"{edit}/withdraw")
+    assert asking.status_code == 200
+    assert "Withdraw DIVERT: assessment and drug education?" in asking.text
+    assert "officers can no longer refer anyone to it" in asking.text
+    assert "This is the only course offered for DIVERT (adults)" in asking.text  # the pathway's last course
+    with app.app_context(), scoped(world.a.id):
+        assert db.session.get(Offering, offering_id).withdrawn_at is None  # asking changes nothing
+    response = post_form(client, f"{edit}/withdraw", f"{edit}/withdraw")
     assert response.status_code == 302
+    assert client.get(f"{edit}/withdraw").status_code == 404  # nothing left to ask about
     listing = client.get("/west-midlands/offerings/").text
     assert "Withdrawn" in listing
     with app.app_context(), scoped(world.a.id):
@@ -141,11 +152,34 @@ def test_a_force_admin_changes_and_withdraws_an_offering(app: Flask, client: Fla
         assert offering.edited_in_console
 
 
+def test_withdrawing_one_of_a_pathways_courses_names_the_others(app: Flask, client: FlaskClient,
+                                                                 world: World) -> None:
+    with app.app_context():
+        admin = db.session.get(User, world.users["platform_admin"].id)
+        course_id = catalogue.create_course(NEW_COURSE, actor=admin).id
+        db.session.commit()
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        course = db.session.get(Course, course_id)
+        admin = db.session.get(User, world.users["a_force_admin"].id)
+        catalogue.add_offering(tenant, course, "divert", catalogue.LocalDetails([], "", ""), actor=admin,
+                               today=datetime.now(UTC).date())
+        offering_id = db.session.scalar(select(Offering.id).where(Offering.course_id == course_id))
+        db.session.commit()
+    sign_in(client, world.email("a_force_admin"))
+    asking = client.get(f"/west-midlands/offerings/{offering_id}/withdraw").text
+    assert "Withdraw Drug awareness evening?" in asking
+    assert "Officers can still refer to the other courses offered for DIVERT (adults)" in asking
+    assert "DIVERT: assessment and drug education (Cranstoun)" in asking
+    assert "This is the only course" not in asking
+
+
 def test_another_forces_offering_is_not_found(app: Flask, client: FlaskClient, world: World) -> None:
     with app.app_context(), scoped(world.b.id):
         durham_offering = db.session.scalar(select(Offering.id))
     sign_in(client, world.email("a_force_admin"))
     assert client.get(f"/west-midlands/offerings/{durham_offering}").status_code == 404
+    assert client.get(f"/west-midlands/offerings/{durham_offering}/withdraw").status_code == 404
     response = post_form(client, "/west-midlands/offerings/", f"/west-midlands/offerings/{durham_offering}/withdraw")
     assert response.status_code == 404
     with app.app_context(), scoped(world.b.id):

@@ -180,7 +180,7 @@ def offerings_index() -> str:
         return misfit(offering.course, area=g.tenant.area, kind=pathway.kind)
 
     return render_template("catalogue/offerings.html", offerings=services.offerings(), pathways=pathways,
-                           problem=problem, confirm=ConfirmForm(), labels=LABELS)
+                           problem=problem, labels=LABELS)
 
 
 @offerings_bp.route("/new", methods=["GET", "POST"])
@@ -236,13 +236,22 @@ def edit(offering_id: uuid.UUID) -> Response | tuple[str, int]:
     return page, 400 if request.method == "POST" else 200
 
 
-@offerings_bp.route("/<uuid:offering_id>/withdraw", methods=["POST"])
+@offerings_bp.route("/<uuid:offering_id>/withdraw", methods=["GET", "POST"])
 @requires_force_action(Action.MANAGE_OFFERINGS)
-def withdraw(offering_id: uuid.UUID) -> Response:
+def withdraw(offering_id: uuid.UUID) -> Response | str:
+    """Asks first (GET: what follows, and a warning when no other course would be left offered for the
+    pathway), then withdraws (POST); refuses what ``services.withdraw_offering`` refuses."""
     offering = db.get_or_404(Offering, offering_id)
+    if request.method == "GET":
+        if offering.withdrawn_at is not None:
+            abort(404)
+        pathway = next((p for p in services.pathways_in_force(_today()) if p.id == offering.pathway), None)
+        others = [o for o in services.live_offerings_for(offering.pathway) if o.id != offering.id]
+        return render_template("catalogue/offering_withdraw.html", offering=offering, pathway=pathway,
+                               others=others, confirm=ConfirmForm())
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: services.withdraw_offering(g.tenant, offering, actor=current_user),
                     _("%(course)s is withdrawn: it takes no new referrals; referrals already made go on.",
-                      course=offering.course.title))
+                      course=offering.course.title_in(current_language())))
     return redirect(url_for(".index"))
