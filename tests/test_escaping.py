@@ -267,13 +267,15 @@ def _draft_force(s: _Seeding, world: World) -> None:
 def _invitations(s: _Seeding) -> None:
     """A marked person invited to the force and to the provider (their links kept for the pages)."""
     with scoped(s.tenant.id):
-        _invitation, token = invitations.invite_to_force(s.tenant, email=marked_email("invitee"),
-                                                         name=marked("invitee"), role=Role.OFFICER, actor=SYSTEM)
+        invitation, token = invitations.invite_to_force(s.tenant, email=marked_email("invitee"),
+                                                        name=marked("invitee"), role=Role.OFFICER, actor=SYSTEM)
     s.seeded.ids["force_invitation"] = token
-    _invitation, token = invitations.invite_to_provider(
+    s.seeded.ids["force_invitation_id"] = invitation.id
+    provider_invitation, token = invitations.invite_to_provider(
         s.provider, email=marked_email("provider-invitee"), name=marked("provider-invitee"),
         role=ProviderRole.STAFF, actor=s.users["provider-admin"])
     s.seeded.ids["provider_invitation"] = token
+    s.seeded.ids["provider_invitation_id"] = provider_invitation.id
     s.seeded.ids["provider-admin-membership"] = db.session.scalar(select(ProviderMembership.id).where(
         ProviderMembership.user_id == s.users["provider-admin"].id))
 
@@ -338,6 +340,7 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("force-admin", f"{a}/offerings/{ids['offering']}", ["venue-one", "venue-two", "booking", "notes"]),
         ("force-admin", f"{a}/offerings/new?pathway=divert", ["pathway"]),
         ("force-admin", f"{a}/offerings/{ids['offering']}/withdraw", ["course", "provider", "pathway"]),
+        ("force-admin", f"{a}/members/invitations/{ids['force_invitation_id']}/withdraw", ["invitee", "scheme"]),
         ("force-admin", f"{a}/api-tokens/", ["force-token", "force-admin"]),
         ("force-admin", f"{a}/api-tokens/{ids['force_token']}/revoke", ["force-token"]),
         ("force-admin", f"{a}/settings/sign-on", []),
@@ -380,6 +383,8 @@ def pages(world: World, s: Seeded) -> list[tuple[str | None, str, list[str]]]:
         ("platform_admin", f"/admin/forces/{DRAFT}/discard", ["draft-force"]),
         ("provider-admin", "/provider/people/", ["provider", "provider-admin", "provider-invitee"]),
         ("provider-admin", "/provider/people/invite", ["provider"]),
+        ("provider-admin", f"/provider/people/invitations/{ids['provider_invitation_id']}/withdraw",
+         ["provider", "provider-invitee"]),
         ("provider-admin", f"/provider/people/{ids['provider-admin-membership']}/role", ["provider", "provider-admin"]),
         ("provider-admin", f"/provider/people/{ids['provider-admin-membership']}/remove",
          ["provider", "provider-admin"]),

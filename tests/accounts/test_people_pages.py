@@ -214,10 +214,20 @@ def test_a_force_admin_sees_and_withdraws_an_invitation(app: Flask, client: Flas
     sign_in(other, world.email("b_force_admin"))
     assert post_form(other, "/durham/members/", f"/durham/members/invitations/{invitation_id}/withdraw") \
         .status_code == 404
-    response = post_form(client, "/west-midlands/members/",
-                         f"/west-midlands/members/invitations/{invitation_id}/withdraw")
+    assert other.get(f"/durham/members/invitations/{invitation_id}/withdraw").status_code == 404
+    withdraw = f"/west-midlands/members/invitations/{invitation_id}/withdraw"
+    assert f'href="{withdraw}"' in page.text  # a link to a page that asks, not a button that acts
+    asking = client.get(withdraw)
+    assert asking.status_code == 200
+    assert "Withdraw the invitation to New Comer?" in asking.text
+    assert f"New Comer ({NEWCOMER}) is invited to join West Midlands Police as officer." in asking.text
+    assert "the link you gave them no longer works" in asking.text
+    with app.app_context(), scoped(world.a.id):
+        assert db.session.get(ForceInvitation, invitation_id) is not None  # asking changes nothing
+    response = post_form(client, withdraw, withdraw)
     assert response.status_code == 302
     assert "The invitation to New Comer is withdrawn" in client.get("/west-midlands/members/").text
+    assert client.get(withdraw).status_code == 404
     gone = app.test_client().get(link)
     assert gone.status_code == 404
 
@@ -260,7 +270,16 @@ def test_a_provider_admin_invites_and_the_newcomer_works_there(app: Flask, clien
     assert page.status_code == 200
     link = _link(page.text)
     assert link.startswith("/provider/invitation/")
-    assert "1 invitation not yet accepted" in client.get("/provider/people/").text
+    listing = client.get("/provider/people/").text
+    assert "1 invitation not yet accepted" in listing
+    with app.app_context():
+        invitation_id = db.session.scalar(select(ProviderInvitation.id).where(ProviderInvitation.email == NEWCOMER))
+    withdraw = f"/provider/people/invitations/{invitation_id}/withdraw"
+    assert f'href="{withdraw}' in listing  # a link to a page that asks first
+    asking = client.get(withdraw)
+    assert "Withdraw the invitation to New Comer?" in asking.text
+    assert f"New Comer ({NEWCOMER}) is invited to join Cranstoun as staff." in asking.text
+    assert re.search(r'aria-current="true"[^>]*>\s*<strong[^>]*>People</strong>', asking.text)  # in the workspace
     newcomer = app.test_client()
     assert "Join Cranstoun" in newcomer.get(link).text
     done = _accept_with_new_account(newcomer, link)
@@ -346,6 +365,7 @@ def test_a_provider_admin_cannot_touch_another_providers_people(app: Flask, clie
     assert post_form(client, "/provider/people/", f"/provider/people/{druglink}/remove").status_code == 404
     assert post_form(client, "/provider/people/",
                      f"/provider/people/invitations/{invitation_id}/withdraw").status_code == 404
+    assert client.get(f"/provider/people/invitations/{invitation_id}/withdraw").status_code == 404
     assert world.email("druglink_staff") not in client.get("/provider/people/").text
     with app.app_context():
         assert db.session.get(ProviderMembership, druglink) is not None

@@ -178,7 +178,7 @@ def _membership(membership_id: uuid.UUID) -> ForceMembership:
 def index() -> str:
     search = search_terms()
     return render_template("accounts/members.html", page=page_of(people.force_members(search)), search=search,
-                           invitations=invitations.pending_force_invitations(g.tenant), confirm=ConfirmForm())
+                           invitations=invitations.pending_force_invitations(g.tenant))
 
 
 def invitation_sent(invitation: invitations.Invitation, token: str, *, joining: str, back: str,
@@ -210,10 +210,18 @@ def invite() -> str | Response | tuple[str, int]:
     return (html, 400) if form.errors else html
 
 
-@members_bp.route("/invitations/<uuid:invitation_id>/withdraw", methods=["POST"])
+@members_bp.route("/invitations/<uuid:invitation_id>/withdraw", methods=["GET", "POST"])
 @requires_force_action(Action.MANAGE_MEMBERS)
-def withdraw_invitation(invitation_id: uuid.UUID) -> Response:
+def withdraw_invitation(invitation_id: uuid.UUID) -> Response | str:
+    """Asks first (GET), then withdraws (POST); refuses what ``invitations.withdraw_force_invitation`` refuses."""
     invitation = db.get_or_404(invitations.ForceInvitation, invitation_id)  # the force's own only (ORM guard)
+    if request.method == "GET":
+        if invitation.used_at is not None:
+            abort(404)
+        return render_template("accounts/invitation_withdraw.html", base="force_base.html", invitation=invitation,
+                               joining=g.tenant.name_in(current_language()), confirm=ConfirmForm(),
+                               action=url_for(".withdraw_invitation", invitation_id=invitation.id),
+                               back=url_for(".index"))
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: invitations.withdraw_force_invitation(g.tenant, invitation, actor=current_user),

@@ -20,7 +20,7 @@ from diversion.accounts.models import ProviderMembership, ProviderRole
 from diversion.accounts.views import invitation_sent
 from diversion.extensions import db
 from diversion.listing import page_of, search_terms
-from diversion.providers.acting import provider_in_address, requires_provider_action
+from diversion.providers.acting import WORKSPACE_BASE, provider_in_address, requires_provider_action
 from diversion.tenancy.context import set_scope
 from diversion.web import change_on_form, change_or_flash
 
@@ -55,7 +55,7 @@ def index() -> str:
     return render_template(
         "providers/people.html", provider=g.provider, page=page, search=search, here=provider_in_address(),
         users=people.users_by_id(membership.user_id for membership in page.items),
-        invitations=invitations.pending_provider_invitations(g.provider), confirm=ConfirmForm())
+        invitations=invitations.pending_provider_invitations(g.provider))
 
 
 @bp.route("/invite", methods=["GET", "POST"])
@@ -73,12 +73,21 @@ def invite() -> str | Response | tuple[str, int]:
     return (html, 400) if form.errors else html
 
 
-@bp.route("/invitations/<uuid:invitation_id>/withdraw", methods=["POST"])
+@bp.route("/invitations/<uuid:invitation_id>/withdraw", methods=["GET", "POST"])
 @requires_provider_action(Action.MANAGE_PROVIDER_PEOPLE)
-def withdraw_invitation(invitation_id: uuid.UUID) -> Response:
+def withdraw_invitation(invitation_id: uuid.UUID) -> Response | str:
+    """Asks first (GET), then withdraws (POST); refuses what ``invitations.withdraw_provider_invitation`` refuses."""
     invitation = db.session.get(ProviderInvitation, invitation_id)
     if invitation is None or invitation.provider_id != g.provider.id:
         abort(404)
+    if request.method == "GET":
+        if invitation.used_at is not None:
+            abort(404)
+        return render_template("accounts/invitation_withdraw.html", base=WORKSPACE_BASE, invitation=invitation,
+                               joining=g.provider.name, provider=g.provider, confirm=ConfirmForm(),
+                               action=url_for(".withdraw_invitation", invitation_id=invitation.id,
+                                              **provider_in_address()),
+                               back=url_for(".index", **provider_in_address()))
     if not ConfirmForm().validate_on_submit():
         abort(400)
     change_or_flash(lambda: invitations.withdraw_provider_invitation(g.provider, invitation, actor=current_user),
