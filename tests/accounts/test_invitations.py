@@ -230,8 +230,16 @@ def test_a_member_is_not_invited_to_the_role_they_hold(world: World, ctx: None) 
         with pytest.raises(AccountError, match="already an officer"):
             invitations.invite_to_force(_force(world), email=world.email("a_officer"), name="A Officer",
                                         role=Role.OFFICER, actor=_user(world, "a_force_admin"))
-        # Another role is fine: they may hold several.
+        # An officer is not invited to be a supervisor: the force admin changes their role instead.
+        with pytest.raises(AccountError, match="already a member of West Midlands Police, as an officer") as refused:
+            invitations.invite_to_force(_force(world), email=world.email("a_officer"), name="A Officer",
+                                        role=Role.SUPERVISOR, actor=_user(world, "a_force_admin"))
+        assert refused.value.field == "email"
+        assert "use Change role" in refused.value.message
+        # A force admin's role is held beside a casework role: either may be invited to the other.
         invitations.invite_to_force(_force(world), email=world.email("a_officer"), name="A Officer",
+                                    role=Role.FORCE_ADMIN, actor=_user(world, "a_force_admin"))
+        invitations.invite_to_force(_force(world), email=world.email("a_force_admin"), name="A Force Admin",
                                     role=Role.SUPERVISOR, actor=_user(world, "a_force_admin"))
 
 

@@ -232,6 +232,38 @@ def test_a_force_admin_sees_and_withdraws_an_invitation(app: Flask, client: Flas
     assert gone.status_code == 404
 
 
+def test_inviting_a_member_again_says_what_they_hold(app: Flask, client: FlaskClient, world: World) -> None:
+    sign_in(client, world.email("a_force_admin"))
+    invite = "/west-midlands/members/invite"
+    refused = post_form(client, invite, invite, {"name": "A Officer", "email": world.email("a_officer"),
+                                                 "role": "supervisor"})
+    assert refused.status_code == 400
+    assert "is invited to join" not in refused.text
+    assert "A Officer is already a member of West Midlands Police, as an officer." in refused.text
+    assert "use Change role beside their name on the members page" in refused.text
+    assert 'href="#email' in refused.text  # the error names the email field
+    # A casework role beside a force admin's is invited, and the page says so.
+    also = post_form(client, invite, invite, {"name": "A Officer", "email": world.email("a_officer"),
+                                              "role": "force_admin"})
+    assert also.status_code == 200
+    assert "A Officer is invited to be a force admin too" in also.text
+    assert "They are already an officer in West Midlands Police." in also.text
+    assert "is invited to join" not in also.text
+
+
+def test_inviting_an_address_again_says_the_earlier_link_no_longer_works(app: Flask, client: FlaskClient,
+                                                                          world: World) -> None:
+    first = _invite_to_a(client, world)
+    page = post_form(client, "/west-midlands/members/invite", "/west-midlands/members/invite",
+                     {"name": "New Comer", "email": NEWCOMER, "role": "supervisor"})
+    assert page.status_code == 200
+    assert f"{NEWCOMER} had an earlier invitation that was not yet accepted. Its link no longer works" in page.text
+    assert app.test_client().get(first).status_code == 404
+    fresh = post_form(client, "/west-midlands/members/invite", "/west-midlands/members/invite",
+                      {"name": "Another", "email": "another@example.org", "role": "officer"})
+    assert "had an earlier invitation" not in fresh.text
+
+
 def test_the_invite_form_names_what_is_wrong(app: Flask, client: FlaskClient, world: World) -> None:
     sign_in(client, world.email("a_force_admin"))
     for data, message, field in (
@@ -280,6 +312,11 @@ def test_a_provider_admin_invites_and_the_newcomer_works_there(app: Flask, clien
     assert "Withdraw the invitation to New Comer?" in asking.text
     assert f"New Comer ({NEWCOMER}) is invited to join Cranstoun as staff." in asking.text
     assert re.search(r'aria-current="true"[^>]*>\s*<strong[^>]*>People</strong>', asking.text)  # in the workspace
+    again = post_form(client, "/provider/people/invite", "/provider/people/invite",
+                      {"name": "New Comer", "email": NEWCOMER, "role": "staff"})
+    assert "had an earlier invitation that was not yet accepted. Its link no longer works" in again.text
+    assert app.test_client().get(link).status_code == 404
+    link = _link(again.text)
     newcomer = app.test_client()
     assert "Join Cranstoun" in newcomer.get(link).text
     done = _accept_with_new_account(newcomer, link)

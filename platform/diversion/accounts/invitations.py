@@ -162,7 +162,11 @@ def invite_to_force(tenant: Tenant, *, email: str, name: str, role: Role,
     Refuses an actor who may manage neither this force's members nor users;
     a platform admin (who manages users, not the force's members) inviting
     anyone but a force admin; a role that is not a force role; an invalid
-    address; a blank name; and a person who already holds the role here.
+    address; a blank name; a person who already holds the role here; and,
+    when the actor manages the force's members, an officer or supervisor
+    here invited as an officer or supervisor (one who works cases changes
+    role on the members page; a force admin's role and a casework role are
+    held side by side, so either may be invited to the other).
     """
     require(actor, Action.MANAGE_MEMBERS, Action.MANAGE_USERS, tenant_id=tenant.id)
     if role not in FORCE_ROLES:
@@ -175,6 +179,8 @@ def invite_to_force(tenant: Tenant, *, email: str, name: str, role: Role,
         User.email == email, ForceMembership.role == role))
     if held is not None:
         raise AccountError("email", _("The person with this address is already %(role)s here.", role=role.with_article))
+    if role in CASEWORK_ROLES and may(actor, Action.MANAGE_MEMBERS, tenant_id=tenant.id):
+        _refuse_a_caseworker(tenant, email)
     replaced = db.session.scalars(select(ForceInvitation.id).where(
         ForceInvitation.email == email, ForceInvitation.used_at.is_(None))).all()
     if replaced:
@@ -190,6 +196,36 @@ def invite_to_force(tenant: Tenant, *, email: str, name: str, role: Role,
                                              "replaced": [str(each) for each in replaced]})
     _mail(invitation, token, organisation=tenant.name_in(current_language()))  # in the inviter's language
     return invitation, token
+
+
+CASEWORK_ROLES = frozenset({Role.OFFICER, Role.SUPERVISOR})  # a supervisor does all an officer does
+
+
+def _refuse_a_caseworker(tenant: Tenant, email: str) -> None:
+    """Refuses ``email`` (normalised) when its person is an officer or supervisor in the force in scope,
+    naming the roles they hold there."""
+    held = db.session.execute(select(User.name, ForceMembership.role).join(User, User.id == ForceMembership.user_id)
+                              .where(User.email == email).order_by(ForceMembership.role)).all()
+    if any(role in CASEWORK_ROLES for _name, role in held):
+        raise AccountError("email", _(
+            "%(name)s is already a member of %(force)s, as %(roles)s. To change their role, use Change role "
+            "beside their name on the members page.",
+            name=held[0].name, force=tenant.name_in(current_language()),
+            roles=str(_(" and ")).join(role.with_article for _name, role in held)))
+
+
+def roles_held(email: str) -> list[Role]:
+    """The roles the person with ``email`` holds in the force in scope (none for a newcomer). Refuses an
+    invalid address."""
+    return list(db.session.scalars(select(ForceMembership.role).join(User, User.id == ForceMembership.user_id)
+                                   .where(User.email == normalise_email(email)).order_by(ForceMembership.role)))
+
+
+def earlier_force_invitation(email: str) -> ForceInvitation | None:
+    """The unused invitation of ``email`` to the force in scope that inviting the address again would
+    replace (its link would stop working), if there is one. Refuses an invalid address."""
+    return db.session.scalar(select(ForceInvitation).where(
+        ForceInvitation.email == normalise_email(email), ForceInvitation.used_at.is_(None)))
 
 
 _Kind = TypeVar("_Kind", ForceInvitation, ProviderInvitation)
@@ -312,6 +348,14 @@ def invite_to_provider(provider: Provider, *, email: str, name: str, role: Provi
                                              "replaced": [str(each) for each in replaced]})
     _mail(invitation, token, organisation=provider.name)
     return invitation, token
+
+
+def earlier_provider_invitation(provider: Provider, email: str) -> ProviderInvitation | None:
+    """The unused invitation of ``email`` to ``provider`` that inviting the address again would replace
+    (its link would stop working), if there is one. Refuses an invalid address."""
+    return db.session.scalar(select(ProviderInvitation).where(
+        ProviderInvitation.provider_id == provider.id, ProviderInvitation.email == normalise_email(email),
+        ProviderInvitation.used_at.is_(None)))
 
 
 def find_provider_invitation(token: str) -> ProviderInvitation | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from flask import (
@@ -182,15 +183,18 @@ def index() -> str:
 
 
 def invitation_sent(invitation: invitations.Invitation, token: str, *, joining: str, back: str,
-                    layout: str = "base.html") -> Response:
+                    layout: str = "base.html", replaced: bool = False, held: Sequence[Role] = ()) -> Response:
     """The page showing an invitation's link, once: never stored (``web.forbid_storing``), never flashed.
+    ``replaced``: the address had an earlier unused invitation, whose link this one stopped. ``held``: the
+    roles the person holds already in the force they are invited to another role in.
 
     The request's change is committed at its end, after rendering: should the
     commit fail, this page is replaced, and a link that was not kept is never shown.
     """
     page = render_template("accounts/invitation_sent.html", invitation=invitation, joining=joining, back=back,
                            link=invitations.invitation_link(invitation, token),
-                           mailed=invitations.mail_configured(), layout=layout)
+                           mailed=invitations.mail_configured(), layout=layout, replaced=replaced,
+                           held=held)
     return Response(page, status=200, mimetype="text/html")
 
 
@@ -200,12 +204,19 @@ def invite() -> str | Response | tuple[str, int]:
     """Invite a person to the force with a role; the link is shown once."""
     form = InviteForm()
     if form.validate_on_submit():
-        made = change_on_form(form, lambda: invitations.invite_to_force(
-            g.tenant, email=form.email.data or "", name=form.name.data or "", role=Role(form.role.data),
-            actor=current_user._get_current_object()))
+        def make() -> tuple[invitations.ForceInvitation, str, bool, list[Role]]:
+            earlier = invitations.earlier_force_invitation(form.email.data or "")
+            held = invitations.roles_held(form.email.data or "")
+            invitation, token = invitations.invite_to_force(
+                g.tenant, email=form.email.data or "", name=form.name.data or "", role=Role(form.role.data),
+                actor=current_user._get_current_object())
+            return invitation, token, earlier is not None, held
+
+        made = change_on_form(form, make)
         if made is not None:
-            return invitation_sent(*made, joining=g.tenant.name_in(current_language()), back=url_for(".index"),
-                                   layout="force_base.html")
+            invitation, token, replaced, held = made
+            return invitation_sent(invitation, token, joining=g.tenant.name_in(current_language()),
+                                   back=url_for(".index"), layout="force_base.html", replaced=replaced, held=held)
     html = render_template("accounts/invite.html", form=form)
     return (html, 400) if form.errors else html
 

@@ -64,11 +64,18 @@ def invite() -> str | Response | tuple[str, int]:
     """Invite a person to work for the provider; the link is shown once."""
     form = ProviderInviteForm()
     if form.validate_on_submit():
-        made = change_on_form(form, lambda: invitations.invite_to_provider(
-            g.provider, email=form.email.data or "", name=form.name.data or "",
-            role=ProviderRole(form.role.data), actor=current_user._get_current_object()))
+        def make() -> tuple[ProviderInvitation, str, bool]:
+            earlier = invitations.earlier_provider_invitation(g.provider, form.email.data or "")
+            invitation, token = invitations.invite_to_provider(
+                g.provider, email=form.email.data or "", name=form.name.data or "",
+                role=ProviderRole(form.role.data), actor=current_user._get_current_object())
+            return invitation, token, earlier is not None
+
+        made = change_on_form(form, make)
         if made is not None:
-            return invitation_sent(*made, joining=g.provider.name, back=url_for(".index", **provider_in_address()))
+            invitation, token, replaced = made
+            return invitation_sent(invitation, token, joining=g.provider.name, replaced=replaced,
+                                   back=url_for(".index", **provider_in_address()))
     html = render_template("providers/people_invite.html", provider=g.provider, form=form, here=provider_in_address())
     return (html, 400) if form.errors else html
 
