@@ -274,7 +274,7 @@ def test_a_bad_file_reports_every_bad_row_and_imports_nothing(app: Flask, world:
     ]
     for line in expected:
         assert line in result.output
-    assert "Nothing was imported. 15 problem(s) in bad.csv:" in result.output
+    assert "Nothing was imported. 15 problems in bad.csv:" in result.output
     assert "row 2" not in result.output
     assert "row 13" not in result.output
 

@@ -53,6 +53,10 @@ def test_a_bad_draft_shows_each_problem_in_place_and_saves_nothing(app: Flask, c
     response = _save(client, broken)
     assert response.status_code == 400
     assert "There is a problem: nothing was saved" in response.text
+    assert "1 problem to fix: nothing was saved" in response.text  # a plural that agrees, not "problem(s)"
+    assert "(s)" not in response.text
+    twice = _save(client, broken.replace('"resident_in_force_area"', '"resident_in_force_areaa"', 1))
+    assert "2 problems to fix: nothing was saved" in twice.text
     problem = re.search(r'data-testid="policy-problems">(.*?)</ul>', response.text, re.S).group(1)
     assert "Pathway checkpoint, criterion adult" in problem
     line = next(i for i, row in enumerate(broken.splitlines(), 1) if "adult_agee" in row)

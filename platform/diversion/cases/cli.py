@@ -20,6 +20,7 @@ from diversion.cases.services import expire_overdue, index_people
 from diversion.commands import force, forces, today
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
+from diversion.words import counted
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -52,7 +53,7 @@ def import_command(slug: str, file: Path, check_only: bool) -> None:
                 report = importer.import_checked(tenant, checked, actor=SYSTEM, progress=bar.update)
         except importer.ImportInvalid as error:
             db.session.rollback()
-            click.echo(f"Nothing was imported. {len(error.problems):,} problem(s) in {file.name}:", err=True)
+            click.echo(f"Nothing was imported. {counted(len(error.problems), 'problem')} in {file.name}:", err=True)
             for problem in error.problems:
                 click.echo(f"  {problem}", err=True)
             sys.exit(1)

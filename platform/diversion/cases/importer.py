@@ -84,6 +84,7 @@ from diversion.inputs import case_date_problem, text_problem
 from diversion.monitoring import ETHNICITIES
 from diversion.tenancy.bulk import Batches, collecting_rarely, fresh_plans
 from diversion.tenancy.models import Tenant
+from diversion.words import counted
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -133,7 +134,7 @@ class ImportInvalid(ProblemsFound[Problem]):
     @staticmethod
     def summary(problems: list[Any]) -> str:
         """The message: how many problems, and the first (a file may hold thousands)."""
-        return f"{len(problems)} problem(s), e.g. {problems[0]}" if problems else "no problems"
+        return f"{counted(len(problems), 'problem')}, e.g. {problems[0]}" if problems else "no problems"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 import tomli_w
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -112,7 +113,9 @@ def draft() -> str | Response | tuple[str, int]:
             except PolicyInvalid as error:
                 refuse()
                 problems = [(p, _line_of(text, p)) for p in error.problems]
-                form.document.errors = [_("%(count)s problem(s) to fix: nothing was saved", count=len(problems))]
+                form.document.errors = [ngettext("%(count)s problem to fix: nothing was saved",
+                                                  "%(count)s problems to fix: nothing was saved",
+                                                  len(problems), count=f"{len(problems):,}")]
             else:
                 flash(_("Draft version %(number)s saved. Run its tests, then publish it.", number=saved.number),
                       "success")
