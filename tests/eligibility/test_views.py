@@ -45,6 +45,22 @@ def test_everyone_in_the_force_reads_the_policy_in_plain_english(client, world: 
     assert client.get("/durham/policy/simulate").status_code == 403
 
 
+def test_the_policy_page_shows_its_test_cases_and_no_hash(client, world: World) -> None:
+    sign_in(client, world.email("b_officer"))
+    page = client.get("/durham/policy/").text
+    assert "Content hash" not in page
+    assert "sha256:" not in page
+    assert "19 test cases come with this policy" in page
+    cases = re.search(r'data-testid="policy-tests">(.*?)</table>', page, re.S).group(1)
+    assert "adult in custody with cannabis" in cases
+    assert "Eligible, Checkpoint" in cases  # the expected decision, with its pathway's name
+    assert "supply by someone who is not a user-dealer" in cases
+    assert "Not eligible" in cases
+    versions = client.get("/durham/policy/versions").text
+    assert "sha256:" not in versions
+    assert ">Hash<" not in versions
+
+
 def test_a_bad_draft_shows_each_problem_in_place_and_saves_nothing(app: Flask, client, world: World) -> None:
     sign_in(client, world.email("b_force_admin"))
     text = _draft_text(client.get("/durham/policy/draft").text)

@@ -66,7 +66,8 @@ def _line_of(text: str, problem: PolicyProblem) -> str | None:
 def _render_version(version: PolicyVersion | None, **context: Any) -> str:
     policy = services.compiled(version) if version is not None else None
     return render_template("eligibility/policy.html", version=version, policy=policy,
-                           document=policy.document if policy else None, **context)
+                           document=policy.document if policy else None,
+                           names=Names.of(policy) if policy else None, **context)
 
 
 @bp.route("/")
