@@ -93,3 +93,19 @@ def test_the_home_page_counts_the_courses_completed_this_month_from_their_own_in
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
             plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
             assert any("ix_referral_transitions_completed_tenant_id_occurred_at" in line for line in plan), plan
+
+
+def test_the_reason_is_the_last_steps_alone(app: Flask, world: World) -> None:
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        _, decision = cases.record_encounter(tenant, _intake(offence_on=DAY), actor=SYSTEM, today=DAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=DAY, at=NINE)
+        path = rules.path_to(State.WITHDRAWN, sessions=referral.sessions_required, via=State.ACCEPTED)
+        assert path[0] is State.ACCEPTED
+        cases.take_path(tenant, referral, path, actor=SYSTEM, reason="Charged for another matter",
+                        session_at=NINE, venue="Hub")
+        steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral.id)
+                                   .order_by(Transition.occurred_at)).all()
+        said = {step.to_state: step.reason for step in steps}
+        assert said[State.ACCEPTED] == ""  # the acceptance is not explained by the withdrawal's reason
+        assert said[State.WITHDRAWN] == "Charged for another matter"

@@ -115,7 +115,7 @@ def _through_the_services(app: Flask, world: World, path: Path) -> None:
             path = rules.path_to(found.state, sessions=referral.sessions_required, attended=found.attended)
             cases.take_path(tenant, referral, path,
                             actor=SYSTEM, reason=reason, session_at=held,
-                            venue=PLACE_NOT_RECORDED)
+                            venue=PLACE_NOT_RECORDED, reason_each_step=True)
         db.session.commit()
 
 

@@ -748,13 +748,18 @@ def move_to(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reas
 
 
 def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, actor: Actor, reason: str,
-              session_at: datetime, venue: str, times: Sequence[datetime] | None = None) -> None:
+              session_at: datetime, venue: str, times: Sequence[datetime] | None = None,
+              reason_each_step: bool = False) -> None:
     """Move a referral along ``path`` (``rules.path_to``), each step through the
     service that makes it: booking a session for booked, recording attendance
     for attended, a session missed for missed, and for not completed a
-    session missed when one awaits attendance (then ended with ``reason``
-    if the force allows a missed session); ``reason`` for the other steps. For case work recorded after the
-    fact (the demo); refuses what each step's service refuses.
+    session missed when one awaits attendance (then ended if the force allows
+    a missed session); the other steps as plain moves. ``reason`` is the last
+    step's (why the referral ended where it did: "Charged for another matter"
+    explains a withdrawal, not the acceptance before it); with
+    ``reason_each_step`` every plain move is given it (where the steps came
+    from, as an import says of each). For case work recorded after the fact
+    (the demo); refuses what each step's service refuses.
 
     Without ``times`` every step happens now and every session starts at
     ``session_at``. With ``times`` (one per step, in order) each step happens
@@ -764,6 +769,7 @@ def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, acto
     if times is not None and len(times) != len(path):
         raise CaseError("times", _("Give one time per step of the path."))
     for index, step in enumerate(path):
+        said = reason if reason_each_step or index == len(path) - 1 else ""
         at = times[index] if times is not None else None
         starts_at = times[index + 1] if times is not None and index + 1 < len(times) else session_at
         moment = at or session_at
@@ -774,9 +780,9 @@ def take_path(tenant: Tenant, referral: Referral, path: Sequence[State], *, acto
         elif waiting is not None:
             record_attendance(tenant, waiting, attended=step is State.ATTENDED, actor=actor, now=moment, at=at)
             if step is State.NOT_COMPLETED and referral.state is State.MISSED:
-                transition(tenant, referral, step, actor=actor, reason=reason, at=at)
+                transition(tenant, referral, step, actor=actor, reason=said, at=at)
         else:
-            transition(tenant, referral, step, actor=actor, reason=reason, at=at)
+            transition(tenant, referral, step, actor=actor, reason=said, at=at)
 
 
 def expire_overdue(tenant: Tenant, *, today: date, actor: Actor) -> int:
