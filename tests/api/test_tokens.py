@@ -13,6 +13,7 @@ from diversion.audit.models import AuditEvent
 from diversion.extensions import db
 from diversion.jsonapi.tokens import ApiToken
 from diversion.tenancy.context import scoped
+from diversion.tenancy.models import Tenant
 from tests import databases
 from tests.api.conftest import bearer, make_token, user_dealer
 from tests.conftest import World, csrf_token, post_form, sign_in
@@ -231,3 +232,23 @@ def test_row_level_security_hides_another_forces_tokens(
         assert seen == [world.b.id]
     else:
         assert sorted(seen) == sorted([world.a.id, world.b.id])
+
+
+def test_the_page_showing_a_token_once_offers_no_language_switch(app: Flask, client: FlaskClient,
+                                                                   world: World) -> None:
+    """Following the switch would load the page again, without the token it showed once."""
+    with app.app_context():
+        durham = db.session.get(Tenant, world.b.id)
+        assert durham is not None
+        durham.languages = ["en", "cy"]  # a force whose pages offer the switch
+        db.session.commit()
+    sign_in(client, world.email("b_force_admin"))
+    assert 'data-testid="language-switch"' in client.get("/durham/api-tokens/").text
+    page = client.post("/durham/api-tokens/", data={
+        "name": "Case system", "csrf_token": csrf_token(client.get("/durham/api-tokens/").text)})
+    assert TOKEN.search(page.text)
+    assert 'data-testid="language-switch"' not in page.text
+    panel = re.search(r'class="govuk-panel__body">\s*([^<]+?)\s*<', page.text)
+    assert panel is not None
+    assert panel.group(1) == "Case system"
+    assert "if it is lost, revoke it and make another" in page.text

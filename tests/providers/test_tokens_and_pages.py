@@ -84,6 +84,25 @@ def test_an_admin_makes_a_token_shown_once_kept_as_a_hash_and_revokes_it(
     assert "already revoked" in client.get(PAGE).text
 
 
+def test_the_token_page_names_the_token_says_what_the_forces_says_and_offers_no_switch(
+    app: Flask, client: FlaskClient, world: World, providers: Providers,
+) -> None:
+    _admin(app, client, world, providers)
+    page = _post(client, f"{PAGE}tokens", {"token-name": "Case management"})
+    _shown_secret(page)
+    panel = re.search(r'class="govuk-panel__body">\s*([^<]+?)\s*<', page.text)
+    assert panel is not None
+    assert panel.group(1) == "Case management"
+    assert "Copy the token now and keep it in the system’s secret store. It will not be shown again: " \
+           "if it is lost, revoke it and make another." in page.text  # as a force's token page says
+    # Read in Welsh, the workspace offers the switch, but not on the page showing the token once.
+    assert 'data-testid="language-switch"' in client.get(f"{PAGE}?lang=cy").text
+    welsh = _post(client, f"{PAGE}tokens", {"token-name": "Ail docyn"})
+    _shown_secret(welsh)
+    assert 'lang="cy"' in welsh.text
+    assert 'data-testid="language-switch"' not in welsh.text
+
+
 def test_a_bad_token_name_is_refused_on_the_page(
     app: Flask, client: FlaskClient, world: World, providers: Providers,
 ) -> None:

@@ -194,7 +194,7 @@ def invitation_sent(invitation: invitations.Invitation, token: str, *, joining: 
     page = render_template("accounts/invitation_sent.html", invitation=invitation, joining=joining, back=back,
                            link=invitations.invitation_link(invitation, token),
                            mailed=invitations.mail_configured(), layout=layout, replaced=replaced,
-                           held=held)
+                           held=held, shown_once=True)  # no language switch: it would lose the link
     return Response(page, status=200, mimetype="text/html")
 
 

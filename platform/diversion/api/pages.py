@@ -44,7 +44,7 @@ def create() -> Response | tuple[str, int]:
             # Shown in this answer only: not flashed, since the session cookie is signed, not secret.
             # Committed at the end of the request, after rendering: should the commit fail,
             # this page is replaced, and a token that does not exist is never shown.
-            page = render_template("api/created.html", token=token, secret=secret)
+            page = render_template("api/created.html", token=token, secret=secret, shown_once=True)  # no switch
             response = Response(page, status=200, mimetype="text/html")
             response.headers["Cache-Control"] = "no-store"
             return response

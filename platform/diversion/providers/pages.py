@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_babel import LazyString
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -40,15 +42,25 @@ def _back() -> Response:
     return redirect(url_for(".index", provider=request.args.get("provider")))
 
 
-def _secret_page(title: str, what: str, secret: str) -> Response:
+# What to do with a secret shown once: the same words as a force's token page (``api/created.html``).
+TOKEN_ADVICE = _l("Copy the token now and keep it in the system’s secret store. It will not be shown again: "
+                  "if it is lost, revoke it and make another.")
+SECRET_ADVICE = _l("Copy it now and keep it in your system’s secret store. It will not be shown again: "
+                   "if it is lost, make another.")
+
+
+def _secret_page(title: str, what: str, secret: str, *, named: str | None = None,
+                 advice: str | LazyString = SECRET_ADVICE) -> Response:
     """A page showing a secret once: never cached, never flashed (the session cookie is signed, not secret).
+    ``named``: what the panel names (a token's name), if anything; ``advice``: what to do with the secret.
+    The language switch is not offered on it: following it would load another page, and the secret is gone.
 
     The request's change is committed at its end, after rendering: should
     the commit fail, this page is replaced, and a secret that was not kept
     is never shown.
     """
-    page = render_template("integrations/secret.html", title=title, what=what, secret=secret,
-                           provider=g.provider)
+    page = render_template("integrations/secret.html", title=title, what=what, secret=secret, named=named,
+                           advice=advice, provider=g.provider, shown_once=True)
     response = Response(page, status=200, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -82,7 +94,7 @@ def create_token() -> Response | tuple[str, int]:
                                                                         actor=current_user))
         if made is not None:
             token, secret = made
-            return _secret_page(_("API token made"), _("The token “%(name)s”", name=token.name), secret)
+            return _secret_page(_("API token made"), _("The token"), secret, named=token.name, advice=TOKEN_ADVICE)
     return _index(form, WebhookForm(prefix="webhook")), 400
 
 
