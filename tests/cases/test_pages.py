@@ -6,7 +6,12 @@ import re
 from datetime import date
 
 from flask import Flask
+from sqlalchemy import select
 
+from diversion.cases.models import Encounter
+from diversion.eligibility.models import Decision
+from diversion.extensions import db
+from diversion.tenancy.context import scoped
 from tests.conftest import World, csrf_token, sign_in
 
 TODAY = date.today()  # noqa: DTZ011 - the form takes today's date, as an officer would
@@ -48,6 +53,18 @@ def test_officer_records_a_user_dealer_refers_and_sees_the_timeline(app: Flask, 
                         data={"to": "accepted", "csrf_token": csrf_token(case.text)})
     assert moved.status_code == 302
     assert "Referral accepted" in client.get(referred.headers["Location"]).text
+    # Recorded and decided in the same moment (case work recorded after the fact), the decision still
+    # reads as following its encounter.
+    with app.app_context(), scoped(world.b.id):
+        encounter = db.session.scalar(select(Encounter).order_by(Encounter.recorded_at.desc()).limit(1))
+        assert encounter is not None
+        decided = db.session.scalar(select(Decision).where(Decision.encounter_id == encounter.id))
+        assert decided is not None
+        decided.decided_at = encounter.recorded_at
+        db.session.commit()
+    timeline = re.search(r'data-testid="timeline">(.*?)<h2', client.get(referred.headers["Location"]).text,
+                         re.S).group(1)
+    assert timeline.index("Decision: Eligible") < timeline.index("Encounter recorded")
 
 
 def test_intake_errors_name_the_field_and_record_nothing(app: Flask, client, world: World) -> None:

@@ -334,7 +334,8 @@ def _timeline(encounter: Encounter, decisions: list[Decision], referrals: list[R
             platform = recorder if past and step.occurred_at <= encounter.recorded_at else _("the platform")
             events.append(Event(step.occurred_at, title, made_by(
                 step, people, force=force, provider=partial(_provider_name, r), otherwise=platform), step.account))
-    return sorted(events, key=lambda e: e.at, reverse=True)
+    # Newest first; of two at the same moment, the one told later (a decision after its encounter) first.
+    return [event for _told, event in sorted(enumerate(events), key=lambda pair: (pair[1].at, pair[0]), reverse=True)]
 
 
 # Moves the "What happened" form does not offer: booked, attended and missed come from booking and attendance.
