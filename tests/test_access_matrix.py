@@ -242,6 +242,19 @@ def _retention_set(app: Flask, world: World, _client: FlaskClient, _who: str | N
         return tenant.retention_months == 84
 
 
+def _scheme_renamed(app: Flask, world: World, _client: FlaskClient, _who: str | None) -> bool:
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        assert tenant is not None
+        return tenant.scheme_name == "DIVERT Plus"
+
+
+def _names_form(_app: Flask, w: World) -> dict[str, str]:
+    return {"name": w.a.name, "name_cy": "", "scheme_name": "DIVERT Plus", "completed_code": "outcome-22",
+            "completed_label": "Outcome 22", "not_completed_code": "prosecution",
+            "not_completed_label": "Prosecution resumes", "not_completed_action": "prosecution"}
+
+
 def _signed_in_as(client: FlaskClient) -> str | None:
     page = client.get("/").text
     marker = "Signed in as <strong>"
@@ -994,6 +1007,11 @@ ROUTES: tuple[Route, ...] = (
           allow(FORCE_A_ADMIN | PLATFORM_ADMIN, redirect("/west-midlands/settings/")), force_page=True,
           data=lambda _a, _w: {"retention_months": "84", "brand_colour": "#1f3f8f", "languages": ["en"]},
           effect=_retention_set),
+    Route("settings.names", "GET", lambda w: f"/{w.a.slug}/settings/names",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK), force_page=True, shows=lambda _w: ["Names and outcome codes"]),
+    Route("settings.names", "POST", lambda w: f"/{w.a.slug}/settings/names",
+          allow(FORCE_A_ADMIN | PLATFORM_ADMIN, redirect("/west-midlands/settings/")), force_page=True,
+          data=_names_form, effect=_scheme_renamed),
     Route("settings.export", "GET", lambda w: f"/{w.a.slug}/settings/export",
           allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK), force_page=True, shows=lambda _w: ['slug = "west-midlands"']),
     Route("force_audit.index", "GET", lambda w: f"/{w.a.slug}/audit/", allow(FORCE_A_ADMIN | PLATFORM_ADMIN, OK),

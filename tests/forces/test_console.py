@@ -5,6 +5,7 @@ reactivated, and its own settings."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from diversion.eligibility.models import Decision, PolicyVersion
 from diversion.errors import AccessRefused
 from diversion.extensions import db
 from diversion.forces.files import read_force_file
+from diversion.forces.onboarding import ForceNames, OnboardingError, change_names, details_of
 from diversion.forces.services import ForceError, change_settings, sync_tenants
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import ForceStatus
@@ -291,6 +293,110 @@ def test_a_force_admin_changes_the_settings_and_the_change_is_audited_before_and
     assert ("West Midlands Police cannot work in Welsh yet: its outcome labels and its policy in force (its "
             "summary, pathway names and reasons) have no Welsh.") in welsh.text
     assert _settings(app) == (72, "#00703c", ["en"])
+
+
+# ---------------------------------------------------------------- names and outcome codes
+
+def _names(app: Flask, slug: str = "west-midlands") -> dict[str, Any]:
+    with app.app_context():
+        return {name: getattr(tenant_of(slug), name) for name in ForceNames.__dataclass_fields__}
+
+
+def _names_form(page: str, **changes: str) -> dict[str, str]:
+    return {"csrf_token": csrf_token(page), "name": "West Midlands Police", "name_cy": "",
+            "scheme_name": "DIVERT", "completed_code": "outcome-22",
+            "completed_label": "No further action (Outcome 22)", "not_completed_code": "prosecution",
+            "not_completed_label": "Prosecution resumes", "not_completed_label_cy": "", "completed_label_cy": "",
+            "not_completed_action": "prosecution", **changes}
+
+
+def test_an_open_force_changes_its_names_and_outcome_codes_audited_before_and_after(
+        app: Flask, client: FlaskClient, world: World, database) -> None:
+    before = _names(app)
+    sign_in(client, world.email("a_force_admin"))
+    settings = client.get("/west-midlands/settings/")
+    assert "Names and outcome codes" in settings.text
+    assert f"{before['completed_code']}: {before['completed_label']}" in settings.text
+    page = client.get("/west-midlands/settings/names")
+    assert page.status_code == 200
+    assert f'value="{before["scheme_name"]}"' in page.text
+    form = {**_names_form(page.text), **{k: v or "" for k, v in before.items()}}
+    answer = client.post("/west-midlands/settings/names", data={
+        **form, "scheme_name": "DIVERT Plus", "completed_label": "Community resolution (Outcome 22)",
+        "not_completed_action": "court"}, follow_redirects=True)
+    assert ("Saved: scheme name, what the code on completion means, what happens when a person does not "
+            "complete.") in answer.text
+    assert "Community resolution (Outcome 22)" in answer.text
+    after = _names(app)
+    assert (after["scheme_name"], after["completed_label"], after["not_completed_action"]) == (
+        "DIVERT Plus", "Community resolution (Outcome 22)", "court")
+    assert after["name"] == before["name"]
+    assert after["completed_code"] == before["completed_code"]
+    engine = create_engine(database.inspector_url)
+    with engine.connect() as connection:
+        details = connection.scalars(select(AuditEvent.__table__.c.details)
+                                     .where(AuditEvent.__table__.c.action == "tenant.settings_changed")).all()
+    engine.dispose()
+    assert details == [{"before": {"scheme_name": before["scheme_name"], "completed_label": before["completed_label"],
+                                   "not_completed_action": before["not_completed_action"]},
+                        "after": {"scheme_name": "DIVERT Plus", "completed_label": "Community resolution (Outcome 22)",
+                                  "not_completed_action": "court"}}]
+    audit = client.get("/west-midlands/audit/").text
+    assert f"scheme name: {before['scheme_name']} → DIVERT Plus" in audit
+    was = before["not_completed_action"].value.replace("_", " ")
+    assert f"what happens when a person does not complete: {was} → court" in audit
+    again = client.post("/west-midlands/settings/names", data={
+        **form, "scheme_name": "DIVERT Plus", "completed_label": "Community resolution (Outcome 22)",
+        "not_completed_action": "court"}, follow_redirects=True)
+    assert "Nothing was changed." in again.text
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), [
+    ({"name": ""}, "name", "Enter the force’s name"),
+    ({"name": "Durham Constabulary"}, "name", "A force is already called Durham Constabulary"),
+    ({"name": "durham constabulary"}, "name", "A force is already called durham constabulary"),
+    ({"completed_code": "x" * 41}, "completed_code", "must be 40 characters or fewer"),
+    ({"not_completed_label": ""}, "not_completed_label", "Enter what the code on non-completion means"),
+    ({"not_completed_action": "prison"}, "not_completed_action", "Not a valid choice"),
+])
+def test_bad_names_are_named_and_change_nothing(app: Flask, client: FlaskClient, world: World,
+                                                changes: dict[str, str], field: str, message: str) -> None:
+    before = _names(app)
+    sign_in(client, world.email("a_force_admin"))
+    page = client.get("/west-midlands/settings/names")
+    answer = client.post("/west-midlands/settings/names", data=_names_form(page.text, **changes))
+    assert answer.status_code == 400
+    assert "There is a problem" in answer.text
+    assert f'href="#{field}' in answer.text
+    assert message in answer.text
+    assert _names(app) == before
+
+
+def test_a_force_that_works_in_welsh_keeps_its_outcome_labels_in_welsh(app: Flask, world: World) -> None:
+    with app.app_context():
+        tenant = tenant_of("north-wales")
+        kept = details_of(tenant)
+        names = ForceNames(**{name: getattr(kept, name) for name in ForceNames.__dataclass_fields__})
+        with scoped(tenant.id):
+            with pytest.raises(OnboardingError) as refused:
+                change_names(tenant, replace(names, not_completed_label_cy=" "), actor=SYSTEM)
+            assert refused.value.field == "not_completed_label_cy"
+            assert refused.value.message == ("Enter what the code on non-completion means in Welsh: North Wales Police "
+                                             "works in Welsh.")
+            changed = change_names(tenant, replace(names, completed_label_cy="Dim camau pellach: Canlyniad 22"),
+                                   actor=SYSTEM)
+        assert changed == {"completed_label_cy": (kept.completed_label_cy, "Dim camau pellach: Canlyniad 22")}
+        db.session.rollback()
+
+
+def test_an_officer_may_not_change_the_names(app: Flask, world: World) -> None:
+    with app.app_context():
+        tenant = tenant_of("west-midlands")
+        officer = db.session.get(User, world.users["a_officer"].id)
+        kept = details_of(tenant)
+        names = ForceNames(**{name: getattr(kept, name) for name in ForceNames.__dataclass_fields__})
+        with scoped(tenant.id), pytest.raises(AccessRefused):
+            change_names(tenant, replace(names, scheme_name="Mine"), actor=officer)
 
 
 def test_a_force_with_its_welsh_may_work_in_welsh_again(app: Flask, world: World) -> None:

@@ -221,7 +221,14 @@ _KEYS: Mapping[str, str] = _Words({
     "ends_on": _l("ends on"), "monthly_fee_pence": _l("monthly fee (pence)"), "vat": _l("VAT"),
     "platform_fee_basis_points": _l("platform fee (basis points)"), "prices": _l("prices (pence)"),
     "generated": _l("generated"), "seed": _l("seed"), "retention_months": _l("retention months"),
-    "languages": _l("languages"), "note": _l("what changed"),
+    "languages": _l("languages"), "note": _l("what changed"), "name_cy": _l("name in Welsh"),
+    "scheme_name": _l("scheme name"), "completed_code": _l("code on completion"),
+    "completed_label": _l("what the code on completion means"),
+    "completed_label_cy": _l("what the code on completion means, in Welsh"),
+    "not_completed_code": _l("code on non-completion"),
+    "not_completed_label": _l("what the code on non-completion means"),
+    "not_completed_label_cy": _l("what the code on non-completion means, in Welsh"),
+    "not_completed_action": _l("what happens when a person does not complete"),
 })
 # Stored codes with words of their own, by the detail that holds them; any other value is
 # shown as it was stored.

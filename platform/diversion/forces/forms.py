@@ -1,20 +1,23 @@
-"""The force's settings form (GOV.UK Frontend widgets)."""
+"""The force's settings forms, and the fields of its names and outcome codes that the console's set-up
+asks for too (GOV.UK Frontend widgets)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import LazyString
 from flask_babel import gettext as _
-from govuk_frontend_wtf.wtforms_widgets import GovCheckboxesInput, GovSubmitInput, GovTextInput
-from wtforms import IntegerField, SelectMultipleField, StringField, SubmitField
+from govuk_frontend_wtf.wtforms_widgets import GovCheckboxesInput, GovRadioInput, GovSubmitInput, GovTextInput
+from wtforms import IntegerField, RadioField, SelectMultipleField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 from diversion.cases.rules import MISSED_SESSIONS_BOUNDS
+from diversion.forces.onboarding import ForceNames
 from diversion.forms import Form
 from diversion.forms import lazy_gettext as _l
 from diversion.language import DESCRIBED
-from diversion.tenancy.models import Tenant
+from diversion.tenancy.models import NonCompletionAction, Tenant
 from diversion.words import LANGUAGES
 
 LOW, HIGH = Tenant.RETENTION_BOUNDS
@@ -73,3 +76,72 @@ class SettingsForm(Form):
         choices=[SelectChoice(code, DESCRIBED[code]) for code in LANGUAGES],
         validators=[InputRequired(message=_l("Choose at least one language"))])
     submit = SubmitField(_l("Save settings"), widget=GovSubmitInput())
+
+
+# What a force does when a person does not complete, in plain words.
+ACTION_LABELS = {
+    NonCompletionAction.PROSECUTION: _l("Prosecution resumes"),
+    NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION: _l("Charge by postal requisition"),
+    NonCompletionAction.COURT: _l("The case goes to court"),
+    NonCompletionAction.NO_FURTHER_ACTION: _l("No further action"),
+}
+
+
+def _text(label: LazyString, missing: LazyString, *, limit: int = 200, hint: LazyString | str = "") -> StringField:
+    return StringField(label, widget=GovTextInput(), description=hint, validators=[
+        InputRequired(message=missing),
+        Length(max=limit, message=_l("%(label)s must be %(limit)s characters or fewer", label=label, limit=limit))])
+
+
+def _welsh(label: LazyString, *, limit: int = 200) -> StringField:
+    """An optional label in Welsh, for a force that works in Welsh."""
+    return StringField(label, widget=GovTextInput(), description=_l("For a force that works in Welsh: what its "
+                                                                     "pages say in Welsh."), validators=[
+        Optional(),
+        Length(max=limit, message=_l("%(label)s must be %(limit)s characters or fewer", label=label, limit=limit))])
+
+
+def force_name_fields() -> tuple[StringField, StringField]:
+    """The force's name, and its name in Welsh."""
+    name = _text(_l("Force name"), _l("Enter the force’s name"), hint=_l("As people know it, e.g. “Cleveland Police”."))
+    return name, _welsh(_l("Force name in Welsh (optional)"))
+
+
+def scheme_name_field() -> StringField:
+    return _text(_l("Scheme name"), _l("Enter the scheme’s name"),
+                 hint=_l("What the force calls its scheme, e.g. “Checkpoint”."))
+
+
+def outcome_fields() -> tuple[StringField, StringField, StringField, StringField, StringField, StringField,
+                              RadioField]:
+    """The codes a case records when its referral ends, what they mean (in English, and in Welsh),
+    and what happens when a person does not complete."""
+    return (
+        _text(_l("Code on completion"), _l("Enter the code recorded on completion"), limit=40,
+              hint=_l("The outcome code the force records when a person completes, e.g. “outcome-22”.")),
+        _text(_l("What the code on completion means"), _l("Enter what the code on completion means"),
+              hint=_l("e.g. “No further action (Outcome 22)”.")),
+        _text(_l("Code on non-completion"), _l("Enter the code recorded on non-completion"), limit=40,
+              hint=_l("The code recorded when a person does not complete, e.g. “prosecution”.")),
+        _text(_l("What the code on non-completion means"), _l("Enter what the code on non-completion means"),
+              hint=_l("e.g. “Prosecution resumes”.")),
+        _welsh(_l("What the code on completion means, in Welsh (optional)")),
+        _welsh(_l("What the code on non-completion means, in Welsh (optional)")),
+        RadioField(_l("What happens when a person does not complete"), widget=GovRadioInput(),
+                   choices=[SelectChoice(k.value, v) for k, v in ACTION_LABELS.items()],
+                   validators=[InputRequired(message=_l("Choose what happens when a person does not complete"))]))
+
+
+def names_entered(form: Any) -> ForceNames:
+    """The names and outcome codes entered in a form made of the fields above."""
+    return ForceNames(**{name: getattr(form, name).data or "" for name in ForceNames.__dataclass_fields__})
+
+
+class NamesForm(Form):
+    """A force's names and outcome codes, changed once it is open."""
+
+    name, name_cy = force_name_fields()
+    scheme_name = scheme_name_field()
+    (completed_code, completed_label, not_completed_code, not_completed_label, completed_label_cy,
+     not_completed_label_cy, not_completed_action) = outcome_fields()
+    submit = SubmitField(_l("Save names and outcome codes"), widget=GovSubmitInput())

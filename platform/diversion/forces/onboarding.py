@@ -49,14 +49,16 @@ force and every row it has; it refuses a force that has opened.
 Every service here refuses an actor who may not onboard forces
 (``AccessRefused``), and a force that is no longer a draft
 (``OnboardingError``, naming the field at fault, as every refusal here);
-those taking ``tenant`` expect it in scope.
+those taking ``tenant`` expect it in scope. One serves a force at any stage,
+checked by the same rules: ``change_names``, a force's names and outcome
+codes, for its force admins and the platform admins.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +89,7 @@ from diversion.forces.files import RESERVED_SLUGS, ForceFile
 from diversion.forces.services import change_status, force_columns
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
-from diversion.words import current_language
+from diversion.words import WELSH, current_language
 
 if TYPE_CHECKING:
     from diversion.accounts.access import Actor
@@ -119,6 +121,23 @@ class ForceDetails:
     completed_label_cy: str = ""  # the labels in Welsh: blank for none
     not_completed_label_cy: str = ""
     name_cy: str = ""  # the force's name in Welsh: blank for none
+
+
+@dataclass(frozen=True)
+class ForceNames:
+    """The details a force changes once it is open (``change_names``): its names, its outcome codes with
+    what they mean, and what happens on non-completion. Blank Welsh is none."""
+
+    name: str
+    name_cy: str
+    scheme_name: str
+    completed_code: str
+    completed_label: str
+    completed_label_cy: str
+    not_completed_code: str
+    not_completed_label: str
+    not_completed_label_cy: str
+    not_completed_action: str
 
 
 # How a refusal names each input, and where the force file keeps it.
@@ -258,6 +277,45 @@ def change_details(tenant: Tenant, details: ForceDetails, *, actor: Actor) -> li
         record("tenant.updated", actor=actor, tenant_id=tenant.id, object_type="tenant", object_id=tenant.id,
                details={"fields": changed})
     return changed
+
+
+def welsh_labels_required(tenant: Tenant) -> bool:
+    """Whether the force's outcome labels must have their Welsh: it is open and works in Welsh."""
+    return WELSH in tenant.languages and tenant.status is not ForceStatus.DRAFT
+
+
+def change_names(tenant: Tenant, names: ForceNames, *, actor: Actor) -> dict[str, tuple[Any, Any]]:
+    """Change a force's names, outcome codes and labels and what happens on non-completion, at any
+    stage of its life; each change recorded with its value before and after, and returned (nothing
+    changed: nothing recorded, an empty answer). Referrals that have ended keep the code and label
+    they ended with.
+
+    Refuses an actor who may not change this force's settings (``AccessRefused``); what
+    ``start_draft`` refuses of these details; and, for an open force that works in Welsh, an outcome
+    label without its Welsh (its Welsh pages would be in English) (``OnboardingError`` naming the input).
+    """
+    require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
+    force = _as_file(replace(details_of(tenant), **asdict(names)))
+    _name_free(force.name, but=tenant.id)
+    if welsh_labels_required(tenant):
+        said = tenant.name_in(current_language())
+        if not names.completed_label_cy.strip():
+            raise OnboardingError("completed_label_cy", _("Enter what the code on completion means in Welsh: "
+                                                          "%(force)s works in Welsh.", force=said))
+        if not names.not_completed_label_cy.strip():
+            raise OnboardingError("not_completed_label_cy", _("Enter what the code on non-completion means in "
+                                                              "Welsh: %(force)s works in Welsh.", force=said))
+    columns = force_columns(force)
+    changes = {name: (getattr(tenant, name), columns[name]) for name in ForceNames.__dataclass_fields__
+               if getattr(tenant, name) != columns[name]}
+    if changes:
+        for name, (_before, value) in changes.items():
+            setattr(tenant, name, value)
+        db.session.flush()
+        record("tenant.settings_changed", actor=actor, tenant_id=tenant.id, object_type="tenant",
+               object_id=tenant.id, details={"before": {name: pair[0] for name, pair in changes.items()},
+                                             "after": {name: pair[1] for name, pair in changes.items()}})
+    return changes
 
 
 def details_of(tenant: Tenant) -> ForceDetails:

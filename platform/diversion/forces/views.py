@@ -1,8 +1,11 @@
 """A force's own settings and audit, for its force admins and the platform
-admins: data retention, brand colour and languages; the force's
-configuration downloaded as its file; who saw or changed what."""
+admins: its names and outcome codes, data retention, brand colour and
+languages; the force's configuration downloaded as its file; who saw or
+changed what."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,8 +16,9 @@ from werkzeug.wrappers import Response
 from diversion.accounts.access import Action, requires_force_or_platform_action
 from diversion.accounts.sso import sign_on_of
 from diversion.cases.rules import missed_sessions_allowed
+from diversion.forces import onboarding
 from diversion.forces.audit_pages import audit_csv, audit_page
-from diversion.forces.forms import SettingsForm
+from diversion.forces.forms import ACTION_LABELS, NamesForm, SettingsForm, names_entered
 from diversion.forces.services import change_settings, export_force
 from diversion.tenancy.web import force_blueprint
 from diversion.web import change_on_form
@@ -54,7 +58,40 @@ def settings_page() -> str | Response | tuple[str, int]:
                 flash(_("Nothing was changed."), "success")
             return redirect(url_for(".index"))
     html = render_template("forces/settings.html", form=form, sign_on_url=sign_on_settings_url(),
-                           sign_on=sign_on_of(tenant))
+                           sign_on=sign_on_of(tenant), action_labels=ACTION_LABELS)
+    return (html, 400) if request.method == "POST" else html
+
+
+# The names and outcome codes in a "Saved:" message.
+NAME_WORDS = {"name": _l("force name"), "name_cy": _l("force name in Welsh"), "scheme_name": _l("scheme name"),
+              "completed_code": _l("code on completion"), "completed_label": _l("what the code on completion means"),
+              "completed_label_cy": _l("what the code on completion means, in Welsh"),
+              "not_completed_code": _l("code on non-completion"),
+              "not_completed_label": _l("what the code on non-completion means"),
+              "not_completed_label_cy": _l("what the code on non-completion means, in Welsh"),
+              "not_completed_action": _l("what happens when a person does not complete")}
+
+
+@settings_bp.route("/names", methods=["GET", "POST"], endpoint="names")
+@requires_force_or_platform_action(Action.CHANGE_FORCE_SETTINGS)
+def names_page() -> str | Response | tuple[str, int]:
+    """The force's names and outcome codes, which change at any stage (``onboarding.change_names``)."""
+    tenant = g.tenant
+    form = NamesForm(data=asdict(onboarding.details_of(tenant)) if request.method == "GET" else None)
+    if onboarding.welsh_labels_required(tenant):  # not optional then
+        form.completed_label_cy.label.text = _("What the code on completion means, in Welsh")
+        form.not_completed_label_cy.label.text = _("What the code on non-completion means, in Welsh")
+    if form.validate_on_submit():
+        changed = change_on_form(form, lambda: onboarding.change_names(tenant, names_entered(form),
+                                                                       actor=current_user))
+        if changed is not None:
+            if changed:
+                flash(_("Saved: %(settings)s.", settings=", ".join(str(NAME_WORDS[name]) for name in changed)),
+                      "success")
+            else:
+                flash(_("Nothing was changed."), "success")
+            return redirect(url_for(".index"))
+    html = render_template("forces/names.html", form=form)
     return (html, 400) if request.method == "POST" else html
 
 
