@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select, text
 
 from diversion.accounts.access import SYSTEM
 from diversion.audit.models import AuditEvent
-from diversion.audit.reading import action_words, details_words, read_filter
+from diversion.audit.reading import Known, action_words, details_words, read_filter
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
 from diversion.extensions import db
@@ -200,7 +200,7 @@ def test_details_read_as_words() -> None:
         "retention months: not set → 72"
     assert details_words({"from": "active", "to": "suspended", "sessions_ended": 3}) == \
         "from active to suspended; sessions ended: 3"
-    assert details_words({"user_id": 4, "role": "force_admin"}, name_of={4: "Ann"}.get) == \
+    assert details_words({"user_id": 4, "role": "force_admin"}, known=Known(people={4: "Ann"})) == \
         "person: Ann; role: force admin"
     assert details_words({"hash": "sha256:abc", "number": 2}) == "number: 2"
     assert details_words({"before": {"languages": ["en"]}, "after": {"languages": ["en", "cy"]}}) == \
@@ -239,3 +239,95 @@ def test_only_a_platform_admin_in_scope_reads_the_whole_log_on_postgresql(app: F
                                      .where(AuditEvent.tenant_id != world.a.id)) == 0
     assert everything > own > 0
     assert outside > 0
+
+
+def test_details_name_courses_pathways_providers_forces_and_sessions_not_their_ids() -> None:
+    known = Known(people={4: "Ann"}, forces={"west-midlands": "West Midlands Police", 1: "West Midlands Police"},
+                  courses={"cranstoun-divert": "DIVERT", 7: "DIVERT"},
+                  providers={3: "Cranstoun", "cranstoun": "Cranstoun"},
+                  pathways={1: {"divert": "DIVERT (adults)"}},
+                  sessions={"01a245ad-8dd0-7205-b0ca-f40c56f17393": datetime(2026, 12, 2, 13, 53, tzinfo=UTC)})
+    assert details_words({"course": "cranstoun-divert", "pathway": "divert"}, known=known, force=1) == \
+        "course: DIVERT; pathway: DIVERT (adults)"
+    assert details_words({"pathway": "divert", "course": 7}, known=known, force=1) == \
+        "pathway: DIVERT (adults); course: DIVERT"
+    assert details_words({"email": "a@b.example", "role": "officer", "replaced": []}) == \
+        "email address: a@b.example; role: officer"
+    replaced = details_words({"replaced": ["01a245ae-1b90-7845-b163-4ac745a6f9d9"]})
+    assert replaced == "replaces an earlier invitation to the same address"
+    assert "replaces 2 earlier invitations" in details_words({"replaced": [str(uuid.uuid4()), str(uuid.uuid4())]})
+    assert details_words({"decision": str(uuid.uuid4()), "outcome": "eligible"}) == "outcome: eligible"
+    assert details_words({"session": "01a245ad-8dd0-7205-b0ca-f40c56f17393", "attendance": "attended"},
+                         known=known) == "session: 2 December 2026 13:53; attendance: attended"
+    assert details_words({"session": str(uuid.uuid4()), "attendance": "attended"}) == "attendance: attended"
+    assert details_words({"provider": "cranstoun", "delivery": str(uuid.uuid4())}, known=known) == "provider: Cranstoun"
+    assert details_words({"provider_id": 3, "email": "x@y.example"}, known=known).startswith("provider: Cranstoun")
+    assert details_words({"from": "west-midlands", "version": 2}, known=known, action="tenant.policy_copied") == \
+        "copied from West Midlands Police; policy version: 2"
+    assert details_words({"from": str(uuid.uuid4()), "was": "needs_review", "outcome": "eligible"}) == \
+        "outcome before: needs review; outcome: eligible"
+    assert details_words({"dropped": ["cranstoun-divert for divert"]}, known=known, force=1) == \
+        "dropped: DIVERT for DIVERT (adults)"
+    assert details_words({"provider": 3, "prices": {"course_completed:divert": 2000}}, known=known, force=1) == \
+        "provider: Cranstoun; prices (pence): course completed, DIVERT (adults) 2000"
+    assert details_words({"slug": "cranstoun-divert"}, known=known, action="course.created") == "name: DIVERT"
+    assert details_words({"invitation": str(uuid.uuid4())}) == "through an invitation"
+    assert details_words({"file": "a.csv", "sha256": "c658b5dfbba6c180"}) == "file: a.csv"
+    assert details_words({"effective_from": "2020-10-01"}) == "in force from: 1 October 2020"
+
+
+def test_a_forces_log_names_courses_pathways_and_replaced_invitations_in_words_in_fixed_statements(
+        app: Flask, world: World) -> None:
+    from diversion.accounts import invitations
+    from diversion.accounts.models import Role, User
+    from diversion.catalogue import services as catalogue
+    from diversion.catalogue.models import Course, Provider
+    from tests.conftest import statements_of
+
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        admin = db.session.get(User, world.users["a_force_admin"].id)
+        assert tenant is not None
+        assert admin is not None
+        provider = Provider(slug="audit-words-provider", name="Audit Words Trust")
+        db.session.add(provider)
+        db.session.flush()
+        course = Course(provider_id=provider.id, slug="audit-words-course", title="Words Course", sessions=2,
+                        areas=["west-midlands"], kinds=["adult_education"])
+        db.session.add(course)
+        db.session.flush()
+        with scoped(world.a.id):
+            offering = catalogue.add_offering(tenant, course, "divert", catalogue.LocalDetails([], "", ""),
+                                              actor=admin, today=TODAY)
+            catalogue.withdraw_offering(tenant, offering, actor=admin)
+            for _ in range(2):
+                invitations.invite_to_force(tenant, email="words@example.org", name="Words", role=Role.OFFICER,
+                                            actor=admin)
+        db.session.commit()
+    client = app.test_client()
+    sign_in(client, world.email("a_force_admin"))
+    count, page = statements_of(app, client, "/west-midlands/audit/?action=offering")
+    table = _table(page)
+    assert "course: Words Course" in table
+    assert "audit-words-course" not in table
+    assert "Course offered Words Course" in table  # the object, by its course's title
+    assert "pathway: divert" not in table
+    assert "pathway: DIVERT" in table  # as the force's policy names it
+    invited = _table(client.get("/west-midlands/audit/?action=invitation.created").text)
+    assert "replaces an earlier invitation to the same address" in invited
+    assert "invitations replaced" not in invited
+    assert "Invitation words@example.org" in invited
+    # More events on the page cost no more statements.
+    with app.app_context(), scoped(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        admin = db.session.get(User, world.users["a_force_admin"].id)
+        assert tenant is not None
+        assert admin is not None
+        again = db.session.scalars(select(Course).where(Course.slug == "audit-words-course")).one()
+        for _ in range(3):
+            reopened = catalogue.add_offering(tenant, again, "divert", catalogue.LocalDetails([], "", ""), actor=admin,
+                                              today=TODAY)
+            catalogue.withdraw_offering(tenant, reopened, actor=admin)
+        db.session.commit()
+    more, _page = statements_of(app, client, "/west-midlands/audit/?action=offering")
+    assert more == count

@@ -20,8 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +42,8 @@ MAX_FILTER = 100
 CSV_BATCH = 500
 # A name by id (a person's, a force's), or None when there is none.
 NameOf = Callable[[int], "str | None"]
+# What some events name, read for them at once (``Known``).
+KnownOf = Callable[[Sequence[AuditEvent]], "Known"]
 
 class _Words(Mapping[str, str]):
     """A table of codes and their words, each a message translated when read: in the
@@ -193,9 +195,10 @@ def object_words(object_type: str | None) -> str:
 
 
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# Details not worth a reader's eye: fingerprints of content.
-_HIDDEN = frozenset({"hash", "content_hash", "secret_hash"})
+# Details not worth a reader's eye: fingerprints of content (a file's among them).
+_HIDDEN = frozenset({"hash", "content_hash", "secret_hash", "sha256"})
 
 # The names of the details the platform records, in words; a detail not named here is
 # shown by its code.
@@ -289,6 +292,11 @@ def _text_value(value: str) -> str:
     Europe/London, a code in words, other text as it is."""
     if _UUID.fullmatch(value):
         return short_id(value)
+    if _DAY.fullmatch(value):
+        try:
+            return words.day(date.fromisoformat(value))
+        except ValueError:
+            return value
     if _MOMENT.fullmatch(value):
         try:
             moment = datetime.fromisoformat(value)
@@ -329,16 +337,108 @@ def _detail(key: str, value: Any) -> str:
     return f"{_key(key)}: {_value(value, key)}"
 
 
-def details_words(details: Mapping[str, Any] | None, *, limit: int = 240, name_of: NameOf | None = None) -> str:
+@dataclass(frozen=True)
+class Known:
+    """What the events of a page (or of a batch of the CSV) name by id or code, read for
+    all of them at once: people by user id; forces, courses and providers by id and by
+    slug; each force's pathways by id (as its published policies name them); booked
+    sessions by id (when they start). What is not known is said without its id."""
+
+    people: Mapping[int, str] = field(default_factory=dict)
+    forces: Mapping[int | str, str] = field(default_factory=dict)
+    courses: Mapping[int | str, str] = field(default_factory=dict)
+    providers: Mapping[int | str, str] = field(default_factory=dict)
+    pathways: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    sessions: Mapping[str, datetime] = field(default_factory=dict)
+
+    def pathway(self, force: int | None, pathway: str) -> str:
+        """A pathway's name as the force's policy names it; else its id in words."""
+        names = self.pathways.get(force, {}) if force is not None else {}
+        return names.get(pathway) or _text_value(pathway)
+
+
+NOTHING_KNOWN = Known()
+# Details that hold the id of another row the event's other words already say (the decision
+# of a case recorded, a webhook test's delivery): left out of the words, kept in the log.
+_ROW_IDS = frozenset({"decision", "delivery"})
+_DROPPED = re.compile(r"(?P<course>[a-z0-9-]+) for (?P<pathway>.+)")
+
+
+def _named(key: str, value: Any, known: Known, force: int | None, action: str) -> str | None:
+    """A detail that names a row by its id or code, in words (None: not such a detail, or a row
+    not known)."""
+    if key == "dropped" and isinstance(value, list) and len(value) <= 3:
+        return ", ".join(_dropped_words(str(each), known, force) for each in value)
+    if key == "prices" and isinstance(value, dict):
+        return "; ".join(f"{_price_words(str(k), known, force)} {_value(v)}" for k, v in value.items())
+    if key == "forces" and isinstance(value, list):
+        return ", ".join(known.forces.get(v, _value(v)) for v in value)
+    if key == "pathway" and isinstance(value, str):
+        return known.pathway(force, value)
+    sessions = {k: moment_words(v) for k, v in known.sessions.items()} if key == "session" else {}
+    created: dict[str, Mapping[Any, str]] = {"course.created": known.courses, "provider.created": known.providers}
+    by_key: dict[str, Mapping[Any, str]] = {
+        "course": known.courses, "provider": known.providers, "provider_id": known.providers, "session": sessions,
+        "slug": created.get(action, {})}
+    names = by_key.get(key, {})
+    return names.get(value) if isinstance(value, int | str) else None
+
+
+def _dropped_words(dropped: str, known: Known, force: int | None) -> str:
+    """A course offered that was dropped, stored as ``<course slug> for <pathway id>``, in words."""
+    m = _DROPPED.fullmatch(dropped)
+    if m is None:
+        return _value(dropped)
+    return str(_("%(course)s for %(pathway)s", course=known.courses.get(m["course"], m["course"]),
+                 pathway=known.pathway(force, m["pathway"])))
+
+
+def _price_words(code: str, known: Known, force: int | None) -> str:
+    """A contract's price by its code, ``course_completed:divert``: "course completed, DIVERT (adults)"."""
+    kind, _sep, pathway = code.partition(":")
+    said = _value(kind)
+    return str(_("%(what)s, %(pathway)s", what=said, pathway=known.pathway(force, pathway))) if pathway else said
+
+
+def _left_out(key: str, value: Any, known: Known) -> bool:
+    """Whether a detail is not worth showing: an id the event's other words already say, no
+    invitation replaced, a session not known."""
+    an_id = isinstance(value, str) and _UUID.fullmatch(value) is not None
+    return (key in _ROW_IDS and an_id) or (key == "replaced" and value == []) or \
+        (key == "session" and an_id and value not in known.sessions)
+
+
+def _detail_part(key: str, value: Any, known: Known, force: int | None, action: str) -> str | None:
+    """One detail in words; None for one not worth showing (``_left_out``)."""
+    if _left_out(key, value, known):
+        return None
+    if key == "replaced" and isinstance(value, list):
+        return str(ngettext("replaces an earlier invitation to the same address",
+                            "replaces %(count)s earlier invitations to the same address", len(value),
+                            count=len(value)))
+    if key in ("invitation", "provider_invitation") and isinstance(value, str) and _UUID.fullmatch(value):
+        return str(_("through an invitation"))
+    named = _named(key, value, known, force, action)
+    if named is None:
+        return _detail(key, value)
+    return f"{_key('name' if key == 'slug' else key)}: {named}"
+
+
+def details_words(details: Mapping[str, Any] | None, *, limit: int = 240, known: Known = NOTHING_KNOWN,
+                  action: str = "", force: int | None = None) -> str:
     """An event's details as a short sentence: before and after side by side,
-    from and to as a move, a person by name (``name_of``), lists counted
-    when long, content fingerprints left out; never the raw JSON."""
+    from and to as a move, a person, a course, a provider, a pathway (as the
+    force ``force``'s policy names it) and a force by name (``known``), lists
+    counted when long, content fingerprints and ids the rest already says
+    left out; never the raw JSON. ``action`` is the event's: a policy copied
+    names the force it came from, a decision made again the outcome it replaced."""
     if not details:
         return ""
-    details = {k: v for k, v in details.items() if k not in _HIDDEN}
-    if isinstance(details.get("user_id"), int) and name_of is not None:
-        details = {("person" if k == "user_id" else k): (name_of(v) or str(_("a person")) if k == "user_id" else v)
-                   for k, v in details.items()}
+    details = {k: v for k, v in details.items() if k not in _HIDDEN
+               and not (k == "session" and "starts_at" in details)}  # a session booked: when it starts says it
+    if isinstance(details.get("user_id"), int):
+        details = {("person" if k == "user_id" else k):
+                   (known.people.get(v) or str(_("a person")) if k == "user_id" else v) for k, v in details.items()}
     parts: list[str] = []
     before, after = details.get("before"), details.get("after")
     if isinstance(before, dict) and isinstance(after, dict):
@@ -346,7 +446,12 @@ def details_words(details: Mapping[str, Any] | None, *, limit: int = 240, name_o
     if "from" in details and "to" in details:
         parts.append(str(_("from %(before)s to %(after)s", before=_value(details["from"], "from"),
                            after=_value(details["to"], "to"))))
-    parts += [_detail(k, v) for k, v in details.items() if k not in ("before", "after", "from", "to")]
+    elif action == "tenant.policy_copied" and isinstance(details.get("from"), str):
+        parts.append(str(_("copied from %(force)s", force=known.forces.get(details["from"], details["from"]))))
+    elif isinstance(details.get("from"), str) and _UUID.fullmatch(details["from"]):
+        details = {k: v for k, v in details.items() if k != "from"}  # the decision made again: "was" says it
+    parts += [part for k, v in details.items() if k not in ("before", "after", "from", "to")
+              and (part := _detail_part(k, v, known, force, action)) is not None]
     text = "; ".join(parts)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -470,10 +575,11 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def csv_lines(statement: Select[tuple[AuditEvent]], *, name_of: NameOf, force_of: NameOf) -> Iterator[str]:
+def csv_lines(statement: Select[tuple[AuditEvent]], *, known_of: KnownOf) -> Iterator[str]:
     """The CSV of ``statement``'s events, a header then a line at a time,
     read from the database in batches (never the whole log in memory).
-    ``name_of`` gives a person's name by user id, ``force_of`` a force's by id."""
+    ``known_of`` reads what a batch's events name (people, forces, courses...)
+    at once for the batch."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -485,15 +591,18 @@ def csv_lines(statement: Select[tuple[AuditEvent]], *, name_of: NameOf, force_of
 
     yield line(str(heading) for heading in CSV_HEADER)
     result = db.session.execute(statement.execution_options(yield_per=CSV_BATCH))
-    for event in result.scalars():
-        yield line((
-            event.occurred_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S"),
-            person_words(event, name_of), event.actor_email or "", action_words(event.action, event.details),
-            event.action,
-            object_words(event.object_type), event.object_id or "",
-            (force_of(event.tenant_id) or "") if event.tenant_id is not None else "",
-            details_words(event.details, limit=2000, name_of=name_of), event.ip_address or "",
-        ))
+    for batch in result.scalars().partitions():
+        known = known_of(batch)
+        for event in batch:
+            yield line((
+                event.occurred_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S"),
+                person_words(event, known.people.get), event.actor_email or "",
+                action_words(event.action, event.details), event.action,
+                object_words(event.object_type), event.object_id or "",
+                known.forces.get(event.tenant_id, "") if event.tenant_id is not None else "",
+                details_words(event.details, limit=2000, known=known, action=event.action, force=event.tenant_id),
+                event.ip_address or "",
+            ))
 
 
 def person_words(event: AuditEvent, name_of: NameOf) -> str:
