@@ -254,7 +254,7 @@ def test_details_name_courses_pathways_providers_forces_and_sessions_not_their_i
     assert details_words({"email": "a@b.example", "role": "officer", "replaced": []}) == \
         "email address: a@b.example; role: officer"
     replaced = details_words({"replaced": ["01a245ae-1b90-7845-b163-4ac745a6f9d9"]})
-    assert replaced == "replaces an earlier invitation to the same address"
+    assert replaced == "replaces 1 earlier invitation to the same address"
     assert "replaces 2 earlier invitations" in details_words({"replaced": [str(uuid.uuid4()), str(uuid.uuid4())]})
     assert details_words({"decision": str(uuid.uuid4()), "outcome": "eligible"}) == "outcome: eligible"
     assert details_words({"session": "01a245ad-8dd0-7205-b0ca-f40c56f17393", "attendance": "attended"},
@@ -269,7 +269,7 @@ def test_details_name_courses_pathways_providers_forces_and_sessions_not_their_i
     assert details_words({"dropped": ["cranstoun-divert for divert"]}, known=known, force=1) == \
         "dropped: DIVERT for DIVERT (adults)"
     assert details_words({"provider": 3, "prices": {"course_completed:divert": 2000}}, known=known, force=1) == \
-        "provider: Cranstoun; prices (pence): course completed, DIVERT (adults) 2000"
+        "provider: Cranstoun; prices (pence): course completed for DIVERT (adults) 2000"
     assert details_words({"slug": "cranstoun-divert"}, known=known, action="course.created") == "name: DIVERT"
     assert details_words({"invitation": str(uuid.uuid4())}) == "through an invitation"
     assert details_words({"file": "a.csv", "sha256": "c658b5dfbba6c180"}) == "file: a.csv"
@@ -314,7 +314,7 @@ def test_a_forces_log_names_courses_pathways_and_replaced_invitations_in_words_i
     assert "pathway: divert" not in table
     assert "pathway: DIVERT" in table  # as the force's policy names it
     invited = _table(client.get("/west-midlands/audit/?action=invitation.created").text)
-    assert "replaces an earlier invitation to the same address" in invited
+    assert "replaces 1 earlier invitation to the same address" in invited
     assert "invitations replaced" not in invited
     assert "Invitation words@example.org" in invited
     # More events on the page cost no more statements.

@@ -394,10 +394,10 @@ def _dropped_words(dropped: str, known: Known, force: int | None) -> str:
 
 
 def _price_words(code: str, known: Known, force: int | None) -> str:
-    """A contract's price by its code, ``course_completed:divert``: "course completed, DIVERT (adults)"."""
+    """A contract's price by its code, ``course_completed:divert``: "course completed for DIVERT (adults)"."""
     kind, _sep, pathway = code.partition(":")
     said = _value(kind)
-    return str(_("%(what)s, %(pathway)s", what=said, pathway=known.pathway(force, pathway))) if pathway else said
+    return str(_("%(course)s for %(pathway)s", course=said, pathway=known.pathway(force, pathway))) if pathway else said
 
 
 def _left_out(key: str, value: Any, known: Known) -> bool:
@@ -413,7 +413,7 @@ def _detail_part(key: str, value: Any, known: Known, force: int | None, action: 
     if _left_out(key, value, known):
         return None
     if key == "replaced" and isinstance(value, list):
-        return str(ngettext("replaces an earlier invitation to the same address",
+        return str(ngettext("replaces %(count)s earlier invitation to the same address",
                             "replaces %(count)s earlier invitations to the same address", len(value),
                             count=len(value)))
     if key in ("invitation", "provider_invitation") and isinstance(value, str) and _UUID.fullmatch(value):
