@@ -114,7 +114,6 @@ def _templates(cursor: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     ]
     _TEMPLATES["referral"] = [
         ("referrals", referral),
-        ("referral_transitions", one("SELECT * FROM referral_transitions WHERE referral_id = %s", referral["id"])),
         ("provider_feed_entries", one("SELECT * FROM provider_feed_entries WHERE referral_id = %s", referral["id"])),
         ("audit_events", one("SELECT * FROM audit_events WHERE object_id = %s", str(referral["id"]))),
     ]
@@ -148,8 +147,6 @@ def _raw_write(kind: str, given: dict[str, Any]) -> dict[str, str]:
                 row["encounter_id"] = made["encounter"]
             elif table == "referrals":
                 row.update(id=made["referral"], encounter_id=made["encounter"], person_id=made["person"])
-            elif table == "referral_transitions":
-                row["referral_id"] = made["referral"]
             elif table == "provider_feed_entries":
                 cursor.execute("UPDATE provider_feed_counters SET last_position = last_position + 1 "
                                "WHERE provider_id = %s RETURNING last_position", (row["provider_id"],))

@@ -93,9 +93,10 @@ class Timed:
 # ---------------------------------------------------------------- seeding with SQL
 
 def _seed(admin_url: str, force_id: int, start: int, stop: int, setup: dict[str, Any]) -> None:
-    """Encounters ``start`` .. ``stop - 1`` of the force, with their people, decisions, referrals and
-    transitions, written by the superuser (row-level security does not bind it) in chunks."""
+    """Encounters ``start`` .. ``stop - 1`` of the force, with their people, decisions and referrals (a
+    step each), written by the superuser (row-level security does not bind it) in chunks."""
     with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(_VARINT)
         for low in range(start, stop, CHUNK):
             high = min(stop, low + CHUNK)
             arguments = {**setup, "force": force_id, "low": low, "high": high - 1}
@@ -103,8 +104,7 @@ def _seed(admin_url: str, force_id: int, start: int, stop: int, setup: dict[str,
                 connection.execute(statement, arguments)
         # As autovacuum leaves a table after a million inserts: statistics, and the visibility map that
         # lets a count read an index alone.
-        connection.execute("VACUUM ANALYZE people, encounters, decisions, referrals, referral_transitions, "
-                           "provider_feed_entries")
+        connection.execute("VACUUM ANALYZE people, encounters, decisions, referrals, provider_feed_entries")
 
 
 # The case number ``i``: its year (2024 .. 2026), its place in a 100-bucket "hash" (h) that picks its
@@ -160,12 +160,29 @@ SEED: list[Any] = [
     """INSERT INTO provider_feed_counters (provider_id, last_position)
         SELECT %(provider)s, max(position) FROM provider_feed_entries WHERE provider_id = %(provider)s
         ON CONFLICT (provider_id) DO UPDATE SET last_position = excluded.last_position""",
-    f"""INSERT INTO referral_transitions (id, tenant_id, referral_id, from_state, to_state, occurred_at, reason)
-        SELECT md5('transition-' || n.i)::uuid, %(force)s, r.id, NULL, r.state,
-               r.created_at + make_interval(days => (n.i %% 80)::int), ''
-        FROM ({_NUMBERS}) AS n JOIN referrals r ON r.tenant_id = %(force)s
-             AND r.id = md5('referral-' || n.i)::uuid""",
+    # One step each, to its state, packed as ``cases.steps`` packs it: the form's version, the state's code,
+    # no flags, and the moment in whole seconds after 1970 (zigzagged, doubled, plus one: seconds).
+    f"""UPDATE referrals r SET steps = '\\x01'::bytea || set_byte('\\x00'::bytea, 0, array_position(
+               ARRAY['offered', 'accepted', 'declined', 'booked', 'attended', 'missed', 'completed',
+                     'not_completed', 'withdrawn'], r.state::text) << 4) || '\\x00'::bytea
+               || pg_temp.varint(4 * extract(epoch FROM r.created_at + k.later)::bigint + 1),
+               completed_at = CASE WHEN r.state = 'completed' THEN r.created_at + k.later END
+        FROM (SELECT md5('referral-' || n.i)::uuid AS id, make_interval(days => (n.i %% 80)::int) AS later
+              FROM ({_NUMBERS}) AS n) AS k
+        WHERE r.tenant_id = %(force)s AND r.id = k.id""",
 ]
+# A number as ``cases.steps`` writes it: seven bits a byte, the lowest first, the last byte's top bit clear.
+_VARINT = """
+    CREATE OR REPLACE FUNCTION pg_temp.varint(v bigint) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
+    DECLARE written bytea := ''::bytea;
+    BEGIN
+        WHILE v > 127 LOOP
+            written := written || set_byte('\\x00'::bytea, 0, ((v & 127) | 128)::int);
+            v := v >> 7;
+        END LOOP;
+        RETURN written || set_byte('\\x00'::bytea, 0, v::int);
+    END $$
+"""
 
 
 def _sealed_pool(admin_url: str) -> list[tuple[str, str, str, date]]:

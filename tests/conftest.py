@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 
 from diversion import create_app, outbound
 from diversion.accounts import services as accounts
@@ -240,6 +240,14 @@ def statements_and_parameters_sent(app: Flask, client: FlaskClient, url: str) ->
         sqlalchemy.event.remove(engine, "before_cursor_execute", note)
     assert page.status_code == 200, url
     return seen, page.text
+
+
+def steps_of(referral_id: Any) -> list[Any]:
+    """A referral's steps in order (``Referral.transitions``), read afresh from the database."""
+    from diversion.cases.models import Referral
+
+    return db.session.scalars(select(Referral).where(Referral.id == referral_id)
+                              .execution_options(populate_existing=True)).one().transitions
 
 
 def csrf_token(html: str) -> str:

@@ -89,7 +89,7 @@ def check_demo(*, today: date, now: datetime) -> None:
     for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)).all():
         with scoped(tenant.id):
             referrals = db.session.scalars(select(Referral).options(
-                selectinload(Referral.transitions), selectinload(Referral.sessions))).all()
+                selectinload(Referral.sessions))).all()
             offerings = {o.id: o for o in db.session.scalars(select(Offering).options(joinedload(Offering.course)))}
             decisions = {d.encounter_id: d for d in db.session.scalars(
                 select(Decision).where(Decision.encounter_id.is_not(None)))}

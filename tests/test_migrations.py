@@ -16,12 +16,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, insert, inspect, text, update
+from sqlalchemy import Uuid, column, create_engine, insert, inspect, table, text, update
 
 import diversion.models  # noqa: F401 - every table on the metadata
 from diversion.accounts.access import SYSTEM
 from diversion.config import REPO_ROOT
-from diversion.db import TENANT_SCOPED, Base
+from diversion.db import TENANT_SCOPED, Base, UTCDateTime
 from diversion.extensions import db
 from tests.conftest import make_app, started_today
 from tests.databases import (
@@ -33,6 +33,7 @@ from tests.databases import (
 )
 
 MIGRATIONS = REPO_ROOT / "migrations"
+BEFORE_PACKED_STEPS = "9f4b2d7e1a60"  # the last revision with a row for each step of a referral
 DATED_FILE = re.compile(r"^\d{8}_[0-9a-f]{12}_[a-z0-9_]+\.py$")
 # An adult's possession of cannabis, eligible under every test force's policy.
 FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
@@ -171,7 +172,7 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
 
     from diversion.cases import services as cases
     from diversion.cases.identity import Contact, Identity
-    from diversion.cases.models import BookedSession, Referral, State, Transition
+    from diversion.cases.models import BookedSession, Referral, State
     from diversion.catalogue.models import Offering
     from diversion.tenancy.context import scoped
     from diversion.tenancy.models import Tenant
@@ -196,9 +197,14 @@ def test_referrals_whose_sessions_and_state_disagree_are_repaired(fresh_database
             cases.book_session(tenant, db.session.get(Referral, made["Behind"]),
                                starts_at=started_today(), venue="Hub", actor=SYSTEM)
         db.session.commit()
-        # What the old force and provider APIs could leave: states moved with no session behind them.
+        # What the old force and provider APIs could leave: states moved with no session behind them, in
+        # the tables of the time (a step a row).
+        db.session.remove()
+        downgrade(revision=BEFORE_PACKED_STEPS)
         owner = create_engine(fresh_database.inspector_url)
-        referrals, steps = Referral.__table__, Transition.__table__
+        referrals = Referral.__table__
+        steps = table("referral_transitions", column("id", Uuid), column("tenant_id"), column("referral_id", Uuid),
+                      column("from_state"), column("to_state"), column("occurred_at", UTCDateTime()), column("reason"))
         with owner.begin() as connection:
             at = datetime.now(UTC)
             for name, state, attended in (("Attended", "attended", 1), ("Booked", "booked", 0),
@@ -581,7 +587,9 @@ def test_policies_that_read_the_scope_per_row_read_it_once_after_the_upgrade(fre
             with owner.begin() as connection:
                 after = connection.execute(policies).all()
             added_since = {("force_memberships", "platform_read")}  # by later revisions, read once already
-            assert [row[:2] for row in after if row[:2] not in added_since] == [row[:2] for row in before]
+            gone_since = "referral_transitions"  # a referral's steps are packed in its row since
+            assert [row[:2] for row in after if row[:2] not in added_since] == [
+                row[:2] for row in before if row[0] != gone_since]
             for table, name, expression in after:
                 assert expression.count("current_setting") == expression.count("( SELECT (NULLIF(current_setting"), (
                     table, name, expression)
@@ -639,7 +647,7 @@ def _every_sentence(tenant_id: int) -> None:
 def test_the_sentences_steps_once_kept_become_codes_and_come_back_on_the_downgrade(fresh_database: Any) -> None:
     """Every sentence the platform wrote is read back into its code and details, a venue holding ": "
     and a person's note included; a reason a person typed stays as it was."""
-    from diversion.cases.models import BookedSession, Transition, Why
+    from diversion.cases.models import BookedSession, Referral, Why
     from diversion.tenancy.context import scoped
     from tests.conftest import build_world
 
@@ -647,8 +655,9 @@ def test_the_sentences_steps_once_kept_become_codes_and_come_back_on_the_downgra
 
     def steps() -> list[tuple[Any, ...]]:
         with scoped(world.a.id):
-            return [(step.to_state, step.why, step.why_details, step.reason, step.account) for step in
-                    db.session.scalars(db.select(Transition).order_by(Transition.referral_id, Transition.occurred_at))]
+            return [(step.to_state, step.why, step.why_details, step.reason, step.account)
+                    for referral in db.session.scalars(db.select(Referral).order_by(Referral.id))
+                    for step in referral.transitions]
 
     with app.app_context():
         upgrade()
@@ -861,5 +870,61 @@ def test_people_sealed_as_fernet_tokens_open_after_the_upgrade_and_all_come_back
             "phone": "", "email": "sam@example.org", "address": ""}
         db.session.remove()
         upgrade()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_steps_move_into_their_referral_keeping_their_keys_and_come_back_as_rows(fresh_database: Any) -> None:
+    """Every step of every force, its state left and reached, moment, person, case system, words and
+    details, goes into its referral's packed steps with the key its row had (the keys providers and the
+    ledger were given), its referral completed when it was; the downgrade writes the same rows back."""
+    from diversion.cases import rules
+    from diversion.cases import services as cases
+    from diversion.cases.identity import Contact, Identity
+    from diversion.cases.models import Referral, State
+    from diversion.catalogue.models import Offering
+    from diversion.tenancy.context import scoped
+    from diversion.tenancy.models import Tenant
+    from tests.conftest import build_world
+
+    app = make_app(fresh_database)
+
+    def steps() -> dict[Any, tuple[Any, ...]]:
+        with scoped(world.a.id):
+            return {referral.id: (referral.completed_at, [
+                (step.id, step.from_state, step.to_state, step.occurred_at, step.actor_id, step.by_system,
+                 step.reason, step.why, step.why_details) for step in referral.transitions])
+                for referral in db.session.scalars(db.select(Referral))}
+
+    with app.app_context():
+        upgrade()
+        world = build_world()
+        _every_sentence(world.a.id)
+        with scoped(world.a.id):
+            tenant = db.session.get(Tenant, world.a.id)
+            offering = db.session.scalar(db.select(Offering).where(Offering.pathway == "divert"))
+            today = started_today().date()
+            _, decision = cases.record_encounter(tenant, cases.Intake(
+                Identity("Done", "Sam", today.replace(year=1990)), Contact(), "W1", today, FACTS), actor=SYSTEM,
+                today=today)
+            referral = cases.refer(tenant, decision, offering, actor=SYSTEM, today=today)
+            cases.take_path(tenant, referral, rules.path_to(State.COMPLETED, sessions=referral.sessions_required),
+                            actor=SYSTEM, reason="", session_at=started_today(), venue="Hub")
+        db.session.commit()
+        before = steps()
+        assert sum(len(kept) for _, kept in before.values()) >= 12
+        assert [completed is not None for completed, _ in before.values()].count(True) == 1
+        db.session.remove()
+
+        downgrade(revision=BEFORE_PACKED_STEPS)
+        owner = create_engine(fresh_database.inspector_url)  # every force's rows
+        with owner.connect() as connection:
+            rows = connection.execute(text("SELECT id, referral_id FROM referral_transitions")).all()
+        owner.dispose()
+        assert sorted((UUID(str(r.referral_id)), UUID(str(r.id))) for r in rows) == sorted(
+            (referral_id, step[0]) for referral_id, (_, kept) in before.items() for step in kept)
+
+        upgrade()
+        assert steps() == before
         db.session.remove()
         db.engine.dispose()

@@ -15,7 +15,7 @@ from diversion.billing.models import (
     StripeCustomer,
     StripeEvent,
 )
-from diversion.cases.models import BookedSession, Encounter, Person, Referral, Transition
+from diversion.cases.models import BookedSession, Encounter, Person, Referral
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility.models import Decision, PolicyVersion, SimulationRun
 from diversion.insights.models import InsightFigure, InsightForce, InsightStale, InsightTable, insight_counts
@@ -71,7 +71,6 @@ __all__ = [
     "StripeCustomer",
     "StripeEvent",
     "Tenant",
-    "Transition",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -10,11 +10,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from diversion.audit.models import AuditEvent
-from diversion.cases.models import Encounter, Referral, Transition
+from diversion.cases.models import Encounter, Referral
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from tests.api.conftest import bearer, today, user_dealer
-from tests.conftest import World, started_today
+from tests.conftest import World, started_today, steps_of
 
 
 def _record_a_user_dealer(client: FlaskClient, auth: dict[str, str]) -> tuple[dict, dict]:
@@ -105,7 +105,7 @@ def _check_what_was_stored(app: Flask, world: World, token: str, encounter_id: s
         stored = db.session.get(Referral, uuid.UUID(referral_id))
         assert stored is not None
         assert stored.outcome_code == "outcome-22"
-        steps = db.session.scalars(select(Transition).where(Transition.referral_id == stored.id)).all()
+        steps = steps_of(stored.id)
         assert len(steps) == 13  # offered, accepted, five sessions booked and attended, completed
         assert all(step.actor_id is None for step in steps)  # a system, not a user, moved it
         assert db.session.get(Encounter, uuid.UUID(encounter_id)).recorded_by_id is None

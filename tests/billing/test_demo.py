@@ -15,13 +15,13 @@ from diversion.billing.demo import NOTES, seed_contracts
 from diversion.billing.models import Contract, EventKind
 from diversion.billing.months import month_of, previous_month
 from diversion.cases.events import Moved, referrals_moved
-from diversion.cases.models import BookedSession, Referral, State, Transition
+from diversion.cases.models import BookedSession, Referral, State
 from diversion.catalogue.models import Course, Offering
 from diversion.demo import case_work_window, seed_case_work, step_times
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World
+from tests.conftest import World, steps_of
 
 
 def test_the_window_starts_on_the_first_day_of_the_month_before_last() -> None:
@@ -88,8 +88,7 @@ def test_the_case_work_is_dated_across_the_last_two_months_and_announced_as_news
         # Every step after the one before it, none in the future; sessions inside the deadline.
         now = datetime.now(UTC)
         for referral in db.session.scalars(select(Referral)):
-            steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral.id)
-                                       .order_by(Transition.occurred_at)).all()
+            steps = steps_of(referral.id)
             assert steps[0].to_state is State.OFFERED
             assert steps[0].occurred_at.date() <= referral.deadline
             times = [step.occurred_at for step in steps]

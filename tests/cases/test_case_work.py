@@ -20,7 +20,7 @@ from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from diversion.words import moment
-from tests.conftest import World, started_today
+from tests.conftest import World, started_today, steps_of
 
 TODAY = date(2026, 11, 24)
 USER_DEALER = {"offence": "supply", "user_dealer": True, "substances": ["heroin"], "drug_class": "A",
@@ -186,9 +186,7 @@ def test_the_lifecycle_refuses_illegal_moves_and_records_who_when_why(app: Flask
             cases.record_attendance(tenant, session, attended=True, actor=SYSTEM)
         cases.transition(tenant, referral, State.COMPLETED, actor=SYSTEM)
         assert (referral.outcome_code, referral.outcome_label) == ("outcome-22", "No further action (Outcome 22)")
-        steps = [(t.from_state, t.to_state, t.account) for t in db.session.scalars(
-            select(cases.Transition).where(cases.Transition.referral_id == referral.id)
-            .order_by(cases.Transition.occurred_at))]
+        steps = [(t.from_state, t.to_state, t.account) for t in referral.transitions]
         assert steps[0] == (None, State.OFFERED, "Offered after the decision")
         held = f"{moment(monday)} at Durham hub"
         assert steps[2] == (State.ACCEPTED, State.BOOKED, f"Session booked for {held}")
@@ -272,3 +270,31 @@ def test_expire_and_dashboard(app: Flask, world: World) -> None:
         assert late.state is State.NOT_COMPLETED
         assert db.session.scalar(select(func.count()).select_from(Referral)
                                  .where(Referral.state == State.OFFERED)) == 1
+
+
+def test_a_referral_moved_by_another_request_meanwhile_is_refused_and_no_step_is_lost(
+        app: Flask, world: World) -> None:
+    """Two requests moving one referral at once: the second finds the referral moved since it read it, and
+    is refused rather than writing its step over the first's (its steps are one value of the row)."""
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        _, decision = cases.record_encounter(tenant, _intake(), actor=SYSTEM, today=TODAY)
+        referral = cases.refer(tenant, decision, _offering(), actor=SYSTEM, today=TODAY)
+        db.session.commit()
+        referral_id = referral.id
+    with app.app_context(), scoped(world.b.id):
+        tenant = _durham(world)
+        mine = db.session.get(Referral, referral_id)
+        assert mine is not None
+        assert mine.state is State.OFFERED
+        # Meanwhile, another request accepts it (another connection, its own transaction).
+        with app.app_context(), scoped(world.b.id):
+            other = db.session.get(Referral, referral_id)
+            assert other is not None
+            cases.transition(_durham(world), other, State.ACCEPTED, actor=SYSTEM)
+            db.session.commit()
+        with pytest.raises(cases.CaseError, match="changed while the change was being recorded"):
+            cases.transition(tenant, mine, State.DECLINED, actor=SYSTEM, reason="Not interested")
+        db.session.rollback()
+    with app.app_context(), scoped(world.b.id):
+        assert [step.to_state for step in steps_of(referral_id)] == [State.OFFERED, State.ACCEPTED]

@@ -12,12 +12,12 @@ from sqlalchemy import event, select
 from diversion.accounts.access import SYSTEM
 from diversion.cases import rules
 from diversion.cases import services as cases
-from diversion.cases.models import BookedSession, State, Transition
+from diversion.cases.models import BookedSession, State
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.cases.test_case_work import _durham, _intake, _offering
-from tests.conftest import World
+from tests.conftest import World, steps_of
 
 DAY = date(2026, 10, 5)
 NINE = datetime(2026, 10, 5, 9, tzinfo=UTC)
@@ -31,8 +31,7 @@ def test_each_step_is_stamped_with_its_own_time(app: Flask, world: World) -> Non
         path = rules.path_to(State.COMPLETED, sessions=referral.sessions_required)
         times = [NINE + timedelta(days=number + 1) for number in range(len(path))]
         cases.take_path(tenant, referral, path, actor=SYSTEM, reason="", session_at=NINE, venue="Hub", times=times)
-        steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral.id)
-                                   .order_by(Transition.occurred_at)).all()
+        steps = steps_of(referral.id)
         assert [s.occurred_at for s in steps] == [NINE, *times]
         assert [s.to_state for s in steps] == [State.OFFERED, *path]
         sessions = db.session.scalars(select(BookedSession).where(BookedSession.referral_id == referral.id)
@@ -87,12 +86,12 @@ def test_the_home_page_counts_the_courses_completed_this_month_from_their_own_in
         finally:
             event.remove(db.engine, "before_cursor_execute", note)
         assert board.completed_this_month == 1
-        statement, parameters = next((s, p) for s, p in sent if "referral_transitions" in s)
+        statement, parameters = next((s, p) for s, p in sent if "completed_at" in s)
         if db.engine.dialect.name == "postgresql":  # the partial index's predicate is the query's own
             connection = db.session.connection()
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
             plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
-            assert any("ix_referral_transitions_completed_tenant_id_occurred_at" in line for line in plan), plan
+            assert any("ix_referrals_completed_tenant_id_completed_at" in line for line in plan), plan
 
 
 def test_the_reason_is_the_last_steps_alone(app: Flask, world: World) -> None:
@@ -104,8 +103,7 @@ def test_the_reason_is_the_last_steps_alone(app: Flask, world: World) -> None:
         assert path[0] is State.ACCEPTED
         cases.take_path(tenant, referral, path, actor=SYSTEM, reason="Charged for another matter",
                         session_at=NINE, venue="Hub")
-        steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral.id)
-                                   .order_by(Transition.occurred_at)).all()
+        steps = steps_of(referral.id)
         said = {step.to_state: step.reason for step in steps}
         assert said[State.ACCEPTED] == ""  # the acceptance is not explained by the withdrawal's reason
         assert said[State.WITHDRAWN] == "Charged for another matter"

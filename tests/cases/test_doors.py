@@ -26,7 +26,7 @@ from sqlalchemy import select
 from diversion.accounts.access import SYSTEM
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.cases.models import BookedSession, Referral, State, Transition
+from diversion.cases.models import BookedSession, Referral, State
 from diversion.catalogue.models import Offering
 from diversion.db import LONDON
 from diversion.extensions import db
@@ -34,7 +34,7 @@ from diversion.jsonapi import tokens
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.api.conftest import bearer, make_token
-from tests.conftest import World, post_form, sign_in
+from tests.conftest import World, post_form, sign_in, steps_of
 
 FACTS = {"offence": "possession", "substances": ["cannabis"], "drug_class": "B", "personal_use": True,
          "user_dealer": False, "admission": "admitted", "under_court_order": False, "on_bail": False,
@@ -79,8 +79,7 @@ def _stored(app: Flask, world: World, referral_id: uuid.UUID) -> Stored:
     with app.app_context(), scoped(world.a.id):
         referral = db.session.get(Referral, referral_id)
         assert referral is not None
-        steps = db.session.scalars(select(Transition).where(Transition.referral_id == referral_id)
-                                   .order_by(Transition.occurred_at)).all()
+        steps = steps_of(referral_id)
         booked = db.session.scalars(select(BookedSession).where(BookedSession.referral_id == referral_id)
                                     .order_by(BookedSession.starts_at, BookedSession.booked_at)).all()
         return Stored([(s.from_state, s.to_state) for s in steps],

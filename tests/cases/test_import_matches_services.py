@@ -24,7 +24,7 @@ from diversion.accounts.access import SYSTEM
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import open_contact, open_identity
-from diversion.cases.models import IMPORTED, BookedSession, Encounter, Person, Referral, State, Transition, Why, told
+from diversion.cases.models import IMPORTED, BookedSession, Encounter, Person, Referral, State, Why, told
 from diversion.catalogue.models import Course, Offering
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
@@ -134,8 +134,8 @@ def _recorded(app: Flask, world: World) -> dict[str, Any]:
         decisions = {d.encounter_id: d for d in db.session.scalars(select(Decision))}
         referrals = {r.encounter_id: r for r in db.session.scalars(select(Referral))}
         steps: dict[Any, list[tuple[Any, ...]]] = {}
-        for step in db.session.scalars(select(Transition).order_by(Transition.occurred_at)):
-            steps.setdefault(step.referral_id, []).append((step.from_state, step.to_state, step.account))
+        for referral in referrals.values():
+            steps[referral.id] = [(step.from_state, step.to_state, step.account) for step in referral.transitions]
         sessions: dict[Any, list[tuple[Any, ...]]] = {}
         for held in db.session.scalars(select(BookedSession).order_by(BookedSession.starts_at)):
             sessions.setdefault(held.referral_id, []).append(

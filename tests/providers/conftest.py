@@ -36,6 +36,7 @@ from diversion.cases.identity import Contact, Identity, person_keys, seal
 from diversion.cases.models import Encounter, Person, Referral, State, Transition, Why
 from diversion.cases.references import take_references
 from diversion.catalogue.models import Course, Offering, Provider
+from diversion.db import utcnow
 from diversion.extensions import db
 from diversion.jsonapi import tokens as provider_tokens
 from diversion.tenancy.context import scoped
@@ -78,15 +79,14 @@ def make_referral(app: Flask, force: str, course: str, surname: str, phone: str,
             referral = Referral(id=uuid.uuid4(), tenant_id=tenant.id, encounter_id=encounter.id, person_id=person.id,
                                 offering_id=offering.id, provider_id=found.provider_id, pathway=offering.pathway,
                                 state=State.OFFERED, deadline=today() + timedelta(days=60),
-                                sessions_required=sessions)
+                                sessions_required=sessions,
+                                steps=(Transition(None, State.OFFERED, utcnow(), why=Why.OFFERED),))
             db.session.add(person)
             db.session.flush()
             db.session.add(encounter)
             db.session.flush()
             db.session.add(referral)
             db.session.flush()
-            db.session.add(Transition(id=uuid.uuid4(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
-                                      to_state=State.OFFERED, why=Why.OFFERED))
             db.session.commit()
             return Made(referral.id, tenant.id, person.id, encounter.id, surname, phone)
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from diversion.accounts.models import ForceMembership, User
 from diversion.audit.models import AuditEvent
-from diversion.cases.models import BookedSession, Encounter, Person, Referral, State, Transition
+from diversion.cases.models import BookedSession, Encounter, Person, Referral, State
 from diversion.catalogue.models import Offering
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
@@ -58,8 +58,8 @@ def test_provider_scope_sees_only_its_referrals_in_every_force(app: Flask, world
             assert db.session.get(Encounter, other.encounter_id) is None
         people = set(db.session.scalars(select(Person.id)))
         assert people == {referrals.west_midlands.person_id, referrals.thames_valley.person_id}
-        steps = set(db.session.scalars(select(Transition.referral_id)))
-        assert steps == referrals.cranstouns
+        assert {referral.id for referral in db.session.scalars(select(Referral)) if referral.steps} \
+            == referrals.cranstouns  # their steps with them
         # Offerings of its own courses only: the forces it serves.
         forces = set(db.session.scalars(select(Offering.tenant_id)))
         assert forces == {referrals.west_midlands.tenant_id, referrals.thames_valley.tenant_id}
@@ -244,7 +244,7 @@ def test_raw_sql_as_the_provider_reads_only_its_rows(database: Any, world: World
         assert {row[0] for row in sql.execute(text("SELECT id FROM referrals"))} == referrals.cranstouns
         assert {row[0] for row in sql.execute(text("SELECT id FROM people"))} == {
             referrals.west_midlands.person_id, referrals.thames_valley.person_id}
-        assert {row[0] for row in sql.execute(text("SELECT referral_id FROM referral_transitions"))} \
+        assert {row[0] for row in sql.execute(text("SELECT id FROM referrals WHERE steps <> ''"))} \
             == referrals.cranstouns
         for table in ("decisions", "force_memberships", "policy_versions", "api_tokens", "audit_events"):
             assert sql.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table  # constants only
@@ -261,15 +261,13 @@ def test_raw_sql_with_the_force_added_stays_within_the_provider(database: Any, w
         changed = sql.execute(text("UPDATE referrals SET state = 'accepted' WHERE id = :id"),
                               {"id": referrals.druglink.id})
         assert changed.rowcount == 0
-        deleted = sql.execute(text("DELETE FROM referral_transitions WHERE referral_id = :id"),
+        deleted = sql.execute(text("DELETE FROM referral_sessions WHERE referral_id = :id"),
                               {"id": referrals.thames_valley.id})
         assert deleted.rowcount == 0  # provider staff delete nothing, even their own
 
 
 @postgres_only
 @pytest.mark.parametrize("statement", [
-    "INSERT INTO referral_transitions (id, tenant_id, referral_id, to_state, occurred_at, reason) "
-    "VALUES (:new, :tenant, :referral, 'accepted', now(), 'x')",
     "INSERT INTO referral_sessions (id, tenant_id, referral_id, starts_at, venue, booked_at) "
     "VALUES (:new, :tenant, :referral, now(), 'x', now())",
 ])
@@ -310,7 +308,7 @@ def _subplan_only(plan: dict[str, Any], alias: str, within: bool = False) -> lis
 
 
 @pytest.mark.skipif(postgres_admin_url() is None, reason="PostgreSQL only: its plans")
-@pytest.mark.parametrize("model", [Person, Encounter, Transition, BookedSession])
+@pytest.mark.parametrize("model", [Person, Encounter, BookedSession])
 def test_a_provider_reads_rows_by_referral_row_by_row_never_gathering_all_its_referrals(
         app: Flask, world: World, referrals: Referrals, model: Any) -> None:
     """The guard's test of a row held by the provider stays a subquery looked up for each row: a join

@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from diversion.accounts.models import ProviderMembership
-from diversion.cases.models import Attendance, BookedSession, Referral, State, Transition, Why
+from diversion.cases.models import Attendance, BookedSession, Referral, State, Why
 from diversion.db import LONDON
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
-from tests.conftest import World, csrf_token, sign_in
+from tests.conftest import World, csrf_token, sign_in, steps_of
 from tests.providers.conftest import Made, Referrals
 
 LONDON_YESTERDAY = datetime.now(UTC) - timedelta(days=1)
@@ -78,8 +78,7 @@ def test_accept_book_attend_complete_and_the_force_sees_the_outcome(
     assert (state, attended_count) == (State.COMPLETED, 2)
     assert outcome == "Community resolution: no criminal record"  # West Midlands' own outcome
     with app.app_context(), scoped(mine.tenant_id):
-        steps = db.session.scalars(select(Transition).where(Transition.referral_id == mine.id)
-                                   .order_by(Transition.occurred_at)).all()
+        steps = steps_of(mine.id)
         assert [s.to_state for s in steps] == [State.OFFERED, State.ACCEPTED, State.BOOKED, State.ATTENDED,
                                                State.BOOKED, State.ATTENDED, State.COMPLETED]
         assert {s.actor_id for s in steps[1:]} == {world.users["provider_staff"].id}
@@ -131,8 +130,7 @@ def test_a_missed_session_is_rebooked_and_a_second_miss_ends_the_referral(
     assert state is State.NOT_COMPLETED
     assert outcome == "Prosecution: the deferred summons proceeds"  # Thames Valley's action
     with app.app_context(), scoped(mine.tenant_id):
-        steps = db.session.scalars(select(Transition).where(Transition.referral_id == mine.id)
-                                   .order_by(Transition.occurred_at)).all()
+        steps = steps_of(mine.id)
         assert [s.to_state for s in steps] == [State.OFFERED, State.ACCEPTED, State.BOOKED, State.MISSED,
                                                State.BOOKED, State.NOT_COMPLETED]
         assert (steps[3].why, steps[3].reason) == (Why.DID_NOT_ATTEND, "No answer on the phone")

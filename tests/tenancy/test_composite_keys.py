@@ -223,7 +223,7 @@ def leaves() -> set[str]:
 
 
 def test_a_leaf_is_pointed_at_by_no_row() -> None:
-    assert {"referral_transitions", "referral_sessions", "provider_feed_entries"} <= leaves()
+    assert {"referral_sessions", "provider_feed_entries"} <= leaves()
     pointed_at = {constraint.referred_table.name for table in Base.metadata.tables.values()
                   for constraint in table.foreign_key_constraints}
     assert not leaves() & pointed_at
@@ -243,7 +243,7 @@ def keeps_its_own_tenant_key(table: Table) -> bool:
 
 def test_a_child_finds_its_force_through_a_parent_and_only_a_child() -> None:
     children = {table.name for table in tenant_tables() if parent_keys(table)}
-    assert {"encounters", "decisions", "referrals", "referral_transitions"} <= children
+    assert {"encounters", "decisions", "referrals", "referral_sessions"} <= children
     for table in tenant_tables():
         # One rule: a table with a parent to vouch for its force has no key of its own to tenants.
         assert keeps_its_own_tenant_key(table) is (table.name not in children), table.name

@@ -139,7 +139,7 @@ def test_the_migrated_database_passes(database: databases.TestDatabase, populate
     assert drafts == 1
     assert (f"NOTICE: ok   table policy_versions: RLS enabled and forced, nothing visible without a tenant "
             f"but {published} rows shared on purpose (status = 'published')") in report.lines
-    for table in ("decisions", "encounters", "people", "referrals", "referral_transitions", "api_tokens",
+    for table in ("decisions", "encounters", "people", "referrals", "api_tokens",
                   "force_memberships", "offerings", "audit_events"):
         assert _count(database, f"SELECT count(*) FROM {table}") > 0, table
         assert (f"NOTICE: ok   table {table}: RLS enabled and forced, nothing visible without a tenant"

@@ -186,7 +186,7 @@ def referral_out(referral: Referral, reference: str, *, new: bool = False) -> sc
         sessions_required=referral.sessions_required, sessions_attended=referral.sessions_attended,
         outcome=schemas.CaseOutcome(code=referral.outcome_code, label=referral.outcome_label) if ended else None,
         created_at=referral.created_at, updated_at=referral.updated_at,
-        transitions=[transition_out(t) for t in sorted(referral.transitions, key=lambda t: t.occurred_at)],
+        transitions=[transition_out(t) for t in referral.transitions],
         sessions=[] if new else [session_out(s) for s in cases.sessions_of(referral)],
     )
 
@@ -306,7 +306,6 @@ def move_referral(referral_id: uuid.UUID) -> Response:
                              if body.session else None, session_id=body.session_id)
     except cases.CaseError as error:
         _case_problem(error, TRANSITION_FIELDS)
-    db.session.expire(referral, ["transitions"])  # read with the move just made
     return answer(schemas.TransitionRecord(transition=transition_out(step),
                                            referral=referral_out(referral, _reference_of(referral.encounter_id) or "")),
                   201)

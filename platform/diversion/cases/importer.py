@@ -69,6 +69,7 @@ from diversion.cases.models import (
 )
 from diversion.cases.references import take_references
 from diversion.cases.rules import DERIVED_FACTS, Intake
+from diversion.cases.steps import step_key
 from diversion.catalogue.models import Course, Offering
 from diversion.db import new_id
 from diversion.eligibility import services as eligibility
@@ -723,7 +724,6 @@ class _Writer:
         self.decisions: list[dict[str, Any]] = []
         self.judged: list[tuple[CompiledPolicy, dict[str, Any], date]] = []  # each decision's policy, facts, day
         self.referrals: list[dict[str, Any]] = []
-        self.transitions: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.moves: list[Moved] = []  # each imported referral's last move, announced at the end
 
@@ -812,16 +812,15 @@ class _Writer:
             steps.append((state, step, ended, said))
             state, attended = step, attended + (step is State.ATTENDED)
         code, label = rules.outcome_of(self.tenant, state) if state in FINAL_STATES else (None, None)
-        referral.update(state=state, sessions_attended=attended, outcome_code=code, outcome_label=label,
-                        created_at=at, updated_at=steps[-1][2])
-        self.referrals.append(referral)
-        written = [{"id": new_id(), "referral_id": referral_id, "from_state": came_from, "to_state": to,
-                    "occurred_at": when, "actor_id": self.actor_id, "reason": "", "why": why, "why_details": details}
-                   for came_from, to, when, (why, details) in steps]
-        self.transitions += written
+        written = tuple(Transition(came_from, to, when, self.actor_id, None, "", why, details)
+                        for came_from, to, when, (why, details) in steps)
         last = written[-1]
-        self.moves.append(Moved(referral_id, offering.course.provider_id, pathway.id, last["from_state"], state,
-                                last["id"], last["occurred_at"]))
+        referral.update(state=state, sessions_attended=attended, outcome_code=code, outcome_label=label,
+                        created_at=at, updated_at=last.occurred_at, steps=written,
+                        completed_at=last.occurred_at if state is State.COMPLETED else None)
+        self.referrals.append(referral)
+        self.moves.append(Moved(referral_id, offering.course.provider_id, pathway.id, last.from_state, state,
+                                step_key(referral_id, len(written) - 1), last.occurred_at))
         self.report.referrals[state] += 1
 
     def flush(self) -> None:
@@ -841,10 +840,9 @@ class _Writer:
         self._give_references()
         self._explain()
         self.batches.write([(Person, list(self.people.values())), (Encounter, self.encounters),
-                            (Decision, self.decisions), (Referral, self.referrals), (Transition, self.transitions),
-                            (BookedSession, self.sessions)])
+                            (Decision, self.decisions), (Referral, self.referrals), (BookedSession, self.sessions)])
         self.people, self.changed_people = {}, {}
-        self.encounters, self.decisions, self.referrals, self.transitions, self.sessions = [], [], [], [], []
+        self.encounters, self.decisions, self.referrals, self.sessions = [], [], [], []
         self.years, self.judged = [], []
 
     def _explain(self) -> None:

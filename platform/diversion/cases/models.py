@@ -1,4 +1,4 @@
-"""People, encounters, referrals, their transitions and booked sessions (all force-owned).
+"""People, encounters, referrals (their steps packed in them) and booked sessions (all force-owned).
 
 Provider staff reach these rows only through their provider's referrals:
 each model's ``provider_criteria`` says which rows (the ORM guard applies
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     Date,
     Enum,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    TypeDecorator,
     UniqueConstraint,
     bindparam,
     exists,
@@ -32,9 +33,11 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from diversion.accounts.access import CaseSystem
+from diversion.cases.steps import pack, step_key, unpack
 from diversion.db import Base, TenantScoped, UTCDateTime, tenant_foreign_key, utcnow
 from diversion.eligibility.packed import PackedFacts
 from diversion.words import day, moment
@@ -74,7 +77,7 @@ OPEN_STATES: tuple[State, ...] = tuple(state for state in State if state not in 
 # The open referrals as SQL, with the states written into the statement: the predicate of the partial
 # indexes of open referrals by due date, which PostgreSQL uses only for a query that says the same.
 _OPEN_SQL = text("state IN ({})".format(", ".join(f"'{state.value}'" for state in OPEN_STATES)))
-_COMPLETED_SQL = text(f"to_state = '{State.COMPLETED.value}'")  # the partial index of steps that completed a course
+_COMPLETED_SQL = text("completed_at IS NOT NULL")  # the partial index of the referrals completed
 _BY_OFFICER_SQL = text("recorded_by_id IS NOT NULL")  # the partial index of the cases officers recorded
 # Where each state may go next. Booking and attendance repeat while sessions remain: each
 # booked session is a step (to booked), and so is each attended one (to attended), and each
@@ -87,6 +90,61 @@ TRANSITIONS: dict[State, frozenset[State]] = {
                                State.WITHDRAWN}),
     State.MISSED: frozenset({State.BOOKED, State.ATTENDED, State.MISSED, State.NOT_COMPLETED, State.WITHDRAWN}),
 }
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One step of a referral's life: the state it left and reached, who moved it (a person,
+    ``actor_id``, or a case system through the API, ``by_system``; neither: the platform itself),
+    when, and why (the words a person gave, ``reason``, and what the platform said of it, ``why``
+    with its ``why_details``: read both as ``account``).
+
+    Kept packed in its referral (``Referral.steps``, ``cases.steps``), never as a row of its own;
+    read from its referral (``Referral.transitions``), it knows the referral and its place among
+    the referral's steps, which make its ``id`` (``steps.step_key``; ``key``: the key a step kept
+    from before steps were packed).
+    """
+
+    from_state: State | None
+    to_state: State
+    occurred_at: datetime
+    actor_id: int | None = None
+    by_system: CaseSystem | None = None
+    reason: str = ""
+    why: Why | None = None
+    why_details: dict[str, Any] | None = None
+    key: uuid.UUID | None = None
+    referral_id: uuid.UUID | None = field(default=None, compare=False)
+    position: int = field(default=0, compare=False)
+
+    @property
+    def id(self) -> uuid.UUID:
+        if self.referral_id is None:
+            raise ValueError("a step has its key once it is one of its referral's steps")
+        return step_key(self.referral_id, self.position, self.key)
+
+    @property
+    def account(self) -> str:
+        """What the step says, in the reader's language (``told``)."""
+        return told(self.why, self.why_details, self.reason)
+
+
+class PackedSteps(TypeDecorator[tuple[Transition, ...]]):
+    """A referral's steps, packed (``steps.pack``) on the way in and unpacked on the way out."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[Transition] | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else pack(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> tuple[Transition, ...] | None:
+        if value is None:
+            return None
+        return tuple(Transition(State(came_from) if came_from else None, State(to), at, actor,
+                                CaseSystem(system) if system else None, reason, Why(why) if why else None,
+                                details, key)
+                     for came_from, to, at, actor, system, reason, why, details, key in unpack(bytes(value)))
 
 
 class Person(TenantScoped, Base):
@@ -198,6 +256,9 @@ class Referral(TenantScoped, Base):
               postgresql_where=_OPEN_SQL, sqlite_where=_OPEN_SQL),
         Index("ix_referrals_open_provider_id_deadline", "provider_id", "deadline", "id",
               postgresql_where=_OPEN_SQL, sqlite_where=_OPEN_SQL),
+        # The referrals completed, by when (the home page's "completed this month"): those alone.
+        Index("ix_referrals_completed_tenant_id_completed_at", "tenant_id", "completed_at",
+              postgresql_where=_COMPLETED_SQL, sqlite_where=_COMPLETED_SQL),
     )
 
     encounter_id: Mapped[uuid.UUID]
@@ -216,13 +277,28 @@ class Referral(TenantScoped, Base):
     outcome_label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Its steps, in the order they happened, packed (``Transition``); and when it was completed, for
+    # the home page's "completed this month".
+    steps: Mapped[tuple[Transition, ...]] = mapped_column(PackedSteps(), default=lambda: ())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     encounter: Mapped[Encounter] = relationship(viewonly=True)
     offering: Mapped[Any] = relationship("Offering", viewonly=True)
-    transitions: Mapped[list[Transition]] = relationship(
-        viewonly=True, order_by="Transition.occurred_at")
     sessions: Mapped[list[BookedSession]] = relationship(
         viewonly=True, order_by="BookedSession.starts_at")
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """Its steps in order, each knowing its referral and place (and so its ``id``)."""
+        return [replace(step, referral_id=self.id, position=number) for number, step in enumerate(self.steps or ())]
+
+    def take(self, step: Transition) -> Transition:
+        """Add ``step`` after the referral's steps (its state is the caller's to change); returns it as
+        ``transitions`` will read it."""
+        self.steps = (*(self.steps or ()), step)
+        if step.to_state is State.COMPLETED:
+            self.completed_at = step.occurred_at
+        return replace(step, referral_id=self.id, position=len(self.steps) - 1)
 
     @classmethod
     def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
@@ -372,54 +448,6 @@ def recorded_by(encounter: Encounter, people: Mapping[int, str], *, force: str) 
     if encounter.source == IMPORTED:
         return str(_("Import"))
     return str(_("the platform"))
-
-
-class Transition(TenantScoped, Base):
-    """One step of a referral's life: who moved it (a person, ``actor_id``, or a case system
-    through the API, ``by_system``; neither: the platform itself), when, and why (the words a
-    person gave, ``reason``, and what the platform said of it, ``why``: read both as ``account``)."""
-
-    __tablename__ = "referral_transitions"
-    __tenant_leaf__ = True  # no row points at one
-    __tenant_from_parent__ = True  # its referral holds the force
-    __tenant_table_args__ = (
-        tenant_foreign_key("referrals", "referral_id"),
-        # A referral's few steps, read together and ordered as read: equal keys share one entry.
-        Index(None, "tenant_id", "referral_id"),
-        # The steps that completed a course, by time (the home page's "completed this month"): those
-        # alone, a few in every hundred steps, where an index of every step by its state held them all.
-        Index("ix_referral_transitions_completed_tenant_id_occurred_at", "tenant_id", "occurred_at",
-              postgresql_where=_COMPLETED_SQL, sqlite_where=_COMPLETED_SQL),
-    )
-
-    referral_id: Mapped[uuid.UUID]
-    from_state: Mapped[State | None] = mapped_column(_enum(State))
-    to_state: Mapped[State] = mapped_column(_enum(State))
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    # The case system that made the step through the API, when no person did (``actor_id`` empty).
-    by_system: Mapped[CaseSystem | None] = mapped_column(_enum(CaseSystem))
-    reason: Mapped[str] = mapped_column(String(1000), default="")
-    why: Mapped[Why | None] = mapped_column(_enum(Why))
-    why_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-
-    @classmethod
-    def completing(cls) -> ColumnElement[bool]:
-        """The step completed its referral's course, said as the partial index of such steps says it
-        (the state as a literal), so that PostgreSQL can use it."""
-        return cls.to_state == bindparam("completed", State.COMPLETED.value, literal_execute=True)
-
-    @property
-    def account(self) -> str:
-        """What the step says, in the reader's language (``told``)."""
-        return told(self.why, self.why_details, self.reason)
-
-    @classmethod
-    def provider_criteria(cls, provider_id: int) -> ColumnElement[bool]:
-        return _held_by_provider(provider_id, "id", cls.tenant_id, cls.referral_id)
-
-    def provider_may_write(self, provider_id: int) -> bool:
-        return _referral_of_provider(self, provider_id)
 
 
 class Attendance(enum.StrEnum):

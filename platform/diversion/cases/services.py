@@ -495,17 +495,11 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         sessions=offering.course.sessions, offered_on=at.astimezone(LONDON).date() if at is not None else today))
     if at is not None:  # recorded after the fact: the row says when it was made
         referral.created_at = referral.updated_at = at
+    step = referral.take(Transition(None, State.OFFERED, at or utcnow(), user_id_of(actor), case_system_of(actor),
+                                    reason.strip(), None if reason.strip() else Why.OFFERED))
     db.session.add(referral)
     db.session.flush()
-    step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=None,
-                      to_state=State.OFFERED, actor_id=user_id_of(actor), by_system=case_system_of(actor),
-                      reason=reason.strip(), why=None if reason.strip() else Why.OFFERED,
-                      occurred_at=at or utcnow())
-    db.session.add(step)
-    db.session.flush()
-    # In hand for whoever answers: a referral keeps its case, and a new one has this one step.
-    set_committed_value(referral, "encounter", encounter)
-    set_committed_value(referral, "transitions", [step])
+    set_committed_value(referral, "encounter", encounter)  # in hand for whoever answers
     announce(tenant, [_moved(referral, step)])
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
@@ -518,9 +512,16 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
     ``at``, now unless given, with the person's ``reason`` and what the platform says of it,
     ``why`` and its ``details``), announced.
 
-    Refuses what ``rules.move_broken`` refuses, and a time in the future or before the
-    referral's latest step (its steps happen in order).
+    Refuses what ``rules.move_broken`` refuses, a time in the future or before the
+    referral's latest step (its steps happen in order), and a referral another request moved
+    since this one read it (its row is locked here until the transaction ends, so that no step
+    of either is lost).
     """
+    held = db.session.execute(select(Referral.state, Referral.steps).where(Referral.id == referral.id)
+                              .with_for_update()).one_or_none()
+    if held is None or held.state is not referral.state or held.steps != referral.steps:
+        raise CaseError("state", _("This referral changed while the change was being recorded: look at it again, "
+                                   "then try again."))
     if (broken := rules.move_broken(referral.state, to, reason=reason, explained=why is not None,
                                     sessions_attended=referral.sessions_attended,
                                     sessions_required=referral.sessions_required)) is not None:
@@ -530,15 +531,10 @@ def _move(tenant: Tenant, referral: Referral, to: State, *, actor: Actor, reason
     if at is not None:
         if at > utcnow():
             raise CaseError("at", _("A step cannot be dated in the future."))
-        latest = db.session.scalar(select(func.max(Transition.occurred_at))
-                                   .where(Transition.referral_id == referral.id))
-        if latest is not None and at < latest:
+        if referral.steps and at < max(step.occurred_at for step in referral.steps):
             raise CaseError("at", _("A step cannot be dated before the referral's previous step."))
-    step = Transition(id=new_id(), tenant_id=tenant.id, referral_id=referral.id, from_state=referral.state,
-                      to_state=to, actor_id=user_id_of(actor), by_system=case_system_of(actor),
-                      reason=reason.strip(), why=why,
-                      why_details=details or None, occurred_at=at or utcnow())
-    db.session.add(step)
+    step = referral.take(Transition(referral.state, to, at or utcnow(), user_id_of(actor), case_system_of(actor),
+                                    reason.strip(), why, details or None))
     referral.state = to
     if to is State.ATTENDED:
         referral.sessions_attended += 1
@@ -837,11 +833,11 @@ def dashboard(today: date) -> Dashboard:
     """The force's figures, each a capped COUNT that follows an index (never rows loaded to be counted,
     never more than ``COUNT_CAP`` + 1 index entries read): open referrals by state (``(tenant_id, state,
     deadline)``) and those past their deadline (the open referrals by due date), courses completed this
-    month (the partial ``(tenant_id, occurred_at)`` of completing steps), and decisions waiting for review
+    month (the partial ``(tenant_id, completed_at)`` of completed referrals), and decisions waiting for review
     (``(tenant_id, outcome, decided_at)`` on decisions)."""
     month_start = datetime(today.year, today.month, 1, tzinfo=UTC)
     return Dashboard(
         {state: count_to_cap(select(Referral.id).where(Referral.state == state)) for state in OPEN_STATES},
         count_to_cap(select(Referral.id).where(Referral.still_open(), Referral.deadline < today)),
-        count_to_cap(select(Transition.id).where(Transition.completing(), Transition.occurred_at >= month_start)),
+        count_to_cap(select(Referral.id).where(Referral.completed_at >= month_start)),
         awaiting_review())

@@ -67,6 +67,9 @@ class TransitionOut(Answer):
 
 
 def transition_out(step: Transition) -> TransitionOut:
+    """A step as read from its referral (``Referral.transitions``), which gives it its referral's key."""
+    if step.referral_id is None:
+        raise ValueError("a step is answered as read from its referral")
     return TransitionOut(id=step.id, referral_id=step.referral_id, from_state=step.from_state,
                          to_state=step.to_state, occurred_at=step.occurred_at, reason=step.account, why=step.why)
 

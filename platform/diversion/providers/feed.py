@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
 from diversion.cases.events import Moved, referrals_moved
-from diversion.cases.models import Encounter, Referral, Transition
+from diversion.cases.models import Encounter, Referral
 from diversion.catalogue.models import Provider
 from diversion.db import among, new_id, utcnow
 from diversion.errors import FieldError
@@ -210,8 +210,7 @@ def queue_test_event(provider: Provider, *, actor: Actor) -> WebhookDelivery:
     with acting_for_provider(provider.id, tenant_id, user_id_of(actor)):
         tenant = db.session.get(Tenant, tenant_id)
         referral = db.session.get(Referral, referral_id)
-        step = db.session.scalars(select(Transition).where(Transition.referral_id == referral_id)
-                                  .order_by(Transition.occurred_at.desc()).limit(1)).first()
+        step = referral.transitions[-1] if referral is not None and referral.steps else None
         if tenant is None or referral is None or step is None:  # the feed entry's foreign key rules it out
             raise WebhookError("webhook", _("The referral of the test event is not there any more: try again."))
         delivery_id = new_id()

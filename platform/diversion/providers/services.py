@@ -24,7 +24,6 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from diversion.accounts.access import Action, require
 from diversion.accounts.models import ProviderMembership, User
@@ -293,8 +292,7 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
             select(Tenant).where(Tenant.id.in_({entry.tenant_id for entry in page})))}
         tenant_ids, ids = list(forces), [entry.referral_id for entry in page]
         referrals = {referral.id: referral for referral in db.session.scalars(
-            select(Referral).where(Referral.tenant_id.in_(tenant_ids), Referral.id.in_(ids))
-            .options(selectinload(Referral.transitions)))}
+            select(Referral).where(Referral.tenant_id.in_(tenant_ids), Referral.id.in_(ids)))}
         people = {person.id: person for person in db.session.scalars(select(Person).where(
             Person.tenant_id.in_(tenant_ids), Person.id.in_({r.person_id for r in referrals.values()})))}
         references = dict(db.session.execute(select(Encounter.id, Encounter.reference).where(
@@ -318,7 +316,7 @@ def provider_referrals(provider_id: int, *, after: int = 0, upto: int | None = N
             found.append(ProviderReferral(
                 forces[referral.tenant_id], referral, courses[referral.offering_id], int(entry.position),
                 *_personal(people[referral.person_id]),
-                tuple(sorted(referral.transitions, key=lambda t: t.occurred_at)),
+                tuple(referral.transitions),
                 tuple(sessions.get(referral.id, ())), references.get(referral.encounter_id, ""),
                 people[referral.person_id].language))
         return found
