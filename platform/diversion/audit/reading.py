@@ -329,6 +329,11 @@ def _list(value: list[Any], key: str) -> str:
     return str(ngettext("%(count)s item", "%(count)s items", len(value), count=len(value)))
 
 
+def detail_name(key: str) -> str:
+    """A detail's name in words, as the audit log says it (a setting's, in a "Saved:" message too)."""
+    return _key(key)
+
+
 def _key(key: str) -> str:
     return _KEYS.get(key, key.replace("_", " "))
 

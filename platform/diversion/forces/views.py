@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action, requires_force_or_platform_action
 from diversion.accounts.sso import sign_on_of
+from diversion.audit.reading import detail_name
 from diversion.cases.rules import missed_sessions_allowed
 from diversion.forces import onboarding
 from diversion.forces.audit_pages import audit_csv, audit_page
@@ -62,16 +63,6 @@ def settings_page() -> str | Response | tuple[str, int]:
     return (html, 400) if request.method == "POST" else html
 
 
-# The names and outcome codes in a "Saved:" message.
-NAME_WORDS = {"name": _l("force name"), "name_cy": _l("force name in Welsh"), "scheme_name": _l("scheme name"),
-              "completed_code": _l("code on completion"), "completed_label": _l("what the code on completion means"),
-              "completed_label_cy": _l("what the code on completion means, in Welsh"),
-              "not_completed_code": _l("code on non-completion"),
-              "not_completed_label": _l("what the code on non-completion means"),
-              "not_completed_label_cy": _l("what the code on non-completion means, in Welsh"),
-              "not_completed_action": _l("what happens when a person does not complete")}
-
-
 @settings_bp.route("/names", methods=["GET", "POST"], endpoint="names")
 @requires_force_or_platform_action(Action.CHANGE_FORCE_SETTINGS)
 def names_page() -> str | Response | tuple[str, int]:
@@ -86,7 +77,7 @@ def names_page() -> str | Response | tuple[str, int]:
                                                                        actor=current_user))
         if changed is not None:
             if changed:
-                flash(_("Saved: %(settings)s.", settings=", ".join(str(NAME_WORDS[name]) for name in changed)),
+                flash(_("Saved: %(settings)s.", settings=", ".join(detail_name(name) for name in changed)),
                       "success")
             else:
                 flash(_("Nothing was changed."), "success")
