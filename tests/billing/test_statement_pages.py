@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -12,13 +15,13 @@ from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import ProviderRole
 from diversion.billing import ledger
 from diversion.billing.models import LedgerEntry
-from diversion.cases.models import State
+from diversion.cases.models import Referral, State
 from diversion.extensions import db
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
 from tests.billing.conftest import Billing, at, force_ref, make_contract, moved, rows
-from tests.conftest import Ref, World, csrf_token, sign_in
-from tests.providers.conftest import add_provider_member, make_referral, provider_ref
+from tests.conftest import Ref, World, csrf_token, sign_in, statements_of
+from tests.providers.conftest import add_provider_member, make_referral, provider_ref, refer
 
 OCTOBER = "2026-10"
 
@@ -156,3 +159,61 @@ def test_billing_in_the_console_leads_to_the_close_and_the_reconciliation_and_ba
         assert page.status_code == 200
         assert 'href="/admin/billing/"' in page.text
         assert "Back to billing" in page.text
+
+
+def _reference_of(app: Flask, billing: Billing, referral_id: Any = None) -> str:
+    with app.app_context(), scoped(billing.force.id):
+        referral = db.session.get(Referral, referral_id or billing.referral)
+        assert referral is not None
+        return referral.encounter.reference
+
+
+def test_each_ledger_row_names_the_case_its_charge_is_for(app: Flask, client: FlaskClient, world: World,
+                                                         billing: Billing) -> None:
+    """A force's admin, the provider's and the platform's read which case each row is for, on the page,
+    in the CSV and on the Reverse page; a monthly fee is about no case."""
+    make_contract(app, billing.force, billing.provider, starts_on=date(2026, 1, 1), fee=150000)
+    moved(app, billing, State.ACCEPTED, at(2026, 10, 2))
+    with app.app_context(), scoped(billing.force.id):
+        ledger.charge_monthly_fees(db.session.get(Tenant, billing.force.id), date(2026, 10, 1), actor=SYSTEM)
+        db.session.commit()
+    reference = _reference_of(app, billing)
+    add_provider_member(app, world.users["provider_staff"], billing.provider, ProviderRole.ADMIN)
+    for who, url in (("a_force_admin", f"/west-midlands/billing/cranstoun/{OCTOBER}"),
+                     ("provider_staff", f"/provider/billing/west-midlands/{OCTOBER}"),
+                     ("platform_admin", f"/admin/billing/west-midlands/cranstoun/{OCTOBER}")):
+        sign_in(client, world.email(who))
+        page = client.get(url)
+        assert page.status_code == 200, who
+        assert "Case reference" in page.text, who
+        assert page.text.count(reference) == 1, who  # the accepted row's, not the monthly fee's
+        table = list(csv.reader(io.StringIO(client.get(f"{url}.csv").text)))
+        assert table[1][:3] == ["Date", "Case reference", "Event"], who
+        by_event = {row[2]: row[1] for row in table[2:4]}
+        assert by_event == {"Referral accepted, DIVERT (adults)": reference, "Monthly fee": ""}, who
+        client.post("/sign-out", data={"csrf_token": csrf_token(page.text)})
+    with app.app_context(), scoped(billing.force.id):
+        entry = db.session.scalars(select(LedgerEntry).where(LedgerEntry.unit_pence == 7000)).one()
+    sign_in(client, world.email("platform_admin"))
+    form = client.get(f"/admin/billing/west-midlands/cranstoun/{OCTOBER}/rows/{entry.id}/reverse")
+    assert reference in form.text
+
+
+def test_the_case_references_of_a_page_of_ledger_rows_cost_no_statement_per_row(
+        app: Flask, client: FlaskClient, world: World, billing: Billing) -> None:
+    """The references are read for the page at once: ten rows cost what two cost."""
+    make_contract(app, billing.force, billing.provider, starts_on=date(2026, 1, 1))
+    more = [refer(app, world.a, billing.offering, surname=f"Counter{n}") for n in range(4)]
+    moved(app, billing, State.ACCEPTED, at(2026, 10, 2))
+    moved(app, billing, State.ATTENDED, at(2026, 10, 3))
+    sign_in(client, world.email("a_force_admin"))
+    url = f"/west-midlands/billing/cranstoun/{OCTOBER}"
+    two, page = statements_of(app, client, url)
+    assert _reference_of(app, billing) in page
+    for number, referral_id in enumerate(more):
+        moved(app, billing, State.ACCEPTED, at(2026, 10, 4 + number), referral_id=referral_id)
+        moved(app, billing, State.ATTENDED, at(2026, 10, 4 + number, 15), referral_id=referral_id)
+    ten, page = statements_of(app, client, url)
+    assert "10 ledger rows" in page
+    assert all(_reference_of(app, billing, referral_id) in page for referral_id in more)
+    assert ten == two

@@ -111,7 +111,7 @@ def test_the_csv_lists_every_row_then_the_lines_and_totals(app: Flask, world: Wo
     assert table[1] == list(statements.CSV_ROWS_HEADER)
     body = table[2:table.index([])]
     assert len(body) == 7  # 2 accepted, 3 attended, 1 completed, the fee
-    assert body[0] == ["2026-10-01", "Monthly fee", "", "500.00", "1", "500.00", ""]
+    assert body[0] == ["2026-10-01", "", "Monthly fee", "", "500.00", "1", "500.00", ""]  # about no case
     assert ["Net (before VAT)", "710.00"] in table
     assert ["VAT", "142.00"] in table
     assert ["Total to pay", "852.00"] in table

@@ -2,8 +2,8 @@
 admins (the forces it serves) and the platform's admins (every force, with the Reverse action).
 
 One template shows a statement to all three (``billing/statement.html``): every ledger row
-behind it (paginated), its lines, totals, VAT, the platform's fee and what the provider
-receives, and where its invoice stands; each also as CSV.
+behind it (paginated, each with the case reference of its referral), its lines, totals, VAT,
+the platform's fee and what the provider receives, and where its invoice stands; each also as CSV.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def _statement(tenant: Tenant, provider: Provider, month: date, **page: Any) -> 
         summary=summary, rows=rows, closed=closed,
         fees_to_come=0 if settled or closed else ledger.fees_to_charge(tenant.id, provider.id, month),
         reversed=ledger.reversed_ids(entry.id for entry in rows.items), names=statements.pathway_names(tenant.id),
+        cases=statements.case_references(tenant.id, (entry.referral_id for entry in rows.items)),
         label=statements.row_label, **page)
 
 
@@ -247,5 +248,6 @@ def reverse(force: str, provider: str, month: str, entry_id: uuid.UUID) -> str |
     already = bool(ledger.reversed_ids([entry.id]))
     html = render_template("billing/reverse.html", form=form, entry=entry, tenant=tenant, provider=found,
                            month=chosen, back=back, already=already,
+                           case=statements.case_references(tenant.id, [entry.referral_id]).get(entry.referral_id),
                            label=statements.row_label(entry, statements.pathway_names(tenant.id)))
     return (html, 400) if request.method == "POST" else html

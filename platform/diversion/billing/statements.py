@@ -12,7 +12,7 @@ Once a month is closed (``ClosedMonth``) its ledger takes no new rows, and
 ``settle_month`` fixes each provider's draft as a ``Statement`` with its
 ``StatementLine`` groups: those are what the Stripe invoice bills, line for
 line. A statement lists every ledger row behind it (``statement_csv``, the
-statement pages).
+statement pages), each with the case reference of its referral, where it has one.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from diversion.billing.models import (
     VatTreatment,
 )
 from diversion.billing.months import month_key, month_label, share_of
+from diversion.cases.models import Encounter, Referral
 from diversion.catalogue.models import Provider
 from diversion.db import new_id
 from diversion.errors import FieldError
@@ -202,6 +203,30 @@ def ledger_rows(tenant_id: int, provider_id: int, month: date) -> Select[tuple[L
             .order_by(LedgerEntry.occurred_at, LedgerEntry.key))
 
 
+def _with_case(rows: Select[Any]) -> Select[Any]:
+    """``rows`` (of ledger rows) with the case reference of each row's referral (its encounter's), or None
+    for a row about no referral (a monthly fee) or one the reader may not see: outer joins on the keys
+    the row holds, in the same force, so the guard's criteria of the scope in force apply to them."""
+    return (rows.add_columns(Encounter.reference)
+            .outerjoin(Referral, and_(Referral.tenant_id == LedgerEntry.tenant_id,
+                                      Referral.id == LedgerEntry.referral_id))
+            .outerjoin(Encounter, and_(Encounter.tenant_id == Referral.tenant_id,
+                                       Encounter.id == Referral.encounter_id)))
+
+
+def case_references(tenant_id: int, referral_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    """The case reference of each referral of ``referral_ids`` in the force (its encounter's ``reference``,
+    e.g. WM-2026-000042), in one query whatever their number (a page of ledger rows); a referral the reader
+    may not see (the guard's criteria of the scope in force) is left out."""
+    ids = {found for found in referral_ids if found is not None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(
+        select(Referral.id, Encounter.reference)
+        .join(Encounter, and_(Encounter.tenant_id == Referral.tenant_id, Encounter.id == Referral.encounter_id))
+        .where(Referral.tenant_id == tenant_id, Referral.id.in_(ids))).tuples().all())
+
+
 def describe(kind: EventKind, pathway: str, names: Mapping[str, str], *, reversal: bool = False) -> str:
     """What a line or a row is for, in words (the reader's language): its event and its pathway's name
     (``names``, by id)."""
@@ -223,7 +248,7 @@ def pathway_names(tenant_id: int) -> dict[str, str]:
 
 
 # The CSV's headings, in the reader's language (English on the command line).
-CSV_ROWS_HEADER = (_l("Date"), _l("Event"), _l("Pathway"), _l("Unit price"), _l("Quantity"), _l("Amount"),
+CSV_ROWS_HEADER = (_l("Date"), _l("Case reference"), _l("Event"), _l("Pathway"), _l("Unit price"), _l("Quantity"), _l("Amount"),
                    _l("Reversal reason"))
 
 
@@ -237,9 +262,9 @@ def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
     write = csv.writer(out, lineterminator="\n").writerow
     write((_("Ledger rows"),))
     write(tuple(str(heading) for heading in CSV_ROWS_HEADER))
-    for entry in db.session.execute(ledger_rows(tenant_id, provider_id, month).execution_options(
-            yield_per=1000)).scalars():
-        write((london_date(entry.occurred_at).isoformat(), row_label(entry, names), entry.pathway,
+    for entry, reference in db.session.execute(_with_case(ledger_rows(tenant_id, provider_id, month))
+                                               .execution_options(yield_per=1000)).tuples():
+        write((london_date(entry.occurred_at).isoformat(), reference or "", row_label(entry, names), entry.pathway,
                _pounds(entry.unit_pence), entry.quantity, _pounds(entry.amount_pence), _safe(entry.reason)))
     write(())
     write((_("Lines"),))
