@@ -148,13 +148,14 @@ def test_a_platform_admin_reads_every_force_and_reverses_a_row(app: Flask, clien
 
 def test_billing_in_the_console_leads_to_the_close_and_the_reconciliation_and_back(
         client: FlaskClient, world: World) -> None:
-    """The console's Billing page names all it holds: contracts, the monthly close, reconciliation."""
+    """The console's Billing page names all it holds: contracts, the monthly close, reconciliation; each leads
+    back to it."""
     sign_in(client, world.email("platform_admin"))
     index = client.get("/admin/billing/")
     for href in ('href="/admin/billing/contracts/"', 'href="/admin/billing/close/"',
                  'href="/admin/billing/reconciliation"'):
         assert href in index.text
-    for url in ("/admin/billing/close/", "/admin/billing/reconciliation"):
+    for url in ("/admin/billing/close/", "/admin/billing/reconciliation", "/admin/billing/contracts/"):
         page = client.get(url)
         assert page.status_code == 200
         assert 'href="/admin/billing/"' in page.text

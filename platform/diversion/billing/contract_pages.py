@@ -53,12 +53,12 @@ def _dates(contract: Contract) -> str:
 
 def _list(*, base: str, title: str, caption: str, endpoint: str, view: str, statement: Any, search: str,
           show_force: bool, show_provider: bool, here: dict[str, Any] | None = None,
-          new: str | None = None) -> str:
+          new: str | None = None, back: str | None = None) -> str:
     page = page_of(statement)
     parties = contracts.parties_of(page.items)
     return render_template("billing/contracts.html", base=base, title=title, caption=caption, page=page,
                            parties=parties, search=search, endpoint=endpoint, view=view, show_force=show_force,
-                           show_provider=show_provider, here=here or {}, new=new, dates=_dates,
+                           show_provider=show_provider, here=here or {}, new=new, back=back, dates=_dates,
                            status=lambda c: contracts.status_of(c, _today()))
 
 
@@ -93,7 +93,8 @@ def index() -> str:
     search = search_terms()
     return _list(base="base.html", title=_("Contracts"), caption=_("Billing"), endpoint="contracts_admin.index",
                  view="contracts_admin.show", statement=contracts.every_contract(search), search=search,
-                 show_force=True, show_provider=True, new=url_for(".choose_force"))
+                 show_force=True, show_provider=True, new=url_for(".choose_force"),
+                 back=url_for("admin_billing.index"))
 
 
 @admin_bp.route("/new")
