@@ -22,9 +22,10 @@ from diversion.accounts.invitations import ForceInvitation
 from diversion.accounts.models import ForceMembership, Role, User
 from diversion.accounts.sso import ForceSignOn
 from diversion.audit.models import AuditEvent
+from diversion.billing.models import Contract
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.catalogue.models import Course, Offering
+from diversion.catalogue.models import Course, Offering, Provider
 from diversion.eligibility import services as policies
 from diversion.eligibility.compiler import PolicyInvalid
 from diversion.eligibility.models import PolicyStatus, PolicyVersion
@@ -753,3 +754,24 @@ def test_the_sign_on_step_shows_the_redirect_address_and_speaks_of_a_saved_secre
     assert submit(admin_client, sign_on_url, {"issuer": "https://example.org/cleveland", "client_id": "platform",
                                               "client_secret": "s3cret", "new_people": "refuse"}).status_code == 302
     assert "keep the one already saved" in admin_client.get(sign_on_url).text
+
+
+def test_the_courses_step_warns_of_a_provider_the_force_has_no_contract_with(
+        app: Flask, admin_client: FlaskClient, world: World) -> None:
+    """Offering is never refused for it; the step says which providers' courses would earn them nothing, and
+    leads to the contract for the pair."""
+    with app.app_context():
+        tenant_id = set_up(world)
+        cranstoun = db.session.scalar(select(Provider).where(Provider.slug == "cranstoun"))
+        assert cranstoun is not None
+        provider_id = cranstoun.id
+    page = html.unescape(admin_client.get("/admin/forces/cleveland/setup/offerings").text)
+    warning = "Cleveland Police offers courses of Cranstoun but has no contract with it in force today"
+    assert warning in page
+    assert 'href="/admin/billing/contracts/cleveland/new?provider=cranstoun"' in page
+    with app.app_context(), scoped(tenant_id):
+        db.session.add(Contract(tenant_id=tenant_id, provider_id=provider_id, starts_on=date(2021, 1, 1)))
+        db.session.commit()
+    page = html.unescape(admin_client.get("/admin/forces/cleveland/setup/offerings").text)
+    assert warning not in page
+    assert page.count('data-testid="no-contract"') == 1  # the other provider's course is still uncontracted

@@ -15,17 +15,18 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from diversion.accounts.access import Action, requires_force_action, requires_platform_action
+from diversion.accounts.access import Action, may, requires_force_action, requires_platform_action
 from diversion.billing import contracts
 from diversion.billing.contract_forms import ContractForm, contract_form, percent_of
 from diversion.billing.models import PRICED_KINDS, Contract
 from diversion.catalogue.models import Provider
+from diversion.db import LONDON, utcnow
 from diversion.extensions import db
 from diversion.listing import page_of, search_terms
 from diversion.providers.acting import WORKSPACE_BASE, provider_in_address, requires_provider_action
@@ -77,6 +78,21 @@ def _show(contract: Contract, *, base: str, names: dict[str, str], back: str, ba
                            back_text=back_text, change=change)
 
 
+@admin_bp.app_template_global()
+def offered_without_contract() -> list[Provider]:
+    """For the pages where a force's courses are offered (the force's "Courses offered", the console's
+    onboarding step and its Billing page): the providers whose courses the force in scope offers with
+    no contract in force today (``contracts.offered_without_contract``). Offering is never refused for
+    it: the pages warn."""
+    return contracts.offered_without_contract(utcnow().astimezone(LONDON).date())
+
+
+@admin_bp.app_template_global()
+def adds_contracts() -> bool:
+    """Whether the signed-in user may add contracts (the platform's admins): the warnings link to the form."""
+    return may(current_user, Action.MANAGE_CONTRACTS)
+
+
 # ---------------------------------------------------------------- the console: every force's contracts
 
 def _force(slug: str) -> Tenant:
@@ -117,6 +133,9 @@ def new(force: str) -> str | Response | tuple[str, int]:
     with scoped(tenant.id, current_user.id):
         pathways, providers = contracts.pathways_of_force(), contracts.providers_serving_force()
         form = contract_form(pathways, providers)
+        chosen = next((p for p in providers if p.slug == request.args.get("provider")), None)
+        if chosen is not None and request.method == "GET":  # from a warning that the provider has none
+            form.provider.data = str(chosen.id)
         if form.validate_on_submit():
             made = change_on_form(form, lambda: contracts.create_contract(
                 tenant, form.terms(int(form.provider.data or 0)), actor=current_user._get_current_object()))

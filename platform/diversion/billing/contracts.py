@@ -306,6 +306,18 @@ def contract_in_force(provider_id: int, on: date) -> Contract | None:
         or_(Contract.ends_on.is_(None), Contract.ends_on >= on)).order_by(Contract.starts_on.desc()).limit(1))
 
 
+def offered_without_contract(on: date) -> list[Provider]:
+    """The providers, by name, whose courses the force in scope offers (offerings not withdrawn, courses
+    not retired: they take referrals) with no contract of the force in force on ``on``: referrals to
+    them earn nothing. One query."""
+    offered = (select(Course.provider_id).join(Offering, Offering.course_id == Course.id)
+               .where(Offering.withdrawn_at.is_(None), Course.retired_at.is_(None)))
+    in_force = select(Contract.id).where(Contract.provider_id == Provider.id, Contract.starts_on <= on,
+                                         or_(Contract.ends_on.is_(None), Contract.ends_on >= on))
+    return list(db.session.scalars(select(Provider).where(Provider.id.in_(offered), ~in_force.exists())
+                                   .order_by(Provider.name)))
+
+
 def unit_price(contract_id: uuid.UUID, kind: EventKind, pathway: str) -> int | None:
     """The contract's price in pence for ``kind`` on ``pathway`` (force in scope), or None: not billed."""
     return db.session.scalar(select(Price.unit_pence).where(

@@ -27,11 +27,11 @@ from diversion.accounts.access import (
     requires_force_action,
     requires_platform_action,
 )
-from diversion.billing import ledger, statements
+from diversion.billing import contracts, ledger, statements
 from diversion.billing.models import LedgerEntry
 from diversion.billing.months import month_key, month_label, month_of, parse_month
 from diversion.catalogue.models import Provider
-from diversion.db import utcnow
+from diversion.db import LONDON, utcnow
 from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.forms import Form
@@ -176,7 +176,8 @@ def provider_download(force: str, month: str) -> Response:
 @requires_platform_action(Action.READ_BILLING)
 def admin_index() -> str | tuple[str, int]:
     """One month (``?month=YYYY-MM``, this month unless given) across the forces, a page of forces at
-    a time (each read in its own scope, as row-level security has it), searchable by force name."""
+    a time (each read in its own scope, as row-level security has it), searchable by force name; with a
+    warning for each force of the page that offers courses of a provider it has no contract with."""
     this_month = month_of(utcnow())
     error = None
     month = this_month
@@ -190,13 +191,18 @@ def admin_index() -> str | tuple[str, int]:
     if search:
         forces = forces.where(matching(search, Tenant.name.expression))
     page = page_of(forces)
-    by_force = []
+    by_force, uncontracted = [], []
+    today = utcnow().astimezone(LONDON).date()
     for tenant in page.items:
         set_scope(tenant.id, current_user.id)
         rows = db.session.execute(statements.accounts(tenant_id=tenant.id, month=month)).all()
         by_force.append((tenant, statements.accounts_of(rows)))
+        offered = contracts.offered_without_contract(today)
+        if offered:
+            uncontracted.append((tenant, offered))
     set_scope(None, current_user.id)
     html = render_template("billing/admin_statements.html", page=page, by_force=by_force, month=month,
+                           uncontracted=uncontracted,
                            search=search, error=error, this_month=this_month, month_key=month_key)
     return (html, 400) if error else html
 
@@ -248,6 +254,6 @@ def reverse(force: str, provider: str, month: str, entry_id: uuid.UUID) -> str |
     already = bool(ledger.reversed_ids([entry.id]))
     html = render_template("billing/reverse.html", form=form, entry=entry, tenant=tenant, provider=found,
                            month=chosen, back=back, already=already,
-                           case=statements.case_references(tenant.id, [entry.referral_id]).get(entry.referral_id),
+                           case=next(iter(statements.case_references(tenant.id, [entry.referral_id]).values()), None),
                            label=statements.row_label(entry, statements.pathway_names(tenant.id)))
     return (html, 400) if request.method == "POST" else html

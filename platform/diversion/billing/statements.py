@@ -248,8 +248,8 @@ def pathway_names(tenant_id: int) -> dict[str, str]:
 
 
 # The CSV's headings, in the reader's language (English on the command line).
-CSV_ROWS_HEADER = (_l("Date"), _l("Case reference"), _l("Event"), _l("Pathway"), _l("Unit price"), _l("Quantity"), _l("Amount"),
-                   _l("Reversal reason"))
+CSV_ROWS_HEADER = (_l("Date"), _l("Case reference"), _l("Event"), _l("Pathway"), _l("Unit price"), _l("Quantity"),
+                   _l("Amount"), _l("Reversal reason"))
 
 
 def statement_csv(tenant_id: int, provider_id: int, month: date) -> str:
