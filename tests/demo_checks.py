@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
+from diversion.accounts.models import ProviderMembership
 from diversion.cases import services as cases
-from diversion.cases.models import FINAL_STATES, TRANSITIONS, Attendance, Encounter, Referral, State
+from diversion.cases.models import DEMO, FINAL_STATES, TRANSITIONS, Attendance, Encounter, Referral, State
 from diversion.catalogue.models import Course, Offering
 from diversion.db import LONDON
 from diversion.demo import BACKLOG
@@ -82,9 +83,32 @@ def referral_problems(referral: Referral, offering: Offering | None, decision: D
     return problems
 
 
+def _working_hours(moment: datetime) -> bool:
+    local = moment.astimezone(LONDON)
+    return local.weekday() < 5 and local.minute in (0, 30) and local.second == 0 and time(9) <= local.time() <= time(17)
+
+
+def case_work_problems(referral: Referral, staff: set[int]) -> list[str]:
+    """Every way a referral of the demo's own case work (``seed_case_work``) is unlike real work:
+    a provider's step not made by one of its people (``staff``, where it has any), a step or a
+    session outside working hours (a weekday's hour or half hour, 09:00 to 17:00 in London)."""
+    problems: list[str] = []
+    for step in list(referral.transitions)[1:]:
+        if staff and step.to_state is not State.WITHDRAWN and step.actor_id not in staff:
+            problems.append(f"{step.to_state.value} not made by the provider's staff")
+        if not _working_hours(step.occurred_at):
+            problems.append(f"{step.to_state.value} at {step.occurred_at.astimezone(LONDON)}")
+    problems.extend(f"a session at {session.starts_at.astimezone(LONDON)}" for session in referral.sessions
+                    if not _working_hours(session.starts_at))
+    return problems
+
+
 def check_demo(*, today: date, now: datetime) -> None:
     """Every force's referrals agree with themselves, and every list has three pages."""
     assert BACKLOG > 3 * PER_PAGE
+    staff: dict[int, set[int]] = {}
+    for membership in db.session.scalars(select(ProviderMembership)):
+        staff.setdefault(membership.provider_id, set()).add(membership.user_id)
     overdue_examples = 0
     for tenant in db.session.scalars(select(Tenant).order_by(Tenant.slug)).all():
         with scoped(tenant.id):
@@ -93,10 +117,14 @@ def check_demo(*, today: date, now: datetime) -> None:
             offerings = {o.id: o for o in db.session.scalars(select(Offering).options(joinedload(Offering.course)))}
             decisions = {d.encounter_id: d for d in db.session.scalars(
                 select(Decision).where(Decision.encounter_id.is_not(None)))}
+            made_here = set(db.session.scalars(select(Encounter.id).where(Encounter.source == DEMO)))
             for referral in referrals:
                 problems = referral_problems(referral, offerings.get(referral.offering_id),
                                              decisions.get(referral.encounter_id), now=now)
                 assert not problems, f"{tenant.slug}: a referral {problems}"
+                if referral.encounter_id in made_here:
+                    problems = case_work_problems(referral, staff.get(referral.provider_id, set()))
+                    assert not problems, f"{tenant.slug}: a referral of the demo's case work {problems}"
                 if referral.state.is_open and referral.deadline < today:
                     # Only the recent case work's oldest referrals are overdue, on purpose.
                     encounter = db.session.get(Encounter, referral.encounter_id)

@@ -35,7 +35,7 @@ from diversion.accounts.models import ProviderMembership, ProviderRole, Role, Us
 from diversion.cases import importer, rules
 from diversion.cases import services as cases
 from diversion.cases.identity import Contact, Identity
-from diversion.cases.models import DEMO, IMPORTED, Encounter, State
+from diversion.cases.models import DEMO, IMPORTED, Encounter, Referral, State
 from diversion.catalogue.models import Course, Offering, Provider
 from diversion.db import LONDON, utcnow
 from diversion.eligibility import services as eligibility
@@ -47,7 +47,7 @@ from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.listing import PER_PAGE
 from diversion.providers.services import forces_served
-from diversion.tenancy.context import provider_scoped, scoped
+from diversion.tenancy.context import acting_for_provider, provider_scoped, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
 # Each account: the local part of its address, its role, what the account list calls it, and the given
@@ -195,11 +195,56 @@ def case_work_window(today: date) -> tuple[date, date]:
     return (before_last - timedelta(days=1)).replace(day=1), today - timedelta(days=3)
 
 
+WORKING_HOURS = (time(9), time(17))  # when the demo's people work, in London, on a weekday
+SLOT = timedelta(minutes=30)  # their steps and sessions fall on the hour or the half hour
+
+
+def working_slots(after: datetime, until: datetime) -> list[datetime]:
+    """Every half hour (``SLOT``) of ``WORKING_HOURS`` on a weekday, in London, after ``after`` and not
+    after ``until``, earliest first."""
+    slots: list[datetime] = []
+    day = after.astimezone(LONDON).date()
+    opens, closes = (hours.hour * 60 + hours.minute for hours in WORKING_HOURS)
+    while day <= until.astimezone(LONDON).date():
+        if day.weekday() < 5:  # Monday to Friday
+            for minutes in range(opens, closes + 1, SLOT.seconds // 60):
+                moment = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=LONDON)
+                if after < moment <= until:
+                    slots.append(moment)
+        day += timedelta(days=1)
+    return slots
+
+
 def step_times(offered_at: datetime, steps: int, *, limit: datetime) -> list[datetime]:
-    """When each of ``steps`` steps after an offer at ``offered_at`` happens: two days apart, or closer
-    when ``limit`` (the referral's deadline, or now) comes sooner; always increasing, never past ``limit``."""
-    gap = min(timedelta(days=2), (limit - offered_at) / (steps + 1))
-    return [offered_at + gap * (number + 1) for number in range(steps)]
+    """When each of ``steps`` steps after an offer at ``offered_at`` happens, in working hours
+    (``working_slots``): about two days apart, or closer when ``limit`` (the referral's deadline, or
+    now) comes sooner; always increasing, never past ``limit``. Where fewer working half hours than
+    steps are left before ``limit``, the steps are spread evenly up to it, whatever the hour."""
+    slots = working_slots(offered_at, min(limit, offered_at + timedelta(days=2) * (steps + 1)))
+    if len(slots) < steps:
+        slots = working_slots(offered_at, limit)
+    if len(slots) < steps:
+        gap = (limit - offered_at) / (steps + 1)
+        return [offered_at + gap * (number + 1) for number in range(steps)]
+    if len(slots) == steps:
+        return slots
+    return [slots[(number + 1) * len(slots) // (steps + 1)] for number in range(steps)]
+
+
+def session_start(booked_at: datetime, held_by: datetime | None, *, deadline: date) -> datetime:
+    """When a session booked at ``booked_at`` (a working half hour, ``step_times``) starts: an hour
+    (else half an hour) before its attendance is recorded at ``held_by``, on that day and after the
+    booking (at ``held_by`` itself when neither is); one not yet attended starts at the first working
+    half hour two days after the booking, or the last one by the ``deadline`` (never before the booking).
+    Always on a weekday, on the hour or half hour, within ``WORKING_HOURS`` (in London)."""
+    if held_by is not None:
+        opens = datetime.combine(held_by.astimezone(LONDON).date(), WORKING_HOURS[0], tzinfo=LONDON)
+        return next((held_by - before for before in (2 * SLOT, SLOT)
+                     if held_by - before > booked_at and held_by - before >= opens), held_by)
+    later = working_slots(booked_at + timedelta(days=2), datetime.combine(deadline, WORKING_HOURS[1], tzinfo=LONDON))
+    if later:
+        return later[0]
+    return (working_slots(booked_at, datetime.combine(deadline, WORKING_HOURS[1], tzinfo=LONDON)) or [booked_at])[-1]
 
 
 def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
@@ -225,6 +270,14 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
     stream = synthetic.cases(tenant.slug, 4000, start=start, days=days, seed="case-work")
     # The force's demo officer records and refers (the platform itself where the demo made no accounts).
     officer: Actor = services.find_user(f"officer@{tenant.slug}.example") or SYSTEM
+    # Each provider's demo staff member moves its referrals on (the platform where the demo made no accounts).
+    found: dict[int, User | None] = {}
+
+    def staff(provider_id: int) -> User | None:
+        if provider_id not in found:
+            found[provider_id] = _provider_staff(provider_id)
+        return found[provider_id]
+
     for case in stream:
         if not wanted:
             break
@@ -258,12 +311,43 @@ def seed_case_work(tenant: Tenant, *, today: date, per_state: int = 3) -> int:
         offered_at = datetime.combine(case.decided_on, time(9), tzinfo=LONDON)
         referral = cases.refer(tenant, decision, offering, actor=officer, today=case.decided_on, at=offered_at)
         path = rules.path_to(target, sessions=referral.sessions_required, via=VIA.get(target))
-        limit = min(datetime.combine(referral.deadline, time(17), tzinfo=LONDON), now - timedelta(hours=1))
-        times = step_times(offered_at, len(path), limit=limit)
-        cases.take_path(tenant, referral, path, actor=SYSTEM, reason=REASONS.get(target, ""),
-                        session_at=limit, venue=VENUE, times=times)
+        limit = min(datetime.combine(referral.deadline, WORKING_HOURS[1], tzinfo=LONDON), now - timedelta(hours=1))
+        _take_steps(tenant, referral, path, times=step_times(offered_at, len(path), limit=limit),
+                    officer=officer, staff=staff, reason=REASONS.get(target, ""))
         made += 1
     return made
+
+
+def _provider_staff(provider_id: int) -> User | None:
+    """The demo's staff member of a provider (``staff@<provider-slug>.example``, ``seed_demo``), if it has one."""
+    provider = db.session.get(Provider, provider_id)
+    user = services.find_user(f"staff@{provider.slug}.example") if provider is not None else None
+    if user is None or db.session.scalar(select(ProviderMembership.id).where(
+            ProviderMembership.provider_id == provider_id, ProviderMembership.user_id == user.id)) is None:
+        return None
+    return user
+
+
+def _take_steps(tenant: Tenant, referral: Referral, path: tuple[State, ...], *, times: list[datetime],
+                officer: Actor, staff: Callable[[int], User | None], reason: str) -> None:
+    """Take a demo referral along ``path``, each step at its time (``step_times``) and made by whoever
+    makes it in real work: a withdrawal by the force's officer, every other step by the provider's
+    staff member (``staff``, in the provider's workspace scope, as its pages act), the platform where
+    the demo has no such account. Each booked session starts at ``session_start``; ``reason`` is the
+    last step's. Refuses what the case services refuse."""
+    for index, step in enumerate(path):
+        held_by = times[index + 1] if index + 1 < len(path) and path[index + 1] in (
+            State.ATTENDED, State.MISSED, State.NOT_COMPLETED) else None
+        starts = session_start(times[index], held_by, deadline=referral.deadline)
+        said = reason if index == len(path) - 1 else ""
+        person = staff(referral.provider_id) if step is not State.WITHDRAWN else None
+        if person is None:
+            cases.take_path(tenant, referral, (step,), actor=officer if step is State.WITHDRAWN else SYSTEM,
+                            reason=said, session_at=starts, venue=VENUE, times=(times[index],))
+            continue
+        with acting_for_provider(referral.provider_id, tenant.id, person.id):
+            cases.take_path(tenant, referral, (step,), actor=person, reason=said, session_at=starts, venue=VENUE,
+                            times=(times[index],))
 
 
 # ---------------------------------------------------------------- the force's history, imported
