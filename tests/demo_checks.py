@@ -14,13 +14,14 @@ from diversion.cases import services as cases
 from diversion.cases.models import DEMO, FINAL_STATES, TRANSITIONS, Attendance, Encounter, Referral, State
 from diversion.catalogue.models import Course, Offering
 from diversion.db import LONDON
-from diversion.demo import BACKLOG
+from diversion.demo import BACKLOG, WELSH_VENUE
 from diversion.eligibility import services as eligibility
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.listing import PER_PAGE
 from diversion.tenancy.context import scoped
 from diversion.tenancy.models import Tenant
+from diversion.words import WELSH
 
 
 def _day(moment: datetime) -> date:
@@ -88,11 +89,15 @@ def _working_hours(moment: datetime) -> bool:
     return local.weekday() < 5 and local.minute in (0, 30) and local.second == 0 and time(9) <= local.time() <= time(17)
 
 
-def case_work_problems(referral: Referral, staff: set[int]) -> list[str]:
+def case_work_problems(referral: Referral, staff: set[int], *, welsh: bool) -> list[str]:
     """Every way a referral of the demo's own case work (``seed_case_work``) is unlike real work:
     a provider's step not made by one of its people (``staff``, where it has any), a step or a
-    session outside working hours (a weekday's hour or half hour, 09:00 to 17:00 in London)."""
+    session outside working hours (a weekday's hour or half hour, 09:00 to 17:00 in London), a
+    session's venue in English alone where the force works in Welsh too (``welsh``)."""
     problems: list[str] = []
+    if welsh:
+        problems.extend(f"a session at {session.venue}, in English alone" for session in referral.sessions
+                        if session.venue != WELSH_VENUE)
     for step in list(referral.transitions)[1:]:
         if staff and step.to_state is not State.WITHDRAWN and step.actor_id not in staff:
             problems.append(f"{step.to_state.value} not made by the provider's staff")
@@ -123,7 +128,8 @@ def check_demo(*, today: date, now: datetime) -> None:
                                              decisions.get(referral.encounter_id), now=now)
                 assert not problems, f"{tenant.slug}: a referral {problems}"
                 if referral.encounter_id in made_here:
-                    problems = case_work_problems(referral, staff.get(referral.provider_id, set()))
+                    problems = case_work_problems(referral, staff.get(referral.provider_id, set()),
+                                                  welsh=WELSH in tenant.languages)
                     assert not problems, f"{tenant.slug}: a referral of the demo's case work {problems}"
                 if referral.state.is_open and referral.deadline < today:
                     # Only the recent case work's oldest referrals are overdue, on purpose.

@@ -49,6 +49,7 @@ from diversion.listing import PER_PAGE
 from diversion.providers.services import forces_served
 from diversion.tenancy.context import acting_for_provider, provider_scoped, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
+from diversion.words import WELSH
 
 # Each account: the local part of its address, its role, what the account list calls it, and the given
 # name of the made-up person who holds it (their surname is their organisation's, ``_surname``).
@@ -185,6 +186,7 @@ VIA = {State.NOT_COMPLETED: State.MISSED, State.WITHDRAWN: State.ACCEPTED}
 REASONS = {State.NOT_COMPLETED: "Missed a session and did not come back to book another",
            State.WITHDRAWN: "Charged for another matter"}
 VENUE = "Community hub"
+WELSH_VENUE = "Canolfan gymunedol / Community hub"  # where a force works in Welsh too: its name in both
 
 
 def case_work_window(today: date) -> tuple[date, date]:
@@ -334,7 +336,9 @@ def _take_steps(tenant: Tenant, referral: Referral, path: tuple[State, ...], *, 
     makes it in real work: a withdrawal by the force's officer, every other step by the provider's
     staff member (``staff``, in the provider's workspace scope, as its pages act), the platform where
     the demo has no such account. Each booked session starts at ``session_start``; ``reason`` is the
-    last step's. Refuses what the case services refuse."""
+    last step's. A session's venue is named in Welsh too where the force works in Welsh (``WELSH_VENUE``).
+    Refuses what the case services refuse."""
+    venue = WELSH_VENUE if WELSH in tenant.languages else VENUE
     for index, step in enumerate(path):
         held_by = times[index + 1] if index + 1 < len(path) and path[index + 1] in (
             State.ATTENDED, State.MISSED, State.NOT_COMPLETED) else None
@@ -343,10 +347,10 @@ def _take_steps(tenant: Tenant, referral: Referral, path: tuple[State, ...], *, 
         person = staff(referral.provider_id) if step is not State.WITHDRAWN else None
         if person is None:
             cases.take_path(tenant, referral, (step,), actor=officer if step is State.WITHDRAWN else SYSTEM,
-                            reason=said, session_at=starts, venue=VENUE, times=(times[index],))
+                            reason=said, session_at=starts, venue=venue, times=(times[index],))
             continue
         with acting_for_provider(referral.provider_id, tenant.id, person.id):
-            cases.take_path(tenant, referral, (step,), actor=person, reason=said, session_at=starts, venue=VENUE,
+            cases.take_path(tenant, referral, (step,), actor=person, reason=said, session_at=starts, venue=venue,
                             times=(times[index],))
 
 
