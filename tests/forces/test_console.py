@@ -358,6 +358,9 @@ def test_an_open_force_changes_its_names_and_outcome_codes_audited_before_and_af
     ({"completed_code": "x" * 41}, "completed_code", "must be 40 characters or fewer"),
     ({"not_completed_label": ""}, "not_completed_label", "Enter what the code on non-completion means"),
     ({"not_completed_action": "prison"}, "not_completed_action", "Not a valid choice"),
+    ({"not_completed_code": "outcome-22"}, "not_completed_code", "must differ from the code on completion"),
+    ({"name_cy": "Durham Constabulary"}, "name_cy", "A force is already called Durham Constabulary"),
+    ({"name_cy": "heddlu gogledd cymru"}, "name_cy", "A force is already called heddlu gogledd cymru"),
 ])
 def test_bad_names_are_named_and_change_nothing(app: Flask, client: FlaskClient, world: World,
                                                 changes: dict[str, str], field: str, message: str) -> None:

@@ -56,6 +56,8 @@ def test_accept_book_attend_complete_and_the_force_sees_the_outcome(
     assert mine.phone in page.text  # contact details, here only
     assert re.search(r'Case reference\s*</dt>\s*<dd class="[^"]*diversion-reference">\s*WM-\d{4}-\d{6}\s*</dd>',
                      page.text)  # to quote to the force
+    assert "No session is booked yet." in page.text
+    assert "0 sessions booked" not in page.text  # no table of nothing
 
     assert _post(client, mine, f"/provider/referrals/{mine.id}/accept", {}).status_code == 302
     assert _state(app, mine)[0] is State.ACCEPTED
@@ -72,6 +74,7 @@ def test_accept_book_attend_complete_and_the_force_sees_the_outcome(
         assert _state(app, mine)[:2] == (State.ATTENDED, number)
     ready = client.get(f"/provider/referrals/{mine.id}").text
     assert "Every session is attended: 2 of 2." in ready
+    assert "2 sessions booked" in ready
     done = _post(client, mine, f"/provider/referrals/{mine.id}/complete", {"confirm": "y"})
     assert done.status_code == 302
     state, attended_count, outcome = _state(app, mine)

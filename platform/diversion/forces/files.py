@@ -23,6 +23,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -80,6 +81,14 @@ class OutcomeCodes(BaseModel):
 
     completed: OutcomeCode
     not_completed: NonCompletionCode
+
+    @field_validator("not_completed")
+    @classmethod
+    def _codes_differ(cls, value: NonCompletionCode, info: ValidationInfo) -> NonCompletionCode:
+        completed = info.data.get("completed")
+        if completed is not None and completed.code == value.code:
+            raise ValueError("must differ from the code on completion: a case's outcome is told by its code")
+        return value
 
 
 class SignOnEntry(BaseModel):

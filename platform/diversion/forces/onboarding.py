@@ -66,7 +66,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 
 from diversion.accounts.access import Action, require
 from diversion.accounts.invitations import ForceInvitation, invite_to_force
@@ -158,6 +158,7 @@ _PLACES: dict[tuple[str, ...], str] = {
     ("outcomes", "not_completed", "code"): "not_completed_code",
     ("outcomes", "not_completed", "label"): "not_completed_label",
     ("outcomes", "not_completed", "action"): "not_completed_action",
+    ("outcomes", "not_completed"): "not_completed_code",
     ("outcomes", "completed", "label_cy"): "completed_label_cy",
     ("outcomes", "not_completed", "label_cy"): "not_completed_label_cy",
 }
@@ -189,7 +190,7 @@ def _as_file(details: ForceDetails) -> ForceFile:
     except ValidationError as error:
         item = error.errors()[0]
         loc = tuple(str(part) for part in item["loc"])
-        name = _PLACES.get(loc[:3]) or (loc[0] if loc else "details")
+        name = _PLACES.get(loc[:3]) or _PLACES.get(loc[:2]) or (loc[0] if loc else "details")
         raise OnboardingError(name, _plain(name, item)) from None
 
 
@@ -217,12 +218,17 @@ def _address_free(slug: str) -> None:
         raise OnboardingError("slug", _("A force already has the address %(slug)s: choose another.", slug=repr(slug)))
 
 
-def _name_free(name: str, *, but: int | None = None) -> None:
-    """Refuse a name another force (but ``but``) has, in any case: every list of forces names them."""
-    taken = select(Tenant.id).where(func.lower(Tenant.name) == name.lower())
-    if db.session.scalar(taken.where(Tenant.id != but) if but is not None else taken) is not None:
-        raise OnboardingError("name", _("A force is already called %(name)s: give this force its own name.",
-                                        name=name))
+def _names_free(force: ForceFile, *, but: int | None = None) -> None:
+    """Refuse a name, or a Welsh name, that another force (but ``but``) has in either language, in any
+    case: every list of forces names them, in the reader's language."""
+    for field_name, name in (("name", force.name), ("name_cy", force.name_cy)):
+        if not name:
+            continue
+        taken = select(Tenant.id).where(or_(func.lower(Tenant.name) == name.lower(),
+                                            func.lower(Tenant.name_cy) == name.lower()))
+        if db.session.scalar(taken.where(Tenant.id != but) if but is not None else taken) is not None:
+            raise OnboardingError(field_name, _("A force is already called %(name)s: give this force its own name.",
+                                                name=name))
 
 
 def _only_draft(tenant: Tenant) -> None:
@@ -247,7 +253,7 @@ def start_draft(details: ForceDetails, *, actor: Actor) -> Tenant:
     require(actor, Action.ONBOARD_FORCE)
     force = _as_file(details)
     _address_free(force.slug)
-    _name_free(force.name)
+    _names_free(force)
     tenant = Tenant(slug=force.slug, status=ForceStatus.DRAFT, **force_columns(force))
     db.session.add(tenant)
     db.session.flush()
@@ -267,7 +273,7 @@ def change_details(tenant: Tenant, details: ForceDetails, *, actor: Actor) -> li
     require(actor, Action.ONBOARD_FORCE)
     _only_draft(tenant)
     force = _as_file(replace(details, slug=tenant.slug))
-    _name_free(force.name, but=tenant.id)
+    _names_free(force, but=tenant.id)
     values = {k: v for k, v in force_columns(force).items() if k != "settings"}
     changed = [k for k, v in values.items() if getattr(tenant, k) != v]
     for key in changed:
@@ -296,7 +302,7 @@ def change_names(tenant: Tenant, names: ForceNames, *, actor: Actor) -> dict[str
     """
     require(actor, Action.CHANGE_FORCE_SETTINGS, tenant_id=tenant.id)
     force = _as_file(replace(details_of(tenant), **asdict(names)))
-    _name_free(force.name, but=tenant.id)
+    _names_free(force, but=tenant.id)
     if welsh_labels_required(tenant):
         said = tenant.name_in(current_language())
         if not names.completed_label_cy.strip():
