@@ -316,7 +316,7 @@ def test_an_open_force_changes_its_names_and_outcome_codes_audited_before_and_af
     sign_in(client, world.email("a_force_admin"))
     settings = client.get("/west-midlands/settings/")
     assert "Names and outcome codes" in settings.text
-    assert f"{before['completed_code']}: {before['completed_label']}" in settings.text
+    assert f"{before['completed_label']} (code {before['completed_code']})" in settings.text
     page = client.get("/west-midlands/settings/names")
     assert page.status_code == 200
     assert f'value="{before["scheme_name"]}"' in page.text
