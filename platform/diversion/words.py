@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 from babel.dates import format_date, format_datetime
@@ -148,3 +149,17 @@ def month(value: date) -> str:
 def moment(value: datetime) -> str:
     """A moment for people, in London's time and the reader's language: "3 December 2026 14:05"."""
     return format_datetime(value, "d MMMM y HH:mm", tzinfo=LONDON, locale=current_language())
+
+
+def money(pence: int) -> str:
+    """Pence written for people: ``£1,234.50``; a negative amount ``-£70.00``."""
+    sign = "-" if pence < 0 else ""
+    pounds, rest = divmod(abs(pence), 100)
+    return f"{sign}£{pounds:,}.{rest:02d}"
+
+
+def percent(basis_points: int) -> str:
+    """Basis points written for people and fields, without the sign: ``2.5`` (250), ``10`` (1000)."""
+    if basis_points % 100 == 0:
+        return str(basis_points // 100)
+    return f"{Decimal(basis_points) / 100:f}".rstrip("0").rstrip(".")

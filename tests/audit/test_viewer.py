@@ -207,7 +207,8 @@ def test_details_read_as_words() -> None:
         "languages: English → English, Welsh"
     assert details_words({"outcome": "eligible", "source": "api"}) == \
         "outcome: eligible; source: recorded through the API"
-    assert details_words({"referrals": ["a", "b", "c", "d"]}) == "referrals: 4 items"
+    assert details_words({"referrals": ["a", "b", "c", "d"]}) == "referrals: 4 referrals"
+    assert details_words({"offerings": ["a", "b", "c", "d"]}) == "courses offered: 4 items"
     assert details_words({"starts_at": "2026-09-25T10:00:00+01:00"}) == "starts at: 25 September 2026 10:00"
     assert action_words("tenant.status_changed", {"from": "active", "to": "suspended"}) == "Force suspended"
     assert action_words("tenant.status_changed", {"from": "draft", "to": "active"}) == "Force opened"
@@ -269,7 +270,7 @@ def test_details_name_courses_pathways_providers_forces_and_sessions_not_their_i
     assert details_words({"dropped": ["cranstoun-divert for divert"]}, known=known, force=1) == \
         "dropped: DIVERT for DIVERT (adults)"
     assert details_words({"provider": 3, "prices": {"course_completed:divert": 2000}}, known=known, force=1) == \
-        "provider: Cranstoun; prices (pence): course completed for DIVERT (adults) 2000"
+        "provider: Cranstoun; prices: course completed for DIVERT (adults): £20.00"
     assert details_words({"slug": "cranstoun-divert"}, known=known, action="course.created") == "name: DIVERT"
     assert details_words({"invitation": str(uuid.uuid4())}) == "through an invitation"
     assert details_words({"file": "a.csv", "sha256": "c658b5dfbba6c180"}) == "file: a.csv"
@@ -331,3 +332,65 @@ def test_a_forces_log_names_courses_pathways_and_replaced_invitations_in_words_i
         db.session.commit()
     more, _page = statements_of(app, client, "/west-midlands/audit/?action=offering")
     assert more == count
+
+
+def _record_events(app: Flask, world: World) -> None:
+    """A contract made and changed, a provider's list of referrals, a force's non-completion action
+    changed and a force opened: events whose details and objects the log puts in words."""
+    from diversion.audit.services import record
+
+    with app.app_context():
+        north_wales = db.session.scalars(select(Tenant).where(Tenant.slug == "north-wales")).one()
+        provider = world.providers["cranstoun"].id
+        prices = {"course_completed:divert": 1500}
+        contract = {"provider": provider, "starts_on": "2026-12-01", "ends_on": None, "monthly_fee_pence": 150000,
+                    "vat": "standard", "platform_fee_basis_points": 250, "prices": prices}
+        with scoped(world.a.id):
+            record("contract.created", actor=SYSTEM, object_type="contract", object_id=str(uuid.uuid4()),
+                   details=contract)
+            record("provider.referrals_listed", actor=SYSTEM, object_type="provider", object_id=provider,
+                   details={"provider": "cranstoun", "referrals": [str(uuid.uuid4())]})
+            record("provider.referrals_listed", actor=SYSTEM, object_type="provider", object_id=provider,
+                   details={"provider": "cranstoun", "referrals": [str(uuid.uuid4()) for _ in range(24)]})
+            record("tenant.settings_changed", actor=SYSTEM, object_type="tenant", object_id=world.a.id,
+                   details={"before": {"not_completed_action": "prosecution"},
+                            "after": {"not_completed_action": "court"}})
+        with scoped(north_wales.id):
+            record("tenant.status_changed", actor=SYSTEM, object_type="tenant", object_id=north_wales.id,
+                   details={"from": "suspended", "to": "active"})
+        db.session.commit()
+
+
+def test_contracts_lists_and_settings_read_in_words_not_codes_pence_or_ids(app: Flask, world: World) -> None:
+    _record_events(app, world)
+    admin = app.test_client()
+    sign_in(admin, world.email("a_force_admin"))
+    force = _table(admin.get("/west-midlands/audit/").text)
+    platform = app.test_client()
+    sign_in(platform, world.email("platform_admin"))
+    console = _table(platform.get("/admin/audit/").text)
+    for table in (force, console):
+        assert "what happens when a person does not complete: prosecution resumes → the case goes to court" in table
+        assert "monthly fee: £1,500.00; " in table
+        assert "platform fee: 2.5%" in table
+        assert ": £15.00" in table
+        assert "prices: course completed for " in table
+        assert "ends on: until further notice" in table
+        assert "pence" not in table
+        assert "basis points" not in table
+        assert "referrals: 1 referral;" not in table
+        assert "referrals: 1 referral" in table
+        assert "referrals: 24 referrals" in table
+        assert "24 items" not in table
+        assert "Contract West Midlands Police and Cranstoun" in table
+        assert ">West Midlands Police<span" in table  # a force is named by its name alone
+    download = admin.get("/west-midlands/audit/events.csv").text
+    assert "monthly fee: £1,500.00" in download
+    assert "referrals: 24 referrals" in download
+    assert "prosecution resumes → the case goes to court" in download
+    welsh = _table(platform.get("/admin/audit/", headers={"Accept-Language": "cy"}).text)
+    assert "Heddlu Heddlu" not in welsh
+    assert ">Heddlu Gogledd Cymru<span" in welsh
+    assert "Prosecution resumes" not in welsh
+    assert "monthly fee" not in welsh
+    assert "£1,500.00" in welsh

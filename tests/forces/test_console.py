@@ -343,8 +343,8 @@ def test_an_open_force_changes_its_names_and_outcome_codes_audited_before_and_af
                                   "not_completed_action": "court"}}]
     audit = client.get("/west-midlands/audit/").text
     assert f"scheme name: {before['scheme_name']} → DIVERT Plus" in audit
-    was = before["not_completed_action"].value.replace("_", " ")
-    assert f"what happens when a person does not complete: {was} → court" in audit
+    was = before["not_completed_action"].label.lower()
+    assert f"what happens when a person does not complete: {was} → the case goes to court" in audit
     again = client.post("/west-midlands/settings/names", data={
         **form, "scheme_name": "DIVERT Plus", "completed_label": "Community resolution (Outcome 22)",
         "not_completed_action": "court"}, follow_redirects=True)

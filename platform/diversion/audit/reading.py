@@ -34,8 +34,10 @@ from sqlalchemy import Select, select
 from diversion import words
 from diversion.audit.models import AuditEvent
 from diversion.extensions import db
+from diversion.forms import label_of
 from diversion.forms import lazy_gettext as _l
 from diversion.listing import matching
+from diversion.tenancy.models import NonCompletionAction
 
 LONDON = ZoneInfo("Europe/London")
 MAX_FILTER = 100
@@ -60,6 +62,14 @@ class _Words(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._messages)
+
+
+class _Lowered(_Words):
+    """Words of a form's choices as a value in a sentence: "the case goes to court"."""
+
+    def __getitem__(self, code: str) -> str:
+        said = super().__getitem__(code)
+        return said[:1].lower() + said[1:]
 
 
 # What each recorded action says, in words. Every action the platform records has its line
@@ -221,8 +231,8 @@ _KEYS: Mapping[str, str] = _Words({
     "created": _l("newly set up"), "invitation": _l("invitation"), "provider_invitation": _l("invitation"),
     "email": _l("email address"), "replaced": _l("invitations replaced"), "forces": _l("forces"),
     "changed": _l("changed"), "kept": _l("kept"), "added": _l("added"), "starts_on": _l("starts on"),
-    "ends_on": _l("ends on"), "monthly_fee_pence": _l("monthly fee (pence)"), "vat": _l("VAT"),
-    "platform_fee_basis_points": _l("platform fee (basis points)"), "prices": _l("prices (pence)"),
+    "ends_on": _l("ends on"), "monthly_fee_pence": _l("monthly fee"), "vat": _l("VAT"),
+    "platform_fee_basis_points": _l("platform fee"), "prices": _l("prices"),
     "generated": _l("generated"), "seed": _l("seed"), "retention_months": _l("retention months"),
     "languages": _l("languages"), "note": _l("what changed"), "name_cy": _l("name in Welsh"),
     "scheme_name": _l("scheme name"), "completed_code": _l("code on completion"),
@@ -272,7 +282,12 @@ _VALUES: Mapping[str, Mapping[str, str]] = {
     "source": _Words({"intake": _l("encounter recorded"), "api": _l("recorded through the API"),
                       "import": _l("imported"), "demo": _l("demo")}),
     "languages": _Words({"en": _l("English"), "cy": _l("Welsh")}),
+    "not_completed_action": _Lowered({action.value: label_of(action) for action in NonCompletionAction}),
 }
+
+
+# Details that hold an amount in pence.
+_MONEY = frozenset({"monthly_fee_pence", "price_pence"})
 
 
 def moment_words(moment: datetime) -> str:
@@ -312,14 +327,28 @@ def _value(value: Any, key: str = "") -> str:
         return known[value] if value in known else _text_value(value)
     if value is None or value == "":
         return str(_("not set"))
-    if isinstance(value, bool):
-        return str(_("yes")) if value else str(_("no"))
+    if (said := _measured(value, key)) is not None:
+        return said
     if isinstance(value, list):
         return _list(value, key)
     if isinstance(value, dict):  # counts by code (decisions by outcome, referrals by state) and the like
         known = _VALUES.get(key, {})
         return "; ".join(f"{known[k] if k in known else _key(k)} {_value(v)}" for k, v in value.items())
     return str(value)
+
+
+def _measured(value: Any, key: str) -> str | None:
+    """Yes or no, money and shares in their units ("£1,500.00", "2.5%") and the referrals a
+    list showed counted ("24 referrals", never their ids); None for any other detail."""
+    if isinstance(value, bool):
+        return str(_("yes")) if value else str(_("no"))
+    if isinstance(value, int) and not isinstance(value, bool) and key in _MONEY:
+        return words.money(value)
+    if isinstance(value, int) and not isinstance(value, bool) and key == "platform_fee_basis_points":
+        return f"{words.percent(value)}%"
+    if isinstance(value, list) and key == "referrals":
+        return words.counted(len(value), "referral")
+    return None
 
 
 def _list(value: list[Any], key: str) -> str:
@@ -375,7 +404,7 @@ def _named(key: str, value: Any, known: Known, force: int | None, action: str) -
     if key == "dropped" and isinstance(value, list) and len(value) <= 3:
         return ", ".join(_dropped_words(str(each), known, force) for each in value)
     if key == "prices" and isinstance(value, dict):
-        return "; ".join(f"{_price_words(str(k), known, force)} {_value(v)}" for k, v in value.items())
+        return "; ".join(f"{_price_words(str(k), known, force)}: {_value(v, 'price_pence')}" for k, v in value.items())
     if key == "forces" and isinstance(value, list):
         return ", ".join(known.forces.get(v, _value(v)) for v in value)
     if key == "pathway" and isinstance(value, str):
@@ -423,6 +452,8 @@ def _detail_part(key: str, value: Any, known: Known, force: int | None, action: 
                             count=len(value)))
     if key in ("invitation", "provider_invitation") and isinstance(value, str) and _UUID.fullmatch(value):
         return str(_("through an invitation"))
+    if key == "ends_on" and value is None and action.startswith("contract."):
+        return f"{_key(key)}: {_('until further notice')}"
     named = _named(key, value, known, force, action)
     if named is None:
         return _detail(key, value)

@@ -20,6 +20,7 @@ from wtforms import Field, RadioField, SelectField, StringField, SubmitField, Te
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from diversion import words
 from diversion.billing.contracts import NOTES_LENGTH, Terms, price_field
 from diversion.billing.models import PRICED_KINDS, EventKind, VatTreatment
 from diversion.catalogue.models import Provider
@@ -52,11 +53,8 @@ def basis_points_of(text: str) -> int | None:
     return int(found[1]) * 100 + int((found[2] or "0").ljust(2, "0"))
 
 
-def percent_of(basis_points: int) -> str:
-    """Basis points written for people and fields: ``2.5`` (250), ``10`` (1000)."""
-    if basis_points % 100 == 0:
-        return str(basis_points // 100)
-    return f"{Decimal(basis_points) / 100:f}".rstrip("0").rstrip(".")
+# Basis points written for people and fields: ``2.5`` (250), ``10`` (1000) (the one place is ``words.percent``).
+percent_of = words.percent
 
 
 class _Money:

@@ -53,11 +53,8 @@ def month_label(month: date) -> str:
     return words.month(month)
 
 
-def money(pence: int) -> str:
-    """Pence written for people: ``£1,234.50``; a negative amount ``-£70.00``."""
-    sign = "-" if pence < 0 else ""
-    pounds, rest = divmod(abs(pence), 100)
-    return f"{sign}£{pounds:,}.{rest:02d}"
+# Pence written for people: ``£1,234.50`` (the one place is ``words.money``).
+money = words.money
 
 
 def share_of(amount_pence: int, basis_points: int) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import render_template, request, stream_with_context
+from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -153,12 +154,13 @@ def _object_label(event: AuditEvent, emails: dict[int, str], known: Known, refer
     if event.object_type in by_number and event.object_id.isdigit():
         return by_number[event.object_type].get(int(event.object_id), "")
     return _label_in_details(event.object_type or "", event.details or {}, known) \
+        or _contract_label(event, known) \
         or references.get(event.object_id) or short_id(event.object_id)
 
 
 def _label_in_details(kind: str, details: Mapping[str, Any], known: Known) -> str | None:
     """An object named by its event's details: a member by name, an invitation by the address
-    it went to, a course offered by its course's title, a token by its name."""
+    it went to, a course offered by its course's title, a token by its name, an import by its file."""
     user, email, course, name = (details.get(k) for k in ("user_id", "email", "course", "name"))
     if kind in ("membership", "provider_membership") and isinstance(user, int):
         return known.people.get(user)
@@ -168,7 +170,18 @@ def _label_in_details(kind: str, details: Mapping[str, Any], known: Known) -> st
         return known.courses.get(course)
     if kind in ("api_token", "provider_token") and isinstance(name, str):
         return name
+    if kind == "import" and isinstance(details.get("file"), str):
+        return str(details["file"])
     return None
+
+
+def _contract_label(event: AuditEvent, known: Known) -> str | None:
+    """A contract named by its parties, as its event records them: "West Midlands Police and Cranstoun"."""
+    provider = (event.details or {}).get("provider")
+    if event.object_type != "contract" or event.tenant_id is None or not isinstance(provider, int):
+        return None
+    force, named = known.forces.get(event.tenant_id), known.providers.get(provider)
+    return str(_("%(force)s and %(provider)s", force=force, provider=named)) if force and named else None
 
 
 def _as_uuid(value: str | None) -> uuid.UUID | None:
@@ -212,13 +225,14 @@ def _rows(found: list[AuditEvent], *, in_force: bool) -> list[Row]:
     return [Row(
         when=moment_words(event.occurred_at),
         person=person_words(event, known.people.get), email=event.actor_email or "",
-        action=action_words(event.action, event.details), object_kind=object_words(event.object_type),
-        object_label=_object_label(event, emails, known, references),
+        action=action_words(event.action, event.details),
+        object_kind="" if event.object_type == "tenant" and label else object_words(event.object_type),
+        object_label=label,
         object_filter={"object_type": event.object_type or "", "object_id": event.object_id or ""}
         if event.object_id else {},
         force=known.forces.get(event.tenant_id, "") if event.tenant_id is not None else "",
         details=details_words(event.details, known=known, action=event.action, force=event.tenant_id))
-        for event in found]
+        for event, label in ((event, _object_label(event, emails, known, references)) for event in found)]
 
 
 def audit_page(*, tenant_id: int | None, reader: User, title: str, endpoint: str, csv_endpoint: str,

@@ -14,7 +14,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 
 from diversion.cases.rules import MISSED_SESSIONS_BOUNDS
 from diversion.forces.onboarding import ForceNames
-from diversion.forms import Form
+from diversion.forms import Form, label_of
 from diversion.forms import lazy_gettext as _l
 from diversion.language import DESCRIBED
 from diversion.tenancy.models import NonCompletionAction, Tenant
@@ -79,12 +79,9 @@ class SettingsForm(Form):
 
 
 # What a force does when a person does not complete, in plain words.
-ACTION_LABELS = {
-    NonCompletionAction.PROSECUTION: _l("Prosecution resumes"),
-    NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION: _l("Charge by postal requisition"),
-    NonCompletionAction.COURT: _l("The case goes to court"),
-    NonCompletionAction.NO_FURTHER_ACTION: _l("No further action"),
-}
+ACTION_LABELS = {action: label_of(action) for action in (
+    NonCompletionAction.PROSECUTION, NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION, NonCompletionAction.COURT,
+    NonCompletionAction.NO_FURTHER_ACTION)}
 
 
 def _text(label: LazyString, missing: LazyString, *, limit: int = 200, hint: LazyString | str = "") -> StringField:

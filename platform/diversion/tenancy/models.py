@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from diversion.db import Base, UTCDateTime, utcnow
+from diversion.forms import lazy_gettext as _l
 from diversion.words import in_language
 
 
@@ -34,6 +35,18 @@ class NonCompletionAction(enum.StrEnum):
     CHARGE_BY_POSTAL_REQUISITION = "charge_by_postal_requisition"
     COURT = "court"
 
+    @property
+    def label(self) -> str:
+        """What the force does, in words (as the force's forms and the audit log say it)."""
+        return str(_ACTION_LABELS[self])
+
+
+_ACTION_LABELS = {
+    NonCompletionAction.PROSECUTION: _l("Prosecution resumes"),
+    NonCompletionAction.CHARGE_BY_POSTAL_REQUISITION: _l("Charge by postal requisition"),
+    NonCompletionAction.COURT: _l("The case goes to court"),
+    NonCompletionAction.NO_FURTHER_ACTION: _l("No further action"),
+}
 
 SMALL_WORDS = frozenset({"and", "of", "the"})
 
