@@ -453,7 +453,8 @@ def _detail_part(key: str, value: Any, known: Known, force: int | None, action: 
     if key in ("invitation", "provider_invitation") and isinstance(value, str) and _UUID.fullmatch(value):
         return str(_("through an invitation"))
     if key == "ends_on" and value is None and action.startswith("contract."):
-        return f"{_key(key)}: {_('until further notice')}"
+        open_ended = _("until further notice")
+        return f"{_key(key)}: {open_ended}"
     named = _named(key, value, known, force, action)
     if named is None:
         return _detail(key, value)
