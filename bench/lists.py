@@ -141,12 +141,12 @@ SEED: list[Any] = [
         FROM ({_NUMBERS}) AS n""",
     # 40% referred: states by h; open ones due from 20 days ago to 100 days ahead, closed ones 12 weeks on.
     f"""INSERT INTO referrals (id, tenant_id, encounter_id, person_id, offering_id, provider_id, pathway, state,
-                               deadline, sessions_required, sessions_attended, created_at, updated_at)
+                               deadline, sessions_required, sessions_attended, created_at, updated_at, steps)
         SELECT md5('referral-' || n.i)::uuid, %(force)s, md5('encounter-' || n.i)::uuid,
                md5('person-' || n.i)::uuid, %(offering)s, %(provider)s, %(pathway)s, s.state,
                CASE WHEN s.state IN ('offered', 'accepted', 'booked', 'attended')
                     THEN current_date - 20 + (n.i %% 120)::int ELSE n.offence_on + 84 END,
-               2, 0, n.offence_on + time '11:00', n.offence_on + time '11:00'
+               2, 0, n.offence_on + time '11:00', n.offence_on + time '11:00', ''::bytea
         FROM ({_NUMBERS}) AS n
         CROSS JOIN LATERAL (SELECT CASE
             WHEN n.h < 2 THEN 'offered' WHEN n.h < 4 THEN 'accepted' WHEN n.h < 7 THEN 'booked'
