@@ -101,6 +101,11 @@ def _zigzagged(value: int) -> int:
     return value << 1 if value >= 0 else (-value << 1) - 1
 
 
+def _unzigzagged(value: int) -> int:
+    """The whole number ``_zigzagged`` made ``value`` of."""
+    return value >> 1 if not value & 1 else -((value + 1) >> 1)
+
+
 def _zigzag(value: int, out: bytearray) -> None:
     _varint(_zigzagged(value), out)
 
@@ -200,13 +205,12 @@ class _Reader:
                 return value
             shift += 7
 
-    def zigzag(self, value: int | None = None) -> int:
-        value = self.varint() if value is None else value
-        return value >> 1 if not value & 1 else -((value + 1) >> 1)
+    def zigzag(self) -> int:
+        return _unzigzagged(self.varint())
 
     def moment(self) -> int:
         value = self.varint()
-        return self.zigzag(value >> 1) * 1_000_000 if value & 1 else self.zigzag(value >> 1)
+        return _unzigzagged(value >> 1) * (1_000_000 if value & 1 else 1)
 
     def bytes(self, length: int) -> bytes:
         if self.at + length > len(self.data):
