@@ -142,6 +142,25 @@ def test_scoped_list_and_count_see_only_own_force(app: Flask, world: World) -> N
     assert {m.id for m in listed_b} == membership_ids(world, B_KEYS)
 
 
+def test_a_statement_built_once_is_filtered_afresh_in_each_scope(app: Flask, world: World) -> None:
+    """The guard keeps its work on a statement for the statement's next run: the same object
+    run for force A, then B, then A again, then with no force, sees each force's rows alone,
+    and is refused with none."""
+    statement = select(ForceMembership.id, ForceMembership.tenant_id)
+    with app.app_context():
+        for tenant, keys in ((world.a, A_KEYS), (world.b, B_KEYS), (world.a, A_KEYS)):
+            with scoped(tenant.id), sent_sql() as sent:
+                rows = db.session.execute(statement).all()
+            assert {row.id for row in rows} == membership_ids(world, keys)
+            assert {row.tenant_id for row in rows} == {tenant.id}
+            assert len(sent) == 1
+            assert TENANT_CRITERION.search(sent[0]), sent
+        with sent_sql() as sent, pytest.raises(TenantNotSet):
+            db.session.execute(statement)
+        assert sent == []
+        db.session.rollback()
+
+
 def test_get_of_other_forces_row_in_fresh_session_returns_none(app: Flask, world: World) -> None:
     b_id = world.memberships["b_officer"].id
     with app.app_context(), scoped(world.a.id), sent_sql() as sent:

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -82,11 +83,17 @@ class _Touched:
 
     @classmethod
     def by(cls, state: ORMExecuteState) -> _Touched:
-        tables = frozenset(element for element in iterate(state.statement)  # type: ignore[arg-type]
+        statement = state.statement
+        try:
+            return _TOUCHED[statement]
+        except KeyError:
+            pass
+        tables = frozenset(element for element in iterate(statement)  # type: ignore[arg-type]
                            if isinstance(element, Table))
         classes = {mapper.class_ for mapper in state.all_mappers}
         classes.update(found for found in map(_class_of, tables) if found is not None)
-        return cls(tables, frozenset(classes))
+        touched = _TOUCHED[statement] = cls(tables, frozenset(classes))
+        return touched
 
     def force_classes(self) -> list[type[TenantScoped]]:
         """The force-owned models, by name."""
@@ -99,6 +106,14 @@ class _Touched:
 
     def provider_owned(self) -> list[type[ProviderOwned]]:
         return sorted((c for c in self.classes if issubclass(c, ProviderOwned)), key=lambda c: c.__name__)
+
+
+# What the guard worked out for a statement, kept while the statement lives: a statement built
+# once and run many times (a module's constant with bound parameters) is walked once, and its
+# filtered form, made once per scope, keeps the cache key SQLAlchemy works out for it. Statements
+# are immutable, and neither value holds its statement, so an entry goes with its statement.
+_TOUCHED: WeakKeyDictionary[Any, _Touched] = WeakKeyDictionary()
+_FILTERED: WeakKeyDictionary[Any, dict[tuple[int | None, int | None], Any]] = WeakKeyDictionary()
 
 
 def _provider_options(touched: _Touched, provider_id: int) -> list[Any]:
@@ -176,11 +191,17 @@ def _filter_by_tenant(state: ORMExecuteState) -> None:
         raise CrossTenantWrite("An ORM bulk UPDATE by primary key ignores the force in scope; change loaded "
                                "objects or UPDATE ... WHERE instead.")
     scope = current_scope()
-    options = _provider_options(touched, scope.provider_id) if scope.provider_id is not None else []
-    if scope.provider_id is None or scope.tenant_id is not None:
-        tenant_id = require_tenant_id()
-        options.append(_force_criteria(tenant_id))
-    state.statement = state.statement.options(*options)
+    by_force = scope.provider_id is None or scope.tenant_id is not None
+    tenant_id = require_tenant_id() if by_force else None
+    statement = state.statement
+    filtered = _FILTERED.setdefault(statement, {})
+    key = (scope.tenant_id, scope.provider_id)
+    if key not in filtered:
+        options = _provider_options(touched, scope.provider_id) if scope.provider_id is not None else []
+        if tenant_id is not None:
+            options.append(_force_criteria(tenant_id))
+        filtered[key] = statement.options(*options)
+    state.statement = filtered[key]
 
 
 def _check_provider_writes(session: Session, provider_id: int) -> None:
