@@ -183,6 +183,15 @@ def among(column: ColumnElement[Any] | QueryableAttribute[Any], values: list[Any
     return column.in_(values)
 
 
+def among_bound(column: ColumnElement[Any] | QueryableAttribute[Any], name: str,
+                dialect_name: str) -> ColumnElement[bool]:
+    """``among``, for a statement built once (for the dialect named): the values are bound under
+    ``name`` when it runs."""
+    if dialect_name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.expression.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 class _SkipConflicts(ClauseElement):
     """``ON CONFLICT DO NOTHING``, with no target: skip a row that any unique key already holds."""
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any, NoReturn, TypeVar, cast
 
 from flask import current_app, g, jsonify, request, url_for
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
@@ -134,18 +135,31 @@ def _encounter(asked: str) -> Encounter:
     return found
 
 
-def _one(model: type[Any], object_id: uuid.UUID, *also: Any) -> Any:
-    """A row of the token's force by id; 404 for one of another force or none. With ``also``
-    (entities outer-joined to it, each with its ON clause), they are read in the same
-    statement, and the answer is the whole result row: keep it while the request needs the joined
-    objects, since the session's identity map holds an object only while something else does."""
-    query = select(model, *(entity for entity, _ in also))
-    for entity, on in also:
-        query = query.outerjoin(entity, on)
-    found = db.session.execute(query.where(model.id == object_id, model.tenant_id == _tenant().id)).first()
+@cache
+def _by_id(model: Any) -> Select[Any]:
+    """A row of ``model`` by id in the token's force (built once, its parameters bound when run)."""
+    return select(model).where(model.id == bindparam("id"), model.tenant_id == bindparam("tenant_id"))
+
+
+# A decision with its encounter, for a referral made from both.
+_DECISION_AND_ENCOUNTER = (select(Decision, Encounter).outerjoin(Encounter, Encounter.id == Decision.encounter_id)
+                           .where(Decision.id == bindparam("id"), Decision.tenant_id == bindparam("tenant_id")))
+_OFFERING = select(Offering).options(joinedload(Offering.course)).where(Offering.id == bindparam("id"))
+
+
+def _found(statement: Select[Any], object_id: uuid.UUID) -> Any:
+    """The row ``statement`` finds by id in the token's force; 404 for one of another force or none. The
+    answer is the whole result row: keep it while the request needs its objects, since the session's
+    identity map holds an object only while something else does."""
+    found = db.session.execute(statement, {"id": object_id, "tenant_id": _tenant().id}).first()
     if found is None:
         raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
-    return found if also else found[0]
+    return found
+
+
+def _one(model: Any, object_id: uuid.UUID) -> Any:
+    """A row of the token's force by id; 404 for one of another force or none."""
+    return _found(_by_id(model), object_id)[0]
 
 
 # ---------------------------------------------------------------- serialising
@@ -256,10 +270,9 @@ def list_offerings() -> Response:
 @_idempotent
 def refer(decision_id: uuid.UUID) -> Response:
     # The decision with its encounter, in one read: the referral is made from both.
-    decision, encounter = _one(Decision, decision_id, (Encounter, Encounter.id == Decision.encounter_id))
+    decision, encounter = _found(_DECISION_AND_ENCOUNTER, decision_id)
     body = _body(schemas.ReferralIn)
-    offering = db.session.scalar(select(Offering).options(joinedload(Offering.course))
-                                 .where(Offering.id == body.offering_id))
+    offering = db.session.scalar(_OFFERING, {"id": body.offering_id})
     if offering is None:
         raise ApiProblem(422, [("offering_id", "This force offers no course with this id.")])
     try:

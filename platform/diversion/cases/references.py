@@ -28,9 +28,11 @@ def format_reference(prefix: str, year: int, number: int) -> str:
     return f"{prefix}-{year}-{number:0{DIGITS}d}"
 
 
+_NUMBERS = text("SELECT encounter_numbers(:tenant, :year, :count)")
+
+
 def _numbers(tenant_id: int, year: int, count: int) -> list[int]:
-    return list(db.session.scalars(text("SELECT encounter_numbers(:tenant, :year, :count)"),
-                                   {"tenant": tenant_id, "year": year, "count": count}))
+    return list(db.session.scalars(_NUMBERS, {"tenant": tenant_id, "year": year, "count": count}))
 
 
 def take_references(tenant: Tenant, year: int, count: int = 1) -> list[str]:

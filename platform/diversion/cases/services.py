@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from diversion.accounts.access import Action, case_system_of, may, require, user_id_of
@@ -68,6 +68,7 @@ from diversion.extensions import db
 from diversion.inputs import EARLIEST_CASE_DATE
 from diversion.listing import count_to_cap
 from diversion.monitoring import ETHNICITIES
+from diversion.tenancy.bulk import insert_object
 from diversion.tenancy.models import Tenant
 from diversion.words import LANGUAGES, WELSH, current_language, day
 
@@ -89,12 +90,21 @@ def _refuse(broken: Broken) -> NoReturn:
 
 # ---------------------------------------------------------------- people and encounters
 
+# Statements of every intake, built once (their parameters bound when run): see ``tenancy.guard``.
+_PERSON_BY_NAME = select(Person).where(Person.name_key == bindparam("key"))
+_PERSON_BY_PNC = select(Person).where(Person.pnc_key == bindparam("key"))
+_EARLIER_STATES = (select(Referral.state).join(Encounter, Encounter.id == Referral.encounter_id)
+                   .where(Referral.person_id == bindparam("person_id"), Encounter.offence_on <= bindparam("up_to")))
+_REFERRAL_OF_ENCOUNTER = (select(Referral.state).where(Referral.encounter_id == bindparam("encounter_id"),
+                                                       Referral.state != State.WITHDRAWN).limit(1))
+
+
 def find_person(tenant: Tenant, identity: Identity) -> Person | None:
     """The force's record of this person, by name key or else by PNC key."""
     name_key, pnc_key = person_keys(tenant.slug, identity)
-    person = db.session.scalar(select(Person).where(Person.name_key == name_key))
+    person = db.session.scalar(_PERSON_BY_NAME, {"key": name_key})
     if person is None and pnc_key is not None:
-        person = db.session.scalar(select(Person).where(Person.pnc_key == pnc_key))
+        person = db.session.scalar(_PERSON_BY_PNC, {"key": pnc_key})
     return person
 
 
@@ -107,7 +117,7 @@ def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
                         identity_sealed=seal(intake.identity), contact_sealed=seal_contact(intake.contact),
                         ethnicity=intake.ethnicity, search_key=search_key, birth_key=birth_key,
                         language=intake.language)
-        db.session.add(person)
+        insert_object(db.session, person)
     else:
         # The latest contact details and self-defined ethnicity are the ones to keep.
         person.contact_sealed = seal_contact(intake.contact)
@@ -132,9 +142,7 @@ def earlier_states(person: Person | None, *, up_to: date) -> list[State]:
     """The states of the person's referrals in this force for offences up to ``up_to``."""
     if person is None:
         return []
-    return list(db.session.scalars(
-        select(Referral.state).join(Encounter, Encounter.id == Referral.encounter_id)
-        .where(Referral.person_id == person.id, Encounter.offence_on <= up_to)))
+    return list(db.session.scalars(_EARLIER_STATES, {"person_id": person.id, "up_to": up_to}))
 
 
 def _open_for_cases(tenant: Tenant) -> None:
@@ -165,12 +173,12 @@ def record_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersi
 
 def _store_decision(tenant: Tenant, assessment: Assessment, version: PolicyVersion, *, ethnicity: str,
                     actor: Actor, source: str, encounter_id: uuid.UUID | None) -> Decision:
-    """The decision's row, added to the unit (flushed with what comes next), its version in hand."""
+    """The decision's row, written, its version in hand."""
     values = rules.decision_values(tenant, assessment, version, ethnicity=ethnicity,
                                    actor_id=user_id_of(actor), source=source, encounter_id=encounter_id)
     decision = Decision(**values)
     set_committed_value(decision, "policy_version", version)  # the answer reads it: no second read
-    db.session.add(decision)
+    insert_object(db.session, decision)
     return decision
 
 
@@ -212,8 +220,7 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
                           recorded_by_id=user_id_of(actor), facts=intake.facts, source=source,
                           reference=take_references(tenant, decided_on.year)[0], outcome=assessment.outcome,
                           pathway=assessment.pathway)
-    db.session.add(encounter)
-    db.session.flush()  # before its decision: nothing tells the unit of work that one needs the other
+    insert_object(db.session, encounter)  # before its decision, which points at it
     decision = _store_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
                                source=source, encounter_id=encounter.id)
     record("encounter.recorded", actor=actor, tenant_id=tenant.id, object_type="encounter", object_id=encounter.id,
@@ -478,8 +485,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         raise CaseError("offering", _("This course is no longer offered (withdrawn or retired): choose another."))
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
-    earlier = db.session.scalar(select(Referral.state).where(
-        Referral.encounter_id == decision.encounter_id, Referral.state != State.WITHDRAWN).limit(1))
+    earlier = db.session.scalar(_REFERRAL_OF_ENCOUNTER, {"encounter_id": decision.encounter_id})
     if earlier is not None and earlier.is_open:
         raise CaseError("decision", _("This encounter already has an open referral."))
     if earlier is not None:
@@ -497,8 +503,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         referral.created_at = referral.updated_at = at
     step = referral.take(Transition(None, State.OFFERED, at or utcnow(), user_id_of(actor), case_system_of(actor),
                                     reason.strip(), None if reason.strip() else Why.OFFERED))
-    db.session.add(referral)
-    db.session.flush()
+    insert_object(db.session, referral)
     set_committed_value(referral, "encounter", encounter)  # in hand for whoever answers
     announce(tenant, [_moved(referral, step)])
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import defer
 
 from diversion.accounts.access import Action, require, user_id_of
@@ -80,15 +80,15 @@ def compiled_of(decision: Decision) -> CompiledPolicy:
     return compiled(decision.policy_version)
 
 
+_IN_FORCE = (select(PolicyVersion).options(defer(PolicyVersion.document))
+             .where(PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from <= bindparam("on"))
+             .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
+             .limit(1))
+
+
 def policy_in_force(on: date) -> PolicyVersion | None:
     """The force in scope's published version in force on ``on`` (its document read when first used)."""
-    return db.session.scalar(
-        select(PolicyVersion)
-        .options(defer(PolicyVersion.document))
-        .where(PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from <= on)
-        .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
-        .limit(1)
-    )
+    return db.session.scalar(_IN_FORCE, {"on": on})
 
 
 InForce = tuple[PolicyVersion, CompiledPolicy]  # a published version and its compiled policy

@@ -14,15 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import partial
+from functools import cache, partial
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Insert, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from diversion.cases.events import Moved, referrals_moved
 from diversion.cases.models import Referral
-from diversion.db import LONDON, among, insert_skipping_conflicts, utcnow
+from diversion.db import LONDON, among_bound, insert_skipping_conflicts, utcnow
 from diversion.eligibility.models import Decision
 from diversion.extensions import db
 from diversion.forces.services import police_time
@@ -241,21 +241,29 @@ def months_out_of_date(tenant: Tenant, *, moves: Sequence[Moved], history: bool)
     decisions from them; the lookup is made in the force's scope alone, and writes nothing but
     the months."""
     del history  # an import's months are as out of date as a page's
+    statement = _marking_months(db.session.get_bind().dialect.name)
+    referrals = {"referrals": [move.referral_id for move in moves]}
+    scope = current_scope()
+    if scope.provider_id is None:
+        db.session.execute(statement, referrals)
+        return
+    with scoped(tenant.id, scope.user_id):
+        db.session.execute(statement, referrals)
+
+
+@cache
+def _marking_months(dialect_name: str) -> Insert:
+    """``months_out_of_date``'s statement (built once for each kind of database, the referrals bound
+    when it runs)."""
     decided_on = (select(Decision.decided_on)
                   .where(Decision.tenant_id == Referral.tenant_id, Decision.encounter_id == Referral.encounter_id,
                          Decision.superseded_by_id.is_(None))
                   .limit(1).scalar_subquery())
     months = (select(Referral.tenant_id, month_of(decided_on))
-              .where(among(Referral.id, [move.referral_id for move in moves], db.session.get_bind().dialect),
-                     decided_on.is_not(None))
+              .where(among_bound(Referral.id, "referrals", dialect_name), decided_on.is_not(None))
               .distinct())
-    statement = insert_skipping_conflicts(InsightStale).from_select(["force_id", "month"], months)
-    scope = current_scope()
-    if scope.provider_id is None:
-        db.session.execute(statement)
-        return
-    with scoped(tenant.id, scope.user_id):
-        db.session.execute(statement)
+    # Into the table (not the model): an ORM INSERT run with parameters would be a bulk INSERT of them.
+    return insert_skipping_conflicts(InsightStale.__table__).from_select(["force_id", "month"], months)
 
 
 def _today() -> tuple[date, datetime]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, String, UniqueConstraint, bindparam, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from diversion.accounts.access import Action, require, user_id_of
@@ -215,6 +215,10 @@ def revoke_force_token(tenant: Tenant, token: ApiToken, *, actor: Actor) -> None
 # The id of each force by its slug, as tokens name them: a force's id never changes, so a call
 # puts its force in scope before its transaction begins and reads force and token in one statement.
 _FORCE_IDS: dict[str, int] = {}
+_FORCE_ID = select(Tenant.id).where(Tenant.slug == bindparam("slug"))
+_FORCE_AND_TOKEN = (select(Tenant, ApiToken).join(ApiToken, ApiToken.tenant_id == Tenant.id)
+                    .where(Tenant.id == bindparam("tenant_id"), Tenant.slug == bindparam("slug"),
+                           ApiToken.prefix == bindparam("prefix")))
 
 
 def authenticate_force(presented: str) -> tuple[Tenant, ApiToken] | None:
@@ -232,15 +236,12 @@ def authenticate_force(presented: str) -> tuple[Tenant, ApiToken] | None:
         return None
     slug, prefix = found
     for remembered in (True, False):
-        tenant_id = _FORCE_IDS.get(slug) if remembered else db.session.scalar(
-            select(Tenant.id).where(Tenant.slug == slug))
+        tenant_id = _FORCE_IDS.get(slug) if remembered else db.session.scalar(_FORCE_ID, {"slug": slug})
         if tenant_id is None:
             continue
         # Inside the force only: its rows are all that row-level security shows.
         set_scope(tenant_id)
-        row = db.session.execute(select(Tenant, ApiToken).join(ApiToken, ApiToken.tenant_id == Tenant.id)
-                                 .where(Tenant.id == tenant_id, Tenant.slug == slug,
-                                        ApiToken.prefix == prefix)).first()
+        row = db.session.execute(_FORCE_AND_TOKEN, {"tenant_id": tenant_id, "slug": slug, "prefix": prefix}).first()
         if row is not None:
             _FORCE_IDS[slug] = tenant_id
             tenant, token = row

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from diversion.accounts.access import Action, require, user_id_of
@@ -54,7 +54,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
 from diversion.providers.webhooks import WebhookError, endpoint_of, wake
-from diversion.tenancy.bulk import insert_rows
+from diversion.tenancy.bulk import insert_object, insert_rows
 from diversion.tenancy.context import acting_for_provider
 from diversion.tenancy.models import Tenant
 
@@ -101,21 +101,26 @@ def high_water(provider_id: int) -> int:
         select(FeedCounter.last_position).where(FeedCounter.provider_id == provider_id)) or 0)
 
 
+_TAKE_POSITIONS = (update(FeedCounter).where(FeedCounter.provider_id == bindparam("provider"))
+                   .values(last_position=FeedCounter.last_position + bindparam("count"))
+                   .returning(FeedCounter.last_position, FeedCounter.webhooks)
+                   .execution_options(synchronize_session=False))
+
+
 def next_position(provider_id: int, count: int = 1) -> tuple[int, bool]:
     """Take the provider's next ``count`` positions, returning the last and whether the
     provider wants webhooks; the counter row stays locked until the transaction ends."""
-    take = (update(FeedCounter).where(FeedCounter.provider_id == provider_id)
-            .values(last_position=FeedCounter.last_position + count)
-            .returning(FeedCounter.last_position, FeedCounter.webhooks)
-            .execution_options(synchronize_session=False))
-    taken = db.session.execute(take).first()
+    def take() -> Any:
+        return db.session.execute(_TAKE_POSITIONS, {"provider": provider_id, "count": count})
+
+    taken = take().first()
     if taken is None:  # the provider's first change: make its counter (once, even when two race)
         try:
             with db.session.begin_nested():
                 db.session.add(FeedCounter(provider_id=provider_id, last_position=0))
         except IntegrityError:
             pass
-        taken = db.session.execute(take).one()
+        taken = take().one()
     return int(taken[0]), bool(taken[1])
 
 
@@ -166,7 +171,8 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
         if history:  # an import's thousands at once, on the bulk path
             insert_rows(db.session, FeedEntry, entries)
         else:
-            db.session.add_all([FeedEntry(tenant_id=tenant.id, **entry) for entry in entries])
+            for entry in entries:
+                insert_object(db.session, FeedEntry(tenant_id=tenant.id, **entry))
         for referral_id, entry in existing.items():
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
         if not history and webhooks:
