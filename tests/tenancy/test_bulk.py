@@ -17,7 +17,14 @@ from sqlalchemy.exc import DBAPIError as SQLAlchemyError
 
 from diversion.cases.models import Person
 from diversion.extensions import db
-from diversion.tenancy.bulk import YOUNG_COLLECTION_EVERY, Batches, collecting_rarely, fresh_plans, insert_rows
+from diversion.tenancy.bulk import (
+    YOUNG_COLLECTION_EVERY,
+    Batches,
+    collecting_rarely,
+    fresh_plans,
+    insert_object,
+    insert_rows,
+)
 from diversion.tenancy.context import TenantNotSet, scoped
 from diversion.tenancy.guard import CrossTenantWrite
 from tests.conftest import World
@@ -107,3 +114,42 @@ def test_bulk_work_collects_rarely_and_puts_the_collector_back() -> None:
     with pytest.raises(RuntimeError), collecting_rarely():
         raise RuntimeError("the import failed")
     assert gc.get_threshold() == before
+
+
+# ---------------------------------------------------------------- one object at once (insert_object)
+
+def test_an_object_is_written_at_once_and_kept_as_written(app: Flask, world: World) -> None:
+    """``insert_object`` writes the row before any flush, stamped with the force in scope and with
+    its defaults (set on the object too), and leaves the object in the session as a row read:
+    a later change to it is flushed as an UPDATE."""
+    before = datetime.now(UTC)
+    with app.app_context():
+        with scoped(world.a.id):
+            person = Person(**people(1)[0])
+            insert_object(db.session, person)
+            assert person.tenant_id == world.a.id
+            assert person.language is None
+            assert person.created_at >= before.replace(microsecond=0)
+            assert person in db.session
+            assert person not in db.session.new  # written, not waiting for a flush
+            assert db.session.scalar(select(func.count()).select_from(Person)) == 1
+            person.ethnicity = "A1"
+            db.session.commit()
+        with scoped(world.a.id):
+            stored = db.session.get(Person, person.id)
+            assert stored is not None
+            assert (stored.ethnicity, stored.tenant_id) == ("A1", world.a.id)
+        assert count(world.b.id) == 0
+
+
+def test_an_object_of_another_force_or_with_no_force_in_scope_is_refused(app: Flask, world: World) -> None:
+    with app.app_context():
+        with scoped(world.a.id):
+            with pytest.raises(CrossTenantWrite):
+                insert_object(db.session, Person(tenant_id=world.b.id, **people(1)[0]))
+            db.session.rollback()
+        with pytest.raises(TenantNotSet):
+            insert_object(db.session, Person(**people(1)[0]))
+        db.session.rollback()
+        assert count(world.a.id) == 0
+        assert count(world.b.id) == 0
