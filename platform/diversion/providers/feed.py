@@ -171,8 +171,8 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
         if history:  # an import's thousands at once, on the bulk path
             insert_rows(db.session, FeedEntry, entries)
         else:
-            for entry in entries:
-                insert_object(db.session, FeedEntry(tenant_id=tenant.id, **entry))
+            for values in entries:
+                insert_object(db.session, FeedEntry(tenant_id=tenant.id, **values))
         for referral_id, entry in existing.items():
             entry.position, entry.provider_id, entry.changed_at = positions[referral_id], provider_id, utcnow()
         if not history and webhooks:
