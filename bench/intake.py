@@ -19,7 +19,9 @@ Two baselines, in the same run and the same server:
 
 Each intake request's statements are counted on the wire (``tests.wire``),
 as every statement the server is sent but those beginning and ending a
-transaction.
+transaction. The CPU time of gunicorn's workers and of PostgreSQL's processes
+is read from ``/proc`` around each turn, and printed per intake: a steadier
+figure than the rates when the machine's speed drifts.
 """
 
 from __future__ import annotations
@@ -163,14 +165,34 @@ def _raw_write(kind: str, given: dict[str, Any]) -> dict[str, str]:
         connection.close()
 
 
+def _cpu_seconds(server_session: int) -> dict[str, float]:
+    """CPU seconds (user and system) used so far by gunicorn's processes (those of the session its
+    master leads, ``server_session``) and by PostgreSQL's, from ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"app": 0.0, "postgres": 0.0}
+    for folder in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (folder / "stat").read_text()
+            command = (folder / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()  # after the command's name, which may hold spaces
+        kind = "app" if int(fields[3]) == server_session else "postgres" if command.startswith(b"postgres") else None
+        if kind is not None:
+            used[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 @dataclass
 class Run:
-    """What one kind of work measured: seconds of each unit, failures, wall time."""
+    """What one kind of work measured: seconds of each unit, failures, wall time, and the CPU
+    seconds the app's workers and PostgreSQL spent on it."""
 
     latencies: list[float] = field(default_factory=list)
     requests: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=lambda: {"app": 0.0, "postgres": 0.0})
 
     def add(self, other: Run) -> None:
         """Count another run's work as part of this one."""
@@ -178,6 +200,13 @@ class Run:
         self.requests += other.requests
         self.failures += other.failures
         self.seconds += other.seconds
+        for kind, seconds in other.cpu.items():
+            self.cpu[kind] += seconds
+
+    def cpu_per_unit(self) -> str:
+        units = len(self.latencies) or 1
+        return (f"{self.cpu['app'] / units * 1000:.2f} ms of the app's workers and "
+                f"{self.cpu['postgres'] / units * 1000:.2f} ms of PostgreSQL")
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -202,9 +231,11 @@ def _request(port: int, method: str, path: str, body: Any = None, token: str | N
         connection.close()
 
 
-def _drive(clients: int, units: list[Callable[[], int]]) -> Run:
-    """Run ``units`` on ``clients`` threads; each unit returns how many requests it made."""
+def _drive(clients: int, units: list[Callable[[], int]], server_session: int | None = None) -> Run:
+    """Run ``units`` on ``clients`` threads; each unit returns how many requests it made (with
+    ``server_session``, the CPU the server and PostgreSQL spent meanwhile is measured too)."""
     run = Run()
+    before = _cpu_seconds(server_session) if server_session is not None else None
     lock = threading.Lock()
     queue = iter(units)
 
@@ -233,6 +264,9 @@ def _drive(clients: int, units: list[Callable[[], int]]) -> Run:
     for thread in threads:
         thread.join()
     run.seconds = time.perf_counter() - start
+    if before is not None and server_session is not None:
+        after = _cpu_seconds(server_session)
+        run.cpu = {kind: after[kind] - before[kind] for kind in before}
     return run
 
 
@@ -436,11 +470,11 @@ def bench_intake(intakes: int = 2_000, clients: int = 8) -> None:
             for start in range(0, len(measured_bodies), len(measured_bodies) // ROUNDS or 1):
                 chunk = measured_bodies[start:start + (len(measured_bodies) // ROUNDS or 1)]
                 intake.add(_drive(clients, [lambda body=body: _intake(port, token, body, offerings, referred)
-                                            for body in chunk]))
+                                            for body in chunk], server.pid))
                 eligible = {id(body) for body in referred}
                 refers = [(body, id(body) in eligible) for body in chunk]
                 raw.add(_drive(clients, [lambda body=body, refer=refer: _raw(port, body, refer)
-                                         for body, refer in refers]))
+                                         for body, refer in refers], server.pid))
         finally:
             _stop(server)
         base = _report("bare endpoint, same stack", "requests", bare)
@@ -450,5 +484,6 @@ def bench_intake(intakes: int = 2_000, clients: int = 8) -> None:
         print(f"  intake runs at {done / floor:.0%} of the raw-SQL floor's rate (target 50%), p99 "
               f"{intake.percentile(0.99):.0f} ms (target under 100 ms), and at 1/{base / done:.1f} of the "
               f"bare endpoint's rate")
+        print(f"  CPU per intake: {intake.cpu_per_unit()}; the floor's {raw.cpu_per_unit()}")
         _statements(database, token, offerings, counted)
         print()
