@@ -12,6 +12,11 @@ Elsewhere (SQLite) a batch is one ``executemany``.
 The ORM guard does not see these rows, so ``insert_rows`` does its part
 itself: every row is stamped with the force in scope, and a row of another
 force is refused before anything is written.
+
+A request that makes a few new rows whole (an intake: its person, encounter,
+decision, referral and feed entry) writes each with ``insert_object``: one
+plain INSERT at once, stamped the same way, the object then kept in the
+session as a row read, without the unit of work's bookkeeping.
 """
 
 from __future__ import annotations
