@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from diversion.accounts.access import SYSTEM
 from diversion.accounts.models import User
@@ -192,11 +190,6 @@ def _plan(app: Flask, client, world: World, url: str, marker: str) -> list[str]:
     sign_in(client, world.email("b_officer"))
     sent, _ = statements_and_parameters_sent(app, client, url)
     statement, parameters = next((s, p) for s, p in sent if marker in s)
-    with app.app_context():
-        # Planned from this test's rows alone: not from the dead rows and sizes earlier tests left.
-        owner_url = make_url(app.config["DATABASE_OWNER_URL"]).set(drivername="postgresql")
-        with psycopg.connect(owner_url.render_as_string(hide_password=False), autocommit=True) as owner:
-            owner.execute("VACUUM ANALYZE people, encounters, decisions, referrals")
     with app.app_context(), scoped(world.b.id):
         connection = db.session.connection()
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
