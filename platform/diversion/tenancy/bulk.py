@@ -25,6 +25,7 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -42,21 +43,34 @@ from diversion.tenancy.guard import CrossTenantWrite, OutsideProviderScope
 # bulk work runs (``collecting_rarely``); Python's own default is 700.
 YOUNG_COLLECTION_EVERY = 100_000
 
-_Plan = tuple[list[str], list[Callable[[Any], Any] | None], list[Callable[[], Any] | None]]
-_PLANS: dict[tuple[Table, str], _Plan] = {}
+@dataclass(frozen=True)
+class _Plan:
+    """How a model's rows are written: its table, and the columns written (all but those the server
+    fills in: server defaults and a generated key), each with its attribute, its conversion to what
+    the driver takes and its default; and the INSERT of one row."""
+
+    table: Table
+    names: list[str]
+    keys: list[str]
+    processors: list[Callable[[Any], Any] | None]
+    defaults: list[Callable[[], Any] | None]
+    insert_one: Any
 
 
-def _plan(table: Table, dialect: Dialect) -> _Plan:
-    """The table's columns written by a batch (all but those the server fills in:
-    server defaults and a generated key), each with its conversion to what the
-    driver takes and its default."""
-    plan = _PLANS.get((table, dialect.name))
+_PLANS: dict[tuple[type[Base], str], _Plan] = {}
+
+
+def _plan(model: type[Base], dialect: Dialect) -> _Plan:
+    plan = _PLANS.get((model, dialect.name))
     if plan is None:
+        table = model.__table__
+        if not isinstance(table, Table):
+            raise TypeError(f"{model.__name__} is not mapped to one table")
         columns: list[Column[Any]] = [c for c in table.columns
                                       if c.server_default is None and c is not table.autoincrement_column]
-        plan = ([c.name for c in columns], [c.type.bind_processor(dialect) for c in columns],
-                [_default_of(c) for c in columns])
-        _PLANS[table, dialect.name] = plan
+        plan = _PLANS[model, dialect.name] = _Plan(
+            table, [c.name for c in columns], [model.__mapper__.get_property_by_column(c).key for c in columns],
+            [c.type.bind_processor(dialect) for c in columns], [_default_of(c) for c in columns], insert(table))
     return plan
 
 
@@ -151,16 +165,12 @@ _Copy = tuple[sql.Composable, str, sql.Composable, list[tuple[str, Callable[[Any
 def _copy_of(model: type[Base], rows: Rows, dialect: Dialect) -> _Copy:
     """What ``_copy_across`` needs of a table's rows: its name, its staging table's, the
     columns, and each column's key, conversion and default (when the rows leave it out)."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to one table")
-    names, processors, defaults = _plan(table, dialect)
-    keys = [model.__mapper__.get_property_by_column(table.c[name]).key for name in names]
+    plan = _plan(model, dialect)
     given = rows[0].keys()
     columns = [(key, process, default if key not in given else None)
-               for key, process, default in zip(keys, processors, defaults, strict=True)]
-    return (sql.Identifier(table.name), f"bulk_{table.name}",
-            sql.SQL(", ").join(map(sql.Identifier, names)), columns, rows)
+               for key, process, default in zip(plan.keys, plan.processors, plan.defaults, strict=True)]
+    return (sql.Identifier(plan.table.name), f"bulk_{plan.table.name}",
+            sql.SQL(", ").join(map(sql.Identifier, plan.names)), columns, rows)
 
 
 # The types each staging table's columns are sent as, by connection (``_sent_as``).
@@ -230,22 +240,6 @@ def _prepared(session: Session | scoped_session[Any],
                                                      for model, rows in batch]
 
 
-# Each model's INSERT of one object, with its columns' names, attributes and defaults, by dialect.
-_OBJECT_INSERTS: dict[tuple[type[Base], str], tuple[Any, list[tuple[str, str, Callable[[], Any] | None]]]] = {}
-
-
-def _object_insert(model: type[Base], dialect: Dialect) -> tuple[Any, list[tuple[str, str, Callable[[], Any] | None]]]:
-    found = _OBJECT_INSERTS.get((model, dialect.name))
-    if found is None:
-        table = model.__table__
-        if not isinstance(table, Table):
-            raise TypeError(f"{model.__name__} is not mapped to one table")
-        names, _, defaults = _plan(table, dialect)
-        keys = [model.__mapper__.get_property_by_column(table.c[name]).key for name in names]
-        found = _OBJECT_INSERTS[model, dialect.name] = (insert(table), list(zip(names, keys, defaults, strict=True)))
-    return found
-
-
 def insert_object(session: Session | scoped_session[Any], obj: Base) -> None:
     """Write a new object's row at once, as one plain INSERT, and keep the object in the session as
     written (as if it had been read): a row made whole in one request needs none of the unit of
@@ -265,15 +259,15 @@ def insert_object(session: Session | scoped_session[Any], obj: Base) -> None:
         stamp = {} if obj.tenant_id is None else {"tenant_id": obj.tenant_id}
         _stamped(model, [stamp])
         obj.tenant_id = stamp["tenant_id"]
-    statement, columns = _object_insert(model, session.get_bind().dialect)
+    plan = _plan(model, session.get_bind().dialect)
     written = instance_state(obj).dict
     session.flush()  # what the session holds goes first: this row may point at it
     row = {}
-    for name, key, default in columns:
+    for name, key, default in zip(plan.names, plan.keys, plan.defaults, strict=True):
         if key not in written:
             setattr(obj, key, None if default is None else default())
         row[name] = written[key]
-    session.execute(statement, row)
+    session.execute(plan.insert_one, row)
     make_transient_to_detached(obj)
     session.add(obj)
 
