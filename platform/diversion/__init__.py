@@ -108,7 +108,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _init_extensions(app: Flask) -> None:
     import diversion.models  # noqa: F401 - every table, so foreign keys between features resolve
     from diversion import language, outage, unit
-    from diversion.tenancy import guard, rls
+    from diversion.tenancy import bulk, guard, rls
     from diversion.tenancy.context import clear_scope, set_scope
     from diversion.web import forbid_storing
 
@@ -132,6 +132,7 @@ def _init_extensions(app: Flask) -> None:
         session_cookie_http_only=True,
         referrer_policy="same-origin",
     )
+    bulk.install()  # first: its rows go before the statement the guard then filters
     guard.install()
     rls.install()
     enforce_sqlite_foreign_keys()

@@ -46,6 +46,8 @@ class Base(DeclarativeBase):
 
 # Times are stored in UTC and shown in London's time.
 LONDON = ZoneInfo("Europe/London")
+# Session.info: the session's transaction has written something (a request that reads commits only then).
+WROTE = "diversion_wrote"
 
 
 def utcnow() -> datetime:

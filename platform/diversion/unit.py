@@ -45,12 +45,12 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from werkzeug.wrappers import Response
 
 from diversion import outage
+from diversion.db import WROTE as _WROTE
 from diversion.extensions import db
 from diversion.tenancy.context import Scope, current_scope, scoped
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LASTING = "diversion_lasting"  # Session.info: the lasting writes made in the unit
-_WROTE = "diversion_wrote"  # Session.info: the unit's transaction has written something
 _REFUSED = "diversion_unit_refused"  # g: the view gave the unit up
 _FLASHED = "diversion_flashed"  # g: how many messages this request flashed
 
@@ -143,12 +143,6 @@ def _start(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
     # ``g`` may outlive a request (a test's application context): each starts afresh.
     g.pop(_REFUSED, None)
     g.pop(_FLASHED, None)
-
-
-def wrote() -> None:
-    """Note that the request's unit wrote on its connection, outside the ORM's sight: it is
-    committed at the end as a unit that flushed is."""
-    db.session().info[_WROTE] = True
 
 
 def _wrote_by_flush(session: Session, _context: Any) -> None:

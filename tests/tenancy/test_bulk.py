@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError as SQLAlchemyError
 
+from diversion.audit.models import AuditEvent
 from diversion.cases.models import Person
 from diversion.extensions import db
 from diversion.tenancy.bulk import (
@@ -24,6 +25,7 @@ from diversion.tenancy.bulk import (
     fresh_plans,
     insert_object,
     insert_rows,
+    insert_values,
 )
 from diversion.tenancy.context import TenantNotSet, scoped
 from diversion.tenancy.guard import CrossTenantWrite
@@ -119,9 +121,9 @@ def test_bulk_work_collects_rarely_and_puts_the_collector_back() -> None:
 # ---------------------------------------------------------------- one object at once (insert_object)
 
 def test_an_object_is_written_at_once_and_kept_as_written(app: Flask, world: World) -> None:
-    """``insert_object`` writes the row before any flush, stamped with the force in scope and with
-    its defaults (set on the object too), and leaves the object in the session as a row read:
-    a later change to it is flushed as an UPDATE."""
+    """``insert_object`` writes the row before anything else the session sends, stamped with the
+    force in scope and with its defaults (set on the object too), and leaves the object in the
+    session as a row read: a later change to it is flushed as an UPDATE, after the row."""
     before = datetime.now(UTC)
     with app.app_context():
         with scoped(world.a.id):
@@ -152,4 +154,71 @@ def test_an_object_of_another_force_or_with_no_force_in_scope_is_refused(app: Fl
             insert_object(db.session, Person(**people(1)[0]))
         db.session.rollback()
         assert count(world.a.id) == 0
+        assert count(world.b.id) == 0
+
+
+def _stored(tenant_id: int, *ids: uuid.UUID) -> set[uuid.UUID]:
+    with scoped(tenant_id):
+        return set(db.session.scalars(select(Person.id).where(Person.id.in_(ids))))
+
+
+def test_rows_written_together_are_sent_before_the_next_read_and_kept_by_the_commit(
+    app: Flask, world: World,
+) -> None:
+    """Rows queued one after another (a person, another, an audit event naming them) are all in
+    the database for the session's next statement, and committed with the transaction."""
+    with app.app_context():
+        with scoped(world.a.id):
+            first, second = Person(**people(1)[0]), Person(**people(1)[0])
+            insert_object(db.session, first)
+            insert_object(db.session, second)
+            event = {"action": "person.recorded", "tenant_id": world.a.id, "object_id": str(first.id)}
+            insert_values(db.session, AuditEvent, event)
+            assert event["details"] == {}
+            assert event["id"] is not None
+            assert db.session.scalar(select(func.count()).select_from(Person)) == 2
+            ids = first.id, second.id
+            db.session.commit()
+        assert _stored(world.a.id, *ids) == set(ids)
+        with scoped(world.a.id):
+            assert db.session.scalar(select(AuditEvent.action).where(AuditEvent.id == event["id"])) == "person.recorded"
+
+
+def test_rows_waiting_when_the_transaction_rolls_back_are_never_written(app: Flask, world: World) -> None:
+    with app.app_context():
+        with scoped(world.a.id):
+            person = Person(**people(1)[0])
+            insert_object(db.session, person)
+            db.session.rollback()
+            db.session.commit()  # a new transaction: nothing of the old one is left to send
+        assert count(world.a.id) == 0
+
+
+def test_rows_made_before_a_savepoint_outlive_its_rollback(app: Flask, world: World) -> None:
+    """A savepoint begins after the rows queued before it are written: rolling it back undoes
+    what was written inside it alone."""
+    with app.app_context():
+        with scoped(world.a.id):
+            before = Person(**people(1)[0])
+            insert_object(db.session, before)
+            savepoint = db.session.begin_nested()
+            inside = Person(**people(1)[0])
+            insert_object(db.session, inside)
+            ids = before.id, inside.id
+            savepoint.rollback()
+            db.session.commit()
+        assert _stored(world.a.id, *ids) == {ids[0]}
+
+
+def test_rows_made_in_one_force_are_written_before_the_scope_changes(app: Flask, world: World) -> None:
+    """A row queued in force A's scope is sent, and checked by row-level security, in A's scope,
+    before the transaction is told of B's; it stays A's."""
+    with app.app_context():
+        with scoped(world.a.id):
+            person = Person(**people(1)[0])
+            insert_object(db.session, person)
+            with scoped(world.b.id):
+                assert db.session.scalar(select(func.count()).select_from(Person)) == 0
+            db.session.commit()
+            assert _stored(world.a.id, person.id) == {person.id}
         assert count(world.b.id) == 0

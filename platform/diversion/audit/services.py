@@ -4,15 +4,15 @@ must outlast a refused or failed request (a failed sign-in) is recorded with ``r
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import has_request_context, request
-from sqlalchemy import Table, insert
 
 from diversion import unit
 from diversion.audit.models import AuditEvent
 from diversion.db import new_id, utcnow
 from diversion.extensions import db
+from diversion.tenancy.bulk import insert_values
 from diversion.tenancy.context import current_tenant_id
 
 if TYPE_CHECKING:
@@ -67,9 +67,6 @@ def record(
     return unit.lasting(append) if lasting else append()
 
 
-_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
-
-
 def _append(action: str, *, person: User | None, actor_email: str | None, tenant_id: int | _InScope | None,
             object_type: str | None, object_id: object, details: dict[str, Any] | None) -> AuditEvent:
     if has_request_context() and _THROUGH in request.environ:
@@ -82,9 +79,7 @@ def _append(action: str, *, person: User | None, actor_email: str | None, tenant
         "object_type": object_type, "object_id": None if object_id is None else str(object_id),
         "ip_address": request.remote_addr if has_request_context() else None, "details": details or {},
     }
-    # What the unit holds is written first, as the change the event follows; the event itself,
-    # a row nothing else in the unit points at, is one plain INSERT.
-    db.session.flush()
-    db.session.connection().execute(_INSERT_EVENT, values)
-    unit.wrote()
+    # Written after what the unit holds, the change the event follows, and sent with the rows
+    # written next to it (``insert_values``); nothing in the unit points at it.
+    insert_values(db.session, AuditEvent, values)
     return AuditEvent(**values)

@@ -215,11 +215,13 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         raise CaseError(name, f"{fact_label(name)} {problem}.") from error
     except eligibility.NoPolicyInForce as error:
         raise CaseError("policy", str(error)) from error
+    # The reference first: its counter is a statement, which would send the rows written before it
+    # on their own, where the rows below go together (``insert_object``).
+    reference = take_references(tenant, decided_on.year)[0]
     person = _person(tenant, intake, found)
     encounter = Encounter(id=new_id(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
                           recorded_by_id=user_id_of(actor), facts=intake.facts, source=source,
-                          reference=take_references(tenant, decided_on.year)[0], outcome=assessment.outcome,
-                          pathway=assessment.pathway)
+                          reference=reference, outcome=assessment.outcome, pathway=assessment.pathway)
     insert_object(db.session, encounter)  # before its decision, which points at it
     decision = _store_decision(tenant, assessment, version, ethnicity=intake.ethnicity, actor=actor,
                                source=source, encounter_id=encounter.id)
@@ -505,9 +507,10 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
                                     reason.strip(), None if reason.strip() else Why.OFFERED))
     insert_object(db.session, referral)
     set_committed_value(referral, "encounter", encounter)  # in hand for whoever answers
-    announce(tenant, [_moved(referral, step)])
+    # Audited before it is announced, so that the event goes with the referral's row.
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
+    announce(tenant, [_moved(referral, step)])
     return referral
 
 

@@ -14,9 +14,12 @@ itself: every row is stamped with the force in scope, and a row of another
 force is refused before anything is written.
 
 A request that makes a few new rows whole (an intake: its person, encounter,
-decision, referral and feed entry) writes each with ``insert_object``: one
-plain INSERT at once, stamped the same way, the object then kept in the
-session as a row read, without the unit of work's bookkeeping.
+decision, referral, feed entry and audit events) writes each with
+``insert_object`` or ``insert_values``: stamped the same way, the object
+then kept in the session as a row read, without the unit of work's
+bookkeeping. The row waits for whatever the session sends next and goes
+just before it (a statement, a flush, a savepoint, the commit, a change of
+scope); rows queued one after another go as one statement on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from psycopg import sql
-from sqlalchemy import Column, Table, insert
+from sqlalchemy import Column, Connection, Table, bindparam, event, insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.base import instance_state
+from sqlalchemy.sql.dml import Insert
 
-from diversion.db import Base, TenantScoped
+from diversion.db import WROTE, Base, TenantScoped
 from diversion.tenancy.context import current_scope, require_tenant_id
 from diversion.tenancy.guard import CrossTenantWrite, OutsideProviderScope
 
@@ -43,7 +48,7 @@ from diversion.tenancy.guard import CrossTenantWrite, OutsideProviderScope
 # bulk work runs (``collecting_rarely``); Python's own default is 700.
 YOUNG_COLLECTION_EVERY = 100_000
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one per model and database (``_plan``): known by identity
 class _Plan:
     """How a model's rows are written: its table, and the columns written (all but those the server
     fills in: server defaults and a generated key), each with its attribute, its conversion to what
@@ -231,6 +236,7 @@ def _prepared(session: Session | scoped_session[Any],
         if getattr(model, "__tenant_scoped__", False):
             _stamped(model, rows)
     session.flush()  # what the session holds goes first: these rows may point at it
+    send_queued(session)
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         for model, rows in batch:
@@ -241,35 +247,123 @@ def _prepared(session: Session | scoped_session[Any],
 
 
 def insert_object(session: Session | scoped_session[Any], obj: Base) -> None:
-    """Write a new object's row at once, as one plain INSERT, and keep the object in the session as
-    written (as if it had been read): a row made whole in one request needs none of the unit of
-    work's bookkeeping, which costs several times the INSERT. Columns the object leaves unset take
-    their defaults (or NULL), set on it too; a column the server fills is read when first used.
-    Later changes to the object are flushed as usual. What the session holds is flushed first: the
-    row may point at it.
+    """Write a new object's row (``insert_values``) and keep the object in the session as written
+    (as if it had been read): a row made whole in one request needs none of the unit of work's
+    bookkeeping, which costs several times the INSERT. Columns the object leaves unset take their
+    defaults (or NULL), set on it too; a column the server fills is read when first used. Later
+    changes to the object are flushed as usual, after its row.
 
-    A force-owned object is stamped with the force in scope; refuses one of another force
-    (``CrossTenantWrite``) and no force in scope (``TenantNotSet``). In provider scope the object is
-    added to the unit instead, whose flush checks what provider staff may write."""
-    model = type(obj)
+    Refuses what ``insert_values`` refuses. In provider scope the object is added to the unit
+    instead, whose flush checks what provider staff may write."""
     if current_scope().provider_id is not None:
         session.add(obj)
         return
-    if isinstance(obj, TenantScoped):
-        stamp = {} if obj.tenant_id is None else {"tenant_id": obj.tenant_id}
-        _stamped(model, [stamp])
-        obj.tenant_id = stamp["tenant_id"]
-    plan = _plan(model, session.get_bind().dialect)
-    written = instance_state(obj).dict
-    session.flush()  # what the session holds goes first: this row may point at it
-    row = {}
-    for name, key, default in zip(plan.names, plan.keys, plan.defaults, strict=True):
-        if key not in written:
-            setattr(obj, key, None if default is None else default())
-        row[name] = written[key]
-    session.execute(plan.insert_one, row)
+    state = instance_state(obj)
+    insert_values(session, type(obj), state.dict)
     make_transient_to_detached(obj)
     session.add(obj)
+
+
+def insert_values(session: Session | scoped_session[Any], model: type[Base], values: dict[str, Any]) -> None:
+    """Write one new row of ``model`` (``values`` by attribute name; those left out take their
+    defaults, or NULL, filled into ``values``), in the session's transaction.
+
+    The row waits for what the session sends next, and goes first: the next statement, flush,
+    savepoint, commit or change of scope. The rows of consecutive calls go as one statement on
+    PostgreSQL (``_send``), so that the person, encounter, decision and audit event of an intake
+    cost one round trip. What the session holds is flushed before the row is queued: the row may
+    point at it.
+
+    A force-owned row is stamped with the force in scope; refuses one of another force
+    (``CrossTenantWrite``), no force in scope (``TenantNotSet``) and provider staff
+    (``OutsideProviderScope``)."""
+    if isinstance(model, type) and issubclass(model, TenantScoped):
+        if values.get("tenant_id") is None:
+            values.pop("tenant_id", None)
+        _stamped(model, [values])
+    session.flush()
+    connection = session.connection()
+    plan = _plan(model, connection.dialect)
+    row = {}
+    for name, key, default in zip(plan.names, plan.keys, plan.defaults, strict=True):
+        if key not in values:
+            values[key] = None if default is None else default()
+        row[name] = values[key]
+    queued: _Queued = session.info.setdefault(_QUEUED, _Queued(connection))
+    queued.rows.append((plan, row))
+    session.info[WROTE] = True
+
+
+_QUEUED = "diversion_queued_rows"  # Session.info: rows insert_values made that wait to be sent
+
+
+@dataclass
+class _Queued:
+    """Rows waiting to be sent, on the connection of the transaction they were made in."""
+
+    connection: Connection
+    rows: list[tuple[_Plan, dict[str, Any]]] = field(default_factory=list)
+
+
+def send_queued(session: Session | scoped_session[Any]) -> None:
+    """Send the rows ``insert_values`` queued in the session, if any, before anything else it sends."""
+    queued: _Queued | None = session.info.pop(_QUEUED, None)
+    if queued is None or not queued.rows:
+        return
+    connection, rows = queued.connection, queued.rows
+    if connection.dialect.name != "postgresql" or len(rows) == 1:
+        for plan, row in rows:
+            connection.execute(plan.insert_one, row)
+        return
+    connection.execute(_chained(tuple(plan for plan, _ in rows)),
+                       {f"{name}_{number}": value for number, (_, row) in enumerate(rows)
+                        for name, value in row.items()})
+
+
+@cache
+def _chained(plans: tuple[_Plan, ...]) -> Insert:
+    """One statement for a row of each plan, in order (PostgreSQL): the last row's INSERT, the others
+    in data-modifying WITH clauses. They all run; the foreign keys are checked at the statement's end,
+    so a row may point at another of the same statement. A value is bound as ``<column>_<number>``."""
+    writes = [insert(plan.table).values({name: bindparam(f"{name}_{number}", type_=plan.table.c[name].type)
+                                         for name in plan.names})
+              for number, plan in enumerate(plans)]
+    return writes[-1].add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(writes[:-1])))
+
+
+def _send_before_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # The savepoint is made as the session next uses its connection: the queued rows, made before
+    # it, are sent first on the connection they were made on, so that its rollback keeps them.
+    if transaction.nested:
+        send_queued(session)
+
+
+def _send_first(session: Session, *_: Any) -> None:
+    send_queued(session)
+
+
+def _send_before_statement(state: ORMExecuteState) -> None:
+    send_queued(state.session)
+
+
+def _forget_queued(session: Session, *_: Any) -> None:
+    # Rolled back (to a savepoint too: every row queued then was queued inside it).
+    session.info.pop(_QUEUED, None)
+
+
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the session's transaction, not a savepoint or a flush within it
+        session.info.pop(_QUEUED, None)
+
+
+def install() -> None:
+    """Send queued rows before whatever the session sends next; forget them when it rolls back
+    (idempotent)."""
+    for name, listener in (("do_orm_execute", _send_before_statement), ("before_flush", _send_first),
+                           ("before_commit", _send_first), ("after_transaction_create", _send_before_savepoint),
+                           ("after_soft_rollback", _forget_queued), ("after_transaction_end", _forget_at_end)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
 
 
 def fresh_plans(session: Session | scoped_session[Any]) -> None:

@@ -104,9 +104,11 @@ def apply_scope_to_open_transaction() -> None:
     if not has_app_context():
         return
     from diversion.extensions import db
+    from diversion.tenancy.bulk import send_queued
 
     session = db.session()
     if session.in_transaction():
+        send_queued(session)  # rows made in the scope that was: row-level security checks them in it
         _write_scope(session.connection())
 
 
