@@ -12,13 +12,14 @@ from typing import Any
 import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import DBAPIError as SQLAlchemyError
 
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import Person
 from diversion.extensions import db
 from diversion.tenancy.bulk import (
+    SENT_TOGETHER_AT_MOST,
     YOUNG_COLLECTION_EVERY,
     Batches,
     collecting_rarely,
@@ -222,3 +223,26 @@ def test_rows_made_in_one_force_are_written_before_the_scope_changes(app: Flask,
             db.session.commit()
             assert _stored(world.a.id, person.id) == {person.id}
         assert count(world.b.id) == 0
+
+
+def test_a_loop_of_rows_is_sent_in_statements_of_a_bounded_size(app: Flask, world: World) -> None:
+    """However many rows a loop queues, no statement carries more than ``SENT_TOGETHER_AT_MOST``:
+    each is sent as the queue fills, the rest before the next read."""
+    sent: list[int] = []
+
+    def count_rows(*arguments: Any) -> None:
+        sent.append(arguments[2].count("INSERT INTO people"))
+
+    with app.app_context():
+        made = SENT_TOGETHER_AT_MOST * 2 + 3
+        event.listen(db.engine, "before_cursor_execute", count_rows)
+        try:
+            with scoped(world.a.id):
+                for _ in range(made):
+                    insert_object(db.session, Person(**people(1)[0]))
+                assert db.session.scalar(select(func.count()).select_from(Person)) == made
+                db.session.commit()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count_rows)
+        assert sum(sent) == made
+        assert max(sent) == (SENT_TOGETHER_AT_MOST if db.engine.dialect.name == "postgresql" else 1)

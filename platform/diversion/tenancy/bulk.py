@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -292,9 +292,14 @@ def insert_values(session: Session | scoped_session[Any], model: type[Base], val
     queued: _Queued = session.info.setdefault(_QUEUED, _Queued(connection))
     queued.rows.append((plan, row))
     session.info[WROTE] = True
+    if len(queued.rows) == SENT_TOGETHER_AT_MOST:  # a loop of rows: sent in statements of a bounded size
+        send_queued(session)
 
 
 _QUEUED = "diversion_queued_rows"  # Session.info: rows insert_values made that wait to be sent
+# Rows in one statement at most: a request makes a handful; a loop's rows go by this many, in statements
+# of a few shapes that PostgreSQL and SQLAlchemy keep prepared.
+SENT_TOGETHER_AT_MOST = 8
 
 
 @dataclass
@@ -320,7 +325,7 @@ def send_queued(session: Session | scoped_session[Any]) -> None:
                         for name, value in row.items()})
 
 
-@cache
+@lru_cache(maxsize=512)
 def _chained(plans: tuple[_Plan, ...]) -> Insert:
     """One statement for a row of each plan, in order (PostgreSQL): the last row's INSERT, the others
     in data-modifying WITH clauses. They all run; the foreign keys are checked at the statement's end,
