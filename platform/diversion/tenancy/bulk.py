@@ -270,14 +270,14 @@ def insert_values(session: Session | scoped_session[Any], model: type[Base], val
 
     The row waits for what the session sends next, and goes first: the next statement, flush,
     savepoint, commit or change of scope. The rows of consecutive calls go as one statement on
-    PostgreSQL (``_send``), so that the person, encounter, decision and audit event of an intake
+    PostgreSQL (``_chained``), so that the person, encounter, decision and audit event of an intake
     cost one round trip. What the session holds is flushed before the row is queued: the row may
     point at it.
 
     A force-owned row is stamped with the force in scope; refuses one of another force
     (``CrossTenantWrite``), no force in scope (``TenantNotSet``) and provider staff
     (``OutsideProviderScope``)."""
-    if isinstance(model, type) and issubclass(model, TenantScoped):
+    if issubclass(model, TenantScoped):
         if values.get("tenant_id") is None:
             values.pop("tenant_id", None)
         _stamped(model, [values])
