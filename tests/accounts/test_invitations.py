@@ -4,6 +4,7 @@ a hash only, a link that works once and for seven days."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -77,8 +78,10 @@ def audited() -> Iterator[list[str]]:
 
     def caught(_connection: object, statement: object, _multi: object, params: dict[str, object],
                *_rest: object) -> None:
-        if isinstance(statement, Insert) and statement.table is AuditEvent.__table__:
-            actions.append(str(params["action"]))
+        # An event is sent alone (its action bound as ``action``) or with the rows written before it
+        # (``action_<number>``, ``tenancy.bulk``); no other table has a column of that name.
+        if isinstance(statement, Insert):
+            actions.extend(str(value) for name, value in params.items() if re.fullmatch(r"action(_\d+)?", name))
 
     sqlalchemy_event.listen(Engine, "after_execute", caught)
     yield actions
