@@ -70,6 +70,9 @@ def _stored_values(table: str) -> list[str]:
     return [str(value) for row in rows for value in row]
 
 
+_CARRIED_ACTION = re.compile(r"row\d+_action")
+
+
 @pytest.fixture
 def audited() -> Iterator[list[str]]:
     """The actions audited during the test, as they are written: events outside any force
@@ -78,10 +81,12 @@ def audited() -> Iterator[list[str]]:
 
     def caught(_connection: object, statement: object, _multi: object, params: dict[str, object],
                *_rest: object) -> None:
-        # An event is sent alone (its action bound as ``action``) or with the rows written before it
-        # (``action_<number>``, ``tenancy.bulk``); no other table has a column of that name.
-        if isinstance(statement, Insert):
-            actions.extend(str(value) for name, value in params.items() if re.fullmatch(r"action(_\d+)?", name))
+        # An event is sent alone (its action bound as ``action``) or with other rows, in a statement of
+        # their own or one that carries them (``row<number>_action``, ``tenancy.bulk``); no other
+        # table has a column of that name.
+        if isinstance(params, dict):
+            actions.extend(str(value) for name, value in params.items()
+                           if _CARRIED_ACTION.fullmatch(name) or (name == "action" and isinstance(statement, Insert)))
 
     sqlalchemy_event.listen(Engine, "after_execute", caught)
     yield actions

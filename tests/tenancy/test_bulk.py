@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -18,10 +18,12 @@ from sqlalchemy.exc import DBAPIError as SQLAlchemyError
 from diversion.audit.models import AuditEvent
 from diversion.cases.models import Person
 from diversion.extensions import db
+from diversion.insights.models import InsightStale
 from diversion.tenancy.bulk import (
     SENT_TOGETHER_AT_MOST,
     YOUNG_COLLECTION_EVERY,
     Batches,
+    carrying_queued_rows,
     collecting_rarely,
     fresh_plans,
     insert_object,
@@ -30,6 +32,7 @@ from diversion.tenancy.bulk import (
 )
 from diversion.tenancy.context import TenantNotSet, scoped
 from diversion.tenancy.guard import CrossTenantWrite
+from diversion.tenancy.models import Tenant
 from tests.conftest import World
 
 
@@ -246,3 +249,73 @@ def test_a_loop_of_rows_is_sent_in_statements_of_a_bounded_size(app: Flask, worl
             event.remove(db.engine, "before_cursor_execute", count_rows)
         assert sum(sent) == made
         assert max(sent) == (SENT_TOGETHER_AT_MOST if db.engine.dialect.name == "postgresql" else 1)
+
+
+def _statements_sent(app: Flask) -> tuple[list[str], Any]:
+    sent: list[str] = []
+
+    def note(*arguments: Any) -> None:
+        sent.append(arguments[2])
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    return sent, lambda: event.remove(db.engine, "before_cursor_execute", note)
+
+
+def test_a_statement_that_reads_none_of_the_rows_carries_them(app: Flask, world: World) -> None:
+    """On PostgreSQL a statement marked ``carrying_queued_rows`` takes the queued rows along as WITH
+    clauses: one statement for both, its own answer unchanged, the rows committed with the rest.
+    Elsewhere the rows go first, on their own."""
+    with app.app_context():
+        sent, stop = _statements_sent(app)
+        try:
+            with scoped(world.a.id):
+                person = Person(**people(1)[0])
+                insert_object(db.session, person)
+                insert_values(db.session, AuditEvent, {"action": "person.recorded", "tenant_id": world.a.id})
+                slug = db.session.scalar(carrying_queued_rows(select(Tenant.slug).where(Tenant.id == world.a.id)))
+                made = person.id
+                db.session.commit()
+        finally:
+            stop()
+        assert slug == world.a.slug
+        assert _stored(world.a.id, made) == {made}
+        carried = [s for s in sent if "INSERT INTO people" in s and "FROM tenants" in s]
+        assert len(carried) == (1 if db.engine.dialect.name == "postgresql" else 0), sent
+        assert sum("INSERT INTO people" in s for s in sent) == 1
+
+
+def test_rows_go_on_their_own_when_the_session_holds_changes_to_flush(app: Flask, world: World) -> None:
+    """A change the session holds might point at a queued row, and is flushed before the statement
+    runs: the queued rows go first, on their own, never inside the statement that follows."""
+    with app.app_context():
+        sent, stop = _statements_sent(app)
+        try:
+            with scoped(world.a.id):
+                queued, pending = Person(**people(1)[0]), Person(**people(1)[0])
+                insert_object(db.session, queued)
+                db.session.add(pending)
+                db.session.scalar(carrying_queued_rows(select(Tenant.slug).where(Tenant.id == world.a.id)))
+                ids = queued.id, pending.id
+                db.session.commit()
+        finally:
+            stop()
+        assert _stored(world.a.id, *ids) == set(ids)
+        assert not [s for s in sent if "INSERT INTO people" in s and "FROM tenants" in s], sent
+
+
+def test_a_row_skipping_conflicts_leaves_the_one_already_there(app: Flask, world: World) -> None:
+    """``skipping_conflicts``: a row whose unique key is taken, by a committed row or by one queued
+    with it, is skipped without an error; the others are written."""
+    with app.app_context():
+        months = [date(2026, 1, 1), date(2026, 2, 1)]
+        with scoped(world.a.id):
+            insert_values(db.session, InsightStale, {"force_id": world.a.id, "month": months[0]},
+                          skipping_conflicts=True)
+            db.session.commit()
+            for month in (months[0], months[1], months[1]):
+                insert_values(db.session, InsightStale, {"force_id": world.a.id, "month": month},
+                              skipping_conflicts=True)
+            db.session.commit()
+            stored = db.session.scalars(select(InsightStale.month).where(InsightStale.force_id == world.a.id)
+                                        .order_by(InsightStale.month)).all()
+        assert stored == months

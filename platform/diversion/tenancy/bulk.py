@@ -25,7 +25,7 @@ scope); rows queued one after another go as one statement on PostgreSQL.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, make_tr
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.sql.dml import Insert
 
-from diversion.db import WROTE, Base, TenantScoped
+from diversion.db import WROTE, Base, TenantScoped, insert_skipping_conflicts
 from diversion.tenancy.context import current_scope, require_tenant_id
 from diversion.tenancy.guard import CrossTenantWrite, OutsideProviderScope
 
@@ -52,7 +52,8 @@ YOUNG_COLLECTION_EVERY = 100_000
 class _Plan:
     """How a model's rows are written: its table, and the columns written (all but those the server
     fills in: server defaults and a generated key), each with its attribute, its conversion to what
-    the driver takes and its default; and the INSERT of one row."""
+    the driver takes and its default; and the INSERT of one row (one that skips a row a unique key
+    already holds, for ``insert_values(..., skipping_conflicts=True)``)."""
 
     table: Table
     names: list[str]
@@ -62,20 +63,21 @@ class _Plan:
     insert_one: Any
 
 
-_PLANS: dict[tuple[type[Base], str], _Plan] = {}
+_PLANS: dict[tuple[type[Base], str, bool], _Plan] = {}
 
 
-def _plan(model: type[Base], dialect: Dialect) -> _Plan:
-    plan = _PLANS.get((model, dialect.name))
+def _plan(model: type[Base], dialect: Dialect, *, skipping_conflicts: bool = False) -> _Plan:
+    plan = _PLANS.get((model, dialect.name, skipping_conflicts))
     if plan is None:
         table = model.__table__
         if not isinstance(table, Table):
             raise TypeError(f"{model.__name__} is not mapped to one table")
         columns: list[Column[Any]] = [c for c in table.columns
                                       if c.server_default is None and c is not table.autoincrement_column]
-        plan = _PLANS[model, dialect.name] = _Plan(
+        plan = _PLANS[model, dialect.name, skipping_conflicts] = _Plan(
             table, [c.name for c in columns], [model.__mapper__.get_property_by_column(c).key for c in columns],
-            [c.type.bind_processor(dialect) for c in columns], [_default_of(c) for c in columns], insert(table))
+            [c.type.bind_processor(dialect) for c in columns], [_default_of(c) for c in columns],
+            insert_skipping_conflicts(table) if skipping_conflicts else insert(table))
     return plan
 
 
@@ -264,15 +266,17 @@ def insert_object(session: Session | scoped_session[Any], obj: Base) -> None:
     session.add(obj)
 
 
-def insert_values(session: Session | scoped_session[Any], model: type[Base], values: dict[str, Any]) -> None:
+def insert_values(session: Session | scoped_session[Any], model: type[Base], values: dict[str, Any], *,
+                  skipping_conflicts: bool = False) -> None:
     """Write one new row of ``model`` (``values`` by attribute name; those left out take their
-    defaults, or NULL, filled into ``values``), in the session's transaction.
+    defaults, or NULL, filled into ``values``), in the session's transaction; ``skipping_conflicts``:
+    unless a unique key of the table already holds it (no error then).
 
     The row waits for what the session sends next, and goes first: the next statement, flush,
     savepoint, commit or change of scope. The rows of consecutive calls go as one statement on
     PostgreSQL (``_chained``), so that the person, encounter, decision and audit event of an intake
-    cost one round trip. What the session holds is flushed before the row is queued: the row may
-    point at it.
+    cost one round trip; a statement that reads none of them may carry them (``carrying_queued_rows``).
+    What the session holds is flushed before the row is queued: the row may point at it.
 
     A force-owned row is stamped with the force in scope; refuses one of another force
     (``CrossTenantWrite``), no force in scope (``TenantNotSet``) and provider staff
@@ -283,7 +287,7 @@ def insert_values(session: Session | scoped_session[Any], model: type[Base], val
         _stamped(model, [values])
     session.flush()
     connection = session.connection()
-    plan = _plan(model, connection.dialect)
+    plan = _plan(model, connection.dialect, skipping_conflicts=skipping_conflicts)
     row = {}
     for name, key, default in zip(plan.names, plan.keys, plan.defaults, strict=True):
         if key not in values:
@@ -320,20 +324,49 @@ def send_queued(session: Session | scoped_session[Any]) -> None:
         for plan, row in rows:
             connection.execute(plan.insert_one, row)
         return
-    connection.execute(_chained(tuple(plan for plan, _ in rows)),
-                       {f"{name}_{number}": value for number, (_, row) in enumerate(rows)
-                        for name, value in row.items()})
+    connection.execute(_chained(tuple(plan for plan, _ in rows)), _bound(rows))
+
+
+def _bound(rows: list[tuple[_Plan, dict[str, Any]]]) -> dict[str, Any]:
+    """The queued rows' values as ``_writes`` binds them."""
+    return {f"row{number}_{name}": value for number, (_, row) in enumerate(rows) for name, value in row.items()}
+
+
+def _writes(plans: tuple[_Plan, ...]) -> list[Insert]:
+    """An INSERT for a row of each plan, each value bound as ``row<number>_<column>`` (never the name
+    of one of SQLAlchemy's own binds, ``<column>_<number>``, in a statement that carries the rows)."""
+    return [plan.insert_one.values({name: bindparam(f"row{number}_{name}", type_=plan.table.c[name].type)
+                                    for name in plan.names})
+            for number, plan in enumerate(plans)]
 
 
 @lru_cache(maxsize=512)
 def _chained(plans: tuple[_Plan, ...]) -> Insert:
     """One statement for a row of each plan, in order (PostgreSQL): the last row's INSERT, the others
     in data-modifying WITH clauses. They all run; the foreign keys are checked at the statement's end,
-    so a row may point at another of the same statement. A value is bound as ``<column>_<number>``."""
-    writes = [insert(plan.table).values({name: bindparam(f"{name}_{number}", type_=plan.table.c[name].type)
-                                         for name in plan.names})
-              for number, plan in enumerate(plans)]
+    so a row may point at another of the same statement."""
+    writes = _writes(plans)
     return writes[-1].add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(writes[:-1])))
+
+
+@lru_cache(maxsize=512)
+def _carried(statement: Any, plans: tuple[_Plan, ...]) -> Any:
+    """``statement`` with a row of each plan written in data-modifying WITH clauses before it."""
+    return statement.add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(_writes(plans))))
+
+
+_CARRIES = "diversion_carries_queued_rows"  # an execution option (``carrying_queued_rows``)
+
+
+def carrying_queued_rows(statement: Any) -> Any:
+    """``statement``, marked to carry the rows ``insert_values`` queued before it, on PostgreSQL, as
+    data-modifying WITH clauses of its own: one round trip for both. Only for a statement that reads
+    none of the tables those rows go to, since the rest of a statement does not see the rows its WITH
+    clauses write; their foreign keys are checked at its end, as for rows sent together.
+
+    The rows go on their own first (as for any statement) when the session holds changes to flush,
+    which might point at them, and elsewhere than PostgreSQL."""
+    return statement.execution_options(**{_CARRIES: True})
 
 
 def _send_before_savepoint(session: Session, transaction: SessionTransaction) -> None:
@@ -347,8 +380,19 @@ def _send_first(session: Session, *_: Any) -> None:
     send_queued(session)
 
 
-def _send_before_statement(state: ORMExecuteState) -> None:
-    send_queued(state.session)
+def _send_before_statement(state: ORMExecuteState) -> Any:
+    session = state.session
+    queued: _Queued | None = session.info.get(_QUEUED)
+    if queued is None or not queued.rows:
+        return None
+    if (not state.execution_options.get(_CARRIES) or queued.connection.dialect.name != "postgresql"
+            or session.new or session.deleted or session.dirty or not isinstance(state.parameters or {}, Mapping)):
+        send_queued(session)
+        return None
+    del session.info[_QUEUED]
+    state.parameters = state.parameters or {}  # which invoke_statement adds the rows' values to
+    return state.invoke_statement(statement=_carried(state.statement, tuple(plan for plan, _ in queued.rows)),
+                                  params=_bound(queued.rows))
 
 
 def _forget_queued(session: Session, *_: Any) -> None:
