@@ -202,6 +202,10 @@ def test_referring_refuses_what_cannot_be_referred(
         assert response.status_code == 422, body
         assert [e["field"] for e in response.json["errors"]] == [field]
         assert response.json["errors"][0]["message"] == (message or response.json["errors"][0]["message"])
+    # A decision that is not there (or is another force's) is named before what the body gets wrong.
+    for body in ({"offering_id": str(checkpoint_offering)}, {}):
+        response = client.post(f"/api/v1/decisions/{NOWHERE}/referrals", json=body, headers=auth)
+        assert response.status_code == 404, body
     assert _counts(app, world) == before
 
 

@@ -79,9 +79,16 @@ def test_an_intake_and_its_referral_each_take_a_dozen_statements_at_most(
         writes = [s for s in recorded if "INSERT INTO" in s]
         assert len(writes) == 1, "\n".join(recorded)
         assert all(f"INSERT INTO {table} " in writes[0] for table in ("people", "encounters", "decisions"))
-        assert any("INSERT INTO referrals " in s and "INSERT INTO audit_events " in s for s in referred)
-        # The referral's decision read with its encounter, in one statement.
-        assert sum(bool(re.search(r"\b(FROM|JOIN) encounters\b", s)) for s in referred) == 1, "\n".join(referred)
+        # The referral's row, with its audit event, goes with the feed's position taken (which reads
+        # neither); its feed entry and the month it made out of date then go together at the commit.
+        assert any("INSERT INTO referrals " in s and "INSERT INTO audit_events " in s
+                   and "UPDATE provider_feed_counters " in s for s in referred), "\n".join(referred)
+        assert any("INSERT INTO provider_feed_entries " in s and "INSERT INTO insight_stale " in s
+                   for s in referred), "\n".join(referred)
+        # The referral's decision read with its encounter and the course, in one statement.
+        reads = [s for s in referred if re.search(r"\b(FROM|JOIN) (encounters|offerings)\b", s)]
+        assert len(reads) == 1, "\n".join(referred)
+        assert "JOIN offerings" in reads[0]
 
 
 def test_the_apps_connections_compile_no_plans_just_in_time(app: Flask, database: databases.TestDatabase) -> None:

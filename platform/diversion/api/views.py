@@ -141,17 +141,19 @@ def _by_id(model: Any) -> Select[Any]:
     return select(model).where(model.id == bindparam("id"), model.tenant_id == bindparam("tenant_id"))
 
 
-# A decision with its encounter, for a referral made from both.
-_DECISION_AND_ENCOUNTER = (select(Decision, Encounter).outerjoin(Encounter, Encounter.id == Decision.encounter_id)
-                           .where(Decision.id == bindparam("id"), Decision.tenant_id == bindparam("tenant_id")))
-_OFFERING = select(Offering).options(joinedload(Offering.course)).where(Offering.id == bindparam("id"))
+# A decision with its encounter, and the course offered (or None), for a referral made from them.
+_REFERRAL_FROM = (select(Decision, Encounter, Offering)
+                  .outerjoin(Encounter, Encounter.id == Decision.encounter_id)
+                  .outerjoin(Offering, Offering.id == bindparam("offering_id"))
+                  .options(joinedload(Offering.course))
+                  .where(Decision.id == bindparam("id"), Decision.tenant_id == bindparam("tenant_id")))
 
 
-def _found(statement: Select[Any], object_id: uuid.UUID) -> Any:
-    """The row ``statement`` finds by id in the token's force; 404 for one of another force or none. The
-    answer is the whole result row: keep it while the request needs its objects, since the session's
-    identity map holds an object only while something else does."""
-    found = db.session.execute(statement, {"id": object_id, "tenant_id": _tenant().id}).first()
+def _found(statement: Select[Any], object_id: uuid.UUID, **more: Any) -> Any:
+    """The row ``statement`` finds by id in the token's force (with ``more`` parameters); 404 for one
+    of another force or none. The answer is the whole result row: keep it while the request needs its
+    objects, since the session's identity map holds an object only while something else does."""
+    found = db.session.execute(statement, {"id": object_id, "tenant_id": _tenant().id, **more}).first()
     if found is None:
         raise ApiProblem(404, [(None, HTTP_MESSAGES[404])])
     return found
@@ -269,10 +271,13 @@ def list_offerings() -> Response:
 @bp.post("/decisions/<uuid:decision_id>/referrals")
 @_idempotent
 def refer(decision_id: uuid.UUID) -> Response:
-    # The decision with its encounter, in one read: the referral is made from both.
-    decision, encounter = _found(_DECISION_AND_ENCOUNTER, decision_id)
-    body = _body(schemas.ReferralIn)
-    offering = db.session.scalar(_OFFERING, {"id": body.offering_id})
+    try:
+        body = _body(schemas.ReferralIn)
+    except ApiProblem:
+        _one(Decision, decision_id)  # a decision that is not there is named first
+        raise
+    # The decision, its encounter and the course, in one read: the referral is made from them.
+    decision, encounter, offering = _found(_REFERRAL_FROM, decision_id, offering_id=body.offering_id)
     if offering is None:
         raise ApiProblem(422, [("offering_id", "This force offers no course with this id.")])
     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from blinker import Namespace
 
@@ -43,6 +43,9 @@ class Moved:
     to: State
     transition_id: uuid.UUID
     occurred_at: datetime
+    # The day the case was decided (by its decision in force), when the mover has it in hand: the
+    # month its figures count in. None: listeners that need it look it up.
+    decided_on: date | None = None
 
 
 def announce(tenant: Tenant, moves: Sequence[Moved], *, history: bool = False) -> None:

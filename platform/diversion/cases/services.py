@@ -457,9 +457,11 @@ def offerings_for(pathway: str, *, language: str | None = None) -> list[Offering
     return offerings
 
 
-def _moved(referral: Referral, step: Transition) -> Moved:
+def _moved(referral: Referral, step: Transition, decision: Decision | None = None) -> Moved:
+    """The move ``step`` made, with the day its case was decided when ``decision`` is the one in force."""
+    decided_on = decision.decided_on if decision is not None and decision.superseded_by_id is None else None
     return Moved(referral.id, referral.provider_id, referral.pathway, step.from_state, step.to_state, step.id,
-                 step.occurred_at)
+                 step.occurred_at, decided_on)
 
 
 def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Actor, today: date,
@@ -510,7 +512,7 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     # Audited before it is announced, so that the event goes with the referral's row.
     record("referral.offered", actor=actor, tenant_id=tenant.id, object_type="referral", object_id=referral.id,
            details={"pathway": pathway.id, "course": offering.course_id})
-    announce(tenant, [_moved(referral, step)])
+    announce(tenant, [_moved(referral, step, decision)])
     return referral
 
 

@@ -30,7 +30,7 @@ from diversion.insights.metrics import BREAKDOWNS, MEASURES, RATES, count_force,
 from diversion.insights.models import InsightFigure, InsightForce, InsightStale, InsightTable, insight_counts
 from diversion.insights.release import ALL, Figure, counted_months, fingerprint, release
 from diversion.jobs import task, unit_of_work
-from diversion.tenancy.bulk import insert_rows
+from diversion.tenancy.bulk import insert_rows, insert_values
 from diversion.tenancy.context import current_scope, scoped
 from diversion.tenancy.models import ForceStatus, Tenant
 
@@ -233,17 +233,25 @@ def refresh_stale(session: Session, *, today: date, now: datetime) -> int:
 @referrals_moved.connect
 def months_out_of_date(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> None:
     """Listener of referral moves (``cases.events``): the months of the moved referrals' cases
-    are marked out of date, in one statement, in the caller's transaction. Each referral's case
-    month is looked up by its encounter in the decisions' index (a subquery per referral, never
-    a join the planner could turn into a scan of the force's decisions).
+    are marked out of date, in the caller's transaction. A month the move carries (a new
+    referral's) is queued with the move's own rows (``insert_values``); the others are marked in
+    one statement, each referral's case month looked up by its encounter in the decisions' index
+    (a subquery per referral, never a join the planner could turn into a scan of the force's
+    decisions).
 
     A provider's staff move referrals with their provider in scope, which hides the force's
     decisions from them; the lookup is made in the force's scope alone, and writes nothing but
     the months."""
     del history  # an import's months are as out of date as a page's
+    scope = current_scope()
+    if scope.provider_id is None:  # a month the mover knows is written with the move's own rows
+        for month in sorted({move.decided_on.replace(day=1) for move in moves if move.decided_on is not None}):
+            insert_values(db.session, InsightStale, {"force_id": tenant.id, "month": month}, skipping_conflicts=True)
+        moves = [move for move in moves if move.decided_on is None]
+        if not moves:
+            return
     statement = _marking_months(db.session.get_bind().dialect.name)
     referrals = {"referrals": [move.referral_id for move in moves]}
-    scope = current_scope()
     if scope.provider_id is None:
         db.session.execute(statement, referrals)
         return

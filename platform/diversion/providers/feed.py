@@ -54,7 +54,7 @@ from diversion.errors import FieldError
 from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
 from diversion.providers.webhooks import WebhookError, endpoint_of, wake
-from diversion.tenancy.bulk import insert_object, insert_rows
+from diversion.tenancy.bulk import carrying_queued_rows, insert_object, insert_rows
 from diversion.tenancy.context import acting_for_provider
 from diversion.tenancy.models import Tenant
 
@@ -101,10 +101,12 @@ def high_water(provider_id: int) -> int:
         select(FeedCounter.last_position).where(FeedCounter.provider_id == provider_id)) or 0)
 
 
-_TAKE_POSITIONS = (update(FeedCounter).where(FeedCounter.provider_id == bindparam("provider"))
-                   .values(last_position=FeedCounter.last_position + bindparam("count"))
-                   .returning(FeedCounter.last_position, FeedCounter.webhooks)
-                   .execution_options(synchronize_session=False))
+# It reads the counters alone, so the rows the change queued (its referral, its audit event) go with it.
+_TAKE_POSITIONS = carrying_queued_rows(
+    update(FeedCounter).where(FeedCounter.provider_id == bindparam("provider"))
+    .values(last_position=FeedCounter.last_position + bindparam("count"))
+    .returning(FeedCounter.last_position, FeedCounter.webhooks)
+    .execution_options(synchronize_session=False))
 
 
 def next_position(provider_id: int, count: int = 1) -> tuple[int, bool]:
