@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from diversion.accounts.access import SYSTEM
 from diversion.audit.models import AuditEvent
@@ -96,6 +96,39 @@ def test_publish_then_the_new_version_is_in_force_from_its_date(app: Flask, worl
                 assert found[1].content_hash == found[0].content_hash
         changes = services.diff(first, published)
         assert [(c.kind, c.what, c.name) for c in changes] == [("changed", "parameter", "max_offence_age_days")]
+
+
+def test_a_worker_keeps_the_version_in_force_until_the_force_publishes_another(app: Flask, world: World) -> None:
+    """Given the force's row, the version in force is read once per worker, row and day; publishing a
+    version changes the force's row, so the next intake finds the new one at once."""
+    reads: list[str] = []
+
+    def note(*arguments: object) -> None:
+        if "FROM policy_versions" in str(arguments[2]):
+            reads.append(str(arguments[2]))
+
+    with app.app_context(), scoped(world.b.id):
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            first = services.versions()[0]
+            assert services.policy_in_force(TODAY, force=_durham(world)).number == first.number
+            db.session.commit()
+            read = len(reads)
+            kept = services.policy_in_force(TODAY, force=_durham(world))
+            assert kept is not None
+            assert (kept.number, kept.content_hash, kept.document) == (first.number, first.content_hash,
+                                                                       first.document)
+            assert services.policy_in_force(date(2026, 11, 25), force=_durham(world)).number == first.number
+            assert len(reads) == read + 2  # the kept version's document, read when used; another day's version
+            db.session.commit()
+            document = _document(first)
+            document["parameters"]["max_offence_age_days"].append({"from": "2030-01-01", "value": 183})
+            draft = services.save_draft(_durham(world), document, actor=SYSTEM)
+            published = services.publish(_durham(world), draft, effective_from=TODAY, actor=SYSTEM, today=TODAY)
+            db.session.commit()
+            assert services.policy_in_force(TODAY, force=_durham(world)).number == published.number
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
 
 
 def test_published_versions_never_change(app: Flask, world: World) -> None:

@@ -141,8 +141,9 @@ def _by_id(model: Any) -> Select[Any]:
     return select(model).where(model.id == bindparam("id"), model.tenant_id == bindparam("tenant_id"))
 
 
-# A decision with its encounter, and the course offered (or None), for a referral made from them.
-_REFERRAL_FROM = (select(Decision, Encounter, Offering)
+# A decision with its encounter, the course offered (or None) and the state of the encounter's
+# referral (or None), for a referral made from them.
+_REFERRAL_FROM = (select(Decision, Encounter, Offering, cases.referral_state_of(Decision.encounter_id))
                   .outerjoin(Encounter, Encounter.id == Decision.encounter_id)
                   .outerjoin(Offering, Offering.id == bindparam("offering_id"))
                   .options(joinedload(Offering.course))
@@ -276,12 +277,13 @@ def refer(decision_id: uuid.UUID) -> Response:
     except ApiProblem:
         _one(Decision, decision_id)  # a decision that is not there is named first
         raise
-    # The decision, its encounter and the course, in one read: the referral is made from them.
-    decision, encounter, offering = _found(_REFERRAL_FROM, decision_id, offering_id=body.offering_id)
+    # The decision, its encounter, the course and any referral already made, in one read.
+    decision, encounter, offering, referral_state = _found(_REFERRAL_FROM, decision_id, offering_id=body.offering_id)
     if offering is None:
         raise ApiProblem(422, [("offering_id", "This force offers no course with this id.")])
     try:
-        referral = cases.refer(_tenant(), decision, offering, actor=_token(), today=_today(), reason=body.reason)
+        referral = cases.refer(_tenant(), decision, offering, actor=_token(), today=_today(), reason=body.reason,
+                               referral_state=referral_state)
     except cases.CaseError as error:
         _case_problem(error, REFERRAL_FIELDS)
     return answer(referral_out(referral, encounter.reference, new=True), 201,

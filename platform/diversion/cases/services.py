@@ -15,6 +15,7 @@ Every refusal is a ``CaseError`` naming the input at fault.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,8 +96,28 @@ _PERSON_BY_NAME = select(Person).where(Person.name_key == bindparam("key"))
 _PERSON_BY_PNC = select(Person).where(Person.pnc_key == bindparam("key"))
 _EARLIER_STATES = (select(Referral.state).join(Encounter, Encounter.id == Referral.encounter_id)
                    .where(Referral.person_id == bindparam("person_id"), Encounter.offence_on <= bindparam("up_to")))
-_REFERRAL_OF_ENCOUNTER = (select(Referral.state).where(Referral.encounter_id == bindparam("encounter_id"),
-                                                       Referral.state != State.WITHDRAWN).limit(1))
+
+
+def _referral_of(encounter_id: Any) -> Select[tuple[State]]:
+    return (select(Referral.state).where(Referral.encounter_id == encounter_id, Referral.state != State.WITHDRAWN)
+            .limit(1))
+
+
+_REFERRAL_OF_ENCOUNTER = _referral_of(bindparam("encounter_id"))
+
+
+def referral_state_of(encounter_id: Any) -> Any:
+    """A subquery: the state of the encounter's referral that is not withdrawn (it has one at most), or
+    NULL; for the statement that reads a decision a referral is to be made from (``refer``'s
+    ``referral_state``)."""
+    return _referral_of(encounter_id).scalar_subquery()
+
+
+class _Unread(enum.Enum):
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD  # a value the caller has not read: the service reads it
 
 
 def find_person(tenant: Tenant, identity: Identity) -> Person | None:
@@ -209,7 +230,7 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
     earlier = earlier_states(found, up_to=intake.offence_on)
     facts = {**intake.facts, **rules.derived_facts(intake, decided_on=decided_on, earlier=earlier)}
     try:
-        assessment, version = eligibility.decide_case(facts, decided_on)
+        assessment, version = eligibility.decide_case(facts, decided_on, force=tenant)
     except FactsInvalid as error:
         name, problem = next(iter(error.problems.items()))
         raise CaseError(name, f"{fact_label(name)} {problem}.") from error
@@ -465,7 +486,8 @@ def _moved(referral: Referral, step: Transition, decision: Decision | None = Non
 
 
 def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Actor, today: date,
-          reason: str = "", at: datetime | None = None) -> Referral:
+          reason: str = "", at: datetime | None = None,
+          referral_state: State | _Unread | None = UNREAD) -> Referral:
     """Offer the person a place on an offered course of the decision's pathway.
 
     Refuses a decision that is not (or not overridden to) eligible, a course
@@ -478,7 +500,10 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
     the same transaction, as made ``at`` (now unless given: case work
     recorded after the fact, such as the demo's). The deadline runs from the
     day it is made (``at``'s day in London, else ``today``); its sessions are
-    its course's (``Course.sessions``).
+    its course's (``Course.sessions``). ``referral_state``: the state of the
+    encounter's referral that is not withdrawn, or None, as the caller read it
+    with the decision (``referral_state_of``), in this transaction; read here
+    when not given.
     """
     require(actor, Action.REFER, tenant_id=tenant.id)
     if decision.final_outcome != Outcome.ELIGIBLE or decision.final_pathway is None or decision.encounter_id is None:
@@ -489,7 +514,8 @@ def refer(tenant: Tenant, decision: Decision, offering: Offering, *, actor: Acto
         raise CaseError("offering", _("This course is no longer offered (withdrawn or retired): choose another."))
     if (broken := rules.text_broken("reason", reason)) is not None:
         _refuse(broken)
-    earlier = db.session.scalar(_REFERRAL_OF_ENCOUNTER, {"encounter_id": decision.encounter_id})
+    earlier = (db.session.scalar(_REFERRAL_OF_ENCOUNTER, {"encounter_id": decision.encounter_id})
+               if referral_state is UNREAD else referral_state)
     if earlier is not None and earlier.is_open:
         raise CaseError("decision", _("This encounter already has an open referral."))
     if earlier is not None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, make_transient_to_detached
 
 from diversion.accounts.access import Action, require, user_id_of
 from diversion.audit.services import record
@@ -86,9 +87,37 @@ _IN_FORCE = (select(PolicyVersion).options(defer(PolicyVersion.document))
              .limit(1))
 
 
-def policy_in_force(on: date) -> PolicyVersion | None:
-    """The force in scope's published version in force on ``on`` (its document read when first used)."""
-    return db.session.scalar(_IN_FORCE, {"on": on})
+# The versions in force a worker keeps (``policy_in_force``), by force, the force's row as read and day.
+_KEPT = "policies_in_force"  # in the app's extensions: a worker's, for its own database
+_KEPT_AT_MOST = 256
+
+
+def policy_in_force(on: date, *, force: Tenant | None = None) -> PolicyVersion | None:
+    """The force in scope's published version in force on ``on`` (its document read when first used).
+
+    Given ``force``, the force's row as this transaction read it, the version is kept by the worker
+    for that row and day, and not read again: publishing a version changes the force's row
+    (``publish``), and a published version never changes."""
+    if force is None:
+        return db.session.scalar(_IN_FORCE, {"on": on})
+    kept: dict[tuple[int, Any, date], PolicyVersion | None] = current_app.extensions.setdefault(_KEPT, {})
+    key = (force.id, force.updated_at, on)
+    if key in kept:
+        version = kept[key]
+        return db.session.merge(version, load=False) if version is not None else None
+    version = db.session.scalar(_IN_FORCE, {"on": on})
+    if len(kept) >= _KEPT_AT_MOST:
+        kept.clear()
+    kept[key] = _detached_copy(version) if version is not None else None
+    return version
+
+
+def _detached_copy(version: PolicyVersion) -> PolicyVersion:
+    """A copy of a version's columns as read (its document left to be read when used), in no session."""
+    copy = PolicyVersion(**{attribute.key: getattr(version, attribute.key)
+                            for attribute in PolicyVersion.__mapper__.column_attrs if attribute.key != "document"})
+    make_transient_to_detached(copy)
+    return copy
 
 
 InForce = tuple[PolicyVersion, CompiledPolicy]  # a published version and its compiled policy
@@ -291,6 +320,9 @@ def publish(tenant: Tenant, draft: PolicyVersion, *, effective_from: date, actor
     draft.effective_from = effective_from
     draft.published_at = utcnow()
     draft.published_by_id = user_id_of(actor)
+    # The force's row changes with its policies: the workers that keep the version in force by
+    # the force's row as read (``policy_in_force``) read it again.
+    tenant.updated_at = draft.published_at
     db.session.flush()
     record("policy.published", actor=actor, tenant_id=tenant.id, object_type="policy_version",
            object_id=draft.number, details={"hash": draft.content_hash, "effective_from": effective_from.isoformat()})
@@ -320,12 +352,13 @@ def sync_from_file(tenant: Tenant, raw: dict[str, Any], *, effective_from: date,
     return publish(tenant, draft, effective_from=effective_from, actor=actor, today=today)
 
 
-def decide_case(facts: dict[str, Any], on: date) -> tuple[Assessment, PolicyVersion]:
-    """Decide with the force in scope's policy in force on ``on`` (nothing stored).
+def decide_case(facts: dict[str, Any], on: date, *, force: Tenant | None = None) -> tuple[Assessment, PolicyVersion]:
+    """Decide with the force in scope's policy in force on ``on`` (nothing stored); ``force``: the
+    force's row as read in this transaction, by which the worker keeps its policy (``policy_in_force``).
 
     Refuses ``NoPolicyInForce`` and, for bad facts, ``FactsInvalid``.
     """
-    in_force = policy_in_force(on)
+    in_force = policy_in_force(on, force=force)
     if in_force is None:
         raise NoPolicyInForce(_("No published policy is in force on %(day)s.", day=day(on)))
     return decide(compiled(in_force), facts, on, version=in_force.number), in_force
