@@ -319,3 +319,29 @@ def test_a_row_skipping_conflicts_leaves_the_one_already_there(app: Flask, world
             stored = db.session.scalars(select(InsightStale.month).where(InsightStale.force_id == world.a.id)
                                         .order_by(InsightStale.month)).all()
         assert stored == months
+
+
+def test_rows_sent_together_leave_out_only_the_columns_whose_none_is_null(app: Flask, world: World) -> None:
+    """Sent together, a row leaves out a column it holds None for when the table's default for it is
+    NULL, but not a JSON column (None is JSON's ``null``) nor one with a default of its own: the rows
+    are stored as they would be one by one."""
+    with app.app_context():
+        with scoped(world.a.id):
+            person = Person(**people(1)[0])
+            insert_object(db.session, person)
+            event = {"action": "person.recorded", "tenant_id": world.a.id, "details": None}
+            insert_values(db.session, AuditEvent, event)
+            made = person.id
+            sent, stop = _statements_sent(app)
+            db.session.commit()
+            stop()
+            stored = db.session.execute(select(AuditEvent.details, AuditEvent.details.is_(None),
+                                               AuditEvent.actor_id.is_(None))
+                                        .where(AuditEvent.id == event["id"])).one()
+            assert tuple(stored) == (None, False, True)  # JSON's null, not SQL's NULL; no actor: NULL
+            assert db.session.scalar(select(Person.pnc_key).where(Person.id == made)) is None
+        if db.engine.dialect.name == "postgresql":  # together, without the columns left NULL
+            assert len(sent) == 1
+            assert "row1_details" in sent[0]
+            assert "pnc_key" not in sent[0]
+            assert "actor_id" not in sent[0]

@@ -52,8 +52,10 @@ YOUNG_COLLECTION_EVERY = 100_000
 class _Plan:
     """How a model's rows are written: its table, and the columns written (all but those the server
     fills in: server defaults and a generated key), each with its attribute, its conversion to what
-    the driver takes and its default; and the INSERT of one row (one that skips a row a unique key
-    already holds, for ``insert_values(..., skipping_conflicts=True)``)."""
+    the driver takes and its default; the INSERT of one row (one that skips a row a unique key
+    already holds, for ``insert_values(..., skipping_conflicts=True)``); and the columns a row may
+    leave out when None: those with no default of their own, whose None is sent as NULL (not as
+    JSON's ``null``, say)."""
 
     table: Table
     names: list[str]
@@ -61,6 +63,7 @@ class _Plan:
     processors: list[Callable[[Any], Any] | None]
     defaults: list[Callable[[], Any] | None]
     insert_one: Any
+    null_when_none: frozenset[str]
 
 
 _PLANS: dict[tuple[type[Base], str, bool], _Plan] = {}
@@ -74,10 +77,13 @@ def _plan(model: type[Base], dialect: Dialect, *, skipping_conflicts: bool = Fal
             raise TypeError(f"{model.__name__} is not mapped to one table")
         columns: list[Column[Any]] = [c for c in table.columns
                                       if c.server_default is None and c is not table.autoincrement_column]
+        processors: list[Callable[[Any], Any] | None] = [c.type.bind_processor(dialect) for c in columns]
         plan = _PLANS[model, dialect.name, skipping_conflicts] = _Plan(
             table, [c.name for c in columns], [model.__mapper__.get_property_by_column(c).key for c in columns],
-            [c.type.bind_processor(dialect) for c in columns], [_default_of(c) for c in columns],
-            insert_skipping_conflicts(table) if skipping_conflicts else insert(table))
+            processors, [_default_of(c) for c in columns],
+            insert_skipping_conflicts(table) if skipping_conflicts else insert(table),
+            frozenset(c.name for c, process in zip(columns, processors, strict=True)
+                      if c.default is None and (process is None or process(None) is None)))
     return plan
 
 
@@ -324,35 +330,49 @@ def send_queued(session: Session | scoped_session[Any]) -> None:
         for plan, row in rows:
             connection.execute(plan.insert_one, row)
         return
-    connection.execute(_chained(tuple(plan for plan, _ in rows)), _bound(rows))
+    connection.execute(_chained(_shapes(rows)), _bound(rows))
+
+
+# A row's plan and the columns it sends: sent together, a row leaves out the columns that are None and
+# may be (``_Plan.null_when_none``; the table's default for them is NULL), so that a statement binds
+# only what its rows hold.
+_Shape = tuple[_Plan, tuple[str, ...]]
+
+
+def _sent(plan: _Plan, row: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    return ((name, value) for name, value in row.items() if value is not None or name not in plan.null_when_none)
+
+
+def _shapes(rows: list[tuple[_Plan, dict[str, Any]]]) -> tuple[_Shape, ...]:
+    return tuple((plan, tuple(name for name, _ in _sent(plan, row))) for plan, row in rows)
 
 
 def _bound(rows: list[tuple[_Plan, dict[str, Any]]]) -> dict[str, Any]:
     """The queued rows' values as ``_writes`` binds them."""
-    return {f"row{number}_{name}": value for number, (_, row) in enumerate(rows) for name, value in row.items()}
+    return {f"row{number}_{name}": value for number, (plan, row) in enumerate(rows) for name, value in _sent(plan, row)}
 
 
-def _writes(plans: tuple[_Plan, ...]) -> list[Insert]:
-    """An INSERT for a row of each plan, each value bound as ``row<number>_<column>`` (never the name
+def _writes(shapes: tuple[_Shape, ...]) -> list[Insert]:
+    """An INSERT for each row's shape, each value bound as ``row<number>_<column>`` (never the name
     of one of SQLAlchemy's own binds, ``<column>_<number>``, in a statement that carries the rows)."""
     return [plan.insert_one.values({name: bindparam(f"row{number}_{name}", type_=plan.table.c[name].type)
-                                    for name in plan.names})
-            for number, plan in enumerate(plans)]
+                                    for name in names})
+            for number, (plan, names) in enumerate(shapes)]
 
 
 @lru_cache(maxsize=512)
-def _chained(plans: tuple[_Plan, ...]) -> Insert:
-    """One statement for a row of each plan, in order (PostgreSQL): the last row's INSERT, the others
+def _chained(shapes: tuple[_Shape, ...]) -> Insert:
+    """One statement for rows of these shapes, in order (PostgreSQL): the last row's INSERT, the others
     in data-modifying WITH clauses. They all run; the foreign keys are checked at the statement's end,
     so a row may point at another of the same statement."""
-    writes = _writes(plans)
+    writes = _writes(shapes)
     return writes[-1].add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(writes[:-1])))
 
 
 @lru_cache(maxsize=512)
-def _carried(statement: Any, plans: tuple[_Plan, ...]) -> Any:
-    """``statement`` with a row of each plan written in data-modifying WITH clauses before it."""
-    return statement.add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(_writes(plans))))
+def _carried(statement: Any, shapes: tuple[_Shape, ...]) -> Any:
+    """``statement`` with rows of these shapes written in data-modifying WITH clauses before it."""
+    return statement.add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(_writes(shapes))))
 
 
 _CARRIES = "diversion_carries_queued_rows"  # an execution option (``carrying_queued_rows``)
@@ -391,7 +411,7 @@ def _send_before_statement(state: ORMExecuteState) -> Any:
         return None
     del session.info[_QUEUED]
     state.parameters = state.parameters or {}  # which invoke_statement adds the rows' values to
-    return state.invoke_statement(statement=_carried(state.statement, tuple(plan for plan, _ in queued.rows)),
+    return state.invoke_statement(statement=_carried(state.statement, _shapes(queued.rows)),
                                   params=_bound(queued.rows))
 
 
