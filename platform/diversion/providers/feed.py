@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from diversion.accounts.access import Action, require, user_id_of
@@ -55,7 +55,7 @@ from diversion.extensions import db
 from diversion.providers.models import FeedCounter, FeedEntry, WebhookDelivery
 from diversion.providers.webhooks import WebhookError, endpoint_of, wake
 from diversion.tenancy.bulk import carrying_queued_rows, insert_object, insert_rows
-from diversion.tenancy.context import acting_for_provider
+from diversion.tenancy.context import acting_for_provider, current_scope, require_tenant_id
 from diversion.tenancy.models import Tenant
 
 if TYPE_CHECKING:
@@ -101,19 +101,38 @@ def high_water(provider_id: int) -> int:
         select(FeedCounter.last_position).where(FeedCounter.provider_id == provider_id)) or 0)
 
 
+# A provider's next positions taken: its counter moved on by ``count``.
+_TAKING = (update(FeedCounter).where(FeedCounter.provider_id == bindparam("provider"))
+           .values(last_position=FeedCounter.last_position + bindparam("count")))
 # It reads the counters alone, so the rows the change queued (its referral, its audit event) go with it.
-_TAKE_POSITIONS = carrying_queued_rows(
-    update(FeedCounter).where(FeedCounter.provider_id == bindparam("provider"))
-    .values(last_position=FeedCounter.last_position + bindparam("count"))
-    .returning(FeedCounter.last_position, FeedCounter.webhooks)
-    .execution_options(synchronize_session=False))
+_TAKE_POSITIONS = carrying_queued_rows(_TAKING.returning(FeedCounter.last_position, FeedCounter.webhooks)
+                                       .execution_options(synchronize_session=False))
+# A new referral's position taken and its entry written, in one statement (with the queued rows, as
+# above): the offer of a place, the change a request makes most.
+_TAKEN = _TAKING.returning(FeedCounter.provider_id, FeedCounter.last_position, FeedCounter.webhooks).cte("taken")
+_ENTRY = FeedEntry.__table__.c
+_ENTERED = insert(FeedEntry).from_select(
+    ["referral_id", "provider_id", "position", "changed_at", "id", "tenant_id"],
+    select(bindparam("referral_id", type_=_ENTRY.referral_id.type), _TAKEN.c.provider_id, _TAKEN.c.last_position,
+           *(bindparam(name, type_=_ENTRY[name].type) for name in ("changed_at", "id", "tenant_id"))))
+_TAKE_AND_ENTER = carrying_queued_rows(select(_TAKEN.c.last_position, _TAKEN.c.webhooks)
+                                       .add_cte(_ENTERED.cte("entered")))
 
 
-def next_position(provider_id: int, count: int = 1) -> tuple[int, bool]:
+def next_position(provider_id: int, count: int = 1, *, entering: uuid.UUID | None = None) -> tuple[int, bool]:
     """Take the provider's next ``count`` positions, returning the last and whether the
-    provider wants webhooks; the counter row stays locked until the transaction ends."""
+    provider wants webhooks; the counter row stays locked until the transaction ends.
+    ``entering``: a new referral of the force in scope (``count`` is one), whose feed entry is
+    written with its position (in the same statement, on PostgreSQL)."""
+    if entering is not None and count != 1:
+        raise ValueError("One referral enters the feed at a time.")
+    together = entering is not None and db.session.get_bind().dialect.name == "postgresql"
+    values: dict[str, Any] = {"provider": provider_id, "count": count}
+    if together:
+        values |= {"referral_id": entering, "changed_at": utcnow(), "id": new_id(), "tenant_id": require_tenant_id()}
+
     def take() -> Any:
-        return db.session.execute(_TAKE_POSITIONS, {"provider": provider_id, "count": count})
+        return db.session.execute(_TAKE_AND_ENTER if together else _TAKE_POSITIONS, values)
 
     taken = take().first()
     if taken is None:  # the provider's first change: make its counter (once, even when two race)
@@ -123,6 +142,8 @@ def next_position(provider_id: int, count: int = 1) -> tuple[int, bool]:
         except IntegrityError:
             pass
         taken = take().one()
+    if entering is not None and not together:
+        insert_object(db.session, FeedEntry(referral_id=entering, provider_id=provider_id, position=taken[0]))
     return int(taken[0]), bool(taken[1])
 
 
@@ -161,15 +182,18 @@ def into_the_feed(tenant: Tenant, *, moves: Sequence[Moved], history: bool) -> N
     for move in moves:
         by_provider.setdefault(move.provider_id, []).append(move)
     for provider_id, theirs in sorted(by_provider.items()):
-        last, webhooks = next_position(provider_id, len(theirs))
-        positions = dict(zip((m.referral_id for m in theirs), range(last - len(theirs) + 1, last + 1), strict=True))
         # A new referral (an offer: no earlier state) has no entry yet; others may.
         moved_before = [m.referral_id for m in theirs if m.came_from is not None]
+        entering = theirs[0].referral_id if (not history and len(theirs) == 1 and not moved_before
+                                             and current_scope().provider_id is None) else None
+        last, webhooks = next_position(provider_id, len(theirs), entering=entering)
+        positions = dict(zip((m.referral_id for m in theirs), range(last - len(theirs) + 1, last + 1), strict=True))
         existing = {entry.referral_id: entry for entry in db.session.scalars(
             select(FeedEntry).where(among(FeedEntry.referral_id, moved_before, db.session.get_bind().dialect)))
         } if moved_before else {}
         entries = [{"referral_id": referral_id, "provider_id": provider_id, "position": position}
-                   for referral_id, position in positions.items() if referral_id not in existing]
+                   for referral_id, position in positions.items()
+                   if referral_id not in existing and referral_id != entering]
         if history:  # an import's thousands at once, on the bulk path
             insert_rows(db.session, FeedEntry, entries)
         else:
