@@ -15,7 +15,7 @@ the largest reference of the force and year.
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from diversion.cases.models import Encounter
 from diversion.extensions import db
@@ -28,11 +28,30 @@ def format_reference(prefix: str, year: int, number: int) -> str:
     return f"{prefix}-{year}-{number:0{DIGITS}d}"
 
 
-_NUMBERS = text("SELECT encounter_numbers(:tenant, :year, :count)")
+_NUMBERS = text("SELECT encounter_numbers(:numbers_tenant, :numbers_year, :numbers_count)")
+# The next number, as a table of one row for a statement that reads something else beside it
+# (its parameters: ``numbering``).
+NEXT_NUMBER = func.encounter_numbers(bindparam("numbers_tenant"), bindparam("numbers_year"),
+                                     bindparam("numbers_count")).table_valued("number").render_derived(name="next_number")
 
 
-def _numbers(tenant_id: int, year: int, count: int) -> list[int]:
-    return list(db.session.scalars(_NUMBERS, {"tenant": tenant_id, "year": year, "count": count}))
+def numbered_in_sequence() -> bool:
+    """Whether the database hands out the numbers (PostgreSQL's sequences: ``numbering``, ``NEXT_NUMBER``)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def numbering(tenant: Tenant, year: int, count: int = 1) -> dict[str, int]:
+    """The parameters of ``encounter_numbers`` (``_NUMBERS``, ``NEXT_NUMBER``) for ``count`` numbers of
+    ``tenant`` for ``year``, on PostgreSQL; the force's sequence for the year is made first if new."""
+    made: set[tuple[int, int]] = current_app.extensions.setdefault("encounter_numbers", set())
+    if (tenant.id, year) not in made:
+        # Made (if new) and committed apart, before this transaction first looks for it:
+        # a transaction that has looked for a sequence in vain does not see it made later.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as apart:
+            apart.execute(text("SELECT make_encounter_numbers(:tenant, :year)"), {"tenant": tenant.id, "year": year})
+        made.add((tenant.id, year))
+    # (made in this transaction, should it have gone since)
+    return {"numbers_tenant": tenant.id, "numbers_year": year, "numbers_count": count}
 
 
 def take_references(tenant: Tenant, year: int, count: int = 1) -> list[str]:
@@ -40,16 +59,8 @@ def take_references(tenant: Tenant, year: int, count: int = 1) -> list[str]:
     if count < 1:
         return []
     session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        made: set[tuple[int, int]] = current_app.extensions.setdefault("encounter_numbers", set())
-        if (tenant.id, year) not in made:
-            # Made (if new) and committed apart, before this transaction first looks for it:
-            # a transaction that has looked for a sequence in vain does not see it made later.
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as apart:
-                apart.execute(text("SELECT make_encounter_numbers(:tenant, :year)"),
-                              {"tenant": tenant.id, "year": year})
-            made.add((tenant.id, year))
-        numbers = _numbers(tenant.id, year, count)  # (made in this transaction, should it have gone since)
+    if numbered_in_sequence():
+        numbers = list(db.session.scalars(_NUMBERS, numbering(tenant, year, count)))
     else:
         stem = f"{tenant.reference_prefix}-{year}-"
         latest = session.scalar(select(func.max(Encounter.reference)).where(

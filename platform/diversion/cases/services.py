@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from diversion.accounts.access import Action, case_system_of, may, require, user_id_of
 from diversion.accounts.models import User
 from diversion.audit.services import record
-from diversion.cases import rules
+from diversion.cases import references, rules
 from diversion.cases.events import Moved, announce
 from diversion.cases.identity import (
     Identity,
@@ -129,6 +129,26 @@ def find_person(tenant: Tenant, identity: Identity) -> Person | None:
     return person
 
 
+# The person by name key beside the force's next number for a year (``references.NEXT_NUMBER``).
+_PERSON_BY_NAME_AND_NUMBER = (select(references.NEXT_NUMBER.c.number, Person).select_from(references.NEXT_NUMBER)
+                              .outerjoin(Person, Person.name_key == bindparam("key")))
+
+
+def _person_and_reference(tenant: Tenant, identity: Identity, year: int) -> tuple[Person | None, str]:
+    """The force's record of this person (``find_person``) and a new reference for ``year``: on
+    PostgreSQL the person by name key and the number in one statement. The number is taken
+    whatever follows: an intake refused after it (a fact outside the catalogue, no policy in
+    force) leaves its number unused, as a failed one does (``references``)."""
+    if not references.numbered_in_sequence():
+        return find_person(tenant, identity), take_references(tenant, year)[0]
+    name_key, pnc_key = person_keys(tenant.slug, identity)
+    number, person = db.session.execute(_PERSON_BY_NAME_AND_NUMBER,
+                                        {"key": name_key, **references.numbering(tenant, year)}).one()
+    if person is None and pnc_key is not None:
+        person = db.session.scalar(_PERSON_BY_PNC, {"key": pnc_key})
+    return person, references.format_reference(tenant.reference_prefix, year, number)
+
+
 def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:
     """The person of ``intake``: ``person`` (as ``find_person`` found them) brought up to date, or a new one."""
     name_key, pnc_key = person_keys(tenant.slug, intake.identity)
@@ -226,7 +246,9 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         raise CaseError("language", _("%(force)s does not ask the person's language: it works in English alone.",
                                       force=tenant.name_in(current_language())) if intake.language in LANGUAGES
                         else _("The language must be English or Welsh."))
-    found = find_person(tenant, intake.identity)
+    # The reference with the person: a statement of its own would send the rows written after it on
+    # their own, where they go together (``insert_object``).
+    found, reference = _person_and_reference(tenant, intake.identity, decided_on.year)
     earlier = earlier_states(found, up_to=intake.offence_on)
     facts = {**intake.facts, **rules.derived_facts(intake, decided_on=decided_on, earlier=earlier)}
     try:
@@ -236,9 +258,6 @@ def record_encounter(tenant: Tenant, intake: Intake, *, actor: Actor, today: dat
         raise CaseError(name, f"{fact_label(name)} {problem}.") from error
     except eligibility.NoPolicyInForce as error:
         raise CaseError("policy", str(error)) from error
-    # The reference first: its counter is a statement, which would send the rows written before it
-    # on their own, where the rows below go together (``insert_object``).
-    reference = take_references(tenant, decided_on.year)[0]
     person = _person(tenant, intake, found)
     encounter = Encounter(id=new_id(), tenant_id=tenant.id, person_id=person.id, offence_on=intake.offence_on,
                           recorded_by_id=user_id_of(actor), facts=intake.facts, source=source,
