@@ -123,7 +123,10 @@ UNREAD = _Unread.UNREAD  # a value the caller has not read: the service reads it
 def find_person(tenant: Tenant, identity: Identity) -> Person | None:
     """The force's record of this person, by name key or else by PNC key."""
     name_key, pnc_key = person_keys(tenant.slug, identity)
-    person = db.session.scalar(_PERSON_BY_NAME, {"key": name_key})
+    return _by_pnc_unless_found(db.session.scalar(_PERSON_BY_NAME, {"key": name_key}), pnc_key)
+
+
+def _by_pnc_unless_found(person: Person | None, pnc_key: bytes | None) -> Person | None:
     if person is None and pnc_key is not None:
         person = db.session.scalar(_PERSON_BY_PNC, {"key": pnc_key})
     return person
@@ -144,9 +147,7 @@ def _person_and_reference(tenant: Tenant, identity: Identity, year: int) -> tupl
     name_key, pnc_key = person_keys(tenant.slug, identity)
     number, person = db.session.execute(_PERSON_BY_NAME_AND_NUMBER,
                                         {"key": name_key, **references.numbering(tenant, year)}).one()
-    if person is None and pnc_key is not None:
-        person = db.session.scalar(_PERSON_BY_PNC, {"key": pnc_key})
-    return person, references.format_reference(tenant.reference_prefix, year, number)
+    return _by_pnc_unless_found(person, pnc_key), references.format_reference(tenant.reference_prefix, year, number)
 
 
 def _person(tenant: Tenant, intake: Intake, person: Person | None) -> Person:

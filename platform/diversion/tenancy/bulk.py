@@ -19,7 +19,9 @@ decision, referral, feed entry and audit events) writes each with
 then kept in the session as a row read, without the unit of work's
 bookkeeping. The row waits for whatever the session sends next and goes
 just before it (a statement, a flush, a savepoint, the commit, a change of
-scope); rows queued one after another go as one statement on PostgreSQL.
+scope); rows queued one after another go as one statement on PostgreSQL,
+or inside the next statement when it is marked to carry them
+(``carrying_queued_rows``).
 """
 
 from __future__ import annotations
