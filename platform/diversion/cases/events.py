@@ -50,6 +50,15 @@ class Moved:
 
 def announce(tenant: Tenant, moves: Sequence[Moved], *, history: bool = False) -> None:
     """Tell every listener of ``moves`` in ``tenant``, in the caller's transaction, with the
-    force in scope. ``history``: moves of the past (an import), not news."""
+    force in scope. ``history``: moves of the past (an import), not news.
+
+    The listeners are called in a fixed order, by module and name (a signal alone calls them in no
+    set order): what they write goes to the database the same way in every process, in as many
+    statements."""
     if moves:
-        referrals_moved.send(tenant, moves=moves, history=history)
+        for listener in sorted(referrals_moved.receivers_for(tenant), key=_named):
+            listener(tenant, moves=moves, history=history)
+
+
+def _named(listener: object) -> tuple[str, str]:
+    return getattr(listener, "__module__", ""), getattr(listener, "__qualname__", "")
