@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TypeVar, cast
 from flask import current_app, g, jsonify, request, url_for
 from pydantic import BaseModel
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 from werkzeug.wrappers import Response
 
 from diversion.accounts.access import Action, require
@@ -142,11 +142,17 @@ def _by_id(model: Any) -> Select[Any]:
 
 
 # A decision with its encounter, the course offered (or None) and the state of the encounter's
-# referral (or None), for a referral made from them.
+# referral (or None), for a referral made from them: the columns a referral and its answer read alone.
 _REFERRAL_FROM = (select(Decision, Encounter, Offering, cases.referral_state_of(Decision.encounter_id))
                   .outerjoin(Encounter, Encounter.id == Decision.encounter_id)
                   .outerjoin(Offering, Offering.id == bindparam("offering_id"))
-                  .options(joinedload(Offering.course))
+                  .options(joinedload(Offering.course).load_only(Course.provider_id, Course.sessions,
+                                                                 Course.retired_at),
+                           load_only(Encounter.person_id, Encounter.reference),
+                           load_only(Decision.encounter_id, Decision.decided_on, Decision.outcome, Decision.pathway,
+                                     Decision.override_outcome, Decision.override_pathway, Decision.superseded_by_id,
+                                     Decision.policy_version_id),
+                           load_only(Offering.pathway, Offering.course_id, Offering.withdrawn_at))
                   .where(Decision.id == bindparam("id"), Decision.tenant_id == bindparam("tenant_id")))
 
 
