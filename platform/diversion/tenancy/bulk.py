@@ -362,19 +362,25 @@ def _writes(shapes: tuple[_Shape, ...]) -> list[Insert]:
             for number, (plan, names) in enumerate(shapes)]
 
 
+def _with_rows(statement: Any, writes: list[Insert]) -> Any:
+    """``statement`` with ``writes`` in data-modifying WITH clauses before it."""
+    return statement.add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(writes)))
+
+
 @lru_cache(maxsize=512)
 def _chained(shapes: tuple[_Shape, ...]) -> Insert:
     """One statement for rows of these shapes, in order (PostgreSQL): the last row's INSERT, the others
     in data-modifying WITH clauses. They all run; the foreign keys are checked at the statement's end,
     so a row may point at another of the same statement."""
     writes = _writes(shapes)
-    return writes[-1].add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(writes[:-1])))
+    chained: Insert = _with_rows(writes[-1], writes[:-1])
+    return chained
 
 
 @lru_cache(maxsize=512)
 def _carried(statement: Any, shapes: tuple[_Shape, ...]) -> Any:
     """``statement`` with rows of these shapes written in data-modifying WITH clauses before it."""
-    return statement.add_cte(*(write.cte(f"row_{number}") for number, write in enumerate(_writes(shapes))))
+    return _with_rows(statement, _writes(shapes))
 
 
 _CARRIES = "diversion_carries_queued_rows"  # an execution option (``carrying_queued_rows``)
